@@ -1,0 +1,41 @@
+# Every target creates .venv on first use, so a fresh clone needs only python3.11, pip and make.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+FIXTURES := fixtures/recordings
+ARCHIVE ?= archive
+
+.PHONY: run test test-fast lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+## run: replay the bundled fixture recordings into ./archive and print the summary
+run: $(STAMP)
+	rm -rf $(ARCHIVE)
+	$(BIN)/chat-archiver replay $(FIXTURES) --out $(ARCHIVE)
+
+## test: the whole suite (unit, property, integration), then ruff and mypy
+test: $(STAMP)
+	$(BIN)/python -m pytest
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+## test-fast: the suite without slow and integration tests
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m 'not slow and not integration'
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+## bench: throughput and memory figures, one per line as `name: value unit`
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) $(ARCHIVE) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,12 @@
+"""The `merge` command (placeholder until its issue lands)."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("merge")
+    def _merge() -> None:
+        """Not implemented yet."""
+        raise typer.Exit(2)

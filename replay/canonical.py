@@ -1,0 +1,180 @@
+"""Canonical bytes of archive records and batch files (ARCHIVE_FORMAT.md sections 1-3).
+
+A batch file line is exactly what `json.dumps(record, separators=(",", ":"), sort_keys=True)`
+prints. That encoder is slow, so the hot path uses orjson with sorted keys and then rewrites the
+two things orjson does differently:
+
+- orjson writes UTF-8; `ensure_ascii` escapes every code point >= U+007F as `\\uXXXX` (astral
+  characters as surrogate pairs). Non-ASCII bytes can only occur inside JSON strings, so escaping
+  them after the fact is safe.
+- orjson prints floats below 1e-4 without an exponent (`0.00001` where repr gives `1e-05`), and
+  cannot encode ints beyond 64 bits or non-finite floats. Records whose numbers fall there take the
+  stdlib path. Everything else prints identically (a property test holds both paths to
+  `json.dumps`).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from replay.errors import InputError
+
+BATCH_INTERVAL = 60
+
+RECORD_KEYS = frozenset(
+    ("command", "params", "sender", "user", "host", "tags", "receivers", "time", "time_range")
+)
+
+_NON_ASCII = re.compile("[\x7f-\U0010ffff]")
+
+
+def _escape_char(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    code -= 0x10000
+    return f"\\u{0xD800 | (code >> 10):04x}\\u{0xDC00 | (code & 0x3FF):04x}"
+
+
+def _orjson_safe_number(value: object) -> bool:
+    if isinstance(value, float):
+        # orjson and repr agree on finite floats except those below 1e-4 (no exponent in orjson).
+        return value == 0.0 or 1e-4 <= abs(value) < float("inf")
+    if isinstance(value, int):
+        return -(2**63) <= value < 2**64
+    return True
+
+
+def _fast_path_ok(record: Mapping[str, Any]) -> bool:
+    if not (_orjson_safe_number(record.get("time")) and _orjson_safe_number(record.get("time_range"))):
+        return False
+    receivers = record.get("receivers")
+    if isinstance(receivers, dict):
+        return all(_orjson_safe_number(v) for v in receivers.values())
+    return True
+
+
+def canonical_json(record: Mapping[str, Any]) -> str:
+    """The record as `json.dumps(record, separators=(',', ':'), sort_keys=True)` prints it."""
+    if _fast_path_ok(record):
+        try:
+            raw = orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
+        except TypeError:
+            pass  # something orjson cannot encode (a huge int nested in tags): use the stdlib
+        else:
+            if raw.isascii():
+                return raw.decode("ascii")
+            return _NON_ASCII.sub(_escape_char, raw.decode("utf-8"))
+    return json.dumps(record, separators=(",", ":"), sort_keys=True)
+
+
+def sort_key(record: Mapping[str, Any], line: str) -> tuple[Any, Any, str]:
+    return (record["time"], record["time_range"], line)
+
+
+def format_batch(records: Iterable[Mapping[str, Any]]) -> bytes:
+    """The exact bytes of a batch file holding `records`: canonical lines, sorted, final newline."""
+    keyed = [(r["time"], r["time_range"], canonical_json(r)) for r in records]
+    keyed.sort()
+    if not keyed:
+        return b""
+    return ("\n".join(k[2] for k in keyed) + "\n").encode("ascii")
+
+
+def content_hash(data: bytes) -> str:
+    """SHA-256 of `data`, URL-safe base64 without padding (43 characters)."""
+    return base64.urlsafe_b64encode(hashlib.sha256(data).digest()).decode("ascii").rstrip("=")
+
+
+def batch_time_of(time: float) -> int:
+    """The start of the one-minute batch holding a record that starts at `time`."""
+    return int(time / BATCH_INTERVAL) * BATCH_INTERVAL
+
+
+def batch_relpath(batch_time: int, digest: str) -> tuple[str, str]:
+    """(hour folder, file name) of a batch: `YYYY-MM-DDTHH`, `MM:SS-HASH.json`."""
+    moment = datetime.fromtimestamp(batch_time, UTC)
+    return moment.strftime("%Y-%m-%dT%H"), f"{moment.strftime('%M:%S')}-{digest}.json"
+
+
+_NAME_RE = re.compile(r"^(\d{2}):(\d{2})-([A-Za-z0-9_-]{43})\.json$")
+_HOUR_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2})$")
+
+
+def parse_batch_name(hour: str, name: str) -> tuple[int, str] | None:
+    """(batch time, hash) from a batch file's hour folder and name, or None if it is not one."""
+    m = _NAME_RE.match(name)
+    h = _HOUR_RE.match(hour)
+    if not m or not h:
+        return None
+    try:
+        moment = datetime(
+            int(h.group(1)), int(h.group(2)), int(h.group(3)), int(h.group(4)),
+            int(m.group(1)), int(m.group(2)), tzinfo=UTC,
+        )
+    except ValueError:
+        return None
+    return int(moment.timestamp()), m.group(3)
+
+
+def validate_record(record: object) -> dict[str, Any]:
+    """Check that a decoded line has the archive record schema; raise InputError if not."""
+    if not isinstance(record, dict):
+        raise InputError("record is not a JSON object")
+    keys = set(record)
+    if keys != RECORD_KEYS:
+        missing = sorted(RECORD_KEYS - keys)
+        extra = sorted(keys - RECORD_KEYS)
+        raise InputError(f"record keys wrong (missing {missing}, unexpected {extra})")
+    if not isinstance(record["command"], str):
+        raise InputError("'command' is not a string")
+    params = record["params"]
+    if not isinstance(params, list) or not all(isinstance(p, str) for p in params):
+        raise InputError("'params' is not a list of strings")
+    for key in ("sender", "user", "host"):
+        if record[key] is not None and not isinstance(record[key], str):
+            raise InputError(f"'{key}' is not a string or null")
+    tags = record["tags"]
+    if tags is not None and (
+        not isinstance(tags, dict) or not all(isinstance(v, str) or v is True for v in tags.values())
+    ):
+        raise InputError("'tags' is not an object of strings")
+    receivers = record["receivers"]
+    if not isinstance(receivers, dict) or not receivers or not all(_is_number(v) for v in receivers.values()):
+        raise InputError("'receivers' is not a non-empty object of numbers")
+    if not _is_number(record["time"]) or not _is_number(record["time_range"]):
+        raise InputError("'time' or 'time_range' is not a number")
+    return record
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def parse_batch(data: bytes, source: str = "<batch>") -> list[dict[str, Any]]:
+    """Decode a batch file's bytes into validated records; InputError names the bad line."""
+    records = []
+    if not data:
+        return records
+    if not data.endswith(b"\n"):
+        raise InputError("batch file does not end with a newline (torn write?)", source)
+    for number, line in enumerate(data[:-1].split(b"\n"), 1):
+        try:
+            try:
+                value = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                value = json.loads(line)  # the stdlib takes what orjson refuses (huge ints), or says why not
+            records.append(validate_record(value))
+        except InputError as e:
+            raise e.at(source, number) from None
+        except ValueError as e:
+            raise InputError(f"invalid JSON: {e}", source, number) from None
+    return records

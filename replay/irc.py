@@ -1,0 +1,210 @@
+"""IRC message parsing: the IRCv3 reading (`parse`) and upstream's reading (`parse_compat`).
+
+Two readings exist because the archive must match upstream byte for byte, and upstream used the
+girc library, which differs from the IRCv3 specifications in small ways that change the bytes
+(ARCHIVE_FORMAT.md section 3):
+
+=====================  ===============================  ====================================
+detail                 IRCv3 (`parse`)                  girc (`parse_compat`, the archive)
+=====================  ===============================  ====================================
+tag without `=`        None                             True (JSON `true`)
+unknown escape `\\a`    `a`                              `\\a` kept
+lone `\\` at the end    dropped                          kept
+spaces in trailing     kept as sent                     runs collapsed to one, ends trimmed
+=====================  ===============================  ====================================
+
+Both raise `IRCParseError` (our own error) for anything they cannot read, never anything else.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Union
+
+from replay.errors import IRCParseError
+
+TagValue = Union[str, None]  # noqa: UP007 (a runtime alias; kept explicit for readers)
+
+_IRCV3_UNESCAPES = {":": ";", "s": " ", "\\": "\\", "r": "\r", "n": "\n"}
+_IRCV3_ESCAPES = {";": "\\:", " ": "\\s", "\\": "\\\\", "\r": "\\r", "\n": "\\n"}
+_ESCAPE_RE = re.compile(r"\\(.?)", re.DOTALL)
+_NEEDS_ESCAPE_RE = re.compile(r"[; \\\r\n]")
+_COMMAND_RE = re.compile(r"^(?:[A-Za-z]+|[0-9]{3})$")
+
+
+def unescape_tag_value(value: str) -> str:
+    """IRCv3 message-tags unescaping: unknown escapes drop the backslash, a final lone one is dropped."""
+    if "\\" not in value:
+        return value
+    return _ESCAPE_RE.sub(lambda m: _IRCV3_UNESCAPES.get(m.group(1), m.group(1)), value)
+
+
+def escape_tag_value(value: str) -> str:
+    if not _NEEDS_ESCAPE_RE.search(value):
+        return value
+    return "".join(_IRCV3_ESCAPES.get(c, c) for c in value)
+
+
+def _girc_unescape_match(m: re.Match[str]) -> str:
+    c = m.group(1)
+    if c == ":":
+        return ";"
+    if c == "s":
+        return " "
+    if c == "\\":
+        return "\\"
+    if c == "r":
+        return "\r"
+    if c == "n":
+        return "\n"
+    return m.group(0)  # unknown escape, or a lone backslash at the end: kept as written
+
+
+def unescape_tag_value_compat(value: str) -> str:
+    """girc's unescaping: known escapes decoded, anything else kept verbatim."""
+    if "\\" not in value:
+        return value
+    return _ESCAPE_RE.sub(_girc_unescape_match, value)
+
+
+def _check_chars(line: str) -> str:
+    if line.endswith("\n"):
+        line = line[:-1]
+    if line.endswith("\r"):
+        line = line[:-1]
+    if "\r" in line or "\n" in line or "\0" in line:
+        raise IRCParseError("line contains CR, LF or NUL")
+    return line
+
+
+@dataclass(frozen=True)
+class Message:
+    """A parsed IRC message (IRCv3 reading). `params` holds the trailing parameter without its `:`."""
+
+    tags: dict[str, TagValue] | None
+    source: str | None
+    command: str
+    params: list[str]
+
+    def to_line(self) -> str:
+        """Serialise to one IRC line (without CRLF) that `parse` reads back equal."""
+        parts = []
+        if self.tags is not None:
+            parts.append("@" + ";".join(
+                key if value is None else f"{key}={escape_tag_value(value)}" for key, value in self.tags.items()
+            ))
+        if self.source is not None:
+            parts.append(":" + self.source)
+        parts.append(self.command)
+        if self.params:
+            parts.extend(self.params[:-1])
+            # Always written as a trailing parameter: valid for any content, and it reads back equal.
+            parts.append(":" + self.params[-1])
+        return " ".join(parts)
+
+
+def parse(line: str) -> Message:
+    """Parse one IRC line per the IRCv3 message and message-tags specifications."""
+    line = _check_chars(line)
+    pos = 0
+    n = len(line)
+    tags: dict[str, TagValue] | None = None
+    if line.startswith("@"):
+        end = line.find(" ")
+        if end < 0:
+            raise IRCParseError("tags but no command")
+        tags = {}
+        for item in line[1:end].split(";"):
+            if not item:
+                continue
+            key, eq, value = item.partition("=")
+            if not key:
+                raise IRCParseError("tag with an empty key")
+            tags[key] = unescape_tag_value(value) if eq else None
+        pos = end
+    while pos < n and line[pos] == " ":
+        pos += 1
+    source = None
+    if pos < n and line[pos] == ":":
+        end = line.find(" ", pos)
+        if end < 0:
+            raise IRCParseError("source but no command")
+        source = line[pos + 1:end]
+        if not source:
+            raise IRCParseError("empty source")
+        pos = end
+        while pos < n and line[pos] == " ":
+            pos += 1
+    end = line.find(" ", pos)
+    if end < 0:
+        end = n
+    command = line[pos:end]
+    if not _COMMAND_RE.match(command):
+        raise IRCParseError(f"invalid command {command!r}" if command else "no command")
+    pos = end
+    params: list[str] = []
+    while pos < n:
+        while pos < n and line[pos] == " ":
+            pos += 1
+        if pos >= n:
+            break
+        if line[pos] == ":":
+            params.append(line[pos + 1:])
+            break
+        end = line.find(" ", pos)
+        if end < 0:
+            end = n
+        params.append(line[pos:end])
+        pos = end
+    return Message(tags, source, command.upper(), params)
+
+
+CompatTags = dict[str, "str | bool"]
+
+
+def parse_compat(
+    line: str,
+) -> tuple[str, list[str], str | None, str | None, str | None, CompatTags | None]:
+    """Upstream's (girc's) reading: (command, params, sender, user, host, tags), the archive's fields.
+
+    Words are separated by runs of spaces, and the trailing parameter is rebuilt from its words joined
+    by single spaces, as girc did.
+    """
+    line = line.strip("\r\n")
+    if "\r" in line or "\n" in line or "\0" in line:
+        raise IRCParseError("line contains CR, LF or NUL")
+    words = line.split(" ")
+    if "" in words:
+        words = [w for w in words if w]
+    if not words:
+        raise IRCParseError("empty line")
+    i = 0
+    tags: CompatTags | None = None
+    first = words[0]
+    if first[0] == "@":
+        tags = {}
+        for item in first[1:].split(";"):
+            key, eq, value = item.partition("=")
+            tags[key] = (unescape_tag_value_compat(value) if "\\" in value else value) if eq else True
+        i = 1
+    sender = user = host = None
+    if i < len(words) and words[i][0] == ":":
+        prefix = words[i][1:]
+        i += 1
+        if "@" in prefix:
+            prefix, _, host = prefix.rpartition("@")
+        if "!" in prefix:
+            prefix, _, user = prefix.partition("!")
+        sender = prefix
+    if i >= len(words):
+        raise IRCParseError("no command")
+    command = words[i].upper()
+    params: list[str] = []
+    for j in range(i + 1, len(words)):
+        word = words[j]
+        if word[0] == ":":
+            params.append(" ".join(words[j:])[1:])
+            break
+        params.append(word)
+    return command, params, sender, user, host, tags

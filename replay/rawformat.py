@@ -1,0 +1,167 @@
+"""The raw recording format, version 1: what a recorder writes and a replay reads.
+
+Specified in docs/raw-format.md. One JSON object per line, UTF-8, append-only. Every file opens
+with a `header`; then `open`, `recv`, `send` and `close` events follow, each with a per-process
+sequence number `seq` (the true order: wall clocks step, sequence numbers do not), the local
+wall-clock time `at` in integer microseconds, and the connection index `conn`.
+
+This module is pure: it turns bytes into typed events and back, and raises InputError on bad data.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import orjson
+
+from replay.errors import InputError
+
+FORMAT_NAME = "chat-archiver-raw"
+FORMAT_VERSION = 1
+
+# Event kinds. A header starts every file; the rest describe one connection each.
+HEADER = "header"
+OPEN = "open"
+RECV = "recv"
+SEND = "send"
+CLOSE = "close"
+EVENT_KINDS = frozenset((OPEN, RECV, SEND, CLOSE))
+
+DIALECT_TWITCH = "twitch"
+DIALECT_IRCV3 = "ircv3"
+DIALECTS = frozenset((DIALECT_TWITCH, DIALECT_IRCV3))
+
+# Commands whose arguments are credentials: only the command word reaches disk.
+_SECRET_COMMANDS = re.compile(r"^\s*(?:@\S+\s+)?(PASS|AUTHENTICATE|OPER)\b", re.IGNORECASE)
+REDACTED = "***"
+
+
+def redact(line: str) -> str:
+    """A sent line safe to store: credential-bearing commands lose their arguments."""
+    m = _SECRET_COMMANDS.match(line)
+    if m is None:
+        return line
+    return f"{m.group(1).upper()} {REDACTED}"
+
+
+@dataclass(frozen=True)
+class Header:
+    """Who wrote a raw file: one recorder process, identified by (recorder, slug)."""
+
+    recorder: str
+    slug: str
+    host: str
+    software: str
+    seq: int
+    at: int
+    version: int = FORMAT_VERSION
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": HEADER, "format": FORMAT_NAME, "version": self.version, "recorder": self.recorder,
+            "slug": self.slug, "host": self.host, "software": self.software, "seq": self.seq, "at": self.at,
+        }
+
+
+class Event(NamedTuple):
+    """One connection event. `text` is the line (recv/send), the server (open) or the reason (close).
+
+    `dialect` is only meaningful on `open` events.
+    """
+
+    kind: str
+    seq: int
+    at: int
+    conn: int
+    text: str
+    dialect: str = DIALECT_TWITCH
+
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}$")
+_SLUG_RE = re.compile(r"^[A-Za-z0-9]{1,32}$")
+
+
+def check_recorder_name(name: str) -> str:
+    if not _NAME_RE.match(name):
+        raise InputError(f"invalid recorder name {name!r} (letters, digits, '.', '_', '-')")
+    return name
+
+
+def check_slug(slug: str) -> str:
+    if not _SLUG_RE.match(slug):
+        raise InputError(f"invalid slug {slug!r} (1-32 letters or digits)")
+    return slug
+
+
+def receiver_name(recorder: str, slug: str, conn: int) -> str:
+    """The archive's receiver name for one connection: `RECORDER.SLUG.INDEX` (as upstream)."""
+    return f"{recorder}.{slug}.{conn}"
+
+
+def encode_header(header: Header) -> bytes:
+    return orjson.dumps(header.to_json()) + b"\n"
+
+
+def encode_event(event: Event) -> bytes:
+    obj: dict[str, Any] = {"kind": event.kind, "seq": event.seq, "at": event.at, "conn": event.conn}
+    if event.kind in (RECV, SEND):
+        obj["line"] = redact(event.text) if event.kind == SEND else event.text
+    elif event.kind == OPEN:
+        obj["server"] = event.text
+        obj["dialect"] = event.dialect
+    else:
+        obj["reason"] = event.text
+    return orjson.dumps(obj) + b"\n"
+
+
+def _int(obj: dict[str, Any], key: str) -> int:
+    value = obj.get(key)
+    if type(value) is not int or value < 0:
+        raise InputError(f"field {key!r} is not a non-negative integer")
+    return value
+
+
+def _str(obj: dict[str, Any], key: str) -> str:
+    value = obj.get(key)
+    if type(value) is not str:
+        raise InputError(f"field {key!r} is not a string")
+    return value
+
+
+def decode_line(data: bytes) -> Header | Event:
+    """Decode one line (without its newline). Raises InputError on anything malformed."""
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError as e:
+        raise InputError(f"not JSON ({e.msg})") from None
+    if type(obj) is not dict:
+        raise InputError("not a JSON object")
+    kind = obj.get("kind")
+    if kind == RECV:
+        # the hot path: one dict lookup per field, no generic validation
+        seq, at, conn, line = obj.get("seq"), obj.get("at"), obj.get("conn"), obj.get("line")
+        if type(seq) is int and type(at) is int and type(conn) is int and type(line) is str and conn >= 0:
+            return Event(RECV, seq, at, conn, line)
+    if kind == HEADER:
+        if obj.get("format") != FORMAT_NAME:
+            raise InputError("header of an unknown format")
+        version = _int(obj, "version")
+        if version != FORMAT_VERSION:
+            raise InputError(f"raw format version {version} is not supported (this reads {FORMAT_VERSION})")
+        return Header(
+            recorder=check_recorder_name(_str(obj, "recorder")), slug=check_slug(_str(obj, "slug")),
+            host=_str(obj, "host"), software=_str(obj, "software"), seq=_int(obj, "seq"), at=_int(obj, "at"),
+        )
+    if kind not in EVENT_KINDS:
+        raise InputError(f"unknown event kind {kind!r}")
+    seq, at, conn = _int(obj, "seq"), _int(obj, "at"), _int(obj, "conn")
+    if kind in (RECV, SEND):
+        return Event(kind, seq, at, conn, _str(obj, "line"))
+    if kind == OPEN:
+        dialect = obj.get("dialect", DIALECT_TWITCH)
+        if dialect not in DIALECTS:
+            raise InputError(f"unknown dialect {dialect!r}")
+        return Event(OPEN, seq, at, conn, _str(obj, "server"), dialect)
+    return Event(CLOSE, seq, at, conn, _str(obj, "reason"))

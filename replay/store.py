@@ -1,0 +1,139 @@
+"""Batch files on disk: the archive's I/O shell (layout in ARCHIVE_FORMAT.md section 1).
+
+Writes are atomic and durable: bytes go to a temporary name in the target folder, are fsynced,
+renamed into place, and the folder is fsynced, so a crash leaves either no file or the whole file,
+and a file that exists has reached the disk before anything downstream (a merge deleting its inputs)
+relies on it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from replay.canonical import batch_relpath, content_hash, format_batch, parse_batch, parse_batch_name
+from replay.errors import InputError, UsageError
+
+TEMP_SUFFIX = ".temp"
+
+_SAFE_CHANNEL = re.compile(r"^[^\x00-\x20/\\,:*?\"<>|\x7f]{1,200}$")
+
+
+def check_channel_dirname(channel: str) -> str:
+    """Return `channel` if it is safe as a folder name under the archive root, else raise UsageError.
+
+    Channel names come from the network, so a name that could leave the root (`..`, a slash, NUL) or
+    that a filesystem would mangle is refused rather than written.
+    """
+    if channel in (".", "..") or not _SAFE_CHANNEL.match(channel) or channel.startswith("."):
+        raise UsageError(f"refusing unsafe channel name as a folder: {channel!r}")
+    return channel
+
+
+def channel_chat_dir(root: str, channel: str) -> str:
+    return os.path.join(root, check_channel_dirname(channel), "chat")
+
+
+def fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _makedirs_durable(path: str) -> None:
+    """Create `path` and fsync each new folder's parent, so the new entries survive a crash."""
+    if os.path.isdir(path):
+        return
+    parent = os.path.dirname(path)
+    if parent and parent != path:
+        _makedirs_durable(parent)
+    try:
+        os.mkdir(path)
+    except FileExistsError:
+        return
+    fsync_dir(parent or ".")
+
+
+def write_bytes_atomic(path: str, data: bytes) -> None:
+    """Write `data` to `path` atomically and durably (temp file, fsync, rename, fsync folder)."""
+    folder = os.path.dirname(path)
+    _makedirs_durable(folder)
+    temp = f"{path}.{uuid.uuid4().hex}{TEMP_SUFFIX}"
+    try:
+        with open(temp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        try:
+            os.unlink(temp)
+        except OSError:
+            pass
+        raise
+    fsync_dir(folder)
+
+
+def write_batch_bytes(root: str, channel: str, batch_time: int, data: bytes) -> tuple[str, bool]:
+    """Store one batch's bytes. Returns (path, written); an existing file of the same name is kept."""
+    hour, name = batch_relpath(batch_time, content_hash(data))
+    path = os.path.join(channel_chat_dir(root, channel), hour, name)
+    if os.path.exists(path):
+        return path, False
+    write_bytes_atomic(path, data)
+    return path, True
+
+
+def write_batch(root: str, channel: str, batch_time: int, records: list[dict[str, Any]]) -> tuple[str, bool]:
+    return write_batch_bytes(root, channel, batch_time, format_batch(records))
+
+
+@dataclass(frozen=True, order=True)
+class BatchFile:
+    """A batch file found on disk."""
+
+    channel: str
+    batch_time: int
+    digest: str
+    path: str
+
+
+def list_channels(root: str) -> list[str]:
+    try:
+        names = sorted(os.listdir(root))
+    except FileNotFoundError:
+        return []
+    return [n for n in names if os.path.isdir(os.path.join(root, n, "chat"))]
+
+
+def iter_batch_files(root: str, channel: str) -> Iterator[BatchFile]:
+    """Every batch file of a channel, in time order. Temporary and foreign files are skipped."""
+    chat = os.path.join(root, channel, "chat")
+    try:
+        hours = sorted(os.listdir(chat))
+    except FileNotFoundError:
+        return
+    for hour in hours:
+        folder = os.path.join(chat, hour)
+        if not os.path.isdir(folder):
+            continue
+        for name in sorted(os.listdir(folder)):
+            parsed = parse_batch_name(hour, name)
+            if parsed is not None:
+                yield BatchFile(channel, parsed[0], parsed[1], os.path.join(folder, name))
+
+
+def read_batch_file(path: str) -> list[dict[str, Any]]:
+    """Read and validate one batch file. InputError names the file and line of any damage."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise InputError(f"cannot read: {e.strerror}", path) from None
+    return parse_batch(data, path)
