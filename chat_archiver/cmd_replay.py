@@ -1,12 +1,115 @@
-"""The `replay` command (in progress)."""
+"""`chat-archiver replay`: raw recordings in, the wubloader-compatible archive out."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import typer
+from rich.table import Table
+
+from chat_archiver.console import EXIT_PROBLEMS, err, fail, out, progress, warn
+from chat_archiver.timeparse import parse_time
+from replay.api import ReplayReport, replay
+from replay.errors import ReplayError
+from replay.rawfile import find_raw_files
+from replay.timestamps import Timing
+
+
+def _summary(report: ReplayReport) -> dict[str, object]:
+    s = report.stats
+    merge = report.merge
+    return {
+        "files": report.files,
+        "streams": report.streams,
+        "connections": s.connections,
+        "bytes_read": report.bytes_read,
+        "events": s.events,
+        "lines_read": s.lines,
+        "records": s.records,
+        "records_written": report.records_written,
+        "batches_written": report.batches_written,
+        "batches_already_present": report.batches_existing,
+        "channels": sorted(report.channels),
+        "skipped": dict(sorted(s.skipped.items())),
+        "raw_problems": [str(p) for p in report.raw_problems],
+        "line_problems": s.problems,
+        "merge": merge.as_dict() if hasattr(merge, "as_dict") else None,
+    }
 
 
 def register(app: typer.Typer) -> None:
     @app.command("replay")
-    def _replay() -> None:
-        """Not implemented yet."""
-        raise typer.Exit(2)
+    def replay_command(
+        raw_paths: list[Path] = typer.Argument(..., help="Raw recording files or folders (searched recursively)."),
+        out_root: Path = typer.Option(..., "--out", "-o", help="Archive root to write (created if missing)."),
+        channel: list[str] = typer.Option(None, "--channel", "-c", help="Only these channels (repeatable)."),
+        since: str = typer.Option(None, "--since", help="Only records whose range ends at or after this time."),
+        until: str = typer.Option(None, "--until", help="Only records that start before this time."),
+        jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Worker processes (one recorder process each)."),
+        no_merge: bool = typer.Option(
+            False, "--no-merge", help="Leave one file per connection and minute, as upstream's archiver writes them."
+        ),
+        max_server_lag: int = typer.Option(
+            60, help="Seconds a batch stays open past its minute (must exceed the 45 s JOIN/PART delay)."
+        ),
+        as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    ) -> None:
+        """Turn raw recordings into the chat archive (ROOT/CHANNEL/chat/HOUR/MM:SS-HASH.json).
+
+        The same recordings always give byte-identical files, whatever the order of the inputs or
+        the number of jobs. Damaged lines are reported (file:line) and skipped; the rest is kept.
+        Exit status: 0 done, 1 done but some input was damaged, 2 nothing could be done.
+        """
+        try:
+            timing = Timing(max_server_lag=max_server_lag)
+            t_since = parse_time(since) if since else None
+            t_until = parse_time(until) if until else None
+            paths = find_raw_files(str(p) for p in raw_paths)
+        except (ReplayError, ValueError) as e:
+            fail(str(e))
+        if not paths:
+            fail("no raw recordings (*.jsonl, *.jsonl.gz) found in " + ", ".join(map(str, raw_paths)))
+        try:
+            with progress(not as_json) as bar:
+                task = bar.add_task("replaying", total=len(paths))
+                report = replay(
+                    paths, str(out_root), channels=channel or None, since=t_since, until=t_until,
+                    timing=timing, jobs=jobs, merge=not no_merge,
+                    on_stream_done=lambda s: bar.advance(task, len(s.files)),
+                )
+        except ReplayError as e:
+            fail(str(e))
+        except OSError as e:
+            fail(f"{e.filename or out_root}: {e.strerror or e}")
+        summary = _summary(report)
+        problems = report.raw_problems or report.stats.problems
+        if as_json:
+            out.print_json(json.dumps(summary))
+        else:
+            for p in report.raw_problems:
+                warn(str(p))
+            for line in report.stats.problems[:20]:
+                warn(line)
+            if len(report.stats.problems) > 20:
+                warn(f"... and {len(report.stats.problems) - 20} more unparsable lines")
+            _print_table(summary)
+        if problems:
+            err.print(f"{len(report.raw_problems) + len(report.stats.problems)} damaged input line(s) skipped")
+            raise typer.Exit(EXIT_PROBLEMS)
+
+
+def _print_table(summary: dict[str, object]) -> None:
+    table = Table(title="replay summary", show_header=False)
+    for key in ("files", "streams", "connections", "lines_read", "records", "records_written",
+                "batches_written", "batches_already_present"):
+        table.add_row(key.replace("_", " "), f"{summary[key]:,}")
+    table.add_row("channels", ", ".join(summary["channels"]) or "-")  # type: ignore[arg-type]
+    for reason, count in summary["skipped"].items():  # type: ignore[attr-defined]
+        table.add_row(f"skipped: {reason}", f"{count:,}")
+    merge = summary.get("merge")
+    if isinstance(merge, dict):
+        for key, value in merge.items():
+            if isinstance(value, int):
+                table.add_row(f"merge: {key.replace('_', ' ')}", f"{value:,}")
+    out.print(table)

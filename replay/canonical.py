@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from replay.errors import InputError
+from replay.errors import InputError, UsageError
 
 BATCH_INTERVAL = 60
 
@@ -161,7 +161,7 @@ def _is_number(value: object) -> bool:
 
 def parse_batch(data: bytes, source: str = "<batch>") -> list[dict[str, Any]]:
     """Decode a batch file's bytes into validated records; InputError names the bad line."""
-    records = []
+    records: list[dict[str, Any]] = []
     if not data:
         return records
     if not data.endswith(b"\n"):
@@ -178,3 +178,17 @@ def parse_batch(data: bytes, source: str = "<batch>") -> list[dict[str, Any]]:
         except ValueError as e:
             raise InputError(f"invalid JSON: {e}", source, number) from None
     return records
+
+
+_SAFE_CHANNEL = re.compile(r"^[^\x00-\x20/\\,:*?\"<>|\x7f]{1,200}$")
+
+
+def check_channel_dirname(channel: str) -> str:
+    """Return `channel` if it is safe as a folder name under the archive root, else raise UsageError.
+
+    Channel names come from the network, so a name that could leave the root (`..`, a slash, NUL) or
+    that a filesystem would mangle is refused rather than written.
+    """
+    if channel.startswith(".") or not _SAFE_CHANNEL.match(channel):
+        raise UsageError(f"refusing unsafe channel name as a folder: {channel!r}")
+    return channel

@@ -160,7 +160,7 @@ def parse(line: str) -> Message:
     return Message(tags, source, command.upper(), params)
 
 
-CompatTags = dict[str, "str | bool"]
+CompatTags = dict[str, str | bool]
 
 
 def parse_compat(

@@ -8,6 +8,7 @@ still returned. Writing is append-only, flushed per line, fsynced at least once 
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
 import shutil
@@ -21,8 +22,18 @@ from typing import BinaryIO
 
 from replay.errors import InputError
 from replay.rawformat import (
-    CLOSE, DIALECT_TWITCH, OPEN, RECV, SEND, Event, Header, check_recorder_name, check_slug, decode_line,
-    encode_event, encode_header,
+    CLOSE,
+    DIALECT_TWITCH,
+    OPEN,
+    RECV,
+    SEND,
+    Event,
+    Header,
+    check_recorder_name,
+    check_slug,
+    decode_line,
+    encode_event,
+    encode_header,
 )
 
 RAW_SUFFIXES = (".jsonl", ".jsonl.gz")
@@ -84,7 +95,7 @@ def iter_file_events(path: str, problems: list[Problem]) -> Iterator[Event]:
     try:
         with _open_raw(path) as f:
             f.readline()  # the header, checked by read_header
-            for number, data in enumerate(f, 2):  # noqa: B007 (number is used after the loop)
+            for number, data in enumerate(f, 2):
                 if not data.endswith(b"\n"):
                     problems.append(Problem(path, number, "torn last line (recorder stopped mid-write); skipped"))
                     break
@@ -200,7 +211,7 @@ class RawWriter:
         old = self._path
         self._close_file()
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        self._file = open(path, "ab")
+        self._file = open(path, "ab")  # noqa: SIM115 (held open across calls; closed in _close_file)
         self._path = path
         self.paths.append(path)
         header = Header(self.recorder, self.slug, self.host, self.software, self._seq, at_us)
@@ -269,7 +280,5 @@ class RawWriter:
 
 
 def _gzip_quietly(path: str) -> None:
-    try:
+    with contextlib.suppress(OSError):  # the plain file stays; the reader takes either
         gzip_file(path)
-    except OSError:
-        pass  # the plain file stays; the reader takes either

@@ -8,31 +8,24 @@ relies on it.
 
 from __future__ import annotations
 
+import contextlib
 import os
-import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from replay.canonical import batch_relpath, content_hash, format_batch, parse_batch, parse_batch_name
-from replay.errors import InputError, UsageError
+from replay.canonical import (
+    batch_relpath,
+    check_channel_dirname,
+    content_hash,
+    format_batch,
+    parse_batch,
+    parse_batch_name,
+)
+from replay.errors import InputError
 
 TEMP_SUFFIX = ".temp"
-
-_SAFE_CHANNEL = re.compile(r"^[^\x00-\x20/\\,:*?\"<>|\x7f]{1,200}$")
-
-
-def check_channel_dirname(channel: str) -> str:
-    """Return `channel` if it is safe as a folder name under the archive root, else raise UsageError.
-
-    Channel names come from the network, so a name that could leave the root (`..`, a slash, NUL) or
-    that a filesystem would mangle is refused rather than written.
-    """
-    if channel in (".", "..") or not _SAFE_CHANNEL.match(channel) or channel.startswith("."):
-        raise UsageError(f"refusing unsafe channel name as a folder: {channel!r}")
-    return channel
-
 
 def channel_chat_dir(root: str, channel: str) -> str:
     return os.path.join(root, check_channel_dirname(channel), "chat")
@@ -72,10 +65,8 @@ def write_bytes_atomic(path: str, data: bytes) -> None:
             os.fsync(f.fileno())
         os.replace(temp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(temp)
-        except OSError:
-            pass
         raise
     fsync_dir(folder)
 

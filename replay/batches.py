@@ -1,0 +1,113 @@
+"""Theory of operation: one-minute batches, held open, then closed for good.
+
+Records are grouped by `batch_time_of(time)` into one-minute batches, per connection and channel
+(upstream ran one archiver per connection and channel, and each wrote its own files). A batch is
+held open while later lines may still change it, and closed (handed out to be written) once
+`now >= batch_time + batch_interval + max_server_lag`: by then no line that belongs to it can still
+arrive, as long as the server is never more than `max_server_lag` behind.
+
+While a batch is open, an exact server time narrows its estimated records: a line received before
+an exact one was sent before it, so a range that reaches past that exact time is cut there
+(`0 < t - m.time < m.time_range` gives `m.time_range = t - m.time`). Only this batch and the one
+before are searched, as upstream does, and only ranged records can shrink, so those are kept in a
+side list: the search costs the number of ranged records, not all records.
+
+A record that lands in a batch already closed opens a new batch for the same minute, which becomes
+a second file for that minute; the merge folds them later. Closing is a pure function of the
+receive times, so a replay closes exactly where the live archiver did.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from replay.timestamps import Timing
+
+Record = dict[str, Any]
+
+
+class ClosedBatch(NamedTuple):
+    channel: str
+    batch_time: int
+    records: list[Record]
+
+
+class _Batch:
+    __slots__ = ("deadline", "ranged", "records")
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.records: list[Record] = []
+        self.ranged: list[Record] = []
+
+
+class OpenBatches:
+    """The open batches of one connection, for all its channels."""
+
+    __slots__ = ("_by_channel", "_interval", "_lag", "next_deadline")
+
+    def __init__(self, timing: Timing) -> None:
+        self._interval = timing.batch_interval
+        self._lag = timing.max_server_lag
+        self._by_channel: dict[str, dict[int, _Batch]] = {}
+        self.next_deadline = float("inf")
+
+    def add(self, channel: str, record: Record) -> None:
+        time = record["time"]
+        batch_time = int(time / self._interval) * self._interval
+        batches = self._by_channel.get(channel)
+        if batches is None:
+            batches = self._by_channel[channel] = {}
+        batch = batches.get(batch_time)
+        if batch is None:
+            deadline = batch_time + self._interval + self._lag
+            batch = batches[batch_time] = _Batch(deadline)
+            self.next_deadline = min(self.next_deadline, deadline)
+        batch.records.append(record)
+        if record["time_range"] > 0:
+            batch.ranged.append(record)
+
+    def shrink(self, channel: str, server_time: float) -> None:
+        """Cut the ranges of open records of `channel` that reach past an exact `server_time`."""
+        batches = self._by_channel.get(channel)
+        if not batches:
+            return
+        batch_time = int(server_time / self._interval) * self._interval
+        for key in (batch_time, batch_time - self._interval):
+            batch = batches.get(key)
+            if batch is None:
+                continue
+            for m in batch.ranged:
+                between = server_time - m["time"]
+                if 0 < between < m["time_range"]:
+                    m["time_range"] = between
+
+    def close_due(self, now: float) -> list[ClosedBatch]:
+        """Close every batch whose deadline has passed at `now`."""
+        if now < self.next_deadline:
+            return []
+        closed = []
+        next_deadline = float("inf")
+        for channel, batches in self._by_channel.items():
+            for batch_time in sorted(batches):
+                batch = batches[batch_time]
+                if now >= batch.deadline:
+                    closed.append(ClosedBatch(channel, batch_time, batch.records))
+                    del batches[batch_time]
+                elif batch.deadline < next_deadline:
+                    next_deadline = batch.deadline
+        self.next_deadline = next_deadline
+        return closed
+
+    def close_all(self) -> list[ClosedBatch]:
+        closed = [
+            ClosedBatch(channel, batch_time, batches[batch_time].records)
+            for channel, batches in self._by_channel.items()
+            for batch_time in sorted(batches)
+        ]
+        self._by_channel.clear()
+        self.next_deadline = float("inf")
+        return closed
+
+    def __len__(self) -> int:
+        return sum(len(b) for b in self._by_channel.values())
