@@ -1,0 +1,236 @@
+"""From counters to verdicts: coverage, redundancy and timing findings of a whole archive.
+
+The per-file checks (`batch.py`) see one file at a time. What needs the whole picture lives here:
+which minutes are empty and whether anyone was listening then, which receivers saw what share of
+the messages, where the messages only one receiver saw cluster, and whose clock is off.
+
+Clock skew. For an exact record, receive time minus server time is network delay plus the
+receiver's clock offset. Nothing arrives before it was sent, so a median below `SKEW_BEHIND` means
+the receiver's clock is behind. A median far above the best receiver's (`SKEW_RELATIVE`) means its
+clock is ahead or its network lags; with a single receiver, an absolute `SKEW_AHEAD` stands in for
+the peer. Medians need `SKEW_MIN_SAMPLES` exact records to be trusted; fewer are not judged.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from chat_archiver.verify.coverage import Window, classify_empty_minutes, minute_spans, uncovered
+from chat_archiver.verify.findings import Finding, exit_status
+from chat_archiver.verify.tally import ChannelTally, ReceiverTally, recorder_of
+from replay.canonical import BATCH_INTERVAL
+
+SKEW_MIN_SAMPLES = 20
+SKEW_BEHIND = -1.0  # s
+SKEW_AHEAD = 5.0  # s
+SKEW_RELATIVE = 2.0  # s
+MIN_GAP = 1.0  # s; shorter spans without a connection are reconnect blips, reported only in JSON
+TOP_CLUSTERS = 5
+
+
+@dataclass
+class ReceiverSummary:
+    name: str
+    recorder: str
+    observations: int
+    seen: int
+    share: float | None  # of the messages in the minutes it was around
+    sole: int
+    first: float | None
+    last: float | None
+    delay_count: int
+    delay_p05: float | None
+    delay_p50: float | None
+    delay_p95: float | None
+    delay_min: float | None
+    delay_max: float | None
+
+
+@dataclass
+class HourSummary:
+    hour: int  # Unix seconds of the hour's start
+    records: int
+    messages: int
+    single: int
+    empty_minutes: int
+    gap_minutes: int
+
+
+@dataclass
+class ChannelReport:
+    channel: str
+    tally: ChannelTally
+    first_minute: int | None
+    last_minute: int | None
+    minute_states: dict[int, str]  # empty minutes only: quiet / gap / empty
+    empty_spans: list[tuple[int, int, str]]  # runs of empty minutes of one state
+    gaps: list[tuple[float, float]]  # spans with no connection (with raw recordings only)
+    receivers: list[ReceiverSummary]
+    recorder_shares: dict[str, float]
+    single_clusters: list[tuple[int, int, int]]  # (start, end, messages only one receiver saw)
+    hours: list[HourSummary]
+
+
+@dataclass
+class Report:
+    root: str
+    channels: list[ChannelReport]
+    findings: list[Finding]
+    windows: list[Window] | None
+    skew_reference: float | None = None
+    receiver_delays: dict[str, ReceiverTally] = field(default_factory=dict)
+
+    @property
+    def exit_status(self) -> int:
+        return exit_status(self.findings)
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def _summaries(tally: ChannelTally) -> list[ReceiverSummary]:
+    out = []
+    for name in sorted(tally.receivers):
+        rt = tally.receivers[name]
+        share = None
+        if rt.seen and math.isfinite(rt.first) and math.isfinite(rt.last):
+            lo = int(rt.first // BATCH_INTERVAL) * BATCH_INTERVAL
+            hi = int(rt.last // BATCH_INTERVAL) * BATCH_INTERVAL
+            around = sum(c[1] for m, c in tally.minutes.items() if lo <= m <= hi)
+            share = min(1.0, rt.seen / around) if around else None
+        out.append(ReceiverSummary(
+            name, recorder_of(name), rt.observations, rt.seen, share, rt.sole,
+            _finite(rt.first), _finite(rt.last), rt.delay_count,
+            rt.delay_quantile(0.05), rt.delay_quantile(0.5), rt.delay_quantile(0.95),
+            _finite(rt.delay_min) if rt.delay_count else None, _finite(rt.delay_max) if rt.delay_count else None,
+        ))
+    return out
+
+
+def _clusters(tally: ChannelTally) -> list[tuple[int, int, int]]:
+    """Runs of consecutive minutes holding messages only one receiver saw, biggest first."""
+    minutes = sorted(m for m, c in tally.minutes.items() if c[2])
+    runs: list[tuple[int, int, int]] = []
+    for m in minutes:
+        n = tally.minutes[m][2]
+        if runs and runs[-1][1] == m:
+            start, _end, total = runs[-1]
+            runs[-1] = (start, m + BATCH_INTERVAL, total + n)
+        else:
+            runs.append((m, m + BATCH_INTERVAL, n))
+    runs.sort(key=lambda r: (-r[2], r[0]))
+    return runs[:TOP_CLUSTERS]
+
+
+def _iso(t: float) -> str:
+    try:
+        return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (OverflowError, OSError, ValueError):
+        return repr(t)
+
+
+def analyse_channel(
+    channel: str, tally: ChannelTally, windows: list[Window] | None, findings: list[Finding],
+) -> ChannelReport:
+    """Coverage and redundancy of one channel; appends gap and single-receiver findings."""
+    minutes = tally.minutes
+    first = min(minutes) if minutes else None
+    last = max(minutes) if minutes else None
+    empty: list[int] = []
+    if first is not None and last is not None:
+        empty = [m for m in range(first, last + BATCH_INTERVAL, BATCH_INTERVAL) if m not in minutes]
+
+    gaps: list[tuple[float, float]] = []
+    if windows is not None and math.isfinite(tally.recv_first) and math.isfinite(tally.recv_last):
+        spans = [(w.start, w.end) for w in windows if w.covers(channel)]
+        gaps = uncovered(tally.recv_first, tally.recv_last, spans)
+        for lo, hi in gaps:
+            if hi - lo >= MIN_GAP:
+                findings.append(Finding(
+                    "gap", f"no recorder connected for {hi - lo:.1f} s, {_iso(lo)} to {_iso(hi)}",
+                    channel=channel, start=lo, end=hi,
+                ))
+    real_gaps = [g for g in gaps if g[1] - g[0] >= MIN_GAP]
+    states = classify_empty_minutes(empty, real_gaps, windows is not None)
+
+    empty_spans: list[tuple[int, int, str]] = []
+    for state in ("empty", "quiet", "gap"):
+        empty_spans.extend((a, b, state) for a, b in minute_spans(m for m, s in states.items() if s == state))
+    empty_spans.sort()
+
+    recorders = {recorder_of(r) for r in tally.receivers}
+    total = tally.messages
+    if total and len(recorders) == 1:
+        findings.append(Finding(
+            "single-receiver", f"every message was seen by one recorder only ({next(iter(recorders))})",
+            channel=channel,
+        ))
+    shares = {name: (n / total if total else 0.0) for name, n in sorted(tally.recorders.items())}
+
+    hours: dict[int, HourSummary] = {}
+    if first is not None and last is not None:
+        for m in range(first, last + BATCH_INTERVAL, BATCH_INTERVAL):
+            h = m - m % 3600
+            hs = hours.get(h)
+            if hs is None:
+                hours[h] = hs = HourSummary(h, 0, 0, 0, 0, 0)
+            counts = minutes.get(m)
+            if counts is not None:
+                hs.records += counts[0]
+                hs.messages += counts[1]
+                hs.single += counts[2]
+            else:
+                hs.empty_minutes += 1
+                if states.get(m) == "gap":
+                    hs.gap_minutes += 1
+    return ChannelReport(
+        channel, tally, first, last, states, empty_spans, gaps, _summaries(tally), shares, _clusters(tally),
+        [hours[h] for h in sorted(hours)],
+    )
+
+
+def skew_findings(
+    tallies: dict[str, ChannelTally], findings: list[Finding],
+) -> tuple[float | None, dict[str, ReceiverTally]]:
+    """Judge each receiver's clock from its receive delays over all channels (module docstring).
+
+    Returns the reference median (the best receiver's) and the per-receiver delay tallies.
+    """
+    merged: dict[str, ReceiverTally] = {}
+    for tally in tallies.values():
+        for name, rt in tally.receivers.items():
+            merged.setdefault(name, ReceiverTally()).add(rt)
+    medians = {
+        name: med for name, rt in merged.items()
+        if rt.delay_count >= SKEW_MIN_SAMPLES and (med := rt.delay_quantile(0.5)) is not None
+    }
+    plausible = [m for m in medians.values() if m >= SKEW_BEHIND]
+    reference = min(plausible) if plausible else None
+    for name in sorted(medians):
+        med = medians[name]
+        if med < SKEW_BEHIND:
+            message = f"median receive delay {med:+.2f} s: received before the server sent it, clock behind"
+        elif len(plausible) >= 2 and reference is not None and med - reference > SKEW_RELATIVE:
+            message = (f"median receive delay {med:+.2f} s, {med - reference:.2f} s more than the best receiver's"
+                       f" ({reference:+.2f} s): clock ahead or network lagging")
+        elif len(plausible) < 2 and med > SKEW_AHEAD:
+            message = f"median receive delay {med:+.2f} s: clock ahead or network lagging"
+        else:
+            continue
+        findings.append(Finding("clock-skew", f"{name}: {message}"))
+    return reference, merged
+
+
+def analyse(
+    root: str, tallies: dict[str, ChannelTally], findings: list[Finding], windows: list[Window] | None,
+) -> Report:
+    """The whole report from per-channel counters, the file and listing findings, and raw windows."""
+    findings = list(findings)
+    channels = [analyse_channel(name, tallies[name], windows, findings) for name in sorted(tallies)]
+    reference, delays = skew_findings(tallies, findings)
+    findings.sort(key=lambda f: (f.severity != "unreadable", f.severity != "problem", f.path or "", f.line or 0,
+                                 f.channel or "", f.start or 0.0, f.kind))
+    return Report(root, channels, findings, windows, reference, delays)

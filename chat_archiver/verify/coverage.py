@@ -1,0 +1,128 @@
+"""When was anyone listening? Connection windows from raw recordings, and the gaps between them.
+
+An empty minute in the archive means one of two things: the channel was quiet, or nobody was
+recording. Only the raw recordings can tell them apart, because they say when each connection was
+open. A connection's window runs from its `open` event to its `close` event; a recording that ends
+without a `close` (the process died, or the file is still being written) ends the windows it left
+open at its last event, the last moment the process is known to have been alive.
+
+Which channels a connection covered comes from the `JOIN` lines it sent. A connection that sent no
+JOIN we can read is taken to cover every channel: an IRCv3 server may join it by configuration, and
+assuming coverage is the one reading that does not invent a gap the recording does not show.
+
+Everything here is pure: events in, windows and spans out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from replay.canonical import BATCH_INTERVAL
+from replay.errors import InputError
+from replay.irc import parse_compat
+from replay.rawformat import CLOSE, OPEN, SEND, Event, receiver_name
+
+
+@dataclass(frozen=True)
+class Window:
+    """One connection's time on the air, in Unix seconds."""
+
+    receiver: str
+    start: float
+    end: float
+    closed: bool  # False: the recording ended with the connection still open
+    channels: frozenset[str] | None  # None: unknown, taken as all channels
+
+    def covers(self, channel: str) -> bool:
+        return self.channels is None or channel in self.channels
+
+
+def _joined_channels(line: str) -> list[str]:
+    try:
+        command, params, *_rest = parse_compat(line)
+    except InputError:
+        return []
+    if command != "JOIN" or not params:
+        return []
+    return [c.lstrip("#").lower() for c in params[0].split(",") if c.strip("#")]
+
+
+def connection_windows(recorder: str, slug: str, events: Iterable[Event]) -> list[Window]:
+    """The windows of every connection in one recorder process's events (in sequence order)."""
+    opened: dict[int, float] = {}
+    channels: dict[int, set[str]] = {}
+    windows: list[Window] = []
+    last_at: float | None = None
+
+    def finish(conn: int, end: float, closed: bool) -> None:
+        start = opened.pop(conn)
+        joined = channels.pop(conn, set())
+        windows.append(Window(
+            receiver_name(recorder, slug, conn), start, max(start, end), closed,
+            frozenset(joined) if joined else None,
+        ))
+
+    for event in events:
+        at = event.at / 1_000_000
+        last_at = at
+        if event.kind == OPEN:
+            if event.conn in opened:  # reopened without a close: the old one ended here at the latest
+                finish(event.conn, at, False)
+            opened[event.conn] = at
+        elif event.kind == CLOSE:
+            if event.conn in opened:
+                finish(event.conn, at, True)
+        elif event.kind == SEND and event.conn in opened:
+            joined = _joined_channels(event.text)
+            if joined:
+                channels.setdefault(event.conn, set()).update(joined)
+    for conn in sorted(opened):
+        assert last_at is not None
+        finish(conn, last_at, False)
+    windows.sort(key=lambda w: (w.start, w.receiver))
+    return windows
+
+
+def uncovered(start: float, end: float, windows: Iterable[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The parts of [start, end] that no window covers, in order."""
+    spans: list[tuple[float, float]] = []
+    cursor = start
+    for lo, hi in sorted(windows):
+        if hi <= cursor:
+            continue
+        if lo > cursor:
+            spans.append((cursor, min(lo, end)))
+        cursor = max(cursor, hi)
+        if cursor >= end:
+            break
+    if cursor < end:
+        spans.append((cursor, end))
+    return [(a, b) for a, b in spans if b > a]
+
+
+def minute_spans(minutes: Iterable[int]) -> list[tuple[int, int]]:
+    """Runs of consecutive batch times, as [first, last + 60) spans."""
+    spans: list[tuple[int, int]] = []
+    for minute in sorted(minutes):
+        if spans and spans[-1][1] == minute:
+            spans[-1] = (spans[-1][0], minute + BATCH_INTERVAL)
+        else:
+            spans.append((minute, minute + BATCH_INTERVAL))
+    return spans
+
+
+def classify_empty_minutes(
+    empty: Iterable[int], gaps: list[tuple[float, float]], have_raw: bool,
+) -> dict[int, str]:
+    """Name each empty minute: `quiet` (a recorder was connected all minute long), `gap` (at some
+    point nobody was), or `empty` (no raw recordings were given, so nobody can tell)."""
+    result: dict[int, str] = {}
+    for minute in empty:
+        if not have_raw:
+            result[minute] = "empty"
+            continue
+        end = minute + BATCH_INTERVAL
+        hit = any(lo < end and hi > minute for lo, hi in gaps)
+        result[minute] = "gap" if hit else "quiet"
+    return result

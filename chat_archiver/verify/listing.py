@@ -1,0 +1,72 @@
+"""What belongs in an archive's folders: names in, verdicts out (pure; scan.py does the listing).
+
+    ROOT/CHANNEL/chat/YYYY-MM-DDTHH/MM:00-HASH.json
+
+Anything else under `chat/` was not written by an archiver: a leftover temporary file
+(`NAME.json.<uuid>.temp`, from a write that never reached its rename), a stray file, a folder that
+is not an hour. Several batch files for one minute are legal between merges, but a merged archive
+has one, so they are reported as `unmerged`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from chat_archiver.verify.findings import Finding
+from replay.canonical import BATCH_INTERVAL, parse_batch_name
+from replay.store import TEMP_SUFFIX
+
+_HOUR_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}$")
+
+
+@dataclass(frozen=True, order=True)
+class BatchEntry:
+    """A batch file to check: where it is and what its name claims."""
+
+    channel: str
+    batch_time: int
+    digest: str
+    path: str
+
+
+def is_hour_folder(name: str) -> bool:
+    return bool(_HOUR_RE.match(name))
+
+
+def classify_hour_entry(
+    channel: str, hour: str, name: str, path: str, is_dir: bool,
+) -> BatchEntry | Finding:
+    """A batch file to check, or a finding about a name that is not one."""
+    if not is_dir:
+        parsed = parse_batch_name(hour, name)
+        if parsed is not None:
+            return BatchEntry(channel, parsed[0], parsed[1], path)
+        if name.endswith(TEMP_SUFFIX):
+            return Finding("temp-file", "leftover temporary file (an interrupted write)", path, channel=channel)
+    what = "folder" if is_dir else "file"
+    return Finding("foreign-file", f"{what} that is not a batch file", path, channel=channel)
+
+
+def name_findings(entry: BatchEntry) -> list[Finding]:
+    """Findings about a batch file's name alone (its seconds must be 00)."""
+    if entry.batch_time % BATCH_INTERVAL:
+        return [Finding("bad-name", "batch time is not on a whole minute", entry.path, channel=entry.channel)]
+    return []
+
+
+def unmerged_findings(entries: Iterable[BatchEntry]) -> list[Finding]:
+    """One finding per minute that has several batch files, naming them all."""
+    by_minute: dict[tuple[str, int], list[str]] = {}
+    for e in entries:
+        by_minute.setdefault((e.channel, e.batch_time - e.batch_time % BATCH_INTERVAL), []).append(e.path)
+    findings = []
+    for (channel, _minute), paths in sorted(by_minute.items()):
+        if len(paths) > 1:
+            paths.sort()
+            others = ", ".join(p.rsplit("/", 1)[-1] for p in paths[1:])
+            findings.append(Finding(
+                "unmerged", f"{len(paths)} files for this minute (also {others})", paths[0], channel=channel,
+            ))
+    return findings

@@ -1,0 +1,245 @@
+"""How a verify report is shown: a rich terminal report for people, one JSON document for scripts.
+
+Both are built from the same `Report`, so they cannot disagree; the JSON schema is documented in
+docs/verify-export.md (`JSON_VERSION` goes up when a field changes meaning or disappears).
+
+The coverage heat map draws one row per hour and one cell per minute: the cell's shade says how
+many records the minute holds relative to the busiest minute, and empty minutes show what they
+are: a dot quiet (a recorder was connected), a red cross a gap (nobody was), `?` unknown (no raw
+recordings given). Archives longer than `HEATMAP_MAX_HOURS` get one row per day and one cell per
+hour instead, so the map stays readable.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+from rich.console import Console, Group, RenderableType
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from chat_archiver.verify.analysis import ChannelReport, Report
+from chat_archiver.verify.findings import NOTICE, PROBLEM, UNREADABLE
+from chat_archiver.verify.tally import RANGE_CLASSES
+
+JSON_VERSION = 1
+HEATMAP_MAX_HOURS = 72
+FINDINGS_SHOWN = 40
+_SHADES = "▁▂▃▄▅▆▇█"
+_EMPTY_MARK = {"quiet": ("·", "dim"), "gap": ("×", "bold red"), "empty": ("?", "yellow")}
+
+
+def iso(t: float | None) -> str | None:
+    """UTC ISO 8601 with a Z, whole seconds unless there is a fraction; None stays None."""
+    if t is None or not math.isfinite(t):
+        return None
+    try:
+        moment = datetime.fromtimestamp(t, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+    text = moment.isoformat(timespec="milliseconds" if t != int(t) else "seconds")
+    return text.replace("+00:00", "Z")
+
+
+# ---------------------------------------------------------------- JSON
+
+
+def _channel_json(ch: ChannelReport) -> dict[str, Any]:
+    t = ch.tally
+    return {
+        "files": t.files,
+        "bytes": t.bytes,
+        "records": t.records,
+        "messages": t.messages,
+        "first_minute": iso(ch.first_minute),
+        "last_minute": iso(ch.last_minute),
+        "minutes": [[iso(m), *t.minutes[m]] for m in sorted(t.minutes)],
+        "hours": [
+            {"hour": iso(h.hour), "records": h.records, "messages": h.messages, "single_receiver": h.single,
+             "empty_minutes": h.empty_minutes, "gap_minutes": h.gap_minutes}
+            for h in ch.hours
+        ],
+        "empty_spans": [{"start": iso(a), "end": iso(b), "state": s} for a, b, s in ch.empty_spans],
+        "gaps": [{"start": iso(a), "end": iso(b), "seconds": round(b - a, 3)} for a, b in ch.gaps],
+        "time_ranges": {name: t.ranges.get(name, 0) for name in RANGE_CLASSES},
+        "receivers": {
+            r.name: {
+                "recorder": r.recorder, "observations": r.observations, "messages_seen": r.seen,
+                "share": r.share, "only_receiver": r.sole, "first_receive": iso(r.first),
+                "last_receive": iso(r.last),
+                "delay": {"count": r.delay_count, "min": r.delay_min, "p05": r.delay_p05, "p50": r.delay_p50,
+                          "p95": r.delay_p95, "max": r.delay_max},
+            }
+            for r in ch.receivers
+        },
+        "recorder_shares": ch.recorder_shares,
+        "single_receiver": {
+            "messages": t.single,
+            "clusters": [{"start": iso(a), "end": iso(b), "messages": n} for a, b, n in ch.single_clusters],
+        },
+    }
+
+
+def report_json(report: Report) -> dict[str, Any]:
+    """The report as one JSON-ready dict (schema in docs/verify-export.md)."""
+    status = report.exit_status
+    return {
+        "version": JSON_VERSION,
+        "root": report.root,
+        "status": {0: "healthy", 1: "problems", 2: "unreadable"}[status],
+        "exit_code": status,
+        "counts": {sev: sum(1 for f in report.findings if f.severity == sev) for sev in (PROBLEM, NOTICE, UNREADABLE)},
+        "findings": [f.to_json() for f in report.findings],
+        "channels": {ch.channel: _channel_json(ch) for ch in report.channels},
+        "connections": None if report.windows is None else [
+            {"receiver": w.receiver, "start": iso(w.start), "end": iso(w.end), "closed": w.closed,
+             "channels": None if w.channels is None else sorted(w.channels)}
+            for w in report.windows
+        ],
+        "skew_reference": report.skew_reference,
+    }
+
+
+# ---------------------------------------------------------------- terminal
+
+
+def _fmt_time(t: float | None) -> str:
+    text = iso(t)
+    return text.replace("T", " ").rstrip("Z") if text else "-"
+
+
+def _fmt_delay(v: float | None) -> str:
+    return "-" if v is None else f"{v:+.2f}"
+
+
+def _heatmap(ch: ChannelReport) -> RenderableType:
+    if ch.first_minute is None or ch.last_minute is None:
+        return Text("no records", style="dim")
+    minutes = ch.tally.minutes
+    hours = (ch.last_minute - ch.first_minute) // 3600 + 1
+    text = Text()
+    if hours <= HEATMAP_MAX_HOURS:
+        peak = max(c[0] for c in minutes.values())
+        first_hour = ch.first_minute - ch.first_minute % 3600
+        text.append("hour (UTC)     " + "".join(str(i // 10) if i % 10 == 0 else " " for i in range(60)) + "\n",
+                    style="dim")
+        for h in range(first_hour, ch.last_minute + 1, 3600):
+            text.append(f"{_fmt_time(h)[:13]}  ", style="dim")
+            for m in range(h, h + 3600, 60):
+                _cell(text, m, minutes.get(m), peak, ch)
+            text.append("\n")
+    else:
+        hourly = {hs.hour: hs for hs in ch.hours}
+        peak = max((hs.records for hs in ch.hours), default=1) or 1
+        first_day = ch.first_minute - ch.first_minute % 86400
+        text.append("day (UTC)   " + "".join(str(i // 10) if i % 6 == 0 else " " for i in range(24)) + "\n",
+                    style="dim")
+        for d in range(first_day, ch.last_minute + 1, 86400):
+            text.append(f"{_fmt_time(d)[:10]}  ", style="dim")
+            for h in range(d, d + 86400, 3600):
+                hs = hourly.get(h)
+                if hs is None:
+                    text.append(" ")
+                elif hs.gap_minutes:
+                    text.append("×", style="bold red")
+                elif hs.records == 0:
+                    text.append("·", style="dim")
+                else:
+                    text.append(_SHADES[min(7, int(8 * hs.records / peak))], style="green")
+            text.append("\n")
+    text.append("shade: records per minute (per hour beyond 3 days); · quiet  × nobody connected  ? unknown",
+                style="dim")
+    return text
+
+
+def _cell(text: Text, minute: int, counts: list[int] | None, peak: int, ch: ChannelReport) -> None:
+    if ch.first_minute is None or ch.last_minute is None or not ch.first_minute <= minute <= ch.last_minute:
+        text.append(" ")
+        return
+    if counts is None:
+        mark, style = _EMPTY_MARK[ch.minute_states.get(minute, "empty")]
+        text.append(mark, style=style)
+        return
+    shade = _SHADES[min(7, int(8 * counts[0] / peak))] if peak else _SHADES[0]
+    text.append(shade, style="yellow" if counts[2] and counts[1] and counts[2] * 2 > counts[1] else "green")
+
+
+def _channel_panel(ch: ChannelReport) -> Panel:
+    t = ch.tally
+    parts: list[RenderableType] = []
+    span = f"{_fmt_time(ch.first_minute)} .. {_fmt_time(ch.last_minute)}" if ch.first_minute is not None else "-"
+    parts.append(Text(
+        f"{t.files} files, {t.records} records, {t.messages} messages with an id, "
+        f"{sum(1 for _ in ch.minute_states)} empty minutes; {span} UTC"
+    ))
+    parts.append(_heatmap(ch))
+
+    hours = Table(title="per hour", title_justify="left", box=None, pad_edge=False)
+    for col in ("hour (UTC)", "records", "messages", "1 receiver", "empty min", "gap min"):
+        hours.add_column(col, justify="right" if col != "hour (UTC)" else "left")
+    for hs in ch.hours:
+        hours.add_row(_fmt_time(hs.hour)[:13], str(hs.records), str(hs.messages), str(hs.single),
+                      str(hs.empty_minutes), Text(str(hs.gap_minutes), style="red" if hs.gap_minutes else ""))
+    parts.append(hours)
+
+    if ch.gaps:
+        gaps = Table(title="spans with no recorder connected", title_justify="left", box=None)
+        gaps.add_column("from")
+        gaps.add_column("to")
+        gaps.add_column("seconds", justify="right")
+        for a, b in ch.gaps:
+            gaps.add_row(_fmt_time(a), _fmt_time(b), f"{b - a:.1f}")
+        parts.append(gaps)
+
+    recv = Table(title="receivers", title_justify="left", box=None)
+    for col in ("receiver", "lines", "msgs seen", "share", "only it", "delay p05", "p50", "p95"):
+        recv.add_column(col, justify="left" if col == "receiver" else "right")
+    for r in ch.receivers:
+        recv.add_row(r.name, str(r.observations), str(r.seen), "-" if r.share is None else f"{100 * r.share:.1f}%",
+                     str(r.sole), _fmt_delay(r.delay_p05), _fmt_delay(r.delay_p50), _fmt_delay(r.delay_p95))
+    parts.append(recv)
+    if ch.recorder_shares:
+        parts.append(Text("share of messages per recorder: " + ", ".join(
+            f"{name} {100 * share:.1f}%" for name, share in ch.recorder_shares.items())))
+    if t.single:
+        where = "; ".join(f"{_fmt_time(a)[:16]}..{_fmt_time(b)[11:16]} ({n})" for a, b, n in ch.single_clusters)
+        parts.append(Text(f"messages only one receiver saw: {t.single}; biggest clusters: {where}"))
+
+    mix = ", ".join(f"{name} {t.ranges[name]}" for name in RANGE_CLASSES if t.ranges.get(name))
+    parts.append(Text(f"time ranges: {mix or '-'}"))
+    return Panel(Group(*parts), title=f"[bold]{ch.channel}[/]", title_align="left")
+
+
+def render(report: Report, console: Console) -> None:
+    """Print the human report."""
+    status = report.exit_status
+    verdict = {0: "[bold green]healthy[/]", 1: "[bold red]problems found[/]",
+               2: "[bold red]could not read everything[/]"}[status]
+    console.print(f"archive [bold]{report.root}[/]: {verdict}")
+    problems = [f for f in report.findings if f.severity != NOTICE]
+    notices = [f for f in report.findings if f.severity == NOTICE]
+    for title, items in (("problems", problems), ("notices", notices)):
+        if not items:
+            continue
+        table = Table(title=f"{title} ({len(items)})", title_justify="left", box=None)
+        table.add_column("kind", style="red" if title == "problems" else "yellow", no_wrap=True)
+        table.add_column("where", overflow="fold")
+        table.add_column("what", overflow="fold")
+        for f in items[:FINDINGS_SHOWN]:
+            table.add_row(f.kind, f.where, f.message)
+        console.print(table)
+        if len(items) > FINDINGS_SHOWN:
+            console.print(f"... and {len(items) - FINDINGS_SHOWN} more (see --json)", style="dim")
+    for ch in report.channels:
+        console.print(_channel_panel(ch))
+    if report.windows is not None:
+        table = Table(title="recorder connections", title_justify="left", box=None)
+        for col in ("receiver", "open", "until", "closed", "channels"):
+            table.add_column(col)
+        for w in report.windows:
+            table.add_row(w.receiver, _fmt_time(w.start), _fmt_time(w.end), "yes" if w.closed else "no (ended)",
+                          "all" if w.channels is None else ", ".join(sorted(w.channels)))
+        console.print(table)

@@ -1,0 +1,157 @@
+"""The I/O shell of verify: list the archive, read each file once, hand bytes to the pure checks.
+
+Files are read one at a time (whole, since a batch file is one minute of chat: a few MB at most)
+and reduced to counters at once, so memory follows the number of minutes, not of records. On an
+archive big enough to pay for it, the files are spread over a process pool: checking is CPU-bound
+(JSON decoding and encoding), so a second core nearly halves the time.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from chat_archiver.verify.analysis import Report, analyse
+from chat_archiver.verify.batch import FileScan, check_batch
+from chat_archiver.verify.coverage import Window, connection_windows
+from chat_archiver.verify.findings import Finding
+from chat_archiver.verify.listing import (
+    BatchEntry,
+    classify_hour_entry,
+    is_hour_folder,
+    name_findings,
+    unmerged_findings,
+)
+from chat_archiver.verify.tally import ChannelTally
+from replay.errors import InputError
+from replay.rawfile import Problem, find_raw_files, group_streams, iter_stream_events
+
+# Below this many files a pool costs more (starting workers) than it saves.
+POOL_MIN_FILES = 64
+
+
+class VerifyError(Exception):
+    """Verify could not even start: the root or a raw path is missing or unreadable."""
+
+
+@dataclass
+class Listing:
+    """Everything found under the chat folders, before any file is read."""
+
+    channels: list[str]
+    entries: list[BatchEntry] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+
+
+def _scandir(path: str, findings: list[Finding], channel: str | None) -> list[os.DirEntry[str]]:
+    try:
+        with os.scandir(path) as it:
+            return sorted(it, key=lambda e: e.name)
+    except OSError as e:
+        findings.append(Finding("unreadable", f"cannot list folder: {e.strerror}", path, channel=channel))
+        return []
+
+
+def list_archive(root: str, channel: str | None = None) -> Listing:
+    """List the archive (or one channel of it) and judge every name found under `chat/`."""
+    if not os.path.isdir(root):
+        raise VerifyError(f"{root}: not a folder")
+    if channel is not None:
+        if not os.path.isdir(os.path.join(root, channel, "chat")):
+            raise VerifyError(f"{root}: no channel {channel!r} (no {channel}/chat folder)")
+        channels = [channel]
+    else:
+        try:
+            channels = sorted(n for n in os.listdir(root) if os.path.isdir(os.path.join(root, n, "chat")))
+        except OSError as e:
+            raise VerifyError(f"{root}: cannot list: {e.strerror}") from None
+    listing = Listing(channels)
+    if not channels:
+        listing.findings.append(Finding("no-channels", "no CHANNEL/chat folder here", root))
+    for name in channels:
+        chat = os.path.join(root, name, "chat")
+        for hour in _scandir(chat, listing.findings, name):
+            is_dir = hour.is_dir(follow_symlinks=False)
+            if not (is_dir and is_hour_folder(hour.name)):
+                kind = "folder" if is_dir else "file"
+                listing.findings.append(Finding(
+                    "foreign-file", f"{kind} that is not an hour folder", hour.path, channel=name,
+                ))
+                continue
+            for item in _scandir(hour.path, listing.findings, name):
+                got = classify_hour_entry(name, hour.name, item.name, item.path, item.is_dir(follow_symlinks=False))
+                if isinstance(got, Finding):
+                    listing.findings.append(got)
+                else:
+                    listing.entries.append(got)
+                    listing.findings.extend(name_findings(got))
+    listing.findings.extend(unmerged_findings(listing.entries))
+    return listing
+
+
+def scan_file(entry: BatchEntry) -> tuple[str, FileScan]:
+    """Read and check one batch file (runs in a worker process on big archives)."""
+    try:
+        with open(entry.path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        scan = FileScan([Finding("unreadable", f"cannot read: {e.strerror}", entry.path, channel=entry.channel)])
+        return entry.channel, scan
+    return entry.channel, check_batch(data, entry.path, entry.channel, entry.batch_time, entry.digest)
+
+
+def _scans(entries: list[BatchEntry], jobs: int) -> Iterator[tuple[str, FileScan]]:
+    if jobs <= 1 or len(entries) < POOL_MIN_FILES:
+        for entry in entries:
+            yield scan_file(entry)
+        return
+    # forkserver: safe when the parent runs threads (a progress bar does), and cheap to start.
+    context = multiprocessing.get_context("forkserver")
+    with context.Pool(jobs) as pool:
+        yield from pool.imap_unordered(scan_file, entries, chunksize=4)
+
+
+def read_windows(raw_paths: list[str], findings: list[Finding]) -> list[Window]:
+    """Connection windows of every recorder process in the raw recordings under `raw_paths`."""
+    try:
+        files = find_raw_files(raw_paths)
+    except InputError as e:
+        raise VerifyError(str(e)) from None
+    problems: list[Problem] = []
+    windows: list[Window] = []
+    for stream in group_streams(files, problems):
+        events = iter_stream_events(stream, problems)
+        windows.extend(connection_windows(stream.header.recorder, stream.header.slug, events))
+    for p in problems:
+        findings.append(Finding("raw-problem", p.message, p.source, p.line))
+    windows.sort(key=lambda w: (w.start, w.receiver))
+    return windows
+
+
+def default_jobs() -> int:
+    return max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+
+
+def verify_archive(
+    root: str, *, channel: str | None = None, raw: list[str] | None = None, jobs: int | None = None,
+    on_listed: Callable[[int], None] | None = None, on_file: Callable[[], None] | None = None,
+) -> Report:
+    """Check an archive and return the full report. Raises VerifyError if the root cannot be read.
+
+    `on_listed(n)` is called once the n batch files are known, `on_file()` after each is checked:
+    the CLI hangs its progress bar on them.
+    """
+    listing = list_archive(root, channel)
+    findings = list(listing.findings)
+    windows = read_windows(raw, findings) if raw else None
+    if on_listed is not None:
+        on_listed(len(listing.entries))
+    tallies = {name: ChannelTally() for name in listing.channels}
+    for name, scan in _scans(listing.entries, jobs if jobs is not None else default_jobs()):
+        tallies[name].add(scan.tally)
+        findings.extend(scan.findings)
+        if on_file is not None:
+            on_file()
+    return analyse(root, tallies, findings, windows)
