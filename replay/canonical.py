@@ -33,6 +33,7 @@ RECORD_KEYS = frozenset(
     ("command", "params", "sender", "user", "host", "tags", "receivers", "time", "time_range")
 )
 
+_LONG_DIGITS = re.compile(rb"\d{19}")
 _NON_ASCII = re.compile("[\x7f-\U0010ffff]")
 
 
@@ -168,10 +169,13 @@ def parse_batch(data: bytes, source: str = "<batch>") -> list[dict[str, Any]]:
         raise InputError("batch file does not end with a newline (torn write?)", source)
     for number, line in enumerate(data[:-1].split(b"\n"), 1):
         try:
-            try:
-                value = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                value = json.loads(line)  # the stdlib takes what orjson refuses (huge ints), or says why not
+            if _LONG_DIGITS.search(line):
+                value = json.loads(line)  # orjson reads ints beyond 64 bits as floats; the stdlib keeps them
+            else:
+                try:
+                    value = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    value = json.loads(line)  # raises with the stdlib's clearer message
             records.append(validate_record(value))
         except InputError as e:
             raise e.at(source, number) from None

@@ -53,7 +53,7 @@ def ircv3_server_time(tags: CompatTags | None) -> float | None:
     except (ValueError, OverflowError):
         return None
     fraction = m.group(7) or ""
-    scale = 10 ** len(fraction)
+    scale: int = 10 ** len(fraction)
     return (whole * scale + int(fraction or "0")) / scale
 
 

@@ -153,6 +153,9 @@ def iter_stream_events(stream: Stream, problems: list[Problem]) -> Iterator[Even
             yield event
 
 
+_HOUR_US = 3600 * 1_000_000
+
+
 def raw_file_path(out_dir: str, recorder: str, slug: str, at_us: int) -> str:
     hour = datetime.fromtimestamp(at_us / 1_000_000, UTC).strftime("%Y-%m-%dT%H")
     return os.path.join(out_dir, recorder, f"{hour}.{slug}.jsonl")
@@ -199,8 +202,11 @@ class RawWriter:
         self._path: str | None = None
         self._last_fsync = monotonic()
         self._dirty = False
+        self._hour_end_us = -1  # the current file takes events until this time (exclusive)
+        self._closed = False
         self.bytes_written = 0
         self.fsync_seconds_total = 0.0
+        self.fsync_count = 0
         self.paths: list[str] = []
 
     @property
@@ -231,9 +237,15 @@ class RawWriter:
 
     def _write(self, kind: str, conn: int, text: str, at_us: int, dialect: str = DIALECT_TWITCH) -> int:
         with self._lock:
-            path = raw_file_path(self.out_dir, self.recorder, self.slug, at_us)
-            if path != self._path:
-                self._rotate_to(path, at_us)
+            if self._closed:
+                raise ValueError("write to a closed RawWriter")
+            # Rotation only moves forward: an event stamped before the current hour (the wall clock
+            # stepped back) stays in the current file. Going back to an older hour's file would put
+            # a second header in the middle of it. This also spares a strftime per event.
+            if at_us >= self._hour_end_us or self._file is None:
+                self._hour_end_us = -1  # until the new file is open: a failed rotation is retried
+                self._rotate_to(raw_file_path(self.out_dir, self.recorder, self.slug, at_us), at_us)
+                self._hour_end_us = (at_us // _HOUR_US + 1) * _HOUR_US
             seq = self._seq
             self._seq += 1
             self._append(encode_event(Event(kind, seq, at_us, conn, text, dialect)))
@@ -258,6 +270,7 @@ class RawWriter:
             start = self._monotonic()
             os.fsync(self._file.fileno())
             self.fsync_seconds_total += self._monotonic() - start
+            self.fsync_count += 1
             self._dirty = False
         self._last_fsync = self._monotonic()
 
@@ -273,7 +286,9 @@ class RawWriter:
             self._file = None
 
     def close(self) -> None:
+        """fsync and close; later writes raise ValueError (they would otherwise start a new file)."""
         with self._lock:
+            self._closed = True
             self._close_file()
             if self._path is not None and self.gzip_finished:
                 _gzip_quietly(self._path)

@@ -1,0 +1,95 @@
+"""The canonical line is exactly what upstream's json.dumps call prints (ARCHIVE_FORMAT.md section 2)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from replay.canonical import (
+    batch_relpath,
+    batch_time_of,
+    canonical_json,
+    content_hash,
+    format_batch,
+    parse_batch,
+    parse_batch_name,
+)
+from replay.errors import InputError
+from tests.strategies import archive_records
+
+
+def upstream(record: dict) -> str:
+    return json.dumps(record, separators=(",", ":"), sort_keys=True)
+
+
+@given(archive_records())
+@example({"command": "PRIVMSG", "params": ["#c", "h\u00e9llo \U0001f389 \x7f \x00 \u2028"], "sender": None,
+          "user": None, "host": None, "tags": {"a": True, "b": ""}, "receivers": {"h.x.0": 1e-05},
+          "time": 1700000012.345, "time_range": 0.0})
+@example({"command": "JOIN", "params": [], "sender": None, "user": None, "host": None, "tags": None,
+          "receivers": {"h.x.0": 2**70}, "time": 1e16, "time_range": -0.0})
+def test_canonical_json_equals_json_dumps(record: dict) -> None:
+    assert canonical_json(record) == upstream(record)
+
+
+@given(st.lists(archive_records(), max_size=6))
+def test_format_batch_is_sorted_lines_with_final_newline(records: list[dict]) -> None:
+    data = format_batch(records)
+    if not records:
+        assert data == b""
+        return
+    assert data.endswith(b"\n")
+    lines = [upstream(r) for r in records]
+    expected = sorted(zip(records, lines, strict=True), key=lambda p: (p[0]["time"], p[0]["time_range"], p[1]))
+    assert data.decode("ascii").split("\n")[:-1] == [line for _r, line in expected]
+
+
+@given(st.lists(archive_records(), min_size=1, max_size=4))
+def test_parse_batch_reads_back_what_format_batch_wrote(records: list[dict]) -> None:
+    data = format_batch(records)
+    assert format_batch(parse_batch(data)) == data
+
+
+def test_spec_example_a_hash_and_name() -> None:
+    # The file name from ARCHIVE_FORMAT.md example A, from the bytes given there.
+    line_1 = (
+        '{"command":"PRIVMSG","host":"someviewer.tmi.twitch.tv","params":["#desertbus","h\\u00e9llo Kappa '
+        '\\ud83c\\udf89"],"receivers":{"host1.Ab3dE.0":1700000012.456789},"sender":"someviewer","tags":{"badge-info"'
+        ':"","badges":"subscriber/12","color":"#1E90FF","display-name":"SomeViewer","emotes":"25:7-11","first-msg":"0"'
+        ',"flags":"","id":"b34ccfc7-4977-403a-8a94-33c6bac34fb8","mod":"0","room-id":"22510310","subscriber":"1",'
+        '"tmi-sent-ts":"1700000012345","turbo":"0","user-id":"12345678","user-type":""},"time":1700000012.345,'
+        '"time_range":0,"user":"someviewer"}'
+    )
+    line_2 = (
+        '{"command":"ROOMSTATE","host":null,"params":["#desertbus"],"receivers":{"host1.Ab3dE.0":1700000013.0},'
+        '"sender":"tmi.twitch.tv","tags":{"emote-only":"0","room-id":"22510310","slow":"0"},"time":1700000012.345,'
+        '"time_range":10,"user":null}'
+    )
+    data = (line_1 + "\n" + line_2 + "\n").encode()
+    assert format_batch(parse_batch(data)) == data
+    digest = content_hash(data)
+    assert len(digest) == 43
+    assert batch_relpath(batch_time_of(1700000012.345), digest) == (
+        "2023-11-14T22", "13:00-CYRdVkiNzh1vbWPsXPLDqMXZDQS94hFMa-O8tUfX5As.json"
+    )
+
+
+def test_batch_time_and_names() -> None:
+    assert batch_time_of(1699999975.25) == 1699999920
+    assert parse_batch_name("2023-11-14T22", "12:00-" + "A" * 43 + ".json") == (1699999920, "A" * 43)
+    assert parse_batch_name("2023-11-14T22", "12:00-" + "A" * 43 + ".json.abc.temp") is None
+    assert parse_batch_name("2023-13-14T22", "12:00-" + "A" * 43 + ".json") is None
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    (b'{"command":"X"}\n', "f.json:1: record keys wrong"),
+    (b"not json\n", "f.json:1: invalid JSON"),
+    (b'{"command":"X"}', "f.json: batch file does not end with a newline"),
+])
+def test_parse_batch_names_the_bad_file_and_line(data: bytes, message: str) -> None:
+    with pytest.raises(InputError) as e:
+        parse_batch(data, "f.json")
+    assert str(e.value).startswith(message)
