@@ -37,3 +37,101 @@ def archive_records(draw: Any, numbers: Any = None) -> dict[str, Any]:
         "time": draw(number),
         "time_range": draw(number),
     }
+
+
+# --- merge (issue 4): realistic multi-receiver streams, including what breaks naive merges ---------
+# A "world" is a list of observations: single-receiver records. Archives are drawn from it, each
+# holding some observations (some twice), some already merged. Times stay near MERGE_MINUTE0.
+
+MERGE_MINUTE0 = 1_700_000_040  # a minute boundary (divisible by 60)
+MERGE_RECEIVERS = ("host1.Ab3dE.0", "host2.Zz9xY.0", "host3.Qq1wE.1", "host4.Mm5nB.0")
+_merge_nick = st.sampled_from(["alice", "bob", "carol"])
+_merge_text = st.sampled_from(["hi", "h\u00e9llo \U0001f389", "Kappa", ""])
+
+
+def _merge_record(command: str, user: str | None, params: list[str], tag_map: dict[str, Any] | None,
+                  *obs: Any) -> dict[str, Any]:
+    receiver_name, received, time, time_range = obs
+    return {
+        "command": command, "params": params, "tags": tag_map,
+        "sender": user or "tmi.twitch.tv", "user": user, "host": f"{user}.tmi.twitch.tv" if user else None,
+        "receivers": {receiver_name: received}, "time": time, "time_range": time_range,
+    }
+
+
+def _delay(draw: Any) -> float:
+    return draw(st.integers(1_000, 900_000)) / 1_000_000
+
+
+@st.composite
+def merge_observations(draw: Any, cross_minute: bool = True) -> list[dict[str, Any]]:
+    """Single-receiver records of a realistic stream spanning three minutes.
+
+    Kinds: Twitch PRIVMSG with `id` and exact time seen by up to 4 receivers (duplicate deliveries,
+    id conflicts via a small id alphabet, `0` vs `0.0` ranges); IRCv3 `msgid` with per-receiver
+    ranges (across a minute boundary only if `cross_minute`); CLEARCHAT (exact, no id); JOIN/PART
+    estimated per receiver, one receiver seeing equal content twice; chained ([0,0],[0,1],[1,1])
+    and touching ([0,1],[1,2]) ranges of one JOIN over distinct receivers.
+    """
+    out: list[dict[str, Any]] = []
+    for _ in range(draw(st.integers(1, 8))):
+        kind = draw(st.sampled_from(["privmsg", "msgid", "clearchat", "join", "chain", "notice"]))
+        minute = MERGE_MINUTE0 + 60 * draw(st.integers(0, 2))
+        seen = draw(st.lists(st.sampled_from(MERGE_RECEIVERS), min_size=1, max_size=5))  # repeats = re-deliveries
+        user = draw(_merge_nick)
+        if kind in ("privmsg", "clearchat"):
+            ms = minute * 1000 + draw(st.integers(0, 59_999))
+            t = ms / 1000
+            zero: float = draw(st.sampled_from([0, 0, 0.0]))
+            if kind == "privmsg":
+                tag_map: dict[str, Any] = {"id": draw(st.sampled_from(["m1", "m2", "m3"])), "tmi-sent-ts": str(ms)}
+                params = ["#chan", draw(_merge_text)]
+            else:
+                tag_map, params = {"room-id": "1", "tmi-sent-ts": str(ms)}, ["#chan", user]
+            for name in seen:
+                out.append(_merge_record(kind.upper(), user if kind == "privmsg" else None, params, tag_map,
+                                         name, t + _delay(draw), t, zero))
+        elif kind == "msgid":
+            lo = 5 if cross_minute else 15
+            center = minute + draw(st.integers(lo, 45 if not cross_minute else 59)) + draw(st.integers(0, 999)) / 1000
+            tag_map = {"msgid": draw(st.sampled_from(["x1", "x2"]))}
+            for name in seen:
+                start = center - draw(st.integers(0, 9_000)) / 1000
+                width = draw(st.sampled_from([10, 15, 10.0, 12.5]))
+                out.append(_merge_record("PRIVMSG", user, ["#chan", "hey"], tag_map, name,
+                                         start + 10 + _delay(draw), start, width))
+        elif kind in ("join", "notice"):
+            for name in seen:
+                received = minute + 50 + draw(st.integers(0, 9_999_999)) / 1_000_000
+                if kind == "join":
+                    out.append(_merge_record(draw(st.sampled_from(["JOIN", "PART"])), user, ["#chan"], None,
+                                             name, received, received - 55, 55))
+                else:
+                    out.append(_merge_record("NOTICE", None, ["#chan", "slow mode"], {"msg-id": "slow_on"},
+                                             name, received, received - 5, draw(st.sampled_from([10, 10.0]))))
+        else:  # chained or touching ranges of one JOIN, one receiver each (upstream's counterexample)
+            base: float = minute + draw(st.sampled_from([10, 10.5]))
+            shape = draw(st.sampled_from([[(0, 0), (0, 1), (1, 1)], [(0, 1), (1, 2)], [(0, 0.0), (0, 1.0)]]))
+            names = draw(st.permutations(MERGE_RECEIVERS))
+            for (a, b), name in zip(shape, names, strict=False):
+                out.append(_merge_record("JOIN", user, ["#chan"], None, name, base + 50, base + a, b - a))
+    return out
+
+
+@st.composite
+def merge_archives(draw: Any, count: int = 3, cross_minute: bool = True) -> list[list[dict[str, Any]]]:
+    """`count` archives (record lists) drawn from one world: observations shared between archives,
+    some twice in one archive, some archives already merged (as a replica's files would be)."""
+    from merge.core import merge_records
+
+    world = draw(merge_observations(cross_minute=cross_minute))
+    archives: list[list[dict[str, Any]]] = [[] for _ in range(count)]
+    for record in world:
+        homes = draw(st.lists(st.integers(0, count - 1), min_size=0, max_size=count + 1))
+        for home in homes:
+            archives[home].append(record)
+    result = []
+    for records in archives:
+        shuffled = draw(st.permutations(records))
+        result.append(merge_records(shuffled) if shuffled and draw(st.booleans()) else shuffled)
+    return result

@@ -1,0 +1,353 @@
+"""The merge: a pure function of the set of observations an archive holds (a join-semilattice).
+
+Theory of operation
+-------------------
+An *observation* is one receiver's sighting of one message: (content, receiver, receive time,
+time, time_range), where *content* is the record without `receivers`, `time` and `time_range`.
+A record with k receivers is k observations. The merged archive of a set S of observations is
+`f(S)`, and merging archives a and b is `f(obs(a) | obs(b))`. The laws (associative, commutative,
+idempotent, the empty archive as identity, at the byte level) follow from one property:
+`f(obs(f(X)) | Y) == f(X | Y)` for all X, Y, i.e. `f(X)` stands for X exactly. f is built
+group by group so that each group is a join-semilattice of its own:
+
+* Records with an id (tag `id`, or `msgid` from IRCv3 servers) are one message by definition.
+  Group key: the content (which holds the id). A group folds into one record: per receiver the
+  smallest receive time (a second delivery to one receiver is a duplicate, counted, not a second
+  message), and the range is the intersection of the members' ranges: `lo = max(time)`,
+  `hi = min(time + time_range)`. min, max and union are semilattices, so the fold is one.
+  Two contents with one id are two groups: both kept, counted as a conflict. Disjoint ranges
+  (`lo > hi`, the server contradicting itself) keep `time_range = hi - lo < 0`, counted too.
+* Records without an id are grouped by (content, exact time, exact time_range), so nothing with
+  a different range is ever folded: three chained JOIN ranges [0,0], [0,1], [1,1] stay three
+  lines whatever the merge order (upstream's fuzzy pairing folds them differently per order).
+  Within a group each receiver's distinct receive times are sorted and event i takes the i-th
+  time of every receiver that has one: exact-time records (CLEARCHAT) seen by several receivers
+  fold into one line, while one receiver's two sightings stay two messages. The group is just
+  the set of (receiver, receive time) pairs, so this is lossless: obs(f(X)) == X.
+
+Numbers. Ties between an int and an equal float are broken towards the int (so `0` never turns
+into `0.0`, upstream's idempotence defect). A range that is numerically 0 is written as int `0`.
+For a folded id record, `time = lo` and `time_range` is, among the members lying exactly on
+`(lo, hi)` and the computed width `hi - lo`, the int if any, else the smallest float. Including
+the computed width among the candidates is what makes the choice associative: a merged record
+contributes exactly that width, so it must never beat a member's value in one grouping and lose
+in another. `lo + time_range == hi` must hold exactly for the round trip; it does when
+`hi - lo` is exact (Sterbenz: `hi/2 <= lo <= 2*hi`), which holds for Unix times after 1970-01-02
+with any range shorter than decades. Numbers must be finite and ints within 2**53 (InputError).
+
+Cost: one dict lookup per record and a sort per group and of the output: O(n log n).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Hashable, Iterable, Mapping
+from dataclasses import dataclass
+from operator import itemgetter
+from typing import Any
+
+from merge.errors import InputError
+from replay.canonical import batch_time_of, canonical_json
+
+Number = int | float
+
+CONTENT_KEYS = ("command", "host", "params", "sender", "tags", "user")
+EXACT_LIMIT = 2**53
+
+# (value, is_float): a total order on numbers in which an int sorts before the equal float.
+NumKey = tuple[Number, bool]
+
+# An output item: (time, time_range, canonical line, record, origins of its observations).
+Item = tuple[Number, Number, str, dict[str, Any], frozenset[Hashable]]
+
+_sort_key = itemgetter(0, 1, 2)
+
+
+def message_id(record: Mapping[str, Any]) -> str | None:
+    """The message id of a record (`id` tag, else IRCv3 `msgid`), or None. Only strings count."""
+    tags = record.get("tags")
+    if not tags:
+        return None
+    value = tags.get("id")
+    if isinstance(value, str):
+        return value
+    value = tags.get("msgid")
+    return value if isinstance(value, str) else None
+
+
+def _num(value: Any, what: str) -> Number:
+    """Check a number against the merge's preconditions; -0.0 becomes 0.0 (one zero, one byte form)."""
+    if type(value) is float:
+        if not math.isfinite(value):
+            raise InputError(f"{what} is not finite: {value!r}")
+        return value if value != 0.0 else 0.0
+    if type(value) is int:
+        if -EXACT_LIMIT <= value <= EXACT_LIMIT:
+            return value
+        raise InputError(f"{what} is an int beyond 2**53: {value!r}")
+    raise InputError(f"{what} is not a number: {value!r}")
+
+
+def _key(value: Number) -> NumKey:
+    return (value, type(value) is float)
+
+
+class _IdGroup:
+    """All observations of one (id, content): folds into one record."""
+
+    __slots__ = ("content", "dups", "members", "message_id", "origins", "receivers")
+
+    def __init__(self, content: dict[str, Any], mid: str) -> None:
+        self.content = content
+        self.message_id = mid
+        self.receivers: dict[str, Number] = {}
+        self.dups: dict[str, set[NumKey]] | None = None  # distinct receive times, once a receiver repeats
+        self.members: set[tuple[Number, bool, Number, bool]] = set()
+        self.origins: set[Hashable] = set()
+
+    def add_receiver(self, name: str, when: Number) -> None:
+        current = self.receivers.get(name)
+        if current is None:
+            self.receivers[name] = when
+            return
+        new, old = _key(when), _key(current)
+        if new == old:
+            return
+        if self.dups is None:
+            self.dups = {}
+        self.dups.setdefault(name, {old}).add(new)
+        if new < old:
+            self.receivers[name] = when
+
+    def fold(self) -> tuple[Number, Number, bool]:
+        """(time, time_range, disjoint) of the folded record; see the module essay for why."""
+        lo_key: tuple[Number, bool] | None = None  # (value, is_int): max prefers the int
+        hi_key: NumKey | None = None  # (value, is_float): min prefers the int
+        for t, t_float, r, _r_float in self.members:
+            k = (t, not t_float)
+            if lo_key is None or k > lo_key:
+                lo_key = k
+            h = t + r
+            hk = (h, type(h) is float)
+            if hi_key is None or hk < hi_key:
+                hi_key = hk
+        assert lo_key is not None and hi_key is not None  # a group has at least one member
+        lo, hi = lo_key[0], hi_key[0]
+        width = hi - lo
+        if width == 0:
+            return lo, 0, False
+        # Candidates: the computed width and every member lying exactly on (lo, hi); the int wins,
+        # then the smallest value. The order is (is_float, value).
+        best: tuple[bool, Number] = (type(width) is float, width)
+        for t, _t_float, r, r_float in self.members:
+            if t == lo and t + r == hi and (r_float, r) < best:
+                best = (r_float, r)
+        return lo, best[1], lo > hi
+
+
+class _PlainGroup:
+    """All observations of one (content, exact time, exact range) without an id."""
+
+    __slots__ = ("content", "origins", "receivers", "time", "time_range")
+
+    def __init__(self, content: dict[str, Any], time: Number, time_range: Number) -> None:
+        self.content = content
+        self.time = time
+        self.time_range = time_range
+        self.receivers: dict[str, set[NumKey]] = {}
+        self.origins: set[Hashable] = set()
+
+
+@dataclass(frozen=True)
+class MergeCounts:
+    """What one merge saw. Informational: the merged bytes never depend on these."""
+
+    records_in: int = 0
+    observations_in: int = 0
+    records_out: int = 0
+    duplicate_deliveries: int = 0  # an id received more than once by one receiver (extra copies)
+    id_conflicts: int = 0  # extra contents sharing one id (each kept as its own record)
+    range_conflicts: int = 0  # id records whose members' ranges do not intersect
+
+
+@dataclass(frozen=True)
+class Merged:
+    """The result of a merge: items in canonical order, and counts."""
+
+    items: list[Item]
+    counts: MergeCounts
+
+    def records(self) -> list[dict[str, Any]]:
+        return [item[3] for item in self.items]
+
+    def to_bytes(self) -> bytes:
+        """The batch file bytes (what `format_batch` gives, without encoding every line twice)."""
+        if not self.items:
+            return b""
+        return ("\n".join(item[2] for item in self.items) + "\n").encode("ascii")
+
+    def by_batch(self) -> dict[int, list[Item]]:
+        """Items split by the one-minute batch their `time` falls in, in canonical order."""
+        out: dict[int, list[Item]] = {}
+        for item in self.items:
+            out.setdefault(batch_time_of(item[0]), []).append(item)
+        return out
+
+    def entangled(self) -> set[Hashable]:
+        """Origins (and batch times) that a merge of windows must rewrite together.
+
+        With origins being the batch times of the files the observations came from, an item whose
+        origins are not exactly its own batch either moved between minutes or joined observations
+        of several minutes; every minute involved must then be rewritten, or a record would be lost
+        (deleted from one minute, not written to the other) or doubled.
+        """
+        out: set[Hashable] = set()
+        for item in self.items:
+            b = batch_time_of(item[0])
+            if item[4] != {b}:
+                out |= item[4]
+                out.add(b)
+        return out
+
+
+def items_to_bytes(items: Iterable[Item]) -> bytes:
+    lines = [item[2] for item in items]
+    return ("\n".join(lines) + "\n").encode("ascii") if lines else b""
+
+
+class Merger:
+    """Accumulates records (as observations) and folds them on `finish()`.
+
+    Feed archives with `add()` in any order, split any way: only the set of observations matters.
+    `origin` tags where records came from (the directory shell passes the file's batch time); it
+    never changes the merged bytes.
+    """
+
+    def __init__(self) -> None:
+        self._groups: dict[Any, _IdGroup | _PlainGroup] = {}
+        self._records_in = 0
+        self._observations_in = 0
+
+    def add(self, records: Iterable[Mapping[str, Any]], origin: Hashable = None) -> None:
+        """Add records. Raises InputError (with the record's index as `line`, from 1) if one is unusable."""
+        groups = self._groups
+        for index, record in enumerate(records, 1):
+            try:
+                content = {k: record[k] for k in CONTENT_KEYS}
+                receivers = record["receivers"]
+                time = _num(record["time"], "time")
+                time_range = _num(record["time_range"], "time_range")
+                if not isinstance(receivers, dict) or not receivers:
+                    raise InputError("receivers is not a non-empty object")
+                key_json = canonical_json(content)
+                mid = message_id(record)
+                group: _IdGroup | _PlainGroup | None
+                if mid is not None:
+                    group = groups.get(key_json)
+                    if group is None:
+                        group = groups[key_json] = _IdGroup(content, mid)
+                    assert isinstance(group, _IdGroup)
+                    group.members.add((time, type(time) is float, time_range, type(time_range) is float))
+                    for name, when in receivers.items():
+                        if not isinstance(name, str):
+                            raise InputError("a receiver name is not a string")
+                        group.add_receiver(name, _num(when, "receive time"))
+                else:
+                    if time_range == 0:
+                        time_range = 0
+                    key = (key_json, time, type(time) is float, time_range, type(time_range) is float)
+                    group = groups.get(key)
+                    if group is None:
+                        group = groups[key] = _PlainGroup(content, time, time_range)
+                    assert isinstance(group, _PlainGroup)
+                    for name, when in receivers.items():
+                        if not isinstance(name, str):
+                            raise InputError("a receiver name is not a string")
+                        group.receivers.setdefault(name, set()).add(_key(_num(when, "receive time")))
+            except InputError as e:
+                raise InputError(e.message, None, index) from None
+            except (KeyError, TypeError, AttributeError, ValueError) as e:
+                raise InputError(f"not an archive record ({type(e).__name__}: {e})", None, index) from None
+            if origin is not None:
+                group.origins.add(origin)
+            self._records_in += 1
+            self._observations_in += len(receivers)
+
+    def finish(self) -> Merged:
+        """Fold every group; the items come out in canonical batch order."""
+        items: list[Item] = []
+        duplicates = range_conflicts = 0
+        ids: Counter[str] = Counter()
+        for group in self._groups.values():
+            origins = frozenset(group.origins)
+            if isinstance(group, _IdGroup):
+                ids[group.message_id] += 1
+                time, time_range, disjoint = group.fold()
+                range_conflicts += disjoint
+                if group.dups is not None:
+                    duplicates += sum(len(s) - 1 for s in group.dups.values())
+                record = dict(group.content)
+                record["receivers"] = {name: group.receivers[name] for name in sorted(group.receivers)}
+                record["time"] = time
+                record["time_range"] = time_range
+                items.append((time, time_range, canonical_json(record), record, origins))
+                continue
+            times = {name: sorted(keys) for name, keys in group.receivers.items()}
+            names = sorted(times)
+            for i in range(max(len(v) for v in times.values())):
+                record = dict(group.content)
+                record["receivers"] = {name: times[name][i][0] for name in names if len(times[name]) > i}
+                record["time"] = group.time
+                record["time_range"] = group.time_range
+                items.append((group.time, group.time_range, canonical_json(record), record, origins))
+        items.sort(key=_sort_key)
+        counts = MergeCounts(
+            records_in=self._records_in,
+            observations_in=self._observations_in,
+            records_out=len(items),
+            duplicate_deliveries=duplicates,
+            id_conflicts=sum(n - 1 for n in ids.values()),
+            range_conflicts=range_conflicts,
+        )
+        return Merged(items, counts)
+
+
+def merge(*archives: Iterable[Mapping[str, Any]]) -> Merged:
+    """Merge archives (each an iterable of records) into one canonical result."""
+    merger = Merger()
+    for archive in archives:
+        merger.add(archive)
+    return merger.finish()
+
+
+def merge_records(*archives: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The merged records, in canonical order (`format_batch` of them gives the merged bytes)."""
+    return merge(*archives).records()
+
+
+def merge_bytes(*archives: Iterable[Mapping[str, Any]]) -> bytes:
+    """The merged batch bytes of `archives`."""
+    return merge(*archives).to_bytes()
+
+
+Observation = tuple[str, str, NumKey, NumKey, NumKey]
+
+
+def observations(records: Iterable[Mapping[str, Any]]) -> set[Observation]:
+    """The set of observations a list of records holds: (content, receiver, receive time, time, range).
+
+    Numbers are (value, is_float) pairs so that `1` and `1.0` stay apart, as they do in the bytes.
+    For tests and the docs: `observations(merge_records(a)) == observations(a)` for records without
+    an id; with an id, each receiver keeps its earliest time and the range is the intersection.
+    """
+    out: set[Observation] = set()
+    for record in records:
+        content = canonical_json({k: record[k] for k in CONTENT_KEYS})
+        time_range = record["time_range"]
+        if time_range == 0:
+            time_range = 0
+        t, r = _key(record["time"]), _key(time_range)
+        for name, when in record["receivers"].items():
+            out.add((content, name, _key(when), t, r))
+    return out
