@@ -165,3 +165,38 @@ def decode_line(data: bytes) -> Header | Event:
             raise InputError(f"unknown dialect {dialect!r}")
         return Event(OPEN, seq, at, conn, _str(obj, "server"), dialect)
     return Event(CLOSE, seq, at, conn, _str(obj, "reason"))
+
+
+class Decoder:
+    """Incremental decoder (sans-I/O, like h11): feed bytes in any chunks, take events out.
+
+    `receive_data(b"")` marks the end of input; a final line without its newline is then torn and
+    reported as an InputError from `next_event()`, exactly as the file reader reports it.
+    """
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+        self._lines: list[bytes] = []
+        self._eof = False
+        self.line_number = 0
+
+    def receive_data(self, data: bytes) -> None:
+        if not data:
+            self._eof = True
+            return
+        self._buffer += data
+        if b"\n" in data:
+            *complete, rest = self._buffer.split(b"\n")
+            self._lines.extend(complete)
+            self._buffer = bytearray(rest)
+
+    def next_event(self) -> Header | Event | None:
+        """The next decoded line, None when more data is needed (or input ended cleanly)."""
+        if self._lines:
+            self.line_number += 1
+            return decode_line(self._lines.pop(0))
+        if self._eof and self._buffer:
+            self._buffer.clear()
+            self.line_number += 1
+            raise InputError("torn last line (recorder stopped mid-write)")
+        return None

@@ -1,0 +1,155 @@
+"""The raw recording format: writer and reader agree, damage is reported and skipped, never fatal."""
+
+from __future__ import annotations
+
+import gzip
+import os
+from pathlib import Path
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from replay.errors import InputError
+from replay.rawfile import RawWriter, find_raw_files, group_streams, iter_stream_events
+from replay.rawformat import (
+    RECV, SEND, Decoder, Event, Header, decode_line, encode_event, encode_header, redact,
+)
+
+HOUR_US = 3_600_000_000
+T0 = 1_700_000_000_000_000 - (1_700_000_000_000_000 % HOUR_US)  # an hour boundary
+
+
+def read_all(paths: list[str]) -> tuple[list[Event], list[str]]:
+    problems: list = []
+    events = []
+    for stream in group_streams(find_raw_files(paths), problems):
+        events.extend(iter_stream_events(stream, problems))
+    return events, [str(p) for p in problems]
+
+
+def test_writer_rotates_hourly_and_reader_reads_in_order(tmp_path: Path) -> None:
+    w = RawWriter(str(tmp_path), "host1", "Ab3dE", "host1", "test")
+    w.write_open(0, "ws://x", T0 + 1)
+    w.write_recv(0, "line one", T0 + HOUR_US - 1)
+    w.write_recv(0, "line two", T0 + HOUR_US)  # next hour: a new file with its own header
+    w.write_send(0, "PASS oauth:secret", T0 + HOUR_US + 1)
+    w.write_close(0, "bye", T0 + HOUR_US + 2)
+    w.close()
+    assert len(w.paths) == 2
+    events, problems = read_all([str(tmp_path)])
+    assert problems == []
+    assert [(e.kind, e.text) for e in events] == [
+        ("open", "ws://x"), ("recv", "line one"), ("recv", "line two"), ("send", "PASS ***"), ("close", "bye")]
+    assert [e.seq for e in events] == sorted(e.seq for e in events)
+    assert b"secret" not in b"".join(Path(p).read_bytes() for p in w.paths)
+
+
+def test_torn_tail_and_corrupt_middle_are_reported_and_skipped(tmp_path: Path) -> None:
+    path = tmp_path / "r.jsonl"
+    data = encode_header(Header("h", "Slug1", "h", "t", 0, T0))
+    data += encode_event(Event(RECV, 1, T0, 0, "a"))
+    data += b'{"kind":"recv","seq":2,\n'  # corrupt line 3
+    data += encode_event(Event(RECV, 3, T0, 0, "b"))
+    data += encode_event(Event(RECV, 4, T0, 0, "c"))[:-7]  # torn last line 5
+    path.write_bytes(data)
+    events, problems = read_all([str(path)])
+    assert [e.text for e in events] == ["a", "b"]
+    assert problems[0].startswith(f"{path}:3: not JSON")
+    assert problems[1].startswith(f"{path}:5: torn last line")
+
+
+def test_gzip_and_plain_copies_of_one_hour_are_read_once(tmp_path: Path) -> None:
+    data = encode_header(Header("h", "Slug1", "h", "t", 0, T0)) + encode_event(Event(RECV, 1, T0, 0, "x"))
+    (tmp_path / "a.jsonl").write_bytes(data)
+    with gzip.open(tmp_path / "a.jsonl.gz", "wb") as f:
+        f.write(data)
+    events, problems = read_all([str(tmp_path)])
+    assert [e.text for e in events] == ["x"]
+    assert problems == []
+
+
+def test_truncated_gzip_keeps_what_is_readable(tmp_path: Path) -> None:
+    lines = [encode_event(Event(RECV, i, T0, 0, f"line {i} " + "x" * 200)) for i in range(1, 200)]
+    data = encode_header(Header("h", "Slug1", "h", "t", 0, T0)) + b"".join(lines)
+    gz = gzip.compress(data)
+    (tmp_path / "a.jsonl.gz").write_bytes(gz[: len(gz) // 2])
+    events, problems = read_all([str(tmp_path)])
+    assert 0 < len(events) < 199
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    assert len(problems) == 1 and "a.jsonl.gz" in problems[0]
+
+
+def test_file_without_header_is_reported(tmp_path: Path) -> None:
+    (tmp_path / "a.jsonl").write_bytes(encode_event(Event(RECV, 1, T0, 0, "x")))
+    events, problems = read_all([str(tmp_path)])
+    assert events == []
+    assert "first line is not a header" in problems[0]
+
+
+def test_missing_path_is_an_input_error(tmp_path: Path) -> None:
+    try:
+        find_raw_files([str(tmp_path / "nope")])
+    except InputError as e:
+        assert "nope" in str(e)
+    else:
+        raise AssertionError("no error")
+
+
+# -- properties --
+
+lines = st.text(st.characters(blacklist_categories=["Cs"]), max_size=40)
+
+
+@given(st.lists(lines, max_size=12), st.data())
+def test_decoder_gives_the_same_events_for_any_chunking(texts: list[str], data: st.DataObject) -> None:
+    raw = encode_header(Header("h", "Slug1", "h", "t", 0, T0)) + b"".join(
+        encode_event(Event(RECV, i + 1, T0 + i, 0, t)) for i, t in enumerate(texts))
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(raw)), max_size=8)))
+    decoder = Decoder()
+    got = []
+    for start, end in zip([0, *cuts], [*cuts, len(raw)], strict=True):
+        if start == end:
+            continue  # b"" means end of input, as in h11
+        decoder.receive_data(raw[start:end])
+        while (event := decoder.next_event()) is not None:
+            got.append(event)
+    decoder.receive_data(b"")
+    assert decoder.next_event() is None
+    assert got[0] == decode_line(raw.split(b"\n")[0])
+    assert [e.text for e in got[1:]] == texts
+
+
+@given(lines)
+def test_received_lines_round_trip_exactly(text: str) -> None:
+    event = decode_line(encode_event(Event(RECV, 1, T0, 0, text))[:-1])
+    assert event == Event(RECV, 1, T0, 0, text)
+
+
+secret = st.text(st.characters(blacklist_categories=["Cs", "Zs", "Cc"]), min_size=1, max_size=30)
+
+
+@given(secret, st.sampled_from(["PASS", "pass", "AUTHENTICATE", "OPER admin", "@t=1 PASS"]))
+def test_sent_credentials_never_reach_disk(token: str, command: str) -> None:
+    stored = decode_line(encode_event(Event(SEND, 1, T0, 0, f"{command} oauth:{token}"))[:-1])
+    assert isinstance(stored, Event)
+    assert token not in stored.text.split(" ", 1)[1]
+    assert stored.text.endswith(" ***")
+
+
+def test_ordinary_sent_lines_are_kept() -> None:
+    assert redact("NICK justinfan1") == "NICK justinfan1"
+    assert redact("PRIVMSG #c :PASS word") == "PRIVMSG #c :PASS word"
+    assert redact("PASSWORD x") == "PASSWORD x"
+
+
+def test_fsync_happens_on_interval(tmp_path: Path) -> None:
+    clock = [0.0]
+    w = RawWriter(str(tmp_path), "h", "Slug1", "h", "t", fsync_interval=1.0, monotonic=lambda: clock[0])
+    w.write_recv(0, "a", T0)
+    synced_before = w.fsync_seconds_total
+    clock[0] = 5.0
+    w.write_recv(0, "b", T0 + 1)
+    assert not w._dirty  # the second write was past the interval: it was fsynced
+    assert synced_before == 0.0
+    w.close()
+    assert os.path.getsize(w.paths[0]) > 0
