@@ -1,0 +1,442 @@
+"""The merge's I/O shell: batch files on disk (layout in ARCHIVE_FORMAT.md section 1).
+
+Safety rules, each there for a reason:
+
+* A file is deleted only after every output that incorporates it has been written and fsynced
+  (file and folder), and only if this process read it, incorporated it and did not just write it
+  again. So two merges at once can at worst both write a superset, never lose a record, and a
+  kill at any point leaves a set of files whose union still holds every observation.
+* Batch files are named by their hash, so a file's content never changes: a file read once can be
+  cached, and an output whose name exists is already there (its bytes are checked; a mismatch is
+  damage, quarantined, and the output written).
+* Minutes are merged one at a time with the minutes before and after as context, so a record near a
+  boundary meets its copies (as upstream does). A neighbour minute is rewritten only when a record
+  really moves between minutes or joins observations of two minutes; otherwise it is left alone.
+  That keeps a rerun after a crash from touching minutes an uninterrupted run would not touch, so
+  both end with the same tree.
+* A corrupt input (unreadable, bad JSON or schema, a name that is not the hash of the bytes) is
+  reported with its path and line, moved to `ROOT/quarantine/CHANNEL/chat/HOUR/NAME` (or left in
+  place with `quarantine=False`) and skipped; it never stops the rest and is never deleted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time as _time
+import uuid
+from collections.abc import Callable, Hashable, Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from merge.core import Merged, Merger, items_to_bytes
+from merge.errors import InputError, UsageError
+from replay.canonical import (
+    BATCH_INTERVAL,
+    batch_relpath,
+    check_channel_dirname,
+    content_hash,
+    parse_batch,
+    parse_batch_name,
+)
+from replay.errors import ReplayError
+from replay.store import fsync_dir, iter_batch_files, list_channels, write_bytes_atomic
+
+QUARANTINE = "quarantine"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A corrupt input: where, what, and where it was moved (None: left in place)."""
+
+    path: str
+    message: str
+    line: int | None = None
+    quarantined_to: str | None = None
+
+    def __str__(self) -> str:
+        where = self.path if self.line is None else f"{self.path}:{self.line}"
+        moved = f" (moved to {self.quarantined_to})" if self.quarantined_to else ""
+        return f"{where}: {self.message}{moved}"
+
+
+@dataclass
+class MergeStats:
+    """What a directory merge did, for the summary (`--json` prints `as_dict()`).
+
+    `records_in` counts the records of the files a merge replaced, `records_out` those it wrote.
+    The conflict and duplicate counts come from whole windows, so a record near a minute boundary
+    that two windows read is counted in each: they say "look here", not "exactly this many".
+    """
+
+    channels: int = 0
+    minutes_merged: int = 0
+    files_read: int = 0
+    files_written: int = 0
+    files_deleted: int = 0
+    files_copied: int = 0
+    records_in: int = 0
+    records_out: int = 0
+    duplicate_deliveries: int = 0
+    id_conflicts: int = 0
+    range_conflicts: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+    def add(self, other: MergeStats) -> None:
+        for name, value in asdict(other).items():
+            if isinstance(value, int):
+                setattr(self, name, getattr(self, name) + value)
+        self.problems.extend(other.problems)
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["problems"] = [asdict(p) for p in self.problems]
+        return out
+
+
+ProblemHook = Callable[[Problem], None]
+
+
+def read_verified(path: str, digest: str | None) -> list[dict[str, Any]]:
+    """Read a batch file, check its name's hash (if given) and its records. InputError says where."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise
+    except OSError as e:
+        raise InputError(f"cannot read: {e.strerror}", path) from None
+    if digest is not None and content_hash(data) != digest:
+        raise InputError("file name does not match its content's hash (damaged or altered)", path)
+    try:
+        records = parse_batch(data, path)
+    except ReplayError as e:
+        raise InputError(getattr(e, "message", str(e)), path, getattr(e, "line", None)) from None
+    try:
+        Merger().add(records)  # the merge's own number checks, so a bad file fails here, not mid-merge
+    except InputError as e:
+        raise e.at(path) from None
+    return records
+
+
+class _Channel:
+    """One channel's merge state for one run: file cache, known-bad files, stats."""
+
+    def __init__(self, root: str, channel: str, stats: MergeStats, quarantine: bool, on_problem: ProblemHook | None):
+        self.root = root
+        self.channel = check_channel_dirname(channel)
+        self.chat = os.path.join(root, channel, "chat")
+        self.stats = stats
+        self.quarantine = quarantine
+        self.on_problem = on_problem
+        self.bad: set[str] = set()  # corrupt files left in place: not counted, not read again
+        # path -> (minute, records); names are content hashes, so a cached file never goes stale
+        self.cache: dict[str, tuple[int, list[dict[str, Any]]]] = {}
+
+    # -- listing -----------------------------------------------------------------------------
+    def scan(self) -> dict[int, list[tuple[str, str]]]:
+        by_minute: dict[int, list[tuple[str, str]]] = {}
+        for bf in iter_batch_files(self.root, self.channel):
+            if bf.path not in self.bad:
+                by_minute.setdefault(bf.batch_time, []).append((bf.path, bf.digest))
+        return by_minute
+
+    def files_at(self, minute: int) -> list[tuple[str, str]]:
+        hour, _ = batch_relpath(minute, "")
+        folder = os.path.join(self.chat, hour)
+        try:
+            names = sorted(os.listdir(folder))
+        except FileNotFoundError:
+            return []
+        out = []
+        for name in names:
+            parsed = parse_batch_name(hour, name)
+            if parsed is not None and parsed[0] == minute:
+                path = os.path.join(folder, name)
+                if path not in self.bad:
+                    out.append((path, parsed[1]))
+        return out
+
+    # -- reading, with damage handling ---------------------------------------------------------
+    def read(self, path: str, digest: str, minute: int) -> list[dict[str, Any]] | None:
+        """The file's records; None if it vanished (a concurrent merge took it) or is corrupt."""
+        cached = self.cache.get(path)
+        if cached is not None:
+            return cached[1]
+        try:
+            records = read_verified(path, digest)
+        except FileNotFoundError:
+            return None
+        except InputError as e:
+            self.report(path, e.message, e.line)
+            return None
+        self.cache[path] = (minute, records)
+        self.stats.files_read += 1
+        return records
+
+    def report(self, path: str, message: str, line: int | None) -> None:
+        moved = self.move_to_quarantine(path) if self.quarantine else None
+        if moved is None:
+            self.bad.add(path)
+            if self.quarantine and not os.path.exists(path):
+                return  # someone else moved or merged it away meanwhile: not ours to report
+        problem = Problem(path, message, line, moved)
+        self.stats.problems.append(problem)
+        if self.on_problem is not None:
+            self.on_problem(problem)
+
+    def move_to_quarantine(self, path: str) -> str | None:
+        rel = os.path.relpath(path, os.path.join(self.root, self.channel))
+        dest = os.path.join(self.root, QUARANTINE, self.channel, rel)
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        if os.path.exists(dest):
+            dest = f"{dest}.{uuid.uuid4().hex[:8]}"
+        try:
+            os.rename(path, dest)
+        except FileNotFoundError:
+            return None
+        except OSError:
+            return None  # cannot move (permissions): left in place, still reported
+        fsync_dir(os.path.dirname(dest))
+        fsync_dir(os.path.dirname(path))
+        return dest
+
+    # -- writing -------------------------------------------------------------------------------
+    def store(self, batch_time: int, data: bytes) -> str:
+        """Make sure a batch file with exactly `data` exists and is durable; return its path."""
+        hour, name = batch_relpath(batch_time, content_hash(data))
+        path = os.path.join(self.chat, hour, name)
+        try:
+            with open(path, "rb") as f:
+                existing = f.read()
+                if existing == data:
+                    os.fsync(f.fileno())  # it may have been copied in by a tool that did not sync
+                    return path
+        except FileNotFoundError:
+            existing = None
+        if existing is not None:
+            self.report(path, "file name does not match its content's hash (damaged or altered)", None)
+        write_bytes_atomic(path, data)
+        self.stats.files_written += 1
+        return path
+
+    # -- one window ---------------------------------------------------------------------------
+    def merge_minute(self, minute: int) -> bool:
+        """Merge the files of `minute` (with its neighbours as context). False if nothing to do."""
+        window = (minute - BATCH_INTERVAL, minute, minute + BATCH_INTERVAL)
+        listed = {m: self.files_at(m) for m in window}
+        if len(listed[minute]) < 2:
+            return False
+        merger = Merger()
+        read: dict[int, list[tuple[str, int]]] = {m: [] for m in window}
+        for m in window:
+            for path, digest in listed[m]:
+                records = self.read(path, digest, m)
+                if records is not None:
+                    merger.add(records, origin=m)
+                    read[m].append((path, len(records)))
+        merged = merger.finish()
+        touched: set[Hashable] = {minute} | merged.entangled()
+        by_batch = merged.by_batch()
+        written: set[str] = set()
+        for batch_time in sorted(t for t in touched if isinstance(t, int)):
+            items = by_batch.get(batch_time)
+            if items:
+                written.add(self.store(batch_time, items_to_bytes(items)))
+                self.stats.records_out += len(items)
+        for m in window:
+            if m not in touched:
+                continue
+            for path, count in read[m]:
+                self.stats.records_in += count
+                if path not in written:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(path)
+                        self.stats.files_deleted += 1
+        self.stats.minutes_merged += 1
+        counts = merged.counts
+        self.stats.duplicate_deliveries += counts.duplicate_deliveries
+        self.stats.id_conflicts += counts.id_conflicts
+        self.stats.range_conflicts += counts.range_conflicts
+        self.prune(minute)
+        return True
+
+    def prune(self, minute: int) -> None:
+        """Forget cached files two minutes or more behind: each pass goes forward in time."""
+        for path in [p for p, (m, _) in self.cache.items() if m < minute - BATCH_INTERVAL]:
+            del self.cache[path]
+
+    def run(self, max_passes: int) -> None:
+        for _ in range(max_passes):
+            dirty = sorted(m for m, files in self.scan().items() if len(files) > 1)
+            if not dirty:
+                return
+            progress = False
+            for minute in dirty:
+                progress = self.merge_minute(minute) or progress
+            if not progress:
+                break
+        left = sorted(m for m, files in self.scan().items() if len(files) > 1)
+        if left:
+            raise UsageError(
+                f"{self.chat}: {len(left)} minute(s) still hold several files after {max_passes} passes "
+                "(files that cannot be deleted, or another process writing as fast as this one merges)"
+            )
+
+
+def _select_channels(root: str, channels: Iterable[str] | None) -> list[str]:
+    if channels is None:
+        return list_channels(root)
+    wanted = sorted({c.lower().lstrip("#") for c in channels})
+    for channel in wanted:
+        try:
+            check_channel_dirname(channel)
+        except ReplayError as e:
+            raise UsageError(str(e)) from None
+    return wanted
+
+
+def merge_tree(
+    root: str,
+    *,
+    channels: Iterable[str] | None = None,
+    on_problem: ProblemHook | None = None,
+    quarantine: bool = True,
+    max_passes: int = 100,
+) -> MergeStats:
+    """Merge every minute of every channel under `root` that has several batch files, until each
+    minute has one. Safe to run concurrently with itself and with writers, and to kill at any point.
+
+    Corrupt inputs are reported (`on_problem`, and `stats.problems`) and quarantined, never deleted.
+    """
+    if not os.path.isdir(root):
+        raise UsageError(f"archive root not found: {root}")
+    stats = MergeStats()
+    for channel in _select_channels(root, channels):
+        if channel == QUARANTINE and not os.path.isdir(os.path.join(root, channel, "chat")):
+            continue
+        stats.channels += 1
+        state = _Channel(root, channel, stats, quarantine, on_problem)
+        state.run(max_passes)
+    return stats
+
+
+def watch(root: str, interval: float, *, channels: Iterable[str] | None = None,
+          on_problem: ProblemHook | None = None, on_pass: Callable[[MergeStats], None] | None = None,
+          passes: int | None = None) -> MergeStats:
+    """Run `merge_tree` every `interval` seconds (forever, or `passes` times); return the totals."""
+    total = MergeStats()
+    done = 0
+    while passes is None or done < passes:
+        started = _time.monotonic()
+        stats = merge_tree(root, channels=channels, on_problem=on_problem)
+        channels_seen = max(total.channels, stats.channels)
+        total.add(stats)
+        total.channels = channels_seen
+        if on_pass is not None:
+            on_pass(stats)
+        done += 1
+        if passes is not None and done >= passes:
+            break
+        _time.sleep(max(0.0, interval - (_time.monotonic() - started)))
+    return total
+
+
+def _dest_minute_records(dest_root: str, channel: str, minute: int) -> tuple[bytes, list[dict[str, Any]]] | None:
+    """The bytes and records of the one file DEST holds at `minute`, or None if it holds 0 or several."""
+    hour, _ = batch_relpath(minute, "")
+    folder = os.path.join(dest_root, channel, "chat", hour)
+    try:
+        names = [n for n in os.listdir(folder) if (p := parse_batch_name(hour, n)) is not None and p[0] == minute]
+    except FileNotFoundError:
+        return None
+    if len(names) != 1:
+        return None
+    path = os.path.join(folder, names[0])
+    digest = names[0][6:-5]  # MM:SS-HASH.json
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+        return data, read_verified(path, digest)
+    except (OSError, InputError):
+        return None  # let merge_tree find and report it
+
+
+def merge_into(
+    src_roots: Iterable[str],
+    dest_root: str,
+    *,
+    channels: Iterable[str] | None = None,
+    on_problem: ProblemHook | None = None,
+) -> MergeStats:
+    """Bring several archives together in `dest_root` (created if missing), then merge it.
+
+    Each source file is verified (hash and records) and copied atomically, unless DEST already
+    holds its content (DEST's single file of that minute, merged with it, gives the same bytes),
+    so a second run with the same sources reads but writes nothing. Sources are never modified;
+    a corrupt source file is reported and not copied.
+    """
+    sources = list(src_roots)
+    for src in sources:
+        if not os.path.isdir(src):
+            raise UsageError(f"source archive not found: {src}")
+    os.makedirs(dest_root, exist_ok=True)
+    stats = MergeStats()
+    seen: set[str] = set()
+    for src in sources:
+        for channel in _select_channels(src, channels):
+            try:
+                check_channel_dirname(channel)
+            except ReplayError:
+                continue
+            for bf in iter_batch_files(src, channel):
+                try:
+                    records = read_verified(bf.path, bf.digest)
+                except FileNotFoundError:
+                    continue
+                except InputError as e:
+                    problem = Problem(bf.path, e.message, e.line, None)
+                    stats.problems.append(problem)
+                    if on_problem is not None:
+                        on_problem(problem)
+                    continue
+                stats.files_read += 1
+                seen.add(channel)
+                hour, name = batch_relpath(bf.batch_time, bf.digest)
+                target = os.path.join(dest_root, channel, "chat", hour, name)
+                if os.path.exists(target):
+                    continue
+                current = _dest_minute_records(dest_root, channel, bf.batch_time)
+                if current is not None:
+                    merger = Merger()
+                    merger.add(current[1])
+                    merger.add(records)
+                    if merger.finish().to_bytes() == current[0]:
+                        continue  # DEST already holds all of it
+                with open(bf.path, "rb") as f:
+                    data = f.read()
+                if content_hash(data) != bf.digest:
+                    continue  # changed under us since it was verified: the next run will see it
+                write_bytes_atomic(target, data)
+                stats.files_copied += 1
+    if seen:
+        stats.add(merge_tree(dest_root, channels=sorted(seen), on_problem=on_problem))
+    stats.channels = len(seen)
+    return stats
+
+
+def merge_files(paths: Iterable[str]) -> Merged:
+    """Merge batch files given by path (for `merge FILE... --stdout`). InputError on any bad file.
+
+    A file named like a batch file (`HOUR/MM:SS-HASH.json`) must match its hash; others are only
+    parsed, so an archive's file can be merged with a hand-made one.
+    """
+    merger = Merger()
+    for path in paths:
+        parsed = parse_batch_name(os.path.basename(os.path.dirname(os.path.abspath(path))), os.path.basename(path))
+        try:
+            records = read_verified(path, parsed[1] if parsed else None)
+        except FileNotFoundError:
+            raise InputError("file not found", path) from None
+        merger.add(records)
+    return merger.finish()
