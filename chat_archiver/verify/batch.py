@@ -135,6 +135,17 @@ def _slow_records(data: bytes, report: _Reporter) -> list[tuple[int, dict[str, A
     return good
 
 
+def _message_id(tags: dict[str, Any] | None) -> str | None:
+    """The message id (tag `id`, else IRCv3 `msgid`): records with one fold across receivers."""
+    if not tags:
+        return None
+    value = tags.get("id")
+    if isinstance(value, str):
+        return value
+    value = tags.get("msgid")
+    return value if isinstance(value, str) else None
+
+
 def _batch_of(time: float) -> int | None:
     try:
         return batch_time_of(time)
@@ -209,13 +220,11 @@ def _check_records(
             report.add("conflict", f"time_range {time_range!r}: receivers' ranges are disjoint", number)
         elif not time_range <= 60:
             report.add("odd-range", f"time_range {time_range!r} is wider than the archiver makes", number)
-        tags = record["tags"]
-        if tags is not None:
-            message_id = tags.get("id")
-            if isinstance(message_id, str):
-                if message_id in ids:
-                    report.add("duplicate-id", f"message id {message_id} appears again", number)
-                ids.add(message_id)
+        message_id = _message_id(record["tags"])
+        if message_id is not None:
+            if message_id in ids:
+                report.add("duplicate-id", f"message id {message_id} appears again", number)
+            ids.add(message_id)
 
 
 def _count(records: list[dict[str, Any]], batch_time: int, tally: ChannelTally) -> None:
@@ -231,8 +240,7 @@ def _count(records: list[dict[str, Any]], batch_time: int, tally: ChannelTally) 
         name = range_class(time_range)
         ranges[name] = ranges.get(name, 0) + 1
         seen_by = record["receivers"]
-        tags = record["tags"]
-        has_id = tags is not None and isinstance(tags.get("id"), str)
+        has_id = _message_id(record["tags"]) is not None
         if has_id:
             messages += 1
             if len(seen_by) == 1:

@@ -1,0 +1,5 @@
+"""export: chat for a time window, in the formats editors' tools read (issue 5).
+
+`window` (which records: upstream's reader rule, time parsing, filters, chunking) and `formats`
+(records to text) are pure; `stream` is the I/O shell that reads, merges, folds and writes.
+"""

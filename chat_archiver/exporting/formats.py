@@ -1,0 +1,200 @@
+"""The export formats, as pure functions from records to text.
+
+- `json`: one JSON array, what upstream's reader returns (one canonical record per line inside it,
+  so a diff of two exports reads well and a tool that parses JSON sees the same array).
+- `jsonl`: one canonical record per line, the archive's own line format.
+- `text`: a transcript for people, one line per record: `[HH:MM:SS] name: text`. A line
+  `--- YYYY-MM-DD ---` opens each UTC day. A time that is only known to within a range is shown at
+  the start of its range with a `~`.
+- `irc`: IRC lines rebuilt from the records, tags escaped per IRCv3 message-tags.
+
+Every renderer takes any record that passes the archive schema and never raises: chat is
+untrusted, so control characters are shown as `\\xNN` in text (a transcript must not carry
+terminal escape sequences) and CR, LF and NUL, which an IRC line cannot hold, become spaces there.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from replay.canonical import canonical_json
+from replay.irc import escape_tag_value
+
+FORMATS = ("json", "jsonl", "text", "irc")
+
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+_IRC_BREAKERS = re.compile("[\r\n\x00]")
+_TAG_KEY_BREAKERS = re.compile("[ ;=\r\n\x00]")
+
+
+def _clean(text: object) -> str:
+    """Printable text for a transcript: controls escaped, tabs kept, anything not a string shown."""
+    if not isinstance(text, str):
+        text = "" if text is None else str(text)
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else " ", text)
+
+
+def _tag(record: Mapping[str, Any], key: str) -> str | None:
+    tags = record.get("tags")
+    if not isinstance(tags, dict):
+        return None
+    value = tags.get(key)
+    return value if isinstance(value, str) and value != "" else None
+
+
+def _param(record: Mapping[str, Any], index: int) -> str | None:
+    params = record.get("params") or []
+    return params[index] if len(params) > index else None
+
+
+def display_name(record: Mapping[str, Any]) -> str:
+    """Who sent it, as chat shows it: the display name, with the login when they differ beyond case
+    (localised names); else the nick; else the server."""
+    login = record.get("user") or record.get("sender") or _tag(record, "login") or "?"
+    shown = _tag(record, "display-name")
+    if shown is None:
+        return _clean(login)
+    if shown.lower() == str(login).lower():
+        return _clean(shown)
+    return f"{_clean(shown)} ({_clean(login)})"
+
+
+def clock(record: Mapping[str, Any]) -> str:
+    """`HH:MM:SS` of the record's time in UTC, `~` first when the time is a range."""
+    try:
+        moment = datetime.fromtimestamp(record["time"], UTC)
+        text = moment.strftime("%H:%M:%S")
+    except (OverflowError, OSError, ValueError, TypeError):
+        text = _clean(repr(record.get("time")))
+    return text if record.get("time_range") == 0 else f"~{text}"
+
+
+def day_of(record: Mapping[str, Any]) -> str | None:
+    try:
+        return datetime.fromtimestamp(record["time"], UTC).strftime("%Y-%m-%d")
+    except (OverflowError, OSError, ValueError, TypeError):
+        return None
+
+
+def _seconds(value: str | None) -> str:
+    return f"{value} s" if value and value.isdigit() else "a while"
+
+
+def describe(record: Mapping[str, Any]) -> str:
+    """The body of a transcript line (everything after the clock)."""
+    command = record.get("command")
+    name = display_name(record)
+    text = _param(record, 1)
+    if command == "PRIVMSG":
+        body = text or ""
+        if body.startswith("\x01ACTION ") or body == "\x01ACTION":
+            action = body[len("\x01ACTION"):].strip().rstrip("\x01").strip()
+            return f"* {name} {_clean(action)}"
+        return f"{name}: {_clean(body)}"
+    if command == "USERNOTICE":
+        system = _tag(record, "system-msg") or _tag(record, "msg-id") or "user notice"
+        line = f"** {_clean(system)}"
+        if text:
+            line += f" | {name}: {_clean(text)}"
+        return line
+    if command == "CLEARCHAT":
+        if text is None:
+            return "-- chat was cleared by a moderator"
+        duration = _tag(record, "ban-duration")
+        if duration is not None:
+            return f"-- {_clean(text)} was timed out for {_seconds(duration)}"
+        return f"-- {_clean(text)} was banned"
+    if command == "CLEARMSG":
+        who = _tag(record, "login") or "someone"
+        return f"-- a message from {_clean(who)} was deleted: {_clean(text or '')}"
+    if command == "NOTICE":
+        return f"-- notice: {_clean(text or '')}"
+    if command == "JOIN":
+        return f"-> {name} joined"
+    if command == "PART":
+        return f"<- {name} left"
+    if command == "HOSTTARGET":
+        target = (text or "").split(" ", 1)[0]
+        return "-- stopped hosting" if target in ("", "-") else f"-- now hosting {_clean(target)}"
+    if command == "ROOMSTATE":
+        tags = record.get("tags") or {}
+        settings = ", ".join(f"{_clean(k)}={_clean(v)}" for k, v in sorted(tags.items())
+                             if k not in ("room-id", "tmi-sent-ts"))
+        return f"-- room settings: {settings or '(none)'}"
+    if command == "USERSTATE":
+        return f"-- user state of {name}"
+    params = " ".join(_clean(p) for p in record.get("params") or [])
+    return f"-- {_clean(command)} {name} {params}".rstrip()
+
+
+def text_line(record: Mapping[str, Any]) -> str:
+    return f"[{clock(record)}] {describe(record)}"
+
+
+def irc_line(record: Mapping[str, Any]) -> str:
+    """The record as one IRC line (without CRLF): `@tags :sender!user@host COMMAND params :last`."""
+    parts = []
+    tags = record.get("tags")
+    if isinstance(tags, dict) and tags:
+        items = []
+        for key, value in tags.items():
+            name = _TAG_KEY_BREAKERS.sub("", str(key))
+            items.append(name if value is True else f"{name}={escape_tag_value(str(value))}")
+        parts.append("@" + ";".join(items))
+    sender = record.get("sender")
+    if sender:
+        source = str(sender)
+        if record.get("user"):
+            source += f"!{record['user']}"
+        if record.get("host"):
+            source += f"@{record['host']}"
+        parts.append(":" + source.replace(" ", ""))
+    parts.append(str(record.get("command") or "").replace(" ", "") or "?")
+    params = [str(p) for p in record.get("params") or []]
+    if params:
+        parts.extend(p.replace(" ", "") or "*" for p in params[:-1])
+        parts.append(":" + params[-1])
+    return _IRC_BREAKERS.sub(" ", " ".join(parts))
+
+
+class Renderer:
+    """Turns a stream of records into text in one format: `begin()`, `add(record)` per record,
+    `end()`. Stateful only for the transcript's day headers and the JSON array's commas."""
+
+    def __init__(self, fmt: str) -> None:
+        if fmt not in FORMATS:
+            raise ValueError(f"unknown format {fmt!r}")
+        self.fmt = fmt
+        self._first = True
+        self._day: str | None = None
+        self._line: Callable[[Mapping[str, Any]], str] = {
+            "json": canonical_json, "jsonl": canonical_json, "text": text_line, "irc": irc_line,
+        }[fmt]
+
+    def begin(self) -> str:
+        return "[" if self.fmt == "json" else ""
+
+    def add(self, record: Mapping[str, Any]) -> str:
+        line = self._line(record)
+        if self.fmt == "text":
+            day = day_of(record)
+            if day is not None and day != self._day:
+                self._day = day
+                return f"--- {day} ---\n{line}\n"
+        return self.add_line(line)
+
+    def add_line(self, line: str) -> str:
+        """Add an already rendered line (the canonical JSON the export has at hand anyway)."""
+        if self.fmt == "json":
+            sep = "\n" if self._first else ",\n"
+            self._first = False
+            return sep + line
+        return line + "\n"
+
+    def end(self) -> str:
+        if self.fmt == "json":
+            return "]\n" if self._first else "\n]\n"
+        return ""

@@ -1,0 +1,164 @@
+"""Which records an export returns: upstream's reader rule (ARCHIVE_FORMAT.md section 6), as data.
+
+A record's range is `[time, time + time_range]`; it *meets* the window `[start, end)` when
+`start <= time + time_range` and `time < end`. Upstream's reader reads the batch files from two
+minutes before `start` to one minute after `end` (a record's file is the minute its range
+starts in, and a range reaches back at most a minute), merges them all, keeps the records that
+meet the window and sorts them by `(time, time_range)`. Ties are ordered by the canonical line,
+which upstream leaves to its merge's output order; we pin it so that an export is reproducible.
+
+Upstream caps a window at two hours because it holds everything in memory. Here a window of any
+length is cut into chunks of a few minutes (`plan_chunks`): each chunk reads its files with the
+same margins as upstream does for the whole window, plus `EXTRA_CONTEXT` minutes before, and
+emits the records whose time falls in the chunk. Since the merge groups records that share an id
+or an exact time, and a range is at most a minute wide, every record is built from files inside
+its chunk's reach, so the chunks add up to what one pass over the whole window gives.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from replay.canonical import BATCH_INTERVAL, batch_time_of
+
+BEFORE = 2 * BATCH_INTERVAL  # upstream reads from two minutes before start...
+AFTER = BATCH_INTERVAL  # ... to one minute after end
+EXTRA_CONTEXT = 2 * BATCH_INTERVAL  # more context for inner chunk edges, for folds that reach back
+
+
+class ExportError(Exception):
+    """The caller asked for something impossible: a bad time, an empty window, an unknown format."""
+
+
+_NUMBER_RE = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+
+
+def parse_time(text: str) -> float:
+    """A moment from the command line: Unix seconds (`1700000000`, `1700000000.5`) or ISO 8601
+    (`2023-11-14T22:13:20Z`, with an offset, or without one meaning UTC; a space may replace `T`).
+    """
+    value = text.strip()
+    if _NUMBER_RE.match(value):
+        seconds = float(value)
+        if not math.isfinite(seconds):
+            raise ExportError(f"time {text!r} is out of range")
+        return int(seconds) if seconds == int(seconds) and abs(seconds) < 2**53 else seconds
+    iso = value[:-1] + "+00:00" if value[-1:] in ("Z", "z") else value
+    try:
+        moment = datetime.fromisoformat(iso)
+    except ValueError:
+        raise ExportError(f"time {text!r} is neither Unix seconds nor ISO 8601 (like 2023-11-14T22:13:20Z)") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    try:
+        seconds = moment.timestamp()
+    except (OverflowError, OSError, ValueError):
+        raise ExportError(f"time {text!r} is out of range") from None
+    return int(seconds) if seconds == int(seconds) else seconds
+
+
+@dataclass(frozen=True)
+class Window:
+    """A half-open time window `[start, end)` in Unix seconds."""
+
+    start: float
+    end: float
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.start) and math.isfinite(self.end)):
+            raise ExportError("window bounds must be finite")
+        if self.end <= self.start:
+            raise ExportError(f"window is empty: end ({self.end}) is not after start ({self.start})")
+
+    def meets(self, record: Mapping[str, Any]) -> bool:
+        """Upstream's rule: the record's range meets the window."""
+        time = record["time"]
+        return bool(self.start <= time + record["time_range"] and time < self.end)
+
+    def file_minutes(self) -> range:
+        """Batch times of the files upstream reads for this window (two minutes before, one after)."""
+        return range(batch_time_of(self.start) - BEFORE, batch_time_of(self.end) + AFTER + 1, BATCH_INTERVAL)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One step of a streamed export: read files of minutes `[read_from, read_to]`, emit the
+    records whose time is in `[emit_from, emit_to)` (None: unbounded on that side)."""
+
+    read_from: int
+    read_to: int
+    emit_from: float | None
+    emit_to: float | None
+
+    def emits(self, record: Mapping[str, Any]) -> bool:
+        time = record["time"]
+        return (self.emit_from is None or time >= self.emit_from) and (self.emit_to is None or time < self.emit_to)
+
+
+def plan_chunks(window: Window, minutes: int = 10) -> list[Chunk]:
+    """Cut `window` into chunks of `minutes` (see the module docstring). The first chunk reads from
+    upstream's start margin and emits everything before its end; the last reads to upstream's end
+    margin."""
+    if minutes < 1:
+        raise ExportError("chunk must be at least one minute")
+    first_file = batch_time_of(window.start) - BEFORE
+    last_file = batch_time_of(window.end) + AFTER
+    step = minutes * BATCH_INTERVAL
+    edges: list[int] = []
+    edge = batch_time_of(window.start) + step
+    while edge < window.end:
+        edges.append(edge)
+        edge += step
+    chunks: list[Chunk] = []
+    lower: int | None = None
+    for upper in [*edges, None]:
+        read_from = first_file if lower is None else max(first_file, lower - BEFORE - EXTRA_CONTEXT)
+        read_to = last_file if upper is None else min(last_file, upper + AFTER)
+        chunks.append(Chunk(read_from, read_to, lower, upper))
+        lower = upper
+    return chunks
+
+
+def sort_key(record: Mapping[str, Any], line: str) -> tuple[Any, Any, str]:
+    return (record["time"], record["time_range"], line)
+
+
+def _lower(value: object) -> str | None:
+    return value.lower() if isinstance(value, str) else None
+
+
+def record_users(record: Mapping[str, Any]) -> set[str]:
+    """The users a record is about, lower case: who sent it (nick, user, display name, `login`),
+    and whom a CLEARCHAT times out or bans (its second parameter)."""
+    users = {_lower(record.get("sender")), _lower(record.get("user"))}
+    tags = record.get("tags") or {}
+    users.add(_lower(tags.get("display-name")))
+    users.add(_lower(tags.get("login")))
+    params = record.get("params") or []
+    if record.get("command") == "CLEARCHAT" and len(params) > 1:
+        users.add(_lower(params[1]))
+    users.discard(None)
+    return users  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Keep only these commands (upper case) and records about these users (lower case); empty
+    means no filter."""
+
+    commands: frozenset[str] = frozenset()
+    users: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, commands: Iterable[str], users: Iterable[str]) -> Filters:
+        return cls(frozenset(c.upper() for c in commands), frozenset(u.lstrip("@").lower() for u in users))
+
+    def keeps(self, record: Mapping[str, Any]) -> bool:
+        if self.commands and record.get("command") not in self.commands:
+            return False
+        return not self.users or not self.users.isdisjoint(record_users(record))
