@@ -1,0 +1,299 @@
+"""The supervisor: one process, one raw recording, a succession of overlapping connections.
+
+The main thread never touches a socket. It starts `Connection` threads and reacts to what they
+report: a server's RECONNECT starts the next connection at once while the old one reads on until
+the server closes it (the overlap means no line falls between the two; the replay removes the
+duplicates); a connection that ends without a RECONNECT is replaced after a backoff delay; a
+refused login or a failed write stops everything, because retrying cannot fix either. A timer
+thread fsyncs the recording at least once per `fsync_interval`, so quiet periods are durable too.
+
+Shutdown (`stop()`, wired to SIGTERM and Ctrl-C by the CLI): stop reading, close every connection
+(each records its `close` event), then fsync and close the recording.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import random
+import socket
+import string
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from recorder.channels import DIALECT_TWITCH
+from recorder.connection import (
+    CLOSED,
+    CONNECT_FAILED,
+    INFO,
+    LOGIN_FAILED,
+    OPENED,
+    RECONNECT,
+    STORAGE_FAILED,
+    WARN,
+    WELCOMED,
+    Connection,
+    ConnEvent,
+)
+from recorder.errors import LoginFailed, StorageError, UsageError
+from recorder.limits import Backoff
+from recorder.metrics import RecorderCollector, Stats
+from recorder.session import SessionConfig, anonymous_nick
+from replay.errors import InputError
+from replay.rawfile import RawWriter
+from replay.rawformat import check_recorder_name
+
+DEFAULT_SERVER = "wss://irc-ws.chat.twitch.tv:443"
+SOFTWARE = "chat-archiver recorder"
+Log = Callable[[str, str], None]  # (level: "info" | "warn", message)
+
+
+@dataclass(frozen=True)
+class RecorderConfig:
+    """Everything a recorder run needs. The token is kept out of repr()."""
+
+    channels: tuple[str, ...]
+    out_dir: str
+    server: str = DEFAULT_SERVER
+    dialect: str = DIALECT_TWITCH
+    name: str = ""
+    nick: str | None = None
+    token: str | None = field(default=None, repr=False)
+    gzip_finished: bool = False
+    fsync_interval: float = 1.0
+    connect_timeout: float = 10.0
+    ping_after: float = 60.0
+    ping_timeout: float = 30.0
+    register_timeout: float = 30.0
+    backoff_base: float = 1.0
+    backoff_cap: float = 60.0
+    stable_after: float = 60.0
+    overlap_max: float = 120.0
+    join_limit: int = 20
+    join_window: float = 10.0
+    rejoin_after: float = 30.0
+    sslopt: dict[str, object] | None = None
+
+
+def default_name() -> str:
+    """The host name, made into a valid recorder name (letters, digits, '.', '_', '-')."""
+    raw = socket.gethostname()
+    cleaned = "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "-" for c in raw)
+    cleaned = cleaned.lstrip(".")[:100]
+    return cleaned or "recorder"
+
+
+def new_slug(rand: random.Random | None = None) -> str:
+    """5 random letters or digits: two processes with the same name still write apart."""
+    r = rand or random.SystemRandom()
+    return "".join(r.choice(string.ascii_letters + string.digits) for _ in range(5))
+
+
+def check_writable(folder: str) -> None:
+    """Refuse to start when the recording folder cannot be created or written (StorageError)."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".probe-", dir=folder)
+        try:
+            os.write(fd, b"x")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            os.unlink(probe)
+    except OSError as e:
+        raise StorageError(f"cannot write the recording in {folder}: {e.strerror or e}") from None
+
+
+class Recorder:
+    """Records until `stop()`; `run()` raises LoginFailed or StorageError when it cannot go on."""
+
+    def __init__(self, config: RecorderConfig, log: Log | None = None, slug: str | None = None) -> None:
+        self.config = config
+        self.log: Log = log or (lambda level, message: None)
+        try:
+            self.name = check_recorder_name(config.name or default_name())
+        except InputError as e:
+            raise UsageError(e.message) from None
+        if config.token is not None and config.nick is None:
+            raise UsageError("a token needs --nick (the login the token belongs to)")
+        self.slug = slug or new_slug()
+        self.nick = config.nick or anonymous_nick()
+        self.stats = Stats()
+        self.writer = RawWriter(
+            config.out_dir, self.name, self.slug, socket.gethostname(), SOFTWARE,
+            fsync_interval=config.fsync_interval, gzip_finished=config.gzip_finished,
+        )
+        self.collector = RecorderCollector(
+            self.stats, lambda: self.writer.bytes_written,
+            lambda: (self.writer.fsync_count, self.writer.fsync_seconds_total),
+        )
+        self._events: queue.Queue[ConnEvent] = queue.Queue()
+        self._stop = threading.Event()
+        self._index_lock = threading.Lock()
+        self._next_index = 0
+        self._live: list[Connection] = []
+        self._current: Connection | None = None
+        self.connections_started = 0
+
+    @property
+    def session_config(self) -> SessionConfig:
+        c = self.config
+        return SessionConfig(
+            dialect=c.dialect, channels=c.channels, nick=self.nick, token=c.token,
+            ping_after=c.ping_after, ping_timeout=c.ping_timeout, register_timeout=c.register_timeout,
+            join_limit=c.join_limit, join_window=c.join_window, rejoin_after=c.rejoin_after,
+        )
+
+    def stop(self) -> None:
+        """Ask `run()` to shut down cleanly. Safe from a signal handler or another thread."""
+        self._stop.set()
+
+    def _take_index(self) -> int:
+        with self._index_lock:
+            index = self._next_index
+            self._next_index += 1
+            return index
+
+    def _count_sent(self, command: str) -> None:
+        with self.stats.lock:
+            self.stats.sent[command] = self.stats.sent.get(command, 0) + 1
+
+    def _on_line(self, now: float) -> None:
+        self.stats.last_line_monotonic = now
+
+    def _start_connection(self) -> None:
+        c = self.config
+        counts: dict[tuple[str, str], int] = {}
+        self.stats.add_live(counts)
+        conn = Connection(
+            url=c.server, dialect=c.dialect, session_config=self.session_config, writer=self.writer,
+            report=self._events.put, next_index=self._take_index, counts=counts,
+            count_sent=self._count_sent, on_line=self._on_line, connect_timeout=c.connect_timeout,
+            overlap_max=c.overlap_max, sslopt=c.sslopt,
+        )
+        self._live.append(conn)
+        self._current = conn
+        self.connections_started += 1
+        conn.start()
+
+    def _fsync_loop(self, failed: list[OSError]) -> None:
+        """fsync at least once per interval (the writer also does it inline when lines flow)."""
+        while not self._stop.wait(self.config.fsync_interval / 2):
+            try:
+                self.writer.sync()
+            except OSError as e:
+                failed.append(e)
+                self._events.put(ConnEvent(STORAGE_FAILED, None, str(e)))
+                return
+
+    def run(self) -> None:
+        """Record until stopped. Raises StorageError or LoginFailed (after a clean shutdown)."""
+        c = self.config
+        check_writable(os.path.join(c.out_dir, self.name))
+        self.log("info", (
+            f"recording {len(c.channels)} channel(s) from {c.server} ({c.dialect}) into "
+            f"{os.path.join(c.out_dir, self.name)} as {self.name}.{self.slug}, nick {self.nick}"
+        ))
+        fsync_failed: list[OSError] = []
+        syncer = threading.Thread(target=self._fsync_loop, args=(fsync_failed,), name="recorder-fsync", daemon=True)
+        syncer.start()
+        backoff = Backoff(c.backoff_base, c.backoff_cap)
+        reconnect_at: float | None = None
+        error: Exception | None = None
+        try:
+            self._start_connection()
+            while not self._stop.is_set():
+                now = time.monotonic()
+                if reconnect_at is not None and now >= reconnect_at:
+                    reconnect_at = None
+                    self._start_connection()
+                    continue
+                wait = 0.2 if reconnect_at is None else min(0.2, max(0.0, reconnect_at - now))
+                try:
+                    event = self._events.get(timeout=wait)
+                except queue.Empty:
+                    continue
+                error = self._dispatch(event, backoff)
+                if error is not None:
+                    break
+                conn = event.conn
+                if event.kind in (CLOSED, CONNECT_FAILED) and conn is not None and conn is self._current:
+                    reconnect_at = self._schedule_reconnect(event.kind, conn, event.detail, backoff)
+        finally:
+            self._stop.set()
+            self._shutdown(syncer)
+        if error is not None:
+            raise error
+        if fsync_failed:
+            raise StorageError(f"cannot fsync the recording: {fsync_failed[0]}")
+
+    def _dispatch(self, event: ConnEvent, backoff: Backoff) -> Exception | None:
+        conn = event.conn
+        label = f"connection {conn.index}" if conn is not None and conn.index is not None else "connection"
+        if event.kind == OPENED:
+            self.stats.connections_opened += 1
+            self.stats.connections_open += 1
+            self.log("info", f"{label}: open")
+        elif event.kind == WELCOMED:
+            self.log("info", f"{label}: logged in as {event.detail}, joining {len(self.config.channels)} channel(s)")
+        elif event.kind == INFO:
+            self.log("info", f"{label}: {event.detail}")
+        elif event.kind == WARN:
+            self.log("warn", f"{label}: {event.detail}")
+        elif event.kind == RECONNECT:
+            if conn is self._current:
+                self.log("info", f"{label}: the server asked us to reconnect; opening a new connection now")
+                self.stats.count_reconnect("reconnect")
+                self._start_connection()
+        elif event.kind == CLOSED and conn is not None:
+            if conn in self._live:
+                self._live.remove(conn)
+                self.stats.retire(conn.counts)
+                if conn.index is not None:
+                    self.stats.connections_open -= 1
+            if conn is not self._current and conn.index is not None:
+                self.log("info", f"{label}: closed ({event.detail})")
+        elif event.kind == CONNECT_FAILED and conn is not None:
+            self.stats.connect_failures += 1
+            if conn in self._live:
+                self._live.remove(conn)
+                self.stats.retire(conn.counts)
+        elif event.kind == LOGIN_FAILED:
+            return LoginFailed(f"{event.detail} (nick {self.nick}); not retrying")
+        elif event.kind == STORAGE_FAILED:
+            return StorageError(
+                f"cannot write the recording in {os.path.join(self.config.out_dir, self.name)}: {event.detail}; "
+                f"everything written before is kept ({self.writer.bytes_written} bytes)"
+            )
+        return None
+
+    def _schedule_reconnect(self, kind: str, conn: Connection, detail: str, backoff: Backoff) -> float:
+        lived = time.monotonic() - conn.opened_at if conn.opened_at is not None else 0.0
+        if conn.welcomed and lived >= self.config.stable_after:
+            backoff.reset()
+        delay = backoff.next_delay()
+        if kind == CONNECT_FAILED:
+            self.log("warn", (
+                f"cannot connect to {self.config.server}: {detail}; "
+                f"retrying in {delay:.1f} s (attempt {backoff.failures})"
+            ))
+        else:
+            self.log("warn", f"connection {conn.index}: closed ({detail}); reconnecting in {delay:.1f} s")
+            self.stats.count_reconnect("drop")
+        return time.monotonic() + delay
+
+    def _shutdown(self, syncer: threading.Thread) -> None:
+        for conn in list(self._live):
+            conn.request_stop()
+        deadline = time.monotonic() + self.config.connect_timeout + 3.0
+        for conn in list(self._live):
+            conn.join(max(0.0, deadline - time.monotonic()))
+        try:
+            self.writer.close()
+        except OSError as e:
+            self.log("warn", f"closing the recording failed: {e}; what was written before is kept")
+        syncer.join(timeout=5.0)
+        self.stats.connections_open = 0

@@ -1,0 +1,366 @@
+"""One IRC connection's protocol state, without I/O (in the manner of h11).
+
+Theory of operation
+-------------------
+The shell owns a socket; this module owns the rules. The shell calls `start()` once the WebSocket
+is open, then `receive()` for every line (in order) and `tick()` whenever `next_deadline()` has
+passed, always passing the monotonic time. Each call returns actions: lines to `Send` (in order,
+at once), and facts the shell acts on: `Welcomed`, `Reconnect` (the server will close this
+connection soon; open another now), `Close` (this connection is useless: give up on it), `Fail`
+(the login was refused; retrying will not help), plus informational `Joined`, `Ready` and `Warn`.
+
+The rules, in one place:
+- Handshake. Twitch: `CAP REQ` for tags, commands and membership, `PASS oauth:...` only when a
+  token is given (anonymous `justinfanNNNN` otherwise), `NICK`. Generic IRCv3: `CAP LS 302`, then
+  `CAP REQ` for whichever of server-time and message-tags the server offers, `CAP END` after the
+  ACK or NAK (a NAK is a warning, not an error: we record what the server sends either way), `PASS`
+  if a token is given, `NICK` and `USER`. A nick in use before the welcome gets a new suffix.
+- No JOIN before the welcome (001): servers refuse it (451) and Twitch ignores it.
+- Joins are paced by `JoinLimiter` (20 per 10 s per connection). A channel that parts or kicks us
+  without being asked, or refuses the join, is joined again after `rejoin_after` seconds.
+- A channel counts as ready at its first ROOMSTATE (Twitch) or its end of NAMES, 366 (IRCv3):
+  the same points at which the replay starts keeping its lines.
+- Every PING is answered with a PONG of the same argument, before anything else in that call.
+- Watchdog: any line is proof of life. After `ping_after` seconds of silence we send our own
+  PING; if still nothing has arrived `ping_timeout` seconds later, `Close`. A server that never
+  welcomes us within `register_timeout` gets `Close` too.
+- A NOTICE to `*` before the welcome on Twitch, or 464/465/904 anywhere before it, is a refused
+  login: `Fail`, quoting the server's words (which never contain the token).
+
+`receive()` is the hot path: lines whose command needs no action (PRIVMSG and friends, the vast
+majority) cost one `peek` and one set lookup; only the rare lines are parsed properly.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from recorder.channels import DIALECT_TWITCH
+from recorder.limits import JoinLimiter
+from recorder.wire import peek
+from replay.errors import IRCParseError
+from replay.irc import Message, parse
+
+TWITCH_CAPS = "twitch.tv/tags twitch.tv/commands twitch.tv/membership"
+IRCV3_WANTED_CAPS = ("server-time", "message-tags")
+WATCHDOG_TOKEN = "chat-archiver"
+
+# Commands that never need an answer or a state change: skipped without parsing.
+_PASSIVE = frozenset((
+    "PRIVMSG", "USERNOTICE", "CLEARCHAT", "CLEARMSG", "USERSTATE", "HOSTTARGET", "WHISPER",
+    "GLOBALUSERSTATE", "PONG", "TOPIC", "MODE", "TAGMSG", "353", "002", "003", "004", "005",
+    "372", "375", "376", "332", "333",
+))
+_LOGIN_FAILED_NUMERICS = frozenset(("464", "465", "904", "902"))
+_JOIN_REFUSED_NUMERICS = frozenset(("403", "405", "471", "473", "474", "475", "477"))
+
+
+@dataclass(frozen=True)
+class Send:
+    line: str
+
+
+@dataclass(frozen=True)
+class Welcomed:
+    nick: str
+
+
+@dataclass(frozen=True)
+class Joined:
+    channel: str
+
+
+@dataclass(frozen=True)
+class Ready:
+    channel: str
+
+
+@dataclass(frozen=True)
+class Reconnect:
+    """The server announced it will close this connection (Twitch RECONNECT)."""
+
+
+@dataclass(frozen=True)
+class Close:
+    reason: str
+
+
+@dataclass(frozen=True)
+class Fail:
+    reason: str
+
+
+@dataclass(frozen=True)
+class Warn:
+    message: str
+
+
+Action = Send | Welcomed | Joined | Ready | Reconnect | Close | Fail | Warn
+_NOTHING: tuple[Action, ...] = ()
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    """What one connection needs to know. The token is kept out of repr() so it cannot leak via logs."""
+
+    dialect: str
+    channels: tuple[str, ...]
+    nick: str
+    token: str | None = field(default=None, repr=False)
+    ping_after: float = 60.0
+    ping_timeout: float = 30.0
+    register_timeout: float = 30.0
+    join_limit: int = 20
+    join_window: float = 10.0
+    rejoin_after: float = 30.0
+
+
+def anonymous_nick(rand: Callable[[int, int], int] = random.randint) -> str:
+    """Twitch's anonymous read-only login: `justinfan` and digits."""
+    return f"justinfan{rand(10000, 99999)}"
+
+
+class Session:
+    """Protocol state of one connection. Not thread-safe: one connection thread drives it."""
+
+    def __init__(self, config: SessionConfig, now: float) -> None:
+        self.config = config
+        self.twitch = config.dialect == DIALECT_TWITCH
+        self.nick = config.nick
+        self.welcomed = False
+        self.started_at = now
+        self.last_line_at = now
+        self.ping_sent_at: float | None = None
+        self.joined: set[str] = set()
+        self.ready: set[str] = set()
+        self._pending: dict[str, float] = {}  # channel -> not before (monotonic)
+        self._limiter = JoinLimiter(config.join_limit, config.join_window)
+        self._offered_caps: list[str] = []
+        self._cap_done = self.twitch
+        self._nick_tries = 0
+
+    # -- handshake -------------------------------------------------------------------------------
+
+    def start(self) -> list[Action]:
+        c = self.config
+        out: list[Action] = []
+        if self.twitch:
+            out.append(Send(f"CAP REQ :{TWITCH_CAPS}"))
+            if c.token is not None:
+                token = c.token if c.token.startswith("oauth:") else f"oauth:{c.token}"
+                out.append(Send(f"PASS {token}"))
+            out.append(Send(f"NICK {self.nick}"))
+        else:
+            out.append(Send("CAP LS 302"))
+            if c.token is not None:
+                out.append(Send(f"PASS {c.token}"))
+            out.append(Send(f"NICK {self.nick}"))
+            out.append(Send(f"USER {self.nick} 0 * :chat-archiver recorder"))
+        return out
+
+    # -- lines from the server -------------------------------------------------------------------
+
+    def receive(self, line: str, now: float) -> Sequence[Action]:
+        command, channel = peek(line)
+        return self.receive_peeked(line, command, channel, now)
+
+    def receive_peeked(self, line: str, command: str, channel: str, now: float) -> Sequence[Action]:
+        """`receive` for a caller that already peeked at the line (the recorder does, for metrics)."""
+        self.last_line_at = now
+        self.ping_sent_at = None
+        if command in _PASSIVE:
+            return _NOTHING
+        if command == "ROOMSTATE":
+            return self._mark_ready(channel.lower()) if self.twitch else _NOTHING
+        if command == "RECONNECT":
+            return (Reconnect(),)
+        try:
+            msg = parse(line)
+        except IRCParseError:
+            return _NOTHING  # recorded as received; nothing for us to act on
+        handler = _HANDLERS.get(msg.command)
+        if handler is None:
+            return _NOTHING
+        return handler(self, msg, now)
+
+    def _on_ping(self, msg: Message, now: float) -> Sequence[Action]:
+        return (Send(f"PONG :{msg.params[-1]}" if msg.params else "PONG"),)
+
+    def _on_cap(self, msg: Message, now: float) -> Sequence[Action]:
+        if len(msg.params) < 2:
+            return _NOTHING
+        sub = msg.params[1].upper()
+        caps = msg.params[-1].split()
+        if self.twitch:
+            if sub == "NAK":
+                return (Warn(f"server refused capabilities {msg.params[-1]!r}; lines will lack tags"),)
+            return _NOTHING
+        if self._cap_done:
+            return _NOTHING
+        if sub == "LS":
+            self._offered_caps.extend(c.partition("=")[0] for c in caps)
+            if len(msg.params) >= 4 and msg.params[2] == "*":
+                return _NOTHING  # more LS lines follow
+            wanted = [c for c in IRCV3_WANTED_CAPS if c in self._offered_caps]
+            if wanted:
+                return (Send(f"CAP REQ :{' '.join(wanted)}"),)
+            missing = " ".join(IRCV3_WANTED_CAPS)
+            self._cap_done = True
+            return (Warn(f"server offers none of {missing}; recording without server times"), Send("CAP END"))
+        if sub in ("ACK", "NAK"):
+            self._cap_done = True
+            if sub == "NAK":
+                return (Warn(f"server refused capabilities {msg.params[-1]!r}"), Send("CAP END"))
+            return (Send("CAP END"),)
+        return _NOTHING
+
+    def _on_welcome(self, msg: Message, now: float) -> Sequence[Action]:
+        if self.welcomed:
+            return _NOTHING
+        self.welcomed = True
+        if msg.params:
+            self.nick = msg.params[0]
+        for channel in self.config.channels:
+            self._pending.setdefault(channel, now)
+        return (Welcomed(self.nick), *self.tick(now))
+
+    def _on_nick_in_use(self, msg: Message, now: float) -> Sequence[Action]:
+        if self.welcomed:
+            return _NOTHING
+        self._nick_tries += 1
+        self.nick = f"{self.config.nick[:12]}{self._nick_tries}"
+        return (Warn(f"nick in use; trying {self.nick}"), Send(f"NICK {self.nick}"))
+
+    def _on_login_numeric(self, msg: Message, now: float) -> Sequence[Action]:
+        if self.welcomed:
+            return _NOTHING
+        said = msg.params[-1] if msg.params else msg.command
+        return (Fail(f"login failed: the server said {said!r} ({msg.command})"),)
+
+    def _on_notice(self, msg: Message, now: float) -> Sequence[Action]:
+        if self.twitch and not self.welcomed and msg.params and msg.params[0] == "*":
+            return (Fail(f"login failed: the server said {msg.params[-1]!r}"),)
+        return _NOTHING
+
+    def _on_error(self, msg: Message, now: float) -> Sequence[Action]:
+        said = msg.params[-1] if msg.params else ""
+        return (Close(f"server error: {said}"),)
+
+    def _is_us(self, msg: Message) -> bool:
+        source = msg.source or ""
+        return source.partition("!")[0].lower() == self.nick.lower()
+
+    def _channel_of(self, param: str) -> str | None:
+        name = param[1:].lower() if param.startswith("#") else None
+        return name if name in self.config.channels else None
+
+    def _on_join(self, msg: Message, now: float) -> Sequence[Action]:
+        if not msg.params or not self._is_us(msg):
+            return _NOTHING
+        channel = self._channel_of(msg.params[0])
+        if channel is None or channel in self.joined:
+            return _NOTHING
+        self.joined.add(channel)
+        self._pending.pop(channel, None)
+        return (Joined(channel),)
+
+    def _lost(self, channel: str, now: float, why: str) -> Sequence[Action]:
+        self.joined.discard(channel)
+        self.ready.discard(channel)
+        self._pending[channel] = now + self.config.rejoin_after
+        return (Warn(f"#{channel}: {why}; joining again in {self.config.rejoin_after:g} s"),)
+
+    def _on_part(self, msg: Message, now: float) -> Sequence[Action]:
+        if not msg.params or not self._is_us(msg):
+            return _NOTHING
+        channel = self._channel_of(msg.params[0])
+        return _NOTHING if channel is None else self._lost(channel, now, "the server parted us")
+
+    def _on_kick(self, msg: Message, now: float) -> Sequence[Action]:
+        if len(msg.params) < 2 or msg.params[1].lower() != self.nick.lower():
+            return _NOTHING
+        channel = self._channel_of(msg.params[0])
+        return _NOTHING if channel is None else self._lost(channel, now, "kicked")
+
+    def _on_join_refused(self, msg: Message, now: float) -> Sequence[Action]:
+        if len(msg.params) < 2:
+            return _NOTHING
+        channel = self._channel_of(msg.params[1])
+        if channel is None:
+            return _NOTHING
+        return self._lost(channel, now, f"join refused ({msg.command} {msg.params[-1]})")
+
+    def _on_end_of_names(self, msg: Message, now: float) -> Sequence[Action]:
+        if self.twitch or len(msg.params) < 2:
+            return _NOTHING
+        return self._mark_ready(msg.params[1][1:].lower() if msg.params[1].startswith("#") else "")
+
+    def _on_nick(self, msg: Message, now: float) -> Sequence[Action]:
+        if msg.params and self._is_us(msg):
+            self.nick = msg.params[0]
+        return _NOTHING
+
+    def _mark_ready(self, channel: str) -> Sequence[Action]:
+        if channel not in self.joined or channel in self.ready:
+            return _NOTHING
+        self.ready.add(channel)
+        return (Ready(channel),)
+
+    # -- time --------------------------------------------------------------------------------------
+
+    def tick(self, now: float) -> list[Action]:
+        """Timers: registration timeout, watchdog PING and its timeout, paced joins."""
+        c = self.config
+        if not self.welcomed and now - self.started_at >= c.register_timeout:
+            return [Close(f"no welcome from the server within {c.register_timeout:g} s")]
+        out: list[Action] = []
+        if self.ping_sent_at is not None:
+            if now - self.ping_sent_at >= c.ping_timeout:
+                return [Close(f"no answer to our PING within {c.ping_timeout:g} s")]
+        elif now - self.last_line_at >= c.ping_after:
+            self.ping_sent_at = now
+            out.append(Send(f"PING :{WATCHDOG_TOKEN}"))
+        if self.welcomed:
+            for channel, not_before in list(self._pending.items()):
+                if not_before > now:
+                    continue
+                if not self._limiter.take(now):
+                    break
+                del self._pending[channel]
+                out.append(Send(f"JOIN #{channel}"))
+                # joined when the echo arrives; until then a silent server is the watchdog's job
+        return out
+
+    def next_deadline(self, now: float) -> float:
+        """The monotonic time by which `tick()` should next be called."""
+        c = self.config
+        if not self.welcomed:
+            return min(self.started_at + c.register_timeout, self.last_line_at + c.ping_after)
+        deadline = (
+            self.ping_sent_at + c.ping_timeout if self.ping_sent_at is not None
+            else self.last_line_at + c.ping_after
+        )
+        if self._pending:
+            earliest = min(self._pending.values())
+            deadline = min(deadline, max(earliest, now + self._limiter.wait(now)))
+        return deadline
+
+
+_Handler = Callable[[Session, Message, float], Sequence[Action]]
+_HANDLERS: dict[str, _Handler] = {
+    "PING": Session._on_ping,
+    "CAP": Session._on_cap,
+    "001": Session._on_welcome,
+    "433": Session._on_nick_in_use,
+    "NOTICE": Session._on_notice,
+    "ERROR": Session._on_error,
+    "JOIN": Session._on_join,
+    "PART": Session._on_part,
+    "KICK": Session._on_kick,
+    "366": Session._on_end_of_names,
+    "NICK": Session._on_nick,
+    **dict.fromkeys(_LOGIN_FAILED_NUMERICS, Session._on_login_numeric),
+    **dict.fromkeys(_JOIN_REFUSED_NUMERICS, Session._on_join_refused),
+}

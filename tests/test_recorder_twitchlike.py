@@ -1,0 +1,174 @@
+"""The recorder against the scripted Twitch-like server: nothing lost, nothing doubled, in order."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from twitchlike import Recording, RunningRecorder, ServerConn, TwitchLikeServer, chat_line, fast_config, wait_until
+
+pytestmark = pytest.mark.integration
+
+CHANNELS = ("alpha", "beta")
+
+
+def _chat(conn: ServerConn, start: int, count: int) -> None:
+    """Mixed traffic: single-line frames, multi-line frames, frames without a final CRLF."""
+    i = start
+    while i < start + count:
+        channel = CHANNELS[i % 2]
+        if i % 5 == 0:
+            conn.send_frame([chat_line(i, channel), chat_line(i + 1, channel), chat_line(i + 2, channel)])
+            i += 3
+        elif i % 7 == 0:
+            conn.send_frame([chat_line(i, channel)], crlf=False)
+            i += 1
+        else:
+            conn.send(chat_line(i, channel))
+            i += 1
+
+
+def _script(conn: ServerConn) -> None:
+    """Connection 0: chat, PING, chat, RECONNECT, chat during the overlap, close.
+    Connection 1: chat, abrupt drop. Connection 2: chat, then quiet."""
+    assert conn.wait_joined(CHANNELS)
+    if conn.index == 0:
+        _chat(conn, 0, 60)
+        conn.send("PING :tmi.twitch.tv")
+        assert conn.wait_received("PONG :tmi.twitch.tv")
+        conn.send(":tmi.twitch.tv HOSTTARGET #alpha :gamma 10", "@msg-id=host_on :tmi.twitch.tv NOTICE #alpha :hi")
+        _chat(conn, 60, 20)
+        conn.send(":tmi.twitch.tv RECONNECT")
+        # the server keeps talking for a while before it closes, as Twitch does
+        for k in range(10):
+            _chat(conn, 100 + 3 * k, 3)
+            time.sleep(0.05)
+        assert conn.server.wait_conns(2)
+        assert conn.server.conns[1].wait_joined(CHANNELS)
+        _chat(conn, 200, 5)
+        conn.close()
+    elif conn.index == 1:
+        _chat(conn, 1000, 40)
+        conn.drop()
+    else:
+        _chat(conn, 2000 + 100 * conn.index, 30)
+
+
+def test_every_line_once_in_order_across_reconnect_and_drop(tmp_path: Path) -> None:
+    with TwitchLikeServer(_script) as server:
+        with RunningRecorder(fast_config(server.url, str(tmp_path))) as rec:
+            assert server.wait_conns(3), rec.logs
+
+            def all_recorded() -> bool:
+                got = Recording(str(tmp_path)).by_conn("recv")
+                return len(server.conns) >= 3 and all(
+                    got.get(c.index) == c.sent and (c.index == 2 or c.closed) for c in server.conns[:3]
+                ) and len(server.conns[2].sent) > 30
+            assert wait_until(all_recorded, 30), rec.logs
+            rec.stop()
+        assert not server.script_errors, server.script_errors
+        sent_by_server = {c.index: list(c.sent) for c in server.conns}
+        received_by_server = {c.index: list(c.received) for c in server.conns}
+
+    recording = Recording(str(tmp_path))
+    assert recording.problems == []
+    recv = recording.by_conn("recv")
+    # every line each connection's server sent, exactly once, in order (this is the heart of it)
+    assert sorted(recv) == sorted(sent_by_server)
+    for index, lines in sent_by_server.items():
+        assert recv[index] == lines, index
+    # the PING was answered with a PONG, which the recording holds as a sent line
+    assert "PONG :tmi.twitch.tv" in received_by_server[0]
+    assert "PONG :tmi.twitch.tv" in recording.by_conn("send")[0]
+    # the overlap: connection 1 opened (and joined) before connection 0 closed
+    seq_of = {(e.kind, e.conn): e.seq for e in recording.events if e.kind in ("open", "close")}
+    assert seq_of[("open", 1)] < seq_of[("close", 0)]
+    # after the drop it reconnected and joined every channel again
+    assert {"JOIN #alpha", "JOIN #beta"} <= set(received_by_server[2])
+    closes = {e.conn: e.text for e in recording.of("close")}
+    assert closes[0].startswith("server closed")
+    assert closes[1].startswith("connection lost")
+    assert closes[2] == "shutdown"
+    assert all(e.dialect == "twitch" for e in recording.of("open"))
+    # no line went anywhere but the recording's own folder
+    assert all(Path(p).parent == tmp_path / "test" for p in recording.paths)
+
+
+def test_replay_of_the_recording_holds_every_privmsg(tmp_path: Path) -> None:
+    """The recorder's output is what the replay engine reads: every PRIVMSG id reaches the archive."""
+    api = pytest.importorskip("replay.api")
+    from replay.store import iter_batch_files, read_batch_file
+
+    def script(conn: ServerConn) -> None:
+        assert conn.wait_joined(CHANNELS)
+        _chat(conn, 0, 50)
+
+    raw = tmp_path / "raw"
+    with TwitchLikeServer(script) as server:
+        with RunningRecorder(fast_config(server.url, str(raw))) as rec:
+            assert server.wait_conns(1)
+            conn = server.conns[0]
+            assert wait_until(lambda: len(conn.sent) > 50 and Recording(str(raw)).by_conn("recv").get(0) == conn.sent)
+            rec.stop()
+        sent = list(server.conns[0].sent)
+    report = api.replay([str(raw)], str(tmp_path / "archive"))
+    assert not report.raw_problems
+    ids = set()
+    for channel in CHANNELS:
+        for batch in iter_batch_files(str(tmp_path / "archive"), channel):
+            for record in read_batch_file(batch.path):
+                if record["command"] == "PRIVMSG":
+                    ids.add(record["tags"]["id"])
+    expected = {line.split(";id=")[1].split(";")[0] for line in sent if " PRIVMSG " in line}
+    assert ids == expected
+
+
+def test_watchdog_pings_then_reconnects_when_the_server_goes_silent(tmp_path: Path) -> None:
+    def script(conn: ServerConn) -> None:
+        if conn.index == 0:
+            conn.answer_pings = False  # a half-dead server: accepts, then never answers anything
+        assert conn.wait_joined(CHANNELS)
+
+    with TwitchLikeServer(script) as server:
+        config = fast_config(server.url, str(tmp_path), ping_after=0.3, ping_timeout=0.5)
+        with RunningRecorder(config) as rec:
+            assert server.wait_conns(2), rec.logs
+            assert server.conns[1].wait_joined(CHANNELS)
+            rec.stop()
+        assert "PING :chat-archiver" in server.conns[0].received
+    closes = {e.conn: e.text for e in Recording(str(tmp_path)).of("close")}
+    assert "no answer to our PING" in closes[0]
+
+
+def test_unreachable_server_is_retried_and_said(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with RunningRecorder(fast_config(f"ws://127.0.0.1:{port}", str(tmp_path))) as rec:
+        assert wait_until(lambda: sum("cannot connect" in m for _l, m in rec.logs) >= 3, 20), rec.logs
+        rec.stop()
+    warnings = [m for level, m in rec.logs if level == "warn"]
+    assert "connection refused; retrying in" in warnings[0]
+    assert rec.recorder.stats.connect_failures >= 3
+    # nothing was opened, so the recording holds no events (and no empty files)
+    assert Recording(str(tmp_path)).events == []
+
+
+def test_join_rate_is_paced_per_connection(tmp_path: Path) -> None:
+    """25 channels at 20 joins per 10 s: 20 go at once, the rest only when the window allows."""
+    channels = tuple(f"ch{i}" for i in range(25))
+    with TwitchLikeServer() as server:
+        config = fast_config(server.url, str(tmp_path), channels=channels, join_limit=20, join_window=1.0)
+        with RunningRecorder(config) as rec:
+            assert server.wait_conns(1)
+            conn = server.conns[0]
+            assert conn.wait_joined(channels)
+            rec.stop()
+    sends = [e for e in Recording(str(tmp_path)).of("send") if e.text.startswith("JOIN ")]
+    assert [e.text for e in sends] == [f"JOIN #{c}" for c in channels]
+    times = [e.at / 1e6 for e in sends]
+    for i in range(len(times) - 20):
+        assert times[i + 20] - times[i] >= 1.0 - 0.002, (i, times)  # wall-clock vs monotonic slack
