@@ -394,7 +394,8 @@ class Recording:
         self.problems: list[Any] = []
         self.paths = find_raw_files([out_dir])
         self.streams = group_streams(self.paths, self.problems)
-        self.events = [e for s in self.streams for e in iter_stream_events(s, self.problems)]
+        self.by_slug = {s.header.slug: list(iter_stream_events(s, self.problems)) for s in self.streams}
+        self.events = [e for s in self.streams for e in self.by_slug[s.header.slug]]
 
     def by_conn(self, kind: str) -> dict[int, list[str]]:
         out: dict[int, list[str]] = {}
@@ -452,3 +453,8 @@ def fast_config(server: str, out_dir: str, channels: tuple[str, ...] = ("alpha",
     }
     defaults.update(kw)
     return RecorderConfig(channels=channels, out_dir=out_dir, server=server, **defaults)
+
+
+def caught_up(out_dir: str, conn: ServerConn, at_least: int = 0) -> bool:
+    """The recording's connection `conn.index` holds exactly what the server sent it (and enough)."""
+    return len(conn.sent) >= at_least and Recording(out_dir).by_conn("recv").get(conn.index) == conn.sent

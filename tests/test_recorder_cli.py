@@ -1,0 +1,213 @@
+"""`chat-archiver record` as a user runs it: a real process, real signals, kill -9, the token."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from twitchlike import Recording, ServerConn, TwitchLikeServer, chat_line, wait_until
+from typer.testing import CliRunner
+
+from chat_archiver.cli import app
+
+TOKEN = "s3cr3tT0kenValue42xyz"
+_CLI = [sys.executable, "-c", "from chat_archiver.cli import main; main()", "record"]
+
+
+class Proc:
+    """The recorder as a subprocess, its stdout and stderr going to files (no pipe can fill up)."""
+
+    def __init__(self, tmp: Path, args: list[str], env: dict[str, str] | None = None, tag: str = "p") -> None:
+        self.out_path = tmp / f"{tag}.stdout"
+        self.err_path = tmp / f"{tag}.stderr"
+        with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
+            self.proc = subprocess.Popen(
+                [*_CLI, *args], stdout=out, stderr=err, env={**os.environ, "COLUMNS": "200", **(env or {})},
+            )
+
+    def output(self) -> str:
+        return self.out_path.read_text() + self.err_path.read_text()
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+        self.proc.send_signal(sig)
+        return self.proc.wait(timeout)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(30)
+
+
+def _recv_count(out: Path) -> int:
+    """How many recv events are on disk now (torn or not; a rough count for polling)."""
+    return sum(p.read_bytes().count(b'"kind":"recv"') for p in out.rglob("*.jsonl"))
+
+
+def _stream(conn: ServerConn) -> None:
+    """Connection 0 pushes chat until the client goes away; later ones send 20 lines."""
+    assert conn.wait_joined(["alpha"])
+    if conn.index == 0:
+        i = 0
+        while not conn.closed:
+            conn.send(chat_line(i, "alpha"))
+            i += 1
+            if i % 20 == 0:
+                time.sleep(0.002)
+    else:
+        for i in range(20):
+            conn.send(chat_line(10_000 + i, "alpha"))
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_kill_9_loses_nothing_written_and_restart_starts_a_new_file(tmp_path: Path) -> None:
+    out = tmp_path / "raw"
+    with TwitchLikeServer(_stream) as server:
+        args = ["alpha", "--out", str(out), "--server", server.url, "--dialect", "twitch", "--name", "crash"]
+        first = Proc(tmp_path, args, tag="first")
+        try:
+            assert wait_until(lambda: _recv_count(out) >= 400, 30), first.output()
+            seen_before_kill = _recv_count(out)
+        finally:
+            first.kill()
+        assert first.proc.returncode == -signal.SIGKILL
+        assert server.conns[0].wait_for(lambda: server.conns[0].closed)
+        sent = list(server.conns[0].sent)
+
+        recording = Recording(str(out))
+        # a torn last line is the only acceptable damage after kill -9
+        assert all("torn last line" in p.message for p in recording.problems), recording.problems
+        recv = recording.by_conn("recv")[0]
+        assert len(recv) >= seen_before_kill - 1  # all but possibly the torn one we counted
+        assert recv == sent[: len(recv)]  # a prefix of what the server sent: nothing lost, nothing extra
+        [old_file] = recording.paths
+        old_digest = hashlib.sha256(Path(old_file).read_bytes()).digest()
+
+        second = Proc(tmp_path, args, tag="second")
+        try:
+            assert server.wait_conns(2)
+            conn1 = server.conns[1]
+            assert wait_until(lambda: len(conn1.sent) >= 20 + 11 and set(conn1.sent) <= {
+                e.text for e in Recording(str(out)).of("recv")
+            }, 30), second.output()
+            assert second.stop() == 0, second.output()
+        finally:
+            second.kill()
+    after = Recording(str(out))
+    assert len(after.streams) == 2  # a new process is a new stream (new slug), in a new file
+    new_files = [p for p in after.paths if p != old_file]
+    assert len(new_files) == 1
+    assert hashlib.sha256(Path(old_file).read_bytes()).digest() == old_digest
+    newest = next(s for s in after.streams if s.files[0][1] == new_files[0])
+    assert newest.header.slug not in old_file
+    assert [e.text for e in after.by_slug[newest.header.slug] if e.kind == "recv"] == conn1.sent
+
+
+@pytest.mark.integration
+def test_sigterm_flushes_closes_and_exits_0_and_the_token_never_leaks(tmp_path: Path) -> None:
+    out = tmp_path / "raw"
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN + "\n")
+
+    def script(conn: ServerConn) -> None:
+        assert conn.wait_joined(["alpha"])
+        conn.send(*(chat_line(i, "alpha") for i in range(30)))
+
+    with TwitchLikeServer(script, token=TOKEN) as server:
+        args = [
+            "#Alpha", "--out", str(out), "--server", server.url, "--dialect", "twitch", "--nick", "archivist",
+            "--token-file", str(token_file), "--name", "tok", "--gzip",
+        ]
+        proc = Proc(tmp_path, args)
+        try:
+            assert server.wait_conns(1)
+            conn = server.conns[0]
+            assert wait_until(lambda: len(conn.sent) >= 30 + 11, 20), proc.output()
+            assert conn.password == f"oauth:{TOKEN}"  # the server did get it
+            cmdline = Path(f"/proc/{proc.proc.pid}/cmdline").read_bytes()
+            assert TOKEN.encode() not in cmdline
+            assert wait_until(lambda: _recv_count(out) >= 41, 20)
+            assert proc.stop() == 0, proc.output()
+        finally:
+            proc.kill()
+    output = proc.output()
+    assert TOKEN not in output
+    assert "Traceback" not in output
+    files = [p for p in tmp_path.rglob("*") if p.is_file() and p != token_file]
+    assert any(p.name.endswith(".jsonl.gz") for p in files)  # --gzip: the closed hour was compressed
+    for p in files:
+        data = gzip.decompress(p.read_bytes()) if p.name.endswith(".gz") else p.read_bytes()
+        assert TOKEN.encode() not in data, p
+    recording = Recording(str(out))
+    assert recording.problems == []
+    assert "PASS ***" in recording.by_conn("send")[0]
+    assert recording.of("close")[-1].text == "shutdown"
+
+
+@pytest.mark.integration
+def test_bad_token_says_login_failed_and_never_prints_it(tmp_path: Path) -> None:
+    out = tmp_path / "raw"
+    with TwitchLikeServer(token="the-right-one") as server:
+        args = ["alpha", "--out", str(out), "--server", server.url, "--dialect", "twitch", "--nick", "archivist"]
+        proc = Proc(tmp_path, args, env={"CHAT_ARCHIVER_TOKEN": TOKEN})
+        try:
+            code = proc.proc.wait(30)
+        finally:
+            proc.kill()
+    output = proc.output()
+    assert code == 2, output
+    assert "login failed" in output and "Login authentication failed" in output
+    assert TOKEN not in output and "Traceback" not in output
+    for p in out.rglob("*"):
+        if p.is_file():
+            assert TOKEN.encode() not in p.read_bytes()
+
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["bad channel!", "--out", "X"], "is not a plain channel name"),
+    (["#", "--out", "X"], "is not a plain channel name"),
+    (["alpha", "--out", "X", "--dialect", "irc"], "--dialect must be twitch or ircv3"),
+    (["alpha", "--out", "X", "--server", "http://example.invalid"], "must be a ws:// or wss:// URL"),
+    (["alpha", "--out", "X", "--token-file", "/nonexistent/token"], "cannot read the token file"),
+    (["alpha", "--out", "X", "--name", "../evil"], "invalid recorder name"),
+])
+def test_bad_arguments_get_one_clear_line(args: list[str], message: str, tmp_path: Path) -> None:
+    args = [a.replace("X", str(tmp_path / "raw")) for a in args]
+    result = runner.invoke(app, ["record", *args])
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_token_without_a_nick_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CHAT_ARCHIVER_TOKEN", TOKEN)
+    result = runner.invoke(app, ["record", "alpha", "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "a token needs --nick" in result.output
+    assert TOKEN not in result.output
+
+
+def test_unwritable_output_folder_is_refused_at_start(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    result = runner.invoke(app, ["record", "alpha", "--out", str(blocker / "raw"), "--server", "ws://127.0.0.1:9"])
+    assert result.exit_code == 2
+    assert "cannot write the recording in" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_record_has_help() -> None:
+    result = runner.invoke(app, ["record", "--help"])
+    assert result.exit_code == 0
+    for option in ("--out", "--server", "--dialect", "--nick", "--token-file", "--name", "--gzip", "--metrics-port"):
+        assert option in result.output
