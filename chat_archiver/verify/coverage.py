@@ -6,7 +6,7 @@ open. A connection's window runs from its `open` event to its `close` event; a r
 without a `close` (the process died, or the file is still being written) ends the windows it left
 open at its last event, the last moment the process is known to have been alive.
 
-Which channels a connection covered comes from the `JOIN` lines it sent. A connection that sent no
+Which channels a connection covered comes from the `JOIN` lines it sent or received. A connection that sent no
 JOIN we can read is taken to cover every channel: an IRCv3 server may join it by configuration, and
 assuming coverage is the one reading that does not invent a gap the recording does not show.
 
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from replay.canonical import BATCH_INTERVAL
 from replay.errors import InputError
 from replay.irc import parse_compat
-from replay.rawformat import CLOSE, OPEN, SEND, Event, receiver_name
+from replay.rawformat import CLOSE, OPEN, RECV, SEND, Event, receiver_name
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,8 @@ def connection_windows(recorder: str, slug: str, events: Iterable[Event]) -> lis
         elif event.kind == CLOSE:
             if event.conn in opened:
                 finish(event.conn, at, True)
-        elif event.kind == SEND and event.conn in opened:
+        elif event.conn in opened and (event.kind == SEND or (event.kind == RECV and " JOIN " in event.text)):
+            # a JOIN we sent, or any JOIN we received (ours echoed, or someone's in a channel we are in)
             joined = _joined_channels(event.text)
             if joined:
                 channels.setdefault(event.conn, set()).update(joined)

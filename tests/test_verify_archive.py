@@ -1,0 +1,311 @@
+"""verify on whole archives: each planted fault is found and named, a healthy archive is healthy,
+and the CLI's exit status, report and --json agree with the findings.
+
+Archives are built in tmp folders from records made here (two receivers, a PRIVMSG every 6 s with
+realistic receive delays); raw recordings are written with fixtures.txt2raw.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from chat_archiver.cli import app
+from chat_archiver.verify.render import report_json
+from chat_archiver.verify.scan import VerifyError, verify_archive
+from fixtures.txt2raw import convert
+from replay.api import replay
+from replay.canonical import batch_relpath, content_hash, format_batch
+from replay.store import write_batch
+
+M0 = 1_700_000_040  # 2023-11-14T22:14:00Z
+CHANNEL = "chan"
+R1, R2, R3 = "host1.Ab3dE.0", "host2.Zz9yX.0", "host3.Qq1wE.0"
+FIXTURES = Path(__file__).parent.parent / "fixtures"
+
+
+def privmsg(t: float, n: int, delays: dict[str, float]) -> dict[str, Any]:
+    return {
+        "command": "PRIVMSG", "params": [f"#{CHANNEL}", f"message {n}"], "sender": "viewer", "user": "viewer",
+        "host": "viewer.tmi.twitch.tv", "tags": {"id": f"id-{n}", "tmi-sent-ts": str(round(t * 1000))},
+        "receivers": {name: t + d for name, d in delays.items()}, "time": t, "time_range": 0,
+    }
+
+
+def minute_records(minute: int, delays: dict[str, float] | None = None) -> list[dict[str, Any]]:
+    delays = delays if delays is not None else {R1: 0.21, R2: 0.34}
+    return [privmsg(M0 + 60 * minute + 6 * i + 0.125, minute * 10 + i, delays) for i in range(10)]
+
+
+def build(root: Path, minutes: range = range(10), skip: tuple[int, ...] = (), **kw: Any) -> dict[int, str]:
+    paths = {}
+    for m in minutes:
+        if m not in skip:
+            paths[m], _ = write_batch(str(root), CHANNEL, M0 + 60 * m, minute_records(m, **kw))
+    return paths
+
+
+def raw(folder: Path, name: str, slug: str, lines: list[str]) -> None:
+    text = f"header {name} {slug} {name}\n" + "\n".join(lines) + "\n"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.jsonl").write_bytes(convert(text))
+
+
+def connected(conn: int, start: float, end: float | None) -> list[str]:
+    lines = [f"{start:.3f} open {conn} twitch wss://irc-ws.chat.twitch.tv:443",
+             f"{start + 0.1:.3f} send {conn} JOIN #{CHANNEL}"]
+    if end is not None:
+        lines.append(f"{end:.3f} close {conn} bye")
+    return lines
+
+
+def kinds(root: Path, **kw: Any) -> list[str]:
+    return sorted(f.kind for f in verify_archive(str(root), jobs=1, **kw).findings)
+
+
+# ---------------------------------------------------------------- healthy
+
+
+def test_healthy_archive_is_healthy(tmp_path: Path) -> None:
+    build(tmp_path)
+    report = verify_archive(str(tmp_path), jobs=1)
+    assert report.findings == []
+    assert report.exit_status == 0
+    (ch,) = report.channels
+    assert (ch.tally.files, ch.tally.records, ch.tally.messages, ch.tally.single) == (10, 100, 100, 0)
+    assert ch.first_minute == M0 and ch.last_minute == M0 + 540
+    assert [r.share for r in ch.receivers] == [1.0, 1.0]
+    assert ch.receivers[0].delay_p50 == pytest.approx(0.21, abs=0.011)
+
+
+def test_healthy_archive_with_raw_recordings_and_a_quiet_minute(tmp_path: Path) -> None:
+    build(tmp_path / "a", skip=(4,))
+    raw(tmp_path / "raw", "host1", "Ab3dE", connected(0, M0 - 30, M0 + 700))
+    raw(tmp_path / "raw", "host2", "Zz9yX", connected(0, M0 - 20, M0 + 690))
+    report = verify_archive(str(tmp_path / "a"), raw=[str(tmp_path / "raw")], jobs=1)
+    assert report.findings == []
+    (ch,) = report.channels
+    assert ch.minute_states == {M0 + 240: "quiet"}
+    assert ch.empty_spans == [(M0 + 240, M0 + 300, "quiet")]
+    assert report.windows is not None and [w.receiver for w in report.windows] == [R1, R2]
+
+
+def test_replayed_fixture_archive_verifies_with_its_recordings(tmp_path: Path) -> None:
+    case = FIXTURES / "cases" / "two_recorders"
+    recordings = sorted(str(p) for p in case.glob("*.jsonl"))
+    replay(recordings, str(tmp_path), merge=True)
+    report = verify_archive(str(tmp_path), raw=recordings, jobs=1)
+    integrity = {"hash-mismatch", "not-canonical", "unsorted", "wrong-minute", "unmerged", "bad-record"}
+    assert not integrity & {f.kind for f in report.findings}, report.findings
+
+
+# ---------------------------------------------------------------- planted faults
+
+
+def test_flipped_byte(tmp_path: Path) -> None:
+    paths = build(tmp_path)
+    data = bytearray(Path(paths[3]).read_bytes())
+    data[data.index(b"message 3") + 8] ^= 0x01  # "message 30" -> "message 31": still valid JSON
+    Path(paths[3]).write_bytes(bytes(data))
+    report = verify_archive(str(tmp_path), jobs=1)
+    assert [(f.kind, f.path) for f in report.findings] == [("hash-mismatch", paths[3])]
+    assert report.exit_status == 1
+
+
+def test_renamed_file_to_another_minute(tmp_path: Path) -> None:
+    paths = build(tmp_path, skip=(5,))
+    old = Path(paths[4])
+    new = old.with_name(old.name.replace("18:00", "19:00"))  # minute 4 is 22:18, 5 would be 22:19
+    old.rename(new)
+    found = verify_archive(str(tmp_path), jobs=1).findings
+    assert {f.kind for f in found} == {"wrong-minute"}
+    assert {(f.path, f.line) for f in found if f.line is not None} == {(str(new), n) for n in range(1, 6)}
+
+
+def test_renamed_file_to_another_hash(tmp_path: Path) -> None:
+    paths = build(tmp_path)
+    old = Path(paths[2])
+    new = old.with_name(old.name[:6] + "A" * 43 + ".json")
+    old.rename(new)
+    found = verify_archive(str(tmp_path), jobs=1).findings
+    assert [(f.kind, f.path) for f in found] == [("hash-mismatch", str(new))]
+
+
+def test_record_in_the_wrong_minute(tmp_path: Path) -> None:
+    build(tmp_path, skip=(6,))
+    stray = minute_records(6)
+    stray[-1]["time"] += 60  # belongs to minute 7
+    stray[-1]["tags"]["tmi-sent-ts"] = str(round(stray[-1]["time"] * 1000))
+    path, _ = write_batch(str(tmp_path), CHANNEL, M0 + 360, stray)
+    found = verify_archive(str(tmp_path), jobs=1).findings
+    assert [(f.kind, f.path, f.line) for f in found] == [("wrong-minute", path, 10)]
+
+
+def test_unmerged_pair(tmp_path: Path) -> None:
+    build(tmp_path)
+    extra = minute_records(2, delays={R3: 0.3})
+    second, _ = write_batch(str(tmp_path), CHANNEL, M0 + 120, extra)
+    found = verify_archive(str(tmp_path), jobs=1).findings
+    unmerged = [f for f in found if f.kind == "unmerged"]
+    assert len(unmerged) == 1
+    assert os.path.basename(second) in unmerged[0].message or unmerged[0].path == second
+
+
+def test_leftover_temp_file_and_foreign_files(tmp_path: Path) -> None:
+    paths = build(tmp_path)
+    temp = paths[1] + ".0123456789abcdef.temp"
+    Path(temp).write_bytes(b'{"partial')
+    hour = Path(paths[1]).parent
+    (hour / "notes.txt").write_text("hello")
+    (hour.parent / "junk").mkdir()
+    found = [(f.kind, f.path) for f in verify_archive(str(tmp_path), jobs=1).findings]
+    assert ("temp-file", temp) in found
+    assert ("foreign-file", str(hour / "notes.txt")) in found
+    assert ("foreign-file", str(hour.parent / "junk")) in found
+    assert len(found) == 3
+
+
+def test_gap_while_no_recorder_was_connected(tmp_path: Path) -> None:
+    # host1 drops at 22:17:30 and is back at 22:19:45; host2 was never connected then either.
+    build(tmp_path / "a", skip=(4, 5))
+    lines = connected(0, M0 - 30, M0 + 210) + connected(1, M0 + 345, M0 + 700)
+    raw(tmp_path / "raw", "host1", "Ab3dE", lines)
+    raw(tmp_path / "raw", "host2", "Zz9yX", connected(0, M0 - 20, M0 + 200) + connected(1, M0 + 350, None)
+        + [f"{M0 + 650:.3f} recv 1 PING :tmi.twitch.tv"])
+    report = verify_archive(str(tmp_path / "a"), raw=[str(tmp_path / "raw")], jobs=1)
+    gaps = [f for f in report.findings if f.kind == "gap"]
+    assert [(f.start, f.end) for f in gaps] == [(M0 + 210, M0 + 345)]
+    (ch,) = report.channels
+    assert ch.minute_states == {M0 + 240: "gap", M0 + 300: "gap"}
+    # host2's last connection has no close: it ends at the recording's last event
+    assert [(w.receiver, w.end, w.closed) for w in report.windows or []][-1] == ("host2.Zz9yX.1", M0 + 650, False)
+    assert report.exit_status == 1
+
+
+def test_empty_minutes_without_raw_are_unknown_not_gaps(tmp_path: Path) -> None:
+    build(tmp_path, skip=(4, 5))
+    report = verify_archive(str(tmp_path), jobs=1)
+    assert report.findings == []
+    assert report.channels[0].empty_spans == [(M0 + 240, M0 + 360, "empty")]
+
+
+def test_recorder_with_a_skewed_clock(tmp_path: Path) -> None:
+    build(tmp_path, delays={R1: 0.21, R2: 0.34, R3: 4.5})
+    found = verify_archive(str(tmp_path), jobs=1).findings
+    assert [(f.kind, f.message.split(":")[0]) for f in found] == [("clock-skew", R3)]
+
+
+def test_recorder_whose_clock_is_behind(tmp_path: Path) -> None:
+    build(tmp_path, delays={R1: -3.0})
+    found = verify_archive(str(tmp_path), jobs=1).findings
+    assert ("clock-skew", R1) in [(f.kind, f.message.split(":")[0]) for f in found]
+
+
+def test_single_receiver_is_a_notice_not_a_problem(tmp_path: Path) -> None:
+    build(tmp_path, delays={R1: 0.2})
+    report = verify_archive(str(tmp_path), jobs=1)
+    assert [f.kind for f in report.findings] == ["single-receiver"]
+    assert report.exit_status == 0
+
+
+def test_conflict_record(tmp_path: Path) -> None:
+    records = minute_records(0)
+    records[0]["time_range"] = -1.5
+    path, _ = write_batch(str(tmp_path), CHANNEL, M0, records)
+    assert [(f.kind, f.line) for f in verify_archive(str(tmp_path), jobs=1).findings] == [("conflict", 1)]
+
+
+def test_process_pool_gives_the_same_report(tmp_path: Path) -> None:
+    paths = build(tmp_path, minutes=range(70))
+    Path(paths[33]).write_bytes(Path(paths[33]).read_bytes()[:-5])  # torn
+    one = report_json(verify_archive(str(tmp_path), jobs=1))
+    two = report_json(verify_archive(str(tmp_path), jobs=2))
+    assert one == two
+    assert {f["kind"] for f in one["findings"]} >= {"torn-file", "hash-mismatch"}
+
+
+def test_missing_root_or_channel_or_raw_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(VerifyError):
+        verify_archive(str(tmp_path / "nope"))
+    build(tmp_path)
+    with pytest.raises(VerifyError):
+        verify_archive(str(tmp_path), channel="other")
+    with pytest.raises(VerifyError):
+        verify_archive(str(tmp_path), raw=[str(tmp_path / "no-raw")])
+
+
+def test_folder_without_channels(tmp_path: Path) -> None:
+    assert kinds(tmp_path) == ["no-channels"]
+
+
+# ---------------------------------------------------------------- CLI
+
+
+def run(*args: str) -> Any:
+    return CliRunner().invoke(app, ["verify", *args])
+
+
+def test_cli_healthy_report_and_exit_0(tmp_path: Path) -> None:
+    build(tmp_path)
+    result = run(str(tmp_path))
+    assert result.exit_code == 0, result.stderr
+    assert "healthy" in result.stdout and CHANNEL in result.stdout
+    assert result.stderr == ""
+
+
+def test_cli_json_matches_the_findings(tmp_path: Path) -> None:
+    paths = build(tmp_path, skip=(5,))
+    Path(paths[3]).write_bytes(Path(paths[3]).read_bytes().replace(b"message 3", b"message X"))
+    Path(paths[1] + ".abc.temp").write_bytes(b"")
+    result = run(str(tmp_path), "--json")
+    assert result.exit_code == 1
+    assert result.stderr == ""
+    doc = json.loads(result.stdout)
+    report = verify_archive(str(tmp_path), jobs=1)
+    assert doc == json.loads(json.dumps(report_json(report)))
+    assert doc["status"] == "problems" and doc["exit_code"] == 1
+    assert [(f["kind"], f["path"], f["line"]) for f in doc["findings"]] == [
+        (f.kind, f.path, f.line) for f in report.findings
+    ]
+    assert {f["kind"] for f in doc["findings"]} == {"hash-mismatch", "temp-file"}
+    assert doc["counts"] == {"problem": 2, "notice": 0, "unreadable": 0}
+    chan = doc["channels"][CHANNEL]
+    assert chan["records"] == 90 and chan["empty_spans"] == [
+        {"start": "2023-11-14T22:19:00Z", "end": "2023-11-14T22:20:00Z", "state": "empty"}]
+
+
+def test_cli_unreadable_root_exits_2_with_one_line(tmp_path: Path) -> None:
+    result = run(str(tmp_path / "missing"))
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1 and "missing" in result.stderr
+
+
+def test_cli_unreadable_file_exits_2(tmp_path: Path) -> None:
+    paths = build(tmp_path, minutes=range(2))
+    # a dangling symlink under a batch file's name cannot be opened, even by root
+    os.unlink(paths[1])
+    os.symlink(str(tmp_path / "gone"), paths[1])
+    result = run(str(tmp_path), "--json")
+    assert result.exit_code == 2
+    assert json.loads(result.stdout)["findings"][0]["kind"] == "unreadable"
+
+
+def test_cli_with_raw_and_channel(tmp_path: Path) -> None:
+    build(tmp_path / "a")
+    raw(tmp_path / "raw", "host1", "Ab3dE", connected(0, M0 - 30, M0 + 700))
+    result = run(str(tmp_path / "a"), "--raw", str(tmp_path / "raw"), "--channel", "#CHAN")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert "recorder connections" in result.stdout and R1 in result.stdout
+
+
+def test_batch_relpath_helper_agrees_with_build() -> None:
+    # guards the helpers above: a minute's file name is what the store writes
+    data = format_batch(minute_records(0))
+    hour, name = batch_relpath(M0, content_hash(data))
+    assert (hour, name[:5]) == ("2023-11-14T22", "14:00")
