@@ -168,3 +168,60 @@ def test_replay_cli_reports_damage_with_file_and_line(tmp_path: Path) -> None:
     assert "torn last line" in result.stderr
     assert "Traceback" not in result.stderr
     assert any((tmp_path / "out").rglob("*.json"))
+
+
+# -- the indexed range cut agrees with upstream's full scan, to the bit --
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from replay.batches import OpenBatches  # noqa: E402
+
+steps = st.lists(st.tuples(
+    st.booleans(),  # exact (True) or ranged
+    st.integers(1_700_000_000_000, 1_700_000_200_000),  # ms
+    st.sampled_from([0, 10, 15, 55, 60]),
+    st.sampled_from([0, 1, 10, 100]),  # receive delay step, seconds
+), max_size=60)
+
+
+def naive_run(seq: list[tuple[bool, int, int, int]]) -> list[tuple[int, list[tuple[float, object]]]]:
+    """Upstream's rule, written plainly: scan every open record of this batch and the one before."""
+    batches: dict[int, list[dict]] = {}
+    closed = []
+    now = 1_700_000_000.0
+    for exact, ms, width, step in seq:
+        now += step
+        for bt in sorted(batches):
+            if now >= bt + 120:
+                closed.append((bt, batches.pop(bt)))
+        t = ms / 1000
+        if exact:
+            bt = int(t / 60) * 60
+            for key in (bt, bt - 60):
+                for m in batches.get(key, []):
+                    between = t - m["time"]
+                    if 0 < between < m["time_range"]:
+                        m["time_range"] = between
+        record = {"time": t, "time_range": 0 if exact else width}
+        batches.setdefault(int(t / 60) * 60, []).append(record)
+    closed.extend((bt, batches[bt]) for bt in sorted(batches))
+    return [(bt, [(r["time"], r["time_range"]) for r in recs]) for bt, recs in closed]
+
+
+@given(steps)
+def test_indexed_cut_equals_upstream_full_scan(seq: list[tuple[bool, int, int, int]]) -> None:
+    ob = OpenBatches(Timing())
+    closed = []
+    now = 1_700_000_000.0
+    for exact, ms, width, step in seq:
+        now += step
+        closed.extend(ob.close_due(now))
+        t = ms / 1000
+        if exact:
+            ob.shrink("c", t)
+        ob.add("c", {"time": t, "time_range": 0 if exact else width})
+    closed.extend(ob.close_all())
+    got = [(b.batch_time, [(r["time"], r["time_range"]) for r in b.records]) for b in closed]
+    expected = naive_run(seq)
+    assert sorted(got, key=repr) == sorted(expected, key=repr)
