@@ -61,7 +61,8 @@ class JoinLimiter:
         self._sent: deque[float] = deque()
 
     def _expire(self, now: float) -> None:
-        while self._sent and now - self._sent[0] >= self.window:
+        # `sent + window <= now`, the same float expression `wait()` uses, so the two always agree
+        while self._sent and self._sent[0] + self.window <= now:
             self._sent.popleft()
 
     def wait(self, now: float) -> float:

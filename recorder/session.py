@@ -230,7 +230,7 @@ class Session:
         if self.welcomed:
             return _NOTHING
         self._nick_tries += 1
-        self.nick = f"{self.config.nick[:12]}{self._nick_tries}"
+        self.nick = f"{self.config.nick[:12]}_{self._nick_tries}"
         return (Warn(f"nick in use; trying {self.nick}"), Send(f"NICK {self.nick}"))
 
     def _on_login_numeric(self, msg: Message, now: float) -> Sequence[Action]:

@@ -1,0 +1,359 @@
+"""The recorder's pure core: channel names, redaction, rotation, backoff, join pacing, the session."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from hypothesis import assume, example, given
+from hypothesis import strategies as st
+
+from recorder.channels import DIALECT_IRCV3, DIALECT_TWITCH, normalise_channel, normalise_channels
+from recorder.errors import UsageError
+from recorder.limits import Backoff, JoinLimiter
+from recorder.session import (
+    Close,
+    Fail,
+    Joined,
+    Ready,
+    Reconnect,
+    Send,
+    Session,
+    SessionConfig,
+    Warn,
+    Welcomed,
+    anonymous_nick,
+)
+from recorder.wire import peek, split_frame
+from replay.irc import parse
+from replay.rawfile import RawWriter, find_raw_files, group_streams, iter_stream_events
+from replay.rawformat import SEND, Event, encode_event
+
+HOUR_US = 3_600_000_000
+BASE_US = 1_764_320_400_000_000  # 2025-11-28T09:00:00Z, an hour boundary
+
+# -- strategies (recorder-specific; the shared ones live in tests/strategies.py) -------------------
+twitch_channel = st.from_regex(r"[A-Za-z0-9_]{1,25}", fullmatch=True)
+token = st.text(st.characters(codec="utf-8", exclude_characters="\r\n\0 "), min_size=6, max_size=40).map(
+    lambda t: "tok" + t
+)
+line_char = st.characters(codec="utf-8", exclude_characters="\r\n\0")
+word = st.characters(codec="utf-8", exclude_characters="\r\n\0 ")
+tag_key = st.from_regex(r"[a-z-]{1,8}", fullmatch=True)
+line_text = st.text(st.characters(codec="utf-8", exclude_characters="\r\n\0"), min_size=1, max_size=40)
+
+
+# -- channel names ---------------------------------------------------------------------------------
+
+@given(twitch_channel, st.booleans())
+def test_plain_channel_names_normalise_to_lowercase_without_hash(name: str, hashed: bool) -> None:
+    given_name = f"#{name}" if hashed else name
+    result = normalise_channel(given_name)
+    assert result == name.lower(), (result, name)
+    assert normalise_channel(result) == result  # idempotent
+
+
+@given(st.text(max_size=60), st.sampled_from([DIALECT_TWITCH, DIALECT_IRCV3]))
+@example("\u212a", DIALECT_TWITCH)  # KELVIN SIGN lowercases to ASCII "k": refused, not folded
+@example("..", DIALECT_IRCV3)
+@example("a/b", DIALECT_IRCV3)
+def test_any_text_is_either_refused_or_a_safe_name(name: str, dialect: str) -> None:
+    try:
+        result = normalise_channel(name, dialect)
+    except UsageError as e:
+        assert "not a plain channel name" in str(e)
+        return
+    assert re.fullmatch(r"[a-z0-9_][a-z0-9_.-]*", result), result
+    assert len(result) <= 50 and result not in (".", "..") and "/" not in result
+
+
+def test_duplicate_and_empty_channel_lists() -> None:
+    assert normalise_channels(["#Alpha", "alpha", "beta"]) == ["alpha", "beta"]
+    with pytest.raises(UsageError):
+        normalise_channels([])
+    with pytest.raises(UsageError):
+        normalise_channel("a-b", DIALECT_TWITCH)
+    assert normalise_channel("#a-b.c", DIALECT_IRCV3) == "a-b.c"
+
+
+# -- redaction -----------------------------------------------------------------------------------
+
+@given(token, st.sampled_from(["PASS {t}", "pass {t}", "  PASS {t}", "PASS :{t}", "@label=x PASS {t}",
+                               "AUTHENTICATE {t}", "OPER admin {t}", "PASS oauth:{t}"]))
+def test_credentials_never_reach_the_encoded_event(secret: str, template: str) -> None:
+    line = template.format(t=secret)
+    data = encode_event(Event(SEND, 1, BASE_US, 0, line))
+    assert secret.encode() not in data
+    assert secret not in data.decode()  # nor in any escaped form orjson could choose
+
+
+@given(secret=token)
+def test_the_sessions_own_login_lines_are_redacted_on_disk(
+    secret: str, tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    out = tmp_path_factory.mktemp("redact")
+    for dialect in (DIALECT_TWITCH, DIALECT_IRCV3):
+        session = Session(SessionConfig(dialect, ("alpha",), "archivist", secret), 0.0)
+        assert secret not in repr(session.config)
+        writer = RawWriter(str(out), "r", "abcde", "h", "test")
+        for action in session.start():
+            assert isinstance(action, Send)
+            writer.write_send(0, action.line, BASE_US)
+        writer.close()
+    for path in Path(out).rglob("*"):
+        if path.is_file():
+            assert secret.encode() not in path.read_bytes()
+
+
+# -- rotation --------------------------------------------------------------------------------------
+
+@given(steps=st.lists(st.integers(0, 2 * HOUR_US // 3), min_size=1, max_size=30), offset_s=st.integers(-3, 3))
+def test_rotation_puts_each_event_in_its_hour_and_reads_back_in_order(
+    steps: list[int], offset_s: int, tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    out = tmp_path_factory.mktemp("rot")
+    writer = RawWriter(str(out), "r", "abcde", "h", "test")
+    at = BASE_US - HOUR_US + offset_s * 1_000_000
+    times = []
+    for step in steps:
+        at += step
+        times.append(at)
+        writer.write_recv(0, f"line {len(times)}", at)
+    writer.close()
+    problems: list[object] = []
+    [stream] = group_streams(find_raw_files([str(out)]), problems)
+    events = list(iter_stream_events(stream, problems))
+    assert problems == []
+    assert [e.at for e in events] == times
+    assert [e.seq for e in events] == sorted(e.seq for e in events)
+    hours = sorted({t // HOUR_US for t in times})
+    assert len(stream.files) == len(hours)  # one file per hour that had events, no more
+    for (_seq, path), hour in zip(stream.files, hours, strict=True):
+        from datetime import UTC, datetime
+
+        assert Path(path).name.startswith(datetime.fromtimestamp(hour * 3600, UTC).strftime("%Y-%m-%dT%H"))
+
+
+@given(steps=st.lists(st.integers(-HOUR_US, HOUR_US), min_size=1, max_size=30))
+def test_a_wall_clock_that_steps_back_never_reopens_an_old_file(
+    steps: list[int], tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    out = tmp_path_factory.mktemp("back")
+    writer = RawWriter(str(out), "r", "abcde", "h", "test")
+    at = BASE_US
+    for i, step in enumerate(steps):
+        at = max(0, at + step)
+        writer.write_recv(0, f"line {i}", at)
+    writer.close()
+    problems: list[object] = []
+    streams = group_streams(find_raw_files([str(out)]), problems)
+    events = [e for s in streams for e in iter_stream_events(s, problems)]
+    assert problems == []  # in particular no "unexpected second header"
+    assert [e.text for e in events] == [f"line {i}" for i in range(len(steps))]
+
+
+def test_writing_after_close_is_refused_rather_than_starting_a_new_file(tmp_path: Path) -> None:
+    writer = RawWriter(str(tmp_path), "r", "abcde", "h", "test")
+    writer.write_recv(0, "x", BASE_US)
+    writer.close()
+    with pytest.raises(ValueError, match="closed"):
+        writer.write_recv(0, "y", BASE_US + HOUR_US)
+    assert len(find_raw_files([str(tmp_path)])) == 1
+
+
+# -- backoff and join pacing -----------------------------------------------------------------------
+
+@given(st.floats(0.01, 10), st.floats(0, 1000), st.integers(1, 2000),
+       st.lists(st.floats(0, 1, exclude_max=True), min_size=1, max_size=50))
+def test_backoff_delays_stay_within_half_and_whole_ceiling_and_under_the_cap(
+    base: float, extra: float, failures: int, rands: list[float],
+) -> None:
+    cap = base + extra
+    it = iter(rands * (failures // len(rands) + 1))
+    backoff = Backoff(base, cap, rand=lambda: next(it))
+    previous_ceiling = 0.0
+    for n in range(1, min(failures, 200) + 1):
+        delay = backoff.next_delay()
+        ceiling = backoff.ceiling(n)
+        assert ceiling / 2 <= delay <= ceiling <= cap, (n, delay, ceiling)
+        assert ceiling >= previous_ceiling
+        previous_ceiling = ceiling
+    backoff.reset()
+    assert backoff.next_delay() <= base
+    assert Backoff(base, cap).ceiling(failures + 10_000) == cap
+
+
+@given(st.lists(st.floats(0, 0.7), min_size=1, max_size=120), st.integers(1, 25), st.floats(0.5, 20))
+def test_join_limiter_never_lets_more_than_limit_into_any_window(gaps: list[float], limit: int, window: float) -> None:
+    limiter = JoinLimiter(limit, window)
+    now = 0.0
+    taken: list[float] = []
+    for gap in gaps:
+        now += gap
+        wait = limiter.wait(now)
+        assert limiter.take(now) == (wait == 0)
+        if wait == 0:
+            taken.append(now)
+    for i, t in enumerate(taken):
+        assert sum(1 for u in taken[i:] if u < t + window) <= limit
+
+
+# -- frames and peeking ----------------------------------------------------------------------------
+
+@given(st.lists(line_text, max_size=8), st.booleans())
+@example(["a\u2028b", "c\x85d", "e\x1cf"], True)  # str.splitlines() would split these
+def test_split_frame_gives_back_the_lines(lines: list[str], trailing: bool) -> None:
+    lines = [line for line in lines if line.strip("\r")]
+    assume(all(not line.endswith("\r") for line in lines))
+    text = "\r\n".join(lines) + ("\r\n" if trailing and lines else "")
+    assert split_frame(text) == lines
+
+
+@given(
+    st.one_of(st.none(), st.dictionaries(tag_key, st.text(line_char, max_size=8), max_size=3)),
+    st.one_of(st.none(), st.from_regex(r"[a-z]{1,8}(![a-z]{1,8}@[a-z.]{1,12})?", fullmatch=True)),
+    st.sampled_from(["PRIVMSG", "privmsg", "JOIN", "PING", "001", "366", "ROOMSTATE"]),
+    st.lists(st.one_of(st.text(word, min_size=1, max_size=8), st.text(word, max_size=8).map(lambda w: "#" + w)),
+             max_size=3),
+    st.text(st.characters(codec="utf-8", exclude_characters="\r\n\0"), max_size=12),
+)
+def test_peek_agrees_with_the_full_parser(
+    tags: dict[str, str] | None, source: str | None, command: str, middle: list[str], trailing: str,
+) -> None:
+    middle = [m for m in middle if not m.startswith(":")]
+    parts = []
+    if tags is not None:
+        parts.append("@" + ";".join(f"{k}={v.replace(' ', '').replace(';', '')}" for k, v in tags.items()))
+        assume(parts[0] != "@")
+    if source is not None:
+        parts.append(":" + source)
+    parts += [command, *middle, ":" + trailing]
+    line = " ".join(parts)
+    message = parse(line)
+    got_command, channel = peek(line)
+    assert got_command == message.command.upper()
+    first = middle[0] if middle else ""  # a trailing parameter never names the channel for peek
+    assert channel == (first[1:] if first.startswith("#") else "")
+    assert not middle or message.params[0] == middle[0]
+
+
+# -- the session -----------------------------------------------------------------------------------
+
+def _sends(actions: object) -> list[str]:
+    return [a.line for a in actions if isinstance(a, Send)]  # type: ignore[attr-defined]
+
+
+def _config(dialect: str = DIALECT_TWITCH, **kw: object) -> SessionConfig:
+    return SessionConfig(dialect, ("alpha", "beta"), "justinfan123_15", **kw)  # type: ignore[arg-type]
+
+
+def test_twitch_handshake_is_anonymous_unless_a_token_is_given() -> None:
+    assert _sends(Session(_config(), 0).start()) == [
+        "CAP REQ :twitch.tv/tags twitch.tv/commands twitch.tv/membership", "NICK justinfan123_15",
+    ]
+    assert _sends(Session(_config(token="abc"), 0).start())[1] == "PASS oauth:abc"
+    assert _sends(Session(_config(token="oauth:abc"), 0).start())[1] == "PASS oauth:abc"
+    assert re.fullmatch(r"justinfan\d{5}", anonymous_nick())
+
+
+def test_no_join_before_the_welcome_then_joins_and_readiness() -> None:
+    s = Session(_config(), 0)
+    s.start()
+    assert _sends(s.tick(1)) == []
+    actions = s.receive(":tmi.twitch.tv 001 justinfan123_15 :Welcome, GLHF!", 2)
+    assert Welcomed("justinfan123_15") in actions
+    assert _sends(actions) == ["JOIN #alpha", "JOIN #beta"]
+    assert s.receive(":justinfan123_15!justinfan123_15@justinfan123_15.tmi.twitch.tv JOIN #alpha", 3) == (
+        Joined("alpha"),
+    )
+    assert s.receive(":tmi.twitch.tv 366 justinfan123_15 #alpha :End", 3) == ()  # Twitch waits for ROOMSTATE
+    assert s.receive("@room-id=1 :tmi.twitch.tv ROOMSTATE #alpha", 3) == (Ready("alpha"),)
+    assert s.receive("@room-id=1;slow=10 :tmi.twitch.tv ROOMSTATE #alpha", 4) == ()  # only the first counts
+    assert s.receive(":someone!someone@someone.tmi.twitch.tv JOIN #alpha", 4) == ()
+
+
+def test_ping_is_answered_with_its_argument_and_reconnect_is_reported() -> None:
+    s = Session(_config(), 0)
+    assert s.receive("PING :tmi.twitch.tv", 1) == (Send("PONG :tmi.twitch.tv"),)
+    assert s.receive("PING x", 1) == (Send("PONG :x"),)
+    assert s.receive(":tmi.twitch.tv RECONNECT", 1) == (Reconnect(),)
+
+
+def test_watchdog_pings_after_silence_and_closes_without_an_answer() -> None:
+    s = Session(_config(ping_after=60, ping_timeout=30), 0)
+    s.receive(":tmi.twitch.tv 001 justinfan123_15 :Welcome", 0)
+    s.tick(0)
+    assert s.next_deadline(10) == 60
+    assert _sends(s.tick(60)) == ["PING :chat-archiver"]
+    assert s.next_deadline(61) == 90
+    s.receive(":tmi.twitch.tv PONG tmi.twitch.tv :chat-archiver", 70)  # any line is proof of life
+    assert s.tick(95) == []
+    assert _sends(s.tick(130)) == ["PING :chat-archiver"]
+    assert s.tick(160) == [Close("no answer to our PING within 30 s")]
+
+
+def test_no_welcome_in_time_closes() -> None:
+    s = Session(_config(register_timeout=30, ping_after=1000), 0)
+    assert s.tick(29) == []
+    assert s.tick(30) == [Close("no welcome from the server within 30 s")]
+
+
+def test_refused_logins_fail_and_quote_the_server() -> None:
+    s = Session(_config(token="secret"), 0)
+    [fail] = s.receive(":tmi.twitch.tv NOTICE * :Login authentication failed", 1)
+    assert isinstance(fail, Fail) and "Login authentication failed" in fail.reason and "secret" not in fail.reason
+    s = Session(_config(DIALECT_IRCV3, token="secret"), 0)
+    [fail] = s.receive(":irc.example 464 * :Password incorrect", 1)
+    assert isinstance(fail, Fail)
+    s.receive(":irc.example 001 justinfan123_15 :Welcome", 2)
+    assert s.receive(":tmi.twitch.tv NOTICE * :some notice", 3) == ()
+
+
+def test_ircv3_negotiates_only_offered_caps_and_survives_a_nak() -> None:
+    s = Session(_config(DIALECT_IRCV3), 0)
+    assert _sends(s.start()) == [
+        "CAP LS 302", "NICK justinfan123_15", "USER justinfan123_15 0 * :chat-archiver recorder",
+    ]
+    assert s.receive(":irc.example CAP * LS * :multi-prefix sasl=PLAIN", 1) == ()
+    offered = s.receive(":irc.example CAP * LS :server-time message-tags", 1)
+    assert _sends(offered) == ["CAP REQ :server-time message-tags"]
+    actions = s.receive(":irc.example CAP * NAK :server-time message-tags", 1)
+    assert _sends(actions) == ["CAP END"] and any(isinstance(a, Warn) for a in actions)
+    s2 = Session(_config(DIALECT_IRCV3), 0)
+    assert _sends(s2.receive(":irc.example CAP * LS :server-time", 1)) == ["CAP REQ :server-time"]
+    assert _sends(s2.receive(":irc.example CAP * ACK :server-time", 1)) == ["CAP END"]
+    s3 = Session(_config(DIALECT_IRCV3), 0)
+    assert _sends(s3.receive(":irc.example CAP * LS :away-notify", 1)) == ["CAP END"]
+    actions = s3.receive(":irc.example 433 * justinfan123_15 :Nickname is already in use", 1)
+    assert _sends(actions) == ["NICK justinfan123_1"]
+    assert _sends(s3.receive(":irc.example 001 justinfan123_1 :Welcome", 2)) == ["JOIN #alpha", "JOIN #beta"]
+    s3.receive(":justinfan123_1!u@h JOIN :#alpha", 3)
+    assert s3.receive("@time=2026-01-01T00:00:00.000Z :irc.example 366 justinfan123_1 #alpha :End", 3) == (
+        Ready("alpha"),
+    )
+
+
+def test_kicked_or_refused_channels_are_joined_again_later() -> None:
+    s = Session(_config(DIALECT_IRCV3, rejoin_after=30), 0)
+    s.receive(":irc.example 001 justinfan123_15 :Welcome", 0)
+    s.receive(":justinfan123_15!u@h JOIN #alpha", 1)
+    actions = s.receive(":op!u@h KICK #alpha justinfan123_15 :bye", 2)
+    assert any(isinstance(a, Warn) for a in actions)
+    assert _sends(s.tick(10)) == []
+    assert _sends(s.tick(32)) == ["JOIN #alpha"]
+    s.receive(":irc.example 474 justinfan123_15 #beta :Cannot join channel (+b)", 33)
+    assert _sends(s.tick(63)) == ["JOIN #beta"]
+
+
+@given(st.text(max_size=200), st.sampled_from([DIALECT_TWITCH, DIALECT_IRCV3]))
+@example(":x 001", DIALECT_TWITCH)
+@example("CAP", DIALECT_IRCV3)
+@example(":a!b@c KICK #alpha", DIALECT_IRCV3)
+def test_any_line_is_taken_without_an_exception(line: str, dialect: str) -> None:
+    s = Session(_config(dialect), 0)
+    s.start()
+    s.receive(line, 1)
+    s.receive(":irc.example 001 justinfan123_15 :Welcome", 2)
+    s.receive(line, 3)
+    s.tick(4)
