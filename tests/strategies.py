@@ -135,3 +135,30 @@ def merge_archives(draw: Any, count: int = 3, cross_minute: bool = True) -> list
         shuffled = draw(st.permutations(records))
         result.append(merge_records(shuffled) if shuffled and draw(st.booleans()) else shuffled)
     return result
+
+
+# --- verify and export (issue 5) -------------------------------------------------------------------
+
+@st.composite
+def records_in_minute(draw: Any, minute: int = MERGE_MINUTE0) -> list[dict[str, Any]]:
+    """Well-formed records of one batch minute (what a healthy batch file holds): exact PRIVMSGs
+    with unique ids and estimated or delayed id-less records, any text."""
+    out = []
+    for i in range(draw(st.integers(1, 12))):
+        t = minute + draw(st.integers(0, 59_999)) / 1000
+        exact = draw(st.booleans())
+        names = draw(st.lists(st.sampled_from(MERGE_RECEIVERS), min_size=1, max_size=3, unique=True))
+        out.append({
+            "command": "PRIVMSG" if exact else draw(st.sampled_from(["JOIN", "NOTICE", "ROOMSTATE"])),
+            "params": ["#chan", draw(any_text)], "sender": draw(nick), "user": draw(st.one_of(st.none(), nick)),
+            "host": None, "tags": {"id": f"m{i}", "tmi-sent-ts": str(round(t * 1000))} if exact else None,
+            "receivers": {n: t + draw(st.integers(1, 900_000)) / 1_000_000 for n in names},
+            "time": t, "time_range": 0 if exact else draw(st.sampled_from([10, 15, 55, 60, 3.5])),
+        })
+    return out
+
+
+# A window [start, end) around the three minutes merge_observations draws from (ends exclusive).
+export_windows = st.tuples(
+    st.integers(MERGE_MINUTE0 - 90, MERGE_MINUTE0 + 200), st.integers(1, 300),
+).map(lambda p: (p[0], p[0] + p[1]))

@@ -53,7 +53,8 @@ def _param(record: Mapping[str, Any], index: int) -> str | None:
 def display_name(record: Mapping[str, Any]) -> str:
     """Who sent it, as chat shows it: the display name, with the login when they differ beyond case
     (localised names); else the nick; else the server."""
-    login = record.get("user") or record.get("sender") or _tag(record, "login") or "?"
+    # USERNOTICE comes from the server (sender tmi.twitch.tv); the user it is about is `login`
+    login = record.get("user") or _tag(record, "login") or record.get("sender") or "?"
     shown = _tag(record, "display-name")
     if shown is None:
         return _clean(login)
@@ -135,7 +136,12 @@ def text_line(record: Mapping[str, Any]) -> str:
 
 
 def irc_line(record: Mapping[str, Any]) -> str:
-    """The record as one IRC line (without CRLF): `@tags :sender!user@host COMMAND params :last`."""
+    """The record as one IRC line (without CRLF): `@tags :sender!user@host COMMAND params :last`.
+
+    Tags come out in the record's (sorted) order, values escaped per IRCv3, `true` as a bare key.
+    Parameters that IRC cannot carry (a middle one that is empty or has spaces, which no parsed
+    line yields) are squeezed rather than refused, so any record renders.
+    """
     parts = []
     tags = record.get("tags")
     if isinstance(tags, dict) and tags:
@@ -156,7 +162,11 @@ def irc_line(record: Mapping[str, Any]) -> str:
     params = [str(p) for p in record.get("params") or []]
     if params:
         parts.extend(p.replace(" ", "") or "*" for p in params[:-1])
-        parts.append(":" + params[-1])
+        last = params[-1]
+        # Twitch's habit: the last of several parameters is trailing (`PRIVMSG #c :hi`), a lone
+        # one is not (`JOIN #c`) unless it has to be
+        trailing = len(params) > 1 or not last or " " in last or last.startswith(":")
+        parts.append(":" + last if trailing else last)
     return _IRC_BREAKERS.sub(" ", " ".join(parts))
 
 

@@ -4,9 +4,9 @@ Memory holds a chunk of minutes at a time (see `window.plan_chunks`), so an expo
 no more than one of ten minutes. Each minute's files are read once: records of the minutes two
 chunks share stay in a small cache until the chunk that needs them last is done.
 
-The merge and the fold come from the merge package (`merge.core.merge_records`,
-`merge.view.fold_for_reading`); they are parameters so tests can pin them, and imported only when
-an export runs, so the rest of the CLI does not depend on them.
+What a reader is shown comes from the merge package: `merge.view.fold_for_reading` merges the
+records (`merge.core.merge_records`) and then folds ranged duplicates from different receivers.
+It is a parameter so tests can pin it, and imported only when an export runs.
 """
 
 from __future__ import annotations
@@ -16,7 +16,14 @@ from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 from chat_archiver.exporting.formats import Renderer
-from chat_archiver.exporting.window import ExportError, Filters, Window, plan_chunks
+from chat_archiver.exporting.window import (
+    MAX_RANGE,
+    ExportError,
+    Filters,
+    Window,
+    plan_chunks,
+    trim_before_quiet_points,
+)
 from replay.canonical import BATCH_INTERVAL, batch_relpath, canonical_json, parse_batch_name
 from replay.store import read_batch_file
 
@@ -25,18 +32,11 @@ RecordsFn = Callable[[Records], Records]
 NO_FILTERS = Filters()
 
 
-def default_merge() -> RecordsFn:
-    from merge.core import merge_records  # noqa: PLC0415 (lazy: only an export needs the merge)
+def default_view() -> RecordsFn:
+    """merge_records, then the reading fold (fold_for_reading does both)."""
+    from merge.view import fold_for_reading  # noqa: PLC0415 (lazy: only an export needs it)
 
-    return merge_records
-
-
-def default_fold() -> RecordsFn:
-    try:
-        from merge.view import fold_for_reading  # noqa: PLC0415 (lazy, as above)
-    except ImportError as e:
-        raise ExportError(f"the reading fold is not available ({e})") from None
-    return fold_for_reading  # type: ignore[no-any-return]
+    return fold_for_reading
 
 
 def channel_folder(root: str, channel: str) -> str:
@@ -82,14 +82,13 @@ class MinuteFiles:
 
 def iter_window(
     root: str, channel: str, window: Window, filters: Filters = NO_FILTERS, *,
-    merge: RecordsFn | None = None, fold: RecordsFn | None = None, chunk_minutes: int = 10,
+    view: RecordsFn | None = None, chunk_minutes: int = 10,
 ) -> Iterator[tuple[dict[str, Any], str]]:
     """The records of `window`, merged, folded, selected, filtered and sorted, with their canonical
     lines, chunk by chunk. A damaged file raises replay's InputError naming it and its line."""
     from merge.errors import MergeError  # noqa: PLC0415 (lazy, as the merge itself)
 
-    merge = merge or default_merge()
-    fold = fold or default_fold()
+    view = view or default_view()
     files = MinuteFiles(channel_folder(root, channel))
     cache: dict[int, Records] = {}
     for chunk in plan_chunks(window, chunk_minutes):
@@ -100,8 +99,10 @@ def iter_window(
             if minute not in cache:
                 cache[minute] = [r for path in files.paths(minute) for r in read_batch_file(path)]
             records.extend(cache[minute])
+        if chunk.emit_from is not None:
+            records = trim_before_quiet_points(records, chunk.emit_from, chunk.read_from + MAX_RANGE)
         try:
-            shown = fold(merge(records))
+            shown = view(records)
         except MergeError as e:
             raise ExportError(f"cannot merge the files of {batch_relpath(chunk.read_from, '')[0]}: {e}") from None
         keep = [r for r in shown if chunk.emits(r) and window.meets(r) and filters.keeps(r)]

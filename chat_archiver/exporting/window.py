@@ -10,9 +10,19 @@ which upstream leaves to its merge's output order; we pin it so that an export i
 Upstream caps a window at two hours because it holds everything in memory. Here a window of any
 length is cut into chunks of a few minutes (`plan_chunks`): each chunk reads its files with the
 same margins as upstream does for the whole window, plus `EXTRA_CONTEXT` minutes before, and
-emits the records whose time falls in the chunk. Since the merge groups records that share an id
-or an exact time, and a range is at most a minute wide, every record is built from files inside
-its chunk's reach, so the chunks add up to what one pass over the whole window gives.
+emits the records whose time falls in the chunk. The chunks add up to one pass over the whole
+window:
+
+- the merge is local: records fold only with records that share their id (and then their exact
+  server time, or a range at most a minute wide) or their exact time and range, all inside the
+  chunk's reach;
+- the reading fold is a sweep in time order that joins equal id-less ranged records whose ranges
+  meet, so what it does after a moment depends on what came before only through folds still open
+  then. `trim_before_quiet_points` finds, per content, a moment before the chunk where no range of
+  that content is open, and drops that content's earlier records: the sweep from there on is the
+  global sweep. Only a chain of overlapping equal ranges running back over the whole extra context
+  (minutes of one user's JOINs, each range meeting the next) leaves nothing to trim, and then the
+  chunk's fold starts a few minutes earlier than the global one would have.
 """
 
 from __future__ import annotations
@@ -24,6 +34,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from merge.core import message_id
 from replay.canonical import BATCH_INTERVAL, batch_time_of
 
 BEFORE = 2 * BATCH_INTERVAL  # upstream reads from two minutes before start...
@@ -122,6 +133,46 @@ def plan_chunks(window: Window, minutes: int = 10) -> list[Chunk]:
         chunks.append(Chunk(read_from, read_to, lower, upper))
         lower = upper
     return chunks
+
+
+MAX_RANGE = 60  # s, the widest range the archiver writes (a delayed JOIN/PART)
+
+
+def _content(record: Mapping[str, Any]) -> tuple[Any, ...]:
+    tags = record["tags"]
+    return (
+        record["command"], record["sender"], record["user"], record["host"], tuple(record["params"]),
+        None if tags is None else tuple(sorted(tags.items())),
+    )
+
+
+def trim_before_quiet_points(records: list[dict[str, Any]], before: float, earliest: float) -> list[dict[str, Any]]:
+    """Drop id-less ranged records that cannot change the reading fold from `before` on.
+
+    For each content, the quiet point is the latest start `q` in `[earliest, before]` such that
+    every record of that content starting before `q` ends before `q`: no fold open at `q` can
+    take a record starting at or after it, so that content's records before `q` are dropped (their
+    own folds end before `before` and are not emitted). `earliest` must be at least the first
+    file's minute plus `MAX_RANGE`, so that no unread record can reach past `q` either.
+    """
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    keep: list[dict[str, Any]] = []
+    for record in records:
+        if record["time_range"] == 0 or message_id(record) is not None:
+            keep.append(record)
+        else:
+            groups.setdefault(_content(record), []).append(record)
+    for group in groups.values():
+        group.sort(key=lambda r: r["time"])
+        quiet = None
+        reach = -math.inf
+        for record in group:
+            start = record["time"]
+            if start > reach and earliest <= start <= before:
+                quiet = start
+            reach = max(reach, start + record["time_range"])
+        keep.extend(group if quiet is None else [r for r in group if r["time"] >= quiet])
+    return keep
 
 
 def sort_key(record: Mapping[str, Any], line: str) -> tuple[Any, Any, str]:
