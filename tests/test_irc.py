@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from replay.errors import IRCParseError
@@ -99,3 +99,22 @@ def test_compat_spaces_and_prefix() -> None:
 def test_compat_rejects(line: str) -> None:
     with pytest.raises(IRCParseError):
         parse_compat(line)
+
+
+irc_ish = st.text(st.sampled_from(list("@:!; =\\ab#sPRIVMSG\r\n\x00é")), max_size=40)
+irc_word = st.text(st.sampled_from(list("@:!;=\\ab#")), min_size=1, max_size=6)
+irc_words = st.lists(irc_word, min_size=1, max_size=7).map(" ".join)
+
+
+@settings(max_examples=500)
+@given(st.one_of(irc_ish, irc_words, st.text(max_size=40)))
+def test_compat_fast_path_equals_girc_word_by_word(line: str) -> None:
+    from replay.irc import parse_compat_words
+
+    def run(f: object) -> object:
+        try:
+            return f(line)  # type: ignore[operator]
+        except IRCParseError:
+            return "error"
+
+    assert run(parse_compat) == run(parse_compat_words)
