@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import os
 import socket
 import struct
 import threading
@@ -392,7 +393,8 @@ class Recording:
         from replay.rawfile import find_raw_files, group_streams, iter_stream_events
 
         self.problems: list[Any] = []
-        self.paths = find_raw_files([out_dir])
+        # a recorder that has not written yet has not made its folder yet either
+        self.paths = find_raw_files([out_dir]) if os.path.isdir(out_dir) else []
         self.streams = group_streams(self.paths, self.problems)
         self.by_slug = {s.header.slug: list(iter_stream_events(s, self.problems)) for s in self.streams}
         self.events = [e for s in self.streams for e in self.by_slug[s.header.slug]]
