@@ -216,7 +216,7 @@ def test_single_receiver_is_a_notice_not_a_problem(tmp_path: Path) -> None:
 def test_conflict_record(tmp_path: Path) -> None:
     records = minute_records(0)
     records[0]["time_range"] = -1.5
-    path, _ = write_batch(str(tmp_path), CHANNEL, M0, records)
+    _path, _ = write_batch(str(tmp_path), CHANNEL, M0, records)
     assert [(f.kind, f.line) for f in verify_archive(str(tmp_path), jobs=1).findings] == [("conflict", 1)]
 
 

@@ -80,9 +80,10 @@ def _fast_records(data: bytes) -> list[dict[str, Any]] | None:
         return None
     joined = b"[" + data[:-1].replace(b"\n", b",") + b"]"
     try:
-        records = orjson.loads(joined)
+        decoded = orjson.loads(joined)
     except orjson.JSONDecodeError:
         return None
+    records: list[dict[str, Any]] = decoded
     # a line holding two objects (`{...},{...}`) would decode as two: the counts must agree
     if len(records) != data.count(b"\n"):
         return None

@@ -1,0 +1,105 @@
+"""export end to end: the streamed, chunked export equals upstream's reader rule applied to the
+same files in one go, and the CLI turns every bad input into one line on stderr and exit 2."""
+
+from __future__ import annotations
+
+import io
+import json
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from chat_archiver.cli import app
+from chat_archiver.exporting.stream import iter_window, write_export
+from chat_archiver.exporting.window import Window
+from replay.canonical import batch_time_of, canonical_json
+from replay.store import write_batch
+from tests.strategies import export_windows, merge_archives
+from tests.test_export_golden import upstream_rule
+
+
+def write_archives(root: str, archives: list[list[dict[str, Any]]]) -> None:
+    """Each archive's records as files per minute (several archives: several files a minute)."""
+    for records in archives:
+        by_minute: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        for r in records:
+            by_minute[batch_time_of(r["time"])].append(r)
+        for minute, group in by_minute.items():
+            write_batch(root, "chan", minute, group)
+
+
+@settings(max_examples=40)
+@given(merge_archives(), export_windows, st.integers(1, 3))
+def test_streamed_json_equals_upstreams_rule(archives: list[list[dict[str, Any]]], window: tuple[int, int],
+                                             chunk: int) -> None:
+    with tempfile.TemporaryDirectory() as root:
+        write_archives(root, archives)
+        Path(root, "chan", "chat").mkdir(parents=True, exist_ok=True)
+        start, end = window
+        expected = upstream_rule(root, "chan", start, end)
+        got = [r for r, _line in iter_window(root, "chan", Window(start, end), chunk_minutes=chunk)]
+        assert [canonical_json(r) for r in got] == [canonical_json(r) for r in expected]
+        out = io.BytesIO()
+        write_export(iter(iter_window(root, "chan", Window(start, end), chunk_minutes=chunk)), "json", out)
+        assert json.loads(out.getvalue()) == json.loads(json.dumps(expected))
+
+
+def test_long_window_streams_in_chunks(tmp_path: Path) -> None:
+    """Three hours, one message a minute: every one comes out once, in order, whatever the chunk."""
+    t0 = 1_700_000_040
+    for m in range(180):
+        t = t0 + 60 * m + 30
+        write_batch(str(tmp_path), "chan", t0 + 60 * m, [{
+            "command": "PRIVMSG", "params": ["#chan", str(m)], "sender": "a", "user": "a", "host": None,
+            "tags": {"id": f"m{m}", "tmi-sent-ts": str(t * 1000)}, "receivers": {"h.s.0": t + 0.2}, "time": t,
+            "time_range": 0,
+        }])
+    for chunk in (1, 7, 10, 500):
+        got = [r["params"][1] for r, _ in iter_window(str(tmp_path), "#Chan", Window(t0, t0 + 3 * 3600),
+                                                       chunk_minutes=chunk)]
+        assert got == [str(m) for m in range(180)], chunk
+
+
+# ---------------------------------------------------------------- CLI errors
+
+
+def export(*args: str) -> Any:
+    return CliRunner().invoke(app, ["export", *args])
+
+
+def one_line_error(result: Any, *needles: str) -> None:
+    assert result.exit_code == 2, (result.stdout, result.stderr)
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for needle in needles:
+        assert needle in result.stderr, result.stderr
+
+
+def test_cli_errors_are_one_line(tmp_path: Path) -> None:
+    write_batch(str(tmp_path), "chan", 1_700_000_040, [{
+        "command": "JOIN", "params": ["#chan"], "sender": "a", "user": "a", "host": None, "tags": None,
+        "receivers": {"h.s.0": 1_700_000_100.0}, "time": 1_700_000_045.0, "time_range": 60,
+    }])
+    root = str(tmp_path)
+    one_line_error(export(root, "chan", "--start", "soon", "--end", "1"), "soon")
+    one_line_error(export(root, "chan", "--start", "1700000100", "--end", "1700000000"), "empty")
+    one_line_error(export(root, "other", "--start", "1700000000", "--end", "1700000100"), "other")
+    one_line_error(export(str(tmp_path / "nope"), "chan", "--start", "1", "--end", "2"), "not a folder")
+    one_line_error(export(root, "chan", "--start", "1", "--end", "2", "--format", "xml"), "xml")
+    one_line_error(export(root, "chan", "--start", "1700000000", "--end", "1700000100",
+                          "--out", str(tmp_path / "missing" / "out.json")), "missing")
+
+
+def test_cli_damaged_file_names_file_and_line(tmp_path: Path) -> None:
+    path, _ = write_batch(str(tmp_path), "chan", 1_700_000_040, [{
+        "command": "JOIN", "params": ["#chan"], "sender": "a", "user": "a", "host": None, "tags": None,
+        "receivers": {"h.s.0": 1_700_000_100.0}, "time": 1_700_000_045.0, "time_range": 60,
+    }])
+    Path(path).write_bytes(Path(path).read_bytes() + b'{"broken\n')
+    result = export(str(tmp_path), "chan", "--start", "1700000000", "--end", "1700000100")
+    one_line_error(result, f"{path}:2")

@@ -1,0 +1,144 @@
+"""export's pure selection logic: time parsing, upstream's window rule, chunk plans, filters, and
+the quiet-point trimming that keeps chunked folds equal to one global fold."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from chat_archiver.exporting.window import (
+    MAX_RANGE,
+    ExportError,
+    Filters,
+    Window,
+    parse_time,
+    plan_chunks,
+    trim_before_quiet_points,
+)
+from merge.view import fold_for_reading
+from replay.canonical import canonical_json
+from tests.strategies import MERGE_MINUTE0, archive_records, merge_observations
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("1700000000", 1700000000),
+    ("1700000000.25", 1700000000.25),
+    (" 1700000000 ", 1700000000),
+    ("2023-11-14T22:13:20Z", 1700000000),
+    ("2023-11-14T22:13:20", 1700000000),
+    ("2023-11-14 22:13:20", 1700000000),
+    ("2023-11-14T23:13:20+01:00", 1700000000),
+    ("2023-11-14T22:13:20.5Z", 1700000000.5),
+    ("2023-11-14", 1699920000),
+])
+def test_parse_time(text: str, expected: float) -> None:
+    assert parse_time(text) == expected
+    assert type(parse_time(text)) is type(expected)
+
+
+@pytest.mark.parametrize("text", ["", "yesterday", "2023-13-01T00:00:00Z", "1e999", "nan", "12:00"])
+def test_parse_time_refuses_with_our_error(text: str) -> None:
+    with pytest.raises(ExportError):
+        parse_time(text)
+
+
+@given(st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2100, 1, 1)),
+       st.integers(-14 * 60, 14 * 60))
+def test_iso_and_unix_forms_agree(moment: datetime, offset_minutes: int) -> None:
+    aware = moment.replace(tzinfo=timezone(timedelta(minutes=offset_minutes)))
+    seconds = aware.timestamp()
+    assert parse_time(aware.isoformat()) == pytest.approx(seconds, abs=1e-6)
+    assert parse_time(repr(seconds)) == pytest.approx(seconds, abs=1e-6)
+    naive_utc = aware.astimezone(UTC).replace(tzinfo=None)
+    assert parse_time(naive_utc.isoformat()) == pytest.approx(seconds, abs=1e-6)
+
+
+@given(st.text(max_size=30))
+def test_parse_time_any_text_parses_or_raises_export_error(text: str) -> None:
+    with contextlib.suppress(ExportError):
+        parse_time(text)
+
+
+def rec(time: float, time_range: float) -> dict[str, Any]:
+    return {"time": time, "time_range": time_range}
+
+
+def test_window_rule_edges() -> None:
+    w = Window(100, 200)
+    assert w.meets(rec(100, 0)) and w.meets(rec(90, 10)) and w.meets(rec(199.999, 0))
+    assert not w.meets(rec(89.9, 10)) and not w.meets(rec(200, 0)) and not w.meets(rec(99, 0.5))
+    assert not w.meets(rec(150, -60))  # a conflict's end is before its start: upstream's rule as written
+    with pytest.raises(ExportError):
+        Window(5, 5)
+
+
+def test_file_minutes_are_upstreams_margins() -> None:
+    w = Window(1700000010, 1700000160)  # 22:13:30 .. 22:16:00
+    assert list(w.file_minutes()) == list(range(1699999860, 1700000220 + 1, 60))  # 22:11 .. 22:17
+
+
+@given(st.integers(MERGE_MINUTE0 - 10_000, MERGE_MINUTE0 + 10_000), st.integers(1, 20_000), st.integers(1, 15),
+       st.floats(-30_000, 30_000))
+def test_chunks_partition_the_line_within_upstreams_files(start: int, length: int, minutes: int, t: float) -> None:
+    w = Window(start, start + length)
+    chunks = plan_chunks(w, minutes)
+    files = w.file_minutes()
+    assert chunks[0].emit_from is None and chunks[-1].emit_to is None
+    assert chunks[0].read_from == files[0] and chunks[-1].read_to == files[-1]
+    assert all(files[0] <= c.read_from <= c.read_to <= files[-1] for c in chunks)
+    for before, after in itertools.pairwise(chunks):
+        assert before.emit_to == after.emit_from
+        assert after.read_from + MAX_RANGE <= after.emit_from  # room for the quiet point
+        assert before.read_to >= before.emit_to  # every file a record before the edge can sit in
+    time = MERGE_MINUTE0 + t
+    assert sum(c.emits(rec(time, 0)) for c in chunks) == 1
+
+
+def test_filters() -> None:
+    privmsg = {"command": "PRIVMSG", "sender": "alice", "user": "alice", "tags": {"display-name": "Alice"},
+               "params": ["#c", "hi"]}
+    timeout = {"command": "CLEARCHAT", "sender": "tmi.twitch.tv", "user": None, "tags": None,
+               "params": ["#c", "bob"]}
+    sub = {"command": "USERNOTICE", "sender": "tmi.twitch.tv", "user": None, "tags": {"login": "carol"},
+           "params": ["#c"]}
+    assert Filters().keeps(privmsg)
+    assert Filters.of(["privmsg"], []).keeps(privmsg) and not Filters.of(["privmsg"], []).keeps(timeout)
+    assert Filters.of([], ["ALICE"]).keeps(privmsg) and not Filters.of([], ["alice"]).keeps(timeout)
+    assert Filters.of([], ["@bob"]).keeps(timeout) and Filters.of([], ["carol"]).keeps(sub)
+    assert not Filters.of(["PRIVMSG"], ["bob"]).keeps(timeout)
+
+
+@given(st.lists(archive_records(), max_size=5), st.lists(st.text(max_size=5), max_size=2))
+def test_filters_never_raise(records: list[dict[str, Any]], users: list[str]) -> None:
+    f = Filters.of(["PRIVMSG"], users)
+    for r in records:
+        f.keeps(r)
+
+
+def shown_from(records: list[dict[str, Any]], edge: float) -> list[str]:
+    return [canonical_json(r) for r in fold_for_reading(records) if r["time"] >= edge]
+
+
+@given(merge_observations(), st.integers(0, 180))
+def test_trimming_before_a_quiet_point_does_not_change_later_folds(records: list[dict[str, Any]],
+                                                                   offset: int) -> None:
+    edge = MERGE_MINUTE0 + offset
+    trimmed = trim_before_quiet_points(records, edge, -float("inf"))
+    assert shown_from(trimmed, edge) == shown_from(records, edge)
+
+
+def test_trimming_drops_only_behind_a_quiet_point() -> None:
+    def join(t: float, receiver: str) -> dict[str, Any]:
+        return {"command": "JOIN", "params": ["#c"], "sender": "u", "user": "u", "host": None, "tags": None,
+                "receivers": {receiver: t + 55}, "time": t, "time_range": 55}
+    chained = [join(0, "a"), join(50, "b"), join(100, "c")]  # each range meets the next: no quiet point
+    assert trim_before_quiet_points(chained, 120, -1e9) == chained
+    apart = [join(0, "a"), join(60, "b"), join(130, "c")]
+    assert trim_before_quiet_points(apart, 120, -1e9) == apart[1:]  # 60 > 0 + 55: quiet at 60
+    assert trim_before_quiet_points(apart, 120, 61) == apart  # ... unless it is before `earliest`
