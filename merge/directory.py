@@ -29,11 +29,12 @@ from collections.abc import Callable, Hashable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from merge.core import Merged, Merger, items_to_bytes
+from merge.core import Merged, Merger, check_records, gc_paused, items_to_bytes, message_id
 from merge.errors import InputError, UsageError
 from replay.canonical import (
     BATCH_INTERVAL,
     batch_relpath,
+    batch_time_of,
     check_channel_dirname,
     content_hash,
     parse_batch,
@@ -109,11 +110,12 @@ def read_verified(path: str, digest: str | None) -> list[dict[str, Any]]:
     if digest is not None and content_hash(data) != digest:
         raise InputError("file name does not match its content's hash (damaged or altered)", path)
     try:
-        records = parse_batch(data, path)
+        with gc_paused():  # parsing allocates a dict per line and nothing cyclic
+            records = parse_batch(data, path)
     except ReplayError as e:
         raise InputError(getattr(e, "message", str(e)), path, getattr(e, "line", None)) from None
     try:
-        Merger().add(records)  # the merge's own number checks, so a bad file fails here, not mid-merge
+        check_records(records)  # the merge's own checks, so a bad file fails here, not mid-merge
     except InputError as e:
         raise e.at(path) from None
     return records
@@ -227,14 +229,30 @@ class _Channel:
         listed = {m: self.files_at(m) for m in window}
         if len(listed[minute]) < 2:
             return False
-        merger = Merger()
-        read: dict[int, list[tuple[str, int]]] = {m: [] for m in window}
+        loaded: dict[int, list[tuple[str, list[dict[str, Any]]]]] = {}
         for m in window:
+            loaded[m] = []
             for path, digest in listed[m]:
                 records = self.read(path, digest, m)
                 if records is not None:
-                    merger.add(records, origin=m)
-                    read[m].append((path, len(records)))
+                    loaded[m].append((path, records))
+        # A neighbour takes part only if one of its records can meet this minute's: the same id, or
+        # a record that belongs to this minute, or this minute has a record that belongs there.
+        # Otherwise merging it would change nothing here, and rewriting it would be work (and a
+        # minute an uninterrupted run would not touch).
+        own = [r for _, records in loaded[minute] for r in records]
+        ids = {mid for r in own if (mid := message_id(r)) is not None}
+        moving_to = {batch_time_of(r["time"]) for r in own}
+        included = [minute] + [
+            n for n in (window[0], window[2]) if n in moving_to or _meets(loaded[n], ids, minute)
+        ]
+        merger = Merger()
+        read: dict[int, list[tuple[str, int]]] = {}
+        for m in included:
+            read[m] = []
+            for path, records in loaded[m]:
+                merger.add(records, origin=m)
+                read[m].append((path, len(records)))
         merged = merger.finish()
         touched: set[Hashable] = {minute} | merged.entangled()
         by_batch = merged.by_batch()
@@ -244,7 +262,7 @@ class _Channel:
             if items:
                 written.add(self.store(batch_time, items_to_bytes(items)))
                 self.stats.records_out += len(items)
-        for m in window:
+        for m in included:
             if m not in touched:
                 continue
             for path, count in read[m]:
@@ -282,6 +300,14 @@ class _Channel:
                 f"{self.chat}: {len(left)} minute(s) still hold several files after {max_passes} passes "
                 "(files that cannot be deleted, or another process writing as fast as this one merges)"
             )
+
+
+def _meets(files: list[tuple[str, list[dict[str, Any]]]], ids: set[str], minute: int) -> bool:
+    for _path, records in files:
+        for r in records:
+            if batch_time_of(r["time"]) == minute or message_id(r) in ids:
+                return True
+    return False
 
 
 def _select_channels(root: str, channels: Iterable[str] | None) -> list[str]:

@@ -1,0 +1,242 @@
+"""Merge benchmark: three recorders' archives of one hour of a 100 messages/s channel.
+
+Prints `name: value unit` lines. The data is synthetic but shaped like Twitch: every PRIVMSG has an
+`id` and an exact server time and reaches each recorder (a few are missed) at its own receive time;
+JOIN/PART arrive in bursts with per-recorder estimated ranges, so they never fold; CLEARCHAT is
+exact and id-less. `naive_merge` is a straightforward implementation of upstream's pairing rule
+(ids matched by id, id-less records by a first-match scan for equal content and overlapping
+ranges), run on the same data so the ratio compares like with like.
+"""
+
+from __future__ import annotations
+
+import gc
+import multiprocessing
+import os
+import random
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from merge.core import gc_paused, merge
+from replay.canonical import batch_time_of, format_batch
+from replay.store import write_batch_bytes
+
+START = 1_700_002_800  # an hour boundary
+RECEIVERS = ("host1.Ab3dE.0", "host2.Zz9xY.0", "host3.Qq1wE.0")
+
+
+def recorder_archives(
+    seconds: int = 3600, rate: int = 100, *, seed: int = 1, recorders: int = 3, start: int = START,
+    joins_per_second: float = 1.0,
+) -> list[list[dict[str, Any]]]:
+    """`recorders` archives (record lists) of one channel, as separate recorders would replay them."""
+    rng = random.Random(seed)
+    names = tuple(RECEIVERS[i] if i < len(RECEIVERS) else f"host{i + 1}.Rr{i:03d}.0" for i in range(recorders))
+    out: list[list[dict[str, Any]]] = [[] for _ in names]
+    users = [f"user{i:04d}" for i in range(2000)]
+    for second in range(seconds):
+        for _ in range(rate):
+            ms = (start + second) * 1000 + rng.randrange(1000)
+            user = rng.choice(users)
+            tags = {
+                "badge-info": "", "badges": "subscriber/12", "color": "#1E90FF", "display-name": user,
+                "emotes": "", "first-msg": "0", "flags": "", "id": f"{rng.getrandbits(122):031x}", "mod": "0",
+                "room-id": "22510310", "subscriber": "1", "tmi-sent-ts": str(ms), "turbo": "0",
+                "user-id": str(rng.randrange(10**8)), "user-type": "",
+            }
+            text = " ".join(rng.choice(("Kappa", "hello", "PogChamp", "lol", "h\u00e9h\u00e9", "gg")) for _ in range(5))
+            for i, name in enumerate(names):
+                if rng.random() < 0.002:
+                    continue  # a recorder that missed it (reconnecting)
+                out[i].append({
+                    "command": "PRIVMSG", "params": ["#desertbus", text], "sender": user, "user": user,
+                    "host": f"{user}.tmi.twitch.tv", "tags": tags,
+                    "receivers": {name: (ms + rng.randrange(50, 400)) / 1000 + rng.randrange(1000) / 1e6},
+                    "time": ms / 1000, "time_range": 0,
+                })
+        for _ in range(int(joins_per_second) + (rng.random() < joins_per_second % 1)):
+            user = rng.choice(users)
+            command = rng.choice(("JOIN", "PART"))
+            for i, name in enumerate(names):
+                received = start + second + rng.randrange(10**6) / 1e6
+                out[i].append({
+                    "command": command, "params": ["#desertbus"], "sender": user, "user": user,
+                    "host": f"{user}.tmi.twitch.tv", "tags": None, "receivers": {name: received},
+                    "time": received - 50, "time_range": 55,
+                })
+        if second % 60 == 30:
+            ms = (start + second) * 1000
+            for i, name in enumerate(names):
+                out[i].append({
+                    "command": "CLEARCHAT", "params": ["#desertbus", "spammer"], "sender": "tmi.twitch.tv",
+                    "user": None, "host": None, "tags": {"room-id": "22510310", "tmi-sent-ts": str(ms)},
+                    "receivers": {name: ms / 1000 + 0.2}, "time": ms / 1000, "time_range": 0,
+                })
+    return out
+
+
+def write_archive(root: str, channel: str, records: list[dict[str, Any]]) -> int:
+    """Write records as one batch file per minute (as one recorder's replay would). Returns files written."""
+    by_batch: dict[int, list[dict[str, Any]]] = {}
+    for record in records:
+        by_batch.setdefault(batch_time_of(record["time"]), []).append(record)
+    for batch_time, batch in by_batch.items():
+        write_batch_bytes(root, channel, batch_time, format_batch(batch))
+    return len(by_batch)
+
+
+# --- the naive reference: upstream's pairing rule, written plainly ------------------------------
+
+
+def _content_equal(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    return all(a[k] == b[k] for k in a if k not in ("receivers", "time", "time_range"))
+
+
+def _overlap(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    return max(a["time"], b["time"]) <= min(a["time"] + a["time_range"], b["time"] + b["time_range"])
+
+
+def _fold(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    lo = max(a["time"], b["time"])
+    hi = min(a["time"] + a["time_range"], b["time"] + b["time_range"])
+    return {**a, "receivers": {**b["receivers"], **a["receivers"]}, "time": lo, "time_range": hi - lo}
+
+
+def naive_merge(left: list[dict[str, Any]], right: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Upstream's rule: ids by id; each id-less record on the left takes the first match on the right."""
+    by_id: dict[str, dict[str, Any]] = {}
+    rest: list[dict[str, Any]] = []
+    for r in right:
+        mid = (r["tags"] or {}).get("id")
+        if isinstance(mid, str):
+            by_id[mid] = r
+        else:
+            rest.append(r)
+    out = []
+    for a in left:
+        mid = (a["tags"] or {}).get("id")
+        if isinstance(mid, str):
+            match = by_id.pop(mid, None)
+            out.append(a if match is None else _fold(a, match))
+            continue
+        for j, b in enumerate(rest):
+            if _content_equal(a, b) and _overlap(a, b):
+                out.append(_fold(a, b))
+                del rest[j]
+                break
+        else:
+            out.append(a)
+    return out + list(by_id.values()) + rest
+
+
+def _naive_seconds(archives: list[list[dict[str, Any]]]) -> float:
+    """Naive pairwise merge of the archives, then the batch bytes (upstream writes them too).
+
+    The GC is paused as our merge pauses it, so the comparison is of the algorithms."""
+    gc.collect()
+    with gc_paused():
+        started = time.perf_counter()
+        result = archives[0]
+        for archive in archives[1:]:
+            result = naive_merge(result, archive)
+        format_batch(result)
+        return time.perf_counter() - started
+
+
+# --- measurements ------------------------------------------------------------------------------
+
+
+def _peak_rss_mib() -> float:
+    """Peak resident memory of this process. Linux's VmHWM belongs to this process image alone;
+    ru_maxrss survives fork and exec, so a child started from a big parent would report the parent's."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+def _tree_child(root: str, queue: Any) -> None:
+    from merge.directory import merge_tree  # noqa: PLC0415 (imported in the fresh child only)
+
+    started = time.perf_counter()
+    stats = merge_tree(root)
+    queue.put((time.perf_counter() - started, stats.records_in, _peak_rss_mib()))
+
+
+def _lines(results: dict[str, tuple[float, str]]) -> Iterator[str]:
+    for name, (value, unit) in results.items():
+        yield f"{name}: {value:.4g} {unit}"
+
+
+def run() -> None:
+    seconds = int(os.environ.get("BENCH_MERGE_SECONDS", "3600"))
+    started = time.perf_counter()
+    archives = recorder_archives(seconds)
+    total = sum(len(a) for a in archives)
+    print(f"merge.input_records: {total} records ({seconds} s, 100 msg/s, 3 recorders; "
+          f"generated in {time.perf_counter() - started:.1f} s)")
+
+    # 1. In memory: the pure merge of the three archives.
+    t0 = time.perf_counter()
+    merged = merge(*archives)
+    data = merged.to_bytes()
+    core_seconds = time.perf_counter() - t0
+    print(f"merge.core_records_per_s: {total / core_seconds:.0f} records/s ({core_seconds:.2f} s, "
+          f"{merged.counts.records_out} records out, {len(data) / 2**20:.0f} MiB)")
+    print(f"merge.core_peak_rss: {_peak_rss_mib():.0f} MiB (whole process: the generated input, "
+          "the merge and its output)")
+
+    # 2. On disk: one file per recorder per minute, merged by merge_tree in a fresh process.
+    root = tempfile.mkdtemp(prefix="bench_merge_")
+    try:
+        files = sum(write_archive(root, "desertbus", a) for a in archives)
+        ctx = multiprocessing.get_context("spawn")
+        queue = ctx.Queue()
+        child = ctx.Process(target=_tree_child, args=(root, queue))
+        child.start()
+        tree_seconds, records_in, child_rss = queue.get()
+        child.join()
+        print(f"merge.tree_records_per_s: {total / tree_seconds:.0f} records/s ({tree_seconds:.2f} s, "
+              f"{files} files, {records_in} records replaced)")
+        print(f"merge.tree_peak_rss: {child_rss:.0f} MiB (fresh process running merge_tree only)")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+    # 3. The naive reference on subsets; its id-less scan is quadratic, so fit a*n + b*n^2 and
+    #    extrapolate to the full data, and say so. Both sides include producing the batch bytes.
+    small, large = max(60, seconds // 10), max(120, seconds // 5)
+    t_small = _naive_seconds(recorder_archives(small))
+    t_large = _naive_seconds(recorder_archives(large))
+    ratio_n = seconds / small
+    k = large / small
+    b = (t_large - k * t_small) / (k * k - k)  # quadratic share at the small size
+    a = t_small - b
+    naive_full = a * ratio_n + b * ratio_n**2
+    ours_small = _ours_seconds(recorder_archives(small))
+    print(f"merge.naive_seconds_measured: {t_small:.2f} s at {small} s of chat, {t_large:.2f} s at {large} s")
+    print(f"merge.naive_seconds_extrapolated: {naive_full:.1f} s for {seconds} s of chat "
+          "(a*n + b*n^2 fitted to the two measurements)")
+    print(f"merge.speedup_vs_naive: {naive_full / core_seconds:.1f} x (extrapolated naive / measured core)")
+    print(f"merge.speedup_vs_naive_measured: {t_small / ours_small:.1f} x (both measured at {small} s of chat)")
+    print(f"merge.bench_seconds: {time.perf_counter() - started:.0f} s")
+
+
+def _ours_seconds(archives: list[list[dict[str, Any]]]) -> float:
+    gc.collect()
+    started = time.perf_counter()
+    merge(*archives).to_bytes()
+    return time.perf_counter() - started
+
+
+if __name__ == "__main__":
+    run()
