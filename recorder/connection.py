@@ -107,7 +107,10 @@ class Connection(threading.Thread):
             self.report(ConnEvent(CLOSED, self, f"internal error: {e!r}"))
 
     def _run(self) -> None:
-        ws = websocket.WebSocket(skip_utf8_validation=True, sslopt=self.sslopt)
+        # Verification is websocket-client's default too; spelled out so no option can turn it off.
+        sslopt = {**(self.sslopt or {}), "cert_reqs": ssl.CERT_REQUIRED, "check_hostname": True}
+        # UTF-8 is decoded here (with replacement), not validated byte by byte in Python by the library.
+        ws = websocket.WebSocket(skip_utf8_validation=True, sslopt=sslopt)
         try:
             # No subprotocol: InspIRCd does not speak text.ircv3.net, Twitch does not need it.
             ws.connect(self.url, timeout=self.connect_timeout)  # type: ignore[no-untyped-call]

@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import os
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -165,6 +166,11 @@ class ServerConn:
 
     def serve(self) -> None:
         try:
+            if self.server.tls is not None:
+                try:
+                    self.sock = self.server.tls.wrap_socket(self.sock, server_side=True)
+                except (OSError, ssl.SSLError):
+                    return  # the client refused our certificate: that is the point of the TLS test
             if not self._handshake():
                 return
             while True:
@@ -301,9 +307,12 @@ Script = Callable[[ServerConn], None]
 class TwitchLikeServer:
     """Listens on 127.0.0.1 (a free port); runs `script` for each accepted connection."""
 
-    def __init__(self, script: Script | None = None, token: str | None = None) -> None:
+    def __init__(
+        self, script: Script | None = None, token: str | None = None, tls: ssl.SSLContext | None = None,
+    ) -> None:
         self.script = script
         self.token = token
+        self.tls = tls
         self.conns: list[ServerConn] = []
         self.script_errors: list[Exception] = []
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -311,7 +320,7 @@ class TwitchLikeServer:
         self._listener.bind(("127.0.0.1", 0))
         self._listener.listen(16)
         self.port = self._listener.getsockname()[1]
-        self.url = f"ws://127.0.0.1:{self.port}"
+        self.url = f"{'wss' if tls else 'ws'}://127.0.0.1:{self.port}"
         self._threads: list[threading.Thread] = []
         self._stopping = False
         self._cond = threading.Condition()
