@@ -34,60 +34,85 @@ RECORD_KEYS = frozenset(
 )
 
 _LONG_DIGITS = re.compile(rb"\d{19}")
-_NON_ASCII = re.compile("[\x7f-\U0010ffff]")
+def _ensure_ascii(raw: bytes) -> bytes:
+    """Rewrite orjson's UTF-8 output the way `ensure_ascii` writes it.
+
+    `backslashreplace` (C speed) turns non-ASCII characters into `\\xNN`, `\\uNNNN` or `\\UNNNNNNNN`;
+    JSON wants `\\u00NN` and surrogate pairs. Backslashes that were in the text are already doubled by
+    the JSON encoder, so the escapes are read left to right from a split at every backslash.
+    """
+    escaped = raw.decode("utf-8").encode("ascii", "backslashreplace")
+    if b"\\x" in escaped or b"\\U" in escaped:
+        parts = escaped.split(b"\\")
+        out = [parts[0]]
+        i, n = 1, len(parts)
+        while i < n:
+            part = parts[i]
+            if not part:  # an escaped backslash (`\\\\`); the part after it is plain text
+                out.append(b"\\\\" + parts[i + 1])
+                i += 2
+                continue
+            first = part[0]
+            if first == 0x78:  # x: one Latin-1 character
+                out.append(b"\\u00" + part[1:])
+            elif first == 0x55:  # U: outside the BMP, as a surrogate pair
+                code = int(part[1:9], 16) - 0x10000
+                out.append(b"\\u%04x\\u%04x" % (0xD800 | (code >> 10), 0xDC00 | (code & 0x3FF)) + part[9:])
+            else:
+                out.append(b"\\" + part)
+            i += 1
+        escaped = b"".join(out)
+    return escaped.replace(b"\x7f", b"\\u007f")
 
 
-def _escape_char(match: re.Match[str]) -> str:
-    code = ord(match.group())
-    if code < 0x10000:
-        return f"\\u{code:04x}"
-    code -= 0x10000
-    return f"\\u{0xD800 | (code >> 10):04x}\\u{0xDC00 | (code & 0x3FF):04x}"
-
-
-def _orjson_safe_number(value: object) -> bool:
-    if isinstance(value, float):
-        # orjson and repr agree on finite floats except those below 1e-4 (no exponent in orjson).
-        return value == 0.0 or 1e-4 <= abs(value) < float("inf")
-    if isinstance(value, int):
-        return -(2**63) <= value < 2**64
-    return True
+_INF = float("inf")
+_INT_MIN, _INT_MAX = -(2**63), 2**64
 
 
 def _fast_path_ok(record: Mapping[str, Any]) -> bool:
-    if not (_orjson_safe_number(record.get("time")) and _orjson_safe_number(record.get("time_range"))):
-        return False
+    """True when orjson prints every number of the record exactly as repr() does."""
     receivers = record.get("receivers")
-    if isinstance(receivers, dict):
-        return all(_orjson_safe_number(v) for v in receivers.values())
+    values = [record.get("time"), record.get("time_range")]
+    if type(receivers) is dict:
+        values.extend(receivers.values())
+    for v in values:
+        t = type(v)
+        if t is float:
+            # orjson and repr agree on finite floats except below 1e-4 (orjson has no exponent there)
+            if not (v == 0.0 or 1e-4 <= abs(v) < _INF):
+                return False
+        elif t is int and not (_INT_MIN <= v < _INT_MAX):
+            return False
     return True
 
 
-def canonical_json(record: Mapping[str, Any]) -> str:
-    """The record as `json.dumps(record, separators=(',', ':'), sort_keys=True)` prints it."""
+def canonical_bytes(record: Mapping[str, Any]) -> bytes:
+    """The record as `json.dumps(record, separators=(',', ':'), sort_keys=True)` prints it, in ASCII bytes."""
     if _fast_path_ok(record):
         try:
             raw = orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
         except TypeError:
             pass  # something orjson cannot encode (a huge int nested in tags): use the stdlib
         else:
-            if raw.isascii():
-                return raw.decode("ascii")
-            return _NON_ASCII.sub(_escape_char, raw.decode("utf-8"))
-    return json.dumps(record, separators=(",", ":"), sort_keys=True)
+            if raw.isascii() and b"\x7f" not in raw:
+                return raw
+            return _ensure_ascii(raw)
+    return json.dumps(record, separators=(",", ":"), sort_keys=True).encode("ascii")
 
 
-def sort_key(record: Mapping[str, Any], line: str) -> tuple[Any, Any, str]:
-    return (record["time"], record["time_range"], line)
+def canonical_json(record: Mapping[str, Any]) -> str:
+    """`canonical_bytes` as text."""
+    return canonical_bytes(record).decode("ascii")
 
 
 def format_batch(records: Iterable[Mapping[str, Any]]) -> bytes:
     """The exact bytes of a batch file holding `records`: canonical lines, sorted, final newline."""
-    keyed = [(r["time"], r["time_range"], canonical_json(r)) for r in records]
-    keyed.sort()
+    keyed = [(r["time"], r["time_range"], canonical_bytes(r)) for r in records]
     if not keyed:
         return b""
-    return ("\n".join(k[2] for k in keyed) + "\n").encode("ascii")
+    # bytes sort like the ASCII text they hold, so this is the spec's (time, time_range, line) order
+    keyed.sort()
+    return b"\n".join([k[2] for k in keyed]) + b"\n"
 
 
 def content_hash(data: bytes) -> str:
