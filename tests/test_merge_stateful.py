@@ -1,0 +1,106 @@
+"""Convergence, statefully: replicas that record, copy each other's files and merge, against a model.
+
+The model of a replica is just the list of records it was ever given; the real replica is a folder of
+batch files. Invariants: nothing is ever lost (the files of a replica merge to the merge of its
+model), a merge leaves exactly what the one-minute model says, and once every replica has every
+file and has merged, all replicas hold identical trees equal to merging everything at once.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from merge.core import merge, merge_records
+from merge.directory import merge_tree
+from replay.canonical import batch_relpath, batch_time_of, content_hash, parse_batch
+from replay.store import iter_batch_files, write_batch_bytes, write_bytes_atomic
+from tests.strategies import merge_observations
+from tests.test_merge_directory import CHANNEL, expected_tree, records_of, tree
+
+REPLICAS = 3
+
+
+def canonical_tree(records: list[dict[str, Any]]) -> dict[str, bytes]:
+    """One file per minute holding the merge of everything: where replicas must converge."""
+    out: dict[str, bytes] = {}
+    for batch_time, items in merge(records).by_batch().items():
+        data = ("\n".join(i[2] for i in items) + "\n").encode("ascii")
+        hour, name = batch_relpath(batch_time, content_hash(data))
+        out[os.path.join(CHANNEL, "chat", hour, name)] = data
+    return out
+
+
+class Replicas(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.base = tempfile.mkdtemp(prefix="merge_replicas_")
+        self.roots = [os.path.join(self.base, f"r{i}") for i in range(REPLICAS)]
+        for root in self.roots:
+            os.makedirs(root)
+        self.model: list[list[dict[str, Any]]] = [[] for _ in self.roots]
+
+    def teardown(self) -> None:
+        shutil.rmtree(self.base, ignore_errors=True)
+
+    @rule(replica=st.integers(0, REPLICAS - 1), observations=merge_observations(cross_minute=False))
+    def record(self, replica: int, observations: list[dict[str, Any]]) -> None:
+        """A recorder's replay lands here: one canonical file per minute it covered."""
+        by_batch: dict[int, list[dict[str, Any]]] = {}
+        for r in observations:
+            by_batch.setdefault(batch_time_of(r["time"]), []).append(r)
+        for batch_time, records in by_batch.items():
+            write_batch_bytes(self.roots[replica], CHANNEL, batch_time, merge(records).to_bytes())
+        self.model[replica].extend(observations)
+
+    @rule(src=st.integers(0, REPLICAS - 1), dst=st.integers(0, REPLICAS - 1), pick=st.integers(0, 10**6))
+    def copy_one_file(self, src: int, dst: int, pick: int) -> None:
+        files = sorted(iter_batch_files(self.roots[src], CHANNEL))
+        if not files or src == dst:
+            return
+        chosen = files[pick % len(files)]
+        data = Path(chosen.path).read_bytes()
+        target = os.path.join(self.roots[dst], os.path.relpath(chosen.path, self.roots[src]))
+        write_bytes_atomic(target, data)
+        self.model[dst].extend(parse_batch(data))
+
+    @rule(replica=st.integers(0, REPLICAS - 1))
+    def merge_replica(self, replica: int) -> None:
+        root = self.roots[replica]
+        before = tree(root)
+        merge_tree(root)
+        after = tree(root)
+        assert after == expected_tree(before)
+
+    @precondition(lambda self: any(self.model))
+    @rule()
+    def exchange_everything_and_merge(self) -> None:
+        """Every replica gets every file of every other, then all merge: they must converge."""
+        everything = {path: data for root in self.roots for path, data in tree(root).items()}
+        for i, root in enumerate(self.roots):
+            for path, data in everything.items():
+                target = os.path.join(root, path)
+                if not os.path.exists(target):
+                    write_bytes_atomic(target, data)
+                    self.model[i].extend(parse_batch(data))
+            merge_tree(root)
+        trees = [tree(root) for root in self.roots]
+        assert all(t == trees[0] for t in trees), "replicas did not converge"
+        assert trees[0] == canonical_tree(merge_records(*self.model))
+
+    @invariant()
+    def nothing_is_lost(self) -> None:
+        for root, model in zip(self.roots, self.model, strict=True):
+            left, right = merge(records_of(tree(root))).to_bytes(), merge(model).to_bytes()
+            assert left == right, (left, right)
+
+
+Replicas.TestCase.settings = settings(max_examples=40, stateful_step_count=12, deadline=None)
+test_replicas_converge = Replicas.TestCase
