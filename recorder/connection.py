@@ -134,7 +134,11 @@ class Connection(threading.Thread):
             try:
                 ws.close(timeout=1.0)
             except Exception:
-                ws.shutdown()  # type: ignore[no-untyped-call]  # the peer is gone
+                pass  # the peer is gone; nothing more to say to it
+            finally:
+                # close() returns early, leaving the socket open, once a close frame has been
+                # received; shutdown() always releases it.
+                ws.shutdown()  # type: ignore[no-untyped-call]
             if self.index is not None:
                 # a failure here was already reported by whoever hit it first
                 with contextlib.suppress(OSError, ValueError):

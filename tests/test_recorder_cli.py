@@ -6,9 +6,11 @@ import gzip
 import hashlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -43,6 +45,13 @@ class Proc:
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait(30)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
 
 
 def _recv_count(out: Path) -> int:
@@ -97,7 +106,7 @@ def test_kill_9_loses_nothing_written_and_restart_starts_a_new_file(tmp_path: Pa
             assert wait_until(lambda: len(conn1.sent) >= 20 + 11 and set(conn1.sent) <= {
                 e.text for e in Recording(str(out)).of("recv")
             }, 30), second.output()
-            assert second.stop() == 0, second.output()
+            assert second.stop(signal.SIGINT) == 0, second.output()  # Ctrl-C stops as cleanly as SIGTERM
         finally:
             second.kill()
     after = Recording(str(out))
@@ -120,10 +129,11 @@ def test_sigterm_flushes_closes_and_exits_0_and_the_token_never_leaks(tmp_path: 
         assert conn.wait_joined(["alpha"])
         conn.send(*(chat_line(i, "alpha") for i in range(30)))
 
+    metrics_port = _free_port()
     with TwitchLikeServer(script, token=TOKEN) as server:
         args = [
             "#Alpha", "--out", str(out), "--server", server.url, "--dialect", "twitch", "--nick", "archivist",
-            "--token-file", str(token_file), "--name", "tok", "--gzip",
+            "--token-file", str(token_file), "--name", "tok", "--gzip", "--metrics-port", str(metrics_port),
         ]
         proc = Proc(tmp_path, args)
         try:
@@ -134,6 +144,10 @@ def test_sigterm_flushes_closes_and_exits_0_and_the_token_never_leaks(tmp_path: 
             cmdline = Path(f"/proc/{proc.proc.pid}/cmdline").read_bytes()
             assert TOKEN.encode() not in cmdline
             assert wait_until(lambda: _recv_count(out) >= 41, 20)
+            with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as response:
+                metrics = response.read().decode()
+            assert 'chat_archiver_recorder_lines_received_total{channel="alpha",command="PRIVMSG"}' in metrics
+            assert TOKEN not in metrics
             assert proc.stop() == 0, proc.output()
         finally:
             proc.kill()
