@@ -139,8 +139,7 @@ def replay(
 
 
 def _merge(out_root: str, channels: list[str]) -> Any:
-    try:
-        from merge.directory import merge_tree  # noqa: PLC0415 (merge is an optional step here)
-    except ImportError:
-        return None
+    # Imported here: merge builds on replay's store, so replay's modules must not need merge at import.
+    from merge.directory import merge_tree  # noqa: PLC0415
+
     return merge_tree(out_root, channels=channels)

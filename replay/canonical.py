@@ -72,7 +72,7 @@ _INT_MIN, _INT_MAX = -(2**63), 2**64
 def _fast_path_ok(record: Mapping[str, Any]) -> bool:
     """True when orjson prints every number of the record exactly as repr() does."""
     receivers = record.get("receivers")
-    values = [record.get("time"), record.get("time_range")]
+    values: list[Any] = [record.get("time"), record.get("time_range")]
     if type(receivers) is dict:
         values.extend(receivers.values())
     for v in values:

@@ -167,11 +167,11 @@ def _compat_tags(text: str) -> CompatTags:
     tags: CompatTags = {}
     for item in text.split(";"):
         key, eq, value = item.partition("=")
-        tags[key] = value if eq else True
+        tags[key] = value if eq else True  # girc: a tag without "=" is True
     if "\\" in text:
-        for key, value in tags.items():
-            if value is not True and "\\" in value:
-                tags[key] = unescape_tag_value_compat(value)
+        for name, tag in tags.items():
+            if isinstance(tag, str) and "\\" in tag:
+                tags[name] = unescape_tag_value_compat(tag)
     return tags
 
 

@@ -187,7 +187,7 @@ class Decoder:
         self._buffer += data
         if b"\n" in data:
             *complete, rest = self._buffer.split(b"\n")
-            self._lines.extend(complete)
+            self._lines.extend(bytes(line) for line in complete)
             self._buffer = bytearray(rest)
 
     def next_event(self) -> Header | Event | None:

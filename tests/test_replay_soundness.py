@@ -63,7 +63,9 @@ def scenarios(draw: st.DrawFn) -> dict[str, Any]:
         sent.append(t)
     kinds = [draw(st.sampled_from(KINDS)) for _ in range(n)]
     # JOIN/PART enter the stream late; everything else when it happens.
-    emitted = [s + (draw(st.integers(0, 30_000)) if k in ("JOIN", "PART") else 0) for s, k in zip(sent, kinds, strict=True)]
+    emitted = [
+        s + (draw(st.integers(0, 30_000)) if k in ("JOIN", "PART") else 0) for s, k in zip(sent, kinds, strict=True)
+    ]
     span = max(emitted) - BASE_MS + 20_000
     recorders = []
     for r in range(draw(st.integers(1, 3))):
