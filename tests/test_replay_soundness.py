@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -123,12 +124,13 @@ def read_archive(root: Path) -> list[dict[str, Any]]:
     return records
 
 
+@pytest.mark.parametrize("merge", [False, True], ids=["per-connection", "merged"])
 @settings(max_examples=40)
-@given(scenarios())
-def test_ranges_hold_true_send_times_and_nothing_is_lost(tmp_path_factory: Any, scn: dict[str, Any]) -> None:
+@given(scn=scenarios())
+def test_ranges_hold_true_send_times_and_nothing_is_lost(tmp_path_factory: Any, merge: bool, scn: dict[str, Any]) -> None:
     tmp = tmp_path_factory.mktemp("sim")
     delivered = record_scenario(scn, tmp / "raw")
-    replay([str(tmp / "raw")], str(tmp / "archive"), merge=False)
+    replay([str(tmp / "raw")], str(tmp / "archive"), merge=merge)
     archived = set()
     for record in read_archive(tmp / "archive"):
         i = event_index(record)
