@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-FIXTURES := fixtures/recordings
+FIXTURES := fixtures/cases
 ARCHIVE ?= archive
 
 .PHONY: run test test-fast lint bench clean

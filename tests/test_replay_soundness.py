@@ -127,7 +127,9 @@ def read_archive(root: Path) -> list[dict[str, Any]]:
 @pytest.mark.parametrize("merge", [False, True], ids=["per-connection", "merged"])
 @settings(max_examples=40)
 @given(scn=scenarios())
-def test_ranges_hold_true_send_times_and_nothing_is_lost(tmp_path_factory: Any, merge: bool, scn: dict[str, Any]) -> None:
+def test_ranges_hold_true_send_times_and_nothing_is_lost(
+    tmp_path_factory: Any, merge: bool, scn: dict[str, Any]
+) -> None:
     tmp = tmp_path_factory.mktemp("sim")
     delivered = record_scenario(scn, tmp / "raw")
     replay([str(tmp / "raw")], str(tmp / "archive"), merge=merge)
