@@ -69,14 +69,16 @@ def merge_observations(draw: Any, cross_minute: bool = True) -> list[dict[str, A
 
     Kinds: Twitch PRIVMSG with `id` and exact time seen by up to 4 receivers (duplicate deliveries,
     id conflicts via a small id alphabet, `0` vs `0.0` ranges); IRCv3 `msgid` with per-receiver
-    ranges (across a minute boundary only if `cross_minute`); CLEARCHAT (exact, no id); JOIN/PART
-    estimated per receiver, one receiver seeing equal content twice; chained ([0,0],[0,1],[1,1])
-    and touching ([0,1],[1,2]) ranges of one JOIN over distinct receivers.
+    ranges (ids shared across minutes and ranges across a boundary only if `cross_minute`);
+    CLEARCHAT (exact, no id); JOIN/PART estimated per receiver, one receiver seeing equal content
+    twice; chained ([0,0],[0,1],[1,1]) and touching ([0,1],[1,2]) ranges of one JOIN over distinct receivers.
     """
     out: list[dict[str, Any]] = []
     for _ in range(draw(st.integers(1, 8))):
         kind = draw(st.sampled_from(["privmsg", "msgid", "clearchat", "join", "chain", "notice"]))
         minute = MERGE_MINUTE0 + 60 * draw(st.integers(0, 2))
+        # Without cross_minute, an id belongs to one minute (as Twitch ids carry the exact server time).
+        suffix = "" if cross_minute else f"@{minute}"
         seen = draw(st.lists(st.sampled_from(MERGE_RECEIVERS), min_size=1, max_size=5))  # repeats = re-deliveries
         user = draw(_merge_nick)
         if kind in ("privmsg", "clearchat"):
@@ -84,7 +86,8 @@ def merge_observations(draw: Any, cross_minute: bool = True) -> list[dict[str, A
             t = ms / 1000
             zero: float = draw(st.sampled_from([0, 0, 0.0]))
             if kind == "privmsg":
-                tag_map: dict[str, Any] = {"id": draw(st.sampled_from(["m1", "m2", "m3"])), "tmi-sent-ts": str(ms)}
+                mid = draw(st.sampled_from(["m1", "m2", "m3"])) + suffix
+                tag_map: dict[str, Any] = {"id": mid, "tmi-sent-ts": str(ms)}
                 params = ["#chan", draw(_merge_text)]
             else:
                 tag_map, params = {"room-id": "1", "tmi-sent-ts": str(ms)}, ["#chan", user]
@@ -94,7 +97,7 @@ def merge_observations(draw: Any, cross_minute: bool = True) -> list[dict[str, A
         elif kind == "msgid":
             lo = 5 if cross_minute else 15
             center = minute + draw(st.integers(lo, 45 if not cross_minute else 59)) + draw(st.integers(0, 999)) / 1000
-            tag_map = {"msgid": draw(st.sampled_from(["x1", "x2"]))}
+            tag_map = {"msgid": draw(st.sampled_from(["x1", "x2"])) + suffix}
             for name in seen:
                 start = center - draw(st.integers(0, 9_000)) / 1000
                 width = draw(st.sampled_from([10, 15, 10.0, 12.5]))
