@@ -42,7 +42,7 @@ def test_streamed_json_equals_upstreams_rule(archives: list[list[dict[str, Any]]
         Path(root, "chan", "chat").mkdir(parents=True, exist_ok=True)
         start, end = window
         expected = upstream_rule(root, "chan", start, end)
-        got = [r for r, _line in iter_window(root, "chan", Window(start, end), chunk_minutes=chunk)]
+        got = list(iter_window(root, "chan", Window(start, end), chunk_minutes=chunk))
         assert [canonical_json(r) for r in got] == [canonical_json(r) for r in expected]
         out = io.BytesIO()
         write_export(iter(iter_window(root, "chan", Window(start, end), chunk_minutes=chunk)), "json", out)
@@ -60,7 +60,7 @@ def test_long_window_streams_in_chunks(tmp_path: Path) -> None:
             "time_range": 0,
         }])
     for chunk in (1, 7, 10, 500):
-        got = [r["params"][1] for r, _ in iter_window(str(tmp_path), "#Chan", Window(t0, t0 + 3 * 3600),
+        got = [r["params"][1] for r in iter_window(str(tmp_path), "#Chan", Window(t0, t0 + 3 * 3600),
                                                        chunk_minutes=chunk)]
         assert got == [str(m) for m in range(180)], chunk
 

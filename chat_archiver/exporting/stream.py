@@ -12,7 +12,8 @@ It is a parameter so tests can pin it, and imported only when an export runs.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from itertools import pairwise
 from typing import IO, Any
 
 from chat_archiver.exporting.formats import Renderer
@@ -24,8 +25,10 @@ from chat_archiver.exporting.window import (
     plan_chunks,
     trim_before_quiet_points,
 )
-from replay.canonical import BATCH_INTERVAL, batch_relpath, canonical_json, parse_batch_name
-from replay.store import read_batch_file
+from chat_archiver.verify.batch import fast_records
+from merge.core import message_id
+from replay.canonical import BATCH_INTERVAL, batch_relpath, canonical_json, parse_batch, parse_batch_name
+from replay.errors import InputError
 
 Records = list[dict[str, Any]]
 RecordsFn = Callable[[Records], Records]
@@ -80,47 +83,120 @@ class MinuteFiles:
         return self._by_minute.get(minute, [])
 
 
+def read_minute(files: MinuteFiles, minute: int) -> Records:
+    """Every record in the files of one minute. Well-formed files take verify's fast decoding path
+    (one orjson call per file); anything else is parsed line by line, and damage raises replay's
+    InputError naming the file and line."""
+    out: Records = []
+    for path in files.paths(minute):
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError as e:
+            raise InputError(f"cannot read: {e.strerror}", path) from None
+        records = fast_records(data)
+        out.extend(records if records is not None else parse_batch(data, path))
+    return out
+
+
+def _ranged_without_id(record: dict[str, Any]) -> bool:
+    return record["time_range"] != 0 and message_id(record) is None
+
+
+class _Minute:
+    """A minute's records while chunks need them: all of them while the minute may still be a
+    chunk's core, then (`slim`) only what a later chunk can need from it as context."""
+
+    __slots__ = ("full", "ids", "ranged")
+
+    def __init__(self, records: Records) -> None:
+        self.full: Records | None = records
+        self.ranged: Records = []
+        self.ids: frozenset[str] = frozenset()
+
+    def slim(self) -> None:
+        if self.full is None:
+            return
+        self.ranged = [r for r in self.full if r["time_range"] != 0]
+        self.ids = frozenset(i for r in self.full if r["time_range"] == 0 and (i := message_id(r)) is not None)
+        self.full = None
+
+
+def _context(minute: _Minute, core_ids: set[str], reread: Callable[[], Records]) -> Records:
+    """What a context minute (outside the chunk's core) contributes to the chunk's merge and fold.
+
+    Only two kinds of record there can change what the chunk emits: id-less ranged records (the
+    reading fold joins them with the core's) and records sharing an id with a core record (the
+    merge joins them). Everything else forms merge groups of its own, wholly outside the emitted
+    span. A slimmed minute keeps its ranged records and the ids of its exact ones; in the rare case
+    that one of those ids is in the core (the same message stored in two minutes), it is read again.
+    """
+    if minute.full is not None:
+        return [r for r in minute.full if _ranged_without_id(r) or message_id(r) in core_ids]
+    out = [r for r in minute.ranged if message_id(r) is None or message_id(r) in core_ids]
+    if not minute.ids.isdisjoint(core_ids):
+        out.extend(r for r in reread() if r["time_range"] == 0 and message_id(r) in core_ids)
+    return out
+
+
 def iter_window(
     root: str, channel: str, window: Window, filters: Filters = NO_FILTERS, *,
-    view: RecordsFn | None = None, chunk_minutes: int = 10,
-) -> Iterator[tuple[dict[str, Any], str]]:
-    """The records of `window`, merged, folded, selected, filtered and sorted, with their canonical
-    lines, chunk by chunk. A damaged file raises replay's InputError naming it and its line."""
+    view: RecordsFn | None = None, chunk_minutes: int = 2,
+) -> Iterator[dict[str, Any]]:
+    """The records of `window`, merged, folded, selected, filtered and in canonical order, chunk by
+    chunk. A damaged file raises replay's InputError naming it and its line.
+
+    Each chunk merges its core minutes (the ones its emitted records can come from) whole, plus the
+    few records of its context minutes that can change them (`_context`), so a minute is merged
+    about once however the window is cut, and memory holds one chunk's minutes.
+    """
     from merge.errors import MergeError  # noqa: PLC0415 (lazy, as the merge itself)
 
     view = view or default_view()
     files = MinuteFiles(channel_folder(root, channel))
-    cache: dict[int, Records] = {}
+    cache: dict[int, _Minute] = {}
     for chunk in plan_chunks(window, chunk_minutes):
         for minute in [m for m in cache if m < chunk.read_from]:
             del cache[minute]
-        records: Records = []
-        for minute in range(chunk.read_from, chunk.read_to + 1, BATCH_INTERVAL):
+        core_from = chunk.read_from if chunk.emit_from is None else int(chunk.emit_from)
+        core_to = chunk.read_to if chunk.emit_to is None else int(chunk.emit_to) - BATCH_INTERVAL
+        minutes = range(chunk.read_from, chunk.read_to + 1, BATCH_INTERVAL)
+        for minute in minutes:
             if minute not in cache:
-                cache[minute] = [r for path in files.paths(minute) for r in read_batch_file(path)]
-            records.extend(cache[minute])
+                cache[minute] = _Minute(read_minute(files, minute))
+        records: Records = []
+        for minute in range(core_from, core_to + 1, BATCH_INTERVAL):
+            full = cache[minute].full
+            if full is None:  # pragma: no cover - a core minute is never slimmed before its chunk
+                full = cache[minute].full = read_minute(files, minute)
+            records.extend(full)
+        core_ids = {i for r in records if (i := message_id(r)) is not None}
+        for minute in minutes:
+            if not core_from <= minute <= core_to:
+                records.extend(_context(cache[minute], core_ids, lambda m=minute: read_minute(files, m)))
         if chunk.emit_from is not None:
             records = trim_before_quiet_points(records, chunk.emit_from, chunk.read_from + MAX_RANGE)
         try:
             shown = view(records)
         except MergeError as e:
             raise ExportError(f"cannot merge the files of {batch_relpath(chunk.read_from, '')[0]}: {e}") from None
+        del records
+        for minute in range(core_from, core_to + 1, BATCH_INTERVAL):
+            cache[minute].slim()
         keep = [r for r in shown if chunk.emits(r) and window.meets(r) and filters.keeps(r)]
-        keyed = [(r["time"], r["time_range"], canonical_json(r), r) for r in keep]
-        keyed.sort(key=lambda k: (k[0], k[1], k[2]))
-        for _t, _r, line, record in keyed:
-            yield record, line
+        if any((a["time"], a["time_range"]) > (b["time"], b["time_range"]) for a, b in pairwise(keep)):
+            keep.sort(key=lambda r: (r["time"], r["time_range"], canonical_json(r)))  # a view out of order
+        yield from keep
 
 
-def write_export(records: Iterator[tuple[dict[str, Any], str]], fmt: str, out: IO[bytes]) -> int:
+def write_export(records: Iterable[dict[str, Any]], fmt: str, out: IO[bytes]) -> int:
     """Render `records` in `fmt` to `out` (UTF-8). Returns the number of records written."""
     renderer = Renderer(fmt)
-    canonical = fmt in ("json", "jsonl")
     count = 0
     out.write(renderer.begin().encode())
     buffer: list[str] = []
-    for record, line in records:
-        buffer.append(renderer.add_line(line) if canonical else renderer.add(record))
+    for record in records:
+        buffer.append(renderer.add(record))
         count += 1
         if len(buffer) >= 4096:
             out.write("".join(buffer).encode("utf-8", "replace"))

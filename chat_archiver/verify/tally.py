@@ -19,8 +19,10 @@ from dataclasses import dataclass, field
 # time_range classes, in the order reports show them
 RANGE_CLASSES = ("exact", "narrowed", "estimated", "estimated-no-server-time", "delayed", "conflict", "odd")
 
-_FINE = 0.01  # s, bin width near zero
-_FINE_LIMIT = 10.0  # s, beyond this bins are 1 s wide
+FINE_PER_SECOND = 100  # bins per second near zero (10 ms wide)
+FINE_LIMIT = 10.0  # s, beyond this bins are 1 s wide
+_FINE = 1 / FINE_PER_SECOND
+_FINE_LIMIT = FINE_LIMIT
 _CLAMP = 86_400.0
 
 
@@ -56,7 +58,7 @@ def delay_bin(delta: float) -> int:
     if not math.isfinite(delta):
         delta = _CLAMP if delta > 0 else -_CLAMP
     if -_FINE_LIMIT < delta < _FINE_LIMIT:
-        return math.floor(delta / _FINE)
+        return math.floor(delta * FINE_PER_SECOND)
     clamped = max(-_CLAMP, min(_CLAMP, delta))
     step = int(_FINE_LIMIT / _FINE)
     whole = math.floor(clamped)
