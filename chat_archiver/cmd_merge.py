@@ -1,12 +1,130 @@
-"""The `merge` command (placeholder until its issue lands)."""
+"""`chat-archiver merge`: combine archives so that nothing is lost and nothing is doubled.
+
+Three forms, one command (as upstream ships a merger, a backfiller and a merge tool):
+  merge ROOT                  merge the minutes of one archive that hold several files
+  merge SRC... --into DEST    bring several archives together in DEST, then merge it
+  merge FILE... --stdout      print the canonical merge of some batch files
+The library raises; this shell turns errors into one line on stderr and an exit status.
+"""
 
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
+
 import typer
+from rich.table import Table
+
+from chat_archiver.console import EXIT_PROBLEMS, err, fail, out, warn
+from merge.directory import MergeStats, Problem, merge_files, merge_into, merge_tree, watch
+from merge.errors import MergeError
+
+_COUNTS = (
+    "channels", "minutes_merged", "files_read", "files_copied", "files_written", "files_deleted",
+    "records_in", "records_out", "duplicate_deliveries", "id_conflicts", "range_conflicts",
+)
+
+
+def _print_table(stats: MergeStats, title: str) -> None:
+    table = Table(title=title, show_header=False)
+    for key in _COUNTS:
+        table.add_row(key.replace("_", " "), f"{getattr(stats, key):,}")
+    table.add_row("corrupt inputs", f"{len(stats.problems):,}")
+    out.print(table)
+
+
+def _finish(stats: MergeStats, as_json: bool, title: str) -> None:
+    if as_json:
+        out.print_json(json.dumps(stats.as_dict()))
+    else:
+        _print_table(stats, title)
+    if stats.problems:
+        moved = sum(1 for p in stats.problems if p.quarantined_to)
+        where = f", {moved} moved under the archive's quarantine/ folder" if moved else ""
+        err.print(f"{len(stats.problems)} corrupt input file(s) skipped{where}")
+        raise typer.Exit(EXIT_PROBLEMS)
 
 
 def register(app: typer.Typer) -> None:
     @app.command("merge")
-    def _merge() -> None:
-        """Not implemented yet."""
-        raise typer.Exit(2)
+    def merge_command(
+        paths: list[Path] = typer.Argument(
+            ..., metavar="PATH", help="ROOT (one archive); source archives with --into; batch files with --stdout."
+        ),
+        into: Path = typer.Option(
+            None, "--into", metavar="DEST", help="Copy the source archives into DEST (made if missing), then merge it."
+        ),
+        stdout: bool = typer.Option(False, "--stdout", help="Print the canonical merge of the given batch FILES."),
+        interval: float = typer.Option(
+            None, "--interval", min=0.1, help="Keep running: merge ROOT again every SECONDS (Ctrl-C stops)."
+        ),
+        channel: list[str] = typer.Option(None, "--channel", "-c", help="Only these channels (repeatable)."),
+        no_quarantine: bool = typer.Option(
+            False, "--no-quarantine", help="Leave corrupt files in place instead of moving them to ROOT/quarantine/."
+        ),
+        as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON (for scripts)."),
+        passes: int = typer.Option(None, "--passes", min=1, hidden=True, help="With --interval: stop after N passes."),
+    ) -> None:
+        """Merge chat archives. A CRDT: any order or grouping of merges gives the same bytes.
+
+        merge ROOT: each minute with several batch files becomes one file holding all they observed.
+
+        merge SRC... --into DEST: brings archives together in DEST; a second run changes nothing.
+
+        merge FILE... --stdout: prints the canonical merge of the given batch files.
+
+        Inputs are deleted only after the merged file is fsynced: a kill at any point loses nothing.
+
+        Corrupt files are reported (path:line) and moved to ROOT/quarantine/CHANNEL/chat/..., never deleted.
+
+        Exit status: 0 done, 1 done but corrupt inputs were skipped, 2 nothing could be done.
+        """
+        if stdout and into is not None:
+            fail("--stdout and --into do not go together: --stdout prints, --into writes an archive")
+        if interval is not None and (stdout or into is not None):
+            fail("--interval watches one ROOT; it does not go with --stdout or --into")
+        if passes is not None and interval is None:
+            fail("--passes only counts --interval passes")
+        try:
+            if stdout:
+                if channel:
+                    fail("--channel selects folders of an archive; with --stdout, name the files instead")
+                data = merge_files(str(p) for p in paths).to_bytes()
+                sys.stdout.buffer.write(data)
+                sys.stdout.buffer.flush()
+                return
+            if into is not None:
+                stats = merge_into([str(p) for p in paths], str(into), channels=channel or None, on_problem=_warn)
+                _finish(stats, as_json, f"merge into {into}")
+                return
+            if len(paths) != 1:
+                fail(f"merge ROOT takes one archive root (got {len(paths)}); to combine archives use --into DEST")
+            root = str(paths[0])
+            if interval is None:
+                stats = merge_tree(root, channels=channel or None, on_problem=_warn, quarantine=not no_quarantine)
+            else:
+                stats = _watch(root, interval, channel or None, not no_quarantine, passes, as_json)
+        except MergeError as e:
+            fail(str(e))
+        except OSError as e:
+            fail(f"{e.filename or paths[0]}: {e.strerror or e}")
+        _finish(stats, as_json, f"merge {root}")
+
+
+def _warn(problem: Problem) -> None:
+    warn(f"corrupt input: {problem}")
+
+
+def _watch(root: str, interval: float, channels: list[str] | None, quarantine: bool, passes: int | None,
+           as_json: bool) -> MergeStats:
+    def each(stats: MergeStats) -> None:
+        if not as_json:
+            err.print(f"pass: {stats.minutes_merged} minute(s) merged, {stats.files_deleted} file(s) replaced")
+
+    try:
+        return watch(root, interval, channels=channels, quarantine=quarantine, on_problem=_warn, on_pass=each,
+                     passes=passes)
+    except KeyboardInterrupt:
+        err.print("stopped")
+        return MergeStats()

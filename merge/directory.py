@@ -347,15 +347,18 @@ def merge_tree(
     return stats
 
 
-def watch(root: str, interval: float, *, channels: Iterable[str] | None = None,
+def watch(root: str, interval: float, *, channels: Iterable[str] | None = None, quarantine: bool = True,
           on_problem: ProblemHook | None = None, on_pass: Callable[[MergeStats], None] | None = None,
           passes: int | None = None) -> MergeStats:
-    """Run `merge_tree` every `interval` seconds (forever, or `passes` times); return the totals."""
+    """Run `merge_tree` every `interval` seconds (forever, or `passes` times); return the totals.
+
+    For an archive that recorders keep writing to: each pass merges what arrived since the last.
+    """
     total = MergeStats()
     done = 0
     while passes is None or done < passes:
         started = _time.monotonic()
-        stats = merge_tree(root, channels=channels, on_problem=on_problem)
+        stats = merge_tree(root, channels=channels, on_problem=on_problem, quarantine=quarantine)
         channels_seen = max(total.channels, stats.channels)
         total.add(stats)
         total.channels = channels_seen

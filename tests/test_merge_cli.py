@@ -1,0 +1,108 @@
+"""`chat-archiver merge` as a user runs it: stdout and stderr checked apart, exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from chat_archiver.cli import app
+from merge.core import merge
+from replay.canonical import parse_batch
+from tests.strategies import MERGE_MINUTE0
+from tests.test_merge_directory import _corrupt, _privmsg, _two_recorders, tree, write_archive
+
+
+def run(*args: str):  # type: ignore[no-untyped-def]
+    return CliRunner().invoke(app, ["merge", *args])
+
+
+def test_help_names_the_three_forms() -> None:
+    result = run("--help")
+    assert result.exit_code == 0
+    for text in ("--into", "--stdout", "--interval", "--channel", "--json", "quarantine"):
+        assert text in result.stdout
+
+
+def test_merge_root_prints_a_summary_and_leaves_one_file(tmp_path: Path) -> None:
+    _two_recorders(str(tmp_path))
+    result = run(str(tmp_path))
+    assert result.exit_code == 0, result.stderr
+    assert "minutes merged" in result.stdout and result.stderr == ""
+    assert len(tree(str(tmp_path))) == 1
+
+
+def test_json_summary_for_scripts(tmp_path: Path) -> None:
+    _two_recorders(str(tmp_path))
+    result = run(str(tmp_path), "--json", "--channel", "chan")
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["minutes_merged"] == 1 and summary["files_deleted"] == 2 and summary["problems"] == []
+
+
+def test_corrupt_input_exits_1_and_names_the_file_and_the_quarantine(tmp_path: Path) -> None:
+    bad = _corrupt(str(tmp_path), "json")
+    result = run(str(tmp_path), "--json")
+    assert result.exit_code == 1
+    summary = json.loads(result.stdout)
+    (problem,) = summary["problems"]
+    assert problem["path"] == bad and problem["line"] == 3
+    assert f"{bad}:3" in result.stderr and "quarantine" in result.stderr
+
+
+def test_stdout_prints_the_canonical_merge_only(tmp_path: Path) -> None:
+    a, b = _two_recorders(str(tmp_path))
+    result = run(a, b, "--stdout")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout_bytes == merge(parse_batch(Path(a).read_bytes()), parse_batch(Path(b).read_bytes())).to_bytes()
+    assert result.stderr == ""
+    assert len(tree(str(tmp_path))) == 2  # --stdout never touches the files
+
+
+def test_stdout_with_a_damaged_file_is_one_error_line_and_exit_2(tmp_path: Path) -> None:
+    bad = _corrupt(str(tmp_path), "hash")
+    result = run(bad, "--stdout")
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1 and bad in result.stderr and "hash" in result.stderr
+
+
+def test_into_brings_archives_together_and_a_second_run_copies_nothing(tmp_path: Path) -> None:
+    src1, src2, dest = tmp_path / "a", tmp_path / "b", tmp_path / "dest"
+    write_archive(str(src1), [_privmsg("host1.a.0", MERGE_MINUTE0 + 5.0)])
+    write_archive(str(src2), [_privmsg("host2.b.0", MERGE_MINUTE0 + 5.0)])
+    first = run(str(src1), str(src2), "--into", str(dest), "--json")
+    assert first.exit_code == 0, first.stderr
+    assert json.loads(first.stdout)["files_copied"] == 2
+    merged = tree(str(dest))
+    (data,) = merged.values()
+    (record,) = parse_batch(data)
+    assert record["receivers"].keys() == {"host1.a.0", "host2.b.0"}
+    second = run(str(src1), str(src2), "--into", str(dest), "--json")
+    assert json.loads(second.stdout)["files_copied"] == 0
+    assert tree(str(dest)) == merged
+
+
+def test_interval_runs_passes(tmp_path: Path) -> None:
+    _two_recorders(str(tmp_path))
+    result = run(str(tmp_path), "--interval", "0.1", "--passes", "2")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.count("pass:") == 2
+    assert len(tree(str(tmp_path))) == 1
+
+
+def test_usage_errors_are_one_line_and_exit_2(tmp_path: Path) -> None:
+    cases = [
+        [str(tmp_path / "missing")],
+        [str(tmp_path), str(tmp_path)],
+        [str(tmp_path), "--stdout", "--into", str(tmp_path)],
+        [str(tmp_path), "--into", str(tmp_path / "d"), "--interval", "1"],
+        [str(tmp_path / "nofile.json"), "--stdout"],
+        [str(tmp_path), "--channel", "../up"],
+    ]
+    for args in cases:
+        result = run(*args)
+        assert result.exit_code == 2, (args, result.stdout, result.stderr)
+        assert result.stdout == "", args
+        assert result.stderr.count("\n") == 1 and result.stderr.startswith("error:"), (args, result.stderr)
