@@ -76,7 +76,7 @@ def register(app: typer.Typer) -> None:
                 report = replay(
                     paths, str(out_root), channels=channel or None, since=t_since, until=t_until,
                     timing=timing, jobs=jobs, merge=not no_merge,
-                    on_stream_done=lambda s: bar.advance(task, len(s.files)),
+                    on_file_done=lambda _path: bar.advance(task),
                 )
         except ReplayError as e:
             fail(str(e))

@@ -77,7 +77,9 @@ def _write(batch: ClosedBatch, opts: Options, report: ReplayReport) -> None:
     report.records_written += len(records)
 
 
-def replay_stream(stream: Stream, opts: Options) -> ReplayReport:
+def replay_stream(
+    stream: Stream, opts: Options, on_file_done: Callable[[str], None] | None = None,
+) -> ReplayReport:
     """Replay one recorder process's files into `opts.out_root`."""
     # The engine makes no reference cycles (records are dicts of strings and numbers), so reference
     # counting frees everything; the cyclic collector would only rescan the open batches over and
@@ -85,16 +87,16 @@ def replay_stream(stream: Stream, opts: Options) -> ReplayReport:
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _replay_stream(stream, opts)
+        return _replay_stream(stream, opts, on_file_done)
     finally:
         if was_enabled:
             gc.enable()
 
 
-def _replay_stream(stream: Stream, opts: Options) -> ReplayReport:
+def _replay_stream(stream: Stream, opts: Options, on_file_done: Callable[[str], None] | None) -> ReplayReport:
     report = ReplayReport()
     engine = StreamReplayer(stream.header.recorder, stream.header.slug, timing=opts.timing, channels=opts.channels)
-    for event in iter_stream_events(stream, report.raw_problems):
+    for event in iter_stream_events(stream, report.raw_problems, on_file_done):
         for batch in engine.feed(event):
             _write(batch, opts, report)
     for batch in engine.finish():
@@ -106,7 +108,7 @@ def _replay_stream(stream: Stream, opts: Options) -> ReplayReport:
 def replay(
     raw_paths: Iterable[str], out_root: str, *, channels: Iterable[str] | None = None,
     since: float | None = None, until: float | None = None, timing: Timing = DEFAULT_TIMING,
-    jobs: int = 1, merge: bool = True, on_stream_done: Callable[[Stream], None] | None = None,
+    jobs: int = 1, merge: bool = True, on_file_done: Callable[[str], None] | None = None,
 ) -> ReplayReport:
     """Replay raw recordings (files or folders) into the archive at `out_root`.
 
@@ -126,13 +128,12 @@ def replay(
         with ProcessPoolExecutor(max_workers=jobs) as pool:
             for stream, part in zip(streams, pool.map(replay_stream, streams, [opts] * len(streams)), strict=True):
                 report.add(part)
-                if on_stream_done is not None:
-                    on_stream_done(stream)
+                if on_file_done is not None:
+                    for _seq, path in stream.files:
+                        on_file_done(path)
     else:
         for stream in streams:
-            report.add(replay_stream(stream, opts))
-            if on_stream_done is not None:
-                on_stream_done(stream)
+            report.add(replay_stream(stream, opts, on_file_done))
     if merge and report.channels:
         report.merge = _merge(out_root, sorted(report.channels))
     return report

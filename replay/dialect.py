@@ -20,7 +20,6 @@ from replay.errors import UsageError
 from replay.irc import CompatTags
 from replay.rawformat import DIALECT_IRCV3, DIALECT_TWITCH
 
-_DIGITS = re.compile(r"^[0-9]{1,16}$")
 _ISO_UTC = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?Z$")
 
 
@@ -29,7 +28,7 @@ def twitch_server_time(tags: CompatTags | None) -> float | None:
     if tags is None:
         return None
     value = tags.get("tmi-sent-ts")
-    if not isinstance(value, str) or not _DIGITS.match(value):
+    if not isinstance(value, str) or not (value.isascii() and value.isdigit() and len(value) <= 16):
         return None  # absent or garbled: the time is estimated instead
     return int(value) / 1000
 

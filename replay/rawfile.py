@@ -141,7 +141,9 @@ def group_streams(paths: Iterable[str], problems: list[Problem]) -> list[Stream]
     return [streams[k] for k in sorted(streams)]
 
 
-def iter_stream_events(stream: Stream, problems: list[Problem]) -> Iterator[Event]:
+def iter_stream_events(
+    stream: Stream, problems: list[Problem], on_file_done: Callable[[str], None] | None = None,
+) -> Iterator[Event]:
     """A process's events in sequence order. Repeated sequence numbers (the same hour given both
     plain and gzipped, or a file given twice) are read once."""
     last_seq = -1
@@ -151,6 +153,8 @@ def iter_stream_events(stream: Stream, problems: list[Problem]) -> Iterator[Even
                 continue
             last_seq = event.seq
             yield event
+        if on_file_done is not None:
+            on_file_done(path)
 
 
 _HOUR_US = 3600 * 1_000_000

@@ -12,7 +12,15 @@ from hypothesis import strategies as st
 from replay.errors import InputError
 from replay.rawfile import RawWriter, find_raw_files, group_streams, iter_stream_events
 from replay.rawformat import (
-    RECV, SEND, Decoder, Event, Header, decode_line, encode_event, encode_header, redact,
+    RECV,
+    SEND,
+    Decoder,
+    Event,
+    Header,
+    decode_line,
+    encode_event,
+    encode_header,
+    redact,
 )
 
 HOUR_US = 3_600_000_000

@@ -230,3 +230,16 @@ def test_indexed_cut_equals_upstream_full_scan(seq: list[tuple[bool, int, int, i
     got = [(b.batch_time, [(r["time"], r["time_range"]) for r in b.records]) for b in closed]
     expected = naive_run(seq)
     assert sorted(got, key=repr) == sorted(expected, key=repr)
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("1700000012345", 1700000012.345), ("abc", None), ("", None), ("１２３", None), ("-5", None), ("1" * 17, None),
+])
+def test_tmi_sent_ts_is_read_as_upstream_reads_it_or_estimated(value: str, expected: float | None) -> None:
+    from replay.dialect import ircv3_server_time, twitch_server_time
+
+    assert twitch_server_time({"tmi-sent-ts": value}) == expected
+    assert twitch_server_time({"tmi-sent-ts": True}) is None
+    assert ircv3_server_time({"time": "2023-11-14T22:13:20.5Z"}) == 1700000000.5
+    assert ircv3_server_time({"time": "2023-11-14T22:13:20Z"}) == 1700000000.0
+    assert ircv3_server_time({"time": "2023-13-14T22:13:20Z"}) is None
