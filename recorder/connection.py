@@ -91,6 +91,7 @@ class Connection(threading.Thread):
         self.sslopt = sslopt
         self.index: int | None = None
         self.welcomed = False
+        self.open_reported = False  # counted as open by the supervisor (so CLOSED uncounts it)
         self.opened_at: float | None = None  # monotonic
         self._stop_requested = threading.Event()
         self._retire_at: float | None = None
@@ -128,6 +129,7 @@ class Connection(threading.Thread):
             except (OSError, ValueError) as e:
                 self.report(ConnEvent(STORAGE_FAILED, self, str(e)))
                 return
+            self.open_reported = True
             self.report(ConnEvent(OPENED, self))
             reason = self._loop(ws)
         finally:

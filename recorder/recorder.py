@@ -252,7 +252,7 @@ class Recorder:
             if conn in self._live:
                 self._live.remove(conn)
                 self.stats.retire(conn.counts)
-                if conn.index is not None:
+                if conn.open_reported:
                     self.stats.connections_open -= 1
             if conn is not self._current and conn.index is not None:
                 self.log("info", f"{label}: closed ({event.detail})")

@@ -225,3 +225,18 @@ def test_record_has_help() -> None:
     assert result.exit_code == 0
     for option in ("--out", "--server", "--dialect", "--nick", "--token-file", "--name", "--gzip", "--metrics-port"):
         assert option in result.output
+
+
+@pytest.mark.integration
+def test_unreachable_server_is_retried_and_said_without_a_traceback(tmp_path: Path) -> None:
+    port = _free_port()  # nobody listens there
+    proc = Proc(tmp_path, ["alpha", "--out", str(tmp_path / "raw"), "--server", f"ws://127.0.0.1:{port}",
+                           "--backoff-max", "1"])
+    try:
+        assert wait_until(lambda: proc.output().count("cannot connect") >= 2, 30), proc.output()
+        assert proc.stop() == 0
+    finally:
+        proc.kill()
+    output = proc.output()
+    assert f"cannot connect to ws://127.0.0.1:{port}: connection refused; retrying in" in output
+    assert "Traceback" not in output
