@@ -5,7 +5,8 @@ own line, because pairing them by overlapping ranges cannot be associative (docs
 reader still wants one JOIN when three receivers saw one JOIN, so `fold_for_reading` folds them
 here, in a view that is never written back:
 
-* Only records without an id and with a non-zero range are folded; everything else passes as is.
+* Only records without an id are folded (ids are already one record each); a zero range is the
+  point range [t, t], so an exact record folds with ranged ones of equal content that contain t.
 * Records with equal content from *different* receivers whose closed ranges meet are shown as one:
   receivers united, range intersected. A receiver's own two sightings are never folded (they are
   two messages).
@@ -65,7 +66,7 @@ def fold_for_reading(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any
     open_folds: dict[str, list[_Fold]] = {}
     done: list[_Fold] = []
     for record in merged:  # canonical order: ascending start time
-        if record["time_range"] == 0 or message_id(record) is not None:
+        if message_id(record) is not None:
             out.append(record)
             continue
         key = canonical_json({k: record[k] for k in CONTENT_KEYS})
