@@ -6,7 +6,16 @@ import time
 from pathlib import Path
 
 import pytest
-from twitchlike import Recording, RunningRecorder, ServerConn, TwitchLikeServer, chat_line, fast_config, wait_until
+from twitchlike import (
+    Recording,
+    RunningRecorder,
+    ServerConn,
+    TwitchLikeServer,
+    caught_up,
+    chat_line,
+    fast_config,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -172,3 +181,23 @@ def test_join_rate_is_paced_per_connection(tmp_path: Path) -> None:
     times = [e.at / 1e6 for e in sends]
     for i in range(len(times) - 20):
         assert times[i + 20] - times[i] >= 1.0 - 0.002, (i, times)  # wall-clock vs monotonic slack
+
+
+def test_a_frame_cut_across_a_socket_timeout_and_fragmented_messages_arrive_whole(tmp_path: Path) -> None:
+    """The recorder's socket times out several times a second to run its timers; a frame that is
+    half-read at that moment must be resumed, not dropped or garbled."""
+    long_line = chat_line(3, "alpha") + " " + "ünïcödé ✓ " * 40  # multi-byte characters across the cut
+
+    def script(conn: ServerConn) -> None:
+        assert conn.wait_joined(CHANNELS)
+        conn.send(chat_line(1, "alpha"))
+        conn.send_awkwardly(long_line)
+        conn.send(chat_line(2, "beta"))
+        conn.send_awkwardly(chat_line(4, "beta"), pause=0.3)
+
+    with TwitchLikeServer(script) as server, RunningRecorder(fast_config(server.url, str(tmp_path))) as rec:
+        assert server.wait_conns(1)
+        conn = server.conns[0]
+        assert wait_until(lambda: caught_up(str(tmp_path), conn, 1 + 7 + 2 * 4 + 4), 20), rec.logs
+        rec.stop()
+    assert long_line in Recording(str(tmp_path)).by_conn("recv")[0]

@@ -76,6 +76,26 @@ class ServerConn:
                 return
             self.sent.extend(lines)
 
+    def send_awkwardly(self, line: str, pause: float = 0.6) -> None:
+        """One line as a fragmented message (text frame + continuation), its first frame itself cut
+        in two with a pause longer than the recorder's socket timeout in the middle: the recorder
+        must resume the half-read frame, not lose or garble it."""
+        data = (line + "\r\n").encode("utf-8")
+        half = len(data) // 2
+        first = _frame(0x1, data[:half], fin=False)
+        second = _frame(0x0, data[half:])
+        with self._send_lock:
+            if self.closed:
+                return
+            try:
+                self.sock.sendall(first[:5])
+                time.sleep(pause)
+                self.sock.sendall(first[5:] + second)
+            except OSError:
+                self._mark_closed()
+                return
+            self.sent.append(line)
+
     def send(self, *lines: str) -> None:
         for line in lines:
             self.send_frame([line])
@@ -229,14 +249,15 @@ class ServerConn:
             self.send(f":tmi.twitch.tv PONG tmi.twitch.tv :{line.partition(':')[2]}")
 
 
-def _frame(opcode: int, payload: bytes) -> bytes:
+def _frame(opcode: int, payload: bytes, fin: bool = True) -> bytes:
     n = len(payload)
+    first = (0x80 if fin else 0) | opcode
     if n < 126:
-        head = struct.pack("!BB", 0x80 | opcode, n)
+        head = struct.pack("!BB", first, n)
     elif n < 65536:
-        head = struct.pack("!BBH", 0x80 | opcode, 126, n)
+        head = struct.pack("!BBH", first, 126, n)
     else:
-        head = struct.pack("!BBQ", 0x80 | opcode, 127, n)
+        head = struct.pack("!BBQ", first, 127, n)
     return head + payload
 
 
