@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import websocket
 
-from recorder.session import Action, Close, Fail, Joined, Ready, Reconnect, Send, Session, SessionConfig, Warn, Welcomed
+from recorder.session import Action, Close, Fail, Ready, Reconnect, Send, Session, SessionConfig, Warn, Welcomed
 from recorder.wire import peek, split_frame
 from replay.rawfile import RawWriter
 
@@ -229,9 +229,10 @@ class Connection(threading.Thread):
                 return action.reason
             elif isinstance(action, Warn):
                 self.report(ConnEvent(WARN, self, action.message))
-            elif isinstance(action, Joined | Ready):
-                what = "joined" if isinstance(action, Joined) else "ready"
-                self.report(ConnEvent(INFO, self, f"#{action.channel} {what}"))
+            elif isinstance(action, Ready):
+                # (Joined is not reported: with many channels and weeks of reconnects, one line per
+                # channel and connection is plenty)
+                self.report(ConnEvent(INFO, self, f"#{action.channel} joined and ready"))
         return None
 
 

@@ -216,7 +216,7 @@ class Recorder:
                     event = self._events.get(timeout=wait)
                 except queue.Empty:
                     continue
-                error = self._dispatch(event, backoff)
+                error = self._dispatch(event)
                 if error is not None:
                     break
                 conn = event.conn
@@ -230,7 +230,8 @@ class Recorder:
         if fsync_failed:
             raise StorageError(f"cannot fsync the recording: {fsync_failed[0]}")
 
-    def _dispatch(self, event: ConnEvent, backoff: Backoff) -> Exception | None:
+    def _dispatch(self, event: ConnEvent) -> Exception | None:
+        """Log and count what a connection reported; an exception means: stop recording."""
         conn = event.conn
         label = f"connection {conn.index}" if conn is not None and conn.index is not None else "connection"
         if event.kind == OPENED:
