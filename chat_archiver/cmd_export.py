@@ -10,8 +10,9 @@ import typer
 
 from chat_archiver import console
 from chat_archiver.exporting.formats import FORMATS
-from chat_archiver.exporting.stream import iter_window, write_export
+from chat_archiver.exporting.stream import export
 from chat_archiver.exporting.window import ExportError, Filters, Window, parse_time
+from chat_archiver.verify.scan import default_jobs
 from replay.errors import ReplayError
 
 
@@ -26,6 +27,9 @@ def register(app: typer.Typer) -> None:
         commands: list[str] = typer.Option([], "--command", help="Keep only this IRC command (repeatable)."),
         users: list[str] = typer.Option([], "--user", help="Keep only records about this user (repeatable)."),
         out: str | None = typer.Option(None, "--out", help="Write to this file (atomically) instead of stdout."),
+        jobs: int | None = typer.Option(
+            None, "--jobs", min=1, help="Worker processes for windows of two hours or more (default: the CPUs).",
+        ),
     ) -> None:
         """Export the chat of [START, END): the records whose time range meets the window (upstream's
         rule), merged, folded for reading and sorted by time.
@@ -37,15 +41,16 @@ def register(app: typer.Typer) -> None:
             console.fail(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
         try:
             window = Window(parse_time(start), parse_time(end))
-            records = iter_window(root, channel, window, Filters.of(commands, users))
+            filters = Filters.of(commands, users)
+            workers = jobs if jobs is not None else default_jobs()
             if out is None:
-                write_export(records, fmt, sys.stdout.buffer)
+                export(root, channel, window, fmt, sys.stdout.buffer, filters=filters, jobs=workers)
                 sys.stdout.flush()
                 return
             temp = f"{out}.{uuid.uuid4().hex}.partial"
             try:
                 with open(temp, "wb") as f:
-                    write_export(records, fmt, f)
+                    export(root, channel, window, fmt, f, filters=filters, jobs=workers)
                 os.replace(temp, out)
             finally:
                 if os.path.exists(temp):

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from chat_archiver.cli import app
 from chat_archiver.exporting.stream import iter_window, write_export
-from chat_archiver.exporting.window import Window
+from chat_archiver.exporting.window import Filters, Window
 from replay.canonical import batch_time_of, canonical_json
 from replay.store import write_batch
 from tests.strategies import export_windows, merge_archives
@@ -103,3 +103,30 @@ def test_cli_damaged_file_names_file_and_line(tmp_path: Path) -> None:
     Path(path).write_bytes(Path(path).read_bytes() + b'{"broken\n')
     result = export(str(tmp_path), "chan", "--start", "1700000000", "--end", "1700000100")
     one_line_error(result, f"{path}:2")
+
+
+def test_parallel_parts_give_the_serial_bytes(tmp_path: Path, monkeypatch: Any) -> None:
+    """Parts stitched from worker processes equal the serial export byte for byte in every format,
+    across a UTC midnight (text day headers) and with filters that leave parts empty."""
+    from chat_archiver.exporting import stream
+
+    t0 = 1_700_002_800 + 1800  # 2023-11-14T23:30Z; the window runs past midnight
+    for m in range(100):
+        t = t0 + 60 * m + 30
+        who = "rare" if m % 37 == 0 else "a"
+        write_batch(str(tmp_path), "chan", t0 + 60 * m, [{
+            "command": "PRIVMSG", "params": ["#chan", str(m)], "sender": who, "user": who, "host": None,
+            "tags": {"id": f"m{m}", "tmi-sent-ts": str(t * 1000)}, "receivers": {"h.s.0": t + 0.2}, "time": t,
+            "time_range": 0,
+        }, {
+            "command": "JOIN", "params": ["#chan"], "sender": "j", "user": "j", "host": None, "tags": None,
+            "receivers": {"h.s.0": t + 20}, "time": t - 35, "time_range": 55,
+        }])
+    monkeypatch.setattr(stream, "PART_CHUNKS", 4)
+    window = Window(t0, t0 + 100 * 60)
+    for fmt in ("json", "jsonl", "text", "irc"):
+        for filters in (Filters(), Filters.of([], ["rare"]), Filters.of([], ["nobody"])):
+            serial, parallel = io.BytesIO(), io.BytesIO()
+            n1 = stream.export(str(tmp_path), "chan", window, fmt, serial, filters=filters, jobs=1)
+            n2 = stream.export(str(tmp_path), "chan", window, fmt, parallel, filters=filters, jobs=2)
+            assert (n1, parallel.getvalue()) == (n2, serial.getvalue()), (fmt, filters)

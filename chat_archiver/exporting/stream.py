@@ -11,14 +11,20 @@ It is a parameter so tests can pin it, and imported only when an export runs.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from functools import partial
 from itertools import pairwise
 from typing import IO, Any
 
-from chat_archiver.exporting.formats import Renderer
+from chat_archiver.exporting.formats import Renderer, day_of
 from chat_archiver.exporting.window import (
     MAX_RANGE,
+    Chunk,
     ExportError,
     Filters,
     Window,
@@ -29,6 +35,9 @@ from chat_archiver.verify.batch import fast_records
 from merge.core import message_id
 from replay.canonical import BATCH_INTERVAL, batch_relpath, canonical_json, parse_batch, parse_batch_name
 from replay.errors import InputError
+
+CHUNK_MINUTES = 2  # peak memory grows with it; 2 minutes of a 100 msg/s channel is ~200 MB
+PART_CHUNKS = 30  # chunks per part when a long export is spread over processes (an hour)
 
 Records = list[dict[str, Any]]
 RecordsFn = Callable[[Records], Records]
@@ -141,21 +150,31 @@ def _context(minute: _Minute, core_ids: set[str], reread: Callable[[], Records])
 
 def iter_window(
     root: str, channel: str, window: Window, filters: Filters = NO_FILTERS, *,
-    view: RecordsFn | None = None, chunk_minutes: int = 2,
+    view: RecordsFn | None = None, chunk_minutes: int = CHUNK_MINUTES,
 ) -> Iterator[dict[str, Any]]:
     """The records of `window`, merged, folded, selected, filtered and in canonical order, chunk by
-    chunk. A damaged file raises replay's InputError naming it and its line.
+    chunk. A damaged file raises replay's InputError naming it and its line."""
+    return iter_chunks(root, channel, window, plan_chunks(window, chunk_minutes), filters, view=view)
+
+
+def iter_chunks(
+    root: str, channel: str, window: Window, chunks: list[Chunk], filters: Filters = NO_FILTERS, *,
+    view: RecordsFn | None = None,
+) -> Iterator[dict[str, Any]]:
+    """The records `chunks` (a run of `plan_chunks(window)`) emit, in canonical order.
 
     Each chunk merges its core minutes (the ones its emitted records can come from) whole, plus the
     few records of its context minutes that can change them (`_context`), so a minute is merged
-    about once however the window is cut, and memory holds one chunk's minutes.
+    about once however the window is cut, and memory holds one chunk's minutes. A run of chunks
+    gives the same records alone as inside the whole plan: that is what lets parts of a long
+    window go to separate processes.
     """
     from merge.errors import MergeError  # noqa: PLC0415 (lazy, as the merge itself)
 
     view = view or default_view()
     files = MinuteFiles(channel_folder(root, channel))
     cache: dict[int, _Minute] = {}
-    for chunk in plan_chunks(window, chunk_minutes):
+    for chunk in chunks:
         for minute in [m for m in cache if m < chunk.read_from]:
             del cache[minute]
         core_from = chunk.read_from if chunk.emit_from is None else int(chunk.emit_from)
@@ -173,7 +192,7 @@ def iter_window(
         core_ids = {i for r in records if (i := message_id(r)) is not None}
         for minute in minutes:
             if not core_from <= minute <= core_to:
-                records.extend(_context(cache[minute], core_ids, lambda m=minute: read_minute(files, m)))
+                records.extend(_context(cache[minute], core_ids, partial(read_minute, files, minute)))
         if chunk.emit_from is not None:
             records = trim_before_quiet_points(records, chunk.emit_from, chunk.read_from + MAX_RANGE)
         try:
@@ -204,3 +223,83 @@ def write_export(records: Iterable[dict[str, Any]], fmt: str, out: IO[bytes]) ->
     buffer.append(renderer.end())
     out.write("".join(buffer).encode("utf-8", "replace"))
     return count
+
+
+@dataclass(frozen=True)
+class _Part:
+    root: str
+    channel: str
+    window: Window
+    chunks: list[Chunk]
+    filters: Filters
+    fmt: str
+    path: str
+
+
+def _render_part(part: _Part) -> tuple[str, int, str | None, str | None]:
+    """Worker: render one part to its temporary file. Returns (path, records, first and last day).
+
+    For json the file holds the array's items only, joined by `,\\n`: the parent writes the
+    brackets and the commas between parts. The other formats are rendered whole."""
+    renderer = None if part.fmt == "json" else Renderer(part.fmt)
+    count = 0
+    first_day = last_day = None
+    with open(part.path, "wb") as out:
+        buffer: list[str] = []
+        for record in iter_chunks(part.root, part.channel, part.window, part.chunks, part.filters):
+            if renderer is not None:
+                buffer.append(renderer.add(record))
+            else:
+                buffer.append(canonical_json(record) if count == 0 else ",\n" + canonical_json(record))
+            last_day = day_of(record)
+            if count == 0:
+                first_day = last_day
+            count += 1
+            if len(buffer) >= 4096:
+                out.write("".join(buffer).encode("utf-8", "replace"))
+                buffer.clear()
+        out.write("".join(buffer).encode("utf-8", "replace"))
+    return part.path, count, first_day, last_day
+
+
+def export(
+    root: str, channel: str, window: Window, fmt: str, out: IO[bytes], *, filters: Filters = NO_FILTERS,
+    jobs: int = 1,
+) -> int:
+    """Write the export of `window` to `out`; returns the number of records.
+
+    A window of at least two parts (`PART_CHUNKS` chunks each) with `jobs` > 1 is spread over a
+    process pool: each worker renders a part to a temporary file, and the parts are copied to
+    `out` in order (the merge and fold are CPU-bound, so a second core nearly halves the time).
+    The bytes are the same as the serial export's: the json brackets and commas and the text's
+    day headers are stitched at the part edges.
+    """
+    chunks = plan_chunks(window, CHUNK_MINUTES)
+    if jobs <= 1 or len(chunks) < 2 * PART_CHUNKS:
+        return write_export(iter_chunks(root, channel, window, chunks, filters), fmt, out)
+    channel_folder(root, channel)  # fail before starting workers
+    total = 0
+    last_day: str | None = None
+    with tempfile.TemporaryDirectory(prefix="chat-export-") as temp:
+        parts = [
+            _Part(root, channel, window, chunks[i:i + PART_CHUNKS], filters, fmt, os.path.join(temp, f"{i:08d}"))
+            for i in range(0, len(chunks), PART_CHUNKS)
+        ]
+        if fmt == "json":
+            out.write(b"[")
+        context = multiprocessing.get_context("forkserver")
+        with context.Pool(jobs) as pool:
+            for path, count, first, last in pool.imap(_render_part, parts):
+                with open(path, "rb") as f:
+                    if count and fmt == "json":
+                        out.write(b",\n" if total else b"\n")
+                    if count and fmt == "text" and first == last_day:
+                        f.readline()  # the day header the previous part already wrote
+                    shutil.copyfileobj(f, out, 1 << 20)
+                os.unlink(path)
+                if count:
+                    total += count
+                    last_day = last
+        if fmt == "json":
+            out.write(b"\n]\n" if total else b"]\n")
+    return total
