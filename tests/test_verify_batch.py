@@ -126,3 +126,14 @@ def test_any_bytes_give_findings_never_an_exception(data: bytes, add_line: bool)
         data = format_batch([rec(MINUTE + 1)]) + data
     scan = check_batch(data, "f.json", "chan", MINUTE, content_hash(data))
     assert all(f.severity in (PROBLEM, "notice") for f in scan.findings)
+
+
+def test_tiny_floats_take_the_slow_path_and_are_judged_right() -> None:
+    from chat_archiver.verify.batch import _has_tiny_float
+
+    assert _has_tiny_float(b'{"a":0.00001}') and _has_tiny_float(b"[-0.00005]")
+    assert not _has_tiny_float(b'{"a":1700000400.00001}') and not _has_tiny_float(b"")
+    canonical = format_batch([rec(MINUTE + 1, time_range=5e-05)])  # prints 5e-05, as json.dumps does
+    assert check(canonical) == []
+    orjson_style = canonical.replace(b"5e-05", b"0.00005")
+    assert check(orjson_style) == [("not-canonical", 1)]
