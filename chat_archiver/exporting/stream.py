@@ -108,8 +108,6 @@ def read_minute(files: MinuteFiles, minute: int) -> Records:
     return out
 
 
-def _ranged_without_id(record: dict[str, Any]) -> bool:
-    return record["time_range"] != 0 and message_id(record) is None
 
 
 class _Minute:
@@ -126,7 +124,9 @@ class _Minute:
     def slim(self) -> None:
         if self.full is None:
             return
-        self.ranged = [r for r in self.full if r["time_range"] != 0]
+        # id-less records (the fold may join them) and ranged ones with an id (rare: IRCv3 msgid
+        # without server time); of the rest, exact records with an id, only the ids
+        self.ranged = [r for r in self.full if r["time_range"] != 0 or message_id(r) is None]
         self.ids = frozenset(i for r in self.full if r["time_range"] == 0 and (i := message_id(r)) is not None)
         self.full = None
 
@@ -134,14 +134,15 @@ class _Minute:
 def _context(minute: _Minute, core_ids: set[str], reread: Callable[[], Records]) -> Records:
     """What a context minute (outside the chunk's core) contributes to the chunk's merge and fold.
 
-    Only two kinds of record there can change what the chunk emits: id-less ranged records (the
-    reading fold joins them with the core's) and records sharing an id with a core record (the
-    merge joins them). Everything else forms merge groups of its own, wholly outside the emitted
-    span. A slimmed minute keeps its ranged records and the ids of its exact ones; in the rare case
-    that one of those ids is in the core (the same message stored in two minutes), it is read again.
+    Only two kinds of record there can change what the chunk emits: id-less records (the reading
+    fold joins equal ones whose ranges meet, an exact time being a point range) and records
+    sharing an id with a core record (the merge joins them). Everything else forms merge groups of
+    its own, wholly outside the emitted span. A slimmed minute keeps its id-less and ranged records
+    and the ids of its exact ones; in the rare case that one of those ids is in the core (the same
+    message stored in two minutes), it is read again.
     """
     if minute.full is not None:
-        return [r for r in minute.full if _ranged_without_id(r) or message_id(r) in core_ids]
+        return [r for r in minute.full if (i := message_id(r)) is None or i in core_ids]
     out = [r for r in minute.ranged if message_id(r) is None or message_id(r) in core_ids]
     if not minute.ids.isdisjoint(core_ids):
         out.extend(r for r in reread() if r["time_range"] == 0 and message_id(r) in core_ids)

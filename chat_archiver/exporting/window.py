@@ -16,13 +16,14 @@ window:
 - the merge is local: records fold only with records that share their id (and then their exact
   server time, or a range at most a minute wide) or their exact time and range, all inside the
   chunk's reach;
-- the reading fold is a sweep in time order that joins equal id-less ranged records whose ranges
-  meet, so what it does after a moment depends on what came before only through folds still open
-  then. `trim_before_quiet_points` finds, per content, a moment before the chunk where no range of
-  that content is open, and drops that content's earlier records: the sweep from there on is the
-  global sweep. Only a chain of overlapping equal ranges running back over the whole extra context
-  (minutes of one user's JOINs, each range meeting the next) leaves nothing to trim, and then the
-  chunk's fold starts a few minutes earlier than the global one would have.
+- the reading fold is a sweep in time order that joins equal id-less records whose ranges meet
+  (an exact time being a point range), so what it does after a moment depends on what came
+  before only through folds still open then. `trim_before_quiet_points` finds, per content, a
+  moment before the chunk where no range of that content is open, and drops that content's
+  earlier records: the sweep from there on is the global sweep. Only a chain of overlapping equal
+  ranges running back over the whole extra context (minutes of one user's JOINs, each range
+  meeting the next) leaves nothing to trim, and then the chunk's fold starts a few minutes
+  earlier than the global one would have.
 """
 
 from __future__ import annotations
@@ -147,7 +148,8 @@ def _content(record: Mapping[str, Any]) -> tuple[Any, ...]:
 
 
 def trim_before_quiet_points(records: list[dict[str, Any]], before: float, earliest: float) -> list[dict[str, Any]]:
-    """Drop id-less ranged records that cannot change the reading fold from `before` on.
+    """Drop id-less records that cannot change the reading fold from `before` on (the fold joins
+    equal id-less records whose ranges meet; an exact time is the point range `[t, t]`).
 
     For each content, the quiet point is the latest start `q` in `[earliest, before]` such that
     every record of that content starting before `q` ends before `q`: no fold open at `q` can
@@ -158,7 +160,7 @@ def trim_before_quiet_points(records: list[dict[str, Any]], before: float, earli
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     keep: list[dict[str, Any]] = []
     for record in records:
-        if record["time_range"] == 0 or message_id(record) is not None:
+        if message_id(record) is not None:  # the fold passes records with an id through as they are
             keep.append(record)
         else:
             groups.setdefault(_content(record), []).append(record)
