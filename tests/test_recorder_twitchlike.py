@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -201,3 +202,82 @@ def test_a_frame_cut_across_a_socket_timeout_and_fragmented_messages_arrive_whol
         assert wait_until(lambda: caught_up(str(tmp_path), conn, 1 + 7 + 2 * 4 + 4), 20), rec.logs
         rec.stop()
     assert long_line in Recording(str(tmp_path)).by_conn("recv")[0]
+
+
+class _Channel:
+    """A live channel: one message stream, delivered to every connection joined at that moment,
+    as Twitch does. Publishing and leaving share a lock, so each message reaches at least one
+    connection as long as one is joined."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.members: list[ServerConn] = []
+        self.published: list[str] = []
+        self.stop = threading.Event()
+
+    def join(self, conn: ServerConn) -> None:
+        with self.lock:
+            self.members.append(conn)
+
+    def leave(self, conn: ServerConn) -> None:
+        with self.lock:
+            self.members.remove(conn)
+
+    def publish_until_stopped(self) -> None:
+        i = 0
+        while not self.stop.is_set():
+            with self.lock:
+                if self.members:
+                    line = chat_line(i, "alpha")
+                    self.published.append(line)
+                    for conn in self.members:
+                        conn.send(line)
+                    i += 1
+            time.sleep(0.001)
+
+
+def test_a_chain_of_reconnects_leaves_no_message_of_the_channel_unrecorded(tmp_path: Path) -> None:
+    channel = _Channel()
+    hops = 4
+
+    def script(conn: ServerConn) -> None:
+        assert conn.wait_joined(["alpha"])
+        channel.join(conn)
+        if conn.index >= hops:
+            return
+        assert conn.wait_for(lambda: len(conn.sent) > 11 + 60)
+        conn.send(":tmi.twitch.tv RECONNECT")
+        assert conn.server.wait_conns(conn.index + 2)
+        successor = conn.server.conns[conn.index + 1]
+        assert successor.wait_for(lambda: successor in channel.members)
+        mark = len(conn.sent)
+        assert conn.wait_for(lambda: len(conn.sent) > mark + 30)  # the overlap: both connections get chat
+        channel.leave(conn)
+        conn.close()
+
+    with TwitchLikeServer(script) as server:
+        publisher = threading.Thread(target=channel.publish_until_stopped)
+        publisher.start()
+        try:
+            with RunningRecorder(fast_config(server.url, str(tmp_path), channels=("alpha",))) as rec:
+                assert server.wait_conns(hops + 1, 30), rec.logs
+                last = server.conns[hops]
+                assert last.wait_for(lambda: len(last.sent) > 11 + 60, 30)
+                channel.stop.set()
+                publisher.join()
+                assert wait_until(lambda: all(caught_up(str(tmp_path), c) for c in server.conns), 30), rec.logs
+                rec.stop()
+        finally:
+            channel.stop.set()
+            publisher.join()
+        assert not server.script_errors, server.script_errors
+        sent = {c.index: list(c.sent) for c in server.conns}
+
+    recording = Recording(str(tmp_path))
+    recv = recording.by_conn("recv")
+    assert recv == sent  # each connection: exactly what its server sent, in order
+    recorded = {line for lines in recv.values() for line in lines}
+    missing = [line for line in channel.published if line not in recorded]
+    assert missing == [], f"{len(missing)} of {len(channel.published)} channel messages never recorded"
+    assert len(channel.published) > hops * 60
+    assert rec.recorder.stats.reconnects == {"reconnect": hops}

@@ -75,6 +75,7 @@ class ServerConn:
                 self._mark_closed()
                 return
             self.sent.extend(lines)
+        self._notify()  # scripts may be waiting for "N lines sent"
 
     def send_awkwardly(self, line: str, pause: float = 0.6) -> None:
         """One line as a fragmented message (text frame + continuation), its first frame itself cut
