@@ -66,18 +66,12 @@ NumKey = tuple[Number, bool]
 Item = tuple[Number, Number, str, dict[str, Any], frozenset[Hashable]]
 
 _sort_key = itemgetter(0, 1, 2)
+_NO_ORIGINS: frozenset[Hashable] = frozenset()
 
 
 def message_id(record: Mapping[str, Any]) -> str | None:
     """The message id of a record (`id` tag, else IRCv3 `msgid`), or None. Only strings count."""
-    tags = record.get("tags")
-    if not tags:
-        return None
-    value = tags.get("id")
-    if isinstance(value, str):
-        return value
-    value = tags.get("msgid")
-    return value if isinstance(value, str) else None
+    return _id_of(record.get("tags"))
 
 
 def _num(value: Any, what: str) -> Number:
@@ -97,15 +91,25 @@ def _key(value: Number) -> NumKey:
     return (value, type(value) is float)
 
 
-def _content_key(content: dict[str, Any]) -> bytes:
-    """A key equal for equal contents and different otherwise (sorted-key JSON, unescaped UTF-8).
+def _content_key(content: tuple[Any, ...]) -> bytes:
+    """A key equal for equal contents and different otherwise (JSON with sorted keys, unescaped UTF-8).
 
     The canonical line escapes non-ASCII, which costs a regex pass; a dict key does not need it.
     """
     try:
         return orjson.dumps(content, option=orjson.OPT_SORT_KEYS)
-    except TypeError:
-        return canonical_json(content).encode("ascii")  # what orjson cannot encode, the stdlib can
+    except TypeError:  # what orjson cannot encode, the stdlib can
+        return canonical_json(dict(zip(CONTENT_KEYS, content, strict=True))).encode("ascii")
+
+
+def _id_of(tags: Any) -> str | None:
+    if not tags:
+        return None
+    value = tags.get("id")
+    if isinstance(value, str):
+        return value
+    value = tags.get("msgid")
+    return value if isinstance(value, str) else None
 
 
 def check_records(records: Iterable[Mapping[str, Any]]) -> None:
@@ -136,18 +140,30 @@ def check_records(records: Iterable[Mapping[str, Any]]) -> None:
             raise InputError(f"not an archive record ({type(e).__name__}: {e})", None, index) from None
 
 
+Member = tuple[Number, bool, Number, bool]  # (time, is_float, time_range, is_float)
+Content = tuple[Any, ...]  # the CONTENT_KEYS values of a record, in that order
+
+
 class _IdGroup:
     """All observations of one (id, content): folds into one record."""
 
-    __slots__ = ("content", "dups", "members", "message_id", "origins", "receivers")
+    __slots__ = ("content", "dups", "first", "members", "message_id", "origins", "receivers")
 
-    def __init__(self, content: dict[str, Any], mid: str) -> None:
+    def __init__(self, content: Content, mid: str, first: Member) -> None:
         self.content = content
         self.message_id = mid
         self.receivers: dict[str, Number] = {}
         self.dups: dict[str, set[NumKey]] | None = None  # distinct receive times, once a receiver repeats
-        self.members: set[tuple[Number, bool, Number, bool]] = set()
-        self.origins: set[Hashable] = set()
+        self.first = first
+        self.members: set[Member] | None = None  # only once a second, different (time, range) comes
+        self.origins: set[Hashable] | None = None
+
+    def add_member(self, member: Member) -> None:
+        if member == self.first:
+            return
+        if self.members is None:
+            self.members = {self.first}
+        self.members.add(member)
 
     def add_receiver(self, name: str, when: Number) -> None:
         current = self.receivers.get(name)
@@ -165,9 +181,10 @@ class _IdGroup:
 
     def fold(self) -> tuple[Number, Number, bool]:
         """(time, time_range, disjoint) of the folded record; see the module essay for why."""
+        members = self.members if self.members is not None else (self.first,)
         lo_key: tuple[Number, bool] | None = None  # (value, is_int): max prefers the int
         hi_key: NumKey | None = None  # (value, is_float): min prefers the int
-        for t, t_float, r, _r_float in self.members:
+        for t, t_float, r, _r_float in members:
             k = (t, not t_float)
             if lo_key is None or k > lo_key:
                 lo_key = k
@@ -183,7 +200,7 @@ class _IdGroup:
         # Candidates: the computed width and every member lying exactly on (lo, hi); the int wins,
         # then the smallest value. The order is (is_float, value).
         best: tuple[bool, Number] = (type(width) is float, width)
-        for t, _t_float, r, r_float in self.members:
+        for t, _t_float, r, r_float in members:
             if t == lo and t + r == hi and (r_float, r) < best:
                 best = (r_float, r)
         return lo, best[1], lo > hi
@@ -194,12 +211,12 @@ class _PlainGroup:
 
     __slots__ = ("content", "origins", "receivers", "time", "time_range")
 
-    def __init__(self, content: dict[str, Any], time: Number, time_range: Number) -> None:
+    def __init__(self, content: Content, time: Number, time_range: Number) -> None:
         self.content = content
         self.time = time
         self.time_range = time_range
         self.receivers: dict[str, set[NumKey]] = {}
-        self.origins: set[Hashable] = set()
+        self.origins: set[Hashable] | None = None
 
 
 @dataclass(frozen=True)
@@ -248,7 +265,7 @@ class Merged:
         out: set[Hashable] = set()
         for item in self.items:
             b = batch_time_of(item[0])
-            if item[4] != {b}:
+            if item[4] and item[4] != {b}:
                 out |= item[4]
                 out.add(b)
         return out
@@ -302,27 +319,31 @@ class Merger:
         by_id, plain = self._by_id, self._plain
         for index, record in enumerate(records, 1):
             try:
-                content = {k: record[k] for k in CONTENT_KEYS}
+                # A tuple of the content's values, not a new dict: it is compared (ids) or
+                # serialised (id-less) once, and kept only for a group's first record.
+                content = (record["command"], record["host"], record["params"], record["sender"], record["tags"],
+                           record["user"])
                 receivers = record["receivers"]
                 time = _num(record["time"], "time")
                 time_range = _num(record["time_range"], "time_range")
                 if not isinstance(receivers, dict) or not receivers:
                     raise InputError("receivers is not a non-empty object")
-                mid = message_id(record)
+                mid = _id_of(content[4])
                 group: _IdGroup | _PlainGroup
                 if mid is not None:
+                    member = (time, type(time) is float, time_range, type(time_range) is float)
                     candidates = by_id.get(mid)
                     if candidates is None:
-                        group = _IdGroup(content, mid)
+                        group = _IdGroup(content, mid, member)
                         by_id[mid] = [group]
                     else:
                         for group in candidates:
                             if group.content == content:
+                                group.add_member(member)
                                 break
                         else:
-                            group = _IdGroup(content, mid)
+                            group = _IdGroup(content, mid, member)
                             candidates.append(group)
-                    group.members.add((time, type(time) is float, time_range, type(time_range) is float))
                     for name, when in receivers.items():
                         if not isinstance(name, str):
                             raise InputError("a receiver name is not a string")
@@ -344,6 +365,8 @@ class Merger:
             except (KeyError, TypeError, AttributeError, ValueError) as e:
                 raise InputError(f"not an archive record ({type(e).__name__}: {e})", None, index) from None
             if origin is not None:
+                if group.origins is None:
+                    group.origins = set()
                 group.origins.add(origin)
             self._records_in += 1
             self._observations_in += len(receivers)
@@ -360,14 +383,14 @@ class Merger:
         groups: list[_IdGroup | _PlainGroup] = [g for gs in self._by_id.values() for g in gs]
         groups.extend(self._plain.values())
         for group in groups:
-            origins = frozenset(group.origins)
+            origins = frozenset(group.origins) if group.origins else _NO_ORIGINS
             if isinstance(group, _IdGroup):
                 ids[group.message_id] += 1
                 time, time_range, disjoint = group.fold()
                 range_conflicts += disjoint
                 if group.dups is not None:
                     duplicates += sum(len(s) - 1 for s in group.dups.values())
-                record = dict(group.content)
+                record = dict(zip(CONTENT_KEYS, group.content, strict=True))
                 record["receivers"] = {name: group.receivers[name] for name in sorted(group.receivers)}
                 record["time"] = time
                 record["time_range"] = time_range
@@ -376,7 +399,7 @@ class Merger:
             times = {name: sorted(keys) for name, keys in group.receivers.items()}
             names = sorted(times)
             for i in range(max(len(v) for v in times.values())):
-                record = dict(group.content)
+                record = dict(zip(CONTENT_KEYS, group.content, strict=True))
                 record["receivers"] = {name: times[name][i][0] for name in names if len(times[name]) > i}
                 record["time"] = group.time
                 record["time_range"] = group.time_range

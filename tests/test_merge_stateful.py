@@ -1,5 +1,8 @@
 """Convergence, statefully: replicas that record, copy each other's files and merge, against a model.
 
+Two machines: one over generated records (with a model of what each replica was given), one over
+real recordings replayed by `replay` (against replaying everything at once).
+
 The model of a replica is just the list of records it was ever given; the real replica is a folder of
 batch files. Invariants: nothing is ever lost (the files of a replica merge to the merge of its
 model), a merge leaves exactly what the one-minute model says, and once every replica has every
@@ -16,14 +19,16 @@ from typing import Any
 
 from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from merge.core import merge, merge_records
 from merge.directory import merge_tree
+from replay.api import replay
 from replay.canonical import batch_relpath, batch_time_of, content_hash, parse_batch
 from replay.store import iter_batch_files, write_batch_bytes, write_bytes_atomic
 from tests.strategies import merge_observations
 from tests.test_merge_directory import CHANNEL, expected_tree, records_of, tree
+from tests.test_replay_soundness import record_scenario, scenarios
 
 REPLICAS = 3
 
@@ -104,3 +109,85 @@ class Replicas(RuleBasedStateMachine):
 
 Replicas.TestCase.settings = settings(max_examples=40, stateful_step_count=12, deadline=None)
 test_replicas_converge = Replicas.TestCase
+
+
+# --- the same with real recordings: replicas start from their own recorder's replay --------------
+
+
+class RecordingReplicas(RuleBasedStateMachine):
+    """Each replica starts from one recorder's replayed archive (one simulated scenario, recorders
+    with reconnects and late JOIN/PARTs). Rules copy files, merge, and replay another recorder's
+    recording into a replica. Once every replica has every file and merged, all hold identical
+    trees, equal to replaying every recording at once (`replay` merges at the end)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.base = Path(tempfile.mkdtemp(prefix="merge_recordings_"))
+        self.raws: list[Path] = []
+        self.roots: list[str] = []
+
+    def teardown(self) -> None:
+        shutil.rmtree(self.base, ignore_errors=True)
+
+    @initialize(scn=scenarios())
+    def record_and_replay(self, scn: dict[str, Any]) -> None:
+        for i, rec in enumerate(scn["recorders"]):
+            raw = self.base / f"raw{i}"
+            record_scenario({**scn, "recorders": [rec]}, raw)
+            self.raws.append(raw)
+            root = self.base / f"replica{i}"
+            root.mkdir()
+            replay([str(raw)], str(root), merge=False)  # as upstream's archiver left it: unmerged
+            self.roots.append(str(root))
+
+    def _tree(self, i: int) -> dict[str, bytes]:
+        return all_files(Path(self.roots[i]))
+
+    @rule(src=st.integers(0, 2), dst=st.integers(0, 2), pick=st.integers(0, 10**6))
+    def copy_one_file(self, src: int, dst: int, pick: int) -> None:
+        n = len(self.roots)
+        src, dst = src % n, dst % n
+        files = sorted(self._tree(src))
+        if not files or src == dst:
+            return
+        chosen = files[pick % len(files)]
+        write_bytes_atomic(os.path.join(self.roots[dst], chosen), self._tree(src)[chosen])
+
+    @rule(replica=st.integers(0, 2))
+    def merge_replica(self, replica: int) -> None:
+        merge_tree(self.roots[replica % len(self.roots)])
+
+    @rule(raw=st.integers(0, 2), replica=st.integers(0, 2))
+    def replay_a_recording_into(self, raw: int, replica: int) -> None:
+        replay([str(self.raws[raw % len(self.raws)])], self.roots[replica % len(self.roots)], merge=False)
+
+    @rule()
+    def exchange_everything_and_merge(self) -> None:
+        everything: dict[str, bytes] = {}
+        for i in range(len(self.roots)):
+            everything.update(self._tree(i))
+        for root in self.roots:
+            for rel, data in everything.items():
+                if not os.path.exists(os.path.join(root, rel)):
+                    write_bytes_atomic(os.path.join(root, rel), data)
+            merge_tree(root)
+        trees = [self._tree(i) for i in range(len(self.roots))]
+        assert all(t == trees[0] for t in trees), "replicas did not converge"
+        at_once = self.base / f"at_once{len(list(self.base.iterdir()))}"
+        replay([str(r) for r in self.raws], str(at_once))
+        assert trees[0] == all_files(at_once)
+
+
+def all_files(root: Path) -> dict[str, bytes]:
+    """Relative path -> bytes of every batch file under root, all channels."""
+    out = {}
+    for folder, _dirs, names in os.walk(root):
+        for name in names:
+            if name.endswith(".json"):
+                path = Path(folder) / name
+                out[str(path.relative_to(root))] = path.read_bytes()
+    return out
+
+
+RecordingReplicas.TestCase.settings = settings(max_examples=15, stateful_step_count=8, deadline=None)
+test_recording_replicas_converge = RecordingReplicas.TestCase
