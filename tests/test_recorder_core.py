@@ -357,3 +357,20 @@ def test_any_line_is_taken_without_an_exception(line: str, dialect: str) -> None
     s.receive(":irc.example 001 justinfan123_15 :Welcome", 2)
     s.receive(line, 3)
     s.tick(4)
+
+
+@pytest.mark.parametrize(("host", "name"), [
+    ("vm", "vm"), ("my host.local!", "my-host.local-"), (".hidden", "hidden"), ("", "recorder"), ("...", "recorder"),
+    ("wörk", "w-rk"),
+])
+def test_the_default_recorder_name_is_the_host_name_made_safe(
+    host: str, name: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from recorder import recorder
+    from replay.rawformat import check_recorder_name
+
+    monkeypatch.setattr(recorder.socket, "gethostname", lambda: host)
+    assert recorder.default_name() == name
+    assert check_recorder_name(recorder.default_name()) == name
+    slugs = {recorder.new_slug() for _ in range(20)}
+    assert len(slugs) > 1 and all(re.fullmatch(r"[A-Za-z0-9]{5}", s) for s in slugs)

@@ -281,3 +281,22 @@ def test_a_chain_of_reconnects_leaves_no_message_of_the_channel_unrecorded(tmp_p
     assert missing == [], f"{len(missing)} of {len(channel.published)} channel messages never recorded"
     assert len(channel.published) > hops * 60
     assert rec.recorder.stats.reconnects == {"reconnect": hops}
+
+
+def test_an_old_connection_the_server_never_closes_is_closed_by_us_after_the_overlap(tmp_path: Path) -> None:
+    def script(conn: ServerConn) -> None:
+        assert conn.wait_joined(CHANNELS)
+        if conn.index == 0:
+            conn.send(":tmi.twitch.tv RECONNECT")  # ... and then never closes
+
+    with (
+        TwitchLikeServer(script) as server,
+        RunningRecorder(fast_config(server.url, str(tmp_path), overlap_max=0.5)) as rec,
+    ):
+        assert server.wait_conns(2)
+        old = server.conns[0]
+        assert old.wait_for(lambda: old.closed, 20)
+        rec.stop()
+    closes = {e.conn: e.text for e in Recording(str(tmp_path)).of("close")}
+    assert closes[0] == "closed by us 0.5 s after RECONNECT"
+    assert closes[1] == "shutdown"
