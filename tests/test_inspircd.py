@@ -46,6 +46,9 @@ def test_recorder_records_a_real_ircv3_channel_with_server_time_and_msgid(tmp_pa
                 visitor.send("JOIN #lobby")
                 assert visitor.wait_for(lambda line: " 366 visitor #lobby " in line)
                 visitor.send("PRIVMSG #lobby :visitor says hi", "PART #lobby :gone")
+                talker.send("CAP REQ :message-tags")  # client tags (ircv3_ctctags) ride along to the recorder
+                assert talker.wait_for(lambda line: " ACK :message-tags" in line)
+                talker.send("@+example.com/mood=happy PRIVMSG #lobby :tagged by the client")
                 talker.send("PRIVMSG #lobby :last one")
                 assert wait_until(lambda: any(line.endswith(" :last one") for line in _recv_lines(raw)), 20)
             finally:
@@ -63,7 +66,8 @@ def test_recorder_records_a_real_ircv3_channel_with_server_time_and_msgid(tmp_pa
     assert sent.index("JOIN #lobby") > sent.index("CAP END")  # no JOIN before the welcome
     messages = [parse(line) for line in recording.by_conn("recv")[0]]
     privmsgs = [m for m in messages if m.command == "PRIVMSG"]
-    assert [m.params[1] for m in privmsgs] == [*texts, "visitor says hi", "last one"]
+    assert [m.params[1] for m in privmsgs] == [*texts, "visitor says hi", "tagged by the client", "last one"]
+    assert privmsgs[-2].tags is not None and privmsgs[-2].tags.get("+example.com/mood") == "happy"
     for m in privmsgs:
         assert m.tags is not None and m.tags.get("time") and m.tags.get("msgid"), m
     commands = {(m.command, (m.source or "").partition("!")[0]) for m in messages}
