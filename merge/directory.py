@@ -260,8 +260,11 @@ class _Channel:
         for batch_time in sorted(t for t in touched if isinstance(t, int)):
             items = by_batch.get(batch_time)
             if items:
-                written.add(self.store(batch_time, items_to_bytes(items)))
+                path = self.store(batch_time, items_to_bytes(items))
+                written.add(path)
                 self.stats.records_out += len(items)
+                # The next window reads this file as a neighbour: its records are these, verified.
+                self.cache[path] = (batch_time, [item[3] for item in items])
         for m in included:
             if m not in touched:
                 continue
