@@ -34,7 +34,7 @@ DIALECT_IRCV3 = "ircv3"
 DIALECTS = frozenset((DIALECT_TWITCH, DIALECT_IRCV3))
 
 # Commands whose arguments are credentials: only the command word reaches disk.
-_SECRET_COMMANDS = re.compile(r"^\s*(?:@\S+\s+)?(PASS|AUTHENTICATE|OPER)\b", re.IGNORECASE)
+_SECRET_COMMANDS = re.compile(r"^\s*(?:@\S+\s+)?(?::\S+\s+)?(PASS|AUTHENTICATE|OPER)\b", re.IGNORECASE)
 REDACTED = "***"
 
 

@@ -136,7 +136,7 @@ def test_received_lines_round_trip_exactly(text: str) -> None:
 secret = st.text(st.characters(blacklist_categories=["Cs", "Zs", "Cc"]), min_size=1, max_size=30)
 
 
-@given(secret, st.sampled_from(["PASS", "pass", "AUTHENTICATE", "OPER admin", "@t=1 PASS"]))
+@given(secret, st.sampled_from(["PASS", "pass", "AUTHENTICATE", "OPER admin", "@t=1 PASS", ":me PASS", "@a :me PASS"]))
 def test_sent_credentials_never_reach_disk(token: str, command: str) -> None:
     stored = decode_line(encode_event(Event(SEND, 1, T0, 0, f"{command} oauth:{token}"))[:-1])
     assert isinstance(stored, Event)
