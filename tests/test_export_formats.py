@@ -42,6 +42,9 @@ def rec(command: str, params: list[str], tags: dict[str, Any] | None = None, *, 
     (rec("HOSTTARGET", ["#c", "- 0"], time_range=10), "[~22:13:32] -- stopped hosting"),
     (rec("NOTICE", ["#c", "slow"], {"msg-id": "slow_on"}, time_range=10), "[~22:13:32] -- notice: slow"),
     (rec("PING", ["x"]), "[22:13:32] -- PING tmi.twitch.tv x"),
+    (rec("USERSTATE", ["#c"], {"display-name": "Me"}, time_range=10), "[~22:13:32] -- user state of Me"),
+    (rec("PRIVMSG", ["#c", "hi"], {"display-name": "\u7530\u4e2d"}, nick="tanaka"),
+     "[22:13:32] \u7530\u4e2d (tanaka): hi"),
 ])
 def test_transcript_lines(record: dict[str, Any], line: str) -> None:
     assert text_line(record) == line

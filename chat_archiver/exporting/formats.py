@@ -54,8 +54,10 @@ def display_name(record: Mapping[str, Any]) -> str:
     """Who sent it, as chat shows it: the display name, with the login when they differ beyond case
     (localised names); else the nick; else the server."""
     # USERNOTICE comes from the server (sender tmi.twitch.tv); the user it is about is `login`
-    login = record.get("user") or _tag(record, "login") or record.get("sender") or "?"
+    login = record.get("user") or _tag(record, "login")
     shown = _tag(record, "display-name")
+    if login is None:  # a server line (USERSTATE): its display name, else the server's name
+        return _clean(shown or record.get("sender") or "?")
     if shown is None:
         return _clean(login)
     if shown.lower() == str(login).lower():
