@@ -309,3 +309,15 @@ def test_batch_relpath_helper_agrees_with_build() -> None:
     data = format_batch(minute_records(0))
     hour, name = batch_relpath(M0, content_hash(data))
     assert (hour, name[:5]) == ("2023-11-14T22", "14:00")
+
+
+def test_cli_report_marks_gap_minutes_in_the_heat_map_and_lists_gaps(tmp_path: Path) -> None:
+    build(tmp_path / "a", skip=(4, 5))
+    raw(tmp_path / "raw", "host1", "Ab3dE", connected(0, M0 - 30, M0 + 210) + connected(1, M0 + 345, M0 + 700))
+    result = CliRunner().invoke(app, ["verify", str(tmp_path / "a"), "--raw", str(tmp_path / "raw")],
+                                env={"COLUMNS": "120"})
+    assert result.exit_code == 1
+    row = next(line for line in result.stdout.splitlines() if "2023-11-14 22 " in line)
+    assert "××" in row  # minutes 22:18 and 22:19: nobody connected
+    assert "spans with no recorder connected" in result.stdout and "135.0" in result.stdout
+    assert "gap" in result.stdout and "problems (1)" in result.stdout

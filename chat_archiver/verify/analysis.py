@@ -14,7 +14,7 @@ the peer. Medians need `SKEW_MIN_SAMPLES` exact records to be trusted; fewer are
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from chat_archiver.verify.coverage import Window, classify_empty_minutes, minute_spans, uncovered
@@ -79,8 +79,7 @@ class Report:
     channels: list[ChannelReport]
     findings: list[Finding]
     windows: list[Window] | None
-    skew_reference: float | None = None
-    receiver_delays: dict[str, ReceiverTally] = field(default_factory=dict)
+    skew_reference: float | None = None  # the best receiver's median delay, what skew is judged against
 
     @property
     def exit_status(self) -> int:
@@ -192,13 +191,9 @@ def analyse_channel(
     )
 
 
-def skew_findings(
-    tallies: dict[str, ChannelTally], findings: list[Finding],
-) -> tuple[float | None, dict[str, ReceiverTally]]:
+def skew_findings(tallies: dict[str, ChannelTally], findings: list[Finding]) -> float | None:
     """Judge each receiver's clock from its receive delays over all channels (module docstring).
-
-    Returns the reference median (the best receiver's) and the per-receiver delay tallies.
-    """
+    Returns the reference median (the best receiver's), if any receiver had enough samples."""
     merged: dict[str, ReceiverTally] = {}
     for tally in tallies.values():
         for name, rt in tally.receivers.items():
@@ -221,7 +216,7 @@ def skew_findings(
         else:
             continue
         findings.append(Finding("clock-skew", f"{name}: {message}"))
-    return reference, merged
+    return reference
 
 
 def analyse(
@@ -230,7 +225,7 @@ def analyse(
     """The whole report from per-channel counters, the file and listing findings, and raw windows."""
     findings = list(findings)
     channels = [analyse_channel(name, tallies[name], windows, findings) for name in sorted(tallies)]
-    reference, delays = skew_findings(tallies, findings)
+    reference = skew_findings(tallies, findings)
     findings.sort(key=lambda f: (f.severity != "unreadable", f.severity != "problem", f.path or "", f.line or 0,
                                  f.channel or "", f.start or 0.0, f.kind))
-    return Report(root, channels, findings, windows, reference, delays)
+    return Report(root, channels, findings, windows, reference)
