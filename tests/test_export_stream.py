@@ -3,6 +3,7 @@ same files in one go, and the CLI turns every bad input into one line on stderr 
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import tempfile
@@ -19,7 +20,7 @@ from chat_archiver.exporting.stream import iter_window, write_export
 from chat_archiver.exporting.window import Filters, Window
 from replay.canonical import batch_time_of, canonical_json
 from replay.store import write_batch
-from tests.strategies import export_windows, merge_archives
+from tests.strategies import archive_records, export_windows, merge_archives
 from tests.test_export_golden import upstream_rule
 
 
@@ -130,3 +131,24 @@ def test_parallel_parts_give_the_serial_bytes(tmp_path: Path, monkeypatch: Any) 
             n1 = stream.export(str(tmp_path), "chan", window, fmt, serial, filters=filters, jobs=1)
             n2 = stream.export(str(tmp_path), "chan", window, fmt, parallel, filters=filters, jobs=2)
             assert (n1, parallel.getvalue()) == (n2, serial.getvalue()), (fmt, filters)
+
+
+@settings(max_examples=30)
+@given(st.lists(archive_records(), min_size=1, max_size=6), st.sampled_from(["json", "text", "irc"]))
+def test_any_archive_exports_or_fails_with_our_error(records: list[dict[str, Any]], fmt: str) -> None:
+    """The fuzz invariant at the export's edge: any schema-valid records (huge ints, odd floats, any
+    text) either export or raise ExportError / replay's InputError, never anything else."""
+    from chat_archiver.exporting.window import ExportError
+    from replay.errors import ReplayError
+
+    with tempfile.TemporaryDirectory() as root:
+        for r in records:
+            try:
+                minute = batch_time_of(r["time"])
+            except (OverflowError, ValueError):
+                continue
+            if abs(minute) < 2**40:
+                write_batch(root, "chan", minute, [r])
+        Path(root, "chan", "chat").mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(ExportError, ReplayError):
+            write_export(iter_window(root, "chan", Window(1_700_000_000, 1_700_000_600)), fmt, io.BytesIO())

@@ -1,8 +1,10 @@
 """The I/O shell of export: read a window's batch files chunk by chunk, merge, fold, select, write.
 
 Memory holds a chunk of minutes at a time (see `window.plan_chunks`), so an export of a day costs
-no more than one of ten minutes. Each minute's files are read once: records of the minutes two
-chunks share stay in a small cache until the chunk that needs them last is done.
+no more memory than one of a few minutes. Each minute's files are read once: records of the
+minutes two chunks share stay in a small cache, slimmed to what later chunks can need, until the
+last chunk that needs them is done. Long windows are split into parts for a process pool
+(`export`), each part a run of the same chunks, so the bytes do not depend on the number of jobs.
 
 What a reader is shown comes from the merge package: `merge.view.fold_for_reading` merges the
 records (`merge.core.merge_records`) and then folds ranged duplicates from different receivers.
