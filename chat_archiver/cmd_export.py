@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import uuid
+from functools import partial
 
 import typer
 
@@ -43,18 +44,25 @@ def register(app: typer.Typer) -> None:
             window = Window(parse_time(start), parse_time(end))
             filters = Filters.of(commands, users)
             workers = jobs if jobs is not None else default_jobs()
-            if out is None:
-                export(root, channel, window, fmt, sys.stdout.buffer, filters=filters, jobs=workers)
-                sys.stdout.flush()
-                return
-            temp = f"{out}.{uuid.uuid4().hex}.partial"
-            try:
-                with open(temp, "wb") as f:
-                    export(root, channel, window, fmt, f, filters=filters, jobs=workers)
-                os.replace(temp, out)
-            finally:
-                if os.path.exists(temp):
-                    os.unlink(temp)
+            # no bar over chat being printed to the same terminal
+            with console.progress(enabled=out is not None or not sys.stdout.isatty()) as bar:
+                task = bar.add_task("exporting", total=None)
+                run = partial(
+                    export, root, channel, window, fmt, filters=filters, jobs=workers,
+                    on_plan=lambda n: bar.update(task, total=n), on_chunk=lambda k: bar.advance(task, k),
+                )
+                if out is None:
+                    run(sys.stdout.buffer)
+                    sys.stdout.flush()
+                    return
+                temp = f"{out}.{uuid.uuid4().hex}.partial"
+                try:
+                    with open(temp, "wb") as f:
+                        run(f)
+                    os.replace(temp, out)
+                finally:
+                    if os.path.exists(temp):
+                        os.unlink(temp)
         except (ExportError, ReplayError) as e:
             console.fail(str(e))
         except OSError as e:

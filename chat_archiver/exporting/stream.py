@@ -162,7 +162,7 @@ def iter_window(
 
 def iter_chunks(
     root: str, channel: str, window: Window, chunks: list[Chunk], filters: Filters = NO_FILTERS, *,
-    view: RecordsFn | None = None,
+    view: RecordsFn | None = None, on_chunk: Callable[[int], None] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """The records `chunks` (a run of `plan_chunks(window)`) emit, in canonical order.
 
@@ -209,6 +209,8 @@ def iter_chunks(
         if any((a["time"], a["time_range"]) > (b["time"], b["time_range"]) for a, b in pairwise(keep)):
             keep.sort(key=lambda r: (r["time"], r["time_range"], canonical_json(r)))  # a view out of order
         yield from keep
+        if on_chunk is not None:
+            on_chunk(1)
 
 
 def write_export(records: Iterable[dict[str, Any]], fmt: str, out: IO[bytes]) -> int:
@@ -267,9 +269,12 @@ def _render_part(part: _Part) -> tuple[str, int, str | None, str | None]:
 
 def export(
     root: str, channel: str, window: Window, fmt: str, out: IO[bytes], *, filters: Filters = NO_FILTERS,
-    jobs: int = 1,
+    jobs: int = 1, on_plan: Callable[[int], None] | None = None, on_chunk: Callable[[int], None] | None = None,
 ) -> int:
     """Write the export of `window` to `out`; returns the number of records.
+
+    `on_plan(n)` is told the number of chunks once, `on_chunk(k)` each time k more are done (the
+    CLI hangs its progress bar on them).
 
     A window of at least two parts (`PART_CHUNKS` chunks each) with `jobs` > 1 is spread over a
     process pool: each worker renders a part to a temporary file, and the parts are copied to
@@ -278,8 +283,10 @@ def export(
     day headers are stitched at the part edges.
     """
     chunks = plan_chunks(window, CHUNK_MINUTES)
+    if on_plan is not None:
+        on_plan(len(chunks))
     if jobs <= 1 or len(chunks) < 2 * PART_CHUNKS:
-        return write_export(iter_chunks(root, channel, window, chunks, filters), fmt, out)
+        return write_export(iter_chunks(root, channel, window, chunks, filters, on_chunk=on_chunk), fmt, out)
     channel_folder(root, channel)  # fail before starting workers
     total = 0
     last_day: str | None = None
@@ -292,7 +299,9 @@ def export(
             out.write(b"[")
         context = multiprocessing.get_context("forkserver")
         with context.Pool(jobs) as pool:
-            for path, count, first, last in pool.imap(_render_part, parts):
+            for part, (path, count, first, last) in zip(parts, pool.imap(_render_part, parts), strict=True):
+                if on_chunk is not None:
+                    on_chunk(len(part.chunks))
                 with open(path, "rb") as f:
                     if count and fmt == "json":
                         out.write(b",\n" if total else b"\n")
