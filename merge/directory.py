@@ -22,6 +22,7 @@ Safety rules, each there for a reason:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import time as _time
 import uuid
@@ -44,6 +45,7 @@ from replay.errors import ReplayError
 from replay.store import fsync_dir, iter_batch_files, list_channels, write_bytes_atomic
 
 QUARANTINE = "quarantine"
+_HASH_MISMATCH = "file name does not match its content's hash (damaged or altered)"
 
 
 @dataclass(frozen=True)
@@ -108,7 +110,7 @@ def read_verified(path: str, digest: str | None) -> list[dict[str, Any]]:
     except OSError as e:
         raise InputError(f"cannot read: {e.strerror}", path) from None
     if digest is not None and content_hash(data) != digest:
-        raise InputError("file name does not match its content's hash (damaged or altered)", path)
+        raise InputError(_HASH_MISMATCH, path)
     try:
         with gc_paused():  # parsing allocates a dict per line and nothing cyclic
             records = parse_batch(data, path)
@@ -132,6 +134,7 @@ class _Channel:
         self.quarantine = quarantine
         self.on_problem = on_problem
         self.bad: set[str] = set()  # corrupt files left in place: not counted, not read again
+        self.stuck: set[int] = set()  # minutes whose output could not be written: not retried this run
         # path -> (minute, records); names are content hashes, so a cached file never goes stale
         self.cache: dict[str, tuple[int, list[dict[str, Any]]]] = {}
 
@@ -182,7 +185,9 @@ class _Channel:
             self.bad.add(path)
             if self.quarantine and not os.path.exists(path):
                 return  # someone else moved or merged it away meanwhile: not ours to report
-        problem = Problem(path, message, line, moved)
+        self.problem(Problem(path, message, line, moved))
+
+    def problem(self, problem: Problem) -> None:
         self.stats.problems.append(problem)
         if self.on_problem is not None:
             self.on_problem(problem)
@@ -204,8 +209,13 @@ class _Channel:
         return dest
 
     # -- writing -------------------------------------------------------------------------------
-    def store(self, batch_time: int, data: bytes) -> str:
-        """Make sure a batch file with exactly `data` exists and is durable; return its path."""
+    def store(self, batch_time: int, data: bytes) -> str | None:
+        """Make sure a batch file with exactly `data` exists and is durable; return its path.
+
+        A damaged file already holding the name is moved to the quarantine first, whatever the
+        `quarantine` setting, since writing would destroy it. If it cannot be moved, nothing is
+        written and None is returned: the caller must then keep its inputs.
+        """
         hour, name = batch_relpath(batch_time, content_hash(data))
         path = os.path.join(self.chat, hour, name)
         try:
@@ -217,7 +227,17 @@ class _Channel:
         except FileNotFoundError:
             existing = None
         if existing is not None:
-            self.report(path, "file name does not match its content's hash (damaged or altered)", None)
+            moved = self.move_to_quarantine(path)
+            if moved is None and os.path.exists(path):
+                self.problem(Problem(path, "file name does not match its content's hash, and it cannot be moved"))
+                return None
+            self.bad.discard(path)
+            for i, earlier in enumerate(self.stats.problems):
+                if earlier.path == path and earlier.quarantined_to is None:  # found as an input before
+                    self.stats.problems[i] = dataclasses.replace(earlier, quarantined_to=moved)
+                    break
+            else:
+                self.problem(Problem(path, _HASH_MISMATCH, None, moved))
         write_bytes_atomic(path, data)
         self.stats.files_written += 1
         return path
@@ -260,11 +280,14 @@ class _Channel:
         for batch_time in sorted(t for t in touched if isinstance(t, int)):
             items = by_batch.get(batch_time)
             if items:
-                path = self.store(batch_time, items_to_bytes(items))
-                written.add(path)
+                out_path = self.store(batch_time, items_to_bytes(items))
+                if out_path is None:
+                    self.stuck.add(minute)  # an output cannot be written: keep every input; a later run retries
+                    return True
+                written.add(out_path)
                 self.stats.records_out += len(items)
                 # The next window reads this file as a neighbour: its records are these, verified.
-                self.cache[path] = (batch_time, [item[3] for item in items])
+                self.cache[out_path] = (batch_time, [item[3] for item in items])
         for m in included:
             if m not in touched:
                 continue
@@ -289,7 +312,7 @@ class _Channel:
 
     def run(self, max_passes: int) -> None:
         for _ in range(max_passes):
-            dirty = sorted(m for m, files in self.scan().items() if len(files) > 1)
+            dirty = sorted(m for m, files in self.scan().items() if len(files) > 1 and m not in self.stuck)
             if not dirty:
                 return
             progress = False
@@ -297,7 +320,7 @@ class _Channel:
                 progress = self.merge_minute(minute) or progress
             if not progress:
                 break
-        left = sorted(m for m, files in self.scan().items() if len(files) > 1)
+        left = sorted(m for m, files in self.scan().items() if len(files) > 1 and m not in self.stuck)
         if left:
             raise UsageError(
                 f"{self.chat}: {len(left)} minute(s) still hold several files after {max_passes} passes "

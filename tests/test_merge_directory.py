@@ -300,3 +300,16 @@ def test_kill_9_at_random_moments_then_rerun_gives_the_uninterrupted_result(tmp_
         merge_tree(root)
         assert tree(root, "desertbus") == expected
     assert interrupted >= 8  # most kills landed while the process was still running
+
+
+def test_a_damaged_file_holding_the_output_name_is_quarantined_not_overwritten(tmp_path: Path) -> None:
+    root = str(tmp_path)
+    a, b = _two_recorders(root)
+    expected = merge(parse_batch(Path(a).read_bytes()), parse_batch(Path(b).read_bytes())).to_bytes()
+    hour = os.path.dirname(a)
+    squatter = os.path.join(hour, os.path.basename(a)[:6] + content_hash(expected) + ".json")
+    Path(squatter).write_bytes(b"torn")
+    stats = merge_tree(root, quarantine=False)  # even so: overwriting would destroy it
+    assert [p.path for p in stats.problems] == [squatter]
+    assert Path(stats.problems[0].quarantined_to or "").read_bytes() == b"torn"
+    assert tree(root) == {os.path.relpath(squatter, root): expected}
