@@ -16,14 +16,15 @@ from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from merge import directory
 from merge.core import Merger, merge
 from merge.directory import QUARANTINE, merge_files, merge_into, merge_tree
 from merge.errors import InputError, UsageError
-from replay.canonical import batch_time_of, content_hash, format_batch, parse_batch
+from replay.canonical import batch_time_of, canonical_json, content_hash, format_batch, parse_batch
 from replay.store import iter_batch_files, write_batch_bytes
-from tests.strategies import MERGE_MINUTE0, merge_archives
+from tests.strategies import MERGE_MINUTE0, archive_records, merge_archives
 
 REPO = Path(__file__).resolve().parent.parent
 CHANNEL = "chan"
@@ -313,3 +314,30 @@ def test_a_damaged_file_holding_the_output_name_is_quarantined_not_overwritten(t
     assert [p.path for p in stats.problems] == [squatter]
     assert Path(stats.problems[0].quarantined_to or "").read_bytes() == b"torn"
     assert tree(root) == {os.path.relpath(squatter, root): expected}
+
+
+@settings_dir
+@given(junk=st.one_of(
+    st.binary(max_size=200),
+    st.lists(st.one_of(st.just(b"{}"), st.just(b'{"time":1}'), st.binary(max_size=40)), max_size=4).map(
+        lambda lines: b"\n".join(lines) + b"\n"),
+    archive_records().map(lambda r: (canonical_json(r) + "\n").encode("ascii")),
+))
+def test_any_file_content_is_merged_or_reported_never_an_unexpected_error(tmp_path: Path, junk: bytes) -> None:
+    """The fuzz invariant for the shell: whatever a file holds, the merge either uses it or reports it."""
+    root = tempfile.mkdtemp(dir=tmp_path)
+    _two_recorders(root)
+    good = records_of(tree(root))
+    folder = os.path.dirname(next(iter(iter_batch_files(root, CHANNEL))).path)
+    path = os.path.join(folder, "14:00-" + content_hash(junk) + ".json")
+    Path(path).write_bytes(junk)
+    stats = merge_tree(root)
+    after = tree(root)
+    by_minute = [p[: -len("-HASH.json") - 39] for p in after]
+    assert len(by_minute) == len(set(by_minute))  # one file per minute (a misplaced record moves)
+    if stats.problems:
+        (problem,) = stats.problems
+        assert problem.path == path and Path(problem.quarantined_to or "").read_bytes() == junk
+        assert merge(records_of(after)).to_bytes() == merge(good).to_bytes()
+    else:
+        assert merge(records_of(after)).to_bytes() == merge(good, parse_batch(junk)).to_bytes()
