@@ -100,15 +100,31 @@ class MergeStats:
 ProblemHook = Callable[[Problem], None]
 
 
-def read_verified(path: str, digest: str | None) -> list[dict[str, Any]]:
-    """Read a batch file, check its name's hash (if given) and its records. InputError says where."""
+# Which file a path named when it was read: a name can be deleted and reused (by a concurrent merge,
+# or by damage), and only the file that was read may be deleted.
+Identity = tuple[int, int, int, int]
+
+
+def _identity(st: os.stat_result) -> Identity:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _read(path: str) -> tuple[bytes, Identity]:
     try:
         with open(path, "rb") as f:
-            data = f.read()
+            return f.read(), _identity(os.fstat(f.fileno()))
     except FileNotFoundError:
         raise
     except OSError as e:
         raise InputError(f"cannot read: {e.strerror}", path) from None
+
+
+def read_verified(path: str, digest: str | None) -> list[dict[str, Any]]:
+    """Read a batch file, check its name's hash (if given) and its records. InputError says where."""
+    return _verify(_read(path)[0], path, digest)
+
+
+def _verify(data: bytes, path: str, digest: str | None) -> list[dict[str, Any]]:
     if digest is not None and content_hash(data) != digest:
         raise InputError(_HASH_MISMATCH, path)
     try:
@@ -136,7 +152,7 @@ class _Channel:
         self.bad: set[str] = set()  # corrupt files left in place: not counted, not read again
         self.stuck: set[int] = set()  # minutes whose output could not be written: not retried this run
         # path -> (minute, records); names are content hashes, so a cached file never goes stale
-        self.cache: dict[str, tuple[int, list[dict[str, Any]]]] = {}
+        self.cache: dict[str, tuple[int, list[dict[str, Any]], Identity]] = {}
 
     # -- listing -----------------------------------------------------------------------------
     def scan(self) -> dict[int, list[tuple[str, str]]]:
@@ -169,13 +185,14 @@ class _Channel:
         if cached is not None:
             return cached[1]
         try:
-            records = read_verified(path, digest)
+            data, identity = _read(path)
+            records = _verify(data, path, digest)
         except FileNotFoundError:
             return None
         except InputError as e:
             self.report(path, e.message, e.line)
             return None
-        self.cache[path] = (minute, records)
+        self.cache[path] = (minute, records, identity)
         self.stats.files_read += 1
         return records
 
@@ -287,16 +304,16 @@ class _Channel:
                 written.add(out_path)
                 self.stats.records_out += len(items)
                 # The next window reads this file as a neighbour: its records are these, verified.
-                self.cache[out_path] = (batch_time, [item[3] for item in items])
+                with contextlib.suppress(FileNotFoundError):
+                    identity = _identity(os.stat(out_path))
+                    self.cache[out_path] = (batch_time, [item[3] for item in items], identity)
         for m in included:
             if m not in touched:
                 continue
             for path, count in read[m]:
                 self.stats.records_in += count
                 if path not in written:
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(path)
-                        self.stats.files_deleted += 1
+                    self.delete_if_same(path)
         self.stats.minutes_merged += 1
         counts = merged.counts
         self.stats.duplicate_deliveries += counts.duplicate_deliveries
@@ -307,8 +324,19 @@ class _Channel:
 
     def prune(self, minute: int) -> None:
         """Forget cached files two minutes or more behind: each pass goes forward in time."""
-        for path in [p for p, (m, _) in self.cache.items() if m < minute - BATCH_INTERVAL]:
+        for path in [p for p, (m, _, _) in self.cache.items() if m < minute - BATCH_INTERVAL]:
             del self.cache[path]
+
+    def delete_if_same(self, path: str) -> None:
+        """Delete an input, unless the name now holds another file than the one that was read."""
+        cached = self.cache.get(path)
+        try:
+            if cached is None or _identity(os.stat(path)) != cached[2]:
+                return  # replaced since it was read: not ours to delete
+            os.unlink(path)
+        except FileNotFoundError:
+            return
+        self.stats.files_deleted += 1
 
     def run(self, max_passes: int) -> None:
         for _ in range(max_passes):
