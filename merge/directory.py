@@ -183,7 +183,12 @@ class _Channel:
         """The file's records; None if it vanished (a concurrent merge took it) or is corrupt."""
         cached = self.cache.get(path)
         if cached is not None:
-            return cached[1]
+            try:
+                if _identity(os.stat(path)) == cached[2]:
+                    return cached[1]
+            except FileNotFoundError:
+                return None
+            # The name was rewritten (another merge wrote the same output): read it again.
         try:
             data, identity = _read(path)
             records = _verify(data, path, digest)

@@ -341,3 +341,22 @@ def test_any_file_content_is_merged_or_reported_never_an_unexpected_error(tmp_pa
         assert merge(records_of(after)).to_bytes() == merge(good).to_bytes()
     else:
         assert merge(records_of(after)).to_bytes() == merge(good, parse_batch(junk)).to_bytes()
+
+
+def test_a_name_rewritten_since_it_was_read_is_read_again_not_deleted_blind(tmp_path: Path) -> None:
+    """Two merges writing the same output replace one file by another of the same name (a new
+    inode): the one that read the first must not delete the second on the strength of that read."""
+    root = str(tmp_path)
+    a, _ = _two_recorders(root)
+    state = directory._Channel(root, CHANNEL, directory.MergeStats(), True, None)
+    digest = os.path.basename(a)[6:-5]
+    assert state.read(a, digest, MERGE_MINUTE0) is not None
+    same_bytes = Path(a).read_bytes()
+    os.unlink(a)
+    Path(a).write_bytes(same_bytes)  # same bytes, another file
+    os.utime(a, ns=(1, 1))
+    state.delete_if_same(a)
+    assert Path(a).exists()
+    assert state.read(a, digest, MERGE_MINUTE0) is not None  # read again: now it is the one read
+    state.delete_if_same(a)
+    assert not Path(a).exists()
