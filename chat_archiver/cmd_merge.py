@@ -60,6 +60,9 @@ def register(app: typer.Typer) -> None:
             None, "--interval", min=0.1, help="Keep running: merge ROOT again every SECONDS (Ctrl-C stops)."
         ),
         channel: list[str] = typer.Option(None, "--channel", "-c", help="Only these channels (repeatable)."),
+        full: bool = typer.Option(
+            False, "--full", help="Visit every minute, single files too (reads everything): the exact merge of it all."
+        ),
         no_quarantine: bool = typer.Option(
             False, "--no-quarantine", help="Leave corrupt files in place instead of moving them to ROOT/quarantine/."
         ),
@@ -84,6 +87,8 @@ def register(app: typer.Typer) -> None:
             fail("--stdout and --into do not go together: --stdout prints, --into writes an archive")
         if interval is not None and (stdout or into is not None):
             fail("--interval watches one ROOT; it does not go with --stdout or --into")
+        if full and (stdout or interval is not None):
+            fail("--full is a one-off pass over an archive; it does not go with --stdout or --interval")
         if passes is not None and interval is None:
             fail("--passes only counts --interval passes")
         try:
@@ -95,14 +100,16 @@ def register(app: typer.Typer) -> None:
                 sys.stdout.buffer.flush()
                 return
             if into is not None:
-                stats = merge_into([str(p) for p in paths], str(into), channels=channel or None, on_problem=_warn)
+                stats = merge_into([str(p) for p in paths], str(into), channels=channel or None, on_problem=_warn,
+                                   full=full)
                 _finish(stats, as_json, f"merge into {into}")
                 return
             if len(paths) != 1:
                 fail(f"merge ROOT takes one archive root (got {len(paths)}); to combine archives use --into DEST")
             root = str(paths[0])
             if interval is None:
-                stats = merge_tree(root, channels=channel or None, on_problem=_warn, quarantine=not no_quarantine)
+                stats = merge_tree(root, channels=channel or None, on_problem=_warn, quarantine=not no_quarantine,
+                                   full=full)
             else:
                 stats = _watch(root, interval, channel or None, not no_quarantine, passes, as_json)
         except MergeError as e:

@@ -136,6 +136,16 @@ def _verify(data: bytes, path: str, digest: str | None) -> list[dict[str, Any]]:
         check_records(records)  # the merge's own checks, so a bad file fails here, not mid-merge
     except InputError as e:
         raise e.at(path) from None
+    placed: set[int] = set()
+    for number, record in enumerate(records, 1):
+        batch_time = batch_time_of(record["time"])
+        if batch_time not in placed:
+            try:
+                batch_relpath(batch_time, "")  # a minute the layout can name (years 1 to 9999)
+            except (OverflowError, ValueError, OSError):
+                raise InputError(f"time {record['time']!r} is outside any batch the layout can name", path,
+                                 number) from None
+            placed.add(batch_time)
     return records
 
 
@@ -265,11 +275,15 @@ class _Channel:
         return path
 
     # -- one window ---------------------------------------------------------------------------
-    def merge_minute(self, minute: int) -> bool:
-        """Merge the files of `minute` (with its neighbours as context). False if nothing to do."""
+    def merge_minute(self, minute: int, *, full: bool = False) -> bool:
+        """Merge the files of `minute` (with its neighbours as context). False if nothing to do.
+
+        With `full`, a minute with a single file is merged too: with its neighbours when they meet
+        it, or alone, and rewritten only if that changes its bytes.
+        """
         window = (minute - BATCH_INTERVAL, minute, minute + BATCH_INTERVAL)
         listed = {m: self.files_at(m) for m in window}
-        if len(listed[minute]) < 2:
+        if len(listed[minute]) < (1 if full else 2):
             return False
         loaded: dict[int, list[tuple[str, list[dict[str, Any]]]]] = {}
         for m in window:
@@ -298,6 +312,10 @@ class _Channel:
         merged = merger.finish()
         touched: set[Hashable] = {minute} | merged.entangled()
         by_batch = merged.by_batch()
+        if full and touched == {minute} and len(read[minute]) == 1:
+            only = os.path.basename(read[minute][0][0])[6:-5]  # MM:SS-HASH.json
+            if content_hash(items_to_bytes(by_batch.get(minute, []))) == only:
+                return False  # already what a merge would write
         written: set[str] = set()
         for batch_time in sorted(t for t in touched if isinstance(t, int)):
             items = by_batch.get(batch_time)
@@ -343,7 +361,11 @@ class _Channel:
             return
         self.stats.files_deleted += 1
 
-    def run(self, max_passes: int) -> None:
+    def run(self, max_passes: int, full: bool) -> None:
+        if full:
+            for minute in sorted(self.scan()):
+                if minute not in self.stuck:
+                    self.merge_minute(minute, full=True)
         for _ in range(max_passes):
             dirty = sorted(m for m, files in self.scan().items() if len(files) > 1 and m not in self.stuck)
             if not dirty:
@@ -387,12 +409,17 @@ def merge_tree(
     channels: Iterable[str] | None = None,
     on_problem: ProblemHook | None = None,
     quarantine: bool = True,
+    full: bool = False,
     max_passes: int = 100,
 ) -> MergeStats:
     """Merge every minute of every channel under `root` that has several batch files, until each
     minute has one. Safe to run concurrently with itself and with writers, and to kill at any point.
 
     Corrupt inputs are reported (`on_problem`, and `stats.problems`) and quarantined, never deleted.
+    With `full`, every minute is visited once first, single files included, so a message whose
+    copies sit in two adjacent single-file minutes is folded too, and every file ends exactly as a
+    merge writes it: the tree becomes the merge of everything, split by minute. It reads the whole
+    archive, so it is for an occasional pass, not every interval.
     """
     if not os.path.isdir(root):
         raise UsageError(f"archive root not found: {root}")
@@ -402,7 +429,7 @@ def merge_tree(
             continue
         stats.channels += 1
         state = _Channel(root, channel, stats, quarantine, on_problem)
-        state.run(max_passes)
+        state.run(max_passes, full)
     return stats
 
 
@@ -456,6 +483,7 @@ def merge_into(
     *,
     channels: Iterable[str] | None = None,
     on_problem: ProblemHook | None = None,
+    full: bool = False,
 ) -> MergeStats:
     """Bring several archives together in `dest_root` (created if missing), then merge it.
 
@@ -508,7 +536,7 @@ def merge_into(
                 write_bytes_atomic(target, data)
                 stats.files_copied += 1
     if seen:
-        stats.add(merge_tree(dest_root, channels=sorted(seen), on_problem=on_problem))
+        stats.add(merge_tree(dest_root, channels=sorted(seen), on_problem=on_problem, full=full))
     stats.channels = len(seen)
     return stats
 

@@ -106,3 +106,16 @@ def test_usage_errors_are_one_line_and_exit_2(tmp_path: Path) -> None:
         assert result.exit_code == 2, (args, result.stdout, result.stderr)
         assert result.stdout == "", args
         assert result.stderr.count("\n") == 1 and result.stderr.startswith("error:"), (args, result.stderr)
+
+
+def test_full_pass_normalises_a_single_file(tmp_path: Path) -> None:
+    record = _privmsg("host1.a.0", MERGE_MINUTE0 + 5.0)
+    (path,) = write_archive(str(tmp_path), [record, {**record, "receivers": {"host2.b.0": MERGE_MINUTE0 + 5.5}}])
+    assert run(str(tmp_path), "--json").exit_code == 0
+    assert Path(path).exists()  # one file in its minute: a normal pass leaves it
+    result = run(str(tmp_path), "--full", "--json")
+    assert result.exit_code == 0, result.stderr
+    (data,) = tree(str(tmp_path)).values()
+    (folded,) = parse_batch(data)
+    assert folded["receivers"].keys() == {"host1.a.0", "host2.b.0"}
+    assert run(str(tmp_path), "--full", "--interval", "1").exit_code == 2

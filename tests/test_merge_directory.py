@@ -22,9 +22,9 @@ from merge import directory
 from merge.core import Merger, merge
 from merge.directory import QUARANTINE, merge_files, merge_into, merge_tree
 from merge.errors import InputError, UsageError
-from replay.canonical import batch_time_of, canonical_json, content_hash, format_batch, parse_batch
+from replay.canonical import batch_relpath, batch_time_of, canonical_json, content_hash, format_batch, parse_batch
 from replay.store import iter_batch_files, write_batch_bytes
-from tests.strategies import MERGE_MINUTE0, archive_records, merge_archives
+from tests.strategies import MERGE_MINUTE0, MERGE_RECEIVERS, archive_records, merge_archives, merge_observations
 
 REPO = Path(__file__).resolve().parent.parent
 CHANNEL = "chan"
@@ -59,6 +59,16 @@ def expected_tree(before: dict[str, bytes]) -> dict[str, bytes]:
             continue
         data = merge(*(parse_batch(before[p]) for p in paths)).to_bytes()
         out[f"{prefix}-{content_hash(data)}.json"] = data
+    return out
+
+
+def canonical_tree(records: list[dict[str, Any]]) -> dict[str, bytes]:
+    """One file per minute holding the merge of everything: where replicas must converge."""
+    out: dict[str, bytes] = {}
+    for batch_time, items in merge(records).by_batch().items():
+        data = ("\n".join(i[2] for i in items) + "\n").encode("ascii")
+        hour, name = batch_relpath(batch_time, content_hash(data))
+        out[os.path.join(CHANNEL, "chat", hour, name)] = data
     return out
 
 
@@ -360,3 +370,37 @@ def test_a_name_rewritten_since_it_was_read_is_read_again_not_deleted_blind(tmp_
     assert state.read(a, digest, MERGE_MINUTE0) is not None  # read again: now it is the one read
     state.delete_if_same(a)
     assert not Path(a).exists()
+
+
+@st.composite
+def straddling_archives(draw: Any) -> list[list[dict[str, Any]]]:
+    """Three archives of a stream where some messages (IRCv3 `msgid`, estimated ranges) have copies
+    on both sides of a minute boundary, so they land in two adjacent minutes' files."""
+    world = draw(merge_observations(cross_minute=False))
+    for k in range(draw(st.integers(1, 4))):
+        boundary = MERGE_MINUTE0 + 60 * draw(st.integers(1, 2))
+        for name in draw(st.sets(st.sampled_from(MERGE_RECEIVERS), min_size=1)):
+            start = boundary + draw(st.integers(-9_000, 3_000)) / 1000
+            world.append({
+                "command": "PRIVMSG", "params": ["#chan", "edge"], "sender": "eve", "user": "eve", "host": "e",
+                "tags": {"msgid": f"s{k}"}, "receivers": {name: start + 10.5}, "time": start, "time_range": 10,
+            })
+    archives: list[list[dict[str, Any]]] = [[], [], []]
+    for record in world:
+        for home in draw(st.sets(st.integers(0, 2), min_size=1)):
+            archives[home].append(record)
+    return archives
+
+
+@settings_dir
+@given(archives=straddling_archives())
+def test_full_merge_folds_across_minutes_into_the_merge_of_everything(
+    tmp_path: Path, archives: list[list[dict[str, Any]]]
+) -> None:
+    root = tempfile.mkdtemp(dir=tmp_path)
+    for archive in archives:
+        write_archive(root, archive)
+    merge_tree(root, full=True)
+    assert tree(root) == canonical_tree([r for a in archives for r in a])
+    again = merge_tree(root, full=True)
+    assert again.files_written == again.files_deleted == 0

@@ -24,23 +24,13 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from merge.core import merge, merge_records
 from merge.directory import merge_tree
 from replay.api import replay
-from replay.canonical import batch_relpath, batch_time_of, content_hash, parse_batch
+from replay.canonical import batch_time_of, parse_batch
 from replay.store import iter_batch_files, write_batch_bytes, write_bytes_atomic
 from tests.strategies import merge_observations
-from tests.test_merge_directory import CHANNEL, expected_tree, records_of, tree
+from tests.test_merge_directory import CHANNEL, canonical_tree, expected_tree, records_of, tree
 from tests.test_replay_soundness import record_scenario, scenarios
 
 REPLICAS = 3
-
-
-def canonical_tree(records: list[dict[str, Any]]) -> dict[str, bytes]:
-    """One file per minute holding the merge of everything: where replicas must converge."""
-    out: dict[str, bytes] = {}
-    for batch_time, items in merge(records).by_batch().items():
-        data = ("\n".join(i[2] for i in items) + "\n").encode("ascii")
-        hour, name = batch_relpath(batch_time, content_hash(data))
-        out[os.path.join(CHANNEL, "chat", hour, name)] = data
-    return out
 
 
 class Replicas(RuleBasedStateMachine):
