@@ -260,15 +260,15 @@ def _big_archive(root: str, seconds: int = 240, rate: int = 20) -> None:
         write_archive(root, archive, channel="desertbus")
 
 
-def _merge_process(root: str) -> subprocess.Popen[bytes]:
-    code = f"from merge.directory import merge_tree; merge_tree({root!r})"
+def _merge_process(root: str, full: bool = False) -> subprocess.Popen[bytes]:
+    code = f"from merge.directory import merge_tree; merge_tree({root!r}, full={full!r})"
     return subprocess.Popen([sys.executable, "-c", code], cwd=str(REPO))
 
 
-def _reference(tmp_path: Path, source: str) -> dict[str, bytes]:
+def _reference(tmp_path: Path, source: str, full: bool = False) -> dict[str, bytes]:
     ref = str(tmp_path / "reference")
     shutil.copytree(source, ref)
-    merge_tree(ref)
+    merge_tree(ref, full=full)
     return tree(ref, "desertbus")
 
 
@@ -284,17 +284,18 @@ def test_concurrent_merges_on_one_root_lose_nothing(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_kill_9_at_random_moments_then_rerun_gives_the_uninterrupted_result(tmp_path: Path) -> None:
+@pytest.mark.parametrize("full", [False, True])
+def test_kill_9_at_random_moments_then_rerun_gives_the_uninterrupted_result(tmp_path: Path, full: bool) -> None:
     """Rounds of: a fresh copy, one to three merges killed with SIGKILL at random moments within the
     time a whole run takes, then a run to the end. Each round must end with the uninterrupted tree."""
     pristine = str(tmp_path / "pristine")
     _big_archive(pristine, seconds=360)
-    expected = _reference(tmp_path, pristine)
+    expected = _reference(tmp_path, pristine, full)
     everything = merge(records_of(expected)).to_bytes()
     timing = str(tmp_path / "timing")
     shutil.copytree(pristine, timing)
     started = time.monotonic()
-    assert _merge_process(timing).wait() == 0
+    assert _merge_process(timing, full).wait() == 0
     full_run = time.monotonic() - started
     rng = random.Random(4)
     interrupted = 0
@@ -302,13 +303,13 @@ def test_kill_9_at_random_moments_then_rerun_gives_the_uninterrupted_result(tmp_
         root = str(tmp_path / f"round{round_}")
         shutil.copytree(pristine, root)
         for _ in range(rng.randint(1, 3)):
-            proc = _merge_process(root)
+            proc = _merge_process(root, full)
             time.sleep(rng.uniform(0.0, full_run))
             proc.send_signal(signal.SIGKILL)
             interrupted += proc.wait() == -signal.SIGKILL
             # Whatever the moment, nothing is lost: the files still merge to the same bytes.
             assert merge(records_of(tree(root, "desertbus"))).to_bytes() == everything
-        merge_tree(root)
+        merge_tree(root, full=full)
         assert tree(root, "desertbus") == expected
     assert interrupted >= 8  # most kills landed while the process was still running
 
