@@ -17,6 +17,7 @@ from chat_archiver.exporting.window import (
     ExportError,
     Filters,
     Window,
+    count_chunks,
     parse_time,
     plan_chunks,
     trim_before_quiet_points,
@@ -76,6 +77,8 @@ def test_window_rule_edges() -> None:
     assert not w.meets(rec(150, -60))  # a conflict's end is before its start: upstream's rule as written
     with pytest.raises(ExportError):
         Window(5, 5)
+    with pytest.raises(ExportError):
+        Window(-62135596800, -62135595000)  # from the first moment of year 1: no room for the margins
 
 
 def test_file_minutes_are_upstreams_margins() -> None:
@@ -87,7 +90,8 @@ def test_file_minutes_are_upstreams_margins() -> None:
        st.floats(-30_000, 30_000))
 def test_chunks_partition_the_line_within_upstreams_files(start: int, length: int, minutes: int, t: float) -> None:
     w = Window(start, start + length)
-    chunks = plan_chunks(w, minutes)
+    chunks = list(plan_chunks(w, minutes))
+    assert len(chunks) == count_chunks(w, minutes)
     files = w.file_minutes()
     assert chunks[0].emit_from is None and chunks[-1].emit_to is None
     assert chunks[0].read_from == files[0] and chunks[-1].read_to == files[-1]
@@ -142,3 +146,21 @@ def test_trimming_drops_only_behind_a_quiet_point() -> None:
     apart = [join(0, "a"), join(60, "b"), join(130, "c")]
     assert trim_before_quiet_points(apart, 120, -1e9) == apart[1:]  # 60 > 0 + 55: quiet at 60
     assert trim_before_quiet_points(apart, 120, 61) == apart  # ... unless it is before `earliest`
+
+
+@given(st.one_of(st.floats(allow_nan=True), st.integers(-(2**70), 2**70)),
+       st.one_of(st.floats(allow_nan=True), st.integers(-(2**70), 2**70)))
+def test_any_window_is_refused_or_names_real_files(start: float, end: float) -> None:
+    """Whatever numbers the command line gives, a window either is refused with our error or every
+    minute it reads has a batch file name (no OverflowError from a date out of range)."""
+    from replay.canonical import batch_relpath
+
+    try:
+        window = Window(parse_time(repr(start)), parse_time(repr(end)))
+    except ExportError:
+        return
+    minutes = window.file_minutes()
+    for minute in (minutes[0], minutes[-1]):
+        batch_relpath(minute, "x")
+    assert next(plan_chunks(window, 2)).read_from == minutes[0]
+    count_chunks(window, 2)

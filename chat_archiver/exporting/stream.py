@@ -17,11 +17,15 @@ import multiprocessing
 import os
 import shutil
 import tempfile
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from itertools import pairwise
+from multiprocessing.pool import AsyncResult
 from typing import IO, Any
+
+import orjson
 
 from chat_archiver.exporting.formats import Renderer, day_of
 from chat_archiver.exporting.window import (
@@ -30,10 +34,12 @@ from chat_archiver.exporting.window import (
     ExportError,
     Filters,
     Window,
+    count_chunks,
     plan_chunks,
     trim_before_quiet_points,
 )
-from chat_archiver.verify.batch import fast_records
+from chat_archiver.verify.batch import plainly_valid
+from chat_archiver.verify.listing import is_hour_folder
 from merge.core import message_id
 from replay.canonical import BATCH_INTERVAL, batch_relpath, canonical_json, parse_batch, parse_batch_name
 from replay.errors import InputError
@@ -73,9 +79,27 @@ class MinuteFiles:
         self.chat = chat
         self._hour: str | None = None
         self._by_minute: dict[int, list[str]] = {}
+        self._hours: set[str] = set()
+        self._newest = ""
+        self._list_hours()
+
+    def _list_hours(self) -> None:
+        try:
+            self._hours = {name for name in os.listdir(self.chat) if is_hour_folder(name)}
+        except OSError as e:
+            raise ExportError(f"{self.chat}: cannot list: {e.strerror}") from None
+        self._newest = max(self._hours, default="")
 
     def paths(self, minute: int) -> list[str]:
         hour, _name = batch_relpath(minute, "")
+        if hour not in self._hours:
+            # a long window over a sparse archive skips empty hours without a syscall each; an
+            # hour past the newest known one may have been created since (a live archive)
+            if hour < self._newest:
+                return []
+            self._list_hours()
+            if hour not in self._hours:
+                return []
         if hour != self._hour:
             self._hour = hour
             self._by_minute = {}
@@ -94,10 +118,27 @@ class MinuteFiles:
         return self._by_minute.get(minute, [])
 
 
+def decode_batch(data: bytes, path: str) -> Records:
+    """A batch file's records. A well-formed file is decoded in one orjson call and checked with
+    verify's quick schema test (whether its lines are canonical does not matter to a reader);
+    anything else goes through replay's line-by-line parser, which names the bad line."""
+    if data.endswith(b"\n"):
+        try:
+            records = orjson.loads(b"[" + data[:-1].replace(b"\n", b",") + b"]")
+        except orjson.JSONDecodeError:
+            records = None
+        # a line holding two objects would decode as two: the counts must agree
+        if (
+            isinstance(records, list) and len(records) == data.count(b"\n")
+            and all(type(r) is dict and plainly_valid(r) for r in records)
+        ):
+            return records
+    return parse_batch(data, path)
+
+
 def read_minute(files: MinuteFiles, minute: int) -> Records:
-    """Every record in the files of one minute. Well-formed files take verify's fast decoding path
-    (one orjson call per file); anything else is parsed line by line, and damage raises replay's
-    InputError naming the file and line."""
+    """Every record in the files of one minute; damage raises replay's InputError naming the file
+    and line."""
     out: Records = []
     for path in files.paths(minute):
         try:
@@ -105,8 +146,7 @@ def read_minute(files: MinuteFiles, minute: int) -> Records:
                 data = f.read()
         except OSError as e:
             raise InputError(f"cannot read: {e.strerror}", path) from None
-        records = fast_records(data)
-        out.extend(records if records is not None else parse_batch(data, path))
+        out.extend(decode_batch(data, path))
     return out
 
 
@@ -161,7 +201,7 @@ def iter_window(
 
 
 def iter_chunks(
-    root: str, channel: str, window: Window, chunks: list[Chunk], filters: Filters = NO_FILTERS, *,
+    root: str, channel: str, window: Window, chunks: Iterable[Chunk], filters: Filters = NO_FILTERS, *,
     view: RecordsFn | None = None, on_chunk: Callable[[int], None] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """The records `chunks` (a run of `plan_chunks(window)`) emit, in canonical order.
@@ -230,6 +270,17 @@ def write_export(records: Iterable[dict[str, Any]], fmt: str, out: IO[bytes]) ->
     return count
 
 
+def _groups(chunks: Iterable[Chunk], size: int) -> Iterator[list[Chunk]]:
+    group: list[Chunk] = []
+    for chunk in chunks:
+        group.append(chunk)
+        if len(group) == size:
+            yield group
+            group = []
+    if group:
+        yield group
+
+
 @dataclass(frozen=True)
 class _Part:
     root: str
@@ -267,6 +318,40 @@ def _render_part(part: _Part) -> tuple[str, int, str | None, str | None]:
     return part.path, count, first_day, last_day
 
 
+class _Stitcher:
+    """Copies finished parts to the output in order, mending the seams: the json array's brackets
+    and commas, and a text day header that the previous part already wrote."""
+
+    def __init__(self, fmt: str, out: IO[bytes], on_chunk: Callable[[int], None] | None) -> None:
+        self.fmt = fmt
+        self.out = out
+        self.on_chunk = on_chunk
+        self.total = 0
+        self.last_day: str | None = None
+        if fmt == "json":
+            out.write(b"[")
+
+    def add(self, part: _Part, result: AsyncResult[tuple[str, int, str | None, str | None]]) -> None:
+        path, count, first, last = result.get()
+        with open(path, "rb") as f:
+            if count and self.fmt == "json":
+                self.out.write(b",\n" if self.total else b"\n")
+            if count and self.fmt == "text" and first == self.last_day:
+                f.readline()  # the day header the previous part already wrote
+            shutil.copyfileobj(f, self.out, 1 << 20)
+        os.unlink(path)
+        if count:
+            self.total += count
+            self.last_day = last
+        if self.on_chunk is not None:
+            self.on_chunk(len(part.chunks))
+
+    def finish(self) -> int:
+        if self.fmt == "json":
+            self.out.write(b"\n]\n" if self.total else b"]\n")
+        return self.total
+
+
 def export(
     root: str, channel: str, window: Window, fmt: str, out: IO[bytes], *, filters: Filters = NO_FILTERS,
     jobs: int = 1, on_plan: Callable[[int], None] | None = None, on_chunk: Callable[[int], None] | None = None,
@@ -282,36 +367,27 @@ def export(
     The bytes are the same as the serial export's: the json brackets and commas and the text's
     day headers are stitched at the part edges.
     """
-    chunks = plan_chunks(window, CHUNK_MINUTES)
+    count = count_chunks(window, CHUNK_MINUTES)
     if on_plan is not None:
-        on_plan(len(chunks))
-    if jobs <= 1 or len(chunks) < 2 * PART_CHUNKS:
+        on_plan(count)
+    chunks = plan_chunks(window, CHUNK_MINUTES)
+    if jobs <= 1 or count < 2 * PART_CHUNKS:
         return write_export(iter_chunks(root, channel, window, chunks, filters, on_chunk=on_chunk), fmt, out)
     channel_folder(root, channel)  # fail before starting workers
-    total = 0
-    last_day: str | None = None
     with tempfile.TemporaryDirectory(prefix="chat-export-") as temp:
-        parts = [
-            _Part(root, channel, window, chunks[i:i + PART_CHUNKS], filters, fmt, os.path.join(temp, f"{i:08d}"))
-            for i in range(0, len(chunks), PART_CHUNKS)
-        ]
-        if fmt == "json":
-            out.write(b"[")
+        parts = (
+            _Part(root, channel, window, group, filters, fmt, os.path.join(temp, f"{i:08d}"))
+            for i, group in enumerate(_groups(chunks, PART_CHUNKS))
+        )
+        stitch = _Stitcher(fmt, out, on_chunk)
         context = multiprocessing.get_context("forkserver")
         with context.Pool(jobs) as pool:
-            for part, (path, count, first, last) in zip(parts, pool.imap(_render_part, parts), strict=True):
-                if on_chunk is not None:
-                    on_chunk(len(part.chunks))
-                with open(path, "rb") as f:
-                    if count and fmt == "json":
-                        out.write(b",\n" if total else b"\n")
-                    if count and fmt == "text" and first == last_day:
-                        f.readline()  # the day header the previous part already wrote
-                    shutil.copyfileobj(f, out, 1 << 20)
-                os.unlink(path)
-                if count:
-                    total += count
-                    last_day = last
-        if fmt == "json":
-            out.write(b"\n]\n" if total else b"]\n")
-    return total
+            # at most two parts per worker in flight (Pool.imap would read the whole plan at once)
+            pending: deque[tuple[_Part, AsyncResult[tuple[str, int, str | None, str | None]]]] = deque()
+            for part in parts:
+                pending.append((part, pool.apply_async(_render_part, (part,))))
+                if len(pending) >= 2 * jobs:
+                    stitch.add(*pending.popleft())
+            while pending:
+                stitch.add(*pending.popleft())
+        return stitch.finish()

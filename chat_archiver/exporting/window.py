@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -41,6 +41,11 @@ from replay.canonical import BATCH_INTERVAL, batch_time_of
 BEFORE = 2 * BATCH_INTERVAL  # upstream reads from two minutes before start...
 AFTER = BATCH_INTERVAL  # ... to one minute after end
 EXTRA_CONTEXT = 2 * BATCH_INTERVAL  # more context for inner chunk edges, for folds that reach back
+
+
+# batch file names are dates: keep the window, with upstream's margins, inside what they can name
+_FIRST_MOMENT = datetime(1, 1, 1, tzinfo=UTC).timestamp() + BEFORE + BATCH_INTERVAL
+_LAST_MOMENT = datetime(9999, 12, 31, 23, 0, tzinfo=UTC).timestamp()
 
 
 class ExportError(Exception):
@@ -86,6 +91,8 @@ class Window:
             raise ExportError("window bounds must be finite")
         if self.end <= self.start:
             raise ExportError(f"window is empty: end ({self.end}) is not after start ({self.start})")
+        if not (self.start >= _FIRST_MOMENT and self.end <= _LAST_MOMENT):
+            raise ExportError("window must lie between the years 1 and 9999 (file names hold dates)")
 
     def meets(self, record: Mapping[str, Any]) -> bool:
         """Upstream's rule: the record's range meets the window."""
@@ -112,28 +119,37 @@ class Chunk:
         return (self.emit_from is None or time >= self.emit_from) and (self.emit_to is None or time < self.emit_to)
 
 
-def plan_chunks(window: Window, minutes: int = 10) -> list[Chunk]:
-    """Cut `window` into chunks of `minutes` (see the module docstring). The first chunk reads from
-    upstream's start margin and emits everything before its end; the last reads to upstream's end
-    margin."""
+def count_chunks(window: Window, minutes: int) -> int:
+    """How many chunks `plan_chunks` yields (without making them: a window of years has millions)."""
+    if minutes < 1:
+        raise ExportError("chunk must be at least one minute")
+    step = minutes * BATCH_INTERVAL
+    first_edge = batch_time_of(window.start) + step
+    if first_edge >= window.end:
+        return 1
+    return 1 + math.ceil((window.end - first_edge) / step)
+
+
+def plan_chunks(window: Window, minutes: int = 10) -> Iterator[Chunk]:
+    """Cut `window` into chunks of `minutes` (see the module docstring), lazily. The first chunk
+    reads from upstream's start margin and emits everything before its end; the last reads to
+    upstream's end margin."""
     if minutes < 1:
         raise ExportError("chunk must be at least one minute")
     first_file = batch_time_of(window.start) - BEFORE
     last_file = batch_time_of(window.end) + AFTER
     step = minutes * BATCH_INTERVAL
-    edges: list[int] = []
-    edge = batch_time_of(window.start) + step
-    while edge < window.end:
-        edges.append(edge)
-        edge += step
-    chunks: list[Chunk] = []
     lower: int | None = None
-    for upper in [*edges, None]:
+    edge = batch_time_of(window.start) + step
+    while True:
+        upper = edge if edge < window.end else None
         read_from = first_file if lower is None else max(first_file, lower - BEFORE - EXTRA_CONTEXT)
         read_to = last_file if upper is None else min(last_file, upper + AFTER)
-        chunks.append(Chunk(read_from, read_to, lower, upper))
+        yield Chunk(read_from, read_to, lower, upper)
+        if upper is None:
+            return
         lower = upper
-    return chunks
+        edge += step
 
 
 MAX_RANGE = 60  # s, the widest range the archiver writes (a delayed JOIN/PART)

@@ -98,7 +98,7 @@ _TAG_TYPES = frozenset((str, bool))
 _NUMBER_TYPES = frozenset((int, float))
 
 
-def _plainly_valid(record: dict[str, Any]) -> bool:
+def plainly_valid(record: dict[str, Any]) -> bool:
     """A quick sufficient check of the record schema: True means `validate_record` would accept it.
 
     Typed by whole sets rather than value by value, which is several times faster than
@@ -151,7 +151,7 @@ def fast_records(data: bytes) -> list[dict[str, Any]] | None:
     if again != joined:
         return None
     for record in records:
-        if type(record) is not dict or not _plainly_valid(record):
+        if type(record) is not dict or not plainly_valid(record):
             return None
     return records
 
