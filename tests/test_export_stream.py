@@ -109,7 +109,7 @@ def test_cli_damaged_file_names_file_and_line(tmp_path: Path) -> None:
 def test_parallel_parts_give_the_serial_bytes(tmp_path: Path, monkeypatch: Any) -> None:
     """Parts stitched from worker processes equal the serial export byte for byte in every format,
     across a UTC midnight (text day headers) and with filters that leave parts empty."""
-    from chat_archiver.exporting import stream
+    from chat_archiver.exporting import parts, stream
 
     t0 = 1_700_002_800 + 1800  # 2023-11-14T23:30Z; the window runs past midnight
     for m in range(100):
@@ -123,7 +123,7 @@ def test_parallel_parts_give_the_serial_bytes(tmp_path: Path, monkeypatch: Any) 
             "command": "JOIN", "params": ["#chan"], "sender": "j", "user": "j", "host": None, "tags": None,
             "receivers": {"h.s.0": t + 20}, "time": t - 35, "time_range": 55,
         }])
-    monkeypatch.setattr(stream, "PART_CHUNKS", 4)
+    monkeypatch.setattr(parts, "PART_CHUNKS", 4)
     window = Window(t0, t0 + 100 * 60)
     for fmt in ("json", "jsonl", "text", "irc"):
         for filters in (Filters(), Filters.of([], ["rare"]), Filters.of([], ["nobody"])):

@@ -3,8 +3,7 @@
 Memory holds a chunk of minutes at a time (see `window.plan_chunks`), so an export of a day costs
 no more memory than one of a few minutes. Each minute's files are read once: records of the
 minutes two chunks share stay in a small cache, slimmed to what later chunks can need, until the
-last chunk that needs them is done. Long windows are split into parts for a process pool
-(`export`), each part a run of the same chunks, so the bytes do not depend on the number of jobs.
+last chunk that needs them is done. Long windows go to a process pool in parts (`parts.py`).
 
 What a reader is shown comes from the merge package: `merge.view.fold_for_reading` merges the
 records (`merge.core.merge_records`) and then folds ranged duplicates from different receivers.
@@ -13,21 +12,15 @@ It is a parameter so tests can pin it, and imported only when an export runs.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-import shutil
-import tempfile
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from functools import partial
 from itertools import pairwise
-from multiprocessing.pool import AsyncResult
 from typing import IO, Any
 
 import orjson
 
-from chat_archiver.exporting.formats import Renderer, day_of
+from chat_archiver.exporting.formats import Renderer
 from chat_archiver.exporting.window import (
     MAX_RANGE,
     Chunk,
@@ -45,7 +38,6 @@ from replay.canonical import BATCH_INTERVAL, batch_relpath, canonical_json, pars
 from replay.errors import InputError
 
 CHUNK_MINUTES = 2  # peak memory grows with it; 2 minutes of a 100 msg/s channel is ~200 MB
-PART_CHUNKS = 30  # chunks per part when a long export is spread over processes (an hour)
 
 Records = list[dict[str, Any]]
 RecordsFn = Callable[[Records], Records]
@@ -270,88 +262,6 @@ def write_export(records: Iterable[dict[str, Any]], fmt: str, out: IO[bytes]) ->
     return count
 
 
-def _groups(chunks: Iterable[Chunk], size: int) -> Iterator[list[Chunk]]:
-    group: list[Chunk] = []
-    for chunk in chunks:
-        group.append(chunk)
-        if len(group) == size:
-            yield group
-            group = []
-    if group:
-        yield group
-
-
-@dataclass(frozen=True)
-class _Part:
-    root: str
-    channel: str
-    window: Window
-    chunks: list[Chunk]
-    filters: Filters
-    fmt: str
-    path: str
-
-
-def _render_part(part: _Part) -> tuple[str, int, str | None, str | None]:
-    """Worker: render one part to its temporary file. Returns (path, records, first and last day).
-
-    For json the file holds the array's items only, joined by `,\\n`: the parent writes the
-    brackets and the commas between parts. The other formats are rendered whole."""
-    renderer = None if part.fmt == "json" else Renderer(part.fmt)
-    count = 0
-    first_day = last_day = None
-    with open(part.path, "wb") as out:
-        buffer: list[str] = []
-        for record in iter_chunks(part.root, part.channel, part.window, part.chunks, part.filters):
-            if renderer is not None:
-                buffer.append(renderer.add(record))
-            else:
-                buffer.append(canonical_json(record) if count == 0 else ",\n" + canonical_json(record))
-            last_day = day_of(record)
-            if count == 0:
-                first_day = last_day
-            count += 1
-            if len(buffer) >= 4096:
-                out.write("".join(buffer).encode("utf-8", "replace"))
-                buffer.clear()
-        out.write("".join(buffer).encode("utf-8", "replace"))
-    return part.path, count, first_day, last_day
-
-
-class _Stitcher:
-    """Copies finished parts to the output in order, mending the seams: the json array's brackets
-    and commas, and a text day header that the previous part already wrote."""
-
-    def __init__(self, fmt: str, out: IO[bytes], on_chunk: Callable[[int], None] | None) -> None:
-        self.fmt = fmt
-        self.out = out
-        self.on_chunk = on_chunk
-        self.total = 0
-        self.last_day: str | None = None
-        if fmt == "json":
-            out.write(b"[")
-
-    def add(self, part: _Part, result: AsyncResult[tuple[str, int, str | None, str | None]]) -> None:
-        path, count, first, last = result.get()
-        with open(path, "rb") as f:
-            if count and self.fmt == "json":
-                self.out.write(b",\n" if self.total else b"\n")
-            if count and self.fmt == "text" and first == self.last_day:
-                f.readline()  # the day header the previous part already wrote
-            shutil.copyfileobj(f, self.out, 1 << 20)
-        os.unlink(path)
-        if count:
-            self.total += count
-            self.last_day = last
-        if self.on_chunk is not None:
-            self.on_chunk(len(part.chunks))
-
-    def finish(self) -> int:
-        if self.fmt == "json":
-            self.out.write(b"\n]\n" if self.total else b"]\n")
-        return self.total
-
-
 def export(
     root: str, channel: str, window: Window, fmt: str, out: IO[bytes], *, filters: Filters = NO_FILTERS,
     jobs: int = 1, on_plan: Callable[[int], None] | None = None, on_chunk: Callable[[int], None] | None = None,
@@ -359,35 +269,17 @@ def export(
     """Write the export of `window` to `out`; returns the number of records.
 
     `on_plan(n)` is told the number of chunks once, `on_chunk(k)` each time k more are done (the
-    CLI hangs its progress bar on them).
-
-    A window of at least two parts (`PART_CHUNKS` chunks each) with `jobs` > 1 is spread over a
-    process pool: each worker renders a part to a temporary file, and the parts are copied to
-    `out` in order (the merge and fold are CPU-bound, so a second core nearly halves the time).
-    The bytes are the same as the serial export's: the json brackets and commas and the text's
-    day headers are stitched at the part edges.
+    CLI hangs its progress bar on them). A window of at least two parts with `jobs` > 1 goes to a
+    process pool (`parts.export_in_parts`), with the same bytes as the serial export.
     """
+    from chat_archiver.exporting import parts  # noqa: PLC0415 (parts imports this module)
+
     count = count_chunks(window, CHUNK_MINUTES)
     if on_plan is not None:
         on_plan(count)
     chunks = plan_chunks(window, CHUNK_MINUTES)
-    if jobs <= 1 or count < 2 * PART_CHUNKS:
+    if jobs <= 1 or count < 2 * parts.PART_CHUNKS:
         return write_export(iter_chunks(root, channel, window, chunks, filters, on_chunk=on_chunk), fmt, out)
     channel_folder(root, channel)  # fail before starting workers
-    with tempfile.TemporaryDirectory(prefix="chat-export-") as temp:
-        parts = (
-            _Part(root, channel, window, group, filters, fmt, os.path.join(temp, f"{i:08d}"))
-            for i, group in enumerate(_groups(chunks, PART_CHUNKS))
-        )
-        stitch = _Stitcher(fmt, out, on_chunk)
-        context = multiprocessing.get_context("forkserver")
-        with context.Pool(jobs) as pool:
-            # at most two parts per worker in flight (Pool.imap would read the whole plan at once)
-            pending: deque[tuple[_Part, AsyncResult[tuple[str, int, str | None, str | None]]]] = deque()
-            for part in parts:
-                pending.append((part, pool.apply_async(_render_part, (part,))))
-                if len(pending) >= 2 * jobs:
-                    stitch.add(*pending.popleft())
-            while pending:
-                stitch.add(*pending.popleft())
-        return stitch.finish()
+    return parts.export_in_parts(root, channel, window, chunks, fmt=fmt, out=out, filters=filters, jobs=jobs,
+                                 on_chunk=on_chunk)
