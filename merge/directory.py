@@ -477,6 +477,14 @@ def _dest_minute_records(dest_root: str, channel: str, minute: int) -> tuple[byt
         return None  # let merge_tree find and report it
 
 
+def _content_of(path: str) -> bytes | None:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
 def merge_into(
     src_roots: Iterable[str],
     dest_root: str,
@@ -520,8 +528,14 @@ def merge_into(
                 seen.add(channel)
                 hour, name = batch_relpath(bf.batch_time, bf.digest)
                 target = os.path.join(dest_root, channel, "chat", hour, name)
-                if os.path.exists(target):
-                    continue
+                try:
+                    with open(target, "rb") as f:
+                        if f.read() == _content_of(bf.path):
+                            continue  # already there
+                    # A damaged file holds the name: quarantine it (writing would destroy it), then copy.
+                    _Channel(dest_root, channel, stats, True, on_problem).report(target, _HASH_MISMATCH, None)
+                except FileNotFoundError:
+                    pass
                 current = _dest_minute_records(dest_root, channel, bf.batch_time)
                 if current is not None:
                     merger = Merger()

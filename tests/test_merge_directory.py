@@ -405,3 +405,14 @@ def test_full_merge_folds_across_minutes_into_the_merge_of_everything(
     assert tree(root) == canonical_tree([r for a in archives for r in a])
     again = merge_tree(root, full=True)
     assert again.files_written == again.files_deleted == 0
+
+
+def test_merge_into_does_not_trust_a_damaged_file_holding_a_source_name(tmp_path: Path) -> None:
+    src, dest = str(tmp_path / "src"), str(tmp_path / "dest")
+    (path,) = write_archive(src, [_privmsg("host1.a.0", MERGE_MINUTE0 + 5.0)])
+    squatter = os.path.join(dest, os.path.relpath(path, src))
+    os.makedirs(os.path.dirname(squatter))
+    Path(squatter).write_bytes(b"torn")
+    stats = merge_into([src], dest)
+    assert [p.path for p in stats.problems] == [squatter]
+    assert tree(dest) == tree(src)
