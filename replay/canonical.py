@@ -151,38 +151,46 @@ def parse_batch_name(hour: str, name: str) -> tuple[int, str] | None:
     return int(moment.timestamp()), m.group(3)
 
 
+_STR = {str}
+_STR_OR_TRUE = {str, bool}
+_NUMBER = {int, float}
+_OPTIONAL_STR = (str, type(None))
+
+
 def validate_record(record: object) -> dict[str, Any]:
-    """Check that a decoded line has the archive record schema; raise InputError if not."""
-    if not isinstance(record, dict):
+    """Check that a decoded line has the archive record schema; raise InputError if not.
+
+    Written for speed (a merge validates every line it reads): type sets are built by C loops.
+    """
+    if type(record) is not dict:
         raise InputError("record is not a JSON object")
-    keys = set(record)
-    if keys != RECORD_KEYS:
+    if record.keys() != RECORD_KEYS:
+        keys = set(record)
         missing = sorted(RECORD_KEYS - keys)
         extra = sorted(keys - RECORD_KEYS)
         raise InputError(f"record keys wrong (missing {missing}, unexpected {extra})")
-    if not isinstance(record["command"], str):
+    if type(record["command"]) is not str:
         raise InputError("'command' is not a string")
     params = record["params"]
-    if not isinstance(params, list) or not all(isinstance(p, str) for p in params):
+    if type(params) is not list or not set(map(type, params)) <= _STR:
         raise InputError("'params' is not a list of strings")
-    for key in ("sender", "user", "host"):
-        if record[key] is not None and not isinstance(record[key], str):
-            raise InputError(f"'{key}' is not a string or null")
+    if not (
+        isinstance(record["sender"], _OPTIONAL_STR)
+        and isinstance(record["user"], _OPTIONAL_STR)
+        and isinstance(record["host"], _OPTIONAL_STR)
+    ):
+        raise InputError("'sender', 'user' or 'host' is not a string or null")
     tags = record["tags"]
     if tags is not None and (
-        not isinstance(tags, dict) or not all(isinstance(v, str) or v is True for v in tags.values())
+        type(tags) is not dict or not set(map(type, tags.values())) <= _STR_OR_TRUE or False in tags.values()
     ):
-        raise InputError("'tags' is not an object of strings")
+        raise InputError("'tags' is not an object of strings (or true)")
     receivers = record["receivers"]
-    if not isinstance(receivers, dict) or not receivers or not all(_is_number(v) for v in receivers.values()):
+    if type(receivers) is not dict or not receivers or not set(map(type, receivers.values())) <= _NUMBER:
         raise InputError("'receivers' is not a non-empty object of numbers")
-    if not _is_number(record["time"]) or not _is_number(record["time_range"]):
+    if type(record["time"]) not in _NUMBER or type(record["time_range"]) not in _NUMBER:
         raise InputError("'time' or 'time_range' is not a number")
     return record
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def parse_batch(data: bytes, source: str = "<batch>") -> list[dict[str, Any]]:
@@ -192,9 +200,10 @@ def parse_batch(data: bytes, source: str = "<batch>") -> list[dict[str, Any]]:
         return records
     if not data.endswith(b"\n"):
         raise InputError("batch file does not end with a newline (torn write?)", source)
+    long_digits = _LONG_DIGITS.search(data) is not None  # one scan of the file, not one per line
     for number, line in enumerate(data[:-1].split(b"\n"), 1):
         try:
-            if _LONG_DIGITS.search(line):
+            if long_digits and _LONG_DIGITS.search(line):
                 value = json.loads(line)  # orjson reads ints beyond 64 bits as floats; the stdlib keeps them
             else:
                 try:

@@ -93,3 +93,29 @@ def test_parse_batch_names_the_bad_file_and_line(data: bytes, message: str) -> N
     with pytest.raises(InputError) as e:
         parse_batch(data, "f.json")
     assert str(e.value).startswith(message)
+
+
+GOOD = {"command": "JOIN", "params": ["#c"], "sender": "a", "user": "a", "host": "a", "tags": {"x": True, "y": ""},
+        "receivers": {"h.S.0": 1.5}, "time": 1.0, "time_range": 0}
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"params": ["#c", 1]}, "'params'"),
+    ({"params": "#c"}, "'params'"),
+    ({"host": 5}, "'host' is not a string"),
+    ({"tags": {"x": False}}, "'tags'"),
+    ({"tags": {"x": 0}}, "'tags'"),
+    ({"tags": ["x"]}, "'tags'"),
+    ({"receivers": {}}, "'receivers'"),
+    ({"receivers": {"h": True}}, "'receivers'"),
+    ({"receivers": {"h": "1"}}, "'receivers'"),
+    ({"time": None}, "'time'"),
+    ({"time_range": False}, "'time'"),
+    ({"command": None}, "'command'"),
+])
+def test_validate_record_refuses_each_schema_fault(change: dict, message: str) -> None:
+    from replay.canonical import validate_record
+
+    assert validate_record(dict(GOOD)) == GOOD
+    with pytest.raises(InputError, match=message):
+        validate_record({**GOOD, **change})
