@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from merge.directory import merge_into, merge_tree
 from replay.api import replay
-from tests.test_replay_soundness import record_scenario, scenarios
+from tests.simulation import record_scenario, scenarios
 
 
 def tree(root: Path) -> dict[str, bytes]:
