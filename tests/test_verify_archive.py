@@ -328,3 +328,23 @@ def test_cli_report_marks_gap_minutes_in_the_heat_map_and_lists_gaps(tmp_path: P
     assert "××" in row  # minutes 22:18 and 22:19: nobody connected
     assert "spans with no recorder connected" in result.stdout and "135.0" in result.stdout
     assert "gap" in result.stdout and "problems (1)" in result.stdout
+
+
+def test_report_of_a_long_archive_has_one_row_per_day(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from chat_archiver.verify.render import render
+
+    for day in range(4):  # beyond HEATMAP_MAX_HOURS: rows per day, cells per hour
+        write_batch(str(tmp_path), CHANNEL, M0 + 86_400 * day, minute_records(1440 * day))
+    Path(tmp_path / "empty" / "chat").mkdir(parents=True)  # a channel with no records at all
+    console = Console(record=True, width=120)
+    report = verify_archive(str(tmp_path), jobs=1)
+    render(report, console)
+    text = console.export_text()
+    rows = [line for line in text.splitlines() if "█" in line]
+    assert [row.split()[1] for row in rows] == ["2023-11-14", "2023-11-15", "2023-11-16", "2023-11-17"]
+    assert "??????" in rows[1]  # empty hours without raw recordings: unexplained, not quiet
+    assert "per day" in text and "per hour" in text  # the empty channel still has an (empty) hour table
+    assert "no records" in text
+    assert report.exit_status == 0

@@ -135,8 +135,8 @@ def _heatmap(ch: ChannelReport) -> RenderableType:
         hourly = {hs.hour: hs for hs in ch.hours}
         peak = max((hs.records for hs in ch.hours), default=1) or 1
         first_day = ch.first_minute - ch.first_minute % 86400
-        text.append("day (UTC)   " + "".join(str(i // 10) if i % 6 == 0 else " " for i in range(24)) + "\n",
-                    style="dim")
+        text.append("day (UTC)   " + "".join(str(i).ljust(6) for i in range(0, 24, 6)) + "\n", style="dim")
+        unknown = "empty" in ch.minute_states.values()  # no raw recordings: an empty hour is unexplained
         for d in range(first_day, ch.last_minute + 1, 86400):
             text.append(f"{_fmt_time(d)[:10]}  ", style="dim")
             for h in range(d, d + 86400, 3600):
@@ -146,7 +146,8 @@ def _heatmap(ch: ChannelReport) -> RenderableType:
                 elif hs.gap_minutes:
                     text.append("×", style="bold red")
                 elif hs.records == 0:
-                    text.append("·", style="dim")
+                    mark, style = _EMPTY_MARK["empty" if unknown else "quiet"]
+                    text.append(mark, style=style)
                 else:
                     text.append(_SHADES[min(7, int(8 * hs.records / peak))], style="green")
             text.append("\n")
@@ -167,6 +168,26 @@ def _cell(text: Text, minute: int, counts: list[int] | None, peak: int, ch: Chan
     text.append(shade, style="yellow" if counts[2] and counts[1] and counts[2] * 2 > counts[1] else "green")
 
 
+def _period_table(ch: ChannelReport) -> Table:
+    """Counts per hour, or per day when the archive is longer than the heat map's hourly rows."""
+    daily = len(ch.hours) > HEATMAP_MAX_HOURS
+    rows: dict[int, list[int]] = {}
+    for hs in ch.hours:
+        key = hs.hour - hs.hour % 86_400 if daily else hs.hour
+        row = rows.setdefault(key, [0, 0, 0, 0, 0])
+        for i, n in enumerate((hs.records, hs.messages, hs.single, hs.empty_minutes, hs.gap_minutes)):
+            row[i] += n
+    label = "day (UTC)" if daily else "hour (UTC)"
+    table = Table(title="per day" if daily else "per hour", title_justify="left", box=None, pad_edge=False)
+    for col in (label, "records", "messages", "1 receiver", "empty min", "gap min"):
+        table.add_column(col, justify="left" if col == label else "right")
+    for key in sorted(rows):
+        records, messages, single, empty, gap = rows[key]
+        table.add_row(_fmt_time(key)[:10 if daily else 13], str(records), str(messages), str(single), str(empty),
+                      Text(str(gap), style="red" if gap else ""))
+    return table
+
+
 def _channel_panel(ch: ChannelReport) -> Panel:
     t = ch.tally
     parts: list[RenderableType] = []
@@ -177,13 +198,7 @@ def _channel_panel(ch: ChannelReport) -> Panel:
     ))
     parts.append(_heatmap(ch))
 
-    hours = Table(title="per hour", title_justify="left", box=None, pad_edge=False)
-    for col in ("hour (UTC)", "records", "messages", "1 receiver", "empty min", "gap min"):
-        hours.add_column(col, justify="right" if col != "hour (UTC)" else "left")
-    for hs in ch.hours:
-        hours.add_row(_fmt_time(hs.hour)[:13], str(hs.records), str(hs.messages), str(hs.single),
-                      str(hs.empty_minutes), Text(str(hs.gap_minutes), style="red" if hs.gap_minutes else ""))
-    parts.append(hours)
+    parts.append(_period_table(ch))
 
     if ch.gaps:
         gaps = Table(title="spans with no recorder connected", title_justify="left", box=None)
