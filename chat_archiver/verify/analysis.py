@@ -124,11 +124,16 @@ def _clusters(tally: ChannelTally) -> list[tuple[int, int, int]]:
     return runs[:TOP_CLUSTERS]
 
 
-def _iso(t: float) -> str:
+def iso(t: float | None) -> str | None:
+    """UTC ISO 8601 with a Z, whole seconds unless there is a fraction; None stays None."""
+    if t is None or not math.isfinite(t):
+        return None
     try:
-        return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        moment = datetime.fromtimestamp(t, UTC)
     except (OverflowError, OSError, ValueError):
-        return repr(t)
+        return None
+    text = moment.isoformat(timespec="milliseconds" if t != int(t) else "seconds")
+    return text.replace("+00:00", "Z")
 
 
 def analyse_channel(
@@ -149,7 +154,7 @@ def analyse_channel(
         for lo, hi in gaps:
             if hi - lo >= MIN_GAP:
                 findings.append(Finding(
-                    "gap", f"no recorder connected for {hi - lo:.1f} s, {_iso(lo)} to {_iso(hi)}",
+                    "gap", f"no recorder connected for {hi - lo:.1f} s, {iso(lo)} to {iso(hi)}",
                     channel=channel, start=lo, end=hi,
                 ))
     real_gaps = [g for g in gaps if g[1] - g[0] >= MIN_GAP]

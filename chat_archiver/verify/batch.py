@@ -32,6 +32,7 @@ from chat_archiver.verify.tally import (
     range_class,
     recorder_of,
 )
+from merge.core import message_id
 from replay.canonical import RECORD_KEYS, batch_time_of, canonical_json, content_hash, validate_record
 from replay.errors import InputError
 
@@ -188,17 +189,6 @@ def _slow_records(data: bytes, report: _Reporter) -> list[tuple[int, dict[str, A
     return good
 
 
-def _message_id(tags: dict[str, Any] | None) -> str | None:
-    """The message id (tag `id`, else IRCv3 `msgid`): records with one fold across receivers."""
-    if not tags:
-        return None
-    value = tags.get("id")
-    if isinstance(value, str):
-        return value
-    value = tags.get("msgid")
-    return value if isinstance(value, str) else None
-
-
 def _batch_of(time: float) -> int | None:
     try:
         return batch_time_of(time)
@@ -273,11 +263,11 @@ def _check_records(
             report.add("conflict", f"time_range {time_range!r}: receivers' ranges are disjoint", number)
         elif not time_range <= 60:
             report.add("odd-range", f"time_range {time_range!r} is wider than the archiver makes", number)
-        message_id = _message_id(record["tags"])
-        if message_id is not None:
-            if message_id in ids:
-                report.add("duplicate-id", f"message id {message_id} appears again", number)
-            ids.add(message_id)
+        mid = message_id(record)
+        if mid is not None:
+            if mid in ids:
+                report.add("duplicate-id", f"message id {mid} appears again", number)
+            ids.add(mid)
 
 
 def _count(records: list[dict[str, Any]], batch_time: int, tally: ChannelTally) -> None:
@@ -296,7 +286,7 @@ def _count(records: list[dict[str, Any]], batch_time: int, tally: ChannelTally) 
         name = "exact" if time_range == 0 else range_class(time_range)
         ranges[name] = ranges.get(name, 0) + 1
         seen_by = record["receivers"]
-        has_id = _message_id(record["tags"]) is not None
+        has_id = message_id(record) is not None
         alone = len(seen_by) == 1
         if has_id:
             messages += 1

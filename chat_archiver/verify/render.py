@@ -12,8 +12,6 @@ hour instead, so the map stays readable.
 
 from __future__ import annotations
 
-import math
-from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console, Group, RenderableType
@@ -21,7 +19,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from chat_archiver.verify.analysis import ChannelReport, Report
+from chat_archiver.verify.analysis import ChannelReport, Report, iso
 from chat_archiver.verify.findings import NOTICE, PROBLEM, UNREADABLE
 from chat_archiver.verify.tally import RANGE_CLASSES
 
@@ -30,18 +28,6 @@ HEATMAP_MAX_HOURS = 72
 FINDINGS_SHOWN = 40
 _SHADES = "▁▂▃▄▅▆▇█"
 _EMPTY_MARK = {"quiet": ("·", "dim"), "gap": ("×", "bold red"), "empty": ("?", "yellow")}
-
-
-def iso(t: float | None) -> str | None:
-    """UTC ISO 8601 with a Z, whole seconds unless there is a fraction; None stays None."""
-    if t is None or not math.isfinite(t):
-        return None
-    try:
-        moment = datetime.fromtimestamp(t, UTC)
-    except (OverflowError, OSError, ValueError):
-        return None
-    text = moment.isoformat(timespec="milliseconds" if t != int(t) else "seconds")
-    return text.replace("+00:00", "Z")
 
 
 # ---------------------------------------------------------------- JSON
