@@ -34,8 +34,8 @@ RECORD_KEYS = frozenset(
 )
 
 _LONG_DIGITS = re.compile(rb"\d{19}")
-def _ensure_ascii(raw: bytes) -> bytes:
-    """Rewrite orjson's UTF-8 output the way `ensure_ascii` writes it.
+def ensure_ascii(raw: bytes) -> bytes:
+    """Rewrite JSON text in UTF-8 (orjson's output) the way `json.dumps(..., ensure_ascii=True)` writes it.
 
     `backslashreplace` (C speed) turns non-ASCII characters into `\\xNN`, `\\uNNNN` or `\\UNNNNNNNN`;
     JSON wants `\\u00NN` and surrogate pairs. Backslashes that were in the text are already doubled by
@@ -96,7 +96,7 @@ def canonical_bytes(record: Mapping[str, Any]) -> bytes:
         else:
             if raw.isascii() and b"\x7f" not in raw:
                 return raw
-            return _ensure_ascii(raw)
+            return ensure_ascii(raw)
     return json.dumps(record, separators=(",", ":"), sort_keys=True).encode("ascii")
 
 

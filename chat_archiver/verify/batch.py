@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,24 +32,12 @@ from chat_archiver.verify.tally import (
     recorder_of,
 )
 from merge.core import message_id
-from replay.canonical import RECORD_KEYS, batch_time_of, canonical_json, content_hash, validate_record
+from replay.canonical import RECORD_KEYS, batch_time_of, canonical_json, content_hash, ensure_ascii, validate_record
 from replay.errors import InputError
 
 # Per file and kind, report this many lines one by one, then one summary finding for the rest:
 # a file mangled on every line should not bury the report.
 LINE_FINDINGS_PER_KIND = 5
-
-_NON_ASCII = re.compile("[\x7f-\U0010ffff]")
-
-
-def _json_escape(match: re.Match[str]) -> str:
-    # ensure_ascii's form: \uXXXX, astral characters as a surrogate pair
-    code = ord(match.group())
-    if code < 0x10000:
-        return f"\\u{code:04x}"
-    code -= 0x10000
-    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
-
 
 @dataclass
 class FileScan:
@@ -148,7 +135,7 @@ def fast_records(data: bytes) -> list[dict[str, Any]] | None:
     except TypeError:
         return None
     if not again.isascii():
-        again = _NON_ASCII.sub(_json_escape, again.decode("utf-8")).encode("ascii")
+        again = ensure_ascii(again)
     if again != joined:
         return None
     for record in records:
