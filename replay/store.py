@@ -35,6 +35,8 @@ def fsync_dir(path: str) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, path) from e
     finally:
         os.close(fd)
 
@@ -64,6 +66,12 @@ def write_bytes_atomic(path: str, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(temp, path)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        if e.filename is None:  # a failed write or fsync names no file: say which one (a full disk)
+            raise OSError(e.errno, e.strerror, path) from e
+        raise
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(temp)
