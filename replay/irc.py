@@ -20,11 +20,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Union
 
 from replay.errors import IRCParseError
 
-TagValue = Union[str, None]  # noqa: UP007 (a runtime alias; kept explicit for readers)
+TagValue = str | None
 
 _IRCV3_UNESCAPES = {":": ";", "s": " ", "\\": "\\", "r": "\r", "n": "\n"}
 _IRCV3_ESCAPES = {";": "\\:", " ": "\\s", "\\": "\\\\", "\r": "\\r", "\n": "\\n"}
