@@ -11,6 +11,7 @@ from rich.table import Table
 from chat_archiver.console import EXIT_PROBLEMS, err, fail, out, progress, warn
 from chat_archiver.timeparse import parse_time
 from replay.api import ReplayReport, replay
+from replay.engine import SKIP_BAD_CHANNEL, SKIP_UNPARSABLE
 from replay.errors import ReplayError
 from replay.rawfile import find_raw_files
 from replay.timestamps import Timing
@@ -83,7 +84,7 @@ def register(app: typer.Typer) -> None:
         except OSError as e:
             fail(f"{e.filename or out_root}: {e.strerror or e}")
         summary = _summary(report)
-        problems = report.raw_problems or report.stats.problems
+        bad_lines = report.stats.skipped[SKIP_UNPARSABLE] + report.stats.skipped[SKIP_BAD_CHANNEL]
         if as_json:
             out.print_json(json.dumps(summary))
         else:
@@ -91,11 +92,11 @@ def register(app: typer.Typer) -> None:
                 warn(str(p))
             for line in report.stats.problems[:20]:
                 warn(line)
-            if len(report.stats.problems) > 20:
-                warn(f"... and {len(report.stats.problems) - 20} more unparsable lines")
+            if bad_lines > 20:
+                warn(f"... and {bad_lines - 20} more unparsable lines")
             _print_table(summary)
-        if problems:
-            err.print(f"{len(report.raw_problems) + len(report.stats.problems)} damaged input line(s) skipped")
+        if report.raw_problems or bad_lines:
+            err.print("damaged input was skipped (see above); everything readable was replayed")
             raise typer.Exit(EXIT_PROBLEMS)
 
 

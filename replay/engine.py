@@ -32,6 +32,10 @@ SKIP_FILTERED = "channel not selected"
 SKIP_BAD_CHANNEL = "unsafe channel name"
 
 
+# Unparsable lines are described one by one up to this many per stream; all are counted in `skipped`.
+PROBLEMS_KEPT = 1000
+
+
 @dataclass
 class Stats:
     """Counters of one replay; summed over streams by the shell."""
@@ -141,7 +145,8 @@ class StreamReplayer:
             command, params, sender, user, host, tags = parse_compat(line)
         except IRCParseError as e:
             stats.skipped[SKIP_UNPARSABLE] += 1
-            stats.problems.append(f"{self.recorder}.{self.slug} seq {seq}: {e.message}")
+            if len(stats.problems) < PROBLEMS_KEPT:
+                stats.problems.append(f"{self.recorder}.{self.slug} seq {seq}: {e.message}")
             return
         dialect = c.dialect
         if command == dialect.init_command:
@@ -164,7 +169,8 @@ class StreamReplayer:
             return
         if not _safe_folder(name):
             stats.skipped[SKIP_BAD_CHANNEL] += 1
-            stats.problems.append(f"{self.recorder}.{self.slug} seq {seq}: unsafe channel name {name!r} skipped")
+            if len(stats.problems) < PROBLEMS_KEPT:
+                stats.problems.append(f"{self.recorder}.{self.slug} seq {seq}: unsafe channel name {name!r} skipped")
             return
         clock = c.clock
         server_time = dialect.server_time(tags)

@@ -89,27 +89,42 @@ def read_header(path: str) -> Header:
     return header
 
 
+# Per file, damaged lines are reported one by one up to this many, then counted in one summary
+# problem: a file mangled throughout must not flood the report or the memory.
+PROBLEMS_PER_FILE = 100
+
+
 def iter_file_events(path: str, problems: list[Problem]) -> Iterator[Event]:
     """Every readable event of one raw file after its header, in file order."""
     number = 1
+    damaged = 0
+
+    def report(line: int, message: str) -> None:
+        nonlocal damaged
+        damaged += 1
+        if damaged <= PROBLEMS_PER_FILE:
+            problems.append(Problem(path, line, message))
+
     try:
         with _open_raw(path) as f:
             f.readline()  # the header, checked by read_header
             for number, data in enumerate(f, 2):
                 if not data.endswith(b"\n"):
-                    problems.append(Problem(path, number, "torn last line (recorder stopped mid-write); skipped"))
+                    report(number, "torn last line (recorder stopped mid-write); skipped")
                     break
                 try:
                     event = decode_line(data[:-1])
                 except InputError as e:
-                    problems.append(Problem(path, number, f"{e.message}; line skipped"))
+                    report(number, f"{e.message}; line skipped")
                     continue
                 if isinstance(event, Header):
-                    problems.append(Problem(path, number, "unexpected second header; line skipped"))
+                    report(number, "unexpected second header; line skipped")
                     continue
                 yield event
     except (OSError, EOFError, zlib.error) as e:
-        problems.append(Problem(path, number + 1, f"file ends early or is damaged ({e}); rest skipped"))
+        report(number + 1, f"file ends early or is damaged ({e}); rest skipped")
+    if damaged > PROBLEMS_PER_FILE:
+        problems.append(Problem(path, None, f"{damaged - PROBLEMS_PER_FILE} more damaged lines skipped"))
 
 
 @dataclass

@@ -154,10 +154,23 @@ def test_fsync_happens_on_interval(tmp_path: Path) -> None:
     clock = [0.0]
     w = RawWriter(str(tmp_path), "h", "Slug1", "h", "t", fsync_interval=1.0, monotonic=lambda: clock[0])
     w.write_recv(0, "a", T0)
-    synced_before = w.fsync_seconds_total
-    clock[0] = 5.0
+    clock[0] = 0.5
     w.write_recv(0, "b", T0 + 1)
-    assert not w._dirty  # the second write was past the interval: it was fsynced
-    assert synced_before == 0.0
+    assert w.fsync_count == 0  # within the interval: flushed, not yet fsynced
+    clock[0] = 5.0
+    w.write_recv(0, "c", T0 + 2)
+    assert w.fsync_count == 1  # past the interval: fsynced
     w.close()
     assert os.path.getsize(w.paths[0]) > 0
+
+
+def test_a_file_damaged_throughout_is_summarised_not_listed_line_by_line(tmp_path: Path) -> None:
+    from replay.rawfile import PROBLEMS_PER_FILE
+
+    data = encode_header(Header("h", "Slug1", "h", "t", 0, T0)) + b"garbage\n" * 5000
+    data += encode_event(Event(RECV, 1, T0, 0, "kept"))
+    (tmp_path / "a.jsonl").write_bytes(data)
+    events, problems = read_all([str(tmp_path)])
+    assert [e.text for e in events] == ["kept"]
+    assert len(problems) == PROBLEMS_PER_FILE + 1
+    assert problems[-1].endswith(f"{5000 - PROBLEMS_PER_FILE} more damaged lines skipped")
