@@ -24,8 +24,8 @@ import threading
 import time
 from typing import Any
 
+from formats.rawfile import find_raw_files, group_streams, iter_stream_events
 from recorder.recorder import Recorder, RecorderConfig
-from replay.rawfile import find_raw_files, group_streams, iter_stream_events
 
 NICK = "benchbot"
 CHANNEL = "bench"

@@ -11,7 +11,7 @@ import tempfile
 import time
 
 from bench.gen import write_recording
-from replay.rawfile import find_raw_files, group_streams, iter_stream_events
+from formats.rawfile import find_raw_files, group_streams, iter_stream_events
 
 OUT = os.path.join(os.path.dirname(__file__), "out")
 

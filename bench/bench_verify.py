@@ -23,8 +23,8 @@ import threading
 import time
 from typing import Any
 
-from replay.canonical import format_batch
-from replay.store import write_batch_bytes
+from formats.canonical import format_batch
+from formats.store import write_batch_bytes
 
 START = 1_700_006_400  # 2023-11-15T00:00:00Z, a day boundary
 RATE = 100  # messages per second
@@ -138,7 +138,7 @@ class _PeakWatcher:
 
 
 def _measure_verify(root: str, conn: Any) -> None:
-    from chat_archiver.verify.scan import verify_archive  # noqa: PLC0415 (in the measured process only)
+    from verify.scan import verify_archive  # noqa: PLC0415 (in the measured process only)
 
     watcher = _PeakWatcher()
     started = time.monotonic()
@@ -149,9 +149,9 @@ def _measure_verify(root: str, conn: Any) -> None:
 
 
 def _measure_export(root: str, hours: int, conn: Any) -> None:
-    from chat_archiver.exporting.stream import export  # noqa: PLC0415 (in the measured process only)
-    from chat_archiver.exporting.window import Window  # noqa: PLC0415
-    from chat_archiver.verify.scan import default_jobs  # noqa: PLC0415
+    from export.stream import export  # noqa: PLC0415 (in the measured process only)
+    from export.window import Window  # noqa: PLC0415
+    from verify.scan import default_jobs  # noqa: PLC0415
 
     watcher = _PeakWatcher()
     started = time.monotonic()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import random
 
-from replay.rawfile import RawWriter
+from recorder.rawwriter import RawWriter
 
 USERS = [f"viewer{i:05d}" for i in range(5000)]
 WORDS = ["Kappa", "PogChamp", "LUL", "hello", "gg", "what", "is", "this", "chat", "desert", "bus", "lol", "nice",

@@ -10,11 +10,11 @@ from functools import partial
 import typer
 
 from chat_archiver import console
-from chat_archiver.exporting.formats import FORMATS
-from chat_archiver.exporting.stream import export
-from chat_archiver.exporting.window import ExportError, Filters, Window, parse_time
-from chat_archiver.verify.scan import default_jobs
-from replay.errors import ReplayError
+from export.formats import FORMATS
+from export.stream import export
+from export.window import ExportError, Filters, Window, parse_time
+from formats.errors import ArchiverError
+from verify.scan import default_jobs
 
 
 def register(app: typer.Typer) -> None:
@@ -63,7 +63,7 @@ def register(app: typer.Typer) -> None:
                 finally:
                     if os.path.exists(temp):
                         os.unlink(temp)
-        except (ExportError, ReplayError) as e:
+        except (ExportError, ArchiverError) as e:
             console.fail(str(e))
         except OSError as e:
             console.fail(f"{e.filename or out}: {e.strerror}")

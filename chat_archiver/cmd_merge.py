@@ -17,8 +17,8 @@ import typer
 from rich.table import Table
 
 from chat_archiver.console import EXIT_PROBLEMS, err, fail, out, warn
+from formats.errors import ArchiverError
 from merge.directory import MergeStats, Problem, merge_files, merge_into, merge_tree, watch
-from merge.errors import MergeError
 
 _COUNTS = (
     "channels", "minutes_merged", "files_read", "files_copied", "files_written", "files_deleted",
@@ -112,7 +112,7 @@ def register(app: typer.Typer) -> None:
                                    full=full)
             else:
                 stats = _watch(root, interval, channel or None, not no_quarantine, passes, as_json)
-        except MergeError as e:
+        except ArchiverError as e:
             fail(str(e))
         except OSError as e:
             fail(f"{e.filename or paths[0]}: {e.strerror or e}")

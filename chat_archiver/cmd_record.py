@@ -20,8 +20,8 @@ import typer
 from rich.markup import escape
 
 from chat_archiver.console import err, fail, warn
+from formats.errors import ArchiverError
 from recorder.channels import normalise_channels
-from recorder.errors import RecorderError
 from recorder.metrics import serve
 from recorder.recorder import DEFAULT_SERVER, Recorder, RecorderConfig
 
@@ -96,7 +96,7 @@ def register(app: typer.Typer) -> None:
                 sslopt=sslopt,
             )
             recorder = Recorder(config, log=_log)
-        except RecorderError as e:
+        except ArchiverError as e:
             fail(str(e))
 
         metrics_server = None
@@ -115,7 +115,7 @@ def register(app: typer.Typer) -> None:
                 previous[sig] = signal.signal(sig, _on_signal)
         try:
             recorder.run()
-        except RecorderError as e:
+        except ArchiverError as e:
             fail(str(e))
         finally:
             for sig, handler in previous.items():

@@ -10,10 +10,10 @@ from rich.table import Table
 
 from chat_archiver.console import EXIT_PROBLEMS, err, fail, out, progress, warn
 from chat_archiver.timeparse import parse_time
+from formats.errors import ArchiverError
+from formats.rawfile import find_raw_files
 from replay.api import ReplayReport, replay
 from replay.engine import SKIP_BAD_CHANNEL, SKIP_UNPARSABLE
-from replay.errors import ReplayError
-from replay.rawfile import find_raw_files
 from replay.timestamps import Timing
 
 
@@ -67,7 +67,7 @@ def register(app: typer.Typer) -> None:
             t_since = parse_time(since) if since else None
             t_until = parse_time(until) if until else None
             paths = find_raw_files(str(p) for p in raw_paths)
-        except (ReplayError, ValueError) as e:
+        except (ArchiverError, ValueError) as e:
             fail(str(e))
         if not paths:
             fail("no raw recordings (*.jsonl, *.jsonl.gz) found in " + ", ".join(map(str, raw_paths)))
@@ -79,7 +79,7 @@ def register(app: typer.Typer) -> None:
                     timing=timing, jobs=jobs, merge=not no_merge,
                     on_file_done=lambda _path: bar.advance(task),
                 )
-        except ReplayError as e:
+        except ArchiverError as e:
             fail(str(e))
         except OSError as e:
             fail(f"{e.filename or out_root}: {e.strerror or e}")

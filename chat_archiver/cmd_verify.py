@@ -8,8 +8,8 @@ import orjson
 import typer
 
 from chat_archiver import console
-from chat_archiver.verify.render import render, report_json
-from chat_archiver.verify.scan import VerifyError, verify_archive
+from verify.render import render, report_json
+from verify.scan import VerifyError, verify_archive
 
 
 def register(app: typer.Typer) -> None:

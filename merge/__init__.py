@@ -5,13 +5,13 @@ files on disk (atomic, durable, safe under concurrency and crashes); `merge.view
 duplicates for display. docs/merge.md gives the design, its proof sketch and counterexamples.
 """
 
+from formats.errors import ArchiverError, InputError, UsageError
 from merge.core import MergeCounts, Merged, Merger, merge, merge_bytes, merge_records, message_id
-from merge.errors import InputError, MergeError, UsageError
 
 __all__ = [
+    "ArchiverError",
     "InputError",
     "MergeCounts",
-    "MergeError",
     "Merged",
     "Merger",
     "UsageError",

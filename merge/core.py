@@ -51,8 +51,8 @@ from typing import Any
 
 import orjson
 
-from merge.errors import InputError
-from replay.canonical import batch_time_of, canonical_json
+from formats.canonical import batch_time_of, canonical_json
+from formats.errors import InputError
 
 Number = int | float
 

@@ -30,9 +30,7 @@ from collections.abc import Callable, Hashable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from merge.core import Merged, Merger, check_records, gc_paused, items_to_bytes, message_id
-from merge.errors import InputError, UsageError
-from replay.canonical import (
+from formats.canonical import (
     BATCH_INTERVAL,
     batch_relpath,
     batch_time_of,
@@ -41,8 +39,9 @@ from replay.canonical import (
     parse_batch,
     parse_batch_name,
 )
-from replay.errors import ReplayError
-from replay.store import fsync_dir, iter_batch_files, list_channels, write_bytes_atomic
+from formats.errors import ArchiverError, InputError, UsageError
+from formats.store import fsync_dir, iter_batch_files, list_channels, write_bytes_atomic
+from merge.core import Merged, Merger, check_records, gc_paused, items_to_bytes, message_id
 
 QUARANTINE = "quarantine"
 _HASH_MISMATCH = "file name does not match its content's hash (damaged or altered)"
@@ -130,7 +129,7 @@ def _verify(data: bytes, path: str, digest: str | None) -> list[dict[str, Any]]:
     try:
         with gc_paused():  # parsing allocates a dict per line and nothing cyclic
             records = parse_batch(data, path)
-    except ReplayError as e:
+    except ArchiverError as e:
         raise InputError(getattr(e, "message", str(e)), path, getattr(e, "line", None)) from None
     try:
         check_records(records)  # the merge's own checks, so a bad file fails here, not mid-merge
@@ -398,7 +397,7 @@ def _select_channels(root: str, channels: Iterable[str] | None) -> list[str]:
     for channel in wanted:
         try:
             check_channel_dirname(channel)
-        except ReplayError as e:
+        except ArchiverError as e:
             raise UsageError(str(e)) from None
     return wanted
 
@@ -511,7 +510,7 @@ def merge_into(
         for channel in _select_channels(src, channels):
             try:
                 check_channel_dirname(channel)
-            except ReplayError:
+            except ArchiverError:
                 continue
             for bf in iter_batch_files(src, channel):
                 try:

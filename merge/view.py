@@ -20,8 +20,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from formats.canonical import canonical_json
 from merge.core import CONTENT_KEYS, Number, merge, message_id
-from replay.canonical import canonical_json
 
 
 class _Fold:
@@ -59,7 +59,7 @@ def fold_for_reading(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any
     """The records as a reader should show them: merged, with ranged duplicates folded.
 
     Returns new records in canonical order (`time`, `time_range`, line). Raises
-    merge.errors.InputError for records the merge cannot use.
+    formats.errors.InputError for records the merge cannot use.
     """
     merged = merge(records).records()
     out: list[dict[str, Any]] = []

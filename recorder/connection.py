@@ -21,9 +21,9 @@ from dataclasses import dataclass
 
 import websocket
 
+from recorder.rawwriter import RawWriter
 from recorder.session import Action, Close, Fail, Ready, Reconnect, Send, Session, SessionConfig, Warn, Welcomed
 from recorder.wire import peek, split_frame
-from replay.rawfile import RawWriter
 
 POLL = 0.25
 

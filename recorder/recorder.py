@@ -24,6 +24,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from formats.errors import InputError
+from formats.rawcodec import check_recorder_name
 from recorder.channels import DIALECT_TWITCH
 from recorder.connection import (
     CLOSED,
@@ -41,10 +43,8 @@ from recorder.connection import (
 from recorder.errors import LoginFailed, StorageError, UsageError
 from recorder.limits import Backoff
 from recorder.metrics import RecorderCollector, Stats
+from recorder.rawwriter import RawWriter
 from recorder.session import SessionConfig, anonymous_nick
-from replay.errors import InputError
-from replay.rawfile import RawWriter
-from replay.rawformat import check_recorder_name
 
 DEFAULT_SERVER = "wss://irc-ws.chat.twitch.tv:443"
 SOFTWARE = "chat-archiver recorder"

@@ -37,11 +37,11 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from formats.errors import IRCParseError
+from formats.irc import Message, parse
 from recorder.channels import DIALECT_TWITCH
 from recorder.limits import JoinLimiter
 from recorder.wire import peek
-from replay.errors import IRCParseError
-from replay.irc import Message, parse
 
 TWITCH_CAPS = "twitch.tv/tags twitch.tv/commands twitch.tv/membership"
 IRCV3_WANTED_CAPS = ("server-time", "message-tags")

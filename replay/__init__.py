@@ -1,7 +1,5 @@
 """Deterministic replay of raw chat recordings into a wubloader-compatible chat archive.
 
-The package is a pure core (parsing, time reconstruction, batching, canonical bytes) plus two small
-I/O modules: `rawfile` (reading and writing raw recordings) and `store` (batch files on disk).
+A pure core (timestamp rules, batching, the engine fed event by event) plus `api`, the one-call
+wrapper that reads raw recordings and writes batch files through `formats`.
 """
-
-__version__ = "0.1.0"

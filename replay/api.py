@@ -14,11 +14,11 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from formats.canonical import format_batch
+from formats.rawfile import Problem, Stream, find_raw_files, group_streams, iter_stream_events
+from formats.store import write_batch_bytes
 from replay.batches import ClosedBatch
-from replay.canonical import format_batch
 from replay.engine import Stats, StreamReplayer
-from replay.rawfile import Problem, Stream, find_raw_files, group_streams, iter_stream_events
-from replay.store import write_batch_bytes
 from replay.timestamps import DEFAULT_TIMING, Timing
 
 

@@ -16,9 +16,9 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from replay.errors import UsageError
-from replay.irc import CompatTags
-from replay.rawformat import DIALECT_IRCV3, DIALECT_TWITCH
+from formats.errors import UsageError
+from formats.irc import CompatTags
+from formats.rawcodec import DIALECT_IRCV3, DIALECT_TWITCH
 
 _ISO_UTC = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?Z$")
 

@@ -15,12 +15,12 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from formats.canonical import check_channel_dirname
+from formats.errors import IRCParseError, UsageError
+from formats.irc import parse_compat
+from formats.rawcodec import CLOSE, OPEN, RECV, Event, receiver_name
 from replay.batches import ClosedBatch, OpenBatches
-from replay.canonical import check_channel_dirname
 from replay.dialect import TWITCH, Dialect, get_dialect
-from replay.errors import IRCParseError, UsageError
-from replay.irc import parse_compat
-from replay.rawformat import CLOSE, OPEN, RECV, Event, receiver_name
 from replay.timestamps import DEFAULT_TIMING, ServerClock, Timing
 
 # Reasons a received line is not archived (the summary counts them).

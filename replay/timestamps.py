@@ -28,8 +28,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from replay.canonical import BATCH_INTERVAL
-from replay.errors import UsageError
+from formats.canonical import BATCH_INTERVAL
+from formats.errors import UsageError
 
 
 @dataclass(frozen=True)

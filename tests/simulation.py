@@ -16,7 +16,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from replay.rawfile import RawWriter
+from recorder.rawwriter import RawWriter
 
 BASE_MS = 1_700_000_000_000
 KINDS = ["PRIVMSG", "PRIVMSG", "PRIVMSG", "CLEARCHAT", "JOIN", "PART", "NOTICE", "ROOMSTATE"]

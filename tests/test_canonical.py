@@ -8,7 +8,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from replay.canonical import (
+from formats.canonical import (
     batch_relpath,
     batch_time_of,
     canonical_json,
@@ -17,7 +17,7 @@ from replay.canonical import (
     parse_batch,
     parse_batch_name,
 )
-from replay.errors import InputError
+from formats.errors import InputError
 from tests.strategies import archive_records
 
 
@@ -114,7 +114,7 @@ GOOD = {"command": "JOIN", "params": ["#c"], "sender": "a", "user": "a", "host":
     ({"command": None}, "'command'"),
 ])
 def test_validate_record_refuses_each_schema_fault(change: dict, message: str) -> None:
-    from replay.canonical import validate_record
+    from formats.canonical import validate_record
 
     assert validate_record(dict(GOOD)) == GOOD
     with pytest.raises(InputError, match=message):

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from hypothesis import given
 
-from chat_archiver.exporting.formats import Renderer, irc_line, text_line
-from replay.irc import parse_compat
+from export.formats import Renderer, irc_line, text_line
+from formats.irc import parse_compat
 from tests.strategies import archive_records, records_in_minute
 
 T = 1700000012.345  # 22:13:32.345 UTC

@@ -16,10 +16,10 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from chat_archiver.cli import app
-from chat_archiver.exporting.stream import iter_window, write_export
-from chat_archiver.exporting.window import Filters, Window
-from replay.canonical import batch_time_of, canonical_json
-from replay.store import write_batch
+from export.stream import iter_window, write_export
+from export.window import Filters, Window
+from formats.canonical import batch_time_of, canonical_json
+from formats.store import write_batch
 from tests.strategies import archive_records, export_windows, merge_archives
 from tests.test_export_golden import upstream_rule
 
@@ -109,7 +109,7 @@ def test_cli_damaged_file_names_file_and_line(tmp_path: Path) -> None:
 def test_parallel_parts_give_the_serial_bytes(tmp_path: Path, monkeypatch: Any) -> None:
     """Parts stitched from worker processes equal the serial export byte for byte in every format,
     across a UTC midnight (text day headers) and with filters that leave parts empty."""
-    from chat_archiver.exporting import parts, stream
+    from export import parts, stream
 
     t0 = 1_700_002_800 + 1800  # 2023-11-14T23:30Z; the window runs past midnight
     for m in range(100):
@@ -138,8 +138,8 @@ def test_parallel_parts_give_the_serial_bytes(tmp_path: Path, monkeypatch: Any) 
 def test_any_archive_exports_or_fails_with_our_error(records: list[dict[str, Any]], fmt: str) -> None:
     """The fuzz invariant at the export's edge: any schema-valid records (huge ints, odd floats, any
     text) either export or raise ExportError / replay's InputError, never anything else."""
-    from chat_archiver.exporting.window import ExportError
-    from replay.errors import ReplayError
+    from export.window import ExportError
+    from formats.errors import ArchiverError
 
     with tempfile.TemporaryDirectory() as root:
         for r in records:
@@ -150,5 +150,5 @@ def test_any_archive_exports_or_fails_with_our_error(records: list[dict[str, Any
             if 0 <= minute < 2**33:  # a name the store can write (years 1970 to 2242)
                 write_batch(root, "chan", minute, [r])
         Path(root, "chan", "chat").mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(ExportError, ReplayError):
+        with contextlib.suppress(ExportError, ArchiverError):
             write_export(iter_window(root, "chan", Window(1_700_000_000, 1_700_000_600)), fmt, io.BytesIO())

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chat_archiver.exporting.window import (
+from export.window import (
     MAX_RANGE,
     ExportError,
     Filters,
@@ -22,8 +22,8 @@ from chat_archiver.exporting.window import (
     plan_chunks,
     trim_before_quiet_points,
 )
+from formats.canonical import canonical_json
 from merge.view import fold_for_reading
-from replay.canonical import canonical_json
 from tests.strategies import MERGE_MINUTE0, archive_records, merge_observations
 
 
@@ -153,7 +153,7 @@ def test_trimming_drops_only_behind_a_quiet_point() -> None:
 def test_any_window_is_refused_or_names_real_files(start: float, end: float) -> None:
     """Whatever numbers the command line gives, a window either is refused with our error or every
     minute it reads has a batch file name (no OverflowError from a date out of range)."""
-    from replay.canonical import batch_relpath
+    from formats.canonical import batch_relpath
 
     try:
         window = Window(parse_time(repr(start)), parse_time(repr(end)))

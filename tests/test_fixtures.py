@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 
 from fixtures.txt2raw import convert, to_us
+from formats.canonical import batch_relpath, batch_time_of, content_hash, format_batch
+from formats.irc import parse_compat
+from formats.rawcodec import receiver_name
 from replay.api import replay
-from replay.canonical import batch_relpath, batch_time_of, content_hash, format_batch
-from replay.irc import parse_compat
-from replay.rawformat import receiver_name
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 SPEC_CASES = sorted(p for p in (FIXTURES / "spec").iterdir() if p.is_dir())

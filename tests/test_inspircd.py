@@ -13,7 +13,7 @@ import pytest
 from ircd import INSPIRCD, InspIRCd, IrcClient
 from twitchlike import Recording, RunningRecorder, fast_config, wait_until
 
-from replay.irc import parse
+from formats.irc import parse
 
 pytestmark = [
     pytest.mark.integration,
@@ -76,8 +76,8 @@ def test_recorder_records_a_real_ircv3_channel_with_server_time_and_msgid(tmp_pa
 
     # the replay of this recording holds every message at exactly the server's time
     api = pytest.importorskip("replay.api")
+    from formats.store import iter_batch_files, read_batch_file
     from replay.dialect import ircv3_server_time
-    from replay.store import iter_batch_files, read_batch_file
 
     report = api.replay([str(raw)], str(tmp_path / "archive"))
     assert not report.raw_problems

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from replay.errors import IRCParseError
-from replay.irc import Message, parse, parse_compat
+from formats.errors import IRCParseError
+from formats.irc import Message, parse, parse_compat
 
 # -- the fuzz invariant: any text parses or raises our own error, never anything else --
 
@@ -109,7 +109,7 @@ irc_words = st.lists(irc_word, min_size=1, max_size=7).map(" ".join)
 @settings(max_examples=500)
 @given(st.one_of(irc_ish, irc_words, st.text(max_size=40)))
 def test_compat_fast_path_equals_girc_word_by_word(line: str) -> None:
-    from replay.irc import parse_compat_words
+    from formats.irc import parse_compat_words
 
     def run(f: object) -> object:
         try:

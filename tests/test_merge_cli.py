@@ -8,8 +8,8 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from chat_archiver.cli import app
+from formats.canonical import parse_batch
 from merge.core import merge
-from replay.canonical import parse_batch
 from tests.strategies import MERGE_MINUTE0
 from tests.test_merge_directory import _corrupt, _privmsg, _two_recorders, tree, write_archive
 

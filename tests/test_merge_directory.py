@@ -18,12 +18,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from formats.canonical import batch_relpath, batch_time_of, canonical_json, content_hash, format_batch, parse_batch
+from formats.errors import InputError, UsageError
+from formats.store import iter_batch_files, write_batch_bytes
 from merge import directory
 from merge.core import Merger, merge
 from merge.directory import QUARANTINE, merge_files, merge_into, merge_tree
-from merge.errors import InputError, UsageError
-from replay.canonical import batch_relpath, batch_time_of, canonical_json, content_hash, format_batch, parse_batch
-from replay.store import iter_batch_files, write_batch_bytes
 from tests.strategies import MERGE_MINUTE0, MERGE_RECEIVERS, archive_records, merge_archives, merge_observations
 
 REPO = Path(__file__).resolve().parent.parent

@@ -12,9 +12,9 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from formats.canonical import canonical_json, format_batch, parse_batch
+from formats.errors import InputError
 from merge.core import merge, merge_bytes, merge_records, observations
-from merge.errors import InputError
-from replay.canonical import canonical_json, format_batch, parse_batch
 from tests.strategies import MERGE_MINUTE0, archive_records, merge_archives
 
 Archive = list[dict[str, Any]]
@@ -211,7 +211,7 @@ def test_float_width_choice_is_associative() -> None:
 
 @given(st.lists(archive_records(), max_size=5))
 def test_any_schema_record_merges_or_raises_our_error(records: list[dict[str, Any]]) -> None:
-    """The fuzz invariant: arbitrary schema-valid records merge, or raise merge.errors.InputError."""
+    """The fuzz invariant: arbitrary schema-valid records merge, or raise formats.errors.InputError."""
     try:
         merge_records(records)
     except InputError as e:

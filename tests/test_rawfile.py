@@ -9,9 +9,8 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from replay.errors import InputError
-from replay.rawfile import RawWriter, find_raw_files, group_streams, iter_stream_events
-from replay.rawformat import (
+from formats.errors import InputError
+from formats.rawcodec import (
     RECV,
     SEND,
     Decoder,
@@ -22,6 +21,8 @@ from replay.rawformat import (
     encode_header,
     redact,
 )
+from formats.rawfile import find_raw_files, group_streams, iter_stream_events
+from recorder.rawwriter import RawWriter
 
 HOUR_US = 3_600_000_000
 T0 = 1_700_000_000_000_000 - (1_700_000_000_000_000 % HOUR_US)  # an hour boundary
@@ -165,7 +166,7 @@ def test_fsync_happens_on_interval(tmp_path: Path) -> None:
 
 
 def test_a_file_damaged_throughout_is_summarised_not_listed_line_by_line(tmp_path: Path) -> None:
-    from replay.rawfile import PROBLEMS_PER_FILE
+    from formats.rawfile import PROBLEMS_PER_FILE
 
     data = encode_header(Header("h", "Slug1", "h", "t", 0, T0)) + b"garbage\n" * 5000
     data += encode_event(Event(RECV, 1, T0, 0, "kept"))

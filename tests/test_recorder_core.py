@@ -9,9 +9,13 @@ import pytest
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
+from formats.irc import parse
+from formats.rawcodec import SEND, Event, encode_event
+from formats.rawfile import find_raw_files, group_streams, iter_stream_events
 from recorder.channels import DIALECT_IRCV3, DIALECT_TWITCH, normalise_channel, normalise_channels
 from recorder.errors import UsageError
 from recorder.limits import Backoff, JoinLimiter
+from recorder.rawwriter import RawWriter
 from recorder.session import (
     Close,
     Fail,
@@ -26,9 +30,6 @@ from recorder.session import (
     anonymous_nick,
 )
 from recorder.wire import peek, split_frame
-from replay.irc import parse
-from replay.rawfile import RawWriter, find_raw_files, group_streams, iter_stream_events
-from replay.rawformat import SEND, Event, encode_event
 
 HOUR_US = 3_600_000_000
 BASE_US = 1_764_320_400_000_000  # 2025-11-28T09:00:00Z, an hour boundary
@@ -366,8 +367,8 @@ def test_any_line_is_taken_without_an_exception(line: str, dialect: str) -> None
 def test_the_default_recorder_name_is_the_host_name_made_safe(
     host: str, name: str, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    from formats.rawcodec import check_recorder_name
     from recorder import recorder
-    from replay.rawformat import check_recorder_name
 
     monkeypatch.setattr(recorder.socket, "gethostname", lambda: host)
     assert recorder.default_name() == name

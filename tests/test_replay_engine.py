@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from formats.canonical import parse_batch
+from formats.errors import UsageError
+from formats.rawcodec import Event
 from replay.api import replay
-from replay.canonical import parse_batch
 from replay.engine import StreamReplayer
-from replay.errors import UsageError
-from replay.rawformat import Event
 from replay.timestamps import Timing
 
 ROOT = Path(__file__).parent.parent
@@ -246,8 +246,8 @@ def test_tmi_sent_ts_is_read_as_upstream_reads_it_or_estimated(value: str, expec
 
 
 def test_one_call_wrapper_equals_feeding_event_by_event() -> None:
+    from formats.rawfile import find_raw_files, group_streams, iter_stream_events
     from replay.engine import replay_events
-    from replay.rawfile import find_raw_files, group_streams, iter_stream_events
 
     problems: list = []
     for stream in group_streams(find_raw_files([str(TWO)]), problems):

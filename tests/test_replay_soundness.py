@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 
+from formats.canonical import parse_batch
 from replay.api import replay
-from replay.canonical import parse_batch
 from tests.simulation import EPSILON, event_index, record_scenario, scenarios
 
 

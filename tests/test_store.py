@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from replay.errors import UsageError
-from replay.store import iter_batch_files, read_batch_file, write_batch
+from formats.errors import UsageError
+from formats.store import iter_batch_files, read_batch_file, write_batch
 
 RECORD = {"command": "JOIN", "params": ["#c"], "sender": "a", "user": "a", "host": "a", "tags": None,
           "receivers": {"h.S.0": 1700000030.25}, "time": 1699999975.25, "time_range": 60}

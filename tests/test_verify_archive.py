@@ -16,12 +16,12 @@ import pytest
 from typer.testing import CliRunner
 
 from chat_archiver.cli import app
-from chat_archiver.verify.render import report_json
-from chat_archiver.verify.scan import VerifyError, verify_archive
 from fixtures.txt2raw import convert
+from formats.canonical import batch_relpath, content_hash, format_batch
+from formats.store import write_batch
 from replay.api import replay
-from replay.canonical import batch_relpath, content_hash, format_batch
-from replay.store import write_batch
+from verify.render import report_json
+from verify.scan import VerifyError, verify_archive
 
 M0 = 1_700_000_040  # 2023-11-14T22:14:00Z
 CHANNEL = "chan"
@@ -333,7 +333,7 @@ def test_cli_report_marks_gap_minutes_in_the_heat_map_and_lists_gaps(tmp_path: P
 def test_report_of_a_long_archive_has_one_row_per_day(tmp_path: Path) -> None:
     from rich.console import Console
 
-    from chat_archiver.verify.render import render
+    from verify.render import render
 
     for day in range(4):  # beyond HEATMAP_MAX_HOURS: rows per day, cells per hour
         write_batch(str(tmp_path), CHANNEL, M0 + 86_400 * day, minute_records(1440 * day))

@@ -1,4 +1,4 @@
-"""verify's per-file checks (chat_archiver.verify.batch): each fault is named with its line, and
+"""verify's per-file checks (verify.batch): each fault is named with its line, and
 well-formed bytes are clean whether they take the fast path or the slow one."""
 
 from __future__ import annotations
@@ -8,10 +8,10 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chat_archiver.verify.batch import check_batch
-from chat_archiver.verify.findings import PROBLEM
-from replay.canonical import canonical_json, content_hash, format_batch
+from formats.canonical import canonical_json, content_hash, format_batch
 from tests.strategies import MERGE_MINUTE0, archive_records, records_in_minute
+from verify.batch import check_batch
+from verify.findings import PROBLEM
 
 MINUTE = MERGE_MINUTE0
 
@@ -129,7 +129,7 @@ def test_any_bytes_give_findings_never_an_exception(data: bytes, add_line: bool)
 
 
 def test_tiny_floats_take_the_slow_path_and_are_judged_right() -> None:
-    from chat_archiver.verify.batch import _has_tiny_float
+    from verify.batch import _has_tiny_float
 
     assert _has_tiny_float(b'{"a":0.00001}') and _has_tiny_float(b"[-0.00005]")
     assert not _has_tiny_float(b'{"a":1700000400.00001}') and not _has_tiny_float(b"")

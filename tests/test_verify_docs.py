@@ -9,8 +9,8 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from chat_archiver.cli import app
-from chat_archiver.verify.findings import KINDS
-from chat_archiver.verify.render import JSON_VERSION
+from verify.findings import KINDS
+from verify.render import JSON_VERSION
 
 DOC = (Path(__file__).parent.parent / "docs" / "verify-export.md").read_text("utf-8")
 

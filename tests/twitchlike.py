@@ -421,7 +421,7 @@ class Recording:
     """A raw recording folder read back with the replay's own reader."""
 
     def __init__(self, out_dir: str) -> None:
-        from replay.rawfile import find_raw_files, group_streams, iter_stream_events
+        from formats.rawfile import find_raw_files, group_streams, iter_stream_events
 
         self.problems: list[Any] = []
         # a recorder that has not written yet has not made its folder yet either

@@ -17,10 +17,10 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from chat_archiver.verify.coverage import Window, classify_empty_minutes, minute_spans, uncovered
-from chat_archiver.verify.findings import Finding, exit_status
-from chat_archiver.verify.tally import ChannelTally, ReceiverTally, recorder_of
-from replay.canonical import BATCH_INTERVAL
+from formats.canonical import BATCH_INTERVAL
+from verify.coverage import Window, classify_empty_minutes, minute_spans, uncovered
+from verify.findings import Finding, exit_status
+from verify.tally import ChannelTally, ReceiverTally, recorder_of
 
 SKEW_MIN_SAMPLES = 20
 SKEW_BEHIND = -1.0  # s

@@ -18,10 +18,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from replay.canonical import BATCH_INTERVAL
-from replay.errors import InputError
-from replay.irc import parse_compat
-from replay.rawformat import CLOSE, OPEN, RECV, SEND, Event, receiver_name
+from formats.canonical import BATCH_INTERVAL
+from formats.errors import InputError
+from formats.irc import parse_compat
+from formats.rawcodec import CLOSE, OPEN, RECV, SEND, Event, receiver_name
 
 
 @dataclass(frozen=True)

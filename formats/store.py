@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from replay.canonical import (
+from formats.canonical import (
     batch_relpath,
     check_channel_dirname,
     content_hash,
@@ -23,7 +23,7 @@ from replay.canonical import (
     parse_batch,
     parse_batch_name,
 )
-from replay.errors import InputError
+from formats.errors import InputError
 
 TEMP_SUFFIX = ".temp"
 

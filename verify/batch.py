@@ -22,8 +22,11 @@ from typing import Any
 
 import orjson
 
-from chat_archiver.verify.findings import Finding
-from chat_archiver.verify.tally import (
+from formats.canonical import RECORD_KEYS, batch_time_of, canonical_json, content_hash, ensure_ascii, validate_record
+from formats.errors import InputError
+from merge.core import message_id
+from verify.findings import Finding
+from verify.tally import (
     FINE_LIMIT,
     FINE_PER_SECOND,
     ChannelTally,
@@ -31,9 +34,6 @@ from chat_archiver.verify.tally import (
     range_class,
     recorder_of,
 )
-from merge.core import message_id
-from replay.canonical import RECORD_KEYS, batch_time_of, canonical_json, content_hash, ensure_ascii, validate_record
-from replay.errors import InputError
 
 # Per file and kind, report this many lines one by one, then one summary finding for the rest:
 # a file mangled on every line should not bury the report.

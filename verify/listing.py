@@ -14,9 +14,9 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from chat_archiver.verify.findings import Finding
-from replay.canonical import BATCH_INTERVAL, parse_batch_name
-from replay.store import TEMP_SUFFIX
+from formats.canonical import BATCH_INTERVAL, parse_batch_name
+from formats.store import TEMP_SUFFIX
+from verify.findings import Finding
 
 _HOUR_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}$")
 

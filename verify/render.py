@@ -19,9 +19,9 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from chat_archiver.verify.analysis import ChannelReport, Report, iso
-from chat_archiver.verify.findings import NOTICE, PROBLEM, UNREADABLE
-from chat_archiver.verify.tally import RANGE_CLASSES
+from verify.analysis import ChannelReport, Report, iso
+from verify.findings import NOTICE, PROBLEM, UNREADABLE
+from verify.tally import RANGE_CLASSES
 
 JSON_VERSION = 1
 HEATMAP_MAX_HOURS = 72

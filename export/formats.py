@@ -20,8 +20,8 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from replay.canonical import canonical_json
-from replay.irc import escape_tag_value
+from formats.canonical import canonical_json
+from formats.irc import escape_tag_value
 
 FORMATS = ("json", "jsonl", "text", "irc")
 

@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from replay.errors import InputError
+from formats.errors import InputError
 
 FORMAT_NAME = "chat-archiver-raw"
 FORMAT_VERSION = 1

@@ -13,20 +13,20 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from chat_archiver.verify.analysis import Report, analyse
-from chat_archiver.verify.batch import FileScan, check_batch
-from chat_archiver.verify.coverage import Window, connection_windows
-from chat_archiver.verify.findings import Finding
-from chat_archiver.verify.listing import (
+from formats.errors import InputError
+from formats.rawfile import Problem, find_raw_files, group_streams, iter_stream_events
+from verify.analysis import Report, analyse
+from verify.batch import FileScan, check_batch
+from verify.coverage import Window, connection_windows
+from verify.findings import Finding
+from verify.listing import (
     BatchEntry,
     classify_hour_entry,
     is_hour_folder,
     name_findings,
     unmerged_findings,
 )
-from chat_archiver.verify.tally import ChannelTally
-from replay.errors import InputError
-from replay.rawfile import Problem, find_raw_files, group_streams, iter_stream_events
+from verify.tally import ChannelTally
 
 # Below this many files a pool costs more (starting workers) than it saves.
 POOL_MIN_FILES = 64

@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from replay.errors import IRCParseError
+from formats.errors import IRCParseError
 
 TagValue = str | None
 

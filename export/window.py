@@ -35,8 +35,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from formats.canonical import BATCH_INTERVAL, batch_time_of
 from merge.core import message_id
-from replay.canonical import BATCH_INTERVAL, batch_time_of
 
 BEFORE = 2 * BATCH_INTERVAL  # upstream reads from two minutes before start...
 AFTER = BATCH_INTERVAL  # ... to one minute after end

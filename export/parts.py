@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from multiprocessing.pool import AsyncResult
 from typing import IO
 
-from chat_archiver.exporting.formats import Renderer, day_of
-from chat_archiver.exporting.stream import NO_FILTERS, iter_chunks
-from chat_archiver.exporting.window import Chunk, Filters, Window
-from replay.canonical import canonical_json
+from export.formats import Renderer, day_of
+from export.stream import NO_FILTERS, iter_chunks
+from export.window import Chunk, Filters, Window
+from formats.canonical import canonical_json
 
 PART_CHUNKS = 30  # chunks per part: an hour of 2-minute chunks
 

@@ -20,8 +20,8 @@ from typing import IO, Any
 
 import orjson
 
-from chat_archiver.exporting.formats import Renderer
-from chat_archiver.exporting.window import (
+from export.formats import Renderer
+from export.window import (
     MAX_RANGE,
     Chunk,
     ExportError,
@@ -31,11 +31,11 @@ from chat_archiver.exporting.window import (
     plan_chunks,
     trim_before_quiet_points,
 )
-from chat_archiver.verify.batch import plainly_valid
-from chat_archiver.verify.listing import is_hour_folder
+from formats.canonical import BATCH_INTERVAL, batch_relpath, canonical_json, parse_batch, parse_batch_name
+from formats.errors import InputError
 from merge.core import message_id
-from replay.canonical import BATCH_INTERVAL, batch_relpath, canonical_json, parse_batch, parse_batch_name
-from replay.errors import InputError
+from verify.batch import plainly_valid
+from verify.listing import is_hour_folder
 
 CHUNK_MINUTES = 2  # peak memory grows with it; 2 minutes of a 100 msg/s channel is ~200 MB
 
@@ -204,7 +204,7 @@ def iter_chunks(
     gives the same records alone as inside the whole plan: that is what lets parts of a long
     window go to separate processes.
     """
-    from merge.errors import MergeError  # noqa: PLC0415 (lazy, as the merge itself)
+    from formats.errors import ArchiverError  # noqa: PLC0415 (lazy, as the merge itself)
 
     view = view or default_view()
     files = MinuteFiles(channel_folder(root, channel))
@@ -232,7 +232,7 @@ def iter_chunks(
             records = trim_before_quiet_points(records, chunk.emit_from, chunk.read_from + MAX_RANGE)
         try:
             shown = view(records)
-        except MergeError as e:
+        except ArchiverError as e:
             raise ExportError(f"cannot merge the files of {batch_relpath(chunk.read_from, '')[0]}: {e}") from None
         del records
         for minute in range(core_from, core_to + 1, BATCH_INTERVAL):
@@ -272,7 +272,7 @@ def export(
     CLI hangs its progress bar on them). A window of at least two parts with `jobs` > 1 goes to a
     process pool (`parts.export_in_parts`), with the same bytes as the serial export.
     """
-    from chat_archiver.exporting import parts  # noqa: PLC0415 (parts imports this module)
+    from export import parts  # noqa: PLC0415 (parts imports this module)
 
     count = count_chunks(window, CHUNK_MINUTES)
     if on_plan is not None:

@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from replay.errors import InputError, UsageError
+from formats.errors import InputError, UsageError
 
 BATCH_INTERVAL = 60
 
