@@ -1,9 +1,9 @@
-"""The raw recording format, version 1: what a recorder writes and a replay reads.
+"""The raw recording format, version 2 (reads 1 too): what a recorder writes and a replay reads.
 
 Specified in docs/raw-format.md. One JSON object per line, UTF-8, append-only. Every file opens
-with a `header`; then `open`, `recv`, `send` and `close` events follow, each with a per-process
-sequence number `seq` (the true order: wall clocks step, sequence numbers do not), the local
-wall-clock time `at` in integer microseconds, and the connection index `conn`.
+with a `header`; then `open`, `recv`, `send`, `close` and (version 2) `tick` events follow, each
+with a per-process sequence number `seq` (the true order: wall clocks step, sequence numbers do
+not), the local wall-clock time `at` in integer microseconds, and the connection index `conn`.
 
 This module is pure: it turns bytes into typed events and back, and raises InputError on bad data.
 """
@@ -19,7 +19,9 @@ import orjson
 from formats.errors import InputError
 
 FORMAT_NAME = "chat-archiver-raw"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# Version 1 has no `tick` events; everything else is the same, so version 1 files replay as before.
+READABLE_VERSIONS = frozenset((1, 2))
 
 # Event kinds. A header starts every file; the rest describe one connection each.
 HEADER = "header"
@@ -27,7 +29,11 @@ OPEN = "open"
 RECV = "recv"
 SEND = "send"
 CLOSE = "close"
-EVENT_KINDS = frozenset((OPEN, RECV, SEND, CLOSE))
+# "Connection `conn` is open and every line it received before `at` is already recorded": the
+# passing of time, written while a connection is quiet, so that a replay closes batches at the
+# same moments whether it runs live or later (docs/raw-format.md).
+TICK = "tick"
+EVENT_KINDS = frozenset((OPEN, RECV, SEND, CLOSE, TICK))
 
 DIALECT_TWITCH = "twitch"
 DIALECT_IRCV3 = "ircv3"
@@ -111,7 +117,7 @@ def encode_event(event: Event) -> bytes:
     elif event.kind == OPEN:
         obj["server"] = event.text
         obj["dialect"] = event.dialect
-    else:
+    elif event.kind == CLOSE:
         obj["reason"] = event.text
     return orjson.dumps(obj) + b"\n"
 
@@ -148,11 +154,12 @@ def decode_line(data: bytes) -> Header | Event:
         if obj.get("format") != FORMAT_NAME:
             raise InputError("header of an unknown format")
         version = _int(obj, "version")
-        if version != FORMAT_VERSION:
-            raise InputError(f"raw format version {version} is not supported (this reads {FORMAT_VERSION})")
+        if version not in READABLE_VERSIONS:
+            raise InputError(f"raw format version {version} is not supported (this reads 1 and 2)")
         return Header(
             recorder=check_recorder_name(_str(obj, "recorder")), slug=check_slug(_str(obj, "slug")),
             host=_str(obj, "host"), software=_str(obj, "software"), seq=_int(obj, "seq"), at=_int(obj, "at"),
+            version=version,
         )
     if kind not in EVENT_KINDS:
         raise InputError(f"unknown event kind {kind!r}")
@@ -164,6 +171,8 @@ def decode_line(data: bytes) -> Header | Event:
         if dialect not in DIALECTS:
             raise InputError(f"unknown dialect {dialect!r}")
         return Event(OPEN, seq, at, conn, _str(obj, "server"), dialect)
+    if kind == TICK:
+        return Event(TICK, seq, at, conn, "")
     return Event(CLOSE, seq, at, conn, _str(obj, "reason"))
 
 

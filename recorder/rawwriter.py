@@ -22,6 +22,7 @@ from formats.rawcodec import (
     OPEN,
     RECV,
     SEND,
+    TICK,
     Event,
     Header,
     check_recorder_name,
@@ -141,6 +142,9 @@ class RawWriter:
 
     def write_close(self, conn: int, reason: str, at_us: int) -> int:
         return self._write(CLOSE, conn, reason, at_us)
+
+    def write_tick(self, conn: int, at_us: int) -> int:
+        return self._write(TICK, conn, "", at_us)
 
     def _fsync(self) -> None:
         if self._file is not None and self._dirty:
