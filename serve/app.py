@@ -1,0 +1,317 @@
+"""The WSGI application: wubloader's chat routes over an archive folder, read-only (I/O shell).
+
+`serve.routes` decides what a request names; this module reads the disk and answers. Rules kept
+here, each for a reason:
+
+* Nothing outside ROOT: the route only names shapes the archive writes, and every path is
+  resolved (`os.path.realpath`) and must still be under ROOT's resolved path, so a symlink that
+  points out of ROOT answers 404 like a missing file.
+* Files vanish while a merge runs (the merge deletes its inputs after writing its output). A
+  listing just lists what is there. A batch file that is gone is 404, which a backfiller takes as
+  "merged away". A window read that meets a vanished file starts again from the chunk it was in
+  (`_reading`): the merge wrote the vanished file's records to its output before deleting it, so
+  reading the folder again finds them; a merge only moves records forward in time (a range's
+  intersection never starts earlier), so chunks already sent cannot have lost one.
+* Answers are never a 500 with a traceback: bad requests are 4xx with one line; a damaged file
+  in the archive is a 503 naming it (the archive's owner must look), logged once.
+* Batch files are named by their content's hash, so they never change: a strong ETag (the hash)
+  and a year of caching, and `If-None-Match` answers 304.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from itertools import islice
+from typing import Any
+
+import prometheus_client as prom
+
+from export.stream import CHUNK_MINUTES, iter_chunks
+from export.window import ExportError, Window, plan_chunks
+from formats.canonical import canonical_bytes, parse_batch_name
+from formats.errors import InputError
+from merge.directory import QUARANTINE
+from serve import routes
+from serve.routes import ChatWindow, Reject
+
+log = logging.getLogger("chat_archiver.serve")
+
+StartResponse = Callable[..., Any]
+Environ = dict[str, Any]
+
+CACHE_FOREVER = "public, max-age=31536000, immutable"
+READ_RETRIES = 20  # window reads restarted after a vanished file, before giving up with a 503
+JSON_TYPE = "application/json"
+TEXT_TYPE = "text/plain; charset=utf-8"
+
+# One registry per app, so several apps in one process (tests) do not collide.
+class _Metrics:
+    def __init__(self) -> None:
+        self.registry = prom.CollectorRegistry()
+        self.requests = prom.Counter(
+            "chat_serve_requests", "HTTP requests answered, by route and status", ["route", "status"],
+            registry=self.registry,
+        )
+        self.seconds = prom.Histogram(
+            "chat_serve_request_seconds", "Time to the last byte of an answer, by route", ["route"],
+            registry=self.registry,
+        )
+        self.bytes = prom.Counter("chat_serve_bytes", "Body bytes sent, by route", ["route"], registry=self.registry)
+        self.retries = prom.Counter(
+            "chat_serve_read_retries", "Window reads restarted because a merge removed a file meanwhile",
+            registry=self.registry,
+        )
+
+
+class ServeError(Exception):
+    """The archive cannot answer (a damaged file): 503 with this line."""
+
+
+class ChatApp:
+    """The WSGI callable serving `root`."""
+
+    def __init__(self, root: str, *, chunk_minutes: int = CHUNK_MINUTES,
+                 player: Callable[[str | None], bytes | None] | None = None) -> None:
+        self.root = os.path.realpath(root)
+        self.chunk_minutes = chunk_minutes
+        self.metrics = _Metrics()
+        self.player = player
+
+    # -- WSGI entry ---------------------------------------------------------------------------
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        started = time.monotonic()
+        method = environ.get("REQUEST_METHOD", "GET")
+        try:
+            # WSGI hands PATH_INFO over as latin-1 text of the decoded bytes; the URL is UTF-8
+            path = environ.get("PATH_INFO", "/").encode("latin-1").decode("utf-8")
+            query = environ.get("QUERY_STRING", "").encode("latin-1").decode("utf-8")
+        except (UnicodeEncodeError, UnicodeDecodeError):
+            answer = Reject(400, "Bad path: not UTF-8")
+        else:
+            answer = routes.route(method, path, query)
+        name = type(answer).__name__
+        try:
+            status, headers, body = self._answer(answer, environ, query if not isinstance(answer, Reject) else "")
+        except ServeError as e:
+            log.warning("%s: %s", path, e)
+            status, headers, body = _text(503, str(e))
+        except Exception:  # a bug: log it, answer one line, keep serving
+            log.exception("unexpected error answering %s", path)
+            status, headers, body = _text(500, "Internal error")
+        start_response(_STATUS_LINES.get(status, f"{status} Status"), headers)
+        if method == "HEAD":
+            body = [b""]
+        return self._counted(body, name, status, started)
+
+    def _counted(self, body: Iterable[bytes], name: str, status: int, started: float) -> Iterator[bytes]:
+        sent = 0
+        try:
+            for part in body:
+                sent += len(part)
+                yield part
+        finally:
+            self.metrics.requests.labels(name, str(status)).inc()
+            self.metrics.bytes.labels(name).inc(sent)
+            self.metrics.seconds.labels(name).observe(time.monotonic() - started)
+
+    # -- routes -------------------------------------------------------------------------------
+    def _answer(self, answer: routes.Route | Reject, environ: Environ,
+                query: str) -> tuple[int, list[tuple[str, str]], Iterable[bytes]]:
+        if isinstance(answer, Reject):
+            return _text(answer.status, answer.reason)
+        if isinstance(answer, routes.ListChannels):
+            names = [n for n in self._list(self.root) if n != QUARANTINE or self._is_dir(n, "chat")]
+            return _json(routes.json_array([n for n in names if routes.channel_ok(n)]))
+        if isinstance(answer, routes.ListQualities):
+            return _json(routes.json_array(["chat"] if self._is_dir(answer.channel, "chat") else []))
+        if isinstance(answer, routes.ListHours):
+            hours = self._list(self._inside(answer.channel, "chat"))
+            return _json(routes.json_array([h for h in hours if routes.hour_ok(h)]))
+        if isinstance(answer, routes.ListHour):
+            bad = routes.tombstones_param(query)
+            if bad is not None:
+                return _text(bad.status, bad.reason)
+            names = self._list(self._inside(answer.channel, "chat", answer.hour))
+            return _json(routes.json_array([n for n in names if parse_batch_name(answer.hour, n) is not None]))
+        if isinstance(answer, routes.Segment):
+            return self._segment(answer, environ)
+        if isinstance(answer, ChatWindow):
+            return self._window(answer)
+        if isinstance(answer, routes.Metrics):
+            return 200, [("Content-Type", prom.CONTENT_TYPE_LATEST)], [prom.generate_latest(self.metrics.registry)]
+        if isinstance(answer, routes.Health):
+            ok = os.path.isdir(self.root)
+            return _text(200 if ok else 503, "ok" if ok else "archive root is missing")
+        return self._player(answer)
+
+    def _player(self, answer: routes.Player) -> tuple[int, list[tuple[str, str]], Iterable[bytes]]:
+        page = self.player(answer.channel) if self.player is not None else None
+        if page is None:
+            return _text(404, "Not found: no chat player page is installed")
+        return 200, [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(page)))], [page]
+
+    # -- disk ---------------------------------------------------------------------------------
+    def _inside(self, *parts: str) -> str | None:
+        """The path of `parts` under ROOT if it resolves inside ROOT (symlinks followed), else None."""
+        path = os.path.realpath(os.path.join(self.root, *parts))
+        if path != self.root and not path.startswith(self.root + os.sep):
+            return None
+        return path
+
+    def _is_dir(self, *parts: str) -> bool:
+        path = self._inside(*parts)
+        return path is not None and os.path.isdir(path)
+
+    def _list(self, path: str | None) -> list[str]:
+        """Upstream's listing: names not starting with a period; a missing folder lists as []."""
+        if path is None:
+            return []
+        try:
+            return sorted(n for n in os.listdir(path) if not n.startswith("."))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        except OSError as e:
+            raise ServeError(f"cannot list a folder: {e.strerror}") from None
+
+    def _segment(self, seg: routes.Segment, environ: Environ) -> tuple[int, list[tuple[str, str]], Iterable[bytes]]:
+        path = self._inside(seg.channel, "chat", seg.hour, seg.name)
+        etag = f'"{seg.digest}"'
+        cache = [("ETag", etag), ("Cache-Control", CACHE_FOREVER)]
+        if path is None:
+            return _text(404, "Not found")
+        try:
+            f = open(path, "rb")  # noqa: SIM115 (handed to the server, which closes it)
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return _text(404, "Not found")  # merged away: the backfiller skips it
+        except OSError as e:
+            raise ServeError(f"cannot read {seg.hour}/{seg.name}: {e.strerror}") from None
+        if _matches(environ.get("HTTP_IF_NONE_MATCH", ""), seg.digest):
+            f.close()
+            return 304, cache, []
+        size = os.fstat(f.fileno()).st_size
+        headers = [("Content-Type", JSON_TYPE), ("Content-Length", str(size)), *cache]
+        wrapper = environ.get("wsgi.file_wrapper")
+        return 200, headers, wrapper(f, 1 << 16) if wrapper else _chunks_of(f)
+
+    # -- windows ------------------------------------------------------------------------------
+    def _window(self, req: ChatWindow) -> tuple[int, list[tuple[str, str]], Iterable[bytes]]:
+        records = self._reading(req.channel, req.window)
+        if not req.lines:
+            # upstream answers json.dumps(list) of the whole window; its cap bounds the memory
+            try:
+                body = _json_dumps_array(list(records))
+            except ExportError as e:
+                return _text(404 if "no channel" in str(e) else 400, _one_line(e))
+            return 200, [("Content-Type", JSON_TYPE), ("Content-Length", str(len(body)))], [body]
+        # jsonl streams: compute the first chunk before answering, so a missing channel is a 404
+        first: list[dict[str, Any]] = []
+        try:
+            for record in records:
+                first.append(record)
+                break
+        except ExportError as e:
+            return _text(404 if "no channel" in str(e) else 400, _one_line(e))
+        return 200, [("Content-Type", "application/jsonl; charset=utf-8")], _jsonl([*first], records)
+
+    def _reading(self, channel: str, window: Window) -> Iterator[dict[str, Any]]:
+        """The window's records (export's reader), restarted from the current chunk whenever a file
+        vanished under it (a merge). Chunks already emitted are not emitted again."""
+        done = 0
+        retries = 0
+        while True:
+            chunks = islice(plan_chunks(window, self.chunk_minutes), done, None)
+
+            def advanced(k: int) -> None:
+                nonlocal done
+                done += k
+
+            try:
+                yield from iter_chunks(self.root, channel, window, chunks, on_chunk=advanced)
+                return
+            except InputError as e:
+                if e.source is None or os.path.exists(e.source) or retries >= READ_RETRIES:
+                    raise ServeError(_relative(str(e), self.root)) from None
+                retries += 1
+                self.metrics.retries.inc()
+
+
+_STATUS_LINES = {
+    200: "200 OK", 304: "304 Not Modified", 400: "400 Bad Request", 403: "403 Forbidden", 404: "404 Not Found",
+    405: "405 Method Not Allowed", 500: "500 Internal Server Error", 503: "503 Service Unavailable",
+}
+
+
+def _text(status: int, line: str) -> tuple[int, list[tuple[str, str]], list[bytes]]:
+    body = line.encode("utf-8")
+    headers = [("Content-Type", TEXT_TYPE), ("Content-Length", str(len(body)))]
+    if status == 405:
+        headers.append(("Allow", "GET, HEAD"))
+    return status, headers, [body]
+
+
+def _json(body: bytes) -> tuple[int, list[tuple[str, str]], list[bytes]]:
+    return 200, [("Content-Type", JSON_TYPE), ("Content-Length", str(len(body)))], [body]
+
+
+def _one_line(e: Exception) -> str:
+    return str(e).splitlines()[0] if str(e) else type(e).__name__
+
+
+def _relative(text: str, root: str) -> str:
+    """Error text without the server's own folder names."""
+    return text.replace(root + os.sep, "")
+
+
+def _matches(header: str, digest: str) -> bool:
+    """If-None-Match against our strong ETag (weak comparison, as RFC 9110 says for this header)."""
+    for tag in header.split(","):
+        tag = tag.strip()
+        if tag == "*" or tag.removeprefix("W/") == f'"{digest}"':
+            return True
+    return False
+
+
+def _chunks_of(f: Any) -> Iterator[bytes]:
+    with f:
+        while data := f.read(1 << 16):
+            yield data
+
+
+def _upstream_json(record: dict[str, Any]) -> bytes:
+    """One record as upstream's `json.dumps` prints it inside the array: the canonical line with
+    `json.dumps`'s default separators (`, ` and `: `)."""
+    import json  # noqa: PLC0415
+
+    return json.dumps(record, sort_keys=True).encode("ascii")
+
+
+def _json_dumps_array(records: list[dict[str, Any]]) -> bytes:
+    """`json.dumps(records)`, as upstream answers chat.json."""
+    return b"[" + b", ".join(_upstream_json(r) for r in records) + b"]"
+
+
+def _jsonl(first: list[dict[str, Any]], rest: Iterator[dict[str, Any]]) -> Iterator[bytes]:
+    """Canonical lines (export's jsonl), a few hundred kB per write; a damaged file mid-stream ends
+    the answer early (logged), so the client sees a cut body rather than a silent gap."""
+    buffer = [canonical_bytes(r) + b"\n" for r in first]
+    size = sum(map(len, buffer))
+    try:
+        for record in rest:
+            line = canonical_bytes(record) + b"\n"
+            buffer.append(line)
+            size += len(line)
+            if size >= 1 << 18:
+                yield b"".join(buffer)
+                buffer.clear()
+                size = 0
+    except (ServeError, ExportError) as e:
+        log.warning("chat.jsonl cut short: %s", e)
+        raise CutShort() from None
+    yield b"".join(buffer)
+
+
+class CutShort(Exception):
+    """Raised inside a streamed body so the server drops the connection (no final chunk)."""
