@@ -39,10 +39,14 @@ def _register() -> None:
         cmd_merge,
         cmd_record,
         cmd_replay,
+        cmd_serve,
+        cmd_sync,
         cmd_verify,
     )
 
     for module in (cmd_record, cmd_replay, cmd_merge, cmd_verify, cmd_export):
+        module.register(app)
+    for module in (cmd_serve, cmd_sync):  # issue 10
         module.register(app)
 
 

@@ -89,7 +89,7 @@ class ChatApp:
             path = environ.get("PATH_INFO", "/").encode("latin-1").decode("utf-8")
             query = environ.get("QUERY_STRING", "").encode("latin-1").decode("utf-8")
         except (UnicodeEncodeError, UnicodeDecodeError):
-            answer = Reject(400, "Bad path: not UTF-8")
+            answer: routes.Route | Reject = Reject(400, "Bad path: not UTF-8")
         else:
             answer = routes.route(method, path, query)
         name = type(answer).__name__
@@ -267,8 +267,8 @@ def _relative(text: str, root: str) -> str:
 
 def _matches(header: str, digest: str) -> bool:
     """If-None-Match against our strong ETag (weak comparison, as RFC 9110 says for this header)."""
-    for tag in header.split(","):
-        tag = tag.strip()
+    for part in header.split(","):
+        tag = part.strip()
         if tag == "*" or tag.removeprefix("W/") == f'"{digest}"':
             return True
     return False

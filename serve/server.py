@@ -12,8 +12,7 @@ import logging
 import threading
 from typing import Any
 
-from waitress import create_server
-from waitress import wasyncore
+from waitress import create_server, wasyncore
 
 from serve.app import ChatApp, CutShort
 

@@ -1,0 +1,114 @@
+"""What a sync fetches, as data: wubloader's backfiller rules for chat (WUBLOADER_HTTP.md), pure.
+
+The backfiller lists a peer's hours, keeps those in its window, lists each hour's files and
+fetches the names it lacks (a set difference), then checks each body's SHA-256 against the name.
+Everything a peer says is untrusted: a name is used only if it has the exact shape the archive
+writes (`serve.routes` holds those shapes, shared with the server), so no name can leave ROOT. A
+body is kept only if the merge's own reader accepts it (`merge.directory.read_verified`: the hash
+is its name, its lines are valid records at times the layout can name); the shell checks that.
+
+"Lacks" also counts names already fetched once (`known`): after a local merge a fetched file is
+gone under its own name but its records are in the merged file, and fetching it again would only
+merge the same records again (the merge is idempotent). That is what makes a second sync fetch
+nothing while the peer has not merged yet.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from formats.canonical import parse_batch_name
+from formats.errors import InputError, UsageError
+from serve.routes import batch_name_ok, channel_ok, hour_ok
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_since(text: str, now: float) -> float:
+    """The window's start: a duration back from `now` (`14d`, `6h`, `30m`, `90s`, `2w`) or a
+    moment (Unix seconds or ISO 8601). UsageError if neither."""
+    m = _DURATION.match(text)
+    if m:
+        return now - float(m.group(1)) * _UNITS[m.group(2)]
+    from export.window import ExportError, parse_time  # noqa: PLC0415 (the one time parser so far)
+
+    try:
+        return parse_time(text)
+    except ExportError as e:
+        raise UsageError(f"--since {text!r}: a duration like 14d, 6h, 30m, or a time ({e})") from None
+
+
+def hour_start(hour: str) -> int:
+    return int(datetime.strptime(hour, "%Y-%m-%dT%H").replace(tzinfo=UTC).timestamp())
+
+
+def hours_in_window(hours: Iterable[str], start: float, end: float) -> list[str]:
+    """The hour folder names (valid ones only) whose hour meets `[start, end]`, oldest first."""
+    return sorted(h for h in set(hours) if hour_ok(h) and hour_start(h) + 3600 > start and hour_start(h) <= end)
+
+
+def names_list(body: bytes, what: str) -> list[str]:
+    """A peer's listing: a JSON array of strings. InputError (naming `what`) if it is not one."""
+    try:
+        value: Any = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise InputError("not JSON", what) from None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise InputError("not a JSON array of names", what)
+    return value
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """One file to fetch."""
+
+    channel: str
+    hour: str
+    name: str
+
+    @property
+    def digest(self) -> str:
+        return self.name[6:-5]  # MM:SS-HASH.json
+
+    @property
+    def relpath(self) -> str:
+        return f"{self.channel}/chat/{self.hour}/{self.name}"
+
+
+@dataclass
+class HourPlan:
+    """What one hour's listing asks for: the files to fetch, and the names refused outright."""
+
+    wanted: list[Wanted] = field(default_factory=list)
+    refused: list[tuple[str, str]] = field(default_factory=list)  # (name, why)
+
+
+def plan_hour(channel: str, hour: str, remote: Iterable[str], have: set[str]) -> HourPlan:
+    """The backfiller's set difference for one hour, with hostile names refused."""
+    plan = HourPlan()
+    for name in sorted(set(remote)):
+        if name in have:
+            continue
+        if not batch_name_ok(name) or parse_batch_name(hour, name) is None:
+            if name.endswith(".json"):  # a .ts segment or a tombstone is someone else's business
+                plan.refused.append((name, "not a batch file name (MM:00-HASH.json)"))
+            elif "/" in name or "\\" in name or name.startswith(".") or "\x00" in name:
+                plan.refused.append((name, "a name that is not a plain file name"))
+            continue
+        plan.wanted.append(Wanted(channel, hour, name))
+    return plan
+
+
+def channel_names(body: bytes, what: str) -> tuple[list[str], list[str]]:
+    """(channels usable as folders, refused names) from a peer's `/files`."""
+    names = names_list(body, what)
+    good = sorted({n for n in names if channel_ok(n)})
+    return good, sorted({n for n in names if not channel_ok(n)})
+
