@@ -257,7 +257,7 @@ class _Sync:
 
 def sync_once(
     root: str, peers: Iterable[str], *, channels: Iterable[str] | None = None, start: float, end: float,
-    jobs: int = 4, timeout: float = 20.0, retries: int = 3, backoff: float = 0.5,
+    jobs: int = 4, timeout: float = 20.0, answer_time: float | None = None, retries: int = 3, backoff: float = 0.5,
     on_refusal: RefusalHook | None = None, on_plan: Callable[[int], None] | None = None,
     on_file: Callable[[], None] | None = None, on_problem: Callable[[Problem], None] | None = None,
     pool: urllib3.PoolManager | None = None, max_file: int = MAX_FILE,
@@ -274,8 +274,8 @@ def sync_once(
     if jobs < 1:
         raise UsageError("jobs must be at least 1")
     http = pool or new_pool(jobs)
-    peer_list = [Peer(p, http, timeout=timeout, total=max(timeout * 6, 30.0), retries=retries, backoff=backoff)
-                 for p in peers]
+    total = answer_time if answer_time is not None else max(timeout * 6, 30.0)  # for one whole answer
+    peer_list = [Peer(p, http, timeout=timeout, total=total, retries=retries, backoff=backoff) for p in peers]
     if not peer_list:
         raise UsageError("no peer to sync from (--from URL)")
     try:
