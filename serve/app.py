@@ -102,17 +102,20 @@ class ChatApp:
             log.exception("unexpected error answering %s", path)
             status, headers, body = _text(500, "Internal error")
         start_response(_STATUS_LINES.get(status, f"{status} Status"), headers)
-        if method == "HEAD":
-            body = [b""]
-        return self._counted(body, name, status, started)
+        return self._counted(body, name, status, started, head=method == "HEAD")
 
-    def _counted(self, body: Iterable[bytes], name: str, status: int, started: float) -> Iterator[bytes]:
+    def _counted(self, body: Iterable[bytes], name: str, status: int, started: float, *,
+                 head: bool) -> Iterator[bytes]:
         sent = 0
         try:
-            for part in body:
-                sent += len(part)
-                yield part
+            if not head:
+                for part in body:
+                    sent += len(part)
+                    yield part
         finally:
+            close = getattr(body, "close", None)
+            if close is not None:
+                close()  # a file (wsgi.file_wrapper) or a window's generator
             self.metrics.requests.labels(name, str(status)).inc()
             self.metrics.bytes.labels(name).inc(sent)
             self.metrics.seconds.labels(name).observe(time.monotonic() - started)
@@ -194,7 +197,7 @@ class ChatApp:
         size = os.fstat(f.fileno()).st_size
         headers = [("Content-Type", JSON_TYPE), ("Content-Length", str(size)), *cache]
         wrapper = environ.get("wsgi.file_wrapper")
-        return 200, headers, wrapper(f, 1 << 16) if wrapper else _chunks_of(f)
+        return 200, headers, wrapper(f, 1 << 16) if wrapper else _FileBody(f)
 
     # -- windows ------------------------------------------------------------------------------
     def _window(self, req: ChatWindow) -> tuple[int, list[tuple[str, str]], Iterable[bytes]]:
@@ -274,10 +277,18 @@ def _matches(header: str, digest: str) -> bool:
     return False
 
 
-def _chunks_of(f: Any) -> Iterator[bytes]:
-    with f:
-        while data := f.read(1 << 16):
+class _FileBody:
+    """A file as a WSGI body when the server has no `wsgi.file_wrapper`; closed by `close()`."""
+
+    def __init__(self, f: Any) -> None:
+        self.f = f
+
+    def __iter__(self) -> Iterator[bytes]:
+        while data := self.f.read(1 << 16):
             yield data
+
+    def close(self) -> None:
+        self.f.close()
 
 
 def _upstream_json(record: dict[str, Any]) -> bytes:
