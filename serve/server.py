@@ -39,9 +39,10 @@ def make_server(app: ChatApp, host: str = "127.0.0.1", port: int = 8008, *, thre
 
 
 def stop(server: Any) -> None:
-    """Stop a server running in another thread: no new connections, workers finish, loop ends."""
+    """Stop a server running in another thread: workers finish, then the loop's own thread closes
+    every socket (closing them from here could pull a socket from under its select), so it ends."""
     server.task_dispatcher.shutdown(timeout=5)
-    wasyncore.close_all(server._map)
+    server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
 
 
 class Running:
@@ -51,12 +52,21 @@ class Running:
     def __init__(self, app: ChatApp, host: str = "127.0.0.1", port: int = 0, threads: int = 4) -> None:
         self.server = make_server(app, host, port, threads=threads)
         self.url = f"http://{host}:{self.server.effective_port}"
-        self.thread = threading.Thread(target=self.server.run, name="chat-serve", daemon=True)
+        self.thread = threading.Thread(target=self._run, name="chat-serve", daemon=True)
+        self.stopping = False
+
+    def _run(self) -> None:
+        try:
+            self.server.run()
+        except (OSError, ValueError):
+            if not self.stopping:  # a socket closed under select while stopping is not news
+                raise
 
     def __enter__(self) -> Running:
         self.thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.stopping = True
         stop(self.server)
         self.thread.join(10)
