@@ -1,0 +1,139 @@
+"""Three hosts on loopback, each recording the same simulated server with gaps in different places,
+each serving its archive and syncing from the other two on an interval (the real command, in its
+own process): they converge on byte-identical archives, equal to replaying every recording at
+once, holding every message any of them saw. Then a sync killed with SIGKILL at random moments
+leaves no partial file, and the next one finishes the job.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from formats.canonical import content_hash
+from formats.store import iter_batch_files, read_batch_file
+from replay.api import replay
+from serve.app import ChatApp
+from serve.server import Running
+from sync.run import sync_once
+from tests.simulation import BASE_MS, KINDS, event_index, record_scenario
+
+pytestmark = pytest.mark.integration
+
+EXE = str(Path(sys.executable).parent / "chat-archiver")
+
+
+def world(seed: int, events: int = 150) -> dict[str, Any]:
+    """A server stream over about 12 minutes, and three recorders each missing a different part."""
+    rng = random.Random(seed)
+    sent, t = [], BASE_MS + rng.randrange(60_000)
+    for _ in range(events):
+        t += rng.randrange(0, 9_000)
+        sent.append(t)
+    kinds = [rng.choice(KINDS) for _ in range(events)]
+    emitted = [s + (rng.randrange(30_000) if k in ("JOIN", "PART") else 0) for s, k in zip(sent, kinds, strict=True)]
+    end = max(emitted) + 20_000
+    third = (end - BASE_MS) // 3
+    recorders = []
+    for r in range(3):
+        gap_start = BASE_MS + r * third + rng.randrange(third // 2)  # each loses a different stretch
+        gap_end = gap_start + rng.randrange(60_000, third)
+        windows = [(BASE_MS - 5_000, gap_start), (gap_end, end + 10_000)]
+        recorders.append({"name": f"host{r}", "offset": rng.randrange(-1_000, 1_000), "windows": windows,
+                          "latency": [rng.randrange(3_000) for _ in range(events)]})
+    return {"sent": sent, "kinds": kinds, "emitted": emitted, "recorders": recorders}
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    out = {}
+    for folder, dirs, names in os.walk(root):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in names:
+            path = Path(folder) / name
+            out[str(path.relative_to(root))] = path.read_bytes()
+    return out
+
+
+def build_hosts(tmp: Path, seed: int) -> tuple[list[Path], dict[str, bytes], set[int]]:
+    scn = world(seed)
+    roots, everyone = [], []
+    seen: set[int] = set()
+    for i, rec in enumerate(scn["recorders"]):
+        raw = tmp / f"raw{i}"
+        delivered = record_scenario({**scn, "recorders": [rec]}, raw)
+        seen |= {event for _receiver, event in delivered}
+        root = tmp / f"host{i}"
+        replay([str(raw)], str(root))
+        roots.append(root)
+        everyone.append(str(raw))
+    replay(everyone, str(tmp / "all"))
+    return roots, tree(tmp / "all"), seen
+
+
+def events_in(root: Path) -> set[int]:
+    return {event_index(r) for f in iter_batch_files(str(root), "sim") for r in read_batch_file(f.path)}
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_three_hosts_syncing_from_each_other_converge(tmp_path: Path, seed: int) -> None:
+    roots, expected, seen = build_hosts(tmp_path, seed)
+    assert len({frozenset(tree(r)) for r in roots}) == 3  # the gaps are in different places
+    assert all(tree(r) != expected for r in roots)
+    with Running(ChatApp(str(roots[0]))) as a, Running(ChatApp(str(roots[1]))) as b, \
+            Running(ChatApp(str(roots[2]))) as c:
+        urls = [a.url, b.url, c.url]
+        procs = [
+            subprocess.Popen(
+                [EXE, "sync", str(root), *[a for j, u in enumerate(urls) if j != i for a in ("--from", u)],
+                 "--since", "2023-01-01", "--interval", "0.3", "--passes", "4", "--json"],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            )
+            for i, root in enumerate(roots)
+        ]
+        for proc in procs:
+            _out, err = proc.communicate(timeout=120)
+            assert proc.returncode == 0, err
+            assert "Traceback" not in err
+        # quiesce: rounds until nobody fetches anything (they were all running at once above)
+        for _round in range(4):
+            fetched = 0
+            for i, root in enumerate(roots):
+                stats = sync_once(str(root), [u for j, u in enumerate(urls) if j != i], start=0, end=time.time())
+                assert stats.refused == [] and stats.merge_problems == []
+                fetched += stats.files_fetched
+            if fetched == 0:
+                break
+    trees = [tree(r) for r in roots]
+    assert trees[0] == trees[1] == trees[2]
+    assert trees[0] == expected  # the same bytes as replaying every recording at once
+    assert seen <= events_in(roots[0])  # every message any of them saw
+
+
+@pytest.mark.slow
+def test_a_sync_killed_at_any_moment_leaves_no_partial_file_and_the_next_finishes(tmp_path: Path) -> None:
+    roots, _expected, _seen = build_hosts(tmp_path, 3)
+    source = roots[0]
+    want = tree(source)
+    rng = random.Random(7)
+    dest = tmp_path / "dest"
+    with Running(ChatApp(str(source))) as server:
+        for _attempt in range(6):
+            proc = subprocess.Popen([EXE, "sync", str(dest), "--from", server.url, "--since", "2023-01-01",
+                                     "--jobs", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(rng.uniform(0.05, 0.8))
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            for rel, data in tree(dest).items():
+                assert rel.endswith(".json") and rel.rsplit("/", 1)[1][6:-5] == content_hash(data), rel
+        done = subprocess.run([EXE, "sync", str(dest), "--from", server.url, "--since", "2023-01-01", "--json"],
+                              capture_output=True, text=True, timeout=120, check=False)
+        assert done.returncode == 0, done.stderr
+    assert tree(dest) == want
