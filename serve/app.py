@@ -20,6 +20,8 @@ here, each for a reason:
 
 from __future__ import annotations
 
+import itertools
+import json
 import logging
 import os
 import time
@@ -201,15 +203,10 @@ class ChatApp:
 
     # -- windows ------------------------------------------------------------------------------
     def _window(self, req: ChatWindow) -> tuple[int, list[tuple[str, str]], Iterable[bytes]]:
+        """Both answers stream chunk by chunk (upstream builds chat.json whole; its 2 h cap is kept
+        for compatibility, not for memory). The first record is read before answering, so a
+        missing channel is a 404 and a damaged file at the start a 503."""
         records = self._reading(req.channel, req.window)
-        if not req.lines:
-            # upstream answers json.dumps(list) of the whole window; its cap bounds the memory
-            try:
-                body = _json_dumps_array(list(records))
-            except ExportError as e:
-                return _text(404 if "no channel" in str(e) else 400, _one_line(e))
-            return 200, [("Content-Type", JSON_TYPE), ("Content-Length", str(len(body)))], [body]
-        # jsonl streams: compute the first chunk before answering, so a missing channel is a 404
         first: list[dict[str, Any]] = []
         try:
             for record in records:
@@ -217,7 +214,9 @@ class ChatApp:
                 break
         except ExportError as e:
             return _text(404 if "no channel" in str(e) else 400, _one_line(e))
-        return 200, [("Content-Type", "application/jsonl; charset=utf-8")], _jsonl([*first], records)
+        if req.lines:
+            return 200, [("Content-Type", "application/jsonl; charset=utf-8")], _jsonl(first, records)
+        return 200, [("Content-Type", JSON_TYPE)], _json_array(first, records)
 
     def _reading(self, channel: str, window: Window) -> Iterator[dict[str, Any]]:
         """The window's records (export's reader), restarted from the current chunk whenever a file
@@ -291,37 +290,56 @@ class _FileBody:
         self.f.close()
 
 
-def _upstream_json(record: dict[str, Any]) -> bytes:
-    """One record as upstream's `json.dumps` prints it inside the array: the canonical line with
-    `json.dumps`'s default separators (`, ` and `: `)."""
-    import json  # noqa: PLC0415
+def upstream_json(record: dict[str, Any]) -> bytes:
+    """One record as upstream's `json.dumps(messages)` prints it: `json.dumps`'s default separators
+    (`, ` and `: `), keys sorted as in the batch files. That is the canonical line with a space
+    after each separator outside strings. Splitting at `"` finds the strings when none holds an
+    escaped quote (nearly every line); others take the stdlib."""
+    line = canonical_bytes(record)
+    if b'\\"' in line:
+        return json.dumps(record, sort_keys=True).encode("ascii")
+    parts = line.split(b'"')
+    parts[::2] = [p.replace(b",", b", ").replace(b":", b": ") for p in parts[::2]]
+    return b'"'.join(parts)
 
-    return json.dumps(record, sort_keys=True).encode("ascii")
 
-
-def _json_dumps_array(records: list[dict[str, Any]]) -> bytes:
-    """`json.dumps(records)`, as upstream answers chat.json."""
-    return b"[" + b", ".join(_upstream_json(r) for r in records) + b"]"
-
-
-def _jsonl(first: list[dict[str, Any]], rest: Iterator[dict[str, Any]]) -> Iterator[bytes]:
-    """Canonical lines (export's jsonl), a few hundred kB per write; a damaged file mid-stream ends
-    the answer early (logged), so the client sees a cut body rather than a silent gap."""
-    buffer = [canonical_bytes(r) + b"\n" for r in first]
-    size = sum(map(len, buffer))
+def _stream(first: list[dict[str, Any]], rest: Iterator[dict[str, Any]], line: Callable[[dict[str, Any]], bytes],
+            *, sep: bytes, begin: bytes, end: bytes) -> Iterator[bytes]:
+    """`begin`, the records' lines joined by `sep`, `end`, a few hundred kB per write. A damaged
+    file mid-stream ends the answer early (logged), so the client sees a cut body rather than a
+    silent gap."""
+    buffer = [begin]
+    size = 0
+    count = 0
     try:
-        for record in rest:
-            line = canonical_bytes(record) + b"\n"
-            buffer.append(line)
-            size += len(line)
+        for record in itertools.chain(first, rest):
+            data = line(record)
+            buffer.append(sep + data if count else data)
+            count += 1
+            size += len(data)
             if size >= 1 << 18:
                 yield b"".join(buffer)
                 buffer.clear()
                 size = 0
     except (ServeError, ExportError) as e:
-        log.warning("chat.jsonl cut short: %s", e)
+        log.warning("window answer cut short: %s", e)
         raise CutShort() from None
+    buffer.append(end)
     yield b"".join(buffer)
+
+
+def _json_array(first: list[dict[str, Any]], rest: Iterator[dict[str, Any]]) -> Iterator[bytes]:
+    """`json.dumps(records)`, as upstream answers chat.json."""
+    return _stream(first, rest, upstream_json, sep=b", ", begin=b"[", end=b"]")
+
+
+def _jsonl(first: list[dict[str, Any]], rest: Iterator[dict[str, Any]]) -> Iterator[bytes]:
+    """Canonical lines, the archive's own line format (export's jsonl)."""
+    return _stream(first, rest, _line, sep=b"", begin=b"", end=b"")
+
+
+def _line(record: dict[str, Any]) -> bytes:
+    return canonical_bytes(record) + b"\n"
 
 
 class CutShort(Exception):

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 
 from fixtures.export import make_archive
-from serve.app import ChatApp
-from tests.strategies import query_strings, request_paths
+from serve.app import ChatApp, upstream_json
+from tests.strategies import archive_records, query_strings, request_paths
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "export"
 ARCHIVE = FIXTURE / "archive"
@@ -188,3 +188,11 @@ def test_any_request_is_answered_without_a_500_and_nothing_outside_root(
     assert SECRET not in body
     if status != 200:
         assert b"\n" not in body and b"Traceback" not in body
+
+
+@given(record=archive_records())
+@example(record={"command": "PRIVMSG", "params": ["#c", 'say "hi", ok: \\"x\\" \\'], "sender": None, "user": None,
+                 "host": None, "tags": {"a:b": "c,d", "q": '"'}, "receivers": {"h": 1e-05}, "time": 1700000000.5,
+                 "time_range": 0})
+def test_chat_json_records_print_as_upstreams_json_dumps(record: dict[str, Any]) -> None:
+    assert upstream_json(record) == json.dumps(record, sort_keys=True).encode()
