@@ -196,3 +196,15 @@ def test_any_request_is_answered_without_a_500_and_nothing_outside_root(
                  "time_range": 0})
 def test_chat_json_records_print_as_upstreams_json_dumps(record: dict[str, Any]) -> None:
     assert upstream_json(record) == json.dumps(record, sort_keys=True).encode()
+
+
+def test_a_damaged_file_in_the_window_is_a_503_naming_it_in_one_line(tmp_path: Path) -> None:
+    root = tmp_path / "a"
+    make_archive.build(str(root))
+    hour = root / "desertbus" / "chat" / HOUR
+    name = sorted(os.listdir(hour))[0]
+    (hour / name).write_bytes(b'{"broken": \n')
+    status, headers, body = call(ChatApp(str(root)), "/desertbus/chat.json", EDITOR_WINDOW)
+    assert status == 503 and headers["Content-Type"].startswith("text/plain")
+    assert body.startswith(f"desertbus/chat/{HOUR}/{name}:".encode()) and b"\n" not in body
+    assert str(tmp_path).encode() not in body  # the server's own folders are nobody's business

@@ -231,3 +231,19 @@ def test_serve_command_starts_answers_and_stops_on_sigterm(tmp_path: Path) -> No
     missing = subprocess.run([str(exe), "serve", str(tmp_path / "nope")], capture_output=True, text=True, timeout=30,
                              check=False)
     assert missing.returncode == 2 and "no such archive folder" in missing.stderr
+
+
+def test_idle_connections_and_oversized_headers_do_not_stop_the_server() -> None:
+    import socket
+
+    with Running(ChatApp(str(FIXTURE / "archive")), threads=2) as server:
+        host, port = server.url.removeprefix("http://").split(":")
+        idle = [socket.create_connection((host, int(port))) for _ in range(20)]  # slowloris: never a request
+        try:
+            assert get(f"{server.url}/files")[2] == b'["desertbus"]'
+            status, _, _ = get(f"{server.url}/files", {"X-Junk": "x" * 300_000})
+            assert status in (400, 431)
+            assert get(f"{server.url}/healthz")[0] == 200
+        finally:
+            for s in idle:
+                s.close()
