@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from urllib.parse import parse_qs
 
 from export.window import ExportError, Window, parse_time
@@ -63,6 +63,8 @@ class ListHour:
 
 @dataclass(frozen=True)
 class Segment:
+    """One batch file (`/segments/...`; sync's plan names the files it wants with it too)."""
+
     channel: str
     hour: str
     name: str
@@ -70,6 +72,10 @@ class Segment:
     @property
     def digest(self) -> str:
         return self.name[6:-5]  # MM:SS-HASH.json
+
+    @property
+    def relpath(self) -> str:
+        return f"{self.channel}/chat/{self.hour}/{self.name}"
 
 
 @dataclass(frozen=True)
@@ -236,9 +242,3 @@ def json_array(names: list[str]) -> bytes:
     import json  # noqa: PLC0415 (only the listings need it)
 
     return json.dumps(names).encode("ascii")
-
-
-def iso(moment: float) -> str:
-    """Upstream's time format in answers and links: ISO 8601, UTC, no offset."""
-    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-

@@ -25,7 +25,7 @@ import orjson
 
 from formats.canonical import parse_batch_name
 from formats.errors import InputError, UsageError
-from serve.routes import batch_name_ok, channel_ok, hour_ok
+from serve.routes import Segment, batch_name_ok, channel_ok, hour_ok
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -65,21 +65,7 @@ def names_list(body: bytes, what: str) -> list[str]:
     return value
 
 
-@dataclass(frozen=True)
-class Wanted:
-    """One file to fetch."""
-
-    channel: str
-    hour: str
-    name: str
-
-    @property
-    def digest(self) -> str:
-        return self.name[6:-5]  # MM:SS-HASH.json
-
-    @property
-    def relpath(self) -> str:
-        return f"{self.channel}/chat/{self.hour}/{self.name}"
+Wanted = Segment  # one file to fetch: the batch file a /segments/ route names
 
 
 @dataclass
