@@ -13,12 +13,13 @@ peers, converge.
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import os
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -36,6 +37,7 @@ STATE = ".sync"
 MAX_LISTING = 16 << 20  # bytes: an hour lists at most a few hundred names
 MAX_FILE = 256 << 20  # bytes: a busy channel's minute is a few MB; far above that is not a batch file
 SCRATCH_AGE = 600  # s: scratch files older than this belong to no running sync
+VERIFY_IN_PROCESSES = 8  # files to fetch from one peer before checking them in worker processes pays off
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,15 @@ class _Known:
                 f.write(wanted.name + "\n")
 
 
+def verify_file(path: str, digest: str) -> str | None:
+    """Why the merge's reader refuses the file at `path` (named by `digest`), or None if it takes it."""
+    try:
+        read_verified(path, digest)
+    except InputError as e:
+        return e.message if e.line is None else f"line {e.line}: {e.message}"
+    return None
+
+
 def _local_names(root: str, channel: str, hour: str) -> set[str]:
     try:
         return set(os.listdir(os.path.join(channel_chat_dir(root, channel), hour)))
@@ -137,6 +148,7 @@ class _Sync:
         self.scratch = os.path.join(root, STATE, "tmp")
         self.lock = threading.Lock()
         self.changed: set[str] = set()
+        self.verifier: ProcessPoolExecutor | None = None
 
     def refuse(self, peer: Peer, what: str, reason: str) -> None:
         refusal = Refusal(peer.base, what, reason)
@@ -222,10 +234,12 @@ class _Sync:
         scratch = os.path.join(self.scratch, f"{uuid.uuid4().hex}.json")
         try:
             write_bytes_atomic(scratch, data)
-            try:
-                read_verified(scratch, wanted.digest)
-            except InputError as e:
-                self.refuse(peer, path, e.message if e.line is None else f"line {e.line}: {e.message}")
+            if self.verifier is not None:  # parsing is CPU-bound: worker processes, not these threads
+                problem = self.verifier.submit(verify_file, scratch, wanted.digest).result()
+            else:
+                problem = verify_file(scratch, wanted.digest)
+            if problem is not None:
+                self.refuse(peer, path, problem)
                 return
             folder = os.path.dirname(final)
             if not os.path.isdir(folder):
@@ -244,15 +258,23 @@ class _Sync:
 
     def run(self, peers: list[Peer], channels: list[str] | None, start: float, end: float) -> None:
         _clear_scratch(self.scratch)
-        with ThreadPoolExecutor(self.jobs, thread_name_prefix="sync") as pool:
-            # peer after peer: what one peer gave is local (or known) when the next is listed, so a
-            # name is fetched once, and again from the next peer only if the first one's was refused
-            for peer in peers:
-                todo = self.plan_peer(peer, channels, start, end, pool)
-                if self.on_plan is not None:
-                    self.on_plan(len(todo))
-                # bounded: the pool's queue holds the small task tuples, `jobs` run at once
-                list(pool.map(lambda pw: self.fetch(*pw), todo))
+        try:
+            with ThreadPoolExecutor(self.jobs, thread_name_prefix="sync") as pool:
+                # peer after peer: what one peer gave is local (or known) when the next is listed, so a
+                # name is fetched once, and again from the next peer only if the first one's was refused
+                for peer in peers:
+                    todo = self.plan_peer(peer, channels, start, end, pool)
+                    if self.on_plan is not None:
+                        self.on_plan(len(todo))
+                    if self.verifier is None and len(todo) >= VERIFY_IN_PROCESSES and (os.cpu_count() or 1) > 1:
+                        self.verifier = ProcessPoolExecutor(
+                            min(self.jobs, os.cpu_count() or 1), mp_context=multiprocessing.get_context("forkserver")
+                        )
+                    # bounded: the pool's queue holds the small task tuples, `jobs` run at once
+                    list(pool.map(lambda pw: self.fetch(*pw), todo))
+        finally:
+            if self.verifier is not None:
+                self.verifier.shutdown()
 
 
 def sync_once(
