@@ -33,7 +33,7 @@ import prometheus_client as prom
 
 from export.stream import CHUNK_MINUTES, iter_chunks
 from export.window import ExportError, Window, plan_chunks
-from formats.canonical import canonical_bytes, parse_batch_name
+from formats.canonical import batch_relpath, canonical_bytes, parse_batch_name
 from formats.errors import InputError
 from merge.directory import QUARANTINE
 from serve import routes
@@ -206,6 +206,12 @@ class ChatApp:
         """Both answers stream chunk by chunk (upstream builds chat.json whole; its 2 h cap is kept
         for compatibility, not for memory). The first record is read before answering, so a
         missing channel is a 404 and a damaged file at the start a 503."""
+        chat = self._inside(req.channel, "chat")
+        if chat is None or not os.path.isdir(chat):
+            return _text(404, f"Not found: no chat for channel {req.channel}")
+        link = self._link_out(req.channel, req.window)
+        if link is not None:
+            raise ServeError(f"{link} leads outside the archive: refusing to read this window")
         records = self._reading(req.channel, req.window)
         first: list[dict[str, Any]] = []
         try:
@@ -213,10 +219,32 @@ class ChatApp:
                 first.append(record)
                 break
         except ExportError as e:
-            return _text(404 if "no channel" in str(e) else 400, _one_line(e))
+            raise ServeError(_relative(_one_line(e), self.root)) from None
         if req.lines:
             return 200, [("Content-Type", "application/jsonl; charset=utf-8")], _jsonl(first, records)
         return 200, [("Content-Type", JSON_TYPE)], _json_array(first, records)
+
+    def _link_out(self, channel: str, window: Window) -> str | None:
+        """The first symlink among the hour folders a window read may open, or their files, that
+        resolves outside ROOT (export's reader follows links; it must not be led out)."""
+        chat = os.path.join(self.root, channel, "chat")
+        minutes = window.file_minutes()
+        first, last = batch_relpath(minutes.start - 3600, "")[0], batch_relpath(minutes.stop + 3600, "")[0]
+        try:
+            hours = [e for e in os.scandir(chat) if first <= e.name <= last]
+        except OSError:
+            return None
+        for hour in hours:
+            if hour.is_symlink() and self._inside(channel, "chat", hour.name) is None:
+                return f"{channel}/chat/{hour.name}"
+            try:
+                with os.scandir(hour.path) as entries:
+                    for entry in entries:
+                        if entry.is_symlink() and self._inside(channel, "chat", hour.name, entry.name) is None:
+                            return f"{channel}/chat/{hour.name}/{entry.name}"
+            except OSError:
+                continue
+        return None
 
     def _reading(self, channel: str, window: Window) -> Iterator[dict[str, Any]]:
         """The window's records (export's reader), restarted from the current chunk whenever a file

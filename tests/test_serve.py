@@ -184,7 +184,7 @@ def test_any_request_is_answered_without_a_500_and_nothing_outside_root(
         status, _headers, body = call(app, path, query)
     except UnicodeEncodeError:
         return  # not something a server can hand over (PATH_INFO is latin-1)
-    assert status in (200, 304, 400, 403, 404, 405), (status, body)
+    assert status in (200, 304, 400, 403, 404, 405, 503), (status, body)  # 503: the links out, refused
     assert SECRET not in body
     if status != 200:
         assert b"\n" not in body and b"Traceback" not in body
@@ -208,3 +208,13 @@ def test_a_damaged_file_in_the_window_is_a_503_naming_it_in_one_line(tmp_path: P
     assert status == 503 and headers["Content-Type"].startswith("text/plain")
     assert body.startswith(f"desertbus/chat/{HOUR}/{name}:".encode()) and b"\n" not in body
     assert str(tmp_path).encode() not in body  # the server's own folders are nobody's business
+
+
+def test_a_window_read_is_never_led_out_of_root_by_a_link(hostile_root: Path) -> None:
+    app = ChatApp(str(hostile_root))
+    assert call(app, "/evil/chat.jsonl", "start=2023-11-14T22:00:00&end=2023-11-14T23:30:00")[0] == 404
+    for path in ("/desertbus/chat.json", "/desertbus/chat.jsonl"):
+        status, _, body = call(app, path, "start=2023-11-14T22:00:00&end=2023-11-14T23:30:00")
+        assert status == 503 and b"leads outside the archive" in body and SECRET not in body
+    status, _, body = call(app, "/nobody/chat.json", EDITOR_WINDOW)
+    assert (status, body) == (404, b"Not found: no chat for channel nobody")
