@@ -198,7 +198,10 @@ class _Sync:
                 except (PeerError, InputError) as e:
                     self.refuse_error(peer, e)
                     return []
-                have = _local_names(self.root, channel, hour) | self.known.names(channel, hour)
+                local = _local_names(self.root, channel, hour)
+                # names fetched before count only while the hour still holds files: an hour emptied
+                # by hand (to fetch it again) is fetched again
+                have = local | self.known.names(channel, hour) if local else local
                 plan = plan_hour(channel, hour, names, have)
                 with self.lock:
                     self.stats.hours_listed += 1

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -361,3 +362,14 @@ def test_cli_exit_codes_and_json(tmp_path: Path) -> None:
     assert usage.exit_code == 2 and "http://HOST:PORT" in usage.stderr
     usage = runner.invoke(app, ["sync", str(tmp_path / "c"), "--from", "http://127.0.0.1:1", "--since", "soon"])
     assert usage.exit_code == 2 and "--since" in usage.stderr
+
+
+def test_an_hour_removed_by_hand_is_fetched_again(tmp_path: Path) -> None:
+    node_dir, local = tmp_path / "node", tmp_path / "local"
+    make_archive(node_dir, [1, 3700])
+    with FakeNode(str(node_dir)) as node:
+        assert run_sync(local, node.url)[0].files_fetched == 2
+        shutil.rmtree(local / "sim" / "chat" / "2023-11-14T22")
+        again, refused = run_sync(local, node.url)
+    assert refused == [] and again.files_fetched == 1
+    assert tree(local) == tree(node_dir)
