@@ -26,8 +26,10 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
+from html import escape as html_escape
 from itertools import islice
 from typing import Any
+from urllib.parse import quote
 
 import prometheus_client as prom
 
@@ -42,6 +44,7 @@ from serve.routes import ChatWindow, Reject
 log = logging.getLogger("chat_archiver.serve")
 
 StartResponse = Callable[..., Any]
+PagePlayer = Callable[..., str]  # export.html.render_page(source_url=, title=, start=, end=) -> the page
 Environ = dict[str, Any]
 
 CACHE_FOREVER = "public, max-age=31536000, immutable"
@@ -75,12 +78,11 @@ class ServeError(Exception):
 class ChatApp:
     """The WSGI callable serving `root`."""
 
-    def __init__(self, root: str, *, chunk_minutes: int = CHUNK_MINUTES,
-                 player: Callable[[str | None], bytes | None] | None = None) -> None:
+    def __init__(self, root: str, *, chunk_minutes: int = CHUNK_MINUTES, player: PagePlayer | None = None) -> None:
         self.root = os.path.realpath(root)
         self.chunk_minutes = chunk_minutes
         self.metrics = _Metrics()
-        self.player = player
+        self.player = player if player is not None else installed_player()
 
     # -- WSGI entry ---------------------------------------------------------------------------
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
@@ -153,10 +155,16 @@ class ChatApp:
         return self._player(answer)
 
     def _player(self, answer: routes.Player) -> tuple[int, list[tuple[str, str]], Iterable[bytes]]:
-        page = self.player(answer.channel) if self.player is not None else None
-        if page is None:
+        if answer.channel is None or answer.window is None:
+            channels = [c for c in self._list(self.root) if routes.channel_ok(c) and self._is_dir(c, "chat")]
+            hours = {c: [h for h in self._list(self._inside(c, "chat")) if routes.hour_ok(h)] for c in channels}
+            return _html(browser_page(hours, player=self.player is not None))
+        if self.player is None:
             return _text(404, "Not found: no chat player page is installed")
-        return 200, [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(page)))], [page]
+        start, end = answer.window.start, answer.window.end
+        source = f"/{quote(answer.channel)}/chat.jsonl?start={start}&end={end}"
+        page = self.player(source_url=source, title=f"#{answer.channel}", start=start, end=end)
+        return _html(page.encode("utf-8"))
 
     # -- disk ---------------------------------------------------------------------------------
     def _inside(self, *parts: str) -> str | None:
@@ -280,6 +288,38 @@ def _text(status: int, line: str) -> tuple[int, list[tuple[str, str]], list[byte
     if status == 405:
         headers.append(("Allow", "GET, HEAD"))
     return status, headers, [body]
+
+
+def _html(body: bytes) -> tuple[int, list[tuple[str, str]], list[bytes]]:
+    return 200, [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(body)))], [body]
+
+
+def browser_page(hours: dict[str, list[str]], *, player: bool) -> bytes:
+    """The channel and hour browser: each hour links to the player (when one is installed) and to
+    its chat as JSON lines."""
+    out = ["<!doctype html><meta charset=utf-8><title>chat archive</title><h1>chat archive</h1>"]
+    if not hours:
+        out.append("<p>No channels.</p>")
+    for channel, names in hours.items():
+        out.append(f"<h2>#{html_escape(channel)}</h2><ul>")
+        for hour in names:
+            start = routes.hour_start(hour)
+            query = f"start={start}&amp;end={start + 3600}"
+            links = [f'<a href="/{quote(channel)}/chat.jsonl?{query}">jsonl</a>']
+            if player:
+                links.insert(0, f'<a href="/player/{quote(channel)}?{query}">play</a>')
+            out.append(f"<li>{html_escape(hour)}:00 UTC {' '.join(links)}</li>")
+        out.append("</ul>")
+    return "".join(out).encode("utf-8")
+
+
+def installed_player() -> PagePlayer | None:
+    """export's HTML player (issue 11), if this tree has it."""
+    try:
+        from export.html import render_page  # type: ignore[import-not-found, unused-ignore]  # noqa: PLC0415
+    except ImportError:
+        return None
+    return render_page  # type: ignore[no-any-return, unused-ignore]
 
 
 def _json(body: bytes) -> tuple[int, list[tuple[str, str]], list[bytes]]:

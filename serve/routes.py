@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from urllib.parse import parse_qs
 
 from export.window import ExportError, Window, parse_time
@@ -99,9 +99,11 @@ class Health:
 
 @dataclass(frozen=True)
 class Player:
-    """The chat player page (a hook for export's HTML player; see docs/serve-sync.md)."""
+    """`/player/CH?start=&end=`: export's HTML chat player, fed from `/CH/chat.jsonl` (no cap).
+    `/` and `/player`: the channel and hour browser that links to it."""
 
     channel: str | None
+    window: Window | None = None
 
 
 Route = ListChannels | ListQualities | ListHours | ListHour | Segment | ChatWindow | Metrics | Health | Player
@@ -196,9 +198,15 @@ def route(method: str, path: str, query: str) -> Route | Reject:
     if head == "healthz" and not rest:
         return Health()
     if head == "player" and len(rest) <= 1:
-        if rest and not channel_ok(rest[0]):
+        if not rest:
+            return Player(None)
+        if not channel_ok(rest[0]):
             return NOT_FOUND
-        return Player(rest[0] if rest else None)
+        parsed = _query(query)
+        if isinstance(parsed, Reject):
+            return parsed
+        window = _window(parsed, capped=False)
+        return window if isinstance(window, Reject) else Player(rest[0], window)
     if len(parts) == 2 and parts[1] in ("chat.json", "chat.jsonl") and channel_ok(head):
         parsed = _query(query)
         if isinstance(parsed, Reject):
@@ -235,6 +243,11 @@ def tombstones_param(query: str) -> Reject | None:
     if value not in ("true", "false"):
         return Reject(400, "tombstones must be one of: true, false")
     return None
+
+
+def hour_start(hour: str) -> int:
+    """Unix seconds of an hour folder's name (`YYYY-MM-DDTHH`, checked by `hour_ok`)."""
+    return int(datetime.strptime(hour, "%Y-%m-%dT%H").replace(tzinfo=UTC).timestamp())
 
 
 def json_array(names: list[str]) -> bytes:

@@ -18,14 +18,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
 from formats.canonical import parse_batch_name
 from formats.errors import InputError, UsageError
-from serve.routes import Segment, batch_name_ok, channel_ok, hour_ok
+from serve.routes import Segment, batch_name_ok, channel_ok, hour_ok, hour_start
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -43,10 +42,6 @@ def parse_since(text: str, now: float) -> float:
         return parse_time(text)
     except ExportError as e:
         raise UsageError(f"--since {text!r}: a duration like 14d, 6h, 30m, or a time ({e})") from None
-
-
-def hour_start(hour: str) -> int:
-    return int(datetime.strptime(hour, "%Y-%m-%dT%H").replace(tzinfo=UTC).timestamp())
 
 
 def hours_in_window(hours: Iterable[str], start: float, end: float) -> list[str]:

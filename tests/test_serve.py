@@ -218,3 +218,35 @@ def test_a_window_read_is_never_led_out_of_root_by_a_link(hostile_root: Path) ->
         assert status == 503 and b"leads outside the archive" in body and SECRET not in body
     status, _, body = call(app, "/nobody/chat.json", EDITOR_WINDOW)
     assert (status, body) == (404, b"Not found: no chat for channel nobody")
+
+
+def test_player_page_is_fed_from_the_uncapped_jsonl_route_and_the_browser_links_hours() -> None:
+    asked: list[dict[str, Any]] = []
+
+    def player(**kw: Any) -> str:
+        asked.append(kw)
+        return "<!doctype html><title>player</title>"
+
+    app = ChatApp(str(ARCHIVE), player=player)
+    status, headers, body = call(app, "/player/desertbus", "start=2023-11-14T22:00:00&end=2023-11-15T02:00:00")
+    assert status == 200 and headers["Content-Type"].startswith("text/html") and body.startswith(b"<!doctype")
+    source = asked[0]["source_url"]
+    assert asked[0]["start"] == 1699999200 and asked[0]["end"] == 1700013600
+    assert source == "/desertbus/chat.jsonl?start=1699999200&end=1700013600"
+    path, _, query = source.partition("?")
+    status, _, lines = call(app, path, query)  # what the page will fetch: the window, uncapped (4 h)
+    assert status == 200 and all(json.loads(line)["time"] >= 1699999200 - 60 for line in lines.splitlines())
+    assert call(app, "/player/desertbus", "start=nope&end=1")[0] == 400
+    status, _, page = call(app, "/")
+    assert status == 200 and b'href="/player/desertbus?start=1699999200&amp;end=1700002800"' in page
+    without = ChatApp(str(ARCHIVE), player=None)
+    if without.player is None:  # no player in this tree: the page says so, the browser still lists
+        assert call(without, "/player/desertbus", "start=1&end=2")[0] == 404
+        assert b"/player/" not in call(without, "/")[2] and b"chat.jsonl" in call(without, "/")[2]
+
+
+def test_the_real_player_page_points_at_our_jsonl() -> None:
+    html = pytest.importorskip("export.html")
+    app = ChatApp(str(ARCHIVE), player=html.render_page)
+    status, _, body = call(app, "/player/desertbus", "start=2023-11-14T22:00:00&end=2023-11-14T23:00:00")
+    assert status == 200 and b"/desertbus/chat.jsonl?start=1699999200&end=1700002800" in body
