@@ -56,6 +56,7 @@ TEXT_TYPE = "text/plain; charset=utf-8"
 class _Metrics:
     def __init__(self) -> None:
         self.registry = prom.CollectorRegistry()
+        prom.ProcessCollector(registry=self.registry)  # memory, CPU, open files of the server
         self.requests = prom.Counter(
             "chat_serve_requests", "HTTP requests answered, by route and status", ["route", "status"],
             registry=self.registry,
@@ -88,6 +89,7 @@ class ChatApp:
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         started = time.monotonic()
         method = environ.get("REQUEST_METHOD", "GET")
+        path = str(environ.get("PATH_INFO", "/"))
         try:
             # WSGI hands PATH_INFO over as latin-1 text of the decoded bytes; the URL is UTF-8
             path = environ.get("PATH_INFO", "/").encode("latin-1").decode("utf-8")
