@@ -27,7 +27,7 @@ from urllib.parse import quote
 import urllib3
 
 from formats.errors import ArchiverError, InputError, UsageError
-from formats.store import channel_chat_dir, fsync_dir, write_bytes_atomic
+from formats.store import _makedirs_durable, channel_chat_dir, fsync_dir, write_bytes_atomic
 from merge.directory import Problem, merge_tree, read_verified
 from serve.routes import batch_name_ok, channel_ok
 from sync.client import Peer, PeerError, new_pool
@@ -164,7 +164,7 @@ class _Sync:
         self.refuse(peer, what, e.message if e.line is None else f"line {e.line}: {e.message}")
 
     # -- listing ------------------------------------------------------------------------------
-    def listing(self, peer: Peer, path: str) -> list[str] | None:
+    def listing(self, peer: Peer, path: str) -> list[str]:
         body = peer.get(path, MAX_LISTING)
         if body is None:
             return []
@@ -185,7 +185,7 @@ class _Sync:
         out: list[tuple[Peer, Wanted]] = []
         for channel in channels:
             try:
-                hours = hours_in_window(self.listing(peer, f"/files/{quote(channel)}/chat") or [], start, end)
+                hours = hours_in_window(self.listing(peer, f"/files/{quote(channel)}/chat"), start, end)
             except (PeerError, InputError) as e:
                 self.refuse_error(peer, e)
                 continue
@@ -194,7 +194,7 @@ class _Sync:
 
             def hour_plan(hour: str, channel: str = channel) -> list[tuple[Peer, Wanted]]:
                 try:
-                    names = self.listing(peer, f"/files/{quote(channel)}/chat/{hour}?tombstones=true") or []
+                    names = self.listing(peer, f"/files/{quote(channel)}/chat/{hour}?tombstones=true")
                 except (PeerError, InputError) as e:
                     self.refuse_error(peer, e)
                     return []
@@ -245,9 +245,7 @@ class _Sync:
                 self.refuse(peer, path, problem)
                 return
             folder = os.path.dirname(final)
-            if not os.path.isdir(folder):
-                os.makedirs(folder, exist_ok=True)
-                fsync_dir(os.path.dirname(folder))
+            _makedirs_durable(folder)  # a new channel's or hour's folders survive a crash too
             os.replace(scratch, final)
             fsync_dir(folder)
         finally:
