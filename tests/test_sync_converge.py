@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from formats.canonical import content_hash
 from formats.store import iter_batch_files, read_batch_file
@@ -24,7 +26,7 @@ from replay.api import replay
 from serve.app import ChatApp
 from serve.server import Running
 from sync.run import sync_once
-from tests.simulation import BASE_MS, KINDS, event_index, record_scenario
+from tests.simulation import BASE_MS, KINDS, event_index, record_scenario, scenarios
 
 pytestmark = pytest.mark.integration
 
@@ -137,3 +139,45 @@ def test_a_sync_killed_at_any_moment_leaves_no_partial_file_and_the_next_finishe
                               capture_output=True, text=True, timeout=120, check=False)
         assert done.returncode == 0, done.stderr
     assert tree(dest) == want
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                HealthCheck.too_slow])
+@given(scn=scenarios(), order=st.lists(st.tuples(st.integers(0, 2), st.integers(0, 2)), min_size=1, max_size=8))
+def test_law_any_order_of_syncs_then_a_round_converges_on_the_merge_of_everything(
+    tmp_path_factory: pytest.TempPathFactory, scn: dict[str, Any], order: list[tuple[int, int]]
+) -> None:
+    """Hosts that sync pairwise in any order, then each once from all the others (twice over: what
+    one round spread, the next brings home), hold the replay of every recording at once."""
+    tmp = tmp_path_factory.mktemp("law")
+    count = len(scn["recorders"])
+    raws, roots = [], []
+    for i, rec in enumerate(scn["recorders"]):
+        raws.append(tmp / f"raw{i}")
+        record_scenario({**scn, "recorders": [rec]}, raws[-1])
+        roots.append(tmp / f"host{i}")
+        replay([str(raws[-1])], str(roots[-1]))
+        roots[-1].mkdir(exist_ok=True)
+    replay([str(r) for r in raws], str(tmp / "all"))
+    servers = [Running(ChatApp(str(root))) for root in roots]
+    for s in servers:
+        s.__enter__()
+    try:
+        def sync(into: int, peers: list[int]) -> None:
+            if not peers:
+                return
+            stats = sync_once(str(roots[into]), [servers[p].url for p in peers], start=0, end=time.time())
+            assert stats.refused == [] and stats.merge_problems == [], stats
+
+        for into, source in order:
+            if into % count != source % count:
+                sync(into % count, [source % count])
+        for _round in range(2):
+            for i in range(count):
+                sync(i, [j for j in range(count) if j != i])
+    finally:
+        for s in servers:
+            s.__exit__()
+    expected = tree(tmp / "all")
+    for root in roots:
+        assert tree(root) == expected, root
