@@ -48,6 +48,13 @@ PagePlayer = Callable[..., str]  # export.html.render_page(source_url=, title=, 
 Environ = dict[str, Any]
 
 CACHE_FOREVER = "public, max-age=31536000, immutable"
+# upstream's restreamer answers every request with these, so an editor page on another origin can
+# read chat; everything here is public and read-only
+CORS = [
+    ("Access-Control-Allow-Credentials", "false"), ("Access-Control-Allow-Headers", "*"),
+    ("Access-Control-Allow-Methods", "GET,HEAD"), ("Access-Control-Allow-Origin", "*"),
+    ("Access-Control-Max-Age", "86400"),
+]
 READ_RETRIES = 20  # window reads restarted after a vanished file, before giving up with a 503
 JSON_TYPE = "application/json"
 TEXT_TYPE = "text/plain; charset=utf-8"
@@ -107,7 +114,7 @@ class ChatApp:
         except Exception:  # a bug: log it, answer one line, keep serving
             log.exception("unexpected error answering %s", path)
             status, headers, body = _text(500, "Internal error")
-        start_response(_STATUS_LINES.get(status, f"{status} Status"), headers)
+        start_response(_STATUS_LINES.get(status, f"{status} Status"), headers + CORS)
         return self._counted(body, name, status, started, head=method == "HEAD")
 
     def _counted(self, body: Iterable[bytes], name: str, status: int, started: float, *,

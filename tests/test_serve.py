@@ -48,8 +48,10 @@ def app() -> ChatApp:
 
 def test_listings_are_upstreams_json_arrays(app: ChatApp) -> None:
     names = sorted(os.listdir(ARCHIVE / "desertbus" / "chat" / HOUR))
-    assert call(app, "/files") == (200, {"Content-Type": "application/json", "Content-Length": "13"},
-                                   b'["desertbus"]')
+    status, headers, body = call(app, "/files")
+    assert (status, body) == (200, b'["desertbus"]')
+    assert headers["Content-Type"] == "application/json" and headers["Content-Length"] == "13"
+    assert headers["Access-Control-Allow-Origin"] == "*"  # as upstream: an editor on another origin reads it
     assert call(app, "/files/desertbus")[2] == b'["chat"]'
     assert call(app, "/files/desertbus/chat")[2] == b'["2023-11-14T22"]'
     listing = call(app, f"/files/desertbus/chat/{HOUR}", "tombstones=true")
@@ -59,9 +61,9 @@ def test_listings_are_upstreams_json_arrays(app: ChatApp) -> None:
     assert call(app, "/files/nobody")[2] == b"[]"
     assert call(app, "/files/nobody/chat")[2] == b"[]"
     assert call(app, "/files/desertbus/chat/2020-01-01T00")[2] == b"[]"
-    assert call(app, f"/files/desertbus/chat/{HOUR}", "tombstones=maybe") == (
-        400, {"Content-Type": "text/plain; charset=utf-8", "Content-Length": "38"},
-        b"tombstones must be one of: true, false")
+    status, headers, body = call(app, f"/files/desertbus/chat/{HOUR}", "tombstones=maybe")
+    assert (status, body) == (400, b"tombstones must be one of: true, false")
+    assert headers["Content-Type"] == "text/plain; charset=utf-8" and headers["Content-Length"] == "38"
 
 
 def test_chat_json_is_the_hand_checked_window_as_upstream_prints_it(app: ChatApp) -> None:
