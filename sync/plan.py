@@ -71,10 +71,17 @@ class HourPlan:
     refused: list[tuple[str, str]] = field(default_factory=list)  # (name, why)
 
 
+MAX_NAMES = 10_000  # an hour holds a few files a minute; a listing of more is not an archive's
+
+
 def plan_hour(channel: str, hour: str, remote: Iterable[str], have: set[str]) -> HourPlan:
     """The backfiller's set difference for one hour, with hostile names refused."""
     plan = HourPlan()
-    for name in sorted(set(remote)):
+    names = set(remote)
+    if len(names) > MAX_NAMES:
+        plan.refused.append((f"{len(names):,} names", f"more than {MAX_NAMES:,} in one hour: none fetched"))
+        return plan
+    for name in sorted(names):
         if name in have:
             continue
         if not batch_name_ok(name) or parse_batch_name(hour, name) is None:

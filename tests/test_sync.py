@@ -373,3 +373,12 @@ def test_an_hour_removed_by_hand_is_fetched_again(tmp_path: Path) -> None:
         again, refused = run_sync(local, node.url)
     assert refused == [] and again.files_fetched == 1
     assert tree(local) == tree(node_dir)
+
+
+def test_a_flood_of_names_in_one_hour_is_refused_whole() -> None:
+    from sync.plan import MAX_NAMES, plan_hour
+
+    flood = [f"{m % 60:02d}:00-{i:043d}.json" for i, m in enumerate(range(MAX_NAMES + 1))]
+    plan = plan_hour("sim", "2023-11-14T22", flood, set())
+    assert plan.wanted == [] and len(plan.refused) == 1 and "none fetched" in plan.refused[0][1]
+    assert len(plan_hour("sim", "2023-11-14T22", flood[:100], set()).wanted) == 100
