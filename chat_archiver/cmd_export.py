@@ -12,8 +12,9 @@ import typer
 from chat_archiver import console
 from export.formats import FORMATS
 from export.stream import export
-from export.window import ExportError, Filters, Window, parse_time
+from export.window import ExportError, Filters, Window
 from formats.errors import ArchiverError
+from formats.times import parse_time
 from verify.scan import default_jobs
 
 

@@ -9,9 +9,9 @@ import typer
 from rich.table import Table
 
 from chat_archiver.console import EXIT_PROBLEMS, err, fail, out, progress, warn
-from chat_archiver.timeparse import parse_time
 from formats.errors import ArchiverError
 from formats.rawfile import find_raw_files
+from formats.times import parse_time
 from replay.api import ReplayReport, replay
 from replay.engine import SKIP_BAD_CHANNEL, SKIP_UNPARSABLE
 from replay.timestamps import Timing

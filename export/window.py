@@ -29,7 +29,6 @@ window:
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -50,33 +49,6 @@ _LAST_MOMENT = datetime(9999, 12, 31, 23, 0, tzinfo=UTC).timestamp()
 
 class ExportError(Exception):
     """The caller asked for something impossible: a bad time, an empty window, an unknown format."""
-
-
-_NUMBER_RE = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
-
-
-def parse_time(text: str) -> float:
-    """A moment from the command line: Unix seconds (`1700000000`, `1700000000.5`) or ISO 8601
-    (`2023-11-14T22:13:20Z`, with an offset, or without one meaning UTC; a space may replace `T`).
-    """
-    value = text.strip()
-    if _NUMBER_RE.match(value):
-        seconds = float(value)
-        if not math.isfinite(seconds):
-            raise ExportError(f"time {text!r} is out of range")
-        return int(seconds) if seconds == int(seconds) and abs(seconds) < 2**53 else seconds
-    iso = value[:-1] + "+00:00" if value[-1:] in ("Z", "z") else value
-    try:
-        moment = datetime.fromisoformat(iso)
-    except ValueError:
-        raise ExportError(f"time {text!r} is neither Unix seconds nor ISO 8601 (like 2023-11-14T22:13:20Z)") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    try:
-        seconds = moment.timestamp()
-    except (OverflowError, OSError, ValueError):
-        raise ExportError(f"time {text!r} is out of range") from None
-    return int(seconds) if seconds == int(seconds) else seconds
 
 
 @dataclass(frozen=True)
