@@ -1,40 +1,127 @@
-"""Shared bits of the CLI shell: consoles, the one-line error exit, progress bars."""
+"""Shared bits of the CLI shell: consoles, the one-line error exit, progress bars, and what every
+command does the same way (broken pipes, Ctrl-C, numbers, text from outside printed verbatim).
+
+Text that comes from outside (paths, channel names, messages, file content) is never read as Rich
+markup or emoji codes: `host1 [copy].jsonl` and `a:smile:b` print as they are. The consoles have
+emoji codes off and `out` has markup off; `fail`, `warn` and `note` take plain text (styles are
+applied around it, never parsed from it). `err` keeps markup for the rare styled literal.
+"""
 
 from __future__ import annotations
 
+import functools
+import os
 import sys
-from typing import NoReturn
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    TaskProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.text import Text
 
-out = Console()
-err = Console(stderr=True, highlight=False)
+out = Console(emoji=False, markup=False, highlight=False)
+err = Console(stderr=True, emoji=False, highlight=False)
 
 EXIT_OK = 0
 EXIT_PROBLEMS = 1
 EXIT_ERROR = 2
+EXIT_PIPE = 128 + 13  # what a shell reports for a tool that SIGPIPE ended (`yes | head -1`)
+EXIT_INTERRUPTED = 128 + 2  # what a shell reports for a tool that Ctrl-C (SIGINT) ended
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Knobs for tests, not for users: pass one as typer's `obj` (`CliRunner().invoke(app, args,
+    obj=Settings(merge_passes=2))`). The product's CLI has no hidden switches."""
+
+    merge_passes: int | None = None  # `merge --interval` stops after this many passes
+
+
+def settings(ctx: typer.Context) -> Settings:
+    obj = ctx.find_root().obj
+    return obj if isinstance(obj, Settings) else Settings()
 
 
 def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
     """Print one clear line to stderr and exit non-zero. Library errors become exit codes here only."""
-    err.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    err.print(Text.assemble(("error:", "bold red"), " ", message), soft_wrap=True)
     raise typer.Exit(code)
 
 
 def warn(message: str) -> None:
-    err.print(f"[yellow]warning:[/] {message}", soft_wrap=True)
+    err.print(Text.assemble(("warning:", "yellow"), " ", message), soft_wrap=True)
 
 
-def progress(enabled: bool = True) -> Progress:
-    """A progress bar on stderr, shown only on a terminal (scripts and CI get clean output)."""
+def note(message: str) -> None:
+    """A line of progress or explanation on stderr, verbatim."""
+    err.print(Text(message, style="dim"), soft_wrap=True)
+
+
+def number(n: float) -> str:
+    """Every count the CLI prints for people, one way: thousands separated by commas."""
+    return f"{n:,}" if isinstance(n, int) else f"{n:,.1f}"
+
+
+def progress(enabled: bool = True, unit: str = "files") -> Progress:
+    """A progress bar on stderr, shown only on a terminal (scripts and CI get clean output).
+
+    `unit` is "bytes" (size done and total, rate, ETA) or a word for counted things ("lines",
+    "files", "minutes"): done/total, the percentage and an ETA.
+    """
+    columns: list[str | ProgressColumn] = [TextColumn("[progress.description]{task.description}"), BarColumn()]
+    if unit == "bytes":
+        columns += [DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn()]
+    else:
+        columns += [MofNCompleteColumn(), TextColumn(unit), TaskProgressColumn(), TimeRemainingColumn()]
     return Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        disable=not (enabled and sys.stderr.isatty()),
-        transient=True,
+        *columns, console=err, disable=not (enabled and sys.stderr.isatty()), transient=True,
     )
+
+
+def _pipe_closed() -> NoReturn:
+    # The reader went away (`... | head -1`): stop quietly, as Unix tools do. Point stdout at
+    # /dev/null so that Python's own flush at exit does not fail a second time.
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+    raise typer.Exit(EXIT_PIPE)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def command(app: typer.Typer, name: str, interrupted: str | None = None) -> Callable[[F], F]:
+    """Register `name` on `app` with what every command shares: a closed stdout ends it quietly
+    (exit 141), and Ctrl-C ends it with one line (`interrupted`, saying what to do next) and exit
+    130 instead of a traceback or click's "Aborted!"."""
+
+    def decorate(function: F) -> F:
+        @functools.wraps(function)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return function(*args, **kwargs)
+            except BrokenPipeError:
+                _pipe_closed()
+            except KeyboardInterrupt:
+                err.print(Text.assemble(("interrupted:", "yellow"), " ", interrupted or "stopped"), soft_wrap=True)
+                raise typer.Exit(EXIT_INTERRUPTED) from None
+
+        app.command(name)(run)
+        return function
+
+    return decorate
