@@ -125,3 +125,21 @@ def command(app: typer.Typer, name: str, interrupted: str | None = None) -> Call
         return function
 
     return decorate
+
+
+def _arguments_by_their_metavar() -> None:
+    # typer (0.2x) prints an argument's Python type beside it in help (`RAW... <list[Path]>`) and
+    # wraps it in braces in the usage line (`{ROOT}`). Our arguments say what they are in their
+    # metavar (`RAW...`, `ROOT`), so print that alone, as click does. Help is read by people; it
+    # is not the place for Python's type names.
+    from typer.core import TyperArgument  # noqa: PLC0415 (only this patch needs it)
+
+    def usage_pieces(self: TyperArgument, ctx: Any) -> list[str]:
+        name = self.metavar or (self.name or "").upper()
+        return [name if self.required else f"[{name}]"]
+
+    TyperArgument.display_type_rich = lambda self, ctx: None  # type: ignore[method-assign,assignment,return-value]
+    TyperArgument.get_usage_pieces = usage_pieces  # type: ignore[method-assign]
+
+
+_arguments_by_their_metavar()
