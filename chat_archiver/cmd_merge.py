@@ -58,8 +58,8 @@ def register(app: typer.Typer) -> None:
     def merge_command(
         ctx: typer.Context,
         paths: list[Path] = typer.Argument(
-            ..., metavar="ROOT | SRC... --into DEST | FILE... --stdout", show_default=False,
-            help="One archive ROOT; source archives with --into; batch files with --stdout.",
+            ..., metavar="PATH...", show_default=False,
+            help="One archive ROOT; or source archives SRC... with --into DEST; or batch FILE... with --stdout.",
         ),
         into: Path = typer.Option(
             None, "--into", metavar="DEST", help="Copy the source archives into DEST (made if missing), then merge it.",

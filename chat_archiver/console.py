@@ -9,6 +9,7 @@ applied around it, never parsed from it). `err` keeps markup for the rare styled
 
 from __future__ import annotations
 
+import enum
 import functools
 import os
 import sys
@@ -31,8 +32,16 @@ from rich.progress import (
 )
 from rich.text import Text
 
-out = Console(emoji=False, markup=False, highlight=False)
-err = Console(stderr=True, emoji=False, highlight=False)
+
+
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        # Rich's own answer is exit 1, which `verify` defines as "problems found"
+        _pipe_closed()
+
+
+out = _Console(emoji=False, markup=False, highlight=False)
+err = _Console(stderr=True, emoji=False, highlight=False)
 
 EXIT_OK = 0
 EXIT_PROBLEMS = 1
@@ -132,14 +141,32 @@ def _arguments_by_their_metavar() -> None:
     # wraps it in braces in the usage line (`{ROOT}`). Our arguments say what they are in their
     # metavar (`RAW...`, `ROOT`), so print that alone, as click does. Help is read by people; it
     # is not the place for Python's type names.
-    from typer.core import TyperArgument  # noqa: PLC0415 (only this patch needs it)
+    # Options without a metavar get their name (`--server SERVER`), or their choices (`a|b`).
+    from typer.core import TyperArgument, TyperOption  # noqa: PLC0415 (only this patch needs it)
+
+    def display_name(self: TyperArgument) -> str:
+        if self.metavar is not None:
+            return self.metavar
+        return (self.name or "").upper() + ("..." if self.nargs != 1 else "")
 
     def usage_pieces(self: TyperArgument, ctx: Any) -> list[str]:
-        name = self.metavar or (self.name or "").upper()
+        name = display_name(self)
         return [name if self.required else f"[{name}]"]
+
+    def option_metavar(self: TyperOption, ctx: Any) -> str:
+        if self.metavar is not None:
+            return self.metavar
+        # typer 0.2x keeps the choices in a descriptor, older typer in click's Choice type
+        holder = getattr(self, "type_descriptor", None) or getattr(self, "type", None)
+        choices = getattr(holder, "choices", None)
+        if choices:
+            return "|".join(str(c.value if isinstance(c, enum.Enum) else c) for c in choices)
+        return (self.name or "value").upper()
 
     TyperArgument.display_type_rich = lambda self, ctx: None  # type: ignore[method-assign,assignment,return-value]
     TyperArgument.get_usage_pieces = usage_pieces  # type: ignore[method-assign]
+    TyperArgument._rich_display_name = display_name  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = option_metavar  # type: ignore[method-assign,assignment]
 
 
 _arguments_by_their_metavar()
