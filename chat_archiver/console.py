@@ -33,7 +33,6 @@ from rich.progress import (
 from rich.text import Text
 
 
-
 class _Console(Console):
     def on_broken_pipe(self) -> None:
         # Rich's own answer is exit 1, which `verify` defines as "problems found"
