@@ -25,7 +25,6 @@ from rich.progress import (
     MofNCompleteColumn,
     Progress,
     ProgressColumn,
-    TaskProgressColumn,
     TextColumn,
     TimeRemainingColumn,
     TransferSpeedColumn,
@@ -82,17 +81,29 @@ def number(n: float) -> str:
     return f"{n:,}" if isinstance(n, int) else f"{n:,.1f}"
 
 
+class _RateColumn(ProgressColumn):
+    """Things per second, for counted work (bytes have rich's own TransferSpeedColumn)."""
+
+    def __init__(self, unit: str) -> None:
+        super().__init__()
+        self.unit = unit
+
+    def render(self, task: Any) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("" if speed is None else f"{speed:,.0f} {self.unit}/s", style="progress.data.speed")
+
+
 def progress(enabled: bool = True, unit: str = "files") -> Progress:
     """A progress bar on stderr, shown only on a terminal (scripts and CI get clean output).
 
     `unit` is "bytes" (size done and total, rate, ETA) or a word for counted things ("lines",
-    "files", "minutes"): done/total, the percentage and an ETA.
+    "files", "minutes"): done/total, the rate and an ETA.
     """
     columns: list[str | ProgressColumn] = [TextColumn("[progress.description]{task.description}"), BarColumn()]
     if unit == "bytes":
         columns += [DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn()]
     else:
-        columns += [MofNCompleteColumn(), TextColumn(unit), TaskProgressColumn(), TimeRemainingColumn()]
+        columns += [MofNCompleteColumn(), TextColumn(unit), _RateColumn(unit), TimeRemainingColumn()]
     return Progress(
         *columns, console=err, disable=not (enabled and sys.stderr.isatty()), transient=True,
     )

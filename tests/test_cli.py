@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import typer
@@ -293,3 +294,43 @@ def _long_recording(path: Path, lines: int) -> None:
             line = f"@id=m-{i};tmi-sent-ts={at // 1000 - 100} :{u}!{u}@{u}.tmi.twitch.tv PRIVMSG #big :number {i}"
             f.write(json.dumps({"kind": "recv", "seq": 4 + i, "at": at, "conn": 0, "line": line},
                                separators=(",", ":")) + "\n")
+
+
+# ---------------------------------------------------------------- docs
+
+
+def test_readme_points_only_to_files_a_clone_has() -> None:
+    readme = (ROOT / "README.md").read_text()
+    paths = re.findall(r"`((?:\.\./|docs/|tests/|fixtures/|bench/)[\w./*-]*)`", readme)
+    assert paths
+    for path in paths:
+        assert not path.startswith("../"), path
+        assert list(ROOT.glob(path)), path
+    assert ".venv/bin" in readme and "PATH" in readme  # how to get chat-archiver on PATH after make run
+
+
+def test_docs_cli_shows_every_shared_option() -> None:
+    """An option two commands share is a convention: docs/cli.md's table names it."""
+    doc = (ROOT / "docs" / "cli.md").read_text()
+    seen: dict[str, int] = {}
+    for command in COMMANDS:
+        text = CliRunner().invoke(app, [command, "--help"], terminal_width=200).stdout
+        for option in set(re.findall(r"(?<![\w-])(--[a-z][a-z-]+)", text)) - {"--help"}:
+            seen[option] = seen.get(option, 0) + 1
+    shared = sorted(o for o, n in seen.items() if n > 1)
+    assert {"--out", "--channel", "--jobs", "--since", "--until", "--json"} <= set(shared), shared
+    for option in shared:
+        assert option in doc, option
+
+
+def test_progress_bars_show_work_with_a_rate_and_time_left() -> None:
+    from rich.progress import DownloadColumn, TimeRemainingColumn, TransferSpeedColumn
+
+    from chat_archiver.console import progress
+
+    by_bytes = {type(c) for c in progress(unit="bytes").columns}
+    assert {DownloadColumn, TransferSpeedColumn, TimeRemainingColumn} <= by_bytes
+    counted = progress(unit="minutes")
+    rate = next(c for c in counted.columns if type(c).__name__ == "_RateColumn")
+    assert rate.render(SimpleNamespace(finished_speed=None, speed=1234.4)).plain == "1,234 minutes/s"
+    assert any(isinstance(c, TimeRemainingColumn) for c in counted.columns)
