@@ -86,6 +86,18 @@ def test_paths_are_printed_verbatim_not_as_markup_or_emoji(tmp_path: Path) -> No
     assert smile.exit_code == 2 and "a:smile:b" in smile.stderr and "😄" not in smile.stderr
 
 
+def test_console_helpers_print_their_message_verbatim(capsys: pytest.CaptureFixture[str]) -> None:
+    from chat_archiver.console import fail, note, warn
+
+    text = "127.0.0.1:-1 [copy] a:smile:b [bold]x[/] :thumbs_down:"
+    warn(text)
+    note(text)
+    with pytest.raises(typer.Exit) as done:
+        fail(text)
+    assert done.value.exit_code == 2
+    assert capsys.readouterr().err == f"warning: {text}\n{text}\nerror: {text}\n"
+
+
 def test_verify_keeps_brackets_of_a_foreign_file_name(archive: Path, tmp_path: Path) -> None:
     root = tmp_path / "a"
     shutil.copytree(archive, root)
