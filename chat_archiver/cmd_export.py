@@ -88,7 +88,7 @@ def register(app: typer.Typer) -> None:
         except (ExportError, ArchiverError) as e:
             console.fail(str(e))
         except OSError as e:
-            console.fail(f"{out if _is_temp(e.filename, out) else e.filename or out or '<stdout>'}: {e.strerror or e}")
+            console.os_error(e, out or "<stdout>")
         for problem in problems:
             console.warn(f"damaged batch file skipped: {problem}")
         if problems:
@@ -102,11 +102,6 @@ def _one_of(new: str | None, old: str | None, new_name: str, old_name: str) -> s
     if new is not None and old is not None:
         console.fail(f"{new_name} and {old_name} are the same option; give one")
     return new if new is not None else old
-
-
-def _is_temp(filename: object, out: str | None) -> bool:
-    return out is not None and isinstance(filename, str) and filename.startswith(f"{out}.") and \
-        filename.endswith(".partial")
 
 
 def _to_file(run: partial[int], out: str) -> int:

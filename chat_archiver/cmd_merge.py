@@ -17,7 +17,7 @@ import orjson
 import typer
 from rich.table import Table
 
-from chat_archiver.console import EXIT_PROBLEMS, command, err, fail, note, number, out, settings, warn
+from chat_archiver.console import EXIT_PROBLEMS, command, err, fail, note, number, os_error, out, settings, warn
 from chat_archiver.inputs import archive_channels_or_fail
 from formats.errors import ArchiverError
 from merge.directory import MergeStats, Problem, merge_files, merge_into, merge_tree, watch
@@ -132,7 +132,7 @@ def register(app: typer.Typer) -> None:
         except ArchiverError as e:
             fail(str(e))
         except OSError as e:
-            fail(f"{e.filename or paths[0]}: {e.strerror or e}")
+            os_error(e, into if into is not None else paths[0])
         if interval is not None and as_json:
             _json_line({"total": True, **stats.as_dict()})
             if stats.problems:

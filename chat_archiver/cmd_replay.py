@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from chat_archiver.console import EXIT_PROBLEMS, command, err, fail, note, number, out, progress, warn
+from chat_archiver.console import EXIT_PROBLEMS, command, err, fail, note, number, os_error, out, progress, warn
 from chat_archiver.inputs import raw_files_or_fail
 from formats.errors import ArchiverError, UsageError
 from formats.times import parse_window
@@ -110,7 +110,7 @@ def register(app: typer.Typer) -> None:
         except ArchiverError as e:
             fail(str(e))
         except OSError as e:
-            fail(f"{e.filename or out_root}: {e.strerror or e}")
+            os_error(e, out_root)
         summary = _summary(report)
         bad_lines = report.stats.skipped[SKIP_UNPARSABLE] + report.stats.skipped[SKIP_BAD_CHANNEL]
         merge_problems = list(getattr(report.merge, "problems", None) or [])

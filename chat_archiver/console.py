@@ -12,6 +12,7 @@ from __future__ import annotations
 import enum
 import functools
 import os
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -65,6 +66,16 @@ def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
     """Print one clear line to stderr and exit non-zero. Library errors become exit codes here only."""
     err.print(Text.assemble(("error:", "bold red"), " ", message), soft_wrap=True)
     raise typer.Exit(code)
+
+
+_TEMP_NAME = re.compile(r"\.[0-9a-f]{32}\.(partial|temp)$")
+
+
+def os_error(e: OSError, fallback: object) -> NoReturn:
+    """Fail with an OS error, naming the file the user knows: the file a temporary name
+    (`x.json.0a17....partial`, `.temp`) stands for, else `fallback` (what the user gave)."""
+    name = e.filename if isinstance(e.filename, str) else None
+    fail(f"{_TEMP_NAME.sub('', name) if name else fallback}: {e.strerror or e}")
 
 
 def warn(message: str) -> None:

@@ -346,3 +346,15 @@ def test_progress_bars_show_work_with_a_rate_and_time_left() -> None:
     rate = next(c for c in counted.columns if type(c).__name__ == "_RateColumn")
     assert rate.render(SimpleNamespace(finished_speed=None, speed=1234.4)).plain == "1,234 minutes/s"
     assert any(isinstance(c, TimeRemainingColumn) for c in counted.columns)
+
+
+def test_os_errors_name_the_file_a_temporary_name_stands_for(capsys: pytest.CaptureFixture[str]) -> None:
+    from chat_archiver.console import os_error
+
+    for temp in ("out.json.0a17b2c3d4e5f60718293a4b5c6d7e8f.partial", "out.json.0a17b2c3d4e5f60718293a4b5c6d7e8f.temp"):
+        with pytest.raises(typer.Exit):
+            os_error(PermissionError(13, "Permission denied", temp), "fallback")
+        assert capsys.readouterr().err == "error: out.json: Permission denied\n"
+    with pytest.raises(typer.Exit):
+        os_error(OSError(28, "No space left on device"), "ROOT")
+    assert capsys.readouterr().err == "error: ROOT: No space left on device\n"
