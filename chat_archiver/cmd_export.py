@@ -51,9 +51,10 @@ def register(app: typer.Typer) -> None:
             help="Worker processes for windows of two hours or more (default: the CPUs).",
         ),
     ) -> None:
-        """Export the chat of a time window, merged, folded for reading and sorted by time.
+        """Export the chat of a time window, merged and sorted.
 
-        The records whose time range meets [--since, --until) (upstream's rule). json is the
+        The records whose time range meets [--since, --until) (upstream's rule), merged,
+        folded for reading and sorted by time. json is the
         array upstream's reader returns; jsonl one record per line; text a readable
         transcript; irc the IRC lines rebuilt from the records. A damaged batch file is
         reported (FILE:LINE) and skipped; everything readable is exported.

@@ -82,7 +82,9 @@ def register(app: typer.Typer) -> None:
             False, "--json", help="Print the summary as JSON (with --interval: one line per pass, then the totals).",
         ),
     ) -> None:
-        """Merge chat archives: any order or grouping of merges gives the same bytes (a CRDT).
+        """Merge chat archives so that nothing is lost or doubled.
+
+        Merge is a CRDT: any order or grouping of merges gives the same bytes.
 
         merge ROOT: each minute with several batch files becomes one file holding all they
         observed.

@@ -83,8 +83,9 @@ def register(app: typer.Typer) -> None:
         ),
         as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     ) -> None:
-        """Turn raw recordings into the chat archive (ROOT/CHANNEL/chat/HOUR/MM:SS-HASH.json).
+        """Turn raw recordings into the chat archive.
 
+        The archive holds one file per channel and minute, ROOT/CHANNEL/chat/HOUR/MM:SS-HASH.json.
         The same recordings always give byte-identical files, whatever the order of the inputs
         or the number of jobs. Damaged lines are reported (FILE:LINE) and skipped; the rest is
         kept. TIME is Unix seconds or ISO 8601 (UTC unless an offset is given).
