@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from formats.errors import UsageError
 from formats.times import TimeError, parse_duration, parse_since, parse_time, parse_window
+from tests.strategies import typed_times
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -49,6 +50,13 @@ def test_iso_and_unix_forms_agree(moment: datetime, offset_minutes: int) -> None
     assert parse_time(repr(seconds)) == pytest.approx(seconds, abs=1e-6)
     naive_utc = aware.astimezone(UTC).replace(tzinfo=None)
     assert parse_time(naive_utc.isoformat()) == pytest.approx(seconds, abs=1e-6)
+
+
+@given(typed_times())
+def test_every_typed_form_of_a_moment_reads_the_same(moment: tuple[float, list[str]]) -> None:
+    seconds, forms = moment
+    read = [parse_time(form) for form in forms]
+    assert all(r == pytest.approx(seconds, abs=1e-6) for r in read), (seconds, forms, read)
 
 
 @given(st.text(max_size=30))
