@@ -9,25 +9,29 @@ from typing import Any
 
 import typer
 
-from chat_archiver.console import err, fail
+from chat_archiver.console import command, fail, note
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("serve")
+    @command(app, "serve", interrupted="server stopped.")
     def serve_command(
-        root: str = typer.Argument(..., help="Archive root (holds CHANNEL/chat/HOUR/MM:SS-HASH.json)."),
-        host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0: every interface)."),
-        port: int = typer.Option(8008, "--port", min=0, max=65535, help="Port to listen on (0: any free port)."),
-        threads: int = typer.Option(4, "--threads", min=1, max=64, help="Worker threads answering requests."),
+        root: str = typer.Argument(..., metavar="ROOT", help="Archive root (holds CHANNEL/chat/...).",
+                                   show_default=False),
+        host: str = typer.Option(
+            "127.0.0.1", "--host", metavar="ADDRESS", help="Address to listen on (0.0.0.0: every interface).",
+        ),
+        port: int = typer.Option(8008, "--port", min=0, max=65535, metavar="PORT", help="Port (0: any free port)."),
+        threads: int = typer.Option(4, "--threads", min=1, max=64, metavar="N", help="Threads answering requests."),
     ) -> None:
-        """Serve an archive over HTTP with wubloader's routes, so wubloader nodes and other hosts'
-        `chat-archiver sync` can fetch from it, and its editor can read chat.
+        """Serve an archive over HTTP as a wubloader node serves chat.
 
-        Routes: /files, /files/CH, /files/CH/chat, /files/CH/chat/HOUR, /segments/CH/chat/HOUR/FILE,
-        /CH/chat.json?start=&end= (upstream's 2 h cap), /CH/chat.jsonl?start=&end= (no cap, streamed),
-        /metrics, /healthz. Read-only: nothing outside ROOT is ever served.
+        wubloader's routes, so wubloader nodes and other hosts' chat-archiver sync can
+        fetch from it and its editor can read chat: /files, /files/CHANNEL/chat,
+        /files/CHANNEL/chat/HOUR, /segments/CHANNEL/chat/HOUR/FILE, /CHANNEL/chat.json
+        (upstream's 2 hour cap) and /CHANNEL/chat.jsonl (no cap, streamed), with /metrics
+        and /healthz. Read-only: nothing outside ROOT is ever served.
 
-        Runs until Ctrl-C or SIGTERM.
+        Runs until Ctrl-C (exit 130) or SIGTERM (exit 0).
         """
         from serve.app import ChatApp  # noqa: PLC0415 (keeps `chat-archiver --help` light)
         from serve.server import make_server  # noqa: PLC0415
@@ -41,16 +45,19 @@ def register(app: typer.Typer) -> None:
             fail(f"cannot listen on {host}:{port}: {e.strerror or e}")
         except ValueError as e:
             fail(f"cannot listen on {host}:{port}: {e}")
+        how: list[int] = []
 
-        def stop(*_: Any) -> None:
-            raise KeyboardInterrupt
+        def stop(signum: int, _frame: Any) -> None:
+            how.append(signum)
+            raise SystemExit  # waitress's loop ends on it and lets its workers finish
 
         signal.signal(signal.SIGTERM, stop)
-        err.print(f"serving {root} on http://{host}:{server.effective_port} (Ctrl-C stops)", soft_wrap=True)
+        signal.signal(signal.SIGINT, stop)
+        note(f"serving {root} on http://{host}:{server.effective_port} (Ctrl-C stops)")
         try:
             server.run()
-        except KeyboardInterrupt:
-            pass
         finally:
             server.close()
-        err.print("stopped")
+        if how and how[0] == signal.SIGINT:
+            raise KeyboardInterrupt  # the shared "interrupted" line and exit 130
+        note("stopped")

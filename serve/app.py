@@ -73,6 +73,9 @@ class _Metrics:
             registry=self.registry,
         )
         self.bytes = prom.Counter("chat_serve_bytes", "Body bytes sent, by route", ["route"], registry=self.registry)
+        self.damaged = prom.Counter(
+            "chat_serve_damaged_files", "Damaged batch files skipped in window reads (logged)", registry=self.registry,
+        )
         self.retries = prom.Counter(
             "chat_serve_read_retries", "Window reads restarted because a merge removed a file meanwhile",
             registry=self.registry,
@@ -265,7 +268,8 @@ class ChatApp:
 
     def _reading(self, channel: str, window: Window) -> Iterator[dict[str, Any]]:
         """The window's records (export's reader), restarted from the current chunk whenever a file
-        vanished under it (a merge). Chunks already emitted are not emitted again."""
+        vanished under it (a merge); chunks already emitted are not emitted again. A damaged file is
+        logged in one line and skipped, as `export` does: everything readable is answered."""
         done = 0
         retries = 0
         while True:
@@ -275,14 +279,37 @@ class ChatApp:
                 nonlocal done
                 done += k
 
+            problems = _Problems(self.root, self.metrics)
             try:
-                yield from iter_chunks(self.root, channel, window, chunks, on_chunk=advanced)
+                yield from iter_chunks(self.root, channel, window, chunks, on_chunk=advanced, problems=problems)
                 return
-            except InputError as e:
-                if e.source is None or os.path.exists(e.source) or retries >= READ_RETRIES:
-                    raise ServeError(_relative(str(e), self.root)) from None
+            except _Vanished:
+                if retries >= READ_RETRIES:
+                    raise ServeError("files keep vanishing under this read (merges running): try again") from None
                 retries += 1
                 self.metrics.retries.inc()
+
+
+class _Vanished(Exception):
+    """A file listed for a window read was gone when it was opened (a merge took it)."""
+
+
+class _Problems(list[InputError]):
+    """export's list of damaged files, watched as they come: a file that is gone is not damage but
+    a merge at work, and restarts the read (`_Vanished`); real damage is logged once and skipped."""
+
+    def __init__(self, root: str, metrics: _Metrics) -> None:
+        super().__init__()
+        self.root = root
+        self.metrics = metrics
+
+    def append(self, e: InputError) -> None:
+        if e.source is not None and not os.path.exists(e.source):
+            raise _Vanished()
+        if str(e) not in map(str, self):
+            log.warning("skipped a damaged batch file: %s", _relative(str(e), self.root))
+            self.metrics.damaged.inc()
+        super().append(e)
 
 
 _STATUS_LINES = {

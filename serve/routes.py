@@ -14,15 +14,15 @@ it checks that the resolved path is still under ROOT.
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import parse_qs
 
-from export.window import ExportError, Window, parse_time
+from export.window import ExportError, Window
 from formats.canonical import check_channel_dirname
 from formats.errors import UsageError
+from formats.times import TimeError, parse_time
 
 MAX_CHAT_JSON = 2 * 3600  # upstream's cap on /<ch>/chat.json (its merge was too slow beyond)
 CAP_TEXT = "Cannot request more than 2h of chat"
@@ -143,14 +143,11 @@ def _query(query: str) -> dict[str, list[str]] | Reject:
 
 
 def parse_editor_time(text: str) -> float:
-    """A time as the editor sends it (`2023-11-14T22:10:00.000`, UTC without an offset); Unix
-    seconds and offsets are accepted too. ExportError if it does not parse."""
+    """A time as the editor sends it (`2023-11-14T22:10:00.000`, UTC without an offset), or any
+    form the one time parser (`formats.times`) reads. TimeError if it does not parse."""
     if "\x00" in text or len(text) > 64:
-        raise ExportError("not a time")
-    moment = parse_time(text)
-    if not math.isfinite(moment):
-        raise ExportError("not a time")
-    return moment
+        raise TimeError("not a time")
+    return parse_time(text)
 
 
 def _window(query: dict[str, list[str]], capped: bool) -> Window | Reject:
@@ -160,7 +157,7 @@ def _window(query: dict[str, list[str]], capped: bool) -> Window | Reject:
     try:
         start = parse_editor_time(starts[0])
         end = parse_editor_time(ends[0])
-    except ExportError:
+    except TimeError:
         return Reject(400, "Invalid timestamp")
     if end <= start:
         return Reject(400, "End must be after start")

@@ -15,7 +15,6 @@ nothing while the peer has not merged yet.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,25 +22,8 @@ from typing import Any
 import orjson
 
 from formats.canonical import parse_batch_name
-from formats.errors import InputError, UsageError
+from formats.errors import InputError
 from serve.routes import Segment, batch_name_ok, channel_ok, hour_ok, hour_start
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-
-
-def parse_since(text: str, now: float) -> float:
-    """The window's start: a duration back from `now` (`14d`, `6h`, `30m`, `90s`, `2w`) or a
-    moment (Unix seconds or ISO 8601). UsageError if neither."""
-    m = _DURATION.match(text)
-    if m:
-        return now - float(m.group(1)) * _UNITS[m.group(2)]
-    from export.window import ExportError, parse_time  # noqa: PLC0415 (the one time parser so far)
-
-    try:
-        return parse_time(text)
-    except ExportError as e:
-        raise UsageError(f"--since {text!r}: a duration like 14d, 6h, 30m, or a time ({e})") from None
 
 
 def hours_in_window(hours: Iterable[str], start: float, end: float) -> list[str]:

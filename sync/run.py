@@ -148,6 +148,7 @@ class _Sync:
         self.scratch = os.path.join(root, STATE, "tmp")
         self.lock = threading.Lock()
         self.changed: set[str] = set()
+        self.synced: set[str] = set()
         self.verifier: ProcessPoolExecutor | None = None
 
     def refuse(self, peer: Peer, what: str, reason: str) -> None:
@@ -191,6 +192,7 @@ class _Sync:
                 continue
             with self.lock:
                 self.stats.channels += 1
+                self.synced.add(channel)
 
             def hour_plan(hour: str, channel: str = channel) -> list[tuple[Peer, Wanted]]:
                 try:
@@ -308,9 +310,12 @@ def sync_once(
     stats = SyncStats(peers=len(peer_list))
     state = _Sync(root, stats, jobs, on_refusal=on_refusal, on_plan=on_plan, on_file=on_file, max_file=max_file)
     state.run(peer_list, wanted_channels, start, end)
-    if state.changed:
+    # every channel synced, not only those that received files: a sync killed in its merge left
+    # minutes with several files, and the next sync, which fetches nothing, must finish them
+    local = sorted(c for c in state.synced | state.changed if os.path.isdir(channel_chat_dir(root, c)))
+    if local:
         try:
-            merged = merge_tree(root, channels=sorted(state.changed), on_problem=on_problem)
+            merged = merge_tree(root, channels=local, on_problem=on_problem)
         except ArchiverError as e:  # several files left in a minute (another writer racing): next pass
             stats.merge_problems.append(Problem(root, str(e)))
         else:

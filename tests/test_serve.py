@@ -200,16 +200,26 @@ def test_chat_json_records_print_as_upstreams_json_dumps(record: dict[str, Any])
     assert upstream_json(record) == json.dumps(record, sort_keys=True).encode()
 
 
-def test_a_damaged_file_in_the_window_is_a_503_naming_it_in_one_line(tmp_path: Path) -> None:
-    root = tmp_path / "a"
+def test_a_damaged_file_in_the_window_is_skipped_and_logged_in_one_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """As `export` does: the answer is upstream's rule over every readable file; the damaged file
+    is named once in the log."""
+    from tests.test_export_golden import upstream_rule
+
+    root, readable = tmp_path / "a", tmp_path / "b"
     make_archive.build(str(root))
-    hour = root / "desertbus" / "chat" / HOUR
-    name = sorted(os.listdir(hour))[0]
-    (hour / name).write_bytes(b'{"broken": \n')
-    status, headers, body = call(ChatApp(str(root)), "/desertbus/chat.json", EDITOR_WINDOW)
-    assert status == 503 and headers["Content-Type"].startswith("text/plain")
-    assert body.startswith(f"desertbus/chat/{HOUR}/{name}:".encode()) and b"\n" not in body
-    assert str(tmp_path).encode() not in body  # the server's own folders are nobody's business
+    make_archive.build(str(readable))
+    name = sorted(os.listdir(root / "desertbus" / "chat" / HOUR))[0]
+    (root / "desertbus" / "chat" / HOUR / name).write_bytes(b'{"broken": \n')
+    (readable / "desertbus" / "chat" / HOUR / name).unlink()
+    status, _, body = call(ChatApp(str(root)), "/desertbus/chat.jsonl", EDITOR_WINDOW)
+    assert status == 200
+    expected = upstream_rule(str(readable), "desertbus", make_archive.START, make_archive.END)
+    assert [json.loads(line) for line in body.splitlines()] == expected
+    warnings = [r.getMessage() for r in caplog.records if "damaged" in r.getMessage()]
+    assert len(warnings) == 1 and f"desertbus/chat/{HOUR}/{name}:" in warnings[0]
+    assert str(tmp_path) not in warnings[0]  # the server's own folders are nobody's business
 
 
 def test_a_window_read_is_never_led_out_of_root_by_a_link(hostile_root: Path) -> None:

@@ -153,11 +153,11 @@ def test_a_window_read_that_meets_a_vanished_file_starts_over_and_misses_nothing
     merged = []
     calls = []
 
-    def racing(files: Any, minute: int) -> Any:
+    def racing(files: Any, minute: int, problems: Any = None) -> Any:
         calls.append(minute)
         if len(calls) == 2:
             merged.append(merge_tree(str(root)))
-        return real(files, minute)
+        return real(files, minute, problems)
 
     monkeypatch.setattr(export.stream, "read_minute", racing)
     app = ChatApp(str(root), chunk_minutes=1)

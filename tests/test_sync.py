@@ -382,3 +382,15 @@ def test_a_flood_of_names_in_one_hour_is_refused_whole() -> None:
     plan = plan_hour("sim", "2023-11-14T22", flood, set())
     assert plan.wanted == [] and len(plan.refused) == 1 and "none fetched" in plan.refused[0][1]
     assert len(plan_hour("sim", "2023-11-14T22", flood[:100], set()).wanted) == 100
+
+
+def test_a_sync_that_fetches_nothing_still_finishes_a_merge_a_kill_left(tmp_path: Path) -> None:
+    node_dir, local = tmp_path / "node", tmp_path / "local"
+    make_archive(node_dir, [1])
+    with FakeNode(str(node_dir)) as node:
+        run_sync(local, node.url)
+        make_archive(local, [2], receiver="host9.Zz9yX.0")  # a second file in the minute: unmerged
+        assert len(tree(local)) == 2
+        again, refused = run_sync(local, node.url)
+    assert refused == [] and again.files_fetched == 0 and again.minutes_merged == 1
+    assert len(tree(local)) == 1
