@@ -127,38 +127,32 @@ def _iso(t: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S.000", time.gmtime(t))
 
 
-def bench_chat_json() -> None:
-    root = ensure_three_receiver_archive()
+def _measure(root: str, path: str, name: str) -> None:
+    """GET `path` from a fresh server of `root`; print the figures under `name`."""
     server = _Server(root)
     try:
-        query = f"start={_iso(START)}&end={_iso(START + WINDOW)}"
-        first, last, size, _ = _timed_get(f"{server.url}/{CHANNEL}/chat.json?{query}")
+        first, last, size, lines = _timed_get(server.url + path)
         peak, cpu = server.peak_mib(), server.cpu_seconds()
     finally:
         server.close()
-    print(f"serve_chat_json_2h_3r_first_byte_seconds: {first:.1f} s")
-    print(f"serve_chat_json_2h_3r_last_byte_seconds: {last:.1f} s")
-    print(f"serve_chat_json_2h_3r_server_cpu_seconds: {cpu:.1f} s")
-    print(f"serve_chat_json_2h_3r_body: {size / 2**20:.0f} MiB")
-    print(f"serve_chat_json_2h_3r_peak_rss: {peak:.0f} MiB", flush=True)
+    print(f"{name}_first_byte_seconds: {first:.2f} s")
+    print(f"{name}_last_byte_seconds: {last:.1f} s")
+    if lines:
+        print(f"{name}_records_per_s: {lines / last:,.0f} records/s ({size / 2**20 / last:.1f} MiB/s)")
+    print(f"{name}_server_cpu_seconds: {cpu:.1f} s")
+    print(f"{name}_body: {size / 2**20:.0f} MiB")
+    print(f"{name}_peak_rss: {peak:.0f} MiB", flush=True)
+
+
+def bench_chat_json() -> None:
+    query = f"start={_iso(START)}&end={_iso(START + WINDOW)}"
+    _measure(ensure_three_receiver_archive(), f"/{CHANNEL}/chat.json?{query}", "serve_chat_json_2h_3r")
 
 
 def bench_chat_jsonl(root: str) -> None:
     hours = min(JSONL_HOURS, bench_verify.HOURS)
     tag = "day" if hours == 24 else f"{hours}h"
-    server = _Server(root)
-    try:
-        first, last, size, lines = _timed_get(
-            f"{server.url}/{CHANNEL}/chat.jsonl?start={START}&end={START + hours * 3600}"
-        )
-        peak, cpu = server.peak_mib(), server.cpu_seconds()
-    finally:
-        server.close()
-    print(f"serve_chat_jsonl_{tag}_first_byte_seconds: {first:.2f} s")
-    print(f"serve_chat_jsonl_{tag}_last_byte_seconds: {last:.1f} s")
-    print(f"serve_chat_jsonl_{tag}_records_per_s: {lines / last:,.0f} records/s ({size / 2**20 / last:.1f} MiB/s)")
-    print(f"serve_chat_jsonl_{tag}_server_cpu_seconds: {cpu:.1f} s")
-    print(f"serve_chat_jsonl_{tag}_peak_rss: {peak:.0f} MiB", flush=True)
+    _measure(root, f"/{CHANNEL}/chat.jsonl?start={START}&end={START + hours * 3600}", f"serve_chat_jsonl_{tag}")
 
 
 def bench_sync(root: str) -> None:
