@@ -25,6 +25,7 @@ import time
 import urllib.request
 from typing import Any
 
+import bench
 from bench import bench_verify
 from formats.canonical import format_batch
 from formats.store import write_batch_bytes
@@ -185,4 +186,4 @@ def run() -> None:
 
 
 if __name__ == "__main__":
-    run()
+    bench.main(__spec__.name if __spec__ else __file__, __doc__, run, sys.argv[1:])
