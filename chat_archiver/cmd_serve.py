@@ -40,7 +40,9 @@ def register(app: typer.Typer) -> None:
             fail(f"{root}: no such archive folder")
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
         try:
-            server = make_server(ChatApp(root), host, port, threads=threads)
+            # half the threads at most read chat windows (long, CPU-bound); the rest stay free for
+            # listings and batch files, which backfillers need answered quickly
+            server = make_server(ChatApp(root, window_reads=max(1, threads // 2)), host, port, threads=threads)
         except OSError as e:
             fail(f"cannot listen on {host}:{port}: {e.strerror or e}")
         except ValueError as e:

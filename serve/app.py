@@ -24,6 +24,7 @@ import itertools
 import json
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from html import escape as html_escape
@@ -82,6 +83,59 @@ class _Metrics:
         )
 
 
+class _Counted:
+    """A response body that counts what it sends and, when the server closes it (sent whole or
+    not, iterated or not), closes what it wraps (a file, a window read holding a slot)."""
+
+    def __init__(self, body: Iterable[bytes], metrics: _Metrics, name: str, status: int, started: float, *,
+                 head: bool) -> None:
+        self.body = body
+        self.metrics = metrics
+        self.name = name
+        self.status = status
+        self.started = started
+        self.head = head
+        self.sent = 0
+        self.closed = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        if self.head:
+            return
+        for part in self.body:
+            self.sent += len(part)
+            yield part
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        close = getattr(self.body, "close", None)
+        if close is not None:
+            close()
+        self.metrics.requests.labels(self.name, str(self.status)).inc()
+        self.metrics.bytes.labels(self.name).inc(self.sent)
+        self.metrics.seconds.labels(self.name).observe(time.monotonic() - self.started)
+
+
+class _Slot:
+    """A streamed window answer holding one of the window-read slots until it is closed."""
+
+    def __init__(self, body: Iterator[bytes], release: Callable[[], None]) -> None:
+        self.body = body
+        self.release: Callable[[], None] | None = release
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self.body
+
+    def close(self) -> None:
+        close = getattr(self.body, "close", None)
+        if close is not None:
+            close()
+        if self.release is not None:
+            self.release()
+            self.release = None
+
+
 class ServeError(Exception):
     """The archive cannot answer (a damaged file): 503 with this line."""
 
@@ -89,8 +143,12 @@ class ServeError(Exception):
 class ChatApp:
     """The WSGI callable serving `root`."""
 
-    def __init__(self, root: str, *, chunk_minutes: int = CHUNK_MINUTES, player: PagePlayer | None = None) -> None:
+    def __init__(self, root: str, *, chunk_minutes: int = CHUNK_MINUTES, player: PagePlayer | None = None,
+                 window_reads: int = 2) -> None:
         self.root = os.path.realpath(root)
+        # window reads are long and CPU-bound: a few at once, so that listings and batch files (what
+        # backfillers ask for) always find a free thread
+        self.window_slots = threading.BoundedSemaphore(window_reads)
         self.chunk_minutes = chunk_minutes
         self.metrics = _Metrics()
         self.player = player if player is not None else installed_player()
@@ -118,23 +176,7 @@ class ChatApp:
             log.exception("unexpected error answering %s", path)
             status, headers, body = _text(500, "Internal error")
         start_response(_STATUS_LINES.get(status, f"{status} Status"), headers + CORS)
-        return self._counted(body, name, status, started, head=method == "HEAD")
-
-    def _counted(self, body: Iterable[bytes], name: str, status: int, started: float, *,
-                 head: bool) -> Iterator[bytes]:
-        sent = 0
-        try:
-            if not head:
-                for part in body:
-                    sent += len(part)
-                    yield part
-        finally:
-            close = getattr(body, "close", None)
-            if close is not None:
-                close()  # a file (wsgi.file_wrapper) or a window's generator
-            self.metrics.requests.labels(name, str(status)).inc()
-            self.metrics.bytes.labels(name).inc(sent)
-            self.metrics.seconds.labels(name).observe(time.monotonic() - started)
+        return _Counted(body, self.metrics, name, status, started, head=method == "HEAD")
 
     # -- routes -------------------------------------------------------------------------------
     def _answer(self, answer: routes.Route | Reject, environ: Environ,
@@ -225,24 +267,32 @@ class ChatApp:
     def _window(self, req: ChatWindow) -> tuple[int, list[tuple[str, str]], Iterable[bytes]]:
         """Both answers stream chunk by chunk (upstream builds chat.json whole; its 2 h cap is kept
         for compatibility, not for memory). The first record is read before answering, so a
-        missing channel is a 404 and a damaged file at the start a 503."""
+        problem found there is still a status line of its own. At most `window_reads` at once:
+        past that, 503 with Retry-After."""
         chat = self._inside(req.channel, "chat")
         if chat is None or not os.path.isdir(chat):
             return _text(404, f"Not found: no chat for channel {req.channel}")
         link = self._link_out(req.channel, req.window)
         if link is not None:
             raise ServeError(f"{link} leads outside the archive: refusing to read this window")
-        records = self._reading(req.channel, req.window)
-        first: list[dict[str, Any]] = []
+        if not self.window_slots.acquire(blocking=False):
+            status, headers, body = _text(503, "Too many chat windows are being read at once: try again shortly")
+            return status, [*headers, ("Retry-After", "5")], body
         try:
-            for record in records:
-                first.append(record)
-                break
-        except ExportError as e:
-            raise ServeError(_relative(_one_line(e), self.root)) from None
-        if req.lines:
-            return 200, [("Content-Type", "application/jsonl; charset=utf-8")], _jsonl(first, records)
-        return 200, [("Content-Type", JSON_TYPE)], _json_array(first, records)
+            records = self._reading(req.channel, req.window)
+            first: list[dict[str, Any]] = []
+            try:
+                for record in records:
+                    first.append(record)
+                    break
+            except ExportError as e:
+                raise ServeError(_relative(_one_line(e), self.root)) from None
+            stream = _jsonl(first, records) if req.lines else _json_array(first, records)
+        except BaseException:
+            self.window_slots.release()
+            raise
+        ctype = "application/jsonl; charset=utf-8" if req.lines else JSON_TYPE
+        return 200, [("Content-Type", ctype)], _Slot(stream, self.window_slots.release)
 
     def _link_out(self, channel: str, window: Window) -> str | None:
         """The first symlink among the hour folders a window read may open, or their files, that

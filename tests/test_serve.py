@@ -37,7 +37,11 @@ def call(app: ChatApp, path: str, query: str = "", method: str = "GET",
         got["status"] = int(status.split(maxsplit=1)[0])
         got["headers"] = dict(response_headers)
 
-    body = b"".join(app(environ, start_response))
+    result = app(environ, start_response)
+    try:
+        body = b"".join(result)
+    finally:
+        result.close()  # type: ignore[attr-defined]  # as a WSGI server must
     return got["status"], got["headers"], body
 
 
@@ -262,3 +266,15 @@ def test_the_real_player_page_points_at_our_jsonl() -> None:
     app = ChatApp(str(ARCHIVE), player=html.render_page)
     status, _, body = call(app, "/player/desertbus", "start=2023-11-14T22:00:00&end=2023-11-14T23:00:00")
     assert status == 200 and b"/desertbus/chat.jsonl?start=1699999200&end=1700002800" in body
+
+
+def test_window_reads_beyond_the_slots_are_503_and_listings_still_answer() -> None:
+    app = ChatApp(str(ARCHIVE), window_reads=1)
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/desertbus/chat.jsonl", "QUERY_STRING": EDITOR_WINDOW}
+    first = app(dict(environ), lambda status, headers: None)  # holds the slot until closed, read or not
+    status, headers, body = call(app, "/desertbus/chat.json", EDITOR_WINDOW)
+    assert status == 503 and headers["Retry-After"] == "5" and b"try again" in body
+    assert call(app, "/files")[0] == 200
+    first.close()  # type: ignore[attr-defined]
+    assert call(app, "/desertbus/chat.json", EDITOR_WINDOW)[0] == 200
+    assert call(app, "/desertbus/chat.json", EDITOR_WINDOW)[0] == 200  # a finished read gave its slot back
