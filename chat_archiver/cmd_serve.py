@@ -29,7 +29,8 @@ def register(app: typer.Typer) -> None:
         fetch from it and its editor can read chat: /files, /files/CHANNEL/chat,
         /files/CHANNEL/chat/HOUR, /segments/CHANNEL/chat/HOUR/FILE, /CHANNEL/chat.json
         (upstream's 2 hour cap) and /CHANNEL/chat.jsonl (no cap, streamed), with /metrics
-        and /healthz. Read-only: nothing outside ROOT is ever served.
+        and /healthz; / browses channels and hours, and /player/CHANNEL plays a window
+        when the chat player is installed. Read-only: nothing outside ROOT is ever served.
 
         Runs until Ctrl-C (exit 130) or SIGTERM (exit 0).
         """
