@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,7 @@ from formats.canonical import RECORD_KEYS, batch_time_of, canonical_json, conten
 from formats.errors import InputError
 from merge.core import message_id
 from verify.findings import Finding
+from verify.fresh import stale_records
 from verify.tally import (
     FINE_LIMIT,
     FINE_PER_SECOND,
@@ -183,11 +185,16 @@ def _batch_of(time: float) -> int | None:
         return None
 
 
-def check_batch(data: bytes, source: str, channel: str, batch_time: int, digest: str) -> FileScan:
+def check_batch(
+    data: bytes, source: str, channel: str, batch_time: int, digest: str, *,
+    fresh: Mapping[tuple[str, float], bytes] | None = None,
+) -> FileScan:
     """Check one batch file's bytes against its name (`batch_time`, `digest`) and count its records.
 
     Checks: hash, final newline, JSON, schema, canonical lines, sort order, each record in the
-    file's minute, no repeated message id, no negative (conflict) or oversized range.
+    file's minute, no repeated message id, no negative (conflict) or oversized range; with `fresh`
+    (an index of the raw recordings, verify.fresh), records that a replay today would write
+    differently.
     """
     report = _Reporter(source, channel)
     tally = ChannelTally(files=1, bytes=len(data))
@@ -210,6 +217,11 @@ def check_batch(data: bytes, source: str, channel: str, batch_time: int, digest:
     _check_order(records, rows, data, report)
     _check_records(records, rows, batch_time, report)
     _count(records, batch_time, tally)
+    if fresh:
+        for i in stale_records(records, fresh):
+            tally.stale += 1
+            number = rows[i][0] if rows is not None else i + 1
+            report.add("stale", "record differs from a fresh replay of the raw", number)
     return FileScan(report.finish(), tally)
 
 

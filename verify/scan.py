@@ -19,6 +19,7 @@ from verify.analysis import Report, analyse
 from verify.batch import FileScan, check_batch
 from verify.coverage import Window, connection_windows
 from verify.findings import Finding
+from verify.fresh import FreshIndex, index_events
 from verify.listing import (
     BatchEntry,
     classify_hour_entry,
@@ -91,7 +92,21 @@ def list_archive(root: str, channel: str | None = None) -> Listing:
     return listing
 
 
-def scan_file(entry: BatchEntry) -> tuple[str, FileScan]:
+# The raw recordings' index (verify.fresh) in a worker process: set once per worker by the pool's
+# initializer, rather than shipped with every file.
+_worker_fresh: FreshIndex | None = None
+
+
+def _init_worker(fresh: FreshIndex | None) -> None:
+    global _worker_fresh  # noqa: PLW0603 (one value per worker process, set once at its start)
+    _worker_fresh = fresh
+
+
+def _scan_in_worker(entry: BatchEntry) -> tuple[str, FileScan]:
+    return scan_file(entry, _worker_fresh)
+
+
+def scan_file(entry: BatchEntry, fresh: FreshIndex | None = None) -> tuple[str, FileScan]:
     """Read and check one batch file (runs in a worker process on big archives)."""
     try:
         with open(entry.path, "rb") as f:
@@ -99,22 +114,23 @@ def scan_file(entry: BatchEntry) -> tuple[str, FileScan]:
     except OSError as e:
         scan = FileScan([Finding("unreadable", f"cannot read: {e.strerror}", entry.path, channel=entry.channel)])
         return entry.channel, scan
-    return entry.channel, check_batch(data, entry.path, entry.channel, entry.batch_time, entry.digest)
+    return entry.channel, check_batch(data, entry.path, entry.channel, entry.batch_time, entry.digest, fresh=fresh)
 
 
-def _scans(entries: list[BatchEntry], jobs: int) -> Iterator[tuple[str, FileScan]]:
+def _scans(entries: list[BatchEntry], jobs: int, fresh: FreshIndex | None) -> Iterator[tuple[str, FileScan]]:
     if jobs <= 1 or len(entries) < POOL_MIN_FILES:
         for entry in entries:
-            yield scan_file(entry)
+            yield scan_file(entry, fresh)
         return
     # forkserver: safe when the parent runs threads (a progress bar does), and cheap to start.
     context = multiprocessing.get_context("forkserver")
-    with context.Pool(jobs) as pool:
-        yield from pool.imap_unordered(scan_file, entries, chunksize=4)
+    with context.Pool(jobs, initializer=_init_worker, initargs=(fresh,)) as pool:
+        yield from pool.imap_unordered(_scan_in_worker, entries, chunksize=4)
 
 
-def read_windows(raw_paths: list[str], findings: list[Finding]) -> list[Window]:
-    """Connection windows of every recorder process in the raw recordings under `raw_paths`."""
+def read_windows(raw_paths: list[str], findings: list[Finding], fresh: FreshIndex | None = None) -> list[Window]:
+    """Connection windows of every recorder process in the raw recordings under `raw_paths`; with
+    `fresh`, also today's reading of every line received (verify.fresh), in the same pass."""
     try:
         files = find_raw_files(raw_paths)
     except InputError as e:
@@ -123,6 +139,8 @@ def read_windows(raw_paths: list[str], findings: list[Finding]) -> list[Window]:
     windows: list[Window] = []
     for stream in group_streams(files, problems):
         events = iter_stream_events(stream, problems)
+        if fresh is not None:
+            events = index_events(stream.header.recorder, stream.header.slug, events, fresh)
         windows.extend(connection_windows(stream.header.recorder, stream.header.slug, events))
     for p in problems:
         findings.append(Finding("raw-problem", p.message, p.source, p.line))
@@ -145,11 +163,12 @@ def verify_archive(
     """
     listing = list_archive(root, channel)
     findings = list(listing.findings)
-    windows = read_windows(raw, findings) if raw else None
+    fresh: FreshIndex | None = {} if raw else None
+    windows = read_windows(raw, findings, fresh) if raw else None
     if on_listed is not None:
         on_listed(len(listing.entries))
     tallies = {name: ChannelTally() for name in listing.channels}
-    for name, scan in _scans(listing.entries, jobs if jobs is not None else default_jobs()):
+    for name, scan in _scans(listing.entries, jobs if jobs is not None else default_jobs(), fresh):
         tallies[name].add(scan.tally)
         findings.extend(scan.findings)
         if on_file is not None:

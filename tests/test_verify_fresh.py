@@ -1,0 +1,131 @@
+"""verify --raw tells when an archive differs from what a replay of its raw recordings gives today
+(issue 8): an archive written before the exact-text fix (runs of spaces collapsed) is stale, and
+replaying again upgrades it."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from chat_archiver.cli import app
+from fixtures.txt2raw import convert
+from formats.canonical import parse_batch
+from formats.store import write_batch
+from replay.api import replay
+from verify import scan
+from verify.scan import verify_archive
+
+T0 = 1_700_000_000
+TEXTS = ["hello there", "two  spaces", "  leading", "plain", "a   b  c"]
+
+
+def recording(folder: Path, minutes: int = 3) -> Path:
+    """A raw recording: one connection on #chan, a PRIVMSG every 12 s, some with runs of spaces."""
+    lines = [
+        "header host1 Ab3dE host1",
+        f"{T0}.0 open 0 twitch wss://irc-ws.chat.twitch.tv:443",
+        f"{T0}.1 send 0 JOIN #chan",
+        f"{T0}.2 recv 0 @room-id=1 :tmi.twitch.tv ROOMSTATE #chan",
+    ]
+    for n, second in enumerate(range(10, 60 * minutes, 12)):
+        text = TEXTS[n % len(TEXTS)]
+        lines.append(f"{T0 + second}.5 recv 0 @id=m{n};tmi-sent-ts={(T0 + second) * 1000} "
+                     f":v!v@v.tmi.twitch.tv PRIVMSG #chan :{text}")
+    lines.append(f"{T0 + 60 * minutes}.0 close 0 bye")
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "host1.jsonl"
+    path.write_bytes(convert("\n".join(lines) + "\n"))
+    return path
+
+
+def findings(root: Path, raw: Path | None, jobs: int = 1) -> list[Any]:
+    """The findings, less the notice that one recorder saw everything (true of these archives)."""
+    report = verify_archive(str(root), raw=[str(raw)] if raw else None, jobs=jobs)
+    return [f for f in report.findings if f.kind != "single-receiver"]
+
+
+def batch_files(root: Path) -> list[Path]:
+    return sorted(root.rglob("*.json"))
+
+
+def old_way(fresh_root: Path, old_root: Path) -> int:
+    """The archive as the parse before the fix wrote it: runs of spaces in the text collapsed and
+    its ends trimmed (girc's word-by-word rebuild). Returns how many records that changed."""
+    changed = 0
+    for path in batch_files(fresh_root):
+        records = parse_batch(path.read_bytes())
+        out = []
+        for record in records:
+            text = record["params"][-1]
+            old = " ".join(w for w in text.split(" ") if w)
+            changed += old != text
+            out.append({**record, "params": [*record["params"][:-1], old]})
+        write_batch(str(old_root), "chan", int(records[0]["time"] // 60 * 60), out)
+    return changed
+
+
+@pytest.fixture
+def archives(tmp_path: Path) -> tuple[Path, Path, Path]:
+    raw = recording(tmp_path / "raw")
+    replay([str(raw)], str(tmp_path / "fresh"))
+    changed = old_way(tmp_path / "fresh", tmp_path / "old")
+    assert changed == 9  # 15 messages, 3 of every 5 texts hold runs or leading spaces
+    return raw, tmp_path / "fresh", tmp_path / "old"
+
+
+def test_a_fresh_replay_is_not_stale(archives: tuple[Path, Path, Path]) -> None:
+    raw, fresh, _old = archives
+    assert findings(fresh, raw) == []
+
+
+def test_an_archive_written_the_old_way_is_stale_and_names_the_lines(archives: tuple[Path, Path, Path]) -> None:
+    raw, _fresh, old = archives
+    report = verify_archive(str(old), raw=[str(raw)], jobs=1)
+    stale = [f for f in report.findings if f.kind == "stale"]
+    summary = [f for f in stale if f.path is None]
+    assert [f.message.split(";")[0] for f in summary] == ["9 records differ from a fresh replay of the raw"]
+    assert "replay again to upgrade" in summary[0].message
+    # every line named holds a text with its spaces collapsed; none of the others is named
+    named = {(f.path, f.line) for f in stale if f.path is not None}
+    expected = set()
+    for path in batch_files(old):
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            text = parse_batch((line + "\n").encode())[0]["params"][-1]
+            if text in ("two spaces", "leading", "a b c"):
+                expected.add((str(path), number))
+    assert named == expected and len(named) == 9
+    assert report.exit_status == 1
+    # without the raw recordings nobody can tell
+    assert findings(old, None) == []
+
+
+def test_replaying_again_upgrades_the_archive(archives: tuple[Path, Path, Path]) -> None:
+    raw, fresh, old = archives
+    replay([str(raw)], str(old))  # the same minutes again, then merged with the old files
+    # the merge keeps both readings of a stale message (their content differs), so the old
+    # records remain: the upgrade is a replay into a new archive
+    assert any(f.kind == "stale" for f in findings(old, raw))
+    new = old.parent / "new"
+    replay([str(raw)], str(new))
+    assert findings(new, raw) == []
+    assert [p.read_bytes() for p in batch_files(new)] == [p.read_bytes() for p in batch_files(fresh)]
+
+
+def test_stale_check_in_worker_processes(archives: tuple[Path, Path, Path], monkeypatch: Any) -> None:
+    raw, _fresh, old = archives
+    monkeypatch.setattr(scan, "POOL_MIN_FILES", 1)
+    one = findings(old, raw, jobs=1)
+    two = findings(old, raw, jobs=2)
+    assert sorted(map(str, one)) == sorted(map(str, two)) and any(f.kind == "stale" for f in two)
+
+
+def test_cli_says_how_to_upgrade(archives: tuple[Path, Path, Path]) -> None:
+    raw, _fresh, old = archives
+    result = CliRunner().invoke(app, ["verify", str(old), "--raw", str(raw)])
+    assert result.exit_code == 1
+    flat = re.sub(r"\s+", " ", result.stdout)
+    assert "9 records differ from a fresh replay of the raw; replay again to upgrade" in flat
