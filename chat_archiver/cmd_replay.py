@@ -12,14 +12,14 @@ from chat_archiver.console import EXIT_PROBLEMS, err, fail, out, progress, warn
 from chat_archiver.timeparse import parse_time
 from formats.errors import ArchiverError
 from formats.rawfile import find_raw_files
+from merge.directory import MergeStats, merge_tree
 from replay.api import ReplayReport, replay
 from replay.engine import SKIP_BAD_CHANNEL, SKIP_UNPARSABLE
 from replay.timestamps import Timing
 
 
-def _summary(report: ReplayReport) -> dict[str, object]:
+def _summary(report: ReplayReport, merge: MergeStats | None) -> dict[str, object]:
     s = report.stats
-    merge = report.merge
     return {
         "files": report.files,
         "streams": report.streams,
@@ -35,7 +35,7 @@ def _summary(report: ReplayReport) -> dict[str, object]:
         "skipped": dict(sorted(s.skipped.items())),
         "raw_problems": [str(p) for p in report.raw_problems],
         "line_problems": s.problems,
-        "merge": merge.as_dict() if hasattr(merge, "as_dict") else None,
+        "merge": merge.as_dict() if merge is not None else None,
     }
 
 
@@ -76,14 +76,16 @@ def register(app: typer.Typer) -> None:
                 task = bar.add_task("replaying", total=len(paths))
                 report = replay(
                     paths, str(out_root), channels=channel or None, since=t_since, until=t_until,
-                    timing=timing, jobs=jobs, merge=not no_merge,
-                    on_file_done=lambda _path: bar.advance(task),
+                    timing=timing, jobs=jobs, on_file_done=lambda _path: bar.advance(task),
                 )
+                # the minutes that several connections covered become one file each
+                merged = merge_tree(str(out_root), channels=sorted(report.channels)) \
+                    if report.channels and not no_merge else None
         except ArchiverError as e:
             fail(str(e))
         except OSError as e:
             fail(f"{e.filename or out_root}: {e.strerror or e}")
-        summary = _summary(report)
+        summary = _summary(report, merged)
         bad_lines = report.stats.skipped[SKIP_UNPARSABLE] + report.stats.skipped[SKIP_BAD_CHANNEL]
         if as_json:
             out.print_json(json.dumps(summary))

@@ -1,4 +1,4 @@
-"""The replay's I/O shell: raw files in, batch files out (the CLI's `replay` calls this).
+"""The replay's I/O shell: raw files in, batch files out (the CLI's `replay` calls this, then merges).
 
 Streams (one per recorder process) are independent, so they can be replayed in any order or in
 parallel worker processes; batch files are content-addressed, so the tree that results is the same
@@ -35,7 +35,6 @@ class ReplayReport:
     stats: Stats = field(default_factory=Stats)
     raw_problems: list[Problem] = field(default_factory=list)
     channels: set[str] = field(default_factory=set)
-    merge: Any = None  # the merge's own stats, when the replay merged
 
     def add(self, other: ReplayReport) -> None:
         self.batches_written += other.batches_written
@@ -108,12 +107,11 @@ def _replay_stream(stream: Stream, opts: Options, on_file_done: Callable[[str], 
 def replay(
     raw_paths: Iterable[str], out_root: str, *, channels: Iterable[str] | None = None,
     since: float | None = None, until: float | None = None, timing: Timing = DEFAULT_TIMING,
-    jobs: int = 1, merge: bool = True, on_file_done: Callable[[str], None] | None = None,
+    jobs: int = 1, on_file_done: Callable[[str], None] | None = None,
 ) -> ReplayReport:
-    """Replay raw recordings (files or folders) into the archive at `out_root`.
-
-    With `merge` (the default) the minutes that several connections covered are then merged, so
-    the archive ends with one file per minute. Raises InputError when a path does not exist.
+    """Replay raw recordings (files or folders) into the archive at `out_root`: one file per
+    connection and minute, as upstream's archiver writes them (merging them is the merge stage's
+    job; the CLI runs it next, on `report.channels`). Raises InputError when a path does not exist.
     """
     report = ReplayReport()
     paths = find_raw_files(raw_paths)
@@ -134,13 +132,4 @@ def replay(
     else:
         for stream in streams:
             report.add(replay_stream(stream, opts, on_file_done))
-    if merge and report.channels:
-        report.merge = _merge(out_root, sorted(report.channels))
     return report
-
-
-def _merge(out_root: str, channels: list[str]) -> Any:
-    # Imported here: merge builds on replay's store, so replay's modules must not need merge at import.
-    from merge.directory import merge_tree  # noqa: PLC0415
-
-    return merge_tree(out_root, channels=channels)

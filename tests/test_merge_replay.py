@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from merge.directory import merge_into, merge_tree
-from replay.api import replay
+from tests.pipeline import replay
 from tests.simulation import record_scenario, scenarios
 
 

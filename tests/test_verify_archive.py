@@ -19,7 +19,7 @@ from chat_archiver.cli import app
 from fixtures.txt2raw import convert
 from formats.canonical import batch_relpath, content_hash, format_batch
 from formats.store import write_batch
-from replay.api import replay
+from tests.pipeline import replay
 from verify.render import report_json
 from verify.scan import VerifyError, verify_archive
 

@@ -15,7 +15,7 @@ from chat_archiver.cli import app
 from fixtures.txt2raw import convert
 from formats.canonical import parse_batch
 from formats.store import write_batch
-from replay.api import replay
+from tests.pipeline import replay
 from verify import scan
 from verify.scan import verify_archive
 
