@@ -193,10 +193,6 @@ def trim_before_quiet_points(records: list[dict[str, Any]], before: float, earli
     return keep
 
 
-def sort_key(record: Mapping[str, Any], line: str) -> tuple[Any, Any, str]:
-    return (record["time"], record["time_range"], line)
-
-
 def _lower(value: object) -> str | None:
     return value.lower() if isinstance(value, str) else None
 

@@ -9,3 +9,7 @@
 
 Stages import this package; it imports none of them.
 """
+
+# The one version string: `chat-archiver --version`, the `software` field of raw recordings and the
+# package metadata (pyproject.toml reads it) all come from here.
+__version__ = "0.1.0"

@@ -119,10 +119,6 @@ class Stream:
     header: Header
     files: list[tuple[int, str]] = field(default_factory=list)  # (first seq, path)
 
-    @property
-    def key(self) -> tuple[str, str]:
-        return (self.header.recorder, self.header.slug)
-
 
 def group_streams(paths: Iterable[str], problems: list[Problem]) -> list[Stream]:
     """Group raw files by the process that wrote them (recorder name and slug)."""

@@ -256,3 +256,14 @@ def test_one_call_wrapper_equals_feeding_event_by_event() -> None:
         fed = [b for e in events for b in engine.feed(e)] + engine.finish()
         assert replay_events(stream.header.recorder, stream.header.slug, events) == fed
         assert fed
+
+
+def test_what_feed_returns_is_the_callers_to_change() -> None:
+    """An event that closes nothing returns an empty sequence no later call shares (it used to be
+    one module-level list: a caller appending to it changed every later answer)."""
+    engine = StreamReplayer("h", "S1")
+    first = engine.feed(Event("open", 0, 1_700_000_000_000_000, 0, "ws://x"))
+    assert len(first) == 0
+    if isinstance(first, list):
+        first.append("junk")  # type: ignore[arg-type]
+    assert len(engine.feed(Event("recv", 1, 1_700_000_001_000_000, 0, ":tmi.twitch.tv PING"))) == 0
