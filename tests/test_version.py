@@ -15,4 +15,4 @@ from recorder.recorder import SOFTWARE
 def test_one_version_everywhere() -> None:
     assert CliRunner().invoke(app, ["--version"]).stdout.strip() == f"chat-archiver {__version__}"
     assert importlib.metadata.version("chat-archiver") == __version__
-    assert SOFTWARE == f"chat-archiver {__version__}"
+    assert f"chat-archiver {__version__}" == SOFTWARE
