@@ -131,14 +131,19 @@ def batch_relpath(batch_time: int, digest: str) -> tuple[str, str]:
     return moment.strftime("%Y-%m-%dT%H"), f"{moment.strftime('%M:%S')}-{digest}.json"
 
 
-_NAME_RE = re.compile(r"^(\d{2}):(\d{2})-([A-Za-z0-9_-]{43})\.json$")
-_HOUR_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2})$")
+_NAME_RE = re.compile(r"(\d{2}):(\d{2})-([A-Za-z0-9_-]{43})\.json")
+_HOUR_RE = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2})")
+
+
+def is_hour_folder(name: str) -> bool:
+    """Whether `name` has the shape of an hour folder's name, `YYYY-MM-DDTHH`."""
+    return _HOUR_RE.fullmatch(name) is not None
 
 
 def parse_batch_name(hour: str, name: str) -> tuple[int, str] | None:
     """(batch time, hash) from a batch file's hour folder and name, or None if it is not one."""
-    m = _NAME_RE.match(name)
-    h = _HOUR_RE.match(hour)
+    m = _NAME_RE.fullmatch(name)
+    h = _HOUR_RE.fullmatch(hour)
     if not m or not h:
         return None
     try:

@@ -40,7 +40,7 @@ from formats.canonical import (
     parse_batch_name,
 )
 from formats.errors import ArchiverError, InputError, UsageError
-from formats.store import fsync_dir, iter_batch_files, list_channels, write_bytes_atomic
+from formats.store import fsync_dir, iter_batch_files, list_channels, minute_batch_files, write_bytes_atomic
 from merge.core import Merged, Merger, check_records, gc_paused, items_to_bytes, message_id
 
 QUARANTINE = "quarantine"
@@ -172,20 +172,8 @@ class _Channel:
         return by_minute
 
     def files_at(self, minute: int) -> list[tuple[str, str]]:
-        hour, _ = batch_relpath(minute, "")
-        folder = os.path.join(self.chat, hour)
-        try:
-            names = sorted(os.listdir(folder))
-        except FileNotFoundError:
-            return []
-        out = []
-        for name in names:
-            parsed = parse_batch_name(hour, name)
-            if parsed is not None and parsed[0] == minute:
-                path = os.path.join(folder, name)
-                if path not in self.bad:
-                    out.append((path, parsed[1]))
-        return out
+        return [(bf.path, bf.digest) for bf in minute_batch_files(self.root, self.channel, minute)
+                if bf.path not in self.bad]
 
     # -- reading, with damage handling ---------------------------------------------------------
     def read(self, path: str, digest: str, minute: int) -> list[dict[str, Any]] | None:
@@ -458,20 +446,14 @@ def watch(root: str, interval: float, *, channels: Iterable[str] | None = None, 
 
 def _dest_minute_records(dest_root: str, channel: str, minute: int) -> tuple[bytes, list[dict[str, Any]]] | None:
     """The bytes and records of the one file DEST holds at `minute`, or None if it holds 0 or several."""
-    hour, _ = batch_relpath(minute, "")
-    folder = os.path.join(dest_root, channel, "chat", hour)
     try:
-        names = [n for n in os.listdir(folder) if (p := parse_batch_name(hour, n)) is not None and p[0] == minute]
-    except FileNotFoundError:
-        return None
-    if len(names) != 1:
-        return None
-    path = os.path.join(folder, names[0])
-    digest = names[0][6:-5]  # MM:SS-HASH.json
-    try:
-        with open(path, "rb") as f:
+        files = minute_batch_files(dest_root, channel, minute)
+        if len(files) != 1:
+            return None
+        (only,) = files
+        with open(only.path, "rb") as f:
             data = f.read()
-        return data, read_verified(path, digest)
+        return data, read_verified(only.path, only.digest)
     except (OSError, InputError):
         return None  # let merge_tree find and report it
 

@@ -10,15 +10,12 @@ has one, so they are reported as `unmerged`.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from formats.canonical import BATCH_INTERVAL, parse_batch_name
 from formats.store import TEMP_SUFFIX
 from verify.findings import Finding
-
-_HOUR_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}$")
 
 
 @dataclass(frozen=True, order=True)
@@ -29,10 +26,6 @@ class BatchEntry:
     batch_time: int
     digest: str
     path: str
-
-
-def is_hour_folder(name: str) -> bool:
-    return bool(_HOUR_RE.match(name))
 
 
 def classify_hour_entry(

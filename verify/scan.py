@@ -13,20 +13,16 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from formats.canonical import is_hour_folder
 from formats.errors import InputError
 from formats.rawfile import Problem, find_raw_files, group_streams, iter_stream_events
+from formats.store import list_channels
 from verify.analysis import Report, analyse
 from verify.batch import FileScan, check_batch
 from verify.coverage import Window, connection_windows
 from verify.findings import Finding
 from verify.fresh import FreshIndex, index_events
-from verify.listing import (
-    BatchEntry,
-    classify_hour_entry,
-    is_hour_folder,
-    name_findings,
-    unmerged_findings,
-)
+from verify.listing import BatchEntry, classify_hour_entry, name_findings, unmerged_findings
 from verify.tally import ChannelTally
 
 # Below this many files a pool costs more (starting workers) than it saves.
@@ -65,7 +61,7 @@ def list_archive(root: str, channel: str | None = None) -> Listing:
         channels = [channel]
     else:
         try:
-            channels = sorted(n for n in os.listdir(root) if os.path.isdir(os.path.join(root, n, "chat")))
+            channels = list_channels(root)
         except OSError as e:
             raise VerifyError(f"{root}: cannot list: {e.strerror}") from None
     listing = Listing(channels)
