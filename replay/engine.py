@@ -68,8 +68,9 @@ class _Connection:
 
 
 def channel_folder_name(param: str) -> str | None:
-    """`#Chan` -> `chan`; None if the parameter is not a channel."""
-    if len(param) < 2 or param[0] not in "#&":
+    """`#Chan` -> `chan`; None if the parameter is not a channel: only `#` and at least one more
+    character names one (ARCHIVE_FORMAT.md section 3; upstream archives no `&` channel)."""
+    if len(param) < 2 or param[0] != "#":
         return None
     return param[1:].lower()
 

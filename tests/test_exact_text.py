@@ -157,3 +157,10 @@ def test_blank_lines_are_refused(line: str) -> None:
 def test_lines_holding_cr_lf_or_nul_are_refused(before: str, bad: str, after: str) -> None:
     with pytest.raises(IRCParseError):
         parse_compat(f"{before}PRIVMSG #c :x{bad}y{after}")
+
+
+@pytest.mark.parametrize("target", ["#", "&chan", "*", "chan", "someone"])
+def test_only_hash_channels_are_archived(target: str) -> None:
+    line = f"@id=x;tmi-sent-ts=1700000001500 :v!v@v.tmi.twitch.tv PRIVMSG {target} :hi"
+    assert not archivable(spec_reading(line))
+    assert replay_one(line, "chan") == []
