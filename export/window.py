@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from formats.canonical import BATCH_INTERVAL, batch_time_of
+from formats.canonical import BATCH_INTERVAL, batch_time_of, record_content_key
 from merge.core import message_id
 
 BEFORE = 2 * BATCH_INTERVAL  # upstream reads from two minutes before start...
@@ -155,14 +155,6 @@ def plan_chunks(window: Window, minutes: int = 10) -> Iterator[Chunk]:
 MAX_RANGE = 60  # s, the widest range the archiver writes (a delayed JOIN/PART)
 
 
-def _content(record: Mapping[str, Any]) -> tuple[Any, ...]:
-    tags = record["tags"]
-    return (
-        record["command"], record["sender"], record["user"], record["host"], tuple(record["params"]),
-        None if tags is None else tuple(sorted(tags.items())),
-    )
-
-
 def trim_before_quiet_points(records: list[dict[str, Any]], before: float, earliest: float) -> list[dict[str, Any]]:
     """Drop id-less records that cannot change the reading fold from `before` on (the fold joins
     equal id-less records whose ranges meet; an exact time is the point range `[t, t]`).
@@ -173,13 +165,13 @@ def trim_before_quiet_points(records: list[dict[str, Any]], before: float, earli
     own folds end before `before` and are not emitted). `earliest` must be at least the first
     file's minute plus `MAX_RANGE`, so that no unread record can reach past `q` either.
     """
-    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    groups: dict[bytes, list[dict[str, Any]]] = {}
     keep: list[dict[str, Any]] = []
     for record in records:
         if message_id(record) is not None:  # the fold passes records with an id through as they are
             keep.append(record)
         else:
-            groups.setdefault(_content(record), []).append(record)
+            groups.setdefault(record_content_key(record), []).append(record)
     for group in groups.values():
         group.sort(key=lambda r: r["time"])
         quiet = None

@@ -21,7 +21,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypedDict
 
 import orjson
 
@@ -32,6 +32,23 @@ BATCH_INTERVAL = 60
 RECORD_KEYS = frozenset(
     ("command", "params", "sender", "user", "host", "tags", "receivers", "time", "time_range")
 )
+# What a message is: every key but who received it when (`receivers`) and when it was sent.
+CONTENT_KEYS = ("command", "host", "params", "sender", "tags", "user")
+
+
+class Record(TypedDict):
+    """An archive record (ARCHIVE_FORMAT.md section 3), for the type checker only: at run time it is
+    a plain dict, as JSON decoding gives it."""
+
+    command: str
+    params: list[str]
+    sender: str | None
+    user: str | None
+    host: str | None
+    tags: dict[str, str | bool] | None
+    receivers: dict[str, float]
+    time: float
+    time_range: float
 
 _LONG_DIGITS = re.compile(rb"\d{19}")
 def ensure_ascii(raw: bytes) -> bytes:
@@ -113,6 +130,21 @@ def format_batch(records: Iterable[Mapping[str, Any]]) -> bytes:
     # bytes sort like the ASCII text they hold, so this is the spec's (time, time_range, line) order
     keyed.sort()
     return b"\n".join([k[2] for k in keyed]) + b"\n"
+
+
+def content_key(content: tuple[Any, ...]) -> bytes:
+    """A key equal for equal contents (the CONTENT_KEYS values of a record, in that order) and
+    different otherwise: JSON with sorted keys, in UTF-8. Not the canonical line, whose escaping of
+    non-ASCII costs a regex pass that a dictionary key does not need."""
+    try:
+        return orjson.dumps(content, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # what orjson cannot encode (an int beyond 64 bits), the stdlib can
+        return canonical_bytes(dict(zip(CONTENT_KEYS, content, strict=True)))
+
+
+def record_content_key(record: Mapping[str, Any]) -> bytes:
+    """`content_key` of a record's content: equal exactly for records that are the same message."""
+    return content_key(tuple([record[k] for k in CONTENT_KEYS]))
 
 
 def content_hash(data: bytes) -> str:

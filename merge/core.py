@@ -49,14 +49,11 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
 
-import orjson
-
-from formats.canonical import batch_time_of, canonical_json
+from formats.canonical import CONTENT_KEYS, batch_time_of, canonical_json, content_key, record_content_key
 from formats.errors import InputError
 
 Number = int | float
 
-CONTENT_KEYS = ("command", "host", "params", "sender", "tags", "user")
 EXACT_LIMIT = 2**53
 
 # (value, is_float): a total order on numbers in which an int sorts before the equal float.
@@ -89,17 +86,6 @@ def _num(value: Any, what: str) -> Number:
 
 def _key(value: Number) -> NumKey:
     return (value, type(value) is float)
-
-
-def _content_key(content: tuple[Any, ...]) -> bytes:
-    """A key equal for equal contents and different otherwise (JSON with sorted keys, unescaped UTF-8).
-
-    The canonical line escapes non-ASCII, which costs a regex pass; a dict key does not need it.
-    """
-    try:
-        return orjson.dumps(content, option=orjson.OPT_SORT_KEYS)
-    except TypeError:  # what orjson cannot encode, the stdlib can
-        return canonical_json(dict(zip(CONTENT_KEYS, content, strict=True))).encode("ascii")
 
 
 def _id_of(tags: Any) -> str | None:
@@ -351,7 +337,7 @@ class Merger:
                 else:
                     if time_range == 0:
                         time_range = 0
-                    key = (_content_key(content), time, type(time) is float, time_range, type(time_range) is float)
+                    key = (content_key(content), time, type(time) is float, time_range, type(time_range) is float)
                     plain_group = plain.get(key)
                     if plain_group is None:
                         plain_group = plain[key] = _PlainGroup(content, time, time_range)
@@ -434,7 +420,7 @@ def merge_bytes(*archives: Iterable[Mapping[str, Any]]) -> bytes:
     return merge(*archives).to_bytes()
 
 
-Observation = tuple[str, str, NumKey, NumKey, NumKey]
+Observation = tuple[bytes, str, NumKey, NumKey, NumKey]
 
 
 def observations(records: Iterable[Mapping[str, Any]]) -> set[Observation]:
@@ -446,7 +432,7 @@ def observations(records: Iterable[Mapping[str, Any]]) -> set[Observation]:
     """
     out: set[Observation] = set()
     for record in records:
-        content = canonical_json({k: record[k] for k in CONTENT_KEYS})
+        content = record_content_key(record)
         time_range = record["time_range"]
         if time_range == 0:
             time_range = 0

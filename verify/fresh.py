@@ -18,8 +18,7 @@ import hashlib
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-import orjson
-
+from formats.canonical import content_key, record_content_key
 from formats.errors import IRCParseError
 from formats.irc import CompatFields, parse_compat
 from formats.rawcodec import RECV, Event, receiver_name
@@ -28,17 +27,14 @@ from formats.rawcodec import RECV, Event, receiver_name
 FreshIndex = dict[tuple[str, float], bytes]
 
 
-def _digest(content: list[Any]) -> bytes:
-    data = orjson.dumps(content, option=orjson.OPT_SORT_KEYS)
-    return hashlib.blake2b(data, digest_size=8).digest()
-
-
 def fields_digest(fields: CompatFields) -> bytes:
-    return _digest(list(fields))
+    command, params, sender, user, host, tags = fields
+    key = content_key((command, host, params, sender, tags, user))  # in CONTENT_KEYS order
+    return hashlib.blake2b(key, digest_size=8).digest()
 
 
 def record_digest(record: Mapping[str, Any]) -> bytes:
-    return _digest([record[k] for k in ("command", "params", "sender", "user", "host", "tags")])
+    return hashlib.blake2b(record_content_key(record), digest_size=8).digest()
 
 
 def index_events(recorder: str, slug: str, events: Iterable[Event], index: FreshIndex) -> Iterator[Event]:
