@@ -12,9 +12,8 @@ import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
 
-from formats.canonical import format_batch
+from formats.canonical import Record, format_batch
 from formats.rawfile import Problem, Stream, find_raw_files, group_streams, iter_stream_events
 from formats.store import write_batch_bytes
 from replay.batches import ClosedBatch
@@ -54,7 +53,7 @@ class Options:
     timing: Timing = DEFAULT_TIMING
 
 
-def _in_window(record: dict[str, Any], since: float | None, until: float | None) -> bool:
+def _in_window(record: Record, since: float | None, until: float | None) -> bool:
     # The reader's rule (ARCHIVE_FORMAT.md section 6): the record's range meets the window.
     if since is not None and record["time"] + record["time_range"] < since:
         return False

@@ -23,12 +23,10 @@ receive times, so a replay closes exactly where the live archiver did.
 from __future__ import annotations
 
 import bisect
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
-from formats.canonical import BATCH_INTERVAL
+from formats.canonical import BATCH_INTERVAL, Record
 from replay.timestamps import Timing
-
-Record = dict[str, Any]
 
 
 class ClosedBatch(NamedTuple):
