@@ -31,11 +31,10 @@ from export.window import (
     plan_chunks,
     trim_before_quiet_points,
 )
-from formats.canonical import BATCH_INTERVAL, batch_relpath, canonical_json, parse_batch
+from formats.canonical import BATCH_INTERVAL, batch_relpath, canonical_json, is_record, parse_batch
 from formats.errors import InputError
 from formats.store import hour_batch_files, list_hours
 from merge.core import message_id
-from verify.batch import plainly_valid
 
 CHUNK_MINUTES = 2  # peak memory grows with it; 2 minutes of a 100 msg/s channel is ~200 MB
 
@@ -106,9 +105,9 @@ class MinuteFiles:
 
 
 def decode_batch(data: bytes, path: str) -> Records:
-    """A batch file's records. A well-formed file is decoded in one orjson call and checked with
-    verify's quick schema test (whether its lines are canonical does not matter to a reader);
-    anything else goes through replay's line-by-line parser, which names the bad line."""
+    """A batch file's records. A well-formed file is decoded in one orjson call and checked with the
+    one schema check, formats.canonical.is_record (whether its lines are canonical does not matter
+    to a reader); anything else goes through the line-by-line parser, which names the bad line."""
     if data.endswith(b"\n"):
         try:
             records = orjson.loads(b"[" + data[:-1].replace(b"\n", b",") + b"]")
@@ -117,7 +116,7 @@ def decode_batch(data: bytes, path: str) -> Records:
         # a line holding two objects would decode as two: the counts must agree
         if (
             isinstance(records, list) and len(records) == data.count(b"\n")
-            and all(type(r) is dict and plainly_valid(r) for r in records)
+            and all(type(r) is dict and is_record(r) for r in records)
         ):
             return records
     return parse_batch(data, path)

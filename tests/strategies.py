@@ -205,3 +205,22 @@ def irc_lines(draw: Any, command: Any = None, first: Any = None) -> tuple[str, t
         params.append(text.rstrip())  # the end of the text is the end of the line, which is stripped
     line = draw(_outer_space) + "".join(w + draw(_spaces) for w in words[:-1]) + words[-1] + draw(_outer_space)
     return line, (cmd.upper(), params, sender, user, host, tag_map)
+
+
+# --- record schema (issue 8: one validator): records with at most a few faults planted ----------
+
+_json_values = st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.floats(allow_nan=False), any_text,
+                         st.lists(st.one_of(any_text, st.integers(0, 2)), max_size=2),
+                         st.dictionaries(any_text, st.one_of(any_text, st.booleans(), st.integers(0, 1)), max_size=2))
+
+
+@st.composite
+def maybe_faulty_records(draw: Any) -> dict[str, Any]:
+    """An archive record, or one with some keys dropped, added or given any JSON value."""
+    record = draw(archive_records())
+    for key in draw(st.lists(st.sampled_from([*sorted(record), "extra"]), max_size=2)):
+        if key in record and draw(st.booleans()):
+            del record[key]
+        else:
+            record[key] = draw(_json_values)
+    return record
