@@ -40,8 +40,9 @@ from formats.canonical import (
     parse_batch_name,
 )
 from formats.errors import ArchiverError, InputError, UsageError
+from formats.memory import gc_paused
 from formats.store import fsync_dir, iter_batch_files, list_channels, minute_batch_files, write_bytes_atomic
-from merge.core import Merged, Merger, check_records, gc_paused, items_to_bytes, message_id
+from merge.core import Merged, Merger, check_records, items_to_bytes, message_id
 
 QUARANTINE = "quarantine"
 _HASH_MISMATCH = "file name does not match its content's hash (damaged or altered)"
