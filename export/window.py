@@ -36,6 +36,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from formats.canonical import BATCH_INTERVAL, batch_time_of, record_content_key
+from formats.errors import UsageError
 from merge.core import message_id
 
 BEFORE = 2 * BATCH_INTERVAL  # upstream reads from two minutes before start...
@@ -48,7 +49,7 @@ _FIRST_MOMENT = datetime(1, 1, 1, tzinfo=UTC).timestamp() + BEFORE + BATCH_INTER
 _LAST_MOMENT = datetime(9999, 12, 31, 23, 0, tzinfo=UTC).timestamp()
 
 
-class ExportError(Exception):
+class ExportError(UsageError):
     """The caller asked for something impossible: a bad time, an empty window, an unknown format."""
 
 

@@ -348,3 +348,11 @@ def test_report_of_a_long_archive_has_one_row_per_day(tmp_path: Path) -> None:
     assert "per day" in text and "per hour" in text  # the empty channel still has an (empty) hour table
     assert "no records" in text
     assert report.exit_status == 0
+
+
+def test_verify_and_export_errors_belong_to_the_one_hierarchy() -> None:
+    from export.window import ExportError
+    from formats.errors import ArchiverError, UsageError
+
+    assert issubclass(VerifyError, UsageError) and issubclass(ExportError, UsageError)
+    assert issubclass(UsageError, ArchiverError)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from formats.canonical import is_hour_folder
-from formats.errors import InputError
+from formats.errors import InputError, UsageError
 from formats.rawfile import Problem, find_raw_files, group_streams, iter_stream_events
 from formats.store import list_channels
 from verify.analysis import Report, analyse
@@ -29,7 +29,7 @@ from verify.tally import ChannelTally
 POOL_MIN_FILES = 64
 
 
-class VerifyError(Exception):
+class VerifyError(UsageError):
     """Verify could not even start: the root or a raw path is missing or unreadable."""
 
 
