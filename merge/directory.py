@@ -1,5 +1,8 @@
 """The merge's I/O shell: batch files on disk (layout in ARCHIVE_FORMAT.md section 1).
 
+What a window merge writes and deletes is decided by `merge.plan` (pure); this module lists and
+reads the files, carries the plan out and keeps the I/O safe.
+
 Safety rules, each there for a reason:
 
 * A file is deleted only after every output that incorporates it has been written and fsynced
@@ -26,7 +29,7 @@ import dataclasses
 import os
 import time as _time
 import uuid
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -42,7 +45,8 @@ from formats.canonical import (
 from formats.errors import ArchiverError, InputError, UsageError
 from formats.memory import gc_paused
 from formats.store import fsync_dir, iter_batch_files, list_channels, minute_batch_files, write_bytes_atomic
-from merge.core import Merged, Merger, check_records, items_to_bytes, message_id
+from merge.core import Merged, Merger, check_records
+from merge.plan import InputFile, dirty_minutes, plan_window, window, worth_visiting
 
 QUARANTINE = "quarantine"
 _HASH_MISMATCH = "file name does not match its content's hash (damaged or altered)"
@@ -264,72 +268,38 @@ class _Channel:
 
     # -- one window ---------------------------------------------------------------------------
     def merge_minute(self, minute: int, *, full: bool = False) -> bool:
-        """Merge the files of `minute` (with its neighbours as context). False if nothing to do.
-
-        With `full`, a minute with a single file is merged too: with its neighbours when they meet
-        it, or alone, and rewritten only if that changes its bytes.
-        """
-        window = (minute - BATCH_INTERVAL, minute, minute + BATCH_INTERVAL)
-        listed = {m: self.files_at(m) for m in window}
-        if len(listed[minute]) < (1 if full else 2):
+        """Merge the files of `minute` (with its neighbours as context): list and read them, have
+        merge.plan decide, carry the plan out. False if there was nothing to do."""
+        listed = {m: self.files_at(m) for m in window(minute)}
+        if not worth_visiting(len(listed[minute]), full=full):
             return False
-        loaded: dict[int, list[tuple[str, list[dict[str, Any]]]]] = {}
-        for m in window:
-            loaded[m] = []
-            for path, digest in listed[m]:
+        files: dict[int, list[InputFile]] = {}
+        for m, found in listed.items():
+            files[m] = []
+            for path, digest in found:
                 records = self.read(path, digest, m)
                 if records is not None:
-                    loaded[m].append((path, records))
-        # A neighbour takes part only if one of its records can meet this minute's: the same id, or
-        # a record that belongs to this minute, or this minute has a record that belongs there.
-        # Otherwise merging it would change nothing here, and rewriting it would be work (and a
-        # minute an uninterrupted run would not touch).
-        own = [r for _, records in loaded[minute] for r in records]
-        ids = {mid for r in own if (mid := message_id(r)) is not None}
-        moving_to = {batch_time_of(r["time"]) for r in own}
-        included = [minute] + [
-            n for n in (window[0], window[2]) if n in moving_to or _meets(loaded[n], ids, minute)
-        ]
-        merger = Merger()
-        read: dict[int, list[tuple[str, int]]] = {}
-        for m in included:
-            read[m] = []
-            for path, records in loaded[m]:
-                merger.add(records, origin=m)
-                read[m].append((path, len(records)))
-        merged = merger.finish()
-        touched: set[Hashable] = {minute} | merged.entangled()
-        by_batch = merged.by_batch()
-        if full and touched == {minute} and len(read[minute]) == 1:
-            only = os.path.basename(read[minute][0][0])[6:-5]  # MM:SS-HASH.json
-            if content_hash(items_to_bytes(by_batch.get(minute, []))) == only:
-                return False  # already what a merge would write
-        written: set[str] = set()
-        for batch_time in sorted(t for t in touched if isinstance(t, int)):
-            items = by_batch.get(batch_time)
-            if items:
-                out_path = self.store(batch_time, items_to_bytes(items))
-                if out_path is None:
-                    self.stuck.add(minute)  # an output cannot be written: keep every input; a later run retries
-                    return True
-                written.add(out_path)
-                self.stats.records_out += len(items)
-                # The next window reads this file as a neighbour: its records are these, verified.
-                with contextlib.suppress(FileNotFoundError):
-                    identity = _identity(os.stat(out_path))
-                    self.cache[out_path] = (batch_time, [item[3] for item in items], identity)
-        for m in included:
-            if m not in touched:
-                continue
-            for path, count in read[m]:
-                self.stats.records_in += count
-                if path not in written:
-                    self.delete_if_same(path)
-        self.stats.minutes_merged += 1
-        counts = merged.counts
-        self.stats.duplicate_deliveries += counts.duplicate_deliveries
-        self.stats.id_conflicts += counts.id_conflicts
-        self.stats.range_conflicts += counts.range_conflicts
+                    files[m].append(InputFile(m, digest, path, records))
+        plan = plan_window(minute, files, full=full)
+        if plan is None:
+            return False
+        for output in plan.outputs:
+            out_path = self.store(output.minute, output.data)
+            if out_path is None:
+                self.stuck.add(minute)  # an output cannot be written: keep every input; a later run retries
+                return True
+            # The next window reads this file as a neighbour: its records are these, verified.
+            with contextlib.suppress(FileNotFoundError):
+                self.cache[out_path] = (output.minute, output.records, _identity(os.stat(out_path)))
+        for f in plan.deletes:
+            self.delete_if_same(f.path)
+        stats = self.stats
+        stats.records_out += plan.records_out
+        stats.records_in += plan.records_in
+        stats.minutes_merged += 1
+        stats.duplicate_deliveries += plan.counts.duplicate_deliveries
+        stats.id_conflicts += plan.counts.id_conflicts
+        stats.range_conflicts += plan.counts.range_conflicts
         self.prune(minute)
         return True
 
@@ -355,7 +325,7 @@ class _Channel:
                 if minute not in self.stuck:
                     self.merge_minute(minute, full=True)
         for _ in range(max_passes):
-            dirty = sorted(m for m, files in self.scan().items() if len(files) > 1 and m not in self.stuck)
+            dirty = dirty_minutes(self.scan(), self.stuck)
             if not dirty:
                 return
             progress = False
@@ -363,20 +333,12 @@ class _Channel:
                 progress = self.merge_minute(minute) or progress
             if not progress:
                 break
-        left = sorted(m for m, files in self.scan().items() if len(files) > 1 and m not in self.stuck)
+        left = dirty_minutes(self.scan(), self.stuck)
         if left:
             raise UsageError(
                 f"{self.chat}: {len(left)} minute(s) still hold several files after {max_passes} passes "
                 "(files that cannot be deleted, or another process writing as fast as this one merges)"
             )
-
-
-def _meets(files: list[tuple[str, list[dict[str, Any]]]], ids: set[str], minute: int) -> bool:
-    for _path, records in files:
-        for r in records:
-            if batch_time_of(r["time"]) == minute or message_id(r) in ids:
-                return True
-    return False
 
 
 def _select_channels(root: str, channels: Iterable[str] | None) -> list[str]:
