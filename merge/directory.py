@@ -114,18 +114,25 @@ def _identity(st: os.stat_result) -> Identity:
 
 
 def _read(path: str) -> tuple[bytes, Identity]:
-    try:
-        with open(path, "rb") as f:
-            return f.read(), _identity(os.fstat(f.fileno()))
-    except FileNotFoundError:
-        raise
-    except OSError as e:
-        raise InputError(f"cannot read: {e.strerror}", path) from None
+    """The file's bytes and identity. OSError (FileNotFoundError: it went away) propagates."""
+    with open(path, "rb") as f:
+        return f.read(), _identity(os.fstat(f.fileno()))
+
+
+def _cannot_read(e: OSError) -> str:
+    return f"cannot read: {e.strerror or e}"
 
 
 def read_verified(path: str, digest: str | None) -> list[dict[str, Any]]:
-    """Read a batch file, check its name's hash (if given) and its records. InputError says where."""
-    return _verify(_read(path)[0], path, digest)
+    """Read a batch file, check its name's hash (if given) and its records. InputError says where
+    (FileNotFoundError propagates: the file went away)."""
+    try:
+        data = _read(path)[0]
+    except FileNotFoundError:
+        raise
+    except OSError as e:
+        raise InputError(_cannot_read(e), path) from None
+    return _verify(data, path, digest)
 
 
 def _verify(data: bytes, path: str, digest: str | None) -> list[dict[str, Any]]:
@@ -193,9 +200,16 @@ class _Channel:
             # The name was rewritten (another merge wrote the same output): read it again.
         try:
             data, identity = _read(path)
-            records = _verify(data, path, digest)
         except FileNotFoundError:
             return None
+        except OSError as e:
+            # Unreadable (permissions, a folder or a symlink loop under a batch file's name) is not
+            # damaged: nothing says its bytes are bad, so it is reported and left where it is.
+            self.bad.add(path)
+            self.problem(Problem(path, f"{_cannot_read(e)}; left in place"))
+            return None
+        try:
+            records = _verify(data, path, digest)
         except InputError as e:
             self.report(path, e.message, e.line)
             return None

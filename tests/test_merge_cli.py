@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from chat_archiver.cli import app
 from formats.canonical import parse_batch
+from formats.store import iter_batch_files
 from merge.core import merge
 from tests.strategies import MERGE_MINUTE0
 from tests.test_merge_directory import _corrupt, _privmsg, _two_recorders, tree, write_archive
@@ -119,3 +121,29 @@ def test_full_pass_normalises_a_single_file(tmp_path: Path) -> None:
     (folded,) = parse_batch(data)
     assert folded["receivers"].keys() == {"host1.a.0", "host2.b.0"}
     assert run(str(tmp_path), "--full", "--interval", "1").exit_code == 2
+
+
+def _unreadable(root: str) -> str:
+    """Two good files of one minute and, beside them, a name no one can read (a symlink to itself:
+    open() fails with ELOOP, even for root); return its path."""
+    good, _ = _two_recorders(root)
+    path = str(Path(good).parent / (Path(good).name[:6] + "U" * 43 + ".json"))
+    Path(path).symlink_to(Path(path).name)
+    return path
+
+
+@pytest.mark.parametrize("full", [False, True], ids=["merge", "full"])
+def test_an_unreadable_file_is_reported_and_left_in_place_not_quarantined(tmp_path: Path, full: bool) -> None:
+    root = str(tmp_path)
+    unreadable = _unreadable(root)
+    result = run(root, "--json", *(["--full"] if full else []))
+    assert result.exit_code == 1, result.output
+    (problem,) = json.loads(result.stdout)["problems"]
+    assert problem["path"] == unreadable and problem["quarantined_to"] is None
+    assert "cannot read" in problem["message"] and f"{unreadable}: cannot read" in result.stderr
+    assert Path(unreadable).is_symlink()  # left where it was
+    assert not (tmp_path / "quarantine").exists()
+    # the two readable files of that minute were merged into one all the same
+    names = [bf.path for bf in iter_batch_files(root, "chan")]
+    assert len(names) == 2 and unreadable in names
+
