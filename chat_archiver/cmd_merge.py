@@ -95,9 +95,13 @@ def register(app: typer.Typer) -> None:
             if stdout:
                 if channel:
                     fail("--channel selects folders of an archive; with --stdout, name the files instead")
-                data = merge_files(str(p) for p in paths).to_bytes()
-                sys.stdout.buffer.write(data)
+                merged, problems = merge_files(str(p) for p in paths)
+                sys.stdout.buffer.write(merged.to_bytes())
                 sys.stdout.buffer.flush()
+                for problem in problems:
+                    _warn(problem)
+                if problems:  # everything readable was merged and printed
+                    raise typer.Exit(EXIT_PROBLEMS)
                 return
             if into is not None:
                 stats = merge_into([str(p) for p in paths], str(into), channels=channel or None, on_problem=_warn,

@@ -513,18 +513,24 @@ def merge_into(
     return stats
 
 
-def merge_files(paths: Iterable[str]) -> Merged:
-    """Merge batch files given by path (for `merge FILE... --stdout`). InputError on any bad file.
+def merge_files(paths: Iterable[str]) -> tuple[Merged, list[Problem]]:
+    """Merge batch files given by path (for `merge FILE... --stdout`): the merge of every file that
+    can be read, and a problem for each that cannot (missing, unreadable or damaged, with its line).
 
     A file named like a batch file (`HOUR/MM:SS-HASH.json`) must match its hash; others are only
     parsed, so an archive's file can be merged with a hand-made one.
     """
     merger = Merger()
+    problems: list[Problem] = []
     for path in paths:
         parsed = parse_batch_name(os.path.basename(os.path.dirname(os.path.abspath(path))), os.path.basename(path))
         try:
             records = read_verified(path, parsed[1] if parsed else None)
         except FileNotFoundError:
-            raise InputError("file not found", path) from None
+            problems.append(Problem(path, "file not found"))
+            continue
+        except InputError as e:
+            problems.append(Problem(path, e.message, e.line))
+            continue
         merger.add(records)
-    return merger.finish()
+    return merger.finish(), problems

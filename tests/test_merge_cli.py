@@ -62,12 +62,25 @@ def test_stdout_prints_the_canonical_merge_only(tmp_path: Path) -> None:
     assert len(tree(str(tmp_path))) == 2  # --stdout never touches the files
 
 
-def test_stdout_with_a_damaged_file_is_one_error_line_and_exit_2(tmp_path: Path) -> None:
+def test_stdout_with_only_a_damaged_file_prints_nothing_names_it_and_exits_1(tmp_path: Path) -> None:
     bad = _corrupt(str(tmp_path), "hash")
     result = run(bad, "--stdout")
-    assert result.exit_code == 2
+    assert result.exit_code == 1
     assert result.stdout == ""
     assert result.stderr.count("\n") == 1 and bad in result.stderr and "hash" in result.stderr
+
+
+def test_stdout_keeps_going_past_damaged_files(tmp_path: Path) -> None:
+    """One damaged file (named with its line), one missing: the rest is merged and printed, exit 1."""
+    root = str(tmp_path / "a")
+    bad = _corrupt(root, "json")  # its third line is not JSON; beside it, two good files of that minute
+    a, b = sorted(str(p) for p in Path(bad).parent.iterdir() if str(p) != bad)
+    missing = str(tmp_path / "missing.json")
+    result = run(a, bad, missing, b, "--stdout")
+    assert result.exit_code == 1
+    assert result.stdout_bytes == merge(parse_batch(Path(a).read_bytes()), parse_batch(Path(b).read_bytes())).to_bytes()
+    assert f"{bad}:3: " in result.stderr and f"{missing}: file not found" in result.stderr
+    assert result.stderr.count("\n") == 2
 
 
 def test_into_brings_archives_together_and_a_second_run_copies_nothing(tmp_path: Path) -> None:
