@@ -44,11 +44,10 @@ from formats.canonical import (
 )
 from formats.errors import ArchiverError, InputError, UsageError
 from formats.memory import gc_paused
-from formats.store import fsync_dir, iter_batch_files, list_channels, minute_batch_files, write_bytes_atomic
+from formats.store import QUARANTINE, fsync_dir, iter_batch_files, list_channels, minute_batch_files, write_bytes_atomic
 from merge.core import Merged, Merger, check_records
 from merge.plan import InputFile, dirty_minutes, plan_window, window, worth_visiting
 
-QUARANTINE = "quarantine"
 _HASH_MISMATCH = "file name does not match its content's hash (damaged or altered)"
 
 

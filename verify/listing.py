@@ -49,6 +49,22 @@ def name_findings(entry: BatchEntry) -> list[Finding]:
     return []
 
 
+# A quarantine finding names this many files, then counts the rest.
+QUARANTINE_NAMED = 20
+
+
+def quarantine_findings(folder: str, files: list[str]) -> list[Finding]:
+    """One finding listing the files a merge moved to the quarantine `folder` (paths relative to it)."""
+    if not files:
+        return []
+    named = ", ".join(files[:QUARANTINE_NAMED])
+    more = f" and {len(files) - QUARANTINE_NAMED} more" if len(files) > QUARANTINE_NAMED else ""
+    return [Finding(
+        "quarantined", f"{len(files)} file(s) set aside by a merge as damaged, their records not in the archive"
+        f" (look, restore from a replica, then delete): {named}{more}", folder,
+    )]
+
+
 def unmerged_findings(entries: Iterable[BatchEntry]) -> list[Finding]:
     """One finding per minute that has several batch files, naming them all."""
     by_minute: dict[tuple[str, int], list[str]] = {}

@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 from formats.canonical import is_hour_folder
 from formats.errors import InputError, UsageError
 from formats.rawfile import Problem, find_raw_files, group_streams, iter_stream_events
-from formats.store import list_channels
+from formats.store import QUARANTINE, list_channels
 from verify.analysis import Report, analyse
 from verify.batch import FileScan, check_batch
 from verify.coverage import Window, connection_windows
 from verify.findings import Finding
 from verify.fresh import FreshIndex, index_events
-from verify.listing import BatchEntry, classify_hour_entry, name_findings, unmerged_findings
+from verify.listing import BatchEntry, classify_hour_entry, name_findings, quarantine_findings, unmerged_findings
 from verify.tally import ChannelTally
 
 # Below this many files a pool costs more (starting workers) than it saves.
@@ -85,7 +85,25 @@ def list_archive(root: str, channel: str | None = None) -> Listing:
                     listing.entries.append(got)
                     listing.findings.extend(name_findings(got))
     listing.findings.extend(unmerged_findings(listing.entries))
+    listing.findings.extend(_quarantine(root, channel))
     return listing
+
+
+def _quarantine(root: str, channel: str | None) -> list[Finding]:
+    """What the merge's quarantine holds (of one channel, with `channel`)."""
+    folder = os.path.join(root, QUARANTINE)
+    top = folder if channel is None else os.path.join(folder, channel)
+    if not os.path.isdir(top):
+        return []  # nothing was ever set aside
+    files: list[str] = []
+    problems: list[Finding] = []
+
+    def unreadable(e: OSError) -> None:
+        problems.append(Finding("unreadable", f"cannot list folder: {e.strerror}", e.filename))
+
+    for here, _dirs, names in os.walk(top, onerror=unreadable):
+        files.extend(os.path.relpath(os.path.join(here, n), folder) for n in names)
+    return problems + quarantine_findings(folder, sorted(files))
 
 
 # The raw recordings' index (verify.fresh) in a worker process: set once per worker by the pool's
