@@ -514,11 +514,16 @@ def merge_into(
 
 def merge_files(paths: Iterable[str]) -> tuple[Merged, list[Problem]]:
     """Merge batch files given by path (for `merge FILE... --stdout`): the merge of every file that
-    can be read, and a problem for each that cannot (missing, unreadable or damaged, with its line).
+    can be read, and a problem for each that cannot (unreadable or damaged, with its line). A path
+    that does not exist is the caller's mistake: UsageError, before anything is read.
 
     A file named like a batch file (`HOUR/MM:SS-HASH.json`) must match its hash; others are only
     parsed, so an archive's file can be merged with a hand-made one.
     """
+    paths = list(paths)
+    for path in paths:
+        if not os.path.lexists(path):
+            raise UsageError(f"{path}: no such file")
     merger = Merger()
     problems: list[Problem] = []
     for path in paths:
@@ -526,7 +531,7 @@ def merge_files(paths: Iterable[str]) -> tuple[Merged, list[Problem]]:
         try:
             records = read_verified(path, parsed[1] if parsed else None)
         except FileNotFoundError:
-            problems.append(Problem(path, "file not found"))
+            problems.append(Problem(path, "file went away while being read"))
             continue
         except InputError as e:
             problems.append(Problem(path, e.message, e.line))

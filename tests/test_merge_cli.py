@@ -71,15 +71,16 @@ def test_stdout_with_only_a_damaged_file_prints_nothing_names_it_and_exits_1(tmp
 
 
 def test_stdout_keeps_going_past_damaged_files(tmp_path: Path) -> None:
-    """One damaged file (named with its line), one missing: the rest is merged and printed, exit 1."""
+    """One damaged file (named with its line), one unreadable: the rest is merged and printed, exit 1."""
     root = str(tmp_path / "a")
     bad = _corrupt(root, "json")  # its third line is not JSON; beside it, two good files of that minute
     a, b = sorted(str(p) for p in Path(bad).parent.iterdir() if str(p) != bad)
-    missing = str(tmp_path / "missing.json")
-    result = run(a, bad, missing, b, "--stdout")
+    loop = tmp_path / "loop.json"
+    loop.symlink_to(loop.name)  # open() fails (ELOOP), even for root
+    result = run(a, bad, str(loop), b, "--stdout")
     assert result.exit_code == 1
     assert result.stdout_bytes == merge(parse_batch(Path(a).read_bytes()), parse_batch(Path(b).read_bytes())).to_bytes()
-    assert f"{bad}:3: " in result.stderr and f"{missing}: file not found" in result.stderr
+    assert f"{bad}:3: " in result.stderr and f"{loop}: cannot read" in result.stderr
     assert result.stderr.count("\n") == 2
 
 

@@ -246,8 +246,8 @@ def test_merge_files_checks_names_and_merges(tmp_path: Path) -> None:
     merged, problems = merge_files([a, bad])
     assert merged.to_bytes() == Path(a).read_bytes()  # the readable file, merged alone
     assert [(p.path, "hash" in p.message) for p in problems] == [(bad, True)]
-    merged, problems = merge_files([str(tmp_path / "missing.json")])
-    assert merged.to_bytes() == b"" and [p.message for p in problems] == ["file not found"]
+    with pytest.raises(UsageError, match=r"missing\.json: no such file"):
+        merge_files([a, str(tmp_path / "missing.json")])
 
 
 # --- concurrency and crashes ------------------------------------------------------------------
