@@ -129,3 +129,25 @@ def test_cli_says_how_to_upgrade(archives: tuple[Path, Path, Path]) -> None:
     assert result.exit_code == 1
     flat = re.sub(r"\s+", " ", result.stdout)
     assert "9 records differ from a fresh replay of the raw; replay again to upgrade" in flat
+
+
+def test_lines_of_one_frame_share_a_receive_time_and_are_each_judged(tmp_path: Path) -> None:
+    """The recorder stamps every line of one WebSocket frame with the frame's receive time, so one
+    moment can hold several lines: a record is stale only if it is none of them today."""
+    lines = [
+        "header host1 Ab3dE host1",
+        f"{T0}.0 open 0 twitch wss://irc-ws.chat.twitch.tv:443",
+        f"{T0}.2 recv 0 @room-id=1 :tmi.twitch.tv ROOMSTATE #chan",
+        *(f"{T0 + 10}.5 recv 0 @id=f{i};tmi-sent-ts={(T0 + 10) * 1000 + i} :v!v@v.tmi.twitch.tv PRIVMSG #chan :{t}"
+          for i, t in enumerate(["one", "two  spaces", "three"])),
+    ]
+    raw = tmp_path / "raw" / "host1.jsonl"
+    raw.parent.mkdir()
+    raw.write_bytes(convert("\n".join(lines) + "\n"))
+    replay([str(raw)], str(tmp_path / "fresh"))
+    assert findings(tmp_path / "fresh", raw) == []
+    old_way(tmp_path / "fresh", tmp_path / "old")
+    stale = [f for f in findings(tmp_path / "old", raw) if f.kind == "stale" and f.line is not None]
+    (line,) = [f.line for f in stale]
+    (path,) = batch_files(tmp_path / "old")
+    assert parse_batch(path.read_bytes())[line - 1]["params"][1] == "two spaces"

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +26,7 @@ from formats.canonical import batch_time_of, canonical_json, content_hash, ensur
 from formats.errors import InputError
 from merge.core import message_id
 from verify.findings import Finding
-from verify.fresh import stale_records
+from verify.fresh import FreshIndex, stale_records
 from verify.tally import (
     FINE_LIMIT,
     FINE_PER_SECOND,
@@ -153,7 +152,7 @@ def _batch_of(time: float) -> int | None:
 
 def check_batch(
     data: bytes, source: str, channel: str, batch_time: int, digest: str, *,
-    fresh: Mapping[tuple[str, float], bytes] | None = None,
+    fresh: FreshIndex | None = None,
 ) -> FileScan:
     """Check one batch file's bytes against its name (`batch_time`, `digest`) and count its records.
 

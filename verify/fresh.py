@@ -23,8 +23,9 @@ from formats.errors import IRCParseError
 from formats.irc import CompatFields, parse_compat
 from formats.rawcodec import RECV, Event, receiver_name
 
-# (receiver name, receive time in seconds as the archive writes it) -> digest of the content
-FreshIndex = dict[tuple[str, float], bytes]
+# (receiver name, receive time in seconds as the archive writes it) -> digest of the content of the
+# line received then, or of each line: the lines of one WebSocket frame share their receive time.
+FreshIndex = dict[tuple[str, float], bytes | tuple[bytes, ...]]
 
 
 def fields_digest(fields: CompatFields) -> bytes:
@@ -46,13 +47,22 @@ def index_events(recorder: str, slug: str, events: Iterable[Event], index: Fresh
             except IRCParseError:
                 pass  # never archived, so no record can point at it
             else:
-                index[(receiver_name(recorder, slug, event.conn), event.at / 1_000_000)] = fields_digest(fields)
+                key = (receiver_name(recorder, slug, event.conn), event.at / 1_000_000)
+                digest = fields_digest(fields)
+                known = index.get(key)
+                if known is None:
+                    index[key] = digest
+                elif isinstance(known, bytes):
+                    if known != digest:
+                        index[key] = (known, digest)
+                elif digest not in known:
+                    index[key] = (*known, digest)
         yield event
 
 
-def stale_records(records: Iterable[Mapping[str, Any]], index: Mapping[tuple[str, float], bytes]) -> list[int]:
-    """Indexes (0-based) of the records that differ from today's reading of a raw line they were
-    received as. Receivers the raw recordings do not cover are not judged."""
+def stale_records(records: Iterable[Mapping[str, Any]], index: FreshIndex) -> list[int]:
+    """Indexes (0-based) of the records that differ from today's reading of every raw line received
+    at a moment they name. Moments the raw recordings do not hold are not judged."""
     stale = []
     for i, record in enumerate(records):
         digest = None
@@ -62,7 +72,7 @@ def stale_records(records: Iterable[Mapping[str, Any]], index: Mapping[tuple[str
                 continue
             if digest is None:
                 digest = record_digest(record)
-            if digest != fresh:
+            if digest != fresh and (isinstance(fresh, bytes) or digest not in fresh):
                 stale.append(i)
                 break
     return stale
