@@ -36,6 +36,22 @@ _NEEDS_ESCAPE_RE = re.compile(r"[; \\\r\n]")
 _COMMAND_RE = re.compile(r"^(?:[A-Za-z]+|[0-9]{3})$")
 
 
+_WORD_RE = re.compile(r"[^ ]+")
+
+
+def _params(line: str, pos: int) -> list[str]:
+    """The parameters after the command (which ends at `pos`), as both readings take them: middle
+    parameters are words separated by runs of spaces; the first word starting with `:` starts the
+    trailing parameter, the rest of the line verbatim."""
+    params: list[str] = []
+    for word in _WORD_RE.finditer(line, pos):
+        if word[0][0] == ":":
+            params.append(line[word.start() + 1:])
+            break
+        params.append(word[0])
+    return params
+
+
 def unescape_tag_value(value: str) -> str:
     """IRCv3 message-tags unescaping: unknown escapes drop the backslash, a final lone one is dropped."""
     if "\\" not in value:
@@ -146,21 +162,7 @@ def parse(line: str) -> Message:
     if not _COMMAND_RE.match(command):
         raise IRCParseError(f"invalid command {command!r}" if command else "no command")
     pos = end
-    params: list[str] = []
-    while pos < n:
-        while pos < n and line[pos] == " ":
-            pos += 1
-        if pos >= n:
-            break
-        if line[pos] == ":":
-            params.append(line[pos + 1:])
-            break
-        end = line.find(" ", pos)
-        if end < 0:
-            end = n
-        params.append(line[pos:end])
-        pos = end
-    return Message(tags, source, command.upper(), params)
+    return Message(tags, source, command.upper(), _params(line, pos))
 
 
 CompatTags = dict[str, str | bool]
@@ -246,7 +248,6 @@ def parse_compat(line: str) -> CompatFields:
     return command, params, sender, user, host, tags
 
 
-_WORD_RE = re.compile(r"[^ ]+")
 
 
 def parse_compat_words(line: str) -> CompatFields:
@@ -265,10 +266,4 @@ def parse_compat_words(line: str) -> CompatFields:
     if i >= len(words):
         raise IRCParseError("no command")
     command = words[i][0].upper()
-    params: list[str] = []
-    for word in words[i + 1:]:
-        if word[0][0] == ":":
-            params.append(line[word.start() + 1:])  # the trailing parameter, verbatim
-            break
-        params.append(word[0])
-    return command, params, sender, user, host, tags
+    return command, _params(line, words[i].end()), sender, user, host, tags
