@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from formats.canonical import is_hour_folder
@@ -51,14 +51,15 @@ def _scandir(path: str, findings: list[Finding], channel: str | None) -> list[os
         return []
 
 
-def list_archive(root: str, channel: str | None = None) -> Listing:
-    """List the archive (or one channel of it) and judge every name found under `chat/`."""
+def list_archive(root: str, channel: str | Sequence[str] | None = None) -> Listing:
+    """List the archive (or some channels of it) and judge every name found under `chat/`."""
     if not os.path.isdir(root):
         raise VerifyError(f"{root}: not a folder")
     if channel is not None:
-        if not os.path.isdir(os.path.join(root, channel, "chat")):
-            raise VerifyError(f"{root}: no channel {channel!r} (no {channel}/chat folder)")
-        channels = [channel]
+        channels = sorted({channel} if isinstance(channel, str) else set(channel))
+        for name in channels:
+            if not os.path.isdir(os.path.join(root, name, "chat")):
+                raise VerifyError(f"{root}: no channel {name!r} (no {name}/chat folder)")
     else:
         try:
             channels = list_channels(root)
@@ -85,24 +86,24 @@ def list_archive(root: str, channel: str | None = None) -> Listing:
                     listing.entries.append(got)
                     listing.findings.extend(name_findings(got))
     listing.findings.extend(unmerged_findings(listing.entries))
-    listing.findings.extend(_quarantine(root, channel))
+    listing.findings.extend(_quarantine(root, None if channel is None else channels))
     return listing
 
 
-def _quarantine(root: str, channel: str | None) -> list[Finding]:
-    """What the merge's quarantine holds (of one channel, with `channel`)."""
+def _quarantine(root: str, channels: list[str] | None) -> list[Finding]:
+    """What the merge's quarantine holds (of the given channels only, with `channels`)."""
     folder = os.path.join(root, QUARANTINE)
-    top = folder if channel is None else os.path.join(folder, channel)
-    if not os.path.isdir(top):
-        return []  # nothing was ever set aside
+    tops = [folder] if channels is None else [os.path.join(folder, c) for c in channels]
     files: list[str] = []
     problems: list[Finding] = []
 
     def unreadable(e: OSError) -> None:
         problems.append(Finding("unreadable", f"cannot list folder: {e.strerror}", e.filename))
 
-    for here, _dirs, names in os.walk(top, onerror=unreadable):
-        files.extend(os.path.relpath(os.path.join(here, n), folder) for n in names)
+    for top in tops:
+        if os.path.isdir(top):  # else nothing was ever set aside there
+            for here, _dirs, names in os.walk(top, onerror=unreadable):
+                files.extend(os.path.relpath(os.path.join(here, n), folder) for n in names)
     return problems + quarantine_findings(folder, sorted(files))
 
 
@@ -167,7 +168,8 @@ def default_jobs() -> int:
 
 
 def verify_archive(
-    root: str, *, channel: str | None = None, raw: list[str] | None = None, jobs: int | None = None,
+    root: str, *, channel: str | Sequence[str] | None = None, raw: list[str] | None = None,
+    jobs: int | None = None,
     on_listed: Callable[[int], None] | None = None, on_file: Callable[[], None] | None = None,
 ) -> Report:
     """Check an archive and return the full report. Raises VerifyError if the root cannot be read.
