@@ -20,7 +20,8 @@ from rich.table import Table
 from chat_archiver.console import EXIT_PROBLEMS, command, err, fail, note, number, os_error, out, settings, warn
 from chat_archiver.inputs import archive_channels_or_fail
 from formats.errors import ArchiverError
-from merge.directory import MergeStats, Problem, merge_files, merge_into, merge_tree, watch
+from merge.combine import merge_files, merge_into
+from merge.directory import MergeStats, Problem, merge_tree, watch
 
 _COUNTS = (
     "channels", "minutes_merged", "files_read", "files_copied", "files_written", "files_deleted",

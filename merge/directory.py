@@ -40,15 +40,14 @@ from formats.canonical import (
     check_channel_dirname,
     content_hash,
     parse_batch,
-    parse_batch_name,
 )
 from formats.errors import ArchiverError, InputError, UsageError
 from formats.memory import gc_paused
 from formats.store import QUARANTINE, fsync_dir, iter_batch_files, list_channels, minute_batch_files, write_bytes_atomic
-from merge.core import Merged, Merger, check_records
+from merge.core import check_records
 from merge.plan import InputFile, dirty_minutes, plan_window, window, worth_visiting
 
-_HASH_MISMATCH = "file name does not match its content's hash (damaged or altered)"
+HASH_MISMATCH = "file name does not match its content's hash (damaged or altered)"
 
 
 @dataclass(frozen=True)
@@ -136,7 +135,7 @@ def read_verified(path: str, digest: str | None) -> list[dict[str, Any]]:
 
 def _verify(data: bytes, path: str, digest: str | None) -> list[dict[str, Any]]:
     if digest is not None and content_hash(data) != digest:
-        raise InputError(_HASH_MISMATCH, path)
+        raise InputError(HASH_MISMATCH, path)
     try:
         with gc_paused():  # parsing allocates a dict per line and nothing cyclic
             records = parse_batch(data, path)
@@ -274,7 +273,7 @@ class _Channel:
                     self.stats.problems[i] = dataclasses.replace(earlier, quarantined_to=moved)
                     break
             else:
-                self.problem(Problem(path, _HASH_MISMATCH, None, moved))
+                self.problem(Problem(path, HASH_MISMATCH, None, moved))
         write_bytes_atomic(path, data)
         self.stats.files_written += 1
         return path
@@ -354,7 +353,8 @@ class _Channel:
             )
 
 
-def _select_channels(root: str, channels: Iterable[str] | None) -> list[str]:
+def select_channels(root: str, channels: Iterable[str] | None) -> list[str]:
+    """The channels to merge: those asked for (checked as folder names), or every channel of `root`."""
     if channels is None:
         return list_channels(root)
     wanted = sorted({c.lower().lstrip("#") for c in channels})
@@ -387,7 +387,7 @@ def merge_tree(
     if not os.path.isdir(root):
         raise UsageError(f"archive root not found: {root}")
     stats = MergeStats()
-    for channel in _select_channels(root, channels):
+    for channel in select_channels(root, channels):
         if channel == QUARANTINE and not os.path.isdir(os.path.join(root, channel, "chat")):
             continue
         stats.channels += 1
@@ -420,121 +420,7 @@ def watch(root: str, interval: float, *, channels: Iterable[str] | None = None, 
     return total
 
 
-def _dest_minute_records(dest_root: str, channel: str, minute: int) -> tuple[bytes, list[dict[str, Any]]] | None:
-    """The bytes and records of the one file DEST holds at `minute`, or None if it holds 0 or several."""
-    try:
-        files = minute_batch_files(dest_root, channel, minute)
-        if len(files) != 1:
-            return None
-        (only,) = files
-        with open(only.path, "rb") as f:
-            data = f.read()
-        return data, read_verified(only.path, only.digest)
-    except (OSError, InputError):
-        return None  # let merge_tree find and report it
-
-
-def _content_of(path: str) -> bytes | None:
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError:
-        return None
-
-
-def merge_into(
-    src_roots: Iterable[str],
-    dest_root: str,
-    *,
-    channels: Iterable[str] | None = None,
-    on_problem: ProblemHook | None = None,
-    full: bool = False,
-) -> MergeStats:
-    """Bring several archives together in `dest_root` (created if missing), then merge it.
-
-    Each source file is verified (hash and records) and copied atomically, unless DEST already
-    holds its content (DEST's single file of that minute, merged with it, gives the same bytes),
-    so a second run with the same sources reads but writes nothing. Sources are never modified;
-    a corrupt source file is reported and not copied.
-    """
-    sources = list(src_roots)
-    for src in sources:
-        if not os.path.isdir(src):
-            raise UsageError(f"source archive not found: {src}")
-    os.makedirs(dest_root, exist_ok=True)
-    stats = MergeStats()
-    seen: set[str] = set()
-    for src in sources:
-        for channel in _select_channels(src, channels):
-            try:
-                check_channel_dirname(channel)
-            except ArchiverError:
-                continue
-            for bf in iter_batch_files(src, channel):
-                try:
-                    records = read_verified(bf.path, bf.digest)
-                except FileNotFoundError:
-                    continue
-                except InputError as e:
-                    problem = Problem(bf.path, e.message, e.line, None)
-                    stats.problems.append(problem)
-                    if on_problem is not None:
-                        on_problem(problem)
-                    continue
-                stats.files_read += 1
-                seen.add(channel)
-                hour, name = batch_relpath(bf.batch_time, bf.digest)
-                target = os.path.join(dest_root, channel, "chat", hour, name)
-                try:
-                    with open(target, "rb") as f:
-                        if f.read() == _content_of(bf.path):
-                            continue  # already there
-                    # A damaged file holds the name: quarantine it (writing would destroy it), then copy.
-                    _Channel(dest_root, channel, stats, True, on_problem).report(target, _HASH_MISMATCH, None)
-                except FileNotFoundError:
-                    pass
-                current = _dest_minute_records(dest_root, channel, bf.batch_time)
-                if current is not None:
-                    merger = Merger()
-                    merger.add(current[1])
-                    merger.add(records)
-                    if merger.finish().to_bytes() == current[0]:
-                        continue  # DEST already holds all of it
-                with open(bf.path, "rb") as f:
-                    data = f.read()
-                if content_hash(data) != bf.digest:
-                    continue  # changed under us since it was verified: the next run will see it
-                write_bytes_atomic(target, data)
-                stats.files_copied += 1
-    if seen:
-        stats.add(merge_tree(dest_root, channels=sorted(seen), on_problem=on_problem, full=full))
-    stats.channels = len(seen)
-    return stats
-
-
-def merge_files(paths: Iterable[str]) -> tuple[Merged, list[Problem]]:
-    """Merge batch files given by path (for `merge FILE... --stdout`): the merge of every file that
-    can be read, and a problem for each that cannot (unreadable or damaged, with its line). A path
-    that does not exist is the caller's mistake: UsageError, before anything is read.
-
-    A file named like a batch file (`HOUR/MM:SS-HASH.json`) must match its hash; others are only
-    parsed, so an archive's file can be merged with a hand-made one.
-    """
-    paths = list(paths)
-    for path in paths:
-        if not os.path.lexists(path):
-            raise UsageError(f"{path}: no such file")
-    merger = Merger()
-    problems: list[Problem] = []
-    for path in paths:
-        parsed = parse_batch_name(os.path.basename(os.path.dirname(os.path.abspath(path))), os.path.basename(path))
-        try:
-            records = read_verified(path, parsed[1] if parsed else None)
-        except FileNotFoundError:
-            problems.append(Problem(path, "file went away while being read"))
-            continue
-        except InputError as e:
-            problems.append(Problem(path, e.message, e.line))
-            continue
-        merger.add(records)
-    return merger.finish(), problems
+def report_damaged(root: str, channel: str, path: str, message: str, *, stats: MergeStats,
+                   on_problem: ProblemHook | None) -> None:
+    """Quarantine a damaged batch file of `root` and report it, as a merge of `root` would."""
+    _Channel(root, channel, stats, True, on_problem).report(path, message, None)

@@ -22,8 +22,9 @@ from formats.canonical import batch_relpath, batch_time_of, canonical_json, cont
 from formats.errors import UsageError
 from formats.store import iter_batch_files, write_batch_bytes
 from merge import directory
+from merge.combine import merge_files, merge_into
 from merge.core import Merger, merge
-from merge.directory import QUARANTINE, merge_files, merge_into, merge_tree
+from merge.directory import QUARANTINE, merge_tree
 from tests.strategies import MERGE_MINUTE0, MERGE_RECEIVERS, archive_records, merge_archives, merge_observations
 
 REPO = Path(__file__).resolve().parent.parent
