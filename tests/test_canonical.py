@@ -83,6 +83,17 @@ def test_batch_time_and_names() -> None:
     assert parse_batch_name("2023-11-14T22", "12:00-" + "A" * 43 + ".json") == (1699999920, "A" * 43)
     assert parse_batch_name("2023-11-14T22", "12:00-" + "A" * 43 + ".json.abc.temp") is None
     assert parse_batch_name("2023-13-14T22", "12:00-" + "A" * 43 + ".json") is None
+    # names are matched whole: a trailing newline (a name made by a careless script) is no batch file
+    assert parse_batch_name("2023-11-14T22", "12:00-" + "A" * 43 + ".json\n") is None
+    assert parse_batch_name("2023-11-14T22\n", "12:00-" + "A" * 43 + ".json") is None
+
+
+def test_hour_folders_are_known_by_their_whole_name() -> None:
+    from formats.canonical import is_hour_folder
+
+    assert is_hour_folder("2023-11-14T22")
+    for name in ("2023-11-14T22\n", "2023-11-14T2", "2023-11-14 22", "x2023-11-14T22", "quarantine"):
+        assert not is_hour_folder(name), name
 
 
 @pytest.mark.parametrize(("data", "message"), [
