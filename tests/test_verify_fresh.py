@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from chat_archiver.cli import app
@@ -151,3 +153,28 @@ def test_lines_of_one_frame_share_a_receive_time_and_are_each_judged(tmp_path: P
     (line,) = [f.line for f in stale]
     (path,) = batch_files(tmp_path / "old")
     assert parse_batch(path.read_bytes())[line - 1]["params"][1] == "two spaces"
+
+
+@given(st.lists(st.tuples(st.integers(1_600_000_000_000_000, 1_800_000_000_000_000), st.integers(0, 2**64 - 1)),
+                max_size=30), st.data())
+def test_index_finds_every_line_of_a_moment_whatever_the_order_added(
+    lines: list[tuple[int, int]], data: st.DataObject,
+) -> None:
+    """Clocks step back, and lines of one frame share a time: the index still finds, for the time
+    the archive writes (microseconds / 10**6, a float), exactly the lines received then."""
+    from verify.fresh import FreshIndex
+
+    if lines:  # some moments hold several lines
+        lines += [(lines[0][0], d) for d in data.draw(st.lists(st.integers(0, 2**64 - 1), max_size=2))]
+    index = FreshIndex()
+    for at, digest in lines:
+        index.add("host1.Ab3dE.0", at, digest)
+    index.seal()
+    assert len(index) == len(lines)
+    for at, _digest in lines:
+        found = index.digests_at("host1.Ab3dE.0", at / 1_000_000)
+        assert found is not None and sorted(found) == sorted(d for a, d in lines if a == at)
+        assert index.digests_at("host2.Zz9yX.0", at / 1_000_000) is None
+    missing = data.draw(st.integers(1_600_000_000_000_000, 1_800_000_000_000_000))
+    if all(at != missing for at, _ in lines):
+        assert index.digests_at("host1.Ab3dE.0", missing / 1_000_000) is None

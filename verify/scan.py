@@ -179,8 +179,10 @@ def verify_archive(
     """
     listing = list_archive(root, channel)
     findings = list(listing.findings)
-    fresh: FreshIndex | None = {} if raw else None
+    fresh = FreshIndex() if raw else None
     windows = read_windows(raw, findings, fresh) if raw else None
+    if fresh is not None:
+        fresh.seal()
     if on_listed is not None:
         on_listed(len(listing.entries))
     tallies = {name: ChannelTally() for name in listing.channels}
