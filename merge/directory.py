@@ -168,7 +168,7 @@ class _Channel:
         self.stats = stats
         self.quarantine = quarantine
         self.on_problem = on_problem
-        self.bad: set[str] = set()  # corrupt files left in place: not counted, not read again
+        self.bad: set[str] = set()  # files left in place (unreadable, or corrupt): not counted, not read again
         self.stuck: set[int] = set()  # minutes whose output could not be written: not retried this run
         # path -> (minute, records); names are content hashes, so a cached file never goes stale
         self.cache: dict[str, tuple[int, list[dict[str, Any]], Identity]] = {}
