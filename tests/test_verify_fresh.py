@@ -178,3 +178,26 @@ def test_index_finds_every_line_of_a_moment_whatever_the_order_added(
     missing = data.draw(st.integers(1_600_000_000_000_000, 1_800_000_000_000_000))
     if all(at != missing for at, _ in lines):
         assert index.digests_at("host1.Ab3dE.0", missing / 1_000_000) is None
+
+
+def test_a_record_of_a_line_todays_replay_does_not_archive_is_stale(tmp_path: Path) -> None:
+    """Before issue 8 the replay also archived '&chan' targets; the spec archives '#' channels only.
+    Such a record's content is the line's reading, but a fresh replay has no record of it."""
+    amp = f"@id=z;tmi-sent-ts={(T0 + 10) * 1000} :v!v@v.tmi.twitch.tv PRIVMSG &chan :hi"
+    lines = [
+        "header host1 Ab3dE host1",
+        f"{T0}.0 open 0 twitch wss://irc-ws.chat.twitch.tv:443",
+        f"{T0}.2 recv 0 @room-id=1 :tmi.twitch.tv ROOMSTATE #chan",
+        f"{T0 + 10}.5 recv 0 {amp}",
+        f"{T0 + 11}.5 recv 0 @id=y;tmi-sent-ts={(T0 + 11) * 1000} :v!v@v.tmi.twitch.tv PRIVMSG #chan :fine",
+    ]
+    raw = tmp_path / "raw" / "host1.jsonl"
+    raw.parent.mkdir()
+    raw.write_bytes(convert("\n".join(lines) + "\n"))
+    replay([str(raw)], str(tmp_path / "old"))
+    old = {"command": "PRIVMSG", "params": ["&chan", "hi"], "sender": "v", "user": "v", "host": "v.tmi.twitch.tv",
+           "tags": {"id": "z", "tmi-sent-ts": str((T0 + 10) * 1000)}, "receivers": {"host1.Ab3dE.0": T0 + 10.5},
+           "time": T0 + 10, "time_range": 0}
+    path, _ = write_batch(str(tmp_path / "old"), "chan", T0 // 60 * 60, [old])
+    stale = [(f.path, f.line) for f in findings(tmp_path / "old", raw) if f.kind == "stale" and f.path]
+    assert stale == [(path, 1)]

@@ -6,8 +6,11 @@ collapsed), archives written before the fix differ from a fresh replay, and repl
 upgrade. This module finds such records without replaying: every archive record names, for each
 receiver, the moment it was received, and the raw recording of that receiver holds the line it
 received at that moment. A record is stale when its content (command, params, sender, user, host,
-tags) is not today's reading of that line. The lines of one WebSocket frame share their receive
-time, so a moment may hold several lines: a record is stale only if it is none of them.
+tags) is not today's reading of that line, or the line is one that today's replay does not archive
+at all (a command the connection's dialect does not keep, or no `#channel` target). The lines of
+one WebSocket frame share their receive time, so a moment may hold several lines: a record is stale
+only if it is none of them. (What only the replay's state decides, such as the noise before a
+channel's first ROOMSTATE, is not judged: such a line counts as archivable.)
 
 Memory: 16 bytes per received line (its time and an 8-byte digest of today's reading, in two
 arrays per receiver), so a day at 100 lines/s costs about 140 MB; it runs only with `--raw`.
@@ -22,9 +25,15 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from formats.canonical import content_key, record_content_key
-from formats.errors import IRCParseError
+from formats.errors import ArchiverError, IRCParseError
 from formats.irc import CompatFields, parse_compat
-from formats.rawcodec import RECV, Event, receiver_name
+from formats.rawcodec import OPEN, RECV, Event, receiver_name
+from replay.dialect import TWITCH, Dialect, get_dialect
+from replay.engine import channel_folder_name
+
+# The digest of a line today's replay does not archive: no record's content digests to it (a
+# 64-bit digest is 0 once in 2**64 records).
+NOT_ARCHIVED = 0
 
 
 def _digest(key: bytes) -> int:
@@ -90,14 +99,24 @@ class FreshIndex:
 
 def index_events(recorder: str, slug: str, events: Iterable[Event], index: FreshIndex) -> Iterator[Event]:
     """Pass `events` through unchanged, adding today's reading of every received line to `index`."""
+    dialects: dict[int, Dialect] = {}
     for event in events:
         if event.kind == RECV:
             try:
                 fields = parse_compat(event.text)
             except IRCParseError:
-                pass  # never archived, so no record can point at it
+                digest = NOT_ARCHIVED
             else:
-                index.add(receiver_name(recorder, slug, event.conn), event.at, fields_digest(fields))
+                command, params = fields[0], fields[1]
+                dialect = dialects.get(event.conn, TWITCH)  # as the replay assumes when the open was lost
+                archivable = command in dialect.kept and bool(params) and channel_folder_name(params[0]) is not None
+                digest = fields_digest(fields) if archivable else NOT_ARCHIVED
+            index.add(receiver_name(recorder, slug, event.conn), event.at, digest)
+        elif event.kind == OPEN:
+            try:
+                dialects[event.conn] = get_dialect(event.dialect)
+            except ArchiverError:
+                dialects.pop(event.conn, None)
         yield event
 
 
