@@ -38,7 +38,7 @@ from export.stream import CHUNK_MINUTES, iter_chunks
 from export.window import ExportError, Window, plan_chunks
 from formats.canonical import batch_relpath, canonical_bytes, parse_batch_name
 from formats.errors import InputError
-from merge.directory import QUARANTINE
+from formats.store import QUARANTINE
 from serve import routes
 from serve.routes import ChatWindow, Reject
 

@@ -14,21 +14,18 @@ it checks that the resolved path is still under ROOT.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import parse_qs
 
 from export.window import ExportError, Window
-from formats.canonical import check_channel_dirname
+from formats.canonical import BATCH_INTERVAL, check_channel_dirname, is_hour_folder, parse_batch_name
 from formats.errors import UsageError
 from formats.times import TimeError, parse_time
 
 MAX_CHAT_JSON = 2 * 3600  # upstream's cap on /<ch>/chat.json (its merge was too slow beyond)
 CAP_TEXT = "Cannot request more than 2h of chat"
 
-_HOUR = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}$")
-_BATCH = re.compile(r"^\d{2}:\d{2}-[A-Za-z0-9_-]{43}\.json$")
 MAX_QUERY = 4096  # a query string longer than this is not from any client of these routes
 
 
@@ -120,7 +117,8 @@ def channel_ok(name: str) -> bool:
 
 
 def hour_ok(name: str) -> bool:
-    if not _HOUR.match(name):
+    """An hour folder's name (`YYYY-MM-DDTHH`) that is a real hour."""
+    if not is_hour_folder(name):
         return False
     try:
         datetime.strptime(name, "%Y-%m-%dT%H")
@@ -129,8 +127,10 @@ def hour_ok(name: str) -> bool:
     return True
 
 
-def batch_name_ok(name: str) -> bool:
-    return bool(_BATCH.match(name)) and name[3:5] == "00" and int(name[:2]) < 60
+def batch_name_ok(hour: str, name: str) -> bool:
+    """A batch file's name (`MM:00-HASH.json`) in that hour folder, as the archive writes it."""
+    parsed = parse_batch_name(hour, name)
+    return parsed is not None and parsed[0] % BATCH_INTERVAL == 0
 
 
 def _query(query: str) -> dict[str, list[str]] | Reject:
@@ -187,8 +187,8 @@ def route(method: str, path: str, query: str) -> Route | Reject:
     if head == "files":
         return _files(rest)
     if head == "segments":
-        if len(rest) == 4 and rest[1] == "chat" and channel_ok(rest[0]) and hour_ok(rest[2]) and batch_name_ok(rest[3]):
-            return Segment(rest[0], rest[2], rest[3])
+        if len(rest) == 4 and rest[1] == "chat" and channel_ok(rest[0]) and batch_name_ok(rest[2], rest[3]):
+            return Segment(rest[0], rest[2], rest[3])  # a batch name parses only with a real hour
         return NOT_FOUND
     if head == "metrics" and len(rest) <= 1:  # upstream also answers /metrics/<anything>
         return Metrics()

@@ -21,7 +21,6 @@ from typing import Any
 
 import orjson
 
-from formats.canonical import parse_batch_name
 from formats.errors import InputError
 from serve.routes import Segment, batch_name_ok, channel_ok, hour_ok, hour_start
 
@@ -66,7 +65,7 @@ def plan_hour(channel: str, hour: str, remote: Iterable[str], have: set[str]) ->
     for name in sorted(names):
         if name in have:
             continue
-        if not batch_name_ok(name) or parse_batch_name(hour, name) is None:
+        if not batch_name_ok(hour, name):
             if name.endswith(".json"):  # a .ts segment or a tombstone is someone else's business
                 plan.refused.append((name, "not a batch file name (MM:00-HASH.json)"))
             elif "/" in name or "\\" in name or name.startswith(".") or "\x00" in name:

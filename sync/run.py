@@ -92,7 +92,7 @@ class _Known:
     def names(self, channel: str, hour: str) -> set[str]:
         try:
             with open(self._path(channel, hour), encoding="ascii", errors="replace") as f:
-                return {line.strip() for line in f if batch_name_ok(line.strip())}  # a torn last line is dropped
+                return {line.strip() for line in f if batch_name_ok(hour, line.strip())}  # a torn last line is dropped
         except FileNotFoundError:
             return set()
 

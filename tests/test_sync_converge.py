@@ -23,10 +23,10 @@ from hypothesis import strategies as st
 
 from formats.canonical import content_hash
 from formats.store import iter_batch_files, read_batch_file
-from replay.api import replay
 from serve.app import ChatApp
 from serve.server import Running
 from sync.run import sync_once
+from tests.pipeline import replay
 from tests.simulation import BASE_MS, KINDS, event_index, record_scenario, scenarios
 
 pytestmark = pytest.mark.integration

@@ -16,9 +16,9 @@ import pytest
 from twitchlike import Recording, RunningRecorder, ServerConn, TwitchLikeServer, chat_line, fast_config, wait_until
 
 from formats.store import iter_batch_files, read_batch_file
-from replay.api import replay
 from serve.app import ChatApp
 from serve.server import Running
+from tests.pipeline import replay
 from tests.test_sync_converge import tree
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
