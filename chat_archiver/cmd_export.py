@@ -10,7 +10,7 @@ from functools import partial
 import typer
 
 from chat_archiver import console
-from export.formats import FORMATS
+from export.formats import FORMATS, Playback
 from export.stream import export
 from export.window import ExportError, Filters, Window, parse_time
 from formats.errors import ArchiverError
@@ -28,6 +28,7 @@ def register(app: typer.Typer) -> None:
         commands: list[str] = typer.Option([], "--command", help="Keep only this IRC command (repeatable)."),
         users: list[str] = typer.Option([], "--user", help="Keep only records about this user (repeatable)."),
         out: str | None = typer.Option(None, "--out", help="Write to this file (atomically) instead of stdout."),
+        hold: float = typer.Option(10.0, "--hold", min=0.1, help="ass: seconds each message stays on screen."),
         jobs: int | None = typer.Option(
             None, "--jobs", min=1, help="Worker processes for windows of two hours or more (default: the CPUs).",
         ),
@@ -36,7 +37,8 @@ def register(app: typer.Typer) -> None:
         rule), merged, folded for reading and sorted by time.
 
         json is the array upstream's reader returns; jsonl one record per line; text a readable
-        transcript; irc the IRC lines rebuilt from the records.
+        transcript; irc the IRC lines rebuilt from the records; ass subtitles timed from START; html
+        a self-contained page that replays the chat.
         """
         if fmt not in FORMATS:
             console.fail(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
@@ -49,6 +51,7 @@ def register(app: typer.Typer) -> None:
                 task = bar.add_task("exporting", total=None)
                 run = partial(
                     export, root, channel, window, fmt, filters=filters, jobs=workers,
+                    playback=Playback(window.start, window.end, hold, f"#{channel.lstrip('#').lower()}"),
                     on_plan=lambda n: bar.update(task, total=n), on_chunk=lambda k: bar.advance(task, k),
                 )
                 if out is None:
