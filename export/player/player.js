@@ -272,8 +272,13 @@
     var player = new Player(meta, buildModel(rows, users));
     window.chatPlayer = player;
     bind(player);
-    var hash = /(?:^#|&)t=([0-9.]+)/.exec(location.hash);
-    player.seek(hash ? Number(hash[1]) * 1000 : 0);
+    function fromHash() {
+      var hash = /(?:^#|&)t=([0-9.]+)/.exec(location.hash);
+      player.follow = true;
+      player.seek(hash ? Number(hash[1]) * 1000 : 0);
+    }
+    window.addEventListener("hashchange", fromHash);
+    fromHash();
     player.firstRenderMs = performance.now();
     document.documentElement.dataset.ready = "1";
   }
