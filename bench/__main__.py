@@ -11,7 +11,9 @@ import subprocess
 import sys
 import time
 
-MODULES = ["bench.bench_replay", "bench.bench_merge", "bench.bench_recorder", "bench.bench_verify"]
+MODULES = [
+    "bench.bench_replay", "bench.bench_merge", "bench.bench_recorder", "bench.bench_verify", "bench.bench_playback",
+]
 
 
 def main(names: list[str]) -> int:

@@ -21,6 +21,13 @@
     return PALETTE[h % PALETTE.length];
   }
 
+  // A name colour made legible on the dark background: dark ones are mixed halfway with white
+  function readable(hex) {
+    var rgb = [1, 3, 5].map(function (i) { return parseInt(hex.slice(i, i + 2), 16); });
+    if (0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2] >= 90) { return hex; }
+    return "#" + rgb.map(function (c) { return Math.round((c + 255) / 2).toString(16).padStart(2, "0"); }).join("");
+  }
+
   function str(v) { return typeof v === "string" ? v : ""; }
 
   // canonical records -> [rows, users], the same as export/html.py slim_row
@@ -129,7 +136,7 @@
 
   Player.prototype.rowHtml = function (k) {
     var row = this.m.rows[k], user = this.m.users[row[2]] || ["", "", "", ""];
-    var login = user[0], color = COLOR_RE.test(user[2]) ? user[2] : stableColor(login);
+    var login = user[0], color = readable(COLOR_RE.test(user[2]) ? user[2] : stableColor(login));
     var name = esc(displayName(login, user[1])), text = row[3] || "";
     var abs = new Date(this.startMs + row[0]);
     var html = '<span class="ts">' + abs.toISOString().slice(11, 19) + "</span>" + badgesHtml(user[3]);
