@@ -83,7 +83,8 @@ def browser_figures(path: str) -> tuple[float, float, float] | None:
         for _ in range(3):
             driver.get("about:blank")
             driver.get(f"file://{path}#t=999999")  # the end: every message in the list
-            WebDriverWait(driver, 120).until(lambda d: d.execute_script("return document.documentElement.dataset.ready"))
+            WebDriverWait(driver, 120).until(
+                lambda d: d.execute_script("return document.documentElement.dataset.ready"))
             firsts.append(driver.execute_script("return window.chatPlayer.firstRenderMs"))
         seek = driver.execute_script("""
             var p = window.chatPlayer, n = 200, t0 = performance.now();
