@@ -31,8 +31,9 @@ from export.ass import (
     stable_color,
     wrap,
 )
+from export.formats import Playback, Renderer
 from formats.store import write_batch
-from tests.strategies import PLAY_START, chat_sessions, markup_text, play_message, play_removal
+from tests.strategies import PLAY_START, archive_records, chat_sessions, markup_text, play_message, play_removal
 
 FIXTURE_ARCHIVE = str(Path(__file__).parent.parent / "fixtures" / "export" / "archive")
 OUR_OVERRIDE = re.compile(r"\{\\c&H[0-9A-F]{6}&\\b[01]\\i[01]\\s[01]\}")
@@ -315,3 +316,17 @@ def test_burnt_video_is_lit_exactly_while_chat_is_up(tmp_path: Path) -> None:
     lit = [sum(1 for b in video.stdout[i:i + size] if b > 60) > 20 for i in range(0, len(video.stdout), size)]
     expected = [0.6 <= k / 4 < 1.9 or 2.1 <= k / 4 < 3.4 for k in range(16)]
     assert lit == expected, (lit, expected)
+
+
+@given(st.lists(archive_records(), max_size=8), st.floats(0.1, 30))
+def test_any_records_in_any_order_render_in_both_playback_formats(records: list[dict[str, Any]], hold: float) -> None:
+    """The fuzz invariant for the playback renderers: any schema-valid records (huge numbers, any
+    text, out of order) render, and the ass output's every dialogue line holds only our markup."""
+    for fmt in ("ass", "html"):
+        renderer = Renderer(fmt, Playback(PLAY_START, PLAY_START + 60, hold))
+        out = renderer.begin() + "".join(renderer.add(r) for r in records) + renderer.end()
+        if fmt == "ass":
+            for line in out.splitlines():
+                if line.startswith("Dialogue: "):
+                    for part in line.split(",", 9)[9].split("\\N"):
+                        libass_text(OUR_OVERRIDE.sub("", part))
