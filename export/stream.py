@@ -274,7 +274,8 @@ def export(
     `on_plan(n)` is told the number of chunks once, `on_chunk(k)` each time k more are done (the
     CLI hangs its progress bar on them). A window of at least two parts with `jobs` > 1 goes to a
     process pool (`parts.export_in_parts`), with the same bytes as the serial export. The playback
-    formats (`WHOLE_WINDOW`, given `playback`, by default the window) render serially.
+    formats (`WHOLE_WINDOW`; `playback` defaults to the window) take the pool's records and render
+    them here, in one renderer.
     """
     from export import parts  # noqa: PLC0415 (parts imports this module)
 
@@ -282,11 +283,12 @@ def export(
     if on_plan is not None:
         on_plan(count)
     chunks = plan_chunks(window, CHUNK_MINUTES)
-    if fmt in WHOLE_WINDOW:
-        playback = playback or Playback(window.start, window.end)
-    if jobs <= 1 or count < 2 * parts.PART_CHUNKS or fmt in WHOLE_WINDOW:
-        records = iter_chunks(root, channel, window, chunks, filters, on_chunk=on_chunk)
-        return write_export(records, fmt, out, playback)
+    if jobs <= 1 or count < 2 * parts.PART_CHUNKS:
+        return write_export(iter_chunks(root, channel, window, chunks, filters, on_chunk=on_chunk), fmt, out,
+                            playback or Playback(window.start, window.end))
     channel_folder(root, channel)  # fail before starting workers
+    if fmt in WHOLE_WINDOW:  # workers merge, this process renders
+        records = parts.records_in_parts(root, channel, window, chunks, filters=filters, jobs=jobs, on_chunk=on_chunk)
+        return write_export(records, fmt, out, playback or Playback(window.start, window.end))
     return parts.export_in_parts(root, channel, window, chunks, fmt=fmt, out=out, filters=filters, jobs=jobs,
                                  on_chunk=on_chunk)

@@ -4,6 +4,7 @@ burns it into a blank video, lit exactly when chat is on screen."""
 
 from __future__ import annotations
 
+import io
 import math
 import re
 import shutil
@@ -32,6 +33,7 @@ from export.ass import (
     wrap,
 )
 from export.formats import Playback, Renderer
+from formats.canonical import batch_time_of
 from formats.store import write_batch
 from tests.strategies import PLAY_START, archive_records, chat_sessions, markup_text, play_message, play_removal
 
@@ -300,7 +302,7 @@ def test_burnt_video_is_lit_exactly_while_chat_is_up(tmp_path: Path) -> None:
     """libass draws the box exactly in the frames' spans: the blank video has text in the frames
     of [0.6, 1.9) and [2.1, 3.4) and none elsewhere; a removed message is still drawn."""
     root = tmp_path / "archive"
-    write_batch(str(root), "chan", PLAY_START, [
+    write_batch(str(root), "chan", batch_time_of(PLAY_START), [
         play_message(0, PLAY_START + 0.6, "alice", "hello {\\i1}there\\N"),
         play_removal(PLAY_START + 1.0, "CLEARMSG", "m0", "alice"),
         play_message(1, PLAY_START + 2.1, "bob", "\x01ACTION waves\x01", color="#00FF00"),
@@ -330,3 +332,29 @@ def test_any_records_in_any_order_render_in_both_playback_formats(records: list[
                 if line.startswith("Dialogue: "):
                     for part in line.split(",", 9)[9].split("\\N"):
                         libass_text(OUR_OVERRIDE.sub("", part))
+
+
+def test_playback_formats_over_worker_parts_equal_the_serial_export(tmp_path: Path, monkeypatch: Any) -> None:
+    """With --jobs, workers merge the parts and one renderer sees every record: the same bytes as
+    serially, though a removal reaches back across a part's seam."""
+    from export import parts, stream
+    from export.window import Window
+
+    monkeypatch.setattr(parts, "PART_CHUNKS", 2)  # parts of 4 minutes
+    minute0 = batch_time_of(PLAY_START)
+    for m in range(20):
+        minute = minute0 + 60 * m
+        batch = [play_message(m, minute + 59, "alice", f"m{m} " + "x" * m)]
+        if m % 5 == 4:
+            batch.insert(0, play_removal(minute + 1, "CLEARMSG", f"m{m - 1}", "alice"))
+        write_batch(str(tmp_path), "chan", minute, batch)
+    window = Window(minute0, minute0 + 20 * 60)
+    for fmt in ("ass", "html"):
+        serial, parallel = io.BytesIO(), io.BytesIO()
+        n1 = stream.export(str(tmp_path), "chan", window, fmt, serial, jobs=1)
+        n2 = stream.export(str(tmp_path), "chan", window, fmt, parallel, jobs=2)
+        assert (n1, parallel.getvalue()) == (n2, serial.getvalue()), fmt
+        assert n1 == 24
+        if fmt == "ass":  # m3 (minute 3, part 1) is struck by the CLEARMSG of minute 4 (part 2)
+            fs = frames(serial.getvalue().decode())
+            assert shown_at(fs, 24_000) == ["Alice: m3 xxx"] and shown_at(fs, 24_200) == ["Alice: m3 xxx [x]"]

@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 from chat_archiver.cli import app
 from export.ass import stable_color
 from export.html import render_page
-from formats.canonical import canonical_json
+from formats.canonical import batch_time_of, canonical_json
 from formats.store import write_batch
 from tests.strategies import PLAY_START, archive_records, markup_text, play_message, play_removal
 
@@ -155,8 +155,8 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The session archived (two minute files) and exported with the CLI, as a user would."""
     folder = tmp_path_factory.mktemp("player")
     records = session()
-    for minute in (S, S + 60):
-        write_batch(str(folder / "archive"), "chan", minute, [r for r in records if minute <= r["time"] < minute + 60])
+    for minute in sorted({batch_time_of(r["time"]) for r in records}):
+        write_batch(str(folder / "archive"), "chan", minute, [r for r in records if batch_time_of(r["time"]) == minute])
     out = folder / "chat.html"
     result = CliRunner().invoke(app, ["export", str(folder / "archive"), "chan", "--start", str(S), "--end",
                                       str(S + 120), "--format", "html", "--out", str(out)])
