@@ -10,30 +10,38 @@ CLEARCHAT removed them. Only the rows in view are in the DOM, so 100,000 message
 loads nothing from anywhere (a Content-Security-Policy says so): CSS, script and data are inline.
 `#t=SECONDS` in the page's address starts it that far into the window.
 
-Data is embedded once, as compact JSON arrays in two `<script type="application/json">` tags:
+Data is embedded once, as one compact JSON array in a `<script type="application/json">` tag
+(`chat-rows`), in time order, trailing empty strings left out. Two kinds of row:
 
-- `chat-users`: `[[login, display-name, color, badges], ...]`, each distinct combination once;
-- `chat-rows`: one array per record, time order, trailing empty strings left out:
-  `[ms, "P", user, text, id, reply-parent-display-name, reply-parent-msg-body]` (PRIVMSG),
-  `[ms, "U", user, text, id, system-msg or msg-id]` (USERNOTICE),
-  `[ms, "M", user, text, target-msg-id]` (CLEARMSG), `[ms, "C", user, target login]` (CLEARCHAT);
-  `ms` is milliseconds from the window start, `user` an index into chat-users. Other commands
-  (JOIN, PART, ROOMSTATE, ...) are left out: the page shows chat.
+- a user (an array starting with a string, the login): `[login, display-name, color, badges]`; users are
+  numbered 0, 1, ... in the order they are defined, and a message names its user by that number;
+- a message (starting with a number, `ms`: milliseconds from the window start):
+  `[ms, "P", user, text, reply-parent-display-name, reply-parent-msg-body]` (PRIVMSG),
+  `[ms, "U", user, text, system-msg or msg-id]` (USERNOTICE),
+  `[ms, "M", user, text, target]` (CLEARMSG), `[ms, "C", user, target login]` (CLEARCHAT).
+  Chat lines (P and U) are numbered 0, 1, ... in order; a CLEARMSG's `target` is the number of the
+  line whose `id` is its `target-msg-id` (-1 when that line is not in the window).
 
-Only `<` is escaped in that JSON (as `\\u003c`), so no `</script>` can come out of chat.
+So message ids (a third of a Twitch line) are resolved here and never written, and a user is
+written once, before their first message. Memory is bounded: the ids of the last `RECENT_IDS`
+lines (moderators delete within seconds, not hours) and the last `RECENT_USERS` users (one seen
+again after that is defined again). Other commands (JOIN, PART, ROOMSTATE, ...) are left out:
+the page shows chat. Only `<` is escaped in that JSON (as `\\u003c`), so no `</script>` can come
+out of chat.
 
 For `serve` (share engineer): `render_page(source_url=URL, title=..., start=..., end=...)` returns
 the page without data; it fetches URL (same origin) expecting canonical records as JSON lines
-(`/<channel>/chat.jsonl?since=&until=`, i.e. the `jsonl` export of that window) and slims them in the
-browser exactly as `slim_row` does here. `start`/`end` (Unix seconds) set the timeline; without
+(`/<channel>/chat.jsonl?since=&until=`, i.e. the `jsonl` export of that window) and turns them into
+rows in the browser as `Slimmer` does here. `start`/`end` (Unix seconds) set the timeline; without
 `start` it begins at the first record. `render_page(records, ...)` embeds records instead.
-`HtmlRenderer` is the streaming form the export uses (memory: the distinct users).
+`HtmlRenderer` is the streaming form the export uses.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from functools import cache
 from html import escape as html_escape
@@ -42,6 +50,8 @@ from typing import Any
 
 import orjson
 
+RECENT_IDS = 200_000  # message ids a CLEARMSG can reach back to (33 minutes at 100 messages/s)
+RECENT_USERS = 50_000  # distinct users (with their colour and badges) remembered
 _CODES = {"PRIVMSG": "P", "USERNOTICE": "U", "CLEARMSG": "M", "CLEARCHAT": "C"}
 _ASSETS = ("player.html", "player.css", "player.js")
 
@@ -59,42 +69,68 @@ def page_json(value: object) -> str:
     return text.replace("<", "\\u003c")
 
 
+def _trimmed(row: list[Any], keep: int) -> list[Any]:
+    while len(row) > keep and row[-1] == "":
+        row.pop()
+    return row
+
+
 class Slimmer:
-    """Records to the page's rows (see the module docstring), collecting the users table."""
+    """Records to the page's rows (see the module docstring), one record at a time."""
 
     def __init__(self, start: float) -> None:
         self.start_ms = start * 1000
-        self.users: list[list[str]] = []
-        self._index: dict[tuple[str, ...], int] = {}
+        self._users: OrderedDict[tuple[str, ...], int] = OrderedDict()
+        self._user_count = 0
+        self._ids: OrderedDict[str, int] = OrderedDict()
+        self._lines = 0
 
-    def slim_row(self, record: Mapping[str, Any]) -> list[Any] | None:
+    def _user(self, user: tuple[str, ...], out: list[list[Any]]) -> int:
+        index = self._users.get(user)
+        if index is not None:
+            self._users.move_to_end(user)
+            return index
+        index = self._users[user] = self._user_count
+        self._user_count += 1
+        if len(self._users) > RECENT_USERS:
+            self._users.popitem(last=False)
+        out.append(_trimmed(list(user), 1))
+        return index
+
+    def rows(self, record: Mapping[str, Any]) -> list[list[Any]]:
+        """The rows `record` adds: none (a command the page does not show), or its user's row when
+        that is new, then its own."""
         code = _CODES.get(record.get("command"))  # type: ignore[arg-type]
         if code is None:
-            return None
+            return []
         try:
             ms = math.floor(float(record["time"]) * 1000 - self.start_ms + 0.5)
         except (KeyError, TypeError, ValueError, OverflowError):
-            return None
+            return []
         raw_tags = record.get("tags")
         tags: Mapping[str, Any] = raw_tags if isinstance(raw_tags, dict) else {}
         params = record.get("params") or []
         login = _str(record.get("user")) or _str(tags.get("login"))
-        user = (login, _str(tags.get("display-name")), _str(tags.get("color")), _str(tags.get("badges")))
-        index = self._index.get(user)
-        if index is None:
-            index = self._index[user] = len(self.users)
-            self.users.append(list(user))
-        row: list[Any] = [ms, code, index, _str(params[1]) if len(params) > 1 else ""]
-        if code == "P":
-            row += [_str(tags.get("id")), _str(tags.get("reply-parent-display-name")),
-                    _str(tags.get("reply-parent-msg-body"))]
-        elif code == "U":
-            row += [_str(tags.get("id")), _str(tags.get("system-msg")) or _str(tags.get("msg-id"))]
+        out: list[list[Any]] = []
+        user = self._user((login, _str(tags.get("display-name")), _str(tags.get("color")),
+                           _str(tags.get("badges"))), out)
+        row: list[Any] = [ms, code, user, _str(params[1]) if len(params) > 1 else ""]
+        if code in ("P", "U"):
+            if code == "P":
+                row += [_str(tags.get("reply-parent-display-name")), _str(tags.get("reply-parent-msg-body"))]
+            else:
+                row.append(_str(tags.get("system-msg")) or _str(tags.get("msg-id")))
+            msg_id = _str(tags.get("id"))
+            if msg_id:
+                self._ids[msg_id] = self._lines
+                if len(self._ids) > RECENT_IDS:
+                    self._ids.popitem(last=False)
+            self._lines += 1
         elif code == "M":
-            row.append(_str(tags.get("target-msg-id")))
-        while len(row) > 4 and row[-1] == "":
-            row.pop()
-        return row
+            target = _str(tags.get("target-msg-id"))
+            row.append(self._ids.get(target, -1) if target else -1)
+        out.append(_trimmed(row, 4))
+        return out
 
 
 @cache
@@ -104,14 +140,13 @@ def _assets() -> tuple[str, str, str]:
     return html, css, js
 
 
-def _page_parts(title: str, meta: Mapping[str, Any]) -> tuple[str, str, str]:
-    """The page cut where the rows and the users go: (before rows, between, after users)."""
+def _page_parts(title: str, meta: Mapping[str, Any]) -> tuple[str, str]:
+    """The page cut where the rows go."""
     html, css, js = _assets()
     page = (html.replace("{{TITLE}}", html_escape(title)).replace("{{CSS}}", css)
             .replace("{{META}}", page_json(dict(meta))))
-    head, rest = page.split("{{ROWS}}")
-    middle, tail = rest.split("{{USERS}}")
-    return head, middle, tail.replace("{{JS}}", js)
+    head, tail = page.split("{{ROWS}}")
+    return head, tail.replace("{{JS}}", js)
 
 
 class HtmlRenderer:
@@ -119,23 +154,23 @@ class HtmlRenderer:
 
     def __init__(self, start: float, end: float | None = None, title: str = "chat") -> None:
         self.slimmer = Slimmer(start)
-        self._head, self._middle, self._tail = _page_parts(
-            title, {"title": title, "start": start, "end": end, "source": None})
+        self._head, self._tail = _page_parts(title, {"title": title, "start": start, "end": end, "source": None})
         self._first = True
 
     def begin(self) -> str:
         return self._head + "["
 
     def add(self, record: Mapping[str, Any]) -> str:
-        row = self.slimmer.slim_row(record)
-        if row is None:
+        rows = self.slimmer.rows(record)
+        if not rows:
             return ""
+        text = ",\n".join(page_json(row) for row in rows)
         sep = "\n" if self._first else ",\n"
         self._first = False
-        return sep + page_json(row)
+        return sep + text
 
     def end(self) -> str:
-        return ("]" if self._first else "\n]") + self._middle + page_json(self.slimmer.users) + self._tail
+        return ("]" if self._first else "\n]") + self._tail
 
 
 def render_page(
@@ -147,8 +182,8 @@ def render_page(
     if source_url is not None:
         if records is not None:
             raise ValueError("give records or a source URL, not both")
-        head, middle, tail = _page_parts(title, {"title": title, "start": start, "end": end, "source": source_url})
-        return head + "[]" + middle + "[]" + tail
+        head, tail = _page_parts(title, {"title": title, "start": start, "end": end, "source": source_url})
+        return head + "[]" + tail
     listed = list(records or [])
     if start is None:
         start = float(listed[0]["time"]) if listed else 0.0

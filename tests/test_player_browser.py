@@ -89,15 +89,30 @@ def test_no_record_breaks_out_of_the_page_data(records: list[dict[str, Any]], ti
         if r["command"] == "PRIVMSG":
             r["params"] = ["#c", "</script><script>alert(1)</script>"]
     page = render_page(records, title=title, start=0)
-    assert page.count("</script>") == 4 and page.count("<script") == 4  # meta, rows, users, the player
-    rows = script_json(page, "chat-rows")
-    users = script_json(page, "chat-users")
+    assert page.count("</script>") == 3 and page.count("<script") == 3  # meta, rows, the player
+    data = script_json(page, "chat-rows")
+    users = [row for row in data if isinstance(row[0], str)]
+    rows = [row for row in data if not isinstance(row[0], str)]
     shown = [r for r in records if r["command"] in ("PRIVMSG", "USERNOTICE", "CLEARCHAT")]
     assert len(rows) == len(shown)
     for row, record in zip(rows, shown, strict=True):
         params = record["params"]
         text = params[1] if len(params) > 1 else ""
         assert row[3] == text and users[row[2]][0] == (record["user"] or (record["tags"] or {}).get("login") or "")
+        assert data.index(users[row[2]]) < data.index(row)  # a user is defined before their first line
+
+
+def test_rows_resolve_removals_and_define_each_user_once() -> None:
+    from export.html import Slimmer
+
+    slim = Slimmer(S)
+    rows = [row for r in session() for row in slim.rows(r)]
+    assert rows[:2] == [["alice", "Alice", "#1E90FF", "moderator/1,subscriber/12"], [5000, "P", 0, "hello world"]]
+    assert [r for r in rows if r[1:2] == ["M"]] == [[40000, "M", 3, "deleted text", 3]]  # m3 is line 3
+    assert [r[:2] + r[3:] for r in rows if r[1:2] == ["C"]] == [[60000, "C", "dave"]]
+    assert [r for r in rows if r[0] == "bob"] == [["bob", "Bob"], ["bob"]]  # m1 and m3 share one; the CLEARMSG
+    unknown = Slimmer(S).rows(play_removal(S, "CLEARMSG", "nothing"))
+    assert unknown == [[""], [0, "M", 0, "deleted text", -1]]
 
 
 def test_page_loads_nothing_from_elsewhere() -> None:
@@ -108,23 +123,20 @@ def test_page_loads_nothing_from_elsewhere() -> None:
 
 
 def test_page_data_is_compact() -> None:
-    """One short array per message, not one element each: about the size of the chat text plus a
-    few dozen bytes (the id is most of it)."""
+    """One short array per message, not one element each: the chat text plus about 20 bytes."""
     many = [play_message(i, S + i / 10, f"user{i % 50}", f"message number {i}", color="#123456") for i in range(2000)]
     page = render_page(many, title="t", start=S)
     data = len(page) - len(render_page([], title="t", start=S))
-    assert data < 2000 * 60, data
+    text = sum(len(r["params"][1]) for r in many)
+    assert data < text + 2000 * 25, (data, text)
 
 
 # --- the page in a browser ------------------------------------------------------------------------
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
-pytestmark_browser = [
-    pytest.mark.integration,
-    pytest.mark.skipif(CHROMIUM is None or CHROMEDRIVER is None,
-                       reason="chromium and chromedriver are not installed (.ci/run installs them)"),
-]
+needs_chromium = pytest.mark.skipif(CHROMIUM is None or CHROMEDRIVER is None,
+                                    reason="chromium and chromedriver are not installed (.ci/run installs them)")
 
 
 def start_browser(width: int = 1000, height: int = 600) -> Any:
@@ -196,8 +208,7 @@ def expected_at(seconds: float) -> list[list[Any]]:
 
 
 @pytest.mark.integration
-@pytest.mark.skipif(CHROMIUM is None or CHROMEDRIVER is None,
-                    reason="chromium and chromedriver are not installed (.ci/run installs them)")
+@needs_chromium
 class TestInChromium:
     def test_seeking_shows_exactly_what_was_sent_by_then(self, browser: Any, exported: Path) -> None:
         open_page(browser, exported.as_uri())

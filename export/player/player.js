@@ -1,5 +1,5 @@
-// The chat player: replays a window of archived chat. Data comes embedded in the page (rows and
-// users, see export/html.py for their shape) or, when meta.source is set, from a URL serving
+// The chat player: replays a window of archived chat. Data comes embedded in the page (rows, see
+// export/html.py for their shape) or, when meta.source is set, from a URL serving
 // canonical records as JSON lines (slimmed here exactly as export/html.py slims them).
 // Only the rows in view are in the DOM (fixed row height), so 100,000 messages or more stay smooth.
 (function () {
@@ -30,9 +30,15 @@
 
   function str(v) { return typeof v === "string" ? v : ""; }
 
-  // canonical records -> [rows, users], the same as export/html.py slim_row
+  function trimmed(row, keep) {
+    while (row.length > keep && row[row.length - 1] === "") { row.pop(); }
+    return row;
+  }
+
+  // canonical records -> the page's rows, as export/html.py's Slimmer makes them (without its
+  // memory bounds: a browser holds the whole window anyway)
   function slimRecords(records, startMs) {
-    var rows = [], users = [], userIndex = new Map();
+    var rows = [], userIndex = new Map(), ids = new Map(), lines = 0;
     records.forEach(function (rec) {
       var code = CODES[rec.command];
       if (!code) { return; }
@@ -42,15 +48,20 @@
       var user = [login, str(tags["display-name"]), str(tags.color), str(tags.badges)];
       var key = JSON.stringify(user);
       var u = userIndex.get(key);
-      if (u === undefined) { u = users.length; users.push(user); userIndex.set(key, u); }
+      if (u === undefined) { u = userIndex.size; userIndex.set(key, u); rows.push(trimmed(user.slice(), 1)); }
       var row = [Math.round(rec.time * 1000 - startMs), code, u, str(params[1])];
-      if (code === "P") { row.push(str(tags.id), str(tags["reply-parent-display-name"]), str(tags["reply-parent-msg-body"])); }
-      else if (code === "U") { row.push(str(tags.id), str(tags["system-msg"]) || str(tags["msg-id"])); }
-      else if (code === "M") { row.push(str(tags["target-msg-id"])); }
-      while (row.length > 4 && row[row.length - 1] === "") { row.pop(); }
-      rows.push(row);
+      if (code === "P" || code === "U") {
+        if (code === "P") { row.push(str(tags["reply-parent-display-name"]), str(tags["reply-parent-msg-body"])); }
+        else { row.push(str(tags["system-msg"]) || str(tags["msg-id"])); }
+        if (str(tags.id)) { ids.set(str(tags.id), lines); }
+        lines++;
+      } else if (code === "M") {
+        var target = str(tags["target-msg-id"]);
+        row.push(target && ids.has(target) ? ids.get(target) : -1);
+      }
+      rows.push(trimmed(row, 4));
     });
-    return [rows, users];
+    return rows;
   }
 
   function esc(s) {
@@ -76,20 +87,20 @@
     return lo;
   }
 
-  // The messages (chat and user notices) and when each was removed (Infinity: never)
-  function buildModel(rows, users) {
-    var shown = [], times = [], removed = [], byId = new Map(), byUser = new Map(), clearedTo = 0;
-    rows.forEach(function (row) {
+  // The chat lines (P and U rows), their users, and when each was removed (Infinity: never)
+  function buildModel(data) {
+    var shown = [], times = [], removed = [], users = [], byUser = new Map(), clearedTo = 0;
+    data.forEach(function (row) {
+      if (typeof row[0] === "string") { users.push([row[0], row[1] || "", row[2] || "", row[3] || ""]); return; }
       var t = row[0], code = row[1];
       if (code === "P" || code === "U") {
         var k = shown.length;
         shown.push(row); times.push(t); removed.push(Infinity);
-        if (row[4]) { byId.set(row[4], k); }
         var login = (users[row[2]] || [""])[0].toLowerCase();
         if (login) { if (!byUser.has(login)) { byUser.set(login, []); } byUser.get(login).push(k); }
       } else if (code === "M") {
-        var target = byId.get(row[4]);
-        if (target !== undefined && removed[target] > t) { removed[target] = t; }
+        var target = row[4];
+        if (typeof target === "number" && target >= 0 && target < shown.length && removed[target] > t) { removed[target] = t; }
       } else if (code === "C") {
         var who = (row[3] || "").toLowerCase();
         var list = who ? (byUser.get(who) || []) : null;
@@ -142,10 +153,10 @@
     var html = '<span class="ts">' + abs.toISOString().slice(11, 19) + "</span>" + badgesHtml(user[3]);
     var nameHtml = '<span class="name" style="color:' + color + '">' + name + "</span>";
     if (row[1] === "U") {
-      html += '<span class="sys">\u2605 ' + esc(row[5] || "user notice") + "</span>";
+      html += '<span class="sys">\u2605 ' + esc(row[4] || "user notice") + "</span>";
       if (text) { html += nameHtml + '<span class="body">: ' + esc(text) + "</span>"; }
     } else {
-      if (row[5]) { html += '<span class="reply">\u21aa @' + esc(row[5]) + ": " + esc(row[6] || "") + "</span>"; }
+      if (row[4]) { html += '<span class="reply">\u21aa @' + esc(row[4]) + ": " + esc(row[5] || "") + "</span>"; }
       var action = meAction(text);
       if (action !== null) {
         html += '<span class="me" style="color:' + color + '">' + nameHtml + ' <span class="body">' + esc(action) + "</span></span>";
@@ -223,7 +234,8 @@
       if (!this.lower) {
         this.lower = m.rows.map(function (row) {
           var u = m.users[row[2]] || ["", ""];
-          return (u[0] + "\n" + u[1] + "\n" + (row[3] || "") + "\n" + (row[5] || "")).toLowerCase();
+          var extra = row[1] === "U" ? row[4] || "" : "";
+          return (u[0] + "\n" + u[1] + "\n" + (row[3] || "") + "\n" + extra).toLowerCase();
         });
       }
       var hits = [];
@@ -275,8 +287,8 @@
     });
   }
 
-  function start(meta, rows, users) {
-    var player = new Player(meta, buildModel(rows, users));
+  function start(meta, data) {
+    var player = new Player(meta, buildModel(data));
     window.chatPlayer = player;
     bind(player);
     function fromHash() {
@@ -303,10 +315,9 @@
     }).then(function (text) {
       var records = text.split("\n").filter(Boolean).map(function (line) { return JSON.parse(line); });
       if (meta.start == null) { meta.start = records.length ? records[0].time : 0; }
-      var slim = slimRecords(records, meta.start * 1000);
-      start(meta, slim[0], slim[1]);
+      start(meta, slimRecords(records, meta.start * 1000));
     }).catch(function (e) { fail("could not load the chat from " + meta.source + ": " + e.message); });
   } else {
-    start(meta, jsonOf("chat-rows"), jsonOf("chat-users"));
+    start(meta, jsonOf("chat-rows"));
   }
 }());
