@@ -320,6 +320,7 @@ def test_burnt_video_is_lit_exactly_while_chat_is_up(tmp_path: Path) -> None:
     assert lit == expected, (lit, expected)
 
 
+@settings(max_examples=100)
 @given(st.lists(archive_records(), max_size=8), st.floats(0.1, 30))
 def test_any_records_in_any_order_render_in_both_playback_formats(records: list[dict[str, Any]], hold: float) -> None:
     """The fuzz invariant for the playback renderers: any schema-valid records (huge numbers, any
