@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from functools import cache
@@ -54,6 +55,7 @@ RECENT_IDS = 200_000  # message ids a CLEARMSG can reach back to (33 minutes at 
 RECENT_USERS = 50_000  # distinct users (with their colour and badges) remembered
 _CODES = {"PRIVMSG": "P", "USERNOTICE": "U", "CLEARMSG": "M", "CLEARCHAT": "C"}
 _ASSETS = ("player.html", "player.css", "player.js")
+_PLACEHOLDER = re.compile(r"\{\{(TITLE|CSS|META|JS)\}\}")
 
 
 def _str(value: object) -> str:
@@ -143,10 +145,13 @@ def _assets() -> tuple[str, str, str]:
 def _page_parts(title: str, meta: Mapping[str, Any]) -> tuple[str, str]:
     """The page cut where the rows go."""
     html, css, js = _assets()
-    page = (html.replace("{{TITLE}}", html_escape(title)).replace("{{CSS}}", css)
-            .replace("{{META}}", page_json(dict(meta))))
-    head, tail = page.split("{{ROWS}}")
-    return head, tail.replace("{{JS}}", js)
+    values = {"TITLE": html_escape(title), "CSS": css, "META": page_json(dict(meta)), "JS": js}
+    head, tail = html.split("{{ROWS}}")
+
+    def fill(part: str) -> str:  # one pass: what goes in (a title, say) is never read for placeholders
+        return _PLACEHOLDER.sub(lambda m: values[m.group(1)], part)
+
+    return fill(head), fill(tail)
 
 
 class HtmlRenderer:

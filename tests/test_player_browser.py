@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
@@ -85,6 +85,7 @@ def script_json(page: str, name: str) -> Any:
 
 @settings(max_examples=100)
 @given(st.lists(archive_records(), max_size=5), markup_text)
+@example([], "{{ROWS}} {{JS}} {{TITLE}}")
 def test_no_record_breaks_out_of_the_page_data(records: list[dict[str, Any]], title: str) -> None:
     for r in records:
         if r["command"] == "PRIVMSG":
