@@ -34,7 +34,7 @@ import heapq
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from export.formats import display_name, me_action, tag_of
@@ -137,46 +137,54 @@ def _spans(record: Mapping[str, Any]) -> list[Span] | None:
     return None
 
 
+def _plain(spans: list[Span]) -> str:
+    return _BREAKERS.sub(" ", "".join(span[0] for span in spans))
+
+
 def render_lines(spans: list[Span], removed: bool) -> list[str]:
     """A message's lines of ASS text: wrapped, escaped, each line opening with its own overrides
     (colour, bold, italic, strike-out) so that lines stand alone in any order."""
-    plain = "".join(_BREAKERS.sub(" ", s[0]) for s in spans)
-    style_of: list[int] = []
-    for i, span in enumerate(spans):
-        style_of.extend([i] * len(span[0]))
+    plain = _plain(spans)
+    pieces = []  # (start, end, override) of each span in `plain`
+    at = 0
+    for text, color, bold, italic in spans:
+        shown = REMOVED_COLOR if removed else color
+        pieces.append((at, at + len(text), f"{{\\c{ass_color(shown)}\\b{int(bold)}\\i{int(italic)}\\s{int(removed)}}}"))
+        at += len(text)
     out = []
     for start, end in wrap(plain):
-        parts = []
-        i = start
-        while i < end:
-            j = i
-            while j < end and style_of[j] == style_of[i]:
-                j += 1
-            _text, color, bold, italic = spans[style_of[i]]
-            shown = REMOVED_COLOR if removed else color
-            parts.append(f"{{\\c{ass_color(shown)}\\b{int(bold)}\\i{int(italic)}\\s{int(removed)}}}"
-                         + escape(plain[i:j]))
-            i = j
-        out.append("".join(parts) or "{\\s0}")
+        line = "".join(override + escape(plain[max(a, start):min(b, end)])
+                       for a, b, override in pieces if max(a, start) < min(b, end))
+        out.append(line or "{\\s0}")
     return out
 
 
 @dataclass(eq=False)
 class _Message:
+    """A message on its way through the box. Its lines are rendered when first shown: on a busy
+    channel most messages go off the top within the frame they arrive in."""
+
     appear: int  # cs from the window start
     login: str
     msg_id: str | None
     spans: list[Span]
     removed: bool = False
-    lines: list[str] = field(default_factory=list)
+    count: int = 0  # lines
+    _lines: list[str] | None = None
 
     def __post_init__(self) -> None:
-        self.lines = render_lines(self.spans, False)
+        self.count = len(wrap(_plain(self.spans)))
+
+    @property
+    def lines(self) -> list[str]:
+        if self._lines is None:
+            self._lines = render_lines(self.spans, self.removed)
+        return self._lines
 
     def remove(self) -> None:
         if not self.removed:
             self.removed = True
-            self.lines = render_lines(self.spans, True)
+            self._lines = None
 
 
 def header(title: str) -> str:
@@ -274,7 +282,7 @@ class AssRenderer:
         lines: list[str] = []
         keep = 0
         for message in reversed(self._visible):  # newest first, until the box is full
-            if len(lines) + len(message.lines) > MAX_LINES:
+            if len(lines) + message.count > MAX_LINES:
                 break
             lines[:0] = message.lines
             keep += 1
