@@ -17,6 +17,8 @@ import sys
 import time
 from typing import Any
 
+import bench
+
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
 HOURS = int(os.environ.get("BENCH_PLAYBACK_HOURS", "4"))
 PAGE_MESSAGES = 100_000
@@ -142,4 +144,4 @@ def run() -> None:
 
 
 if __name__ == "__main__":
-    run()
+    bench.main(__spec__.name if __spec__ else __file__, __doc__, run, sys.argv[1:])

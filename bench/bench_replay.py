@@ -10,6 +10,7 @@ import sys
 import tempfile
 import time
 
+import bench
 from bench.gen import write_recording
 from formats.rawfile import find_raw_files, group_streams, iter_stream_events
 
@@ -19,7 +20,7 @@ _CHILD = """
 import json, resource, sys, time
 from replay.api import replay
 start = time.perf_counter()
-report = replay([sys.argv[1]], sys.argv[2], merge=False)
+report = replay([sys.argv[1]], sys.argv[2])
 elapsed = time.perf_counter() - start
 print(json.dumps({"lines": report.stats.lines, "seconds": elapsed,
                   "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
@@ -67,4 +68,4 @@ def run() -> None:
 
 
 if __name__ == "__main__":
-    run()
+    bench.main(__spec__.name if __spec__ else __file__, __doc__, run, sys.argv[1:])

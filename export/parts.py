@@ -24,11 +24,13 @@ from export.formats import Renderer, day_of
 from export.stream import NO_FILTERS, iter_chunks
 from export.window import Chunk, Filters, Window
 from formats.canonical import canonical_json
+from formats.errors import InputError
 
 PART_CHUNKS = 30  # chunks per part: an hour of 2-minute chunks
 
-# (temporary file, records in it, UTC day of its first and of its last record)
-PartResult = tuple[str, int, str | None, str | None]
+# (temporary file, records in it, UTC day of its first and of its last record, damaged files
+# skipped as (message, file, line), or None when damage is to raise)
+PartResult = tuple[str, int, str | None, str | None, list[tuple[str, str | None, int | None]] | None]
 
 
 def _groups(chunks: Iterable[Chunk], size: int) -> Iterator[list[Chunk]]:
@@ -51,6 +53,7 @@ class _Part:
     filters: Filters
     fmt: str
     path: str
+    keep_going: bool = False  # skip damaged files (and report them) rather than raise
 
 
 def _render_part(part: _Part) -> PartResult:
@@ -61,9 +64,11 @@ def _render_part(part: _Part) -> PartResult:
     renderer = None if part.fmt == "json" else Renderer(part.fmt)
     count = 0
     first_day = last_day = None
+    problems: list[InputError] | None = [] if part.keep_going else None
     with open(part.path, "wb") as out:
         buffer: list[str] = []
-        for record in iter_chunks(part.root, part.channel, part.window, part.chunks, part.filters):
+        for record in iter_chunks(part.root, part.channel, part.window, part.chunks, part.filters,
+                                  problems=problems):
             if renderer is not None:
                 buffer.append(renderer.add(record))
             else:
@@ -76,15 +81,18 @@ def _render_part(part: _Part) -> PartResult:
                 out.write("".join(buffer).encode("utf-8", "replace"))
                 buffer.clear()
         out.write("".join(buffer).encode("utf-8", "replace"))
-    return part.path, count, first_day, last_day
+    damaged = None if problems is None else [(p.message, p.source, p.line) for p in problems]
+    return part.path, count, first_day, last_day, damaged
 
 
 class _Stitcher:
     """Copies finished parts to the output in order, mending the seams: the json array's brackets
     and commas, and a text day header that the previous part already wrote."""
 
-    def __init__(self, fmt: str, out: IO[bytes], on_chunk: Callable[[int], None] | None) -> None:
+    def __init__(self, fmt: str, out: IO[bytes], on_chunk: Callable[[int], None] | None,
+                 problems: list[InputError] | None) -> None:
         self.fmt = fmt
+        self.problems = problems
         self.out = out
         self.on_chunk = on_chunk
         self.total = 0
@@ -93,7 +101,9 @@ class _Stitcher:
             out.write(b"[")
 
     def add(self, part: _Part, result: AsyncResult[PartResult]) -> None:
-        path, count, first, last = result.get()
+        path, count, first, last, damaged = result.get()
+        if self.problems is not None and damaged:
+            self.problems.extend(InputError(*p) for p in damaged)
         with open(path, "rb") as f:
             if count and self.fmt == "json":
                 self.out.write(b",\n" if self.total else b"\n")
@@ -115,12 +125,13 @@ class _Stitcher:
 
 def _parts_in_order(
     root: str, channel: str, window: Window, chunks: Iterable[Chunk], *, fmt: str, filters: Filters, jobs: int,
+    keep_going: bool,
 ) -> Iterator[tuple[_Part, AsyncResult[PartResult]]]:
     """Start rendering `chunks` in parts on `jobs` workers; yield each part with its result, in
     order, while the next ones render (their files live until the generator ends)."""
     with tempfile.TemporaryDirectory(prefix="chat-export-") as temp:
         parts = (
-            _Part(root, channel, window, group, filters, fmt, os.path.join(temp, f"{i:08d}"))
+            _Part(root, channel, window, group, filters, fmt, os.path.join(temp, f"{i:08d}"), keep_going)
             for i, group in enumerate(_groups(chunks, PART_CHUNKS))
         )
         context = multiprocessing.get_context("forkserver")
@@ -138,24 +149,29 @@ def _parts_in_order(
 def export_in_parts(
     root: str, channel: str, window: Window, chunks: Iterable[Chunk], *, fmt: str, out: IO[bytes],
     filters: Filters = NO_FILTERS, jobs: int = 2, on_chunk: Callable[[int], None] | None = None,
+    problems: list[InputError] | None = None,
 ) -> int:
     """Render `chunks` in parts on `jobs` workers and write them to `out` in order; returns the
-    number of records."""
-    stitch = _Stitcher(fmt, out, on_chunk)
-    for part, result in _parts_in_order(root, channel, window, chunks, fmt=fmt, filters=filters, jobs=jobs):
+    number of records. Damaged files: as `stream.export` (`problems`)."""
+    stitch = _Stitcher(fmt, out, on_chunk, problems)
+    for part, result in _parts_in_order(root, channel, window, chunks, fmt=fmt, filters=filters, jobs=jobs,
+                                        keep_going=problems is not None):
         stitch.add(part, result)
     return stitch.finish()
 
 
 def records_in_parts(
     root: str, channel: str, window: Window, chunks: Iterable[Chunk], *, filters: Filters = NO_FILTERS,
-    jobs: int = 2, on_chunk: Callable[[int], None] | None = None,
+    jobs: int = 2, on_chunk: Callable[[int], None] | None = None, problems: list[InputError] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """The records of `chunks`, in order, merged on `jobs` workers (each part as JSON lines in a
-    temporary file): for the formats one renderer must see whole (`formats.WHOLE_WINDOW`)."""
-    for part, result in _parts_in_order(root, channel, window, chunks, fmt="jsonl", filters=filters,
-                                          jobs=jobs):
-        path, _count, _first, _last = result.get()
+    temporary file): for the formats one renderer must see whole (`formats.WHOLE_WINDOW`).
+    Damaged files: as `stream.export` (`problems`)."""
+    for part, result in _parts_in_order(root, channel, window, chunks, fmt="jsonl", filters=filters, jobs=jobs,
+                                        keep_going=problems is not None):
+        path, _count, _first, _last, damaged = result.get()
+        if problems is not None and damaged:
+            problems.extend(InputError(*p) for p in damaged)
         with open(path, "rb") as f:
             for line in f:
                 yield orjson.loads(line)

@@ -31,11 +31,10 @@ from export.window import (
     plan_chunks,
     trim_before_quiet_points,
 )
-from formats.canonical import BATCH_INTERVAL, batch_relpath, canonical_json, parse_batch, parse_batch_name
+from formats.canonical import BATCH_INTERVAL, batch_relpath, canonical_json, is_record, parse_batch
 from formats.errors import InputError
+from formats.store import hour_batch_files, list_hours
 from merge.core import message_id
-from verify.batch import plainly_valid
-from verify.listing import is_hour_folder
 
 CHUNK_MINUTES = 2  # peak memory grows with it; 2 minutes of a 100 msg/s channel is ~200 MB
 
@@ -51,24 +50,24 @@ def default_view() -> RecordsFn:
     return fold_for_reading
 
 
-def channel_folder(root: str, channel: str) -> str:
-    """The channel's chat folder; ExportError if the root or the channel is not there."""
+def channel_name(root: str, channel: str) -> str:
+    """The channel's folder name; ExportError if the root or the channel is not there."""
     if not os.path.isdir(root):
         raise ExportError(f"{root}: not a folder")
     name = channel.lstrip("#").lower()
     if not name or "/" in name or name in (".", ".."):
         raise ExportError(f"not a channel name: {channel!r}")
-    chat = os.path.join(root, name, "chat")
-    if not os.path.isdir(chat):
+    if not os.path.isdir(os.path.join(root, name, "chat")):
         raise ExportError(f"{root}: no channel {name!r} (no {name}/chat folder)")
-    return chat
+    return name
 
 
 class MinuteFiles:
     """The batch files of each minute of one channel, listing each hour folder once."""
 
-    def __init__(self, chat: str) -> None:
-        self.chat = chat
+    def __init__(self, root: str, channel: str) -> None:
+        self.root = root
+        self.channel = channel
         self._hour: str | None = None
         self._by_minute: dict[int, list[str]] = {}
         self._hours: set[str] = set()
@@ -77,9 +76,9 @@ class MinuteFiles:
 
     def _list_hours(self) -> None:
         try:
-            self._hours = {name for name in os.listdir(self.chat) if is_hour_folder(name)}
+            self._hours = set(list_hours(self.root, self.channel))
         except OSError as e:
-            raise ExportError(f"{self.chat}: cannot list: {e.strerror}") from None
+            raise ExportError(f"{e.filename}: cannot list: {e.strerror}") from None
         self._newest = max(self._hours, default="")
 
     def paths(self, minute: int) -> list[str]:
@@ -95,25 +94,20 @@ class MinuteFiles:
         if hour != self._hour:
             self._hour = hour
             self._by_minute = {}
-            folder = os.path.join(self.chat, hour)
             try:
-                names = sorted(os.listdir(folder))
-            except FileNotFoundError:
-                names = []
+                files = hour_batch_files(self.root, self.channel, hour)
             except OSError as e:
-                raise ExportError(f"{folder}: cannot list: {e.strerror}") from None
-            for name in names:
-                parsed = parse_batch_name(hour, name)  # skips .temp and foreign files, as upstream
-                if parsed is not None:
-                    start = parsed[0] - parsed[0] % BATCH_INTERVAL
-                    self._by_minute.setdefault(start, []).append(os.path.join(folder, name))
+                raise ExportError(f"{e.filename}: cannot list: {e.strerror}") from None
+            for bf in files:
+                start = bf.batch_time - bf.batch_time % BATCH_INTERVAL
+                self._by_minute.setdefault(start, []).append(bf.path)
         return self._by_minute.get(minute, [])
 
 
 def decode_batch(data: bytes, path: str) -> Records:
-    """A batch file's records. A well-formed file is decoded in one orjson call and checked with
-    verify's quick schema test (whether its lines are canonical does not matter to a reader);
-    anything else goes through replay's line-by-line parser, which names the bad line."""
+    """A batch file's records. A well-formed file is decoded in one orjson call and checked with the
+    one schema check, formats.canonical.is_record (whether its lines are canonical does not matter
+    to a reader); anything else goes through the line-by-line parser, which names the bad line."""
     if data.endswith(b"\n"):
         try:
             records = orjson.loads(b"[" + data[:-1].replace(b"\n", b",") + b"]")
@@ -122,23 +116,29 @@ def decode_batch(data: bytes, path: str) -> Records:
         # a line holding two objects would decode as two: the counts must agree
         if (
             isinstance(records, list) and len(records) == data.count(b"\n")
-            and all(type(r) is dict and plainly_valid(r) for r in records)
+            and all(type(r) is dict and is_record(r) for r in records)
         ):
             return records
     return parse_batch(data, path)
 
 
-def read_minute(files: MinuteFiles, minute: int) -> Records:
-    """Every record in the files of one minute; damage raises replay's InputError naming the file
-    and line."""
+def read_minute(files: MinuteFiles, minute: int, problems: list[InputError] | None = None) -> Records:
+    """Every record in the files of one minute. A damaged file raises InputError naming the file
+    and line; with a `problems` list, it is added there instead and the file is skipped, so an
+    export keeps everything readable."""
     out: Records = []
     for path in files.paths(minute):
         try:
-            with open(path, "rb") as f:
-                data = f.read()
-        except OSError as e:
-            raise InputError(f"cannot read: {e.strerror}", path) from None
-        out.extend(decode_batch(data, path))
+            try:
+                with open(path, "rb") as f:
+                    data = f.read()
+            except OSError as e:
+                raise InputError(f"cannot read: {e.strerror}", path) from None
+            out.extend(decode_batch(data, path))
+        except InputError as e:
+            if problems is None:
+                raise
+            problems.append(e)
     return out
 
 
@@ -195,8 +195,10 @@ def iter_window(
 def iter_chunks(
     root: str, channel: str, window: Window, chunks: Iterable[Chunk], filters: Filters = NO_FILTERS, *,
     view: RecordsFn | None = None, on_chunk: Callable[[int], None] | None = None,
+    problems: list[InputError] | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """The records `chunks` (a run of `plan_chunks(window)`) emit, in canonical order.
+    """The records `chunks` (a run of `plan_chunks(window)`) emit, in canonical order. Damaged
+    files: see `read_minute` (`problems`).
 
     Each chunk merges its core minutes (the ones its emitted records can come from) whole, plus the
     few records of its context minutes that can change them (`_context`), so a minute is merged
@@ -207,7 +209,7 @@ def iter_chunks(
     from formats.errors import ArchiverError  # noqa: PLC0415 (lazy, as the merge itself)
 
     view = view or default_view()
-    files = MinuteFiles(channel_folder(root, channel))
+    files = MinuteFiles(root, channel_name(root, channel))
     cache: dict[int, _Minute] = {}
     for chunk in chunks:
         for minute in [m for m in cache if m < chunk.read_from]:
@@ -217,17 +219,17 @@ def iter_chunks(
         minutes = range(chunk.read_from, chunk.read_to + 1, BATCH_INTERVAL)
         for minute in minutes:
             if minute not in cache:
-                cache[minute] = _Minute(read_minute(files, minute))
+                cache[minute] = _Minute(read_minute(files, minute, problems))
         records: Records = []
         for minute in range(core_from, core_to + 1, BATCH_INTERVAL):
             full = cache[minute].full
             if full is None:  # pragma: no cover - a core minute is never slimmed before its chunk
-                full = cache[minute].full = read_minute(files, minute)
+                full = cache[minute].full = read_minute(files, minute, problems)
             records.extend(full)
         core_ids = {i for r in records if (i := message_id(r)) is not None}
         for minute in minutes:
             if not core_from <= minute <= core_to:
-                records.extend(_context(cache[minute], core_ids, partial(read_minute, files, minute)))
+                records.extend(_context(cache[minute], core_ids, partial(read_minute, files, minute, problems)))
         if chunk.emit_from is not None:
             records = trim_before_quiet_points(records, chunk.emit_from, chunk.read_from + MAX_RANGE)
         try:
@@ -267,9 +269,13 @@ def write_export(
 def export(
     root: str, channel: str, window: Window, fmt: str, out: IO[bytes], *, filters: Filters = NO_FILTERS,
     jobs: int = 1, on_plan: Callable[[int], None] | None = None, on_chunk: Callable[[int], None] | None = None,
+    problems: list[InputError] | None = None,
     playback: Playback | None = None,
 ) -> int:
     """Write the export of `window` to `out`; returns the number of records.
+
+    With a `problems` list, a damaged batch file is added there (each once) and skipped, and the
+    export goes on with everything readable; without one, it raises InputError.
 
     `on_plan(n)` is told the number of chunks once, `on_chunk(k)` each time k more are done (the
     CLI hangs its progress bar on them). A window of at least two parts with `jobs` > 1 goes to a
@@ -283,12 +289,20 @@ def export(
     if on_plan is not None:
         on_plan(count)
     chunks = plan_chunks(window, CHUNK_MINUTES)
+    found: list[InputError] | None = None if problems is None else []
     if jobs <= 1 or count < 2 * parts.PART_CHUNKS:
-        return write_export(iter_chunks(root, channel, window, chunks, filters, on_chunk=on_chunk), fmt, out,
-                            playback or Playback(window.start, window.end))
-    channel_folder(root, channel)  # fail before starting workers
-    if fmt in WHOLE_WINDOW:  # workers merge, this process renders
-        records = parts.records_in_parts(root, channel, window, chunks, filters=filters, jobs=jobs, on_chunk=on_chunk)
-        return write_export(records, fmt, out, playback or Playback(window.start, window.end))
-    return parts.export_in_parts(root, channel, window, chunks, fmt=fmt, out=out, filters=filters, jobs=jobs,
-                                 on_chunk=on_chunk)
+        records = iter_chunks(root, channel, window, chunks, filters, on_chunk=on_chunk, problems=found)
+        written = write_export(records, fmt, out, playback or Playback(window.start, window.end))
+    elif fmt in WHOLE_WINDOW:  # workers merge, this process renders
+        channel_name(root, channel)  # fail before starting workers
+        records = parts.records_in_parts(root, channel, window, chunks, filters=filters, jobs=jobs, on_chunk=on_chunk,
+                                         problems=found)
+        written = write_export(records, fmt, out, playback or Playback(window.start, window.end))
+    else:
+        channel_name(root, channel)  # fail before starting workers
+        written = parts.export_in_parts(root, channel, window, chunks, fmt=fmt, out=out, filters=filters, jobs=jobs,
+                                        on_chunk=on_chunk, problems=found)
+    if problems is not None and found:
+        # a file read by two chunks (or two parts) is reported once
+        problems.extend({str(p): p for p in found}.values())
+    return written

@@ -29,13 +29,14 @@ window:
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from formats.canonical import BATCH_INTERVAL, batch_time_of
+from formats import times
+from formats.canonical import BATCH_INTERVAL, batch_time_of, record_content_key
+from formats.errors import UsageError
 from merge.core import message_id
 
 BEFORE = 2 * BATCH_INTERVAL  # upstream reads from two minutes before start...
@@ -48,35 +49,18 @@ _FIRST_MOMENT = datetime(1, 1, 1, tzinfo=UTC).timestamp() + BEFORE + BATCH_INTER
 _LAST_MOMENT = datetime(9999, 12, 31, 23, 0, tzinfo=UTC).timestamp()
 
 
-class ExportError(Exception):
+class ExportError(UsageError):
     """The caller asked for something impossible: a bad time, an empty window, an unknown format."""
 
 
-_NUMBER_RE = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
-
-
 def parse_time(text: str) -> float:
-    """A moment from the command line: Unix seconds (`1700000000`, `1700000000.5`) or ISO 8601
-    (`2023-11-14T22:13:20Z`, with an offset, or without one meaning UTC; a space may replace `T`).
-    """
-    value = text.strip()
-    if _NUMBER_RE.match(value):
-        seconds = float(value)
-        if not math.isfinite(seconds):
-            raise ExportError(f"time {text!r} is out of range")
-        return int(seconds) if seconds == int(seconds) and abs(seconds) < 2**53 else seconds
-    iso = value[:-1] + "+00:00" if value[-1:] in ("Z", "z") else value
+    """`formats.times.parse_time`, raising ExportError: kept only for callers written before the
+    one time parser that catch ExportError (serve and sync, issue 10). New code calls
+    `formats.times.parse_time` and catches its TimeError; then this goes."""
     try:
-        moment = datetime.fromisoformat(iso)
-    except ValueError:
-        raise ExportError(f"time {text!r} is neither Unix seconds nor ISO 8601 (like 2023-11-14T22:13:20Z)") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    try:
-        seconds = moment.timestamp()
-    except (OverflowError, OSError, ValueError):
-        raise ExportError(f"time {text!r} is out of range") from None
-    return int(seconds) if seconds == int(seconds) else seconds
+        return times.parse_time(text)
+    except times.TimeError as e:
+        raise ExportError(str(e)) from None
 
 
 @dataclass(frozen=True)
@@ -155,14 +139,6 @@ def plan_chunks(window: Window, minutes: int = 10) -> Iterator[Chunk]:
 MAX_RANGE = 60  # s, the widest range the archiver writes (a delayed JOIN/PART)
 
 
-def _content(record: Mapping[str, Any]) -> tuple[Any, ...]:
-    tags = record["tags"]
-    return (
-        record["command"], record["sender"], record["user"], record["host"], tuple(record["params"]),
-        None if tags is None else tuple(sorted(tags.items())),
-    )
-
-
 def trim_before_quiet_points(records: list[dict[str, Any]], before: float, earliest: float) -> list[dict[str, Any]]:
     """Drop id-less records that cannot change the reading fold from `before` on (the fold joins
     equal id-less records whose ranges meet; an exact time is the point range `[t, t]`).
@@ -173,13 +149,13 @@ def trim_before_quiet_points(records: list[dict[str, Any]], before: float, earli
     own folds end before `before` and are not emitted). `earliest` must be at least the first
     file's minute plus `MAX_RANGE`, so that no unread record can reach past `q` either.
     """
-    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    groups: dict[bytes, list[dict[str, Any]]] = {}
     keep: list[dict[str, Any]] = []
     for record in records:
         if message_id(record) is not None:  # the fold passes records with an id through as they are
             keep.append(record)
         else:
-            groups.setdefault(_content(record), []).append(record)
+            groups.setdefault(record_content_key(record), []).append(record)
     for group in groups.values():
         group.sort(key=lambda r: r["time"])
         quiet = None
@@ -191,10 +167,6 @@ def trim_before_quiet_points(records: list[dict[str, Any]], before: float, earli
             reach = max(reach, start + record["time_range"])
         keep.extend(group if quiet is None else [r for r in group if r["time"] >= quiet])
     return keep
-
-
-def sort_key(record: Mapping[str, Any], line: str) -> tuple[Any, Any, str]:
-    return (record["time"], record["time_range"], line)
 
 
 def _lower(value: object) -> str | None:

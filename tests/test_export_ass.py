@@ -253,7 +253,7 @@ def test_long_messages_wrap_and_removed_ones_stay_struck() -> None:
 # --- the command and a real reader ----------------------------------------------------------------
 
 def test_cli_writes_ass_timed_from_start_and_takes_hold(tmp_path: Path) -> None:
-    base = ["export", FIXTURE_ARCHIVE, "desertbus", "--start", "1700000010", "--end", "2023-11-14T22:16:00Z",
+    base = ["export", FIXTURE_ARCHIVE, "desertbus", "--since", "1700000010", "--until", "2023-11-14T22:16:00Z",
             "--format", "ass"]
     result = CliRunner().invoke(app, base)
     assert result.exit_code == 0, result.output
@@ -281,8 +281,8 @@ def ffmpeg(*args: str) -> subprocess.CompletedProcess[bytes]:
 @needs_ffmpeg
 def test_ffmpeg_reads_every_event_and_burns_the_fixture_window(tmp_path: Path) -> None:
     out = tmp_path / "chat.ass"
-    result = CliRunner().invoke(app, ["export", FIXTURE_ARCHIVE, "desertbus", "--start", "1700000010",
-                                      "--end", "2023-11-14T22:16:00Z", "--format", "ass", "--out", str(out)])
+    result = CliRunner().invoke(app, ["export", FIXTURE_ARCHIVE, "desertbus", "--since", "1700000010",
+                                      "--until", "2023-11-14T22:16:00Z", "--format", "ass", "--out", str(out)])
     assert result.exit_code == 0, result.output
     srt = ffmpeg("-i", str(out), "-f", "srt", "-")
     assert srt.returncode == 0 and srt.stderr == b"", srt.stderr
@@ -308,7 +308,7 @@ def test_burnt_video_is_lit_exactly_while_chat_is_up(tmp_path: Path) -> None:
         play_message(1, PLAY_START + 2.1, "bob", "\x01ACTION waves\x01", color="#00FF00"),
     ])
     out = tmp_path / "chat.ass"
-    result = CliRunner().invoke(app, ["export", str(root), "chan", "--start", str(PLAY_START), "--end",
+    result = CliRunner().invoke(app, ["export", str(root), "chan", "--since", str(PLAY_START), "--until",
                                       str(PLAY_START + 60), "--format", "ass", "--hold", "1.3", "--out", str(out)])
     assert result.exit_code == 0, result.output
     video = ffmpeg("-f", "lavfi", "-i", "color=c=black:s=320x180:d=4:r=4", "-vf", f"subtitles=filename={out}",

@@ -172,7 +172,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for minute in sorted({batch_time_of(r["time"]) for r in records}):
         write_batch(str(folder / "archive"), "chan", minute, [r for r in records if batch_time_of(r["time"]) == minute])
     out = folder / "chat.html"
-    result = CliRunner().invoke(app, ["export", str(folder / "archive"), "chan", "--start", str(S), "--end",
+    result = CliRunner().invoke(app, ["export", str(folder / "archive"), "chan", "--since", str(S), "--until",
                                       str(S + 120), "--format", "html", "--out", str(out)])
     assert result.exit_code == 0, result.output
     return out
@@ -286,8 +286,8 @@ class TestInChromium:
 
     def test_the_page_fed_from_a_url_shows_the_same(self, browser: Any, exported: Path, tmp_path: Path) -> None:
         """As `serve` will use it: the page without data, fetching the window's jsonl export."""
-        result = CliRunner().invoke(app, ["export", str(exported.parent / "archive"), "chan", "--start", str(S),
-                                          "--end", str(S + 120), "--format", "jsonl"])
+        result = CliRunner().invoke(app, ["export", str(exported.parent / "archive"), "chan", "--since", str(S),
+                                          "--until", str(S + 120), "--format", "jsonl"])
         assert result.exit_code == 0, result.output
         site = tmp_path / "site"
         site.mkdir()
