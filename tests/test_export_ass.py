@@ -359,3 +359,16 @@ def test_playback_formats_over_worker_parts_equal_the_serial_export(tmp_path: Pa
         if fmt == "ass":  # m3 (minute 3, part 1) is struck by the CLEARMSG of minute 4 (part 2)
             fs = frames(serial.getvalue().decode())
             assert shown_at(fs, 24_000) == ["Alice: m3 xxx"] and shown_at(fs, 24_200) == ["Alice: m3 xxx [x]"]
+
+
+@pytest.mark.parametrize("fmt", ["ass", "html"])
+def test_a_damaged_file_is_named_and_skipped_and_the_rest_is_played(tmp_path: Path, fmt: str) -> None:
+    minute0 = batch_time_of(PLAY_START)
+    write_batch(str(tmp_path), "chan", minute0, [play_message(0, minute0 + 5, "alice", "kept")])
+    path, _ = write_batch(str(tmp_path), "chan", minute0 + 60, [play_message(1, minute0 + 65, "bob", "lost")])
+    Path(path).write_bytes(b'{"broken\n')
+    result = CliRunner().invoke(app, ["export", str(tmp_path), "chan", "--since", str(minute0), "--until",
+                                      str(minute0 + 120), "--format", fmt])
+    assert result.exit_code == 1, result.output
+    assert path in result.stderr and "Traceback" not in result.output
+    assert "kept" in result.stdout and "lost" not in result.stdout
