@@ -13,7 +13,8 @@ import sys
 import time
 
 MODULES = [
-    "bench.bench_replay", "bench.bench_merge", "bench.bench_recorder", "bench.bench_verify", "bench.bench_serve",
+    "bench.bench_replay", "bench.bench_merge", "bench.bench_recorder", "bench.bench_verify", "bench.bench_playback",
+    "bench.bench_serve",
 ]
 
 
