@@ -152,3 +152,29 @@ class OpenBatches:
 
     def __len__(self) -> int:
         return sum(len(b) for b in self._by_channel.values())
+
+    def state(self) -> list[list[Any]]:
+        """The open batches as plain data, `[channel, batch_time, records]` in insertion order (for a
+        checkpoint). The records are the live ones: serialise them before feeding more events."""
+        return [
+            [channel, batch_time, batch.records]
+            for channel, batches in self._by_channel.items()
+            for batch_time, batch in batches.items()
+        ]
+
+    @classmethod
+    def from_state(cls, timing: Timing, state: list[list[Any]]) -> OpenBatches:
+        """The open batches `state()` described. The ranged index is rebuilt from the records: which
+        records a later exact time cuts depends only on each record's own range, not on the order of
+        records whose ranges end at the same time, so the rebuilt batch behaves as the saved one."""
+        self = cls(timing)
+        for channel, batch_time, records in state:
+            deadline = batch_time + self._interval + self._lag
+            batch = _Batch(deadline)
+            self._by_channel.setdefault(channel, {})[batch_time] = batch
+            self.next_deadline = min(self.next_deadline, deadline)
+            for record in records:
+                batch.records.append(record)
+                if record["time_range"] > 0:
+                    batch.add_ranged(record)
+        return self
