@@ -44,6 +44,9 @@ def _register() -> None:
 
     for module in (cmd_record, cmd_replay, cmd_merge, cmd_verify, cmd_export):
         module.register(app)
+    from chat_archiver import cmd_archive  # noqa: PLC0415 (live archive: recorders + follower)
+
+    cmd_archive.register(app)
 
 
 _register()

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from chat_archiver.cmd_archive import run_follow
 from chat_archiver.console import EXIT_PROBLEMS, err, fail, out, progress, warn
 from chat_archiver.timeparse import parse_time
 from formats.errors import ArchiverError
@@ -55,6 +56,14 @@ def register(app: typer.Typer) -> None:
             60, help="Seconds a batch stays open past its minute (must exceed the 45 s JOIN/PART delay)."
         ),
         as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+        follow: bool = typer.Option(
+            False, "--follow", help="Keep following the recordings as recorders write them (docs/live.md)."
+        ),
+        checkpoint: Path = typer.Option(None, "--checkpoint", help="--follow: checkpoint file (default next to ROOT)."),
+        idle: float = typer.Option(30.0, "--idle", help="--follow: seconds of silence after which a stream ended."),
+        until_idle: bool = typer.Option(False, "--until-idle", help="--follow: exit once caught up and idle."),
+        poll: float = typer.Option(0.25, "--poll", hidden=True),
+        status_file: Path = typer.Option(None, "--status-file", hidden=True),
     ) -> None:
         """Turn raw recordings into the chat archive (ROOT/CHANNEL/chat/HOUR/MM:SS-HASH.json).
 
@@ -62,6 +71,16 @@ def register(app: typer.Typer) -> None:
         the number of jobs. Damaged lines are reported (file:line) and skipped; the rest is kept.
         Exit status: 0 done, 1 done but some input was damaged, 2 nothing could be done.
         """
+        if follow:
+            if channel or since or until or jobs != 1 or no_merge:
+                fail("--follow takes no --channel, --since, --until, --jobs or --no-merge")
+            try:
+                timing = Timing(max_server_lag=max_server_lag)
+            except ArchiverError as e:
+                fail(str(e))
+            run_follow(raw_paths, out_root, timing=timing, checkpoint=checkpoint, idle=idle, poll=poll,
+                       until_idle=until_idle, status_file=status_file, as_json=as_json)
+            return
         try:
             timing = Timing(max_server_lag=max_server_lag)
             t_since = parse_time(since) if since else None
