@@ -458,6 +458,11 @@ class Follower:
         stop = stop or threading.Event()
         with checkpoint.Lock(self.opts.checkpoint_path):
             self.restore()
+            os.makedirs(self.opts.out_root, exist_ok=True)
+            self.discover()
+            for key in sorted(self._unverified):
+                self.log("warn", f"checkpoint names stream {key[0]}.{key[1]}, but no raw files of it are "
+                                 "found: its archive stays as it is; it is followed again if its files come back")
             while True:
                 stopping = stop.is_set()
                 read_any = self.pass_once(final=stopping)
