@@ -105,6 +105,7 @@ def register(app: typer.Typer) -> None:
         metrics_port: int | None = typer.Option(None, "--metrics-port", help="Serve Prometheus metrics here."),
         metrics_addr: str = typer.Option("127.0.0.1", "--metrics-addr", help="Address for --metrics-port."),
         idle: float = typer.Option(30.0, "--idle", help="Seconds of silence after which a stream has ended."),
+        restart_backoff_max: float = typer.Option(30.0, "--restart-backoff-max", hidden=True),
     ) -> None:
         """Record channels and keep their archive current: recorders and a follower under one supervisor.
 
@@ -138,7 +139,8 @@ def register(app: typer.Typer) -> None:
             *cli, "replay", str(raw), "--out", str(archive), "--follow", "--idle", str(idle),
             "--checkpoint", str(state / "follow-checkpoint.json"), "--status-file", str(status_path),
         ], "follower"))
-        supervisor = Supervisor(children, log=_log, state_path=str(state / "supervisor.json"))
+        supervisor = Supervisor(children, log=_log, state_path=str(state / "supervisor.json"),
+                                backoff_max=max(restart_backoff_max, 0.1))
         metrics_server = None
         if metrics_port is not None:
             from recorder.metrics import serve  # noqa: PLC0415 (only with --metrics-port)

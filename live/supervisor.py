@@ -49,7 +49,7 @@ class _Child:
     proc: subprocess.Popen[bytes] | None = None
     started: float = 0.0
     restarts: int = 0
-    backoff: float = 1.0
+    backoff: float = 0.0  # set from the supervisor's first backoff
     next_start: float = 0.0
     exits: list[int] = field(default_factory=list)
 
@@ -59,7 +59,8 @@ class Supervisor:
         self, children: list[ChildSpec], *, log: Log, state_path: str | None = None,
         backoff_max: float = 30.0, grace: float = 30.0,
     ) -> None:
-        self.children = [_Child(c) for c in children]
+        self.first_backoff = min(1.0, backoff_max)
+        self.children = [_Child(c, backoff=self.first_backoff) for c in children]
         self.log = log
         self.state_path = state_path
         self.backoff_max = backoff_max
@@ -119,7 +120,7 @@ class Supervisor:
             child.exits.append(code)
             child.proc = None
             if now - child.started > 60:
-                child.backoff = 1.0
+                child.backoff = self.first_backoff
             child.next_start = now + child.backoff
             self.log("warn", f"{child.spec.name} exited with status {code}; starting it again in {child.backoff:g} s")
             child.backoff = min(self.backoff_max, child.backoff * 2)
