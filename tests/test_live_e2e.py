@@ -72,7 +72,7 @@ def _children(state: Path) -> dict[str, int | None]:
     return {name: c["pid"] for name, c in data["children"].items()}
 
 
-def _run_archive_and_kill(tmp: Path, server_url: str, dialect: str, channel: str, seconds: float,
+def _run_archive_and_kill(tmp: Path, server_url: str, dialect: str, channel: str, *, seconds: float,
                           seed: int, metrics_port: int | None = None) -> tuple[Path, list[str]]:
     rng = random.Random(seed)
     host = tmp / "host"
@@ -106,7 +106,8 @@ def _run_archive_and_kill(tmp: Path, server_url: str, dialect: str, channel: str
         assert _children(state)["recorder-2"] == recorders["recorder-2"]
         if metrics_port is not None:
             text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).read().decode()
-            restarts = [line for line in text.splitlines() if line.startswith('chat_archiver_archive_restarts_total{child="follower"}')]
+            key = 'chat_archiver_archive_restarts_total{child="follower"}'
+            restarts = [line for line in text.splitlines() if line.startswith(key)]
             assert restarts and float(restarts[0].split()[-1]) >= 1, text
             assert "chat_archiver_archive_seconds_behind" in text and "chat_archiver_archive_lines_behind" in text
         proc.send_signal(signal.SIGTERM)
@@ -124,12 +125,12 @@ def _catch_up_and_compare(tmp: Path, host: Path) -> None:
     done = subprocess.run(
         [*CLI, "replay", str(host / "raw"), "--out", str(host / "archive"), "--follow", "--until-idle",
          "--idle", "0", "--checkpoint", str(host / "state" / "follow-checkpoint.json"), "--poll", "0.05"],
-        cwd=ROOT, capture_output=True, timeout=120,
+        cwd=ROOT, capture_output=True, timeout=120, check=False,
     )
     assert done.returncode in (0, 1), done.stderr.decode()
     assert b"Traceback" not in done.stderr
     offline = subprocess.run([*CLI, "replay", str(host / "raw"), "--out", str(tmp / "offline"), "--json"],
-                             cwd=ROOT, capture_output=True, timeout=120)
+                             cwd=ROOT, capture_output=True, timeout=120, check=False)
     assert offline.returncode in (0, 1), offline.stderr.decode()
     live, other = tree(host / "archive"), tree(tmp / "offline")
     assert other  # one file per minute (the merge ran in both)
@@ -143,7 +144,7 @@ def test_live_archive_equals_replay_after_kill_9s_twitchlike(tmp_path: Path, see
     rng = random.Random(seed)
     with TwitchLikeServer(script=broadcast.script(rng)) as server:  # type: ignore[arg-type]
         try:
-            host, notes = _run_archive_and_kill(tmp_path, server.url, "twitch", "alpha", 16, seed,
+            host, notes = _run_archive_and_kill(tmp_path, server.url, "twitch", "alpha", seconds=16, seed=seed,
                                                 metrics_port=free_port())
         finally:
             broadcast.stop.set()
@@ -168,7 +169,7 @@ def test_live_archive_equals_replay_after_kill_9s_inspircd(tmp_path: Path) -> No
         thread = threading.Thread(target=talk, daemon=True)
         thread.start()
         try:
-            host, notes = _run_archive_and_kill(tmp_path, ircd.ws_url, "ircv3", "lobby", 12, 3)
+            host, notes = _run_archive_and_kill(tmp_path, ircd.ws_url, "ircv3", "lobby", seconds=12, seed=3)
         finally:
             stop.set()
             thread.join(10)
