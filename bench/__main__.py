@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 
-MODULES = ["bench.bench_replay", "bench.bench_merge", "bench.bench_recorder", "bench.bench_verify"]
+MODULES = ["bench.bench_replay", "bench.bench_merge", "bench.bench_recorder", "bench.bench_verify", "bench.bench_live"]
 
 
 def main(names: list[str]) -> int:

@@ -65,7 +65,7 @@ class FollowOptions:
     timing: Timing = DEFAULT_TIMING
     poll: float = 0.25  # seconds between passes when nothing new arrived
     idle: float = 30.0  # a stream with open batches silent this long has ended (see above)
-    checkpoint_every: float = 30.0  # at least this often while reading, besides after every batch
+    checkpoint_every: float = 30.0  # seconds between checkpoints while reading (and one when stopping)
     until_idle: bool = False  # stop once caught up and every stream's batches are written
     chunk: int = 8 << 20  # bytes read per file and step (bounds memory while catching up)
     status_path: str | None = None  # a JSON snapshot of `FollowStatus` after each pass (metrics)
@@ -405,10 +405,9 @@ class Follower:
             if (tail.engine is not None and not tail.flushed and tail.engine.open_batches
                     and now - tail.grew >= self.opts.idle):
                 self._flush_ended(tail)
-        wrote = bool(self._touched)
         if self._touched:
             self._merge()
-        if self._dirty and (wrote or final or now - self._last_checkpoint >= self.opts.checkpoint_every):
+        if self._dirty and (final or time.monotonic() - self._last_checkpoint >= self.opts.checkpoint_every):
             self.save_checkpoint()
         self.status.passes += 1
         self._update_behind()
