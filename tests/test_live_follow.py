@@ -89,16 +89,26 @@ def run_scenario(tmp: Path, seed: int) -> tuple[Path, Path, list[str]]:
         "B": SplitWriter(str(raw), "host2", "Bbbbb", "h2", "test"),
         "C": SplitWriter(str(raw), "host2", "Ccccc", "h2", "test"),
     }
-    opts = FollowOptions((str(raw),), str(root), str(cp), idle=1e9, checkpoint_every=1e9)
+    opts = FollowOptions((str(raw),), str(root), str(cp), idle=1e9, checkpoint_every=0)
     problems: list[str] = []
     follower = [Follower(opts)]
 
+    def restart() -> None:
+        problems.extend(follower[0].problems)
+        follower[0] = Follower(opts)
+        follower[0].restore()
+
     def follower_pass() -> None:
-        if rng.random() < 0.15:  # the follower is killed (whatever it did since its checkpoint is lost)
-            problems.extend(follower[0].problems)
-            follower[0] = Follower(opts)
-            follower[0].restore()
-        follower[0].pass_once()
+        f, roll = follower[0], rng.random()
+        if roll < 0.1:  # killed after writing and merging its batches, before its checkpoint is saved
+            f.save_checkpoint = lambda: None  # type: ignore[method-assign]
+            f.pass_once()
+            restart()
+        elif roll < 0.2:  # killed between passes
+            f.pass_once()
+            restart()
+        else:
+            f.pass_once()
 
     events = timeline(rng)
     for n, (at, w, kind, conn, text) in enumerate(events):
