@@ -42,7 +42,7 @@ from formats.canonical import format_batch
 from formats.errors import ArchiverError, InputError
 from formats.rawcodec import Event, Header, decode_line
 from formats.rawfile import Problem, find_raw_files, read_header
-from formats.store import write_batch_bytes, write_bytes_atomic
+from formats.store import write_batch_bytes
 from live import checkpoint
 from merge.directory import merge_tree
 from replay.batches import ClosedBatch
@@ -67,7 +67,7 @@ class FollowOptions:
     idle: float = 30.0  # a stream with open batches silent this long has ended (see above)
     checkpoint_every: float = 30.0  # seconds between checkpoints while reading (and one when stopping)
     until_idle: bool = False  # stop once caught up and every stream's batches are written
-    chunk: int = 8 << 20  # bytes read per file and step (bounds memory while catching up)
+    chunk: int = 1 << 20  # bytes read per file and step (bounds memory while catching up)
     status_path: str | None = None  # a JSON snapshot of `FollowStatus` after each pass (metrics)
 
 
@@ -412,7 +412,11 @@ class Follower:
         self.status.passes += 1
         self._update_behind()
         if self.opts.status_path is not None:
-            write_bytes_atomic(self.opts.status_path, orjson.dumps(self.status.as_dict()))
+            # replaced atomically (a scrape never reads half of it) but not fsynced: it is only news
+            temp = f"{self.opts.status_path}.{os.getpid()}.temp"
+            with open(temp, "wb") as f:
+                f.write(orjson.dumps(self.status.as_dict()))
+            os.replace(temp, self.opts.status_path)
         return read_any
 
     def _merge(self) -> None:
