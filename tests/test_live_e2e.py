@@ -23,7 +23,7 @@ from twitchlike import ServerConn, TwitchLikeServer, chat_line, wait_until
 ROOT = Path(__file__).parent.parent
 CLI = [sys.executable, "-m", "chat_archiver.cli"]
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def tree(root: Path) -> dict[str, bytes]:
