@@ -17,8 +17,9 @@ Only *when* things happen differs from offline, and a growing file adds three fa
   `close` events (a recorder killed). Live, a stream whose files have not grown for `idle` seconds
   while it has open batches is taken as ended (a running recorder writes a tick at least every
   second while a connection is open), and its open batches are written exactly as `finish()` would.
-  The engine keeps them: if the recorder was only stalled, following goes on and nothing is lost;
-  that minute then also holds the early copy, merged in (docs/live.md).
+  If the recorder was only stalled, following goes on (the engine keeps its clocks and channels)
+  and nothing is lost; that minute's later records then come as a second file, merged in, and may
+  differ in their time ranges from an offline replay (docs/live.md).
 
 Progress is saved in a checkpoint (live/checkpoint.py) after the batches it covers are on disk.
 A checkpoint that does not match the raw files (a file gone, or different bytes where the follower
@@ -375,13 +376,16 @@ class Follower:
         self._touched.add(batch.channel)
 
     def _flush_ended(self, tail: _Tail) -> None:
-        """Write the open batches of a stream that has ended, as `finish()` would, keeping them."""
+        """Write the open batches of a stream that has ended, as `finish()` would. The engine keeps
+        its connections' clocks and channels, not the batches: they are on disk, and a day of
+        recorder restarts must not pile up in memory or in the checkpoint."""
         assert tail.engine is not None
-        copy = StreamReplayer.from_state(
-            tail.key[0], tail.key[1], orjson.loads(orjson.dumps(tail.engine.state())), timing=self.opts.timing,
-        )
-        for batch in copy.finish():
+        state = orjson.loads(orjson.dumps(tail.engine.state()))
+        for batch in StreamReplayer.from_state(tail.key[0], tail.key[1], state, timing=self.opts.timing).finish():
             self._write(batch)
+        for conn in state["conns"]:
+            conn[4] = []  # the open batches, written above
+        tail.engine = StreamReplayer.from_state(tail.key[0], tail.key[1], state, timing=self.opts.timing)
         tail.flushed = True
         self._dirty = True
         self.status.streams_ended += 1
