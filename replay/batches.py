@@ -154,12 +154,12 @@ class OpenBatches:
         return sum(len(b) for b in self._by_channel.values())
 
     def state(self) -> list[list[Any]]:
-        """The open batches as plain data, `[channel, batch_time, records]` in insertion order (for a
-        checkpoint). The records are the live ones: serialise them before feeding more events."""
+        """The open batches as plain data, `[channel, [[batch_time, records], ...]]` in insertion
+        order, channels whose batches all closed included (their order decides the order in which
+        later batches close). The records are the live ones: serialise them before feeding more."""
         return [
-            [channel, batch_time, batch.records]
+            [channel, [[batch_time, batch.records] for batch_time, batch in batches.items()]]
             for channel, batches in self._by_channel.items()
-            for batch_time, batch in batches.items()
         ]
 
     @classmethod
@@ -168,13 +168,14 @@ class OpenBatches:
         records a later exact time cuts depends only on each record's own range, not on the order of
         records whose ranges end at the same time, so the rebuilt batch behaves as the saved one."""
         self = cls(timing)
-        for channel, batch_time, records in state:
-            deadline = batch_time + self._interval + self._lag
-            batch = _Batch(deadline)
-            self._by_channel.setdefault(channel, {})[batch_time] = batch
-            self.next_deadline = min(self.next_deadline, deadline)
-            for record in records:
-                batch.records.append(record)
-                if record["time_range"] > 0:
-                    batch.add_ranged(record)
+        for channel, saved in state:
+            batches = self._by_channel[channel] = {}
+            for batch_time, records in saved:
+                deadline = batch_time + self._interval + self._lag
+                batch = batches[batch_time] = _Batch(deadline)
+                self.next_deadline = min(self.next_deadline, deadline)
+                for record in records:
+                    batch.records.append(record)
+                    if record["time_range"] > 0:
+                        batch.add_ranged(record)
         return self
