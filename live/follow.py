@@ -28,7 +28,6 @@ stopped) is detected, said, and that stream is replayed from its start: rewritin
 
 from __future__ import annotations
 
-import gzip
 import os
 import threading
 import time
@@ -102,13 +101,37 @@ class FollowStatus:
         return d
 
 
+def _read_gz(path: str, offset: int, size: int) -> bytes:
+    # zlib directly rather than GzipFile: it hands out every byte it could decompress before damage
+    d = zlib.decompressobj(31)
+    out = bytearray()
+    pos = 0  # uncompressed bytes seen so far
+    with open(path, "rb") as f:
+        while len(out) < size and not d.eof:
+            chunk = f.read(1 << 16)
+            if not chunk:
+                break
+            try:
+                piece = d.decompress(chunk)
+            except zlib.error:
+                if out:
+                    return bytes(out)  # the damage is reported when read from there
+                raise
+            start = max(0, offset - pos)
+            if start < len(piece):
+                out += piece[start:start + size - len(out)]
+            pos += len(piece)
+    if not d.eof and len(out) < size and not out:
+        raise EOFError("compressed file ended before the end-of-stream marker was reached")
+    return bytes(out)
+
+
 def read_range(path: str, offset: int, size: int) -> bytes | None:
-    """Up to `size` bytes of `path`'s content (uncompressed for .gz) from `offset`; None if gone."""
+    """Up to `size` bytes of `path`'s content (uncompressed for .gz) from `offset`; None if gone.
+    A damaged .gz gives what comes before the damage, then InputError when read at the damage."""
     try:
         if path.endswith(".gz"):
-            with gzip.open(path, "rb") as g:
-                g.seek(offset)
-                return g.read(size)
+            return _read_gz(path, offset, size)
         with open(path, "rb") as f:
             f.seek(offset)
             return f.read(size)
@@ -288,10 +311,10 @@ class Follower:
                     return read_any
                 tail.first_seq, tail.offset, tail.line = later[0], 0, 0
             path = tail.files[tail.first_seq]
+            data: bytes | None
             try:
                 data = read_range(path, tail.offset, self.opts.chunk)
-            except InputError as e:
-                data = None
+            except InputError as e:  # a damaged .gz: what was read stays, the rest of the file is skipped
                 if (tail.first_seq, -1) not in tail.torn_reported:
                     tail.torn_reported.add((tail.first_seq, -1))
                     self._problem(Problem(path, tail.line + 1, f"{e.message}; rest skipped"))
@@ -310,7 +333,12 @@ class Follower:
             if not later:
                 return read_any
             if len(data) > end:  # a later file exists, so this one is finished: its torn tail is final
-                self._torn(tail, tail.first_seq, path)
+                try:
+                    read_range(path, tail.offset + len(data) - end, 1)
+                except InputError as e:  # not torn: a damaged .gz, cut where the data stopped
+                    self._problem(Problem(path, tail.line + 1, f"{e.message}; rest skipped"))
+                else:
+                    self._torn(tail, tail.first_seq, path)
             tail.first_seq, tail.offset, tail.line = later[0], 0, 0
         return read_any
 

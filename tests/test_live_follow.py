@@ -296,3 +296,28 @@ def test_cli_follow_writes_batches_as_they_close_and_exits_0_on_sigterm(tmp_path
     assert b"batches_written=1" in out
     assert cp.exists() and b"Traceback" not in errs
     w.close()
+
+
+def test_a_truncated_gz_is_reported_once_and_the_rest_followed(tmp_path: Path) -> None:
+    import gzip
+
+    raw, root = tmp_path / "raw", tmp_path / "live"
+    w = RawWriter(str(raw), "host1", "Aaaaa", "h1", "test")
+    w.write_open(0, "wss://sim", (HOUR0 - 200) * 10**6)
+    w.write_recv(0, "@room-id=1 :tmi.twitch.tv ROOMSTATE #c", (HOUR0 - 199) * 10**6)
+    for i in range(500):
+        now = HOUR0 - 190 + i * 0.4
+        w.write_recv(0, chat(i, now - 0.3), int(now * 10**6))
+    w.write_close(0, "stopped", (HOUR0 + 500) * 10**6)
+    w.close()
+    assert len(w.paths) == 2
+    first = Path(w.paths[0])
+    data = gzip.compress(first.read_bytes())
+    Path(str(first) + ".gz").write_bytes(data[: len(data) * 2 // 3])  # the hour, compressed, then cut
+    first.unlink()
+    f = Follower(FollowOptions((str(raw),), str(root), str(tmp_path / "cp.json"), idle=0, until_idle=True,
+                               poll=0.01))
+    f.run()
+    assert len(f.problems) == 1 and "file ends early or is damaged" in f.problems[0], f.problems
+    assert 30 < f.status.events < 470  # the readable part of the cut hour and all of the next one
+    assert list(root.rglob("*.json"))
