@@ -28,6 +28,7 @@ stopped) is detected, said, and that stream is replayed from its start: rewritin
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -126,6 +127,40 @@ def _read_gz(path: str, offset: int, size: int) -> bytes:
     return bytes(out)
 
 
+class _GzCursor:
+    """Sequential reads of one .gz without decompressing it again from the start for every step."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._f = open(path, "rb")  # noqa: SIM115 (held across steps; closed by close())
+        self._d = zlib.decompressobj(31)
+        self._buf = b""
+        self._start = 0  # uncompressed offset of _buf[0]
+
+    def read(self, offset: int, size: int) -> bytes:
+        if offset < self._start:
+            raise EOFError("gz cursor moved backwards")  # not done by the follower; reopen instead
+        try:
+            while self._start + len(self._buf) < offset + size and not self._d.eof:
+                chunk = self._f.read(1 << 16)
+                if not chunk:
+                    if self._start + len(self._buf) <= offset:
+                        raise EOFError("compressed file ended before the end-of-stream marker was reached")
+                    break
+                self._buf += self._d.decompress(chunk)
+                if offset > self._start:  # keep only what is still to be read
+                    cut = min(offset - self._start, len(self._buf))
+                    self._buf = self._buf[cut:]
+                    self._start += cut
+        except zlib.error:
+            if self._start + len(self._buf) <= offset:
+                raise
+        return self._buf[offset - self._start: offset - self._start + size]
+
+    def close(self) -> None:
+        self._f.close()
+
+
 def read_range(path: str, offset: int, size: int) -> bytes | None:
     """Up to `size` bytes of `path`'s content (uncompressed for .gz) from `offset`; None if gone.
     A damaged .gz gives what comes before the damage, then InputError when read at the damage."""
@@ -157,6 +192,9 @@ class _Tail:
         self.flushed = False  # its open batches were written at the end of input (see the essay)
         self.grew = time.monotonic()
         self.torn_reported: set[tuple[int, int]] = set()
+        self.gz: _GzCursor | None = None  # the .gz being read, if any
+        self.gz_done: tuple[str, int] | None = None  # a .gz read to its end, and where its lines end
+        self.fp_cache: tuple[str, int, str | None] | None = None
         self.problems_seen = 0  # engine problems already logged
 
     def reset(self) -> None:
@@ -167,13 +205,19 @@ class _Tail:
         self.flushed = False
         self.problems_seen = 0
 
+    def fingerprint(self, path: str) -> str | None:
+        # cached: a stream that ended in a .gz would otherwise be decompressed at every checkpoint
+        if self.fp_cache is None or self.fp_cache[:2] != (path, self.offset):
+            self.fp_cache = (path, self.offset, checkpoint.fingerprint(read_range, path, self.offset))
+        return self.fp_cache[2]
+
     def to_json(self) -> dict[str, Any]:
         path = self.files.get(self.first_seq) if self.first_seq is not None else None
         return {
             "recorder": self.key[0], "slug": self.key[1], "first_seq": self.first_seq, "path": path,
             "offset": self.offset, "line": self.line, "last_seq": self.last_seq, "last_at": self.last_at,
             "flushed": self.flushed,
-            "fingerprint": checkpoint.fingerprint(read_range, path, self.offset) if path else None,
+            "fingerprint": self.fingerprint(path) if path else None,
             "engine": self.engine.state() if self.engine is not None else None,
         }
 
@@ -313,7 +357,7 @@ class Follower:
             path = tail.files[tail.first_seq]
             data: bytes | None
             try:
-                data = read_range(path, tail.offset, self.opts.chunk)
+                data = self._read(tail, path)
             except InputError as e:  # a damaged .gz: what was read stays, the rest of the file is skipped
                 if (tail.first_seq, -1) not in tail.torn_reported:
                     tail.torn_reported.add((tail.first_seq, -1))
@@ -341,6 +385,41 @@ class Follower:
                     self._torn(tail, tail.first_seq, path)
             tail.first_seq, tail.offset, tail.line = later[0], 0, 0
         return read_any
+
+    def _read(self, tail: _Tail, path: str) -> bytes | None:
+        if not path.endswith(".gz"):
+            return read_range(path, tail.offset, self.opts.chunk)
+        if tail.gz_done == (path, tail.offset):
+            return b""  # read to its end before: a .gz never grows
+        cursor = tail.gz
+        if cursor is None or cursor.path != path:
+            self._close_gz(tail)
+            try:
+                cursor = tail.gz = _GzCursor(path)
+            except FileNotFoundError:
+                return None
+            except OSError as e:
+                raise InputError(f"cannot read: {e.strerror}", path) from None
+        try:
+            data = cursor.read(tail.offset, self.opts.chunk)
+        except (OSError, EOFError, zlib.error) as e:
+            self._close_gz(tail)
+            raise InputError(f"file ends early or is damaged ({e})", path) from None
+        if len(data) < self.opts.chunk:  # its end (or its damage): nothing more will come
+            self._close_gz(tail)
+            tail.gz_done = (path, tail.offset + data.rfind(b"\n") + 1)
+        return data
+
+    @staticmethod
+    def _close_gz(tail: _Tail) -> None:
+        if tail.gz is not None:
+            tail.gz.close()
+            tail.gz = None
+
+    def close(self) -> None:
+        """Close the .gz files held open between steps."""
+        for tail in self.tails.values():
+            self._close_gz(tail)
 
     def _torn(self, tail: _Tail, first: int, path: str) -> None:
         if (first, tail.line) not in tail.torn_reported:
@@ -491,7 +570,7 @@ class Follower:
         """Follow until `stop` is set (then one last pass and a checkpoint) or, with `until_idle`,
         until caught up. The checkpoint lock is held throughout."""
         stop = stop or threading.Event()
-        with checkpoint.Lock(self.opts.checkpoint_path):
+        with checkpoint.Lock(self.opts.checkpoint_path), contextlib.closing(self):
             self.restore()
             os.makedirs(self.opts.out_root, exist_ok=True)
             self.discover()

@@ -94,6 +94,7 @@ def run_scenario(tmp: Path, seed: int) -> tuple[Path, Path, list[str]]:
     follower = [Follower(opts)]
 
     def restart() -> None:
+        follower[0].close()
         problems.extend(follower[0].problems)
         follower[0] = Follower(opts)
         follower[0].restore()
@@ -137,6 +138,7 @@ def run_scenario(tmp: Path, seed: int) -> tuple[Path, Path, list[str]]:
         if t is not threading.main_thread() and t.daemon and "gzip" in repr(getattr(t, "_target", "")):
             t.join(30)
     problems.extend(follower[0].problems)
+    follower[0].close()
     last = Follower(FollowOptions((str(raw),), str(root), str(cp), idle=0, until_idle=True, poll=0.01))
     last.run()
     problems.extend(last.problems)
