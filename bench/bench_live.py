@@ -76,7 +76,9 @@ def _split_last_minute(last: str) -> int:
 
 
 def _follow(raw: str, out: str, cp: str) -> dict[str, float]:
-    done = subprocess.run([sys.executable, "-c", _FOLLOW, raw, out, cp], check=True, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-c", _FOLLOW, raw, out, cp], check=False, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"follower failed:\n{done.stderr}")
     return json.loads(done.stdout)
 
 

@@ -28,6 +28,8 @@ from formats.errors import InputError, UsageError
 from formats.store import write_bytes_atomic
 
 FORMAT = "chat-archiver-follow-checkpoint"
+# Bump when the entries or the engine's state change shape: an older checkpoint is then not used
+# (every stream is replayed from its start, which is always safe), never misread.
 VERSION = 1
 # Bytes before the offset that the fingerprint covers: the last lines read, enough to notice a file
 # that was replaced, truncated or edited where the follower stopped.

@@ -260,8 +260,12 @@ class Follower:
         if not os.path.isdir(self.opts.out_root):
             self.log("warn", f"{path}: the archive {self.opts.out_root} is gone; replaying every stream from its start")
             return
-        for s in saved["streams"]:
-            self._unverified[(s["recorder"], s["slug"])] = s
+        try:
+            entries = {(s["recorder"], s["slug"]): s for s in saved["streams"]}
+        except (KeyError, TypeError) as e:
+            self.log("warn", f"{path}: not readable ({type(e).__name__}: {e}); replaying every stream from its start")
+            return
+        self._unverified.update(entries)
 
     def save_checkpoint(self) -> None:
         streams = [self.tails[k].to_json() for k in sorted(self.tails)]
@@ -275,25 +279,29 @@ class Follower:
     def _adopt(self, tail: _Tail, saved: dict[str, Any]) -> None:
         """Resume `tail` from its checkpoint entry, or from the start if it no longer matches."""
         name = f"{tail.key[0]}.{tail.key[1]}"
-        first = saved.get("first_seq")
-        path = tail.files.get(first) if first is not None else None
-        problem = None
-        if first is not None and path is None:
-            problem = f"the raw file it was reading ({saved.get('path')}) is gone"
-        elif path is not None and checkpoint.fingerprint(read_range, path, saved["offset"]) != saved.get("fingerprint"):
-            problem = f"{path} differs from what was read before (edited, truncated or replaced)"
+        try:
+            first = saved["first_seq"]
+            path = tail.files.get(first) if first is not None else None
+            problem = None
+            if first is not None and path is None:
+                problem = f"the raw file it was reading ({saved.get('path')}) is gone"
+            elif path is not None and checkpoint.fingerprint(read_range, path, saved["offset"]) != saved["fingerprint"]:
+                problem = f"{path} differs from what was read before (edited, truncated or replaced)"
+            state = saved["engine"]
+            engine = None if state is None else StreamReplayer.from_state(
+                tail.key[0], tail.key[1], state, timing=self.opts.timing,
+            )
+        except InputError as e:
+            problem = str(e)
+        except (KeyError, TypeError, ValueError, IndexError, ArchiverError) as e:
+            problem = f"its entry is not readable ({type(e).__name__}: {e})"
         if problem is not None:
             self.status.restarted_streams += 1
             self.log("warn", f"checkpoint does not match stream {name}: {problem}; replaying it from its start")
             return
-        tail.first_seq = first
+        tail.first_seq, tail.engine = first, engine
         tail.offset, tail.line, tail.last_seq = saved["offset"], saved["line"], saved["last_seq"]
-        tail.last_at, tail.flushed = saved.get("last_at", 0), saved.get("flushed", False)
-        state = saved.get("engine")
-        tail.engine = (
-            StreamReplayer.from_state(tail.key[0], tail.key[1], state, timing=self.opts.timing)
-            if state is not None else None
-        )
+        tail.last_at, tail.flushed = saved["last_at"], saved["flushed"]
 
     # -- discovery ----------------------------------------------------------------------------
     def discover(self) -> None:

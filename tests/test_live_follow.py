@@ -323,3 +323,23 @@ def test_a_truncated_gz_is_reported_once_and_the_rest_followed(tmp_path: Path) -
     assert len(f.problems) == 1 and "file ends early or is damaged" in f.problems[0], f.problems
     assert 30 < f.status.events < 470  # the readable part of the cut hour and all of the next one
     assert list(root.rglob("*.json"))
+
+
+def test_a_checkpoint_entry_of_another_shape_replays_that_stream_instead_of_crashing(tmp_path: Path) -> None:
+    import json
+
+    raw, root, cp = tmp_path / "raw", tmp_path / "live", tmp_path / "cp.json"
+    w = _write_stream(raw, minutes=4)
+    root.mkdir()
+    Follower(FollowOptions((str(raw),), str(root), str(cp), idle=1e9)).pass_once(final=True)
+    saved = json.loads(cp.read_text())
+    saved["streams"][0]["engine"]["conns"][0][4] = [["c", 1700002800, []]]  # an older shape of the state
+    cp.write_text(json.dumps(saved))
+    w.write_close(0, "stopped", (HOUR0 + 400) * 10**6)
+    w.close()
+    logs: list[str] = []
+    f = Follower(FollowOptions((str(raw),), str(root), str(cp), idle=0, until_idle=True, poll=0.01),
+                 log=lambda level, m: logs.append(m))
+    f.run()
+    assert any("checkpoint does not match stream host1.Aaaaa: its entry is not readable" in m for m in logs), logs
+    assert tree(root) == tree(_offline(tmp_path, raw))
