@@ -146,7 +146,7 @@ for w in writers:
 """
 
 
-def latency(minutes: int, scale: int) -> list[float]:
+def latency(minutes: int, scale: int, merge_seconds: list[float] | None = None) -> list[float]:
     os.makedirs(OUT, exist_ok=True)
     from live.follow import Follower, FollowOptions  # noqa: PLC0415 (in the bench process only)
     from replay.batches import ClosedBatch  # noqa: PLC0415
@@ -160,8 +160,11 @@ def latency(minutes: int, scale: int) -> list[float]:
             written: ClassVar[set[int]] = set()
 
             def _merge(self) -> None:
+                started = time.time()
                 super()._merge()
                 now = time.time()
+                if merge_seconds is not None and self.written:
+                    merge_seconds.append(now - started)
                 for m in self.written:
                     merged[m] = now  # the last merge after a minute's batch was written
                 self.written.clear()
@@ -185,11 +188,13 @@ def latency(minutes: int, scale: int) -> list[float]:
 def run() -> None:
     os.makedirs(OUT, exist_ok=True)
     for minutes, scale in ((10, 10), (5, 2)):
-        lat = latency(minutes, scale)
+        merges: list[float] = []
+        lat = latency(minutes, scale, merges)
         qs = statistics.quantiles(lat, n=100, method="inclusive") if len(lat) > 1 else lat * 99
         print(f"live_latency_x{scale}_deadline_to_merged_p50: {statistics.median(lat):.3f} s ({len(lat)} minutes, "
               f"3 recorders x {RATE} lines/s, clock x{scale})")
         print(f"live_latency_x{scale}_deadline_to_merged_p99: {qs[98]:.3f} s")
+        print(f"live_latency_x{scale}_merge_pass_p50: {statistics.median(merges):.3f} s (of which the merge stage)")
     for hours in (1, 24):
         r = restart(hours)
         print(f"live_follow_{hours}h_throughput: {r['first_lines'] / r['first_seconds']:,.0f} lines/s "
