@@ -19,11 +19,13 @@ import os
 import shutil
 import socket
 import struct
+import sys
 import tempfile
 import threading
 import time
 from typing import Any
 
+import bench
 from formats.rawfile import find_raw_files, group_streams, iter_stream_events
 from recorder.recorder import Recorder, RecorderConfig
 
@@ -153,4 +155,4 @@ def run() -> None:
 
 
 if __name__ == "__main__":
-    run()
+    bench.main(__spec__.name if __spec__ else __file__, __doc__, run, sys.argv[1:])

@@ -20,9 +20,8 @@ from types import FrameType
 from urllib.parse import urlparse
 
 import typer
-from rich.markup import escape
 
-from chat_archiver.console import EXIT_PROBLEMS, err, fail, out, warn
+from chat_archiver.console import EXIT_PROBLEMS, command, fail, note, os_error, out, warn
 from formats.errors import ArchiverError
 from live.follow import FollowOptions, default_checkpoint_path, follow
 from live.supervisor import ArchiveCollector, ChildSpec, Supervisor
@@ -30,10 +29,7 @@ from replay.timestamps import Timing
 
 
 def _log(level: str, message: str) -> None:
-    if level == "warn":
-        warn(escape(message))
-    else:
-        err.print(f"[dim]{escape(message)}[/]", soft_wrap=True)
+    (warn if level == "warn" else note)(message)
 
 
 @contextmanager
@@ -72,13 +68,13 @@ def run_follow(
         os.makedirs(out_root, exist_ok=True)
         with _stop_on_signals() as stop:
             if not as_json:
-                err.print(f"[dim]following {', '.join(opts.raw_paths)} into {out_root} "
-                          f"(checkpoint {opts.checkpoint_path}); SIGTERM or Ctrl-C stops[/]")
+                note(f"following {', '.join(opts.raw_paths)} into {out_root} "
+                     f"(checkpoint {opts.checkpoint_path}); SIGTERM or Ctrl-C stops")
             status = follow(opts, stop, _log)
     except ArchiverError as e:
         fail(str(e))
     except OSError as e:
-        fail(f"{e.filename or out_root}: {e.strerror or e}")
+        os_error(e, out_root)
     summary = status.as_dict()
     if as_json:
         out.print_json(json.dumps(summary))
@@ -87,31 +83,51 @@ def run_follow(
             "events", "batches_written", "records_written", "merge_passes", "checkpoints", "streams",
         )))
     if status.raw_problems or status.line_problems:
-        err.print("damaged input was skipped (see above); everything readable was archived")
+        note("damaged input was skipped (see above); everything readable was archived")
         raise typer.Exit(EXIT_PROBLEMS)
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("archive")
+    @command(app, "archive")
     def archive_command(
-        channels: list[str] = typer.Argument(..., help="Channels to record and archive (with or without '#')."),
-        folder: Path = typer.Option(..., "--dir", "-d", help="Host folder: DIR/raw, DIR/archive, DIR/state."),
-        server: str | None = typer.Option(None, "--server", help="ws:// or wss:// IRC endpoint (default Twitch)."),
-        dialect: str | None = typer.Option(None, "--dialect", help="twitch or ircv3 (default: from the server)."),
-        recorders: int = typer.Option(1, "--recorders", min=1, max=8, help="Recorder processes (redundancy)."),
-        name: str | None = typer.Option(None, "--name", help="Recorder name (default: the host name)."),
-        token_file: Path | None = typer.Option(None, "--token-file", help="Passed to each recorder."),
+        channels: list[str] = typer.Argument(
+            ..., metavar="CHANNEL...", help="Channels to record and archive (with or without '#').",
+            show_default=False,
+        ),
+        folder: Path = typer.Option(
+            ..., "--dir", "-d", metavar="DIR", help="The host's folder: DIR/raw, DIR/archive, DIR/state.",
+            show_default=False,
+        ),
+        server: str = typer.Option(
+            None, "--server", metavar="URL", help="ws:// or wss:// IRC endpoint (default: Twitch).",
+        ),
+        dialect: str = typer.Option(
+            None, "--dialect", metavar="twitch|ircv3", help="The server's kind (default: from the server's name).",
+        ),
+        recorders: int = typer.Option(
+            1, "--recorders", metavar="N", min=1, max=8, help="Recorder processes (redundancy).",
+        ),
+        name: str = typer.Option(None, "--name", metavar="NAME", help="Recorder name (default: the host name)."),
+        token_file: Path = typer.Option(None, "--token-file", metavar="FILE", help="Passed to each recorder."),
         gzip_finished: bool = typer.Option(False, "--gzip", help="Recorders gzip each finished hour."),
-        metrics_port: int | None = typer.Option(None, "--metrics-port", help="Serve Prometheus metrics here."),
-        metrics_addr: str = typer.Option("127.0.0.1", "--metrics-addr", help="Address for --metrics-port."),
-        idle: float = typer.Option(30.0, "--idle", help="Seconds of silence after which a stream has ended."),
-        restart_backoff_max: float = typer.Option(30.0, "--restart-backoff-max", hidden=True),
+        metrics_port: int = typer.Option(None, "--metrics-port", metavar="PORT", help="Serve Prometheus metrics here."),
+        metrics_addr: str = typer.Option(
+            "127.0.0.1", "--metrics-addr", metavar="ADDR", help="Address for --metrics-port.",
+        ),
+        idle: float = typer.Option(
+            30.0, "--idle", metavar="SECONDS", help="Silence after which a raw stream has ended (docs/live.md).",
+        ),
+        restart_backoff: float = typer.Option(
+            30.0, "--restart-backoff", metavar="SECONDS", help="Longest wait before a crashed child is started again.",
+        ),
     ) -> None:
-        """Record channels and keep their archive current: recorders and a follower under one supervisor.
+        """Record channels and keep their archive current, live.
 
-        Raw recordings go to DIR/raw, the archive to DIR/archive (one file per minute, each written
-        about two minutes after its minute), the follower's checkpoint and status to DIR/state. A
-        crashed child is started again; SIGTERM or Ctrl-C stops the recorders, then the follower.
+        Recorders write DIR/raw; a follower writes DIR/archive (each minute about two minutes
+        after it, merged: one file per minute) and keeps its checkpoint and status in DIR/state.
+        A child that exits is started again; SIGTERM or Ctrl-C stops the recorders, then the
+        follower, and exits 0. With --metrics-port, Prometheus metrics: lines and seconds behind,
+        batches written, last batch time per channel, merge passes, restarts.
         """
         if dialect is not None and dialect not in ("twitch", "ircv3"):
             fail(f"--dialect must be twitch or ircv3, not {dialect!r}")
@@ -122,7 +138,7 @@ def register(app: typer.Typer) -> None:
             try:
                 path.mkdir(parents=True, exist_ok=True)
             except OSError as e:
-                fail(f"{path}: {e.strerror or e}")
+                os_error(e, path)
         cli = [sys.executable, "-m", "chat_archiver.cli"]
         base = name or socket.gethostname().split(".")[0] or "recorder"
         children = []
@@ -140,7 +156,7 @@ def register(app: typer.Typer) -> None:
             "--checkpoint", str(state / "follow-checkpoint.json"), "--status-file", str(status_path),
         ], "follower"))
         supervisor = Supervisor(children, log=_log, state_path=str(state / "supervisor.json"),
-                                backoff_max=max(restart_backoff_max, 0.1))
+                                backoff_max=max(restart_backoff, 0.1))
         metrics_server = None
         if metrics_port is not None:
             from recorder.metrics import serve  # noqa: PLC0415 (only with --metrics-port)
@@ -157,4 +173,4 @@ def register(app: typer.Typer) -> None:
             if metrics_server is not None:
                 metrics_server.shutdown()
                 metrics_server.server_close()
-        err.print("[dim]stopped: recorders closed their recordings, the follower saved its checkpoint[/]")
+        note("stopped: the recorders closed their recordings, the follower saved its checkpoint")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from hypothesis import strategies as st
@@ -226,3 +227,23 @@ def raw_event_streams(draw: Any) -> list[Any]:
                 ]))
             events.append(Event(RECV, seq, at, conn, line))
     return events
+
+
+@st.composite
+def typed_times(draw: Any) -> tuple[float, list[str]]:
+    """A moment (whole milliseconds, 1971..2100) and the ways a person or the web editor types it:
+    Unix seconds, ISO 8601 with `Z`, with some offset, without an offset (UTC), with a space for
+    `T`, and the editor's `YYYY-MM-DDTHH:MM:SS.mmm` (formats/times.py reads them all the same)."""
+    ms = draw(st.integers(31_536_000_000, 4_102_444_800_000))
+    moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)
+    offset = timezone(timedelta(minutes=draw(st.integers(-14 * 60, 14 * 60))))
+    naive = moment.replace(tzinfo=None)
+    forms = [
+        repr(ms / 1000),
+        naive.isoformat() + "Z",
+        moment.astimezone(offset).isoformat(),
+        naive.isoformat(),
+        naive.isoformat(sep=" "),
+        naive.isoformat(timespec="milliseconds"),
+    ]
+    return ms / 1000, forms

@@ -77,7 +77,7 @@ def _run_archive_and_kill(tmp: Path, server_url: str, dialect: str, channel: str
     rng = random.Random(seed)
     host = tmp / "host"
     args = [*CLI, "archive", channel, "--dir", str(host), "--server", server_url, "--dialect", dialect,
-            "--recorders", "2", "--name", "test", "--idle", "3", "--restart-backoff-max", "0.5"]
+            "--recorders", "2", "--name", "test", "--idle", "3", "--restart-backoff", "0.5"]
     if metrics_port is not None:
         args += ["--metrics-port", str(metrics_port)]
     log = open(tmp / "archive.log", "wb")  # noqa: SIM115 (closed below)
