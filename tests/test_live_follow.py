@@ -343,3 +343,21 @@ def test_a_checkpoint_entry_of_another_shape_replays_that_stream_instead_of_cras
     f.run()
     assert any("checkpoint does not match stream host1.Aaaaa: its entry is not readable" in m for m in logs), logs
     assert tree(root) == tree(_offline(tmp_path, raw))
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["replay", "{raw}", "--out", "{root}", "--follow", "--since", "2023-11-14"], "--follow takes no --channel"),
+    (["replay", "{raw}/missing", "--out", "{root}", "--follow"], "missing: no such file or folder"),
+    (["archive", "c", "--dir", "{root}", "--dialect", "irc"], "--dialect must be twitch or ircv3"),
+    (["archive", "c", "--dir", "{root}", "--server", "http://x"], "--server must be a ws:// or wss:// URL"),
+])
+def test_live_commands_refuse_bad_arguments_in_one_line(tmp_path: Path, args: list[str], message: str) -> None:
+    from typer.testing import CliRunner
+
+    from chat_archiver.cli import app
+
+    (tmp_path / "raw").mkdir()
+    result = CliRunner().invoke(app, [a.format(raw=tmp_path / "raw", root=tmp_path / "root") for a in args])
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr and "Traceback" not in result.output
+    assert len(result.stderr.strip().splitlines()) == 1
