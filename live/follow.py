@@ -42,12 +42,12 @@ import orjson
 from formats.canonical import format_batch
 from formats.errors import ArchiverError, InputError
 from formats.rawcodec import Event, Header, decode_line
-from formats.rawfile import Problem, find_raw_files, read_header
+from formats.rawfile import PROBLEMS_PER_FILE, Problem, find_raw_files, read_header
 from formats.store import write_batch_bytes
 from live import checkpoint
 from merge.directory import merge_tree
 from replay.batches import ClosedBatch
-from replay.engine import StreamReplayer
+from replay.engine import PROBLEMS_KEPT, StreamReplayer
 from replay.timestamps import DEFAULT_TIMING, Timing
 
 Log = Callable[[str, str], None]  # (level "info" | "warn", message)
@@ -237,7 +237,8 @@ class Follower:
         self._last_checkpoint = time.monotonic()
         self._dirty = False  # read something since the last checkpoint
         self._line_bytes = 200.0  # running mean, for `lines_behind`
-        self.problems: list[str] = []
+        self.problems: list[str] = []  # the first PROBLEMS_KEPT, for the caller
+        self._damaged: dict[str, int] = {}  # damaged lines reported, per raw file
 
     # -- checkpoint ---------------------------------------------------------------------------
     def _timing_json(self) -> dict[str, int]:
@@ -344,12 +345,19 @@ class Follower:
 
     # -- reading ------------------------------------------------------------------------------
     def _problem(self, problem: Problem | str) -> None:
-        text = str(problem)
-        self.problems.append(text)
         if isinstance(problem, Problem):
             self.status.raw_problems += 1
+            # as offline: a file damaged throughout must not flood the log or the memory
+            seen = self._damaged[problem.source] = self._damaged.get(problem.source, 0) + 1
+            if seen > PROBLEMS_PER_FILE:
+                if seen == PROBLEMS_PER_FILE + 1:
+                    self.log("warn", f"{problem.source}: more damaged lines; counted, no longer listed")
+                return
         else:
             self.status.line_problems += 1
+        text = str(problem)
+        if len(self.problems) < PROBLEMS_KEPT:
+            self.problems.append(text)
         self.log("warn", text)
 
     def advance(self, tail: _Tail) -> bool:

@@ -361,3 +361,22 @@ def test_live_commands_refuse_bad_arguments_in_one_line(tmp_path: Path, args: li
     assert result.exit_code == 2, result.output
     assert message in result.stderr and "Traceback" not in result.output
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_file_damaged_throughout_is_listed_up_to_a_cap_and_counted(tmp_path: Path) -> None:
+    from formats.rawfile import PROBLEMS_PER_FILE
+
+    raw, root = tmp_path / "raw", tmp_path / "live"
+    w = _write_stream(raw, minutes=1)
+    assert w.path is not None
+    with open(w.path, "ab") as f:
+        f.write(b"garbage\n" * (PROBLEMS_PER_FILE + 50))
+    w.close()
+    logs: list[str] = []
+    f = Follower(FollowOptions((str(raw),), str(root), str(tmp_path / "cp.json"), idle=0, until_idle=True,
+                               poll=0.01), log=lambda level, m: logs.append(m))
+    f.run()
+    assert f.status.raw_problems == PROBLEMS_PER_FILE + 50
+    assert len(f.problems) == PROBLEMS_PER_FILE
+    assert sum("counted, no longer listed" in m for m in logs) == 1
+    assert tree(root) == tree(_offline(tmp_path, raw))
