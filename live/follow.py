@@ -29,6 +29,7 @@ stopped) is detected, said, and that stream is replayed from its start: rewritin
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import threading
 import time
@@ -45,6 +46,7 @@ from formats.rawcodec import Event, Header, decode_line
 from formats.rawfile import PROBLEMS_PER_FILE, Problem, find_raw_files, read_header
 from formats.store import write_batch_bytes
 from live import checkpoint
+from merge.core import gc_paused
 from merge.directory import merge_tree
 from replay.batches import ClosedBatch
 from replay.engine import PROBLEMS_KEPT, StreamReplayer
@@ -235,6 +237,7 @@ class Follower:
         self._unverified: dict[StreamKey, dict[str, Any]] = {}  # checkpointed, not yet checked
         self._touched: set[str] = set()  # channels written since the last merge
         self._last_checkpoint = time.monotonic()
+        self._last_gc = time.monotonic()
         self._dirty = False  # read something since the last checkpoint
         self._line_bytes = 200.0  # running mean, for `lines_behind`
         self.problems: list[str] = []  # the first PROBLEMS_KEPT, for the caller
@@ -586,7 +589,7 @@ class Follower:
         """Follow until `stop` is set (then one last pass and a checkpoint) or, with `until_idle`,
         until caught up. The checkpoint lock is held throughout."""
         stop = stop or threading.Event()
-        with checkpoint.Lock(self.opts.checkpoint_path), contextlib.closing(self):
+        with checkpoint.Lock(self.opts.checkpoint_path), contextlib.closing(self), gc_paused():
             self.restore()
             os.makedirs(self.opts.out_root, exist_ok=True)
             self.discover()
@@ -603,7 +606,18 @@ class Follower:
                     break
                 if not read_any:
                     stop.wait(self.opts.poll)
+                if time.monotonic() - self._last_gc >= GC_EVERY:
+                    gc.collect()
+                    self._last_gc = time.monotonic()
         return self.status
+
+
+# The engine makes no reference cycles (records are dicts of strings and numbers; replay/api.py),
+# but the cyclic collector would scan the open batches (a few minutes of chat, hundreds of thousands
+# of objects) again and again, pausing a pass for up to a second: it runs every few minutes instead,
+# for the rare cycle made elsewhere (an exception's traceback).
+GC_EVERY = 300.0
+
 
 
 def follow(opts: FollowOptions, stop: threading.Event | None = None, log: Log = _quiet) -> FollowStatus:
