@@ -149,6 +149,7 @@ for w in writers:
 def latency(minutes: int, scale: int, merge_seconds: list[float] | None = None) -> list[float]:
     os.makedirs(OUT, exist_ok=True)
     from live.follow import Follower, FollowOptions  # noqa: PLC0415 (in the bench process only)
+    from merge.core import gc_paused  # noqa: PLC0415
     from replay.batches import ClosedBatch  # noqa: PLC0415
 
     with tempfile.TemporaryDirectory(dir=OUT) as work:
@@ -176,10 +177,11 @@ def latency(minutes: int, scale: int, merge_seconds: list[float] | None = None) 
         writers = subprocess.Popen([sys.executable, "-c", _WRITERS, raw, str(minutes), str(RATE), str(scale), log])
         f = Timed(FollowOptions((raw,), out, os.path.join(work, "cp.json"), idle=1e9, poll=0.05))
         f.restore()
-        while writers.poll() is None:
-            if not f.pass_once():
-                time.sleep(0.05)
-        f.pass_once()
+        with gc_paused():  # as Follower.run
+            while writers.poll() is None:
+                if not f.pass_once():
+                    time.sleep(0.05)
+            f.pass_once()
         with open(log) as fh:
             crossed = dict(json.loads(line) for line in fh)
     return [merged[m] - crossed[m] for m in sorted(crossed) if m in merged]
