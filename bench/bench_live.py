@@ -43,6 +43,7 @@ f.restore()
 while f.pass_once():
     pass
 f.save_checkpoint()
+f.close()
 print(json.dumps({"seconds": time.perf_counter() - start, "lines": f.status.lines_read,
                   "batches": f.status.batches_written, "checkpoint_bytes": f.status.checkpoint_bytes,
                   "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))

@@ -19,6 +19,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -47,11 +48,39 @@ def fingerprint(read: Reader, path: str, offset: int) -> str | None:
     return hashlib.sha256(data).hexdigest()
 
 
-def save(path: str, streams: list[dict[str, Any]], timing: dict[str, int]) -> int:
-    """Write the checkpoint atomically and durably; returns its size in bytes."""
-    data = orjson.dumps({"format": FORMAT, "version": VERSION, "timing": timing, "streams": streams})
-    write_bytes_atomic(path, data)
-    return len(data)
+def encode(streams: list[dict[str, Any]], timing: dict[str, int]) -> bytes:
+    """The checkpoint's bytes (taken at once: the engine state in `streams` is live)."""
+    return orjson.dumps({"format": FORMAT, "version": VERSION, "timing": timing, "streams": streams})
+
+
+class Writer:
+    """Writes checkpoints atomically and durably, off the caller's thread, one at a time and in
+    order: the follower goes on reading while the disk syncs a few megabytes. An error (a full disk)
+    is raised by the next `write()` or by `wait()`."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def _run(self, data: bytes) -> None:
+        try:
+            write_bytes_atomic(self.path, data)
+        except BaseException as e:  # handed to the follower's thread by wait()
+            self._error = e
+
+    def write(self, data: bytes) -> None:
+        self.wait()
+        self._thread = threading.Thread(target=self._run, args=(data,), name="checkpoint", daemon=True)
+        self._thread.start()
+
+    def wait(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
 
 
 def load(path: str) -> dict[str, Any] | None:

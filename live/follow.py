@@ -237,6 +237,7 @@ class Follower:
         self._unverified: dict[StreamKey, dict[str, Any]] = {}  # checkpointed, not yet checked
         self._touched: set[str] = set()  # channels written since the last merge
         self._last_checkpoint = time.monotonic()
+        self._checkpoints = checkpoint.Writer(opts.checkpoint_path)
         self._last_gc = time.monotonic()
         self._dirty = False  # read something since the last checkpoint
         self._line_bytes = 200.0  # running mean, for `lines_behind`
@@ -275,7 +276,9 @@ class Follower:
         streams = [self.tails[k].to_json() for k in sorted(self.tails)]
         # streams not seen yet this run (their files may be gone) keep their entry until checked
         streams += [s for k, s in sorted(self._unverified.items()) if k not in self.tails]
-        self.status.checkpoint_bytes = checkpoint.save(self.opts.checkpoint_path, streams, self._timing_json())
+        data = checkpoint.encode(streams, self._timing_json())
+        self._checkpoints.write(data)
+        self.status.checkpoint_bytes = len(data)
         self.status.checkpoints += 1
         self._last_checkpoint = time.monotonic()
         self._dirty = False
@@ -436,9 +439,10 @@ class Follower:
             tail.gz = None
 
     def close(self) -> None:
-        """Close the .gz files held open between steps."""
+        """Wait for the last checkpoint to be on disk; close the .gz files held open between steps."""
         for tail in self.tails.values():
             self._close_gz(tail)
+        self._checkpoints.wait()
 
     def _torn(self, tail: _Tail, first: int, path: str) -> None:
         if (first, tail.line) not in tail.torn_reported:
@@ -539,6 +543,8 @@ class Follower:
             self._merge()
         if self._dirty and (final or time.monotonic() - self._last_checkpoint >= self.opts.checkpoint_every):
             self.save_checkpoint()
+        if final:
+            self._checkpoints.wait()  # on disk before the caller goes on (or the process exits)
         self.status.passes += 1
         self._update_behind()
         if self.opts.status_path is not None:

@@ -380,3 +380,19 @@ def test_a_file_damaged_throughout_is_listed_up_to_a_cap_and_counted(tmp_path: P
     assert len(f.problems) == PROBLEMS_PER_FILE
     assert sum("counted, no longer listed" in m for m in logs) == 1
     assert tree(root) == tree(_offline(tmp_path, raw))
+
+
+def test_a_checkpoint_that_cannot_be_written_is_an_error_of_the_follower_not_lost(tmp_path: Path) -> None:
+    from live.checkpoint import Writer
+
+    (tmp_path / "file").write_text("not a folder")
+    writer = Writer(str(tmp_path / "file" / "cp.json"))
+    writer.write(b"{}")
+    with pytest.raises(OSError):
+        writer.wait()
+    writer.wait()  # said once
+    ok = Writer(str(tmp_path / "cp.json"))
+    ok.write(b"{}")
+    ok.write(b"[]")  # in order: the second waits for the first
+    ok.wait()
+    assert (tmp_path / "cp.json").read_bytes() == b"[]"
