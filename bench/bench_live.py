@@ -149,8 +149,8 @@ for w in writers:
 
 def latency(minutes: int, scale: int, merge_seconds: list[float] | None = None) -> list[float]:
     os.makedirs(OUT, exist_ok=True)
+    from formats.memory import gc_paused  # noqa: PLC0415
     from live.follow import Follower, FollowOptions  # noqa: PLC0415 (in the bench process only)
-    from merge.core import gc_paused  # noqa: PLC0415
     from replay.batches import ClosedBatch  # noqa: PLC0415
 
     with tempfile.TemporaryDirectory(dir=OUT) as work:

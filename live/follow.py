@@ -42,11 +42,11 @@ import orjson
 
 from formats.canonical import format_batch
 from formats.errors import ArchiverError, InputError
+from formats.memory import gc_paused
 from formats.rawcodec import Event, Header, decode_line
 from formats.rawfile import PROBLEMS_PER_FILE, Problem, find_raw_files, read_header
 from formats.store import write_batch_bytes
 from live import checkpoint
-from merge.core import gc_paused
 from merge.directory import merge_tree
 from replay.batches import ClosedBatch
 from replay.engine import PROBLEMS_KEPT, StreamReplayer
@@ -247,8 +247,7 @@ class Follower:
     # -- checkpoint ---------------------------------------------------------------------------
     def _timing_json(self) -> dict[str, int]:
         t = self.opts.timing
-        return {"batch_interval": t.batch_interval, "estimated_padding": t.estimated_padding,
-                "max_delay": t.max_delay, "max_server_lag": t.max_server_lag}
+        return {"estimated_padding": t.estimated_padding, "max_delay": t.max_delay, "max_server_lag": t.max_server_lag}
 
     def restore(self) -> None:
         path = self.opts.checkpoint_path

@@ -78,9 +78,9 @@ def test_a_tick_past_the_deadline_closes_the_quiet_batch_exactly_as_a_line_would
     deadline = t0 + 60 + 60
     r = StreamReplayer("host", "Slug0")
     for e in base:
-        assert r.feed(e) == []
-    assert r.feed(Event(TICK, 3, (deadline - 1) * 10**6, 0, "")) == []  # before the deadline
-    assert r.feed(Event(TICK, 4, deadline * 10**6, 5, "")) == []  # another connection's tick: not open
+        assert not r.feed(e)
+    assert not r.feed(Event(TICK, 3, (deadline - 1) * 10**6, 0, ""))  # before the deadline
+    assert not r.feed(Event(TICK, 4, deadline * 10**6, 5, ""))  # another connection's tick: not open
     closed = r.feed(Event(TICK, 5, deadline * 10**6, 0, ""))  # at the deadline: closes
     assert [(b.channel, b.batch_time, len(b.records)) for b in closed] == [("c", t0, 1)]
     assert r.stats.records == 1 and r.open_batches == 0
