@@ -12,7 +12,10 @@ import subprocess
 import sys
 import time
 
-MODULES = ["bench.bench_replay", "bench.bench_merge", "bench.bench_recorder", "bench.bench_verify", "bench.bench_live"]
+MODULES = [
+    "bench.bench_replay", "bench.bench_merge", "bench.bench_recorder", "bench.bench_verify", "bench.bench_playback",
+    "bench.bench_live",
+]
 
 
 def parse_args(argv: list[str]) -> list[str]:
