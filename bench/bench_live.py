@@ -28,6 +28,7 @@ import tempfile
 import time
 from typing import ClassVar
 
+import bench
 from bench.gen import write_recording
 
 OUT = os.path.join(os.path.dirname(__file__), "out")
@@ -212,4 +213,4 @@ def run() -> None:
 
 
 if __name__ == "__main__":
-    run()
+    bench.main(__spec__.name if __spec__ else __file__, __doc__, run, sys.argv[1:])
