@@ -104,33 +104,10 @@ class FollowStatus:
         return d
 
 
-def _read_gz(path: str, offset: int, size: int) -> bytes:
-    # zlib directly rather than GzipFile: it hands out every byte it could decompress before damage
-    d = zlib.decompressobj(31)
-    out = bytearray()
-    pos = 0  # uncompressed bytes seen so far
-    with open(path, "rb") as f:
-        while len(out) < size and not d.eof:
-            chunk = f.read(1 << 16)
-            if not chunk:
-                break
-            try:
-                piece = d.decompress(chunk)
-            except zlib.error:
-                if out:
-                    return bytes(out)  # the damage is reported when read from there
-                raise
-            start = max(0, offset - pos)
-            if start < len(piece):
-                out += piece[start:start + size - len(out)]
-            pos += len(piece)
-    if not d.eof and len(out) < size and not out:
-        raise EOFError("compressed file ended before the end-of-stream marker was reached")
-    return bytes(out)
-
-
 class _GzCursor:
-    """Sequential reads of one .gz without decompressing it again from the start for every step."""
+    """Sequential reads of one .gz without decompressing it again from the start for every step.
+    zlib directly rather than GzipFile: it hands out every byte it could decompress before damage,
+    so a damaged .gz gives what comes before the damage, then an error when read at the damage."""
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -168,7 +145,11 @@ def read_range(path: str, offset: int, size: int) -> bytes | None:
     A damaged .gz gives what comes before the damage, then InputError when read at the damage."""
     try:
         if path.endswith(".gz"):
-            return _read_gz(path, offset, size)
+            cursor = _GzCursor(path)
+            try:
+                return cursor.read(offset, size)
+            finally:
+                cursor.close()
         with open(path, "rb") as f:
             f.seek(offset)
             return f.read(size)
