@@ -180,14 +180,6 @@ class _Tail:
         self.fp_cache: tuple[str, int, str | None] | None = None
         self.problems_seen = 0  # engine problems already logged
 
-    def reset(self) -> None:
-        self.first_seq = None
-        self.offset = self.line = 0
-        self.last_seq = -1
-        self.engine = StreamReplayer(self.key[0], self.key[1], timing=self.timing)
-        self.flushed = False
-        self.problems_seen = 0
-
     def fingerprint(self, path: str) -> str | None:
         # cached: a stream that ended in a .gz would otherwise be decompressed at every checkpoint
         if self.fp_cache is None or self.fp_cache[:2] != (path, self.offset):
