@@ -115,10 +115,10 @@ def register(app: typer.Typer) -> None:
             "127.0.0.1", "--metrics-addr", metavar="ADDR", help="Address for --metrics-port.",
         ),
         idle: float = typer.Option(
-            30.0, "--idle", metavar="SECONDS", help="Silence after which a raw stream has ended (docs/live.md).",
+            30.0, "--idle", metavar="SECONDS", min=0, help="Silence after which a raw stream has ended (docs/live.md).",
         ),
         restart_backoff: float = typer.Option(
-            30.0, "--restart-backoff", metavar="SECONDS", help="Longest wait before a crashed child is started again.",
+            30.0, "--restart-backoff", metavar="SECONDS", min=0.1, help="Longest wait before a crashed child restarts.",
         ),
     ) -> None:
         """Record channels and keep their archive current, live.

@@ -90,11 +90,11 @@ def register(app: typer.Typer) -> None:
             None, "--checkpoint", metavar="FILE", help="With --follow: the checkpoint (default: next to ROOT).",
         ),
         idle: float = typer.Option(
-            30.0, "--idle", metavar="SECONDS", help="With --follow: silence after which a stream has ended.",
+            30.0, "--idle", metavar="SECONDS", min=0, help="With --follow: silence after which a stream has ended.",
         ),
         until_idle: bool = typer.Option(False, "--until-idle", help="With --follow: exit once caught up and idle."),
         poll: float = typer.Option(
-            0.25, "--poll", metavar="SECONDS", help="With --follow: how often to look for news.",
+            0.25, "--poll", metavar="SECONDS", min=0.01, help="With --follow: how often to look for news.",
         ),
         status_file: Path = typer.Option(
             None, "--status-file", metavar="FILE", help="With --follow: its status as JSON, after each pass.",
