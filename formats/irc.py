@@ -19,8 +19,10 @@ Both raise `IRCParseError` (our own error) for anything they cannot read, never 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from formats import speedups
 from formats.errors import IRCParseError
 
 TagValue = str | None
@@ -177,8 +179,11 @@ def _compat_tags(text: str) -> CompatTags:
 CompatFields = tuple[str, list[str], str | None, str | None, str | None, CompatTags | None]
 
 
-def parse_compat(line: str) -> CompatFields:
+def parse_compat_py(line: str) -> CompatFields:
     """Upstream's (girc's) reading: (command, params, sender, user, host, tags), the archive's fields.
+
+    The pure-Python reference; `parse_compat` is its compiled twin when that is built (see
+    formats/speedups.py), else this.
 
     girc split the line into words at every space, dropped empty words, and rebuilt the trailing
     parameter by joining its words with single spaces. Nearly every real line has single spaces
@@ -229,7 +234,7 @@ def parse_compat(line: str) -> CompatFields:
 
 
 def parse_compat_words(line: str) -> CompatFields:
-    """girc's word-by-word reading, for any line (see parse_compat)."""
+    """girc's word-by-word reading, for any line (see parse_compat_py)."""
     line = line.strip("\r\n")
     if "\r" in line or "\n" in line or "\0" in line:
         raise IRCParseError("line contains CR, LF or NUL")
@@ -263,3 +268,16 @@ def parse_compat_words(line: str) -> CompatFields:
             break
         params.append(word)
     return command, params, sender, user, host, tags
+
+
+def _select_parse_compat() -> Callable[[str], CompatFields]:
+    compiled = speedups.load()
+    if compiled is None:
+        return parse_compat_py
+    compiled.configure(unescape_tag_value_compat, parse_compat_py)
+    fast: Callable[[str], CompatFields] = compiled.parse_compat
+    return fast
+
+
+# Upstream's reading, compiled when built (byte-identical to parse_compat_py: tests/test_speedups.py).
+parse_compat = _select_parse_compat()

@@ -1,0 +1,6 @@
+from collections.abc import Callable
+
+from formats.irc import CompatFields
+
+def configure(unescape: Callable[[str], str], fallback: Callable[[str], CompatFields], /) -> None: ...
+def parse_compat(line: str, /) -> CompatFields: ...
