@@ -19,12 +19,13 @@ import base64
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
+from formats import speedups
 from formats.errors import InputError, UsageError
 
 BATCH_INTERVAL = 60
@@ -86,8 +87,12 @@ def _fast_path_ok(record: Mapping[str, Any]) -> bool:
     return True
 
 
-def canonical_bytes(record: Mapping[str, Any]) -> bytes:
-    """The record as `json.dumps(record, separators=(',', ':'), sort_keys=True)` prints it, in ASCII bytes."""
+def canonical_bytes_py(record: Mapping[str, Any]) -> bytes:
+    """The record as `json.dumps(record, separators=(',', ':'), sort_keys=True)` prints it, in ASCII bytes.
+
+    The pure-Python reference; `canonical_bytes` is its compiled twin when that is built (see
+    formats/speedups.py), else this.
+    """
     if _fast_path_ok(record):
         try:
             raw = orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
@@ -98,6 +103,19 @@ def canonical_bytes(record: Mapping[str, Any]) -> bytes:
                 return raw
             return ensure_ascii(raw)
     return json.dumps(record, separators=(",", ":"), sort_keys=True).encode("ascii")
+
+
+def _select_canonical_bytes() -> Callable[[Mapping[str, Any]], bytes]:
+    compiled = speedups.load()
+    if compiled is None:
+        return canonical_bytes_py
+    compiled.configure_encoder(canonical_bytes_py)
+    fast: Callable[[Mapping[str, Any]], bytes] = compiled.encode_record
+    return fast
+
+
+# json.dumps's canonical bytes, compiled when built (byte-identical: tests/test_speedups.py).
+canonical_bytes = _select_canonical_bytes()
 
 
 def canonical_json(record: Mapping[str, Any]) -> str:

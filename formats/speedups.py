@@ -1,8 +1,11 @@
 """Which core runs: the compiled twins of the hottest pure functions, or the pure-Python reference.
 
-The pure-Python functions are the one source of truth. `formats/_speedups.c` holds a compiled twin
-of `formats.irc.parse_compat_py` for the common shape of a line and hands every other line to the
-reference; tests/test_speedups.py holds the two equal over random lines and the real corpus.
+The pure-Python functions are the one source of truth. `formats/_speedups.c` holds compiled twins
+of the two hottest: `formats.irc.parse_compat_py` (the IRC line parser with its tag map) and
+`formats.canonical.canonical_bytes_py` (the canonical JSON encoder). Each handles the common shape
+(a usual line, a record of the archive schema) and hands everything else to its reference, so odd
+input and errors always come from the pure code; tests/test_speedups.py holds each twin equal to
+its reference over random input (hypothesis) and real data (the corpus, the fixtures).
 
 The twin is an optional extension: an install without a C compiler goes on, and the first import
 says once, on stderr, that the pure path runs. `CHAT_ARCHIVER_PURE=1` forces the pure path (CI runs
@@ -11,6 +14,7 @@ the whole suite both ways).
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from types import ModuleType
@@ -28,6 +32,7 @@ def pure_forced() -> bool:
     return os.environ.get(PURE_ENV, "") not in ("", "0")
 
 
+@functools.cache
 def load() -> ModuleType | None:
     """The compiled module, or None for the pure path (forced, or not built: then said once)."""
     if pure_forced():
@@ -41,7 +46,9 @@ def load() -> ModuleType | None:
 
 
 def core_name() -> str:
-    """`compiled` or `pure`: which IRC parser this process runs (benchmarks print it)."""
-    from formats import irc  # noqa: PLC0415
+    """`compiled` or `pure`: which core this process runs (benchmarks print it)."""
+    from formats import canonical, irc  # noqa: PLC0415
 
-    return "pure" if irc.parse_compat is irc.parse_compat_py else "compiled"
+    pure = irc.parse_compat is irc.parse_compat_py
+    assert pure == (canonical.canonical_bytes is canonical.canonical_bytes_py)
+    return "pure" if pure else "compiled"

@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from formats import irc, speedups
+from formats import canonical, irc, speedups
 from formats.errors import IRCParseError
-from tests.strategies import irc_lines
+from tests.strategies import archive_records, irc_lines
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # shared/ lies beside the clone in CI, and two levels up from a worktree under wt/
@@ -105,10 +105,83 @@ def test_compiled_tag_names_are_reused_only_when_equal() -> None:
     assert parse("@a=1;bc CMD")[5] == {"a": "1", "bc": True}
 
 
-def _run(code: str, **env: str) -> subprocess.CompletedProcess[str]:
+# -- the canonical encoder: the compiled twin prints what the reference (and json.dumps) prints --
+
+def _encoder() -> Callable[[Any], bytes]:
+    assert _speedups is not None, "CI builds the compiled core: gcc is on the CI machine"
+    _speedups.configure_encoder(canonical.canonical_bytes_py)
+    return _speedups.encode_record
+
+
+def _assert_same_bytes(record: Any) -> None:
+    import json
+
+    fast = _encoder()(record)
+    assert fast == canonical.canonical_bytes_py(record)
+    assert fast == json.dumps(record, separators=(",", ":"), sort_keys=True).encode("ascii")
+
+
+odd_text = st.text(st.characters(codec="utf-8"), max_size=20)  # surrogates, controls, astral, \x7f
+odd_number = st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.integers(-(2**70), 2**70),
+                       st.just(1e-05), st.just(-0.0), st.just(2**63 - 1), st.just(-(2**63)))
+
+
+@needs_compiled
+@settings(max_examples=1000)
+@given(archive_records(), st.lists(odd_text, max_size=3), st.dictionaries(odd_text, st.one_of(odd_text, st.just(True)),
+                                                                          max_size=4), odd_number)
+def test_compiled_encoder_equals_reference_on_random_records(record: dict[str, Any], params: list[str],
+                                                             tags: dict[str, Any], number: float) -> None:
+    _assert_same_bytes(record)
+    _assert_same_bytes(dict(record, params=params, tags=tags or None, time=number))
+    _assert_same_bytes(dict(record, receivers={"b": number, "a": record["time"]}))
+
+
+@needs_compiled
+@pytest.mark.parametrize("record", [
+    {"not": "a record"},
+    {"command": "X", "params": [], "sender": None, "user": None, "host": None, "tags": {"a": False},
+     "receivers": {"r": 1}, "time": 1, "time_range": 0},  # False is no tag value: the reference decides
+    {"command": "X", "params": (), "sender": None, "user": None, "host": None, "tags": None,
+     "receivers": {"r": True}, "time": float("inf"), "time_range": 0},
+    {"command": "X", "params": ["a"], "sender": None, "user": None, "host": None,
+     "tags": {str(i): "v" for i in range(99)}, "receivers": {"r": 2**64}, "time": 1.5, "time_range": 0},
+])
+def test_compiled_encoder_hands_other_shapes_to_the_reference(record: dict[str, Any]) -> None:
+    _assert_same_bytes(record)
+
+
+@needs_compiled
+def test_compiled_encoder_tag_order_is_reused_only_for_the_same_names() -> None:
+    encode = _encoder()
+    base = {"command": "X", "params": [], "sender": None, "user": None, "host": None,
+            "receivers": {"r": 1}, "time": 1, "time_range": 0}
+    keys = [irc.parse_compat("@b=1;a=2 X")[5], irc.parse_compat("@b=1;a=2 X")[5], {"c": "1", "a": "2"}]
+    for tags in keys:
+        _assert_same_bytes(dict(base, tags=tags))
+    assert encode(dict(base, tags={"b": "1", "a": "2"})).startswith(b'{"command":"X","host":null')
+
+
+@needs_compiled
+def test_compiled_core_replays_the_fixtures_to_the_same_bytes(tmp_path: Any) -> None:
+    # the whole replay of every fixture recording, compiled and pure, gives the same archive tree
+    code = (
+        "import os, sys\n"
+        "from replay.api import replay\n"
+        "replay(['fixtures/cases'], sys.argv[1])\n"
+        "for d, _s, fs in sorted(os.walk(sys.argv[1])):\n"
+        "    for f in sorted(fs): print(os.path.relpath(os.path.join(d, f), sys.argv[1]))\n"
+    )
+    trees = [_run(code, str(tmp_path / mode), **env).stdout
+             for mode, env in (("compiled", {}), ("pure", {speedups.PURE_ENV: "1"}))]
+    assert trees[0] == trees[1]
+    assert trees[0].count(".json") > 3
+
+
+def _run(code: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     environ = {k: v for k, v in os.environ.items() if k != speedups.PURE_ENV}
     environ.update(env)
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environ, cwd=ROOT,
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=environ, cwd=ROOT,
                           check=True, timeout=60)
 
 
