@@ -1,7 +1,7 @@
 /* Compiled twin of formats.irc.parse_compat_py (the pure-Python reference).
  *
  * One source of truth: this handles only the common shape of a line (no CR, LF or NUL, no run of
- * spaces, no leading or trailing space, no prefix or tags without a command) and hands every other
+ * spaces, no whitespace at either end, no prefix or tags without a command) and hands every other
  * line, and every line it would reject, to the pure-Python reference, which raises the error. So
  * errors and odd lines always come from the reference; tests/test_speedups.py holds the two equal
  * over random lines (hypothesis) and the real corpus.
@@ -189,7 +189,9 @@ parse_compat(PyObject *self, PyObject *line)
     Py_ssize_t n = PyUnicode_GET_LENGTH(line);
     int kind = PyUnicode_KIND(line);
     const void *data = PyUnicode_DATA(line);
-    if (n == 0 || PyUnicode_READ(kind, data, 0) == ' ' || PyUnicode_READ(kind, data, n - 1) == ' ')
+    /* the reference str.strip()s the line first: any whitespace at either end is its business */
+    if (n == 0 || Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, 0))
+        || Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, n - 1)))
         return fallback(line);
     for (Py_ssize_t i = 0; i < n; i++) {
         Py_UCS4 c = PyUnicode_READ(kind, data, i);

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from itertools import pairwise
 from typing import Any
 
 from hypothesis import strategies as st
@@ -168,6 +169,65 @@ export_windows = st.tuples(
 ).map(lambda p: (p[0], p[0] + p[1]))
 
 
+# --- exact text (issue 8): IRC lines with runs of spaces, and what ARCHIVE_FORMAT.md 3 reads ------
+
+# Surrounding whitespace that `str.strip()` removes, including tab, CR, LF and U+3000.
+_outer_space = st.text(st.sampled_from([" ", "\t", "\r", "\n", "\x0b", "\x0c", "\u3000", "\x85"]), max_size=3)
+_spaces = st.integers(1, 4).map(lambda n: " " * n)
+# Message text: runs of spaces, leading spaces, tabs, U+3000, colons, non-ASCII; never CR, LF, NUL.
+irc_text = st.text(st.sampled_from([" ", " ", " ", "\t", "\u3000", ":", "a", "b", "#", "@", "\u00e9", "\U0001f389"]),
+                   max_size=16)
+_middle = st.from_regex(r"[#&a-z0-9][a-z0-9:#]{0,6}", fullmatch=True)
+
+
+@st.composite
+def irc_lines(draw: Any, command: Any = None, first: Any = None) -> tuple[str, tuple[Any, ...]]:
+    """(line, fields): a line built word by word with runs of spaces, and the fields that the rule of
+    ARCHIVE_FORMAT.md section 3 gives for it, worked out from the parts rather than by a parser."""
+    words: list[str] = []
+    tag_map = draw(st.one_of(st.none(), st.dictionaries(
+        st.from_regex(r"[a-z][a-z-]{0,8}", fullmatch=True), st.from_regex(r"[A-Za-z0-9#/,]{0,6}", fullmatch=True),
+        min_size=1, max_size=3)))
+    if tag_map is not None:
+        words.append("@" + ";".join(f"{k}={v}" for k, v in tag_map.items()))
+    sender = user = host = None
+    if draw(st.booleans()):
+        sender, user, host = draw(nick), draw(st.one_of(st.none(), nick)), draw(st.one_of(st.none(), nick))
+        words.append(":" + sender + (f"!{user}" if user is not None else "") + (f"@{host}" if host is not None else ""))
+    cmd = draw(command if command is not None else st.from_regex(r"[A-Za-z]{1,10}", fullmatch=True))
+    words.append(cmd)
+    middles = draw(st.lists(_middle, max_size=3))
+    if first is not None:
+        middles.insert(0, draw(first))
+    words.extend(middles)
+    params = list(middles)
+    text = draw(st.one_of(st.none(), irc_text))
+    if text is not None:
+        words.append(":" + text)
+        params.append(text.rstrip())  # the end of the text is the end of the line, which is stripped
+    line = draw(_outer_space) + "".join(w + draw(_spaces) for w in words[:-1]) + words[-1] + draw(_outer_space)
+    return line, (cmd.upper(), params, sender, user, host, tag_map)
+
+
+# --- record schema (issue 8: one validator): records with at most a few faults planted ----------
+
+_json_values = st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.floats(allow_nan=False), any_text,
+                         st.lists(st.one_of(any_text, st.integers(0, 2)), max_size=2),
+                         st.dictionaries(any_text, st.one_of(any_text, st.booleans(), st.integers(0, 1)), max_size=2))
+
+
+@st.composite
+def maybe_faulty_records(draw: Any) -> dict[str, Any]:
+    """An archive record, or one with some keys dropped, added or given any JSON value."""
+    record = draw(archive_records())
+    for key in draw(st.lists(st.sampled_from([*sorted(record), "extra"]), max_size=2)):
+        if key in record and draw(st.booleans()):
+            del record[key]
+        else:
+            record[key] = draw(_json_values)
+    return record
+
+
 @st.composite
 def typed_times(draw: Any) -> tuple[float, list[str]]:
     """A moment (whole milliseconds, 1971..2100) and the ways a person or the web editor types it:
@@ -188,6 +248,68 @@ def typed_times(draw: Any) -> tuple[float, list[str]]:
     return ms / 1000, forms
 
 
+# --- playback (issue 11): chat as viewers see it, written to break subtitle and HTML markup ------
+
+PLAY_START = 1_700_000_000  # the window start of a playback session
+# ASS overrides and breaks ({ } \N \n \h), HTML (< > & "), CTCP, controls, anything else
+markup_text = st.lists(
+    st.one_of(st.sampled_from([*"{}\\Nnh<>/&\"' \x01\n\r\t", "</script>", "\\N", "{\\i1}"]),
+              st.characters(blacklist_categories=["Cs"])),
+    max_size=40,
+).map("".join)
+PLAY_USERS = ("alice", "bob", "carol")
+
+
+def play_message(i: int, at: float, login: str, text: str, **tags: str) -> dict[str, Any]:
+    """A Twitch PRIVMSG record with id `m{i}` at `at` (Unix seconds)."""
+    return {
+        "command": "PRIVMSG", "params": ["#chan", text], "sender": login, "user": login,
+        "host": f"{login}.tmi.twitch.tv", "receivers": {"host1.Ab3dE.0": at + 0.2}, "time": at, "time_range": 0,
+        "tags": {"id": f"m{i}", "display-name": login.capitalize(), "tmi-sent-ts": str(round(at * 1000)), **tags},
+    }
+
+
+def play_removal(at: float, command: str, target: str | None, login: str = "") -> dict[str, Any]:
+    """A CLEARMSG of message `target` (by id), or a CLEARCHAT of user `target` (None: everyone)."""
+    params = ["#chan"] + ([target] if target is not None else [])
+    tags = {"tmi-sent-ts": str(round(at * 1000))}
+    if command == "CLEARMSG":
+        params, tags = ["#chan", "deleted text"], {**tags, "login": login, "target-msg-id": str(target)}
+    return {"command": command, "params": params, "sender": "tmi.twitch.tv", "user": None, "host": None,
+            "receivers": {"host1.Ab3dE.0": at + 0.2}, "time": at, "time_range": 0, "tags": tags}
+
+
+@st.composite
+def chat_sessions(draw: Any, max_messages: int = 12, spaced: bool = False) -> list[dict[str, Any]]:
+    """A window's chat in time order from PLAY_START: one-line messages `u: m{i}` (some /me) from a
+    few users, and CLEARMSG / CLEARCHAT records removing some of them later. `spaced`: every two
+    records at least 0.3 s apart (more than a subtitle frame)."""
+    count = draw(st.integers(1, max_messages))
+    gaps = draw(st.lists(st.integers(300 if spaced else 0, 4000), min_size=count, max_size=count))
+    records: list[dict[str, Any]] = []
+    ms = draw(st.integers(0, 2000))
+    for i, gap in enumerate(gaps):
+        ms += gap
+        login = draw(st.sampled_from(PLAY_USERS))
+        text = f"\x01ACTION m{i}\x01" if draw(st.booleans()) and i % 3 == 0 else f"m{i}"
+        tags = {"color": "#1E90FF"} if draw(st.booleans()) else {}
+        records.append(play_message(i, PLAY_START + ms / 1000, login, text, **tags))
+        removal = draw(st.sampled_from([None, None, "CLEARMSG", "CLEARCHAT-user", "CLEARCHAT-all"]))
+        if removal is not None:
+            delay = draw(st.integers(300 if spaced else 0, 12000))
+            at = PLAY_START + (ms + delay) / 1000
+            if removal == "CLEARMSG":
+                records.append(play_removal(at, "CLEARMSG", f"m{draw(st.integers(0, i))}"))
+            else:
+                records.append(play_removal(at, "CLEARCHAT", login if removal == "CLEARCHAT-user" else None))
+    records.sort(key=lambda r: r["time"])
+    if spaced:  # removals may land near a message: push records apart
+        for a, b in pairwise(records):
+            if b["time"] - a["time"] < 0.3:
+                b["time"] = round(a["time"] + 0.3, 3)
+    return records
+
+
 # -- IRC lines as servers send them and as damage leaves them (the compiled parser's laws) --
 
 _irc_alphabet = st.sampled_from(list("@:!; =\\ab#sPRIVMSGprivmsg09\r\n\x00é😂"))
@@ -202,7 +324,7 @@ _prefix = st.builds(lambda n, u, h: n + u + h, st.sampled_from(["nick", "", "a!b
 
 
 @st.composite
-def irc_lines(draw: Any) -> str:
+def damaged_irc_lines(draw: Any) -> str:
     """IRC-like lines: well formed ones (tags, prefix, command, middles, trailing) mutated now and then."""
     parts = []
     if draw(st.booleans()):
@@ -214,8 +336,8 @@ def irc_lines(draw: Any) -> str:
     if draw(st.booleans()):
         parts.append(":" + draw(st.text(_irc_alphabet, max_size=12)))
     line = " ".join(parts)
-    if draw(st.integers(0, 4)) == 0:  # damage: a run of spaces, an end space, a CR, a cut
+    if draw(st.integers(0, 3)) == 0:  # damage: a run of spaces, whitespace at an end, a CR, a cut
         i = draw(st.integers(0, len(line)))
-        damage = draw(st.sampled_from(["  ", " ", "\r", "\n", "\x00", ""]))
+        damage = draw(st.sampled_from(["  ", " ", "\t", "\u3000", "\x0b", "\r", "\n", "\x00", ""]))
         line = line[:i] + damage + line[i + draw(st.integers(0, 3)):]
     return line
