@@ -268,6 +268,23 @@ def validate_record(record: object) -> dict[str, Any]:
     raise InputError("'time' or 'time_range' is not a number")
 
 
+_BIG = float(2**63)
+
+
+def _read_a_big_int(value: Any) -> bool:
+    """Whether orjson may have read an int beyond 64 bits (as a float, of magnitude 2**63 or more) where
+    a record keeps numbers. Elsewhere any number makes the record invalid, whether int or float, with
+    the same message; so asking this of the decoded record, rather than a regular expression of each
+    line that holds 19 digits in a row (Twitch ids and nonces often do), gives the same records."""
+    if type(value) is not dict:
+        return False
+    numbers = [value.get("time"), value.get("time_range")]
+    receivers = value.get("receivers")
+    if type(receivers) is dict:
+        numbers.extend(receivers.values())
+    return any(type(v) is float and abs(v) >= _BIG for v in numbers)
+
+
 def parse_batch(data: bytes, source: str = "<batch>") -> list[dict[str, Any]]:
     """Decode a batch file's bytes into validated records; InputError names the bad line."""
     records: list[dict[str, Any]] = []
@@ -278,13 +295,13 @@ def parse_batch(data: bytes, source: str = "<batch>") -> list[dict[str, Any]]:
     long_digits = _LONG_DIGITS.search(data) is not None  # one scan of the file, not one per line
     for number, line in enumerate(data[:-1].split(b"\n"), 1):
         try:
-            if long_digits and _LONG_DIGITS.search(line):
-                value = json.loads(line)  # orjson reads ints beyond 64 bits as floats; the stdlib keeps them
+            try:
+                value = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                value = json.loads(line)  # raises with the stdlib's clearer message (or reads a huge int)
             else:
-                try:
-                    value = orjson.loads(line)
-                except orjson.JSONDecodeError:
-                    value = json.loads(line)  # raises with the stdlib's clearer message
+                if long_digits and _read_a_big_int(value):
+                    value = json.loads(line)  # orjson reads ints beyond 64 bits as floats; the stdlib keeps them
             records.append(validate_record(value))
         except InputError as e:
             raise e.at(source, number) from None
