@@ -278,11 +278,16 @@ def _read_a_big_int(value: Any) -> bool:
     line that holds 19 digits in a row (Twitch ids and nonces often do), gives the same records."""
     if type(value) is not dict:
         return False
-    numbers = [value.get("time"), value.get("time_range")]
-    receivers = value.get("receivers")
+    time, time_range, receivers = value.get("time"), value.get("time_range"), value.get("receivers")
+    if type(time) is float and not -_BIG < time < _BIG:
+        return True
+    if type(time_range) is float and not -_BIG < time_range < _BIG:
+        return True
     if type(receivers) is dict:
-        numbers.extend(receivers.values())
-    return any(type(v) is float and abs(v) >= _BIG for v in numbers)
+        for v in receivers.values():
+            if type(v) is float and not -_BIG < v < _BIG:
+                return True
+    return False
 
 
 def parse_batch(data: bytes, source: str = "<batch>") -> list[dict[str, Any]]:
