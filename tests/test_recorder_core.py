@@ -17,14 +17,17 @@ from recorder.errors import UsageError
 from recorder.limits import Backoff, JoinLimiter
 from recorder.rawwriter import RawWriter
 from recorder.session import (
+    HANDOVER_TOKEN,
     Close,
     Fail,
+    HandedOver,
     Joined,
     Ready,
     Reconnect,
     Send,
     Session,
     SessionConfig,
+    Stalled,
     Warn,
     Welcomed,
     anonymous_nick,
@@ -32,6 +35,7 @@ from recorder.session import (
 from recorder.wire import peek, split_frame
 
 HOUR_US = 3_600_000_000
+CHAT = "@id=m-1;tmi-sent-ts=1 :someone!someone@someone.tmi.twitch.tv PRIVMSG #alpha :hello"
 BASE_US = 1_764_320_400_000_000  # 2025-11-28T09:00:00Z, an hour boundary
 
 # -- strategies (recorder-specific; the shared ones live in tests/strategies.py) -------------------
@@ -281,7 +285,7 @@ def test_ping_is_answered_with_its_argument_and_reconnect_is_reported() -> None:
     assert s.receive(":tmi.twitch.tv RECONNECT", 1) == (Reconnect(),)
 
 
-def test_watchdog_pings_after_silence_and_closes_without_an_answer() -> None:
+def test_watchdog_pings_after_silence_then_reports_a_stall_once_and_keeps_the_connection() -> None:
     s = Session(_config(ping_after=60, ping_timeout=30), 0)
     s.receive(":tmi.twitch.tv 001 justinfan123_15 :Welcome", 0)
     s.tick(0)
@@ -291,7 +295,50 @@ def test_watchdog_pings_after_silence_and_closes_without_an_answer() -> None:
     s.receive(":tmi.twitch.tv PONG tmi.twitch.tv :chat-archiver", 70)  # any line is proof of life
     assert s.tick(95) == []
     assert _sends(s.tick(130)) == ["PING :chat-archiver"]
-    assert s.tick(160) == [Close("no answer to our PING within 30 s")]
+    assert s.tick(160) == [Stalled("no answer to our PING within 30 s")]
+    # a stalled connection is not closed (its backlog may still come), and is not pinged again
+    assert s.tick(1000) == []
+    assert s.receive(":tmi.twitch.tv PONG tmi.twitch.tv :chat-archiver", 1001) == ()
+    assert s.tick(5000) == []
+
+
+def test_handover_asks_for_a_last_pong_and_that_pong_hands_over() -> None:
+    s = Session(_config(ping_after=3, ping_timeout=3, silence_limit=30), 0)
+    s.receive(":tmi.twitch.tv 001 justinfan123_15 :Welcome", 0)
+    s.tick(3)
+    assert s.tick(6) == [Stalled("no answer to our PING within 3 s")]
+    assert _sends(s.handover(7)) == [f"PING :{HANDOVER_TOKEN}"]
+    assert s.handover(8) == []  # asked once
+    # the stall clears: the backlog (and the old watchdog PONG) are just lines
+    assert s.receive(":tmi.twitch.tv PONG tmi.twitch.tv :chat-archiver", 9) == ()
+    assert s.receive(CHAT, 9) == ()
+    assert s.receive(f":tmi.twitch.tv PONG tmi.twitch.tv :{HANDOVER_TOKEN}", 9) == (HandedOver(),)
+
+
+def test_a_connection_silent_past_the_limit_after_the_handover_is_closed() -> None:
+    s = Session(_config(ping_after=3, ping_timeout=3, silence_limit=30), 0)
+    s.receive(":tmi.twitch.tv 001 justinfan123_15 :Welcome", 0)
+    s.tick(3)
+    s.tick(6)
+    s.handover(10)
+    assert s.next_deadline(10) == 30
+    assert s.tick(29) == []
+    assert s.tick(30) == [Close("closed by us after 30 s of silence; a newer connection records")]
+
+
+@given(st.lists(st.floats(0.01, 2.99), min_size=1, max_size=50))
+def test_a_server_that_talks_more_often_than_ping_after_is_never_pinged_nor_stalled(gaps: list[float]) -> None:
+    s = Session(_config(ping_after=3, ping_timeout=3), 0)
+    s.receive(":tmi.twitch.tv 001 justinfan123_15 :Welcome", 0)
+    s.tick(0)
+    now = 0.0
+    for gap in gaps:
+        # the shell ticks whenever a deadline passes; here at every deadline before the next line
+        while s.next_deadline(now) <= now + gap:
+            due = s.next_deadline(now)
+            assert not any(isinstance(a, Send | Stalled) for a in s.tick(due)), (now, due)
+        now += gap
+        s.receive(CHAT, now)
 
 
 def test_no_welcome_in_time_closes() -> None:
@@ -336,7 +383,7 @@ def test_ircv3_negotiates_only_offered_caps_and_survives_a_nak() -> None:
 
 
 def test_kicked_or_refused_channels_are_joined_again_later() -> None:
-    s = Session(_config(DIALECT_IRCV3, rejoin_after=30), 0)
+    s = Session(_config(DIALECT_IRCV3, rejoin_after=30, ping_after=1000), 0)
     s.receive(":irc.example 001 justinfan123_15 :Welcome", 0)
     s.receive(":justinfan123_15!u@h JOIN #alpha", 1)
     actions = s.receive(":op!u@h KICK #alpha justinfan123_15 :bye", 2)

@@ -134,21 +134,31 @@ def test_replay_of_the_recording_holds_every_privmsg(tmp_path: Path) -> None:
     assert ids == expected
 
 
-def test_watchdog_pings_then_reconnects_when_the_server_goes_silent(tmp_path: Path) -> None:
+def test_a_silent_server_gets_a_new_connection_at_once_and_the_old_one_is_closed_after_the_limit(
+    tmp_path: Path,
+) -> None:
     def script(conn: ServerConn) -> None:
         if conn.index == 0:
             conn.answer_pings = False  # a half-dead server: accepts, then never answers anything
         assert conn.wait_joined(CHANNELS)
 
     with TwitchLikeServer(script) as server:
-        config = fast_config(server.url, str(tmp_path), ping_after=0.3, ping_timeout=0.5)
+        config = fast_config(server.url, str(tmp_path), ping_after=0.3, ping_timeout=0.5, silence_limit=1.0)
         with RunningRecorder(config) as rec:
             assert server.wait_conns(2), rec.logs
             assert server.conns[1].wait_joined(CHANNELS)
+            old = server.conns[0]
+            assert old.wait_for(lambda: old.closed, 20)
             rec.stop()
-        assert "PING :chat-archiver" in server.conns[0].received
-    closes = {e.conn: e.text for e in Recording(str(tmp_path)).of("close")}
-    assert "no answer to our PING" in closes[0]
+        assert "PING :chat-archiver" in old.received
+        assert "PING :chat-archiver-handover" in old.received  # asked once more after the new one joined
+    recording = Recording(str(tmp_path))
+    closes = {e.conn: e.text for e in recording.of("close")}
+    assert closes[0] == "closed by us after 1 s of silence; a newer connection records"
+    # the overlap: the new connection opened while the stalled one was still open
+    seq_of = {(e.kind, e.conn): e.seq for e in recording.events if e.kind in ("open", "close")}
+    assert seq_of[("open", 1)] < seq_of[("close", 0)]
+    assert rec.recorder.stats.reconnects == {"stall": 1}
 
 
 def test_unreachable_server_is_retried_and_said(tmp_path: Path) -> None:
