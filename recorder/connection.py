@@ -189,7 +189,8 @@ class Connection(threading.Thread):
             ws.cont_frame.add(frame)
             if not ws.cont_frame.is_fire(frame):
                 continue
-            _opcode, data = ws.cont_frame.extract(frame)
+            _opcode, whole = ws.cont_frame.extract(frame)
+            data = whole.data
             text = data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data)
             if self.index is not None:
                 at = max(_now_us(), self._last_at)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from pathlib import Path
@@ -310,3 +311,57 @@ def test_an_old_connection_the_server_never_closes_is_closed_by_us_after_the_ove
     closes = {e.conn: e.text for e in Recording(str(tmp_path)).of("close")}
     assert closes[0] == "closed by us 0.5 s after RECONNECT"
     assert closes[1] == "shutdown"
+
+
+def test_lines_the_server_sends_after_our_close_frame_are_recorded(tmp_path: Path) -> None:
+    """websocket-client's close() reads and throws away every frame before the peer's close frame;
+    a server that flushes its backlog then would lose it all. We record those frames."""
+    backlog = [chat_line(500 + i, CHANNELS[i % 2]) for i in range(120)]
+
+    def flush_backlog(conn: ServerConn) -> None:
+        for k in range(0, len(backlog), 7):  # several lines per frame, as a server draining a buffer
+            conn.send_frame(backlog[k:k + 7])
+
+    def script(conn: ServerConn) -> None:
+        conn.on_client_close = flush_backlog
+        assert conn.wait_joined(CHANNELS)
+        _chat(conn, 0, 20)
+
+    with TwitchLikeServer(script) as server, RunningRecorder(fast_config(server.url, str(tmp_path))) as rec:
+        assert server.wait_conns(1)
+        conn = server.conns[0]
+        assert wait_until(lambda: caught_up(str(tmp_path), conn, 11 + 20), 20), rec.logs
+        rec.stop()
+        assert conn.client_closed
+        sent = list(conn.sent)
+    recv = Recording(str(tmp_path)).by_conn("recv")[0]
+    assert sent[-len(backlog):] == backlog
+    assert recv == sent
+
+
+def test_a_quiet_connection_ticks_about_once_a_second_and_ticks_never_go_back_in_time(tmp_path: Path) -> None:
+    def script(conn: ServerConn) -> None:
+        assert conn.wait_joined(CHANNELS)
+        _chat(conn, 0, 10)
+        conn.wait_for(lambda: False, 3.5)  # quiet
+        _chat(conn, 10, 10)
+
+    with TwitchLikeServer(script) as server, RunningRecorder(fast_config(server.url, str(tmp_path))) as rec:
+        assert server.wait_conns(1)
+        conn = server.conns[0]
+        assert wait_until(lambda: caught_up(str(tmp_path), conn, 11 + 20), 20), rec.logs
+        rec.stop()
+    recording = Recording(str(tmp_path))
+    events = [e for e in recording.events if e.conn == 0]
+    assert next(e.kind for e in events) == "open" and events[-1].kind == "close"
+    ticks = [e for e in events if e.kind == "tick"]
+    assert len(ticks) >= 2, [e.kind for e in events]
+    # the quiet stretch is covered by ticks: no gap between two events of the connection is much
+    # longer than the tick interval (generous, for a loaded machine; the contract is "at least once a second")
+    ats = [e.at for e in events]
+    assert max(b - a for a, b in itertools.pairwise(ats)) < 2_500_000, ats
+    # the contract: a tick at `at` follows every line received before `at`, so `at` never goes back
+    latest = 0
+    for e in sorted(events, key=lambda e: e.seq):
+        assert e.at >= latest, (e, latest)
+        latest = e.at

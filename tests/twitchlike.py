@@ -40,6 +40,9 @@ class ServerConn:
         self.joined: list[str] = []
         self.closed = False
         self.answer_pings = True
+        # called when the client's close frame arrives, before we answer it (a server with a backlog)
+        self.on_client_close: Callable[[ServerConn], None] | None = None
+        self.client_closed = False  # the client's close frame arrived
         self._buf = b""
         self._send_lock = threading.Lock()
         self._cond = threading.Condition()
@@ -200,6 +203,11 @@ class ServerConn:
                     return
                 opcode, payload = frame
                 if opcode == 0x8:  # close: answer it, then hang up
+                    with self._cond:
+                        self.client_closed = True
+                        self._cond.notify_all()
+                    if self.on_client_close is not None:
+                        self.on_client_close(self)
                     with self._send_lock:
                         if not self.closed:
                             with contextlib.suppress(OSError):
