@@ -87,10 +87,6 @@ class RawWriter:
         self.fsync_count = 0
         self.paths: list[str] = []
 
-    @property
-    def path(self) -> str | None:
-        return self._path
-
     def _rotate_to(self, path: str, at_us: int) -> None:
         old = self._path
         self._close_file()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from twitchlike import (
+    LiveChannel,
     Recording,
     RunningRecorder,
     ServerConn,
@@ -215,40 +216,8 @@ def test_a_frame_cut_across_a_socket_timeout_and_fragmented_messages_arrive_whol
     assert long_line in Recording(str(tmp_path)).by_conn("recv")[0]
 
 
-class _Channel:
-    """A live channel: one message stream, delivered to every connection joined at that moment,
-    as Twitch does. Publishing and leaving share a lock, so each message reaches at least one
-    connection as long as one is joined."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.members: list[ServerConn] = []
-        self.published: list[str] = []
-        self.stop = threading.Event()
-
-    def join(self, conn: ServerConn) -> None:
-        with self.lock:
-            self.members.append(conn)
-
-    def leave(self, conn: ServerConn) -> None:
-        with self.lock:
-            self.members.remove(conn)
-
-    def publish_until_stopped(self) -> None:
-        i = 0
-        while not self.stop.is_set():
-            with self.lock:
-                if self.members:
-                    line = chat_line(i, "alpha")
-                    self.published.append(line)
-                    for conn in self.members:
-                        conn.send(line)
-                    i += 1
-            time.sleep(0.001)
-
-
 def test_a_chain_of_reconnects_leaves_no_message_of_the_channel_unrecorded(tmp_path: Path) -> None:
-    channel = _Channel()
+    channel = LiveChannel()
     hops = 4
 
     def script(conn: ServerConn) -> None:

@@ -422,6 +422,53 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 20.0, interval: f
     return predicate()
 
 
+class LiveChannel:
+    """A live channel: one message stream, delivered to every connection joined at that moment,
+    as Twitch does. Publishing and leaving share a lock, so each message reaches at least one
+    connection as long as one is joined. `interval` seconds between messages."""
+
+    def __init__(self, name: str = "alpha", interval: float = 0.001) -> None:
+        self.name = name
+        self.interval = interval
+        self.lock = threading.Lock()
+        self.members: list[ServerConn] = []
+        self.published: list[str] = []
+        self.stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def join(self, conn: ServerConn) -> None:
+        with self.lock:
+            self.members.append(conn)
+
+    def leave(self, conn: ServerConn) -> None:
+        with self.lock:
+            if conn in self.members:
+                self.members.remove(conn)
+
+    def publish_until_stopped(self) -> None:
+        i = 0
+        while not self.stop.is_set():
+            with self.lock:
+                self.members = [c for c in self.members if not c.closed]
+                if self.members:
+                    line = chat_line(i, self.name)
+                    self.published.append(line)
+                    for conn in self.members:
+                        conn.send(line)
+                    i += 1
+            time.sleep(self.interval)
+
+    def start(self) -> LiveChannel:
+        self._thread = threading.Thread(target=self.publish_until_stopped, name="live-channel", daemon=True)
+        self._thread.start()
+        return self
+
+    def finish(self) -> None:
+        self.stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+
+
 # -- reading a recording back, running a recorder in-process ------------------------------------
 
 
