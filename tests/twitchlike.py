@@ -425,11 +425,13 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 20.0, interval: f
 class LiveChannel:
     """A live channel: one message stream, delivered to every connection joined at that moment,
     as Twitch does. Publishing and leaving share a lock, so each message reaches at least one
-    connection as long as one is joined. `interval` seconds between messages."""
+    connection as long as one is joined. `interval` seconds between messages. With `always`, the
+    channel talks even when no connection is joined (as a real one does: those messages are lost)."""
 
-    def __init__(self, name: str = "alpha", interval: float = 0.001) -> None:
+    def __init__(self, name: str = "alpha", interval: float = 0.001, always: bool = False) -> None:
         self.name = name
         self.interval = interval
+        self.always = always
         self.lock = threading.Lock()
         self.members: list[ServerConn] = []
         self.published: list[str] = []
@@ -450,7 +452,7 @@ class LiveChannel:
         while not self.stop.is_set():
             with self.lock:
                 self.members = [c for c in self.members if not c.closed]
-                if self.members:
+                if self.members or self.always:
                     line = chat_line(i, self.name)
                     self.published.append(line)
                     for conn in self.members:
