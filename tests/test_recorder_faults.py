@@ -47,6 +47,11 @@ def check_pipes_against_recording(pipes: list[Pipe], recording: Recording) -> No
         assert recv[conn] == got, f"pipe {pipe.index}: recorded {len(recv[conn])} lines, delivered {len(got)}"
     for conn, lines in recv.items():
         assert any(p.lines(delivered=False)[: len(lines)] == lines for p in pipes), f"conn {conn}: not from a server"
+    # ticks keep their promise under faults too: per connection, `at` never goes back in seq order
+    latest: dict[int, int] = {}
+    for e in sorted(recording.events, key=lambda e: e.seq):
+        assert e.at >= latest.get(e.conn, 0), (e, latest[e.conn])
+        latest[e.conn] = e.at
 
 
 def archived_ids(raw: Path, archive: Path, channels: tuple[str, ...], tag: str) -> list[str]:

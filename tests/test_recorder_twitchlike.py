@@ -334,3 +334,26 @@ def test_a_quiet_connection_ticks_about_once_a_second_and_ticks_never_go_back_in
     for e in sorted(events, key=lambda e: e.seq):
         assert e.at >= latest, (e, latest)
         latest = e.at
+
+
+def test_the_backoff_resets_once_a_connection_has_joined_and_received_chat(tmp_path: Path) -> None:
+    """Connections 0-3 each carry chat and are then cut: every reconnect waits the first step only.
+    Connections 4-6 are cut right after the welcome (no chat): the waits grow."""
+    def script(conn: ServerConn) -> None:
+        if conn.index <= 3:
+            assert conn.wait_joined(CHANNELS)
+            _chat(conn, 100 * conn.index, 5)
+            conn.drop()
+        elif conn.index <= 6:
+            assert conn.wait_for(lambda: conn.nick is not None)
+            conn.drop()
+
+    with TwitchLikeServer(script) as server:
+        config = fast_config(server.url, str(tmp_path), backoff_base=0.2, backoff_cap=5.0)
+        with RunningRecorder(config) as rec:
+            assert server.wait_conns(8, 30), rec.logs
+            rec.stop()
+    delays = [float(m.split("reconnecting in ")[1].split(" s")[0]) for _l, m in rec.logs if "reconnecting in" in m]
+    assert len(delays) >= 7, rec.logs
+    assert all(d <= 0.2 for d in delays[:4]), delays  # reset each time: in [0.1, 0.2]
+    assert delays[6] >= 0.8, delays  # 4 failures in a row: in [0.8, 1.6]
