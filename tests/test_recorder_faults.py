@@ -232,3 +232,81 @@ def test_inspircd_through_stalls_cuts_and_fragmentation(tmp_path: Path) -> None:
     check_pipes_against_recording(pipes, recording)
     ids = archived_ids(raw, tmp_path / "archive", ("lobby",), "msgid")
     assert len(ids) == len(set(ids)) == len(sent), (len(ids), len(set(ids)), len(sent))
+
+
+@pytest.mark.slow
+def test_the_cli_through_a_stall_a_cut_and_kill_9_then_a_restart(tmp_path: Path) -> None:
+    """`chat-archiver record` as a user runs it, with the watchdog options, through the proxy: a
+    stall that clears, a reset, then kill -9 and a restart. The killed process's connections hold
+    a prefix of what was delivered to them (it may not have read the rest); the restarted one's hold
+    all of it; the archive holds each message once."""
+    import signal
+
+    from test_recorder_cli import Proc
+
+    raw = tmp_path / "raw"
+    channel = LiveChannel(interval=0.01)
+    with TwitchLikeServer(_live_script(channel)) as server, FaultProxy(server.port, fragment=True, seed=11) as proxy:
+        channel.start()
+        args = [
+            "alpha", "--out", str(raw), "--server", proxy.url, "--dialect", "twitch", "--name", "chaos",
+            "--ping-after", "0.4", "--ping-timeout", "0.4", "--silence-limit", "3",
+        ]
+        first = Proc(tmp_path, args, tag="first")
+        try:
+            assert server.wait_conns(1, 30), first.output()
+            c0 = server.conns[0]
+            assert c0.wait_for(lambda: len(c0.sent) > 11 + 30), first.output()
+            proxy.pipes[0].stall()
+            assert server.wait_conns(2, 20), first.output()
+            c1 = server.conns[1]
+            assert c1.wait_for(lambda: len(c1.sent) > 11 + 10), first.output()
+            proxy.pipes[0].resume()
+            assert c0.wait_for(lambda: c0.closed, 20), first.output()
+            proxy.pipes[1].cut("rst")
+            assert server.wait_conns(3, 20), first.output()
+            c2 = server.conns[2]
+            assert c2.wait_for(lambda: len(c2.sent) > 11 + 20), first.output()
+        finally:
+            first.kill()
+        assert first.proc.returncode == -signal.SIGKILL
+        killed_pipes = len(proxy.pipes)
+        second = Proc(tmp_path, args, tag="second")
+        try:
+            assert server.wait_conns(killed_pipes + 1, 30), second.output()
+            last = server.conns[-1]
+            assert last.wait_for(lambda: len(last.sent) > 11 + 30), second.output()
+            channel.finish()
+
+            def restarted_caught_up() -> bool:
+                recording = Recording(str(raw))
+                newest = max(recording.streams, key=lambda s: s.header.at)
+                recv = [e.text for e in recording.by_slug[newest.header.slug] if e.kind == "recv"]
+                return len(recording.streams) == 2 and recv == last.sent
+
+            assert wait_until(restarted_caught_up, 20), second.output()
+            assert second.stop() == 0, second.output()
+        finally:
+            channel.finish()
+            second.kill()
+        pipes = list(proxy.pipes)
+    assert "Traceback" not in first.output() + second.output()
+    recording = Recording(str(raw))
+    assert all("torn last line" in p.message for p in recording.problems), recording.problems
+    [killed, restarted] = sorted(recording.streams, key=lambda s: s.header.at)
+    for stream, these_pipes, whole in ((killed, pipes[:killed_pipes], False), (restarted, pipes[killed_pipes:], True)):
+        recv: dict[int, list[str]] = {}
+        for e in recording.by_slug[stream.header.slug]:
+            if e.kind == "recv":
+                recv.setdefault(e.conn, []).append(e.text)
+        for pipe in these_pipes:
+            got = pipe.lines(delivered=True)
+            if not got:
+                continue
+            # the handshake lines are the same on every connection: match on the whole list
+            assert any(
+                (lines == got) if whole else (got[: len(lines)] == lines and len(lines) > 11)
+                for lines in recv.values()
+            ), (stream.header.slug, pipe.index, len(got))
+    ids = archived_ids(raw, tmp_path / "archive", ("alpha",), "id")
+    assert len(ids) == len(set(ids)), "a message twice in the archive"
