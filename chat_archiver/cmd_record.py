@@ -19,9 +19,9 @@ from typing import Any
 from urllib.parse import urlparse
 
 import typer
-from rich.markup import escape
+from rich.text import Text
 
-from chat_archiver.console import err, fail, warn
+from chat_archiver.console import err, fail
 from formats.errors import ArchiverError
 from recorder.channels import normalise_channels
 from recorder.metrics import serve
@@ -52,10 +52,12 @@ def _dialect_for(server: str, dialect: str | None) -> str:
 
 
 def _log(level: str, message: str) -> None:
+    # Rich Text, not a markup string: the recorder's messages quote servers and user input, which
+    # must print verbatim (no markup, no emoji codes such as ":-1:").
     if level == "warn":
-        warn(escape(message))
+        err.print(Text.assemble(("warning:", "yellow"), " ", message), soft_wrap=True)
     else:
-        err.print(f"[dim]{escape(message)}[/]", soft_wrap=True)
+        err.print(Text(message, style="dim"), soft_wrap=True)
 
 
 # One string per paragraph, so the help rewraps to any terminal width.

@@ -255,12 +255,14 @@ def test_dialect_is_a_case_insensitive_choice(tmp_path: Path) -> None:
 @pytest.mark.integration
 def test_unreachable_server_is_retried_and_said_without_a_traceback(tmp_path: Path) -> None:
     port = _free_port()  # nobody listens there
-    proc = Proc(tmp_path, ["alpha", "--out", str(tmp_path / "raw"), "--server", f"ws://127.0.0.1:{port}"])
+    url = f"ws://127.0.0.1:{port}/chat:-1:[old]"  # an emoji code and a markup tag: printed verbatim
+    proc = Proc(tmp_path, ["alpha", "--out", str(tmp_path / "raw"), "--server", url])
     try:
         assert wait_until(lambda: proc.output().count("cannot connect") >= 2, 30), proc.output()
         assert proc.stop() == 0
     finally:
         proc.kill()
     output = proc.output()
-    assert f"cannot connect to ws://127.0.0.1:{port}: connection refused; retrying in" in output
+    assert f"cannot connect to {url}: connection refused; retrying in" in output
+    assert f"recording 1 channel(s) from {url} (ircv3)" in output
     assert "Traceback" not in output
