@@ -151,8 +151,8 @@ class Connection(threading.Thread):
             try:
                 if ws.connected:  # False once the peer's close frame was read (and answered)
                     self._close_and_drain(ws)
-            except (websocket.WebSocketException, OSError, ValueError):
-                pass  # the peer is gone; nothing more to say to it or to read from it
+            except Exception:
+                pass  # the peer is gone (or broke the protocol); nothing more to say to it or read from it
             finally:
                 ws.shutdown()  # type: ignore[no-untyped-call]
             if self.index is not None:
