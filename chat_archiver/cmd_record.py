@@ -163,8 +163,8 @@ def register(app: typer.Typer) -> None:
         if metrics_port is not None:
             try:
                 metrics_server, _thread = serve(recorder.collector, metrics_port, metrics_addr)
-            except OSError as e:
-                fail(f"cannot serve metrics on {metrics_addr}:{metrics_port}: {e.strerror or e}")
+            except (OSError, ValueError) as e:  # ValueError: an address idna cannot encode
+                fail(f"cannot serve metrics on {metrics_addr}:{metrics_port}: {getattr(e, 'strerror', None) or e}")
 
         def _on_signal(signum: int, frame: FrameType | None) -> None:
             recorder.stop()
