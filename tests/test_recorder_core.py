@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -339,6 +340,41 @@ def test_a_server_that_talks_more_often_than_ping_after_is_never_pinged_nor_stal
             assert not any(isinstance(a, Send | Stalled) for a in s.tick(due)), (now, due)
         now += gap
         s.receive(CHAT, now)
+
+
+@given(st.lists(st.tuples(st.sampled_from(["line", "pong", "handover pong", "tick", "handover"]),
+                         st.floats(0, 4)), max_size=40))
+def test_the_watchdog_stalls_at_most_once_and_only_a_handover_ends_a_stalled_connection(
+    steps: list[tuple[str, float]],
+) -> None:
+    c = _config(ping_after=3, ping_timeout=3, silence_limit=30)
+    s = Session(c, 0)
+    s.receive(":tmi.twitch.tv 001 justinfan123_15 :Welcome", 0)
+    now, last_line, handover_at = 0.0, 0.0, None
+    stalls = 0
+    stalled_before = False
+    for what, gap in steps:
+        now += gap
+        if what == "tick":
+            actions: Sequence[object] = s.tick(now)
+        elif what == "handover":
+            actions = s.handover(now)
+            handover_at = now if handover_at is None else handover_at
+        else:
+            token = HANDOVER_TOKEN if what == "handover pong" else "chat-archiver"
+            line = CHAT if what == "line" else f":tmi.twitch.tv PONG tmi.twitch.tv :{token}"
+            actions = s.receive(line, now)
+            last_line = now
+        stalls += sum(isinstance(a, Stalled) for a in actions)
+        for a in actions:
+            if isinstance(a, HandedOver):
+                assert what == "handover pong" and handover_at is not None, (what, handover_at)
+            if isinstance(a, Close):
+                assert handover_at is not None and now - last_line >= c.silence_limit, (now, last_line)
+            if isinstance(a, Send) and a.line.startswith("PING") and (handover_at is not None or stalled_before):
+                assert a.line == f"PING :{HANDOVER_TOKEN}" and what == "handover"  # no watchdog PING any more
+        stalled_before = stalls > 0
+        assert stalls <= 1
 
 
 def test_no_welcome_in_time_closes() -> None:
