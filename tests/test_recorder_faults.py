@@ -71,6 +71,19 @@ def archived_ids(raw: Path, archive: Path, channels: tuple[str, ...], tag: str) 
     return ids
 
 
+def the_laws_hold(raw: Path, archive: Path, pipes: list[Pipe], channel: str = "alpha", tag: str = "id") -> tuple[
+    Recording, list[str],
+]:
+    """The recording reads back clean, every delivered line is in it, and its replay holds each
+    message once. Returns the recording and the archived message ids."""
+    recording = Recording(str(raw))
+    assert recording.problems == []
+    check_pipes_against_recording(pipes, recording)
+    ids = archived_ids(raw, archive, (channel,), tag)
+    assert len(ids) == len(set(ids)), "a message twice in the archive"
+    return recording, ids
+
+
 def _id(line: str) -> str:
     return line.split(";id=")[1].split(";", maxsplit=1)[0]
 
@@ -110,16 +123,13 @@ def test_a_stall_that_clears_just_after_the_watchdog_acts_loses_nothing(tmp_path
             channel.finish()
         pipes = list(proxy.pipes)
         assert pipes[0].dropped() == []
-    recording = Recording(str(raw))
-    assert recording.problems == []
-    check_pipes_against_recording(pipes, recording)
+    recording, ids = the_laws_hold(raw, tmp_path / "archive", pipes)
     recorded = {line for lines in recording.by_conn("recv").values() for line in lines}
     missing = [line for line in channel.published if line not in recorded]
     assert missing == [], f"{len(missing)} of {len(channel.published)} messages lost"
     assert backlog > 11 + 30
     closes = {e.conn: e.text for e in recording.of("close")}
     assert closes[0] == "closed by us: a newer connection records everything from here"
-    ids = archived_ids(raw, tmp_path / "archive", ("alpha",), "id")
     assert sorted(ids) == sorted(_id(line) for line in channel.published if " PRIVMSG " in line)
 
 
@@ -146,17 +156,13 @@ def test_a_cut_loses_only_what_never_reached_the_recorder(tmp_path: Path, how: s
         finally:
             channel.finish()
         pipes = list(proxy.pipes)
-    recording = Recording(str(raw))
-    assert recording.problems == []
-    check_pipes_against_recording(pipes, recording)
+    recording, ids = the_laws_hold(raw, tmp_path / "archive", pipes)
     closes = [e.text for e in recording.of("close")]
     assert sum(c.startswith("connection lost") for c in closes) == 2, closes
     # what the channel lost is exactly what no connection delivered (the cut's gap), nothing else
     delivered = {line for p in pipes for line in p.lines(delivered=True)}
     recorded = {line for lines in recording.by_conn("recv").values() for line in lines}
     assert {line for line in channel.published if line in delivered} <= recorded
-    ids = archived_ids(raw, tmp_path / "archive", ("alpha",), "id")
-    assert len(ids) == len(set(ids)), "a message twice in the archive"
     assert set(ids) == {_id(line) for line in recorded if " PRIVMSG " in line}
 
 
@@ -228,11 +234,8 @@ def test_inspircd_through_stalls_cuts_and_fragmentation(tmp_path: Path) -> None:
                 talker.close()
             rec.stop()
         pipes = list(proxy.pipes)
-    recording = Recording(str(raw))
-    assert recording.problems == []
-    check_pipes_against_recording(pipes, recording)
-    ids = archived_ids(raw, tmp_path / "archive", ("lobby",), "msgid")
-    assert len(ids) == len(set(ids)) == len(sent), (len(ids), len(set(ids)), len(sent))
+    _recording, ids = the_laws_hold(raw, tmp_path / "archive", pipes, "lobby", "msgid")
+    assert len(ids) == len(sent), (len(ids), len(sent))
 
 
 @pytest.mark.slow
@@ -353,10 +356,6 @@ def test_a_random_schedule_of_faults_keeps_the_laws(tmp_path: Path, seed: int) -
         finally:
             channel.finish()
         pipes = list(proxy.pipes)
-    recording = Recording(str(raw))
-    assert recording.problems == []
-    check_pipes_against_recording(pipes, recording)
-    ids = archived_ids(raw, tmp_path / "archive", ("alpha",), "id")
-    assert len(ids) == len(set(ids)), "a message twice in the archive"
+    recording, ids = the_laws_hold(raw, tmp_path / "archive", pipes)
     recorded = {line for lines in recording.by_conn("recv").values() for line in lines}
     assert set(ids) == {_id(line) for line in recorded if " PRIVMSG " in line}
