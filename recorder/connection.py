@@ -105,6 +105,7 @@ class Connection(threading.Thread):
         self._successor_joined = threading.Event()
         self._retire_at: float | None = None
         self._all_joined = False
+        self._welcomed_at: float | None = None
         self._chatting = False
         self._last_at = 0  # the `at` of the last event written for this connection (ticks never go below)
 
@@ -219,6 +220,14 @@ class Connection(threading.Thread):
                 return "shutdown"
             if self._retire_at is not None and now >= self._retire_at:
                 return f"closed by us {self.overlap_max:g} s after RECONNECT"
+            if (
+                not self._all_joined and self._welcomed_at is not None
+                and now - self._welcomed_at >= self.session_config.silence_limit
+            ):
+                # A channel that never becomes ready (refused, banned) must not keep an older,
+                # stalled connection open forever: after this long we count as joined anyway.
+                self._all_joined = True
+                self.report(events.AllJoined(self))
             if self._successor_joined.is_set() and not session.handing_over:
                 stop = self._handle(ws, session, session.handover(now))
                 if stop is not None:
@@ -295,6 +304,7 @@ class Connection(threading.Thread):
                 self.count_sent(action.line.partition(" ")[0])
             elif isinstance(action, Welcomed):
                 self.welcomed = True
+                self._welcomed_at = time.monotonic()
                 self.report(events.LoggedIn(self, action.nick))
             elif isinstance(action, Reconnect):
                 if self._retire_at is None:

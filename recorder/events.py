@@ -40,7 +40,9 @@ class LoggedIn:
 
 @dataclass(frozen=True)
 class AllJoined:
-    """Every channel is joined and ready on this connection: from here it records them all."""
+    """Every channel is joined and ready on this connection: from here it records them all. (Also
+    sent `silence_limit` seconds after the welcome if some channel never became ready, so that an
+    older, stalled connection is not kept open forever for a channel that refuses us.)"""
 
     conn: Connection
 

@@ -357,3 +357,25 @@ def test_the_backoff_resets_once_a_connection_has_joined_and_received_chat(tmp_p
     assert len(delays) >= 7, rec.logs
     assert all(d <= 0.2 for d in delays[:4]), delays  # reset each time: in [0.1, 0.2]
     assert delays[6] >= 0.8, delays  # 4 failures in a row: in [0.8, 1.6]
+
+
+def test_a_stalled_connection_is_retired_even_if_a_channel_never_becomes_ready_on_the_new_one(
+    tmp_path: Path,
+) -> None:
+    def script(conn: ServerConn) -> None:
+        if conn.index == 0:
+            conn.answer_pings = False
+            assert conn.wait_joined(CHANNELS)
+        else:
+            conn.ignore_joins = {"#beta"}  # beta is never joined on the new connection
+
+    with TwitchLikeServer(script) as server:
+        config = fast_config(server.url, str(tmp_path), ping_after=0.3, ping_timeout=0.3, silence_limit=1.0)
+        with RunningRecorder(config) as rec:
+            assert server.wait_conns(2), rec.logs
+            old = server.conns[0]
+            assert old.wait_for(lambda: old.closed, 20), rec.logs
+            rec.stop()
+        assert "PING :chat-archiver-handover" in old.received
+    closes = {e.conn: e.text for e in Recording(str(tmp_path)).of("close")}
+    assert closes[0] == "closed by us after 1 s of silence; a newer connection records"

@@ -43,6 +43,7 @@ class ServerConn:
         # called when the client's close frame arrives, before we answer it (a server with a backlog)
         self.on_client_close: Callable[[ServerConn], None] | None = None
         self.client_closed = False  # the client's close frame arrived
+        self.ignore_joins: set[str] = set()  # channels ("#name") whose JOIN gets no answer at all
         self._buf = b""
         self._send_lock = threading.Lock()
         self._cond = threading.Condition()
@@ -250,6 +251,8 @@ class ServerConn:
             self.send(*welcome(arg))
         elif command == "JOIN":
             for channel in arg.split(","):
+                if channel in self.ignore_joins:
+                    continue
                 self.send(*join_reply(self.nick or "justinfan0", channel))
                 with self._cond:
                     self.joined.append(channel)
