@@ -165,3 +165,10 @@ def records_in_minute(draw: Any, minute: int = MERGE_MINUTE0) -> list[dict[str, 
 export_windows = st.tuples(
     st.integers(MERGE_MINUTE0 - 90, MERGE_MINUTE0 + 200), st.integers(1, 300),
 ).map(lambda p: (p[0], p[0] + p[1]))
+
+
+# The recorder's watchdog: what happens on a connection, and the seconds since the step before.
+watchdog_steps = st.lists(
+    st.tuples(st.sampled_from(["line", "pong", "handover pong", "tick", "handover"]), st.floats(0, 4)),
+    max_size=40,
+)

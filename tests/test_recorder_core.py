@@ -34,6 +34,7 @@ from recorder.session import (
     anonymous_nick,
 )
 from recorder.wire import peek, split_frame
+from tests.strategies import watchdog_steps
 
 HOUR_US = 3_600_000_000
 CHAT = "@id=m-1;tmi-sent-ts=1 :someone!someone@someone.tmi.twitch.tv PRIVMSG #alpha :hello"
@@ -342,8 +343,7 @@ def test_a_server_that_talks_more_often_than_ping_after_is_never_pinged_nor_stal
         s.receive(CHAT, now)
 
 
-@given(st.lists(st.tuples(st.sampled_from(["line", "pong", "handover pong", "tick", "handover"]),
-                         st.floats(0, 4)), max_size=40))
+@given(watchdog_steps)
 def test_the_watchdog_stalls_at_most_once_and_only_a_handover_ends_a_stalled_connection(
     steps: list[tuple[str, float]],
 ) -> None:
