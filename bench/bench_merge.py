@@ -24,6 +24,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import bench
 from formats.canonical import batch_time_of, format_batch
 from formats.store import write_batch_bytes
 from merge.core import gc_paused, merge
@@ -263,4 +264,4 @@ def _ours_seconds(archives: list[list[dict[str, Any]]]) -> float:
 
 
 if __name__ == "__main__":
-    run()
+    bench.main(__spec__.name if __spec__ else __file__, __doc__, run, sys.argv[1:])

@@ -36,6 +36,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import bench
 from formats.rawfile import find_raw_files, group_streams, iter_stream_events
 from recorder.recorder import Recorder, RecorderConfig
 
@@ -264,4 +265,4 @@ def run() -> None:
 
 
 if __name__ == "__main__":
-    run()
+    bench.main(__spec__.name if __spec__ else __file__, __doc__, run, sys.argv[1:])

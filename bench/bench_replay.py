@@ -10,6 +10,7 @@ import sys
 import tempfile
 import time
 
+import bench
 from bench.gen import write_recording
 from formats.rawfile import find_raw_files, group_streams, iter_stream_events
 
@@ -67,4 +68,4 @@ def run() -> None:
 
 
 if __name__ == "__main__":
-    run()
+    bench.main(__spec__.name if __spec__ else __file__, __doc__, run, sys.argv[1:])

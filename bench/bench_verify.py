@@ -23,6 +23,7 @@ import threading
 import time
 from typing import Any
 
+import bench
 from formats.canonical import format_batch
 from formats.store import write_batch_bytes
 
@@ -191,4 +192,4 @@ def run() -> None:
 
 
 if __name__ == "__main__":
-    run()
+    bench.main(__spec__.name if __spec__ else __file__, __doc__, run, sys.argv[1:])

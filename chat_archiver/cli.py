@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import typer
 
 from chat_archiver import __version__
@@ -16,6 +18,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: paragraphs rewrap, user-facing metavars, no Python types
 )
 
 
@@ -32,18 +35,21 @@ def _root(
     """Archive Twitch (or any IRCv3) chat so that nothing is lost and nothing is duplicated."""
 
 
+# One line per command, in the order `--help` lists them: each module `chat_archiver/cmd_NAME.py`
+# has `register(app)`. A new command is one new line here.
+COMMANDS = (
+    "record",
+    "replay",
+    "merge",
+    "verify",
+    "export",
+)
+
+
 def _register() -> None:
     # Imported here so each command module stays independent and cheap to import.
-    from chat_archiver import (  # noqa: PLC0415 (see above)
-        cmd_export,
-        cmd_merge,
-        cmd_record,
-        cmd_replay,
-        cmd_verify,
-    )
-
-    for module in (cmd_record, cmd_replay, cmd_merge, cmd_verify, cmd_export):
-        module.register(app)
+    for name in COMMANDS:
+        importlib.import_module(f"chat_archiver.cmd_{name}").register(app)
 
 
 _register()

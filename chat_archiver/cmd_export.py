@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import os
 import sys
 import uuid
@@ -12,58 +13,106 @@ import typer
 from chat_archiver import console
 from export.formats import FORMATS
 from export.stream import export
-from export.window import ExportError, Filters, Window, parse_time
-from formats.errors import ArchiverError
+from export.window import ExportError, Filters, Window
+from formats.errors import ArchiverError, InputError
+from formats.times import parse_window
 from verify.scan import default_jobs
+
+Format = enum.Enum("Format", {name: name for name in FORMATS}, type=str)  # type: ignore[misc]
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("export")
+    @console.command(app, "export", interrupted="export stopped; with --out, the output file was not written.")
     def _export(
-        root: str = typer.Argument(..., help="Archive root (holds CHANNEL/chat/...)."),
-        channel: str = typer.Argument(..., help="Channel name, with or without '#'."),
-        start: str = typer.Option(..., "--start", help="Window start: ISO 8601 (UTC if no offset) or Unix seconds."),
-        end: str = typer.Option(..., "--end", help="Window end (exclusive), same forms as --start."),
-        fmt: str = typer.Option("json", "--format", help=f"Output format: {', '.join(FORMATS)}."),
-        commands: list[str] = typer.Option([], "--command", help="Keep only this IRC command (repeatable)."),
-        users: list[str] = typer.Option([], "--user", help="Keep only records about this user (repeatable)."),
-        out: str | None = typer.Option(None, "--out", help="Write to this file (atomically) instead of stdout."),
-        jobs: int | None = typer.Option(
-            None, "--jobs", min=1, help="Worker processes for windows of two hours or more (default: the CPUs).",
+        root: str = typer.Argument(..., metavar="ROOT", help="Archive root (holds CHANNEL/chat/...).",
+                                   show_default=False),
+        channel: str = typer.Argument(..., metavar="CHANNEL", help="Channel name, with or without '#'.",
+                                      show_default=False),
+        since: str = typer.Option(
+            None, "--since", metavar="TIME", help="Window start: Unix seconds or ISO 8601 (UTC unless an offset).",
+        ),
+        until: str = typer.Option(None, "--until", metavar="TIME", help="Window end (exclusive), same forms."),
+        start: str = typer.Option(None, "--start", hidden=True),  # the old names, kept for scripts
+        end: str = typer.Option(None, "--end", hidden=True),
+        fmt: Format = typer.Option(
+            "json", "--format", case_sensitive=False, metavar="|".join(FORMATS), help="Output format.",
+        ),
+        commands: list[str] = typer.Option(
+            [], "--command", metavar="COMMAND", help="Keep only this IRC command (repeatable).", show_default=False,
+        ),
+        users: list[str] = typer.Option(
+            [], "--user", metavar="USER", help="Keep only records about this user (repeatable).", show_default=False,
+        ),
+        out: str = typer.Option(
+            None, "--out", "-o", metavar="FILE", help="Write to FILE (atomically) instead of stdout.",
+        ),
+        jobs: int = typer.Option(
+            None, "--jobs", "-j", min=1, metavar="N", show_default=False,
+            help="Worker processes for windows of two hours or more (default: the CPUs).",
         ),
     ) -> None:
-        """Export the chat of [START, END): the records whose time range meets the window (upstream's
-        rule), merged, folded for reading and sorted by time.
+        """Export the chat of a time window, merged and sorted.
 
-        json is the array upstream's reader returns; jsonl one record per line; text a readable
-        transcript; irc the IRC lines rebuilt from the records.
+        The records whose time range meets [--since, --until) (upstream's rule), merged,
+        folded for reading and sorted by time. json is the
+        array upstream's reader returns; jsonl one record per line; text a readable
+        transcript; irc the IRC lines rebuilt from the records. A damaged batch file is
+        reported (FILE:LINE) and skipped; everything readable is exported.
+
+        Exit status: 0 done, 1 done but damaged files were skipped, 2 nothing could be done.
         """
-        if fmt not in FORMATS:
-            console.fail(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
+        since = _one_of(since, start, "--since", "--start")
+        until = _one_of(until, end, "--until", "--end")
+        if since is None or until is None:
+            console.fail("export needs a window: --since TIME and --until TIME")
+        problems: list[InputError] = []
         try:
-            window = Window(parse_time(start), parse_time(end))
+            t_since, t_until = parse_window(since, until)
+            assert t_since is not None and t_until is not None  # both given
+            window = Window(t_since, t_until)
             filters = Filters.of(commands, users)
             workers = jobs if jobs is not None else default_jobs()
             # no bar over chat being printed to the same terminal
-            with console.progress(enabled=out is not None or not sys.stdout.isatty()) as bar:
+            with console.progress(enabled=out is not None or not sys.stdout.isatty(), unit="minutes") as bar:
                 task = bar.add_task("exporting", total=None)
                 run = partial(
-                    export, root, channel, window, fmt, filters=filters, jobs=workers,
+                    export, root, channel, window, str(fmt.value), filters=filters, jobs=workers, problems=problems,
                     on_plan=lambda n: bar.update(task, total=n), on_chunk=lambda k: bar.advance(task, k),
                 )
                 if out is None:
-                    run(sys.stdout.buffer)
+                    count = run(sys.stdout.buffer)
                     sys.stdout.flush()
-                    return
-                temp = f"{out}.{uuid.uuid4().hex}.partial"
-                try:
-                    with open(temp, "wb") as f:
-                        run(f)
-                    os.replace(temp, out)
-                finally:
-                    if os.path.exists(temp):
-                        os.unlink(temp)
+                else:
+                    count = _to_file(run, out)
+        except BrokenPipeError:
+            raise
         except (ExportError, ArchiverError) as e:
             console.fail(str(e))
         except OSError as e:
-            console.fail(f"{e.filename or out}: {e.strerror}")
+            console.os_error(e, out or "<stdout>")
+        for problem in problems:
+            console.warn(f"damaged batch file skipped: {problem}")
+        if problems:
+            console.note("everything readable was exported")
+            raise typer.Exit(console.EXIT_PROBLEMS)
+        if not count:
+            console.note(f"no records in the window --since {since} --until {until}")
+
+
+def _one_of(new: str | None, old: str | None, new_name: str, old_name: str) -> str | None:
+    if new is not None and old is not None:
+        console.fail(f"{new_name} and {old_name} are the same option; give one")
+    return new if new is not None else old
+
+
+def _to_file(run: partial[int], out: str) -> int:
+    """Write through a temporary file beside `out`, renamed over it when complete."""
+    temp = f"{out}.{uuid.uuid4().hex}.partial"
+    try:
+        with open(temp, "wb") as f:
+            count = run(f)
+        os.replace(temp, out)
+        return count
+    finally:
+        if os.path.exists(temp):
+            os.unlink(temp)

@@ -13,10 +13,12 @@ import json
 import sys
 from pathlib import Path
 
+import orjson
 import typer
 from rich.table import Table
 
-from chat_archiver.console import EXIT_PROBLEMS, err, fail, out, warn
+from chat_archiver.console import EXIT_PROBLEMS, command, err, fail, note, number, os_error, out, settings, warn
+from chat_archiver.inputs import archive_channels_or_fail
 from formats.errors import ArchiverError
 from merge.directory import MergeStats, Problem, merge_files, merge_into, merge_tree, watch
 
@@ -25,12 +27,17 @@ _COUNTS = (
     "records_in", "records_out", "duplicate_deliveries", "id_conflicts", "range_conflicts",
 )
 
+INTERRUPTED = (
+    "merge stopped; every file is either merged or left as it was (nothing is lost). "
+    "Run the same command again to finish."
+)
+
 
 def _print_table(stats: MergeStats, title: str) -> None:
     table = Table(title=title, show_header=False)
     for key in _COUNTS:
-        table.add_row(key.replace("_", " "), f"{getattr(stats, key):,}")
-    table.add_row("corrupt inputs", f"{len(stats.problems):,}")
+        table.add_row(key.replace("_", " "), number(getattr(stats, key)))
+    table.add_row("corrupt inputs", number(len(stats.problems)))
     out.print(table)
 
 
@@ -42,46 +49,57 @@ def _finish(stats: MergeStats, as_json: bool, title: str) -> None:
     if stats.problems:
         moved = sum(1 for p in stats.problems if p.quarantined_to)
         where = f", {moved} moved under the archive's quarantine/ folder" if moved else ""
-        err.print(f"{len(stats.problems)} corrupt input file(s) skipped{where}")
+        err.print(f"{len(stats.problems)} corrupt input file(s) skipped{where}", markup=False)
         raise typer.Exit(EXIT_PROBLEMS)
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("merge")
+    @command(app, "merge", interrupted=INTERRUPTED)
     def merge_command(
+        ctx: typer.Context,
         paths: list[Path] = typer.Argument(
-            ..., metavar="PATH", help="ROOT (one archive); source archives with --into; batch files with --stdout."
+            ..., metavar="PATH...", show_default=False,
+            help="One archive ROOT; or source archives SRC... with --into DEST; or batch FILE... with --stdout.",
         ),
         into: Path = typer.Option(
-            None, "--into", metavar="DEST", help="Copy the source archives into DEST (made if missing), then merge it."
+            None, "--into", metavar="DEST", help="Copy the source archives into DEST (made if missing), then merge it.",
         ),
-        stdout: bool = typer.Option(False, "--stdout", help="Print the canonical merge of the given batch FILES."),
+        stdout: bool = typer.Option(False, "--stdout", help="Print the canonical merge of the given batch FILEs."),
         interval: float = typer.Option(
-            None, "--interval", min=0.1, help="Keep running: merge ROOT again every SECONDS (Ctrl-C stops)."
+            None, "--interval", min=0.1, metavar="SECONDS",
+            help="Keep running: merge ROOT again every SECONDS (Ctrl-C stops and prints the totals).",
         ),
-        channel: list[str] = typer.Option(None, "--channel", "-c", help="Only these channels (repeatable)."),
+        channel: list[str] = typer.Option(
+            [], "--channel", "-c", metavar="CHANNEL", help="Only this channel (repeatable).", show_default=False,
+        ),
         full: bool = typer.Option(
-            False, "--full", help="Visit every minute, single files too (reads everything): the exact merge of it all."
+            False, "--full", help="Visit every minute, single files too (reads everything): the exact merge of it all.",
         ),
         no_quarantine: bool = typer.Option(
-            False, "--no-quarantine", help="Leave corrupt files in place instead of moving them to ROOT/quarantine/."
+            False, "--no-quarantine", help="Leave corrupt files in place instead of moving them to ROOT/quarantine/.",
         ),
-        as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON (for scripts)."),
-        passes: int = typer.Option(None, "--passes", min=1, hidden=True, help="With --interval: stop after N passes."),
+        as_json: bool = typer.Option(
+            False, "--json", help="Print the summary as JSON (with --interval: one line per pass, then the totals).",
+        ),
     ) -> None:
-        """Merge chat archives. A CRDT: any order or grouping of merges gives the same bytes.
+        """Merge chat archives so that nothing is lost or doubled.
 
-        merge ROOT: each minute with several batch files becomes one file holding all they observed.
+        Merge is a CRDT: any order or grouping of merges gives the same bytes.
 
-        merge SRC... --into DEST: brings archives together in DEST; a second run changes nothing.
+        merge ROOT: each minute with several batch files becomes one file holding all they
+        observed.
+
+        merge SRC... --into DEST: brings archives together in DEST; a second run changes
+        nothing.
 
         merge FILE... --stdout: prints the canonical merge of the given batch files.
 
-        Inputs are deleted only after the merged file is fsynced: a kill at any point loses nothing.
+        Inputs are deleted only after the merged file is fsynced: a kill at any point loses
+        nothing. Corrupt files are reported (FILE:LINE) and moved to
+        ROOT/quarantine/CHANNEL/chat/..., never deleted.
 
-        Corrupt files are reported (path:line) and moved to ROOT/quarantine/CHANNEL/chat/..., never deleted.
-
-        Exit status: 0 done, 1 done but corrupt inputs were skipped, 2 nothing could be done.
+        Exit status: 0 done, 1 done but corrupt inputs were skipped, 2 nothing could be done,
+        130 interrupted (run it again to finish).
         """
         if stdout and into is not None:
             fail("--stdout and --into do not go together: --stdout prints, --into writes an archive")
@@ -89,17 +107,16 @@ def register(app: typer.Typer) -> None:
             fail("--interval watches one ROOT; it does not go with --stdout or --into")
         if full and (stdout or interval is not None):
             fail("--full is a one-off pass over an archive; it does not go with --stdout or --interval")
-        if passes is not None and interval is None:
-            fail("--passes only counts --interval passes")
+        if stdout and channel:
+            fail("--channel selects folders of an archive; with --stdout, name the files instead")
         try:
             if stdout:
-                if channel:
-                    fail("--channel selects folders of an archive; with --stdout, name the files instead")
                 data = merge_files(str(p) for p in paths).to_bytes()
                 sys.stdout.buffer.write(data)
                 sys.stdout.buffer.flush()
                 return
             if into is not None:
+                archive_channels_or_fail([str(p) for p in paths], channel)
                 stats = merge_into([str(p) for p in paths], str(into), channels=channel or None, on_problem=_warn,
                                    full=full)
                 _finish(stats, as_json, f"merge into {into}")
@@ -107,15 +124,22 @@ def register(app: typer.Typer) -> None:
             if len(paths) != 1:
                 fail(f"merge ROOT takes one archive root (got {len(paths)}); to combine archives use --into DEST")
             root = str(paths[0])
+            archive_channels_or_fail([root], channel, allow_empty=interval is not None)
             if interval is None:
                 stats = merge_tree(root, channels=channel or None, on_problem=_warn, quarantine=not no_quarantine,
                                    full=full)
             else:
-                stats = _watch(root, interval, channel or None, not no_quarantine, passes, as_json)
+                stats = _watch(root, interval, channel or None, not no_quarantine,
+                               settings(ctx).merge_passes, as_json)
         except ArchiverError as e:
             fail(str(e))
         except OSError as e:
-            fail(f"{e.filename or paths[0]}: {e.strerror or e}")
+            os_error(e, into if into is not None else paths[0])
+        if interval is not None and as_json:
+            _json_line({"total": True, **stats.as_dict()})
+            if stats.problems:
+                raise typer.Exit(EXIT_PROBLEMS)
+            return
         _finish(stats, as_json, f"merge {root}")
 
 
@@ -123,15 +147,38 @@ def _warn(problem: Problem) -> None:
     warn(f"corrupt input: {problem}")
 
 
+def _json_line(value: dict[str, object]) -> None:
+    sys.stdout.write(orjson.dumps(value).decode() + "\n")
+    sys.stdout.flush()
+
+
 def _watch(root: str, interval: float, channels: list[str] | None, quarantine: bool, passes: int | None,
            as_json: bool) -> MergeStats:
+    """`watch`, with totals that survive Ctrl-C: every pass is added up here as it ends."""
+    total = MergeStats()
+    done = 0
+    problems: list[Problem] = []  # from the hook, so that a pass cut short by Ctrl-C counts too
+
+    def problem(p: Problem) -> None:
+        problems.append(p)
+        _warn(p)
+
     def each(stats: MergeStats) -> None:
-        if not as_json:
-            err.print(f"pass: {stats.minutes_merged} minute(s) merged, {stats.files_deleted} file(s) replaced")
+        nonlocal done
+        done += 1
+        channels_seen = max(total.channels, stats.channels)  # the same channels each pass, not more
+        total.add(stats)
+        total.channels = channels_seen
+        if as_json:
+            _json_line({"pass": done, **stats.as_dict()})
+        else:
+            note(f"pass {done}: {number(stats.minutes_merged)} minute(s) merged, "
+                 f"{number(stats.files_deleted)} file(s) replaced, {number(len(stats.problems))} corrupt")
 
     try:
-        return watch(root, interval, channels=channels, quarantine=quarantine, on_problem=_warn, on_pass=each,
-                     passes=passes)
+        watch(root, interval, channels=channels, quarantine=quarantine, on_problem=problem, on_pass=each,
+              passes=passes)
     except KeyboardInterrupt:
-        err.print("stopped")
-        return MergeStats()
+        note(f"stopped after {done} full pass(es)")
+    total.problems = problems
+    return total

@@ -19,9 +19,8 @@ from typing import Any
 from urllib.parse import urlparse
 
 import typer
-from rich.text import Text
 
-from chat_archiver.console import err, fail
+from chat_archiver.console import err, fail, note, warn
 from formats.errors import ArchiverError
 from recorder.channels import normalise_channels
 from recorder.metrics import serve
@@ -52,12 +51,8 @@ def _dialect_for(server: str, dialect: str | None) -> str:
 
 
 def _log(level: str, message: str) -> None:
-    # Rich Text, not a markup string: the recorder's messages quote servers and user input, which
-    # must print verbatim (no markup, no emoji codes such as ":-1:").
-    if level == "warn":
-        err.print(Text.assemble(("warning:", "yellow"), " ", message), soft_wrap=True)
-    else:
-        err.print(Text(message, style="dim"), soft_wrap=True)
+    # verbatim: the recorder's messages quote servers and user input (no markup, no emoji codes)
+    (warn if level == "warn" else note)(message)
 
 
 # One string per paragraph, so the help rewraps to any terminal width.
@@ -92,7 +87,7 @@ def register(app: typer.Typer) -> None:
     @app.command("record", help=HELP)
     def _record(
         channels: list[str] = typer.Argument(
-            ..., metavar="CHANNEL", help="Channels to record (with or without '#').", show_default=False,
+            ..., metavar="CHANNEL...", help="Channels to record (with or without '#').", show_default=False,
         ),
         out: Path = typer.Option(
             ..., "--out", "-o", metavar="RAW_DIR", help="Folder for raw recordings.", show_default=False,

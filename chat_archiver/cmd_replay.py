@@ -8,18 +8,28 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from chat_archiver.console import EXIT_PROBLEMS, err, fail, out, progress, warn
-from chat_archiver.timeparse import parse_time
-from formats.errors import ArchiverError
-from formats.rawfile import find_raw_files
+from chat_archiver.console import EXIT_PROBLEMS, command, err, fail, note, number, os_error, out, progress, warn
+from chat_archiver.inputs import raw_files_or_fail
+from formats.errors import ArchiverError, UsageError
+from formats.times import parse_window
 from replay.api import ReplayReport, replay
 from replay.engine import SKIP_BAD_CHANNEL, SKIP_UNPARSABLE
 from replay.timestamps import Timing
+
+INTERRUPTED = (
+    "replay stopped; the batch files written so far are complete. "
+    "Run the same command again to finish: it writes only what is missing."
+)
 
 
 def _summary(report: ReplayReport) -> dict[str, object]:
     s = report.stats
     merge = report.merge
+    merged = merge.as_dict() if hasattr(merge, "as_dict") else None
+    if merged is not None:
+        # the records the merge folded into others: copies of one message that several receivers
+        # (or connections) saw, and deliveries that came twice
+        merged["copies_folded"] = merged["records_in"] - merged["records_out"]
     return {
         "files": report.files,
         "streams": report.streams,
@@ -35,56 +45,76 @@ def _summary(report: ReplayReport) -> dict[str, object]:
         "skipped": dict(sorted(s.skipped.items())),
         "raw_problems": [str(p) for p in report.raw_problems],
         "line_problems": s.problems,
-        "merge": merge.as_dict() if hasattr(merge, "as_dict") else None,
+        "merge": merged,
     }
 
 
+def _timing(max_server_lag: int) -> Timing:
+    try:
+        return Timing(max_server_lag=max_server_lag)
+    except UsageError:
+        fail(f"--max-server-lag {max_server_lag} must exceed {Timing.max_delay} s "
+             f"(a JOIN/PART can arrive that late)")
+
+
 def register(app: typer.Typer) -> None:
-    @app.command("replay")
+    @command(app, "replay", interrupted=INTERRUPTED)
     def replay_command(
-        raw_paths: list[Path] = typer.Argument(..., help="Raw recording files or folders (searched recursively)."),
-        out_root: Path = typer.Option(..., "--out", "-o", help="Archive root to write (created if missing)."),
-        channel: list[str] = typer.Option(None, "--channel", "-c", help="Only these channels (repeatable)."),
-        since: str = typer.Option(None, "--since", help="Only records whose range ends at or after this time."),
-        until: str = typer.Option(None, "--until", help="Only records that start before this time."),
+        raw_paths: list[Path] = typer.Argument(
+            ..., metavar="RAW...", help="Raw recording files or folders (searched recursively).", show_default=False,
+        ),
+        out_root: Path = typer.Option(
+            ..., "--out", "-o", metavar="ROOT", help="Archive root to write (made if missing).", show_default=False,
+        ),
+        channel: list[str] = typer.Option(
+            [], "--channel", "-c", metavar="CHANNEL", help="Only this channel (repeatable).", show_default=False,
+        ),
+        since: str = typer.Option(
+            None, "--since", metavar="TIME", help="Only records whose range ends at or after TIME.",
+        ),
+        until: str = typer.Option(None, "--until", metavar="TIME", help="Only records that start before TIME."),
         jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Worker processes (one recorder process each)."),
         no_merge: bool = typer.Option(
-            False, "--no-merge", help="Leave one file per connection and minute, as upstream's archiver writes them."
+            False, "--no-merge", help="Leave one file per connection and minute, as upstream writes them.",
         ),
         max_server_lag: int = typer.Option(
-            60, help="Seconds a batch stays open past its minute (must exceed the 45 s JOIN/PART delay)."
+            60, "--max-server-lag", metavar="SECONDS",
+            help="How long a batch stays open past its minute (must exceed the 45 s JOIN/PART delay).",
         ),
         as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     ) -> None:
-        """Turn raw recordings into the chat archive (ROOT/CHANNEL/chat/HOUR/MM:SS-HASH.json).
+        """Turn raw recordings into the chat archive.
 
-        The same recordings always give byte-identical files, whatever the order of the inputs or
-        the number of jobs. Damaged lines are reported (file:line) and skipped; the rest is kept.
-        Exit status: 0 done, 1 done but some input was damaged, 2 nothing could be done.
+        The archive holds one file per channel and minute, ROOT/CHANNEL/chat/HOUR/MM:SS-HASH.json.
+        The same recordings always give byte-identical files, whatever the order of the inputs
+        or the number of jobs. Damaged lines are reported (FILE:LINE) and skipped; the rest is
+        kept. TIME is Unix seconds or ISO 8601 (UTC unless an offset is given).
+
+        Exit status: 0 done, 1 done but some input was damaged or a --channel matched nothing,
+        2 nothing could be done, 130 interrupted (run it again to finish).
         """
+        timing = _timing(max_server_lag)
         try:
-            timing = Timing(max_server_lag=max_server_lag)
-            t_since = parse_time(since) if since else None
-            t_until = parse_time(until) if until else None
-            paths = find_raw_files(str(p) for p in raw_paths)
-        except (ArchiverError, ValueError) as e:
+            t_since, t_until = parse_window(since, until)
+        except ArchiverError as e:
             fail(str(e))
-        if not paths:
-            fail("no raw recordings (*.jsonl, *.jsonl.gz) found in " + ", ".join(map(str, raw_paths)))
+        paths = raw_files_or_fail([str(p) for p in raw_paths])
         try:
-            with progress(not as_json) as bar:
-                task = bar.add_task("replaying", total=len(paths))
+            with progress(not as_json, unit="bytes") as bar:
+                sizes = {p: _size(p) for p in paths}
+                task = bar.add_task("replaying", total=sum(sizes.values()))
                 report = replay(
                     paths, str(out_root), channels=channel or None, since=t_since, until=t_until,
                     timing=timing, jobs=jobs, merge=not no_merge,
-                    on_file_done=lambda _path: bar.advance(task),
+                    on_file_done=lambda path: bar.advance(task, sizes.get(path, 0)),
                 )
         except ArchiverError as e:
             fail(str(e))
         except OSError as e:
-            fail(f"{e.filename or out_root}: {e.strerror or e}")
+            os_error(e, out_root)
         summary = _summary(report)
         bad_lines = report.stats.skipped[SKIP_UNPARSABLE] + report.stats.skipped[SKIP_BAD_CHANNEL]
+        merge_problems = list(getattr(report.merge, "problems", None) or [])
         if as_json:
             out.print_json(json.dumps(summary))
         else:
@@ -93,24 +123,49 @@ def register(app: typer.Typer) -> None:
             for line in report.stats.problems[:20]:
                 warn(line)
             if bad_lines > 20:
-                warn(f"... and {bad_lines - 20} more unparsable lines")
+                warn(f"... and {number(bad_lines - 20)} more unparsable lines")
             _print_table(summary)
-        if report.raw_problems or bad_lines:
-            err.print("damaged input was skipped (see above); everything readable was replayed")
+        for problem in merge_problems:
+            warn(f"merge: corrupt batch file skipped: {problem}")
+        wanted = {c.lower().lstrip("#") for c in channel}
+        missing = sorted(wanted - report.channels)
+        for name in missing:
+            warn(f"--channel {name}: no records for it in the recordings" + _window_words(since, until))
+        if not report.records_written and not missing:
+            note("no records were written" + (_window_words(since, until) or " (nothing archivable)"))
+        if report.raw_problems or bad_lines or merge_problems:
+            err.print("damaged input was skipped (see above); everything readable was replayed", markup=False)
             raise typer.Exit(EXIT_PROBLEMS)
+        if missing:
+            raise typer.Exit(EXIT_PROBLEMS)
+
+
+def _size(path: str) -> int:
+    try:
+        return Path(path).stat().st_size
+    except OSError:
+        return 0
+
+
+def _window_words(since: str | None, until: str | None) -> str:
+    if since is None and until is None:
+        return ""
+    parts = ([f"--since {since}"] if since is not None else []) + ([f"--until {until}"] if until is not None else [])
+    return " in the window " + " ".join(parts)
 
 
 def _print_table(summary: dict[str, object]) -> None:
     table = Table(title="replay summary", show_header=False)
-    for key in ("files", "streams", "connections", "lines_read", "records", "records_written",
+    for key in ("files", "streams", "connections", "bytes_read", "lines_read", "records", "records_written",
                 "batches_written", "batches_already_present"):
-        table.add_row(key.replace("_", " "), f"{summary[key]:,}")
+        table.add_row(key.replace("_", " "), number(summary[key]))  # type: ignore[arg-type]
     table.add_row("channels", ", ".join(summary["channels"]) or "-")  # type: ignore[arg-type]
     for reason, count in summary["skipped"].items():  # type: ignore[attr-defined]
-        table.add_row(f"skipped: {reason}", f"{count:,}")
+        table.add_row(f"skipped: {reason}", number(count))
     merge = summary.get("merge")
     if isinstance(merge, dict):
         for key, value in merge.items():
-            if isinstance(value, int):
-                table.add_row(f"merge: {key.replace('_', ' ')}", f"{value:,}")
+            if isinstance(value, int) and key != "copies_folded":
+                table.add_row(f"merge: {key.replace('_', ' ')}", number(value))
+        table.add_row("merge: copies of a message folded into one record", number(merge["copies_folded"]))
     out.print(table)

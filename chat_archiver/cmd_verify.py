@@ -8,32 +8,45 @@ import orjson
 import typer
 
 from chat_archiver import console
+from chat_archiver.inputs import raw_files_or_fail
 from verify.render import render, report_json
-from verify.scan import VerifyError, verify_archive
+from verify.scan import VerifyError, default_jobs, verify_archive
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("verify")
+    @console.command(app, "verify", interrupted="verify stopped before its report; nothing was changed.")
     def _verify(
-        root: str = typer.Argument(..., help="Archive root (holds CHANNEL/chat/...)."),
+        root: str = typer.Argument(..., metavar="ROOT", help="Archive root (holds CHANNEL/chat/...).",
+                                   show_default=False),
         raw: list[str] = typer.Option(
-            [], "--raw", help="Raw recordings (files or folders), to tell true gaps from quiet minutes.",
+            [], "--raw", metavar="RAW", show_default=False,
+            help="Raw recordings (a file or folder; repeat for several), to tell true gaps from quiet minutes.",
         ),
-        channel: str | None = typer.Option(None, "--channel", help="Check only this channel."),
+        channel: list[str] = typer.Option(
+            [], "--channel", "-c", metavar="CHANNEL", help="Check only this channel (repeatable).",
+            show_default=False,
+        ),
         as_json: bool = typer.Option(False, "--json", help="Print the findings as JSON instead of a report."),
-        jobs: int | None = typer.Option(None, "--jobs", min=1, help="Worker processes (default: the CPUs)."),
+        jobs: int = typer.Option(
+            None, "--jobs", "-j", min=1, help="Worker processes (default: the CPUs).", show_default=False,
+        ),
     ) -> None:
-        """Check an archive: exit 0 healthy, 1 problems found, 2 could not read.
+        """Check an archive's integrity, coverage, redundancy and timing.
 
         Integrity (hashes, canonical sorted lines, records in their minute, leftovers, unmerged
-        minutes, foreign files), coverage per minute and hour (with --raw: gaps when no recorder was
-        connected), per-receiver share of messages, and receive-delay spread per receiver.
+        minutes, foreign files), coverage per minute and hour (with --raw: gaps when no recorder
+        was connected), per-receiver share of messages, and receive-delay spread per receiver.
+
+        Exit status: 0 healthy, 1 problems found, 2 could not read.
         """
-        with console.progress(enabled=not as_json) as bar:
+        if raw:
+            raw_files_or_fail(raw)
+        with console.progress(enabled=not as_json, unit="files") as bar:
             task = bar.add_task("verifying", total=None)
             try:
                 report = verify_archive(
-                    root, channel=channel.lstrip("#").lower() if channel else None, raw=raw or None, jobs=jobs,
+                    root, channel=[c.lstrip("#").lower() for c in channel] or None, raw=raw or None,
+                    jobs=jobs if jobs is not None else default_jobs(),
                     on_listed=lambda n: bar.update(task, total=n),
                     on_file=lambda: bar.advance(task),
                 )
@@ -41,6 +54,7 @@ def register(app: typer.Typer) -> None:
                 console.fail(str(e))
         if as_json:
             sys.stdout.write(orjson.dumps(report_json(report), option=orjson.OPT_INDENT_2).decode() + "\n")
+            sys.stdout.flush()
         else:
             render(report, console.out)
         raise typer.Exit(report.exit_status)

@@ -22,11 +22,13 @@ from export.formats import Renderer, day_of
 from export.stream import NO_FILTERS, iter_chunks
 from export.window import Chunk, Filters, Window
 from formats.canonical import canonical_json
+from formats.errors import InputError
 
 PART_CHUNKS = 30  # chunks per part: an hour of 2-minute chunks
 
-# (temporary file, records in it, UTC day of its first and of its last record)
-PartResult = tuple[str, int, str | None, str | None]
+# (temporary file, records in it, UTC day of its first and of its last record, damaged files
+# skipped as (message, file, line), or None when damage is to raise)
+PartResult = tuple[str, int, str | None, str | None, list[tuple[str, str | None, int | None]] | None]
 
 
 def _groups(chunks: Iterable[Chunk], size: int) -> Iterator[list[Chunk]]:
@@ -49,6 +51,7 @@ class _Part:
     filters: Filters
     fmt: str
     path: str
+    keep_going: bool = False  # skip damaged files (and report them) rather than raise
 
 
 def _render_part(part: _Part) -> PartResult:
@@ -59,9 +62,11 @@ def _render_part(part: _Part) -> PartResult:
     renderer = None if part.fmt == "json" else Renderer(part.fmt)
     count = 0
     first_day = last_day = None
+    problems: list[InputError] | None = [] if part.keep_going else None
     with open(part.path, "wb") as out:
         buffer: list[str] = []
-        for record in iter_chunks(part.root, part.channel, part.window, part.chunks, part.filters):
+        for record in iter_chunks(part.root, part.channel, part.window, part.chunks, part.filters,
+                                  problems=problems):
             if renderer is not None:
                 buffer.append(renderer.add(record))
             else:
@@ -74,15 +79,18 @@ def _render_part(part: _Part) -> PartResult:
                 out.write("".join(buffer).encode("utf-8", "replace"))
                 buffer.clear()
         out.write("".join(buffer).encode("utf-8", "replace"))
-    return part.path, count, first_day, last_day
+    damaged = None if problems is None else [(p.message, p.source, p.line) for p in problems]
+    return part.path, count, first_day, last_day, damaged
 
 
 class _Stitcher:
     """Copies finished parts to the output in order, mending the seams: the json array's brackets
     and commas, and a text day header that the previous part already wrote."""
 
-    def __init__(self, fmt: str, out: IO[bytes], on_chunk: Callable[[int], None] | None) -> None:
+    def __init__(self, fmt: str, out: IO[bytes], on_chunk: Callable[[int], None] | None,
+                 problems: list[InputError] | None) -> None:
         self.fmt = fmt
+        self.problems = problems
         self.out = out
         self.on_chunk = on_chunk
         self.total = 0
@@ -91,7 +99,9 @@ class _Stitcher:
             out.write(b"[")
 
     def add(self, part: _Part, result: AsyncResult[PartResult]) -> None:
-        path, count, first, last = result.get()
+        path, count, first, last, damaged = result.get()
+        if self.problems is not None and damaged:
+            self.problems.extend(InputError(*p) for p in damaged)
         with open(path, "rb") as f:
             if count and self.fmt == "json":
                 self.out.write(b",\n" if self.total else b"\n")
@@ -114,15 +124,16 @@ class _Stitcher:
 def export_in_parts(
     root: str, channel: str, window: Window, chunks: Iterable[Chunk], *, fmt: str, out: IO[bytes],
     filters: Filters = NO_FILTERS, jobs: int = 2, on_chunk: Callable[[int], None] | None = None,
+    problems: list[InputError] | None = None,
 ) -> int:
     """Render `chunks` in parts on `jobs` workers and write them to `out` in order; returns the
-    number of records."""
+    number of records. Damaged files: as `stream.export` (`problems`)."""
     with tempfile.TemporaryDirectory(prefix="chat-export-") as temp:
         parts = (
-            _Part(root, channel, window, group, filters, fmt, os.path.join(temp, f"{i:08d}"))
+            _Part(root, channel, window, group, filters, fmt, os.path.join(temp, f"{i:08d}"), problems is not None)
             for i, group in enumerate(_groups(chunks, PART_CHUNKS))
         )
-        stitch = _Stitcher(fmt, out, on_chunk)
+        stitch = _Stitcher(fmt, out, on_chunk, problems)
         context = multiprocessing.get_context("forkserver")
         with context.Pool(jobs) as pool:
             # at most two parts per worker in flight (Pool.imap would read the whole plan at once)

@@ -128,17 +128,23 @@ def decode_batch(data: bytes, path: str) -> Records:
     return parse_batch(data, path)
 
 
-def read_minute(files: MinuteFiles, minute: int) -> Records:
-    """Every record in the files of one minute; damage raises replay's InputError naming the file
-    and line."""
+def read_minute(files: MinuteFiles, minute: int, problems: list[InputError] | None = None) -> Records:
+    """Every record in the files of one minute. A damaged file raises InputError naming the file
+    and line; with a `problems` list, it is added there instead and the file is skipped, so an
+    export keeps everything readable."""
     out: Records = []
     for path in files.paths(minute):
         try:
-            with open(path, "rb") as f:
-                data = f.read()
-        except OSError as e:
-            raise InputError(f"cannot read: {e.strerror}", path) from None
-        out.extend(decode_batch(data, path))
+            try:
+                with open(path, "rb") as f:
+                    data = f.read()
+            except OSError as e:
+                raise InputError(f"cannot read: {e.strerror}", path) from None
+            out.extend(decode_batch(data, path))
+        except InputError as e:
+            if problems is None:
+                raise
+            problems.append(e)
     return out
 
 
@@ -195,8 +201,10 @@ def iter_window(
 def iter_chunks(
     root: str, channel: str, window: Window, chunks: Iterable[Chunk], filters: Filters = NO_FILTERS, *,
     view: RecordsFn | None = None, on_chunk: Callable[[int], None] | None = None,
+    problems: list[InputError] | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """The records `chunks` (a run of `plan_chunks(window)`) emit, in canonical order.
+    """The records `chunks` (a run of `plan_chunks(window)`) emit, in canonical order. Damaged
+    files: see `read_minute` (`problems`).
 
     Each chunk merges its core minutes (the ones its emitted records can come from) whole, plus the
     few records of its context minutes that can change them (`_context`), so a minute is merged
@@ -217,17 +225,17 @@ def iter_chunks(
         minutes = range(chunk.read_from, chunk.read_to + 1, BATCH_INTERVAL)
         for minute in minutes:
             if minute not in cache:
-                cache[minute] = _Minute(read_minute(files, minute))
+                cache[minute] = _Minute(read_minute(files, minute, problems))
         records: Records = []
         for minute in range(core_from, core_to + 1, BATCH_INTERVAL):
             full = cache[minute].full
             if full is None:  # pragma: no cover - a core minute is never slimmed before its chunk
-                full = cache[minute].full = read_minute(files, minute)
+                full = cache[minute].full = read_minute(files, minute, problems)
             records.extend(full)
         core_ids = {i for r in records if (i := message_id(r)) is not None}
         for minute in minutes:
             if not core_from <= minute <= core_to:
-                records.extend(_context(cache[minute], core_ids, partial(read_minute, files, minute)))
+                records.extend(_context(cache[minute], core_ids, partial(read_minute, files, minute, problems)))
         if chunk.emit_from is not None:
             records = trim_before_quiet_points(records, chunk.emit_from, chunk.read_from + MAX_RANGE)
         try:
@@ -265,8 +273,12 @@ def write_export(records: Iterable[dict[str, Any]], fmt: str, out: IO[bytes]) ->
 def export(
     root: str, channel: str, window: Window, fmt: str, out: IO[bytes], *, filters: Filters = NO_FILTERS,
     jobs: int = 1, on_plan: Callable[[int], None] | None = None, on_chunk: Callable[[int], None] | None = None,
+    problems: list[InputError] | None = None,
 ) -> int:
     """Write the export of `window` to `out`; returns the number of records.
+
+    With a `problems` list, a damaged batch file is added there (each once) and skipped, and the
+    export goes on with everything readable; without one, it raises InputError.
 
     `on_plan(n)` is told the number of chunks once, `on_chunk(k)` each time k more are done (the
     CLI hangs its progress bar on them). A window of at least two parts with `jobs` > 1 goes to a
@@ -278,8 +290,15 @@ def export(
     if on_plan is not None:
         on_plan(count)
     chunks = plan_chunks(window, CHUNK_MINUTES)
+    found: list[InputError] | None = None if problems is None else []
     if jobs <= 1 or count < 2 * parts.PART_CHUNKS:
-        return write_export(iter_chunks(root, channel, window, chunks, filters, on_chunk=on_chunk), fmt, out)
-    channel_folder(root, channel)  # fail before starting workers
-    return parts.export_in_parts(root, channel, window, chunks, fmt=fmt, out=out, filters=filters, jobs=jobs,
-                                 on_chunk=on_chunk)
+        records = iter_chunks(root, channel, window, chunks, filters, on_chunk=on_chunk, problems=found)
+        written = write_export(records, fmt, out)
+    else:
+        channel_folder(root, channel)  # fail before starting workers
+        written = parts.export_in_parts(root, channel, window, chunks, fmt=fmt, out=out, filters=filters, jobs=jobs,
+                                        on_chunk=on_chunk, problems=found)
+    if problems is not None and found:
+        # a file read by two chunks (or two parts) is reported once
+        problems.extend({str(p): p for p in found}.values())
+    return written

@@ -29,12 +29,12 @@ window:
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from formats import times
 from formats.canonical import BATCH_INTERVAL, batch_time_of
 from merge.core import message_id
 
@@ -52,31 +52,14 @@ class ExportError(Exception):
     """The caller asked for something impossible: a bad time, an empty window, an unknown format."""
 
 
-_NUMBER_RE = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
-
-
 def parse_time(text: str) -> float:
-    """A moment from the command line: Unix seconds (`1700000000`, `1700000000.5`) or ISO 8601
-    (`2023-11-14T22:13:20Z`, with an offset, or without one meaning UTC; a space may replace `T`).
-    """
-    value = text.strip()
-    if _NUMBER_RE.match(value):
-        seconds = float(value)
-        if not math.isfinite(seconds):
-            raise ExportError(f"time {text!r} is out of range")
-        return int(seconds) if seconds == int(seconds) and abs(seconds) < 2**53 else seconds
-    iso = value[:-1] + "+00:00" if value[-1:] in ("Z", "z") else value
+    """`formats.times.parse_time`, raising ExportError: kept only for callers written before the
+    one time parser that catch ExportError (serve and sync, issue 10). New code calls
+    `formats.times.parse_time` and catches its TimeError; then this goes."""
     try:
-        moment = datetime.fromisoformat(iso)
-    except ValueError:
-        raise ExportError(f"time {text!r} is neither Unix seconds nor ISO 8601 (like 2023-11-14T22:13:20Z)") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    try:
-        seconds = moment.timestamp()
-    except (OverflowError, OSError, ValueError):
-        raise ExportError(f"time {text!r} is out of range") from None
-    return int(seconds) if seconds == int(seconds) else seconds
+        return times.parse_time(text)
+    except times.TimeError as e:
+        raise ExportError(str(e)) from None
 
 
 @dataclass(frozen=True)

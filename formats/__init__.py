@@ -6,6 +6,7 @@
 - `canonical`, `store`: the archive (wubloader's chat archive): canonical bytes, batch names and
   layout, and batch files on disk (atomic, durable writes).
 - `errors`: the one error hierarchy, split by blame.
+- `times`: the one reading of times and durations people type (command line, URLs).
 
 Stages import this package; it imports none of them.
 """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from hypothesis import strategies as st
@@ -165,6 +166,26 @@ def records_in_minute(draw: Any, minute: int = MERGE_MINUTE0) -> list[dict[str, 
 export_windows = st.tuples(
     st.integers(MERGE_MINUTE0 - 90, MERGE_MINUTE0 + 200), st.integers(1, 300),
 ).map(lambda p: (p[0], p[0] + p[1]))
+
+
+@st.composite
+def typed_times(draw: Any) -> tuple[float, list[str]]:
+    """A moment (whole milliseconds, 1971..2100) and the ways a person or the web editor types it:
+    Unix seconds, ISO 8601 with `Z`, with some offset, without an offset (UTC), with a space for
+    `T`, and the editor's `YYYY-MM-DDTHH:MM:SS.mmm` (formats/times.py reads them all the same)."""
+    ms = draw(st.integers(31_536_000_000, 4_102_444_800_000))
+    moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)
+    offset = timezone(timedelta(minutes=draw(st.integers(-14 * 60, 14 * 60))))
+    naive = moment.replace(tzinfo=None)
+    forms = [
+        repr(ms / 1000),
+        naive.isoformat() + "Z",
+        moment.astimezone(offset).isoformat(),
+        naive.isoformat(),
+        naive.isoformat(sep=" "),
+        naive.isoformat(timespec="milliseconds"),
+    ]
+    return ms / 1000, forms
 
 
 # The recorder's watchdog: what happens on a connection, and the seconds since the step before.

@@ -41,7 +41,7 @@ from merge.view import fold_for_reading
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "export"
 ARCHIVE = str(FIXTURE / "archive")
-WINDOW = ["--start", "1700000010", "--end", "2023-11-14T22:16:00Z"]
+WINDOW = ["--since", "1700000010", "--until", "2023-11-14T22:16:00Z"]
 
 
 def export(*args: str) -> Any:

@@ -11,6 +11,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
@@ -87,23 +88,34 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
         "receivers": {"h.s.0": 1_700_000_100.0}, "time": 1_700_000_045.0, "time_range": 60,
     }])
     root = str(tmp_path)
-    one_line_error(export(root, "chan", "--start", "soon", "--end", "1"), "soon")
-    one_line_error(export(root, "chan", "--start", "1700000100", "--end", "1700000000"), "empty")
-    one_line_error(export(root, "other", "--start", "1700000000", "--end", "1700000100"), "other")
-    one_line_error(export(str(tmp_path / "nope"), "chan", "--start", "1", "--end", "2"), "not a folder")
-    one_line_error(export(root, "chan", "--start", "1", "--end", "2", "--format", "xml"), "xml")
-    one_line_error(export(root, "chan", "--start", "1700000000", "--end", "1700000100",
+    one_line_error(export(root, "chan", "--since", "soon", "--until", "1"), "soon")
+    one_line_error(export(root, "chan", "--since", "1700000100", "--until", "1700000000"), "empty")
+    one_line_error(export(root, "other", "--since", "1700000000", "--until", "1700000100"), "other")
+    one_line_error(export(str(tmp_path / "nope"), "chan", "--since", "1", "--until", "2"), "not a folder")
+    bad_format = export(root, "chan", "--since", "1", "--until", "2", "--format", "xml")
+    assert bad_format.exit_code == 2 and "'xml' is not one of 'json', 'jsonl', 'text', 'irc'" in bad_format.stderr
+    one_line_error(export(root, "chan", "--since", "1700000000", "--until", "1700000100",
                           "--out", str(tmp_path / "missing" / "out.json")), "missing")
 
 
-def test_cli_damaged_file_names_file_and_line(tmp_path: Path) -> None:
-    path, _ = write_batch(str(tmp_path), "chan", 1_700_000_040, [{
-        "command": "JOIN", "params": ["#chan"], "sender": "a", "user": "a", "host": None, "tags": None,
-        "receivers": {"h.s.0": 1_700_000_100.0}, "time": 1_700_000_045.0, "time_range": 60,
-    }])
+def _join(t: float, who: str) -> dict[str, Any]:
+    return {"command": "JOIN", "params": ["#chan"], "sender": who, "user": who, "host": None, "tags": None,
+            "receivers": {"h.s.0": t + 55.0}, "time": t, "time_range": 60}
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_cli_keeps_going_past_a_damaged_file_and_names_file_and_line(tmp_path: Path, jobs: str) -> None:
+    """The README's promise: a damaged batch file is reported FILE:LINE and skipped, everything
+    readable is exported, exit 1 (serially and over worker processes: 3 hours is two parts)."""
+    t0 = 1_700_000_040
+    path, _ = write_batch(str(tmp_path), "chan", t0, [_join(t0 + 5.0, "a")])
+    write_batch(str(tmp_path), "chan", t0 + 7200, [_join(t0 + 7205.0, "b")])
     Path(path).write_bytes(Path(path).read_bytes() + b'{"broken\n')
-    result = export(str(tmp_path), "chan", "--start", "1700000000", "--end", "1700000100")
-    one_line_error(result, f"{path}:2")
+    result = export(str(tmp_path), "chan", "--since", str(t0 - 60), "--until", str(t0 + 3 * 3600),
+                    "--format", "jsonl", "--jobs", jobs)
+    assert result.exit_code == 1, result.output
+    assert [json.loads(line)["sender"] for line in result.stdout.splitlines()] == ["b"]
+    assert result.stderr.count(f"{path}:2") == 1 and "Traceback" not in result.stderr
 
 
 def test_parallel_parts_give_the_serial_bytes(tmp_path: Path, monkeypatch: Any) -> None:

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from chat_archiver.cli import app
+from chat_archiver.console import Settings
 from formats.canonical import parse_batch
 from merge.core import merge
 from tests.strategies import MERGE_MINUTE0
@@ -86,10 +91,68 @@ def test_into_brings_archives_together_and_a_second_run_copies_nothing(tmp_path:
 
 def test_interval_runs_passes(tmp_path: Path) -> None:
     _two_recorders(str(tmp_path))
-    result = run(str(tmp_path), "--interval", "0.1", "--passes", "2")
+    result = CliRunner().invoke(app, ["merge", str(tmp_path), "--interval", "0.1"], obj=Settings(merge_passes=2))
     assert result.exit_code == 0, result.stderr
-    assert result.stderr.count("pass:") == 2
+    assert "pass 1:" in result.stderr and "pass 2:" in result.stderr and "pass 3" not in result.stderr
     assert len(tree(str(tmp_path))) == 1
+
+
+def test_passes_is_no_switch_of_the_product() -> None:
+    result = run(".", "--interval", "1", "--passes", "2")
+    assert result.exit_code == 2 and "--passes" in result.stderr
+
+
+def test_interval_json_prints_each_pass_then_the_total_and_exit_1_after_a_quarantine(tmp_path: Path) -> None:
+    bad = _corrupt(str(tmp_path), "json")
+    result = CliRunner().invoke(app, ["merge", str(tmp_path), "--interval", "0.1", "--json"],
+                                obj=Settings(merge_passes=2))
+    assert result.exit_code == 1, result.output
+    first, second, total = (json.loads(line) for line in result.stdout.splitlines())
+    assert first["pass"] == 1 and second["pass"] == 2 and total["total"] is True
+    assert first["files_deleted"] == 2 and second["files_deleted"] == 0 and total["files_deleted"] == 2
+    assert [p["path"] for p in total["problems"]] == [bad]
+
+
+@pytest.mark.integration
+def test_interval_then_ctrl_c_sums_every_pass_and_exits_1_after_a_quarantine(tmp_path: Path) -> None:
+    bad = _corrupt(str(tmp_path), "json")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "chat_archiver.cli", "merge", str(tmp_path), "--interval", "0.2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    assert proc.stderr is not None
+    seen = ""
+    while "pass 2:" not in seen:  # bounded: the pass lines come within a second, or stderr ends
+        line = proc.stderr.readline()
+        assert line, seen
+        seen += line
+    proc.send_signal(signal.SIGINT)
+    stdout, rest = proc.communicate(timeout=30)
+    assert proc.returncode == 1, (stdout, seen + rest)
+    assert "Traceback" not in seen + rest
+    assert f"{bad}:3" in seen
+    cells = [line.split("│") for line in stdout.splitlines() if line.count("│") == 3]
+    rows = {cell[1].strip(): cell[2].strip() for cell in cells}
+    assert rows["files deleted"] == "2" and rows["minutes merged"] == "1" and rows["corrupt inputs"] == "1"
+
+
+def test_merge_says_what_it_found_in_an_empty_or_raw_folder(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = run(str(empty))
+    assert result.exit_code == 2 and "empty" in result.stderr and result.stdout == ""
+    raw = Path(__file__).parent.parent / "fixtures" / "cases"
+    result = run(str(raw))
+    assert result.exit_code == 2 and "raw recording" in result.stderr and "chat-archiver replay" in result.stderr
+
+
+def test_merge_unknown_channel_says_so(tmp_path: Path) -> None:
+    _two_recorders(str(tmp_path))
+    result = run(str(tmp_path), "-c", "nobody")
+    assert result.exit_code == 2
+    assert "--channel nobody: no such channel" in result.stderr and "chan" in result.stderr
+    into = run(str(tmp_path), "--into", str(tmp_path / "d"), "-c", "chan", "-c", "nobody")
+    assert into.exit_code == 2 and "nobody" in into.stderr
 
 
 def test_usage_errors_are_one_line_and_exit_2(tmp_path: Path) -> None:

@@ -92,6 +92,11 @@ def report_json(report: Report) -> dict[str, Any]:
 # ---------------------------------------------------------------- terminal
 
 
+def _n(count: int) -> str:
+    """Counts for people, one way (the CLI's way): thousands separated by commas."""
+    return f"{count:,}"
+
+
 def _fmt_time(t: float | None) -> str:
     text = iso(t)
     return text.replace("T", " ").rstrip("Z") if text else "-"
@@ -169,8 +174,8 @@ def _period_table(ch: ChannelReport) -> Table:
         table.add_column(col, justify="left" if col == label else "right")
     for key in sorted(rows):
         records, messages, single, empty, gap = rows[key]
-        table.add_row(_fmt_time(key)[:10 if daily else 13], str(records), str(messages), str(single), str(empty),
-                      Text(str(gap), style="red" if gap else ""))
+        table.add_row(_fmt_time(key)[:10 if daily else 13], _n(records), _n(messages), _n(single), _n(empty),
+                      Text(_n(gap), style="red" if gap else ""))
     return table
 
 
@@ -179,8 +184,8 @@ def _channel_panel(ch: ChannelReport) -> Panel:
     parts: list[RenderableType] = []
     span = f"{_fmt_time(ch.first_minute)} .. {_fmt_time(ch.last_minute)}" if ch.first_minute is not None else "-"
     parts.append(Text(
-        f"{t.files} files, {t.records} records, {t.messages} messages with an id, "
-        f"{sum(1 for _ in ch.minute_states)} empty minutes; {span} UTC"
+        f"{_n(t.files)} files, {_n(t.records)} records, {_n(t.messages)} messages with an id, "
+        f"{_n(sum(1 for _ in ch.minute_states))} empty minutes; {span} UTC"
     ))
     parts.append(_heatmap(ch))
 
@@ -192,48 +197,49 @@ def _channel_panel(ch: ChannelReport) -> Panel:
         gaps.add_column("to")
         gaps.add_column("seconds", justify="right")
         for a, b in ch.gaps:
-            gaps.add_row(_fmt_time(a), _fmt_time(b), f"{b - a:.1f}")
+            gaps.add_row(_fmt_time(a), _fmt_time(b), f"{b - a:,.1f}")
         parts.append(gaps)
 
     recv = Table(title="receivers", title_justify="left", box=None)
     for col in ("receiver", "lines", "msgs seen", "share", "only it", "delay p05", "p50", "p95"):
         recv.add_column(col, justify="left" if col == "receiver" else "right")
     for r in ch.receivers:
-        recv.add_row(r.name, str(r.observations), str(r.seen), "-" if r.share is None else f"{100 * r.share:.1f}%",
-                     str(r.sole), _fmt_delay(r.delay_p05), _fmt_delay(r.delay_p50), _fmt_delay(r.delay_p95))
+        recv.add_row(r.name, _n(r.observations), _n(r.seen), "-" if r.share is None else f"{100 * r.share:.1f}%",
+                     _n(r.sole), _fmt_delay(r.delay_p05), _fmt_delay(r.delay_p50), _fmt_delay(r.delay_p95))
     parts.append(recv)
     if ch.recorder_shares:
         parts.append(Text("share of messages per recorder: " + ", ".join(
             f"{name} {100 * share:.1f}%" for name, share in ch.recorder_shares.items())))
     if t.single:
         where = "; ".join(f"{_fmt_time(a)[:16]}..{_fmt_time(b)[11:16]} ({n})" for a, b, n in ch.single_clusters)
-        parts.append(Text(f"messages only one receiver saw: {t.single}; biggest clusters: {where}"))
+        parts.append(Text(f"messages only one receiver saw: {_n(t.single)}; biggest clusters: {where}"))
 
-    mix = ", ".join(f"{name} {t.ranges[name]}" for name in RANGE_CLASSES if t.ranges.get(name))
+    mix = ", ".join(f"{name} {_n(t.ranges[name])}" for name in RANGE_CLASSES if t.ranges.get(name))
     parts.append(Text(f"time ranges: {mix or '-'}"))
-    return Panel(Group(*parts), title=f"[bold]{ch.channel}[/]", title_align="left")
+    return Panel(Group(*parts), title=Text(ch.channel, style="bold"), title_align="left")
 
 
 def render(report: Report, console: Console) -> None:
-    """Print the human report."""
+    """Print the human report. Names from the archive (paths, channels) are printed verbatim, never
+    read as markup; each finding is one line `kind  FILE:LINE: what`, so a terminal wraps it but
+    no table splits a FILE:LINE in two."""
     status = report.exit_status
-    verdict = {0: "[bold green]healthy[/]", 1: "[bold red]problems found[/]",
-               2: "[bold red]could not read everything[/]"}[status]
-    console.print(f"archive [bold]{report.root}[/]: {verdict}")
+    verdict = {0: ("healthy", "bold green"), 1: ("problems found", "bold red"),
+               2: ("could not read everything", "bold red")}[status]
+    console.print(Text.assemble("archive ", (report.root, "bold"), ": ", verdict))
     problems = [f for f in report.findings if f.severity != NOTICE]
     notices = [f for f in report.findings if f.severity == NOTICE]
     for title, items in (("problems", problems), ("notices", notices)):
         if not items:
             continue
-        table = Table(title=f"{title} ({len(items)})", title_justify="left", box=None)
-        table.add_column("kind", style="red" if title == "problems" else "yellow", no_wrap=True)
-        table.add_column("where", overflow="fold")
-        table.add_column("what", overflow="fold")
+        style = "red" if title == "problems" else "yellow"
+        console.print(Text(f"{title} ({_n(len(items))})", style="italic"))
+        width = max(len(f.kind) for f in items[:FINDINGS_SHOWN])
         for f in items[:FINDINGS_SHOWN]:
-            table.add_row(f.kind, f.where, f.message)
-        console.print(table)
+            where = f"{f.where}: " if f.where else ""
+            console.print(Text.assemble((f.kind.ljust(width), style), "  ", where, f.message), soft_wrap=True)
         if len(items) > FINDINGS_SHOWN:
-            console.print(f"... and {len(items) - FINDINGS_SHOWN} more (see --json)", style="dim")
+            console.print(Text(f"... and {_n(len(items) - FINDINGS_SHOWN)} more (see --json)", style="dim"))
     for ch in report.channels:
         console.print(_channel_panel(ch))
     if report.windows is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from formats.errors import InputError
@@ -54,14 +54,15 @@ def _scandir(path: str, findings: list[Finding], channel: str | None) -> list[os
         return []
 
 
-def list_archive(root: str, channel: str | None = None) -> Listing:
-    """List the archive (or one channel of it) and judge every name found under `chat/`."""
+def list_archive(root: str, channel: str | Sequence[str] | None = None) -> Listing:
+    """List the archive (or some channels of it) and judge every name found under `chat/`."""
     if not os.path.isdir(root):
         raise VerifyError(f"{root}: not a folder")
     if channel is not None:
-        if not os.path.isdir(os.path.join(root, channel, "chat")):
-            raise VerifyError(f"{root}: no channel {channel!r} (no {channel}/chat folder)")
-        channels = [channel]
+        channels = sorted({channel} if isinstance(channel, str) else set(channel))
+        for name in channels:
+            if not os.path.isdir(os.path.join(root, name, "chat")):
+                raise VerifyError(f"{root}: no channel {name!r} (no {name}/chat folder)")
     else:
         try:
             channels = sorted(n for n in os.listdir(root) if os.path.isdir(os.path.join(root, n, "chat")))
@@ -135,7 +136,8 @@ def default_jobs() -> int:
 
 
 def verify_archive(
-    root: str, *, channel: str | None = None, raw: list[str] | None = None, jobs: int | None = None,
+    root: str, *, channel: str | Sequence[str] | None = None, raw: list[str] | None = None,
+    jobs: int | None = None,
     on_listed: Callable[[int], None] | None = None, on_file: Callable[[], None] | None = None,
 ) -> Report:
     """Check an archive and return the full report. Raises VerifyError if the root cannot be read.
