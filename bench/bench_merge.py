@@ -26,8 +26,9 @@ from typing import Any
 
 import bench
 from formats.canonical import batch_time_of, format_batch
+from formats.memory import gc_paused
 from formats.store import write_batch_bytes
-from merge.core import gc_paused, merge
+from merge.core import merge
 
 START = 1_700_002_800  # an hour boundary
 RECEIVERS = ("host1.Ab3dE.0", "host2.Zz9xY.0", "host3.Qq1wE.0")

@@ -20,7 +20,7 @@ _CHILD = """
 import json, resource, sys, time
 from replay.api import replay
 start = time.perf_counter()
-report = replay([sys.argv[1]], sys.argv[2], merge=False)
+report = replay([sys.argv[1]], sys.argv[2])
 elapsed = time.perf_counter() - start
 print(json.dumps({"lines": report.stats.lines, "seconds": elapsed,
                   "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))

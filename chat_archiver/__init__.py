@@ -1,3 +1,5 @@
 """The `chat-archiver` command line: the outermost shell around recorder, replay and merge."""
 
-__version__ = "0.1.0"
+from formats import __version__
+
+__all__ = ["__version__"]

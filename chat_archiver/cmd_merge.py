@@ -20,7 +20,8 @@ from rich.table import Table
 from chat_archiver.console import EXIT_PROBLEMS, command, err, fail, note, number, os_error, out, settings, warn
 from chat_archiver.inputs import archive_channels_or_fail
 from formats.errors import ArchiverError
-from merge.directory import MergeStats, Problem, merge_files, merge_into, merge_tree, watch
+from merge.combine import merge_files, merge_into
+from merge.directory import MergeStats, Problem, merge_tree, watch
 
 _COUNTS = (
     "channels", "minutes_merged", "files_read", "files_copied", "files_written", "files_deleted",
@@ -111,9 +112,13 @@ def register(app: typer.Typer) -> None:
             fail("--channel selects folders of an archive; with --stdout, name the files instead")
         try:
             if stdout:
-                data = merge_files(str(p) for p in paths).to_bytes()
-                sys.stdout.buffer.write(data)
+                merged, problems = merge_files(str(p) for p in paths)
+                sys.stdout.buffer.write(merged.to_bytes())
                 sys.stdout.buffer.flush()
+                for problem in problems:
+                    _warn(problem)
+                if problems:  # everything readable was merged and printed
+                    raise typer.Exit(EXIT_PROBLEMS)
                 return
             if into is not None:
                 archive_channels_or_fail([str(p) for p in paths], channel)

@@ -12,6 +12,7 @@ from chat_archiver.console import EXIT_PROBLEMS, command, err, fail, note, numbe
 from chat_archiver.inputs import raw_files_or_fail
 from formats.errors import ArchiverError, UsageError
 from formats.times import parse_window
+from merge.directory import MergeStats, merge_tree
 from replay.api import ReplayReport, replay
 from replay.engine import SKIP_BAD_CHANNEL, SKIP_UNPARSABLE
 from replay.timestamps import Timing
@@ -22,10 +23,9 @@ INTERRUPTED = (
 )
 
 
-def _summary(report: ReplayReport) -> dict[str, object]:
+def _summary(report: ReplayReport, merge: MergeStats | None) -> dict[str, object]:
     s = report.stats
-    merge = report.merge
-    merged = merge.as_dict() if hasattr(merge, "as_dict") else None
+    merged = merge.as_dict() if merge is not None else None
     if merged is not None:
         # the records the merge folded into others: copies of one message that several receivers
         # (or connections) saw, and deliveries that came twice
@@ -105,16 +105,18 @@ def register(app: typer.Typer) -> None:
                 task = bar.add_task("replaying", total=sum(sizes.values()))
                 report = replay(
                     paths, str(out_root), channels=channel or None, since=t_since, until=t_until,
-                    timing=timing, jobs=jobs, merge=not no_merge,
-                    on_file_done=lambda path: bar.advance(task, sizes.get(path, 0)),
+                    timing=timing, jobs=jobs, on_file_done=lambda path: bar.advance(task, sizes.get(path, 0)),
                 )
+                # the minutes that several connections covered become one file each
+                merge = merge_tree(str(out_root), channels=sorted(report.channels)) \
+                    if report.channels and not no_merge else None
         except ArchiverError as e:
             fail(str(e))
         except OSError as e:
             os_error(e, out_root)
-        summary = _summary(report)
+        summary = _summary(report, merge)
         bad_lines = report.stats.skipped[SKIP_UNPARSABLE] + report.stats.skipped[SKIP_BAD_CHANNEL]
-        merge_problems = list(getattr(report.merge, "problems", None) or [])
+        merge_problems = list(merge.problems) if merge is not None else []
         if as_json:
             out.print_json(json.dumps(summary))
         else:

@@ -31,11 +31,10 @@ from export.window import (
     plan_chunks,
     trim_before_quiet_points,
 )
-from formats.canonical import BATCH_INTERVAL, batch_relpath, canonical_json, parse_batch, parse_batch_name
+from formats.canonical import BATCH_INTERVAL, batch_relpath, canonical_json, is_record, parse_batch
 from formats.errors import InputError
+from formats.store import hour_batch_files, list_hours
 from merge.core import message_id
-from verify.batch import plainly_valid
-from verify.listing import is_hour_folder
 
 CHUNK_MINUTES = 2  # peak memory grows with it; 2 minutes of a 100 msg/s channel is ~200 MB
 
@@ -51,24 +50,24 @@ def default_view() -> RecordsFn:
     return fold_for_reading
 
 
-def channel_folder(root: str, channel: str) -> str:
-    """The channel's chat folder; ExportError if the root or the channel is not there."""
+def channel_name(root: str, channel: str) -> str:
+    """The channel's folder name; ExportError if the root or the channel is not there."""
     if not os.path.isdir(root):
         raise ExportError(f"{root}: not a folder")
     name = channel.lstrip("#").lower()
     if not name or "/" in name or name in (".", ".."):
         raise ExportError(f"not a channel name: {channel!r}")
-    chat = os.path.join(root, name, "chat")
-    if not os.path.isdir(chat):
+    if not os.path.isdir(os.path.join(root, name, "chat")):
         raise ExportError(f"{root}: no channel {name!r} (no {name}/chat folder)")
-    return chat
+    return name
 
 
 class MinuteFiles:
     """The batch files of each minute of one channel, listing each hour folder once."""
 
-    def __init__(self, chat: str) -> None:
-        self.chat = chat
+    def __init__(self, root: str, channel: str) -> None:
+        self.root = root
+        self.channel = channel
         self._hour: str | None = None
         self._by_minute: dict[int, list[str]] = {}
         self._hours: set[str] = set()
@@ -77,9 +76,9 @@ class MinuteFiles:
 
     def _list_hours(self) -> None:
         try:
-            self._hours = {name for name in os.listdir(self.chat) if is_hour_folder(name)}
+            self._hours = set(list_hours(self.root, self.channel))
         except OSError as e:
-            raise ExportError(f"{self.chat}: cannot list: {e.strerror}") from None
+            raise ExportError(f"{e.filename}: cannot list: {e.strerror}") from None
         self._newest = max(self._hours, default="")
 
     def paths(self, minute: int) -> list[str]:
@@ -95,25 +94,20 @@ class MinuteFiles:
         if hour != self._hour:
             self._hour = hour
             self._by_minute = {}
-            folder = os.path.join(self.chat, hour)
             try:
-                names = sorted(os.listdir(folder))
-            except FileNotFoundError:
-                names = []
+                files = hour_batch_files(self.root, self.channel, hour)
             except OSError as e:
-                raise ExportError(f"{folder}: cannot list: {e.strerror}") from None
-            for name in names:
-                parsed = parse_batch_name(hour, name)  # skips .temp and foreign files, as upstream
-                if parsed is not None:
-                    start = parsed[0] - parsed[0] % BATCH_INTERVAL
-                    self._by_minute.setdefault(start, []).append(os.path.join(folder, name))
+                raise ExportError(f"{e.filename}: cannot list: {e.strerror}") from None
+            for bf in files:
+                start = bf.batch_time - bf.batch_time % BATCH_INTERVAL
+                self._by_minute.setdefault(start, []).append(bf.path)
         return self._by_minute.get(minute, [])
 
 
 def decode_batch(data: bytes, path: str) -> Records:
-    """A batch file's records. A well-formed file is decoded in one orjson call and checked with
-    verify's quick schema test (whether its lines are canonical does not matter to a reader);
-    anything else goes through replay's line-by-line parser, which names the bad line."""
+    """A batch file's records. A well-formed file is decoded in one orjson call and checked with the
+    one schema check, formats.canonical.is_record (whether its lines are canonical does not matter
+    to a reader); anything else goes through the line-by-line parser, which names the bad line."""
     if data.endswith(b"\n"):
         try:
             records = orjson.loads(b"[" + data[:-1].replace(b"\n", b",") + b"]")
@@ -122,7 +116,7 @@ def decode_batch(data: bytes, path: str) -> Records:
         # a line holding two objects would decode as two: the counts must agree
         if (
             isinstance(records, list) and len(records) == data.count(b"\n")
-            and all(type(r) is dict and plainly_valid(r) for r in records)
+            and all(type(r) is dict and is_record(r) for r in records)
         ):
             return records
     return parse_batch(data, path)
@@ -215,7 +209,7 @@ def iter_chunks(
     from formats.errors import ArchiverError  # noqa: PLC0415 (lazy, as the merge itself)
 
     view = view or default_view()
-    files = MinuteFiles(channel_folder(root, channel))
+    files = MinuteFiles(root, channel_name(root, channel))
     cache: dict[int, _Minute] = {}
     for chunk in chunks:
         for minute in [m for m in cache if m < chunk.read_from]:
@@ -295,7 +289,7 @@ def export(
         records = iter_chunks(root, channel, window, chunks, filters, on_chunk=on_chunk, problems=found)
         written = write_export(records, fmt, out)
     else:
-        channel_folder(root, channel)  # fail before starting workers
+        channel_name(root, channel)  # fail before starting workers
         written = parts.export_in_parts(root, channel, window, chunks, fmt=fmt, out=out, filters=filters, jobs=jobs,
                                         on_chunk=on_chunk, problems=found)
     if problems is not None and found:

@@ -35,7 +35,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from formats import times
-from formats.canonical import BATCH_INTERVAL, batch_time_of
+from formats.canonical import BATCH_INTERVAL, batch_time_of, record_content_key
+from formats.errors import UsageError
 from merge.core import message_id
 
 BEFORE = 2 * BATCH_INTERVAL  # upstream reads from two minutes before start...
@@ -48,7 +49,7 @@ _FIRST_MOMENT = datetime(1, 1, 1, tzinfo=UTC).timestamp() + BEFORE + BATCH_INTER
 _LAST_MOMENT = datetime(9999, 12, 31, 23, 0, tzinfo=UTC).timestamp()
 
 
-class ExportError(Exception):
+class ExportError(UsageError):
     """The caller asked for something impossible: a bad time, an empty window, an unknown format."""
 
 
@@ -138,14 +139,6 @@ def plan_chunks(window: Window, minutes: int = 10) -> Iterator[Chunk]:
 MAX_RANGE = 60  # s, the widest range the archiver writes (a delayed JOIN/PART)
 
 
-def _content(record: Mapping[str, Any]) -> tuple[Any, ...]:
-    tags = record["tags"]
-    return (
-        record["command"], record["sender"], record["user"], record["host"], tuple(record["params"]),
-        None if tags is None else tuple(sorted(tags.items())),
-    )
-
-
 def trim_before_quiet_points(records: list[dict[str, Any]], before: float, earliest: float) -> list[dict[str, Any]]:
     """Drop id-less records that cannot change the reading fold from `before` on (the fold joins
     equal id-less records whose ranges meet; an exact time is the point range `[t, t]`).
@@ -156,13 +149,13 @@ def trim_before_quiet_points(records: list[dict[str, Any]], before: float, earli
     own folds end before `before` and are not emitted). `earliest` must be at least the first
     file's minute plus `MAX_RANGE`, so that no unread record can reach past `q` either.
     """
-    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    groups: dict[bytes, list[dict[str, Any]]] = {}
     keep: list[dict[str, Any]] = []
     for record in records:
         if message_id(record) is not None:  # the fold passes records with an id through as they are
             keep.append(record)
         else:
-            groups.setdefault(_content(record), []).append(record)
+            groups.setdefault(record_content_key(record), []).append(record)
     for group in groups.values():
         group.sort(key=lambda r: r["time"])
         quiet = None
@@ -174,10 +167,6 @@ def trim_before_quiet_points(records: list[dict[str, Any]], before: float, earli
             reach = max(reach, start + record["time_range"])
         keep.extend(group if quiet is None else [r for r in group if r["time"] >= quiet])
     return keep
-
-
-def sort_key(record: Mapping[str, Any], line: str) -> tuple[Any, Any, str]:
-    return (record["time"], record["time_range"], line)
 
 
 def _lower(value: object) -> str | None:

@@ -3,10 +3,16 @@
 - `irc`: IRC lines to messages (the IRCv3 reading, and the girc-compatible one the archive needs).
 - `rawcodec`, `rawfile`: raw recordings (docs/raw-format.md): the line codec, and finding,
   grouping and reading recordings on disk. The recorder's writer lives in `recorder.rawwriter`.
-- `canonical`, `store`: the archive (wubloader's chat archive): canonical bytes, batch names and
-  layout, and batch files on disk (atomic, durable writes).
+- `canonical`, `store`: the archive (wubloader's chat archive): canonical bytes, the record's
+  schema and content key, batch names and layout, and batch files on disk (listing; atomic,
+  durable writes).
 - `errors`: the one error hierarchy, split by blame.
 - `times`: the one reading of times and durations people type (command line, URLs).
+- `memory`: pausing the cyclic GC while a stage builds millions of acyclic records.
 
 Stages import this package; it imports none of them.
 """
+
+# The one version string: `chat-archiver --version`, the `software` field of raw recordings and the
+# package metadata (pyproject.toml reads it) all come from here.
+__version__ = "0.1.0"

@@ -21,7 +21,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypedDict
 
 import orjson
 
@@ -32,6 +32,23 @@ BATCH_INTERVAL = 60
 RECORD_KEYS = frozenset(
     ("command", "params", "sender", "user", "host", "tags", "receivers", "time", "time_range")
 )
+# What a message is: every key but who received it when (`receivers`) and when it was sent.
+CONTENT_KEYS = ("command", "host", "params", "sender", "tags", "user")
+
+
+class Record(TypedDict):
+    """An archive record (ARCHIVE_FORMAT.md section 3), for the type checker only: at run time it is
+    a plain dict, as JSON decoding gives it."""
+
+    command: str
+    params: list[str]
+    sender: str | None
+    user: str | None
+    host: str | None
+    tags: dict[str, str | bool] | None
+    receivers: dict[str, float]
+    time: float
+    time_range: float
 
 _LONG_DIGITS = re.compile(rb"\d{19}")
 def ensure_ascii(raw: bytes) -> bytes:
@@ -115,6 +132,21 @@ def format_batch(records: Iterable[Mapping[str, Any]]) -> bytes:
     return b"\n".join([k[2] for k in keyed]) + b"\n"
 
 
+def content_key(content: tuple[Any, ...]) -> bytes:
+    """A key equal for equal contents (the CONTENT_KEYS values of a record, in that order) and
+    different otherwise: JSON with sorted keys, in UTF-8. Not the canonical line, whose escaping of
+    non-ASCII costs a regex pass that a dictionary key does not need."""
+    try:
+        return orjson.dumps(content, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # what orjson cannot encode (an int beyond 64 bits), the stdlib can
+        return canonical_bytes(dict(zip(CONTENT_KEYS, content, strict=True)))
+
+
+def record_content_key(record: Mapping[str, Any]) -> bytes:
+    """`content_key` of a record's content: equal exactly for records that are the same message."""
+    return content_key(tuple([record[k] for k in CONTENT_KEYS]))
+
+
 def content_hash(data: bytes) -> str:
     """SHA-256 of `data`, URL-safe base64 without padding (43 characters)."""
     return base64.urlsafe_b64encode(hashlib.sha256(data).digest()).decode("ascii").rstrip("=")
@@ -131,14 +163,19 @@ def batch_relpath(batch_time: int, digest: str) -> tuple[str, str]:
     return moment.strftime("%Y-%m-%dT%H"), f"{moment.strftime('%M:%S')}-{digest}.json"
 
 
-_NAME_RE = re.compile(r"^(\d{2}):(\d{2})-([A-Za-z0-9_-]{43})\.json$")
-_HOUR_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2})$")
+_NAME_RE = re.compile(r"(\d{2}):(\d{2})-([A-Za-z0-9_-]{43})\.json")
+_HOUR_RE = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2})")
+
+
+def is_hour_folder(name: str) -> bool:
+    """Whether `name` has the shape of an hour folder's name, `YYYY-MM-DDTHH`."""
+    return _HOUR_RE.fullmatch(name) is not None
 
 
 def parse_batch_name(hour: str, name: str) -> tuple[int, str] | None:
     """(batch time, hash) from a batch file's hour folder and name, or None if it is not one."""
-    m = _NAME_RE.match(name)
-    h = _HOUR_RE.match(hour)
+    m = _NAME_RE.fullmatch(name)
+    h = _HOUR_RE.fullmatch(hour)
     if not m or not h:
         return None
     try:
@@ -154,14 +191,40 @@ def parse_batch_name(hour: str, name: str) -> tuple[int, str] | None:
 _STR = {str}
 _STR_OR_TRUE = {str, bool}
 _NUMBER = {int, float}
-_OPTIONAL_STR = (str, type(None))
+
+
+def is_record(record: dict[str, Any]) -> bool:
+    """Whether a decoded line has the archive record schema (ARCHIVE_FORMAT.md section 3): the one
+    schema check, which `validate_record` runs first. Written for speed (every line of every file a
+    merge, verify or export reads goes through it): type sets are built by C loops, and a bool is
+    cheaper than an exception; only a record that fails is looked at again, to name the fault."""
+    if record.keys() != RECORD_KEYS:
+        return False
+    tags = record["tags"]
+    if tags is not None:
+        if type(tags) is not dict:
+            return False
+        kinds = set(map(type, tags.values()))
+        if not kinds <= _STR_OR_TRUE or (bool in kinds and False in [v for v in tags.values() if type(v) is bool]):
+            return False
+    params = record["params"]
+    receivers = record["receivers"]
+    return (
+        type(params) is list and set(map(type, params)) <= _STR
+        and type(record["command"]) is str
+        and type(receivers) is dict and bool(receivers) and set(map(type, receivers.values())) <= _NUMBER
+        and type(record["time"]) in _NUMBER and type(record["time_range"]) in _NUMBER
+        and (record["sender"] is None or type(record["sender"]) is str)
+        and (record["user"] is None or type(record["user"]) is str)
+        and (record["host"] is None or type(record["host"]) is str)
+    )
 
 
 def validate_record(record: object) -> dict[str, Any]:
-    """Check that a decoded line has the archive record schema; raise InputError if not.
-
-    Written for speed (a merge validates every line it reads): type sets are built by C loops.
-    """
+    """The record if a decoded line has the archive record schema (`is_record`); else InputError
+    saying what is wrong."""
+    if type(record) is dict and is_record(record):
+        return record
     if type(record) is not dict:
         raise InputError("record is not a JSON object")
     if record.keys() != RECORD_KEYS:
@@ -174,11 +237,7 @@ def validate_record(record: object) -> dict[str, Any]:
     params = record["params"]
     if type(params) is not list or not set(map(type, params)) <= _STR:
         raise InputError("'params' is not a list of strings")
-    if not (
-        isinstance(record["sender"], _OPTIONAL_STR)
-        and isinstance(record["user"], _OPTIONAL_STR)
-        and isinstance(record["host"], _OPTIONAL_STR)
-    ):
+    if not all(record[k] is None or type(record[k]) is str for k in ("sender", "user", "host")):
         raise InputError("'sender', 'user' or 'host' is not a string or null")
     tags = record["tags"]
     if tags is not None and (
@@ -188,9 +247,7 @@ def validate_record(record: object) -> dict[str, Any]:
     receivers = record["receivers"]
     if type(receivers) is not dict or not receivers or not set(map(type, receivers.values())) <= _NUMBER:
         raise InputError("'receivers' is not a non-empty object of numbers")
-    if type(record["time"]) not in _NUMBER or type(record["time_range"]) not in _NUMBER:
-        raise InputError("'time' or 'time_range' is not a number")
-    return record
+    raise InputError("'time' or 'time_range' is not a number")
 
 
 def parse_batch(data: bytes, source: str = "<batch>") -> list[dict[str, Any]]:

@@ -10,8 +10,12 @@ detail                 IRCv3 (`parse`)                  girc (`parse_compat`, th
 tag without `=`        None                             True (JSON `true`)
 unknown escape `\\a`    `a`                              `\\a` kept
 lone `\\` at the end    dropped                          kept
-spaces in trailing     kept as sent                     runs collapsed to one, ends trimmed
+surrounding space      CR LF at the end removed         the line is `str.strip()`ped first
 =====================  ===============================  ====================================
+
+In both, words before the trailing parameter are separated by runs of spaces and the trailing
+parameter is kept verbatim (runs and leading spaces too). Archives written before that rule
+collapsed runs of spaces in the text, as girc did before 2022-08; a replay of the raw fixes them.
 
 Both raise `IRCParseError` (our own error) for anything they cannot read, never anything else.
 """
@@ -30,6 +34,22 @@ _IRCV3_ESCAPES = {";": "\\:", " ": "\\s", "\\": "\\\\", "\r": "\\r", "\n": "\\n"
 _ESCAPE_RE = re.compile(r"\\(.?)", re.DOTALL)
 _NEEDS_ESCAPE_RE = re.compile(r"[; \\\r\n]")
 _COMMAND_RE = re.compile(r"^(?:[A-Za-z]+|[0-9]{3})$")
+
+
+_WORD_RE = re.compile(r"[^ ]+")
+
+
+def _params(line: str, pos: int) -> list[str]:
+    """The parameters after the command (which ends at `pos`), as both readings take them: middle
+    parameters are words separated by runs of spaces; the first word starting with `:` starts the
+    trailing parameter, the rest of the line verbatim."""
+    params: list[str] = []
+    for word in _WORD_RE.finditer(line, pos):
+        if word[0][0] == ":":
+            params.append(line[word.start() + 1:])
+            break
+        params.append(word[0])
+    return params
 
 
 def unescape_tag_value(value: str) -> str:
@@ -142,21 +162,7 @@ def parse(line: str) -> Message:
     if not _COMMAND_RE.match(command):
         raise IRCParseError(f"invalid command {command!r}" if command else "no command")
     pos = end
-    params: list[str] = []
-    while pos < n:
-        while pos < n and line[pos] == " ":
-            pos += 1
-        if pos >= n:
-            break
-        if line[pos] == ":":
-            params.append(line[pos + 1:])
-            break
-        end = line.find(" ", pos)
-        if end < 0:
-            end = n
-        params.append(line[pos:end])
-        pos = end
-    return Message(tags, source, command.upper(), params)
+    return Message(tags, source, command.upper(), _params(line, pos))
 
 
 CompatTags = dict[str, str | bool]
@@ -177,19 +183,38 @@ def _compat_tags(text: str) -> CompatTags:
 CompatFields = tuple[str, list[str], str | None, str | None, str | None, CompatTags | None]
 
 
+def _split_prefix(prefix: str) -> tuple[str, str | None, str | None]:
+    """`nick!user@host` -> (sender, user, host): host after the last `@`, then user after the first `!`."""
+    user = host = None
+    if "@" in prefix:
+        prefix, _, host = prefix.rpartition("@")
+    if "!" in prefix:
+        prefix, _, user = prefix.partition("!")
+    return prefix, user, host
+
+
+def _archivable_text(line: str) -> str:
+    """The line as the archive reads it: `str.strip()`ped; refused if empty or holding CR, LF or NUL."""
+    line = line.strip()
+    if not line:
+        raise IRCParseError("empty line")
+    if "\r" in line or "\n" in line or "\0" in line:
+        raise IRCParseError("line contains CR, LF or NUL")
+    return line
+
+
 def parse_compat(line: str) -> CompatFields:
     """Upstream's (girc's) reading: (command, params, sender, user, host, tags), the archive's fields.
 
-    girc split the line into words at every space, dropped empty words, and rebuilt the trailing
-    parameter by joining its words with single spaces. Nearly every real line has single spaces
-    only, and then that is the same as slicing the line, which is what the fast path does; lines
-    with runs of spaces take the word-by-word path (a property test holds the two equal).
+    ARCHIVE_FORMAT.md section 3: the line is `str.strip()`ped; tags, prefix, command and middle
+    parameters are words separated by runs of spaces; the trailing parameter (the first word after
+    the command that starts with `:`) is the rest of the line after that `:`, verbatim. Nearly every
+    real line has single spaces only, and then slicing at single spaces is the whole rule, which is
+    what this fast path does; lines with a run of spaces take `parse_compat_words` (a property test
+    holds the two equal on every line).
     """
-    if line.endswith(("\r", "\n")) or line.startswith(("\r", "\n")):
-        line = line.strip("\r\n")
-    if "\r" in line or "\n" in line or "\0" in line:
-        raise IRCParseError("line contains CR, LF or NUL")
-    if not line or "  " in line or line[0] == " " or line[-1] == " ":
+    line = _archivable_text(line)
+    if "  " in line:
         return parse_compat_words(line)
     pos = 0
     tags: CompatTags | None = None
@@ -204,18 +229,13 @@ def parse_compat(line: str) -> CompatFields:
         end = line.find(" ", pos)
         if end < 0:
             raise IRCParseError("no command")
-        prefix = line[pos + 1:end]
-        if "@" in prefix:
-            prefix, _, host = prefix.rpartition("@")
-        if "!" in prefix:
-            prefix, _, user = prefix.partition("!")
-        sender = prefix
+        sender, user, host = _split_prefix(line[pos + 1:end])
         pos = end + 1
     end = line.find(" ", pos)
     if end < 0:
         return line[pos:].upper(), [], sender, user, host, tags
     command = line[pos:end].upper()
-    rest = line[end + 1:]
+    rest = line[end + 1:]  # not empty: a stripped line does not end with a space
     if rest[0] == ":":
         params = [rest[1:]]
     else:
@@ -228,38 +248,22 @@ def parse_compat(line: str) -> CompatFields:
     return command, params, sender, user, host, tags
 
 
+
+
 def parse_compat_words(line: str) -> CompatFields:
-    """girc's word-by-word reading, for any line (see parse_compat)."""
-    line = line.strip("\r\n")
-    if "\r" in line or "\n" in line or "\0" in line:
-        raise IRCParseError("line contains CR, LF or NUL")
-    words = line.split(" ")
-    if "" in words:
-        words = [w for w in words if w]
-    if not words:
-        raise IRCParseError("empty line")
+    """The same reading, word by word, for any line (see parse_compat)."""
+    line = _archivable_text(line)
+    words = list(_WORD_RE.finditer(line))  # runs of spaces separate words; a stripped line has one at least
     i = 0
     tags: CompatTags | None = None
-    if words[0][0] == "@":
-        tags = _compat_tags(words[0][1:])
+    if words[0][0][0] == "@":
+        tags = _compat_tags(words[0][0][1:])
         i = 1
     sender = user = host = None
-    if i < len(words) and words[i][0] == ":":
-        prefix = words[i][1:]
+    if i < len(words) and words[i][0][0] == ":":
+        sender, user, host = _split_prefix(words[i][0][1:])
         i += 1
-        if "@" in prefix:
-            prefix, _, host = prefix.rpartition("@")
-        if "!" in prefix:
-            prefix, _, user = prefix.partition("!")
-        sender = prefix
     if i >= len(words):
         raise IRCParseError("no command")
-    command = words[i].upper()
-    params: list[str] = []
-    for j in range(i + 1, len(words)):
-        word = words[j]
-        if word[0] == ":":
-            params.append(" ".join(words[j:])[1:])
-            break
-        params.append(word)
-    return command, params, sender, user, host, tags
+    command = words[i][0].upper()
+    return command, _params(line, words[i].end()), sender, user, host, tags

@@ -11,6 +11,7 @@ This module is pure: it turns bytes into typed events and back, and raises Input
 from __future__ import annotations
 
 import re
+from collections import deque
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -176,16 +177,22 @@ def decode_line(data: bytes) -> Header | Event:
     return Event(CLOSE, seq, at, conn, _str(obj, "reason"))
 
 
+TORN_LAST_LINE = "torn last line (recorder stopped mid-write)"
+
+
 class Decoder:
-    """Incremental decoder (sans-I/O, like h11): feed bytes in any chunks, take events out.
+    """Incremental decoder (sans-I/O, like h11): feed bytes in any chunks, take events out. The file
+    reader (formats.rawfile) reads every raw file through it, so its property tests test the product.
 
     `receive_data(b"")` marks the end of input; a final line without its newline is then torn and
-    reported as an InputError from `next_event()`, exactly as the file reader reports it.
+    reported as an InputError from `next_event()`. A malformed line raises InputError too, and
+    decoding goes on with the next line; `line_number` is the 1-based number of the line that the
+    last `next_event()` call decoded or refused.
     """
 
     def __init__(self) -> None:
-        self._buffer = bytearray()
-        self._lines: list[bytes] = []
+        self._buffer = b""
+        self._lines: deque[bytes] = deque()
         self._eof = False
         self.line_number = 0
 
@@ -193,19 +200,20 @@ class Decoder:
         if not data:
             self._eof = True
             return
-        self._buffer += data
-        if b"\n" in data:
-            *complete, rest = self._buffer.split(b"\n")
-            self._lines.extend(bytes(line) for line in complete)
-            self._buffer = bytearray(rest)
+        if b"\n" not in data:
+            self._buffer += data
+            return
+        complete = (self._buffer + data).split(b"\n")
+        self._buffer = complete.pop()
+        self._lines.extend(complete)
 
     def next_event(self) -> Header | Event | None:
         """The next decoded line, None when more data is needed (or input ended cleanly)."""
         if self._lines:
             self.line_number += 1
-            return decode_line(self._lines.pop(0))
+            return decode_line(self._lines.popleft())
         if self._eof and self._buffer:
-            self._buffer.clear()
+            self._buffer = b""
             self.line_number += 1
-            raise InputError("torn last line (recorder stopped mid-write)")
+            raise InputError(TORN_LAST_LINE)
         return None

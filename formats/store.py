@@ -20,12 +20,15 @@ from formats.canonical import (
     check_channel_dirname,
     content_hash,
     format_batch,
+    is_hour_folder,
     parse_batch,
     parse_batch_name,
 )
 from formats.errors import InputError
 
 TEMP_SUFFIX = ".temp"
+# Where a merge moves damaged batch files: ROOT/quarantine/CHANNEL/chat/HOUR/NAME (never deleted).
+QUARANTINE = "quarantine"
 
 def channel_chat_dir(root: str, channel: str) -> str:
     return os.path.join(root, check_channel_dirname(channel), "chat")
@@ -103,7 +106,13 @@ class BatchFile:
     path: str
 
 
+# Listing. Every stage lists the archive through these: a missing folder is empty; any other
+# OSError (a folder that may not be read) propagates with the folder's name, for the caller to
+# report as it must (verify, which judges every name it finds, lists with os.scandir itself).
+
+
 def list_channels(root: str) -> list[str]:
+    """The channels under `root` (names with a `chat` folder), sorted."""
     try:
         names = sorted(os.listdir(root))
     except FileNotFoundError:
@@ -111,21 +120,41 @@ def list_channels(root: str) -> list[str]:
     return [n for n in names if os.path.isdir(os.path.join(root, n, "chat"))]
 
 
-def iter_batch_files(root: str, channel: str) -> Iterator[BatchFile]:
-    """Every batch file of a channel, in time order. Temporary and foreign files are skipped."""
-    chat = os.path.join(root, channel, "chat")
+def list_hours(root: str, channel: str) -> list[str]:
+    """The hour folders of a channel (`YYYY-MM-DDTHH`), in time order."""
     try:
-        hours = sorted(os.listdir(chat))
+        names = os.listdir(os.path.join(root, channel, "chat"))
     except FileNotFoundError:
-        return
-    for hour in hours:
-        folder = os.path.join(chat, hour)
-        if not os.path.isdir(folder):
-            continue
-        for name in sorted(os.listdir(folder)):
-            parsed = parse_batch_name(hour, name)
-            if parsed is not None:
-                yield BatchFile(channel, parsed[0], parsed[1], os.path.join(folder, name))
+        return []
+    return sorted(n for n in names if is_hour_folder(n))
+
+
+def hour_batch_files(root: str, channel: str, hour: str) -> list[BatchFile]:
+    """The batch files of one hour folder, in time order. Temporary and foreign files are skipped,
+    as upstream's reader skips them."""
+    folder = os.path.join(root, channel, "chat", hour)
+    try:
+        names = sorted(os.listdir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    out = []
+    for name in names:
+        parsed = parse_batch_name(hour, name)
+        if parsed is not None:
+            out.append(BatchFile(channel, parsed[0], parsed[1], os.path.join(folder, name)))
+    return out
+
+
+def minute_batch_files(root: str, channel: str, minute: int) -> list[BatchFile]:
+    """The batch files named for `minute` (a batch time), in name order."""
+    hour, _name = batch_relpath(minute, "")
+    return [bf for bf in hour_batch_files(root, channel, hour) if bf.batch_time == minute]
+
+
+def iter_batch_files(root: str, channel: str) -> Iterator[BatchFile]:
+    """Every batch file of a channel, in time order."""
+    for hour in list_hours(root, channel):
+        yield from hour_batch_files(root, channel, hour)
 
 
 def read_batch_file(path: str) -> list[dict[str, Any]]:

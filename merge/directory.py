@@ -1,5 +1,8 @@
 """The merge's I/O shell: batch files on disk (layout in ARCHIVE_FORMAT.md section 1).
 
+What a window merge writes and deletes is decided by `merge.plan` (pure); this module lists and
+reads the files, carries the plan out and keeps the I/O safe.
+
 Safety rules, each there for a reason:
 
 * A file is deleted only after every output that incorporates it has been written and fsynced
@@ -26,7 +29,7 @@ import dataclasses
 import os
 import time as _time
 import uuid
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -37,14 +40,14 @@ from formats.canonical import (
     check_channel_dirname,
     content_hash,
     parse_batch,
-    parse_batch_name,
 )
 from formats.errors import ArchiverError, InputError, UsageError
-from formats.store import fsync_dir, iter_batch_files, list_channels, write_bytes_atomic
-from merge.core import Merged, Merger, check_records, gc_paused, items_to_bytes, message_id
+from formats.memory import gc_paused
+from formats.store import QUARANTINE, fsync_dir, iter_batch_files, list_channels, minute_batch_files, write_bytes_atomic
+from merge.core import check_records
+from merge.plan import InputFile, dirty_minutes, plan_window, window, worth_visiting
 
-QUARANTINE = "quarantine"
-_HASH_MISMATCH = "file name does not match its content's hash (damaged or altered)"
+HASH_MISMATCH = "file name does not match its content's hash (damaged or altered)"
 
 
 @dataclass(frozen=True)
@@ -109,23 +112,30 @@ def _identity(st: os.stat_result) -> Identity:
 
 
 def _read(path: str) -> tuple[bytes, Identity]:
-    try:
-        with open(path, "rb") as f:
-            return f.read(), _identity(os.fstat(f.fileno()))
-    except FileNotFoundError:
-        raise
-    except OSError as e:
-        raise InputError(f"cannot read: {e.strerror}", path) from None
+    """The file's bytes and identity. OSError (FileNotFoundError: it went away) propagates."""
+    with open(path, "rb") as f:
+        return f.read(), _identity(os.fstat(f.fileno()))
+
+
+def _cannot_read(e: OSError) -> str:
+    return f"cannot read: {e.strerror or e}"
 
 
 def read_verified(path: str, digest: str | None) -> list[dict[str, Any]]:
-    """Read a batch file, check its name's hash (if given) and its records. InputError says where."""
-    return _verify(_read(path)[0], path, digest)
+    """Read a batch file, check its name's hash (if given) and its records. InputError says where
+    (FileNotFoundError propagates: the file went away)."""
+    try:
+        data = _read(path)[0]
+    except FileNotFoundError:
+        raise
+    except OSError as e:
+        raise InputError(_cannot_read(e), path) from None
+    return _verify(data, path, digest)
 
 
 def _verify(data: bytes, path: str, digest: str | None) -> list[dict[str, Any]]:
     if digest is not None and content_hash(data) != digest:
-        raise InputError(_HASH_MISMATCH, path)
+        raise InputError(HASH_MISMATCH, path)
     try:
         with gc_paused():  # parsing allocates a dict per line and nothing cyclic
             records = parse_batch(data, path)
@@ -158,7 +168,7 @@ class _Channel:
         self.stats = stats
         self.quarantine = quarantine
         self.on_problem = on_problem
-        self.bad: set[str] = set()  # corrupt files left in place: not counted, not read again
+        self.bad: set[str] = set()  # files left in place (unreadable, or corrupt): not counted, not read again
         self.stuck: set[int] = set()  # minutes whose output could not be written: not retried this run
         # path -> (minute, records); names are content hashes, so a cached file never goes stale
         self.cache: dict[str, tuple[int, list[dict[str, Any]], Identity]] = {}
@@ -172,20 +182,8 @@ class _Channel:
         return by_minute
 
     def files_at(self, minute: int) -> list[tuple[str, str]]:
-        hour, _ = batch_relpath(minute, "")
-        folder = os.path.join(self.chat, hour)
-        try:
-            names = sorted(os.listdir(folder))
-        except FileNotFoundError:
-            return []
-        out = []
-        for name in names:
-            parsed = parse_batch_name(hour, name)
-            if parsed is not None and parsed[0] == minute:
-                path = os.path.join(folder, name)
-                if path not in self.bad:
-                    out.append((path, parsed[1]))
-        return out
+        return [(bf.path, bf.digest) for bf in minute_batch_files(self.root, self.channel, minute)
+                if bf.path not in self.bad]
 
     # -- reading, with damage handling ---------------------------------------------------------
     def read(self, path: str, digest: str, minute: int) -> list[dict[str, Any]] | None:
@@ -200,9 +198,16 @@ class _Channel:
             # The name was rewritten (another merge wrote the same output): read it again.
         try:
             data, identity = _read(path)
-            records = _verify(data, path, digest)
         except FileNotFoundError:
             return None
+        except OSError as e:
+            # Unreadable (permissions, a folder or a symlink loop under a batch file's name) is not
+            # damaged: nothing says its bytes are bad, so it is reported and left where it is.
+            self.bad.add(path)
+            self.problem(Problem(path, f"{_cannot_read(e)}; left in place"))
+            return None
+        try:
+            records = _verify(data, path, digest)
         except InputError as e:
             self.report(path, e.message, e.line)
             return None
@@ -268,79 +273,45 @@ class _Channel:
                     self.stats.problems[i] = dataclasses.replace(earlier, quarantined_to=moved)
                     break
             else:
-                self.problem(Problem(path, _HASH_MISMATCH, None, moved))
+                self.problem(Problem(path, HASH_MISMATCH, None, moved))
         write_bytes_atomic(path, data)
         self.stats.files_written += 1
         return path
 
     # -- one window ---------------------------------------------------------------------------
     def merge_minute(self, minute: int, *, full: bool = False) -> bool:
-        """Merge the files of `minute` (with its neighbours as context). False if nothing to do.
-
-        With `full`, a minute with a single file is merged too: with its neighbours when they meet
-        it, or alone, and rewritten only if that changes its bytes.
-        """
-        window = (minute - BATCH_INTERVAL, minute, minute + BATCH_INTERVAL)
-        listed = {m: self.files_at(m) for m in window}
-        if len(listed[minute]) < (1 if full else 2):
+        """Merge the files of `minute` (with its neighbours as context): list and read them, have
+        merge.plan decide, carry the plan out. False if there was nothing to do."""
+        listed = {m: self.files_at(m) for m in window(minute)}
+        if not worth_visiting(len(listed[minute]), full=full):
             return False
-        loaded: dict[int, list[tuple[str, list[dict[str, Any]]]]] = {}
-        for m in window:
-            loaded[m] = []
-            for path, digest in listed[m]:
+        files: dict[int, list[InputFile]] = {}
+        for m, found in listed.items():
+            files[m] = []
+            for path, digest in found:
                 records = self.read(path, digest, m)
                 if records is not None:
-                    loaded[m].append((path, records))
-        # A neighbour takes part only if one of its records can meet this minute's: the same id, or
-        # a record that belongs to this minute, or this minute has a record that belongs there.
-        # Otherwise merging it would change nothing here, and rewriting it would be work (and a
-        # minute an uninterrupted run would not touch).
-        own = [r for _, records in loaded[minute] for r in records]
-        ids = {mid for r in own if (mid := message_id(r)) is not None}
-        moving_to = {batch_time_of(r["time"]) for r in own}
-        included = [minute] + [
-            n for n in (window[0], window[2]) if n in moving_to or _meets(loaded[n], ids, minute)
-        ]
-        merger = Merger()
-        read: dict[int, list[tuple[str, int]]] = {}
-        for m in included:
-            read[m] = []
-            for path, records in loaded[m]:
-                merger.add(records, origin=m)
-                read[m].append((path, len(records)))
-        merged = merger.finish()
-        touched: set[Hashable] = {minute} | merged.entangled()
-        by_batch = merged.by_batch()
-        if full and touched == {minute} and len(read[minute]) == 1:
-            only = os.path.basename(read[minute][0][0])[6:-5]  # MM:SS-HASH.json
-            if content_hash(items_to_bytes(by_batch.get(minute, []))) == only:
-                return False  # already what a merge would write
-        written: set[str] = set()
-        for batch_time in sorted(t for t in touched if isinstance(t, int)):
-            items = by_batch.get(batch_time)
-            if items:
-                out_path = self.store(batch_time, items_to_bytes(items))
-                if out_path is None:
-                    self.stuck.add(minute)  # an output cannot be written: keep every input; a later run retries
-                    return True
-                written.add(out_path)
-                self.stats.records_out += len(items)
-                # The next window reads this file as a neighbour: its records are these, verified.
-                with contextlib.suppress(FileNotFoundError):
-                    identity = _identity(os.stat(out_path))
-                    self.cache[out_path] = (batch_time, [item[3] for item in items], identity)
-        for m in included:
-            if m not in touched:
-                continue
-            for path, count in read[m]:
-                self.stats.records_in += count
-                if path not in written:
-                    self.delete_if_same(path)
-        self.stats.minutes_merged += 1
-        counts = merged.counts
-        self.stats.duplicate_deliveries += counts.duplicate_deliveries
-        self.stats.id_conflicts += counts.id_conflicts
-        self.stats.range_conflicts += counts.range_conflicts
+                    files[m].append(InputFile(m, digest, path, records))
+        plan = plan_window(minute, files, full=full)
+        if plan is None:
+            return False
+        for output in plan.outputs:
+            out_path = self.store(output.minute, output.data)
+            if out_path is None:
+                self.stuck.add(minute)  # an output cannot be written: keep every input; a later run retries
+                return True
+            # The next window reads this file as a neighbour: its records are these, verified.
+            with contextlib.suppress(FileNotFoundError):
+                self.cache[out_path] = (output.minute, output.records, _identity(os.stat(out_path)))
+        for f in plan.deletes:
+            self.delete_if_same(f.path)
+        stats = self.stats
+        stats.records_out += plan.records_out
+        stats.records_in += plan.records_in
+        stats.minutes_merged += 1
+        stats.duplicate_deliveries += plan.counts.duplicate_deliveries
+        stats.id_conflicts += plan.counts.id_conflicts
+        stats.range_conflicts += plan.counts.range_conflicts
         self.prune(minute)
         return True
 
@@ -366,7 +337,7 @@ class _Channel:
                 if minute not in self.stuck:
                     self.merge_minute(minute, full=True)
         for _ in range(max_passes):
-            dirty = sorted(m for m, files in self.scan().items() if len(files) > 1 and m not in self.stuck)
+            dirty = dirty_minutes(self.scan(), self.stuck)
             if not dirty:
                 return
             progress = False
@@ -374,7 +345,7 @@ class _Channel:
                 progress = self.merge_minute(minute) or progress
             if not progress:
                 break
-        left = sorted(m for m, files in self.scan().items() if len(files) > 1 and m not in self.stuck)
+        left = dirty_minutes(self.scan(), self.stuck)
         if left:
             raise UsageError(
                 f"{self.chat}: {len(left)} minute(s) still hold several files after {max_passes} passes "
@@ -382,15 +353,8 @@ class _Channel:
             )
 
 
-def _meets(files: list[tuple[str, list[dict[str, Any]]]], ids: set[str], minute: int) -> bool:
-    for _path, records in files:
-        for r in records:
-            if batch_time_of(r["time"]) == minute or message_id(r) in ids:
-                return True
-    return False
-
-
-def _select_channels(root: str, channels: Iterable[str] | None) -> list[str]:
+def select_channels(root: str, channels: Iterable[str] | None) -> list[str]:
+    """The channels to merge: those asked for (checked as folder names), or every channel of `root`."""
     if channels is None:
         return list_channels(root)
     wanted = sorted({c.lower().lstrip("#") for c in channels})
@@ -423,7 +387,7 @@ def merge_tree(
     if not os.path.isdir(root):
         raise UsageError(f"archive root not found: {root}")
     stats = MergeStats()
-    for channel in _select_channels(root, channels):
+    for channel in select_channels(root, channels):
         if channel == QUARANTINE and not os.path.isdir(os.path.join(root, channel, "chat")):
             continue
         stats.channels += 1
@@ -456,116 +420,7 @@ def watch(root: str, interval: float, *, channels: Iterable[str] | None = None, 
     return total
 
 
-def _dest_minute_records(dest_root: str, channel: str, minute: int) -> tuple[bytes, list[dict[str, Any]]] | None:
-    """The bytes and records of the one file DEST holds at `minute`, or None if it holds 0 or several."""
-    hour, _ = batch_relpath(minute, "")
-    folder = os.path.join(dest_root, channel, "chat", hour)
-    try:
-        names = [n for n in os.listdir(folder) if (p := parse_batch_name(hour, n)) is not None and p[0] == minute]
-    except FileNotFoundError:
-        return None
-    if len(names) != 1:
-        return None
-    path = os.path.join(folder, names[0])
-    digest = names[0][6:-5]  # MM:SS-HASH.json
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-        return data, read_verified(path, digest)
-    except (OSError, InputError):
-        return None  # let merge_tree find and report it
-
-
-def _content_of(path: str) -> bytes | None:
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError:
-        return None
-
-
-def merge_into(
-    src_roots: Iterable[str],
-    dest_root: str,
-    *,
-    channels: Iterable[str] | None = None,
-    on_problem: ProblemHook | None = None,
-    full: bool = False,
-) -> MergeStats:
-    """Bring several archives together in `dest_root` (created if missing), then merge it.
-
-    Each source file is verified (hash and records) and copied atomically, unless DEST already
-    holds its content (DEST's single file of that minute, merged with it, gives the same bytes),
-    so a second run with the same sources reads but writes nothing. Sources are never modified;
-    a corrupt source file is reported and not copied.
-    """
-    sources = list(src_roots)
-    for src in sources:
-        if not os.path.isdir(src):
-            raise UsageError(f"source archive not found: {src}")
-    os.makedirs(dest_root, exist_ok=True)
-    stats = MergeStats()
-    seen: set[str] = set()
-    for src in sources:
-        for channel in _select_channels(src, channels):
-            try:
-                check_channel_dirname(channel)
-            except ArchiverError:
-                continue
-            for bf in iter_batch_files(src, channel):
-                try:
-                    records = read_verified(bf.path, bf.digest)
-                except FileNotFoundError:
-                    continue
-                except InputError as e:
-                    problem = Problem(bf.path, e.message, e.line, None)
-                    stats.problems.append(problem)
-                    if on_problem is not None:
-                        on_problem(problem)
-                    continue
-                stats.files_read += 1
-                seen.add(channel)
-                hour, name = batch_relpath(bf.batch_time, bf.digest)
-                target = os.path.join(dest_root, channel, "chat", hour, name)
-                try:
-                    with open(target, "rb") as f:
-                        if f.read() == _content_of(bf.path):
-                            continue  # already there
-                    # A damaged file holds the name: quarantine it (writing would destroy it), then copy.
-                    _Channel(dest_root, channel, stats, True, on_problem).report(target, _HASH_MISMATCH, None)
-                except FileNotFoundError:
-                    pass
-                current = _dest_minute_records(dest_root, channel, bf.batch_time)
-                if current is not None:
-                    merger = Merger()
-                    merger.add(current[1])
-                    merger.add(records)
-                    if merger.finish().to_bytes() == current[0]:
-                        continue  # DEST already holds all of it
-                with open(bf.path, "rb") as f:
-                    data = f.read()
-                if content_hash(data) != bf.digest:
-                    continue  # changed under us since it was verified: the next run will see it
-                write_bytes_atomic(target, data)
-                stats.files_copied += 1
-    if seen:
-        stats.add(merge_tree(dest_root, channels=sorted(seen), on_problem=on_problem, full=full))
-    stats.channels = len(seen)
-    return stats
-
-
-def merge_files(paths: Iterable[str]) -> Merged:
-    """Merge batch files given by path (for `merge FILE... --stdout`). InputError on any bad file.
-
-    A file named like a batch file (`HOUR/MM:SS-HASH.json`) must match its hash; others are only
-    parsed, so an archive's file can be merged with a hand-made one.
-    """
-    merger = Merger()
-    for path in paths:
-        parsed = parse_batch_name(os.path.basename(os.path.dirname(os.path.abspath(path))), os.path.basename(path))
-        try:
-            records = read_verified(path, parsed[1] if parsed else None)
-        except FileNotFoundError:
-            raise InputError("file not found", path) from None
-        merger.add(records)
-    return merger.finish()
+def report_damaged(root: str, channel: str, path: str, message: str, *, stats: MergeStats,
+                   on_problem: ProblemHook | None) -> None:
+    """Quarantine a damaged batch file of `root` and report it, as a merge of `root` would."""
+    _Channel(root, channel, stats, True, on_problem).report(path, message, None)

@@ -20,8 +20,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from formats.canonical import canonical_json
-from merge.core import CONTENT_KEYS, Number, merge, message_id
+from formats.canonical import CONTENT_KEYS, canonical_json, record_content_key
+from merge.core import Number, merge, message_id
 
 
 class _Fold:
@@ -63,13 +63,13 @@ def fold_for_reading(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any
     """
     merged = merge(records).records()
     out: list[dict[str, Any]] = []
-    open_folds: dict[str, list[_Fold]] = {}
+    open_folds: dict[bytes, list[_Fold]] = {}
     done: list[_Fold] = []
     for record in merged:  # canonical order: ascending start time
         if message_id(record) is not None:
             out.append(record)
             continue
-        key = canonical_json({k: record[k] for k in CONTENT_KEYS})
+        key = record_content_key(record)
         folds = open_folds.setdefault(key, [])
         still_open: list[_Fold] = []
         for fold in folds:

@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from formats import __version__
 from formats.errors import InputError
 from formats.rawcodec import check_recorder_name
 from recorder import events
@@ -42,7 +43,7 @@ from recorder.rawwriter import RawWriter
 from recorder.session import SessionConfig, anonymous_nick
 
 DEFAULT_SERVER = "wss://irc-ws.chat.twitch.tv:443"
-SOFTWARE = "chat-archiver recorder"
+SOFTWARE = f"chat-archiver {__version__}"  # the raw header's `software` field
 Log = Callable[[str, str], None]  # (level: "info" | "warn", message)
 
 

@@ -1,4 +1,4 @@
-"""The replay's I/O shell: raw files in, batch files out (the CLI's `replay` calls this).
+"""The replay's I/O shell: raw files in, batch files out (the CLI's `replay` calls this, then merges).
 
 Streams (one per recorder process) are independent, so they can be replayed in any order or in
 parallel worker processes; batch files are content-addressed, so the tree that results is the same
@@ -7,14 +7,13 @@ either way. Closed batches are written as they close, so memory holds only the o
 
 from __future__ import annotations
 
-import gc
 import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
 
-from formats.canonical import format_batch
+from formats.canonical import Record, format_batch
+from formats.memory import gc_paused
 from formats.rawfile import Problem, Stream, find_raw_files, group_streams, iter_stream_events
 from formats.store import write_batch_bytes
 from replay.batches import ClosedBatch
@@ -35,7 +34,6 @@ class ReplayReport:
     stats: Stats = field(default_factory=Stats)
     raw_problems: list[Problem] = field(default_factory=list)
     channels: set[str] = field(default_factory=set)
-    merge: Any = None  # the merge's own stats, when the replay merged
 
     def add(self, other: ReplayReport) -> None:
         self.batches_written += other.batches_written
@@ -55,7 +53,7 @@ class Options:
     timing: Timing = DEFAULT_TIMING
 
 
-def _in_window(record: dict[str, Any], since: float | None, until: float | None) -> bool:
+def _in_window(record: Record, since: float | None, until: float | None) -> bool:
     # The reader's rule (ARCHIVE_FORMAT.md section 6): the record's range meets the window.
     if since is not None and record["time"] + record["time_range"] < since:
         return False
@@ -81,16 +79,8 @@ def replay_stream(
     stream: Stream, opts: Options, on_file_done: Callable[[str], None] | None = None,
 ) -> ReplayReport:
     """Replay one recorder process's files into `opts.out_root`."""
-    # The engine makes no reference cycles (records are dicts of strings and numbers), so reference
-    # counting frees everything; the cyclic collector would only rescan the open batches over and
-    # over, which costs a third of the run time on a busy channel.
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with gc_paused():  # the engine makes no reference cycles; the collector would rescan open batches
         return _replay_stream(stream, opts, on_file_done)
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _replay_stream(stream: Stream, opts: Options, on_file_done: Callable[[str], None] | None) -> ReplayReport:
@@ -108,12 +98,11 @@ def _replay_stream(stream: Stream, opts: Options, on_file_done: Callable[[str], 
 def replay(
     raw_paths: Iterable[str], out_root: str, *, channels: Iterable[str] | None = None,
     since: float | None = None, until: float | None = None, timing: Timing = DEFAULT_TIMING,
-    jobs: int = 1, merge: bool = True, on_file_done: Callable[[str], None] | None = None,
+    jobs: int = 1, on_file_done: Callable[[str], None] | None = None,
 ) -> ReplayReport:
-    """Replay raw recordings (files or folders) into the archive at `out_root`.
-
-    With `merge` (the default) the minutes that several connections covered are then merged, so
-    the archive ends with one file per minute. Raises InputError when a path does not exist.
+    """Replay raw recordings (files or folders) into the archive at `out_root`: one file per
+    connection and minute, as upstream's archiver writes them (merging them is the merge stage's
+    job; the CLI runs it next, on `report.channels`). Raises InputError when a path does not exist.
     """
     report = ReplayReport()
     paths = find_raw_files(raw_paths)
@@ -134,13 +123,4 @@ def replay(
     else:
         for stream in streams:
             report.add(replay_stream(stream, opts, on_file_done))
-    if merge and report.channels:
-        report.merge = _merge(out_root, sorted(report.channels))
     return report
-
-
-def _merge(out_root: str, channels: list[str]) -> Any:
-    # Imported here: merge builds on replay's store, so replay's modules must not need merge at import.
-    from merge.directory import merge_tree  # noqa: PLC0415
-
-    return merge_tree(out_root, channels=channels)

@@ -3,7 +3,7 @@
 Records are grouped by `batch_time_of(time)` into one-minute batches, per connection and channel
 (upstream ran one archiver per connection and channel, and each wrote its own files). A batch is
 held open while later lines may still change it, and closed (handed out to be written) once
-`now >= batch_time + batch_interval + max_server_lag`: by then no line that belongs to it can still
+`now >= batch_time + 60 + max_server_lag`: by then no line that belongs to it can still
 arrive, as long as the server is never more than `max_server_lag` behind.
 
 While a batch is open, an exact server time narrows its estimated records: a line received before
@@ -23,11 +23,10 @@ receive times, so a replay closes exactly where the live archiver did.
 from __future__ import annotations
 
 import bisect
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
+from formats.canonical import BATCH_INTERVAL, Record
 from replay.timestamps import Timing
-
-Record = dict[str, Any]
 
 
 class ClosedBatch(NamedTuple):
@@ -89,23 +88,22 @@ class _Batch:
 class OpenBatches:
     """The open batches of one connection, for all its channels."""
 
-    __slots__ = ("_by_channel", "_interval", "_lag", "next_deadline")
+    __slots__ = ("_by_channel", "_lag", "next_deadline")
 
     def __init__(self, timing: Timing) -> None:
-        self._interval = timing.batch_interval
         self._lag = timing.max_server_lag
         self._by_channel: dict[str, dict[int, _Batch]] = {}
         self.next_deadline = float("inf")
 
     def add(self, channel: str, record: Record) -> None:
         time = record["time"]
-        batch_time = int(time / self._interval) * self._interval
+        batch_time = int(time / BATCH_INTERVAL) * BATCH_INTERVAL
         batches = self._by_channel.get(channel)
         if batches is None:
             batches = self._by_channel[channel] = {}
         batch = batches.get(batch_time)
         if batch is None:
-            deadline = batch_time + self._interval + self._lag
+            deadline = batch_time + BATCH_INTERVAL + self._lag
             batch = batches[batch_time] = _Batch(deadline)
             self.next_deadline = min(self.next_deadline, deadline)
         batch.records.append(record)
@@ -117,8 +115,8 @@ class OpenBatches:
         batches = self._by_channel.get(channel)
         if not batches:
             return
-        batch_time = int(server_time / self._interval) * self._interval
-        for key in (batch_time, batch_time - self._interval):
+        batch_time = int(server_time / BATCH_INTERVAL) * BATCH_INTERVAL
+        for key in (batch_time, batch_time - BATCH_INTERVAL):
             batch = batches.get(key)
             if batch is not None and batch.ends:
                 batch.cut(server_time)
@@ -150,5 +148,3 @@ class OpenBatches:
         self.next_deadline = float("inf")
         return closed
 
-    def __len__(self) -> int:
-        return sum(len(b) for b in self._by_channel.values())

@@ -6,7 +6,8 @@ message marks a channel as initialised on a connection, and where a line's exact
 - Twitch (ARCHIVE_FORMAT.md section 4): the `tmi-sent-ts` tag (milliseconds) is the server time;
   the first ROOMSTATE of a channel ends the per-connection noise; JOIN and PART are delayed.
 - IRCv3 (issue 3): the `time` tag (server-time, ISO 8601 UTC) is the server time; the end of the
-  NAMES list (366) ends the noise; nothing is delayed; `msgid` identifies a message.
+  NAMES list (366) ends the noise; nothing is delayed. (A message's id, `id` or `msgid`, matters to
+  the merge only: merge.core.message_id.)
 """
 
 from __future__ import annotations
@@ -63,7 +64,6 @@ class Dialect:
     delayed: frozenset[str]
     init_command: str
     init_channel_param: int
-    id_tag: str
     server_time: Callable[[CompatTags | None], float | None]
 
 
@@ -74,7 +74,6 @@ TWITCH = Dialect(
     delayed=frozenset(("JOIN", "PART")),
     init_command="ROOMSTATE",
     init_channel_param=0,
-    id_tag="id",
     server_time=twitch_server_time,
 )
 
@@ -84,7 +83,6 @@ IRCV3 = Dialect(
     delayed=frozenset(),
     init_command="366",
     init_channel_param=1,
-    id_tag="msgid",
     server_time=ircv3_server_time,
 )
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from formats.canonical import check_channel_dirname
@@ -68,8 +68,9 @@ class _Connection:
 
 
 def channel_folder_name(param: str) -> str | None:
-    """`#Chan` -> `chan`; None if the parameter is not a channel."""
-    if len(param) < 2 or param[0] not in "#&":
+    """`#Chan` -> `chan`; None if the parameter is not a channel: only `#` and at least one more
+    character names one (ARCHIVE_FORMAT.md section 3; upstream archives no `&` channel)."""
+    if len(param) < 2 or param[0] != "#":
         return None
     return param[1:].lower()
 
@@ -83,7 +84,8 @@ def _safe_folder(name: str) -> bool:
     return True
 
 
-_NO_BATCHES: list[ClosedBatch] = []
+# What most events close: nothing. Immutable, so a caller cannot change it for the next one.
+_NO_BATCHES: tuple[ClosedBatch, ...] = ()
 
 
 class StreamReplayer:
@@ -106,7 +108,7 @@ class StreamReplayer:
         self.stats.connections += 1
         return c
 
-    def feed(self, event: Event) -> list[ClosedBatch]:
+    def feed(self, event: Event) -> Sequence[ClosedBatch]:
         self.stats.events += 1
         kind = event.kind
         if kind == RECV:
@@ -115,7 +117,9 @@ class StreamReplayer:
                 # The open event was lost (a damaged file): assume the stream's usual dialect.
                 c = self._open(event.conn, TWITCH)
             now = event.at / 1_000_000
-            closed = c.batches.close_due(now) if now >= c.batches.next_deadline else _NO_BATCHES
+            closed: Sequence[ClosedBatch] = (
+                c.batches.close_due(now) if now >= c.batches.next_deadline else _NO_BATCHES
+            )
             self._line(c, event.text, now, event.seq)
             return closed
         if kind == OPEN:
@@ -126,7 +130,7 @@ class StreamReplayer:
             return self._drop(event.conn)
         return _NO_BATCHES
 
-    def _drop(self, conn: int) -> list[ClosedBatch]:
+    def _drop(self, conn: int) -> Sequence[ClosedBatch]:
         c = self._conns.pop(conn, None)
         return c.batches.close_all() if c is not None else _NO_BATCHES
 

@@ -28,22 +28,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from formats.canonical import BATCH_INTERVAL
 from formats.errors import UsageError
 
 
 @dataclass(frozen=True)
 class Timing:
-    """The constants of the algorithm, in one place. Defaults are upstream's current values."""
+    """The constants of the algorithm that a caller may tune, in one place. Defaults are upstream's
+    current values. (The batch interval is not one of them: the archive layout fixes it at
+    `formats.canonical.BATCH_INTERVAL`.)"""
 
-    batch_interval: int = BATCH_INTERVAL
     estimated_padding: int = 5
     max_delay: int = 45
     max_server_lag: int = 60
 
     def __post_init__(self) -> None:
-        if self.batch_interval != BATCH_INTERVAL:
-            raise UsageError(f"batch_interval must be {BATCH_INTERVAL}: the archive layout assumes it")
         if self.estimated_padding < 0 or self.max_delay < 0:
             raise UsageError("estimated_padding and max_delay must not be negative")
         if self.max_server_lag <= self.max_delay:

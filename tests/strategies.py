@@ -168,6 +168,65 @@ export_windows = st.tuples(
 ).map(lambda p: (p[0], p[0] + p[1]))
 
 
+# --- exact text (issue 8): IRC lines with runs of spaces, and what ARCHIVE_FORMAT.md 3 reads ------
+
+# Surrounding whitespace that `str.strip()` removes, including tab, CR, LF and U+3000.
+_outer_space = st.text(st.sampled_from([" ", "\t", "\r", "\n", "\x0b", "\x0c", "\u3000", "\x85"]), max_size=3)
+_spaces = st.integers(1, 4).map(lambda n: " " * n)
+# Message text: runs of spaces, leading spaces, tabs, U+3000, colons, non-ASCII; never CR, LF, NUL.
+irc_text = st.text(st.sampled_from([" ", " ", " ", "\t", "\u3000", ":", "a", "b", "#", "@", "\u00e9", "\U0001f389"]),
+                   max_size=16)
+_middle = st.from_regex(r"[#&a-z0-9][a-z0-9:#]{0,6}", fullmatch=True)
+
+
+@st.composite
+def irc_lines(draw: Any, command: Any = None, first: Any = None) -> tuple[str, tuple[Any, ...]]:
+    """(line, fields): a line built word by word with runs of spaces, and the fields that the rule of
+    ARCHIVE_FORMAT.md section 3 gives for it, worked out from the parts rather than by a parser."""
+    words: list[str] = []
+    tag_map = draw(st.one_of(st.none(), st.dictionaries(
+        st.from_regex(r"[a-z][a-z-]{0,8}", fullmatch=True), st.from_regex(r"[A-Za-z0-9#/,]{0,6}", fullmatch=True),
+        min_size=1, max_size=3)))
+    if tag_map is not None:
+        words.append("@" + ";".join(f"{k}={v}" for k, v in tag_map.items()))
+    sender = user = host = None
+    if draw(st.booleans()):
+        sender, user, host = draw(nick), draw(st.one_of(st.none(), nick)), draw(st.one_of(st.none(), nick))
+        words.append(":" + sender + (f"!{user}" if user is not None else "") + (f"@{host}" if host is not None else ""))
+    cmd = draw(command if command is not None else st.from_regex(r"[A-Za-z]{1,10}", fullmatch=True))
+    words.append(cmd)
+    middles = draw(st.lists(_middle, max_size=3))
+    if first is not None:
+        middles.insert(0, draw(first))
+    words.extend(middles)
+    params = list(middles)
+    text = draw(st.one_of(st.none(), irc_text))
+    if text is not None:
+        words.append(":" + text)
+        params.append(text.rstrip())  # the end of the text is the end of the line, which is stripped
+    line = draw(_outer_space) + "".join(w + draw(_spaces) for w in words[:-1]) + words[-1] + draw(_outer_space)
+    return line, (cmd.upper(), params, sender, user, host, tag_map)
+
+
+# --- record schema (issue 8: one validator): records with at most a few faults planted ----------
+
+_json_values = st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.floats(allow_nan=False), any_text,
+                         st.lists(st.one_of(any_text, st.integers(0, 2)), max_size=2),
+                         st.dictionaries(any_text, st.one_of(any_text, st.booleans(), st.integers(0, 1)), max_size=2))
+
+
+@st.composite
+def maybe_faulty_records(draw: Any) -> dict[str, Any]:
+    """An archive record, or one with some keys dropped, added or given any JSON value."""
+    record = draw(archive_records())
+    for key in draw(st.lists(st.sampled_from([*sorted(record), "extra"]), max_size=2)):
+        if key in record and draw(st.booleans()):
+            del record[key]
+        else:
+            record[key] = draw(_json_values)
+    return record
+
+
 @st.composite
 def typed_times(draw: Any) -> tuple[float, list[str]]:
     """A moment (whole milliseconds, 1971..2100) and the ways a person or the web editor types it:

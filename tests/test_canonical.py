@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from hypothesis import example, given
@@ -18,7 +19,7 @@ from formats.canonical import (
     parse_batch_name,
 )
 from formats.errors import InputError
-from tests.strategies import archive_records
+from tests.strategies import archive_records, maybe_faulty_records
 
 
 def upstream(record: dict) -> str:
@@ -82,6 +83,17 @@ def test_batch_time_and_names() -> None:
     assert parse_batch_name("2023-11-14T22", "12:00-" + "A" * 43 + ".json") == (1699999920, "A" * 43)
     assert parse_batch_name("2023-11-14T22", "12:00-" + "A" * 43 + ".json.abc.temp") is None
     assert parse_batch_name("2023-13-14T22", "12:00-" + "A" * 43 + ".json") is None
+    # names are matched whole: a trailing newline (a name made by a careless script) is no batch file
+    assert parse_batch_name("2023-11-14T22", "12:00-" + "A" * 43 + ".json\n") is None
+    assert parse_batch_name("2023-11-14T22\n", "12:00-" + "A" * 43 + ".json") is None
+
+
+def test_hour_folders_are_known_by_their_whole_name() -> None:
+    from formats.canonical import is_hour_folder
+
+    assert is_hour_folder("2023-11-14T22")
+    for name in ("2023-11-14T22\n", "2023-11-14T2", "2023-11-14 22", "x2023-11-14T22", "quarantine"):
+        assert not is_hour_folder(name), name
 
 
 @pytest.mark.parametrize(("data", "message"), [
@@ -119,3 +131,39 @@ def test_validate_record_refuses_each_schema_fault(change: dict, message: str) -
     assert validate_record(dict(GOOD)) == GOOD
     with pytest.raises(InputError, match=message):
         validate_record({**GOOD, **change})
+
+
+def _schema_plainly(record: dict[str, Any]) -> bool:
+    """ARCHIVE_FORMAT.md section 3's table, written out plainly (an oracle for the fast check)."""
+    def text_or_null(v: object) -> bool:
+        return v is None or isinstance(v, str)
+
+    def number(v: object) -> bool:
+        return isinstance(v, int | float) and not isinstance(v, bool)
+
+    tags = record.get("tags")
+    return (
+        set(record) == {"command", "params", "sender", "user", "host", "tags", "receivers", "time", "time_range"}
+        and isinstance(record["command"], str)
+        and isinstance(record["params"], list) and all(isinstance(p, str) for p in record["params"])
+        and all(text_or_null(record[k]) for k in ("sender", "user", "host"))
+        and (tags is None or (isinstance(tags, dict) and all(v is True or isinstance(v, str) for v in tags.values())))
+        and isinstance(record["receivers"], dict) and len(record["receivers"]) > 0
+        and all(number(v) for v in record["receivers"].values())
+        and number(record["time"]) and number(record["time_range"])
+    )
+
+
+@given(maybe_faulty_records())
+def test_one_schema_check_the_fast_one_and_the_one_that_names_the_fault_agree(record: dict[str, Any]) -> None:
+    from formats.canonical import is_record, validate_record
+
+    expected = _schema_plainly(record)
+    assert is_record(record) == expected
+    try:
+        validate_record(record)
+    except InputError as e:
+        assert not expected, e
+        assert e.message  # says what is wrong
+    else:
+        assert expected

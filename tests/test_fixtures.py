@@ -20,7 +20,7 @@ from fixtures.txt2raw import convert, to_us
 from formats.canonical import batch_relpath, batch_time_of, content_hash, format_batch
 from formats.irc import parse_compat
 from formats.rawcodec import receiver_name
-from replay.api import replay
+from tests.pipeline import replay
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 SPEC_CASES = sorted(p for p in (FIXTURES / "spec").iterdir() if p.is_dir())
@@ -109,3 +109,23 @@ def test_case_merged_archive(case: Path, tmp_path: Path) -> None:
     files = spec["no_merge"] if spec["merged"] == "same" else spec["merged"]
     replay([str(case)], str(tmp_path))
     assert read_tree(tmp_path) == expected_tree(case, files)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda p: p.name)
+@pytest.mark.parametrize("merge", [False, True], ids=["no-merge", "merged"])
+def test_cli_replay_merges_unless_told_not_to(case: Path, merge: bool, tmp_path: Path) -> None:
+    """The CLI runs the replay stage, then the merge stage on the channels written (as a user runs it)."""
+    from typer.testing import CliRunner
+
+    from chat_archiver.cli import app
+
+    spec = json.loads((case / "expected.json").read_text())
+    files = spec["no_merge"] if not merge or spec["merged"] == "same" else spec["merged"]
+    args = ["replay", str(case), "--out", str(tmp_path), "--json", *([] if merge else ["--no-merge"])]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert read_tree(tmp_path) == expected_tree(case, files)
+    summary = json.loads(result.stdout)
+    assert (summary["merge"] is not None) == merge
+    if merge:
+        assert summary["merge"]["channels"] == len(summary["channels"])

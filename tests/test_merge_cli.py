@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from chat_archiver.cli import app
 from chat_archiver.console import Settings
 from formats.canonical import parse_batch
+from formats.store import iter_batch_files
 from merge.core import merge
 from tests.strategies import MERGE_MINUTE0
 from tests.test_merge_directory import _corrupt, _privmsg, _two_recorders, tree, write_archive
@@ -65,12 +66,26 @@ def test_stdout_prints_the_canonical_merge_only(tmp_path: Path) -> None:
     assert len(tree(str(tmp_path))) == 2  # --stdout never touches the files
 
 
-def test_stdout_with_a_damaged_file_is_one_error_line_and_exit_2(tmp_path: Path) -> None:
+def test_stdout_with_only_a_damaged_file_prints_nothing_names_it_and_exits_1(tmp_path: Path) -> None:
     bad = _corrupt(str(tmp_path), "hash")
     result = run(bad, "--stdout")
-    assert result.exit_code == 2
+    assert result.exit_code == 1
     assert result.stdout == ""
     assert result.stderr.count("\n") == 1 and bad in result.stderr and "hash" in result.stderr
+
+
+def test_stdout_keeps_going_past_damaged_files(tmp_path: Path) -> None:
+    """One damaged file (named with its line), one unreadable: the rest is merged and printed, exit 1."""
+    root = str(tmp_path / "a")
+    bad = _corrupt(root, "json")  # its third line is not JSON; beside it, two good files of that minute
+    a, b = sorted(str(p) for p in Path(bad).parent.iterdir() if str(p) != bad)
+    loop = tmp_path / "loop.json"
+    loop.symlink_to(loop.name)  # open() fails (ELOOP), even for root
+    result = run(a, bad, str(loop), b, "--stdout")
+    assert result.exit_code == 1
+    assert result.stdout_bytes == merge(parse_batch(Path(a).read_bytes()), parse_batch(Path(b).read_bytes())).to_bytes()
+    assert f"{bad}:3: " in result.stderr and f"{loop}: cannot read" in result.stderr
+    assert result.stderr.count("\n") == 2
 
 
 def test_into_brings_archives_together_and_a_second_run_copies_nothing(tmp_path: Path) -> None:
@@ -182,3 +197,29 @@ def test_full_pass_normalises_a_single_file(tmp_path: Path) -> None:
     (folded,) = parse_batch(data)
     assert folded["receivers"].keys() == {"host1.a.0", "host2.b.0"}
     assert run(str(tmp_path), "--full", "--interval", "1").exit_code == 2
+
+
+def _unreadable(root: str) -> str:
+    """Two good files of one minute and, beside them, a name no one can read (a symlink to itself:
+    open() fails with ELOOP, even for root); return its path."""
+    good, _ = _two_recorders(root)
+    path = str(Path(good).parent / (Path(good).name[:6] + "U" * 43 + ".json"))
+    Path(path).symlink_to(Path(path).name)
+    return path
+
+
+@pytest.mark.parametrize("full", [False, True], ids=["merge", "full"])
+def test_an_unreadable_file_is_reported_and_left_in_place_not_quarantined(tmp_path: Path, full: bool) -> None:
+    root = str(tmp_path)
+    unreadable = _unreadable(root)
+    result = run(root, "--json", *(["--full"] if full else []))
+    assert result.exit_code == 1, result.output
+    (problem,) = json.loads(result.stdout)["problems"]
+    assert problem["path"] == unreadable and problem["quarantined_to"] is None
+    assert "cannot read" in problem["message"] and f"{unreadable}: cannot read" in result.stderr
+    assert Path(unreadable).is_symlink()  # left where it was
+    assert not (tmp_path / "quarantine").exists()
+    # the two readable files of that minute were merged into one all the same
+    names = [bf.path for bf in iter_batch_files(root, "chan")]
+    assert len(names) == 2 and unreadable in names
+

@@ -19,11 +19,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from formats.canonical import batch_relpath, batch_time_of, canonical_json, content_hash, format_batch, parse_batch
-from formats.errors import InputError, UsageError
+from formats.errors import UsageError
 from formats.store import iter_batch_files, write_batch_bytes
 from merge import directory
+from merge.combine import merge_files, merge_into
 from merge.core import Merger, merge
-from merge.directory import QUARANTINE, merge_files, merge_into, merge_tree
+from merge.directory import QUARANTINE, merge_tree
 from tests.strategies import MERGE_MINUTE0, MERGE_RECEIVERS, archive_records, merge_archives, merge_observations
 
 REPO = Path(__file__).resolve().parent.parent
@@ -239,14 +240,15 @@ def test_merge_into_skips_a_corrupt_source_file_and_leaves_it(tmp_path: Path) ->
 def test_merge_files_checks_names_and_merges(tmp_path: Path) -> None:
     root = str(tmp_path)
     a, b = _two_recorders(root)
-    merged = merge_files([a, b])
+    merged, problems = merge_files([a, b])
     assert merged.to_bytes() == merge(parse_batch(Path(a).read_bytes()), parse_batch(Path(b).read_bytes())).to_bytes()
+    assert problems == []
     bad = _corrupt(str(tmp_path / "x"), "hash")
-    with pytest.raises(InputError, match="hash") as info:
-        merge_files([a, bad])
-    assert info.value.source == bad
-    with pytest.raises(InputError, match="not found"):
-        merge_files([str(tmp_path / "missing.json")])
+    merged, problems = merge_files([a, bad])
+    assert merged.to_bytes() == Path(a).read_bytes()  # the readable file, merged alone
+    assert [(p.path, "hash" in p.message) for p in problems] == [(bad, True)]
+    with pytest.raises(UsageError, match=r"missing\.json: no such file"):
+        merge_files([a, str(tmp_path / "missing.json")])
 
 
 # --- concurrency and crashes ------------------------------------------------------------------

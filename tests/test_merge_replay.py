@@ -16,8 +16,9 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from merge.directory import merge_into, merge_tree
-from replay.api import replay
+from merge.combine import merge_into
+from merge.directory import merge_tree
+from tests.pipeline import replay
 from tests.simulation import record_scenario, scenarios
 
 

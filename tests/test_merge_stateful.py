@@ -25,7 +25,7 @@ from formats.canonical import batch_time_of, parse_batch
 from formats.store import iter_batch_files, write_batch_bytes, write_bytes_atomic
 from merge.core import merge, merge_records
 from merge.directory import merge_tree
-from replay.api import replay
+from tests.pipeline import replay
 from tests.simulation import record_scenario, scenarios
 from tests.strategies import merge_observations
 from tests.test_merge_directory import CHANNEL, canonical_tree, expected_tree, records_of, tree

@@ -36,10 +36,10 @@ def test_timing_rejects_server_lag_not_above_delay() -> None:
 
 def test_same_archive_whatever_the_input_order_or_jobs(tmp_path: Path) -> None:
     files = sorted(str(p) for p in (ROOT / "fixtures").rglob("*.jsonl") if "spec" not in str(p))
-    replay(files, str(tmp_path / "a"), merge=False)
+    replay(files, str(tmp_path / "a"))
     shuffled = files[:]
     random.Random(7).shuffle(shuffled)
-    replay(list(reversed(shuffled)), str(tmp_path / "b"), merge=False, jobs=2)
+    replay(list(reversed(shuffled)), str(tmp_path / "b"), jobs=2)
     assert tree(tmp_path / "a") == tree(tmp_path / "b")
 
 
@@ -60,17 +60,17 @@ def test_same_archive_under_other_hash_seed_and_time_zone(tmp_path: Path) -> Non
 
 
 def test_replaying_into_an_existing_archive_adds_nothing_twice(tmp_path: Path) -> None:
-    first = replay([str(TWO)], str(tmp_path), merge=False)
-    again = replay([str(TWO)], str(tmp_path), merge=False)
+    first = replay([str(TWO)], str(tmp_path))
+    again = replay([str(TWO)], str(tmp_path))
     assert again.batches_written == 0
     assert again.batches_existing == first.batches_written
 
 
 def test_channel_and_window_filters(tmp_path: Path) -> None:
-    replay([str(TWO)], str(tmp_path / "none"), channels=["#other"], merge=False)
+    replay([str(TWO)], str(tmp_path / "none"), channels=["#other"])
     assert not (tmp_path / "none").exists() or tree(tmp_path / "none") == {}
     # 22:21:00 to 22:22:00: ranges that meet the window only
-    replay([str(TWO)], str(tmp_path / "w"), since=1700000460, until=1700000520, merge=False)
+    replay([str(TWO)], str(tmp_path / "w"), since=1700000460, until=1700000520)
     for data in tree(tmp_path / "w").values():
         for r in parse_batch(data):
             assert r["time"] + r["time_range"] >= 1700000460 and r["time"] < 1700000520
@@ -256,3 +256,14 @@ def test_one_call_wrapper_equals_feeding_event_by_event() -> None:
         fed = [b for e in events for b in engine.feed(e)] + engine.finish()
         assert replay_events(stream.header.recorder, stream.header.slug, events) == fed
         assert fed
+
+
+def test_what_feed_returns_is_the_callers_to_change() -> None:
+    """An event that closes nothing returns an empty sequence no later call shares (it used to be
+    one module-level list: a caller appending to it changed every later answer)."""
+    engine = StreamReplayer("h", "S1")
+    first = engine.feed(Event("open", 0, 1_700_000_000_000_000, 0, "ws://x"))
+    assert len(first) == 0
+    if isinstance(first, list):
+        first.append("junk")  # type: ignore[arg-type]
+    assert len(engine.feed(Event("recv", 1, 1_700_000_001_000_000, 0, ":tmi.twitch.tv PING"))) == 0

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from formats.canonical import parse_batch
 from formats.rawcodec import Event, Header, encode_event, encode_header
-from replay.api import replay
+from tests.pipeline import replay
 
 T0 = 1_700_000_000_000_000
 irc_chars = st.sampled_from(list("@:!;= \\#abcPRIVMSGJOINROOMSTATE0123456789-\x01é🎉\x00\r"))

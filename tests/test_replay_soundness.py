@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 
 from formats.canonical import parse_batch
-from replay.api import replay
+from tests.pipeline import replay
 from tests.simulation import EPSILON, event_index, record_scenario, scenarios
 
 

@@ -19,7 +19,7 @@ from chat_archiver.cli import app
 from fixtures.txt2raw import convert
 from formats.canonical import batch_relpath, content_hash, format_batch
 from formats.store import write_batch
-from replay.api import replay
+from tests.pipeline import replay
 from verify.render import report_json
 from verify.scan import VerifyError, verify_archive
 
@@ -348,3 +348,31 @@ def test_report_of_a_long_archive_has_one_row_per_day(tmp_path: Path) -> None:
     assert "per day" in text and "per hour" in text  # the empty channel still has an (empty) hour table
     assert "no records" in text
     assert report.exit_status == 0
+
+
+def test_verify_and_export_errors_belong_to_the_one_hierarchy() -> None:
+    from export.window import ExportError
+    from formats.errors import ArchiverError, UsageError
+
+    assert issubclass(VerifyError, UsageError) and issubclass(ExportError, UsageError)
+    assert issubclass(UsageError, ArchiverError)
+
+
+def test_what_the_quarantine_holds_is_listed(tmp_path: Path) -> None:
+    """A merge moves damaged files to ROOT/quarantine/; verify names them (a problem: their records
+    are not in the archive), and the CLI exits 1."""
+    from merge.directory import merge_tree
+
+    paths = build(tmp_path, minutes=range(3))
+    damaged = Path(paths[1]).read_bytes().replace(b"message 1", b"message X")
+    extra = Path(paths[1]).parent / (Path(paths[1]).name[:6] + content_hash(b"x") + ".json")
+    extra.write_bytes(damaged)  # a second file for minute 1 whose name is not its hash
+    assert [p.path for p in merge_tree(str(tmp_path)).problems] == [str(extra)]
+    report = verify_archive(str(tmp_path), jobs=1)
+    (found,) = [f for f in report.findings if f.kind != "single-receiver"]
+    assert found.kind == "quarantined" and found.path == str(tmp_path / "quarantine")
+    assert found.message.startswith("1 file(s) set aside by a merge as damaged")
+    assert found.message.endswith(os.path.join(CHANNEL, "chat", extra.parent.name, extra.name))
+    assert report.exit_status == 1
+    result = run(str(tmp_path))
+    assert result.exit_code == 1 and "quarantined" in result.stdout

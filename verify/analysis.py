@@ -165,6 +165,11 @@ def analyse_channel(
         empty_spans.extend((a, b, state) for a, b in minute_spans(m for m, s in states.items() if s == state))
     empty_spans.sort()
 
+    if tally.stale:
+        findings.append(Finding(
+            "stale", f"{tally.stale} records differ from a fresh replay of the raw; replay again to upgrade"
+            " (the lines named in the other `stale` findings are examples)", channel=channel,
+        ))
     recorders = {recorder_of(r) for r in tally.receivers}
     total = tally.messages
     if total and len(recorders) == 1:

@@ -22,10 +22,11 @@ from typing import Any
 
 import orjson
 
-from formats.canonical import RECORD_KEYS, batch_time_of, canonical_json, content_hash, ensure_ascii, validate_record
+from formats.canonical import batch_time_of, canonical_json, content_hash, ensure_ascii, is_record, validate_record
 from formats.errors import InputError
 from merge.core import message_id
 from verify.findings import Finding
+from verify.fresh import FreshIndex, stale_records
 from verify.tally import (
     FINE_LIMIT,
     FINE_PER_SECOND,
@@ -81,42 +82,8 @@ def _has_tiny_float(data: bytes) -> bool:
             return True
         at = data.find(b"0.0000", at + 1)
     return at == 0
-_STR_TYPES = frozenset((str,))
-_TAG_TYPES = frozenset((str, bool))
-_NUMBER_TYPES = frozenset((int, float))
-
-
-def plainly_valid(record: dict[str, Any]) -> bool:
-    """A quick sufficient check of the record schema: True means `validate_record` would accept it.
-
-    Typed by whole sets rather than value by value, which is several times faster than
-    `validate_record`; anything it does not vouch for goes the slow way, where `validate_record`
-    has the last word and names the fault.
-    """
-    if record.keys() != RECORD_KEYS:
-        return False
-    tags = record["tags"]
-    if tags is not None:
-        if type(tags) is not dict:
-            return False
-        kinds = set(map(type, tags.values()))
-        if not kinds <= _TAG_TYPES or (bool in kinds and False in [v for v in tags.values() if type(v) is bool]):
-            return False
-    params = record["params"]
-    receivers = record["receivers"]
-    return (
-        type(params) is list and set(map(type, params)) <= _STR_TYPES
-        and type(record["command"]) is str
-        and type(receivers) is dict and bool(receivers) and set(map(type, receivers.values())) <= _NUMBER_TYPES
-        and type(record["time"]) in _NUMBER_TYPES and type(record["time_range"]) in _NUMBER_TYPES
-        and (record["sender"] is None or type(record["sender"]) is str)
-        and (record["user"] is None or type(record["user"]) is str)
-        and (record["host"] is None or type(record["host"]) is str)
-    )
-
-
 def fast_records(data: bytes) -> list[dict[str, Any]] | None:
-    """The file's records if every line is canonical and plainly valid (decided in two orjson calls),
+    """The file's records if every line is canonical and a record (decided in two orjson calls),
     else None: then the caller must take the slow path, which says what is wrong. Export reads
     files through this too."""
     if not data.endswith(b"\n") or not data.isascii() or _has_tiny_float(data):
@@ -139,7 +106,7 @@ def fast_records(data: bytes) -> list[dict[str, Any]] | None:
     if again != joined:
         return None
     for record in records:
-        if type(record) is not dict or not plainly_valid(record):
+        if type(record) is not dict or not is_record(record):
             return None
     return records
 
@@ -183,11 +150,16 @@ def _batch_of(time: float) -> int | None:
         return None
 
 
-def check_batch(data: bytes, source: str, channel: str, batch_time: int, digest: str) -> FileScan:
+def check_batch(
+    data: bytes, source: str, channel: str, batch_time: int, digest: str, *,
+    fresh: FreshIndex | None = None,
+) -> FileScan:
     """Check one batch file's bytes against its name (`batch_time`, `digest`) and count its records.
 
     Checks: hash, final newline, JSON, schema, canonical lines, sort order, each record in the
-    file's minute, no repeated message id, no negative (conflict) or oversized range.
+    file's minute, no repeated message id, no negative (conflict) or oversized range; with `fresh`
+    (an index of the raw recordings, verify.fresh), records that a replay today would write
+    differently.
     """
     report = _Reporter(source, channel)
     tally = ChannelTally(files=1, bytes=len(data))
@@ -210,6 +182,11 @@ def check_batch(data: bytes, source: str, channel: str, batch_time: int, digest:
     _check_order(records, rows, data, report)
     _check_records(records, rows, batch_time, report)
     _count(records, batch_time, tally)
+    if fresh:
+        for i in stale_records(records, fresh):
+            tally.stale += 1
+            number = rows[i][0] if rows is not None else i + 1
+            report.add("stale", "record differs from a fresh replay of the raw", number)
     return FileScan(report.finish(), tally)
 
 

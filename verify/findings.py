@@ -40,6 +40,8 @@ KINDS: dict[str, tuple[str, str]] = {
     "no-channels": (PROBLEM, "no CHANNEL/chat folder under the root"),
     "gap": (PROBLEM, "a span with no recorder connected (messages may be lost)"),
     "clock-skew": (PROBLEM, "a receiver's receive times are far from the server's times"),
+    "quarantined": (PROBLEM, "files a merge set aside as damaged in ROOT/quarantine/: not in the archive"),
+    "stale": (PROBLEM, "records differ from what a replay of the raw recordings gives today"),
     "empty-file": (NOTICE, "a batch file with no records"),
     "odd-range": (NOTICE, "a time_range wider than any the archiver produces (over 60 s)"),
     "single-receiver": (NOTICE, "the channel was recorded by a single receiver: no redundancy"),

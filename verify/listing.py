@@ -10,15 +10,12 @@ has one, so they are reported as `unmerged`.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from formats.canonical import BATCH_INTERVAL, parse_batch_name
 from formats.store import TEMP_SUFFIX
 from verify.findings import Finding
-
-_HOUR_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}$")
 
 
 @dataclass(frozen=True, order=True)
@@ -29,10 +26,6 @@ class BatchEntry:
     batch_time: int
     digest: str
     path: str
-
-
-def is_hour_folder(name: str) -> bool:
-    return bool(_HOUR_RE.match(name))
 
 
 def classify_hour_entry(
@@ -54,6 +47,22 @@ def name_findings(entry: BatchEntry) -> list[Finding]:
     if entry.batch_time % BATCH_INTERVAL:
         return [Finding("bad-name", "batch time is not on a whole minute", entry.path, channel=entry.channel)]
     return []
+
+
+# A quarantine finding names this many files, then counts the rest.
+QUARANTINE_NAMED = 20
+
+
+def quarantine_findings(folder: str, files: list[str]) -> list[Finding]:
+    """One finding listing the files a merge moved to the quarantine `folder` (paths relative to it)."""
+    if not files:
+        return []
+    named = ", ".join(files[:QUARANTINE_NAMED])
+    more = f" and {len(files) - QUARANTINE_NAMED} more" if len(files) > QUARANTINE_NAMED else ""
+    return [Finding(
+        "quarantined", f"{len(files)} file(s) set aside by a merge as damaged, their records not in the archive"
+        f" (look, restore from a replica, then delete): {named}{more}", folder,
+    )]
 
 
 def unmerged_findings(entries: Iterable[BatchEntry]) -> list[Finding]:

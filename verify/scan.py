@@ -13,26 +13,23 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from formats.errors import InputError
+from formats.canonical import is_hour_folder
+from formats.errors import InputError, UsageError
 from formats.rawfile import Problem, find_raw_files, group_streams, iter_stream_events
+from formats.store import QUARANTINE, list_channels
 from verify.analysis import Report, analyse
 from verify.batch import FileScan, check_batch
 from verify.coverage import Window, connection_windows
 from verify.findings import Finding
-from verify.listing import (
-    BatchEntry,
-    classify_hour_entry,
-    is_hour_folder,
-    name_findings,
-    unmerged_findings,
-)
+from verify.fresh import FreshIndex, index_events
+from verify.listing import BatchEntry, classify_hour_entry, name_findings, quarantine_findings, unmerged_findings
 from verify.tally import ChannelTally
 
 # Below this many files a pool costs more (starting workers) than it saves.
 POOL_MIN_FILES = 64
 
 
-class VerifyError(Exception):
+class VerifyError(UsageError):
     """Verify could not even start: the root or a raw path is missing or unreadable."""
 
 
@@ -65,7 +62,7 @@ def list_archive(root: str, channel: str | Sequence[str] | None = None) -> Listi
                 raise VerifyError(f"{root}: no channel {name!r} (no {name}/chat folder)")
     else:
         try:
-            channels = sorted(n for n in os.listdir(root) if os.path.isdir(os.path.join(root, n, "chat")))
+            channels = list_channels(root)
         except OSError as e:
             raise VerifyError(f"{root}: cannot list: {e.strerror}") from None
     listing = Listing(channels)
@@ -89,10 +86,42 @@ def list_archive(root: str, channel: str | Sequence[str] | None = None) -> Listi
                     listing.entries.append(got)
                     listing.findings.extend(name_findings(got))
     listing.findings.extend(unmerged_findings(listing.entries))
+    listing.findings.extend(_quarantine(root, None if channel is None else channels))
     return listing
 
 
-def scan_file(entry: BatchEntry) -> tuple[str, FileScan]:
+def _quarantine(root: str, channels: list[str] | None) -> list[Finding]:
+    """What the merge's quarantine holds (of the given channels only, with `channels`)."""
+    folder = os.path.join(root, QUARANTINE)
+    tops = [folder] if channels is None else [os.path.join(folder, c) for c in channels]
+    files: list[str] = []
+    problems: list[Finding] = []
+
+    def unreadable(e: OSError) -> None:
+        problems.append(Finding("unreadable", f"cannot list folder: {e.strerror}", e.filename))
+
+    for top in tops:
+        if os.path.isdir(top):  # else nothing was ever set aside there
+            for here, _dirs, names in os.walk(top, onerror=unreadable):
+                files.extend(os.path.relpath(os.path.join(here, n), folder) for n in names)
+    return problems + quarantine_findings(folder, sorted(files))
+
+
+# The raw recordings' index (verify.fresh) in a worker process: set once per worker by the pool's
+# initializer, rather than shipped with every file.
+_worker_fresh: FreshIndex | None = None
+
+
+def _init_worker(fresh: FreshIndex | None) -> None:
+    global _worker_fresh  # noqa: PLW0603 (one value per worker process, set once at its start)
+    _worker_fresh = fresh
+
+
+def _scan_in_worker(entry: BatchEntry) -> tuple[str, FileScan]:
+    return scan_file(entry, _worker_fresh)
+
+
+def scan_file(entry: BatchEntry, fresh: FreshIndex | None = None) -> tuple[str, FileScan]:
     """Read and check one batch file (runs in a worker process on big archives)."""
     try:
         with open(entry.path, "rb") as f:
@@ -100,22 +129,23 @@ def scan_file(entry: BatchEntry) -> tuple[str, FileScan]:
     except OSError as e:
         scan = FileScan([Finding("unreadable", f"cannot read: {e.strerror}", entry.path, channel=entry.channel)])
         return entry.channel, scan
-    return entry.channel, check_batch(data, entry.path, entry.channel, entry.batch_time, entry.digest)
+    return entry.channel, check_batch(data, entry.path, entry.channel, entry.batch_time, entry.digest, fresh=fresh)
 
 
-def _scans(entries: list[BatchEntry], jobs: int) -> Iterator[tuple[str, FileScan]]:
+def _scans(entries: list[BatchEntry], jobs: int, fresh: FreshIndex | None) -> Iterator[tuple[str, FileScan]]:
     if jobs <= 1 or len(entries) < POOL_MIN_FILES:
         for entry in entries:
-            yield scan_file(entry)
+            yield scan_file(entry, fresh)
         return
     # forkserver: safe when the parent runs threads (a progress bar does), and cheap to start.
     context = multiprocessing.get_context("forkserver")
-    with context.Pool(jobs) as pool:
-        yield from pool.imap_unordered(scan_file, entries, chunksize=4)
+    with context.Pool(jobs, initializer=_init_worker, initargs=(fresh,)) as pool:
+        yield from pool.imap_unordered(_scan_in_worker, entries, chunksize=4)
 
 
-def read_windows(raw_paths: list[str], findings: list[Finding]) -> list[Window]:
-    """Connection windows of every recorder process in the raw recordings under `raw_paths`."""
+def read_windows(raw_paths: list[str], findings: list[Finding], fresh: FreshIndex | None = None) -> list[Window]:
+    """Connection windows of every recorder process in the raw recordings under `raw_paths`; with
+    `fresh`, also today's reading of every line received (verify.fresh), in the same pass."""
     try:
         files = find_raw_files(raw_paths)
     except InputError as e:
@@ -124,6 +154,8 @@ def read_windows(raw_paths: list[str], findings: list[Finding]) -> list[Window]:
     windows: list[Window] = []
     for stream in group_streams(files, problems):
         events = iter_stream_events(stream, problems)
+        if fresh is not None:
+            events = index_events(stream.header.recorder, stream.header.slug, events, fresh)
         windows.extend(connection_windows(stream.header.recorder, stream.header.slug, events))
     for p in problems:
         findings.append(Finding("raw-problem", p.message, p.source, p.line))
@@ -147,11 +179,14 @@ def verify_archive(
     """
     listing = list_archive(root, channel)
     findings = list(listing.findings)
-    windows = read_windows(raw, findings) if raw else None
+    fresh = FreshIndex() if raw else None
+    windows = read_windows(raw, findings, fresh) if raw else None
+    if fresh is not None:
+        fresh.seal()
     if on_listed is not None:
         on_listed(len(listing.entries))
     tallies = {name: ChannelTally() for name in listing.channels}
-    for name, scan in _scans(listing.entries, jobs if jobs is not None else default_jobs()):
+    for name, scan in _scans(listing.entries, jobs if jobs is not None else default_jobs(), fresh):
         tallies[name].add(scan.tally)
         findings.extend(scan.findings)
         if on_file is not None:

@@ -143,9 +143,11 @@ class ChannelTally:
     recorders: dict[str, int] = field(default_factory=dict)  # recorder -> messages with an id it saw
     recv_first: float = math.inf
     recv_last: float = -math.inf
+    stale: int = 0  # records a replay of the raw today would write differently (with --raw only)
 
     def add(self, other: ChannelTally) -> None:
         self.files += other.files
+        self.stale += other.stale
         self.bytes += other.bytes
         self.records += other.records
         for minute, counts in other.minutes.items():
