@@ -12,7 +12,9 @@ import subprocess
 import sys
 import time
 
-MODULES = ["bench.bench_replay", "bench.bench_merge", "bench.bench_recorder", "bench.bench_verify"]
+MODULES = [
+    "bench.bench_replay", "bench.bench_merge", "bench.bench_recorder", "bench.bench_verify", "bench.bench_playback",
+]
 
 
 def parse_args(argv: list[str]) -> list[str]:

@@ -11,7 +11,7 @@ from functools import partial
 import typer
 
 from chat_archiver import console
-from export.formats import FORMATS
+from export.formats import FORMATS, Playback
 from export.stream import export
 from export.window import ExportError, Filters, Window
 from formats.errors import ArchiverError, InputError
@@ -46,6 +46,9 @@ def register(app: typer.Typer) -> None:
         out: str = typer.Option(
             None, "--out", "-o", metavar="FILE", help="Write to FILE (atomically) instead of stdout.",
         ),
+        hold: float = typer.Option(
+            10.0, "--hold", min=0.1, metavar="SECONDS", help="ass: how long each message stays on screen.",
+        ),
         jobs: int = typer.Option(
             None, "--jobs", "-j", min=1, metavar="N", show_default=False,
             help="Worker processes for windows of two hours or more (default: the CPUs).",
@@ -56,7 +59,8 @@ def register(app: typer.Typer) -> None:
         The records whose time range meets [--since, --until) (upstream's rule), merged,
         folded for reading and sorted by time. json is the
         array upstream's reader returns; jsonl one record per line; text a readable
-        transcript; irc the IRC lines rebuilt from the records. A damaged batch file is
+        transcript; irc the IRC lines rebuilt from the records; ass subtitles timed from --since;
+        html a self-contained page that replays the chat. A damaged batch file is
         reported (FILE:LINE) and skipped; everything readable is exported.
 
         Exit status: 0 done, 1 done but damaged files were skipped, 2 nothing could be done.
@@ -77,6 +81,7 @@ def register(app: typer.Typer) -> None:
                 task = bar.add_task("exporting", total=None)
                 run = partial(
                     export, root, channel, window, str(fmt.value), filters=filters, jobs=workers, problems=problems,
+                    playback=Playback(window.start, window.end, hold, f"#{channel.lstrip('#').lower()}"),
                     on_plan=lambda n: bar.update(task, total=n), on_chunk=lambda k: bar.advance(task, k),
                 )
                 if out is None:

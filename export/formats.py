@@ -17,13 +17,32 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from formats.canonical import canonical_json
 from formats.irc import escape_tag_value
 
-FORMATS = ("json", "jsonl", "text", "irc")
+FORMATS = ("json", "jsonl", "text", "irc", "ass", "html")
+WHOLE_WINDOW = frozenset({"ass", "html"})  # never cut into parts: one renderer sees every record
+
+
+@dataclass(frozen=True)
+class Playback:
+    """What the playback formats need beside the records: the window (time zero is its start),
+    how long a subtitle stays up, and a title."""
+
+    start: float
+    end: float
+    hold: float = 10.0
+    title: str = "chat"
+
+
+class _Stream(Protocol):
+    def begin(self) -> str: ...
+    def add(self, record: Mapping[str, Any]) -> str: ...
+    def end(self) -> str: ...
 
 _CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
 _IRC_BREAKERS = re.compile("[\r\n\x00]")
@@ -37,7 +56,7 @@ def _clean(text: object) -> str:
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else " ", text)
 
 
-def _tag(record: Mapping[str, Any], key: str) -> str | None:
+def tag_of(record: Mapping[str, Any], key: str) -> str | None:
     tags = record.get("tags")
     if not isinstance(tags, dict):
         return None
@@ -50,12 +69,19 @@ def _param(record: Mapping[str, Any], index: int) -> str | None:
     return params[index] if len(params) > index else None
 
 
+def me_action(text: str) -> str | None:
+    """The action of a `/me` message (CTCP `\\x01ACTION text\\x01`), None for other text."""
+    if text.startswith("\x01ACTION ") or text == "\x01ACTION":
+        return text[len("\x01ACTION"):].strip().rstrip("\x01").strip()
+    return None
+
+
 def display_name(record: Mapping[str, Any]) -> str:
     """Who sent it, as chat shows it: the display name, with the login when they differ beyond case
     (localised names); else the nick; else the server."""
     # USERNOTICE comes from the server (sender tmi.twitch.tv); the user it is about is `login`
-    login = record.get("user") or _tag(record, "login")
-    shown = _tag(record, "display-name")
+    login = record.get("user") or tag_of(record, "login")
+    shown = tag_of(record, "display-name")
     if login is None:  # a server line (USERSTATE): its display name, else the server's name
         return _clean(shown or record.get("sender") or "?")
     if shown is None:
@@ -93,12 +119,12 @@ def describe(record: Mapping[str, Any]) -> str:
     text = _param(record, 1)
     if command == "PRIVMSG":
         body = text or ""
-        if body.startswith("\x01ACTION ") or body == "\x01ACTION":
-            action = body[len("\x01ACTION"):].strip().rstrip("\x01").strip()
+        action = me_action(body)
+        if action is not None:
             return f"* {name} {_clean(action)}"
         return f"{name}: {_clean(body)}"
     if command == "USERNOTICE":
-        system = _tag(record, "system-msg") or _tag(record, "msg-id") or "user notice"
+        system = tag_of(record, "system-msg") or tag_of(record, "msg-id") or "user notice"
         line = f"** {_clean(system)}"
         if text:
             line += f" | {name}: {_clean(text)}"
@@ -106,12 +132,12 @@ def describe(record: Mapping[str, Any]) -> str:
     if command == "CLEARCHAT":
         if text is None:
             return "-- chat was cleared by a moderator"
-        duration = _tag(record, "ban-duration")
+        duration = tag_of(record, "ban-duration")
         if duration is not None:
             return f"-- {_clean(text)} was timed out for {_seconds(duration)}"
         return f"-- {_clean(text)} was banned"
     if command == "CLEARMSG":
-        who = _tag(record, "login") or "someone"
+        who = tag_of(record, "login") or "someone"
         return f"-- a message from {_clean(who)} was deleted: {_clean(text or '')}"
     if command == "NOTICE":
         return f"-- notice: {_clean(text or '')}"
@@ -174,22 +200,33 @@ def irc_line(record: Mapping[str, Any]) -> str:
 
 class Renderer:
     """Turns a stream of records into text in one format: `begin()`, `add(record)` per record,
-    `end()`. Stateful only for the transcript's day headers and the JSON array's commas."""
+    `end()`. Stateful only for the transcript's day headers and the JSON array's commas; the
+    playback formats (`WHOLE_WINDOW`) hand every record to their own renderer, which needs
+    `playback`."""
 
-    def __init__(self, fmt: str) -> None:
+    def __init__(self, fmt: str, playback: Playback | None = None) -> None:
         if fmt not in FORMATS:
             raise ValueError(f"unknown format {fmt!r}")
         self.fmt = fmt
+        self._stream: _Stream | None = None
+        if fmt in WHOLE_WINDOW:
+            if playback is None:
+                raise ValueError(f"format {fmt!r} needs the window (playback options)")
+            self._stream = _playback_renderer(fmt, playback)
         self._first = True
         self._day: str | None = None
         self._line: Callable[[Mapping[str, Any]], str] = {
             "json": canonical_json, "jsonl": canonical_json, "text": text_line, "irc": irc_line,
-        }[fmt]
+        }.get(fmt, canonical_json)
 
     def begin(self) -> str:
+        if self._stream is not None:
+            return self._stream.begin()
         return "[" if self.fmt == "json" else ""
 
     def add(self, record: Mapping[str, Any]) -> str:
+        if self._stream is not None:
+            return self._stream.add(record)
         line = self._line(record)
         if self.fmt == "text":
             day = day_of(record)
@@ -207,6 +244,19 @@ class Renderer:
         return line + "\n"
 
     def end(self) -> str:
+        if self._stream is not None:
+            return self._stream.end()
         if self.fmt == "json":
             return "]\n" if self._first else "\n]\n"
         return ""
+
+
+def _playback_renderer(fmt: str, playback: Playback) -> _Stream:
+    # imported here: the playback modules import this one
+    if fmt == "ass":
+        from export.ass import AssRenderer  # noqa: PLC0415
+
+        return AssRenderer(playback.start, playback.hold, playback.title)
+    from export.html import HtmlRenderer  # noqa: PLC0415
+
+    return HtmlRenderer(playback.start, playback.end, playback.title)

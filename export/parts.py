@@ -16,7 +16,9 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from multiprocessing.pool import AsyncResult
-from typing import IO
+from typing import IO, Any
+
+import orjson
 
 from export.formats import Renderer, day_of
 from export.stream import NO_FILTERS, iter_chunks
@@ -121,19 +123,17 @@ class _Stitcher:
         return self.total
 
 
-def export_in_parts(
-    root: str, channel: str, window: Window, chunks: Iterable[Chunk], *, fmt: str, out: IO[bytes],
-    filters: Filters = NO_FILTERS, jobs: int = 2, on_chunk: Callable[[int], None] | None = None,
-    problems: list[InputError] | None = None,
-) -> int:
-    """Render `chunks` in parts on `jobs` workers and write them to `out` in order; returns the
-    number of records. Damaged files: as `stream.export` (`problems`)."""
+def _parts_in_order(
+    root: str, channel: str, window: Window, chunks: Iterable[Chunk], *, fmt: str, filters: Filters, jobs: int,
+    keep_going: bool,
+) -> Iterator[tuple[_Part, AsyncResult[PartResult]]]:
+    """Start rendering `chunks` in parts on `jobs` workers; yield each part with its result, in
+    order, while the next ones render (their files live until the generator ends)."""
     with tempfile.TemporaryDirectory(prefix="chat-export-") as temp:
         parts = (
-            _Part(root, channel, window, group, filters, fmt, os.path.join(temp, f"{i:08d}"), problems is not None)
+            _Part(root, channel, window, group, filters, fmt, os.path.join(temp, f"{i:08d}"), keep_going)
             for i, group in enumerate(_groups(chunks, PART_CHUNKS))
         )
-        stitch = _Stitcher(fmt, out, on_chunk, problems)
         context = multiprocessing.get_context("forkserver")
         with context.Pool(jobs) as pool:
             # at most two parts per worker in flight (Pool.imap would read the whole plan at once)
@@ -141,7 +141,40 @@ def export_in_parts(
             for part in parts:
                 pending.append((part, pool.apply_async(_render_part, (part,))))
                 if len(pending) >= 2 * jobs:
-                    stitch.add(*pending.popleft())
+                    yield pending.popleft()
             while pending:
-                stitch.add(*pending.popleft())
-        return stitch.finish()
+                yield pending.popleft()
+
+
+def export_in_parts(
+    root: str, channel: str, window: Window, chunks: Iterable[Chunk], *, fmt: str, out: IO[bytes],
+    filters: Filters = NO_FILTERS, jobs: int = 2, on_chunk: Callable[[int], None] | None = None,
+    problems: list[InputError] | None = None,
+) -> int:
+    """Render `chunks` in parts on `jobs` workers and write them to `out` in order; returns the
+    number of records. Damaged files: as `stream.export` (`problems`)."""
+    stitch = _Stitcher(fmt, out, on_chunk, problems)
+    for part, result in _parts_in_order(root, channel, window, chunks, fmt=fmt, filters=filters, jobs=jobs,
+                                        keep_going=problems is not None):
+        stitch.add(part, result)
+    return stitch.finish()
+
+
+def records_in_parts(
+    root: str, channel: str, window: Window, chunks: Iterable[Chunk], *, filters: Filters = NO_FILTERS,
+    jobs: int = 2, on_chunk: Callable[[int], None] | None = None, problems: list[InputError] | None = None,
+) -> Iterator[dict[str, Any]]:
+    """The records of `chunks`, in order, merged on `jobs` workers (each part as JSON lines in a
+    temporary file): for the formats one renderer must see whole (`formats.WHOLE_WINDOW`).
+    Damaged files: as `stream.export` (`problems`)."""
+    for part, result in _parts_in_order(root, channel, window, chunks, fmt="jsonl", filters=filters, jobs=jobs,
+                                        keep_going=problems is not None):
+        path, _count, _first, _last, damaged = result.get()
+        if problems is not None and damaged:
+            problems.extend(InputError(*p) for p in damaged)
+        with open(path, "rb") as f:
+            for line in f:
+                yield orjson.loads(line)
+        os.unlink(path)
+        if on_chunk is not None:
+            on_chunk(len(part.chunks))

@@ -20,7 +20,7 @@ from typing import IO, Any
 
 import orjson
 
-from export.formats import Renderer
+from export.formats import WHOLE_WINDOW, Playback, Renderer
 from export.window import (
     MAX_RANGE,
     Chunk,
@@ -247,9 +247,11 @@ def iter_chunks(
             on_chunk(1)
 
 
-def write_export(records: Iterable[dict[str, Any]], fmt: str, out: IO[bytes]) -> int:
+def write_export(
+    records: Iterable[dict[str, Any]], fmt: str, out: IO[bytes], playback: Playback | None = None,
+) -> int:
     """Render `records` in `fmt` to `out` (UTF-8). Returns the number of records written."""
-    renderer = Renderer(fmt)
+    renderer = Renderer(fmt, playback)
     count = 0
     out.write(renderer.begin().encode())
     buffer: list[str] = []
@@ -268,6 +270,7 @@ def export(
     root: str, channel: str, window: Window, fmt: str, out: IO[bytes], *, filters: Filters = NO_FILTERS,
     jobs: int = 1, on_plan: Callable[[int], None] | None = None, on_chunk: Callable[[int], None] | None = None,
     problems: list[InputError] | None = None,
+    playback: Playback | None = None,
 ) -> int:
     """Write the export of `window` to `out`; returns the number of records.
 
@@ -276,7 +279,9 @@ def export(
 
     `on_plan(n)` is told the number of chunks once, `on_chunk(k)` each time k more are done (the
     CLI hangs its progress bar on them). A window of at least two parts with `jobs` > 1 goes to a
-    process pool (`parts.export_in_parts`), with the same bytes as the serial export.
+    process pool (`parts.export_in_parts`), with the same bytes as the serial export. The playback
+    formats (`WHOLE_WINDOW`; `playback` defaults to the window) take the pool's records and render
+    them here, in one renderer.
     """
     from export import parts  # noqa: PLC0415 (parts imports this module)
 
@@ -287,7 +292,12 @@ def export(
     found: list[InputError] | None = None if problems is None else []
     if jobs <= 1 or count < 2 * parts.PART_CHUNKS:
         records = iter_chunks(root, channel, window, chunks, filters, on_chunk=on_chunk, problems=found)
-        written = write_export(records, fmt, out)
+        written = write_export(records, fmt, out, playback or Playback(window.start, window.end))
+    elif fmt in WHOLE_WINDOW:  # workers merge, this process renders
+        channel_name(root, channel)  # fail before starting workers
+        records = parts.records_in_parts(root, channel, window, chunks, filters=filters, jobs=jobs, on_chunk=on_chunk,
+                                         problems=found)
+        written = write_export(records, fmt, out, playback or Playback(window.start, window.end))
     else:
         channel_name(root, channel)  # fail before starting workers
         written = parts.export_in_parts(root, channel, window, chunks, fmt=fmt, out=out, filters=filters, jobs=jobs,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from itertools import pairwise
 from typing import Any
 
 from hypothesis import strategies as st
@@ -252,3 +253,65 @@ watchdog_steps = st.lists(
     st.tuples(st.sampled_from(["line", "pong", "handover pong", "tick", "handover"]), st.floats(0, 4)),
     max_size=40,
 )
+
+
+# --- playback (issue 11): chat as viewers see it, written to break subtitle and HTML markup ------
+
+PLAY_START = 1_700_000_000  # the window start of a playback session
+# ASS overrides and breaks ({ } \N \n \h), HTML (< > & "), CTCP, controls, anything else
+markup_text = st.lists(
+    st.one_of(st.sampled_from([*"{}\\Nnh<>/&\"' \x01\n\r\t", "</script>", "\\N", "{\\i1}"]),
+              st.characters(blacklist_categories=["Cs"])),
+    max_size=40,
+).map("".join)
+PLAY_USERS = ("alice", "bob", "carol")
+
+
+def play_message(i: int, at: float, login: str, text: str, **tags: str) -> dict[str, Any]:
+    """A Twitch PRIVMSG record with id `m{i}` at `at` (Unix seconds)."""
+    return {
+        "command": "PRIVMSG", "params": ["#chan", text], "sender": login, "user": login,
+        "host": f"{login}.tmi.twitch.tv", "receivers": {"host1.Ab3dE.0": at + 0.2}, "time": at, "time_range": 0,
+        "tags": {"id": f"m{i}", "display-name": login.capitalize(), "tmi-sent-ts": str(round(at * 1000)), **tags},
+    }
+
+
+def play_removal(at: float, command: str, target: str | None, login: str = "") -> dict[str, Any]:
+    """A CLEARMSG of message `target` (by id), or a CLEARCHAT of user `target` (None: everyone)."""
+    params = ["#chan"] + ([target] if target is not None else [])
+    tags = {"tmi-sent-ts": str(round(at * 1000))}
+    if command == "CLEARMSG":
+        params, tags = ["#chan", "deleted text"], {**tags, "login": login, "target-msg-id": str(target)}
+    return {"command": command, "params": params, "sender": "tmi.twitch.tv", "user": None, "host": None,
+            "receivers": {"host1.Ab3dE.0": at + 0.2}, "time": at, "time_range": 0, "tags": tags}
+
+
+@st.composite
+def chat_sessions(draw: Any, max_messages: int = 12, spaced: bool = False) -> list[dict[str, Any]]:
+    """A window's chat in time order from PLAY_START: one-line messages `u: m{i}` (some /me) from a
+    few users, and CLEARMSG / CLEARCHAT records removing some of them later. `spaced`: every two
+    records at least 0.3 s apart (more than a subtitle frame)."""
+    count = draw(st.integers(1, max_messages))
+    gaps = draw(st.lists(st.integers(300 if spaced else 0, 4000), min_size=count, max_size=count))
+    records: list[dict[str, Any]] = []
+    ms = draw(st.integers(0, 2000))
+    for i, gap in enumerate(gaps):
+        ms += gap
+        login = draw(st.sampled_from(PLAY_USERS))
+        text = f"\x01ACTION m{i}\x01" if draw(st.booleans()) and i % 3 == 0 else f"m{i}"
+        tags = {"color": "#1E90FF"} if draw(st.booleans()) else {}
+        records.append(play_message(i, PLAY_START + ms / 1000, login, text, **tags))
+        removal = draw(st.sampled_from([None, None, "CLEARMSG", "CLEARCHAT-user", "CLEARCHAT-all"]))
+        if removal is not None:
+            delay = draw(st.integers(300 if spaced else 0, 12000))
+            at = PLAY_START + (ms + delay) / 1000
+            if removal == "CLEARMSG":
+                records.append(play_removal(at, "CLEARMSG", f"m{draw(st.integers(0, i))}"))
+            else:
+                records.append(play_removal(at, "CLEARCHAT", login if removal == "CLEARCHAT-user" else None))
+    records.sort(key=lambda r: r["time"])
+    if spaced:  # removals may land near a message: push records apart
+        for a, b in pairwise(records):
+            if b["time"] - a["time"] < 0.3:
+                b["time"] = round(a["time"] + 0.3, 3)
+    return records

@@ -1,0 +1,196 @@
+"""`--format html`: one self-contained page that replays a window's chat, and the same page fed
+from a URL (for `serve`).
+
+The page (`export/player/`: player.html, player.css, player.js, shipped as package data) has a
+play/pause button, a time slider and clock, a speed choice, a search box (user or text) and
+keyboard control (space, arrows, Home/End, `/`); messages appear at their time with display name,
+colour (the `color` tag, else the user's stable colour, as in the ass format), badges as text,
+`/me` in italics, reply context and removed messages struck through from the moment a CLEARMSG or
+CLEARCHAT removed them. Only the rows in view are in the DOM, so 100,000 messages stay smooth. It
+loads nothing from anywhere (a Content-Security-Policy says so): CSS, script and data are inline.
+`#t=SECONDS` in the page's address starts it that far into the window.
+
+Data is embedded once, as one compact JSON array in a `<script type="application/json">` tag
+(`chat-rows`), in time order, trailing empty strings left out. Two kinds of row:
+
+- a user (an array starting with a string, the login): `[login, display-name, color, badges]`; users are
+  numbered 0, 1, ... in the order they are defined, and a message names its user by that number;
+- a message (starting with a number, `ms`: milliseconds from the window start):
+  `[ms, "P", user, text, reply-parent-display-name, reply-parent-msg-body]` (PRIVMSG),
+  `[ms, "U", user, text, system-msg or msg-id]` (USERNOTICE),
+  `[ms, "M", user, text, target]` (CLEARMSG), `[ms, "C", user, target login]` (CLEARCHAT).
+  Chat lines (P and U) are numbered 0, 1, ... in order; a CLEARMSG's `target` is the number of the
+  line whose `id` is its `target-msg-id` (-1 when that line is not in the window).
+
+So message ids (a third of a Twitch line) are resolved here and never written, and a user is
+written once, before their first message. Memory is bounded: the ids of the last `RECENT_IDS`
+lines (moderators delete within seconds, not hours) and the last `RECENT_USERS` users (one seen
+again after that is defined again). Other commands (JOIN, PART, ROOMSTATE, ...) are left out:
+the page shows chat. Only `<` is escaped in that JSON (as `\\u003c`), so no `</script>` can come
+out of chat.
+
+For `serve` (share engineer): `render_page(source_url=URL, title=..., start=..., end=...)` returns
+the page without data; it fetches URL (same origin) expecting canonical records as JSON lines
+(`/<channel>/chat.jsonl?since=&until=`, i.e. the `jsonl` export of that window) and turns them into
+rows in the browser as `Slimmer` does here. `start`/`end` (Unix seconds) set the timeline; without
+`start` it begins at the first record. `render_page(records, ...)` embeds records instead.
+`HtmlRenderer` is the streaming form the export uses.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from functools import cache
+from html import escape as html_escape
+from importlib import resources
+from typing import Any
+
+import orjson
+
+RECENT_IDS = 200_000  # message ids a CLEARMSG can reach back to (33 minutes at 100 messages/s)
+RECENT_USERS = 50_000  # distinct users (with their colour and badges) remembered
+_CODES = {"PRIVMSG": "P", "USERNOTICE": "U", "CLEARMSG": "M", "CLEARCHAT": "C"}
+_ASSETS = ("player.html", "player.css", "player.js")
+_PLACEHOLDER = re.compile(r"\{\{(TITLE|CSS|META|JS)\}\}")
+
+
+def _str(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def page_json(value: object) -> str:
+    """Compact JSON that is safe inside a `<script>` element (no `<` at all)."""
+    try:
+        text = orjson.dumps(value).decode()
+    except TypeError:  # a lone surrogate, which orjson refuses: the standard library escapes it
+        text = json.dumps(value, separators=(",", ":"))
+    return text.replace("<", "\\u003c")
+
+
+def _trimmed(row: list[Any], keep: int) -> list[Any]:
+    while len(row) > keep and row[-1] == "":
+        row.pop()
+    return row
+
+
+class Slimmer:
+    """Records to the page's rows (see the module docstring), one record at a time."""
+
+    def __init__(self, start: float) -> None:
+        self.start_ms = start * 1000
+        self._users: OrderedDict[tuple[str, ...], int] = OrderedDict()
+        self._user_count = 0
+        self._ids: OrderedDict[str, int] = OrderedDict()
+        self._lines = 0
+
+    def _user(self, user: tuple[str, ...], out: list[list[Any]]) -> int:
+        index = self._users.get(user)
+        if index is not None:
+            self._users.move_to_end(user)
+            return index
+        index = self._users[user] = self._user_count
+        self._user_count += 1
+        if len(self._users) > RECENT_USERS:
+            self._users.popitem(last=False)
+        out.append(_trimmed(list(user), 1))
+        return index
+
+    def rows(self, record: Mapping[str, Any]) -> list[list[Any]]:
+        """The rows `record` adds: none (a command the page does not show), or its user's row when
+        that is new, then its own."""
+        code = _CODES.get(record.get("command"))  # type: ignore[arg-type]
+        if code is None:
+            return []
+        try:
+            ms = math.floor(float(record["time"]) * 1000 - self.start_ms + 0.5)
+        except (KeyError, TypeError, ValueError, OverflowError):
+            return []
+        raw_tags = record.get("tags")
+        tags: Mapping[str, Any] = raw_tags if isinstance(raw_tags, dict) else {}
+        params = record.get("params") or []
+        login = _str(record.get("user")) or _str(tags.get("login"))
+        out: list[list[Any]] = []
+        user = self._user((login, _str(tags.get("display-name")), _str(tags.get("color")),
+                           _str(tags.get("badges"))), out)
+        row: list[Any] = [ms, code, user, _str(params[1]) if len(params) > 1 else ""]
+        if code in ("P", "U"):
+            if code == "P":
+                row += [_str(tags.get("reply-parent-display-name")), _str(tags.get("reply-parent-msg-body"))]
+            else:
+                row.append(_str(tags.get("system-msg")) or _str(tags.get("msg-id")))
+            msg_id = _str(tags.get("id"))
+            if msg_id:
+                self._ids[msg_id] = self._lines
+                if len(self._ids) > RECENT_IDS:
+                    self._ids.popitem(last=False)
+            self._lines += 1
+        elif code == "M":
+            target = _str(tags.get("target-msg-id"))
+            row.append(self._ids.get(target, -1) if target else -1)
+        out.append(_trimmed(row, 4))
+        return out
+
+
+@cache
+def _assets() -> tuple[str, str, str]:
+    folder = resources.files("export") / "player"
+    html, css, js = ((folder / name).read_text(encoding="utf-8") for name in _ASSETS)
+    return html, css, js
+
+
+def _page_parts(title: str, meta: Mapping[str, Any]) -> tuple[str, str]:
+    """The page cut where the rows go."""
+    html, css, js = _assets()
+    values = {"TITLE": html_escape(title), "CSS": css, "META": page_json(dict(meta)), "JS": js}
+    head, tail = html.split("{{ROWS}}")
+
+    def fill(part: str) -> str:  # one pass: what goes in (a title, say) is never read for placeholders
+        return _PLACEHOLDER.sub(lambda m: values[m.group(1)], part)
+
+    return fill(head), fill(tail)
+
+
+class HtmlRenderer:
+    """The page, streamed: `begin()`, `add(record)` per record (time order), `end()`."""
+
+    def __init__(self, start: float, end: float | None = None, title: str = "chat") -> None:
+        self.slimmer = Slimmer(start)
+        self._head, self._tail = _page_parts(title, {"title": title, "start": start, "end": end, "source": None})
+        self._first = True
+
+    def begin(self) -> str:
+        return self._head + "["
+
+    def add(self, record: Mapping[str, Any]) -> str:
+        rows = self.slimmer.rows(record)
+        if not rows:
+            return ""
+        text = ",\n".join(page_json(row) for row in rows)
+        sep = "\n" if self._first else ",\n"
+        self._first = False
+        return sep + text
+
+    def end(self) -> str:
+        return ("]" if self._first else "\n]") + self._tail
+
+
+def render_page(
+    records: Iterable[Mapping[str, Any]] | None = None, *, source_url: str | None = None, title: str = "chat",
+    start: float | None = None, end: float | None = None,
+) -> str:
+    """The player page: with `records` (time order) embedded, or fed from `source_url` (JSON lines of
+    canonical records, fetched by the page). `start` defaults to the first record's time."""
+    if source_url is not None:
+        if records is not None:
+            raise ValueError("give records or a source URL, not both")
+        head, tail = _page_parts(title, {"title": title, "start": start, "end": end, "source": source_url})
+        return head + "[]" + tail
+    listed = list(records or [])
+    if start is None:
+        start = float(listed[0]["time"]) if listed else 0.0
+    renderer = HtmlRenderer(start, end, title)
+    return renderer.begin() + "".join(renderer.add(r) for r in listed) + renderer.end()
