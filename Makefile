@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 FIXTURES := fixtures/cases
 ARCHIVE ?= archive
 
-.PHONY: run test test-fast lint bench clean
+.PHONY: run run-fixtures test test-fast lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,8 +14,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-## run: replay the bundled fixture recordings into ./archive and print the summary
+## run: the real job on loopback: a busy Twitch-like channel, `archive` with two recorders (one killed
+## and restarted) for a minute, verify's report, and the live archive compared with an offline replay
 run: $(STAMP)
+	$(BIN)/python -m tests.live_demo live-demo
+
+## run-fixtures: replay the bundled fixture recordings into ./archive and print the summary
+run-fixtures: $(STAMP)
 	rm -rf $(ARCHIVE)
 	$(BIN)/chat-archiver replay $(FIXTURES) --out $(ARCHIVE)
 
@@ -38,4 +43,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) $(ARCHIVE) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(ARCHIVE) live-demo .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -14,6 +14,7 @@ import time
 
 MODULES = [
     "bench.bench_replay", "bench.bench_merge", "bench.bench_recorder", "bench.bench_verify", "bench.bench_playback",
+    "bench.bench_live",
 ]
 
 
@@ -24,8 +25,8 @@ def parse_args(argv: list[str]) -> list[str]:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
         description="Run the benchmarks, each in a fresh process, and print their figures one per line as "
-                    "`name: value unit`. Test data is generated once into bench/out/ (about 5 GB with the "
-                    "one-day archive) and reused by later runs.",
+                    "`name: value unit`. Test data is generated once into bench/out/ (about 10 GB with the "
+                    "one-day archive and the one-day raw recording) and reused by later runs.",
         epilog="Examples: `python -m bench` runs them all; `python -m bench replay merge` runs two.",
     )
     parser.add_argument("names", nargs="*", metavar="NAME",

@@ -13,7 +13,8 @@ app = typer.Typer(
     help=(
         "Archive Twitch (or any IRCv3) chat so that nothing is lost and nothing is duplicated.\n\n"
         "record: capture raw chat. replay: turn raw recordings into the archive. "
-        "merge: combine archives (a CRDT). verify: check an archive's health. export: get chat out."
+        "merge: combine archives (a CRDT). verify: check an archive's health. export: get chat out. "
+        "archive: record and keep the archive current on one host (recorders + follower)."
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -43,6 +44,7 @@ COMMANDS = (
     "merge",
     "verify",
     "export",
+    "archive",
 )
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from chat_archiver.cmd_archive import run_follow
 from chat_archiver.console import EXIT_PROBLEMS, command, err, fail, note, number, os_error, out, progress, warn
 from chat_archiver.inputs import raw_files_or_fail
 from formats.errors import ArchiverError, UsageError
@@ -82,6 +83,22 @@ def register(app: typer.Typer) -> None:
             help="How long a batch stays open past its minute (must exceed the 45 s JOIN/PART delay).",
         ),
         as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+        follow: bool = typer.Option(
+            False, "--follow", help="Keep following RAW as recorders write it, until SIGTERM or Ctrl-C (docs/live.md).",
+        ),
+        checkpoint: Path = typer.Option(
+            None, "--checkpoint", metavar="FILE", help="With --follow: the checkpoint (default: next to ROOT).",
+        ),
+        idle: float = typer.Option(
+            30.0, "--idle", metavar="SECONDS", min=0, help="With --follow: silence after which a stream has ended.",
+        ),
+        until_idle: bool = typer.Option(False, "--until-idle", help="With --follow: exit once caught up and idle."),
+        poll: float = typer.Option(
+            0.25, "--poll", metavar="SECONDS", min=0.01, help="With --follow: how often to look for news.",
+        ),
+        status_file: Path = typer.Option(
+            None, "--status-file", metavar="FILE", help="With --follow: its status as JSON, after each pass.",
+        ),
     ) -> None:
         """Turn raw recordings into the chat archive.
 
@@ -94,6 +111,12 @@ def register(app: typer.Typer) -> None:
         2 nothing could be done, 130 interrupted (run it again to finish).
         """
         timing = _timing(max_server_lag)
+        if follow:
+            if channel or since or until or jobs != 1 or no_merge:
+                fail("--follow takes no --channel, --since, --until, --jobs or --no-merge")
+            run_follow(raw_paths, out_root, timing=timing, checkpoint=checkpoint, idle=idle, poll=poll,
+                       until_idle=until_idle, status_file=status_file, as_json=as_json)
+            return
         try:
             t_since, t_until = parse_window(since, until)
         except ArchiverError as e:

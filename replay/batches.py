@@ -23,7 +23,7 @@ receive times, so a replay closes exactly where the live archiver did.
 from __future__ import annotations
 
 import bisect
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from formats.canonical import BATCH_INTERVAL, Record
 from replay.timestamps import Timing
@@ -148,3 +148,32 @@ class OpenBatches:
         self.next_deadline = float("inf")
         return closed
 
+    def __len__(self) -> int:
+        return sum(len(b) for b in self._by_channel.values())
+
+    def state(self) -> list[list[Any]]:
+        """The open batches as plain data, `[channel, [[batch_time, records], ...]]` in insertion
+        order, channels whose batches all closed included (their order decides the order in which
+        later batches close). The records are the live ones: serialise them before feeding more."""
+        return [
+            [channel, [[batch_time, batch.records] for batch_time, batch in batches.items()]]
+            for channel, batches in self._by_channel.items()
+        ]
+
+    @classmethod
+    def from_state(cls, timing: Timing, state: list[list[Any]]) -> OpenBatches:
+        """The open batches `state()` described. The ranged index is rebuilt from the records: which
+        records a later exact time cuts depends only on each record's own range, not on the order of
+        records whose ranges end at the same time, so the rebuilt batch behaves as the saved one."""
+        self = cls(timing)
+        for channel, saved in state:
+            batches = self._by_channel[channel] = {}
+            for batch_time, records in saved:
+                deadline = batch_time + BATCH_INTERVAL + self._lag
+                batch = batches[batch_time] = _Batch(deadline)
+                self.next_deadline = min(self.next_deadline, deadline)
+                for record in records:
+                    batch.records.append(record)
+                    if record["time_range"] > 0:
+                        batch.add_ranged(record)
+        return self

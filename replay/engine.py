@@ -6,6 +6,18 @@ Feeding the same events in any chunking gives the same batches, since only the e
 
 Each connection has its own receiver name (`RECORDER.SLUG.CONN`), server clock, per-channel
 initialisation and open batches, exactly as upstream ran one archiver per connection.
+
+Time passes on a connection only through its own events. A received line moves the connection's
+`now` to its receive time, which closes every batch whose deadline has passed; a `tick` (raw format
+version 2: "connection open, every line received before `at` is recorded") moves `now` exactly the
+same way and archives nothing. So a quiet channel's batch closes at the first tick past its
+deadline, and a replay run live (following files as they grow) closes batches at exactly the same
+events as one run later over the finished files: same batches, same bytes. A tick of a connection
+that is not open is ignored. Version 1 recordings have no ticks and replay exactly as before.
+
+`state()` and `StreamReplayer.from_state()` save and restore everything an event can depend on
+(connections, clocks, initialised channels, open batches), so a follower can stop after any event
+and resume as if it had never stopped (replay/checkpoint.py).
 """
 
 from __future__ import annotations
@@ -14,11 +26,12 @@ import functools
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from formats.canonical import check_channel_dirname
 from formats.errors import IRCParseError, UsageError
 from formats.irc import parse_compat
-from formats.rawcodec import CLOSE, OPEN, RECV, Event, receiver_name
+from formats.rawcodec import CLOSE, OPEN, RECV, TICK, Event, receiver_name
 from replay.batches import ClosedBatch, OpenBatches
 from replay.dialect import TWITCH, Dialect, get_dialect
 from replay.timestamps import DEFAULT_TIMING, ServerClock, Timing
@@ -126,9 +139,48 @@ class StreamReplayer:
             closed = self._drop(event.conn)
             self._open(event.conn, get_dialect(event.dialect))
             return closed
+        if kind == TICK:
+            c = self._conns.get(event.conn)
+            if c is None:
+                return _NO_BATCHES
+            now = event.at / 1_000_000
+            return c.batches.close_due(now) if now >= c.batches.next_deadline else _NO_BATCHES
         if kind == CLOSE:
             return self._drop(event.conn)
         return _NO_BATCHES
+
+    def state(self) -> dict[str, Any]:
+        """Everything later events depend on, as plain JSON-able data (the open batches' records are
+        the live ones: serialise before feeding more). Counters are kept; problem texts are not."""
+        s = self.stats
+        return {
+            "stats": [s.events, s.lines, s.records, s.connections, dict(s.skipped)],
+            "conns": [
+                [conn, c.dialect.name, c.clock.state(), sorted(c.ready), c.batches.state()]
+                for conn, c in self._conns.items()
+            ],
+        }
+
+    @classmethod
+    def from_state(
+        cls, recorder: str, slug: str, state: dict[str, Any], *, timing: Timing = DEFAULT_TIMING,
+        channels: frozenset[str] | None = None,
+    ) -> StreamReplayer:
+        """The replayer `state()` described; it goes on exactly as the saved one would have."""
+        self = cls(recorder, slug, timing=timing, channels=channels)
+        events, lines, records, connections, skipped = state["stats"]
+        self.stats = Stats(events, lines, records, connections, Counter(skipped))
+        for conn, dialect, clock, ready, batches in state["conns"]:
+            c = _Connection(receiver_name(recorder, slug, conn), get_dialect(dialect), timing)
+            c.clock = ServerClock.from_state(timing, clock)
+            c.ready = set(ready)
+            c.batches = OpenBatches.from_state(timing, batches)
+            self._conns[conn] = c
+        return self
+
+    @property
+    def open_batches(self) -> int:
+        return sum(len(c.batches) for c in self._conns.values())
 
     def _drop(self, conn: int) -> Sequence[ClosedBatch]:
         c = self._conns.pop(conn, None)

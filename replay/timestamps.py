@@ -65,6 +65,16 @@ class ServerClock:
         self.last_server_time: float | None = None
         self.last_received = 0.0
 
+    def state(self) -> list[float | None]:
+        return [self.last_server_time, self.last_received]
+
+    @classmethod
+    def from_state(cls, timing: Timing, state: list[float | None]) -> ServerClock:
+        clock = cls(timing)
+        clock.last_server_time = state[0]
+        clock.last_received = float(state[1] or 0.0)
+        return clock
+
     def observe(self, server_time: float, now: float) -> None:
         self.last_server_time = server_time
         self.last_received = now

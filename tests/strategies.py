@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta, timezone
 from itertools import pairwise
 from typing import Any
 
 from hypothesis import strategies as st
+
+from formats.rawcodec import CLOSE, OPEN, RECV, SEND, TICK, Event
 
 # Text that exercises the canonical encoder: ASCII, Latin-1, BMP, astral (emoji), controls, DEL.
 any_text = st.text(st.characters(blacklist_categories=["Cs"]), max_size=30)
@@ -167,6 +170,64 @@ def records_in_minute(draw: Any, minute: int = MERGE_MINUTE0) -> list[dict[str, 
 export_windows = st.tuples(
     st.integers(MERGE_MINUTE0 - 90, MERGE_MINUTE0 + 200), st.integers(1, 300),
 ).map(lambda p: (p[0], p[0] + p[1]))
+
+
+# -- raw event streams (the live follower's engine laws) ----------------------------------------
+
+RAW_T0_US = 1_700_000_000_000_000
+
+
+@st.composite
+def raw_event_streams(draw: Any) -> list[Any]:
+    """One recorder process's events: connections (Twitch or IRCv3) that open, initialise channels,
+    receive exact, estimated, delayed and unparsable lines, go quiet with ticks, and close; the
+    wall clock mostly advances (sometimes by minutes, sometimes a step back), so batches close."""
+    events: list[Any] = []
+    at = RAW_T0_US + draw(st.integers(0, 59_999_999))
+    open_conns: dict[int, str] = {}
+    next_conn = 0
+    for seq in range(draw(st.integers(1, 120))):
+        at += draw(st.sampled_from([0, 1, 200_000, 1_000_000, 7_000_000, 30_000_000, 61_000_000, 130_000_000,
+                                    -2_000_000]))
+        at = max(at, 0)
+        choice = draw(st.integers(0, 9))
+        if choice == 0 or not open_conns:
+            dialect = draw(st.sampled_from(["twitch", "ircv3"]))
+            conn = next_conn if draw(st.booleans()) or not open_conns else draw(st.sampled_from(sorted(open_conns)))
+            next_conn = max(next_conn, conn + 1)
+            open_conns[conn] = dialect
+            events.append(Event(OPEN, seq, at, conn, "wss://sim", dialect))
+            continue
+        conn = draw(st.sampled_from(sorted(open_conns)))
+        dialect = open_conns[conn]
+        if choice == 1:
+            del open_conns[conn]
+            events.append(Event(CLOSE, seq, at, conn, "dropped"))
+        elif choice == 2:
+            events.append(Event(TICK, seq, at, draw(st.sampled_from([conn, conn + 7])), ""))
+        elif choice == 3:
+            events.append(Event(SEND, seq, at, conn, "PONG :tmi.twitch.tv"))
+        else:
+            chan = draw(st.sampled_from(["#a", "#b"]))
+            sent_ms = at // 1000 + draw(st.integers(-3000, 500))
+            if dialect == "twitch":
+                line = draw(st.sampled_from([
+                    f"@room-id=1 :tmi.twitch.tv ROOMSTATE {chan}",
+                    f"@id=m{seq};tmi-sent-ts={sent_ms} :u!u@u.tmi.twitch.tv PRIVMSG {chan} :hi {seq}",
+                    f":u{seq}!u@u.tmi.twitch.tv JOIN {chan}",
+                    f"@msg-id=x :tmi.twitch.tv NOTICE {chan} :note {seq}",
+                    "@bad tag without a command",
+                ]))
+            else:
+                whole, ms = divmod(sent_ms, 1000)
+                stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{ms:03d}Z"
+                line = draw(st.sampled_from([
+                    f":irc.test 366 me {chan} :End of /NAMES list",
+                    f"@msgid=i{seq};time={stamp} :u!u@h PRIVMSG {chan} :hi {seq}",
+                    f":u!u@h TOPIC {chan} :topic {seq}",
+                ]))
+            events.append(Event(RECV, seq, at, conn, line))
+    return events
 
 
 # --- exact text (issue 8): IRC lines with runs of spaces, and what ARCHIVE_FORMAT.md 3 reads ------

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).parent.parent
-STAGES = ("recorder", "replay", "merge", "verify", "export")
+STAGES = ("recorder", "replay", "merge", "verify", "export", "live")
 
 
 def imported_packages(package: str) -> set[str]:
@@ -35,3 +35,8 @@ def test_a_stage_never_imports_the_cli(stage: str) -> None:
 def test_replay_does_not_import_merge() -> None:
     """The CLI runs replay, then merge; replay itself knows nothing of merge."""
     assert "merge" not in imported_packages("replay")
+
+
+def test_live_builds_on_replay_merge_and_formats() -> None:
+    """The live follower is the replay run incrementally, then the merge (issue 9)."""
+    assert imported_packages("live") & {"verify", "export", "chat_archiver"} == set()
