@@ -155,8 +155,9 @@ def render_lines(spans: list[Span], removed: bool) -> list[str]:
     for start, end in wrap(plain):
         line = "".join(override + escape(plain[max(a, start):min(b, end)])
                        for a, b, override in pieces if max(a, start) < min(b, end))
-        out.append(line or "{\\s0}")
-    return out
+        if line:  # a text ending in the space it was cut at leaves an empty last line: not shown
+            out.append(line)
+    return out or ["{\\s0}"]
 
 
 @dataclass(eq=False)

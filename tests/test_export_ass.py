@@ -86,6 +86,7 @@ def test_escaped_text_is_never_markup_and_reads_back(text: str) -> None:
 
 
 @given(markup_text, markup_text, st.booleans())
+@example("", "{" * 32 + "\\N{\\i1}{\\i1}{\\i1}{\\i1} ", False)  # wrapped at its last space: no empty line
 def test_message_lines_hold_only_our_overrides(name: str, text: str, removed: bool) -> None:
     lines = render_lines([(name, "#FF0000", True, False), (": " + text, "#FFFFFF", False, False)], removed)
     for line in lines:
