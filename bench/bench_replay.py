@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import shutil
@@ -13,6 +14,7 @@ import time
 import bench
 from bench.gen import write_recording
 from formats.rawfile import find_raw_files, group_streams, iter_stream_events
+from formats.speedups import core_name
 
 OUT = os.path.join(os.path.dirname(__file__), "out")
 
@@ -46,10 +48,58 @@ def decode_seconds(path: str) -> tuple[int, float]:
     return count, time.perf_counter() - start
 
 
-def replay_in_child(path: str) -> dict[str, float]:
+def replay_in_child(path: str, pure: bool = False) -> dict[str, float]:
+    env = dict(os.environ)
+    env.pop("CHAT_ARCHIVER_PURE", None)
+    if pure:
+        env["CHAT_ARCHIVER_PURE"] = "1"
     with tempfile.TemporaryDirectory() as out:
-        done = subprocess.run([sys.executable, "-c", _CHILD, path, out], check=True, capture_output=True, text=True)
+        done = subprocess.run([sys.executable, "-c", _CHILD, path, out], check=True, capture_output=True, text=True,
+                              env=env)
     return json.loads(done.stdout)
+
+
+def stage_microseconds(path: str) -> dict[str, float]:
+    """Microseconds per line of each replay stage, by difference of cumulative runs (gc off, as replay runs):
+    decode; + IRC parse; + engine bookkeeping (clock, ranges, batches); + canonical bytes, sort, hash, write."""
+    from formats.irc import parse_compat  # noqa: PLC0415
+    from formats.rawcodec import RECV  # noqa: PLC0415
+    from replay.api import Options, replay_stream  # noqa: PLC0415
+    from replay.engine import StreamReplayer  # noqa: PLC0415
+
+    problems: list = []
+    (stream,) = group_streams(find_raw_files([path]), problems)
+
+    def decode() -> None:
+        for _event in iter_stream_events(stream, problems):
+            pass
+
+    def parse() -> None:
+        for event in iter_stream_events(stream, problems):
+            if event.kind == RECV:
+                parse_compat(event.text)
+
+    def engine() -> None:
+        r = StreamReplayer(stream.header.recorder, stream.header.slug)
+        for event in iter_stream_events(stream, problems):
+            r.feed(event)
+        r.finish()
+
+    def full() -> None:
+        with tempfile.TemporaryDirectory() as out:
+            replay_stream(stream, Options(out))
+
+    gc.disable()
+    seconds = {}
+    for name, step in (("decode", decode), ("parse", parse), ("engine", engine), ("full", full)):
+        start = time.perf_counter()
+        step()
+        seconds[name] = time.perf_counter() - start
+    gc.enable()
+    lines, _ = decode_seconds(path)
+    per = {k: v / lines * 1e6 for k, v in seconds.items()}
+    return {"decode": per["decode"], "parse": per["parse"] - per["decode"],
+            "engine": per["engine"] - per["parse"], "write": per["full"] - per["engine"], "total": per["full"]}
 
 
 def run() -> None:
@@ -57,14 +107,19 @@ def run() -> None:
     small = recording(250_000)
     events, decode_s = decode_seconds(big)
     full = replay_in_child(big)
+    pure = replay_in_child(big, pure=True)
     part = replay_in_child(small)
     replay_rate = full["lines"] / full["seconds"]
     decode_rate = events / decode_s
+    print(f"replay_core: {core_name()}")
     print(f"replay_throughput_1M_lines: {replay_rate:,.0f} lines/s")
+    print(f"replay_throughput_1M_lines_pure: {pure['lines'] / pure['seconds']:,.0f} lines/s")
     print(f"raw_decode_only_throughput: {decode_rate:,.0f} lines/s")
     print(f"replay_time_over_decode_time: {decode_rate / replay_rate:.2f} x")
     print(f"replay_peak_rss_1M_lines: {full['peak_rss_kb'] / 1024:.0f} MB")
     print(f"replay_peak_rss_250k_lines: {part['peak_rss_kb'] / 1024:.0f} MB")
+    for stage, us in stage_microseconds(small).items():
+        print(f"replay_stage_{stage}_250k_lines: {us:.2f} us/line")
 
 
 if __name__ == "__main__":

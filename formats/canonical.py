@@ -19,12 +19,13 @@ import base64
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypedDict
 
 import orjson
 
+from formats import speedups
 from formats.errors import InputError, UsageError
 
 BATCH_INTERVAL = 60
@@ -103,8 +104,12 @@ def _fast_path_ok(record: Mapping[str, Any]) -> bool:
     return True
 
 
-def canonical_bytes(record: Mapping[str, Any]) -> bytes:
-    """The record as `json.dumps(record, separators=(',', ':'), sort_keys=True)` prints it, in ASCII bytes."""
+def canonical_bytes_py(record: Mapping[str, Any]) -> bytes:
+    """The record as `json.dumps(record, separators=(',', ':'), sort_keys=True)` prints it, in ASCII bytes.
+
+    The pure-Python reference; `canonical_bytes` is its compiled twin when that is built (see
+    formats/speedups.py), else this.
+    """
     if _fast_path_ok(record):
         try:
             raw = orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
@@ -115,6 +120,19 @@ def canonical_bytes(record: Mapping[str, Any]) -> bytes:
                 return raw
             return ensure_ascii(raw)
     return json.dumps(record, separators=(",", ":"), sort_keys=True).encode("ascii")
+
+
+def _select_canonical_bytes() -> Callable[[Mapping[str, Any]], bytes]:
+    compiled = speedups.load()
+    if compiled is None:
+        return canonical_bytes_py
+    compiled.configure_encoder(canonical_bytes_py)
+    fast: Callable[[Mapping[str, Any]], bytes] = compiled.encode_record
+    return fast
+
+
+# json.dumps's canonical bytes, compiled when built (byte-identical: tests/test_speedups.py).
+canonical_bytes = _select_canonical_bytes()
 
 
 def canonical_json(record: Mapping[str, Any]) -> str:
@@ -250,6 +268,28 @@ def validate_record(record: object) -> dict[str, Any]:
     raise InputError("'time' or 'time_range' is not a number")
 
 
+_BIG = float(2**63)
+
+
+def _read_a_big_int(value: Any) -> bool:
+    """Whether orjson may have read an int beyond 64 bits (as a float, of magnitude 2**63 or more) where
+    a record keeps numbers. Elsewhere any number makes the record invalid, whether int or float, with
+    the same message; so asking this of the decoded record, rather than a regular expression of each
+    line that holds 19 digits in a row (Twitch ids and nonces often do), gives the same records."""
+    if type(value) is not dict:
+        return False
+    time, time_range, receivers = value.get("time"), value.get("time_range"), value.get("receivers")
+    if type(time) is float and not -_BIG < time < _BIG:
+        return True
+    if type(time_range) is float and not -_BIG < time_range < _BIG:
+        return True
+    if type(receivers) is dict:
+        for v in receivers.values():
+            if type(v) is float and not -_BIG < v < _BIG:
+                return True
+    return False
+
+
 def parse_batch(data: bytes, source: str = "<batch>") -> list[dict[str, Any]]:
     """Decode a batch file's bytes into validated records; InputError names the bad line."""
     records: list[dict[str, Any]] = []
@@ -260,13 +300,13 @@ def parse_batch(data: bytes, source: str = "<batch>") -> list[dict[str, Any]]:
     long_digits = _LONG_DIGITS.search(data) is not None  # one scan of the file, not one per line
     for number, line in enumerate(data[:-1].split(b"\n"), 1):
         try:
-            if long_digits and _LONG_DIGITS.search(line):
-                value = json.loads(line)  # orjson reads ints beyond 64 bits as floats; the stdlib keeps them
+            try:
+                value = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                value = json.loads(line)  # raises with the stdlib's clearer message (or reads a huge int)
             else:
-                try:
-                    value = orjson.loads(line)
-                except orjson.JSONDecodeError:
-                    value = json.loads(line)  # raises with the stdlib's clearer message
+                if long_digits and _read_a_big_int(value):
+                    value = json.loads(line)  # orjson reads ints beyond 64 bits as floats; the stdlib keeps them
             records.append(validate_record(value))
         except InputError as e:
             raise e.at(source, number) from None

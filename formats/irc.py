@@ -23,8 +23,10 @@ Both raise `IRCParseError` (our own error) for anything they cannot read, never 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from formats import speedups
 from formats.errors import IRCParseError
 
 TagValue = str | None
@@ -203,8 +205,11 @@ def _archivable_text(line: str) -> str:
     return line
 
 
-def parse_compat(line: str) -> CompatFields:
+def parse_compat_py(line: str) -> CompatFields:
     """Upstream's (girc's) reading: (command, params, sender, user, host, tags), the archive's fields.
+
+    The pure-Python reference; `parse_compat` is its compiled twin when that is built (see
+    formats/speedups.py), else this.
 
     ARCHIVE_FORMAT.md section 3: the line is `str.strip()`ped; tags, prefix, command and middle
     parameters are words separated by runs of spaces; the trailing parameter (the first word after
@@ -251,7 +256,7 @@ def parse_compat(line: str) -> CompatFields:
 
 
 def parse_compat_words(line: str) -> CompatFields:
-    """The same reading, word by word, for any line (see parse_compat)."""
+    """The same reading, word by word, for any line (see parse_compat_py)."""
     line = _archivable_text(line)
     words = list(_WORD_RE.finditer(line))  # runs of spaces separate words; a stripped line has one at least
     i = 0
@@ -267,3 +272,16 @@ def parse_compat_words(line: str) -> CompatFields:
         raise IRCParseError("no command")
     command = words[i][0].upper()
     return command, _params(line, words[i].end()), sender, user, host, tags
+
+
+def _select_parse_compat() -> Callable[[str], CompatFields]:
+    compiled = speedups.load()
+    if compiled is None:
+        return parse_compat_py
+    compiled.configure(unescape_tag_value_compat, parse_compat_py)
+    fast: Callable[[str], CompatFields] = compiled.parse_compat
+    return fast
+
+
+# Upstream's reading, compiled when built (byte-identical to parse_compat_py: tests/test_speedups.py).
+parse_compat = _select_parse_compat()

@@ -116,9 +116,11 @@ class OpenBatches:
         if not batches:
             return
         batch_time = int(server_time / BATCH_INTERVAL) * BATCH_INTERVAL
+        reach = server_time - _END_SLACK
         for key in (batch_time, batch_time - BATCH_INTERVAL):
             batch = batches.get(key)
-            if batch is not None and batch.ends:
+            # cut() finds nothing when every range ends by `reach`: asked here, it costs no call
+            if batch is not None and batch.ends and batch.ends[-1] > reach:
                 batch.cut(server_time)
 
     def close_due(self, now: float) -> list[ClosedBatch]:

@@ -376,3 +376,36 @@ def chat_sessions(draw: Any, max_messages: int = 12, spaced: bool = False) -> li
             if b["time"] - a["time"] < 0.3:
                 b["time"] = round(a["time"] + 0.3, 3)
     return records
+
+
+# -- IRC lines as servers send them and as damage leaves them (the compiled parser's laws) --
+
+_irc_alphabet = st.sampled_from(list("@:!; =\\ab#sPRIVMSGprivmsg09\r\n\x00é😂"))
+_irc_word = st.text(_irc_alphabet.filter(lambda c: c != " "), min_size=1, max_size=8)
+_tag_item = st.one_of(
+    st.builds(lambda k, v: f"{k}={v}", st.sampled_from(["id", "color", "emotes", "a", "", "system-msg"]),
+              st.text(st.sampled_from(list("ab\\s:r n;=é😂0")), max_size=8)),
+    st.sampled_from(["flag", "", "x=y=z"]),
+)
+_prefix = st.builds(lambda n, u, h: n + u + h, st.sampled_from(["nick", "", "a!b", "tmi.twitch.tv"]),
+                    st.sampled_from(["", "!user", "!u!v"]), st.sampled_from(["", "@host", "@h@i"]))
+
+
+@st.composite
+def damaged_irc_lines(draw: Any) -> str:
+    """IRC-like lines: well formed ones (tags, prefix, command, middles, trailing) mutated now and then."""
+    parts = []
+    if draw(st.booleans()):
+        parts.append("@" + ";".join(draw(st.lists(_tag_item, min_size=1, max_size=5))))
+    if draw(st.booleans()):
+        parts.append(":" + draw(_prefix))
+    parts.append(draw(st.sampled_from(["PRIVMSG", "privmsg", "366", "NOTICE", "Join", "ß", "x"])))
+    parts.extend(draw(st.lists(_irc_word, max_size=3)))
+    if draw(st.booleans()):
+        parts.append(":" + draw(st.text(_irc_alphabet, max_size=12)))
+    line = " ".join(parts)
+    if draw(st.integers(0, 3)) == 0:  # damage: a run of spaces, whitespace at an end, a CR, a cut
+        i = draw(st.integers(0, len(line)))
+        damage = draw(st.sampled_from(["  ", " ", "\t", "\u3000", "\x0b", "\r", "\n", "\x00", ""]))
+        line = line[:i] + damage + line[i + draw(st.integers(0, 3)):]
+    return line

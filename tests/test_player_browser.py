@@ -26,7 +26,7 @@ from export.ass import stable_color
 from export.html import render_page
 from formats.canonical import batch_time_of, canonical_json
 from formats.store import write_batch
-from tests.strategies import PLAY_START, archive_records, markup_text, play_message, play_removal
+from tests.strategies import PLAY_START, archive_records, markup_text, play_message, play_removal, server_time
 
 ROOT = Path(__file__).parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
@@ -83,8 +83,12 @@ def script_json(page: str, name: str) -> Any:
     return json.loads(match.group(1))
 
 
+# Times a batch file can hold (a record at 1.8e305 s cannot be in any archive; the page skips it).
+NAMEABLE = st.one_of(server_time, st.integers(0, 60))
+
+
 @settings(max_examples=100)
-@given(st.lists(archive_records(), max_size=5), markup_text)
+@given(st.lists(archive_records(numbers=NAMEABLE), max_size=5), markup_text)
 @example([], "{{ROWS}} {{JS}} {{TITLE}}")
 def test_no_record_breaks_out_of_the_page_data(records: list[dict[str, Any]], title: str) -> None:
     for r in records:
