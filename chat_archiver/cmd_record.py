@@ -8,18 +8,19 @@ up in `ps` or in shell history.
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import threading
+from enum import StrEnum
 from pathlib import Path
 from types import FrameType
 from typing import Any
 from urllib.parse import urlparse
 
 import typer
-from rich.markup import escape
 
-from chat_archiver.console import err, fail, warn
+from chat_archiver.console import err, fail, note, warn
 from formats.errors import ArchiverError
 from recorder.channels import normalise_channels
 from recorder.metrics import serve
@@ -50,50 +51,104 @@ def _dialect_for(server: str, dialect: str | None) -> str:
 
 
 def _log(level: str, message: str) -> None:
-    if level == "warn":
-        warn(escape(message))
-    else:
-        err.print(f"[dim]{escape(message)}[/]", soft_wrap=True)
+    # verbatim: the recorder's messages quote servers and user input (no markup, no emoji codes)
+    (warn if level == "warn" else note)(message)
+
+
+# One string per paragraph, so the help rewraps to any terminal width.
+HELP = (
+    "Record chat into raw recordings until stopped.\n\n"
+    "Connects to Twitch chat (or any IRCv3 server over WebSocket), joins the channels and appends every "
+    "line received to hourly raw recordings in RAW_DIR/NAME/. A connection that stops answering gets a "
+    "new one at once while it keeps reading, so a stall that clears loses nothing.\n\n"
+    "SIGTERM or Ctrl-C stop it cleanly (exit 0); bad options, a refused login or an unwritable "
+    "RAW_DIR exit 2. See docs/recorder.md."
+)
+
+
+class DialectChoice(StrEnum):
+    """How to log in, and what the replay will assume about the lines."""
+
+    twitch = "twitch"
+    ircv3 = "ircv3"
+
+
+def _check_port(option: str, port: int | None) -> None:
+    if port is not None and not 1 <= port <= 65535:
+        fail(f"{option} must be a port number from 1 to 65535, not {port}")
+
+
+def _check_seconds(option: str, value: float, least: float) -> None:
+    if not (math.isfinite(value) and value >= least):
+        fail(f"{option} must be a number of seconds, at least {least:g}, not {value:g}")
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("record")
+    @app.command("record", help=HELP)
     def _record(
-        channels: list[str] = typer.Argument(..., help="Channels to record (with or without '#')."),
-        out: Path = typer.Option(..., "--out", "-o", help="Folder for raw recordings (RAW_DIR)."),
-        server: str = typer.Option(DEFAULT_SERVER, "--server", help="ws:// or wss:// IRC endpoint."),
-        dialect: str | None = typer.Option(
-            None, "--dialect", help="twitch or ircv3 (default: twitch for *.twitch.tv, else ircv3).",
+        channels: list[str] = typer.Argument(
+            ..., metavar="CHANNEL...", help="Channels to record (with or without '#').", show_default=False,
         ),
-        nick: str | None = typer.Option(None, "--nick", help="Login name (default: anonymous justinfanNNNNN)."),
+        out: Path = typer.Option(
+            ..., "--out", "-o", metavar="RAW_DIR", help="Folder for raw recordings.", show_default=False,
+        ),
+        server: str = typer.Option(DEFAULT_SERVER, "--server", metavar="URL", help="ws:// or wss:// IRC endpoint."),
+        dialect: DialectChoice | None = typer.Option(
+            None, "--dialect", case_sensitive=False, show_default=False,
+            help="twitch or ircv3 (default: twitch for *.twitch.tv, else ircv3).",
+        ),
+        nick: str | None = typer.Option(
+            None, "--nick", metavar="NICK", help="Login name (default: anonymous justinfanNNNNN).", show_default=False,
+        ),
         token_file: Path | None = typer.Option(
-            None, "--token-file", help=f"File holding the OAuth token or server password (or set {TOKEN_ENV}).",
+            None, "--token-file", metavar="FILE", show_default=False,
+            help=f"File holding the OAuth token or server password (or set {TOKEN_ENV}).",
         ),
-        name: str | None = typer.Option(None, "--name", help="Recorder name (default: the host name)."),
+        name: str | None = typer.Option(
+            None, "--name", metavar="NAME", help="Recorder name (default: the host name).", show_default=False,
+        ),
         gzip_finished: bool = typer.Option(False, "--gzip", help="gzip each hour's file once it is finished."),
-        metrics_port: int | None = typer.Option(None, "--metrics-port", help="Serve Prometheus metrics here."),
-        metrics_addr: str = typer.Option("127.0.0.1", "--metrics-addr", help="Address for --metrics-port."),
-        ca_file: Path | None = typer.Option(
-            None, "--ca-file", help="Trust this CA bundle for wss:// instead of the system's.",
+        metrics_port: int | None = typer.Option(
+            None, "--metrics-port", metavar="PORT", help="Serve Prometheus metrics on this port (1-65535).",
+            show_default=False,
         ),
-        ping_after: float = typer.Option(60.0, "--ping-after", hidden=True),
-        ping_timeout: float = typer.Option(30.0, "--ping-timeout", hidden=True),
-        backoff_max: float = typer.Option(60.0, "--backoff-max", hidden=True),
+        metrics_addr: str = typer.Option(
+            "127.0.0.1", "--metrics-addr", metavar="ADDR", help="Address for --metrics-port.",
+        ),
+        ca_file: Path | None = typer.Option(
+            None, "--ca-file", metavar="PEM", show_default=False,
+            help="Trust this CA bundle for wss:// instead of the system's.",
+        ),
+        ping_after: float = typer.Option(
+            3.0, "--ping-after", metavar="SECONDS",
+            help="Silence after which we PING the server to check the connection.",
+        ),
+        ping_timeout: float = typer.Option(
+            3.0, "--ping-timeout", metavar="SECONDS",
+            help="No answer to that PING within this: the connection is stalled; a new one opens at once "
+            "while the stalled one keeps reading.",
+        ),
+        silence_limit: float = typer.Option(
+            30.0, "--silence-limit", metavar="SECONDS",
+            help="Close a stalled connection once the new one has joined and the old one has been "
+            "silent this long.",
+        ),
     ) -> None:
-        """Record chat into raw recordings until stopped (SIGTERM or Ctrl-C stop it cleanly)."""
-        if dialect is not None and dialect not in ("twitch", "ircv3"):
-            fail(f"--dialect must be twitch or ircv3, not {dialect!r}")
+        """Record chat into raw recordings until stopped (the help text is HELP)."""
+        _check_port("--metrics-port", metrics_port)
+        _check_seconds("--ping-after", ping_after, 0.1)
+        _check_seconds("--ping-timeout", ping_timeout, 0.1)
+        _check_seconds("--silence-limit", silence_limit, 0.1)
         if urlparse(server).scheme not in ("ws", "wss"):
             fail(f"--server must be a ws:// or wss:// URL, not {server!r}")
-        chosen = _dialect_for(server, dialect)
+        chosen = _dialect_for(server, dialect.value if dialect is not None else None)
         token = _read_token(token_file)
         sslopt: dict[str, Any] | None = {"ca_certs": str(ca_file)} if ca_file is not None else None
         try:
             config = RecorderConfig(
                 channels=tuple(normalise_channels(channels, chosen)), out_dir=str(out), server=server,
                 dialect=chosen, name=name or "", nick=nick, token=token, gzip_finished=gzip_finished,
-                ping_after=ping_after, ping_timeout=ping_timeout, backoff_cap=max(backoff_max, 1.0),
-                sslopt=sslopt,
+                ping_after=ping_after, ping_timeout=ping_timeout, silence_limit=silence_limit, sslopt=sslopt,
             )
             recorder = Recorder(config, log=_log)
         except ArchiverError as e:
@@ -103,8 +158,8 @@ def register(app: typer.Typer) -> None:
         if metrics_port is not None:
             try:
                 metrics_server, _thread = serve(recorder.collector, metrics_port, metrics_addr)
-            except OSError as e:
-                fail(f"cannot serve metrics on {metrics_addr}:{metrics_port}: {e.strerror or e}")
+            except (OSError, ValueError) as e:  # ValueError: an address idna cannot encode
+                fail(f"cannot serve metrics on {metrics_addr}:{metrics_port}: {getattr(e, 'strerror', None) or e}")
 
         def _on_signal(signum: int, frame: FrameType | None) -> None:
             recorder.stop()

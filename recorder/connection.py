@@ -8,6 +8,14 @@ socket; websocket-client keeps a partly received frame across such timeouts.
 Each line is written to the recording before the session sees it, so even the line that makes us
 act (a PING, a RECONNECT) is on disk first. Sent lines are recorded after the send returned; the
 writer redacts credentials.
+
+Ticks (raw format version 2): while the connection is quiet, a `tick` event is written at least
+once per `TICK_INTERVAL`, from this same thread, so a connection's ticks and lines are in `at`
+order and a tick at `at` means every line received before `at` is already recorded.
+
+Closing is ours to do, not websocket-client's: its `close()` reads and throws away every frame
+until the peer's close frame, and a server that had a backlog for us sends exactly then. So we send
+our close frame and keep recording every data frame until the peer's close frame or `CLOSE_WAIT`.
 """
 
 from __future__ import annotations
@@ -17,35 +25,34 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import websocket
 
+from recorder import events
+from recorder.events import ConnEvent
 from recorder.rawwriter import RawWriter
-from recorder.session import Action, Close, Fail, Ready, Reconnect, Send, Session, SessionConfig, Warn, Welcomed
+from recorder.session import (
+    Action,
+    Close,
+    Fail,
+    HandedOver,
+    Ready,
+    Reconnect,
+    Send,
+    Session,
+    SessionConfig,
+    Stalled,
+    Warn,
+    Welcomed,
+)
 from recorder.wire import peek, split_frame
 
 POLL = 0.25
-
-
-@dataclass(frozen=True)
-class ConnEvent:
-    """What a connection tells the supervisor. `kind` is one of the constants below."""
-
-    kind: str
-    conn: Connection | None  # None for the supervisor's own fsync timer
-    detail: str = ""
-
-
-CONNECT_FAILED = "connect_failed"
-OPENED = "opened"
-WELCOMED = "welcomed"
-RECONNECT = "reconnect"
-CLOSED = "closed"
-LOGIN_FAILED = "login_failed"
-STORAGE_FAILED = "storage_failed"
-INFO = "info"
-WARN = "warn"
+TICK_INTERVAL = 1.0
+CLOSE_WAIT = 1.0
+# Lines that are chat (not protocol chatter): receiving one on a fully joined connection proves it works.
+_CHAT = frozenset(("PRIVMSG", "USERNOTICE", "CLEARCHAT", "CLEARMSG", "NOTICE", "JOIN", "PART"))
+_DATA_OPCODES = (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY, websocket.ABNF.OPCODE_CONT)
 
 
 def _now_us() -> int:
@@ -91,21 +98,30 @@ class Connection(threading.Thread):
         self.sslopt = sslopt
         self.index: int | None = None
         self.welcomed = False
+        self.stalled = False  # reported Stalled: retired once a newer connection has joined
         self.open_reported = False  # counted as open by the supervisor (so CLOSED uncounts it)
         self.opened_at: float | None = None  # monotonic
         self._stop_requested = threading.Event()
+        self._successor_joined = threading.Event()
         self._retire_at: float | None = None
-        self._ws: websocket.WebSocket | None = None
+        self._all_joined = False
+        self._welcomed_at: float | None = None
+        self._chatting = False
+        self._last_at = 0  # the `at` of the last event written for this connection (ticks never go below)
 
     def request_stop(self) -> None:
         """Ask the thread to close the connection (it notices within POLL seconds)."""
         self._stop_requested.set()
 
+    def successor_joined(self) -> None:
+        """A newer connection has joined every channel: hand over, then close (thread-safe)."""
+        self._successor_joined.set()
+
     def run(self) -> None:
         try:
             self._run()
         except BaseException as e:  # a thread must not die with a traceback on stderr
-            self.report(ConnEvent(CLOSED, self, f"internal error: {e!r}"))
+            self.report(events.Closed(self, f"internal error: {e!r}"))
 
     def _run(self) -> None:
         # Verification is websocket-client's default too; spelled out so no option can turn it off.
@@ -117,35 +133,75 @@ class Connection(threading.Thread):
             ws.connect(self.url, timeout=self.connect_timeout)  # type: ignore[no-untyped-call]
         except Exception as e:
             ws.shutdown()  # type: ignore[no-untyped-call]
-            self.report(ConnEvent(CONNECT_FAILED, self, describe_error(e)))
+            self.report(events.ConnectFailed(self, describe_error(e)))
             return
-        self._ws = ws
         reason = "shutdown"
         try:
             self.index = self.next_index()
             self.opened_at = time.monotonic()
             try:
-                self.writer.write_open(self.index, self.url, _now_us(), self.dialect)
+                self._last_at = _now_us()
+                self.writer.write_open(self.index, self.url, self._last_at, self.dialect)
             except (OSError, ValueError) as e:
-                self.report(ConnEvent(STORAGE_FAILED, self, str(e)))
+                self.report(events.StorageFailed(self, str(e)))
                 return
             self.open_reported = True
-            self.report(ConnEvent(OPENED, self))
+            self.report(events.Opened(self))
             reason = self._loop(ws)
         finally:
             try:
-                ws.close(timeout=1.0)
+                if ws.connected:  # False once the peer's close frame was read (and answered)
+                    self._close_and_drain(ws)
             except Exception:
-                pass  # the peer is gone; nothing more to say to it
+                pass  # the peer is gone (or broke the protocol); nothing more to say to it or read from it
             finally:
-                # close() returns early, leaving the socket open, once a close frame has been
-                # received; shutdown() always releases it.
                 ws.shutdown()  # type: ignore[no-untyped-call]
             if self.index is not None:
                 # a failure here was already reported by whoever hit it first
                 with contextlib.suppress(OSError, ValueError):
-                    self.writer.write_close(self.index, reason, _now_us())
-            self.report(ConnEvent(CLOSED, self, reason))
+                    self.writer.write_close(self.index, reason, max(_now_us(), self._last_at))
+            self.report(events.Closed(self, reason))
+
+    def _record(self, lines: list[str], at: int) -> None:
+        assert self.index is not None
+        writer, index, counts = self.writer, self.index, self.counts
+        for line in lines:
+            writer.write_recv(index, line, at)
+            command, channel = peek(line)
+            key = (channel, command)
+            counts[key] = counts.get(key, 0) + 1
+
+    def _close_and_drain(self, ws: websocket.WebSocket) -> None:
+        """Send our close frame, then record every data frame until the peer's close frame or
+        CLOSE_WAIT seconds (what websocket-client's `close()` would read and throw away)."""
+        ws.send_close()
+        deadline = time.monotonic() + CLOSE_WAIT
+        while (left := deadline - time.monotonic()) > 0:
+            ws.settimeout(left)
+            try:
+                frame = ws.recv_frame()  # type: ignore[no-untyped-call]
+            except websocket.WebSocketTimeoutException:
+                return
+            if frame.opcode == websocket.ABNF.OPCODE_CLOSE:
+                return
+            if frame.opcode not in _DATA_OPCODES:
+                continue
+            ws.cont_frame.validate(frame)
+            ws.cont_frame.add(frame)
+            if not ws.cont_frame.is_fire(frame):
+                continue
+            _opcode, whole = ws.cont_frame.extract(frame)
+            data = whole.data
+            text = data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data)
+            if self.index is not None:
+                at = max(_now_us(), self._last_at)
+                self._last_at = at
+                try:
+                    self._record(split_frame(text), at)
+                except (OSError, ValueError) as e:
+                    self.report(events.StorageFailed(self, str(e)))
+                    return
+                self.on_line(time.monotonic())
 
     def _loop(self, ws: websocket.WebSocket) -> str:
         """Read until the connection ends; return why it ended."""
@@ -155,14 +211,37 @@ class Connection(threading.Thread):
         if stop is not None:
             return stop
         writer, index, counts = self.writer, self.index, self.counts
+        channels = self.session_config.channels
         sock_timeout = -1.0
+        last_write = time.monotonic()  # of a recv or a tick on this connection
         while True:
             now = time.monotonic()
             if self._stop_requested.is_set():
                 return "shutdown"
             if self._retire_at is not None and now >= self._retire_at:
                 return f"closed by us {self.overlap_max:g} s after RECONNECT"
-            wait = min(POLL, max(0.001, session.next_deadline(now) - now))
+            if (
+                not self._all_joined and self._welcomed_at is not None
+                and now - self._welcomed_at >= self.session_config.silence_limit
+            ):
+                # A channel that never becomes ready (refused, banned) must not keep an older,
+                # stalled connection open forever: after this long we count as joined anyway.
+                self._all_joined = True
+                self.report(events.AllJoined(self))
+            if self._successor_joined.is_set() and not session.handing_over:
+                stop = self._handle(ws, session, session.handover(now))
+                if stop is not None:
+                    return stop
+            if now - last_write >= TICK_INTERVAL:
+                try:
+                    self._last_at = max(_now_us(), self._last_at)
+                    writer.write_tick(index, self._last_at)
+                except (OSError, ValueError) as e:
+                    self.report(events.StorageFailed(self, str(e)))
+                    return f"cannot write the recording: {e}"
+                last_write = now
+            due = min(session.next_deadline(now), last_write + TICK_INTERVAL)
+            wait = min(POLL, max(0.001, due - now))
             if wait != sock_timeout:
                 ws.settimeout(wait)
                 sock_timeout = wait
@@ -177,18 +256,24 @@ class Connection(threading.Thread):
                 return f"connection lost: {describe_error(e)}"
             at = _now_us()
             now = time.monotonic()
+            last_write = now
             if opcode == websocket.ABNF.OPCODE_CLOSE:
                 return _close_reason(data)
+            at = max(at, self._last_at)  # a wall clock stepping back never puts a line before a tick
+            self._last_at = at
             text = data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data)
             for line in split_frame(text):
                 try:
                     writer.write_recv(index, line, at)
                 except (OSError, ValueError) as e:
-                    self.report(ConnEvent(STORAGE_FAILED, self, str(e)))
+                    self.report(events.StorageFailed(self, str(e)))
                     return f"cannot write the recording: {e}"
                 command, channel = peek(line)
                 key = (channel, command)
                 counts[key] = counts.get(key, 0) + 1
+                if not self._chatting and self._all_joined and command in _CHAT and channel in channels:
+                    self._chatting = True
+                    self.report(events.Chatting(self))
                 actions = session.receive_peeked(line, command, channel, now)
                 if actions:
                     stop = self._handle(ws, session, actions)
@@ -210,29 +295,40 @@ class Connection(threading.Thread):
                 except (websocket.WebSocketException, OSError) as e:
                     return f"connection lost while sending: {describe_error(e)}"
                 try:
-                    self.writer.write_send(self.index, action.line, _now_us())
+                    at = max(_now_us(), self._last_at)
+                    self._last_at = at
+                    self.writer.write_send(self.index, action.line, at)
                 except (OSError, ValueError) as e:
-                    self.report(ConnEvent(STORAGE_FAILED, self, str(e)))
+                    self.report(events.StorageFailed(self, str(e)))
                     return f"cannot write the recording: {e}"
                 self.count_sent(action.line.partition(" ")[0])
             elif isinstance(action, Welcomed):
                 self.welcomed = True
-                self.report(ConnEvent(WELCOMED, self, action.nick))
+                self._welcomed_at = time.monotonic()
+                self.report(events.LoggedIn(self, action.nick))
             elif isinstance(action, Reconnect):
                 if self._retire_at is None:
                     self._retire_at = time.monotonic() + self.overlap_max
-                    self.report(ConnEvent(RECONNECT, self))
+                    self.report(events.ReconnectAsked(self))
+            elif isinstance(action, Stalled):
+                self.stalled = True
+                self.report(events.Stalled(self, action.reason))
+            elif isinstance(action, HandedOver):
+                return "closed by us: a newer connection records everything from here"
             elif isinstance(action, Close):
                 return action.reason
             elif isinstance(action, Fail):
-                self.report(ConnEvent(LOGIN_FAILED, self, action.reason))
+                self.report(events.LoginRefused(self, action.reason))
                 return action.reason
             elif isinstance(action, Warn):
-                self.report(ConnEvent(WARN, self, action.message))
+                self.report(events.Warned(self, action.message))
             elif isinstance(action, Ready):
                 # (Joined is not reported: with many channels and weeks of reconnects, one line per
                 # channel and connection is plenty)
-                self.report(ConnEvent(INFO, self, f"#{action.channel} joined and ready"))
+                self.report(events.Note(self, f"#{action.channel} joined and ready"))
+                if not self._all_joined and session.all_ready:
+                    self._all_joined = True
+                    self.report(events.AllJoined(self))
         return None
 
 

@@ -3,8 +3,9 @@
 Backoff. After the n-th failed attempt in a row the next one waits a random time in
 [d/2, d] with d = min(cap, base * 2**(n-1)) ("equal jitter"): never a tight loop, never longer than
 the cap, and several recorders that lost the same server do not come back in lock step. A
-connection that stayed up for `stable_after` seconds resets the count, so a recorder that ran for
-a week and then lost its connection comes back after about a second, not after the cap.
+connection that has joined every channel and received chat resets the count (the supervisor calls
+`reset()`), so a recorder that ran for a week, or only a minute between two cuts, comes back after
+about a second, not after the cap.
 
 Join rate. Twitch allows 20 JOINs per 10 seconds on one connection; going over gets the connection
 dropped. `JoinLimiter` is a sliding window: a JOIN may go when fewer than `limit` JOINs were sent

@@ -1,11 +1,16 @@
 """The supervisor: one process, one raw recording, a succession of overlapping connections.
 
-The main thread never touches a socket. It starts `Connection` threads and reacts to what they
-report: a server's RECONNECT starts the next connection at once while the old one reads on until
-the server closes it (the overlap means no line falls between the two; the replay removes the
-duplicates); a connection that ends without a RECONNECT is replaced after a backoff delay; a
-refused login or a failed write stops everything, because retrying cannot fix either. A timer
-thread fsyncs the recording at least once per `fsync_interval`, so quiet periods are durable too.
+The main thread never touches a socket. It starts `Connection` threads and reacts to the frozen
+events they report (recorder/events.py): a server's RECONNECT starts the next connection at once
+while the old one reads on until the server closes it (the overlap means no line falls between the
+two; the replay removes the duplicates). A stalled connection (no answer to the watchdog PING) is
+treated the same way: the next connection starts at once and the stalled one keeps reading, so if
+the stall clears its backlog is recorded; once the new connection has joined every channel, the
+old one is handed over (a last PING; its PONG closes it) or closed after `silence_limit` seconds
+of silence. A connection that ends on its own is replaced after a backoff delay; the backoff resets
+when a connection has joined every channel and received chat. A refused login or a failed write
+stops everything, because retrying cannot fix either. A timer thread fsyncs the recording at least
+once per `fsync_interval`, so quiet periods are durable too.
 
 Shutdown (`stop()`, wired to SIGTERM and Ctrl-C by the CLI): stop reading, close every connection
 (each records its `close` event), then fsync and close the recording.
@@ -27,21 +32,11 @@ from dataclasses import dataclass, field
 from formats import __version__
 from formats.errors import InputError
 from formats.rawcodec import check_recorder_name
+from recorder import events
 from recorder.channels import DIALECT_TWITCH
-from recorder.connection import (
-    CLOSED,
-    CONNECT_FAILED,
-    INFO,
-    LOGIN_FAILED,
-    OPENED,
-    RECONNECT,
-    STORAGE_FAILED,
-    WARN,
-    WELCOMED,
-    Connection,
-    ConnEvent,
-)
+from recorder.connection import Connection
 from recorder.errors import LoginFailed, StorageError, UsageError
+from recorder.events import ConnEvent
 from recorder.limits import Backoff
 from recorder.metrics import RecorderCollector, Stats
 from recorder.rawwriter import RawWriter
@@ -66,12 +61,12 @@ class RecorderConfig:
     gzip_finished: bool = False
     fsync_interval: float = 1.0
     connect_timeout: float = 10.0
-    ping_after: float = 60.0
-    ping_timeout: float = 30.0
+    ping_after: float = 3.0
+    ping_timeout: float = 3.0
+    silence_limit: float = 30.0
     register_timeout: float = 30.0
     backoff_base: float = 1.0
     backoff_cap: float = 60.0
-    stable_after: float = 60.0
     overlap_max: float = 120.0
     join_limit: int = 20
     join_window: float = 10.0
@@ -137,6 +132,7 @@ class Recorder:
         self._next_index = 0
         self._live: list[Connection] = []
         self._current: Connection | None = None
+        self._backoff = Backoff(config.backoff_base, config.backoff_cap)
         self.connections_started = 0
 
     @property
@@ -144,7 +140,8 @@ class Recorder:
         c = self.config
         return SessionConfig(
             dialect=c.dialect, channels=c.channels, nick=self.nick, token=c.token,
-            ping_after=c.ping_after, ping_timeout=c.ping_timeout, register_timeout=c.register_timeout,
+            ping_after=c.ping_after, ping_timeout=c.ping_timeout, silence_limit=c.silence_limit,
+            register_timeout=c.register_timeout,
             join_limit=c.join_limit, join_window=c.join_window, rejoin_after=c.rejoin_after,
         )
 
@@ -187,7 +184,7 @@ class Recorder:
                 self.writer.sync()
             except OSError as e:
                 failed.append(e)
-                self._events.put(ConnEvent(STORAGE_FAILED, None, str(e)))
+                self._events.put(events.StorageFailed(None, str(e)))
                 return
 
     def run(self) -> None:
@@ -201,7 +198,6 @@ class Recorder:
         fsync_failed: list[OSError] = []
         syncer = threading.Thread(target=self._fsync_loop, args=(fsync_failed,), name="recorder-fsync", daemon=True)
         syncer.start()
-        backoff = Backoff(c.backoff_base, c.backoff_cap)
         reconnect_at: float | None = None
         error: Exception | None = None
         try:
@@ -220,9 +216,8 @@ class Recorder:
                 error = self._dispatch(event)
                 if error is not None:
                     break
-                conn = event.conn
-                if event.kind in (CLOSED, CONNECT_FAILED) and conn is not None and conn is self._current:
-                    reconnect_at = self._schedule_reconnect(event.kind, conn, event.detail, backoff)
+                if isinstance(event, events.Closed | events.ConnectFailed) and event.conn is self._current:
+                    reconnect_at = self._schedule_reconnect(event)
         finally:
             self._stop.set()
             self._shutdown(syncer)
@@ -231,59 +226,71 @@ class Recorder:
         if fsync_failed:
             raise StorageError(f"cannot fsync the recording: {fsync_failed[0]}")
 
+    def _forget(self, conn: Connection) -> None:
+        if conn in self._live:
+            self._live.remove(conn)
+            self.stats.retire(conn.counts)
+            if conn.open_reported:
+                self.stats.connections_open -= 1
+
     def _dispatch(self, event: ConnEvent) -> Exception | None:
         """Log and count what a connection reported; an exception means: stop recording."""
         conn = event.conn
         label = f"connection {conn.index}" if conn is not None and conn.index is not None else "connection"
-        if event.kind == OPENED:
-            self.stats.connections_opened += 1
-            self.stats.connections_open += 1
-            self.log("info", f"{label}: open")
-        elif event.kind == WELCOMED:
-            self.log("info", f"{label}: logged in as {event.detail}, joining {len(self.config.channels)} channel(s)")
-        elif event.kind == INFO:
-            self.log("info", f"{label}: {event.detail}")
-        elif event.kind == WARN:
-            self.log("warn", f"{label}: {event.detail}")
-        elif event.kind == RECONNECT:
-            if conn is self._current:
+        match event:
+            case events.Opened():
+                self.stats.connections_opened += 1
+                self.stats.connections_open += 1
+                self.log("info", f"{label}: open")
+            case events.LoggedIn(nick=nick):
+                self.log("info", f"{label}: logged in as {nick}, joining {len(self.config.channels)} channel(s)")
+            case events.AllJoined(conn=joined) if joined is self._current:
+                for old in self._live:
+                    if old is not joined and old.stalled:
+                        old.successor_joined()
+            case events.Chatting():
+                self._backoff.reset()
+            case events.Note(message=message):
+                self.log("info", f"{label}: {message}")
+            case events.Warned(message=message):
+                self.log("warn", f"{label}: {message}")
+            case events.ReconnectAsked(conn=asked) if asked is self._current:
                 self.log("info", f"{label}: the server asked us to reconnect; opening a new connection now")
                 self.stats.count_reconnect("reconnect")
                 self._start_connection()
-        elif event.kind == CLOSED and conn is not None:
-            if conn in self._live:
-                self._live.remove(conn)
-                self.stats.retire(conn.counts)
-                if conn.open_reported:
-                    self.stats.connections_open -= 1
-            if conn is not self._current and conn.index is not None:
-                self.log("info", f"{label}: closed ({event.detail})")
-        elif event.kind == CONNECT_FAILED and conn is not None:
-            self.stats.connect_failures += 1
-            if conn in self._live:
-                self._live.remove(conn)
-                self.stats.retire(conn.counts)
-        elif event.kind == LOGIN_FAILED:
-            return LoginFailed(f"{event.detail} (nick {self.nick}); not retrying")
-        elif event.kind == STORAGE_FAILED:
-            return StorageError(
-                f"cannot write the recording in {os.path.join(self.config.out_dir, self.name)}: {event.detail}; "
-                f"everything written before is kept ({self.writer.bytes_written} bytes)"
-            )
+            case events.Stalled(conn=stalled, reason=reason):
+                if stalled is self._current:
+                    self.log("warn", f"{label}: {reason}; opening a new connection now, still reading this one")
+                    self.stats.count_reconnect("stall")
+                    self._start_connection()
+                else:
+                    self.log("info", f"{label}: {reason} (a newer connection already records)")
+            case events.Closed(conn=closed, reason=reason):
+                self._forget(closed)
+                if closed is not self._current and closed.index is not None:
+                    self.log("info", f"{label}: closed ({reason})")
+            case events.ConnectFailed(conn=failed):
+                self.stats.connect_failures += 1
+                self._forget(failed)
+            case events.LoginRefused(reason=reason):
+                return LoginFailed(f"{reason} (nick {self.nick}); not retrying")
+            case events.StorageFailed(reason=reason):
+                return StorageError(
+                    f"cannot write the recording in {os.path.join(self.config.out_dir, self.name)}: {reason}; "
+                    f"everything written before is kept ({self.writer.bytes_written} bytes)"
+                )
         return None
 
-    def _schedule_reconnect(self, kind: str, conn: Connection, detail: str, backoff: Backoff) -> float:
-        lived = time.monotonic() - conn.opened_at if conn.opened_at is not None else 0.0
-        if conn.welcomed and lived >= self.config.stable_after:
-            backoff.reset()
+    def _schedule_reconnect(self, event: events.Closed | events.ConnectFailed) -> float:
+        conn, backoff = event.conn, self._backoff
         delay = backoff.next_delay()
-        if kind == CONNECT_FAILED:
+        if isinstance(event, events.ConnectFailed):
             self.log("warn", (
-                f"cannot connect to {self.config.server}: {detail}; "
+                f"cannot connect to {self.config.server}: {event.reason}; "
                 f"retrying in {delay:.1f} s (attempt {backoff.failures})"
             ))
         else:
-            self.log("warn", f"connection {conn.index}: closed ({detail}); reconnecting in {delay:.1f} s")
+            self.log("warn", f"connection {conn.index}: closed ({event.reason}); reconnecting in {delay:.1f} s")
             self.stats.count_reconnect("drop")
         return time.monotonic() + delay
 

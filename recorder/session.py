@@ -6,8 +6,10 @@ The shell owns a socket; this module owns the rules. The shell calls `start()` o
 is open, then `receive()` for every line (in order) and `tick()` whenever `next_deadline()` has
 passed, always passing the monotonic time. Each call returns actions: lines to `Send` (in order,
 at once), and facts the shell acts on: `Welcomed`, `Reconnect` (the server will close this
-connection soon; open another now), `Close` (this connection is useless: give up on it), `Fail`
-(the login was refused; retrying will not help), plus informational `Joined`, `Ready` and `Warn`.
+connection soon; open another now), `Stalled` (the server stopped answering: open another now, but
+keep reading this one), `HandedOver` (a newer connection records everything this one would: close
+it), `Close` (this connection is useless: give up on it), `Fail` (the login was refused; retrying
+will not help), plus informational `Joined`, `Ready` and `Warn`.
 
 The rules, in one place:
 - Handshake. Twitch: `CAP REQ` for tags, commands and membership, `PASS oauth:...` only when a
@@ -21,9 +23,14 @@ The rules, in one place:
 - A channel counts as ready at its first ROOMSTATE (Twitch) or its end of NAMES, 366 (IRCv3):
   the same points at which the replay starts keeping its lines.
 - Every PING is answered with a PONG of the same argument, before anything else in that call.
-- Watchdog: any line is proof of life. After `ping_after` seconds of silence we send our own
-  PING; if still nothing has arrived `ping_timeout` seconds later, `Close`. A server that never
-  welcomes us within `register_timeout` gets `Close` too.
+- Watchdog (once welcomed): any line is proof of life. After `ping_after` seconds of silence we
+  send our own PING; if still nothing has arrived `ping_timeout` seconds later, `Stalled`, once. A
+  stalled connection is not closed: its server may only be slow, and whatever it has buffered for
+  us is delivered when the stall clears. The shell opens a newer connection at once and, when that
+  one has joined every channel, calls `handover()`: we send a last PING, and its PONG (which the
+  server sends after everything it sent us before) is `HandedOver`. A connection that stays silent
+  for `silence_limit` seconds after the handover began gets `Close`. A server that never welcomes
+  us within `register_timeout` gets `Close` too.
 - A NOTICE to `*` before the welcome on Twitch, or 464/465/904 anywhere before it, is a refused
   login: `Fail`, quoting the server's words (which never contain the token).
 
@@ -46,6 +53,7 @@ from recorder.wire import peek
 TWITCH_CAPS = "twitch.tv/tags twitch.tv/commands twitch.tv/membership"
 IRCV3_WANTED_CAPS = ("server-time", "message-tags")
 WATCHDOG_TOKEN = "chat-archiver"
+HANDOVER_TOKEN = "chat-archiver-handover"
 
 # Commands that never need an answer or a state change: skipped without parsing.
 _PASSIVE = frozenset((
@@ -83,6 +91,18 @@ class Reconnect:
 
 
 @dataclass(frozen=True)
+class Stalled:
+    """No answer to our watchdog PING: open another connection now, keep reading this one."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class HandedOver:
+    """The answer to the handover PING arrived: a newer connection records everything from here."""
+
+
+@dataclass(frozen=True)
 class Close:
     reason: str
 
@@ -97,7 +117,7 @@ class Warn:
     message: str
 
 
-Action = Send | Welcomed | Joined | Ready | Reconnect | Close | Fail | Warn
+Action = Send | Welcomed | Joined | Ready | Reconnect | Stalled | HandedOver | Close | Fail | Warn
 _NOTHING: tuple[Action, ...] = ()
 
 
@@ -109,8 +129,9 @@ class SessionConfig:
     channels: tuple[str, ...]
     nick: str
     token: str | None = field(default=None, repr=False)
-    ping_after: float = 60.0
-    ping_timeout: float = 30.0
+    ping_after: float = 3.0
+    ping_timeout: float = 3.0
+    silence_limit: float = 30.0
     register_timeout: float = 30.0
     join_limit: int = 20
     join_window: float = 10.0
@@ -133,6 +154,8 @@ class Session:
         self.started_at = now
         self.last_line_at = now
         self.ping_sent_at: float | None = None
+        self.stalled = False
+        self.handing_over = False
         self.joined: set[str] = set()
         self.ready: set[str] = set()
         self._pending: dict[str, float] = {}  # channel -> not before (monotonic)
@@ -170,6 +193,8 @@ class Session:
         """`receive` for a caller that already peeked at the line (the recorder does, for metrics)."""
         self.last_line_at = now
         self.ping_sent_at = None
+        if self.handing_over and command == "PONG" and line.endswith(HANDOVER_TOKEN):
+            return (HandedOver(),)
         if command in _PASSIVE:
             return _NOTHING
         if command == "ROOMSTATE":
@@ -311,37 +336,60 @@ class Session:
     # -- time --------------------------------------------------------------------------------------
 
     def tick(self, now: float) -> list[Action]:
-        """Timers: registration timeout, watchdog PING and its timeout, paced joins."""
+        """Timers: registration timeout, watchdog PING, stall, handover silence, paced joins."""
         c = self.config
-        if not self.welcomed and now - self.started_at >= c.register_timeout:
-            return [Close(f"no welcome from the server within {c.register_timeout:g} s")]
+        if not self.welcomed:
+            if now - self.started_at >= c.register_timeout:
+                return [Close(f"no welcome from the server within {c.register_timeout:g} s")]
+            return []
         out: list[Action] = []
-        if self.ping_sent_at is not None:
+        if self.handing_over:
+            if now - self.last_line_at >= c.silence_limit:
+                return [Close(f"closed by us after {c.silence_limit:g} s of silence; a newer connection records")]
+        elif self.stalled:
+            pass  # nothing more to ask: wait for the handover, or for the server to close
+        elif self.ping_sent_at is not None:
             if now - self.ping_sent_at >= c.ping_timeout:
-                return [Close(f"no answer to our PING within {c.ping_timeout:g} s")]
+                self.stalled = True
+                out.append(Stalled(f"no answer to our PING within {c.ping_timeout:g} s"))
         elif now - self.last_line_at >= c.ping_after:
             self.ping_sent_at = now
             out.append(Send(f"PING :{WATCHDOG_TOKEN}"))
-        if self.welcomed:
-            for channel, not_before in list(self._pending.items()):
-                if not_before > now:
-                    continue
-                if not self._limiter.take(now):
-                    break
-                del self._pending[channel]
-                out.append(Send(f"JOIN #{channel}"))
-                # joined when the echo arrives; until then a silent server is the watchdog's job
+        for channel, not_before in list(self._pending.items()):
+            if not_before > now:
+                continue
+            if not self._limiter.take(now):
+                break
+            del self._pending[channel]
+            out.append(Send(f"JOIN #{channel}"))
+            # joined when the echo arrives; until then a silent server is the watchdog's job
         return out
+
+    def handover(self, now: float) -> list[Action]:
+        """A newer connection has joined every channel: ask this one's server for a last PONG."""
+        if self.handing_over:
+            return []
+        self.handing_over = True
+        return [Send(f"PING :{HANDOVER_TOKEN}")]
+
+    @property
+    def all_ready(self) -> bool:
+        """Every channel joined and ready (the point from which this connection records them all)."""
+        return len(self.ready) == len(self.config.channels)
 
     def next_deadline(self, now: float) -> float:
         """The monotonic time by which `tick()` should next be called."""
         c = self.config
         if not self.welcomed:
-            return min(self.started_at + c.register_timeout, self.last_line_at + c.ping_after)
-        deadline = (
-            self.ping_sent_at + c.ping_timeout if self.ping_sent_at is not None
-            else self.last_line_at + c.ping_after
-        )
+            return self.started_at + c.register_timeout
+        if self.handing_over:
+            deadline = self.last_line_at + c.silence_limit
+        elif self.stalled:
+            deadline = now + 3600.0
+        elif self.ping_sent_at is not None:
+            deadline = self.ping_sent_at + c.ping_timeout
+        else:
+            deadline = self.last_line_at + c.ping_after
         if self._pending:
             earliest = min(self._pending.values())
             deadline = min(deadline, max(earliest, now + self._limiter.wait(now)))

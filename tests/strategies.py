@@ -309,6 +309,13 @@ def typed_times(draw: Any) -> tuple[float, list[str]]:
     return ms / 1000, forms
 
 
+# The recorder's watchdog: what happens on a connection, and the seconds since the step before.
+watchdog_steps = st.lists(
+    st.tuples(st.sampled_from(["line", "pong", "handover pong", "tick", "handover"]), st.floats(0, 4)),
+    max_size=40,
+)
+
+
 # --- playback (issue 11): chat as viewers see it, written to break subtitle and HTML markup ------
 
 PLAY_START = 1_700_000_000  # the window start of a playback session

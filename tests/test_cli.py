@@ -64,10 +64,7 @@ def test_help_reads_well_at_80_columns(command: str) -> None:
                     assert len(line) + 1 + len(after.split()[0]) > 78 or line.rstrip().endswith(":"), (line, after)
 
 
-@pytest.mark.parametrize("command", [
-    pytest.param(c, marks=pytest.mark.xfail(strict=False, reason="cmd_record.py is the recorder issue's (14)"))
-    if c == "record" else c for c in COMMANDS
-])
+@pytest.mark.parametrize("command", COMMANDS)
 def test_help_summary_is_one_line_that_the_command_list_shows_whole(command: str) -> None:
     own = CliRunner().invoke(app, [command, "--help"], terminal_width=80).stdout.split("\n\n")[1]
     assert "\n" not in own.strip(), own

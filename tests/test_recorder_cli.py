@@ -190,7 +190,12 @@ runner = CliRunner()
 @pytest.mark.parametrize(("args", "message"), [
     (["bad channel!", "--out", "X"], "is not a plain channel name"),
     (["#", "--out", "X"], "is not a plain channel name"),
-    (["alpha", "--out", "X", "--dialect", "irc"], "--dialect must be twitch or ircv3"),
+    (["alpha", "--out", "X", "--dialect", "irc"], "Invalid value for '--dialect'"),
+    (["alpha", "--out", "X", "--metrics-port", "99999"], "must be a port number from 1 to 65535, not 99999"),
+    (["alpha", "--out", "X", "--metrics-port", "-1"], "--metrics-port must be a port number from 1 to 65535, not -1"),
+    (["alpha", "--out", "X", "--metrics-port", "0"], "--metrics-port must be a port number from 1 to 65535, not 0"),
+    (["alpha", "--out", "X", "--ping-timeout", "0"], "--ping-timeout must be a number of seconds, at least 0.1, not 0"),
+    (["alpha", "--out", "X", "--silence-limit", "nan"], "--silence-limit must be a number of seconds"),
     (["alpha", "--out", "X", "--server", "http://example.invalid"], "must be a ws:// or wss:// URL"),
     (["alpha", "--out", "X", "--token-file", "/nonexistent/token"], "cannot read the token file"),
     (["alpha", "--out", "X", "--name", "../evil"], "invalid recorder name"),
@@ -221,22 +226,43 @@ def test_unwritable_output_folder_is_refused_at_start(tmp_path: Path) -> None:
 
 
 def test_record_has_help() -> None:
-    result = runner.invoke(app, ["record", "--help"])
+    result = runner.invoke(app, ["record", "--help"], env={"COLUMNS": "80"}, terminal_width=80)
     assert result.exit_code == 0
-    for option in ("--out", "--server", "--dialect", "--nick", "--token-file", "--name", "--gzip", "--metrics-port"):
+    options = (
+        "--out", "--server", "--dialect", "--nick", "--token-file", "--name", "--gzip", "--metrics-port",
+        "--ping-after", "--ping-timeout", "--silence-limit",
+    )
+    for option in options:
         assert option in result.output
+    assert "--backoff-max" not in result.output
+    # a one-line summary first, then prose that rewraps (its second paragraph fills its lines)
+    paragraphs = [p.strip() for p in result.output.split("\n\n")]
+    assert paragraphs[0].startswith("Usage: chat-archiver record [OPTIONS] CHANNEL...")
+    assert paragraphs[1] == "Record chat into raw recordings until stopped."
+    prose = paragraphs[2].splitlines()
+    assert len(prose) > 2 and all(len(line) > 60 for line in prose[:-1]), prose
+    for python_type in ("<int>", "<float>", "<str>", "<path>", "<bool>", "list["):
+        assert python_type not in result.output
+
+
+def test_dialect_is_a_case_insensitive_choice(tmp_path: Path) -> None:
+    # '-x' is a legal name for neither dialect; the message shows which dialect's rule was applied
+    result = runner.invoke(app, ["record", "--out", str(tmp_path), "--dialect", "IRCv3", "--", "-x"])
+    assert result.exit_code == 2, result.output
+    assert "not starting with '-' or '.'" in result.output
 
 
 @pytest.mark.integration
 def test_unreachable_server_is_retried_and_said_without_a_traceback(tmp_path: Path) -> None:
     port = _free_port()  # nobody listens there
-    proc = Proc(tmp_path, ["alpha", "--out", str(tmp_path / "raw"), "--server", f"ws://127.0.0.1:{port}",
-                           "--backoff-max", "1"])
+    url = f"ws://127.0.0.1:{port}/chat:-1:[old]"  # an emoji code and a markup tag: printed verbatim
+    proc = Proc(tmp_path, ["alpha", "--out", str(tmp_path / "raw"), "--server", url])
     try:
         assert wait_until(lambda: proc.output().count("cannot connect") >= 2, 30), proc.output()
         assert proc.stop() == 0
     finally:
         proc.kill()
     output = proc.output()
-    assert f"cannot connect to ws://127.0.0.1:{port}: connection refused; retrying in" in output
+    assert f"cannot connect to {url}: connection refused; retrying in" in output
+    assert f"recording 1 channel(s) from {url} (ircv3)" in output
     assert "Traceback" not in output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -17,21 +18,26 @@ from recorder.errors import UsageError
 from recorder.limits import Backoff, JoinLimiter
 from recorder.rawwriter import RawWriter
 from recorder.session import (
+    HANDOVER_TOKEN,
     Close,
     Fail,
+    HandedOver,
     Joined,
     Ready,
     Reconnect,
     Send,
     Session,
     SessionConfig,
+    Stalled,
     Warn,
     Welcomed,
     anonymous_nick,
 )
 from recorder.wire import peek, split_frame
+from tests.strategies import watchdog_steps
 
 HOUR_US = 3_600_000_000
+CHAT = "@id=m-1;tmi-sent-ts=1 :someone!someone@someone.tmi.twitch.tv PRIVMSG #alpha :hello"
 BASE_US = 1_764_320_400_000_000  # 2025-11-28T09:00:00Z, an hour boundary
 
 # -- strategies (recorder-specific; the shared ones live in tests/strategies.py) -------------------
@@ -281,7 +287,7 @@ def test_ping_is_answered_with_its_argument_and_reconnect_is_reported() -> None:
     assert s.receive(":tmi.twitch.tv RECONNECT", 1) == (Reconnect(),)
 
 
-def test_watchdog_pings_after_silence_and_closes_without_an_answer() -> None:
+def test_watchdog_pings_after_silence_then_reports_a_stall_once_and_keeps_the_connection() -> None:
     s = Session(_config(ping_after=60, ping_timeout=30), 0)
     s.receive(":tmi.twitch.tv 001 justinfan123_15 :Welcome", 0)
     s.tick(0)
@@ -291,7 +297,84 @@ def test_watchdog_pings_after_silence_and_closes_without_an_answer() -> None:
     s.receive(":tmi.twitch.tv PONG tmi.twitch.tv :chat-archiver", 70)  # any line is proof of life
     assert s.tick(95) == []
     assert _sends(s.tick(130)) == ["PING :chat-archiver"]
-    assert s.tick(160) == [Close("no answer to our PING within 30 s")]
+    assert s.tick(160) == [Stalled("no answer to our PING within 30 s")]
+    # a stalled connection is not closed (its backlog may still come), and is not pinged again
+    assert s.tick(1000) == []
+    assert s.receive(":tmi.twitch.tv PONG tmi.twitch.tv :chat-archiver", 1001) == ()
+    assert s.tick(5000) == []
+
+
+def test_handover_asks_for_a_last_pong_and_that_pong_hands_over() -> None:
+    s = Session(_config(ping_after=3, ping_timeout=3, silence_limit=30), 0)
+    s.receive(":tmi.twitch.tv 001 justinfan123_15 :Welcome", 0)
+    s.tick(3)
+    assert s.tick(6) == [Stalled("no answer to our PING within 3 s")]
+    assert _sends(s.handover(7)) == [f"PING :{HANDOVER_TOKEN}"]
+    assert s.handover(8) == []  # asked once
+    # the stall clears: the backlog (and the old watchdog PONG) are just lines
+    assert s.receive(":tmi.twitch.tv PONG tmi.twitch.tv :chat-archiver", 9) == ()
+    assert s.receive(CHAT, 9) == ()
+    assert s.receive(f":tmi.twitch.tv PONG tmi.twitch.tv :{HANDOVER_TOKEN}", 9) == (HandedOver(),)
+
+
+def test_a_connection_silent_past_the_limit_after_the_handover_is_closed() -> None:
+    s = Session(_config(ping_after=3, ping_timeout=3, silence_limit=30), 0)
+    s.receive(":tmi.twitch.tv 001 justinfan123_15 :Welcome", 0)
+    s.tick(3)
+    s.tick(6)
+    s.handover(10)
+    assert s.next_deadline(10) == 30
+    assert s.tick(29) == []
+    assert s.tick(30) == [Close("closed by us after 30 s of silence; a newer connection records")]
+
+
+@given(st.lists(st.floats(0.01, 2.99), min_size=1, max_size=50))
+def test_a_server_that_talks_more_often_than_ping_after_is_never_pinged_nor_stalled(gaps: list[float]) -> None:
+    s = Session(_config(ping_after=3, ping_timeout=3), 0)
+    s.receive(":tmi.twitch.tv 001 justinfan123_15 :Welcome", 0)
+    s.tick(0)
+    now = 0.0
+    for gap in gaps:
+        # the shell ticks whenever a deadline passes; here at every deadline before the next line
+        while s.next_deadline(now) <= now + gap:
+            due = s.next_deadline(now)
+            assert not any(isinstance(a, Send | Stalled) for a in s.tick(due)), (now, due)
+        now += gap
+        s.receive(CHAT, now)
+
+
+@given(watchdog_steps)
+def test_the_watchdog_stalls_at_most_once_and_only_a_handover_ends_a_stalled_connection(
+    steps: list[tuple[str, float]],
+) -> None:
+    c = _config(ping_after=3, ping_timeout=3, silence_limit=30)
+    s = Session(c, 0)
+    s.receive(":tmi.twitch.tv 001 justinfan123_15 :Welcome", 0)
+    now, last_line, handover_at = 0.0, 0.0, None
+    stalls = 0
+    stalled_before = False
+    for what, gap in steps:
+        now += gap
+        if what == "tick":
+            actions: Sequence[object] = s.tick(now)
+        elif what == "handover":
+            actions = s.handover(now)
+            handover_at = now if handover_at is None else handover_at
+        else:
+            token = HANDOVER_TOKEN if what == "handover pong" else "chat-archiver"
+            line = CHAT if what == "line" else f":tmi.twitch.tv PONG tmi.twitch.tv :{token}"
+            actions = s.receive(line, now)
+            last_line = now
+        stalls += sum(isinstance(a, Stalled) for a in actions)
+        for a in actions:
+            if isinstance(a, HandedOver):
+                assert what == "handover pong" and handover_at is not None, (what, handover_at)
+            if isinstance(a, Close):
+                assert handover_at is not None and now - last_line >= c.silence_limit, (now, last_line)
+            if isinstance(a, Send) and a.line.startswith("PING") and (handover_at is not None or stalled_before):
+                assert a.line == f"PING :{HANDOVER_TOKEN}" and what == "handover"  # no watchdog PING any more
+        stalled_before = stalls > 0
+        assert stalls <= 1
 
 
 def test_no_welcome_in_time_closes() -> None:
@@ -336,7 +419,7 @@ def test_ircv3_negotiates_only_offered_caps_and_survives_a_nak() -> None:
 
 
 def test_kicked_or_refused_channels_are_joined_again_later() -> None:
-    s = Session(_config(DIALECT_IRCV3, rejoin_after=30), 0)
+    s = Session(_config(DIALECT_IRCV3, rejoin_after=30, ping_after=1000), 0)
     s.receive(":irc.example 001 justinfan123_15 :Welcome", 0)
     s.receive(":justinfan123_15!u@h JOIN #alpha", 1)
     actions = s.receive(":op!u@h KICK #alpha justinfan123_15 :bye", 2)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from pathlib import Path
 
 import pytest
 from twitchlike import (
+    LiveChannel,
     Recording,
     RunningRecorder,
     ServerConn,
@@ -134,21 +136,31 @@ def test_replay_of_the_recording_holds_every_privmsg(tmp_path: Path) -> None:
     assert ids == expected
 
 
-def test_watchdog_pings_then_reconnects_when_the_server_goes_silent(tmp_path: Path) -> None:
+def test_a_silent_server_gets_a_new_connection_at_once_and_the_old_one_is_closed_after_the_limit(
+    tmp_path: Path,
+) -> None:
     def script(conn: ServerConn) -> None:
         if conn.index == 0:
             conn.answer_pings = False  # a half-dead server: accepts, then never answers anything
         assert conn.wait_joined(CHANNELS)
 
     with TwitchLikeServer(script) as server:
-        config = fast_config(server.url, str(tmp_path), ping_after=0.3, ping_timeout=0.5)
+        config = fast_config(server.url, str(tmp_path), ping_after=0.3, ping_timeout=0.5, silence_limit=1.0)
         with RunningRecorder(config) as rec:
             assert server.wait_conns(2), rec.logs
             assert server.conns[1].wait_joined(CHANNELS)
+            old = server.conns[0]
+            assert old.wait_for(lambda: old.closed, 20)
             rec.stop()
-        assert "PING :chat-archiver" in server.conns[0].received
-    closes = {e.conn: e.text for e in Recording(str(tmp_path)).of("close")}
-    assert "no answer to our PING" in closes[0]
+        assert "PING :chat-archiver" in old.received
+        assert "PING :chat-archiver-handover" in old.received  # asked once more after the new one joined
+    recording = Recording(str(tmp_path))
+    closes = {e.conn: e.text for e in recording.of("close")}
+    assert closes[0] == "closed by us after 1 s of silence; a newer connection records"
+    # the overlap: the new connection opened while the stalled one was still open
+    seq_of = {(e.kind, e.conn): e.seq for e in recording.events if e.kind in ("open", "close")}
+    assert seq_of[("open", 1)] < seq_of[("close", 0)]
+    assert rec.recorder.stats.reconnects == {"stall": 1}
 
 
 def test_unreachable_server_is_retried_and_said(tmp_path: Path) -> None:
@@ -204,40 +216,8 @@ def test_a_frame_cut_across_a_socket_timeout_and_fragmented_messages_arrive_whol
     assert long_line in Recording(str(tmp_path)).by_conn("recv")[0]
 
 
-class _Channel:
-    """A live channel: one message stream, delivered to every connection joined at that moment,
-    as Twitch does. Publishing and leaving share a lock, so each message reaches at least one
-    connection as long as one is joined."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.members: list[ServerConn] = []
-        self.published: list[str] = []
-        self.stop = threading.Event()
-
-    def join(self, conn: ServerConn) -> None:
-        with self.lock:
-            self.members.append(conn)
-
-    def leave(self, conn: ServerConn) -> None:
-        with self.lock:
-            self.members.remove(conn)
-
-    def publish_until_stopped(self) -> None:
-        i = 0
-        while not self.stop.is_set():
-            with self.lock:
-                if self.members:
-                    line = chat_line(i, "alpha")
-                    self.published.append(line)
-                    for conn in self.members:
-                        conn.send(line)
-                    i += 1
-            time.sleep(0.001)
-
-
 def test_a_chain_of_reconnects_leaves_no_message_of_the_channel_unrecorded(tmp_path: Path) -> None:
-    channel = _Channel()
+    channel = LiveChannel()
     hops = 4
 
     def script(conn: ServerConn) -> None:
@@ -300,3 +280,102 @@ def test_an_old_connection_the_server_never_closes_is_closed_by_us_after_the_ove
     closes = {e.conn: e.text for e in Recording(str(tmp_path)).of("close")}
     assert closes[0] == "closed by us 0.5 s after RECONNECT"
     assert closes[1] == "shutdown"
+
+
+def test_lines_the_server_sends_after_our_close_frame_are_recorded(tmp_path: Path) -> None:
+    """websocket-client's close() reads and throws away every frame before the peer's close frame;
+    a server that flushes its backlog then would lose it all. We record those frames."""
+    backlog = [chat_line(500 + i, CHANNELS[i % 2]) for i in range(120)]
+
+    def flush_backlog(conn: ServerConn) -> None:
+        for k in range(0, len(backlog), 7):  # several lines per frame, as a server draining a buffer
+            conn.send_frame(backlog[k:k + 7])
+
+    def script(conn: ServerConn) -> None:
+        conn.on_client_close = flush_backlog
+        assert conn.wait_joined(CHANNELS)
+        _chat(conn, 0, 20)
+
+    with TwitchLikeServer(script) as server, RunningRecorder(fast_config(server.url, str(tmp_path))) as rec:
+        assert server.wait_conns(1)
+        conn = server.conns[0]
+        assert wait_until(lambda: caught_up(str(tmp_path), conn, 11 + 20), 20), rec.logs
+        rec.stop()
+        assert conn.client_closed
+        sent = list(conn.sent)
+    recv = Recording(str(tmp_path)).by_conn("recv")[0]
+    assert sent[-len(backlog):] == backlog
+    assert recv == sent
+
+
+def test_a_quiet_connection_ticks_about_once_a_second_and_ticks_never_go_back_in_time(tmp_path: Path) -> None:
+    def script(conn: ServerConn) -> None:
+        assert conn.wait_joined(CHANNELS)
+        _chat(conn, 0, 10)
+        conn.wait_for(lambda: False, 3.5)  # quiet
+        _chat(conn, 10, 10)
+
+    with TwitchLikeServer(script) as server, RunningRecorder(fast_config(server.url, str(tmp_path))) as rec:
+        assert server.wait_conns(1)
+        conn = server.conns[0]
+        assert wait_until(lambda: caught_up(str(tmp_path), conn, 11 + 20), 20), rec.logs
+        rec.stop()
+    recording = Recording(str(tmp_path))
+    events = [e for e in recording.events if e.conn == 0]
+    assert next(e.kind for e in events) == "open" and events[-1].kind == "close"
+    ticks = [e for e in events if e.kind == "tick"]
+    assert len(ticks) >= 2, [e.kind for e in events]
+    # the quiet stretch is covered by ticks: no gap between two events of the connection is much
+    # longer than the tick interval (generous, for a loaded machine; the contract is "at least once a second")
+    ats = [e.at for e in events]
+    assert max(b - a for a, b in itertools.pairwise(ats)) < 2_500_000, ats
+    # the contract: a tick at `at` follows every line received before `at`, so `at` never goes back
+    latest = 0
+    for e in sorted(events, key=lambda e: e.seq):
+        assert e.at >= latest, (e, latest)
+        latest = e.at
+
+
+def test_the_backoff_resets_once_a_connection_has_joined_and_received_chat(tmp_path: Path) -> None:
+    """Connections 0-3 each carry chat and are then cut: every reconnect waits the first step only.
+    Connections 4-6 are cut right after the welcome (no chat): the waits grow."""
+    def script(conn: ServerConn) -> None:
+        if conn.index <= 3:
+            assert conn.wait_joined(CHANNELS)
+            _chat(conn, 100 * conn.index, 5)
+            conn.drop()
+        elif conn.index <= 6:
+            assert conn.wait_for(lambda: conn.nick is not None)
+            conn.drop()
+
+    with TwitchLikeServer(script) as server:
+        config = fast_config(server.url, str(tmp_path), backoff_base=0.2, backoff_cap=5.0)
+        with RunningRecorder(config) as rec:
+            assert server.wait_conns(8, 30), rec.logs
+            rec.stop()
+    delays = [float(m.split("reconnecting in ")[1].split(" s")[0]) for _l, m in rec.logs if "reconnecting in" in m]
+    assert len(delays) >= 7, rec.logs
+    assert all(d <= 0.2 for d in delays[:4]), delays  # reset each time: in [0.1, 0.2]
+    assert delays[6] >= 0.8, delays  # 4 failures in a row: in [0.8, 1.6]
+
+
+def test_a_stalled_connection_is_retired_even_if_a_channel_never_becomes_ready_on_the_new_one(
+    tmp_path: Path,
+) -> None:
+    def script(conn: ServerConn) -> None:
+        if conn.index == 0:
+            conn.answer_pings = False
+            assert conn.wait_joined(CHANNELS)
+        else:
+            conn.ignore_joins = {"#beta"}  # beta is never joined on the new connection
+
+    with TwitchLikeServer(script) as server:
+        config = fast_config(server.url, str(tmp_path), ping_after=0.3, ping_timeout=0.3, silence_limit=1.0)
+        with RunningRecorder(config) as rec:
+            assert server.wait_conns(2), rec.logs
+            old = server.conns[0]
+            assert old.wait_for(lambda: old.closed, 20), rec.logs
+            rec.stop()
+        assert "PING :chat-archiver-handover" in old.received
+    closes = {e.conn: e.text for e in Recording(str(tmp_path)).of("close")}
+    assert closes[0] == "closed by us after 1 s of silence; a newer connection records"

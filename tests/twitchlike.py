@@ -40,6 +40,10 @@ class ServerConn:
         self.joined: list[str] = []
         self.closed = False
         self.answer_pings = True
+        # called when the client's close frame arrives, before we answer it (a server with a backlog)
+        self.on_client_close: Callable[[ServerConn], None] | None = None
+        self.client_closed = False  # the client's close frame arrived
+        self.ignore_joins: set[str] = set()  # channels ("#name") whose JOIN gets no answer at all
         self._buf = b""
         self._send_lock = threading.Lock()
         self._cond = threading.Condition()
@@ -200,6 +204,11 @@ class ServerConn:
                     return
                 opcode, payload = frame
                 if opcode == 0x8:  # close: answer it, then hang up
+                    with self._cond:
+                        self.client_closed = True
+                        self._cond.notify_all()
+                    if self.on_client_close is not None:
+                        self.on_client_close(self)
                     with self._send_lock:
                         if not self.closed:
                             with contextlib.suppress(OSError):
@@ -242,6 +251,8 @@ class ServerConn:
             self.send(*welcome(arg))
         elif command == "JOIN":
             for channel in arg.split(","):
+                if channel in self.ignore_joins:
+                    continue
                 self.send(*join_reply(self.nick or "justinfan0", channel))
                 with self._cond:
                     self.joined.append(channel)
@@ -412,6 +423,55 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 20.0, interval: f
             return True
         time.sleep(interval)
     return predicate()
+
+
+class LiveChannel:
+    """A live channel: one message stream, delivered to every connection joined at that moment,
+    as Twitch does. Publishing and leaving share a lock, so each message reaches at least one
+    connection as long as one is joined. `interval` seconds between messages. With `always`, the
+    channel talks even when no connection is joined (as a real one does: those messages are lost)."""
+
+    def __init__(self, name: str = "alpha", interval: float = 0.001, always: bool = False) -> None:
+        self.name = name
+        self.interval = interval
+        self.always = always
+        self.lock = threading.Lock()
+        self.members: list[ServerConn] = []
+        self.published: list[str] = []
+        self.stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def join(self, conn: ServerConn) -> None:
+        with self.lock:
+            self.members.append(conn)
+
+    def leave(self, conn: ServerConn) -> None:
+        with self.lock:
+            if conn in self.members:
+                self.members.remove(conn)
+
+    def publish_until_stopped(self) -> None:
+        i = 0
+        while not self.stop.is_set():
+            with self.lock:
+                self.members = [c for c in self.members if not c.closed]
+                if self.members or self.always:
+                    line = chat_line(i, self.name)
+                    self.published.append(line)
+                    for conn in self.members:
+                        conn.send(line)
+                    i += 1
+            time.sleep(self.interval)
+
+    def start(self) -> LiveChannel:
+        self._thread = threading.Thread(target=self.publish_until_stopped, name="live-channel", daemon=True)
+        self._thread.start()
+        return self
+
+    def finish(self) -> None:
+        self.stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
 
 
 # -- reading a recording back, running a recorder in-process ------------------------------------
