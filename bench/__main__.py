@@ -15,6 +15,7 @@ import time
 MODULES = [
     "bench.bench_replay", "bench.bench_merge", "bench.bench_recorder", "bench.bench_verify", "bench.bench_playback",
     "bench.bench_live",
+    "bench.bench_serve",
 ]
 
 

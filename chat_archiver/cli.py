@@ -45,6 +45,8 @@ COMMANDS = (
     "verify",
     "export",
     "archive",
+    "serve",
+    "sync",
 )
 
 

@@ -409,3 +409,23 @@ def damaged_irc_lines(draw: Any) -> str:
         damage = draw(st.sampled_from(["  ", " ", "\t", "\u3000", "\x0b", "\r", "\n", "\x00", ""]))
         line = line[:i] + damage + line[i + draw(st.integers(0, 3)):]
     return line
+
+
+# -- HTTP requests for `serve` (issue 10): paths that try to leave ROOT, query strings of any shape --
+_path_parts = st.one_of(
+    st.sampled_from([
+        "files", "segments", "chat", "desertbus", "2023-11-14T22", "..", ".", "%2e%2e", "%2E%2e", "..%2f", "%00",
+        "\x00", "\\", "..\\..", "/", "//", "etc", "passwd", "chat.json", "chat.jsonl", "metrics", "healthz",
+        "14:00-FBQDKwvPYcfkjXoxGrhpitLEqeEUydWtSPdb9H4B41k.json", "evil", "quarantine", ".sync", "~", "player",
+    ]),
+    st.text(st.characters(blacklist_categories=["Cs"]), max_size=12),
+)
+request_paths = st.lists(_path_parts, max_size=6).map(lambda parts: "/" + "/".join(parts))
+_query_values = st.one_of(
+    st.sampled_from(["2023-11-14T22:13:30.000", "2023-11-14T22:16:00", "1700000010", "nan", "inf", "-1e308",
+                     "9999-12-31T23:59:59", "0001-01-01T00:00:00", "true", "false", "TRUE", "", "%00", "%ff"]),
+    st.text(st.characters(blacklist_categories=["Cs"]), max_size=20),
+)
+query_strings = st.lists(
+    st.tuples(st.sampled_from(["start", "end", "tombstones", "x", "start%00", ""]), _query_values), max_size=4,
+).map(lambda pairs: "&".join(f"{k}={v}" for k, v in pairs))

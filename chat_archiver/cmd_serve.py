@@ -1,0 +1,66 @@
+"""`chat-archiver serve`: the archive over HTTP, as a wubloader node serves chat (read-only)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from typing import Any
+
+import typer
+
+from chat_archiver.console import command, fail, note
+
+
+def register(app: typer.Typer) -> None:
+    @command(app, "serve", interrupted="server stopped.")
+    def serve_command(
+        root: str = typer.Argument(..., metavar="ROOT", help="Archive root (holds CHANNEL/chat/...).",
+                                   show_default=False),
+        host: str = typer.Option(
+            "127.0.0.1", "--host", metavar="ADDRESS", help="Address to listen on (0.0.0.0: every interface).",
+        ),
+        port: int = typer.Option(8008, "--port", min=0, max=65535, metavar="PORT", help="Port (0: any free port)."),
+        threads: int = typer.Option(4, "--threads", min=1, max=64, metavar="N", help="Threads answering requests."),
+    ) -> None:
+        """Serve an archive over HTTP as a wubloader node serves chat.
+
+        wubloader's routes, so wubloader nodes and other hosts' chat-archiver sync can
+        fetch from it and its editor can read chat: /files, /files/CHANNEL/chat,
+        /files/CHANNEL/chat/HOUR, /segments/CHANNEL/chat/HOUR/FILE, /CHANNEL/chat.json
+        (upstream's 2 hour cap) and /CHANNEL/chat.jsonl (no cap, streamed), with /metrics
+        and /healthz; / browses channels and hours, and /player/CHANNEL plays a window
+        when the chat player is installed. Read-only: nothing outside ROOT is ever served.
+
+        Runs until Ctrl-C (exit 130) or SIGTERM (exit 0).
+        """
+        from serve.app import ChatApp  # noqa: PLC0415 (keeps `chat-archiver --help` light)
+        from serve.server import make_server  # noqa: PLC0415
+
+        if not os.path.isdir(root):
+            fail(f"{root}: no such archive folder")
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+        try:
+            # half the threads at most read chat windows (long, CPU-bound); the rest stay free for
+            # listings and batch files, which backfillers need answered quickly
+            server = make_server(ChatApp(root, window_reads=max(1, threads // 2)), host, port, threads=threads)
+        except OSError as e:
+            fail(f"cannot listen on {host}:{port}: {e.strerror or e}")
+        except ValueError as e:
+            fail(f"cannot listen on {host}:{port}: {e}")
+        how: list[int] = []
+
+        def stop(signum: int, _frame: Any) -> None:
+            how.append(signum)
+            raise SystemExit  # waitress's loop ends on it and lets its workers finish
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        note(f"serving {root} on http://{host}:{server.effective_port} (Ctrl-C stops)")
+        try:
+            server.run()
+        finally:
+            server.close()
+        if how and how[0] == signal.SIGINT:
+            raise KeyboardInterrupt  # the shared "interrupted" line and exit 130
+        note("stopped")

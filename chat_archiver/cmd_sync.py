@@ -1,0 +1,119 @@
+"""`chat-archiver sync`: fetch from peers what this archive lacks, check it, merge it (a backfiller)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from functools import partial
+
+import orjson
+import typer
+from rich.progress import Progress, TaskID
+from rich.table import Table
+
+from chat_archiver.console import command, err, fail, number, os_error, out, progress, warn
+from formats.errors import ArchiverError
+
+_COUNTS = ("peers", "channels", "hours_listed", "files_listed", "files_fetched", "bytes_fetched", "files_gone",
+           "minutes_merged", "files_merged_away", "seconds")
+INTERRUPTED = "sync stopped; every file it kept is whole: run it again to fetch the rest."
+
+
+def register(app: typer.Typer) -> None:
+    @command(app, "sync", interrupted=INTERRUPTED)
+    def sync_command(
+        root: str = typer.Argument(..., metavar="ROOT", help="Archive root to fill (made if missing).",
+                                   show_default=False),
+        peers: list[str] = typer.Option(
+            ..., "--from", metavar="URL", help="A peer, http://HOST:PORT (repeatable).", show_default=False,
+        ),
+        channel: list[str] = typer.Option(
+            [], "--channel", "-c", metavar="CHANNEL", show_default=False,
+            help="Only this channel (repeatable; default: every channel a peer lists).",
+        ),
+        since: str = typer.Option(
+            "14d", "--since", metavar="TIME|DURATION", help="Window start: a time, or a duration back from now (6h).",
+        ),
+        interval: float = typer.Option(
+            None, "--interval", min=0.1, metavar="SECONDS", help="Keep running: sync again every SECONDS.",
+        ),
+        jobs: int = typer.Option(4, "--jobs", "-j", min=1, max=64, metavar="N", help="Requests in flight at once."),
+        timeout: float = typer.Option(
+            20.0, "--timeout", min=0.1, metavar="SECONDS", help="How long a peer may stay silent before a retry.",
+        ),
+        as_json: bool = typer.Option(
+            False, "--json", help="Print the summary as JSON (with --interval: one line per pass).",
+        ),
+    ) -> None:
+        """Fetch what peers hold and this archive lacks, check it, merge it.
+
+        Does what wubloader's backfiller does for chat, from chat-archiver serve hosts or
+        wubloader nodes: lists a peer's hours in the window, lists each hour, fetches the
+        missing batch files, keeps a file only if its SHA-256 matches its name and its
+        records are valid, writes it atomically, then merges. Hosts that sync from each
+        other converge on identical archives.
+
+        A bad peer cannot hurt the archive: wrong hashes, junk, huge or endless answers,
+        silent peers and redirects elsewhere are refused with one line each, and the sync
+        goes on.
+
+        Exit status: 0 done, 1 done but something was refused, 2 nothing could be done,
+        130 interrupted (run it again to finish).
+        """
+        from formats.times import TimeError, parse_since  # noqa: PLC0415 (keeps `chat-archiver --help` light)
+        from sync.run import Refusal, sync_once  # noqa: PLC0415
+
+        def refused(r: Refusal) -> None:
+            warn(f"refused: {r}")
+
+        worst = 0
+        done = 0
+        try:
+            parse_since(since, time.time())  # a bad --since fails before anything is fetched
+        except TimeError as e:
+            fail(f"--since: {e}")
+        try:
+            while True:
+                began = time.monotonic()
+                now = time.time()
+                with progress(enabled=not as_json, unit="files") as bar:
+                    task = bar.add_task("fetching", total=0)
+                    stats = sync_once(
+                        root, peers, channels=channel or None, start=parse_since(since, now), end=now, jobs=jobs,
+                        timeout=timeout, on_refusal=refused, on_plan=partial(_grow, bar, task),
+                        on_file=partial(bar.advance, task), on_problem=lambda p: warn(f"merge: {p}"),
+                    )
+                done += 1
+                if as_json and interval is not None:
+                    sys.stdout.write(orjson.dumps({"pass": done, **stats.as_dict()}).decode() + "\n")
+                    sys.stdout.flush()
+                elif as_json:
+                    out.print_json(json.dumps(stats.as_dict()))
+                else:
+                    _print(stats, root)
+                if stats.refused or stats.merge_problems:
+                    worst = 1
+                    err.print(f"{number(len(stats.refused))} item(s) refused, "
+                              f"{number(len(stats.merge_problems))} merge problem(s)", markup=False)
+                if interval is None:
+                    break
+                time.sleep(max(0.0, interval - (time.monotonic() - began)))
+        except ArchiverError as e:
+            fail(str(e))
+        except OSError as e:
+            os_error(e, root)
+        raise typer.Exit(worst)
+
+
+def _grow(bar: Progress, task: TaskID, more: int) -> None:
+    """Each peer's plan adds its files to the bar's total."""
+    bar.update(task, total=(bar.tasks[0].total or 0) + more)
+
+
+def _print(stats: object, root: str) -> None:
+    table = Table(title=f"sync into {root}", show_header=False)
+    for key in _COUNTS:
+        value = getattr(stats, key)
+        table.add_row(key.replace("_", " "), number(value))
+    out.print(table)

@@ -1,0 +1,154 @@
+"""Talking to a peer over HTTP (urllib3), with every limit a hostile or broken peer needs.
+
+- Timeouts: to connect, between bytes (urllib3's read timeout), and for a whole answer (a peer
+  that sends a byte every second never trips a read timeout, so the body is read in small pieces
+  against a deadline).
+- A body larger than its limit is refused as soon as the limit is passed (Content-Length is only a
+  hint); compressed answers are not asked for and not accepted (no zip bomb).
+- Redirects are followed only to the same scheme, host and port, at most three hops: a peer
+  cannot send us to fetch from someone else.
+- Failures that may pass (no connection, a timeout, 5xx, 429) are retried with exponential
+  backoff and jitter; the rest fail at once. 404 is an answer, not a failure: a listed file that
+  another merge removed meanwhile.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from urllib.parse import urljoin, urlsplit
+
+import urllib3
+
+from formats.errors import InputError, UsageError
+
+USER_AGENT = "chat-archiver-sync"
+MAX_REDIRECTS = 3
+
+
+class PeerError(InputError):
+    """A peer's answer we cannot use. `transient`: worth asking again later."""
+
+    def __init__(self, message: str, source: str | None = None, *, transient: bool = False) -> None:
+        super().__init__(message, source)
+        self.transient = transient
+
+
+def check_base_url(url: str) -> str:
+    """A peer's base URL, without a trailing slash; UsageError if it is not http(s)://host[:port][/path]."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise UsageError(f"--from {url!r}: give a peer as http://HOST:PORT (optionally with a path prefix)")
+    try:
+        parts.port  # noqa: B018 (raises ValueError for a port that is not a number)
+    except ValueError:
+        raise UsageError(f"--from {url!r}: bad port") from None
+    return url.rstrip("/")
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return parts.scheme, (parts.hostname or "").lower(), port
+
+
+class Peer:
+    """One peer (`base` like `http://host:8008`), sharing a connection pool with the others."""
+
+    def __init__(self, base: str, pool: urllib3.PoolManager, *, timeout: float = 20.0, total: float = 120.0,
+                 retries: int = 3, backoff: float = 0.5, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.base = check_base_url(base)
+        self.pool = pool
+        self.timeout = urllib3.Timeout(connect=min(timeout, 10.0), read=timeout)
+        self.total = total
+        self.retries = retries
+        self.backoff = backoff
+        self.sleep = sleep
+
+    def url(self, path: str) -> str:
+        return self.base + path
+
+    def get(self, path: str, max_bytes: int) -> bytes | None:
+        """The body at `path` (quoted already), None for a 404; PeerError after the retries."""
+        url = self.url(path)
+        for attempt in range(self.retries + 1):
+            try:
+                return self._get_once(url, max_bytes)
+            except PeerError as e:
+                if not e.transient or attempt == self.retries:
+                    raise
+            self.sleep(self.backoff * (2**attempt) * (0.5 + random.random()))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _get_once(self, url: str, max_bytes: int) -> bytes | None:
+        deadline = time.monotonic() + self.total
+        for _hop in range(MAX_REDIRECTS + 1):
+            try:
+                response = self.pool.request(
+                    "GET", url, headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
+                    preload_content=False, decode_content=False, redirect=False, retries=False,
+                    timeout=self.timeout,
+                )
+            except urllib3.exceptions.HTTPError as e:
+                raise PeerError(f"cannot reach the peer: {_reason(e)}", url, transient=True) from None
+            try:
+                status = response.status
+                if status in (301, 302, 303, 307, 308):
+                    target = urljoin(url, response.headers.get("Location", ""))
+                    if _origin(target) != _origin(self.base):
+                        raise PeerError(f"redirects to another host ({_origin(target)[1] or '?'}): not followed", url)
+                    url = target
+                    continue
+                if status == 404:
+                    return None
+                if status >= 500 or status == 429:
+                    raise PeerError(f"HTTP {status}", url, transient=True)
+                if status != 200:
+                    raise PeerError(f"HTTP {status}", url)
+                encoding = response.headers.get("Content-Encoding", "identity").lower()
+                if encoding not in ("", "identity"):
+                    raise PeerError(f"compressed answer ({encoding}) though none was asked for", url)
+                return _read_body(response, url, max_bytes, deadline)
+            finally:
+                response.close()
+                response.release_conn()
+        raise PeerError(f"more than {MAX_REDIRECTS} redirects", url)
+
+
+def _read_body(response: urllib3.BaseHTTPResponse, url: str, max_bytes: int, deadline: float) -> bytes:
+    length = response.headers.get("Content-Length")
+    if length is not None and length.isdigit() and int(length) > max_bytes:
+        raise PeerError(f"body of {int(length):,} bytes is over the limit of {max_bytes:,}", url)
+    parts: list[bytes] = []
+    size = 0
+    try:
+        while True:
+            piece = response.read1(1 << 16)
+            if not piece:
+                break
+            size += len(piece)
+            if size > max_bytes:
+                raise PeerError(f"body is over the limit of {max_bytes:,} bytes", url)
+            if time.monotonic() > deadline:
+                raise PeerError("answer too slow (over the time allowed for a whole answer)", url, transient=True)
+            parts.append(piece)
+    except urllib3.exceptions.HTTPError as e:
+        raise PeerError(f"answer cut short: {_reason(e)}", url, transient=True) from None
+    except OSError as e:
+        raise PeerError(f"answer cut short: {e.strerror or e}", url, transient=True) from None
+    return b"".join(parts)
+
+
+def _reason(e: Exception) -> str:
+    reason = getattr(e, "reason", None)
+    text = str(reason or e)
+    if "timed out" in text.lower() or isinstance(reason, urllib3.exceptions.TimeoutError):
+        return "timed out"
+    if "refused" in text.lower():
+        return "connection refused"
+    return text.splitlines()[0][:200] if text else type(e).__name__
+
+
+def new_pool(connections: int) -> urllib3.PoolManager:
+    return urllib3.PoolManager(num_pools=16, maxsize=connections, block=False, retries=False)
