@@ -34,7 +34,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from formats import times
 from formats.canonical import BATCH_INTERVAL, batch_time_of, record_content_key
 from formats.errors import UsageError
 from merge.core import message_id
@@ -51,16 +50,6 @@ _LAST_MOMENT = datetime(9999, 12, 31, 23, 0, tzinfo=UTC).timestamp()
 
 class ExportError(UsageError):
     """The caller asked for something impossible: a bad time, an empty window, an unknown format."""
-
-
-def parse_time(text: str) -> float:
-    """`formats.times.parse_time`, raising ExportError: kept only for callers written before the
-    one time parser that catch ExportError (serve and sync, issue 10). New code calls
-    `formats.times.parse_time` and catches its TimeError; then this goes."""
-    try:
-        return times.parse_time(text)
-    except times.TimeError as e:
-        raise ExportError(str(e)) from None
 
 
 @dataclass(frozen=True)

@@ -123,11 +123,3 @@ def test_any_window_is_refused_or_names_real_files(start: float, end: float) -> 
         batch_relpath(minute, "x")
     assert next(plan_chunks(window, 2)).read_from == minutes[0]
     count_chunks(window, 2)
-
-
-def test_the_old_import_is_the_one_parser_with_exports_error() -> None:
-    from export.window import parse_time as old
-
-    assert old("2023-11-14T22:13:20Z") == parse_time("2023-11-14T22:13:20Z") == 1700000000
-    with pytest.raises(ExportError, match="'nan'"):
-        old("nan")
