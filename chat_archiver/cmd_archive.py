@@ -21,6 +21,7 @@ from urllib.parse import urlparse
 
 import typer
 
+from chat_archiver.cmd_record import DialectChoice
 from chat_archiver.console import EXIT_PROBLEMS, command, fail, note, os_error, out, warn
 from formats.errors import ArchiverError
 from live.follow import FollowOptions, default_checkpoint_path, follow
@@ -101,8 +102,9 @@ def register(app: typer.Typer) -> None:
         server: str = typer.Option(
             None, "--server", metavar="URL", help="ws:// or wss:// IRC endpoint (default: Twitch).",
         ),
-        dialect: str = typer.Option(
-            None, "--dialect", metavar="twitch|ircv3", help="The server's kind (default: from the server's name).",
+        dialect: DialectChoice | None = typer.Option(
+            None, "--dialect", case_sensitive=False, show_default=False,
+            help="The server's kind (default: from the server's name).",
         ),
         recorders: int = typer.Option(
             1, "--recorders", metavar="N", min=1, max=8, help="Recorder processes (redundancy).",
@@ -129,8 +131,6 @@ def register(app: typer.Typer) -> None:
         follower, and exits 0. With --metrics-port, Prometheus metrics: lines and seconds behind,
         batches written, last batch time per channel, merge passes, restarts.
         """
-        if dialect is not None and dialect not in ("twitch", "ircv3"):
-            fail(f"--dialect must be twitch or ircv3, not {dialect!r}")
         if server is not None and urlparse(server).scheme not in ("ws", "wss"):
             fail(f"--server must be a ws:// or wss:// URL, not {server!r}")
         raw, archive, state = folder / "raw", folder / "archive", folder / "state"
@@ -146,7 +146,7 @@ def register(app: typer.Typer) -> None:
             argv = [*cli, "record", *channels, "--out", str(raw),
                     "--name", base if recorders == 1 else f"{base}-{i}"]
             argv += ["--server", server] if server else []
-            argv += ["--dialect", dialect] if dialect else []
+            argv += ["--dialect", dialect.value] if dialect else []
             argv += ["--token-file", str(token_file)] if token_file else []
             argv += ["--gzip"] if gzip_finished else []
             children.append(ChildSpec(f"recorder-{i}", argv, "recorder"))

@@ -22,7 +22,7 @@ import typer
 
 from chat_archiver.console import err, fail, note, warn
 from formats.errors import ArchiverError
-from recorder.channels import normalise_channels
+from recorder.channels import DIALECT_IRCV3, DIALECT_TWITCH, normalise_channels
 from recorder.metrics import serve
 from recorder.recorder import DEFAULT_SERVER, Recorder, RecorderConfig
 
@@ -47,7 +47,7 @@ def _dialect_for(server: str, dialect: str | None) -> str:
     if dialect is not None:
         return dialect
     host = urlparse(server).hostname or ""
-    return "twitch" if host == "twitch.tv" or host.endswith(".twitch.tv") else "ircv3"
+    return DIALECT_TWITCH if host == "twitch.tv" or host.endswith(".twitch.tv") else DIALECT_IRCV3
 
 
 def _log(level: str, message: str) -> None:
@@ -69,8 +69,8 @@ HELP = (
 class DialectChoice(StrEnum):
     """How to log in, and what the replay will assume about the lines."""
 
-    twitch = "twitch"
-    ircv3 = "ircv3"
+    twitch = DIALECT_TWITCH
+    ircv3 = DIALECT_IRCV3
 
 
 def _check_port(option: str, port: int | None) -> None:

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import re
 
+from formats.rawcodec import DIALECT_TWITCH
 from recorder.errors import UsageError
-
-DIALECT_TWITCH = "twitch"
-DIALECT_IRCV3 = "ircv3"
 
 _TWITCH_RE = re.compile(r"[a-z0-9_]{1,25}")
 _IRCV3_RE = re.compile(r"[a-z0-9_][a-z0-9_.-]{0,49}")
