@@ -22,7 +22,8 @@ import typer
 
 from chat_archiver.console import err, fail, note, warn
 from formats.errors import ArchiverError
-from recorder.channels import DIALECT_IRCV3, DIALECT_TWITCH, normalise_channels
+from formats.rawcodec import DIALECT_IRCV3, DIALECT_TWITCH
+from recorder.channels import normalise_channels
 from recorder.metrics import serve
 from recorder.recorder import DEFAULT_SERVER, Recorder, RecorderConfig
 

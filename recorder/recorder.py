@@ -31,9 +31,8 @@ from dataclasses import dataclass, field
 
 from formats import __version__
 from formats.errors import InputError
-from formats.rawcodec import check_recorder_name
+from formats.rawcodec import DIALECT_TWITCH, check_recorder_name
 from recorder import events
-from recorder.channels import DIALECT_TWITCH
 from recorder.connection import Connection
 from recorder.errors import LoginFailed, StorageError, UsageError
 from recorder.events import ConnEvent

@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 
 from formats.errors import IRCParseError
 from formats.irc import Message, parse
-from recorder.channels import DIALECT_TWITCH
+from formats.rawcodec import DIALECT_TWITCH
 from recorder.limits import JoinLimiter
 from recorder.wire import peek
 

@@ -11,9 +11,9 @@ from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
 from formats.irc import parse
-from formats.rawcodec import SEND, Event, encode_event
+from formats.rawcodec import DIALECT_IRCV3, DIALECT_TWITCH, SEND, Event, encode_event
 from formats.rawfile import find_raw_files, group_streams, iter_stream_events
-from recorder.channels import DIALECT_IRCV3, DIALECT_TWITCH, normalise_channel, normalise_channels
+from recorder.channels import normalise_channel, normalise_channels
 from recorder.errors import UsageError
 from recorder.limits import Backoff, JoinLimiter
 from recorder.rawwriter import RawWriter
