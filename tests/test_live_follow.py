@@ -356,7 +356,6 @@ def test_a_checkpoint_entry_of_another_shape_replays_that_stream_instead_of_cras
 @pytest.mark.parametrize(("args", "message"), [
     (["replay", "{raw}", "--out", "{root}", "--follow", "--since", "2023-11-14"], "--follow takes no --channel"),
     (["replay", "{raw}/missing", "--out", "{root}", "--follow"], "missing: no such file or folder"),
-    (["archive", "c", "--dir", "{root}", "--dialect", "irc"], "--dialect must be twitch or ircv3"),
     (["archive", "c", "--dir", "{root}", "--server", "http://x"], "--server must be a ws:// or wss:// URL"),
 ])
 def test_live_commands_refuse_bad_arguments_in_one_line(tmp_path: Path, args: list[str], message: str) -> None:
@@ -369,6 +368,17 @@ def test_live_commands_refuse_bad_arguments_in_one_line(tmp_path: Path, args: li
     assert result.exit_code == 2, result.output
     assert message in result.stderr and "Traceback" not in result.output
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_archive_dialect_is_the_same_choice_as_records(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from chat_archiver.cli import app
+
+    result = CliRunner().invoke(app, ["archive", "c", "--dir", str(tmp_path / "root"), "--dialect", "irc"])
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for '--dialect'" in result.stderr and "Traceback" not in result.output
+    assert "'twitch', 'ircv3'" in result.stderr
 
 
 def test_a_file_damaged_throughout_is_listed_up_to_a_cap_and_counted(tmp_path: Path) -> None:
