@@ -20,6 +20,9 @@ import sys
 from types import ModuleType
 
 PURE_ENV = "CHAT_ARCHIVER_PURE"
+# Set once the notice is printed, so that worker processes (verify, export and sync start them with
+# forkserver, which imports afresh) inherit it and stay quiet: one notice per command.
+_NOTICE_SHOWN_ENV = "CHAT_ARCHIVER_PURE_NOTICE_SHOWN"
 
 NOTICE = (
     "chat-archiver: the compiled core is not built (no C compiler at install time?); running the "
@@ -40,7 +43,9 @@ def load() -> ModuleType | None:
     try:
         from formats import _speedups  # noqa: PLC0415
     except ImportError:
-        print(NOTICE, file=sys.stderr)
+        if not os.environ.get(_NOTICE_SHOWN_ENV):
+            print(NOTICE, file=sys.stderr)
+            os.environ[_NOTICE_SHOWN_ENV] = "1"
         return None
     return _speedups
 

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -177,7 +178,7 @@ def test_compiled_core_replays_the_fixtures_to_the_same_bytes(tmp_path: Any) -> 
 
 
 def _run(code: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    environ = {k: v for k, v in os.environ.items() if k != speedups.PURE_ENV}
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(speedups.PURE_ENV)}
     environ.update(env)
     return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=environ, cwd=ROOT,
                           check=True, timeout=60)
@@ -205,4 +206,23 @@ def test_missing_extension_falls_back_and_says_so_once() -> None:
     )
     done = _run(code)
     assert done.stdout == "pure ['#c', 'hi']\n"
+    assert done.stderr == speedups.NOTICE + "\n"
+
+
+def test_worker_processes_do_not_repeat_the_notice(tmp_path: Path) -> None:
+    # forkserver workers import the script afresh (as __mp_main__), so each meets a missing extension
+    script = tmp_path / "workers.py"
+    script.write_text(
+        "import sys; sys.modules['formats._speedups'] = None\n"
+        "import multiprocessing\n"
+        "from formats import speedups\n"
+        "def pure_in_worker(_: int) -> bool:\n"
+        "    return speedups.load() is None\n"
+        "if __name__ == '__main__':\n"
+        "    speedups.load()\n"
+        "    with multiprocessing.get_context('forkserver').Pool(2) as pool:\n"
+        "        print(pool.map(pure_in_worker, range(4)))\n"
+    )
+    done = _run(f"import runpy; runpy.run_path({str(script)!r}, run_name='__main__')")
+    assert done.stdout == "[True, True, True, True]\n"
     assert done.stderr == speedups.NOTICE + "\n"
