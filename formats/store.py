@@ -44,13 +44,13 @@ def fsync_dir(path: str) -> None:
         os.close(fd)
 
 
-def _makedirs_durable(path: str) -> None:
+def makedirs_durable(path: str) -> None:
     """Create `path` and fsync each new folder's parent, so the new entries survive a crash."""
     if os.path.isdir(path):
         return
     parent = os.path.dirname(path)
     if parent and parent != path:
-        _makedirs_durable(parent)
+        makedirs_durable(parent)
     try:
         os.mkdir(path)
     except FileExistsError:
@@ -61,7 +61,7 @@ def _makedirs_durable(path: str) -> None:
 def write_bytes_atomic(path: str, data: bytes) -> None:
     """Write `data` to `path` atomically and durably (temp file, fsync, rename, fsync folder)."""
     folder = os.path.dirname(path)
-    _makedirs_durable(folder)
+    makedirs_durable(folder)
     temp = f"{path}.{uuid.uuid4().hex}{TEMP_SUFFIX}"
     try:
         with open(temp, "wb") as f:

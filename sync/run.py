@@ -27,7 +27,7 @@ from urllib.parse import quote
 import urllib3
 
 from formats.errors import ArchiverError, InputError, UsageError
-from formats.store import _makedirs_durable, channel_chat_dir, fsync_dir, write_bytes_atomic
+from formats.store import makedirs_durable, channel_chat_dir, fsync_dir, write_bytes_atomic
 from merge.directory import Problem, merge_tree, read_verified
 from serve.routes import batch_name_ok, channel_ok
 from sync.client import Peer, PeerError, new_pool
@@ -247,7 +247,7 @@ class _Sync:
                 self.refuse(peer, path, problem)
                 return
             folder = os.path.dirname(final)
-            _makedirs_durable(folder)  # a new channel's or hour's folders survive a crash too
+            makedirs_durable(folder)  # a new channel's or hour's folders survive a crash too
             os.replace(scratch, final)
             fsync_dir(folder)
         finally:
