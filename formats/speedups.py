@@ -15,6 +15,7 @@ the whole suite both ways).
 from __future__ import annotations
 
 import functools
+import importlib
 import os
 import sys
 from types import ModuleType
@@ -36,18 +37,21 @@ def pure_forced() -> bool:
 
 
 @functools.cache
-def load() -> ModuleType | None:
-    """The compiled module, or None for the pure path (forced, or not built: then said once)."""
+def load(module: str = "formats._speedups") -> ModuleType | None:
+    """A compiled module (`formats._speedups` unless named), or None for the pure path: forced, or
+    not built (then said once per command, whichever module is missing first).
+
+    Each stage that has compiled twins keeps them in its own optional extension module, listed in
+    pyproject.toml's `[[tool.setuptools.ext-modules]]`, and binds them through this function."""
     if pure_forced():
         return None
     try:
-        from formats import _speedups  # noqa: PLC0415
+        return importlib.import_module(module)
     except ImportError:
         if not os.environ.get(_NOTICE_SHOWN_ENV):
             print(NOTICE, file=sys.stderr)
             os.environ[_NOTICE_SHOWN_ENV] = "1"
         return None
-    return _speedups
 
 
 def core_name() -> str:
