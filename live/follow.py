@@ -47,7 +47,8 @@ from formats.rawcodec import Event, Header, decode_line
 from formats.rawfile import PROBLEMS_PER_FILE, Problem, find_raw_files, read_header
 from formats.store import write_batch_bytes
 from live import checkpoint
-from merge.directory import merge_tree
+from merge.directory import ChannelMerger, merge_tree
+from merge.directory import Problem as MergeProblem
 from replay.batches import ClosedBatch
 from replay.engine import PROBLEMS_KEPT, StreamReplayer
 from replay.timestamps import DEFAULT_TIMING, Timing
@@ -208,7 +209,8 @@ class Follower:
         self._paths: dict[str, tuple[StreamKey, int]] = {}  # known raw file -> (stream, first seq)
         self._bad: set[str] = set()  # files whose header is unreadable (reported once)
         self._unverified: dict[StreamKey, dict[str, Any]] = {}  # checkpointed, not yet checked
-        self._touched: set[str] = set()  # channels written since the last merge
+        self._touched: dict[str, set[int]] = {}  # channel -> minutes written since the last merge
+        self._mergers: dict[str, ChannelMerger] = {}  # one per channel, its verified files kept between passes
         self._last_checkpoint = time.monotonic()
         self._checkpoints = checkpoint.Writer(opts.checkpoint_path)
         self._last_gc = time.monotonic()
@@ -463,19 +465,22 @@ class Follower:
     def _write(self, batch: ClosedBatch) -> None:
         if not batch.records:
             return
-        _path, written = write_batch_bytes(
+        path, written = write_batch_bytes(
             self.opts.out_root, batch.channel, batch.batch_time, format_batch(batch.records)
         )
         status = self.status
         if written:
             status.batches_written += 1
+            merger = self._mergers.get(batch.channel)
+            if merger is not None:  # the merge takes these records rather than reading the file back
+                merger.written(path, batch.batch_time, batch.records)
         else:
             status.batches_existing += 1
         status.records_written += len(batch.records)
         status.channels.add(batch.channel)
         if batch.batch_time > status.last_batch_time.get(batch.channel, 0):
             status.last_batch_time[batch.channel] = batch.batch_time
-        self._touched.add(batch.channel)
+        self._touched.setdefault(batch.channel, set()).add(batch.batch_time)
 
     def _flush_ended(self, tail: _Tail) -> None:
         """Write the open batches of a stream that has ended, as `finish()` would. The engine keeps
@@ -528,14 +533,30 @@ class Follower:
         return read_any
 
     def _merge(self) -> None:
-        channels = sorted(self._touched)
-        self._touched.clear()
-        try:
-            merge_tree(self.opts.out_root, channels=channels, on_problem=lambda p: self._problem(str(p)))
-        except ArchiverError as e:  # files that cannot be merged now: said, retried next time
-            self.log("warn", f"merge: {e}")
-            self._touched.update(channels)
+        """Merge the minutes written since the last merge. A channel's first merge in this run (or
+        the first after a failed one) is a whole `merge_tree` of it, so a minute left with several
+        files by an earlier run is merged too; later ones merge exactly the minutes written, with the
+        channel's verified files kept between passes (merge.directory.ChannelMerger)."""
+        touched = self._touched
+        self._touched = {}
+        for channel in sorted(touched):
+            minutes = touched[channel]
+            merger = self._mergers.get(channel)
+            try:
+                if merger is None:
+                    merge_tree(self.opts.out_root, channels=[channel], on_problem=self._merge_problem)
+                    self._mergers[channel] = ChannelMerger(self.opts.out_root, channel,
+                                                           on_problem=self._merge_problem)
+                else:
+                    merger.merge_minutes(minutes)
+            except ArchiverError as e:  # files that cannot be merged now: said, retried next time
+                self.log("warn", f"merge: {e}")
+                self._touched.setdefault(channel, set()).update(minutes)
+                self._mergers.pop(channel, None)
         self.status.merge_passes += 1
+
+    def _merge_problem(self, problem: MergeProblem) -> None:
+        self._problem(str(problem))
 
     def _update_behind(self) -> None:
         behind = 0

@@ -29,7 +29,7 @@ import dataclasses
 import os
 import time as _time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -39,6 +39,7 @@ from formats.canonical import (
     batch_time_of,
     check_channel_dirname,
     content_hash,
+    is_record,
     parse_batch,
 )
 from formats.errors import ArchiverError, InputError, UsageError
@@ -141,6 +142,13 @@ def _verify(data: bytes, path: str, digest: str | None) -> list[dict[str, Any]]:
             records = parse_batch(data, path)
     except ArchiverError as e:
         raise InputError(getattr(e, "message", str(e)), path, getattr(e, "line", None)) from None
+    check_parsed(records, path)
+    return records
+
+
+def check_parsed(records: list[dict[str, Any]], path: str) -> None:
+    """The merge's checks of a file's decoded records beyond the schema: numbers it can merge, and
+    minutes the layout can name. InputError says where."""
     try:
         check_records(records)  # the merge's own checks, so a bad file fails here, not mid-merge
     except InputError as e:
@@ -155,7 +163,6 @@ def _verify(data: bytes, path: str, digest: str | None) -> list[dict[str, Any]]:
                 raise InputError(f"time {record['time']!r} is outside any batch the layout can name", path,
                                  number) from None
             placed.add(batch_time)
-    return records
 
 
 class _Channel:
@@ -214,6 +221,27 @@ class _Channel:
         self.cache[path] = (minute, records, identity)
         self.stats.files_read += 1
         return records
+
+    def remember(self, path: str, minute: int, records: Sequence[Mapping[str, Any]]) -> bool:
+        """Cache a batch file the caller has just written from `records` (`format_batch(records)`
+        is its content), so that merging it does not read it back. The records must pass what reading
+        the file would check (schema, numbers, layout); if they do not, nothing is cached and the
+        merge reads the file as any other (and reports it). True if cached."""
+        try:
+            identity = _identity(os.stat(path))
+        except OSError:
+            return False
+        checked: list[dict[str, Any]] = []
+        for record in records:
+            if not (isinstance(record, dict) and type(record) is dict and is_record(record)):
+                return False
+            checked.append(record)
+        try:
+            check_parsed(checked, path)
+        except InputError:
+            return False
+        self.cache[path] = (minute, checked, identity)
+        return True
 
     def report(self, path: str, message: str, line: int | None) -> None:
         moved = self.move_to_quarantine(path) if self.quarantine else None
@@ -336,8 +364,12 @@ class _Channel:
             for minute in sorted(self.scan()):
                 if minute not in self.stuck:
                     self.merge_minute(minute, full=True)
+        self.passes(self.scan, max_passes)
+
+    def passes(self, listing: Callable[[], dict[int, list[tuple[str, str]]]], max_passes: int) -> None:
+        """Merge the minutes of `listing()` holding several files, pass after pass, until none does."""
         for _ in range(max_passes):
-            dirty = dirty_minutes(self.scan(), self.stuck)
+            dirty = dirty_minutes(listing(), self.stuck)
             if not dirty:
                 return
             progress = False
@@ -345,7 +377,7 @@ class _Channel:
                 progress = self.merge_minute(minute) or progress
             if not progress:
                 break
-        left = dirty_minutes(self.scan(), self.stuck)
+        left = dirty_minutes(listing(), self.stuck)
         if left:
             raise UsageError(
                 f"{self.chat}: {len(left)} minute(s) still hold several files after {max_passes} passes "
@@ -394,6 +426,53 @@ def merge_tree(
         state = _Channel(root, channel, stats, quarantine, on_problem)
         state.run(max_passes, full)
     return stats
+
+
+class ChannelMerger:
+    """The directory merge of chosen minutes of one channel, for a caller that knows which minutes
+    it wrote (the live follower): `merge_minutes` lists only those minutes (and their neighbours, the
+    windows' context) instead of the channel's whole folder, and the verified files are kept between
+    calls, so a merge reads only the files that are new to it; the files the caller wrote itself
+    (`written`) are not even read back. Its result is `merge_tree`'s: each window is the same plan,
+    and every minute it is given ends with one file (tests/test_merge_minutes.py holds it to
+    `merge_tree` over any order and grouping of the minutes).
+
+    The cache holds the files of the minutes merged last (those two minutes or more before a merged
+    minute are forgotten), so memory follows the minutes merged, not the archive. Files that cannot
+    be read and cannot be moved are reported once, not at every call.
+    """
+
+    def __init__(self, root: str, channel: str, *, on_problem: ProblemHook | None = None,
+                 quarantine: bool = True) -> None:
+        self._state = _Channel(root, channel, MergeStats(), quarantine, on_problem)
+
+    @property
+    def channel(self) -> str:
+        return self._state.channel
+
+    def written(self, path: str, minute: int, records: Sequence[Mapping[str, Any]]) -> bool:
+        """Say that the caller has just written the batch file `path` of `minute`, holding
+        `format_batch(records)`: merging it will use `records` (after the checks reading would make)
+        rather than read it back. The records must not be changed afterwards. True if taken."""
+        return self._state.remember(path, minute, records)
+
+    def merge_minutes(self, minutes: Iterable[int], *, max_passes: int = 100) -> MergeStats:
+        """Merge each of `minutes` (batch times) that holds several files, until each holds one (as
+        `merge_tree` does for every minute of the channel). Corrupt inputs are reported and
+        quarantined as by `merge_tree`; UsageError if a minute still holds several files after
+        `max_passes`."""
+        wanted = sorted(set(minutes))
+        state = self._state
+        state.stats = stats = MergeStats(channels=1)
+        state.stuck = set()
+
+        def listing() -> dict[int, list[tuple[str, str]]]:
+            return {m: state.files_at(m) for m in wanted}
+
+        state.passes(listing, max_passes)
+        if wanted:
+            state.prune(wanted[-1])  # also when no minute needed merging (a single recorder)
+        return stats
 
 
 def watch(root: str, interval: float, *, channels: Iterable[str] | None = None, quarantine: bool = True,
