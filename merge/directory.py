@@ -450,6 +450,10 @@ class ChannelMerger:
     def channel(self) -> str:
         return self._state.channel
 
+    def cached_minutes(self) -> set[int]:
+        """The minutes whose files are kept (for tests and metrics)."""
+        return {minute for minute, _records, _identity in self._state.cache.values()}
+
     def written(self, path: str, minute: int, records: Sequence[Mapping[str, Any]]) -> bool:
         """Say that the caller has just written the batch file `path` of `minute`, holding
         `format_batch(records)`: merging it will use `records` (after the checks reading would make)
