@@ -40,7 +40,7 @@ from typing import Any
 
 import orjson
 
-from formats.canonical import format_batch
+from formats.canonical import BATCH_INTERVAL, format_batch
 from formats.errors import ArchiverError, InputError
 from formats.memory import gc_paused
 from formats.rawcodec import Event, Header, decode_line
@@ -577,6 +577,26 @@ class Follower:
         self.status.lines_behind = int(behind / self._line_bytes)
         self.status.seconds_behind = round(seconds, 3)
 
+    def next_wait(self, wall: float) -> float:
+        """Seconds to sleep before the next pass, when the last one read nothing: `poll`, but no later
+        than the next batch deadline (`batch_time + 60 + max_server_lag` of a stream's receive
+        clock, which on the recorders' host is this clock), and `FAST_POLL` for `FAST_WINDOW` seconds
+        after one, while the line that closes the batch is on its way: so a batch is written and
+        merged within a few hundredths of a second of the event that closes it reaching the disk,
+        not up to `poll` later, while an idle follower still looks only `1 / poll` times a second."""
+        lag = self.opts.timing.max_server_lag
+        wait = self.opts.poll
+        for tail in self.tails.values():
+            if tail.engine is None or tail.flushed or not tail.engine.open_batches or not tail.last_at:
+                continue
+            seen = tail.last_at / 1_000_000
+            # the deadlines are lag past each minute: the last one at or before `wall`, the next after it
+            past = (wall - lag) // BATCH_INTERVAL * BATCH_INTERVAL + lag
+            if seen < past <= wall < past + FAST_WINDOW:
+                return min(wait, FAST_POLL)  # a deadline passed and this stream has not shown it yet
+            wait = min(wait, past + BATCH_INTERVAL - wall)
+        return max(wait, 0.0)
+
     def caught_up(self) -> bool:
         """Nothing left to write: every stream is read and its batches closed or written as ended."""
         return all(
@@ -604,12 +624,16 @@ class Follower:
                     self.pass_once(final=True)
                     break
                 if not read_any:
-                    stop.wait(self.opts.poll)
+                    stop.wait(self.next_wait(time.time()))
                 if time.monotonic() - self._last_gc >= GC_EVERY:
                     gc.collect()
                     self._last_gc = time.monotonic()
         return self.status
 
+
+# How fast to look for the line that closes a batch once its deadline has passed, and for how long.
+FAST_POLL = 0.02
+FAST_WINDOW = 2.0
 
 # The engine makes no reference cycles (records are dicts of strings and numbers; replay/api.py),
 # but the cyclic collector would scan the open batches (a few minutes of chat, hundreds of thousands

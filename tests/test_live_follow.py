@@ -413,3 +413,20 @@ def test_a_checkpoint_that_cannot_be_written_is_an_error_of_the_follower_not_los
     ok.write(b"[]")  # in order: the second waits for the first
     ok.wait()
     assert (tmp_path / "cp.json").read_bytes() == b"[]"
+
+
+def test_after_a_deadline_the_follower_looks_fast_until_every_stream_has_shown_it(tmp_path: Path) -> None:
+    raw = tmp_path / "raw"
+    w = _write_stream(raw, minutes=1)  # open batches of minute HOUR0, deadline HOUR0 + 120
+    f = Follower(FollowOptions((str(raw),), str(tmp_path / "live"), str(tmp_path / "cp.json"), idle=1e9, poll=0.25))
+    f.pass_once()
+    deadline = HOUR0 + 60 + 60
+    assert f.next_wait(HOUR0 + 100) == 0.25  # nothing due before the next poll
+    assert f.next_wait(deadline - 0.1) == pytest.approx(0.1)  # woken at the deadline, not up to `poll` after
+    assert f.next_wait(deadline + 0.5) == 0.02  # passed, not yet shown by the stream: look again soon
+    assert f.next_wait(deadline + 3) == 0.25  # a quiet stream: back to `poll` (its tick closes the batch)
+    w.write_tick(0, (deadline + 1) * 10**6)
+    f.pass_once()
+    assert f.next_wait(deadline + 1.1) == 0.25  # shown and written: nothing due before the next poll
+    w.close()
+    f.close()
