@@ -1,0 +1,402 @@
+/* Compiled twin of merge.scan.scan_line_py / scan_batch_py (the pure-Python reference).
+ *
+ * One source of truth: the reference decodes a batch file line, checks it as every reader does
+ * (formats.canonical.parse_batch, merge.directory.check_parsed) and vouches for it only if it is
+ * exactly its canonical bytes and of the shape the merge's fast path handles; then it returns the
+ * few fields a merge needs. This scanner reads the canonical grammar directly, byte by byte, and
+ * vouches for a line only when the reference would; anything it is unsure of it refuses (None), and
+ * the caller then takes the whole file through the reference path, so errors and odd files always
+ * come from the pure code. tests/test_merge_scan.py holds the two equal over random, damaged and
+ * real lines.
+ *
+ * Built by setuptools as an optional extension (pyproject.toml); without it the merge runs the
+ * pure path (formats/speedups.py says so once).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <string.h>
+
+typedef struct {
+    const unsigned char *p;
+    const unsigned char *end;
+} Cur;
+
+/* 0 <= time < TIME_LIMIT: a minute the archive layout can name (years 1970 to 9999). */
+#define TIME_LIMIT 253402300000.0
+
+static int
+lit(Cur *c, const char *s, Py_ssize_t n)
+{
+    if (c->end - c->p < n || memcmp(c->p, s, (size_t)n) != 0)
+        return 0;
+    c->p += n;
+    return 1;
+}
+
+#define LIT(c, s) lit((c), (s), (Py_ssize_t)(sizeof(s) - 1))
+
+static int
+hex4(const unsigned char *p)
+{
+    int v = 0;
+    for (int i = 0; i < 4; i++) {
+        unsigned char h = p[i];
+        if (h >= '0' && h <= '9')
+            v = v * 16 + (h - '0');
+        else if (h >= 'a' && h <= 'f')
+            v = v * 16 + (h - 'a' + 10);
+        else
+            return -1;  /* json.dumps writes lowercase hex only */
+    }
+    return v;
+}
+
+/* A JSON string exactly as json.dumps(ensure_ascii=True) writes it. [*s0, *s1) is what lies between
+ * the quotes; *plain is 1 when it holds no escape. */
+static int
+str(Cur *c, const unsigned char **s0, const unsigned char **s1, int *plain)
+{
+    if (c->p >= c->end || *c->p != '"')
+        return 0;
+    c->p++;
+    *s0 = c->p;
+    *plain = 1;
+    while (c->p < c->end) {
+        unsigned char ch = *c->p;
+        if (ch == '"') {
+            *s1 = c->p;
+            c->p++;
+            return 1;
+        }
+        if (ch == '\\') {
+            *plain = 0;
+            if (c->end - c->p < 2)
+                return 0;
+            unsigned char e = c->p[1];
+            if (e == '"' || e == '\\' || e == 'b' || e == 'f' || e == 'n' || e == 'r' || e == 't') {
+                c->p += 2;
+                continue;
+            }
+            if (e != 'u' || c->end - c->p < 6)
+                return 0;
+            int code = hex4(c->p + 2);
+            if (code < 0)
+                return 0;
+            c->p += 6;
+            if (code >= 0xD800 && code <= 0xDBFF) {  /* only as the first half of a pair */
+                if (c->end - c->p < 6 || c->p[0] != '\\' || c->p[1] != 'u')
+                    return 0;
+                int low = hex4(c->p + 2);
+                if (low < 0xDC00 || low > 0xDFFF)
+                    return 0;
+                c->p += 6;
+                continue;
+            }
+            if (code >= 0xDC00 && code <= 0xDFFF)
+                return 0;  /* a lone second half */
+            if ((code >= 0x20 && code <= 0x7E) || code == 8 || code == 9 || code == 10 || code == 12 || code == 13)
+                return 0;  /* json.dumps writes these raw or with a short escape */
+            continue;
+        }
+        if (ch < 0x20 || ch >= 0x7F)
+            return 0;
+        c->p++;
+    }
+    return 0;
+}
+
+static int
+str_or_null(Cur *c)
+{
+    const unsigned char *s0, *s1;
+    int plain;
+    if (LIT(c, "null"))
+        return 1;
+    return str(c, &s0, &s1, &plain);
+}
+
+/* Strictly increasing names (sorted, no repeats), compared as the str json.loads makes of them:
+ * for names without escapes (all ASCII), byte order is code point order. */
+static int
+after(const unsigned char *a0, const unsigned char *a1, const unsigned char *b0, const unsigned char *b1)
+{
+    Py_ssize_t la = a1 - a0, lb = b1 - b0;
+    int r = memcmp(a0, b0, (size_t)(la < lb ? la : lb));
+    return r < 0 || (r == 0 && la < lb);
+}
+
+/* A number as repr() writes it (int: str()), within what the merge keeps unchanged: ints of at most
+ * 15 digits (within 2**53), finite floats, no -0.0. New reference, or NULL without an exception. */
+static PyObject *
+num(Cur *c, int *is_float)
+{
+    const unsigned char *s = c->p, *p = c->p;
+    int frac = 0;
+    if (p < c->end && *p == '-')
+        p++;
+    const unsigned char *digits = p;
+    while (p < c->end && *p >= '0' && *p <= '9')
+        p++;
+    Py_ssize_t nd = p - digits;
+    if (nd == 0 || (nd > 1 && digits[0] == '0'))
+        return NULL;
+    if (p < c->end && *p == '.') {
+        frac = 1;
+        p++;
+        const unsigned char *f = p;
+        while (p < c->end && *p >= '0' && *p <= '9')
+            p++;
+        if (p == f)
+            return NULL;
+    }
+    if (p < c->end && (*p == 'e' || *p == 'E')) {
+        frac = 1;
+        p++;
+        if (p < c->end && (*p == '+' || *p == '-'))
+            p++;
+        const unsigned char *f = p;
+        while (p < c->end && *p >= '0' && *p <= '9')
+            p++;
+        if (p == f)
+            return NULL;
+    }
+    Py_ssize_t n = p - s;
+    c->p = p;
+    *is_float = frac;
+    if (!frac) {
+        if (nd > 15 || (s[0] == '-' && digits[0] == '0'))
+            return NULL;
+        long long v = 0;
+        for (const unsigned char *q = digits; q < p; q++)
+            v = v * 10 + (*q - '0');
+        return PyLong_FromLongLong(s[0] == '-' ? -v : v);
+    }
+    char buf[64];
+    if (n >= (Py_ssize_t)sizeof(buf))
+        return NULL;
+    memcpy(buf, s, (size_t)n);
+    buf[n] = 0;
+    char *endp = NULL;
+    double v = PyOS_string_to_double(buf, &endp, NULL);
+    if (v == -1.0 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return NULL;
+    }
+    if (endp != buf + n || !isfinite(v) || (v == 0.0 && signbit(v)))
+        return NULL;
+    char *r = PyOS_double_to_string(v, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
+    if (r == NULL) {
+        PyErr_Clear();
+        return NULL;
+    }
+    int same = (Py_ssize_t)strlen(r) == n && memcmp(r, buf, (size_t)n) == 0;
+    PyMem_Free(r);
+    if (!same)
+        return NULL;
+    return PyFloat_FromDouble(v);
+}
+
+/* (content, a, k, mid, receivers, time, time_range) of a line the merge may handle as bytes, or
+ * Py_None (not vouched for). NULL only on a memory error. */
+static PyObject *
+scan(const unsigned char *line, Py_ssize_t len)
+{
+    Cur cur = {line, line + len};
+    Cur *c = &cur;
+    const unsigned char *s0, *s1, *p0 = NULL, *p1 = NULL;
+    const unsigned char *id0 = NULL, *id1 = NULL, *msgid0 = NULL, *msgid1 = NULL;
+    int plain, fl;
+    PyObject *receivers = NULL, *time = NULL, *range = NULL, *mid = NULL, *content = NULL, *out = NULL;
+
+    if (!LIT(c, "{\"command\":") || !str(c, &s0, &s1, &plain) || !LIT(c, ",\"host\":") || !str_or_null(c)
+        || !LIT(c, ",\"params\":["))
+        goto refuse;
+    if (!LIT(c, "]")) {
+        for (;;) {
+            if (!str(c, &s0, &s1, &plain))
+                goto refuse;
+            if (LIT(c, "]"))
+                break;
+            if (!LIT(c, ","))
+                goto refuse;
+        }
+    }
+    if (!LIT(c, ",\"receivers\":{"))
+        goto refuse;
+    Py_ssize_t a = c->p - 1 - line;
+    receivers = PyDict_New();
+    if (receivers == NULL)
+        return NULL;
+    for (;;) {
+        if (!str(c, &s0, &s1, &plain) || !plain || (p0 != NULL && !after(p0, p1, s0, s1)) || !LIT(c, ":"))
+            goto refuse;
+        p0 = s0;
+        p1 = s1;
+        PyObject *v = num(c, &fl);
+        if (v == NULL)
+            goto refuse;
+        PyObject *name = PyBytes_FromStringAndSize((const char *)s0, s1 - s0);
+        if (name == NULL || PyDict_SetItem(receivers, name, v) < 0) {
+            Py_XDECREF(name);
+            Py_DECREF(v);
+            goto fail;
+        }
+        Py_DECREF(name);
+        Py_DECREF(v);
+        if (LIT(c, "}"))
+            break;
+        if (!LIT(c, ","))
+            goto refuse;
+    }
+    Py_ssize_t b = c->p - line;
+    if (!LIT(c, ",\"sender\":") || !str_or_null(c) || !LIT(c, ",\"tags\":"))
+        goto refuse;
+    if (!LIT(c, "null")) {
+        if (!LIT(c, "{"))
+            goto refuse;
+        if (!LIT(c, "}")) {
+            p0 = NULL;
+            for (;;) {
+                if (!str(c, &s0, &s1, &plain) || !plain || (p0 != NULL && !after(p0, p1, s0, s1)) || !LIT(c, ":"))
+                    goto refuse;
+                p0 = s0;
+                p1 = s1;
+                const unsigned char *v0, *v1;
+                if (LIT(c, "true")) {
+                    /* not a string: not an id */
+                }
+                else if (str(c, &v0, &v1, &plain)) {
+                    if (s1 - s0 == 2 && memcmp(s0, "id", 2) == 0) {
+                        id0 = v0;
+                        id1 = v1;
+                    }
+                    else if (s1 - s0 == 5 && memcmp(s0, "msgid", 5) == 0) {
+                        msgid0 = v0;
+                        msgid1 = v1;
+                    }
+                }
+                else
+                    goto refuse;
+                if (LIT(c, "}"))
+                    break;
+                if (!LIT(c, ","))
+                    goto refuse;
+            }
+        }
+    }
+    if (!LIT(c, ",\"time\":"))
+        goto refuse;
+    Py_ssize_t tc = c->p - line;
+    time = num(c, &fl);
+    if (time == NULL)
+        goto refuse;
+    double t = PyFloat_Check(time) ? PyFloat_AS_DOUBLE(time) : (double)PyLong_AsLongLong(time);
+    if (!(t >= 0.0 && t < TIME_LIMIT) || !LIT(c, ",\"time_range\":"))
+        goto refuse;
+    range = num(c, &fl);
+    if (range == NULL || (fl && PyFloat_AS_DOUBLE(range) == 0.0))  /* the merge writes 0.0 as 0 */
+        goto refuse;
+    Py_ssize_t d = c->p - line;
+    if (!LIT(c, ",\"user\":") || !str_or_null(c) || !LIT(c, "}") || c->p != c->end)
+        goto refuse;
+
+    if (id0 != NULL)
+        mid = PyBytes_FromStringAndSize((const char *)id0, id1 - id0);
+    else if (msgid0 != NULL)
+        mid = PyBytes_FromStringAndSize((const char *)msgid0, msgid1 - msgid0);
+    else {
+        mid = Py_None;
+        Py_INCREF(mid);
+    }
+    if (mid == NULL)
+        goto fail;
+    Py_ssize_t k = tc - b;
+    content = PyBytes_FromStringAndSize(NULL, a + k + (len - d));
+    if (content == NULL)
+        goto fail;
+    char *w = PyBytes_AS_STRING(content);
+    memcpy(w, line, (size_t)a);
+    memcpy(w + a, line + b, (size_t)k);
+    memcpy(w + a + k, line + d, (size_t)(len - d));
+    out = Py_BuildValue("(NnnNNNN)", content, a, k, mid, receivers, time, range);
+    return out;
+
+refuse:
+    Py_XDECREF(receivers);
+    Py_XDECREF(time);
+    Py_XDECREF(range);
+    Py_RETURN_NONE;
+fail:
+    Py_XDECREF(receivers);
+    Py_XDECREF(time);
+    Py_XDECREF(range);
+    Py_XDECREF(mid);
+    return NULL;
+}
+
+static PyObject *
+scan_line(PyObject *self, PyObject *arg)
+{
+    if (!PyBytes_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "scan_line takes bytes");
+        return NULL;
+    }
+    return scan((const unsigned char *)PyBytes_AS_STRING(arg), PyBytes_GET_SIZE(arg));
+}
+
+/* The scans of every line of a batch file's bytes, or the number (from 1) of the first line not
+ * vouched for (0: the file is empty or does not end with a newline). */
+static PyObject *
+scan_batch(PyObject *self, PyObject *arg)
+{
+    if (!PyBytes_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "scan_batch takes bytes");
+        return NULL;
+    }
+    const unsigned char *data = (const unsigned char *)PyBytes_AS_STRING(arg);
+    Py_ssize_t n = PyBytes_GET_SIZE(arg);
+    if (n == 0 || data[n - 1] != '\n')
+        return PyLong_FromLong(0);
+    PyObject *out = PyList_New(0);
+    if (out == NULL)
+        return NULL;
+    Py_ssize_t start = 0, number = 0;
+    while (start < n) {
+        const unsigned char *nl = memchr(data + start, '\n', (size_t)(n - start));
+        Py_ssize_t end = nl - data;
+        number++;
+        PyObject *item = scan(data + start, end - start);
+        if (item == NULL) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        if (item == Py_None) {
+            Py_DECREF(item);
+            Py_DECREF(out);
+            return PyLong_FromSsize_t(number);
+        }
+        if (PyList_Append(out, item) < 0) {
+            Py_DECREF(item);
+            Py_DECREF(out);
+            return NULL;
+        }
+        Py_DECREF(item);
+        start = end + 1;
+    }
+    return out;
+}
+
+static PyMethodDef methods[] = {
+    {"scan_line", scan_line, METH_O, "Twin of merge.scan.scan_line_py."},
+    {"scan_batch", scan_batch, METH_O, "Twin of merge.scan.scan_batch_py."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "merge._scan", NULL, -1, methods};
+
+PyMODINIT_FUNC
+PyInit__scan(void)
+{
+    return PyModule_Create(&module);
+}
