@@ -11,9 +11,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bench.bench_merge import recorder_archives
 from formats.canonical import canonical_bytes, format_batch
 from formats.rawcodec import OPEN, RECV, Event
 from merge import scan
+from replay.api import replay
 from replay.engine import replay_events
 from tests.strategies import archive_records, merge_observations
 from tests.test_exact_text import corpus_lines
@@ -108,8 +110,6 @@ def test_receivers(receivers: bytes) -> None:
 def test_real_lines_from_the_fixtures_and_the_corpus_replayed(tmp_path: Path) -> None:
     """Every line of the fixture recordings replayed (real Twitch lines), of the spec's worked
     examples, and of the bench's Twitch-shaped records."""
-    from replay.api import replay  # noqa: PLC0415
-
     replay([str(p) for p in sorted((REPO / "fixtures" / "cases").rglob("*.jsonl"))], str(tmp_path))
     seen = 0
     for path in [*(REPO / "fixtures").rglob("*.json"), *tmp_path.rglob("*.json")]:
@@ -117,8 +117,6 @@ def test_real_lines_from_the_fixtures_and_the_corpus_replayed(tmp_path: Path) ->
             for line in path.read_bytes().splitlines():
                 same(line)
                 seen += 1
-    from bench.bench_merge import recorder_archives  # noqa: PLC0415
-
     for archive in recorder_archives(5):
         data = format_batch(archive)
         assert scan.scan_batch is not None
