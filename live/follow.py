@@ -465,15 +465,14 @@ class Follower:
     def _write(self, batch: ClosedBatch) -> None:
         if not batch.records:
             return
-        path, written = write_batch_bytes(
-            self.opts.out_root, batch.channel, batch.batch_time, format_batch(batch.records)
-        )
+        data = format_batch(batch.records)
+        path, written = write_batch_bytes(self.opts.out_root, batch.channel, batch.batch_time, data)
         status = self.status
         if written:
             status.batches_written += 1
             merger = self._mergers.get(batch.channel)
             if merger is not None:  # the merge takes these records rather than reading the file back
-                merger.written(path, batch.batch_time, batch.records)
+                merger.written(path, batch.batch_time, batch.records, data)
         else:
             status.batches_existing += 1
         status.records_written += len(batch.records)

@@ -126,13 +126,42 @@ after(const unsigned char *a0, const unsigned char *a1, const unsigned char *b0,
     return r < 0 || (r == 0 && la < lb);
 }
 
+/* Whether repr() of the double nearest to the positional decimal [digits, p) (a dot at `dot`) is
+ * surely that very text, without writing repr: the form repr uses (positional for 1e-4 <= |v| < 1e16),
+ * no trailing zero in the fraction but in "X.0", and at most 15 significant digits. Such a decimal
+ * reads back from its double unchanged (DBL_DIG), so no shorter text names that double either. */
+static int
+surely_repr(const unsigned char *digits, const unsigned char *dot, const unsigned char *p)
+{
+    const unsigned char *f0 = dot + 1;
+    int x0 = (p - f0 == 1 && *f0 == '0');
+    if (p[-1] == '0' && !x0)
+        return 0;
+    const unsigned char *first = NULL, *last = NULL;
+    for (const unsigned char *q = digits; q < p; q++) {
+        if (*q >= '1' && *q <= '9') {
+            if (first == NULL)
+                first = q;
+            last = q;
+        }
+    }
+    if (first == NULL)
+        return dot - digits == 1 && x0;  /* "0.0" */
+    Py_ssize_t sig = last - first + 1 - (first < dot && last > dot);
+    if (sig > 15)
+        return 0;
+    if (digits[0] != '0')
+        return dot - digits <= 16;
+    return first - f0 <= 3;  /* 0.000d...: still positional */
+}
+
 /* A number as repr() writes it (int: str()), within what the merge keeps unchanged: ints of at most
  * 15 digits (within 2**53), finite floats, no -0.0. New reference, or NULL without an exception. */
 static PyObject *
 num(Cur *c, int *is_float)
 {
-    const unsigned char *s = c->p, *p = c->p;
-    int frac = 0;
+    const unsigned char *s = c->p, *p = c->p, *dot = NULL;
+    int exp = 0;
     if (p < c->end && *p == '-')
         p++;
     const unsigned char *digits = p;
@@ -142,7 +171,7 @@ num(Cur *c, int *is_float)
     if (nd == 0 || (nd > 1 && digits[0] == '0'))
         return NULL;
     if (p < c->end && *p == '.') {
-        frac = 1;
+        dot = p;
         p++;
         const unsigned char *f = p;
         while (p < c->end && *p >= '0' && *p <= '9')
@@ -151,7 +180,7 @@ num(Cur *c, int *is_float)
             return NULL;
     }
     if (p < c->end && (*p == 'e' || *p == 'E')) {
-        frac = 1;
+        exp = 1;
         p++;
         if (p < c->end && (*p == '+' || *p == '-'))
             p++;
@@ -163,8 +192,8 @@ num(Cur *c, int *is_float)
     }
     Py_ssize_t n = p - s;
     c->p = p;
-    *is_float = frac;
-    if (!frac) {
+    *is_float = dot != NULL || exp;
+    if (!*is_float) {
         if (nd > 15 || (s[0] == '-' && digits[0] == '0'))
             return NULL;
         long long v = 0;
@@ -185,19 +214,21 @@ num(Cur *c, int *is_float)
     }
     if (endp != buf + n || !isfinite(v) || (v == 0.0 && signbit(v)))
         return NULL;
-    char *r = PyOS_double_to_string(v, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
-    if (r == NULL) {
-        PyErr_Clear();
-        return NULL;
+    if (!(dot != NULL && !exp && surely_repr(digits, dot, p))) {
+        char *r = PyOS_double_to_string(v, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
+        if (r == NULL) {
+            PyErr_Clear();
+            return NULL;
+        }
+        int same = (Py_ssize_t)strlen(r) == n && memcmp(r, buf, (size_t)n) == 0;
+        PyMem_Free(r);
+        if (!same)
+            return NULL;
     }
-    int same = (Py_ssize_t)strlen(r) == n && memcmp(r, buf, (size_t)n) == 0;
-    PyMem_Free(r);
-    if (!same)
-        return NULL;
     return PyFloat_FromDouble(v);
 }
 
-/* (content, a, k, mid, receivers, time, time_range) of a line the merge may handle as bytes, or
+/* (content, a, k, mid, receivers, time, time_range, receivers_text, numbers_text) of a line the merge may handle as bytes, or
  * Py_None (not vouched for). NULL only on a memory error. */
 static PyObject *
 scan(const unsigned char *line, Py_ssize_t len)
@@ -319,7 +350,18 @@ scan(const unsigned char *line, Py_ssize_t len)
     memcpy(w, line, (size_t)a);
     memcpy(w + a, line + b, (size_t)k);
     memcpy(w + a + k, line + d, (size_t)(len - d));
-    out = Py_BuildValue("(NnnNNNN)", content, a, k, mid, receivers, time, range);
+    PyObject *recv_seg = PyBytes_FromStringAndSize((const char *)line + a + 1, b - a - 2);
+    if (recv_seg == NULL) {
+        Py_DECREF(content);
+        goto fail;
+    }
+    PyObject *numbers = PyBytes_FromStringAndSize((const char *)line + tc, d - tc);
+    if (numbers == NULL) {
+        Py_DECREF(content);
+        Py_DECREF(recv_seg);
+        goto fail;
+    }
+    out = Py_BuildValue("(NnnNNNNNN)", content, a, k, mid, receivers, time, range, recv_seg, numbers);
     return out;
 
 refuse:

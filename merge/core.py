@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Collection, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
@@ -156,29 +156,33 @@ class _IdGroup:
 
     def fold(self) -> tuple[Number, Number, bool]:
         """(time, time_range, disjoint) of the folded record; see the module essay for why."""
-        members = self.members if self.members is not None else (self.first,)
-        lo_key: tuple[Number, bool] | None = None  # (value, is_int): max prefers the int
-        hi_key: NumKey | None = None  # (value, is_float): min prefers the int
-        for t, t_float, r, _r_float in members:
-            k = (t, not t_float)
-            if lo_key is None or k > lo_key:
-                lo_key = k
-            h = t + r
-            hk = (h, type(h) is float)
-            if hi_key is None or hk < hi_key:
-                hi_key = hk
-        assert lo_key is not None and hi_key is not None  # a group has at least one member
-        lo, hi = lo_key[0], hi_key[0]
-        width = hi - lo
-        if width == 0:
-            return lo, 0, False
-        # Candidates: the computed width and every member lying exactly on (lo, hi); the int wins,
-        # then the smallest value. The order is (is_float, value).
-        best: tuple[bool, Number] = (type(width) is float, width)
-        for t, _t_float, r, r_float in members:
-            if t == lo and t + r == hi and (r_float, r) < best:
-                best = (r_float, r)
-        return lo, best[1], lo > hi
+        return fold_members(self.members if self.members is not None else (self.first,))
+
+
+def fold_members(members: Collection[Member]) -> tuple[Number, Number, bool]:
+    """(time, time_range, disjoint) of an id group whose distinct members (time, range) are these."""
+    lo_key: tuple[Number, bool] | None = None  # (value, is_int): max prefers the int
+    hi_key: NumKey | None = None  # (value, is_float): min prefers the int
+    for t, t_float, r, _r_float in members:
+        k = (t, not t_float)
+        if lo_key is None or k > lo_key:
+            lo_key = k
+        h = t + r
+        hk = (h, type(h) is float)
+        if hi_key is None or hk < hi_key:
+            hi_key = hk
+    assert lo_key is not None and hi_key is not None  # a group has at least one member
+    lo, hi = lo_key[0], hi_key[0]
+    width = hi - lo
+    if width == 0:
+        return lo, 0, False
+    # Candidates: the computed width and every member lying exactly on (lo, hi); the int wins,
+    # then the smallest value. The order is (is_float, value).
+    best: tuple[bool, Number] = (type(width) is float, width)
+    for t, _t_float, r, r_float in members:
+        if t == lo and t + r == hi and (r_float, r) < best:
+            best = (r_float, r)
+    return lo, best[1], lo > hi
 
 
 class _PlainGroup:

@@ -46,7 +46,9 @@ from formats.errors import ArchiverError, InputError, UsageError
 from formats.memory import gc_paused
 from formats.store import QUARANTINE, fsync_dir, iter_batch_files, list_channels, minute_batch_files, write_bytes_atomic
 from merge.core import check_records
-from merge.plan import InputFile, dirty_minutes, plan_window, window, worth_visiting
+from merge.fastplan import plan_window_bytes
+from merge.plan import InputFile, ScannedFile, WindowPlan, dirty_minutes, plan_window, window, worth_visiting
+from merge.scan import Scanned, scan_batch
 
 HASH_MISMATCH = "file name does not match its content's hash (damaged or altered)"
 
@@ -165,6 +167,46 @@ def check_parsed(records: list[dict[str, Any]], path: str) -> None:
             placed.add(batch_time)
 
 
+class _Entry:
+    """A verified batch file: its bytes and, computed when first needed, its records (decoded) and
+    its scanned lines (merge.scan, when the compiled scanner is built). Never changes: files are
+    named by their content."""
+
+    __slots__ = ("data", "records", "scans")
+
+    def __init__(self, data: bytes | None, records: list[dict[str, Any]] | None = None,
+                 scans: list[Scanned] | None = None) -> None:
+        self.data = data
+        self.records = records
+        self.scans: list[Scanned] | bool | None = scans  # False: the scanner does not vouch for it
+
+    def decoded(self) -> list[dict[str, Any]]:
+        if self.records is None:
+            assert self.data is not None  # an entry has its bytes, its records, or both
+            with gc_paused():
+                self.records = parse_batch(self.data)  # verified already: it cannot fail
+        return self.records
+
+    def scanned(self) -> list[Scanned] | None:
+        if self.scans is None:
+            scanned = scan_batch(self.data) if scan_batch is not None and self.data is not None else 0
+            self.scans = scanned if isinstance(scanned, list) else False
+        return self.scans if isinstance(self.scans, list) else None
+
+
+def _read_entry(data: bytes, path: str, digest: str | None) -> _Entry:
+    """Verify a batch file's bytes as `_verify` does; with the compiled scanner, a file it vouches
+    for is verified by the scan (the scanner vouches only for what the checks accept), else by the
+    reference. InputError says where."""
+    if scan_batch is not None:
+        if digest is not None and content_hash(data) != digest:
+            raise InputError(HASH_MISMATCH, path)
+        scans = scan_batch(data)
+        if isinstance(scans, list):
+            return _Entry(data, scans=scans)
+    return _Entry(data, records=_verify(data, path, digest))
+
+
 class _Channel:
     """One channel's merge state for one run: file cache, known-bad files, stats."""
 
@@ -177,8 +219,8 @@ class _Channel:
         self.on_problem = on_problem
         self.bad: set[str] = set()  # files left in place (unreadable, or corrupt): not counted, not read again
         self.stuck: set[int] = set()  # minutes whose output could not be written: not retried this run
-        # path -> (minute, records); names are content hashes, so a cached file never goes stale
-        self.cache: dict[str, tuple[int, list[dict[str, Any]], Identity]] = {}
+        # path -> (minute, file, identity); names are content hashes, so a cached file never goes stale
+        self.cache: dict[str, tuple[int, _Entry, Identity]] = {}
 
     # -- listing -----------------------------------------------------------------------------
     def scan(self) -> dict[int, list[tuple[str, str]]]:
@@ -193,8 +235,8 @@ class _Channel:
                 if bf.path not in self.bad]
 
     # -- reading, with damage handling ---------------------------------------------------------
-    def read(self, path: str, digest: str, minute: int) -> list[dict[str, Any]] | None:
-        """The file's records; None if it vanished (a concurrent merge took it) or is corrupt."""
+    def read(self, path: str, digest: str, minute: int) -> _Entry | None:
+        """The file, verified; None if it vanished (a concurrent merge took it) or is corrupt."""
         cached = self.cache.get(path)
         if cached is not None:
             try:
@@ -214,23 +256,28 @@ class _Channel:
             self.problem(Problem(path, f"{_cannot_read(e)}; left in place"))
             return None
         try:
-            records = _verify(data, path, digest)
+            entry = _read_entry(data, path, digest)
         except InputError as e:
             self.report(path, e.message, e.line)
             return None
-        self.cache[path] = (minute, records, identity)
+        self.cache[path] = (minute, entry, identity)
         self.stats.files_read += 1
-        return records
+        return entry
 
-    def remember(self, path: str, minute: int, records: Sequence[Mapping[str, Any]]) -> bool:
-        """Cache a batch file the caller has just written from `records` (`format_batch(records)`
-        is its content), so that merging it does not read it back. The records must pass what reading
-        the file would check (schema, numbers, layout); if they do not, nothing is cached and the
-        merge reads the file as any other (and reports it). True if cached."""
+    def remember(self, path: str, minute: int, records: Sequence[Mapping[str, Any]], data: bytes | None) -> bool:
+        """Cache a batch file the caller has just written from `records` (`data`, if given, is
+        `format_batch(records)`, its content), so that merging it does not read it back. It must
+        pass what reading the file would check (schema, numbers, layout); if not, nothing is cached
+        and the merge reads the file as any other (and reports it). True if cached."""
         try:
             identity = _identity(os.stat(path))
         except OSError:
             return False
+        if data is not None and scan_batch is not None:
+            scans = scan_batch(data)
+            if isinstance(scans, list):  # vouched for: what reading it would accept
+                self.cache[path] = (minute, _Entry(data, scans=scans), identity)
+                return True
         checked: list[dict[str, Any]] = []
         for record in records:
             if not (isinstance(record, dict) and type(record) is dict and is_record(record)):
@@ -240,7 +287,7 @@ class _Channel:
             check_parsed(checked, path)
         except InputError:
             return False
-        self.cache[path] = (minute, checked, identity)
+        self.cache[path] = (minute, _Entry(data, records=checked), identity)
         return True
 
     def report(self, path: str, message: str, line: int | None) -> None:
@@ -313,14 +360,14 @@ class _Channel:
         listed = {m: self.files_at(m) for m in window(minute)}
         if not worth_visiting(len(listed[minute]), full=full):
             return False
-        files: dict[int, list[InputFile]] = {}
+        entries: dict[int, list[tuple[str, str, _Entry]]] = {}
         for m, found in listed.items():
-            files[m] = []
+            entries[m] = []
             for path, digest in found:
-                records = self.read(path, digest, m)
-                if records is not None:
-                    files[m].append(InputFile(m, digest, path, records))
-        plan = plan_window(minute, files, full=full)
+                entry = self.read(path, digest, m)
+                if entry is not None:
+                    entries[m].append((path, digest, entry))
+        plan = self.plan(minute, entries, full)
         if plan is None:
             return False
         for output in plan.outputs:
@@ -328,9 +375,10 @@ class _Channel:
             if out_path is None:
                 self.stuck.add(minute)  # an output cannot be written: keep every input; a later run retries
                 return True
-            # The next window reads this file as a neighbour: its records are these, verified.
+            # The next window reads this file as a neighbour: it is these bytes (and records), verified.
             with contextlib.suppress(FileNotFoundError):
-                self.cache[out_path] = (output.minute, output.records, _identity(os.stat(out_path)))
+                entry = _Entry(output.data, records=output.records)
+                self.cache[out_path] = (output.minute, entry, _identity(os.stat(out_path)))
         for f in plan.deletes:
             self.delete_if_same(f.path)
         stats = self.stats
@@ -342,6 +390,22 @@ class _Channel:
         stats.range_conflicts += plan.counts.range_conflicts
         self.prune(minute)
         return True
+
+    @staticmethod
+    def plan(minute: int, entries: dict[int, list[tuple[str, str, _Entry]]], full: bool) -> WindowPlan | None:
+        """The window's plan: on the scanned lines when every file scans and the window is one the
+        byte path handles (merge/fastplan.py), else the reference on the decoded records."""
+        if scan_batch is not None:
+            scanned = {m: [ScannedFile(m, digest, path, scans) for path, digest, entry in found
+                           if (scans := entry.scanned()) is not None] for m, found in entries.items()}
+            if all(len(scanned[m]) == len(found) for m, found in entries.items()):  # every file scans
+                fast = plan_window_bytes(minute, scanned, full=full)
+                if fast is not False:
+                    assert fast is None or isinstance(fast, WindowPlan)
+                    return fast
+        files = {m: [InputFile(m, digest, path, entry.decoded()) for path, digest, entry in found]
+                 for m, found in entries.items()}
+        return plan_window(minute, files, full=full)
 
     def prune(self, minute: int) -> None:
         """Forget cached files two minutes or more behind: each pass goes forward in time."""
@@ -452,13 +516,14 @@ class ChannelMerger:
 
     def cached_minutes(self) -> set[int]:
         """The minutes whose files are kept (for tests and metrics)."""
-        return {minute for minute, _records, _identity in self._state.cache.values()}
+        return {minute for minute, _entry, _identity in self._state.cache.values()}
 
-    def written(self, path: str, minute: int, records: Sequence[Mapping[str, Any]]) -> bool:
+    def written(self, path: str, minute: int, records: Sequence[Mapping[str, Any]], data: bytes | None = None) -> bool:
         """Say that the caller has just written the batch file `path` of `minute`, holding
-        `format_batch(records)`: merging it will use `records` (after the checks reading would make)
-        rather than read it back. The records must not be changed afterwards. True if taken."""
-        return self._state.remember(path, minute, records)
+        `format_batch(records)` (`data`, if the caller has it): merging it will use these rather than
+        read it back, after the checks reading would make. The records must not be changed
+        afterwards. True if taken."""
+        return self._state.remember(path, minute, records, data)
 
     def merge_minutes(self, minutes: Iterable[int], *, max_passes: int = 100) -> MergeStats:
         """Merge each of `minutes` (batch times) that holds several files, until each holds one (as

@@ -27,6 +27,7 @@ from typing import Any
 
 from formats.canonical import BATCH_INTERVAL, batch_time_of, content_hash
 from merge.core import MergeCounts, Merger, items_to_bytes, message_id
+from merge.scan import Scanned
 
 
 @dataclass(frozen=True)
@@ -40,16 +41,33 @@ class InputFile:
 
 
 @dataclass(frozen=True)
+class ScannedFile:
+    """A batch file as listed and scanned (merge.scan): every line vouched for."""
+
+    minute: int
+    digest: str
+    path: str
+    scans: list[Scanned]
+
+
+@dataclass(frozen=True)
 class OutputFile:
-    """A batch file the plan writes: its minute, bytes and records (the bytes' hash names it)."""
+    """A batch file the plan writes: its minute, bytes and records (the bytes' hash names it).
+    `records` is None when the plan was made from scanned lines (`plan_window_bytes`): then only
+    `count` says how many it holds."""
 
     minute: int
     data: bytes
-    records: list[dict[str, Any]]
+    records: list[dict[str, Any]] | None
+    count: int = -1
 
     @property
     def digest(self) -> str:
         return content_hash(self.data)
+
+    @property
+    def size(self) -> int:
+        return len(self.records) if self.records is not None else self.count
 
 
 @dataclass(frozen=True)
@@ -60,13 +78,13 @@ class WindowPlan:
     minute: int
     included: tuple[int, ...]  # the minutes whose files were merged (the minute, and neighbours that meet it)
     outputs: tuple[OutputFile, ...]  # in time order
-    deletes: tuple[InputFile, ...]  # inputs of touched minutes that no output rewrites under their name
+    deletes: tuple[InputFile | ScannedFile, ...]  # inputs of touched minutes that no output rewrites under their name
     records_in: int  # records of the inputs of touched minutes (the files the outputs replace)
     counts: MergeCounts
 
     @property
     def records_out(self) -> int:
-        return sum(len(o.records) for o in self.outputs)
+        return sum(o.size for o in self.outputs)
 
 
 def window(minute: int) -> tuple[int, int, int]:

@@ -9,7 +9,7 @@ the line is exactly the canonical bytes of its record and of the shape the merge
 (receiver names and tag names without escapes, no lone surrogate, ints of at most 15 digits, no -0.0, no 0.0 range,
 a time from 1970 to 9999). Then it returns a `Scanned` tuple:
 
-    (content, a, k, mid, receivers, time, time_range)
+    (content, a, k, mid, receivers, time, time_range, receivers_text, numbers_text)
 
 - `content`: the line without the values of `receivers`, `time` and `time_range`
   (`line[:a] + line[b:c] + line[d:]`): equal for two lines exactly when their contents are equal;
@@ -18,7 +18,10 @@ a time from 1970 to 9999). Then it returns a `Scanned` tuple:
   line is `content[:a] + RECEIVERS + content[a:a + k] + TIME + b',"time_range":' + RANGE + content[a + k:]`;
 - `mid`: the message id (`id` tag, else `msgid`, as `merge.core.message_id`) as its JSON bytes
   between the quotes, or None;
-- `receivers`: name (bytes) -> receive time; `time`, `time_range`: the numbers, as decoded.
+- `receivers`: name (bytes) -> receive time; `time`, `time_range`: the numbers, as decoded;
+- `receivers_text`: the receivers object's text without its braces (`"name":when,...`), and
+  `numbers_text` the time's and range's (`TIME,"time_range":RANGE`): a merge that keeps them writes
+  them back as they are.
 
 Anything it does not vouch for is None, and the caller takes the whole file through the reference
 path (decode, check, merge records): so errors, damage and odd files are always the pure code's.
@@ -38,7 +41,7 @@ from formats.canonical import canonical_bytes, parse_batch
 from formats.errors import InputError
 
 Number = int | float
-Scanned = tuple[bytes, int, int, bytes | None, dict[bytes, Number], Number, Number]
+Scanned = tuple[bytes, int, int, bytes | None, dict[bytes, Number], Number, Number, bytes, bytes]
 
 TIME_LIMIT = 253_402_300_000  # a time the layout can name as a minute (years 1970 to 9999)
 INT_LIMIT = 10**15  # ints of at most 15 digits: within 2**53, the merge's limit
@@ -90,6 +93,7 @@ def scan_line_py(line: bytes) -> Scanned | None:
         line[:a] + line[b:c] + line[d:], a, c - b,
         None if mid is None else json.dumps(mid)[1:-1].encode("ascii"),
         {name.encode("ascii"): when for name, when in receivers.items()}, time, time_range,
+        line[a + 1:b - 1], line[c:d],
     )
 
 

@@ -142,3 +142,19 @@ def test_twin_is_bound_unless_pure() -> None:
     if os.environ.get("CHAT_ARCHIVER_PURE", "") not in ("", "0"):
         assert scan.scan_line is None
     json.dumps(None)
+
+
+@settings(max_examples=1500)
+@given(value=st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.floats(0, 2e9),
+                       st.integers(0, 10**17).map(lambda n: n / 10**6), st.integers(0, 10**13).map(lambda n: n / 1000)),
+       form=st.sampled_from(["repr", "%.15g", "%.16g", "%.17g", "%.3f", "%.6f", "repr0", "%.1f"]),
+       field=st.sampled_from(["time", "time_range", "receiver"]))
+def test_floats_written_every_way(value: float, form: str, field: str) -> None:
+    """The scanner's shortcut (few digits: surely repr) and its check (writing repr) against repr."""
+    text = repr(value) + "0" if form == "repr0" else repr(value) if form == "repr" else form % value
+    values = {"time": b"1700000000.5", "time_range": b"0", "receiver": b"1700000001.25"}
+    values[field] = text.encode()
+    line = (b'{"command":"JOIN","host":null,"params":["#c"],"receivers":{"h1":' + values["receiver"]
+            + b'},"sender":"a","tags":null,"time":' + values["time"] + b',"time_range":' + values["time_range"]
+            + b',"user":"a"}')
+    same(line)
