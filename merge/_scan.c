@@ -128,10 +128,16 @@ after(const unsigned char *a0, const unsigned char *a1, const unsigned char *b0,
 
 /* Whether repr() of the double nearest to the positional decimal [digits, p) (a dot at `dot`) is
  * surely that very text, without writing repr: the form repr uses (positional for 1e-4 <= |v| < 1e16),
- * no trailing zero in the fraction but in "X.0", and at most 15 significant digits. Such a decimal
- * reads back from its double unchanged (DBL_DIG), so no shorter text names that double either. */
+ * no trailing zero in the fraction but in "X.0", and at most 15 significant digits (such a decimal
+ * reads back from its double unchanged, DBL_DIG, so no shorter text names that double either), or
+ * 16 or 17 where the decimal steps are coarser than the double's (below). */
+static const double POW10_NEG[] = {
+    1e0, 1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8, 1e-9, 1e-10, 1e-11, 1e-12, 1e-13, 1e-14, 1e-15,
+    1e-16, 1e-17, 1e-18, 1e-19, 1e-20, 1e-21, 1e-22,
+};
+
 static int
-surely_repr(const unsigned char *digits, const unsigned char *dot, const unsigned char *p)
+surely_repr(const unsigned char *digits, const unsigned char *dot, const unsigned char *p, double v)
 {
     const unsigned char *f0 = dot + 1;
     int x0 = (p - f0 == 1 && *f0 == '0');
@@ -148,11 +154,21 @@ surely_repr(const unsigned char *digits, const unsigned char *dot, const unsigne
     if (first == NULL)
         return dot - digits == 1 && x0;  /* "0.0" */
     Py_ssize_t sig = last - first + 1 - (first < dot && last > dot);
-    if (sig > 15)
+    if (sig > 17)
         return 0;
-    if (digits[0] != '0')
-        return dot - digits <= 16;
-    return first - f0 <= 3;  /* 0.000d...: still positional */
+    if (digits[0] != '0' ? dot - digits > 16 : first - f0 > 3)
+        return 0;  /* repr writes it with an exponent */
+    if (sig <= 15)
+        return 1;
+    /* 16 or 17 digits: sure when the last digit's step (10**-F) is at least 4 steps of the double
+     * (ulp) there: then every other decimal with as many digits or fewer lies a step or more away
+     * and reads back as another double, so this text is the shortest that names its double. */
+    Py_ssize_t places = p - f0;
+    if (places > 22 || v <= 0.0)
+        return 0;
+    int e2;
+    frexp(v, &e2);
+    return POW10_NEG[places] >= ldexp(4.0, e2 - 53);
 }
 
 /* A number as repr() writes it (int: str()), within what the merge keeps unchanged: ints of at most
@@ -214,7 +230,7 @@ num(Cur *c, int *is_float)
     }
     if (endp != buf + n || !isfinite(v) || (v == 0.0 && signbit(v)))
         return NULL;
-    if (!(dot != NULL && !exp && surely_repr(digits, dot, p))) {
+    if (!(dot != NULL && !exp && surely_repr(digits, dot, p, fabs(v)))) {
         char *r = PyOS_double_to_string(v, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
         if (r == NULL) {
             PyErr_Clear();

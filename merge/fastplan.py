@@ -27,13 +27,30 @@ from merge.plan import OutputFile, ScannedFile, WindowPlan
 from merge.scan import Scanned
 
 
-def _line(first: Scanned, receivers: list[tuple[bytes, Number]], time: Number, time_range: Number) -> bytes:
+def _splice(first: Scanned, receivers_text: bytes, numbers_text: bytes) -> bytes:
+    """A line of `first`'s content with these receivers (`"name":when,...`) and numbers
+    (`TIME,"time_range":RANGE`)."""
     content, a, k = first[0], first[1], first[2]
-    parts = [b'"' + name + b'":' + repr(when).encode("ascii") for name, when in receivers]
-    return b"".join((
-        content[:a], b"{", b",".join(parts), b"}", content[a:a + k], repr(time).encode("ascii"),
-        b',"time_range":', repr(time_range).encode("ascii"), content[a + k:],
-    ))
+    return b"".join((content[:a], b"{", receivers_text, b"}", content[a:a + k], numbers_text, content[a + k:]))
+
+
+def _receivers_text(receivers: list[tuple[bytes, Number]]) -> bytes:
+    return b",".join([b'"' + name + b'":' + repr(when).encode("ascii") for name, when in receivers])
+
+
+def _numbers_text(first: Scanned, time: Number, time_range: Number) -> bytes:
+    """`first`'s own text when the numbers are its own (equal, and of the same type: the same repr)."""
+    t, r = first[5], first[6]
+    if time == t and type(time) is type(t) and time_range == r and type(time_range) is type(r):
+        return first[8]
+    return repr(time).encode("ascii") + b',"time_range":' + repr(time_range).encode("ascii")
+
+
+def _fold_one(first: Scanned) -> tuple[Number, Number, bool]:
+    t, r = first[5], first[6]
+    if r == 0 and type(r) is int:
+        return t, 0, False  # what fold_members gives for one member with a zero range
+    return fold_members(((t, type(t) is float, r, type(r) is float),))
 
 
 def plan_window_bytes(
@@ -84,44 +101,58 @@ def plan_window_bytes(
     for group in by_content.values():
         first = group[0]
         ids_seen[first[3]] += 1  # type: ignore[index]  # an id group: its id is not None
-        if len(group) == 1:
-            receivers: dict[bytes, Number] = first[4]
-            members: Sequence[Member] = ((first[5], type(first[5]) is float, first[6], type(first[6]) is float),)
+        if len(group) == 1:  # one sighting: its receivers as they are, its numbers as fold_members says
+            time, time_range, disjoint = _fold_one(first)
+            range_conflicts += disjoint
+            items.append((time, time_range, _splice(first, first[7], _numbers_text(first, time, time_range))))
+            continue
+        receivers: dict[bytes, Number] = {}
+        dups: dict[bytes, set[NumKey]] | None = None
+        distinct: set[Member] = set()
+        single = True  # every sighting has one receiver
+        for s in group:
+            distinct.add((s[5], type(s[5]) is float, s[6], type(s[6]) is float))
+            seen = s[4]
+            single = single and len(seen) == 1
+            for name, when in seen.items():  # merge.core._IdGroup.add_receiver's rule
+                current = receivers.get(name)
+                if current is None:
+                    receivers[name] = when
+                    continue
+                new, old = (when, type(when) is float), (current, type(current) is float)
+                if new == old:
+                    continue
+                if dups is None:
+                    dups = {}
+                dups.setdefault(name, {old}).add(new)
+                if new < old:
+                    receivers[name] = when
+        if dups is not None:
+            duplicates += sum(len(v) - 1 for v in dups.values())
+        if single and len(receivers) == len(group):  # one receiver each, all different: their texts, sorted
+            receivers_text = b",".join([text for _name, text in sorted([(next(iter(s[4])), s[7]) for s in group])])
         else:
-            receivers = {}
-            dups: dict[bytes, set[NumKey]] | None = None
-            distinct: set[Member] = set()
-            for s in group:
-                distinct.add((s[5], type(s[5]) is float, s[6], type(s[6]) is float))
-                for name, when in s[4].items():  # merge.core._IdGroup.add_receiver's rule
-                    current = receivers.get(name)
-                    if current is None:
-                        receivers[name] = when
-                        continue
-                    new, old = (when, type(when) is float), (current, type(current) is float)
-                    if new == old:
-                        continue
-                    if dups is None:
-                        dups = {}
-                    dups.setdefault(name, {old}).add(new)
-                    if new < old:
-                        receivers[name] = when
-            if dups is not None:
-                duplicates += sum(len(v) - 1 for v in dups.values())
-            members = tuple(distinct)
-        time, time_range, disjoint = fold_members(members)
+            receivers_text = _receivers_text(sorted(receivers.items()))
+        if len(distinct) == 1:
+            time, time_range, disjoint = _fold_one(first)
+        else:
+            time, time_range, disjoint = fold_members(distinct)
         range_conflicts += disjoint
-        items.append((time, time_range, _line(first, sorted(receivers.items()), time, time_range)))
+        items.append((time, time_range, _splice(first, receivers_text, _numbers_text(first, time, time_range))))
     for (_content, time, _tf, time_range, _rf), group in plain.items():
+        first = group[0]
+        if len(group) == 1:  # one record: each receiver has one time, so it is written as it is
+            items.append((time, time_range, _splice(first, first[7], first[8])))
+            continue
         times: dict[bytes, set[NumKey]] = {}
         for s in group:
             for name, when in s[4].items():
                 times.setdefault(name, set()).add((when, type(when) is float))
         ordered = {name: sorted(keys) for name, keys in sorted(times.items())}
-        first = group[0]
+        numbers_text = _numbers_text(first, time, time_range)
         for i in range(max(len(v) for v in ordered.values())):
             chosen = [(name, keys[i][0]) for name, keys in ordered.items() if len(keys) > i]
-            items.append((time, time_range, _line(first, chosen, time, time_range)))
+            items.append((time, time_range, _splice(first, _receivers_text(chosen), numbers_text)))
     items.sort()
     data = b"\n".join([item[2] for item in items]) + b"\n" if items else b""
     digest = content_hash(data)

@@ -146,8 +146,9 @@ def test_twin_is_bound_unless_pure() -> None:
 
 @settings(max_examples=1500)
 @given(value=st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.floats(0, 2e9),
-                       st.integers(0, 10**17).map(lambda n: n / 10**6), st.integers(0, 10**13).map(lambda n: n / 1000)),
-       form=st.sampled_from(["repr", "%.15g", "%.16g", "%.17g", "%.3f", "%.6f", "repr0", "%.1f"]),
+                       st.integers(0, 10**17).map(lambda n: n / 10**6), st.integers(0, 10**13).map(lambda n: n / 1000),
+                       st.tuples(st.integers(10**14, 10**17), st.integers(1, 12)).map(lambda t: t[0] / 10**t[1])),
+       form=st.sampled_from(["repr", "%.15g", "%.16g", "%.17g", "%.3f", "%.6f", "%.7f", "%.8f", "repr0", "%.1f"]),
        field=st.sampled_from(["time", "time_range", "receiver"]))
 def test_floats_written_every_way(value: float, form: str, field: str) -> None:
     """The scanner's shortcut (few digits: surely repr) and its check (writing repr) against repr."""
