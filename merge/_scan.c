@@ -445,7 +445,166 @@ scan_batch(PyObject *self, PyObject *arg)
     return out;
 }
 
+/* Twin of merge.fastplan.fold_common_py: the common id groups of a minute's scanned lines, folded.
+ * (items, rest, mids, observations): see the reference for what each is. */
+static PyObject *
+fold_common(PyObject *self, PyObject *files)
+{
+    PyObject *groups = NULL, *items = NULL, *rest = NULL, *mids = NULL;
+    Py_ssize_t observations = 0;
+    if (!PyList_Check(files)) {
+        PyErr_SetString(PyExc_TypeError, "fold_common takes a list of lists");
+        return NULL;
+    }
+    groups = PyDict_New();
+    items = PyList_New(0);
+    rest = PyList_New(0);
+    mids = PyList_New(0);
+    if (groups == NULL || items == NULL || rest == NULL || mids == NULL)
+        goto fail;
+    for (Py_ssize_t f = 0; f < PyList_GET_SIZE(files); f++) {
+        PyObject *scans = PyList_GET_ITEM(files, f);
+        if (!PyList_Check(scans)) {
+            PyErr_SetString(PyExc_TypeError, "fold_common takes a list of lists");
+            goto fail;
+        }
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(scans); i++) {
+            PyObject *s = PyList_GET_ITEM(scans, i);
+            if (!PyTuple_Check(s) || PyTuple_GET_SIZE(s) != 9 || !PyDict_Check(PyTuple_GET_ITEM(s, 4))) {
+                PyErr_SetString(PyExc_TypeError, "fold_common takes scanned lines");
+                goto fail;
+            }
+            observations += PyDict_GET_SIZE(PyTuple_GET_ITEM(s, 4));
+            if (PyTuple_GET_ITEM(s, 3) == Py_None) {
+                if (PyList_Append(rest, s) < 0)
+                    goto fail;
+                continue;
+            }
+            PyObject *content = PyTuple_GET_ITEM(s, 0);
+            PyObject *group = PyDict_GetItemWithError(groups, content);
+            if (group == NULL) {
+                if (PyErr_Occurred())
+                    goto fail;
+                group = PyList_New(1);
+                if (group == NULL)
+                    goto fail;
+                Py_INCREF(s);
+                PyList_SET_ITEM(group, 0, s);
+                int r = PyDict_SetItem(groups, content, group);
+                Py_DECREF(group);
+                if (r < 0)
+                    goto fail;
+            }
+            else if (PyList_Append(group, s) < 0)
+                goto fail;
+        }
+    }
+    Py_ssize_t pos = 0;
+    PyObject *key, *group;
+    while (PyDict_Next(groups, &pos, &key, &group)) {
+        Py_ssize_t n = PyList_GET_SIZE(group);
+        PyObject *first = PyList_GET_ITEM(group, 0);
+        PyObject *numbers = PyTuple_GET_ITEM(first, 8);
+        PyObject *range = PyTuple_GET_ITEM(first, 6);
+        /* common: a zero int range, every sighting with one receiver and these very numbers, no
+         * receiver twice (then fold_members gives (time, 0) and the receivers are just united) */
+        int common = n <= 16 && PyLong_CheckExact(range) && PyLong_AsLong(range) == 0;
+        PyObject *names[16];
+        Py_ssize_t order[16];
+        for (Py_ssize_t j = 0; common && j < n; j++) {
+            PyObject *s = PyList_GET_ITEM(group, j);
+            PyObject *recv = PyTuple_GET_ITEM(s, 4);
+            PyObject *nt = PyTuple_GET_ITEM(s, 8);
+            if (PyDict_GET_SIZE(recv) != 1 || PyBytes_GET_SIZE(nt) != PyBytes_GET_SIZE(numbers)
+                || memcmp(PyBytes_AS_STRING(nt), PyBytes_AS_STRING(numbers), (size_t)PyBytes_GET_SIZE(nt)) != 0) {
+                common = 0;
+                break;
+            }
+            Py_ssize_t p2 = 0;
+            PyObject *name, *value;
+            PyDict_Next(recv, &p2, &name, &value);
+            /* insertion by name; a name seen before: not common */
+            Py_ssize_t at = j;
+            while (at > 0) {
+                PyObject *other = names[order[at - 1]];
+                Py_ssize_t la = PyBytes_GET_SIZE(name), lb = PyBytes_GET_SIZE(other);
+                int c = memcmp(PyBytes_AS_STRING(name), PyBytes_AS_STRING(other), (size_t)(la < lb ? la : lb));
+                if (c == 0 && la == lb) {
+                    common = 0;
+                    break;
+                }
+                if (c > 0 || (c == 0 && la > lb))
+                    break;
+                order[at] = order[at - 1];
+                at--;
+            }
+            if (!common)
+                break;
+            names[j] = name;
+            order[at] = j;
+        }
+        if (!common) {
+            for (Py_ssize_t j = 0; j < n; j++)
+                if (PyList_Append(rest, PyList_GET_ITEM(group, j)) < 0)
+                    goto fail;
+            continue;
+        }
+        PyObject *content = PyTuple_GET_ITEM(first, 0);
+        Py_ssize_t a = PyLong_AsSsize_t(PyTuple_GET_ITEM(first, 1));
+        Py_ssize_t k = PyLong_AsSsize_t(PyTuple_GET_ITEM(first, 2));
+        if ((a == -1 || k == -1) && PyErr_Occurred())
+            goto fail;
+        Py_ssize_t clen = PyBytes_GET_SIZE(content), total = clen + 2 + (n - 1) + PyBytes_GET_SIZE(numbers);
+        if (a < 0 || k < 0 || a + k > clen) {
+            PyErr_SetString(PyExc_ValueError, "fold_common: offsets outside the content");
+            goto fail;
+        }
+        for (Py_ssize_t j = 0; j < n; j++)
+            total += PyBytes_GET_SIZE(PyTuple_GET_ITEM(PyList_GET_ITEM(group, j), 7));
+        PyObject *line = PyBytes_FromStringAndSize(NULL, total);
+        if (line == NULL)
+            goto fail;
+        char *w = PyBytes_AS_STRING(line);
+        const char *cs = PyBytes_AS_STRING(content);
+        memcpy(w, cs, (size_t)a);
+        w += a;
+        *w++ = '{';
+        for (Py_ssize_t j = 0; j < n; j++) {
+            PyObject *seg = PyTuple_GET_ITEM(PyList_GET_ITEM(group, order[j]), 7);
+            if (j)
+                *w++ = ',';
+            memcpy(w, PyBytes_AS_STRING(seg), (size_t)PyBytes_GET_SIZE(seg));
+            w += PyBytes_GET_SIZE(seg);
+        }
+        *w++ = '}';
+        memcpy(w, cs + a, (size_t)k);
+        w += k;
+        memcpy(w, PyBytes_AS_STRING(numbers), (size_t)PyBytes_GET_SIZE(numbers));
+        w += PyBytes_GET_SIZE(numbers);
+        memcpy(w, cs + a + k, (size_t)(clen - a - k));
+        PyObject *zero = PyLong_FromLong(0);
+        PyObject *item = zero == NULL ? NULL : PyTuple_Pack(3, PyTuple_GET_ITEM(first, 5), zero, line);
+        Py_XDECREF(zero);
+        Py_DECREF(line);
+        if (item == NULL)
+            goto fail;
+        int r = PyList_Append(items, item);
+        Py_DECREF(item);
+        if (r < 0 || PyList_Append(mids, PyTuple_GET_ITEM(first, 3)) < 0)
+            goto fail;
+    }
+    Py_DECREF(groups);
+    return Py_BuildValue("(NNNn)", items, rest, mids, observations);
+fail:
+    Py_XDECREF(groups);
+    Py_XDECREF(items);
+    Py_XDECREF(rest);
+    Py_XDECREF(mids);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
+    {"fold_common", fold_common, METH_O, "Twin of merge.fastplan.fold_common_py."},
     {"scan_line", scan_line, METH_O, "Twin of merge.scan.scan_line_py."},
     {"scan_batch", scan_batch, METH_O, "Twin of merge.scan.scan_batch_py."},
     {NULL, NULL, 0, NULL},

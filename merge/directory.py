@@ -47,7 +47,17 @@ from formats.memory import gc_paused
 from formats.store import QUARANTINE, fsync_dir, iter_batch_files, list_channels, minute_batch_files, write_bytes_atomic
 from merge.core import check_records
 from merge.fastplan import plan_window_bytes
-from merge.plan import InputFile, ScannedFile, WindowPlan, dirty_minutes, plan_window, window, worth_visiting
+from merge.plan import (
+    InputFile,
+    ScannedFile,
+    Summary,
+    WindowPlan,
+    dirty_minutes,
+    plan_window,
+    summary_of,
+    window,
+    worth_visiting,
+)
 from merge.scan import Scanned, scan_batch
 
 HASH_MISMATCH = "file name does not match its content's hash (damaged or altered)"
@@ -172,13 +182,22 @@ class _Entry:
     its scanned lines (merge.scan, when the compiled scanner is built). Never changes: files are
     named by their content."""
 
-    __slots__ = ("data", "records", "scans")
+    __slots__ = ("data", "records", "scans", "summary")
 
     def __init__(self, data: bytes | None, records: list[dict[str, Any]] | None = None,
-                 scans: list[Scanned] | None = None) -> None:
+                 scans: list[Scanned] | None = None, summary: Summary | None = None) -> None:
         self.data = data
         self.records = records
         self.scans: list[Scanned] | bool | None = scans  # False: the scanner does not vouch for it
+        self.summary = summary
+
+    def summarized(self) -> Summary | None:
+        """The file's summary as a neighbour (merge.plan.summary_of); None if it does not scan."""
+        if self.summary is None:
+            scans = self.scanned()
+            if scans is not None:
+                self.summary = summary_of(scans)
+        return self.summary
 
     def decoded(self) -> list[dict[str, Any]]:
         if self.records is None:
@@ -357,6 +376,10 @@ class _Channel:
     def merge_minute(self, minute: int, *, full: bool = False) -> bool:
         """Merge the files of `minute` (with its neighbours as context): list and read them, have
         merge.plan decide, carry the plan out. False if there was nothing to do."""
+        with gc_paused():  # scans and plans allocate many small acyclic objects
+            return self._merge_minute(minute, full)
+
+    def _merge_minute(self, minute: int, full: bool) -> bool:
         listed = {m: self.files_at(m) for m in window(minute)}
         if not worth_visiting(len(listed[minute]), full=full):
             return False
@@ -377,7 +400,7 @@ class _Channel:
                 return True
             # The next window reads this file as a neighbour: it is these bytes (and records), verified.
             with contextlib.suppress(FileNotFoundError):
-                entry = _Entry(output.data, records=output.records)
+                entry = _Entry(output.data, records=output.records, summary=output.summary)
                 self.cache[out_path] = (output.minute, entry, _identity(os.stat(out_path)))
         for f in plan.deletes:
             self.delete_if_same(f.path)
@@ -396,8 +419,15 @@ class _Channel:
         """The window's plan: on the scanned lines when every file scans and the window is one the
         byte path handles (merge/fastplan.py), else the reference on the decoded records."""
         if scan_batch is not None:
-            scanned = {m: [ScannedFile(m, digest, path, scans) for path, digest, entry in found
-                           if (scans := entry.scanned()) is not None] for m, found in entries.items()}
+            scanned: dict[int, list[ScannedFile]] = {}
+            for m, found in entries.items():
+                scanned[m] = []
+                for path, digest, entry in found:
+                    # the minute's own files with their lines, the neighbours' summaries only
+                    scans = entry.scanned() if m == minute else None
+                    summary = entry.summarized() if m != minute or scans is not None else None
+                    if summary is not None:
+                        scanned[m].append(ScannedFile(m, digest, path, scans, summary))
             if all(len(scanned[m]) == len(found) for m, found in entries.items()):  # every file scans
                 fast = plan_window_bytes(minute, scanned, full=full)
                 if fast is not False:

@@ -19,9 +19,10 @@ the caller runs the reference. tests/test_merge_fastplan.py holds the two equal 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
-from formats.canonical import BATCH_INTERVAL, batch_time_of, content_hash
+from formats import speedups
+from formats.canonical import BATCH_INTERVAL, content_hash
 from merge.core import Member, MergeCounts, Number, NumKey, fold_members
 from merge.plan import OutputFile, ScannedFile, WindowPlan
 from merge.scan import Scanned
@@ -53,51 +54,94 @@ def _fold_one(first: Scanned) -> tuple[Number, Number, bool]:
     return fold_members(((t, type(t) is float, r, type(r) is float),))
 
 
+Item = tuple[Number, Number, bytes]  # (time, time_range, line): sorted, they are the file
+
+
+def fold_common_py(files: list[list[Scanned]]) -> tuple[list[Item], list[Scanned], list[bytes], int]:
+    """The common id groups of a minute's lines, folded: (items, rest, mids, observations).
+
+    A group (lines of equal content, with an id) is common when its range is the int 0, every line
+    has one receiver and the very same numbers text, and no receiver appears twice: its fold is
+    then the time as it is, the range 0, and the receivers united (what the general code below
+    gives, without its bookkeeping). `items` are those groups' output lines, `mids` their ids (one
+    per group), `rest` every other line (id-less ones in file order, then the other groups whole),
+    `observations` the receivers counted over every line. The reference; merge/_scan.c holds its
+    compiled twin, held equal by tests/test_merge_scan.py."""
+    groups: dict[bytes, list[Scanned]] = {}
+    rest: list[Scanned] = []
+    observations = 0
+    for scans in files:
+        for s in scans:
+            observations += len(s[4])
+            if s[3] is None:
+                rest.append(s)
+            else:
+                groups.setdefault(s[0], []).append(s)
+    items: list[Item] = []
+    mids: list[bytes] = []
+    for group in groups.values():
+        first = group[0]
+        numbers, r = first[8], first[6]
+        names = [next(iter(s[4])) for s in group if len(s[4]) == 1]
+        if not (len(group) <= 16 and type(r) is int and r == 0 and len(names) == len(group)
+                and all(s[8] == numbers for s in group) and len(set(names)) == len(names)):
+            rest.extend(group)
+            continue
+        texts = [s[7] for _name, s in sorted(zip(names, group, strict=True), key=lambda pair: pair[0])]
+        items.append((first[5], 0, _splice(first, b",".join(texts), numbers)))
+        mids.append(first[3])  # type: ignore[arg-type]  # an id group: its id is not None
+    return items, rest, mids, observations
+
+
+_compiled = speedups.load("merge._scan")
+fold_common: Callable[[list[list[Scanned]]], tuple[list[Item], list[Scanned], list[bytes], int]] = (
+    fold_common_py if _compiled is None else _compiled.fold_common
+)
+
+
 def plan_window_bytes(
     minute: int, files: Mapping[int, Sequence[ScannedFile]], *, full: bool = False,
 ) -> WindowPlan | bool | None:
     """`plan_window(minute, files, full=full)` for the files scanned; False when this is not a window
     it handles (see above): the caller then runs `plan_window` on the decoded records."""
     own_files = files.get(minute, ())
-    bt = batch_time_of
+    own_scans = [f.scans for f in own_files if f.scans is not None]
+    if len(own_scans) != len(own_files):
+        return False  # the minute's own files come with their lines; else the reference runs
     ids: set[bytes] = set()
     for f in own_files:
-        for s in f.scans:
-            if bt(s[5]) != minute:
-                return False  # a record that moves to another minute: the reference rewrites both
-            if s[3] is not None:
-                ids.add(s[3])
+        minutes, mids = f.summary
+        if minutes != {minute}:
+            return False  # a record that moves to another minute: the reference rewrites both
+        ids |= mids
     for neighbour in (minute - BATCH_INTERVAL, minute + BATCH_INTERVAL):
         for f in files.get(neighbour, ()):
-            for s in f.scans:
-                if bt(s[5]) == minute or (s[3] is not None and s[3] in ids):
-                    return False  # the reference includes that neighbour
+            minutes, mids = f.summary
+            if minute in minutes or not ids.isdisjoint(mids):
+                return False  # the reference includes that neighbour
 
+    records_in = sum(len(scans) for scans in own_scans)
+    items, rest, common_mids, observations = fold_common(own_scans)
     by_content: dict[bytes, list[Scanned]] = {}
     plain: dict[tuple[bytes, Number, bool, Number, bool], list[Scanned]] = {}
-    records_in = observations = 0
-    for f in own_files:
-        records_in += len(f.scans)
-        for s in f.scans:
-            observations += len(s[4])
-            if s[3] is not None:
-                group = by_content.get(s[0])
-                if group is None:
-                    by_content[s[0]] = [s]
-                else:
-                    group.append(s)
+    for s in rest:
+        if s[3] is not None:
+            group = by_content.get(s[0])
+            if group is None:
+                by_content[s[0]] = [s]
             else:
-                t, r = s[5], s[6]
-                key = (s[0], t, type(t) is float, r, type(r) is float)
-                group = plain.get(key)
-                if group is None:
-                    plain[key] = [s]
-                else:
-                    group.append(s)
+                group.append(s)
+        else:
+            t, r = s[5], s[6]
+            key = (s[0], t, type(t) is float, r, type(r) is float)
+            group = plain.get(key)
+            if group is None:
+                plain[key] = [s]
+            else:
+                group.append(s)
 
-    items: list[tuple[Number, Number, bytes]] = []
     duplicates = range_conflicts = 0
-    ids_seen: Counter[bytes] = Counter()
+    ids_seen: Counter[bytes] = Counter(common_mids)
     for group in by_content.values():
         first = group[0]
         ids_seen[first[3]] += 1  # type: ignore[index]  # an id group: its id is not None
@@ -169,7 +213,7 @@ def plan_window_bytes(
     return WindowPlan(
         minute=minute,
         included=(minute,),
-        outputs=(OutputFile(minute, data, None, len(items)),) if items else (),
+        outputs=(OutputFile(minute, data, None, len(items), (frozenset([minute]), frozenset(ids))),) if items else (),
         deletes=tuple(f for f in own_files if not (items and f.digest == digest)),
         records_in=records_in,
         counts=counts,

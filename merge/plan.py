@@ -40,14 +40,25 @@ class InputFile:
     records: list[dict[str, Any]]
 
 
+Summary = tuple[frozenset[int], frozenset[bytes]]  # a file's records' minutes, and their message ids (scanned)
+
+
+def summary_of(scans: Sequence[Scanned]) -> Summary:
+    """What a window needs of a neighbour file: the minutes its records lie in, and their ids."""
+    return (frozenset([batch_time_of(s[5]) for s in scans]),
+            frozenset([s[3] for s in scans if s[3] is not None]))
+
+
 @dataclass(frozen=True)
 class ScannedFile:
-    """A batch file as listed and scanned (merge.scan): every line vouched for."""
+    """A batch file as listed and scanned (merge.scan): every line vouched for. A neighbour's lines
+    are not needed, only its summary: `scans` may then be None."""
 
     minute: int
     digest: str
     path: str
-    scans: list[Scanned]
+    scans: list[Scanned] | None
+    summary: Summary
 
 
 @dataclass(frozen=True)
@@ -60,6 +71,7 @@ class OutputFile:
     data: bytes
     records: list[dict[str, Any]] | None
     count: int = -1
+    summary: Summary | None = None  # given by the byte path, which knows it
 
     @property
     def digest(self) -> str:

@@ -13,7 +13,7 @@ from bench.bench_merge import recorder_archives
 from formats.canonical import batch_time_of, content_hash, format_batch, parse_batch
 from merge.core import merge_records
 from merge.fastplan import plan_window_bytes
-from merge.plan import InputFile, ScannedFile, WindowPlan, plan_window
+from merge.plan import InputFile, ScannedFile, WindowPlan, plan_window, summary_of
 from merge.scan import scan_batch_py
 from tests.strategies import MERGE_MINUTE0, merge_archives
 
@@ -40,7 +40,7 @@ def both(minute: int, files: Files, full: bool) -> tuple[WindowPlan | None, Wind
         for p, d in fs:
             scans = scan_batch_py(d)
             assert isinstance(scans, list)
-            scanned[m].append(ScannedFile(m, content_hash(d), p, scans))
+            scanned[m].append(ScannedFile(m, content_hash(d), p, scans, summary_of(scans)))
     return plan_window(minute, reference, full=full), plan_window_bytes(minute, scanned, full=full)
 
 
