@@ -52,6 +52,17 @@ hex4(const unsigned char *p)
     return v;
 }
 
+/* Bytes json.dumps(ensure_ascii=True) writes as they are inside a string: printable ASCII but the
+ * quote and the backslash. */
+static unsigned char PLAIN[256];
+
+static void
+init_plain(void)
+{
+    for (int ch = 0x20; ch < 0x7F; ch++)
+        PLAIN[ch] = ch != '"' && ch != '\\';
+}
+
 /* A JSON string exactly as json.dumps(ensure_ascii=True) writes it. [*s0, *s1) is what lies between
  * the quotes; *plain is 1 when it holds no escape. */
 static int
@@ -99,9 +110,11 @@ str(Cur *c, const unsigned char **s0, const unsigned char **s1, int *plain)
                 return 0;  /* json.dumps writes these raw or with a short escape */
             continue;
         }
-        if (ch < 0x20 || ch >= 0x7F)
+        if (!PLAIN[ch])
             return 0;
         c->p++;
+        while (c->p < c->end && PLAIN[*c->p])  /* the usual run of plain characters */
+            c->p++;
     }
     return 0;
 }
@@ -131,6 +144,11 @@ after(const unsigned char *a0, const unsigned char *a1, const unsigned char *b0,
  * no trailing zero in the fraction but in "X.0", and at most 15 significant digits (such a decimal
  * reads back from its double unchanged, DBL_DIG, so no shorter text names that double either), or
  * 16 or 17 where the decimal steps are coarser than the double's (below). */
+static const double POW10[] = {
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18,
+    1e19, 1e20, 1e21, 1e22,
+};
+
 static const double POW10_NEG[] = {
     1e0, 1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8, 1e-9, 1e-10, 1e-11, 1e-12, 1e-13, 1e-14, 1e-15,
     1e-16, 1e-17, 1e-18, 1e-19, 1e-20, 1e-21, 1e-22,
@@ -222,13 +240,31 @@ num(Cur *c, int *is_float)
         return NULL;
     memcpy(buf, s, (size_t)n);
     buf[n] = 0;
-    char *endp = NULL;
-    double v = PyOS_string_to_double(buf, &endp, NULL);
-    if (v == -1.0 && PyErr_Occurred()) {
-        PyErr_Clear();
-        return NULL;
+    double v;
+    /* A positional decimal whose digits make an integer below 2**53, with at most 22 places: the
+     * integer and the power of ten are exact doubles, so one correctly rounded division gives the
+     * double nearest to the decimal, as strtod does (Clinger's fast path). Else strtod itself. */
+    unsigned long long whole = 0;
+    int fits = dot != NULL && !exp && (p - dot - 1) <= 22 && (p - digits - 1) <= 17;
+    for (const unsigned char *q = digits; fits && q < p; q++)
+        if (*q != '.')
+            whole = whole * 10 + (unsigned long long)(*q - '0');
+    if (fits && whole < (1ULL << 53)) {
+        v = (double)whole / POW10[p - dot - 1];
+        if (s[0] == '-')
+            v = -v;
     }
-    if (endp != buf + n || !isfinite(v) || (v == 0.0 && signbit(v)))
+    else {
+        char *endp = NULL;
+        v = PyOS_string_to_double(buf, &endp, NULL);
+        if (v == -1.0 && PyErr_Occurred()) {
+            PyErr_Clear();
+            return NULL;
+        }
+        if (endp != buf + n)
+            return NULL;
+    }
+    if (!isfinite(v) || (v == 0.0 && (signbit(v) || s[0] == '-')))
         return NULL;
     if (!(dot != NULL && !exp && surely_repr(digits, dot, p, fabs(v)))) {
         char *r = PyOS_double_to_string(v, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
@@ -615,5 +651,6 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "merge._scan", NULL, 
 PyMODINIT_FUNC
 PyInit__scan(void)
 {
+    init_plain();
     return PyModule_Create(&module);
 }

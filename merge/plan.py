@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 from formats.canonical import BATCH_INTERVAL, batch_time_of, content_hash
@@ -40,13 +41,20 @@ class InputFile:
     records: list[dict[str, Any]]
 
 
+_NONE = frozenset([None])
 Summary = tuple[frozenset[int], frozenset[bytes]]  # a file's records' minutes, and their message ids (scanned)
 
 
 def summary_of(scans: Sequence[Scanned]) -> Summary:
     """What a window needs of a neighbour file: the minutes its records lie in, and their ids."""
-    return (frozenset([batch_time_of(s[5]) for s in scans]),
-            frozenset([s[3] for s in scans if s[3] is not None]))
+    times = [s[5] for s in scans]
+    if not times:
+        return frozenset(), frozenset()
+    # batch_time_of is monotonic (a division by 60 and a truncation): one minute at both ends is one
+    # minute throughout
+    first, last = batch_time_of(min(times)), batch_time_of(max(times))
+    minutes = frozenset([first]) if first == last else frozenset(map(batch_time_of, times))
+    return minutes, frozenset(map(itemgetter(3), scans)) - _NONE
 
 
 @dataclass(frozen=True)
