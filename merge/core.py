@@ -42,12 +42,12 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Collection, Hashable, Iterable, Mapping
+from collections.abc import Collection, Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
 
-from formats.canonical import CONTENT_KEYS, batch_time_of, canonical_json, content_key, record_content_key
+from formats.canonical import CONTENT_KEYS, batch_time_of, canonical_bytes, content_key, record_content_key
 from formats.errors import InputError
 from formats.memory import gc_paused
 
@@ -59,7 +59,7 @@ EXACT_LIMIT = 2**53
 NumKey = tuple[Number, bool]
 
 # An output item: (time, time_range, canonical line, record, origins of its observations).
-Item = tuple[Number, Number, str, dict[str, Any], frozenset[Hashable]]
+Item = tuple[Number, Number, bytes, dict[str, Any], frozenset[Hashable]]
 
 _sort_key = itemgetter(0, 1, 2)
 _NO_ORIGINS: frozenset[Hashable] = frozenset()
@@ -222,9 +222,7 @@ class Merged:
 
     def to_bytes(self) -> bytes:
         """The batch file bytes (what `format_batch` gives, without encoding every line twice)."""
-        if not self.items:
-            return b""
-        return ("\n".join(item[2] for item in self.items) + "\n").encode("ascii")
+        return items_to_bytes(self.items)
 
     def by_batch(self) -> dict[int, list[Item]]:
         """Items split by the one-minute batch their `time` falls in, in canonical order."""
@@ -252,7 +250,9 @@ class Merged:
 
 def items_to_bytes(items: Iterable[Item]) -> bytes:
     lines = [item[2] for item in items]
-    return ("\n".join(lines) + "\n").encode("ascii") if lines else b""
+    if lines:
+        lines.append(b"")  # the final newline, without copying the whole file once more
+    return b"\n".join(lines)
 
 
 class Merger:
@@ -342,9 +342,18 @@ class Merger:
         items: list[Item] = []
         duplicates = range_conflicts = 0
         ids: Counter[str] = Counter()
-        groups: list[_IdGroup | _PlainGroup] = [g for gs in self._by_id.values() for g in gs]
-        groups.extend(self._plain.values())
-        for group in groups:
+        # Groups are taken out as they are folded, so the merge's memory does not hold both the groups
+        # and the records made of them.
+        by_id, plain = self._by_id, self._plain
+        self._by_id, self._plain = {}, {}
+
+        def groups() -> Iterator[_IdGroup | _PlainGroup]:
+            while by_id:
+                yield from by_id.popitem()[1]
+            while plain:
+                yield plain.popitem()[1]
+
+        for group in groups():
             origins = frozenset(group.origins) if group.origins else _NO_ORIGINS
             if isinstance(group, _IdGroup):
                 ids[group.message_id] += 1
@@ -356,7 +365,7 @@ class Merger:
                 record["receivers"] = {name: group.receivers[name] for name in sorted(group.receivers)}
                 record["time"] = time
                 record["time_range"] = time_range
-                items.append((time, time_range, canonical_json(record), record, origins))
+                items.append((time, time_range, canonical_bytes(record), record, origins))
                 continue
             times = {name: sorted(keys) for name, keys in group.receivers.items()}
             names = sorted(times)
@@ -365,7 +374,7 @@ class Merger:
                 record["receivers"] = {name: times[name][i][0] for name in names if len(times[name]) > i}
                 record["time"] = group.time
                 record["time_range"] = group.time_range
-                items.append((group.time, group.time_range, canonical_json(record), record, origins))
+                items.append((group.time, group.time_range, canonical_bytes(record), record, origins))
         items.sort(key=_sort_key)
         counts = MergeCounts(
             records_in=self._records_in,
