@@ -45,7 +45,7 @@ from collections import Counter
 from collections.abc import Collection, Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from operator import itemgetter
-from typing import Any
+from typing import Any, TypeVar
 
 from formats.canonical import CONTENT_KEYS, batch_time_of, canonical_bytes, content_key, record_content_key
 from formats.errors import InputError
@@ -141,22 +141,34 @@ class _IdGroup:
         self.members.add(member)
 
     def add_receiver(self, name: str, when: Number) -> None:
-        current = self.receivers.get(name)
-        if current is None:
-            self.receivers[name] = when
-            return
-        new, old = _key(when), _key(current)
-        if new == old:
-            return
-        if self.dups is None:
-            self.dups = {}
-        self.dups.setdefault(name, {old}).add(new)
-        if new < old:
-            self.receivers[name] = when
+        self.dups = add_receiver_time(self.receivers, self.dups, name, when)
 
     def fold(self) -> tuple[Number, Number, bool]:
         """(time, time_range, disjoint) of the folded record; see the module essay for why."""
         return fold_members(self.members if self.members is not None else (self.first,))
+
+
+Name = TypeVar("Name", str, bytes)
+
+
+def add_receiver_time(receivers: dict[Name, Number], dups: dict[Name, set[NumKey]] | None, name: Name,
+                      when: Number) -> dict[Name, set[NumKey]] | None:
+    """One receiver's sighting of an id group: it keeps its earliest time (an int before an equal
+    float); a second, different time is a duplicate delivery, noted in `dups` (distinct times per
+    receiver, made when first needed). Returns `dups`."""
+    current = receivers.get(name)
+    if current is None:
+        receivers[name] = when
+        return dups
+    new, old = _key(when), _key(current)
+    if new == old:
+        return dups
+    if dups is None:
+        dups = {}
+    dups.setdefault(name, {old}).add(new)
+    if new < old:
+        receivers[name] = when
+    return dups
 
 
 def fold_members(members: Collection[Member]) -> tuple[Number, Number, bool]:

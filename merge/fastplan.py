@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from formats import speedups
 from formats.canonical import BATCH_INTERVAL, content_hash
-from merge.core import Member, MergeCounts, Number, NumKey, fold_members
+from merge.core import Member, MergeCounts, Number, NumKey, add_receiver_time, fold_members
 from merge.plan import OutputFile, ScannedFile, WindowPlan
 from merge.scan import Scanned
 
@@ -158,19 +158,8 @@ def plan_window_bytes(
             distinct.add((s[5], type(s[5]) is float, s[6], type(s[6]) is float))
             seen = s[4]
             single = single and len(seen) == 1
-            for name, when in seen.items():  # merge.core._IdGroup.add_receiver's rule
-                current = receivers.get(name)
-                if current is None:
-                    receivers[name] = when
-                    continue
-                new, old = (when, type(when) is float), (current, type(current) is float)
-                if new == old:
-                    continue
-                if dups is None:
-                    dups = {}
-                dups.setdefault(name, {old}).add(new)
-                if new < old:
-                    receivers[name] = when
+            for name, when in seen.items():
+                dups = add_receiver_time(receivers, dups, name, when)
         if dups is not None:
             duplicates += sum(len(v) - 1 for v in dups.values())
         if single and len(receivers) == len(group):  # one receiver each, all different: their texts, sorted
