@@ -23,7 +23,7 @@ from formats.errors import UsageError
 from formats.store import iter_batch_files, write_batch_bytes
 from merge import directory
 from merge.combine import merge_files, merge_into
-from merge.core import merge
+from merge.core import items_to_bytes, merge
 from merge.directory import QUARANTINE, merge_tree
 from tests.strategies import MERGE_MINUTE0, MERGE_RECEIVERS, archive_records, merge_archives, merge_observations
 
@@ -67,7 +67,7 @@ def canonical_tree(records: list[dict[str, Any]]) -> dict[str, bytes]:
     """One file per minute holding the merge of everything: where replicas must converge."""
     out: dict[str, bytes] = {}
     for batch_time, items in merge(records).by_batch().items():
-        data = ("\n".join(i[2] for i in items) + "\n").encode("ascii")
+        data = items_to_bytes(items)
         hour, name = batch_relpath(batch_time, content_hash(data))
         out[os.path.join(CHANNEL, "chat", hour, name)] = data
     return out
