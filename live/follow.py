@@ -299,6 +299,8 @@ class Follower:
             except InputError as e:
                 if e.message == "no complete header line" and not path.endswith(".gz"):
                     continue  # a recorder just created it: read it when its header is there
+                if not os.path.lexists(path):
+                    continue  # gone since the listing (its .gz replaced it): the next listing has that
                 self._problem(Problem(path, e.line, f"{e.message}; file skipped"))
                 self._bad.add(path)
                 continue
