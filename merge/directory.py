@@ -186,7 +186,8 @@ class _Entry:
 
     def __init__(self, data: bytes | None, records: list[dict[str, Any]] | None = None,
                  scans: list[Scanned] | None = None, summary: Summary | None = None) -> None:
-        self.data = data
+        # the bytes serve the scanner only: without it (the pure path) a file is its records
+        self.data = data if scan_batch is not None or records is None else None
         self.records = records
         self.scans: list[Scanned] | bool | None = scans  # False: the scanner does not vouch for it
         self.summary = summary
