@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 from bench.bench_merge import recorder_archives
 from formats.canonical import canonical_bytes, format_batch
 from formats.rawcodec import OPEN, RECV, Event
-from merge import scan
+from merge import fastplan, scan
 from replay.api import replay
 from replay.engine import replay_events
-from tests.strategies import archive_records, merge_observations
+from tests.strategies import archive_records, merge_archives, merge_observations
 from tests.test_exact_text import corpus_lines
 
 REPO = Path(__file__).resolve().parent.parent
@@ -159,3 +159,17 @@ def test_floats_written_every_way(value: float, form: str, field: str) -> None:
             + b'},"sender":"a","tags":null,"time":' + values["time"] + b',"time_range":' + values["time_range"]
             + b',"user":"a"}')
     same(line)
+
+
+@settings(max_examples=300, deadline=None)
+@given(archives=merge_archives(), extra=st.lists(archive_records(), max_size=3))
+def test_fold_common_twin(archives: list[list[dict[str, object]]], extra: list[dict[str, object]]) -> None:
+    """merge._scan.fold_common against merge.fastplan.fold_common_py over the scanned lines of
+    several recorders' files (shared ids, re-deliveries, merged files, odd records)."""
+    files: list[list[scan.Scanned]] = []
+    for records in [*archives, extra]:
+        scanned = [s for r in records if (s := scan.scan_line_py(canonical_bytes(r))) is not None]
+        files.append(scanned)
+    compiled = fastplan._compiled
+    assert compiled is not None
+    assert repr(compiled.fold_common(files)) == repr(fastplan.fold_common_py(files))
