@@ -506,7 +506,10 @@ fold_common(PyObject *self, PyObject *files)
         }
         for (Py_ssize_t i = 0; i < PyList_GET_SIZE(scans); i++) {
             PyObject *s = PyList_GET_ITEM(scans, i);
-            if (!PyTuple_Check(s) || PyTuple_GET_SIZE(s) != 9 || !PyDict_Check(PyTuple_GET_ITEM(s, 4))) {
+            if (!PyTuple_Check(s) || PyTuple_GET_SIZE(s) != 9 || !PyBytes_Check(PyTuple_GET_ITEM(s, 0))
+                || !PyLong_Check(PyTuple_GET_ITEM(s, 1)) || !PyLong_Check(PyTuple_GET_ITEM(s, 2))
+                || !PyDict_Check(PyTuple_GET_ITEM(s, 4)) || !PyBytes_Check(PyTuple_GET_ITEM(s, 7))
+                || !PyBytes_Check(PyTuple_GET_ITEM(s, 8))) {
                 PyErr_SetString(PyExc_TypeError, "fold_common takes scanned lines");
                 goto fail;
             }
@@ -544,7 +547,9 @@ fold_common(PyObject *self, PyObject *files)
         PyObject *range = PyTuple_GET_ITEM(first, 6);
         /* common: a zero int range, every sighting with one receiver and these very numbers, no
          * receiver twice (then fold_members gives (time, 0) and the receivers are just united) */
-        int common = n <= 16 && PyLong_CheckExact(range) && PyLong_AsLong(range) == 0;
+        int overflow = 0;
+        int common = n <= 16 && PyLong_CheckExact(range) && PyLong_AsLongAndOverflow(range, &overflow) == 0
+            && !overflow;
         PyObject *names[16];
         Py_ssize_t order[16];
         for (Py_ssize_t j = 0; common && j < n; j++) {
@@ -558,7 +563,10 @@ fold_common(PyObject *self, PyObject *files)
             }
             Py_ssize_t p2 = 0;
             PyObject *name, *value;
-            PyDict_Next(recv, &p2, &name, &value);
+            if (!PyDict_Next(recv, &p2, &name, &value) || !PyBytes_Check(name)) {
+                common = 0;
+                break;
+            }
             /* insertion by name; a name seen before: not common */
             Py_ssize_t at = j;
             while (at > 0) {
