@@ -17,6 +17,7 @@ from formats.memory import gc_paused
 from formats.rawfile import Problem, Stream, find_raw_files, group_streams, iter_stream_events
 from formats.store import write_batch_bytes
 from replay.batches import ClosedBatch
+from replay.compact import record_bytes
 from replay.engine import Stats, StreamReplayer
 from replay.timestamps import DEFAULT_TIMING, Timing
 
@@ -66,7 +67,7 @@ def _write(batch: ClosedBatch, opts: Options, report: ReplayReport) -> None:
         records = [r for r in records if _in_window(r, opts.since, opts.until)]
     if not records:
         return
-    _path, written = write_batch_bytes(opts.out_root, batch.channel, batch.batch_time, format_batch(records))
+    _path, written = write_batch_bytes(opts.out_root, batch.channel, batch.batch_time, format_batch(records, record_bytes))
     report.channels.add(batch.channel)
     if written:
         report.batches_written += 1
@@ -85,7 +86,9 @@ def replay_stream(
 
 def _replay_stream(stream: Stream, opts: Options, on_file_done: Callable[[str], None] | None) -> ReplayReport:
     report = ReplayReport()
-    engine = StreamReplayer(stream.header.recorder, stream.header.slug, timing=opts.timing, channels=opts.channels)
+    engine = StreamReplayer(
+        stream.header.recorder, stream.header.slug, timing=opts.timing, channels=opts.channels, compact=True,
+    )
     for event in iter_stream_events(stream, report.raw_problems, on_file_done):
         for batch in engine.feed(event):
             _write(batch, opts, report)

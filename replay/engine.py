@@ -30,9 +30,10 @@ from typing import Any
 
 from formats.canonical import check_channel_dirname
 from formats.errors import IRCParseError, UsageError
-from formats.irc import parse_compat
+from formats.irc import CompatFields, parse_compat
 from formats.rawcodec import CLOSE, OPEN, RECV, TICK, Event, receiver_name
 from replay.batches import ClosedBatch, OpenBatches
+from replay.compact import PARTS, compiled_twitch_line, receiver_key
 from replay.dialect import TWITCH, Dialect, get_dialect
 from replay.timestamps import DEFAULT_TIMING, ServerClock, Timing
 
@@ -70,10 +71,11 @@ class Stats:
 
 
 class _Connection:
-    __slots__ = ("batches", "clock", "dialect", "ready", "receiver")
+    __slots__ = ("batches", "clock", "dialect", "ready", "receiver", "receiver_key")
 
     def __init__(self, receiver: str, dialect: Dialect, timing: Timing) -> None:
         self.receiver = receiver
+        self.receiver_key = receiver_key(receiver)
         self.dialect = dialect
         self.clock = ServerClock(timing)
         self.ready: set[str] = set()
@@ -106,9 +108,12 @@ class StreamReplayer:
 
     def __init__(
         self, recorder: str, slug: str, *, timing: Timing = DEFAULT_TIMING,
-        channels: frozenset[str] | None = None,
+        channels: frozenset[str] | None = None, compact: bool = False,
     ) -> None:
         self.recorder = recorder
+        # compact: keep records as their bytes (replay/compact.py) where the compiled step is built;
+        # closed batches then hold compact records, written by `replay.compact.record_bytes`.
+        self._twitch_line = compiled_twitch_line() if compact else None
         self.slug = slug
         self.timing = timing
         self.channels = channels
@@ -164,10 +169,10 @@ class StreamReplayer:
     @classmethod
     def from_state(
         cls, recorder: str, slug: str, state: dict[str, Any], *, timing: Timing = DEFAULT_TIMING,
-        channels: frozenset[str] | None = None,
+        channels: frozenset[str] | None = None, compact: bool = False,
     ) -> StreamReplayer:
         """The replayer `state()` described; it goes on exactly as the saved one would have."""
-        self = cls(recorder, slug, timing=timing, channels=channels)
+        self = cls(recorder, slug, timing=timing, channels=channels, compact=compact)
         events, lines, records, connections, skipped = state["stats"]
         self.stats = Stats(events, lines, records, connections, Counter(skipped))
         for conn, dialect, clock, ready, batches in state["conns"]:
@@ -197,17 +202,29 @@ class StreamReplayer:
     def _line(self, c: _Connection, line: str, now: float, seq: int) -> None:
         stats = self.stats
         stats.lines += 1
-        try:
-            command, params, sender, user, host, tags = parse_compat(line)
-        except IRCParseError as e:
-            stats.skipped[SKIP_UNPARSABLE] += 1
-            if len(stats.problems) < PROBLEMS_KEPT:
-                stats.problems.append(f"{self.recorder}.{self.slug} seq {seq}: {e.message}")
-            return
         dialect = c.dialect
-        if command == dialect.init_command:
+        fast = self._twitch_line
+        got = fast(line, c.receiver_key, now) if fast is not None and dialect is TWITCH else None
+        fields: CompatFields | None = None
+        if got is not None:
+            # the compiled step (replay/compact.py): the record's bytes, but for its times, at once
+            command, first, server_time, head, tail = got
+            init_param = first
+        else:
+            try:
+                fields = parse_compat(line)
+            except IRCParseError as e:
+                stats.skipped[SKIP_UNPARSABLE] += 1
+                if len(stats.problems) < PROBLEMS_KEPT:
+                    stats.problems.append(f"{self.recorder}.{self.slug} seq {seq}: {e.message}")
+                return
+            command, params = fields[0], fields[1]
+            first = params[0] if params else None
             index = dialect.init_channel_param
-            name = channel_folder_name(params[index]) if len(params) > index else None
+            init_param = params[index] if len(params) > index else None
+            server_time = None
+        if command == dialect.init_command:
+            name = channel_folder_name(init_param) if init_param is not None else None
             if name is not None and name not in c.ready:
                 # The first one of a channel on a connection ends the per-connection noise.
                 c.ready.add(name)
@@ -216,7 +233,7 @@ class StreamReplayer:
         if command not in dialect.kept:
             stats.skipped[SKIP_NOT_KEPT] += 1
             return
-        name = channel_folder_name(params[0]) if params else None
+        name = channel_folder_name(first) if first is not None else None
         if name is None:
             stats.skipped[SKIP_NO_CHANNEL] += 1
             return
@@ -229,7 +246,8 @@ class StreamReplayer:
                 stats.problems.append(f"{self.recorder}.{self.slug} seq {seq}: unsafe channel name {name!r} skipped")
             return
         clock = c.clock
-        server_time = dialect.server_time(tags)
+        if fields is not None:
+            server_time = dialect.server_time(fields[5])
         time: float
         time_range: int | float
         if server_time is not None:
@@ -243,6 +261,11 @@ class StreamReplayer:
             stats.skipped[SKIP_FILTERED] += 1
             return
         stats.records += 1
+        if fields is None:
+            c.batches.add(name, {"time": time, "time_range": time_range,  # type: ignore[typeddict-item]
+                                 PARTS: (head, tail, line, c.receiver, now)})
+            return
+        _command, params, sender, user, host, tags = fields
         c.batches.add(name, {
             "command": command, "params": params, "sender": sender, "user": user, "host": host,
             "tags": tags, "receivers": {c.receiver: now}, "time": time, "time_range": time_range,
