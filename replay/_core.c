@@ -74,7 +74,7 @@ put_lit(char *p, const char *s)
 }
 
 /* "line[start:end]" as a JSON string */
-static char *
+static inline __attribute__((always_inline)) char *
 put_str(char *p, int kind, const void *data, Py_ssize_t start, Py_ssize_t end)
 {
     *p++ = '"';
@@ -85,7 +85,7 @@ put_str(char *p, int kind, const void *data, Py_ssize_t start, Py_ssize_t end)
 }
 
 /* a tag value, unescaped as girc does (formats.irc.unescape_tag_value_compat), as a JSON string */
-static char *
+static inline __attribute__((always_inline)) char *
 put_tag_value(char *p, int kind, const void *data, Py_ssize_t start, Py_ssize_t end)
 {
     *p++ = '"';
@@ -119,7 +119,7 @@ put_tag_value(char *p, int kind, const void *data, Py_ssize_t start, Py_ssize_t 
     return p;
 }
 
-static Py_ssize_t
+static inline __attribute__((always_inline)) Py_ssize_t
 find_char(int kind, const void *data, Py_ssize_t start, Py_ssize_t end, Py_UCS4 ch)
 {
     for (Py_ssize_t i = start; i < end; i++)
@@ -128,7 +128,7 @@ find_char(int kind, const void *data, Py_ssize_t start, Py_ssize_t end, Py_UCS4 
     return -1;
 }
 
-static Py_ssize_t
+static inline __attribute__((always_inline)) Py_ssize_t
 rfind_char(int kind, const void *data, Py_ssize_t start, Py_ssize_t end, Py_UCS4 ch)
 {
     for (Py_ssize_t i = end - 1; i >= start; i--)
@@ -142,7 +142,7 @@ typedef struct {
 } Tag;
 
 /* compare two ASCII tag names of the line, as str comparison orders them */
-static int
+static inline __attribute__((always_inline)) int
 key_cmp(int kind, const void *data, const Tag *a, const Tag *b)
 {
     Py_ssize_t la = a->key_end - a->key, lb = b->key_end - b->key;
@@ -157,7 +157,7 @@ key_cmp(int kind, const void *data, const Tag *a, const Tag *b)
 
 static const char TMI_SENT_TS[] = "tmi-sent-ts";
 
-static int
+static inline __attribute__((always_inline)) int
 key_is(int kind, const void *data, const Tag *t, const char *name)
 {
     Py_ssize_t n = (Py_ssize_t)strlen(name);
@@ -184,22 +184,11 @@ command_object(const char *upper, Py_ssize_t n)
     return command;
 }
 
-/* twitch_line(line, receiver, now) -> (command, first_param, server_time, head, tail) or None.
- * `receiver` is the receiver's name as JSON followed by ':' (bytes), `now` the receive time. */
-static PyObject *
-twitch_line(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+/* The body, inlined once per string kind so that every character read is a plain load. */
+static inline __attribute__((always_inline)) PyObject *
+twitch_line_kind(PyObject *line, const int kind, PyObject *receiver, double now)
 {
-    if (nargs != 3 || !PyUnicode_CheckExact(args[0]) || !PyBytes_CheckExact(args[1])
-        || !PyFloat_CheckExact(args[2])) {
-        PyErr_SetString(PyExc_TypeError, "twitch_line(line: str, receiver: bytes, now: float)");
-        return NULL;
-    }
-    PyObject *line = args[0];
-    double now = PyFloat_AS_DOUBLE(args[2]);
-    if (!isfinite(now))
-        Py_RETURN_NONE;
     Py_ssize_t n = PyUnicode_GET_LENGTH(line);
-    int kind = PyUnicode_KIND(line);
     const void *data = PyUnicode_DATA(line);
     /* the reference str.strip()s the line first: any whitespace at either end is its business */
     if (n == 0 || Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, 0))
@@ -325,9 +314,10 @@ twitch_line(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         }
     }
 
-    Py_ssize_t receiver_len = PyBytes_GET_SIZE(args[1]);
+    Py_ssize_t receiver_len = PyBytes_GET_SIZE(receiver);
     Py_ssize_t cap = 12 * n + receiver_len + 256 + 10 * (ntags > 0 ? ntags : 0);
-    char *buf = PyMem_Malloc(cap);
+    char stack[16384];
+    char *buf = cap <= (Py_ssize_t)sizeof stack ? stack : PyMem_Malloc(cap);
     if (buf == NULL)
         return PyErr_NoMemory();
     char *p = buf;
@@ -371,11 +361,12 @@ twitch_line(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         }
     }
     p = put_lit(p, "],\"receivers\":{");
-    memcpy(p, PyBytes_AS_STRING(args[1]), receiver_len);
+    memcpy(p, PyBytes_AS_STRING(receiver), receiver_len);
     p += receiver_len;
     char *r = PyOS_double_to_string(now, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
     if (r == NULL) {
-        PyMem_Free(buf);
+        if (buf != stack)
+            PyMem_Free(buf);
         return NULL;
     }
     p = put_lit(p, r);
@@ -416,7 +407,8 @@ twitch_line(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 
     PyObject *head_b = PyBytes_FromStringAndSize(buf, tail - buf);
     PyObject *tail_b = PyBytes_FromStringAndSize(tail, p - tail);
-    PyMem_Free(buf);
+    if (buf != stack)
+        PyMem_Free(buf);
     PyObject *command = command_object(upper, cmd_len);
     PyObject *first = first_start >= 0 ? PyUnicode_Substring(line, first_start, first_end) : Py_NewRef(Py_None);
     PyObject *st = server_time >= 0 ? PyFloat_FromDouble(server_time) : Py_NewRef(Py_None);
@@ -445,6 +437,26 @@ twitch_line(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     return result;
 }
 
+/* twitch_line(line, receiver, now) -> (command, first_param, server_time, head, tail) or None.
+ * `receiver` is the receiver's name as JSON followed by ':' (bytes), `now` the receive time. */
+static PyObject *
+twitch_line(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3 || !PyUnicode_CheckExact(args[0]) || !PyBytes_CheckExact(args[1])
+        || !PyFloat_CheckExact(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "twitch_line(line: str, receiver: bytes, now: float)");
+        return NULL;
+    }
+    double now = PyFloat_AS_DOUBLE(args[2]);
+    if (!isfinite(now))
+        Py_RETURN_NONE;
+    switch (PyUnicode_KIND(args[0])) {
+    case PyUnicode_1BYTE_KIND: return twitch_line_kind(args[0], PyUnicode_1BYTE_KIND, args[1], now);
+    case PyUnicode_2BYTE_KIND: return twitch_line_kind(args[0], PyUnicode_2BYTE_KIND, args[1], now);
+    default: return twitch_line_kind(args[0], PyUnicode_4BYTE_KIND, args[1], now);
+    }
+}
+
 static PyMethodDef methods[] = {
     {"twitch_line", (PyCFunction)(void (*)(void))twitch_line, METH_FASTCALL,
      "twitch_line(line, receiver, now): (command, first_param, server_time, head, tail), or None "
@@ -452,7 +464,7 @@ static PyMethodDef methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "replay._core", NULL, -1, methods};
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "replay._core", NULL, -1, methods, NULL, NULL, NULL, NULL};
 
 PyMODINIT_FUNC
 PyInit__core(void)
