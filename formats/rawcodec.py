@@ -212,8 +212,23 @@ class Decoder:
         if self._lines:
             self.line_number += 1
             return decode_line(self._lines.popleft())
+        self._check_torn()
+        return None
+
+    def next_lines(self) -> list[bytes]:
+        """Every complete line received and not taken yet, undecoded (`decode_line` decodes each):
+        `next_event` in bulk, for a reader that decodes some lines another way. `line_number` moves
+        past them; empty when more data is needed. A torn last line raises as in `next_event`."""
+        if self._lines:
+            lines = list(self._lines)
+            self._lines.clear()
+            self.line_number += len(lines)
+            return lines
+        self._check_torn()
+        return []
+
+    def _check_torn(self) -> None:
         if self._eof and self._buffer:
             self._buffer = b""
             self.line_number += 1
             raise InputError(TORN_LAST_LINE)
-        return None

@@ -185,19 +185,26 @@ command_object(const char *upper, Py_ssize_t n)
 }
 
 /* The body, inlined once per string kind so that every character read is a plain load. */
-static inline __attribute__((always_inline)) PyObject *
-twitch_line_kind(PyObject *line, const int kind, PyObject *receiver, double now)
+typedef struct {
+    PyObject *command, *head, *tail;      /* new references */
+    Py_ssize_t first_start, first_end;    /* the first parameter, first_start < 0 if none */
+    double server_time;                   /* < 0: none */
+} Parsed;
+
+/* 1: read into *out; 0: the reference must read the line; -1: error set */
+static inline __attribute__((always_inline)) int
+twitch_line_kind(PyObject *line, const int kind, PyObject *receiver, double now, Parsed *out)
 {
     Py_ssize_t n = PyUnicode_GET_LENGTH(line);
     const void *data = PyUnicode_DATA(line);
     /* the reference str.strip()s the line first: any whitespace at either end is its business */
     if (n == 0 || Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, 0))
         || Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, n - 1)))
-        Py_RETURN_NONE;
+        return 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         Py_UCS4 c = PyUnicode_READ(kind, data, i);
         if (c == '\r' || c == '\n' || c == '\0' || (c == ' ' && PyUnicode_READ(kind, data, i + 1) == ' '))
-            Py_RETURN_NONE;
+            return 0;
     }
     /* From here on: single spaces only, none at either end, so every word is non-empty. */
     Tag tags[MAX_TAGS];
@@ -207,7 +214,7 @@ twitch_line_kind(PyObject *line, const int kind, PyObject *receiver, double now)
     if (PyUnicode_READ(kind, data, 0) == '@') {
         Py_ssize_t end = find_char(kind, data, 0, n, ' ');
         if (end < 0)
-            Py_RETURN_NONE;
+            return 0;
         ntags = 0;
         Py_ssize_t item = 1;
         for (;;) {
@@ -215,7 +222,7 @@ twitch_line_kind(PyObject *line, const int kind, PyObject *receiver, double now)
             if (stop < 0)
                 stop = end;
             if (ntags == MAX_TAGS)
-                Py_RETURN_NONE;
+                return 0;
             Tag *t = &tags[ntags];
             t->key = item;
             t->value = -1;
@@ -225,18 +232,18 @@ twitch_line_kind(PyObject *line, const int kind, PyObject *receiver, double now)
             if (eq >= 0)
                 t->value = eq + 1;
             if (t->key_end == t->key)
-                Py_RETURN_NONE;  /* an empty name */
+                return 0;  /* an empty name */
             for (Py_ssize_t i = t->key; i < t->key_end; i++) {
                 Py_UCS4 c = PyUnicode_READ(kind, data, i);
                 if (c < ' ' || c > '~' || c == '"' || c == '\\')
-                    Py_RETURN_NONE;  /* a name JSON would escape, or not ASCII */
+                    return 0;  /* a name JSON would escape, or not ASCII */
             }
             /* insertion by name (Twitch sends them sorted: usually no move at all) */
             Py_ssize_t j = ntags;
             while (j > 0) {
                 int cmp = key_cmp(kind, data, &tags[j - 1], t);
                 if (cmp == 0)
-                    Py_RETURN_NONE;  /* a repeated name: the dict keeps the last value */
+                    return 0;  /* a repeated name: the dict keeps the last value */
                 if (cmp < 0)
                     break;
                 j--;
@@ -259,13 +266,13 @@ twitch_line_kind(PyObject *line, const int kind, PyObject *receiver, double now)
                 break;  /* true: not a time */
             Py_ssize_t len = t->value_end - t->value;
             if (len >= 16)
-                Py_RETURN_NONE;  /* beyond what a double holds exactly: the reference's division */
+                return 0;  /* beyond what a double holds exactly: the reference's division */
             long long ms = 0;
             int digits = len > 0;
             for (Py_ssize_t i = t->value; i < t->value_end; i++) {
                 Py_UCS4 c = PyUnicode_READ(kind, data, i);
                 if (c == '\\')
-                    Py_RETURN_NONE;
+                    return 0;
                 if (c < '0' || c > '9')
                     digits = 0;
                 else
@@ -281,7 +288,7 @@ twitch_line_kind(PyObject *line, const int kind, PyObject *receiver, double now)
     if (PyUnicode_READ(kind, data, pos) == ':') {
         Py_ssize_t end = find_char(kind, data, pos, n, ' ');
         if (end < 0)
-            Py_RETURN_NONE;
+            return 0;
         pstart = pos + 1;
         pend = end;
         at = rfind_char(kind, data, pstart, pend, '@');
@@ -294,13 +301,13 @@ twitch_line_kind(PyObject *line, const int kind, PyObject *receiver, double now)
     char upper[64];
     Py_ssize_t cmd_len = cmd_end - pos;
     if (cmd_len > (Py_ssize_t)sizeof upper)
-        Py_RETURN_NONE;
+        return 0;
     for (Py_ssize_t i = 0; i < cmd_len; i++) {
         Py_UCS4 c = PyUnicode_READ(kind, data, pos + i);
         if (c >= 'a' && c <= 'z')
             c -= 'a' - 'A';
         else if (!((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')))
-            Py_RETURN_NONE;  /* str.upper() of anything else is the reference's business */
+            return 0;  /* str.upper() of anything else is the reference's business */
         upper[i] = (char)c;
     }
     /* the parameters: [first_start, first_end) of the first, for the engine */
@@ -318,8 +325,10 @@ twitch_line_kind(PyObject *line, const int kind, PyObject *receiver, double now)
     Py_ssize_t cap = 12 * n + receiver_len + 256 + 10 * (ntags > 0 ? ntags : 0);
     char stack[16384];
     char *buf = cap <= (Py_ssize_t)sizeof stack ? stack : PyMem_Malloc(cap);
-    if (buf == NULL)
-        return PyErr_NoMemory();
+    if (buf == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
     char *p = buf;
     p = put_lit(p, "{\"command\":\"");
     memcpy(p, upper, cmd_len);
@@ -367,7 +376,7 @@ twitch_line_kind(PyObject *line, const int kind, PyObject *receiver, double now)
     if (r == NULL) {
         if (buf != stack)
             PyMem_Free(buf);
-        return NULL;
+        return -1;
     }
     p = put_lit(p, r);
     PyMem_Free(r);
@@ -410,31 +419,484 @@ twitch_line_kind(PyObject *line, const int kind, PyObject *receiver, double now)
     if (buf != stack)
         PyMem_Free(buf);
     PyObject *command = command_object(upper, cmd_len);
-    PyObject *first = first_start >= 0 ? PyUnicode_Substring(line, first_start, first_end) : Py_NewRef(Py_None);
-    PyObject *st = server_time >= 0 ? PyFloat_FromDouble(server_time) : Py_NewRef(Py_None);
-    if (head_b == NULL || tail_b == NULL || command == NULL || first == NULL || st == NULL) {
+    if (head_b == NULL || tail_b == NULL || command == NULL) {
         Py_XDECREF(head_b);
         Py_XDECREF(tail_b);
         Py_XDECREF(command);
-        Py_XDECREF(first);
-        Py_XDECREF(st);
-        return NULL;
+        return -1;
     }
-    PyObject *result = PyTuple_New(5);
-    if (result == NULL) {
-        Py_DECREF(head_b);
-        Py_DECREF(tail_b);
-        Py_DECREF(command);
-        Py_DECREF(first);
-        Py_DECREF(st);
-        return NULL;
+    out->command = command;
+    out->head = head_b;
+    out->tail = tail_b;
+    out->first_start = first_start;
+    out->first_end = first_end;
+    out->server_time = server_time;
+    return 1;
+}
+
+static int
+read_line(PyObject *line, PyObject *receiver, double now, Parsed *out)
+{
+    if (!isfinite(now))
+        return 0;
+    switch (PyUnicode_KIND(line)) {
+    case PyUnicode_1BYTE_KIND: return twitch_line_kind(line, PyUnicode_1BYTE_KIND, receiver, now, out);
+    case PyUnicode_2BYTE_KIND: return twitch_line_kind(line, PyUnicode_2BYTE_KIND, receiver, now, out);
+    default: return twitch_line_kind(line, PyUnicode_4BYTE_KIND, receiver, now, out);
     }
-    PyTuple_SET_ITEM(result, 0, command);
-    PyTuple_SET_ITEM(result, 1, first);
-    PyTuple_SET_ITEM(result, 2, st);
-    PyTuple_SET_ITEM(result, 3, head_b);
-    PyTuple_SET_ITEM(result, 4, tail_b);
+}
+
+
+/* ---- the lane: the common received line, from its raw bytes to its record in its open batch ----
+ *
+ * lane(lines, start, last_seq, conns, twitch, kept, channels, safe) -> (stop, last_seq, taken)
+ *
+ * Takes the raw lines lines[start:] (bytes, without newline) one after another, as long as each is
+ * the common case, and does for each exactly what formats.rawfile (decode, skip a repeated seq)
+ * and replay.engine.StreamReplayer.feed do with it: a `recv` event written as the recorder writes
+ * it, on an open Twitch connection, due to close no batch, whose line the step above reads, of a
+ * kept command on an initialised, safe (and selected) channel, with an exact server time, going to
+ * a batch that is already open. It stops at the first line that is anything else and returns its
+ * index: the caller hands that line to the reference path, then calls again. `taken` counts the
+ * events taken (each one received line and one record). `conns` is the engine's connections
+ * (replay/engine.py `_Connection`), `twitch` the Twitch dialect, `kept` its archived commands,
+ * `channels` the selection or None, `safe` the engine's channel-name check. */
+
+static PyObject *s_dialect, *s_batches, *s_clock, *s_ready, *s_receiver, *s_receiver_key, *s_next_deadline,
+    *s_by_channel, *s_records, *s_ends, *s_cut, *s_last_server_time, *s_last_received, *s_time, *s_time_range,
+    *s_parts;
+
+static int
+intern_names(void)
+{
+#define NAME(var, text) if ((var = PyUnicode_InternFromString(text)) == NULL) return -1;
+    NAME(s_dialect, "dialect") NAME(s_batches, "batches") NAME(s_clock, "clock") NAME(s_ready, "ready")
+    NAME(s_receiver, "receiver") NAME(s_receiver_key, "receiver_key") NAME(s_next_deadline, "next_deadline")
+    NAME(s_by_channel, "_by_channel") NAME(s_records, "records") NAME(s_ends, "ends") NAME(s_cut, "cut")
+    NAME(s_last_server_time, "last_server_time") NAME(s_last_received, "last_received")
+    NAME(s_time, "time") NAME(s_time_range, "time_range") NAME(s_parts, "parts")
+#undef NAME
+    return 0;
+}
+
+static int
+expect(const char **pp, const char *end, const char *lit, Py_ssize_t n)
+{
+    if (end - *pp < n || memcmp(*pp, lit, n) != 0)
+        return 0;
+    *pp += n;
+    return 1;
+}
+#define EXPECT(pp, end, lit) expect(pp, end, lit, (Py_ssize_t)sizeof(lit) - 1)
+
+/* a JSON non-negative integer as JSON writes it (no leading zero), at most 18 digits */
+static int
+digits(const char **pp, const char *end, long long *out)
+{
+    const char *p = *pp;
+    if (p >= end || *p < '0' || *p > '9' || (*p == '0' && p + 1 < end && p[1] >= '0' && p[1] <= '9'))
+        return 0;
+    long long v = 0;
+    int n = 0;
+    while (p < end && *p >= '0' && *p <= '9') {
+        if (++n > 18)
+            return 0;
+        v = v * 10 + (*p - '0');
+        p++;
+    }
+    *pp = p;
+    *out = v;
+    return 1;
+}
+
+/* 1: a recv event in the recorder's own shape, its line decoded into *line (new reference);
+ * 0: anything else (the reference decides) */
+static int
+raw_recv(PyObject *raw, long long *seq, long long *at, long long *conn, PyObject **line)
+{
+    const char *p = PyBytes_AS_STRING(raw), *end = p + PyBytes_GET_SIZE(raw);
+    if (!EXPECT(&p, end, "{\"kind\":\"recv\",\"seq\":") || !digits(&p, end, seq)
+        || !EXPECT(&p, end, ",\"at\":") || !digits(&p, end, at)
+        || !EXPECT(&p, end, ",\"conn\":") || !digits(&p, end, conn)
+        || !EXPECT(&p, end, ",\"line\":\""))
+        return 0;
+    char stack[8192];
+    Py_ssize_t room = end - p;
+    char *buf = room <= (Py_ssize_t)sizeof stack ? stack : PyMem_Malloc(room);
+    if (buf == NULL)
+        return 0;
+    char *o = buf;
+    int ok = 0;
+    while (p < end) {
+        unsigned char c = (unsigned char)*p;
+        if (c == '"') {
+            ok = 1;
+            break;
+        }
+        if (c < 0x20)
+            break;  /* not JSON */
+        if (c == '\\') {
+            if (++p >= end)
+                break;
+            switch (*p) {
+            case '"': *o++ = '"'; break;
+            case '\\': *o++ = '\\'; break;
+            case '/': *o++ = '/'; break;
+            case 't': *o++ = '\t'; break;
+            case 'b': *o++ = '\b'; break;
+            case 'f': *o++ = '\f'; break;
+            case 'n': *o++ = '\n'; break;
+            case 'r': *o++ = '\r'; break;
+            default: ok = -1;  /* \u and the rest: the reference */
+            }
+            if (ok < 0)
+                break;
+            p++;
+            continue;
+        }
+        *o++ = (char)c;
+        p++;
+    }
+    if (ok == 1)
+        ok = p + 2 == end && p[1] == '}';
+    if (ok == 1) {
+        *line = PyUnicode_DecodeUTF8(buf, o - buf, NULL);
+        if (*line == NULL) {
+            PyErr_Clear();  /* not UTF-8: the reference reports it */
+            ok = 0;
+        }
+    }
+    if (buf != stack)
+        PyMem_Free(buf);
+    return ok == 1;
+}
+
+/* The last channel name, kept to hand out the same object (hash kept) for the same name. */
+static PyObject *last_name = NULL;
+static PyObject *last_safe = NULL;  /* the last name `safe` accepted */
+
+/* `#Chan` -> `chan` for an ASCII name (new reference); NULL without error: the reference decides */
+static PyObject *
+folder_name(PyObject *line, Py_ssize_t start, Py_ssize_t end)
+{
+    char name[256];
+    Py_ssize_t n = end - start - 1;
+    if (start < 0 || n < 1 || n > (Py_ssize_t)sizeof name || PyUnicode_READ_CHAR(line, start) != '#')
+        return NULL;
+    int kind = PyUnicode_KIND(line);
+    const void *data = PyUnicode_DATA(line);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, start + 1 + i);
+        if (c >= 0x80)
+            return NULL;
+        name[i] = (char)(c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c);
+    }
+    if (last_name != NULL && PyUnicode_GET_LENGTH(last_name) == n
+        && memcmp(PyUnicode_1BYTE_DATA(last_name), name, n) == 0)
+        return Py_NewRef(last_name);
+    PyObject *obj = PyUnicode_FromStringAndSize(name, n);
+    if (obj != NULL)
+        Py_XSETREF(last_name, Py_NewRef(obj));
+    return obj;
+}
+
+typedef struct {
+    long long number;  /* -1: none cached */
+    PyObject *c, *receiver, *receiver_key, *ready, *batches, *clock, *by_channel;
+} ConnCache;
+
+static void
+conn_cache_clear(ConnCache *k)
+{
+    Py_CLEAR(k->c);
+    Py_CLEAR(k->receiver);
+    Py_CLEAR(k->receiver_key);
+    Py_CLEAR(k->ready);
+    Py_CLEAR(k->batches);
+    Py_CLEAR(k->clock);
+    Py_CLEAR(k->by_channel);
+    k->number = -1;
+}
+
+/* 1: the connection's parts in *k; 0: not open, or not Twitch; -1: error */
+static int
+conn_lookup(ConnCache *k, PyObject *conns, PyObject *twitch, long long number)
+{
+    if (k->number == number)
+        return 1;
+    conn_cache_clear(k);
+    PyObject *key = PyLong_FromLongLong(number);
+    if (key == NULL)
+        return -1;
+    PyObject *c = PyDict_GetItemWithError(conns, key);  /* borrowed */
+    Py_DECREF(key);
+    if (c == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    PyObject *dialect = PyObject_GetAttr(c, s_dialect);
+    if (dialect == NULL)
+        return -1;
+    Py_DECREF(dialect);
+    if (dialect != twitch)
+        return 0;
+    k->c = Py_NewRef(c);
+    if ((k->receiver = PyObject_GetAttr(c, s_receiver)) == NULL
+        || (k->receiver_key = PyObject_GetAttr(c, s_receiver_key)) == NULL
+        || (k->ready = PyObject_GetAttr(c, s_ready)) == NULL
+        || (k->batches = PyObject_GetAttr(c, s_batches)) == NULL
+        || (k->clock = PyObject_GetAttr(c, s_clock)) == NULL
+        || (k->by_channel = PyObject_GetAttr(k->batches, s_by_channel)) == NULL) {
+        conn_cache_clear(k);
+        return -1;
+    }
+    if (!PyBytes_CheckExact(k->receiver_key) || !PyDict_CheckExact(k->by_channel) || !PySet_Check(k->ready)) {
+        conn_cache_clear(k);
+        return 0;
+    }
+    k->number = number;
+    return 1;
+}
+
+/* the batch of `batches` (a dict by batch time) at `batch_time`, borrowed; NULL if none or error */
+static PyObject *
+batch_at(PyObject *batches, long long batch_time)
+{
+    PyObject *key = PyLong_FromLongLong(batch_time);
+    if (key == NULL)
+        return NULL;
+    PyObject *batch = PyDict_GetItemWithError(batches, key);
+    Py_DECREF(key);
+    return batch;
+}
+
+/* 1: the batch's ranges reach past `reach` (it must be cut); 0: not; -1: error */
+static int
+reaches_past(PyObject *batch, double reach)
+{
+    PyObject *ends = PyObject_GetAttr(batch, s_ends);
+    if (ends == NULL)
+        return -1;
+    int rc = 0;
+    Py_ssize_t n = PyList_Check(ends) ? PyList_GET_SIZE(ends) : -1;
+    if (n < 0) {
+        PyErr_SetString(PyExc_TypeError, "batch ends is not a list");
+        rc = -1;
+    } else if (n > 0) {
+        PyObject *last = PyList_GET_ITEM(ends, n - 1);
+        if (PyFloat_CheckExact(last)) {
+            rc = PyFloat_AS_DOUBLE(last) > reach;
+        } else {
+            PyObject *r = PyFloat_FromDouble(reach);
+            rc = r == NULL ? -1 : PyObject_RichCompareBool(last, r, Py_GT);
+            Py_XDECREF(r);
+        }
+    }
+    Py_DECREF(ends);
+    return rc;
+}
+
+/* 1: `v` (a float, or an int that a double holds exactly) as a double in *out; 0: anything else */
+static int
+exact_double(PyObject *v, double *out)
+{
+    if (PyFloat_CheckExact(v)) {
+        *out = PyFloat_AS_DOUBLE(v);
+        return 1;
+    }
+    if (PyLong_CheckExact(v)) {
+        int overflow = 0;
+        long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
+        if (overflow || (x == -1 && PyErr_Occurred()) || x >= (1LL << 53) || x <= -(1LL << 53)) {
+            PyErr_Clear();
+            return 0;
+        }
+        *out = (double)x;
+        return 1;
+    }
+    return 0;
+}
+
+#define BATCH_INTERVAL 60
+#define END_SLACK 1e-3  /* replay/batches.py _END_SLACK */
+
+/* One line: 1 taken, 0 stop here (nothing changed), -1 error. */
+static int
+lane_one(PyObject *raw, long long *last_seq, ConnCache *k, PyObject *conns, PyObject *twitch, PyObject *kept,
+         PyObject *channels, PyObject *safe)
+{
+    long long seq, at, conn;
+    PyObject *line = NULL;
+    if (!PyBytes_CheckExact(raw) || !raw_recv(raw, &seq, &at, &conn, &line))
+        return 0;
+    if (seq <= *last_seq) {  /* read already (the same hour given twice): skipped, as the reader does */
+        Py_DECREF(line);
+        return 1;
+    }
+    int rc = conn_lookup(k, conns, twitch, conn);
+    if (rc <= 0 || at >= (1LL << 53)) {
+        Py_DECREF(line);
+        return rc < 0 ? -1 : 0;
+    }
+    double now = (double)at / 1e6;  /* at / 1_000_000: both exact, so correctly rounded as in Python */
+    PyObject *deadline = PyObject_GetAttr(k->batches, s_next_deadline);
+    if (deadline == NULL) {
+        Py_DECREF(line);
+        return -1;
+    }
+    double d;
+    int due = !exact_double(deadline, &d) || now >= d;
+    Py_DECREF(deadline);
+    if (due) {  /* a batch closes: the reference */
+        Py_DECREF(line);
+        return 0;
+    }
+    Parsed got;
+    rc = read_line(line, k->receiver_key, now, &got);
+    if (rc <= 0) {
+        Py_DECREF(line);
+        return rc;
+    }
+    PyObject *name = NULL, *st = NULL, *now_obj = NULL, *record = NULL, *parts = NULL;
+    int result = 0;
+    if (got.server_time < 0)
+        goto done;  /* an estimated time: the reference */
+    rc = PySet_Contains(kept, got.command);
+    if (rc <= 0) {
+        result = rc;
+        goto done;
+    }
+    name = folder_name(line, got.first_start, got.first_end);
+    if (name == NULL)
+        goto done;
+    rc = PySet_Contains(k->ready, name);
+    if (rc <= 0) {
+        result = rc;
+        goto done;
+    }
+    if (name != last_safe) {
+        PyObject *ok = PyObject_CallOneArg(safe, name);
+        if (ok == NULL) {
+            result = -1;
+            goto done;
+        }
+        rc = PyObject_IsTrue(ok);
+        Py_DECREF(ok);
+        if (rc <= 0) {
+            result = rc;
+            goto done;
+        }
+        Py_XSETREF(last_safe, Py_NewRef(name));
+    }
+    if (channels != Py_None) {
+        rc = PySequence_Contains(channels, name);
+        if (rc <= 0) {
+            result = rc;
+            goto done;
+        }
+    }
+    double server_time = got.server_time;
+    long long batch_time = (long long)(server_time / BATCH_INTERVAL) * BATCH_INTERVAL;
+    PyObject *batches = PyDict_GetItemWithError(k->by_channel, name);  /* borrowed */
+    PyObject *batch = batches != NULL && PyDict_CheckExact(batches) ? batch_at(batches, batch_time) : NULL;
+    if (batch == NULL) {
+        result = PyErr_Occurred() ? -1 : 0;  /* a new batch: the reference opens it */
+        goto done;
+    }
+    PyObject *records = PyObject_GetAttr(batch, s_records);
+    if (records == NULL) {
+        result = -1;
+        goto done;
+    }
+    Py_DECREF(records);  /* the batch holds it */
+    if (!PyList_CheckExact(records))
+        goto done;
+    /* Taken: from here on, what the engine does. clock.observe(server_time, now): */
+    if ((st = PyFloat_FromDouble(server_time)) == NULL || (now_obj = PyFloat_FromDouble(now)) == NULL
+        || PyObject_SetAttr(k->clock, s_last_server_time, st) < 0
+        || PyObject_SetAttr(k->clock, s_last_received, now_obj) < 0) {
+        result = -1;
+        goto done;
+    }
+    /* batches.shrink(name, server_time): this batch and the one before */
+    double reach = server_time - END_SLACK;
+    for (int back = 0; back < 2; back++) {
+        PyObject *b = back ? batch_at(batches, batch_time - BATCH_INTERVAL) : batch;
+        if (b == NULL) {
+            if (PyErr_Occurred()) {
+                result = -1;
+                goto done;
+            }
+            continue;
+        }
+        rc = reaches_past(b, reach);
+        if (rc < 0) {
+            result = -1;
+            goto done;
+        }
+        if (rc) {
+            PyObject *r = PyObject_CallMethodOneArg(b, s_cut, st);
+            if (r == NULL) {
+                result = -1;
+                goto done;
+            }
+            Py_DECREF(r);
+        }
+    }
+    /* batches.add(name, {"time": .., "time_range": 0, "parts": (head, tail, line, receiver, now)}) */
+    parts = PyTuple_Pack(5, got.head, got.tail, line, k->receiver, now_obj);
+    record = PyDict_New();
+    PyObject *zero = PyLong_FromLong(0);
+    if (parts == NULL || record == NULL || zero == NULL || PyDict_SetItem(record, s_time, st) < 0
+        || PyDict_SetItem(record, s_time_range, zero) < 0 || PyDict_SetItem(record, s_parts, parts) < 0
+        || PyList_Append(records, record) < 0) {
+        Py_XDECREF(zero);
+        result = -1;
+        goto done;
+    }
+    Py_DECREF(zero);
+    *last_seq = seq;
+    result = 1;
+done:
+    Py_XDECREF(name);
+    Py_XDECREF(st);
+    Py_XDECREF(now_obj);
+    Py_XDECREF(record);
+    Py_XDECREF(parts);
+    Py_DECREF(got.command);
+    Py_DECREF(got.head);
+    Py_DECREF(got.tail);
+    Py_DECREF(line);
     return result;
+}
+
+static PyObject *
+lane(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 8 || !PyList_CheckExact(args[0]) || !PyLong_CheckExact(args[1]) || !PyLong_CheckExact(args[2])
+        || !PyDict_CheckExact(args[3]) || !PyAnySet_Check(args[5])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "lane(lines: list, start: int, last_seq: int, conns: dict, twitch, kept: frozenset, "
+                        "channels, safe)");
+        return NULL;
+    }
+    PyObject *lines = args[0];
+    Py_ssize_t i = PyLong_AsSsize_t(args[1]);
+    long long last_seq = PyLong_AsLongLong(args[2]);
+    if ((i == -1 || last_seq == -1) && PyErr_Occurred())
+        return NULL;
+    ConnCache k = {-1, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+    Py_ssize_t n = PyList_GET_SIZE(lines), taken = 0;
+    int rc = 1;
+    for (; i < n; i++) {
+        long long before = last_seq;
+        rc = lane_one(PyList_GET_ITEM(lines, i), &last_seq, &k, args[3], args[4], args[5], args[6], args[7]);
+        if (rc <= 0)
+            break;
+        taken += last_seq != before;
+    }
+    conn_cache_clear(&k);
+    if (rc < 0)
+        return NULL;
+    return Py_BuildValue("(nLn)", i, last_seq, taken);
 }
 
 /* twitch_line(line, receiver, now) -> (command, first_param, server_time, head, tail) or None.
@@ -448,19 +910,40 @@ twitch_line(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     double now = PyFloat_AS_DOUBLE(args[2]);
-    if (!isfinite(now))
+    Parsed got;
+    int rc = read_line(args[0], args[1], now, &got);
+    if (rc <= 0) {
+        if (rc < 0)
+            return NULL;
         Py_RETURN_NONE;
-    switch (PyUnicode_KIND(args[0])) {
-    case PyUnicode_1BYTE_KIND: return twitch_line_kind(args[0], PyUnicode_1BYTE_KIND, args[1], now);
-    case PyUnicode_2BYTE_KIND: return twitch_line_kind(args[0], PyUnicode_2BYTE_KIND, args[1], now);
-    default: return twitch_line_kind(args[0], PyUnicode_4BYTE_KIND, args[1], now);
     }
+    PyObject *line = args[0];
+    PyObject *first = got.first_start >= 0 ? PyUnicode_Substring(line, got.first_start, got.first_end)
+                                           : Py_NewRef(Py_None);
+    PyObject *st = got.server_time >= 0 ? PyFloat_FromDouble(got.server_time) : Py_NewRef(Py_None);
+    if (first == NULL || st == NULL) {
+        Py_XDECREF(first);
+        Py_XDECREF(st);
+        Py_DECREF(got.command);
+        Py_DECREF(got.head);
+        Py_DECREF(got.tail);
+        return NULL;
+    }
+    PyObject *result = PyTuple_Pack(5, got.command, first, st, got.head, got.tail);
+    Py_DECREF(got.command);
+    Py_DECREF(first);
+    Py_DECREF(st);
+    Py_DECREF(got.head);
+    Py_DECREF(got.tail);
+    return result;
 }
 
 static PyMethodDef methods[] = {
     {"twitch_line", (PyCFunction)(void (*)(void))twitch_line, METH_FASTCALL,
      "twitch_line(line, receiver, now): (command, first_param, server_time, head, tail), or None "
      "for a line the reference must read."},
+    {"lane", (PyCFunction)(void (*)(void))lane, METH_FASTCALL,
+     "lane(lines, start, last_seq, conns, twitch, kept, channels, safe): (stop, last_seq, taken)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -469,5 +952,7 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "replay._core", NULL,
 PyMODINIT_FUNC
 PyInit__core(void)
 {
+    if (intern_names() < 0)
+        return NULL;
     return PyModule_Create(&module);
 }

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from formats.canonical import Record, format_batch
 from formats.memory import gc_paused
-from formats.rawfile import Problem, Stream, find_raw_files, group_streams, iter_stream_events
+from formats.rawfile import Problem, Stream, find_raw_files, group_streams, iter_stream_blocks
 from formats.store import write_batch_bytes
 from replay.batches import ClosedBatch
 from replay.compact import record_bytes
@@ -89,9 +89,21 @@ def _replay_stream(stream: Stream, opts: Options, on_file_done: Callable[[str], 
     engine = StreamReplayer(
         stream.header.recorder, stream.header.slug, timing=opts.timing, channels=opts.channels, compact=True,
     )
-    for event in iter_stream_events(stream, report.raw_problems, on_file_done):
-        for batch in engine.feed(event):
-            _write(batch, opts, report)
+    # iter_stream_events, with the compiled lane taking the common lines (StreamReplayer.feed_raw)
+    last_seq = -1
+    for reader, first, lines in iter_stream_blocks(stream, report.raw_problems, on_file_done):
+        i, n = 0, len(lines)
+        while i < n:
+            i, last_seq = engine.feed_raw(lines, i, last_seq)
+            if i == n:
+                break
+            event = reader.event(lines[i], first + i)
+            i += 1
+            if event is None or event.seq <= last_seq:
+                continue
+            last_seq = event.seq
+            for batch in engine.feed(event):
+                _write(batch, opts, report)
     for batch in engine.finish():
         _write(batch, opts, report)
     report.stats = engine.stats

@@ -74,6 +74,20 @@ def compiled_twitch_line() -> TwitchLineFn | None:
     return fn
 
 
+# lane(lines, start, last_seq, conns, twitch, kept, channels, safe) -> (stop, last_seq, taken)
+LaneFn = Callable[[list[bytes], int, int, Any, Any, frozenset[str], frozenset[str] | None, Callable[[str], bool]],
+                  tuple[int, int, int]]
+
+
+def compiled_lane() -> LaneFn | None:
+    """The compiled lane (replay/_core.c `lane`, driven by StreamReplayer.feed_raw), or None."""
+    core = _load()
+    if core is None:
+        return None
+    fn: LaneFn = core.lane
+    return fn
+
+
 def full_record(record: dict[str, Any]) -> dict[str, Any]:
     """The record with every field: a compact one is read again from its line; a full one as is."""
     parts = record.get(PARTS)

@@ -33,7 +33,7 @@ from formats.errors import IRCParseError, UsageError
 from formats.irc import CompatFields, parse_compat
 from formats.rawcodec import CLOSE, OPEN, RECV, TICK, Event, receiver_name
 from replay.batches import ClosedBatch, OpenBatches
-from replay.compact import PARTS, compiled_twitch_line, receiver_key
+from replay.compact import PARTS, compiled_lane, compiled_twitch_line, receiver_key
 from replay.dialect import TWITCH, Dialect, get_dialect
 from replay.timestamps import DEFAULT_TIMING, ServerClock, Timing
 
@@ -114,6 +114,7 @@ class StreamReplayer:
         # compact: keep records as their bytes (replay/compact.py) where the compiled step is built;
         # closed batches then hold compact records, written by `replay.compact.record_bytes`.
         self._twitch_line = compiled_twitch_line() if compact else None
+        self._lane = compiled_lane() if compact else None
         self.slug = slug
         self.timing = timing
         self.channels = channels
@@ -153,6 +154,25 @@ class StreamReplayer:
         if kind == CLOSE:
             return self._drop(event.conn)
         return _NO_BATCHES
+
+    def feed_raw(self, lines: list[bytes], start: int, last_seq: int) -> tuple[int, int]:
+        """Feed raw lines (as formats.rawfile reads them) from `lines[start]` on, as long as the
+        compiled lane (replay/_core.c) takes them: the common received line, which closes no batch
+        and goes to an open one. Returns (index of the first line not taken, last seq read); the
+        caller decodes that line and feeds its event (or skips it) as usual, then calls again.
+        Repeated seqs are skipped as `iter_stream_events` skips them. Takes nothing (returns
+        `start`) when the engine is not compact or the compiled core is not built."""
+        if self._lane is None:
+            return start, last_seq
+        stop, last_seq, taken = self._lane(
+            lines, start, last_seq, self._conns, TWITCH, TWITCH.kept, self.channels, _safe_folder,
+        )
+        if taken:
+            stats = self.stats
+            stats.events += taken
+            stats.lines += taken
+            stats.records += taken
+        return stop, last_seq
 
     def state(self) -> dict[str, Any]:
         """Everything later events depend on, as plain JSON-able data (the open batches' records are
