@@ -600,10 +600,29 @@ folder_name(PyObject *line, Py_ssize_t start, Py_ssize_t end)
     return obj;
 }
 
+/* What the lane reads of one connection, kept for one call (nothing the lane does changes it: it
+ * stops before a batch opens or closes, and a range cut changes a batch's lists, not which). */
 typedef struct {
     long long number;  /* -1: none cached */
     PyObject *c, *receiver, *receiver_key, *ready, *batches, *clock, *by_channel;
+    double deadline;   /* batches.next_deadline */
+    int deadline_ok;   /* 0: not a number a double holds exactly: every line goes to the reference */
+    /* the last batch taken: its channel and time, the batch, its records and ranges, and the ranges
+     * of the batch a minute before (NULL: none) */
+    PyObject *b_name, *b_batch, *b_records, *b_ends, *b_prev, *b_prev_ends;
+    long long b_time;
 } ConnCache;
+
+static void
+batch_cache_clear(ConnCache *k)
+{
+    Py_CLEAR(k->b_name);
+    Py_CLEAR(k->b_batch);
+    Py_CLEAR(k->b_records);
+    Py_CLEAR(k->b_ends);
+    Py_CLEAR(k->b_prev);
+    Py_CLEAR(k->b_prev_ends);
+}
 
 static void
 conn_cache_clear(ConnCache *k)
@@ -615,8 +634,11 @@ conn_cache_clear(ConnCache *k)
     Py_CLEAR(k->batches);
     Py_CLEAR(k->clock);
     Py_CLEAR(k->by_channel);
+    batch_cache_clear(k);
     k->number = -1;
 }
+
+static int exact_double(PyObject *v, double *out);
 
 /* 1: the connection's parts in *k; 0: not open, or not Twitch; -1: error */
 static int
@@ -639,15 +661,19 @@ conn_lookup(ConnCache *k, PyObject *conns, PyObject *twitch, long long number)
     if (dialect != twitch)
         return 0;
     k->c = Py_NewRef(c);
+    PyObject *deadline = NULL;
     if ((k->receiver = PyObject_GetAttr(c, s_receiver)) == NULL
         || (k->receiver_key = PyObject_GetAttr(c, s_receiver_key)) == NULL
         || (k->ready = PyObject_GetAttr(c, s_ready)) == NULL
         || (k->batches = PyObject_GetAttr(c, s_batches)) == NULL
         || (k->clock = PyObject_GetAttr(c, s_clock)) == NULL
-        || (k->by_channel = PyObject_GetAttr(k->batches, s_by_channel)) == NULL) {
+        || (k->by_channel = PyObject_GetAttr(k->batches, s_by_channel)) == NULL
+        || (deadline = PyObject_GetAttr(k->batches, s_next_deadline)) == NULL) {
         conn_cache_clear(k);
         return -1;
     }
+    k->deadline_ok = exact_double(deadline, &k->deadline);
+    Py_DECREF(deadline);
     if (!PyBytes_CheckExact(k->receiver_key) || !PyDict_CheckExact(k->by_channel) || !PySet_Check(k->ready)) {
         conn_cache_clear(k);
         return 0;
@@ -668,30 +694,54 @@ batch_at(PyObject *batches, long long batch_time)
     return batch;
 }
 
-/* 1: the batch's ranges reach past `reach` (it must be cut); 0: not; -1: error */
+/* 1: the ranges `ends` (a batch's, ascending) reach past `reach` (it must be cut); 0: not; -1: error */
 static int
-reaches_past(PyObject *batch, double reach)
+reaches_past(PyObject *ends, double reach)
 {
-    PyObject *ends = PyObject_GetAttr(batch, s_ends);
-    if (ends == NULL)
-        return -1;
-    int rc = 0;
-    Py_ssize_t n = PyList_Check(ends) ? PyList_GET_SIZE(ends) : -1;
-    if (n < 0) {
-        PyErr_SetString(PyExc_TypeError, "batch ends is not a list");
-        rc = -1;
-    } else if (n > 0) {
-        PyObject *last = PyList_GET_ITEM(ends, n - 1);
-        if (PyFloat_CheckExact(last)) {
-            rc = PyFloat_AS_DOUBLE(last) > reach;
-        } else {
-            PyObject *r = PyFloat_FromDouble(reach);
-            rc = r == NULL ? -1 : PyObject_RichCompareBool(last, r, Py_GT);
-            Py_XDECREF(r);
-        }
-    }
-    Py_DECREF(ends);
+    Py_ssize_t n = PyList_GET_SIZE(ends);
+    if (n == 0)
+        return 0;
+    PyObject *last = PyList_GET_ITEM(ends, n - 1);
+    if (PyFloat_CheckExact(last))
+        return PyFloat_AS_DOUBLE(last) > reach;
+    PyObject *r = PyFloat_FromDouble(reach);
+    int rc = r == NULL ? -1 : PyObject_RichCompareBool(last, r, Py_GT);
+    Py_XDECREF(r);
     return rc;
+}
+
+/* 1: the open batch of channel `name` at `batch_time` is in k->b_*; 0: none open; -1: error */
+static int
+batch_lookup(ConnCache *k, PyObject *name, long long batch_time)
+{
+    if (k->b_name == name && k->b_time == batch_time)
+        return 1;
+    batch_cache_clear(k);
+    PyObject *batches = PyDict_GetItemWithError(k->by_channel, name);  /* borrowed */
+    if (batches == NULL || !PyDict_CheckExact(batches))
+        return PyErr_Occurred() ? -1 : 0;
+    PyObject *batch = batch_at(batches, batch_time);
+    if (batch == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    PyObject *prev = batch_at(batches, batch_time - 60);
+    if (prev == NULL && PyErr_Occurred())
+        return -1;
+    k->b_batch = Py_NewRef(batch);
+    k->b_prev = Py_XNewRef(prev);
+    if ((k->b_records = PyObject_GetAttr(batch, s_records)) == NULL
+        || (k->b_ends = PyObject_GetAttr(batch, s_ends)) == NULL
+        || (prev != NULL && (k->b_prev_ends = PyObject_GetAttr(prev, s_ends)) == NULL)) {
+        batch_cache_clear(k);
+        return -1;
+    }
+    if (!PyList_CheckExact(k->b_records) || !PyList_CheckExact(k->b_ends)
+        || (prev != NULL && !PyList_CheckExact(k->b_prev_ends))) {
+        batch_cache_clear(k);
+        return 0;
+    }
+    k->b_name = Py_NewRef(name);
+    k->b_time = batch_time;
+    return 1;
 }
 
 /* 1: `v` (a float, or an int that a double holds exactly) as a double in *out; 0: anything else */
@@ -737,15 +787,7 @@ lane_one(PyObject *raw, long long *last_seq, ConnCache *k, PyObject *conns, PyOb
         return rc < 0 ? -1 : 0;
     }
     double now = (double)at / 1e6;  /* at / 1_000_000: both exact, so correctly rounded as in Python */
-    PyObject *deadline = PyObject_GetAttr(k->batches, s_next_deadline);
-    if (deadline == NULL) {
-        Py_DECREF(line);
-        return -1;
-    }
-    double d;
-    int due = !exact_double(deadline, &d) || now >= d;
-    Py_DECREF(deadline);
-    if (due) {  /* a batch closes: the reference */
+    if (!k->deadline_ok || now >= k->deadline) {  /* a batch closes: the reference */
         Py_DECREF(line);
         return 0;
     }
@@ -795,20 +837,11 @@ lane_one(PyObject *raw, long long *last_seq, ConnCache *k, PyObject *conns, PyOb
     }
     double server_time = got.server_time;
     long long batch_time = (long long)(server_time / BATCH_INTERVAL) * BATCH_INTERVAL;
-    PyObject *batches = PyDict_GetItemWithError(k->by_channel, name);  /* borrowed */
-    PyObject *batch = batches != NULL && PyDict_CheckExact(batches) ? batch_at(batches, batch_time) : NULL;
-    if (batch == NULL) {
-        result = PyErr_Occurred() ? -1 : 0;  /* a new batch: the reference opens it */
+    rc = batch_lookup(k, name, batch_time);
+    if (rc <= 0) {
+        result = rc;  /* 0: a new batch, which the reference opens */
         goto done;
     }
-    PyObject *records = PyObject_GetAttr(batch, s_records);
-    if (records == NULL) {
-        result = -1;
-        goto done;
-    }
-    Py_DECREF(records);  /* the batch holds it */
-    if (!PyList_CheckExact(records))
-        goto done;
     /* Taken: from here on, what the engine does. clock.observe(server_time, now): */
     if ((st = PyFloat_FromDouble(server_time)) == NULL || (now_obj = PyFloat_FromDouble(now)) == NULL
         || PyObject_SetAttr(k->clock, s_last_server_time, st) < 0
@@ -819,15 +852,10 @@ lane_one(PyObject *raw, long long *last_seq, ConnCache *k, PyObject *conns, PyOb
     /* batches.shrink(name, server_time): this batch and the one before */
     double reach = server_time - END_SLACK;
     for (int back = 0; back < 2; back++) {
-        PyObject *b = back ? batch_at(batches, batch_time - BATCH_INTERVAL) : batch;
-        if (b == NULL) {
-            if (PyErr_Occurred()) {
-                result = -1;
-                goto done;
-            }
+        PyObject *b = back ? k->b_prev : k->b_batch, *ends = back ? k->b_prev_ends : k->b_ends;
+        if (b == NULL)
             continue;
-        }
-        rc = reaches_past(b, reach);
+        rc = reaches_past(ends, reach);
         if (rc < 0) {
             result = -1;
             goto done;
@@ -841,6 +869,7 @@ lane_one(PyObject *raw, long long *last_seq, ConnCache *k, PyObject *conns, PyOb
             Py_DECREF(r);
         }
     }
+    PyObject *records = k->b_records;
     /* batches.add(name, {"time": .., "time_range": 0, "parts": (head, tail, line, receiver, now)}) */
     parts = PyTuple_Pack(5, got.head, got.tail, line, k->receiver, now_obj);
     record = PyDict_New();
@@ -883,7 +912,9 @@ lane(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
     long long last_seq = PyLong_AsLongLong(args[2]);
     if ((i == -1 || last_seq == -1) && PyErr_Occurred())
         return NULL;
-    ConnCache k = {-1, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+    ConnCache k;
+    memset(&k, 0, sizeof k);
+    k.number = -1;
     Py_ssize_t n = PyList_GET_SIZE(lines), taken = 0;
     int rc = 1;
     for (; i < n; i++) {
@@ -897,6 +928,125 @@ lane(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
     if (rc < 0)
         return NULL;
     return Py_BuildValue("(nLn)", i, last_seq, taken);
+}
+
+
+/* keyed(records, encode) -> [(time, time_range, line), ...]: the sort keys and canonical line of
+ * every record of a closing batch (twin of replay.compact.record_bytes, keyed as
+ * formats.canonical.format_batch keys them). A compact record's line is joined from its parts and
+ * its two numbers, printed as json.dumps prints them (float repr, int digits); any other record,
+ * or one whose numbers are not a finite float or an int within 64 bits, goes to `encode`. */
+static int
+put_number(char *p, PyObject *v, Py_ssize_t *len)
+{
+    if (PyFloat_CheckExact(v)) {
+        double d = PyFloat_AS_DOUBLE(v);
+        if (!isfinite(d))
+            return 0;
+        char *r = PyOS_double_to_string(d, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
+        if (r == NULL)
+            return -1;
+        size_t n = strlen(r);
+        memcpy(p, r, n);
+        PyMem_Free(r);
+        *len = (Py_ssize_t)n;
+        return 1;
+    }
+    if (PyLong_CheckExact(v)) {
+        int overflow = 0;
+        long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
+        if (x == -1 && PyErr_Occurred())
+            return -1;
+        if (overflow)
+            return 0;
+        *len = snprintf(p, 32, "%lld", x);
+        return 1;
+    }
+    return 0;
+}
+
+static PyObject *
+compact_line(PyObject *record, PyObject *time, PyObject *time_range)
+{
+    PyObject *parts = PyDict_GetItemWithError(record, s_parts);
+    if (parts == NULL || !PyTuple_CheckExact(parts) || PyTuple_GET_SIZE(parts) != 5)
+        return NULL;
+    PyObject *head = PyTuple_GET_ITEM(parts, 0), *tail = PyTuple_GET_ITEM(parts, 1);
+    if (!PyBytes_CheckExact(head) || !PyBytes_CheckExact(tail))
+        return NULL;
+    char t[64], tr[64];
+    Py_ssize_t tn, trn;
+    int rc = put_number(t, time, &tn);
+    if (rc == 1)
+        rc = put_number(tr, time_range, &trn);
+    if (rc != 1)
+        return NULL;
+    static const char mid[] = ",\"time_range\":";
+    Py_ssize_t hn = PyBytes_GET_SIZE(head), ln = PyBytes_GET_SIZE(tail), mn = sizeof mid - 1;
+    PyObject *out = PyBytes_FromStringAndSize(NULL, hn + tn + mn + trn + ln);
+    if (out == NULL)
+        return NULL;
+    char *p = PyBytes_AS_STRING(out);
+    memcpy(p, PyBytes_AS_STRING(head), hn);
+    p += hn;
+    memcpy(p, t, tn);
+    p += tn;
+    memcpy(p, mid, mn);
+    p += mn;
+    memcpy(p, tr, trn);
+    p += trn;
+    memcpy(p, PyBytes_AS_STRING(tail), ln);
+    return out;
+}
+
+static PyObject *
+keyed(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyList_CheckExact(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "keyed(records: list, encode)");
+        return NULL;
+    }
+    PyObject *records = args[0];
+    Py_ssize_t n = PyList_GET_SIZE(records);
+    PyObject *out = PyList_New(n);
+    if (out == NULL)
+        return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *r = PyList_GET_ITEM(records, i);
+        PyObject *time = NULL, *time_range = NULL, *line = NULL;
+        if (PyDict_CheckExact(r)) {
+            time = PyDict_GetItemWithError(r, s_time);
+            time_range = time == NULL ? NULL : PyDict_GetItemWithError(r, s_time_range);
+            if (time_range != NULL)
+                line = compact_line(r, time, time_range);
+            if (PyErr_Occurred())
+                goto error;
+        }
+        if (time == NULL || time_range == NULL) {  /* not a record: the reference's error */
+            time = PyObject_GetItem(r, s_time);
+            time_range = time == NULL ? NULL : PyObject_GetItem(r, s_time_range);
+            if (time_range == NULL) {
+                Py_XDECREF(time);
+                goto error;
+            }
+        } else {
+            Py_INCREF(time);
+            Py_INCREF(time_range);
+        }
+        if (line == NULL)
+            line = PyObject_CallOneArg(args[1], r);
+        PyObject *item = line == NULL ? NULL : PyTuple_Pack(3, time, time_range, line);
+        Py_DECREF(time);
+        Py_DECREF(time_range);
+        Py_XDECREF(line);
+        if (item == NULL)
+            goto error;
+        PyList_SET_ITEM(out, i, item);
+    }
+    return out;
+error:
+    Py_DECREF(out);
+    return NULL;
 }
 
 /* twitch_line(line, receiver, now) -> (command, first_param, server_time, head, tail) or None.
@@ -942,6 +1092,8 @@ static PyMethodDef methods[] = {
     {"twitch_line", (PyCFunction)(void (*)(void))twitch_line, METH_FASTCALL,
      "twitch_line(line, receiver, now): (command, first_param, server_time, head, tail), or None "
      "for a line the reference must read."},
+    {"keyed", (PyCFunction)(void (*)(void))keyed, METH_FASTCALL,
+     "keyed(records, encode): [(time, time_range, canonical line)] of a batch's records."},
     {"lane", (PyCFunction)(void (*)(void))lane, METH_FASTCALL,
      "lane(lines, start, last_seq, conns, twitch, kept, channels, safe): (stop, last_seq, taken)."},
     {NULL, NULL, 0, NULL},

@@ -12,12 +12,12 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
-from formats.canonical import Record, format_batch
+from formats.canonical import Record
 from formats.memory import gc_paused
 from formats.rawfile import Problem, Stream, find_raw_files, group_streams, iter_stream_blocks
 from formats.store import write_batch_bytes
 from replay.batches import ClosedBatch
-from replay.compact import record_bytes
+from replay.compact import batch_bytes
 from replay.engine import Stats, StreamReplayer
 from replay.timestamps import DEFAULT_TIMING, Timing
 
@@ -67,7 +67,7 @@ def _write(batch: ClosedBatch, opts: Options, report: ReplayReport) -> None:
         records = [r for r in records if _in_window(r, opts.since, opts.until)]
     if not records:
         return
-    _path, written = write_batch_bytes(opts.out_root, batch.channel, batch.batch_time, format_batch(records, record_bytes))
+    _path, written = write_batch_bytes(opts.out_root, batch.channel, batch.batch_time, batch_bytes(records))
     report.channels.add(batch.channel)
     if written:
         report.batches_written += 1

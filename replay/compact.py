@@ -29,7 +29,7 @@ from types import ModuleType
 from typing import Any
 
 from formats import speedups
-from formats.canonical import canonical_bytes, canonical_bytes_py
+from formats.canonical import canonical_bytes, canonical_bytes_py, format_batch, join_batch
 from formats.irc import parse_compat, parse_compat_py
 from replay.dialect import twitch_server_time
 
@@ -99,6 +99,14 @@ def full_record(record: dict[str, Any]) -> dict[str, Any]:
         "command": command, "params": params, "sender": sender, "user": user, "host": host, "tags": tags,
         "receivers": {receiver: now}, "time": record["time"], "time_range": record["time_range"],
     }
+
+
+def batch_bytes(records: list[dict[str, Any]]) -> bytes:
+    """`format_batch` of compact and full records: the batch file's bytes."""
+    core = _load()
+    if core is None:
+        return format_batch(records, record_bytes)
+    return join_batch(core.keyed(records, record_bytes))
 
 
 def _finite(x: object) -> bool:
