@@ -169,6 +169,61 @@ key_is(int kind, const void *data, const Tag *t, const char *name)
     return 1;
 }
 
+
+/* repr(d) (what json.dumps prints for a float) into p, returning its length, or -1 on error.
+ * A receive time (microseconds / 1e6) or a server time (milliseconds / 1000) is a double d with
+ * d == v / 1e6 for an integer v; where doubles are closer together than 1e-6 (1 <= d < 2**32),
+ * the decimal v / 1e6 is then the only one of at most six decimals that reads back as d, so it is
+ * repr's shortest round trip: printed straight from v. Any other double goes to repr's routine.
+ * (tests/test_replay_core.py holds this to repr over random doubles and times.) */
+static Py_ssize_t
+put_double(char *p, double d)
+{
+    if (d >= 1.0 && d < 4294967296.0) {
+        long long v = llround(d * 1e6);
+        if ((double)v / 1e6 == d) {
+            long long whole = v / 1000000, frac = v % 1000000;
+            int n = snprintf(p, 32, "%lld.", whole);
+            if (frac == 0) {
+                p[n++] = '0';
+                return n;
+            }
+            char digits6[6];
+            for (int i = 5; i >= 0; i--) {
+                digits6[i] = (char)('0' + frac % 10);
+                frac /= 10;
+            }
+            int last = 5;
+            while (digits6[last] == '0')
+                last--;
+            memcpy(p + n, digits6, last + 1);
+            return n + last + 1;
+        }
+    }
+    char *r = PyOS_double_to_string(d, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
+    if (r == NULL)
+        return -1;
+    size_t n = strlen(r);
+    memcpy(p, r, n);
+    PyMem_Free(r);
+    return (Py_ssize_t)n;
+}
+
+static PyObject *
+float_repr(PyObject *Py_UNUSED(self), PyObject *arg)
+{
+    double d = PyFloat_AsDouble(arg);
+    if (d == -1.0 && PyErr_Occurred())
+        return NULL;
+    if (!isfinite(d)) {
+        PyErr_SetString(PyExc_ValueError, "not finite");
+        return NULL;
+    }
+    char buf[64];
+    Py_ssize_t n = put_double(buf, d);
+    return n < 0 ? NULL : PyUnicode_FromStringAndSize(buf, n);
+}
+
 /* The last command, kept to hand out the same object for the same command (no allocation). */
 static PyObject *last_command = NULL;
 
@@ -372,14 +427,13 @@ twitch_line_kind(PyObject *line, const int kind, PyObject *receiver, double now,
     p = put_lit(p, "],\"receivers\":{");
     memcpy(p, PyBytes_AS_STRING(receiver), receiver_len);
     p += receiver_len;
-    char *r = PyOS_double_to_string(now, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
-    if (r == NULL) {
+    Py_ssize_t rn = put_double(p, now);
+    if (rn < 0) {
         if (buf != stack)
             PyMem_Free(buf);
         return -1;
     }
-    p = put_lit(p, r);
-    PyMem_Free(r);
+    p += rn;
     p = put_lit(p, "},\"sender\":");
     if (pstart >= 0) {
         Py_ssize_t send = bang >= 0 ? bang : (at >= 0 ? at : pend);
@@ -943,13 +997,10 @@ put_number(char *p, PyObject *v, Py_ssize_t *len)
         double d = PyFloat_AS_DOUBLE(v);
         if (!isfinite(d))
             return 0;
-        char *r = PyOS_double_to_string(d, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
-        if (r == NULL)
+        Py_ssize_t n = put_double(p, d);
+        if (n < 0)
             return -1;
-        size_t n = strlen(r);
-        memcpy(p, r, n);
-        PyMem_Free(r);
-        *len = (Py_ssize_t)n;
+        *len = n;
         return 1;
     }
     if (PyLong_CheckExact(v)) {
@@ -1092,6 +1143,7 @@ static PyMethodDef methods[] = {
     {"twitch_line", (PyCFunction)(void (*)(void))twitch_line, METH_FASTCALL,
      "twitch_line(line, receiver, now): (command, first_param, server_time, head, tail), or None "
      "for a line the reference must read."},
+    {"float_repr", float_repr, METH_O, "repr() of a finite float, as the encoders here print it (for tests)."},
     {"keyed", (PyCFunction)(void (*)(void))keyed, METH_FASTCALL,
      "keyed(records, encode): [(time, time_range, canonical line)] of a batch's records."},
     {"lane", (PyCFunction)(void (*)(void))lane, METH_FASTCALL,
