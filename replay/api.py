@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from formats.canonical import Record
 from formats.memory import gc_paused
 from formats.rawfile import Problem, Stream, find_raw_files, group_streams, iter_stream_blocks
-from formats.store import write_batch_bytes
+from formats.store import BatchWriter
 from replay.batches import ClosedBatch
 from replay.compact import batch_bytes
 from replay.engine import Stats, StreamReplayer
@@ -61,18 +61,14 @@ def _in_window(record: Record, since: float | None, until: float | None) -> bool
     return until is None or record["time"] < until
 
 
-def _write(batch: ClosedBatch, opts: Options, report: ReplayReport) -> None:
+def _write(batch: ClosedBatch, opts: Options, report: ReplayReport, writer: BatchWriter) -> None:
     records = batch.records
     if opts.since is not None or opts.until is not None:
         records = [r for r in records if _in_window(r, opts.since, opts.until)]
     if not records:
         return
-    _path, written = write_batch_bytes(opts.out_root, batch.channel, batch.batch_time, batch_bytes(records))
+    writer.put(batch.channel, batch.batch_time, batch_bytes(records))
     report.channels.add(batch.channel)
-    if written:
-        report.batches_written += 1
-    else:
-        report.batches_existing += 1
     report.records_written += len(records)
 
 
@@ -86,6 +82,17 @@ def replay_stream(
 
 def _replay_stream(stream: Stream, opts: Options, on_file_done: Callable[[str], None] | None) -> ReplayReport:
     report = ReplayReport()
+    # batches are written on a thread while the engine goes on (formats.store.BatchWriter)
+    with BatchWriter(opts.out_root) as writer:
+        _feed_stream(stream, opts, report, writer, on_file_done)
+    report.batches_written, report.batches_existing = writer.written, writer.existing
+    return report
+
+
+def _feed_stream(
+    stream: Stream, opts: Options, report: ReplayReport, writer: BatchWriter,
+    on_file_done: Callable[[str], None] | None,
+) -> None:
     engine = StreamReplayer(
         stream.header.recorder, stream.header.slug, timing=opts.timing, channels=opts.channels, compact=True,
     )
@@ -103,11 +110,10 @@ def _replay_stream(stream: Stream, opts: Options, on_file_done: Callable[[str], 
                 continue
             last_seq = event.seq
             for batch in engine.feed(event):
-                _write(batch, opts, report)
+                _write(batch, opts, report, writer)
     for batch in engine.finish():
-        _write(batch, opts, report)
+        _write(batch, opts, report, writer)
     report.stats = engine.stats
-    return report
 
 
 def replay(
