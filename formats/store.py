@@ -112,6 +112,7 @@ class BatchWriter:
         self.existing = 0
         self._jobs: queue.Queue[tuple[str, int, bytes] | None] = queue.Queue(depth)
         self._error: BaseException | None = None
+        self._failed = False
         self._thread = threading.Thread(target=self._run, name="batch-writer", daemon=True)
         self._thread.start()
 
@@ -120,11 +121,12 @@ class BatchWriter:
             job = self._jobs.get()
             if job is None:
                 return
-            if self._error is not None:
+            if self._failed:
                 continue  # stopped at the first error: drain without writing
             try:
                 _path, written = write_batch_bytes(self.root, *job)
-            except BaseException as e:  # handed to the caller's thread, which raises it
+            except BaseException as e:  # handed to the caller's thread, which raises it once
+                self._failed = True
                 self._error = e
                 continue
             if written:
