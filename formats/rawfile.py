@@ -116,7 +116,8 @@ class RawFileReader:
         except (OSError, EOFError, zlib.error) as e:
             self.report(decoder.line_number + 1, f"file ends early or is damaged ({e}); rest skipped")
         if self.damaged > PROBLEMS_PER_FILE:
-            self.problems.append(Problem(self.path, None, f"{self.damaged - PROBLEMS_PER_FILE} more damaged lines skipped"))
+            more = self.damaged - PROBLEMS_PER_FILE
+            self.problems.append(Problem(self.path, None, f"{more} more damaged lines skipped"))
 
     def event(self, raw: bytes, number: int) -> Event | None:
         """The event of raw line `number`, or None: the file's header (line 1), or a damaged line

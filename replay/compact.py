@@ -24,7 +24,7 @@ records, as before: the pure core is unchanged.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from types import ModuleType
 from typing import Any
 
@@ -88,7 +88,7 @@ def compiled_lane() -> LaneFn | None:
     return fn
 
 
-def full_record(record: dict[str, Any]) -> dict[str, Any]:
+def full_record(record: Mapping[str, Any]) -> Mapping[str, Any]:
     """The record with every field: a compact one is read again from its line; a full one as is."""
     parts = record.get(PARTS)
     if parts is None:
@@ -101,12 +101,13 @@ def full_record(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def batch_bytes(records: list[dict[str, Any]]) -> bytes:
+def batch_bytes(records: Sequence[Mapping[str, Any]]) -> bytes:
     """`format_batch` of compact and full records: the batch file's bytes."""
     core = _load()
     if core is None:
         return format_batch(records, record_bytes)
-    return join_batch(core.keyed(records, record_bytes))
+    keyed: list[tuple[Any, Any, bytes]] = core.keyed(list(records), record_bytes)
+    return join_batch(keyed)
 
 
 def _finite(x: object) -> bool:

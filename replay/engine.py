@@ -282,8 +282,8 @@ class StreamReplayer:
             return
         stats.records += 1
         if fields is None:
-            c.batches.add(name, {"time": time, "time_range": time_range,  # type: ignore[typeddict-item]
-                                 PARTS: (head, tail, line, c.receiver, now)})
+            compact_record: Any = {"time": time, "time_range": time_range, PARTS: (head, tail, line, c.receiver, now)}
+            c.batches.add(name, compact_record)
             return
         _command, params, sender, user, host, tags = fields
         c.batches.add(name, {

@@ -15,8 +15,8 @@ import pytest
 
 from formats.canonical import parse_batch
 from formats.errors import InputError
-from formats.rawfile import find_raw_files
 from formats.rawcodec import Decoder
+from formats.rawfile import find_raw_files
 from formats.store import BatchWriter
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,7 +52,7 @@ def test_leaving_on_the_callers_error_keeps_that_error(tmp_path: Path) -> None:
     with pytest.raises(KeyError), BatchWriter(str(tmp_path)) as writer:
         writer.put("chan", 1_700_000_040, LINE)
         raise KeyError("the caller's own")
-    assert len([p for p in tmp_path.rglob("*.json")]) == 1  # what was put before is on disk
+    assert len(list(tmp_path.rglob("*.json"))) == 1  # what was put before is on disk
 
 
 @pytest.mark.integration
