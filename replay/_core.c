@@ -19,6 +19,7 @@
  * Built by setuptools as an optional extension: without a C compiler the install goes on and the
  * replay runs the pure engine (formats/speedups.py says so once).
  */
+#define _GNU_SOURCE  /* memmem */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <math.h>
@@ -73,11 +74,37 @@ put_lit(char *p, const char *s)
     return p + n;
 }
 
+/* 1 for the bytes json.dumps copies as they are inside a string: ' ' to '~' but '"' and '\\' */
+static unsigned char plain[256];
+
+static void
+init_plain(void)
+{
+    for (int c = ' '; c <= '~'; c++)
+        plain[c] = c != '"' && c != '\\';
+}
+
 /* "line[start:end]" as a JSON string */
 static inline __attribute__((always_inline)) char *
 put_str(char *p, int kind, const void *data, Py_ssize_t start, Py_ssize_t end)
 {
     *p++ = '"';
+    if (kind == PyUnicode_1BYTE_KIND) {  /* runs of plain characters copied at once */
+        const Py_UCS1 *d = data;
+        Py_ssize_t i = start;
+        while (i < end) {
+            Py_ssize_t j = i;
+            while (j < end && plain[d[j]])
+                j++;
+            memcpy(p, d + i, j - i);
+            p += j - i;
+            if (j < end)
+                p = put_char(p, d[j++]);
+            i = j;
+        }
+        *p++ = '"';
+        return p;
+    }
     for (Py_ssize_t i = start; i < end; i++)
         p = put_char(p, PyUnicode_READ(kind, data, i));
     *p++ = '"';
@@ -122,6 +149,12 @@ put_tag_value(char *p, int kind, const void *data, Py_ssize_t start, Py_ssize_t 
 static inline __attribute__((always_inline)) Py_ssize_t
 find_char(int kind, const void *data, Py_ssize_t start, Py_ssize_t end, Py_UCS4 ch)
 {
+    if (kind == PyUnicode_1BYTE_KIND) {
+        if (start >= end)
+            return -1;
+        const char *found = memchr((const char *)data + start, (int)ch, end - start);
+        return found == NULL ? -1 : found - (const char *)data;
+    }
     for (Py_ssize_t i = start; i < end; i++)
         if (PyUnicode_READ(kind, data, i) == ch)
             return i;
@@ -256,10 +289,15 @@ twitch_line_kind(PyObject *line, const int kind, PyObject *receiver, double now,
     if (n == 0 || Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, 0))
         || Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, n - 1)))
         return 0;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        Py_UCS4 c = PyUnicode_READ(kind, data, i);
-        if (c == '\r' || c == '\n' || c == '\0' || (c == ' ' && PyUnicode_READ(kind, data, i + 1) == ' '))
+    if (kind == PyUnicode_1BYTE_KIND) {
+        if (memchr(data, '\r', n) || memchr(data, '\n', n) || memchr(data, 0, n) || memmem(data, n, "  ", 2))
             return 0;
+    } else {
+        for (Py_ssize_t i = 0; i < n; i++) {
+            Py_UCS4 c = PyUnicode_READ(kind, data, i);
+            if (c == '\r' || c == '\n' || c == '\0' || (c == ' ' && PyUnicode_READ(kind, data, i + 1) == ' '))
+                return 0;
+        }
     }
     /* From here on: single spaces only, none at either end, so every word is non-empty. */
     Tag tags[MAX_TAGS];
@@ -1158,5 +1196,6 @@ PyInit__core(void)
 {
     if (intern_names() < 0)
         return NULL;
+    init_plain();
     return PyModule_Create(&module);
 }
