@@ -65,12 +65,14 @@ def _load() -> ModuleType | None:
     return speedups.load("replay._core")
 
 
+def _compiled(name: str) -> Any:
+    core = _load()
+    return None if core is None else getattr(core, name)
+
+
 def compiled_twitch_line() -> TwitchLineFn | None:
     """The compiled step, or None on the pure path (forced, or not built)."""
-    core = _load()
-    if core is None:
-        return None
-    fn: TwitchLineFn = core.twitch_line
+    fn: TwitchLineFn | None = _compiled("twitch_line")
     return fn
 
 
@@ -81,10 +83,7 @@ LaneFn = Callable[[list[bytes], int, int, Any, Any, frozenset[str], frozenset[st
 
 def compiled_lane() -> LaneFn | None:
     """The compiled lane (replay/_core.c `lane`, driven by StreamReplayer.feed_raw), or None."""
-    core = _load()
-    if core is None:
-        return None
-    fn: LaneFn = core.lane
+    fn: LaneFn | None = _compiled("lane")
     return fn
 
 
