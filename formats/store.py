@@ -106,7 +106,7 @@ class BatchWriter:
     Use as a context manager; leaving it on an exception waits for the batches already put.
     """
 
-    def __init__(self, root: str, depth: int = 8) -> None:
+    def __init__(self, root: str, depth: int = 2) -> None:
         self.root = root
         self.written = 0
         self.existing = 0

@@ -97,13 +97,15 @@ def _feed_stream(
         stream.header.recorder, stream.header.slug, timing=opts.timing, channels=opts.channels, compact=True,
     )
     # iter_stream_events, with the compiled lane taking the common lines (StreamReplayer.feed_raw)
+    lane = engine.feed_raw if engine.has_lane else None
     last_seq = -1
     for reader, first, lines in iter_stream_blocks(stream, report.raw_problems, on_file_done):
         i, n = 0, len(lines)
         while i < n:
-            i, last_seq = engine.feed_raw(lines, i, last_seq)
-            if i == n:
-                break
+            if lane is not None:
+                i, last_seq = lane(lines, i, last_seq)
+                if i == n:
+                    break
             event = reader.event(lines[i], first + i)
             i += 1
             if event is None or event.seq <= last_seq:

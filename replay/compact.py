@@ -103,8 +103,8 @@ def full_record(record: Mapping[str, Any]) -> Mapping[str, Any]:
 def batch_bytes(records: Sequence[Mapping[str, Any]]) -> bytes:
     """`format_batch` of compact and full records: the batch file's bytes."""
     core = _load()
-    if core is None:
-        return format_batch(records, record_bytes)
+    if core is None:  # no compact record is made without the compiled core
+        return format_batch(records)
     keyed: list[tuple[Any, Any, bytes]] = core.keyed(list(records), record_bytes)
     return join_batch(keyed)
 

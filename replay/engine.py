@@ -155,6 +155,11 @@ class StreamReplayer:
             return self._drop(event.conn)
         return _NO_BATCHES
 
+    @property
+    def has_lane(self) -> bool:
+        """Whether `feed_raw` takes lines (a compact engine, with the compiled core built)."""
+        return self._lane is not None
+
     def feed_raw(self, lines: list[bytes], start: int, last_seq: int) -> tuple[int, int]:
         """Feed raw lines (as formats.rawfile reads them) from `lines[start]` on, as long as the
         compiled lane (replay/_core.c) takes them: the common received line, which closes no batch
