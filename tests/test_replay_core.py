@@ -128,7 +128,9 @@ def test_a_compact_record_is_its_full_record(line: str, name: str, now: float, t
     full = compact.full_record(record)
     if not all(type(v) is float and not math.isfinite(v) for v in (time,)):
         assert compact.record_bytes(record) == canonical_bytes_py(full)
-    assert compact.batch_bytes([record, full]) == format_batch([full, full])
+    assert format_batch([record, full], compact.record_bytes) == format_batch([full, full])
+    if compact.compiled_lane() is not None:  # the engine makes compact records only with the compiled core
+        assert compact.batch_bytes([record, full]) == format_batch([full, full])
     if _core is not None:
         assert _core.keyed([record], compact.record_bytes) == [(time, time_range, canonical_bytes_py(full))]
 
