@@ -39,12 +39,16 @@ put_lit(char *p, const char *s)
 
 /* 1 for the bytes json.dumps copies as they are inside a string: ' ' to '~' but '"' and '\\' */
 static unsigned char plain[256];
+/* 1 for the bytes of a JSON string in UTF-8 that stand for themselves: not '"', '\\' or a control */
+static unsigned char json_plain[256];
 
 static void
 init_plain(void)
 {
     for (int c = ' '; c <= '~'; c++)
         plain[c] = c != '"' && c != '\\';
+    for (int c = ' '; c < 256; c++)
+        json_plain[c] = c != '"' && c != '\\';
 }
 
 /* "line[start:end]" as a JSON string */
@@ -82,6 +86,16 @@ put_tag_value(char *p, int kind, const void *data, Py_ssize_t start, Py_ssize_t 
     Py_ssize_t i = start;
     while (i < end) {
         Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        if (kind == PyUnicode_1BYTE_KIND && plain[c]) {  /* a run of plain characters, copied at once */
+            const Py_UCS1 *d = data;
+            Py_ssize_t j = i + 1;
+            while (j < end && plain[d[j]])
+                j++;
+            memcpy(p, d + i, j - i);
+            p += j - i;
+            i = j;
+            continue;
+        }
         if (c != '\\') {
             p = put_char(p, c);
             i++;
@@ -512,12 +526,25 @@ raw_recv(PyObject *raw, long long *seq, long long *at, long long *conn, PyObject
         || !EXPECT(&p, end, ",\"conn\":") || !digits(&p, end, conn)
         || !EXPECT(&p, end, ",\"line\":\""))
         return 0;
+    /* the common string, with no escape in it, is decoded where it lies */
+    const char *text = p;
+    while (p < end && json_plain[(unsigned char)*p])
+        p++;
+    if (p < end && *p == '"') {
+        if (!(p + 2 == end && p[1] == '}'))
+            return 0;
+        *line = PyUnicode_DecodeUTF8(text, p - text, NULL);
+        if (*line == NULL)
+            PyErr_Clear();  /* not UTF-8: the reference reports it */
+        return *line != NULL;
+    }
     char stack[8192];
-    Py_ssize_t room = end - p;
+    Py_ssize_t room = end - text;
     char *buf = room <= (Py_ssize_t)sizeof stack ? stack : PyMem_Malloc(room);
     if (buf == NULL)
         return 0;
-    char *o = buf;
+    memcpy(buf, text, p - text);
+    char *o = buf + (p - text);
     int ok = 0;
     while (p < end) {
         unsigned char c = (unsigned char)*p;
