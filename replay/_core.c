@@ -928,9 +928,14 @@ lane(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
     }
     PyObject *lines = args[0];
     Py_ssize_t i = PyLong_AsSsize_t(args[1]);
-    long long last_seq = PyLong_AsLongLong(args[2]);
-    if ((i == -1 || last_seq == -1) && PyErr_Occurred())
+    if (i == -1 && PyErr_Occurred())
         return NULL;
+    int overflow = 0;
+    long long last_seq = PyLong_AsLongLongAndOverflow(args[2], &overflow);
+    if (last_seq == -1 && PyErr_Occurred())
+        return NULL;
+    if (overflow)  /* a seq beyond 64 bits was read (the reference's): the lane takes nothing */
+        return Py_BuildValue("(nOn)", i, args[2], (Py_ssize_t)0);
     ConnCache k;
     memset(&k, 0, sizeof k);
     k.number = -1;

@@ -230,18 +230,21 @@ def test_raw_lines_the_lane_must_not_take(tmp_path: Path) -> None:
         b'{"kind":"recv","seq":07,"at":1700000000000005,"conn":0,"line":"' + line.encode() + b'"}\n',
         b'{"kind":"recv","seq":8,"at":1700000000000006,"conn":0,"line":"' + line.encode() + b'\xff"}\n',
         b'{"kind":"recv","seq":9,"at":1700000000000007,"conn":0,"line":"' + line.encode() + b'\t"}\n',
-        b'{"kind":"recv","seq":10,"at":1700000000000008,"conn":0,"line":"' + line.encode() + b'"}',  # torn
+        b'{"kind":"recv","seq":18446744073709551615,"at":1700000000000008,"conn":0,"line":"' + line.encode()
+        + b'"}\n',  # a seq beyond what C's long long holds: read, then every later line is a repeat
+        b'{"kind":"recv","seq":10,"at":1700000000000009,"conn":0,"line":"' + line.encode() + b'"}\n',
+        b'{"kind":"recv","seq":11,"at":1700000000000010,"conn":0,"line":"' + line.encode() + b'"}',  # torn
     ]
     _raw_file(tmp_path / "raw.jsonl", events, odd)
     report = replay([str(tmp_path / "raw.jsonl")], str(tmp_path / "out"))
-    assert [p.line for p in report.raw_problems] == [8, 9, 10, 11]
+    assert [p.line for p in report.raw_problems] == [8, 9, 10, 13]
     assert "torn last line" in report.raw_problems[-1].message
-    assert report.stats.records == 4  # seq 3; 4 (spaced); 5 (\u00e9); 6 (CR after the JSON)
+    assert report.stats.records == 5  # seq 3; 4 (spaced); 5 (\u00e9); 6 (CR after the JSON); 2**64 - 1
     # the same as the reference reader (iter_stream_events) feeding the pure engine
     problems: list[Problem] = []
     (stream,) = group_streams([str(tmp_path / "raw.jsonl")], problems)
     decoded = list(iter_stream_events(stream, problems))
-    assert [p.line for p in problems] == [8, 9, 10, 11]
+    assert [p.line for p in problems] == [8, 9, 10, 13]
     assert _tree(tmp_path / "out") == _reference_tree(decoded, tmp_path / "ref")
 
 
