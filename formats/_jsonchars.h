@@ -85,7 +85,15 @@ put_double(char *p, double d)
         long long v = llround(d * 1e6);
         if ((double)v / 1e6 == d) {
             long long whole = v / 1000000, frac = v % 1000000;
-            int n = snprintf(p, 32, "%lld.", whole);
+            char rev[20];
+            int n = 0, k = 0;
+            do {  /* the whole part's digits, as %lld prints them (whole >= 1) */
+                rev[k++] = (char)('0' + whole % 10);
+                whole /= 10;
+            } while (whole);
+            while (k)
+                p[n++] = rev[--k];
+            p[n++] = '.';
             if (frac == 0) {
                 p[n++] = '0';
                 return n;
