@@ -33,6 +33,7 @@ from tests.strategies import (
     receive_time,
     receiver,
     server_time,
+    twitch_shaped_lines,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,30 +67,8 @@ def _step(line: str, name: str, now: float) -> object:
     return fast
 
 
-# Twitch-shaped lines: tag values with every escape, odd tmi-sent-ts values, repeated names.
-_value = st.text(st.sampled_from(list("ab\\s:rn;= é😂\x7f\"\t0")), max_size=8)
-_ts = st.one_of(st.integers(0, 10**17).map(str), st.sampled_from(["", "12a", "1\\s2", "٣", "+5", " 7"]))
-_tag = st.one_of(
-    st.builds(lambda k, v: f"{k}={v}", st.sampled_from(["id", "color", "badges", "emotes", "a-b", "Z", "é", "q\"",
-                                                        "system-msg", "tmi-sent-ts"]), _value),
-    st.builds(lambda v: f"tmi-sent-ts={v}", _ts),
-    st.sampled_from(["flag", "tmi-sent-ts", "", "x=y=z"]),
-)
-twitch_shaped = st.builds(
-    lambda tags, prefix, command, middles, text: " ".join(
-        ([("@" + ";".join(tags))] if tags else []) + ([":" + prefix] if prefix is not None else [])
-        + [command, *middles] + ([":" + text] if text is not None else [])
-    ),
-    st.lists(_tag, max_size=6),
-    st.one_of(st.none(), st.sampled_from(["u!u@u.tmi.twitch.tv", "tmi.twitch.tv", "a@b@c", "a!b!c", "", "é!😂@x"])),
-    st.sampled_from(["PRIVMSG", "privmsg", "USERNOTICE", "ROOMSTATE", "366", "JOIN", "ß", "a1"]),
-    st.lists(st.sampled_from(["#chan", "#Chan", "#é", "#", "x", ":y", "#a:b"]), max_size=3),
-    st.one_of(st.none(), st.text(max_size=12)),
-)
-
-
 @needs_compiled
-@given(st.one_of(twitch_shaped, damaged_irc_lines(), irc_lines().map(lambda x: x[0])), receiver, receive_time)
+@given(st.one_of(twitch_shaped_lines, damaged_irc_lines(), irc_lines().map(lambda x: x[0])), receiver, receive_time)
 def test_the_step_is_the_reference(line: str, name: str, now: float) -> None:
     _step(line, name, now)
 
@@ -117,7 +96,7 @@ _number = st.one_of(server_time, receive_time, st.integers(-(2**70), 2**70), st.
                     st.floats(0, 1e-3), st.just(0))
 
 
-@given(twitch_shaped, receiver, receive_time, _number, _number)
+@given(twitch_shaped_lines, receiver, receive_time, _number, _number)
 def test_a_compact_record_is_its_full_record(line: str, name: str, now: float, time: Any, time_range: Any) -> None:
     """record_bytes (and the compiled `keyed`) of a compact record = canonical bytes of the full one."""
     try:
