@@ -94,9 +94,9 @@ class RawFileReader:
         if self.damaged <= PROBLEMS_PER_FILE:
             self.problems.append(Problem(self.path, line, message))
 
-    def blocks(self) -> Iterator[tuple[int, list[bytes]]]:
-        """(number of the first line, the raw lines) for every block of lines read, in file order;
-        `event` decodes each line."""
+    def blocks(self) -> Iterator[tuple[int, bytes]]:
+        """(number of the first line, the raw lines as read, each ending with b"\n") for every block
+        of lines read, in file order; `lines` splits one, `event` decodes each line."""
         decoder = Decoder()
         try:
             with _open_raw(self.path) as f:
@@ -105,12 +105,12 @@ class RawFileReader:
                     decoder.receive_data(data)
                     try:
                         first = decoder.line_number + 1
-                        lines = decoder.next_lines()
+                        block = decoder.next_block()
                     except InputError:
                         self.report(decoder.line_number, "torn last line (recorder stopped mid-write); skipped")
                     else:
-                        if lines:
-                            yield first, lines
+                        if block:
+                            yield first, block
                     if not data:
                         break
         except (OSError, EOFError, zlib.error) as e:
@@ -118,6 +118,13 @@ class RawFileReader:
         if self.damaged > PROBLEMS_PER_FILE:
             more = self.damaged - PROBLEMS_PER_FILE
             self.problems.append(Problem(self.path, None, f"{more} more damaged lines skipped"))
+
+    @staticmethod
+    def lines(block: bytes) -> list[bytes]:
+        """The lines of a block, without their newlines."""
+        lines = block.split(b"\n")
+        lines.pop()  # after the block's last newline
+        return lines
 
     def event(self, raw: bytes, number: int) -> Event | None:
         """The event of raw line `number`, or None: the file's header (line 1), or a damaged line
@@ -138,8 +145,8 @@ def iter_file_events(path: str, problems: list[Problem]) -> Iterator[Event]:
     """Every readable event of one raw file after its header (checked by read_header), in file
     order, decoded by `formats.rawcodec.Decoder`."""
     reader = RawFileReader(path, problems)
-    for first, lines in reader.blocks():
-        for number, raw in enumerate(lines, first):
+    for first, block in reader.blocks():
+        for number, raw in enumerate(reader.lines(block), first):
             event = reader.event(raw, number)
             if event is not None:
                 yield event
@@ -172,13 +179,14 @@ def group_streams(paths: Iterable[str], problems: list[Problem]) -> list[Stream]
 
 def iter_stream_blocks(
     stream: Stream, problems: list[Problem], on_file_done: Callable[[str], None] | None = None,
-) -> Iterator[tuple[RawFileReader, int, list[bytes]]]:
+) -> Iterator[tuple[RawFileReader, int, bytes]]:
     """A process's raw lines in blocks, file by file in sequence order: (the file's reader, number
-    of the first line, lines). `on_file_done` is called once a file's last block is taken back."""
+    of the first line, the block as `RawFileReader.blocks` gives it). `on_file_done` is called once
+    a file's last block is taken back."""
     for _first, path in stream.files:
         reader = RawFileReader(path, problems)
-        for first, lines in reader.blocks():
-            yield reader, first, lines
+        for first, block in reader.blocks():
+            yield reader, first, block
         if on_file_done is not None:
             on_file_done(path)
 
@@ -189,8 +197,8 @@ def iter_stream_events(
     """A process's events in sequence order. Repeated sequence numbers (the same hour given both
     plain and gzipped, or a file given twice) are read once."""
     last_seq = -1
-    for reader, first, lines in iter_stream_blocks(stream, problems, on_file_done):
-        for number, raw in enumerate(lines, first):
+    for reader, first, block in iter_stream_blocks(stream, problems, on_file_done):
+        for number, raw in enumerate(reader.lines(block), first):
             event = reader.event(raw, number)
             if event is None or event.seq <= last_seq:
                 continue

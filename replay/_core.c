@@ -481,16 +481,18 @@ read_line(PyObject *line, PyObject *receiver, double now, Parsed *out)
 
 /* ---- the lane: the common received line, from its raw bytes to its record in its open batch ----
  *
- * lane(lines, start, last_seq, conns, twitch, kept, channels, safe) -> (stop, last_seq, taken)
+ * lane(block, offset, last_seq, conns, twitch, kept, channels, safe) -> (stop, last_seq, taken, lines)
  *
- * Takes the raw lines lines[start:] (bytes, without newline) one after another, as long as each is
+ * Takes the raw lines of `block` (bytes, lines each ending with a newline) from byte `offset` on,
+ * one after another, as long as each is
  * the common case, and does for each exactly what formats.rawfile (decode, skip a repeated seq)
  * and replay.engine.StreamReplayer.feed do with it: a `recv` event written as the recorder writes
  * it, on an open Twitch connection, due to close no batch, whose line the step above reads, of a
  * kept command on an initialised, safe (and selected) channel, with an exact server time, going to
  * a batch that is already open. It stops at the first line that is anything else and returns its
- * index: the caller hands that line to the reference path, then calls again. `taken` counts the
- * events taken (each one received line and one record). `conns` is the engine's connections
+ * offset: the caller hands that line to the reference path, then calls again. `taken` counts the
+ * events taken (each one received line and one record), `lines` the lines passed (those, and
+ * the repeated ones skipped), for the line numbers of later problems. `conns` is the engine's connections
  * (replay/engine.py `_Connection`), `twitch` the Twitch dialect, `kept` its archived commands,
  * `channels` the selection or None, `safe` the engine's channel-name check. */
 
@@ -544,9 +546,8 @@ digits(const char **pp, const char *end, long long *out)
 /* 1: a recv event in the recorder's own shape, its line decoded into *line (new reference);
  * 0: anything else (the reference decides) */
 static int
-raw_recv(PyObject *raw, long long *seq, long long *at, long long *conn, PyObject **line)
+raw_recv(const char *p, const char *end, long long *seq, long long *at, long long *conn, PyObject **line)
 {
-    const char *p = PyBytes_AS_STRING(raw), *end = p + PyBytes_GET_SIZE(raw);
     if (!EXPECT(&p, end, "{\"kind\":\"recv\",\"seq\":") || !digits(&p, end, seq)
         || !EXPECT(&p, end, ",\"at\":") || !digits(&p, end, at)
         || !EXPECT(&p, end, ",\"conn\":") || !digits(&p, end, conn)
@@ -815,12 +816,12 @@ exact_double(PyObject *v, double *out)
 
 /* One line: 1 taken, 0 stop here (nothing changed), -1 error. */
 static int
-lane_one(PyObject *raw, long long *last_seq, ConnCache *k, PyObject *conns, PyObject *twitch, PyObject *kept,
-         PyObject *channels, PyObject *safe)
+lane_one(const char *raw, const char *raw_end, long long *last_seq, ConnCache *k, PyObject *conns,
+         PyObject *twitch, PyObject *kept, PyObject *channels, PyObject *safe)
 {
     long long seq, at, conn;
     PyObject *line = NULL;
-    if (!PyBytes_CheckExact(raw) || !raw_recv(raw, &seq, &at, &conn, &line))
+    if (!raw_recv(raw, raw_end, &seq, &at, &conn, &line))
         return 0;
     if (seq <= *last_seq) {  /* read already (the same hour given twice): skipped, as the reader does */
         Py_DECREF(line);
@@ -945,41 +946,50 @@ done:
 static PyObject *
 lane(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 8 || !PyList_CheckExact(args[0]) || !PyLong_CheckExact(args[1]) || !PyLong_CheckExact(args[2])
+    if (nargs != 8 || !PyBytes_CheckExact(args[0]) || !PyLong_CheckExact(args[1]) || !PyLong_CheckExact(args[2])
         || !PyDict_CheckExact(args[3]) || !PyAnySet_Check(args[5])) {
         PyErr_SetString(PyExc_TypeError,
-                        "lane(lines: list, start: int, last_seq: int, conns: dict, twitch, kept: frozenset, "
+                        "lane(block: bytes, offset: int, last_seq: int, conns: dict, twitch, kept: frozenset, "
                         "channels, safe)");
         return NULL;
     }
-    PyObject *lines = args[0];
-    Py_ssize_t i = PyLong_AsSsize_t(args[1]);
-    if (i == -1 && PyErr_Occurred())
+    const char *block = PyBytes_AS_STRING(args[0]);
+    Py_ssize_t n = PyBytes_GET_SIZE(args[0]);
+    Py_ssize_t off = PyLong_AsSsize_t(args[1]);
+    if (off == -1 && PyErr_Occurred())
         return NULL;
+    if (off < 0 || off > n) {
+        PyErr_SetString(PyExc_ValueError, "offset outside the block");
+        return NULL;
+    }
     int overflow = 0;
     long long last_seq = PyLong_AsLongLongAndOverflow(args[2], &overflow);
     if (last_seq == -1 && PyErr_Occurred())
         return NULL;
     if (overflow)  /* a seq beyond 64 bits was read (the reference's): the lane takes nothing */
-        return Py_BuildValue("(nOn)", i, args[2], (Py_ssize_t)0);
+        return Py_BuildValue("(nOnn)", off, args[2], (Py_ssize_t)0, (Py_ssize_t)0);
     ConnCache k;
     memset(&k, 0, sizeof k);
     k.number = -1;
-    Py_ssize_t n = PyList_GET_SIZE(lines), taken = 0;
+    Py_ssize_t taken = 0, lines = 0;
     int rc = 1;
-    for (; i < n; i++) {
+    while (off < n) {
+        const char *nl = memchr(block + off, '\n', n - off);
+        if (nl == NULL)
+            break;  /* not a line (a block ends with a newline): the reference's */
         long long before = last_seq;
-        rc = lane_one(PyList_GET_ITEM(lines, i), &last_seq, &k, args[3], args[4], args[5], args[6], args[7]);
+        rc = lane_one(block + off, nl, &last_seq, &k, args[3], args[4], args[5], args[6], args[7]);
         if (rc <= 0)
             break;
         taken += last_seq != before;
+        lines++;
+        off = nl - block + 1;
     }
     conn_cache_clear(&k);
     if (rc < 0)
         return NULL;
-    return Py_BuildValue("(nLn)", i, last_seq, taken);
+    return Py_BuildValue("(nLnn)", off, last_seq, taken, lines);
 }
-
 
 /* keyed(records, encode) -> [(time, time_range, line), ...]: the sort keys and canonical line of
  * every record of a closing batch (twin of replay.compact.record_bytes, keyed as
@@ -1117,7 +1127,7 @@ static PyMethodDef methods[] = {
     {"keyed", (PyCFunction)(void (*)(void))keyed, METH_FASTCALL,
      "keyed(records, encode): [(time, time_range, canonical line)] of a batch's records."},
     {"lane", (PyCFunction)(void (*)(void))lane, METH_FASTCALL,
-     "lane(lines, start, last_seq, conns, twitch, kept, channels, safe): (stop, last_seq, taken)."},
+     "lane(block, offset, last_seq, conns, twitch, kept, channels, safe): (stop, last_seq, taken, lines)."},
     {NULL, NULL, 0, NULL},
 };
 

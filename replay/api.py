@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from formats.canonical import Record
 from formats.memory import gc_paused
-from formats.rawfile import Problem, Stream, find_raw_files, group_streams, iter_stream_blocks
+from formats.rawfile import Problem, RawFileReader, Stream, find_raw_files, group_streams, iter_stream_blocks
 from formats.store import BatchWriter
 from replay.batches import ClosedBatch
 from replay.compact import batch_bytes
@@ -99,23 +99,39 @@ def _feed_stream(
     # iter_stream_events, with the compiled lane taking the common lines (StreamReplayer.feed_raw)
     lane = engine.feed_raw if engine.has_lane else None
     last_seq = -1
-    for reader, first, lines in iter_stream_blocks(stream, report.raw_problems, on_file_done):
-        i, n = 0, len(lines)
-        while i < n:
-            if lane is not None:
-                i, last_seq = lane(lines, i, last_seq)
-                if i == n:
-                    break
-            event = reader.event(lines[i], first + i)
-            i += 1
-            if event is None or event.seq <= last_seq:
-                continue
-            last_seq = event.seq
-            for batch in engine.feed(event):
-                _write(batch, opts, report, writer)
+    for reader, first, block in iter_stream_blocks(stream, report.raw_problems, on_file_done):
+        if lane is None:
+            for number, raw in enumerate(reader.lines(block), first):
+                last_seq = _feed_line(engine, reader, raw, number, last_seq, opts=opts, report=report, writer=writer)
+            continue
+        number = first
+        offset, size = 0, len(block)
+        while offset < size:
+            offset, last_seq, passed = lane(block, offset, last_seq)
+            number += passed
+            if offset == size:
+                break
+            end = block.index(b"\n", offset)
+            last_seq = _feed_line(
+                engine, reader, block[offset:end], number, last_seq, opts=opts, report=report, writer=writer,
+            )
+            offset, number = end + 1, number + 1
     for batch in engine.finish():
         _write(batch, opts, report, writer)
     report.stats = engine.stats
+
+
+def _feed_line(
+    engine: StreamReplayer, reader: RawFileReader, raw: bytes, number: int, last_seq: int, *, opts: Options,
+    report: ReplayReport, writer: BatchWriter,
+) -> int:
+    """One raw line the reference way (iter_stream_events: decoded, a repeated seq skipped), fed."""
+    event = reader.event(raw, number)
+    if event is None or event.seq <= last_seq:
+        return last_seq
+    for batch in engine.feed(event):
+        _write(batch, opts, report, writer)
+    return event.seq
 
 
 def replay(

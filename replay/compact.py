@@ -76,9 +76,9 @@ def compiled_twitch_line() -> TwitchLineFn | None:
     return fn
 
 
-# lane(lines, start, last_seq, conns, twitch, kept, channels, safe) -> (stop, last_seq, taken)
-LaneFn = Callable[[list[bytes], int, int, Any, Any, frozenset[str], frozenset[str] | None, Callable[[str], bool]],
-                  tuple[int, int, int]]
+# lane(block, offset, last_seq, conns, twitch, kept, channels, safe) -> (stop, last_seq, taken, lines)
+LaneFn = Callable[[bytes, int, int, Any, Any, frozenset[str], frozenset[str] | None, Callable[[str], bool]],
+                  tuple[int, int, int, int]]
 
 
 def compiled_lane() -> LaneFn | None:

@@ -160,24 +160,25 @@ class StreamReplayer:
         """Whether `feed_raw` takes lines (a compact engine, with the compiled core built)."""
         return self._lane is not None
 
-    def feed_raw(self, lines: list[bytes], start: int, last_seq: int) -> tuple[int, int]:
-        """Feed raw lines (as formats.rawfile reads them) from `lines[start]` on, as long as the
-        compiled lane (replay/_core.c) takes them: the common received line, which closes no batch
-        and goes to an open one. Returns (index of the first line not taken, last seq read); the
-        caller decodes that line and feeds its event (or skips it) as usual, then calls again.
-        Repeated seqs are skipped as `iter_stream_events` skips them. Takes nothing (returns
-        `start`) when the engine is not compact or the compiled core is not built."""
+    def feed_raw(self, block: bytes, offset: int, last_seq: int) -> tuple[int, int, int]:
+        """Feed raw lines (a block as formats.rawfile reads it, each line ending with b"\\n") from
+        byte `offset` on, as long as the compiled lane (replay/_core.c) takes them: the common
+        received line, which closes no batch and goes to an open one. Returns (offset of the first
+        line not taken, last seq read, lines passed); the caller decodes that line and feeds its
+        event (or skips it) as usual, then calls again. Repeated seqs are skipped (and passed) as
+        `iter_stream_events` skips them. Takes nothing when the engine is not compact or the
+        compiled core is not built (`has_lane`)."""
         if self._lane is None:
-            return start, last_seq
-        stop, last_seq, taken = self._lane(
-            lines, start, last_seq, self._conns, TWITCH, TWITCH.kept, self.channels, _safe_folder,
+            return offset, last_seq, 0
+        stop, last_seq, taken, lines = self._lane(
+            block, offset, last_seq, self._conns, TWITCH, TWITCH.kept, self.channels, _safe_folder,
         )
         if taken:
             stats = self.stats
             stats.events += taken
             stats.lines += taken
             stats.records += taken
-        return stop, last_seq
+        return stop, last_seq, lines
 
     def state(self) -> dict[str, Any]:
         """Everything later events depend on, as plain JSON-able data (the open batches' records are

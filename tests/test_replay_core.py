@@ -236,10 +236,10 @@ def test_a_busy_channel_goes_through_the_lane(tmp_path: Path, monkeypatch: pytes
     taken = 0
     feed_raw = StreamReplayer.feed_raw
 
-    def counting(self: StreamReplayer, lines: list[bytes], start: int, last_seq: int) -> tuple[int, int]:
+    def counting(self: StreamReplayer, block: bytes, offset: int, last_seq: int) -> tuple[int, int, int]:
         nonlocal taken
         before = self.stats.events
-        result = feed_raw(self, lines, start, last_seq)
+        result = feed_raw(self, block, offset, last_seq)
         taken += self.stats.events - before
         return result
 

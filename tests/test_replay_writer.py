@@ -84,18 +84,17 @@ def test_a_full_disk_stops_replay_with_one_message_and_a_rerun_finishes(tmp_path
     assert find_raw_files([str(tmp_path / "raw")])  # the input is untouched
 
 
-def test_next_lines_is_next_event_in_bulk() -> None:
+def test_next_block_is_next_event_in_bulk() -> None:
     data = b'{"kind":"tick","seq":1,"at":5,"conn":0}\nnot json\n{"kind":"tick","seq":2,"at":6,"conn":0}\ntorn'
     one, bulk = Decoder(), Decoder()
     for d in (one, bulk):
         d.receive_data(data[:50])
         d.receive_data(data[50:])
         d.receive_data(b"")
-    taken = bulk.next_lines()
-    assert taken == data.split(b"\n")[:3] and bulk.line_number == 3
+    assert bulk.next_block() == data[:data.rindex(b"\n") + 1] and bulk.line_number == 3
     with pytest.raises(InputError, match="torn"):
-        bulk.next_lines()
-    assert bulk.line_number == 4 and bulk.next_lines() == []
+        bulk.next_block()
+    assert bulk.line_number == 4 and bulk.next_block() == b""
     numbers = []
     while True:
         try:
@@ -105,3 +104,8 @@ def test_next_lines_is_next_event_in_bulk() -> None:
             pass
         numbers.append(one.line_number)
     assert numbers == [1, 2, 3, 4]
+    # begun by next_event, the rest of the lines come whole from next_block
+    part = Decoder()
+    part.receive_data(data[:90])
+    assert part.next_event() is not None and part.next_block() == data[data.index(b"\n") + 1:data.rindex(b"\n") + 1]
+    assert part.line_number == 3
