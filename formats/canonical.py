@@ -146,11 +146,7 @@ def format_batch(
     """The exact bytes of a batch file holding `records`: canonical lines, sorted, final newline.
     `encode` gives each record's canonical line (`canonical_bytes` unless given)."""
     encode = canonical_bytes if encode is None else encode
-    return join_batch([(r["time"], r["time_range"], encode(r)) for r in records])
-
-
-def join_batch(keyed: list[tuple[Any, Any, bytes]]) -> bytes:
-    """The bytes of a batch file from (time, time_range, canonical line) of each record."""
+    keyed = [(r["time"], r["time_range"], encode(r)) for r in records]
     if not keyed:
         return b""
     # bytes sort like the ASCII text they hold, so this is the spec's (time, time_range, line) order

@@ -991,93 +991,159 @@ lane(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
     return Py_BuildValue("(nLnn)", off, last_seq, taken, lines);
 }
 
-/* keyed(records, encode) -> [(time, time_range, line), ...]: the sort keys and canonical line of
- * every record of a closing batch (twin of replay.compact.record_bytes, keyed as
- * formats.canonical.format_batch keys them). A compact record's line is joined from its parts and
- * its two numbers, printed as json.dumps prints them (float repr, int digits); any other record,
- * or one whose numbers are not a finite float or an int within 64 bits, goes to `encode`. */
-static PyObject *
-compact_line(PyObject *record, PyObject *time, PyObject *time_range)
+/* batch(records, encode) -> bytes or None: the batch file of a closing batch, twin of
+ * formats.canonical.format_batch(records, replay.compact.record_bytes): every record's canonical
+ * line (a compact record's joined from its parts and its two numbers, printed as json.dumps prints
+ * them; any other record's from `encode`), sorted by (time, time_range, line) as Python sorts those
+ * tuples, joined with newlines. None when a record's time or time range is not a finite float or
+ * an int a double holds exactly (the caller then takes the reference path), so the order here is
+ * always Python's. */
+
+typedef struct {
+    double time, time_range;
+    Py_ssize_t off, len;  /* the line in the arena */
+} Keyed;
+
+typedef struct {
+    char *buf;
+    Py_ssize_t len, cap;
+} Arena;
+
+static char *
+arena_room(Arena *a, Py_ssize_t n)
 {
-    PyObject *parts = PyDict_GetItemWithError(record, s_parts);
-    if (parts == NULL || !PyTuple_CheckExact(parts) || PyTuple_GET_SIZE(parts) != 5)
-        return NULL;
-    PyObject *head = PyTuple_GET_ITEM(parts, 0), *tail = PyTuple_GET_ITEM(parts, 1);
-    if (!PyBytes_CheckExact(head) || !PyBytes_CheckExact(tail))
-        return NULL;
-    char t[64], tr[64];
-    Py_ssize_t tn, trn;
-    int rc = put_number(t, time, &tn);
-    if (rc == 1)
-        rc = put_number(tr, time_range, &trn);
-    if (rc != 1)
-        return NULL;
-    static const char mid[] = ",\"time_range\":";
-    Py_ssize_t hn = PyBytes_GET_SIZE(head), ln = PyBytes_GET_SIZE(tail), mn = sizeof mid - 1;
-    PyObject *out = PyBytes_FromStringAndSize(NULL, hn + tn + mn + trn + ln);
-    if (out == NULL)
-        return NULL;
-    char *p = PyBytes_AS_STRING(out);
-    memcpy(p, PyBytes_AS_STRING(head), hn);
-    p += hn;
-    memcpy(p, t, tn);
-    p += tn;
-    memcpy(p, mid, mn);
-    p += mn;
-    memcpy(p, tr, trn);
-    p += trn;
-    memcpy(p, PyBytes_AS_STRING(tail), ln);
-    return out;
+    if (a->len + n > a->cap) {
+        Py_ssize_t cap = a->cap ? a->cap : 1 << 16;
+        while (cap < a->len + n)
+            cap *= 2;
+        char *buf = PyMem_Realloc(a->buf, cap);
+        if (buf == NULL) {
+            PyErr_NoMemory();
+            return NULL;
+        }
+        a->buf = buf;
+        a->cap = cap;
+    }
+    return a->buf + a->len;
+}
+
+static int
+keyed_cmp(const void *x, const void *y, void *arena)
+{
+    const Keyed *a = x, *b = y;
+    if (a->time != b->time)
+        return a->time < b->time ? -1 : 1;
+    if (a->time_range != b->time_range)
+        return a->time_range < b->time_range ? -1 : 1;
+    const char *buf = arena;
+    Py_ssize_t n = a->len < b->len ? a->len : b->len;
+    int c = memcmp(buf + a->off, buf + b->off, n);
+    if (c)
+        return c;
+    return a->len < b->len ? -1 : (a->len > b->len ? 1 : 0);
+}
+
+/* 1: the record's line is in the arena and *k filled; 0: the reference's; -1: error */
+static int
+batch_line(PyObject *r, PyObject *encode, Arena *arena, Keyed *k)
+{
+    if (!PyDict_CheckExact(r))
+        return 0;
+    PyObject *time = PyDict_GetItemWithError(r, s_time);
+    PyObject *time_range = time == NULL ? NULL : PyDict_GetItemWithError(r, s_time_range);
+    if (time_range == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    if (!exact_double(time, &k->time) || !exact_double(time_range, &k->time_range)
+        || !isfinite(k->time) || !isfinite(k->time_range))
+        return 0;
+    k->off = arena->len;
+    PyObject *parts = PyDict_GetItemWithError(r, s_parts);
+    if (parts == NULL && PyErr_Occurred())
+        return -1;
+    if (parts != NULL) {
+        if (!PyTuple_CheckExact(parts) || PyTuple_GET_SIZE(parts) != 5)
+            return 0;
+        PyObject *head = PyTuple_GET_ITEM(parts, 0), *tail = PyTuple_GET_ITEM(parts, 1);
+        if (!PyBytes_CheckExact(head) || !PyBytes_CheckExact(tail))
+            return 0;
+        static const char mid[] = ",\"time_range\":";
+        Py_ssize_t hn = PyBytes_GET_SIZE(head), ln = PyBytes_GET_SIZE(tail), mn = sizeof mid - 1;
+        char *p = arena_room(arena, hn + 64 + mn + 64 + ln);
+        if (p == NULL)
+            return -1;
+        char *start = p;
+        Py_ssize_t w;
+        memcpy(p, PyBytes_AS_STRING(head), hn);
+        p += hn;
+        int rc = put_number(p, time, &w);
+        if (rc != 1)
+            return rc;
+        p += w;
+        memcpy(p, mid, mn);
+        p += mn;
+        rc = put_number(p, time_range, &w);
+        if (rc != 1)
+            return rc;
+        p += w;
+        memcpy(p, PyBytes_AS_STRING(tail), ln);
+        p += ln;
+        k->len = p - start;
+        arena->len += k->len;
+        return 1;
+    }
+    PyObject *line = PyObject_CallOneArg(encode, r);
+    if (line == NULL)
+        return -1;
+    if (!PyBytes_Check(line)) {
+        Py_DECREF(line);
+        return 0;
+    }
+    k->len = PyBytes_GET_SIZE(line);
+    char *p = arena_room(arena, k->len);
+    if (p != NULL) {
+        memcpy(p, PyBytes_AS_STRING(line), k->len);
+        arena->len += k->len;
+    }
+    Py_DECREF(line);
+    return p == NULL ? -1 : 1;
 }
 
 static PyObject *
-keyed(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
+batch(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs != 2 || !PyList_CheckExact(args[0])) {
-        PyErr_SetString(PyExc_TypeError, "keyed(records: list, encode)");
+        PyErr_SetString(PyExc_TypeError, "batch(records: list, encode)");
         return NULL;
     }
     PyObject *records = args[0];
     Py_ssize_t n = PyList_GET_SIZE(records);
-    PyObject *out = PyList_New(n);
-    if (out == NULL)
-        return NULL;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *r = PyList_GET_ITEM(records, i);
-        PyObject *time = NULL, *time_range = NULL, *line = NULL;
-        if (PyDict_CheckExact(r)) {
-            time = PyDict_GetItemWithError(r, s_time);
-            time_range = time == NULL ? NULL : PyDict_GetItemWithError(r, s_time_range);
-            if (time_range != NULL)
-                line = compact_line(r, time, time_range);
-            if (PyErr_Occurred())
-                goto error;
-        }
-        if (time == NULL || time_range == NULL) {  /* not a record: the reference's error */
-            time = PyObject_GetItem(r, s_time);
-            time_range = time == NULL ? NULL : PyObject_GetItem(r, s_time_range);
-            if (time_range == NULL) {
-                Py_XDECREF(time);
-                goto error;
+    if (n == 0)
+        return PyBytes_FromStringAndSize("", 0);
+    Keyed *keyed = PyMem_Malloc(n * sizeof(Keyed));
+    if (keyed == NULL)
+        return PyErr_NoMemory();
+    Arena arena = {NULL, 0, 0};
+    PyObject *result = NULL;
+    int rc = 1;
+    for (Py_ssize_t i = 0; rc == 1 && i < n; i++)
+        rc = batch_line(PyList_GET_ITEM(records, i), args[1], &arena, &keyed[i]);
+    if (rc == 0)
+        result = Py_NewRef(Py_None);
+    if (rc == 1) {
+        qsort_r(keyed, n, sizeof(Keyed), keyed_cmp, arena.buf);
+        result = PyBytes_FromStringAndSize(NULL, arena.len + n);
+        if (result != NULL) {
+            char *p = PyBytes_AS_STRING(result);
+            for (Py_ssize_t i = 0; i < n; i++) {
+                memcpy(p, arena.buf + keyed[i].off, keyed[i].len);
+                p += keyed[i].len;
+                *p++ = '\n';
             }
-        } else {
-            Py_INCREF(time);
-            Py_INCREF(time_range);
         }
-        if (line == NULL)
-            line = PyObject_CallOneArg(args[1], r);
-        PyObject *item = line == NULL ? NULL : PyTuple_Pack(3, time, time_range, line);
-        Py_DECREF(time);
-        Py_DECREF(time_range);
-        Py_XDECREF(line);
-        if (item == NULL)
-            goto error;
-        PyList_SET_ITEM(out, i, item);
     }
-    return out;
-error:
-    Py_DECREF(out);
-    return NULL;
+    PyMem_Free(arena.buf);
+    PyMem_Free(keyed);
+    return result;
 }
 
 /* twitch_line(line, receiver, now) -> (command, first_param, server_time, head, tail) or None.
@@ -1124,8 +1190,8 @@ static PyMethodDef methods[] = {
      "twitch_line(line, receiver, now): (command, first_param, server_time, head, tail), or None "
      "for a line the reference must read."},
     {"float_repr", float_repr, METH_O, "repr() of a finite float, as the encoders here print it (for tests)."},
-    {"keyed", (PyCFunction)(void (*)(void))keyed, METH_FASTCALL,
-     "keyed(records, encode): [(time, time_range, canonical line)] of a batch's records."},
+    {"batch", (PyCFunction)(void (*)(void))batch, METH_FASTCALL,
+     "batch(records, encode): the batch file's bytes, or None for the reference path."},
     {"lane", (PyCFunction)(void (*)(void))lane, METH_FASTCALL,
      "lane(block, offset, last_seq, conns, twitch, kept, channels, safe): (stop, last_seq, taken, lines)."},
     {NULL, NULL, 0, NULL},

@@ -29,7 +29,7 @@ from types import ModuleType
 from typing import Any
 
 from formats import speedups
-from formats.canonical import canonical_bytes, canonical_bytes_py, format_batch, join_batch
+from formats.canonical import canonical_bytes, canonical_bytes_py, format_batch
 from formats.irc import parse_compat, parse_compat_py
 from replay.dialect import twitch_server_time
 
@@ -105,8 +105,8 @@ def batch_bytes(records: Sequence[Mapping[str, Any]]) -> bytes:
     core = _load()
     if core is None:  # no compact record is made without the compiled core
         return format_batch(records)
-    keyed: list[tuple[Any, Any, bytes]] = core.keyed(list(records), record_bytes)
-    return join_batch(keyed)
+    data: bytes | None = core.batch(list(records), record_bytes)
+    return format_batch(records, record_bytes) if data is None else data
 
 
 def _finite(x: object) -> bool:
