@@ -113,7 +113,8 @@ def test_a_compact_record_is_its_full_record(line: str, name: str, now: float, t
     if _core is not None:
         got = _core.batch([record, full, record], compact.record_bytes)
         assert got is None or got == format_batch([full, full, full])
-        exact = [(type(x) is float and math.isfinite(x)) or (type(x) is int and abs(x) < 2**53) for x in (time, time_range)]
+        exact = [(type(x) is float and math.isfinite(x)) or (type(x) is int and abs(x) < 2**53)
+                 for x in (time, time_range)]
         if all(exact):
             assert got is not None  # the reference path only for numbers a double does not hold
 
