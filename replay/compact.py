@@ -10,15 +10,16 @@ time_range, user, so the line is
 with `head` everything up to `"time":` and `tail` the `,"user":...}` after. The bulk replay
 (`replay.api`) keeps each record as `{"time", "time_range", PARTS: (head, tail, line, receiver,
 now)}`: the batch code reads and cuts `time` and `time_range` as on a full record, and the batch
-file is written from the parts (`record_bytes`), without the tag dict, params list and receivers
-dict that a full record holds, or the encoder's pass over them.
+file is written from the parts (`batch_bytes`: `format_batch` with `record_bytes`), without the tag
+dict, params list and receivers dict that a full record holds, or the encoder's pass over them.
 
 `twitch_line_py` is the reference of the one step that makes the parts from a received Twitch
 line; `replay._core.twitch_line` (replay/_core.c) is its compiled twin, which handles the common
 shape and returns None for everything else (the engine then reads the line the reference way,
-into a full record). tests/test_replay_core.py holds the twin equal to the reference and
-`record_bytes` equal to `canonical_bytes`. Without the compiled twin the engine keeps full
-records, as before: the pure core is unchanged.
+into a full record). The compiled lane (`replay._core.lane`, StreamReplayer.feed_raw) runs the same
+step on raw lines, and `replay._core.batch` is the compiled twin of `format_batch(records,
+record_bytes)`. tests/test_replay_core.py holds each twin equal to its reference. Without the
+compiled core the engine keeps full records, as before: the pure core is unchanged.
 """
 
 from __future__ import annotations

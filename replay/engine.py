@@ -18,6 +18,13 @@ that is not open is ignored. Version 1 recordings have no ticks and replay exact
 `state()` and `StreamReplayer.from_state()` save and restore everything an event can depend on
 (connections, clocks, initialised channels, open batches), so a follower can stop after any event
 and resume as if it had never stopped (replay/checkpoint.py).
+
+The bulk replay asks for a compact engine (`compact=True`): where the compiled core is built, a
+Twitch line's record is then kept as its canonical bytes but for its two numbers (replay/compact.py,
+written by `replay.compact.batch_bytes`), and `feed_raw` lets the compiled lane take the common
+raw lines straight from the file's bytes, doing for each exactly what `feed` does; every other
+line still goes through `feed`. The decisions are this module's, in one place (`_line`); the lane
+takes only lines for which they are all plain (replay/_core.c says which).
 """
 
 from __future__ import annotations
