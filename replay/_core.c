@@ -197,20 +197,21 @@ float_repr(PyObject *Py_UNUSED(self), PyObject *arg)
     return n < 0 ? NULL : PyUnicode_FromStringAndSize(buf, n);
 }
 
-/* The last command, kept to hand out the same object for the same command (no allocation). */
-static PyObject *last_command = NULL;
-
+/* The ASCII str s[0:n] (new reference), the very object of the last call with the same text when
+ * there was one (`*cache` keeps it): a command or a channel name repeats line after line, and the
+ * same object costs no allocation and keeps its hash. */
 static PyObject *
-command_object(const char *upper, Py_ssize_t n)
+cached_ascii(PyObject **cache, const char *s, Py_ssize_t n)
 {
-    if (last_command != NULL && PyUnicode_GET_LENGTH(last_command) == n
-        && memcmp(PyUnicode_1BYTE_DATA(last_command), upper, n) == 0)
-        return Py_NewRef(last_command);
-    PyObject *command = PyUnicode_FromStringAndSize(upper, n);
-    if (command != NULL)
-        Py_XSETREF(last_command, Py_NewRef(command));
-    return command;
+    if (*cache != NULL && PyUnicode_GET_LENGTH(*cache) == n && memcmp(PyUnicode_1BYTE_DATA(*cache), s, n) == 0)
+        return Py_NewRef(*cache);
+    PyObject *obj = PyUnicode_FromStringAndSize(s, n);
+    if (obj != NULL)
+        Py_XSETREF(*cache, Py_NewRef(obj));
+    return obj;
 }
+
+static PyObject *last_command = NULL;
 
 /* The body, inlined once per string kind so that every character read is a plain load. */
 typedef struct {
@@ -450,7 +451,7 @@ twitch_line_kind(PyObject *line, const int kind, PyObject *receiver, double now,
     PyObject *tail_b = PyBytes_FromStringAndSize(tail, p - tail);
     if (buf != stack)
         PyMem_Free(buf);
-    PyObject *command = command_object(upper, cmd_len);
+    PyObject *command = cached_ascii(&last_command, upper, cmd_len);
     if (head_b == NULL || tail_b == NULL || command == NULL) {
         Py_XDECREF(head_b);
         Py_XDECREF(tail_b);
@@ -617,7 +618,6 @@ raw_recv(const char *p, const char *end, long long *seq, long long *at, long lon
     return ok == 1;
 }
 
-/* The last channel name, kept to hand out the same object (hash kept) for the same name. */
 static PyObject *last_name = NULL;
 static PyObject *last_safe = NULL;  /* the last name `safe` accepted */
 
@@ -637,13 +637,7 @@ folder_name(PyObject *line, Py_ssize_t start, Py_ssize_t end)
             return NULL;
         name[i] = (char)(c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c);
     }
-    if (last_name != NULL && PyUnicode_GET_LENGTH(last_name) == n
-        && memcmp(PyUnicode_1BYTE_DATA(last_name), name, n) == 0)
-        return Py_NewRef(last_name);
-    PyObject *obj = PyUnicode_FromStringAndSize(name, n);
-    if (obj != NULL)
-        Py_XSETREF(last_name, Py_NewRef(obj));
-    return obj;
+    return cached_ascii(&last_name, name, n);
 }
 
 /* What the lane reads of one connection, kept for one call (nothing the lane does changes it: it
@@ -1125,8 +1119,15 @@ batch(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
     Arena arena = {NULL, 0, 0};
     PyObject *result = NULL;
     int rc = 1;
-    for (Py_ssize_t i = 0; rc == 1 && i < n; i++)
-        rc = batch_line(PyList_GET_ITEM(records, i), args[1], &arena, &keyed[i]);
+    for (Py_ssize_t i = 0; rc == 1 && i < n; i++) {
+        if (i >= PyList_GET_SIZE(records)) {  /* `encode` changed the list: the reference decides */
+            rc = 0;
+            break;
+        }
+        PyObject *r = Py_NewRef(PyList_GET_ITEM(records, i));  /* held while `encode` runs */
+        rc = batch_line(r, args[1], &arena, &keyed[i]);
+        Py_DECREF(r);
+    }
     if (rc == 0)
         result = Py_NewRef(Py_None);
     if (rc == 1) {
