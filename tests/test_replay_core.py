@@ -278,3 +278,25 @@ def test_the_compiled_batch_sorts_as_the_reference(items: list[tuple[str, float,
         records.append(dict(compact.full_record(record)) if full else record)
     want = format_batch([compact.full_record(r) for r in records])
     assert _core_module().batch(records, compact.record_bytes) == want
+
+
+@pytest.mark.parametrize(("channels", "window"), [(["desertbus"], None), (["other"], None),
+                                                  (None, (1_700_000_020.0, 1_700_000_050.5))])
+def test_the_lane_keeps_the_channel_and_window_selection(tmp_path: Path, channels: list[str] | None,
+                                                         window: tuple[float, float] | None) -> None:
+    from bench.gen import write_recording
+    from replay.api import _in_window
+
+    write_recording(str(tmp_path / "raw"), 1500, rate=20.0)
+    since, until = window if window is not None else (None, None)
+    replay([str(tmp_path / "raw")], str(tmp_path / "fast"), channels=channels, since=since, until=until)
+    problems: list[Problem] = []
+    (stream,) = group_streams(find_raw_files([str(tmp_path / "raw")]), problems)
+    r = StreamReplayer("bench", "Bench1", channels=frozenset(channels) if channels else None)
+    events = list(iter_stream_events(stream, problems))
+    for b in [*[b for e in events for b in r.feed(e)], *r.finish()]:
+        records = [x for x in b.records if _in_window(x, since, until)]
+        if records:
+            write_batch_bytes(str(tmp_path / "ref"), b.channel, b.batch_time, format_batch(records))
+    assert _tree(tmp_path / "fast") == _tree(tmp_path / "ref")
+    assert (_tree(tmp_path / "fast") == {}) == (channels == ["other"])
