@@ -300,3 +300,19 @@ def test_the_lane_keeps_the_channel_and_window_selection(tmp_path: Path, channel
             write_batch_bytes(str(tmp_path / "ref"), b.channel, b.batch_time, format_batch(records))
     assert _tree(tmp_path / "fast") == _tree(tmp_path / "ref")
     assert (_tree(tmp_path / "fast") == {}) == (channels == ["other"])
+
+
+def test_a_gzipped_recording_goes_through_the_lane_the_same(tmp_path: Path) -> None:
+    import gzip
+
+    from bench.gen import write_recording
+
+    write_recording(str(tmp_path / "raw"), 1500, rate=20.0)
+    (plain,) = find_raw_files([str(tmp_path / "raw")])
+    (tmp_path / "gz").mkdir()
+    with open(plain, "rb") as f, gzip.open(tmp_path / "gz" / (os.path.basename(plain) + ".gz"), "wb") as g:
+        g.write(f.read())
+    replay([str(tmp_path / "raw")], str(tmp_path / "a"))
+    report = replay([str(tmp_path / "gz")], str(tmp_path / "b"))
+    assert report.raw_problems == [] and report.stats.records == 1500
+    assert _tree(tmp_path / "a") == _tree(tmp_path / "b") != {}
