@@ -111,7 +111,10 @@ def run() -> None:
     part = replay_in_child(small)
     replay_rate = full["lines"] / full["seconds"]
     decode_rate = events / decode_s
+    from replay.compact import compiled_lane  # noqa: PLC0415
+
     print(f"replay_core: {core_name()}")
+    print(f"replay_lane: {'compiled' if compiled_lane() is not None else 'pure'}")
     print(f"replay_throughput_1M_lines: {replay_rate:,.0f} lines/s")
     print(f"replay_throughput_1M_lines_pure: {pure['lines'] / pure['seconds']:,.0f} lines/s")
     print(f"raw_decode_only_throughput: {decode_rate:,.0f} lines/s")
