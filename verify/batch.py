@@ -22,6 +22,7 @@ from typing import Any
 
 import orjson
 
+from formats import speedups
 from formats.canonical import batch_time_of, canonical_json, content_hash, ensure_ascii, is_record, validate_record
 from formats.errors import InputError
 from merge.core import message_id
@@ -30,6 +31,7 @@ from verify.fresh import FreshIndex, stale_records
 from verify.tally import (
     FINE_LIMIT,
     FINE_PER_SECOND,
+    RANGE_CLASSES,
     ChannelTally,
     ReceiverTally,
     range_class,
@@ -171,6 +173,18 @@ def check_batch(
     if not data.endswith(b"\n"):
         report.add("torn-file", "does not end with a newline (torn or truncated write)")
 
+    clean = _compiled_tally(data, batch_time) if _core is not None and not fresh else None
+    if clean is not None:
+        tally.add(clean)
+    else:
+        _check_lines(data, batch_time, report, tally, fresh)
+    return FileScan(report.finish(), tally)
+
+
+def _check_lines(
+    data: bytes, batch_time: int, report: _Reporter, tally: ChannelTally, fresh: FreshIndex | None,
+) -> None:
+    """The checks of every line, and the counters of its records: the pure-Python reference."""
     fast = fast_records(data)
     if fast is not None:
         rows: list[tuple[int, dict[str, Any], str]] | None = None
@@ -187,7 +201,43 @@ def check_batch(
             tally.stale += 1
             number = rows[i][0] if rows is not None else i + 1
             report.add("stale", "record differs from a fresh replay of the raw", number)
-    return FileScan(report.finish(), tally)
+
+
+def clean_tally_py(data: bytes, batch_time: int) -> ChannelTally | None:
+    """The counters of the records of a file whose lines raise no finding at all (every line
+    canonical, a record, sorted, in the file's minute, no repeated id, no negative or oversized
+    range); None when any line raises one. The pure-Python reference of `clean_tally`."""
+    report = _Reporter("", "")
+    tally = ChannelTally()
+    _check_lines(data, batch_time, report, tally, None)
+    return None if report.finish() else tally
+
+
+def _compiled_tally(data: bytes, batch_time: int) -> ChannelTally | None:
+    """`clean_tally_py` read straight from the bytes by verify/_core.c, or None: for a file with any
+    finding, and also for odd shapes it leaves to the reference (see there)."""
+    assert _core is not None
+    got = _core.scan_clean(data, batch_time)
+    if got is None:
+        return None
+    records, messages, single, classes, receivers, recorders, first, last = got
+    tally = ChannelTally(records=records, recv_first=first, recv_last=last)
+    if records:
+        tally.minutes[batch_time] = [records, messages, single]
+    tally.ranges = {name: n for name, n in zip(RANGE_CLASSES, classes, strict=True) if n}
+    tally.receivers = {row[0]: ReceiverTally(*row[1:]) for row in receivers}
+    tally.recorders = dict(recorders)
+    return tally
+
+
+def _clean_tally_compiled(data: bytes, batch_time: int) -> ChannelTally | None:
+    tally = _compiled_tally(data, batch_time)
+    return tally if tally is not None else clean_tally_py(data, batch_time)
+
+
+_core = speedups.load("verify._core")
+# The counters of a clean file (`clean_tally_py`), compiled when built (equal: tests/test_verify_core.py).
+clean_tally = clean_tally_py if _core is None else _clean_tally_compiled
 
 
 def _check_order(
