@@ -127,7 +127,8 @@ def damaged_files(draw: Any) -> bytes:
             data = data[:i] + bytes([draw(st.sampled_from(b' "\\{}[],:0-.etrun\x7f\x01\n'))]) + data[i + 1:]
         elif op == "insert":
             i = draw(st.integers(0, len(data)))
-            data = data[:i] + draw(st.sampled_from([b" ", b"\\u00e9", b"\\u0041", b"\\/", b"\xc3\xa9", b"\n"])) + data[i:]
+            planted = draw(st.sampled_from([b" ", b"\\u00e9", b"\\u0041", b"\\/", b"\xc3\xa9", b"\n"]))
+            data = data[:i] + planted + data[i:]
         elif op == "delete" and data:
             i = draw(st.integers(0, len(data) - 1))
             data = data[:i] + data[i + 1:]
