@@ -211,11 +211,13 @@ _STR_OR_TRUE = {str, bool}
 _NUMBER = {int, float}
 
 
-def is_record(record: dict[str, Any]) -> bool:
+def is_record_py(record: dict[str, Any]) -> bool:
     """Whether a decoded line has the archive record schema (ARCHIVE_FORMAT.md section 3): the one
     schema check, which `validate_record` runs first. Written for speed (every line of every file a
     merge, verify or export reads goes through it): type sets are built by C loops, and a bool is
-    cheaper than an exception; only a record that fails is looked at again, to name the fault."""
+    cheaper than an exception; only a record that fails is looked at again, to name the fault.
+
+    The pure-Python reference; `is_record` is its compiled twin (formats/_readcore.c) when built."""
     if record.keys() != RECORD_KEYS:
         return False
     tags = record["tags"]
@@ -236,6 +238,19 @@ def is_record(record: dict[str, Any]) -> bool:
         and (record["user"] is None or type(record["user"]) is str)
         and (record["host"] is None or type(record["host"]) is str)
     )
+
+
+def _select_is_record() -> Callable[[dict[str, Any]], bool]:
+    compiled = speedups.load("formats._readcore")
+    if compiled is None:
+        return is_record_py
+    compiled.configure(is_record_py)
+    fast: Callable[[dict[str, Any]], bool] = compiled.is_record
+    return fast
+
+
+# The schema check, compiled when built (the same verdicts: tests/test_readcore.py).
+is_record = _select_is_record()
 
 
 def validate_record(record: object) -> dict[str, Any]:
