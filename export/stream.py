@@ -12,10 +12,13 @@ It is a parameter so tests can pin it, and imported only when an export runs.
 
 from __future__ import annotations
 
+import math
 import os
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from functools import partial
 from itertools import pairwise
+from operator import itemgetter
 from typing import IO, Any
 
 import orjson
@@ -34,7 +37,7 @@ from export.window import (
 from formats.canonical import BATCH_INTERVAL, batch_relpath, canonical_json, is_record, parse_batch
 from formats.errors import InputError
 from formats.store import hour_batch_files, list_hours
-from merge.core import message_id
+from merge.core import EXACT_LIMIT, message_id
 
 CHUNK_MINUTES = 2  # peak memory grows with it; 2 minutes of a 100 msg/s channel is ~200 MB
 
@@ -48,6 +51,68 @@ def default_view() -> RecordsFn:
     from merge.view import fold_for_reading  # noqa: PLC0415 (lazy: only an export needs it)
 
     return fold_for_reading
+
+
+def _kept_as_is(value: Any) -> bool:
+    """Whether the merge keeps a number as it is: a finite non-zero float (it turns -0.0 into 0.0),
+    or an int within 2**53 (beyond, or not finite, it refuses the record: merge.core._num)."""
+    if type(value) is float:
+        return value != 0.0 and math.isfinite(value)
+    return type(value) is int and -EXACT_LIMIT <= value <= EXACT_LIMIT
+
+
+_time_key = itemgetter("time", "time_range")
+
+
+def canonical_order(records: Records) -> Records:
+    """`records` sorted as the merge sorts its output: by (time, time_range, canonical line), the
+    line being encoded only for records whose (time, time_range) ties."""
+    records.sort(key=_time_key)
+    i, n = 0, len(records)
+    while i < n - 1:
+        j = i + 1
+        key = _time_key(records[i])
+        while j < n and _time_key(records[j]) == key:
+            j += 1
+        if j - i > 1:
+            records[i:j] = sorted(records[i:j], key=canonical_json)
+        i = j
+    return records
+
+
+def passing_through(view: RecordsFn) -> RecordsFn:
+    """`view` (the merge and reading fold, merge.view.fold_for_reading), with the records it leaves
+    as they are kept out of it: a record whose message id no other record of the list has, exact
+    (time_range the int 0) and whose numbers the merge keeps (`_kept_as_is`) is its own merge group,
+    and the merge gives it back unchanged (a group of one folds to its own time and range 0); the
+    reading fold only joins records without an id. So the view of the list is the view of the
+    others plus these, in the merge's order. Most of a Twitch archive is such records: the merge,
+    the cost of an export, then runs on the few others (JOIN/PART, notices, ranged records).
+    tests/test_export_passthrough.py holds this to the view itself over random lists."""
+
+    def shown(records: Records) -> Records:
+        ids = [message_id(r) for r in records]
+        seen = Counter(ids)
+        alone: Records = []
+        rest: Records = []
+        for record, mid in zip(records, ids, strict=True):
+            if (
+                mid is not None and seen[mid] == 1 and record["time_range"] == 0
+                and type(record["time_range"]) is int and _kept_as_is(record["time"])
+                and all(_kept_as_is(v) for v in record["receivers"].values())
+            ):
+                alone.append(record)
+            else:
+                rest.append(record)
+        if not alone:
+            return view(records)
+        try:
+            others = view(rest)
+        except InputError:
+            return view(records)  # raises the same error as the whole list (its record numbers)
+        return canonical_order(alone + others)
+
+    return shown
 
 
 def channel_name(root: str, channel: str) -> str:
@@ -208,7 +273,7 @@ def iter_chunks(
     """
     from formats.errors import ArchiverError  # noqa: PLC0415 (lazy, as the merge itself)
 
-    view = view or default_view()
+    view = view or passing_through(default_view())
     files = MinuteFiles(root, channel_name(root, channel))
     cache: dict[int, _Minute] = {}
     for chunk in chunks:
