@@ -199,6 +199,16 @@ def test_the_usual_spellings_of_a_time_are_read_by_the_twin(number: str) -> None
 
 
 @needs_compiled
+@pytest.mark.parametrize("received", ["1e+308", "-1.7976931348623157e+308", "1e+300", "123456789012345.6"])
+def test_extreme_receive_times_get_the_reference_counters(received: str) -> None:
+    # a delay that overflows to infinity is left out of the reference's sum: the twin leaves it to it
+    data = _line(received, "receiver").replace(b'"time":1700000040.25', b'"time":-1.7976931348623157e+308')
+    _assert_twin(data, MERGE_MINUTE0)
+    _assert_twin(_line(received, "receiver"), MERGE_MINUTE0)
+    _assert_twin(_line(received, "time"), MERGE_MINUTE0)
+
+
+@needs_compiled
 def test_spellings_of_the_same_double_that_json_dumps_would_not_write_are_refused() -> None:
     for number in ["1700000041.50", "1700000041.2605130", "1.70000004126051e9", "01700000041.5",
                    "1700000041.26051300000001"]:
