@@ -3,7 +3,11 @@
 `check_batch(data, ...)` returns the findings for one file and the counters of its records. It
 never touches the disk, so it runs the same in the main process, in a worker, and in tests.
 
-Speed matters (an archive day at 100 msg/s is 8.6 million lines), so a well-formed file takes a
+Speed matters (an archive day at 100 msg/s is 8.6 million lines). When the compiled twin is built
+(verify/_core.c), a clean file (no finding on any line: nearly every file of a healthy archive) is
+checked and counted by it straight from the bytes, one pass, without a Python object per record;
+it hands every other file, and any shape it leaves alone, to the pure-Python path below, which is
+the reference (`clean_tally_py`) and names every fault. On that path, a well-formed file takes a
 fast path: the whole file is decoded as one JSON array and re-encoded with orjson in one call, and
 if the bytes come back identical every line is canonical at once. Only a file that fails that test
 is walked line by line, which is slower but names each bad line. The fast path is only trusted
@@ -206,7 +210,8 @@ def _check_lines(
 def clean_tally_py(data: bytes, batch_time: int) -> ChannelTally | None:
     """The counters of the records of a file whose lines raise no finding at all (every line
     canonical, a record, sorted, in the file's minute, no repeated id, no negative or oversized
-    range); None when any line raises one. The pure-Python reference of `clean_tally`."""
+    range); None when any line raises one. The pure-Python reference of the compiled twin
+    (`_compiled_tally`, verify/_core.c)."""
     report = _Reporter("", "")
     tally = ChannelTally()
     _check_lines(data, batch_time, report, tally, None)
@@ -230,14 +235,8 @@ def _compiled_tally(data: bytes, batch_time: int) -> ChannelTally | None:
     return tally
 
 
-def _clean_tally_compiled(data: bytes, batch_time: int) -> ChannelTally | None:
-    tally = _compiled_tally(data, batch_time)
-    return tally if tally is not None else clean_tally_py(data, batch_time)
-
-
+# The compiled twin of `clean_tally_py` when built (equal to it: tests/test_verify_core.py), else None.
 _core = speedups.load("verify._core")
-# The counters of a clean file (`clean_tally_py`), compiled when built (equal: tests/test_verify_core.py).
-clean_tally = clean_tally_py if _core is None else _clean_tally_compiled
 
 
 def _check_order(
