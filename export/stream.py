@@ -17,8 +17,8 @@ import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from functools import partial
-from itertools import pairwise
-from operator import itemgetter
+from itertools import compress, count, islice, pairwise
+from operator import eq, itemgetter
 from typing import IO, Any
 
 import orjson
@@ -78,17 +78,18 @@ _time_key = itemgetter("time", "time_range")
 
 def canonical_order(records: Records) -> Records:
     """`records` sorted as the merge sorts its output: by (time, time_range, canonical line), the
-    line being encoded only for records whose (time, time_range) ties."""
+    line being encoded only for records whose (time, time_range) ties (found by C loops)."""
     records.sort(key=_time_key)
-    i, n = 0, len(records)
-    while i < n - 1:
-        j = i + 1
-        key = _time_key(records[i])
-        while j < n and _time_key(records[j]) == key:
-            j += 1
-        if j - i > 1:
-            records[i:j] = sorted(records[i:j], key=canonical_json)
-        i = j
+    keys = list(map(_time_key, records))
+    # i where records i-1 and i tie; each run of ties is sorted by its lines
+    ties = list(compress(count(1), map(eq, keys, islice(keys, 1, None))))
+    t, n = 0, len(ties)
+    while t < n:
+        start = end = ties[t]
+        while t < n and ties[t] == end:
+            end += 1
+            t += 1
+        records[start - 1:end] = sorted(records[start - 1:end], key=canonical_json)
     return records
 
 
