@@ -213,7 +213,8 @@ def read_minute(files: MinuteFiles, minute: int, problems: list[InputError] | No
                     data = f.read()
             except OSError as e:
                 raise InputError(f"cannot read: {e.strerror}", path) from None
-            out.extend(decode_batch(data, path))
+            with gc_paused():  # records hold no cycles; the collector's passes over the cache cost ~10%
+                out.extend(decode_batch(data, path))
         except InputError as e:
             if problems is None:
                 raise
@@ -291,39 +292,36 @@ def iter_chunks(
     files = MinuteFiles(root, channel_name(root, channel))
     cache: dict[int, _Minute] = {}
     for chunk in chunks:
-        # the cyclic collector paused while a chunk is read and merged: records hold no cycles, and
-        # its passes over the cached minutes' objects cost about 10% of an export (A/B)
-        with gc_paused():
-            for minute in [m for m in cache if m < chunk.read_from]:
-                del cache[minute]
-            core_from = chunk.read_from if chunk.emit_from is None else int(chunk.emit_from)
-            core_to = chunk.read_to if chunk.emit_to is None else int(chunk.emit_to) - BATCH_INTERVAL
-            minutes = range(chunk.read_from, chunk.read_to + 1, BATCH_INTERVAL)
-            for minute in minutes:
-                if minute not in cache:
-                    cache[minute] = _Minute(read_minute(files, minute, problems))
-            records: Records = []
-            for minute in range(core_from, core_to + 1, BATCH_INTERVAL):
-                full = cache[minute].full
-                if full is None:  # pragma: no cover - a core minute is never slimmed before its chunk
-                    full = cache[minute].full = read_minute(files, minute, problems)
-                records.extend(full)
-            core_ids = {i for r in records if (i := message_id(r)) is not None}
-            for minute in minutes:
-                if not core_from <= minute <= core_to:
-                    records.extend(_context(cache[minute], core_ids, partial(read_minute, files, minute, problems)))
-            if chunk.emit_from is not None:
-                records = trim_before_quiet_points(records, chunk.emit_from, chunk.read_from + MAX_RANGE)
-            try:
-                shown = view(records)
-            except ArchiverError as e:
-                raise ExportError(f"cannot merge the files of {batch_relpath(chunk.read_from, '')[0]}: {e}") from None
-            del records
-            for minute in range(core_from, core_to + 1, BATCH_INTERVAL):
-                cache[minute].slim()
-            keep = [r for r in shown if chunk.emits(r) and window.meets(r) and filters.keeps(r)]
-            if any((a["time"], a["time_range"]) > (b["time"], b["time_range"]) for a, b in pairwise(keep)):
-                keep.sort(key=lambda r: (r["time"], r["time_range"], canonical_json(r)))  # a view out of order
+        for minute in [m for m in cache if m < chunk.read_from]:
+            del cache[minute]
+        core_from = chunk.read_from if chunk.emit_from is None else int(chunk.emit_from)
+        core_to = chunk.read_to if chunk.emit_to is None else int(chunk.emit_to) - BATCH_INTERVAL
+        minutes = range(chunk.read_from, chunk.read_to + 1, BATCH_INTERVAL)
+        for minute in minutes:
+            if minute not in cache:
+                cache[minute] = _Minute(read_minute(files, minute, problems))
+        records: Records = []
+        for minute in range(core_from, core_to + 1, BATCH_INTERVAL):
+            full = cache[minute].full
+            if full is None:  # pragma: no cover - a core minute is never slimmed before its chunk
+                full = cache[minute].full = read_minute(files, minute, problems)
+            records.extend(full)
+        core_ids = {i for r in records if (i := message_id(r)) is not None}
+        for minute in minutes:
+            if not core_from <= minute <= core_to:
+                records.extend(_context(cache[minute], core_ids, partial(read_minute, files, minute, problems)))
+        if chunk.emit_from is not None:
+            records = trim_before_quiet_points(records, chunk.emit_from, chunk.read_from + MAX_RANGE)
+        try:
+            shown = view(records)
+        except ArchiverError as e:
+            raise ExportError(f"cannot merge the files of {batch_relpath(chunk.read_from, '')[0]}: {e}") from None
+        del records
+        for minute in range(core_from, core_to + 1, BATCH_INTERVAL):
+            cache[minute].slim()
+        keep = [r for r in shown if chunk.emits(r) and window.meets(r) and filters.keeps(r)]
+        if any((a["time"], a["time_range"]) > (b["time"], b["time_range"]) for a, b in pairwise(keep)):
+            keep.sort(key=lambda r: (r["time"], r["time_range"], canonical_json(r)))  # a view out of order
         yield from keep
         if on_chunk is not None:
             on_chunk(1)
