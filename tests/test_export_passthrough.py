@@ -72,3 +72,16 @@ def test_a_lone_exact_message_skips_the_merge_and_the_rest_does_not() -> None:
     assert shown[0] is lone
     assert [canonical_json(r) for r in shown] == [canonical_json(r) for r in fold_for_reading(
         [lone, *twice, ranged, as_float])]
+
+
+def test_a_file_whose_lines_are_not_one_record_each_is_read_line_by_line() -> None:
+    from export.stream import decode_batch
+    from tests.test_verify_core import _split_inside_a_string
+
+    data = _split_inside_a_string()
+    try:
+        decode_batch(data, "f.json")
+    except InputError as e:
+        assert (e.source, e.line) == ("f.json", 1)
+    else:
+        raise AssertionError("read three records from lines that hold none")

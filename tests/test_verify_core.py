@@ -249,3 +249,32 @@ def test_verify_prints_the_same_report_pure_and_compiled(tmp_path: Any) -> None:
         outputs.append((got.returncode, got.stdout))
     assert outputs[0] == outputs[1]
     assert outputs[0][1].startswith(b"{")
+
+
+def _split_inside_a_string() -> bytes:
+    """Three lines that are not three records: a record cut inside a string at `},{` (so the
+    newline, read as a comma, joins the two halves), and a line holding two records."""
+    from formats.canonical import canonical_bytes
+
+    def rec(text: str, s: int) -> bytes:
+        return canonical_bytes({
+            "command": "PRIVMSG", "host": None, "params": ["#c", text], "receivers": {"h.A.0": MERGE_MINUTE0 + s + 0.5},
+            "sender": "a", "tags": None, "time": MERGE_MINUTE0 + s, "time_range": 0, "user": "a"})
+
+    first = rec("x},{y", 1)
+    cut = first.index(b"},{") + 1
+    return first[:cut] + b"\n" + first[cut + 1:] + b"\n" + rec("b", 2) + b"," + rec("c", 3) + b"\n"
+
+
+def test_a_record_cut_across_lines_is_reported_line_by_line_both_ways() -> None:
+    # the one-call decode of the whole file read these lines as three records once: no finding
+    data = _split_inside_a_string()
+    for core in (None, _core):
+        saved = batch._core
+        batch._core = core
+        try:
+            scan = batch.check_batch(data, "f.json", "chan", MERGE_MINUTE0, content_hash(data))
+        finally:
+            batch._core = saved
+        assert [(f.kind, f.line) for f in scan.findings] == [("bad-json", 1), ("bad-json", 2), ("bad-json", 3)]
+        assert scan.tally.records == 0
