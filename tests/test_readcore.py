@@ -1,6 +1,8 @@
 """The compiled schema check (formats/_readcore.c) gives the pure-Python reference's verdict,
 formats.canonical.is_record_py, on every record: random ones, records with faults planted, odd
-types (str and dict subclasses, bools for numbers), and every line of the fixtures' batch files."""
+types (str and dict subclasses, bools for numbers), and every line of the fixtures' batch files.
+And the one-call decode of a batch file (decode_batch_fast) reads exactly what the line parser
+(parse_batch) reads, over healthy and damaged files."""
 
 from __future__ import annotations
 
@@ -14,7 +16,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from formats import canonical
+from formats.errors import InputError
 from tests.strategies import archive_records, maybe_faulty_records
+from tests.test_verify_core import damaged_files
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -71,3 +75,25 @@ def test_every_fixture_line_gets_the_reference_verdict() -> None:
                 record = orjson.loads(line)
                 assert canonical.is_record_py(record)
                 _assert_same(record)
+
+
+def _typed(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _typed(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_typed(v) for v in value]
+    return (type(value).__name__, value)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.data())
+def test_the_one_call_decode_reads_what_the_line_parser_reads(data: Any) -> None:
+    raw = data.draw(damaged_files())
+    fast = canonical.decode_batch_fast(raw)
+    if fast is None:
+        return
+    try:
+        slow = canonical.parse_batch(raw)
+    except InputError as e:
+        raise AssertionError(f"the one-call decode read a file the line parser refuses: {e}") from None
+    assert _typed(fast) == _typed(slow)
