@@ -13,7 +13,7 @@ import time
 
 import bench
 from bench.gen import write_recording
-from formats.rawfile import find_raw_files, group_streams, iter_stream_events
+from formats.rawfile import find_raw_files, group_streams, iter_stream_blocks, iter_stream_events
 from formats.speedups import core_name
 
 OUT = os.path.join(os.path.dirname(__file__), "out")
@@ -59,31 +59,31 @@ def replay_in_child(path: str, pure: bool = False) -> dict[str, float]:
     return json.loads(done.stdout)
 
 
+class _Discard:
+    """A BatchWriter that writes nothing (the engine stage's batch files are encoded, not stored)."""
+
+    written = existing = 0
+
+    def put(self, channel: str, batch_time: int, data: bytes) -> None:
+        pass
+
+
 def stage_microseconds(path: str) -> dict[str, float]:
     """Microseconds per line of each replay stage, by difference of cumulative runs (gc off, as replay runs):
-    decode; + IRC parse; + engine bookkeeping (clock, ranges, batches); + canonical bytes, sort, hash, write."""
-    from formats.irc import parse_compat  # noqa: PLC0415
-    from formats.rawcodec import RECV  # noqa: PLC0415
-    from replay.api import Options, replay_stream  # noqa: PLC0415
-    from replay.engine import StreamReplayer  # noqa: PLC0415
+    read (the raw files in blocks of lines); + engine (the compiled lane, the reference engine for the
+    other lines, and the batch files' bytes: canonical lines, sort, join); + write (hash, file write and
+    fsyncs on the writer thread, and what of them does not overlap the engine)."""
+    from replay.api import Options, ReplayReport, _feed_stream, replay_stream  # noqa: PLC0415
 
     problems: list = []
     (stream,) = group_streams(find_raw_files([path]), problems)
 
-    def decode() -> None:
-        for _event in iter_stream_events(stream, problems):
+    def read() -> None:
+        for _reader, _first, _lines in iter_stream_blocks(stream, problems):
             pass
 
-    def parse() -> None:
-        for event in iter_stream_events(stream, problems):
-            if event.kind == RECV:
-                parse_compat(event.text)
-
     def engine() -> None:
-        r = StreamReplayer(stream.header.recorder, stream.header.slug)
-        for event in iter_stream_events(stream, problems):
-            r.feed(event)
-        r.finish()
+        _feed_stream(stream, Options("unused"), ReplayReport(), _Discard(), None)  # type: ignore[arg-type]
 
     def full() -> None:
         with tempfile.TemporaryDirectory() as out:
@@ -91,15 +91,15 @@ def stage_microseconds(path: str) -> dict[str, float]:
 
     gc.disable()
     seconds = {}
-    for name, step in (("decode", decode), ("parse", parse), ("engine", engine), ("full", full)):
+    for name, step in (("read", read), ("engine", engine), ("full", full)):
         start = time.perf_counter()
         step()
         seconds[name] = time.perf_counter() - start
     gc.enable()
     lines, _ = decode_seconds(path)
     per = {k: v / lines * 1e6 for k, v in seconds.items()}
-    return {"decode": per["decode"], "parse": per["parse"] - per["decode"],
-            "engine": per["engine"] - per["parse"], "write": per["full"] - per["engine"], "total": per["full"]}
+    return {"read": per["read"], "engine": per["engine"] - per["read"], "write": per["full"] - per["engine"],
+            "total": per["full"]}
 
 
 def run() -> None:
@@ -111,7 +111,10 @@ def run() -> None:
     part = replay_in_child(small)
     replay_rate = full["lines"] / full["seconds"]
     decode_rate = events / decode_s
+    from replay.compact import compiled_lane  # noqa: PLC0415
+
     print(f"replay_core: {core_name()}")
+    print(f"replay_lane: {'compiled' if compiled_lane() is not None else 'pure'}")
     print(f"replay_throughput_1M_lines: {replay_rate:,.0f} lines/s")
     print(f"replay_throughput_1M_lines_pure: {pure['lines'] / pure['seconds']:,.0f} lines/s")
     print(f"raw_decode_only_throughput: {decode_rate:,.0f} lines/s")

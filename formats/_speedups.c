@@ -14,6 +14,8 @@
 #include <math.h>
 #include <string.h>
 
+#include "_jsonchars.h"
+
 static PyObject *unescape_fn = NULL;  /* formats.irc.unescape_tag_value_compat */
 static PyObject *fallback_fn = NULL;  /* formats.irc.parse_compat_py */
 static PyObject *encode_fallback_fn = NULL;  /* formats.canonical.canonical_bytes_py */
@@ -37,24 +39,6 @@ configure_encoder(PyObject *self, PyObject *fallback)
     Py_INCREF(fallback);
     Py_XSETREF(encode_fallback_fn, fallback);
     Py_RETURN_NONE;
-}
-
-static Py_ssize_t
-find_char(int kind, const void *data, Py_ssize_t start, Py_ssize_t end, Py_UCS4 ch)
-{
-    for (Py_ssize_t i = start; i < end; i++)
-        if (PyUnicode_READ(kind, data, i) == ch)
-            return i;
-    return -1;
-}
-
-static Py_ssize_t
-rfind_char(int kind, const void *data, Py_ssize_t start, Py_ssize_t end, Py_UCS4 ch)
-{
-    for (Py_ssize_t i = end - 1; i >= start; i--)
-        if (PyUnicode_READ(kind, data, i) == ch)
-            return i;
-    return -1;
 }
 
 /* Tag names repeat line after line in the same order (Twitch sends a fixed set), so the name
@@ -331,20 +315,6 @@ out_raw(Out *o, const char *s, Py_ssize_t n)
     return 0;
 }
 
-static const char hexdigits[] = "0123456789abcdef";
-
-static char *
-put_u(char *p, Py_UCS4 c)
-{
-    p[0] = '\\';
-    p[1] = 'u';
-    p[2] = hexdigits[(c >> 12) & 0xf];
-    p[3] = hexdigits[(c >> 8) & 0xf];
-    p[4] = hexdigits[(c >> 4) & 0xf];
-    p[5] = hexdigits[c & 0xf];
-    return p + 6;
-}
-
 /* 1: written; 0: not a str (caller falls back); -1: error */
 static int
 out_str(Out *o, PyObject *s)
@@ -374,33 +344,8 @@ out_str(Out *o, PyObject *s)
         return -1;
     char *p = o->buf + o->len;
     *p++ = '"';
-    for (Py_ssize_t i = 0; i < n; i++) {
-        Py_UCS4 c = PyUnicode_READ(kind, data, i);
-        if (c >= ' ' && c <= '~' && c != '"' && c != '\\') {
-            *p++ = (char)c;
-            continue;
-        }
-        char short_escape = 0;
-        switch (c) {
-        case '"': short_escape = '"'; break;
-        case '\\': short_escape = '\\'; break;
-        case '\n': short_escape = 'n'; break;
-        case '\r': short_escape = 'r'; break;
-        case '\t': short_escape = 't'; break;
-        case '\b': short_escape = 'b'; break;
-        case '\f': short_escape = 'f'; break;
-        }
-        if (short_escape) {
-            *p++ = '\\';
-            *p++ = short_escape;
-        } else if (c >= 0x10000) {
-            Py_UCS4 v = c - 0x10000;
-            p = put_u(p, 0xd800 | ((v >> 10) & 0x3ff));
-            p = put_u(p, 0xdc00 | (v & 0x3ff));
-        } else {
-            p = put_u(p, c);
-        }
-    }
+    for (Py_ssize_t i = 0; i < n; i++)
+        p = put_char(p, PyUnicode_READ(kind, data, i));
     *p++ = '"';
     o->len = p - o->buf;
     return 1;
@@ -410,29 +355,12 @@ out_str(Out *o, PyObject *s)
 static int
 out_number(Out *o, PyObject *v)
 {
-    if (PyFloat_CheckExact(v)) {
-        double d = PyFloat_AS_DOUBLE(v);
-        if (!isfinite(d))
-            return 0;
-        char *r = PyOS_double_to_string(d, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
-        if (r == NULL)
-            return -1;
-        int rc = out_raw(o, r, (Py_ssize_t)strlen(r));
-        PyMem_Free(r);
-        return rc < 0 ? -1 : 1;
-    }
-    if (PyLong_CheckExact(v)) {
-        int overflow = 0;
-        long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
-        if (x == -1 && PyErr_Occurred())
-            return -1;
-        if (overflow)
-            return 0;
-        char tmp[32];
-        int n = snprintf(tmp, sizeof tmp, "%lld", x);
-        return out_raw(o, tmp, n) < 0 ? -1 : 1;
-    }
-    return 0;
+    char tmp[64];
+    Py_ssize_t len;
+    int rc = put_number(tmp, v, &len);
+    if (rc != 1)
+        return rc;
+    return out_raw(o, tmp, len) < 0 ? -1 : 1;
 }
 
 static int

@@ -140,9 +140,13 @@ def canonical_json(record: Mapping[str, Any]) -> str:
     return canonical_bytes(record).decode("ascii")
 
 
-def format_batch(records: Iterable[Mapping[str, Any]]) -> bytes:
-    """The exact bytes of a batch file holding `records`: canonical lines, sorted, final newline."""
-    keyed = [(r["time"], r["time_range"], canonical_bytes(r)) for r in records]
+def format_batch(
+    records: Iterable[Mapping[str, Any]], encode: Callable[[Mapping[str, Any]], bytes] | None = None,
+) -> bytes:
+    """The exact bytes of a batch file holding `records`: canonical lines, sorted, final newline.
+    `encode` gives each record's canonical line (`canonical_bytes` unless given)."""
+    encode = canonical_bytes if encode is None else encode
+    keyed = [(r["time"], r["time_range"], encode(r)) for r in records]
     if not keyed:
         return b""
     # bytes sort like the ASCII text they hold, so this is the spec's (time, time_range, line) order

@@ -192,7 +192,8 @@ class Decoder:
 
     def __init__(self) -> None:
         self._buffer = b""
-        self._lines: deque[bytes] = deque()
+        self._blocks: deque[bytes] = deque()  # complete lines as received, each block ending with b"\n"
+        self._lines: deque[bytes] = deque()  # the lines of a block that next_event has begun
         self._eof = False
         self.line_number = 0
 
@@ -200,20 +201,43 @@ class Decoder:
         if not data:
             self._eof = True
             return
-        if b"\n" not in data:
+        cut = data.rfind(b"\n") + 1
+        if not cut:
             self._buffer += data
             return
-        complete = (self._buffer + data).split(b"\n")
-        self._buffer = complete.pop()
-        self._lines.extend(complete)
+        self._blocks.append(self._buffer + memoryview(data)[:cut])
+        self._buffer = data[cut:]
 
     def next_event(self) -> Header | Event | None:
         """The next decoded line, None when more data is needed (or input ended cleanly)."""
+        if not self._lines and self._blocks:
+            lines = self._blocks.popleft().split(b"\n")
+            lines.pop()  # after the block's last newline
+            self._lines.extend(lines)
         if self._lines:
             self.line_number += 1
             return decode_line(self._lines.popleft())
+        self._check_torn()
+        return None
+
+    def next_block(self) -> bytes:
+        """Every complete line received and not taken yet, undecoded and as received (each ends
+        with b"\n"; `decode_line` decodes one without it): `next_event` in bulk, for a reader that
+        decodes some lines another way. `line_number` moves past them; b"" when more data is
+        needed. A torn last line raises as in `next_event`."""
+        if self._lines:
+            self._blocks.appendleft(b"\n".join(self._lines) + b"\n")
+            self._lines.clear()
+        if self._blocks:
+            block = self._blocks.popleft() if len(self._blocks) == 1 else b"".join(self._blocks)
+            self._blocks.clear()
+            self.line_number += block.count(b"\n")
+            return block
+        self._check_torn()
+        return b""
+
+    def _check_torn(self) -> None:
         if self._eof and self._buffer:
             self._buffer = b""
             self.line_number += 1
             raise InputError(TORN_LAST_LINE)
-        return None

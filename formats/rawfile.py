@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from formats.errors import InputError
-from formats.rawcodec import TORN_LAST_LINE, Decoder, Event, Header, decode_line
+from formats.rawcodec import Decoder, Event, Header, decode_line
 
 RAW_SUFFIXES = (".jsonl", ".jsonl.gz")
 
@@ -80,43 +80,76 @@ PROBLEMS_PER_FILE = 100
 READ_SIZE = 1 << 20
 
 
+class RawFileReader:
+    """One raw file's lines after its header (checked by read_header), read in blocks through
+    `formats.rawcodec.Decoder`, with the problems of the file reported as they are met."""
+
+    def __init__(self, path: str, problems: list[Problem]) -> None:
+        self.path = path
+        self.problems = problems
+        self.damaged = 0
+
+    def report(self, line: int, message: str) -> None:
+        self.damaged += 1
+        if self.damaged <= PROBLEMS_PER_FILE:
+            self.problems.append(Problem(self.path, line, message))
+
+    def blocks(self) -> Iterator[tuple[int, bytes]]:
+        """(number of the first line, the raw lines as read, each ending with b"\n") for every block
+        of lines read, in file order; `lines` splits one, `event` decodes each line."""
+        decoder = Decoder()
+        try:
+            with _open_raw(self.path) as f:
+                while True:
+                    data = f.read1(READ_SIZE)
+                    decoder.receive_data(data)
+                    try:
+                        first = decoder.line_number + 1
+                        block = decoder.next_block()
+                    except InputError:
+                        self.report(decoder.line_number, "torn last line (recorder stopped mid-write); skipped")
+                    else:
+                        if block:
+                            yield first, block
+                    if not data:
+                        break
+        except (OSError, EOFError, zlib.error) as e:
+            self.report(decoder.line_number + 1, f"file ends early or is damaged ({e}); rest skipped")
+        if self.damaged > PROBLEMS_PER_FILE:
+            more = self.damaged - PROBLEMS_PER_FILE
+            self.problems.append(Problem(self.path, None, f"{more} more damaged lines skipped"))
+
+    @staticmethod
+    def lines(block: bytes) -> list[bytes]:
+        """The lines of a block, without their newlines."""
+        lines = block.split(b"\n")
+        lines.pop()  # after the block's last newline
+        return lines
+
+    def event(self, raw: bytes, number: int) -> Event | None:
+        """The event of raw line `number`, or None: the file's header (line 1), or a damaged line
+        (reported)."""
+        try:
+            event = decode_line(raw)
+        except InputError as e:
+            self.report(number, f"{e.message}; line skipped")
+            return None
+        if isinstance(event, Header):
+            if number > 1:
+                self.report(number, "unexpected second header; line skipped")
+            return None
+        return event
+
+
 def iter_file_events(path: str, problems: list[Problem]) -> Iterator[Event]:
     """Every readable event of one raw file after its header (checked by read_header), in file
     order, decoded by `formats.rawcodec.Decoder`."""
-    decoder = Decoder()
-    damaged = 0
-
-    def report(line: int, message: str) -> None:
-        nonlocal damaged
-        damaged += 1
-        if damaged <= PROBLEMS_PER_FILE:
-            problems.append(Problem(path, line, message))
-
-    try:
-        with _open_raw(path) as f:
-            while True:
-                data = f.read1(READ_SIZE)
-                decoder.receive_data(data)
-                while True:
-                    try:
-                        event = decoder.next_event()
-                    except InputError as e:
-                        report(decoder.line_number, "torn last line (recorder stopped mid-write); skipped"
-                               if e.message == TORN_LAST_LINE else f"{e.message}; line skipped")
-                        continue
-                    if event is None:
-                        break
-                    if isinstance(event, Header):
-                        if decoder.line_number > 1:
-                            report(decoder.line_number, "unexpected second header; line skipped")
-                        continue
-                    yield event
-                if not data:
-                    break
-    except (OSError, EOFError, zlib.error) as e:
-        report(decoder.line_number + 1, f"file ends early or is damaged ({e}); rest skipped")
-    if damaged > PROBLEMS_PER_FILE:
-        problems.append(Problem(path, None, f"{damaged - PROBLEMS_PER_FILE} more damaged lines skipped"))
+    reader = RawFileReader(path, problems)
+    for first, block in reader.blocks():
+        for number, raw in enumerate(reader.lines(block), first):
+            event = reader.event(raw, number)
+            if event is not None:
+                yield event
 
 
 @dataclass
@@ -144,17 +177,30 @@ def group_streams(paths: Iterable[str], problems: list[Problem]) -> list[Stream]
     return [streams[k] for k in sorted(streams)]
 
 
+def iter_stream_blocks(
+    stream: Stream, problems: list[Problem], on_file_done: Callable[[str], None] | None = None,
+) -> Iterator[tuple[RawFileReader, int, bytes]]:
+    """A process's raw lines in blocks, file by file in sequence order: (the file's reader, number
+    of the first line, the block as `RawFileReader.blocks` gives it). `on_file_done` is called once
+    a file's last block is taken back."""
+    for _first, path in stream.files:
+        reader = RawFileReader(path, problems)
+        for first, block in reader.blocks():
+            yield reader, first, block
+        if on_file_done is not None:
+            on_file_done(path)
+
+
 def iter_stream_events(
     stream: Stream, problems: list[Problem], on_file_done: Callable[[str], None] | None = None,
 ) -> Iterator[Event]:
     """A process's events in sequence order. Repeated sequence numbers (the same hour given both
     plain and gzipped, or a file given twice) are read once."""
     last_seq = -1
-    for _first, path in stream.files:
-        for event in iter_file_events(path, problems):
-            if event.seq <= last_seq:
+    for reader, first, block in iter_stream_blocks(stream, problems, on_file_done):
+        for number, raw in enumerate(reader.lines(block), first):
+            event = reader.event(raw, number)
+            if event is None or event.seq <= last_seq:
                 continue
             last_seq = event.seq
             yield event
-        if on_file_done is not None:
-            on_file_done(path)

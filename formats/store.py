@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -90,6 +92,73 @@ def write_batch_bytes(root: str, channel: str, batch_time: int, data: bytes) -> 
         return path, False
     write_bytes_atomic(path, data)
     return path, True
+
+
+class BatchWriter:
+    """Stores batches (`write_batch_bytes`) on a thread of its own, so that the disk's waits (the
+    write, the two fsyncs, the rename) overlap the caller's work: they release the GIL. The same
+    guarantees as `write_batch_bytes` one by one: a file is either absent or complete under its
+    name, and every batch put is on disk when `close()` returns. At most `depth` batches wait, so
+    memory stays flat. The first error (a full disk, an OSError naming the file) stops the writing:
+    no later batch is written, and the error is raised as it was met by the next `put` or by
+    `close`, so the caller reports it as it would have without the thread.
+
+    Use as a context manager; leaving it on an exception waits for the batches already put.
+    """
+
+    def __init__(self, root: str, depth: int = 2) -> None:
+        self.root = root
+        self.written = 0
+        self.existing = 0
+        self._jobs: queue.Queue[tuple[str, int, bytes] | None] = queue.Queue(depth)
+        self._error: BaseException | None = None
+        self._failed = False
+        self._thread = threading.Thread(target=self._run, name="batch-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            if self._failed:
+                continue  # stopped at the first error: drain without writing
+            try:
+                _path, written = write_batch_bytes(self.root, *job)
+            except BaseException as e:  # handed to the caller's thread, which raises it once
+                self._failed = True
+                self._error = e
+                continue
+            if written:
+                self.written += 1
+            else:
+                self.existing += 1
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def put(self, channel: str, batch_time: int, data: bytes) -> None:
+        self._raise()
+        self._jobs.put((channel, batch_time, data))
+
+    def close(self) -> None:
+        """Wait until every batch put is on disk; raise the first error, if any."""
+        if self._thread.is_alive():
+            self._jobs.put(None)
+            self._thread.join()
+        self._raise()
+
+    def __enter__(self) -> BatchWriter:
+        return self
+
+    def __exit__(self, kind: object, value: object, tb: object) -> None:
+        if value is None:
+            self.close()
+            return
+        with contextlib.suppress(BaseException):  # the caller's own error wins
+            self.close()
 
 
 def write_batch(root: str, channel: str, batch_time: int, records: list[dict[str, Any]]) -> tuple[str, bool]:

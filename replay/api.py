@@ -12,11 +12,12 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
-from formats.canonical import Record, format_batch
+from formats.canonical import Record
 from formats.memory import gc_paused
-from formats.rawfile import Problem, Stream, find_raw_files, group_streams, iter_stream_events
-from formats.store import write_batch_bytes
+from formats.rawfile import Problem, RawFileReader, Stream, find_raw_files, group_streams, iter_stream_blocks
+from formats.store import BatchWriter
 from replay.batches import ClosedBatch
+from replay.compact import batch_bytes
 from replay.engine import Stats, StreamReplayer
 from replay.timestamps import DEFAULT_TIMING, Timing
 
@@ -60,18 +61,14 @@ def _in_window(record: Record, since: float | None, until: float | None) -> bool
     return until is None or record["time"] < until
 
 
-def _write(batch: ClosedBatch, opts: Options, report: ReplayReport) -> None:
+def _write(batch: ClosedBatch, opts: Options, report: ReplayReport, writer: BatchWriter) -> None:
     records = batch.records
     if opts.since is not None or opts.until is not None:
         records = [r for r in records if _in_window(r, opts.since, opts.until)]
     if not records:
         return
-    _path, written = write_batch_bytes(opts.out_root, batch.channel, batch.batch_time, format_batch(records))
+    writer.put(batch.channel, batch.batch_time, batch_bytes(records))
     report.channels.add(batch.channel)
-    if written:
-        report.batches_written += 1
-    else:
-        report.batches_existing += 1
     report.records_written += len(records)
 
 
@@ -85,14 +82,56 @@ def replay_stream(
 
 def _replay_stream(stream: Stream, opts: Options, on_file_done: Callable[[str], None] | None) -> ReplayReport:
     report = ReplayReport()
-    engine = StreamReplayer(stream.header.recorder, stream.header.slug, timing=opts.timing, channels=opts.channels)
-    for event in iter_stream_events(stream, report.raw_problems, on_file_done):
-        for batch in engine.feed(event):
-            _write(batch, opts, report)
-    for batch in engine.finish():
-        _write(batch, opts, report)
-    report.stats = engine.stats
+    # batches are written on a thread while the engine goes on (formats.store.BatchWriter)
+    with BatchWriter(opts.out_root) as writer:
+        _feed_stream(stream, opts, report, writer, on_file_done)
+    report.batches_written, report.batches_existing = writer.written, writer.existing
     return report
+
+
+def _feed_stream(
+    stream: Stream, opts: Options, report: ReplayReport, writer: BatchWriter,
+    on_file_done: Callable[[str], None] | None,
+) -> None:
+    engine = StreamReplayer(
+        stream.header.recorder, stream.header.slug, timing=opts.timing, channels=opts.channels, compact=True,
+    )
+    # iter_stream_events, with the compiled lane taking the common lines (StreamReplayer.feed_raw)
+    lane = engine.feed_raw if engine.has_lane else None
+    last_seq = -1
+    for reader, first, block in iter_stream_blocks(stream, report.raw_problems, on_file_done):
+        if lane is None:
+            for number, raw in enumerate(reader.lines(block), first):
+                last_seq = _feed_line(engine, reader, raw, number, last_seq, opts=opts, report=report, writer=writer)
+            continue
+        number = first
+        offset, size = 0, len(block)
+        while offset < size:
+            offset, last_seq, passed = lane(block, offset, last_seq)
+            number += passed
+            if offset == size:
+                break
+            end = block.index(b"\n", offset)
+            last_seq = _feed_line(
+                engine, reader, block[offset:end], number, last_seq, opts=opts, report=report, writer=writer,
+            )
+            offset, number = end + 1, number + 1
+    for batch in engine.finish():
+        _write(batch, opts, report, writer)
+    report.stats = engine.stats
+
+
+def _feed_line(
+    engine: StreamReplayer, reader: RawFileReader, raw: bytes, number: int, last_seq: int, *, opts: Options,
+    report: ReplayReport, writer: BatchWriter,
+) -> int:
+    """One raw line the reference way (iter_stream_events: decoded, a repeated seq skipped), fed."""
+    event = reader.event(raw, number)
+    if event is None or event.seq <= last_seq:
+        return last_seq
+    for batch in engine.feed(event):
+        _write(batch, opts, report, writer)
+    return event.seq
 
 
 def replay(

@@ -26,6 +26,7 @@ import bisect
 from typing import Any, NamedTuple
 
 from formats.canonical import BATCH_INTERVAL, Record
+from replay.compact import full_record
 from replay.timestamps import Timing
 
 
@@ -156,9 +157,10 @@ class OpenBatches:
     def state(self) -> list[list[Any]]:
         """The open batches as plain data, `[channel, [[batch_time, records], ...]]` in insertion
         order, channels whose batches all closed included (their order decides the order in which
-        later batches close). The records are the live ones: serialise them before feeding more."""
+        later batches close). The records are full ones (a compact record is read again from its
+        line, replay/compact.py), some of them live: serialise them before feeding more."""
         return [
-            [channel, [[batch_time, batch.records] for batch_time, batch in batches.items()]]
+            [channel, [[batch_time, [full_record(r) for r in batch.records]] for batch_time, batch in batches.items()]]
             for channel, batches in self._by_channel.items()
         ]
 

@@ -18,6 +18,13 @@ that is not open is ignored. Version 1 recordings have no ticks and replay exact
 `state()` and `StreamReplayer.from_state()` save and restore everything an event can depend on
 (connections, clocks, initialised channels, open batches), so a follower can stop after any event
 and resume as if it had never stopped (replay/checkpoint.py).
+
+The bulk replay asks for a compact engine (`compact=True`): where the compiled core is built, a
+Twitch line's record is then kept as its canonical bytes but for its two numbers (replay/compact.py,
+written by `replay.compact.batch_bytes`), and `feed_raw` lets the compiled lane take the common
+raw lines straight from the file's bytes, doing for each exactly what `feed` does; every other
+line still goes through `feed`. The decisions are this module's, in one place (`_line`); the lane
+takes only lines for which they are all plain (replay/_core.c says which).
 """
 
 from __future__ import annotations
@@ -30,9 +37,10 @@ from typing import Any
 
 from formats.canonical import check_channel_dirname
 from formats.errors import IRCParseError, UsageError
-from formats.irc import parse_compat
+from formats.irc import CompatFields, parse_compat
 from formats.rawcodec import CLOSE, OPEN, RECV, TICK, Event, receiver_name
 from replay.batches import ClosedBatch, OpenBatches
+from replay.compact import PARTS, compiled_lane, compiled_twitch_line, receiver_key
 from replay.dialect import TWITCH, Dialect, get_dialect
 from replay.timestamps import DEFAULT_TIMING, ServerClock, Timing
 
@@ -70,10 +78,11 @@ class Stats:
 
 
 class _Connection:
-    __slots__ = ("batches", "clock", "dialect", "ready", "receiver")
+    __slots__ = ("batches", "clock", "dialect", "ready", "receiver", "receiver_key")
 
     def __init__(self, receiver: str, dialect: Dialect, timing: Timing) -> None:
         self.receiver = receiver
+        self.receiver_key = receiver_key(receiver)
         self.dialect = dialect
         self.clock = ServerClock(timing)
         self.ready: set[str] = set()
@@ -106,9 +115,13 @@ class StreamReplayer:
 
     def __init__(
         self, recorder: str, slug: str, *, timing: Timing = DEFAULT_TIMING,
-        channels: frozenset[str] | None = None,
+        channels: frozenset[str] | None = None, compact: bool = False,
     ) -> None:
         self.recorder = recorder
+        # compact: keep records as their bytes (replay/compact.py) where the compiled step is built;
+        # closed batches then hold compact records, written by `replay.compact.record_bytes`.
+        self._twitch_line = compiled_twitch_line() if compact else None
+        self._lane = compiled_lane() if compact else None
         self.slug = slug
         self.timing = timing
         self.channels = channels
@@ -149,6 +162,31 @@ class StreamReplayer:
             return self._drop(event.conn)
         return _NO_BATCHES
 
+    @property
+    def has_lane(self) -> bool:
+        """Whether `feed_raw` takes lines (a compact engine, with the compiled core built)."""
+        return self._lane is not None
+
+    def feed_raw(self, block: bytes, offset: int, last_seq: int) -> tuple[int, int, int]:
+        """Feed raw lines (a block as formats.rawfile reads it, each line ending with b"\\n") from
+        byte `offset` on, as long as the compiled lane (replay/_core.c) takes them: the common
+        received line, which closes no batch and goes to an open one. Returns (offset of the first
+        line not taken, last seq read, lines passed); the caller decodes that line and feeds its
+        event (or skips it) as usual, then calls again. Repeated seqs are skipped (and passed) as
+        `iter_stream_events` skips them. Takes nothing when the engine is not compact or the
+        compiled core is not built (`has_lane`)."""
+        if self._lane is None:
+            return offset, last_seq, 0
+        stop, last_seq, taken, lines = self._lane(
+            block, offset, last_seq, self._conns, TWITCH, TWITCH.kept, self.channels, _safe_folder,
+        )
+        if taken:
+            stats = self.stats
+            stats.events += taken
+            stats.lines += taken
+            stats.records += taken
+        return stop, last_seq, lines
+
     def state(self) -> dict[str, Any]:
         """Everything later events depend on, as plain JSON-able data (the open batches' records are
         the live ones: serialise before feeding more). Counters are kept; problem texts are not."""
@@ -164,10 +202,10 @@ class StreamReplayer:
     @classmethod
     def from_state(
         cls, recorder: str, slug: str, state: dict[str, Any], *, timing: Timing = DEFAULT_TIMING,
-        channels: frozenset[str] | None = None,
+        channels: frozenset[str] | None = None, compact: bool = False,
     ) -> StreamReplayer:
         """The replayer `state()` described; it goes on exactly as the saved one would have."""
-        self = cls(recorder, slug, timing=timing, channels=channels)
+        self = cls(recorder, slug, timing=timing, channels=channels, compact=compact)
         events, lines, records, connections, skipped = state["stats"]
         self.stats = Stats(events, lines, records, connections, Counter(skipped))
         for conn, dialect, clock, ready, batches in state["conns"]:
@@ -197,17 +235,29 @@ class StreamReplayer:
     def _line(self, c: _Connection, line: str, now: float, seq: int) -> None:
         stats = self.stats
         stats.lines += 1
-        try:
-            command, params, sender, user, host, tags = parse_compat(line)
-        except IRCParseError as e:
-            stats.skipped[SKIP_UNPARSABLE] += 1
-            if len(stats.problems) < PROBLEMS_KEPT:
-                stats.problems.append(f"{self.recorder}.{self.slug} seq {seq}: {e.message}")
-            return
         dialect = c.dialect
-        if command == dialect.init_command:
+        fast = self._twitch_line
+        got = fast(line, c.receiver_key, now) if fast is not None and dialect is TWITCH else None
+        fields: CompatFields | None = None
+        if got is not None:
+            # the compiled step (replay/compact.py): the record's bytes, but for its times, at once
+            command, first, server_time, head, tail = got
+            init_param = first
+        else:
+            try:
+                fields = parse_compat(line)
+            except IRCParseError as e:
+                stats.skipped[SKIP_UNPARSABLE] += 1
+                if len(stats.problems) < PROBLEMS_KEPT:
+                    stats.problems.append(f"{self.recorder}.{self.slug} seq {seq}: {e.message}")
+                return
+            command, params = fields[0], fields[1]
+            first = params[0] if params else None
             index = dialect.init_channel_param
-            name = channel_folder_name(params[index]) if len(params) > index else None
+            init_param = params[index] if len(params) > index else None
+            server_time = None
+        if command == dialect.init_command:
+            name = channel_folder_name(init_param) if init_param is not None else None
             if name is not None and name not in c.ready:
                 # The first one of a channel on a connection ends the per-connection noise.
                 c.ready.add(name)
@@ -216,7 +266,7 @@ class StreamReplayer:
         if command not in dialect.kept:
             stats.skipped[SKIP_NOT_KEPT] += 1
             return
-        name = channel_folder_name(params[0]) if params else None
+        name = channel_folder_name(first) if first is not None else None
         if name is None:
             stats.skipped[SKIP_NO_CHANNEL] += 1
             return
@@ -229,7 +279,8 @@ class StreamReplayer:
                 stats.problems.append(f"{self.recorder}.{self.slug} seq {seq}: unsafe channel name {name!r} skipped")
             return
         clock = c.clock
-        server_time = dialect.server_time(tags)
+        if fields is not None:
+            server_time = dialect.server_time(fields[5])
         time: float
         time_range: int | float
         if server_time is not None:
@@ -243,6 +294,11 @@ class StreamReplayer:
             stats.skipped[SKIP_FILTERED] += 1
             return
         stats.records += 1
+        if fields is None:
+            compact_record: Any = {"time": time, "time_range": time_range, PARTS: (head, tail, line, c.receiver, now)}
+            c.batches.add(name, compact_record)
+            return
+        _command, params, sender, user, host, tags = fields
         c.batches.add(name, {
             "command": command, "params": params, "sender": sender, "user": user, "host": host,
             "tags": tags, "receivers": {c.receiver: now}, "time": time, "time_range": time_range,

@@ -429,3 +429,26 @@ _query_values = st.one_of(
 query_strings = st.lists(
     st.tuples(st.sampled_from(["start", "end", "tombstones", "x", "start%00", ""]), _query_values), max_size=4,
 ).map(lambda pairs: "&".join(f"{k}={v}" for k, v in pairs))
+
+
+# -- Twitch-shaped lines (the replay's compiled step, tests/test_replay_core.py): tag values with every
+# escape, odd tmi-sent-ts values, repeated and non-ASCII tag names, prefixes and channels of every shape
+_tw_value = st.text(st.sampled_from(list("ab\\s:rn;= é😂\x7f\"\t0")), max_size=8)
+_tw_ts = st.one_of(st.integers(0, 10**17).map(str), st.sampled_from(["", "12a", "1\\s2", "٣", "+5", " 7"]))
+_tw_tag = st.one_of(
+    st.builds(lambda k, v: f"{k}={v}", st.sampled_from(["id", "color", "badges", "emotes", "a-b", "Z", "é", "q\"",
+                                                        "system-msg", "tmi-sent-ts"]), _tw_value),
+    st.builds(lambda v: f"tmi-sent-ts={v}", _tw_ts),
+    st.sampled_from(["flag", "tmi-sent-ts", "", "x=y=z"]),
+)
+twitch_shaped_lines = st.builds(
+    lambda tags, prefix, command, middles, text: " ".join(
+        ([("@" + ";".join(tags))] if tags else []) + ([":" + prefix] if prefix is not None else [])
+        + [command, *middles] + ([":" + text] if text is not None else [])
+    ),
+    st.lists(_tw_tag, max_size=6),
+    st.one_of(st.none(), st.sampled_from(["u!u@u.tmi.twitch.tv", "tmi.twitch.tv", "a@b@c", "a!b!c", "", "é!😂@x"])),
+    st.sampled_from(["PRIVMSG", "privmsg", "USERNOTICE", "ROOMSTATE", "366", "JOIN", "ß", "a1"]),
+    st.lists(st.sampled_from(["#chan", "#Chan", "#é", "#", "x", ":y", "#a:b"]), max_size=3),
+    st.one_of(st.none(), st.text(max_size=12)),
+)

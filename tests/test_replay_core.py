@@ -1,0 +1,318 @@
+"""The replay's compiled step and lane (replay/_core.c) are byte-identical to the pure reference:
+the step to `replay.compact.twitch_line_py` (parse_compat_py + canonical_bytes_py), the compact
+record's bytes to `canonical_bytes` of the full record, the lane to the pure engine fed event by
+event; and the compact engine saves and restores as the pure one does."""
+
+from __future__ import annotations
+
+import math
+import os
+import struct
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from formats.canonical import canonical_bytes_py, format_batch
+from formats.errors import IRCParseError
+from formats.rawcodec import RECV, Event, Header, encode_event, encode_header
+from formats.rawfile import Problem, find_raw_files, group_streams, iter_stream_events
+from formats.store import write_batch_bytes
+from replay import compact
+from replay.api import replay
+from replay.batches import ClosedBatch
+from replay.engine import StreamReplayer
+from tests.strategies import (
+    RAW_T0_US,
+    damaged_irc_lines,
+    irc_lines,
+    raw_event_streams,
+    receive_time,
+    receiver,
+    server_time,
+    twitch_shaped_lines,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT / "fixtures" / "corpus" / "twitch-lines.txt"
+
+try:
+    from replay import _core
+except ImportError:  # no C compiler when installed: the engine keeps full records (pure path)
+    _core = None  # type: ignore[assignment]
+
+needs_compiled = pytest.mark.skipif(
+    _core is None and not os.environ.get("CI"), reason="compiled replay core not built (no C compiler)"
+)
+
+
+def _core_module() -> Any:
+    assert _core is not None, "CI builds the compiled core: gcc is on the CI machine"
+    return _core
+
+
+def _step(line: str, name: str, now: float) -> object:
+    """The compiled step's answer where it gives one, checked against the reference's."""
+    fast = _core_module().twitch_line(line, compact.receiver_key(name), now)
+    try:
+        ref: object = compact.twitch_line_py(line, name, now)
+    except IRCParseError:
+        ref = None
+    if fast is not None:
+        assert fast == ref, line
+        assert [type(x) for x in fast] == [type(x) for x in ref]  # type: ignore[attr-defined]
+    return fast
+
+
+@needs_compiled
+@given(st.one_of(twitch_shaped_lines, damaged_irc_lines(), irc_lines().map(lambda x: x[0])), receiver, receive_time)
+def test_the_step_is_the_reference(line: str, name: str, now: float) -> None:
+    _step(line, name, now)
+
+
+@needs_compiled
+def test_the_step_is_the_reference_on_the_corpus() -> None:
+    with open(CORPUS, encoding="utf-8", newline="") as f:
+        lines = f.read().split("\n")
+    taken = 0
+    for line in lines:
+        for variant in (line, line + "\r\n", f" {line}"):
+            taken += _step(variant, "host1.Slug1.0", 1_700_000_000.123456) is not None
+    assert taken >= len(lines) - 20  # the step reads nearly every real line itself (the test is not vacuous)
+
+
+@needs_compiled
+@given(st.one_of(server_time, receive_time, st.floats(allow_nan=False, allow_infinity=False),
+                 st.integers(0, 2**64 - 1).map(lambda b: struct.unpack("d", struct.pack("Q", b))[0])))
+def test_times_print_as_repr(x: float) -> None:
+    if math.isfinite(x):
+        assert _core_module().float_repr(x) == repr(x)
+
+
+_number = st.one_of(server_time, receive_time, st.integers(-(2**70), 2**70), st.floats(allow_nan=True),
+                    st.floats(0, 1e-3), st.just(0))
+
+
+@given(twitch_shaped_lines, receiver, receive_time, _number, _number)
+def test_a_compact_record_is_its_full_record(line: str, name: str, now: float, time: Any, time_range: Any) -> None:
+    """record_bytes (and the compiled `batch`) of a compact record = canonical bytes of the full one."""
+    try:
+        _command, _first, _st, head, tail = compact.twitch_line_py(line, name, now)
+    except IRCParseError:
+        return
+    record = {"time": time, "time_range": time_range, compact.PARTS: (head, tail, line, name, now)}
+    full = compact.full_record(record)
+    if not all(type(v) is float and not math.isfinite(v) for v in (time,)):
+        assert compact.record_bytes(record) == canonical_bytes_py(full)
+    assert format_batch([record, full], compact.record_bytes) == format_batch([full, full])
+    if compact.compiled_lane() is not None:  # the engine makes compact records only with the compiled core
+        assert compact.batch_bytes([record, full]) == format_batch([full, full])
+    if _core is not None:
+        got = _core.batch([record, full, record], compact.record_bytes)
+        assert got is None or got == format_batch([full, full, full])
+        exact = [(type(x) is float and math.isfinite(x)) or (type(x) is int and abs(x) < 2**53)
+                 for x in (time, time_range)]
+        if all(exact):
+            assert got is not None  # the reference path only for numbers a double does not hold
+
+
+def _raw_file(path: Path, events: list[Event], extra: tuple[bytes, ...] | list[bytes] = ()) -> None:
+    data = encode_header(Header("host", "Slug0", "h", "t", 0, RAW_T0_US))
+    data += b"".join(encode_event(e) for e in events) + b"".join(extra)
+    path.write_bytes(data)
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*.json"))}
+
+
+def _reference_tree(events: list[Event], out: Path, recorder: str = "host", slug: str = "Slug0") -> dict[str, bytes]:
+    r = StreamReplayer(recorder, slug)
+    for b in [*[b for e in events for b in r.feed(e)], *r.finish()]:
+        if b.records:
+            write_batch_bytes(str(out), b.channel, b.batch_time, format_batch(b.records))
+    return _tree(out)
+
+
+def _busy(events: list[Event]) -> list[Event]:
+    """The stream with a run of exact PRIVMSGs after each of its exact ones, so the lane has runs to take."""
+    out: list[Event] = []
+    seq = 0
+    for e in events:
+        seq += 1
+        out.append(e._replace(seq=seq))
+        if e.kind == RECV and "tmi-sent-ts=" in e.text:
+            for k in range(3):
+                seq += 1
+                out.append(e._replace(seq=seq, at=e.at + k, text=e.text.replace(" :hi", f" :hi{k} \"é😂\\")))
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(raw_event_streams(), st.integers(0, 4))
+def test_the_lane_replays_as_the_engine_fed_event_by_event(tmp_path_factory: Any, events: list[Event],
+                                                           overlap: int) -> None:
+    """replay.api (the compact engine, the lane taking the common lines) writes the very files the
+    pure engine writes, with the same counts, also when a file repeats the previous one's last events."""
+    events = _busy(events)
+    tmp = tmp_path_factory.mktemp("lane")
+    half = len(events) // 2
+    _raw_file(tmp / "a.jsonl", events[:half])
+    # the second file starts `overlap` events early: those are read once (their seq repeats)
+    second = events[max(0, half - overlap):]
+    data = encode_header(Header("host", "Slug0", "h", "t", second[0].seq if second else 0, RAW_T0_US))
+    (tmp / "b.jsonl").write_bytes(data + b"".join(encode_event(e) for e in second))
+    report = replay([str(tmp)], str(tmp / "fast"))
+    assert _tree(tmp / "fast") == _reference_tree(events, tmp / "ref")
+    ref = StreamReplayer("host", "Slug0")
+    for e in events:
+        ref.feed(e)
+    ref.finish()
+    s = report.stats
+    assert (s.events, s.lines, s.records, s.skipped) == (ref.stats.events, ref.stats.lines, ref.stats.records,
+                                                         ref.stats.skipped)
+
+
+@given(raw_event_streams(), st.data())
+def test_the_compact_engine_saves_and_restores(events: list[Event], data: Any) -> None:
+    """state()/from_state() of the compact engine give full records and the same bytes as the pure
+    engine that never stopped (the live follower's checkpoint)."""
+    def out(batches: list[ClosedBatch]) -> list[tuple[str, int, bytes]]:
+        return [(b.channel, b.batch_time, compact.batch_bytes(b.records)) for b in batches]
+
+    events = _busy(events)
+    cuts = set(data.draw(st.lists(st.integers(0, len(events)), max_size=4)))
+    r = StreamReplayer("host", "Slug0", compact=True)
+    got: list[tuple[str, int, bytes]] = []
+    for i, e in enumerate(events):
+        if i in cuts:
+            state = orjson.loads(orjson.dumps(r.state()))
+            r = StreamReplayer.from_state("host", "Slug0", state, compact=True)
+        got.extend(out(list(r.feed(e))))
+    got.extend(out(r.finish()))
+    ref = StreamReplayer("host", "Slug0")
+    want = [(b.channel, b.batch_time, format_batch(b.records)) for e in events for b in ref.feed(e)]
+    want += [(b.channel, b.batch_time, format_batch(b.records)) for b in ref.finish()]
+    assert got == want
+
+
+def test_raw_lines_the_lane_must_not_take(tmp_path: Path) -> None:
+    """Lines a recorder does not write (other spacing, \\u escapes, bad UTF-8, leading zeros, CR) and
+    damaged ones are read by the reference: decoded the same, or reported by file and line."""
+    line = "@tmi-sent-ts=1700000001000 :u!u@u PRIVMSG #c :hi"
+    events = [Event("open", 1, RAW_T0_US, 0, "ws://x", "twitch"),
+              Event(RECV, 2, RAW_T0_US, 0, "@room-id=1 :tmi.twitch.tv ROOMSTATE #c"),
+              Event(RECV, 3, RAW_T0_US + 1, 0, line)]
+    odd = [
+        b'{"kind":"recv", "seq":4,"at":1700000000000002,"conn":0,"line":"' + line.encode() + b'"}\n',
+        b'{"kind":"recv","seq":5,"at":1700000000000003,"conn":0,"line":"' + line.replace("hi", "\\u00e9").encode()
+        + b'"}\n',
+        b'{"kind":"recv","seq":6,"at":1700000000000004,"conn":0,"line":"' + line.encode() + b'"}\r\n',
+        b'{"kind":"recv","seq":07,"at":1700000000000005,"conn":0,"line":"' + line.encode() + b'"}\n',
+        b'{"kind":"recv","seq":8,"at":1700000000000006,"conn":0,"line":"' + line.encode() + b'\xff"}\n',
+        b'{"kind":"recv","seq":9,"at":1700000000000007,"conn":0,"line":"' + line.encode() + b'\t"}\n',
+        b'{"kind":"recv","seq":18446744073709551615,"at":1700000000000008,"conn":0,"line":"' + line.encode()
+        + b'"}\n',  # a seq beyond what C's long long holds: read, then every later line is a repeat
+        b'{"kind":"recv","seq":10,"at":1700000000000009,"conn":0,"line":"' + line.encode() + b'"}\n',
+        b'{"kind":"recv","seq":11,"at":1700000000000010,"conn":0,"line":"' + line.encode() + b'"}',  # torn
+    ]
+    _raw_file(tmp_path / "raw.jsonl", events, odd)
+    report = replay([str(tmp_path / "raw.jsonl")], str(tmp_path / "out"))
+    assert [p.line for p in report.raw_problems] == [8, 9, 10, 13]
+    assert "torn last line" in report.raw_problems[-1].message
+    assert report.stats.records == 5  # seq 3; 4 (spaced); 5 (\u00e9); 6 (CR after the JSON); 2**64 - 1
+    # the same as the reference reader (iter_stream_events) feeding the pure engine
+    problems: list[Problem] = []
+    (stream,) = group_streams([str(tmp_path / "raw.jsonl")], problems)
+    decoded = list(iter_stream_events(stream, problems))
+    assert [p.line for p in problems] == [8, 9, 10, 13]
+    assert _tree(tmp_path / "out") == _reference_tree(decoded, tmp_path / "ref")
+
+
+def test_a_busy_channel_goes_through_the_lane(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bench's kind of recording (95% PRIVMSG with exact times, JOIN/PART, NOTICE): the lane takes
+    nearly every line, and the archive is the pure engine's."""
+    from bench.gen import write_recording
+
+    write_recording(str(tmp_path / "raw"), 3000, rate=20.0)
+    taken = 0
+    feed_raw = StreamReplayer.feed_raw
+
+    def counting(self: StreamReplayer, block: bytes, offset: int, last_seq: int) -> tuple[int, int, int]:
+        nonlocal taken
+        before = self.stats.events
+        result = feed_raw(self, block, offset, last_seq)
+        taken += self.stats.events - before
+        return result
+
+    monkeypatch.setattr(StreamReplayer, "feed_raw", counting)
+    report = replay([str(tmp_path / "raw")], str(tmp_path / "fast"))
+    problems: list[Problem] = []
+    (stream,) = group_streams(find_raw_files([str(tmp_path / "raw")]), problems)
+    decoded = list(iter_stream_events(stream, problems))
+    assert _tree(tmp_path / "fast") == _reference_tree(decoded, tmp_path / "ref", "bench", "Bench1")
+    assert report.stats.records == 3000
+    if compact.compiled_lane() is not None:
+        assert taken > 0.9 * report.stats.lines
+    else:
+        assert taken == 0
+
+
+@needs_compiled
+@given(st.lists(st.tuples(twitch_shaped_lines, st.sampled_from([1.5, 2, 2.0, 1_700_000_000.25, -3.0]),
+                          st.sampled_from([0, 0.0, 10, 2.5]), st.booleans()), max_size=12))
+def test_the_compiled_batch_sorts_as_the_reference(items: list[tuple[str, float, float, bool]]) -> None:
+    """Ties of time and time range (ints against floats too) are ordered by the line, as Python orders
+    the (time, time_range, line) tuples; compact and full records mix."""
+    records: list[dict[str, Any]] = []
+    for line, time, time_range, full in items:
+        try:
+            _c, _f, _s, head, tail = compact.twitch_line_py(line, "h.S1.0", 1_700_000_000.5)
+        except IRCParseError:
+            continue
+        record: dict[str, Any] = {"time": time, "time_range": time_range,
+                                  compact.PARTS: (head, tail, line, "h.S1.0", 1_700_000_000.5)}
+        records.append(dict(compact.full_record(record)) if full else record)
+    want = format_batch([compact.full_record(r) for r in records])
+    assert _core_module().batch(records, compact.record_bytes) == want
+
+
+@pytest.mark.parametrize(("channels", "window"), [(["desertbus"], None), (["other"], None),
+                                                  (None, (1_700_000_020.0, 1_700_000_050.5))])
+def test_the_lane_keeps_the_channel_and_window_selection(tmp_path: Path, channels: list[str] | None,
+                                                         window: tuple[float, float] | None) -> None:
+    from bench.gen import write_recording
+    from replay.api import _in_window
+
+    write_recording(str(tmp_path / "raw"), 1500, rate=20.0)
+    since, until = window if window is not None else (None, None)
+    replay([str(tmp_path / "raw")], str(tmp_path / "fast"), channels=channels, since=since, until=until)
+    problems: list[Problem] = []
+    (stream,) = group_streams(find_raw_files([str(tmp_path / "raw")]), problems)
+    r = StreamReplayer("bench", "Bench1", channels=frozenset(channels) if channels else None)
+    events = list(iter_stream_events(stream, problems))
+    for b in [*[b for e in events for b in r.feed(e)], *r.finish()]:
+        records = [x for x in b.records if _in_window(x, since, until)]
+        if records:
+            write_batch_bytes(str(tmp_path / "ref"), b.channel, b.batch_time, format_batch(records))
+    assert _tree(tmp_path / "fast") == _tree(tmp_path / "ref")
+    assert (_tree(tmp_path / "fast") == {}) == (channels == ["other"])
+
+
+def test_a_gzipped_recording_goes_through_the_lane_the_same(tmp_path: Path) -> None:
+    import gzip
+
+    from bench.gen import write_recording
+
+    write_recording(str(tmp_path / "raw"), 1500, rate=20.0)
+    (plain,) = find_raw_files([str(tmp_path / "raw")])
+    (tmp_path / "gz").mkdir()
+    with open(plain, "rb") as f, gzip.open(tmp_path / "gz" / (os.path.basename(plain) + ".gz"), "wb") as g:
+        g.write(f.read())
+    replay([str(tmp_path / "raw")], str(tmp_path / "a"))
+    report = replay([str(tmp_path / "gz")], str(tmp_path / "b"))
+    assert report.raw_problems == [] and report.stats.records == 1500
+    assert _tree(tmp_path / "a") == _tree(tmp_path / "b") != {}
