@@ -30,6 +30,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../formats/_jsonchars.h"
+
 #define MAX_RECEIVERS 64       /* distinct receivers per file */
 #define MAX_PER_RECORD 16      /* receivers of one record */
 #define FINE_LIMIT 10.0        /* verify.tally.FINE_LIMIT */
@@ -172,14 +174,13 @@ float_repr_check(const unsigned char *tok, Py_ssize_t n, double *value)
     }
     if (endp != buf + n || !isfinite(x))
         return -1;
-    char *r = PyOS_double_to_string(x, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
-    if (r == NULL) {
+    char again[64]; /* repr(x), as the encoders print it (formats/_jsonchars.h) */
+    Py_ssize_t m = put_double(again, x);
+    if (m < 0) {
         PyErr_Clear();
         return -1;
     }
-    int same = (Py_ssize_t)strlen(r) == n && memcmp(r, buf, (size_t)n) == 0;
-    PyMem_Free(r);
-    if (!same)
+    if (m != n || memcmp(again, buf, (size_t)n) != 0)
         return -1;
     *value = x;
     return 0;
