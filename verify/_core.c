@@ -318,6 +318,17 @@ span_str(Span s)
     return PyUnicode_DecodeASCII((const char *)s.s, s.n, NULL);
 }
 
+/* delays[bin] = count; 0 or -1 (an exception set) */
+static int
+put_count(PyObject *delays, long long bin, long long count)
+{
+    PyObject *k = PyLong_FromLongLong(bin), *v = PyLong_FromLongLong(count);
+    int r = k == NULL || v == NULL ? -1 : PyDict_SetItem(delays, k, v);
+    Py_XDECREF(k);
+    Py_XDECREF(v);
+    return r;
+}
+
 static PyObject *
 receiver_tuple(Recv *rt)
 {
@@ -326,29 +337,17 @@ receiver_tuple(Recv *rt)
         return NULL;
     if (rt->fine != NULL) {
         for (int i = 0; i < FINE_BINS; i++) {
-            if (!rt->fine[i])
-                continue;
-            PyObject *k = PyLong_FromLong(i + FINE_LOW), *v = PyLong_FromLongLong(rt->fine[i]);
-            if (k == NULL || v == NULL || PyDict_SetItem(delays, k, v)) {
-                Py_XDECREF(k);
-                Py_XDECREF(v);
+            if (rt->fine[i] && put_count(delays, i + FINE_LOW, rt->fine[i])) {
                 Py_DECREF(delays);
                 return NULL;
             }
-            Py_DECREF(k);
-            Py_DECREF(v);
         }
     }
     for (int i = 0; i < rt->n_far; i++) {
-        PyObject *k = PyLong_FromLongLong(rt->far_bins[i]), *v = PyLong_FromLongLong(rt->far_counts[i]);
-        if (k == NULL || v == NULL || PyDict_SetItem(delays, k, v)) {
-            Py_XDECREF(k);
-            Py_XDECREF(v);
+        if (put_count(delays, rt->far_bins[i], rt->far_counts[i])) {
             Py_DECREF(delays);
             return NULL;
         }
-        Py_DECREF(k);
-        Py_DECREF(v);
     }
     PyObject *name = span_str(rt->name);
     if (name == NULL) {
