@@ -222,7 +222,7 @@ typedef struct {
 
 /* 1: read into *out; 0: the reference must read the line; -1: error set */
 static inline __attribute__((always_inline)) int
-twitch_line_kind(PyObject *line, const int kind, PyObject *receiver, double now, Parsed *out)
+twitch_line_kind(PyObject *line, const int kind, PyObject *receiver, double now, int clean, Parsed *out)
 {
     Py_ssize_t n = PyUnicode_GET_LENGTH(line);
     const void *data = PyUnicode_DATA(line);
@@ -231,7 +231,9 @@ twitch_line_kind(PyObject *line, const int kind, PyObject *receiver, double now,
         || Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, n - 1)))
         return 0;
     if (kind == PyUnicode_1BYTE_KIND) {
-        if (memchr(data, '\r', n) || memchr(data, '\n', n) || memchr(data, 0, n) || has_double_space(data, n))
+        /* `clean`: the caller knows there is no CR, LF or NUL (the lane's text held no control byte) */
+        if ((!clean && (memchr(data, '\r', n) || memchr(data, '\n', n) || memchr(data, 0, n)))
+            || has_double_space(data, n))
             return 0;
     } else {
         for (Py_ssize_t i = 0; i < n; i++) {
@@ -467,15 +469,16 @@ twitch_line_kind(PyObject *line, const int kind, PyObject *receiver, double now,
     return 1;
 }
 
+/* `clean`: 1 when `line` is known to hold no CR, LF or NUL (the scans for them are skipped) */
 static int
-read_line(PyObject *line, PyObject *receiver, double now, Parsed *out)
+read_line(PyObject *line, PyObject *receiver, double now, int clean, Parsed *out)
 {
     if (!isfinite(now))
         return 0;
     switch (PyUnicode_KIND(line)) {
-    case PyUnicode_1BYTE_KIND: return twitch_line_kind(line, PyUnicode_1BYTE_KIND, receiver, now, out);
-    case PyUnicode_2BYTE_KIND: return twitch_line_kind(line, PyUnicode_2BYTE_KIND, receiver, now, out);
-    default: return twitch_line_kind(line, PyUnicode_4BYTE_KIND, receiver, now, out);
+    case PyUnicode_1BYTE_KIND: return twitch_line_kind(line, PyUnicode_1BYTE_KIND, receiver, now, clean, out);
+    case PyUnicode_2BYTE_KIND: return twitch_line_kind(line, PyUnicode_2BYTE_KIND, receiver, now, clean, out);
+    default: return twitch_line_kind(line, PyUnicode_4BYTE_KIND, receiver, now, clean, out);
     }
 }
 
@@ -544,10 +547,12 @@ digits(const char **pp, const char *end, long long *out)
     return 1;
 }
 
-/* 1: a recv event in the recorder's own shape, its line decoded into *line (new reference);
+/* 1: a recv event in the recorder's own shape, its line decoded into *line (new reference), *clean
+ * set when the text held no escape (so no CR, LF or NUL: json_plain refuses control bytes);
  * 0: anything else (the reference decides) */
 static int
-raw_recv(const char *p, const char *end, long long *seq, long long *at, long long *conn, PyObject **line)
+raw_recv(const char *p, const char *end, long long *seq, long long *at, long long *conn, PyObject **line,
+         int *clean)
 {
     if (!EXPECT(&p, end, "{\"kind\":\"recv\",\"seq\":") || !digits(&p, end, seq)
         || !EXPECT(&p, end, ",\"at\":") || !digits(&p, end, at)
@@ -558,7 +563,9 @@ raw_recv(const char *p, const char *end, long long *seq, long long *at, long lon
     const char *text = p;
     while (p < end && json_plain[(unsigned char)*p])
         p++;
+    *clean = 0;
     if (p < end && *p == '"') {
+        *clean = 1;
         if (!(p + 2 == end && p[1] == '}'))
             return 0;
         *line = PyUnicode_DecodeUTF8(text, p - text, NULL);
@@ -815,7 +822,8 @@ lane_one(const char *raw, const char *raw_end, long long *last_seq, ConnCache *k
 {
     long long seq, at, conn;
     PyObject *line = NULL;
-    if (!raw_recv(raw, raw_end, &seq, &at, &conn, &line))
+    int clean;
+    if (!raw_recv(raw, raw_end, &seq, &at, &conn, &line, &clean))
         return 0;
     if (seq <= *last_seq) {  /* read already (the same hour given twice): skipped, as the reader does */
         Py_DECREF(line);
@@ -832,7 +840,7 @@ lane_one(const char *raw, const char *raw_end, long long *last_seq, ConnCache *k
         return 0;
     }
     Parsed got;
-    rc = read_line(line, k->receiver_key, now, &got);
+    rc = read_line(line, k->receiver_key, now, clean, &got);
     if (rc <= 0) {
         Py_DECREF(line);
         return rc;
@@ -1159,7 +1167,7 @@ twitch_line(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
     }
     double now = PyFloat_AS_DOUBLE(args[2]);
     Parsed got;
-    int rc = read_line(args[0], args[1], now, &got);
+    int rc = read_line(args[0], args[1], now, 0, &got);
     if (rc <= 0) {
         if (rc < 0)
             return NULL;
