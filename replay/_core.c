@@ -51,6 +51,55 @@ init_plain(void)
         json_plain[c] = c != '"' && c != '\\';
 }
 
+/* Runs of plain bytes found eight at a time (SWAR): for a word x, `zero_bytes(x)` is nonzero
+ * exactly when some byte of x is zero, and `less_bytes(x, n)` exactly when some byte is below n
+ * (n <= 128); which byte is left to the byte loop that follows. */
+#define ONES 0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+
+static inline uint64_t
+zero_bytes(uint64_t x)
+{
+    return (x - ONES) & ~x & HIGHS;
+}
+
+static inline uint64_t
+less_bytes(uint64_t x, unsigned n)
+{
+    return (x - ONES * n) & ~x & HIGHS;
+}
+
+/* the end of the run of `json_plain` bytes from p on (a control byte, '"' or '\\' stops it) */
+static inline const char *
+json_plain_run(const char *p, const char *end)
+{
+    for (; end - p >= 8; p += 8) {
+        uint64_t x;
+        memcpy(&x, p, 8);
+        if (less_bytes(x, 0x20) | zero_bytes(x ^ (ONES * '"')) | zero_bytes(x ^ (ONES * '\\')))
+            break;
+    }
+    while (p < end && json_plain[(unsigned char)*p])
+        p++;
+    return p;
+}
+
+/* the end of the run of `plain` bytes of d from j on (before `end`) */
+static inline Py_ssize_t
+plain_run(const Py_UCS1 *d, Py_ssize_t j, Py_ssize_t end)
+{
+    for (; end - j >= 8; j += 8) {
+        uint64_t x;
+        memcpy(&x, d + j, 8);
+        if ((x & HIGHS) | less_bytes(x, 0x20) | zero_bytes(x ^ (ONES * '"')) | zero_bytes(x ^ (ONES * '\\'))
+            | zero_bytes(x ^ (ONES * 0x7f)))
+            break;
+    }
+    while (j < end && plain[d[j]])
+        j++;
+    return j;
+}
+
 /* "line[start:end]" as a JSON string */
 static inline __attribute__((always_inline)) char *
 put_str(char *p, int kind, const void *data, Py_ssize_t start, Py_ssize_t end)
@@ -60,9 +109,7 @@ put_str(char *p, int kind, const void *data, Py_ssize_t start, Py_ssize_t end)
         const Py_UCS1 *d = data;
         Py_ssize_t i = start;
         while (i < end) {
-            Py_ssize_t j = i;
-            while (j < end && plain[d[j]])
-                j++;
+            Py_ssize_t j = plain_run(d, i, end);
             memcpy(p, d + i, j - i);
             p += j - i;
             if (j < end)
@@ -88,9 +135,7 @@ put_tag_value(char *p, int kind, const void *data, Py_ssize_t start, Py_ssize_t 
         Py_UCS4 c = PyUnicode_READ(kind, data, i);
         if (kind == PyUnicode_1BYTE_KIND && plain[c]) {  /* a run of plain characters, copied at once */
             const Py_UCS1 *d = data;
-            Py_ssize_t j = i + 1;
-            while (j < end && plain[d[j]])
-                j++;
+            Py_ssize_t j = plain_run(d, i + 1, end);
             memcpy(p, d + i, j - i);
             p += j - i;
             i = j;
@@ -271,7 +316,7 @@ twitch_line_kind(PyObject *line, const int kind, PyObject *receiver, double now,
                 return 0;  /* an empty name */
             for (Py_ssize_t i = t->key; i < t->key_end; i++) {
                 Py_UCS4 c = PyUnicode_READ(kind, data, i);
-                if (c < ' ' || c > '~' || c == '"' || c == '\\')
+                if (c > 0xff || !plain[c])  /* plain: ' ' to '~' but '"' and '\\' */
                     return 0;  /* a name JSON would escape, or not ASCII */
             }
             /* insertion by name (Twitch sends them sorted: usually no move at all) */
@@ -561,8 +606,7 @@ raw_recv(const char *p, const char *end, long long *seq, long long *at, long lon
         return 0;
     /* the common string, with no escape in it, is decoded where it lies */
     const char *text = p;
-    while (p < end && json_plain[(unsigned char)*p])
-        p++;
+    p = json_plain_run(p, end);
     *clean = 0;
     if (p < end && *p == '"') {
         *clean = 1;
