@@ -547,7 +547,7 @@ read_line(PyObject *line, PyObject *receiver, double now, int clean, Parsed *out
 
 static PyObject *s_dialect, *s_batches, *s_clock, *s_ready, *s_receiver, *s_receiver_key, *s_next_deadline,
     *s_by_channel, *s_records, *s_ends, *s_cut, *s_last_server_time, *s_last_received, *s_time, *s_time_range,
-    *s_parts;
+    *s_parts, *s_ranged;
 
 static int
 intern_names(void)
@@ -558,6 +558,7 @@ intern_names(void)
     NAME(s_by_channel, "_by_channel") NAME(s_records, "records") NAME(s_ends, "ends") NAME(s_cut, "cut")
     NAME(s_last_server_time, "last_server_time") NAME(s_last_received, "last_received")
     NAME(s_time, "time") NAME(s_time_range, "time_range") NAME(s_parts, "parts")
+    NAME(s_ranged, "ranged")
 #undef NAME
     return 0;
 }
@@ -859,6 +860,140 @@ exact_double(PyObject *v, double *out)
 #define BATCH_INTERVAL 60
 #define END_SLACK 1e-3  /* replay/batches.py _END_SLACK */
 
+/* _Batch.cut(server_time) (replay/batches.py) done here, with the same floating-point operations in
+ * the same order: the ranged records whose range ends past `server_time - END_SLACK` (found by the
+ * same bisection) and holds `server_time` strictly inside are cut there, and the suffix of `ends`
+ * and `ranged` is re-sorted by (end, cut ones first, then kept ones, each in their order).
+ * 1: done; 0: a value it does not handle (not a float or an int a double holds exactly, an end not
+ * finite, not a dict), nothing changed:
+ * the caller calls the Python method; -1: error. */
+typedef struct {
+    double end, between;
+    Py_ssize_t index;
+    PyObject *record, *end_obj;  /* borrowed */
+} Ranged;
+
+static int
+ranged_cmp(const void *a, const void *b)
+{
+    const Ranged *x = a, *y = b;
+    if (x->end != y->end)
+        return x->end < y->end ? -1 : 1;
+    return x->index < y->index ? -1 : x->index > y->index;
+}
+
+static int
+cut_c(PyObject *batch, PyObject *ends, double server_time)
+{
+    Py_ssize_t n = PyList_GET_SIZE(ends);
+    double x = server_time - END_SLACK;
+    Py_ssize_t lo = 0, hi = n;
+    while (lo < hi) {  /* bisect.bisect_right(ends, x) */
+        Py_ssize_t mid = lo + (hi - lo) / 2;
+        PyObject *e = PyList_GET_ITEM(ends, mid);
+        if (!PyFloat_CheckExact(e))
+            return 0;
+        if (x < PyFloat_AS_DOUBLE(e))
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    Py_ssize_t start = lo;
+    if (start == n)
+        return 1;
+    PyObject *ranged = PyObject_GetAttr(batch, s_ranged);
+    if (ranged == NULL)
+        return -1;
+    int result = 0;
+    Ranged stack[64];
+    Py_ssize_t m = n - start;
+    Ranged *items = stack;
+    if (!PyList_CheckExact(ranged) || PyList_GET_SIZE(ranged) != n)
+        goto done;
+    if (m > 64 && (items = PyMem_Malloc(m * sizeof *items)) == NULL) {
+        items = stack;
+        PyErr_NoMemory();
+        result = -1;
+        goto done;
+    }
+    /* first every value checked, then the changes: a value not handled changes nothing */
+    Py_ssize_t ncut = 0;
+    for (Py_ssize_t i = 0; i < m; i++) {
+        PyObject *rec = PyList_GET_ITEM(ranged, start + i), *e = PyList_GET_ITEM(ends, start + i);
+        if (!PyDict_CheckExact(rec) || !PyFloat_CheckExact(e) || !isfinite(PyFloat_AS_DOUBLE(e)))
+            goto done;
+        PyObject *t = PyDict_GetItemWithError(rec, s_time), *tr = PyDict_GetItemWithError(rec, s_time_range);
+        if (t == NULL || tr == NULL) {
+            result = PyErr_Occurred() ? -1 : 0;
+            goto done;
+        }
+        /* a float, or an int a double holds exactly (float - int, float < int, int + float: as Python) */
+        double tv, trv;
+        if (!exact_double(t, &tv) || !exact_double(tr, &trv))
+            goto done;
+        double b = server_time - tv;
+        int is_cut = 0 < b && b < trv;
+        double end = is_cut ? tv + b : PyFloat_AS_DOUBLE(e);
+        if (is_cut && !isfinite(end))
+            goto done;
+        items[i].between = b;
+        items[i].record = rec;
+        items[i].end = end;
+        items[i].end_obj = is_cut ? NULL : e;
+        items[i].index = is_cut ? ncut++ : -1;
+    }
+    if (ncut == 0) {
+        result = 1;
+        goto done;
+    }
+    Py_ssize_t kept = 0;
+    for (Py_ssize_t i = 0; i < m; i++)
+        if (items[i].index < 0)
+            items[i].index = ncut + kept++;
+    /* the new numbers first (all allocated before anything changes) */
+    PyObject *new_ranged = PyList_New(m), *new_ends = PyList_New(m);
+    if (new_ranged == NULL || new_ends == NULL) {
+        Py_XDECREF(new_ranged);
+        Py_XDECREF(new_ends);
+        result = -1;
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < m; i++) {
+        if (items[i].end_obj != NULL)
+            continue;
+        PyObject *b = PyFloat_FromDouble(items[i].between);
+        if (b == NULL || PyDict_SetItem(items[i].record, s_time_range, b) < 0) {
+            Py_XDECREF(b);
+            Py_DECREF(new_ranged);
+            Py_DECREF(new_ends);
+            result = -1;
+            goto done;
+        }
+        Py_DECREF(b);
+    }
+    qsort(items, m, sizeof *items, ranged_cmp);
+    for (Py_ssize_t i = 0; i < m; i++) {
+        PyObject *e = items[i].end_obj != NULL ? Py_NewRef(items[i].end_obj) : PyFloat_FromDouble(items[i].end);
+        if (e == NULL) {
+            Py_DECREF(new_ranged);
+            Py_DECREF(new_ends);
+            result = -1;
+            goto done;
+        }
+        PyList_SET_ITEM(new_ends, i, e);
+        PyList_SET_ITEM(new_ranged, i, Py_NewRef(items[i].record));
+    }
+    result = PyList_SetSlice(ends, start, n, new_ends) < 0 || PyList_SetSlice(ranged, start, n, new_ranged) < 0
+        ? -1 : 1;
+    Py_DECREF(new_ranged);
+    Py_DECREF(new_ends);
+done:
+    if (items != stack)
+        PyMem_Free(items);
+    Py_DECREF(ranged);
+    return result;
+}
+
 /* One line: 1 taken, 0 stop here (nothing changed), -1 error. */
 static int
 lane_one(const char *raw, const char *raw_end, long long *last_seq, ConnCache *k, PyObject *conns,
@@ -952,7 +1087,14 @@ lane_one(const char *raw, const char *raw_end, long long *last_seq, ConnCache *k
             result = -1;
             goto done;
         }
-        if (rc) {
+        if (!rc)
+            continue;
+        rc = cut_c(b, ends, server_time);
+        if (rc < 0) {
+            result = -1;
+            goto done;
+        }
+        if (rc == 0) {  /* a value cut_c does not handle: the batch's own method */
             PyObject *r = PyObject_CallMethodOneArg(b, s_cut, st);
             if (r == NULL) {
                 result = -1;

@@ -422,3 +422,41 @@ def test_every_byte_position_of_an_odd_character_reads_as_the_reference(tmp_path
     report = replay([str(tmp_path / "raw.jsonl")], str(tmp_path / "fast"))
     assert report.raw_problems == []
     assert _tree(tmp_path / "fast") == _reference_tree(events, tmp_path / "ref")
+
+
+@st.composite
+def _ranged_streams(draw: Any) -> list[Event]:
+    """One Twitch connection: estimated lines (JOIN, PART, a delayed NOTICE: ranged records) and
+    exact PRIVMSGs whose server times fall inside, before and after their ranges, so the lane cuts
+    ranges (replay/_core.c `cut_c`) often, several at once, with ties."""
+    events = [Event("open", 1, RAW_T0_US, 0, "ws://x", "twitch"),
+              Event(RECV, 2, RAW_T0_US, 0, "@room-id=1 :tmi.twitch.tv ROOMSTATE #c"),
+              Event(RECV, 3, RAW_T0_US, 0, "@tmi-sent-ts=1700000000000 :u!u@u PRIVMSG #c :first")]
+    at, last_ms = RAW_T0_US, 1_700_000_000_000
+    for seq in range(4, 4 + draw(st.integers(1, 60))):
+        at += draw(st.sampled_from([0, 1, 1000, 250_000, 1_000_000, 4_000_000]))
+        kind = draw(st.integers(0, 4))
+        if kind == 0:
+            text = f":u{seq}!u@u {draw(st.sampled_from(['JOIN', 'PART']))} #c"
+        elif kind == 1:
+            text = "@msg-id=x :tmi.twitch.tv NOTICE #c :delayed"
+        else:
+            # around the last exact time: an estimated range is [last, last + 10] (padding 5)
+            ms = last_ms + draw(st.sampled_from([-6_000, -5_000, -1, 0, 1, 2_500, 5_000, 9_999, 10_000, 10_001,
+                                                 15_000, 60_000]))
+            last_ms = ms
+            text = f"@tmi-sent-ts={ms} :u!u@u PRIVMSG #c :m{seq}"
+        events.append(Event(RECV, seq, at, 0, text))
+    return events
+
+
+@settings(max_examples=80, deadline=None)
+@given(_ranged_streams())
+def test_the_lane_cuts_ranges_as_the_engine(tmp_path_factory: Any, events: list[Event]) -> None:
+    """Exact lines cutting the ranges of estimated ones, taken by the lane: the very bytes of the
+    pure engine (every cut time range, to the last bit)."""
+    tmp = tmp_path_factory.mktemp("cut")
+    _raw_file(tmp / "raw.jsonl", events)
+    report = replay([str(tmp / "raw.jsonl")], str(tmp / "fast"))
+    assert report.raw_problems == []
+    assert _tree(tmp / "fast") == _reference_tree(events, tmp / "ref")
