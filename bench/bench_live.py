@@ -6,7 +6,8 @@
   process to caught up (everything read, closed batches written and merged, checkpoint saved),
   Python start-up included.
 - Memory: peak RSS of the follower process that followed the whole 1 h and 24 h recordings.
-- Latency: three recorders at 100 lines/s each (a writer process), followed live. Time is scaled:
+- Latency: three recorders at 100 lines/s each (a writer process), followed live.
+  `BENCH_LIVE_PARTS=latency` runs only this part (`restart` only the others; both by default). Time is scaled:
   the writers' clock runs 10 (then 2) times faster than the wall clock, so a batch's deadline
   (`batch_time + 120 s` of recorder time) comes every 6 (30) wall seconds instead of every minute.
   The figure is the wall time from the moment all three raw streams show a minute's deadline has
@@ -191,9 +192,10 @@ def latency(minutes: int, scale: int, merge_seconds: list[float] | None = None) 
 
 def run() -> None:
     os.makedirs(OUT, exist_ok=True)
+    parts = os.environ.get("BENCH_LIVE_PARTS", "restart,latency").split(",")
     # The restarts first: a child's peak RSS counts its parent's memory at fork on Linux (exec keeps
     # the high-water mark), and the latency run below grows this process.
-    for hours in (1, 24):
+    for hours in (1, 24) if "restart" in parts else ():
         r = restart(hours)
         print(f"live_follow_{hours}h_throughput: {r['first_lines'] / r['first_seconds']:,.0f} lines/s "
               f"({r['first_lines']:,} lines in {r['first_seconds']:.0f} s)")
@@ -202,7 +204,7 @@ def run() -> None:
               f"{r['restart_inside']:.2f} s inside, {r['restart_lines']:,} lines of the last minute read)")
         print(f"live_checkpoint_after_{hours}h: {r['checkpoint_bytes'] / 1024:.0f} KiB (what the restart loaded: "
               "the open batches of the last two minutes)")
-    for minutes, scale in ((10, 10), (5, 2)):
+    for minutes, scale in ((10, 10), (5, 2)) if "latency" in parts else ():
         merges: list[float] = []
         lat = latency(minutes, scale, merges)
         qs = statistics.quantiles(lat, n=100, method="inclusive") if len(lat) > 1 else lat * 99

@@ -186,11 +186,13 @@ def _rss_mib() -> float:
 
 
 def _tree_child(root: str, queue: Any) -> None:
-    from merge.directory import merge_tree  # noqa: PLC0415 (imported in the fresh child only)
+    from formats.speedups import load  # noqa: PLC0415 (imported in the fresh child only)
+    from merge.directory import merge_tree  # noqa: PLC0415
 
     started = time.perf_counter()
     stats = merge_tree(root)
-    queue.put((time.perf_counter() - started, stats.records_in, _peak_rss_mib()))
+    core = "pure" if load("merge._scan") is None else "compiled"
+    queue.put((time.perf_counter() - started, stats.records_in, _peak_rss_mib(), core))
 
 
 def _lines(results: dict[str, tuple[float, str]]) -> Iterator[str]:
@@ -201,7 +203,11 @@ def _lines(results: dict[str, tuple[float, str]]) -> Iterator[str]:
 def run() -> None:
     seconds = int(os.environ.get("BENCH_MERGE_SECONDS", "3600"))
     started = time.perf_counter()
+    gc.collect()
+    rss_empty = _rss_mib()
     archives = recorder_archives(seconds)
+    gc.collect()
+    input_mib = _rss_mib() - rss_empty
     total = sum(len(a) for a in archives)
     print(f"merge.input_records: {total} records ({seconds} s, 100 msg/s, 3 recorders; "
           f"generated in {time.perf_counter() - started:.1f} s)")
@@ -216,7 +222,11 @@ def run() -> None:
           f"{merged.counts.records_out} records out, {len(data) / 2**20:.0f} MiB)")
     print(f"merge.core_peak_rss: {_peak_rss_mib():.0f} MiB (whole process: the generated input, "
           "the merge and its output)")
-    print(f"merge.core_rss_growth: {_peak_rss_mib() - rss_before:.0f} MiB (peak during the merge, over the input held)")
+    growth = _peak_rss_mib() - rss_before
+    print(f"merge.core_rss_growth: {growth:.0f} MiB (peak during the merge, over the input held)")
+    print(f"merge.core_input_rss: {input_mib:.0f} MiB (the input records held, measured as they were made)")
+    print(f"merge.core_memory_over_input: {(input_mib + growth) / input_mib:.2f} x (input and merge at the peak, "
+          "over the input alone)")
 
     # 2. On disk: one file per recorder per minute, merged by merge_tree in a fresh process.
     root = tempfile.mkdtemp(prefix="bench_merge_")
@@ -226,11 +236,12 @@ def run() -> None:
         queue = ctx.Queue()
         child = ctx.Process(target=_tree_child, args=(root, queue))
         child.start()
-        tree_seconds, records_in, child_rss = queue.get()
+        tree_seconds, records_in, child_rss, core = queue.get()
         child.join()
         print(f"merge.tree_records_per_s: {total / tree_seconds:.0f} records/s ({tree_seconds:.2f} s, "
-              f"{files} files, {records_in} records replaced)")
-        print(f"merge.tree_peak_rss: {child_rss:.0f} MiB (fresh process running merge_tree only)")
+              f"{files} files, {records_in} records replaced, {core} scanner)")
+        print(f"merge.tree_peak_rss: {child_rss:.0f} MiB (fresh process running merge_tree only, "
+              f"{seconds} s of archive)")
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

@@ -1,8 +1,10 @@
 """verify and export benchmark: a generated day of a 100 messages/s channel (about 8.6M records).
 
 Prints `name: value unit` lines: records/s and peak RSS of `verify` over the whole archive, and of
-`export` (json to /dev/null). Each measurement runs in a fresh process so its peak RSS is its own;
-verify's workers are measured apart (RUSAGE_CHILDREN of the measured process).
+`export` (json to /dev/null), as the commands run them (a worker per CPU); and the same in one
+process (`jobs=1`, the issue's measure: no pool, figures per core). Each measurement runs in a fresh
+process so its peak RSS is its own; verify's workers are measured apart (from /proc). Which core
+ran (compiled or pure: CHAT_ARCHIVER_PURE=1) is printed first.
 
 The archive is generated once into bench/out/ (gitignored) and reused; a `complete` marker says it
 is whole. It is shaped like a merged Twitch archive: one file a minute; 95% PRIVMSGs with an id,
@@ -138,18 +140,18 @@ class _PeakWatcher:
         return self.peak_kib
 
 
-def _measure_verify(root: str, conn: Any) -> None:
+def _measure_verify(root: str, jobs: int | None, conn: Any) -> None:
     from verify.scan import verify_archive  # noqa: PLC0415 (in the measured process only)
 
     watcher = _PeakWatcher()
     started = time.monotonic()
-    report = verify_archive(root)
+    report = verify_archive(root, jobs=jobs)
     elapsed = time.monotonic() - started
     conn.send((elapsed, report.exit_status, sum(ch.tally.records for ch in report.channels),
                resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, watcher.stop()))
 
 
-def _measure_export(root: str, hours: int, conn: Any) -> None:
+def _measure_export(root: str, hours: int, jobs: int | None, conn: Any) -> None:
     from export.stream import export  # noqa: PLC0415 (in the measured process only)
     from export.window import Window  # noqa: PLC0415
     from verify.scan import default_jobs  # noqa: PLC0415
@@ -157,7 +159,7 @@ def _measure_export(root: str, hours: int, conn: Any) -> None:
     watcher = _PeakWatcher()
     started = time.monotonic()
     with open(os.devnull, "wb") as sink:
-        count = export(root, CHANNEL, Window(START, START + hours * 3600), "json", sink, jobs=default_jobs())
+        count = export(root, CHANNEL, Window(START, START + hours * 3600), "json", sink, jobs=jobs or default_jobs())
     elapsed = time.monotonic() - started
     conn.send((elapsed, count, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, watcher.stop()))
 
@@ -173,9 +175,15 @@ def _in_process(target: Any, *args: Any) -> Any:
 
 
 def run() -> None:
+    from formats.speedups import core_name  # noqa: PLC0415
+
     root, total = ensure_archive()
+    print(f"verify_core: {core_name()}", flush=True)
     tag = f"{HOURS}h" if HOURS != 24 else "day"
-    elapsed, status, records, rss, workers = _in_process(_measure_verify, root)
+    elapsed, status, records, _rss, _workers = _in_process(_measure_verify, root, 1)
+    assert records == total and status == 0, (records, total, status)
+    print(f"verify_{tag}_records_per_s_1_process: {records / elapsed:,.0f} records/s", flush=True)
+    elapsed, status, records, rss, workers = _in_process(_measure_verify, root, None)
     assert records == total and status == 0, (records, total, status)
     print(f"verify_{tag}_records_per_s: {records / elapsed:,.0f} records/s")
     print(f"verify_{tag}_seconds: {elapsed:.1f} s")
@@ -183,7 +191,9 @@ def run() -> None:
     print(f"verify_{tag}_peak_rss_per_worker: {workers / 1024:.0f} MiB")
     export_hours = min(HOURS, EXPORT_HOURS)
     etag = f"{export_hours}h" if export_hours != 24 else "day"
-    elapsed, count, rss, workers = _in_process(_measure_export, root, export_hours)
+    elapsed, count, _rss, _workers = _in_process(_measure_export, root, 1, 1)
+    print(f"export_json_1h_records_per_s_1_process: {count / elapsed:,.0f} records/s", flush=True)
+    elapsed, count, rss, workers = _in_process(_measure_export, root, export_hours, None)
     print(f"export_json_{etag}_records_per_s: {count / elapsed:,.0f} records/s")
     print(f"export_json_{etag}_seconds: {elapsed:.1f} s")
     print(f"export_json_{etag}_peak_rss_main: {rss / 1024:.0f} MiB")

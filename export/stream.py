@@ -12,13 +12,14 @@ It is a parameter so tests can pin it, and imported only when an export runs.
 
 from __future__ import annotations
 
+import math
 import os
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from functools import partial
-from itertools import pairwise
+from itertools import compress, count, islice, pairwise
+from operator import eq, itemgetter
 from typing import IO, Any
-
-import orjson
 
 from export.formats import WHOLE_WINDOW, Playback, Renderer
 from export.window import (
@@ -31,10 +32,11 @@ from export.window import (
     plan_chunks,
     trim_before_quiet_points,
 )
-from formats.canonical import BATCH_INTERVAL, batch_relpath, canonical_json, is_record, parse_batch
+from formats.canonical import BATCH_INTERVAL, batch_relpath, canonical_json, decode_batch_fast, parse_batch
 from formats.errors import InputError
+from formats.memory import gc_paused
 from formats.store import hour_batch_files, list_hours
-from merge.core import message_id
+from merge.core import EXACT_LIMIT, message_id
 
 CHUNK_MINUTES = 2  # peak memory grows with it; 2 minutes of a 100 msg/s channel is ~200 MB
 
@@ -48,6 +50,81 @@ def default_view() -> RecordsFn:
     from merge.view import fold_for_reading  # noqa: PLC0415 (lazy: only an export needs it)
 
     return fold_for_reading
+
+
+def _kept_as_is(value: Any) -> bool:
+    """Whether the merge keeps a number as it is: a finite non-zero float (it turns -0.0 into 0.0),
+    or an int within 2**53 (beyond, or not finite, it refuses the record: merge.core._num)."""
+    if type(value) is float:
+        return value != 0.0 and math.isfinite(value)
+    return type(value) is int and -EXACT_LIMIT <= value <= EXACT_LIMIT
+
+
+_FLOAT = {float}
+
+
+def _receivers_kept_as_is(receivers: dict[str, Any]) -> bool:
+    """`_kept_as_is` of every receive time, in C loops for the usual case (floats, none zero, their
+    sum finite: so is each); anything else is asked value by value."""
+    times = receivers.values()
+    if set(map(type, times)) == _FLOAT and 0.0 not in times and math.isfinite(sum(times)):
+        return True
+    return all(_kept_as_is(v) for v in times)
+
+
+_time_key = itemgetter("time", "time_range")
+
+
+def canonical_order(records: Records) -> Records:
+    """`records` sorted as the merge sorts its output: by (time, time_range, canonical line), the
+    line being encoded only for records whose (time, time_range) ties (found by C loops)."""
+    records.sort(key=_time_key)
+    keys = list(map(_time_key, records))
+    # i where records i-1 and i tie; each run of ties is sorted by its lines
+    ties = list(compress(count(1), map(eq, keys, islice(keys, 1, None))))
+    t, n = 0, len(ties)
+    while t < n:
+        start = end = ties[t]
+        while t < n and ties[t] == end:
+            end += 1
+            t += 1
+        records[start - 1:end] = sorted(records[start - 1:end], key=canonical_json)
+    return records
+
+
+def passing_through(view: RecordsFn) -> RecordsFn:
+    """`view` (the merge and reading fold, merge.view.fold_for_reading), with the records it leaves
+    as they are kept out of it: a record whose message id no other record of the list has, exact
+    (time_range the int 0) and whose numbers the merge keeps (`_kept_as_is`) is its own merge group,
+    and the merge gives it back unchanged (a group of one folds to its own time and range 0); the
+    reading fold only joins records without an id. So the view of the list is the view of the
+    others plus these, in the merge's order. Most of a Twitch archive is such records: the merge,
+    the cost of an export, then runs on the few others (JOIN/PART, notices, ranged records).
+    tests/test_export_passthrough.py holds this to the view itself over random lists."""
+
+    def shown(records: Records) -> Records:
+        ids = [message_id(r) for r in records]
+        seen = Counter(ids)
+        alone: Records = []
+        rest: Records = []
+        for record, mid in zip(records, ids, strict=True):
+            if (
+                mid is not None and seen[mid] == 1 and record["time_range"] == 0
+                and type(record["time_range"]) is int and _kept_as_is(record["time"])
+                and _receivers_kept_as_is(record["receivers"])
+            ):
+                alone.append(record)
+            else:
+                rest.append(record)
+        if not alone:
+            return view(records)
+        try:
+            others = view(rest)
+        except InputError:
+            return view(records)  # raises the same error as the whole list (its record numbers)
+        return canonical_order(alone + others)
+
+    return shown
 
 
 def channel_name(root: str, channel: str) -> str:
@@ -105,21 +182,11 @@ class MinuteFiles:
 
 
 def decode_batch(data: bytes, path: str) -> Records:
-    """A batch file's records. A well-formed file is decoded in one orjson call and checked with the
-    one schema check, formats.canonical.is_record (whether its lines are canonical does not matter
-    to a reader); anything else goes through the line-by-line parser, which names the bad line."""
-    if data.endswith(b"\n"):
-        try:
-            records = orjson.loads(b"[" + data[:-1].replace(b"\n", b",") + b"]")
-        except orjson.JSONDecodeError:
-            records = None
-        # a line holding two objects would decode as two: the counts must agree
-        if (
-            isinstance(records, list) and len(records) == data.count(b"\n")
-            and all(type(r) is dict and is_record(r) for r in records)
-        ):
-            return records
-    return parse_batch(data, path)
+    """A batch file's records: in one orjson call where that gives `parse_batch`'s records
+    (formats.canonical.decode_batch_fast; whether the lines are canonical does not matter to a
+    reader), else through the line-by-line parser, which names the bad line."""
+    fast = decode_batch_fast(data)
+    return fast if fast is not None else parse_batch(data, path)
 
 
 def read_minute(files: MinuteFiles, minute: int, problems: list[InputError] | None = None) -> Records:
@@ -134,7 +201,8 @@ def read_minute(files: MinuteFiles, minute: int, problems: list[InputError] | No
                     data = f.read()
             except OSError as e:
                 raise InputError(f"cannot read: {e.strerror}", path) from None
-            out.extend(decode_batch(data, path))
+            with gc_paused():  # records hold no cycles; the collector's passes over the cache cost ~10%
+                out.extend(decode_batch(data, path))
         except InputError as e:
             if problems is None:
                 raise
@@ -208,7 +276,7 @@ def iter_chunks(
     """
     from formats.errors import ArchiverError  # noqa: PLC0415 (lazy, as the merge itself)
 
-    view = view or default_view()
+    view = view or passing_through(default_view())
     files = MinuteFiles(root, channel_name(root, channel))
     cache: dict[int, _Minute] = {}
     for chunk in chunks:

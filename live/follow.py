@@ -40,14 +40,15 @@ from typing import Any
 
 import orjson
 
-from formats.canonical import format_batch
+from formats.canonical import BATCH_INTERVAL, format_batch
 from formats.errors import ArchiverError, InputError
 from formats.memory import gc_paused
 from formats.rawcodec import Event, Header, decode_line
 from formats.rawfile import PROBLEMS_PER_FILE, Problem, find_raw_files, read_header
 from formats.store import write_batch_bytes
 from live import checkpoint
-from merge.directory import merge_tree
+from merge.directory import ChannelMerger, merge_tree
+from merge.directory import Problem as MergeProblem
 from replay.batches import ClosedBatch
 from replay.engine import PROBLEMS_KEPT, StreamReplayer
 from replay.timestamps import DEFAULT_TIMING, Timing
@@ -208,7 +209,8 @@ class Follower:
         self._paths: dict[str, tuple[StreamKey, int]] = {}  # known raw file -> (stream, first seq)
         self._bad: set[str] = set()  # files whose header is unreadable (reported once)
         self._unverified: dict[StreamKey, dict[str, Any]] = {}  # checkpointed, not yet checked
-        self._touched: set[str] = set()  # channels written since the last merge
+        self._touched: dict[str, set[int]] = {}  # channel -> minutes written since the last merge
+        self._mergers: dict[str, ChannelMerger] = {}  # one per channel, its verified files kept between passes
         self._last_checkpoint = time.monotonic()
         self._checkpoints = checkpoint.Writer(opts.checkpoint_path)
         self._last_gc = time.monotonic()
@@ -297,6 +299,8 @@ class Follower:
             except InputError as e:
                 if e.message == "no complete header line" and not path.endswith(".gz"):
                     continue  # a recorder just created it: read it when its header is there
+                if not os.path.lexists(path):
+                    continue  # gone since the listing (its .gz replaced it): the next listing has that
                 self._problem(Problem(path, e.line, f"{e.message}; file skipped"))
                 self._bad.add(path)
                 continue
@@ -463,19 +467,21 @@ class Follower:
     def _write(self, batch: ClosedBatch) -> None:
         if not batch.records:
             return
-        _path, written = write_batch_bytes(
-            self.opts.out_root, batch.channel, batch.batch_time, format_batch(batch.records)
-        )
+        data = format_batch(batch.records)
+        path, written = write_batch_bytes(self.opts.out_root, batch.channel, batch.batch_time, data)
         status = self.status
         if written:
             status.batches_written += 1
+            merger = self._mergers.get(batch.channel)
+            if merger is not None:  # the merge takes these records rather than reading the file back
+                merger.written(path, batch.batch_time, batch.records, data)
         else:
             status.batches_existing += 1
         status.records_written += len(batch.records)
         status.channels.add(batch.channel)
         if batch.batch_time > status.last_batch_time.get(batch.channel, 0):
             status.last_batch_time[batch.channel] = batch.batch_time
-        self._touched.add(batch.channel)
+        self._touched.setdefault(batch.channel, set()).add(batch.batch_time)
 
     def _flush_ended(self, tail: _Tail) -> None:
         """Write the open batches of a stream that has ended, as `finish()` would. The engine keeps
@@ -528,14 +534,30 @@ class Follower:
         return read_any
 
     def _merge(self) -> None:
-        channels = sorted(self._touched)
-        self._touched.clear()
-        try:
-            merge_tree(self.opts.out_root, channels=channels, on_problem=lambda p: self._problem(str(p)))
-        except ArchiverError as e:  # files that cannot be merged now: said, retried next time
-            self.log("warn", f"merge: {e}")
-            self._touched.update(channels)
+        """Merge the minutes written since the last merge. A channel's first merge in this run (or
+        the first after a failed one) is a whole `merge_tree` of it, so a minute left with several
+        files by an earlier run is merged too; later ones merge exactly the minutes written, with the
+        channel's verified files kept between passes (merge.directory.ChannelMerger)."""
+        touched = self._touched
+        self._touched = {}
+        for channel in sorted(touched):
+            minutes = touched[channel]
+            merger = self._mergers.get(channel)
+            try:
+                if merger is None:
+                    merge_tree(self.opts.out_root, channels=[channel], on_problem=self._merge_problem)
+                    self._mergers[channel] = ChannelMerger(self.opts.out_root, channel,
+                                                           on_problem=self._merge_problem)
+                else:
+                    merger.merge_minutes(minutes)
+            except ArchiverError as e:  # files that cannot be merged now: said, retried next time
+                self.log("warn", f"merge: {e}")
+                self._touched.setdefault(channel, set()).update(minutes)
+                self._mergers.pop(channel, None)
         self.status.merge_passes += 1
+
+    def _merge_problem(self, problem: MergeProblem) -> None:
+        self._problem(str(problem))
 
     def _update_behind(self) -> None:
         behind = 0
@@ -555,6 +577,26 @@ class Follower:
         self.status.bytes_behind = behind
         self.status.lines_behind = int(behind / self._line_bytes)
         self.status.seconds_behind = round(seconds, 3)
+
+    def next_wait(self, wall: float) -> float:
+        """Seconds to sleep before the next pass, when the last one read nothing: `poll`, but no later
+        than the next batch deadline (`batch_time + 60 + max_server_lag` of a stream's receive
+        clock, which on the recorders' host is this clock), and `FAST_POLL` for `FAST_WINDOW` seconds
+        after one, while the line that closes the batch is on its way: so a batch is written and
+        merged within a few hundredths of a second of the event that closes it reaching the disk,
+        not up to `poll` later, while an idle follower still looks only `1 / poll` times a second."""
+        lag = self.opts.timing.max_server_lag
+        wait = self.opts.poll
+        for tail in self.tails.values():
+            if tail.engine is None or tail.flushed or not tail.engine.open_batches or not tail.last_at:
+                continue
+            seen = tail.last_at / 1_000_000
+            # the deadlines are lag past each minute: the last one at or before `wall`, the next after it
+            past = (wall - lag) // BATCH_INTERVAL * BATCH_INTERVAL + lag
+            if seen < past <= wall < past + FAST_WINDOW:
+                return min(wait, FAST_POLL)  # a deadline passed and this stream has not shown it yet
+            wait = min(wait, past + BATCH_INTERVAL - wall)
+        return max(wait, 0.0)
 
     def caught_up(self) -> bool:
         """Nothing left to write: every stream is read and its batches closed or written as ended."""
@@ -583,12 +625,16 @@ class Follower:
                     self.pass_once(final=True)
                     break
                 if not read_any:
-                    stop.wait(self.opts.poll)
+                    stop.wait(self.next_wait(time.time()))
                 if time.monotonic() - self._last_gc >= GC_EVERY:
                     gc.collect()
                     self._last_gc = time.monotonic()
         return self.status
 
+
+# How fast to look for the line that closes a batch once its deadline has passed, and for how long.
+FAST_POLL = 0.02
+FAST_WINDOW = 2.0
 
 # The engine makes no reference cycles (records are dicts of strings and numbers; replay/api.py),
 # but the cyclic collector would scan the open batches (a few minutes of chat, hundreds of thousands

@@ -42,12 +42,19 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Callable, Collection, Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from operator import itemgetter
-from typing import Any
+from typing import Any, TypeVar
 
-from formats.canonical import CONTENT_KEYS, batch_time_of, canonical_json, content_key, record_content_key
+from formats.canonical import (
+    CONTENT_KEYS,
+    batch_time_of,
+    canonical_bytes,
+    canonical_bytes_py,
+    content_key,
+    record_content_key,
+)
 from formats.errors import InputError
 from formats.memory import gc_paused
 
@@ -59,9 +66,20 @@ EXACT_LIMIT = 2**53
 NumKey = tuple[Number, bool]
 
 # An output item: (time, time_range, canonical line, record, origins of its observations).
-Item = tuple[Number, Number, str, dict[str, Any], frozenset[Hashable]]
+Item = tuple[Number, Number, bytes, dict[str, Any], frozenset[Hashable]]
 
 _sort_key = itemgetter(0, 1, 2)
+
+
+def _line_pure(record: Mapping[str, Any]) -> bytes:
+    # The pure encoder returns orjson's bytes, whose buffer keeps the capacity it grew to (about
+    # 4 KiB for a 600-byte line): a merge keeps every line until the end, so it keeps a copy of the
+    # exact size (b"%b" copies, in a twentieth of the encoding's time).
+    return b"%b" % canonical_bytes(record)
+
+
+# The canonical line of a merged record, as the merge keeps it (the compiled encoder's bytes are exact).
+_line: Callable[[Mapping[str, Any]], bytes] = _line_pure if canonical_bytes is canonical_bytes_py else canonical_bytes
 _NO_ORIGINS: frozenset[Hashable] = frozenset()
 
 
@@ -141,44 +159,60 @@ class _IdGroup:
         self.members.add(member)
 
     def add_receiver(self, name: str, when: Number) -> None:
-        current = self.receivers.get(name)
-        if current is None:
-            self.receivers[name] = when
-            return
-        new, old = _key(when), _key(current)
-        if new == old:
-            return
-        if self.dups is None:
-            self.dups = {}
-        self.dups.setdefault(name, {old}).add(new)
-        if new < old:
-            self.receivers[name] = when
+        self.dups = add_receiver_time(self.receivers, self.dups, name, when)
 
     def fold(self) -> tuple[Number, Number, bool]:
         """(time, time_range, disjoint) of the folded record; see the module essay for why."""
-        members = self.members if self.members is not None else (self.first,)
-        lo_key: tuple[Number, bool] | None = None  # (value, is_int): max prefers the int
-        hi_key: NumKey | None = None  # (value, is_float): min prefers the int
-        for t, t_float, r, _r_float in members:
-            k = (t, not t_float)
-            if lo_key is None or k > lo_key:
-                lo_key = k
-            h = t + r
-            hk = (h, type(h) is float)
-            if hi_key is None or hk < hi_key:
-                hi_key = hk
-        assert lo_key is not None and hi_key is not None  # a group has at least one member
-        lo, hi = lo_key[0], hi_key[0]
-        width = hi - lo
-        if width == 0:
-            return lo, 0, False
-        # Candidates: the computed width and every member lying exactly on (lo, hi); the int wins,
-        # then the smallest value. The order is (is_float, value).
-        best: tuple[bool, Number] = (type(width) is float, width)
-        for t, _t_float, r, r_float in members:
-            if t == lo and t + r == hi and (r_float, r) < best:
-                best = (r_float, r)
-        return lo, best[1], lo > hi
+        return fold_members(self.members if self.members is not None else (self.first,))
+
+
+Name = TypeVar("Name", str, bytes)
+
+
+def add_receiver_time(receivers: dict[Name, Number], dups: dict[Name, set[NumKey]] | None, name: Name,
+                      when: Number) -> dict[Name, set[NumKey]] | None:
+    """One receiver's sighting of an id group: it keeps its earliest time (an int before an equal
+    float); a second, different time is a duplicate delivery, noted in `dups` (distinct times per
+    receiver, made when first needed). Returns `dups`."""
+    current = receivers.get(name)
+    if current is None:
+        receivers[name] = when
+        return dups
+    new, old = _key(when), _key(current)
+    if new == old:
+        return dups
+    if dups is None:
+        dups = {}
+    dups.setdefault(name, {old}).add(new)
+    if new < old:
+        receivers[name] = when
+    return dups
+
+
+def fold_members(members: Collection[Member]) -> tuple[Number, Number, bool]:
+    """(time, time_range, disjoint) of an id group whose distinct members (time, range) are these."""
+    lo_key: tuple[Number, bool] | None = None  # (value, is_int): max prefers the int
+    hi_key: NumKey | None = None  # (value, is_float): min prefers the int
+    for t, t_float, r, _r_float in members:
+        k = (t, not t_float)
+        if lo_key is None or k > lo_key:
+            lo_key = k
+        h = t + r
+        hk = (h, type(h) is float)
+        if hi_key is None or hk < hi_key:
+            hi_key = hk
+    assert lo_key is not None and hi_key is not None  # a group has at least one member
+    lo, hi = lo_key[0], hi_key[0]
+    width = hi - lo
+    if width == 0:
+        return lo, 0, False
+    # Candidates: the computed width and every member lying exactly on (lo, hi); the int wins,
+    # then the smallest value. The order is (is_float, value).
+    best: tuple[bool, Number] = (type(width) is float, width)
+    for t, _t_float, r, r_float in members:
+        if t == lo and t + r == hi and (r_float, r) < best:
+            best = (r_float, r)
+    return lo, best[1], lo > hi
 
 
 class _PlainGroup:
@@ -218,9 +252,7 @@ class Merged:
 
     def to_bytes(self) -> bytes:
         """The batch file bytes (what `format_batch` gives, without encoding every line twice)."""
-        if not self.items:
-            return b""
-        return ("\n".join(item[2] for item in self.items) + "\n").encode("ascii")
+        return items_to_bytes(self.items)
 
     def by_batch(self) -> dict[int, list[Item]]:
         """Items split by the one-minute batch their `time` falls in, in canonical order."""
@@ -248,7 +280,9 @@ class Merged:
 
 def items_to_bytes(items: Iterable[Item]) -> bytes:
     lines = [item[2] for item in items]
-    return ("\n".join(lines) + "\n").encode("ascii") if lines else b""
+    if lines:
+        lines.append(b"")  # the final newline, without copying the whole file once more
+    return b"\n".join(lines)
 
 
 class Merger:
@@ -338,9 +372,18 @@ class Merger:
         items: list[Item] = []
         duplicates = range_conflicts = 0
         ids: Counter[str] = Counter()
-        groups: list[_IdGroup | _PlainGroup] = [g for gs in self._by_id.values() for g in gs]
-        groups.extend(self._plain.values())
-        for group in groups:
+        # Groups are taken out as they are folded, so the merge's memory does not hold both the groups
+        # and the records made of them.
+        by_id, plain = self._by_id, self._plain
+        self._by_id, self._plain = {}, {}
+
+        def groups() -> Iterator[_IdGroup | _PlainGroup]:
+            while by_id:
+                yield from by_id.popitem()[1]
+            while plain:
+                yield plain.popitem()[1]
+
+        for group in groups():
             origins = frozenset(group.origins) if group.origins else _NO_ORIGINS
             if isinstance(group, _IdGroup):
                 ids[group.message_id] += 1
@@ -352,7 +395,7 @@ class Merger:
                 record["receivers"] = {name: group.receivers[name] for name in sorted(group.receivers)}
                 record["time"] = time
                 record["time_range"] = time_range
-                items.append((time, time_range, canonical_json(record), record, origins))
+                items.append((time, time_range, _line(record), record, origins))
                 continue
             times = {name: sorted(keys) for name, keys in group.receivers.items()}
             names = sorted(times)
@@ -361,7 +404,7 @@ class Merger:
                 record["receivers"] = {name: times[name][i][0] for name in names if len(times[name]) > i}
                 record["time"] = group.time
                 record["time_range"] = group.time_range
-                items.append((group.time, group.time_range, canonical_json(record), record, origins))
+                items.append((group.time, group.time_range, _line(record), record, origins))
         items.sort(key=_sort_key)
         counts = MergeCounts(
             records_in=self._records_in,

@@ -29,7 +29,7 @@ import dataclasses
 import os
 import time as _time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -39,13 +39,26 @@ from formats.canonical import (
     batch_time_of,
     check_channel_dirname,
     content_hash,
+    is_record,
     parse_batch,
 )
 from formats.errors import ArchiverError, InputError, UsageError
 from formats.memory import gc_paused
 from formats.store import QUARANTINE, fsync_dir, iter_batch_files, list_channels, minute_batch_files, write_bytes_atomic
 from merge.core import check_records
-from merge.plan import InputFile, dirty_minutes, plan_window, window, worth_visiting
+from merge.fastplan import plan_window_bytes
+from merge.plan import (
+    InputFile,
+    ScannedFile,
+    Summary,
+    WindowPlan,
+    dirty_minutes,
+    plan_window,
+    summary_of,
+    window,
+    worth_visiting,
+)
+from merge.scan import Scanned, scan_batch
 
 HASH_MISMATCH = "file name does not match its content's hash (damaged or altered)"
 
@@ -141,6 +154,13 @@ def _verify(data: bytes, path: str, digest: str | None) -> list[dict[str, Any]]:
             records = parse_batch(data, path)
     except ArchiverError as e:
         raise InputError(getattr(e, "message", str(e)), path, getattr(e, "line", None)) from None
+    check_parsed(records, path)
+    return records
+
+
+def check_parsed(records: list[dict[str, Any]], path: str) -> None:
+    """The merge's checks of a file's decoded records beyond the schema: numbers it can merge, and
+    minutes the layout can name. InputError says where."""
     try:
         check_records(records)  # the merge's own checks, so a bad file fails here, not mid-merge
     except InputError as e:
@@ -155,7 +175,56 @@ def _verify(data: bytes, path: str, digest: str | None) -> list[dict[str, Any]]:
                 raise InputError(f"time {record['time']!r} is outside any batch the layout can name", path,
                                  number) from None
             placed.add(batch_time)
-    return records
+
+
+class _Entry:
+    """A verified batch file: its bytes and, computed when first needed, its records (decoded) and
+    its scanned lines (merge.scan, when the compiled scanner is built). Never changes: files are
+    named by their content."""
+
+    __slots__ = ("data", "records", "scans", "summary")
+
+    def __init__(self, data: bytes | None, records: list[dict[str, Any]] | None = None,
+                 scans: list[Scanned] | None = None, summary: Summary | None = None) -> None:
+        # the bytes serve the scanner only: without it (the pure path) a file is its records
+        self.data = data if scan_batch is not None or records is None else None
+        self.records = records
+        self.scans: list[Scanned] | bool | None = scans  # False: the scanner does not vouch for it
+        self.summary = summary
+
+    def summarized(self) -> Summary | None:
+        """The file's summary as a neighbour (merge.plan.summary_of); None if it does not scan."""
+        if self.summary is None:
+            scans = self.scanned()
+            if scans is not None:
+                self.summary = summary_of(scans)
+        return self.summary
+
+    def decoded(self) -> list[dict[str, Any]]:
+        if self.records is None:
+            assert self.data is not None  # an entry has its bytes, its records, or both
+            with gc_paused():
+                self.records = parse_batch(self.data)  # verified already: it cannot fail
+        return self.records
+
+    def scanned(self) -> list[Scanned] | None:
+        if self.scans is None:
+            scanned = scan_batch(self.data) if scan_batch is not None and self.data is not None else 0
+            self.scans = scanned if isinstance(scanned, list) else False
+        return self.scans if isinstance(self.scans, list) else None
+
+
+def _read_entry(data: bytes, path: str, digest: str | None) -> _Entry:
+    """Verify a batch file's bytes as `_verify` does; with the compiled scanner, a file it vouches
+    for is verified by the scan (the scanner vouches only for what the checks accept), else by the
+    reference. InputError says where."""
+    if scan_batch is not None:
+        if digest is not None and content_hash(data) != digest:
+            raise InputError(HASH_MISMATCH, path)
+        scans = scan_batch(data)
+        if isinstance(scans, list):
+            return _Entry(data, scans=scans)
+    return _Entry(data, records=_verify(data, path, digest))
 
 
 class _Channel:
@@ -170,8 +239,8 @@ class _Channel:
         self.on_problem = on_problem
         self.bad: set[str] = set()  # files left in place (unreadable, or corrupt): not counted, not read again
         self.stuck: set[int] = set()  # minutes whose output could not be written: not retried this run
-        # path -> (minute, records); names are content hashes, so a cached file never goes stale
-        self.cache: dict[str, tuple[int, list[dict[str, Any]], Identity]] = {}
+        # path -> (minute, file, identity); names are content hashes, so a cached file never goes stale
+        self.cache: dict[str, tuple[int, _Entry, Identity]] = {}
 
     # -- listing -----------------------------------------------------------------------------
     def scan(self) -> dict[int, list[tuple[str, str]]]:
@@ -186,8 +255,8 @@ class _Channel:
                 if bf.path not in self.bad]
 
     # -- reading, with damage handling ---------------------------------------------------------
-    def read(self, path: str, digest: str, minute: int) -> list[dict[str, Any]] | None:
-        """The file's records; None if it vanished (a concurrent merge took it) or is corrupt."""
+    def read(self, path: str, digest: str, minute: int) -> _Entry | None:
+        """The file, verified; None if it vanished (a concurrent merge took it) or is corrupt."""
         cached = self.cache.get(path)
         if cached is not None:
             try:
@@ -207,13 +276,39 @@ class _Channel:
             self.problem(Problem(path, f"{_cannot_read(e)}; left in place"))
             return None
         try:
-            records = _verify(data, path, digest)
+            entry = _read_entry(data, path, digest)
         except InputError as e:
             self.report(path, e.message, e.line)
             return None
-        self.cache[path] = (minute, records, identity)
+        self.cache[path] = (minute, entry, identity)
         self.stats.files_read += 1
-        return records
+        return entry
+
+    def remember(self, path: str, minute: int, records: Sequence[Mapping[str, Any]], data: bytes | None) -> bool:
+        """Cache a batch file the caller has just written from `records` (`data`, if given, is
+        `format_batch(records)`, its content), so that merging it does not read it back. It must
+        pass what reading the file would check (schema, numbers, layout); if not, nothing is cached
+        and the merge reads the file as any other (and reports it). True if cached."""
+        try:
+            identity = _identity(os.stat(path))
+        except OSError:
+            return False
+        if data is not None and scan_batch is not None:
+            scans = scan_batch(data)
+            if isinstance(scans, list):  # vouched for: what reading it would accept
+                self.cache[path] = (minute, _Entry(data, scans=scans), identity)
+                return True
+        checked: list[dict[str, Any]] = []
+        for record in records:
+            if not (isinstance(record, dict) and type(record) is dict and is_record(record)):
+                return False
+            checked.append(record)
+        try:
+            check_parsed(checked, path)
+        except InputError:
+            return False
+        self.cache[path] = (minute, _Entry(data, records=checked), identity)
+        return True
 
     def report(self, path: str, message: str, line: int | None) -> None:
         moved = self.move_to_quarantine(path) if self.quarantine else None
@@ -282,17 +377,21 @@ class _Channel:
     def merge_minute(self, minute: int, *, full: bool = False) -> bool:
         """Merge the files of `minute` (with its neighbours as context): list and read them, have
         merge.plan decide, carry the plan out. False if there was nothing to do."""
+        with gc_paused():  # scans and plans allocate many small acyclic objects
+            return self._merge_minute(minute, full)
+
+    def _merge_minute(self, minute: int, full: bool) -> bool:
         listed = {m: self.files_at(m) for m in window(minute)}
         if not worth_visiting(len(listed[minute]), full=full):
             return False
-        files: dict[int, list[InputFile]] = {}
+        entries: dict[int, list[tuple[str, str, _Entry]]] = {}
         for m, found in listed.items():
-            files[m] = []
+            entries[m] = []
             for path, digest in found:
-                records = self.read(path, digest, m)
-                if records is not None:
-                    files[m].append(InputFile(m, digest, path, records))
-        plan = plan_window(minute, files, full=full)
+                entry = self.read(path, digest, m)
+                if entry is not None:
+                    entries[m].append((path, digest, entry))
+        plan = self.plan(minute, entries, full)
         if plan is None:
             return False
         for output in plan.outputs:
@@ -300,9 +399,10 @@ class _Channel:
             if out_path is None:
                 self.stuck.add(minute)  # an output cannot be written: keep every input; a later run retries
                 return True
-            # The next window reads this file as a neighbour: its records are these, verified.
+            # The next window reads this file as a neighbour: it is these bytes (and records), verified.
             with contextlib.suppress(FileNotFoundError):
-                self.cache[out_path] = (output.minute, output.records, _identity(os.stat(out_path)))
+                entry = _Entry(output.data, records=output.records, summary=output.summary)
+                self.cache[out_path] = (output.minute, entry, _identity(os.stat(out_path)))
         for f in plan.deletes:
             self.delete_if_same(f.path)
         stats = self.stats
@@ -314,6 +414,29 @@ class _Channel:
         stats.range_conflicts += plan.counts.range_conflicts
         self.prune(minute)
         return True
+
+    @staticmethod
+    def plan(minute: int, entries: dict[int, list[tuple[str, str, _Entry]]], full: bool) -> WindowPlan | None:
+        """The window's plan: on the scanned lines when every file scans and the window is one the
+        byte path handles (merge/fastplan.py), else the reference on the decoded records."""
+        if scan_batch is not None:
+            scanned: dict[int, list[ScannedFile]] = {}
+            for m, found in entries.items():
+                scanned[m] = []
+                for path, digest, entry in found:
+                    # the minute's own files with their lines, the neighbours' summaries only
+                    scans = entry.scanned() if m == minute else None
+                    summary = entry.summarized() if m != minute or scans is not None else None
+                    if summary is not None:
+                        scanned[m].append(ScannedFile(m, digest, path, scans, summary))
+            if all(len(scanned[m]) == len(found) for m, found in entries.items()):  # every file scans
+                fast = plan_window_bytes(minute, scanned, full=full)
+                if fast is not False:
+                    assert fast is None or isinstance(fast, WindowPlan)
+                    return fast
+        files = {m: [InputFile(m, digest, path, entry.decoded()) for path, digest, entry in found]
+                 for m, found in entries.items()}
+        return plan_window(minute, files, full=full)
 
     def prune(self, minute: int) -> None:
         """Forget cached files two minutes or more behind: each pass goes forward in time."""
@@ -336,8 +459,12 @@ class _Channel:
             for minute in sorted(self.scan()):
                 if minute not in self.stuck:
                     self.merge_minute(minute, full=True)
+        self.passes(self.scan, max_passes)
+
+    def passes(self, listing: Callable[[], dict[int, list[tuple[str, str]]]], max_passes: int) -> None:
+        """Merge the minutes of `listing()` holding several files, pass after pass, until none does."""
         for _ in range(max_passes):
-            dirty = dirty_minutes(self.scan(), self.stuck)
+            dirty = dirty_minutes(listing(), self.stuck)
             if not dirty:
                 return
             progress = False
@@ -345,7 +472,7 @@ class _Channel:
                 progress = self.merge_minute(minute) or progress
             if not progress:
                 break
-        left = dirty_minutes(self.scan(), self.stuck)
+        left = dirty_minutes(listing(), self.stuck)
         if left:
             raise UsageError(
                 f"{self.chat}: {len(left)} minute(s) still hold several files after {max_passes} passes "
@@ -394,6 +521,58 @@ def merge_tree(
         state = _Channel(root, channel, stats, quarantine, on_problem)
         state.run(max_passes, full)
     return stats
+
+
+class ChannelMerger:
+    """The directory merge of chosen minutes of one channel, for a caller that knows which minutes
+    it wrote (the live follower): `merge_minutes` lists only those minutes (and their neighbours, the
+    windows' context) instead of the channel's whole folder, and the verified files are kept between
+    calls, so a merge reads only the files that are new to it; the files the caller wrote itself
+    (`written`) are not even read back. Its result is `merge_tree`'s: each window is the same plan,
+    and every minute it is given ends with one file (tests/test_merge_minutes.py holds it to
+    `merge_tree` over any order and grouping of the minutes).
+
+    The cache holds the files of the minutes merged last (those two minutes or more before a merged
+    minute are forgotten), so memory follows the minutes merged, not the archive. Files that cannot
+    be read and cannot be moved are reported once, not at every call.
+    """
+
+    def __init__(self, root: str, channel: str, *, on_problem: ProblemHook | None = None,
+                 quarantine: bool = True) -> None:
+        self._state = _Channel(root, channel, MergeStats(), quarantine, on_problem)
+
+    @property
+    def channel(self) -> str:
+        return self._state.channel
+
+    def cached_minutes(self) -> set[int]:
+        """The minutes whose files are kept (for tests and metrics)."""
+        return {minute for minute, _entry, _identity in self._state.cache.values()}
+
+    def written(self, path: str, minute: int, records: Sequence[Mapping[str, Any]], data: bytes | None = None) -> bool:
+        """Say that the caller has just written the batch file `path` of `minute`, holding
+        `format_batch(records)` (`data`, if the caller has it): merging it will use these rather than
+        read it back, after the checks reading would make. The records must not be changed
+        afterwards. True if taken."""
+        return self._state.remember(path, minute, records, data)
+
+    def merge_minutes(self, minutes: Iterable[int], *, max_passes: int = 100) -> MergeStats:
+        """Merge each of `minutes` (batch times) that holds several files, until each holds one (as
+        `merge_tree` does for every minute of the channel). Corrupt inputs are reported and
+        quarantined as by `merge_tree`; UsageError if a minute still holds several files after
+        `max_passes`."""
+        wanted = sorted(set(minutes))
+        state = self._state
+        state.stats = stats = MergeStats(channels=1)
+        state.stuck = set()
+
+        def listing() -> dict[int, list[tuple[str, str]]]:
+            return {m: state.files_at(m) for m in wanted}
+
+        state.passes(listing, max_passes)
+        if wanted:
+            state.prune(wanted[-1])  # also when no minute needed merging (a single recorder)
+        return stats
 
 
 def watch(root: str, interval: float, *, channels: Iterable[str] | None = None, quarantine: bool = True,

@@ -23,10 +23,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 from formats.canonical import BATCH_INTERVAL, batch_time_of, content_hash
 from merge.core import MergeCounts, Merger, items_to_bytes, message_id
+from merge.scan import Scanned
 
 
 @dataclass(frozen=True)
@@ -39,17 +41,53 @@ class InputFile:
     records: list[dict[str, Any]]
 
 
+_NONE = frozenset([None])
+Summary = tuple[frozenset[int], frozenset[bytes]]  # a file's records' minutes, and their message ids (scanned)
+
+
+def summary_of(scans: Sequence[Scanned]) -> Summary:
+    """What a window needs of a neighbour file: the minutes its records lie in, and their ids."""
+    times = [s[5] for s in scans]
+    if not times:
+        return frozenset(), frozenset()
+    # batch_time_of is monotonic (a division by 60 and a truncation): one minute at both ends is one
+    # minute throughout
+    first, last = batch_time_of(min(times)), batch_time_of(max(times))
+    minutes = frozenset([first]) if first == last else frozenset(map(batch_time_of, times))
+    return minutes, frozenset(map(itemgetter(3), scans)) - _NONE
+
+
+@dataclass(frozen=True)
+class ScannedFile:
+    """A batch file as listed and scanned (merge.scan): every line vouched for. A neighbour's lines
+    are not needed, only its summary: `scans` may then be None."""
+
+    minute: int
+    digest: str
+    path: str
+    scans: list[Scanned] | None
+    summary: Summary
+
+
 @dataclass(frozen=True)
 class OutputFile:
-    """A batch file the plan writes: its minute, bytes and records (the bytes' hash names it)."""
+    """A batch file the plan writes: its minute, bytes and records (the bytes' hash names it).
+    `records` is None when the plan was made from scanned lines (`plan_window_bytes`): then only
+    `count` says how many it holds."""
 
     minute: int
     data: bytes
-    records: list[dict[str, Any]]
+    records: list[dict[str, Any]] | None
+    count: int = -1
+    summary: Summary | None = None  # given by the byte path, which knows it
 
     @property
     def digest(self) -> str:
         return content_hash(self.data)
+
+    @property
+    def size(self) -> int:
+        return len(self.records) if self.records is not None else self.count
 
 
 @dataclass(frozen=True)
@@ -60,13 +98,13 @@ class WindowPlan:
     minute: int
     included: tuple[int, ...]  # the minutes whose files were merged (the minute, and neighbours that meet it)
     outputs: tuple[OutputFile, ...]  # in time order
-    deletes: tuple[InputFile, ...]  # inputs of touched minutes that no output rewrites under their name
+    deletes: tuple[InputFile | ScannedFile, ...]  # inputs of touched minutes that no output rewrites under their name
     records_in: int  # records of the inputs of touched minutes (the files the outputs replace)
     counts: MergeCounts
 
     @property
     def records_out(self) -> int:
-        return sum(len(o.records) for o in self.outputs)
+        return sum(o.size for o in self.outputs)
 
 
 def window(minute: int) -> tuple[int, int, int]:

@@ -14,12 +14,14 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+import live.follow as follow_module
 from live.follow import Follower, FollowOptions
 from merge.directory import merge_tree
-from recorder.rawwriter import RawWriter
+from recorder.rawwriter import RawWriter, gzip_file
 from replay.api import ReplayReport
 from replay.api import replay as replay_unmerged
 
@@ -413,3 +415,47 @@ def test_a_checkpoint_that_cannot_be_written_is_an_error_of_the_follower_not_los
     ok.write(b"[]")  # in order: the second waits for the first
     ok.wait()
     assert (tmp_path / "cp.json").read_bytes() == b"[]"
+
+
+def test_after_a_deadline_the_follower_looks_fast_until_every_stream_has_shown_it(tmp_path: Path) -> None:
+    raw = tmp_path / "raw"
+    w = _write_stream(raw, minutes=1)  # open batches of minute HOUR0, deadline HOUR0 + 120
+    f = Follower(FollowOptions((str(raw),), str(tmp_path / "live"), str(tmp_path / "cp.json"), idle=1e9, poll=0.25))
+    f.pass_once()
+    deadline = HOUR0 + 60 + 60
+    assert f.next_wait(HOUR0 + 100) == 0.25  # nothing due before the next poll
+    assert f.next_wait(deadline - 0.1) == pytest.approx(0.1)  # woken at the deadline, not up to `poll` after
+    assert f.next_wait(deadline + 0.5) == 0.02  # passed, not yet shown by the stream: look again soon
+    assert f.next_wait(deadline + 3) == 0.25  # a quiet stream: back to `poll` (its tick closes the batch)
+    w.write_tick(0, (deadline + 1) * 10**6)
+    f.pass_once()
+    assert f.next_wait(deadline + 1.1) == 0.25  # shown and written: nothing due before the next poll
+    w.close()
+    f.close()
+
+
+def test_a_raw_file_replaced_by_its_gz_between_listing_and_reading_is_not_a_problem(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The recorder's background gzip can replace a finished hour while a (restarted) follower lists
+    the folder and reads each new file's header: the file is gone, not damaged (the cause of a rare
+    failure of test_live_equals_offline_whatever_the_follower_restarts under load)."""
+    raw, root = tmp_path / "raw", tmp_path / "live"
+    w = _write_stream(raw, minutes=3)
+    w.write_close(0, "stopped", (HOUR0 + 400) * 10**6)
+    w.close()
+    real = follow_module.read_header
+
+    def gzip_first(path: str) -> Any:
+        if not path.endswith(".gz") and os.path.exists(path):
+            gzip_file(path)  # the recorder's gzip, right between the listing and this read
+        return real(path)
+
+    monkeypatch.setattr(follow_module, "read_header", gzip_first)
+    f = Follower(FollowOptions((str(raw),), str(root), str(tmp_path / "cp.json"), idle=1e9))
+    f.pass_once()
+    f.pass_once()
+    f.close()
+    assert f.problems == []
+    assert any(p.name.endswith(".jsonl.gz") for p in raw.rglob("*"))
+    assert tree(root) == tree(_offline(tmp_path, raw))

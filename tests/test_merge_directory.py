@@ -23,7 +23,7 @@ from formats.errors import UsageError
 from formats.store import iter_batch_files, write_batch_bytes
 from merge import directory
 from merge.combine import merge_files, merge_into
-from merge.core import Merger, merge
+from merge.core import items_to_bytes, merge
 from merge.directory import QUARANTINE, merge_tree
 from tests.strategies import MERGE_MINUTE0, MERGE_RECEIVERS, archive_records, merge_archives, merge_observations
 
@@ -67,7 +67,7 @@ def canonical_tree(records: list[dict[str, Any]]) -> dict[str, bytes]:
     """One file per minute holding the merge of everything: where replicas must converge."""
     out: dict[str, bytes] = {}
     for batch_time, items in merge(records).by_batch().items():
-        data = ("\n".join(i[2] for i in items) + "\n").encode("ascii")
+        data = items_to_bytes(items)
         hour, name = batch_relpath(batch_time, content_hash(data))
         out[os.path.join(CHANNEL, "chat", hour, name)] = data
     return out
@@ -154,15 +154,15 @@ def test_a_file_that_appears_during_a_merge_is_not_deleted(tmp_path: Path, monke
     root = str(tmp_path)
     a, _ = _two_recorders(root)
     late = _privmsg("host3.c.0", MERGE_MINUTE0 + 30.0, "late", "m9")
-    real_finish = Merger.finish
+    real_plan = directory._Channel.plan
     planted: list[str] = []
 
-    def finish_and_plant(self: Merger) -> Any:
+    def plan_and_plant(*args: Any) -> Any:
         if not planted:  # a recorder writes a new file while the merge is between reading and deleting
             planted.append(write_archive(root, [late])[0])
-        return real_finish(self)
+        return real_plan(*args)
 
-    monkeypatch.setattr(Merger, "finish", finish_and_plant)
+    monkeypatch.setattr(directory._Channel, "plan", staticmethod(plan_and_plant))
     merge_tree(root)
     monkeypatch.undo()
     assert Path(planted[0]).exists() or any(b"late" in data for data in tree(root).values())

@@ -1,0 +1,209 @@
+"""The window merge on scanned lines: `merge.plan.plan_window`'s result, without decoding records.
+
+`plan_window` (the reference) decodes every record of a window, merges them with `merge.core.Merger`
+and encodes the merged records again. Most of that is wasted on canonical input: a merge changes
+only `receivers`, `time` and `time_range`, and the rest of a line (its *content*) passes through.
+Here each line comes scanned (merge/scan.py: content as bytes, id, receivers, time, range), records
+are grouped by their content bytes exactly as `Merger` groups them (an id record by id and content,
+which the content holds; an id-less one by content, exact time and exact range), the same fold is
+applied (`merge.core.fold_members`, the same receiver rule), and each output line is spliced from the
+content bytes and the merged numbers. Canonical bytes of equal records are equal, and a number's
+canonical form is its repr, so the lines are the reference's, byte for byte.
+
+It handles the common window only: every record of the minute's files lies in that minute, and no
+record of a neighbour minute meets it (lies in it, or shares an id with it). Then the reference
+includes no neighbour and touches only the minute, and so does this. Otherwise it answers False and
+the caller runs the reference. tests/test_merge_fastplan.py holds the two equal over random windows.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+
+from formats import speedups
+from formats.canonical import BATCH_INTERVAL, content_hash
+from merge.core import Member, MergeCounts, Number, NumKey, add_receiver_time, fold_members
+from merge.plan import OutputFile, ScannedFile, WindowPlan
+from merge.scan import Scanned
+
+
+def _splice(first: Scanned, receivers_text: bytes, numbers_text: bytes) -> bytes:
+    """A line of `first`'s content with these receivers (`"name":when,...`) and numbers
+    (`TIME,"time_range":RANGE`)."""
+    content, a, k = first[0], first[1], first[2]
+    return b"".join((content[:a], b"{", receivers_text, b"}", content[a:a + k], numbers_text, content[a + k:]))
+
+
+def _receivers_text(receivers: list[tuple[bytes, Number]]) -> bytes:
+    return b",".join([b'"' + name + b'":' + repr(when).encode("ascii") for name, when in receivers])
+
+
+def _numbers_text(first: Scanned, time: Number, time_range: Number) -> bytes:
+    """`first`'s own text when the numbers are its own (equal, and of the same type: the same repr)."""
+    t, r = first[5], first[6]
+    if time == t and type(time) is type(t) and time_range == r and type(time_range) is type(r):
+        return first[8]
+    return repr(time).encode("ascii") + b',"time_range":' + repr(time_range).encode("ascii")
+
+
+def _fold_one(first: Scanned) -> tuple[Number, Number, bool]:
+    t, r = first[5], first[6]
+    if r == 0 and type(r) is int:
+        return t, 0, False  # what fold_members gives for one member with a zero range
+    return fold_members(((t, type(t) is float, r, type(r) is float),))
+
+
+Item = tuple[Number, Number, bytes]  # (time, time_range, line): sorted, they are the file
+
+
+def fold_common_py(files: list[list[Scanned]]) -> tuple[list[Item], list[Scanned], list[bytes], int]:
+    """The common id groups of a minute's lines, folded: (items, rest, mids, observations).
+
+    A group (lines of equal content, with an id) is common when its range is the int 0, every line
+    has one receiver and the very same numbers text, and no receiver appears twice: its fold is
+    then the time as it is, the range 0, and the receivers united (what the general code below
+    gives, without its bookkeeping). `items` are those groups' output lines, `mids` their ids (one
+    per group), `rest` every other line (id-less ones in file order, then the other groups whole),
+    `observations` the receivers counted over every line. The reference; merge/_scan.c holds its
+    compiled twin, held equal by tests/test_merge_scan.py."""
+    groups: dict[bytes, list[Scanned]] = {}
+    rest: list[Scanned] = []
+    observations = 0
+    for scans in files:
+        for s in scans:
+            observations += len(s[4])
+            if s[3] is None:
+                rest.append(s)
+            else:
+                groups.setdefault(s[0], []).append(s)
+    items: list[Item] = []
+    mids: list[bytes] = []
+    for group in groups.values():
+        first = group[0]
+        numbers, r = first[8], first[6]
+        names = [next(iter(s[4])) for s in group if len(s[4]) == 1]
+        if not (len(group) <= 16 and type(r) is int and r == 0 and len(names) == len(group)
+                and all(s[8] == numbers for s in group) and len(set(names)) == len(names)):
+            rest.extend(group)
+            continue
+        texts = [s[7] for _name, s in sorted(zip(names, group, strict=True), key=lambda pair: pair[0])]
+        items.append((first[5], 0, _splice(first, b",".join(texts), numbers)))
+        mids.append(first[3])  # type: ignore[arg-type]  # an id group: its id is not None
+    return items, rest, mids, observations
+
+
+_compiled = speedups.load("merge._scan")
+fold_common: Callable[[list[list[Scanned]]], tuple[list[Item], list[Scanned], list[bytes], int]] = (
+    fold_common_py if _compiled is None else _compiled.fold_common
+)
+
+
+def plan_window_bytes(
+    minute: int, files: Mapping[int, Sequence[ScannedFile]], *, full: bool = False,
+) -> WindowPlan | bool | None:
+    """`plan_window(minute, files, full=full)` for the files scanned; False when this is not a window
+    it handles (see above): the caller then runs `plan_window` on the decoded records."""
+    own_files = files.get(minute, ())
+    own_scans = [f.scans for f in own_files if f.scans is not None]
+    if len(own_scans) != len(own_files):
+        return False  # the minute's own files come with their lines; else the reference runs
+    ids: set[bytes] = set()
+    for f in own_files:
+        minutes, mids = f.summary
+        if minutes != {minute}:
+            return False  # a record that moves to another minute: the reference rewrites both
+        ids |= mids
+    for neighbour in (minute - BATCH_INTERVAL, minute + BATCH_INTERVAL):
+        for f in files.get(neighbour, ()):
+            minutes, mids = f.summary
+            if minute in minutes or not ids.isdisjoint(mids):
+                return False  # the reference includes that neighbour
+
+    records_in = sum(len(scans) for scans in own_scans)
+    items, rest, common_mids, observations = fold_common(own_scans)
+    by_content: dict[bytes, list[Scanned]] = {}
+    plain: dict[tuple[bytes, Number, bool, Number, bool], list[Scanned]] = {}
+    for s in rest:
+        if s[3] is not None:
+            group = by_content.get(s[0])
+            if group is None:
+                by_content[s[0]] = [s]
+            else:
+                group.append(s)
+        else:
+            t, r = s[5], s[6]
+            key = (s[0], t, type(t) is float, r, type(r) is float)
+            group = plain.get(key)
+            if group is None:
+                plain[key] = [s]
+            else:
+                group.append(s)
+
+    duplicates = range_conflicts = 0
+    ids_seen: Counter[bytes] = Counter(common_mids)
+    for group in by_content.values():
+        first = group[0]
+        ids_seen[first[3]] += 1  # type: ignore[index]  # an id group: its id is not None
+        if len(group) == 1:  # one sighting: its receivers as they are, its numbers as fold_members says
+            time, time_range, disjoint = _fold_one(first)
+            range_conflicts += disjoint
+            items.append((time, time_range, _splice(first, first[7], _numbers_text(first, time, time_range))))
+            continue
+        receivers: dict[bytes, Number] = {}
+        dups: dict[bytes, set[NumKey]] | None = None
+        distinct: set[Member] = set()
+        single = True  # every sighting has one receiver
+        for s in group:
+            distinct.add((s[5], type(s[5]) is float, s[6], type(s[6]) is float))
+            seen = s[4]
+            single = single and len(seen) == 1
+            for name, when in seen.items():
+                dups = add_receiver_time(receivers, dups, name, when)
+        if dups is not None:
+            duplicates += sum(len(v) - 1 for v in dups.values())
+        if single and len(receivers) == len(group):  # one receiver each, all different: their texts, sorted
+            receivers_text = b",".join([text for _name, text in sorted([(next(iter(s[4])), s[7]) for s in group])])
+        else:
+            receivers_text = _receivers_text(sorted(receivers.items()))
+        if len(distinct) == 1:
+            time, time_range, disjoint = _fold_one(first)
+        else:
+            time, time_range, disjoint = fold_members(distinct)
+        range_conflicts += disjoint
+        items.append((time, time_range, _splice(first, receivers_text, _numbers_text(first, time, time_range))))
+    for (_content, time, _tf, time_range, _rf), group in plain.items():
+        first = group[0]
+        if len(group) == 1:  # one record: each receiver has one time, so it is written as it is
+            items.append((time, time_range, _splice(first, first[7], first[8])))
+            continue
+        times: dict[bytes, set[NumKey]] = {}
+        for s in group:
+            for name, when in s[4].items():
+                times.setdefault(name, set()).add((when, type(when) is float))
+        ordered = {name: sorted(keys) for name, keys in sorted(times.items())}
+        numbers_text = _numbers_text(first, time, time_range)
+        for i in range(max(len(v) for v in ordered.values())):
+            chosen = [(name, keys[i][0]) for name, keys in ordered.items() if len(keys) > i]
+            items.append((time, time_range, _splice(first, _receivers_text(chosen), numbers_text)))
+    items.sort()
+    data = b"\n".join([item[2] for item in items]) + b"\n" if items else b""
+    digest = content_hash(data)
+    if full and len(own_files) == 1 and digest == own_files[0].digest:
+        return None  # already what a merge would write
+    counts = MergeCounts(
+        records_in=records_in,
+        observations_in=observations,
+        records_out=len(items),
+        duplicate_deliveries=duplicates,
+        id_conflicts=sum(n - 1 for n in ids_seen.values()),
+        range_conflicts=range_conflicts,
+    )
+    return WindowPlan(
+        minute=minute,
+        included=(minute,),
+        outputs=(OutputFile(minute, data, None, len(items), (frozenset([minute]), frozenset(ids))),) if items else (),
+        deletes=tuple(f for f in own_files if not (items and f.digest == digest)),
+        records_in=records_in,
+        counts=counts,
+    )

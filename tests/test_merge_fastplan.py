@@ -1,0 +1,107 @@
+"""merge.fastplan.plan_window_bytes against the reference, merge.plan.plan_window: wherever the byte
+path takes a window, its plan is the reference's, byte for byte (outputs, deletes, counts)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bench.bench_merge import recorder_archives
+from formats.canonical import batch_time_of, content_hash, format_batch, parse_batch
+from merge.core import merge_records
+from merge.fastplan import plan_window_bytes
+from merge.plan import InputFile, ScannedFile, WindowPlan, plan_window, summary_of
+from merge.scan import scan_batch_py
+from tests.strategies import MERGE_MINUTE0, merge_archives
+
+Files = dict[int, list[tuple[str, bytes]]]  # minute -> (path, data)
+
+
+def files_of(archives: list[list[dict[str, Any]]]) -> Files:
+    """One file per archive per minute, as recorders' replays write them."""
+    out: Files = {}
+    for i, archive in enumerate(archives):
+        by_minute: dict[int, list[dict[str, Any]]] = {}
+        for record in archive:
+            by_minute.setdefault(batch_time_of(record["time"]), []).append(record)
+        for minute, records in by_minute.items():
+            out.setdefault(minute, []).append((f"f{i}@{minute}", format_batch(records)))
+    return out
+
+
+def both(minute: int, files: Files, full: bool) -> tuple[WindowPlan | None, WindowPlan | bool | None]:
+    reference = {m: [InputFile(m, content_hash(d), p, parse_batch(d)) for p, d in fs] for m, fs in files.items()}
+    scanned: dict[int, list[ScannedFile]] = {}
+    for m, fs in files.items():
+        scanned[m] = []
+        for p, d in fs:
+            scans = scan_batch_py(d)
+            assert isinstance(scans, list)
+            scanned[m].append(ScannedFile(m, content_hash(d), p, scans, summary_of(scans)))
+    return plan_window(minute, reference, full=full), plan_window_bytes(minute, scanned, full=full)
+
+
+def assert_same(ref: WindowPlan | None, fast: WindowPlan | None) -> None:
+    if ref is None or fast is None:
+        assert ref is fast
+        return
+    assert [(o.minute, o.data) for o in fast.outputs] == [(o.minute, o.data) for o in ref.outputs]
+    assert [f.path for f in fast.deletes] == [f.path for f in ref.deletes]
+    assert (fast.included, fast.records_in, fast.records_out, fast.counts) == (
+        ref.included, ref.records_in, ref.records_out, ref.counts)
+
+
+def scannable(archives: list[list[dict[str, Any]]]) -> bool:
+    return all(isinstance(scan_batch_py(format_batch(a)), list) for a in archives if a)
+
+
+@settings(max_examples=300, deadline=None)
+@given(archives=merge_archives(), full=st.booleans(), merged_neighbour=st.booleans())
+def test_byte_path_plans_what_the_reference_plans(
+    archives: list[list[dict[str, Any]]], full: bool, merged_neighbour: bool
+) -> None:
+    archives = [[r for r in a if not (type(r["time_range"]) is float and r["time_range"] == 0.0)] for a in archives]
+    if not scannable(archives):
+        return
+    files = files_of(archives)
+    if merged_neighbour:  # the minute before, already merged (as a live merge leaves it)
+        before = [r for fs in files.get(MERGE_MINUTE0, []) for r in parse_batch(fs[1])]
+        if before:
+            files[MERGE_MINUTE0] = [("merged", format_batch(merge_records(before)))]
+    for minute in sorted(files):
+        ref, fast = both(minute, files, full)
+        if fast is False:
+            continue  # not a window the byte path takes: the reference runs
+        assert fast is not True
+        assert_same(ref, fast)
+
+
+@settings(max_examples=100, deadline=None)
+@given(archives=merge_archives(cross_minute=False), full=st.booleans())
+def test_the_byte_path_takes_windows_whose_records_stay_in_their_minute(
+    archives: list[list[dict[str, Any]]], full: bool
+) -> None:
+    archives = [[r for r in a if not (type(r["time_range"]) is float and r["time_range"] == 0.0)] for a in archives]
+    if not scannable(archives):
+        return
+    files = files_of(archives)
+    for minute in sorted(files):
+        ref, fast = both(minute, files, full)
+        if fast is not False:
+            assert fast is not True
+            assert_same(ref, fast)
+
+
+@pytest.mark.parametrize("full", [False, True])
+def test_twitch_shaped_minutes(full: bool) -> None:
+    archives = recorder_archives(180, rate=20, seed=7)
+    files = files_of(archives)
+    for minute in sorted(files):
+        ref, fast = both(minute, files, full)
+        assert fast is not False or minute == max(files)  # JOINs ranged back into the minute before
+        if fast is not False:
+            assert fast is not True
+            assert_same(ref, fast)

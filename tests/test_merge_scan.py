@@ -1,0 +1,175 @@
+"""merge/_scan.c against its reference, merge.scan.scan_line_py: the same answer (the same fields, or
+the same refusal) for random records, damaged lines and real ones."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bench.bench_merge import recorder_archives
+from formats.canonical import canonical_bytes, format_batch
+from formats.rawcodec import OPEN, RECV, Event
+from merge import fastplan, scan
+from replay.api import replay
+from replay.engine import replay_events
+from tests.strategies import archive_records, merge_archives, merge_observations
+from tests.test_exact_text import corpus_lines
+
+REPO = Path(__file__).resolve().parent.parent
+
+pytestmark = pytest.mark.skipif(scan.scan_line is None, reason="the compiled scanner is not built (pure path)")
+
+
+def same(line: bytes) -> None:
+    assert scan.scan_line is not None
+    # repr: 1 and 1.0 are different answers
+    assert repr(scan.scan_line(line)) == repr(scan.scan_line_py(line)), line
+
+
+@settings(max_examples=400)
+@given(record=archive_records())
+def test_random_records(record: dict[str, object]) -> None:
+    same(canonical_bytes(record))
+
+
+@settings(max_examples=200)
+@given(records=merge_observations())
+def test_merge_shaped_records_are_vouched_for(records: list[dict[str, object]]) -> None:
+    for record in records:
+        line = canonical_bytes(record)
+        same(line)
+        if not (type(record["time_range"]) is float and record["time_range"] == 0.0):  # written 0 by a merge
+            assert scan.scan_line_py(line) is not None  # the fast path really runs on these
+
+
+def _mutations(line: bytes) -> st.SearchStrategy[bytes]:
+    cut = st.integers(0, max(0, len(line) - 1))
+    return st.one_of(
+        cut.map(lambda i: line[:i] + line[i + 1:]),  # a byte gone
+        st.tuples(cut, st.binary(min_size=1, max_size=3)).map(lambda t: line[:t[0]] + t[1] + line[t[0]:]),
+        st.tuples(cut, st.sampled_from([b'"', b"\\", b"}", b",", b" ", b"0", b"-", b"e", b".", b"\x7f", b"\xc3",
+                                        b"\\u00e9", b"\\ud83c", b"\\u0041", b"\\/", b"true", b"null"]))
+        .map(lambda t: line[:t[0]] + t[1] + line[t[0] + 1:]),  # a byte replaced
+        st.just(line.replace(b",", b", ", 1)),
+        st.just(line.upper()),
+    )
+
+
+@settings(max_examples=600)
+@given(data=st.data(), record=archive_records())
+def test_damaged_lines(data: st.DataObject, record: dict[str, object]) -> None:
+    line = canonical_bytes(record)
+    same(data.draw(_mutations(line)))
+
+
+NUMBERS = [b"0", b"-0", b"00", b"1", b"-1", b"0.0", b"-0.0", b"1.0", b"1e5", b"1e+16", b"1e-05", b"1E+16",
+           b"1.5e+300", b"1e999", b"999999999999999", b"1000000000000000", b"9007199254740993", b"0.1",
+           b"1700000000.123", b"1700000000.1230", b".5", b"5.", b"NaN", b"Infinity", b"-Infinity", b"true",
+           b"253401999999", b"253402300000", b"-5", b"1.7e9", b"1700000000.0"]
+
+
+@pytest.mark.parametrize("number", NUMBERS)
+@pytest.mark.parametrize("field", ["time", "time_range", "receiver"])
+def test_numbers_in_every_numeric_field(number: bytes, field: str) -> None:
+    values = {"time": b"1700000000.5", "time_range": b"0", "receiver": b"1700000001.25"}
+    values[field] = number
+    line = (b'{"command":"JOIN","host":null,"params":["#c"],"receivers":{"h1":' + values["receiver"]
+            + b'},"sender":"a","tags":null,"time":' + values["time"] + b',"time_range":' + values["time_range"]
+            + b',"user":"a"}')
+    same(line)
+
+
+@pytest.mark.parametrize("tags", [
+    b"null", b"{}", b'{"id":"x"}', b'{"msgid":"y"}', b'{"id":"x","msgid":"y"}', b'{"id":true,"msgid":"y"}',
+    b'{"id":true}', b'{"id":false}', b'{"a":"1","a":"2"}', b'{"b":"1","a":"2"}', b'{"a b":"1","a":"2"}',
+    b'{"a":"1","a b":"2"}', b'{"\\u00e9":"1"}', b'{"id":"\\u00e9\\ud83c\\udf89"}', b'{"id":"\\ud83c"}',
+    b'{"id":"\\udf89"}', b'{"id":"a\\"b\\\\"}', b'{"id":"\\u0000\\u001f\\u007f"}', b'{"id":"\\u000a"}',
+    b'{"id":"\\u0041"}', b'{"id":"\\u00E9"}', b'{"x":1}', b'{"x":null}', b'[]',
+])
+def test_tags(tags: bytes) -> None:
+    line = (b'{"command":"PRIVMSG","host":null,"params":[],"receivers":{"h1":1700000001.25,"h2":1700000001},'
+            b'"sender":null,"tags":' + tags + b',"time":1700000000,"time_range":0.5,"user":null}')
+    same(line)
+
+
+@pytest.mark.parametrize("receivers", [
+    b'{}', b'{"h1":1,"h1":2}', b'{"h2":1,"h1":2}', b'{"h 1":1,"h":2}', b'{"h":1,"h 1":2}', b'{"\\u00e9":1}',
+    b'{"a\\"":1}', b'{"h":true}', b'{"h":"1"}', b'{"":1}',
+])
+def test_receivers(receivers: bytes) -> None:
+    line = (b'{"command":"PRIVMSG","host":null,"params":["a","b"],"receivers":' + receivers
+            + b',"sender":null,"tags":null,"time":1700000000,"time_range":0.5,"user":null}')
+    same(line)
+
+
+def test_real_lines_from_the_fixtures_and_the_corpus_replayed(tmp_path: Path) -> None:
+    """Every line of the fixture recordings replayed (real Twitch lines), of the spec's worked
+    examples, and of the bench's Twitch-shaped records."""
+    replay([str(p) for p in sorted((REPO / "fixtures" / "cases").rglob("*.jsonl"))], str(tmp_path))
+    seen = 0
+    for path in [*(REPO / "fixtures").rglob("*.json"), *tmp_path.rglob("*.json")]:
+        if path.parent.name[:2].isdigit():  # an hour folder of an archive
+            for line in path.read_bytes().splitlines():
+                same(line)
+                seen += 1
+    for archive in recorder_archives(5):
+        data = format_batch(archive)
+        assert scan.scan_batch is not None
+        assert repr(scan.scan_batch(data)) == repr(scan.scan_batch_py(data))
+        assert isinstance(scan.scan_batch(data), list)
+    assert seen > 40
+    # the real corpus (581 lines Twitch sent), each line replayed as one recorder would
+    events = [Event(OPEN, 1, 1_700_000_000_000_000, 0, "irc.example")]
+    events += [Event(RECV, i + 2, 1_700_000_001_000_000 + i * 1000, 0, line) for i, line in enumerate(corpus_lines())]
+    records = [r for batch in replay_events("host1", "Ab3dE", events) for r in batch.records]
+    assert len(records) > 200
+    for record in records:
+        same(canonical_bytes(record))
+
+
+@pytest.mark.parametrize("data", [b"", b"\n", b"x\n", b'{"a":1}', b"\n\n"])
+def test_batches_that_are_not_vouched_for(data: bytes) -> None:
+    assert scan.scan_batch is not None
+    assert scan.scan_batch(data) == scan.scan_batch_py(data)
+
+
+def test_twin_is_bound_unless_pure() -> None:
+    if os.environ.get("CHAT_ARCHIVER_PURE", "") not in ("", "0"):
+        assert scan.scan_line is None
+    json.dumps(None)
+
+
+@settings(max_examples=1500)
+@given(value=st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.floats(0, 2e9),
+                       st.integers(0, 10**17).map(lambda n: n / 10**6), st.integers(0, 10**13).map(lambda n: n / 1000),
+                       st.tuples(st.integers(10**14, 10**17), st.integers(1, 12)).map(lambda t: t[0] / 10**t[1])),
+       form=st.sampled_from(["repr", "%.15g", "%.16g", "%.17g", "%.3f", "%.6f", "%.7f", "%.8f", "repr0", "%.1f"]),
+       field=st.sampled_from(["time", "time_range", "receiver"]))
+def test_floats_written_every_way(value: float, form: str, field: str) -> None:
+    """The scanner's shortcut (few digits: surely repr) and its check (writing repr) against repr."""
+    text = repr(value) + "0" if form == "repr0" else repr(value) if form == "repr" else form % value
+    values = {"time": b"1700000000.5", "time_range": b"0", "receiver": b"1700000001.25"}
+    values[field] = text.encode()
+    line = (b'{"command":"JOIN","host":null,"params":["#c"],"receivers":{"h1":' + values["receiver"]
+            + b'},"sender":"a","tags":null,"time":' + values["time"] + b',"time_range":' + values["time_range"]
+            + b',"user":"a"}')
+    same(line)
+
+
+@settings(max_examples=300, deadline=None)
+@given(archives=merge_archives(), extra=st.lists(archive_records(), max_size=3))
+def test_fold_common_twin(archives: list[list[dict[str, object]]], extra: list[dict[str, object]]) -> None:
+    """merge._scan.fold_common against merge.fastplan.fold_common_py over the scanned lines of
+    several recorders' files (shared ids, re-deliveries, merged files, odd records)."""
+    files: list[list[scan.Scanned]] = []
+    for records in [*archives, extra]:
+        scanned = [s for r in records if (s := scan.scan_line_py(canonical_bytes(r))) is not None]
+        files.append(scanned)
+    compiled = fastplan._compiled
+    assert compiled is not None
+    assert repr(compiled.fold_common(files)) == repr(fastplan.fold_common_py(files))

@@ -1,0 +1,3 @@
+from typing import Any
+
+def scan_clean(data: bytes, batch_time: int, /) -> tuple[Any, ...] | None: ...
