@@ -220,21 +220,27 @@ class Decoder:
         self._check_torn()
         return None
 
-    def next_block(self) -> bytes:
+    def next_block(self, *, count: bool = True) -> bytes:
         """Every complete line received and not taken yet, undecoded and as received (each ends
         with b"\n"; `decode_line` decodes one without it): `next_event` in bulk, for a reader that
-        decodes some lines another way. `line_number` moves past them; b"" when more data is
-        needed. A torn last line raises as in `next_event`."""
+        decodes some lines another way. `line_number` moves past them (with `count=False` it does
+        not: a caller that counts the lines as it goes moves it, by `pass_lines`, sparing a pass
+        over the block); b"" when more data is needed. A torn last line raises as in `next_event`."""
         if self._lines:
             self._blocks.appendleft(b"\n".join(self._lines) + b"\n")
             self._lines.clear()
         if self._blocks:
             block = self._blocks.popleft() if len(self._blocks) == 1 else b"".join(self._blocks)
             self._blocks.clear()
-            self.line_number += block.count(b"\n")
+            if count:
+                self.line_number += block.count(b"\n")
             return block
         self._check_torn()
         return b""
+
+    def pass_lines(self, n: int) -> None:
+        """Move `line_number` past the `n` lines of a block taken with `next_block(count=False)`."""
+        self.line_number += n
 
     def _check_torn(self) -> None:
         if self._eof and self._buffer:

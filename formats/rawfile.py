@@ -88,6 +88,10 @@ class RawFileReader:
         self.path = path
         self.problems = problems
         self.damaged = 0
+        # A caller that counts a block's lines as it walks them sets this to their number before it
+        # takes the next block (replay.api does: its lane counts them anyway), sparing the reader a
+        # pass over the block; None: the reader counts them.
+        self.lines_passed: int | None = None
 
     def report(self, line: int, message: str) -> None:
         self.damaged += 1
@@ -105,12 +109,15 @@ class RawFileReader:
                     decoder.receive_data(data)
                     try:
                         first = decoder.line_number + 1
-                        block = decoder.next_block()
+                        block = decoder.next_block(count=False)
                     except InputError:
                         self.report(decoder.line_number, "torn last line (recorder stopped mid-write); skipped")
                     else:
                         if block:
+                            self.lines_passed = None
                             yield first, block
+                            passed = self.lines_passed
+                            decoder.pass_lines(block.count(b"\n") if passed is None else passed)
                     if not data:
                         break
         except (OSError, EOFError, zlib.error) as e:
@@ -146,7 +153,9 @@ def iter_file_events(path: str, problems: list[Problem]) -> Iterator[Event]:
     order, decoded by `formats.rawcodec.Decoder`."""
     reader = RawFileReader(path, problems)
     for first, block in reader.blocks():
-        for number, raw in enumerate(reader.lines(block), first):
+        lines = reader.lines(block)
+        reader.lines_passed = len(lines)
+        for number, raw in enumerate(lines, first):
             event = reader.event(raw, number)
             if event is not None:
                 yield event
@@ -198,7 +207,9 @@ def iter_stream_events(
     plain and gzipped, or a file given twice) are read once."""
     last_seq = -1
     for reader, first, block in iter_stream_blocks(stream, problems, on_file_done):
-        for number, raw in enumerate(reader.lines(block), first):
+        lines = reader.lines(block)
+        reader.lines_passed = len(lines)
+        for number, raw in enumerate(lines, first):
             event = reader.event(raw, number)
             if event is None or event.seq <= last_seq:
                 continue

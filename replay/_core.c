@@ -51,6 +51,55 @@ init_plain(void)
         json_plain[c] = c != '"' && c != '\\';
 }
 
+/* Runs of plain bytes found eight at a time (SWAR): for a word x, `zero_bytes(x)` is nonzero
+ * exactly when some byte of x is zero, and `less_bytes(x, n)` exactly when some byte is below n
+ * (n <= 128); which byte is left to the byte loop that follows. */
+#define ONES 0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+
+static inline uint64_t
+zero_bytes(uint64_t x)
+{
+    return (x - ONES) & ~x & HIGHS;
+}
+
+static inline uint64_t
+less_bytes(uint64_t x, unsigned n)
+{
+    return (x - ONES * n) & ~x & HIGHS;
+}
+
+/* the end of the run of `json_plain` bytes from p on (a control byte, '"' or '\\' stops it) */
+static inline const char *
+json_plain_run(const char *p, const char *end)
+{
+    for (; end - p >= 8; p += 8) {
+        uint64_t x;
+        memcpy(&x, p, 8);
+        if (less_bytes(x, 0x20) | zero_bytes(x ^ (ONES * '"')) | zero_bytes(x ^ (ONES * '\\')))
+            break;
+    }
+    while (p < end && json_plain[(unsigned char)*p])
+        p++;
+    return p;
+}
+
+/* the end of the run of `plain` bytes of d from j on (before `end`) */
+static inline Py_ssize_t
+plain_run(const Py_UCS1 *d, Py_ssize_t j, Py_ssize_t end)
+{
+    for (; end - j >= 8; j += 8) {
+        uint64_t x;
+        memcpy(&x, d + j, 8);
+        if ((x & HIGHS) | less_bytes(x, 0x20) | zero_bytes(x ^ (ONES * '"')) | zero_bytes(x ^ (ONES * '\\'))
+            | zero_bytes(x ^ (ONES * 0x7f)))
+            break;
+    }
+    while (j < end && plain[d[j]])
+        j++;
+    return j;
+}
+
 /* "line[start:end]" as a JSON string */
 static inline __attribute__((always_inline)) char *
 put_str(char *p, int kind, const void *data, Py_ssize_t start, Py_ssize_t end)
@@ -60,9 +109,7 @@ put_str(char *p, int kind, const void *data, Py_ssize_t start, Py_ssize_t end)
         const Py_UCS1 *d = data;
         Py_ssize_t i = start;
         while (i < end) {
-            Py_ssize_t j = i;
-            while (j < end && plain[d[j]])
-                j++;
+            Py_ssize_t j = plain_run(d, i, end);
             memcpy(p, d + i, j - i);
             p += j - i;
             if (j < end)
@@ -88,9 +135,7 @@ put_tag_value(char *p, int kind, const void *data, Py_ssize_t start, Py_ssize_t 
         Py_UCS4 c = PyUnicode_READ(kind, data, i);
         if (kind == PyUnicode_1BYTE_KIND && plain[c]) {  /* a run of plain characters, copied at once */
             const Py_UCS1 *d = data;
-            Py_ssize_t j = i + 1;
-            while (j < end && plain[d[j]])
-                j++;
+            Py_ssize_t j = plain_run(d, i + 1, end);
             memcpy(p, d + i, j - i);
             p += j - i;
             i = j;
@@ -222,7 +267,7 @@ typedef struct {
 
 /* 1: read into *out; 0: the reference must read the line; -1: error set */
 static inline __attribute__((always_inline)) int
-twitch_line_kind(PyObject *line, const int kind, PyObject *receiver, double now, Parsed *out)
+twitch_line_kind(PyObject *line, const int kind, PyObject *receiver, double now, int clean, Parsed *out)
 {
     Py_ssize_t n = PyUnicode_GET_LENGTH(line);
     const void *data = PyUnicode_DATA(line);
@@ -231,7 +276,9 @@ twitch_line_kind(PyObject *line, const int kind, PyObject *receiver, double now,
         || Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, n - 1)))
         return 0;
     if (kind == PyUnicode_1BYTE_KIND) {
-        if (memchr(data, '\r', n) || memchr(data, '\n', n) || memchr(data, 0, n) || has_double_space(data, n))
+        /* `clean`: the caller knows there is no CR, LF or NUL (the lane's text held no control byte) */
+        if ((!clean && (memchr(data, '\r', n) || memchr(data, '\n', n) || memchr(data, 0, n)))
+            || has_double_space(data, n))
             return 0;
     } else {
         for (Py_ssize_t i = 0; i < n; i++) {
@@ -269,7 +316,7 @@ twitch_line_kind(PyObject *line, const int kind, PyObject *receiver, double now,
                 return 0;  /* an empty name */
             for (Py_ssize_t i = t->key; i < t->key_end; i++) {
                 Py_UCS4 c = PyUnicode_READ(kind, data, i);
-                if (c < ' ' || c > '~' || c == '"' || c == '\\')
+                if (c > 0xff || !plain[c])  /* plain: ' ' to '~' but '"' and '\\' */
                     return 0;  /* a name JSON would escape, or not ASCII */
             }
             /* insertion by name (Twitch sends them sorted: usually no move at all) */
@@ -467,15 +514,16 @@ twitch_line_kind(PyObject *line, const int kind, PyObject *receiver, double now,
     return 1;
 }
 
+/* `clean`: 1 when `line` is known to hold no CR, LF or NUL (the scans for them are skipped) */
 static int
-read_line(PyObject *line, PyObject *receiver, double now, Parsed *out)
+read_line(PyObject *line, PyObject *receiver, double now, int clean, Parsed *out)
 {
     if (!isfinite(now))
         return 0;
     switch (PyUnicode_KIND(line)) {
-    case PyUnicode_1BYTE_KIND: return twitch_line_kind(line, PyUnicode_1BYTE_KIND, receiver, now, out);
-    case PyUnicode_2BYTE_KIND: return twitch_line_kind(line, PyUnicode_2BYTE_KIND, receiver, now, out);
-    default: return twitch_line_kind(line, PyUnicode_4BYTE_KIND, receiver, now, out);
+    case PyUnicode_1BYTE_KIND: return twitch_line_kind(line, PyUnicode_1BYTE_KIND, receiver, now, clean, out);
+    case PyUnicode_2BYTE_KIND: return twitch_line_kind(line, PyUnicode_2BYTE_KIND, receiver, now, clean, out);
+    default: return twitch_line_kind(line, PyUnicode_4BYTE_KIND, receiver, now, clean, out);
     }
 }
 
@@ -499,7 +547,7 @@ read_line(PyObject *line, PyObject *receiver, double now, Parsed *out)
 
 static PyObject *s_dialect, *s_batches, *s_clock, *s_ready, *s_receiver, *s_receiver_key, *s_next_deadline,
     *s_by_channel, *s_records, *s_ends, *s_cut, *s_last_server_time, *s_last_received, *s_time, *s_time_range,
-    *s_parts;
+    *s_parts, *s_ranged;
 
 static int
 intern_names(void)
@@ -510,6 +558,7 @@ intern_names(void)
     NAME(s_by_channel, "_by_channel") NAME(s_records, "records") NAME(s_ends, "ends") NAME(s_cut, "cut")
     NAME(s_last_server_time, "last_server_time") NAME(s_last_received, "last_received")
     NAME(s_time, "time") NAME(s_time_range, "time_range") NAME(s_parts, "parts")
+    NAME(s_ranged, "ranged")
 #undef NAME
     return 0;
 }
@@ -544,10 +593,12 @@ digits(const char **pp, const char *end, long long *out)
     return 1;
 }
 
-/* 1: a recv event in the recorder's own shape, its line decoded into *line (new reference);
+/* 1: a recv event in the recorder's own shape, its line decoded into *line (new reference), *clean
+ * set when the text held no escape (so no CR, LF or NUL: json_plain refuses control bytes);
  * 0: anything else (the reference decides) */
 static int
-raw_recv(const char *p, const char *end, long long *seq, long long *at, long long *conn, PyObject **line)
+raw_recv(const char *p, const char *end, long long *seq, long long *at, long long *conn, PyObject **line,
+         int *clean)
 {
     if (!EXPECT(&p, end, "{\"kind\":\"recv\",\"seq\":") || !digits(&p, end, seq)
         || !EXPECT(&p, end, ",\"at\":") || !digits(&p, end, at)
@@ -556,9 +607,10 @@ raw_recv(const char *p, const char *end, long long *seq, long long *at, long lon
         return 0;
     /* the common string, with no escape in it, is decoded where it lies */
     const char *text = p;
-    while (p < end && json_plain[(unsigned char)*p])
-        p++;
+    p = json_plain_run(p, end);
+    *clean = 0;
     if (p < end && *p == '"') {
+        *clean = 1;
         if (!(p + 2 == end && p[1] == '}'))
             return 0;
         *line = PyUnicode_DecodeUTF8(text, p - text, NULL);
@@ -808,6 +860,140 @@ exact_double(PyObject *v, double *out)
 #define BATCH_INTERVAL 60
 #define END_SLACK 1e-3  /* replay/batches.py _END_SLACK */
 
+/* _Batch.cut(server_time) (replay/batches.py) done here, with the same floating-point operations in
+ * the same order: the ranged records whose range ends past `server_time - END_SLACK` (found by the
+ * same bisection) and holds `server_time` strictly inside are cut there, and the suffix of `ends`
+ * and `ranged` is re-sorted by (end, cut ones first, then kept ones, each in their order).
+ * 1: done; 0: a value it does not handle (not a float or an int a double holds exactly, an end not
+ * finite, not a dict), nothing changed:
+ * the caller calls the Python method; -1: error. */
+typedef struct {
+    double end, between;
+    Py_ssize_t index;
+    PyObject *record, *end_obj;  /* borrowed */
+} Ranged;
+
+static int
+ranged_cmp(const void *a, const void *b)
+{
+    const Ranged *x = a, *y = b;
+    if (x->end != y->end)
+        return x->end < y->end ? -1 : 1;
+    return x->index < y->index ? -1 : x->index > y->index;
+}
+
+static int
+cut_c(PyObject *batch, PyObject *ends, double server_time)
+{
+    Py_ssize_t n = PyList_GET_SIZE(ends);
+    double x = server_time - END_SLACK;
+    Py_ssize_t lo = 0, hi = n;
+    while (lo < hi) {  /* bisect.bisect_right(ends, x) */
+        Py_ssize_t mid = lo + (hi - lo) / 2;
+        PyObject *e = PyList_GET_ITEM(ends, mid);
+        if (!PyFloat_CheckExact(e))
+            return 0;
+        if (x < PyFloat_AS_DOUBLE(e))
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    Py_ssize_t start = lo;
+    if (start == n)
+        return 1;
+    PyObject *ranged = PyObject_GetAttr(batch, s_ranged);
+    if (ranged == NULL)
+        return -1;
+    int result = 0;
+    Ranged stack[64];
+    Py_ssize_t m = n - start;
+    Ranged *items = stack;
+    if (!PyList_CheckExact(ranged) || PyList_GET_SIZE(ranged) != n)
+        goto done;
+    if (m > 64 && (items = PyMem_Malloc(m * sizeof *items)) == NULL) {
+        items = stack;
+        PyErr_NoMemory();
+        result = -1;
+        goto done;
+    }
+    /* first every value checked, then the changes: a value not handled changes nothing */
+    Py_ssize_t ncut = 0;
+    for (Py_ssize_t i = 0; i < m; i++) {
+        PyObject *rec = PyList_GET_ITEM(ranged, start + i), *e = PyList_GET_ITEM(ends, start + i);
+        if (!PyDict_CheckExact(rec) || !PyFloat_CheckExact(e) || !isfinite(PyFloat_AS_DOUBLE(e)))
+            goto done;
+        PyObject *t = PyDict_GetItemWithError(rec, s_time), *tr = PyDict_GetItemWithError(rec, s_time_range);
+        if (t == NULL || tr == NULL) {
+            result = PyErr_Occurred() ? -1 : 0;
+            goto done;
+        }
+        /* a float, or an int a double holds exactly (float - int, float < int, int + float: as Python) */
+        double tv, trv;
+        if (!exact_double(t, &tv) || !exact_double(tr, &trv))
+            goto done;
+        double b = server_time - tv;
+        int is_cut = 0 < b && b < trv;
+        double end = is_cut ? tv + b : PyFloat_AS_DOUBLE(e);
+        if (is_cut && !isfinite(end))
+            goto done;
+        items[i].between = b;
+        items[i].record = rec;
+        items[i].end = end;
+        items[i].end_obj = is_cut ? NULL : e;
+        items[i].index = is_cut ? ncut++ : -1;
+    }
+    if (ncut == 0) {
+        result = 1;
+        goto done;
+    }
+    Py_ssize_t kept = 0;
+    for (Py_ssize_t i = 0; i < m; i++)
+        if (items[i].index < 0)
+            items[i].index = ncut + kept++;
+    /* the new numbers first (all allocated before anything changes) */
+    PyObject *new_ranged = PyList_New(m), *new_ends = PyList_New(m);
+    if (new_ranged == NULL || new_ends == NULL) {
+        Py_XDECREF(new_ranged);
+        Py_XDECREF(new_ends);
+        result = -1;
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < m; i++) {
+        if (items[i].end_obj != NULL)
+            continue;
+        PyObject *b = PyFloat_FromDouble(items[i].between);
+        if (b == NULL || PyDict_SetItem(items[i].record, s_time_range, b) < 0) {
+            Py_XDECREF(b);
+            Py_DECREF(new_ranged);
+            Py_DECREF(new_ends);
+            result = -1;
+            goto done;
+        }
+        Py_DECREF(b);
+    }
+    qsort(items, m, sizeof *items, ranged_cmp);
+    for (Py_ssize_t i = 0; i < m; i++) {
+        PyObject *e = items[i].end_obj != NULL ? Py_NewRef(items[i].end_obj) : PyFloat_FromDouble(items[i].end);
+        if (e == NULL) {
+            Py_DECREF(new_ranged);
+            Py_DECREF(new_ends);
+            result = -1;
+            goto done;
+        }
+        PyList_SET_ITEM(new_ends, i, e);
+        PyList_SET_ITEM(new_ranged, i, Py_NewRef(items[i].record));
+    }
+    result = PyList_SetSlice(ends, start, n, new_ends) < 0 || PyList_SetSlice(ranged, start, n, new_ranged) < 0
+        ? -1 : 1;
+    Py_DECREF(new_ranged);
+    Py_DECREF(new_ends);
+done:
+    if (items != stack)
+        PyMem_Free(items);
+    Py_DECREF(ranged);
+    return result;
+}
+
 /* One line: 1 taken, 0 stop here (nothing changed), -1 error. */
 static int
 lane_one(const char *raw, const char *raw_end, long long *last_seq, ConnCache *k, PyObject *conns,
@@ -815,7 +1001,8 @@ lane_one(const char *raw, const char *raw_end, long long *last_seq, ConnCache *k
 {
     long long seq, at, conn;
     PyObject *line = NULL;
-    if (!raw_recv(raw, raw_end, &seq, &at, &conn, &line))
+    int clean;
+    if (!raw_recv(raw, raw_end, &seq, &at, &conn, &line, &clean))
         return 0;
     if (seq <= *last_seq) {  /* read already (the same hour given twice): skipped, as the reader does */
         Py_DECREF(line);
@@ -832,7 +1019,7 @@ lane_one(const char *raw, const char *raw_end, long long *last_seq, ConnCache *k
         return 0;
     }
     Parsed got;
-    rc = read_line(line, k->receiver_key, now, &got);
+    rc = read_line(line, k->receiver_key, now, clean, &got);
     if (rc <= 0) {
         Py_DECREF(line);
         return rc;
@@ -900,7 +1087,14 @@ lane_one(const char *raw, const char *raw_end, long long *last_seq, ConnCache *k
             result = -1;
             goto done;
         }
-        if (rc) {
+        if (!rc)
+            continue;
+        rc = cut_c(b, ends, server_time);
+        if (rc < 0) {
+            result = -1;
+            goto done;
+        }
+        if (rc == 0) {  /* a value cut_c does not handle: the batch's own method */
             PyObject *r = PyObject_CallMethodOneArg(b, s_cut, st);
             if (r == NULL) {
                 result = -1;
@@ -1159,7 +1353,7 @@ twitch_line(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
     }
     double now = PyFloat_AS_DOUBLE(args[2]);
     Parsed got;
-    int rc = read_line(args[0], args[1], now, &got);
+    int rc = read_line(args[0], args[1], now, 0, &got);
     if (rc <= 0) {
         if (rc < 0)
             return NULL;

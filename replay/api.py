@@ -101,7 +101,9 @@ def _feed_stream(
     last_seq = -1
     for reader, first, block in iter_stream_blocks(stream, report.raw_problems, on_file_done):
         if lane is None:
-            for number, raw in enumerate(reader.lines(block), first):
+            lines = reader.lines(block)
+            reader.lines_passed = len(lines)
+            for number, raw in enumerate(lines, first):
                 last_seq = _feed_line(engine, reader, raw, number, last_seq, opts=opts, report=report, writer=writer)
             continue
         number = first
@@ -116,6 +118,7 @@ def _feed_stream(
                 engine, reader, block[offset:end], number, last_seq, opts=opts, report=report, writer=writer,
             )
             offset, number = end + 1, number + 1
+        reader.lines_passed = number - first  # the block's lines, counted on the way
     for batch in engine.finish():
         _write(batch, opts, report, writer)
     report.stats = engine.stats

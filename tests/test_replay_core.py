@@ -316,3 +316,147 @@ def test_a_gzipped_recording_goes_through_the_lane_the_same(tmp_path: Path) -> N
     report = replay([str(tmp_path / "gz")], str(tmp_path / "b"))
     assert report.raw_problems == [] and report.stats.records == 1500
     assert _tree(tmp_path / "a") == _tree(tmp_path / "b") != {}
+
+
+_DAMAGE = [b"garbage\n", b'{"kind":"recv","seq":1,"at":1,"conn":0,"line":"x\n',
+           encode_header(Header("host", "Slug0", "h", "t", 0, RAW_T0_US))]
+
+
+@settings(max_examples=40, deadline=None)
+@given(raw_event_streams(), st.data())
+def test_the_lane_counts_lines_as_the_reader_does(tmp_path_factory: Any, events: list[Event], data: Any) -> None:
+    """The lane counts each block's lines as it walks them (the reader then skips its own count):
+    damaged lines anywhere, in blocks of any size, are reported at the same line numbers as the
+    reference reader reports them, and the archive is the pure engine's."""
+    from formats import rawfile
+
+    events = _busy(events)
+    lines = [encode_event(e) for e in events]
+    marks = data.draw(st.lists(st.tuples(st.integers(0, len(lines)), st.sampled_from(_DAMAGE)), max_size=6))
+    for at, bad in sorted(marks, key=lambda m: m[0], reverse=True):
+        lines.insert(at, bad)
+    damaged = [n for n, raw in enumerate(lines, 2) if raw in _DAMAGE]
+    tmp = tmp_path_factory.mktemp("count")
+    _raw_file(tmp / "raw.jsonl", [], lines)
+    saved = rawfile.READ_SIZE
+    rawfile.READ_SIZE = data.draw(st.sampled_from([64, 300, 1000, 1 << 20]))
+    try:
+        report = replay([str(tmp / "raw.jsonl")], str(tmp / "fast"))
+    finally:
+        rawfile.READ_SIZE = saved
+    assert [p.line for p in report.raw_problems] == damaged
+    problems: list[Problem] = []
+    (stream,) = group_streams([str(tmp / "raw.jsonl")], problems)
+    decoded = list(iter_stream_events(stream, problems))
+    assert [p.line for p in problems] == damaged
+    assert _tree(tmp / "fast") == _reference_tree(decoded, tmp / "ref")
+
+
+def test_a_block_reader_that_does_not_count_gets_numbers_from_the_reader(tmp_path: Path) -> None:
+    """A caller of `iter_stream_blocks` that does not count a block's lines (`lines_passed` left
+    None) still gets each block's first line number right: the reader counts them itself."""
+    from formats import rawfile
+
+    events = [Event(RECV, seq, RAW_T0_US + seq, 0, f"PING :{seq}") for seq in range(1, 200)]
+    _raw_file(tmp_path / "raw.jsonl", events)
+    saved = rawfile.READ_SIZE
+    rawfile.READ_SIZE = 500
+    try:
+        (stream,) = group_streams([str(tmp_path / "raw.jsonl")], [])
+        firsts, want = [], 1  # the header is line 1, in the first block
+        for _reader, first, block in rawfile.iter_stream_blocks(stream, []):
+            firsts.append(first)
+            assert first == want
+            want += block.count(b"\n")
+    finally:
+        rawfile.READ_SIZE = saved
+    assert len(firsts) > 10 and want == 201
+
+
+@pytest.mark.parametrize("text", ["a\rb", "a\nb", "a\x00b", "a\r\nb", "\r", "hi\n", "x \r y"])
+def test_control_characters_escaped_in_the_text_go_the_reference_way(tmp_path: Path, text: str) -> None:
+    """The lane skips the scans for CR, LF and NUL only on a text it decoded without an escape (none
+    can be there); a text holding them through `\\r`, `\\n`, `\\u0000` is read as the reference reads it."""
+    line = f"@tmi-sent-ts=1700000001000 :u!u@u PRIVMSG #c :{text}"
+    events = [Event("open", 1, RAW_T0_US, 0, "ws://x", "twitch"),
+              Event(RECV, 2, RAW_T0_US, 0, "@room-id=1 :tmi.twitch.tv ROOMSTATE #c"),
+              Event(RECV, 3, RAW_T0_US + 1, 0, "@tmi-sent-ts=1700000001000 :u!u@u PRIVMSG #c :hi"),
+              Event(RECV, 4, RAW_T0_US + 2, 0, line),
+              Event(RECV, 5, RAW_T0_US + 3, 0, line.replace(f":{text}", f"{text}:")),
+              Event(RECV, 6, RAW_T0_US + 4, 0, line.replace("tmi-sent-ts=", f"x={text};tmi-sent-ts="))]
+    _raw_file(tmp_path / "raw.jsonl", events)
+    report = replay([str(tmp_path / "raw.jsonl")], str(tmp_path / "fast"))
+    assert report.raw_problems == []
+    assert _tree(tmp_path / "fast") == _reference_tree(events, tmp_path / "ref")
+    ref = StreamReplayer("host", "Slug0")
+    for e in events:
+        ref.feed(e)
+    ref.finish()
+    assert (report.stats.records, report.stats.skipped) == (ref.stats.records, ref.stats.skipped)
+
+
+# The bytes that end a run of plain ones in the word-at-a-time scans (replay/_core.c `plain_run`,
+# `json_plain_run`), and their neighbours that do not.
+_EDGES = ["\x1f", " ", '"', "\\", "~", "\x7f", "\x80", "é", "\u0100", "😂", "!", "#", "[", "]"]
+
+
+@needs_compiled
+@pytest.mark.parametrize("edge", _EDGES)
+def test_every_byte_position_of_an_odd_character_reads_as_the_reference(tmp_path: Path, edge: str) -> None:
+    """An odd character at each position of a word (the scans read 8 bytes at a time), in the text,
+    a tag value, the user name and a tag name: the step and the lane write the reference's bytes."""
+    lines = []
+    for at in range(20):
+        plain = "abcdefghijklmnopqrstuvwx"
+        text = plain[:at] + edge + plain[at:]
+        lines += [f"@tmi-sent-ts=1700000001000 :u!u@u PRIVMSG #c :{text}",
+                  f"@a={text};tmi-sent-ts=1700000001000 :u!u@u PRIVMSG #c :hi",
+                  f"@tmi-sent-ts=1700000001000 :{text}!{text}@u PRIVMSG #c :hi",
+                  f"@{text}=1;tmi-sent-ts=1700000001000 :u!u@u PRIVMSG #c :hi"]
+    taken = sum(_step(line, "host.Slug0.0", 1_700_000_000.5) is not None for line in lines)
+    assert taken >= 20  # at least the lines with it in the text: the test is not vacuous
+    events = [Event("open", 1, RAW_T0_US, 0, "ws://x", "twitch"),
+              Event(RECV, 2, RAW_T0_US, 0, "@room-id=1 :tmi.twitch.tv ROOMSTATE #c"),
+              *[Event(RECV, seq, RAW_T0_US + seq, 0, line) for seq, line in enumerate(lines, 3)]]
+    _raw_file(tmp_path / "raw.jsonl", events)
+    report = replay([str(tmp_path / "raw.jsonl")], str(tmp_path / "fast"))
+    assert report.raw_problems == []
+    assert _tree(tmp_path / "fast") == _reference_tree(events, tmp_path / "ref")
+
+
+@st.composite
+def _ranged_streams(draw: Any) -> list[Event]:
+    """One Twitch connection: estimated lines (JOIN, PART, a delayed NOTICE: ranged records) and
+    exact PRIVMSGs whose server times fall inside, before and after their ranges, so the lane cuts
+    ranges (replay/_core.c `cut_c`) often, several at once, with ties."""
+    events = [Event("open", 1, RAW_T0_US, 0, "ws://x", "twitch"),
+              Event(RECV, 2, RAW_T0_US, 0, "@room-id=1 :tmi.twitch.tv ROOMSTATE #c"),
+              Event(RECV, 3, RAW_T0_US, 0, "@tmi-sent-ts=1700000000000 :u!u@u PRIVMSG #c :first")]
+    at, last_ms = RAW_T0_US, 1_700_000_000_000
+    for seq in range(4, 4 + draw(st.integers(1, 60))):
+        at += draw(st.sampled_from([0, 1, 1000, 250_000, 1_000_000, 4_000_000]))
+        kind = draw(st.integers(0, 4))
+        if kind == 0:
+            text = f":u{seq}!u@u {draw(st.sampled_from(['JOIN', 'PART']))} #c"
+        elif kind == 1:
+            text = "@msg-id=x :tmi.twitch.tv NOTICE #c :delayed"
+        else:
+            # around the last exact time: an estimated range is [last, last + 10] (padding 5)
+            ms = last_ms + draw(st.sampled_from([-6_000, -5_000, -1, 0, 1, 2_500, 5_000, 9_999, 10_000, 10_001,
+                                                 15_000, 60_000]))
+            last_ms = ms
+            text = f"@tmi-sent-ts={ms} :u!u@u PRIVMSG #c :m{seq}"
+        events.append(Event(RECV, seq, at, 0, text))
+    return events
+
+
+@settings(max_examples=80, deadline=None)
+@given(_ranged_streams())
+def test_the_lane_cuts_ranges_as_the_engine(tmp_path_factory: Any, events: list[Event]) -> None:
+    """Exact lines cutting the ranges of estimated ones, taken by the lane: the very bytes of the
+    pure engine (every cut time range, to the last bit)."""
+    tmp = tmp_path_factory.mktemp("cut")
+    _raw_file(tmp / "raw.jsonl", events)
+    report = replay([str(tmp / "raw.jsonl")], str(tmp / "fast"))
+    assert report.raw_problems == []
+    assert _tree(tmp / "fast") == _reference_tree(events, tmp / "ref")

@@ -109,3 +109,17 @@ def test_next_block_is_next_event_in_bulk() -> None:
     part.receive_data(data[:90])
     assert part.next_event() is not None and part.next_block() == data[data.index(b"\n") + 1:data.rindex(b"\n") + 1]
     assert part.line_number == 3
+
+
+def test_next_block_without_counting_leaves_the_count_to_the_caller() -> None:
+    """`next_block(count=False)` does not move `line_number`; `pass_lines` does, and a torn last line
+    is then numbered after the lines passed, as with counting."""
+    data = b'{"kind":"tick","seq":1,"at":5,"conn":0}\nnot json\ntorn'
+    d = Decoder()
+    d.receive_data(data)
+    d.receive_data(b"")
+    assert d.next_block(count=False) == data[:data.rindex(b"\n") + 1] and d.line_number == 0
+    d.pass_lines(2)
+    with pytest.raises(InputError, match="torn"):
+        d.next_block(count=False)
+    assert d.line_number == 3
