@@ -17,12 +17,13 @@ from formats.rawcodec import OPEN, RECV, Event
 from merge import fastplan, scan
 from replay.api import replay
 from replay.engine import replay_events
+from tests.compiled import skip_unless_bound
 from tests.strategies import archive_records, merge_archives, merge_observations
 from tests.test_exact_text import corpus_lines
 
 REPO = Path(__file__).resolve().parent.parent
 
-pytestmark = pytest.mark.skipif(scan.scan_line is None, reason="the compiled scanner is not built (pure path)")
+pytestmark = skip_unless_bound(scan.scan_line is not None, "the compiled scanner")
 
 
 def same(line: bytes) -> None:

@@ -11,25 +11,20 @@ import os
 from typing import Any
 
 import orjson
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from formats import canonical
 from formats.errors import InputError
+from tests.compiled import compiled_module, skip_unless_built
 from tests.strategies import archive_records, maybe_faulty_records
 from tests.test_verify_core import damaged_files
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-try:
-    from formats import _readcore
-except ImportError:  # no C compiler when installed: the reference runs alone
-    _readcore = None  # type: ignore[assignment]
+_readcore = compiled_module("formats._readcore")
 
-needs_compiled = pytest.mark.skipif(
-    _readcore is None and not os.environ.get("CI"), reason="compiled core not built (no C compiler)"
-)
+needs_compiled = skip_unless_built(_readcore is not None, "the compiled core")
 
 
 def _assert_same(record: Any) -> None:

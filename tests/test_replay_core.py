@@ -25,6 +25,7 @@ from replay import compact
 from replay.api import replay
 from replay.batches import ClosedBatch
 from replay.engine import StreamReplayer
+from tests.compiled import compiled_module, skip_unless_built
 from tests.strategies import (
     RAW_T0_US,
     damaged_irc_lines,
@@ -39,14 +40,9 @@ from tests.strategies import (
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "fixtures" / "corpus" / "twitch-lines.txt"
 
-try:
-    from replay import _core
-except ImportError:  # no C compiler when installed: the engine keeps full records (pure path)
-    _core = None  # type: ignore[assignment]
+_core = compiled_module("replay._core")
 
-needs_compiled = pytest.mark.skipif(
-    _core is None and not os.environ.get("CI"), reason="compiled replay core not built (no C compiler)"
-)
+needs_compiled = skip_unless_built(_core is not None, "the compiled replay core")
 
 
 def _core_module() -> Any:

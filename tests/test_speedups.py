@@ -16,19 +16,15 @@ from hypothesis import strategies as st
 
 from formats import canonical, irc, speedups
 from formats.errors import IRCParseError
+from tests.compiled import compiled_module, skip_unless_built
 from tests.strategies import archive_records, damaged_irc_lines, irc_lines
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CORPUS = os.path.join(ROOT, "fixtures", "corpus", "twitch-lines.txt")
 
-try:
-    from formats import _speedups
-except ImportError:  # no C compiler when installed: only the fallback tests run
-    _speedups = None  # type: ignore[assignment]
+_speedups = compiled_module("formats._speedups")
 
-needs_compiled = pytest.mark.skipif(
-    _speedups is None and not os.environ.get("CI"), reason="compiled core not built (no C compiler)"
-)
+needs_compiled = skip_unless_built(_speedups is not None, "the compiled core")
 
 
 def _outcome(parse: Callable[[str], Any], line: str) -> object:

@@ -20,20 +20,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from formats.canonical import content_hash, format_batch, parse_batch_name
+from tests.compiled import compiled_module, skip_unless_built
 from tests.strategies import MERGE_MINUTE0, archive_records, records_in_minute
 from verify import batch
 from verify.tally import ChannelTally
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-try:
-    from verify import _core
-except ImportError:  # no C compiler when installed: the reference runs alone
-    _core = None  # type: ignore[assignment]
+_core = compiled_module("verify._core")
 
-needs_compiled = pytest.mark.skipif(
-    _core is None and not os.environ.get("CI"), reason="compiled core not built (no C compiler)"
-)
+needs_compiled = skip_unless_built(_core is not None, "the compiled core")
 
 
 def _exact(value: Any) -> Any:
