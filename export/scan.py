@@ -15,7 +15,7 @@ line with the one reader (`formats.canonical.parse_batch`) and:
 - else returns a *lone candidate* `(time, 0, line, mid)` when the record passes through by itself
   once its id is unique: a message id (`merge.core.message_id`) of printable ASCII without `"` or
   `\\`, `time_range` the int 0, the time and every receive time numbers the merge keeps as they
-  are (`export.stream._kept_as_is`), at most 16 receivers, no lone surrogate in any string;
+  are (`kept_as_is`, below), at most 16 receivers, no lone surrogate in any string;
 - else the line itself (bytes): a record export decodes and merges as before.
 
 `scan_batch_py` does that for each line of a file: `(candidates, rest)`, `rest` being the other

@@ -98,7 +98,7 @@ def test_the_usual_lines_are_lone_candidates_and_the_rest_is_a_batch_file() -> N
     lone, rest = got
     assert len(lone) == sum(1 for r in records if r["command"] == "PRIVMSG")
     assert sorted(rest.splitlines() + [c[2] for c in lone]) == sorted(data.splitlines())
-    assert all(line.startswith(b'{"command":"JOIN"') or line.startswith(b'{"command":"PART"')
+    assert all(line.startswith((b'{"command":"JOIN"', b'{"command":"PART"'))
                for line in rest.splitlines())
 
 
