@@ -339,24 +339,28 @@ def iter_chunk_rows(
     view = view or passing_through(default_view())
     cache: dict[int, _Minute] = {}
     for chunk in chunks:
-        for minute in [m for m in cache if m < chunk.read_from]:
-            del cache[minute]
-        for minute in range(chunk.read_from, chunk.read_to + 1, BATCH_INTERVAL):
-            if minute not in cache:
-                cache[minute] = _Minute(read_minute(files, minute, problems))
-        try:
+        # records, lines and rows hold no cycles: the collector's passes over them cost ~10%
+        with gc_paused():
+            for minute in [m for m in cache if m < chunk.read_from]:
+                del cache[minute]
+            for minute in range(chunk.read_from, chunk.read_to + 1, BATCH_INTERVAL):
+                if minute not in cache:
+                    cache[minute] = _Minute(read_minute(files, minute, problems))
             try:
-                rows = _chunk_rows(files, cache, chunk, view, problems=problems, lines=lines)
-            except ArchiverError:
-                if files.scan is None:
-                    raise
-                rows = _reference_rows(files, cache, chunk, view, problems=problems, lines=lines)
-        except ArchiverError as e:
-            raise ExportError(f"cannot merge the files of {batch_relpath(chunk.read_from, '')[0]}: {e}") from None
-        core_from, core_to = _core(chunk)
-        for minute in range(core_from, core_to + 1, BATCH_INTERVAL):
-            cache[minute].slim()
-        yield _select(rows, chunk, window, filters)
+                try:
+                    rows = _chunk_rows(files, cache, chunk, view, problems=problems, lines=lines)
+                except ArchiverError:
+                    if files.scan is None:
+                        raise
+                    rows = _reference_rows(files, cache, chunk, view, problems=problems, lines=lines)
+            except ArchiverError as e:
+                raise ExportError(f"cannot merge the files of {batch_relpath(chunk.read_from, '')[0]}: {e}") from None
+            core_from, core_to = _core(chunk)
+            for minute in range(core_from, core_to + 1, BATCH_INTERVAL):
+                cache[minute].slim()
+            selected = _select(rows, chunk, window, filters)
+            del rows
+        yield selected
         if on_chunk is not None:
             on_chunk(1)
 
