@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import os
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from functools import partial
@@ -58,6 +59,8 @@ NO_FILTERS = Filters()
 # its canonical line or b"" when not asked for, its place, the record).
 Row = tuple[Any, ...]
 _MID = itemgetter(3)
+_TIME = itemgetter(0)
+_RANGE = itemgetter(1)
 _LINE = itemgetter(2)
 
 
@@ -411,7 +414,7 @@ def _chunk_rows(
     if lone:  # a candidate passes through if no other record has its id; the others are decoded
         seen = Counter(map(_MID, lone))
         seen.update(map(message_id, records))
-        alone = [c for c in lone if seen[c[3]] == 1]
+        alone = list(compress(lone, map((1).__eq__, map(seen.__getitem__, map(_MID, lone)))))
         if len(alone) < len(lone):
             records.extend(decode_line(c[2]) for c in lone if seen[c[3]] != 1)
         lone = alone
@@ -436,11 +439,22 @@ def _select(rows: list[Row], chunk: Chunk, window: Window, filters: Filters) -> 
     """The rows the chunk emits (`Chunk.emits`) that meet the window (`Window.meets`) and pass the
     filters, read from each row's time and range (the filters decode a lone line)."""
     start, end, after, before = window.start, window.end, chunk.emit_from, chunk.emit_to
-    keep = [
-        row for row in rows
-        if (after is None or row[0] >= after) and (before is None or row[0] < before)
-        and start <= row[0] + row[1] and row[0] < end
-    ]
+
+    def kept(row: Row) -> bool:
+        return (after is None or row[0] >= after) and (before is None or row[0] < before) \
+            and start <= row[0] + row[1] and row[0] < end
+
+    # rows are in time order: those from `lo` (the later of the two lower bounds) up to `hi` (the
+    # earlier upper bound) are kept when their range is not negative; before `lo` only a range
+    # reaching into the window can be; from `hi` on none
+    times = list(map(_TIME, rows))
+    lo = bisect_left(times, start if after is None else max(start, after))
+    hi = bisect_left(times, end if before is None else min(end, before))
+    middle = rows[lo:hi]
+    if middle and min(map(_RANGE, middle)) < 0:
+        middle = [row for row in middle if kept(row)]
+    keep = [row for row in rows[:lo] if kept(row)]
+    keep.extend(middle)
     if filters.commands or filters.users:
         keep = [row for row in keep if filters.keeps(row[4] if len(row) == 5 else decode_line(row[2]))]
     return keep
@@ -465,6 +479,7 @@ def write_export(
     return count
 
 
+WRITE_ROWS = 4096  # lines joined per write
 LINE_FORMATS = frozenset({"json", "jsonl"})  # print each record's canonical line: rows, never decoded
 
 
@@ -478,13 +493,13 @@ def write_lines(chunks: Iterable[list[Row]], fmt: str, out: IO[bytes]) -> int:
     if json:
         out.write(b"[")
     for rows in chunks:
-        if not rows:
-            continue
-        if json:
-            out.write((b",\n" if count else b"\n") + b",\n".join(map(_LINE, rows)))
-        else:
-            out.write(b"\n".join(map(_LINE, rows)) + b"\n")
-        count += len(rows)
+        for at in range(0, len(rows), WRITE_ROWS):
+            some = rows[at:at + WRITE_ROWS]
+            if json:
+                out.write((b",\n" if count else b"\n") + b",\n".join(map(_LINE, some)))
+            else:
+                out.write(b"\n".join(map(_LINE, some)) + b"\n")
+            count += len(some)
     if json:
         out.write(b"\n]\n" if count else b"]\n")
     return count
@@ -516,7 +531,8 @@ def export(
     found: list[InputError] | None = None if problems is None else []
     if (jobs <= 1 or count < 2 * parts.PART_CHUNKS) and fmt in LINE_FORMATS:
         rows = iter_chunk_rows(root, channel, window, chunks, filters, on_chunk=on_chunk, problems=found, lines=True)
-        written = write_lines(rows, fmt, out)
+        with gc_paused():  # no cycles in rows and lines; else a full pass over the cache after each chunk
+            written = write_lines(rows, fmt, out)
     elif jobs <= 1 or count < 2 * parts.PART_CHUNKS:
         records = iter_chunks(root, channel, window, chunks, filters, on_chunk=on_chunk, problems=found)
         written = write_export(records, fmt, out, playback or Playback(window.start, window.end))
