@@ -27,7 +27,7 @@ from export.window import Chunk, Filters, Window
 from formats.errors import InputError
 from formats.memory import gc_paused
 
-PART_CHUNKS = 30  # chunks per part: an hour of 2-minute chunks
+PART_CHUNKS = 6  # chunks per part: an hour of 10-minute chunks (stream.CHUNK_MINUTES)
 
 # (temporary file, records in it, UTC day of its first and of its last record, damaged files
 # skipped as (message, file, line), or None when damage is to raise)

@@ -49,7 +49,9 @@ from formats.memory import gc_paused
 from formats.store import hour_batch_files, list_hours
 from merge.core import message_id
 
-CHUNK_MINUTES = 2  # peak memory grows with it; 2 minutes of a 100 msg/s channel is ~200 MB
+# peak memory grows with it: 10 minutes of a 100 msg/s channel peak at about 180 MiB (most records
+# held as their lines); each chunk also merges its context minutes' id-less records (docs/performance.md)
+CHUNK_MINUTES = 10
 
 Records = list[dict[str, Any]]
 RecordsFn = Callable[[Records], Records]
@@ -406,18 +408,19 @@ def _chunk_rows(
             held.lone, held.full = read_minute(files, minute, problems)
         lone.extend(held.lone)
         records.extend(held.full)
-    core_ids = set(map(_MID, lone))
-    core_ids.update(i for r in records if (i := message_id(r)) is not None)
+    mids = list(map(_MID, lone))
+    lone_ids = set(mids)
+    core_ids = lone_ids.union([i for r in records if (i := message_id(r)) is not None])
     for minute in range(chunk.read_from, chunk.read_to + 1, BATCH_INTERVAL):
         if not core_from <= minute <= core_to:
             records.extend(_context(cache[minute], core_ids, partial(read_minute, files, minute, problems)))
-    if lone:  # a candidate passes through if no other record has its id; the others are decoded
-        seen = Counter(map(_MID, lone))
-        seen.update(map(message_id, records))
-        alone = list(compress(lone, map((1).__eq__, map(seen.__getitem__, map(_MID, lone)))))
-        if len(alone) < len(lone):
-            records.extend(decode_line(c[2]) for c in lone if seen[c[3]] != 1)
-        lone = alone
+    # a candidate passes through if no other record has its id; the others are decoded
+    shared = lone_ids.intersection(map(message_id, records))
+    if len(lone_ids) < len(mids):  # two candidates with one id
+        shared.update(mid for mid, n in Counter(mids).items() if n > 1)
+    if shared:
+        records.extend(decode_line(c[2]) for c in lone if c[3] in shared)
+        lone = [c for c in lone if c[3] not in shared]
     if chunk.emit_from is not None:
         records = trim_before_quiet_points(records, chunk.emit_from, chunk.read_from + MAX_RANGE)
     shown = view(records)
@@ -441,8 +444,8 @@ def _select(rows: list[Row], chunk: Chunk, window: Window, filters: Filters) -> 
     start, end, after, before = window.start, window.end, chunk.emit_from, chunk.emit_to
 
     def kept(row: Row) -> bool:
-        return (after is None or row[0] >= after) and (before is None or row[0] < before) \
-            and start <= row[0] + row[1] and row[0] < end
+        return bool((after is None or row[0] >= after) and (before is None or row[0] < before)
+                    and start <= row[0] + row[1] and row[0] < end)
 
     # rows are in time order: those from `lo` (the later of the two lower bounds) up to `hi` (the
     # earlier upper bound) are kept when their range is not negative; before `lo` only a range
