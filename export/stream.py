@@ -319,12 +319,12 @@ def iter_chunks(
 def iter_chunk_rows(
     root: str, channel: str, window: Window, chunks: Iterable[Chunk], filters: Filters = NO_FILTERS, *,
     view: RecordsFn | None = None, on_chunk: Callable[[int], None] | None = None,
-    problems: list[InputError] | None = None, lines: bool = False, scan: ScanBatch | bool | None = True,
+    problems: list[InputError] | None = None, lines: bool = False,
 ) -> Iterator[list[Row]]:
     """What each of `chunks` (a run of `plan_chunks(window)`) emits, as `Row`s in canonical order:
     one list per chunk. With `lines`, every row holds its canonical line (json and jsonl print
-    exactly that). `scan` reads the files (export.scan: True for the compiled scanner when built, a
-    function, or False/None to decode every record); a `view` given decodes every record too.
+    exactly that). The files are read by `scan_batch` (export.scan: the compiled scanner when built;
+    None decodes every record, as does a `view` given).
 
     Each chunk merges its core minutes (the ones its emitted records can come from) whole, plus the
     few records of its context minutes that can change them (`_context`), so a minute is merged
@@ -338,9 +338,7 @@ def iter_chunk_rows(
     chunk whose merge fails is done again from decoded files only (`_reference_rows`), so the error
     names the same record as before.
     """
-    if scan is True:
-        scan = scan_batch
-    files = MinuteFiles(root, channel_name(root, channel), None if view is not None or not scan else scan)
+    files = MinuteFiles(root, channel_name(root, channel), None if view is not None else scan_batch)
     view = view or passing_through(default_view())
     cache: dict[int, _Minute] = {}
     for chunk in chunks:

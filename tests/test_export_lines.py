@@ -200,3 +200,17 @@ def test_the_cli_exports_the_same_bytes_on_either_path(tmp_path: Path, monkeypat
             assert result.exit_code == 0, result.output
             outputs.append(result.stdout)
         assert len(set(outputs)) == 1 and outputs[0].count("hi ") == 30, fmt
+
+
+def test_a_merge_error_names_the_record_the_reference_names(tmp_path: Path) -> None:
+    """A chunk whose merge fails (a receive time beyond 2**53) is done again the reference way, so
+    the error is the one the decoded path gives, lone messages or not."""
+    t0 = 1_700_000_040
+    write_batch(str(tmp_path), "chan", t0, [_message(t0 + 1.5, "lone"), _message(t0 + 2.5, "b"),
+                                            _message(t0 + 3.5, "huge", receivers={"h.s.0": 2**60})])
+    w = Window(t0, t0 + 60)
+    expected = reference(str(tmp_path), w, "json", Filters(), False)
+    assert expected[0] == "ExportError" and "2**53" in str(expected[1])
+    for fn in SCANNERS.values():
+        with scanner(fn):
+            assert through_lines(str(tmp_path), w, "json", Filters(), False) == expected
