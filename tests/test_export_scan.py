@@ -128,3 +128,12 @@ def test_real_lines_from_the_fixtures_and_the_corpus_replayed(tmp_path: Path) ->
     assert isinstance(got, tuple) and len(got[0]) > 100
     for record in records:
         same(canonical_bytes(record))
+
+
+@settings(max_examples=300)
+@given(data=st.binary(max_size=300), record=archive_records())
+def test_any_bytes(data: bytes, record: dict[str, object]) -> None:
+    """Hostile bytes alone and cut into a real line: the same refusal (or answer) as the reference."""
+    same_batch(data)
+    line = canonical_bytes(record)
+    same(line[: len(data) % (len(line) + 1)] + data)
