@@ -386,10 +386,10 @@ def _reference_rows(
     again: dict[int, _Minute] = {}
     for minute, held in cache.items():
         if chunk.read_from <= minute <= chunk.read_to:
-            again[minute] = _Minute(read_minute(plain, minute, None if problems is None else []))
+            again[minute] = _Minute(read_minute(plain, minute, problems))  # a file reported twice is reported once
             if held.full is None:
                 again[minute].slim()
-    return _chunk_rows(plain, again, chunk, view, problems=None if problems is None else [], lines=lines)
+    return _chunk_rows(plain, again, chunk, view, problems=problems, lines=lines)
 
 
 def _chunk_rows(
