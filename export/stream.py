@@ -233,8 +233,7 @@ def read_minute(files: MinuteFiles, minute: int, problems: list[InputError] | No
                 scanned = 0 if files.scan is None else files.scan(data)
                 if type(scanned) is tuple:
                     lone.extend(scanned[0])
-                    # the other lines, each a canonical record: a batch file of their own
-                    out.extend(decode_batch(scanned[1], path))
+                    out.extend(_decode_vouched(scanned[1], path))
                 else:
                     out.extend(decode_batch(data, path))
         except InputError as e:
@@ -242,6 +241,19 @@ def read_minute(files: MinuteFiles, minute: int, problems: list[InputError] | No
                 raise
             problems.append(e)
     return lone, out
+
+
+def _decode_vouched(rest: bytes, path: str) -> Records:
+    """The records of lines the scan vouched for (each a canonical record whose ints have at most
+    15 digits: orjson reads them all at once as `decode_batch` would, without its checks), or
+    through `decode_batch` where orjson will not (a lone surrogate)."""
+    if not rest:
+        return []
+    try:
+        records: Records = orjson.loads(b"[%b]" % rest[:-1].replace(b"\n", b","))
+    except orjson.JSONDecodeError:
+        return decode_batch(rest, path)
+    return records
 
 
 def _decoded(read: MinuteRecords) -> Records:

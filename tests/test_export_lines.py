@@ -214,3 +214,17 @@ def test_a_merge_error_names_the_record_the_reference_names(tmp_path: Path) -> N
     for fn in SCANNERS.values():
         with scanner(fn):
             assert through_lines(str(tmp_path), w, "json", Filters(), False) == expected
+
+
+def test_a_lone_surrogate_is_decoded_as_the_reader_decodes_it(tmp_path: Path) -> None:
+    """orjson refuses a lone surrogate: such lines (never lone candidates) go through the reader."""
+    t0 = 1_700_000_040
+    write_batch(str(tmp_path), "chan", t0, [_message(t0 + 1.5, "a", params=["#chan", "half \ud83c"]),
+                                            _message(t0 + 2.5, "b", params=["#chan", "fine"])])
+    w = Window(t0, t0 + 60)
+    for fmt in ("json", "text"):
+        expected = reference(str(tmp_path), w, fmt, Filters(), False)
+        assert isinstance(expected, tuple) and expected[0] == 2
+        for fn in SCANNERS.values():
+            with scanner(fn):
+                assert through_lines(str(tmp_path), w, fmt, Filters(), False) == expected
