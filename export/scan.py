@@ -15,7 +15,7 @@ line with the one reader (`formats.canonical.parse_batch`) and:
 - else returns a *lone candidate* `(time, 0, line, mid)` when the record passes through by itself
   once its id is unique: a message id (`merge.core.message_id`) of printable ASCII without `"` or
   `\\`, `time_range` the int 0, the time and every receive time numbers the merge keeps as they
-  are (`kept_as_is`, below), at most 16 receivers, no lone surrogate in any string;
+  are (`merge.core.kept_as_is`), at most 16 receivers, no lone surrogate in any string;
 - else the line itself (bytes): a record export decodes and merges as before.
 
 `scan_batch_py` does that for each line of a file: `(candidates, rest)`, `rest` being the other
@@ -36,7 +36,7 @@ from typing import Any
 from formats import speedups
 from formats.canonical import canonical_bytes, decode_batch_fast, parse_batch
 from formats.errors import InputError
-from merge.core import EXACT_LIMIT, message_id
+from merge.core import kept_as_is, message_id
 
 Number = int | float
 Lone = tuple[Number, int, bytes, str]  # (time, 0, line, message id)
@@ -57,14 +57,6 @@ def _scannable(value: Any) -> bool:
     if type(value) is int:
         return -INT_LIMIT < value < INT_LIMIT
     return math.isfinite(value)
-
-
-def kept_as_is(value: Any) -> bool:
-    """Whether the merge keeps a number as it is: a finite non-zero float (it turns -0.0 into 0.0),
-    or an int within 2**53 (beyond, or not finite, it refuses the record: merge.core._num)."""
-    if type(value) is float:
-        return value != 0.0 and math.isfinite(value)
-    return type(value) is int and -EXACT_LIMIT <= value <= EXACT_LIMIT
 
 
 def _lone_surrogate(record: dict[str, Any]) -> bool:

@@ -12,7 +12,6 @@ It is a parameter so tests can pin it, and imported only when an export runs.
 
 from __future__ import annotations
 
-import math
 import os
 from bisect import bisect_left
 from collections import Counter
@@ -25,7 +24,7 @@ from typing import IO, Any
 import orjson
 
 from export.formats import WHOLE_WINDOW, Playback, Renderer
-from export.scan import Lone, ScanBatch, kept_as_is, scan_batch
+from export.scan import Lone, ScanBatch, scan_batch
 from export.window import (
     MAX_RANGE,
     Chunk,
@@ -35,6 +34,7 @@ from export.window import (
     count_chunks,
     plan_chunks,
     trim_before_quiet_points,
+    trim_content,
 )
 from formats.canonical import (
     BATCH_INTERVAL,
@@ -47,7 +47,8 @@ from formats.canonical import (
 from formats.errors import ArchiverError, InputError
 from formats.memory import gc_paused
 from formats.store import hour_batch_files, list_hours
-from merge.core import message_id
+from merge.core import kept_as_is, message_id, numbers_kept_as_is
+from merge.view import fold_rows
 
 # peak memory grows with it: 10 minutes of a 100 msg/s channel peak at about 180 MiB (most records
 # held as their lines); each chunk also merges its context minutes' id-less records (docs/performance.md)
@@ -73,16 +74,9 @@ def default_view() -> RecordsFn:
     return fold_for_reading
 
 
-_FLOAT = {float}
-
-
 def _receivers_kept_as_is(receivers: dict[str, Any]) -> bool:
-    """`kept_as_is` of every receive time, in C loops for the usual case (floats, none zero, their
-    sum finite: so is each); anything else is asked value by value."""
-    times = receivers.values()
-    if set(map(type, times)) == _FLOAT and 0.0 not in times and math.isfinite(sum(times)):
-        return True
-    return all(kept_as_is(v) for v in times)
+    """`kept_as_is` of every receive time."""
+    return numbers_kept_as_is(list(receivers.values()))
 
 
 _time_key = itemgetter("time", "time_range")
@@ -108,7 +102,7 @@ def canonical_order(records: Records) -> Records:
 def passing_through(view: RecordsFn) -> RecordsFn:
     """`view` (the merge and reading fold, merge.view.fold_for_reading), with the records it leaves
     as they are kept out of it: a record whose message id no other record of the list has, exact
-    (time_range the int 0) and whose numbers the merge keeps (`export.scan.kept_as_is`) is its own merge group,
+    (time_range the int 0) and whose numbers the merge keeps (`merge.core.kept_as_is`) is its own merge group,
     and the merge gives it back unchanged (a group of one folds to its own time and range 0); the
     reading fold only joins records without an id. So the view of the list is the view of the
     others plus these, in the merge's order. Most of a Twitch archive is such records: the merge,
@@ -346,12 +340,12 @@ def iter_chunk_rows(
 
     The lone candidates of the files (most of a Twitch archive: messages with an id, an exact time)
     whose id no other record of the chunk has pass through as their stored lines, never decoded
-    (`passing_through` says why that is exact); the rest is decoded and goes through the view. A
-    chunk whose merge fails is done again from decoded files only (`_reference_rows`), so the error
-    names the same record as before.
+    (`passing_through` says why that is exact); the rest is decoded and goes through the merge and
+    the reading fold (`merge.view.fold_rows`, or `view`). A chunk whose merge fails is done again
+    from decoded files only, through `passing_through(fold_for_reading)` (`_reference_rows`), so the
+    error names the same record as before.
     """
     files = MinuteFiles(root, channel_name(root, channel), None if view is not None else scan_batch)
-    view = view or passing_through(default_view())
     cache: dict[int, _Minute] = {}
     for chunk in chunks:
         # records, lines and rows hold no cycles: the collector's passes over them cost ~10%
@@ -367,7 +361,8 @@ def iter_chunk_rows(
                 except ArchiverError:
                     if files.scan is None:
                         raise
-                    rows = _reference_rows(files, cache, chunk, view, problems=problems, lines=lines)
+                    rows = _reference_rows(files, cache, chunk, passing_through(default_view()), problems=problems,
+                                          lines=lines)
             except ArchiverError as e:
                 raise ExportError(f"cannot merge the files of {batch_relpath(chunk.read_from, '')[0]}: {e}") from None
             core_from, core_to = _core(chunk)
@@ -405,10 +400,11 @@ def _reference_rows(
 
 
 def _chunk_rows(
-    files: MinuteFiles, cache: dict[int, _Minute], chunk: Chunk, view: RecordsFn, *,
+    files: MinuteFiles, cache: dict[int, _Minute], chunk: Chunk, view: RecordsFn | None, *,
     problems: list[InputError] | None, lines: bool,
 ) -> list[Row]:
-    """Every row the chunk's merge shows, in canonical order (not yet selected)."""
+    """Every row the chunk's merge shows, in canonical order (not yet selected): `view`'s (then
+    every file is decoded), or without one `merge.view.fold_rows`'s (the same rows)."""
     core_from, core_to = _core(chunk)
     lone: list[Lone] = []
     records: Records = []
@@ -431,21 +427,31 @@ def _chunk_rows(
     if shared:
         records.extend(decode_line(c[2]) for c in lone if c[3] in shared)
         lone = [c for c in lone if c[3] not in shared]
-    if chunk.emit_from is not None:
-        records = trim_before_quiet_points(records, chunk.emit_from, chunk.read_from + MAX_RANGE)
-    shown = view(records)
-    del records
-    if any((a["time"], a["time_range"]) > (b["time"], b["time_range"]) for a, b in pairwise(shown)):
-        shown.sort(key=lambda r: (r["time"], r["time_range"], canonical_json(r)))  # a view out of order
+    if view is None:  # the merge and fold of fold_rows: the same rows as the view's, for less work
+        trim = None if chunk.emit_from is None else partial(
+            trim_content, before=chunk.emit_from, earliest=chunk.read_from + MAX_RANGE)
+        shown_rows = fold_rows(records, trim)
+        del records
+        rows: list[Row] = [(t, r, line, i, record) for i, (t, r, line, record) in enumerate(shown_rows)]
+    else:
+        if chunk.emit_from is not None:
+            records = trim_before_quiet_points(records, chunk.emit_from, chunk.read_from + MAX_RANGE)
+        shown = view(records)
+        del records
+        if any((a["time"], a["time_range"]) > (b["time"], b["time_range"]) for a, b in pairwise(shown)):
+            shown.sort(key=lambda r: (r["time"], r["time_range"], canonical_json(r)))  # a view out of order
+        encode = canonical_bytes if lines or lone else _no_line
+        rows = [(r["time"], r["time_range"], encode(r), i, r) for i, r in enumerate(shown)]
     if not lone:
-        if not lines:
-            return [(r["time"], r["time_range"], b"", i, r) for i, r in enumerate(shown)]
-        return [(r["time"], r["time_range"], canonical_bytes(r), i, r) for i, r in enumerate(shown)]
+        return rows
     # the merge's order: (time, time_range, canonical line); a lone line is its record's canonical line
-    rows: list[Row] = lone
-    rows.extend([(r["time"], r["time_range"], canonical_bytes(r), i, r) for i, r in enumerate(shown)])
-    rows.sort()
-    return rows
+    lone.extend(rows)
+    lone.sort()
+    return lone
+
+
+def _no_line(record: dict[str, Any]) -> bytes:
+    return b""
 
 
 def _select(rows: list[Row], chunk: Chunk, window: Window, filters: Filters) -> list[Row]:

@@ -32,11 +32,13 @@ import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
-from formats.canonical import BATCH_INTERVAL, batch_time_of, record_content_key
+from formats.canonical import BATCH_INTERVAL, batch_time_of
 from formats.errors import InputError, UsageError
-from merge.core import check_records, message_id
+from merge.core import check_records
+from merge.view import trimmed
 
 BEFORE = 2 * BATCH_INTERVAL  # upstream reads from two minutes before start...
 AFTER = BATCH_INTERVAL  # ... to one minute after end
@@ -142,26 +144,23 @@ def trim_before_quiet_points(records: list[dict[str, Any]], before: float, earli
     so starts) before `before`, and contents never fold together. Unless the merge would refuse one
     of its numbers (`merge.core.check_records`): then it stays, and the merge says so as before.
     """
-    groups: dict[bytes, list[dict[str, Any]]] = {}
-    keep: list[dict[str, Any]] = []
-    for record in records:
-        if message_id(record) is not None:  # the fold passes records with an id through as they are
-            keep.append(record)
-        else:
-            groups.setdefault(record_content_key(record), []).append(record)
-    for group in groups.values():
-        group.sort(key=lambda r: r["time"])
-        quiet = None
-        reach = -math.inf
-        for record in group:
-            start = record["time"]
-            if start > reach and earliest <= start <= before:
-                quiet = start
-            reach = max(reach, start + record["time_range"])
-        if reach < before and _mergeable(group):
-            continue
-        keep.extend(group if quiet is None else [r for r in group if r["time"] >= quiet])
-    return keep
+    return trimmed(records, partial(trim_content, before=before, earliest=earliest))
+
+
+def trim_content(group: list[dict[str, Any]], before: float, earliest: float) -> list[dict[str, Any]]:
+    """`trim_before_quiet_points` of one content's id-less records (sorted by time in place); [] when
+    the whole content is dropped."""
+    group.sort(key=lambda r: r["time"])
+    quiet = None
+    reach = -math.inf
+    for record in group:
+        start = record["time"]
+        if start > reach and earliest <= start <= before:
+            quiet = start
+        reach = max(reach, start + record["time_range"])
+    if reach < before and _mergeable(group):
+        return []
+    return group if quiet is None else [r for r in group if r["time"] >= quiet]
 
 
 def _mergeable(records: list[dict[str, Any]]) -> bool:

@@ -42,8 +42,9 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable, Collection, Hashable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from operator import itemgetter
 from typing import Any, TypeVar
 
@@ -454,4 +455,63 @@ def observations(records: Iterable[Mapping[str, Any]]) -> set[Observation]:
         t, r = _key(record["time"]), _key(time_range)
         for name, when in record["receivers"].items():
             out.add((content, name, _key(when), t, r))
+    return out
+
+
+# --- what the merge gives back as it is (export's shortcuts: export.stream, merge.view.fold_rows) ---
+
+_NUMBER_TYPES = frozenset({int, float})
+_STR = {str}
+_DICT = {dict}
+_times = itemgetter("time", "time_range")
+_receivers = itemgetter("receivers")
+
+
+def kept_as_is(value: Any) -> bool:
+    """Whether the merge keeps a number as it is: a finite non-zero float (it turns -0.0 into 0.0,
+    and a range 0.0 into the int 0), or an int within 2**53 (beyond, or not finite, it refuses the
+    record: `_num`)."""
+    if type(value) is float:
+        return value != 0.0 and math.isfinite(value)
+    return type(value) is int and -EXACT_LIMIT <= value <= EXACT_LIMIT
+
+
+def numbers_kept_as_is(values: list[Any]) -> bool:
+    """`kept_as_is` of every value, in C loops for the usual case (ints and floats, none zero, all
+    within 2**53: the sum is then finite unless one is NaN); anything else is asked value by value."""
+    if not set(map(type, values)) <= _NUMBER_TYPES:
+        return False
+    if values and 0 not in values and min(values) >= -EXACT_LIMIT and max(values) <= EXACT_LIMIT:
+        return math.isfinite(sum(values))
+    return all(map(kept_as_is, values))
+
+
+def taken_as_they_are(records: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether the merge takes every one of `records` without refusing it or changing one of its
+    numbers: time, time_range and receive times `kept_as_is`, receivers a non-empty object of
+    string names. An id-less such record that no other record of a merge shares its (content,
+    time, time_range) with is then its own group, and comes out as `as_merged(record)`."""
+    receivers = list(map(_receivers, records))
+    if set(map(type, receivers)) - _DICT or not all(receivers):
+        return False
+    if set(map(type, chain.from_iterable(receivers))) - _STR:
+        return False
+    values = list(chain.from_iterable(map(_times, records)))
+    values.extend(chain.from_iterable(map(dict.values, receivers)))
+    return numbers_kept_as_is(values)
+
+
+def as_merged(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The record the merge makes of the id-less records of one group (content, time, time_range,
+    the types of both numbers too) when they are `taken_as_they_are` and no receiver is in two of
+    them (`Merger._finish`): the first one's values in the merge's key order, the receivers of
+    all, sorted by name."""
+    first = records[0]
+    out = {key: first[key] for key in CONTENT_KEYS}
+    receivers = first["receivers"]
+    if len(records) > 1:
+        receivers = dict(chain.from_iterable(r["receivers"].items() for r in records))
+    out["receivers"] = {name: receivers[name] for name in sorted(receivers)}
+    out["time"] = first["time"]
+    out["time_range"] = first["time_range"]
     return out

@@ -166,6 +166,45 @@ def records_in_minute(draw: Any, minute: int = MERGE_MINUTE0) -> list[dict[str, 
     return out
 
 
+# Numbers for crowded_contents: a time, its int and float twins, zeros of both signs, and ints at and
+# beyond 2**53 (the merge refuses those).
+_CROWDED_T0 = MERGE_MINUTE0 + 10
+_crowded_time = st.sampled_from([_CROWDED_T0, float(_CROWDED_T0), _CROWDED_T0 + 0.5, _CROWDED_T0 + 1,
+                                 _CROWDED_T0 + 1.0, _CROWDED_T0 + 2.5, _CROWDED_T0 + 56])
+_crowded_range = st.sampled_from([0, 0, 0.0, 1, 1.0, 1.5, 2, 55, -1])
+_crowded_odd = st.sampled_from([0, 0.0, -0.0, 2**53, 2**53 + 1, 2**60, 1e300, 5])
+
+
+@st.composite
+def crowded_contents(draw: Any) -> list[dict[str, Any]]:
+    """Records of a few contents that the merge and the reading fold both work on: many records of
+    one content (id-less JOIN/PART, a NOTICE, a message with an id) from a few receivers, with
+    equal, overlapping and touching ranges, one (time, range) shared by several records, a
+    receiver's own two sightings (one name in two records, or twice with one time), numbers as
+    int and float twins, and now and then an odd number: -0.0, 0.0, ints at and beyond 2**53."""
+    out = []
+    for _ in range(draw(st.integers(1, 10))):
+        command, tag_map = draw(st.sampled_from([("JOIN", None), ("JOIN", None), ("PART", None),
+                                                 ("NOTICE", {"msg-id": "slow_on"}), ("PRIVMSG", {"id": "m1"})]))
+        names = draw(st.lists(st.sampled_from(MERGE_RECEIVERS[:3]), min_size=1, max_size=3, unique=True))
+        time = draw(_crowded_time)
+        receivers = {name: draw(st.sampled_from([time + 60, _CROWDED_T0 + 61.25, _CROWDED_T0 + 62])) for name in names}
+        time_range = draw(_crowded_range)
+        odd = draw(st.sampled_from(["none"] * 12 + ["time", "range", "receiver"]))
+        if odd == "time":
+            time = draw(_crowded_odd)
+        elif odd == "range":
+            time_range = draw(_crowded_odd)
+        elif odd == "receiver":
+            receivers[names[0]] = draw(_crowded_odd)
+        out.append({
+            "command": command, "params": ["#chan"], "sender": "alice", "user": "alice",
+            "host": "alice.tmi.twitch.tv", "tags": tag_map, "receivers": receivers, "time": time,
+            "time_range": time_range,
+        })
+    return out
+
+
 # A window [start, end) around the three minutes merge_observations draws from (ends exclusive).
 export_windows = st.tuples(
     st.integers(MERGE_MINUTE0 - 90, MERGE_MINUTE0 + 200), st.integers(1, 300),
