@@ -172,6 +172,7 @@ _CROWDED_T0 = MERGE_MINUTE0 + 10
 _crowded_time = st.sampled_from([_CROWDED_T0, float(_CROWDED_T0), _CROWDED_T0 + 0.5, _CROWDED_T0 + 1,
                                  _CROWDED_T0 + 1.0, _CROWDED_T0 + 2.5, _CROWDED_T0 + 56])
 _crowded_range = st.sampled_from([0, 0, 0.0, 1, 1.0, 1.5, 2, 55, -1])
+_crowded_params = st.sampled_from([["#chan"], ["#chan"], ["#chan2"], ["#chan", "#chan2"], ["#chan,#chan2"], []])
 _crowded_odd = st.sampled_from([0, 0.0, -0.0, 2**53, 2**53 + 1, 2**60, 1e300, 5])
 
 
@@ -180,7 +181,8 @@ def crowded_contents(draw: Any) -> list[dict[str, Any]]:
     """Records of a few contents that the merge and the reading fold both work on: many records of
     one content (id-less JOIN/PART, a NOTICE, a message with an id) from a few receivers, with
     equal, overlapping and touching ranges, one (time, range) shared by several records, a
-    receiver's own two sightings (one name in two records, or twice with one time), numbers as
+    receiver's own two sightings (one name in two records, or twice with one time), contents that
+    differ only in a param, the user or the host (null, "None"), numbers as
     int and float twins, and now and then an odd number: -0.0, 0.0, ints at and beyond 2**53."""
     out = []
     for _ in range(draw(st.integers(1, 10))):
@@ -198,9 +200,10 @@ def crowded_contents(draw: Any) -> list[dict[str, Any]]:
         elif odd == "receiver":
             receivers[names[0]] = draw(_crowded_odd)
         out.append({
-            "command": command, "params": ["#chan"], "sender": "alice", "user": "alice",
-            "host": "alice.tmi.twitch.tv", "tags": tag_map, "receivers": receivers, "time": time,
-            "time_range": time_range,
+            "command": command, "params": draw(_crowded_params), "sender": "alice",
+            "user": draw(st.sampled_from(["alice", "alice", None, "None"])),
+            "host": draw(st.sampled_from(["alice.tmi.twitch.tv", "alice.tmi.twitch.tv", None])), "tags": tag_map,
+            "receivers": receivers, "time": time, "time_range": time_range,
         })
     return out
 
