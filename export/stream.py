@@ -416,12 +416,16 @@ def _chunk_rows(
         records.extend(held.full)
     mids = list(map(_MID, lone))
     lone_ids = set(mids)
-    core_ids = lone_ids.union([i for r in records if (i := message_id(r)) is not None])
+    record_ids = {i for r in records if (i := message_id(r)) is not None}
+    core_ids = lone_ids.union(record_ids)
+    context: Records = []
     for minute in range(chunk.read_from, chunk.read_to + 1, BATCH_INTERVAL):
         if not core_from <= minute <= core_to:
-            records.extend(_context(cache[minute], core_ids, partial(read_minute, files, minute, problems)))
+            context.extend(_context(cache[minute], core_ids, partial(read_minute, files, minute, problems)))
+    records.extend(context)
     # a candidate passes through if no other record has its id; the others are decoded
-    shared = lone_ids.intersection(map(message_id, records))
+    shared = lone_ids.intersection(record_ids)
+    shared.update(lone_ids.intersection(map(message_id, context)))
     if len(lone_ids) < len(mids):  # two candidates with one id
         shared.update(mid for mid, n in Counter(mids).items() if n > 1)
     if shared:
@@ -514,10 +518,13 @@ def write_lines(chunks: Iterable[list[Row]], fmt: str, out: IO[bytes]) -> int:
     for rows in chunks:
         for at in range(0, len(rows), WRITE_ROWS):
             some = rows[at:at + WRITE_ROWS]
+            # the separators written apart: joined to the lines, they would copy the whole slice once more
             if json:
-                out.write((b",\n" if count else b"\n") + b",\n".join(map(_LINE, some)))
+                out.write(b",\n" if count else b"\n")
+                out.write(b",\n".join(map(_LINE, some)))
             else:
-                out.write(b"\n".join(map(_LINE, some)) + b"\n")
+                out.write(b"\n".join(map(_LINE, some)))
+                out.write(b"\n")
             count += len(some)
     if json:
         out.write(b"\n]\n" if count else b"]\n")
