@@ -12,10 +12,13 @@ from hypothesis import strategies as st
 from bench.bench_merge import recorder_archives
 from formats.canonical import batch_time_of, content_hash, format_batch, parse_batch
 from merge.core import merge_records
-from merge.fastplan import plan_window_bytes
-from merge.plan import InputFile, ScannedFile, WindowPlan, plan_window, summary_of
+from merge.fastplan import plan_window_bytes, plan_window_lines
+from merge.plan import InputFile, LinesFile, ScannedFile, WindowPlan, plan_window, summary_of
 from merge.scan import scan_batch_py
+from tests.compiled import compiled_module
 from tests.strategies import MERGE_MINUTE0, merge_archives
+
+compiled = compiled_module("merge._scan")  # the Lines path is checked too where it is built
 
 Files = dict[int, list[tuple[str, bytes]]]  # minute -> (path, data)
 
@@ -33,6 +36,9 @@ def files_of(archives: list[list[dict[str, Any]]]) -> Files:
 
 
 def both(minute: int, files: Files, full: bool) -> tuple[WindowPlan | None, WindowPlan | bool | None]:
+    """The reference's plan and the byte path's; with the compiled scanner, the byte path on its
+    `Lines` (what merge.directory runs) is checked to plan exactly what the byte path on the pure
+    scans plans."""
     reference = {m: [InputFile(m, content_hash(d), p, parse_batch(d)) for p, d in fs] for m, fs in files.items()}
     scanned: dict[int, list[ScannedFile]] = {}
     for m, fs in files.items():
@@ -41,7 +47,16 @@ def both(minute: int, files: Files, full: bool) -> tuple[WindowPlan | None, Wind
             scans = scan_batch_py(d)
             assert isinstance(scans, list)
             scanned[m].append(ScannedFile(m, content_hash(d), p, scans, summary_of(scans)))
-    return plan_window(minute, reference, full=full), plan_window_bytes(minute, scanned, full=full)
+    fast = plan_window_bytes(minute, scanned, full=full)
+    if compiled is not None:
+        own = [LinesFile(minute, content_hash(d), p, compiled.scan_file(d)) for p, d in files.get(minute, [])]
+        neighbours = [compiled.scan_file(d) for m in (minute - 60, minute + 60) for _p, d in files.get(m, [])]
+        lines = plan_window_lines(minute, own, neighbours, full=full)
+        if isinstance(fast, WindowPlan) and isinstance(lines, WindowPlan):
+            assert_same(fast, lines)
+        else:
+            assert lines is fast
+    return plan_window(minute, reference, full=full), fast
 
 
 def assert_same(ref: WindowPlan | None, fast: WindowPlan | None) -> None:

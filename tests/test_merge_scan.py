@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 from pathlib import Path
 
 import pytest
@@ -12,13 +13,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bench.bench_merge import recorder_archives
-from formats.canonical import canonical_bytes, format_batch
+from formats.canonical import batch_time_of, canonical_bytes, format_batch
 from formats.rawcodec import OPEN, RECV, Event
 from merge import fastplan, scan
+from merge.plan import summary_of
 from replay.api import replay
 from replay.engine import replay_events
 from tests.compiled import skip_unless_bound
-from tests.strategies import archive_records, merge_archives, merge_observations
+from tests.strategies import MERGE_MINUTE0, archive_records, merge_archives, merge_observations
 from tests.test_exact_text import corpus_lines
 
 REPO = Path(__file__).resolve().parent.parent
@@ -162,15 +164,55 @@ def test_floats_written_every_way(value: float, form: str, field: str) -> None:
     same(line)
 
 
+def _windows(archives: list[list[dict[str, object]]], extra: list[dict[str, object]]) -> dict[int, list[bytes]]:
+    """Each archive's files, one per minute (as recorders' replays write them); the odd records of
+    `extra` as one more file of the first minute."""
+    files: dict[int, list[bytes]] = {}
+    for records in archives:
+        by_minute: dict[int, list[dict[str, object]]] = {}
+        for record in records:
+            by_minute.setdefault(batch_time_of(record["time"]), []).append(record)  # type: ignore[arg-type]
+        for minute, batch in by_minute.items():
+            files.setdefault(minute, []).append(format_batch(batch))
+    if extra:
+        files.setdefault(MERGE_MINUTE0, []).append(format_batch(extra))
+    return files
+
+
 @settings(max_examples=300, deadline=None)
-@given(archives=merge_archives(), extra=st.lists(archive_records(), max_size=3))
-def test_fold_common_twin(archives: list[list[dict[str, object]]], extra: list[dict[str, object]]) -> None:
-    """merge._scan.fold_common against merge.fastplan.fold_common_py over the scanned lines of
-    several recorders' files (shared ids, re-deliveries, merged files, odd records)."""
-    files: list[list[scan.Scanned]] = []
-    for records in [*archives, extra]:
-        scanned = [s for r in records if (s := scan.scan_line_py(canonical_bytes(r))) is not None]
-        files.append(scanned)
+@given(archives=merge_archives(), extra=st.lists(archive_records(), max_size=3), shuffled=st.randoms())
+def test_fold_lines_twin(archives: list[list[dict[str, object]]], extra: list[dict[str, object]],
+                         shuffled: random.Random) -> None:
+    """merge._scan.scan_file and fold_lines against merge.fastplan.fold_window_py over the windows of
+    several recorders' files (shared ids, re-deliveries, merged files, odd records, records that
+    cross minutes): the same verdict for each file, and the same fold (or refusal) for each window."""
     compiled = fastplan._compiled
     assert compiled is not None
-    assert repr(compiled.fold_common(files)) == repr(fastplan.fold_common_py(files))
+    files = _windows(archives, extra)
+    lines: dict[int, list[object]] = {}
+    scans: dict[int, list[list[scan.Scanned]]] = {}
+    for minute, datas in files.items():
+        shuffled.shuffle(datas)
+        for data in datas:
+            ours, reference = compiled.scan_file(data), scan.scan_batch_py(data)
+            if isinstance(reference, int):
+                assert ours == reference
+                continue
+            assert len(ours) == len(reference)
+            lines.setdefault(minute, []).append(ours)
+            scans.setdefault(minute, []).append(reference)
+    for minute in [*files, MERGE_MINUTE0 - 60]:
+        neighbours = [minute - 60, minute + 60]
+        got = compiled.fold_lines(minute, lines.get(minute, []), [x for n in neighbours for x in lines.get(n, [])])
+        want = fastplan.fold_window_py(minute, scans.get(minute, []),
+                                       [summary_of(x) for n in neighbours for x in scans.get(n, [])])
+        assert repr(got) == repr(want)
+
+
+def test_fold_lines_takes_lines_only() -> None:
+    compiled = fastplan._compiled
+    assert compiled is not None
+    with pytest.raises(TypeError):
+        compiled.fold_lines(MERGE_MINUTE0, [b"{}\n"], [])
+    with pytest.raises(TypeError):
+        compiled.scan_file("text")
