@@ -332,28 +332,119 @@ typedef struct {
 typedef struct {
     Py_ssize_t first, last, count; /* members, linked through `next` in order of appearance */
     Py_ssize_t same_id;            /* the next group of this id (another content), or -1 */
+    const unsigned char *id;       /* the id's bytes (in the first member's line), and their hash */
+    Py_ssize_t id_len;
     uint64_t h;
 } Group;
 
+/* The groups of a window's own lines by id: an open-addressing table (slot -> group + 1, 0: empty)
+ * of `cap` slots (a power of two) over the first group of each id. */
+typedef struct {
+    Py_ssize_t *table, cap;
+    Group *groups;
+    Py_ssize_t n;
+} IdTable;
+
+/* the first group of this id, or -1; *slot: where it is, or the empty slot to put it */
+static Py_ssize_t
+id_find(const IdTable *t, const unsigned char *id, Py_ssize_t id_len, uint64_t h, Py_ssize_t *slot)
+{
+    Py_ssize_t at = (Py_ssize_t)(h & (uint64_t)(t->cap - 1)), g;
+    while ((g = t->table[at] - 1) >= 0) {
+        const Group *grp = &t->groups[g];
+        if (grp->h == h && grp->id_len == id_len && memcmp(grp->id, id, (size_t)id_len) == 0)
+            break;
+        at = (at + 1) & (t->cap - 1);
+    }
+    *slot = at;
+    return g;
+}
+
+/* The ids of a window's own lines and its minute, kept with the output the byte path wrote from
+ * them (fold_lines' fifth answer): the output's summary as a neighbour of the next windows (its
+ * records all lie in the minute, and its ids are these), so it need not be scanned for that. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *owners; /* the Lines whose bytes the ids point into */
+    long long minute;
+    IdTable t;
+} IdsObject;
+
+static void
+ids_dealloc(IdsObject *self)
+{
+    Py_XDECREF(self->owners);
+    PyMem_Free(self->t.table);
+    PyMem_Free(self->t.groups);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* (frozenset({minute}), frozenset(ids)): merge.plan.Summary, what the reference keeps */
+static PyObject *
+ids_summary(IdsObject *self, PyObject *unused)
+{
+    PyObject *ids = PyFrozenSet_New(NULL), *minute = PyLong_FromLongLong(self->minute), *minutes = NULL;
+    if (ids == NULL || minute == NULL)
+        goto fail;
+    for (Py_ssize_t g = 0; g < self->t.n; g++) {
+        PyObject *id = PyBytes_FromStringAndSize((const char *)self->t.groups[g].id, self->t.groups[g].id_len);
+        if (id == NULL || PySet_Add(ids, id) < 0) {
+            Py_XDECREF(id);
+            goto fail;
+        }
+        Py_DECREF(id);
+    }
+    minutes = PyFrozenSet_New(NULL);
+    if (minutes == NULL || PySet_Add(minutes, minute) < 0)
+        goto fail;
+    Py_DECREF(minute);
+    return Py_BuildValue("(NN)", minutes, ids);
+fail:
+    Py_XDECREF(ids);
+    Py_XDECREF(minute);
+    Py_XDECREF(minutes);
+    return NULL;
+}
+
+static PyMethodDef ids_methods[] = {
+    {"summary", (PyCFunction)ids_summary, METH_NOARGS, "(frozenset({minute}), frozenset(ids)), as merge.plan.Summary"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject IdsType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "merge._scan.Ids",
+    .tp_doc = "The ids of a window's own lines and its minute: the summary of the output written from them.",
+    .tp_basicsize = sizeof(IdsObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_dealloc = (destructor)ids_dealloc,
+    .tp_methods = ids_methods,
+};
+
+/* a hash of an id, eight bytes at a time */
 static uint64_t
 id_hash(const unsigned char *s, Py_ssize_t n)
 {
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (Py_ssize_t i = 0; i < n; i++)
-        h = (h ^ s[i]) * 1099511628211ULL;
-    return h;
+    uint64_t h = 0x9E3779B97F4A7C15ULL ^ (uint64_t)n, w;
+    for (; n >= 8; s += 8, n -= 8) {
+        memcpy(&w, s, 8);
+        h = (h ^ w) * 0xFF51AFD7ED558CCDULL;
+        h ^= h >> 32;
+    }
+    if (n > 0) {
+        w = 0;
+        memcpy(&w, s, (size_t)n);
+        h = (h ^ w) * 0xFF51AFD7ED558CCDULL;
+    }
+    h ^= h >> 29;
+    h *= 0xC4CEB9FE1A85EC53ULL;
+    return h ^ (h >> 32);
 }
 
 static int
 same_bytes(const unsigned char *x, Py_ssize_t nx, const unsigned char *y, Py_ssize_t ny)
 {
     return nx == ny && memcmp(x, y, (size_t)nx) == 0;
-}
-
-static int
-same_id(LineRef x, LineRef y)
-{
-    return same_bytes(x.line + x.rec->id, x.rec->id_len, y.line + y.rec->id, y.rec->id_len);
 }
 
 /* equal content: the line less the receivers object, the time's and the range's numbers */
@@ -439,9 +530,41 @@ fold_group(PyObject *items, const LineRef *refs, const Py_ssize_t *next, const G
     return r < 0 ? -1 : 1;
 }
 
-/* Twin of merge.fastplan.fold_window_py: (items, rest, observations, id_conflicts) of a window
- * whose own files are `own` (Lines) and whose neighbours' files are `neighbours` (Lines), or None
- * when it is not a window the byte path handles. */
+/* Whether a neighbour file meets the window over `minute` whose own ids are `own`: a record of it
+ * lies in the minute, or shares an id with one of the window's. */
+static int
+neighbour_meets(PyObject *file, long long minute, const IdTable *own)
+{
+    Py_ssize_t slot;
+    if (Py_IS_TYPE(file, &IdsType)) { /* an output the byte path wrote: its minute, its ids */
+        const IdsObject *ids = (const IdsObject *)file;
+        if (ids->minute == minute)
+            return 1;
+        for (Py_ssize_t g = 0; g < ids->t.n; g++) {
+            const Group *grp = &ids->t.groups[g];
+            if (id_find(own, grp->id, grp->id_len, grp->h, &slot) >= 0)
+                return 1;
+        }
+        return 0;
+    }
+    const LinesObject *lines = (const LinesObject *)file;
+    const unsigned char *base = (const unsigned char *)PyBytes_AS_STRING(lines->data);
+    for (Py_ssize_t i = 0; i < lines->n; i++) {
+        const LineRec *rec = &lines->lines[i];
+        if (rec->minute == minute)
+            return 1;
+        if (rec->id_len < 0)
+            continue;
+        const unsigned char *id = base + rec->start + rec->id;
+        if (id_find(own, id, rec->id_len, id_hash(id, rec->id_len), &slot) >= 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* Twin of merge.fastplan.fold_window_py: (items, rest, observations, id_conflicts, ids) of a window
+ * whose own files are `own` (Lines) and whose neighbours' files are `neighbours` (Lines, or the Ids
+ * of an output written by this path), or None when it is not a window the byte path handles. */
 static PyObject *
 fold_lines(PyObject *self, PyObject *args)
 {
@@ -450,13 +573,16 @@ fold_lines(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "LO!O!", &minute, &PyList_Type, &own, &PyList_Type, &neighbours))
         return NULL;
     Py_ssize_t total = 0;
-    for (int which = 0; which < 2; which++) {
-        PyObject *list = which ? neighbours : own;
-        for (Py_ssize_t f = 0; f < PyList_GET_SIZE(list); f++) {
-            if (!Py_IS_TYPE(PyList_GET_ITEM(list, f), &LinesType)) {
-                PyErr_SetString(PyExc_TypeError, "fold_lines takes lists of Lines");
-                return NULL;
-            }
+    for (Py_ssize_t f = 0; f < PyList_GET_SIZE(own); f++)
+        if (!Py_IS_TYPE(PyList_GET_ITEM(own, f), &LinesType)) {
+            PyErr_SetString(PyExc_TypeError, "fold_lines takes the own files as Lines");
+            return NULL;
+        }
+    for (Py_ssize_t f = 0; f < PyList_GET_SIZE(neighbours); f++) {
+        PyObject *file = PyList_GET_ITEM(neighbours, f);
+        if (!Py_IS_TYPE(file, &LinesType) && !Py_IS_TYPE(file, &IdsType)) {
+            PyErr_SetString(PyExc_TypeError, "fold_lines takes the neighbour files as Lines or Ids");
+            return NULL;
         }
     }
     for (Py_ssize_t f = 0; f < PyList_GET_SIZE(own); f++) {
@@ -468,20 +594,21 @@ fold_lines(PyObject *self, PyObject *args)
                 Py_RETURN_NONE; /* a record that moves to another minute: the reference rewrites both */
         total += file->n;
     }
-    Py_ssize_t cap = 16;
-    while (cap < 2 * total)
-        cap *= 2;
+    IdTable t = {NULL, 16, NULL, 0};
+    while (t.cap < 2 * total)
+        t.cap *= 2;
     LineRef *refs = PyMem_Malloc(sizeof(LineRef) * (size_t)(total + 1));
     Py_ssize_t *next = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)(total + 1));
     Py_ssize_t *plain = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)(total + 1));
-    Group *groups = PyMem_Malloc(sizeof(Group) * (size_t)(total + 1));
-    Py_ssize_t *table = PyMem_Calloc((size_t)cap, sizeof(Py_ssize_t)); /* group + 1; 0: empty */
+    t.groups = PyMem_Malloc(sizeof(Group) * (size_t)(total + 1));
+    t.table = PyMem_Calloc((size_t)t.cap, sizeof(Py_ssize_t));
     PyObject *items = NULL, *rest = NULL, *result = NULL;
-    if (refs == NULL || next == NULL || plain == NULL || groups == NULL || table == NULL) {
+    IdsObject *ids = NULL;
+    if (refs == NULL || next == NULL || plain == NULL || t.groups == NULL || t.table == NULL) {
         PyErr_NoMemory();
         goto done;
     }
-    Py_ssize_t k = 0, n_plain = 0, n_groups = 0, observations = 0, id_conflicts = 0;
+    Py_ssize_t k = 0, n_plain = 0, observations = 0, id_conflicts = 0;
     for (Py_ssize_t f = 0; f < PyList_GET_SIZE(own); f++) {
         LinesObject *file = (LinesObject *)PyList_GET_ITEM(own, f);
         const unsigned char *base = (const unsigned char *)PyBytes_AS_STRING(file->data);
@@ -495,54 +622,34 @@ fold_lines(PyObject *self, PyObject *args)
                 plain[n_plain++] = k;
                 continue;
             }
-            uint64_t h = id_hash(x.line + rec->id, rec->id_len);
-            Py_ssize_t slot = (Py_ssize_t)(h & (uint64_t)(cap - 1)), g;
-            while ((g = table[slot] - 1) >= 0 && !(groups[g].h == h && same_id(refs[groups[g].first], x)))
-                slot = (slot + 1) & (cap - 1);
-            Py_ssize_t last = -1;
-            for (; g >= 0; last = g, g = groups[g].same_id) {
-                if (same_content(refs[groups[g].first], x)) {
-                    next[groups[g].last] = k;
-                    groups[g].last = k;
-                    groups[g].count++;
+            const unsigned char *id = x.line + rec->id;
+            uint64_t h = id_hash(id, rec->id_len);
+            Py_ssize_t slot, g = id_find(&t, id, rec->id_len, h, &slot), last = -1;
+            for (; g >= 0; last = g, g = t.groups[g].same_id) {
+                if (same_content(refs[t.groups[g].first], x)) {
+                    next[t.groups[g].last] = k;
+                    t.groups[g].last = k;
+                    t.groups[g].count++;
                     break;
                 }
             }
             if (g >= 0)
                 continue;
-            groups[n_groups] = (Group){k, k, 1, -1, h};
+            t.groups[t.n] = (Group){k, k, 1, -1, id, rec->id_len, h};
             if (last >= 0) {
-                groups[last].same_id = n_groups; /* the id again, with another content */
+                t.groups[last].same_id = t.n; /* the id again, with another content */
                 id_conflicts++;
             }
             else
-                table[slot] = n_groups + 1;
-            n_groups++;
+                t.table[slot] = t.n + 1;
+            t.n++;
         }
     }
-    /* a neighbour takes part (the reference includes it) if a record of it lies in this minute or
-     * shares an id with one of this minute's */
+    /* a neighbour that meets the minute takes part in the reference's window: not this path's */
     for (Py_ssize_t f = 0; f < PyList_GET_SIZE(neighbours); f++) {
-        LinesObject *file = (LinesObject *)PyList_GET_ITEM(neighbours, f);
-        const unsigned char *base = (const unsigned char *)PyBytes_AS_STRING(file->data);
-        for (Py_ssize_t i = 0; i < file->n; i++) {
-            const LineRec *rec = &file->lines[i];
-            if (rec->minute == minute) {
-                result = Py_NewRef(Py_None);
-                goto done;
-            }
-            if (rec->id_len < 0)
-                continue;
-            LineRef x = {base + rec->start, rec};
-            uint64_t h = id_hash(x.line + rec->id, rec->id_len);
-            Py_ssize_t slot = (Py_ssize_t)(h & (uint64_t)(cap - 1)), g;
-            while ((g = table[slot] - 1) >= 0) {
-                if (groups[g].h == h && same_id(refs[groups[g].first], x)) {
-                    result = Py_NewRef(Py_None);
-                    goto done;
-                }
-                slot = (slot + 1) & (cap - 1);
-            }
+        if (neighbour_meets(PyList_GET_ITEM(neighbours, f), minute, &t)) {
+            result = Py_NewRef(Py_None);
+            goto done;
         }
     }
     items = PyList_New(0);
@@ -552,24 +659,35 @@ fold_lines(PyObject *self, PyObject *args)
     for (Py_ssize_t i = 0; i < n_plain; i++)
         if (rest_append(rest, refs[plain[i]]) < 0)
             goto done;
-    for (Py_ssize_t g = 0; g < n_groups; g++) {
-        int r = fold_group(items, refs, next, &groups[g]);
+    for (Py_ssize_t g = 0; g < t.n; g++) {
+        int r = fold_group(items, refs, next, &t.groups[g]);
         if (r < 0)
             goto done;
         if (r == 0)
-            for (Py_ssize_t i = groups[g].first; i >= 0; i = next[i])
+            for (Py_ssize_t i = t.groups[g].first; i >= 0; i = next[i])
                 if (rest_append(rest, refs[i]) < 0)
                     goto done;
     }
-    result = Py_BuildValue("(OOnn)", items, rest, observations, id_conflicts);
+    ids = PyObject_New(IdsObject, &IdsType);
+    if (ids == NULL)
+        goto done;
+    ids->owners = PyList_GetSlice(own, 0, PyList_GET_SIZE(own));
+    ids->minute = minute;
+    ids->t = t; /* the table and the groups are the Ids' now */
+    t.table = NULL;
+    t.groups = NULL;
+    if (ids->owners == NULL)
+        goto done;
+    result = Py_BuildValue("(OOnnO)", items, rest, observations, id_conflicts, (PyObject *)ids);
 done:
     PyMem_Free(refs);
     PyMem_Free(next);
     PyMem_Free(plain);
-    PyMem_Free(groups);
-    PyMem_Free(table);
+    PyMem_Free(t.groups);
+    PyMem_Free(t.table);
     Py_XDECREF(items);
     Py_XDECREF(rest);
+    Py_XDECREF(ids);
     return result;
 }
 
@@ -586,12 +704,13 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "merge._scan", NULL, 
 PyMODINIT_FUNC
 PyInit__scan(void)
 {
-    if (PyType_Ready(&LinesType) < 0)
+    if (PyType_Ready(&LinesType) < 0 || PyType_Ready(&IdsType) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL)
         return NULL;
-    if (PyModule_AddObjectRef(m, "Lines", (PyObject *)&LinesType) < 0) {
+    if (PyModule_AddObjectRef(m, "Lines", (PyObject *)&LinesType) < 0
+        || PyModule_AddObjectRef(m, "Ids", (PyObject *)&IdsType) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -180,13 +180,19 @@ class _Entry:
     its lines (`merge._scan.Lines`, when the compiled scanner is built). Never changes: files are
     named by their content."""
 
-    __slots__ = ("data", "lines", "records")
+    __slots__ = ("data", "ids", "lines", "records")
 
-    def __init__(self, data: bytes | None, records: list[dict[str, Any]] | None = None, lines: Any = None) -> None:
+    def __init__(self, data: bytes | None, records: list[dict[str, Any]] | None = None, lines: Any = None,
+                 ids: Any = None) -> None:
         # the bytes serve the scanner only: without it (the pure path) a file is its records
         self.data = data if scan_file is not None or records is None else None
         self.records = records
         self.lines: Any = lines  # False: the scanner does not vouch for it
+        self.ids = ids  # an output of the byte path: its summary as a neighbour (merge._scan.Ids)
+
+    def neighbour(self) -> Any:
+        """What `fold_lines` needs of the file as a neighbour: its Ids, else its Lines (or None)."""
+        return self.ids if self.ids is not None else self.scanned()
 
     def decoded(self) -> list[dict[str, Any]]:
         if self.records is None:
@@ -390,7 +396,8 @@ class _Channel:
                 return True
             # The next window reads this file as a neighbour: it is these bytes (and records), verified.
             with contextlib.suppress(FileNotFoundError):
-                entry = _Entry(output.data, records=output.records)
+                ids = output.summary if scan_file is not None else None  # Ids: output of plan_window_lines
+                entry = _Entry(output.data, records=output.records, ids=ids)
                 self.cache[out_path] = (output.minute, entry, _identity(os.stat(out_path)))
         for f in plan.deletes:
             self.delete_if_same(f.path)
@@ -409,7 +416,7 @@ class _Channel:
         """The window's plan: on the scanned lines when every file scans and the window is one the
         byte path handles (merge/fastplan.py), else the reference on the decoded records."""
         if scan_file is not None:
-            scanned = [(m, path, digest, entry.scanned())
+            scanned = [(m, path, digest, entry.scanned() if m == minute else entry.neighbour())
                        for m, found in entries.items() for path, digest, entry in found]
             if all(lines is not None for _m, _path, _digest, lines in scanned):  # every file scans
                 own = [LinesFile(m, digest, path, lines) for m, path, digest, lines in scanned if m == minute]

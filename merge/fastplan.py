@@ -56,10 +56,12 @@ def _fold_one(first: Scanned) -> tuple[Number, Number, bool]:
 
 Item = tuple[Number, Number, bytes]  # (time, time_range, line): sorted, they are the file
 # (items, rest, observations, id_conflicts) of a window's own lines: see fold_common_py
-Folded = tuple[list[Item], list[Scanned], int, int]
+Common = tuple[list[Item], list[Scanned], int, int]
+# the same and the output's summary as a neighbour (Summary, or the compiled twin's merge._scan.Ids)
+Folded = tuple[list[Item], list[Scanned], int, int, Any]
 
 
-def fold_common_py(files: Sequence[Sequence[Scanned]]) -> Folded:
+def fold_common_py(files: Sequence[Sequence[Scanned]]) -> Common:
     """The common id groups of a minute's lines, folded: (items, rest, observations, id_conflicts).
 
     A group (lines of equal content, with an id) is common when its range is the int 0, every line
@@ -96,8 +98,10 @@ def fold_common_py(files: Sequence[Sequence[Scanned]]) -> Folded:
 
 def fold_window_py(minute: int, own: Sequence[Sequence[Scanned]], neighbours: Sequence[Summary]) -> Folded | None:
     """The window over `minute` folded from its own files' lines (`fold_common_py`), given its
-    neighbour files' summaries; None when it is not a window the byte path handles (see above).
-    The reference of the compiled `fold_lines`, which takes the files as `Lines` instead."""
+    neighbour files' summaries, and the summary of the output (its records all lie in the minute;
+    its ids are the window's); None when it is not a window the byte path handles (see above). The
+    reference of the compiled `fold_lines`, which takes the files as `Lines` (and a neighbour
+    written by this path as the `Ids` it answered with, whose `summary()` is this summary)."""
     ids: set[bytes] = set()
     for scans in own:
         minutes, mids = summary_of(scans)
@@ -107,7 +111,7 @@ def fold_window_py(minute: int, own: Sequence[Sequence[Scanned]], neighbours: Se
     for minutes, mids in neighbours:
         if minute in minutes or not ids.isdisjoint(mids):
             return None  # the reference includes that neighbour
-    return fold_common_py(own)
+    return (*fold_common_py(own), (frozenset([minute]), frozenset(ids)))
 
 
 _compiled = speedups.load("merge._scan")
@@ -151,7 +155,7 @@ def _plan(minute: int, own_files: Sequence[ScannedFile | LinesFile], records_in:
           full: bool) -> WindowPlan | None:
     """The plan of a window handled by the byte path, from its folded common groups: the rest of
     the lines are grouped and folded as `Merger` does, and every line is spliced."""
-    items, rest, observations, id_conflicts = folded
+    items, rest, observations, id_conflicts, summary = folded
     by_content: dict[bytes, list[Scanned]] = {}
     plain: dict[tuple[bytes, Number, bool, Number, bool], list[Scanned]] = {}
     for s in rest:
@@ -216,7 +220,7 @@ def _plan(minute: int, own_files: Sequence[ScannedFile | LinesFile], records_in:
             items.append((time, time_range, _splice(first, _receivers_text(chosen), numbers_text)))
     items.sort()
     data = b"\n".join([item[2] for item in items]) + b"\n" if items else b""
-    output = OutputFile(minute, data, None, len(items))
+    output = OutputFile(minute, data, None, len(items), summary)
     digest = output.digest  # hashed once: the shell names the file by it
     if full and len(own_files) == 1 and digest == own_files[0].digest:
         return None  # already what a merge would write

@@ -91,6 +91,8 @@ class OutputFile:
     data: bytes
     records: list[dict[str, Any]] | None
     count: int = -1
+    # the byte path's summary of it as a neighbour: merge.plan.Summary, or merge._scan.Ids (compiled)
+    summary: Any = None
 
     @cached_property
     def digest(self) -> str:

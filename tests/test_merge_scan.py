@@ -185,7 +185,9 @@ def test_fold_lines_twin(archives: list[list[dict[str, object]]], extra: list[di
                          shuffled: random.Random) -> None:
     """merge._scan.scan_file and fold_lines against merge.fastplan.fold_window_py over the windows of
     several recorders' files (shared ids, re-deliveries, merged files, odd records, records that
-    cross minutes): the same verdict for each file, and the same fold (or refusal) for each window."""
+    cross minutes), minute after minute as a directory merge goes (a merged minute's output is the
+    next window's neighbour, as its Ids): the same verdict for each file, the same fold (or
+    refusal) for each window, the same summary of its output."""
     compiled = fastplan._compiled
     assert compiled is not None
     files = _windows(archives, extra)
@@ -201,12 +203,23 @@ def test_fold_lines_twin(archives: list[list[dict[str, object]]], extra: list[di
             assert len(ours) == len(reference)
             lines.setdefault(minute, []).append(ours)
             scans.setdefault(minute, []).append(reference)
-    for minute in [*files, MERGE_MINUTE0 - 60]:
-        neighbours = [minute - 60, minute + 60]
-        got = compiled.fold_lines(minute, lines.get(minute, []), [x for n in neighbours for x in lines.get(n, [])])
-        want = fastplan.fold_window_py(minute, scans.get(minute, []),
-                                       [summary_of(x) for n in neighbours for x in scans.get(n, [])])
-        assert repr(got) == repr(want)
+    written: dict[int, tuple[object, object]] = {}  # minute -> its output's Ids and reference summary
+    for minute in sorted([*files, MERGE_MINUTE0 - 60]):
+        before, after = minute - 60, minute + 60
+        if before in written:  # merged already: the output replaced the minute's files
+            ids, summary = written[before]
+            ours_n, want_n = [ids, *lines.get(after, [])], [summary, *map(summary_of, scans.get(after, []))]
+        else:
+            ours_n = [*lines.get(before, []), *lines.get(after, [])]
+            want_n = [summary_of(x) for n in (before, after) for x in scans.get(n, [])]
+        got = compiled.fold_lines(minute, lines.get(minute, []), ours_n)
+        want = fastplan.fold_window_py(minute, scans.get(minute, []), want_n)
+        if want is None:
+            assert got is None
+            continue
+        assert repr(got[:4]) == repr(want[:4])
+        assert got[4].summary() == want[4]
+        written[minute] = (got[4], want[4])
 
 
 def test_fold_lines_takes_lines_only() -> None:
