@@ -26,6 +26,7 @@
 
 #include <Python.h>
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "_jsonchars.h"
@@ -40,9 +41,9 @@ static inline int
 span_cmp(Span a, Span b)
 {
     Py_ssize_t n = a.n < b.n ? a.n : b.n;
-    int c = memcmp(a.s, b.s, (size_t)n);
-    if (c)
-        return c;
+    for (Py_ssize_t i = 0; i < n; i++) /* short names, which differ early: no call to memcmp */
+        if (a.s[i] != b.s[i])
+            return a.s[i] < b.s[i] ? -1 : 1;
     return a.n < b.n ? -1 : a.n > b.n ? 1 : 0;
 }
 
@@ -75,8 +76,11 @@ typedef struct {
 static inline int
 cl_lit(CanonCur *c, const char *s, Py_ssize_t n)
 {
-    if (c->end - c->p < n || memcmp(c->p, s, (size_t)n) != 0)
+    if (c->end - c->p < n)
         return 0;
+    for (Py_ssize_t i = 0; i < n; i++) /* a short literal: no call to memcmp */
+        if (c->p[i] != (unsigned char)s[i])
+            return 0;
     c->p += n;
     return 1;
 }
@@ -102,6 +106,27 @@ cl_hex4(const unsigned char *p)
 /* bytes json.dumps(ensure_ascii=True) writes as they are inside a string */
 #define CL_PLAIN(ch) ((ch) >= 0x20 && (ch) < 0x7F && (ch) != '"' && (ch) != '\\')
 
+/* The end of the run of CL_PLAIN bytes from p on (before e), eight bytes at a time (SWAR): a word
+ * is all plain when no byte has its high bit set, is below 0x20, or is '"', '\\' or 0x7F (each test
+ * exact: the borrow of `x - ONES * n` starts only at a byte below n); the byte loop finds which. */
+static inline const unsigned char *
+cl_plain_run(const unsigned char *p, const unsigned char *e)
+{
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    for (; e - p >= 8; p += 8) {
+        uint64_t x, q, b, d;
+        memcpy(&x, p, 8);
+        q = x ^ (ones * '"');
+        b = x ^ (ones * '\\');
+        d = x ^ (ones * 0x7F);
+        if ((x | ((x - ones * 0x20) & ~x) | ((q - ones) & ~q) | ((b - ones) & ~b) | ((d - ones) & ~d)) & highs)
+            break;
+    }
+    while (p < e && CL_PLAIN(*p))
+        p++;
+    return p;
+}
+
 /* A JSON string exactly as json.dumps(ensure_ascii=True) writes it: 0 (past the closing quote; *inner
  * what lies between the quotes; *escaped whether it holds a backslash; *lone set to 1 if it holds a
  * surrogate escape that is not half of a pair) or -1. */
@@ -114,8 +139,7 @@ cl_str(CanonCur *c, Span *inner, int *escaped, int *lone)
         return -1;
     const unsigned char *s0 = ++p;
     for (;;) {
-        while (p < e && CL_PLAIN(*p)) /* the usual run of plain characters */
-            p++;
+        p = cl_plain_run(p, e); /* the usual run of plain characters */
         if (p >= e)
             return -1;
         unsigned char ch = *p;
