@@ -229,3 +229,22 @@ def test_fold_lines_takes_lines_only() -> None:
         compiled.fold_lines(MERGE_MINUTE0, [b"{}\n"], [])
     with pytest.raises(TypeError):
         compiled.scan_file("text")
+
+
+@settings(max_examples=1500)
+@given(value=st.one_of(st.floats(1, 1e15), st.floats(1.6e9, 1.8e9), st.integers(0, 52).map(lambda k: 2.0**k)),
+       step=st.integers(-3, 3), field=st.sampled_from(["time", "receiver"]))
+def test_seventeen_digit_floats(value: float, step: int, field: str) -> None:
+    """The scanner decides a 17-digit decimal (most receive times) in integers, without repr: a
+    double's 17 significant digits, and their neighbours (one, two, three steps off), judged as
+    repr judges them (ties, binade edges and 16-digit neighbours included)."""
+    mantissa, exponent = f"{value:.16e}".split("e")  # 17 significant digits
+    point = int(exponent) + 1  # digits before the point: 1 to 15
+    text = str(int(mantissa.replace(".", "")) + step)
+    if len(text) != 17:
+        return
+    values = {"time": b"1700000000.5", "receiver": b"1700000001.25"}
+    values[field] = f"{text[:point]}.{text[point:]}".encode()
+    line = (b'{"command":"JOIN","host":null,"params":["#c"],"receivers":{"h1":' + values["receiver"]
+            + b'},"sender":"a","tags":null,"time":' + values["time"] + b',"time_range":0,"user":"a"}')
+    same(line)
