@@ -247,6 +247,9 @@ cl_float_repr_check(const unsigned char *tok, Py_ssize_t n, double *value)
 static inline int
 cl_float17(unsigned long long m, Py_ssize_t nf, double *value)
 {
+#ifndef __SIZEOF_INT128__
+    return -1; /* no 128-bit integers: repr decides */
+#else
     if (nf > 19)
         return -1;
     unsigned long long p10 = 1; /* 10**nf < 2**64 */
@@ -288,6 +291,7 @@ cl_float17(unsigned long long m, Py_ssize_t nf, double *value)
         return -1;
     *value = ldexp((double)M, e);
     return 1;
+#endif
 }
 
 /* A canonical number: ints of at most 15 digits (str()), finite floats as repr() prints them (see
