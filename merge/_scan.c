@@ -207,6 +207,7 @@ typedef struct {
     Py_ssize_t start, len;     /* the line in the file's bytes, without its newline */
     Py_ssize_t a, b, tc, d;    /* from start: the receivers object [a, b), the time's number at tc, the range's end d */
     Py_ssize_t id, id_len;     /* from start: the id between its quotes; id_len < 0: none */
+    uint64_t id_h;             /* id_hash of the id (made while the line is in the cache) */
     Py_ssize_t name, name_len; /* from start: the receiver's name, when there is one receiver */
     CanonNum time, range;
     long long minute; /* batch_time_of(time) */
@@ -257,6 +258,26 @@ static PyTypeObject LinesType = {
     .tp_getset = lines_getset,
 };
 
+/* a hash of an id, eight bytes at a time */
+static uint64_t
+id_hash(const unsigned char *s, Py_ssize_t n)
+{
+    uint64_t h = 0x9E3779B97F4A7C15ULL ^ (uint64_t)n, w;
+    for (; n >= 8; s += 8, n -= 8) {
+        memcpy(&w, s, 8);
+        h = (h ^ w) * 0xFF51AFD7ED558CCDULL;
+        h ^= h >> 32;
+    }
+    if (n > 0) {
+        w = 0;
+        memcpy(&w, s, (size_t)n);
+        h = (h ^ w) * 0xFF51AFD7ED558CCDULL;
+    }
+    h ^= h >> 29;
+    h *= 0xC4CEB9FE1A85EC53ULL;
+    return h ^ (h >> 32);
+}
+
 /* A batch file's bytes as Lines when every line is vouched for (as scan_batch: the same lines, the
  * same refusals), else the number (from 1) of the first line that is not (0: empty, or no final
  * newline). */
@@ -303,6 +324,7 @@ scan_file(PyObject *self, PyObject *arg)
         rec->d = r.range_end - line;
         rec->id = r.id.s == NULL ? 0 : r.id.s - line;
         rec->id_len = r.id.s == NULL ? -1 : r.id.n;
+        rec->id_h = r.id.s == NULL ? 0 : id_hash(r.id.s, r.id.n);
         rec->n_recv = r.n_recv;
         rec->name = r.n_recv == 1 ? r.recv_names[0].s - line : 0;
         rec->name_len = r.n_recv == 1 ? r.recv_names[0].n : 0;
@@ -358,6 +380,21 @@ id_find(const IdTable *t, const unsigned char *id, Py_ssize_t id_len, uint64_t h
     }
     *slot = at;
     return g;
+}
+
+/* How many lines ahead fold_lines asks for what it will read (the table's slot, the line's id and
+ * content): those are cold, read a window after the file was scanned. */
+#define PREFETCH 8
+
+static inline void
+prefetch_id(const IdTable *t, const unsigned char *base, const LineRec *rec)
+{
+    const unsigned char *line = base + rec->start;
+    __builtin_prefetch(line);
+    if (rec->id_len >= 0) {
+        __builtin_prefetch(line + rec->id);
+        __builtin_prefetch(&t->table[rec->id_h & (uint64_t)(t->cap - 1)]);
+    }
 }
 
 /* The ids of a window's own lines and its minute, kept with the output the byte path wrote from
@@ -420,26 +457,6 @@ static PyTypeObject IdsType = {
     .tp_dealloc = (destructor)ids_dealloc,
     .tp_methods = ids_methods,
 };
-
-/* a hash of an id, eight bytes at a time */
-static uint64_t
-id_hash(const unsigned char *s, Py_ssize_t n)
-{
-    uint64_t h = 0x9E3779B97F4A7C15ULL ^ (uint64_t)n, w;
-    for (; n >= 8; s += 8, n -= 8) {
-        memcpy(&w, s, 8);
-        h = (h ^ w) * 0xFF51AFD7ED558CCDULL;
-        h ^= h >> 32;
-    }
-    if (n > 0) {
-        w = 0;
-        memcpy(&w, s, (size_t)n);
-        h = (h ^ w) * 0xFF51AFD7ED558CCDULL;
-    }
-    h ^= h >> 29;
-    h *= 0xC4CEB9FE1A85EC53ULL;
-    return h ^ (h >> 32);
-}
 
 static int
 same_bytes(const unsigned char *x, Py_ssize_t nx, const unsigned char *y, Py_ssize_t ny)
@@ -555,8 +572,9 @@ neighbour_meets(PyObject *file, long long minute, const IdTable *own)
             return 1;
         if (rec->id_len < 0)
             continue;
-        const unsigned char *id = base + rec->start + rec->id;
-        if (id_find(own, id, rec->id_len, id_hash(id, rec->id_len), &slot) >= 0)
+        if (i + PREFETCH < lines->n) /* the next lines' slots and ids: the table and the bytes are cold */
+            prefetch_id(own, base, &lines->lines[i + PREFETCH]);
+        if (id_find(own, base + rec->start + rec->id, rec->id_len, rec->id_h, &slot) >= 0)
             return 1;
     }
     return 0;
@@ -622,8 +640,10 @@ fold_lines(PyObject *self, PyObject *args)
                 plain[n_plain++] = k;
                 continue;
             }
+            if (i + PREFETCH < file->n)
+                prefetch_id(&t, base, &file->lines[i + PREFETCH]);
             const unsigned char *id = x.line + rec->id;
-            uint64_t h = id_hash(id, rec->id_len);
+            uint64_t h = rec->id_h;
             Py_ssize_t slot, g = id_find(&t, id, rec->id_len, h, &slot), last = -1;
             for (; g >= 0; last = g, g = t.groups[g].same_id) {
                 if (same_content(refs[t.groups[g].first], x)) {
