@@ -11,14 +11,12 @@ from hypothesis import strategies as st
 
 from bench.bench_merge import recorder_archives
 from formats.canonical import batch_time_of, content_hash, format_batch, parse_batch
+from merge import fastplan, scan
 from merge.core import merge_records
 from merge.fastplan import plan_window_bytes, plan_window_lines
 from merge.plan import InputFile, LinesFile, ScannedFile, WindowPlan, plan_window, summary_of
 from merge.scan import scan_batch_py
-from tests.compiled import compiled_module
 from tests.strategies import MERGE_MINUTE0, merge_archives
-
-compiled = compiled_module("merge._scan")  # the Lines path is checked too where it is built
 
 Files = dict[int, list[tuple[str, bytes]]]  # minute -> (path, data)
 
@@ -48,9 +46,9 @@ def both(minute: int, files: Files, full: bool) -> tuple[WindowPlan | None, Wind
             assert isinstance(scans, list)
             scanned[m].append(ScannedFile(m, content_hash(d), p, scans, summary_of(scans)))
     fast = plan_window_bytes(minute, scanned, full=full)
-    if compiled is not None:
-        own = [LinesFile(minute, content_hash(d), p, compiled.scan_file(d)) for p, d in files.get(minute, [])]
-        neighbours = [compiled.scan_file(d) for m in (minute - 60, minute + 60) for _p, d in files.get(m, [])]
+    if fastplan.fold_lines is not None and scan.scan_file is not None:
+        own = [LinesFile(minute, content_hash(d), p, scan.scan_file(d)) for p, d in files.get(minute, [])]
+        neighbours = [scan.scan_file(d) for m in (minute - 60, minute + 60) for _p, d in files.get(m, [])]
         lines = plan_window_lines(minute, own, neighbours, full=full)
         if isinstance(fast, WindowPlan) and isinstance(lines, WindowPlan):
             assert_same(fast, lines)
