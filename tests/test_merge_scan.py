@@ -29,9 +29,13 @@ pytestmark = skip_unless_bound(scan.scan_line is not None, "the compiled scanner
 
 
 def same(line: bytes) -> None:
-    assert scan.scan_line is not None
+    assert scan.scan_line is not None and scan.scan_file is not None
     # repr: 1 and 1.0 are different answers
     assert repr(scan.scan_line(line)) == repr(scan.scan_line_py(line)), line
+    # a file of it: scan_file's verdict (Lines of one line, or the line number) is scan_batch_py's
+    verdict, reference = scan.scan_file(line + b"\n"), scan.scan_batch_py(line + b"\n")
+    assert (verdict if isinstance(verdict, int) else len(verdict)) == (
+        reference if isinstance(reference, int) else len(reference)), line
 
 
 @settings(max_examples=400)
