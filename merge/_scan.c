@@ -10,6 +10,12 @@
  * errors and odd files always come from the pure code. tests/test_merge_scan.py holds the two equal
  * over random, damaged and real lines.
  *
+ * What the directory merge runs is the same scan kept without Python objects: scan_file keeps a
+ * file's lines as offsets and numbers (Lines), and fold_lines folds a window from them in one call
+ * (twin of merge.fastplan.fold_window_py: the common groups spliced into output lines here, the few
+ * other lines handed back scanned, as scan_line would, for the Python plan), answering also the
+ * window's ids (Ids), the summary of the output as the next window's neighbour.
+ *
  * Built by setuptools as an optional extension (pyproject.toml); without it the merge runs the
  * pure path (formats/speedups.py says so once).
  */
@@ -235,17 +241,7 @@ lines_len(LinesObject *self)
     return self->n;
 }
 
-static PyObject *
-lines_data(LinesObject *self, void *closure)
-{
-    return Py_NewRef(self->data);
-}
-
 static PySequenceMethods lines_as_sequence = {.sq_length = (lenfunc)lines_len};
-static PyGetSetDef lines_getset[] = {
-    {"data", (getter)lines_data, NULL, "the file's bytes", NULL},
-    {NULL, NULL, NULL, NULL, NULL},
-};
 
 static PyTypeObject LinesType = {
     PyVarObject_HEAD_INIT(NULL, 0)
@@ -255,7 +251,6 @@ static PyTypeObject LinesType = {
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_dealloc = (destructor)lines_dealloc,
     .tp_as_sequence = &lines_as_sequence,
-    .tp_getset = lines_getset,
 };
 
 /* a hash of an id, eight bytes at a time */
