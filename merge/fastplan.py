@@ -3,7 +3,8 @@
 `plan_window` (the reference) decodes every record of a window, merges them with `merge.core.Merger`
 and encodes the merged records again. Most of that is wasted on canonical input: a merge changes
 only `receivers`, `time` and `time_range`, and the rest of a line (its *content*) passes through.
-Here each line comes scanned (merge/scan.py: content as bytes, id, receivers, time, range), records
+Here each line comes scanned (merge/scan.py: content as bytes, id, receivers, time, range; or, as the
+directory merge runs it, kept in C as `Lines` and folded there by `fold_lines`), records
 are grouped by their content bytes exactly as `Merger` groups them (an id record by id and content,
 which the content holds; an id-less one by content, exact time and exact range), the same fold is
 applied (`merge.core.fold_members`, the same receiver rule), and each output line is spliced from the
@@ -219,7 +220,7 @@ def _plan(minute: int, own_files: Sequence[ScannedFile | LinesFile], records_in:
             chosen = [(name, keys[i][0]) for name, keys in ordered.items() if len(keys) > i]
             items.append((time, time_range, _splice(first, _receivers_text(chosen), numbers_text)))
     items.sort()
-    data = b"\n".join([item[2] for item in items]) + b"\n" if items else b""
+    data = b"\n".join([item[2] for item in items] + [b""]) if items else b""  # one copy, the last newline too
     output = OutputFile(minute, data, None, len(items), summary)
     digest = output.digest  # hashed once: the shell names the file by it
     if full and len(own_files) == 1 and digest == own_files[0].digest:
