@@ -8,7 +8,7 @@ ARCHIVE ?= archive
 
 .PHONY: run run-fixtures test test-fast lint bench clean
 
-$(STAMP): pyproject.toml formats/_speedups.c formats/_jsonchars.h formats/_canonline.h replay/_core.c formats/_readcore.c verify/_core.c merge/_scan.c
+$(STAMP): pyproject.toml formats/_speedups.c formats/_jsonchars.h formats/_canonline.h replay/_core.c formats/_readcore.c verify/_core.c merge/_scan.c export/_core.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'

@@ -1,7 +1,7 @@
 """verify and export benchmark: a generated day of a 100 messages/s channel (about 8.6M records).
 
 Prints `name: value unit` lines: records/s and peak RSS of `verify` over the whole archive, and of
-`export` (json to /dev/null), as the commands run them (a worker per CPU); and the same in one
+`export` (json to /dev/null; jsonl too in one process), as the commands run them (a worker per CPU); and the same in one
 process (`jobs=1`, the issue's measure: no pool, figures per core). Each measurement runs in a fresh
 process so its peak RSS is its own; verify's workers are measured apart (from /proc). Which core
 ran (compiled or pure: CHAT_ARCHIVER_PURE=1) is printed first.
@@ -151,7 +151,7 @@ def _measure_verify(root: str, jobs: int | None, conn: Any) -> None:
                resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, watcher.stop()))
 
 
-def _measure_export(root: str, hours: int, jobs: int | None, conn: Any) -> None:
+def _measure_export(root: str, hours: int, jobs: int | None, fmt: str, conn: Any) -> None:
     from export.stream import export  # noqa: PLC0415 (in the measured process only)
     from export.window import Window  # noqa: PLC0415
     from verify.scan import default_jobs  # noqa: PLC0415
@@ -159,7 +159,7 @@ def _measure_export(root: str, hours: int, jobs: int | None, conn: Any) -> None:
     watcher = _PeakWatcher()
     started = time.monotonic()
     with open(os.devnull, "wb") as sink:
-        count = export(root, CHANNEL, Window(START, START + hours * 3600), "json", sink, jobs=jobs or default_jobs())
+        count = export(root, CHANNEL, Window(START, START + hours * 3600), fmt, sink, jobs=jobs or default_jobs())
     elapsed = time.monotonic() - started
     conn.send((elapsed, count, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, watcher.stop()))
 
@@ -191,9 +191,12 @@ def run() -> None:
     print(f"verify_{tag}_peak_rss_per_worker: {workers / 1024:.0f} MiB")
     export_hours = min(HOURS, EXPORT_HOURS)
     etag = f"{export_hours}h" if export_hours != 24 else "day"
-    elapsed, count, _rss, _workers = _in_process(_measure_export, root, 1, 1)
+    elapsed, count, rss, _workers = _in_process(_measure_export, root, 1, 1, "json")
     print(f"export_json_1h_records_per_s_1_process: {count / elapsed:,.0f} records/s", flush=True)
-    elapsed, count, rss, workers = _in_process(_measure_export, root, export_hours, None)
+    print(f"export_json_1h_peak_rss_1_process: {rss / 1024:.0f} MiB", flush=True)
+    elapsed, count, _rss, _workers = _in_process(_measure_export, root, 1, 1, "jsonl")
+    print(f"export_jsonl_1h_records_per_s_1_process: {count / elapsed:,.0f} records/s", flush=True)
+    elapsed, count, rss, workers = _in_process(_measure_export, root, export_hours, None, "json")
     print(f"export_json_{etag}_records_per_s: {count / elapsed:,.0f} records/s")
     print(f"export_json_{etag}_seconds: {elapsed:.1f} s")
     print(f"export_json_{etag}_peak_rss_main: {rss / 1024:.0f} MiB")

@@ -16,17 +16,18 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from multiprocessing.pool import AsyncResult
+from operator import itemgetter
 from typing import IO, Any
 
 import orjson
 
 from export.formats import Renderer, day_of
-from export.stream import NO_FILTERS, iter_chunks
+from export.stream import LINE_FORMATS, NO_FILTERS, iter_chunk_rows, iter_chunks
 from export.window import Chunk, Filters, Window
-from formats.canonical import canonical_json
 from formats.errors import InputError
+from formats.memory import gc_paused
 
-PART_CHUNKS = 30  # chunks per part: an hour of 2-minute chunks
+PART_CHUNKS = 6  # chunks per part: an hour of 10-minute chunks (stream.CHUNK_MINUTES)
 
 # (temporary file, records in it, UTC day of its first and of its last record, damaged files
 # skipped as (message, file, line), or None when damage is to raise)
@@ -60,19 +61,32 @@ def _render_part(part: _Part) -> PartResult:
     """Worker: render one part to its temporary file. Returns (path, records, first and last day).
 
     For json the file holds the array's items only, joined by `,\\n`: the parent writes the
-    brackets and the commas between parts. The other formats are rendered whole."""
-    renderer = None if part.fmt == "json" else Renderer(part.fmt)
+    brackets and the commas between parts; json and jsonl are written from the rows' lines
+    (`stream.iter_chunk_rows`). The other formats are rendered whole."""
     count = 0
     first_day = last_day = None
     problems: list[InputError] | None = [] if part.keep_going else None
+    if part.fmt in LINE_FORMATS:
+        with open(part.path, "wb") as out, gc_paused():  # no cycles in rows and lines
+            sep = b",\n" if part.fmt == "json" else b"\n"
+            for rows in iter_chunk_rows(part.root, part.channel, part.window, part.chunks, part.filters,
+                                        problems=problems, lines=True):
+                if not rows:
+                    continue
+                text = sep.join(map(itemgetter(2), rows))
+                out.write((sep + text if count else text) if part.fmt == "json" else text + sep)
+                if count == 0:
+                    first_day = day_of({"time": rows[0][0]})
+                last_day = day_of({"time": rows[-1][0]})
+                count += len(rows)
+        damaged = None if problems is None else [(p.message, p.source, p.line) for p in problems]
+        return part.path, count, first_day, last_day, damaged
+    renderer = Renderer(part.fmt)
     with open(part.path, "wb") as out:
         buffer: list[str] = []
         for record in iter_chunks(part.root, part.channel, part.window, part.chunks, part.filters,
                                   problems=problems):
-            if renderer is not None:
-                buffer.append(renderer.add(record))
-            else:
-                buffer.append(canonical_json(record) if count == 0 else ",\n" + canonical_json(record))
+            buffer.append(renderer.add(record))
             last_day = day_of(record)
             if count == 0:
                 first_day = last_day

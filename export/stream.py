@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import os
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from functools import partial
@@ -21,7 +22,10 @@ from itertools import compress, count, islice, pairwise
 from operator import eq, itemgetter
 from typing import IO, Any
 
+import orjson
+
 from export.formats import WHOLE_WINDOW, Playback, Renderer
+from export.scan import Lone, ScanBatch, kept_as_is, scan_batch
 from export.window import (
     MAX_RANGE,
     Chunk,
@@ -32,17 +36,34 @@ from export.window import (
     plan_chunks,
     trim_before_quiet_points,
 )
-from formats.canonical import BATCH_INTERVAL, batch_relpath, canonical_json, decode_batch_fast, parse_batch
-from formats.errors import InputError
+from formats.canonical import (
+    BATCH_INTERVAL,
+    batch_relpath,
+    canonical_bytes,
+    canonical_json,
+    decode_batch_fast,
+    parse_batch,
+)
+from formats.errors import ArchiverError, InputError
 from formats.memory import gc_paused
 from formats.store import hour_batch_files, list_hours
-from merge.core import EXACT_LIMIT, message_id
+from merge.core import message_id
 
-CHUNK_MINUTES = 2  # peak memory grows with it; 2 minutes of a 100 msg/s channel is ~200 MB
+# peak memory grows with it: 10 minutes of a 100 msg/s channel peak at about 180 MiB (most records
+# held as their lines); each chunk also merges its context minutes' id-less records (docs/performance.md)
+CHUNK_MINUTES = 10
 
 Records = list[dict[str, Any]]
 RecordsFn = Callable[[Records], Records]
 NO_FILTERS = Filters()
+# What a chunk emits, in the merge's order: a lone candidate that passes through (time, 0, line, id),
+# its line the stored canonical bytes (export.scan), or a record from the view (time, time_range,
+# its canonical line or b"" when not asked for, its place, the record).
+Row = tuple[Any, ...]
+_MID = itemgetter(3)
+_TIME = itemgetter(0)
+_RANGE = itemgetter(1)
+_LINE = itemgetter(2)
 
 
 def default_view() -> RecordsFn:
@@ -52,24 +73,16 @@ def default_view() -> RecordsFn:
     return fold_for_reading
 
 
-def _kept_as_is(value: Any) -> bool:
-    """Whether the merge keeps a number as it is: a finite non-zero float (it turns -0.0 into 0.0),
-    or an int within 2**53 (beyond, or not finite, it refuses the record: merge.core._num)."""
-    if type(value) is float:
-        return value != 0.0 and math.isfinite(value)
-    return type(value) is int and -EXACT_LIMIT <= value <= EXACT_LIMIT
-
-
 _FLOAT = {float}
 
 
 def _receivers_kept_as_is(receivers: dict[str, Any]) -> bool:
-    """`_kept_as_is` of every receive time, in C loops for the usual case (floats, none zero, their
+    """`kept_as_is` of every receive time, in C loops for the usual case (floats, none zero, their
     sum finite: so is each); anything else is asked value by value."""
     times = receivers.values()
     if set(map(type, times)) == _FLOAT and 0.0 not in times and math.isfinite(sum(times)):
         return True
-    return all(_kept_as_is(v) for v in times)
+    return all(kept_as_is(v) for v in times)
 
 
 _time_key = itemgetter("time", "time_range")
@@ -95,7 +108,7 @@ def canonical_order(records: Records) -> Records:
 def passing_through(view: RecordsFn) -> RecordsFn:
     """`view` (the merge and reading fold, merge.view.fold_for_reading), with the records it leaves
     as they are kept out of it: a record whose message id no other record of the list has, exact
-    (time_range the int 0) and whose numbers the merge keeps (`_kept_as_is`) is its own merge group,
+    (time_range the int 0) and whose numbers the merge keeps (`export.scan.kept_as_is`) is its own merge group,
     and the merge gives it back unchanged (a group of one folds to its own time and range 0); the
     reading fold only joins records without an id. So the view of the list is the view of the
     others plus these, in the merge's order. Most of a Twitch archive is such records: the merge,
@@ -110,7 +123,7 @@ def passing_through(view: RecordsFn) -> RecordsFn:
         for record, mid in zip(records, ids, strict=True):
             if (
                 mid is not None and seen[mid] == 1 and record["time_range"] == 0
-                and type(record["time_range"]) is int and _kept_as_is(record["time"])
+                and type(record["time_range"]) is int and kept_as_is(record["time"])
                 and _receivers_kept_as_is(record["receivers"])
             ):
                 alone.append(record)
@@ -140,11 +153,13 @@ def channel_name(root: str, channel: str) -> str:
 
 
 class MinuteFiles:
-    """The batch files of each minute of one channel, listing each hour folder once."""
+    """The batch files of each minute of one channel, listing each hour folder once; `scan` is how
+    `read_minute` splits a file's lines (export.scan; None: it decodes them all)."""
 
-    def __init__(self, root: str, channel: str) -> None:
+    def __init__(self, root: str, channel: str, scan: ScanBatch | None = None) -> None:
         self.root = root
         self.channel = channel
+        self.scan = scan
         self._hour: str | None = None
         self._by_minute: dict[int, list[str]] = {}
         self._hours: set[str] = set()
@@ -189,10 +204,23 @@ def decode_batch(data: bytes, path: str) -> Records:
     return fast if fast is not None else parse_batch(data, path)
 
 
-def read_minute(files: MinuteFiles, minute: int, problems: list[InputError] | None = None) -> Records:
-    """Every record in the files of one minute. A damaged file raises InputError naming the file
-    and line; with a `problems` list, it is added there instead and the file is skipped, so an
-    export keeps everything readable."""
+MinuteRecords = tuple[list[Lone], Records]
+
+
+def decode_line(line: bytes) -> dict[str, Any]:
+    """The record of a lone candidate's line (canonical, no lone surrogate, ints of at most 15
+    digits: orjson reads it as `decode_batch` does)."""
+    record: dict[str, Any] = orjson.loads(line)
+    return record
+
+
+def read_minute(files: MinuteFiles, minute: int, problems: list[InputError] | None = None) -> MinuteRecords:
+    """Every record in the files of one minute: the lone candidates of the files `files.scan`
+    vouches for (export.scan: lines that pass through as they are once their id is unique), and
+    every other record decoded. A file the scan refuses is decoded whole, as before: a damaged file
+    raises InputError naming the file and line; with a `problems` list, it is added there instead
+    and the file is skipped, so an export keeps everything readable."""
+    lone: list[Lone] = []
     out: Records = []
     for path in files.paths(minute):
         try:
@@ -202,38 +230,62 @@ def read_minute(files: MinuteFiles, minute: int, problems: list[InputError] | No
             except OSError as e:
                 raise InputError(f"cannot read: {e.strerror}", path) from None
             with gc_paused():  # records hold no cycles; the collector's passes over the cache cost ~10%
-                out.extend(decode_batch(data, path))
+                scanned = 0 if files.scan is None else files.scan(data)
+                if type(scanned) is tuple:
+                    lone.extend(scanned[0])
+                    out.extend(_decode_vouched(scanned[1], path))
+                else:
+                    out.extend(decode_batch(data, path))
         except InputError as e:
             if problems is None:
                 raise
             problems.append(e)
-    return out
+    return lone, out
 
 
+def _decode_vouched(rest: bytes, path: str) -> Records:
+    """The records of lines the scan vouched for (each a canonical record whose ints have at most
+    15 digits: orjson reads them all at once as `decode_batch` would, without its checks), or
+    through `decode_batch` where orjson will not (a lone surrogate)."""
+    if not rest:
+        return []
+    try:
+        records: Records = orjson.loads(b"[%b]" % rest[:-1].replace(b"\n", b","))
+    except orjson.JSONDecodeError:
+        return decode_batch(rest, path)
+    return records
+
+
+def _decoded(read: MinuteRecords) -> Records:
+    lone, records = read
+    return [*records, *map(decode_line, map(_LINE, lone))]
 
 
 class _Minute:
     """A minute's records while chunks need them: all of them while the minute may still be a
     chunk's core, then (`slim`) only what a later chunk can need from it as context."""
 
-    __slots__ = ("full", "ids", "ranged")
+    __slots__ = ("full", "ids", "lone", "ranged")
 
-    def __init__(self, records: Records) -> None:
-        self.full: Records | None = records
+    def __init__(self, read: MinuteRecords) -> None:
+        self.lone: list[Lone] | None = read[0]
+        self.full: Records | None = read[1]
         self.ranged: Records = []
         self.ids: frozenset[str] = frozenset()
 
     def slim(self) -> None:
-        if self.full is None:
+        if self.full is None or self.lone is None:
             return
         # id-less records (the fold may join them) and ranged ones with an id (rare: IRCv3 msgid
         # without server time); of the rest, exact records with an id, only the ids
         self.ranged = [r for r in self.full if r["time_range"] != 0 or message_id(r) is None]
-        self.ids = frozenset(i for r in self.full if r["time_range"] == 0 and (i := message_id(r)) is not None)
-        self.full = None
+        ids = {i for r in self.full if r["time_range"] == 0 and (i := message_id(r)) is not None}
+        ids.update(map(_MID, self.lone))
+        self.ids = frozenset(ids)
+        self.full = self.lone = None
 
 
-def _context(minute: _Minute, core_ids: set[str], reread: Callable[[], Records]) -> Records:
+def _context(minute: _Minute, core_ids: set[str], reread: Callable[[], MinuteRecords]) -> Records:
     """What a context minute (outside the chunk's core) contributes to the chunk's merge and fold.
 
     Only two kinds of record there can change what the chunk emits: id-less records (the reading
@@ -243,11 +295,13 @@ def _context(minute: _Minute, core_ids: set[str], reread: Callable[[], Records])
     and the ids of its exact ones; in the rare case that one of those ids is in the core (the same
     message stored in two minutes), it is read again.
     """
-    if minute.full is not None:
-        return [r for r in minute.full if (i := message_id(r)) is None or i in core_ids]
+    if minute.full is not None and minute.lone is not None:
+        out = [r for r in minute.full if (i := message_id(r)) is None or i in core_ids]
+        out.extend(decode_line(c[2]) for c in minute.lone if c[3] in core_ids)
+        return out
     out = [r for r in minute.ranged if message_id(r) is None or message_id(r) in core_ids]
     if not minute.ids.isdisjoint(core_ids):
-        out.extend(r for r in reread() if r["time_range"] == 0 and message_id(r) in core_ids)
+        out.extend(r for r in _decoded(reread()) if r["time_range"] == 0 and message_id(r) in core_ids)
     return out
 
 
@@ -266,53 +320,157 @@ def iter_chunks(
     problems: list[InputError] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """The records `chunks` (a run of `plan_chunks(window)`) emit, in canonical order. Damaged
-    files: see `read_minute` (`problems`).
+    files: see `read_minute` (`problems`). The records of `iter_chunk_rows`, the lines that pass
+    through decoded here."""
+    for rows in iter_chunk_rows(root, channel, window, chunks, filters, view=view, on_chunk=on_chunk,
+                                problems=problems):
+        for row in rows:
+            yield row[4] if len(row) == 5 else decode_line(row[2])
+
+
+def iter_chunk_rows(
+    root: str, channel: str, window: Window, chunks: Iterable[Chunk], filters: Filters = NO_FILTERS, *,
+    view: RecordsFn | None = None, on_chunk: Callable[[int], None] | None = None,
+    problems: list[InputError] | None = None, lines: bool = False,
+) -> Iterator[list[Row]]:
+    """What each of `chunks` (a run of `plan_chunks(window)`) emits, as `Row`s in canonical order:
+    one list per chunk. With `lines`, every row holds its canonical line (json and jsonl print
+    exactly that). The files are read by `scan_batch` (export.scan: the compiled scanner when built;
+    None decodes every record, as does a `view` given).
 
     Each chunk merges its core minutes (the ones its emitted records can come from) whole, plus the
     few records of its context minutes that can change them (`_context`), so a minute is merged
     about once however the window is cut, and memory holds one chunk's minutes. A run of chunks
     gives the same records alone as inside the whole plan: that is what lets parts of a long
     window go to separate processes.
-    """
-    from formats.errors import ArchiverError  # noqa: PLC0415 (lazy, as the merge itself)
 
+    The lone candidates of the files (most of a Twitch archive: messages with an id, an exact time)
+    whose id no other record of the chunk has pass through as their stored lines, never decoded
+    (`passing_through` says why that is exact); the rest is decoded and goes through the view. A
+    chunk whose merge fails is done again from decoded files only (`_reference_rows`), so the error
+    names the same record as before.
+    """
+    files = MinuteFiles(root, channel_name(root, channel), None if view is not None else scan_batch)
     view = view or passing_through(default_view())
-    files = MinuteFiles(root, channel_name(root, channel))
     cache: dict[int, _Minute] = {}
     for chunk in chunks:
-        for minute in [m for m in cache if m < chunk.read_from]:
-            del cache[minute]
-        core_from = chunk.read_from if chunk.emit_from is None else int(chunk.emit_from)
-        core_to = chunk.read_to if chunk.emit_to is None else int(chunk.emit_to) - BATCH_INTERVAL
-        minutes = range(chunk.read_from, chunk.read_to + 1, BATCH_INTERVAL)
-        for minute in minutes:
-            if minute not in cache:
-                cache[minute] = _Minute(read_minute(files, minute, problems))
-        records: Records = []
-        for minute in range(core_from, core_to + 1, BATCH_INTERVAL):
-            full = cache[minute].full
-            if full is None:  # pragma: no cover - a core minute is never slimmed before its chunk
-                full = cache[minute].full = read_minute(files, minute, problems)
-            records.extend(full)
-        core_ids = {i for r in records if (i := message_id(r)) is not None}
-        for minute in minutes:
-            if not core_from <= minute <= core_to:
-                records.extend(_context(cache[minute], core_ids, partial(read_minute, files, minute, problems)))
-        if chunk.emit_from is not None:
-            records = trim_before_quiet_points(records, chunk.emit_from, chunk.read_from + MAX_RANGE)
-        try:
-            shown = view(records)
-        except ArchiverError as e:
-            raise ExportError(f"cannot merge the files of {batch_relpath(chunk.read_from, '')[0]}: {e}") from None
-        del records
-        for minute in range(core_from, core_to + 1, BATCH_INTERVAL):
-            cache[minute].slim()
-        keep = [r for r in shown if chunk.emits(r) and window.meets(r) and filters.keeps(r)]
-        if any((a["time"], a["time_range"]) > (b["time"], b["time_range"]) for a, b in pairwise(keep)):
-            keep.sort(key=lambda r: (r["time"], r["time_range"], canonical_json(r)))  # a view out of order
-        yield from keep
+        # records, lines and rows hold no cycles: the collector's passes over them cost ~10%
+        with gc_paused():
+            for minute in [m for m in cache if m < chunk.read_from]:
+                del cache[minute]
+            for minute in range(chunk.read_from, chunk.read_to + 1, BATCH_INTERVAL):
+                if minute not in cache:
+                    cache[minute] = _Minute(read_minute(files, minute, problems))
+            try:
+                try:
+                    rows = _chunk_rows(files, cache, chunk, view, problems=problems, lines=lines)
+                except ArchiverError:
+                    if files.scan is None:
+                        raise
+                    rows = _reference_rows(files, cache, chunk, view, problems=problems, lines=lines)
+            except ArchiverError as e:
+                raise ExportError(f"cannot merge the files of {batch_relpath(chunk.read_from, '')[0]}: {e}") from None
+            core_from, core_to = _core(chunk)
+            for minute in range(core_from, core_to + 1, BATCH_INTERVAL):
+                cache[minute].slim()
+            selected = _select(rows, chunk, window, filters)
+            del rows
+        yield selected
         if on_chunk is not None:
             on_chunk(1)
+
+
+def _core(chunk: Chunk) -> tuple[int, int]:
+    """The first and last minute of the chunk's core."""
+    core_from = chunk.read_from if chunk.emit_from is None else int(chunk.emit_from)
+    core_to = chunk.read_to if chunk.emit_to is None else int(chunk.emit_to) - BATCH_INTERVAL
+    return core_from, core_to
+
+
+def _reference_rows(
+    files: MinuteFiles, cache: dict[int, _Minute], chunk: Chunk, view: RecordsFn, *,
+    problems: list[InputError] | None, lines: bool,
+) -> list[Row]:
+    """The chunk read the way it was before lone lines passed through: every file decoded, each
+    minute in the state the cache holds it (slimmed or whole), so the records reach the view in
+    the same order, and an error names the same record."""
+    plain = MinuteFiles(files.root, files.channel)
+    again: dict[int, _Minute] = {}
+    for minute, held in cache.items():
+        if chunk.read_from <= minute <= chunk.read_to:
+            again[minute] = _Minute(read_minute(plain, minute, problems))  # a file reported twice is reported once
+            if held.full is None:
+                again[minute].slim()
+    return _chunk_rows(plain, again, chunk, view, problems=problems, lines=lines)
+
+
+def _chunk_rows(
+    files: MinuteFiles, cache: dict[int, _Minute], chunk: Chunk, view: RecordsFn, *,
+    problems: list[InputError] | None, lines: bool,
+) -> list[Row]:
+    """Every row the chunk's merge shows, in canonical order (not yet selected)."""
+    core_from, core_to = _core(chunk)
+    lone: list[Lone] = []
+    records: Records = []
+    for minute in range(core_from, core_to + 1, BATCH_INTERVAL):
+        held = cache[minute]
+        if held.full is None or held.lone is None:  # pragma: no cover - a core minute is never slimmed before its chunk
+            held.lone, held.full = read_minute(files, minute, problems)
+        lone.extend(held.lone)
+        records.extend(held.full)
+    mids = list(map(_MID, lone))
+    lone_ids = set(mids)
+    core_ids = lone_ids.union([i for r in records if (i := message_id(r)) is not None])
+    for minute in range(chunk.read_from, chunk.read_to + 1, BATCH_INTERVAL):
+        if not core_from <= minute <= core_to:
+            records.extend(_context(cache[minute], core_ids, partial(read_minute, files, minute, problems)))
+    # a candidate passes through if no other record has its id; the others are decoded
+    shared = lone_ids.intersection(map(message_id, records))
+    if len(lone_ids) < len(mids):  # two candidates with one id
+        shared.update(mid for mid, n in Counter(mids).items() if n > 1)
+    if shared:
+        records.extend(decode_line(c[2]) for c in lone if c[3] in shared)
+        lone = [c for c in lone if c[3] not in shared]
+    if chunk.emit_from is not None:
+        records = trim_before_quiet_points(records, chunk.emit_from, chunk.read_from + MAX_RANGE)
+    shown = view(records)
+    del records
+    if any((a["time"], a["time_range"]) > (b["time"], b["time_range"]) for a, b in pairwise(shown)):
+        shown.sort(key=lambda r: (r["time"], r["time_range"], canonical_json(r)))  # a view out of order
+    if not lone:
+        if not lines:
+            return [(r["time"], r["time_range"], b"", i, r) for i, r in enumerate(shown)]
+        return [(r["time"], r["time_range"], canonical_bytes(r), i, r) for i, r in enumerate(shown)]
+    # the merge's order: (time, time_range, canonical line); a lone line is its record's canonical line
+    rows: list[Row] = lone
+    rows.extend([(r["time"], r["time_range"], canonical_bytes(r), i, r) for i, r in enumerate(shown)])
+    rows.sort()
+    return rows
+
+
+def _select(rows: list[Row], chunk: Chunk, window: Window, filters: Filters) -> list[Row]:
+    """The rows the chunk emits (`Chunk.emits`) that meet the window (`Window.meets`) and pass the
+    filters, read from each row's time and range (the filters decode a lone line)."""
+    start, end, after, before = window.start, window.end, chunk.emit_from, chunk.emit_to
+
+    def kept(row: Row) -> bool:
+        return bool((after is None or row[0] >= after) and (before is None or row[0] < before)
+                    and start <= row[0] + row[1] and row[0] < end)
+
+    # rows are in time order: those from `lo` (the later of the two lower bounds) up to `hi` (the
+    # earlier upper bound) are kept when their range is not negative; before `lo` only a range
+    # reaching into the window can be; from `hi` on none
+    times = list(map(_TIME, rows))
+    lo = bisect_left(times, start if after is None else max(start, after))
+    hi = bisect_left(times, end if before is None else min(end, before))
+    middle = rows[lo:hi]
+    if middle and min(map(_RANGE, middle)) < 0:
+        middle = [row for row in middle if kept(row)]
+    keep = [row for row in rows[:lo] if kept(row)]
+    keep.extend(middle)
+    if filters.commands or filters.users:
+        keep = [row for row in keep if filters.keeps(row[4] if len(row) == 5 else decode_line(row[2]))]
+    return keep
 
 
 def write_export(
@@ -331,6 +489,32 @@ def write_export(
             buffer.clear()
     buffer.append(renderer.end())
     out.write("".join(buffer).encode("utf-8", "replace"))
+    return count
+
+
+WRITE_ROWS = 4096  # lines joined per write
+LINE_FORMATS = frozenset({"json", "jsonl"})  # print each record's canonical line: rows, never decoded
+
+
+def write_lines(chunks: Iterable[list[Row]], fmt: str, out: IO[bytes]) -> int:
+    """Write the rows of `chunks` (with their lines: `iter_chunk_rows(lines=True)`) in json or
+    jsonl, as `write_export` writes their records. Returns the number of records written."""
+    if fmt not in LINE_FORMATS:
+        raise ValueError(f"not a format of lines: {fmt!r}")
+    json = fmt == "json"
+    count = 0
+    if json:
+        out.write(b"[")
+    for rows in chunks:
+        for at in range(0, len(rows), WRITE_ROWS):
+            some = rows[at:at + WRITE_ROWS]
+            if json:
+                out.write((b",\n" if count else b"\n") + b",\n".join(map(_LINE, some)))
+            else:
+                out.write(b"\n".join(map(_LINE, some)) + b"\n")
+            count += len(some)
+    if json:
+        out.write(b"\n]\n" if count else b"]\n")
     return count
 
 
@@ -358,7 +542,11 @@ def export(
         on_plan(count)
     chunks = plan_chunks(window, CHUNK_MINUTES)
     found: list[InputError] | None = None if problems is None else []
-    if jobs <= 1 or count < 2 * parts.PART_CHUNKS:
+    if (jobs <= 1 or count < 2 * parts.PART_CHUNKS) and fmt in LINE_FORMATS:
+        rows = iter_chunk_rows(root, channel, window, chunks, filters, on_chunk=on_chunk, problems=found, lines=True)
+        with gc_paused():  # no cycles in rows and lines; else a full pass over the cache after each chunk
+            written = write_lines(rows, fmt, out)
+    elif jobs <= 1 or count < 2 * parts.PART_CHUNKS:
         records = iter_chunks(root, channel, window, chunks, filters, on_chunk=on_chunk, problems=found)
         written = write_export(records, fmt, out, playback or Playback(window.start, window.end))
     elif fmt in WHOLE_WINDOW:  # workers merge, this process renders

@@ -35,8 +35,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from formats.canonical import BATCH_INTERVAL, batch_time_of, record_content_key
-from formats.errors import UsageError
-from merge.core import message_id
+from formats.errors import InputError, UsageError
+from merge.core import check_records, message_id
 
 BEFORE = 2 * BATCH_INTERVAL  # upstream reads from two minutes before start...
 AFTER = BATCH_INTERVAL  # ... to one minute after end
@@ -137,6 +137,10 @@ def trim_before_quiet_points(records: list[dict[str, Any]], before: float, earli
     take a record starting at or after it, so that content's records before `q` are dropped (their
     own folds end before `before` and are not emitted). `earliest` must be at least the first
     file's minute plus `MAX_RANGE`, so that no unread record can reach past `q` either.
+
+    A content whose every record ends before `before` is dropped whole: each of its folds ends (and
+    so starts) before `before`, and contents never fold together. Unless the merge would refuse one
+    of its numbers (`merge.core.check_records`): then it stays, and the merge says so as before.
     """
     groups: dict[bytes, list[dict[str, Any]]] = {}
     keep: list[dict[str, Any]] = []
@@ -154,8 +158,18 @@ def trim_before_quiet_points(records: list[dict[str, Any]], before: float, earli
             if start > reach and earliest <= start <= before:
                 quiet = start
             reach = max(reach, start + record["time_range"])
+        if reach < before and _mergeable(group):
+            continue
         keep.extend(group if quiet is None else [r for r in group if r["time"] >= quiet])
     return keep
+
+
+def _mergeable(records: list[dict[str, Any]]) -> bool:
+    try:
+        check_records(records)
+    except InputError:
+        return False
+    return True
 
 
 def _lower(value: object) -> str | None:

@@ -122,17 +122,9 @@ def canonical_bytes_py(record: Mapping[str, Any]) -> bytes:
     return json.dumps(record, separators=(",", ":"), sort_keys=True).encode("ascii")
 
 
-def _select_canonical_bytes() -> Callable[[Mapping[str, Any]], bytes]:
-    compiled = speedups.load()
-    if compiled is None:
-        return canonical_bytes_py
-    compiled.configure_encoder(canonical_bytes_py)
-    fast: Callable[[Mapping[str, Any]], bytes] = compiled.encode_record
-    return fast
-
-
 # json.dumps's canonical bytes, compiled when built (byte-identical: tests/test_speedups.py).
-canonical_bytes = _select_canonical_bytes()
+canonical_bytes = speedups.bind(canonical_bytes_py, "encode_record", configure="configure_encoder",
+                                with_=(canonical_bytes_py,))
 
 
 def canonical_json(record: Mapping[str, Any]) -> str:
@@ -244,17 +236,8 @@ def is_record_py(record: dict[str, Any]) -> bool:
     )
 
 
-def _select_is_record() -> Callable[[dict[str, Any]], bool]:
-    compiled = speedups.load("formats._readcore")
-    if compiled is None:
-        return is_record_py
-    compiled.configure(is_record_py)
-    fast: Callable[[dict[str, Any]], bool] = compiled.is_record
-    return fast
-
-
 # The schema check, compiled when built (the same verdicts: tests/test_readcore.py).
-is_record = _select_is_record()
+is_record = speedups.bind(is_record_py, "is_record", "formats._readcore", with_=(is_record_py,))
 
 
 def validate_record(record: object) -> dict[str, Any]:

@@ -23,7 +23,6 @@ Both raise `IRCParseError` (our own error) for anything they cannot read, never 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from formats import speedups
@@ -274,14 +273,5 @@ def parse_compat_words(line: str) -> CompatFields:
     return command, _params(line, words[i].end()), sender, user, host, tags
 
 
-def _select_parse_compat() -> Callable[[str], CompatFields]:
-    compiled = speedups.load()
-    if compiled is None:
-        return parse_compat_py
-    compiled.configure(unescape_tag_value_compat, parse_compat_py)
-    fast: Callable[[str], CompatFields] = compiled.parse_compat
-    return fast
-
-
 # Upstream's reading, compiled when built (byte-identical to parse_compat_py: tests/test_speedups.py).
-parse_compat = _select_parse_compat()
+parse_compat = speedups.bind(parse_compat_py, "parse_compat", with_=(unescape_tag_value_compat, parse_compat_py))

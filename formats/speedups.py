@@ -18,7 +18,11 @@ import functools
 import importlib
 import os
 import sys
+from collections.abc import Callable
 from types import ModuleType
+from typing import Any, TypeVar
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 PURE_ENV = "CHAT_ARCHIVER_PURE"
 # Set once the notice is printed, so that worker processes (verify, export and sync start them with
@@ -52,6 +56,19 @@ def load(module: str = "formats._speedups") -> ModuleType | None:
             print(NOTICE, file=sys.stderr)
             os.environ[_NOTICE_SHOWN_ENV] = "1"
         return None
+
+
+def bind(reference: F, name: str, module: str = "formats._speedups", *, configure: str = "configure",
+         with_: tuple[Any, ...] = ()) -> F:
+    """The compiled twin `module.name` of the pure `reference`, or `reference` itself on the pure
+    path. The twin is first told `module.configure(*with_)` (usually the reference functions it
+    hands odd input to)."""
+    compiled = load(module)
+    if compiled is None:
+        return reference
+    getattr(compiled, configure)(*with_)
+    fast: F = getattr(compiled, name)
+    return fast
 
 
 def core_name() -> str:

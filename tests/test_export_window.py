@@ -123,3 +123,13 @@ def test_any_window_is_refused_or_names_real_files(start: float, end: float) -> 
         batch_relpath(minute, "x")
     assert next(plan_chunks(window, 2)).read_from == minutes[0]
     count_chunks(window, 2)
+
+
+def test_a_content_that_ends_before_the_chunk_is_dropped_whole_unless_the_merge_would_refuse_it() -> None:
+    def join(who: str, t: float, receiver: str, when: float | int | None = None) -> dict[str, Any]:
+        return {"command": "JOIN", "params": ["#c"], "sender": who, "user": who, "host": None, "tags": None,
+                "receivers": {receiver: t + 55 if when is None else when}, "time": t, "time_range": 55}
+    over = [join("u", 0, "a"), join("u", 10, "b")]  # both end before 120: no fold of them is shown from 120
+    reaching = [join("v", 40, "a"), join("v", 90, "b")]  # chained, and 90 + 55 reaches past 120
+    refused = [join("w", 0, "a", 2**60)]  # the merge refuses it: it stays, for the merge to say so
+    assert trim_before_quiet_points(over + reaching + refused, 120, -1e9) == [*reaching, *refused]
