@@ -15,8 +15,10 @@
  * fraction (but "X.0"), and 1e-4 <= |x| < 1e15 (or zero) is exactly repr() of the double it reads as:
  * decimals of at most 15 digits map to distinct doubles (DBL_DIG), so the shortest round-tripping
  * decimal is that one; and its value is one correctly rounded division (Clinger's fast path: the
- * digits are below 2**53 and the power of ten at most 1e22). Other floats go through repr itself
- * (put_double, formats/_jsonchars.h), so the scanner calls into Python's float routines: hold the GIL.
+ * digits are below 2**53 and the power of ten at most 1e22). A positional float of exactly 17
+ * significant digits (most receive times) is decided in exact 128-bit integers (cl_float17). Other
+ * floats, and the rare cases those leave open, go through repr itself (put_double,
+ * formats/_jsonchars.h), so the scanner calls into Python's float routines: hold the GIL.
  *
  * This reads the canonical grammar only; the caller decides what a refusal means (both twins return
  * "not vouched for", and the pure reference then judges the line).
@@ -26,6 +28,7 @@
 
 #include <Python.h>
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "_jsonchars.h"
@@ -40,9 +43,9 @@ static inline int
 span_cmp(Span a, Span b)
 {
     Py_ssize_t n = a.n < b.n ? a.n : b.n;
-    int c = memcmp(a.s, b.s, (size_t)n);
-    if (c)
-        return c;
+    for (Py_ssize_t i = 0; i < n; i++) /* short names, which differ early: no call to memcmp */
+        if (a.s[i] != b.s[i])
+            return a.s[i] < b.s[i] ? -1 : 1;
     return a.n < b.n ? -1 : a.n > b.n ? 1 : 0;
 }
 
@@ -75,8 +78,11 @@ typedef struct {
 static inline int
 cl_lit(CanonCur *c, const char *s, Py_ssize_t n)
 {
-    if (c->end - c->p < n || memcmp(c->p, s, (size_t)n) != 0)
+    if (c->end - c->p < n)
         return 0;
+    for (Py_ssize_t i = 0; i < n; i++) /* a short literal: no call to memcmp */
+        if (c->p[i] != (unsigned char)s[i])
+            return 0;
     c->p += n;
     return 1;
 }
@@ -102,6 +108,27 @@ cl_hex4(const unsigned char *p)
 /* bytes json.dumps(ensure_ascii=True) writes as they are inside a string */
 #define CL_PLAIN(ch) ((ch) >= 0x20 && (ch) < 0x7F && (ch) != '"' && (ch) != '\\')
 
+/* The end of the run of CL_PLAIN bytes from p on (before e), eight bytes at a time (SWAR): a word
+ * is all plain when no byte has its high bit set, is below 0x20, or is '"', '\\' or 0x7F (each test
+ * exact: the borrow of `x - ONES * n` starts only at a byte below n); the byte loop finds which. */
+static inline const unsigned char *
+cl_plain_run(const unsigned char *p, const unsigned char *e)
+{
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    for (; e - p >= 8; p += 8) {
+        uint64_t x, q, b, d;
+        memcpy(&x, p, 8);
+        q = x ^ (ones * '"');
+        b = x ^ (ones * '\\');
+        d = x ^ (ones * 0x7F);
+        if ((x | ((x - ones * 0x20) & ~x) | ((q - ones) & ~q) | ((b - ones) & ~b) | ((d - ones) & ~d)) & highs)
+            break;
+    }
+    while (p < e && CL_PLAIN(*p))
+        p++;
+    return p;
+}
+
 /* A JSON string exactly as json.dumps(ensure_ascii=True) writes it: 0 (past the closing quote; *inner
  * what lies between the quotes; *escaped whether it holds a backslash; *lone set to 1 if it holds a
  * surrogate escape that is not half of a pair) or -1. */
@@ -114,8 +141,7 @@ cl_str(CanonCur *c, Span *inner, int *escaped, int *lone)
         return -1;
     const unsigned char *s0 = ++p;
     for (;;) {
-        while (p < e && CL_PLAIN(*p)) /* the usual run of plain characters */
-            p++;
+        p = cl_plain_run(p, e); /* the usual run of plain characters */
         if (p >= e)
             return -1;
         unsigned char ch = *p;
@@ -209,6 +235,65 @@ cl_float_repr_check(const unsigned char *tok, Py_ssize_t n, double *value)
 
 #define CL_TWO53 9007199254740992ULL
 
+/* Whether a positional decimal of exactly 17 significant digits and at least 1 (the digits as the
+ * integer m, nf of them after the point) is repr() of the double it reads as, decided without
+ * writing repr: 1 (yes, the double in *value), 0 (no), -1 (not decided here: a tie, the edge of a
+ * binade, or beyond the exact range below; the caller then asks repr). repr prints 17 digits only
+ * when no 16-digit decimal reads as the double, and then the 17-digit decimal nearest to it; so the
+ * text is repr's when (1) x is the double nearest to it, (2) it is the 17-digit decimal nearest to x,
+ * and (3) neither 16-digit neighbour of it (m rounded down or up to a multiple of 10; x lies
+ * strictly between them) lies in x's rounding interval, half an ulp each side. Exact: everything
+ * is an integer in units of 10**-nf * 2**E (E the exponent of x's last bit), in 128 bits. */
+static inline int
+cl_float17(unsigned long long m, Py_ssize_t nf, double *value)
+{
+#ifndef __SIZEOF_INT128__
+    return -1; /* no 128-bit integers: repr decides */
+#else
+    if (nf > 19)
+        return -1;
+    unsigned long long p10 = 1; /* 10**nf < 2**64 */
+    for (Py_ssize_t i = 0; i < nf; i++)
+        p10 *= 10;
+    int ex;
+    double f = frexp((double)m / CL_POW10[nf], &ex); /* within an ulp or so of the decimal's value */
+    int e = ex - 53;                                  /* x0 = M0 * 2**e, 2**52 <= M0 < 2**53 */
+    if (e > 0 || e < -66)
+        return -1;
+    long long M = (long long)ldexp(f, 53);
+    __int128 unit = (__int128)1 << -e;                /* 2**-e: one 17-digit step, in these units */
+    __int128 p = (__int128)p10;                       /* one ulp of x */
+    __int128 delta = (__int128)m * unit - (__int128)M * p; /* decimal - x0; m * 2**-e < 2**57 * 2**66 */
+    for (int i = 0; i < 4 && 2 * delta > p; i++) {     /* (1) the nearest double: M moved by whole ulps */
+        delta -= p;
+        M++;
+    }
+    for (int i = 0; i < 4 && 2 * delta < -p; i++) {
+        delta += p;
+        M--;
+    }
+    if (2 * delta > p || 2 * delta < -p || 2 * delta == p || 2 * delta == -p)
+        return -1; /* not found, or a tie between two doubles */
+    if (M <= (1LL << 52) || M >= (1LL << 53))
+        return -1; /* a binade's edge: the ulp below differs */
+    __int128 twice = 2 * (delta < 0 ? -delta : delta);
+    if (twice > unit)
+        return 0; /* (2) another 17-digit decimal is nearer to x: repr prints that one */
+    if (twice == unit)
+        return -1;
+    unsigned long long r = m % 10;
+    __int128 lo = delta - (__int128)r * unit, hi = delta + (__int128)(10 - r) * unit;
+    lo = 2 * (lo < 0 ? -lo : lo);
+    hi = 2 * (hi < 0 ? -hi : hi);
+    if (lo < p || hi < p)
+        return 0; /* (3) a 16-digit decimal reads as x: repr prints it */
+    if (lo == p || hi == p)
+        return -1;
+    *value = ldexp((double)M, e);
+    return 1;
+#endif
+}
+
 /* A canonical number: ints of at most 15 digits (str()), finite floats as repr() prints them (see
  * the top of the file for the fast cases). 0 (past it, *out filled) or -1. */
 static inline int
@@ -290,6 +375,17 @@ cl_num(CanonCur *c, CanonNum *out)
                 return cl_float_repr_check(tok, p - tok, &out->value); /* below 1e-4: an exponent */
         }
         int sig = (int)(int_zero ? nf - z : ni + nf);
+        if (sig == 17 && !int_zero) { /* most receive times from time.time(): decided in integers */
+            for (Py_ssize_t i = 0; i < nf; i++)
+                m = m * 10 + (unsigned long long)(fp[i] - '0');
+            int canonical = cl_float17(m, nf, &x);
+            if (canonical == 0)
+                return -1;
+            if (canonical < 0)
+                return cl_float_repr_check(tok, p - tok, &out->value);
+            out->value = neg ? -x : x;
+            return 0;
+        }
         if (sig > 16 || nf > 22)
             return cl_float_repr_check(tok, p - tok, &out->value);
         for (Py_ssize_t i = z; i < nf; i++)

@@ -198,12 +198,12 @@ def list_hours(root: str, channel: str) -> list[str]:
     return sorted(n for n in names if is_hour_folder(n))
 
 
-def hour_batch_files(root: str, channel: str, hour: str) -> list[BatchFile]:
-    """The batch files of one hour folder, in time order. Temporary and foreign files are skipped,
-    as upstream's reader skips them."""
+def hour_batch_files(root: str, channel: str, hour: str, prefix: str = "") -> list[BatchFile]:
+    """The batch files of one hour folder (whose names start with `prefix`), in time order.
+    Temporary and foreign files are skipped, as upstream's reader skips them."""
     folder = os.path.join(root, channel, "chat", hour)
     try:
-        names = sorted(os.listdir(folder))
+        names = sorted(name for name in os.listdir(folder) if name.startswith(prefix))
     except (FileNotFoundError, NotADirectoryError):
         return []
     out = []
@@ -216,8 +216,8 @@ def hour_batch_files(root: str, channel: str, hour: str) -> list[BatchFile]:
 
 def minute_batch_files(root: str, channel: str, minute: int) -> list[BatchFile]:
     """The batch files named for `minute` (a batch time), in name order."""
-    hour, _name = batch_relpath(minute, "")
-    return [bf for bf in hour_batch_files(root, channel, hour) if bf.batch_time == minute]
+    hour, name = batch_relpath(minute, "")  # name: "MM:SS-.json"; only those names are parsed
+    return [bf for bf in hour_batch_files(root, channel, hour, name[:6]) if bf.batch_time == minute]
 
 
 def iter_batch_files(root: str, channel: str) -> Iterator[BatchFile]:

@@ -46,19 +46,17 @@ from formats.errors import ArchiverError, InputError, UsageError
 from formats.memory import gc_paused
 from formats.store import QUARANTINE, fsync_dir, iter_batch_files, list_channels, minute_batch_files, write_bytes_atomic
 from merge.core import check_records
-from merge.fastplan import plan_window_bytes
+from merge.fastplan import plan_window_lines
 from merge.plan import (
     InputFile,
-    ScannedFile,
-    Summary,
+    LinesFile,
     WindowPlan,
     dirty_minutes,
     plan_window,
-    summary_of,
     window,
     worth_visiting,
 )
-from merge.scan import Scanned, scan_batch
+from merge.scan import scan_file
 
 HASH_MISMATCH = "file name does not match its content's hash (damaged or altered)"
 
@@ -179,26 +177,22 @@ def check_parsed(records: list[dict[str, Any]], path: str) -> None:
 
 class _Entry:
     """A verified batch file: its bytes and, computed when first needed, its records (decoded) and
-    its scanned lines (merge.scan, when the compiled scanner is built). Never changes: files are
+    its lines (`merge._scan.Lines`, when the compiled scanner is built). Never changes: files are
     named by their content."""
 
-    __slots__ = ("data", "records", "scans", "summary")
+    __slots__ = ("data", "ids", "lines", "records")
 
-    def __init__(self, data: bytes | None, records: list[dict[str, Any]] | None = None,
-                 scans: list[Scanned] | None = None, summary: Summary | None = None) -> None:
+    def __init__(self, data: bytes | None, records: list[dict[str, Any]] | None = None, lines: Any = None,
+                 ids: Any = None) -> None:
         # the bytes serve the scanner only: without it (the pure path) a file is its records
-        self.data = data if scan_batch is not None or records is None else None
+        self.data = data if scan_file is not None or records is None else None
         self.records = records
-        self.scans: list[Scanned] | bool | None = scans  # False: the scanner does not vouch for it
-        self.summary = summary
+        self.lines: Any = lines  # False: the scanner does not vouch for it
+        self.ids = ids  # an output of the byte path: its summary as a neighbour (merge._scan.Ids)
 
-    def summarized(self) -> Summary | None:
-        """The file's summary as a neighbour (merge.plan.summary_of); None if it does not scan."""
-        if self.summary is None:
-            scans = self.scanned()
-            if scans is not None:
-                self.summary = summary_of(scans)
-        return self.summary
+    def neighbour(self) -> Any:
+        """What `fold_lines` needs of the file as a neighbour: its Ids, else its Lines (or None)."""
+        return self.ids if self.ids is not None else self.scanned()
 
     def decoded(self) -> list[dict[str, Any]]:
         if self.records is None:
@@ -207,23 +201,24 @@ class _Entry:
                 self.records = parse_batch(self.data)  # verified already: it cannot fail
         return self.records
 
-    def scanned(self) -> list[Scanned] | None:
-        if self.scans is None:
-            scanned = scan_batch(self.data) if scan_batch is not None and self.data is not None else 0
-            self.scans = scanned if isinstance(scanned, list) else False
-        return self.scans if isinstance(self.scans, list) else None
+    def scanned(self) -> Any:
+        """The file's Lines, or None if the scanner does not vouch for it (or is not built)."""
+        if self.lines is None:
+            lines = scan_file(self.data) if scan_file is not None and self.data is not None else 0
+            self.lines = False if isinstance(lines, int) else lines
+        return self.lines if self.lines is not False else None
 
 
 def _read_entry(data: bytes, path: str, digest: str | None) -> _Entry:
     """Verify a batch file's bytes as `_verify` does; with the compiled scanner, a file it vouches
     for is verified by the scan (the scanner vouches only for what the checks accept), else by the
     reference. InputError says where."""
-    if scan_batch is not None:
+    if scan_file is not None:
         if digest is not None and content_hash(data) != digest:
             raise InputError(HASH_MISMATCH, path)
-        scans = scan_batch(data)
-        if isinstance(scans, list):
-            return _Entry(data, scans=scans)
+        lines = scan_file(data)
+        if not isinstance(lines, int):
+            return _Entry(data, lines=lines)
     return _Entry(data, records=_verify(data, path, digest))
 
 
@@ -293,10 +288,10 @@ class _Channel:
             identity = _identity(os.stat(path))
         except OSError:
             return False
-        if data is not None and scan_batch is not None:
-            scans = scan_batch(data)
-            if isinstance(scans, list):  # vouched for: what reading it would accept
-                self.cache[path] = (minute, _Entry(data, scans=scans), identity)
+        if data is not None and scan_file is not None:
+            lines = scan_file(data)
+            if not isinstance(lines, int):  # vouched for: what reading it would accept
+                self.cache[path] = (minute, _Entry(data, lines=lines), identity)
                 return True
         checked: list[dict[str, Any]] = []
         for record in records:
@@ -340,14 +335,14 @@ class _Channel:
         return dest
 
     # -- writing -------------------------------------------------------------------------------
-    def store(self, batch_time: int, data: bytes) -> str | None:
+    def store(self, batch_time: int, data: bytes, digest: str | None = None) -> str | None:
         """Make sure a batch file with exactly `data` exists and is durable; return its path.
 
         A damaged file already holding the name is moved to the quarantine first, whatever the
         `quarantine` setting, since writing would destroy it. If it cannot be moved, nothing is
         written and None is returned: the caller must then keep its inputs.
         """
-        hour, name = batch_relpath(batch_time, content_hash(data))
+        hour, name = batch_relpath(batch_time, content_hash(data) if digest is None else digest)
         path = os.path.join(self.chat, hour, name)
         try:
             with open(path, "rb") as f:
@@ -395,13 +390,14 @@ class _Channel:
         if plan is None:
             return False
         for output in plan.outputs:
-            out_path = self.store(output.minute, output.data)
+            out_path = self.store(output.minute, output.data, output.digest)
             if out_path is None:
                 self.stuck.add(minute)  # an output cannot be written: keep every input; a later run retries
                 return True
             # The next window reads this file as a neighbour: it is these bytes (and records), verified.
             with contextlib.suppress(FileNotFoundError):
-                entry = _Entry(output.data, records=output.records, summary=output.summary)
+                ids = output.summary if scan_file is not None else None  # Ids: output of plan_window_lines
+                entry = _Entry(output.data, records=output.records, ids=ids)
                 self.cache[out_path] = (output.minute, entry, _identity(os.stat(out_path)))
         for f in plan.deletes:
             self.delete_if_same(f.path)
@@ -419,18 +415,13 @@ class _Channel:
     def plan(minute: int, entries: dict[int, list[tuple[str, str, _Entry]]], full: bool) -> WindowPlan | None:
         """The window's plan: on the scanned lines when every file scans and the window is one the
         byte path handles (merge/fastplan.py), else the reference on the decoded records."""
-        if scan_batch is not None:
-            scanned: dict[int, list[ScannedFile]] = {}
-            for m, found in entries.items():
-                scanned[m] = []
-                for path, digest, entry in found:
-                    # the minute's own files with their lines, the neighbours' summaries only
-                    scans = entry.scanned() if m == minute else None
-                    summary = entry.summarized() if m != minute or scans is not None else None
-                    if summary is not None:
-                        scanned[m].append(ScannedFile(m, digest, path, scans, summary))
-            if all(len(scanned[m]) == len(found) for m, found in entries.items()):  # every file scans
-                fast = plan_window_bytes(minute, scanned, full=full)
+        if scan_file is not None:
+            scanned = [(m, path, digest, entry.scanned() if m == minute else entry.neighbour())
+                       for m, found in entries.items() for path, digest, entry in found]
+            if all(lines is not None for _m, _path, _digest, lines in scanned):  # every file scans
+                own = [LinesFile(m, digest, path, lines) for m, path, digest, lines in scanned if m == minute]
+                neighbours = [lines for m, _path, _digest, lines in scanned if m != minute]
+                fast = plan_window_lines(minute, own, neighbours, full=full)
                 if fast is not False:
                     assert fast is None or isinstance(fast, WindowPlan)
                     return fast

@@ -3,7 +3,8 @@
 `plan_window` (the reference) decodes every record of a window, merges them with `merge.core.Merger`
 and encodes the merged records again. Most of that is wasted on canonical input: a merge changes
 only `receivers`, `time` and `time_range`, and the rest of a line (its *content*) passes through.
-Here each line comes scanned (merge/scan.py: content as bytes, id, receivers, time, range), records
+Here each line comes scanned (merge/scan.py: content as bytes, id, receivers, time, range; or, as the
+directory merge runs it, kept in C as `Lines` and folded there by `fold_lines`), records
 are grouped by their content bytes exactly as `Merger` groups them (an id record by id and content,
 which the content holds; an id-less one by content, exact time and exact range), the same fold is
 applied (`merge.core.fold_members`, the same receiver rule), and each output line is spliced from the
@@ -18,13 +19,13 @@ the caller runs the reference. tests/test_merge_fastplan.py holds the two equal 
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from formats import speedups
-from formats.canonical import BATCH_INTERVAL, content_hash
+from formats.canonical import BATCH_INTERVAL
 from merge.core import Member, MergeCounts, Number, NumKey, add_receiver_time, fold_members
-from merge.plan import OutputFile, ScannedFile, WindowPlan
+from merge.plan import LinesFile, OutputFile, ScannedFile, Summary, WindowPlan, summary_of
 from merge.scan import Scanned
 
 
@@ -55,18 +56,22 @@ def _fold_one(first: Scanned) -> tuple[Number, Number, bool]:
 
 
 Item = tuple[Number, Number, bytes]  # (time, time_range, line): sorted, they are the file
+# (items, rest, observations, id_conflicts) of a window's own lines: see fold_common_py
+Common = tuple[list[Item], list[Scanned], int, int]
+# the same and the output's summary as a neighbour (Summary, or the compiled twin's merge._scan.Ids)
+Folded = tuple[list[Item], list[Scanned], int, int, Any]
 
 
-def fold_common_py(files: list[list[Scanned]]) -> tuple[list[Item], list[Scanned], list[bytes], int]:
-    """The common id groups of a minute's lines, folded: (items, rest, mids, observations).
+def fold_common_py(files: Sequence[Sequence[Scanned]]) -> Common:
+    """The common id groups of a minute's lines, folded: (items, rest, observations, id_conflicts).
 
     A group (lines of equal content, with an id) is common when its range is the int 0, every line
     has one receiver and the very same numbers text, and no receiver appears twice: its fold is
     then the time as it is, the range 0, and the receivers united (what the general code below
-    gives, without its bookkeeping). `items` are those groups' output lines, `mids` their ids (one
-    per group), `rest` every other line (id-less ones in file order, then the other groups whole),
-    `observations` the receivers counted over every line. The reference; merge/_scan.c holds its
-    compiled twin, held equal by tests/test_merge_scan.py."""
+    gives, without its bookkeeping). `items` are those groups' output lines, `rest` every other
+    line (id-less ones in file order, then the other groups whole), `observations` the receivers
+    counted over every line, `id_conflicts` the groups of an id beyond its first (an id seen with
+    several contents)."""
     groups: dict[bytes, list[Scanned]] = {}
     rest: list[Scanned] = []
     observations = 0
@@ -78,7 +83,6 @@ def fold_common_py(files: list[list[Scanned]]) -> tuple[list[Item], list[Scanned
             else:
                 groups.setdefault(s[0], []).append(s)
     items: list[Item] = []
-    mids: list[bytes] = []
     for group in groups.values():
         first = group[0]
         numbers, r = first[8], first[6]
@@ -89,13 +93,33 @@ def fold_common_py(files: list[list[Scanned]]) -> tuple[list[Item], list[Scanned
             continue
         texts = [s[7] for _name, s in sorted(zip(names, group, strict=True), key=lambda pair: pair[0])]
         items.append((first[5], 0, _splice(first, b",".join(texts), numbers)))
-        mids.append(first[3])  # type: ignore[arg-type]  # an id group: its id is not None
-    return items, rest, mids, observations
+    id_conflicts = len(groups) - len({group[0][3] for group in groups.values()})
+    return items, rest, observations, id_conflicts
+
+
+def fold_window_py(minute: int, own: Sequence[Sequence[Scanned]], neighbours: Sequence[Summary]) -> Folded | None:
+    """The window over `minute` folded from its own files' lines (`fold_common_py`), given its
+    neighbour files' summaries, and the summary of the output (its records all lie in the minute;
+    its ids are the window's); None when it is not a window the byte path handles (see above). The
+    reference of the compiled `fold_lines`, which takes the files as `Lines` (and a neighbour
+    written by this path as the `Ids` it answered with, whose `summary()` is this summary)."""
+    ids: set[bytes] = set()
+    for scans in own:
+        minutes, mids = summary_of(scans)
+        if minutes != {minute}:
+            return None  # a record that moves to another minute: the reference rewrites both
+        ids |= mids
+    for minutes, mids in neighbours:
+        if minute in minutes or not ids.isdisjoint(mids):
+            return None  # the reference includes that neighbour
+    return (*fold_common_py(own), (frozenset([minute]), frozenset(ids)))
 
 
 _compiled = speedups.load("merge._scan")
-fold_common: Callable[[list[list[Scanned]]], tuple[list[Item], list[Scanned], list[bytes], int]] = (
-    fold_common_py if _compiled is None else _compiled.fold_common
+# merge._scan.fold_lines(minute, own Lines, neighbour Lines): fold_window_py's twin, on `Lines`
+# (merge._scan.scan_file: a file's lines kept as offsets and numbers, no Python object a line)
+fold_lines: Callable[[int, list[Any], list[Any]], Folded | None] | None = (
+    None if _compiled is None else _compiled.fold_lines
 )
 
 
@@ -108,20 +132,31 @@ def plan_window_bytes(
     own_scans = [f.scans for f in own_files if f.scans is not None]
     if len(own_scans) != len(own_files):
         return False  # the minute's own files come with their lines; else the reference runs
-    ids: set[bytes] = set()
-    for f in own_files:
-        minutes, mids = f.summary
-        if minutes != {minute}:
-            return False  # a record that moves to another minute: the reference rewrites both
-        ids |= mids
-    for neighbour in (minute - BATCH_INTERVAL, minute + BATCH_INTERVAL):
-        for f in files.get(neighbour, ()):
-            minutes, mids = f.summary
-            if minute in minutes or not ids.isdisjoint(mids):
-                return False  # the reference includes that neighbour
+    neighbours = [f.summary for m in (minute - BATCH_INTERVAL, minute + BATCH_INTERVAL) for f in files.get(m, ())]
+    folded = fold_window_py(minute, own_scans, neighbours)
+    if folded is None:
+        return False
+    return _plan(minute, own_files, sum(len(scans) for scans in own_scans), folded, full)
 
-    records_in = sum(len(scans) for scans in own_scans)
-    items, rest, common_mids, observations = fold_common(own_scans)
+
+def plan_window_lines(
+    minute: int, own_files: Sequence[LinesFile], neighbours: Sequence[Any], *, full: bool = False,
+) -> WindowPlan | bool | None:
+    """`plan_window_bytes` for files kept as `Lines` (the compiled scanner's, `own_files` the
+    minute's, `neighbours` the files of the minutes before and after): the same plan, folded by
+    `fold_lines`. False when this is not a window the byte path handles."""
+    assert fold_lines is not None  # the caller has Lines: the compiled scanner is built
+    folded = fold_lines(minute, [f.lines for f in own_files], list(neighbours))
+    if folded is None:
+        return False
+    return _plan(minute, own_files, sum(len(f.lines) for f in own_files), folded, full)
+
+
+def _plan(minute: int, own_files: Sequence[ScannedFile | LinesFile], records_in: int, folded: Folded,
+          full: bool) -> WindowPlan | None:
+    """The plan of a window handled by the byte path, from its folded common groups: the rest of
+    the lines are grouped and folded as `Merger` does, and every line is spliced."""
+    items, rest, observations, id_conflicts, summary = folded
     by_content: dict[bytes, list[Scanned]] = {}
     plain: dict[tuple[bytes, Number, bool, Number, bool], list[Scanned]] = {}
     for s in rest:
@@ -141,10 +176,8 @@ def plan_window_bytes(
                 group.append(s)
 
     duplicates = range_conflicts = 0
-    ids_seen: Counter[bytes] = Counter(common_mids)
     for group in by_content.values():
         first = group[0]
-        ids_seen[first[3]] += 1  # type: ignore[index]  # an id group: its id is not None
         if len(group) == 1:  # one sighting: its receivers as they are, its numbers as fold_members says
             time, time_range, disjoint = _fold_one(first)
             range_conflicts += disjoint
@@ -187,8 +220,9 @@ def plan_window_bytes(
             chosen = [(name, keys[i][0]) for name, keys in ordered.items() if len(keys) > i]
             items.append((time, time_range, _splice(first, _receivers_text(chosen), numbers_text)))
     items.sort()
-    data = b"\n".join([item[2] for item in items]) + b"\n" if items else b""
-    digest = content_hash(data)
+    data = b"\n".join([item[2] for item in items] + [b""]) if items else b""  # one copy, the last newline too
+    output = OutputFile(minute, data, None, len(items), summary)
+    digest = output.digest  # hashed once: the shell names the file by it
     if full and len(own_files) == 1 and digest == own_files[0].digest:
         return None  # already what a merge would write
     counts = MergeCounts(
@@ -196,13 +230,13 @@ def plan_window_bytes(
         observations_in=observations,
         records_out=len(items),
         duplicate_deliveries=duplicates,
-        id_conflicts=sum(n - 1 for n in ids_seen.values()),
+        id_conflicts=id_conflicts,
         range_conflicts=range_conflicts,
     )
     return WindowPlan(
         minute=minute,
         included=(minute,),
-        outputs=(OutputFile(minute, data, None, len(items), (frozenset([minute]), frozenset(ids))),) if items else (),
+        outputs=(output,) if items else (),
         deletes=tuple(f for f in own_files if not (items and f.digest == digest)),
         records_in=records_in,
         counts=counts,

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from operator import itemgetter
 from typing import Any
 
@@ -70,6 +71,17 @@ class ScannedFile:
 
 
 @dataclass(frozen=True)
+class LinesFile:
+    """A batch file as listed and scanned by the compiled scanner (`merge._scan.scan_file`): its
+    lines kept as `Lines` (offsets and numbers, every line vouched for)."""
+
+    minute: int
+    digest: str
+    path: str
+    lines: Any
+
+
+@dataclass(frozen=True)
 class OutputFile:
     """A batch file the plan writes: its minute, bytes and records (the bytes' hash names it).
     `records` is None when the plan was made from scanned lines (`plan_window_bytes`): then only
@@ -79,10 +91,12 @@ class OutputFile:
     data: bytes
     records: list[dict[str, Any]] | None
     count: int = -1
-    summary: Summary | None = None  # given by the byte path, which knows it
+    # the byte path's summary of it as a neighbour: merge.plan.Summary, or merge._scan.Ids (compiled)
+    summary: Any = None
 
-    @property
+    @cached_property
     def digest(self) -> str:
+        """The hash of `data`, computed once (the plan compares it, the shell names the file by it)."""
         return content_hash(self.data)
 
     @property
@@ -98,7 +112,8 @@ class WindowPlan:
     minute: int
     included: tuple[int, ...]  # the minutes whose files were merged (the minute, and neighbours that meet it)
     outputs: tuple[OutputFile, ...]  # in time order
-    deletes: tuple[InputFile | ScannedFile, ...]  # inputs of touched minutes that no output rewrites under their name
+    # inputs of touched minutes that no output rewrites under their name
+    deletes: tuple[InputFile | ScannedFile | LinesFile, ...]
     records_in: int  # records of the inputs of touched minutes (the files the outputs replace)
     counts: MergeCounts
 

@@ -116,3 +116,6 @@ _compiled = speedups.load("merge._scan")
 # (scanning in Python would cost more than it saves).
 scan_line: Callable[[bytes], Scanned | None] | None = None if _compiled is None else _compiled.scan_line
 scan_batch: Callable[[bytes], list[Scanned] | int] | None = None if _compiled is None else _compiled.scan_batch
+# scan_batch's verdict without its tuples: a file's lines kept in C as offsets and numbers
+# (`merge._scan.Lines`, what merge.fastplan.fold_lines folds), or the same int as scan_batch's
+scan_file: Callable[[bytes], Any] | None = None if _compiled is None else _compiled.scan_file

@@ -3,18 +3,23 @@ path takes a window, its plan is the reference's, byte for byte (outputs, delete
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench.bench_merge import recorder_archives
+from bench.bench_merge import recorder_archives, write_archive
 from formats.canonical import batch_time_of, content_hash, format_batch, parse_batch
+from formats.store import iter_batch_files
+from merge import directory, fastplan, scan
 from merge.core import merge_records
-from merge.fastplan import plan_window_bytes
-from merge.plan import InputFile, ScannedFile, WindowPlan, plan_window, summary_of
+from merge.directory import merge_tree
+from merge.fastplan import plan_window_bytes, plan_window_lines
+from merge.plan import InputFile, LinesFile, ScannedFile, WindowPlan, plan_window, summary_of
 from merge.scan import scan_batch_py
+from tests.compiled import skip_unless_bound
 from tests.strategies import MERGE_MINUTE0, merge_archives
 
 Files = dict[int, list[tuple[str, bytes]]]  # minute -> (path, data)
@@ -33,6 +38,9 @@ def files_of(archives: list[list[dict[str, Any]]]) -> Files:
 
 
 def both(minute: int, files: Files, full: bool) -> tuple[WindowPlan | None, WindowPlan | bool | None]:
+    """The reference's plan and the byte path's; with the compiled scanner, the byte path on its
+    `Lines` (what merge.directory runs) is checked to plan exactly what the byte path on the pure
+    scans plans."""
     reference = {m: [InputFile(m, content_hash(d), p, parse_batch(d)) for p, d in fs] for m, fs in files.items()}
     scanned: dict[int, list[ScannedFile]] = {}
     for m, fs in files.items():
@@ -41,7 +49,16 @@ def both(minute: int, files: Files, full: bool) -> tuple[WindowPlan | None, Wind
             scans = scan_batch_py(d)
             assert isinstance(scans, list)
             scanned[m].append(ScannedFile(m, content_hash(d), p, scans, summary_of(scans)))
-    return plan_window(minute, reference, full=full), plan_window_bytes(minute, scanned, full=full)
+    fast = plan_window_bytes(minute, scanned, full=full)
+    if fastplan.fold_lines is not None and scan.scan_file is not None:
+        own = [LinesFile(minute, content_hash(d), p, scan.scan_file(d)) for p, d in files.get(minute, [])]
+        neighbours = [scan.scan_file(d) for m in (minute - 60, minute + 60) for _p, d in files.get(m, [])]
+        lines = plan_window_lines(minute, own, neighbours, full=full)
+        if isinstance(fast, WindowPlan) and isinstance(lines, WindowPlan):
+            assert_same(fast, lines)
+        else:
+            assert lines is fast
+    return plan_window(minute, reference, full=full), fast
 
 
 def assert_same(ref: WindowPlan | None, fast: WindowPlan | None) -> None:
@@ -105,3 +122,42 @@ def test_twitch_shaped_minutes(full: bool) -> None:
         if fast is not False:
             assert fast is not True
             assert_same(ref, fast)
+
+
+@skip_unless_bound(fastplan.fold_lines is not None, "the compiled fold")
+def test_the_directory_merge_takes_the_byte_path_and_scans_each_file_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On Twitch-shaped minutes of three recorders, `merge_tree` plans every window but the last on
+    `Lines` (the last: JOINs ranged back into the minute before, so the reference runs), scans each
+    input once, never scans an output it wrote (the next window judges it by its `Ids`), and writes
+    what the reference merge of everything writes."""
+    archives = recorder_archives(180, rate=20, seed=7)
+    for archive in archives:
+        write_archive(str(tmp_path), "desertbus", archive)
+    inputs = len(list(iter_batch_files(str(tmp_path), "desertbus")))
+    scanned: list[bytes] = []
+    reference: list[int] = []
+    scan_file, plan_window = directory.scan_file, directory.plan_window
+    assert scan_file is not None
+
+    def counting_scan(data: bytes) -> object:
+        scanned.append(data)
+        return scan_file(data)
+
+    def counting_plan(minute: int, *args: Any, **kwargs: Any) -> Any:
+        reference.append(minute)
+        return plan_window(minute, *args, **kwargs)
+
+    monkeypatch.setattr(directory, "scan_file", counting_scan)
+    monkeypatch.setattr(directory, "plan_window", counting_plan)
+    stats = merge_tree(str(tmp_path))
+    assert len(scanned) == inputs == stats.files_read
+    minutes = sorted({f.batch_time for f in iter_batch_files(str(tmp_path), "desertbus")})
+    assert reference in ([], [minutes[-1]])
+    merged = merge_records([r for a in archives for r in a])
+    by_minute: dict[int, list[dict[str, Any]]] = {}
+    for record in merged:
+        by_minute.setdefault(batch_time_of(record["time"]), []).append(record)
+    written = {f.batch_time: Path(f.path).read_bytes() for f in iter_batch_files(str(tmp_path), "desertbus")}
+    assert written == {m: format_batch(rs) for m, rs in by_minute.items()}
