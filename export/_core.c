@@ -84,14 +84,11 @@ candidate(const unsigned char *line, Py_ssize_t len, const CanonLine *r)
 static PyObject *
 scan_batch(PyObject *self, PyObject *arg)
 {
-    if (!PyBytes_Check(arg)) {
-        PyErr_SetString(PyExc_TypeError, "scan_batch takes bytes");
-        return NULL;
-    }
-    const unsigned char *data = (const unsigned char *)PyBytes_AS_STRING(arg);
-    Py_ssize_t n = PyBytes_GET_SIZE(arg);
-    if (n == 0 || data[n - 1] != '\n')
-        return PyLong_FromLong(0);
+    const unsigned char *data;
+    Py_ssize_t n;
+    int whole = cl_batch_bytes(arg, "scan_batch", &data, &n);
+    if (whole <= 0)
+        return whole < 0 ? NULL : PyLong_FromLong(0);
     PyObject *lone = PyList_New(0);
     char *rest = PyMem_Malloc((size_t)n); /* the other lines, each with its newline: at most the file */
     if (lone == NULL || rest == NULL) {

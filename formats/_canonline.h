@@ -38,6 +38,21 @@ typedef struct {
     Py_ssize_t n;
 } Span;
 
+/* The bytes of a whole batch file given to a scanner: 1 with `data` and `n` set; 0 when the file is
+ * empty or does not end with a newline (no line of it can be vouched for); -1 with a TypeError
+ * naming `fname` when `arg` is not bytes. */
+static inline int
+cl_batch_bytes(PyObject *arg, const char *fname, const unsigned char **data, Py_ssize_t *n)
+{
+    if (!PyBytes_Check(arg)) {
+        PyErr_Format(PyExc_TypeError, "%s takes bytes", fname);
+        return -1;
+    }
+    *data = (const unsigned char *)PyBytes_AS_STRING(arg);
+    *n = PyBytes_GET_SIZE(arg);
+    return *n > 0 && (*data)[*n - 1] == '\n';
+}
+
 /* byte order, which for names without escapes (all ASCII) is the code point order json sorts by */
 static inline int
 span_cmp(Span a, Span b)

@@ -168,14 +168,11 @@ scan_line(PyObject *self, PyObject *arg)
 static PyObject *
 scan_batch(PyObject *self, PyObject *arg)
 {
-    if (!PyBytes_Check(arg)) {
-        PyErr_SetString(PyExc_TypeError, "scan_batch takes bytes");
-        return NULL;
-    }
-    const unsigned char *data = (const unsigned char *)PyBytes_AS_STRING(arg);
-    Py_ssize_t n = PyBytes_GET_SIZE(arg);
-    if (n == 0 || data[n - 1] != '\n')
-        return PyLong_FromLong(0);
+    const unsigned char *data;
+    Py_ssize_t n;
+    int whole = cl_batch_bytes(arg, "scan_batch", &data, &n);
+    if (whole <= 0)
+        return whole < 0 ? NULL : PyLong_FromLong(0);
     PyObject *out = PyList_New(0);
     if (out == NULL)
         return NULL;
@@ -279,14 +276,11 @@ id_hash(const unsigned char *s, Py_ssize_t n)
 static PyObject *
 scan_file(PyObject *self, PyObject *arg)
 {
-    if (!PyBytes_Check(arg)) {
-        PyErr_SetString(PyExc_TypeError, "scan_file takes bytes");
-        return NULL;
-    }
-    const unsigned char *data = (const unsigned char *)PyBytes_AS_STRING(arg);
-    Py_ssize_t n = PyBytes_GET_SIZE(arg);
-    if (n == 0 || data[n - 1] != '\n')
-        return PyLong_FromLong(0);
+    const unsigned char *data;
+    Py_ssize_t n;
+    int whole = cl_batch_bytes(arg, "scan_file", &data, &n);
+    if (whole <= 0)
+        return whole < 0 ? NULL : PyLong_FromLong(0);
     Py_ssize_t cap = 64, count = 0, start = 0;
     LineRec *recs = PyMem_Malloc(sizeof(LineRec) * (size_t)cap);
     if (recs == NULL)
