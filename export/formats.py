@@ -198,9 +198,40 @@ def irc_line(record: Mapping[str, Any]) -> str:
     return _IRC_BREAKERS.sub(" ", " ".join(parts))
 
 
+@dataclass(frozen=True)
+class Framing:
+    """How a format of one line per record puts the lines together: `begin`, then each line after
+    `lead` (the first) or `between` (the others) and followed by `tail`, then `end` (`end_empty`
+    when there was no line). json is one array holding a record per line, the others a line each.
+    Lines given all at once are `lead`/`between`, then the lines joined by `between + tail`, then
+    `tail`: so a renderer, an export of stored lines and the stitching of parts frame alike."""
+
+    begin: str = ""
+    lead: str = ""
+    between: str = ""
+    tail: str = "\n"
+    end: str = ""
+    end_empty: str = ""
+
+    def joined(self, lines: list[bytes], first: bool) -> list[bytes]:
+        """`lines` (UTF-8, at least one) framed, as pieces to write one after another (joining the
+        separators to a long run would copy it once more)."""
+        return [(self.lead if first else self.between).encode(), (self.between + self.tail).encode().join(lines),
+                self.tail.encode()]
+
+
+_JSON_ARRAY = Framing(begin="[", lead="\n", between=",\n", tail="", end="\n]\n", end_empty="]\n")
+_LINES = Framing()
+
+
+def framing_of(fmt: str) -> Framing:
+    """The framing of a format of one line per record (json's array, else a line each)."""
+    return _JSON_ARRAY if fmt == "json" else _LINES
+
+
 class Renderer:
     """Turns a stream of records into text in one format: `begin()`, `add(record)` per record,
-    `end()`. Stateful only for the transcript's day headers and the JSON array's commas; the
+    `end()`. Stateful only for the transcript's day headers and the first line (`Framing`); the
     playback formats (`WHOLE_WINDOW`) hand every record to their own renderer, which needs
     `playback`."""
 
@@ -213,6 +244,7 @@ class Renderer:
             if playback is None:
                 raise ValueError(f"format {fmt!r} needs the window (playback options)")
             self._stream = _playback_renderer(fmt, playback)
+        self.framing = framing_of(fmt)
         self._first = True
         self._day: str | None = None
         self._line: Callable[[Mapping[str, Any]], str] = {
@@ -222,7 +254,7 @@ class Renderer:
     def begin(self) -> str:
         if self._stream is not None:
             return self._stream.begin()
-        return "[" if self.fmt == "json" else ""
+        return self.framing.begin
 
     def add(self, record: Mapping[str, Any]) -> str:
         if self._stream is not None:
@@ -236,19 +268,23 @@ class Renderer:
         return self.add_line(line)
 
     def add_line(self, line: str) -> str:
-        """Add an already rendered line (the canonical JSON the export has at hand anyway)."""
-        if self.fmt == "json":
-            sep = "\n" if self._first else ",\n"
-            self._first = False
-            return sep + line
-        return line + "\n"
+        """Add an already rendered line."""
+        f = self.framing
+        first, self._first = self._first, False
+        return (f.lead if first else f.between) + line + f.tail
+
+    def add_lines(self, lines: list[bytes]) -> list[bytes]:
+        """Add already rendered lines (UTF-8: the canonical JSON lines json and jsonl print), as
+        pieces to write one after another (`Framing.joined`)."""
+        if not lines:
+            return []
+        first, self._first = self._first, False
+        return self.framing.joined(lines, first)
 
     def end(self) -> str:
         if self._stream is not None:
             return self._stream.end()
-        if self.fmt == "json":
-            return "]\n" if self._first else "\n]\n"
-        return ""
+        return self.framing.end_empty if self._first else self.framing.end
 
 
 def _playback_renderer(fmt: str, playback: Playback) -> _Stream:

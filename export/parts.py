@@ -21,7 +21,7 @@ from typing import IO, Any
 
 import orjson
 
-from export.formats import Renderer, day_of
+from export.formats import Renderer, day_of, framing_of
 from export.stream import LINE_FORMATS, NO_FILTERS, iter_chunk_rows, iter_chunks
 from export.window import Chunk, Filters, Window
 from formats.errors import InputError
@@ -60,21 +60,21 @@ class _Part:
 def _render_part(part: _Part) -> PartResult:
     """Worker: render one part to its temporary file. Returns (path, records, first and last day).
 
-    For json the file holds the array's items only, joined by `,\\n`: the parent writes the
-    brackets and the commas between parts; json and jsonl are written from the rows' lines
-    (`stream.iter_chunk_rows`). The other formats are rendered whole."""
+    A part holds its lines framed as in the whole export (`export.formats.Framing`) but for what
+    leads its first line: the parent writes that, and the json array's brackets. json and jsonl are
+    written from the rows' lines (`stream.iter_chunk_rows`); the other formats are rendered whole."""
     count = 0
     first_day = last_day = None
     problems: list[InputError] | None = [] if part.keep_going else None
     if part.fmt in LINE_FORMATS:
         with open(part.path, "wb") as out, gc_paused():  # no cycles in rows and lines
-            sep = b",\n" if part.fmt == "json" else b"\n"
+            framing = framing_of(part.fmt)
             for rows in iter_chunk_rows(part.root, part.channel, part.window, part.chunks, part.filters,
                                         problems=problems, lines=True):
                 if not rows:
                     continue
-                text = sep.join(map(itemgetter(2), rows))
-                out.write((sep + text if count else text) if part.fmt == "json" else text + sep)
+                pieces = framing.joined(list(map(itemgetter(2), rows)), first=False)
+                out.writelines(pieces if count else pieces[1:])  # the stitcher writes what leads a part
                 if count == 0:
                     first_day = day_of({"time": rows[0][0]})
                 last_day = day_of({"time": rows[-1][0]})
@@ -111,16 +111,16 @@ class _Stitcher:
         self.on_chunk = on_chunk
         self.total = 0
         self.last_day: str | None = None
-        if fmt == "json":
-            out.write(b"[")
+        self.framing = framing_of(fmt)
+        out.write(self.framing.begin.encode())
 
     def add(self, part: _Part, result: AsyncResult[PartResult]) -> None:
         path, count, first, last, damaged = result.get()
         if self.problems is not None and damaged:
             self.problems.extend(InputError(*p) for p in damaged)
         with open(path, "rb") as f:
-            if count and self.fmt == "json":
-                self.out.write(b",\n" if self.total else b"\n")
+            if count:
+                self.out.write((self.framing.between if self.total else self.framing.lead).encode())
             if count and self.fmt == "text" and first == self.last_day:
                 f.readline()  # the day header the previous part already wrote
             shutil.copyfileobj(f, self.out, 1 << 20)
@@ -132,8 +132,7 @@ class _Stitcher:
             self.on_chunk(len(part.chunks))
 
     def finish(self) -> int:
-        if self.fmt == "json":
-            self.out.write(b"\n]\n" if self.total else b"]\n")
+        self.out.write((self.framing.end if self.total else self.framing.end_empty).encode())
         return self.total
 
 

@@ -511,23 +511,15 @@ def write_lines(chunks: Iterable[list[Row]], fmt: str, out: IO[bytes]) -> int:
     jsonl, as `write_export` writes their records. Returns the number of records written."""
     if fmt not in LINE_FORMATS:
         raise ValueError(f"not a format of lines: {fmt!r}")
-    json = fmt == "json"
+    renderer = Renderer(fmt)
+    out.write(renderer.begin().encode())
     count = 0
-    if json:
-        out.write(b"[")
     for rows in chunks:
         for at in range(0, len(rows), WRITE_ROWS):
             some = rows[at:at + WRITE_ROWS]
-            # the separators written apart: joined to the lines, they would copy the whole slice once more
-            if json:
-                out.write(b",\n" if count else b"\n")
-                out.write(b",\n".join(map(_LINE, some)))
-            else:
-                out.write(b"\n".join(map(_LINE, some)))
-                out.write(b"\n")
+            out.writelines(renderer.add_lines(list(map(_LINE, some))))
             count += len(some)
-    if json:
-        out.write(b"\n]\n" if count else b"]\n")
+    out.write(renderer.end().encode())
     return count
 
 
