@@ -28,6 +28,7 @@ run-fixtures: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
 ## test-fast: the suite without slow and integration tests
@@ -36,6 +37,7 @@ test-fast: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
 ## bench: throughput and memory figures, one per line as `name: value unit`

@@ -13,7 +13,11 @@ import sys
 import time
 
 MODULES = [
-    "bench.bench_replay", "bench.bench_merge", "bench.bench_recorder", "bench.bench_verify", "bench.bench_playback",
+    "bench.bench_replay",
+    "bench.bench_merge",
+    "bench.bench_recorder",
+    "bench.bench_verify",
+    "bench.bench_playback",
     "bench.bench_live",
     "bench.bench_serve",
 ]
@@ -26,12 +30,13 @@ def parse_args(argv: list[str]) -> list[str]:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
         description="Run the benchmarks, each in a fresh process, and print their figures one per line as "
-                    "`name: value unit`. Test data is generated once into bench/out/ (about 10 GB with the "
-                    "one-day archive and the one-day raw recording) and reused by later runs.",
+        "`name: value unit`. Test data is generated once into bench/out/ (about 10 GB with the "
+        "one-day archive and the one-day raw recording) and reused by later runs.",
         epilog="Examples: `python -m bench` runs them all; `python -m bench replay merge` runs two.",
     )
-    parser.add_argument("names", nargs="*", metavar="NAME",
-                        help=f"only these benchmarks: {', '.join(short)} (default: all)")
+    parser.add_argument(
+        "names", nargs="*", metavar="NAME", help=f"only these benchmarks: {', '.join(short)} (default: all)"
+    )
     names = [n.removeprefix("bench.").removeprefix("bench_") for n in parser.parse_args(argv).names]
     unknown = [n for n in names if n not in short]
     if unknown:

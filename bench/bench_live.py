@@ -107,9 +107,15 @@ def restart(hours: int) -> dict[str, float]:
         start = time.perf_counter()
         second = _follow(os.path.join(work, "raw"), out, cp)
         wall = time.perf_counter() - start
-    return {"first_seconds": first["seconds"], "first_lines": first["lines"],
-            "peak_rss_mb": first["peak_rss_kb"] / 1024, "restart_wall": wall, "restart_inside": second["seconds"],
-            "restart_lines": second["lines"], "checkpoint_bytes": first["checkpoint_bytes"]}
+    return {
+        "first_seconds": first["seconds"],
+        "first_lines": first["lines"],
+        "peak_rss_mb": first["peak_rss_kb"] / 1024,
+        "restart_wall": wall,
+        "restart_inside": second["seconds"],
+        "restart_lines": second["lines"],
+        "checkpoint_bytes": first["checkpoint_bytes"],
+    }
 
 
 _WRITERS = """
@@ -197,19 +203,27 @@ def run() -> None:
     # the high-water mark), and the latency run below grows this process.
     for hours in (1, 24) if "restart" in parts else ():
         r = restart(hours)
-        print(f"live_follow_{hours}h_throughput: {r['first_lines'] / r['first_seconds']:,.0f} lines/s "
-              f"({r['first_lines']:,} lines in {r['first_seconds']:.0f} s)")
+        print(
+            f"live_follow_{hours}h_throughput: {r['first_lines'] / r['first_seconds']:,.0f} lines/s "
+            f"({r['first_lines']:,} lines in {r['first_seconds']:.0f} s)"
+        )
         print(f"live_follow_{hours}h_peak_rss: {r['peak_rss_mb']:.0f} MB")
-        print(f"live_restart_after_{hours}h_catch_up: {r['restart_wall']:.2f} s (process start to caught up; "
-              f"{r['restart_inside']:.2f} s inside, {r['restart_lines']:,} lines of the last minute read)")
-        print(f"live_checkpoint_after_{hours}h: {r['checkpoint_bytes'] / 1024:.0f} KiB (what the restart loaded: "
-              "the open batches of the last two minutes)")
+        print(
+            f"live_restart_after_{hours}h_catch_up: {r['restart_wall']:.2f} s (process start to caught up; "
+            f"{r['restart_inside']:.2f} s inside, {r['restart_lines']:,} lines of the last minute read)"
+        )
+        print(
+            f"live_checkpoint_after_{hours}h: {r['checkpoint_bytes'] / 1024:.0f} KiB (what the restart loaded: "
+            "the open batches of the last two minutes)"
+        )
     for minutes, scale in ((10, 10), (5, 2)) if "latency" in parts else ():
         merges: list[float] = []
         lat = latency(minutes, scale, merges)
         qs = statistics.quantiles(lat, n=100, method="inclusive") if len(lat) > 1 else lat * 99
-        print(f"live_latency_x{scale}_deadline_to_merged_p50: {statistics.median(lat):.3f} s ({len(lat)} minutes, "
-              f"3 recorders x {RATE} lines/s, clock x{scale})")
+        print(
+            f"live_latency_x{scale}_deadline_to_merged_p50: {statistics.median(lat):.3f} s ({len(lat)} minutes, "
+            f"3 recorders x {RATE} lines/s, clock x{scale})"
+        )
         print(f"live_latency_x{scale}_deadline_to_merged_p99: {qs[98]:.3f} s")
         print(f"live_latency_x{scale}_merge_pass_p50: {statistics.median(merges):.3f} s (of which the merge stage)")
 

@@ -35,8 +35,14 @@ RECEIVERS = ("host1.Ab3dE.0", "host2.Zz9xY.0", "host3.Qq1wE.0")
 
 
 def recorder_archives(
-    seconds: int = 3600, rate: int = 100, *, seed: int = 1, recorders: int = 3, start: int = START,
-    joins_per_second: float = 1.0, join_miss: float = 0.002,
+    seconds: int = 3600,
+    rate: int = 100,
+    *,
+    seed: int = 1,
+    recorders: int = 3,
+    start: int = START,
+    joins_per_second: float = 1.0,
+    join_miss: float = 0.002,
 ) -> list[list[dict[str, Any]]]:
     """`recorders` archives (record lists) of one channel, as separate recorders would replay them.
 
@@ -51,21 +57,39 @@ def recorder_archives(
             ms = (start + second) * 1000 + rng.randrange(1000)
             user = rng.choice(users)
             tags = {
-                "badge-info": "", "badges": "subscriber/12", "color": "#1E90FF", "display-name": user,
-                "emotes": "", "first-msg": "0", "flags": "", "id": f"{rng.getrandbits(122):031x}", "mod": "0",
-                "room-id": "22510310", "subscriber": "1", "tmi-sent-ts": str(ms), "turbo": "0",
-                "user-id": str(rng.randrange(10**8)), "user-type": "",
+                "badge-info": "",
+                "badges": "subscriber/12",
+                "color": "#1E90FF",
+                "display-name": user,
+                "emotes": "",
+                "first-msg": "0",
+                "flags": "",
+                "id": f"{rng.getrandbits(122):031x}",
+                "mod": "0",
+                "room-id": "22510310",
+                "subscriber": "1",
+                "tmi-sent-ts": str(ms),
+                "turbo": "0",
+                "user-id": str(rng.randrange(10**8)),
+                "user-type": "",
             }
             text = " ".join(rng.choice(("Kappa", "hello", "PogChamp", "lol", "h\u00e9h\u00e9", "gg")) for _ in range(5))
             for i, name in enumerate(names):
                 if rng.random() < 0.002:
                     continue  # a recorder that missed it (reconnecting)
-                out[i].append({
-                    "command": "PRIVMSG", "params": ["#desertbus", text], "sender": user, "user": user,
-                    "host": f"{user}.tmi.twitch.tv", "tags": tags,
-                    "receivers": {name: (ms + rng.randrange(50, 400)) / 1000 + rng.randrange(1000) / 1e6},
-                    "time": ms / 1000, "time_range": 0,
-                })
+                out[i].append(
+                    {
+                        "command": "PRIVMSG",
+                        "params": ["#desertbus", text],
+                        "sender": user,
+                        "user": user,
+                        "host": f"{user}.tmi.twitch.tv",
+                        "tags": tags,
+                        "receivers": {name: (ms + rng.randrange(50, 400)) / 1000 + rng.randrange(1000) / 1e6},
+                        "time": ms / 1000,
+                        "time_range": 0,
+                    }
+                )
         for _ in range(int(joins_per_second) + (rng.random() < joins_per_second % 1)):
             user = rng.choice(users)
             command = rng.choice(("JOIN", "PART"))
@@ -73,19 +97,35 @@ def recorder_archives(
             for i in seen:
                 name = names[i]
                 received = start + second + rng.randrange(10**6) / 1e6
-                out[i].append({
-                    "command": command, "params": ["#desertbus"], "sender": user, "user": user,
-                    "host": f"{user}.tmi.twitch.tv", "tags": None, "receivers": {name: received},
-                    "time": received - 50, "time_range": 55,
-                })
+                out[i].append(
+                    {
+                        "command": command,
+                        "params": ["#desertbus"],
+                        "sender": user,
+                        "user": user,
+                        "host": f"{user}.tmi.twitch.tv",
+                        "tags": None,
+                        "receivers": {name: received},
+                        "time": received - 50,
+                        "time_range": 55,
+                    }
+                )
         if second % 60 == 30:
             ms = (start + second) * 1000
             for i, name in enumerate(names):
-                out[i].append({
-                    "command": "CLEARCHAT", "params": ["#desertbus", "spammer"], "sender": "tmi.twitch.tv",
-                    "user": None, "host": None, "tags": {"room-id": "22510310", "tmi-sent-ts": str(ms)},
-                    "receivers": {name: ms / 1000 + 0.2}, "time": ms / 1000, "time_range": 0,
-                })
+                out[i].append(
+                    {
+                        "command": "CLEARCHAT",
+                        "params": ["#desertbus", "spammer"],
+                        "sender": "tmi.twitch.tv",
+                        "user": None,
+                        "host": None,
+                        "tags": {"room-id": "22510310", "tmi-sent-ts": str(ms)},
+                        "receivers": {name: ms / 1000 + 0.2},
+                        "time": ms / 1000,
+                        "time_range": 0,
+                    }
+                )
     return out
 
 
@@ -209,8 +249,10 @@ def run() -> None:
     gc.collect()
     input_mib = _rss_mib() - rss_empty
     total = sum(len(a) for a in archives)
-    print(f"merge.input_records: {total} records ({seconds} s, 100 msg/s, 3 recorders; "
-          f"generated in {time.perf_counter() - started:.1f} s)")
+    print(
+        f"merge.input_records: {total} records ({seconds} s, 100 msg/s, 3 recorders; "
+        f"generated in {time.perf_counter() - started:.1f} s)"
+    )
 
     # 1. In memory: the pure merge of the three archives.
     rss_before = _rss_mib()
@@ -218,15 +260,20 @@ def run() -> None:
     merged = merge(*archives)
     data = merged.to_bytes()
     core_seconds = time.perf_counter() - t0
-    print(f"merge.core_records_per_s: {total / core_seconds:.0f} records/s ({core_seconds:.2f} s, "
-          f"{merged.counts.records_out} records out, {len(data) / 2**20:.0f} MiB)")
-    print(f"merge.core_peak_rss: {_peak_rss_mib():.0f} MiB (whole process: the generated input, "
-          "the merge and its output)")
+    print(
+        f"merge.core_records_per_s: {total / core_seconds:.0f} records/s ({core_seconds:.2f} s, "
+        f"{merged.counts.records_out} records out, {len(data) / 2**20:.0f} MiB)"
+    )
+    print(
+        f"merge.core_peak_rss: {_peak_rss_mib():.0f} MiB (whole process: the generated input, the merge and its output)"
+    )
     growth = _peak_rss_mib() - rss_before
     print(f"merge.core_rss_growth: {growth:.0f} MiB (peak during the merge, over the input held)")
     print(f"merge.core_input_rss: {input_mib:.0f} MiB (the input records held, measured as they were made)")
-    print(f"merge.core_memory_over_input: {(input_mib + growth) / input_mib:.2f} x (input and merge at the peak, "
-          "over the input alone)")
+    print(
+        f"merge.core_memory_over_input: {(input_mib + growth) / input_mib:.2f} x (input and merge at the peak, "
+        "over the input alone)"
+    )
 
     # 2. On disk: one file per recorder per minute, merged by merge_tree in a fresh process.
     root = tempfile.mkdtemp(prefix="bench_merge_")
@@ -238,10 +285,13 @@ def run() -> None:
         child.start()
         tree_seconds, records_in, child_rss, core = queue.get()
         child.join()
-        print(f"merge.tree_records_per_s: {total / tree_seconds:.0f} records/s ({tree_seconds:.2f} s, "
-              f"{files} files, {records_in} records replaced, {core} scanner)")
-        print(f"merge.tree_peak_rss: {child_rss:.0f} MiB (fresh process running merge_tree only, "
-              f"{seconds} s of archive)")
+        print(
+            f"merge.tree_records_per_s: {total / tree_seconds:.0f} records/s ({tree_seconds:.2f} s, "
+            f"{files} files, {records_in} records replaced, {core} scanner)"
+        )
+        print(
+            f"merge.tree_peak_rss: {child_rss:.0f} MiB (fresh process running merge_tree only, {seconds} s of archive)"
+        )
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
@@ -261,8 +311,10 @@ def run() -> None:
         flood = recorder_archives(span, joins_per_second=10.0, join_miss=0.999, seed=3)
         records = sum(len(a) for a in flood)
         naive, ours = _naive_seconds(flood), _ours_seconds(flood)
-        print(f"merge.unmatched_joins_{span}s_naive_seconds: {naive:.2f} s ({records} records, "
-              "10 JOIN/PART per s, each seen by one recorder)")
+        print(
+            f"merge.unmatched_joins_{span}s_naive_seconds: {naive:.2f} s ({records} records, "
+            "10 JOIN/PART per s, each seen by one recorder)"
+        )
         print(f"merge.unmatched_joins_{span}s_core_seconds: {ours:.2f} s")
         print(f"merge.unmatched_joins_{span}s_speedup_vs_naive: {naive / ours:.1f} x")
     print(f"merge.bench_seconds: {time.perf_counter() - started:.0f} s")

@@ -57,8 +57,9 @@ def page_with(messages: int) -> str:
     records: list[dict[str, Any]] = []
     minute = START
     while len(records) < messages:
-        records.extend(sorted((r for r in minute_records(minute) if r["command"] == "PRIVMSG"),
-                              key=lambda r: r["time"]))
+        records.extend(
+            sorted((r for r in minute_records(minute) if r["command"] == "PRIVMSG"), key=lambda r: r["time"])
+        )
         minute += 60
     del records[messages:]
     return render_page(records, title="bench", start=START, end=records[-1]["time"] + 1)
@@ -87,7 +88,8 @@ def browser_figures(path: str) -> tuple[float, float, float] | None:
             driver.get("about:blank")
             driver.get(f"file://{path}#t=999999")  # the end: every message in the list
             WebDriverWait(driver, 120).until(
-                lambda d: d.execute_script("return document.documentElement.dataset.ready"))
+                lambda d: d.execute_script("return document.documentElement.dataset.ready")
+            )
             firsts.append(driver.execute_script("return window.chatPlayer.firstRenderMs"))
         seek = driver.execute_script("""
             var p = window.chatPlayer, n = 200, t0 = performance.now();

@@ -125,8 +125,14 @@ def ingest() -> None:
     out = tempfile.mkdtemp(prefix="bench_recorder_")
     try:
         config = RecorderConfig(
-            channels=(CHANNEL,), out_dir=out, server=f"ws://127.0.0.1:{port}", dialect="twitch",
-            name="bench", nick=NICK, backoff_base=5.0, backoff_cap=5.0,
+            channels=(CHANNEL,),
+            out_dir=out,
+            server=f"ws://127.0.0.1:{port}",
+            dialect="twitch",
+            name="bench",
+            nick=NICK,
+            backoff_base=5.0,
+            backoff_cap=5.0,
         )
         recorder = Recorder(config)
         thread = threading.Thread(target=recorder.run)
@@ -146,7 +152,9 @@ def ingest() -> None:
         got = privmsgs()
         problems: list[Any] = []
         ats = [
-            e.at for s in group_streams(find_raw_files([out]), problems) for e in iter_stream_events(s, problems)
+            e.at
+            for s in group_streams(find_raw_files([out]), problems)
+            for e in iter_stream_events(s, problems)
             if e.kind == "recv" and " PRIVMSG " in e.text
         ]
         size = sum(os.path.getsize(p) for p in find_raw_files([out]))
@@ -157,8 +165,10 @@ def ingest() -> None:
             server.join()
     seconds = (ats[-1] - ats[0]) / 1e6 if len(ats) > 1 else float("nan")
     rate = (len(ats) - 1) / seconds if seconds > 0 else float("nan")
-    print(f"recorder.ingest_lines_per_s: {rate:.0f} lines/s ({got} of {lines} tagged PRIVMSG lines in {seconds:.2f} s, "
-          f"{len(problems)} read-back problems)")
+    print(
+        f"recorder.ingest_lines_per_s: {rate:.0f} lines/s ({got} of {lines} tagged PRIVMSG lines in {seconds:.2f} s, "
+        f"{len(problems)} read-back problems)"
+    )
     print(f"recorder.cpu_per_1000_lines: {cpu / max(got, 1) * 1000:.4f} s (recorder process CPU, all threads)")
     print(f"recorder.peak_multiple: {rate / PEAK_LINES_PER_S:.0f} x (a {PEAK_LINES_PER_S} lines/s peak; target 50 x)")
     print(f"recorder.bytes_per_line: {size / max(got, 1):.0f} bytes (raw recording on disk, uncompressed)")
@@ -177,6 +187,7 @@ BEFORE = {
 
 def _chaos_faults() -> list[tuple[str, float, Callable[[Any], None]]]:
     """(kind, seconds to let it play out, what to do to the current pipe)."""
+
     def stall_clearing(pipe: Any) -> None:
         pipe.stall(8.0)
 
@@ -191,10 +202,13 @@ def _chaos_faults() -> list[tuple[str, float, Callable[[Any], None]]]:
         pipe.cut("rst")
 
     return [
-        ("stall_cleared", 14.0, stall_clearing), ("stall_cleared", 14.0, stall_clearing),
+        ("stall_cleared", 14.0, stall_clearing),
+        ("stall_cleared", 14.0, stall_clearing),
         ("stall_black", 24.0, stall_black),
-        ("cut_fin", 6.0, cut_fin), ("cut_fin", 6.0, cut_fin),
-        ("cut_rst", 6.0, cut_rst), ("cut_rst", 6.0, cut_rst),
+        ("cut_fin", 6.0, cut_fin),
+        ("cut_fin", 6.0, cut_fin),
+        ("cut_rst", 6.0, cut_rst),
+        ("cut_rst", 6.0, cut_rst),
     ]
 
 
@@ -241,7 +255,9 @@ def chaos() -> None:
                 thread.join(60)
         problems: list[Any] = []
         recorded = {
-            e.text for s in group_streams(find_raw_files([out]), problems) for e in iter_stream_events(s, problems)
+            e.text
+            for s in group_streams(find_raw_files([out]), problems)
+            for e in iter_stream_events(s, problems)
             if e.kind == "recv"
         }
     finally:
@@ -251,10 +267,11 @@ def chaos() -> None:
         missing = sum(1 for line in channel.published[start:end] if line not in recorded)
         lost.setdefault(kind, []).append(missing)
     for kind, counts in lost.items():
-        print(f"recorder.chaos.lost_per_{kind}: {sum(counts) / len(counts):.1f} messages "
-              f"(each: {counts}; at 10 messages/s, default settings; before issue 14: {BEFORE[kind]})")
-    print(f"recorder.chaos.published: {len(channel.published)} messages, "
-          f"{len(problems)} read-back problems")
+        print(
+            f"recorder.chaos.lost_per_{kind}: {sum(counts) / len(counts):.1f} messages "
+            f"(each: {counts}; at 10 messages/s, default settings; before issue 14: {BEFORE[kind]})"
+        )
+    print(f"recorder.chaos.published: {len(channel.published)} messages, {len(problems)} read-back problems")
 
 
 def run() -> None:

@@ -54,8 +54,9 @@ def replay_in_child(path: str, pure: bool = False) -> dict[str, float]:
     if pure:
         env["CHAT_ARCHIVER_PURE"] = "1"
     with tempfile.TemporaryDirectory() as out:
-        done = subprocess.run([sys.executable, "-c", _CHILD, path, out], check=True, capture_output=True, text=True,
-                              env=env)
+        done = subprocess.run(
+            [sys.executable, "-c", _CHILD, path, out], check=True, capture_output=True, text=True, env=env
+        )
     return json.loads(done.stdout)
 
 
@@ -98,8 +99,12 @@ def stage_microseconds(path: str) -> dict[str, float]:
     gc.enable()
     lines, _ = decode_seconds(path)
     per = {k: v / lines * 1e6 for k, v in seconds.items()}
-    return {"read": per["read"], "engine": per["engine"] - per["read"], "write": per["full"] - per["engine"],
-            "total": per["full"]}
+    return {
+        "read": per["read"],
+        "engine": per["engine"] - per["read"],
+        "write": per["full"] - per["engine"],
+        "total": per["full"],
+    }
 
 
 def run() -> None:

@@ -38,8 +38,29 @@ EXPORT_HOURS = int(os.environ.get("BENCH_EXPORT_HOURS", "4"))
 CHANNEL = "desertbus"
 RECEIVERS = ("host1.Ab3dE.0", "host2.Zz9yX.0")
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out", f"verify-{HOURS}h-{RATE}ps")
-WORDS = ["Kappa", "PogChamp", "LUL", "hello", "gg", "what", "is", "this", "chat", "desert", "bus", "lol", "nice",
-         "emote", "poggers", "monkaS", "the", "a", "run", "\U0001f389", "caf\u00e9"]
+WORDS = [
+    "Kappa",
+    "PogChamp",
+    "LUL",
+    "hello",
+    "gg",
+    "what",
+    "is",
+    "this",
+    "chat",
+    "desert",
+    "bus",
+    "lol",
+    "nice",
+    "emote",
+    "poggers",
+    "monkaS",
+    "the",
+    "a",
+    "run",
+    "\U0001f389",
+    "caf\u00e9",
+]
 
 
 def minute_records(minute: int) -> list[dict[str, Any]]:
@@ -52,29 +73,54 @@ def minute_records(minute: int) -> list[dict[str, Any]]:
         if rng.random() < 0.95:
             user = f"viewer{rng.randrange(5000):05d}"
             seen = RECEIVERS if rng.random() < 0.99 else (rng.choice(RECEIVERS),)
-            out.append({
-                "command": "PRIVMSG", "params": [f"#{CHANNEL}", " ".join(rng.choices(WORDS, k=rng.randint(3, 20)))],
-                "sender": user, "user": user, "host": f"{user}.tmi.twitch.tv",
-                "tags": {
-                    "badge-info": "", "badges": "subscriber/12", "color": f"#{rng.getrandbits(24):06X}",
-                    "display-name": user.capitalize(), "emotes": "", "first-msg": "0", "flags": "",
-                    "id": f"{rng.getrandbits(128):032x}", "mod": "0", "room-id": "22510310", "subscriber": "1",
-                    "tmi-sent-ts": str(ms), "turbo": "0", "user-id": str(rng.randrange(10**8)), "user-type": "",
-                },
-                "receivers": {name: t + rng.randrange(80_000, 600_000) / 1e6 for name in seen},
-                "time": t, "time_range": 0,
-            })
+            out.append(
+                {
+                    "command": "PRIVMSG",
+                    "params": [f"#{CHANNEL}", " ".join(rng.choices(WORDS, k=rng.randint(3, 20)))],
+                    "sender": user,
+                    "user": user,
+                    "host": f"{user}.tmi.twitch.tv",
+                    "tags": {
+                        "badge-info": "",
+                        "badges": "subscriber/12",
+                        "color": f"#{rng.getrandbits(24):06X}",
+                        "display-name": user.capitalize(),
+                        "emotes": "",
+                        "first-msg": "0",
+                        "flags": "",
+                        "id": f"{rng.getrandbits(128):032x}",
+                        "mod": "0",
+                        "room-id": "22510310",
+                        "subscriber": "1",
+                        "tmi-sent-ts": str(ms),
+                        "turbo": "0",
+                        "user-id": str(rng.randrange(10**8)),
+                        "user-type": "",
+                    },
+                    "receivers": {name: t + rng.randrange(80_000, 600_000) / 1e6 for name in seen},
+                    "time": t,
+                    "time_range": 0,
+                }
+            )
         else:
             user = f"viewer{rng.randrange(5000):05d}"
             command = rng.choice(("JOIN", "PART"))
             for name in RECEIVERS:  # one line per receiver observation, each its own estimate
                 received = t + rng.randrange(1_000_000, 30_000_000) / 1e6
                 start = max(minute, received - 55)
-                out.append({
-                    "command": command, "params": [f"#{CHANNEL}"], "sender": user, "user": user,
-                    "host": f"{user}.tmi.twitch.tv", "tags": None, "receivers": {name: received},
-                    "time": start, "time_range": 55,
-                })
+                out.append(
+                    {
+                        "command": command,
+                        "params": [f"#{CHANNEL}"],
+                        "sender": user,
+                        "user": user,
+                        "host": f"{user}.tmi.twitch.tv",
+                        "tags": None,
+                        "receivers": {name: received},
+                        "time": start,
+                        "time_range": 55,
+                    }
+                )
     return out
 
 
@@ -147,8 +193,15 @@ def _measure_verify(root: str, jobs: int | None, conn: Any) -> None:
     started = time.monotonic()
     report = verify_archive(root, jobs=jobs)
     elapsed = time.monotonic() - started
-    conn.send((elapsed, report.exit_status, sum(ch.tally.records for ch in report.channels),
-               resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, watcher.stop()))
+    conn.send(
+        (
+            elapsed,
+            report.exit_status,
+            sum(ch.tally.records for ch in report.channels),
+            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+            watcher.stop(),
+        )
+    )
 
 
 def _measure_export(root: str, hours: int, jobs: int | None, fmt: str, conn: Any) -> None:

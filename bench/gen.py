@@ -8,8 +8,33 @@ import random
 from recorder.rawwriter import RawWriter
 
 USERS = [f"viewer{i:05d}" for i in range(5000)]
-WORDS = ["Kappa", "PogChamp", "LUL", "hello", "gg", "what", "is", "this", "chat", "desert", "bus", "lol", "nice",
-         "emote", "poggers", "monkaS", "the", "a", "run", "BibleThump", "Jebaited", "omg", "and", "for", "you"]
+WORDS = [
+    "Kappa",
+    "PogChamp",
+    "LUL",
+    "hello",
+    "gg",
+    "what",
+    "is",
+    "this",
+    "chat",
+    "desert",
+    "bus",
+    "lol",
+    "nice",
+    "emote",
+    "poggers",
+    "monkaS",
+    "the",
+    "a",
+    "run",
+    "BibleThump",
+    "Jebaited",
+    "omg",
+    "and",
+    "for",
+    "you",
+]
 # Most chat is ASCII (emotes are words); about one line in ten carries an emoji or an accent.
 RARE_WORDS = ["🎉", "café", "😂", "ñ", "日本"]
 

@@ -52,25 +52,39 @@ def _stop_on_signals() -> Iterator[threading.Event]:
 
 
 def run_follow(
-    raw_paths: list[Path], out_root: Path, *, timing: Timing, checkpoint: Path | None, idle: float,
-    poll: float, until_idle: bool, status_file: Path | None, as_json: bool,
+    raw_paths: list[Path],
+    out_root: Path,
+    *,
+    timing: Timing,
+    checkpoint: Path | None,
+    idle: float,
+    poll: float,
+    until_idle: bool,
+    status_file: Path | None,
+    as_json: bool,
 ) -> None:
     """`replay --follow`: follow until SIGTERM / Ctrl-C (or caught up, with --until-idle)."""
     missing = [str(p) for p in raw_paths if not p.exists()]
     if missing:
         fail(f"{missing[0]}: no such file or folder")
     opts = FollowOptions(
-        raw_paths=tuple(str(p) for p in raw_paths), out_root=str(out_root),
+        raw_paths=tuple(str(p) for p in raw_paths),
+        out_root=str(out_root),
         checkpoint_path=str(checkpoint) if checkpoint else default_checkpoint_path(str(out_root)),
-        timing=timing, idle=idle, poll=poll, until_idle=until_idle,
+        timing=timing,
+        idle=idle,
+        poll=poll,
+        until_idle=until_idle,
         status_path=str(status_file) if status_file else None,
     )
     try:
         os.makedirs(out_root, exist_ok=True)
         with _stop_on_signals() as stop:
             if not as_json:
-                note(f"following {', '.join(opts.raw_paths)} into {out_root} "
-                     f"(checkpoint {opts.checkpoint_path}); SIGTERM or Ctrl-C stops")
+                note(
+                    f"following {', '.join(opts.raw_paths)} into {out_root} "
+                    f"(checkpoint {opts.checkpoint_path}); SIGTERM or Ctrl-C stops"
+                )
             status = follow(opts, stop, _log)
     except ArchiverError as e:
         fail(str(e))
@@ -80,9 +94,19 @@ def run_follow(
     if as_json:
         out.print_json(json.dumps(summary))
     else:
-        out.print(" ".join(f"{k}={summary[k]}" for k in (
-            "events", "batches_written", "records_written", "merge_passes", "checkpoints", "streams",
-        )))
+        out.print(
+            " ".join(
+                f"{k}={summary[k]}"
+                for k in (
+                    "events",
+                    "batches_written",
+                    "records_written",
+                    "merge_passes",
+                    "checkpoints",
+                    "streams",
+                )
+            )
+        )
     if status.raw_problems or status.line_problems:
         note("damaged input was skipped (see above); everything readable was archived")
         raise typer.Exit(EXIT_PROBLEMS)
@@ -92,35 +116,63 @@ def register(app: typer.Typer) -> None:
     @command(app, "archive")
     def archive_command(
         channels: list[str] = typer.Argument(
-            ..., metavar="CHANNEL...", help="Channels to record and archive (with or without '#').",
+            ...,
+            metavar="CHANNEL...",
+            help="Channels to record and archive (with or without '#').",
             show_default=False,
         ),
         folder: Path = typer.Option(
-            ..., "--dir", "-d", metavar="DIR", help="The host's folder: DIR/raw, DIR/archive, DIR/state.",
+            ...,
+            "--dir",
+            "-d",
+            metavar="DIR",
+            help="The host's folder: DIR/raw, DIR/archive, DIR/state.",
             show_default=False,
         ),
         server: str = typer.Option(
-            None, "--server", metavar="URL", help="ws:// or wss:// IRC endpoint (default: Twitch).",
+            None,
+            "--server",
+            metavar="URL",
+            help="ws:// or wss:// IRC endpoint (default: Twitch).",
         ),
         dialect: DialectChoice | None = typer.Option(
-            None, "--dialect", case_sensitive=False, show_default=False,
+            None,
+            "--dialect",
+            case_sensitive=False,
+            show_default=False,
             help="The server's kind (default: from the server's name).",
         ),
         recorders: int = typer.Option(
-            1, "--recorders", metavar="N", min=1, max=8, help="Recorder processes (redundancy).",
+            1,
+            "--recorders",
+            metavar="N",
+            min=1,
+            max=8,
+            help="Recorder processes (redundancy).",
         ),
         name: str = typer.Option(None, "--name", metavar="NAME", help="Recorder name (default: the host name)."),
         token_file: Path = typer.Option(None, "--token-file", metavar="FILE", help="Passed to each recorder."),
         gzip_finished: bool = typer.Option(False, "--gzip", help="Recorders gzip each finished hour."),
         metrics_port: int = typer.Option(None, "--metrics-port", metavar="PORT", help="Serve Prometheus metrics here."),
         metrics_addr: str = typer.Option(
-            "127.0.0.1", "--metrics-addr", metavar="ADDR", help="Address for --metrics-port.",
+            "127.0.0.1",
+            "--metrics-addr",
+            metavar="ADDR",
+            help="Address for --metrics-port.",
         ),
         idle: float = typer.Option(
-            30.0, "--idle", metavar="SECONDS", min=0, help="Silence after which a raw stream has ended (docs/live.md).",
+            30.0,
+            "--idle",
+            metavar="SECONDS",
+            min=0,
+            help="Silence after which a raw stream has ended (docs/live.md).",
         ),
         restart_backoff: float = typer.Option(
-            30.0, "--restart-backoff", metavar="SECONDS", min=0.1, help="Longest wait before a crashed child restarts.",
+            30.0,
+            "--restart-backoff",
+            metavar="SECONDS",
+            min=0.1,
+            help="Longest wait before a crashed child restarts.",
         ),
     ) -> None:
         """Record channels and keep their archive current, live.
@@ -143,27 +195,44 @@ def register(app: typer.Typer) -> None:
         base = name or socket.gethostname().split(".")[0] or "recorder"
         children = []
         for i in range(1, recorders + 1):
-            argv = [*cli, "record", *channels, "--out", str(raw),
-                    "--name", base if recorders == 1 else f"{base}-{i}"]
+            argv = [*cli, "record", *channels, "--out", str(raw), "--name", base if recorders == 1 else f"{base}-{i}"]
             argv += ["--server", server] if server else []
             argv += ["--dialect", dialect.value] if dialect else []
             argv += ["--token-file", str(token_file)] if token_file else []
             argv += ["--gzip"] if gzip_finished else []
             children.append(ChildSpec(f"recorder-{i}", argv, "recorder"))
         status_path = state / "follow-status.json"
-        children.append(ChildSpec("follower", [
-            *cli, "replay", str(raw), "--out", str(archive), "--follow", "--idle", str(idle),
-            "--checkpoint", str(state / "follow-checkpoint.json"), "--status-file", str(status_path),
-        ], "follower"))
-        supervisor = Supervisor(children, log=_log, state_path=str(state / "supervisor.json"),
-                                backoff_max=max(restart_backoff, 0.1))
+        children.append(
+            ChildSpec(
+                "follower",
+                [
+                    *cli,
+                    "replay",
+                    str(raw),
+                    "--out",
+                    str(archive),
+                    "--follow",
+                    "--idle",
+                    str(idle),
+                    "--checkpoint",
+                    str(state / "follow-checkpoint.json"),
+                    "--status-file",
+                    str(status_path),
+                ],
+                "follower",
+            )
+        )
+        supervisor = Supervisor(
+            children, log=_log, state_path=str(state / "supervisor.json"), backoff_max=max(restart_backoff, 0.1)
+        )
         metrics_server = None
         if metrics_port is not None:
             from recorder.metrics import serve  # noqa: PLC0415 (only with --metrics-port)
 
             try:
-                metrics_server, _thread = serve(ArchiveCollector(supervisor, str(status_path)), metrics_port,
-                                                metrics_addr)
+                metrics_server, _thread = serve(
+                    ArchiveCollector(supervisor, str(status_path)), metrics_port, metrics_addr
+                )
             except OSError as e:
                 fail(f"cannot serve metrics on {metrics_addr}:{metrics_port}: {e.strerror or e}")
         try:

@@ -24,33 +24,63 @@ Format = enum.Enum("Format", {name: name for name in FORMATS}, type=str)  # type
 def register(app: typer.Typer) -> None:
     @console.command(app, "export", interrupted="export stopped; with --out, the output file was not written.")
     def _export(
-        root: str = typer.Argument(..., metavar="ROOT", help="Archive root (holds CHANNEL/chat/...).",
-                                   show_default=False),
-        channel: str = typer.Argument(..., metavar="CHANNEL", help="Channel name, with or without '#'.",
-                                      show_default=False),
+        root: str = typer.Argument(
+            ..., metavar="ROOT", help="Archive root (holds CHANNEL/chat/...).", show_default=False
+        ),
+        channel: str = typer.Argument(
+            ..., metavar="CHANNEL", help="Channel name, with or without '#'.", show_default=False
+        ),
         since: str = typer.Option(
-            None, "--since", metavar="TIME", help="Window start: Unix seconds or ISO 8601 (UTC unless an offset).",
+            None,
+            "--since",
+            metavar="TIME",
+            help="Window start: Unix seconds or ISO 8601 (UTC unless an offset).",
         ),
         until: str = typer.Option(None, "--until", metavar="TIME", help="Window end (exclusive), same forms."),
         start: str = typer.Option(None, "--start", hidden=True),  # the old names, kept for scripts
         end: str = typer.Option(None, "--end", hidden=True),
         fmt: Format = typer.Option(
-            "json", "--format", case_sensitive=False, metavar="|".join(FORMATS), help="Output format.",
+            "json",
+            "--format",
+            case_sensitive=False,
+            metavar="|".join(FORMATS),
+            help="Output format.",
         ),
         commands: list[str] = typer.Option(
-            [], "--command", metavar="COMMAND", help="Keep only this IRC command (repeatable).", show_default=False,
+            [],
+            "--command",
+            metavar="COMMAND",
+            help="Keep only this IRC command (repeatable).",
+            show_default=False,
         ),
         users: list[str] = typer.Option(
-            [], "--user", metavar="USER", help="Keep only records about this user (repeatable).", show_default=False,
+            [],
+            "--user",
+            metavar="USER",
+            help="Keep only records about this user (repeatable).",
+            show_default=False,
         ),
         out: str = typer.Option(
-            None, "--out", "-o", metavar="FILE", help="Write to FILE (atomically) instead of stdout.",
+            None,
+            "--out",
+            "-o",
+            metavar="FILE",
+            help="Write to FILE (atomically) instead of stdout.",
         ),
         hold: float = typer.Option(
-            10.0, "--hold", min=0.1, metavar="SECONDS", help="ass: how long each message stays on screen.",
+            10.0,
+            "--hold",
+            min=0.1,
+            metavar="SECONDS",
+            help="ass: how long each message stays on screen.",
         ),
         jobs: int = typer.Option(
-            None, "--jobs", "-j", min=1, metavar="N", show_default=False,
+            None,
+            "--jobs",
+            "-j",
+            min=1,
+            metavar="N",
+            show_default=False,
             help="Worker processes for windows of two hours or more (default: the CPUs).",
         ),
     ) -> None:
@@ -80,9 +110,17 @@ def register(app: typer.Typer) -> None:
             with console.progress(enabled=out is not None or not sys.stdout.isatty(), unit="minutes") as bar:
                 task = bar.add_task("exporting", total=None)
                 run = partial(
-                    export, root, channel, window, str(fmt.value), filters=filters, jobs=workers, problems=problems,
+                    export,
+                    root,
+                    channel,
+                    window,
+                    str(fmt.value),
+                    filters=filters,
+                    jobs=workers,
+                    problems=problems,
                     playback=Playback(window.start, window.end, hold, f"#{channel.lstrip('#').lower()}"),
-                    on_plan=lambda n: bar.update(task, total=n), on_chunk=lambda k: bar.advance(task, k),
+                    on_plan=lambda n: bar.update(task, total=n),
+                    on_chunk=lambda k: bar.advance(task, k),
                 )
                 if out is None:
                     count = run(sys.stdout.buffer)

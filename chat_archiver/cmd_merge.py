@@ -24,8 +24,17 @@ from merge.combine import merge_files, merge_into
 from merge.directory import MergeStats, Problem, merge_tree, watch
 
 _COUNTS = (
-    "channels", "minutes_merged", "files_read", "files_copied", "files_written", "files_deleted",
-    "records_in", "records_out", "duplicate_deliveries", "id_conflicts", "range_conflicts",
+    "channels",
+    "minutes_merged",
+    "files_read",
+    "files_copied",
+    "files_written",
+    "files_deleted",
+    "records_in",
+    "records_out",
+    "duplicate_deliveries",
+    "id_conflicts",
+    "range_conflicts",
 )
 
 INTERRUPTED = (
@@ -59,28 +68,47 @@ def register(app: typer.Typer) -> None:
     def merge_command(
         ctx: typer.Context,
         paths: list[Path] = typer.Argument(
-            ..., metavar="PATH...", show_default=False,
+            ...,
+            metavar="PATH...",
+            show_default=False,
             help="One archive ROOT; or source archives SRC... with --into DEST; or batch FILE... with --stdout.",
         ),
         into: Path = typer.Option(
-            None, "--into", metavar="DEST", help="Copy the source archives into DEST (made if missing), then merge it.",
+            None,
+            "--into",
+            metavar="DEST",
+            help="Copy the source archives into DEST (made if missing), then merge it.",
         ),
         stdout: bool = typer.Option(False, "--stdout", help="Print the canonical merge of the given batch FILEs."),
         interval: float = typer.Option(
-            None, "--interval", min=0.1, metavar="SECONDS",
+            None,
+            "--interval",
+            min=0.1,
+            metavar="SECONDS",
             help="Keep running: merge ROOT again every SECONDS (Ctrl-C stops and prints the totals).",
         ),
         channel: list[str] = typer.Option(
-            [], "--channel", "-c", metavar="CHANNEL", help="Only this channel (repeatable).", show_default=False,
+            [],
+            "--channel",
+            "-c",
+            metavar="CHANNEL",
+            help="Only this channel (repeatable).",
+            show_default=False,
         ),
         full: bool = typer.Option(
-            False, "--full", help="Visit every minute, single files too (reads everything): the exact merge of it all.",
+            False,
+            "--full",
+            help="Visit every minute, single files too (reads everything): the exact merge of it all.",
         ),
         no_quarantine: bool = typer.Option(
-            False, "--no-quarantine", help="Leave corrupt files in place instead of moving them to ROOT/quarantine/.",
+            False,
+            "--no-quarantine",
+            help="Leave corrupt files in place instead of moving them to ROOT/quarantine/.",
         ),
         as_json: bool = typer.Option(
-            False, "--json", help="Print the summary as JSON (with --interval: one line per pass, then the totals).",
+            False,
+            "--json",
+            help="Print the summary as JSON (with --interval: one line per pass, then the totals).",
         ),
     ) -> None:
         """Merge chat archives so that nothing is lost or doubled.
@@ -122,8 +150,9 @@ def register(app: typer.Typer) -> None:
                 return
             if into is not None:
                 archive_channels_or_fail([str(p) for p in paths], channel)
-                stats = merge_into([str(p) for p in paths], str(into), channels=channel or None, on_problem=_warn,
-                                   full=full)
+                stats = merge_into(
+                    [str(p) for p in paths], str(into), channels=channel or None, on_problem=_warn, full=full
+                )
                 _finish(stats, as_json, f"merge into {into}")
                 return
             if len(paths) != 1:
@@ -131,11 +160,11 @@ def register(app: typer.Typer) -> None:
             root = str(paths[0])
             archive_channels_or_fail([root], channel, allow_empty=interval is not None)
             if interval is None:
-                stats = merge_tree(root, channels=channel or None, on_problem=_warn, quarantine=not no_quarantine,
-                                   full=full)
+                stats = merge_tree(
+                    root, channels=channel or None, on_problem=_warn, quarantine=not no_quarantine, full=full
+                )
             else:
-                stats = _watch(root, interval, channel or None, not no_quarantine,
-                               settings(ctx).merge_passes, as_json)
+                stats = _watch(root, interval, channel or None, not no_quarantine, settings(ctx).merge_passes, as_json)
         except ArchiverError as e:
             fail(str(e))
         except OSError as e:
@@ -157,8 +186,9 @@ def _json_line(value: dict[str, object]) -> None:
     sys.stdout.flush()
 
 
-def _watch(root: str, interval: float, channels: list[str] | None, quarantine: bool, passes: int | None,
-           as_json: bool) -> MergeStats:
+def _watch(
+    root: str, interval: float, channels: list[str] | None, quarantine: bool, passes: int | None, as_json: bool
+) -> MergeStats:
     """`watch`, with totals that survive Ctrl-C: every pass is added up here as it ends."""
     total = MergeStats()
     done = 0
@@ -177,12 +207,13 @@ def _watch(root: str, interval: float, channels: list[str] | None, quarantine: b
         if as_json:
             _json_line({"pass": done, **stats.as_dict()})
         else:
-            note(f"pass {done}: {number(stats.minutes_merged)} minute(s) merged, "
-                 f"{number(stats.files_deleted)} file(s) replaced, {number(len(stats.problems))} corrupt")
+            note(
+                f"pass {done}: {number(stats.minutes_merged)} minute(s) merged, "
+                f"{number(stats.files_deleted)} file(s) replaced, {number(len(stats.problems))} corrupt"
+            )
 
     try:
-        watch(root, interval, channels=channels, quarantine=quarantine, on_problem=problem, on_pass=each,
-              passes=passes)
+        watch(root, interval, channels=channels, quarantine=quarantine, on_problem=problem, on_pass=each, passes=passes)
     except KeyboardInterrupt:
         note(f"stopped after {done} full pass(es)")
     total.problems = problems

@@ -88,51 +88,87 @@ def register(app: typer.Typer) -> None:
     @app.command("record", help=HELP)
     def _record(
         channels: list[str] = typer.Argument(
-            ..., metavar="CHANNEL...", help="Channels to record (with or without '#').", show_default=False,
+            ...,
+            metavar="CHANNEL...",
+            help="Channels to record (with or without '#').",
+            show_default=False,
         ),
         out: Path = typer.Option(
-            ..., "--out", "-o", metavar="RAW_DIR", help="Folder for raw recordings.", show_default=False,
+            ...,
+            "--out",
+            "-o",
+            metavar="RAW_DIR",
+            help="Folder for raw recordings.",
+            show_default=False,
         ),
         server: str = typer.Option(DEFAULT_SERVER, "--server", metavar="URL", help="ws:// or wss:// IRC endpoint."),
         dialect: DialectChoice | None = typer.Option(
-            None, "--dialect", case_sensitive=False, show_default=False,
+            None,
+            "--dialect",
+            case_sensitive=False,
+            show_default=False,
             help="twitch or ircv3 (default: twitch for *.twitch.tv, else ircv3).",
         ),
         nick: str | None = typer.Option(
-            None, "--nick", metavar="NICK", help="Login name (default: anonymous justinfanNNNNN).", show_default=False,
+            None,
+            "--nick",
+            metavar="NICK",
+            help="Login name (default: anonymous justinfanNNNNN).",
+            show_default=False,
         ),
         token_file: Path | None = typer.Option(
-            None, "--token-file", metavar="FILE", show_default=False,
+            None,
+            "--token-file",
+            metavar="FILE",
+            show_default=False,
             help=f"File holding the OAuth token or server password (or set {TOKEN_ENV}).",
         ),
         name: str | None = typer.Option(
-            None, "--name", metavar="NAME", help="Recorder name (default: the host name).", show_default=False,
+            None,
+            "--name",
+            metavar="NAME",
+            help="Recorder name (default: the host name).",
+            show_default=False,
         ),
         gzip_finished: bool = typer.Option(False, "--gzip", help="gzip each hour's file once it is finished."),
         metrics_port: int | None = typer.Option(
-            None, "--metrics-port", metavar="PORT", help="Serve Prometheus metrics on this port (1-65535).",
+            None,
+            "--metrics-port",
+            metavar="PORT",
+            help="Serve Prometheus metrics on this port (1-65535).",
             show_default=False,
         ),
         metrics_addr: str = typer.Option(
-            "127.0.0.1", "--metrics-addr", metavar="ADDR", help="Address for --metrics-port.",
+            "127.0.0.1",
+            "--metrics-addr",
+            metavar="ADDR",
+            help="Address for --metrics-port.",
         ),
         ca_file: Path | None = typer.Option(
-            None, "--ca-file", metavar="PEM", show_default=False,
+            None,
+            "--ca-file",
+            metavar="PEM",
+            show_default=False,
             help="Trust this CA bundle for wss:// instead of the system's.",
         ),
         ping_after: float = typer.Option(
-            3.0, "--ping-after", metavar="SECONDS",
+            3.0,
+            "--ping-after",
+            metavar="SECONDS",
             help="Silence after which we PING the server to check the connection.",
         ),
         ping_timeout: float = typer.Option(
-            3.0, "--ping-timeout", metavar="SECONDS",
+            3.0,
+            "--ping-timeout",
+            metavar="SECONDS",
             help="No answer to that PING within this: the connection is stalled; a new one opens at once "
             "while the stalled one keeps reading.",
         ),
         silence_limit: float = typer.Option(
-            30.0, "--silence-limit", metavar="SECONDS",
-            help="Close a stalled connection once the new one has joined and the old one has been "
-            "silent this long.",
+            30.0,
+            "--silence-limit",
+            metavar="SECONDS",
+            help="Close a stalled connection once the new one has joined and the old one has been silent this long.",
         ),
     ) -> None:
         """Record chat into raw recordings until stopped (the help text is HELP)."""
@@ -147,9 +183,18 @@ def register(app: typer.Typer) -> None:
         sslopt: dict[str, Any] | None = {"ca_certs": str(ca_file)} if ca_file is not None else None
         try:
             config = RecorderConfig(
-                channels=tuple(normalise_channels(channels, chosen)), out_dir=str(out), server=server,
-                dialect=chosen, name=name or "", nick=nick, token=token, gzip_finished=gzip_finished,
-                ping_after=ping_after, ping_timeout=ping_timeout, silence_limit=silence_limit, sslopt=sslopt,
+                channels=tuple(normalise_channels(channels, chosen)),
+                out_dir=str(out),
+                server=server,
+                dialect=chosen,
+                name=name or "",
+                nick=nick,
+                token=token,
+                gzip_finished=gzip_finished,
+                ping_after=ping_after,
+                ping_timeout=ping_timeout,
+                silence_limit=silence_limit,
+                sslopt=sslopt,
             )
             recorder = Recorder(config, log=_log)
         except ArchiverError as e:

@@ -54,50 +54,85 @@ def _timing(max_server_lag: int) -> Timing:
     try:
         return Timing(max_server_lag=max_server_lag)
     except UsageError:
-        fail(f"--max-server-lag {max_server_lag} must exceed {Timing.max_delay} s "
-             f"(a JOIN/PART can arrive that late)")
+        fail(f"--max-server-lag {max_server_lag} must exceed {Timing.max_delay} s (a JOIN/PART can arrive that late)")
 
 
 def register(app: typer.Typer) -> None:
     @command(app, "replay", interrupted=INTERRUPTED)
     def replay_command(
         raw_paths: list[Path] = typer.Argument(
-            ..., metavar="RAW...", help="Raw recording files or folders (searched recursively).", show_default=False,
+            ...,
+            metavar="RAW...",
+            help="Raw recording files or folders (searched recursively).",
+            show_default=False,
         ),
         out_root: Path = typer.Option(
-            ..., "--out", "-o", metavar="ROOT", help="Archive root to write (made if missing).", show_default=False,
+            ...,
+            "--out",
+            "-o",
+            metavar="ROOT",
+            help="Archive root to write (made if missing).",
+            show_default=False,
         ),
         channel: list[str] = typer.Option(
-            [], "--channel", "-c", metavar="CHANNEL", help="Only this channel (repeatable).", show_default=False,
+            [],
+            "--channel",
+            "-c",
+            metavar="CHANNEL",
+            help="Only this channel (repeatable).",
+            show_default=False,
         ),
         since: str = typer.Option(
-            None, "--since", metavar="TIME", help="Only records whose range ends at or after TIME.",
+            None,
+            "--since",
+            metavar="TIME",
+            help="Only records whose range ends at or after TIME.",
         ),
         until: str = typer.Option(None, "--until", metavar="TIME", help="Only records that start before TIME."),
         jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Worker processes (one recorder process each)."),
         no_merge: bool = typer.Option(
-            False, "--no-merge", help="Leave one file per connection and minute, as upstream writes them.",
+            False,
+            "--no-merge",
+            help="Leave one file per connection and minute, as upstream writes them.",
         ),
         max_server_lag: int = typer.Option(
-            60, "--max-server-lag", metavar="SECONDS",
+            60,
+            "--max-server-lag",
+            metavar="SECONDS",
             help="How long a batch stays open past its minute (must exceed the 45 s JOIN/PART delay).",
         ),
         as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
         follow: bool = typer.Option(
-            False, "--follow", help="Keep following RAW as recorders write it, until SIGTERM or Ctrl-C (docs/live.md).",
+            False,
+            "--follow",
+            help="Keep following RAW as recorders write it, until SIGTERM or Ctrl-C (docs/live.md).",
         ),
         checkpoint: Path = typer.Option(
-            None, "--checkpoint", metavar="FILE", help="With --follow: the checkpoint (default: next to ROOT).",
+            None,
+            "--checkpoint",
+            metavar="FILE",
+            help="With --follow: the checkpoint (default: next to ROOT).",
         ),
         idle: float = typer.Option(
-            30.0, "--idle", metavar="SECONDS", min=0, help="With --follow: silence after which a stream has ended.",
+            30.0,
+            "--idle",
+            metavar="SECONDS",
+            min=0,
+            help="With --follow: silence after which a stream has ended.",
         ),
         until_idle: bool = typer.Option(False, "--until-idle", help="With --follow: exit once caught up and idle."),
         poll: float = typer.Option(
-            0.25, "--poll", metavar="SECONDS", min=0.01, help="With --follow: how often to look for news.",
+            0.25,
+            "--poll",
+            metavar="SECONDS",
+            min=0.01,
+            help="With --follow: how often to look for news.",
         ),
         status_file: Path = typer.Option(
-            None, "--status-file", metavar="FILE", help="With --follow: its status as JSON, after each pass.",
+            None,
+            "--status-file",
+            metavar="FILE",
+            help="With --follow: its status as JSON, after each pass.",
         ),
     ) -> None:
         """Turn raw recordings into the chat archive.
@@ -114,8 +149,17 @@ def register(app: typer.Typer) -> None:
         if follow:
             if channel or since or until or jobs != 1 or no_merge:
                 fail("--follow takes no --channel, --since, --until, --jobs or --no-merge")
-            run_follow(raw_paths, out_root, timing=timing, checkpoint=checkpoint, idle=idle, poll=poll,
-                       until_idle=until_idle, status_file=status_file, as_json=as_json)
+            run_follow(
+                raw_paths,
+                out_root,
+                timing=timing,
+                checkpoint=checkpoint,
+                idle=idle,
+                poll=poll,
+                until_idle=until_idle,
+                status_file=status_file,
+                as_json=as_json,
+            )
             return
         try:
             t_since, t_until = parse_window(since, until)
@@ -127,12 +171,21 @@ def register(app: typer.Typer) -> None:
                 sizes = {p: _size(p) for p in paths}
                 task = bar.add_task("replaying", total=sum(sizes.values()))
                 report = replay(
-                    paths, str(out_root), channels=channel or None, since=t_since, until=t_until,
-                    timing=timing, jobs=jobs, on_file_done=lambda path: bar.advance(task, sizes.get(path, 0)),
+                    paths,
+                    str(out_root),
+                    channels=channel or None,
+                    since=t_since,
+                    until=t_until,
+                    timing=timing,
+                    jobs=jobs,
+                    on_file_done=lambda path: bar.advance(task, sizes.get(path, 0)),
                 )
                 # the minutes that several connections covered become one file each
-                merge = merge_tree(str(out_root), channels=sorted(report.channels)) \
-                    if report.channels and not no_merge else None
+                merge = (
+                    merge_tree(str(out_root), channels=sorted(report.channels))
+                    if report.channels and not no_merge
+                    else None
+                )
         except ArchiverError as e:
             fail(str(e))
         except OSError as e:
@@ -181,8 +234,17 @@ def _window_words(since: str | None, until: str | None) -> str:
 
 def _print_table(summary: dict[str, object]) -> None:
     table = Table(title="replay summary", show_header=False)
-    for key in ("files", "streams", "connections", "bytes_read", "lines_read", "records", "records_written",
-                "batches_written", "batches_already_present"):
+    for key in (
+        "files",
+        "streams",
+        "connections",
+        "bytes_read",
+        "lines_read",
+        "records",
+        "records_written",
+        "batches_written",
+        "batches_already_present",
+    ):
         table.add_row(key.replace("_", " "), number(summary[key]))  # type: ignore[arg-type]
     table.add_row("channels", ", ".join(summary["channels"]) or "-")  # type: ignore[arg-type]
     for reason, count in summary["skipped"].items():  # type: ignore[attr-defined]

@@ -15,10 +15,14 @@ from chat_archiver.console import command, fail, note
 def register(app: typer.Typer) -> None:
     @command(app, "serve", interrupted="server stopped.")
     def serve_command(
-        root: str = typer.Argument(..., metavar="ROOT", help="Archive root (holds CHANNEL/chat/...).",
-                                   show_default=False),
+        root: str = typer.Argument(
+            ..., metavar="ROOT", help="Archive root (holds CHANNEL/chat/...).", show_default=False
+        ),
         host: str = typer.Option(
-            "127.0.0.1", "--host", metavar="ADDRESS", help="Address to listen on (0.0.0.0: every interface).",
+            "127.0.0.1",
+            "--host",
+            metavar="ADDRESS",
+            help="Address to listen on (0.0.0.0: every interface).",
         ),
         port: int = typer.Option(8008, "--port", min=0, max=65535, metavar="PORT", help="Port (0: any free port)."),
         threads: int = typer.Option(4, "--threads", min=1, max=64, metavar="N", help="Threads answering requests."),

@@ -15,35 +15,67 @@ from rich.table import Table
 from chat_archiver.console import command, err, fail, number, os_error, out, progress, warn
 from formats.errors import ArchiverError
 
-_COUNTS = ("peers", "channels", "hours_listed", "files_listed", "files_fetched", "bytes_fetched", "files_gone",
-           "minutes_merged", "files_merged_away", "seconds")
+_COUNTS = (
+    "peers",
+    "channels",
+    "hours_listed",
+    "files_listed",
+    "files_fetched",
+    "bytes_fetched",
+    "files_gone",
+    "minutes_merged",
+    "files_merged_away",
+    "seconds",
+)
 INTERRUPTED = "sync stopped; every file it kept is whole: run it again to fetch the rest."
 
 
 def register(app: typer.Typer) -> None:
     @command(app, "sync", interrupted=INTERRUPTED)
     def sync_command(
-        root: str = typer.Argument(..., metavar="ROOT", help="Archive root to fill (made if missing).",
-                                   show_default=False),
+        root: str = typer.Argument(
+            ..., metavar="ROOT", help="Archive root to fill (made if missing).", show_default=False
+        ),
         peers: list[str] = typer.Option(
-            ..., "--from", metavar="URL", help="A peer, http://HOST:PORT (repeatable).", show_default=False,
+            ...,
+            "--from",
+            metavar="URL",
+            help="A peer, http://HOST:PORT (repeatable).",
+            show_default=False,
         ),
         channel: list[str] = typer.Option(
-            [], "--channel", "-c", metavar="CHANNEL", show_default=False,
+            [],
+            "--channel",
+            "-c",
+            metavar="CHANNEL",
+            show_default=False,
             help="Only this channel (repeatable; default: every channel a peer lists).",
         ),
         since: str = typer.Option(
-            "14d", "--since", metavar="TIME|DURATION", help="Window start: a time, or a duration back from now (6h).",
+            "14d",
+            "--since",
+            metavar="TIME|DURATION",
+            help="Window start: a time, or a duration back from now (6h).",
         ),
         interval: float = typer.Option(
-            None, "--interval", min=0.1, metavar="SECONDS", help="Keep running: sync again every SECONDS.",
+            None,
+            "--interval",
+            min=0.1,
+            metavar="SECONDS",
+            help="Keep running: sync again every SECONDS.",
         ),
         jobs: int = typer.Option(4, "--jobs", "-j", min=1, max=64, metavar="N", help="Requests in flight at once."),
         timeout: float = typer.Option(
-            20.0, "--timeout", min=0.1, metavar="SECONDS", help="How long a peer may stay silent before a retry.",
+            20.0,
+            "--timeout",
+            min=0.1,
+            metavar="SECONDS",
+            help="How long a peer may stay silent before a retry.",
         ),
         as_json: bool = typer.Option(
-            False, "--json", help="Print the summary as JSON (with --interval: one line per pass).",
+            False,
+            "--json",
+            help="Print the summary as JSON (with --interval: one line per pass).",
         ),
     ) -> None:
         """Fetch what peers hold and this archive lacks, check it, merge it.
@@ -80,9 +112,17 @@ def register(app: typer.Typer) -> None:
                 with progress(enabled=not as_json, unit="files") as bar:
                     task = bar.add_task("fetching", total=0)
                     stats = sync_once(
-                        root, peers, channels=channel or None, start=parse_since(since, now), end=now, jobs=jobs,
-                        timeout=timeout, on_refusal=refused, on_plan=partial(_grow, bar, task),
-                        on_file=partial(bar.advance, task), on_problem=lambda p: warn(f"merge: {p}"),
+                        root,
+                        peers,
+                        channels=channel or None,
+                        start=parse_since(since, now),
+                        end=now,
+                        jobs=jobs,
+                        timeout=timeout,
+                        on_refusal=refused,
+                        on_plan=partial(_grow, bar, task),
+                        on_file=partial(bar.advance, task),
+                        on_problem=lambda p: warn(f"merge: {p}"),
                     )
                 done += 1
                 if as_json and interval is not None:
@@ -94,8 +134,11 @@ def register(app: typer.Typer) -> None:
                     _print(stats, root)
                 if stats.refused or stats.merge_problems:
                     worst = 1
-                    err.print(f"{number(len(stats.refused))} item(s) refused, "
-                              f"{number(len(stats.merge_problems))} merge problem(s)", markup=False)
+                    err.print(
+                        f"{number(len(stats.refused))} item(s) refused, "
+                        f"{number(len(stats.merge_problems))} merge problem(s)",
+                        markup=False,
+                    )
                 if interval is None:
                     break
                 time.sleep(max(0.0, interval - (time.monotonic() - began)))

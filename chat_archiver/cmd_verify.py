@@ -16,19 +16,32 @@ from verify.scan import VerifyError, default_jobs, verify_archive
 def register(app: typer.Typer) -> None:
     @console.command(app, "verify", interrupted="verify stopped before its report; nothing was changed.")
     def _verify(
-        root: str = typer.Argument(..., metavar="ROOT", help="Archive root (holds CHANNEL/chat/...).",
-                                   show_default=False),
+        root: str = typer.Argument(
+            ..., metavar="ROOT", help="Archive root (holds CHANNEL/chat/...).", show_default=False
+        ),
         raw: list[str] = typer.Option(
-            [], "--raw", metavar="RAW", show_default=False,
+            [],
+            "--raw",
+            metavar="RAW",
+            show_default=False,
             help="Raw recordings (a file or folder; repeat for several), to tell true gaps from quiet minutes.",
         ),
         channel: list[str] = typer.Option(
-            [], "--channel", "-c", metavar="CHANNEL", help="Check only this channel (repeatable).",
+            [],
+            "--channel",
+            "-c",
+            metavar="CHANNEL",
+            help="Check only this channel (repeatable).",
             show_default=False,
         ),
         as_json: bool = typer.Option(False, "--json", help="Print the findings as JSON instead of a report."),
         jobs: int = typer.Option(
-            None, "--jobs", "-j", min=1, help="Worker processes (default: the CPUs).", show_default=False,
+            None,
+            "--jobs",
+            "-j",
+            min=1,
+            help="Worker processes (default: the CPUs).",
+            show_default=False,
         ),
     ) -> None:
         """Check an archive's integrity, coverage, redundancy and timing.
@@ -45,7 +58,9 @@ def register(app: typer.Typer) -> None:
             task = bar.add_task("verifying", total=None)
             try:
                 report = verify_archive(
-                    root, channel=[c.lstrip("#").lower() for c in channel] or None, raw=raw or None,
+                    root,
+                    channel=[c.lstrip("#").lower() for c in channel] or None,
+                    raw=raw or None,
                     jobs=jobs if jobs is not None else default_jobs(),
                     on_listed=lambda n: bar.update(task, total=n),
                     on_file=lambda: bar.advance(task),

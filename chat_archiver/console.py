@@ -116,7 +116,10 @@ def progress(enabled: bool = True, unit: str = "files") -> Progress:
     else:
         columns += [MofNCompleteColumn(), TextColumn(unit), _RateColumn(unit), TimeRemainingColumn()]
     return Progress(
-        *columns, console=err, disable=not (enabled and sys.stderr.isatty()), transient=True,
+        *columns,
+        console=err,
+        disable=not (enabled and sys.stderr.isatty()),
+        transient=True,
     )
 
 

@@ -55,8 +55,10 @@ def _what_is_there(root: str) -> str:
     except ArchiverError:
         raw = []
     if raw:
-        return (f"holds {len(raw)} raw recording(s), not an archive; to make an archive of them: "
-                f"chat-archiver replay {root} -o ROOT")
+        return (
+            f"holds {len(raw)} raw recording(s), not an archive; to make an archive of them: "
+            f"chat-archiver replay {root} -o ROOT"
+        )
     try:
         entries = len(os.listdir(root))
     except OSError as e:

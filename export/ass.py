@@ -48,8 +48,23 @@ MARGIN_L, MARGIN_V = 30, 40
 DEFAULT_HOLD = 10.0
 
 # Twitch's palette for users without a chosen colour; the html page uses the same one and hash
-PALETTE = ("#FF0000", "#0000FF", "#008000", "#B22222", "#FF7F50", "#9ACD32", "#FF4500", "#2E8B57",
-           "#DAA520", "#D2691E", "#5F9EA0", "#1E90FF", "#FF69B4", "#8A2BE2", "#00FF7F")
+PALETTE = (
+    "#FF0000",
+    "#0000FF",
+    "#008000",
+    "#B22222",
+    "#FF7F50",
+    "#9ACD32",
+    "#FF4500",
+    "#2E8B57",
+    "#DAA520",
+    "#D2691E",
+    "#5F9EA0",
+    "#1E90FF",
+    "#FF69B4",
+    "#8A2BE2",
+    "#00FF7F",
+)
 _COLOR_RE = re.compile(r"^#[0-9A-Fa-f]{6}$")
 _BREAKERS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 WORD_JOINER = "\u2060"
@@ -153,8 +168,11 @@ def render_lines(spans: list[Span], removed: bool) -> list[str]:
         at += len(text)
     out = []
     for start, end in wrap(plain):
-        line = "".join(override + escape(plain[max(a, start):min(b, end)])
-                       for a, b, override in pieces if max(a, start) < min(b, end))
+        line = "".join(
+            override + escape(plain[max(a, start) : min(b, end)])
+            for a, b, override in pieces
+            if max(a, start) < min(b, end)
+        )
         if line:  # a text ending in the space it was cut at leaves an empty last line: not shown
             out.append(line)
     return out or ["{\\s0}"]
@@ -275,8 +293,11 @@ class AssRenderer:
         else:
             how, value = payload
             for message in self._visible:
-                if how == "all" or (how == "id" and message.msg_id == value) or (
-                        how == "user" and message.login == value):
+                if (
+                    how == "all"
+                    or (how == "id" and message.msg_id == value)
+                    or (how == "user" and message.login == value)
+                ):
                     message.remove()
 
     def _box(self) -> str:

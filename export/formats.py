@@ -44,6 +44,7 @@ class _Stream(Protocol):
     def add(self, record: Mapping[str, Any]) -> str: ...
     def end(self) -> str: ...
 
+
 _CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
 _IRC_BREAKERS = re.compile("[\r\n\x00]")
 _TAG_KEY_BREAKERS = re.compile("[ ;=\r\n\x00]")
@@ -72,7 +73,7 @@ def _param(record: Mapping[str, Any], index: int) -> str | None:
 def me_action(text: str) -> str | None:
     """The action of a `/me` message (CTCP `\\x01ACTION text\\x01`), None for other text."""
     if text.startswith("\x01ACTION ") or text == "\x01ACTION":
-        return text[len("\x01ACTION"):].strip().rstrip("\x01").strip()
+        return text[len("\x01ACTION") :].strip().rstrip("\x01").strip()
     return None
 
 
@@ -150,8 +151,9 @@ def describe(record: Mapping[str, Any]) -> str:
         return "-- stopped hosting" if target in ("", "-") else f"-- now hosting {_clean(target)}"
     if command == "ROOMSTATE":
         tags = record.get("tags") or {}
-        settings = ", ".join(f"{_clean(k)}={_clean(v)}" for k, v in sorted(tags.items())
-                             if k not in ("room-id", "tmi-sent-ts"))
+        settings = ", ".join(
+            f"{_clean(k)}={_clean(v)}" for k, v in sorted(tags.items()) if k not in ("room-id", "tmi-sent-ts")
+        )
         return f"-- room settings: {settings or '(none)'}"
     if command == "USERSTATE":
         return f"-- user state of {name}"
@@ -216,8 +218,11 @@ class Framing:
     def joined(self, lines: list[bytes], first: bool) -> list[bytes]:
         """`lines` (UTF-8, at least one) framed, as pieces to write one after another (joining the
         separators to a long run would copy it once more)."""
-        return [(self.lead if first else self.between).encode(), (self.between + self.tail).encode().join(lines),
-                self.tail.encode()]
+        return [
+            (self.lead if first else self.between).encode(),
+            (self.between + self.tail).encode().join(lines),
+            self.tail.encode(),
+        ]
 
 
 _JSON_ARRAY = Framing(begin="[", lead="\n", between=",\n", tail="", end="\n]\n", end_empty="]\n")
@@ -248,7 +253,10 @@ class Renderer:
         self._first = True
         self._day: str | None = None
         self._line: Callable[[Mapping[str, Any]], str] = {
-            "json": canonical_json, "jsonl": canonical_json, "text": text_line, "irc": irc_line,
+            "json": canonical_json,
+            "jsonl": canonical_json,
+            "text": text_line,
+            "irc": irc_line,
         }.get(fmt, canonical_json)
 
     def begin(self) -> str:

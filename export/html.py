@@ -114,8 +114,9 @@ class Slimmer:
         params = record.get("params") or []
         login = _str(record.get("user")) or _str(tags.get("login"))
         out: list[list[Any]] = []
-        user = self._user((login, _str(tags.get("display-name")), _str(tags.get("color")),
-                           _str(tags.get("badges"))), out)
+        user = self._user(
+            (login, _str(tags.get("display-name")), _str(tags.get("color")), _str(tags.get("badges"))), out
+        )
         row: list[Any] = [ms, code, user, _str(params[1]) if len(params) > 1 else ""]
         if code in ("P", "U"):
             if code == "P":
@@ -179,8 +180,12 @@ class HtmlRenderer:
 
 
 def render_page(
-    records: Iterable[Mapping[str, Any]] | None = None, *, source_url: str | None = None, title: str = "chat",
-    start: float | None = None, end: float | None = None,
+    records: Iterable[Mapping[str, Any]] | None = None,
+    *,
+    source_url: str | None = None,
+    title: str = "chat",
+    start: float | None = None,
+    end: float | None = None,
 ) -> str:
     """The player page: with `records` (time order) embedded, or fed from `source_url` (JSON lines of
     canonical records, fetched by the page). `start` defaults to the first record's time."""

@@ -69,8 +69,9 @@ def _render_part(part: _Part) -> PartResult:
     if part.fmt in LINE_FORMATS:
         with open(part.path, "wb") as out, gc_paused():  # no cycles in rows and lines
             framing = framing_of(part.fmt)
-            for rows in iter_chunk_rows(part.root, part.channel, part.window, part.chunks, part.filters,
-                                        problems=problems, lines=True):
+            for rows in iter_chunk_rows(
+                part.root, part.channel, part.window, part.chunks, part.filters, problems=problems, lines=True
+            ):
                 if not rows:
                     continue
                 pieces = framing.joined(list(map(itemgetter(2), rows)), first=False)
@@ -84,8 +85,7 @@ def _render_part(part: _Part) -> PartResult:
     renderer = Renderer(part.fmt)
     with open(part.path, "wb") as out:
         buffer: list[str] = []
-        for record in iter_chunks(part.root, part.channel, part.window, part.chunks, part.filters,
-                                  problems=problems):
+        for record in iter_chunks(part.root, part.channel, part.window, part.chunks, part.filters, problems=problems):
             buffer.append(renderer.add(record))
             last_day = day_of(record)
             if count == 0:
@@ -103,8 +103,9 @@ class _Stitcher:
     """Copies finished parts to the output in order, mending the seams: the json array's brackets
     and commas, and a text day header that the previous part already wrote."""
 
-    def __init__(self, fmt: str, out: IO[bytes], on_chunk: Callable[[int], None] | None,
-                 problems: list[InputError] | None) -> None:
+    def __init__(
+        self, fmt: str, out: IO[bytes], on_chunk: Callable[[int], None] | None, problems: list[InputError] | None
+    ) -> None:
         self.fmt = fmt
         self.problems = problems
         self.out = out
@@ -137,7 +138,14 @@ class _Stitcher:
 
 
 def _parts_in_order(
-    root: str, channel: str, window: Window, chunks: Iterable[Chunk], *, fmt: str, filters: Filters, jobs: int,
+    root: str,
+    channel: str,
+    window: Window,
+    chunks: Iterable[Chunk],
+    *,
+    fmt: str,
+    filters: Filters,
+    jobs: int,
     keep_going: bool,
 ) -> Iterator[tuple[_Part, AsyncResult[PartResult]]]:
     """Start rendering `chunks` in parts on `jobs` workers; yield each part with its result, in
@@ -160,28 +168,45 @@ def _parts_in_order(
 
 
 def export_in_parts(
-    root: str, channel: str, window: Window, chunks: Iterable[Chunk], *, fmt: str, out: IO[bytes],
-    filters: Filters = NO_FILTERS, jobs: int = 2, on_chunk: Callable[[int], None] | None = None,
+    root: str,
+    channel: str,
+    window: Window,
+    chunks: Iterable[Chunk],
+    *,
+    fmt: str,
+    out: IO[bytes],
+    filters: Filters = NO_FILTERS,
+    jobs: int = 2,
+    on_chunk: Callable[[int], None] | None = None,
     problems: list[InputError] | None = None,
 ) -> int:
     """Render `chunks` in parts on `jobs` workers and write them to `out` in order; returns the
     number of records. Damaged files: as `stream.export` (`problems`)."""
     stitch = _Stitcher(fmt, out, on_chunk, problems)
-    for part, result in _parts_in_order(root, channel, window, chunks, fmt=fmt, filters=filters, jobs=jobs,
-                                        keep_going=problems is not None):
+    for part, result in _parts_in_order(
+        root, channel, window, chunks, fmt=fmt, filters=filters, jobs=jobs, keep_going=problems is not None
+    ):
         stitch.add(part, result)
     return stitch.finish()
 
 
 def records_in_parts(
-    root: str, channel: str, window: Window, chunks: Iterable[Chunk], *, filters: Filters = NO_FILTERS,
-    jobs: int = 2, on_chunk: Callable[[int], None] | None = None, problems: list[InputError] | None = None,
+    root: str,
+    channel: str,
+    window: Window,
+    chunks: Iterable[Chunk],
+    *,
+    filters: Filters = NO_FILTERS,
+    jobs: int = 2,
+    on_chunk: Callable[[int], None] | None = None,
+    problems: list[InputError] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """The records of `chunks`, in order, merged on `jobs` workers (each part as JSON lines in a
     temporary file): for the formats one renderer must see whole (`formats.WHOLE_WINDOW`).
     Damaged files: as `stream.export` (`problems`)."""
-    for part, result in _parts_in_order(root, channel, window, chunks, fmt="jsonl", filters=filters, jobs=jobs,
-                                        keep_going=problems is not None):
+    for part, result in _parts_in_order(
+        root, channel, window, chunks, fmt="jsonl", filters=filters, jobs=jobs, keep_going=problems is not None
+    ):
         path, _count, _first, _last, damaged = result.get()
         if problems is not None and damaged:
             problems.extend(InputError(*p) for p in damaged)

@@ -90,8 +90,13 @@ def _judge(line: bytes, record: dict[str, Any]) -> Lone | bytes | None:
         return None
     mid = message_id(record)
     if (
-        mid is not None and _plain(mid) and type(time_range) is int and time_range == 0 and kept_as_is(time)
-        and len(receivers) <= MAX_RECEIVERS and all(kept_as_is(v) for v in receivers.values())
+        mid is not None
+        and _plain(mid)
+        and type(time_range) is int
+        and time_range == 0
+        and kept_as_is(time)
+        and len(receivers) <= MAX_RECEIVERS
+        and all(kept_as_is(v) for v in receivers.values())
         and (b"\\ud" not in line or not _lone_surrogate(record))  # a surrogate is escaped: \udXXX
     ):
         return (time, 0, line, mid)

@@ -95,7 +95,7 @@ def canonical_order(records: Records) -> Records:
         while t < n and ties[t] == end:
             end += 1
             t += 1
-        records[start - 1:end] = sorted(records[start - 1:end], key=canonical_json)
+        records[start - 1 : end] = sorted(records[start - 1 : end], key=canonical_json)
     return records
 
 
@@ -116,8 +116,11 @@ def passing_through(view: RecordsFn) -> RecordsFn:
         rest: Records = []
         for record, mid in zip(records, ids, strict=True):
             if (
-                mid is not None and seen[mid] == 1 and record["time_range"] == 0
-                and type(record["time_range"]) is int and kept_as_is(record["time"])
+                mid is not None
+                and seen[mid] == 1
+                and record["time_range"] == 0
+                and type(record["time_range"]) is int
+                and kept_as_is(record["time"])
                 and _receivers_kept_as_is(record["receivers"])
             ):
                 alone.append(record)
@@ -300,8 +303,13 @@ def _context(minute: _Minute, core_ids: set[str], reread: Callable[[], MinuteRec
 
 
 def iter_window(
-    root: str, channel: str, window: Window, filters: Filters = NO_FILTERS, *,
-    view: RecordsFn | None = None, chunk_minutes: int = CHUNK_MINUTES,
+    root: str,
+    channel: str,
+    window: Window,
+    filters: Filters = NO_FILTERS,
+    *,
+    view: RecordsFn | None = None,
+    chunk_minutes: int = CHUNK_MINUTES,
 ) -> Iterator[dict[str, Any]]:
     """The records of `window`, merged, folded, selected, filtered and in canonical order, chunk by
     chunk. A damaged file raises replay's InputError naming it and its line."""
@@ -309,23 +317,37 @@ def iter_window(
 
 
 def iter_chunks(
-    root: str, channel: str, window: Window, chunks: Iterable[Chunk], filters: Filters = NO_FILTERS, *,
-    view: RecordsFn | None = None, on_chunk: Callable[[int], None] | None = None,
+    root: str,
+    channel: str,
+    window: Window,
+    chunks: Iterable[Chunk],
+    filters: Filters = NO_FILTERS,
+    *,
+    view: RecordsFn | None = None,
+    on_chunk: Callable[[int], None] | None = None,
     problems: list[InputError] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """The records `chunks` (a run of `plan_chunks(window)`) emit, in canonical order. Damaged
     files: see `read_minute` (`problems`). The records of `iter_chunk_rows`, the lines that pass
     through decoded here."""
-    for rows in iter_chunk_rows(root, channel, window, chunks, filters, view=view, on_chunk=on_chunk,
-                                problems=problems):
+    for rows in iter_chunk_rows(
+        root, channel, window, chunks, filters, view=view, on_chunk=on_chunk, problems=problems
+    ):
         for row in rows:
             yield row[4] if len(row) == 5 else decode_line(row[2])
 
 
 def iter_chunk_rows(
-    root: str, channel: str, window: Window, chunks: Iterable[Chunk], filters: Filters = NO_FILTERS, *,
-    view: RecordsFn | None = None, on_chunk: Callable[[int], None] | None = None,
-    problems: list[InputError] | None = None, lines: bool = False,
+    root: str,
+    channel: str,
+    window: Window,
+    chunks: Iterable[Chunk],
+    filters: Filters = NO_FILTERS,
+    *,
+    view: RecordsFn | None = None,
+    on_chunk: Callable[[int], None] | None = None,
+    problems: list[InputError] | None = None,
+    lines: bool = False,
 ) -> Iterator[list[Row]]:
     """What each of `chunks` (a run of `plan_chunks(window)`) emits, as `Row`s in canonical order:
     one list per chunk. With `lines`, every row holds its canonical line (json and jsonl print
@@ -361,8 +383,9 @@ def iter_chunk_rows(
                 except ArchiverError:
                     if files.scan is None:
                         raise
-                    rows = _reference_rows(files, cache, chunk, passing_through(default_view()), problems=problems,
-                                          lines=lines)
+                    rows = _reference_rows(
+                        files, cache, chunk, passing_through(default_view()), problems=problems, lines=lines
+                    )
             except ArchiverError as e:
                 raise ExportError(f"cannot merge the files of {batch_relpath(chunk.read_from, '')[0]}: {e}") from None
             core_from, core_to = _core(chunk)
@@ -383,8 +406,13 @@ def _core(chunk: Chunk) -> tuple[int, int]:
 
 
 def _reference_rows(
-    files: MinuteFiles, cache: dict[int, _Minute], chunk: Chunk, view: RecordsFn, *,
-    problems: list[InputError] | None, lines: bool,
+    files: MinuteFiles,
+    cache: dict[int, _Minute],
+    chunk: Chunk,
+    view: RecordsFn,
+    *,
+    problems: list[InputError] | None,
+    lines: bool,
 ) -> list[Row]:
     """The chunk read the way it was before lone lines passed through: every file decoded, each
     minute in the state the cache holds it (slimmed or whole), so the records reach the view in
@@ -400,8 +428,13 @@ def _reference_rows(
 
 
 def _chunk_rows(
-    files: MinuteFiles, cache: dict[int, _Minute], chunk: Chunk, view: RecordsFn | None, *,
-    problems: list[InputError] | None, lines: bool,
+    files: MinuteFiles,
+    cache: dict[int, _Minute],
+    chunk: Chunk,
+    view: RecordsFn | None,
+    *,
+    problems: list[InputError] | None,
+    lines: bool,
 ) -> list[Row]:
     """Every row the chunk's merge shows, in canonical order (not yet selected): `view`'s (then
     every file is decoded), or without one `merge.view.fold_rows`'s (the same rows)."""
@@ -432,8 +465,11 @@ def _chunk_rows(
         records.extend(decode_line(c[2]) for c in lone if c[3] in shared)
         lone = [c for c in lone if c[3] not in shared]
     if view is None:  # the merge and fold of fold_rows: the same rows as the view's, for less work
-        trim = None if chunk.emit_from is None else partial(
-            trim_content, before=chunk.emit_from, earliest=chunk.read_from + MAX_RANGE)
+        trim = (
+            None
+            if chunk.emit_from is None
+            else partial(trim_content, before=chunk.emit_from, earliest=chunk.read_from + MAX_RANGE)
+        )
         shown_rows = fold_rows(records, trim)
         del records
         rows: list[Row] = [(t, r, line, i, record) for i, (t, r, line, record) in enumerate(shown_rows)]
@@ -464,8 +500,12 @@ def _select(rows: list[Row], chunk: Chunk, window: Window, filters: Filters) -> 
     start, end, after, before = window.start, window.end, chunk.emit_from, chunk.emit_to
 
     def kept(row: Row) -> bool:
-        return bool((after is None or row[0] >= after) and (before is None or row[0] < before)
-                    and start <= row[0] + row[1] and row[0] < end)
+        return bool(
+            (after is None or row[0] >= after)
+            and (before is None or row[0] < before)
+            and start <= row[0] + row[1]
+            and row[0] < end
+        )
 
     # rows are in time order: those from `lo` (the later of the two lower bounds) up to `hi` (the
     # earlier upper bound) are kept when their range is not negative; before `lo` only a range
@@ -484,7 +524,10 @@ def _select(rows: list[Row], chunk: Chunk, window: Window, filters: Filters) -> 
 
 
 def write_export(
-    records: Iterable[dict[str, Any]], fmt: str, out: IO[bytes], playback: Playback | None = None,
+    records: Iterable[dict[str, Any]],
+    fmt: str,
+    out: IO[bytes],
+    playback: Playback | None = None,
 ) -> int:
     """Render `records` in `fmt` to `out` (UTF-8). Returns the number of records written."""
     renderer = Renderer(fmt, playback)
@@ -516,7 +559,7 @@ def write_lines(chunks: Iterable[list[Row]], fmt: str, out: IO[bytes]) -> int:
     count = 0
     for rows in chunks:
         for at in range(0, len(rows), WRITE_ROWS):
-            some = rows[at:at + WRITE_ROWS]
+            some = rows[at : at + WRITE_ROWS]
             out.writelines(renderer.add_lines(list(map(_LINE, some))))
             count += len(some)
     out.write(renderer.end().encode())
@@ -524,8 +567,16 @@ def write_lines(chunks: Iterable[list[Row]], fmt: str, out: IO[bytes]) -> int:
 
 
 def export(
-    root: str, channel: str, window: Window, fmt: str, out: IO[bytes], *, filters: Filters = NO_FILTERS,
-    jobs: int = 1, on_plan: Callable[[int], None] | None = None, on_chunk: Callable[[int], None] | None = None,
+    root: str,
+    channel: str,
+    window: Window,
+    fmt: str,
+    out: IO[bytes],
+    *,
+    filters: Filters = NO_FILTERS,
+    jobs: int = 1,
+    on_plan: Callable[[int], None] | None = None,
+    on_chunk: Callable[[int], None] | None = None,
     problems: list[InputError] | None = None,
     playback: Playback | None = None,
 ) -> int:
@@ -556,13 +607,24 @@ def export(
         written = write_export(records, fmt, out, playback or Playback(window.start, window.end))
     elif fmt in WHOLE_WINDOW:  # workers merge, this process renders
         channel_name(root, channel)  # fail before starting workers
-        records = parts.records_in_parts(root, channel, window, chunks, filters=filters, jobs=jobs, on_chunk=on_chunk,
-                                         problems=found)
+        records = parts.records_in_parts(
+            root, channel, window, chunks, filters=filters, jobs=jobs, on_chunk=on_chunk, problems=found
+        )
         written = write_export(records, fmt, out, playback or Playback(window.start, window.end))
     else:
         channel_name(root, channel)  # fail before starting workers
-        written = parts.export_in_parts(root, channel, window, chunks, fmt=fmt, out=out, filters=filters, jobs=jobs,
-                                        on_chunk=on_chunk, problems=found)
+        written = parts.export_in_parts(
+            root,
+            channel,
+            window,
+            chunks,
+            fmt=fmt,
+            out=out,
+            filters=filters,
+            jobs=jobs,
+            on_chunk=on_chunk,
+            problems=found,
+        )
     if problems is not None and found:
         # a file read by two chunks (or two parts) is reported once
         problems.extend({str(p): p for p in found}.values())

@@ -30,9 +30,7 @@ from formats.errors import InputError, UsageError
 
 BATCH_INTERVAL = 60
 
-RECORD_KEYS = frozenset(
-    ("command", "params", "sender", "user", "host", "tags", "receivers", "time", "time_range")
-)
+RECORD_KEYS = frozenset(("command", "params", "sender", "user", "host", "tags", "receivers", "time", "time_range"))
 # What a message is: every key but who received it when (`receivers`) and when it was sent.
 CONTENT_KEYS = ("command", "host", "params", "sender", "tags", "user")
 
@@ -51,7 +49,10 @@ class Record(TypedDict):
     time: float
     time_range: float
 
+
 _LONG_DIGITS = re.compile(rb"\d{19}")
+
+
 def ensure_ascii(raw: bytes) -> bytes:
     """Rewrite JSON text in UTF-8 (orjson's output) the way `json.dumps(..., ensure_ascii=True)` writes it.
 
@@ -123,8 +124,9 @@ def canonical_bytes_py(record: Mapping[str, Any]) -> bytes:
 
 
 # json.dumps's canonical bytes, compiled when built (byte-identical: tests/test_speedups.py).
-canonical_bytes = speedups.bind(canonical_bytes_py, "encode_record", configure="configure_encoder",
-                                with_=(canonical_bytes_py,))
+canonical_bytes = speedups.bind(
+    canonical_bytes_py, "encode_record", configure="configure_encoder", with_=(canonical_bytes_py,)
+)
 
 
 def canonical_json(record: Mapping[str, Any]) -> str:
@@ -133,7 +135,8 @@ def canonical_json(record: Mapping[str, Any]) -> str:
 
 
 def format_batch(
-    records: Iterable[Mapping[str, Any]], encode: Callable[[Mapping[str, Any]], bytes] | None = None,
+    records: Iterable[Mapping[str, Any]],
+    encode: Callable[[Mapping[str, Any]], bytes] | None = None,
 ) -> bytes:
     """The exact bytes of a batch file holding `records`: canonical lines, sorted, final newline.
     `encode` gives each record's canonical line (`canonical_bytes` unless given)."""
@@ -194,8 +197,13 @@ def parse_batch_name(hour: str, name: str) -> tuple[int, str] | None:
         return None
     try:
         moment = datetime(
-            int(h.group(1)), int(h.group(2)), int(h.group(3)), int(h.group(4)),
-            int(m.group(1)), int(m.group(2)), tzinfo=UTC,
+            int(h.group(1)),
+            int(h.group(2)),
+            int(h.group(3)),
+            int(h.group(4)),
+            int(m.group(1)),
+            int(m.group(2)),
+            tzinfo=UTC,
         )
     except ValueError:
         return None
@@ -226,10 +234,14 @@ def is_record_py(record: dict[str, Any]) -> bool:
     params = record["params"]
     receivers = record["receivers"]
     return (
-        type(params) is list and set(map(type, params)) <= _STR
+        type(params) is list
+        and set(map(type, params)) <= _STR
         and type(record["command"]) is str
-        and type(receivers) is dict and bool(receivers) and set(map(type, receivers.values())) <= _NUMBER
-        and type(record["time"]) in _NUMBER and type(record["time_range"]) in _NUMBER
+        and type(receivers) is dict
+        and bool(receivers)
+        and set(map(type, receivers.values())) <= _NUMBER
+        and type(record["time"]) in _NUMBER
+        and type(record["time_range"]) in _NUMBER
         and (record["sender"] is None or type(record["sender"]) is str)
         and (record["user"] is None or type(record["user"]) is str)
         and (record["host"] is None or type(record["host"]) is str)

@@ -47,7 +47,7 @@ def _params(line: str, pos: int) -> list[str]:
     params: list[str] = []
     for word in _WORD_RE.finditer(line, pos):
         if word[0][0] == ":":
-            params.append(line[word.start() + 1:])
+            params.append(line[word.start() + 1 :])
             break
         params.append(word[0])
     return params
@@ -111,9 +111,12 @@ class Message:
         """Serialise to one IRC line (without CRLF) that `parse` reads back equal."""
         parts = []
         if self.tags is not None:
-            parts.append("@" + ";".join(
-                key if value is None else f"{key}={escape_tag_value(value)}" for key, value in self.tags.items()
-            ))
+            parts.append(
+                "@"
+                + ";".join(
+                    key if value is None else f"{key}={escape_tag_value(value)}" for key, value in self.tags.items()
+                )
+            )
         if self.source is not None:
             parts.append(":" + self.source)
         parts.append(self.command)
@@ -150,7 +153,7 @@ def parse(line: str) -> Message:
         end = line.find(" ", pos)
         if end < 0:
             raise IRCParseError("source but no command")
-        source = line[pos + 1:end]
+        source = line[pos + 1 : end]
         if not source:
             raise IRCParseError("empty source")
         pos = end
@@ -233,13 +236,13 @@ def parse_compat_py(line: str) -> CompatFields:
         end = line.find(" ", pos)
         if end < 0:
             raise IRCParseError("no command")
-        sender, user, host = _split_prefix(line[pos + 1:end])
+        sender, user, host = _split_prefix(line[pos + 1 : end])
         pos = end + 1
     end = line.find(" ", pos)
     if end < 0:
         return line[pos:].upper(), [], sender, user, host, tags
     command = line[pos:end].upper()
-    rest = line[end + 1:]  # not empty: a stripped line does not end with a space
+    rest = line[end + 1 :]  # not empty: a stripped line does not end with a space
     if rest[0] == ":":
         params = [rest[1:]]
     else:
@@ -248,10 +251,8 @@ def parse_compat_py(line: str) -> CompatFields:
             params = rest.split(" ")
         else:
             params = rest[:i].split(" ")
-            params.append(rest[i + 2:])
+            params.append(rest[i + 2 :])
     return command, params, sender, user, host, tags
-
-
 
 
 def parse_compat_words(line: str) -> CompatFields:

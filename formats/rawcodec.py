@@ -67,8 +67,15 @@ class Header:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "kind": HEADER, "format": FORMAT_NAME, "version": self.version, "recorder": self.recorder,
-            "slug": self.slug, "host": self.host, "software": self.software, "seq": self.seq, "at": self.at,
+            "kind": HEADER,
+            "format": FORMAT_NAME,
+            "version": self.version,
+            "recorder": self.recorder,
+            "slug": self.slug,
+            "host": self.host,
+            "software": self.software,
+            "seq": self.seq,
+            "at": self.at,
         }
 
 
@@ -158,8 +165,12 @@ def decode_line(data: bytes) -> Header | Event:
         if version not in READABLE_VERSIONS:
             raise InputError(f"raw format version {version} is not supported (this reads 1 and 2)")
         return Header(
-            recorder=check_recorder_name(_str(obj, "recorder")), slug=check_slug(_str(obj, "slug")),
-            host=_str(obj, "host"), software=_str(obj, "software"), seq=_int(obj, "seq"), at=_int(obj, "at"),
+            recorder=check_recorder_name(_str(obj, "recorder")),
+            slug=check_slug(_str(obj, "slug")),
+            host=_str(obj, "host"),
+            software=_str(obj, "software"),
+            seq=_int(obj, "seq"),
+            at=_int(obj, "at"),
             version=version,
         )
     if kind not in EVENT_KINDS:

@@ -187,7 +187,9 @@ def group_streams(paths: Iterable[str], problems: list[Problem]) -> list[Stream]
 
 
 def iter_stream_blocks(
-    stream: Stream, problems: list[Problem], on_file_done: Callable[[str], None] | None = None,
+    stream: Stream,
+    problems: list[Problem],
+    on_file_done: Callable[[str], None] | None = None,
 ) -> Iterator[tuple[RawFileReader, int, bytes]]:
     """A process's raw lines in blocks, file by file in sequence order: (the file's reader, number
     of the first line, the block as `RawFileReader.blocks` gives it). `on_file_done` is called once
@@ -201,7 +203,9 @@ def iter_stream_blocks(
 
 
 def iter_stream_events(
-    stream: Stream, problems: list[Problem], on_file_done: Callable[[str], None] | None = None,
+    stream: Stream,
+    problems: list[Problem],
+    on_file_done: Callable[[str], None] | None = None,
 ) -> Iterator[Event]:
     """A process's events in sequence order. Repeated sequence numbers (the same hour given both
     plain and gzipped, or a file given twice) are read once."""

@@ -58,8 +58,14 @@ def load(module: str = "formats._speedups") -> ModuleType | None:
         return None
 
 
-def bind(reference: F, name: str, module: str = "formats._speedups", *, configure: str = "configure",
-         with_: tuple[Any, ...] = ()) -> F:
+def bind(
+    reference: F,
+    name: str,
+    module: str = "formats._speedups",
+    *,
+    configure: str = "configure",
+    with_: tuple[Any, ...] = (),
+) -> F:
     """The compiled twin `module.name` of the pure `reference`, or `reference` itself on the pure
     path. The twin is first told `module.configure(*with_)` (usually the reference functions it
     hands odd input to)."""

@@ -32,6 +32,7 @@ TEMP_SUFFIX = ".temp"
 # Where a merge moves damaged batch files: ROOT/quarantine/CHANNEL/chat/HOUR/NAME (never deleted).
 QUARANTINE = "quarantine"
 
+
 def channel_chat_dir(root: str, channel: str) -> str:
     return os.path.join(root, check_channel_dirname(channel), "chat")
 

@@ -104,7 +104,10 @@ def parse_since(text: str, now: float) -> float:
 
 
 def parse_window(
-    since: str | None, until: str | None, *, names: tuple[str, str] = ("--since", "--until"),
+    since: str | None,
+    until: str | None,
+    *,
+    names: tuple[str, str] = ("--since", "--until"),
 ) -> tuple[float | None, float | None]:
     """Both ends of a half-open window `[since, until)` (None: open on that side).
 

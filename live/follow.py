@@ -135,7 +135,7 @@ class _GzCursor:
         except zlib.error:
             if self._start + len(self._buf) <= offset:
                 raise
-        return self._buf[offset - self._start: offset - self._start + size]
+        return self._buf[offset - self._start : offset - self._start + size]
 
     def close(self) -> None:
         self._f.close()
@@ -190,8 +190,14 @@ class _Tail:
     def to_json(self) -> dict[str, Any]:
         path = self.files.get(self.first_seq) if self.first_seq is not None else None
         return {
-            "recorder": self.key[0], "slug": self.key[1], "first_seq": self.first_seq, "path": path,
-            "offset": self.offset, "line": self.line, "last_seq": self.last_seq, "last_at": self.last_at,
+            "recorder": self.key[0],
+            "slug": self.key[1],
+            "first_seq": self.first_seq,
+            "path": path,
+            "offset": self.offset,
+            "line": self.line,
+            "last_seq": self.last_seq,
+            "last_at": self.last_at,
             "flushed": self.flushed,
             "fingerprint": self.fingerprint(path) if path else None,
             "engine": self.engine.state() if self.engine is not None else None,
@@ -269,8 +275,15 @@ class Follower:
             elif path is not None and checkpoint.fingerprint(read_range, path, saved["offset"]) != saved["fingerprint"]:
                 problem = f"{path} differs from what was read before (edited, truncated or replaced)"
             state = saved["engine"]
-            engine = None if state is None else StreamReplayer.from_state(
-                tail.key[0], tail.key[1], state, timing=self.opts.timing,
+            engine = (
+                None
+                if state is None
+                else StreamReplayer.from_state(
+                    tail.key[0],
+                    tail.key[1],
+                    state,
+                    timing=self.opts.timing,
+                )
             )
         except InputError as e:
             problem = str(e)
@@ -451,7 +464,7 @@ class Follower:
         status.lines_read += len(lines)
         problems = engine.stats.problems
         if len(problems) > tail.problems_seen:
-            for text in problems[tail.problems_seen:]:
+            for text in problems[tail.problems_seen :]:
                 self._problem(text)
             tail.problems_seen = len(problems)
 
@@ -501,8 +514,11 @@ class Follower:
             path = tail.files[tail.first_seq]
             if read_range(path, tail.offset, self.opts.chunk):
                 self._torn(tail, tail.first_seq, path)
-        self.log("info", f"stream {tail.key[0]}.{tail.key[1]} silent for {self.opts.idle:g} s: "
-                         "its open batches are written (it ended)")
+        self.log(
+            "info",
+            f"stream {tail.key[0]}.{tail.key[1]} silent for {self.opts.idle:g} s: "
+            "its open batches are written (it ended)",
+        )
 
     # -- one pass -----------------------------------------------------------------------------
     def pass_once(self, final: bool = False) -> bool:
@@ -514,8 +530,12 @@ class Follower:
         now = time.monotonic()
         for key in sorted(self.tails):
             tail = self.tails[key]
-            if (tail.engine is not None and not tail.flushed and tail.engine.open_batches
-                    and now - tail.grew >= self.opts.idle):
+            if (
+                tail.engine is not None
+                and not tail.flushed
+                and tail.engine.open_batches
+                and now - tail.grew >= self.opts.idle
+            ):
                 self._flush_ended(tail)
         if self._touched:
             self._merge()
@@ -546,8 +566,7 @@ class Follower:
             try:
                 if merger is None:
                     merge_tree(self.opts.out_root, channels=[channel], on_problem=self._merge_problem)
-                    self._mergers[channel] = ChannelMerger(self.opts.out_root, channel,
-                                                           on_problem=self._merge_problem)
+                    self._mergers[channel] = ChannelMerger(self.opts.out_root, channel, on_problem=self._merge_problem)
                 else:
                     merger.merge_minutes(minutes)
             except ArchiverError as e:  # files that cannot be merged now: said, retried next time
@@ -600,9 +619,7 @@ class Follower:
 
     def caught_up(self) -> bool:
         """Nothing left to write: every stream is read and its batches closed or written as ended."""
-        return all(
-            t.engine is None or t.flushed or not t.engine.open_batches for t in self.tails.values()
-        )
+        return all(t.engine is None or t.flushed or not t.engine.open_batches for t in self.tails.values())
 
     # -- the loop -----------------------------------------------------------------------------
     def run(self, stop: threading.Event | None = None) -> FollowStatus:
@@ -614,8 +631,11 @@ class Follower:
             os.makedirs(self.opts.out_root, exist_ok=True)
             self.discover()
             for key in sorted(self._unverified):
-                self.log("warn", f"checkpoint names stream {key[0]}.{key[1]}, but no raw files of it are "
-                                 "found: its archive stays as it is; it is followed again if its files come back")
+                self.log(
+                    "warn",
+                    f"checkpoint names stream {key[0]}.{key[1]}, but no raw files of it are "
+                    "found: its archive stays as it is; it is followed again if its files come back",
+                )
             while True:
                 stopping = stop.is_set()
                 read_any = self.pass_once(final=stopping)
@@ -641,7 +661,6 @@ FAST_WINDOW = 2.0
 # of objects) again and again, pausing a pass for up to a second: it runs every few minutes instead,
 # for the rare cycle made elsewhere (an exception's traceback).
 GC_EVERY = 300.0
-
 
 
 def follow(opts: FollowOptions, stop: threading.Event | None = None, log: Log = _quiet) -> FollowStatus:

@@ -56,8 +56,13 @@ class _Child:
 
 class Supervisor:
     def __init__(
-        self, children: list[ChildSpec], *, log: Log, state_path: str | None = None,
-        backoff_max: float = 30.0, grace: float = 30.0,
+        self,
+        children: list[ChildSpec],
+        *,
+        log: Log,
+        state_path: str | None = None,
+        backoff_max: float = 30.0,
+        grace: float = 30.0,
     ) -> None:
         self.first_backoff = min(1.0, backoff_max)
         self.children = [_Child(c, backoff=self.first_backoff) for c in children]
@@ -81,8 +86,11 @@ class Supervisor:
         state = {
             "supervisor": os.getpid(),
             "children": {
-                c.spec.name: {"role": c.spec.role, "pid": c.proc.pid if c.proc and c.proc.poll() is None else None,
-                              "restarts": c.restarts}
+                c.spec.name: {
+                    "role": c.spec.role,
+                    "pid": c.proc.pid if c.proc and c.proc.poll() is None else None,
+                    "restarts": c.restarts,
+                }
                 for c in self.children
             },
         }
@@ -173,18 +181,22 @@ class ArchiveCollector(Collector):
             up.add_metric([name], 1.0 if running else 0.0)
         yield up
         restarts = CounterMetricFamily(
-            f"{PREFIX}_restarts", "Times a child process was started again after it exited.", labels=["child"],
+            f"{PREFIX}_restarts",
+            "Times a child process was started again after it exited.",
+            labels=["child"],
         )
         for name, n in sorted(self.supervisor.restarts().items()):
             restarts.add_metric([name], n)
         yield restarts
         s = read_status(self.follower_status)
         yield GaugeMetricFamily(
-            f"{PREFIX}_lines_behind", "Raw lines written but not yet read by the follower (estimated from bytes).",
+            f"{PREFIX}_lines_behind",
+            "Raw lines written but not yet read by the follower (estimated from bytes).",
             value=s.get("lines_behind", 0),
         )
         yield GaugeMetricFamily(
-            f"{PREFIX}_bytes_behind", "Raw bytes written but not yet read by the follower.",
+            f"{PREFIX}_bytes_behind",
+            "Raw bytes written but not yet read by the follower.",
             value=s.get("bytes_behind", 0),
         )
         yield GaugeMetricFamily(
@@ -193,15 +205,18 @@ class ArchiveCollector(Collector):
             value=s.get("seconds_behind", 0.0),
         )
         yield CounterMetricFamily(
-            f"{PREFIX}_batches_written", "Batch files the follower wrote (since it last started).",
+            f"{PREFIX}_batches_written",
+            "Batch files the follower wrote (since it last started).",
             value=s.get("batches_written", 0),
         )
         yield CounterMetricFamily(
-            f"{PREFIX}_merge_passes", "Merge passes over the minutes the follower wrote (since it last started).",
+            f"{PREFIX}_merge_passes",
+            "Merge passes over the minutes the follower wrote (since it last started).",
             value=s.get("merge_passes", 0),
         )
         last = GaugeMetricFamily(
-            f"{PREFIX}_last_batch_time", "Start (Unix seconds) of the latest batch written, by channel.",
+            f"{PREFIX}_last_batch_time",
+            "Start (Unix seconds) of the latest batch written, by channel.",
             labels=["channel"],
         )
         for channel, t in sorted(s.get("last_batch_time", {}).items()):

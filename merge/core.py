@@ -170,8 +170,9 @@ class _IdGroup:
 Name = TypeVar("Name", str, bytes)
 
 
-def add_receiver_time(receivers: dict[Name, Number], dups: dict[Name, set[NumKey]] | None, name: Name,
-                      when: Number) -> dict[Name, set[NumKey]] | None:
+def add_receiver_time(
+    receivers: dict[Name, Number], dups: dict[Name, set[NumKey]] | None, name: Name, when: Number
+) -> dict[Name, set[NumKey]] | None:
     """One receiver's sighting of an id group: it keeps its earliest time (an int before an equal
     float); a second, different time is a duplicate delivery, noted in `dups` (distinct times per
     receiver, made when first needed). Returns `dups`."""
@@ -314,8 +315,14 @@ class Merger:
             try:
                 # A tuple of the content's values, not a new dict: it is compared (ids) or
                 # serialised (id-less) once, and kept only for a group's first record.
-                content = (record["command"], record["host"], record["params"], record["sender"], record["tags"],
-                           record["user"])
+                content = (
+                    record["command"],
+                    record["host"],
+                    record["params"],
+                    record["sender"],
+                    record["tags"],
+                    record["user"],
+                )
                 receivers = record["receivers"]
                 time = _num(record["time"], "time")
                 time_range = _num(record["time_range"], "time_range")

@@ -170,8 +170,9 @@ def check_parsed(records: list[dict[str, Any]], path: str) -> None:
             try:
                 batch_relpath(batch_time, "")  # a minute the layout can name (years 1 to 9999)
             except (OverflowError, ValueError, OSError):
-                raise InputError(f"time {record['time']!r} is outside any batch the layout can name", path,
-                                 number) from None
+                raise InputError(
+                    f"time {record['time']!r} is outside any batch the layout can name", path, number
+                ) from None
             placed.add(batch_time)
 
 
@@ -182,8 +183,9 @@ class _Entry:
 
     __slots__ = ("data", "ids", "lines", "records")
 
-    def __init__(self, data: bytes | None, records: list[dict[str, Any]] | None = None, lines: Any = None,
-                 ids: Any = None) -> None:
+    def __init__(
+        self, data: bytes | None, records: list[dict[str, Any]] | None = None, lines: Any = None, ids: Any = None
+    ) -> None:
         # the bytes serve the scanner only: without it (the pure path) a file is its records
         self.data = data if scan_file is not None or records is None else None
         self.records = records
@@ -246,8 +248,11 @@ class _Channel:
         return by_minute
 
     def files_at(self, minute: int) -> list[tuple[str, str]]:
-        return [(bf.path, bf.digest) for bf in minute_batch_files(self.root, self.channel, minute)
-                if bf.path not in self.bad]
+        return [
+            (bf.path, bf.digest)
+            for bf in minute_batch_files(self.root, self.channel, minute)
+            if bf.path not in self.bad
+        ]
 
     # -- reading, with damage handling ---------------------------------------------------------
     def read(self, path: str, digest: str, minute: int) -> _Entry | None:
@@ -416,8 +421,11 @@ class _Channel:
         """The window's plan: on the scanned lines when every file scans and the window is one the
         byte path handles (merge/fastplan.py), else the reference on the decoded records."""
         if scan_file is not None:
-            scanned = [(m, path, digest, entry.scanned() if m == minute else entry.neighbour())
-                       for m, found in entries.items() for path, digest, entry in found]
+            scanned = [
+                (m, path, digest, entry.scanned() if m == minute else entry.neighbour())
+                for m, found in entries.items()
+                for path, digest, entry in found
+            ]
             if all(lines is not None for _m, _path, _digest, lines in scanned):  # every file scans
                 own = [LinesFile(m, digest, path, lines) for m, path, digest, lines in scanned if m == minute]
                 neighbours = [lines for m, _path, _digest, lines in scanned if m != minute]
@@ -425,8 +433,10 @@ class _Channel:
                 if fast is not False:
                     assert fast is None or isinstance(fast, WindowPlan)
                     return fast
-        files = {m: [InputFile(m, digest, path, entry.decoded()) for path, digest, entry in found]
-                 for m, found in entries.items()}
+        files = {
+            m: [InputFile(m, digest, path, entry.decoded()) for path, digest, entry in found]
+            for m, found in entries.items()
+        }
         return plan_window(minute, files, full=full)
 
     def prune(self, minute: int) -> None:
@@ -528,8 +538,9 @@ class ChannelMerger:
     be read and cannot be moved are reported once, not at every call.
     """
 
-    def __init__(self, root: str, channel: str, *, on_problem: ProblemHook | None = None,
-                 quarantine: bool = True) -> None:
+    def __init__(
+        self, root: str, channel: str, *, on_problem: ProblemHook | None = None, quarantine: bool = True
+    ) -> None:
         self._state = _Channel(root, channel, MergeStats(), quarantine, on_problem)
 
     @property
@@ -566,9 +577,16 @@ class ChannelMerger:
         return stats
 
 
-def watch(root: str, interval: float, *, channels: Iterable[str] | None = None, quarantine: bool = True,
-          on_problem: ProblemHook | None = None, on_pass: Callable[[MergeStats], None] | None = None,
-          passes: int | None = None) -> MergeStats:
+def watch(
+    root: str,
+    interval: float,
+    *,
+    channels: Iterable[str] | None = None,
+    quarantine: bool = True,
+    on_problem: ProblemHook | None = None,
+    on_pass: Callable[[MergeStats], None] | None = None,
+    passes: int | None = None,
+) -> MergeStats:
     """Run `merge_tree` every `interval` seconds (forever, or `passes` times); return the totals.
 
     For an archive that recorders keep writing to: each pass merges what arrived since the last.
@@ -590,7 +608,8 @@ def watch(root: str, interval: float, *, channels: Iterable[str] | None = None, 
     return total
 
 
-def report_damaged(root: str, channel: str, path: str, message: str, *, stats: MergeStats,
-                   on_problem: ProblemHook | None) -> None:
+def report_damaged(
+    root: str, channel: str, path: str, message: str, *, stats: MergeStats, on_problem: ProblemHook | None
+) -> None:
     """Quarantine a damaged batch file of `root` and report it, as a merge of `root` would."""
     _Channel(root, channel, stats, True, on_problem).report(path, message, None)

@@ -33,7 +33,7 @@ def _splice(first: Scanned, receivers_text: bytes, numbers_text: bytes) -> bytes
     """A line of `first`'s content with these receivers (`"name":when,...`) and numbers
     (`TIME,"time_range":RANGE`)."""
     content, a, k = first[0], first[1], first[2]
-    return b"".join((content[:a], b"{", receivers_text, b"}", content[a:a + k], numbers_text, content[a + k:]))
+    return b"".join((content[:a], b"{", receivers_text, b"}", content[a : a + k], numbers_text, content[a + k :]))
 
 
 def _receivers_text(receivers: list[tuple[bytes, Number]]) -> bytes:
@@ -87,8 +87,14 @@ def fold_common_py(files: Sequence[Sequence[Scanned]]) -> Common:
         first = group[0]
         numbers, r = first[8], first[6]
         names = [next(iter(s[4])) for s in group if len(s[4]) == 1]
-        if not (len(group) <= 16 and type(r) is int and r == 0 and len(names) == len(group)
-                and all(s[8] == numbers for s in group) and len(set(names)) == len(names)):
+        if not (
+            len(group) <= 16
+            and type(r) is int
+            and r == 0
+            and len(names) == len(group)
+            and all(s[8] == numbers for s in group)
+            and len(set(names)) == len(names)
+        ):
             rest.extend(group)
             continue
         texts = [s[7] for _name, s in sorted(zip(names, group, strict=True), key=lambda pair: pair[0])]
@@ -124,7 +130,10 @@ fold_lines: Callable[[int, list[Any], list[Any]], Folded | None] | None = (
 
 
 def plan_window_bytes(
-    minute: int, files: Mapping[int, Sequence[ScannedFile]], *, full: bool = False,
+    minute: int,
+    files: Mapping[int, Sequence[ScannedFile]],
+    *,
+    full: bool = False,
 ) -> WindowPlan | bool | None:
     """`plan_window(minute, files, full=full)` for the files scanned; False when this is not a window
     it handles (see above): the caller then runs `plan_window` on the decoded records."""
@@ -140,7 +149,11 @@ def plan_window_bytes(
 
 
 def plan_window_lines(
-    minute: int, own_files: Sequence[LinesFile], neighbours: Sequence[Any], *, full: bool = False,
+    minute: int,
+    own_files: Sequence[LinesFile],
+    neighbours: Sequence[Any],
+    *,
+    full: bool = False,
 ) -> WindowPlan | bool | None:
     """`plan_window_bytes` for files kept as `Lines` (the compiled scanner's, `own_files` the
     minute's, `neighbours` the files of the minutes before and after): the same plan, folded by
@@ -152,8 +165,9 @@ def plan_window_lines(
     return _plan(minute, own_files, sum(len(f.lines) for f in own_files), folded, full)
 
 
-def _plan(minute: int, own_files: Sequence[ScannedFile | LinesFile], records_in: int, folded: Folded,
-          full: bool) -> WindowPlan | None:
+def _plan(
+    minute: int, own_files: Sequence[ScannedFile | LinesFile], records_in: int, folded: Folded, full: bool
+) -> WindowPlan | None:
     """The plan of a window handled by the byte path, from its folded common groups: the rest of
     the lines are grouped and folded as `Merger` does, and every line is spliced."""
     items, rest, observations, id_conflicts, summary = folded

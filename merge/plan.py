@@ -166,13 +166,16 @@ def plan_window(minute: int, files: Mapping[int, Sequence[InputFile]], *, full: 
     touched = {minute} | {t for t in merged.entangled() if isinstance(t, int)}
     by_batch = merged.by_batch()
     if (
-        full and touched == {minute} and len(own_files) == 1
+        full
+        and touched == {minute}
+        and len(own_files) == 1
         and content_hash(items_to_bytes(by_batch.get(minute, []))) == own_files[0].digest
     ):
         return None  # already what a merge would write
     outputs = tuple(
         OutputFile(t, items_to_bytes(items), [item[3] for item in items])
-        for t in sorted(touched) if (items := by_batch.get(t))
+        for t in sorted(touched)
+        if (items := by_batch.get(t))
     )
     rewritten = {(o.minute, o.digest) for o in outputs}
     replaced = [f for m in included if m in touched for f in files.get(m, ())]

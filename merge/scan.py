@@ -90,10 +90,15 @@ def scan_line_py(line: bytes) -> Scanned | None:
     d = line.rindex(b',"user":')
     mid = message_id(record)
     return (
-        line[:a] + line[b:c] + line[d:], a, c - b,
+        line[:a] + line[b:c] + line[d:],
+        a,
+        c - b,
         None if mid is None else json.dumps(mid)[1:-1].encode("ascii"),
-        {name.encode("ascii"): when for name, when in receivers.items()}, time, time_range,
-        line[a + 1:b - 1], line[c:d],
+        {name.encode("ascii"): when for name, when in receivers.items()},
+        time,
+        time_range,
+        line[a + 1 : b - 1],
+        line[c:d],
     )
 
 

@@ -27,7 +27,8 @@ def normalise_channel(name: str, dialect: str = DIALECT_TWITCH) -> str:
     pattern = _TWITCH_RE if dialect == DIALECT_TWITCH else _IRCV3_RE
     if not pattern.fullmatch(lowered):
         allowed = (
-            "1-25 letters, digits or '_'" if dialect == DIALECT_TWITCH
+            "1-25 letters, digits or '_'"
+            if dialect == DIALECT_TWITCH
             else "1-50 letters, digits, '_', '-' or '.', not starting with '-' or '.'"
         )
         raise UsageError(f"{name!r} is not a plain channel name ({allowed}, optionally after '#')")

@@ -77,10 +77,19 @@ class Connection(threading.Thread):
     """A connection attempt and, if it opens, its whole life."""
 
     def __init__(
-        self, *, url: str, dialect: str, session_config: SessionConfig, writer: RawWriter,
-        report: Callable[[ConnEvent], None], next_index: Callable[[], int],
-        counts: dict[tuple[str, str], int], count_sent: Callable[[str], None],
-        on_line: Callable[[float], None], connect_timeout: float = 10.0, overlap_max: float = 120.0,
+        self,
+        *,
+        url: str,
+        dialect: str,
+        session_config: SessionConfig,
+        writer: RawWriter,
+        report: Callable[[ConnEvent], None],
+        next_index: Callable[[], int],
+        counts: dict[tuple[str, str], int],
+        count_sent: Callable[[str], None],
+        on_line: Callable[[float], None],
+        connect_timeout: float = 10.0,
+        overlap_max: float = 120.0,
         sslopt: dict[str, object] | None = None,
     ) -> None:
         super().__init__(name="recorder-connection", daemon=True)
@@ -221,7 +230,8 @@ class Connection(threading.Thread):
             if self._retire_at is not None and now >= self._retire_at:
                 return f"closed by us {self.overlap_max:g} s after RECONNECT"
             if (
-                not self._all_joined and self._welcomed_at is not None
+                not self._all_joined
+                and self._welcomed_at is not None
                 and now - self._welcomed_at >= self.session_config.silence_limit
             ):
                 # A channel that never becomes ready (refused, banned) must not keep an older,

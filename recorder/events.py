@@ -110,6 +110,16 @@ class Warned:
 
 
 ConnEvent = (
-    ConnectFailed | Opened | LoggedIn | AllJoined | Chatting | ReconnectAsked | Stalled | Closed
-    | LoginRefused | StorageFailed | Note | Warned
+    ConnectFailed
+    | Opened
+    | LoggedIn
+    | AllJoined
+    | Chatting
+    | ReconnectAsked
+    | Stalled
+    | Closed
+    | LoginRefused
+    | StorageFailed
+    | Note
+    | Warned
 )

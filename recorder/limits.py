@@ -24,7 +24,11 @@ class Backoff:
     """Capped exponential backoff with equal jitter."""
 
     def __init__(
-        self, base: float = 1.0, cap: float = 60.0, *, rand: Callable[[], float] = random.random,
+        self,
+        base: float = 1.0,
+        cap: float = 60.0,
+        *,
+        rand: Callable[[], float] = random.random,
     ) -> None:
         if not 0 < base <= cap:
             raise ValueError("need 0 < base <= cap")

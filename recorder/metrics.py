@@ -66,7 +66,10 @@ class RecorderCollector(Collector):
     """Turns `Stats` and the writer's counters into Prometheus metric families at scrape time."""
 
     def __init__(
-        self, stats: Stats, bytes_written: Callable[[], int], fsyncs: Callable[[], tuple[int, float]],
+        self,
+        stats: Stats,
+        bytes_written: Callable[[], int],
+        fsyncs: Callable[[], tuple[int, float]],
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.stats = stats
@@ -77,7 +80,8 @@ class RecorderCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         s = self.stats
         lines = CounterMetricFamily(
-            f"{PREFIX}_lines_received", "IRC lines received and recorded, by channel and command.",
+            f"{PREFIX}_lines_received",
+            "IRC lines received and recorded, by channel and command.",
             labels=["channel", "command"],
         )
         for (channel, command), n in sorted(s.lines_total().items()):
@@ -88,11 +92,15 @@ class RecorderCollector(Collector):
             sent.add_metric([command], n)
         yield sent
         yield CounterMetricFamily(
-            f"{PREFIX}_connections_opened", "WebSocket connections opened.", value=s.connections_opened,
+            f"{PREFIX}_connections_opened",
+            "WebSocket connections opened.",
+            value=s.connections_opened,
         )
         yield GaugeMetricFamily(f"{PREFIX}_connections_open", "Connections open now.", value=s.connections_open)
         yield CounterMetricFamily(
-            f"{PREFIX}_connect_failures", "Connection attempts that failed.", value=s.connect_failures,
+            f"{PREFIX}_connect_failures",
+            "Connection attempts that failed.",
+            value=s.connect_failures,
         )
         reconnects = CounterMetricFamily(
             f"{PREFIX}_reconnects",
@@ -103,7 +111,9 @@ class RecorderCollector(Collector):
             reconnects.add_metric([reason], n)
         yield reconnects
         yield CounterMetricFamily(
-            f"{PREFIX}_bytes_written", "Bytes appended to the raw recording.", value=self.bytes_written(),
+            f"{PREFIX}_bytes_written",
+            "Bytes appended to the raw recording.",
+            value=self.bytes_written(),
         )
         last = s.last_line_monotonic if s.last_line_monotonic is not None else s.started_monotonic
         yield GaugeMetricFamily(
@@ -113,13 +123,17 @@ class RecorderCollector(Collector):
         )
         count, seconds = self.fsyncs()
         yield SummaryMetricFamily(
-            f"{PREFIX}_fsync_seconds", "Time spent in fsync of the raw recording.",
-            count_value=count, sum_value=seconds,
+            f"{PREFIX}_fsync_seconds",
+            "Time spent in fsync of the raw recording.",
+            count_value=count,
+            sum_value=seconds,
         )
 
 
 def serve(
-    collector: Collector, port: int, addr: str = "127.0.0.1",
+    collector: Collector,
+    port: int,
+    addr: str = "127.0.0.1",
 ) -> tuple[WSGIServer, threading.Thread]:
     """Serve /metrics on addr:port in a thread; the caller shuts the server down."""
     registry = CollectorRegistry(auto_describe=False)

@@ -60,8 +60,15 @@ class RawWriter:
     """
 
     def __init__(
-        self, out_dir: str, recorder: str, slug: str, host: str, software: str, *,
-        fsync_interval: float = 1.0, gzip_finished: bool = False,
+        self,
+        out_dir: str,
+        recorder: str,
+        slug: str,
+        host: str,
+        software: str,
+        *,
+        fsync_interval: float = 1.0,
+        gzip_finished: bool = False,
         monotonic: Callable[[], float] = time.monotonic,
         on_rotate: Callable[[str], None] | None = None,
     ) -> None:

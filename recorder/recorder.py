@@ -118,11 +118,17 @@ class Recorder:
         self.nick = config.nick or anonymous_nick()
         self.stats = Stats()
         self.writer = RawWriter(
-            config.out_dir, self.name, self.slug, socket.gethostname(), SOFTWARE,
-            fsync_interval=config.fsync_interval, gzip_finished=config.gzip_finished,
+            config.out_dir,
+            self.name,
+            self.slug,
+            socket.gethostname(),
+            SOFTWARE,
+            fsync_interval=config.fsync_interval,
+            gzip_finished=config.gzip_finished,
         )
         self.collector = RecorderCollector(
-            self.stats, lambda: self.writer.bytes_written,
+            self.stats,
+            lambda: self.writer.bytes_written,
             lambda: (self.writer.fsync_count, self.writer.fsync_seconds_total),
         )
         self._events: queue.Queue[ConnEvent] = queue.Queue()
@@ -138,10 +144,17 @@ class Recorder:
     def session_config(self) -> SessionConfig:
         c = self.config
         return SessionConfig(
-            dialect=c.dialect, channels=c.channels, nick=self.nick, token=c.token,
-            ping_after=c.ping_after, ping_timeout=c.ping_timeout, silence_limit=c.silence_limit,
+            dialect=c.dialect,
+            channels=c.channels,
+            nick=self.nick,
+            token=c.token,
+            ping_after=c.ping_after,
+            ping_timeout=c.ping_timeout,
+            silence_limit=c.silence_limit,
             register_timeout=c.register_timeout,
-            join_limit=c.join_limit, join_window=c.join_window, rejoin_after=c.rejoin_after,
+            join_limit=c.join_limit,
+            join_window=c.join_window,
+            rejoin_after=c.rejoin_after,
         )
 
     def stop(self) -> None:
@@ -166,10 +179,18 @@ class Recorder:
         counts: dict[tuple[str, str], int] = {}
         self.stats.add_live(counts)
         conn = Connection(
-            url=c.server, dialect=c.dialect, session_config=self.session_config, writer=self.writer,
-            report=self._events.put, next_index=self._take_index, counts=counts,
-            count_sent=self._count_sent, on_line=self._on_line, connect_timeout=c.connect_timeout,
-            overlap_max=c.overlap_max, sslopt=c.sslopt,
+            url=c.server,
+            dialect=c.dialect,
+            session_config=self.session_config,
+            writer=self.writer,
+            report=self._events.put,
+            next_index=self._take_index,
+            counts=counts,
+            count_sent=self._count_sent,
+            on_line=self._on_line,
+            connect_timeout=c.connect_timeout,
+            overlap_max=c.overlap_max,
+            sslopt=c.sslopt,
         )
         self._live.append(conn)
         self._current = conn
@@ -190,10 +211,13 @@ class Recorder:
         """Record until stopped. Raises StorageError or LoginFailed (after a clean shutdown)."""
         c = self.config
         check_writable(os.path.join(c.out_dir, self.name))
-        self.log("info", (
-            f"recording {len(c.channels)} channel(s) from {c.server} ({c.dialect}) into "
-            f"{os.path.join(c.out_dir, self.name)} as {self.name}.{self.slug}, nick {self.nick}"
-        ))
+        self.log(
+            "info",
+            (
+                f"recording {len(c.channels)} channel(s) from {c.server} ({c.dialect}) into "
+                f"{os.path.join(c.out_dir, self.name)} as {self.name}.{self.slug}, nick {self.nick}"
+            ),
+        )
         fsync_failed: list[OSError] = []
         syncer = threading.Thread(target=self._fsync_loop, args=(fsync_failed,), name="recorder-fsync", daemon=True)
         syncer.start()
@@ -284,10 +308,13 @@ class Recorder:
         conn, backoff = event.conn, self._backoff
         delay = backoff.next_delay()
         if isinstance(event, events.ConnectFailed):
-            self.log("warn", (
-                f"cannot connect to {self.config.server}: {event.reason}; "
-                f"retrying in {delay:.1f} s (attempt {backoff.failures})"
-            ))
+            self.log(
+                "warn",
+                (
+                    f"cannot connect to {self.config.server}: {event.reason}; "
+                    f"retrying in {delay:.1f} s (attempt {backoff.failures})"
+                ),
+            )
         else:
             self.log("warn", f"connection {conn.index}: closed ({event.reason}); reconnecting in {delay:.1f} s")
             self.stats.count_reconnect("drop")

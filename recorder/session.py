@@ -56,11 +56,32 @@ WATCHDOG_TOKEN = "chat-archiver"
 HANDOVER_TOKEN = "chat-archiver-handover"
 
 # Commands that never need an answer or a state change: skipped without parsing.
-_PASSIVE = frozenset((
-    "PRIVMSG", "USERNOTICE", "CLEARCHAT", "CLEARMSG", "USERSTATE", "HOSTTARGET", "WHISPER",
-    "GLOBALUSERSTATE", "PONG", "TOPIC", "MODE", "TAGMSG", "353", "002", "003", "004", "005",
-    "372", "375", "376", "332", "333",
-))
+_PASSIVE = frozenset(
+    (
+        "PRIVMSG",
+        "USERNOTICE",
+        "CLEARCHAT",
+        "CLEARMSG",
+        "USERSTATE",
+        "HOSTTARGET",
+        "WHISPER",
+        "GLOBALUSERSTATE",
+        "PONG",
+        "TOPIC",
+        "MODE",
+        "TAGMSG",
+        "353",
+        "002",
+        "003",
+        "004",
+        "005",
+        "372",
+        "375",
+        "376",
+        "332",
+        "333",
+    )
+)
 _LOGIN_FAILED_NUMERICS = frozenset(("464", "465", "904", "902"))
 _JOIN_REFUSED_NUMERICS = frozenset(("403", "405", "471", "473", "474", "475", "477"))
 

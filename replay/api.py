@@ -73,7 +73,9 @@ def _write(batch: ClosedBatch, opts: Options, report: ReplayReport, writer: Batc
 
 
 def replay_stream(
-    stream: Stream, opts: Options, on_file_done: Callable[[str], None] | None = None,
+    stream: Stream,
+    opts: Options,
+    on_file_done: Callable[[str], None] | None = None,
 ) -> ReplayReport:
     """Replay one recorder process's files into `opts.out_root`."""
     with gc_paused():  # the engine makes no reference cycles; the collector would rescan open batches
@@ -90,11 +92,18 @@ def _replay_stream(stream: Stream, opts: Options, on_file_done: Callable[[str], 
 
 
 def _feed_stream(
-    stream: Stream, opts: Options, report: ReplayReport, writer: BatchWriter,
+    stream: Stream,
+    opts: Options,
+    report: ReplayReport,
+    writer: BatchWriter,
     on_file_done: Callable[[str], None] | None,
 ) -> None:
     engine = StreamReplayer(
-        stream.header.recorder, stream.header.slug, timing=opts.timing, channels=opts.channels, compact=True,
+        stream.header.recorder,
+        stream.header.slug,
+        timing=opts.timing,
+        channels=opts.channels,
+        compact=True,
     )
     # iter_stream_events, with the compiled lane taking the common lines (StreamReplayer.feed_raw)
     lane = engine.feed_raw if engine.has_lane else None
@@ -115,7 +124,14 @@ def _feed_stream(
                 break
             end = block.index(b"\n", offset)
             last_seq = _feed_line(
-                engine, reader, block[offset:end], number, last_seq, opts=opts, report=report, writer=writer,
+                engine,
+                reader,
+                block[offset:end],
+                number,
+                last_seq,
+                opts=opts,
+                report=report,
+                writer=writer,
             )
             offset, number = end + 1, number + 1
         reader.lines_passed = number - first  # the block's lines, counted on the way
@@ -125,8 +141,15 @@ def _feed_stream(
 
 
 def _feed_line(
-    engine: StreamReplayer, reader: RawFileReader, raw: bytes, number: int, last_seq: int, *, opts: Options,
-    report: ReplayReport, writer: BatchWriter,
+    engine: StreamReplayer,
+    reader: RawFileReader,
+    raw: bytes,
+    number: int,
+    last_seq: int,
+    *,
+    opts: Options,
+    report: ReplayReport,
+    writer: BatchWriter,
 ) -> int:
     """One raw line the reference way (iter_stream_events: decoded, a repeated seq skipped), fed."""
     event = reader.event(raw, number)
@@ -138,9 +161,15 @@ def _feed_line(
 
 
 def replay(
-    raw_paths: Iterable[str], out_root: str, *, channels: Iterable[str] | None = None,
-    since: float | None = None, until: float | None = None, timing: Timing = DEFAULT_TIMING,
-    jobs: int = 1, on_file_done: Callable[[str], None] | None = None,
+    raw_paths: Iterable[str],
+    out_root: str,
+    *,
+    channels: Iterable[str] | None = None,
+    since: float | None = None,
+    until: float | None = None,
+    timing: Timing = DEFAULT_TIMING,
+    jobs: int = 1,
+    on_file_done: Callable[[str], None] | None = None,
 ) -> ReplayReport:
     """Replay raw recordings (files or folders) into the archive at `out_root`: one file per
     connection and minute, as upstream's archiver writes them (merging them is the merge stage's

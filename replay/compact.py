@@ -52,10 +52,16 @@ def twitch_line_py(line: str, receiver: str, now: float) -> TwitchLine:
     read by `parse_compat_py`, the times by `twitch_server_time`, the bytes by `canonical_bytes_py`.
     Raises IRCParseError for a line that cannot be read."""
     command, params, sender, user, host, tags = parse_compat_py(line)
-    first = canonical_bytes_py({
-        "command": command, "host": host, "params": params, "receivers": {receiver: now}, "sender": sender,
-        "tags": tags,
-    })
+    first = canonical_bytes_py(
+        {
+            "command": command,
+            "host": host,
+            "params": params,
+            "receivers": {receiver: now},
+            "sender": sender,
+            "tags": tags,
+        }
+    )
     last = canonical_bytes_py({"user": user})
     head = first[:-1] + b',"time":'
     tail = b"," + last[1:]
@@ -78,8 +84,9 @@ def compiled_twitch_line() -> TwitchLineFn | None:
 
 
 # lane(block, offset, last_seq, conns, twitch, kept, channels, safe) -> (stop, last_seq, taken, lines)
-LaneFn = Callable[[bytes, int, int, Any, Any, frozenset[str], frozenset[str] | None, Callable[[str], bool]],
-                  tuple[int, int, int, int]]
+LaneFn = Callable[
+    [bytes, int, int, Any, Any, frozenset[str], frozenset[str] | None, Callable[[str], bool]], tuple[int, int, int, int]
+]
 
 
 def compiled_lane() -> LaneFn | None:
@@ -96,8 +103,15 @@ def full_record(record: Mapping[str, Any]) -> Mapping[str, Any]:
     _head, _tail, line, receiver, now = parts
     command, params, sender, user, host, tags = parse_compat(line)
     return {
-        "command": command, "params": params, "sender": sender, "user": user, "host": host, "tags": tags,
-        "receivers": {receiver: now}, "time": record["time"], "time_range": record["time_range"],
+        "command": command,
+        "params": params,
+        "sender": sender,
+        "user": user,
+        "host": host,
+        "tags": tags,
+        "receivers": {receiver: now},
+        "time": record["time"],
+        "time_range": record["time_range"],
     }
 
 

@@ -69,8 +69,20 @@ class Dialect:
 
 TWITCH = Dialect(
     name=DIALECT_TWITCH,
-    kept=frozenset(("JOIN", "PART", "PRIVMSG", "CLEARCHAT", "CLEARMSG", "HOSTTARGET", "NOTICE",
-                    "ROOMSTATE", "USERNOTICE", "USERSTATE")),
+    kept=frozenset(
+        (
+            "JOIN",
+            "PART",
+            "PRIVMSG",
+            "CLEARCHAT",
+            "CLEARMSG",
+            "HOSTTARGET",
+            "NOTICE",
+            "ROOMSTATE",
+            "USERNOTICE",
+            "USERSTATE",
+        )
+    ),
     delayed=frozenset(("JOIN", "PART")),
     init_command="ROOMSTATE",
     init_channel_param=0,

@@ -114,8 +114,13 @@ class StreamReplayer:
     """Replays the events of one recorder process (one raw stream)."""
 
     def __init__(
-        self, recorder: str, slug: str, *, timing: Timing = DEFAULT_TIMING,
-        channels: frozenset[str] | None = None, compact: bool = False,
+        self,
+        recorder: str,
+        slug: str,
+        *,
+        timing: Timing = DEFAULT_TIMING,
+        channels: frozenset[str] | None = None,
+        compact: bool = False,
     ) -> None:
         self.recorder = recorder
         # compact: keep records as their bytes (replay/compact.py) where the compiled step is built;
@@ -143,9 +148,7 @@ class StreamReplayer:
                 # The open event was lost (a damaged file): assume the stream's usual dialect.
                 c = self._open(event.conn, TWITCH)
             now = event.at / 1_000_000
-            closed: Sequence[ClosedBatch] = (
-                c.batches.close_due(now) if now >= c.batches.next_deadline else _NO_BATCHES
-            )
+            closed: Sequence[ClosedBatch] = c.batches.close_due(now) if now >= c.batches.next_deadline else _NO_BATCHES
             self._line(c, event.text, now, event.seq)
             return closed
         if kind == OPEN:
@@ -178,7 +181,14 @@ class StreamReplayer:
         if self._lane is None:
             return offset, last_seq, 0
         stop, last_seq, taken, lines = self._lane(
-            block, offset, last_seq, self._conns, TWITCH, TWITCH.kept, self.channels, _safe_folder,
+            block,
+            offset,
+            last_seq,
+            self._conns,
+            TWITCH,
+            TWITCH.kept,
+            self.channels,
+            _safe_folder,
         )
         if taken:
             stats = self.stats
@@ -201,8 +211,14 @@ class StreamReplayer:
 
     @classmethod
     def from_state(
-        cls, recorder: str, slug: str, state: dict[str, Any], *, timing: Timing = DEFAULT_TIMING,
-        channels: frozenset[str] | None = None, compact: bool = False,
+        cls,
+        recorder: str,
+        slug: str,
+        state: dict[str, Any],
+        *,
+        timing: Timing = DEFAULT_TIMING,
+        channels: frozenset[str] | None = None,
+        compact: bool = False,
     ) -> StreamReplayer:
         """The replayer `state()` described; it goes on exactly as the saved one would have."""
         self = cls(recorder, slug, timing=timing, channels=channels, compact=compact)
@@ -299,14 +315,28 @@ class StreamReplayer:
             c.batches.add(name, compact_record)
             return
         _command, params, sender, user, host, tags = fields
-        c.batches.add(name, {
-            "command": command, "params": params, "sender": sender, "user": user, "host": host,
-            "tags": tags, "receivers": {c.receiver: now}, "time": time, "time_range": time_range,
-        })
+        c.batches.add(
+            name,
+            {
+                "command": command,
+                "params": params,
+                "sender": sender,
+                "user": user,
+                "host": host,
+                "tags": tags,
+                "receivers": {c.receiver: now},
+                "time": time,
+                "time_range": time_range,
+            },
+        )
 
 
 def replay_events(
-    recorder: str, slug: str, events: Iterable[Event], *, timing: Timing = DEFAULT_TIMING,
+    recorder: str,
+    slug: str,
+    events: Iterable[Event],
+    *,
+    timing: Timing = DEFAULT_TIMING,
 ) -> list[ClosedBatch]:
     """One-call wrapper: every batch of one stream, in the order they close."""
     r = StreamReplayer(recorder, slug, timing=timing)

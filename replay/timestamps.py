@@ -47,9 +47,7 @@ class Timing:
         if self.max_server_lag <= self.max_delay:
             # A delayed JOIN/PART would land in a batch that is already closed, and every such
             # message would become a batch file of its own (upstream shipped this bug with 30).
-            raise UsageError(
-                f"max_server_lag ({self.max_server_lag}) must exceed max_delay ({self.max_delay})"
-            )
+            raise UsageError(f"max_server_lag ({self.max_server_lag}) must exceed max_delay ({self.max_delay})")
 
 
 DEFAULT_TIMING = Timing()

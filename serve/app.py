@@ -52,13 +52,16 @@ CACHE_FOREVER = "public, max-age=31536000, immutable"
 # upstream's restreamer answers every request with these, so an editor page on another origin can
 # read chat; everything here is public and read-only
 CORS = [
-    ("Access-Control-Allow-Credentials", "false"), ("Access-Control-Allow-Headers", "*"),
-    ("Access-Control-Allow-Methods", "GET,HEAD"), ("Access-Control-Allow-Origin", "*"),
+    ("Access-Control-Allow-Credentials", "false"),
+    ("Access-Control-Allow-Headers", "*"),
+    ("Access-Control-Allow-Methods", "GET,HEAD"),
+    ("Access-Control-Allow-Origin", "*"),
     ("Access-Control-Max-Age", "86400"),
 ]
 READ_RETRIES = 20  # window reads restarted after a vanished file, before giving up with a 503
 JSON_TYPE = "application/json"
 TEXT_TYPE = "text/plain; charset=utf-8"
+
 
 # One registry per app, so several apps in one process (tests) do not collide.
 class _Metrics:
@@ -66,19 +69,26 @@ class _Metrics:
         self.registry = prom.CollectorRegistry()
         prom.ProcessCollector(registry=self.registry)  # memory, CPU, open files of the server
         self.requests = prom.Counter(
-            "chat_serve_requests", "HTTP requests answered, by route and status", ["route", "status"],
+            "chat_serve_requests",
+            "HTTP requests answered, by route and status",
+            ["route", "status"],
             registry=self.registry,
         )
         self.seconds = prom.Histogram(
-            "chat_serve_request_seconds", "Time to the last byte of an answer, by route", ["route"],
+            "chat_serve_request_seconds",
+            "Time to the last byte of an answer, by route",
+            ["route"],
             registry=self.registry,
         )
         self.bytes = prom.Counter("chat_serve_bytes", "Body bytes sent, by route", ["route"], registry=self.registry)
         self.damaged = prom.Counter(
-            "chat_serve_damaged_files", "Damaged batch files skipped in window reads (logged)", registry=self.registry,
+            "chat_serve_damaged_files",
+            "Damaged batch files skipped in window reads (logged)",
+            registry=self.registry,
         )
         self.retries = prom.Counter(
-            "chat_serve_read_retries", "Window reads restarted because a merge removed a file meanwhile",
+            "chat_serve_read_retries",
+            "Window reads restarted because a merge removed a file meanwhile",
             registry=self.registry,
         )
 
@@ -87,8 +97,9 @@ class _Counted:
     """A response body that counts what it sends and, when the server closes it (sent whole or
     not, iterated or not), closes what it wraps (a file, a window read holding a slot)."""
 
-    def __init__(self, body: Iterable[bytes], metrics: _Metrics, name: str, status: int, started: float, *,
-                 head: bool) -> None:
+    def __init__(
+        self, body: Iterable[bytes], metrics: _Metrics, name: str, status: int, started: float, *, head: bool
+    ) -> None:
         self.body = body
         self.metrics = metrics
         self.name = name
@@ -143,8 +154,9 @@ class ServeError(Exception):
 class ChatApp:
     """The WSGI callable serving `root`."""
 
-    def __init__(self, root: str, *, chunk_minutes: int = CHUNK_MINUTES, player: PagePlayer | None = None,
-                 window_reads: int = 2) -> None:
+    def __init__(
+        self, root: str, *, chunk_minutes: int = CHUNK_MINUTES, player: PagePlayer | None = None, window_reads: int = 2
+    ) -> None:
         self.root = os.path.realpath(root)
         # window reads are long and CPU-bound: a few at once, so that listings and batch files (what
         # backfillers ask for) always find a free thread
@@ -179,8 +191,9 @@ class ChatApp:
         return _Counted(body, self.metrics, name, status, started, head=method == "HEAD")
 
     # -- routes -------------------------------------------------------------------------------
-    def _answer(self, answer: routes.Route | Reject, environ: Environ,
-                query: str) -> tuple[int, list[tuple[str, str]], Iterable[bytes]]:
+    def _answer(
+        self, answer: routes.Route | Reject, environ: Environ, query: str
+    ) -> tuple[int, list[tuple[str, str]], Iterable[bytes]]:
         if isinstance(answer, Reject):
             return _text(answer.status, answer.reason)
         if isinstance(answer, routes.ListChannels):
@@ -363,8 +376,14 @@ class _Problems(list[InputError]):
 
 
 _STATUS_LINES = {
-    200: "200 OK", 304: "304 Not Modified", 400: "400 Bad Request", 403: "403 Forbidden", 404: "404 Not Found",
-    405: "405 Method Not Allowed", 500: "500 Internal Server Error", 503: "503 Service Unavailable",
+    200: "200 OK",
+    304: "304 Not Modified",
+    400: "400 Bad Request",
+    403: "403 Forbidden",
+    404: "404 Not Found",
+    405: "405 Method Not Allowed",
+    500: "500 Internal Server Error",
+    503: "503 Service Unavailable",
 }
 
 
@@ -457,8 +476,15 @@ def upstream_json(record: dict[str, Any]) -> bytes:
     return b'"'.join(parts)
 
 
-def _stream(first: list[dict[str, Any]], rest: Iterator[dict[str, Any]], line: Callable[[dict[str, Any]], bytes],
-            *, sep: bytes, begin: bytes, end: bytes) -> Iterator[bytes]:
+def _stream(
+    first: list[dict[str, Any]],
+    rest: Iterator[dict[str, Any]],
+    line: Callable[[dict[str, Any]], bytes],
+    *,
+    sep: bytes,
+    begin: bytes,
+    end: bytes,
+) -> Iterator[bytes]:
     """`begin`, the records' lines joined by `sep`, `end`, a few hundred kB per write. A damaged
     file mid-stream ends the answer early (logged), so the client sees a cut body rather than a
     silent gap."""

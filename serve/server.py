@@ -31,9 +31,15 @@ def make_server(app: ChatApp, host: str = "127.0.0.1", port: int = 8008, *, thre
     which). `server.run()` serves until `stop(server)` or a signal."""
     logging.getLogger("waitress").addFilter(_DropCutShort())
     return create_server(
-        app, host=host, port=port, threads=threads, ident="chat-archiver",
+        app,
+        host=host,
+        port=port,
+        threads=threads,
+        ident="chat-archiver",
         max_request_body_size=1 << 16,  # these routes take no body
-        connection_limit=200, channel_timeout=60, clear_untrusted_proxy_headers=True,
+        connection_limit=200,
+        channel_timeout=60,
+        clear_untrusted_proxy_headers=True,
         outbuf_high_watermark=1 << 22,
     )
 

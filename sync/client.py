@@ -56,8 +56,17 @@ def _origin(url: str) -> tuple[str, str, int | None]:
 class Peer:
     """One peer (`base` like `http://host:8008`), sharing a connection pool with the others."""
 
-    def __init__(self, base: str, pool: urllib3.PoolManager, *, timeout: float = 20.0, total: float = 120.0,
-                 retries: int = 3, backoff: float = 0.5, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        base: str,
+        pool: urllib3.PoolManager,
+        *,
+        timeout: float = 20.0,
+        total: float = 120.0,
+        retries: int = 3,
+        backoff: float = 0.5,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.base = check_base_url(base)
         self.pool = pool
         self.timeout = urllib3.Timeout(connect=min(timeout, 10.0), read=timeout)
@@ -86,8 +95,13 @@ class Peer:
         for _hop in range(MAX_REDIRECTS + 1):
             try:
                 response = self.pool.request(
-                    "GET", url, headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
-                    preload_content=False, decode_content=False, redirect=False, retries=False,
+                    "GET",
+                    url,
+                    headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
+                    preload_content=False,
+                    decode_content=False,
+                    redirect=False,
+                    retries=False,
                     timeout=self.timeout,
                 )
             except urllib3.exceptions.HTTPError as e:

@@ -80,4 +80,3 @@ def channel_names(body: bytes, what: str) -> tuple[list[str], list[str]]:
     names = names_list(body, what)
     good = sorted({n for n in names if channel_ok(n)})
     return good, sorted({n for n in names if not channel_ok(n)})
-

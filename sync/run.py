@@ -134,9 +134,17 @@ def _clear_scratch(scratch: str) -> None:
 
 
 class _Sync:
-    def __init__(self, root: str, stats: SyncStats, jobs: int, *, on_refusal: RefusalHook | None,
-                 on_plan: Callable[[int], None] | None, on_file: Callable[[], None] | None,
-                 max_file: int) -> None:
+    def __init__(
+        self,
+        root: str,
+        stats: SyncStats,
+        jobs: int,
+        *,
+        on_refusal: RefusalHook | None,
+        on_plan: Callable[[int], None] | None,
+        on_file: Callable[[], None] | None,
+        max_file: int,
+    ) -> None:
         self.root = root
         self.stats = stats
         self.jobs = jobs
@@ -161,7 +169,7 @@ class _Sync:
     def refuse_error(self, peer: Peer, e: PeerError | InputError) -> None:
         what = e.source or "?"
         if what.startswith(peer.base):
-            what = what[len(peer.base):] or "/"
+            what = what[len(peer.base) :] or "/"
         self.refuse(peer, what, e.message if e.line is None else f"line {e.line}: {e.message}")
 
     # -- listing ------------------------------------------------------------------------------
@@ -171,8 +179,9 @@ class _Sync:
             return []
         return names_list(body, peer.url(path))
 
-    def plan_peer(self, peer: Peer, channels: list[str] | None, start: float, end: float,
-                  pool: ThreadPoolExecutor) -> list[tuple[Peer, Wanted]]:
+    def plan_peer(
+        self, peer: Peer, channels: list[str] | None, start: float, end: float, pool: ThreadPoolExecutor
+    ) -> list[tuple[Peer, Wanted]]:
         if channels is None:
             try:
                 body = peer.get("/files", MAX_LISTING)
@@ -281,11 +290,23 @@ class _Sync:
 
 
 def sync_once(
-    root: str, peers: Iterable[str], *, channels: Iterable[str] | None = None, start: float, end: float,
-    jobs: int = 4, timeout: float = 20.0, answer_time: float | None = None, retries: int = 3, backoff: float = 0.5,
-    on_refusal: RefusalHook | None = None, on_plan: Callable[[int], None] | None = None,
-    on_file: Callable[[], None] | None = None, on_problem: Callable[[Problem], None] | None = None,
-    pool: urllib3.PoolManager | None = None, max_file: int = MAX_FILE,
+    root: str,
+    peers: Iterable[str],
+    *,
+    channels: Iterable[str] | None = None,
+    start: float,
+    end: float,
+    jobs: int = 4,
+    timeout: float = 20.0,
+    answer_time: float | None = None,
+    retries: int = 3,
+    backoff: float = 0.5,
+    on_refusal: RefusalHook | None = None,
+    on_plan: Callable[[int], None] | None = None,
+    on_file: Callable[[], None] | None = None,
+    on_problem: Callable[[Problem], None] | None = None,
+    pool: urllib3.PoolManager | None = None,
+    max_file: int = MAX_FILE,
 ) -> SyncStats:
     """One backfill pass from `peers` into `root` (made if missing) for hours meeting
     `[start, end]`, then a merge of the channels that received files."""

@@ -100,7 +100,7 @@ class Pipe:
         got = self.lines(delivered=True)
         sent = self.lines(delivered=False)
         assert sent[: len(got)] == got, "the proxy delivered something the server did not send"
-        return sent[len(got):]
+        return sent[len(got) :]
 
     # -- pumps -------------------------------------------------------------------------------------
 
@@ -131,7 +131,7 @@ class Pipe:
                     if not self._wait_running():
                         return
                     step = self._rand.randint(1, 100) if proxy.fragment else len(data)
-                    piece = data[pos:pos + step]
+                    piece = data[pos : pos + step]
                     self.client.sendall(piece)
                     with self._lock:
                         self.delivered += piece
@@ -252,18 +252,18 @@ def ws_lines(data: bytes) -> list[str]:
         if length == 126:
             if pos + 2 > n:
                 break
-            length = struct.unpack("!H", data[pos:pos + 2])[0]
+            length = struct.unpack("!H", data[pos : pos + 2])[0]
             pos += 2
         elif length == 127:
             if pos + 8 > n:
                 break
-            length = struct.unpack("!Q", data[pos:pos + 8])[0]
+            length = struct.unpack("!Q", data[pos : pos + 8])[0]
             pos += 8
         if second & 0x80:
             pos += 4  # a masked frame would be the client's; servers never mask
         if pos + length > n:
             break
-        payload = data[pos:pos + length]
+        payload = data[pos : pos + length]
         pos += length
         if opcode == 0x8:
             break

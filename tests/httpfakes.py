@@ -59,8 +59,13 @@ class _Server(ThreadingHTTPServer):
     node: FakeNode
 
 
-def send(handler: BaseHTTPRequestHandler, status: int, body: bytes, ctype: str = "text/plain",
-         headers: dict[str, str] | None = None) -> None:
+def send(
+    handler: BaseHTTPRequestHandler,
+    status: int,
+    body: bytes,
+    ctype: str = "text/plain",
+    headers: dict[str, str] | None = None,
+) -> None:
     handler.send_response(status)
     handler.send_header("Content-Type", ctype)
     handler.send_header("Content-Length", str(len(body)))

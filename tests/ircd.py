@@ -69,7 +69,9 @@ class InspIRCd:
         self._out = open(folder / "inspircd.out", "wb")  # noqa: SIM115 (closed in __exit__)
         self.proc = subprocess.Popen(
             [INSPIRCD, "--config", str(self.config), "--nofork", "--runasroot"],
-            stdout=self._out, stderr=subprocess.STDOUT, cwd=folder,
+            stdout=self._out,
+            stderr=subprocess.STDOUT,
+            cwd=folder,
         )
 
     def output(self) -> str:
@@ -81,8 +83,10 @@ class InspIRCd:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"inspircd exited with {self.proc.returncode}:\n{self.output()}")
             try:
-                with socket.create_connection(("127.0.0.1", self.ws_port), timeout=1), \
-                        socket.create_connection(("127.0.0.1", self.irc_port), timeout=1):
+                with (
+                    socket.create_connection(("127.0.0.1", self.ws_port), timeout=1),
+                    socket.create_connection(("127.0.0.1", self.irc_port), timeout=1),
+                ):
                     return
             except OSError:
                 time.sleep(0.05)

@@ -103,12 +103,32 @@ def main() -> int:
         say(f"Twitch-like server on {server.url}, #demo at ~50 lines/s")
         log = open(folder / "archive.log", "wb")  # noqa: SIM115 (closed below)
         host = subprocess.Popen(
-            [*CLI, "archive", "demo", "--dir", str(folder), "--server", server.url, "--dialect", "twitch",
-             "--recorders", "2", "--name", "demo", "--idle", "5", "--metrics-port", str(metrics)],
-            stdout=log, stderr=subprocess.STDOUT,
+            [
+                *CLI,
+                "archive",
+                "demo",
+                "--dir",
+                str(folder),
+                "--server",
+                server.url,
+                "--dialect",
+                "twitch",
+                "--recorders",
+                "2",
+                "--name",
+                "demo",
+                "--idle",
+                "5",
+                "--metrics-port",
+                str(metrics),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
-        say(f"chat-archiver archive demo --dir {folder} --recorders 2 (log: {folder}/archive.log, "
-            f"metrics: http://127.0.0.1:{metrics}/metrics)")
+        say(
+            f"chat-archiver archive demo --dir {folder} --recorders 2 (log: {folder}/archive.log, "
+            f"metrics: http://127.0.0.1:{metrics}/metrics)"
+        )
         killed = False
         try:
             while time.monotonic() - started < args.seconds:
@@ -120,10 +140,12 @@ def main() -> int:
                         os.kill(pid, signal.SIGKILL)
                         killed = True
                         say(f"killed recorder-1 (pid {pid}) with -9; the supervisor starts it again (new slug)")
-                say(f"batches written {_metric(metrics, 'chat_archiver_archive_batches_written_total')}, "
+                say(
+                    f"batches written {_metric(metrics, 'chat_archiver_archive_batches_written_total')}, "
                     f"merge passes {_metric(metrics, 'chat_archiver_archive_merge_passes_total')}, "
                     f"seconds behind {_metric(metrics, 'chat_archiver_archive_seconds_behind')}, "
-                    f"files in the live archive {len(_files(folder / 'archive'))}")
+                    f"files in the live archive {len(_files(folder / 'archive'))}"
+                )
             say("stopping the host (SIGTERM): recorders close their recordings, then the follower")
             host.send_signal(signal.SIGTERM)
             host.wait(60)
@@ -135,21 +157,37 @@ def main() -> int:
             log.close()
     say("the follower catches up (the killed recorder's stream has ended: its open minute is written)")
     subprocess.run(
-        [*CLI, "replay", str(folder / "raw"), "--out", str(folder / "archive"), "--follow", "--until-idle",
-         "--idle", "0", "--checkpoint", str(folder / "state" / "follow-checkpoint.json")],
+        [
+            *CLI,
+            "replay",
+            str(folder / "raw"),
+            "--out",
+            str(folder / "archive"),
+            "--follow",
+            "--until-idle",
+            "--idle",
+            "0",
+            "--checkpoint",
+            str(folder / "state" / "follow-checkpoint.json"),
+        ],
         check=False,
     )
     say(f"verify {folder}/archive --raw {folder}/raw")
     subprocess.run([*CLI, "verify", str(folder / "archive"), "--raw", str(folder / "raw")], check=False)
     say(f"offline: replay {folder}/raw --out {folder}/offline")
-    subprocess.run([*CLI, "replay", str(folder / "raw"), "--out", str(folder / "offline"), "--json"],
-                   check=False, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [*CLI, "replay", str(folder / "raw"), "--out", str(folder / "offline"), "--json"],
+        check=False,
+        stdout=subprocess.DEVNULL,
+    )
     live, offline = _files(folder / "archive"), _files(folder / "offline")
     if live == offline and live:
         say(f"live archive == offline replay, byte for byte ({len(live)} batch files)")
         return 0
-    say(f"MISMATCH: live {len(live)} files, offline {len(offline)}; "
-        f"only live: {sorted(set(live) - set(offline))[:3]}, only offline: {sorted(set(offline) - set(live))[:3]}")
+    say(
+        f"MISMATCH: live {len(live)} files, offline {len(offline)}; "
+        f"only live: {sorted(set(live) - set(offline))[:3]}, only offline: {sorted(set(offline) - set(live))[:3]}"
+    )
     return 1
 
 

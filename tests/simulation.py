@@ -70,8 +70,14 @@ def scenarios(draw: st.DrawFn) -> dict[str, Any]:
             start = BASE_MS + draw(st.integers(-5_000, span))
             windows.append((start, start + draw(st.integers(1_000, span + 10_000))))
         latencies = draw(st.lists(st.integers(0, 3_000), min_size=n, max_size=n))
-        recorders.append({"name": f"host{r}", "offset": draw(st.integers(-1_000, 1_000)), "windows": sorted(windows),
-                          "latency": latencies})
+        recorders.append(
+            {
+                "name": f"host{r}",
+                "offset": draw(st.integers(-1_000, 1_000)),
+                "windows": sorted(windows),
+                "latency": latencies,
+            }
+        )
     return {"sent": sent, "kinds": kinds, "emitted": emitted, "recorders": recorders}
 
 
@@ -85,8 +91,9 @@ def record_scenario(scn: dict[str, Any], raw_dir: Path) -> set[tuple[str, int]]:
         for conn, (open_ms, close_ms) in enumerate(rec["windows"]):
             init_ms = open_ms + 100
             timeline.append(((open_ms + off) * 1000, 0, conn, "open", ""))
-            timeline.append(((init_ms + off) * 1000, 1, conn, "recv",
-                             "@room-id=1;slow=-1 :tmi.twitch.tv ROOMSTATE #sim"))
+            timeline.append(
+                ((init_ms + off) * 1000, 1, conn, "recv", "@room-id=1;slow=-1 :tmi.twitch.tv ROOMSTATE #sim")
+            )
             last_ms = init_ms + off
             for i in order:
                 if scn["emitted"][i] < init_ms:

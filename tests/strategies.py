@@ -54,13 +54,20 @@ _merge_nick = st.sampled_from(["alice", "bob", "carol"])
 _merge_text = st.sampled_from(["hi", "h\u00e9llo \U0001f389", "Kappa", ""])
 
 
-def _merge_record(command: str, user: str | None, params: list[str], tag_map: dict[str, Any] | None,
-                  *obs: Any) -> dict[str, Any]:
+def _merge_record(
+    command: str, user: str | None, params: list[str], tag_map: dict[str, Any] | None, *obs: Any
+) -> dict[str, Any]:
     receiver_name, received, time, time_range = obs
     return {
-        "command": command, "params": params, "tags": tag_map,
-        "sender": user or "tmi.twitch.tv", "user": user, "host": f"{user}.tmi.twitch.tv" if user else None,
-        "receivers": {receiver_name: received}, "time": time, "time_range": time_range,
+        "command": command,
+        "params": params,
+        "tags": tag_map,
+        "sender": user or "tmi.twitch.tv",
+        "user": user,
+        "host": f"{user}.tmi.twitch.tv" if user else None,
+        "receivers": {receiver_name: received},
+        "time": time,
+        "time_range": time_range,
     }
 
 
@@ -97,8 +104,18 @@ def merge_observations(draw: Any, cross_minute: bool = True) -> list[dict[str, A
             else:
                 tag_map, params = {"room-id": "1", "tmi-sent-ts": str(ms)}, ["#chan", user]
             for name in seen:
-                out.append(_merge_record(kind.upper(), user if kind == "privmsg" else None, params, tag_map,
-                                         name, t + _delay(draw), t, zero))
+                out.append(
+                    _merge_record(
+                        kind.upper(),
+                        user if kind == "privmsg" else None,
+                        params,
+                        tag_map,
+                        name,
+                        t + _delay(draw),
+                        t,
+                        zero,
+                    )
+                )
         elif kind == "msgid":
             lo = 5 if cross_minute else 15
             center = minute + draw(st.integers(lo, 45 if not cross_minute else 59)) + draw(st.integers(0, 999)) / 1000
@@ -106,17 +123,40 @@ def merge_observations(draw: Any, cross_minute: bool = True) -> list[dict[str, A
             for name in seen:
                 start = center - draw(st.integers(0, 9_000)) / 1000
                 width = draw(st.sampled_from([10, 15, 10.0, 12.5]))
-                out.append(_merge_record("PRIVMSG", user, ["#chan", "hey"], tag_map, name,
-                                         start + 10 + _delay(draw), start, width))
+                out.append(
+                    _merge_record(
+                        "PRIVMSG", user, ["#chan", "hey"], tag_map, name, start + 10 + _delay(draw), start, width
+                    )
+                )
         elif kind in ("join", "notice"):
             for name in seen:
                 received = minute + 50 + draw(st.integers(0, 9_999_999)) / 1_000_000
                 if kind == "join":
-                    out.append(_merge_record(draw(st.sampled_from(["JOIN", "PART"])), user, ["#chan"], None,
-                                             name, received, received - 55, 55))
+                    out.append(
+                        _merge_record(
+                            draw(st.sampled_from(["JOIN", "PART"])),
+                            user,
+                            ["#chan"],
+                            None,
+                            name,
+                            received,
+                            received - 55,
+                            55,
+                        )
+                    )
                 else:
-                    out.append(_merge_record("NOTICE", None, ["#chan", "slow mode"], {"msg-id": "slow_on"},
-                                             name, received, received - 5, draw(st.sampled_from([10, 10.0]))))
+                    out.append(
+                        _merge_record(
+                            "NOTICE",
+                            None,
+                            ["#chan", "slow mode"],
+                            {"msg-id": "slow_on"},
+                            name,
+                            received,
+                            received - 5,
+                            draw(st.sampled_from([10, 10.0])),
+                        )
+                    )
         else:  # chained or touching ranges of one JOIN, one receiver each (upstream's counterexample)
             base: float = minute + draw(st.sampled_from([10, 10.5]))
             shape = draw(st.sampled_from([[(0, 0), (0, 1), (1, 1)], [(0, 1), (1, 2)], [(0, 0.0), (0, 1.0)]]))
@@ -147,6 +187,7 @@ def merge_archives(draw: Any, count: int = 3, cross_minute: bool = True) -> list
 
 # --- verify and export (issue 5) -------------------------------------------------------------------
 
+
 @st.composite
 def records_in_minute(draw: Any, minute: int = MERGE_MINUTE0) -> list[dict[str, Any]]:
     """Well-formed records of one batch minute (what a healthy batch file holds): exact PRIVMSGs
@@ -156,21 +197,36 @@ def records_in_minute(draw: Any, minute: int = MERGE_MINUTE0) -> list[dict[str, 
         t = minute + draw(st.integers(0, 59_999)) / 1000
         exact = draw(st.booleans())
         names = draw(st.lists(st.sampled_from(MERGE_RECEIVERS), min_size=1, max_size=3, unique=True))
-        out.append({
-            "command": "PRIVMSG" if exact else draw(st.sampled_from(["JOIN", "NOTICE", "ROOMSTATE"])),
-            "params": ["#chan", draw(any_text)], "sender": draw(nick), "user": draw(st.one_of(st.none(), nick)),
-            "host": None, "tags": {"id": f"m{i}", "tmi-sent-ts": str(round(t * 1000))} if exact else None,
-            "receivers": {n: t + draw(st.integers(1, 900_000)) / 1_000_000 for n in names},
-            "time": t, "time_range": 0 if exact else draw(st.sampled_from([10, 15, 55, 60, 3.5])),
-        })
+        out.append(
+            {
+                "command": "PRIVMSG" if exact else draw(st.sampled_from(["JOIN", "NOTICE", "ROOMSTATE"])),
+                "params": ["#chan", draw(any_text)],
+                "sender": draw(nick),
+                "user": draw(st.one_of(st.none(), nick)),
+                "host": None,
+                "tags": {"id": f"m{i}", "tmi-sent-ts": str(round(t * 1000))} if exact else None,
+                "receivers": {n: t + draw(st.integers(1, 900_000)) / 1_000_000 for n in names},
+                "time": t,
+                "time_range": 0 if exact else draw(st.sampled_from([10, 15, 55, 60, 3.5])),
+            }
+        )
     return out
 
 
 # Numbers for crowded_contents: a time, its int and float twins, zeros of both signs, and ints at and
 # beyond 2**53 (the merge refuses those).
 _CROWDED_T0 = MERGE_MINUTE0 + 10
-_crowded_time = st.sampled_from([_CROWDED_T0, float(_CROWDED_T0), _CROWDED_T0 + 0.5, _CROWDED_T0 + 1,
-                                 _CROWDED_T0 + 1.0, _CROWDED_T0 + 2.5, _CROWDED_T0 + 56])
+_crowded_time = st.sampled_from(
+    [
+        _CROWDED_T0,
+        float(_CROWDED_T0),
+        _CROWDED_T0 + 0.5,
+        _CROWDED_T0 + 1,
+        _CROWDED_T0 + 1.0,
+        _CROWDED_T0 + 2.5,
+        _CROWDED_T0 + 56,
+    ]
+)
 _crowded_range = st.sampled_from([0, 0, 0.0, 1, 1.0, 1.5, 2, 55, -1])
 _crowded_params = st.sampled_from([["#chan"], ["#chan"], ["#chan2"], ["#chan", "#chan2"], ["#chan,#chan2"], []])
 _crowded_odd = st.sampled_from([0, 0.0, -0.0, 2**53, 2**53 + 1, 2**60, 1e300, 5])
@@ -186,8 +242,17 @@ def crowded_contents(draw: Any) -> list[dict[str, Any]]:
     int and float twins, and now and then an odd number: -0.0, 0.0, ints at and beyond 2**53."""
     out = []
     for _ in range(draw(st.integers(1, 10))):
-        command, tag_map = draw(st.sampled_from([("JOIN", None), ("JOIN", None), ("PART", None),
-                                                 ("NOTICE", {"msg-id": "slow_on"}), ("PRIVMSG", {"id": "m1"})]))
+        command, tag_map = draw(
+            st.sampled_from(
+                [
+                    ("JOIN", None),
+                    ("JOIN", None),
+                    ("PART", None),
+                    ("NOTICE", {"msg-id": "slow_on"}),
+                    ("PRIVMSG", {"id": "m1"}),
+                ]
+            )
+        )
         names = draw(st.lists(st.sampled_from(MERGE_RECEIVERS[:3]), min_size=1, max_size=3, unique=True))
         time = draw(_crowded_time)
         receivers = {name: draw(st.sampled_from([time + 60, _CROWDED_T0 + 61.25, _CROWDED_T0 + 62])) for name in names}
@@ -199,18 +264,26 @@ def crowded_contents(draw: Any) -> list[dict[str, Any]]:
             time_range = draw(_crowded_odd)
         elif odd == "receiver":
             receivers[names[0]] = draw(_crowded_odd)
-        out.append({
-            "command": command, "params": draw(_crowded_params), "sender": "alice",
-            "user": draw(st.sampled_from(["alice", "alice", None, "None"])),
-            "host": draw(st.sampled_from(["alice.tmi.twitch.tv", "alice.tmi.twitch.tv", None])), "tags": tag_map,
-            "receivers": receivers, "time": time, "time_range": time_range,
-        })
+        out.append(
+            {
+                "command": command,
+                "params": draw(_crowded_params),
+                "sender": "alice",
+                "user": draw(st.sampled_from(["alice", "alice", None, "None"])),
+                "host": draw(st.sampled_from(["alice.tmi.twitch.tv", "alice.tmi.twitch.tv", None])),
+                "tags": tag_map,
+                "receivers": receivers,
+                "time": time,
+                "time_range": time_range,
+            }
+        )
     return out
 
 
 # A window [start, end) around the three minutes merge_observations draws from (ends exclusive).
 export_windows = st.tuples(
-    st.integers(MERGE_MINUTE0 - 90, MERGE_MINUTE0 + 200), st.integers(1, 300),
+    st.integers(MERGE_MINUTE0 - 90, MERGE_MINUTE0 + 200),
+    st.integers(1, 300),
 ).map(lambda p: (p[0], p[0] + p[1]))
 
 
@@ -229,8 +302,9 @@ def raw_event_streams(draw: Any) -> list[Any]:
     open_conns: dict[int, str] = {}
     next_conn = 0
     for seq in range(draw(st.integers(1, 120))):
-        at += draw(st.sampled_from([0, 1, 200_000, 1_000_000, 7_000_000, 30_000_000, 61_000_000, 130_000_000,
-                                    -2_000_000]))
+        at += draw(
+            st.sampled_from([0, 1, 200_000, 1_000_000, 7_000_000, 30_000_000, 61_000_000, 130_000_000, -2_000_000])
+        )
         at = max(at, 0)
         choice = draw(st.integers(0, 9))
         if choice == 0 or not open_conns:
@@ -253,21 +327,29 @@ def raw_event_streams(draw: Any) -> list[Any]:
             chan = draw(st.sampled_from(["#a", "#b"]))
             sent_ms = at // 1000 + draw(st.integers(-3000, 500))
             if dialect == "twitch":
-                line = draw(st.sampled_from([
-                    f"@room-id=1 :tmi.twitch.tv ROOMSTATE {chan}",
-                    f"@id=m{seq};tmi-sent-ts={sent_ms} :u!u@u.tmi.twitch.tv PRIVMSG {chan} :hi {seq}",
-                    f":u{seq}!u@u.tmi.twitch.tv JOIN {chan}",
-                    f"@msg-id=x :tmi.twitch.tv NOTICE {chan} :note {seq}",
-                    "@bad tag without a command",
-                ]))
+                line = draw(
+                    st.sampled_from(
+                        [
+                            f"@room-id=1 :tmi.twitch.tv ROOMSTATE {chan}",
+                            f"@id=m{seq};tmi-sent-ts={sent_ms} :u!u@u.tmi.twitch.tv PRIVMSG {chan} :hi {seq}",
+                            f":u{seq}!u@u.tmi.twitch.tv JOIN {chan}",
+                            f"@msg-id=x :tmi.twitch.tv NOTICE {chan} :note {seq}",
+                            "@bad tag without a command",
+                        ]
+                    )
+                )
             else:
                 whole, ms = divmod(sent_ms, 1000)
                 stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{ms:03d}Z"
-                line = draw(st.sampled_from([
-                    f":irc.test 366 me {chan} :End of /NAMES list",
-                    f"@msgid=i{seq};time={stamp} :u!u@h PRIVMSG {chan} :hi {seq}",
-                    f":u!u@h TOPIC {chan} :topic {seq}",
-                ]))
+                line = draw(
+                    st.sampled_from(
+                        [
+                            f":irc.test 366 me {chan} :End of /NAMES list",
+                            f"@msgid=i{seq};time={stamp} :u!u@h PRIVMSG {chan} :hi {seq}",
+                            f":u!u@h TOPIC {chan} :topic {seq}",
+                        ]
+                    )
+                )
             events.append(Event(RECV, seq, at, conn, line))
     return events
 
@@ -278,8 +360,9 @@ def raw_event_streams(draw: Any) -> list[Any]:
 _outer_space = st.text(st.sampled_from([" ", "\t", "\r", "\n", "\x0b", "\x0c", "\u3000", "\x85"]), max_size=3)
 _spaces = st.integers(1, 4).map(lambda n: " " * n)
 # Message text: runs of spaces, leading spaces, tabs, U+3000, colons, non-ASCII; never CR, LF, NUL.
-irc_text = st.text(st.sampled_from([" ", " ", " ", "\t", "\u3000", ":", "a", "b", "#", "@", "\u00e9", "\U0001f389"]),
-                   max_size=16)
+irc_text = st.text(
+    st.sampled_from([" ", " ", " ", "\t", "\u3000", ":", "a", "b", "#", "@", "\u00e9", "\U0001f389"]), max_size=16
+)
 _middle = st.from_regex(r"[#&a-z0-9][a-z0-9:#]{0,6}", fullmatch=True)
 
 
@@ -288,9 +371,17 @@ def irc_lines(draw: Any, command: Any = None, first: Any = None) -> tuple[str, t
     """(line, fields): a line built word by word with runs of spaces, and the fields that the rule of
     ARCHIVE_FORMAT.md section 3 gives for it, worked out from the parts rather than by a parser."""
     words: list[str] = []
-    tag_map = draw(st.one_of(st.none(), st.dictionaries(
-        st.from_regex(r"[a-z][a-z-]{0,8}", fullmatch=True), st.from_regex(r"[A-Za-z0-9#/,]{0,6}", fullmatch=True),
-        min_size=1, max_size=3)))
+    tag_map = draw(
+        st.one_of(
+            st.none(),
+            st.dictionaries(
+                st.from_regex(r"[a-z][a-z-]{0,8}", fullmatch=True),
+                st.from_regex(r"[A-Za-z0-9#/,]{0,6}", fullmatch=True),
+                min_size=1,
+                max_size=3,
+            ),
+        )
+    )
     if tag_map is not None:
         words.append("@" + ";".join(f"{k}={v}" for k, v in tag_map.items()))
     sender = user = host = None
@@ -314,9 +405,15 @@ def irc_lines(draw: Any, command: Any = None, first: Any = None) -> tuple[str, t
 
 # --- record schema (issue 8: one validator): records with at most a few faults planted ----------
 
-_json_values = st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.floats(allow_nan=False), any_text,
-                         st.lists(st.one_of(any_text, st.integers(0, 2)), max_size=2),
-                         st.dictionaries(any_text, st.one_of(any_text, st.booleans(), st.integers(0, 1)), max_size=2))
+_json_values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-3, 3),
+    st.floats(allow_nan=False),
+    any_text,
+    st.lists(st.one_of(any_text, st.integers(0, 2)), max_size=2),
+    st.dictionaries(any_text, st.one_of(any_text, st.booleans(), st.integers(0, 1)), max_size=2),
+)
 
 
 @st.composite
@@ -363,8 +460,10 @@ watchdog_steps = st.lists(
 PLAY_START = 1_700_000_000  # the window start of a playback session
 # ASS overrides and breaks ({ } \N \n \h), HTML (< > & "), CTCP, controls, anything else
 markup_text = st.lists(
-    st.one_of(st.sampled_from([*"{}\\Nnh<>/&\"' \x01\n\r\t", "</script>", "\\N", "{\\i1}"]),
-              st.characters(blacklist_categories=["Cs"])),
+    st.one_of(
+        st.sampled_from([*"{}\\Nnh<>/&\"' \x01\n\r\t", "</script>", "\\N", "{\\i1}"]),
+        st.characters(blacklist_categories=["Cs"]),
+    ),
     max_size=40,
 ).map("".join)
 PLAY_USERS = ("alice", "bob", "carol")
@@ -373,8 +472,14 @@ PLAY_USERS = ("alice", "bob", "carol")
 def play_message(i: int, at: float, login: str, text: str, **tags: str) -> dict[str, Any]:
     """A Twitch PRIVMSG record with id `m{i}` at `at` (Unix seconds)."""
     return {
-        "command": "PRIVMSG", "params": ["#chan", text], "sender": login, "user": login,
-        "host": f"{login}.tmi.twitch.tv", "receivers": {"host1.Ab3dE.0": at + 0.2}, "time": at, "time_range": 0,
+        "command": "PRIVMSG",
+        "params": ["#chan", text],
+        "sender": login,
+        "user": login,
+        "host": f"{login}.tmi.twitch.tv",
+        "receivers": {"host1.Ab3dE.0": at + 0.2},
+        "time": at,
+        "time_range": 0,
         "tags": {"id": f"m{i}", "display-name": login.capitalize(), "tmi-sent-ts": str(round(at * 1000)), **tags},
     }
 
@@ -385,8 +490,17 @@ def play_removal(at: float, command: str, target: str | None, login: str = "") -
     tags = {"tmi-sent-ts": str(round(at * 1000))}
     if command == "CLEARMSG":
         params, tags = ["#chan", "deleted text"], {**tags, "login": login, "target-msg-id": str(target)}
-    return {"command": command, "params": params, "sender": "tmi.twitch.tv", "user": None, "host": None,
-            "receivers": {"host1.Ab3dE.0": at + 0.2}, "time": at, "time_range": 0, "tags": tags}
+    return {
+        "command": command,
+        "params": params,
+        "sender": "tmi.twitch.tv",
+        "user": None,
+        "host": None,
+        "receivers": {"host1.Ab3dE.0": at + 0.2},
+        "time": at,
+        "time_range": 0,
+        "tags": tags,
+    }
 
 
 @st.composite
@@ -425,12 +539,19 @@ def chat_sessions(draw: Any, max_messages: int = 12, spaced: bool = False) -> li
 _irc_alphabet = st.sampled_from(list("@:!; =\\ab#sPRIVMSGprivmsg09\r\n\x00é😂"))
 _irc_word = st.text(_irc_alphabet.filter(lambda c: c != " "), min_size=1, max_size=8)
 _tag_item = st.one_of(
-    st.builds(lambda k, v: f"{k}={v}", st.sampled_from(["id", "color", "emotes", "a", "", "system-msg"]),
-              st.text(st.sampled_from(list("ab\\s:r n;=é😂0")), max_size=8)),
+    st.builds(
+        lambda k, v: f"{k}={v}",
+        st.sampled_from(["id", "color", "emotes", "a", "", "system-msg"]),
+        st.text(st.sampled_from(list("ab\\s:r n;=é😂0")), max_size=8),
+    ),
     st.sampled_from(["flag", "", "x=y=z"]),
 )
-_prefix = st.builds(lambda n, u, h: n + u + h, st.sampled_from(["nick", "", "a!b", "tmi.twitch.tv"]),
-                    st.sampled_from(["", "!user", "!u!v"]), st.sampled_from(["", "@host", "@h@i"]))
+_prefix = st.builds(
+    lambda n, u, h: n + u + h,
+    st.sampled_from(["nick", "", "a!b", "tmi.twitch.tv"]),
+    st.sampled_from(["", "!user", "!u!v"]),
+    st.sampled_from(["", "@host", "@h@i"]),
+)
 
 
 @st.composite
@@ -449,44 +570,93 @@ def damaged_irc_lines(draw: Any) -> str:
     if draw(st.integers(0, 3)) == 0:  # damage: a run of spaces, whitespace at an end, a CR, a cut
         i = draw(st.integers(0, len(line)))
         damage = draw(st.sampled_from(["  ", " ", "\t", "\u3000", "\x0b", "\r", "\n", "\x00", ""]))
-        line = line[:i] + damage + line[i + draw(st.integers(0, 3)):]
+        line = line[:i] + damage + line[i + draw(st.integers(0, 3)) :]
     return line
 
 
 # -- HTTP requests for `serve` (issue 10): paths that try to leave ROOT, query strings of any shape --
 _path_parts = st.one_of(
-    st.sampled_from([
-        "files", "segments", "chat", "desertbus", "2023-11-14T22", "..", ".", "%2e%2e", "%2E%2e", "..%2f", "%00",
-        "\x00", "\\", "..\\..", "/", "//", "etc", "passwd", "chat.json", "chat.jsonl", "metrics", "healthz",
-        "14:00-FBQDKwvPYcfkjXoxGrhpitLEqeEUydWtSPdb9H4B41k.json", "evil", "quarantine", ".sync", "~", "player",
-    ]),
+    st.sampled_from(
+        [
+            "files",
+            "segments",
+            "chat",
+            "desertbus",
+            "2023-11-14T22",
+            "..",
+            ".",
+            "%2e%2e",
+            "%2E%2e",
+            "..%2f",
+            "%00",
+            "\x00",
+            "\\",
+            "..\\..",
+            "/",
+            "//",
+            "etc",
+            "passwd",
+            "chat.json",
+            "chat.jsonl",
+            "metrics",
+            "healthz",
+            "14:00-FBQDKwvPYcfkjXoxGrhpitLEqeEUydWtSPdb9H4B41k.json",
+            "evil",
+            "quarantine",
+            ".sync",
+            "~",
+            "player",
+        ]
+    ),
     st.text(st.characters(blacklist_categories=["Cs"]), max_size=12),
 )
 request_paths = st.lists(_path_parts, max_size=6).map(lambda parts: "/" + "/".join(parts))
 _query_values = st.one_of(
-    st.sampled_from(["2023-11-14T22:13:30.000", "2023-11-14T22:16:00", "1700000010", "nan", "inf", "-1e308",
-                     "9999-12-31T23:59:59", "0001-01-01T00:00:00", "true", "false", "TRUE", "", "%00", "%ff"]),
+    st.sampled_from(
+        [
+            "2023-11-14T22:13:30.000",
+            "2023-11-14T22:16:00",
+            "1700000010",
+            "nan",
+            "inf",
+            "-1e308",
+            "9999-12-31T23:59:59",
+            "0001-01-01T00:00:00",
+            "true",
+            "false",
+            "TRUE",
+            "",
+            "%00",
+            "%ff",
+        ]
+    ),
     st.text(st.characters(blacklist_categories=["Cs"]), max_size=20),
 )
 query_strings = st.lists(
-    st.tuples(st.sampled_from(["start", "end", "tombstones", "x", "start%00", ""]), _query_values), max_size=4,
+    st.tuples(st.sampled_from(["start", "end", "tombstones", "x", "start%00", ""]), _query_values),
+    max_size=4,
 ).map(lambda pairs: "&".join(f"{k}={v}" for k, v in pairs))
 
 
 # -- Twitch-shaped lines (the replay's compiled step, tests/test_replay_core.py): tag values with every
 # escape, odd tmi-sent-ts values, repeated and non-ASCII tag names, prefixes and channels of every shape
-_tw_value = st.text(st.sampled_from(list("ab\\s:rn;= é😂\x7f\"\t0")), max_size=8)
+_tw_value = st.text(st.sampled_from(list('ab\\s:rn;= é😂\x7f"\t0')), max_size=8)
 _tw_ts = st.one_of(st.integers(0, 10**17).map(str), st.sampled_from(["", "12a", "1\\s2", "٣", "+5", " 7"]))
 _tw_tag = st.one_of(
-    st.builds(lambda k, v: f"{k}={v}", st.sampled_from(["id", "color", "badges", "emotes", "a-b", "Z", "é", "q\"",
-                                                        "system-msg", "tmi-sent-ts"]), _tw_value),
+    st.builds(
+        lambda k, v: f"{k}={v}",
+        st.sampled_from(["id", "color", "badges", "emotes", "a-b", "Z", "é", 'q"', "system-msg", "tmi-sent-ts"]),
+        _tw_value,
+    ),
     st.builds(lambda v: f"tmi-sent-ts={v}", _tw_ts),
     st.sampled_from(["flag", "tmi-sent-ts", "", "x=y=z"]),
 )
 twitch_shaped_lines = st.builds(
     lambda tags, prefix, command, middles, text: " ".join(
-        ([("@" + ";".join(tags))] if tags else []) + ([":" + prefix] if prefix is not None else [])
-        + [command, *middles] + ([":" + text] if text is not None else [])
+        ([("@" + ";".join(tags))] if tags else [])
+        + ([":" + prefix] if prefix is not None else [])
+        + [command, *middles]
+        + ([":" + text] if text is not None else [])
     ),
     st.lists(_tw_tag, max_size=6),
     st.one_of(st.none(), st.sampled_from(["u!u@u.tmi.twitch.tv", "tmi.twitch.tv", "a@b@c", "a!b!c", "", "é!😂@x"])),

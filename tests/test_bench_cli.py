@@ -36,7 +36,8 @@ def test_names_select_and_unknown_names_are_refused(capsys: pytest.CaptureFixtur
 
 @pytest.mark.parametrize("module", MODULES)
 def test_a_benchmark_module_refuses_an_unknown_flag_before_running(module: str) -> None:
-    result = subprocess.run([sys.executable, "-m", module, "--quick"], cwd=ROOT, capture_output=True, text=True,
-                            timeout=60, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", module, "--quick"], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
+    )
     assert result.returncode == 2 and "unrecognized arguments: --quick" in result.stderr
     assert result.stdout == ""  # nothing ran

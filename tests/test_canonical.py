@@ -27,11 +27,32 @@ def upstream(record: dict) -> str:
 
 
 @given(archive_records())
-@example({"command": "PRIVMSG", "params": ["#c", "h\u00e9llo \U0001f389 \x7f \x00 \u2028"], "sender": None,
-          "user": None, "host": None, "tags": {"a": True, "b": ""}, "receivers": {"h.x.0": 1e-05},
-          "time": 1700000012.345, "time_range": 0.0})
-@example({"command": "JOIN", "params": [], "sender": None, "user": None, "host": None, "tags": None,
-          "receivers": {"h.x.0": 2**70}, "time": 1e16, "time_range": -0.0})
+@example(
+    {
+        "command": "PRIVMSG",
+        "params": ["#c", "h\u00e9llo \U0001f389 \x7f \x00 \u2028"],
+        "sender": None,
+        "user": None,
+        "host": None,
+        "tags": {"a": True, "b": ""},
+        "receivers": {"h.x.0": 1e-05},
+        "time": 1700000012.345,
+        "time_range": 0.0,
+    }
+)
+@example(
+    {
+        "command": "JOIN",
+        "params": [],
+        "sender": None,
+        "user": None,
+        "host": None,
+        "tags": None,
+        "receivers": {"h.x.0": 2**70},
+        "time": 1e16,
+        "time_range": -0.0,
+    }
+)
 def test_canonical_json_equals_json_dumps(record: dict) -> None:
     assert canonical_json(record) == upstream(record)
 
@@ -74,7 +95,8 @@ def test_spec_example_a_hash_and_name() -> None:
     digest = content_hash(data)
     assert len(digest) == 43
     assert batch_relpath(batch_time_of(1700000012.345), digest) == (
-        "2023-11-14T22", "13:00-CYRdVkiNzh1vbWPsXPLDqMXZDQS94hFMa-O8tUfX5As.json"
+        "2023-11-14T22",
+        "13:00-CYRdVkiNzh1vbWPsXPLDqMXZDQS94hFMa-O8tUfX5As.json",
     )
 
 
@@ -96,35 +118,50 @@ def test_hour_folders_are_known_by_their_whole_name() -> None:
         assert not is_hour_folder(name), name
 
 
-@pytest.mark.parametrize(("data", "message"), [
-    (b'{"command":"X"}\n', "f.json:1: record keys wrong"),
-    (b"not json\n", "f.json:1: invalid JSON"),
-    (b'{"command":"X"}', "f.json: batch file does not end with a newline"),
-])
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b'{"command":"X"}\n', "f.json:1: record keys wrong"),
+        (b"not json\n", "f.json:1: invalid JSON"),
+        (b'{"command":"X"}', "f.json: batch file does not end with a newline"),
+    ],
+)
 def test_parse_batch_names_the_bad_file_and_line(data: bytes, message: str) -> None:
     with pytest.raises(InputError) as e:
         parse_batch(data, "f.json")
     assert str(e.value).startswith(message)
 
 
-GOOD = {"command": "JOIN", "params": ["#c"], "sender": "a", "user": "a", "host": "a", "tags": {"x": True, "y": ""},
-        "receivers": {"h.S.0": 1.5}, "time": 1.0, "time_range": 0}
+GOOD = {
+    "command": "JOIN",
+    "params": ["#c"],
+    "sender": "a",
+    "user": "a",
+    "host": "a",
+    "tags": {"x": True, "y": ""},
+    "receivers": {"h.S.0": 1.5},
+    "time": 1.0,
+    "time_range": 0,
+}
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    ({"params": ["#c", 1]}, "'params'"),
-    ({"params": "#c"}, "'params'"),
-    ({"host": 5}, "'host' is not a string"),
-    ({"tags": {"x": False}}, "'tags'"),
-    ({"tags": {"x": 0}}, "'tags'"),
-    ({"tags": ["x"]}, "'tags'"),
-    ({"receivers": {}}, "'receivers'"),
-    ({"receivers": {"h": True}}, "'receivers'"),
-    ({"receivers": {"h": "1"}}, "'receivers'"),
-    ({"time": None}, "'time'"),
-    ({"time_range": False}, "'time'"),
-    ({"command": None}, "'command'"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"params": ["#c", 1]}, "'params'"),
+        ({"params": "#c"}, "'params'"),
+        ({"host": 5}, "'host' is not a string"),
+        ({"tags": {"x": False}}, "'tags'"),
+        ({"tags": {"x": 0}}, "'tags'"),
+        ({"tags": ["x"]}, "'tags'"),
+        ({"receivers": {}}, "'receivers'"),
+        ({"receivers": {"h": True}}, "'receivers'"),
+        ({"receivers": {"h": "1"}}, "'receivers'"),
+        ({"time": None}, "'time'"),
+        ({"time_range": False}, "'time'"),
+        ({"command": None}, "'command'"),
+    ],
+)
 def test_validate_record_refuses_each_schema_fault(change: dict, message: str) -> None:
     from formats.canonical import validate_record
 
@@ -135,6 +172,7 @@ def test_validate_record_refuses_each_schema_fault(change: dict, message: str) -
 
 def _schema_plainly(record: dict[str, Any]) -> bool:
     """ARCHIVE_FORMAT.md section 3's table, written out plainly (an oracle for the fast check)."""
+
     def text_or_null(v: object) -> bool:
         return v is None or isinstance(v, str)
 
@@ -145,12 +183,15 @@ def _schema_plainly(record: dict[str, Any]) -> bool:
     return (
         set(record) == {"command", "params", "sender", "user", "host", "tags", "receivers", "time", "time_range"}
         and isinstance(record["command"], str)
-        and isinstance(record["params"], list) and all(isinstance(p, str) for p in record["params"])
+        and isinstance(record["params"], list)
+        and all(isinstance(p, str) for p in record["params"])
         and all(text_or_null(record[k]) for k in ("sender", "user", "host"))
         and (tags is None or (isinstance(tags, dict) and all(v is True or isinstance(v, str) for v in tags.values())))
-        and isinstance(record["receivers"], dict) and len(record["receivers"]) > 0
+        and isinstance(record["receivers"], dict)
+        and len(record["receivers"]) > 0
         and all(number(v) for v in record["receivers"].values())
-        and number(record["time"]) and number(record["time_range"])
+        and number(record["time"])
+        and number(record["time_range"])
     )
 
 
@@ -174,8 +215,9 @@ def test_parse_batch_keeps_big_ints_beside_long_digit_runs(records: list[dict], 
     # 19 digits in a row inside a string (a Twitch id) used to send each line to the slow decoder;
     # now only a file with such a number, and then only a record whose numbers orjson read as a
     # float that large, is decoded again
-    records[0] = dict(records[0], tags={"id": "1234567890123456789012", "x": ":1234567890123456789"},
-                      time=-big if negative else big)
+    records[0] = dict(
+        records[0], tags={"id": "1234567890123456789012", "x": ":1234567890123456789"}, time=-big if negative else big
+    )
     records[-1] = dict(records[-1], receivers={"h.x.0": big, "h.y.0": float(big)})
     data = format_batch(records)
     again = parse_batch(data)
@@ -184,8 +226,10 @@ def test_parse_batch_keeps_big_ints_beside_long_digit_runs(records: list[dict], 
 
 @pytest.mark.parametrize("spacing", ["", " ", "\t ", " -"])
 def test_parse_batch_reads_a_big_int_as_an_int_in_any_spacing(spacing: str) -> None:
-    line = ('{"command":"X","params":[],"sender":null,"user":null,"host":null,"tags":{"id":"12345678901234567890"},'
-            f'"receivers":{{"r":{spacing}123456789012345678901234}},"time":1,"time_range":0}}\n').encode()
+    line = (
+        '{"command":"X","params":[],"sender":null,"user":null,"host":null,"tags":{"id":"12345678901234567890"},'
+        f'"receivers":{{"r":{spacing}123456789012345678901234}},"time":1,"time_range":0}}\n'
+    ).encode()
     (record,) = parse_batch(line)
     assert record["receivers"]["r"] == int(spacing.strip() + "123456789012345678901234")
     assert type(record["receivers"]["r"]) is int

@@ -120,17 +120,21 @@ def test_verify_keeps_brackets_of_a_foreign_file_name(archive: Path, tmp_path: P
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("args", [
-    ["verify", "{root}"],
-    ["verify", "{root}", "--json"],
-    ["export", "{root}", "desertbus", "--since", "1700000000", "--until", "1700003600", "--format", "text"],
-    ["merge", "{root}"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["verify", "{root}"],
+        ["verify", "{root}", "--json"],
+        ["export", "{root}", "desertbus", "--since", "1700000000", "--until", "1700003600", "--format", "text"],
+        ["merge", "{root}"],
+    ],
+)
 def test_a_closed_pipe_ends_quietly_as_unix_tools_do(archive: Path, args: list[str]) -> None:
     """`... | head -1`: no "error: None: Broken pipe", no false "problems found" (exit 1): the
     status a shell shows for a tool that SIGPIPE ended, and nothing on stderr."""
-    proc = subprocess.Popen([*CLI, *(a.format(root=archive) for a in args)], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [*CLI, *(a.format(root=archive) for a in args)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     assert proc.stdout is not None and proc.stderr is not None
     proc.stdout.close()  # the reader is gone before the first line
     with proc.stderr:
@@ -158,8 +162,9 @@ def test_verify_raw_with_no_recordings_invents_no_gap(archive: Path, tmp_path: P
 
 def test_verify_takes_several_raw_paths_and_channels(archive: Path) -> None:
     one, two = (str(p) for p in sorted(CASES.glob("*/host*.jsonl"))[:2])
-    result = run("verify", str(archive), "--raw", one, "--raw", two, "-c", "desertbus", "-c", "#DesertBus",
-                 "--json", "-j", "1")
+    result = run(
+        "verify", str(archive), "--raw", one, "--raw", two, "-c", "desertbus", "-c", "#DesertBus", "--json", "-j", "1"
+    )
     assert result.exit_code in (0, 1), result.output
     report = json.loads(result.stdout)
     assert list(report["channels"]) == ["desertbus"] and report["connections"]
@@ -199,10 +204,8 @@ def test_a_window_with_no_records_says_so(tmp_path: Path, archive: Path) -> None
 
 
 def test_export_old_window_names_still_work_and_format_is_case_insensitive(archive: Path) -> None:
-    new = run("export", str(archive), "desertbus", "--since", "1700000000", "--until", "1700003600",
-              "--format", "TEXT")
-    old = run("export", str(archive), "desertbus", "--start", "1700000000", "--end", "1700003600",
-              "--format", "text")
+    new = run("export", str(archive), "desertbus", "--since", "1700000000", "--until", "1700003600", "--format", "TEXT")
+    old = run("export", str(archive), "desertbus", "--start", "1700000000", "--end", "1700003600", "--format", "text")
     assert new.exit_code == old.exit_code == 0 and new.stdout == old.stdout and new.stdout
     both = run("export", str(archive), "desertbus", "--since", "1", "--start", "1", "--until", "2")
     assert both.exit_code == 2 and "same option" in both.stderr
@@ -211,8 +214,7 @@ def test_export_old_window_names_still_work_and_format_is_case_insensitive(archi
 def test_export_errors_name_the_users_file_never_the_temporary_one(archive: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()  # the rename over a folder fails: the error must name `out`
-    result = run("export", str(archive), "desertbus", "--since", "1700000000", "--until", "1700003600",
-                 "-o", str(out))
+    result = run("export", str(archive), "desertbus", "--since", "1700000000", "--until", "1700003600", "-o", str(out))
     assert result.exit_code == 2
     assert str(out) in result.stderr and ".partial" not in result.stderr
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]
@@ -245,8 +247,10 @@ def test_replay_summary_names_the_copies_the_merge_folded(tmp_path: Path) -> Non
     """26 records in, 21 out: the 5 are copies of one message from several receivers."""
     result = CliRunner().invoke(app, ["replay", str(CASES), "-o", str(tmp_path / "a")], terminal_width=120)
     assert result.exit_code == 0
-    rows = {cells[1].strip(): cells[2].strip() for cells in
-            (line.split("│") for line in result.stdout.splitlines() if line.count("│") == 3)}
+    rows = {
+        cells[1].strip(): cells[2].strip()
+        for cells in (line.split("│") for line in result.stdout.splitlines() if line.count("│") == 3)
+    }
     assert rows["merge: records in"] == "26" and rows["merge: records out"] == "21"
     assert rows["merge: copies of a message folded into one record"] == "5"
     as_json = json.loads(run("replay", str(CASES), "-o", str(tmp_path / "b"), "--json").stdout)
@@ -277,8 +281,9 @@ def test_ctrl_c_on_replay_says_interrupted_and_a_rerun_finishes(tmp_path: Path) 
     raw.mkdir()
     _long_recording(raw / "big.jsonl", 100_000)
     out = tmp_path / "out"
-    proc = subprocess.Popen([*CLI, "replay", str(raw), "-o", str(out)], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [*CLI, "replay", str(raw), "-o", str(out)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     deadline = time.monotonic() + 60
     while not list(out.rglob("*.json")):  # bounded: the first minute's file comes within seconds
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
@@ -287,8 +292,14 @@ def test_ctrl_c_on_replay_says_interrupted_and_a_rerun_finishes(tmp_path: Path) 
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, (stdout, stderr)
     assert "Traceback" not in stderr and "interrupted:" in stderr and "again" in stderr
-    again = subprocess.run([*CLI, "replay", str(raw), "-o", str(out), "--json"], cwd=ROOT, capture_output=True,
-                           text=True, timeout=120, check=False)
+    again = subprocess.run(
+        [*CLI, "replay", str(raw), "-o", str(out), "--json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert again.returncode == 0, again.stderr
     whole = tmp_path / "whole"
     assert run("replay", str(raw), "-o", str(whole), "--json").exit_code == 0
@@ -299,12 +310,32 @@ def _long_recording(path: Path, lines: int) -> None:
     """One recorder connection in #big: `lines` messages, 20 a second."""
     t0 = 1_700_000_400_000_000
     events = [
-        {"kind": "header", "format": "chat-archiver-raw", "version": 1, "recorder": "big", "slug": "Bg1Ab",
-         "host": "big", "software": "test", "seq": 0, "at": t0},
-        {"kind": "open", "seq": 1, "at": t0, "conn": 0, "server": "wss://irc-ws.chat.twitch.tv:443",
-         "dialect": "twitch"},
-        {"kind": "recv", "seq": 2, "at": t0 + 1000, "conn": 0,
-         "line": ":justinfan1!justinfan1@justinfan1.tmi.twitch.tv JOIN #big"},
+        {
+            "kind": "header",
+            "format": "chat-archiver-raw",
+            "version": 1,
+            "recorder": "big",
+            "slug": "Bg1Ab",
+            "host": "big",
+            "software": "test",
+            "seq": 0,
+            "at": t0,
+        },
+        {
+            "kind": "open",
+            "seq": 1,
+            "at": t0,
+            "conn": 0,
+            "server": "wss://irc-ws.chat.twitch.tv:443",
+            "dialect": "twitch",
+        },
+        {
+            "kind": "recv",
+            "seq": 2,
+            "at": t0 + 1000,
+            "conn": 0,
+            "line": ":justinfan1!justinfan1@justinfan1.tmi.twitch.tv JOIN #big",
+        },
         {"kind": "recv", "seq": 3, "at": t0 + 2000, "conn": 0, "line": "@room-id=1 :tmi.twitch.tv ROOMSTATE #big"},
     ]
     with path.open("w", newline="") as f:
@@ -313,8 +344,10 @@ def _long_recording(path: Path, lines: int) -> None:
             at = t0 + 10_000 + i * 50_000
             u = f"u{i % 97}"
             line = f"@id=m-{i};tmi-sent-ts={at // 1000 - 100} :{u}!{u}@{u}.tmi.twitch.tv PRIVMSG #big :number {i}"
-            f.write(json.dumps({"kind": "recv", "seq": 4 + i, "at": at, "conn": 0, "line": line},
-                               separators=(",", ":")) + "\n")
+            f.write(
+                json.dumps({"kind": "recv", "seq": 4 + i, "at": at, "conn": 0, "line": line}, separators=(",", ":"))
+                + "\n"
+            )
 
 
 # ---------------------------------------------------------------- docs

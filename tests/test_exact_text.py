@@ -113,10 +113,13 @@ def test_corpus_every_archivable_line_replays_into_its_exact_text() -> None:
     assert checked > 300
 
 
-@pytest.mark.parametrize("ending, text", [
-    ("PRIVMSG #pajlada :@xgspidermonkey  b", "@xgspidermonkey  b"),
-    (" &Kappa a  b", "\U0001f602Kappa\U0001f602 &Kappa a  b"),
-])
+@pytest.mark.parametrize(
+    "ending, text",
+    [
+        ("PRIVMSG #pajlada :@xgspidermonkey  b", "@xgspidermonkey  b"),
+        (" &Kappa a  b", "\U0001f602Kappa\U0001f602 &Kappa a  b"),
+    ],
+)
 def test_corpus_runs_of_spaces_are_kept(ending: str, text: str) -> None:
     (line,) = [line for line in LINES if line.endswith(ending)]
     (record,) = replay_one(line, "pajlada")
@@ -135,13 +138,18 @@ def test_generated_line_reads_as_the_spec_says(case: tuple[str, tuple[Any, ...]]
     assert parse_compat_words(line) == expected, line
 
 
-@given(irc_lines(command=st.sampled_from(["PRIVMSG", "privmsg", "USERNOTICE", "NOTICE"]),
-                 first=st.just("#chan")))
+@given(irc_lines(command=st.sampled_from(["PRIVMSG", "privmsg", "USERNOTICE", "NOTICE"]), first=st.just("#chan")))
 def test_generated_message_replays_with_its_exact_text(case: tuple[str, tuple[Any, ...]]) -> None:
     line, (command, params, sender, user, host, tag_map) = case
     (record,) = replay_one(line, "chan")
-    assert (record["command"], record["params"], record["sender"], record["user"], record["host"], record["tags"]) \
-        == (command, params, sender, user, host, tag_map)
+    assert (record["command"], record["params"], record["sender"], record["user"], record["host"], record["tags"]) == (
+        command,
+        params,
+        sender,
+        user,
+        host,
+        tag_map,
+    )
 
 
 _strippable = st.text(st.sampled_from([" ", "\t", "\u3000", "\r", "\n", "\x0b", "\u2028"]), max_size=6)

@@ -65,14 +65,17 @@ def libass_text(s: str) -> str:
     return "".join(out)
 
 
-@pytest.mark.parametrize(("text", "escaped"), [
-    ("plain", "plain"),
-    ("{\\i1}x", "\\{\\\u2060i1\\}x"),
-    ("a\\Nb", "a\\\u2060Nb"),
-    ("line\nbreak\r", "line break "),
-    ("\\h\\n", "\\\u2060h\\\u2060n"),
-    ("}", "\\}"),
-])
+@pytest.mark.parametrize(
+    ("text", "escaped"),
+    [
+        ("plain", "plain"),
+        ("{\\i1}x", "\\{\\\u2060i1\\}x"),
+        ("a\\Nb", "a\\\u2060Nb"),
+        ("line\nbreak\r", "line break "),
+        ("\\h\\n", "\\\u2060h\\\u2060n"),
+        ("}", "\\}"),
+    ],
+)
 def test_escape_examples(text: str, escaped: str) -> None:
     assert escape(text) == escaped
 
@@ -125,7 +128,7 @@ def frames(ass: str) -> list[Frame]:
     out = []
     for line in ass.splitlines():
         if line.startswith("Dialogue: "):
-            fields = line[len("Dialogue: "):].split(",", 9)
+            fields = line[len("Dialogue: ") :].split(",", 9)
             shown = []
             for part in fields[9].split("\\N"):
                 struck = r"\s1" in part
@@ -141,8 +144,10 @@ def render(records: list[dict[str, Any]], hold: float = 10.0) -> str:
 
 def model(records: list[dict[str, Any]], hold_cs: int) -> dict[str, tuple[int, int, float]]:
     """Per message id: appears (cs, rounded up), expires, removed (cs, or inf)."""
+
     def cs(r: dict[str, Any]) -> int:
         return math.ceil(round((r["time"] - PLAY_START) * 100, 6))
+
     out: dict[str, tuple[int, int, float]] = {}
     logins: dict[str, str] = {}
     for r in records:
@@ -153,7 +158,8 @@ def model(records: list[dict[str, Any]], hold_cs: int) -> dict[str, tuple[int, i
             target = r["params"][1] if len(r["params"]) > 1 else None
             for mid, (a, e, gone) in out.items():
                 hit = (r["command"] == "CLEARMSG" and r["tags"]["target-msg-id"] == mid) or (
-                    r["command"] == "CLEARCHAT" and target in (None, logins[mid]))
+                    r["command"] == "CLEARCHAT" and target in (None, logins[mid])
+                )
                 if hit and gone == math.inf:
                     out[mid] = (a, e, cs(r))
     return out
@@ -212,8 +218,7 @@ def test_quiet_chat_is_exactly_on_time(records: list[dict[str, Any]]) -> None:
         assert appear in starts or appear == 0
         assert removed == math.inf or removed in starts or removed >= fs[-1][1]
     for x in sorted({s for s, _, _ in fs}):
-        assert {n for n, _ in ids_in(shown_at(fs, x))} == {
-            mid[1:] for mid, (a, e, _) in truth.items() if a <= x < e}
+        assert {n for n, _ in ids_in(shown_at(fs, x))} == {mid[1:] for mid, (a, e, _) in truth.items() if a <= x < e}
 
 
 def test_a_busy_channel_stacks_newest_at_the_bottom_and_updates_a_few_times_a_second() -> None:
@@ -253,9 +258,19 @@ def test_long_messages_wrap_and_removed_ones_stay_struck() -> None:
 
 # --- the command and a real reader ----------------------------------------------------------------
 
+
 def test_cli_writes_ass_timed_from_start_and_takes_hold(tmp_path: Path) -> None:
-    base = ["export", FIXTURE_ARCHIVE, "desertbus", "--since", "1700000010", "--until", "2023-11-14T22:16:00Z",
-            "--format", "ass"]
+    base = [
+        "export",
+        FIXTURE_ARCHIVE,
+        "desertbus",
+        "--since",
+        "1700000010",
+        "--until",
+        "2023-11-14T22:16:00Z",
+        "--format",
+        "ass",
+    ]
     result = CliRunner().invoke(app, base)
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("[Script Info]\n")
@@ -270,30 +285,51 @@ def test_cli_writes_ass_timed_from_start_and_takes_hold(tmp_path: Path) -> None:
 
 
 needs_ffmpeg = pytest.mark.skipif(
-    shutil.which("ffmpeg") is None, reason="ffmpeg is not installed (.ci/run installs it)")
+    shutil.which("ffmpeg") is None, reason="ffmpeg is not installed (.ci/run installs it)"
+)
 
 
 def ffmpeg(*args: str) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", *args], capture_output=True,
-                          timeout=60, check=False)
+    return subprocess.run(
+        ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", *args], capture_output=True, timeout=60, check=False
+    )
 
 
 @pytest.mark.integration
 @needs_ffmpeg
 def test_ffmpeg_reads_every_event_and_burns_the_fixture_window(tmp_path: Path) -> None:
     out = tmp_path / "chat.ass"
-    result = CliRunner().invoke(app, ["export", FIXTURE_ARCHIVE, "desertbus", "--since", "1700000010",
-                                      "--until", "2023-11-14T22:16:00Z", "--format", "ass", "--out", str(out)])
+    result = CliRunner().invoke(
+        app,
+        [
+            "export",
+            FIXTURE_ARCHIVE,
+            "desertbus",
+            "--since",
+            "1700000010",
+            "--until",
+            "2023-11-14T22:16:00Z",
+            "--format",
+            "ass",
+            "--out",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     srt = ffmpeg("-i", str(out), "-f", "srt", "-")
     assert srt.returncode == 0 and srt.stderr == b"", srt.stderr
     ours = frames(out.read_text())
     theirs = re.findall(r"(\d\d):(\d\d):(\d\d),(\d\d\d) --> (\d\d):(\d\d):(\d\d),(\d\d\d)", srt.stdout.decode())
-    assert [(round((int(h) * 3600 + int(m) * 60 + int(s)) * 100 + int(ms) / 10),
-             round((int(h2) * 3600 + int(m2) * 60 + int(s2)) * 100 + int(ms2) / 10))
-            for h, m, s, ms, h2, m2, s2, ms2 in theirs] == [(a, b) for a, b, _ in ours]
-    burn = ffmpeg("-f", "lavfi", "-i", "color=c=black:s=320x180:d=4:r=5", "-vf", f"subtitles=filename={out}",
-                  "-f", "null", "-")
+    assert [
+        (
+            round((int(h) * 3600 + int(m) * 60 + int(s)) * 100 + int(ms) / 10),
+            round((int(h2) * 3600 + int(m2) * 60 + int(s2)) * 100 + int(ms2) / 10),
+        )
+        for h, m, s, ms, h2, m2, s2, ms2 in theirs
+    ] == [(a, b) for a, b, _ in ours]
+    burn = ffmpeg(
+        "-f", "lavfi", "-i", "color=c=black:s=320x180:d=4:r=5", "-vf", f"subtitles=filename={out}", "-f", "null", "-"
+    )
     assert burn.returncode == 0 and burn.stderr == b"", burn.stderr
 
 
@@ -303,20 +339,52 @@ def test_burnt_video_is_lit_exactly_while_chat_is_up(tmp_path: Path) -> None:
     """libass draws the box exactly in the frames' spans: the blank video has text in the frames
     of [0.6, 1.9) and [2.1, 3.4) and none elsewhere; a removed message is still drawn."""
     root = tmp_path / "archive"
-    write_batch(str(root), "chan", batch_time_of(PLAY_START), [
-        play_message(0, PLAY_START + 0.6, "alice", "hello {\\i1}there\\N"),
-        play_removal(PLAY_START + 1.0, "CLEARMSG", "m0", "alice"),
-        play_message(1, PLAY_START + 2.1, "bob", "\x01ACTION waves\x01", color="#00FF00"),
-    ])
+    write_batch(
+        str(root),
+        "chan",
+        batch_time_of(PLAY_START),
+        [
+            play_message(0, PLAY_START + 0.6, "alice", "hello {\\i1}there\\N"),
+            play_removal(PLAY_START + 1.0, "CLEARMSG", "m0", "alice"),
+            play_message(1, PLAY_START + 2.1, "bob", "\x01ACTION waves\x01", color="#00FF00"),
+        ],
+    )
     out = tmp_path / "chat.ass"
-    result = CliRunner().invoke(app, ["export", str(root), "chan", "--since", str(PLAY_START), "--until",
-                                      str(PLAY_START + 60), "--format", "ass", "--hold", "1.3", "--out", str(out)])
+    result = CliRunner().invoke(
+        app,
+        [
+            "export",
+            str(root),
+            "chan",
+            "--since",
+            str(PLAY_START),
+            "--until",
+            str(PLAY_START + 60),
+            "--format",
+            "ass",
+            "--hold",
+            "1.3",
+            "--out",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
-    video = ffmpeg("-f", "lavfi", "-i", "color=c=black:s=320x180:d=4:r=4", "-vf", f"subtitles=filename={out}",
-                   "-f", "rawvideo", "-pix_fmt", "gray", "-")
+    video = ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "color=c=black:s=320x180:d=4:r=4",
+        "-vf",
+        f"subtitles=filename={out}",
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "gray",
+        "-",
+    )
     assert video.returncode == 0 and video.stderr == b"", video.stderr
     size = 320 * 180
-    lit = [sum(1 for b in video.stdout[i:i + size] if b > 60) > 20 for i in range(0, len(video.stdout), size)]
+    lit = [sum(1 for b in video.stdout[i : i + size] if b > 60) > 20 for i in range(0, len(video.stdout), size)]
     expected = [0.6 <= k / 4 < 1.9 or 2.1 <= k / 4 < 3.4 for k in range(16)]
     assert lit == expected, (lit, expected)
 
@@ -368,8 +436,9 @@ def test_a_damaged_file_is_named_and_skipped_and_the_rest_is_played(tmp_path: Pa
     write_batch(str(tmp_path), "chan", minute0, [play_message(0, minute0 + 5, "alice", "kept")])
     path, _ = write_batch(str(tmp_path), "chan", minute0 + 60, [play_message(1, minute0 + 65, "bob", "lost")])
     Path(path).write_bytes(b'{"broken\n')
-    result = CliRunner().invoke(app, ["export", str(tmp_path), "chan", "--since", str(minute0), "--until",
-                                      str(minute0 + 120), "--format", fmt])
+    result = CliRunner().invoke(
+        app, ["export", str(tmp_path), "chan", "--since", str(minute0), "--until", str(minute0 + 120), "--format", fmt]
+    )
     assert result.exit_code == 1, result.output
     assert path in result.stderr and "Traceback" not in result.output
     assert "kept" in result.stdout and "lost" not in result.stdout

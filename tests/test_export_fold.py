@@ -35,7 +35,8 @@ _lists = st.one_of(
     records_in_minute(),
     st.lists(archive_records(), max_size=6),
     st.tuples(crowded_contents(), merge_observations(), st.lists(archive_records(), max_size=3)).map(
-        lambda parts: [r for part in parts for r in part]),
+        lambda parts: [r for part in parts for r in part]
+    ),
 )
 
 
@@ -59,8 +60,12 @@ def _rows(records: list[dict[str, Any]], trim: Any = None) -> object:
         return ("InputError", str(e))
     for time, time_range, line, record in rows:
         assert (time, type(time), time_range, type(time_range), line) == (
-            record["time"], type(record["time"]), record["time_range"], type(record["time_range"]),
-            canonical_bytes(record))
+            record["time"],
+            type(record["time"]),
+            record["time_range"],
+            type(record["time_range"]),
+            canonical_bytes(record),
+        )
     return [_shown(row[3]) for row in rows]
 
 
@@ -74,7 +79,10 @@ def test_fold_rows_is_the_view(records: list[dict[str, Any]], rng: Any) -> None:
 @settings(max_examples=300, deadline=None)
 @given(_lists, st.randoms(use_true_random=False), st.integers(-30, 150), st.sampled_from([-1e9, 0, 30, 70]))
 def test_fold_rows_with_the_trim_is_the_view_of_the_trimmed_records(
-    records: list[dict[str, Any]], rng: Any, before: int, earliest: int,
+    records: list[dict[str, Any]],
+    rng: Any,
+    before: int,
+    earliest: int,
 ) -> None:
     rng.shuffle(records)
     edge, low = MERGE_MINUTE0 + before, MERGE_MINUTE0 + earliest
@@ -84,9 +92,17 @@ def test_fold_rows_with_the_trim_is_the_view_of_the_trimmed_records(
 
 
 def _join(name: str, time: float, time_range: float, received: float) -> dict[str, Any]:
-    return {"command": "JOIN", "params": ["#chan"], "sender": "alice", "user": "alice",
-            "host": "alice.tmi.twitch.tv", "tags": None, "receivers": {name: received}, "time": time,
-            "time_range": time_range}
+    return {
+        "command": "JOIN",
+        "params": ["#chan"],
+        "sender": "alice",
+        "user": "alice",
+        "host": "alice.tmi.twitch.tv",
+        "tags": None,
+        "receivers": {name: received},
+        "time": time,
+        "time_range": time_range,
+    }
 
 
 T0 = MERGE_MINUTE0
@@ -105,8 +121,13 @@ def test_a_content_of_records_each_alone_in_its_merge_group_skips_the_merge(monk
     monkeypatch.setattr(view, "merge", merge)
     # two receivers' estimates of one JOIN (folded), one (time, range) from two receivers (one merge
     # group, no receiver twice), a PART of its own
-    records = [_join("a", T0, 55, T0 + 50), _join("b", T0 + 3, 55, T0 + 52), _join("a", T0 + 60, 55, T0 + 100),
-               _join("b", T0 + 60, 55, T0 + 101), dict(_join("a", T0 + 1, 10, T0 + 9), command="PART")]
+    records = [
+        _join("a", T0, 55, T0 + 50),
+        _join("b", T0 + 3, 55, T0 + 52),
+        _join("a", T0 + 60, 55, T0 + 100),
+        _join("b", T0 + 60, 55, T0 + 101),
+        dict(_join("a", T0 + 1, 10, T0 + 9), command="PART"),
+    ]
     rows = fold_rows(records)
     assert merged == []
     assert [_shown(row[3]) for row in rows] == [_shown(r) for r in fold_for_reading(records)]
@@ -139,9 +160,18 @@ def test_as_merged_is_what_the_merge_makes_of_a_group() -> None:
 
 def test_taken_as_they_are_refuses_what_the_merge_changes_or_refuses() -> None:
     assert taken_as_they_are([_join("a", T0, 55, T0 + 50), _join("b", 5, 0, 7.5)])
-    for time, time_range, received in [(-0.0, 1, T0), (0.0, 1, T0), (T0, 0.0, T0), (T0, 1, -0.0),
-                                       (2**53 + 1, 1, T0), (T0, 2**60, T0), (T0, 1, float("inf")),
-                                       (T0, 1, float("nan")), (T0, True, T0), (T0, 1, "x")]:
+    for time, time_range, received in [
+        (-0.0, 1, T0),
+        (0.0, 1, T0),
+        (T0, 0.0, T0),
+        (T0, 1, -0.0),
+        (2**53 + 1, 1, T0),
+        (T0, 2**60, T0),
+        (T0, 1, float("inf")),
+        (T0, 1, float("nan")),
+        (T0, True, T0),
+        (T0, 1, "x"),
+    ]:
         assert not taken_as_they_are([_join("a", T0, 55, T0 + 50), _join("b", time, time_range, received)])
     assert not taken_as_they_are([{**_join("a", T0, 1, T0), "receivers": {}}])
     assert not taken_as_they_are([{**_join("a", T0, 1, T0), "receivers": {1: T0}}])

@@ -16,36 +16,59 @@ from tests.strategies import archive_records, records_in_minute
 T = 1700000012.345  # 22:13:32.345 UTC
 
 
-def rec(command: str, params: list[str], tags: dict[str, Any] | None = None, *, nick: str | None = None,
-        time_range: float = 0) -> dict[str, Any]:
-    return {"command": command, "params": params, "tags": tags, "sender": nick or "tmi.twitch.tv", "user": nick,
-            "host": f"{nick}.tmi.twitch.tv" if nick else None, "receivers": {"h.s.0": T}, "time": T,
-            "time_range": time_range}
+def rec(
+    command: str,
+    params: list[str],
+    tags: dict[str, Any] | None = None,
+    *,
+    nick: str | None = None,
+    time_range: float = 0,
+) -> dict[str, Any]:
+    return {
+        "command": command,
+        "params": params,
+        "tags": tags,
+        "sender": nick or "tmi.twitch.tv",
+        "user": nick,
+        "host": f"{nick}.tmi.twitch.tv" if nick else None,
+        "receivers": {"h.s.0": T},
+        "time": T,
+        "time_range": time_range,
+    }
 
 
-@pytest.mark.parametrize(("record", "line"), [
-    (rec("PRIVMSG", ["#c", "hello"], {"display-name": "Alice"}, nick="alice"), "[22:13:32] Alice: hello"),
-    (rec("PRIVMSG", ["#c", "hello"], None, nick="alice"), "[22:13:32] alice: hello"),
-    (rec("PRIVMSG", ["#c", "\x01ACTION waves\x01"], {"display-name": "Alice"}, nick="alice"),
-     "[22:13:32] * Alice waves"),
-    (rec("PRIVMSG", ["#c", "bell\x07 and\nnewline"], None, nick="x"), "[22:13:32] x: bell\\x07 and\\x0anewline"),
-    (rec("USERNOTICE", ["#c"], {"system-msg": "5 raiders from R have joined!", "login": "r"}),
-     "[22:13:32] ** 5 raiders from R have joined!"),
-    (rec("USERNOTICE", ["#c", "hi"], {"msg-id": "sub", "login": "bob"}), "[22:13:32] ** sub | bob: hi"),
-    (rec("CLEARCHAT", ["#c", "bob"], {"ban-duration": "60"}), "[22:13:32] -- bob was timed out for 60 s"),
-    (rec("CLEARCHAT", ["#c", "bob"], {}), "[22:13:32] -- bob was banned"),
-    (rec("CLEARCHAT", ["#c"], None), "[22:13:32] -- chat was cleared by a moderator"),
-    (rec("CLEARMSG", ["#c", "oops"], {"login": "bob"}), "[22:13:32] -- a message from bob was deleted: oops"),
-    (rec("JOIN", ["#c"], nick="lurker", time_range=60), "[~22:13:32] -> lurker joined"),
-    (rec("PART", ["#c"], nick="lurker", time_range=55), "[~22:13:32] <- lurker left"),
-    (rec("HOSTTARGET", ["#c", "other 12"], time_range=10), "[~22:13:32] -- now hosting other"),
-    (rec("HOSTTARGET", ["#c", "- 0"], time_range=10), "[~22:13:32] -- stopped hosting"),
-    (rec("NOTICE", ["#c", "slow"], {"msg-id": "slow_on"}, time_range=10), "[~22:13:32] -- notice: slow"),
-    (rec("PING", ["x"]), "[22:13:32] -- PING tmi.twitch.tv x"),
-    (rec("USERSTATE", ["#c"], {"display-name": "Me"}, time_range=10), "[~22:13:32] -- user state of Me"),
-    (rec("PRIVMSG", ["#c", "hi"], {"display-name": "\u7530\u4e2d"}, nick="tanaka"),
-     "[22:13:32] \u7530\u4e2d (tanaka): hi"),
-])
+@pytest.mark.parametrize(
+    ("record", "line"),
+    [
+        (rec("PRIVMSG", ["#c", "hello"], {"display-name": "Alice"}, nick="alice"), "[22:13:32] Alice: hello"),
+        (rec("PRIVMSG", ["#c", "hello"], None, nick="alice"), "[22:13:32] alice: hello"),
+        (
+            rec("PRIVMSG", ["#c", "\x01ACTION waves\x01"], {"display-name": "Alice"}, nick="alice"),
+            "[22:13:32] * Alice waves",
+        ),
+        (rec("PRIVMSG", ["#c", "bell\x07 and\nnewline"], None, nick="x"), "[22:13:32] x: bell\\x07 and\\x0anewline"),
+        (
+            rec("USERNOTICE", ["#c"], {"system-msg": "5 raiders from R have joined!", "login": "r"}),
+            "[22:13:32] ** 5 raiders from R have joined!",
+        ),
+        (rec("USERNOTICE", ["#c", "hi"], {"msg-id": "sub", "login": "bob"}), "[22:13:32] ** sub | bob: hi"),
+        (rec("CLEARCHAT", ["#c", "bob"], {"ban-duration": "60"}), "[22:13:32] -- bob was timed out for 60 s"),
+        (rec("CLEARCHAT", ["#c", "bob"], {}), "[22:13:32] -- bob was banned"),
+        (rec("CLEARCHAT", ["#c"], None), "[22:13:32] -- chat was cleared by a moderator"),
+        (rec("CLEARMSG", ["#c", "oops"], {"login": "bob"}), "[22:13:32] -- a message from bob was deleted: oops"),
+        (rec("JOIN", ["#c"], nick="lurker", time_range=60), "[~22:13:32] -> lurker joined"),
+        (rec("PART", ["#c"], nick="lurker", time_range=55), "[~22:13:32] <- lurker left"),
+        (rec("HOSTTARGET", ["#c", "other 12"], time_range=10), "[~22:13:32] -- now hosting other"),
+        (rec("HOSTTARGET", ["#c", "- 0"], time_range=10), "[~22:13:32] -- stopped hosting"),
+        (rec("NOTICE", ["#c", "slow"], {"msg-id": "slow_on"}, time_range=10), "[~22:13:32] -- notice: slow"),
+        (rec("PING", ["x"]), "[22:13:32] -- PING tmi.twitch.tv x"),
+        (rec("USERSTATE", ["#c"], {"display-name": "Me"}, time_range=10), "[~22:13:32] -- user state of Me"),
+        (
+            rec("PRIVMSG", ["#c", "hi"], {"display-name": "\u7530\u4e2d"}, nick="tanaka"),
+            "[22:13:32] \u7530\u4e2d (tanaka): hi",
+        ),
+    ],
+)
 def test_transcript_lines(record: dict[str, Any], line: str) -> None:
     assert text_line(record) == line
 
@@ -71,12 +94,20 @@ def test_json_renderer_makes_an_array() -> None:
 @given(records_in_minute())
 def test_irc_lines_parse_back_to_the_records_fields(records: list[dict[str, Any]]) -> None:
     for record in records:
-        if any(c in record["params"][-1] for c in "\r\n\x00") or record["params"][-1] != " ".join(
-                record["params"][-1].split(" ")).strip() or not record["params"][-1].strip():
+        if (
+            any(c in record["params"][-1] for c in "\r\n\x00")
+            or record["params"][-1] != " ".join(record["params"][-1].split(" ")).strip()
+            or not record["params"][-1].strip()
+        ):
             continue  # girc's reading collapses spaces: only lines it would keep as is compare
         command, params, sender, user, host, tags = parse_compat(irc_line(record))
         assert (command, params, sender, user, host, tags) == (
-            record["command"], record["params"], record["sender"], record["user"], record["host"], record["tags"],
+            record["command"],
+            record["params"],
+            record["sender"],
+            record["user"],
+            record["host"],
+            record["tags"],
         ), irc_line(record)
 
 

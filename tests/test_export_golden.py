@@ -63,10 +63,13 @@ def test_golden_window(fmt: str) -> None:
     assert result.stdout_bytes == (FIXTURE / "expected" / f"window.{fmt}").read_bytes()
 
 
-@pytest.mark.parametrize(("name", "args"), [
-    ("users.text", ["--user", "spammer", "--user", "LURKER"]),
-    ("commands.text", ["--command", "clearchat", "--command", "USERNOTICE"]),
-])
+@pytest.mark.parametrize(
+    ("name", "args"),
+    [
+        ("users.text", ["--user", "spammer", "--user", "LURKER"]),
+        ("commands.text", ["--command", "clearchat", "--command", "USERNOTICE"]),
+    ],
+)
 def test_golden_filters(name: str, args: list[str]) -> None:
     result = export("--format", "text", *args)
     assert result.exit_code == 0, result.stderr
@@ -77,8 +80,7 @@ def upstream_rule(root: str, channel: str, start: float, end: float) -> list[dic
     """ARCHIVE_FORMAT.md section 6, directly: files from two minutes before start to one after
     end, merged all at once, the records whose range meets [start, end), sorted."""
     lo, hi = int(start // 60) * 60 - 120, int(end // 60) * 60 + 60
-    records = [r for f in iter_batch_files(root, channel) if lo <= f.batch_time <= hi
-               for r in read_batch_file(f.path)]
+    records = [r for f in iter_batch_files(root, channel) if lo <= f.batch_time <= hi for r in read_batch_file(f.path)]
     shown = fold_for_reading(merge_records(records))
     keep = [r for r in shown if start <= r["time"] + r["time_range"] and r["time"] < end]
     return sorted(keep, key=lambda r: (r["time"], r["time_range"], canonical_json(r)))

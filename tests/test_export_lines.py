@@ -52,8 +52,15 @@ def reference(root: str, window: Window, fmt: str, filters: Filters, keep_going:
     out = io.BytesIO()
     problems: list[InputError] | None = [] if keep_going else None
     try:
-        records = iter_chunks(root, "chan", window, plan_chunks(window, stream.CHUNK_MINUTES), filters,
-                              view=passing_through(fold_for_reading), problems=problems)
+        records = iter_chunks(
+            root,
+            "chan",
+            window,
+            plan_chunks(window, stream.CHUNK_MINUTES),
+            filters,
+            view=passing_through(fold_for_reading),
+            problems=problems,
+        )
         n = write_export(records, fmt, out)
     except ArchiverError as e:
         return type(e).__name__, str(e)
@@ -124,12 +131,19 @@ def archives(draw: Any) -> list[tuple[int, bytes]]:
 
 
 @settings(max_examples=150, deadline=None)
-@given(archives(), export_windows, st.tuples(
-    st.sampled_from(["json", "jsonl", "text", "irc"]),
-    st.sampled_from([Filters(), Filters.of(["PRIVMSG"], []), Filters.of([], ["alice"])]),
-    st.booleans(), st.sampled_from([1, 2, 10])))
-def test_the_line_path_gives_the_reference_bytes(files: list[tuple[int, bytes]], window: tuple[int, int],
-                                                 how: tuple[str, Filters, bool, int]) -> None:
+@given(
+    archives(),
+    export_windows,
+    st.tuples(
+        st.sampled_from(["json", "jsonl", "text", "irc"]),
+        st.sampled_from([Filters(), Filters.of(["PRIVMSG"], []), Filters.of([], ["alice"])]),
+        st.booleans(),
+        st.sampled_from([1, 2, 10]),
+    ),
+)
+def test_the_line_path_gives_the_reference_bytes(
+    files: list[tuple[int, bytes]], window: tuple[int, int], how: tuple[str, Filters, bool, int]
+) -> None:
     fmt, filters, keep_going, chunk = how
     saved = stream.CHUNK_MINUTES
     stream.CHUNK_MINUTES = chunk
@@ -150,24 +164,49 @@ def test_the_line_path_gives_the_reference_bytes(files: list[tuple[int, bytes]],
 
 
 def _message(t: float, mid: str, who: str = "a", **extra: Any) -> dict[str, Any]:
-    record = {"command": "PRIVMSG", "params": ["#chan", f"hi {mid}"], "sender": who, "user": who, "host": None,
-              "tags": {"id": mid}, "receivers": {"h.s.0": t + 0.25}, "time": t, "time_range": 0}
+    record = {
+        "command": "PRIVMSG",
+        "params": ["#chan", f"hi {mid}"],
+        "sender": who,
+        "user": who,
+        "host": None,
+        "tags": {"id": mid},
+        "receivers": {"h.s.0": t + 0.25},
+        "time": t,
+        "time_range": 0,
+    }
     record.update(extra)
     return record
 
 
 @pytest.mark.parametrize("name", sorted(SCANNERS))
-def test_lone_lines_are_never_decoded_and_the_rest_is(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                      name: str) -> None:
+def test_lone_lines_are_never_decoded_and_the_rest_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
     """In json, a lone message is printed from its stored line: the decoder sees only the others (a
     message delivered twice, a JOIN, a message with a 0.0 receive time)."""
     t0 = 1_700_000_040
-    write_batch(str(tmp_path), "chan", t0, [
-        _message(t0 + 1.5, "lone"), _message(t0 + 2.5, "twice"),
-        {"command": "JOIN", "params": ["#chan"], "sender": "j", "user": "j", "host": None, "tags": None,
-         "receivers": {"h.s.0": t0 + 20}, "time": t0 + 3, "time_range": 30},
-        _message(t0 + 4.5, "zero", receivers={"h.s.0": 0.0}),
-    ])
+    write_batch(
+        str(tmp_path),
+        "chan",
+        t0,
+        [
+            _message(t0 + 1.5, "lone"),
+            _message(t0 + 2.5, "twice"),
+            {
+                "command": "JOIN",
+                "params": ["#chan"],
+                "sender": "j",
+                "user": "j",
+                "host": None,
+                "tags": None,
+                "receivers": {"h.s.0": t0 + 20},
+                "time": t0 + 3,
+                "time_range": 30,
+            },
+            _message(t0 + 4.5, "zero", receivers={"h.s.0": 0.0}),
+        ],
+    )
     write_batch(str(tmp_path), "chan", t0, [_message(t0 + 2.5, "twice", receivers={"h.s.1": t0 + 2.75})])
     decoded: list[bytes] = []
     real = stream.decode_line
@@ -175,9 +214,12 @@ def test_lone_lines_are_never_decoded_and_the_rest_is(tmp_path: Path, monkeypatc
     monkeypatch.setattr(stream, "scan_batch", SCANNERS[name])
     out = io.BytesIO()
     assert export(str(tmp_path), "chan", Window(t0, t0 + 60), "json", out) == 4
-    assert sorted(decoded) == sorted([  # both copies of the message delivered twice, nothing else
-        canonical_bytes(_message(t0 + 2.5, "twice")),
-        canonical_bytes(_message(t0 + 2.5, "twice", receivers={"h.s.1": t0 + 2.75}))])
+    assert sorted(decoded) == sorted(
+        [  # both copies of the message delivered twice, nothing else
+            canonical_bytes(_message(t0 + 2.5, "twice")),
+            canonical_bytes(_message(t0 + 2.5, "twice", receivers={"h.s.1": t0 + 2.75})),
+        ]
+    )
     assert b'"lone"' in out.getvalue() and b'"h.s.0":1700000042.75,"h.s.1":1700000042.75' in out.getvalue()
 
 
@@ -185,11 +227,26 @@ def test_the_cli_exports_the_same_bytes_on_either_path(tmp_path: Path, monkeypat
     """As a user runs it: the same stdout with the scanner and without it, for each format."""
     t0 = 1_700_000_040
     for m in range(15):
-        write_batch(str(tmp_path), "chan", t0 + 60 * m, [
-            _message(t0 + 60 * m + 1.5, f"m{m}"), _message(t0 + 60 * m + 1.5, f"n{m}", who="b"),
-            {"command": "PART", "params": ["#chan"], "sender": "j", "user": "j", "host": None, "tags": None,
-             "receivers": {"h.s.0": t0 + 60 * m + 40}, "time": t0 + 60 * m + 10, "time_range": 30},
-        ])
+        write_batch(
+            str(tmp_path),
+            "chan",
+            t0 + 60 * m,
+            [
+                _message(t0 + 60 * m + 1.5, f"m{m}"),
+                _message(t0 + 60 * m + 1.5, f"n{m}", who="b"),
+                {
+                    "command": "PART",
+                    "params": ["#chan"],
+                    "sender": "j",
+                    "user": "j",
+                    "host": None,
+                    "tags": None,
+                    "receivers": {"h.s.0": t0 + 60 * m + 40},
+                    "time": t0 + 60 * m + 10,
+                    "time_range": 30,
+                },
+            ],
+        )
     runner = CliRunner()
     for fmt in ("json", "jsonl", "text"):
         args = ["export", str(tmp_path), "chan", "--since", str(t0), "--until", str(t0 + 900), "--format", fmt]
@@ -206,8 +263,12 @@ def test_a_merge_error_names_the_record_the_reference_names(tmp_path: Path) -> N
     """A chunk whose merge fails (a receive time beyond 2**53) is done again the reference way, so
     the error is the one the decoded path gives, lone messages or not."""
     t0 = 1_700_000_040
-    write_batch(str(tmp_path), "chan", t0, [_message(t0 + 1.5, "lone"), _message(t0 + 2.5, "b"),
-                                            _message(t0 + 3.5, "huge", receivers={"h.s.0": 2**60})])
+    write_batch(
+        str(tmp_path),
+        "chan",
+        t0,
+        [_message(t0 + 1.5, "lone"), _message(t0 + 2.5, "b"), _message(t0 + 3.5, "huge", receivers={"h.s.0": 2**60})],
+    )
     w = Window(t0, t0 + 60)
     expected = reference(str(tmp_path), w, "json", Filters(), False)
     assert expected[0] == "ExportError" and "2**53" in str(expected[1])
@@ -219,8 +280,12 @@ def test_a_merge_error_names_the_record_the_reference_names(tmp_path: Path) -> N
 def test_a_lone_surrogate_is_decoded_as_the_reader_decodes_it(tmp_path: Path) -> None:
     """orjson refuses a lone surrogate: such lines (never lone candidates) go through the reader."""
     t0 = 1_700_000_040
-    write_batch(str(tmp_path), "chan", t0, [_message(t0 + 1.5, "a", params=["#chan", "half \ud83c"]),
-                                            _message(t0 + 2.5, "b", params=["#chan", "fine"])])
+    write_batch(
+        str(tmp_path),
+        "chan",
+        t0,
+        [_message(t0 + 1.5, "a", params=["#chan", "half \ud83c"]), _message(t0 + 2.5, "b", params=["#chan", "fine"])],
+    )
     w = Window(t0, t0 + 60)
     for fmt in ("json", "text"):
         expected = reference(str(tmp_path), w, fmt, Filters(), False)

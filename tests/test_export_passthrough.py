@@ -32,7 +32,8 @@ _lists = st.one_of(
     records_in_minute(),
     st.lists(archive_records(), max_size=6),
     st.tuples(merge_observations(), records_in_minute(), st.lists(archive_records(), max_size=3)).map(
-        lambda parts: [r for part in parts for r in part]),
+        lambda parts: [r for part in parts for r in part]
+    ),
 )
 
 
@@ -59,9 +60,17 @@ def test_a_lone_exact_message_skips_the_merge_and_the_rest_does_not() -> None:
         return fold_for_reading(records)
 
     def record(mid: str | None, time: float, time_range: float, received: float) -> dict[str, Any]:
-        return {"command": "PRIVMSG", "params": ["#c", "hi"], "sender": "a", "user": "a", "host": None,
-                "tags": {"id": mid} if mid else None, "receivers": {"h.S.0": received}, "time": time,
-                "time_range": time_range}
+        return {
+            "command": "PRIVMSG",
+            "params": ["#c", "hi"],
+            "sender": "a",
+            "user": "a",
+            "host": None,
+            "tags": {"id": mid} if mid else None,
+            "receivers": {"h.S.0": received},
+            "time": time,
+            "time_range": time_range,
+        }
 
     lone = record("m1", 1700000040.5, 0, 1700000040.7)
     twice = [record("m2", 1700000041.5, 0, 1700000041.7), record("m2", 1700000041.5, 0, 1700000041.9)]
@@ -70,8 +79,9 @@ def test_a_lone_exact_message_skips_the_merge_and_the_rest_does_not() -> None:
     shown = passing_through(view)([lone, *twice, ranged, as_float])
     assert calls == [[*twice, ranged, as_float]]
     assert shown[0] is lone
-    assert [canonical_json(r) for r in shown] == [canonical_json(r) for r in fold_for_reading(
-        [lone, *twice, ranged, as_float])]
+    assert [canonical_json(r) for r in shown] == [
+        canonical_json(r) for r in fold_for_reading([lone, *twice, ranged, as_float])
+    ]
 
 
 def test_a_file_whose_lines_are_not_one_record_each_is_read_line_by_line() -> None:

@@ -58,12 +58,25 @@ def test_damaged_lines(data: st.DataObject, record: dict[str, object]) -> None:
     same(data.draw(_mutations(canonical_bytes(record))))
 
 
-def _line(time: bytes = b"1700000000.5", time_range: bytes = b"0", receiver: bytes = b"1700000001.25",
-          tags: bytes = b'{"id":"x"}', receivers: bytes | None = None) -> bytes:
+def _line(
+    time: bytes = b"1700000000.5",
+    time_range: bytes = b"0",
+    receiver: bytes = b"1700000001.25",
+    tags: bytes = b'{"id":"x"}',
+    receivers: bytes | None = None,
+) -> bytes:
     receivers = receivers if receivers is not None else b'{"h1":' + receiver + b"}"
-    return (b'{"command":"PRIVMSG","host":null,"params":["#c","hi"],"receivers":' + receivers
-            + b',"sender":"a","tags":' + tags + b',"time":' + time + b',"time_range":' + time_range
-            + b',"user":"a"}')
+    return (
+        b'{"command":"PRIVMSG","host":null,"params":["#c","hi"],"receivers":'
+        + receivers
+        + b',"sender":"a","tags":'
+        + tags
+        + b',"time":'
+        + time
+        + b',"time_range":'
+        + time_range
+        + b',"user":"a"}'
+    )
 
 
 @pytest.mark.parametrize("number", [*NUMBERS, b"9007199254740992", b"1e16", b"-1.5", b"-1700000000"])
@@ -72,12 +85,32 @@ def test_numbers_in_every_numeric_field(number: bytes, field: str) -> None:
     same(_line(**{field: number}))
 
 
-@pytest.mark.parametrize("tags", [
-    b"null", b"{}", b'{"id":"x"}', b'{"msgid":"y"}', b'{"id":"x","msgid":"y"}', b'{"id":true,"msgid":"y"}',
-    b'{"id":true}', b'{"id":""}', b'{"id":"","msgid":"y"}', b'{"id":false}', b'{"a":"1","a":"2"}',
-    b'{"\\u00e9":"1"}', b'{"id":"\\u00e9"}', b'{"id":"\\ud83c"}', b'{"a":"\\ud83c","id":"x"}',
-    b'{"id":"a\\"b"}', b'{"id":"\\u0041"}', b'{"id":"x\\/"}', b'{"x":1}', b'[]', b'{"id":" ~"}',
-])
+@pytest.mark.parametrize(
+    "tags",
+    [
+        b"null",
+        b"{}",
+        b'{"id":"x"}',
+        b'{"msgid":"y"}',
+        b'{"id":"x","msgid":"y"}',
+        b'{"id":true,"msgid":"y"}',
+        b'{"id":true}',
+        b'{"id":""}',
+        b'{"id":"","msgid":"y"}',
+        b'{"id":false}',
+        b'{"a":"1","a":"2"}',
+        b'{"\\u00e9":"1"}',
+        b'{"id":"\\u00e9"}',
+        b'{"id":"\\ud83c"}',
+        b'{"a":"\\ud83c","id":"x"}',
+        b'{"id":"a\\"b"}',
+        b'{"id":"\\u0041"}',
+        b'{"id":"x\\/"}',
+        b'{"x":1}',
+        b"[]",
+        b'{"id":" ~"}',
+    ],
+)
 def test_tags(tags: bytes) -> None:
     same(_line(tags=tags))
 
@@ -98,12 +131,22 @@ def test_the_usual_lines_are_lone_candidates_and_the_rest_is_a_batch_file() -> N
     lone, rest = got
     assert len(lone) == sum(1 for r in records if r["command"] == "PRIVMSG")
     assert sorted(rest.splitlines() + [c[2] for c in lone]) == sorted(data.splitlines())
-    assert all(line.startswith((b'{"command":"JOIN"', b'{"command":"PART"'))
-               for line in rest.splitlines())
+    assert all(line.startswith((b'{"command":"JOIN"', b'{"command":"PART"')) for line in rest.splitlines())
 
 
-@pytest.mark.parametrize("data", [b"", b"\n", b"x\n", b'{"a":1}', b"\n\n", _line(), _line() + b"\r\n",
-                                  _line() + b"\n" + _line(time_range=b"5") + b"\n\n"])
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"\n",
+        b"x\n",
+        b'{"a":1}',
+        b"\n\n",
+        _line(),
+        _line() + b"\r\n",
+        _line() + b"\n" + _line(time_range=b"5") + b"\n\n",
+    ],
+)
 def test_batches_refused_or_not(data: bytes) -> None:
     same_batch(data)
 

@@ -37,8 +37,9 @@ def write_archives(root: str, archives: list[list[dict[str, Any]]]) -> None:
 
 @settings(max_examples=40)
 @given(merge_archives(), export_windows, st.integers(1, 3))
-def test_streamed_json_equals_upstreams_rule(archives: list[list[dict[str, Any]]], window: tuple[int, int],
-                                             chunk: int) -> None:
+def test_streamed_json_equals_upstreams_rule(
+    archives: list[list[dict[str, Any]]], window: tuple[int, int], chunk: int
+) -> None:
     with tempfile.TemporaryDirectory() as root:
         write_archives(root, archives)
         Path(root, "chan", "chat").mkdir(parents=True, exist_ok=True)
@@ -56,14 +57,28 @@ def test_long_window_streams_in_chunks(tmp_path: Path) -> None:
     t0 = 1_700_000_040
     for m in range(180):
         t = t0 + 60 * m + 30
-        write_batch(str(tmp_path), "chan", t0 + 60 * m, [{
-            "command": "PRIVMSG", "params": ["#chan", str(m)], "sender": "a", "user": "a", "host": None,
-            "tags": {"id": f"m{m}", "tmi-sent-ts": str(t * 1000)}, "receivers": {"h.s.0": t + 0.2}, "time": t,
-            "time_range": 0,
-        }])
+        write_batch(
+            str(tmp_path),
+            "chan",
+            t0 + 60 * m,
+            [
+                {
+                    "command": "PRIVMSG",
+                    "params": ["#chan", str(m)],
+                    "sender": "a",
+                    "user": "a",
+                    "host": None,
+                    "tags": {"id": f"m{m}", "tmi-sent-ts": str(t * 1000)},
+                    "receivers": {"h.s.0": t + 0.2},
+                    "time": t,
+                    "time_range": 0,
+                }
+            ],
+        )
     for chunk in (1, 7, 10, 500):
-        got = [r["params"][1] for r in iter_window(str(tmp_path), "#Chan", Window(t0, t0 + 3 * 3600),
-                                                       chunk_minutes=chunk)]
+        got = [
+            r["params"][1] for r in iter_window(str(tmp_path), "#Chan", Window(t0, t0 + 3 * 3600), chunk_minutes=chunk)
+        ]
         assert got == [str(m) for m in range(180)], chunk
 
 
@@ -83,10 +98,24 @@ def one_line_error(result: Any, *needles: str) -> None:
 
 
 def test_cli_errors_are_one_line(tmp_path: Path) -> None:
-    write_batch(str(tmp_path), "chan", 1_700_000_040, [{
-        "command": "JOIN", "params": ["#chan"], "sender": "a", "user": "a", "host": None, "tags": None,
-        "receivers": {"h.s.0": 1_700_000_100.0}, "time": 1_700_000_045.0, "time_range": 60,
-    }])
+    write_batch(
+        str(tmp_path),
+        "chan",
+        1_700_000_040,
+        [
+            {
+                "command": "JOIN",
+                "params": ["#chan"],
+                "sender": "a",
+                "user": "a",
+                "host": None,
+                "tags": None,
+                "receivers": {"h.s.0": 1_700_000_100.0},
+                "time": 1_700_000_045.0,
+                "time_range": 60,
+            }
+        ],
+    )
     root = str(tmp_path)
     one_line_error(export(root, "chan", "--since", "soon", "--until", "1"), "soon")
     one_line_error(export(root, "chan", "--since", "1700000100", "--until", "1700000000"), "empty")
@@ -94,13 +123,33 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
     one_line_error(export(str(tmp_path / "nope"), "chan", "--since", "1", "--until", "2"), "not a folder")
     bad_format = export(root, "chan", "--since", "1", "--until", "2", "--format", "xml")
     assert bad_format.exit_code == 2 and "'xml' is not one of 'json', 'jsonl', 'text', 'irc'" in bad_format.stderr
-    one_line_error(export(root, "chan", "--since", "1700000000", "--until", "1700000100",
-                          "--out", str(tmp_path / "missing" / "out.json")), "missing")
+    one_line_error(
+        export(
+            root,
+            "chan",
+            "--since",
+            "1700000000",
+            "--until",
+            "1700000100",
+            "--out",
+            str(tmp_path / "missing" / "out.json"),
+        ),
+        "missing",
+    )
 
 
 def _join(t: float, who: str) -> dict[str, Any]:
-    return {"command": "JOIN", "params": ["#chan"], "sender": who, "user": who, "host": None, "tags": None,
-            "receivers": {"h.s.0": t + 55.0}, "time": t, "time_range": 60}
+    return {
+        "command": "JOIN",
+        "params": ["#chan"],
+        "sender": who,
+        "user": who,
+        "host": None,
+        "tags": None,
+        "receivers": {"h.s.0": t + 55.0},
+        "time": t,
+        "time_range": 60,
+    }
 
 
 @pytest.mark.parametrize("jobs", ["1", "2"])
@@ -111,8 +160,18 @@ def test_cli_keeps_going_past_a_damaged_file_and_names_file_and_line(tmp_path: P
     path, _ = write_batch(str(tmp_path), "chan", t0, [_join(t0 + 5.0, "a")])
     write_batch(str(tmp_path), "chan", t0 + 7200, [_join(t0 + 7205.0, "b")])
     Path(path).write_bytes(Path(path).read_bytes() + b'{"broken\n')
-    result = export(str(tmp_path), "chan", "--since", str(t0 - 60), "--until", str(t0 + 3 * 3600),
-                    "--format", "jsonl", "--jobs", jobs)
+    result = export(
+        str(tmp_path),
+        "chan",
+        "--since",
+        str(t0 - 60),
+        "--until",
+        str(t0 + 3 * 3600),
+        "--format",
+        "jsonl",
+        "--jobs",
+        jobs,
+    )
     assert result.exit_code == 1, result.output
     assert [json.loads(line)["sender"] for line in result.stdout.splitlines()] == ["b"]
     assert result.stderr.count(f"{path}:2") == 1 and "Traceback" not in result.stderr
@@ -127,14 +186,35 @@ def test_parallel_parts_give_the_serial_bytes(tmp_path: Path, monkeypatch: Any) 
     for m in range(100):
         t = t0 + 60 * m + 30
         who = "rare" if m % 37 == 0 else "a"
-        write_batch(str(tmp_path), "chan", t0 + 60 * m, [{
-            "command": "PRIVMSG", "params": ["#chan", str(m)], "sender": who, "user": who, "host": None,
-            "tags": {"id": f"m{m}", "tmi-sent-ts": str(t * 1000)}, "receivers": {"h.s.0": t + 0.2}, "time": t,
-            "time_range": 0,
-        }, {
-            "command": "JOIN", "params": ["#chan"], "sender": "j", "user": "j", "host": None, "tags": None,
-            "receivers": {"h.s.0": t + 20}, "time": t - 35, "time_range": 55,
-        }])
+        write_batch(
+            str(tmp_path),
+            "chan",
+            t0 + 60 * m,
+            [
+                {
+                    "command": "PRIVMSG",
+                    "params": ["#chan", str(m)],
+                    "sender": who,
+                    "user": who,
+                    "host": None,
+                    "tags": {"id": f"m{m}", "tmi-sent-ts": str(t * 1000)},
+                    "receivers": {"h.s.0": t + 0.2},
+                    "time": t,
+                    "time_range": 0,
+                },
+                {
+                    "command": "JOIN",
+                    "params": ["#chan"],
+                    "sender": "j",
+                    "user": "j",
+                    "host": None,
+                    "tags": None,
+                    "receivers": {"h.s.0": t + 20},
+                    "time": t - 35,
+                    "time_range": 55,
+                },
+            ],
+        )
     monkeypatch.setattr(parts, "PART_CHUNKS", 4)
     window = Window(t0, t0 + 100 * 60)
     for fmt in ("json", "jsonl", "text", "irc"):

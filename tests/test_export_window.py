@@ -45,8 +45,12 @@ def test_file_minutes_are_upstreams_margins() -> None:
     assert list(w.file_minutes()) == list(range(1699999860, 1700000220 + 1, 60))  # 22:11 .. 22:17
 
 
-@given(st.integers(MERGE_MINUTE0 - 10_000, MERGE_MINUTE0 + 10_000), st.integers(1, 20_000), st.integers(1, 15),
-       st.floats(-30_000, 30_000))
+@given(
+    st.integers(MERGE_MINUTE0 - 10_000, MERGE_MINUTE0 + 10_000),
+    st.integers(1, 20_000),
+    st.integers(1, 15),
+    st.floats(-30_000, 30_000),
+)
 def test_chunks_partition_the_line_within_upstreams_files(start: int, length: int, minutes: int, t: float) -> None:
     w = Window(start, start + length)
     chunks = list(plan_chunks(w, minutes))
@@ -64,12 +68,21 @@ def test_chunks_partition_the_line_within_upstreams_files(start: int, length: in
 
 
 def test_filters() -> None:
-    privmsg = {"command": "PRIVMSG", "sender": "alice", "user": "alice", "tags": {"display-name": "Alice"},
-               "params": ["#c", "hi"]}
-    timeout = {"command": "CLEARCHAT", "sender": "tmi.twitch.tv", "user": None, "tags": None,
-               "params": ["#c", "bob"]}
-    sub = {"command": "USERNOTICE", "sender": "tmi.twitch.tv", "user": None, "tags": {"login": "carol"},
-           "params": ["#c"]}
+    privmsg = {
+        "command": "PRIVMSG",
+        "sender": "alice",
+        "user": "alice",
+        "tags": {"display-name": "Alice"},
+        "params": ["#c", "hi"],
+    }
+    timeout = {"command": "CLEARCHAT", "sender": "tmi.twitch.tv", "user": None, "tags": None, "params": ["#c", "bob"]}
+    sub = {
+        "command": "USERNOTICE",
+        "sender": "tmi.twitch.tv",
+        "user": None,
+        "tags": {"login": "carol"},
+        "params": ["#c"],
+    }
     assert Filters().keeps(privmsg)
     assert Filters.of(["privmsg"], []).keeps(privmsg) and not Filters.of(["privmsg"], []).keeps(timeout)
     assert Filters.of([], ["ALICE"]).keeps(privmsg) and not Filters.of([], ["alice"]).keeps(timeout)
@@ -89,8 +102,7 @@ def shown_from(records: list[dict[str, Any]], edge: float) -> list[str]:
 
 
 @given(merge_observations(), st.integers(0, 180))
-def test_trimming_before_a_quiet_point_does_not_change_later_folds(records: list[dict[str, Any]],
-                                                                   offset: int) -> None:
+def test_trimming_before_a_quiet_point_does_not_change_later_folds(records: list[dict[str, Any]], offset: int) -> None:
     edge = MERGE_MINUTE0 + offset
     trimmed = trim_before_quiet_points(records, edge, -float("inf"))
     assert shown_from(trimmed, edge) == shown_from(records, edge)
@@ -98,8 +110,18 @@ def test_trimming_before_a_quiet_point_does_not_change_later_folds(records: list
 
 def test_trimming_drops_only_behind_a_quiet_point() -> None:
     def join(t: float, receiver: str) -> dict[str, Any]:
-        return {"command": "JOIN", "params": ["#c"], "sender": "u", "user": "u", "host": None, "tags": None,
-                "receivers": {receiver: t + 55}, "time": t, "time_range": 55}
+        return {
+            "command": "JOIN",
+            "params": ["#c"],
+            "sender": "u",
+            "user": "u",
+            "host": None,
+            "tags": None,
+            "receivers": {receiver: t + 55},
+            "time": t,
+            "time_range": 55,
+        }
+
     chained = [join(0, "a"), join(50, "b"), join(100, "c")]  # each range meets the next: no quiet point
     assert trim_before_quiet_points(chained, 120, -1e9) == chained
     apart = [join(0, "a"), join(60, "b"), join(130, "c")]
@@ -107,8 +129,10 @@ def test_trimming_drops_only_behind_a_quiet_point() -> None:
     assert trim_before_quiet_points(apart, 120, 61) == apart  # ... unless it is before `earliest`
 
 
-@given(st.one_of(st.floats(allow_nan=True), st.integers(-(2**70), 2**70)),
-       st.one_of(st.floats(allow_nan=True), st.integers(-(2**70), 2**70)))
+@given(
+    st.one_of(st.floats(allow_nan=True), st.integers(-(2**70), 2**70)),
+    st.one_of(st.floats(allow_nan=True), st.integers(-(2**70), 2**70)),
+)
 def test_any_window_is_refused_or_names_real_files(start: float, end: float) -> None:
     """Whatever numbers the command line gives, a window either is refused with our error or every
     minute it reads has a batch file name (no OverflowError from a date out of range)."""
@@ -127,8 +151,18 @@ def test_any_window_is_refused_or_names_real_files(start: float, end: float) -> 
 
 def test_a_content_that_ends_before_the_chunk_is_dropped_whole_unless_the_merge_would_refuse_it() -> None:
     def join(who: str, t: float, receiver: str, when: float | int | None = None) -> dict[str, Any]:
-        return {"command": "JOIN", "params": ["#c"], "sender": who, "user": who, "host": None, "tags": None,
-                "receivers": {receiver: t + 55 if when is None else when}, "time": t, "time_range": 55}
+        return {
+            "command": "JOIN",
+            "params": ["#c"],
+            "sender": who,
+            "user": who,
+            "host": None,
+            "tags": None,
+            "receivers": {receiver: t + 55 if when is None else when},
+            "time": t,
+            "time_range": 55,
+        }
+
     over = [join("u", 0, "a"), join("u", 10, "b")]  # both end before 120: no fold of them is shown from 120
     reaching = [join("v", 40, "a"), join("v", 90, "b")]  # chained, and 90 + 55 reaches past 120
     refused = [join("w", 0, "a", 2**60)]  # the merge refuses it: it stays, for the merge to say so

@@ -79,8 +79,17 @@ class Recording:
             receivers[receiver_name(recorder, slug, conn)] = at / 1_000_000
         assert len(contents) == 1, f"references of one record point at different lines: {contents}"
         command, params, sender, user, host, tags = parse_compat(contents.pop())
-        return {"command": command, "params": params, "sender": sender, "user": user, "host": host,
-                "tags": tags, "receivers": receivers, "time": spec["time"], "time_range": spec["time_range"]}
+        return {
+            "command": command,
+            "params": params,
+            "sender": sender,
+            "user": user,
+            "host": host,
+            "tags": tags,
+            "receivers": receivers,
+            "time": spec["time"],
+            "time_range": spec["time_range"],
+        }
 
 
 def expected_tree(case: Path, files: list[dict[str, Any]]) -> dict[str, bytes]:

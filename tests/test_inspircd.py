@@ -18,7 +18,8 @@ from formats.irc import parse
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(
-        INSPIRCD is None, reason="inspircd is not installed here (CI installs it: apt-get install inspircd)",
+        INSPIRCD is None,
+        reason="inspircd is not installed here (CI installs it: apt-get install inspircd)",
     ),
 ]
 
@@ -33,7 +34,8 @@ def test_recorder_records_a_real_ircv3_channel_with_server_time_and_msgid(tmp_pa
         config = fast_config(ircd.ws_url, str(raw), channels=("lobby",), dialect="ircv3", nick="recorder1")
         with RunningRecorder(config) as rec:
             assert wait_until(lambda: any(" 366 recorder1 #lobby " in line for line in _recv_lines(raw)), 20), (
-                rec.logs, ircd.output(),
+                rec.logs,
+                ircd.output(),
             )
             talker = IrcClient(ircd.irc_port, "talker")
             visitor = IrcClient(ircd.irc_port, "visitor")

@@ -35,8 +35,9 @@ def test_parse_compat_any_text_gives_fields_or_our_error(line: str) -> None:
 middle = st.from_regex(r"[^\s:\x00][^\s\x00]{0,8}", fullmatch=True).filter(lambda s: "\r" not in s and "\n" not in s)
 trailing = st.text(st.characters(blacklist_characters="\r\n\x00", blacklist_categories=["Cs"]), max_size=20)
 tag_key = st.from_regex(r"\+?[A-Za-z0-9][A-Za-z0-9./-]{0,10}", fullmatch=True)
-tag_val = st.one_of(st.none(), st.text(st.characters(blacklist_characters="\x00", blacklist_categories=["Cs"]),
-                                       max_size=12))
+tag_val = st.one_of(
+    st.none(), st.text(st.characters(blacklist_characters="\x00", blacklist_categories=["Cs"]), max_size=12)
+)
 
 
 @st.composite
@@ -46,10 +47,12 @@ def messages(draw: st.DrawFn) -> Message:
         params.append(draw(trailing))
     return Message(
         tags=draw(st.one_of(st.none(), st.dictionaries(tag_key, tag_val, min_size=1, max_size=4))),
-        source=draw(st.one_of(st.none(), st.from_regex(r"[a-z][a-z0-9]{0,5}(![a-z]{1,5})?(@[a-z.]{1,8})?",
-                                                       fullmatch=True))),
-        command=draw(st.one_of(st.from_regex(r"[A-Z]{1,10}", fullmatch=True),
-                               st.from_regex(r"[0-9]{3}", fullmatch=True))),
+        source=draw(
+            st.one_of(st.none(), st.from_regex(r"[a-z][a-z0-9]{0,5}(![a-z]{1,5})?(@[a-z.]{1,8})?", fullmatch=True))
+        ),
+        command=draw(
+            st.one_of(st.from_regex(r"[A-Z]{1,10}", fullmatch=True), st.from_regex(r"[0-9]{3}", fullmatch=True))
+        ),
         params=params,
     )
 
@@ -60,6 +63,7 @@ def test_message_written_as_line_parses_back_equal(msg: Message) -> None:
 
 
 # -- the IRCv3 reading, case by case --
+
 
 def test_ircv3_examples() -> None:
     m = parse("@a=b\\sc\\:d\\\\e\\r\\n;flag;empty=;x=\\q\\ :nick!user@host PRIVMSG #chan :hello  world :) \r\n")
@@ -80,6 +84,7 @@ def test_ircv3_rejects(line: str) -> None:
 
 # -- upstream's (girc) reading: the conventions that decide the archive's bytes --
 
+
 def test_compat_tag_conventions() -> None:
     _c, _p, _s, _u, _h, tags = parse_compat("@flag;empty=;known=a\\sb\\:c\\\\d;unknown=x\\ay;lone=z\\ CMD")
     assert tags == {"flag": True, "empty": "", "known": "a b;c\\d", "unknown": "x\\ay", "lone": "z\\"}
@@ -99,8 +104,9 @@ def test_compat_spaces_and_prefix() -> None:
     assert parse_compat("CMD  a   b :")[1] == ["a", "b", ""]
 
 
-@pytest.mark.parametrize("line", ["", "   ", "\t\u3000\r\n", "@a=b", "@a=b :nick", "@a  :nick ", "x\x00y", "a\rb c",
-                                  "PRIVMSG #c :a\nb"])
+@pytest.mark.parametrize(
+    "line", ["", "   ", "\t\u3000\r\n", "@a=b", "@a=b :nick", "@a  :nick ", "x\x00y", "a\rb c", "PRIVMSG #c :a\nb"]
+)
 def test_compat_rejects(line: str) -> None:
     with pytest.raises(IRCParseError):
         parse_compat(line)

@@ -61,6 +61,7 @@ class Broadcast:
                 time.sleep(0.01)
             if not self.stop.is_set():
                 conn.drop()  # the recorder writes a close event (its batches close) and reconnects
+
         return run
 
 
@@ -72,12 +73,37 @@ def _children(state: Path) -> dict[str, int | None]:
     return {name: c["pid"] for name, c in data["children"].items()}
 
 
-def _run_archive_and_kill(tmp: Path, server_url: str, dialect: str, channel: str, *, seconds: float,
-                          seed: int, metrics_port: int | None = None) -> tuple[Path, list[str]]:
+def _run_archive_and_kill(
+    tmp: Path,
+    server_url: str,
+    dialect: str,
+    channel: str,
+    *,
+    seconds: float,
+    seed: int,
+    metrics_port: int | None = None,
+) -> tuple[Path, list[str]]:
     rng = random.Random(seed)
     host = tmp / "host"
-    args = [*CLI, "archive", channel, "--dir", str(host), "--server", server_url, "--dialect", dialect,
-            "--recorders", "2", "--name", "test", "--idle", "3", "--restart-backoff", "0.5"]
+    args = [
+        *CLI,
+        "archive",
+        channel,
+        "--dir",
+        str(host),
+        "--server",
+        server_url,
+        "--dialect",
+        dialect,
+        "--recorders",
+        "2",
+        "--name",
+        "test",
+        "--idle",
+        "3",
+        "--restart-backoff",
+        "0.5",
+    ]
     if metrics_port is not None:
         args += ["--metrics-port", str(metrics_port)]
     log = open(tmp / "archive.log", "wb")  # noqa: SIM115 (closed below)
@@ -123,14 +149,35 @@ def _run_archive_and_kill(tmp: Path, server_url: str, dialect: str, channel: str
 def _catch_up_and_compare(tmp: Path, host: Path) -> None:
     # The recorders have stopped: the follower catches up (the killed recorder's stream has ended)
     done = subprocess.run(
-        [*CLI, "replay", str(host / "raw"), "--out", str(host / "archive"), "--follow", "--until-idle",
-         "--idle", "0", "--checkpoint", str(host / "state" / "follow-checkpoint.json"), "--poll", "0.05"],
-        cwd=ROOT, capture_output=True, timeout=120, check=False,
+        [
+            *CLI,
+            "replay",
+            str(host / "raw"),
+            "--out",
+            str(host / "archive"),
+            "--follow",
+            "--until-idle",
+            "--idle",
+            "0",
+            "--checkpoint",
+            str(host / "state" / "follow-checkpoint.json"),
+            "--poll",
+            "0.05",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        timeout=120,
+        check=False,
     )
     assert done.returncode in (0, 1), done.stderr.decode()
     assert b"Traceback" not in done.stderr
-    offline = subprocess.run([*CLI, "replay", str(host / "raw"), "--out", str(tmp / "offline"), "--json"],
-                             cwd=ROOT, capture_output=True, timeout=120, check=False)
+    offline = subprocess.run(
+        [*CLI, "replay", str(host / "raw"), "--out", str(tmp / "offline"), "--json"],
+        cwd=ROOT,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
     assert offline.returncode in (0, 1), offline.stderr.decode()
     live, other = tree(host / "archive"), tree(tmp / "offline")
     assert other  # one file per minute (the merge ran in both)
@@ -144,8 +191,9 @@ def test_live_archive_equals_replay_after_kill_9s_twitchlike(tmp_path: Path, see
     rng = random.Random(seed)
     with TwitchLikeServer(script=broadcast.script(rng)) as server:  # type: ignore[arg-type]
         try:
-            host, notes = _run_archive_and_kill(tmp_path, server.url, "twitch", "alpha", seconds=16, seed=seed,
-                                                metrics_port=free_port())
+            host, notes = _run_archive_and_kill(
+                tmp_path, server.url, "twitch", "alpha", seconds=16, seed=seed, metrics_port=free_port()
+            )
         finally:
             broadcast.stop.set()
     assert any("follower" in n for n in notes) and "recorder-1 killed" in notes

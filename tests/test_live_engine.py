@@ -53,6 +53,7 @@ def test_save_restore_at_any_events_changes_nothing(events: list[Event], data: A
 @given(raw_event_streams())
 def test_ticks_archive_nothing(events: list[Event]) -> None:
     """Dropping every tick changes no record, only when batches close (finish closes the rest)."""
+
     def records(evs: list[Event]) -> list[tuple[str, int, bytes]]:
         r = StreamReplayer("host", "Slug0")
         closed = [b for e in evs for b in r.feed(e)] + r.finish()

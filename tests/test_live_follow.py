@@ -54,7 +54,7 @@ class SplitWriter(RawWriter):
         self._file.write(data[: len(data) // 2])
         self._file.flush()
         hook()
-        super()._append(data[len(data) // 2:])
+        super()._append(data[len(data) // 2 :])
 
 
 def chat(i: int, sent_s: float, channel: str = "#c") -> str:
@@ -219,15 +219,21 @@ def test_checkpoint_not_matching_an_edited_raw_file_replays_that_stream_from_its
     # same length, other bytes just before where the follower stopped reading
     data = path.read_bytes()
     stop = data.rindex(b":hi ", 0, data.index(b'"kind":"close"'))
-    path.write_bytes(data[:stop] + b":ho " + data[stop + 4:])
+    path.write_bytes(data[:stop] + b":ho " + data[stop + 4 :])
     logs: list[str] = []
     root2 = tmp_path / "live2"
     root2.mkdir()
-    second = Follower(FollowOptions((str(raw),), str(root2), str(cp), idle=0, until_idle=True, poll=0.01),
-                      log=lambda level, m: logs.append(m))
+    second = Follower(
+        FollowOptions((str(raw),), str(root2), str(cp), idle=0, until_idle=True, poll=0.01),
+        log=lambda level, m: logs.append(m),
+    )
     second.run()
-    assert any("checkpoint does not match stream host1.Aaaaa" in m and "differs from what was read before" in m
-               and "replaying it from its start" in m for m in logs), logs
+    assert any(
+        "checkpoint does not match stream host1.Aaaaa" in m
+        and "differs from what was read before" in m
+        and "replaying it from its start" in m
+        for m in logs
+    ), logs
     assert second.status.restarted_streams == 1
     assert tree(root2) == tree(_offline(tmp_path, raw))
 
@@ -245,8 +251,10 @@ def test_checkpoint_naming_a_deleted_raw_file_replays_that_stream_from_its_start
     w.close()
     os.unlink(w.paths[1])  # the file the checkpoint points into
     logs: list[str] = []
-    second = Follower(FollowOptions((str(raw),), str(root), str(cp), idle=0, until_idle=True, poll=0.01),
-                      log=lambda level, m: logs.append(m))
+    second = Follower(
+        FollowOptions((str(raw),), str(root), str(cp), idle=0, until_idle=True, poll=0.01),
+        log=lambda level, m: logs.append(m),
+    )
     second.run()
     assert any("checkpoint does not match stream host1.Aaaaa" in m and "is gone" in m for m in logs), logs
     assert second.status.restarted_streams == 1 and second.status.events == 21  # the first hour, again
@@ -260,8 +268,10 @@ def test_checkpointed_stream_whose_files_are_all_gone_is_said(tmp_path: Path) ->
     w.close()
     os.unlink(w.paths[0])
     logs: list[str] = []
-    Follower(FollowOptions((str(raw),), str(root), str(cp), idle=0, until_idle=True, poll=0.01),
-             log=lambda level, m: logs.append(m)).run()
+    Follower(
+        FollowOptions((str(raw),), str(root), str(cp), idle=0, until_idle=True, poll=0.01),
+        log=lambda level, m: logs.append(m),
+    ).run()
     assert any("host1.Aaaaa" in m and "no raw files" in m for m in logs), logs
 
 
@@ -277,8 +287,9 @@ def test_a_second_follower_on_the_same_checkpoint_is_refused(tmp_path: Path) -> 
 def test_version_1_recording_follows_like_offline(tmp_path: Path) -> None:
     fixtures = ROOT / "fixtures" / "cases"
     root = tmp_path / "live"
-    Follower(FollowOptions((str(fixtures),), str(root), str(tmp_path / "cp.json"), idle=0, until_idle=True,
-                           poll=0.01)).run()
+    Follower(
+        FollowOptions((str(fixtures),), str(root), str(tmp_path / "cp.json"), idle=0, until_idle=True, poll=0.01)
+    ).run()
     assert tree(root) == tree(_offline(tmp_path, fixtures))
 
 
@@ -287,9 +298,23 @@ def test_cli_follow_writes_batches_as_they_close_and_exits_0_on_sigterm(tmp_path
     raw, root, cp = tmp_path / "raw", tmp_path / "live", tmp_path / "cp.json"
     raw.mkdir()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "chat_archiver.cli", "replay", str(raw), "--out", str(root), "--follow",
-         "--checkpoint", str(cp), "--poll", "0.05"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-m",
+            "chat_archiver.cli",
+            "replay",
+            str(raw),
+            "--out",
+            str(root),
+            "--follow",
+            "--checkpoint",
+            str(cp),
+            "--poll",
+            "0.05",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     try:
         w = _write_stream(raw, minutes=1)
@@ -327,8 +352,7 @@ def test_a_truncated_gz_is_reported_once_and_the_rest_followed(tmp_path: Path) -
     data = gzip.compress(first.read_bytes())
     Path(str(first) + ".gz").write_bytes(data[: len(data) * 2 // 3])  # the hour, compressed, then cut
     first.unlink()
-    f = Follower(FollowOptions((str(raw),), str(root), str(tmp_path / "cp.json"), idle=0, until_idle=True,
-                               poll=0.01))
+    f = Follower(FollowOptions((str(raw),), str(root), str(tmp_path / "cp.json"), idle=0, until_idle=True, poll=0.01))
     f.run()
     assert len(f.problems) == 1 and "file ends early or is damaged" in f.problems[0], f.problems
     assert 30 < f.status.events < 470  # the readable part of the cut hour and all of the next one
@@ -348,18 +372,23 @@ def test_a_checkpoint_entry_of_another_shape_replays_that_stream_instead_of_cras
     w.write_close(0, "stopped", (HOUR0 + 400) * 10**6)
     w.close()
     logs: list[str] = []
-    f = Follower(FollowOptions((str(raw),), str(root), str(cp), idle=0, until_idle=True, poll=0.01),
-                 log=lambda level, m: logs.append(m))
+    f = Follower(
+        FollowOptions((str(raw),), str(root), str(cp), idle=0, until_idle=True, poll=0.01),
+        log=lambda level, m: logs.append(m),
+    )
     f.run()
     assert any("checkpoint does not match stream host1.Aaaaa: its entry is not readable" in m for m in logs), logs
     assert tree(root) == tree(_offline(tmp_path, raw))
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["replay", "{raw}", "--out", "{root}", "--follow", "--since", "2023-11-14"], "--follow takes no --channel"),
-    (["replay", "{raw}/missing", "--out", "{root}", "--follow"], "missing: no such file or folder"),
-    (["archive", "c", "--dir", "{root}", "--server", "http://x"], "--server must be a ws:// or wss:// URL"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["replay", "{raw}", "--out", "{root}", "--follow", "--since", "2023-11-14"], "--follow takes no --channel"),
+        (["replay", "{raw}/missing", "--out", "{root}", "--follow"], "missing: no such file or folder"),
+        (["archive", "c", "--dir", "{root}", "--server", "http://x"], "--server must be a ws:// or wss:// URL"),
+    ],
+)
 def test_live_commands_refuse_bad_arguments_in_one_line(tmp_path: Path, args: list[str], message: str) -> None:
     from typer.testing import CliRunner
 
@@ -392,8 +421,10 @@ def test_a_file_damaged_throughout_is_listed_up_to_a_cap_and_counted(tmp_path: P
         f.write(b"garbage\n" * (PROBLEMS_PER_FILE + 50))
     w.close()
     logs: list[str] = []
-    f = Follower(FollowOptions((str(raw),), str(root), str(tmp_path / "cp.json"), idle=0, until_idle=True,
-                               poll=0.01), log=lambda level, m: logs.append(m))
+    f = Follower(
+        FollowOptions((str(raw),), str(root), str(tmp_path / "cp.json"), idle=0, until_idle=True, poll=0.01),
+        log=lambda level, m: logs.append(m),
+    )
     f.run()
     assert f.status.raw_problems == PROBLEMS_PER_FILE + 50
     assert len(f.problems) == PROBLEMS_PER_FILE

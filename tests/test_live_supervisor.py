@@ -41,8 +41,9 @@ def test_a_crashing_follower_is_restarted_and_never_stops_the_recorder(tmp_path:
         ChildSpec("follower", [sys.executable, "-c", "import sys; sys.exit(3)"], "follower"),
     ]
     logs: list[str] = []
-    sup = Supervisor(children, log=lambda level, m: logs.append(m), state_path=str(tmp_path / "state.json"),
-                     backoff_max=0.2)
+    sup = Supervisor(
+        children, log=lambda level, m: logs.append(m), state_path=str(tmp_path / "state.json"), backoff_max=0.2
+    )
     stop, runner = _run(sup)
     try:
         deadline = time.monotonic() + 20
@@ -78,8 +79,18 @@ def test_stopping_stops_the_recorders_first_then_the_follower(tmp_path: Path) ->
 
 def test_metrics_come_from_the_supervisor_and_the_follower_status(tmp_path: Path) -> None:
     status = tmp_path / "status.json"
-    status.write_text(json.dumps({"lines_behind": 12, "bytes_behind": 3400, "seconds_behind": 1.5,
-                                  "batches_written": 7, "merge_passes": 3, "last_batch_time": {"c": 1700000040}}))
+    status.write_text(
+        json.dumps(
+            {
+                "lines_behind": 12,
+                "bytes_behind": 3400,
+                "seconds_behind": 1.5,
+                "batches_written": 7,
+                "merge_passes": 3,
+                "last_batch_time": {"c": 1700000040},
+            }
+        )
+    )
     sup = Supervisor([ChildSpec("follower", ["true"], "follower")], log=lambda level, m: None)
     families = {m.name: m for m in ArchiveCollector(sup, str(status)).collect()}
     value = {name: [s.value for s in f.samples] for name, f in families.items()}

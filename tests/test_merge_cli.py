@@ -119,8 +119,9 @@ def test_passes_is_no_switch_of_the_product() -> None:
 
 def test_interval_json_prints_each_pass_then_the_total_and_exit_1_after_a_quarantine(tmp_path: Path) -> None:
     bad = _corrupt(str(tmp_path), "json")
-    result = CliRunner().invoke(app, ["merge", str(tmp_path), "--interval", "0.1", "--json"],
-                                obj=Settings(merge_passes=2))
+    result = CliRunner().invoke(
+        app, ["merge", str(tmp_path), "--interval", "0.1", "--json"], obj=Settings(merge_passes=2)
+    )
     assert result.exit_code == 1, result.output
     first, second, total = (json.loads(line) for line in result.stdout.splitlines())
     assert first["pass"] == 1 and second["pass"] == 2 and total["total"] is True
@@ -133,7 +134,9 @@ def test_interval_then_ctrl_c_sums_every_pass_and_exits_1_after_a_quarantine(tmp
     bad = _corrupt(str(tmp_path), "json")
     proc = subprocess.Popen(
         [sys.executable, "-m", "chat_archiver.cli", "merge", str(tmp_path), "--interval", "0.2"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     assert proc.stderr is not None
     seen = ""
@@ -222,4 +225,3 @@ def test_an_unreadable_file_is_reported_and_left_in_place_not_quarantined(tmp_pa
     # the two readable files of that minute were merged into one all the same
     names = [bf.path for bf in iter_batch_files(root, "chan")]
     assert len(names) == 2 and unreadable in names
-

@@ -26,26 +26,49 @@ def well_behaved(draw: Any) -> list[list[dict[str, Any]]]:
     for i in range(draw(st.integers(0, 6))):
         t = (MERGE_MINUTE0 * 1000 + draw(st.integers(0, 119_999))) / 1000
         for name in draw(st.sets(st.sampled_from(MERGE_RECEIVERS), min_size=1)):
-            per_receiver[name].append({
-                "command": "PRIVMSG", "params": ["#chan", f"m{i}"], "sender": "u", "user": "u", "host": "u.tmi",
-                "tags": {"id": f"id{i}"}, "receivers": {name: t + 0.3}, "time": t, "time_range": 0,
-            })
+            per_receiver[name].append(
+                {
+                    "command": "PRIVMSG",
+                    "params": ["#chan", f"m{i}"],
+                    "sender": "u",
+                    "user": "u",
+                    "host": "u.tmi",
+                    "tags": {"id": f"id{i}"},
+                    "receivers": {name: t + 0.3},
+                    "time": t,
+                    "time_range": 0,
+                }
+            )
     for i in range(draw(st.integers(0, 4))):
         true_time = MERGE_MINUTE0 + draw(st.integers(0, 100))
         for name in draw(st.sets(st.sampled_from(MERGE_RECEIVERS), min_size=1)):
             before, after = draw(st.integers(0, 50)), draw(st.integers(0, 10))
-            per_receiver[name].append({
-                "command": "JOIN", "params": ["#chan"], "sender": f"j{i}", "user": f"j{i}", "host": "j.tmi",
-                "tags": None, "receivers": {name: true_time + after + 0.5}, "time": true_time - before,
-                "time_range": before + after,
-            })
+            per_receiver[name].append(
+                {
+                    "command": "JOIN",
+                    "params": ["#chan"],
+                    "sender": f"j{i}",
+                    "user": f"j{i}",
+                    "host": "j.tmi",
+                    "tags": None,
+                    "receivers": {name: true_time + after + 0.5},
+                    "time": true_time - before,
+                    "time_range": before + after,
+                }
+            )
     return list(per_receiver.values())
 
 
 def shown(records: list[dict[str, Any]]) -> set[tuple[Any, ...]]:
     return {
-        (r["command"], r["sender"], tuple(r["params"]), tuple(sorted(r["receivers"].items())),
-         float(r["time"]), float(r["time"] + r["time_range"]))
+        (
+            r["command"],
+            r["sender"],
+            tuple(r["params"]),
+            tuple(sorted(r["receivers"].items())),
+            float(r["time"]),
+            float(r["time"] + r["time_range"]),
+        )
         for r in records
     }
 

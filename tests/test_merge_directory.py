@@ -97,8 +97,15 @@ def test_merge_tree_leaves_one_file_per_minute_equal_to_merging_its_files(
 
 def _privmsg(receiver: str, t: float, text: str = "hi", mid: str = "m1") -> dict[str, Any]:
     return {
-        "command": "PRIVMSG", "params": ["#chan", text], "sender": "bob", "user": "bob", "host": "b",
-        "tags": {"id": mid}, "receivers": {receiver: t + 0.5}, "time": t, "time_range": 0,
+        "command": "PRIVMSG",
+        "params": ["#chan", text],
+        "sender": "bob",
+        "user": "bob",
+        "host": "b",
+        "tags": {"id": mid},
+        "receivers": {receiver: t + 0.5},
+        "time": t,
+        "time_range": 0,
     }
 
 
@@ -330,12 +337,15 @@ def test_a_damaged_file_holding_the_output_name_is_quarantined_not_overwritten(t
 
 
 @settings_dir
-@given(junk=st.one_of(
-    st.binary(max_size=200),
-    st.lists(st.one_of(st.just(b"{}"), st.just(b'{"time":1}'), st.binary(max_size=40)), max_size=4).map(
-        lambda lines: b"\n".join(lines) + b"\n"),
-    archive_records().map(lambda r: (canonical_json(r) + "\n").encode("ascii")),
-))
+@given(
+    junk=st.one_of(
+        st.binary(max_size=200),
+        st.lists(st.one_of(st.just(b"{}"), st.just(b'{"time":1}'), st.binary(max_size=40)), max_size=4).map(
+            lambda lines: b"\n".join(lines) + b"\n"
+        ),
+        archive_records().map(lambda r: (canonical_json(r) + "\n").encode("ascii")),
+    )
+)
 def test_any_file_content_is_merged_or_reported_never_an_unexpected_error(tmp_path: Path, junk: bytes) -> None:
     """The fuzz invariant for the shell: whatever a file holds, the merge either uses it or reports it."""
     root = tempfile.mkdtemp(dir=tmp_path)
@@ -384,10 +394,19 @@ def straddling_archives(draw: Any) -> list[list[dict[str, Any]]]:
         boundary = MERGE_MINUTE0 + 60 * draw(st.integers(1, 2))
         for name in draw(st.sets(st.sampled_from(MERGE_RECEIVERS), min_size=1)):
             start = boundary + draw(st.integers(-9_000, 3_000)) / 1000
-            world.append({
-                "command": "PRIVMSG", "params": ["#chan", "edge"], "sender": "eve", "user": "eve", "host": "e",
-                "tags": {"msgid": f"s{k}"}, "receivers": {name: start + 10.5}, "time": start, "time_range": 10,
-            })
+            world.append(
+                {
+                    "command": "PRIVMSG",
+                    "params": ["#chan", "edge"],
+                    "sender": "eve",
+                    "user": "eve",
+                    "host": "e",
+                    "tags": {"msgid": f"s{k}"},
+                    "receivers": {name: start + 10.5},
+                    "time": start,
+                    "time_range": 10,
+                }
+            )
     archives: list[list[dict[str, Any]]] = [[], [], []]
     for record in world:
         for home in draw(st.sets(st.integers(0, 2), min_size=1)):

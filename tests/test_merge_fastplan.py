@@ -68,7 +68,11 @@ def assert_same(ref: WindowPlan | None, fast: WindowPlan | None) -> None:
     assert [(o.minute, o.data) for o in fast.outputs] == [(o.minute, o.data) for o in ref.outputs]
     assert [f.path for f in fast.deletes] == [f.path for f in ref.deletes]
     assert (fast.included, fast.records_in, fast.records_out, fast.counts) == (
-        ref.included, ref.records_in, ref.records_out, ref.counts)
+        ref.included,
+        ref.records_in,
+        ref.records_out,
+        ref.counts,
+    )
 
 
 def scannable(archives: list[list[dict[str, Any]]]) -> bool:

@@ -30,15 +30,29 @@ def rec(archive: bytes) -> Archive:
 
 def join(receiver: str, start: float, width: float) -> dict[str, Any]:
     return {
-        "command": "JOIN", "params": ["#chan"], "sender": "alice", "user": "alice", "host": "alice.tmi.twitch.tv",
-        "tags": None, "receivers": {receiver: MERGE_MINUTE0 + 70.0}, "time": start, "time_range": width,
+        "command": "JOIN",
+        "params": ["#chan"],
+        "sender": "alice",
+        "user": "alice",
+        "host": "alice.tmi.twitch.tv",
+        "tags": None,
+        "receivers": {receiver: MERGE_MINUTE0 + 70.0},
+        "time": start,
+        "time_range": width,
     }
 
 
 def privmsg(receiver: str, received: float, start: float, width: float, *, mid: str = "m1", text: str = "hi") -> dict:
     return {
-        "command": "PRIVMSG", "params": ["#chan", text], "sender": "bob", "user": "bob", "host": "bob.tmi.twitch.tv",
-        "tags": {"id": mid}, "receivers": {receiver: received}, "time": start, "time_range": width,
+        "command": "PRIVMSG",
+        "params": ["#chan", text],
+        "sender": "bob",
+        "user": "bob",
+        "host": "bob.tmi.twitch.tv",
+        "tags": {"id": mid},
+        "receivers": {receiver: received},
+        "time": start,
+        "time_range": width,
     }
 
 
@@ -107,7 +121,7 @@ def test_no_observation_is_lost(archives: list[Archive]) -> None:
     out = rec(m(*archives))
     plain_in = observations(r for r in inputs if not _has_id(r))
     plain_out = observations(r for r in out if not _has_id(r))
-    assert plain_in == plain_out, (plain_in ^ plain_out)
+    assert plain_in == plain_out, plain_in ^ plain_out
     by_content: dict[str, dict[str, Any]] = {}
     for r in out:
         if _has_id(r):
@@ -164,8 +178,10 @@ def test_zero_range_stays_an_int() -> None:
 
 
 def test_one_id_two_contents_keeps_both_and_counts_a_conflict() -> None:
-    merged = merge([privmsg("host1.Ab3dE.0", T0 + 0.5, T0, 0, text="hi")],
-                   [privmsg("host2.Zz9xY.0", T0 + 0.5, T0, 0, text="edited")])
+    merged = merge(
+        [privmsg("host1.Ab3dE.0", T0 + 0.5, T0, 0, text="hi")],
+        [privmsg("host2.Zz9xY.0", T0 + 0.5, T0, 0, text="edited")],
+    )
     assert len(merged.items) == 2
     assert merged.counts.id_conflicts == 1
 

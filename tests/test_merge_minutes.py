@@ -70,11 +70,19 @@ def test_files_the_caller_wrote_are_not_read_back(tmp_path: Path) -> None:
     merger = ChannelMerger(root, CHANNEL)
     minute = MERGE_MINUTE0
     for i in range(3):
-        records = [{
-            "command": "PRIVMSG", "params": ["#chan", "hi"], "sender": "bob", "user": "bob", "host": "b",
-            "tags": {"id": "m1"}, "receivers": {f"host{i}.a.0": minute + 1.5 + i}, "time": minute + 1.0,
-            "time_range": 0,
-        }]
+        records = [
+            {
+                "command": "PRIVMSG",
+                "params": ["#chan", "hi"],
+                "sender": "bob",
+                "user": "bob",
+                "host": "b",
+                "tags": {"id": "m1"},
+                "receivers": {f"host{i}.a.0": minute + 1.5 + i},
+                "time": minute + 1.0,
+                "time_range": 0,
+            }
+        ]
         path, new = write_batch_bytes(root, CHANNEL, minute, format_batch(records))
         assert new and merger.written(path, minute, records)
     stats = merger.merge_minutes([minute])
@@ -84,10 +92,22 @@ def test_files_the_caller_wrote_are_not_read_back(tmp_path: Path) -> None:
     # the merged file is kept too: the next minute's window reads nothing of this one again
     later = minute + 60
     for i in range(2):
-        write_archive(root, [{
-            "command": "JOIN", "params": ["#chan"], "sender": "ann", "user": "ann", "host": "a", "tags": None,
-            "receivers": {f"host{i}.a.0": later + 2.0}, "time": later + 1.0, "time_range": 1,
-        }])
+        write_archive(
+            root,
+            [
+                {
+                    "command": "JOIN",
+                    "params": ["#chan"],
+                    "sender": "ann",
+                    "user": "ann",
+                    "host": "a",
+                    "tags": None,
+                    "receivers": {f"host{i}.a.0": later + 2.0},
+                    "time": later + 1.0,
+                    "time_range": 1,
+                }
+            ],
+        )
     assert merger.merge_minutes([later]).files_read == 2
 
 
@@ -95,8 +115,15 @@ def test_records_that_reading_would_refuse_are_not_taken_and_the_file_is_reporte
     root = str(tmp_path)
     minute = MERGE_MINUTE0
     good = {
-        "command": "JOIN", "params": ["#chan"], "sender": "ann", "user": "ann", "host": "a", "tags": None,
-        "receivers": {"host1.a.0": minute + 2.0}, "time": minute + 1.0, "time_range": 1,
+        "command": "JOIN",
+        "params": ["#chan"],
+        "sender": "ann",
+        "user": "ann",
+        "host": "a",
+        "tags": None,
+        "receivers": {"host1.a.0": minute + 2.0},
+        "time": minute + 1.0,
+        "time_range": 1,
     }
     bad = dict(good, receivers={"host2.a.0": math.inf})
     write_archive(root, [good])
@@ -112,10 +139,22 @@ def test_records_that_reading_would_refuse_are_not_taken_and_the_file_is_reporte
 def test_a_file_left_in_place_is_reported_once_over_many_calls(tmp_path: Path) -> None:
     root = str(tmp_path)
     minute = MERGE_MINUTE0
-    write_archive(root, [{
-        "command": "JOIN", "params": ["#chan"], "sender": "ann", "user": "ann", "host": "a", "tags": None,
-        "receivers": {"host1.a.0": minute + 2.0}, "time": minute + 1.0, "time_range": 1,
-    }])
+    write_archive(
+        root,
+        [
+            {
+                "command": "JOIN",
+                "params": ["#chan"],
+                "sender": "ann",
+                "user": "ann",
+                "host": "a",
+                "tags": None,
+                "receivers": {"host1.a.0": minute + 2.0},
+                "time": minute + 1.0,
+                "time_range": 1,
+            }
+        ],
+    )
     hour, name = batch_relpath(minute, "A" * 43)
     damaged = os.path.join(root, CHANNEL, "chat", hour, name)
     Path(damaged).write_bytes(b"{not json\n")
@@ -131,10 +170,19 @@ def test_the_cache_holds_only_the_last_minutes(tmp_path: Path) -> None:
     merger = ChannelMerger(root, CHANNEL)
     for k in range(10):
         minute = MERGE_MINUTE0 + 60 * k
-        records = [{
-            "command": "JOIN", "params": ["#chan"], "sender": "ann", "user": "ann", "host": "a", "tags": None,
-            "receivers": {"host1.a.0": minute + 2.0}, "time": minute + 1.0, "time_range": 1,
-        }]
+        records = [
+            {
+                "command": "JOIN",
+                "params": ["#chan"],
+                "sender": "ann",
+                "user": "ann",
+                "host": "a",
+                "tags": None,
+                "receivers": {"host1.a.0": minute + 2.0},
+                "time": minute + 1.0,
+                "time_range": 1,
+            }
+        ]
         path, _ = write_batch_bytes(root, CHANNEL, minute, format_batch(records))
         merger.written(path, minute, records)  # one recorder: no minute ever needs merging
         merger.merge_minutes([minute])

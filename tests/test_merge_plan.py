@@ -18,24 +18,38 @@ M = MERGE_MINUTE0 + 60  # the window's minute; its neighbours are M - 60 and M +
 
 def msg(t: float, receiver: str, text: str = "hi", mid: str | None = "a") -> dict[str, Any]:
     return {
-        "command": "PRIVMSG", "params": ["#c", text], "sender": "u", "user": "u", "host": "u.tmi.twitch.tv",
+        "command": "PRIVMSG",
+        "params": ["#c", text],
+        "sender": "u",
+        "user": "u",
+        "host": "u.tmi.twitch.tv",
         "tags": None if mid is None else {"id": mid, "tmi-sent-ts": str(round(t * 1000))},
-        "receivers": {receiver: t + 0.25}, "time": t, "time_range": 0,
+        "receivers": {receiver: t + 0.25},
+        "time": t,
+        "time_range": 0,
     }
 
 
 def join(received: float, receiver: str) -> dict[str, Any]:
     """A delayed JOIN: its range starts 55 s before it was received, so it may belong a minute earlier."""
     return {
-        "command": "JOIN", "params": ["#c"], "sender": "u", "user": "u", "host": "u.tmi.twitch.tv", "tags": None,
-        "receivers": {receiver: received}, "time": received - 55, "time_range": 55,
+        "command": "JOIN",
+        "params": ["#c"],
+        "sender": "u",
+        "user": "u",
+        "host": "u.tmi.twitch.tv",
+        "tags": None,
+        "receivers": {receiver: received},
+        "time": received - 55,
+        "time_range": 55,
     }
 
 
 def file(name: str, records: list[dict[str, Any]], minute: int | None = None) -> InputFile:
     data = format_batch(records)
-    return InputFile(minute if minute is not None else batch_time_of(records[0]["time"]), content_hash(data),
-                     name, records)
+    return InputFile(
+        minute if minute is not None else batch_time_of(records[0]["time"]), content_hash(data), name, records
+    )
 
 
 def test_two_files_of_one_minute_become_one_and_both_go() -> None:

@@ -35,7 +35,8 @@ def same(line: bytes) -> None:
     # a file of it: scan_file's verdict (Lines of one line, or the line number) is scan_batch_py's
     verdict, reference = scan.scan_file(line + b"\n"), scan.scan_batch_py(line + b"\n")
     assert (verdict if isinstance(verdict, int) else len(verdict)) == (
-        reference if isinstance(reference, int) else len(reference)), line
+        reference if isinstance(reference, int) else len(reference)
+    ), line
 
 
 @settings(max_examples=400)
@@ -57,11 +58,32 @@ def test_merge_shaped_records_are_vouched_for(records: list[dict[str, object]]) 
 def _mutations(line: bytes) -> st.SearchStrategy[bytes]:
     cut = st.integers(0, max(0, len(line) - 1))
     return st.one_of(
-        cut.map(lambda i: line[:i] + line[i + 1:]),  # a byte gone
-        st.tuples(cut, st.binary(min_size=1, max_size=3)).map(lambda t: line[:t[0]] + t[1] + line[t[0]:]),
-        st.tuples(cut, st.sampled_from([b'"', b"\\", b"}", b",", b" ", b"0", b"-", b"e", b".", b"\x7f", b"\xc3",
-                                        b"\\u00e9", b"\\ud83c", b"\\u0041", b"\\/", b"true", b"null"]))
-        .map(lambda t: line[:t[0]] + t[1] + line[t[0] + 1:]),  # a byte replaced
+        cut.map(lambda i: line[:i] + line[i + 1 :]),  # a byte gone
+        st.tuples(cut, st.binary(min_size=1, max_size=3)).map(lambda t: line[: t[0]] + t[1] + line[t[0] :]),
+        st.tuples(
+            cut,
+            st.sampled_from(
+                [
+                    b'"',
+                    b"\\",
+                    b"}",
+                    b",",
+                    b" ",
+                    b"0",
+                    b"-",
+                    b"e",
+                    b".",
+                    b"\x7f",
+                    b"\xc3",
+                    b"\\u00e9",
+                    b"\\ud83c",
+                    b"\\u0041",
+                    b"\\/",
+                    b"true",
+                    b"null",
+                ]
+            ),
+        ).map(lambda t: line[: t[0]] + t[1] + line[t[0] + 1 :]),  # a byte replaced
         st.just(line.replace(b",", b", ", 1)),
         st.just(line.upper()),
     )
@@ -74,10 +96,39 @@ def test_damaged_lines(data: st.DataObject, record: dict[str, object]) -> None:
     same(data.draw(_mutations(line)))
 
 
-NUMBERS = [b"0", b"-0", b"00", b"1", b"-1", b"0.0", b"-0.0", b"1.0", b"1e5", b"1e+16", b"1e-05", b"1E+16",
-           b"1.5e+300", b"1e999", b"999999999999999", b"1000000000000000", b"9007199254740993", b"0.1",
-           b"1700000000.123", b"1700000000.1230", b".5", b"5.", b"NaN", b"Infinity", b"-Infinity", b"true",
-           b"253401999999", b"253402300000", b"-5", b"1.7e9", b"1700000000.0"]
+NUMBERS = [
+    b"0",
+    b"-0",
+    b"00",
+    b"1",
+    b"-1",
+    b"0.0",
+    b"-0.0",
+    b"1.0",
+    b"1e5",
+    b"1e+16",
+    b"1e-05",
+    b"1E+16",
+    b"1.5e+300",
+    b"1e999",
+    b"999999999999999",
+    b"1000000000000000",
+    b"9007199254740993",
+    b"0.1",
+    b"1700000000.123",
+    b"1700000000.1230",
+    b".5",
+    b"5.",
+    b"NaN",
+    b"Infinity",
+    b"-Infinity",
+    b"true",
+    b"253401999999",
+    b"253402300000",
+    b"-5",
+    b"1.7e9",
+    b"1700000000.0",
+]
 
 
 @pytest.mark.parametrize("number", NUMBERS)
@@ -85,32 +136,76 @@ NUMBERS = [b"0", b"-0", b"00", b"1", b"-1", b"0.0", b"-0.0", b"1.0", b"1e5", b"1
 def test_numbers_in_every_numeric_field(number: bytes, field: str) -> None:
     values = {"time": b"1700000000.5", "time_range": b"0", "receiver": b"1700000001.25"}
     values[field] = number
-    line = (b'{"command":"JOIN","host":null,"params":["#c"],"receivers":{"h1":' + values["receiver"]
-            + b'},"sender":"a","tags":null,"time":' + values["time"] + b',"time_range":' + values["time_range"]
-            + b',"user":"a"}')
+    line = (
+        b'{"command":"JOIN","host":null,"params":["#c"],"receivers":{"h1":'
+        + values["receiver"]
+        + b'},"sender":"a","tags":null,"time":'
+        + values["time"]
+        + b',"time_range":'
+        + values["time_range"]
+        + b',"user":"a"}'
+    )
     same(line)
 
 
-@pytest.mark.parametrize("tags", [
-    b"null", b"{}", b'{"id":"x"}', b'{"msgid":"y"}', b'{"id":"x","msgid":"y"}', b'{"id":true,"msgid":"y"}',
-    b'{"id":true}', b'{"id":false}', b'{"a":"1","a":"2"}', b'{"b":"1","a":"2"}', b'{"a b":"1","a":"2"}',
-    b'{"a":"1","a b":"2"}', b'{"\\u00e9":"1"}', b'{"id":"\\u00e9\\ud83c\\udf89"}', b'{"id":"\\ud83c"}',
-    b'{"id":"\\udf89"}', b'{"id":"a\\"b\\\\"}', b'{"id":"\\u0000\\u001f\\u007f"}', b'{"id":"\\u000a"}',
-    b'{"id":"\\u0041"}', b'{"id":"\\u00E9"}', b'{"x":1}', b'{"x":null}', b'[]',
-])
+@pytest.mark.parametrize(
+    "tags",
+    [
+        b"null",
+        b"{}",
+        b'{"id":"x"}',
+        b'{"msgid":"y"}',
+        b'{"id":"x","msgid":"y"}',
+        b'{"id":true,"msgid":"y"}',
+        b'{"id":true}',
+        b'{"id":false}',
+        b'{"a":"1","a":"2"}',
+        b'{"b":"1","a":"2"}',
+        b'{"a b":"1","a":"2"}',
+        b'{"a":"1","a b":"2"}',
+        b'{"\\u00e9":"1"}',
+        b'{"id":"\\u00e9\\ud83c\\udf89"}',
+        b'{"id":"\\ud83c"}',
+        b'{"id":"\\udf89"}',
+        b'{"id":"a\\"b\\\\"}',
+        b'{"id":"\\u0000\\u001f\\u007f"}',
+        b'{"id":"\\u000a"}',
+        b'{"id":"\\u0041"}',
+        b'{"id":"\\u00E9"}',
+        b'{"x":1}',
+        b'{"x":null}',
+        b"[]",
+    ],
+)
 def test_tags(tags: bytes) -> None:
-    line = (b'{"command":"PRIVMSG","host":null,"params":[],"receivers":{"h1":1700000001.25,"h2":1700000001},'
-            b'"sender":null,"tags":' + tags + b',"time":1700000000,"time_range":0.5,"user":null}')
+    line = (
+        b'{"command":"PRIVMSG","host":null,"params":[],"receivers":{"h1":1700000001.25,"h2":1700000001},'
+        b'"sender":null,"tags":' + tags + b',"time":1700000000,"time_range":0.5,"user":null}'
+    )
     same(line)
 
 
-@pytest.mark.parametrize("receivers", [
-    b'{}', b'{"h1":1,"h1":2}', b'{"h2":1,"h1":2}', b'{"h 1":1,"h":2}', b'{"h":1,"h 1":2}', b'{"\\u00e9":1}',
-    b'{"a\\"":1}', b'{"h":true}', b'{"h":"1"}', b'{"":1}',
-])
+@pytest.mark.parametrize(
+    "receivers",
+    [
+        b"{}",
+        b'{"h1":1,"h1":2}',
+        b'{"h2":1,"h1":2}',
+        b'{"h 1":1,"h":2}',
+        b'{"h":1,"h 1":2}',
+        b'{"\\u00e9":1}',
+        b'{"a\\"":1}',
+        b'{"h":true}',
+        b'{"h":"1"}',
+        b'{"":1}',
+    ],
+)
 def test_receivers(receivers: bytes) -> None:
-    line = (b'{"command":"PRIVMSG","host":null,"params":["a","b"],"receivers":' + receivers
-            + b',"sender":null,"tags":null,"time":1700000000,"time_range":0.5,"user":null}')
+    line = (
+        b'{"command":"PRIVMSG","host":null,"params":["a","b"],"receivers":'
+        + receivers
+        + b',"sender":null,"tags":null,"time":1700000000,"time_range":0.5,"user":null}'
+    )
     same(line)
 
 
@@ -152,19 +247,31 @@ def test_twin_is_bound_unless_pure() -> None:
 
 
 @settings(max_examples=1500)
-@given(value=st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.floats(0, 2e9),
-                       st.integers(0, 10**17).map(lambda n: n / 10**6), st.integers(0, 10**13).map(lambda n: n / 1000),
-                       st.tuples(st.integers(10**14, 10**17), st.integers(1, 12)).map(lambda t: t[0] / 10**t[1])),
-       form=st.sampled_from(["repr", "%.15g", "%.16g", "%.17g", "%.3f", "%.6f", "%.7f", "%.8f", "repr0", "%.1f"]),
-       field=st.sampled_from(["time", "time_range", "receiver"]))
+@given(
+    value=st.one_of(
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.floats(0, 2e9),
+        st.integers(0, 10**17).map(lambda n: n / 10**6),
+        st.integers(0, 10**13).map(lambda n: n / 1000),
+        st.tuples(st.integers(10**14, 10**17), st.integers(1, 12)).map(lambda t: t[0] / 10 ** t[1]),
+    ),
+    form=st.sampled_from(["repr", "%.15g", "%.16g", "%.17g", "%.3f", "%.6f", "%.7f", "%.8f", "repr0", "%.1f"]),
+    field=st.sampled_from(["time", "time_range", "receiver"]),
+)
 def test_floats_written_every_way(value: float, form: str, field: str) -> None:
     """The scanner's shortcut (few digits: surely repr) and its check (writing repr) against repr."""
     text = repr(value) + "0" if form == "repr0" else repr(value) if form == "repr" else form % value
     values = {"time": b"1700000000.5", "time_range": b"0", "receiver": b"1700000001.25"}
     values[field] = text.encode()
-    line = (b'{"command":"JOIN","host":null,"params":["#c"],"receivers":{"h1":' + values["receiver"]
-            + b'},"sender":"a","tags":null,"time":' + values["time"] + b',"time_range":' + values["time_range"]
-            + b',"user":"a"}')
+    line = (
+        b'{"command":"JOIN","host":null,"params":["#c"],"receivers":{"h1":'
+        + values["receiver"]
+        + b'},"sender":"a","tags":null,"time":'
+        + values["time"]
+        + b',"time_range":'
+        + values["time_range"]
+        + b',"user":"a"}'
+    )
     same(line)
 
 
@@ -185,8 +292,9 @@ def _windows(archives: list[list[dict[str, object]]], extra: list[dict[str, obje
 
 @settings(max_examples=300, deadline=None)
 @given(archives=merge_archives(), extra=st.lists(archive_records(), max_size=3), shuffled=st.randoms())
-def test_fold_lines_twin(archives: list[list[dict[str, object]]], extra: list[dict[str, object]],
-                         shuffled: random.Random) -> None:
+def test_fold_lines_twin(
+    archives: list[list[dict[str, object]]], extra: list[dict[str, object]], shuffled: random.Random
+) -> None:
     """merge._scan.scan_file and fold_lines against merge.fastplan.fold_window_py over the windows of
     several recorders' files (shared ids, re-deliveries, merged files, odd records, records that
     cross minutes), minute after minute as a directory merge goes (a merged minute's output is the
@@ -236,8 +344,11 @@ def test_fold_lines_takes_lines_only() -> None:
 
 
 @settings(max_examples=1500)
-@given(value=st.one_of(st.floats(1, 1e15), st.floats(1.6e9, 1.8e9), st.integers(0, 52).map(lambda k: 2.0**k)),
-       step=st.integers(-3, 3), field=st.sampled_from(["time", "receiver"]))
+@given(
+    value=st.one_of(st.floats(1, 1e15), st.floats(1.6e9, 1.8e9), st.integers(0, 52).map(lambda k: 2.0**k)),
+    step=st.integers(-3, 3),
+    field=st.sampled_from(["time", "receiver"]),
+)
 def test_seventeen_digit_floats(value: float, step: int, field: str) -> None:
     """The scanner decides a 17-digit decimal (most receive times) in integers, without repr: a
     double's 17 significant digits, and their neighbours (one, two, three steps off), judged as
@@ -249,6 +360,11 @@ def test_seventeen_digit_floats(value: float, step: int, field: str) -> None:
         return
     values = {"time": b"1700000000.5", "receiver": b"1700000001.25"}
     values[field] = f"{text[:point]}.{text[point:]}".encode()
-    line = (b'{"command":"JOIN","host":null,"params":["#c"],"receivers":{"h1":' + values["receiver"]
-            + b'},"sender":"a","tags":null,"time":' + values["time"] + b',"time_range":0,"user":"a"}')
+    line = (
+        b'{"command":"JOIN","host":null,"params":["#c"],"receivers":{"h1":'
+        + values["receiver"]
+        + b'},"sender":"a","tags":null,"time":'
+        + values["time"]
+        + b',"time_range":0,"user":"a"}'
+    )
     same(line)

@@ -16,8 +16,15 @@ T0 = MERGE_MINUTE0 + 10
 
 def join(receiver: str, start: float, width: float, received: float = T0 + 60) -> dict[str, Any]:
     return {
-        "command": "JOIN", "params": ["#chan"], "sender": "alice", "user": "alice", "host": "alice.tmi.twitch.tv",
-        "tags": None, "receivers": {receiver: received}, "time": start, "time_range": width,
+        "command": "JOIN",
+        "params": ["#chan"],
+        "sender": "alice",
+        "user": "alice",
+        "host": "alice.tmi.twitch.tv",
+        "tags": None,
+        "receivers": {receiver: received},
+        "time": start,
+        "time_range": width,
     }
 
 

@@ -36,19 +36,44 @@ S = PLAY_START
 def session() -> list[dict[str, Any]]:
     """Two minutes of chat with every kind of line the page shows."""
     sub = {
-        "command": "USERNOTICE", "params": ["#chan", "hi all"], "sender": "tmi.twitch.tv", "user": None,
-        "host": None, "receivers": {"host1.Ab3dE.0": S + 80.2}, "time": S + 80, "time_range": 0,
-        "tags": {"id": "sub1", "login": "erin", "display-name": "Erin", "msg-id": "sub",
-                 "system-msg": "Erin subscribed at Tier 1."},
+        "command": "USERNOTICE",
+        "params": ["#chan", "hi all"],
+        "sender": "tmi.twitch.tv",
+        "user": None,
+        "host": None,
+        "receivers": {"host1.Ab3dE.0": S + 80.2},
+        "time": S + 80,
+        "time_range": 0,
+        "tags": {
+            "id": "sub1",
+            "login": "erin",
+            "display-name": "Erin",
+            "msg-id": "sub",
+            "system-msg": "Erin subscribed at Tier 1.",
+        },
     }
-    join = {"command": "JOIN", "params": ["#chan"], "sender": "zed", "user": "zed", "host": None, "tags": None,
-            "receivers": {"host1.Ab3dE.0": S + 16}, "time": S + 15, "time_range": 1}
+    join = {
+        "command": "JOIN",
+        "params": ["#chan"],
+        "sender": "zed",
+        "user": "zed",
+        "host": None,
+        "tags": None,
+        "receivers": {"host1.Ab3dE.0": S + 16},
+        "time": S + 15,
+        "time_range": 1,
+    }
     return [
         play_message(0, S + 5, "alice", "hello world", color="#1E90FF", badges="moderator/1,subscriber/12"),
         play_message(1, S + 10, "bob", "\x01ACTION dances\x01"),
         join,
-        play_message(2, S + 20, "carol", "me too", **{"reply-parent-display-name": "Alice",
-                                                        "reply-parent-msg-body": "hello world"}),
+        play_message(
+            2,
+            S + 20,
+            "carol",
+            "me too",
+            **{"reply-parent-display-name": "Alice", "reply-parent-msg-body": "hello world"},
+        ),
         play_message(3, S + 30, "bob", "<b>not bold</b> </script> {\\i1}"),
         play_removal(S + 40, "CLEARMSG", "m3", "bob"),
         play_message(4, S + 50, "dave", "spam one"),
@@ -76,6 +101,7 @@ REMOVED_AT = {30: 40, 50: 60, 55: 60}
 
 
 # --- the page as text -----------------------------------------------------------------------------
+
 
 def script_json(page: str, name: str) -> Any:
     match = re.search(f'<script type="application/json" id="{name}">(.*?)</script>', page, re.S)
@@ -141,8 +167,10 @@ def test_page_data_is_compact() -> None:
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
-needs_chromium = pytest.mark.skipif(CHROMIUM is None or CHROMEDRIVER is None,
-                                    reason="chromium and chromedriver are not installed (.ci/run installs them)")
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None or CHROMEDRIVER is None,
+    reason="chromium and chromedriver are not installed (.ci/run installs them)",
+)
 
 
 def start_browser(width: int = 1000, height: int = 600) -> Any:
@@ -153,8 +181,14 @@ def start_browser(width: int = 1000, height: int = 600) -> Any:
     os.environ.setdefault("SE_OFFLINE", "true")
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                f"--window-size={width},{height}", "--lang=en-US"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        f"--window-size={width},{height}",
+        "--lang=en-US",
+    ):
         options.add_argument(arg)
     return webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
 
@@ -176,8 +210,22 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for minute in sorted({batch_time_of(r["time"]) for r in records}):
         write_batch(str(folder / "archive"), "chan", minute, [r for r in records if batch_time_of(r["time"]) == minute])
     out = folder / "chat.html"
-    result = CliRunner().invoke(app, ["export", str(folder / "archive"), "chan", "--since", str(S), "--until",
-                                      str(S + 120), "--format", "html", "--out", str(out)])
+    result = CliRunner().invoke(
+        app,
+        [
+            "export",
+            str(folder / "archive"),
+            "chan",
+            "--since",
+            str(S),
+            "--until",
+            str(S + 120),
+            "--format",
+            "html",
+            "--out",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     return out
 
@@ -195,7 +243,9 @@ def seek(driver: Any, seconds: float) -> None:
     """Drag the slider to `seconds` (set its value and fire `input`, as a drag does)."""
     driver.execute_script(
         "const s = document.getElementById('slider'); s.value = arguments[0];"
-        "s.dispatchEvent(new Event('input', {bubbles: true}));", str(int(seconds * 1000)))
+        "s.dispatchEvent(new Event('input', {bubbles: true}));",
+        str(int(seconds * 1000)),
+    )
 
 
 def rows(driver: Any) -> list[tuple[str, bool]]:
@@ -279,8 +329,10 @@ class TestInChromium:
         colors = browser.execute_script("""
             return Array.from(document.querySelectorAll('#rows .name')).map(function (n) {
                 return [n.textContent, getComputedStyle(n).color]; });""")
+
         def rgb(hex_color: str) -> str:
-            return "rgb({}, {}, {})".format(*(int(hex_color[i:i + 2], 16) for i in (1, 3, 5)))
+            return "rgb({}, {}, {})".format(*(int(hex_color[i : i + 2], 16) for i in (1, 3, 5)))
+
         assert colors[0] == ["Alice", rgb("#1E90FF")]
         assert ["Erin", rgb(stable_color("erin"))] in colors  # the same stable colour as the ass export
         assert browser.execute_script("return document.querySelector('#rows .badge').textContent") == "moderator"
@@ -290,8 +342,20 @@ class TestInChromium:
 
     def test_the_page_fed_from_a_url_shows_the_same(self, browser: Any, exported: Path, tmp_path: Path) -> None:
         """As `serve` will use it: the page without data, fetching the window's jsonl export."""
-        result = CliRunner().invoke(app, ["export", str(exported.parent / "archive"), "chan", "--since", str(S),
-                                          "--until", str(S + 120), "--format", "jsonl"])
+        result = CliRunner().invoke(
+            app,
+            [
+                "export",
+                str(exported.parent / "archive"),
+                "chan",
+                "--since",
+                str(S),
+                "--until",
+                str(S + 120),
+                "--format",
+                "jsonl",
+            ],
+        )
         assert result.exit_code == 0, result.output
         site = tmp_path / "site"
         site.mkdir()

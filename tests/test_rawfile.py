@@ -48,7 +48,12 @@ def test_writer_rotates_hourly_and_reader_reads_in_order(tmp_path: Path) -> None
     events, problems = read_all([str(tmp_path)])
     assert problems == []
     assert [(e.kind, e.text) for e in events] == [
-        ("open", "ws://x"), ("recv", "line one"), ("recv", "line two"), ("send", "PASS ***"), ("close", "bye")]
+        ("open", "ws://x"),
+        ("recv", "line one"),
+        ("recv", "line two"),
+        ("send", "PASS ***"),
+        ("close", "bye"),
+    ]
     assert [e.seq for e in events] == sorted(e.seq for e in events)
     assert b"secret" not in b"".join(Path(p).read_bytes() for p in w.paths)
 
@@ -112,7 +117,8 @@ lines = st.text(st.characters(blacklist_categories=["Cs"]), max_size=40)
 @given(st.lists(lines, max_size=12), st.data())
 def test_decoder_gives_the_same_events_for_any_chunking(texts: list[str], data: st.DataObject) -> None:
     raw = encode_header(Header("h", "Slug1", "h", "t", 0, T0)) + b"".join(
-        encode_event(Event(RECV, i + 1, T0 + i, 0, t)) for i, t in enumerate(texts))
+        encode_event(Event(RECV, i + 1, T0 + i, 0, t)) for i, t in enumerate(texts)
+    )
     cuts = sorted(data.draw(st.lists(st.integers(0, len(raw)), max_size=8)))
     decoder = Decoder()
     got = []
@@ -178,13 +184,16 @@ def test_a_file_damaged_throughout_is_summarised_not_listed_line_by_line(tmp_pat
 
 
 # What a raw file may hold: good events, garbage lines, a second header; maybe a torn last line.
-_file_lines = st.lists(st.one_of(
-    lines.map(lambda t: ("event", t)), st.just(("garbage", "")), st.just(("header", ""))), max_size=20)
+_file_lines = st.lists(
+    st.one_of(lines.map(lambda t: ("event", t)), st.just(("garbage", "")), st.just(("header", ""))), max_size=20
+)
 
 
 @given(_file_lines, st.booleans(), st.integers(1, 64))
 def test_file_reader_is_the_decoder_read_in_any_size(
-    content: list[tuple[str, str]], torn: bool, size: int,
+    content: list[tuple[str, str]],
+    torn: bool,
+    size: int,
 ) -> None:
     """The product reads files through the Decoder, whatever the read size: good events in order,
     every damaged line reported at its number, the rest kept."""

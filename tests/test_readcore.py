@@ -50,10 +50,32 @@ def test_the_twin_gives_the_reference_verdict(record: dict[str, Any]) -> None:
 
 @needs_compiled
 @settings(max_examples=300, deadline=None)
-@given(archive_records(), st.sampled_from(["command", "params", "sender", "user", "host", "tags", "receivers",
-                                           "time", "time_range"]),
-       st.sampled_from([True, False, None, 1, 1.5, "x", _Str("x"), [], ["a", 1], [_Str("a")], {}, {"a": False},
-                        {"a": True}, {"a": _Str("b")}, {"a": 1}, _Dict(a="b"), _Dict(h=1.0), 2**80]))
+@given(
+    archive_records(),
+    st.sampled_from(["command", "params", "sender", "user", "host", "tags", "receivers", "time", "time_range"]),
+    st.sampled_from(
+        [
+            True,
+            False,
+            None,
+            1,
+            1.5,
+            "x",
+            _Str("x"),
+            [],
+            ["a", 1],
+            [_Str("a")],
+            {},
+            {"a": False},
+            {"a": True},
+            {"a": _Str("b")},
+            {"a": 1},
+            _Dict(a="b"),
+            _Dict(h=1.0),
+            2**80,
+        ]
+    ),
+)
 def test_odd_types_in_any_field_get_the_reference_verdict(record: dict[str, Any], key: str, value: Any) -> None:
     record[key] = value
     _assert_same(record)

@@ -31,7 +31,10 @@ class Proc:
         self.err_path = tmp / f"{tag}.stderr"
         with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
             self.proc = subprocess.Popen(
-                [*_CLI, *args], stdout=out, stderr=err, env={**os.environ, "COLUMNS": "200", **(env or {})},
+                [*_CLI, *args],
+                stdout=out,
+                stderr=err,
+                env={**os.environ, "COLUMNS": "200", **(env or {})},
             )
 
     def output(self) -> str:
@@ -103,9 +106,12 @@ def test_kill_9_loses_nothing_written_and_restart_starts_a_new_file(tmp_path: Pa
         try:
             assert server.wait_conns(2)
             conn1 = server.conns[1]
-            assert wait_until(lambda: len(conn1.sent) >= 20 + 11 and set(conn1.sent) <= {
-                e.text for e in Recording(str(out)).of("recv")
-            }, 30), second.output()
+            assert wait_until(
+                lambda: (
+                    len(conn1.sent) >= 20 + 11 and set(conn1.sent) <= {e.text for e in Recording(str(out)).of("recv")}
+                ),
+                30,
+            ), second.output()
             assert second.stop(signal.SIGINT) == 0, second.output()  # Ctrl-C stops as cleanly as SIGTERM
         finally:
             second.kill()
@@ -132,8 +138,22 @@ def test_sigterm_flushes_closes_and_exits_0_and_the_token_never_leaks(tmp_path: 
     metrics_port = _free_port()
     with TwitchLikeServer(script, token=TOKEN) as server:
         args = [
-            "#Alpha", "--out", str(out), "--server", server.url, "--dialect", "twitch", "--nick", "archivist",
-            "--token-file", str(token_file), "--name", "tok", "--gzip", "--metrics-port", str(metrics_port),
+            "#Alpha",
+            "--out",
+            str(out),
+            "--server",
+            server.url,
+            "--dialect",
+            "twitch",
+            "--nick",
+            "archivist",
+            "--token-file",
+            str(token_file),
+            "--name",
+            "tok",
+            "--gzip",
+            "--metrics-port",
+            str(metrics_port),
         ]
         proc = Proc(tmp_path, args)
         try:
@@ -187,19 +207,28 @@ def test_bad_token_says_login_failed_and_never_prints_it(tmp_path: Path) -> None
 runner = CliRunner()
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["bad channel!", "--out", "X"], "is not a plain channel name"),
-    (["#", "--out", "X"], "is not a plain channel name"),
-    (["alpha", "--out", "X", "--dialect", "irc"], "Invalid value for '--dialect'"),
-    (["alpha", "--out", "X", "--metrics-port", "99999"], "must be a port number from 1 to 65535, not 99999"),
-    (["alpha", "--out", "X", "--metrics-port", "-1"], "--metrics-port must be a port number from 1 to 65535, not -1"),
-    (["alpha", "--out", "X", "--metrics-port", "0"], "--metrics-port must be a port number from 1 to 65535, not 0"),
-    (["alpha", "--out", "X", "--ping-timeout", "0"], "--ping-timeout must be a number of seconds, at least 0.1, not 0"),
-    (["alpha", "--out", "X", "--silence-limit", "nan"], "--silence-limit must be a number of seconds"),
-    (["alpha", "--out", "X", "--server", "http://example.invalid"], "must be a ws:// or wss:// URL"),
-    (["alpha", "--out", "X", "--token-file", "/nonexistent/token"], "cannot read the token file"),
-    (["alpha", "--out", "X", "--name", "../evil"], "invalid recorder name"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["bad channel!", "--out", "X"], "is not a plain channel name"),
+        (["#", "--out", "X"], "is not a plain channel name"),
+        (["alpha", "--out", "X", "--dialect", "irc"], "Invalid value for '--dialect'"),
+        (["alpha", "--out", "X", "--metrics-port", "99999"], "must be a port number from 1 to 65535, not 99999"),
+        (
+            ["alpha", "--out", "X", "--metrics-port", "-1"],
+            "--metrics-port must be a port number from 1 to 65535, not -1",
+        ),
+        (["alpha", "--out", "X", "--metrics-port", "0"], "--metrics-port must be a port number from 1 to 65535, not 0"),
+        (
+            ["alpha", "--out", "X", "--ping-timeout", "0"],
+            "--ping-timeout must be a number of seconds, at least 0.1, not 0",
+        ),
+        (["alpha", "--out", "X", "--silence-limit", "nan"], "--silence-limit must be a number of seconds"),
+        (["alpha", "--out", "X", "--server", "http://example.invalid"], "must be a ws:// or wss:// URL"),
+        (["alpha", "--out", "X", "--token-file", "/nonexistent/token"], "cannot read the token file"),
+        (["alpha", "--out", "X", "--name", "../evil"], "invalid recorder name"),
+    ],
+)
 def test_bad_arguments_get_one_clear_line(args: list[str], message: str, tmp_path: Path) -> None:
     args = [a.replace("X", str(tmp_path / "raw")) for a in args]
     result = runner.invoke(app, ["record", *args])
@@ -229,8 +258,17 @@ def test_record_has_help() -> None:
     result = runner.invoke(app, ["record", "--help"], env={"COLUMNS": "80"}, terminal_width=80)
     assert result.exit_code == 0
     options = (
-        "--out", "--server", "--dialect", "--nick", "--token-file", "--name", "--gzip", "--metrics-port",
-        "--ping-after", "--ping-timeout", "--silence-limit",
+        "--out",
+        "--server",
+        "--dialect",
+        "--nick",
+        "--token-file",
+        "--name",
+        "--gzip",
+        "--metrics-port",
+        "--ping-after",
+        "--ping-timeout",
+        "--silence-limit",
     )
     for option in options:
         assert option in result.output

@@ -53,6 +53,7 @@ line_text = st.text(st.characters(codec="utf-8", exclude_characters="\r\n\0"), m
 
 # -- channel names ---------------------------------------------------------------------------------
 
+
 @given(twitch_channel, st.booleans())
 def test_plain_channel_names_normalise_to_lowercase_without_hash(name: str, hashed: bool) -> None:
     given_name = f"#{name}" if hashed else name
@@ -86,8 +87,22 @@ def test_duplicate_and_empty_channel_lists() -> None:
 
 # -- redaction -----------------------------------------------------------------------------------
 
-@given(token, st.sampled_from(["PASS {t}", "pass {t}", "  PASS {t}", "PASS :{t}", "@label=x PASS {t}",
-                               "AUTHENTICATE {t}", "OPER admin {t}", "PASS oauth:{t}"]))
+
+@given(
+    token,
+    st.sampled_from(
+        [
+            "PASS {t}",
+            "pass {t}",
+            "  PASS {t}",
+            "PASS :{t}",
+            "@label=x PASS {t}",
+            "AUTHENTICATE {t}",
+            "OPER admin {t}",
+            "PASS oauth:{t}",
+        ]
+    ),
+)
 def test_credentials_never_reach_the_encoded_event(secret: str, template: str) -> None:
     line = template.format(t=secret)
     data = encode_event(Event(SEND, 1, BASE_US, 0, line))
@@ -97,7 +112,8 @@ def test_credentials_never_reach_the_encoded_event(secret: str, template: str) -
 
 @given(secret=token)
 def test_the_sessions_own_login_lines_are_redacted_on_disk(
-    secret: str, tmp_path_factory: pytest.TempPathFactory,
+    secret: str,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     out = tmp_path_factory.mktemp("redact")
     for dialect in (DIALECT_TWITCH, DIALECT_IRCV3):
@@ -115,9 +131,12 @@ def test_the_sessions_own_login_lines_are_redacted_on_disk(
 
 # -- rotation --------------------------------------------------------------------------------------
 
+
 @given(steps=st.lists(st.integers(0, 2 * HOUR_US // 3), min_size=1, max_size=30), offset_s=st.integers(-3, 3))
 def test_rotation_puts_each_event_in_its_hour_and_reads_back_in_order(
-    steps: list[int], offset_s: int, tmp_path_factory: pytest.TempPathFactory,
+    steps: list[int],
+    offset_s: int,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     out = tmp_path_factory.mktemp("rot")
     writer = RawWriter(str(out), "r", "abcde", "h", "test")
@@ -144,7 +163,8 @@ def test_rotation_puts_each_event_in_its_hour_and_reads_back_in_order(
 
 @given(steps=st.lists(st.integers(-HOUR_US, HOUR_US), min_size=1, max_size=30))
 def test_a_wall_clock_that_steps_back_never_reopens_an_old_file(
-    steps: list[int], tmp_path_factory: pytest.TempPathFactory,
+    steps: list[int],
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     out = tmp_path_factory.mktemp("back")
     writer = RawWriter(str(out), "r", "abcde", "h", "test")
@@ -171,10 +191,18 @@ def test_writing_after_close_is_refused_rather_than_starting_a_new_file(tmp_path
 
 # -- backoff and join pacing -----------------------------------------------------------------------
 
-@given(st.floats(0.01, 10), st.floats(0, 1000), st.integers(1, 2000),
-       st.lists(st.floats(0, 1, exclude_max=True), min_size=1, max_size=50))
+
+@given(
+    st.floats(0.01, 10),
+    st.floats(0, 1000),
+    st.integers(1, 2000),
+    st.lists(st.floats(0, 1, exclude_max=True), min_size=1, max_size=50),
+)
 def test_backoff_delays_stay_within_half_and_whole_ceiling_and_under_the_cap(
-    base: float, extra: float, failures: int, rands: list[float],
+    base: float,
+    extra: float,
+    failures: int,
+    rands: list[float],
 ) -> None:
     cap = base + extra
     it = iter(rands * (failures // len(rands) + 1))
@@ -208,6 +236,7 @@ def test_join_limiter_never_lets_more_than_limit_into_any_window(gaps: list[floa
 
 # -- frames and peeking ----------------------------------------------------------------------------
 
+
 @given(st.lists(line_text, max_size=8), st.booleans())
 @example(["a\u2028b", "c\x85d", "e\x1cf"], True)  # str.splitlines() would split these
 def test_split_frame_gives_back_the_lines(lines: list[str], trailing: bool) -> None:
@@ -221,12 +250,17 @@ def test_split_frame_gives_back_the_lines(lines: list[str], trailing: bool) -> N
     st.one_of(st.none(), st.dictionaries(tag_key, st.text(line_char, max_size=8), max_size=3)),
     st.one_of(st.none(), st.from_regex(r"[a-z]{1,8}(![a-z]{1,8}@[a-z.]{1,12})?", fullmatch=True)),
     st.sampled_from(["PRIVMSG", "privmsg", "JOIN", "PING", "001", "366", "ROOMSTATE"]),
-    st.lists(st.one_of(st.text(word, min_size=1, max_size=8), st.text(word, max_size=8).map(lambda w: "#" + w)),
-             max_size=3),
+    st.lists(
+        st.one_of(st.text(word, min_size=1, max_size=8), st.text(word, max_size=8).map(lambda w: "#" + w)), max_size=3
+    ),
     st.text(st.characters(codec="utf-8", exclude_characters="\r\n\0"), max_size=12),
 )
 def test_peek_agrees_with_the_full_parser(
-    tags: dict[str, str] | None, source: str | None, command: str, middle: list[str], trailing: str,
+    tags: dict[str, str] | None,
+    source: str | None,
+    command: str,
+    middle: list[str],
+    trailing: str,
 ) -> None:
     middle = [m for m in middle if not m.startswith(":")]
     parts = []
@@ -247,6 +281,7 @@ def test_peek_agrees_with_the_full_parser(
 
 # -- the session -----------------------------------------------------------------------------------
 
+
 def _sends(actions: object) -> list[str]:
     return [a.line for a in actions if isinstance(a, Send)]  # type: ignore[attr-defined]
 
@@ -257,7 +292,8 @@ def _config(dialect: str = DIALECT_TWITCH, **kw: object) -> SessionConfig:
 
 def test_twitch_handshake_is_anonymous_unless_a_token_is_given() -> None:
     assert _sends(Session(_config(), 0).start()) == [
-        "CAP REQ :twitch.tv/tags twitch.tv/commands twitch.tv/membership", "NICK justinfan123_15",
+        "CAP REQ :twitch.tv/tags twitch.tv/commands twitch.tv/membership",
+        "NICK justinfan123_15",
     ]
     assert _sends(Session(_config(token="abc"), 0).start())[1] == "PASS oauth:abc"
     assert _sends(Session(_config(token="oauth:abc"), 0).start())[1] == "PASS oauth:abc"
@@ -397,7 +433,9 @@ def test_refused_logins_fail_and_quote_the_server() -> None:
 def test_ircv3_negotiates_only_offered_caps_and_survives_a_nak() -> None:
     s = Session(_config(DIALECT_IRCV3), 0)
     assert _sends(s.start()) == [
-        "CAP LS 302", "NICK justinfan123_15", "USER justinfan123_15 0 * :chat-archiver recorder",
+        "CAP LS 302",
+        "NICK justinfan123_15",
+        "USER justinfan123_15 0 * :chat-archiver recorder",
     ]
     assert s.receive(":irc.example CAP * LS * :multi-prefix sasl=PLAIN", 1) == ()
     offered = s.receive(":irc.example CAP * LS :server-time message-tags", 1)
@@ -443,12 +481,21 @@ def test_any_line_is_taken_without_an_exception(line: str, dialect: str) -> None
     s.tick(4)
 
 
-@pytest.mark.parametrize(("host", "name"), [
-    ("vm", "vm"), ("my host.local!", "my-host.local-"), (".hidden", "hidden"), ("", "recorder"), ("...", "recorder"),
-    ("wörk", "w-rk"),
-])
+@pytest.mark.parametrize(
+    ("host", "name"),
+    [
+        ("vm", "vm"),
+        ("my host.local!", "my-host.local-"),
+        (".hidden", "hidden"),
+        ("", "recorder"),
+        ("...", "recorder"),
+        ("wörk", "w-rk"),
+    ],
+)
 def test_the_default_recorder_name_is_the_host_name_made_safe(
-    host: str, name: str, monkeypatch: pytest.MonkeyPatch,
+    host: str,
+    name: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from formats.rawcodec import check_recorder_name
     from recorder import recorder

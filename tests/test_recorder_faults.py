@@ -72,8 +72,11 @@ def archived_ids(raw: Path, archive: Path, channels: tuple[str, ...], tag: str) 
     return ids
 
 
-def the_laws_hold(raw: Path, archive: Path, pipes: list[Pipe], channel: str = "alpha", tag: str = "id") -> tuple[
-    Recording, list[str],
+def the_laws_hold(
+    raw: Path, archive: Path, pipes: list[Pipe], channel: str = "alpha", tag: str = "id"
+) -> tuple[
+    Recording,
+    list[str],
 ]:
     """The recording reads back clean, every delivered line is in it, and its replay holds each
     message once. Returns the recording and the archived message ids."""
@@ -93,6 +96,7 @@ def _live_script(channel: LiveChannel) -> Any:
     def script(conn: ServerConn) -> None:
         if conn.wait_joined([channel.name]):
             channel.join(conn)
+
     return script
 
 
@@ -174,7 +178,7 @@ def test_fragmented_and_slowly_read_traffic_arrives_whole(tmp_path: Path) -> Non
     def script(conn: ServerConn) -> None:
         assert conn.wait_joined(["alpha"])
         for k in range(0, len(lines), 3):
-            conn.send_frame(lines[k:k + 3])
+            conn.send_frame(lines[k : k + 3])
 
     with (
         TwitchLikeServer(script) as server,
@@ -188,7 +192,7 @@ def test_fragmented_and_slowly_read_traffic_arrives_whole(tmp_path: Path) -> Non
         pipes = list(proxy.pipes)
     recording = Recording(str(raw))
     check_pipes_against_recording(pipes, recording)
-    assert recording.by_conn("recv")[0][-len(lines):] == lines
+    assert recording.by_conn("recv")[0][-len(lines) :] == lines
 
 
 @pytest.mark.skipif(INSPIRCD is None, reason="inspircd is not installed here (CI installs it)")
@@ -200,6 +204,7 @@ def test_inspircd_through_stalls_cuts_and_fragmentation(tmp_path: Path) -> None:
     with InspIRCd(tmp_path / "ircd") as ircd, FaultProxy(ircd.ws_port, fragment=True, seed=3) as proxy:
         config = fast_config(proxy.url, str(raw), channels=("lobby",), dialect="ircv3", nick="rec1", **FAST_WATCHDOG)
         with RunningRecorder(config) as rec:
+
             def recv_lines() -> list[str]:
                 return [e.text for e in Recording(str(raw)).of("recv")]
 
@@ -254,8 +259,21 @@ def test_the_cli_through_a_stall_a_cut_and_kill_9_then_a_restart(tmp_path: Path)
     with TwitchLikeServer(_live_script(channel)) as server, FaultProxy(server.port, fragment=True, seed=11) as proxy:
         channel.start()
         args = [
-            "alpha", "--out", str(raw), "--server", proxy.url, "--dialect", "twitch", "--name", "chaos",
-            "--ping-after", "0.4", "--ping-timeout", "0.4", "--silence-limit", "3",
+            "alpha",
+            "--out",
+            str(raw),
+            "--server",
+            proxy.url,
+            "--dialect",
+            "twitch",
+            "--name",
+            "chaos",
+            "--ping-after",
+            "0.4",
+            "--ping-timeout",
+            "0.4",
+            "--silence-limit",
+            "3",
         ]
         first = Proc(tmp_path, args, tag="first")
         try:
@@ -310,8 +328,7 @@ def test_the_cli_through_a_stall_a_cut_and_kill_9_then_a_restart(tmp_path: Path)
                 continue
             # the handshake lines are the same on every connection: match on the whole list
             assert any(
-                (lines == got) if whole else (got[: len(lines)] == lines and len(lines) > 11)
-                for lines in recv.values()
+                (lines == got) if whole else (got[: len(lines)] == lines and len(lines) > 11) for lines in recv.values()
             ), (stream.header.slug, pipe.index, len(got))
     ids = archived_ids(raw, tmp_path / "archive", ("alpha",), "id")
     assert len(ids) == len(set(ids)), "a message twice in the archive"

@@ -74,9 +74,12 @@ def test_every_line_once_in_order_across_reconnect_and_drop(tmp_path: Path) -> N
 
             def all_recorded() -> bool:
                 got = Recording(str(tmp_path)).by_conn("recv")
-                return len(server.conns) >= 3 and all(
-                    got.get(c.index) == c.sent and (c.index == 2 or c.closed) for c in server.conns[:3]
-                ) and len(server.conns[2].sent) > 30
+                return (
+                    len(server.conns) >= 3
+                    and all(got.get(c.index) == c.sent and (c.index == 2 or c.closed) for c in server.conns[:3])
+                    and len(server.conns[2].sent) > 30
+                )
+
             assert wait_until(all_recorded, 30), rec.logs
             rec.stop()
         assert not server.script_errors, server.script_errors
@@ -289,7 +292,7 @@ def test_lines_the_server_sends_after_our_close_frame_are_recorded(tmp_path: Pat
 
     def flush_backlog(conn: ServerConn) -> None:
         for k in range(0, len(backlog), 7):  # several lines per frame, as a server draining a buffer
-            conn.send_frame(backlog[k:k + 7])
+            conn.send_frame(backlog[k : k + 7])
 
     def script(conn: ServerConn) -> None:
         conn.on_client_close = flush_backlog
@@ -304,7 +307,7 @@ def test_lines_the_server_sends_after_our_close_frame_are_recorded(tmp_path: Pat
         assert conn.client_closed
         sent = list(conn.sent)
     recv = Recording(str(tmp_path)).by_conn("recv")[0]
-    assert sent[-len(backlog):] == backlog
+    assert sent[-len(backlog) :] == backlog
     assert recv == sent
 
 
@@ -339,6 +342,7 @@ def test_a_quiet_connection_ticks_about_once_a_second_and_ticks_never_go_back_in
 def test_the_backoff_resets_once_a_connection_has_joined_and_received_chat(tmp_path: Path) -> None:
     """Connections 0-3 each carry chat and are then cut: every reconnect waits the first step only.
     Connections 4-6 are cut right after the welcome (no chat): the waits grow."""
+
     def script(conn: ServerConn) -> None:
         if conn.index <= 3:
             assert conn.wait_joined(CHANNELS)

@@ -81,15 +81,22 @@ def test_the_step_is_the_reference_on_the_corpus() -> None:
 
 
 @needs_compiled
-@given(st.one_of(server_time, receive_time, st.floats(allow_nan=False, allow_infinity=False),
-                 st.integers(0, 2**64 - 1).map(lambda b: struct.unpack("d", struct.pack("Q", b))[0])))
+@given(
+    st.one_of(
+        server_time,
+        receive_time,
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.integers(0, 2**64 - 1).map(lambda b: struct.unpack("d", struct.pack("Q", b))[0]),
+    )
+)
 def test_times_print_as_repr(x: float) -> None:
     if math.isfinite(x):
         assert _core_module().float_repr(x) == repr(x)
 
 
-_number = st.one_of(server_time, receive_time, st.integers(-(2**70), 2**70), st.floats(allow_nan=True),
-                    st.floats(0, 1e-3), st.just(0))
+_number = st.one_of(
+    server_time, receive_time, st.integers(-(2**70), 2**70), st.floats(allow_nan=True), st.floats(0, 1e-3), st.just(0)
+)
 
 
 @given(twitch_shaped_lines, receiver, receive_time, _number, _number)
@@ -109,8 +116,9 @@ def test_a_compact_record_is_its_full_record(line: str, name: str, now: float, t
     if _core is not None:
         got = _core.batch([record, full, record], compact.record_bytes)
         assert got is None or got == format_batch([full, full, full])
-        exact = [(type(x) is float and math.isfinite(x)) or (type(x) is int and abs(x) < 2**53)
-                 for x in (time, time_range)]
+        exact = [
+            (type(x) is float and math.isfinite(x)) or (type(x) is int and abs(x) < 2**53) for x in (time, time_range)
+        ]
         if all(exact):
             assert got is not None  # the reference path only for numbers a double does not hold
 
@@ -143,14 +151,15 @@ def _busy(events: list[Event]) -> list[Event]:
         if e.kind == RECV and "tmi-sent-ts=" in e.text:
             for k in range(3):
                 seq += 1
-                out.append(e._replace(seq=seq, at=e.at + k, text=e.text.replace(" :hi", f" :hi{k} \"é😂\\")))
+                out.append(e._replace(seq=seq, at=e.at + k, text=e.text.replace(" :hi", f' :hi{k} "é😂\\')))
     return out
 
 
 @settings(max_examples=60, deadline=None)
 @given(raw_event_streams(), st.integers(0, 4))
-def test_the_lane_replays_as_the_engine_fed_event_by_event(tmp_path_factory: Any, events: list[Event],
-                                                           overlap: int) -> None:
+def test_the_lane_replays_as_the_engine_fed_event_by_event(
+    tmp_path_factory: Any, events: list[Event], overlap: int
+) -> None:
     """replay.api (the compact engine, the lane taking the common lines) writes the very files the
     pure engine writes, with the same counts, also when a file repeats the previous one's last events."""
     events = _busy(events)
@@ -158,7 +167,7 @@ def test_the_lane_replays_as_the_engine_fed_event_by_event(tmp_path_factory: Any
     half = len(events) // 2
     _raw_file(tmp / "a.jsonl", events[:half])
     # the second file starts `overlap` events early: those are read once (their seq repeats)
-    second = events[max(0, half - overlap):]
+    second = events[max(0, half - overlap) :]
     data = encode_header(Header("host", "Slug0", "h", "t", second[0].seq if second else 0, RAW_T0_US))
     (tmp / "b.jsonl").write_bytes(data + b"".join(encode_event(e) for e in second))
     report = replay([str(tmp)], str(tmp / "fast"))
@@ -168,14 +177,19 @@ def test_the_lane_replays_as_the_engine_fed_event_by_event(tmp_path_factory: Any
         ref.feed(e)
     ref.finish()
     s = report.stats
-    assert (s.events, s.lines, s.records, s.skipped) == (ref.stats.events, ref.stats.lines, ref.stats.records,
-                                                         ref.stats.skipped)
+    assert (s.events, s.lines, s.records, s.skipped) == (
+        ref.stats.events,
+        ref.stats.lines,
+        ref.stats.records,
+        ref.stats.skipped,
+    )
 
 
 @given(raw_event_streams(), st.data())
 def test_the_compact_engine_saves_and_restores(events: list[Event], data: Any) -> None:
     """state()/from_state() of the compact engine give full records and the same bytes as the pure
     engine that never stopped (the live follower's checkpoint)."""
+
     def out(batches: list[ClosedBatch]) -> list[tuple[str, int, bytes]]:
         return [(b.channel, b.batch_time, compact.batch_bytes(b.records)) for b in batches]
 
@@ -199,18 +213,22 @@ def test_raw_lines_the_lane_must_not_take(tmp_path: Path) -> None:
     """Lines a recorder does not write (other spacing, \\u escapes, bad UTF-8, leading zeros, CR) and
     damaged ones are read by the reference: decoded the same, or reported by file and line."""
     line = "@tmi-sent-ts=1700000001000 :u!u@u PRIVMSG #c :hi"
-    events = [Event("open", 1, RAW_T0_US, 0, "ws://x", "twitch"),
-              Event(RECV, 2, RAW_T0_US, 0, "@room-id=1 :tmi.twitch.tv ROOMSTATE #c"),
-              Event(RECV, 3, RAW_T0_US + 1, 0, line)]
+    events = [
+        Event("open", 1, RAW_T0_US, 0, "ws://x", "twitch"),
+        Event(RECV, 2, RAW_T0_US, 0, "@room-id=1 :tmi.twitch.tv ROOMSTATE #c"),
+        Event(RECV, 3, RAW_T0_US + 1, 0, line),
+    ]
     odd = [
         b'{"kind":"recv", "seq":4,"at":1700000000000002,"conn":0,"line":"' + line.encode() + b'"}\n',
-        b'{"kind":"recv","seq":5,"at":1700000000000003,"conn":0,"line":"' + line.replace("hi", "\\u00e9").encode()
+        b'{"kind":"recv","seq":5,"at":1700000000000003,"conn":0,"line":"'
+        + line.replace("hi", "\\u00e9").encode()
         + b'"}\n',
         b'{"kind":"recv","seq":6,"at":1700000000000004,"conn":0,"line":"' + line.encode() + b'"}\r\n',
         b'{"kind":"recv","seq":07,"at":1700000000000005,"conn":0,"line":"' + line.encode() + b'"}\n',
         b'{"kind":"recv","seq":8,"at":1700000000000006,"conn":0,"line":"' + line.encode() + b'\xff"}\n',
         b'{"kind":"recv","seq":9,"at":1700000000000007,"conn":0,"line":"' + line.encode() + b'\t"}\n',
-        b'{"kind":"recv","seq":18446744073709551615,"at":1700000000000008,"conn":0,"line":"' + line.encode()
+        b'{"kind":"recv","seq":18446744073709551615,"at":1700000000000008,"conn":0,"line":"'
+        + line.encode()
         + b'"}\n',  # a seq beyond what C's long long holds: read, then every later line is a repeat
         b'{"kind":"recv","seq":10,"at":1700000000000009,"conn":0,"line":"' + line.encode() + b'"}\n',
         b'{"kind":"recv","seq":11,"at":1700000000000010,"conn":0,"line":"' + line.encode() + b'"}',  # torn
@@ -258,8 +276,17 @@ def test_a_busy_channel_goes_through_the_lane(tmp_path: Path, monkeypatch: pytes
 
 
 @needs_compiled
-@given(st.lists(st.tuples(twitch_shaped_lines, st.sampled_from([1.5, 2, 2.0, 1_700_000_000.25, -3.0]),
-                          st.sampled_from([0, 0.0, 10, 2.5]), st.booleans()), max_size=12))
+@given(
+    st.lists(
+        st.tuples(
+            twitch_shaped_lines,
+            st.sampled_from([1.5, 2, 2.0, 1_700_000_000.25, -3.0]),
+            st.sampled_from([0, 0.0, 10, 2.5]),
+            st.booleans(),
+        ),
+        max_size=12,
+    )
+)
 def test_the_compiled_batch_sorts_as_the_reference(items: list[tuple[str, float, float, bool]]) -> None:
     """Ties of time and time range (ints against floats too) are ordered by the line, as Python orders
     the (time, time_range, line) tuples; compact and full records mix."""
@@ -269,17 +296,22 @@ def test_the_compiled_batch_sorts_as_the_reference(items: list[tuple[str, float,
             _c, _f, _s, head, tail = compact.twitch_line_py(line, "h.S1.0", 1_700_000_000.5)
         except IRCParseError:
             continue
-        record: dict[str, Any] = {"time": time, "time_range": time_range,
-                                  compact.PARTS: (head, tail, line, "h.S1.0", 1_700_000_000.5)}
+        record: dict[str, Any] = {
+            "time": time,
+            "time_range": time_range,
+            compact.PARTS: (head, tail, line, "h.S1.0", 1_700_000_000.5),
+        }
         records.append(dict(compact.full_record(record)) if full else record)
     want = format_batch([compact.full_record(r) for r in records])
     assert _core_module().batch(records, compact.record_bytes) == want
 
 
-@pytest.mark.parametrize(("channels", "window"), [(["desertbus"], None), (["other"], None),
-                                                  (None, (1_700_000_020.0, 1_700_000_050.5))])
-def test_the_lane_keeps_the_channel_and_window_selection(tmp_path: Path, channels: list[str] | None,
-                                                         window: tuple[float, float] | None) -> None:
+@pytest.mark.parametrize(
+    ("channels", "window"), [(["desertbus"], None), (["other"], None), (None, (1_700_000_020.0, 1_700_000_050.5))]
+)
+def test_the_lane_keeps_the_channel_and_window_selection(
+    tmp_path: Path, channels: list[str] | None, window: tuple[float, float] | None
+) -> None:
     from bench.gen import write_recording
     from replay.api import _in_window
 
@@ -314,8 +346,11 @@ def test_a_gzipped_recording_goes_through_the_lane_the_same(tmp_path: Path) -> N
     assert _tree(tmp_path / "a") == _tree(tmp_path / "b") != {}
 
 
-_DAMAGE = [b"garbage\n", b'{"kind":"recv","seq":1,"at":1,"conn":0,"line":"x\n',
-           encode_header(Header("host", "Slug0", "h", "t", 0, RAW_T0_US))]
+_DAMAGE = [
+    b"garbage\n",
+    b'{"kind":"recv","seq":1,"at":1,"conn":0,"line":"x\n',
+    encode_header(Header("host", "Slug0", "h", "t", 0, RAW_T0_US)),
+]
 
 
 @settings(max_examples=40, deadline=None)
@@ -374,12 +409,14 @@ def test_control_characters_escaped_in_the_text_go_the_reference_way(tmp_path: P
     """The lane skips the scans for CR, LF and NUL only on a text it decoded without an escape (none
     can be there); a text holding them through `\\r`, `\\n`, `\\u0000` is read as the reference reads it."""
     line = f"@tmi-sent-ts=1700000001000 :u!u@u PRIVMSG #c :{text}"
-    events = [Event("open", 1, RAW_T0_US, 0, "ws://x", "twitch"),
-              Event(RECV, 2, RAW_T0_US, 0, "@room-id=1 :tmi.twitch.tv ROOMSTATE #c"),
-              Event(RECV, 3, RAW_T0_US + 1, 0, "@tmi-sent-ts=1700000001000 :u!u@u PRIVMSG #c :hi"),
-              Event(RECV, 4, RAW_T0_US + 2, 0, line),
-              Event(RECV, 5, RAW_T0_US + 3, 0, line.replace(f":{text}", f"{text}:")),
-              Event(RECV, 6, RAW_T0_US + 4, 0, line.replace("tmi-sent-ts=", f"x={text};tmi-sent-ts="))]
+    events = [
+        Event("open", 1, RAW_T0_US, 0, "ws://x", "twitch"),
+        Event(RECV, 2, RAW_T0_US, 0, "@room-id=1 :tmi.twitch.tv ROOMSTATE #c"),
+        Event(RECV, 3, RAW_T0_US + 1, 0, "@tmi-sent-ts=1700000001000 :u!u@u PRIVMSG #c :hi"),
+        Event(RECV, 4, RAW_T0_US + 2, 0, line),
+        Event(RECV, 5, RAW_T0_US + 3, 0, line.replace(f":{text}", f"{text}:")),
+        Event(RECV, 6, RAW_T0_US + 4, 0, line.replace("tmi-sent-ts=", f"x={text};tmi-sent-ts=")),
+    ]
     _raw_file(tmp_path / "raw.jsonl", events)
     report = replay([str(tmp_path / "raw.jsonl")], str(tmp_path / "fast"))
     assert report.raw_problems == []
@@ -405,15 +442,19 @@ def test_every_byte_position_of_an_odd_character_reads_as_the_reference(tmp_path
     for at in range(20):
         plain = "abcdefghijklmnopqrstuvwx"
         text = plain[:at] + edge + plain[at:]
-        lines += [f"@tmi-sent-ts=1700000001000 :u!u@u PRIVMSG #c :{text}",
-                  f"@a={text};tmi-sent-ts=1700000001000 :u!u@u PRIVMSG #c :hi",
-                  f"@tmi-sent-ts=1700000001000 :{text}!{text}@u PRIVMSG #c :hi",
-                  f"@{text}=1;tmi-sent-ts=1700000001000 :u!u@u PRIVMSG #c :hi"]
+        lines += [
+            f"@tmi-sent-ts=1700000001000 :u!u@u PRIVMSG #c :{text}",
+            f"@a={text};tmi-sent-ts=1700000001000 :u!u@u PRIVMSG #c :hi",
+            f"@tmi-sent-ts=1700000001000 :{text}!{text}@u PRIVMSG #c :hi",
+            f"@{text}=1;tmi-sent-ts=1700000001000 :u!u@u PRIVMSG #c :hi",
+        ]
     taken = sum(_step(line, "host.Slug0.0", 1_700_000_000.5) is not None for line in lines)
     assert taken >= 20  # at least the lines with it in the text: the test is not vacuous
-    events = [Event("open", 1, RAW_T0_US, 0, "ws://x", "twitch"),
-              Event(RECV, 2, RAW_T0_US, 0, "@room-id=1 :tmi.twitch.tv ROOMSTATE #c"),
-              *[Event(RECV, seq, RAW_T0_US + seq, 0, line) for seq, line in enumerate(lines, 3)]]
+    events = [
+        Event("open", 1, RAW_T0_US, 0, "ws://x", "twitch"),
+        Event(RECV, 2, RAW_T0_US, 0, "@room-id=1 :tmi.twitch.tv ROOMSTATE #c"),
+        *[Event(RECV, seq, RAW_T0_US + seq, 0, line) for seq, line in enumerate(lines, 3)],
+    ]
     _raw_file(tmp_path / "raw.jsonl", events)
     report = replay([str(tmp_path / "raw.jsonl")], str(tmp_path / "fast"))
     assert report.raw_problems == []
@@ -425,9 +466,11 @@ def _ranged_streams(draw: Any) -> list[Event]:
     """One Twitch connection: estimated lines (JOIN, PART, a delayed NOTICE: ranged records) and
     exact PRIVMSGs whose server times fall inside, before and after their ranges, so the lane cuts
     ranges (replay/_core.c `cut_c`) often, several at once, with ties."""
-    events = [Event("open", 1, RAW_T0_US, 0, "ws://x", "twitch"),
-              Event(RECV, 2, RAW_T0_US, 0, "@room-id=1 :tmi.twitch.tv ROOMSTATE #c"),
-              Event(RECV, 3, RAW_T0_US, 0, "@tmi-sent-ts=1700000000000 :u!u@u PRIVMSG #c :first")]
+    events = [
+        Event("open", 1, RAW_T0_US, 0, "ws://x", "twitch"),
+        Event(RECV, 2, RAW_T0_US, 0, "@room-id=1 :tmi.twitch.tv ROOMSTATE #c"),
+        Event(RECV, 3, RAW_T0_US, 0, "@tmi-sent-ts=1700000000000 :u!u@u PRIVMSG #c :first"),
+    ]
     at, last_ms = RAW_T0_US, 1_700_000_000_000
     for seq in range(4, 4 + draw(st.integers(1, 60))):
         at += draw(st.sampled_from([0, 1, 1000, 250_000, 1_000_000, 4_000_000]))
@@ -438,8 +481,9 @@ def _ranged_streams(draw: Any) -> list[Event]:
             text = "@msg-id=x :tmi.twitch.tv NOTICE #c :delayed"
         else:
             # around the last exact time: an estimated range is [last, last + 10] (padding 5)
-            ms = last_ms + draw(st.sampled_from([-6_000, -5_000, -1, 0, 1, 2_500, 5_000, 9_999, 10_000, 10_001,
-                                                 15_000, 60_000]))
+            ms = last_ms + draw(
+                st.sampled_from([-6_000, -5_000, -1, 0, 1, 2_500, 5_000, 9_999, 10_000, 10_001, 15_000, 60_000])
+            )
             last_ms = ms
             text = f"@tmi-sent-ts={ms} :u!u@u PRIVMSG #c :m{seq}"
         events.append(Event(RECV, seq, at, 0, text))

@@ -50,9 +50,21 @@ def test_same_archive_under_other_hash_seed_and_time_zone(tmp_path: Path) -> Non
     for i, env in enumerate(envs):
         out = tmp_path / str(i)
         subprocess.run(
-            [sys.executable, "-m", "chat_archiver.cli", "replay", str(ROOT / "fixtures" / "cases"), "--out", str(out),
-             "--no-merge", "--json"],
-            check=True, capture_output=True, env={**os.environ, **env}, cwd=ROOT,
+            [
+                sys.executable,
+                "-m",
+                "chat_archiver.cli",
+                "replay",
+                str(ROOT / "fixtures" / "cases"),
+                "--out",
+                str(out),
+                "--no-merge",
+                "--json",
+            ],
+            check=True,
+            capture_output=True,
+            env={**os.environ, **env},
+            cwd=ROOT,
         )
         outputs.append(tree(out))
     assert outputs[0] == outputs[1]
@@ -87,34 +99,43 @@ def feed_lines(engine: StreamReplayer, lines: list[tuple[float, str]], dialect: 
 def test_late_message_after_batch_closed_opens_a_second_batch() -> None:
     # A batch closes at batch_time + 60 + MAX_SERVER_LAG; a line for it after that gets a new batch.
     t = 1700000400.0
-    batches = feed_lines(StreamReplayer("h", "S1"), [
-        (t, "@room-id=1 :tmi.twitch.tv ROOMSTATE #c"),
-        (t + 1, "@tmi-sent-ts=1700000401000 :a!a@a PRIVMSG #c :one"),
-        (t + 120, "@tmi-sent-ts=1700000402000 :a!a@a PRIVMSG #c :late but same minute"),
-    ])
+    batches = feed_lines(
+        StreamReplayer("h", "S1"),
+        [
+            (t, "@room-id=1 :tmi.twitch.tv ROOMSTATE #c"),
+            (t + 1, "@tmi-sent-ts=1700000401000 :a!a@a PRIVMSG #c :one"),
+            (t + 120, "@tmi-sent-ts=1700000402000 :a!a@a PRIVMSG #c :late but same minute"),
+        ],
+    )
     assert [(b.batch_time, len(b.records)) for b in batches] == [(1700000400, 1), (1700000400, 1)]
 
 
 def test_batch_open_until_deadline_keeps_one_file() -> None:
     t = 1700000400.0
-    batches = feed_lines(StreamReplayer("h", "S1"), [
-        (t, "@room-id=1 :tmi.twitch.tv ROOMSTATE #c"),
-        (t + 1, "@tmi-sent-ts=1700000401000 :a!a@a PRIVMSG #c :one"),
-        (t + 119.9, "@tmi-sent-ts=1700000402000 :a!a@a PRIVMSG #c :just in time"),
-    ])
+    batches = feed_lines(
+        StreamReplayer("h", "S1"),
+        [
+            (t, "@room-id=1 :tmi.twitch.tv ROOMSTATE #c"),
+            (t + 1, "@tmi-sent-ts=1700000401000 :a!a@a PRIVMSG #c :one"),
+            (t + 119.9, "@tmi-sent-ts=1700000402000 :a!a@a PRIVMSG #c :just in time"),
+        ],
+    )
     assert [(b.batch_time, len(b.records)) for b in batches] == [(1700000400, 2)]
 
 
 def test_each_channel_is_initialised_separately_and_bad_lines_are_counted() -> None:
     engine = StreamReplayer("h", "S1")
-    batches = feed_lines(engine, [
-        (1700000400.0, "@room-id=1 :tmi.twitch.tv ROOMSTATE #a"),
-        (1700000401.0, "@tmi-sent-ts=1700000401000 :x!x@x PRIVMSG #b :before #b's ROOMSTATE"),
-        (1700000402.0, "@tmi-sent-ts=1700000402000 :x!x@x PRIVMSG #a :kept"),
-        (1700000403.0, "@bad-tags-only"),
-        (1700000404.0, ":tmi.twitch.tv ROOMSTATE #../etc"),
-        (1700000405.0, ":x!x@x PRIVMSG #../etc :escape attempt"),
-    ])
+    batches = feed_lines(
+        engine,
+        [
+            (1700000400.0, "@room-id=1 :tmi.twitch.tv ROOMSTATE #a"),
+            (1700000401.0, "@tmi-sent-ts=1700000401000 :x!x@x PRIVMSG #b :before #b's ROOMSTATE"),
+            (1700000402.0, "@tmi-sent-ts=1700000402000 :x!x@x PRIVMSG #a :kept"),
+            (1700000403.0, "@bad-tags-only"),
+            (1700000404.0, ":tmi.twitch.tv ROOMSTATE #../etc"),
+            (1700000405.0, ":x!x@x PRIVMSG #../etc :escape attempt"),
+        ],
+    )
     assert [(b.channel, [r["params"][1] for r in b.records]) for b in batches] == [("a", ["kept"])]
     # the three first ROOMSTATEs-or-earlier lines: #a's ROOMSTATE, #b's PRIVMSG, #../etc's ROOMSTATE
     assert engine.stats.skipped["before channel initialised"] == 3
@@ -125,15 +146,19 @@ def test_each_channel_is_initialised_separately_and_bad_lines_are_counted() -> N
 
 def test_ircv3_dialect_uses_server_time_and_end_of_names() -> None:
     engine = StreamReplayer("h", "S1")
-    batches = feed_lines(engine, [
-        (1700000400.0, "@time=2023-11-14T22:20:00.000Z :me!u@h JOIN #Chan"),
-        (1700000400.1, ":srv 353 me = #Chan :me other"),
-        (1700000400.2, ":srv 366 me #Chan :End of /NAMES list."),
-        (1700000401.5, "@time=2023-11-14T22:20:01.250Z;msgid=abc :other!u@h PRIVMSG #Chan :hi"),
-        (1700000402.0, "@time=2023-11-14T22:20:01.750Z :third!u@h JOIN #chan"),
-        (1700000403.0, ":other!u@h PART #chan"),
-        (1700000404.0, "@time=2023-11-14T22:20:03.5Z :other!u@h TOPIC #chan :new topic"),
-    ], dialect="ircv3")
+    batches = feed_lines(
+        engine,
+        [
+            (1700000400.0, "@time=2023-11-14T22:20:00.000Z :me!u@h JOIN #Chan"),
+            (1700000400.1, ":srv 353 me = #Chan :me other"),
+            (1700000400.2, ":srv 366 me #Chan :End of /NAMES list."),
+            (1700000401.5, "@time=2023-11-14T22:20:01.250Z;msgid=abc :other!u@h PRIVMSG #Chan :hi"),
+            (1700000402.0, "@time=2023-11-14T22:20:01.750Z :third!u@h JOIN #chan"),
+            (1700000403.0, ":other!u@h PART #chan"),
+            (1700000404.0, "@time=2023-11-14T22:20:03.5Z :other!u@h TOPIC #chan :new topic"),
+        ],
+        dialect="ircv3",
+    )
     [batch] = batches
     got = sorted((r["command"], r["time"], r["time_range"]) for r in batch.records)
     # exact times from the `time` tag; JOIN/PART are not delayed on IRCv3; the PART is estimated from
@@ -162,7 +187,10 @@ def test_replay_cli_reports_damage_with_file_and_line(tmp_path: Path) -> None:
     path.write_bytes(b"\n".join(lines)[:-10])  # and tear the tail
     result = subprocess.run(
         [sys.executable, "-m", "chat_archiver.cli", "replay", str(raw), "--out", str(tmp_path / "out")],
-        capture_output=True, text=True, cwd=ROOT, check=False,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
     )
     assert result.returncode == 1
     assert f"{path}:6: not JSON" in result.stderr.replace("\n", "")
@@ -178,12 +206,15 @@ from hypothesis import strategies as st  # noqa: E402
 
 from replay.batches import OpenBatches  # noqa: E402
 
-steps = st.lists(st.tuples(
-    st.booleans(),  # exact (True) or ranged
-    st.integers(-3_000, 8_000),  # ms after the previous line's time (server times roughly increase)
-    st.sampled_from([0, 10, 15, 55, 60]),
-    st.sampled_from([0, 0, 0, 1, 10, 100]),  # receive time steps, seconds
-), max_size=60)
+steps = st.lists(
+    st.tuples(
+        st.booleans(),  # exact (True) or ranged
+        st.integers(-3_000, 8_000),  # ms after the previous line's time (server times roughly increase)
+        st.sampled_from([0, 10, 15, 55, 60]),
+        st.sampled_from([0, 0, 0, 1, 10, 100]),  # receive time steps, seconds
+    ),
+    max_size=60,
+)
 
 
 def naive_run(seq: list[tuple[bool, int, int, int]]) -> list[tuple[int, list[tuple[float, object]]]]:
@@ -232,9 +263,17 @@ def test_indexed_cut_equals_upstream_full_scan(seq: list[tuple[bool, int, int, i
     assert sorted(got, key=repr) == sorted(expected, key=repr)
 
 
-@pytest.mark.parametrize(("value", "expected"), [
-    ("1700000012345", 1700000012.345), ("abc", None), ("", None), ("１２３", None), ("-5", None), ("1" * 17, None),
-])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("1700000012345", 1700000012.345),
+        ("abc", None),
+        ("", None),
+        ("１２３", None),
+        ("-5", None),
+        ("1" * 17, None),
+    ],
+)
 def test_tmi_sent_ts_is_read_as_upstream_reads_it_or_estimated(value: str, expected: float | None) -> None:
     from replay.dialect import ircv3_server_time, twitch_server_time
 

@@ -18,18 +18,30 @@ T0 = 1_700_000_000_000_000
 irc_chars = st.sampled_from(list("@:!;= \\#abcPRIVMSGJOINROOMSTATE0123456789-\x01é🎉\x00\r"))
 irc_line = st.one_of(
     st.text(irc_chars, max_size=60),
-    st.builds(lambda ts, text: f"@id=x;tmi-sent-ts={ts} :a!a@a PRIVMSG #c :{text}",
-              st.text(max_size=5), st.text(max_size=20)),
+    st.builds(
+        lambda ts, text: f"@id=x;tmi-sent-ts={ts} :a!a@a PRIVMSG #c :{text}", st.text(max_size=5), st.text(max_size=20)
+    ),
     st.just("@room-id=1 :tmi.twitch.tv ROOMSTATE #c"),
     st.builds(lambda ch: f":tmi.twitch.tv ROOMSTATE #{ch}", st.text(irc_chars, max_size=8)),
 )
 raw_line = st.one_of(
-    st.builds(lambda line, dt, conn: encode_event(Event("recv", 0, T0 + dt, conn, line)), irc_line,
-              st.integers(-10**9, 10**9), st.integers(0, 2)),
-    st.builds(lambda dt, conn, d: encode_event(Event("open", 0, T0 + dt, conn, "ws://x", d)),
-              st.integers(-10**9, 10**9), st.integers(0, 2), st.sampled_from(["twitch", "ircv3"])),
-    st.builds(lambda dt, conn: encode_event(Event("close", 0, T0 + dt, conn, "bye")),
-              st.integers(-10**9, 10**9), st.integers(0, 2)),
+    st.builds(
+        lambda line, dt, conn: encode_event(Event("recv", 0, T0 + dt, conn, line)),
+        irc_line,
+        st.integers(-(10**9), 10**9),
+        st.integers(0, 2),
+    ),
+    st.builds(
+        lambda dt, conn, d: encode_event(Event("open", 0, T0 + dt, conn, "ws://x", d)),
+        st.integers(-(10**9), 10**9),
+        st.integers(0, 2),
+        st.sampled_from(["twitch", "ircv3"]),
+    ),
+    st.builds(
+        lambda dt, conn: encode_event(Event("close", 0, T0 + dt, conn, "bye")),
+        st.integers(-(10**9), 10**9),
+        st.integers(0, 2),
+    ),
     st.binary(max_size=40),
 )
 
@@ -40,8 +52,11 @@ def test_any_recording_replays_or_reports(tmp_path_factory: Any, lines: list[byt
     tmp = tmp_path_factory.mktemp("fuzz")
     data = encode_header(Header("h", "Fuzz1", "h", "t", 0, T0))
     # most worlds start with a connection whose channel is initialised, so records get made
-    lines = [encode_event(Event("open", 0, T0, 0, "ws://x", "twitch")),
-             encode_event(Event("recv", 0, T0, 0, "@room-id=1 :tmi.twitch.tv ROOMSTATE #c")), *lines]
+    lines = [
+        encode_event(Event("open", 0, T0, 0, "ws://x", "twitch")),
+        encode_event(Event("recv", 0, T0, 0, "@room-id=1 :tmi.twitch.tv ROOMSTATE #c")),
+        *lines,
+    ]
     for seq, line in enumerate(lines, 1):
         # give decodable events increasing sequence numbers, as a recorder would
         data += line.replace(b'"seq":0', f'"seq":{seq}'.encode(), 1)

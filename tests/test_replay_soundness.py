@@ -43,6 +43,8 @@ def test_ranges_hold_true_send_times_and_nothing_is_lost(
         i = event_index(record)
         true_time = scn["sent"][i] / 1000
         assert record["time"] - EPSILON <= true_time <= record["time"] + record["time_range"] + EPSILON, (
-            record, true_time)
+            record,
+            true_time,
+        )
         archived.update((receiver, i) for receiver in record["receivers"])
     assert archived == delivered

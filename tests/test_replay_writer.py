@@ -21,8 +21,10 @@ from formats.store import BatchWriter
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-m", "chat_archiver.cli"]
-LINE = b'{"command":"PRIVMSG","host":null,"params":["#c","hi"],"receivers":{"a.B1.0":1.5},"sender":null,' \
-       b'"tags":null,"time":1.0,"time_range":0,"user":null}\n'
+LINE = (
+    b'{"command":"PRIVMSG","host":null,"params":["#c","hi"],"receivers":{"a.B1.0":1.5},"sender":null,'
+    b'"tags":null,"time":1.0,"time_range":0,"user":null}\n'
+)
 
 
 def test_every_batch_put_is_on_disk_when_the_writer_closes(tmp_path: Path) -> None:
@@ -68,8 +70,14 @@ def test_a_full_disk_stops_replay_with_one_message_and_a_rerun_finishes(tmp_path
     def limit() -> None:  # batch files of this recording: 3.5 kB, 0.5 MB, 0.8 MB, 0.6 MB
         resource.setrlimit(resource.RLIMIT_FSIZE, (700_000, 700_000))
 
-    failed = subprocess.run([*CLI, "replay", str(tmp_path / "raw"), "-o", str(out)], cwd=ROOT, capture_output=True,
-                            text=True, preexec_fn=limit, check=False)
+    failed = subprocess.run(
+        [*CLI, "replay", str(tmp_path / "raw"), "-o", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        preexec_fn=limit,
+        check=False,
+    )
     assert failed.returncode != 0
     assert "Traceback" not in failed.stderr
     assert "File too large" in failed.stderr and ".json" in failed.stderr and ".temp" not in failed.stderr
@@ -77,8 +85,13 @@ def test_a_full_disk_stops_replay_with_one_message_and_a_rerun_finishes(tmp_path
     assert left and all(p.name.endswith(".json") for p in left)
     for p in left:
         parse_batch(p.read_bytes())  # complete, every one
-    again = subprocess.run([*CLI, "replay", str(tmp_path / "raw"), "-o", str(out), "--no-merge"], cwd=ROOT,
-                           capture_output=True, text=True, check=False)
+    again = subprocess.run(
+        [*CLI, "replay", str(tmp_path / "raw"), "-o", str(out), "--no-merge"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert again.returncode == 0, again.stderr
     assert len(list(out.rglob("*.json"))) == 4
     assert find_raw_files([str(tmp_path / "raw")])  # the input is untouched
@@ -91,7 +104,7 @@ def test_next_block_is_next_event_in_bulk() -> None:
         d.receive_data(data[:50])
         d.receive_data(data[50:])
         d.receive_data(b"")
-    assert bulk.next_block() == data[:data.rindex(b"\n") + 1] and bulk.line_number == 3
+    assert bulk.next_block() == data[: data.rindex(b"\n") + 1] and bulk.line_number == 3
     with pytest.raises(InputError, match="torn"):
         bulk.next_block()
     assert bulk.line_number == 4 and bulk.next_block() == b""
@@ -107,7 +120,7 @@ def test_next_block_is_next_event_in_bulk() -> None:
     # begun by next_event, the rest of the lines come whole from next_block
     part = Decoder()
     part.receive_data(data[:90])
-    assert part.next_event() is not None and part.next_block() == data[data.index(b"\n") + 1:data.rindex(b"\n") + 1]
+    assert part.next_event() is not None and part.next_block() == data[data.index(b"\n") + 1 : data.rindex(b"\n") + 1]
     assert part.line_number == 3
 
 
@@ -118,7 +131,7 @@ def test_next_block_without_counting_leaves_the_count_to_the_caller() -> None:
     d = Decoder()
     d.receive_data(data)
     d.receive_data(b"")
-    assert d.next_block(count=False) == data[:data.rindex(b"\n") + 1] and d.line_number == 0
+    assert d.next_block(count=False) == data[: data.rindex(b"\n") + 1] and d.line_number == 0
     d.pass_lines(2)
     with pytest.raises(InputError, match="torn"):
         d.next_block(count=False)

@@ -22,12 +22,17 @@ HOUR = "2023-11-14T22"
 EDITOR_WINDOW = "start=2023-11-14T22:13:30.000&end=2023-11-14T22:16:00.000"  # the golden export's window
 
 
-def call(app: ChatApp, path: str, query: str = "", method: str = "GET",
-         headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+def call(
+    app: ChatApp, path: str, query: str = "", method: str = "GET", headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], bytes]:
     """One request as a WSGI server hands it over: PATH_INFO percent-decoded, as latin-1 text."""
     environ: dict[str, Any] = {
-        "REQUEST_METHOD": method, "PATH_INFO": unquote_to_bytes(path).decode("latin-1"), "QUERY_STRING": query,
-        "SERVER_NAME": "test", "SERVER_PORT": "80", "wsgi.url_scheme": "http",
+        "REQUEST_METHOD": method,
+        "PATH_INFO": unquote_to_bytes(path).decode("latin-1"),
+        "QUERY_STRING": query,
+        "SERVER_NAME": "test",
+        "SERVER_PORT": "80",
+        "wsgi.url_scheme": "http",
     }
     for key, value in (headers or {}).items():
         environ["HTTP_" + key.upper().replace("-", "_")] = value
@@ -84,15 +89,18 @@ def test_chat_jsonl_is_the_hand_checked_window_in_canonical_lines(app: ChatApp) 
     assert body == (FIXTURE / "expected" / "window.jsonl").read_bytes()
 
 
-@pytest.mark.parametrize(("query", "reason"), [
-    ("start=2023-11-14T22:00:00&end=2023-11-15T00:00:00.001", b"Cannot request more than 2h of chat"),
-    ("start=2023-11-14T22:00:00&end=2023-11-14T22:00:00", b"End must be after start"),
-    ("start=2023-11-14T23:00:00&end=2023-11-14T22:00:00", b"End must be after start"),
-    ("start=yesterday&end=2023-11-14T22:00:00", b"Invalid timestamp"),
-    ("start=2023-11-14T22:00:00", b"Params start and end are required, once each"),
-    ("start=nan&end=inf", b"Invalid timestamp"),
-    ("start=0001-01-01T00:00:00&end=0001-01-01T01:00:00", b"Invalid timestamp"),
-])
+@pytest.mark.parametrize(
+    ("query", "reason"),
+    [
+        ("start=2023-11-14T22:00:00&end=2023-11-15T00:00:00.001", b"Cannot request more than 2h of chat"),
+        ("start=2023-11-14T22:00:00&end=2023-11-14T22:00:00", b"End must be after start"),
+        ("start=2023-11-14T23:00:00&end=2023-11-14T22:00:00", b"End must be after start"),
+        ("start=yesterday&end=2023-11-14T22:00:00", b"Invalid timestamp"),
+        ("start=2023-11-14T22:00:00", b"Params start and end are required, once each"),
+        ("start=nan&end=inf", b"Invalid timestamp"),
+        ("start=0001-01-01T00:00:00&end=0001-01-01T01:00:00", b"Invalid timestamp"),
+    ],
+)
 def test_chat_json_errors_are_400_with_one_line(app: ChatApp, query: str, reason: bytes) -> None:
     status, headers, body = call(app, "/desertbus/chat.json", query)
     assert (status, body) == (400, reason)
@@ -167,8 +175,11 @@ def hostile_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_symlinks_out_of_root_are_404(hostile_root: Path) -> None:
     app = ChatApp(str(hostile_root))
     secret_name = f"14:00-{'S' * 43}.json"
-    for path in (f"/segments/evil/chat/{HOUR}/{secret_name}", f"/segments/desertbus/chat/{HOUR}/{secret_name}",
-                 f"/segments/desertbus/chat/2023-11-14T23/{secret_name}"):
+    for path in (
+        f"/segments/evil/chat/{HOUR}/{secret_name}",
+        f"/segments/desertbus/chat/{HOUR}/{secret_name}",
+        f"/segments/desertbus/chat/2023-11-14T23/{secret_name}",
+    ):
         assert call(app, path)[0] == 404, path
     assert call(app, "/files/evil/chat")[2] == b"[]"
     assert call(app, "/files/desertbus/chat/2023-11-14T23")[2] == b"[]"
@@ -197,9 +208,19 @@ def test_any_request_is_answered_without_a_500_and_nothing_outside_root(
 
 
 @given(record=archive_records())
-@example(record={"command": "PRIVMSG", "params": ["#c", 'say "hi", ok: \\"x\\" \\'], "sender": None, "user": None,
-                 "host": None, "tags": {"a:b": "c,d", "q": '"'}, "receivers": {"h": 1e-05}, "time": 1700000000.5,
-                 "time_range": 0})
+@example(
+    record={
+        "command": "PRIVMSG",
+        "params": ["#c", 'say "hi", ok: \\"x\\" \\'],
+        "sender": None,
+        "user": None,
+        "host": None,
+        "tags": {"a:b": "c,d", "q": '"'},
+        "receivers": {"h": 1e-05},
+        "time": 1700000000.5,
+        "time_range": 0,
+    }
+)
 def test_chat_json_records_print_as_upstreams_json_dumps(record: dict[str, Any]) -> None:
     assert upstream_json(record) == json.dumps(record, sort_keys=True).encode()
 

@@ -102,11 +102,19 @@ def test_etag_round_trip_over_http() -> None:
         again = get(url, {"If-None-Match": headers["etag"]})
         assert again[0] == 304 and again[2] == b""
         raw = subprocess.run(  # a request path a browser would normalise away, sent as is
-            [sys.executable, "-c", (
-                "import http.client, sys; c = http.client.HTTPConnection(sys.argv[1]);"
-                "c.request('GET', '/segments/desertbus/chat/..%2f..%2f..%2fetc/passwd'); r = c.getresponse();"
-                "print(r.status, r.read())"
-            ), server.url.removeprefix("http://")], capture_output=True, text=True, check=True,
+            [
+                sys.executable,
+                "-c",
+                (
+                    "import http.client, sys; c = http.client.HTTPConnection(sys.argv[1]);"
+                    "c.request('GET', '/segments/desertbus/chat/..%2f..%2f..%2fetc/passwd'); r = c.getresponse();"
+                    "print(r.status, r.read())"
+                ),
+                server.url.removeprefix("http://"),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
         )
     assert raw.stdout.split()[0] in ("403", "404"), raw.stdout
 
@@ -127,11 +135,19 @@ def _unmerged_archive(root: Path, minutes: int = 30, receivers: int = 3) -> set[
                 t = T0 + m * 60 + k * 11 + 0.5
                 mid = f"m{m}-{k}"
                 ids.add(mid)
-                records.append({
-                    "command": "PRIVMSG", "params": ["#sim", mid], "sender": "u", "user": "u", "host": "u.tmi",
-                    "tags": {"id": mid, "tmi-sent-ts": str(int(t * 1000))},
-                    "receivers": {f"host{r}.Slug0.0": t + 0.1 * (r + 1)}, "time": t, "time_range": 0,
-                })
+                records.append(
+                    {
+                        "command": "PRIVMSG",
+                        "params": ["#sim", mid],
+                        "sender": "u",
+                        "user": "u",
+                        "host": "u.tmi",
+                        "tags": {"id": mid, "tmi-sent-ts": str(int(t * 1000))},
+                        "receivers": {f"host{r}.Slug0.0": t + 0.1 * (r + 1)},
+                        "time": t,
+                        "time_range": 0,
+                    }
+                )
             write_batch(str(root), "sim", T0 + m * 60, records)
     return ids
 
@@ -201,6 +217,7 @@ def test_window_reads_while_merges_run_never_fail_nor_miss(tmp_path: Path) -> No
 
 # -- the command --------------------------------------------------------------------------------
 
+
 def test_serve_command_starts_answers_and_stops_on_sigterm(tmp_path: Path) -> None:
     root = tmp_path / "archive"
     make_archive.build(str(root))
@@ -225,11 +242,13 @@ def test_serve_command_starts_answers_and_stops_on_sigterm(tmp_path: Path) -> No
             proc.stderr.close()
     with Running(ChatApp(str(root))) as taken:
         port = taken.url.rsplit(":", 1)[1]
-        busy = subprocess.run([str(exe), "serve", str(root), "--port", port], capture_output=True, text=True,
-                              timeout=30, check=False)
+        busy = subprocess.run(
+            [str(exe), "serve", str(root), "--port", port], capture_output=True, text=True, timeout=30, check=False
+        )
     assert busy.returncode == 2 and "cannot listen" in busy.stderr and "Traceback" not in busy.stderr
-    missing = subprocess.run([str(exe), "serve", str(tmp_path / "nope")], capture_output=True, text=True, timeout=30,
-                             check=False)
+    missing = subprocess.run(
+        [str(exe), "serve", str(tmp_path / "nope")], capture_output=True, text=True, timeout=30, check=False
+    )
     assert missing.returncode == 2 and "no such archive folder" in missing.stderr
 
 

@@ -72,21 +72,24 @@ def test_compiled_parse_equals_reference_on_the_real_corpus() -> None:
 
 
 @needs_compiled
-@pytest.mark.parametrize("line", [
-    "@a=1;a=2;b;;c=x\\sy\\:z\\\\w\\q;d=e\\ :n!u!v@h@i privmsg #c d :hé llo 😂",
-    "@system-msg=a\\sb\\ :tmi.twitch.tv USERNOTICE #c",
-    ": PRIVMSG #c :x",
-    "@=v;k= CMD a b c :",
-    "PRIVMSG #c x :y :z",
-    "CMD",
-    "ping",
-    "ß x",
-    "\tPRIVMSG #c :x\u3000",
-    "PRIVMSG #c :x\ty",
-    "@a=b",
-    ":only",
-    "@a=b :nick",
-])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "@a=1;a=2;b;;c=x\\sy\\:z\\\\w\\q;d=e\\ :n!u!v@h@i privmsg #c d :hé llo 😂",
+        "@system-msg=a\\sb\\ :tmi.twitch.tv USERNOTICE #c",
+        ": PRIVMSG #c :x",
+        "@=v;k= CMD a b c :",
+        "PRIVMSG #c x :y :z",
+        "CMD",
+        "ping",
+        "ß x",
+        "\tPRIVMSG #c :x\u3000",
+        "PRIVMSG #c :x\ty",
+        "@a=b",
+        ":only",
+        "@a=b :nick",
+    ],
+)
 def test_compiled_parse_equals_reference_on_edge_lines(line: str) -> None:
     _assert_same(line)
 
@@ -101,6 +104,7 @@ def test_compiled_tag_names_are_reused_only_when_equal() -> None:
 
 
 # -- the canonical encoder: the compiled twin prints what the reference (and json.dumps) prints --
+
 
 def _encoder() -> Callable[[Any], bytes]:
     assert _speedups is not None, "CI builds the compiled core: gcc is on the CI machine"
@@ -117,31 +121,72 @@ def _assert_same_bytes(record: Any) -> None:
 
 
 odd_text = st.text(st.characters(codec="utf-8"), max_size=20)  # surrogates, controls, astral, \x7f
-odd_number = st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.integers(-(2**70), 2**70),
-                       st.just(1e-05), st.just(-0.0), st.just(2**63 - 1), st.just(-(2**63)))
+odd_number = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.integers(-(2**70), 2**70),
+    st.just(1e-05),
+    st.just(-0.0),
+    st.just(2**63 - 1),
+    st.just(-(2**63)),
+)
 
 
 @needs_compiled
 @settings(max_examples=1000)
-@given(archive_records(), st.lists(odd_text, max_size=3), st.dictionaries(odd_text, st.one_of(odd_text, st.just(True)),
-                                                                          max_size=4), odd_number)
-def test_compiled_encoder_equals_reference_on_random_records(record: dict[str, Any], params: list[str],
-                                                             tags: dict[str, Any], number: float) -> None:
+@given(
+    archive_records(),
+    st.lists(odd_text, max_size=3),
+    st.dictionaries(odd_text, st.one_of(odd_text, st.just(True)), max_size=4),
+    odd_number,
+)
+def test_compiled_encoder_equals_reference_on_random_records(
+    record: dict[str, Any], params: list[str], tags: dict[str, Any], number: float
+) -> None:
     _assert_same_bytes(record)
     _assert_same_bytes(dict(record, params=params, tags=tags or None, time=number))
     _assert_same_bytes(dict(record, receivers={"b": number, "a": record["time"]}))
 
 
 @needs_compiled
-@pytest.mark.parametrize("record", [
-    {"not": "a record"},
-    {"command": "X", "params": [], "sender": None, "user": None, "host": None, "tags": {"a": False},
-     "receivers": {"r": 1}, "time": 1, "time_range": 0},  # False is no tag value: the reference decides
-    {"command": "X", "params": (), "sender": None, "user": None, "host": None, "tags": None,
-     "receivers": {"r": True}, "time": float("inf"), "time_range": 0},
-    {"command": "X", "params": ["a"], "sender": None, "user": None, "host": None,
-     "tags": {str(i): "v" for i in range(99)}, "receivers": {"r": 2**64}, "time": 1.5, "time_range": 0},
-])
+@pytest.mark.parametrize(
+    "record",
+    [
+        {"not": "a record"},
+        {
+            "command": "X",
+            "params": [],
+            "sender": None,
+            "user": None,
+            "host": None,
+            "tags": {"a": False},
+            "receivers": {"r": 1},
+            "time": 1,
+            "time_range": 0,
+        },  # False is no tag value: the reference decides
+        {
+            "command": "X",
+            "params": (),
+            "sender": None,
+            "user": None,
+            "host": None,
+            "tags": None,
+            "receivers": {"r": True},
+            "time": float("inf"),
+            "time_range": 0,
+        },
+        {
+            "command": "X",
+            "params": ["a"],
+            "sender": None,
+            "user": None,
+            "host": None,
+            "tags": {str(i): "v" for i in range(99)},
+            "receivers": {"r": 2**64},
+            "time": 1.5,
+            "time_range": 0,
+        },
+    ],
+)
 def test_compiled_encoder_hands_other_shapes_to_the_reference(record: dict[str, Any]) -> None:
     _assert_same_bytes(record)
 
@@ -149,8 +194,16 @@ def test_compiled_encoder_hands_other_shapes_to_the_reference(record: dict[str, 
 @needs_compiled
 def test_compiled_encoder_tag_order_is_reused_only_for_the_same_names() -> None:
     encode = _encoder()
-    base = {"command": "X", "params": [], "sender": None, "user": None, "host": None,
-            "receivers": {"r": 1}, "time": 1, "time_range": 0}
+    base = {
+        "command": "X",
+        "params": [],
+        "sender": None,
+        "user": None,
+        "host": None,
+        "receivers": {"r": 1},
+        "time": 1,
+        "time_range": 0,
+    }
     keys = [irc.parse_compat("@b=1;a=2 X")[5], irc.parse_compat("@b=1;a=2 X")[5], {"c": "1", "a": "2"}]
     for tags in keys:
         _assert_same_bytes(dict(base, tags=tags))
@@ -167,8 +220,10 @@ def test_compiled_core_replays_the_fixtures_to_the_same_bytes(tmp_path: Any) -> 
         "for d, _s, fs in sorted(os.walk(sys.argv[1])):\n"
         "    for f in sorted(fs): print(os.path.relpath(os.path.join(d, f), sys.argv[1]))\n"
     )
-    trees = [_run(code, str(tmp_path / mode), **env).stdout
-             for mode, env in (("compiled", {}), ("pure", {speedups.PURE_ENV: "1"}))]
+    trees = [
+        _run(code, str(tmp_path / mode), **env).stdout
+        for mode, env in (("compiled", {}), ("pure", {speedups.PURE_ENV: "1"}))
+    ]
     assert trees[0] == trees[1]
     assert trees[0].count(".json") > 3
 
@@ -176,8 +231,15 @@ def test_compiled_core_replays_the_fixtures_to_the_same_bytes(tmp_path: Any) -> 
 def _run(code: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     environ = {k: v for k, v in os.environ.items() if not k.startswith(speedups.PURE_ENV)}
     environ.update(env)
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=environ, cwd=ROOT,
-                          check=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        env=environ,
+        cwd=ROOT,
+        check=True,
+        timeout=60,
+    )
 
 
 def test_pure_env_forces_the_pure_path_silently() -> None:

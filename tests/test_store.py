@@ -11,8 +11,17 @@ import pytest
 from formats.errors import UsageError
 from formats.store import iter_batch_files, read_batch_file, write_batch
 
-RECORD = {"command": "JOIN", "params": ["#c"], "sender": "a", "user": "a", "host": "a", "tags": None,
-          "receivers": {"h.S.0": 1700000030.25}, "time": 1699999975.25, "time_range": 60}
+RECORD = {
+    "command": "JOIN",
+    "params": ["#c"],
+    "sender": "a",
+    "user": "a",
+    "host": "a",
+    "tags": None,
+    "receivers": {"h.S.0": 1700000030.25},
+    "time": 1699999975.25,
+    "time_range": 60,
+}
 
 
 def test_write_then_list_and_read_back(tmp_path: Path) -> None:

@@ -32,9 +32,15 @@ EVER = 0.0
 def record(i: int, receiver: str = "host1.Ab3dE.0", time: float | None = None) -> dict[str, Any]:
     t = T0 + i if time is None else time
     return {
-        "command": "PRIVMSG", "params": ["#sim", f"message {i}"], "sender": f"u{i}", "user": f"u{i}",
-        "host": f"u{i}.tmi.twitch.tv", "tags": {"id": f"id-{i}", "tmi-sent-ts": str(int(t * 1000))},
-        "receivers": {receiver: t + 0.25}, "time": t, "time_range": 0,
+        "command": "PRIVMSG",
+        "params": ["#sim", f"message {i}"],
+        "sender": f"u{i}",
+        "user": f"u{i}",
+        "host": f"u{i}.tmi.twitch.tv",
+        "tags": {"id": f"id-{i}", "tmi-sent-ts": str(int(t * 1000))},
+        "receivers": {receiver: t + 0.25},
+        "time": t,
+        "time_range": 0,
     }
 
 
@@ -74,6 +80,7 @@ def run_sync(root: Path, url: str, **kw: Any) -> tuple[Any, list[Refusal]]:
 
 
 # -- a wubloader node as a peer --------------------------------------------------------------------
+
 
 def test_sync_from_a_wubloader_node_copies_everything_and_a_second_sync_fetches_nothing(tmp_path: Path) -> None:
     node_dir = tmp_path / "node"
@@ -133,6 +140,7 @@ def test_since_limits_the_hours_listed(tmp_path: Path) -> None:
 
 # -- hostile peers --------------------------------------------------------------------------------
 
+
 def _good_and(tmp_path: Path, hostile_name: str | None = None) -> tuple[Path, str, str]:
     """A node with two good files in one hour, and a listing that also names `hostile_name`."""
     node_dir = tmp_path / "node"
@@ -171,33 +179,43 @@ def test_wrong_hash_is_refused_and_not_written(tmp_path: Path) -> None:
     def serve_body(handler: BaseHTTPRequestHandler) -> None:
         send(handler, 200, body)
 
-    _check_hostile(tmp_path, {f"/files/sim/chat/{hour}": _listing_with(node_dir, hour, [liar]),
-                              f"/segments/sim/chat/{hour}/{liar}": serve_body},
-                   reason="file name does not match its content's hash")
+    _check_hostile(
+        tmp_path,
+        {
+            f"/files/sim/chat/{hour}": _listing_with(node_dir, hour, [liar]),
+            f"/segments/sim/chat/{hour}/{liar}": serve_body,
+        },
+        reason="file name does not match its content's hash",
+    )
 
 
 def test_body_with_right_hash_but_junk_records_is_refused(tmp_path: Path) -> None:
     node_dir, hour, _ = _good_and(tmp_path)
     body = b'{"not": "a record"}\n'
     name = batch_relpath(T0 + 120, content_hash(body))[1]
-    _check_hostile(tmp_path, {f"/files/sim/chat/{hour}": _listing_with(node_dir, hour, [name]),
-                              f"/segments/sim/chat/{hour}/{name}": lambda h: send(h, 200, body)},
-                   reason="record keys wrong")
+    _check_hostile(
+        tmp_path,
+        {
+            f"/files/sim/chat/{hour}": _listing_with(node_dir, hour, [name]),
+            f"/segments/sim/chat/{hour}/{name}": lambda h: send(h, 200, body),
+        },
+        reason="record keys wrong",
+    )
 
 
 def test_junk_json_listing_is_refused(tmp_path: Path) -> None:
     node_dir, _hour, _ = _good_and(tmp_path)
     make_archive(node_dir, [3700])  # a second hour, whose listing is junk
     junk_hour = batch_relpath(T0 + 3700, "")[0]
-    _check_hostile(tmp_path, {f"/files/sim/chat/{junk_hour}": lambda h: send(h, 200, b"<html>oops")},
-                   reason="not JSON")
+    _check_hostile(tmp_path, {f"/files/sim/chat/{junk_hour}": lambda h: send(h, 200, b"<html>oops")}, reason="not JSON")
 
 
 def test_names_escaping_root_are_refused(tmp_path: Path) -> None:
     node_dir, hour, _ = _good_and(tmp_path)
     hostile = ["../../../etc/passwd.json"]
-    refused = _check_hostile(tmp_path, {f"/files/sim/chat/{hour}": _listing_with(node_dir, hour, hostile)},
-                             reason="not a batch file name")
+    refused = _check_hostile(
+        tmp_path, {f"/files/sim/chat/{hour}": _listing_with(node_dir, hour, hostile)}, reason="not a batch file name"
+    )
     assert "passwd" in str(refused[0])
     assert not (tmp_path / "etc").exists()
 
@@ -207,8 +225,9 @@ def test_hostile_hour_and_channel_names_are_refused(tmp_path: Path) -> None:
     make_archive(node_dir, [1, 61])
     hours = json.dumps(["2023-11-14T22", "../../x", "2023-13-40T99"]).encode()
     channels = json.dumps(["sim", "../evil", ".hidden"]).encode()
-    with FakeNode(str(node_dir), {"/files/sim/chat": lambda h: send(h, 200, hours),
-                                  "/files": lambda h: send(h, 200, channels)}) as node:
+    with FakeNode(
+        str(node_dir), {"/files/sim/chat": lambda h: send(h, 200, hours), "/files": lambda h: send(h, 200, channels)}
+    ) as node:
         stats, refused = run_sync(tmp_path / "local", node.url)
     assert stats.files_fetched == 2
     assert sorted(str(r) for r in refused) == sorted(
@@ -227,9 +246,12 @@ def test_huge_body_is_refused_at_the_limit(tmp_path: Path) -> None:
         handler.end_headers()
         handler.wfile.write(b"x" * 100_000)
 
-    _check_hostile(tmp_path, {f"/files/sim/chat/{hour}": _listing_with(node_dir, hour, [name]),
-                              f"/segments/sim/chat/{hour}/{name}": huge},
-                   reason="over the limit", max_file=50_000)
+    _check_hostile(
+        tmp_path,
+        {f"/files/sim/chat/{hour}": _listing_with(node_dir, hour, [name]), f"/segments/sim/chat/{hour}/{name}": huge},
+        reason="over the limit",
+        max_file=50_000,
+    )
 
 
 def test_endless_body_is_cut_at_the_limit(tmp_path: Path) -> None:
@@ -247,9 +269,15 @@ def test_endless_body_is_cut_at_the_limit(tmp_path: Path) -> None:
         except OSError:
             pass
 
-    _check_hostile(tmp_path, {f"/files/sim/chat/{hour}": _listing_with(node_dir, hour, [name]),
-                              f"/segments/sim/chat/{hour}/{name}": endless},
-                   reason="over the limit", max_file=200_000)
+    _check_hostile(
+        tmp_path,
+        {
+            f"/files/sim/chat/{hour}": _listing_with(node_dir, hour, [name]),
+            f"/segments/sim/chat/{hour}/{name}": endless,
+        },
+        reason="over the limit",
+        max_file=200_000,
+    )
 
 
 def test_slow_drip_and_hanging_peers_time_out(tmp_path: Path) -> None:
@@ -274,9 +302,14 @@ def test_slow_drip_and_hanging_peers_time_out(tmp_path: Path) -> None:
     node_dir_listing = _listing_with(node_dir, hour, [drip_name, hang_name])
     local = tmp_path / "local"
     began = time.monotonic()
-    with FakeNode(str(node_dir), {f"/files/sim/chat/{hour}": node_dir_listing,
-                                  f"/segments/sim/chat/{hour}/{drip_name}": drip,
-                                  f"/segments/sim/chat/{hour}/{hang_name}": hang}) as node:
+    with FakeNode(
+        str(node_dir),
+        {
+            f"/files/sim/chat/{hour}": node_dir_listing,
+            f"/segments/sim/chat/{hour}/{drip_name}": drip,
+            f"/segments/sim/chat/{hour}/{hang_name}": hang,
+        },
+    ) as node:
         stats, refused = run_sync(local, node.url, timeout=0.5, retries=1, answer_time=2.0)
     assert time.monotonic() - began < 20
     reasons = sorted(r.reason for r in refused)
@@ -295,9 +328,14 @@ def test_redirect_to_another_host_is_not_followed(tmp_path: Path) -> None:
         def redirect(handler: BaseHTTPRequestHandler) -> None:
             send(handler, 302, b"", headers={"Location": target})
 
-        _check_hostile(tmp_path, {f"/files/sim/chat/{hour}": _listing_with(node_dir, hour, [name]),
-                                  f"/segments/sim/chat/{hour}/{name}": redirect},
-                       reason="redirects to another host")
+        _check_hostile(
+            tmp_path,
+            {
+                f"/files/sim/chat/{hour}": _listing_with(node_dir, hour, [name]),
+                f"/segments/sim/chat/{hour}/{name}": redirect,
+            },
+            reason="redirects to another host",
+        )
         assert elsewhere.requests == []
 
 
@@ -309,8 +347,10 @@ def test_redirect_on_the_same_host_is_followed(tmp_path: Path) -> None:
     def redirect(handler: BaseHTTPRequestHandler) -> None:
         send(handler, 307, b"", headers={"Location": f"/elsewhere/{real}"})
 
-    with FakeNode(str(node_dir), {f"/segments/sim/chat/{hour}/{real}": redirect,
-                                  f"/elsewhere/{real}": lambda h: send(h, 200, body)}) as node:
+    with FakeNode(
+        str(node_dir),
+        {f"/segments/sim/chat/{hour}/{real}": redirect, f"/elsewhere/{real}": lambda h: send(h, 200, body)},
+    ) as node:
         stats, refused = run_sync(tmp_path / "local", node.url)
         assert f"/elsewhere/{real}" in node.requests
     assert refused == [] and stats.files_fetched == 2
@@ -343,6 +383,7 @@ def test_server_errors_are_retried(tmp_path: Path) -> None:
 
 # -- the command, as a user runs it --------------------------------------------------------------
 
+
 def test_cli_exit_codes_and_json(tmp_path: Path) -> None:
     node_dir, hour, _ = _good_and(tmp_path)
     runner = CliRunner()
@@ -352,8 +393,13 @@ def test_cli_exit_codes_and_json(tmp_path: Path) -> None:
         assert json.loads(ok.stdout)["files_fetched"] == 2
         assert ok.stderr == ""
     bad_name = batch_relpath(T0 + 120, "G" * 43)[1]
-    with FakeNode(str(node_dir), {f"/segments/sim/chat/{hour}/{bad_name}": lambda h: send(h, 200, b"junk\n"),
-                                  f"/files/sim/chat/{hour}": _listing_with(node_dir, hour, [bad_name])}) as node:
+    with FakeNode(
+        str(node_dir),
+        {
+            f"/segments/sim/chat/{hour}/{bad_name}": lambda h: send(h, 200, b"junk\n"),
+            f"/files/sim/chat/{hour}": _listing_with(node_dir, hour, [bad_name]),
+        },
+    ) as node:
         bad = runner.invoke(app, ["sync", str(tmp_path / "b"), "--from", node.url, "--since", "2023-01-01", "--json"])
     assert bad.exit_code == 1, bad.output
     assert json.loads(bad.stdout)["files_fetched"] == 2

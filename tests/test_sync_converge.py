@@ -50,8 +50,14 @@ def world(seed: int, events: int = 150) -> dict[str, Any]:
         gap_start = BASE_MS + r * third + rng.randrange(third // 2)  # each loses a different stretch
         gap_end = gap_start + rng.randrange(60_000, third)
         windows = [(BASE_MS - 5_000, gap_start), (gap_end, end + 10_000)]
-        recorders.append({"name": f"host{r}", "offset": rng.randrange(-1_000, 1_000), "windows": windows,
-                          "latency": [rng.randrange(3_000) for _ in range(events)]})
+        recorders.append(
+            {
+                "name": f"host{r}",
+                "offset": rng.randrange(-1_000, 1_000),
+                "windows": windows,
+                "latency": [rng.randrange(3_000) for _ in range(events)],
+            }
+        )
     return {"sent": sent, "kinds": kinds, "emitted": emitted, "recorders": recorders}
 
 
@@ -107,14 +113,28 @@ def test_three_hosts_syncing_from_each_other_converge(tmp_path: Path, seed: int)
     roots, expected, seen = build_hosts(tmp_path, seed)
     assert len({frozenset(tree(r)) for r in roots}) == 3  # the gaps are in different places
     assert all(tree(r) != expected for r in roots)
-    with Running(ChatApp(str(roots[0]))) as a, Running(ChatApp(str(roots[1]))) as b, \
-            Running(ChatApp(str(roots[2]))) as c:
+    with (
+        Running(ChatApp(str(roots[0]))) as a,
+        Running(ChatApp(str(roots[1]))) as b,
+        Running(ChatApp(str(roots[2]))) as c,
+    ):
         urls = [a.url, b.url, c.url]
         procs = [
             subprocess.Popen(
-                [EXE, "sync", str(root), *[a for j, u in enumerate(urls) if j != i for a in ("--from", u)],
-                 "--since", "2023-01-01", "--interval", "0.3", "--json"],
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                [
+                    EXE,
+                    "sync",
+                    str(root),
+                    *[a for j, u in enumerate(urls) if j != i for a in ("--from", u)],
+                    "--since",
+                    "2023-01-01",
+                    "--interval",
+                    "0.3",
+                    "--json",
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
             )
             for i, root in enumerate(roots)
         ]
@@ -156,21 +176,30 @@ def test_a_sync_killed_at_any_moment_leaves_no_partial_file_and_the_next_finishe
     dest = tmp_path / "dest"
     with Running(ChatApp(str(source))) as server:
         for _attempt in range(6):
-            proc = subprocess.Popen([EXE, "sync", str(dest), "--from", server.url, "--since", "2023-01-01",
-                                     "--jobs", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            proc = subprocess.Popen(
+                [EXE, "sync", str(dest), "--from", server.url, "--since", "2023-01-01", "--jobs", "2"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             time.sleep(rng.uniform(0.05, 0.8))
             proc.send_signal(signal.SIGKILL)
             proc.wait()
             for rel, data in tree(dest).items():
                 assert rel.endswith(".json") and rel.rsplit("/", 1)[1][6:-5] == content_hash(data), rel
-        done = subprocess.run([EXE, "sync", str(dest), "--from", server.url, "--since", "2023-01-01", "--json"],
-                              capture_output=True, text=True, timeout=120, check=False)
+        done = subprocess.run(
+            [EXE, "sync", str(dest), "--from", server.url, "--since", "2023-01-01", "--json"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
         assert done.returncode == 0, done.stderr
     assert tree(dest) == want
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                HealthCheck.too_slow])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(scn=scenarios(), order=st.lists(st.tuples(st.integers(0, 2), st.integers(0, 2)), min_size=1, max_size=8))
 def test_law_any_order_of_syncs_then_a_round_converges_on_the_merge_of_everything(
     tmp_path_factory: pytest.TempPathFactory, scn: dict[str, Any], order: list[tuple[int, int]]
@@ -191,6 +220,7 @@ def test_law_any_order_of_syncs_then_a_round_converges_on_the_merge_of_everythin
     for s in servers:
         s.__enter__()
     try:
+
         def sync(into: int, peers: list[int]) -> None:
             if not peers:
                 return

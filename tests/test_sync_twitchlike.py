@@ -72,24 +72,29 @@ def test_three_real_recorders_with_gaps_converge_through_serve_and_sync(tmp_path
             stream.attach(recorder, conn)
             if conn.index == 0:
                 stream.detach_at(recorder, conn, GAPS[recorder])
+
         return script
 
     servers = [TwitchLikeServer(script_for(r)) for r in range(3)]
     raws = [tmp_path / f"raw{r}" for r in range(3)]
     recorders = [
-        RunningRecorder(fast_config(servers[r].url, str(raws[r]), channels=("alpha",), name=f"host{r}"),
-                        slug=f"Slug{r}")
+        RunningRecorder(
+            fast_config(servers[r].url, str(raws[r]), channels=("alpha",), name=f"host{r}"), slug=f"Slug{r}"
+        )
         for r in range(3)
     ]
     try:
-        assert all(wait_until(lambda s=s: bool(s.conns) and s.conns[0].wait_joined(("alpha",), 0.1), 20)
-                   for s in servers)
+        assert all(
+            wait_until(lambda s=s: bool(s.conns) and s.conns[0].wait_joined(("alpha",), 0.1), 20) for s in servers
+        )
         stream.run()
         assert all(wait_until(lambda s=s: len(s.conns) >= 2, 20) for s in servers)  # each reconnected
 
         def recorded() -> bool:
-            return all(Recording(str(raws[r])).by_conn("recv") == {c.index: c.sent for c in servers[r].conns}
-                       for r in range(3))
+            return all(
+                Recording(str(raws[r])).by_conn("recv") == {c.index: c.sent for c in servers[r].conns} for r in range(3)
+            )
+
         assert wait_until(recorded, 30)
     finally:
         for rec in recorders:
@@ -106,17 +111,29 @@ def test_three_real_recorders_with_gaps_converge_through_serve_and_sync(tmp_path
     replay([str(r) for r in raws], str(tmp_path / "all"))
     expected = tree(tmp_path / "all")
 
-    with Running(ChatApp(str(roots[0]))) as a, Running(ChatApp(str(roots[1]))) as b, \
-            Running(ChatApp(str(roots[2]))) as c:
+    with (
+        Running(ChatApp(str(roots[0]))) as a,
+        Running(ChatApp(str(roots[1]))) as b,
+        Running(ChatApp(str(roots[2]))) as c,
+    ):
         urls = [a.url, b.url, c.url]
         for _round in range(2):  # the second round brings what the first spread; a third changes nothing
             for i, root in enumerate(roots):
                 peers = [arg for j, u in enumerate(urls) if j != i for arg in ("--from", u)]
-                done = subprocess.run([EXE, "sync", str(root), *peers, "--since", "2020-01-01", "--json"],
-                                      capture_output=True, text=True, timeout=120, check=False)
+                done = subprocess.run(
+                    [EXE, "sync", str(root), *peers, "--since", "2020-01-01", "--json"],
+                    capture_output=True,
+                    text=True,
+                    timeout=120,
+                    check=False,
+                )
                 assert done.returncode == 0, done.stderr
     trees = [tree(r) for r in roots]
     assert trees[0] == trees[1] == trees[2] == expected
-    archived = {rec["tags"]["id"] for f in iter_batch_files(str(roots[0]), "alpha")
-                for rec in read_batch_file(f.path) if rec["command"] == "PRIVMSG"}
+    archived = {
+        rec["tags"]["id"]
+        for f in iter_batch_files(str(roots[0]), "alpha")
+        for rec in read_batch_file(f.path)
+        if rec["command"] == "PRIVMSG"
+    }
     assert seen[0] | seen[1] | seen[2] <= archived

@@ -14,26 +14,42 @@ from formats.times import TimeError, parse_duration, parse_since, parse_time, pa
 from tests.strategies import typed_times
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("1700000000", 1700000000),
-    ("1700000000.25", 1700000000.25),
-    (" 1700000000 ", 1700000000),
-    ("2023-11-14T22:13:20Z", 1700000000),
-    ("2023-11-14T22:13:20", 1700000000),
-    ("2023-11-14 22:13:20", 1700000000),
-    ("2023-11-14T23:13:20+01:00", 1700000000),
-    ("2023-11-14T22:13:20.5Z", 1700000000.5),
-    ("2023-11-14T22:13:20.000", 1700000000),  # the web editor's form (WUBLOADER_HTTP.md)
-    ("2023-11-14", 1699920000),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("1700000000", 1700000000),
+        ("1700000000.25", 1700000000.25),
+        (" 1700000000 ", 1700000000),
+        ("2023-11-14T22:13:20Z", 1700000000),
+        ("2023-11-14T22:13:20", 1700000000),
+        ("2023-11-14 22:13:20", 1700000000),
+        ("2023-11-14T23:13:20+01:00", 1700000000),
+        ("2023-11-14T22:13:20.5Z", 1700000000.5),
+        ("2023-11-14T22:13:20.000", 1700000000),  # the web editor's form (WUBLOADER_HTTP.md)
+        ("2023-11-14", 1699920000),
+    ],
+)
 def test_parse_time(text: str, expected: float) -> None:
     assert parse_time(text) == expected
     assert type(parse_time(text)) is type(expected)
 
 
-@pytest.mark.parametrize("text", [
-    "", "yesterday", "2023-13-01T00:00:00Z", "1e999", "nan", "NaN", "inf", "-inf", "12:00", "1e300", "14d",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "yesterday",
+        "2023-13-01T00:00:00Z",
+        "1e999",
+        "nan",
+        "NaN",
+        "inf",
+        "-inf",
+        "12:00",
+        "1e300",
+        "14d",
+    ],
+)
 def test_parse_time_refuses_and_quotes_the_text(text: str) -> None:
     with pytest.raises(TimeError) as caught:
         parse_time(text)
@@ -41,8 +57,7 @@ def test_parse_time_refuses_and_quotes_the_text(text: str) -> None:
     assert isinstance(caught.value, UsageError) and isinstance(caught.value, ValueError)
 
 
-@given(st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2100, 1, 1)),
-       st.integers(-14 * 60, 14 * 60))
+@given(st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2100, 1, 1)), st.integers(-14 * 60, 14 * 60))
 def test_iso_and_unix_forms_agree(moment: datetime, offset_minutes: int) -> None:
     aware = moment.replace(tzinfo=timezone(timedelta(minutes=offset_minutes)))
     seconds = aware.timestamp()
@@ -71,10 +86,20 @@ def test_parse_duration_any_text_parses_or_raises_time_error(text: str) -> None:
         assert parse_duration(text) >= 0
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("90", 90), ("90s", 90), ("15m", 900), ("1h30m", 5400), ("14d", 14 * 86400), ("2w", 14 * 86400),
-    ("1.5h", 5400), ("1D", 86400), (" 0 ", 0),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("90", 90),
+        ("90s", 90),
+        ("15m", 900),
+        ("1h30m", 5400),
+        ("14d", 14 * 86400),
+        ("2w", 14 * 86400),
+        ("1.5h", 5400),
+        ("1D", 86400),
+        (" 0 ", 0),
+    ],
+)
 def test_parse_duration(text: str, expected: float) -> None:
     assert parse_duration(text) == expected
 

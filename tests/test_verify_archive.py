@@ -31,9 +31,15 @@ FIXTURES = Path(__file__).parent.parent / "fixtures"
 
 def privmsg(t: float, n: int, delays: dict[str, float]) -> dict[str, Any]:
     return {
-        "command": "PRIVMSG", "params": [f"#{CHANNEL}", f"message {n}"], "sender": "viewer", "user": "viewer",
-        "host": "viewer.tmi.twitch.tv", "tags": {"id": f"id-{n}", "tmi-sent-ts": str(round(t * 1000))},
-        "receivers": {name: t + d for name, d in delays.items()}, "time": t, "time_range": 0,
+        "command": "PRIVMSG",
+        "params": [f"#{CHANNEL}", f"message {n}"],
+        "sender": "viewer",
+        "user": "viewer",
+        "host": "viewer.tmi.twitch.tv",
+        "tags": {"id": f"id-{n}", "tmi-sent-ts": str(round(t * 1000))},
+        "receivers": {name: t + d for name, d in delays.items()},
+        "time": t,
+        "time_range": 0,
     }
 
 
@@ -57,8 +63,10 @@ def raw(folder: Path, name: str, slug: str, lines: list[str]) -> None:
 
 
 def connected(conn: int, start: float, end: float | None) -> list[str]:
-    lines = [f"{start:.3f} open {conn} twitch wss://irc-ws.chat.twitch.tv:443",
-             f"{start + 0.1:.3f} send {conn} JOIN #{CHANNEL}"]
+    lines = [
+        f"{start:.3f} open {conn} twitch wss://irc-ws.chat.twitch.tv:443",
+        f"{start + 0.1:.3f} send {conn} JOIN #{CHANNEL}",
+    ]
     if end is not None:
         lines.append(f"{end:.3f} close {conn} bye")
     return lines
@@ -176,8 +184,12 @@ def test_gap_while_no_recorder_was_connected(tmp_path: Path) -> None:
     build(tmp_path / "a", skip=(4, 5))
     lines = connected(0, M0 - 30, M0 + 210) + connected(1, M0 + 345, M0 + 700)
     raw(tmp_path / "raw", "host1", "Ab3dE", lines)
-    raw(tmp_path / "raw", "host2", "Zz9yX", connected(0, M0 - 20, M0 + 200) + connected(1, M0 + 350, None)
-        + [f"{M0 + 650:.3f} recv 1 PING :tmi.twitch.tv"])
+    raw(
+        tmp_path / "raw",
+        "host2",
+        "Zz9yX",
+        connected(0, M0 - 20, M0 + 200) + connected(1, M0 + 350, None) + [f"{M0 + 650:.3f} recv 1 PING :tmi.twitch.tv"],
+    )
     report = verify_archive(str(tmp_path / "a"), raw=[str(tmp_path / "raw")], jobs=1)
     gaps = [f for f in report.findings if f.kind == "gap"]
     assert [(f.start, f.end) for f in gaps] == [(M0 + 210, M0 + 345)]
@@ -283,7 +295,8 @@ def test_cli_json_matches_the_findings(tmp_path: Path) -> None:
     assert doc["counts"] == {"problem": 2, "notice": 0, "unreadable": 0}
     chan = doc["channels"][CHANNEL]
     assert chan["records"] == 90 and chan["empty_spans"] == [
-        {"start": "2023-11-14T22:19:00Z", "end": "2023-11-14T22:20:00Z", "state": "empty"}]
+        {"start": "2023-11-14T22:19:00Z", "end": "2023-11-14T22:20:00Z", "state": "empty"}
+    ]
 
 
 def test_cli_unreadable_root_exits_2_with_one_line(tmp_path: Path) -> None:
@@ -321,8 +334,9 @@ def test_batch_relpath_helper_agrees_with_build() -> None:
 def test_cli_report_marks_gap_minutes_in_the_heat_map_and_lists_gaps(tmp_path: Path) -> None:
     build(tmp_path / "a", skip=(4, 5))
     raw(tmp_path / "raw", "host1", "Ab3dE", connected(0, M0 - 30, M0 + 210) + connected(1, M0 + 345, M0 + 700))
-    result = CliRunner().invoke(app, ["verify", str(tmp_path / "a"), "--raw", str(tmp_path / "raw")],
-                                env={"COLUMNS": "120"})
+    result = CliRunner().invoke(
+        app, ["verify", str(tmp_path / "a"), "--raw", str(tmp_path / "raw")], env={"COLUMNS": "120"}
+    )
     assert result.exit_code == 1
     row = next(line for line in result.stdout.splitlines() if "2023-11-14 22 " in line)
     assert "××" in row  # minutes 22:18 and 22:19: nobody connected

@@ -16,12 +16,24 @@ from verify.findings import PROBLEM
 MINUTE = MERGE_MINUTE0
 
 
-def rec(t: float, text: str = "hi", *, mid: str | None = None, time_range: float = 0,
-        receivers: dict[str, float] | None = None) -> dict[str, Any]:
+def rec(
+    t: float,
+    text: str = "hi",
+    *,
+    mid: str | None = None,
+    time_range: float = 0,
+    receivers: dict[str, float] | None = None,
+) -> dict[str, Any]:
     return {
-        "command": "PRIVMSG", "params": ["#chan", text], "sender": "a", "user": "a", "host": "a.tmi.twitch.tv",
+        "command": "PRIVMSG",
+        "params": ["#chan", text],
+        "sender": "a",
+        "user": "a",
+        "host": "a.tmi.twitch.tv",
         "tags": {"id": mid or f"id-{t}-{text}", "tmi-sent-ts": str(round(t * 1000))},
-        "receivers": receivers or {"host1.Ab3dE.0": t + 0.2}, "time": t, "time_range": time_range,
+        "receivers": receivers or {"host1.Ab3dE.0": t + 0.2},
+        "time": t,
+        "time_range": time_range,
     }
 
 
@@ -73,10 +85,14 @@ def test_record_in_the_wrong_minute() -> None:
 
 
 def test_duplicate_id_and_conflict_and_odd_range() -> None:
-    data = format_batch([
-        rec(MINUTE + 1, mid="x"), rec(MINUTE + 2, "other", mid="x"),
-        rec(MINUTE + 3, time_range=-0.5), rec(MINUTE + 4, time_range=90),
-    ])
+    data = format_batch(
+        [
+            rec(MINUTE + 1, mid="x"),
+            rec(MINUTE + 2, "other", mid="x"),
+            rec(MINUTE + 3, time_range=-0.5),
+            rec(MINUTE + 4, time_range=90),
+        ]
+    )
     assert sorted(check(data)) == [("conflict", 3), ("duplicate-id", 2), ("odd-range", 4)]
 
 
@@ -117,7 +133,8 @@ def test_fast_and_slow_paths_agree_on_canonical_files(records: list[dict[str, An
     scan = check_batch(data, "f.json", "chan", MINUTE, content_hash(data))
     kinds = {f.kind for f in scan.findings}
     assert not kinds & {"bad-json", "bad-record", "not-canonical", "unsorted", "hash-mismatch", "torn-file"}, (
-        scan.findings)
+        scan.findings
+    )
 
 
 @given(st.binary(max_size=300), st.booleans())

@@ -90,11 +90,37 @@ def test_healthy_files_are_read_by_the_twin_exactly(records: list[dict[str, Any]
 _numbers = st.one_of(
     st.floats(allow_nan=False, allow_infinity=False).map(repr),
     st.integers(1_700_000_000_000_000, 1_700_000_060_000_000).map(lambda us: repr(us / 1e6)),
-    st.floats(1e-6, 1e17).flatmap(lambda x: st.sampled_from(
-        [repr(x), f"{x:.17g}", f"{x:.16g}", f"{x:.15g}", f"{x:.3f}", f"{x:e}", repr(-x), f"{x:.1f}0"])),
+    st.floats(1e-6, 1e17).flatmap(
+        lambda x: st.sampled_from(
+            [repr(x), f"{x:.17g}", f"{x:.16g}", f"{x:.15g}", f"{x:.3f}", f"{x:e}", repr(-x), f"{x:.1f}0"]
+        )
+    ),
     st.integers(-(2**70), 2**70).map(str),
-    st.sampled_from(["0", "-0", "0.0", "-0.0", "00", "1.", ".5", "1e5", "1E+05", "1e-05", "0.0001", "0.00001",
-                     "1700000040.0", "1700000040", "1700000040.50", "60", "60.0", "-1", "NaN", "Infinity", "9" * 16]),
+    st.sampled_from(
+        [
+            "0",
+            "-0",
+            "0.0",
+            "-0.0",
+            "00",
+            "1.",
+            ".5",
+            "1e5",
+            "1E+05",
+            "1e-05",
+            "0.0001",
+            "0.00001",
+            "1700000040.0",
+            "1700000040",
+            "1700000040.50",
+            "60",
+            "60.0",
+            "-1",
+            "NaN",
+            "Infinity",
+            "9" * 16,
+        ]
+    ),
 )
 
 
@@ -115,19 +141,19 @@ def damaged_files(draw: Any) -> bytes:
             if at >= 0:
                 start = at + len(key)
                 end = start
-                while end < len(data) and data[end:end + 1] in b"0123456789.-+eE":
+                while end < len(data) and data[end : end + 1] in b"0123456789.-+eE":
                     end += 1
                 data = data[:start] + draw(_numbers).encode() + data[end:]
         elif op == "byte" and data:
             i = draw(st.integers(0, len(data) - 1))
-            data = data[:i] + bytes([draw(st.sampled_from(b' "\\{}[],:0-.etrun\x7f\x01\n'))]) + data[i + 1:]
+            data = data[:i] + bytes([draw(st.sampled_from(b' "\\{}[],:0-.etrun\x7f\x01\n'))]) + data[i + 1 :]
         elif op == "insert":
             i = draw(st.integers(0, len(data)))
             planted = draw(st.sampled_from([b" ", b"\\u00e9", b"\\u0041", b"\\/", b"\xc3\xa9", b"\n"]))
             data = data[:i] + planted + data[i:]
         elif op == "delete" and data:
             i = draw(st.integers(0, len(data) - 1))
-            data = data[:i] + data[i + 1:]
+            data = data[:i] + data[i + 1 :]
         elif op == "swap" and len(lines) > 2:
             i = draw(st.integers(0, len(lines) - 3))
             lines[i], lines[i + 1] = lines[i + 1], lines[i]
@@ -137,7 +163,7 @@ def damaged_files(draw: Any) -> bytes:
             lines.insert(i, lines[i])
             data = b"\n".join(lines)
         elif op == "cut":
-            data = data[:draw(st.integers(0, len(data)))]
+            data = data[: draw(st.integers(0, len(data)))]
     return data
 
 
@@ -154,8 +180,11 @@ def test_damaged_files_the_twin_leaves_to_the_reference_or_reads_exactly(data: b
 @given(st.lists(archive_records(), min_size=1, max_size=4))
 def test_any_records_the_twin_reads_exactly_or_not_at_all(records: list[dict[str, Any]]) -> None:
     data = format_batch(records)
-    minute = int(records[0]["time"] // 60 * 60) if isinstance(records[0]["time"], float) and abs(
-        records[0]["time"]) < 1e15 else MERGE_MINUTE0
+    minute = (
+        int(records[0]["time"] // 60 * 60)
+        if isinstance(records[0]["time"], float) and abs(records[0]["time"]) < 1e15
+        else MERGE_MINUTE0
+    )
     _assert_twin(data, minute)
 
 
@@ -185,10 +214,20 @@ def test_a_number_is_accepted_only_as_the_stdlib_spells_it(number: str, where: s
 
 
 @needs_compiled
-@pytest.mark.parametrize("number", [
-    "1700000041.5", "1700000041.260513", "0.30000000000000004", "1e-05", "1.5e+16", "1700000041.0", "1700000041",
-    "1700000040.0001", "1700000059.999999",
-])
+@pytest.mark.parametrize(
+    "number",
+    [
+        "1700000041.5",
+        "1700000041.260513",
+        "0.30000000000000004",
+        "1e-05",
+        "1.5e+16",
+        "1700000041.0",
+        "1700000041",
+        "1700000040.0001",
+        "1700000059.999999",
+    ],
+)
 def test_the_usual_spellings_of_a_time_are_read_by_the_twin(number: str) -> None:
     assert json.dumps(json.loads(number)) == number  # canonical: the stdlib writes it so
     _assert_twin(_line(number, "receiver"), MERGE_MINUTE0, accepted=True)
@@ -206,8 +245,13 @@ def test_extreme_receive_times_get_the_reference_counters(received: str) -> None
 
 @needs_compiled
 def test_spellings_of_the_same_double_that_json_dumps_would_not_write_are_refused() -> None:
-    for number in ["1700000041.50", "1700000041.2605130", "1.70000004126051e9", "01700000041.5",
-                   "1700000041.26051300000001"]:
+    for number in [
+        "1700000041.50",
+        "1700000041.2605130",
+        "1.70000004126051e9",
+        "01700000041.5",
+        "1700000041.26051300000001",
+    ]:
         assert _compiled(_line(number, "receiver"), MERGE_MINUTE0) is None, number
 
 
@@ -240,8 +284,13 @@ def test_verify_prints_the_same_report_pure_and_compiled(tmp_path: Any) -> None:
     for pure in ("1", "0"):
         env = {**os.environ, "CHAT_ARCHIVER_PURE": pure}
         code = "import sys; from chat_archiver.cli import main; sys.argv[0] = 'chat-archiver'; main()"
-        got = subprocess.run([sys.executable, "-c", code, "verify", archive, "--json"],
-                             capture_output=True, env=env, cwd=ROOT, check=False)
+        got = subprocess.run(
+            [sys.executable, "-c", code, "verify", archive, "--json"],
+            capture_output=True,
+            env=env,
+            cwd=ROOT,
+            check=False,
+        )
         outputs.append((got.returncode, got.stdout))
     assert outputs[0] == outputs[1]
     assert outputs[0][1].startswith(b"{")
@@ -253,13 +302,23 @@ def _split_inside_a_string() -> bytes:
     from formats.canonical import canonical_bytes
 
     def rec(text: str, s: int) -> bytes:
-        return canonical_bytes({
-            "command": "PRIVMSG", "host": None, "params": ["#c", text], "receivers": {"h.A.0": MERGE_MINUTE0 + s + 0.5},
-            "sender": "a", "tags": None, "time": MERGE_MINUTE0 + s, "time_range": 0, "user": "a"})
+        return canonical_bytes(
+            {
+                "command": "PRIVMSG",
+                "host": None,
+                "params": ["#c", text],
+                "receivers": {"h.A.0": MERGE_MINUTE0 + s + 0.5},
+                "sender": "a",
+                "tags": None,
+                "time": MERGE_MINUTE0 + s,
+                "time_range": 0,
+                "user": "a",
+            }
+        )
 
     first = rec("x},{y", 1)
     cut = first.index(b"},{") + 1
-    return first[:cut] + b"\n" + first[cut + 1:] + b"\n" + rec("b", 2) + b"," + rec("c", 3) + b"\n"
+    return first[:cut] + b"\n" + first[cut + 1 :] + b"\n" + rec("b", 2) + b"," + rec("c", 3) + b"\n"
 
 
 def test_a_record_cut_across_lines_is_reported_line_by_line_both_ways() -> None:

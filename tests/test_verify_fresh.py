@@ -35,8 +35,10 @@ def recording(folder: Path, minutes: int = 3) -> Path:
     ]
     for n, second in enumerate(range(10, 60 * minutes, 12)):
         text = TEXTS[n % len(TEXTS)]
-        lines.append(f"{T0 + second}.5 recv 0 @id=m{n};tmi-sent-ts={(T0 + second) * 1000} "
-                     f":v!v@v.tmi.twitch.tv PRIVMSG #chan :{text}")
+        lines.append(
+            f"{T0 + second}.5 recv 0 @id=m{n};tmi-sent-ts={(T0 + second) * 1000} "
+            f":v!v@v.tmi.twitch.tv PRIVMSG #chan :{text}"
+        )
     lines.append(f"{T0 + 60 * minutes}.0 close 0 bye")
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "host1.jsonl"
@@ -140,8 +142,10 @@ def test_lines_of_one_frame_share_a_receive_time_and_are_each_judged(tmp_path: P
         "header host1 Ab3dE host1",
         f"{T0}.0 open 0 twitch wss://irc-ws.chat.twitch.tv:443",
         f"{T0}.2 recv 0 @room-id=1 :tmi.twitch.tv ROOMSTATE #chan",
-        *(f"{T0 + 10}.5 recv 0 @id=f{i};tmi-sent-ts={(T0 + 10) * 1000 + i} :v!v@v.tmi.twitch.tv PRIVMSG #chan :{t}"
-          for i, t in enumerate(["one", "two  spaces", "three"])),
+        *(
+            f"{T0 + 10}.5 recv 0 @id=f{i};tmi-sent-ts={(T0 + 10) * 1000 + i} :v!v@v.tmi.twitch.tv PRIVMSG #chan :{t}"
+            for i, t in enumerate(["one", "two  spaces", "three"])
+        ),
     ]
     raw = tmp_path / "raw" / "host1.jsonl"
     raw.parent.mkdir()
@@ -155,10 +159,15 @@ def test_lines_of_one_frame_share_a_receive_time_and_are_each_judged(tmp_path: P
     assert parse_batch(path.read_bytes())[line - 1]["params"][1] == "two spaces"
 
 
-@given(st.lists(st.tuples(st.integers(1_600_000_000_000_000, 1_800_000_000_000_000), st.integers(0, 2**64 - 1)),
-                max_size=30), st.data())
+@given(
+    st.lists(
+        st.tuples(st.integers(1_600_000_000_000_000, 1_800_000_000_000_000), st.integers(0, 2**64 - 1)), max_size=30
+    ),
+    st.data(),
+)
 def test_index_finds_every_line_of_a_moment_whatever_the_order_added(
-    lines: list[tuple[int, int]], data: st.DataObject,
+    lines: list[tuple[int, int]],
+    data: st.DataObject,
 ) -> None:
     """Clocks step back, and lines of one frame share a time: the index still finds, for the time
     the archive writes (microseconds / 10**6, a float), exactly the lines received then."""
@@ -195,9 +204,17 @@ def test_a_record_of_a_line_todays_replay_does_not_archive_is_stale(tmp_path: Pa
     raw.parent.mkdir()
     raw.write_bytes(convert("\n".join(lines) + "\n"))
     replay([str(raw)], str(tmp_path / "old"))
-    old = {"command": "PRIVMSG", "params": ["&chan", "hi"], "sender": "v", "user": "v", "host": "v.tmi.twitch.tv",
-           "tags": {"id": "z", "tmi-sent-ts": str((T0 + 10) * 1000)}, "receivers": {"host1.Ab3dE.0": T0 + 10.5},
-           "time": T0 + 10, "time_range": 0}
+    old = {
+        "command": "PRIVMSG",
+        "params": ["&chan", "hi"],
+        "sender": "v",
+        "user": "v",
+        "host": "v.tmi.twitch.tv",
+        "tags": {"id": "z", "tmi-sent-ts": str((T0 + 10) * 1000)},
+        "receivers": {"host1.Ab3dE.0": T0 + 10.5},
+        "time": T0 + 10,
+        "time_range": 0,
+    }
     path, _ = write_batch(str(tmp_path / "old"), "chan", T0 // 60 * 60, [old])
     stale = [(f.path, f.line) for f in findings(tmp_path / "old", raw) if f.kind == "stale" and f.path]
     assert stale == [(path, 1)]

@@ -158,10 +158,12 @@ class ServerConn:
             if name.strip().lower() == "sec-websocket-key":
                 key = value.strip()
         accept = base64.b64encode(hashlib.sha1((key + _WS_GUID).encode()).digest()).decode()
-        self.sock.sendall((
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Accept: {accept}\r\n\r\n"
-        ).encode())
+        self.sock.sendall(
+            (
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                f"Sec-WebSocket-Accept: {accept}\r\n\r\n"
+            ).encode()
+        )
         return True
 
     def _read_frame(self) -> tuple[int, bytes] | None:
@@ -297,8 +299,14 @@ def join_reply(nick: str, channel: str) -> list[str]:
 # -- realistic chat lines ------------------------------------------------------------------------
 
 _TEXTS = [
-    "hello chat", "PogChamp 🎉 nice", "line\u2028separator and \x85 next-line stay in one line",
-    "\x01ACTION waves\x01", "spaces   inside  kept", "ünïcödé ✓ 日本語", "tab\there", "semi;colon=and\\backslash",
+    "hello chat",
+    "PogChamp 🎉 nice",
+    "line\u2028separator and \x85 next-line stay in one line",
+    "\x01ACTION waves\x01",
+    "spaces   inside  kept",
+    "ünïcödé ✓ 日本語",
+    "tab\there",
+    "semi;colon=and\\backslash",
 ]
 
 
@@ -341,7 +349,10 @@ class TwitchLikeServer:
     """Listens on 127.0.0.1 (a free port); runs `script` for each accepted connection."""
 
     def __init__(
-        self, script: Script | None = None, token: str | None = None, tls: ssl.SSLContext | None = None,
+        self,
+        script: Script | None = None,
+        token: str | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.script = script
         self.token = token
@@ -542,7 +553,11 @@ def fast_config(server: str, out_dir: str, channels: tuple[str, ...] = ("alpha",
     from recorder.recorder import RecorderConfig
 
     defaults: dict[str, Any] = {
-        "name": "test", "dialect": "twitch", "backoff_base": 0.1, "backoff_cap": 0.5, "connect_timeout": 5.0,
+        "name": "test",
+        "dialect": "twitch",
+        "backoff_base": 0.1,
+        "backoff_cap": 0.5,
+        "connect_timeout": 5.0,
     }
     defaults.update(kw)
     return RecorderConfig(channels=channels, out_dir=out_dir, server=server, **defaults)

@@ -100,12 +100,24 @@ def _summaries(tally: ChannelTally) -> list[ReceiverSummary]:
             hi = int(rt.last // BATCH_INTERVAL) * BATCH_INTERVAL
             around = sum(c[1] for m, c in tally.minutes.items() if lo <= m <= hi)
             share = min(1.0, rt.seen / around) if around else None
-        out.append(ReceiverSummary(
-            name, recorder_of(name), rt.observations, rt.seen, share, rt.sole,
-            _finite(rt.first), _finite(rt.last), rt.delay_count,
-            rt.delay_quantile(0.05), rt.delay_quantile(0.5), rt.delay_quantile(0.95),
-            _finite(rt.delay_min) if rt.delay_count else None, _finite(rt.delay_max) if rt.delay_count else None,
-        ))
+        out.append(
+            ReceiverSummary(
+                name,
+                recorder_of(name),
+                rt.observations,
+                rt.seen,
+                share,
+                rt.sole,
+                _finite(rt.first),
+                _finite(rt.last),
+                rt.delay_count,
+                rt.delay_quantile(0.05),
+                rt.delay_quantile(0.5),
+                rt.delay_quantile(0.95),
+                _finite(rt.delay_min) if rt.delay_count else None,
+                _finite(rt.delay_max) if rt.delay_count else None,
+            )
+        )
     return out
 
 
@@ -137,7 +149,10 @@ def iso(t: float | None) -> str | None:
 
 
 def analyse_channel(
-    channel: str, tally: ChannelTally, windows: list[Window] | None, findings: list[Finding],
+    channel: str,
+    tally: ChannelTally,
+    windows: list[Window] | None,
+    findings: list[Finding],
 ) -> ChannelReport:
     """Coverage and redundancy of one channel; appends gap and single-receiver findings."""
     minutes = tally.minutes
@@ -153,10 +168,15 @@ def analyse_channel(
         gaps = uncovered(tally.recv_first, tally.recv_last, spans)
         for lo, hi in gaps:
             if hi - lo >= MIN_GAP:
-                findings.append(Finding(
-                    "gap", f"no recorder connected for {hi - lo:.1f} s, {iso(lo)} to {iso(hi)}",
-                    channel=channel, start=lo, end=hi,
-                ))
+                findings.append(
+                    Finding(
+                        "gap",
+                        f"no recorder connected for {hi - lo:.1f} s, {iso(lo)} to {iso(hi)}",
+                        channel=channel,
+                        start=lo,
+                        end=hi,
+                    )
+                )
     real_gaps = [g for g in gaps if g[1] - g[0] >= MIN_GAP]
     states = classify_empty_minutes(empty, real_gaps, windows is not None)
 
@@ -166,17 +186,24 @@ def analyse_channel(
     empty_spans.sort()
 
     if tally.stale:
-        findings.append(Finding(
-            "stale", f"{tally.stale} records differ from a fresh replay of the raw; replay again to upgrade"
-            " (the lines named in the other `stale` findings are examples)", channel=channel,
-        ))
+        findings.append(
+            Finding(
+                "stale",
+                f"{tally.stale} records differ from a fresh replay of the raw; replay again to upgrade"
+                " (the lines named in the other `stale` findings are examples)",
+                channel=channel,
+            )
+        )
     recorders = {recorder_of(r) for r in tally.receivers}
     total = tally.messages
     if total and len(recorders) == 1:
-        findings.append(Finding(
-            "single-receiver", f"every message was seen by one recorder only ({next(iter(recorders))})",
-            channel=channel,
-        ))
+        findings.append(
+            Finding(
+                "single-receiver",
+                f"every message was seen by one recorder only ({next(iter(recorders))})",
+                channel=channel,
+            )
+        )
     shares = {name: (n / total if total else 0.0) for name, n in sorted(tally.recorders.items())}
 
     hours: dict[int, HourSummary] = {}
@@ -196,7 +223,16 @@ def analyse_channel(
                 if states.get(m) == "gap":
                     hs.gap_minutes += 1
     return ChannelReport(
-        channel, tally, first, last, states, empty_spans, gaps, _summaries(tally), shares, _clusters(tally),
+        channel,
+        tally,
+        first,
+        last,
+        states,
+        empty_spans,
+        gaps,
+        _summaries(tally),
+        shares,
+        _clusters(tally),
         [hours[h] for h in sorted(hours)],
     )
 
@@ -209,7 +245,8 @@ def skew_findings(tallies: dict[str, ChannelTally], findings: list[Finding]) -> 
         for name, rt in tally.receivers.items():
             merged.setdefault(name, ReceiverTally()).add(rt)
     medians = {
-        name: med for name, rt in merged.items()
+        name: med
+        for name, rt in merged.items()
         if rt.delay_count >= SKEW_MIN_SAMPLES and (med := rt.delay_quantile(0.5)) is not None
     }
     plausible = [m for m in medians.values() if m >= SKEW_BEHIND]
@@ -219,8 +256,10 @@ def skew_findings(tallies: dict[str, ChannelTally], findings: list[Finding]) -> 
         if med < SKEW_BEHIND:
             message = f"median receive delay {med:+.2f} s: received before the server sent it, clock behind"
         elif len(plausible) >= 2 and reference is not None and med - reference > SKEW_RELATIVE:
-            message = (f"median receive delay {med:+.2f} s, {med - reference:.2f} s more than the best receiver's"
-                       f" ({reference:+.2f} s): clock ahead or network lagging")
+            message = (
+                f"median receive delay {med:+.2f} s, {med - reference:.2f} s more than the best receiver's"
+                f" ({reference:+.2f} s): clock ahead or network lagging"
+            )
         elif len(plausible) < 2 and med > SKEW_AHEAD:
             message = f"median receive delay {med:+.2f} s: clock ahead or network lagging"
         else:
@@ -230,12 +269,24 @@ def skew_findings(tallies: dict[str, ChannelTally], findings: list[Finding]) -> 
 
 
 def analyse(
-    root: str, tallies: dict[str, ChannelTally], findings: list[Finding], windows: list[Window] | None,
+    root: str,
+    tallies: dict[str, ChannelTally],
+    findings: list[Finding],
+    windows: list[Window] | None,
 ) -> Report:
     """The whole report from per-channel counters, the file and listing findings, and raw windows."""
     findings = list(findings)
     channels = [analyse_channel(name, tallies[name], windows, findings) for name in sorted(tallies)]
     reference = skew_findings(tallies, findings)
-    findings.sort(key=lambda f: (f.severity != "unreadable", f.severity != "problem", f.path or "", f.line or 0,
-                                 f.channel or "", f.start or 0.0, f.kind))
+    findings.sort(
+        key=lambda f: (
+            f.severity != "unreadable",
+            f.severity != "problem",
+            f.path or "",
+            f.line or 0,
+            f.channel or "",
+            f.start or 0.0,
+            f.kind,
+        )
+    )
     return Report(root, channels, findings, windows, reference)

@@ -53,6 +53,7 @@ from verify.tally import (
 # a file mangled on every line should not bury the report.
 LINE_FINDINGS_PER_KIND = 5
 
+
 @dataclass
 class FileScan:
     """The result of checking one batch file."""
@@ -79,9 +80,15 @@ class _Reporter:
     def finish(self) -> list[Finding]:
         for kind, n in self._counts.items():
             if n > LINE_FINDINGS_PER_KIND:
-                self.findings.append(Finding(
-                    kind, f"{n - LINE_FINDINGS_PER_KIND} more lines like this", self.source, None, self.channel,
-                ))
+                self.findings.append(
+                    Finding(
+                        kind,
+                        f"{n - LINE_FINDINGS_PER_KIND} more lines like this",
+                        self.source,
+                        None,
+                        self.channel,
+                    )
+                )
         return self.findings
 
 
@@ -95,6 +102,8 @@ def _has_tiny_float(data: bytes) -> bool:
             return True
         at = data.find(b"0.0000", at + 1)
     return at == 0
+
+
 def fast_records(data: bytes) -> list[dict[str, Any]] | None:
     """The file's records if every line is canonical and a record (decided in two orjson calls:
     formats.canonical.decode_batch_fast, which export reads files through too, and one encode of
@@ -156,7 +165,12 @@ def _batch_of(time: float) -> int | None:
 
 
 def check_batch(
-    data: bytes, source: str, channel: str, batch_time: int, digest: str, *,
+    data: bytes,
+    source: str,
+    channel: str,
+    batch_time: int,
+    digest: str,
+    *,
     fresh: FreshIndex | None = None,
 ) -> FileScan:
     """Check one batch file's bytes against its name (`batch_time`, `digest`) and count its records.
@@ -185,7 +199,11 @@ def check_batch(
 
 
 def _check_lines(
-    data: bytes, batch_time: int, report: _Reporter, tally: ChannelTally, fresh: FreshIndex | None,
+    data: bytes,
+    batch_time: int,
+    report: _Reporter,
+    tally: ChannelTally,
+    fresh: FreshIndex | None,
 ) -> None:
     """The checks of every line, and the counters of its records: the pure-Python reference."""
     fast = fast_records(data)
@@ -239,7 +257,9 @@ _core = speedups.load("verify._core")
 
 
 def _check_order(
-    records: list[dict[str, Any]], rows: list[tuple[int, dict[str, Any], str]] | None, data: bytes,
+    records: list[dict[str, Any]],
+    rows: list[tuple[int, dict[str, Any], str]] | None,
+    data: bytes,
     report: _Reporter,
 ) -> None:
     """Lines must be sorted by (time, time_range, line text); report the first line out of order."""
@@ -261,7 +281,9 @@ def _check_order(
 
 
 def _check_records(
-    records: list[dict[str, Any]], rows: list[tuple[int, dict[str, Any], str]] | None, batch_time: int,
+    records: list[dict[str, Any]],
+    rows: list[tuple[int, dict[str, Any], str]] | None,
+    batch_time: int,
     report: _Reporter,
 ) -> None:
     ids: set[str] = set()

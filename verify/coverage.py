@@ -58,10 +58,15 @@ def connection_windows(recorder: str, slug: str, events: Iterable[Event]) -> lis
     def finish(conn: int, end: float, closed: bool) -> None:
         start = opened.pop(conn)
         joined = channels.pop(conn, set())
-        windows.append(Window(
-            receiver_name(recorder, slug, conn), start, max(start, end), closed,
-            frozenset(joined) if joined else None,
-        ))
+        windows.append(
+            Window(
+                receiver_name(recorder, slug, conn),
+                start,
+                max(start, end),
+                closed,
+                frozenset(joined) if joined else None,
+            )
+        )
 
     for event in events:
         at = event.at / 1_000_000
@@ -114,7 +119,9 @@ def minute_spans(minutes: Iterable[int]) -> list[tuple[int, int]]:
 
 
 def classify_empty_minutes(
-    empty: Iterable[int], gaps: list[tuple[float, float]], have_raw: bool,
+    empty: Iterable[int],
+    gaps: list[tuple[float, float]],
+    have_raw: bool,
 ) -> dict[int, str]:
     """Name each empty minute: `quiet` (a recorder was connected all minute long), `gap` (at some
     point nobody was), or `empty` (no raw recordings were given, so nobody can tell)."""

@@ -29,7 +29,11 @@ class BatchEntry:
 
 
 def classify_hour_entry(
-    channel: str, hour: str, name: str, path: str, is_dir: bool,
+    channel: str,
+    hour: str,
+    name: str,
+    path: str,
+    is_dir: bool,
 ) -> BatchEntry | Finding:
     """A batch file to check, or a finding about a name that is not one."""
     if not is_dir:
@@ -59,10 +63,14 @@ def quarantine_findings(folder: str, files: list[str]) -> list[Finding]:
         return []
     named = ", ".join(files[:QUARANTINE_NAMED])
     more = f" and {len(files) - QUARANTINE_NAMED} more" if len(files) > QUARANTINE_NAMED else ""
-    return [Finding(
-        "quarantined", f"{len(files)} file(s) set aside by a merge as damaged, their records not in the archive"
-        f" (look, restore from a replica, then delete): {named}{more}", folder,
-    )]
+    return [
+        Finding(
+            "quarantined",
+            f"{len(files)} file(s) set aside by a merge as damaged, their records not in the archive"
+            f" (look, restore from a replica, then delete): {named}{more}",
+            folder,
+        )
+    ]
 
 
 def unmerged_findings(entries: Iterable[BatchEntry]) -> list[Finding]:
@@ -75,7 +83,12 @@ def unmerged_findings(entries: Iterable[BatchEntry]) -> list[Finding]:
         if len(paths) > 1:
             paths.sort()
             others = ", ".join(p.rsplit("/", 1)[-1] for p in paths[1:])
-            findings.append(Finding(
-                "unmerged", f"{len(paths)} files for this minute (also {others})", paths[0], channel=channel,
-            ))
+            findings.append(
+                Finding(
+                    "unmerged",
+                    f"{len(paths)} files for this minute (also {others})",
+                    paths[0],
+                    channel=channel,
+                )
+            )
     return findings

@@ -44,8 +44,14 @@ def _channel_json(ch: ChannelReport) -> dict[str, Any]:
         "last_minute": iso(ch.last_minute),
         "minutes": [[iso(m), *t.minutes[m]] for m in sorted(t.minutes)],
         "hours": [
-            {"hour": iso(h.hour), "records": h.records, "messages": h.messages, "single_receiver": h.single,
-             "empty_minutes": h.empty_minutes, "gap_minutes": h.gap_minutes}
+            {
+                "hour": iso(h.hour),
+                "records": h.records,
+                "messages": h.messages,
+                "single_receiver": h.single,
+                "empty_minutes": h.empty_minutes,
+                "gap_minutes": h.gap_minutes,
+            }
             for h in ch.hours
         ],
         "empty_spans": [{"start": iso(a), "end": iso(b), "state": s} for a, b, s in ch.empty_spans],
@@ -53,11 +59,21 @@ def _channel_json(ch: ChannelReport) -> dict[str, Any]:
         "time_ranges": {name: t.ranges.get(name, 0) for name in RANGE_CLASSES},
         "receivers": {
             r.name: {
-                "recorder": r.recorder, "observations": r.observations, "messages_seen": r.seen,
-                "share": r.share, "only_receiver": r.sole, "first_receive": iso(r.first),
+                "recorder": r.recorder,
+                "observations": r.observations,
+                "messages_seen": r.seen,
+                "share": r.share,
+                "only_receiver": r.sole,
+                "first_receive": iso(r.first),
                 "last_receive": iso(r.last),
-                "delay": {"count": r.delay_count, "min": r.delay_min, "p05": r.delay_p05, "p50": r.delay_p50,
-                          "p95": r.delay_p95, "max": r.delay_max},
+                "delay": {
+                    "count": r.delay_count,
+                    "min": r.delay_min,
+                    "p05": r.delay_p05,
+                    "p50": r.delay_p50,
+                    "p95": r.delay_p95,
+                    "max": r.delay_max,
+                },
             }
             for r in ch.receivers
         },
@@ -80,9 +96,16 @@ def report_json(report: Report) -> dict[str, Any]:
         "counts": {sev: sum(1 for f in report.findings if f.severity == sev) for sev in (PROBLEM, NOTICE, UNREADABLE)},
         "findings": [f.to_json() for f in report.findings],
         "channels": {ch.channel: _channel_json(ch) for ch in report.channels},
-        "connections": None if report.windows is None else [
-            {"receiver": w.receiver, "start": iso(w.start), "end": iso(w.end), "closed": w.closed,
-             "channels": None if w.channels is None else sorted(w.channels)}
+        "connections": None
+        if report.windows is None
+        else [
+            {
+                "receiver": w.receiver,
+                "start": iso(w.start),
+                "end": iso(w.end),
+                "closed": w.closed,
+                "channels": None if w.channels is None else sorted(w.channels),
+            }
             for w in report.windows
         ],
         "skew_reference": report.skew_reference,
@@ -115,8 +138,9 @@ def _heatmap(ch: ChannelReport) -> RenderableType:
     if hours <= HEATMAP_MAX_HOURS:
         peak = max(c[0] for c in minutes.values())
         first_hour = ch.first_minute - ch.first_minute % 3600
-        text.append("hour (UTC)     " + "".join(str(i // 10) if i % 10 == 0 else " " for i in range(60)) + "\n",
-                    style="dim")
+        text.append(
+            "hour (UTC)     " + "".join(str(i // 10) if i % 10 == 0 else " " for i in range(60)) + "\n", style="dim"
+        )
         for h in range(first_hour, ch.last_minute + 1, 3600):
             text.append(f"{_fmt_time(h)[:13]}  ", style="dim")
             for m in range(h, h + 3600, 60):
@@ -142,8 +166,9 @@ def _heatmap(ch: ChannelReport) -> RenderableType:
                 else:
                     text.append(_SHADES[min(7, int(8 * hs.records / peak))], style="green")
             text.append("\n")
-    text.append("shade: records per minute (per hour beyond 3 days); · quiet  × nobody connected  ? unknown",
-                style="dim")
+    text.append(
+        "shade: records per minute (per hour beyond 3 days); · quiet  × nobody connected  ? unknown", style="dim"
+    )
     return text
 
 
@@ -174,8 +199,14 @@ def _period_table(ch: ChannelReport) -> Table:
         table.add_column(col, justify="left" if col == label else "right")
     for key in sorted(rows):
         records, messages, single, empty, gap = rows[key]
-        table.add_row(_fmt_time(key)[:10 if daily else 13], _n(records), _n(messages), _n(single), _n(empty),
-                      Text(_n(gap), style="red" if gap else ""))
+        table.add_row(
+            _fmt_time(key)[: 10 if daily else 13],
+            _n(records),
+            _n(messages),
+            _n(single),
+            _n(empty),
+            Text(_n(gap), style="red" if gap else ""),
+        )
     return table
 
 
@@ -183,10 +214,12 @@ def _channel_panel(ch: ChannelReport) -> Panel:
     t = ch.tally
     parts: list[RenderableType] = []
     span = f"{_fmt_time(ch.first_minute)} .. {_fmt_time(ch.last_minute)}" if ch.first_minute is not None else "-"
-    parts.append(Text(
-        f"{_n(t.files)} files, {_n(t.records)} records, {_n(t.messages)} messages with an id, "
-        f"{_n(sum(1 for _ in ch.minute_states))} empty minutes; {span} UTC"
-    ))
+    parts.append(
+        Text(
+            f"{_n(t.files)} files, {_n(t.records)} records, {_n(t.messages)} messages with an id, "
+            f"{_n(sum(1 for _ in ch.minute_states))} empty minutes; {span} UTC"
+        )
+    )
     parts.append(_heatmap(ch))
 
     parts.append(_period_table(ch))
@@ -204,12 +237,24 @@ def _channel_panel(ch: ChannelReport) -> Panel:
     for col in ("receiver", "lines", "msgs seen", "share", "only it", "delay p05", "p50", "p95"):
         recv.add_column(col, justify="left" if col == "receiver" else "right")
     for r in ch.receivers:
-        recv.add_row(r.name, _n(r.observations), _n(r.seen), "-" if r.share is None else f"{100 * r.share:.1f}%",
-                     _n(r.sole), _fmt_delay(r.delay_p05), _fmt_delay(r.delay_p50), _fmt_delay(r.delay_p95))
+        recv.add_row(
+            r.name,
+            _n(r.observations),
+            _n(r.seen),
+            "-" if r.share is None else f"{100 * r.share:.1f}%",
+            _n(r.sole),
+            _fmt_delay(r.delay_p05),
+            _fmt_delay(r.delay_p50),
+            _fmt_delay(r.delay_p95),
+        )
     parts.append(recv)
     if ch.recorder_shares:
-        parts.append(Text("share of messages per recorder: " + ", ".join(
-            f"{name} {100 * share:.1f}%" for name, share in ch.recorder_shares.items())))
+        parts.append(
+            Text(
+                "share of messages per recorder: "
+                + ", ".join(f"{name} {100 * share:.1f}%" for name, share in ch.recorder_shares.items())
+            )
+        )
     if t.single:
         where = "; ".join(f"{_fmt_time(a)[:16]}..{_fmt_time(b)[11:16]} ({n})" for a, b, n in ch.single_clusters)
         parts.append(Text(f"messages only one receiver saw: {_n(t.single)}; biggest clusters: {where}"))
@@ -224,8 +269,11 @@ def render(report: Report, console: Console) -> None:
     read as markup; each finding is one line `kind  FILE:LINE: what`, so a terminal wraps it but
     no table splits a FILE:LINE in two."""
     status = report.exit_status
-    verdict = {0: ("healthy", "bold green"), 1: ("problems found", "bold red"),
-               2: ("could not read everything", "bold red")}[status]
+    verdict = {
+        0: ("healthy", "bold green"),
+        1: ("problems found", "bold red"),
+        2: ("could not read everything", "bold red"),
+    }[status]
     console.print(Text.assemble("archive ", (report.root, "bold"), ": ", verdict))
     problems = [f for f in report.findings if f.severity != NOTICE]
     notices = [f for f in report.findings if f.severity == NOTICE]
@@ -247,6 +295,11 @@ def render(report: Report, console: Console) -> None:
         for col in ("receiver", "open", "until", "closed", "channels"):
             table.add_column(col)
         for w in report.windows:
-            table.add_row(w.receiver, _fmt_time(w.start), _fmt_time(w.end), "yes" if w.closed else "no (ended)",
-                          "all" if w.channels is None else ", ".join(sorted(w.channels)))
+            table.add_row(
+                w.receiver,
+                _fmt_time(w.start),
+                _fmt_time(w.end),
+                "yes" if w.closed else "no (ended)",
+                "all" if w.channels is None else ", ".join(sorted(w.channels)),
+            )
         console.print(table)

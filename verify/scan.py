@@ -74,9 +74,14 @@ def list_archive(root: str, channel: str | Sequence[str] | None = None) -> Listi
             is_dir = hour.is_dir(follow_symlinks=False)
             if not (is_dir and is_hour_folder(hour.name)):
                 kind = "folder" if is_dir else "file"
-                listing.findings.append(Finding(
-                    "foreign-file", f"{kind} that is not an hour folder", hour.path, channel=name,
-                ))
+                listing.findings.append(
+                    Finding(
+                        "foreign-file",
+                        f"{kind} that is not an hour folder",
+                        hour.path,
+                        channel=name,
+                    )
+                )
                 continue
             for item in _scandir(hour.path, listing.findings, name):
                 got = classify_hour_entry(name, hour.name, item.name, item.path, item.is_dir(follow_symlinks=False))
@@ -168,9 +173,13 @@ def default_jobs() -> int:
 
 
 def verify_archive(
-    root: str, *, channel: str | Sequence[str] | None = None, raw: list[str] | None = None,
+    root: str,
+    *,
+    channel: str | Sequence[str] | None = None,
+    raw: list[str] | None = None,
     jobs: int | None = None,
-    on_listed: Callable[[int], None] | None = None, on_file: Callable[[], None] | None = None,
+    on_listed: Callable[[int], None] | None = None,
+    on_file: Callable[[], None] | None = None,
 ) -> Report:
     """Check an archive and return the full report. Raises VerifyError if the root cannot be read.
 
