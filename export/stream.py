@@ -45,9 +45,10 @@ from formats.canonical import (
     parse_batch,
 )
 from formats.errors import ArchiverError, InputError
+from formats.identity import message_id
 from formats.memory import gc_paused
 from formats.store import hour_batch_files, list_hours
-from merge.core import kept_as_is, message_id, numbers_kept_as_is
+from merge.core import kept_as_is, numbers_kept_as_is
 from merge.view import fold_rows
 
 # peak memory grows with it: 10 minutes of a 100 msg/s channel peak at about 180 MiB (most records

@@ -16,7 +16,7 @@ a time from 1970 to 9999). Then it returns a `Scanned` tuple:
 - `a`: where the receivers object starts in the line (and in `content`), `k`: the length of what
   lies between that object's end and the time's value (`,"sender":...,"time":`), so that a merged
   line is `content[:a] + RECEIVERS + content[a:a + k] + TIME + b',"time_range":' + RANGE + content[a + k:]`;
-- `mid`: the message id (`id` tag, else `msgid`, as `merge.core.message_id`) as its JSON bytes
+- `mid`: the message id (`id` tag, else `msgid`, as `formats.identity.message_id`) as its JSON bytes
   between the quotes, or None;
 - `receivers`: name (bytes) -> receive time; `time`, `time_range`: the numbers, as decoded;
 - `receivers_text`: the receivers object's text without its braces (`"name":when,...`), and
@@ -39,6 +39,7 @@ from typing import Any
 from formats import speedups
 from formats.canonical import canonical_bytes, parse_batch
 from formats.errors import InputError
+from formats.identity import message_id
 
 Number = int | float
 Scanned = tuple[bytes, int, int, bytes | None, dict[bytes, Number], Number, Number, bytes, bytes]
@@ -59,7 +60,6 @@ def _kept(value: Any) -> bool:
 
 def scan_line_py(line: bytes) -> Scanned | None:
     """The fields a merge needs of a batch file line, or None if it does not vouch for it (above)."""
-    from merge.core import message_id  # noqa: PLC0415 (merge.core imports nothing of this module)
     from merge.directory import check_parsed  # noqa: PLC0415 (directory imports this module)
 
     if b"\n" in line or b"\r" in line:

@@ -23,7 +23,8 @@ from typing import Any
 
 from formats.canonical import CONTENT_KEYS, canonical_bytes, canonical_json, record_content_key
 from formats.errors import InputError
-from merge.core import Number, as_merged, merge, message_id, taken_as_they_are
+from formats.identity import message_id
+from merge.core import Number, as_merged, merge, taken_as_they_are
 
 
 class _Fold:

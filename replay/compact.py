@@ -31,8 +31,8 @@ from typing import Any
 
 from formats import speedups
 from formats.canonical import canonical_bytes, canonical_bytes_py, format_batch
+from formats.dialect import twitch_server_time
 from formats.irc import parse_compat, parse_compat_py
-from replay.dialect import twitch_server_time
 
 # The key of a compact record's parts; a full record never has it (its keys are RECORD_KEYS).
 PARTS = "parts"

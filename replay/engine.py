@@ -35,13 +35,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from formats.canonical import check_channel_dirname
-from formats.errors import IRCParseError, UsageError
+from formats.dialect import TWITCH, Dialect, get_dialect
+from formats.errors import IRCParseError
 from formats.irc import CompatFields, parse_compat
+from formats.names import channel_folder_name, channel_ok
 from formats.rawcodec import CLOSE, OPEN, RECV, TICK, Event, receiver_name
 from replay.batches import ClosedBatch, OpenBatches
 from replay.compact import PARTS, compiled_lane, compiled_twitch_line, receiver_key
-from replay.dialect import TWITCH, Dialect, get_dialect
 from replay.timestamps import DEFAULT_TIMING, ServerClock, Timing
 
 # Reasons a received line is not archived (the summary counts them).
@@ -89,21 +89,8 @@ class _Connection:
         self.batches = OpenBatches(timing)
 
 
-def channel_folder_name(param: str) -> str | None:
-    """`#Chan` -> `chan`; None if the parameter is not a channel: only `#` and at least one more
-    character names one (ARCHIVE_FORMAT.md section 3; upstream archives no `&` channel)."""
-    if len(param) < 2 or param[0] != "#":
-        return None
-    return param[1:].lower()
-
-
-@functools.lru_cache(maxsize=4096)
-def _safe_folder(name: str) -> bool:
-    try:
-        check_channel_dirname(name)
-    except UsageError:
-        return False
-    return True
+# A channel's folder name is checked once per name, not once per line.
+_safe_folder = functools.lru_cache(maxsize=4096)(channel_ok)
 
 
 # What most events close: nothing. Immutable, so a caller cannot change it for the next one.

@@ -27,9 +27,9 @@ from urllib.parse import quote
 import urllib3
 
 from formats.errors import ArchiverError, InputError, UsageError
+from formats.names import batch_name_ok, channel_ok
 from formats.store import channel_chat_dir, fsync_dir, makedirs_durable, write_bytes_atomic
 from merge.directory import Problem, merge_tree, read_verified
-from serve.routes import batch_name_ok, channel_ok
 from sync.client import Peer, PeerError, new_pool
 from sync.plan import Wanted, channel_names, hours_in_window, names_list, plan_hour
 

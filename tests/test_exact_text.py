@@ -15,10 +15,10 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from formats.dialect import TWITCH
 from formats.errors import IRCParseError
 from formats.irc import parse_compat, parse_compat_words
 from formats.rawcodec import OPEN, RECV, Event
-from replay.dialect import TWITCH
 from replay.engine import replay_events
 from tests.strategies import irc_lines
 

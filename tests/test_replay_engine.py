@@ -275,7 +275,7 @@ def test_indexed_cut_equals_upstream_full_scan(seq: list[tuple[bool, int, int, i
     ],
 )
 def test_tmi_sent_ts_is_read_as_upstream_reads_it_or_estimated(value: str, expected: float | None) -> None:
-    from replay.dialect import ircv3_server_time, twitch_server_time
+    from formats.dialect import ircv3_server_time, twitch_server_time
 
     assert twitch_server_time({"tmi-sent-ts": value}) == expected
     assert twitch_server_time({"tmi-sent-ts": True}) is None

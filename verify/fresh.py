@@ -25,11 +25,11 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from formats.canonical import content_key, record_content_key
+from formats.dialect import TWITCH, Dialect, get_dialect
 from formats.errors import ArchiverError, IRCParseError
 from formats.irc import CompatFields, parse_compat
+from formats.names import channel_folder_name
 from formats.rawcodec import OPEN, RECV, Event, receiver_name
-from replay.dialect import TWITCH, Dialect, get_dialect
-from replay.engine import channel_folder_name
 
 # The digest of a line today's replay does not archive: no record's content digests to it (a
 # 64-bit digest is 0 once in 2**64 records).
