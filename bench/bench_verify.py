@@ -205,7 +205,7 @@ def _measure_verify(root: str, jobs: int | None, conn: Any) -> None:
 
 
 def _measure_export(root: str, hours: int, jobs: int | None, fmt: str, conn: Any) -> None:
-    from export.stream import export  # noqa: PLC0415 (in the measured process only)
+    from export.shell import export  # noqa: PLC0415 (in the measured process only)
     from export.window import Window  # noqa: PLC0415
     from verify.scan import default_jobs  # noqa: PLC0415
 

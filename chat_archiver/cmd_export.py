@@ -12,7 +12,7 @@ import typer
 
 from chat_archiver import console
 from export.formats import FORMATS, Playback
-from export.stream import export
+from export.shell import export
 from export.window import ExportError, Filters, Window
 from formats.errors import ArchiverError, InputError
 from formats.times import parse_window

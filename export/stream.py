@@ -23,7 +23,7 @@ from typing import IO, Any
 
 import orjson
 
-from export.formats import WHOLE_WINDOW, Playback, Renderer
+from export.formats import Playback, Renderer
 from export.scan import Lone, ScanBatch, scan_batch
 from export.window import (
     MAX_RANGE,
@@ -31,7 +31,6 @@ from export.window import (
     ExportError,
     Filters,
     Window,
-    count_chunks,
     plan_chunks,
     trim_before_quiet_points,
     trim_content,
@@ -565,68 +564,3 @@ def write_lines(chunks: Iterable[list[Row]], fmt: str, out: IO[bytes]) -> int:
             count += len(some)
     out.write(renderer.end().encode())
     return count
-
-
-def export(
-    root: str,
-    channel: str,
-    window: Window,
-    fmt: str,
-    out: IO[bytes],
-    *,
-    filters: Filters = NO_FILTERS,
-    jobs: int = 1,
-    on_plan: Callable[[int], None] | None = None,
-    on_chunk: Callable[[int], None] | None = None,
-    problems: list[InputError] | None = None,
-    playback: Playback | None = None,
-) -> int:
-    """Write the export of `window` to `out`; returns the number of records.
-
-    With a `problems` list, a damaged batch file is added there (each once) and skipped, and the
-    export goes on with everything readable; without one, it raises InputError.
-
-    `on_plan(n)` is told the number of chunks once, `on_chunk(k)` each time k more are done (the
-    CLI hangs its progress bar on them). A window of at least two parts with `jobs` > 1 goes to a
-    process pool (`parts.export_in_parts`), with the same bytes as the serial export. The playback
-    formats (`WHOLE_WINDOW`; `playback` defaults to the window) take the pool's records and render
-    them here, in one renderer.
-    """
-    from export import parts  # noqa: PLC0415 (parts imports this module)
-
-    count = count_chunks(window, CHUNK_MINUTES)
-    if on_plan is not None:
-        on_plan(count)
-    chunks = plan_chunks(window, CHUNK_MINUTES)
-    found: list[InputError] | None = None if problems is None else []
-    if (jobs <= 1 or count < 2 * parts.PART_CHUNKS) and fmt in LINE_FORMATS:
-        rows = iter_chunk_rows(root, channel, window, chunks, filters, on_chunk=on_chunk, problems=found, lines=True)
-        with gc_paused():  # no cycles in rows and lines; else a full pass over the cache after each chunk
-            written = write_lines(rows, fmt, out)
-    elif jobs <= 1 or count < 2 * parts.PART_CHUNKS:
-        records = iter_chunks(root, channel, window, chunks, filters, on_chunk=on_chunk, problems=found)
-        written = write_export(records, fmt, out, playback or Playback(window.start, window.end))
-    elif fmt in WHOLE_WINDOW:  # workers merge, this process renders
-        channel_name(root, channel)  # fail before starting workers
-        records = parts.records_in_parts(
-            root, channel, window, chunks, filters=filters, jobs=jobs, on_chunk=on_chunk, problems=found
-        )
-        written = write_export(records, fmt, out, playback or Playback(window.start, window.end))
-    else:
-        channel_name(root, channel)  # fail before starting workers
-        written = parts.export_in_parts(
-            root,
-            channel,
-            window,
-            chunks,
-            fmt=fmt,
-            out=out,
-            filters=filters,
-            jobs=jobs,
-            on_chunk=on_chunk,
-            problems=found,
-        )
-    if problems is not None and found:
-        # a file read by two chunks (or two parts) is reported once
-        problems.extend({str(p): p for p in found}.values())
-    return written

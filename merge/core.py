@@ -50,6 +50,7 @@ from typing import Any, TypeVar
 
 from formats.canonical import (
     CONTENT_KEYS,
+    batch_relpath,
     batch_time_of,
     canonical_bytes,
     canonical_bytes_py,
@@ -118,6 +119,26 @@ def check_records(records: Iterable[Mapping[str, Any]]) -> None:
                 _num(when, "receive time")
         except InputError as e:
             raise InputError(e.message, None, index) from None
+
+
+def check_parsed(records: list[dict[str, Any]], path: str) -> None:
+    """The merge's checks of a file's decoded records beyond the schema: numbers it can merge, and
+    minutes the layout can name. InputError says where."""
+    try:
+        check_records(records)  # the merge's own checks, so a bad file fails here, not mid-merge
+    except InputError as e:
+        raise e.at(path) from None
+    placed: set[int] = set()
+    for number, record in enumerate(records, 1):
+        batch_time = batch_time_of(record["time"])
+        if batch_time not in placed:
+            try:
+                batch_relpath(batch_time, "")  # a minute the layout can name (years 1 to 9999)
+            except (OverflowError, ValueError, OSError):
+                raise InputError(
+                    f"time {record['time']!r} is outside any batch the layout can name", path, number
+                ) from None
+            placed.add(batch_time)
 
 
 Member = tuple[Number, bool, Number, bool]  # (time, is_float, time_range, is_float)

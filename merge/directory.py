@@ -36,7 +36,6 @@ from typing import Any
 from formats.canonical import (
     BATCH_INTERVAL,
     batch_relpath,
-    batch_time_of,
     check_channel_dirname,
     content_hash,
     is_record,
@@ -45,7 +44,7 @@ from formats.canonical import (
 from formats.errors import ArchiverError, InputError, UsageError
 from formats.memory import gc_paused
 from formats.store import QUARANTINE, fsync_dir, iter_batch_files, list_channels, minute_batch_files, write_bytes_atomic
-from merge.core import check_records
+from merge.core import check_parsed
 from merge.fastplan import plan_window_lines
 from merge.plan import (
     InputFile,
@@ -154,26 +153,6 @@ def _verify(data: bytes, path: str, digest: str | None) -> list[dict[str, Any]]:
         raise InputError(getattr(e, "message", str(e)), path, getattr(e, "line", None)) from None
     check_parsed(records, path)
     return records
-
-
-def check_parsed(records: list[dict[str, Any]], path: str) -> None:
-    """The merge's checks of a file's decoded records beyond the schema: numbers it can merge, and
-    minutes the layout can name. InputError says where."""
-    try:
-        check_records(records)  # the merge's own checks, so a bad file fails here, not mid-merge
-    except InputError as e:
-        raise e.at(path) from None
-    placed: set[int] = set()
-    for number, record in enumerate(records, 1):
-        batch_time = batch_time_of(record["time"])
-        if batch_time not in placed:
-            try:
-                batch_relpath(batch_time, "")  # a minute the layout can name (years 1 to 9999)
-            except (OverflowError, ValueError, OSError):
-                raise InputError(
-                    f"time {record['time']!r} is outside any batch the layout can name", path, number
-                ) from None
-            placed.add(batch_time)
 
 
 class _Entry:

@@ -23,7 +23,8 @@ from typer.testing import CliRunner
 
 from chat_archiver.cli import app
 from export import scan, stream
-from export.stream import export, iter_chunks, passing_through, write_export
+from export.shell import export
+from export.stream import iter_chunks, passing_through, write_export
 from export.window import Filters, Window, plan_chunks
 from formats.canonical import batch_time_of, canonical_bytes
 from formats.errors import ArchiverError, InputError

@@ -180,7 +180,7 @@ def test_cli_keeps_going_past_a_damaged_file_and_names_file_and_line(tmp_path: P
 def test_parallel_parts_give_the_serial_bytes(tmp_path: Path, monkeypatch: Any) -> None:
     """Parts stitched from worker processes equal the serial export byte for byte in every format,
     across a UTC midnight (text day headers) and with filters that leave parts empty."""
-    from export import parts, stream
+    from export import parts, shell
 
     t0 = 1_700_002_800 + 1800  # 2023-11-14T23:30Z; the window runs past midnight
     for m in range(100):
@@ -220,8 +220,8 @@ def test_parallel_parts_give_the_serial_bytes(tmp_path: Path, monkeypatch: Any) 
     for fmt in ("json", "jsonl", "text", "irc"):
         for filters in (Filters(), Filters.of([], ["rare"]), Filters.of([], ["nobody"])):
             serial, parallel = io.BytesIO(), io.BytesIO()
-            n1 = stream.export(str(tmp_path), "chan", window, fmt, serial, filters=filters, jobs=1)
-            n2 = stream.export(str(tmp_path), "chan", window, fmt, parallel, filters=filters, jobs=2)
+            n1 = shell.export(str(tmp_path), "chan", window, fmt, serial, filters=filters, jobs=1)
+            n2 = shell.export(str(tmp_path), "chan", window, fmt, parallel, filters=filters, jobs=2)
             assert (n1, parallel.getvalue()) == (n2, serial.getvalue()), (fmt, filters)
 
 
