@@ -16,7 +16,7 @@ from export.shell import export
 from export.window import ExportError, Filters, Window
 from formats.errors import ArchiverError, InputError
 from formats.times import parse_window
-from verify.scan import default_jobs
+from verify.shell import default_jobs
 
 Format = enum.Enum("Format", {name: name for name in FORMATS}, type=str)  # type: ignore[misc]
 

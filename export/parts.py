@@ -181,7 +181,7 @@ def export_in_parts(
     problems: list[InputError] | None = None,
 ) -> int:
     """Render `chunks` in parts on `jobs` workers and write them to `out` in order; returns the
-    number of records. Damaged files: as `stream.export` (`problems`)."""
+    number of records. Damaged files: as `shell.export` (`problems`)."""
     stitch = _Stitcher(fmt, out, on_chunk, problems)
     for part, result in _parts_in_order(
         root, channel, window, chunks, fmt=fmt, filters=filters, jobs=jobs, keep_going=problems is not None
@@ -203,7 +203,7 @@ def records_in_parts(
 ) -> Iterator[dict[str, Any]]:
     """The records of `chunks`, in order, merged on `jobs` workers (each part as JSON lines in a
     temporary file): for the formats one renderer must see whole (`formats.WHOLE_WINDOW`).
-    Damaged files: as `stream.export` (`problems`)."""
+    Damaged files: as `shell.export` (`problems`)."""
     for part, result in _parts_in_order(
         root, channel, window, chunks, fmt="jsonl", filters=filters, jobs=jobs, keep_going=problems is not None
     ):

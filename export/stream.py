@@ -214,7 +214,7 @@ def decode_line(line: bytes) -> dict[str, Any]:
 def read_minute(files: MinuteFiles, minute: int, problems: list[InputError] | None = None) -> MinuteRecords:
     """Every record in the files of one minute: the lone candidates of the files `files.scan`
     vouches for (export.scan: lines that pass through as they are once their id is unique), and
-    every other record decoded. A file the scan refuses is decoded whole, as before: a damaged file
+    every other record decoded. A file the scan refuses is decoded whole: a damaged file
     raises InputError naming the file and line; with a `problems` list, it is added there instead
     and the file is skipped, so an export keeps everything readable."""
     lone: list[Lone] = []
@@ -365,7 +365,7 @@ def iter_chunk_rows(
     (`passing_through` says why that is exact); the rest is decoded and goes through the merge and
     the reading fold (`merge.view.fold_rows`, or `view`). A chunk whose merge fails is done again
     from decoded files only, through `passing_through(fold_for_reading)` (`_reference_rows`), so the
-    error names the same record as before.
+    error names the record the reference names.
     """
     files = MinuteFiles(root, channel_name(root, channel), None if view is not None else scan_batch)
     cache: dict[int, _Minute] = {}
@@ -414,7 +414,7 @@ def _reference_rows(
     problems: list[InputError] | None,
     lines: bool,
 ) -> list[Row]:
-    """The chunk read the way it was before lone lines passed through: every file decoded, each
+    """The chunk read without letting lone lines pass through: every file decoded, each
     minute in the state the cache holds it (slimmed or whole), so the records reach the view in
     the same order, and an error names the same record."""
     plain = MinuteFiles(files.root, files.channel)

@@ -61,7 +61,7 @@ HASH_MISMATCH = "file name does not match its content's hash (damaged or altered
 
 
 @dataclass(frozen=True)
-class Problem:
+class MergeProblem:
     """A corrupt input: where, what, and where it was moved (None: left in place)."""
 
     path: str
@@ -95,7 +95,7 @@ class MergeStats:
     duplicate_deliveries: int = 0
     id_conflicts: int = 0
     range_conflicts: int = 0
-    problems: list[Problem] = field(default_factory=list)
+    problems: list[MergeProblem] = field(default_factory=list)
 
     def add(self, other: MergeStats) -> None:
         for name, value in asdict(other).items():
@@ -109,7 +109,7 @@ class MergeStats:
         return out
 
 
-ProblemHook = Callable[[Problem], None]
+ProblemHook = Callable[[MergeProblem], None]
 
 
 # Which file a path named when it was read: a name can be deleted and reused (by a concurrent merge,
@@ -252,7 +252,7 @@ class _Channel:
             # Unreadable (permissions, a folder or a symlink loop under a batch file's name) is not
             # damaged: nothing says its bytes are bad, so it is reported and left where it is.
             self.bad.add(path)
-            self.problem(Problem(path, f"{_cannot_read(e)}; left in place"))
+            self.problem(MergeProblem(path, f"{_cannot_read(e)}; left in place"))
             return None
         try:
             entry = _read_entry(data, path, digest)
@@ -295,9 +295,9 @@ class _Channel:
             self.bad.add(path)
             if self.quarantine and not os.path.exists(path):
                 return  # someone else moved or merged it away meanwhile: not ours to report
-        self.problem(Problem(path, message, line, moved))
+        self.problem(MergeProblem(path, message, line, moved))
 
-    def problem(self, problem: Problem) -> None:
+    def problem(self, problem: MergeProblem) -> None:
         self.stats.problems.append(problem)
         if self.on_problem is not None:
             self.on_problem(problem)
@@ -339,7 +339,7 @@ class _Channel:
         if existing is not None:
             moved = self.move_to_quarantine(path)
             if moved is None and os.path.exists(path):
-                self.problem(Problem(path, "file name does not match its content's hash, and it cannot be moved"))
+                self.problem(MergeProblem(path, "file name does not match its content's hash, and it cannot be moved"))
                 return None
             self.bad.discard(path)
             for i, earlier in enumerate(self.stats.problems):
@@ -347,7 +347,7 @@ class _Channel:
                     self.stats.problems[i] = dataclasses.replace(earlier, quarantined_to=moved)
                     break
             else:
-                self.problem(Problem(path, HASH_MISMATCH, None, moved))
+                self.problem(MergeProblem(path, HASH_MISMATCH, None, moved))
         write_bytes_atomic(path, data)
         self.stats.files_written += 1
         return path

@@ -13,7 +13,8 @@ version 2: "connection open, every line received before `at` is recorded") moves
 same way and archives nothing. So a quiet channel's batch closes at the first tick past its
 deadline, and a replay run live (following files as they grow) closes batches at exactly the same
 events as one run later over the finished files: same batches, same bytes. A tick of a connection
-that is not open is ignored. Version 1 recordings have no ticks and replay exactly as before.
+that is not open is ignored. Version 1 recordings have no ticks: their batches close on the
+other events alone.
 
 `state()` and `StreamReplayer.from_state()` save and restore everything an event can depend on
 (connections, clocks, initialised channels, open batches), so a follower can stop after any event
@@ -58,7 +59,7 @@ PROBLEMS_KEPT = 1000
 
 
 @dataclass
-class Stats:
+class ReplayStats:
     """Counters of one replay; summed over streams by the shell."""
 
     events: int = 0
@@ -68,7 +69,7 @@ class Stats:
     skipped: Counter[str] = field(default_factory=Counter)
     problems: list[str] = field(default_factory=list)
 
-    def add(self, other: Stats) -> None:
+    def add(self, other: ReplayStats) -> None:
         self.events += other.events
         self.lines += other.lines
         self.records += other.records
@@ -117,7 +118,7 @@ class StreamReplayer:
         self.slug = slug
         self.timing = timing
         self.channels = channels
-        self.stats = Stats()
+        self.stats = ReplayStats()
         self._conns: dict[int, _Connection] = {}
 
     def _open(self, conn: int, dialect: Dialect) -> _Connection:
@@ -210,7 +211,7 @@ class StreamReplayer:
         """The replayer `state()` described; it goes on exactly as the saved one would have."""
         self = cls(recorder, slug, timing=timing, channels=channels, compact=compact)
         events, lines, records, connections, skipped = state["stats"]
-        self.stats = Stats(events, lines, records, connections, Counter(skipped))
+        self.stats = ReplayStats(events, lines, records, connections, Counter(skipped))
         for conn, dialect, clock, ready, batches in state["conns"]:
             c = _Connection(receiver_name(recorder, slug, conn), get_dialect(dialect), timing)
             c.clock = ServerClock.from_state(timing, clock)

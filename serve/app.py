@@ -420,7 +420,7 @@ def browser_page(hours: dict[str, list[str]], *, player: bool) -> bytes:
 
 
 def installed_player() -> PagePlayer | None:
-    """export's HTML player (issue 11), if this tree has it."""
+    """export's HTML player, if this tree has it."""
     try:
         from export.html import render_page  # type: ignore[import-not-found, unused-ignore]  # noqa: PLC0415
     except ImportError:

@@ -7,8 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from merge.directory import merge_tree
-from replay.api import ReplayReport
-from replay.api import replay as replay_only
+from replay.shell import ReplayReport
+from replay.shell import replay as replay_only
 
 
 def replay(raw_paths: list[str], out_root: str, *, merge: bool = True, **options: Any) -> ReplayReport:

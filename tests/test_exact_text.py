@@ -1,4 +1,4 @@
-"""Exact text (issue 8): every line is read as ARCHIVE_FORMAT.md section 3 says, on real Twitch lines
+"""Exact text: every line is read as ARCHIVE_FORMAT.md section 3 says, on real Twitch lines
 and on generated ones, and the replay archives the text verbatim (runs of spaces kept).
 
 The expected text is worked out here from the spec's rule (a regular expression over the stripped

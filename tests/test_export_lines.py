@@ -49,7 +49,7 @@ def scanner(fn: Any) -> Iterator[None]:
 
 
 def reference(root: str, window: Window, fmt: str, filters: Filters, keep_going: bool) -> object:
-    """Every record decoded and merged as before the line path (a view given turns the scan off)."""
+    """Every record decoded and merged, without the line path (a view given turns the scan off)."""
     out = io.BytesIO()
     problems: list[InputError] | None = [] if keep_going else None
     try:

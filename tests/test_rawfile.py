@@ -21,7 +21,7 @@ from formats.rawcodec import (
     encode_header,
     redact,
 )
-from formats.rawfile import Problem, find_raw_files, group_streams, iter_stream_events
+from formats.rawfile import RawProblem, find_raw_files, group_streams, iter_stream_events
 from recorder.rawwriter import RawWriter
 
 HOUR_US = 3_600_000_000
@@ -219,7 +219,7 @@ def test_file_reader_is_the_decoder_read_in_any_size(
         saved = rawfile.READ_SIZE
         rawfile.READ_SIZE = size
         try:
-            problems: list[Problem] = []
+            problems: list[RawProblem] = []
             events = list(rawfile.iter_file_events(path, problems))
         finally:
             rawfile.READ_SIZE = saved

@@ -14,8 +14,8 @@ import pytest
 from formats.canonical import parse_batch
 from formats.errors import UsageError
 from formats.rawcodec import Event
-from replay.api import replay
 from replay.engine import StreamReplayer
+from replay.shell import replay
 from replay.timestamps import Timing
 
 ROOT = Path(__file__).parent.parent
