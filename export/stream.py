@@ -31,7 +31,6 @@ from export.window import (
     ExportError,
     Filters,
     Window,
-    plan_chunks,
     trim_before_quiet_points,
     trim_content,
 )
@@ -300,20 +299,6 @@ def _context(minute: _Minute, core_ids: set[str], reread: Callable[[], MinuteRec
     if not minute.ids.isdisjoint(core_ids):
         out.extend(r for r in _decoded(reread()) if r["time_range"] == 0 and message_id(r) in core_ids)
     return out
-
-
-def iter_window(
-    root: str,
-    channel: str,
-    window: Window,
-    filters: Filters = NO_FILTERS,
-    *,
-    view: RecordsFn | None = None,
-    chunk_minutes: int = CHUNK_MINUTES,
-) -> Iterator[dict[str, Any]]:
-    """The records of `window`, merged, folded, selected, filtered and in canonical order, chunk by
-    chunk. A damaged file raises replay's InputError naming it and its line."""
-    return iter_chunks(root, channel, window, plan_chunks(window, chunk_minutes), filters, view=view)
 
 
 def iter_chunks(

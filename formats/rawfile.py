@@ -148,19 +148,6 @@ class RawFileReader:
         return event
 
 
-def iter_file_events(path: str, problems: list[RawProblem]) -> Iterator[Event]:
-    """Every readable event of one raw file after its header (checked by read_header), in file
-    order, decoded by `formats.rawcodec.Decoder`."""
-    reader = RawFileReader(path, problems)
-    for first, block in reader.blocks():
-        lines = reader.lines(block)
-        reader.lines_passed = len(lines)
-        for number, raw in enumerate(lines, first):
-            event = reader.event(raw, number)
-            if event is not None:
-                yield event
-
-
 @dataclass
 class Stream:
     """All files written by one recorder process, in sequence order."""

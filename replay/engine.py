@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import functools
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -317,19 +317,3 @@ class StreamReplayer:
                 "time_range": time_range,
             },
         )
-
-
-def replay_events(
-    recorder: str,
-    slug: str,
-    events: Iterable[Event],
-    *,
-    timing: Timing = DEFAULT_TIMING,
-) -> list[ClosedBatch]:
-    """One-call wrapper: every batch of one stream, in the order they close."""
-    r = StreamReplayer(recorder, slug, timing=timing)
-    out: list[ClosedBatch] = []
-    for event in events:
-        out.extend(r.feed(event))
-    out.extend(r.finish())
-    return out

@@ -19,7 +19,7 @@ from formats.dialect import TWITCH
 from formats.errors import IRCParseError
 from formats.irc import parse_compat, parse_compat_words
 from formats.rawcodec import OPEN, RECV, Event
-from replay.engine import replay_events
+from tests.pipeline import replay_events
 from tests.strategies import irc_lines
 
 # 581 lines Twitch's server sent, from the tests of nine public chat libraries (fixtures/corpus/SOURCES.md).

@@ -34,7 +34,7 @@ from export.ass import (
 )
 from export.formats import Playback, Renderer
 from formats.canonical import batch_time_of
-from formats.store import write_batch
+from tests.archives import write_batch
 from tests.strategies import PLAY_START, archive_records, chat_sessions, markup_text, play_message, play_removal
 
 FIXTURE_ARCHIVE = str(Path(__file__).parent.parent / "fixtures" / "export" / "archive")

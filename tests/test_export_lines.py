@@ -28,8 +28,9 @@ from export.stream import iter_chunks, passing_through, write_export
 from export.window import Filters, Window, plan_chunks
 from formats.canonical import batch_time_of, canonical_bytes
 from formats.errors import ArchiverError, InputError
-from formats.store import write_batch, write_batch_bytes
+from formats.store import write_batch_bytes
 from merge.view import fold_for_reading
+from tests.archives import write_batch
 from tests.compiled import compiled_module
 from tests.strategies import MERGE_MINUTE0, archive_records, export_windows, merge_archives, records_in_minute
 

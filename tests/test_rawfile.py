@@ -220,7 +220,13 @@ def test_file_reader_is_the_decoder_read_in_any_size(
         rawfile.READ_SIZE = size
         try:
             problems: list[RawProblem] = []
-            events = list(rawfile.iter_file_events(path, problems))
+            reader = rawfile.RawFileReader(path, problems)
+            events = [
+                event
+                for first, block in reader.blocks()
+                for number, raw in enumerate(reader.lines(block), first)
+                if (event := reader.event(raw, number)) is not None
+            ]
         finally:
             rawfile.READ_SIZE = saved
     assert [e.text for e in events] == expected_events

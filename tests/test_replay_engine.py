@@ -284,19 +284,6 @@ def test_tmi_sent_ts_is_read_as_upstream_reads_it_or_estimated(value: str, expec
     assert ircv3_server_time({"time": "2023-13-14T22:13:20Z"}) is None
 
 
-def test_one_call_wrapper_equals_feeding_event_by_event() -> None:
-    from formats.rawfile import find_raw_files, group_streams, iter_stream_events
-    from replay.engine import replay_events
-
-    problems: list = []
-    for stream in group_streams(find_raw_files([str(TWO)]), problems):
-        events = list(iter_stream_events(stream, problems))
-        engine = StreamReplayer(stream.header.recorder, stream.header.slug)
-        fed = [b for e in events for b in engine.feed(e)] + engine.finish()
-        assert replay_events(stream.header.recorder, stream.header.slug, events) == fed
-        assert fed
-
-
 def test_what_feed_returns_is_the_callers_to_change() -> None:
     """An event that closes nothing returns an empty sequence no later call shares (it used to be
     one module-level list: a caller appending to it changed every later answer)."""

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from chat_archiver.cli import app
 from fixtures.txt2raw import convert
 from formats.canonical import parse_batch
-from formats.store import write_batch
+from tests.archives import write_batch
 from tests.pipeline import replay
 from verify import shell
 from verify.shell import verify_archive
