@@ -11,7 +11,7 @@ from functools import partial
 import typer
 
 from chat_archiver import console
-from export.formats import FORMATS, Playback
+from export.render import FORMATS, Playback
 from export.shell import export
 from export.window import ExportError, Filters, Window
 from formats.errors import ArchiverError, InputError

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import IO
 
 from export import parts
-from export.formats import WHOLE_WINDOW, Playback
+from export.render import WHOLE_WINDOW, Playback
 from export.stream import (
     CHUNK_MINUTES,
     LINE_FORMATS,

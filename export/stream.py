@@ -23,7 +23,7 @@ from typing import IO, Any
 
 import orjson
 
-from export.formats import Playback, Renderer
+from export.render import Playback, Renderer
 from export.scan import Lone, ScanBatch, scan_batch
 from export.window import (
     MAX_RANGE,

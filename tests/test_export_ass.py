@@ -32,7 +32,7 @@ from export.ass import (
     stable_color,
     wrap,
 )
-from export.formats import Playback, Renderer
+from export.render import Playback, Renderer
 from formats.canonical import batch_time_of
 from tests.archives import write_batch
 from tests.strategies import PLAY_START, archive_records, chat_sessions, markup_text, play_message, play_removal
