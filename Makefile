@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml formats/_speedups.c formats/_jsonchars.h formats/_canon
 ## run: the real job on loopback: a busy Twitch-like channel, `archive` with two recorders (one killed
 ## and restarted) for a minute, verify's report, and the live archive compared with an offline replay
 run: $(STAMP)
-	$(BIN)/python -m tests.live_demo live-demo
+	$(BIN)/python -m demo.live live-demo
 
 ## run-fixtures: replay the bundled fixture recordings into ./archive and print the summary
 run-fixtures: $(STAMP)

@@ -17,8 +17,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from ircd import INSPIRCD, InspIRCd, IrcClient, free_port
+from ircd import INSPIRCD, InspIRCd, IrcClient
 from twitchlike import ServerConn, TwitchLikeServer, chat_line, wait_until
+
+from demo.twitchlike import free_port
 
 ROOT = Path(__file__).parent.parent
 CLI = [sys.executable, "-m", "chat_archiver.cli"]
