@@ -25,7 +25,9 @@ from demo.twitchlike import free_port
 ROOT = Path(__file__).parent.parent
 CLI = [sys.executable, "-m", "chat_archiver.cli"]
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+# Each runs three real processes for seconds: one worker runs them one after another (make test
+# uses --dist loadgroup) so they do not compete with each other for the machine's cores.
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.xdist_group("live_e2e")]
 
 
 def tree(root: Path) -> dict[str, bytes]:
@@ -54,7 +56,7 @@ class Broadcast:
             if not conn.wait_joined([self.channel], 15):
                 return
             sent = len(self.lines)
-            end = time.monotonic() + rng.uniform(2.0, 6.0)
+            end = time.monotonic() + rng.uniform(1.0, 3.0)
             while not self.stop.is_set() and time.monotonic() < end:
                 now = len(self.lines)
                 if now > sent:
@@ -84,7 +86,10 @@ def _run_archive_and_kill(
     seconds: float,
     seed: int,
     metrics_port: int | None = None,
+    pause: tuple[float, float] = (0.4, 1.4),
 ) -> tuple[Path, list[str]]:
+    """Run `archive` for `seconds`, killing the follower (-9) after every random `pause` and
+    recorder-1 once past half-time; return the host folder and what was killed."""
     rng = random.Random(seed)
     host = tmp / "host"
     args = [
@@ -118,7 +123,7 @@ def _run_archive_and_kill(
         end = time.monotonic() + seconds
         killed_recorder = False
         while time.monotonic() < end:
-            time.sleep(rng.uniform(1.0, 3.5))
+            time.sleep(rng.uniform(*pause))
             pids = _children(state)
             if not killed_recorder and time.monotonic() > end - seconds / 2:
                 os.kill(pids["recorder-1"] or 0, signal.SIGKILL)  # a recorder crash: restarted, new slug
@@ -194,7 +199,7 @@ def test_live_archive_equals_replay_after_kill_9s_twitchlike(tmp_path: Path, see
     with TwitchLikeServer(script=broadcast.script(rng)) as server:  # type: ignore[arg-type]
         try:
             host, notes = _run_archive_and_kill(
-                tmp_path, server.url, "twitch", "alpha", seconds=16, seed=seed, metrics_port=free_port()
+                tmp_path, server.url, "twitch", "alpha", seconds=6, seed=seed, metrics_port=free_port()
             )
         finally:
             broadcast.stop.set()
@@ -219,7 +224,7 @@ def test_live_archive_equals_replay_after_kill_9s_inspircd(tmp_path: Path) -> No
         thread = threading.Thread(target=talk, daemon=True)
         thread.start()
         try:
-            host, notes = _run_archive_and_kill(tmp_path, ircd.ws_url, "ircv3", "lobby", seconds=12, seed=3)
+            host, notes = _run_archive_and_kill(tmp_path, ircd.ws_url, "ircv3", "lobby", seconds=6, seed=3)
         finally:
             stop.set()
             thread.join(10)
