@@ -122,11 +122,13 @@ def _run_archive_and_kill(
         recorders = {n: _children(state)[n] for n in ("recorder-1", "recorder-2")}
         end = time.monotonic() + seconds
         killed_recorder = False
-        while time.monotonic() < end:
+        while time.monotonic() < end or not killed_recorder:  # however slow the restarts, once
             time.sleep(rng.uniform(*pause))
             pids = _children(state)
             if not killed_recorder and time.monotonic() > end - seconds / 2:
-                os.kill(pids["recorder-1"] or 0, signal.SIGKILL)  # a recorder crash: restarted, new slug
+                recorder = pids.get("recorder-1")
+                assert recorder, pids  # (a pid of 0 would be this whole process group)
+                os.kill(recorder, signal.SIGKILL)  # a recorder crash: restarted, new slug
                 notes.append("recorder-1 killed")
                 killed_recorder = True
                 continue
