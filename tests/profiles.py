@@ -1,6 +1,6 @@
 """Hypothesis example counts live in two profiles, chosen by HYPOTHESIS_PROFILE (or CI=true).
 
-`dev` is the quick default for people at a keyboard; `ci` runs five times as many examples. A test
+`dev` is the quick default for people at a keyboard; `ci` runs twelve times as many examples. A test
 whose law needs more (or, being expensive, fewer) examples than the others asks for a multiple of the
 active profile's count with `examples(k)` instead of pinning a number, so `dev` stays quick and `ci`
 stays thorough for every test alike.
@@ -12,7 +12,7 @@ import os
 
 from hypothesis import HealthCheck, settings
 
-settings.register_profile("dev", max_examples=60, deadline=None)
+settings.register_profile("dev", max_examples=25, deadline=None)
 settings.register_profile(
     "ci", max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
 )
