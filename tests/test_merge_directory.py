@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from profiles import examples
+from profiles import examples, suppressing
 
 from formats.canonical import batch_relpath, batch_time_of, canonical_json, content_hash, format_batch, parse_batch
 from formats.errors import UsageError
@@ -75,7 +75,7 @@ def canonical_tree(records: list[dict[str, Any]]) -> dict[str, bytes]:
 
 
 settings_dir = settings(
-    max_examples=examples(0.1), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(0.1), deadline=None, suppress_health_check=suppressing(HealthCheck.function_scoped_fixture)
 )
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from profiles import examples
+from profiles import examples, suppressing
 
 from formats.canonical import batch_relpath, batch_time_of, format_batch
 from formats.store import write_batch_bytes
@@ -20,7 +20,7 @@ from tests.strategies import MERGE_MINUTE0, merge_archives
 from tests.test_merge_directory import CHANNEL, tree, write_archive
 
 settings_minutes = settings(
-    max_examples=examples(0.2), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(0.2), deadline=None, suppress_health_check=suppressing(HealthCheck.function_scoped_fixture)
 )
 
 
