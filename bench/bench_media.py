@@ -29,7 +29,7 @@ from typing import Any
 
 import bench
 from media.keeper import Keeper, Options
-from media.workers import Stats
+from media.workers import MediaStats
 
 RATE = 20  # messages per second
 DAY = 86_400
@@ -101,7 +101,7 @@ def run() -> None:
     try:
         for day in (1, 2):
             messages, n = day_of_messages(day)
-            stats = Stats()
+            stats = MediaStats()
             before = store_bytes(root)
             opts = Options(twitch_cdn=cdn, allow_private=True, workers=4, queue_size=100_000)
             with Keeper(root, opts, stats=stats) as keeper:

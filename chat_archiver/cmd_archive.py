@@ -258,7 +258,7 @@ def register(app: typer.Typer) -> None:
         )
         media_status = state / "media-status.json"
         if not no_emotes or media_links:
-            from chat_archiver.cmd_media import PRIVATE_WARNING  # noqa: PLC0415
+            from media.keeper import PRIVATE_WARNING  # noqa: PLC0415
 
             if twitch_cdn is not None and not twitch_cdn.startswith(("http://", "https://")):
                 fail(f"--twitch-cdn must be an http:// or https:// URL, not {twitch_cdn!r}")

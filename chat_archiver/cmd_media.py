@@ -15,20 +15,16 @@ from formats.errors import ArchiverError, InputError
 
 if TYPE_CHECKING:
     from media.keeper import Keeper, Options
-    from media.scan import Tail
+    from media.shell import Tail
 
 INTERRUPTED = "media stopped; every file it wrote is whole: run it again to fetch the rest."
-PRIVATE_WARNING = (
-    "--allow-private-addresses: fetches may reach loopback and private addresses; a link posted in "
-    "chat can now reach services on this host and its network. Use it only for tests and private mirrors."
-)
 
 
 def keeper_options(
     *, twitch_cdn: str | None, links: bool, allow_private: bool, workers: int, emotes: bool = True
 ) -> Options:
     """The keeper's options from the command line (shared by `media` and `archive`)."""
-    from media.keeper import Options  # noqa: PLC0415 (keeps `chat-archiver --help` light)
+    from media.keeper import PRIVATE_WARNING, Options  # noqa: PLC0415 (keeps `chat-archiver --help` light)
 
     if twitch_cdn is not None and not twitch_cdn.startswith(("http://", "https://")):
         fail(f"--twitch-cdn must be an http:// or https:// URL, not {twitch_cdn!r}")
@@ -93,8 +89,8 @@ def register(app: typer.Typer) -> None:
         """
         from formats.times import TimeError, parse_window  # noqa: PLC0415
         from media.keeper import Keeper  # noqa: PLC0415
-        from media.scan import Tail, records  # noqa: PLC0415
-        from media.workers import Stats  # noqa: PLC0415
+        from media.shell import Tail, records  # noqa: PLC0415
+        from media.workers import MediaStats  # noqa: PLC0415
 
         if not root.is_dir():
             fail(f"{root}: no such folder")
@@ -105,7 +101,7 @@ def register(app: typer.Typer) -> None:
         if follow and (since or until):
             fail("--follow takes no --since or --until")
         opts = keeper_options(twitch_cdn=twitch_cdn, links=media_links, allow_private=allow_private, workers=workers)
-        stats = Stats()
+        stats = MediaStats()
         problems: list[InputError] = []
 
         def problem(e: InputError) -> None:

@@ -30,8 +30,13 @@ from media.fetch import (
 from media.links import find_links, strip_trailing
 from media.sniff import MAX_IMAGE, image_problem
 from media.store import MediaStore, write_atomic
-from media.workers import Background, Log, Stats
+from media.workers import Background, Log, MediaStats
 
+# what the CLI says when fetches may reach private addresses (loud: it opens the host's network)
+PRIVATE_WARNING = (
+    "--allow-private-addresses: fetches may reach loopback and private addresses; a link posted in "
+    "chat can now reach services on this host and its network. Use it only for tests and private mirrors."
+)
 EMOTE_TIMEOUT = 30.0  # s per emote variant: a CDN answers in well under a second
 
 
@@ -64,14 +69,14 @@ class Keeper:
         root: str,
         opts: Options,
         *,
-        stats: Stats | None = None,
+        stats: MediaStats | None = None,
         log: Log = lambda line: None,
         resolve: Resolver = system_resolver,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = MediaStore(root)
         self.opts = opts
-        self.stats = stats or Stats()
+        self.stats = stats or MediaStats()
         self.log = log
         self.clock = clock
         self.fetched_by = opts.fetched_by or socket.gethostname()

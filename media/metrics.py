@@ -1,6 +1,6 @@
 """Prometheus metrics of the media stage, computed at scrape time.
 
-Counters come from the keeper's `Stats` (plain dicts under a lock, cheaper per fetch than
+Counters come from the keeper's `MediaStats` (plain dicts under a lock, cheaper per fetch than
 prometheus-client's labelled counters), either in this process (`MediaCollector`) or from the
 status file a `media --follow` child writes for `archive` (`StatusCollector`). The store's size is
 a walk of its folders, cached for a minute so a scrape every few seconds does not list a large
@@ -20,12 +20,12 @@ from prometheus_client.registry import Collector
 
 from media import layout
 from media.store import MediaStore
-from media.workers import Stats
+from media.workers import MediaStats
 
 PREFIX = "chat_archiver_media"
 SIZE_TTL = 60.0
 
-# name in Stats.snapshot(), metric name, help, label names
+# name in MediaStats.snapshot(), metric name, help, label names
 _COUNTERS = (
     ("fetches", "fetches", "Fetches, by kind (emote, link) and outcome (ok, refused, failed).", ("kind", "outcome")),
     ("bytes_fetched", "fetched_bytes", "Bytes of bodies fetched, by kind.", ("kind",)),
@@ -47,7 +47,7 @@ _COUNTERS = (
 
 
 def families(snapshot: dict[str, Any], sizes: dict[str, Any]) -> Iterator[Metric]:
-    """The metric families of a `Stats.snapshot()` and the store's `{folder: [files, bytes]}`."""
+    """The metric families of a `MediaStats.snapshot()` and the store's `{folder: [files, bytes]}`."""
     for key, name, text, labels in _COUNTERS:
         family = CounterMetricFamily(f"{PREFIX}_{name}", text, labels=list(labels))
         for joined, n in sorted((snapshot.get(key) or {}).items()):
@@ -84,7 +84,7 @@ class StoreSize:
 class MediaCollector(Collector):
     """This process's media metrics."""
 
-    def __init__(self, stats: Stats, store: MediaStore | None = None) -> None:
+    def __init__(self, stats: MediaStats, store: MediaStore | None = None) -> None:
         self.stats = stats
         self.size = StoreSize(store) if store is not None else None
 
@@ -111,6 +111,6 @@ class StatusCollector(Collector):
         yield from families(status, {k: v for k, v in sizes.items() if isinstance(v, list) and len(v) == 2})
 
 
-def status_bytes(stats: Stats, size: StoreSize) -> bytes:
+def status_bytes(stats: MediaStats, size: StoreSize) -> bytes:
     """What a `media --follow` child writes to its status file."""
     return orjson.dumps({**stats.snapshot(), "store": size(), "time": time.time()})

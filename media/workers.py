@@ -23,7 +23,7 @@ Log = Callable[[str], None]
 
 
 @dataclass
-class Stats:
+class MediaStats:
     """Counters of one process's media work (thread-safe; read by the Prometheus collector)."""
 
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -56,7 +56,7 @@ class Background:
         self,
         kind: str,
         handle: Callable[[str], None],
-        stats: Stats,
+        stats: MediaStats,
         *,
         workers: int = 4,
         queue_size: int = 10_000,

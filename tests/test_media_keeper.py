@@ -14,10 +14,10 @@ import pytest
 from typer.testing import CliRunner
 
 from chat_archiver.cli import app
-from formats.store import write_batch
 from media import layout
 from media.keeper import Keeper, Options
-from media.workers import Background, Stats
+from media.workers import Background, MediaStats
+from tests.archives import write_batch
 from tests.fakecdn import FakeCDN, emote_bytes
 
 pytestmark = pytest.mark.integration
@@ -75,7 +75,7 @@ def test_a_name_on_disk_is_never_fetched_again(tmp_path: Any, cdn: FakeCDN) -> N
 
 def test_an_html_answer_is_not_kept_as_an_emote(tmp_path: Any, cdn: FakeCDN) -> None:
     """A mirror answering an HTML page (with an image type) for an emote keeps nothing."""
-    stats = Stats()
+    stats = MediaStats()
     with Keeper(str(tmp_path), Options(twitch_cdn=cdn.url + "/lying-type?", allow_private=True), stats=stats) as k:
         k.offer_record(message(1, "25:0-1"))
         assert k.drain(20)
@@ -84,7 +84,7 @@ def test_an_html_answer_is_not_kept_as_an_emote(tmp_path: Any, cdn: FakeCDN) -> 
 
 
 def test_a_missing_emote_is_counted_and_kept_out(tmp_path: Any, cdn: FakeCDN) -> None:
-    stats = Stats()
+    stats = MediaStats()
     with Keeper(str(tmp_path), opts(cdn), stats=stats) as keeper:
         keeper.offer_record(message(1, "missing7:0-1"))
         assert keeper.drain(20)
@@ -93,7 +93,7 @@ def test_a_missing_emote_is_counted_and_kept_out(tmp_path: Any, cdn: FakeCDN) ->
 
 
 def test_private_addresses_refused_by_default(tmp_path: Any, cdn: FakeCDN) -> None:
-    stats = Stats()
+    stats = MediaStats()
     with Keeper(str(tmp_path), Options(twitch_cdn=cdn.url), stats=stats) as keeper:
         keeper.offer_record(message(1, "25:0-1"))
         assert keeper.drain(20)
@@ -104,7 +104,7 @@ def test_private_addresses_refused_by_default(tmp_path: Any, cdn: FakeCDN) -> No
 def test_offer_never_blocks_while_the_cdn_is_slow(tmp_path: Any, cdn: FakeCDN) -> None:
     """A full queue drops (and counts); the caller's time does not depend on the CDN's."""
     cdn.mode, cdn.delay = "slow", 2.0
-    stats = Stats()
+    stats = MediaStats()
     with Keeper(str(tmp_path), opts(cdn, queue_size=4), stats=stats) as keeper:
         started = time.monotonic()
         for i in range(2000):
@@ -126,7 +126,7 @@ def test_background_coalesces_and_backs_off() -> None:
             raise OSError("no")
 
     now = [0.0]
-    bg = Background("t", handle, Stats(), workers=1, queue_size=10, retry_after=60, clock=lambda: now[0])
+    bg = Background("t", handle, MediaStats(), workers=1, queue_size=10, retry_after=60, clock=lambda: now[0])
     assert bg.offer("a") == "queued"
     assert bg.offer("a") == "coalesced"
     assert bg.offer("bad") == "queued"
@@ -148,7 +148,7 @@ def resolve(host: str, port: int) -> list[str]:
 
 def test_links_in_wubloaders_layout(tmp_path: Any, cdn: FakeCDN) -> None:
     url = f"http://cdn.test:{cdn.port}/image.png"
-    stats = Stats()
+    stats = MediaStats()
     with Keeper(str(tmp_path), opts(cdn, links=True, fetched_by="hostX"), stats=stats, resolve=resolve) as keeper:
         keeper.offer_record(message(1, "", f"look {url} and cdn.test:{cdn.port}/html-page 1.5/10 fart.wav"))
         assert keeper.drain(20)

@@ -19,8 +19,9 @@ import pytest
 from twitchlike import ServerConn, TwitchLikeServer, wait_until
 
 from formats.errors import InputError
-from formats.store import iter_batch_files, read_batch_file
+from formats.store import iter_batch_files
 from media import layout
+from tests.archives import read_batch_file
 from tests.fakecdn import FakeCDN
 
 ROOT = Path(__file__).parent.parent

@@ -1,4 +1,5 @@
-"""Reading what an archive's records name: a whole pass (`records`) and a tail (`Tail`) (I/O).
+"""The media stage's I/O shell on the archive side: the records of a whole pass (`records`) and of a
+tail (`Tail`), read from the batch files.
 
 A pass reads the batch files of the chosen channels and window once. The tail is how the live
 host keeps up: every few seconds it lists the newest two hour folders of each channel and reads
@@ -12,11 +13,21 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from formats.canonical import BATCH_INTERVAL, batch_relpath
+from formats.canonical import BATCH_INTERVAL, batch_relpath, parse_batch
 from formats.errors import InputError
-from formats.store import QUARANTINE, hour_batch_files, list_channels, list_hours, read_batch_file
+from formats.store import QUARANTINE, hour_batch_files, list_channels, list_hours
 
 Problem = Callable[[InputError], None]
+
+
+def read_batch_file(path: str) -> list[dict[str, Any]]:
+    """One batch file's records; InputError naming the file for damage or a file gone."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise InputError(f"cannot read: {e.strerror}", path) from None
+    return parse_batch(data, path)
 
 
 def hour_name(t: float) -> str:
