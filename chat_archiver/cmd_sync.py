@@ -123,6 +123,10 @@ def register(app: typer.Typer) -> None:
                 now = time.time()
                 with progress(enabled=not as_json, unit="files") as bar:
                     task = bar.add_task("fetching", total=0)
+                    # the media folders first: a pass's summary follows right on its chat merge
+                    media = sync_extras_from(
+                        root, peers, folders, timeout=timeout, on_refusal=lambda line: warn(f"refused: {line}")
+                    )
                     stats = sync_once(
                         root,
                         peers,
@@ -135,9 +139,6 @@ def register(app: typer.Typer) -> None:
                         on_plan=partial(_grow, bar, task),
                         on_file=partial(bar.advance, task),
                         on_problem=lambda p: warn(f"merge: {p}"),
-                    )
-                    media = sync_extras_from(
-                        root, peers, folders, timeout=timeout, on_refusal=lambda line: warn(f"refused: {line}")
                     )
                 done += 1
                 summary = {**stats.as_dict(), "media_files_fetched": media.fetched, "media_bytes_fetched": media.bytes}
