@@ -122,8 +122,9 @@ class Target:
     scheme: str
     host: str
     port: int
-    ip: str
+    ip: str  # the first checked address
     path: str  # path and query, as sent in the request line
+    others: tuple[str, ...] = ()  # the name's other checked addresses, tried in turn if `ip` fails
 
 
 def plan(url: str, resolve: Resolver, policy: Policy) -> Target:
@@ -155,7 +156,7 @@ def plan(url: str, resolve: Resolver, policy: Policy) -> Target:
         path += "?" + parts.query
     if any(c in path for c in "\x00\r\n "):
         raise Refused("bad-url", "control characters in the path")
-    return Target(url, scheme, host, port, addresses[0], path)
+    return Target(url, scheme, host, port, addresses[0], path, tuple(addresses[1:]))
 
 
 @dataclass(frozen=True)
@@ -171,10 +172,21 @@ class _PinnedHTTP(http.client.HTTPConnection):
 
     def __init__(self, target: Target, timeout: float) -> None:
         super().__init__(target.host, target.port, timeout=timeout)
-        self._ip = target.ip
+        self._ips = (target.ip, *target.others)
 
     def connect(self) -> None:
-        self.sock = socket.create_connection((self._ip, self.port), self.timeout)
+        """Connect to the first checked address that answers (a name with IPv6 and IPv4 addresses
+        on a host without IPv6), never to an address that was not checked."""
+        error: OSError | None = None
+        for ip in self._ips:
+            try:
+                self.sock = socket.create_connection((ip, self.port), self.timeout)
+            except OSError as e:
+                error = e
+                continue
+            return
+        assert error is not None
+        raise error
 
 
 class _PinnedHTTPS(_PinnedHTTP):

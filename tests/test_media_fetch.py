@@ -125,6 +125,14 @@ def test_allow_private_lets_a_loopback_mirror_through(cdn: FakeCDN) -> None:
     assert f.fetch(f"{cdn.url}/image.png").body.startswith(PNG_HEAD)
 
 
+def test_the_next_checked_address_when_the_first_does_not_answer(cdn: FakeCDN) -> None:
+    """A name with two addresses (IPv6 and IPv4, say) where the first is unreachable: the second
+    checked address is used, and nothing unchecked."""
+    ok = {"127.0.0.3", "127.0.0.1"}
+    f = Fetcher(policy(address_ok=ok.__contains__), lambda host, port: ["127.0.0.3", "127.0.0.1"])
+    assert f.fetch(f"http://two.test:{cdn.port}/image.png").body.startswith(PNG_HEAD)
+
+
 def test_every_address_of_a_name_must_be_allowed() -> None:
     with pytest.raises(Refused):
         plan("http://both.test/", lambda h, p: ["127.0.0.1", "127.0.0.2"], policy())
@@ -141,7 +149,7 @@ def test_dns_rebinding_connects_to_the_checked_address(cdn: FakeCDN, internal: F
 def test_the_plan_names_the_address_it_checked() -> None:
     resolver = Resolver()
     target = plan("https://rebind.test/a?b=c", resolver, policy())
-    assert target == Target("https://rebind.test/a?b=c", "https", "rebind.test", 443, "127.0.0.1", "/a?b=c")
+    assert target == Target("https://rebind.test/a?b=c", "https", "rebind.test", 443, "127.0.0.1", "/a?b=c", ())
 
 
 def test_a_redirect_to_a_private_address_is_refused(cdn: FakeCDN, internal: FakeCDN) -> None:

@@ -8,7 +8,7 @@ import json
 import os
 
 import pytest
-from hypothesis import given
+from hypothesis import event, given
 from hypothesis import strategies as st
 
 from formats.errors import InputError
@@ -177,3 +177,97 @@ def test_store_paths_never_leave_root(tmp_path: object) -> None:
     os.symlink("/", os.path.join(str(tmp_path), "emotes"))
     with pytest.raises(ValueError):
         store.emote_path("25", "dark-1.0")
+
+
+_PIECES = [
+    "..",
+    ".",
+    "",
+    "25",
+    "dark-1.0",
+    "A" * 43,
+    "B" * 43 + ".png",
+    "B" * 43 + "..",
+    "ab",
+    "ab" + "0" * 62 + ".png",
+]
+_PIECES += ["x\u0665", ".hidden", "/", "\\", "%2e%2e", "\x00", "metadata.json", "C" * 43 + ".metadata.json"]
+_names = st.lists(st.sampled_from(_PIECES), max_size=4).map("/".join)
+
+
+@given(st.sampled_from((*layout.EXTRAS, "other")), _names)
+def test_an_accepted_name_stays_in_its_folder(folder: str, relpath: str) -> None:
+    """Whatever a peer lists, a name the grammar accepts is a plain relative path inside its folder."""
+    event("accepted" if layout.relpath_ok(folder, relpath) else "refused")
+    if layout.relpath_ok(folder, relpath):
+        joined = os.path.normpath(os.path.join("/root", folder, relpath))
+        assert joined.startswith(f"/root/{folder}/"), relpath
+        assert relpath.isascii() and not any(p.startswith(".") or p == "" for p in relpath.split("/"))
+
+
+@given(st.text(max_size=300))
+def test_find_links_never_raises_and_finds_no_ip_literal(text: str) -> None:
+    from media.links import find_links
+
+    for link in find_links(text):
+        host = link.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0]
+        assert "." in host and host.rsplit(".", 1)[1][:1].isalpha(), link
+
+
+@pytest.mark.parametrize(
+    ("text", "links"),
+    [
+        ("look https://example.com/a.png", ["https://example.com/a.png"]),
+        ("example.com/x and http://a.b.c:8080", ["example.com/x", "http://a.b.c:8080"]),
+        ("fart.wav", []),  # no scheme, no path
+        ("rated 1.5/10", []),  # the last label starts with a digit
+        ("http://10.0.0.1/x", []),  # an IP address is not a link
+        ("x/example.com/y", []),  # inside a path
+        ("foo_example.com/y", []),  # inside a word
+        ("(example.com/a)", ["example.com/a)"]),  # the retry after a 4xx strips the `)`
+    ],
+)
+def test_find_links_is_wubloaders_pattern(text: str, links: list[str]) -> None:
+    from media.links import find_links
+
+    assert find_links(text) == links
+
+
+@pytest.mark.parametrize(
+    ("url", "stripped"),
+    [("http://a.b/x.png!", "http://a.b/x.png"), ("http://a.b/x...", "http://a.b/x"), ("http://a.b/x", None)],
+)
+def test_strip_trailing(url: str, stripped: str | None) -> None:
+    from media.links import strip_trailing
+
+    assert strip_trailing(url) == stripped
+
+
+def test_metrics_families_from_stats_and_status_file(tmp_path: object) -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from media.metrics import MediaCollector, StatusCollector, StoreSize, status_bytes
+    from media.workers import MediaStats
+
+    stats = MediaStats()
+    stats.add("fetches", ("emote", "ok"), 6)
+    stats.add("refusals", ("link", "private-address"))
+    stats.add("offers", ("emote", "dropped"), 3)
+    store = MediaStore(str(tmp_path))
+    store.write("emotes/25/dark-1.0", PNG)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(MediaCollector(stats, store))
+    text = generate_latest(registry).decode()
+    assert 'chat_archiver_media_fetches_total{kind="emote",outcome="ok"} 6.0' in text
+    assert 'chat_archiver_media_refusals_total{kind="link",reason="private-address"} 1.0' in text
+    assert 'chat_archiver_media_offers_total{answer="dropped",kind="emote"} 3.0' in text
+    assert f'chat_archiver_media_store_bytes{{folder="emotes"}} {float(len(PNG))}' in text
+    path = os.path.join(str(tmp_path), "status.json")
+    with open(path, "wb") as f:
+        f.write(status_bytes(stats, StoreSize(store)))
+    from_file = CollectorRegistry(auto_describe=False)
+    from_file.register(StatusCollector(path))
+    assert generate_latest(from_file).decode() == text
+    broken = CollectorRegistry(auto_describe=False)
+    broken.register(StatusCollector(os.path.join(str(tmp_path), "missing.json")))
+    assert "chat_archiver_media_fetches_total" in generate_latest(broken).decode()
