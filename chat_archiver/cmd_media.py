@@ -60,7 +60,7 @@ def register(app: typer.Typer) -> None:
             "--allow-private-addresses",
             help="Let fetches reach loopback and private addresses (tests, private mirrors). Unsafe with links.",
         ),
-        workers: int = typer.Option(4, "--workers", "-j", min=1, max=64, metavar="N", help="Fetches at once."),
+        jobs: int = typer.Option(4, "--jobs", "-j", min=1, max=64, metavar="N", help="Fetches at once."),
         follow: bool = typer.Option(
             False, "--follow", help="Keep watching the archive for new minutes, until SIGTERM or Ctrl-C."
         ),
@@ -87,20 +87,22 @@ def register(app: typer.Typer) -> None:
         Exit status: 0 all fetched, 1 some fetches failed or were refused (run again later),
         2 unusable arguments, 130 interrupted.
         """
+        from chat_archiver.inputs import archive_channels_or_fail  # noqa: PLC0415
         from formats.times import TimeError, parse_window  # noqa: PLC0415
         from media.keeper import Keeper  # noqa: PLC0415
         from media.shell import Tail, records  # noqa: PLC0415
         from media.workers import MediaStats  # noqa: PLC0415
 
-        if not root.is_dir():
-            fail(f"{root}: no such folder")
+        archive_channels_or_fail([str(root)], channel, allow_empty=True)
         try:
             start, end = parse_window(since, until)
         except TimeError as e:
             fail(str(e))
         if follow and (since or until):
             fail("--follow takes no --since or --until")
-        opts = keeper_options(twitch_cdn=twitch_cdn, links=media_links, allow_private=allow_private, workers=workers)
+        opts = keeper_options(
+            twitch_cdn=twitch_cdn, links=media_links, allow_private=allow_private, workers=jobs, emotes=not no_emotes
+        )
         stats = MediaStats()
         problems: list[InputError] = []
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -61,6 +62,7 @@ class Background:
         workers: int = 4,
         queue_size: int = 10_000,
         retry_after: float = 300.0,
+        remember: int = 200_000,
         log: Log = lambda line: None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -72,7 +74,10 @@ class Background:
         self.clock = clock
         self._queue: queue.Queue[str | None] = queue.Queue(queue_size)
         self._lock = threading.Lock()
-        self._done: set[str] = set()
+        # keys done, most recent last; bounded (a long-running host sees endless distinct links):
+        # a key forgotten here is only looked up on disk again by `handle`, never fetched twice
+        self._done: OrderedDict[str, None] = OrderedDict()
+        self.remember = remember
         self._pending: set[str] = set()  # queued or being fetched
         self._failed: dict[str, float] = {}  # key -> when it failed
         self._threads = [
@@ -87,6 +92,7 @@ class Background:
         unless `wait` (a whole pass over an archive waits for room rather than drop)."""
         with self._lock:
             if key in self._done:
+                self._done.move_to_end(key)
                 answer = "done"
             elif key in self._pending:
                 answer = "coalesced"
@@ -147,7 +153,9 @@ class Background:
             with self._lock:
                 self._pending.discard(key)
                 if ok:
-                    self._done.add(key)
+                    self._done[key] = None
+                    if len(self._done) > self.remember:
+                        self._done.popitem(last=False)
                     self._failed.pop(key, None)
                 else:
                     self._failed[key] = self.clock()

@@ -196,8 +196,23 @@ def test_media_command_window_and_errors(tmp_path: Any, cdn: FakeCDN) -> None:
     base = ["media", root, "--twitch-cdn", cdn.url, "--allow-private-addresses"]
     result = CliRunner().invoke(app, [*base, "--since", "2030-01-01T00:00Z"])
     assert result.exit_code == 0 and not cdn.emote_hits()
+    assert CliRunner().invoke(app, [*base, "--no-emotes"]).exit_code == 0 and not cdn.emote_hits()
+    assert CliRunner().invoke(app, [*base, "-c", "nosuch"]).exit_code == 2
     assert CliRunner().invoke(app, ["media", str(tmp_path / "nope")]).exit_code == 2
     assert CliRunner().invoke(app, [*base, "--twitch-cdn", "ftp://x"]).exit_code == 2
     cdn.mode = "down"
     result = CliRunner().invoke(app, base)
     assert result.exit_code == 1
+
+
+def test_background_remembers_a_bounded_number_of_keys() -> None:
+    calls: list[str] = []
+    bg = Background("t", calls.append, MediaStats(), workers=1, remember=2)
+    for key in ("a", "b", "c"):
+        bg.offer(key)
+        assert bg.drain(5)
+    assert bg.offer("c") == "done" and bg.offer("b") == "done"
+    assert bg.offer("a") == "queued"  # forgotten: handed to `handle` again, which looks at the disk
+    assert bg.drain(5)
+    bg.close()
+    assert calls == ["a", "b", "c", "a"]
