@@ -12,10 +12,12 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
+from ircd import free_port
 from twitchlike import ServerConn, TwitchLikeServer, wait_until
 
 from formats.errors import InputError
@@ -124,6 +126,8 @@ def test_archive_fetches_emotes_live_and_never_loses_chat(tmp_path: Path) -> Non
             "--twitch-cdn",
             cdn.url,
             "--allow-private-addresses",
+            "--metrics-port",
+            str(metrics_port := free_port()),
         ]
         log = open(tmp_path / "archive.log", "wb")  # noqa: SIM115 (closed below)
         proc = subprocess.Popen(args, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
@@ -153,6 +157,9 @@ def test_archive_fetches_emotes_live_and_never_loses_chat(tmp_path: Path) -> Non
                     theme, scale = variant.split("-")
                     assert hits[f"/emoticons/v2/{emote_id}/default/{theme}/{scale}"] == 1, (emote_id, variant)
             assert wait_until(lambda: status_of(status)["files_written"].get("emote") == 66, 10)
+            metrics = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).read().decode()
+            assert 'chat_archiver_media_files_written_total{kind="emote"} 66.0' in metrics
+            assert 'chat_archiver_archive_child_up{child="media"} 1.0' in metrics
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(60) == 0, (tmp_path / "archive.log").read_text()
         finally:
@@ -171,3 +178,22 @@ def test_archive_fetches_emotes_live_and_never_loses_chat(tmp_path: Path) -> Non
         assert done.returncode == 0, done.stderr.decode()
         assert all(on_disk(archive, f"d{k}") for k in range(5))
         assert json.loads(done.stdout)["files_written"] == {"emote": 30}
+
+
+def test_archive_no_emotes_runs_no_media_child(tmp_path: Path) -> None:
+    with TwitchLikeServer() as server:
+        host = tmp_path / "host"
+        args = [*CLI, "archive", "alpha", "--dir", str(host), "--server", server.url, "--no-emotes"]
+        proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            state = host / "state" / "supervisor.json"
+            assert wait_until(lambda: state.exists() and "follower" in state.read_text(), 30)
+            assert sorted(json.loads(state.read_text())["children"]) == ["follower", "recorder-1"]
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(60) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            assert proc.stderr is not None
+            proc.stderr.close()
