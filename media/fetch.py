@@ -17,7 +17,7 @@ drips one byte a minute, or a content type that lies. So:
   each socket read's timeout, so a slow drip ends at the deadline.
 - The content type must be present and allowed (the caller's predicate); an `image/*` answer whose
   bytes are an HTML page is refused (a lying type).
-- Each step is retried (up to 3 tries) only for failures that may pass (a refused connection, a
+- Each step is retried (up to 3 times) only for failures that may pass (a refused connection, a
   reset, a 5xx, a truncated body): never for a refusal of ours or a 4xx.
 
 `Refused(reason)` and `Failed(reason)` carry a short reason used as a metric label.
@@ -41,7 +41,7 @@ Resolver = Callable[[str, int], list[str]]
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 
 MAX_REDIRECTS = 5
-TRIES = 3
+TRIES = 4  # the first try and up to 3 retries, as wubloader
 TIMEOUT = 60.0  # s, the whole fetch
 MAX_BYTES = 128 << 20  # the body cap (wubloader's 128 MiB)
 CHUNK = 64 << 10

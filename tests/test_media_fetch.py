@@ -206,7 +206,7 @@ def test_a_body_shorter_than_declared_is_retried_then_fails(cdn: FakeCDN) -> Non
     with pytest.raises(Failed) as e:
         f.fetch(f"http://cdn.test:{cdn.port}/short-body")
     assert e.value.reason == "truncated"
-    assert cdn.hits["/short-body"] == 3
+    assert cdn.hits["/short-body"] == 4  # the try and 3 retries
 
 
 def test_a_server_error_is_retried(cdn: FakeCDN) -> None:
