@@ -10,6 +10,7 @@ whole CDN `slow` (each answer waits `delay`) or `down` (503). The hostile paths 
 from __future__ import annotations
 
 import contextlib
+import ssl
 import threading
 import time
 from collections import Counter
@@ -190,7 +191,7 @@ class _Server(ThreadingHTTPServer):
 class FakeCDN:
     """The server, started on `host` (a loopback address) at a free port; a context manager."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, tls: ssl.SSLContext | None = None) -> None:
         self.hits: Counter[str] = Counter()
         self.hosts: list[str] = []
         self.lock = threading.Lock()
@@ -200,9 +201,11 @@ class FakeCDN:
         self.closed = threading.Event()
         self.server = _Server((host, port), _Handler)
         self.server.cdn = self
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
         self.host = host
         self.port = self.server.server_address[1]
-        self.url = f"http://{host}:{self.port}"
+        self.url = f"{'https' if tls else 'http'}://{host}:{self.port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 

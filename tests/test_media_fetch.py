@@ -8,6 +8,9 @@ lie (answer differently the second time) while the sockets are real.
 
 from __future__ import annotations
 
+import shutil
+import ssl
+import subprocess
 import time
 from collections.abc import Iterator
 
@@ -37,7 +40,7 @@ class Resolver:
 
     def __call__(self, host: str, port: int) -> list[str]:
         self.lookups.append(host)
-        if host == "cdn.test":
+        if host in ("cdn.test", "other.test"):
             return ["127.0.0.1"]
         if host == "internal.test":
             return ["127.0.0.2"]
@@ -276,3 +279,33 @@ def test_link_content_types() -> None:
 )
 def test_address_is_global(ip: str, ok: bool) -> None:
     assert address_is_global(ip) is ok
+
+
+@pytest.fixture(scope="module")
+def tls_cdn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FakeCDN, ssl.SSLContext]]:
+    """An HTTPS CDN on 127.0.0.1 whose certificate names cdn.test, and a client context trusting it."""
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command is needed to make a certificate")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    name = ["-subj", "/CN=cdn.test", "-addext", "subjectAltName=DNS:cdn.test"]
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert), *name],
+        check=True,
+        capture_output=True,
+    )
+    server_side = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_side.load_cert_chain(cert, key)
+    client = ssl.create_default_context(cafile=str(cert))
+    with FakeCDN(tls=server_side) as cdn:
+        yield cdn, client
+
+
+def test_https_to_the_checked_address_verifies_the_name(tls_cdn: tuple[FakeCDN, ssl.SSLContext]) -> None:
+    """The socket goes to the checked address; SNI and the certificate check use the link's name."""
+    cdn, client = tls_cdn
+    f = Fetcher(policy(), Resolver(), ssl_context=client)
+    assert f.fetch(f"https://cdn.test:{cdn.port}/image.png").body.startswith(PNG_HEAD)
+    with pytest.raises(Failed) as e:  # same address, another name: the certificate does not match
+        f.fetch(f"https://other.test:{cdn.port}/image.png")
+    assert e.value.reason == "tls"
