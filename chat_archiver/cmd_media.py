@@ -161,6 +161,7 @@ def _follow(
         while True:
             for record in tail.poll(problem):
                 keeper.offer_record(record)
+            keeper.retry_due()  # what a CDN outage failed, once its wait is over
             if status_file is not None:
                 write_bytes_atomic(str(status_file), status_bytes(keeper.stats, size))
             if stop.wait(poll):

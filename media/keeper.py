@@ -115,6 +115,10 @@ class Keeper:
                 for url in find_links(params[-1]):
                     self.links.offer(url, wait=wait)
 
+    def retry_due(self) -> int:
+        """Queue again what failed for a reason that may pass, once its wait is over."""
+        return sum(bg.retry_due() for bg in (self.emotes, self.links) if bg is not None)
+
     def drain(self, timeout: float | None = None) -> bool:
         return all(bg.drain(timeout) for bg in (self.emotes, self.links) if bg is not None)
 

@@ -21,6 +21,7 @@ from formats.errors import ArchiverError
 from media.fetch import FetchError
 
 Log = Callable[[str], None]
+MAX_BACKOFF = 86_400.0  # s: a key that keeps failing is still tried once a day
 
 
 @dataclass
@@ -79,7 +80,8 @@ class Background:
         self._done: OrderedDict[str, None] = OrderedDict()
         self.remember = remember
         self._pending: set[str] = set()  # queued or being fetched
-        self._failed: dict[str, float] = {}  # key -> when it failed
+        # key -> (when it last failed, failures in a row, whether to try again by itself)
+        self._failed: dict[str, tuple[float, int, bool]] = {}
         self._threads = [
             threading.Thread(target=self._work, name=f"media-{kind}-{i}", daemon=True) for i in range(workers)
         ]
@@ -96,7 +98,7 @@ class Background:
                 answer = "done"
             elif key in self._pending:
                 answer = "coalesced"
-            elif key in self._failed and self.clock() - self._failed[key] < self.retry_after:
+            elif key in self._failed and not self._due(key):
                 answer = "backoff"
             else:
                 self._pending.add(key)
@@ -110,6 +112,21 @@ class Background:
                 answer = "dropped"
         self.stats.add("offers", (self.kind, answer))
         return answer
+
+    def _due(self, key: str) -> bool:
+        """Whether a failed key's wait is over: `retry_after`, doubled for each failure in a row,
+        at most a day."""
+        when, failures, _auto = self._failed[key]
+        wait: float = min(self.retry_after * 2.0 ** (failures - 1), MAX_BACKOFF)
+        return self.clock() - when >= wait
+
+    def retry_due(self) -> int:
+        """Offer again every key that failed for a reason that may pass (a timeout, a 5xx, no
+        connection: not a 4xx or a refusal of ours) and whose wait is over; the live host calls
+        this on each poll, so an outage of the CDN heals by itself. Returns how many were queued."""
+        with self._lock:
+            due = [k for k, (_w, _n, auto) in self._failed.items() if auto and k not in self._pending and self._due(k)]
+        return sum(self.offer(key) == "queued" for key in due)
 
     def idle(self) -> bool:
         with self._lock:
@@ -139,10 +156,12 @@ class Background:
             if key is None:
                 return
             ok = False
+            auto = True  # a disk error, a bug: worth another try later
             try:
                 self.handle(key)
                 ok = True
             except FetchError as e:
+                auto = e.retryable
                 self.log(f"{self.kind} {key}: {e}")
             except (ArchiverError, OSError, ValueError) as e:
                 self.stats.add("fetches", (self.kind, "error"))
@@ -158,4 +177,5 @@ class Background:
                         self._done.popitem(last=False)
                     self._failed.pop(key, None)
                 else:
-                    self._failed[key] = self.clock()
+                    failures = self._failed[key][1] + 1 if key in self._failed else 1
+                    self._failed[key] = (self.clock(), failures, auto)

@@ -216,3 +216,30 @@ def test_background_remembers_a_bounded_number_of_keys() -> None:
     assert bg.drain(5)
     bg.close()
     assert calls == ["a", "b", "c", "a"]
+
+
+def test_what_may_pass_is_retried_by_itself_with_a_growing_wait() -> None:
+    from media.fetch import Failed
+
+    tries: list[str] = []
+
+    def handle(key: str) -> None:
+        tries.append(key)
+        if key == "down":
+            raise Failed("http-status", "503", retryable=True, status=503)
+        raise Failed("http-4xx", "404", status=404)
+
+    now = [0.0]
+    bg = Background("t", handle, MediaStats(), workers=1, retry_after=10, clock=lambda: now[0])
+    bg.offer("down")
+    bg.offer("gone")
+    assert bg.drain(5)
+    assert bg.retry_due() == 0  # the wait is not over
+    now[0] = 10
+    assert bg.retry_due() == 1 and bg.drain(5)  # "down" again; "gone" (a 404) waits for an offer
+    now[0] = 25
+    assert bg.retry_due() == 0  # two failures in a row: 20 s from the last
+    now[0] = 30
+    assert bg.retry_due() == 1 and bg.drain(5)
+    bg.close()
+    assert tries == ["down", "gone", "down", "down"]
