@@ -23,6 +23,7 @@ import typer
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
+from chat_archiver import media_options
 from chat_archiver.cmd_record import DialectChoice
 from chat_archiver.console import EXIT_PROBLEMS, command, fail, note, os_error, out, warn
 from formats.errors import ArchiverError
@@ -187,20 +188,10 @@ def register(app: typer.Typer) -> None:
             min=0.1,
             help="Longest wait before a crashed child restarts.",
         ),
-        no_emotes: bool = typer.Option(
-            False, "--no-emotes", help="Do not fetch the Twitch emotes messages use (docs/media.md)."
-        ),
-        media_links: bool = typer.Option(
-            False, "--media-links", help="Also fetch images, videos and PDFs linked in messages (docs/media.md)."
-        ),
-        twitch_cdn: str = typer.Option(
-            None, "--twitch-cdn", metavar="URL", help="Fetch Twitch emotes from this mirror (default: Twitch's CDN)."
-        ),
-        allow_private: bool = typer.Option(
-            False,
-            "--allow-private-addresses",
-            help="Let media fetches reach loopback and private addresses (tests, private mirrors).",
-        ),
+        no_emotes: bool = media_options.NO_EMOTES,
+        media_links: bool = media_options.MEDIA_LINKS,
+        twitch_cdn: str = media_options.TWITCH_CDN,
+        allow_private: bool = media_options.ALLOW_PRIVATE,
     ) -> None:
         """Record channels and keep their archive current, live.
 
@@ -258,17 +249,11 @@ def register(app: typer.Typer) -> None:
         )
         media_status = state / "media-status.json"
         if not no_emotes or media_links:
-            from media.keeper import PRIVATE_WARNING  # noqa: PLC0415
-
-            if twitch_cdn is not None and not twitch_cdn.startswith(("http://", "https://")):
-                fail(f"--twitch-cdn must be an http:// or https:// URL, not {twitch_cdn!r}")
+            media_options.check(twitch_cdn, allow_private)
             argv = [*cli, "media", str(archive), "--follow", "--poll", "2", "--status-file", str(media_status)]
-            argv += ["--twitch-cdn", twitch_cdn] if twitch_cdn else []
-            argv += ["--media-links"] if media_links else []
-            argv += ["--no-emotes"] if no_emotes else []
-            if allow_private:
-                warn(PRIVATE_WARNING)
-                argv += ["--allow-private-addresses"]
+            argv += media_options.as_arguments(
+                no_emotes=no_emotes, media_links=media_links, twitch_cdn=twitch_cdn, allow_private=allow_private
+            )
             children.append(ChildSpec("media", argv, "media"))
         supervisor = Supervisor(
             children, log=_log, state_path=str(state / "supervisor.json"), backoff_max=max(restart_backoff, 0.1)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from chat_archiver import media_options
 from chat_archiver.console import EXIT_PROBLEMS, command, fail, note, number, os_error, out, warn
 from formats.errors import ArchiverError, InputError
 
@@ -23,13 +24,10 @@ INTERRUPTED = "media stopped; every file it wrote is whole: run it again to fetc
 def keeper_options(
     *, twitch_cdn: str | None, links: bool, allow_private: bool, workers: int, emotes: bool = True
 ) -> Options:
-    """The keeper's options from the command line (shared by `media` and `archive`)."""
-    from media.keeper import PRIVATE_WARNING, Options  # noqa: PLC0415 (keeps `chat-archiver --help` light)
+    """The keeper's options from the command line."""
+    from media.keeper import Options  # noqa: PLC0415 (keeps `chat-archiver --help` light)
 
-    if twitch_cdn is not None and not twitch_cdn.startswith(("http://", "https://")):
-        fail(f"--twitch-cdn must be an http:// or https:// URL, not {twitch_cdn!r}")
-    if allow_private:
-        warn(PRIVATE_WARNING)
+    media_options.check(twitch_cdn, allow_private)
     return Options(
         twitch_cdn=twitch_cdn or Options.twitch_cdn,
         emotes=emotes,
@@ -48,18 +46,10 @@ def register(app: typer.Typer) -> None:
         ),
         since: str = typer.Option(None, "--since", metavar="TIME", help="Only minutes that end at or after TIME."),
         until: str = typer.Option(None, "--until", metavar="TIME", help="Only minutes that start before TIME."),
-        no_emotes: bool = typer.Option(False, "--no-emotes", help="Do not fetch Twitch emotes (links only)."),
-        media_links: bool = typer.Option(
-            False, "--media-links", help="Also fetch images, videos and PDFs linked in messages (docs/media.md)."
-        ),
-        twitch_cdn: str = typer.Option(
-            None, "--twitch-cdn", metavar="URL", help="Fetch Twitch emotes from this mirror (default: Twitch's CDN)."
-        ),
-        allow_private: bool = typer.Option(
-            False,
-            "--allow-private-addresses",
-            help="Let fetches reach loopback and private addresses (tests, private mirrors). Unsafe with links.",
-        ),
+        no_emotes: bool = media_options.NO_EMOTES,
+        media_links: bool = media_options.MEDIA_LINKS,
+        twitch_cdn: str = media_options.TWITCH_CDN,
+        allow_private: bool = media_options.ALLOW_PRIVATE,
         jobs: int = typer.Option(4, "--jobs", "-j", min=1, max=64, metavar="N", help="Fetches at once."),
         follow: bool = typer.Option(
             False, "--follow", help="Keep watching the archive for new minutes, until SIGTERM or Ctrl-C."
