@@ -19,10 +19,13 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from formats.canonical import canonical_json
 from formats.irc import escape_tag_value
+
+if TYPE_CHECKING:
+    from export.emotes import ChatImages
 
 FORMATS = ("json", "jsonl", "text", "irc", "ass", "html")
 WHOLE_WINDOW = frozenset({"ass", "html"})  # never cut into parts: one renderer sees every record
@@ -31,12 +34,14 @@ WHOLE_WINDOW = frozenset({"ass", "html"})  # never cut into parts: one renderer 
 @dataclass(frozen=True)
 class Playback:
     """What the playback formats need beside the records: the window (time zero is its start),
-    how long a subtitle stays up, and a title."""
+    how long a subtitle stays up, a title, and the images chat showed (the html page and the
+    TwitchDownloader JSON embed them; without, emotes and badges stay words)."""
 
     start: float
     end: float
     hold: float = 10.0
     title: str = "chat"
+    images: ChatImages | None = None
 
 
 class _Stream(Protocol):
@@ -303,4 +308,4 @@ def _playback_renderer(fmt: str, playback: Playback) -> _Stream:
         return AssRenderer(playback.start, playback.hold, playback.title)
     from export.html import HtmlRenderer  # noqa: PLC0415
 
-    return HtmlRenderer(playback.start, playback.end, playback.title)
+    return HtmlRenderer(playback.start, playback.end, playback.title, playback.images)

@@ -1,0 +1,156 @@
+"""The images a window of chat showed: Twitch emotes by the `emotes` tag's positions, third-party
+emotes by word from the snapshot in force at each message's time, badges by set and version.
+Shared by the html page and the TwitchDownloader JSON, which both embed each image once.
+
+Where the images come from (all under the archive root, all optional: what is missing stays a
+word):
+- Twitch emotes: wubloader's layout, `emotes/<id>/<theme>-<scale>`; the dark 2.0 variant is used
+  (the page is dark, and 2.0 is sharp on a HiDPI screen at a line's height), else another one.
+- third-party emotes and badges: the snapshots (media.snapshots, media.badges) name each image by
+  its SHA-256; `read_image(sha)` gives its bytes from the content-addressed store.
+
+Positions: the `emotes` tag counts code points, as Twitch does (checked on the corpus's lines
+with emoji before an emote); a `/me` message's positions count from the action text (the text
+after `ACTION `). Spans here are in code points of the text the reader sees.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from export.formats import me_action
+from media.badges import BadgeTimeline, read_badges
+from media.snapshots import image_kind, read_snapshots
+from media.thirdparty import GLOBAL, Emote, EmoteTimeline, Snapshot, split_message, twitch_emote_spans
+
+TWITCH_VARIANTS = ("dark-2.0", "dark-1.0", "light-2.0", "light-1.0", "dark-3.0", "light-3.0")
+IMAGE_CAP = 8 * 1024 * 1024  # bytes: an image bigger than this is not embedded (stays a word)
+_MIME = {"png": "image/png", "gif": "image/gif", "webp": "image/webp", "avif": "image/avif", "jpeg": "image/jpeg"}
+
+Span = tuple[int, int, str]  # start, end (code points, end exclusive), image key
+ReadImage = Callable[[str], bytes | None]
+
+
+def data_uri(data: bytes) -> str | None:
+    """`data:image/...;base64,...` for an image, None for bytes that are not one."""
+    kind = image_kind(data)
+    return f"data:{_MIME[kind]};base64,{base64.b64encode(data).decode()}" if kind else None
+
+
+def read_twitch_emote(root: str, emote_id: str) -> bytes | None:
+    """The bytes of a Twitch emote in wubloader's layout (`emote_id` already checked as a plain id)."""
+    for variant in TWITCH_VARIANTS:
+        try:
+            with open(os.path.join(root, "emotes", emote_id, variant), "rb") as f:
+                data = f.read(IMAGE_CAP + 1)
+        except OSError:
+            continue
+        if len(data) <= IMAGE_CAP and image_kind(data):
+            return data
+    return None
+
+
+@dataclass
+class ChatImages:
+    """Resolves a window's messages to image spans and badges to images, fetching each image's
+    bytes once (`image(key)`). Keys: `t:<id>` a Twitch emote, `s:<sha256>` a stored image."""
+
+    channel: str
+    timeline: EmoteTimeline = field(default_factory=EmoteTimeline)
+    badges: BadgeTimeline = field(default_factory=BadgeTimeline)
+    twitch: Callable[[str], bytes | None] = lambda _id: None
+    read_image: ReadImage = lambda _sha: None
+    problems: list[str] = field(default_factory=list)
+    _tables: dict[tuple[int, ...], dict[str, Emote]] = field(default_factory=dict)
+    _bytes: dict[str, bytes | None] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, root: str, channel: str, read_image: ReadImage, since: float | None = None) -> ChatImages:
+        """Everything on disk for `channel` (a login) from the snapshot in force at `since` on."""
+        login = channel.lstrip("#").lower()
+        loaded = read_snapshots(root, [login, GLOBAL], since=since)
+        badge_snaps, badge_problems = read_badges(root, [login, GLOBAL])
+        return cls(
+            login,
+            EmoteTimeline.of(loaded.snapshots),
+            BadgeTimeline.of(badge_snaps),
+            lambda emote_id: read_twitch_emote(root, emote_id),
+            read_image,
+            loaded.problems + badge_problems,
+        )
+
+    @classmethod
+    def of(cls, channel: str, snapshots: list[Snapshot], **kw: Any) -> ChatImages:
+        return cls(channel.lstrip("#").lower(), EmoteTimeline.of(snapshots), **kw)
+
+    def _table(self, t: float) -> dict[str, Emote]:
+        snaps = self.timeline.snapshots_at(self.channel, t)
+        key = tuple(id(s) for s in snaps)
+        table = self._tables.get(key)
+        if table is None:
+            if len(self._tables) > 64:
+                self._tables.clear()
+            table = self._tables[key] = self.timeline.at(self.channel, t)
+        return table
+
+    def shown_text(self, record: Mapping[str, Any]) -> tuple[str, str]:
+        """(the text as a reader sees it, the text the `emotes` tag counts in)."""
+        params = record.get("params") or []
+        text = params[1] if len(params) > 1 and isinstance(params[1], str) else ""
+        action = me_action(text)
+        if action is None:
+            return text, text
+        counted = text[len("\x01ACTION ") :].rstrip("\x01") if text.startswith("\x01ACTION ") else ""
+        return action, counted
+
+    def spans(self, record: Mapping[str, Any]) -> list[Span]:
+        """The emotes of a chat line (PRIVMSG or USERNOTICE), as spans of its shown text; only the
+        ones whose image is on hand (the rest stay words)."""
+        try:
+            t = float(record["time"])
+        except (KeyError, TypeError, ValueError):
+            return []
+        shown, counted = self.shown_text(record)
+        if not shown:
+            return []
+        tags = record.get("tags")
+        tag = tags.get("emotes") if isinstance(tags, dict) else None
+        shift = len(counted) - len(counted.lstrip()) if counted != shown else 0
+        twitch = [
+            (a - shift, b - shift, emote_id)
+            for a, b, emote_id in twitch_emote_spans(tag, counted)
+            if a - shift >= 0 and b - shift <= len(shown)
+        ]
+        out: list[Span] = []
+        at = 0
+        for text, what in split_message(shown, twitch, self._table(t)):
+            if isinstance(what, str):
+                key = f"t:{what}"
+            elif isinstance(what, Emote) and what.image:
+                key = f"s:{what.image}"
+            else:
+                key = ""
+            if key and self.image(key) is not None:
+                out.append((at, at + len(text), key))
+            at += len(text)
+        return out
+
+    def badge_key(self, set_id: str, version: str, t: float) -> str:
+        """The image key of a badge at `t`, "" when none is snapshotted (it stays text)."""
+        badge = self.badges.at(self.channel, t).get((set_id, version))
+        key = f"s:{badge.image}" if badge and badge.image else ""
+        return key if key and self.image(key) is not None else ""
+
+    def image(self, key: str) -> bytes | None:
+        if key not in self._bytes:
+            kind, _, name = key.partition(":")
+            data = self.twitch(name) if kind == "t" else self.read_image(name) if kind == "s" else None
+            if data is not None and (len(data) > IMAGE_CAP or image_kind(data) is None):
+                self.problems.append(f"image {key} is not an image under {IMAGE_CAP} bytes; shown as its word")
+                data = None
+            self._bytes[key] = data
+        return self._bytes[key]
