@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).parent.parent
-STAGES = ("recorder", "replay", "merge", "verify", "export", "live")
+STAGES = ("recorder", "replay", "merge", "verify", "export", "live", "media")
 
 
 def imported_packages(package: str) -> set[str]:
@@ -40,3 +40,9 @@ def test_replay_does_not_import_merge() -> None:
 def test_live_builds_on_replay_merge_and_formats() -> None:
     """The live follower is the replay run incrementally, then the merge (issue 9)."""
     assert imported_packages("live") & {"verify", "export", "chat_archiver"} == set()
+
+
+def test_media_builds_on_formats_only() -> None:
+    """The media stage reads records and writes files: it needs no other stage (serve and sync
+    build on it to share its folders, not the other way round)."""
+    assert imported_packages("media") & {"replay", "merge", "verify", "export", "live", "serve", "sync"} == set()
