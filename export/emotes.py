@@ -24,12 +24,14 @@ from typing import Any
 
 from export.formats import me_action
 from media.badges import BadgeTimeline, read_badges
-from media.snapshots import image_kind, read_snapshots
+from media.snapshots import read_snapshots
+from media.sniff import image_kind
+from media.store import MediaStore
 from media.thirdparty import GLOBAL, Emote, EmoteTimeline, Snapshot, split_message, twitch_emote_spans
 
 TWITCH_VARIANTS = ("dark-2.0", "dark-1.0", "light-2.0", "light-1.0", "dark-3.0", "light-3.0")
 IMAGE_CAP = 8 * 1024 * 1024  # bytes: an image bigger than this is not embedded (stays a word)
-_MIME = {"png": "image/png", "gif": "image/gif", "webp": "image/webp", "avif": "image/avif", "jpeg": "image/jpeg"}
+_MIME = {"png": "image/png", "gif": "image/gif", "webp": "image/webp", "avif": "image/avif", "jpg": "image/jpeg"}
 
 Span = tuple[int, int, str]  # start, end (code points, end exclusive), image key
 ReadImage = Callable[[str], bytes | None]
@@ -57,7 +59,7 @@ def read_twitch_emote(root: str, emote_id: str) -> bytes | None:
 @dataclass
 class ChatImages:
     """Resolves a window's messages to image spans and badges to images, fetching each image's
-    bytes once (`image(key)`). Keys: `t:<id>` a Twitch emote, `s:<sha256>` a stored image."""
+    bytes once (`image(key)`). Keys: `t:<id>` a Twitch emote, `s:<name>` a stored image."""
 
     channel: str
     timeline: EmoteTimeline = field(default_factory=EmoteTimeline)
@@ -69,8 +71,9 @@ class ChatImages:
     _bytes: dict[str, bytes | None] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, root: str, channel: str, read_image: ReadImage, since: float | None = None) -> ChatImages:
+    def load(cls, root: str, channel: str, since: float | None = None) -> ChatImages:
         """Everything on disk for `channel` (a login) from the snapshot in force at `since` on."""
+        read_image = MediaStore(root).get_image
         login = channel.lstrip("#").lower()
         loaded = read_snapshots(root, [login, GLOBAL], since=since)
         badge_snaps, badge_problems = read_badges(root, [login, GLOBAL])

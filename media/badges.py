@@ -28,8 +28,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from formats.errors import InputError
 from formats.store import makedirs_durable, write_bytes_atomic
-from media.snapshots import Fetch, FetchError, ImageStore, image_kind, stamp
+from media.layout import image_name_ok
+from media.snapshots import Fetch, FetchError, ImageStore, stamp
 from media.thirdparty import GLOBAL
 
 FOLDER = "badges"
@@ -83,7 +85,7 @@ class BadgeSnapshot:
                 continue
             s, v, title, uuid, image = (item.get(k) for k in ("set_id", "version", "title", "uuid", "image"))
             if isinstance(s, str) and isinstance(v, str) and _KEY.match(s) and _KEY.match(v):
-                ok = isinstance(image, str) and re.fullmatch(r"[0-9a-f]{64}", image)
+                ok = isinstance(image, str) and image_name_ok(image)
                 badges.append(
                     Badge(
                         s,
@@ -187,10 +189,8 @@ def take_badges(
             image_url = f"{helix.cdn.rstrip('/')}/badges/v1/{b.uuid}/2"
             try:
                 data, _ = fetch(image_url, IMAGE_CAP)
-                if image_kind(data) is None:
-                    raise FetchError("not an image")
-                images[b.uuid] = store.put(data)
-            except FetchError as e:
+                images[b.uuid] = store.put_image(data)
+            except (FetchError, InputError) as e:
                 images[b.uuid] = None
                 findings.append(f"badges: {image_url}: {e}")
         done.append(Badge(b.set_id, b.version, b.title, b.uuid, images.get(b.uuid)))

@@ -6,8 +6,8 @@ Layout, under the archive root beside the channels and wubloader's `emotes/` and
 
 `provider` is `bttv`, `ffz` or `7tv`; `scope` is `_global` or a channel login (Twitch logins never
 start with `_`). Each file is one `Snapshot` (media.thirdparty), small JSON naming every emote by id
-and word and its image by SHA-256; the images themselves live once each in the content-addressed
-image store. Files are written atomically and never rewritten, so a folder is the scope's history,
+and word and its image by its name in the content-addressed image store (`<sha256 hex>.<ext>`, media.store), where
+each lives once. Files are written atomically and never rewritten, so a folder is the scope's history,
 and two hosts' folders merge by union.
 
 Taking a snapshot fetches the set's JSON, parses what is valid (findings for the rest), fetches the
@@ -30,6 +30,7 @@ from typing import Protocol
 
 import urllib3
 
+from formats.errors import InputError
 from formats.store import makedirs_durable, write_bytes_atomic
 from media.thirdparty import GLOBAL, PARSERS, PROVIDERS, Emote, Snapshot, Source, sources
 
@@ -42,9 +43,10 @@ _SCOPE = re.compile(r"[a-z0-9_]{1,64}\Z")
 
 
 class ImageStore(Protocol):
-    """Content-addressed images: `put` stores bytes and returns their SHA-256 (hex)."""
+    """Content-addressed images (media.store.MediaStore): `put_image` keeps real images and returns
+    their name `<sha256 hex>.<ext>`, raising InputError for bytes that are not one."""
 
-    def put(self, data: bytes) -> str: ...
+    def put_image(self, data: bytes) -> str: ...
 
 
 class FetchError(Exception):
@@ -59,21 +61,6 @@ class Fetch(Protocol):
     """GET `url` (with extra `headers`), at most `cap` bytes: (body, content type); FetchError."""
 
     def __call__(self, url: str, cap: int, headers: Mapping[str, str] | None = None) -> tuple[bytes, str]: ...
-
-
-def image_kind(data: bytes) -> str | None:
-    """The image format `data` starts with (png, gif, webp, avif, jpeg), None for anything else."""
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "png"
-    if data[:6] in (b"GIF87a", b"GIF89a"):
-        return "gif"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "webp"
-    if data[4:8] == b"ftyp" and data[8:12] in (b"avif", b"avis"):
-        return "avif"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "jpeg"
-    return None
 
 
 def scope_dir(root: str, provider: str, scope: str) -> str:
@@ -197,10 +184,8 @@ def take_snapshot(
             image_url = source.image_url(emote)
             try:
                 data, _ = fetch(image_url, IMAGE_CAP)
-                if image_kind(data) is None:
-                    raise FetchError("not an image (PNG, GIF, WebP, AVIF or JPEG)")
-                image = store.put(data)
-            except FetchError as e:
+                image = store.put_image(data)
+            except (FetchError, InputError) as e:
                 findings.append(f"{source.provider}: {image_url}: {e}")
         done.append(replace(emote, image=image))
     snap = Snapshot(source.provider, scope, now, tuple(done), channel_id or "", tuple(findings[:1000]))

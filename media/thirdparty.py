@@ -6,8 +6,8 @@ Theory of operation
 -------------------
 A *snapshot* is what one source said at one moment about one scope: the global set, or one
 channel's set. It holds emotes (provider, id, word, animated) and, once the images are fetched,
-the SHA-256 of each image. Snapshots are never edited; a later one supersedes an earlier one of the
-same (scope, provider) from its own time on.
+each image's name in the content-addressed store (its SHA-256 and format). Snapshots are never
+edited; a later one supersedes an earlier one of the same (scope, provider) from its own time on.
 
 `EmoteTimeline.at(channel, t)` is the table a chat client would have used at `t`: for each of the
 six (scope, provider) pairs, the latest snapshot taken at or before `t` (none: that pair adds
@@ -34,6 +34,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from media.layout import image_name_ok
+
 PROVIDERS = ("ffz", "bttv", "7tv")  # precedence within a scope (Chatterino's emote order)
 GLOBAL = ""  # the scope of the global sets; a channel's scope is its login
 _ID = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")
@@ -43,8 +45,8 @@ MAX_EMOTES = 20_000  # per answer: far above any real set (7TV's largest hold 1,
 
 @dataclass(frozen=True)
 class Emote:
-    """One third-party emote: `word` is what chat types, `image` the SHA-256 (hex) of its image once
-    fetched (None: not fetched, or the fetch failed)."""
+    """One third-party emote: `word` is what chat types, `image` its image's name in the
+    content-addressed store (`<sha256 hex>.<ext>`) once fetched (None: not fetched, or it failed)."""
 
     provider: str
     id: str
@@ -90,7 +92,7 @@ class Snapshot:
             image = item.get("image") if isinstance(item, dict) else None
             emote = _emote(provider, item, "word", f"{where}: emotes[{i}]", findings)
             if emote is not None:
-                ok = isinstance(image, str) and re.fullmatch(r"[0-9a-f]{64}", image)
+                ok = isinstance(image, str) and image_name_ok(image)
                 emotes.append(Emote(provider, emote.id, emote.word, emote.animated, image if ok else None))
         channel_id = doc.get("channel_id")
         return cls(
