@@ -10,8 +10,8 @@ word):
   its SHA-256; `read_image(sha)` gives its bytes from the content-addressed store.
 
 Positions: the `emotes` tag counts code points, as Twitch does (checked on the corpus's lines
-with emoji before an emote); a `/me` message's positions count from the action text (the text
-after `ACTION `). Spans here are in code points of the text the reader sees.
+with emoji before an emote); a `/me` message's positions count from its action text
+(media.thirdparty.shown_spans). Spans here are in code points of the text the reader sees.
 """
 
 from __future__ import annotations
@@ -22,12 +22,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from export.formats import me_action
 from media.badges import BadgeTimeline, read_badges
 from media.snapshots import read_snapshots
 from media.sniff import image_kind
 from media.store import MediaStore
-from media.thirdparty import GLOBAL, Emote, EmoteTimeline, Snapshot, split_message, twitch_emote_spans
+from media.thirdparty import GLOBAL, Emote, EmoteTimeline, Snapshot, shown_spans, split_message
 
 TWITCH_VARIANTS = ("dark-2.0", "dark-1.0", "light-2.0", "light-1.0", "dark-3.0", "light-3.0")
 IMAGE_CAP = 8 * 1024 * 1024  # bytes: an image bigger than this is not embedded (stays a word)
@@ -100,16 +99,6 @@ class ChatImages:
             table = self._tables[key] = self.timeline.at(self.channel, t)
         return table
 
-    def shown_text(self, record: Mapping[str, Any]) -> tuple[str, str]:
-        """(the text as a reader sees it, the text the `emotes` tag counts in)."""
-        params = record.get("params") or []
-        text = params[1] if len(params) > 1 and isinstance(params[1], str) else ""
-        action = me_action(text)
-        if action is None:
-            return text, text
-        counted = text[len("\x01ACTION ") :].rstrip("\x01") if text.startswith("\x01ACTION ") else ""
-        return action, counted
-
     def spans(self, record: Mapping[str, Any]) -> list[Span]:
         """The emotes of a chat line (PRIVMSG or USERNOTICE), as spans of its shown text; only the
         ones whose image is on hand (the rest stay words)."""
@@ -117,17 +106,12 @@ class ChatImages:
             t = float(record["time"])
         except (KeyError, TypeError, ValueError):
             return []
-        shown, counted = self.shown_text(record)
+        params = record.get("params") or []
+        text = params[1] if len(params) > 1 and isinstance(params[1], str) else ""
+        tags = record.get("tags")
+        shown, twitch = shown_spans(tags.get("emotes") if isinstance(tags, dict) else None, text)
         if not shown:
             return []
-        tags = record.get("tags")
-        tag = tags.get("emotes") if isinstance(tags, dict) else None
-        shift = len(counted) - len(counted.lstrip()) if counted != shown else 0
-        twitch = [
-            (a - shift, b - shift, emote_id)
-            for a, b, emote_id in twitch_emote_spans(tag, counted)
-            if a - shift >= 0 and b - shift <= len(shown)
-        ]
         out: list[Span] = []
         at = 0
         for text, what in split_message(shown, twitch, self._table(t)):

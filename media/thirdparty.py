@@ -312,7 +312,8 @@ class EmoteTimeline:
 def twitch_emote_spans(tag: object, text: str) -> list[tuple[int, int, str]]:
     """(start, end exclusive, emote id) of each Twitch emote the `emotes` tag names in `text`, in
     order, positions in code points (as Twitch counts them). Ranges that are malformed, outside
-    the text or overlapping an earlier one are left out: the text stays words there."""
+    the text, holding a space (an emote never does) or overlapping an earlier one are left out:
+    the text stays words there."""
     if not isinstance(tag, str) or not tag:
         return []
     spans = []
@@ -325,7 +326,7 @@ def twitch_emote_spans(tag: object, text: str) -> list[tuple[int, int, str]]:
             if not (dash and a.isdigit() and b.isdigit() and len(a) < 7 and len(b) < 7):
                 continue
             start, end = int(a), int(b) + 1
-            if start < end <= len(text):
+            if start < end <= len(text) and _one_word(text, start, end):
                 spans.append((start, end, emote_id))
     spans.sort()
     kept: list[tuple[int, int, str]] = []
@@ -333,6 +334,40 @@ def twitch_emote_spans(tag: object, text: str) -> list[tuple[int, int, str]]:
         if not kept or span[0] >= kept[-1][1]:
             kept.append(span)
     return kept
+
+
+def _one_word(text: str, start: int, end: int) -> bool:
+    """No space inside: Twitch marks an emote's own letters (it may touch punctuation or an emoji)."""
+    return not any(c.isspace() for c in text[start:end])
+
+
+def action_text(text: str) -> str | None:
+    """The action of a `/me` line (`\x01ACTION text\x01`), as export.formats.me_action shows it."""
+    if text.startswith("\x01ACTION ") or text == "\x01ACTION":
+        return text[len("\x01ACTION") :].strip().rstrip("\x01").strip()
+    return None
+
+
+def shown_spans(tag: object, text: str) -> tuple[str, list[tuple[int, int, str]]]:
+    """The text a reader sees (the action of a `/me`) and the Twitch emote spans in it.
+
+    For a `/me`, Twitch counts from the action text (Chatterino reads it so); one corpus line (a
+    USERNOTICE) counts from after the leading \x01 instead. Both readings are tried and the one
+    that lands more emotes is kept, so either way the emotes show."""
+    action = action_text(text)
+    if action is None:
+        return text, twitch_emote_spans(tag, text)
+    best: list[tuple[int, int, str]] = []
+    for counted in (text[len("\x01ACTION ") :].rstrip("\x01"), text[1:].rstrip("\x01")):
+        at = counted.find(action)
+        if at < 0:
+            continue
+        spans = [
+            (a - at, b - at, i) for a, b, i in twitch_emote_spans(tag, counted) if at <= a and b - at <= len(action)
+        ]
+        if len(spans) > len(best):
+            best = spans
+    return action, best
 
 
 Piece = tuple[str, str | Emote | None]  # (text, None) | (text, twitch emote id) | (text, Emote)
