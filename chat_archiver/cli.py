@@ -47,13 +47,14 @@ COMMANDS = (
     "archive",
     "serve",
     "sync",
+    "emote-sets",
 )
 
 
 def _register() -> None:
     # Imported here so each command module stays independent and cheap to import.
     for name in COMMANDS:
-        importlib.import_module(f"chat_archiver.cmd_{name}").register(app)
+        importlib.import_module(f"chat_archiver.cmd_{name.replace('-', '')}").register(app)
 
 
 _register()

@@ -99,32 +99,31 @@ class ChatImages:
             table = self._tables[key] = self.timeline.at(self.channel, t)
         return table
 
-    def spans(self, record: Mapping[str, Any]) -> list[Span]:
-        """The emotes of a chat line (PRIVMSG or USERNOTICE), as spans of its shown text; only the
-        ones whose image is on hand (the rest stay words)."""
-        try:
-            t = float(record["time"])
-        except (KeyError, TypeError, ValueError):
-            return []
+    def pieces(self, record: Mapping[str, Any]) -> tuple[str, list[Span]]:
+        """The shown text of a chat line (PRIVMSG or USERNOTICE; the action of a `/me`) and every
+        emote in it: all the Twitch ones the tag names (`t:<id>`), the third-party ones whose
+        image was stored (`s:<name>`), whether or not the image is on hand here."""
         params = record.get("params") or []
         text = params[1] if len(params) > 1 and isinstance(params[1], str) else ""
         tags = record.get("tags")
         shown, twitch = shown_spans(tags.get("emotes") if isinstance(tags, dict) else None, text)
-        if not shown:
-            return []
+        try:
+            t = float(record["time"])
+        except (KeyError, TypeError, ValueError):
+            return shown, []
         out: list[Span] = []
         at = 0
-        for text, what in split_message(shown, twitch, self._table(t)):
+        for piece, what in split_message(shown, twitch, self._table(t)) if shown else ():
             if isinstance(what, str):
-                key = f"t:{what}"
+                out.append((at, at + len(piece), f"t:{what}"))
             elif isinstance(what, Emote) and what.image:
-                key = f"s:{what.image}"
-            else:
-                key = ""
-            if key and self.image(key) is not None:
-                out.append((at, at + len(text), key))
-            at += len(text)
-        return out
+                out.append((at, at + len(piece), f"s:{what.image}"))
+            at += len(piece)
+        return shown, out
+
+    def spans(self, record: Mapping[str, Any]) -> list[Span]:
+        """The emotes of a chat line whose image is on hand (the rest stay words)."""
+        return [span for span in self.pieces(record)[1] if self.image(span[2]) is not None]
 
     def badge_key(self, set_id: str, version: str, t: float) -> str:
         """The image key of a badge at `t`, "" when none is snapshotted (it stays text)."""

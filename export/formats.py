@@ -27,8 +27,8 @@ from formats.irc import escape_tag_value
 if TYPE_CHECKING:
     from export.emotes import ChatImages
 
-FORMATS = ("json", "jsonl", "text", "irc", "ass", "html")
-WHOLE_WINDOW = frozenset({"ass", "html"})  # never cut into parts: one renderer sees every record
+FORMATS = ("json", "jsonl", "text", "irc", "ass", "html", "twitchdownloader")
+WHOLE_WINDOW = frozenset({"ass", "html", "twitchdownloader"})  # never cut into parts: one renderer sees every record
 
 
 @dataclass(frozen=True)
@@ -306,6 +306,11 @@ def _playback_renderer(fmt: str, playback: Playback) -> _Stream:
         from export.ass import AssRenderer  # noqa: PLC0415
 
         return AssRenderer(playback.start, playback.hold, playback.title)
+    if fmt == "twitchdownloader":
+        from export.twitchdownloader import TwitchDownloaderRenderer  # noqa: PLC0415
+
+        channel = playback.title.lstrip("#")
+        return TwitchDownloaderRenderer(playback.start, playback.end, playback.title, channel, playback.images)
     from export.html import HtmlRenderer  # noqa: PLC0415
 
     return HtmlRenderer(playback.start, playback.end, playback.title, playback.images)

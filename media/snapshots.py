@@ -31,7 +31,7 @@ from typing import Protocol
 import urllib3
 
 from formats.errors import InputError
-from formats.store import makedirs_durable, write_bytes_atomic
+from formats.store import hour_batch_files, list_hours, makedirs_durable, read_batch_file, write_bytes_atomic
 from media.thirdparty import GLOBAL, PARSERS, PROVIDERS, Emote, Snapshot, Source, sources
 
 FOLDER = "thirdparty"
@@ -263,3 +263,24 @@ def http_fetch(headers: dict[str, str] | None = None, timeout: float = 30.0) -> 
             response.release_conn()
 
     return fetch
+
+
+def channel_id_in_archive(root: str, channel: str, max_files: int = 200) -> str | None:
+    """The channel's Twitch id, read from the `room-id` tag of its newest records (the newest
+    `max_files` batch files are looked at, newest first); None when none says."""
+    looked = 0
+    for hour in reversed(list_hours(root, channel)):
+        for batch in reversed(hour_batch_files(root, channel, hour)):
+            looked += 1
+            if looked > max_files:
+                return None
+            try:
+                records = read_batch_file(batch.path)
+            except InputError:
+                continue
+            for record in records:
+                tags = record.get("tags")
+                room = tags.get("room-id") if isinstance(tags, dict) else None
+                if isinstance(room, str) and room.isdigit():
+                    return room
+    return None
