@@ -18,7 +18,8 @@ bool or a date is an error there, so every such field is always written with its
 - A comment is a PRIVMSG or a USERNOTICE (a sub message: `user_notice_params.msg_id`). Removed
   messages stay, as they stay in the archive (TwitchDownloader has no removal).
 - `message.body` is the text a reader sees (a `/me`'s action); `fragments` cut it into text and
-  Twitch emotes (`emoticon.emoticon_id`), which is how the renderer finds first-party emotes;
+  Twitch emotes (`emoticon.emoticon_id`), which is how the renderer finds first-party emotes (only
+  those whose image is embedded: for another, the renderer would go online, so it stays text);
   `emoticons` repeats their positions (`begin`/`end`, code points, end inclusive, as the tag).
   Third-party emotes are found by the renderer by word, in `embeddedData.thirdParty`.
 - `embeddedData` holds each image once, base64 (System.Text.Json's `byte[]`): `firstParty` the
@@ -173,6 +174,8 @@ class TwitchDownloaderRenderer:
         emoticons = []
         at = 0
         for start, end, key in spans:
+            if self.images is None or self.images.image(key) is None:
+                continue  # not on hand: the word stays text (the renderer would go online for it)
             kind, _, name = key.partition(":")
             if kind == "s":
                 self._embed_third_party(shown[start:end], name)
