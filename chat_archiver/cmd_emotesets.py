@@ -12,7 +12,7 @@ import typer
 from chat_archiver import console
 from chat_archiver.cmd_record import _read_token
 from media.badges import Helix, take_badges
-from media.snapshots import channel_id_in_archive, http_fetch, snapshot_channels
+from media.snapshots import channel_id_in_archive, http_fetch, safe_fetch, snapshot_channels
 from media.store import MediaStore
 from media.thirdparty import GLOBAL
 
@@ -30,6 +30,11 @@ def register(app: typer.Typer) -> None:
         seventv_url: str = typer.Option(None, "--7tv-url", metavar="URL", help="7TV mirror (API and CDN paths)."),
         helix_url: str = typer.Option(
             None, "--helix-url", metavar="URL", help="Twitch mirror for badges (Helix, token check and badge CDN)."
+        ),
+        allow_private: bool = typer.Option(
+            False,
+            "--allow-private-addresses",
+            help="Let the third-party fetches reach loopback and private addresses (tests, private mirrors).",
         ),
         token_file: Path = typer.Option(
             None, "--token-file", metavar="FILE", help="Read the token (for badges) from FILE, not the environment."
@@ -63,8 +68,22 @@ def register(app: typer.Typer) -> None:
             ids[login] = found
         token = _read_token(token_file)
         mirrors: dict[str, str | None] = {"bttv": bttv_url, "ffz": ffz_url, "7tv": seventv_url}
+        for option, url in (
+            ("--bttv-url", bttv_url),
+            ("--ffz-url", ffz_url),
+            ("--7tv-url", seventv_url),
+            ("--helix-url", helix_url),
+        ):
+            if url is not None and not url.startswith(("http://", "https://")):
+                console.fail(f"{option} must be an http:// or https:// URL, not {url!r}")
+        if allow_private:
+            console.warn(
+                "--allow-private-addresses: the third-party fetches may reach loopback and private addresses; "
+                "use it only for tests and private mirrors."
+            )
         store = MediaStore(str(root))
-        fetch = http_fetch()
+        fetch = safe_fetch(allow_private)  # the third-party APIs and CDNs: the defended fetcher
+        helix_fetch = http_fetch()  # Twitch's API with the token in a header, at a configured address
         stop = threading.Event()
         problems = 0
         while True:
@@ -73,7 +92,7 @@ def register(app: typer.Typer) -> None:
                 helix = Helix.mirror(helix_url)
                 for scope, channel_id in [(GLOBAL, None), *ids.items()]:
                     _, found_badges = take_badges(
-                        str(root), helix, token, scope, channel_id, store=store, fetch=fetch, now=time.time()
+                        str(root), helix, token, scope, channel_id, store=store, fetch=helix_fetch, now=time.time()
                     )
                     findings += found_badges
             for finding in findings[:50]:

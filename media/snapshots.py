@@ -284,3 +284,26 @@ def channel_id_in_archive(root: str, channel: str, max_files: int = 200) -> str 
                 if isinstance(room, str) and room.isdigit():
                     return room
     return None
+
+
+def safe_fetch(allow_private: bool = False, timeout: float = 60.0) -> Fetch:
+    """A `Fetch` through media.fetch's defended fetcher (global addresses only unless
+    `allow_private`, the connection pinned to the checked address, redirects re-checked, the cap
+    and one deadline): what the third-party APIs and CDNs are fetched with, as every other image.
+    Extra headers are not sent (the third-party APIs need none)."""
+    from media import fetch as defended  # noqa: PLC0415 (a heavier module, only for the shell)
+
+    fetchers: dict[int, defended.Fetcher] = {}
+
+    def fetch(url: str, cap: int, headers: Mapping[str, str] | None = None) -> tuple[bytes, str]:
+        fetcher = fetchers.get(cap)
+        if fetcher is None:
+            policy = defended.Policy(allow_private=allow_private, timeout=timeout, max_bytes=cap)
+            fetcher = fetchers[cap] = defended.Fetcher(policy)
+        try:
+            got = fetcher.fetch(url)
+        except defended.FetchError as e:
+            raise FetchError(str(e), getattr(e, "status", None)) from None
+        return got.body, got.content_type
+
+    return fetch
