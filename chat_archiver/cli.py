@@ -48,14 +48,14 @@ COMMANDS = (
     "serve",
     "sync",
     "media",
-    "emote-sets",
+    "emotes",
 )
 
 
 def _register() -> None:
     # Imported here so each command module stays independent and cheap to import.
     for name in COMMANDS:
-        importlib.import_module(f"chat_archiver.cmd_{name.replace('-', '')}").register(app)
+        importlib.import_module(f"chat_archiver.cmd_{name}").register(app)
 
 
 _register()

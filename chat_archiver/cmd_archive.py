@@ -167,6 +167,13 @@ def register(app: typer.Typer) -> None:
             min=0,
             help="Silence after which a raw stream has ended (docs/live.md).",
         ),
+        emote_sets: float = typer.Option(
+            0.0,
+            "--emote-sets",
+            metavar="HOURS",
+            min=0.0,
+            help="Snapshot the channels' third-party emote sets now and every HOURS hours (0: off; 6 is plenty).",
+        ),
         restart_backoff: float = typer.Option(
             30.0,
             "--restart-backoff",
@@ -181,7 +188,10 @@ def register(app: typer.Typer) -> None:
         after it, merged: one file per minute) and keeps its checkpoint and status in DIR/state.
         A child that exits is started again; SIGTERM or Ctrl-C stops the recorders, then the
         follower, and exits 0. With --metrics-port, Prometheus metrics: lines and seconds behind,
-        batches written, last batch time per channel, merge passes, restarts.
+        batches written, last batch time per channel, merge passes, restarts. With --emote-sets
+        HOURS, a third child snapshots the channels' BetterTTV, FrankerFaceZ and 7TV emote sets
+        (and, with a token, the badges) into DIR/archive when the host starts and every HOURS
+        hours (docs/media.md).
         """
         if server is not None and urlparse(server).scheme not in ("ws", "wss"):
             fail(f"--server must be a ws:// or wss:// URL, not {server!r}")
@@ -222,6 +232,10 @@ def register(app: typer.Typer) -> None:
                 "follower",
             )
         )
+        if emote_sets > 0:  # a child like the others: restarted if it dies, stopped with them
+            argv = [*cli, "emotes", str(archive), *channels, "--every", str(emote_sets)]
+            argv += ["--token-file", str(token_file)] if token_file else []
+            children.append(ChildSpec("emote-sets", argv, "media"))
         supervisor = Supervisor(
             children, log=_log, state_path=str(state / "supervisor.json"), backoff_max=max(restart_backoff, 0.1)
         )

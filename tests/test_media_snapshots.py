@@ -231,24 +231,24 @@ def test_a_refused_token_is_a_finding_without_the_token(tmp_path: Path, fake: Fa
 # --- the command, as a user runs it ---------------------------------------------------------------
 
 
-def test_the_emote_sets_command(tmp_path: Path, fake: FakeApis, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_emotes_command(tmp_path: Path, fake: FakeApis, monkeypatch: pytest.MonkeyPatch) -> None:
     helix_fake(fake)
     root = tmp_path / "archive"
     write_batch(str(root), "chan", 1_700_000_040, [play_message(0, 1_700_000_050, "a", "hi", **{"room-id": "42"})])
     urls = ["--bttv-url", fake.url, "--ffz-url", fake.url, "--7tv-url", fake.url, "--helix-url", fake.url]
-    refused = CliRunner().invoke(app, ["emote-sets", str(root), "chan", *urls])
+    refused = CliRunner().invoke(app, ["emotes", str(root), "chan", *urls])
     assert refused.exit_code == 1, refused.output  # loopback is not a global address: refused
     assert "private" in refused.stderr or "address" in refused.stderr, refused.stderr
     assert not (root / "thirdparty").exists()
     assert "badges stay text" in refused.stderr
     monkeypatch.setenv("CHAT_ARCHIVER_TOKEN", TOKEN)
-    done = CliRunner().invoke(app, ["emote-sets", str(root), "#Chan", *urls, "--allow-private-addresses"])
+    done = CliRunner().invoke(app, ["emotes", str(root), "#Chan", *urls, "--allow-private-addresses"])
     assert "--allow-private-addresses" in done.stderr  # loud when on
     assert done.exit_code == 1, done.output  # the global badges' link-local URL is a finding
     assert TOKEN not in done.output
     assert len(list((root / "thirdparty").rglob("*.json"))) == 6  # the id came from the records
     assert len(list((root / "badges").rglob("*.json"))) == 2
-    bad = CliRunner().invoke(app, ["emote-sets", str(root), "chan", "--bttv-url", "ftp://x"])
+    bad = CliRunner().invoke(app, ["emotes", str(root), "chan", "--bttv-url", "ftp://x"])
     assert bad.exit_code == 2 and "--bttv-url must be" in bad.stderr
-    unknown = CliRunner().invoke(app, ["emote-sets", str(root), "nobody"])
+    unknown = CliRunner().invoke(app, ["emotes", str(root), "nobody"])
     assert unknown.exit_code == 2 and "nobody=ID" in unknown.stderr

@@ -1,4 +1,4 @@
-"""`chat-archiver emote-sets`: snapshot the BetterTTV, FrankerFaceZ and 7TV emote sets (and, with a
+"""`chat-archiver emotes`: snapshot the BetterTTV, FrankerFaceZ and 7TV emote sets (and, with a
 token, Twitch's badges) of some channels into an archive, once or every few hours."""
 
 from __future__ import annotations
@@ -16,10 +16,18 @@ from media.snapshots import channel_id_in_archive, http_fetch, safe_fetch, snaps
 from media.store import MediaStore
 from media.thirdparty import GLOBAL
 
+RETRY_IDS = 300.0  # s: how soon a round is taken again while some channel's id is not known yet
+
+
+def _known_ids(root: str, given: dict[str, str]) -> dict[str, str]:
+    """login -> Twitch id, as given or as the archive's newest records say; unknown ones left out."""
+    found = {login: cid or channel_id_in_archive(root, login) or "" for login, cid in given.items()}
+    return {login: cid for login, cid in found.items() if cid}
+
 
 def register(app: typer.Typer) -> None:
-    @console.command(app, "emote-sets", interrupted="snapshots already written are kept.")
-    def _emote_sets(
+    @console.command(app, "emotes", interrupted="snapshots already written are kept.")
+    def _emotes(
         root: Path = typer.Argument(..., metavar="ROOT", help="Archive root.", show_default=False),
         channels: list[str] = typer.Argument(..., metavar="CHANNEL...", help="LOGIN or LOGIN=ID.", show_default=False),
         every: float = typer.Option(
@@ -40,7 +48,7 @@ def register(app: typer.Typer) -> None:
             None, "--token-file", metavar="FILE", help="Read the token (for badges) from FILE, not the environment."
         ),
     ) -> None:
-        """Snapshot the third-party emote sets of channels (and, with a token, the badges).
+        """Snapshot channels' third-party emote sets, and badges with a token.
 
         The BetterTTV, FrankerFaceZ and 7TV emote sets of each CHANNEL and the global ones go to
         ROOT/thirdparty/ as small timestamped JSON files, each image stored once by its SHA-256
@@ -50,22 +58,25 @@ def register(app: typer.Typer) -> None:
         See docs/media.md.
 
         A CHANNEL is a login, or LOGIN=ID with its Twitch user id; without the id it is read
-        from the archive's newest records (their room-id tag).
+        from the archive's newest records (their room-id tag). With --every, a channel whose id
+        is not known yet (a host just started) is tried again every five minutes.
 
-        Example: chat-archiver emote-sets /srv/wubloader desertbus --every 6
+        Example: chat-archiver emotes /srv/wubloader desertbus --every 6
 
         Exit status: 0 done, 1 done with findings (a source failed or answered badly; its previous
         snapshot stays in force), 2 nothing could be done, 130 stopped by Ctrl-C.
         """
-        ids: dict[str, str] = {}
+        given_ids: dict[str, str] = {}
         for item in channels:
             login, _, given = item.lstrip("#").lower().partition("=")
             if not login or not all(c.isalnum() or c == "_" for c in login) or (given and not given.isdigit()):
                 console.fail(f"not a channel: {item!r} (give LOGIN or LOGIN=ID)")
-            found = given or channel_id_in_archive(str(root), login)
-            if not found:
-                console.fail(f"no Twitch id for {login}: none of its newest records has a room-id tag; give {login}=ID")
-            ids[login] = found
+            given_ids[login] = given
+        ids = _known_ids(str(root), given_ids)
+        missing = sorted(set(given_ids) - set(ids))
+        if missing and not every:
+            login = missing[0]
+            console.fail(f"no Twitch id for {login}: none of its newest records has a room-id tag; give {login}=ID")
         token = _read_token(token_file)
         mirrors: dict[str, str | None] = {"bttv": bttv_url, "ffz": ffz_url, "7tv": seventv_url}
         for option, url in (
@@ -87,6 +98,12 @@ def register(app: typer.Typer) -> None:
         stop = threading.Event()
         problems = 0
         while True:
+            ids = _known_ids(str(root), given_ids)
+            missing = sorted(set(given_ids) - set(ids))
+            if missing:  # only with --every: a host just started has no records yet
+                console.note(
+                    f"no Twitch id yet for {', '.join(missing)} (no room-id in its records); trying again soon"
+                )
             findings = snapshot_channels(str(root), ids, store=store, fetch=fetch, mirrors=mirrors)
             if token:
                 helix = Helix.mirror(helix_url)
@@ -104,7 +121,8 @@ def register(app: typer.Typer) -> None:
                 f"snapshot of {len(ids)} channel(s) and the globals taken"
                 + ("" if token else "; badges stay text (no token: see docs/media.md)")
             )
-            if not every or stop.wait(every * 3600):
+            wait = min(every * 3600, RETRY_IDS) if missing else every * 3600
+            if not every or stop.wait(wait):
                 break
         if problems:
             raise typer.Exit(console.EXIT_PROBLEMS)
