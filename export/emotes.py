@@ -66,7 +66,7 @@ class ChatImages:
     twitch: Callable[[str], bytes | None] = lambda _id: None
     read_image: ReadImage = lambda _sha: None
     problems: list[str] = field(default_factory=list)
-    _tables: dict[tuple[int, ...], dict[str, Emote]] = field(default_factory=dict)
+    _table_at: tuple[float, float, dict[str, Emote]] = (0.0, -1.0, {})  # since, until, the table
     _bytes: dict[str, bytes | None] = field(default_factory=dict)
 
     @classmethod
@@ -90,13 +90,13 @@ class ChatImages:
         return cls(channel.lstrip("#").lower(), EmoteTimeline.of(snapshots), **kw)
 
     def _table(self, t: float) -> dict[str, Emote]:
-        snaps = self.timeline.snapshots_at(self.channel, t)
-        key = tuple(id(s) for s in snaps)
-        table = self._tables.get(key)
-        if table is None:
-            if len(self._tables) > 64:
-                self._tables.clear()
-            table = self._tables[key] = self.timeline.at(self.channel, t)
+        """The word table at `t`, built again only when a snapshot boundary is crossed (records
+        come in time order, so that is rare)."""
+        since, until, table = self._table_at
+        if not since <= t < until:
+            since, until = self.timeline.steady(self.channel, t)
+            table = self.timeline.at(self.channel, t)
+            self._table_at = (since, until, table)
         return table
 
     def pieces(self, record: Mapping[str, Any]) -> tuple[str, list[Span]]:
@@ -111,9 +111,12 @@ class ChatImages:
             t = float(record["time"])
         except (KeyError, TypeError, ValueError):
             return shown, []
+        table = self._table(t)
+        if not twitch and (not table or not any(word in table for word in shown.split(" "))):
+            return shown, []  # most lines: no emote at all
         out: list[Span] = []
         at = 0
-        for piece, what in split_message(shown, twitch, self._table(t)) if shown else ():
+        for piece, what in split_message(shown, twitch, table) if shown else ():
             if isinstance(what, str):
                 out.append((at, at + len(piece), f"t:{what}"))
             elif isinstance(what, Emote) and what.image:

@@ -283,6 +283,21 @@ class EmoteTimeline:
         i = bisect.bisect_right(times, t)
         return self._snaps[(scope, provider)][i - 1] if i else None
 
+    def steady(self, channel: str, t: float) -> tuple[float, float]:
+        """[since, until): around `t`, the times over which `snapshots_at(channel, ...)` stays the
+        same (no snapshot of the channel or the globals is taken in between)."""
+        since, until = float("-inf"), float("inf")
+        for scope in (channel, GLOBAL):
+            for provider in PROVIDERS:
+                times = self._times.get((scope, provider))
+                if times:
+                    i = bisect.bisect_right(times, t)
+                    if i:
+                        since = max(since, times[i - 1])
+                    if i < len(times):
+                        until = min(until, times[i])
+        return since, until
+
     def snapshots_at(self, channel: str, t: float) -> list[Snapshot]:
         """The snapshots in force for `channel` at `t`, highest precedence first."""
         found = []

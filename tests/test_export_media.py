@@ -303,3 +303,42 @@ def test_image_sizes_from_headers() -> None:
     assert image_size(vp8l) == (28, 28)
     assert image_size(b"nothing") == (0, 0)
     assert re.fullmatch(r"\d+", "1")
+
+
+@settings(max_examples=100)
+@given(
+    st.lists(archive_records(), max_size=6),
+    st.lists(st.sampled_from(["25:0-4", "25:3-7,9-13", "x:0-1", "25:5-2", "25:0-99", "/", ":", "25:a-b"]), max_size=3),
+)
+def test_any_record_gives_spans_inside_its_text(recs: list[dict[str, Any]], tags: list[str]) -> None:
+    """Hostile tags and texts: the page's spans always fit the shown text, never overlap, and
+    name an image of the table."""
+    from export.html import HtmlRenderer
+
+    snaps = [Snapshot("bttv", "chan", 0.0, (Emote("bttv", "b1", "catJAM", True, "a" * 64 + ".gif"),))]
+    images = ChatImages.of("chan", snaps, twitch=lambda _id: KAPPA, read_image=lambda _name: CATJAM)
+    for r, tag in zip(recs, tags, strict=False):
+        if isinstance(r.get("tags"), dict):
+            r["tags"]["emotes"] = tag
+        if len(r["params"]) > 1:
+            r["params"][1] = "Kappa catJAM " + r["params"][1]
+    renderer = HtmlRenderer(S, S + 60, "t", images)
+    page = renderer.begin() + "".join(renderer.add(r) for r in recs) + renderer.end()
+    table = script_json(page, "chat-images")["e"]
+    for row in script_json(page, "chat-rows"):
+        if isinstance(row[0], str) or row[1] not in ("P", "U"):
+            continue
+        spans = row[6] if row[1] == "P" and len(row) > 6 else row[5] if row[1] == "U" and len(row) > 5 else []
+        text = row[3] if len(row) > 3 else ""
+        shown = images_text(text)
+        at = 0
+        for a, b, i in spans:
+            assert at <= a < b <= len(shown) and 0 <= i < len(table), (spans, shown)
+            at = b
+
+
+def images_text(text: str) -> str:
+    from export.formats import me_action
+
+    action = me_action(text)
+    return text if action is None else action

@@ -307,3 +307,15 @@ def test_split_message_hand_example() -> None:
         (" catJAMs ", None),
         ("catJAM", table["catJAM"]),
     ]
+
+
+@given(st.lists(emote_snapshots(), max_size=10), st.integers(-5, 105), st.integers(-5, 105))
+def test_the_table_is_steady_between_snapshots(snaps: list[Snapshot], t: int, u: int) -> None:
+    """What the exports cache on: within `steady(t)` the snapshots in force do not change."""
+    timeline = EmoteTimeline.of(snaps)
+    since, until = timeline.steady("chan", t)
+    assert since <= t < until
+    if since <= u < until:
+        assert timeline.snapshots_at("chan", u) == timeline.snapshots_at("chan", t)
+    else:
+        assert timeline.snapshots_at("chan", u) != timeline.snapshots_at("chan", t)
