@@ -33,6 +33,46 @@ def png(size: int, rgb: tuple[int, int, int], ring: tuple[int, int, int] | None 
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
 
 
+def face_pixels(size: int, x: int, y: int, wink: bool = False) -> int:
+    """0 outside, 1 the face, 2 an eye or the mouth: a little round face, as emotes mostly are."""
+    c = (size - 1) / 2
+    dx, dy = (x - c) / c, (y - c) / c
+    if dx * dx + dy * dy > 0.95:
+        return 0
+    eye = abs(dy + 0.3) < 0.15 and 0.2 < abs(dx) < 0.5
+    if wink and dx > 0:
+        eye = abs(dy + 0.3) < 0.06 and 0.2 < dx < 0.55
+    mouth = abs(dx) < 0.5 and abs(dy - (0.5 - 0.6 * dx * dx)) < 0.09  # a smile
+    return 2 if eye or mouth else 1
+
+
+def face_png(size: int, skin: tuple[int, int, int], ink: tuple[int, int, int] = (30, 30, 30)) -> bytes:
+    """A round face on a transparent background (RGBA PNG)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    colours = {0: (0, 0, 0, 0), 1: (*skin, 255), 2: (*ink, 255)}
+    rows = b"".join(
+        b"\x00" + b"".join(bytes(colours[face_pixels(size, x, y)]) for x in range(size)) for y in range(size)
+    )
+    header = struct.pack(">IIBBBBB", size, size, 8, 6, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+def face_gif(size: int, skins: list[tuple[int, int, int]], delay_cs: int = 20) -> bytes:
+    """A looping animated GIF of a face changing colour and winking, frame by frame."""
+    palette = b"".join(bytes(c) for c in [(24, 24, 27), (0, 0, 0), (30, 30, 30), (0, 0, 0)])
+    out = b"GIF89a" + struct.pack("<HHBBB", size, size, 0xF1, 0, 0) + palette
+    out += b"\x21\xff\x0bNETSCAPE2.0\x03\x01\x00\x00\x00"
+    for i, skin in enumerate(skins):
+        local = b"".join(bytes(c) for c in [(24, 24, 27), skin, (30, 30, 30), (0, 0, 0)])
+        pixels = [face_pixels(size, x, y, wink=i % 2 == 1) for y in range(size) for x in range(size)]
+        out += b"\x21\xf9\x04\x00" + struct.pack("<H", delay_cs) + b"\x00\x00"
+        out += b"\x2c" + struct.pack("<HHHHB", 0, 0, size, size, 0x81) + local + _lzw_pixels(pixels)
+    return out + b"\x3b"
+
+
 def _lzw_pixels(indices: list[int]) -> bytes:
     """GIF image data for palette indices (0..3) with a 2-bit minimum code size: a clear code after
     every two pixels keeps every code 3 bits wide, which any decoder reads."""

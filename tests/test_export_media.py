@@ -34,20 +34,20 @@ from media.badges import Badge, BadgeSnapshot, write_badges
 from media.snapshots import write_snapshot
 from media.store import MediaStore
 from media.thirdparty import GLOBAL, Emote, Snapshot
-from tests.mediafakes import animated_gif, png
+from tests.mediafakes import animated_gif, face_gif, face_png, png
 from tests.strategies import PLAY_START, archive_records, play_message
 from tests.tdreader import ReaderError, read_chat_root
 from tests.test_player_browser import ARTIFACTS, needs_chromium, open_page, script_json, start_browser
 
 S = PLAY_START
 ROOT_DIR = Path(__file__).parent.parent
-KAPPA = png(28, (120, 120, 140), (255, 255, 255))
-CATJAM = animated_gif(28, [(255, 60, 60), (60, 60, 255)], delay_cs=10)
-CATJAM_LATER = png(28, (40, 200, 220), (255, 255, 255))
-PEPED = png(28, (60, 200, 60), (0, 0, 0))
-EZ = png(28, (230, 200, 40), (0, 0, 0))
-TF = png(28, (200, 120, 40), (0, 0, 0))
-SEVENTV_CATJAM = png(28, (255, 0, 255), (0, 0, 0))  # shadowed by the channel's BetterTTV catJAM
+KAPPA = face_png(28, (190, 190, 200))
+CATJAM = face_gif(28, [(255, 90, 90), (90, 140, 255)], delay_cs=10)
+CATJAM_LATER = face_png(28, (40, 200, 220))
+PEPED = face_png(28, (90, 200, 90))
+EZ = face_png(28, (240, 200, 60))
+TF = face_png(28, (230, 140, 60))
+SEVENTV_CATJAM = face_png(28, (255, 0, 255))  # shadowed by the channel's BetterTTV catJAM
 MOD = png(18, (0, 173, 3), (255, 255, 255))
 
 
