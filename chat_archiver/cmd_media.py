@@ -78,8 +78,9 @@ def register(app: typer.Typer) -> None:
         ),
         as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     ) -> None:
-        """Fetch the Twitch emotes an archive's messages use, into ROOT/emotes (wubloader's layout).
+        """Fetch the emotes and linked media an archive names.
 
+        Files go into ROOT/emotes and ROOT/media, in wubloader's layout.
         Reads the batch files of ROOT (every channel, or -c), and for every emote id in a message's
         emotes tag fetches the six variants not yet on disk, each once, written atomically. With
         --media-links, also the images, videos and PDFs linked in messages, into ROOT/media, through
