@@ -20,6 +20,8 @@ from types import FrameType
 from urllib.parse import urlparse
 
 import typer
+from prometheus_client.core import Metric
+from prometheus_client.registry import Collector
 
 from chat_archiver.cmd_record import DialectChoice
 from chat_archiver.console import EXIT_PROBLEMS, command, fail, note, os_error, out, warn
@@ -112,6 +114,17 @@ def run_follow(
         raise typer.Exit(EXIT_PROBLEMS)
 
 
+class _Collectors(Collector):
+    """Several Prometheus collectors served as one (the archive's and its media child's)."""
+
+    def __init__(self, *collectors: Collector) -> None:
+        self.collectors = collectors
+
+    def collect(self) -> Iterator[Metric]:
+        for c in self.collectors:
+            yield from c.collect()
+
+
 def register(app: typer.Typer) -> None:
     @command(app, "archive")
     def archive_command(
@@ -181,6 +194,20 @@ def register(app: typer.Typer) -> None:
             min=0.1,
             help="Longest wait before a crashed child restarts.",
         ),
+        no_emotes: bool = typer.Option(
+            False, "--no-emotes", help="Do not fetch the Twitch emotes messages use (docs/media.md)."
+        ),
+        media_links: bool = typer.Option(
+            False, "--media-links", help="Also fetch images, videos and PDFs linked in messages (docs/media.md)."
+        ),
+        twitch_cdn: str = typer.Option(
+            None, "--twitch-cdn", metavar="URL", help="Fetch Twitch emotes from this mirror (default: Twitch's CDN)."
+        ),
+        allow_private: bool = typer.Option(
+            False,
+            "--allow-private-addresses",
+            help="Let media fetches reach loopback and private addresses (tests, private mirrors).",
+        ),
     ) -> None:
         """Record channels and keep their archive current, live.
 
@@ -188,10 +215,16 @@ def register(app: typer.Typer) -> None:
         after it, merged: one file per minute) and keeps its checkpoint and status in DIR/state.
         A child that exits is started again; SIGTERM or Ctrl-C stops the recorders, then the
         follower, and exits 0. With --metrics-port, Prometheus metrics: lines and seconds behind,
-        batches written, last batch time per channel, merge passes, restarts. With --emote-sets
-        HOURS, a third child snapshots the channels' BetterTTV, FrankerFaceZ and 7TV emote sets
-        (and, with a token, the badges) into DIR/archive when the host starts and every HOURS
-        hours (docs/media.md).
+        batches written, last batch time per channel, merge passes, restarts, media fetches.
+
+        A media child fetches the Twitch emotes the archived messages use into DIR/archive/emotes
+        (wubloader's layout) a few seconds after each minute is written, in its own process so
+        recording never waits for a CDN; --no-emotes turns it off, --media-links adds linked
+        images and videos (docs/media.md). With --emote-sets HOURS, another child snapshots the
+        channels' BetterTTV, FrankerFaceZ and 7TV emote sets (and, with a token, the badges)
+        when the host starts and every HOURS hours.
+
+        Example: chat-archiver archive desertbus --dir /srv/chat --metrics-port 9108
         """
         if server is not None and urlparse(server).scheme not in ("ws", "wss"):
             fail(f"--server must be a ws:// or wss:// URL, not {server!r}")
@@ -232,20 +265,38 @@ def register(app: typer.Typer) -> None:
                 "follower",
             )
         )
+        media_status = state / "media-status.json"
+        if not no_emotes or media_links:
+            from chat_archiver.cmd_media import PRIVATE_WARNING  # noqa: PLC0415
+
+            if twitch_cdn is not None and not twitch_cdn.startswith(("http://", "https://")):
+                fail(f"--twitch-cdn must be an http:// or https:// URL, not {twitch_cdn!r}")
+            argv = [*cli, "media", str(archive), "--follow", "--poll", "2", "--status-file", str(media_status)]
+            argv += ["--twitch-cdn", twitch_cdn] if twitch_cdn else []
+            argv += ["--media-links"] if media_links else []
+            argv += ["--no-emotes"] if no_emotes else []
+            if allow_private:
+                warn(PRIVATE_WARNING)
+                argv += ["--allow-private-addresses"]
+            children.append(ChildSpec("media", argv, "media"))
         if emote_sets > 0:  # a child like the others: restarted if it dies, stopped with them
             argv = [*cli, "emotes", str(archive), *channels, "--every", str(emote_sets)]
             argv += ["--token-file", str(token_file)] if token_file else []
+            argv += ["--allow-private-addresses"] if allow_private else []
             children.append(ChildSpec("emote-sets", argv, "media"))
         supervisor = Supervisor(
             children, log=_log, state_path=str(state / "supervisor.json"), backoff_max=max(restart_backoff, 0.1)
         )
         metrics_server = None
         if metrics_port is not None:
-            from recorder.metrics import serve  # noqa: PLC0415 (only with --metrics-port)
+            from media.metrics import StatusCollector  # noqa: PLC0415 (only with --metrics-port)
+            from recorder.metrics import serve  # noqa: PLC0415
 
             try:
                 metrics_server, _thread = serve(
-                    ArchiveCollector(supervisor, str(status_path)), metrics_port, metrics_addr
+                    _Collectors(ArchiveCollector(supervisor, str(status_path)), StatusCollector(str(media_status))),
+                    metrics_port,
+                    metrics_addr,
                 )
             except OSError as e:
                 fail(f"cannot serve metrics on {metrics_addr}:{metrics_port}: {e.strerror or e}")

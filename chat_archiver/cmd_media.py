@@ -52,6 +52,7 @@ def register(app: typer.Typer) -> None:
         ),
         since: str = typer.Option(None, "--since", metavar="TIME", help="Only minutes that end at or after TIME."),
         until: str = typer.Option(None, "--until", metavar="TIME", help="Only minutes that start before TIME."),
+        no_emotes: bool = typer.Option(False, "--no-emotes", help="Do not fetch Twitch emotes (links only)."),
         media_links: bool = typer.Option(
             False, "--media-links", help="Also fetch images, videos and PDFs linked in messages (docs/media.md)."
         ),
@@ -68,14 +69,18 @@ def register(app: typer.Typer) -> None:
             False, "--follow", help="Keep watching the archive for new minutes, until SIGTERM or Ctrl-C."
         ),
         poll: float = typer.Option(2.0, "--poll", min=0.1, metavar="SECONDS", help="With --follow: look this often."),
+        status_file: Path = typer.Option(
+            None, "--status-file", metavar="FILE", help="With --follow: keep the counters here (JSON, each poll)."
+        ),
         metrics_port: int = typer.Option(None, "--metrics-port", metavar="PORT", help="Serve Prometheus metrics here."),
         metrics_addr: str = typer.Option(
             "127.0.0.1", "--metrics-addr", metavar="ADDR", help="Address for --metrics-port."
         ),
         as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     ) -> None:
-        """Fetch the Twitch emotes an archive's messages use, into ROOT/emotes (wubloader's layout).
+        """Fetch the emotes and linked media an archive names.
 
+        Files go into ROOT/emotes and ROOT/media, in wubloader's layout.
         Reads the batch files of ROOT (every channel, or -c), and for every emote id in a message's
         emotes tag fetches the six variants not yet on disk, each once, written atomically. With
         --media-links, also the images, videos and PDFs linked in messages, into ROOT/media, through
@@ -121,7 +126,7 @@ def register(app: typer.Typer) -> None:
         try:
             with keeper:
                 if follow:
-                    _follow(keeper, Tail(str(root), channel or None), poll, problem)
+                    _follow(keeper, Tail(str(root), channel or None), poll, problem, status_file)
                 else:
                     for record in records(str(root), channel or None, start, end, problem):
                         keeper.offer_record(record, wait=True)
@@ -145,13 +150,20 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(EXIT_PROBLEMS)
 
 
-def _follow(keeper: Keeper, tail: Tail, poll: float, problem: Callable[[InputError], None]) -> None:
+def _follow(
+    keeper: Keeper, tail: Tail, poll: float, problem: Callable[[InputError], None], status_file: Path | None
+) -> None:
     """Read new minutes every `poll` seconds until SIGTERM or Ctrl-C."""
     from chat_archiver.cmd_archive import _stop_on_signals  # noqa: PLC0415 (the one place signals are wired)
+    from formats.store import write_bytes_atomic  # noqa: PLC0415
+    from media.metrics import StoreSize, status_bytes  # noqa: PLC0415
 
+    size = StoreSize(keeper.store)
     with _stop_on_signals() as stop:
         while True:
             for record in tail.poll(problem):
                 keeper.offer_record(record)
+            if status_file is not None:
+                write_bytes_atomic(str(status_file), status_bytes(keeper.stats, size))
             if stop.wait(poll):
                 return

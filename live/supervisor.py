@@ -40,7 +40,7 @@ PREFIX = "chat_archiver_archive"
 class ChildSpec:
     name: str
     argv: list[str]
-    role: str  # "recorder", "follower" or "media" (a helper stopped with them)
+    role: str  # "recorder", "follower" or "media" (stopped in that order)
 
 
 @dataclass
@@ -140,7 +140,7 @@ class Supervisor:
 
     def _stop_all(self) -> None:
         with self._lock:
-            for role in ("recorder", "media", "follower"):
+            for role in ("recorder", "follower", "media"):
                 group = [c for c in self.children if c.spec.role == role and c.proc is not None]
                 for c in group:
                     assert c.proc is not None

@@ -1,8 +1,10 @@
-"""Prometheus metrics of the media stage, computed at scrape time from `Stats` and the store.
+"""Prometheus metrics of the media stage, computed at scrape time.
 
-Counters are read from the keeper's `Stats` (plain dicts under a lock, cheaper per fetch than
-prometheus-client's labelled counters); the store's size is a walk of its folders, cached for a
-minute so a scrape every few seconds does not list a large store each time.
+Counters come from the keeper's `Stats` (plain dicts under a lock, cheaper per fetch than
+prometheus-client's labelled counters), either in this process (`MediaCollector`) or from the
+status file a `media --follow` child writes for `archive` (`StatusCollector`). The store's size is
+a walk of its folders, cached for a minute so a scrape every few seconds does not list a large
+store each time.
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
+import orjson
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -21,68 +25,92 @@ from media.workers import Stats
 PREFIX = "chat_archiver_media"
 SIZE_TTL = 60.0
 
+# name in Stats.snapshot(), metric name, help, label names
+_COUNTERS = (
+    ("fetches", "fetches", "Fetches, by kind (emote, link) and outcome (ok, refused, failed).", ("kind", "outcome")),
+    ("bytes_fetched", "fetched_bytes", "Bytes of bodies fetched, by kind.", ("kind",)),
+    (
+        "refusals",
+        "refusals",
+        "Fetches that gave nothing to keep, by kind and reason (private-address, too-large, timeout, http-4xx ...).",
+        ("kind", "reason"),
+    ),
+    (
+        "offers",
+        "offers",
+        "Emote ids and links offered to the background workers, by what happened "
+        "(queued, coalesced, done, backoff, dropped: the queue was full).",
+        ("kind", "answer"),
+    ),
+    ("files_written", "files_written", "Files written to the store, by kind.", ("kind",)),
+)
 
-class MediaCollector(Collector):
-    def __init__(self, stats: Stats, store: MediaStore | None = None) -> None:
-        self.stats = stats
+
+def families(snapshot: dict[str, Any], sizes: dict[str, Any]) -> Iterator[Metric]:
+    """The metric families of a `Stats.snapshot()` and the store's `{folder: [files, bytes]}`."""
+    for key, name, text, labels in _COUNTERS:
+        family = CounterMetricFamily(f"{PREFIX}_{name}", text, labels=list(labels))
+        for joined, n in sorted((snapshot.get(key) or {}).items()):
+            values = str(joined).split("/", len(labels) - 1)
+            if len(values) == len(labels) and isinstance(n, int):
+                family.add_metric(values, n)
+        yield family
+    files = GaugeMetricFamily(f"{PREFIX}_store_files", "Files in the store, by folder.", labels=["folder"])
+    size = GaugeMetricFamily(f"{PREFIX}_store_bytes", "Bytes in the store, by folder.", labels=["folder"])
+    for folder, (n, b) in sorted(sizes.items()):
+        files.add_metric([folder], n)
+        size.add_metric([folder], b)
+    yield files
+    yield size
+
+
+class StoreSize:
+    """The store's size by folder, walked at most once a minute."""
+
+    def __init__(self, store: MediaStore) -> None:
         self.store = store
         self._size: dict[str, tuple[int, int]] = {}
-        self._size_at = -SIZE_TTL
+        self._at = -SIZE_TTL
         self._lock = threading.Lock()
 
-    def sizes(self) -> dict[str, tuple[int, int]]:
-        if self.store is None:
-            return {}
+    def __call__(self) -> dict[str, tuple[int, int]]:
         with self._lock:
-            if time.monotonic() - self._size_at >= SIZE_TTL:
+            if time.monotonic() - self._at >= SIZE_TTL:
                 self._size = {folder: self.store.usage(folder) for folder in layout.EXTRAS}
-                self._size_at = time.monotonic()
+                self._at = time.monotonic()
             return dict(self._size)
 
+
+class MediaCollector(Collector):
+    """This process's media metrics."""
+
+    def __init__(self, stats: Stats, store: MediaStore | None = None) -> None:
+        self.stats = stats
+        self.size = StoreSize(store) if store is not None else None
+
     def collect(self) -> Iterator[Metric]:
-        s = self.stats
-        with s.lock:
-            fetches, sent = dict(s.fetches), dict(s.bytes_fetched)
-            refusals, offers, written = dict(s.refusals), dict(s.offers), dict(s.files_written)
-        family = CounterMetricFamily(
-            f"{PREFIX}_fetches",
-            "Fetches, by kind (emote, link) and outcome (ok, refused, failed).",
-            labels=["kind", "outcome"],
-        )
-        for (kind, outcome), n in sorted(fetches.items()):
-            family.add_metric([kind, outcome], n)
-        yield family
-        family = CounterMetricFamily(f"{PREFIX}_fetched_bytes", "Bytes of bodies fetched, by kind.", labels=["kind"])
-        for kind, n in sorted(sent.items()):
-            family.add_metric([kind], n)
-        yield family
-        family = CounterMetricFamily(
-            f"{PREFIX}_refusals",
-            "Fetches that gave nothing to keep, by kind and reason (private-address, too-large, timeout ...).",
-            labels=["kind", "reason"],
-        )
-        for (kind, reason), n in sorted(refusals.items()):
-            family.add_metric([kind, reason], n)
-        yield family
-        family = CounterMetricFamily(
-            f"{PREFIX}_offers",
-            "Emote ids and links offered to the background workers, by what happened "
-            "(queued, coalesced, done, backoff, dropped: the queue was full).",
-            labels=["kind", "answer"],
-        )
-        for (kind, answer), n in sorted(offers.items()):
-            family.add_metric([kind, answer], n)
-        yield family
-        family = CounterMetricFamily(f"{PREFIX}_files_written", "Files written to the store, by kind.", labels=["kind"])
-        for kind, n in sorted(written.items()):
-            family.add_metric([kind], n)
-        yield family
-        sizes = self.sizes()
-        if sizes:
-            files = GaugeMetricFamily(f"{PREFIX}_store_files", "Files in the store, by folder.", labels=["folder"])
-            size = GaugeMetricFamily(f"{PREFIX}_store_bytes", "Bytes in the store, by folder.", labels=["folder"])
-            for folder, (n, b) in sorted(sizes.items()):
-                files.add_metric([folder], n)
-                size.add_metric([folder], b)
-            yield files
-            yield size
+        yield from families(self.stats.snapshot(), self.size() if self.size is not None else {})
+
+
+class StatusCollector(Collector):
+    """The media metrics a `media --follow` child wrote to its status file (archive's metrics)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            with open(self.path, "rb") as f:
+                status = orjson.loads(f.read())
+        except (OSError, orjson.JSONDecodeError):
+            status = {}
+        if not isinstance(status, dict):
+            status = {}
+        sizes = status.get("store")
+        sizes = sizes if isinstance(sizes, dict) else {}
+        yield from families(status, {k: v for k, v in sizes.items() if isinstance(v, list) and len(v) == 2})
+
+
+def status_bytes(stats: Stats, size: StoreSize) -> bytes:
+    """What a `media --follow` child writes to its status file."""
+    return orjson.dumps({**stats.snapshot(), "store": size(), "time": time.time()})

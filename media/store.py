@@ -71,6 +71,10 @@ class MediaStore:
         folder, name, meta = layout.media_names(url, content, content_type)
         return self.path(f"{folder}/{name}"), self.path(f"{folder}/{meta}")
 
+    def missing(self, relpath: str) -> bool:
+        """Whether a layout name is not on disk yet. ValueError if it would leave ROOT."""
+        return not os.path.exists(self.path(relpath))
+
     # -- writes ---------------------------------------------------------------------------------
     def write(self, relpath: str, data: bytes) -> bool:
         """Write a layout name atomically unless it exists. True if this call wrote it."""
