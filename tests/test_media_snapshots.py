@@ -252,3 +252,73 @@ def test_the_emotes_command(tmp_path: Path, fake: FakeApis, monkeypatch: pytest.
     assert bad.exit_code == 2 and "--bttv-url must be" in bad.stderr
     unknown = CliRunner().invoke(app, ["emotes", str(root), "nobody"])
     assert unknown.exit_code == 2 and "nobody=ID" in unknown.stderr
+
+
+# --- sharing: serve lists the snapshot folders, sync copies and checks them -----------------------
+
+
+def test_snapshot_names_a_peer_may_list() -> None:
+    from media.layout import relpath_ok
+
+    assert relpath_ok("thirdparty", "bttv/_global/20231114T221320Z.json")
+    assert relpath_ok("thirdparty", "7tv/desertbus/20231114T221320Z-2.json")
+    assert relpath_ok("badges", "desertbus/20231114T221320Z.json")
+    for bad in (
+        "bttv/_global/../x.json",
+        "bttv/Desertbus/20231114T221320Z.json",
+        "gif/_global/20231114T221320Z.json",
+        "bttv/_global/20231114T221320Z.json.temp",
+        "bttv/_global/.20231114T221320Z.json",
+        "bttv/20231114T221320Z.json",
+    ):
+        assert not relpath_ok("thirdparty", bad), bad
+    assert not relpath_ok("badges", "x/y/20231114T221320Z.json")
+
+
+def test_a_peers_snapshot_must_be_the_one_its_path_names() -> None:
+    from media.thirdparty import Emote, Snapshot
+    from sync.extras import check
+
+    snap = Snapshot("bttv", "chan", 1_700_000_000.0, (Emote("bttv", "b1", "catJAM"),))
+    body = json.dumps(snap.to_json()).encode()
+    assert check("thirdparty", "bttv/chan/20231114T221320Z.json", body) is None
+    assert check("thirdparty", "ffz/chan/20231114T221320Z.json", body) == "a snapshot of another provider"
+    assert check("thirdparty", "bttv/other/20231114T221320Z.json", body) == "a snapshot of another scope"
+    assert check("thirdparty", "bttv/_global/20231114T221320Z.json", body) == "a snapshot of another scope"
+    assert check("thirdparty", "bttv/chan/20231114T221321Z.json", body) == "taken at another time than its name says"
+    assert check("thirdparty", "bttv/chan/20231114T221320Z.json", b"<html>") == "not a snapshot"
+    assert check("thirdparty", "bttv/chan/20231114T221320Z.json", b'{"version": 2}') == "not a snapshot"
+    badges = badge_snapshot_json(GLOBAL, 1_700_000_000.0)
+    assert check("badges", "_global/20231114T221320Z.json", badges) is None
+    assert check("badges", "chan/20231114T221320Z.json", badges) == "a snapshot of another scope"
+
+
+def badge_snapshot_json(scope: str, t: float) -> bytes:
+    from media.badges import Badge, BadgeSnapshot
+
+    return json.dumps(BadgeSnapshot(scope, t, (Badge("moderator", "1"),)).to_json()).encode()
+
+
+@pytest.mark.integration
+def test_sync_copies_a_peers_snapshots_and_their_images(tmp_path: Path, fake: FakeApis) -> None:
+    from serve.app import ChatApp
+    from serve.server import Running
+    from sync.client import Peer, new_pool
+    from sync.extras import sync_extras
+
+    ours, theirs = tmp_path / "ours", tmp_path / "theirs"
+    snapshot_channels(
+        str(ours),
+        {"chan": "42"},
+        store=MediaStore(str(ours)),
+        fetch=http_fetch(),
+        mirrors=mirrors(fake),
+        now=lambda: 1_700_000_000,
+    )
+    with Running(ChatApp(str(ours))) as server:
+        stats = sync_extras(str(theirs), [Peer(server.url, new_pool(2), timeout=5)])
+    assert stats.refused == []
+    mine = EmoteTimeline.of(read_snapshots(str(ours), ["chan", GLOBAL]).snapshots)
+    copied = EmoteTimeline.of(read_snapshots(str(theirs), ["chan", GLOBAL]).snapshots)
+    assert copied.at("chan", 1_700_000_001) == mine.at("chan", 1_700_000_001) != {}
+    assert MediaStore(str(theirs)).get_image(copied.at("chan", 1_700_000_001)["catJAM"].image or "") == DANCE
