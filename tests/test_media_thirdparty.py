@@ -319,3 +319,19 @@ def test_the_table_is_steady_between_snapshots(snaps: list[Snapshot], t: int, u:
         assert timeline.snapshots_at("chan", u) == timeline.snapshots_at("chan", t)
     else:
         assert timeline.snapshots_at("chan", u) != timeline.snapshots_at("chan", t)
+
+
+@given(any_json)
+def test_any_badge_answer_parses_and_any_badge_file_is_read_or_refused(junk: Any) -> None:
+    from media.badges import BadgeSnapshot, parse_badges
+
+    badges, findings = parse_badges(junk)
+    assert all(isinstance(f, str) for f in findings)
+    url = "https://static-cdn.jtvnw.net/badges/v1/5527c58c-fb7d-422d-b71b-f309dcb85cc1/2"
+    good = {"set_id": "vip", "versions": [junk, {"id": "1", "title": "VIP", "image_url_2x": url}]}
+    badges, _ = parse_badges({"data": [junk, good]})
+    assert ("vip", "1", "5527c58c-fb7d-422d-b71b-f309dcb85cc1") in [(b.set_id, b.version, b.uuid) for b in badges]
+    try:
+        BadgeSnapshot.from_json(junk, "b.json")
+    except ValueError as e:
+        assert str(e).startswith("b.json")
