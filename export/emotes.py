@@ -7,7 +7,8 @@ word):
 - Twitch emotes: wubloader's layout, `emotes/<id>/<theme>-<scale>`; the dark 2.0 variant is used
   (the page is dark, and 2.0 is sharp on a HiDPI screen at a line's height), else another one.
 - third-party emotes and badges: the snapshots (media.snapshots, media.badges) name each image by
-  its SHA-256; `read_image(sha)` gives its bytes from the content-addressed store.
+  its name in the content-addressed store (`<sha256 hex>.<ext>`); `read_image(name)` gives its
+  bytes (media.store's `get_image`, which checks them against the name: a damaged file is no image).
 
 Positions: the `emotes` tag counts code points, as Twitch does (checked on the corpus's lines
 with emoji before an emote); a `/me` message's positions count from its action text
@@ -64,7 +65,7 @@ class ChatImages:
     timeline: EmoteTimeline = field(default_factory=EmoteTimeline)
     badges: BadgeTimeline = field(default_factory=BadgeTimeline)
     twitch: Callable[[str], bytes | None] = lambda _id: None
-    read_image: ReadImage = lambda _sha: None
+    read_image: ReadImage = lambda _name: None
     problems: list[str] = field(default_factory=list)
     _table_at: tuple[float, float, dict[str, Emote]] = (0.0, -1.0, {})  # since, until, the table
     _bytes: dict[str, bytes | None] = field(default_factory=dict)
