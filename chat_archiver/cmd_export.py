@@ -119,7 +119,7 @@ def register(app: typer.Typer) -> None:
             workers = jobs if jobs is not None else default_jobs()
             shown = None
             if images and fmt.value in ("html", "twitchdownloader"):
-                shown = ChatImages.load(root, channel, since=window.start)
+                shown = ChatImages.load(root, channel, since=window.start, until=window.end)
                 for problem in shown.problems[:20]:
                     console.warn(problem)
             # no bar over chat being printed to the same terminal

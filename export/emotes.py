@@ -71,11 +71,11 @@ class ChatImages:
     _bytes: dict[str, bytes | None] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, root: str, channel: str, since: float | None = None) -> ChatImages:
-        """Everything on disk for `channel` (a login) from the snapshot in force at `since` on."""
+    def load(cls, root: str, channel: str, since: float | None = None, until: float | None = None) -> ChatImages:
+        """What is on disk for `channel` (a login) over [since, until): the snapshots in force then."""
         read_image = MediaStore(root).get_image
         login = channel.lstrip("#").lower()
-        loaded = read_snapshots(root, [login, GLOBAL], since=since)
+        loaded = read_snapshots(root, [login, GLOBAL], since=since, until=until)
         badge_snaps, badge_problems = read_badges(root, [login, GLOBAL])
         return cls(
             login,

@@ -95,9 +95,10 @@ class Loaded:
     problems: list[str] = field(default_factory=list)
 
 
-def read_snapshots(root: str, scopes: Iterable[str], since: float | None = None) -> Loaded:
-    """Every snapshot of the given scopes (GLOBAL and channel logins) in force at or after `since`
-    (the last one before it, and all after). A file that is not a snapshot is a problem, named by
+def read_snapshots(root: str, scopes: Iterable[str], since: float | None = None, until: float | None = None) -> Loaded:
+    """Every snapshot of the given scopes (GLOBAL and channel logins) in force over [since, until)
+    (the last one at or before `since`, and all after it taken before `until`): the work follows
+    the window, not the years of history. A file that is not a snapshot is a problem, named by
     path; the others are still read."""
     out = Loaded()
     for scope in scopes:
@@ -113,6 +114,8 @@ def read_snapshots(root: str, scopes: Iterable[str], since: float | None = None)
                     if _name_time(name) <= since:
                         first = i
                 names = names[first:]
+            if until is not None:
+                names = [n for n in names if _name_time(n) < until]
             for name in names:
                 path = os.path.join(folder, name)
                 try:

@@ -322,3 +322,18 @@ def test_sync_copies_a_peers_snapshots_and_their_images(tmp_path: Path, fake: Fa
     copied = EmoteTimeline.of(read_snapshots(str(theirs), ["chan", GLOBAL]).snapshots)
     assert copied.at("chan", 1_700_000_001) == mine.at("chan", 1_700_000_001) != {}
     assert MediaStore(str(theirs)).get_image(copied.at("chan", 1_700_000_001)["catJAM"].image or "") == DANCE
+
+
+def test_reading_follows_the_window(tmp_path: Path) -> None:
+    """Years of six-hourly snapshots: an export reads the one in force at its start and those
+    taken before its end, never the rest."""
+    from media.snapshots import write_snapshot
+    from media.thirdparty import Snapshot
+
+    for k in range(40):
+        write_snapshot(str(tmp_path), Snapshot("bttv", "chan", 1_700_000_000 + k * 21600, ()))
+    got = read_snapshots(
+        str(tmp_path), ["chan"], since=1_700_000_000 + 10 * 21600 + 5, until=1_700_000_000 + 13 * 21600
+    )
+    assert [int((s.time - 1_700_000_000) / 21600) for s in got.snapshots] == [10, 11, 12]
+    assert len(read_snapshots(str(tmp_path), ["chan"]).snapshots) == 40
