@@ -205,13 +205,13 @@ class TwitchDownloaderRenderer:
         return {
             "_id": msg_id,
             "created_at": iso(t),
-            "channel_id": room or None,
+            "channel_id": room,
             "content_type": "video",
             "content_id": "",
             "content_offset_seconds": round(max(0.0, t - self.start), 3),
             "commenter": {
                 "display_name": _str(tags.get("display-name")) or login,
-                "_id": _str(tags.get("user-id")) or None,
+                "_id": _str(tags.get("user-id")),  # "" rather than null: a renderer may read it
                 "name": login,
                 "bio": None,
                 "created_at": NO_DATE,
