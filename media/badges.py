@@ -28,6 +28,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from formats.errors import InputError
 from formats.store import makedirs_durable, write_bytes_atomic
 from media.layout import image_name_ok
@@ -145,7 +147,7 @@ def client_id(helix: Helix, token: str, fetch: Fetch) -> str:
     token = token.removeprefix("oauth:")
     body, _ = fetch(f"{helix.auth.rstrip('/')}/oauth2/validate", API_CAP, {"Authorization": f"OAuth {token}"})
     try:
-        found = json.loads(body).get("client_id")
+        found = orjson.loads(body).get("client_id")
     except (ValueError, AttributeError):
         found = None
     if not isinstance(found, str) or not _KEY.match(found):
@@ -176,7 +178,7 @@ def take_badges(
     try:
         cid = client or client_id(helix, token, fetch)
         body, _ = fetch(url, API_CAP, {"Authorization": f"Bearer {token}", "Client-Id": cid})
-        doc = json.loads(body)
+        doc = orjson.loads(body)
     except FetchError as e:
         return None, [f"badges: {url}: {e}"]
     except ValueError as e:
@@ -229,7 +231,7 @@ def read_badges(root: str, scopes: Iterable[str]) -> tuple[list[BadgeSnapshot], 
             path = os.path.join(folder, name)
             try:
                 with open(path, "rb") as f:
-                    snap = BadgeSnapshot.from_json(json.loads(f.read(API_CAP + 1)), path)
+                    snap = BadgeSnapshot.from_json(orjson.loads(f.read(API_CAP + 1)), path)
             except (OSError, ValueError) as e:
                 problems.append(f"{path}: {e}" if not str(e).startswith(path) else str(e))
                 continue

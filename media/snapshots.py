@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Protocol
 
+import orjson
 import urllib3
 
 from formats.errors import InputError
@@ -120,7 +121,7 @@ def read_snapshots(root: str, scopes: Iterable[str], since: float | None = None,
                 path = os.path.join(folder, name)
                 try:
                     with open(path, "rb") as f:
-                        snap = Snapshot.from_json(json.loads(f.read(API_CAP + 1)), path)
+                        snap = Snapshot.from_json(orjson.loads(f.read(API_CAP + 1)), path)
                 except (OSError, ValueError) as e:
                     out.problems.append(f"{path}: {e}" if not str(e).startswith(path) else str(e))
                     continue
@@ -161,7 +162,7 @@ def take_snapshot(
     findings: list[str] = []
     try:
         body, _ = fetch(url, API_CAP)
-        doc = json.loads(body)
+        doc = orjson.loads(body)
     except FetchError as e:
         if e.status == 404 and scope != GLOBAL:
             doc = None  # no set for this channel there

@@ -337,3 +337,22 @@ def test_reading_follows_the_window(tmp_path: Path) -> None:
     )
     assert [int((s.time - 1_700_000_000) / 21600) for s in got.snapshots] == [10, 11, 12]
     assert len(read_snapshots(str(tmp_path), ["chan"]).snapshots) == 40
+
+
+def test_deeply_nested_json_is_a_finding_not_a_crash(tmp_path: Path, fake: FakeApis) -> None:
+    fake.routes["/3/cached/users/twitch/42"] = (200, b"[" * 200_000, "application/json")
+    snap, findings = take_snapshot(
+        str(tmp_path),
+        sources(mirrors(fake))["bttv"],
+        "chan",
+        "42",
+        store=MediaStore(str(tmp_path)),
+        fetch=http_fetch(),
+        now=1.0,
+    )
+    assert snap is None and "not JSON" in findings[0]
+    folder = tmp_path / "thirdparty" / "bttv" / "chan"
+    folder.mkdir(parents=True)
+    (folder / "20231114T221320Z.json").write_bytes(b"[" * 200_000)
+    loaded = read_snapshots(str(tmp_path), ["chan"])
+    assert loaded.snapshots == [] and "20231114T221320Z.json" in loaded.problems[0]
