@@ -121,7 +121,8 @@ def _emote(provider: str, item: object, word_key: str, where: str, findings: lis
         findings.append(f"{where}: not an object")
         return None
     raw_id, word = item.get("id"), item.get(word_key)
-    emote_id = str(raw_id) if isinstance(raw_id, int) and not isinstance(raw_id, bool) else raw_id
+    numeric = isinstance(raw_id, int) and not isinstance(raw_id, bool) and 0 <= raw_id < 10**18
+    emote_id = str(raw_id) if numeric else raw_id
     if not isinstance(emote_id, str) or not _ID.match(emote_id):
         findings.append(f"{where}: id missing or not a plain id")
         return None

@@ -335,3 +335,9 @@ def test_any_badge_answer_parses_and_any_badge_file_is_read_or_refused(junk: Any
         BadgeSnapshot.from_json(junk, "b.json")
     except ValueError as e:
         assert str(e).startswith("b.json")
+
+
+def test_a_huge_numeric_id_is_a_finding() -> None:
+    doc = {"room": {"set": 1}, "sets": {"1": {"emoticons": [{"id": 10**5000, "name": "x"}, {"id": -1, "name": "y"}]}}}
+    emotes, findings = PARSERS["ffz"](doc, "chan")
+    assert emotes == [] and len(findings) == 2
