@@ -25,7 +25,8 @@ Data is embedded once, as one compact JSON array in a `<script type="application
 With the window's images (`export.emotes.ChatImages`), a chat line that shows emotes gets one more
 element at the end (after its other fields, kept even when those are empty): `[[start, end, image],
 ...]`, code point spans of the shown text (the action text of a `/me`) and the index of the image
-that replaces them. A user row's badges are looked up by `set/version`. The images come once each,
+that replaces them. A user row's badges are looked up by `set/version` (each resolved once, from
+the badge snapshot in force at the first message that shows it). The images come once each,
 after the rows, in a second JSON tag (`chat-images`): `{"e": [data URI, ...], "b": {"set/version":
 index}}`. The page stays one file that loads nothing (the Content-Security-Policy allows images from
 `data:` only); an image that is not on hand leaves the word as text.
