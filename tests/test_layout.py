@@ -19,7 +19,7 @@ ALLOWED: dict[str, set[str]] = {
     "replay": set(),
     "merge": set(),
     "verify": set(),
-    "export": {"merge"},  # an export reads the merged view of a window
+    "export": {"merge", "media"},  # an export reads the merged view of a window, and shows the images media keeps
     "live": {"replay", "merge"},  # the live follower is the replay run incrementally, then the merge
     "serve": {"export", "index", "media"},  # the server answers with export's renderings
     "sync": {"merge", "media"},  # a sync verifies fetched batches with the merge's reader
