@@ -58,7 +58,7 @@ def _fold_one(first: Scanned) -> tuple[Number, Number, bool]:
 Item = tuple[Number, Number, bytes]  # (time, time_range, line): sorted, they are the file
 # (items, rest, observations, id_conflicts) of a window's own lines: see fold_common_py
 Common = tuple[list[Item], list[Scanned], int, int]
-# the same and the output's summary as a neighbour (Summary, or the compiled twin's merge._scan.Ids)
+# the same and the output's summary as a neighbour (Summary, or the compiled twin's formats._native.Ids)
 Folded = tuple[list[Item], list[Scanned], int, int, Any]
 
 
@@ -121,12 +121,9 @@ def fold_window_py(minute: int, own: Sequence[Sequence[Scanned]], neighbours: Se
     return (*fold_common_py(own), (frozenset([minute]), frozenset(ids)))
 
 
-_compiled = speedups.load("merge._scan")
-# merge._scan.fold_lines(minute, own Lines, neighbour Lines): fold_window_py's twin, on `Lines`
-# (merge._scan.scan_file: a file's lines kept as offsets and numbers, no Python object a line)
-fold_lines: Callable[[int, list[Any], list[Any]], Folded | None] | None = (
-    None if _compiled is None else _compiled.fold_lines
-)
+# fold_lines(minute, own Lines, neighbour Lines): fold_window_py's twin, on `Lines`
+# (formats._native.scan_file: a file's lines kept as offsets and numbers, no Python object a line)
+fold_lines: Callable[[int, list[Any], list[Any]], Folded | None] | None = speedups.compiled("fold_lines")
 
 
 def plan_window_bytes(

@@ -72,7 +72,7 @@ class ScannedFile:
 
 @dataclass(frozen=True)
 class LinesFile:
-    """A batch file as listed and scanned by the compiled scanner (`merge._scan.scan_file`): its
+    """A batch file as listed and scanned by the compiled scanner (`formats._native.scan_file`): its
     lines kept as `Lines` (offsets and numbers, every line vouched for)."""
 
     minute: int
@@ -91,7 +91,7 @@ class OutputFile:
     data: bytes
     records: list[dict[str, Any]] | None
     count: int = -1
-    # the byte path's summary of it as a neighbour: merge.plan.Summary, or merge._scan.Ids (compiled)
+    # the byte path's summary of it as a neighbour: merge.plan.Summary, or formats._native.Ids (compiled)
     summary: Any = None
 
     @cached_property

@@ -1,5 +1,5 @@
 """What the merge needs of a batch file line, without decoding it: the pure reference and its
-compiled twin (merge/_scan.c).
+compiled twin (native/merge.c).
 
 In a canonical line (ARCHIVE_FORMAT.md section 3: sorted keys, one record per line) a merge needs
 only the message's identity and the three fields it changes; everything else passes through as
@@ -116,11 +116,10 @@ def scan_batch_py(data: bytes) -> list[Scanned] | int:
     return out
 
 
-_compiled = speedups.load("merge._scan")
-# The compiled twin when built; else None, and the merge uses the reference path for every file
+# The compiled scanner when built; else None, and the merge uses the reference path for every file
 # (scanning in Python would cost more than it saves).
-scan_line: Callable[[bytes], Scanned | None] | None = None if _compiled is None else _compiled.scan_line
-scan_batch: Callable[[bytes], list[Scanned] | int] | None = None if _compiled is None else _compiled.scan_batch
+scan_line: Callable[[bytes], Scanned | None] | None = speedups.compiled("scan_line")
+scan_batch: Callable[[bytes], list[Scanned] | int] | None = speedups.compiled("merge_scan_batch")
 # scan_batch's verdict without its tuples: a file's lines kept in C as offsets and numbers
-# (`merge._scan.Lines`, what merge.fastplan.fold_lines folds), or the same int as scan_batch's
-scan_file: Callable[[bytes], Any] | None = None if _compiled is None else _compiled.scan_file
+# (`formats._native.Lines`, what merge.fastplan.fold_lines folds), or the same int as scan_batch's
+scan_file: Callable[[bytes], Any] | None = speedups.compiled("scan_file")

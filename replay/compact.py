@@ -14,10 +14,10 @@ file is written from the parts (`batch_bytes`: `format_batch` with `record_bytes
 dict, params list and receivers dict that a full record holds, or the encoder's pass over them.
 
 `twitch_line_py` is the reference of the one step that makes the parts from a received Twitch
-line; `replay._core.twitch_line` (replay/_core.c) is its compiled twin, which handles the common
+line; `formats._native.twitch_line` (native/replay.c) is its compiled twin, which handles the common
 shape and returns None for everything else (the engine then reads the line the reference way,
-into a full record). The compiled lane (`replay._core.lane`, StreamReplayer.feed_raw) runs the same
-step on raw lines, and `replay._core.batch` is the compiled twin of `format_batch(records,
+into a full record). The compiled lane (`formats._native.lane`, StreamReplayer.feed_raw) runs the same
+step on raw lines, and `formats._native.replay_batch` is the compiled twin of `format_batch(records,
 record_bytes)`. tests/test_replay_core.py holds each twin equal to its reference. Without the
 compiled core the engine keeps full records, as before: the pure core is unchanged.
 """
@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from types import ModuleType
 from typing import Any
 
 from formats import speedups
@@ -68,18 +67,9 @@ def twitch_line_py(line: str, receiver: str, now: float) -> TwitchLine:
     return command, params[0] if params else None, twitch_server_time(tags), head, tail
 
 
-def _load() -> ModuleType | None:
-    return speedups.load("replay._core")
-
-
-def _compiled(name: str) -> Any:
-    core = _load()
-    return None if core is None else getattr(core, name)
-
-
 def compiled_twitch_line() -> TwitchLineFn | None:
     """The compiled step, or None on the pure path (forced, or not built)."""
-    fn: TwitchLineFn | None = _compiled("twitch_line")
+    fn: TwitchLineFn | None = speedups.compiled("twitch_line")
     return fn
 
 
@@ -90,8 +80,8 @@ LaneFn = Callable[
 
 
 def compiled_lane() -> LaneFn | None:
-    """The compiled lane (replay/_core.c `lane`, driven by StreamReplayer.feed_raw), or None."""
-    fn: LaneFn | None = _compiled("lane")
+    """The compiled lane (native/replay.c `lane`, driven by StreamReplayer.feed_raw), or None."""
+    fn: LaneFn | None = speedups.compiled("lane")
     return fn
 
 
@@ -117,10 +107,10 @@ def full_record(record: Mapping[str, Any]) -> Mapping[str, Any]:
 
 def batch_bytes(records: Sequence[Mapping[str, Any]]) -> bytes:
     """`format_batch` of compact and full records: the batch file's bytes."""
-    core = _load()
-    if core is None:  # no compact record is made without the compiled core
+    batch = speedups.compiled("replay_batch")
+    if batch is None:  # no compact record is made without the compiled core
         return format_batch(records)
-    data: bytes | None = core.batch(list(records), record_bytes)
+    data: bytes | None = batch(list(records), record_bytes)
     return format_batch(records, record_bytes) if data is None else data
 
 

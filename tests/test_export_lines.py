@@ -29,11 +29,10 @@ from formats.canonical import batch_time_of, canonical_bytes
 from formats.errors import ArchiverError, InputError
 from formats.store import write_batch, write_batch_bytes
 from merge.view import fold_for_reading
-from tests.compiled import compiled_module
+from tests.compiled import NATIVE, Core
 from tests.strategies import MERGE_MINUTE0, archive_records, export_windows, merge_archives, records_in_minute
 
-core = compiled_module("export._core")
-SCANNERS = {"pure": scan.scan_batch_py, **({"compiled": core.scan_batch} if core is not None else {})}
+SCANNERS = {"pure": scan.scan_batch_py, **({"compiled": NATIVE.export_scan_batch} if NATIVE is not None else {})}
 ODD = [-0.0, 0.0, 2**60, 10**15, 10**15 - 1, 1e16, 5, 1.5, -3]
 
 
@@ -179,9 +178,8 @@ def _message(t: float, mid: str, who: str = "a", **extra: Any) -> dict[str, Any]
     return record
 
 
-@pytest.mark.parametrize("name", sorted(SCANNERS))
 def test_lone_lines_are_never_decoded_and_the_rest_is(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, core: Core
 ) -> None:
     """In json, a lone message is printed from its stored line: the decoder sees only the others (a
     message delivered twice, a JOIN, a message with a 0.0 receive time)."""
@@ -211,7 +209,7 @@ def test_lone_lines_are_never_decoded_and_the_rest_is(
     decoded: list[bytes] = []
     real = stream.decode_line
     monkeypatch.setattr(stream, "decode_line", lambda line: decoded.append(line) or real(line))
-    monkeypatch.setattr(stream, "scan_batch", SCANNERS[name])
+    monkeypatch.setattr(stream, "scan_batch", core.twin(scan.scan_batch_py, "export_scan_batch"))
     out = io.BytesIO()
     assert export(str(tmp_path), "chan", Window(t0, t0 + 60), "json", out) == 4
     assert sorted(decoded) == sorted(

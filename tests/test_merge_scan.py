@@ -1,4 +1,4 @@
-"""merge/_scan.c against its reference, merge.scan.scan_line_py: the same answer (the same fields, or
+"""native/merge.c against its reference, merge.scan.scan_line_py: the same answer (the same fields, or
 the same refusal) for random records, damaged lines and real ones."""
 
 from __future__ import annotations
@@ -19,21 +19,20 @@ from merge import fastplan, scan
 from merge.plan import summary_of
 from replay.api import replay
 from replay.engine import replay_events
-from tests.compiled import skip_unless_bound
+from tests.compiled import native, needs_native
 from tests.strategies import MERGE_MINUTE0, archive_records, merge_archives, merge_observations
 from tests.test_exact_text import corpus_lines
 
 REPO = Path(__file__).resolve().parent.parent
 
-pytestmark = skip_unless_bound(scan.scan_line is not None, "the compiled scanner")
+pytestmark = needs_native
 
 
 def same(line: bytes) -> None:
-    assert scan.scan_line is not None and scan.scan_file is not None
     # repr: 1 and 1.0 are different answers
-    assert repr(scan.scan_line(line)) == repr(scan.scan_line_py(line)), line
+    assert repr(native().scan_line(line)) == repr(scan.scan_line_py(line)), line
     # a file of it: scan_file's verdict (Lines of one line, or the line number) is scan_batch_py's
-    verdict, reference = scan.scan_file(line + b"\n"), scan.scan_batch_py(line + b"\n")
+    verdict, reference = native().scan_file(line + b"\n"), scan.scan_batch_py(line + b"\n")
     assert (verdict if isinstance(verdict, int) else len(verdict)) == (
         reference if isinstance(reference, int) else len(reference)
     ), line
@@ -221,9 +220,8 @@ def test_real_lines_from_the_fixtures_and_the_corpus_replayed(tmp_path: Path) ->
                 seen += 1
     for archive in recorder_archives(5):
         data = format_batch(archive)
-        assert scan.scan_batch is not None
-        assert repr(scan.scan_batch(data)) == repr(scan.scan_batch_py(data))
-        assert isinstance(scan.scan_batch(data), list)
+        assert repr(native().merge_scan_batch(data)) == repr(scan.scan_batch_py(data))
+        assert isinstance(native().merge_scan_batch(data), list)
     assert seen > 40
     # the real corpus (581 lines Twitch sent), each line replayed as one recorder would
     events = [Event(OPEN, 1, 1_700_000_000_000_000, 0, "irc.example")]
@@ -236,8 +234,7 @@ def test_real_lines_from_the_fixtures_and_the_corpus_replayed(tmp_path: Path) ->
 
 @pytest.mark.parametrize("data", [b"", b"\n", b"x\n", b'{"a":1}', b"\n\n"])
 def test_batches_that_are_not_vouched_for(data: bytes) -> None:
-    assert scan.scan_batch is not None
-    assert scan.scan_batch(data) == scan.scan_batch_py(data)
+    assert native().merge_scan_batch(data) == scan.scan_batch_py(data)
 
 
 def test_twin_is_bound_unless_pure() -> None:
@@ -295,13 +292,12 @@ def _windows(archives: list[list[dict[str, object]]], extra: list[dict[str, obje
 def test_fold_lines_twin(
     archives: list[list[dict[str, object]]], extra: list[dict[str, object]], shuffled: random.Random
 ) -> None:
-    """merge._scan.scan_file and fold_lines against merge.fastplan.fold_window_py over the windows of
+    """formats._native.scan_file and fold_lines against merge.fastplan.fold_window_py over the windows of
     several recorders' files (shared ids, re-deliveries, merged files, odd records, records that
     cross minutes), minute after minute as a directory merge goes (a merged minute's output is the
     next window's neighbour, as its Ids): the same verdict for each file, the same fold (or
     refusal) for each window, the same summary of its output."""
-    compiled = fastplan._compiled
-    assert compiled is not None
+    compiled = native()
     files = _windows(archives, extra)
     lines: dict[int, list[object]] = {}
     scans: dict[int, list[list[scan.Scanned]]] = {}
@@ -335,8 +331,7 @@ def test_fold_lines_twin(
 
 
 def test_fold_lines_takes_lines_only() -> None:
-    compiled = fastplan._compiled
-    assert compiled is not None
+    compiled = native()
     with pytest.raises(TypeError):
         compiled.fold_lines(MERGE_MINUTE0, [b"{}\n"], [])
     with pytest.raises(TypeError):

@@ -1,4 +1,4 @@
-"""The replay's compiled step and lane (replay/_core.c) are byte-identical to the pure reference:
+"""The replay's compiled step and lane (native/replay.c) are byte-identical to the pure reference:
 the step to `replay.compact.twitch_line_py` (parse_compat_py + canonical_bytes_py), the compact
 record's bytes to `canonical_bytes` of the full record, the lane to the pure engine fed event by
 event; and the compact engine saves and restores as the pure one does."""
@@ -25,7 +25,7 @@ from replay import compact
 from replay.api import replay
 from replay.batches import ClosedBatch
 from replay.engine import StreamReplayer
-from tests.compiled import compiled_module, skip_unless_built
+from tests.compiled import NATIVE, native, needs_native
 from tests.strategies import (
     RAW_T0_US,
     damaged_irc_lines,
@@ -40,19 +40,10 @@ from tests.strategies import (
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "fixtures" / "corpus" / "twitch-lines.txt"
 
-_core = compiled_module("replay._core")
-
-needs_compiled = skip_unless_built(_core is not None, "the compiled replay core")
-
-
-def _core_module() -> Any:
-    assert _core is not None, "CI builds the compiled core: gcc is on the CI machine"
-    return _core
-
 
 def _step(line: str, name: str, now: float) -> object:
     """The compiled step's answer where it gives one, checked against the reference's."""
-    fast = _core_module().twitch_line(line, compact.receiver_key(name), now)
+    fast = native().twitch_line(line, compact.receiver_key(name), now)
     try:
         ref: object = compact.twitch_line_py(line, name, now)
     except IRCParseError:
@@ -63,13 +54,13 @@ def _step(line: str, name: str, now: float) -> object:
     return fast
 
 
-@needs_compiled
+@needs_native
 @given(st.one_of(twitch_shaped_lines, damaged_irc_lines(), irc_lines().map(lambda x: x[0])), receiver, receive_time)
 def test_the_step_is_the_reference(line: str, name: str, now: float) -> None:
     _step(line, name, now)
 
 
-@needs_compiled
+@needs_native
 def test_the_step_is_the_reference_on_the_corpus() -> None:
     with open(CORPUS, encoding="utf-8", newline="") as f:
         lines = f.read().split("\n")
@@ -80,7 +71,7 @@ def test_the_step_is_the_reference_on_the_corpus() -> None:
     assert taken >= len(lines) - 20  # the step reads nearly every real line itself (the test is not vacuous)
 
 
-@needs_compiled
+@needs_native
 @given(
     st.one_of(
         server_time,
@@ -91,7 +82,7 @@ def test_the_step_is_the_reference_on_the_corpus() -> None:
 )
 def test_times_print_as_repr(x: float) -> None:
     if math.isfinite(x):
-        assert _core_module().float_repr(x) == repr(x)
+        assert native().float_repr(x) == repr(x)
 
 
 _number = st.one_of(
@@ -113,8 +104,8 @@ def test_a_compact_record_is_its_full_record(line: str, name: str, now: float, t
     assert format_batch([record, full], compact.record_bytes) == format_batch([full, full])
     if compact.compiled_lane() is not None:  # the engine makes compact records only with the compiled core
         assert compact.batch_bytes([record, full]) == format_batch([full, full])
-    if _core is not None:
-        got = _core.batch([record, full, record], compact.record_bytes)
+    if NATIVE is not None:
+        got = NATIVE.replay_batch([record, full, record], compact.record_bytes)
         assert got is None or got == format_batch([full, full, full])
         exact = [
             (type(x) is float and math.isfinite(x)) or (type(x) is int and abs(x) < 2**53) for x in (time, time_range)
@@ -275,7 +266,7 @@ def test_a_busy_channel_goes_through_the_lane(tmp_path: Path, monkeypatch: pytes
         assert taken == 0
 
 
-@needs_compiled
+@needs_native
 @given(
     st.lists(
         st.tuples(
@@ -303,7 +294,7 @@ def test_the_compiled_batch_sorts_as_the_reference(items: list[tuple[str, float,
         }
         records.append(dict(compact.full_record(record)) if full else record)
     want = format_batch([compact.full_record(r) for r in records])
-    assert _core_module().batch(records, compact.record_bytes) == want
+    assert native().replay_batch(records, compact.record_bytes) == want
 
 
 @pytest.mark.parametrize(
@@ -428,12 +419,12 @@ def test_control_characters_escaped_in_the_text_go_the_reference_way(tmp_path: P
     assert (report.stats.records, report.stats.skipped) == (ref.stats.records, ref.stats.skipped)
 
 
-# The bytes that end a run of plain ones in the word-at-a-time scans (replay/_core.c `plain_run`,
+# The bytes that end a run of plain ones in the word-at-a-time scans (native/replay.c `plain_run`,
 # `json_plain_run`), and their neighbours that do not.
 _EDGES = ["\x1f", " ", '"', "\\", "~", "\x7f", "\x80", "é", "\u0100", "😂", "!", "#", "[", "]"]
 
 
-@needs_compiled
+@needs_native
 @pytest.mark.parametrize("edge", _EDGES)
 def test_every_byte_position_of_an_odd_character_reads_as_the_reference(tmp_path: Path, edge: str) -> None:
     """An odd character at each position of a word (the scans read 8 bytes at a time), in the text,
@@ -465,7 +456,7 @@ def test_every_byte_position_of_an_odd_character_reads_as_the_reference(tmp_path
 def _ranged_streams(draw: Any) -> list[Event]:
     """One Twitch connection: estimated lines (JOIN, PART, a delayed NOTICE: ranged records) and
     exact PRIVMSGs whose server times fall inside, before and after their ranges, so the lane cuts
-    ranges (replay/_core.c `cut_c`) often, several at once, with ties."""
+    ranges (native/replay.c `cut_c`) often, several at once, with ties."""
     events = [
         Event("open", 1, RAW_T0_US, 0, "ws://x", "twitch"),
         Event(RECV, 2, RAW_T0_US, 0, "@room-id=1 :tmi.twitch.tv ROOMSTATE #c"),

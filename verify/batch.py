@@ -4,7 +4,7 @@
 never touches the disk, so it runs the same in the main process, in a worker, and in tests.
 
 Speed matters (an archive day at 100 msg/s is 8.6 million lines). When the compiled twin is built
-(verify/_core.c), a clean file (no finding on any line: nearly every file of a healthy archive) is
+(native/verify.c), a clean file (no finding on any line: nearly every file of a healthy archive) is
 checked and counted by it straight from the bytes, one pass, without a Python object per record;
 it hands every other file, and any shape it leaves alone, to the pure-Python path below, which is
 the reference (`clean_tally_py`) and names every fault. On that path, a well-formed file takes a
@@ -228,7 +228,7 @@ def clean_tally_py(data: bytes, batch_time: int) -> ChannelTally | None:
     """The counters of the records of a file whose lines raise no finding at all (every line
     canonical, a record, sorted, in the file's minute, no repeated id, no negative or oversized
     range); None when any line raises one. The pure-Python reference of the compiled twin
-    (`_compiled_tally`, verify/_core.c)."""
+    (`_compiled_tally`, native/verify.c)."""
     report = _Reporter("", "")
     tally = ChannelTally()
     _check_lines(data, batch_time, report, tally, None)
@@ -236,7 +236,7 @@ def clean_tally_py(data: bytes, batch_time: int) -> ChannelTally | None:
 
 
 def _compiled_tally(data: bytes, batch_time: int) -> ChannelTally | None:
-    """`clean_tally_py` read straight from the bytes by verify/_core.c, or None: for a file with any
+    """`clean_tally_py` read straight from the bytes by native/verify.c, or None: for a file with any
     finding, and also for odd shapes it leaves to the reference (see there)."""
     assert _core is not None
     got = _core.scan_clean(data, batch_time)
@@ -253,7 +253,7 @@ def _compiled_tally(data: bytes, batch_time: int) -> ChannelTally | None:
 
 
 # The compiled twin of `clean_tally_py` when built (equal to it: tests/test_verify_core.py), else None.
-_core = speedups.load("verify._core")
+_core = speedups.load()
 
 
 def _check_order(

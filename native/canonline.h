@@ -1,5 +1,5 @@
 /* The one scanner of a canonical archive line, shared by the compiled twins that read batch files
- * from their bytes (verify/_core.c: scan_clean; merge/_scan.c: scan_line, scan_batch). Static inline
+ * from their bytes (native/verify.c: scan_clean; native/merge.c: scan_line, scan_batch). Static inline
  * functions only, included by each, so each extension builds on its own. It reads the grammar and
  * fills a plain CanonLine of spans and values; what a module makes of them (verify's counters,
  * merge's Python values) and any stricter shape a module wants are that module's own.
@@ -18,7 +18,7 @@
  * digits are below 2**53 and the power of ten at most 1e22). A positional float of exactly 17
  * significant digits (most receive times) is decided in exact 128-bit integers (cl_float17). Other
  * floats, and the rare cases those leave open, go through repr itself (put_double,
- * formats/_jsonchars.h), so the scanner calls into Python's float routines: hold the GIL.
+ * native/jsonchars.h), so the scanner calls into Python's float routines: hold the GIL.
  *
  * This reads the canonical grammar only; the caller decides what a refusal means (both twins return
  * "not vouched for", and the pure reference then judges the line).
@@ -31,7 +31,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "_jsonchars.h"
+#include "jsonchars.h"
 
 typedef struct {
     const unsigned char *s;

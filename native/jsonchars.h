@@ -1,4 +1,4 @@
-/* What the compiled twins share (formats/_speedups.c, replay/_core.c): a character as
+/* What the compiled twins share (native/irc.c, native/replay.c): a character as
  * json.dumps(ensure_ascii=True) writes it in a string, and the scans of an IRC line (a str of any
  * kind; memchr for one-byte strings). Included by each, so each extension builds on its own. */
 #ifndef CHAT_ARCHIVER_JSONCHARS_H

@@ -16,8 +16,7 @@
  * reference path, which also raises every error. tests/test_replay_core.py holds the two equal
  * over random and damaged lines (hypothesis), the real corpus and the fixtures.
  *
- * Built by setuptools as an optional extension: without a C compiler the install goes on and the
- * replay runs the pure engine (formats/speedups.py says so once).
+ * Part of formats._native (native/module.c, native/parts.h), an optional extension built by setuptools.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -25,7 +24,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "../formats/_jsonchars.h"
+#include "jsonchars.h"
+#include "parts.h"
 
 #define MAX_TAGS 64
 
@@ -1385,20 +1385,18 @@ static PyMethodDef methods[] = {
      "twitch_line(line, receiver, now): (command, first_param, server_time, head, tail), or None "
      "for a line the reference must read."},
     {"float_repr", float_repr, METH_O, "repr() of a finite float, as the encoders here print it (for tests)."},
-    {"batch", (PyCFunction)(void (*)(void))batch, METH_FASTCALL,
-     "batch(records, encode): the batch file's bytes, or None for the reference path."},
+    {"replay_batch", (PyCFunction)(void (*)(void))batch, METH_FASTCALL,
+     "replay_batch(records, encode): the batch file's bytes, or None for the reference path."},
     {"lane", (PyCFunction)(void (*)(void))lane, METH_FASTCALL,
      "lane(block, offset, last_seq, conns, twitch, kept, channels, safe): (stop, last_seq, taken, lines)."},
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "replay._core", NULL, -1, methods, NULL, NULL, NULL, NULL};
-
-PyMODINIT_FUNC
-PyInit__core(void)
+int
+native_add_replay(PyObject *m)
 {
     if (intern_names() < 0)
-        return NULL;
+        return -1;
     init_plain();
-    return PyModule_Create(&module);
+    return PyModule_AddFunctions(m, methods);
 }

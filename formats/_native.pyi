@@ -1,0 +1,56 @@
+"""The one compiled module (C in native/), bound by formats/speedups.py; every name it exports."""
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from formats.irc import CompatFields
+
+# native/irc.c: formats.irc.parse_compat, formats.canonical.canonical_bytes
+def configure_parse_compat(reference: Callable[[str], CompatFields], unescape: Callable[[str], str], /) -> None: ...
+def parse_compat(line: str, /) -> CompatFields: ...
+def configure_canonical_bytes(reference: Callable[[Mapping[str, Any]], bytes], /) -> None: ...
+def canonical_bytes(record: Mapping[str, Any], /) -> bytes: ...
+
+# native/record.c: formats.canonical.is_record
+def configure_is_record(reference: Callable[[dict[str, Any]], bool], /) -> None: ...
+def is_record(record: dict[str, Any], /) -> bool: ...
+
+# native/replay.c: replay.compact's step, lane and batch
+def twitch_line(
+    line: str,
+    receiver: bytes,
+    now: float,
+    /,
+) -> tuple[str, str | None, float | None, bytes, bytes] | None: ...
+def lane(
+    block: bytes,
+    offset: int,
+    last_seq: int,
+    conns: dict[int, Any],
+    twitch: Any,
+    kept: frozenset[str],
+    channels: frozenset[str] | None,
+    safe: Callable[[str], bool],
+    /,
+) -> tuple[int, int, int, int]: ...
+def replay_batch(records: list[Mapping[str, Any]], encode: Callable[[Mapping[str, Any]], bytes], /) -> bytes | None: ...
+def float_repr(x: float, /) -> str: ...
+
+# native/verify.c: verify.batch's clean tally
+def scan_clean(data: bytes, batch_time: int, /) -> tuple[Any, ...] | None: ...
+
+# native/merge.c: merge.scan's scanner, merge.fastplan's fold
+class Lines:
+    """A batch file's lines as scan_file read them: offsets and numbers kept in C."""
+
+class Ids:
+    """An output's summary as a neighbour."""
+    def summary(self) -> tuple[frozenset[int], frozenset[str]]: ...
+
+def scan_line(line: bytes, /) -> tuple[Any, ...] | None: ...
+def merge_scan_batch(data: bytes, /) -> list[tuple[Any, ...]] | int: ...
+def scan_file(data: bytes, /) -> Lines | int: ...
+def fold_lines(minute: int, own: list[Lines], neighbours: list[Any], /) -> tuple[Any, ...] | None: ...
+
+# native/export.c: export.scan's batch scanner
+def export_scan_batch(data: bytes, /) -> tuple[list[tuple[int | float, int, bytes, str]], bytes] | int: ...
