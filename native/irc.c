@@ -324,9 +324,7 @@ out_str(Out *o, PyObject *s)
     Py_ssize_t n = PyUnicode_GET_LENGTH(s);
     if (PyUnicode_IS_ASCII(s)) {
         const Py_UCS1 *d = PyUnicode_1BYTE_DATA(s);
-        Py_ssize_t i = 0;
-        while (i < n && d[i] >= ' ' && d[i] != '"' && d[i] != '\\' && d[i] != 0x7f)
-            i++;
+        Py_ssize_t i = jc_plain_run(d, d + n, 1) - d;
         if (i == n) {  /* nothing to escape: copied whole */
             if (out_reserve(o, n + 2) < 0)
                 return -1;

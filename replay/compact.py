@@ -36,6 +36,17 @@ from replay.dialect import twitch_server_time
 # The key of a compact record's parts; a full record never has it (its keys are RECORD_KEYS).
 PARTS = "parts"
 
+# The compiled lane's contract with the engine: the attributes it reads and writes by name on each
+# class (and the record keys it reads and sets), in native/replay.c. A rename here must be made there;
+# tests/test_replay_core.py holds this equal to the names the C uses and every name present on its class.
+LANE_CONTRACT: dict[str, tuple[str, ...]] = {
+    "replay.engine._Connection": ("batches", "clock", "dialect", "ready", "receiver", "receiver_key"),
+    "replay.batches.OpenBatches": ("_by_channel", "next_deadline"),
+    "replay.batches._Batch": ("cut", "ends", "ranged", "records"),  # cut: a method, called
+    "replay.timestamps.ServerClock": ("last_received", "last_server_time"),  # written: clock.observe
+    "record": ("time", "time_range", PARTS),  # keys of the batch's record dicts
+}
+
 # (command, first parameter, server time, head, tail), or None when the reference must read the line
 TwitchLine = tuple[str, str | None, float | None, bytes, bytes]
 TwitchLineFn = Callable[[str, bytes, float], TwitchLine | None]

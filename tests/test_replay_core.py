@@ -491,3 +491,22 @@ def test_the_lane_cuts_ranges_as_the_engine(tmp_path_factory: Any, events: list[
     report = replay([str(tmp / "raw.jsonl")], str(tmp / "fast"))
     assert report.raw_problems == []
     assert _tree(tmp / "fast") == _reference_tree(events, tmp / "ref")
+
+
+@needs_native
+def test_the_lane_contract_is_declared_and_holds() -> None:
+    """The names native/replay.c reads and writes on the engine's objects are the ones
+    replay.compact.LANE_CONTRACT declares, and each exists on its class: a rename in Python that the
+    C does not follow fails here, not silently in the lane."""
+    import importlib
+
+    declared = [name for names in compact.LANE_CONTRACT.values() for name in names]
+    assert sorted(native().lane_names()) == sorted(declared)
+    assert len(set(declared)) == len(declared)
+    for where, names in compact.LANE_CONTRACT.items():
+        if where == "record":
+            continue
+        module, _, cls_name = where.rpartition(".")
+        cls = getattr(importlib.import_module(module), cls_name)
+        for name in names:
+            assert name in getattr(cls, "__slots__", ()) or callable(getattr(cls, name, None)), (where, name)
