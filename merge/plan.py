@@ -84,7 +84,7 @@ class LinesFile:
 @dataclass(frozen=True)
 class OutputFile:
     """A batch file the plan writes: its minute, bytes and records (the bytes' hash names it).
-    `records` is None when the plan was made from scanned lines (`plan_window_bytes`): then only
+    `records` is None when the plan was made from scanned lines (merge.fastplan): then only
     `count` says how many it holds."""
 
     minute: int

@@ -1,4 +1,4 @@
-/* Compiled twin of merge.scan.scan_line_py / scan_batch_py (the pure-Python reference).
+/* Compiled twin of tests/reference/merge_scan.py scan_line_py / scan_batch_py (the pure-Python reference).
  *
  * One source of truth: the reference decodes a batch file line, checks it as every reader does
  * (formats.canonical.parse_batch, merge.directory.check_parsed) and vouches for it only if it is
@@ -12,7 +12,7 @@
  *
  * What the directory merge runs is the same scan kept without Python objects: scan_file keeps a
  * file's lines as offsets and numbers (Lines), and fold_lines folds a window from them in one call
- * (twin of merge.fastplan.fold_window_py: the common groups spliced into output lines here, the few
+ * (twin of fold_window_py (tests/reference/merge_fold.py): the common groups spliced into output lines here, the few
  * other lines handed back scanned, as scan_line would, for the Python plan), answering also the
  * window's ids (Ids), the summary of the output as the next window's neighbour.
  *
@@ -204,7 +204,7 @@ scan_batch(PyObject *self, PyObject *arg)
 
 /* ---- A batch file's lines scanned once and kept as offsets and numbers: no Python object per line.
  * merge.fastplan.plan_window_lines folds a window from these (fold_lines); its reference is
- * merge.fastplan.fold_window_py on the scans of scan_batch_py, held equal by tests/test_merge_scan.py. */
+ * fold_window_py (tests/reference/merge_fold.py) on the scans of scan_batch_py, held equal by tests/test_merge_scan.py. */
 
 typedef struct {
     Py_ssize_t start, len;     /* the line in the file's bytes, without its newline */
@@ -569,7 +569,7 @@ neighbour_meets(PyObject *file, long long minute, const IdTable *own)
     return 0;
 }
 
-/* Twin of merge.fastplan.fold_window_py: (items, rest, observations, id_conflicts, ids) of a window
+/* Twin of fold_window_py (tests/reference/merge_fold.py): (items, rest, observations, id_conflicts, ids) of a window
  * whose own files are `own` (Lines) and whose neighbours' files are `neighbours` (Lines, or the Ids
  * of an output written by this path), or None when it is not a window the byte path handles. */
 static PyObject *
@@ -701,10 +701,10 @@ done:
 }
 
 static PyMethodDef methods[] = {
-    {"fold_lines", fold_lines, METH_VARARGS, "Twin of merge.fastplan.fold_window_py, on Lines."},
+    {"fold_lines", fold_lines, METH_VARARGS, "Twin of fold_window_py (tests/reference/merge_fold.py), on Lines."},
     {"scan_file", scan_file, METH_O, "A batch file's Lines, or the first line not vouched for (as scan_batch)."},
-    {"scan_line", scan_line, METH_O, "Twin of merge.scan.scan_line_py."},
-    {"merge_scan_batch", scan_batch, METH_O, "Twin of merge.scan.scan_batch_py."},
+    {"scan_line", scan_line, METH_O, "Twin of scan_line_py (tests/reference)."},
+    {"merge_scan_batch", scan_batch, METH_O, "Twin of scan_batch_py (tests/reference)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -1,4 +1,4 @@
-/* Compiled twin of replay.compact.twitch_line_py (the pure-Python reference): one pass over a
+/* Compiled twin of twitch_line_py (tests/reference/replay_step.py) (the pure-Python reference): one pass over a
  * received Twitch line that reads it as girc does (formats.irc.parse_compat_py) and writes, at
  * once, the canonical bytes of its archive record (formats.canonical.canonical_bytes_py) around
  * the two numbers that may still change while its batch is open (`time` and `time_range`):

@@ -1,4 +1,4 @@
-/* Compiled twin of verify.batch.clean_tally_py (the pure-Python reference): the counters of a batch
+/* Compiled twin of clean_tally_py (tests/reference/verify_tally.py) (the pure-Python reference): the counters of a batch
  * file whose every line is canonical, a record, sorted, in the file's minute, with no repeated
  * message id and no negative or oversized range, read straight from the bytes without building a
  * Python object per record.

@@ -13,7 +13,8 @@ now)}`: the batch code reads and cuts `time` and `time_range` as on a full recor
 file is written from the parts (`batch_bytes`: `format_batch` with `record_bytes`), without the tag
 dict, params list and receivers dict that a full record holds, or the encoder's pass over them.
 
-`twitch_line_py` is the reference of the one step that makes the parts from a received Twitch
+`twitch_line_py` (tests/reference/replay_step.py) is the reference of the one
+step that makes the parts from a received Twitch
 line; `formats._native.twitch_line` (native/replay.c) is its compiled twin, which handles the common
 shape and returns None for everything else (the engine then reads the line the reference way,
 into a full record). The compiled lane (`formats._native.lane`, StreamReplayer.feed_raw) runs the same
@@ -30,8 +31,7 @@ from typing import Any
 
 from formats import speedups
 from formats.canonical import canonical_bytes, canonical_bytes_py, format_batch
-from formats.irc import parse_compat, parse_compat_py
-from replay.dialect import twitch_server_time
+from formats.irc import parse_compat
 
 # The key of a compact record's parts; a full record never has it (its keys are RECORD_KEYS).
 PARTS = "parts"
@@ -55,27 +55,6 @@ TwitchLineFn = Callable[[str, bytes, float], TwitchLine | None]
 def receiver_key(receiver: str) -> bytes:
     """`"RECEIVER":`, the receivers map's key as it precedes the receive time in canonical bytes."""
     return canonical_bytes_py({receiver: 0})[1:-1].removesuffix(b"0")
-
-
-def twitch_line_py(line: str, receiver: str, now: float) -> TwitchLine:
-    """The reference: (command, first parameter, server time, head, tail) of a received Twitch line,
-    read by `parse_compat_py`, the times by `twitch_server_time`, the bytes by `canonical_bytes_py`.
-    Raises IRCParseError for a line that cannot be read."""
-    command, params, sender, user, host, tags = parse_compat_py(line)
-    first = canonical_bytes_py(
-        {
-            "command": command,
-            "host": host,
-            "params": params,
-            "receivers": {receiver: now},
-            "sender": sender,
-            "tags": tags,
-        }
-    )
-    last = canonical_bytes_py({"user": user})
-    head = first[:-1] + b',"time":'
-    tail = b"," + last[1:]
-    return command, params[0] if params else None, twitch_server_time(tags), head, tail
 
 
 def compiled_twitch_line() -> TwitchLineFn | None:

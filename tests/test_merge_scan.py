@@ -1,5 +1,5 @@
-"""native/merge.c against its reference, merge.scan.scan_line_py: the same answer (the same fields, or
-the same refusal) for random records, damaged lines and real ones."""
+"""native/merge.c against its reference, scan_line_py (tests/reference/merge_scan.py): the same answer
+(the same fields, or the same refusal) for random records, damaged lines and real ones."""
 
 from __future__ import annotations
 
@@ -15,11 +15,13 @@ from hypothesis import strategies as st
 from bench.bench_merge import recorder_archives
 from formats.canonical import batch_time_of, canonical_bytes, format_batch
 from formats.rawcodec import OPEN, RECV, Event
-from merge import fastplan, scan
+from merge import scan
 from merge.plan import summary_of
 from replay.api import replay
 from replay.engine import replay_events
 from tests.compiled import native, needs_native
+from tests.reference import merge_fold
+from tests.reference import merge_scan as spec
 from tests.strategies import MERGE_MINUTE0, archive_records, merge_archives, merge_observations
 from tests.test_exact_text import corpus_lines
 
@@ -30,9 +32,9 @@ pytestmark = needs_native
 
 def same(line: bytes) -> None:
     # repr: 1 and 1.0 are different answers
-    assert repr(native().scan_line(line)) == repr(scan.scan_line_py(line)), line
+    assert repr(native().scan_line(line)) == repr(spec.scan_line_py(line)), line
     # a file of it: scan_file's verdict (Lines of one line, or the line number) is scan_batch_py's
-    verdict, reference = native().scan_file(line + b"\n"), scan.scan_batch_py(line + b"\n")
+    verdict, reference = native().scan_file(line + b"\n"), spec.scan_batch_py(line + b"\n")
     assert (verdict if isinstance(verdict, int) else len(verdict)) == (
         reference if isinstance(reference, int) else len(reference)
     ), line
@@ -51,7 +53,7 @@ def test_merge_shaped_records_are_vouched_for(records: list[dict[str, object]]) 
         line = canonical_bytes(record)
         same(line)
         if not (type(record["time_range"]) is float and record["time_range"] == 0.0):  # written 0 by a merge
-            assert scan.scan_line_py(line) is not None  # the fast path really runs on these
+            assert spec.scan_line_py(line) is not None  # the fast path really runs on these
 
 
 def _mutations(line: bytes) -> st.SearchStrategy[bytes]:
@@ -220,7 +222,7 @@ def test_real_lines_from_the_fixtures_and_the_corpus_replayed(tmp_path: Path) ->
                 seen += 1
     for archive in recorder_archives(5):
         data = format_batch(archive)
-        assert repr(native().merge_scan_batch(data)) == repr(scan.scan_batch_py(data))
+        assert repr(native().merge_scan_batch(data)) == repr(spec.scan_batch_py(data))
         assert isinstance(native().merge_scan_batch(data), list)
     assert seen > 40
     # the real corpus (581 lines Twitch sent), each line replayed as one recorder would
@@ -234,7 +236,7 @@ def test_real_lines_from_the_fixtures_and_the_corpus_replayed(tmp_path: Path) ->
 
 @pytest.mark.parametrize("data", [b"", b"\n", b"x\n", b'{"a":1}', b"\n\n"])
 def test_batches_that_are_not_vouched_for(data: bytes) -> None:
-    assert native().merge_scan_batch(data) == scan.scan_batch_py(data)
+    assert native().merge_scan_batch(data) == spec.scan_batch_py(data)
 
 
 def test_twin_is_bound_unless_pure() -> None:
@@ -292,7 +294,7 @@ def _windows(archives: list[list[dict[str, object]]], extra: list[dict[str, obje
 def test_fold_lines_twin(
     archives: list[list[dict[str, object]]], extra: list[dict[str, object]], shuffled: random.Random
 ) -> None:
-    """formats._native.scan_file and fold_lines against merge.fastplan.fold_window_py over the windows of
+    """formats._native.scan_file and fold_lines against tests.reference.merge_fold.fold_window_py over the windows of
     several recorders' files (shared ids, re-deliveries, merged files, odd records, records that
     cross minutes), minute after minute as a directory merge goes (a merged minute's output is the
     next window's neighbour, as its Ids): the same verdict for each file, the same fold (or
@@ -304,7 +306,7 @@ def test_fold_lines_twin(
     for minute, datas in files.items():
         shuffled.shuffle(datas)
         for data in datas:
-            ours, reference = compiled.scan_file(data), scan.scan_batch_py(data)
+            ours, reference = compiled.scan_file(data), spec.scan_batch_py(data)
             if isinstance(reference, int):
                 assert ours == reference
                 continue
@@ -321,7 +323,7 @@ def test_fold_lines_twin(
             ours_n = [*lines.get(before, []), *lines.get(after, [])]
             want_n = [summary_of(x) for n in (before, after) for x in scans.get(n, [])]
         got = compiled.fold_lines(minute, lines.get(minute, []), ours_n)
-        want = fastplan.fold_window_py(minute, scans.get(minute, []), want_n)
+        want = merge_fold.fold_window_py(minute, scans.get(minute, []), want_n)
         if want is None:
             assert got is None
             continue

@@ -1,5 +1,5 @@
 """The replay's compiled step and lane (native/replay.c) are byte-identical to the pure reference:
-the step to `replay.compact.twitch_line_py` (parse_compat_py + canonical_bytes_py), the compact
+the step to `twitch_line_py` (tests/reference/replay_step.py) (parse_compat_py + canonical_bytes_py), the compact
 record's bytes to `canonical_bytes` of the full record, the lane to the pure engine fed event by
 event; and the compact engine saves and restores as the pure one does."""
 
@@ -26,6 +26,7 @@ from replay.api import replay
 from replay.batches import ClosedBatch
 from replay.engine import StreamReplayer
 from tests.compiled import NATIVE, native, needs_native
+from tests.reference.replay_step import twitch_line_py
 from tests.strategies import (
     RAW_T0_US,
     damaged_irc_lines,
@@ -45,7 +46,7 @@ def _step(line: str, name: str, now: float) -> object:
     """The compiled step's answer where it gives one, checked against the reference's."""
     fast = native().twitch_line(line, compact.receiver_key(name), now)
     try:
-        ref: object = compact.twitch_line_py(line, name, now)
+        ref: object = twitch_line_py(line, name, now)
     except IRCParseError:
         ref = None
     if fast is not None:
@@ -94,7 +95,7 @@ _number = st.one_of(
 def test_a_compact_record_is_its_full_record(line: str, name: str, now: float, time: Any, time_range: Any) -> None:
     """record_bytes (and the compiled `batch`) of a compact record = canonical bytes of the full one."""
     try:
-        _command, _first, _st, head, tail = compact.twitch_line_py(line, name, now)
+        _command, _first, _st, head, tail = twitch_line_py(line, name, now)
     except IRCParseError:
         return
     record = {"time": time, "time_range": time_range, compact.PARTS: (head, tail, line, name, now)}
@@ -284,7 +285,7 @@ def test_the_compiled_batch_sorts_as_the_reference(items: list[tuple[str, float,
     records: list[dict[str, Any]] = []
     for line, time, time_range, full in items:
         try:
-            _c, _f, _s, head, tail = compact.twitch_line_py(line, "h.S1.0", 1_700_000_000.5)
+            _c, _f, _s, head, tail = twitch_line_py(line, "h.S1.0", 1_700_000_000.5)
         except IRCParseError:
             continue
         record: dict[str, Any] = {

@@ -1,4 +1,5 @@
-"""verify's compiled twin (native/verify.c) equals its pure-Python reference, verify.batch.clean_tally_py:
+"""verify's compiled twin (native/verify.c) equals its pure-Python reference,
+clean_tally_py (tests/reference/verify_tally.py):
 on every file it accepts, the same counters with the same number types (an int stays an int, so the
 report's bytes are the same); anything else (any finding, any odd shape) it leaves to the reference.
 Held by hypothesis over healthy, random and damaged batch files, over canonical and non-canonical
@@ -21,6 +22,7 @@ from hypothesis import strategies as st
 
 from formats.canonical import content_hash, format_batch, parse_batch_name
 from tests.compiled import NATIVE, needs_native
+from tests.reference.verify_tally import clean_tally_py
 from tests.strategies import MERGE_MINUTE0, archive_records, records_in_minute
 from verify import batch
 from verify.tally import ChannelTally
@@ -54,7 +56,7 @@ def _compiled(data: bytes, batch_time: int) -> ChannelTally | None:
 def _assert_twin(data: bytes, batch_time: int, *, accepted: bool = False) -> None:
     """The law: the twin says nothing (None) or exactly what the reference says."""
     fast = _compiled(data, batch_time)
-    ref = batch.clean_tally_py(data, batch_time)
+    ref = clean_tally_py(data, batch_time)
     if accepted:
         assert fast is not None, data[:300]
     if fast is not None:
@@ -269,7 +271,7 @@ def test_every_fixture_batch_file_is_read_by_the_twin_exactly() -> None:
     for path, minute in files:
         with open(path, "rb") as f:
             data = f.read()
-        if batch.clean_tally_py(data, minute) is not None:
+        if clean_tally_py(data, minute) is not None:
             _assert_twin(data, minute, accepted=True)
         _scan_both(data, minute)
 
