@@ -24,6 +24,9 @@ from formats.store import write_batch
 from tests.strategies import archive_records, export_windows, merge_archives
 from tests.test_export_golden import upstream_rule
 
+# the pure and the compiled core run these differently: CI's pure pass runs them (-m core)
+pytestmark = pytest.mark.core
+
 
 def write_archives(root: str, archives: list[list[dict[str, Any]]]) -> None:
     """Each archive's records as files per minute (several archives: several files a minute)."""

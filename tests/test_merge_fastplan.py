@@ -23,6 +23,9 @@ from tests.reference.merge_fold import plan_window_bytes
 from tests.reference.merge_scan import scan_batch_py
 from tests.strategies import MERGE_MINUTE0, merge_archives
 
+# the pure and the compiled core run these differently: CI's pure pass runs them (-m core)
+pytestmark = pytest.mark.core
+
 Files = dict[int, list[tuple[str, bytes]]]  # minute -> (path, data)
 
 

@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -17,6 +18,9 @@ from formats.store import write_batch_bytes
 from merge.directory import ChannelMerger, Problem, merge_tree
 from tests.strategies import MERGE_MINUTE0, merge_archives
 from tests.test_merge_directory import CHANNEL, tree, write_archive
+
+# the pure and the compiled core run these differently: CI's pure pass runs them (-m core)
+pytestmark = pytest.mark.core
 
 settings_minutes = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

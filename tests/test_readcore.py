@@ -11,6 +11,7 @@ import os
 from typing import Any
 
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -19,6 +20,9 @@ from formats.errors import InputError
 from tests.compiled import native, needs_native
 from tests.strategies import archive_records, maybe_faulty_records
 from tests.test_verify_core import damaged_files
+
+# the pure and the compiled core run these differently: CI's pure pass runs them (-m core)
+pytestmark = pytest.mark.core
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -38,6 +38,9 @@ from tests.strategies import (
     twitch_shaped_lines,
 )
 
+# the pure and the compiled core run these differently: CI's pure pass runs them (-m core)
+pytestmark = pytest.mark.core
+
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "fixtures" / "corpus" / "twitch-lines.txt"
 
