@@ -241,7 +241,7 @@ def test_batches_that_are_not_vouched_for(data: bytes) -> None:
 
 def test_twin_is_bound_unless_pure() -> None:
     if os.environ.get("CHAT_ARCHIVER_PURE", "") not in ("", "0"):
-        assert scan.scan_line is None
+        assert scan.scan_file is None
     json.dumps(None)
 
 
