@@ -8,7 +8,7 @@ time_range, user, so the line is
     head + TIME + b',"time_range":' + TIME_RANGE + tail
 
 with `head` everything up to `"time":` and `tail` the `,"user":...}` after. The bulk replay
-(`replay.api`) keeps each record as `{"time", "time_range", PARTS: (head, tail, line, receiver,
+(`replay.shell`) keeps each record as `{"time", "time_range", PARTS: (head, tail, line, receiver,
 now)}`: the batch code reads and cuts `time` and `time_range` as on a full record, and the batch
 file is written from the parts (`batch_bytes`: `format_batch` with `record_bytes`), without the tag
 dict, params list and receivers dict that a full record holds, or the encoder's pass over them.

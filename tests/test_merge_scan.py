@@ -17,9 +17,9 @@ from formats.canonical import batch_time_of, canonical_bytes, format_batch
 from formats.rawcodec import OPEN, RECV, Event
 from merge import scan
 from merge.plan import summary_of
-from replay.api import replay
-from replay.engine import replay_events
+from replay.shell import replay
 from tests.compiled import native, needs_native
+from tests.pipeline import replay_events
 from tests.reference import merge_fold
 from tests.reference import merge_scan as spec
 from tests.strategies import MERGE_MINUTE0, archive_records, merge_archives, merge_observations

@@ -12,8 +12,8 @@ from typing import Any
 
 from formats.canonical import canonical_bytes, parse_batch
 from formats.errors import InputError
-from merge.core import message_id
-from merge.directory import check_parsed
+from formats.identity import message_id
+from merge.core import check_parsed
 from merge.scan import Scanned
 
 TIME_LIMIT = 253_402_300_000  # a time the layout can name as a minute (years 1970 to 9999)

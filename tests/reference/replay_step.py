@@ -6,9 +6,9 @@ never makes compact ones, so production never runs this."""
 from __future__ import annotations
 
 from formats.canonical import canonical_bytes_py
+from formats.dialect import twitch_server_time
 from formats.irc import parse_compat_py
 from replay.compact import TwitchLine
-from replay.dialect import twitch_server_time
 
 
 def twitch_line_py(line: str, receiver: str, now: float) -> TwitchLine:
