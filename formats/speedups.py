@@ -84,9 +84,6 @@ def compiled(name: str) -> Any:
 
 
 def core_name() -> str:
-    """`compiled` or `pure`: which core this process runs (benchmarks print it)."""
-    from formats import canonical, irc  # noqa: PLC0415
-
-    pure = irc.parse_compat is irc.parse_compat_py
-    assert pure == (canonical.canonical_bytes is canonical.canonical_bytes_py)
-    return "pure" if pure else "compiled"
+    """`compiled` or `pure`: which core this process runs (benchmarks print it); every `twin` binds
+    its reference exactly when `load()` is None."""
+    return "pure" if load() is None else "compiled"
