@@ -167,20 +167,7 @@ PACKAGES = ("formats", "chat_archiver", *STAGES)
 
 @pytest.mark.parametrize(
     "package",
-    [
-        pytest.param(
-            package,
-            marks=pytest.mark.xfail(
-                reason="formats.speedups binds the compiled twins through lazy imports; one compiled "
-                "module with one binding removes this circle",
-                strict=True,
-            ),
-        )
-        if package == "formats"
-        else package
-        for package in PACKAGES
-        if (ROOT / package / "__init__.py").exists()
-    ],
+    [package for package in PACKAGES if (ROOT / package / "__init__.py").exists()],
 )
 def test_no_value_import_circle_inside_a_package(package: str) -> None:
     assert import_circles(package) == []
