@@ -35,6 +35,17 @@ in another. `lo + time_range == hi` must hold exactly for the round trip; it doe
 `hi - lo` is exact (Sterbenz: `hi/2 <= lo <= 2*hi`), which holds for Unix times after 1970-01-02
 with any range shorter than decades. Numbers must be finite and ints within 2**53 (InputError).
 
+Combined records (ARCHIVE_FORMAT.md section 5.1). A record whose line holds readings of two or
+more receivers is written with the number types upstream's merge gives a combined record, so that
+a wubloader node merging the same readings writes the same bytes (the same file name) and stops
+fetching ours: an id record's `time` and `time_range` are floats (`0.0`, `55.0`), and so is the
+range of an exact (`time_range` 0) id-less line. Upstream's result for an id-less ranged record
+depends on the order it reads files in, so those keep the rule above. The choice depends only on
+the line's receivers, which only grow under union, and never on a number's type in the group's
+key (an id group has no numbers in its key; an id-less group's key holds a zero range as `0`),
+so `obs(f(X))` still lands in the groups X did and the laws hold: `0` and `0.0` readings of one
+message are one group. A record of one receiver keeps the numbers its writer wrote.
+
 Cost: one dict lookup per record and a sort per group and of the output: O(n log n).
 """
 
@@ -196,6 +207,20 @@ def add_receiver_time(
     if new < old:
         receivers[name] = when
     return dups
+
+
+def combined(time: Number, time_range: Number, receivers: int) -> tuple[Number, Number]:
+    """The numbers of an id record whose line holds `receivers` receivers: floats once two or
+    more receivers are combined (upstream computes them in floats: section 5.1), else as folded."""
+    if receivers < 2:
+        return time, time_range
+    return float(time), float(time_range)
+
+
+def combined_range(time_range: Number, receivers: int) -> Number:
+    """The range of an id-less line with `receivers` receivers: an exact one (`0`) combined from two
+    or more is `0.0`, as upstream's merge writes it; every other range as it is."""
+    return 0.0 if receivers >= 2 and time_range == 0 else time_range
 
 
 def fold_members(members: Collection[Member]) -> tuple[Number, Number, bool]:
@@ -403,6 +428,7 @@ class Merger:
             if isinstance(group, _IdGroup):
                 ids[group.message_id] += 1
                 time, time_range, disjoint = group.fold()
+                time, time_range = combined(time, time_range, len(group.receivers))
                 range_conflicts += disjoint
                 if group.dups is not None:
                     duplicates += sum(len(s) - 1 for s in group.dups.values())
@@ -416,10 +442,11 @@ class Merger:
             names = sorted(times)
             for i in range(max(len(v) for v in times.values())):
                 record = dict(zip(CONTENT_KEYS, group.content, strict=True))
-                record["receivers"] = {name: times[name][i][0] for name in names if len(times[name]) > i}
+                receivers = {name: times[name][i][0] for name in names if len(times[name]) > i}
+                record["receivers"] = receivers
                 record["time"] = group.time
-                record["time_range"] = group.time_range
-                items.append((group.time, group.time_range, _line(record), record, origins))
+                record["time_range"] = time_range = combined_range(group.time_range, len(receivers))
+                items.append((group.time, time_range, _line(record), record, origins))
         items.sort(key=_sort_key)
         counts = MergeCounts(
             records_in=self._records_in,

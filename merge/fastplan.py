@@ -24,7 +24,16 @@ from typing import Any
 
 from formats import speedups
 from formats.canonical import BATCH_INTERVAL
-from merge.core import Member, MergeCounts, Number, NumKey, add_receiver_time, fold_members
+from merge.core import (
+    Member,
+    MergeCounts,
+    Number,
+    NumKey,
+    add_receiver_time,
+    combined,
+    combined_range,
+    fold_members,
+)
 from merge.plan import LinesFile, OutputFile, ScannedFile, Summary, WindowPlan, summary_of
 from merge.scan import Scanned
 
@@ -68,7 +77,8 @@ def fold_common_py(files: Sequence[Sequence[Scanned]]) -> Common:
     A group (lines of equal content, with an id) is common when its range is the int 0, every line
     has one receiver and the very same numbers text, and no receiver appears twice: its fold is
     then the time as it is, the range 0, and the receivers united (what the general code below
-    gives, without its bookkeeping). `items` are those groups' output lines, `rest` every other
+    gives, without its bookkeeping); two or more receivers combined make the numbers floats
+    (`merge.core.combined`: the time as a float, the range `0.0`). `items` are those groups' output lines, `rest` every other
     line (id-less ones in file order, then the other groups whole), `observations` the receivers
     counted over every line, `id_conflicts` the groups of an id beyond its first (an id seen with
     several contents)."""
@@ -98,7 +108,9 @@ def fold_common_py(files: Sequence[Sequence[Scanned]]) -> Common:
             rest.extend(group)
             continue
         texts = [s[7] for _name, s in sorted(zip(names, group, strict=True), key=lambda pair: pair[0])]
-        items.append((first[5], 0, _splice(first, b",".join(texts), numbers)))
+        time, time_range = combined(first[5], 0, len(group))
+        numbers = _numbers_text(first, time, time_range)
+        items.append((time, time_range, _splice(first, b",".join(texts), numbers)))
     id_conflicts = len(groups) - len({group[0][3] for group in groups.values()})
     return items, rest, observations, id_conflicts
 
@@ -182,6 +194,8 @@ def _plan(
                 group.append(s)
         else:
             t, r = s[5], s[6]
+            if r == 0:
+                r = 0  # as Merger keys it: `0` and a combined `0.0` are one group
             key = (s[0], t, type(t) is float, r, type(r) is float)
             group = plain.get(key)
             if group is None:
@@ -194,6 +208,7 @@ def _plan(
         first = group[0]
         if len(group) == 1:  # one sighting: its receivers as they are, its numbers as fold_members says
             time, time_range, disjoint = _fold_one(first)
+            time, time_range = combined(time, time_range, len(first[4]))
             range_conflicts += disjoint
             items.append((time, time_range, _splice(first, first[7], _numbers_text(first, time, time_range))))
             continue
@@ -217,22 +232,25 @@ def _plan(
             time, time_range, disjoint = _fold_one(first)
         else:
             time, time_range, disjoint = fold_members(distinct)
+        time, time_range = combined(time, time_range, len(receivers))
         range_conflicts += disjoint
         items.append((time, time_range, _splice(first, receivers_text, _numbers_text(first, time, time_range))))
     for (_content, time, _tf, time_range, _rf), group in plain.items():
         first = group[0]
         if len(group) == 1:  # one record: each receiver has one time, so it is written as it is
-            items.append((time, time_range, _splice(first, first[7], first[8])))
+            time_range = combined_range(time_range, len(first[4]))
+            items.append((time, time_range, _splice(first, first[7], _numbers_text(first, time, time_range))))
             continue
         times: dict[bytes, set[NumKey]] = {}
         for s in group:
             for name, when in s[4].items():
                 times.setdefault(name, set()).add((when, type(when) is float))
         ordered = {name: sorted(keys) for name, keys in sorted(times.items())}
-        numbers_text = _numbers_text(first, time, time_range)
         for i in range(max(len(v) for v in ordered.values())):
             chosen = [(name, keys[i][0]) for name, keys in ordered.items() if len(keys) > i]
-            items.append((time, time_range, _splice(first, _receivers_text(chosen), numbers_text)))
+            line_range = combined_range(time_range, len(chosen))
+            numbers_text = _numbers_text(first, time, line_range)
+            items.append((time, line_range, _splice(first, _receivers_text(chosen), numbers_text)))
     items.sort()
     data = b"\n".join([item[2] for item in items] + [b""]) if items else b""  # one copy, the last newline too
     output = OutputFile(minute, data, None, len(items), summary)

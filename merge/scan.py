@@ -6,7 +6,7 @@ only the message's identity and the three fields it changes; everything else pas
 bytes. `scan_line_py` is the definition: it decodes the line and checks it exactly as every reader
 does (`formats.canonical.parse_batch`, `merge.core.check_parsed`), and *vouches* for it only if
 the line is exactly the canonical bytes of its record and of the shape the merge's byte path handles
-(receiver names and tag names without escapes, no lone surrogate, ints of at most 15 digits, no -0.0, no 0.0 range,
+(receiver names and tag names without escapes, no lone surrogate, ints of at most 15 digits, no -0.0,
 a time from 1970 to 9999). Then it returns a `Scanned` tuple:
 
     (content, a, k, mid, receivers, time, time_range, receivers_text, numbers_text)
@@ -81,7 +81,7 @@ def scan_line_py(line: bytes) -> Scanned | None:
         return None
     if not all(_kept(v) for v in (time, time_range, *receivers.values())):
         return None
-    if not 0 <= time < TIME_LIMIT or (type(time_range) is float and time_range == 0.0):
+    if not 0 <= time < TIME_LIMIT:
         return None
     a = line.index(b',"receivers":{') + len(b',"receivers":')
     b = line.index(b'},"sender":', a) + 1
