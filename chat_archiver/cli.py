@@ -47,6 +47,7 @@ COMMANDS = (
     "archive",
     "serve",
     "sync",
+    "media",
 )
 
 

@@ -30,15 +30,15 @@ def register(app: typer.Typer) -> None:
         channel: str = typer.Argument(
             ..., metavar="CHANNEL", help="Channel name, with or without '#'.", show_default=False
         ),
-        since: str = typer.Option(
+        since: str | None = typer.Option(
             None,
             "--since",
             metavar="TIME",
             help="Window start: Unix seconds or ISO 8601 (UTC unless an offset).",
         ),
-        until: str = typer.Option(None, "--until", metavar="TIME", help="Window end (exclusive), same forms."),
-        start: str = typer.Option(None, "--start", hidden=True),  # the old names, kept for scripts
-        end: str = typer.Option(None, "--end", hidden=True),
+        until: str | None = typer.Option(None, "--until", metavar="TIME", help="Window end (exclusive), same forms."),
+        start: str | None = typer.Option(None, "--start", hidden=True),  # the old names, kept for scripts
+        end: str | None = typer.Option(None, "--end", hidden=True),
         fmt: Format = typer.Option(
             "json",
             "--format",
@@ -60,7 +60,7 @@ def register(app: typer.Typer) -> None:
             help="Keep only records about this user (repeatable).",
             show_default=False,
         ),
-        out: str = typer.Option(
+        out: str | None = typer.Option(
             None,
             "--out",
             "-o",
@@ -74,7 +74,7 @@ def register(app: typer.Typer) -> None:
             metavar="SECONDS",
             help="ass: how long each message stays on screen.",
         ),
-        jobs: int = typer.Option(
+        jobs: int | None = typer.Option(
             None,
             "--jobs",
             "-j",

@@ -8,8 +8,7 @@ from collections.abc import Sequence
 from chat_archiver.console import fail
 from formats.errors import ArchiverError
 from formats.rawfile import RAW_SUFFIXES, RawProblem, find_raw_files, group_streams
-from formats.store import list_channels
-from merge.directory import QUARANTINE
+from formats.store import QUARANTINE, list_channels
 
 
 def raw_files_or_fail(paths: Sequence[str]) -> list[str]:

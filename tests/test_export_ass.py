@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from profiles import examples
 from typer.testing import CliRunner
 
 from chat_archiver.cli import app
@@ -176,7 +177,7 @@ def ids_in(lines: list[str]) -> list[tuple[str, bool]]:
     return [(m.group(1), line.endswith(" [x]")) for line in lines if (m := re.search(r"\bm(\d+)\b", line))]
 
 
-@settings(max_examples=40)
+@settings(max_examples=examples(0.2))
 @given(chat_sessions(), st.sampled_from([1.0, 3.0, 10.0]))
 def test_frames_follow_the_model_within_one_frame(records: list[dict[str, Any]], hold: float) -> None:
     """At any moment: a message is up from its time (within MIN_FRAME) for `hold` seconds, newest
@@ -206,7 +207,7 @@ def test_frames_follow_the_model_within_one_frame(records: list[dict[str, Any]],
                 assert not here[n], (x, mid, "struck too early")
 
 
-@settings(max_examples=30)
+@settings(max_examples=examples(0.1))
 @given(chat_sessions(spaced=True))
 def test_quiet_chat_is_exactly_on_time(records: list[dict[str, Any]]) -> None:
     """Records at least 0.3 s apart (more than a frame): every message appears at its time rounded
@@ -389,7 +390,7 @@ def test_burnt_video_is_lit_exactly_while_chat_is_up(tmp_path: Path) -> None:
     assert lit == expected, (lit, expected)
 
 
-@settings(max_examples=100)
+@settings(max_examples=examples(0.4))
 @given(st.lists(archive_records(), max_size=8), st.floats(0.1, 30))
 def test_any_records_in_any_order_render_in_both_playback_formats(records: list[dict[str, Any]], hold: float) -> None:
     """The fuzz invariant for the playback renderers: any schema-valid records (huge numbers, any

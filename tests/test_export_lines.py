@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from profiles import examples
 from typer.testing import CliRunner
 
 from chat_archiver.cli import app
@@ -132,7 +133,7 @@ def archives(draw: Any) -> list[tuple[int, bytes]]:
     return files
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(0.5), deadline=None)
 @given(
     archives(),
     export_windows,

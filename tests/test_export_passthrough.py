@@ -10,6 +10,7 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from profiles import examples
 
 from export.stream import canonical_order, passing_through
 from formats.canonical import canonical_json
@@ -37,14 +38,14 @@ _lists = st.one_of(
 )
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(1.5), deadline=None)
 @given(_lists, st.randoms(use_true_random=False))
 def test_the_view_with_lone_records_kept_out_is_the_view(records: list[dict[str, Any]], rng: Any) -> None:
     rng.shuffle(records)
     assert _outcome(passing_through(fold_for_reading), records) == _outcome(fold_for_reading, records)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(0.7), deadline=None)
 @given(st.lists(archive_records(), max_size=8))
 def test_canonical_order_is_the_merge_order(records: list[dict[str, Any]]) -> None:
     expected = sorted(records, key=lambda r: (r["time"], r["time_range"], canonical_json(r)))

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from profiles import examples
 
 from bench.bench_verify import minute_records
 from export import scan
@@ -38,13 +39,13 @@ def same(line: bytes) -> object:
     return same_batch(line + b"\n")
 
 
-@settings(max_examples=400)
+@settings(max_examples=examples(1.5))
 @given(record=archive_records())
 def test_random_records(record: dict[str, object]) -> None:
     same(canonical_bytes(record))
 
 
-@settings(max_examples=200)
+@settings(max_examples=examples(0.7))
 @given(records=merge_observations())
 def test_merge_shaped_records_and_their_files(records: list[dict[str, object]]) -> None:
     for record in records:
@@ -52,7 +53,7 @@ def test_merge_shaped_records_and_their_files(records: list[dict[str, object]]) 
     same_batch(format_batch(records))
 
 
-@settings(max_examples=600)
+@settings(max_examples=examples(2))
 @given(data=st.data(), record=archive_records())
 def test_damaged_lines(data: st.DataObject, record: dict[str, object]) -> None:
     same(data.draw(_mutations(canonical_bytes(record))))
@@ -173,7 +174,7 @@ def test_real_lines_from_the_fixtures_and_the_corpus_replayed(tmp_path: Path) ->
         same(canonical_bytes(record))
 
 
-@settings(max_examples=300)
+@settings(max_examples=examples(1))
 @given(data=st.binary(max_size=300), record=archive_records())
 def test_any_bytes(data: bytes, record: dict[str, object]) -> None:
     """Hostile bytes alone and cut into a real line: the same refusal (or answer) as the reference."""

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from profiles import examples
 from typer.testing import CliRunner
 
 from chat_archiver.cli import app
@@ -40,7 +41,7 @@ def write_archives(root: str, archives: list[list[dict[str, Any]]]) -> None:
             write_batch(root, "chan", minute, group)
 
 
-@settings(max_examples=40)
+@settings(max_examples=examples(0.2))
 @given(merge_archives(), export_windows, st.integers(1, 3))
 def test_streamed_json_equals_upstreams_rule(
     archives: list[list[dict[str, Any]]], window: tuple[int, int], chunk: int
@@ -231,7 +232,7 @@ def test_parallel_parts_give_the_serial_bytes(tmp_path: Path, monkeypatch: Any) 
             assert (n1, parallel.getvalue()) == (n2, serial.getvalue()), (fmt, filters)
 
 
-@settings(max_examples=30)
+@settings(max_examples=examples(0.1))
 @given(st.lists(archive_records(), min_size=1, max_size=6), st.sampled_from(["json", "text", "irc"]))
 def test_any_archive_exports_or_fails_with_our_error(records: list[dict[str, Any]], fmt: str) -> None:
     """The fuzz invariant at the export's edge: any schema-valid records (huge ints, odd floats, any

@@ -11,6 +11,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from profiles import examples, suppressing
 
 from formats.canonical import batch_relpath, batch_time_of, format_batch
 from formats.store import write_batch_bytes
@@ -18,7 +19,9 @@ from merge.directory import ChannelMerger, MergeProblem, merge_tree
 from tests.strategies import MERGE_MINUTE0, merge_archives
 from tests.test_merge_directory import CHANNEL, tree, write_archive
 
-settings_minutes = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+settings_minutes = settings(
+    max_examples=examples(0.2), deadline=None, suppress_health_check=suppressing(HealthCheck.function_scoped_fixture)
+)
 
 
 def _batches(records: list[dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:

@@ -15,6 +15,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from profiles import examples, suppressing
 
 from merge.combine import merge_into
 from merge.directory import merge_tree
@@ -43,7 +44,9 @@ def per_recorder(scn: dict[str, Any], base: Path) -> list[Path]:
     return folders
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=examples(0.1), deadline=None, suppress_health_check=suppressing(HealthCheck.function_scoped_fixture)
+)
 @given(scn=scenarios(), seed=st.integers(0, 2**32 - 1))
 def test_replay_of_everything_equals_merge_of_per_recorder_replays(
     tmp_path_factory: Any, scn: dict[str, Any], seed: int

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from profiles import examples
 
 from bench.bench_merge import recorder_archives
 from formats.canonical import batch_time_of, canonical_bytes, format_batch
@@ -39,13 +40,13 @@ def same(line: bytes) -> None:
     ), line
 
 
-@settings(max_examples=400)
+@settings(max_examples=examples(1.5))
 @given(record=archive_records())
 def test_random_records(record: dict[str, object]) -> None:
     same(canonical_bytes(record))
 
 
-@settings(max_examples=200)
+@settings(max_examples=examples(0.7))
 @given(records=merge_observations())
 def test_merge_shaped_records_are_vouched_for(records: list[dict[str, object]]) -> None:
     for record in records:
@@ -89,7 +90,7 @@ def _mutations(line: bytes) -> st.SearchStrategy[bytes]:
     )
 
 
-@settings(max_examples=600)
+@settings(max_examples=examples(2))
 @given(data=st.data(), record=archive_records())
 def test_damaged_lines(data: st.DataObject, record: dict[str, object]) -> None:
     line = canonical_bytes(record)
@@ -246,7 +247,7 @@ def test_twin_is_bound_unless_pure() -> None:
     json.dumps(None)
 
 
-@settings(max_examples=1500)
+@settings(max_examples=examples(5))
 @given(
     value=st.one_of(
         st.floats(allow_nan=False, allow_infinity=False),
@@ -290,7 +291,7 @@ def _windows(archives: list[list[dict[str, object]]], extra: list[dict[str, obje
     return files
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(1), deadline=None)
 @given(archives=merge_archives(), extra=st.lists(archive_records(), max_size=3), shuffled=st.randoms())
 def test_fold_lines_twin(
     archives: list[list[dict[str, object]]], extra: list[dict[str, object]], shuffled: random.Random
@@ -343,7 +344,7 @@ def test_fold_lines_takes_lines_only() -> None:
         compiled.scan_file("text")
 
 
-@settings(max_examples=1500)
+@settings(max_examples=examples(5))
 @given(
     value=st.one_of(st.floats(1, 1e15), st.floats(1.6e9, 1.8e9), st.integers(0, 52).map(lambda k: 2.0**k)),
     step=st.integers(-3, 3),

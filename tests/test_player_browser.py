@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from profiles import examples
 from typer.testing import CliRunner
 
 from chat_archiver.cli import app
@@ -113,7 +114,7 @@ def script_json(page: str, name: str) -> Any:
 NAMEABLE = st.one_of(server_time, st.integers(0, 60))
 
 
-@settings(max_examples=100)
+@settings(max_examples=examples(0.4))
 @given(st.lists(archive_records(numbers=NAMEABLE), max_size=5), markup_text)
 @example([], "{{ROWS}} {{JS}} {{TITLE}}")
 def test_no_record_breaks_out_of_the_page_data(records: list[dict[str, Any]], title: str) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from profiles import examples
 
 from formats import canonical
 from formats.errors import InputError
@@ -42,14 +43,14 @@ class _Dict(dict):  # type: ignore[type-arg]
 
 
 @needs_compiled
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(2), deadline=None)
 @given(st.one_of(archive_records(), maybe_faulty_records()))
 def test_the_twin_gives_the_reference_verdict(record: dict[str, Any]) -> None:
     _assert_same(record)
 
 
 @needs_compiled
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(1), deadline=None)
 @given(
     archive_records(),
     st.sampled_from(["command", "params", "sender", "user", "host", "tags", "receivers", "time", "time_range"]),
@@ -102,7 +103,7 @@ def _typed(value: Any) -> Any:
     return (type(value).__name__, value)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(1.5), deadline=None)
 @given(st.data())
 def test_the_one_call_decode_reads_what_the_line_parser_reads(data: Any) -> None:
     raw = data.draw(damaged_files())

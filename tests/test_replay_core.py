@@ -15,6 +15,7 @@ import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from profiles import examples
 
 from formats.canonical import canonical_bytes_py, format_batch
 from formats.errors import IRCParseError
@@ -155,7 +156,7 @@ def _busy(events: list[Event]) -> list[Event]:
     return out
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(0.2), deadline=None)
 @given(raw_event_streams(), st.integers(0, 4))
 def test_the_lane_replays_as_the_engine_fed_event_by_event(
     tmp_path_factory: Any, events: list[Event], overlap: int
@@ -353,7 +354,7 @@ _DAMAGE = [
 ]
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(0.2), deadline=None)
 @given(raw_event_streams(), st.data())
 def test_the_lane_counts_lines_as_the_reader_does(tmp_path_factory: Any, events: list[Event], data: Any) -> None:
     """The lane counts each block's lines as it walks them (the reader then skips its own count):
@@ -490,7 +491,7 @@ def _ranged_streams(draw: Any) -> list[Event]:
     return events
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=examples(0.3), deadline=None)
 @given(_ranged_streams())
 def test_the_lane_cuts_ranges_as_the_engine(tmp_path_factory: Any, events: list[Event]) -> None:
     """Exact lines cutting the ranges of estimated ones, taken by the lane: the very bytes of the

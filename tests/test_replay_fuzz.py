@@ -9,6 +9,7 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from profiles import examples
 
 from formats.canonical import parse_batch
 from formats.rawcodec import Event, Header, encode_event, encode_header
@@ -46,7 +47,7 @@ raw_line = st.one_of(
 )
 
 
-@settings(max_examples=100)
+@settings(max_examples=examples(0.4))
 @given(st.lists(raw_line, max_size=25), st.booleans())
 def test_any_recording_replays_or_reports(tmp_path_factory: Any, lines: list[bytes], merge: bool) -> None:
     tmp = tmp_path_factory.mktemp("fuzz")

@@ -11,6 +11,7 @@ from urllib.parse import unquote_to_bytes
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
+from profiles import suppressing
 
 from fixtures.export import make_archive
 from serve.app import ChatApp, upstream_json
@@ -185,7 +186,7 @@ def test_symlinks_out_of_root_are_404(hostile_root: Path) -> None:
     assert call(app, "/files/desertbus/chat/2023-11-14T23")[2] == b"[]"
 
 
-@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(suppress_health_check=suppressing(HealthCheck.function_scoped_fixture))
 @given(path=request_paths, query=query_strings)
 @example(path="/segments/../../passwd", query="")
 @example(path="/files/%2e%2e/%2e%2e", query="")

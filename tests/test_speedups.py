@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from profiles import examples
 
 from formats import canonical, irc, speedups
 from formats.errors import IRCParseError
@@ -54,7 +55,7 @@ def _assert_same(line: str) -> None:
 
 
 @needs_compiled
-@settings(max_examples=1500)
+@settings(max_examples=examples(5))
 @given(st.one_of(damaged_irc_lines(), irc_lines().map(lambda pair: pair[0]), st.text(max_size=60)))
 def test_compiled_parse_equals_reference_on_random_lines(line: str) -> None:
     _assert_same(line)
@@ -132,7 +133,7 @@ odd_number = st.one_of(
 
 
 @needs_compiled
-@settings(max_examples=1000)
+@settings(max_examples=examples(3.5))
 @given(
     archive_records(),
     st.lists(odd_text, max_size=3),

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from profiles import examples, suppressing
 
 from formats.canonical import content_hash
 from formats.store import iter_batch_files
@@ -199,7 +200,9 @@ def test_a_sync_killed_at_any_moment_leaves_no_partial_file_and_the_next_finishe
 
 
 @settings(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+    max_examples=examples(0.1),
+    deadline=None,
+    suppress_health_check=suppressing(HealthCheck.function_scoped_fixture),
 )
 @given(scn=scenarios(), order=st.lists(st.tuples(st.integers(0, 2), st.integers(0, 2)), min_size=1, max_size=8))
 def test_law_any_order_of_syncs_then_a_round_converges_on_the_merge_of_everything(

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from profiles import examples
 
 from formats.canonical import content_hash, format_batch, parse_batch_name
 from tests.compiled import compiled_module, skip_unless_built
@@ -80,7 +81,7 @@ def _scan_both(data: bytes, batch_time: int) -> None:
 
 
 @needs_compiled
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(1), deadline=None)
 @given(records_in_minute())
 def test_healthy_files_are_read_by_the_twin_exactly(records: list[dict[str, Any]]) -> None:
     _assert_twin(format_batch(records), MERGE_MINUTE0, accepted=True)
@@ -168,7 +169,7 @@ def damaged_files(draw: Any) -> bytes:
 
 
 @needs_compiled
-@settings(max_examples=600, deadline=None)
+@settings(max_examples=examples(2), deadline=None)
 @given(damaged_files(), st.sampled_from([MERGE_MINUTE0, MERGE_MINUTE0 + 60]))
 def test_damaged_files_the_twin_leaves_to_the_reference_or_reads_exactly(data: bytes, minute: int) -> None:
     _assert_twin(data, minute)
@@ -176,7 +177,7 @@ def test_damaged_files_the_twin_leaves_to_the_reference_or_reads_exactly(data: b
 
 
 @needs_compiled
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(1), deadline=None)
 @given(st.lists(archive_records(), min_size=1, max_size=4))
 def test_any_records_the_twin_reads_exactly_or_not_at_all(records: list[dict[str, Any]]) -> None:
     data = format_batch(records)
@@ -199,7 +200,7 @@ def _line(number: str, where: str) -> bytes:
 
 
 @needs_compiled
-@settings(max_examples=1000, deadline=None)
+@settings(max_examples=examples(3.5), deadline=None)
 @given(_numbers, st.sampled_from(["receiver", "time"]))
 def test_a_number_is_accepted_only_as_the_stdlib_spells_it(number: str, where: str) -> None:
     data = _line(number, where)

@@ -1,13 +1,13 @@
 """`make run`: the real job on an embedded default, in about a minute and a half.
 
-A local Twitch-like chat server on loopback (tests/twitchlike.py) emits a busy channel (#demo, about
+A local Twitch-like chat server on loopback (demo/twitchlike.py) emits a busy channel (#demo, about
 50 lines a second, every connection asked to RECONNECT now and then, as Twitch does). `chat-archiver
 archive` runs against it with two recorders and the follower; half-way, one recorder is killed
 (-9) and the supervisor starts it again. Then the host is stopped (SIGTERM), the follower catches up,
 `verify` prints its report of the live archive, and the live archive is compared, byte for byte,
 with an offline `replay` of the same raw recordings. Exit status 0 only if they are identical.
 
-    python -m tests.live_demo [FOLDER] [--seconds N]
+    python -m demo.live [FOLDER] [--seconds N]
 """
 
 from __future__ import annotations
@@ -25,9 +25,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-from ircd import free_port  # the test helpers live next to this file
-from twitchlike import ServerConn, TwitchLikeServer, chat_line
+from demo.twitchlike import ServerConn, TwitchLikeServer, chat_line, free_port
 
 CLI = [sys.executable, "-m", "chat_archiver.cli"]
 
