@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from serve import routes
 from serve.app import ChatApp
 from serve.server import Running
 from tests.wubloader_model import Backfiller, http_get
@@ -18,9 +17,6 @@ pytestmark = pytest.mark.integration
 
 ARCHIVE = Path(__file__).parent.parent / "fixtures" / "export" / "archive"
 
-# `/extras/<dir>` belongs to the media archive's routes; until they exist serve answers 404 there.
-EXTRAS = ("emotes", "media") if not isinstance(routes.route("GET", "/extras/emotes", ""), routes.Reject) else ()
-
 
 def _files(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*.json")}
@@ -28,7 +24,7 @@ def _files(root: Path) -> dict[str, bytes]:
 
 def test_deployed_backfiller_fetches_every_file(tmp_path: Path) -> None:
     with Running(ChatApp(str(ARCHIVE))) as server:
-        backfiller = Backfiller(server.url, ["desertbus", "nobody"], tmp_path, extras=EXTRAS)
+        backfiller = Backfiller(server.url, ["desertbus", "nobody"], tmp_path)
         first = backfiller.run_pass()
         again = backfiller.run_pass()
     assert first == len(_files(ARCHIVE)) > 0 and again == 0
