@@ -33,6 +33,7 @@ from merge.core import (
     combined,
     combined_range,
     fold_members,
+    plain_range,
 )
 from merge.plan import LinesFile, OutputFile, ScannedFile, Summary, WindowPlan, summary_of
 from merge.scan import Scanned
@@ -78,10 +79,10 @@ def fold_common_py(files: Sequence[Sequence[Scanned]]) -> Common:
     has one receiver and the very same numbers text, and no receiver appears twice: its fold is
     then the time as it is, the range 0, and the receivers united (what the general code below
     gives, without its bookkeeping); two or more receivers combined make the numbers floats
-    (`merge.core.combined`: the time as a float, the range `0.0`). `items` are those groups' output lines, `rest` every other
-    line (id-less ones in file order, then the other groups whole), `observations` the receivers
-    counted over every line, `id_conflicts` the groups of an id beyond its first (an id seen with
-    several contents)."""
+    (`merge.core.combined`: the time as a float, the range `0.0`). `items` are those groups' output
+    lines, `rest` every other line (id-less ones in file order, then the other groups whole),
+    `observations` the receivers counted over every line, `id_conflicts` the groups of an id beyond
+    its first (an id seen with several contents)."""
     groups: dict[bytes, list[Scanned]] = {}
     rest: list[Scanned] = []
     observations = 0
@@ -194,8 +195,7 @@ def _plan(
                 group.append(s)
         else:
             t, r = s[5], s[6]
-            if r == 0:
-                r = 0  # as Merger keys it: `0` and a combined `0.0` are one group
+            r = plain_range(r)  # as Merger keys it: `55` and a combined `55.0` are one group
             key = (s[0], t, type(t) is float, r, type(r) is float)
             group = plain.get(key)
             if group is None:
@@ -238,8 +238,8 @@ def _plan(
     for (_content, time, _tf, time_range, _rf), group in plain.items():
         first = group[0]
         if len(group) == 1:  # one record: each receiver has one time, so it is written as it is
-            time_range = combined_range(time_range, len(first[4]))
-            items.append((time, time_range, _splice(first, first[7], _numbers_text(first, time, time_range))))
+            one_range = combined_range(time_range, len(first[4]))
+            items.append((time, one_range, _splice(first, first[7], _numbers_text(first, time, one_range))))
             continue
         times: dict[bytes, set[NumKey]] = {}
         for s in group:

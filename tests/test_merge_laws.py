@@ -208,8 +208,13 @@ def test_zero_and_float_zero_readings_of_one_record_are_one_record() -> None:
     a, b = clearchat("host1.Ab3dE.0", T0 + 0.5, 0), clearchat("host2.Zz9xY.0", T0 + 0.4, 0.0)
     (line,) = m([a], [b]).splitlines()
     assert b'"time_range":0.0,' in line and m(rec(m([a], [b])), [a]) == m([a], [b])
-    ranged_a, ranged_b = clearchat("host1.Ab3dE.0", T0 + 0.5, 10), clearchat("host2.Zz9xY.0", T0 + 0.4, 10)
-    assert b'"time_range":10,' in m([ranged_a], [ranged_b])  # id-less and estimated: our own rule
+    ranged_a, ranged_b = clearchat("host1.Ab3dE.0", T0 + 0.5, 55), clearchat("host2.Zz9xY.0", T0 + 0.4, 55.0)
+    (line,) = m([ranged_a], [ranged_b]).splitlines(keepends=True)  # one range, two receivers: upstream's 55.0
+    assert b'"time_range":55.0,' in line and m(rec(line), [ranged_a]) == line
+    again = {**ranged_b, "receivers": ranged_a["receivers"]}  # one receiver, written 55.0 by upstream's self-merge
+    assert b'"time_range":55,' in m([ranged_a], [again])
+    other = clearchat("host2.Zz9xY.0", T0 + 0.4, 54.5)
+    assert m([ranged_a], [other]).count(b"\n") == 2  # different ranges: two observations, as before
 
 
 def test_zero_range_stays_an_int() -> None:
