@@ -48,6 +48,7 @@ COMMANDS = (
     "serve",
     "sync",
     "media",
+    "emotes",
 )
 
 

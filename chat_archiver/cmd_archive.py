@@ -181,6 +181,13 @@ def register(app: typer.Typer) -> None:
             min=0,
             help="Silence after which a raw stream has ended (docs/live.md).",
         ),
+        emote_sets: float = typer.Option(
+            0.0,
+            "--emote-sets",
+            metavar="HOURS",
+            min=0.0,
+            help="Snapshot the channels' third-party emote sets now and every HOURS hours (0: off; 6 is plenty).",
+        ),
         restart_backoff: float = typer.Option(
             30.0,
             "--restart-backoff",
@@ -204,7 +211,9 @@ def register(app: typer.Typer) -> None:
         A media child fetches the Twitch emotes the archived messages use into DIR/archive/emotes
         (wubloader's layout) a few seconds after each minute is written, in its own process so
         recording never waits for a CDN; --no-emotes turns it off, --media-links adds linked
-        images and videos (docs/media.md).
+        images and videos (docs/media.md). With --emote-sets HOURS, another child snapshots the
+        channels' BetterTTV, FrankerFaceZ and 7TV emote sets (and, with a token, the badges)
+        when the host starts and every HOURS hours.
 
         Example: chat-archiver archive desertbus --dir /srv/chat --metrics-port 9108
         """
@@ -255,6 +264,11 @@ def register(app: typer.Typer) -> None:
                 no_emotes=no_emotes, media_links=media_links, twitch_cdn=twitch_cdn, allow_private=allow_private
             )
             children.append(ChildSpec("media", argv, "media"))
+        if emote_sets > 0:  # a child like the others: restarted if it dies, stopped with them
+            argv = [*cli, "emotes", str(archive), *channels, "--every", str(emote_sets)]
+            argv += ["--token-file", str(token_file)] if token_file else []
+            argv += ["--allow-private-addresses"] if allow_private else []
+            children.append(ChildSpec("emote-sets", argv, "media"))
         supervisor = Supervisor(
             children, log=_log, state_path=str(state / "supervisor.json"), backoff_max=max(restart_backoff, 0.1)
         )

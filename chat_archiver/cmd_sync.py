@@ -73,7 +73,7 @@ def register(app: typer.Typer) -> None:
             help="How long a peer may stay silent before a retry.",
         ),
         extras: str = typer.Option(
-            "emotes,media,images",
+            "emotes,media,images,thirdparty,badges",
             "--extras",
             metavar="LIST",
             help="Media folders to fetch too, checked (docs/media.md); 'none' for none.",

@@ -28,7 +28,12 @@ from typing import Any
 EMOTES = "emotes"
 MEDIA = "media"
 IMAGES = "images"
-EXTRAS = (EMOTES, MEDIA, IMAGES)  # the folders `serve` lists under /extras and `sync` fetches
+THIRDPARTY = "thirdparty"  # third-party emote set snapshots (media.snapshots)
+BADGES = "badges"  # Twitch badge snapshots (media.badges)
+EXTRAS = (EMOTES, MEDIA, IMAGES, THIRDPARTY, BADGES)  # the folders `serve` lists under /extras and `sync` fetches
+_SNAPSHOT_PROVIDERS = ("bttv", "ffz", "7tv")
+_SNAPSHOT_SCOPE = re.compile(r"_global|[a-z0-9][a-z0-9_]{0,63}")
+_SNAPSHOT_NAME = re.compile(r"\d{8}T\d{6}Z(?:-\d{1,3})?\.json")
 
 THEMES = ("light", "dark")
 SCALES = ("1.0", "2.0", "3.0")
@@ -154,4 +159,17 @@ def relpath_ok(folder: str, relpath: str) -> bool:
         )
     if folder == IMAGES:
         return len(parts) == 2 and image_name_ok(parts[1]) and parts[0] == parts[1][:2]
+    if folder == THIRDPARTY:  # <provider>/<scope>/<stamp>.json
+        return (
+            len(parts) == 3
+            and parts[0] in _SNAPSHOT_PROVIDERS
+            and _SNAPSHOT_SCOPE.fullmatch(parts[1]) is not None
+            and _SNAPSHOT_NAME.fullmatch(parts[2]) is not None
+        )
+    if folder == BADGES:  # <scope>/<stamp>.json
+        return (
+            len(parts) == 2
+            and _SNAPSHOT_SCOPE.fullmatch(parts[0]) is not None
+            and _SNAPSHOT_NAME.fullmatch(parts[1]) is not None
+        )
     return False

@@ -11,6 +11,9 @@ lacks, unchecked. Ours checks every name and every body before a byte lands in R
   real image when its extension says image);
 - a media metadata file must be a small JSON object whose `url` hashes to its folder's name and
   whose `filename` is its sibling content file;
+- a third-party emote set or badge snapshot (`thirdparty/`, `badges/`) must be a small JSON file
+  that reads as a snapshot (media.thirdparty, media.badges) of the provider and scope its path
+  names, taken at the time its name says;
 - files are written atomically under ROOT (`media.store`), never over an existing name.
 """
 
@@ -66,7 +69,39 @@ def check(folder: str, relpath: str, body: bytes) -> str | None:
         if ext in ("png", "gif", "webp", "avif", "jpeg", "jpg") and image_kind(body) is None:
             return "not an image"
         return None
+    if folder in (layout.THIRDPARTY, layout.BADGES):
+        return _snapshot_problem(folder, relpath, body)
     return "not a media folder"
+
+
+MAX_SNAPSHOT = 16 << 20  # bytes: media.snapshots.API_CAP
+
+
+def _snapshot_problem(folder: str, relpath: str, body: bytes) -> str | None:
+    """Why a peer's snapshot file may not be kept: it must read as the snapshot its path names."""
+    from media.badges import BadgeSnapshot  # noqa: PLC0415 (only for these two folders)
+    from media.snapshots import stamp  # noqa: PLC0415
+    from media.thirdparty import GLOBAL, Snapshot  # noqa: PLC0415
+
+    if len(body) > MAX_SNAPSHOT:
+        return "too large"
+    parts = relpath.split("/")
+    try:
+        doc = orjson.loads(body)
+        snap: Snapshot | BadgeSnapshot
+        if folder == layout.THIRDPARTY:
+            snap = Snapshot.from_json(doc, relpath)
+            if snap.provider != parts[0]:
+                return "a snapshot of another provider"
+        else:
+            snap = BadgeSnapshot.from_json(doc, relpath)
+    except (orjson.JSONDecodeError, ValueError):
+        return "not a snapshot"
+    if ("_global" if snap.scope == GLOBAL else snap.scope) != parts[-2]:
+        return "a snapshot of another scope"
+    if not parts[-1].startswith(stamp(snap.time)):
+        return "taken at another time than its name says"
+    return None
 
 
 def _metadata_problem(url_hash: str, stem: str, body: bytes) -> str | None:
