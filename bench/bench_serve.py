@@ -86,7 +86,7 @@ def ensure_three_receiver_archive() -> str:
         total = sum(pool.imap_unordered(_write_3r, minutes, chunksize=2))
     with open(marker, "w") as f:
         f.write(str(total))
-    print(f"generate_serve_2h_3r_seconds: {time.monotonic() - started:.1f} s (once; cached in {OUT_3R})", flush=True)
+    print(f"generate_serve_{WINDOW_TAG}_3r_seconds: {time.monotonic() - started:.1f} s (once; cached in {OUT_3R})", flush=True)
     return OUT_3R
 
 

@@ -34,7 +34,7 @@ from urllib.parse import quote
 
 import prometheus_client as prom
 
-from export.stream import CHUNK_MINUTES, iter_chunk_rows
+from export.stream import iter_chunk_rows
 from export.window import ExportError, Window, plan_chunks
 from formats.canonical import batch_relpath, canonical_bytes, parse_batch_name
 from formats.errors import InputError
@@ -59,6 +59,10 @@ CORS = [
     ("Access-Control-Allow-Origin", "*"),
     ("Access-Control-Max-Age", "86400"),
 ]
+# a window read holds one chunk of minutes (plus its context minutes, slimmed): one minute of a
+# 100 msg/s channel seen by 3 receivers keeps a reader near 45 MB (export's 10-minute chunks, made
+# for throughput, hold about 180 MB); bench serve's per_reader figure measures it
+SERVE_CHUNK_MINUTES = 1
 READ_RETRIES = 20  # window reads restarted after a vanished file, before giving up with a 503
 JSON_TYPE = "application/json"
 _LINE = itemgetter(2)  # the canonical line of an export row (export.stream.Row)
@@ -157,7 +161,12 @@ class ChatApp:
     """The WSGI callable serving `root`."""
 
     def __init__(
-        self, root: str, *, chunk_minutes: int = CHUNK_MINUTES, player: PagePlayer | None = None, window_reads: int = 2
+        self,
+        root: str,
+        *,
+        chunk_minutes: int = SERVE_CHUNK_MINUTES,
+        player: PagePlayer | None = None,
+        window_reads: int = 2,
     ) -> None:
         self.root = os.path.realpath(root)
         # window reads are long and CPU-bound: a few at once, so that listings and batch files (what
@@ -502,7 +511,7 @@ def upstream_joined(lines: list[bytes]) -> bytes:
     return out
 
 
-WRITE_LINES = 4096  # lines per write of a window answer (a few MB)
+WRITE_LINES = 256  # lines per write of a window answer (about 150 kB): the separators pass copies them a few times
 
 
 def _stream(
