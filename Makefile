@@ -8,7 +8,7 @@ ARCHIVE ?= archive
 
 .PHONY: run run-fixtures test test-fast lint bench clean
 
-$(STAMP): pyproject.toml formats/_speedups.c formats/_jsonchars.h formats/_canonline.h replay/_core.c formats/_readcore.c verify/_core.c merge/_scan.c export/_core.c
+$(STAMP): pyproject.toml native/module.c native/parts.h native/irc.c native/record.c native/replay.c native/verify.c native/merge.c native/export.c native/canonline.h native/jsonchars.h
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'

@@ -47,6 +47,8 @@ COMMANDS = (
     "archive",
     "serve",
     "sync",
+    "media",
+    "emotes",
 )
 
 

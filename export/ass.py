@@ -17,6 +17,9 @@ grey and struck through from its own time on; it never drops them. A frame lasts
 the box a few times a second instead of writing one frame per message, and the file stays a few
 lines per second of video. A quiet channel's messages appear exactly on time.
 
+Emotes stay words here: ASS draws text only (the html page and the TwitchDownloader JSON embed
+their images; docs/media.md).
+
 Records come in time order (the export sorts them), so the renderer streams: when a record at time
 `t` arrives every change before `t` is known (expiries are scheduled when a message appears), and
 the frames up to `t` are written. Memory holds the messages on screen.

@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from export.ass import AssRenderer
 from export.fields import display_name, me_action, printable, tag_of
@@ -27,19 +27,24 @@ from export.html import HtmlRenderer
 from formats.canonical import canonical_json
 from formats.irc import escape_tag_value
 
-FORMATS = ("json", "jsonl", "text", "irc", "ass", "html")
-WHOLE_WINDOW = frozenset({"ass", "html"})  # never cut into parts: one renderer sees every record
+if TYPE_CHECKING:
+    from export.emotes import ChatImages
+
+FORMATS = ("json", "jsonl", "text", "irc", "ass", "html", "twitchdownloader")
+WHOLE_WINDOW = frozenset({"ass", "html", "twitchdownloader"})  # never cut into parts: one renderer sees every record
 
 
 @dataclass(frozen=True)
 class Playback:
     """What the playback formats need beside the records: the window (time zero is its start),
-    how long a subtitle stays up, and a title."""
+    how long a subtitle stays up, a title, and the images chat showed (the html page and the
+    TwitchDownloader JSON embed them; without, emotes and badges stay words)."""
 
     start: float
     end: float
     hold: float = 10.0
     title: str = "chat"
+    images: ChatImages | None = None
 
 
 class _Stream(Protocol):
@@ -263,4 +268,10 @@ class Renderer:
 def _playback_renderer(fmt: str, playback: Playback) -> _Stream:
     if fmt == "ass":
         return AssRenderer(playback.start, playback.hold, playback.title)
-    return HtmlRenderer(playback.start, playback.end, playback.title)
+    if fmt == "twitchdownloader":
+        from export.twitchdownloader import TwitchDownloaderRenderer  # noqa: PLC0415
+
+        channel = playback.title.lstrip("#")
+        return TwitchDownloaderRenderer(playback.start, playback.end, playback.title, channel, playback.images)
+
+    return HtmlRenderer(playback.start, playback.end, playback.title, playback.images)

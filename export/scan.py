@@ -1,5 +1,5 @@
 """What export needs of a batch file, without decoding the lines that only pass through: the pure
-reference and its compiled twin (export/_core.c).
+reference and its compiled twin (native/export.c).
 
 Most records of a Twitch archive are messages with an id, an exact time and numbers the merge keeps
 as they are. When such a record's id is unique among a chunk's records, the merge and the reading
@@ -21,7 +21,7 @@ line with the one reader (`formats.canonical.parse_batch`) and:
 `scan_batch_py` does that for each line of a file: `(candidates, rest)`, `rest` being the other
 lines joined, each with its newline (a batch file's bytes again), or the number (from 1) of the
 first line refused (0: the file is empty or does not end with a newline). The compiled twin reads
-the canonical grammar (formats/_canonline.h) and must return exactly the same, which
+the canonical grammar (native/canonline.h) and must return exactly the same, which
 tests/test_export_scan.py holds over random, damaged and real lines.
 """
 
@@ -127,7 +127,6 @@ def scan_batch_py(data: bytes) -> Scanned | int:
     return lone, b"".join(rest)
 
 
-_compiled = speedups.load("export._core")
 # The compiled twin when built, else the reference itself: it decodes every line, but export then
 # holds lone messages as their lines, not as dicts (a tenth of the memory), and skips re-encoding them.
-scan_batch: ScanBatch = scan_batch_py if _compiled is None else _compiled.scan_batch
+scan_batch: ScanBatch = speedups.twin(scan_batch_py, "export_scan_batch")

@@ -40,7 +40,7 @@ PREFIX = "chat_archiver_archive"
 class ChildSpec:
     name: str
     argv: list[str]
-    role: str  # "recorder" or "follower"
+    role: str  # "recorder", "follower" or "media" (stopped in that order)
 
 
 @dataclass
@@ -136,7 +136,7 @@ class Supervisor:
 
     def _stop_all(self) -> None:
         with self._lock:
-            for role in ("recorder", "follower"):
+            for role in ("recorder", "follower", "media"):
                 group = [c for c in self.children if c.spec.role == role and c.proc is not None]
                 for c in group:
                     assert c.proc is not None

@@ -157,7 +157,7 @@ def _verify(data: bytes, path: str, digest: str | None) -> list[dict[str, Any]]:
 
 class _Entry:
     """A verified batch file: its bytes and, computed when first needed, its records (decoded) and
-    its lines (`merge._scan.Lines`, when the compiled scanner is built). Never changes: files are
+    its lines (`formats._native.Lines`, when the compiled scanner is built). Never changes: files are
     named by their content."""
 
     __slots__ = ("data", "ids", "lines", "records")
@@ -169,7 +169,7 @@ class _Entry:
         self.data = data if scan_file is not None or records is None else None
         self.records = records
         self.lines: Any = lines  # False: the scanner does not vouch for it
-        self.ids = ids  # an output of the byte path: its summary as a neighbour (merge._scan.Ids)
+        self.ids = ids  # an output of the byte path: its summary as a neighbour (formats._native.Ids)
 
     def neighbour(self) -> Any:
         """What `fold_lines` needs of the file as a neighbour: its Ids, else its Lines (or None)."""

@@ -25,7 +25,7 @@ Twitch line's record is then kept as its canonical bytes but for its two numbers
 written by `replay.compact.batch_bytes`), and `feed_raw` lets the compiled lane take the common
 raw lines straight from the file's bytes, doing for each exactly what `feed` does; every other
 line still goes through `feed`. The decisions are this module's, in one place (`_line`); the lane
-takes only lines for which they are all plain (replay/_core.c says which).
+takes only lines for which they are all plain (native/replay.c says which).
 """
 
 from __future__ import annotations
@@ -160,7 +160,7 @@ class StreamReplayer:
 
     def feed_raw(self, block: bytes, offset: int, last_seq: int) -> tuple[int, int, int]:
         """Feed raw lines (a block as formats.rawfile reads it, each line ending with b"\\n") from
-        byte `offset` on, as long as the compiled lane (replay/_core.c) takes them: the common
+        byte `offset` on, as long as the compiled lane (native/replay.c) takes them: the common
         received line, which closes no batch and goes to an open one. Returns (offset of the first
         line not taken, last seq read, lines passed); the caller decodes that line and feeds its
         event (or skips it) as usual, then calls again. Repeated seqs are skipped (and passed) as

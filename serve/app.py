@@ -40,7 +40,7 @@ from formats.canonical import batch_relpath, canonical_bytes, parse_batch_name
 from formats.errors import InputError
 from formats.names import Segment, channel_ok, hour_ok, hour_start
 from formats.store import QUARANTINE
-from serve import routes
+from serve import extras, routes
 from serve.routes import ChatWindow, Reject
 
 log = logging.getLogger("chat_archiver.serve")
@@ -208,7 +208,8 @@ class ChatApp:
         if isinstance(answer, Reject):
             return _text(answer.status, answer.reason)
         if isinstance(answer, routes.ListChannels):
-            names = [n for n in self._list(self.root) if n != QUARANTINE or self._is_dir(n, "chat")]
+            hidden = (QUARANTINE, *extras.FOLDERS)  # not channels, unless one holds chat
+            names = [n for n in self._list(self.root) if n not in hidden or self._is_dir(n, "chat")]
             return _json(routes.json_array([n for n in names if channel_ok(n)]))
         if isinstance(answer, routes.ListQualities):
             return _json(routes.json_array(["chat"] if self._is_dir(answer.channel, "chat") else []))
@@ -223,6 +224,10 @@ class ChatApp:
             return _json(routes.json_array([n for n in names if parse_batch_name(answer.hour, n) is not None]))
         if isinstance(answer, Segment):
             return self._segment(answer, environ)
+        if isinstance(answer, extras.ExtrasListing):
+            return extras.listing(self.root, answer)
+        if isinstance(answer, extras.ExtrasFile):
+            return extras.file(self.root, answer)
         if isinstance(answer, ChatWindow):
             return self._window(answer)
         if isinstance(answer, routes.Metrics):

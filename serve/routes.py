@@ -20,6 +20,7 @@ from urllib.parse import parse_qs
 from export.window import ExportError, Window
 from formats.names import Segment, batch_name_ok, channel_ok, hour_ok
 from formats.times import TimeError, parse_time
+from serve import extras
 
 MAX_CHAT_JSON = 2 * 3600  # upstream's cap on /<ch>/chat.json (its merge was too slow beyond)
 CAP_TEXT = "Cannot request more than 2h of chat"
@@ -84,7 +85,19 @@ class Player:
     window: Window | None = None
 
 
-Route = ListChannels | ListQualities | ListHours | ListHour | Segment | ChatWindow | Metrics | Health | Player
+Route = (
+    ListChannels
+    | ListQualities
+    | ListHours
+    | ListHour
+    | Segment
+    | ChatWindow
+    | Metrics
+    | Health
+    | Player
+    | extras.ExtrasListing
+    | extras.ExtrasFile
+)
 NOT_FOUND = Reject(404, "Not found")
 
 
@@ -139,6 +152,9 @@ def route(method: str, path: str, query: str) -> Route | Reject:
         # upstream's rule (a leading period: hidden files and `..`) answers 403
         return Reject(403, "Bad path: a part may not be empty or start with a period")
     head, rest = parts[0], parts[1:]
+    media = extras.route(head, rest)
+    if media is not None:
+        return media
     if head == "files":
         return _files(rest)
     if head == "segments":

@@ -10,6 +10,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from formats.rawcodec import CLOSE, OPEN, RECV, SEND, TICK, Event
+from media.thirdparty import Emote, Snapshot
 
 # Text that exercises the canonical encoder: ASCII, Latin-1, BMP, astral (emoji), controls, DEL.
 any_text = st.text(st.characters(blacklist_categories=["Cs"]), max_size=30)
@@ -664,3 +665,51 @@ twitch_shaped_lines = st.builds(
     st.lists(st.sampled_from(["#chan", "#Chan", "#é", "#", "x", ":y", "#a:b"]), max_size=3),
     st.one_of(st.none(), st.text(max_size=12)),
 )
+
+
+# --- media: third-party emote sets and their snapshots ---------------------------------------------
+
+any_json = st.recursive(
+    st.one_of(st.none(), st.booleans(), any_number, any_text),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.dictionaries(
+            st.sampled_from(
+                [
+                    "id",
+                    "code",
+                    "name",
+                    "emotes",
+                    "sets",
+                    "emoticons",
+                    "channelEmotes",
+                    "sharedEmotes",
+                    "emote_set",
+                    "room",
+                    "set",
+                    "default_sets",
+                    "data",
+                    "animated",
+                    "1",
+                    "3",
+                ]
+            )
+            | any_text,
+            inner,
+            max_size=4,
+        ),
+    ),
+    max_leaves=20,
+)
+emote_word = st.sampled_from(["catJAM", "OMEGALUL", "KEKW", "Clap", "LUL", "pepeD"])
+emote_scope = st.sampled_from(["", "chan"])  # media.thirdparty.GLOBAL, a channel login
+emote_provider = st.sampled_from(["ffz", "bttv", "7tv"])
+
+
+@st.composite
+def emote_snapshots(draw: Any) -> Any:
+    """A snapshot of a small set (words from a few, so sets overlap) at a time within 100 s."""
+    provider = draw(emote_provider)
+    words = draw(st.lists(emote_word, max_size=4))
+    emotes = tuple(Emote(provider, f"{provider}{draw(st.integers(0, 9))}", w) for w in words)
+    return Snapshot(provider, draw(emote_scope), float(draw(st.integers(0, 100))), emotes)

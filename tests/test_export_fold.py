@@ -11,6 +11,7 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from profiles import examples
@@ -27,6 +28,9 @@ from tests.strategies import (
     merge_observations,
     records_in_minute,
 )
+
+# the pure and the compiled core run these differently: CI's pure pass runs them (-m core)
+pytestmark = pytest.mark.core
 
 _lists = st.one_of(
     crowded_contents(),

@@ -40,6 +40,9 @@ from merge.core import merge_records
 from merge.view import fold_for_reading
 from tests.archives import read_batch_file
 
+# the pure and the compiled core run these differently: CI's pure pass runs them (-m core)
+pytestmark = pytest.mark.core
+
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "export"
 ARCHIVE = str(FIXTURE / "archive")
 WINDOW = ["--since", "1700000010", "--until", "2023-11-14T22:16:00Z"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from profiles import examples
@@ -18,6 +19,9 @@ from formats.errors import InputError
 from merge.core import merge_records
 from merge.view import fold_for_reading
 from tests.strategies import archive_records, merge_observations, records_in_minute
+
+# the pure and the compiled core run these differently: CI's pure pass runs them (-m core)
+pytestmark = pytest.mark.core
 
 
 def _outcome(view: Any, records: list[dict[str, Any]]) -> object:

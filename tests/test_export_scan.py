@@ -1,4 +1,4 @@
-"""export/_core.c against its reference, export.scan.scan_batch_py: the same answer (the same lone
+"""native/export.c against its reference, export.scan.scan_batch_py: the same answer (the same lone
 candidates and rest, or the same refusal) for random records, damaged lines and real ones."""
 
 from __future__ import annotations
@@ -15,22 +15,19 @@ from export import scan
 from formats.canonical import canonical_bytes, format_batch
 from formats.rawcodec import OPEN, RECV, Event
 from replay.shell import replay
-from tests.compiled import compiled_module, skip_unless_built
+from tests.compiled import native, needs_native
 from tests.pipeline import replay_events
 from tests.strategies import archive_records, merge_observations
 from tests.test_exact_text import corpus_lines
 from tests.test_merge_scan import NUMBERS, _mutations
 
 REPO = Path(__file__).resolve().parent.parent
-core = compiled_module("export._core")
-
-pytestmark = skip_unless_built(core is not None, "export._core")
+pytestmark = needs_native
 
 
 def same_batch(data: bytes) -> object:
-    assert core is not None
     # repr: 1 and 1.0 are different answers
-    got = core.scan_batch(data)
+    got = native().export_scan_batch(data)
     assert repr(got) == repr(scan.scan_batch_py(data)), data
     return got
 

@@ -25,6 +25,9 @@ from tests.archives import write_batch
 from tests.strategies import archive_records, export_windows, merge_archives
 from tests.test_export_golden import upstream_rule
 
+# the pure and the compiled core run these differently: CI's pure pass runs them (-m core)
+pytestmark = pytest.mark.core
+
 
 def window_records(root: str, channel: str, window: Window, chunk_minutes: int = CHUNK_MINUTES) -> Any:
     """The records an export of `window` emits, through the chunk plan as the server streams them."""

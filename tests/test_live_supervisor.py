@@ -104,3 +104,18 @@ def test_metrics_come_from_the_supervisor_and_the_follower_status(tmp_path: Path
     # no status file yet (the follower has not run a pass): zeros, not an error
     status.unlink()
     assert {m.name for m in ArchiveCollector(sup, str(status)).collect()} == set(families)
+
+
+def test_a_media_helper_is_stopped_with_the_others(tmp_path: Path) -> None:
+    """`archive --emote-sets` runs `emotes` as a child of role "media": stopping the host stops it too."""
+    children = [
+        ChildSpec("recorder-1", [sys.executable, "-c", _STOPPABLE, str(tmp_path / "rec"), "0"], "recorder"),
+        ChildSpec("emotes", [sys.executable, "-c", _STOPPABLE, str(tmp_path / "media"), "0"], "media"),
+    ]
+    sup = Supervisor(children, log=lambda level, m: None)
+    stop, runner = _run(sup)
+    time.sleep(1.0)
+    stop.set()
+    runner.join(30)
+    assert not runner.is_alive() and not any(sup.up().values())
+    assert (tmp_path / "media").read_text().strip()  # it got SIGTERM, not left running

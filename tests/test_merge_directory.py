@@ -28,6 +28,9 @@ from merge.core import items_to_bytes, merge
 from merge.directory import QUARANTINE, merge_tree
 from tests.strategies import MERGE_MINUTE0, MERGE_RECEIVERS, archive_records, merge_archives, merge_observations
 
+# the pure and the compiled core run these differently: CI's pure pass runs them (-m core)
+pytestmark = pytest.mark.core
+
 REPO = Path(__file__).resolve().parent.parent
 CHANNEL = "chan"
 

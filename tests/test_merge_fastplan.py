@@ -1,4 +1,4 @@
-"""merge.fastplan.plan_window_bytes against the reference, merge.plan.plan_window: wherever the byte
+"""plan_window_bytes (tests/reference/merge_fold.py) against the reference, merge.plan.plan_window: wherever the byte
 path takes a window, its plan is the reference's, byte for byte (outputs, deletes, counts)."""
 
 from __future__ import annotations
@@ -17,11 +17,15 @@ from formats.store import iter_batch_files
 from merge import directory, fastplan, scan
 from merge.core import merge_records
 from merge.directory import merge_tree
-from merge.fastplan import plan_window_bytes, plan_window_lines
+from merge.fastplan import plan_window_lines
 from merge.plan import InputFile, LinesFile, ScannedFile, WindowPlan, plan_window, summary_of
-from merge.scan import scan_batch_py
 from tests.compiled import skip_unless_bound
+from tests.reference.merge_fold import plan_window_bytes
+from tests.reference.merge_scan import scan_batch_py
 from tests.strategies import MERGE_MINUTE0, merge_archives
+
+# the pure and the compiled core run these differently: CI's pure pass runs them (-m core)
+pytestmark = pytest.mark.core
 
 Files = dict[int, list[tuple[str, bytes]]]  # minute -> (path, data)
 

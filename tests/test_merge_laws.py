@@ -17,6 +17,9 @@ from formats.errors import InputError
 from merge.core import merge, merge_bytes, merge_records, observations
 from tests.strategies import MERGE_MINUTE0, archive_records, merge_archives
 
+# the pure and the compiled core run these differently: CI's pure pass runs them (-m core)
+pytestmark = pytest.mark.core
+
 Archive = list[dict[str, Any]]
 
 

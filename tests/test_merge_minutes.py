@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from profiles import examples, suppressing
@@ -18,6 +19,9 @@ from formats.store import write_batch_bytes
 from merge.directory import ChannelMerger, MergeProblem, merge_tree
 from tests.strategies import MERGE_MINUTE0, merge_archives
 from tests.test_merge_directory import CHANNEL, tree, write_archive
+
+# the pure and the compiled core run these differently: CI's pure pass runs them (-m core)
+pytestmark = pytest.mark.core
 
 settings_minutes = settings(
     max_examples=examples(0.2), deadline=None, suppress_health_check=suppressing(HealthCheck.function_scoped_fixture)

@@ -13,6 +13,7 @@ import random
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from profiles import examples, suppressing
@@ -21,6 +22,9 @@ from merge.combine import merge_into
 from merge.directory import merge_tree
 from tests.pipeline import replay
 from tests.simulation import record_scenario, scenarios
+
+# the pure and the compiled core run these differently: CI's pure pass runs them (-m core)
+pytestmark = pytest.mark.core
 
 
 def tree(root: Path) -> dict[str, bytes]:

@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
@@ -30,6 +31,9 @@ from tests.pipeline import replay
 from tests.simulation import record_scenario, scenarios
 from tests.strategies import merge_observations
 from tests.test_merge_directory import CHANNEL, canonical_tree, expected_tree, records_of, tree
+
+# the pure and the compiled core run these differently: CI's pure pass runs them (-m core)
+pytestmark = pytest.mark.core
 
 REPLICAS = 3
 

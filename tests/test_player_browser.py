@@ -122,7 +122,7 @@ def test_no_record_breaks_out_of_the_page_data(records: list[dict[str, Any]], ti
         if r["command"] == "PRIVMSG":
             r["params"] = ["#c", "</script><script>alert(1)</script>"]
     page = render_page(records, title=title, start=0)
-    assert page.count("</script>") == 3 and page.count("<script") == 3  # meta, rows, the player
+    assert page.count("</script>") == 4 and page.count("<script") == 4  # meta, rows, images, the player
     data = script_json(page, "chat-rows")
     users = [row for row in data if isinstance(row[0], str)]
     rows = [row for row in data if not isinstance(row[0], str)]
@@ -150,7 +150,10 @@ def test_rows_resolve_removals_and_define_each_user_once() -> None:
 
 def test_page_loads_nothing_from_elsewhere() -> None:
     page = render_page(session(), title="t", start=S, end=S + 120)
-    assert not re.search(r"\b(src|href)\s*=", page)
+    # the one src the page writes is an emote's or badge's image, a checked data: URI (player.js imgHtml)
+    assert page.count("src=") == 1 and 'return typeof uri === "string" && DATA_URI.test(uri)' in page
+    assert not re.search(r"\b(src|href)\s*=", page.replace("'\" src=\"' + uri", ""))
+    assert "img-src data:;" in page
     assert "http:" not in page and "https:" not in page and "@import" not in page
     assert "default-src 'none'" in page  # the CSP forbids any load the page might try
 

@@ -206,6 +206,9 @@ from hypothesis import strategies as st  # noqa: E402
 
 from replay.batches import OpenBatches  # noqa: E402
 
+# the pure and the compiled core run these differently: CI's pure pass runs them (-m core)
+pytestmark = pytest.mark.core
+
 steps = st.lists(
     st.tuples(
         st.booleans(),  # exact (True) or ranged

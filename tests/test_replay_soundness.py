@@ -21,6 +21,9 @@ from formats.canonical import parse_batch
 from tests.pipeline import replay
 from tests.simulation import EPSILON, event_index, record_scenario, scenarios
 
+# the pure and the compiled core run these differently: CI's pure pass runs them (-m core)
+pytestmark = pytest.mark.core
+
 
 def read_archive(root: Path) -> list[dict[str, Any]]:
     records = []

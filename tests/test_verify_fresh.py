@@ -21,6 +21,9 @@ from tests.pipeline import replay
 from verify import shell
 from verify.shell import verify_archive
 
+# the pure and the compiled core run these differently: CI's pure pass runs them (-m core)
+pytestmark = pytest.mark.core
+
 T0 = 1_700_000_000
 TEXTS = ["hello there", "two  spaces", "  leading", "plain", "a   b  c"]
 

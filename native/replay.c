@@ -1,4 +1,4 @@
-/* Compiled twin of replay.compact.twitch_line_py (the pure-Python reference): one pass over a
+/* Compiled twin of twitch_line_py (tests/reference/replay_step.py) (the pure-Python reference): one pass over a
  * received Twitch line that reads it as girc does (formats.irc.parse_compat_py) and writes, at
  * once, the canonical bytes of its archive record (formats.canonical.canonical_bytes_py) around
  * the two numbers that may still change while its batch is open (`time` and `time_range`):
@@ -16,8 +16,7 @@
  * reference path, which also raises every error. tests/test_replay_core.py holds the two equal
  * over random and damaged lines (hypothesis), the real corpus and the fixtures.
  *
- * Built by setuptools as an optional extension: without a C compiler the install goes on and the
- * replay runs the pure engine (formats/speedups.py says so once).
+ * Part of formats._native (native/module.c, native/parts.h), an optional extension built by setuptools.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -25,7 +24,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "../formats/_jsonchars.h"
+#include "jsonchars.h"
+#include "parts.h"
 
 #define MAX_TAGS 64
 
@@ -39,65 +39,19 @@ put_lit(char *p, const char *s)
 
 /* 1 for the bytes json.dumps copies as they are inside a string: ' ' to '~' but '"' and '\\' */
 static unsigned char plain[256];
-/* 1 for the bytes of a JSON string in UTF-8 that stand for themselves: not '"', '\\' or a control */
-static unsigned char json_plain[256];
 
 static void
 init_plain(void)
 {
     for (int c = ' '; c <= '~'; c++)
         plain[c] = c != '"' && c != '\\';
-    for (int c = ' '; c < 256; c++)
-        json_plain[c] = c != '"' && c != '\\';
-}
-
-/* Runs of plain bytes found eight at a time (SWAR): for a word x, `zero_bytes(x)` is nonzero
- * exactly when some byte of x is zero, and `less_bytes(x, n)` exactly when some byte is below n
- * (n <= 128); which byte is left to the byte loop that follows. */
-#define ONES 0x0101010101010101ULL
-#define HIGHS 0x8080808080808080ULL
-
-static inline uint64_t
-zero_bytes(uint64_t x)
-{
-    return (x - ONES) & ~x & HIGHS;
-}
-
-static inline uint64_t
-less_bytes(uint64_t x, unsigned n)
-{
-    return (x - ONES * n) & ~x & HIGHS;
-}
-
-/* the end of the run of `json_plain` bytes from p on (a control byte, '"' or '\\' stops it) */
-static inline const char *
-json_plain_run(const char *p, const char *end)
-{
-    for (; end - p >= 8; p += 8) {
-        uint64_t x;
-        memcpy(&x, p, 8);
-        if (less_bytes(x, 0x20) | zero_bytes(x ^ (ONES * '"')) | zero_bytes(x ^ (ONES * '\\')))
-            break;
-    }
-    while (p < end && json_plain[(unsigned char)*p])
-        p++;
-    return p;
 }
 
 /* the end of the run of `plain` bytes of d from j on (before `end`) */
 static inline Py_ssize_t
 plain_run(const Py_UCS1 *d, Py_ssize_t j, Py_ssize_t end)
 {
-    for (; end - j >= 8; j += 8) {
-        uint64_t x;
-        memcpy(&x, d + j, 8);
-        if ((x & HIGHS) | less_bytes(x, 0x20) | zero_bytes(x ^ (ONES * '"')) | zero_bytes(x ^ (ONES * '\\'))
-            | zero_bytes(x ^ (ONES * 0x7f)))
-            break;
-    }
-    while (j < end && plain[d[j]])
-        j++;
-    return j;
+    return jc_plain_run(d + j, d + end, 1) - d;
 }
 
 /* "line[start:end]" as a JSON string */
@@ -545,9 +499,13 @@ read_line(PyObject *line, PyObject *receiver, double now, int clean, Parsed *out
  * (replay/engine.py `_Connection`), `twitch` the Twitch dialect, `kept` its archived commands,
  * `channels` the selection or None, `safe` the engine's channel-name check. */
 
+/* The names the lane reads and writes on the engine's objects and records: its contract with Python,
+ * declared there too (replay/compact.py LANE_CONTRACT; `lane_names` below lets a test hold the two
+ * equal and every name present on its class). */
 static PyObject *s_dialect, *s_batches, *s_clock, *s_ready, *s_receiver, *s_receiver_key, *s_next_deadline,
     *s_by_channel, *s_records, *s_ends, *s_cut, *s_last_server_time, *s_last_received, *s_time, *s_time_range,
     *s_parts, *s_ranged;
+static PyObject *lane_names_tuple;
 
 static int
 intern_names(void)
@@ -560,7 +518,16 @@ intern_names(void)
     NAME(s_time, "time") NAME(s_time_range, "time_range") NAME(s_parts, "parts")
     NAME(s_ranged, "ranged")
 #undef NAME
-    return 0;
+    lane_names_tuple = PyTuple_Pack(17, s_dialect, s_batches, s_clock, s_ready, s_receiver, s_receiver_key,
+                                    s_next_deadline, s_by_channel, s_records, s_ends, s_cut, s_last_server_time,
+                                    s_last_received, s_time, s_time_range, s_parts, s_ranged);
+    return lane_names_tuple == NULL ? -1 : 0;
+}
+
+static PyObject *
+lane_names(PyObject *Py_UNUSED(self), PyObject *Py_UNUSED(unused))
+{
+    return Py_NewRef(lane_names_tuple);
 }
 
 static int
@@ -607,7 +574,7 @@ raw_recv(const char *p, const char *end, long long *seq, long long *at, long lon
         return 0;
     /* the common string, with no escape in it, is decoded where it lies */
     const char *text = p;
-    p = json_plain_run(p, end);
+    p = (const char *)jc_plain_run((const unsigned char *)p, (const unsigned char *)end, 0);
     *clean = 0;
     if (p < end && *p == '"') {
         *clean = 1;
@@ -1384,21 +1351,21 @@ static PyMethodDef methods[] = {
     {"twitch_line", (PyCFunction)(void (*)(void))twitch_line, METH_FASTCALL,
      "twitch_line(line, receiver, now): (command, first_param, server_time, head, tail), or None "
      "for a line the reference must read."},
+    {"lane_names", lane_names, METH_NOARGS,
+     "lane_names(): every attribute and record key the lane reads or writes by name (for tests)."},
     {"float_repr", float_repr, METH_O, "repr() of a finite float, as the encoders here print it (for tests)."},
-    {"batch", (PyCFunction)(void (*)(void))batch, METH_FASTCALL,
-     "batch(records, encode): the batch file's bytes, or None for the reference path."},
+    {"replay_batch", (PyCFunction)(void (*)(void))batch, METH_FASTCALL,
+     "replay_batch(records, encode): the batch file's bytes, or None for the reference path."},
     {"lane", (PyCFunction)(void (*)(void))lane, METH_FASTCALL,
      "lane(block, offset, last_seq, conns, twitch, kept, channels, safe): (stop, last_seq, taken, lines)."},
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "replay._core", NULL, -1, methods, NULL, NULL, NULL, NULL};
-
-PyMODINIT_FUNC
-PyInit__core(void)
+int
+native_add_replay(PyObject *m)
 {
     if (intern_names() < 0)
-        return NULL;
+        return -1;
     init_plain();
-    return PyModule_Create(&module);
+    return PyModule_AddFunctions(m, methods);
 }

@@ -7,10 +7,12 @@
  * error comes from there. tests/test_readcore.py holds the two equal over random and faulty records
  * (hypothesis) and every line of the fixtures.
  *
- * Built by setuptools as an optional extension (formats.speedups.load says once when it is not).
+ * Part of formats._native (native/module.c, native/parts.h), an optional extension built by setuptools.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+
+#include "parts.h"
 
 static PyObject *fallback_fn = NULL; /* formats.canonical.is_record_py */
 
@@ -92,7 +94,7 @@ is_record(PyObject *self, PyObject *record)
     (void)self;
     if (!PyDict_CheckExact(record)) {
         if (fallback_fn == NULL) {
-            PyErr_SetString(PyExc_RuntimeError, "formats._readcore.configure was not called");
+            PyErr_SetString(PyExc_RuntimeError, "formats._native.configure_is_record was not called");
             return NULL;
         }
         return PyObject_CallOneArg(fallback_fn, record);
@@ -104,21 +106,18 @@ is_record(PyObject *self, PyObject *record)
 }
 
 static PyMethodDef methods[] = {
-    {"configure", configure, METH_O, "configure(fallback): the reference is_record."},
+    {"configure_is_record", configure, METH_O, "configure_is_record(reference): what odd records go to."},
     {"is_record", is_record, METH_O, "Compiled is_record; anything but a plain dict goes to the reference."},
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "formats._readcore", NULL, -1, methods,
-                                    NULL, NULL, NULL, NULL};
-
-PyMODINIT_FUNC
-PyInit__readcore(void)
+int
+native_add_record(PyObject *m)
 {
     for (int i = 0; i < N_KEYS; i++) {
         keys[i] = PyUnicode_InternFromString(key_names[i]);
         if (keys[i] == NULL)
-            return NULL;
+            return -1;
     }
-    return PyModule_Create(&module);
+    return PyModule_AddFunctions(m, methods);
 }

@@ -4,21 +4,21 @@
  * the file unless every line is exactly its record's canonical bytes (of the shape this scanner
  * reads), and splits the lines into lone candidates, (time, 0, line, message id), the records that
  * pass through export untouched once their id is unique in a chunk, and the rest, which export
- * decodes as before. This reads each line with the one canonical-line scanner (formats/_canonline.h,
+ * decodes as before. This reads each line with the one canonical-line scanner (native/canonline.h,
  * which says why a line can be judged canonical from its bytes) and must give exactly the same;
  * tests/test_export_scan.py holds the two equal over random, damaged and real lines. A file refused
  * here is read by the reference path (export.stream.decode_batch), so damage is always reported by
  * the pure code.
  *
- * Built by setuptools as an optional extension (pyproject.toml); without it export reads every file
- * the reference way (formats/speedups.py says so once).
+ * Part of formats._native (native/module.c, native/parts.h), an optional extension built by setuptools.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <math.h>
 #include <string.h>
 
-#include "../formats/_canonline.h"
+#include "canonline.h"
+#include "parts.h"
 
 #define EXACT_LIMIT 9007199254740992LL /* merge.core.EXACT_LIMIT, 2**53 */
 
@@ -133,14 +133,12 @@ scan_batch(PyObject *self, PyObject *arg)
 }
 
 static PyMethodDef methods[] = {
-    {"scan_batch", scan_batch, METH_O, "Twin of export.scan.scan_batch_py."},
+    {"export_scan_batch", scan_batch, METH_O, "Twin of export.scan.scan_batch_py."},
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "export._core", NULL, -1, methods};
-
-PyMODINIT_FUNC
-PyInit__core(void)
+int
+native_add_export(PyObject *m)
 {
-    return PyModule_Create(&module);
+    return PyModule_AddFunctions(m, methods);
 }

@@ -1,10 +1,10 @@
-/* Compiled twin of merge.scan.scan_line_py / scan_batch_py (the pure-Python reference).
+/* Compiled twin of tests/reference/merge_scan.py scan_line_py / scan_batch_py (the pure-Python reference).
  *
  * One source of truth: the reference decodes a batch file line, checks it as every reader does
  * (formats.canonical.parse_batch, merge.directory.check_parsed) and vouches for it only if it is
  * exactly its canonical bytes and of the shape the merge's fast path handles; then it returns the
  * few fields a merge needs. This reads the line with the one canonical-line scanner
- * (formats/_canonline.h) and vouches for it only when the reference would (plus the merge's own
+ * (native/canonline.h) and vouches for it only when the reference would (plus the merge's own
  * shape: no lone surrogate, no -0.0, a time the layout can name, no 0.0 range); anything it is unsure
  * of it refuses (None), and the caller then takes the whole file through the reference path, so
  * errors and odd files always come from the pure code. tests/test_merge_scan.py holds the two equal
@@ -12,12 +12,11 @@
  *
  * What the directory merge runs is the same scan kept without Python objects: scan_file keeps a
  * file's lines as offsets and numbers (Lines), and fold_lines folds a window from them in one call
- * (twin of merge.fastplan.fold_window_py: the common groups spliced into output lines here, the few
+ * (twin of fold_window_py (tests/reference/merge_fold.py): the common groups spliced into output lines here, the few
  * other lines handed back scanned, as scan_line would, for the Python plan), answering also the
  * window's ids (Ids), the summary of the output as the next window's neighbour.
  *
- * Built by setuptools as an optional extension (pyproject.toml); without it the merge runs the
- * pure path (formats/speedups.py says so once).
+ * Part of formats._native (native/module.c, native/parts.h), an optional extension built by setuptools.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -25,7 +24,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "../formats/_canonline.h"
+#include "canonline.h"
+#include "parts.h"
 
 /* 0 <= time < TIME_LIMIT: a minute the archive layout can name (years 1970 to 9999). */
 #define TIME_LIMIT 253402300000.0
@@ -76,7 +76,7 @@ receivers_dict(const CanonLine *r)
         if (more < 0 || add_receiver(receivers, name, &value) < 0) {
             Py_DECREF(receivers);
             if (more < 0)
-                PyErr_SetString(PyExc_SystemError, "merge._scan: a checked receivers object does not read again");
+                PyErr_SetString(PyExc_SystemError, "formats._native: a checked receivers object does not read again");
             return NULL;
         }
     } while (more);
@@ -204,7 +204,7 @@ scan_batch(PyObject *self, PyObject *arg)
 
 /* ---- A batch file's lines scanned once and kept as offsets and numbers: no Python object per line.
  * merge.fastplan.plan_window_lines folds a window from these (fold_lines); its reference is
- * merge.fastplan.fold_window_py on the scans of scan_batch_py, held equal by tests/test_merge_scan.py. */
+ * fold_window_py (tests/reference/merge_fold.py) on the scans of scan_batch_py, held equal by tests/test_merge_scan.py. */
 
 typedef struct {
     Py_ssize_t start, len;     /* the line in the file's bytes, without its newline */
@@ -242,7 +242,7 @@ static PySequenceMethods lines_as_sequence = {.sq_length = (lenfunc)lines_len};
 
 static PyTypeObject LinesType = {
     PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "merge._scan.Lines",
+    .tp_name = "formats._native.Lines",
     .tp_doc = "A batch file's lines, every one vouched for (scan_file): offsets and numbers, no objects.",
     .tp_basicsize = sizeof(LinesObject),
     .tp_flags = Py_TPFLAGS_DEFAULT,
@@ -439,7 +439,7 @@ static PyMethodDef ids_methods[] = {
 
 static PyTypeObject IdsType = {
     PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "merge._scan.Ids",
+    .tp_name = "formats._native.Ids",
     .tp_doc = "The ids of a window's own lines and its minute: the summary of the output written from them.",
     .tp_basicsize = sizeof(IdsObject),
     .tp_flags = Py_TPFLAGS_DEFAULT,
@@ -569,7 +569,7 @@ neighbour_meets(PyObject *file, long long minute, const IdTable *own)
     return 0;
 }
 
-/* Twin of merge.fastplan.fold_window_py: (items, rest, observations, id_conflicts, ids) of a window
+/* Twin of fold_window_py (tests/reference/merge_fold.py): (items, rest, observations, id_conflicts, ids) of a window
  * whose own files are `own` (Lines) and whose neighbours' files are `neighbours` (Lines, or the Ids
  * of an output written by this path), or None when it is not a window the byte path handles. */
 static PyObject *
@@ -701,27 +701,22 @@ done:
 }
 
 static PyMethodDef methods[] = {
-    {"fold_lines", fold_lines, METH_VARARGS, "Twin of merge.fastplan.fold_window_py, on Lines."},
+    {"fold_lines", fold_lines, METH_VARARGS, "Twin of fold_window_py (tests/reference/merge_fold.py), on Lines."},
     {"scan_file", scan_file, METH_O, "A batch file's Lines, or the first line not vouched for (as scan_batch)."},
-    {"scan_line", scan_line, METH_O, "Twin of merge.scan.scan_line_py."},
-    {"scan_batch", scan_batch, METH_O, "Twin of merge.scan.scan_batch_py."},
+    {"scan_line", scan_line, METH_O, "Twin of scan_line_py (tests/reference)."},
+    {"merge_scan_batch", scan_batch, METH_O, "Twin of scan_batch_py (tests/reference)."},
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "merge._scan", NULL, -1, methods};
-
-PyMODINIT_FUNC
-PyInit__scan(void)
+int
+native_add_merge(PyObject *m)
 {
     if (PyType_Ready(&LinesType) < 0 || PyType_Ready(&IdsType) < 0)
-        return NULL;
-    PyObject *m = PyModule_Create(&module);
-    if (m == NULL)
-        return NULL;
+        return -1;
+    if (PyModule_AddFunctions(m, methods) < 0)
+        return -1;
     if (PyModule_AddObjectRef(m, "Lines", (PyObject *)&LinesType) < 0
-        || PyModule_AddObjectRef(m, "Ids", (PyObject *)&IdsType) < 0) {
-        Py_DECREF(m);
-        return NULL;
-    }
-    return m;
+        || PyModule_AddObjectRef(m, "Ids", (PyObject *)&IdsType) < 0)
+        return -1;
+    return 0;
 }

@@ -1,5 +1,5 @@
 /* The one scanner of a canonical archive line, shared by the compiled twins that read batch files
- * from their bytes (verify/_core.c: scan_clean; merge/_scan.c: scan_line, scan_batch). Static inline
+ * from their bytes (native/verify.c: scan_clean; native/merge.c: scan_line, scan_batch). Static inline
  * functions only, included by each, so each extension builds on its own. It reads the grammar and
  * fills a plain CanonLine of spans and values; what a module makes of them (verify's counters,
  * merge's Python values) and any stricter shape a module wants are that module's own.
@@ -18,7 +18,7 @@
  * digits are below 2**53 and the power of ten at most 1e22). A positional float of exactly 17
  * significant digits (most receive times) is decided in exact 128-bit integers (cl_float17). Other
  * floats, and the rare cases those leave open, go through repr itself (put_double,
- * formats/_jsonchars.h), so the scanner calls into Python's float routines: hold the GIL.
+ * native/jsonchars.h), so the scanner calls into Python's float routines: hold the GIL.
  *
  * This reads the canonical grammar only; the caller decides what a refusal means (both twins return
  * "not vouched for", and the pure reference then judges the line).
@@ -31,7 +31,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "_jsonchars.h"
+#include "jsonchars.h"
 
 typedef struct {
     const unsigned char *s;
@@ -120,30 +120,6 @@ cl_hex4(const unsigned char *p)
     return v;
 }
 
-/* bytes json.dumps(ensure_ascii=True) writes as they are inside a string */
-#define CL_PLAIN(ch) ((ch) >= 0x20 && (ch) < 0x7F && (ch) != '"' && (ch) != '\\')
-
-/* The end of the run of CL_PLAIN bytes from p on (before e), eight bytes at a time (SWAR): a word
- * is all plain when no byte has its high bit set, is below 0x20, or is '"', '\\' or 0x7F (each test
- * exact: the borrow of `x - ONES * n` starts only at a byte below n); the byte loop finds which. */
-static inline const unsigned char *
-cl_plain_run(const unsigned char *p, const unsigned char *e)
-{
-    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
-    for (; e - p >= 8; p += 8) {
-        uint64_t x, q, b, d;
-        memcpy(&x, p, 8);
-        q = x ^ (ones * '"');
-        b = x ^ (ones * '\\');
-        d = x ^ (ones * 0x7F);
-        if ((x | ((x - ones * 0x20) & ~x) | ((q - ones) & ~q) | ((b - ones) & ~b) | ((d - ones) & ~d)) & highs)
-            break;
-    }
-    while (p < e && CL_PLAIN(*p))
-        p++;
-    return p;
-}
-
 /* A JSON string exactly as json.dumps(ensure_ascii=True) writes it: 0 (past the closing quote; *inner
  * what lies between the quotes; *escaped whether it holds a backslash; *lone set to 1 if it holds a
  * surrogate escape that is not half of a pair) or -1. */
@@ -156,7 +132,7 @@ cl_str(CanonCur *c, Span *inner, int *escaped, int *lone)
         return -1;
     const unsigned char *s0 = ++p;
     for (;;) {
-        p = cl_plain_run(p, e); /* the usual run of plain characters */
+        p = jc_plain_run(p, e, 1); /* the usual run of plain characters (jsonchars.h) */
         if (p >= e)
             return -1;
         unsigned char ch = *p;

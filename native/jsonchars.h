@@ -1,11 +1,52 @@
-/* What the compiled twins share (formats/_speedups.c, replay/_core.c): a character as
+/* What the compiled twins share (native/irc.c, native/replay.c): a character as
  * json.dumps(ensure_ascii=True) writes it in a string, and the scans of an IRC line (a str of any
  * kind; memchr for one-byte strings). Included by each, so each extension builds on its own. */
 #ifndef CHAT_ARCHIVER_JSONCHARS_H
 #define CHAT_ARCHIVER_JSONCHARS_H
 
 #include <Python.h>
+#include <stdint.h>
 #include <string.h>
+
+/* The plain-run loop, the one hot loop of every scan of a JSON string: the end of the run of bytes
+ * from p on (before e) that stand for themselves inside a JSON string, eight bytes at a time (SWAR).
+ * A byte is plain when it is not below 0x20, '"' or '\\'; with `ascii` (what json.dumps with
+ * ensure_ascii=True writes as it is) also not 0x7F nor 0x80 or above, without it (a JSON string in
+ * UTF-8) any byte from 0x80 is plain. A word is all plain when no byte fails a test, each test exact:
+ * the borrow of `x - ONES * n` starts only at a byte below n (n <= 128), and `zero_bytes(x ^ (ONES *
+ * c))` only at a byte equal to c; the byte loop that follows finds which byte ends the run. Callers
+ * pass `ascii` as a constant, so each inlined copy tests only what it needs. */
+#define JC_ONES 0x0101010101010101ULL
+#define JC_HIGHS 0x8080808080808080ULL
+
+static inline uint64_t
+jc_zero_bytes(uint64_t x)
+{
+    return (x - JC_ONES) & ~x & JC_HIGHS;
+}
+
+static inline uint64_t
+jc_less_bytes(uint64_t x, unsigned n)
+{
+    return (x - JC_ONES * n) & ~x & JC_HIGHS;
+}
+
+static inline __attribute__((always_inline)) const unsigned char *
+jc_plain_run(const unsigned char *p, const unsigned char *e, const int ascii)
+{
+    for (; e - p >= 8; p += 8) {
+        uint64_t x;
+        memcpy(&x, p, 8);
+        uint64_t odd = jc_less_bytes(x, 0x20) | jc_zero_bytes(x ^ (JC_ONES * '"')) | jc_zero_bytes(x ^ (JC_ONES * '\\'));
+        if (ascii)
+            odd |= (x & JC_HIGHS) | jc_zero_bytes(x ^ (JC_ONES * 0x7F));
+        if (odd)
+            break;
+    }
+    while (p < e && *p >= 0x20 && *p != '"' && *p != '\\' && (!ascii || *p < 0x7F))
+        p++;
+    return p;
+}
 
 static const char hexdigits[] = "0123456789abcdef";
 

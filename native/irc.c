@@ -6,15 +6,15 @@
  * errors and odd lines always come from the reference; tests/test_speedups.py holds the two equal
  * over random lines (hypothesis) and the real corpus.
  *
- * Built by setuptools as an optional extension: without a C compiler the install goes on and the
- * package runs the pure path (formats/speedups.py says so once).
+ * Part of formats._native (native/module.c, native/parts.h), an optional extension built by setuptools.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <math.h>
 #include <string.h>
 
-#include "_jsonchars.h"
+#include "jsonchars.h"
+#include "parts.h"
 
 static PyObject *unescape_fn = NULL;  /* formats.irc.unescape_tag_value_compat */
 static PyObject *fallback_fn = NULL;  /* formats.irc.parse_compat_py */
@@ -24,7 +24,7 @@ static PyObject *
 configure(PyObject *self, PyObject *args)
 {
     PyObject *unescape, *fallback;
-    if (!PyArg_ParseTuple(args, "OO", &unescape, &fallback))
+    if (!PyArg_ParseTuple(args, "OO", &fallback, &unescape))
         return NULL;
     Py_INCREF(unescape);
     Py_INCREF(fallback);
@@ -165,7 +165,7 @@ static PyObject *
 parse_compat(PyObject *self, PyObject *line)
 {
     if (fallback_fn == NULL || unescape_fn == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "formats._speedups is not configured");
+        PyErr_SetString(PyExc_RuntimeError, "formats._native.configure_parse_compat was not called");
         return NULL;
     }
     if (!PyUnicode_CheckExact(line))
@@ -324,9 +324,7 @@ out_str(Out *o, PyObject *s)
     Py_ssize_t n = PyUnicode_GET_LENGTH(s);
     if (PyUnicode_IS_ASCII(s)) {
         const Py_UCS1 *d = PyUnicode_1BYTE_DATA(s);
-        Py_ssize_t i = 0;
-        while (i < n && d[i] >= ' ' && d[i] != '"' && d[i] != '\\' && d[i] != 0x7f)
-            i++;
+        Py_ssize_t i = jc_plain_run(d, d + n, 1) - d;
         if (i == n) {  /* nothing to escape: copied whole */
             if (out_reserve(o, n + 2) < 0)
                 return -1;
@@ -481,7 +479,7 @@ static PyObject *
 encode_record(PyObject *self, PyObject *record)
 {
     if (encode_fallback_fn == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "formats._speedups encoder is not configured");
+        PyErr_SetString(PyExc_RuntimeError, "formats._native.configure_canonical_bytes was not called");
         return NULL;
     }
     if (!PyDict_CheckExact(record) || PyDict_GET_SIZE(record) != N_RECORD_KEYS)
@@ -530,22 +528,20 @@ encode_record(PyObject *self, PyObject *record)
 }
 
 static PyMethodDef methods[] = {
-    {"configure", configure, METH_VARARGS, "configure(unescape, fallback): the reference functions."},
+    {"configure_parse_compat", configure, METH_VARARGS, "configure_parse_compat(reference, unescape): what odd lines go to."},
     {"parse_compat", parse_compat, METH_O, "Compiled parse_compat; odd lines go to the reference."},
-    {"configure_encoder", configure_encoder, METH_O, "configure_encoder(fallback): the reference encoder."},
-    {"encode_record", encode_record, METH_O, "Compiled canonical_bytes; other shapes go to the reference."},
+    {"configure_canonical_bytes", configure_encoder, METH_O, "configure_canonical_bytes(reference): the reference encoder."},
+    {"canonical_bytes", encode_record, METH_O, "Compiled canonical_bytes; other shapes go to the reference."},
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "formats._speedups", NULL, -1, methods};
-
-PyMODINIT_FUNC
-PyInit__speedups(void)
+int
+native_add_irc(PyObject *m)
 {
     for (int i = 0; i < N_RECORD_KEYS; i++) {
         record_key_objs[i] = PyUnicode_InternFromString(record_keys[i].name);
         if (record_key_objs[i] == NULL)
-            return NULL;
+            return -1;
     }
-    return PyModule_Create(&module);
+    return PyModule_AddFunctions(m, methods);
 }

@@ -1,4 +1,4 @@
-/* Compiled twin of verify.batch.clean_tally_py (the pure-Python reference): the counters of a batch
+/* Compiled twin of clean_tally_py (tests/reference/verify_tally.py) (the pure-Python reference): the counters of a batch
  * file whose every line is canonical, a record, sorted, in the file's minute, with no repeated
  * message id and no negative or oversized range, read straight from the bytes without building a
  * Python object per record.
@@ -10,10 +10,10 @@
  * always come from the reference; tests/test_verify_core.py holds the two equal over random and
  * damaged files (hypothesis) and the fixtures.
  *
- * The line itself is read by the one canonical-line scanner (formats/_canonline.h, which says why a
+ * The line itself is read by the one canonical-line scanner (native/canonline.h, which says why a
  * line can be judged canonical from its bytes); this file keeps verify's own job: the counters.
  *
- * Built by setuptools as an optional extension (formats.speedups.load says once when it is not).
+ * Part of formats._native (native/module.c, native/parts.h), an optional extension built by setuptools.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -21,7 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../formats/_canonline.h"
+#include "canonline.h"
+#include "parts.h"
 
 #define MAX_RECEIVERS 64       /* distinct receivers per file */
 #define MAX_PER_RECORD CL_MAX_RECV /* receivers of one record */
@@ -430,10 +431,8 @@ static PyMethodDef methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "verify._core", NULL, -1, methods};
-
-PyMODINIT_FUNC
-PyInit__core(void)
+int
+native_add_verify(PyObject *m)
 {
-    return PyModule_Create(&module);
+    return PyModule_AddFunctions(m, methods);
 }
