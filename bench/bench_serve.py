@@ -13,7 +13,8 @@
   the first 4 hours (BENCH_SERVE_JSONL_HOURS=24 streams the whole day; the names say which).
 - `sync` from a `serve` host to an empty archive on loopback: files/s and MB/s, over the first
   BENCH_SERVE_SYNC_HOURS hours (default 4) of the day archive; the rate is per file and per byte,
-  so it scales to a day (a whole day would copy about 5 GB).
+  so it scales to a day (a whole day would copy about 5 GB). Then `verify` of the synced archive
+  in the same run, and the ratio (`sync_..._vs_verify`).
 
 Each server runs in its own process (`chat-archiver serve`), so its VmHWM is its own.
 """
@@ -86,7 +87,10 @@ def ensure_three_receiver_archive() -> str:
         total = sum(pool.imap_unordered(_write_3r, minutes, chunksize=2))
     with open(marker, "w") as f:
         f.write(str(total))
-    print(f"generate_serve_{WINDOW_TAG}_3r_seconds: {time.monotonic() - started:.1f} s (once; cached in {OUT_3R})", flush=True)
+    print(
+        f"generate_serve_{WINDOW_TAG}_3r_seconds: {time.monotonic() - started:.1f} s (once; cached in {OUT_3R})",
+        flush=True,
+    )
     return OUT_3R
 
 
@@ -196,11 +200,16 @@ def bench_sync(root: str) -> None:
         started = time.monotonic()
         stats = sync_once(dest, [server.url], start=START, end=START + hours * 3600 - 1, jobs=4)
         elapsed = time.monotonic() - started
+        verify_started = time.monotonic()
+        subprocess.run([EXE, "verify", dest], check=True, stdout=subprocess.DEVNULL)
+        verify = time.monotonic() - verify_started
     finally:
         server.close()
         shutil.rmtree(dest, ignore_errors=True)
     assert not stats.refused, stats.refused[:3]
     tag = "day" if hours == 24 else f"{hours}h"
+    print(f"verify_synced_{tag}_seconds: {verify:.1f} s")
+    print(f"sync_{tag}_vs_verify: {elapsed / verify:.2f} x", flush=True)
     print(f"sync_{tag}_files: {stats.files_fetched} files ({stats.bytes_fetched / 2**20:,.0f} MiB)")
     print(f"sync_{tag}_files_per_s: {stats.files_fetched / elapsed:,.1f} files/s")
     print(f"sync_{tag}_mb_per_s: {stats.bytes_fetched / 1e6 / elapsed:,.1f} MB/s")
