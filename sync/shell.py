@@ -31,7 +31,8 @@ import urllib3
 from formats.errors import ArchiverError, InputError, UsageError
 from formats.names import batch_name_ok, channel_ok
 from formats.store import channel_chat_dir, fsync_dir, makedirs_durable, write_bytes_atomic
-from merge.directory import MergeProblem, merge_tree, read_verified
+from merge.directory import MergeProblem, check_bytes, merge_tree, read_verified
+from merge.scan import scan_file
 from sync.client import Peer, PeerError, new_pool
 from sync.plan import Wanted, channel_names, hours_in_window, names_list, plan_hour
 
@@ -114,6 +115,15 @@ def verify_file(path: str, digest: str) -> str | None:
     """Why the merge's reader refuses the file at `path` (named by `digest`), or None if it takes it."""
     try:
         read_verified(path, digest)
+    except InputError as e:
+        return e.message if e.line is None else f"line {e.line}: {e.message}"
+    return None
+
+
+def verify_bytes(data: bytes, path: str, digest: str) -> str | None:
+    """`verify_file` of bytes not yet written (`merge.directory.check_bytes`)."""
+    try:
+        check_bytes(data, path, digest)
     except InputError as e:
         return e.message if e.line is None else f"line {e.line}: {e.message}"
     return None
@@ -267,17 +277,23 @@ class _Sync:
             with self.lock:
                 self.stats.files_gone += 1  # merged away on the peer: its successor is listed next time
             return
-        scratch = os.path.join(self.scratch, f"{uuid.uuid4().hex}.json")
-        try:
-            write_bytes_atomic(scratch, data)
-            verifier = self._verifier()
-            if verifier is not None:  # parsing is CPU-bound: worker processes, not these threads
-                problem = verifier.submit(verify_file, scratch, wanted.digest).result()
-            else:
-                problem = verify_file(scratch, wanted.digest)
+        if scan_file is not None:  # compiled: checking the bytes here costs less than a process hop
+            problem = verify_bytes(data, path, wanted.digest)
             if problem is not None:
                 self.refuse(peer, path, problem)
                 return
+        scratch = os.path.join(self.scratch, f"{uuid.uuid4().hex}.json")
+        try:
+            write_bytes_atomic(scratch, data)
+            if scan_file is None:
+                verifier = self._verifier()
+                if verifier is not None:  # parsing is CPU-bound: worker processes, not these threads
+                    problem = verifier.submit(verify_file, scratch, wanted.digest).result()
+                else:
+                    problem = verify_file(scratch, wanted.digest)
+                if problem is not None:
+                    self.refuse(peer, path, problem)
+                    return
             folder = os.path.dirname(final)
             makedirs_durable(folder)  # a new channel's or hour's folders survive a crash too
             os.replace(scratch, final)
