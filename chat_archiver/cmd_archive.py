@@ -21,7 +21,7 @@ from urllib.parse import urlparse
 
 import typer
 
-from chat_archiver.cmd_record import DialectChoice
+from chat_archiver.cmd_record import TOKEN_ENV, DialectChoice
 from chat_archiver.console import EXIT_PROBLEMS, command, fail, note, os_error, out, warn
 from formats.errors import ArchiverError
 from live.follow import FollowOptions, default_checkpoint_path, follow
@@ -151,7 +151,42 @@ def register(app: typer.Typer) -> None:
             help="Recorder processes (redundancy).",
         ),
         name: str = typer.Option(None, "--name", metavar="NAME", help="Recorder name (default: the host name)."),
-        token_file: Path = typer.Option(None, "--token-file", metavar="FILE", help="Passed to each recorder."),
+        nick: str = typer.Option(
+            None,
+            "--nick",
+            metavar="NICK",
+            help="Login name (default: anonymous justinfanNNNNN); a token needs it.",
+            show_default=False,
+        ),
+        token_file: Path = typer.Option(
+            None,
+            "--token-file",
+            metavar="FILE",
+            help=f"File holding the OAuth token or server password (or set {TOKEN_ENV}).",
+            show_default=False,
+        ),
+        ca_file: Path = typer.Option(
+            None,
+            "--ca-file",
+            metavar="PEM",
+            help="Trust this CA bundle for wss:// instead of the system's.",
+            show_default=False,
+        ),
+        ping_after: float = typer.Option(
+            3.0, "--ping-after", metavar="SECONDS", help="Silence after which a recorder PINGs the server."
+        ),
+        ping_timeout: float = typer.Option(
+            3.0,
+            "--ping-timeout",
+            metavar="SECONDS",
+            help="No answer to that PING within this: the connection is stalled.",
+        ),
+        silence_limit: float = typer.Option(
+            30.0,
+            "--silence-limit",
+            metavar="SECONDS",
+            help="Close a stalled connection once the new one has joined and the old one was silent this long.",
+        ),
         gzip_finished: bool = typer.Option(False, "--gzip", help="Recorders gzip each finished hour."),
         metrics_port: int = typer.Option(None, "--metrics-port", metavar="PORT", help="Serve Prometheus metrics here."),
         metrics_addr: str = typer.Option(
@@ -198,7 +233,11 @@ def register(app: typer.Typer) -> None:
             argv = [*cli, "record", *channels, "--out", str(raw), "--name", base if recorders == 1 else f"{base}-{i}"]
             argv += ["--server", server] if server else []
             argv += ["--dialect", dialect.value] if dialect else []
+            argv += ["--nick", nick] if nick else []
             argv += ["--token-file", str(token_file)] if token_file else []
+            argv += ["--ca-file", str(ca_file)] if ca_file else []
+            argv += ["--ping-after", str(ping_after), "--ping-timeout", str(ping_timeout)]
+            argv += ["--silence-limit", str(silence_limit)]
             argv += ["--gzip"] if gzip_finished else []
             children.append(ChildSpec(f"recorder-{i}", argv, "recorder"))
         status_path = state / "follow-status.json"
