@@ -17,15 +17,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from urllib.parse import urlparse
 
 import typer
 
-from chat_archiver.cmd_record import TOKEN_ENV, DialectChoice
+from chat_archiver.cmd_record import TOKEN_ENV, DialectChoice, _check_port, check_connection
 from chat_archiver.console import EXIT_PROBLEMS, command, fail, note, os_error, out, warn
 from formats.errors import ArchiverError
 from live.follow import FollowOptions, default_checkpoint_path, follow
 from live.supervisor import ArchiveCollector, ChildSpec, Supervisor
+from recorder.recorder import DEFAULT_SERVER
 from replay.timestamps import Timing
 
 
@@ -214,12 +214,24 @@ def register(app: typer.Typer) -> None:
 
         Recorders write DIR/raw; a follower writes DIR/archive (each minute about two minutes
         after it, merged: one file per minute) and keeps its checkpoint and status in DIR/state.
-        A child that exits is started again; SIGTERM or Ctrl-C stops the recorders, then the
-        follower, and exits 0. With --metrics-port, Prometheus metrics: lines and seconds behind,
-        batches written, last batch time per channel, merge passes, restarts.
+        A child that exits is started again (one that keeps exiting with status 2 stops the
+        host, exit 2); SIGTERM or Ctrl-C stops the recorders, then the follower, and exits 0.
+        With --metrics-port, Prometheus metrics: lines and seconds behind, batches written,
+        last batch time per channel, merge passes, restarts.
         """
-        if server is not None and urlparse(server).scheme not in ("ws", "wss"):
-            fail(f"--server must be a ws:// or wss:// URL, not {server!r}")
+        base = name or socket.gethostname().split(".")[0] or "recorder"
+        names = [base] if recorders == 1 else [f"{base}-{i}" for i in range(1, recorders + 1)]
+        _check_port("--metrics-port", metrics_port)
+        check_connection(
+            channels,
+            server=server or DEFAULT_SERVER,
+            dialect=dialect,
+            names=names,
+            nick=nick,
+            token_file=token_file,
+            ca_file=ca_file,
+            seconds={"--ping-after": ping_after, "--ping-timeout": ping_timeout, "--silence-limit": silence_limit},
+        )
         raw, archive, state = folder / "raw", folder / "archive", folder / "state"
         for path in (raw, archive, state):
             try:
@@ -227,10 +239,9 @@ def register(app: typer.Typer) -> None:
             except OSError as e:
                 os_error(e, path)
         cli = [sys.executable, "-m", "chat_archiver.cli"]
-        base = name or socket.gethostname().split(".")[0] or "recorder"
         children = []
-        for i in range(1, recorders + 1):
-            argv = [*cli, "record", *channels, "--out", str(raw), "--name", base if recorders == 1 else f"{base}-{i}"]
+        for i, recorder_name in enumerate(names, 1):
+            argv = [*cli, "record", *channels, "--out", str(raw), "--name", recorder_name]
             argv += ["--server", server] if server else []
             argv += ["--dialect", dialect.value] if dialect else []
             argv += ["--nick", nick] if nick else []
@@ -281,4 +292,6 @@ def register(app: typer.Typer) -> None:
             if metrics_server is not None:
                 metrics_server.shutdown()
                 metrics_server.server_close()
+        if supervisor.gave_up is not None:
+            fail(supervisor.gave_up)
         note("stopped: the recorders closed their recordings, the follower saved its checkpoint")

@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from twitchlike import TwitchLikeServer
 from typer.testing import CliRunner
 
 from chat_archiver.cli import app
+from live.supervisor import GIVE_UP_AFTER, ChildSpec, Supervisor
 
 ROOT = Path(__file__).parent.parent
 CASES = ROOT / "fixtures" / "cases"
@@ -86,3 +88,66 @@ def test_archive_logs_in_with_a_token_and_nick_as_record_does(tmp_path: Path, ho
             code, errs = _stop(proc)
     assert code == 0, errs
     assert "exited with status" not in errs and "Traceback" not in errs, errs
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["bad name"], "'bad name' is not a plain channel name"),
+        (["alpha", "--token-file", "/nonexistent/tok", "--nick", "bot"], "cannot read the token file /nonexistent/tok"),
+        (["alpha", "--name", "a b"], "invalid recorder name 'a b-1'"),
+        (["alpha", "--ping-after", "0"], "--ping-after must be a number of seconds"),
+        (["alpha", "--metrics-port", "70000"], "--metrics-port must be a port number"),
+    ],
+)
+def test_archive_checks_what_record_checks_up_front(tmp_path: Path, extra: list[str], message: str) -> None:
+    """A mistake the recorders would meet one by one, again and again, is refused before anything
+    starts: one line, exit 2, nothing left running."""
+    args = ["archive", *extra, "--dir", str(tmp_path / "host"), "--server", "ws://127.0.0.1:9"]
+    args += ["--recorders", "2"] if "--name" in extra else []
+    result = subprocess.run([*CLI, *args], cwd=ROOT, env=ENV, capture_output=True, timeout=60, check=False)
+    errs = result.stderr.decode()
+    assert result.returncode == 2, errs
+    assert errs.startswith("error: ") and message in errs, errs
+    assert "started" not in errs and "Traceback" not in errs, errs
+
+
+def test_archive_token_in_the_environment_without_nick_is_refused_up_front(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [*CLI, "archive", "alpha", "--dir", str(tmp_path), "--server", "ws://127.0.0.1:9"],
+        cwd=ROOT,
+        env={**ENV, "CHAT_ARCHIVER_TOKEN": "sekrit"},
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    errs = result.stderr.decode()
+    assert result.returncode == 2 and "a token needs --nick" in errs and "CHAT_ARCHIVER_TOKEN" in errs, errs
+    assert "sekrit" not in errs
+
+
+def test_a_child_that_keeps_exiting_with_the_usage_status_is_not_restarted_forever() -> None:
+    """A child that says "nothing could be done" every time it starts ends the supervisor's run,
+    with the reason; one that fails otherwise (a crash) is restarted as before."""
+    usage = ChildSpec("recorder-1", [sys.executable, "-c", "raise SystemExit(2)"], "recorder")
+    steady = ChildSpec("follower", [sys.executable, "-c", "import time; time.sleep(60)"], "follower")
+    logs: list[str] = []
+    supervisor = Supervisor([usage, steady], log=lambda level, m: logs.append(m), backoff_max=0.1, grace=5)
+    stop = threading.Event()
+    timer = threading.Timer(60, stop.set)  # a safety net only: the run ends by itself long before
+    timer.start()
+    try:
+        supervisor.run(stop, poll=0.02)
+    finally:
+        timer.cancel()
+    assert not stop.is_set()
+    assert supervisor.gave_up is not None and "recorder-1 exited with status 2" in supervisor.gave_up
+    assert supervisor.children[0].exits == [2] * GIVE_UP_AFTER
+    assert supervisor.up() == {"recorder-1": False, "follower": False}
+
+    crash = ChildSpec("recorder-1", [sys.executable, "-c", "raise SystemExit(1)"], "recorder")
+    supervisor = Supervisor([crash], log=lambda level, m: None, backoff_max=0.05, grace=5)
+    stop = threading.Event()
+    threading.Timer(3, stop.set).start()
+    supervisor.run(stop, poll=0.02)
+    assert supervisor.gave_up is None and len(supervisor.children[0].exits) > GIVE_UP_AFTER
