@@ -90,10 +90,10 @@ def register(app: typer.Typer) -> None:
         folded for reading and sorted by time. json is the
         array upstream's reader returns; jsonl one record per line; text a readable
         transcript; irc the IRC lines rebuilt from the records; ass subtitles timed from --since;
-        html a self-contained page that replays the chat. A damaged batch file is
-        reported (FILE:LINE) and skipped; everything readable is exported.
+        html a self-contained page that replays the chat. A damaged line of a batch file is
+        reported (FILE:LINE) and skipped; every readable line is exported.
 
-        Exit status: 0 done, 1 done but damaged files were skipped, 2 nothing could be done.
+        Exit status: 0 done, 1 done but damaged lines were skipped, 2 nothing could be done.
         """
         since = _one_of(since, start, "--since", "--start")
         until = _one_of(until, end, "--until", "--end")
@@ -134,9 +134,9 @@ def register(app: typer.Typer) -> None:
         except OSError as e:
             console.os_error(e, out or "<stdout>")
         for problem in problems:
-            console.warn(f"damaged batch file skipped: {problem}")
+            console.warn(f"damaged batch file: {problem}")
         if problems:
-            console.note("everything readable was exported")
+            console.note("damaged lines were skipped (see above); every readable line was exported")
             raise typer.Exit(console.EXIT_PROBLEMS)
         if not count:
             console.note(f"no records in the window --since {since} --until {until}")

@@ -3,6 +3,7 @@ deleted files, signals. Each test reproduces one thing a user met and checks wha
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -151,3 +152,37 @@ def test_a_child_that_keeps_exiting_with_the_usage_status_is_not_restarted_forev
     threading.Timer(3, stop.set).start()
     supervisor.run(stop, poll=0.02)
     assert supervisor.gave_up is None and len(supervisor.children[0].exits) > GIVE_UP_AFTER
+
+
+def test_export_keeps_the_readable_lines_of_a_file_with_one_damaged_line(tmp_path: Path) -> None:
+    """One damaged line in a batch file costs that line only: every other line of the file is
+    exported (as verify and replay read line by line), the bad one is named FILE:LINE, exit 1."""
+    root = tmp_path / "archive"
+    assert run("replay", str(CASES), "-o", str(root), "--json").exit_code == 0
+    window = ["--since", "2023-11-14T22:00Z", "--until", "2023-11-14T23:00Z", "--format", "jsonl"]
+    before = run("export", str(root), "desertbus", *window)
+    assert before.exit_code == 0, before.output
+    records = [json.loads(line) for line in before.stdout.splitlines()]
+    biggest = max(root.rglob("*.json"), key=lambda p: p.read_bytes().count(b"\n"))
+    lines = biggest.read_bytes().split(b"\n")
+    assert len(lines) > 4
+    damaged = json.loads(lines[2])
+    lines[2] = lines[2][: len(lines[2]) // 2]  # cut in half: not JSON any more
+    biggest.write_bytes(b"\n".join(lines))
+    after = run("export", str(root), "desertbus", *window)
+    assert after.exit_code == 1, after.output
+    assert [json.loads(line) for line in after.stdout.splitlines()] == [r for r in records if r != damaged]
+    assert f"{biggest}:3: " in after.stderr
+
+
+def test_export_keeps_and_reports_a_torn_last_line(tmp_path: Path) -> None:
+    root = tmp_path / "archive"
+    assert run("replay", str(CASES), "-o", str(root), "--json").exit_code == 0
+    window = ["--since", "2023-11-14T22:00Z", "--until", "2023-11-14T23:00Z", "--format", "jsonl"]
+    before = run("export", str(root), "desertbus", *window)
+    biggest = max(root.rglob("*.json"), key=lambda p: p.read_bytes().count(b"\n"))
+    biggest.write_bytes(biggest.read_bytes()[:-1])
+    after = run("export", str(root), "desertbus", *window)
+    assert after.exit_code == 1 and after.stdout == before.stdout, after.output
+    last = biggest.read_bytes().count(b"\n") + 1
+    assert f"{biggest}:{last}: the last line has no newline" in after.stderr
