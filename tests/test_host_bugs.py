@@ -19,6 +19,7 @@ from twitchlike import TwitchLikeServer
 from typer.testing import CliRunner
 
 from chat_archiver.cli import app
+from fixtures.txt2raw import convert
 from live.supervisor import GIVE_UP_AFTER, ChildSpec, Supervisor
 
 ROOT = Path(__file__).parent.parent
@@ -186,3 +187,56 @@ def test_export_keeps_and_reports_a_torn_last_line(tmp_path: Path) -> None:
     assert after.exit_code == 1 and after.stdout == before.stdout, after.output
     last = biggest.read_bytes().count(b"\n") + 1
     assert f"{biggest}:{last}: the last line has no newline" in after.stderr
+
+
+M0 = 1_700_000_040  # 2023-11-14T22:14:00Z
+
+
+def _chat_recording(folder: Path, minutes: int, channel: str = "chan", start: int = M0) -> None:
+    """One recorder connected throughout, a PRIVMSG every 6 s for `minutes` minutes."""
+    lines = [
+        "header host1 Ab3dE host1",
+        f"{start - 30}.000 open 0 twitch wss://irc-ws.chat.twitch.tv:443",
+        f"{start - 29}.500 send 0 JOIN #{channel}",
+        f"{start - 29}.900 recv 0 :justinfan1!justinfan1@justinfan1.tmi.twitch.tv JOIN #{channel}",
+        f"{start - 28}.000 recv 0 @room-id=1;slow=0 :tmi.twitch.tv ROOMSTATE #{channel}",
+    ]
+    for i in range(minutes * 10):
+        sent = start + 6 * i + 1
+        tags = f"@id=id-{i};tmi-sent-ts={sent}125"
+        lines.append(f"{sent}.400 recv 0 {tags} :v!v@v.tmi.twitch.tv PRIVMSG #{channel} :message {i}")
+    lines.append(f"{start + 60 * minutes + 30}.000 close 0 bye")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "host1.jsonl").write_bytes(convert("\n".join(lines) + "\n"))
+
+
+def test_verify_names_a_minute_the_raw_holds_chat_for_and_the_archive_lacks(tmp_path: Path) -> None:
+    """A minute's batch file deleted while a recorder was connected: not a quiet minute but a
+    problem naming the minute, exit 1."""
+    raw, root = tmp_path / "raw", tmp_path / "archive"
+    _chat_recording(raw, minutes=6)
+    assert run("replay", str(raw), "-o", str(root), "--json").exit_code == 0
+    healthy = run("verify", str(root), "--raw", str(raw), "--json")
+    assert healthy.exit_code == 0, healthy.output
+    (lost,) = root.glob("chan/chat/*/17:00-*.json")
+    lost.unlink()
+    result = run("verify", str(root), "--raw", str(raw), "--json")
+    assert result.exit_code == 1, result.output
+    report = json.loads(result.stdout)
+    (missing,) = [f for f in report["findings"] if f["kind"] == "missing-chat"]
+    assert missing["channel"] == "chan" and missing["start"] == M0 + 180 and missing["end"] == M0 + 240
+    assert "2023-11-14T22:17:00Z" in missing["message"] and "10 lines" in missing["message"]
+    text = run("verify", str(root), "--raw", str(raw))
+    assert text.exit_code == 1 and "missing-chat" in text.stdout + text.stderr
+
+
+def test_chat_minute_reads_the_command_words_only() -> None:
+    from verify.coverage import chat_minute
+
+    m = M0 + 60
+    assert chat_minute(f"@id=x;tmi-sent-ts={m - 1}900 :a!a@a PRIVMSG #Chan :hi", m + 0.3) == ("chan", M0)
+    assert chat_minute(":a!a@a PRIVMSG #chan :hi", m + 3.0) is None  # may have been sent the minute before
+    assert chat_minute(":a!a@a PRIVMSG #chan :hi", m + 12.0) == ("chan", m)
+    assert chat_minute("PRIVMSG #chan :hi", m + 12.0) == ("chan", m)
+    assert chat_minute(":tmi.twitch.tv NOTICE #chan :PRIVMSG #chan x", m + 12.0) is None
+    assert chat_minute(":a!a@a PRIVMSG user :a private message", m + 12.0) is None

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from formats.canonical import BATCH_INTERVAL
-from verify.coverage import Window, classify_empty_minutes, minute_spans, uncovered
+from verify.coverage import ChatCounts, Window, classify_empty_minutes, minute_spans, uncovered
 from verify.findings import Finding, exit_status
 from verify.tally import ChannelTally, ReceiverTally, recorder_of
 
@@ -153,8 +153,10 @@ def analyse_channel(
     tally: ChannelTally,
     windows: list[Window] | None,
     findings: list[Finding],
+    raw_chat: dict[int, int] | None = None,
 ) -> ChannelReport:
-    """Coverage and redundancy of one channel; appends gap and single-receiver findings."""
+    """Coverage and redundancy of one channel; appends gap, missing-chat and single-receiver
+    findings. `raw_chat`: the chat lines the raw recordings hold for the channel, per minute."""
     minutes = tally.minutes
     first = min(minutes) if minutes else None
     last = max(minutes) if minutes else None
@@ -177,6 +179,20 @@ def analyse_channel(
                         end=hi,
                     )
                 )
+    lacking = [m for m in empty if raw_chat and raw_chat.get(m)]
+    for lo, hi in minute_spans(lacking):
+        lines = sum(raw_chat.get(m, 0) for m in range(lo, hi, BATCH_INTERVAL)) if raw_chat else 0
+        span = f"the minute {iso(lo)}" if hi - lo == BATCH_INTERVAL else f"{iso(lo)} to {iso(hi)}"
+        findings.append(
+            Finding(
+                "missing-chat",
+                f"the raw recordings hold {lines:,} lines of chat for {span}, and the archive has no "
+                "batch file there (deleted or never written): replay the raw recordings to restore it",
+                channel=channel,
+                start=lo,
+                end=hi,
+            )
+        )
     real_gaps = [g for g in gaps if g[1] - g[0] >= MIN_GAP]
     states = classify_empty_minutes(empty, real_gaps, windows is not None)
 
@@ -273,10 +289,13 @@ def analyse(
     tallies: dict[str, ChannelTally],
     findings: list[Finding],
     windows: list[Window] | None,
+    chat: ChatCounts | None = None,
 ) -> Report:
-    """The whole report from per-channel counters, the file and listing findings, and raw windows."""
+    """The whole report from per-channel counters, the file and listing findings, and raw windows
+    (with the chat lines the raw recordings hold per channel and minute)."""
     findings = list(findings)
-    channels = [analyse_channel(name, tallies[name], windows, findings) for name in sorted(tallies)]
+    chat = chat or {}
+    channels = [analyse_channel(name, tallies[name], windows, findings, chat.get(name)) for name in sorted(tallies)]
     reference = skew_findings(tallies, findings)
     findings.sort(
         key=lambda f: (

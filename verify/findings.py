@@ -39,6 +39,7 @@ KINDS: dict[str, tuple[str, str]] = {
     "foreign-file": (PROBLEM, "a file or folder in the chat tree that the archive does not write"),
     "no-channels": (PROBLEM, "no CHANNEL/chat folder under the root"),
     "gap": (PROBLEM, "a span with no recorder connected (messages may be lost)"),
+    "missing-chat": (PROBLEM, "minutes the raw recordings hold chat for and the archive has no batch file for"),
     "clock-skew": (PROBLEM, "a receiver's receive times are far from the server's times"),
     "quarantined": (PROBLEM, "files a merge set aside as damaged in ROOT/quarantine/: not in the archive"),
     "stale": (PROBLEM, "records differ from what a replay of the raw recordings gives today"),
