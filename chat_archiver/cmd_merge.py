@@ -17,7 +17,19 @@ import orjson
 import typer
 from rich.table import Table
 
-from chat_archiver.console import EXIT_PROBLEMS, command, err, fail, note, number, os_error, out, settings, warn
+from chat_archiver.console import (
+    EXIT_PROBLEMS,
+    command,
+    err,
+    fail,
+    note,
+    number,
+    os_error,
+    out,
+    settings,
+    sigterm_stops,
+    warn,
+)
 from chat_archiver.inputs import archive_channels_or_fail
 from formats.errors import ArchiverError
 from merge.combine import merge_files, merge_into
@@ -85,7 +97,7 @@ def register(app: typer.Typer) -> None:
             "--interval",
             min=0.1,
             metavar="SECONDS",
-            help="Keep running: merge ROOT again every SECONDS (Ctrl-C stops and prints the totals).",
+            help="Keep running: merge ROOT again every SECONDS (SIGTERM or Ctrl-C stops and prints the totals).",
         ),
         channel: list[str] = typer.Option(
             [],
@@ -213,7 +225,16 @@ def _watch(
             )
 
     try:
-        watch(root, interval, channels=channels, quarantine=quarantine, on_problem=problem, on_pass=each, passes=passes)
+        with sigterm_stops():
+            watch(
+                root,
+                interval,
+                channels=channels,
+                quarantine=quarantine,
+                on_problem=problem,
+                on_pass=each,
+                passes=passes,
+            )
     except KeyboardInterrupt:
         note(f"stopped after {done} full pass(es)")
     total.problems = problems

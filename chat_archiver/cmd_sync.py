@@ -2,17 +2,32 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
 from functools import partial
+from typing import Any
 
 import orjson
 import typer
 from rich.progress import Progress, TaskID
 from rich.table import Table
 
-from chat_archiver.console import command, err, fail, number, os_error, out, progress, warn
+from chat_archiver.console import (
+    EXIT_INTERRUPTED,
+    Terminated,
+    command,
+    err,
+    fail,
+    note,
+    number,
+    os_error,
+    out,
+    progress,
+    sigterm_stops,
+    warn,
+)
 from formats.errors import ArchiverError
 
 _COUNTS = (
@@ -94,54 +109,67 @@ def register(app: typer.Typer) -> None:
         130 interrupted (run it again to finish).
         """
         from formats.times import TimeError, parse_since  # noqa: PLC0415 (keeps `chat-archiver --help` light)
-        from sync.run import Refusal, sync_once  # noqa: PLC0415
+        from sync.run import Refusal, SyncStats, sync_once  # noqa: PLC0415
 
         def refused(r: Refusal) -> None:
             warn(f"refused: {r}")
 
         worst = 0
         done = 0
+        total = SyncStats()
         try:
             parse_since(since, time.time())  # a bad --since fails before anything is fetched
         except TimeError as e:
             fail(f"--since: {e}")
         try:
-            while True:
-                began = time.monotonic()
-                now = time.time()
-                with progress(enabled=not as_json, unit="files") as bar:
-                    task = bar.add_task("fetching", total=0)
-                    stats = sync_once(
-                        root,
-                        peers,
-                        channels=channel or None,
-                        start=parse_since(since, now),
-                        end=now,
-                        jobs=jobs,
-                        timeout=timeout,
-                        on_refusal=refused,
-                        on_plan=partial(_grow, bar, task),
-                        on_file=partial(bar.advance, task),
-                        on_problem=lambda p: warn(f"merge: {p}"),
-                    )
-                done += 1
-                if as_json and interval is not None:
-                    sys.stdout.write(orjson.dumps({"pass": done, **stats.as_dict()}).decode() + "\n")
-                    sys.stdout.flush()
-                elif as_json:
-                    out.print_json(json.dumps(stats.as_dict()))
-                else:
-                    _print(stats, root)
-                if stats.refused or stats.merge_problems:
-                    worst = 1
-                    err.print(
-                        f"{number(len(stats.refused))} item(s) refused, "
-                        f"{number(len(stats.merge_problems))} merge problem(s)",
-                        markup=False,
-                    )
-                if interval is None:
-                    break
-                time.sleep(max(0.0, interval - (time.monotonic() - began)))
+            with sigterm_stops() if interval is not None else contextlib.nullcontext():
+                while True:
+                    began = time.monotonic()
+                    now = time.time()
+                    with progress(enabled=not as_json, unit="files") as bar:
+                        task = bar.add_task("fetching", total=0)
+                        stats = sync_once(
+                            root,
+                            peers,
+                            channels=channel or None,
+                            start=parse_since(since, now),
+                            end=now,
+                            jobs=jobs,
+                            timeout=timeout,
+                            on_refusal=refused,
+                            on_plan=partial(_grow, bar, task),
+                            on_file=partial(bar.advance, task),
+                            on_problem=lambda p: warn(f"merge: {p}"),
+                        )
+                    done += 1
+                    _add(total, stats)
+                    if as_json and interval is not None:
+                        _json_line({"pass": done, **stats.as_dict()})
+                    elif as_json:
+                        out.print_json(json.dumps(stats.as_dict()))
+                    else:
+                        _print(stats, root)
+                    if stats.refused or stats.merge_problems:
+                        worst = 1
+                        err.print(
+                            f"{number(len(stats.refused))} item(s) refused, "
+                            f"{number(len(stats.merge_problems))} merge problem(s)",
+                            markup=False,
+                        )
+                    if interval is None:
+                        break
+                    time.sleep(max(0.0, interval - (time.monotonic() - began)))
+        except KeyboardInterrupt as stopped:
+            if interval is None:
+                raise
+            note(f"stopped after {done} full pass(es)")
+            if as_json:
+                _json_line({"total": True, "passes": done, **total.as_dict()})
+            else:
+                _print(total, root, f"sync into {root}: totals of {done} pass(es)")
+            if not isinstance(stopped, Terminated):  # Ctrl-C: interrupted; SIGTERM: a service asked to stop
+                note(INTERRUPTED)
+                raise typer.Exit(EXIT_INTERRUPTED) from None
         except ArchiverError as e:
             fail(str(e))
         except OSError as e:
@@ -149,13 +177,29 @@ def register(app: typer.Typer) -> None:
         raise typer.Exit(worst)
 
 
+def _json_line(value: dict[str, object]) -> None:
+    sys.stdout.write(orjson.dumps(value).decode() + "\n")
+    sys.stdout.flush()
+
+
+def _add(total: Any, stats: Any) -> None:
+    """Add one pass's counts to `total` (peers and channels: the most any pass saw)."""
+    for key in _COUNTS:
+        if key in ("peers", "channels"):
+            setattr(total, key, max(getattr(total, key), getattr(stats, key)))
+        else:
+            setattr(total, key, getattr(total, key) + getattr(stats, key))
+    total.refused.extend(stats.refused)
+    total.merge_problems.extend(stats.merge_problems)
+
+
 def _grow(bar: Progress, task: TaskID, more: int) -> None:
     """Each peer's plan adds its files to the bar's total."""
     bar.update(task, total=(bar.tasks[0].total or 0) + more)
 
 
-def _print(stats: object, root: str) -> None:
-    table = Table(title=f"sync into {root}", show_header=False)
+def _print(stats: object, root: str, title: str | None = None) -> None:
+    table = Table(title=title or f"sync into {root}", show_header=False)
     for key in _COUNTS:
         value = getattr(stats, key)
         table.add_row(key.replace("_", " "), number(value))

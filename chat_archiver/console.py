@@ -9,12 +9,15 @@ applied around it, never parsed from it). `err` keeps markup for the rare styled
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import functools
 import os
 import re
+import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, NoReturn, TypeVar
 
@@ -133,6 +136,29 @@ def _pipe_closed() -> NoReturn:
     except (OSError, ValueError):
         pass
     raise typer.Exit(EXIT_PIPE)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, read as Ctrl-C is (see `sigterm_stops`), so that the code that stops cleanly on
+    one stops cleanly on the other; the command can tell them apart for its exit status."""
+
+
+@contextlib.contextmanager
+def sigterm_stops() -> Iterator[None]:
+    """Within it, SIGTERM (systemd's and docker's "stop") interrupts as Ctrl-C does, raising
+    `Terminated`: long-running commands stop cleanly with their totals instead of being killed."""
+
+    def _raise(signum: int, frame: object) -> None:
+        raise Terminated
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import typer
+from ircd import free_port
 from twitchlike import TwitchLikeServer
 from typer.testing import CliRunner
 
@@ -240,3 +241,61 @@ def test_chat_minute_reads_the_command_words_only() -> None:
     assert chat_minute("PRIVMSG #chan :hi", m + 12.0) == ("chan", m)
     assert chat_minute(":tmi.twitch.tv NOTICE #chan :PRIVMSG #chan x", m + 12.0) is None
     assert chat_minute(":a!a@a PRIVMSG user :a private message", m + 12.0) is None
+
+
+def _start(args: list[str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([*CLI, *args], cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _until_stderr_has(proc: subprocess.Popen[bytes], text: bytes, timeout: float = 60.0) -> bytes:
+    """Read stderr until `text` shows (the rest is left for communicate())."""
+    assert proc.stderr is not None
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while text not in seen and time.monotonic() < deadline and proc.poll() is None:
+        seen += proc.stderr.readline()
+    assert text in seen, seen
+    return seen
+
+
+@pytest.mark.integration
+def test_sigterm_stops_merge_interval_cleanly_with_its_totals(tmp_path: Path) -> None:
+    root = tmp_path / "archive"
+    assert run("replay", str(CASES), "-o", str(root), "--json", "--no-merge").exit_code == 0
+    proc = _start(["merge", str(root), "--interval", "0.2"])
+    try:
+        _until_stderr_has(proc, b"pass 2:")
+        proc.send_signal(signal.SIGTERM)
+        out, errs = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, errs
+    assert b"stopped after" in errs and b"minutes merged" in out and b"Traceback" not in errs
+
+
+@pytest.mark.integration
+def test_sigterm_stops_sync_interval_cleanly_with_its_totals(tmp_path: Path) -> None:
+    peer = tmp_path / "peer"
+    assert run("replay", str(CASES), "-o", str(peer), "--json").exit_code == 0
+    port = free_port()
+    server = _start(["serve", str(peer), "--port", str(port)])
+    try:
+        _until_stderr_has(server, b"serving")
+        url = f"http://127.0.0.1:{port}"
+        proc = _start(["sync", str(tmp_path / "mine"), "--from", url, "--since", "2023-11-14", "--interval", "0.2"])
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not list((tmp_path / "mine").rglob("*.json")):
+                time.sleep(0.05)
+            time.sleep(0.5)
+            proc.send_signal(signal.SIGTERM)
+            out, errs = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.communicate(timeout=30)
+    assert proc.returncode == 0, errs
+    assert b"stopped after" in errs and b"totals of" in out and b"Traceback" not in errs, (out, errs)
