@@ -299,3 +299,41 @@ def test_sigterm_stops_sync_interval_cleanly_with_its_totals(tmp_path: Path) -> 
         server.communicate(timeout=30)
     assert proc.returncode == 0, errs
     assert b"stopped after" in errs and b"totals of" in out and b"Traceback" not in errs, (out, errs)
+
+
+INTERRUPT_WHILE_IMPORTING = """
+import importlib.abc, os, signal, sys
+
+class Interrupt(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == module:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C, as the module starts to load
+        return None
+
+sys.meta_path.insert(0, Interrupt())
+module = sys.argv[1]
+sys.argv = ["chat-archiver", "--version"]
+from chat_archiver.__main__ import main
+main()
+"""
+
+
+@pytest.mark.parametrize("module", ["typer", "chat_archiver.cli", "rich.console"])
+def test_ctrl_c_while_the_cli_imports_is_one_line_and_130(module: str) -> None:
+    """The script's own entry point, with a Ctrl-C that lands while the CLI's modules load."""
+    result = subprocess.run(
+        [sys.executable, "-c", INTERRUPT_WHILE_IMPORTING, module],
+        cwd=ROOT,
+        env=ENV,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 130, result.stderr.decode()
+    assert result.stderr.decode() == "interrupted: stopped\n"
+    assert result.stdout == b""
+
+
+def test_the_installed_script_is_the_guarded_entry_point() -> None:
+    script = Path(sys.executable).parent / "chat-archiver"
+    assert "from chat_archiver.__main__ import main" in script.read_text()
