@@ -152,6 +152,12 @@ def register(app: typer.Typer) -> None:
             fail("--channel selects folders of an archive; with --stdout, name the files instead")
         try:
             if stdout:
+                folders = [p for p in paths if p.is_dir()]
+                if folders:
+                    fail(
+                        f"--stdout takes batch files (FILE.json ...), and {folders[0]} is a folder; "
+                        f"to merge an archive in place: chat-archiver merge {folders[0]}"
+                    )
                 merged, problems = merge_files(str(p) for p in paths)
                 sys.stdout.buffer.write(merged.to_bytes())
                 sys.stdout.buffer.flush()

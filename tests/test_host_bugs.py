@@ -337,3 +337,15 @@ def test_ctrl_c_while_the_cli_imports_is_one_line_and_130(module: str) -> None:
 def test_the_installed_script_is_the_guarded_entry_point() -> None:
     script = Path(sys.executable).parent / "chat-archiver"
     assert "from chat_archiver.__main__ import main" in script.read_text()
+
+
+def test_merge_stdout_of_a_folder_is_a_usage_error(tmp_path: Path) -> None:
+    root = tmp_path / "archive"
+    assert run("replay", str(CASES), "-o", str(root), "--json").exit_code == 0
+    result = run("merge", str(root), "--stdout")
+    assert result.exit_code == 2, result.output
+    assert result.stderr == (
+        f"error: --stdout takes batch files (FILE.json ...), and {root} is a folder; "
+        f"to merge an archive in place: chat-archiver merge {root}\n"
+    )
+    assert result.stdout == ""
