@@ -349,3 +349,24 @@ def test_merge_stdout_of_a_folder_is_a_usage_error(tmp_path: Path) -> None:
         f"to merge an archive in place: chat-archiver merge {root}\n"
     )
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("channel", "start", "message"),
+    [
+        ("chan", M0, "hold no connection to this channel"),
+        ("desertbus", M0 + 365 * 86400, "do not cover this channel's span (2023-11-14T22:20:01Z"),
+    ],
+)
+def test_verify_with_raw_recordings_of_another_channel_or_year_invents_no_gap(
+    tmp_path: Path, channel: str, start: int, message: str
+) -> None:
+    root, raw = tmp_path / "archive", tmp_path / "raw"
+    assert run("replay", str(CASES), "-o", str(root), "--json").exit_code == 0
+    _chat_recording(raw, minutes=2, channel=channel, start=start)
+    result = run("verify", str(root), "--raw", str(raw), "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert [f["kind"] for f in report["findings"] if f["severity"] == "problem"] == []
+    (elsewhere,) = [f for f in report["findings"] if f["kind"] == "raw-elsewhere"]
+    assert elsewhere["channel"] == "desertbus" and message in elsewhere["message"], elsewhere

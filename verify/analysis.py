@@ -165,9 +165,29 @@ def analyse_channel(
         empty = [m for m in range(first, last + BATCH_INTERVAL, BATCH_INTERVAL) if m not in minutes]
 
     gaps: list[tuple[float, float]] = []
+    known: tuple[float, float] | None = None  # the span the raw recordings speak for
     if windows is not None and math.isfinite(tally.recv_first) and math.isfinite(tally.recv_last):
         spans = [(w.start, w.end) for w in windows if w.covers(channel)]
-        gaps = uncovered(tally.recv_first, tally.recv_last, spans)
+        # Only the span the given recordings cover can show a gap: outside it, or for a channel
+        # they never joined, they say nothing (another channel's or another year's recordings).
+        lo = max(tally.recv_first, min((a for a, _b in spans), default=math.inf))
+        hi = min(tally.recv_last, max((b for _a, b in spans), default=-math.inf))
+        if not spans:
+            findings.append(
+                Finding("raw-elsewhere", "the raw recordings given hold no connection to this channel", channel=channel)
+            )
+        elif lo > hi:
+            findings.append(
+                Finding(
+                    "raw-elsewhere",
+                    f"the raw recordings given do not cover this channel's span ({iso(tally.recv_first)} to "
+                    f"{iso(tally.recv_last)}): no gaps judged",
+                    channel=channel,
+                )
+            )
+        else:
+            known = (lo, hi)
+            gaps = uncovered(lo, hi, spans)
         for lo, hi in gaps:
             if hi - lo >= MIN_GAP:
                 findings.append(
@@ -195,6 +215,9 @@ def analyse_channel(
         )
     real_gaps = [g for g in gaps if g[1] - g[0] >= MIN_GAP]
     states = classify_empty_minutes(empty, real_gaps, windows is not None)
+    for m in states:  # minutes the recordings say nothing about are unknown, not quiet
+        if windows is not None and (known is None or m + BATCH_INTERVAL <= known[0] or m >= known[1]):
+            states[m] = "empty"
 
     empty_spans: list[tuple[int, int, str]] = []
     for state in ("empty", "quiet", "gap"):

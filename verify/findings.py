@@ -46,6 +46,7 @@ KINDS: dict[str, tuple[str, str]] = {
     "empty-file": (NOTICE, "a batch file with no records"),
     "odd-range": (NOTICE, "a time_range wider than any the archiver produces (over 60 s)"),
     "single-receiver": (NOTICE, "the channel was recorded by a single receiver: no redundancy"),
+    "raw-elsewhere": (NOTICE, "the raw recordings given do not cover this channel, or not its span: no gaps judged"),
     "raw-problem": (NOTICE, "a raw recording line or file that could not be read and was skipped"),
     "unreadable": (UNREADABLE, "a file or folder verify could not read"),
 }
