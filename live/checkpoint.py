@@ -128,3 +128,29 @@ class Lock:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+class ArchiveLock:
+    """An exclusive lock on the archive's folder itself: one follower per archive, whatever
+    checkpoint each is given (two would race each other's batches and merges). Nothing is added to
+    the archive; the kernel drops the lock when the process dies, even by kill -9."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self._fd: int | None = None
+
+    def __enter__(self) -> ArchiveLock:
+        os.makedirs(self.root, exist_ok=True)
+        fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise UsageError(f"another follower is writing this archive ({self.root})") from None
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None

@@ -370,3 +370,27 @@ def test_verify_with_raw_recordings_of_another_channel_or_year_invents_no_gap(
     assert [f["kind"] for f in report["findings"] if f["severity"] == "problem"] == []
     (elsewhere,) = [f for f in report["findings"] if f["kind"] == "raw-elsewhere"]
     assert elsewhere["channel"] == "desertbus" and message in elsewhere["message"], elsewhere
+
+
+@pytest.mark.integration
+def test_a_second_follower_on_the_same_archive_is_refused_whatever_its_checkpoint(tmp_path: Path) -> None:
+    raw, root = tmp_path / "raw", tmp_path / "archive"
+    shutil.copytree(CASES / "two_recorders", raw)
+    first = _start(["replay", str(raw), "-o", str(root), "--follow", "--checkpoint", str(tmp_path / "a.json")])
+    try:
+        _until_stderr_has(first, b"following")
+        second = subprocess.run(
+            [*CLI, "replay", str(raw), "-o", str(root), "--follow", "--checkpoint", str(tmp_path / "b.json")],
+            cwd=ROOT,
+            env=ENV,
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        first.send_signal(signal.SIGTERM)
+        _out, errs = first.communicate(timeout=60)
+    assert second.returncode == 2, second.stderr.decode()
+    assert second.stderr.decode().endswith(f"error: another follower is writing this archive ({root})\n")
+    assert first.returncode == 0, errs
+    assert sorted(os.listdir(root)) == ["desertbus"]  # the lock added nothing to the archive
