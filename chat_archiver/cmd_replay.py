@@ -50,6 +50,16 @@ def _summary(report: ReplayReport, merge: MergeStats | None) -> dict[str, object
     }
 
 
+# The options that only `--follow` reads: given without it, they would be ignored.
+_FOLLOW_ONLY = {
+    "checkpoint": "--checkpoint",
+    "idle": "--idle",
+    "until_idle": "--until-idle",
+    "poll": "--poll",
+    "status_file": "--status-file",
+}
+
+
 def _timing(max_server_lag: int) -> Timing:
     try:
         return Timing(max_server_lag=max_server_lag)
@@ -60,6 +70,7 @@ def _timing(max_server_lag: int) -> Timing:
 def register(app: typer.Typer) -> None:
     @command(app, "replay", interrupted=INTERRUPTED)
     def replay_command(
+        ctx: typer.Context,
         raw_paths: list[Path] = typer.Argument(
             ...,
             metavar="RAW...",
@@ -146,6 +157,14 @@ def register(app: typer.Typer) -> None:
         2 nothing could be done, 130 interrupted (run it again to finish).
         """
         timing = _timing(max_server_lag)
+        if not follow:
+            given = [
+                option
+                for name, option in _FOLLOW_ONLY.items()
+                if getattr(ctx.get_parameter_source(name), "name", None) == "COMMANDLINE"
+            ]
+            if given:
+                fail(f"{', '.join(given)} go{'es' if len(given) == 1 else ''} with --follow only")
         if follow:
             if channel or since or until or jobs != 1 or no_merge:
                 fail("--follow takes no --channel, --since, --until, --jobs or --no-merge")

@@ -394,3 +394,20 @@ def test_a_second_follower_on_the_same_archive_is_refused_whatever_its_checkpoin
     assert second.stderr.decode().endswith(f"error: another follower is writing this archive ({root})\n")
     assert first.returncode == 0, errs
     assert sorted(os.listdir(root)) == ["desertbus"]  # the lock added nothing to the archive
+
+
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        (["--until-idle"], "--until-idle"),
+        (["--checkpoint", "ck.json"], "--checkpoint"),
+        (["--poll", "1"], "--poll"),
+        (["--idle", "5", "--status-file", "s.json"], "--idle, --status-file"),
+    ],
+)
+def test_follow_options_without_follow_are_refused(tmp_path: Path, extra: list[str], named: str) -> None:
+    result = run("replay", str(CASES), "-o", str(tmp_path / "archive"), *extra)
+    assert result.exit_code == 2, result.output
+    verb = "go" if "," in named else "goes"
+    assert result.stderr == f"error: {named} {verb} with --follow only\n"
+    assert not (tmp_path / "archive").exists()
