@@ -2,14 +2,35 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
+import sys
 
 import typer
+import typer.main
+from typer import _click as click
+from typer.core import TyperGroup
 
 from chat_archiver import __version__
 
+EXIT_INTERRUPTED = 128 + 2  # chat_archiver.console's, not imported here: it loads rich
+
+
+class _Commands(TyperGroup):
+    """The commands, each loaded only when it is asked for: `chat-archiver export ...` imports the
+    export stage and none of the others, and `--version` none at all, so the CLI starts like a
+    small tool. `--help` loads them all, for their summaries."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return _load(cmd_name) if cmd_name in COMMANDS else None
+
+
 app = typer.Typer(
     name="chat-archiver",
+    cls=_Commands,
     help=(
         "Archive Twitch (or any IRCv3) chat so that nothing is lost and nothing is duplicated.\n\n"
         "record: capture raw chat. replay: turn raw recordings into the archive. "
@@ -37,7 +58,8 @@ def _root(
 
 
 # One line per command, in the order `--help` lists them: each module `chat_archiver/cmd_NAME.py`
-# has `register(app)`. A new command is one new line here.
+# has `register(app)`, and is imported only when its command runs (`_Commands`). A new command is
+# one new line here.
 COMMANDS = (
     "record",
     "replay",
@@ -50,13 +72,19 @@ COMMANDS = (
 )
 
 
-def _register() -> None:
-    # Imported here so each command module stays independent and cheap to import.
-    for name in COMMANDS:
-        importlib.import_module(f"chat_archiver.cmd_{name}").register(app)
-
-
-_register()
+@functools.cache
+def _load(name: str) -> click.Command:
+    """The command `name`, from `chat_archiver/cmd_NAME.py`'s `register(app)`."""
+    try:
+        module = importlib.import_module(f"chat_archiver.cmd_{name}")
+    except KeyboardInterrupt:  # a Ctrl-C while it loads: as one in the command itself
+        sys.stderr.write("interrupted: stopped\n")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    single = typer.Typer(add_completion=False, rich_markup_mode=None)
+    module.register(single)
+    command = typer.main.get_command(single)
+    command.name = name
+    return command
 
 
 def main() -> None:

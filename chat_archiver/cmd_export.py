@@ -16,7 +16,6 @@ from export.stream import export
 from export.window import ExportError, Filters, Window
 from formats.errors import ArchiverError, InputError
 from formats.times import parse_window
-from verify.scan import default_jobs
 
 Format = enum.Enum("Format", {name: name for name in FORMATS}, type=str)  # type: ignore[misc]
 
@@ -105,7 +104,11 @@ def register(app: typer.Typer) -> None:
             assert t_since is not None and t_until is not None  # both given
             window = Window(t_since, t_until)
             filters = Filters.of(commands, users)
-            workers = jobs if jobs is not None else default_jobs()
+            if jobs is None:
+                from verify.scan import default_jobs  # noqa: PLC0415 (it loads verify's modules)
+
+                jobs = default_jobs()
+            workers = jobs
             # no bar over chat being printed to the same terminal
             with console.progress(enabled=out is not None or not sys.stdout.isatty(), unit="minutes") as bar:
                 task = bar.add_task("exporting", total=None)

@@ -18,11 +18,12 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from chat_archiver import cli
 from chat_archiver.cli import app
 
 ROOT = Path(__file__).parent.parent
 CASES = ROOT / "fixtures" / "cases"
-COMMANDS = sorted(c.name or "" for c in app.registered_commands)
+COMMANDS = sorted(cli.COMMANDS)
 CLI = [sys.executable, "-m", "chat_archiver.cli"]
 
 

@@ -411,3 +411,39 @@ def test_follow_options_without_follow_are_refused(tmp_path: Path, extra: list[s
     verb = "go" if "," in named else "goes"
     assert result.stderr == f"error: {named} {verb} with --follow only\n"
     assert not (tmp_path / "archive").exists()
+
+
+STAGES = ("export", "live", "merge", "recorder", "replay", "serve", "sync", "verify", "rich")
+LOADED_AFTER = """
+import sys
+from chat_archiver.cli import app
+try:
+    app(sys.argv[2:], prog_name="chat-archiver")
+except SystemExit:
+    pass
+stages = set(sys.argv[1].split(","))
+print(",".join(sorted({m.split(".")[0] for m in sys.modules} & stages)))
+"""
+
+
+@pytest.mark.parametrize(
+    ("args", "loaded"),
+    [
+        (["--version"], ""),
+        (["export", "--help"], "export,merge,rich"),
+        (["serve", "--help"], "rich"),
+    ],
+)
+def test_a_command_imports_its_own_stage_only(args: list[str], loaded: str) -> None:
+    """The CLI starts like a small tool: `--version` imports no stage (nor rich), and a command
+    imports what it runs, not every stage."""
+    result = subprocess.run(
+        [sys.executable, "-c", LOADED_AFTER, ",".join(STAGES), *args],
+        cwd=ROOT,
+        env=ENV,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    assert result.stdout.decode().splitlines()[-1] == loaded
