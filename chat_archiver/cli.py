@@ -35,8 +35,11 @@ app = typer.Typer(
         "Archive Twitch (or any IRCv3) chat so that nothing is lost and nothing is duplicated.\n\n"
         "record: capture raw chat. replay: turn raw recordings into the archive. "
         "merge: combine archives (a CRDT). verify: check an archive's health. export: get chat out. "
-        "archive: record and keep the archive current on one host (recorders + follower)."
+        "archive: record and keep the archive current on one host (recorders + follower). "
+        "serve: share an archive over HTTP. sync: fetch what peers hold and this archive lacks.\n\n"
+        "Each command explains itself: chat-archiver COMMAND -h. Conventions: docs/cli.md."
     ),
+    context_settings={"help_option_names": ["-h", "--help"]},
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

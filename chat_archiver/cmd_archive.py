@@ -218,6 +218,11 @@ def register(app: typer.Typer) -> None:
         host, exit 2); SIGTERM or Ctrl-C stops the recorders, then the follower, and exits 0.
         With --metrics-port, Prometheus metrics: lines and seconds behind, batches written,
         last batch time per channel, merge passes, restarts.
+
+        \b
+        Examples:
+          chat-archiver archive desertbus --dir /srv/chat --metrics-port 9108
+          chat-archiver archive chan --dir /srv/chat --nick bot --token-file tok
         """
         base = name or socket.gethostname().split(".")[0] or "recorder"
         names = [base] if recorders == 1 else [f"{base}-{i}" for i in range(1, recorders + 1)]

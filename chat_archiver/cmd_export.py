@@ -33,9 +33,11 @@ def register(app: typer.Typer) -> None:
             None,
             "--since",
             metavar="TIME",
-            help="Window start: Unix seconds or ISO 8601 (UTC unless an offset).",
+            help="Window start: Unix seconds or ISO 8601 (UTC unless an offset).  [required]",
         ),
-        until: str = typer.Option(None, "--until", metavar="TIME", help="Window end (exclusive), same forms."),
+        until: str = typer.Option(
+            None, "--until", metavar="TIME", help="Window end (exclusive), same forms.  [required]"
+        ),
         start: str = typer.Option(None, "--start", hidden=True),  # the old names, kept for scripts
         end: str = typer.Option(None, "--end", hidden=True),
         fmt: Format = typer.Option(
@@ -93,6 +95,13 @@ def register(app: typer.Typer) -> None:
         reported (FILE:LINE) and skipped; every readable line is exported.
 
         Exit status: 0 done, 1 done but damaged lines were skipped, 2 nothing could be done.
+
+        \b
+        Examples:
+          chat-archiver export archive/ desertbus --since 2023-11-14T22:00Z \\
+              --until 2023-11-14T22:30Z --format text
+          chat-archiver export archive/ desertbus --since 2023-11-14 \\
+              --until 2023-11-15 --format html --out chat.html
         """
         since = _one_of(since, start, "--since", "--start")
         until = _one_of(until, end, "--until", "--end")

@@ -141,6 +141,13 @@ def register(app: typer.Typer) -> None:
 
         Exit status: 0 done, 1 done but corrupt inputs were skipped, 2 nothing could be done,
         130 interrupted (run it again to finish).
+
+        \b
+        Examples:
+          chat-archiver merge archive/
+          chat-archiver merge hostA/archive hostB/archive --into archive/
+          chat-archiver merge archive/ --interval 60
+          chat-archiver merge FILE.json FILE2.json --stdout
         """
         if stdout and into is not None:
             fail("--stdout and --into do not go together: --stdout prints, --into writes an archive")

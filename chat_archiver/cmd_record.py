@@ -63,7 +63,10 @@ HELP = (
     "line received to hourly raw recordings in RAW_DIR/NAME/. A connection that stops answering gets a "
     "new one at once while it keeps reading, so a stall that clears loses nothing.\n\n"
     "SIGTERM or Ctrl-C stop it cleanly (exit 0); bad options, a refused login or an unwritable "
-    "RAW_DIR exit 2. See docs/recorder.md."
+    "RAW_DIR exit 2. See docs/recorder.md.\n\n"
+    "\b\nExamples:\n"
+    "  chat-archiver record desertbus --out raw/\n"
+    "  chat-archiver record chan --server ws://irc.example.net:8080 --out raw/"
 )
 
 

@@ -100,7 +100,9 @@ def register(app: typer.Typer) -> None:
             help="Only records whose range ends at or after TIME.",
         ),
         until: str = typer.Option(None, "--until", metavar="TIME", help="Only records that start before TIME."),
-        jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Worker processes (one recorder process each)."),
+        jobs: int = typer.Option(
+            1, "--jobs", "-j", min=1, metavar="N", help="Worker processes (one recorder process each)."
+        ),
         no_merge: bool = typer.Option(
             False,
             "--no-merge",
@@ -155,6 +157,12 @@ def register(app: typer.Typer) -> None:
 
         Exit status: 0 done, 1 done but some input was damaged or a --channel matched nothing,
         2 nothing could be done, 130 interrupted (run it again to finish).
+
+        \b
+        Examples:
+          chat-archiver replay raw/ --out archive/
+          chat-archiver replay raw/ -o archive/ -c desertbus --since 2023-11-14
+          chat-archiver replay raw/ --out archive/ --follow
         """
         timing = _timing(max_server_lag)
         if not follow:

@@ -37,6 +37,10 @@ def register(app: typer.Typer) -> None:
         when the chat player is installed. Read-only: nothing outside ROOT is ever served.
 
         Runs until Ctrl-C (exit 130) or SIGTERM (exit 0).
+
+        \b
+        Examples:
+          chat-archiver serve archive/ --host 0.0.0.0 --port 8008
         """
         from serve.app import ChatApp  # noqa: PLC0415 (keeps `chat-archiver --help` light)
         from serve.server import make_server  # noqa: PLC0415

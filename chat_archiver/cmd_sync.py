@@ -107,6 +107,11 @@ def register(app: typer.Typer) -> None:
 
         Exit status: 0 done, 1 done but something was refused, 2 nothing could be done,
         130 interrupted (run it again to finish).
+
+        \b
+        Examples:
+          chat-archiver sync archive/ --from http://hostB:8008
+          chat-archiver sync archive/ --from http://hostB:8008 --interval 60
         """
         from formats.times import TimeError, parse_since  # noqa: PLC0415 (keeps `chat-archiver --help` light)
         from sync.run import Refusal, SyncStats, sync_once  # noqa: PLC0415

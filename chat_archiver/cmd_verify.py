@@ -40,6 +40,7 @@ def register(app: typer.Typer) -> None:
             "--jobs",
             "-j",
             min=1,
+            metavar="N",
             help="Worker processes (default: the CPUs).",
             show_default=False,
         ),
@@ -51,6 +52,11 @@ def register(app: typer.Typer) -> None:
         was connected), per-receiver share of messages, and receive-delay spread per receiver.
 
         Exit status: 0 healthy, 1 problems found, 2 could not read.
+
+        \b
+        Examples:
+          chat-archiver verify archive/
+          chat-archiver verify archive/ --raw raw/ --json
         """
         if raw:
             raw_files_or_fail(raw)

@@ -412,3 +412,24 @@ def test_verify_never_splits_a_file_and_line(archive: Path, tmp_path: Path) -> N
     result = CliRunner().invoke(app, ["verify", str(root)], terminal_width=80, env={"COLUMNS": "80"})
     assert result.exit_code == 1
     assert f"{victim}:{lines + 1}" in result.stdout  # on one line, whatever the width
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_shows_examples_that_the_command_takes(command: str) -> None:
+    """Every command's help ends with examples (the README's lines), each one this command, and
+    `-h` is `--help`; `-j` is `-j, --jobs N` wherever it is taken."""
+    text = CliRunner().invoke(app, [command, "-h"], terminal_width=80).stdout
+    assert text == CliRunner().invoke(app, [command, "--help"], terminal_width=80).stdout
+    examples = text.split("  Examples:\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert examples
+    for line in examples:
+        assert line.startswith((f"    chat-archiver {command} ", "        --")), line
+    if "--jobs" in text:
+        assert "-j, --jobs N " in text, text
+
+
+def test_top_level_help_names_every_command() -> None:
+    text = CliRunner().invoke(app, ["-h"], terminal_width=80).stdout
+    summary = text.split("Options:")[0]
+    for command in COMMANDS:
+        assert f"{command}:" in summary, (command, summary)
