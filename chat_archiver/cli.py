@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import functools
 import importlib
+import re
 import sys
+from typing import Any
 
 import typer
 import typer.main
 from typer import _click as click
+from typer._click import exceptions as click_errors
 from typer.core import TyperGroup
 
 from chat_archiver import __version__
@@ -88,6 +91,55 @@ def _load(name: str) -> click.Command:
     command = typer.main.get_command(single)
     command.name = name
     return command
+
+
+# The library's wording of a bad value, in the CLI's (docs/cli.md: one line, no Python).
+_PLAIN = (
+    (re.compile(r"^Value error, "), ""),
+    (re.compile(r"Input should be greater than or equal to (\S+)"), r"must be at least \1"),
+    (re.compile(r"Input should be greater than (\S+)"), r"must be more than \1"),
+    (re.compile(r"Input should be less than or equal to (\S+)"), r"must be at most \1"),
+    (re.compile(r"Input should be less than (\S+)"), r"must be less than \1"),
+    (re.compile(r"Input should be a valid integer.*"), "must be a whole number"),
+    (re.compile(r"Input should be a valid number.*"), "must be a number"),
+    (re.compile(r"Input should be a valid boolean.*"), "must be true or false"),
+)
+
+
+def _option_name(param: click.Parameter | None) -> str:
+    if param is None:
+        return "a value"
+    if param.param_type_name == "argument":
+        return param.metavar or str(param.name).upper()
+    names = sorted(param.opts, key=lambda o: (not o.startswith("--"), o))
+    return names[0] if names else str(param.name)
+
+
+_show = click_errors.UsageError.show
+
+
+def _usage_error_in_one_line(self: click_errors.UsageError, file: Any = None) -> None:
+    """click's usage errors as every other error of the CLI: `error: WHAT` on one line, then where
+    help is, instead of click's usage, hint and `Error:` lines and a validator's wording."""
+    if isinstance(self, click_errors.NoArgsIsHelpError):
+        _show(self, file)  # the help itself
+        return
+    if isinstance(self, click_errors.MissingParameter):
+        what = f"{_option_name(self.param)} is required"
+    elif isinstance(self, click_errors.BadParameter):
+        message = self.message
+        for pattern, plain in _PLAIN:
+            message = pattern.sub(plain, message)
+        what = f"{_option_name(self.param)}: {message.rstrip('.')}"
+    else:
+        message = self.format_message().rstrip(".")
+        what = message[:1].lower() + message[1:]
+        what = re.sub(r" \(Possible (?:options|commands): (.*)\)$", r"; did you mean \1?", what)
+    where = self.ctx.command_path if self.ctx is not None else "chat-archiver"
+    sys.stderr.write(f"error: {what} (see {where} -h)\n")
+
+
+click_errors.UsageError.show = _usage_error_in_one_line  # type: ignore[method-assign]
 
 
 def main() -> None:

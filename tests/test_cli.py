@@ -433,3 +433,34 @@ def test_top_level_help_names_every_command() -> None:
     summary = text.split("Options:")[0]
     for command in COMMANDS:
         assert f"{command}:" in summary, (command, summary)
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (
+            ["replay", "raw", "-o", "x", "--jobs", "0"],
+            "error: --jobs: must be at least 1 (see chat-archiver replay -h)",
+        ),
+        (["replay"], "error: RAW... is required (see chat-archiver replay -h)"),
+        (["replay", "raw"], "error: --out is required (see chat-archiver replay -h)"),
+        (["verify", "x", "-j", "two"], "error: --jobs: must be a whole number (see chat-archiver verify -h)"),
+        (["merge", "x", "--interval", "0"], "error: --interval: must be at least 0.1 (see chat-archiver merge -h)"),
+        (
+            ["export", "x", "c", "--format", "foo"],
+            "error: --format: 'foo' is not one of 'json', 'jsonl', 'text', 'irc', 'ass', 'html' "
+            "(see chat-archiver export -h)",
+        ),
+        (
+            ["replay", "raw", "-o", "x", "--jbos", "2"],
+            "error: no such option: --jbos; did you mean --jobs, --json? (see chat-archiver replay -h)",
+        ),
+        (["nosuch"], "error: no such command 'nosuch' (see chat-archiver -h)"),
+    ],
+)
+def test_usage_errors_are_one_line_in_the_clis_words(args: list[str], line: str) -> None:
+    """docs/cli.md: one line, `error: ...`, the option as typed; no click usage box, no validator's
+    wording ("Input should be ...", "Value error, ...")."""
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert result.stderr == line + "\n"

@@ -212,7 +212,7 @@ runner = CliRunner()
     [
         (["bad channel!", "--out", "X"], "is not a plain channel name"),
         (["#", "--out", "X"], "is not a plain channel name"),
-        (["alpha", "--out", "X", "--dialect", "irc"], "Invalid value for '--dialect'"),
+        (["alpha", "--out", "X", "--dialect", "irc"], "error: --dialect: 'irc' is not one of"),
         (["alpha", "--out", "X", "--metrics-port", "99999"], "must be a port number from 1 to 65535, not 99999"),
         (
             ["alpha", "--out", "X", "--metrics-port", "-1"],
