@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import os
 import sys
+import time
 import uuid
 from functools import partial
 
@@ -109,7 +110,7 @@ def register(app: typer.Typer) -> None:
             console.fail("export needs a window: --since TIME and --until TIME")
         problems: list[InputError] = []
         try:
-            t_since, t_until = parse_window(since, until)
+            t_since, t_until = parse_window(since, until, now=time.time())
             assert t_since is not None and t_until is not None  # both given
             window = Window(t_since, t_until)
             filters = Filters.of(commands, users)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import typer
@@ -189,7 +190,7 @@ def register(app: typer.Typer) -> None:
             )
             return
         try:
-            t_since, t_until = parse_window(since, until)
+            t_since, t_until = parse_window(since, until, now=time.time())
         except ArchiverError as e:
             fail(str(e))
         paths = raw_files_or_fail([str(p) for p in raw_paths])

@@ -312,17 +312,25 @@ class Interrupt(importlib.abc.MetaPathFinder):
 
 sys.meta_path.insert(0, Interrupt())
 module = sys.argv[1]
-sys.argv = ["chat-archiver", "--version"]
+sys.argv = ["chat-archiver", *sys.argv[2:]]
 from chat_archiver.__main__ import main
 main()
 """
 
 
-@pytest.mark.parametrize("module", ["typer", "chat_archiver.cli", "rich.console"])
-def test_ctrl_c_while_the_cli_imports_is_one_line_and_130(module: str) -> None:
+@pytest.mark.parametrize(
+    ("module", "args"),
+    [
+        ("typer", ["--version"]),
+        ("chat_archiver.cli", ["--version"]),
+        ("rich.console", ["verify", "-h"]),  # a command's own modules, loaded when it runs
+        ("verify.scan", ["verify", "x"]),
+    ],
+)
+def test_ctrl_c_while_the_cli_imports_is_one_line_and_130(module: str, args: list[str]) -> None:
     """The script's own entry point, with a Ctrl-C that lands while the CLI's modules load."""
     result = subprocess.run(
-        [sys.executable, "-c", INTERRUPT_WHILE_IMPORTING, module],
+        [sys.executable, "-c", INTERRUPT_WHILE_IMPORTING, module, *args],
         cwd=ROOT,
         env=ENV,
         capture_output=True,
@@ -447,3 +455,47 @@ def test_a_command_imports_its_own_stage_only(args: list[str], loaded: str) -> N
     )
     assert result.returncode == 0, result.stderr.decode()
     assert result.stdout.decode().splitlines()[-1] == loaded
+
+
+def test_verify_of_a_folder_that_is_not_an_archive_says_what_it_holds(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    result = run("verify", str(tmp_path / "empty"))
+    assert (
+        result.exit_code == 2
+        and result.stderr == f"error: {tmp_path / 'empty'}: the folder is empty: no archive here\n"
+    )
+    shutil.copytree(CASES / "two_recorders", tmp_path / "raw")
+    result = run("verify", str(tmp_path / "raw"))
+    assert result.exit_code == 2
+    assert "holds 2 raw recordings, not an archive; to make an archive of them: chat-archiver replay" in result.stderr
+
+
+def test_verify_json_of_an_archive_whose_path_is_not_utf8(tmp_path: Path) -> None:
+    """A folder name with undecodable bytes: the report, not orjson's 'surrogates not allowed'."""
+    root = os.path.join(os.fsencode(tmp_path), b"a\xffb").decode("utf-8", "surrogateescape")
+    assert run("replay", str(CASES), "-o", root, "--json").exit_code == 0
+    result = subprocess.run([*CLI, "verify", root, "--json"], cwd=ROOT, env=ENV, capture_output=True, check=False)
+    assert result.returncode == 0, result.stderr.decode()
+    assert json.loads(result.stdout)["root"] == root
+
+
+def test_a_millisecond_epoch_says_so_and_since_takes_a_duration(tmp_path: Path) -> None:
+    root = tmp_path / "archive"
+    assert run("replay", str(CASES), "-o", str(root), "--json").exit_code == 0
+    result = run("export", str(root), "desertbus", "--since", "1700000000000", "--until", "1700000001000")
+    assert result.exit_code == 2
+    assert "looks like milliseconds since 1970; in Unix seconds that is 1700000000" in result.stderr
+    for command in (["export", str(root), "desertbus", "--until", "1h"], ["replay", str(CASES), "-o", str(root)]):
+        result = run(*command, "--since", "6h")
+        assert result.exit_code == 0, result.output
+        assert "no records" in result.stderr
+
+
+def test_a_host_name_that_does_not_resolve_is_said_without_python_wording() -> None:
+    import socket
+
+    from recorder.connection import describe_error
+
+    error = socket.gaierror(-2, "Name or service not known")
+    assert describe_error(error) == "the host name does not resolve (Name or service not known)"
+    assert describe_error(FileNotFoundError(2, "No such file or directory")) == "No such file or directory"
