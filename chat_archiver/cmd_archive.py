@@ -21,7 +21,7 @@ from types import FrameType
 import typer
 
 from chat_archiver.cmd_record import TOKEN_ENV, DialectChoice, _check_port, check_connection
-from chat_archiver.console import EXIT_PROBLEMS, command, fail, note, os_error, out, warn
+from chat_archiver.console import EXIT_PROBLEMS, command, exit_interrupted, fail, note, os_error, out, warn
 from formats.errors import ArchiverError
 from live.follow import FollowOptions, default_checkpoint_path, follow
 from live.supervisor import ArchiveCollector, ChildSpec, Supervisor
@@ -33,11 +33,19 @@ def _log(level: str, message: str) -> None:
     (warn if level == "warn" else note)(message)
 
 
+class _Stop(threading.Event):
+    """Set by SIGTERM or Ctrl-C; `signum` says which (Ctrl-C ends the command with 130)."""
+
+    signum: int | None = None
+
+
 @contextmanager
-def _stop_on_signals() -> Iterator[threading.Event]:
-    stop = threading.Event()
+def _stop_on_signals() -> Iterator[_Stop]:
+    stop = _Stop()
 
     def _on_signal(signum: int, frame: FrameType | None) -> None:
+        if stop.signum is None:
+            stop.signum = signum
         stop.set()
 
     previous = {}
@@ -86,6 +94,7 @@ def run_follow(
                     f"(checkpoint {opts.checkpoint_path}); SIGTERM or Ctrl-C stops"
                 )
             status = follow(opts, stop, _log)
+        interrupted = stop.signum == signal.SIGINT
     except ArchiverError as e:
         fail(str(e))
     except OSError as e:
@@ -109,6 +118,9 @@ def run_follow(
         )
     if status.raw_problems or status.line_problems:
         note("damaged input was skipped (see above); everything readable was archived")
+    if interrupted:
+        exit_interrupted("the follower stopped; its checkpoint is saved: run it again to go on")
+    if status.raw_problems or status.line_problems:
         raise typer.Exit(EXIT_PROBLEMS)
 
 
@@ -215,7 +227,7 @@ def register(app: typer.Typer) -> None:
         Recorders write DIR/raw; a follower writes DIR/archive (each minute about two minutes
         after it, merged: one file per minute) and keeps its checkpoint and status in DIR/state.
         A child that exits is started again (one that keeps exiting with status 2 stops the
-        host, exit 2); SIGTERM or Ctrl-C stops the recorders, then the follower, and exits 0.
+        host, exit 2); SIGTERM stops the recorders, then the follower, and exits 0 (Ctrl-C: 130).
         With --metrics-port, Prometheus metrics: lines and seconds behind, batches written,
         last batch time per channel, merge passes, restarts.
 
@@ -290,6 +302,7 @@ def register(app: typer.Typer) -> None:
                 )
             except OSError as e:
                 fail(f"cannot serve metrics on {metrics_addr}:{metrics_port}: {e.strerror or e}")
+        stop = _Stop()
         try:
             with _stop_on_signals() as stop:
                 supervisor.run(stop)
@@ -299,4 +312,6 @@ def register(app: typer.Typer) -> None:
                 metrics_server.server_close()
         if supervisor.gave_up is not None:
             fail(supervisor.gave_up)
+        if stop.signum == signal.SIGINT:
+            exit_interrupted("the recorders closed their recordings, the follower saved its checkpoint")
         note("stopped: the recorders closed their recordings, the follower saved its checkpoint")

@@ -19,8 +19,10 @@ from rich.table import Table
 
 from chat_archiver.console import (
     EXIT_PROBLEMS,
+    Terminated,
     command,
     err,
+    exit_interrupted,
     fail,
     note,
     number,
@@ -157,6 +159,7 @@ def register(app: typer.Typer) -> None:
             fail("--full is a one-off pass over an archive; it does not go with --stdout or --interval")
         if stdout and channel:
             fail("--channel selects folders of an archive; with --stdout, name the files instead")
+        interrupted = False
         try:
             if stdout:
                 folders = [p for p in paths if p.is_dir()]
@@ -189,11 +192,19 @@ def register(app: typer.Typer) -> None:
                     root, channels=channel or None, on_problem=_warn, quarantine=not no_quarantine, full=full
                 )
             else:
-                stats = _watch(root, interval, channel or None, not no_quarantine, settings(ctx).merge_passes, as_json)
+                stats, interrupted = _watch(
+                    root, interval, channel or None, not no_quarantine, settings(ctx).merge_passes, as_json
+                )
         except ArchiverError as e:
             fail(str(e))
         except OSError as e:
             os_error(e, into if into is not None else paths[0])
+        if interrupted:
+            if as_json:
+                _json_line({"total": True, **stats.as_dict()})
+            else:
+                _print_table(stats, f"merge {root}")
+            exit_interrupted(INTERRUPTED)
         if interval is not None and as_json:
             _json_line({"total": True, **stats.as_dict()})
             if stats.problems:
@@ -213,9 +224,11 @@ def _json_line(value: dict[str, object]) -> None:
 
 def _watch(
     root: str, interval: float, channels: list[str] | None, quarantine: bool, passes: int | None, as_json: bool
-) -> MergeStats:
-    """`watch`, with totals that survive Ctrl-C: every pass is added up here as it ends."""
+) -> tuple[MergeStats, bool]:
+    """`watch`, with totals that survive Ctrl-C: every pass is added up here as it ends. Returns
+    them, and whether Ctrl-C stopped it."""
     total = MergeStats()
+    interrupted = False
     done = 0
     problems: list[Problem] = []  # from the hook, so that a pass cut short by Ctrl-C counts too
 
@@ -248,7 +261,8 @@ def _watch(
                 on_pass=each,
                 passes=passes,
             )
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stopped:
         note(f"stopped after {done} full pass(es)")
+        interrupted = not isinstance(stopped, Terminated)  # Ctrl-C; SIGTERM is a service's stop
     total.problems = problems
-    return total
+    return total, interrupted

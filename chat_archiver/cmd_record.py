@@ -20,7 +20,7 @@ from urllib.parse import urlparse
 
 import typer
 
-from chat_archiver.console import err, fail, note, warn
+from chat_archiver.console import err, exit_interrupted, fail, note, warn
 from formats.errors import ArchiverError, InputError
 from formats.rawcodec import DIALECT_IRCV3, DIALECT_TWITCH, check_recorder_name
 from recorder.channels import normalise_channels
@@ -62,8 +62,8 @@ HELP = (
     "Connects to Twitch chat (or any IRCv3 server over WebSocket), joins the channels and appends every "
     "line received to hourly raw recordings in RAW_DIR/NAME/. A connection that stops answering gets a "
     "new one at once while it keeps reading, so a stall that clears loses nothing.\n\n"
-    "SIGTERM or Ctrl-C stop it cleanly (exit 0); bad options, a refused login or an unwritable "
-    "RAW_DIR exit 2. See docs/recorder.md.\n\n"
+    "SIGTERM stops it cleanly (exit 0), and so does Ctrl-C (exit 130); bad options, a refused login "
+    "or an unwritable RAW_DIR exit 2. See docs/recorder.md.\n\n"
     "\b\nExamples:\n"
     "  chat-archiver record desertbus --out raw/\n"
     "  chat-archiver record chan --server ws://irc.example.net:8080 --out raw/"
@@ -247,7 +247,10 @@ def register(app: typer.Typer) -> None:
             except (OSError, ValueError) as e:  # ValueError: an address idna cannot encode
                 fail(f"cannot serve metrics on {metrics_addr}:{metrics_port}: {getattr(e, 'strerror', None) or e}")
 
+        signals: list[int] = []
+
         def _on_signal(signum: int, frame: FrameType | None) -> None:
+            signals.append(signum)
             recorder.stop()
 
         previous = {}
@@ -264,4 +267,6 @@ def register(app: typer.Typer) -> None:
             if metrics_server is not None:
                 metrics_server.shutdown()
                 metrics_server.server_close()
+        if signals and signals[0] == signal.SIGINT:
+            exit_interrupted("recording stopped; it is flushed and closed")
         err.print("[dim]stopped; the recording is flushed and closed[/]")

@@ -15,10 +15,10 @@ from rich.progress import Progress, TaskID
 from rich.table import Table
 
 from chat_archiver.console import (
-    EXIT_INTERRUPTED,
     Terminated,
     command,
     err,
+    exit_interrupted,
     fail,
     note,
     number,
@@ -173,8 +173,7 @@ def register(app: typer.Typer) -> None:
             else:
                 _print(total, root, f"sync into {root}: totals of {done} pass(es)")
             if not isinstance(stopped, Terminated):  # Ctrl-C: interrupted; SIGTERM: a service asked to stop
-                note(INTERRUPTED)
-                raise typer.Exit(EXIT_INTERRUPTED) from None
+                exit_interrupted(INTERRUPTED)
         except ArchiverError as e:
             fail(str(e))
         except OSError as e:

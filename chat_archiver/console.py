@@ -161,6 +161,13 @@ def sigterm_stops() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def exit_interrupted(message: str) -> NoReturn:
+    """Ctrl-C's end of every command: one line saying what to do next, exit 130 (a command that
+    stops cleanly on Ctrl-C, as a recorder does, still ends this way: SIGTERM is its exit 0)."""
+    err.print(Text.assemble(("interrupted:", "yellow"), " ", message), soft_wrap=True)
+    raise typer.Exit(EXIT_INTERRUPTED)
+
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -177,8 +184,7 @@ def command(app: typer.Typer, name: str, interrupted: str | None = None) -> Call
             except BrokenPipeError:
                 _pipe_closed()
             except KeyboardInterrupt:
-                err.print(Text.assemble(("interrupted:", "yellow"), " ", interrupted or "stopped"), soft_wrap=True)
-                raise typer.Exit(EXIT_INTERRUPTED) from None
+                exit_interrupted(interrupted or "stopped")
 
         app.command(name)(run)
         return function

@@ -499,3 +499,35 @@ def test_a_host_name_that_does_not_resolve_is_said_without_python_wording() -> N
     error = socket.gaierror(-2, "Name or service not known")
     assert describe_error(error) == "the host name does not resolve (Name or service not known)"
     assert describe_error(FileNotFoundError(2, "No such file or directory")) == "No such file or directory"
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 0)])
+def test_ctrl_c_is_130_and_sigterm_0_for_archive_and_the_follower(tmp_path: Path, sig: int, code: int) -> None:
+    """Ctrl-C is 130 in every command, after the same clean stop as SIGTERM (which is exit 0)."""
+    with TwitchLikeServer() as server:
+        host = _start(
+            ["archive", "alpha", "--dir", str(tmp_path / "host"), "--server", server.url, "--ping-after", "5"]
+        )
+        try:
+            assert _wait(lambda: any("#alpha" in c.joined for c in server.conns)), "no recorder joined"
+            assert _wait((tmp_path / "host" / "state" / "follow-checkpoint.json.lock").exists)
+            time.sleep(1.0)  # the follower's own start (its signal handlers) is done by now
+            host.send_signal(sig)
+            _out, errs = host.communicate(timeout=60)
+        finally:
+            if host.poll() is None:
+                host.kill()
+    assert host.returncode == code, errs
+    assert (b"interrupted: " in errs) == (sig == signal.SIGINT) and b"Traceback" not in errs, errs
+    follower = _start(["replay", str(tmp_path / "host" / "raw"), "-o", str(tmp_path / "again"), "--follow"])
+    try:
+        _until_stderr_has(follower, b"following")
+        time.sleep(0.5)
+        follower.send_signal(sig)
+        _out, errs = follower.communicate(timeout=60)
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+    assert follower.returncode == code, errs
+    assert (b"interrupted: " in errs) == (sig == signal.SIGINT), errs

@@ -112,7 +112,7 @@ def test_kill_9_loses_nothing_written_and_restart_starts_a_new_file(tmp_path: Pa
                 ),
                 30,
             ), second.output()
-            assert second.stop(signal.SIGINT) == 0, second.output()  # Ctrl-C stops as cleanly as SIGTERM
+            assert second.stop(signal.SIGINT) == 130, second.output()  # Ctrl-C stops as cleanly as SIGTERM
         finally:
             second.kill()
     after = Recording(str(out))
