@@ -67,7 +67,7 @@ def register(app: typer.Typer) -> None:
             "--out",
             "-o",
             metavar="FILE",
-            help="Write to FILE (atomically) instead of stdout.",
+            help="Write to FILE (atomically) instead of stdout ('-': stdout).",
         ),
         hold: float = typer.Option(
             10.0,
@@ -104,6 +104,7 @@ def register(app: typer.Typer) -> None:
           chat-archiver export archive/ desertbus --since 2023-11-14 \\
               --until 2023-11-15 --format html --out chat.html
         """
+        out = None if out == "-" else out  # the Unix convention: `-o -` is standard output
         since = _one_of(since, start, "--since", "--start")
         until = _one_of(until, end, "--until", "--end")
         if since is None or until is None:

@@ -209,6 +209,8 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Record chat into raw recordings until stopped (the help text is HELP)."""
+        if str(out) == "-":
+            fail("record writes raw recordings into a folder: --out - (standard output) is for export")
         _check_port("--metrics-port", metrics_port)
         checked_channels, chosen, token = check_connection(
             channels,

@@ -165,6 +165,8 @@ def register(app: typer.Typer) -> None:
           chat-archiver replay raw/ -o archive/ -c desertbus --since 2023-11-14
           chat-archiver replay raw/ --out archive/ --follow
         """
+        if str(out_root) == "-":
+            fail("replay writes an archive, a folder: --out - (standard output) is for export")
         timing = _timing(max_server_lag)
         if not follow:
             given = [

@@ -531,3 +531,17 @@ def test_ctrl_c_is_130_and_sigterm_0_for_archive_and_the_follower(tmp_path: Path
             follower.kill()
     assert follower.returncode == code, errs
     assert (b"interrupted: " in errs) == (sig == signal.SIGINT), errs
+
+
+def test_out_dash_is_standard_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "archive"
+    assert run("replay", str(CASES), "-o", str(root), "--json").exit_code == 0
+    monkeypatch.chdir(tmp_path)
+    window = ["--since", "2023-11-14", "--until", "2023-11-15", "--format", "jsonl"]
+    to_stdout = run("export", str(root), "desertbus", *window)
+    dash = run("export", str(root), "desertbus", *window, "-o", "-")
+    assert dash.exit_code == 0 and dash.stdout == to_stdout.stdout and to_stdout.stdout
+    assert not (tmp_path / "-").exists()
+    refused = run("replay", str(CASES), "-o", "-")
+    assert refused.exit_code == 2 and "--out - (standard output) is for export" in refused.stderr
+    assert not (tmp_path / "-").exists()
