@@ -152,26 +152,32 @@ def register(app: typer.Typer) -> None:
                         _json_line({"pass": done, **stats.as_dict()})
                     elif as_json:
                         out.print_json(json.dumps(stats.as_dict()))
+                    elif interval is not None:
+                        note(_pass_line(done, stats))  # one line per pass, as merge --interval
                     else:
                         _print(stats, root)
+                    unreachable = {r.peer for r in stats.refused if r.reason.startswith("cannot reach the peer")}
+                    if interval is None and len(unreachable) >= len(set(peers)):
+                        fail(f"no peer could be reached ({', '.join(sorted(unreachable))}): nothing was fetched")
                     if stats.refused or stats.merge_problems:
                         worst = 1
-                        err.print(
-                            f"{number(len(stats.refused))} item(s) refused, "
-                            f"{number(len(stats.merge_problems))} merge problem(s)",
-                            markup=False,
-                        )
+                        if interval is None:
+                            err.print(
+                                f"{_count(len(stats.refused), 'item')} refused, "
+                                f"{_count(len(stats.merge_problems), 'merge problem')}",
+                                markup=False,
+                            )
                     if interval is None:
                         break
                     time.sleep(max(0.0, interval - (time.monotonic() - began)))
         except KeyboardInterrupt as stopped:
             if interval is None:
                 raise
-            note(f"stopped after {done} full pass(es)")
+            note(f"stopped after {_count(done, 'full pass', 'full passes')}")
             if as_json:
                 _json_line({"total": True, "passes": done, **total.as_dict()})
             else:
-                _print(total, root, f"sync into {root}: totals of {done} pass(es)")
+                _print(total, root, f"sync into {root}: totals of {_count(done, 'pass', 'passes')}")
             if not isinstance(stopped, Terminated):  # Ctrl-C: interrupted; SIGTERM: a service asked to stop
                 exit_interrupted(INTERRUPTED)
         except ArchiverError as e:
@@ -184,6 +190,18 @@ def register(app: typer.Typer) -> None:
 def _json_line(value: dict[str, object]) -> None:
     sys.stdout.write(orjson.dumps(value).decode() + "\n")
     sys.stdout.flush()
+
+
+def _count(n: int, thing: str, things: str | None = None) -> str:
+    return f"{number(n)} {thing if n == 1 else things or thing + 's'}"
+
+
+def _pass_line(done: int, stats: Any) -> str:
+    return (
+        f"pass {done}: {_count(stats.files_fetched, 'file')} fetched ({number(stats.bytes_fetched)} bytes) "
+        f"from {_count(stats.peers, 'peer')}, {_count(stats.minutes_merged, 'minute')} merged, "
+        f"{_count(len(stats.refused), 'item')} refused, {stats.seconds:.1f} s"
+    )
 
 
 def _add(total: Any, stats: Any) -> None:

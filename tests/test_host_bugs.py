@@ -545,3 +545,38 @@ def test_out_dash_is_standard_output(tmp_path: Path, monkeypatch: pytest.MonkeyP
     refused = run("replay", str(CASES), "-o", "-")
     assert refused.exit_code == 2 and "--out - (standard output) is for export" in refused.stderr
     assert not (tmp_path / "-").exists()
+
+
+def test_sync_from_peers_that_cannot_be_reached_is_exit_2(tmp_path: Path) -> None:
+    dead = [f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{free_port()}"]
+    result = run("sync", str(tmp_path / "mine"), "--from", dead[0], "--from", dead[1], "--timeout", "2")
+    assert result.exit_code == 2, result.output
+    assert (
+        result.stderr.splitlines()[-1]
+        == f"error: no peer could be reached ({', '.join(sorted(dead))}): nothing was fetched"
+    )
+
+
+@pytest.mark.integration
+def test_sync_interval_says_one_line_per_pass(tmp_path: Path) -> None:
+    peer = tmp_path / "peer"
+    assert run("replay", str(CASES), "-o", str(peer), "--json").exit_code == 0
+    port = free_port()
+    server = _start(["serve", str(peer), "--port", str(port)])
+    try:
+        _until_stderr_has(server, b"serving")
+        args = ["sync", str(tmp_path / "mine"), "--from", f"http://127.0.0.1:{port}", "--since", "2023-11-14"]
+        proc = _start([*args, "--interval", "0.2"])
+        try:
+            seen = _until_stderr_has(proc, b"pass 2: ")
+            proc.send_signal(signal.SIGTERM)
+            out, _errs = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.communicate(timeout=30)
+    assert b"pass 1: 4 files fetched (" in seen and b"from 1 peer, " in seen, seen
+    assert b"pass 2: 0 files fetched" in seen
+    assert out.count(b"sync into") == 1 and b": totals of " in out and b" passes" in out, out  # the totals only
