@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
+from collections.abc import Callable
 from typing import Any
 
 import typer
@@ -26,6 +28,9 @@ def register(app: typer.Typer) -> None:
         ),
         port: int = typer.Option(8008, "--port", min=0, max=65535, metavar="PORT", help="Port (0: any free port)."),
         threads: int = typer.Option(4, "--threads", min=1, max=64, metavar="N", help="Threads answering requests."),
+        no_access_log: bool = typer.Option(
+            False, "--no-access-log", help="Do not write the access log (one line per request on stdout)."
+        ),
     ) -> None:
         """Serve an archive over HTTP as a wubloader node serves chat.
 
@@ -36,7 +41,9 @@ def register(app: typer.Typer) -> None:
         and /healthz; / browses channels and hours, and /player/CHANNEL plays a window
         when the chat player is installed. Read-only: nothing outside ROOT is ever served.
 
-        Runs until Ctrl-C (exit 130) or SIGTERM (exit 0).
+        Writes an access log on stdout, one line per request in the Common Log Format (as web
+        servers do), and problems on stderr: a damaged file, and loudly, ROOT gone (then
+        listings answer [] and /healthz 503). Runs until Ctrl-C (exit 130) or SIGTERM (exit 0).
 
         \b
         Examples:
@@ -51,7 +58,9 @@ def register(app: typer.Typer) -> None:
         try:
             # half the threads at most read chat windows (long, CPU-bound); the rest stay free for
             # listings and batch files, which backfillers need answered quickly
-            server = make_server(ChatApp(root, window_reads=max(1, threads // 2)), host, port, threads=threads)
+            access = None if no_access_log else _access_log()
+            app = ChatApp(root, window_reads=max(1, threads // 2), access_log=access)
+            server = make_server(app, host, port, threads=threads)
         except OSError as e:
             fail(f"cannot listen on {host}:{port}: {e.strerror or e}")
         except ValueError as e:
@@ -72,3 +81,14 @@ def register(app: typer.Typer) -> None:
         if how and how[0] == signal.SIGINT:
             raise KeyboardInterrupt  # the shared "interrupted" line and exit 130
         note("stopped")
+
+
+def _access_log() -> Callable[[str], None]:
+    """One line per request on stdout, as it is (a logger: the server's threads write at once)."""
+    logger = logging.getLogger("chat_archiver.serve.access")
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    return logger.info

@@ -580,3 +580,65 @@ def test_sync_interval_says_one_line_per_pass(tmp_path: Path) -> None:
     assert b"pass 1: 4 files fetched (" in seen and b"from 1 peer, " in seen, seen
     assert b"pass 2: 0 files fetched" in seen
     assert out.count(b"sync into") == 1 and b": totals of " in out and b" passes" in out, out  # the totals only
+
+
+def _get(url: str) -> tuple[int, bytes]:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=30) as answer:
+            return answer.status, answer.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def test_serve_writes_an_access_log_and_says_loudly_when_root_goes(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import re
+
+    from serve.app import ChatApp
+    from serve.server import Running
+
+    root = tmp_path / "archive"
+    assert run("replay", str(CASES), "-o", str(root), "--json").exit_code == 0
+    lines: list[str] = []
+    with Running(ChatApp(str(root), access_log=lines.append)) as server:
+        assert _get(server.url + "/files") == (200, b'["desertbus"]')
+        assert _get(server.url + '/nothing"here?x=1')[0] == 404
+        root.rename(tmp_path / "moved")
+        with caplog.at_level("WARNING", logger="chat_archiver.serve"):
+            assert _get(server.url + "/files") == (200, b"[]")  # listings: [] (a backfiller reads JSON)
+            assert _get(server.url + "/files/desertbus/chat") == (200, b"[]")
+            assert _get(server.url + "/healthz")[0] == 503
+            (tmp_path / "moved").rename(root)
+            assert _get(server.url + "/healthz") == (200, b"ok")
+    clf = re.compile(
+        r'^127\.0\.0\.1 - - \[\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d \+0000\] "([^"\\]|\\.)*" \d{3} (\d+|-)$'
+    )
+    assert len(lines) == 6 and all(clf.match(line) for line in lines), lines
+    assert lines[0].endswith('"GET /files HTTP/1.1" 200 13')
+    assert lines[1].endswith('"GET /nothing\\"here?x=1 HTTP/1.1" 404 9')
+    said = [r.getMessage() for r in caplog.records]
+    assert said == [
+        f"the archive root {root} is gone: listings answer [] and /healthz 503 until it is back",
+        f"the archive root {root} is back",
+    ], said
+
+
+@pytest.mark.integration
+def test_serve_access_log_goes_to_stdout_unless_turned_off(tmp_path: Path) -> None:
+    root = tmp_path / "archive"
+    assert run("replay", str(CASES), "-o", str(root), "--json").exit_code == 0
+    for extra, expected in (([], 1), (["--no-access-log"], 0)):
+        port = free_port()
+        server = _start(["serve", str(root), "--port", str(port), *extra])
+        try:
+            _until_stderr_has(server, b"serving")
+            assert _get(f"http://127.0.0.1:{port}/files")[0] == 200
+        finally:
+            server.send_signal(signal.SIGTERM)
+            out, errs = server.communicate(timeout=30)
+        assert server.returncode == 0, errs
+        assert out.decode().count('"GET /files HTTP/1.1" 200 13') == expected, out
