@@ -103,19 +103,9 @@ def run_follow(
     if as_json:
         out.print_json(json.dumps(summary))
     else:
-        out.print(
-            " ".join(
-                f"{k}={summary[k]}"
-                for k in (
-                    "events",
-                    "batches_written",
-                    "records_written",
-                    "merge_passes",
-                    "checkpoints",
-                    "streams",
-                )
-            )
-        )
+        keys = ("events", "batches_written", "records_written", "merge_passes", "checkpoints", "streams")
+        # one line, however narrow the terminal or the log: one stop, one line to grep
+        out.print(" ".join(f"{k}={summary[k]}" for k in keys), soft_wrap=True)
     if status.raw_problems or status.line_problems:
         note("damaged input was skipped (see above); everything readable was archived")
     if interrupted:

@@ -28,6 +28,7 @@ from chat_archiver.console import (
     number,
     os_error,
     out,
+    plural,
     settings,
     sigterm_stops,
     warn,
@@ -73,7 +74,7 @@ def _finish(stats: MergeStats, as_json: bool, title: str) -> None:
     if stats.problems:
         moved = sum(1 for p in stats.problems if p.quarantined_to)
         where = f", {moved} moved under the archive's quarantine/ folder" if moved else ""
-        err.print(f"{len(stats.problems)} corrupt input file(s) skipped{where}", markup=False)
+        err.print(f"{plural(len(stats.problems), 'corrupt input file')} skipped{where}", markup=False)
         raise typer.Exit(EXIT_PROBLEMS)
 
 
@@ -246,8 +247,8 @@ def _watch(
             _json_line({"pass": done, **stats.as_dict()})
         else:
             note(
-                f"pass {done}: {number(stats.minutes_merged)} minute(s) merged, "
-                f"{number(stats.files_deleted)} file(s) replaced, {number(len(stats.problems))} corrupt"
+                f"pass {done}: {plural(stats.minutes_merged, 'minute')} merged, "
+                f"{plural(stats.files_deleted, 'file')} replaced, {number(len(stats.problems))} corrupt"
             )
 
     try:
@@ -262,7 +263,7 @@ def _watch(
                 passes=passes,
             )
     except KeyboardInterrupt as stopped:
-        note(f"stopped after {done} full pass(es)")
+        note(f"stopped after {plural(done, 'full pass', 'full passes')}")
         interrupted = not isinstance(stopped, Terminated)  # Ctrl-C; SIGTERM is a service's stop
     total.problems = problems
     return total, interrupted

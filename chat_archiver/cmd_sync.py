@@ -24,6 +24,7 @@ from chat_archiver.console import (
     number,
     os_error,
     out,
+    plural,
     progress,
     sigterm_stops,
     warn,
@@ -163,8 +164,8 @@ def register(app: typer.Typer) -> None:
                         worst = 1
                         if interval is None:
                             err.print(
-                                f"{_count(len(stats.refused), 'item')} refused, "
-                                f"{_count(len(stats.merge_problems), 'merge problem')}",
+                                f"{plural(len(stats.refused), 'item')} refused, "
+                                f"{plural(len(stats.merge_problems), 'merge problem')}",
                                 markup=False,
                             )
                     if interval is None:
@@ -173,11 +174,11 @@ def register(app: typer.Typer) -> None:
         except KeyboardInterrupt as stopped:
             if interval is None:
                 raise
-            note(f"stopped after {_count(done, 'full pass', 'full passes')}")
+            note(f"stopped after {plural(done, 'full pass', 'full passes')}")
             if as_json:
                 _json_line({"total": True, "passes": done, **total.as_dict()})
             else:
-                _print(total, root, f"sync into {root}: totals of {_count(done, 'pass', 'passes')}")
+                _print(total, root, f"sync into {root}: totals of {plural(done, 'pass', 'passes')}")
             if not isinstance(stopped, Terminated):  # Ctrl-C: interrupted; SIGTERM: a service asked to stop
                 exit_interrupted(INTERRUPTED)
         except ArchiverError as e:
@@ -192,15 +193,11 @@ def _json_line(value: dict[str, object]) -> None:
     sys.stdout.flush()
 
 
-def _count(n: int, thing: str, things: str | None = None) -> str:
-    return f"{number(n)} {thing if n == 1 else things or thing + 's'}"
-
-
 def _pass_line(done: int, stats: Any) -> str:
     return (
-        f"pass {done}: {_count(stats.files_fetched, 'file')} fetched ({number(stats.bytes_fetched)} bytes) "
-        f"from {_count(stats.peers, 'peer')}, {_count(stats.minutes_merged, 'minute')} merged, "
-        f"{_count(len(stats.refused), 'item')} refused, {stats.seconds:.1f} s"
+        f"pass {done}: {plural(stats.files_fetched, 'file')} fetched ({number(stats.bytes_fetched)} bytes) "
+        f"from {plural(stats.peers, 'peer')}, {plural(stats.minutes_merged, 'minute')} merged, "
+        f"{plural(len(stats.refused), 'item')} refused, {stats.seconds:.1f} s"
     )
 
 

@@ -95,6 +95,11 @@ def number(n: float) -> str:
     return f"{n:,}" if isinstance(n, int) else f"{n:,.1f}"
 
 
+def plural(n: int, thing: str, things: str | None = None) -> str:
+    """A count and its noun, agreeing: `1 file`, `2 files`, `3 passes` (plural(3, "pass", "passes"))."""
+    return f"{number(n)} {thing if n == 1 else things or thing + 's'}"
+
+
 class _RateColumn(ProgressColumn):
     """Things per second, for counted work (bytes have rich's own TransferSpeedColumn)."""
 

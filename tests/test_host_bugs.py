@@ -642,3 +642,35 @@ def test_serve_access_log_goes_to_stdout_unless_turned_off(tmp_path: Path) -> No
             out, errs = server.communicate(timeout=30)
         assert server.returncode == 0, errs
         assert out.decode().count('"GET /files HTTP/1.1" 200 13') == expected, out
+
+
+def test_receivers_are_listed_as_people_count(tmp_path: Path) -> None:
+    from formats.store import write_batch
+    from verify.analysis import natural_key
+
+    assert sorted(["h.s.10", "h.s.2", "h.s.1", "g.s.3"], key=natural_key) == ["g.s.3", "h.s.1", "h.s.2", "h.s.10"]
+    record = {
+        "command": "PRIVMSG",
+        "params": ["#chan", "hi"],
+        "sender": "v",
+        "user": "v",
+        "host": "v.tmi.twitch.tv",
+        "tags": {"id": "id-1"},
+        "receivers": {f"host.s.{i}": M0 + 1.5 for i in (10, 2, 1)},
+        "time": M0 + 1,
+        "time_range": 0,
+    }
+    write_batch(str(tmp_path), "chan", M0, [record])
+    report = json.loads(run("verify", str(tmp_path), "--json").stdout)
+    assert list(report["channels"]["chan"]["receivers"]) == ["host.s.1", "host.s.2", "host.s.10"]
+    text = run("verify", str(tmp_path)).stdout
+    assert text.index("host.s.2 ") < text.index("host.s.10 "), text
+
+
+def test_the_followers_summary_is_one_line_in_a_log(tmp_path: Path) -> None:
+    shutil.copytree(CASES / "two_recorders", tmp_path / "raw")
+    args = ["replay", str(tmp_path / "raw"), "-o", str(tmp_path / "a"), "--follow", "--until-idle", "--idle", "0"]
+    result = subprocess.run([*CLI, *args], cwd=ROOT, env={**ENV, "COLUMNS": "40"}, capture_output=True, check=False)
+    assert result.returncode == 0, result.stderr.decode()
+    (line,) = result.stdout.decode().splitlines()
+    assert line.startswith("events=") and line.split()[-1].startswith("streams="), line

@@ -302,5 +302,5 @@ def test_unreachable_server_is_retried_and_said_without_a_traceback(tmp_path: Pa
         proc.kill()
     output = proc.output()
     assert f"cannot connect to {url}: connection refused; retrying in" in output
-    assert f"recording 1 channel(s) from {url} (ircv3)" in output
+    assert f"recording 1 channel from {url} (ircv3)" in output
     assert "Traceback" not in output

@@ -14,6 +14,7 @@ the peer. Medians need `SKEW_MIN_SAMPLES` exact records to be trusted; fewer are
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -90,9 +91,14 @@ def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def natural_key(name: str) -> list[str | int]:
+    """Sorts names as people count: `host.s.2` before `host.s.10`."""
+    return [int(part) if i % 2 else part for i, part in enumerate(re.split(r"(\d+)", name))]
+
+
 def _summaries(tally: ChannelTally) -> list[ReceiverSummary]:
     out = []
-    for name in sorted(tally.receivers):
+    for name in sorted(tally.receivers, key=natural_key):
         rt = tally.receivers[name]
         share = None
         if rt.seen and math.isfinite(rt.first) and math.isfinite(rt.last):
@@ -243,7 +249,10 @@ def analyse_channel(
                 channel=channel,
             )
         )
-    shares = {name: (n / total if total else 0.0) for name, n in sorted(tally.recorders.items())}
+    shares = {
+        name: (n / total if total else 0.0)
+        for name, n in sorted(tally.recorders.items(), key=lambda item: natural_key(item[0]))
+    }
 
     hours: dict[int, HourSummary] = {}
     if first is not None and last is not None:
