@@ -674,3 +674,13 @@ def test_the_followers_summary_is_one_line_in_a_log(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr.decode()
     (line,) = result.stdout.decode().splitlines()
     assert line.startswith("events=") and line.split()[-1].startswith("streams="), line
+
+
+def test_verify_connection_table_fits_80_columns(tmp_path: Path) -> None:
+    raw = CASES / "two_recorders"
+    root = tmp_path / "archive"
+    assert run("replay", str(raw), "-o", str(root), "--json").exit_code == 0
+    result = CliRunner().invoke(app, ["verify", str(root), "--raw", str(raw)], terminal_width=80)
+    table = result.stdout.split("recorder connections")[1].splitlines()[2:]
+    assert table and all(len(line) <= 80 for line in table)
+    assert all(line.split()[-2] in ("yes", "ended)") for line in table if line.strip()), table  # a row a line

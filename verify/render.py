@@ -295,10 +295,13 @@ def render(report: Report, console: Console) -> None:
         for col in ("receiver", "open", "until", "closed", "channels"):
             table.add_column(col)
         for w in report.windows:
+            opened, until = _fmt_time(w.start), _fmt_time(w.end)
+            if until[:11] == opened[:11]:  # the same day: the time alone, so a row fits 80 columns
+                until = until[11:]
             table.add_row(
                 w.receiver,
-                _fmt_time(w.start),
-                _fmt_time(w.end),
+                opened,
+                until,
                 "yes" if w.closed else "no (ended)",
                 "all" if w.channels is None else ", ".join(sorted(w.channels)),
             )
