@@ -677,10 +677,19 @@ def test_the_followers_summary_is_one_line_in_a_log(tmp_path: Path) -> None:
 
 
 def test_verify_connection_table_fits_80_columns(tmp_path: Path) -> None:
-    raw = CASES / "two_recorders"
-    root = tmp_path / "archive"
+    raw, root = tmp_path / "raw", tmp_path / "archive"
+    _chat_recording(raw, minutes=2)
+    text = (raw / "host1.jsonl").read_bytes()
+    lines = ["header host1.longer-name Ab3dE host1"]  # a longer recorder name, times in milliseconds
+    lines += [
+        f"{M0 - 30}.123 open 0 twitch wss://irc-ws.chat.twitch.tv:443",
+        f"{M0 - 29}.500 send 0 JOIN #chan",
+        f"{M0 + 150}.456 close 0 bye",
+    ]
+    (raw / "host2.jsonl").write_bytes(convert("\n".join(lines) + "\n"))
+    assert text
     assert run("replay", str(raw), "-o", str(root), "--json").exit_code == 0
     result = CliRunner().invoke(app, ["verify", str(root), "--raw", str(raw)], terminal_width=80)
-    table = result.stdout.split("recorder connections")[1].splitlines()[2:]
+    table = result.stdout.split("recorder connections on 2023-11-14 (UTC)")[1].splitlines()[2:]
     assert table and all(len(line) <= 80 for line in table)
     assert all(line.split()[-2] in ("yes", "ended)") for line in table if line.strip()), table  # a row a line
