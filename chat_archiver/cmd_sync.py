@@ -157,6 +157,12 @@ def register(app: typer.Typer) -> None:
                         note(_pass_line(done, stats))  # one line per pass, as merge --interval
                     else:
                         _print(stats, root)
+                    if not stats.hours_listed and stats.hours_older and (interval is None or done == 1):
+                        warn(
+                            f"the window (--since {since}) holds nothing the peers have; they hold "
+                            f"{plural(stats.hours_older, 'older hour')}, the newest {stats.newest_older}: "
+                            f"to fetch them, --since {stats.newest_older[:10]} (or earlier)"
+                        )
                     unreachable = {r.peer for r in stats.refused if r.reason.startswith("cannot reach the peer")}
                     if interval is None and len(unreachable) >= len(set(peers)):
                         fail(f"no peer could be reached ({', '.join(sorted(unreachable))}): nothing was fetched")

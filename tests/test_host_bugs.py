@@ -693,3 +693,22 @@ def test_verify_connection_table_fits_80_columns(tmp_path: Path) -> None:
     table = result.stdout.split("recorder connections on 2023-11-14 (UTC)")[1].splitlines()[2:]
     assert table and all(len(line) <= 80 for line in table)
     assert all(line.split()[-2] in ("yes", "ended)") for line in table if line.strip()), table  # a row a line
+
+
+@pytest.mark.integration
+def test_sync_of_a_window_that_holds_nothing_says_the_peer_has_older_hours(tmp_path: Path) -> None:
+    peer = tmp_path / "peer"
+    assert run("replay", str(CASES), "-o", str(peer), "--json").exit_code == 0
+    port = free_port()
+    server = _start(["serve", str(peer), "--port", str(port), "--no-access-log"])
+    try:
+        _until_stderr_has(server, b"serving")
+        result = run("sync", str(tmp_path / "mine"), "--from", f"http://127.0.0.1:{port}")  # --since 14d
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.communicate(timeout=30)
+    assert result.exit_code == 0, result.output
+    assert (
+        "warning: the window (--since 14d) holds nothing the peers have; they hold 1 older hour, "
+        "the newest 2023-11-14T22: to fetch them, --since 2023-11-14 (or earlier)"
+    ) in result.stderr, result.stderr
