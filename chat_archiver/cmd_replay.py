@@ -210,7 +210,10 @@ def register(app: typer.Typer) -> None:
                     jobs=jobs,
                     on_file_done=lambda path: bar.advance(task, sizes.get(path, 0)),
                 )
-                # the minutes that several connections covered become one file each
+                # the minutes that several connections covered become one file each: said on the bar,
+                # which would otherwise sit at 100% for the merge's while
+                if report.channels and not no_merge:
+                    bar.update(task, description="merging")
                 merge = (
                     merge_tree(str(out_root), channels=sorted(report.channels))
                     if report.channels and not no_merge
