@@ -322,7 +322,7 @@ class TestInChromium:
         assert int(paused) > 65000
         body.send_keys(Keys.END)
         assert rows(browser) == expected_at(120)
-        assert "22:15:20 UTC" in browser.find_element(By.ID, "clock").text  # 1700000120 is 22:15:20
+        assert "2023-11-14 22:15:20 UTC" in browser.find_element(By.ID, "clock").text  # 1700000120, with its date
 
     def test_colours_badges_and_a_screenshot(self, browser: Any, exported: Path) -> None:
         open_page(browser, exported.as_uri() + "#t=120")
@@ -382,3 +382,28 @@ class TestInChromium:
             server.shutdown()
             server.server_close()
             thread.join(5)
+
+
+@pytest.mark.integration
+@needs_chromium
+def test_runs_of_spaces_show_as_typed(browser: Any, tmp_path: Path) -> None:
+    """The archive keeps a message's spaces; the page shows them, not collapsed to one."""
+    typed = "a     b  c"
+    record = {
+        "command": "PRIVMSG",
+        "params": ["#chan", typed],
+        "sender": "v",
+        "user": "v",
+        "host": "v.tmi.twitch.tv",
+        "tags": {"id": "id-spaces", "display-name": "V"},
+        "receivers": {"h.s.0": S + 5.5},
+        "time": S + 5,
+        "time_range": 0,
+    }
+    write_batch(str(tmp_path / "archive"), "chan", batch_time_of(S + 5), [record])
+    out = tmp_path / "chat.html"
+    window = ["--since", str(S), "--until", str(S + 60), "--format", "html", "--out", str(out)]
+    assert CliRunner().invoke(app, ["export", str(tmp_path / "archive"), "chan", *window]).exit_code == 0
+    open_page(browser, out.as_uri() + "#t=30")
+    shown = browser.execute_script("return document.querySelector('#rows .row .body').innerText")
+    assert shown == ": " + typed

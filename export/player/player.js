@@ -204,7 +204,8 @@
     this.t = Math.max(0, Math.min(this.duration, ms));
     $("slider").value = String(this.t);
     var abs = new Date(this.startMs + this.t);
-    $("clock").textContent = abs.toISOString().slice(11, 19) + " UTC (+" + hms(this.t) + " / " + hms(this.duration) + ")";
+    var iso = abs.toISOString();  // the date too: a window can run past midnight
+    $("clock").textContent = iso.slice(0, 10) + " " + iso.slice(11, 19) + " UTC (+" + hms(this.t) + " / " + hms(this.duration) + ")";
     $("clock").title = abs.toISOString();
     this.render();
   };
