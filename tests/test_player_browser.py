@@ -407,3 +407,36 @@ def test_runs_of_spaces_show_as_typed(browser: Any, tmp_path: Path) -> None:
     open_page(browser, out.as_uri() + "#t=30")
     shown = browser.execute_script("return document.querySelector('#rows .row .body').innerText")
     assert shown == ": " + typed
+
+
+@pytest.mark.integration
+@needs_chromium
+def test_a_silent_stretch_says_where_the_chat_goes_on(browser: Any, tmp_path: Path) -> None:
+    def said(t: float, n: int) -> dict[str, Any]:
+        return {
+            "command": "PRIVMSG",
+            "params": ["#chan", f"message {n}"],
+            "sender": "v",
+            "user": "v",
+            "host": "v.tmi.twitch.tv",
+            "tags": {"id": f"id-{n}", "display-name": "V"},
+            "receivers": {"h.s.0": t + 0.5},
+            "time": t,
+            "time_range": 0,
+        }
+
+    for n, t in enumerate((S + 5, S + 600)):
+        write_batch(str(tmp_path / "archive"), "chan", batch_time_of(t), [said(t, n)])
+    out = tmp_path / "chat.html"
+    window = ["--since", str(S), "--until", str(S + 900), "--format", "html", "--out", str(out)]
+    assert CliRunner().invoke(app, ["export", str(tmp_path / "archive"), "chan", *window]).exit_code == 0
+    status = {}
+    for t in (2, 30, 300, 700):
+        open_page(browser, out.as_uri() + f"#t={t}")
+        status[t] = browser.execute_script("return document.getElementById('status').textContent")
+    assert status == {
+        2: "0 of 2 messages \u00b7 quiet here; next message at +0:00:05",
+        30: "1 of 2 messages",  # a message within the last minute: not quiet
+        300: "1 of 2 messages \u00b7 quiet here; next message at +0:10:00",
+        700: "2 of 2 messages",
+    }
