@@ -3,6 +3,7 @@ deleted files, signals. Each test reproduces one thing a user met and checks wha
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -258,6 +260,21 @@ def _until_stderr_has(proc: subprocess.Popen[bytes], text: bytes, timeout: float
     return seen
 
 
+@contextlib.contextmanager
+def _peer(tmp_path: Path, *extra: str) -> Iterator[str]:
+    """The fixture recordings' archive served by `chat-archiver serve` on loopback: its URL."""
+    peer = tmp_path / "peer"
+    assert run("replay", str(CASES), "-o", str(peer), "--json").exit_code == 0
+    port = free_port()
+    server = _start(["serve", str(peer), "--port", str(port), *extra])
+    try:
+        _until_stderr_has(server, b"serving")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.communicate(timeout=30)
+
+
 @pytest.mark.integration
 def test_sigterm_stops_merge_interval_cleanly_with_its_totals(tmp_path: Path) -> None:
     root = tmp_path / "archive"
@@ -276,13 +293,7 @@ def test_sigterm_stops_merge_interval_cleanly_with_its_totals(tmp_path: Path) ->
 
 @pytest.mark.integration
 def test_sigterm_stops_sync_interval_cleanly_with_its_totals(tmp_path: Path) -> None:
-    peer = tmp_path / "peer"
-    assert run("replay", str(CASES), "-o", str(peer), "--json").exit_code == 0
-    port = free_port()
-    server = _start(["serve", str(peer), "--port", str(port)])
-    try:
-        _until_stderr_has(server, b"serving")
-        url = f"http://127.0.0.1:{port}"
+    with _peer(tmp_path) as url:
         proc = _start(["sync", str(tmp_path / "mine"), "--from", url, "--since", "2023-11-14", "--interval", "0.2"])
         try:
             deadline = time.monotonic() + 60
@@ -294,9 +305,6 @@ def test_sigterm_stops_sync_interval_cleanly_with_its_totals(tmp_path: Path) -> 
         finally:
             if proc.poll() is None:
                 proc.kill()
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.communicate(timeout=30)
     assert proc.returncode == 0, errs
     assert b"stopped after" in errs and b"totals of" in out and b"Traceback" not in errs, (out, errs)
 
@@ -559,14 +567,8 @@ def test_sync_from_peers_that_cannot_be_reached_is_exit_2(tmp_path: Path) -> Non
 
 @pytest.mark.integration
 def test_sync_interval_says_one_line_per_pass(tmp_path: Path) -> None:
-    peer = tmp_path / "peer"
-    assert run("replay", str(CASES), "-o", str(peer), "--json").exit_code == 0
-    port = free_port()
-    server = _start(["serve", str(peer), "--port", str(port)])
-    try:
-        _until_stderr_has(server, b"serving")
-        args = ["sync", str(tmp_path / "mine"), "--from", f"http://127.0.0.1:{port}", "--since", "2023-11-14"]
-        proc = _start([*args, "--interval", "0.2"])
+    with _peer(tmp_path) as url:
+        proc = _start(["sync", str(tmp_path / "mine"), "--from", url, "--since", "2023-11-14", "--interval", "0.2"])
         try:
             seen = _until_stderr_has(proc, b"pass 2: ")
             proc.send_signal(signal.SIGTERM)
@@ -574,9 +576,6 @@ def test_sync_interval_says_one_line_per_pass(tmp_path: Path) -> None:
         finally:
             if proc.poll() is None:
                 proc.kill()
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.communicate(timeout=30)
     assert b"pass 1: 4 files fetched (" in seen and b"from 1 peer, " in seen, seen
     assert b"pass 2: 0 files fetched" in seen
     assert out.count(b"sync into") == 1 and b": totals of " in out and b" passes" in out, out  # the totals only
@@ -697,16 +696,8 @@ def test_verify_connection_table_fits_80_columns(tmp_path: Path) -> None:
 
 @pytest.mark.integration
 def test_sync_of_a_window_that_holds_nothing_says_the_peer_has_older_hours(tmp_path: Path) -> None:
-    peer = tmp_path / "peer"
-    assert run("replay", str(CASES), "-o", str(peer), "--json").exit_code == 0
-    port = free_port()
-    server = _start(["serve", str(peer), "--port", str(port), "--no-access-log"])
-    try:
-        _until_stderr_has(server, b"serving")
-        result = run("sync", str(tmp_path / "mine"), "--from", f"http://127.0.0.1:{port}")  # --since 14d
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.communicate(timeout=30)
+    with _peer(tmp_path, "--no-access-log") as url:
+        result = run("sync", str(tmp_path / "mine"), "--from", url)  # --since 14d
     assert result.exit_code == 0, result.output
     assert (
         "warning: the window (--since 14d) holds nothing the peers have; they hold 1 older hour, "
