@@ -448,7 +448,7 @@ def test_top_level_help_names_every_command() -> None:
         (["merge", "x", "--interval", "0"], "error: --interval: must be at least 0.1 (see chat-archiver merge -h)"),
         (
             ["export", "x", "c", "--format", "foo"],
-            "error: --format: 'foo' is not one of 'json', 'jsonl', 'text', 'irc', 'ass', 'html' "
+            "error: --format: 'foo' is not one of 'json', 'jsonl', 'text', 'irc', 'ass', 'html', 'twitchdownloader' "
             "(see chat-archiver export -h)",
         ),
         (

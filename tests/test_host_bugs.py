@@ -644,7 +644,7 @@ def test_serve_access_log_goes_to_stdout_unless_turned_off(tmp_path: Path) -> No
 
 
 def test_receivers_are_listed_as_people_count(tmp_path: Path) -> None:
-    from formats.store import write_batch
+    from tests.archives import write_batch
     from verify.analysis import natural_key
 
     assert sorted(["h.s.10", "h.s.2", "h.s.1", "g.s.3"], key=natural_key) == ["g.s.3", "h.s.1", "h.s.2", "h.s.10"]
