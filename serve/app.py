@@ -217,10 +217,9 @@ class ChatApp:
         if isinstance(answer, routes.ListHours):
             hours = self._list(self._inside(answer.channel, "chat"))
             return _json(routes.json_array([h for h in hours if hour_ok(h)]))
+        if isinstance(answer, routes.EmptyListing):
+            return _json(routes.json_array([]))
         if isinstance(answer, routes.ListHour):
-            bad = routes.tombstones_param(query)
-            if bad is not None:
-                return _text(bad.status, bad.reason)
             names = self._list(self._inside(answer.channel, "chat", answer.hour))
             return _json(routes.json_array([n for n in names if parse_batch_name(answer.hour, n) is not None]))
         if isinstance(answer, Segment):
