@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -142,9 +143,9 @@ def _iso(t: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S.000", time.gmtime(t))
 
 
-def _measure(root: str, path: str, name: str) -> float:
+def _measure(root: str, path: str, name: str) -> tuple[float, float]:
     """GET `path` from a fresh server of `root`; print the figures under `name`. Returns the
-    seconds to the last byte."""
+    seconds to the last byte and the server's CPU seconds."""
     server = _Server(root)
     try:
         _timed_get(server.url + "/healthz")  # the server's own start is not the reader's
@@ -161,26 +162,43 @@ def _measure(root: str, path: str, name: str) -> float:
     print(f"{name}_body: {size / 2**20:.0f} MiB")
     print(f"{name}_peak_rss: {peak:.0f} MiB")
     print(f"{name}_per_reader: {peak - before:.0f} MiB (peak minus resident before the request)", flush=True)
-    return last
+    return last, cpu
 
 
-def _export_seconds(root: str, *extra: str) -> float:
-    """`chat-archiver export ROOT CHANNEL --format json` of the bench window to /dev/null, timed."""
+def _export_seconds(root: str, *extra: str) -> tuple[float, float]:
+    """`chat-archiver export ROOT CHANNEL --format json` of the bench window to /dev/null: (wall
+    seconds, CPU seconds of it and its workers)."""
     argv = [EXE, "export", root, CHANNEL, "--since", str(START), "--until", str(START + WINDOW), "--format", "json"]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     subprocess.run([*argv, *extra, "--out", os.devnull], check=True, stdout=subprocess.DEVNULL)
-    return time.monotonic() - started
+    wall = time.monotonic() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+
+
+def _read_all(root: str) -> None:
+    """Every file of `root` read once, so that no measured run pays for the disk."""
+    for folder, _dirs, files in os.walk(root):
+        for name in files:
+            with open(os.path.join(folder, name), "rb") as f:
+                while f.read(1 << 20):
+                    pass
 
 
 def bench_chat_json() -> None:
     root = ensure_three_receiver_archive()
     query = f"start={_iso(START)}&end={_iso(START + WINDOW)}"
     name = f"serve_chat_json_{WINDOW_TAG}_3r"
-    export = _export_seconds(root)
-    served = _measure(root, f"/{CHANNEL}/chat.json?{query}", name)
-    single = _export_seconds(root, "--jobs", "1")
-    print(f"export_json_{WINDOW_TAG}_3r_seconds: {export:.1f} s (--jobs 1: {single:.1f} s)")
-    print(f"{name}_vs_export_json: {served / export:.2f} x (vs --jobs 1: {served / single:.2f} x)", flush=True)
+    _read_all(root)
+    export, _cpu = _export_seconds(root)
+    served, served_cpu = _measure(root, f"/{CHANNEL}/chat.json?{query}", name)
+    single, single_cpu = _export_seconds(root, "--jobs", "1")
+    print(f"export_json_{WINDOW_TAG}_3r_seconds: {export:.1f} s (--jobs 1: {single:.1f} s, {single_cpu:.1f} s of CPU)")
+    print(f"{name}_vs_export_json: {served / export:.2f} x (vs --jobs 1: {served / single:.2f} x)")
+    print(
+        f"{name}_cpu_vs_export_json_jobs_1: {served_cpu / single_cpu:.2f} x (CPU seconds, server vs export)", flush=True
+    )
 
 
 def bench_chat_jsonl(root: str) -> None:
