@@ -41,7 +41,8 @@ def open_index(root: str, url: str | None = None) -> ChatIndex:
     if url.startswith(("postgresql://", "postgres://")):
         from index.pg import PostgresIndex  # noqa: PLC0415 - psycopg is loaded only for PostgreSQL
 
-        return PostgresIndex(root, url)
+        pg: ChatIndex = PostgresIndex(root, url)
+        return pg
     from index.sqlite import SqliteIndex  # noqa: PLC0415 - the backends import this package's api
 
     path = url[len("sqlite:") :] if url.startswith("sqlite:") else url

@@ -34,7 +34,7 @@ Ordering is by (time, key), newest first unless `oldest_first`.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
@@ -184,12 +184,13 @@ class Query:
 
 @dataclass(frozen=True)
 class UpdateReport:
-    """What an update did: batch files read, dropped (gone from the archive), rows added and
-    removed, problems (FILE:LINE: what) met on the way; an unreadable file is skipped, never fatal."""
+    """What an update did: batch files read, dropped (gone from the archive), message rows written
+    (new, or another file's copy of a row) and removed, problems (FILE:LINE: what) met on the way;
+    an unreadable file is skipped, never fatal."""
 
     files_added: int = 0
     files_removed: int = 0
-    rows_added: int = 0
+    rows_written: int = 0
     rows_removed: int = 0
     records_read: int = 0
     problems: tuple[str, ...] = ()
@@ -212,9 +213,10 @@ class ChatIndex(Protocol):
         """Bring the index up to date with the archive's batch files (all channels, or these)."""
         ...
 
-    def update_minute(self, channel: str, batch_time: int) -> UpdateReport:
-        """Re-read the batch files of one minute of one channel (and drop those gone): the live
-        follower's cheap update after it writes a minute."""
+    def update_minutes(self, channel: str, minutes: Iterable[int]) -> UpdateReport:
+        """Re-read the batch files of these minutes (batch times) of one channel and of the minutes
+        beside them (a merge rewrites those too), dropping files that are gone: the live
+        follower's cheap update after it writes and merges minutes."""
         ...
 
     def rebuild(self) -> UpdateReport:
