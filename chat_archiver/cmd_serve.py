@@ -26,6 +26,21 @@ def register(app: typer.Typer) -> None:
         ),
         port: int = typer.Option(8008, "--port", min=0, max=65535, metavar="PORT", help="Port (0: any free port)."),
         threads: int = typer.Option(4, "--threads", min=1, max=64, metavar="N", help="Threads answering requests."),
+        index_url: str | None = typer.Option(
+            None,
+            "--index",
+            metavar="DB",
+            help="Search index for the justlog API: a SQLite file (sqlite:PATH or PATH) or postgresql://... "
+            "[default: ROOT/.index.sqlite when it exists]",
+            show_default=False,
+        ),
+        optout_file: str | None = typer.Option(
+            None,
+            "--optout-file",
+            metavar="FILE",
+            help="Users and channels to hide from the justlog API: one user id or login a line (# comments). "
+            "Read again when it changes.",
+        ),
     ) -> None:
         """Serve an archive over HTTP as a wubloader node serves chat.
 
@@ -36,6 +51,13 @@ def register(app: typer.Typer) -> None:
         and /healthz; / browses channels and hours, and /player/CHANNEL plays a window
         when the chat player is installed. Read-only: nothing outside ROOT is ever served.
 
+        With a search index (`chat-archiver index ROOT`), also the justlog/rustlog API
+        that the justlog web frontend and its tools speak: /channels, /list,
+        /channel/LOGIN/user/LOGIN/YEAR/MONTH, /channel/LOGIN/YEAR/MONTH/DAY, random,
+        search, stats, /namehistory/ID (docs/justlog.md).
+
+        Example: chat-archiver serve archive/ --port 8025 --optout-file optout.txt
+
         Runs until Ctrl-C (exit 130) or SIGTERM (exit 0).
         """
         from serve.app import ChatApp  # noqa: PLC0415 (keeps `chat-archiver --help` light)
@@ -44,10 +66,12 @@ def register(app: typer.Typer) -> None:
         if not os.path.isdir(root):
             fail(f"{root}: no such archive folder")
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+        justlog = _justlog_api(root, index_url, optout_file)
         try:
             # half the threads at most read chat windows (long, CPU-bound); the rest stay free for
             # listings and batch files, which backfillers need answered quickly
-            server = make_server(ChatApp(root, window_reads=max(1, threads // 2)), host, port, threads=threads)
+            app = ChatApp(root, window_reads=max(1, threads // 2), extra=justlog)
+            server = make_server(app, host, port, threads=threads)
         except OSError as e:
             fail(f"cannot listen on {host}:{port}: {e.strerror or e}")
         except ValueError as e:
@@ -68,3 +92,49 @@ def register(app: typer.Typer) -> None:
         if how and how[0] == signal.SIGINT:
             raise KeyboardInterrupt  # the shared "interrupted" line and exit 130
         note("stopped")
+
+
+def _justlog_api(root: str, index_url: str | None, optout_file: str | None) -> Any:
+    """The justlog API over the archive's index, or (no index) one that says so on its paths; a
+    note on stderr says which. A named index that cannot be opened, or a bad opt-out file, ends
+    the command (exit 2)."""
+    from formats.errors import InputError  # noqa: PLC0415
+    from index import ChatIndexError, default_url, open_index  # noqa: PLC0415
+    from serve.justlog import JustlogApi, OptOutList  # noqa: PLC0415
+
+    optout = None
+    if optout_file is not None:
+        try:
+            optout = OptOutList.load(optout_file)
+        except OSError as e:
+            fail(f"{optout_file}: cannot read the opt-out file: {e.strerror}")
+        except InputError as e:
+            fail(str(e))
+        note(f"opt-out list {optout_file}: {len(optout.ids)} ids, {len(optout.logins)} logins")
+    url = index_url
+    if url is None:
+        url = default_url(root)
+        if not os.path.exists(url.removeprefix("sqlite:")):
+            note(
+                f"justlog API off: no search index at {url.removeprefix('sqlite:')} "
+                "(build one with `chat-archiver index ROOT`, or give --index)"
+            )
+            return JustlogApi(None, optout)
+    elif not url.startswith(("postgresql://", "postgres://")) and not os.path.exists(url.removeprefix("sqlite:")):
+        fail(f"{url}: no such index (build it with `chat-archiver index {root} --db {url}`)")
+    try:
+        first = open_index(root, url)
+        first.check()
+        channels = len(first.channels())
+        description = first.description
+    except ChatIndexError as e:
+        fail(f"cannot use the index {url}: {e}")
+    note(f"justlog API on: index {description} ({channels} channels)")
+    opened = [first]
+
+    def opener() -> Any:
+        # one index per thread (SQLite connections are not shared); the first thread takes the one
+        # opened here
+        return opened.pop() if opened else open_index(root, url)
+
+    return JustlogApi(opener, optout)

@@ -28,8 +28,9 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from html import escape as html_escape
+from http import HTTPStatus
 from itertools import islice
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import prometheus_client as prom
@@ -47,6 +48,17 @@ log = logging.getLogger("chat_archiver.serve")
 StartResponse = Callable[..., Any]
 PagePlayer = Callable[..., str]  # export.html.render_page(source_url=, title=, start=, end=) -> the page
 Environ = dict[str, Any]
+
+
+class ExtraRoutes(Protocol):
+    """Routes asked before wubloader's (serve.justlog's API): the answer to a path of theirs as
+    (status, headers, body, route name) with their own CORS headers, None for any other path.
+    Never raises."""
+
+    def answer(
+        self, method: str, path: str, query: str, environ: Environ
+    ) -> tuple[int, list[tuple[str, str]], Iterable[bytes], str] | None: ...
+
 
 CACHE_FOREVER = "public, max-age=31536000, immutable"
 # upstream's restreamer answers every request with these, so an editor page on another origin can
@@ -155,7 +167,13 @@ class ChatApp:
     """The WSGI callable serving `root`."""
 
     def __init__(
-        self, root: str, *, chunk_minutes: int = CHUNK_MINUTES, player: PagePlayer | None = None, window_reads: int = 2
+        self,
+        root: str,
+        *,
+        chunk_minutes: int = CHUNK_MINUTES,
+        player: PagePlayer | None = None,
+        window_reads: int = 2,
+        extra: ExtraRoutes | None = None,
     ) -> None:
         self.root = os.path.realpath(root)
         # window reads are long and CPU-bound: a few at once, so that listings and batch files (what
@@ -164,6 +182,7 @@ class ChatApp:
         self.chunk_minutes = chunk_minutes
         self.metrics = _Metrics()
         self.player = player if player is not None else installed_player()
+        self.extra = extra  # asked first; answers its own paths (serve.justlog: the justlog API)
 
     # -- WSGI entry ---------------------------------------------------------------------------
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
@@ -177,6 +196,11 @@ class ChatApp:
         except (UnicodeEncodeError, UnicodeDecodeError):
             answer: routes.Route | Reject = Reject(400, "Bad path: not UTF-8")
         else:
+            extra = self.extra.answer(method, path, query, environ) if self.extra is not None else None
+            if extra is not None:
+                status, headers, body, name = extra
+                start_response(f"{status} {HTTPStatus(status).phrase}", headers)
+                return _Counted(body, self.metrics, name, status, started, head=method == "HEAD")
             answer = routes.route(method, path, query)
         name = type(answer).__name__
         try:
