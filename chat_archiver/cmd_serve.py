@@ -66,7 +66,7 @@ def register(app: typer.Typer) -> None:
         if not os.path.isdir(root):
             fail(f"{root}: no such archive folder")
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-        justlog = _justlog_api(root, index_url, optout_file)
+        justlog, notes = _justlog_api(root, index_url, optout_file)
         try:
             # half the threads at most read chat windows (long, CPU-bound); the rest stay free for
             # listings and batch files, which backfillers need answered quickly
@@ -85,6 +85,8 @@ def register(app: typer.Typer) -> None:
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         note(f"serving {root} on http://{host}:{server.effective_port} (Ctrl-C stops)")
+        for line in notes:
+            note(line)
         try:
             server.run()
         finally:
@@ -94,14 +96,15 @@ def register(app: typer.Typer) -> None:
         note("stopped")
 
 
-def _justlog_api(root: str, index_url: str | None, optout_file: str | None) -> Any:
-    """The justlog API over the archive's index, or (no index) one that says so on its paths; a
-    note on stderr says which. A named index that cannot be opened, or a bad opt-out file, ends
-    the command (exit 2)."""
+def _justlog_api(root: str, index_url: str | None, optout_file: str | None) -> tuple[Any, list[str]]:
+    """The justlog API over the archive's index, or (no index) one that says so on its paths, and
+    the lines to print once serving (which of the two, and the opt-out list). A named index that
+    cannot be opened, or a bad opt-out file, ends the command (exit 2)."""
     from formats.errors import InputError  # noqa: PLC0415
     from index import ChatIndexError, default_url, open_index  # noqa: PLC0415
     from serve.justlog import JustlogApi, OptOutList  # noqa: PLC0415
 
+    notes: list[str] = []
     optout = None
     if optout_file is not None:
         try:
@@ -110,16 +113,16 @@ def _justlog_api(root: str, index_url: str | None, optout_file: str | None) -> A
             fail(f"{optout_file}: cannot read the opt-out file: {e.strerror}")
         except InputError as e:
             fail(str(e))
-        note(f"opt-out list {optout_file}: {len(optout.ids)} ids, {len(optout.logins)} logins")
+        notes.append(f"opt-out list {optout_file}: {len(optout.ids)} ids, {len(optout.logins)} logins")
     url = index_url
     if url is None:
         url = default_url(root)
         if not os.path.exists(url.removeprefix("sqlite:")):
-            note(
+            notes.append(
                 f"justlog API off: no search index at {url.removeprefix('sqlite:')} "
                 "(build one with `chat-archiver index ROOT`, or give --index)"
             )
-            return JustlogApi(None, optout)
+            return JustlogApi(None, optout), notes
     elif not url.startswith(("postgresql://", "postgres://")) and not os.path.exists(url.removeprefix("sqlite:")):
         fail(f"{url}: no such index (build it with `chat-archiver index {root} --db {url}`)")
     try:
@@ -129,7 +132,7 @@ def _justlog_api(root: str, index_url: str | None, optout_file: str | None) -> A
         description = first.description
     except ChatIndexError as e:
         fail(f"cannot use the index {url}: {e}")
-    note(f"justlog API on: index {description} ({channels} channels)")
+    notes.append(f"justlog API on: index {description} ({channels} channels)")
     opened = [first]
 
     def opener() -> Any:
@@ -137,4 +140,4 @@ def _justlog_api(root: str, index_url: str | None, optout_file: str | None) -> A
         # opened here
         return opened.pop() if opened else open_index(root, url)
 
-    return JustlogApi(opener, optout)
+    return JustlogApi(opener, optout), notes

@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from formats.errors import InputError
-from index.api import ChatIndex, ChatIndexError, Message, Query, QueryError
+from index.api import Channel, ChatIndex, ChatIndexError, Message, Query, QueryError
 from serve import justlog_format as fmt
 from serve import justlog_routes as jr
 from serve.app import CutShort
@@ -183,7 +183,7 @@ class JustlogApi:
         page: int = PAGE,
     ) -> None:
         self.opener = opener
-        self.optout = optout or OptOutList(None)
+        self.optout = optout if optout is not None else OptOutList(None)
         self.clock = clock
         self.page = page
         self.local = threading.local()
@@ -382,16 +382,12 @@ class JustlogApi:
         since, until = (span.since, span.until) if span else (None, None)
         if request.user is not None:
             user_id, login = self._user(request.user)
-            count = idx.count(
-                Query(
-                    channel=channel,
-                    user_id=user_id,
-                    login=None if user_id else login,
-                    since=since,
-                    until=until,
-                    commands=frozenset(("PRIVMSG", "USERNOTICE")),
-                )
-            )
+            # messages the user sent: a user filter also matches the subs gifted to them, so their
+            # USERNOTICEs (few) are looked at one by one
+            mine = Query(channel=channel, user_id=user_id, login=None if user_id else login, since=since, until=until)
+            count = idx.count(dataclasses.replace(mine, commands=frozenset(("PRIVMSG",))))
+            notices = dataclasses.replace(mine, commands=frozenset(("USERNOTICE",)))
+            count += sum(1 for m in keyset_pages(idx, notices, self.page) if user_id is None or m.user_id == user_id)
             body: Any = {"userId": user_id or "", "userLogin": login, "messageCount": count}
             return _json(fmt.dumps(body), name, cache=NO_CACHE)
         blocked = self._blocked()
@@ -418,11 +414,14 @@ class JustlogApi:
     def _channel(self, who: jr.Who, unknown_login: tuple[int, str] = (404, "could not load logs")) -> str:
         """The channel's folder name (its login) in the index; 404 (or `unknown_login` for a
         login) when the archive has no such channel, 403 when it opted out."""
+        idx = self.index()
         found = None
-        for c in self.index().channels():
+        for c in idx.channels():
             if (c.room_id == who.value) if who.by_id else (c.login.lower() == who.value):
                 found = c
                 break
+        if found is None and not who.by_id and idx.channel_days(who.value):
+            found = Channel(who.value, None)  # a channel without a room id (plain IRC)
         if found is None:
             raise _Refused(404, "could not load logs") if who.by_id else _Refused(*unknown_login)
         if self._channel_blocked(found.login, found.room_id):
