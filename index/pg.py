@@ -49,10 +49,10 @@ def safe_description(url: str) -> str:
         info = conninfo_to_dict(url)
     except Exception:
         return "postgresql://(unparsable URL)"
-    user = info.get("user") or ""
-    host = info.get("host") or ""
-    port = info.get("port")
-    db = info.get("dbname") or ""
+    user = str(info.get("user") or "")
+    host = str(info.get("host") or "")
+    port = str(info.get("port") or "")
+    db = str(info.get("dbname") or "")
     where = f"{host}:{port}" if port else host
     return f"postgresql://{user + '@' if user else ''}{where}/{db}"
 
@@ -134,7 +134,8 @@ class PostgresIndex(SqlIndex):
             for statement in (*_TABLES, *SECONDARY_INDEXES, _WORDS_INDEX):
                 self._exec(statement)
             self._exec(
-                "INSERT INTO meta (key, value) VALUES ('version', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                "INSERT INTO meta (key, value) VALUES ('version', ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 (str(SCHEMA_VERSION),),
             )
 
