@@ -67,26 +67,15 @@ def postgres_server() -> Iterator[str]:
         for path in (base, sock):
             shutil.chown(path, "nobody", "nogroup")
     env = {**os.environ, "LC_ALL": "C"}
-    run = {"check": True, "capture_output": True, "env": env, "cwd": base}
-    subprocess.run(
-        _as_server_user(
-            [f"{bin_dir}/initdb", "-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-locale"]
-        ),
-        **run,  # type: ignore[arg-type]
-    )
+
+    def run(*args: str, check: bool = True) -> None:
+        subprocess.run(_as_server_user([*args]), check=check, capture_output=True, env=env, cwd=base)
+
+    run(f"{bin_dir}/initdb", "-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-locale")
     options = f"-c listen_addresses='' -k {sock} -c fsync=off -c full_page_writes=off -c synchronous_commit=off"
-    subprocess.run(
-        _as_server_user([f"{bin_dir}/pg_ctl", "-D", data, "-o", options, "-l", f"{base}/log", "-w", "start"]),
-        **run,  # type: ignore[arg-type]
-    )
+    run(f"{bin_dir}/pg_ctl", "-D", data, "-o", options, "-l", f"{base}/log", "-w", "start")
     try:
         yield f"postgresql://postgres@/postgres?host={sock}"
     finally:
-        subprocess.run(
-            _as_server_user([f"{bin_dir}/pg_ctl", "-D", data, "-m", "immediate", "-w", "stop"]),
-            check=False,
-            capture_output=True,
-            env=env,
-            cwd=base,
-        )
+        run(f"{bin_dir}/pg_ctl", "-D", data, "-m", "immediate", "-w", "stop", check=False)
         shutil.rmtree(base, ignore_errors=True)
