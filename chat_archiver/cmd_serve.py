@@ -91,6 +91,7 @@ def register(app: typer.Typer) -> None:
             server.run()
         finally:
             server.close()
+            justlog.close()
         if how and how[0] == signal.SIGINT:
             raise KeyboardInterrupt  # the shared "interrupted" line and exit 130
         note("stopped")

@@ -187,6 +187,8 @@ class JustlogApi:
         self.clock = clock
         self.page = page
         self.local = threading.local()
+        self.opened: list[ChatIndex] = []  # every thread's index, closed by `close`
+        self.opened_lock = threading.Lock()
 
     # -- entry ----------------------------------------------------------------------------------
     def answer(self, method: str, path: str, query: str, environ: dict[str, Any]) -> Answer | None:
@@ -238,7 +240,19 @@ class JustlogApi:
             assert self.opener is not None
             found = self.opener()
             self.local.index = found
+            with self.opened_lock:
+                self.opened.append(found)
         return found
+
+    def close(self) -> None:
+        """Close every thread's index (once the server has stopped)."""
+        with self.opened_lock:
+            opened, self.opened = self.opened, []
+        for idx in opened:
+            try:
+                idx.close()
+            except ChatIndexError as e:
+                log.warning("closing the index: %s", e)
 
     # -- routes ---------------------------------------------------------------------------------
     def _dispatch(self, request: jr.Request, now: float, name: str) -> Answer:
