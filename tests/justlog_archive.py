@@ -11,6 +11,8 @@ so no ids: answered by login). Users of pajlada:
   600 s timeout; `spammer2` (889): banned; one "chat cleared".
 * `hidden` (999): chats on 2024-06-15, and is on the opt-out list of the opt-out tests.
 
+Channel `ties` (room-id 3) has ten messages, seven in the same millisecond, for paging.
+
 Times are exact (`tmi-sent-ts`), so each record's `time` is its server time.
 """
 
@@ -25,7 +27,7 @@ from formats.irc import parse_compat_py
 from formats.store import write_batch
 
 RECEIVER = "host1.Ab3dE.0"
-PAJ, FORSEN = "11148817", "22484632"
+PAJ, FORSEN, TIES = "11148817", "22484632", "3"
 GEMPIR, RENAMED, SUBBER, GIFTER, SPAMMER, SPAMMER2, HIDDEN = "77829817", "555", "666", "777", "888", "889", "999"
 
 
@@ -116,6 +118,11 @@ LINES: dict[str, list[str]] = {
     "forsen": [
         privmsg("2024-06-16 10:00:00", "forsen", FORSEN, "gempir", GEMPIR, "forsen1", "f-1"),
         privmsg("2024-06-16 10:00:01", "forsen", FORSEN, "hidden", HIDDEN, "forsen hidden", "f-2"),
+    ],
+    # ten messages, seven of them in one millisecond: paging through ties
+    "ties": [
+        privmsg(f"2024-06-17 12:00:0{i // 7}", "ties", TIES, f"tie{i}", str(1000 + i), f"tie {i}", f"t-{i}")
+        for i in range(10)
     ],
 }
 # plain IRC: no tags at all; the time is the receive time
