@@ -41,6 +41,12 @@ def register(app: typer.Typer) -> None:
             help="Users and channels to hide from the justlog API: one user id or login a line (# comments). "
             "Read again when it changes.",
         ),
+        web: str | None = typer.Option(
+            None,
+            "--justlog-web",
+            metavar="DIR",
+            help="The justlog web frontend, built (its web/dist folder): served at / beside the API.",
+        ),
     ) -> None:
         """Serve an archive over HTTP as a wubloader node serves chat.
 
@@ -66,7 +72,9 @@ def register(app: typer.Typer) -> None:
         if not os.path.isdir(root):
             fail(f"{root}: no such archive folder")
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-        justlog, notes = _justlog_api(root, index_url, optout_file)
+        if web is not None and not os.path.isfile(os.path.join(web, "index.html")):
+            fail(f"{web}: no index.html there (give the frontend's built folder, web/dist)")
+        justlog, notes = _justlog_api(root, index_url, optout_file, web)
         try:
             # half the threads at most read chat windows (long, CPU-bound); the rest stay free for
             # listings and batch files, which backfillers need answered quickly
@@ -97,7 +105,7 @@ def register(app: typer.Typer) -> None:
         note("stopped")
 
 
-def _justlog_api(root: str, index_url: str | None, optout_file: str | None) -> tuple[Any, list[str]]:
+def _justlog_api(root: str, index_url: str | None, optout_file: str | None, web: str | None) -> tuple[Any, list[str]]:
     """The justlog API over the archive's index, or (no index) one that says so on its paths, and
     the lines to print once serving (which of the two, and the opt-out list). A named index that
     cannot be opened, or a bad opt-out file, ends the command (exit 2)."""
@@ -123,7 +131,7 @@ def _justlog_api(root: str, index_url: str | None, optout_file: str | None) -> t
                 f"justlog API off: no search index at {url.removeprefix('sqlite:')} "
                 "(build one with `chat-archiver index ROOT`, or give --index)"
             )
-            return JustlogApi(None, optout), notes
+            return JustlogApi(None, optout, web=web), notes
     elif not url.startswith(("postgresql://", "postgres://")) and not os.path.exists(url.removeprefix("sqlite:")):
         fail(f"{url}: no such index (build it with `chat-archiver index {root} --db {url}`)")
     try:
@@ -141,4 +149,4 @@ def _justlog_api(root: str, index_url: str | None, optout_file: str | None) -> t
         # opened here
         return opened.pop() if opened else open_index(root, url)
 
-    return JustlogApi(opener, optout), notes
+    return JustlogApi(opener, optout, web=web), notes

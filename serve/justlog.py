@@ -20,6 +20,8 @@ Rules kept here, each for a reason:
 * Nothing raises out of here: a bad request is a 400 with one plain line, a damaged or missing
   index a 503 saying how to rebuild it, anything else a logged 500 with one line. A damage met
   mid-stream cuts the answer (the client sees a short body, not a silent gap).
+* `web`, when given, is the justlog web frontend's built folder (`web/dist`): served at `/` on
+  the same origin as the API, which is where the page looks for it.
 * Caching: a log range that ended more than `SETTLE` ago may be cached for ten hours (rustlog's
   `public, max-age=36000`); anything still open, random lines and search are `no-cache`. justlog's
   year-long cache of past months would pin an answer that a later sync from another host still
@@ -31,6 +33,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import mimetypes
 import os
 import threading
 import time
@@ -181,8 +184,10 @@ class JustlogApi:
         *,
         clock: Callable[[], float] = time.time,
         page: int = PAGE,
+        web: str | None = None,
     ) -> None:
         self.opener = opener
+        self.web = os.path.realpath(web) if web is not None else None
         self.optout = optout if optout is not None else OptOutList(None)
         self.clock = clock
         self.page = page
@@ -201,7 +206,7 @@ class JustlogApi:
             log.exception("unexpected error parsing %s", path)
             return _text(500, "Internal error", "Justlog")
         if request is None:
-            return None
+            return self._static(method, path)
         name = type(request).__name__
         if isinstance(request, Reject):
             return _text(request.status, request.reason, name)
@@ -233,6 +238,30 @@ class JustlogApi:
         except Exception:
             log.exception("unexpected error answering %s", path)
             return _text(500, "Internal error", name)
+
+    def _static(self, method: str, path: str) -> Answer | None:
+        """A file of the built web frontend (`web`), as justlog serves its `web/dist`: `/` is
+        index.html; any other path that is not a file there is not ours (wubloader's routes, or
+        their 404). Hidden names and anything resolving outside the folder are never served."""
+        if self.web is None or method not in ("GET", "HEAD"):
+            return None
+        relative = "index.html" if path == "/" else path.removeprefix("/")
+        if any(not part or part.startswith(".") for part in relative.split("/")) or "\x00" in relative:
+            return None
+        full = os.path.realpath(os.path.join(self.web, relative))
+        if not full.startswith(self.web + os.sep) or not os.path.isfile(full):
+            return None
+        try:
+            with open(full, "rb") as f:
+                body = f.read()
+        except OSError:
+            return None
+        ctype = mimetypes.guess_type(full)[0] or "application/octet-stream"
+        if ctype.startswith("text/") or ctype in ("application/javascript", "application/json"):
+            ctype += "; charset=utf-8"
+        cache = NO_CACHE if relative == "index.html" else "public, max-age=3600"
+        headers = [("Content-Type", ctype), ("Content-Length", str(len(body))), ("Cache-Control", cache), *COMMON]
+        return 200, headers, [body], "JustlogWeb"
 
     def index(self) -> ChatIndex:
         found: ChatIndex | None = getattr(self.local, "index", None)
