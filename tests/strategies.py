@@ -690,7 +690,13 @@ def index_text(draw: Any) -> str:
 
 
 def index_record(
-    command: str, at: float, tags: dict[str, Any] | None, params: list[str], sender: str | None, receiver: str
+    command: str,
+    at: float,
+    tags: dict[str, Any] | None,
+    params: list[str],
+    sender: str | None,
+    *,
+    receiver: str = "host1.Ab3dE.0",
 ) -> dict[str, Any]:
     """An archive record as the replay writes it for a chat line with an exact server time."""
     user = sender if sender and sender != "tmi.twitch.tv" else None
@@ -754,7 +760,7 @@ def index_archives(draw: Any) -> list[tuple[str, dict[str, Any]]]:
             command, sender, params = "CLEARMSG", "tmi.twitch.tv", [f"#{channel}", "gone"]
         else:
             command, sender, params, tags = "JOIN", login, [f"#{channel}"], None  # type: ignore[assignment]
-        out.append((channel, index_record(command, at, tags, params, sender, "host1.Ab3dE.0")))
+        out.append((channel, index_record(command, at, tags, params, sender)))
     return out
 
 
