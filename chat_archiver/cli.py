@@ -14,7 +14,8 @@ app = typer.Typer(
         "Archive Twitch (or any IRCv3) chat so that nothing is lost and nothing is duplicated.\n\n"
         "record: capture raw chat. replay: turn raw recordings into the archive. "
         "merge: combine archives (a CRDT). verify: check an archive's health. export: get chat out. "
-        "archive: record and keep the archive current on one host (recorders + follower)."
+        "archive: record and keep the archive current on one host (recorders + follower). "
+        "index and search: ask the archive who said what."
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -47,6 +48,8 @@ COMMANDS = (
     "archive",
     "serve",
     "sync",
+    "index",
+    "search",
 )
 
 

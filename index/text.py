@@ -1,7 +1,8 @@
 """Words, phrases and queries: how chat text is cut into words, and a user's query into terms.
 
-A word is a maximal run of characters other than white space (what `str.split` splits on), NUL,
-lone surrogates and the punctuation `. , ! ? "`, compared after `str.casefold()`. So emotes are
+A word is a maximal run of characters other than white space (what `str.split` splits on), control
+characters (so a `/me` line's `\x01ACTION ...\x01` wrapper and colour escapes cut words), lone
+surrogates and the punctuation `. , ! ? "`, compared after `str.casefold()`. So emotes are
 words (`Kappa`, `:)`, `<3`, `D:`), `hello,` is the word `hello`, and `Straße` equals `STRASSE`.
 
 A query is words and "quoted phrases" (an unclosed quote runs to the end). Every term must occur:
@@ -18,7 +19,7 @@ import re
 from index.api import MAX_TERMS, QueryError
 
 # Separators: white space as str.split sees it, NUL, surrogates (not encodable), and . , ! ? "
-_WORD_RE = re.compile(r'[^\s\x00\ud800-\udfff.,!?"]+')
+_WORD_RE = re.compile(r'[^\s\x00-\x1f\x7f\ud800-\udfff.,!?"]+')
 _PLAIN_TOKEN = re.compile(r"[a-z0-9]+")
 
 Term = tuple[str, ...]  # one word, or the words of a phrase in order
@@ -51,7 +52,10 @@ def parse_query(query: str) -> list[Term]:
 
 
 def text_words(text: str) -> list[str]:
-    """The words stored for a message's text (the same cut as a query's)."""
+    """The words stored for a message's text (the same cut as a query's); a `/me` line's words are
+    those inside its `\x01ACTION ...\x01` wrapper."""
+    if text.startswith("\x01ACTION ") and text.endswith("\x01") and len(text) >= 9:
+        text = text[8:-1]
     return _folded_words(text)
 
 

@@ -72,7 +72,10 @@ def postgres_server() -> Iterator[str]:
         subprocess.run(_as_server_user([*args]), check=check, capture_output=True, env=env, cwd=base)
 
     run(f"{bin_dir}/initdb", "-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-locale")
-    options = f"-c listen_addresses='' -k {sock} -c fsync=off -c full_page_writes=off -c synchronous_commit=off"
+    options = (
+        f"-c listen_addresses='' -k {sock} -c fsync=off -c full_page_writes=off -c synchronous_commit=off"
+        " -c max_connections=50"
+    )
     run(f"{bin_dir}/pg_ctl", "-D", data, "-o", options, "-l", f"{base}/log", "-w", "start")
     try:
         yield f"postgresql://postgres@/postgres?host={sock}"
