@@ -70,6 +70,7 @@ CACHE_ENDED = "public, max-age=36000"
 CACHE_LIST = "public, max-age=600"
 SETTLE = 600  # seconds after a range ends before its answer is cached: the live archive writes a
 # minute about two minutes after it, and merges and syncs may still add to it for a while
+BLOCKED_TTL = 30  # seconds a listed login's id is remembered (a login can change hands)
 PAGE = 2000  # rows asked of the index at once
 CHUNK = 1 << 16  # bytes of answer per write
 RANDOM_TRIES = 16  # random picks that may land on an opted-out user before giving up
@@ -194,6 +195,8 @@ class JustlogApi:
         self.local = threading.local()
         self.opened: list[ChatIndex] = []  # every thread's index, closed by `close`
         self.opened_lock = threading.Lock()
+        # the opt-out list with the ids of its logins, worked out again every BLOCKED_TTL seconds
+        self.blocked: tuple[tuple[frozenset[str], frozenset[str], int], _Blocked] | None = None
 
     # -- entry ----------------------------------------------------------------------------------
     def answer(self, method: str, path: str, query: str, environ: dict[str, Any]) -> Answer | None:
@@ -490,7 +493,7 @@ class JustlogApi:
                 raise _Refused(*unknown_login)
         if self.optout:
             names = {login} if login else set()
-            if user_id is not None:
+            if user_id is not None and self.optout.logins:  # only listed logins need the names it had
                 names.update(n.login.lower() for n in idx.name_history(user_id))
             if (user_id is not None and user_id in self.optout.ids) or names & self.optout.logins:
                 raise _Refused(403, "User or channel has opted out")
@@ -504,13 +507,19 @@ class JustlogApi:
         """The opt-out list with each listed login's id added (the id that last used it)."""
         if not self.optout:
             return _Blocked(frozenset(), frozenset())
+        key = (self.optout.ids, self.optout.logins, int(time.monotonic() // BLOCKED_TTL))
+        cached = self.blocked
+        if cached is not None and cached[0] == key:
+            return cached[1]
         idx = self.index()
         ids = set(self.optout.ids)
         for login in self.optout.logins:
             found = idx.user_id_of(login)
             if found is not None:
                 ids.add(found)
-        return _Blocked(frozenset(ids), self.optout.logins)
+        blocked = _Blocked(frozenset(ids), self.optout.logins)
+        self.blocked = (key, blocked)
+        return blocked
 
     # -- reading and writing ---------------------------------------------------------------------
     def _rows(self, query: Query, blocked: _Blocked | None, options: jr.Options) -> Iterator[Message]:
