@@ -541,6 +541,32 @@ def test_without_an_index_the_api_says_so(archive: str) -> None:
         assert request(f"{server.url}/files")[0] == 200  # wubloader's routes are untouched
 
 
+def test_frontend_files(archive: str, index_url: str, tmp_path: Path) -> None:
+    """`--justlog-web`: the built frontend at `/` beside the API, as justlog serves web/dist; the
+    page even for a `?channel=` nobody knows (justlog answers 422 there: a quirk not copied)."""
+    web = tmp_path / "dist"
+    (web / "assets").mkdir(parents=True)
+    (web / "index.html").write_text("<!doctype html><title>justlog</title>")
+    (web / "assets" / "app.js").write_text("console.log(1)")
+    (web / ".secret").write_text("no")
+    (tmp_path / "outside.txt").write_text("no")
+    (web / "link.txt").symlink_to(tmp_path / "outside.txt")
+    api = JustlogApi(lambda: open_index(archive, index_url), web=str(web))
+    with serving(archive, api) as url:
+        for path in ("/", "/?channel=unknownname&username=nobody"):
+            status, headers, body = request(url + path)
+            assert status == 200 and body == b"<!doctype html><title>justlog</title>", path
+            assert headers["content-type"] == "text/html; charset=utf-8" and headers["cache-control"] == "no-cache"
+        status, headers, body = request(f"{url}/assets/app.js")
+        assert status == 200 and body == b"console.log(1)" and "javascript" in headers["content-type"]
+        for path in ("/.secret", "/link.txt", "/assets/missing.js", "/assets/../../outside.txt"):
+            status, _, body = request(url + path)
+            assert status in (403, 404) and body != b"no", path  # 403: wubloader's rule for a leading period
+        assert request(f"{url}/channels")[0] == 200 and request(f"{url}/files")[0] == 200
+    with serving(archive, make_api(archive, index_url)) as url:
+        assert b"chat archive" in request(f"{url}/")[2]  # without it, `/` is the archive's own browser
+
+
 def test_wubloader_routes_still_answer(base: str) -> None:
     assert request(f"{base}/files")[0] == 200
     status, headers, _ = request(f"{base}/channel/chat.json")  # the chat of a channel named `channel`
