@@ -29,9 +29,10 @@ def register(app: typer.Typer) -> None:
         index_url: str | None = typer.Option(
             None,
             "--index",
+            "--db",
             metavar="DB",
-            help="Search index for the justlog API: a SQLite file (sqlite:PATH or PATH) or postgresql://... "
-            "[default: ROOT/.index.sqlite when it exists]",
+            help="Search index for the justlog API (as `index --db`): a SQLite file (sqlite:PATH or PATH) or "
+            "postgresql://... [default: ROOT/.index.sqlite when it exists]",
             show_default=False,
         ),
         optout_file: str | None = typer.Option(
