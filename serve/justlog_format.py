@@ -53,26 +53,20 @@ def tags_of(message: Message) -> dict[str, str]:
     return {k: ("" if v is True else str(v)) for k, v in message.tags.items()}
 
 
-def _params(message: Message) -> list[str]:
-    params = message.record.get("params")
-    return [str(p) for p in params] if isinstance(params, list) else []
-
-
 def user_text(message: Message) -> str:
     """justlog's `text`: the user's words (a `/me` without its ACTION wrapper); a USERNOTICE's
     attached message or ""; "" for a CLEARCHAT."""
     if message.command == "CLEARCHAT":
         return ""
-    params = _params(message)
-    text = params[1] if len(params) > 1 else ""
+    text = message.text  # the trailing parameter, "" when there is none
     if text.startswith(ACTION_PREFIX):
         text = text[len(ACTION_PREFIX) :].removesuffix("\x01")
     return text
 
 
 def _target(message: Message) -> str:
-    params = _params(message)
-    return params[1].lower() if message.command == "CLEARCHAT" and len(params) > 1 else ""
+    """A CLEARCHAT's target login ("" for a clear of the whole chat)."""
+    return message.text.lower() if message.command == "CLEARCHAT" else ""
 
 
 def system_text(message: Message) -> str:
@@ -126,8 +120,8 @@ def display_name(message: Message) -> str:
 
 
 def channel_of(message: Message) -> str:
-    params = _params(message)
-    return params[0].removeprefix("#") if params and params[0].startswith("#") else message.channel
+    """The channel's login: the archive's channel folder, which is the IRC channel without `#`."""
+    return message.channel
 
 
 def justlog_json(message: Message) -> dict[str, Any]:
