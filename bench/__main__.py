@@ -20,6 +20,7 @@ MODULES = [
     "bench.bench_playback",
     "bench.bench_live",
     "bench.bench_serve",
+    "bench.bench_index",
     "bench.bench_justlog",
 ]
 

@@ -40,6 +40,7 @@ from index.api import (
     Chatter,
     Day,
     DayCount,
+    IndexDamaged,
     Message,
     Month,
     NameSeen,
@@ -105,8 +106,8 @@ class DiskFile:
 class _Pending:
     """Rows of new files not yet written: per key the best version and how many files hold it."""
 
-    messages: dict[tuple[str, int], list[Any]] = field(default_factory=dict)  # (channel, key) -> [row, n]
-    removals: dict[tuple[str, int], list[Any]] = field(default_factory=dict)
+    messages: dict[int, list[Any]] = field(default_factory=dict)  # key -> [channel, row, files holding it]
+    removals: dict[int, list[Any]] = field(default_factory=dict)
     files: list[tuple[str, str, int, bytes, bytes]] = field(default_factory=list)
     rooms: dict[str, str] = field(default_factory=dict)
     size: int = 0
@@ -342,20 +343,21 @@ class SqlIndex:
                     problems.append(str(e))
                     continue
                 records += rows.records
+                pending_messages = pending.messages
                 for row in rows.messages:
-                    slot = pending.messages.get((f.channel, row.key))
+                    slot = pending_messages.get(row.key)
                     if slot is None:
-                        pending.messages[(f.channel, row.key)] = [row, 1]
+                        pending_messages[row.key] = [f.channel, row, 1]
                     else:
-                        slot[1] += 1
-                        if better(row, slot[0]):
-                            slot[0] = row
+                        slot[2] += 1
+                        if better(row, slot[1]):
+                            slot[1] = row
                 for removal in rows.removals:
-                    rslot = pending.removals.get((f.channel, removal.key))
+                    rslot = pending.removals.get(removal.key)
                     if rslot is None:
-                        pending.removals[(f.channel, removal.key)] = [removal, 1]
+                        pending.removals[removal.key] = [f.channel, removal, 1]
                     else:
-                        rslot[1] += 1
+                        rslot[2] += 1
                 if rows.room_id:
                     pending.rooms[f.channel] = rows.room_id
                 pending.files.append(
@@ -389,8 +391,9 @@ class SqlIndex:
         if not pending.files:
             return 0
         with self._transaction():
-            written = self._write_messages([(ch, row, n) for (ch, _), (row, n) in pending.messages.items()])
-            self._write_removals([(ch, row, n) for (ch, _), (row, n) in pending.removals.items()])
+            # in key order: the primary key's B-tree then takes each page's rows at once
+            written = self._write_messages([(ch, row, n) for _, (ch, row, n) in sorted(pending.messages.items())])
+            self._write_removals([(ch, row, n) for _, (ch, row, n) in sorted(pending.removals.items())])
             self._execmany(
                 "INSERT INTO files (path, channel, batch_time, message_keys, removal_keys) VALUES (?, ?, ?, ?, ?)",
                 pending.files,
@@ -611,6 +614,16 @@ class SqlIndex:
             per_day=days,
             top_chatters=tuple(Chatter(u, lg, int(n)) for u, lg, n in chatters),
         )
+
+    def _check_rows(self) -> None:
+        """What both backends check: the schema's version is there, and every row has a file."""
+        found = self._fetch("SELECT value FROM meta WHERE key = 'version'")
+        if not found or str(found[0][0]) != str(SCHEMA_VERSION):
+            raise IndexDamaged(f"{self.description}: no index schema version {SCHEMA_VERSION}")
+        for table in ("messages", "removals"):
+            bad = self._fetch(f"SELECT count(*) FROM {table} WHERE refs <= 0")[0][0]
+            if bad:
+                raise IndexDamaged(f"{self.description}: {bad} {table} rows held by no batch file")
 
     def close(self) -> None:
         raise NotImplementedError

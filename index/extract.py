@@ -13,17 +13,15 @@ is ASCII or valid UTF-8 and holds neither raw.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
-from formats.canonical import parse_batch
+from formats.canonical import decode_batch_fast, parse_batch
 from index.api import MESSAGE_COMMANDS
 from index.identity import identity_key, message_id
 from index.text import text_words
 
 
-@dataclass(frozen=True)
-class MessageRow:
+class MessageRow(NamedTuple):
     key: int
     command: str
     time: float
@@ -36,8 +34,7 @@ class MessageRow:
     line: str
 
 
-@dataclass(frozen=True)
-class RemovalRow:
+class RemovalRow(NamedTuple):
     """A CLEARMSG (target_msg_id) or a CLEARCHAT of one user (target_user_id, else target_login)."""
 
     key: int
@@ -47,8 +44,7 @@ class RemovalRow:
     target_login: str | None
 
 
-@dataclass(frozen=True)
-class BatchRows:
+class BatchRows(NamedTuple):
     messages: tuple[MessageRow, ...]
     removals: tuple[RemovalRow, ...]
     room_id: str | None
@@ -135,7 +131,8 @@ def better(a: MessageRow, b: MessageRow) -> bool:
 
 def read_batch(data: bytes, source: str, channel: str) -> BatchRows:
     """The rows of one batch file. Raises formats.errors.InputError (naming FILE:LINE) if damaged."""
-    records = parse_batch(data, source)
+    fast = decode_batch_fast(data)
+    records = fast if fast is not None else parse_batch(data, source)
     lines = data.decode("utf-8", "surrogateescape").split("\n") if records else []
     messages: dict[int, MessageRow] = {}
     removals: dict[int, RemovalRow] = {}

@@ -71,6 +71,7 @@ class SqliteIndex(SqlIndex):
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA cache_size=-16384")
             self._conn = conn
             version = self._meta_version()
         except sqlite3.DatabaseError as e:
@@ -114,13 +115,16 @@ class SqliteIndex(SqlIndex):
             for statement in SECONDARY_INDEXES:
                 self.conn.execute("DROP INDEX IF EXISTS " + statement.split(" EXISTS ", 1)[1].split(" ", 1)[0])
         self.conn.execute("PRAGMA synchronous=OFF")  # derived data: a crash here is a rebuild anyway
+        self.conn.execute("PRAGMA cache_size=-131072")  # 128 MB: the keys are hashes, rows land all over the table
 
     def _end_bulk(self) -> None:
         with self._transaction():
             for statement in (*SECONDARY_INDEXES, *_TRIGGERS):
                 self.conn.execute(statement)
             self.conn.execute("INSERT INTO fts (fts) VALUES ('rebuild')")
+            self.conn.execute("ANALYZE")  # without statistics a user's month is planned as a channel scan
         self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.execute("PRAGMA cache_size=-16384")
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -177,6 +181,7 @@ class SqliteIndex(SqlIndex):
                 self.conn.execute("INSERT INTO fts (fts, rank) VALUES ('integrity-check', 1)")
             except sqlite3.DatabaseError as e:
                 raise IndexDamaged(f"{self.path}: text index: {e}") from None
+            self._check_rows()
 
     def rebuild(self) -> UpdateReport:
         """Start from an empty file (a damaged one cannot be trusted to drop its tables), then index."""

@@ -20,7 +20,6 @@ from index.api import MAX_TERMS, QueryError
 
 # Separators: white space as str.split sees it, NUL, surrogates (not encodable), and . , ! ? "
 _WORD_RE = re.compile(r'[^\s\x00-\x1f\x7f\ud800-\udfff.,!?"]+')
-_PLAIN_TOKEN = re.compile(r"[a-z0-9]+")
 
 Term = tuple[str, ...]  # one word, or the words of a phrase in order
 
@@ -72,8 +71,8 @@ def fts_token(word: str) -> str:
     """A word as an FTS5 token of the `ascii` tokenizer (with `_` a token character): plain
     `[a-z0-9]+` words stay as they are, anything else becomes `_` and its UTF-8 in hex. The result
     is only `[a-z0-9_]`, so it cannot be read as FTS syntax, and no two words share a token."""
-    if _PLAIN_TOKEN.fullmatch(word):
-        return word
+    if word.isascii() and (word.isdigit() or (word.isalnum() and word.islower())):
+        return word  # [a-z0-9]+ (the words are case-folded already; digits alone are not "lower")
     return "_" + word.encode("utf-8").hex()
 
 

@@ -56,10 +56,11 @@ def require_postgres() -> None:
 
 @contextmanager
 def postgres_server() -> Iterator[str]:
-    """Start a throwaway server; yield a URL of its `postgres` database (unix socket, trust auth)."""
-    require_postgres()
+    """Start a throwaway server; yield a URL of its `postgres` database (unix socket, trust auth).
+    Call `require_postgres()` (tests) or `unavailable_reason()` (benchmarks) first."""
     bin_dir = find_bin_dir()
-    assert bin_dir is not None
+    if bin_dir is None:
+        raise RuntimeError("PostgreSQL binaries not found")
     base = tempfile.mkdtemp(prefix="pgtest-")
     data, sock = os.path.join(base, "data"), os.path.join(base, "sock")
     os.makedirs(sock)

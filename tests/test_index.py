@@ -24,7 +24,7 @@ from index import ChatIndex, IndexDamaged, Query, QueryError, open_index
 from index.api import Day, Month
 from index.text import fts_match, parse_query, text_words
 from tests.index_model import Model
-from tests.pgserver import postgres_server
+from tests.pgserver import postgres_server, require_postgres
 from tests.strategies import INDEX_T0, index_archives, index_queries, index_record
 
 Factory = Callable[[str], ChatIndex]
@@ -34,6 +34,7 @@ _schemas = itertools.count()
 
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:
+    require_postgres()
     with postgres_server() as url:
         yield url
 
