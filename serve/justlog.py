@@ -22,6 +22,7 @@ Rules kept here, each for a reason:
   mid-stream cuts the answer (the client sees a short body, not a silent gap).
 * `web`, when given, is the justlog web frontend's built folder (`web/dist`): served at `/` on
   the same origin as the API, which is where the page looks for it.
+* Log answers are gzipped as they stream when the client accepts it (browsers do), as rustlog.
 * Caching: a log range that ended more than `SETTLE` ago may be cached for ten hours (rustlog's
   `public, max-age=36000`); anything still open, random lines and search are `no-cache`. justlog's
   year-long cache of past months would pin an answer that a later sync from another host still
@@ -37,6 +38,7 @@ import mimetypes
 import os
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -225,7 +227,12 @@ class JustlogApi:
             return _text(503, NO_INDEX, name)
         try:
             self.optout.refresh()
-            return self._dispatch(request, now, name)
+            answer = self._dispatch(request, now, name)
+            if answer[0] == 200 and _streamed(answer[1]) and accepts_gzip(str(environ.get("HTTP_ACCEPT_ENCODING", ""))):
+                status, headers, body, name = answer
+                headers = [*headers, ("Content-Encoding", "gzip"), ("Vary", "Accept-Encoding")]
+                answer = status, headers, _gzipped(body), name
+            return answer
         except _Refused as e:
             return _text(e.status, e.line, name)
         except QueryError as e:
@@ -590,6 +597,37 @@ def _body(form: str, first: Message | None, rest: Iterator[Message]) -> Iterator
         raise CutShort() from None
     buffer.append(end)
     yield b"".join(buffer)
+
+
+def _streamed(headers: list[tuple[str, str]]) -> bool:
+    """A log answer, streamed (no length known in advance)."""
+    return all(name != "Content-Length" for name, _ in headers)
+
+
+def accepts_gzip(header: str) -> bool:
+    """Whether an `Accept-Encoding` header takes gzip (not refused with `q=0`)."""
+    for item in header.split(","):
+        coding, _, params = item.strip().partition(";")
+        if coding.strip().lower() in ("gzip", "x-gzip"):
+            quality = params.replace(" ", "").lower()
+            return quality not in ("q=0", "q=0.0", "q=0.00", "q=0.000")
+    return False
+
+
+def _gzipped(body: Iterable[bytes]) -> Iterator[bytes]:
+    """`body` gzipped as it streams (as rustlog compresses when asked: a busy user's month is
+    megabytes of JSON that compress tenfold). Closing this closes `body`."""
+    packer = zlib.compressobj(4, zlib.DEFLATED, 31)
+    try:
+        for part in body:
+            packed = packer.compress(part)
+            if packed:
+                yield packed
+        yield packer.flush()
+    finally:
+        close = getattr(body, "close", None)
+        if close is not None:
+            close()
 
 
 def _chain(first: Message, rest: Iterator[Message]) -> Iterator[Message]:

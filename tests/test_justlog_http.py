@@ -5,6 +5,7 @@ the hand-written archive in tests/justlog_archive.py, never copied from the serv
 from __future__ import annotations
 
 import contextlib
+import gzip
 import json
 import os
 import subprocess
@@ -252,6 +253,17 @@ def test_ndjson_raw_and_text(base: str) -> None:
     assert "[2024-06-15 12:00:06] #pajlada spammer: spammer has been timed out for 600 seconds" in lines
     assert "[2024-06-15 12:00:10] #pajlada Chat has been cleared" in lines
     assert request(f"{base}/channel/pajlada/user/gempir/2024/6")[2].startswith(b"[2024-06-05 08:00:00] #pajlada")
+
+
+def test_gzip_when_asked(base: str) -> None:
+    plain = request(f"{base}{GEMPIR_JUNE}?json")
+    assert "content-encoding" not in plain[1]
+    for accept in ("gzip", "br, gzip;q=0.8", "deflate, GZIP"):
+        status, headers, body = request(f"{base}{GEMPIR_JUNE}?json", headers={"Accept-Encoding": accept})
+        assert status == 200 and headers["content-encoding"] == "gzip" and headers["vary"] == "Accept-Encoding"
+        assert gzip.decompress(body) == plain[2], accept
+    assert "content-encoding" not in request(f"{base}{GEMPIR_JUNE}?json", headers={"Accept-Encoding": "gzip;q=0"})[1]
+    assert "content-encoding" not in request(f"{base}/channels", headers={"Accept-Encoding": "gzip"})[1]
 
 
 def test_reverse_flips_the_order(base: str) -> None:
