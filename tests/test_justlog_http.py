@@ -628,6 +628,7 @@ def test_serve_command_without_an_index_says_so(tmp_path: Path) -> None:
     for bad, says in (
         (["--index", str(tmp_path / "none.sqlite")], "no such index"),
         (["--optout-file", str(tmp_path / "missing.txt")], "cannot read the opt-out file"),
+        (["--justlog-web", str(tmp_path)], "no index.html there"),
     ):
         done = subprocess.run([str(exe), "serve", root, *bad], capture_output=True, text=True, timeout=30, check=False)
         assert done.returncode == 2 and says in done.stderr and "Traceback" not in done.stderr, done.stderr
