@@ -37,9 +37,9 @@ def archive() -> str:
 
 def _measure_export(root: str, fmt: str, path: str, conn: Any) -> None:
     from bench.bench_verify import CHANNEL, START, _PeakWatcher  # noqa: PLC0415
-    from export.stream import export  # noqa: PLC0415 (in the measured process only)
+    from export.shell import export  # noqa: PLC0415 (in the measured process only)
     from export.window import Window  # noqa: PLC0415
-    from verify.scan import default_jobs  # noqa: PLC0415
+    from verify.shell import default_jobs  # noqa: PLC0415
 
     watcher = _PeakWatcher()
     started = time.monotonic()

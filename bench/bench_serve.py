@@ -1,4 +1,4 @@
-"""serve and sync benchmark (issue 10). Prints `name: value unit` lines:
+"""serve and sync benchmark. Prints `name: value unit` lines:
 
 - `chat.json` for a 2-hour window of a 100 messages/s channel seen by 3 receivers: time to the
   first and to the last byte, and the server's peak RSS. The archive (2 h plus upstream's read
@@ -157,7 +157,7 @@ def bench_chat_jsonl(root: str) -> None:
 
 
 def bench_sync(root: str) -> None:
-    from sync.run import sync_once  # noqa: PLC0415 (in the measured run only)
+    from sync.shell import sync_once  # noqa: PLC0415 (in the measured run only)
 
     hours = min(SYNC_HOURS, bench_verify.HOURS)
     dest = os.path.join(os.path.dirname(OUT_3R), "sync-dest")

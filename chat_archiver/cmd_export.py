@@ -11,12 +11,12 @@ from functools import partial
 import typer
 
 from chat_archiver import console
-from export.formats import FORMATS, Playback
-from export.stream import export
+from export.render import FORMATS, Playback
+from export.shell import export
 from export.window import ExportError, Filters, Window
 from formats.errors import ArchiverError, InputError
 from formats.times import parse_window
-from verify.scan import default_jobs
+from verify.shell import default_jobs
 
 Format = enum.Enum("Format", {name: name for name in FORMATS}, type=str)  # type: ignore[misc]
 

@@ -94,7 +94,7 @@ def register(app: typer.Typer) -> None:
         130 interrupted (run it again to finish).
         """
         from formats.times import TimeError, parse_since  # noqa: PLC0415 (keeps `chat-archiver --help` light)
-        from sync.run import Refusal, sync_once  # noqa: PLC0415
+        from sync.shell import Refusal, sync_once  # noqa: PLC0415
 
         def refused(r: Refusal) -> None:
             warn(f"refused: {r}")

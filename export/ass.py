@@ -37,7 +37,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from export.formats import display_name, me_action, tag_of
+from export.fields import display_name, me_action, tag_of
 
 PLAY_RES_X, PLAY_RES_Y = 1920, 1080
 FONT_SIZE = 36

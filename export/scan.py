@@ -13,7 +13,7 @@ line with the one reader (`formats.canonical.parse_batch`) and:
   the caller then reads the whole file as before (`export.stream.decode_batch`), so damage is
   reported exactly as before;
 - else returns a *lone candidate* `(time, 0, line, mid)` when the record passes through by itself
-  once its id is unique: a message id (`merge.core.message_id`) of printable ASCII without `"` or
+  once its id is unique: a message id (`formats.identity.message_id`) of printable ASCII without `"` or
   `\\`, `time_range` the int 0, the time and every receive time numbers the merge keeps as they
   are (`merge.core.kept_as_is`), at most 16 receivers, no lone surrogate in any string;
 - else the line itself (bytes): a record export decodes and merges as before.
@@ -36,7 +36,8 @@ from typing import Any
 from formats import speedups
 from formats.canonical import canonical_bytes, decode_batch_fast, parse_batch
 from formats.errors import InputError
-from merge.core import kept_as_is, message_id
+from formats.identity import message_id
+from merge.core import kept_as_is
 
 Number = int | float
 Lone = tuple[Number, int, bytes, str]  # (time, 0, line, message id)

@@ -97,10 +97,6 @@ class Supervisor:
         with contextlib.suppress(OSError):
             write_bytes_atomic(self.state_path, orjson.dumps(state))
 
-    def pids(self) -> dict[str, int | None]:
-        with self._lock:
-            return {c.spec.name: (c.proc.pid if c.proc and c.proc.poll() is None else None) for c in self.children}
-
     def restarts(self) -> dict[str, int]:
         return {c.spec.name: c.restarts for c in self.children}
 

@@ -50,6 +50,7 @@ from typing import Any, TypeVar
 
 from formats.canonical import (
     CONTENT_KEYS,
+    batch_relpath,
     batch_time_of,
     canonical_bytes,
     canonical_bytes_py,
@@ -57,6 +58,7 @@ from formats.canonical import (
     record_content_key,
 )
 from formats.errors import InputError
+from formats.identity import id_of_tags
 from formats.memory import gc_paused
 
 Number = int | float
@@ -84,11 +86,6 @@ _line: Callable[[Mapping[str, Any]], bytes] = _line_pure if canonical_bytes is c
 _NO_ORIGINS: frozenset[Hashable] = frozenset()
 
 
-def message_id(record: Mapping[str, Any]) -> str | None:
-    """The message id of a record (`id` tag, else IRCv3 `msgid`), or None. Only strings count."""
-    return _id_of(record.get("tags"))
-
-
 def _num(value: Any, what: str) -> Number:
     """Check a number against the merge's preconditions; -0.0 becomes 0.0 (one zero, one byte form)."""
     if type(value) is float:
@@ -104,16 +101,6 @@ def _num(value: Any, what: str) -> Number:
 
 def _key(value: Number) -> NumKey:
     return (value, type(value) is float)
-
-
-def _id_of(tags: Any) -> str | None:
-    if not tags:
-        return None
-    value = tags.get("id")
-    if isinstance(value, str):
-        return value
-    value = tags.get("msgid")
-    return value if isinstance(value, str) else None
 
 
 def check_records(records: Iterable[Mapping[str, Any]]) -> None:
@@ -132,6 +119,26 @@ def check_records(records: Iterable[Mapping[str, Any]]) -> None:
                 _num(when, "receive time")
         except InputError as e:
             raise InputError(e.message, None, index) from None
+
+
+def check_parsed(records: list[dict[str, Any]], path: str) -> None:
+    """The merge's checks of a file's decoded records beyond the schema: numbers it can merge, and
+    minutes the layout can name. InputError says where."""
+    try:
+        check_records(records)  # the merge's own checks, so a bad file fails here, not mid-merge
+    except InputError as e:
+        raise e.at(path) from None
+    placed: set[int] = set()
+    for number, record in enumerate(records, 1):
+        batch_time = batch_time_of(record["time"])
+        if batch_time not in placed:
+            try:
+                batch_relpath(batch_time, "")  # a minute the layout can name (years 1 to 9999)
+            except (OverflowError, ValueError, OSError):
+                raise InputError(
+                    f"time {record['time']!r} is outside any batch the layout can name", path, number
+                ) from None
+            placed.add(batch_time)
 
 
 Member = tuple[Number, bool, Number, bool]  # (time, is_float, time_range, is_float)
@@ -328,7 +335,7 @@ class Merger:
                 time_range = _num(record["time_range"], "time_range")
                 if not isinstance(receivers, dict) or not receivers:
                     raise InputError("receivers is not a non-empty object")
-                mid = _id_of(content[4])
+                mid = id_of_tags(content[4])
                 group: _IdGroup | _PlainGroup
                 if mid is not None:
                     member = (time, type(time) is float, time_range, type(time_range) is float)

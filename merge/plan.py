@@ -28,7 +28,8 @@ from operator import itemgetter
 from typing import Any
 
 from formats.canonical import BATCH_INTERVAL, batch_time_of, content_hash
-from merge.core import MergeCounts, Merger, items_to_bytes, message_id
+from formats.identity import message_id
+from merge.core import MergeCounts, Merger, items_to_bytes
 from merge.scan import Scanned
 
 

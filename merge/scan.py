@@ -4,7 +4,7 @@ compiled twin (merge/_scan.c).
 In a canonical line (ARCHIVE_FORMAT.md section 3: sorted keys, one record per line) a merge needs
 only the message's identity and the three fields it changes; everything else passes through as
 bytes. `scan_line_py` is the definition: it decodes the line and checks it exactly as every reader
-does (`formats.canonical.parse_batch`, `merge.directory.check_parsed`), and *vouches* for it only if
+does (`formats.canonical.parse_batch`, `merge.core.check_parsed`), and *vouches* for it only if
 the line is exactly the canonical bytes of its record and of the shape the merge's byte path handles
 (receiver names and tag names without escapes, no lone surrogate, ints of at most 15 digits, no -0.0, no 0.0 range,
 a time from 1970 to 9999). Then it returns a `Scanned` tuple:
@@ -16,7 +16,7 @@ a time from 1970 to 9999). Then it returns a `Scanned` tuple:
 - `a`: where the receivers object starts in the line (and in `content`), `k`: the length of what
   lies between that object's end and the time's value (`,"sender":...,"time":`), so that a merged
   line is `content[:a] + RECEIVERS + content[a:a + k] + TIME + b',"time_range":' + RANGE + content[a + k:]`;
-- `mid`: the message id (`id` tag, else `msgid`, as `merge.core.message_id`) as its JSON bytes
+- `mid`: the message id (`id` tag, else `msgid`, as `formats.identity.message_id`) as its JSON bytes
   between the quotes, or None;
 - `receivers`: name (bytes) -> receive time; `time`, `time_range`: the numbers, as decoded;
 - `receivers_text`: the receivers object's text without its braces (`"name":when,...`), and
@@ -39,6 +39,8 @@ from typing import Any
 from formats import speedups
 from formats.canonical import canonical_bytes, parse_batch
 from formats.errors import InputError
+from formats.identity import message_id
+from merge.core import check_parsed
 
 Number = int | float
 Scanned = tuple[bytes, int, int, bytes | None, dict[bytes, Number], Number, Number, bytes, bytes]
@@ -59,9 +61,6 @@ def _kept(value: Any) -> bool:
 
 def scan_line_py(line: bytes) -> Scanned | None:
     """The fields a merge needs of a batch file line, or None if it does not vouch for it (above)."""
-    from merge.core import message_id  # noqa: PLC0415 (merge.core imports nothing of this module)
-    from merge.directory import check_parsed  # noqa: PLC0415 (directory imports this module)
-
     if b"\n" in line or b"\r" in line:
         return None
     try:

@@ -8,7 +8,7 @@ time_range, user, so the line is
     head + TIME + b',"time_range":' + TIME_RANGE + tail
 
 with `head` everything up to `"time":` and `tail` the `,"user":...}` after. The bulk replay
-(`replay.api`) keeps each record as `{"time", "time_range", PARTS: (head, tail, line, receiver,
+(`replay.shell`) keeps each record as `{"time", "time_range", PARTS: (head, tail, line, receiver,
 now)}`: the batch code reads and cuts `time` and `time_range` as on a full record, and the batch
 file is written from the parts (`batch_bytes`: `format_batch` with `record_bytes`), without the tag
 dict, params list and receivers dict that a full record holds, or the encoder's pass over them.
@@ -31,8 +31,8 @@ from typing import Any
 
 from formats import speedups
 from formats.canonical import canonical_bytes, canonical_bytes_py, format_batch
+from formats.dialect import twitch_server_time
 from formats.irc import parse_compat, parse_compat_py
-from replay.dialect import twitch_server_time
 
 # The key of a compact record's parts; a full record never has it (its keys are RECORD_KEYS).
 PARTS = "parts"

@@ -39,6 +39,7 @@ from export.stream import CHUNK_MINUTES, iter_chunks
 from export.window import ExportError, Window, plan_chunks
 from formats.canonical import batch_relpath, canonical_bytes, parse_batch_name
 from formats.errors import InputError
+from formats.names import Segment, channel_ok, hour_ok, hour_start
 from formats.store import QUARANTINE
 from serve import routes
 from serve.routes import ChatWindow, Reject
@@ -222,19 +223,19 @@ class ChatApp:
             return _text(answer.status, answer.reason)
         if isinstance(answer, routes.ListChannels):
             names = [n for n in self._list(self.root) if n != QUARANTINE or self._is_dir(n, "chat")]
-            return _json(routes.json_array([n for n in names if routes.channel_ok(n)]))
+            return _json(routes.json_array([n for n in names if channel_ok(n)]))
         if isinstance(answer, routes.ListQualities):
             return _json(routes.json_array(["chat"] if self._is_dir(answer.channel, "chat") else []))
         if isinstance(answer, routes.ListHours):
             hours = self._list(self._inside(answer.channel, "chat"))
-            return _json(routes.json_array([h for h in hours if routes.hour_ok(h)]))
+            return _json(routes.json_array([h for h in hours if hour_ok(h)]))
         if isinstance(answer, routes.ListHour):
             bad = routes.tombstones_param(query)
             if bad is not None:
                 return _text(bad.status, bad.reason)
             names = self._list(self._inside(answer.channel, "chat", answer.hour))
             return _json(routes.json_array([n for n in names if parse_batch_name(answer.hour, n) is not None]))
-        if isinstance(answer, routes.Segment):
+        if isinstance(answer, Segment):
             return self._segment(answer, environ)
         if isinstance(answer, ChatWindow):
             return self._window(answer)
@@ -247,8 +248,8 @@ class ChatApp:
 
     def _player(self, answer: routes.Player) -> tuple[int, list[tuple[str, str]], Iterable[bytes]]:
         if answer.channel is None or answer.window is None:
-            channels = [c for c in self._list(self.root) if routes.channel_ok(c) and self._is_dir(c, "chat")]
-            hours = {c: [h for h in self._list(self._inside(c, "chat")) if routes.hour_ok(h)] for c in channels}
+            channels = [c for c in self._list(self.root) if channel_ok(c) and self._is_dir(c, "chat")]
+            hours = {c: [h for h in self._list(self._inside(c, "chat")) if hour_ok(h)] for c in channels}
             return _html(browser_page(hours, player=self.player is not None))
         if self.player is None:
             return _text(404, "Not found: no chat player page is installed")
@@ -280,7 +281,7 @@ class ChatApp:
         except OSError as e:
             raise ServeError(f"cannot list a folder: {e.strerror}") from None
 
-    def _segment(self, seg: routes.Segment, environ: Environ) -> tuple[int, list[tuple[str, str]], Iterable[bytes]]:
+    def _segment(self, seg: Segment, environ: Environ) -> tuple[int, list[tuple[str, str]], Iterable[bytes]]:
         path = self._inside(seg.channel, "chat", seg.hour, seg.name)
         etag = f'"{seg.digest}"'
         cache = [("ETag", etag), ("Cache-Control", CACHE_FOREVER)]
@@ -432,7 +433,7 @@ def browser_page(hours: dict[str, list[str]], *, player: bool) -> bytes:
     for channel, names in hours.items():
         out.append(f"<h2>#{html_escape(channel)}</h2><ul>")
         for hour in names:
-            start = routes.hour_start(hour)
+            start = hour_start(hour)
             query = f"start={start}&amp;end={start + 3600}"
             links = [f'<a href="/{quote(channel)}/chat.jsonl?{query}">jsonl</a>']
             if player:
@@ -443,7 +444,7 @@ def browser_page(hours: dict[str, list[str]], *, player: bool) -> bytes:
 
 
 def installed_player() -> PagePlayer | None:
-    """export's HTML player (issue 11), if this tree has it."""
+    """export's HTML player, if this tree has it."""
     try:
         from export.html import render_page  # type: ignore[import-not-found, unused-ignore]  # noqa: PLC0415
     except ImportError:

@@ -4,8 +4,8 @@ Pure: a path and a query string in, a `Route` or a `Reject` out; no file is touc
 shell (`serve.app`) looks at disk only for a request that passed these checks.
 
 Safety is decided here, once: every path segment that will name something on disk must match the
-exact shape the archive writes (a channel name as `check_channel_dirname` allows it, `chat`, an
-hour `YYYY-MM-DDTHH`, a batch name `MM:SS-HASH.json`). So `..`, `%2e%2e` (a WSGI server decodes
+exact shape the archive writes (`formats.names`: a channel name as `check_channel_dirname` allows
+it, `chat`, an hour `YYYY-MM-DDTHH`, a batch name `MM:SS-HASH.json`). So `..`, `%2e%2e` (a WSGI server decodes
 it before we see it), `/` inside a segment (`%2f`), backslashes, NUL and absolute paths never reach
 `os.path.join`. Upstream only refuses a leading `.`; refusing everything the archive cannot hold is
 stricter and answers the same for every path a real client sends. Symlinks are the shell's job:
@@ -15,12 +15,10 @@ it checks that the resolved path is still under ROOT.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from urllib.parse import parse_qs
 
 from export.window import ExportError, Window
-from formats.canonical import BATCH_INTERVAL, check_channel_dirname, is_hour_folder, parse_batch_name
-from formats.errors import UsageError
+from formats.names import Segment, batch_name_ok, channel_ok, hour_ok
 from formats.times import TimeError, parse_time
 
 MAX_CHAT_JSON = 2 * 3600  # upstream's cap on /<ch>/chat.json (its merge was too slow beyond)
@@ -59,23 +57,6 @@ class ListHour:
 
 
 @dataclass(frozen=True)
-class Segment:
-    """One batch file (`/segments/...`; sync's plan names the files it wants with it too)."""
-
-    channel: str
-    hour: str
-    name: str
-
-    @property
-    def digest(self) -> str:
-        return self.name[6:-5]  # MM:SS-HASH.json
-
-    @property
-    def relpath(self) -> str:
-        return f"{self.channel}/chat/{self.hour}/{self.name}"
-
-
-@dataclass(frozen=True)
 class ChatWindow:
     """`/<ch>/chat.json` (capped, upstream's array) or `/<ch>/chat.jsonl` (uncapped, streamed)."""
 
@@ -105,32 +86,6 @@ class Player:
 
 Route = ListChannels | ListQualities | ListHours | ListHour | Segment | ChatWindow | Metrics | Health | Player
 NOT_FOUND = Reject(404, "Not found")
-
-
-def channel_ok(name: str) -> bool:
-    """A channel folder name the archive can hold (and that cannot leave ROOT)."""
-    try:
-        check_channel_dirname(name)
-    except UsageError:
-        return False
-    return True
-
-
-def hour_ok(name: str) -> bool:
-    """An hour folder's name (`YYYY-MM-DDTHH`) that is a real hour."""
-    if not is_hour_folder(name):
-        return False
-    try:
-        datetime.strptime(name, "%Y-%m-%dT%H")
-    except ValueError:
-        return False
-    return True
-
-
-def batch_name_ok(hour: str, name: str) -> bool:
-    """A batch file's name (`MM:00-HASH.json`) in that hour folder, as the archive writes it."""
-    parsed = parse_batch_name(hour, name)
-    return parsed is not None and parsed[0] % BATCH_INTERVAL == 0
 
 
 def _query(query: str) -> dict[str, list[str]] | Reject:
@@ -240,11 +195,6 @@ def tombstones_param(query: str) -> Reject | None:
     if value not in ("true", "false"):
         return Reject(400, "tombstones must be one of: true, false")
     return None
-
-
-def hour_start(hour: str) -> int:
-    """Unix seconds of an hour folder's name (`YYYY-MM-DDTHH`, checked by `hour_ok`)."""
-    return int(datetime.strptime(hour, "%Y-%m-%dT%H").replace(tzinfo=UTC).timestamp())
 
 
 def json_array(names: list[str]) -> bytes:

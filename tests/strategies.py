@@ -44,7 +44,7 @@ def archive_records(draw: Any, numbers: Any = None) -> dict[str, Any]:
     }
 
 
-# --- merge (issue 4): realistic multi-receiver streams, including what breaks naive merges ---------
+# --- merge: realistic multi-receiver streams, including what breaks naive merges ---------
 # A "world" is a list of observations: single-receiver records. Archives are drawn from it, each
 # holding some observations (some twice), some already merged. Times stay near MERGE_MINUTE0.
 
@@ -185,7 +185,7 @@ def merge_archives(draw: Any, count: int = 3, cross_minute: bool = True) -> list
     return result
 
 
-# --- verify and export (issue 5) -------------------------------------------------------------------
+# --- verify and export -------------------------------------------------------------------
 
 
 @st.composite
@@ -354,7 +354,7 @@ def raw_event_streams(draw: Any) -> list[Any]:
     return events
 
 
-# --- exact text (issue 8): IRC lines with runs of spaces, and what ARCHIVE_FORMAT.md 3 reads ------
+# --- exact text: IRC lines with runs of spaces, and what ARCHIVE_FORMAT.md 3 reads ------
 
 # Surrounding whitespace that `str.strip()` removes, including tab, CR, LF and U+3000.
 _outer_space = st.text(st.sampled_from([" ", "\t", "\r", "\n", "\x0b", "\x0c", "\u3000", "\x85"]), max_size=3)
@@ -403,7 +403,7 @@ def irc_lines(draw: Any, command: Any = None, first: Any = None) -> tuple[str, t
     return line, (cmd.upper(), params, sender, user, host, tag_map)
 
 
-# --- record schema (issue 8: one validator): records with at most a few faults planted ----------
+# --- record schema (one validator): records with at most a few faults planted ----------
 
 _json_values = st.one_of(
     st.none(),
@@ -455,7 +455,7 @@ watchdog_steps = st.lists(
 )
 
 
-# --- playback (issue 11): chat as viewers see it, written to break subtitle and HTML markup ------
+# --- playback: chat as viewers see it, written to break subtitle and HTML markup ------
 
 PLAY_START = 1_700_000_000  # the window start of a playback session
 # ASS overrides and breaks ({ } \N \n \h), HTML (< > & "), CTCP, controls, anything else
@@ -574,7 +574,7 @@ def damaged_irc_lines(draw: Any) -> str:
     return line
 
 
-# -- HTTP requests for `serve` (issue 10): paths that try to leave ROOT, query strings of any shape --
+# -- HTTP requests for `serve`: paths that try to leave ROOT, query strings of any shape --
 _path_parts = st.one_of(
     st.sampled_from(
         [

@@ -32,9 +32,9 @@ from export.ass import (
     stable_color,
     wrap,
 )
-from export.formats import Playback, Renderer
+from export.render import Playback, Renderer
 from formats.canonical import batch_time_of
-from formats.store import write_batch
+from tests.archives import write_batch
 from tests.strategies import PLAY_START, archive_records, chat_sessions, markup_text, play_message, play_removal
 
 FIXTURE_ARCHIVE = str(Path(__file__).parent.parent / "fixtures" / "export" / "archive")
@@ -407,7 +407,7 @@ def test_any_records_in_any_order_render_in_both_playback_formats(records: list[
 def test_playback_formats_over_worker_parts_equal_the_serial_export(tmp_path: Path, monkeypatch: Any) -> None:
     """With --jobs, workers merge the parts and one renderer sees every record: the same bytes as
     serially, though a removal reaches back across a part's seam."""
-    from export import parts, stream
+    from export import parts, shell
     from export.window import Window
 
     monkeypatch.setattr(parts, "PART_CHUNKS", 2)  # parts of 4 minutes
@@ -421,8 +421,8 @@ def test_playback_formats_over_worker_parts_equal_the_serial_export(tmp_path: Pa
     window = Window(minute0, minute0 + 20 * 60)
     for fmt in ("ass", "html"):
         serial, parallel = io.BytesIO(), io.BytesIO()
-        n1 = stream.export(str(tmp_path), "chan", window, fmt, serial, jobs=1)
-        n2 = stream.export(str(tmp_path), "chan", window, fmt, parallel, jobs=2)
+        n1 = shell.export(str(tmp_path), "chan", window, fmt, serial, jobs=1)
+        n2 = shell.export(str(tmp_path), "chan", window, fmt, parallel, jobs=2)
         assert (n1, parallel.getvalue()) == (n2, serial.getvalue()), fmt
         assert n1 == 24
         if fmt == "ass":  # m3 (minute 3, part 1) is struck by the CLEARMSG of minute 4 (part 2)

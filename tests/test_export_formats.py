@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 
-from export.formats import Renderer, irc_line, text_line
+from export.render import Renderer, irc_line, text_line
 from formats.irc import parse_compat
 from tests.strategies import archive_records, records_in_minute
 

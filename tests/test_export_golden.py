@@ -35,9 +35,10 @@ from typer.testing import CliRunner
 from chat_archiver.cli import app
 from fixtures.export import make_archive
 from formats.canonical import canonical_json
-from formats.store import iter_batch_files, read_batch_file
+from formats.store import iter_batch_files
 from merge.core import merge_records
 from merge.view import fold_for_reading
+from tests.archives import read_batch_file
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "export"
 ARCHIVE = str(FIXTURE / "archive")

@@ -23,12 +23,14 @@ from typer.testing import CliRunner
 
 from chat_archiver.cli import app
 from export import scan, stream
-from export.stream import export, iter_chunks, passing_through, write_export
+from export.shell import export
+from export.stream import iter_chunks, passing_through, write_export
 from export.window import Filters, Window, plan_chunks
 from formats.canonical import batch_time_of, canonical_bytes
 from formats.errors import ArchiverError, InputError
-from formats.store import write_batch, write_batch_bytes
+from formats.store import write_batch_bytes
 from merge.view import fold_for_reading
+from tests.archives import write_batch
 from tests.compiled import compiled_module
 from tests.strategies import MERGE_MINUTE0, archive_records, export_windows, merge_archives, records_in_minute
 
@@ -48,7 +50,7 @@ def scanner(fn: Any) -> Iterator[None]:
 
 
 def reference(root: str, window: Window, fmt: str, filters: Filters, keep_going: bool) -> object:
-    """Every record decoded and merged as before the line path (a view given turns the scan off)."""
+    """Every record decoded and merged, without the line path (a view given turns the scan off)."""
     out = io.BytesIO()
     problems: list[InputError] | None = [] if keep_going else None
     try:

@@ -13,9 +13,9 @@ from bench.bench_verify import minute_records
 from export import scan
 from formats.canonical import canonical_bytes, format_batch
 from formats.rawcodec import OPEN, RECV, Event
-from replay.api import replay
-from replay.engine import replay_events
+from replay.shell import replay
 from tests.compiled import compiled_module, skip_unless_built
+from tests.pipeline import replay_events
 from tests.strategies import archive_records, merge_observations
 from tests.test_exact_text import corpus_lines
 from tests.test_merge_scan import NUMBERS, _mutations

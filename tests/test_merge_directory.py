@@ -135,7 +135,7 @@ def test_corrupt_input_is_reported_quarantined_and_the_rest_merged(tmp_path: Pat
     root = str(tmp_path)
     bad = _corrupt(root, kind)
     data = Path(bad).read_bytes()
-    seen: list[directory.Problem] = []
+    seen: list[directory.MergeProblem] = []
     stats = merge_tree(root, on_problem=seen.append)
     (problem,) = stats.problems
     assert seen == [problem]

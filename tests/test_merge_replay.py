@@ -1,5 +1,5 @@
 """Replay and merge commute: replaying every recording at once gives the same tree as replaying each
-recorder apart and merging the archives, in any order and grouping (issue 4).
+recorder apart and merging the archives, in any order and grouping.
 
 Recordings come from the replay soundness simulation (recorders with reconnects, clock offsets,
 late JOIN/PARTs), so the archives hold what real ones do: ids seen by several connections, ranged

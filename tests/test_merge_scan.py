@@ -17,9 +17,9 @@ from formats.canonical import batch_time_of, canonical_bytes, format_batch
 from formats.rawcodec import OPEN, RECV, Event
 from merge import fastplan, scan
 from merge.plan import summary_of
-from replay.api import replay
-from replay.engine import replay_events
+from replay.shell import replay
 from tests.compiled import skip_unless_bound
+from tests.pipeline import replay_events
 from tests.strategies import MERGE_MINUTE0, archive_records, merge_archives, merge_observations
 from tests.test_exact_text import corpus_lines
 

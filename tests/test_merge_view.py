@@ -7,7 +7,8 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from merge.core import merge_records, message_id
+from formats.identity import message_id
+from merge.core import merge_records
 from merge.view import fold_for_reading
 from tests.strategies import MERGE_MINUTE0, merge_archives
 

@@ -25,7 +25,7 @@ from chat_archiver.cli import app
 from export.ass import stable_color
 from export.html import render_page
 from formats.canonical import batch_time_of, canonical_json
-from formats.store import write_batch
+from tests.archives import write_batch
 from tests.strategies import PLAY_START, archive_records, markup_text, play_message, play_removal, server_time
 
 ROOT = Path(__file__).parent.parent

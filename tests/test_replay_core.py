@@ -19,12 +19,12 @@ from hypothesis import strategies as st
 from formats.canonical import canonical_bytes_py, format_batch
 from formats.errors import IRCParseError
 from formats.rawcodec import RECV, Event, Header, encode_event, encode_header
-from formats.rawfile import Problem, find_raw_files, group_streams, iter_stream_events
+from formats.rawfile import RawProblem, find_raw_files, group_streams, iter_stream_events
 from formats.store import write_batch_bytes
 from replay import compact
-from replay.api import replay
 from replay.batches import ClosedBatch
 from replay.engine import StreamReplayer
+from replay.shell import replay
 from tests.compiled import compiled_module, skip_unless_built
 from tests.strategies import (
     RAW_T0_US,
@@ -160,7 +160,7 @@ def _busy(events: list[Event]) -> list[Event]:
 def test_the_lane_replays_as_the_engine_fed_event_by_event(
     tmp_path_factory: Any, events: list[Event], overlap: int
 ) -> None:
-    """replay.api (the compact engine, the lane taking the common lines) writes the very files the
+    """replay.shell (the compact engine, the lane taking the common lines) writes the very files the
     pure engine writes, with the same counts, also when a file repeats the previous one's last events."""
     events = _busy(events)
     tmp = tmp_path_factory.mktemp("lane")
@@ -239,7 +239,7 @@ def test_raw_lines_the_lane_must_not_take(tmp_path: Path) -> None:
     assert "torn last line" in report.raw_problems[-1].message
     assert report.stats.records == 5  # seq 3; 4 (spaced); 5 (\u00e9); 6 (CR after the JSON); 2**64 - 1
     # the same as the reference reader (iter_stream_events) feeding the pure engine
-    problems: list[Problem] = []
+    problems: list[RawProblem] = []
     (stream,) = group_streams([str(tmp_path / "raw.jsonl")], problems)
     decoded = list(iter_stream_events(stream, problems))
     assert [p.line for p in problems] == [8, 9, 10, 13]
@@ -264,7 +264,7 @@ def test_a_busy_channel_goes_through_the_lane(tmp_path: Path, monkeypatch: pytes
 
     monkeypatch.setattr(StreamReplayer, "feed_raw", counting)
     report = replay([str(tmp_path / "raw")], str(tmp_path / "fast"))
-    problems: list[Problem] = []
+    problems: list[RawProblem] = []
     (stream,) = group_streams(find_raw_files([str(tmp_path / "raw")]), problems)
     decoded = list(iter_stream_events(stream, problems))
     assert _tree(tmp_path / "fast") == _reference_tree(decoded, tmp_path / "ref", "bench", "Bench1")
@@ -313,12 +313,12 @@ def test_the_lane_keeps_the_channel_and_window_selection(
     tmp_path: Path, channels: list[str] | None, window: tuple[float, float] | None
 ) -> None:
     from bench.gen import write_recording
-    from replay.api import _in_window
+    from replay.shell import _in_window
 
     write_recording(str(tmp_path / "raw"), 1500, rate=20.0)
     since, until = window if window is not None else (None, None)
     replay([str(tmp_path / "raw")], str(tmp_path / "fast"), channels=channels, since=since, until=until)
-    problems: list[Problem] = []
+    problems: list[RawProblem] = []
     (stream,) = group_streams(find_raw_files([str(tmp_path / "raw")]), problems)
     r = StreamReplayer("bench", "Bench1", channels=frozenset(channels) if channels else None)
     events = list(iter_stream_events(stream, problems))
@@ -376,7 +376,7 @@ def test_the_lane_counts_lines_as_the_reader_does(tmp_path_factory: Any, events:
     finally:
         rawfile.READ_SIZE = saved
     assert [p.line for p in report.raw_problems] == damaged
-    problems: list[Problem] = []
+    problems: list[RawProblem] = []
     (stream,) = group_streams([str(tmp / "raw.jsonl")], problems)
     decoded = list(iter_stream_events(stream, problems))
     assert [p.line for p in problems] == damaged

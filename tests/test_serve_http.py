@@ -22,10 +22,10 @@ import pytest
 
 import export.stream
 from fixtures.export import make_archive
-from formats.store import write_batch
 from merge.directory import merge_tree
 from serve.app import ChatApp
 from serve.server import Running
+from tests.archives import write_batch
 
 pytestmark = pytest.mark.integration
 

@@ -215,7 +215,7 @@ def test_compiled_core_replays_the_fixtures_to_the_same_bytes(tmp_path: Any) -> 
     # the whole replay of every fixture recording, compiled and pure, gives the same archive tree
     code = (
         "import os, sys\n"
-        "from replay.api import replay\n"
+        "from replay.shell import replay\n"
         "replay(['fixtures/cases'], sys.argv[1])\n"
         "for d, _s, fs in sorted(os.walk(sys.argv[1])):\n"
         "    for f in sorted(fs): print(os.path.relpath(os.path.join(d, f), sys.argv[1]))\n"

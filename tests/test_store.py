@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from formats.errors import UsageError
-from formats.store import iter_batch_files, read_batch_file, write_batch
+from formats.store import iter_batch_files
+from tests.archives import read_batch_file, write_batch
 
 RECORD = {
     "command": "JOIN",

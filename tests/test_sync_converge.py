@@ -22,10 +22,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from formats.canonical import content_hash
-from formats.store import iter_batch_files, read_batch_file
+from formats.store import iter_batch_files
 from serve.app import ChatApp
 from serve.server import Running
-from sync.run import sync_once
+from sync.shell import sync_once
+from tests.archives import read_batch_file
 from tests.pipeline import replay
 from tests.simulation import BASE_MS, KINDS, event_index, record_scenario, scenarios
 

@@ -36,7 +36,7 @@ from formats.canonical import (
     validate_record,
 )
 from formats.errors import InputError
-from merge.core import message_id
+from formats.identity import message_id
 from verify.findings import Finding
 from verify.fresh import FreshIndex, stale_records
 from verify.tally import (

@@ -27,9 +27,9 @@ from urllib.parse import quote
 import urllib3
 
 from formats.errors import ArchiverError, InputError, UsageError
+from formats.names import batch_name_ok, channel_ok
 from formats.store import channel_chat_dir, fsync_dir, makedirs_durable, write_bytes_atomic
-from merge.directory import Problem, merge_tree, read_verified
-from serve.routes import batch_name_ok, channel_ok
+from merge.directory import MergeProblem, merge_tree, read_verified
 from sync.client import Peer, PeerError, new_pool
 from sync.plan import Wanted, channel_names, hours_in_window, names_list, plan_hour
 
@@ -67,7 +67,7 @@ class SyncStats:
     files_merged_away: int = 0
     seconds: float = 0.0
     refused: list[Refusal] = field(default_factory=list)
-    merge_problems: list[Problem] = field(default_factory=list)
+    merge_problems: list[MergeProblem] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -304,7 +304,7 @@ def sync_once(
     on_refusal: RefusalHook | None = None,
     on_plan: Callable[[int], None] | None = None,
     on_file: Callable[[], None] | None = None,
-    on_problem: Callable[[Problem], None] | None = None,
+    on_problem: Callable[[MergeProblem], None] | None = None,
     pool: urllib3.PoolManager | None = None,
     max_file: int = MAX_FILE,
 ) -> SyncStats:
@@ -338,7 +338,7 @@ def sync_once(
         try:
             merged = merge_tree(root, channels=local, on_problem=on_problem)
         except ArchiverError as e:  # several files left in a minute (another writer racing): next pass
-            stats.merge_problems.append(Problem(root, str(e)))
+            stats.merge_problems.append(MergeProblem(root, str(e)))
         else:
             stats.minutes_merged = merged.minutes_merged
             stats.files_merged_away = merged.files_deleted

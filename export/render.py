@@ -21,6 +21,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from export.ass import AssRenderer
+from export.fields import display_name, me_action, printable, tag_of
+from export.html import HtmlRenderer
 from formats.canonical import canonical_json
 from formats.irc import escape_tag_value
 
@@ -45,51 +48,13 @@ class _Stream(Protocol):
     def end(self) -> str: ...
 
 
-_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
 _IRC_BREAKERS = re.compile("[\r\n\x00]")
 _TAG_KEY_BREAKERS = re.compile("[ ;=\r\n\x00]")
-
-
-def _clean(text: object) -> str:
-    """Printable text for a transcript: controls escaped, tabs kept, anything not a string shown."""
-    if not isinstance(text, str):
-        text = "" if text is None else str(text)
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else " ", text)
-
-
-def tag_of(record: Mapping[str, Any], key: str) -> str | None:
-    tags = record.get("tags")
-    if not isinstance(tags, dict):
-        return None
-    value = tags.get(key)
-    return value if isinstance(value, str) and value != "" else None
 
 
 def _param(record: Mapping[str, Any], index: int) -> str | None:
     params = record.get("params") or []
     return params[index] if len(params) > index else None
-
-
-def me_action(text: str) -> str | None:
-    """The action of a `/me` message (CTCP `\\x01ACTION text\\x01`), None for other text."""
-    if text.startswith("\x01ACTION ") or text == "\x01ACTION":
-        return text[len("\x01ACTION") :].strip().rstrip("\x01").strip()
-    return None
-
-
-def display_name(record: Mapping[str, Any]) -> str:
-    """Who sent it, as chat shows it: the display name, with the login when they differ beyond case
-    (localised names); else the nick; else the server."""
-    # USERNOTICE comes from the server (sender tmi.twitch.tv); the user it is about is `login`
-    login = record.get("user") or tag_of(record, "login")
-    shown = tag_of(record, "display-name")
-    if login is None:  # a server line (USERSTATE): its display name, else the server's name
-        return _clean(shown or record.get("sender") or "?")
-    if shown is None:
-        return _clean(login)
-    if shown.lower() == str(login).lower():
-        return _clean(shown)
-    return f"{_clean(shown)} ({_clean(login)})"
 
 
 def clock(record: Mapping[str, Any]) -> str:
@@ -98,7 +63,7 @@ def clock(record: Mapping[str, Any]) -> str:
         moment = datetime.fromtimestamp(record["time"], UTC)
         text = moment.strftime("%H:%M:%S")
     except (OverflowError, OSError, ValueError, TypeError):
-        text = _clean(repr(record.get("time")))
+        text = printable(repr(record.get("time")))
     return text if record.get("time_range") == 0 else f"~{text}"
 
 
@@ -122,43 +87,43 @@ def describe(record: Mapping[str, Any]) -> str:
         body = text or ""
         action = me_action(body)
         if action is not None:
-            return f"* {name} {_clean(action)}"
-        return f"{name}: {_clean(body)}"
+            return f"* {name} {printable(action)}"
+        return f"{name}: {printable(body)}"
     if command == "USERNOTICE":
         system = tag_of(record, "system-msg") or tag_of(record, "msg-id") or "user notice"
-        line = f"** {_clean(system)}"
+        line = f"** {printable(system)}"
         if text:
-            line += f" | {name}: {_clean(text)}"
+            line += f" | {name}: {printable(text)}"
         return line
     if command == "CLEARCHAT":
         if text is None:
             return "-- chat was cleared by a moderator"
         duration = tag_of(record, "ban-duration")
         if duration is not None:
-            return f"-- {_clean(text)} was timed out for {_seconds(duration)}"
-        return f"-- {_clean(text)} was banned"
+            return f"-- {printable(text)} was timed out for {_seconds(duration)}"
+        return f"-- {printable(text)} was banned"
     if command == "CLEARMSG":
         who = tag_of(record, "login") or "someone"
-        return f"-- a message from {_clean(who)} was deleted: {_clean(text or '')}"
+        return f"-- a message from {printable(who)} was deleted: {printable(text or '')}"
     if command == "NOTICE":
-        return f"-- notice: {_clean(text or '')}"
+        return f"-- notice: {printable(text or '')}"
     if command == "JOIN":
         return f"-> {name} joined"
     if command == "PART":
         return f"<- {name} left"
     if command == "HOSTTARGET":
         target = (text or "").split(" ", 1)[0]
-        return "-- stopped hosting" if target in ("", "-") else f"-- now hosting {_clean(target)}"
+        return "-- stopped hosting" if target in ("", "-") else f"-- now hosting {printable(target)}"
     if command == "ROOMSTATE":
         tags = record.get("tags") or {}
         settings = ", ".join(
-            f"{_clean(k)}={_clean(v)}" for k, v in sorted(tags.items()) if k not in ("room-id", "tmi-sent-ts")
+            f"{printable(k)}={printable(v)}" for k, v in sorted(tags.items()) if k not in ("room-id", "tmi-sent-ts")
         )
         return f"-- room settings: {settings or '(none)'}"
     if command == "USERSTATE":
         return f"-- user state of {name}"
-    params = " ".join(_clean(p) for p in record.get("params") or [])
-    return f"-- {_clean(command)} {name} {params}".rstrip()
+    params = " ".join(printable(p) for p in record.get("params") or [])
+    return f"-- {printable(command)} {name} {params}".rstrip()
 
 
 def text_line(record: Mapping[str, Any]) -> str:
@@ -296,11 +261,6 @@ class Renderer:
 
 
 def _playback_renderer(fmt: str, playback: Playback) -> _Stream:
-    # imported here: the playback modules import this one
     if fmt == "ass":
-        from export.ass import AssRenderer  # noqa: PLC0415
-
         return AssRenderer(playback.start, playback.hold, playback.title)
-    from export.html import HtmlRenderer  # noqa: PLC0415
-
     return HtmlRenderer(playback.start, playback.end, playback.title)

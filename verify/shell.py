@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from formats.canonical import is_hour_folder
 from formats.errors import InputError, UsageError
-from formats.rawfile import Problem, find_raw_files, group_streams, iter_stream_events
+from formats.rawfile import RawProblem, find_raw_files, group_streams, iter_stream_events
 from formats.store import QUARANTINE, list_channels
 from verify.analysis import Report, analyse
 from verify.batch import FileScan, check_batch
@@ -155,7 +155,7 @@ def read_windows(raw_paths: list[str], findings: list[Finding], fresh: FreshInde
         files = find_raw_files(raw_paths)
     except InputError as e:
         raise VerifyError(str(e)) from None
-    problems: list[Problem] = []
+    problems: list[RawProblem] = []
     windows: list[Window] = []
     for stream in group_streams(files, problems):
         events = iter_stream_events(stream, problems)

@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 
 from formats.canonical import Record
 from formats.memory import gc_paused
-from formats.rawfile import Problem, RawFileReader, Stream, find_raw_files, group_streams, iter_stream_blocks
+from formats.rawfile import RawFileReader, RawProblem, Stream, find_raw_files, group_streams, iter_stream_blocks
 from formats.store import BatchWriter
 from replay.batches import ClosedBatch
 from replay.compact import batch_bytes
-from replay.engine import Stats, StreamReplayer
+from replay.engine import ReplayStats, StreamReplayer
 from replay.timestamps import DEFAULT_TIMING, Timing
 
 
@@ -32,8 +32,8 @@ class ReplayReport:
     batches_written: int = 0
     batches_existing: int = 0
     records_written: int = 0
-    stats: Stats = field(default_factory=Stats)
-    raw_problems: list[Problem] = field(default_factory=list)
+    stats: ReplayStats = field(default_factory=ReplayStats)
+    raw_problems: list[RawProblem] = field(default_factory=list)
     channels: set[str] = field(default_factory=set)
 
     def add(self, other: ReplayReport) -> None:

@@ -1,13 +1,14 @@
-"""What differs between Twitch chat and a generic IRCv3 server, for the replay.
+"""What differs between Twitch chat and a generic IRCv3 server: the replay reads lines by these
+rules, and verify applies the same rules when it replays raw lines to check an archive.
 
 A dialect answers four questions: which commands are archived, which of those arrive late, which
 message marks a channel as initialised on a connection, and where a line's exact server time is.
 
 - Twitch (ARCHIVE_FORMAT.md section 4): the `tmi-sent-ts` tag (milliseconds) is the server time;
   the first ROOMSTATE of a channel ends the per-connection noise; JOIN and PART are delayed.
-- IRCv3 (issue 3): the `time` tag (server-time, ISO 8601 UTC) is the server time; the end of the
-  NAMES list (366) ends the noise; nothing is delayed. (A message's id, `id` or `msgid`, matters to
-  the merge only: merge.core.message_id.)
+- IRCv3: the `time` tag (server-time, ISO 8601 UTC) is the server time; the end of the
+  NAMES list (366) ends the noise; nothing is delayed. (A message's id, `id` or `msgid`, is read by
+  `formats.identity.message_id`, the same for both.)
 """
 
 from __future__ import annotations
