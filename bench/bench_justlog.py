@@ -24,7 +24,8 @@ from collections import Counter, defaultdict
 from typing import Any
 
 import bench
-from formats.store import write_batch
+from formats.canonical import format_batch
+from formats.store import write_batch_bytes
 from index import open_index
 from serve.app import ChatApp
 from serve.justlog import JustlogApi
@@ -77,7 +78,7 @@ def _generate() -> None:
     partial = OUT + ".partial"
     shutil.rmtree(partial, ignore_errors=True)
     for minute, records in by_minute.items():
-        write_batch(partial, CHANNEL, minute, records)
+        write_batch_bytes(partial, CHANNEL, minute, format_batch(records))
     idx = open_index(partial)
     idx.update()
     idx.close()

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from formats.canonical import record_content_key
-from merge.core import message_id  # the one import of the merge's id rule (see the module's docstring)
+from formats.identity import message_id
 
 __all__ = ["identity_key", "message_id"]
 

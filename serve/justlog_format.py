@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from export.formats import irc_line
+from export.render import irc_line
 from index.api import Message
 
 # IRC command codes of justlog's `type` (go-twitch-irc's MessageType)

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from formats.irc import parse_compat_py
-from formats.store import write_batch
+from tests.archives import write_batch
 
 RECEIVER = "host1.Ab3dE.0"
 PAJ, FORSEN, TIES = "11148817", "22484632", "3"

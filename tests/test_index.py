@@ -19,10 +19,11 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from formats.canonical import batch_time_of
-from formats.store import iter_batch_files, write_batch
+from formats.store import iter_batch_files
 from index import ChatIndex, IndexDamaged, Query, QueryError, open_index
 from index.api import Day, Month
 from index.text import fts_match, parse_query, text_words
+from tests.archives import write_batch
 from tests.index_model import Model
 from tests.pgserver import postgres_server, require_postgres
 from tests.strategies import INDEX_T0, index_archives, index_queries, index_record
