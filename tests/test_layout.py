@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).parent.parent
-STAGES = ("recorder", "replay", "merge", "verify", "export", "live")
+STAGES = ("recorder", "replay", "merge", "verify", "export", "live", "index")
 
 
 def imported_packages(package: str) -> set[str]:
@@ -40,3 +40,10 @@ def test_replay_does_not_import_merge() -> None:
 def test_live_builds_on_replay_merge_and_formats() -> None:
     """The live follower is the replay run incrementally, then the merge (issue 9)."""
     assert imported_packages("live") & {"verify", "export", "chat_archiver"} == set()
+
+
+def test_index_builds_on_formats_and_the_merges_identity_only() -> None:
+    """The index reads batch files (formats) and keys messages as the merge does (merge.core's
+    message_id, imported in index/identity.py alone); the live follower calls it through a hook."""
+    assert imported_packages("index") & {*STAGES, "chat_archiver", "serve", "sync"} == {"index", "merge"}
+    assert "index" not in imported_packages("live")
