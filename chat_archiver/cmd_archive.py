@@ -13,7 +13,7 @@ import signal
 import socket
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
@@ -62,11 +62,19 @@ def run_follow(
     until_idle: bool,
     status_file: Path | None,
     as_json: bool,
+    index: bool = False,
+    db: str | None = None,
 ) -> None:
-    """`replay --follow`: follow until SIGTERM / Ctrl-C (or caught up, with --until-idle)."""
+    """`replay --follow`: follow until SIGTERM / Ctrl-C (or caught up, with --until-idle). With
+    `index`, the search index (`db`, default ROOT/.index.sqlite) is updated after each merge."""
     missing = [str(p) for p in raw_paths if not p.exists()]
     if missing:
         fail(f"{missing[0]}: no such file or folder")
+    try:
+        os.makedirs(out_root, exist_ok=True)
+    except OSError as e:
+        os_error(e, out_root)
+    after_merge = _index_updater(str(out_root), db) if index else None
     opts = FollowOptions(
         raw_paths=tuple(str(p) for p in raw_paths),
         out_root=str(out_root),
@@ -76,6 +84,7 @@ def run_follow(
         poll=poll,
         until_idle=until_idle,
         status_path=str(status_file) if status_file else None,
+        after_merge=after_merge,
     )
     try:
         os.makedirs(out_root, exist_ok=True)
@@ -110,6 +119,24 @@ def run_follow(
     if status.raw_problems or status.line_problems:
         note("damaged input was skipped (see above); everything readable was archived")
         raise typer.Exit(EXIT_PROBLEMS)
+
+
+def _index_updater(root: str, db: str | None) -> Callable[[str, set[int]], None]:
+    """The follower's hook: the first call brings the whole index up to date, later ones re-read
+    only the minutes just merged (and their neighbours)."""
+    from chat_archiver.cmd_index import index_or_fail  # noqa: PLC0415 - only with --index
+
+    index = index_or_fail(root, db)
+    caught_up = False
+
+    def after_merge(channel: str, minutes: set[int]) -> None:
+        nonlocal caught_up
+        report = index.update_minutes(channel, minutes) if caught_up else index.update()
+        caught_up = True
+        for problem in report.problems:
+            _log("warn", f"index: damaged batch file skipped: {problem}")
+
+    return after_merge
 
 
 def register(app: typer.Typer) -> None:
@@ -153,6 +180,14 @@ def register(app: typer.Typer) -> None:
         name: str = typer.Option(None, "--name", metavar="NAME", help="Recorder name (default: the host name)."),
         token_file: Path = typer.Option(None, "--token-file", metavar="FILE", help="Passed to each recorder."),
         gzip_finished: bool = typer.Option(False, "--gzip", help="Recorders gzip each finished hour."),
+        index: bool = typer.Option(
+            True,
+            "--index/--no-index",
+            help="Keep the search index up to date after each minute (docs/index-search.md).",
+        ),
+        db: str = typer.Option(
+            None, "--db", metavar="URL", help="The search index (default DIR/archive/.index.sqlite), as in `index`."
+        ),
         metrics_port: int = typer.Option(None, "--metrics-port", metavar="PORT", help="Serve Prometheus metrics here."),
         metrics_addr: str = typer.Option(
             "127.0.0.1",
@@ -218,6 +253,8 @@ def register(app: typer.Typer) -> None:
                     str(state / "follow-checkpoint.json"),
                     "--status-file",
                     str(status_path),
+                    *(["--index"] if index else []),
+                    *(["--db", db] if index and db else []),
                 ],
                 "follower",
             )

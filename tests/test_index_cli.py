@@ -109,3 +109,27 @@ def test_other_readers_ignore_the_index_file() -> None:
     assert runner.invoke(app, ["index", root]).exit_code == 0
     result = runner.invoke(app, ["verify", root])
     assert result.exit_code == 0, result.output
+
+
+def test_the_live_follower_keeps_the_index_current() -> None:
+    """`replay --follow --index` (what `archive` runs): each merged minute is searchable at once."""
+    import shutil
+    import tempfile
+
+    work = tempfile.mkdtemp()
+    raw = os.path.join(work, "host1.jsonl")
+    shutil.copy(os.path.join(os.path.dirname(__file__), "..", "fixtures", "cases", "twitch_full", "host1.jsonl"), raw)
+    out = os.path.join(work, "out")
+    result = runner.invoke(app, ["replay", raw, "-o", out, "--follow", "--until-idle", "--idle", "0", "--index"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["search", out, "--no-update", "--user", "dave", "--format", "jsonl"])
+    assert [json.loads(line)["text"] for line in result.stdout.splitlines()] == ["spaced   out  text"]
+    exported = runner.invoke(app, ["search", out, "--no-update", "--limit", "0"]).stdout.count("\n")
+    rebuilt = runner.invoke(app, ["index", out, "--rebuild"])
+    assert rebuilt.exit_code == 0
+    assert runner.invoke(app, ["search", out, "--no-update", "--limit", "0"]).stdout.count("\n") == exported > 0
+
+
+def test_index_options_outside_follow_are_refused() -> None:
+    result = runner.invoke(app, ["replay", "raw/", "-o", "out/", "--index"])
+    assert result.exit_code == 2 and "--index and --db go with --follow" in result.stderr

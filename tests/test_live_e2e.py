@@ -27,7 +27,12 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def tree(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    """The archive's files; the search index `archive` keeps beside them is derived data, not compared."""
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in root.rglob("*")
+        if p.is_file() and not p.name.startswith(".index.sqlite")
+    }
 
 
 class Broadcast:
