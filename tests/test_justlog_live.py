@@ -1,26 +1,20 @@
 """Live: chat sent to the Twitch-like server is answered by the justlog API within seconds of its
-minute being written, with real processes: `chat-archiver archive` (a recorder and the follower),
-the index kept current beside it, and `serve` reading that index.
+minute being written, with real processes: `chat-archiver archive` (a recorder, and the follower,
+which updates the search index after each minute it writes) and `serve` reading that index.
 
 The lines carry a server time four minutes old, so the follower closes their minutes as soon as
 it reads them (a minute closes two minutes after it ends): the test waits seconds, not minutes,
 and the delay it measures is from the minute's batch file appearing to the API showing it.
-
-The index is kept current here by `chat-archiver index ROOT` run every half second (any process
-may update it: updates are incremental and keyed by message identity); the follower's own update
-after each minute replaces that loop where the follower does it.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import subprocess
 import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -72,23 +66,6 @@ class Sender:
                 conn.send(*lines)
 
 
-@contextlib.contextmanager
-def index_kept_current(root: Path, url: str) -> Iterator[None]:
-    stop = threading.Event()
-
-    def loop() -> None:
-        while not stop.wait(0.5):
-            subprocess.run([*CLI, "index", str(root), "--db", url], cwd=ROOT, capture_output=True, check=False)
-
-    thread = threading.Thread(target=loop, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(30)
-
-
 def ids_shown(base: str) -> set[str]:
     """The ids of every message the API shows for the channel, day by day (the frontend's way)."""
     found: set[str] = set()
@@ -118,13 +95,25 @@ def test_live_chat_reaches_the_api_within_seconds(tmp_path: Path) -> None:
     made = subprocess.run([*CLI, "index", str(root), "--db", url], cwd=ROOT, capture_output=True, check=False)
     assert made.returncode == 0, made.stderr  # an empty index, there before serve reads it
     with TwitchLikeServer(script=sender.script) as server:
-        args = [*CLI, "archive", CHANNEL, "--dir", str(host), "--server", server.url, "--dialect", "twitch"]
+        args = [
+            *CLI,
+            "archive",
+            CHANNEL,
+            "--dir",
+            str(host),
+            "--server",
+            server.url,
+            "--dialect",
+            "twitch",
+            "--db",
+            url,
+        ]
         log = open(tmp_path / "archive.log", "wb")  # noqa: SIM115 (closed below)
-        proc = subprocess.Popen([*args, "--name", "live", "--idle", "3"], cwd=ROOT, stdout=log, stderr=log)
+        proc = subprocess.Popen([*args, "--db", url, "--name", "live", "--idle", "3"], cwd=ROOT, stdout=log, stderr=log)
         api = JustlogApi(lambda: open_index(str(root), url))
         try:
             assert wait_until(lambda: bool(server.conns) and server.conns[0].wait_joined([CHANNEL], 1), 30)
-            with index_kept_current(root, url), Running(ChatApp(str(root), extra=api)) as serve:
+            with Running(ChatApp(str(root), extra=api)) as serve:
                 base = serve.url
                 for round_ in range(2):  # twice: the second round meets an index and a server already reading
                     lines = _privmsgs(int((time.time() - 240) * 1000), first=round_ * 100, count=5)
