@@ -19,6 +19,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from export.render import irc_line
 from index.api import Message
 
@@ -173,8 +175,12 @@ def raw_line(message: Message) -> str:
 
 def dumps(value: Any) -> bytes:
     """Compact JSON, UTF-8 (not `\\u` escapes: the answer says `charset=utf-8`); a lone surrogate
-    that an archive can hold in text becomes `?` rather than bytes that are not UTF-8."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "replace")
+    that an archive can hold in text becomes `?` rather than bytes that are not UTF-8 (orjson
+    refuses such a string; the stdlib then writes it)."""
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "replace")
 
 
 FORMATS: Mapping[str, str] = {
