@@ -81,6 +81,16 @@ _BETTER = (
     " AND excluded.line > messages.line))))"
 )
 
+MESSAGE_COLUMNS = "id, refs, channel, time, time_range, command, msg_id, user_id, login, recipient_id, words, line"
+
+# An upsert of `messages`: one more file holds the row, and the better version wins
+ON_CONFLICT_MESSAGES = (
+    "ON CONFLICT (id) DO UPDATE SET refs = messages.refs + excluded.refs,"
+    f" time = CASE WHEN {_BETTER} THEN excluded.time ELSE messages.time END,"
+    f" line = CASE WHEN {_BETTER} THEN excluded.line ELSE messages.line END,"
+    f" time_range = CASE WHEN {_BETTER} THEN excluded.time_range ELSE messages.time_range END"
+)
+
 SECONDARY_INDEXES = (
     "CREATE INDEX IF NOT EXISTS messages_channel ON messages (channel, time, id)",
     "CREATE INDEX IF NOT EXISTS messages_user ON messages (user_id, channel, time) WHERE user_id IS NOT NULL",
@@ -239,29 +249,26 @@ class SqlIndex:
 
     def _write_messages(self, rows: list[tuple[str, MessageRow, int]]) -> int:
         return self._execmany(
-            "INSERT INTO messages (id, refs, channel, time, time_range, command, msg_id, user_id, login,"
-            " recipient_id, words, line) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (id) DO UPDATE SET refs = messages.refs + excluded.refs,"
-            f" time = CASE WHEN {_BETTER} THEN excluded.time ELSE messages.time END,"
-            f" line = CASE WHEN {_BETTER} THEN excluded.line ELSE messages.line END,"
-            f" time_range = CASE WHEN {_BETTER} THEN excluded.time_range ELSE messages.time_range END",
-            (
-                (
-                    r.key,
-                    n,
-                    channel,
-                    r.time,
-                    r.time_range,
-                    r.command,
-                    r.msg_id,
-                    r.user_id,
-                    r.login,
-                    r.recipient_id,
-                    self._words_value(r.words),
-                    r.line,
-                )
-                for channel, r, n in rows
-            ),
+            f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            f" {ON_CONFLICT_MESSAGES}",
+            (self._message_values(channel, r, n) for channel, r, n in rows),
+        )
+
+    def _message_values(self, channel: str, r: MessageRow, n: int) -> tuple[Any, ...]:
+        """A row of `messages`, its columns in the order of MESSAGE_COLUMNS."""
+        return (
+            r.key,
+            n,
+            channel,
+            r.time,
+            r.time_range,
+            r.command,
+            r.msg_id,
+            r.user_id,
+            r.login,
+            r.recipient_id,
+            self._words_value(r.words),
+            r.line,
         )
 
     def _write_removals(self, rows: list[tuple[str, RemovalRow, int]]) -> None:
