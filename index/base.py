@@ -53,7 +53,7 @@ from index.extract import MessageRow, RemovalRow, author, better, read_batch, te
 from index.identity import message_id
 from index.text import Term, parse_query
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 FLUSH_ROWS = 50_000  # rows per transaction while indexing
 CHAT_COMMANDS = ("PRIVMSG", "USERNOTICE")  # the lines a removal can strike, and stats count
 
@@ -398,9 +398,9 @@ class SqlIndex:
         if not pending.files:
             return 0
         with self._transaction():
-            # in key order: the primary key's B-tree then takes each page's rows at once
-            written = self._write_messages([(ch, row, n) for _, (ch, row, n) in sorted(pending.messages.items())])
-            self._write_removals([(ch, row, n) for _, (ch, row, n) in sorted(pending.removals.items())])
+            # in the order they came (files by name, so by minute): SQLite's row numbers then follow time
+            written = self._write_messages([(ch, row, n) for ch, row, n in pending.messages.values()])
+            self._write_removals([(ch, row, n) for ch, row, n in pending.removals.values()])
             self._execmany(
                 "INSERT INTO files (path, channel, batch_time, message_keys, removal_keys) VALUES (?, ?, ?, ?, ?)",
                 pending.files,
