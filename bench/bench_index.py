@@ -28,6 +28,7 @@ import uuid
 from typing import Any
 
 import bench
+from bench import gen
 from formats.canonical import format_batch
 from formats.store import write_batch_bytes
 from index import ChatIndex, Query, open_index
@@ -39,42 +40,7 @@ START = 1_700_006_400  # 2023-11-15T00:00:00Z
 CHANNEL = "desertbus"
 USERS = 5000
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out", f"index-{MESSAGES}")
-WORDS = [
-    "Kappa",
-    "PogChamp",
-    "LUL",
-    "hello",
-    "gg",
-    "what",
-    "is",
-    "this",
-    "chat",
-    "desert",
-    "bus",
-    "lol",
-    "nice",
-    "emote",
-    "poggers",
-    "monkaS",
-    "the",
-    "a",
-    "run",
-    "BibleThump",
-    "Jebaited",
-    "omg",
-    "and",
-    "for",
-    "you",
-    "good",
-    "speedrun",
-    "clip",
-    "donate",
-    ":)",
-    "<3",
-    "D:",
-    "café",
-    "🎉",
-]
+WORDS = [*gen.WORDS, "good", "speedrun", "clip", "donate", ":)", "<3", "D:", "caf\u00e9", "\U0001f389"]
 
 
 def minute_records(minute: int) -> list[dict[str, Any]]:

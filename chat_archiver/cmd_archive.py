@@ -13,7 +13,7 @@ import signal
 import socket
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
@@ -74,7 +74,7 @@ def run_follow(
         os.makedirs(out_root, exist_ok=True)
     except OSError as e:
         os_error(e, out_root)
-    after_merge = _index_updater(str(out_root), db) if index else None
+    updater = IndexUpdater(str(out_root), db) if index else None
     opts = FollowOptions(
         raw_paths=tuple(str(p) for p in raw_paths),
         out_root=str(out_root),
@@ -84,7 +84,7 @@ def run_follow(
         poll=poll,
         until_idle=until_idle,
         status_path=str(status_file) if status_file else None,
-        after_merge=after_merge,
+        after_merge=updater.after_merge if updater else None,
     )
     try:
         os.makedirs(out_root, exist_ok=True)
@@ -94,7 +94,11 @@ def run_follow(
                     f"following {', '.join(opts.raw_paths)} into {out_root} "
                     f"(checkpoint {opts.checkpoint_path}); SIGTERM or Ctrl-C stops"
                 )
-            status = follow(opts, stop, _log)
+            try:
+                status = follow(opts, stop, _log)
+            finally:
+                if updater is not None:
+                    updater.close()
     except ArchiverError as e:
         fail(str(e))
     except OSError as e:
@@ -121,22 +125,55 @@ def run_follow(
         raise typer.Exit(EXIT_PROBLEMS)
 
 
-def _index_updater(root: str, db: str | None) -> Callable[[str, set[int]], None]:
-    """The follower's hook: the first call brings the whole index up to date, later ones re-read
-    only the minutes just merged (and their neighbours)."""
-    from chat_archiver.cmd_index import index_or_fail  # noqa: PLC0415 - only with --index
+class IndexUpdater:
+    """The follower's index hook, run beside it: `after_merge` only notes the minutes, and a thread
+    updates the index, so a slow index (the first catch-up of a big archive, a busy PostgreSQL)
+    never delays the archive. Its first pass brings the whole index up to date; later ones re-read
+    the minutes merged since (and their neighbours). `close` finishes what is noted, then stops."""
 
-    index = index_or_fail(root, db)
-    caught_up = False
+    def __init__(self, root: str, db: str | None) -> None:
+        from chat_archiver.cmd_index import index_or_fail  # noqa: PLC0415 - only with --index
 
-    def after_merge(channel: str, minutes: set[int]) -> None:
-        nonlocal caught_up
-        report = index.update_minutes(channel, minutes) if caught_up else index.update()
-        caught_up = True
-        for problem in report.problems:
-            _log("warn", f"index: damaged batch file skipped: {problem}")
+        self.index = index_or_fail(root, db)
+        self._pending: dict[str, set[int]] = {}
+        self._wake = threading.Condition()
+        self._closing = False
+        self._thread = threading.Thread(target=self._run, name="index", daemon=True)
+        self._thread.start()
 
-    return after_merge
+    def after_merge(self, channel: str, minutes: set[int]) -> None:
+        with self._wake:
+            self._pending.setdefault(channel, set()).update(minutes)
+            self._wake.notify()
+
+    def _run(self) -> None:
+        caught_up = False
+        while True:
+            with self._wake:
+                while not self._pending and not self._closing:
+                    self._wake.wait()
+                if not self._pending and self._closing:
+                    return
+                pending, self._pending = self._pending, {}
+            try:
+                if not caught_up:
+                    reports = [self.index.update()]
+                    caught_up = True
+                else:
+                    reports = [self.index.update_minutes(ch, ms) for ch, ms in sorted(pending.items())]
+            except Exception as e:  # derived data: said, and the next pass tries again
+                _log("warn", f"index: {e}")
+                continue
+            for report in reports:
+                for problem in report.problems:
+                    _log("warn", f"index: damaged batch file skipped: {problem}")
+
+    def close(self) -> None:
+        with self._wake:
+            self._closing = True
+            self._wake.notify()
+        self._thread.join()
+        self.index.close()
 
 
 def register(app: typer.Typer) -> None:

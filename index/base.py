@@ -53,7 +53,7 @@ from index.extract import MessageRow, RemovalRow, author, better, read_batch, te
 from index.identity import message_id
 from index.text import Term, parse_query
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 FLUSH_ROWS = 50_000  # rows per transaction while indexing
 CHAT_COMMANDS = ("PRIVMSG", "USERNOTICE")  # the lines a removal can strike, and stats count
 
@@ -79,6 +79,16 @@ _BETTER = (
     "(excluded.time_range < messages.time_range OR (excluded.time_range = messages.time_range AND"
     " (length(excluded.line) > length(messages.line) OR (length(excluded.line) = length(messages.line)"
     " AND excluded.line > messages.line))))"
+)
+
+MESSAGE_COLUMNS = "id, refs, channel, time, time_range, command, msg_id, user_id, login, recipient_id, words, line"
+
+# An upsert of `messages`: one more file holds the row, and the better version wins
+ON_CONFLICT_MESSAGES = (
+    "ON CONFLICT (id) DO UPDATE SET refs = messages.refs + excluded.refs,"
+    f" time = CASE WHEN {_BETTER} THEN excluded.time ELSE messages.time END,"
+    f" line = CASE WHEN {_BETTER} THEN excluded.line ELSE messages.line END,"
+    f" time_range = CASE WHEN {_BETTER} THEN excluded.time_range ELSE messages.time_range END"
 )
 
 SECONDARY_INDEXES = (
@@ -239,29 +249,26 @@ class SqlIndex:
 
     def _write_messages(self, rows: list[tuple[str, MessageRow, int]]) -> int:
         return self._execmany(
-            "INSERT INTO messages (id, refs, channel, time, time_range, command, msg_id, user_id, login,"
-            " recipient_id, words, line) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (id) DO UPDATE SET refs = messages.refs + excluded.refs,"
-            f" time = CASE WHEN {_BETTER} THEN excluded.time ELSE messages.time END,"
-            f" line = CASE WHEN {_BETTER} THEN excluded.line ELSE messages.line END,"
-            f" time_range = CASE WHEN {_BETTER} THEN excluded.time_range ELSE messages.time_range END",
-            (
-                (
-                    r.key,
-                    n,
-                    channel,
-                    r.time,
-                    r.time_range,
-                    r.command,
-                    r.msg_id,
-                    r.user_id,
-                    r.login,
-                    r.recipient_id,
-                    self._words_value(r.words),
-                    r.line,
-                )
-                for channel, r, n in rows
-            ),
+            f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            f" {ON_CONFLICT_MESSAGES}",
+            (self._message_values(channel, r, n) for channel, r, n in rows),
+        )
+
+    def _message_values(self, channel: str, r: MessageRow, n: int) -> tuple[Any, ...]:
+        """A row of `messages`, its columns in the order of MESSAGE_COLUMNS."""
+        return (
+            r.key,
+            n,
+            channel,
+            r.time,
+            r.time_range,
+            r.command,
+            r.msg_id,
+            r.user_id,
+            r.login,
+            r.recipient_id,
+            self._words_value(r.words),
+            r.line,
         )
 
     def _write_removals(self, rows: list[tuple[str, RemovalRow, int]]) -> None:
@@ -391,9 +398,9 @@ class SqlIndex:
         if not pending.files:
             return 0
         with self._transaction():
-            # in key order: the primary key's B-tree then takes each page's rows at once
-            written = self._write_messages([(ch, row, n) for _, (ch, row, n) in sorted(pending.messages.items())])
-            self._write_removals([(ch, row, n) for _, (ch, row, n) in sorted(pending.removals.items())])
+            # in the order they came (files by name, so by minute): SQLite's row numbers then follow time
+            written = self._write_messages([(ch, row, n) for ch, row, n in pending.messages.values()])
+            self._write_removals([(ch, row, n) for ch, row, n in pending.removals.values()])
             self._execmany(
                 "INSERT INTO files (path, channel, batch_time, message_keys, removal_keys) VALUES (?, ?, ?, ?, ?)",
                 pending.files,

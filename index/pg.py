@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from index.api import IndexDamaged, IndexUnavailable
-from index.base import _BETTER, SCHEMA_VERSION, SECONDARY_INDEXES, SqlIndex
+from index.base import MESSAGE_COLUMNS, ON_CONFLICT_MESSAGES, SCHEMA_VERSION, SECONDARY_INDEXES, SqlIndex
 from index.extract import MessageRow
 from index.text import Term
 
@@ -40,7 +40,6 @@ _TABLES = (
     "CREATE TABLE IF NOT EXISTS channels (channel TEXT PRIMARY KEY, room_id TEXT)",
 )
 _WORDS_INDEX = "CREATE INDEX IF NOT EXISTS messages_words ON messages USING gin (words)"
-_COLUMNS = "id, refs, channel, time, time_range, command, msg_id, user_id, login, recipient_id, words, line"
 
 
 def safe_description(url: str) -> str:
@@ -161,30 +160,12 @@ class PostgresIndex(SqlIndex):
         try:
             with self._conn.cursor() as cur:
                 cur.execute("CREATE TEMP TABLE IF NOT EXISTS stage_messages (LIKE messages) ON COMMIT DELETE ROWS")
-                with cur.copy(f"COPY stage_messages ({_COLUMNS}) FROM STDIN") as copy:
+                with cur.copy(f"COPY stage_messages ({MESSAGE_COLUMNS}) FROM STDIN") as copy:
                     for channel, r, n in rows:
-                        copy.write_row(
-                            (
-                                r.key,
-                                n,
-                                channel,
-                                r.time,
-                                r.time_range,
-                                r.command,
-                                r.msg_id,
-                                r.user_id,
-                                r.login,
-                                r.recipient_id,
-                                list(r.words),
-                                r.line,
-                            )
-                        )
+                        copy.write_row(self._message_values(channel, r, n))
                 cur.execute(
-                    f"INSERT INTO messages ({_COLUMNS}) SELECT {_COLUMNS} FROM stage_messages"
-                    " ON CONFLICT (id) DO UPDATE SET refs = messages.refs + excluded.refs,"
-                    f" time = CASE WHEN {_BETTER} THEN excluded.time ELSE messages.time END,"
-                    f" line = CASE WHEN {_BETTER} THEN excluded.line ELSE messages.line END,"
-                    f" time_range = CASE WHEN {_BETTER} THEN excluded.time_range ELSE messages.time_range END"
+                    f"INSERT INTO messages ({MESSAGE_COLUMNS}) SELECT {MESSAGE_COLUMNS} FROM stage_messages"
+                    f" {ON_CONFLICT_MESSAGES}"
                 )
                 written = max(cur.rowcount, 0)
                 cur.execute("DELETE FROM stage_messages")

@@ -28,20 +28,23 @@ _TABLES = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS files (id INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE, channel TEXT NOT NULL,"
     " batch_time INTEGER NOT NULL, message_keys BLOB NOT NULL, removal_keys BLOB NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS messages (id INTEGER PRIMARY KEY, refs INTEGER NOT NULL, channel TEXT NOT NULL,"
+    # seq: the row's place, given in the order rows arrive (time order, for the archive's files),
+    # so a live minute appends to the table and to the text index; id: the identity key
+    "CREATE TABLE IF NOT EXISTS messages (seq INTEGER PRIMARY KEY, id INTEGER NOT NULL UNIQUE,"
+    " refs INTEGER NOT NULL, channel TEXT NOT NULL,"
     " time REAL NOT NULL, time_range REAL NOT NULL, command TEXT NOT NULL, msg_id TEXT, user_id TEXT, login TEXT,"
     " recipient_id TEXT, words TEXT NOT NULL, line TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS removals (id INTEGER PRIMARY KEY, refs INTEGER NOT NULL, channel TEXT NOT NULL,"
     " time REAL NOT NULL, target_msg_id TEXT, target_user_id TEXT, target_login TEXT)",
     "CREATE TABLE IF NOT EXISTS channels (channel TEXT PRIMARY KEY, room_id TEXT)",
-    "CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(words, content='messages', content_rowid='id',"
+    "CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(words, content='messages', content_rowid='seq',"
     " tokenize=\"ascii tokenchars '_'\", columnsize=0)",
 )
 _TRIGGERS = (
     "CREATE TRIGGER IF NOT EXISTS messages_ai AFTER INSERT ON messages BEGIN"
-    " INSERT INTO fts (rowid, words) VALUES (new.id, new.words); END",
+    " INSERT INTO fts (rowid, words) VALUES (new.seq, new.words); END",
     "CREATE TRIGGER IF NOT EXISTS messages_ad AFTER DELETE ON messages BEGIN"
-    " INSERT INTO fts (fts, rowid, words) VALUES ('delete', old.id, old.words); END",
+    " INSERT INTO fts (fts, rowid, words) VALUES ('delete', old.seq, old.words); END",
 )
 
 
@@ -164,7 +167,7 @@ class SqliteIndex(SqlIndex):
             raise self._damaged(e) from None
 
     def _text_clause(self, terms: list[Term]) -> tuple[str, list[Any]]:
-        return "m.id IN (SELECT rowid FROM fts WHERE fts MATCH ?)", [fts_match(terms)]
+        return "m.seq IN (SELECT rowid FROM fts WHERE fts MATCH ?)", [fts_match(terms)]
 
     def _words_value(self, words: Sequence[str]) -> Any:
         return fts_document(list(words))
