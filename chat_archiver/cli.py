@@ -40,7 +40,8 @@ app = typer.Typer(
         "merge: combine archives (a CRDT). verify: check an archive's health. export: get chat out. "
         "archive: record and keep the archive current on one host (recorders + follower). "
         "serve: share an archive over HTTP. sync: fetch what peers hold and this archive lacks. "
-        "media: fetch the emotes (and linked media) chat showed. emotes: snapshot third-party emote sets.\n\n"
+        "media: fetch the emotes (and linked media) chat showed. emotes: snapshot third-party emote sets. "
+        "index and search: ask the archive who said what.\n\n"
         "Each command explains itself: chat-archiver COMMAND -h. Conventions: docs/cli.md."
     ),
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -78,6 +79,8 @@ COMMANDS = (
     "sync",
     "media",
     "emotes",
+    "index",
+    "search",
 )
 
 

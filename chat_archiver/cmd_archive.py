@@ -73,11 +73,19 @@ def run_follow(
     until_idle: bool,
     status_file: Path | None,
     as_json: bool,
+    index: bool = False,
+    db: str | None = None,
 ) -> None:
-    """`replay --follow`: follow until SIGTERM / Ctrl-C (or caught up, with --until-idle)."""
+    """`replay --follow`: follow until SIGTERM / Ctrl-C (or caught up, with --until-idle). With
+    `index`, the search index (`db`, default ROOT/.index.sqlite) is updated after each merge."""
     missing = [str(p) for p in raw_paths if not p.exists()]
     if missing:
         fail(f"{missing[0]}: no such file or folder")
+    try:
+        os.makedirs(out_root, exist_ok=True)
+    except OSError as e:
+        os_error(e, out_root)
+    updater = IndexUpdater(str(out_root), db) if index else None
     opts = FollowOptions(
         raw_paths=tuple(str(p) for p in raw_paths),
         out_root=str(out_root),
@@ -87,6 +95,7 @@ def run_follow(
         poll=poll,
         until_idle=until_idle,
         status_path=str(status_file) if status_file else None,
+        after_merge=updater.after_merge if updater else None,
     )
     try:
         os.makedirs(out_root, exist_ok=True)
@@ -96,7 +105,11 @@ def run_follow(
                     f"following {', '.join(opts.raw_paths)} into {out_root} "
                     f"(checkpoint {opts.checkpoint_path}); SIGTERM or Ctrl-C stops"
                 )
-            status = follow(opts, stop, _log)
+            try:
+                status = follow(opts, stop, _log)
+            finally:
+                if updater is not None:
+                    updater.close()
         interrupted = stop.signum == signal.SIGINT
     except ArchiverError as e:
         fail(str(e))
@@ -126,6 +139,57 @@ class _Collectors(Collector):
     def collect(self) -> Iterator[Metric]:
         for c in self.collectors:
             yield from c.collect()
+
+
+class IndexUpdater:
+    """The follower's index hook, run beside it: `after_merge` only notes the minutes, and a thread
+    updates the index, so a slow index (the first catch-up of a big archive, a busy PostgreSQL)
+    never delays the archive. Its first pass brings the whole index up to date; later ones re-read
+    the minutes merged since (and their neighbours). `close` finishes what is noted, then stops."""
+
+    def __init__(self, root: str, db: str | None) -> None:
+        from chat_archiver.cmd_index import index_or_fail  # noqa: PLC0415 - only with --index
+
+        self.index = index_or_fail(root, db)
+        self._pending: dict[str, set[int]] = {}
+        self._wake = threading.Condition()
+        self._closing = False
+        self._thread = threading.Thread(target=self._run, name="index", daemon=True)
+        self._thread.start()
+
+    def after_merge(self, channel: str, minutes: set[int]) -> None:
+        with self._wake:
+            self._pending.setdefault(channel, set()).update(minutes)
+            self._wake.notify()
+
+    def _run(self) -> None:
+        caught_up = False
+        while True:
+            with self._wake:
+                while not self._pending and not self._closing:
+                    self._wake.wait()
+                if not self._pending and self._closing:
+                    return
+                pending, self._pending = self._pending, {}
+            try:
+                if not caught_up:
+                    reports = [self.index.update()]
+                    caught_up = True
+                else:
+                    reports = [self.index.update_minutes(ch, ms) for ch, ms in sorted(pending.items())]
+            except Exception as e:  # derived data: said, and the next pass tries again
+                _log("warn", f"index: {e}")
+                continue
+            for report in reports:
+                for problem in report.problems:
+                    _log("warn", f"index: damaged batch file skipped: {problem}")
+
+    def close(self) -> None:
+        with self._wake:
+            self._closing = True
+            self._wake.notify()
+        self._thread.join()
+        self.index.close()
 
 
 def register(app: typer.Typer) -> None:
@@ -204,6 +268,14 @@ def register(app: typer.Typer) -> None:
             help="Close a stalled connection once the new one has joined and the old one was silent this long.",
         ),
         gzip_finished: bool = typer.Option(False, "--gzip", help="Recorders gzip each finished hour."),
+        index: bool = typer.Option(
+            True,
+            "--index/--no-index",
+            help="Keep the search index up to date after each minute (docs/index-search.md).",
+        ),
+        db: str = typer.Option(
+            None, "--db", metavar="URL", help="The search index (default DIR/archive/.index.sqlite), as in `index`."
+        ),
         metrics_port: int = typer.Option(None, "--metrics-port", metavar="PORT", help="Serve Prometheus metrics here."),
         metrics_addr: str = typer.Option(
             "127.0.0.1",
@@ -307,6 +379,8 @@ def register(app: typer.Typer) -> None:
                     str(state / "follow-checkpoint.json"),
                     "--status-file",
                     str(status_path),
+                    *(["--index"] if index else []),
+                    *(["--db", db] if index and db else []),
                 ],
                 "follower",
             )

@@ -148,6 +148,12 @@ def register(app: typer.Typer) -> None:
             metavar="FILE",
             help="With --follow: its status as JSON, after each pass.",
         ),
+        index: bool = typer.Option(
+            False, "--index/--no-index", help="With --follow: update the search index after each minute."
+        ),
+        db: str = typer.Option(
+            None, "--db", metavar="URL", help="With --index: the search index (default ROOT/.index.sqlite)."
+        ),
     ) -> None:
         """Turn raw recordings into the chat archive.
 
@@ -179,6 +185,9 @@ def register(app: typer.Typer) -> None:
         if follow:
             if channel or since or until or jobs != 1 or no_merge:
                 fail("--follow takes no --channel, --since, --until, --jobs or --no-merge")
+        elif index or db:
+            fail("--index and --db go with --follow (for an archive already written: chat-archiver index ROOT)")
+        if follow:
             run_follow(
                 raw_paths,
                 out_root,
@@ -189,6 +198,8 @@ def register(app: typer.Typer) -> None:
                 until_idle=until_idle,
                 status_file=status_file,
                 as_json=as_json,
+                index=index,
+                db=db,
             )
             return
         try:

@@ -72,6 +72,9 @@ class FollowOptions:
     until_idle: bool = False  # stop once caught up and every stream's batches are written
     chunk: int = 1 << 20  # bytes read per file and step (bounds memory while catching up)
     status_path: str | None = None  # a JSON snapshot of `FollowStatus` after each pass (metrics)
+    # called with (channel, minutes) after those minutes are written and merged: the search
+    # index's update (the CLI passes it; live knows nothing of the index). Its failure is logged.
+    after_merge: Callable[[str, set[int]], None] | None = None
 
 
 @dataclass
@@ -572,6 +575,12 @@ class Follower:
                 self.log("warn", f"merge: {e}")
                 self._touched.setdefault(channel, set()).update(minutes)
                 self._mergers.pop(channel, None)
+                continue
+            if self.opts.after_merge is not None:
+                try:
+                    self.opts.after_merge(channel, minutes)
+                except Exception as e:  # derived data (the index) must never stop the archive
+                    self.log("warn", f"after merge of {channel}: {e}")
         self.status.merge_passes += 1
 
     def _merge_problem(self, problem: MergeProblem) -> None:

@@ -27,9 +27,10 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from html import escape as html_escape
+from http import HTTPStatus
 from itertools import islice
 from operator import itemgetter
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import prometheus_client as prom
@@ -49,6 +50,17 @@ log = logging.getLogger("chat_archiver.serve")
 StartResponse = Callable[..., Any]
 PagePlayer = Callable[..., str]  # export.html.render_page(source_url=, title=, start=, end=) -> the page
 Environ = dict[str, Any]
+
+
+class ExtraRoutes(Protocol):
+    """Routes asked before wubloader's (serve.justlog's API): the answer to a path of theirs as
+    (status, headers, body, route name) with their own CORS headers, None for any other path.
+    Never raises."""
+
+    def answer(
+        self, method: str, path: str, query: str, environ: Environ
+    ) -> tuple[int, list[tuple[str, str]], Iterable[bytes], str] | None: ...
+
 
 CACHE_FOREVER = "public, max-age=31536000, immutable"
 # upstream's restreamer answers every request with these, so an editor page on another origin can
@@ -192,6 +204,7 @@ class ChatApp:
         player: PagePlayer | None = None,
         window_reads: int = 2,
         access_log: Callable[[str], None] | None = None,
+        extra: ExtraRoutes | None = None,
     ) -> None:
         self.access_log = access_log  # given one line per request (access_line), if at all
         self.root_there = True  # False while ROOT is gone: said once in the log when it goes and comes back
@@ -202,6 +215,7 @@ class ChatApp:
         self.chunk_minutes = chunk_minutes
         self.metrics = _Metrics()
         self.player = player if player is not None else installed_player()
+        self.extra = extra  # asked first; answers its own paths (serve.justlog: the justlog API)
 
     # -- WSGI entry ---------------------------------------------------------------------------
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
@@ -215,6 +229,12 @@ class ChatApp:
         except (UnicodeEncodeError, UnicodeDecodeError):
             answer: routes.Route | Reject = Reject(400, "Bad path: not UTF-8")
         else:
+            extra = self.extra.answer(method, path, query, environ) if self.extra is not None else None
+            if extra is not None:
+                status, headers, body, name = extra
+                start_response(f"{status} {HTTPStatus(status).phrase}", headers)
+                done = self._logged(environ)
+                return _Counted(body, self.metrics, name, status, started, head=method == "HEAD", done=done)
             answer = routes.route(method, path, query)
         name = type(answer).__name__
         try:
@@ -227,14 +247,18 @@ class ChatApp:
             status, headers, body = _text(500, "Internal error")
         self._watch_root()
         start_response(_STATUS_LINES.get(status, f"{status} Status"), headers + CORS)
-        done = None
-        if self.access_log is not None:
-            log_line, when = self.access_log, time.time()
+        return _Counted(body, self.metrics, name, status, started, head=method == "HEAD", done=self._logged(environ))
 
-            def done(status: int, sent: int) -> None:
-                log_line(access_line(environ, status, sent, when))
+    def _logged(self, environ: Environ) -> Callable[[int, int], None] | None:
+        """What writes the request's access-log line once its answer is sent (None: no log)."""
+        if self.access_log is None:
+            return None
+        log_line, when = self.access_log, time.time()
 
-        return _Counted(body, self.metrics, name, status, started, head=method == "HEAD", done=done)
+        def done(status: int, sent: int) -> None:
+            log_line(access_line(environ, status, sent, when))
+
+        return done
 
     def _watch_root(self) -> None:
         """Say loudly when ROOT goes (a disk unmounted, a folder moved): listings then answer [] (as
