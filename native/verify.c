@@ -226,6 +226,10 @@ scan(State *st, const unsigned char *data, Py_ssize_t size, long long batch_time
         if (tr < 0 || !(tr <= 60))
             return -1;
         int has_id = line.id.s != NULL;
+        /* a combined record with numbers from before ARCHIVE_FORMAT.md 5.1 (verify.batch.old_merge):
+         * the reference counts it */
+        if (line.n_recv >= 2 && (!line.time_range.is_float || (has_id && !line.time.is_float)))
+            return -1;
         if (has_id) {
             if (st->n_ids == st->cap_ids) {
                 Py_ssize_t cap = st->cap_ids ? st->cap_ids * 2 : 4096;

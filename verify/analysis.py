@@ -194,6 +194,16 @@ def analyse_channel(
                 channel=channel,
             )
         )
+    if tally.old_merge:
+        findings.append(
+            Finding(
+                "old-merge",
+                f"{tally.old_merge} files hold combined records written before the merge wrote upstream's"
+                f" numbers (ARCHIVE_FORMAT.md 5.1; e.g. {tally.old_merge_example}); wubloader nodes keep"
+                " fetching them: `chat-archiver merge ROOT --full` upgrades them",
+                channel=channel,
+            )
+        )
     recorders = {recorder_of(r) for r in tally.receivers}
     total = tally.messages
     if total and len(recorders) == 1:

@@ -196,7 +196,22 @@ def check_batch(
         tally.add(clean)
     else:
         _check_lines(data, batch_time, report, tally, fresh)
+    if tally.old_merge:
+        tally.old_merge_example = source
     return FileScan(report.finish(), tally)
+
+
+def old_merge(record: dict[str, Any]) -> bool:
+    """Whether a record combined from two or more receivers carries numbers our merge wrote before
+    it wrote upstream's (ARCHIVE_FORMAT.md 5.1): an int range, or an id record's int time. Such a
+    file is valid, but a wubloader node's merge of the same readings has other bytes, so its
+    backfiller keeps fetching it; a merge (`merge --full` for files alone in their minute)
+    rewrites it."""
+    if len(record["receivers"]) < 2:
+        return False
+    if type(record["time_range"]) is not float:
+        return True
+    return type(record["time"]) is not float and message_id(record) is not None
 
 
 def _check_lines(
@@ -218,6 +233,8 @@ def _check_lines(
     _check_order(records, rows, data, report)
     _check_records(records, rows, batch_time, report)
     _count(records, batch_time, tally)
+    if any(map(old_merge, records)):
+        tally.old_merge = 1
     if fresh:
         for i in stale_records(records, fresh):
             tally.stale += 1
