@@ -547,3 +547,28 @@ def write_lines(chunks: Iterable[list[Row]], fmt: str, out: IO[bytes]) -> int:
             count += len(some)
     out.write(renderer.end().encode())
     return count
+
+
+def upstream_ties(records: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """Records in canonical order, as upstream's reader orders them (ARCHIVE_FORMAT.md section 6):
+    by `(time, time_range)`, and within a run of equal keys the records with a message id first
+    (its merge lists them before the others, and its sort is stable), each class in canonical
+    order. Streams: only one run of equal keys is held at a time."""
+    run: list[dict[str, Any]] = []
+    key: tuple[Any, Any] | None = None
+    for record in records:
+        at = (record["time"], record["time_range"])
+        if at != key:
+            yield from _ids_first(run)
+            run, key = [], at
+        run.append(record)
+    yield from _ids_first(run)
+
+
+def _ids_first(run: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    if len(run) < 2:
+        return run
+    with_id = [r for r in run if message_id(r) is not None]
+    if not with_id or len(with_id) == len(run):
+        return run
+    return with_id + [r for r in run if message_id(r) is None]

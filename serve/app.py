@@ -34,7 +34,7 @@ from urllib.parse import quote
 
 import prometheus_client as prom
 
-from export.stream import CHUNK_MINUTES, iter_chunks
+from export.stream import CHUNK_MINUTES, iter_chunks, upstream_ties
 from export.window import ExportError, Window, plan_chunks
 from formats.canonical import batch_relpath, canonical_bytes, parse_batch_name
 from formats.errors import InputError
@@ -297,7 +297,8 @@ class ChatApp:
             status, headers, body = _text(503, "Too many chat windows are being read at once: try again shortly")
             return status, [*headers, ("Retry-After", "5")], body
         try:
-            records = self._reading(req.channel, req.window)
+            # upstream's order at equal (time, time_range): records with an id first
+            records = upstream_ties(self._reading(req.channel, req.window))
             first: list[dict[str, Any]] = []
             try:
                 for record in records:
