@@ -94,7 +94,9 @@ def register(app: typer.Typer) -> None:
 
         A bad peer cannot hurt the archive: wrong hashes, junk, huge or endless answers,
         silent peers and redirects elsewhere are refused with one line each, and the sync
-        goes on.
+        goes on. A name in a peer's top folder that cannot be a channel (a stray file such as
+        `x_source_0.mkv`: any dotted name) is skipped with one `skipped:` line, and does not
+        change the exit status.
 
         Exit status: 0 done, 1 done but something was refused, 2 nothing could be done,
         130 interrupted (run it again to finish).
@@ -136,6 +138,7 @@ def register(app: typer.Typer) -> None:
                         jobs=jobs,
                         timeout=timeout,
                         on_refusal=refused,
+                        on_skip=lambda r: warn(f"skipped: {r}"),
                         on_plan=partial(_grow, bar, task),
                         on_file=partial(bar.advance, task),
                         on_problem=lambda p: warn(f"merge: {p}"),
