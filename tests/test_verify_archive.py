@@ -423,3 +423,14 @@ def test_files_merged_before_upstreams_numbers_are_named_and_merge_full_upgrades
     assert len(upgraded) == 5
     assert all(b'"time_range":0,' not in p.read_bytes() for p in upgraded[:4])
     assert b'"time_range":0,' in upgraded[4].read_bytes()
+
+
+def test_upstreams_lossy_merges_are_counted(tmp_path: Path) -> None:
+    """Two PARTs of one user 16 s apart, folded into one record by a wubloader node's merge."""
+    part = {"command": "PART", "params": [f"#{CHANNEL}"], "sender": "u", "user": "u", "host": "u.tmi.twitch.tv"}
+    folded = {**part, "tags": None, "receivers": {R1: M0 + 50.5, R2: M0 + 66.5}, "time": M0 + 21.5, "time_range": 39.0}
+    alike = {**part, "tags": None, "receivers": {R1: M0 + 50.5, R2: M0 + 50.7}, "time": M0 + 5.5, "time_range": 55.0}
+    build(tmp_path, minutes=range(1, 3))
+    write_batch(str(tmp_path), CHANNEL, M0, [alike, folded])
+    (finding,) = [f for f in verify_archive(str(tmp_path), jobs=1).findings if f.kind == "lossy-merge"]
+    assert finding.severity == "notice" and finding.message.startswith("1 id-less records")

@@ -204,6 +204,16 @@ def analyse_channel(
                 channel=channel,
             )
         )
+    if tally.lossy:
+        findings.append(
+            Finding(
+                "lossy-merge",
+                f"{tally.lossy} id-less records hold receivers that got them more than 10 s apart: readings of"
+                " different messages folded by a wubloader node's merge (synced from one); they cannot be"
+                " taken apart",
+                channel=channel,
+            )
+        )
     recorders = {recorder_of(r) for r in tally.receivers}
     total = tally.messages
     if total and len(recorders) == 1:

@@ -201,6 +201,24 @@ def check_batch(
     return FileScan(report.finish(), tally)
 
 
+# Readings of one message by two receivers arrive within network jitter of each other (well under a
+# second); an id-less record whose receivers got it further apart than this folded readings of
+# different messages: upstream's fuzzy pairing (two PARTs of one user 16 s apart become one record).
+LOSSY_SPREAD = 10.0
+
+
+def lossy_merge(record: dict[str, Any]) -> bool:
+    """Whether an id-less record looks like upstream's lossy merge: two or more receivers whose
+    receive times lie more than LOSSY_SPREAD seconds apart. Our merge folds id-less readings only at
+    equal time and range, which readings of two different messages practically never share, so
+    such a record came from a wubloader node; the messages it folded cannot be taken apart."""
+    receivers = record["receivers"]
+    if len(receivers) < 2 or message_id(record) is not None:
+        return False
+    times = list(receivers.values())
+    return bool(max(times) - min(times) > LOSSY_SPREAD)
+
+
 def old_merge(record: dict[str, Any]) -> bool:
     """Whether a record combined from two or more receivers carries numbers our merge wrote before
     it wrote upstream's (ARCHIVE_FORMAT.md 5.1): an int range, or an id record's int time. Such a
@@ -235,6 +253,7 @@ def _check_lines(
     _count(records, batch_time, tally)
     if any(map(old_merge, records)):
         tally.old_merge = 1
+    tally.lossy += sum(map(lossy_merge, records))
     if fresh:
         for i in stale_records(records, fresh):
             tally.stale += 1
