@@ -212,8 +212,9 @@ def read_minute(files: MinuteFiles, minute: int, problems: list[InputError] | No
     """Every record in the files of one minute: the lone candidates of the files `files.scan`
     vouches for (export.scan: lines that pass through as they are once their id is unique), and
     every other record decoded. A file the scan refuses is decoded whole: a damaged file
-    raises InputError naming the file and line; with a `problems` list, it is added there instead
-    and the file is skipped, so an export keeps everything readable."""
+    raises InputError naming the file and line; with a `problems` list, each damaged line is added
+    there instead and skipped, and the file's other lines are read, so an export keeps everything
+    readable (as verify and replay read line by line)."""
     lone: list[Lone] = []
     out: Records = []
     for path in files.paths(minute):
@@ -229,12 +230,37 @@ def read_minute(files: MinuteFiles, minute: int, problems: list[InputError] | No
                     lone.extend(scanned[0])
                     out.extend(_decode_vouched(scanned[1], path))
                 else:
-                    out.extend(decode_batch(data, path))
+                    try:
+                        out.extend(decode_batch(data, path))
+                    except InputError:
+                        if problems is None:
+                            raise
+                        out.extend(_readable_lines(data, path, problems))
         except InputError as e:
             if problems is None:
                 raise
             problems.append(e)
     return lone, out
+
+
+def _readable_lines(data: bytes, path: str, problems: list[InputError]) -> Records:
+    """The records of a damaged file's good lines, one by one; each bad line (a torn last line
+    too) is added to `problems` as FILE:LINE."""
+    records: Records = []
+    lines = data.split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()
+    for number, line in enumerate(lines, 1):
+        try:
+            records.extend(parse_batch(line + b"\n", path))
+        except InputError as e:
+            problems.append(InputError(e.message, path, number))
+        else:
+            if number == len(lines) and not data.endswith(b"\n"):
+                problems.append(
+                    InputError("the last line has no newline (torn write?); its record is kept", path, number)
+                )
+    return records
 
 
 def _decode_vouched(rest: bytes, path: str) -> Records:
@@ -549,26 +575,31 @@ def write_lines(chunks: Iterable[list[Row]], fmt: str, out: IO[bytes]) -> int:
     return count
 
 
-def upstream_ties(records: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    """Records in canonical order, as upstream's reader orders them (ARCHIVE_FORMAT.md section 6):
-    by `(time, time_range)`, and within a run of equal keys the records with a message id first
+def upstream_ties(rows: list[Row]) -> list[Row]:
+    """A chunk's rows (canonical order) as upstream's reader orders them (ARCHIVE_FORMAT.md section
+    6): by `(time, time_range)`, and within a run of equal keys the rows with a message id first
     (its merge lists them before the others, and its sort is stable), each class in canonical
-    order. Streams: only one run of equal keys is held at a time."""
-    run: list[dict[str, Any]] = []
-    key: tuple[Any, Any] | None = None
-    for record in records:
-        at = (record["time"], record["time_range"])
-        if at != key:
-            yield from _ids_first(run)
-            run, key = [], at
-        run.append(record)
-    yield from _ids_first(run)
+    order. Equal times fall in one chunk, so a chunk at a time is enough."""
+    out: list[Row] = []
+    run: list[Row] = []
+    for row in rows:
+        if run and (row[0], row[1]) != (run[0][0], run[0][1]):
+            out.extend(_ids_first(run))
+            run = []
+        run.append(row)
+    out.extend(_ids_first(run))
+    return out
 
 
-def _ids_first(run: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _has_id(row: Row) -> bool:
+    """A lone row (time, 0, line, id) has one; a view row holds its record last."""
+    return len(row) == 4 or message_id(row[-1]) is not None
+
+
+def _ids_first(run: list[Row]) -> list[Row]:
     if len(run) < 2:
         return run
-    with_id = [r for r in run if message_id(r) is not None]
-    if not with_id or len(with_id) == len(run):
+    marks = list(map(_has_id, run))
+    if all(marks) or not any(marks):
         return run
-    return with_id + [r for r in run if message_id(r) is None]
+    return [r for r, m in zip(run, marks, strict=True) if m] + [r for r, m in zip(run, marks, strict=True) if not m]

@@ -39,6 +39,7 @@ KINDS: dict[str, tuple[str, str]] = {
     "foreign-file": (PROBLEM, "a file or folder in the chat tree that the archive does not write"),
     "no-channels": (PROBLEM, "no CHANNEL/chat folder under the root"),
     "gap": (PROBLEM, "a span with no recorder connected (messages may be lost)"),
+    "missing-chat": (PROBLEM, "minutes the raw recordings hold chat for and the archive has no batch file for"),
     "clock-skew": (PROBLEM, "a receiver's receive times are far from the server's times"),
     "quarantined": (PROBLEM, "files a merge set aside as damaged in ROOT/quarantine/: not in the archive"),
     "stale": (PROBLEM, "records differ from what a replay of the raw recordings gives today"),
@@ -47,6 +48,7 @@ KINDS: dict[str, tuple[str, str]] = {
     "empty-file": (NOTICE, "a batch file with no records"),
     "odd-range": (NOTICE, "a time_range wider than any the archiver produces (over 60 s)"),
     "single-receiver": (NOTICE, "the channel was recorded by a single receiver: no redundancy"),
+    "raw-elsewhere": (NOTICE, "the raw recordings given do not cover this channel, or not its span: no gaps judged"),
     "raw-problem": (NOTICE, "a raw recording line or file that could not be read and was skipped"),
     "unreadable": (UNREADABLE, "a file or folder verify could not read"),
 }
