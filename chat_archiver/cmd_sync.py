@@ -119,7 +119,9 @@ def register(app: typer.Typer) -> None:
 
         A bad peer cannot hurt the archive: wrong hashes, junk, huge or endless answers,
         silent peers and redirects elsewhere are refused with one line each, and the sync
-        goes on.
+        goes on. A name in a peer's top folder that cannot be a channel (a stray file such as
+        `x_source_0.mkv`: any dotted name) is skipped with one `skipped:` line, and does not
+        change the exit status.
 
         Peers are synced at once, each with --jobs fetches in flight, so a slow peer
         delays no other; memory does not grow with what a peer lists.
@@ -173,6 +175,7 @@ def register(app: typer.Typer) -> None:
                             timeout=timeout,
                             max_file=max_file << 20,
                             on_refusal=refused,
+                            on_skip=lambda r: warn(f"skipped: {r}"),
                             on_plan=partial(_grow, bar, task),
                             on_file=partial(bar.advance, task),
                             on_problem=lambda p: warn(f"merge: {p}"),
@@ -252,6 +255,7 @@ def _add(total: Any, stats: Any) -> None:
         else:
             setattr(total, key, getattr(total, key) + getattr(stats, key))
     total.refused.extend(stats.refused)
+    total.skipped.extend(stats.skipped)
     total.merge_problems.extend(stats.merge_problems)
 
 

@@ -573,3 +573,33 @@ def write_lines(chunks: Iterable[list[Row]], fmt: str, out: IO[bytes]) -> int:
             count += len(some)
     out.write(renderer.end().encode())
     return count
+
+
+def upstream_ties(rows: list[Row]) -> list[Row]:
+    """A chunk's rows (canonical order) as upstream's reader orders them (ARCHIVE_FORMAT.md section
+    6): by `(time, time_range)`, and within a run of equal keys the rows with a message id first
+    (its merge lists them before the others, and its sort is stable), each class in canonical
+    order. Equal times fall in one chunk, so a chunk at a time is enough."""
+    out: list[Row] = []
+    run: list[Row] = []
+    for row in rows:
+        if run and (row[0], row[1]) != (run[0][0], run[0][1]):
+            out.extend(_ids_first(run))
+            run = []
+        run.append(row)
+    out.extend(_ids_first(run))
+    return out
+
+
+def _has_id(row: Row) -> bool:
+    """A lone row (time, 0, line, id) has one; a view row holds its record last."""
+    return len(row) == 4 or message_id(row[-1]) is not None
+
+
+def _ids_first(run: list[Row]) -> list[Row]:
+    if len(run) < 2:
+        return run
+    marks = list(map(_has_id, run))
+    if all(marks) or not any(marks):
+        return run
+    return [r for r, m in zip(run, marks, strict=True) if m] + [r for r, m in zip(run, marks, strict=True) if not m]

@@ -33,6 +33,7 @@
 #define MAX_FAR 64             /* distinct far-off delay bins per receiver */
 #define CLAMP 86400.0
 #define N_CLASSES 7            /* verify.tally.RANGE_CLASSES */
+#define LOSSY_SPREAD 10.0      /* verify.batch.LOSSY_SPREAD */
 
 typedef struct {
     Span name;
@@ -226,6 +227,21 @@ scan(State *st, const unsigned char *data, Py_ssize_t size, long long batch_time
         if (tr < 0 || !(tr <= 60))
             return -1;
         int has_id = line.id.s != NULL;
+        /* a combined record with numbers from before ARCHIVE_FORMAT.md 5.1 (verify.batch.old_merge):
+         * the reference counts it */
+        if (line.n_recv >= 2 && (!line.time_range.is_float || (has_id && !line.time.is_float)))
+            return -1;
+        /* an id-less record whose receivers got it far apart (verify.batch.lossy_merge): the
+         * reference counts it */
+        if (!has_id && line.n_recv >= 2) {
+            double lo = line.recv_values[0].value, hi = lo;
+            for (int i = 1; i < line.n_recv; i++) {
+                lo = fmin(lo, line.recv_values[i].value);
+                hi = fmax(hi, line.recv_values[i].value);
+            }
+            if (hi - lo > LOSSY_SPREAD)
+                return -1;
+        }
         if (has_id) {
             if (st->n_ids == st->cap_ids) {
                 Py_ssize_t cap = st->cap_ids ? st->cap_ids * 2 : 4096;

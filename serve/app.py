@@ -35,7 +35,7 @@ from urllib.parse import quote
 
 import prometheus_client as prom
 
-from export.stream import iter_chunk_rows
+from export.stream import iter_chunk_rows, upstream_ties
 from export.window import ExportError, Window, plan_chunks
 from formats import speedups
 from formats.canonical import batch_relpath, canonical_bytes, parse_batch_name
@@ -439,7 +439,7 @@ class ChatApp:
                 for rows in iter_chunk_rows(
                     self.root, channel, window, chunks, on_chunk=advanced, problems=problems, lines=True
                 ):
-                    yield list(map(_LINE, rows))
+                    yield list(map(_LINE, upstream_ties(rows)))  # upstream's order at equal keys
                 return
             except _Vanished:
                 if retries >= READ_RETRIES:

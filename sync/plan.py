@@ -86,3 +86,12 @@ def channel_names(body: bytes, what: str) -> tuple[list[str], list[str]]:
     names = names_list(body, what)
     good = sorted({n for n in names if channel_ok(n)})
     return good, sorted({n for n in names if not channel_ok(n)})
+
+
+def can_be_channel(name: str) -> bool:
+    """Whether a name at a peer's top level (`/files`) may be a channel worth listing: a channel
+    folder name (`channel_ok`) without a dot. A wubloader node lists every name in its base folder,
+    and a stray file there (`desertbus_source_myvideo_0.mkv`) answers 500 when listed as a channel;
+    channels in wubloader's deployments are Twitch names, which hold no dot (name one with `--channel`
+    to sync it anyway)."""
+    return channel_ok(name) and "." not in name

@@ -34,7 +34,7 @@ from formats.store import channel_chat_dir, fsync_dir, makedirs_durable, write_b
 from merge.directory import MergeProblem, check_bytes, merge_tree, read_verified
 from merge.scan import scan_file
 from sync.client import Peer, PeerError, new_pool
-from sync.plan import Wanted, channel_names, hours_before, hours_in_window, names_list, plan_hour
+from sync.plan import Wanted, can_be_channel, channel_names, hours_before, hours_in_window, names_list, plan_hour
 
 STATE = ".sync"
 MAX_LISTING = 16 << 20  # bytes: an hour lists at most a few hundred names
@@ -76,11 +76,14 @@ class SyncStats:
     files_merged_away: int = 0
     seconds: float = 0.0
     refused: list[Refusal] = field(default_factory=list)
+    # names at a peer's top level that cannot be channels (a stray file): notices, not refusals
+    skipped: list[Refusal] = field(default_factory=list)
     merge_problems: list[MergeProblem] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["refused"] = [str(r) for r in self.refused]
+        out["skipped"] = [str(r) for r in self.skipped]
         out["merge_problems"] = [str(p) for p in self.merge_problems]
         return out
 
@@ -162,11 +165,13 @@ class _Sync:
         on_plan: Callable[[int], None] | None,
         on_file: Callable[[], None] | None,
         max_file: int,
+        on_skip: RefusalHook | None = None,
     ) -> None:
         self.root = root
         self.stats = stats
         self.jobs = jobs
         self.on_refusal = on_refusal
+        self.on_skip = on_skip
         self.on_plan = on_plan
         self.on_file = on_file
         self.max_file = max_file
@@ -185,6 +190,14 @@ class _Sync:
             self.stats.refused.append(refusal)
         if self.on_refusal is not None:
             self.on_refusal(refusal)
+
+    def skip(self, peer: Peer, what: str, reason: str) -> None:
+        """A notice: something the peer lists that is not for us (it does not make the pass fail)."""
+        notice = Refusal(peer.base, what, reason)
+        with self.lock:
+            self.stats.skipped.append(notice)
+        if self.on_skip is not None:
+            self.on_skip(notice)
 
     def refuse_error(self, peer: Peer, e: PeerError | InputError) -> None:
         what = e.source or "?"
@@ -211,7 +224,12 @@ class _Sync:
                 return
             for name in bad:
                 self.refuse(peer, "/files", f"channel name {name!r} cannot be a folder: skipped")
-            channels = chosen
+            channels = []
+            for name in chosen:
+                if can_be_channel(name):
+                    channels.append(name)
+                else:  # a wubloader node's listing shows a stray file at the top of its folder too
+                    self.skip(peer, "/files", f"{name!r} cannot be a channel (a file?): skipped")
         with ThreadPoolExecutor(PLANNED_HOURS, thread_name_prefix="sync-list") as pool:
             for channel in channels:
                 try:
@@ -409,6 +427,7 @@ def sync_once(
     retries: int = 3,
     backoff: float = 0.5,
     on_refusal: RefusalHook | None = None,
+    on_skip: RefusalHook | None = None,
     on_plan: Callable[[int], None] | None = None,
     on_file: Callable[[], None] | None = None,
     on_problem: Callable[[MergeProblem], None] | None = None,
@@ -436,7 +455,9 @@ def sync_once(
     except OSError as e:
         raise UsageError(f"{root}: cannot create the archive folder: {e.strerror}") from None
     stats = SyncStats(peers=len(peer_list))
-    state = _Sync(root, stats, jobs, on_refusal=on_refusal, on_plan=on_plan, on_file=on_file, max_file=max_file)
+    state = _Sync(
+        root, stats, jobs, on_refusal=on_refusal, on_plan=on_plan, on_file=on_file, max_file=max_file, on_skip=on_skip
+    )
     state.run(peer_list, wanted_channels, start, end)
     # every channel synced, not only those that received files: a sync killed in its merge left
     # minutes with several files, and the next sync, which fetches nothing, must finish them

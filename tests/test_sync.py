@@ -440,3 +440,32 @@ def test_a_sync_that_fetches_nothing_still_finishes_a_merge_a_kill_left(tmp_path
         again, refused = run_sync(local, node.url)
     assert refused == [] and again.files_fetched == 0 and again.minutes_merged == 1
     assert len(tree(local)) == 1
+
+
+def test_a_stray_file_at_a_peers_top_is_skipped_with_a_notice_and_the_pass_succeeds(tmp_path: Path) -> None:
+    """A wubloader node lists every name in its base folder; listing a stray video file as a
+    channel answers 500 there. A real channel answering 500 still fails the pass."""
+    node_dir = tmp_path / "node"
+    make_archive(node_dir, [1, 61])
+    stray = "desertbus_source_myvideo_0.mkv"
+    channels = json.dumps(["sim", stray]).encode()
+
+    def broken(handler: BaseHTTPRequestHandler) -> None:
+        send(handler, 500, b"Internal Server Error")
+
+    overrides = {"/files": lambda h: send(h, 200, channels), f"/files/{stray}/chat": broken}
+    runner = CliRunner()
+    with FakeNode(str(node_dir), overrides) as node:
+        stats, refused = run_sync(tmp_path / "local", node.url)
+        assert refused == [] and stats.files_fetched == 2
+        assert [str(s) for s in stats.skipped] == [
+            f"{node.url}: /files: {stray!r} cannot be a channel (a file?): skipped"
+        ]
+        assert f"/files/{stray}/chat" not in node.requests
+        ok = runner.invoke(app, ["sync", str(tmp_path / "a"), "--from", node.url, "--since", "2023-01-01", "--json"])
+    assert ok.exit_code == 0, ok.output
+    assert ok.stderr.count("skipped:") == 1 and "refused" not in ok.stderr
+    with FakeNode(str(node_dir), {"/files/sim/chat": broken}) as node:
+        bad = runner.invoke(app, ["sync", str(tmp_path / "b"), "--from", node.url, "--since", "2023-01-01"])
+    assert bad.exit_code == 1, bad.output
+    assert "refused:" in bad.stderr and "/files/sim/chat" in bad.stderr

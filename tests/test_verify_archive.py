@@ -42,7 +42,7 @@ def privmsg(t: float, n: int, delays: dict[str, float]) -> dict[str, Any]:
         "tags": {"id": f"id-{n}", "tmi-sent-ts": str(round(t * 1000))},
         "receivers": {name: t + d for name, d in delays.items()},
         "time": t,
-        "time_range": 0,
+        "time_range": 0.0 if len(delays) >= 2 else 0,  # as the merge writes it (ARCHIVE_FORMAT.md 5.1)
     }
 
 
@@ -393,3 +393,44 @@ def test_what_the_quarantine_holds_is_listed(tmp_path: Path) -> None:
     assert report.exit_status == 1
     result = run(str(tmp_path))
     assert result.exit_code == 1 and "quarantined" in result.stdout
+
+
+# ---------------------------------------------------------------- merges from before section 5.1
+
+
+def _old_merge(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Records as the merge wrote them before ARCHIVE_FORMAT.md 5.1: a combined record's range `0`."""
+    return [{**r, "time_range": 0} for r in records]
+
+
+def test_files_merged_before_upstreams_numbers_are_named_and_merge_full_upgrades_them(tmp_path: Path) -> None:
+    first = ""
+    for m in range(4):
+        records = minute_records(m)
+        path, _ = write_batch(str(tmp_path), CHANNEL, M0 + 60 * m, _old_merge(records) if m < 3 else records)
+        first = first or path
+    single = minute_records(4, delays={R1: 0.2})
+    write_batch(str(tmp_path), CHANNEL, M0 + 240, single)  # one receiver: `0` is what the merge writes
+    report = verify_archive(str(tmp_path), jobs=1)
+    (finding,) = [f for f in report.findings if f.kind == "old-merge"]
+    assert finding.severity == "notice" and finding.message.startswith("3 files hold combined records")
+    assert os.path.relpath(first, tmp_path) in finding.message  # the first such file, as an example
+    assert "merge ROOT --full" in finding.message and report.exit_status == 0
+    result = CliRunner().invoke(app, ["merge", str(tmp_path), "--full"])
+    assert result.exit_code == 0, result.output
+    assert "old-merge" not in kinds(tmp_path)
+    upgraded = sorted(tmp_path.rglob("*.json"))
+    assert len(upgraded) == 5
+    assert all(b'"time_range":0,' not in p.read_bytes() for p in upgraded[:4])
+    assert b'"time_range":0,' in upgraded[4].read_bytes()
+
+
+def test_upstreams_lossy_merges_are_counted(tmp_path: Path) -> None:
+    """Two PARTs of one user 16 s apart, folded into one record by a wubloader node's merge."""
+    part = {"command": "PART", "params": [f"#{CHANNEL}"], "sender": "u", "user": "u", "host": "u.tmi.twitch.tv"}
+    folded = {**part, "tags": None, "receivers": {R1: M0 + 50.5, R2: M0 + 66.5}, "time": M0 + 21.5, "time_range": 39.0}
+    alike = {**part, "tags": None, "receivers": {R1: M0 + 50.5, R2: M0 + 50.7}, "time": M0 + 5.5, "time_range": 55.0}
+    build(tmp_path, minutes=range(1, 3))
+    write_batch(str(tmp_path), CHANNEL, M0, [alike, folded])
+    (finding,) = [f for f in verify_archive(str(tmp_path), jobs=1).findings if f.kind == "lossy-merge"]
+    assert finding.severity == "notice" and finding.message.startswith("1 id-less records")

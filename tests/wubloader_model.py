@@ -124,9 +124,13 @@ def _fuzzy_equal(a: Record, b: Record) -> bool:
     return all(a[k] == b[k] for k in a if k not in MATCH_EXCEPT) and set(a) == set(b) and _overlap(a, b)
 
 
-def _id(record: Record) -> str | None:
+def record_id(record: Record) -> str | None:
+    """The tag `id` a record is matched by, if any."""
     tags = record.get("tags")
     return tags.get("id") if isinstance(tags, dict) else None
+
+
+_id = record_id
 
 
 def merge_two(left: list[Record], right: list[Record]) -> list[Record]:
@@ -189,6 +193,14 @@ def file_bytes(records: Iterable[Record]) -> bytes:
 
 def batch_of(record: Record) -> int:
     return int(record["time"] / 60) * 60
+
+
+def hour_minute(hour: str, name: str) -> int:
+    """Unix seconds of a batch file's minute, from its hour folder and name (`MM:SS-HASH.json`)."""
+    from datetime import UTC, datetime
+
+    start = datetime.strptime(hour, "%Y-%m-%dT%H").replace(tzinfo=UTC).timestamp()
+    return int(start) + 60 * int(name[:2]) + int(name[3:5])
 
 
 def parse_file(body: bytes) -> list[Record]:

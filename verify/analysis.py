@@ -239,6 +239,26 @@ def analyse_channel(
                 channel=channel,
             )
         )
+    if tally.old_merge:
+        findings.append(
+            Finding(
+                "old-merge",
+                f"{tally.old_merge} files hold combined records written before the merge wrote upstream's"
+                f" numbers (ARCHIVE_FORMAT.md 5.1; e.g. {tally.old_merge_example}); wubloader nodes keep"
+                " fetching them: `chat-archiver merge ROOT --full` upgrades them",
+                channel=channel,
+            )
+        )
+    if tally.lossy:
+        findings.append(
+            Finding(
+                "lossy-merge",
+                f"{tally.lossy} id-less records hold receivers that got them more than 10 s apart: readings of"
+                " different messages folded by a wubloader node's merge (synced from one); they cannot be"
+                " taken apart",
+                channel=channel,
+            )
+        )
     recorders = {recorder_of(r) for r in tally.receivers}
     total = tally.messages
     if total and len(recorders) == 1:

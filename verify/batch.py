@@ -196,7 +196,40 @@ def check_batch(
         tally.add(clean)
     else:
         _check_lines(data, batch_time, report, tally, fresh)
+    if tally.old_merge:
+        tally.old_merge_example = source
     return FileScan(report.finish(), tally)
+
+
+# Readings of one message by two receivers arrive within network jitter of each other (well under a
+# second); an id-less record whose receivers got it further apart than this folded readings of
+# different messages: upstream's fuzzy pairing (two PARTs of one user 16 s apart become one record).
+LOSSY_SPREAD = 10.0
+
+
+def lossy_merge(record: dict[str, Any]) -> bool:
+    """Whether an id-less record looks like upstream's lossy merge: two or more receivers whose
+    receive times lie more than LOSSY_SPREAD seconds apart. Our merge folds id-less readings only at
+    equal time and range, which readings of two different messages practically never share, so
+    such a record came from a wubloader node; the messages it folded cannot be taken apart."""
+    receivers = record["receivers"]
+    if len(receivers) < 2 or message_id(record) is not None:
+        return False
+    times = list(receivers.values())
+    return bool(max(times) - min(times) > LOSSY_SPREAD)
+
+
+def old_merge(record: dict[str, Any]) -> bool:
+    """Whether a record combined from two or more receivers carries numbers our merge wrote before
+    it wrote upstream's (ARCHIVE_FORMAT.md 5.1): an int range, or an id record's int time. Such a
+    file is valid, but a wubloader node's merge of the same readings has other bytes, so its
+    backfiller keeps fetching it; a merge (`merge --full` for files alone in their minute)
+    rewrites it."""
+    if len(record["receivers"]) < 2:
+        return False
+    if type(record["time_range"]) is not float:
+        return True
+    return type(record["time"]) is not float and message_id(record) is not None
 
 
 def _check_lines(
@@ -218,6 +251,9 @@ def _check_lines(
     _check_order(records, rows, data, report)
     _check_records(records, rows, batch_time, report)
     _count(records, batch_time, tally)
+    if any(map(old_merge, records)):
+        tally.old_merge = 1
+    tally.lossy += sum(map(lossy_merge, records))
     if fresh:
         for i in stale_records(records, fresh):
             tally.stale += 1

@@ -43,6 +43,8 @@ KINDS: dict[str, tuple[str, str]] = {
     "clock-skew": (PROBLEM, "a receiver's receive times are far from the server's times"),
     "quarantined": (PROBLEM, "files a merge set aside as damaged in ROOT/quarantine/: not in the archive"),
     "stale": (PROBLEM, "records differ from what a replay of the raw recordings gives today"),
+    "old-merge": (NOTICE, "combined records with numbers from before upstream's (ARCHIVE_FORMAT.md 5.1): merge"),
+    "lossy-merge": (NOTICE, "id-less records whose receivers got them far apart: upstream's lossy merges"),
     "empty-file": (NOTICE, "a batch file with no records"),
     "odd-range": (NOTICE, "a time_range wider than any the archiver produces (over 60 s)"),
     "single-receiver": (NOTICE, "the channel was recorded by a single receiver: no redundancy"),

@@ -144,10 +144,21 @@ class ChannelTally:
     recv_first: float = math.inf
     recv_last: float = -math.inf
     stale: int = 0  # records a replay of the raw today would write differently (with --raw only)
+    # files holding a combined record with numbers from before ARCHIVE_FORMAT.md 5.1, and the first
+    # such file by path (an example for the finding)
+    old_merge: int = 0
+    old_merge_example: str | None = None
+    lossy: int = 0  # id-less records that look like upstream's lossy merges (verify.batch.lossy_merge)
 
     def add(self, other: ChannelTally) -> None:
         self.files += other.files
         self.stale += other.stale
+        self.old_merge += other.old_merge
+        self.lossy += other.lossy
+        if other.old_merge_example is not None and (
+            self.old_merge_example is None or other.old_merge_example < self.old_merge_example
+        ):
+            self.old_merge_example = other.old_merge_example
         self.bytes += other.bytes
         self.records += other.records
         for minute, counts in other.minutes.items():

@@ -12,9 +12,10 @@ from verify.tally import ChannelTally
 def clean_tally_py(data: bytes, batch_time: int) -> ChannelTally | None:
     """The counters of the records of a file whose lines raise no finding at all (every line
     canonical, a record, sorted, in the file's minute, no repeated id, no negative or oversized
-    range); None when any line raises one. The pure-Python reference of the compiled twin
-    (`_compiled_tally`, native/verify.c)."""
+    range, no combined record with numbers from before ARCHIVE_FORMAT.md 5.1, nothing that looks
+    like upstream's lossy merge); None when any line
+    raises one. The pure-Python reference of the compiled twin (`_compiled_tally`, native/verify.c)."""
     report = _Reporter("", "")
     tally = ChannelTally()
     _check_lines(data, batch_time, report, tally, None)
-    return None if report.finish() else tally
+    return None if report.finish() or tally.old_merge or tally.lossy else tally
