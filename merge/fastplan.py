@@ -24,7 +24,7 @@ from typing import Any
 
 from formats import speedups
 from merge.core import Member, MergeCounts, Number, NumKey, add_receiver_time, fold_members
-from merge.plan import LinesFile, OutputFile, ScannedFile, WindowPlan
+from merge.plan import LinesFile, OutputFile, WindowPlan
 from merge.scan import Scanned
 
 
@@ -57,7 +57,7 @@ def _fold_one(first: Scanned) -> tuple[Number, Number, bool]:
 Item = tuple[Number, Number, bytes]  # (time, time_range, line): sorted, they are the file
 # (items, rest, observations, id_conflicts) of a window's own lines: see tests/reference/merge_fold.py
 Common = tuple[list[Item], list[Scanned], int, int]
-# the same and the output's summary as a neighbour (Summary, or the compiled twin's formats._native.Ids)
+# the same and the output's summary as a neighbour (its minutes and ids: a pair, or the compiled fold's formats._native.Ids)
 Folded = tuple[list[Item], list[Scanned], int, int, Any]
 
 
@@ -85,7 +85,7 @@ def plan_window_lines(
 
 
 def _plan(
-    minute: int, own_files: Sequence[ScannedFile | LinesFile], records_in: int, folded: Folded, full: bool
+    minute: int, own_files: Sequence[LinesFile], records_in: int, folded: Folded, full: bool
 ) -> WindowPlan | None:
     """The plan of a window handled by the byte path, from its folded common groups: the rest of
     the lines are grouped and folded as `Merger` does, and every line is spliced."""

@@ -7,11 +7,41 @@ window takes the reference way."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from operator import itemgetter
 
-from formats.canonical import BATCH_INTERVAL
+from formats.canonical import BATCH_INTERVAL, batch_time_of
 from merge.fastplan import Common, Folded, Item, _plan, _splice
-from merge.plan import ScannedFile, Summary, WindowPlan, summary_of
+from merge.plan import WindowPlan
 from merge.scan import Scanned
+
+_NONE = frozenset([None])
+Summary = tuple[frozenset[int], frozenset[bytes]]  # a file's records' minutes, and their message ids (scanned)
+
+
+def summary_of(scans: Sequence[Scanned]) -> Summary:
+    """What a window needs of a neighbour file: the minutes its records lie in, and their ids."""
+    times = [s[5] for s in scans]
+    if not times:
+        return frozenset(), frozenset()
+    # batch_time_of is monotonic (a division by 60 and a truncation): one minute at both ends is one
+    # minute throughout
+    first, last = batch_time_of(min(times)), batch_time_of(max(times))
+    minutes = frozenset([first]) if first == last else frozenset(map(batch_time_of, times))
+    return minutes, frozenset(map(itemgetter(3), scans)) - _NONE
+
+
+@dataclass(frozen=True)
+class ScannedFile:
+    """A batch file as listed and scanned (merge.scan): every line vouched for; what `LinesFile` is
+    to the compiled fold, this is to `fold_window_py`. A neighbour's lines are not needed, only its
+    summary: `scans` may then be None."""
+
+    minute: int
+    digest: str
+    path: str
+    scans: list[Scanned] | None
+    summary: Summary
 
 
 def fold_common_py(files: Sequence[Sequence[Scanned]]) -> Common:
