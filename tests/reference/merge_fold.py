@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from operator import itemgetter
 
 from formats.canonical import BATCH_INTERVAL, batch_time_of
 from merge.fastplan import Common, Folded, Item, _plan, _splice
@@ -21,14 +20,14 @@ Summary = tuple[frozenset[int], frozenset[bytes]]  # a file's records' minutes, 
 
 def summary_of(scans: Sequence[Scanned]) -> Summary:
     """What a window needs of a neighbour file: the minutes its records lie in, and their ids."""
-    times = [s[5] for s in scans]
+    times = [s.time for s in scans]
     if not times:
         return frozenset(), frozenset()
     # batch_time_of is monotonic (a division by 60 and a truncation): one minute at both ends is one
     # minute throughout
     first, last = batch_time_of(min(times)), batch_time_of(max(times))
     minutes = frozenset([first]) if first == last else frozenset(map(batch_time_of, times))
-    return minutes, frozenset(map(itemgetter(3), scans)) - _NONE
+    return minutes, frozenset([s.mid for s in scans]) - _NONE
 
 
 @dataclass(frozen=True)
@@ -59,28 +58,28 @@ def fold_common_py(files: Sequence[Sequence[Scanned]]) -> Common:
     observations = 0
     for scans in files:
         for s in scans:
-            observations += len(s[4])
-            if s[3] is None:
+            observations += len(s.receivers)
+            if s.mid is None:
                 rest.append(s)
             else:
-                groups.setdefault(s[0], []).append(s)
+                groups.setdefault(s.content, []).append(s)
     items: list[Item] = []
     for group in groups.values():
         first = group[0]
-        numbers, r = first[8], first[6]
-        names = [next(iter(s[4])) for s in group if len(s[4]) == 1]
+        numbers, r = first.numbers_text, first.time_range
+        names = [next(iter(s.receivers)) for s in group if len(s.receivers) == 1]
         if not (
             len(group) <= 16
             and type(r) is int
             and r == 0
             and len(names) == len(group)
-            and all(s[8] == numbers for s in group)
+            and all(s.numbers_text == numbers for s in group)
             and len(set(names)) == len(names)
         ):
             rest.extend(group)
             continue
-        texts = [s[7] for _name, s in sorted(zip(names, group, strict=True), key=lambda pair: pair[0])]
-        items.append((first[5], 0, _splice(first, b",".join(texts), numbers)))
+        texts = [s.receivers_text for _name, s in sorted(zip(names, group, strict=True), key=lambda pair: pair[0])]
+        items.append((first.time, 0, _splice(first, b",".join(texts), numbers)))
     id_conflicts = len(groups) - len({group[0][3] for group in groups.values()})
     return items, rest, observations, id_conflicts
 
