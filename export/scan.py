@@ -10,13 +10,13 @@ line with the one reader (`formats.canonical.parse_batch`) and:
 
 - refuses it (None) unless the line is exactly the canonical bytes of its record and of the shape
   the compiled scanner reads (receiver and tag names without escapes, ints of at most 15 digits, finite floats):
-  the caller then reads the whole file as before (`export.stream.decode_batch`), so damage is
-  reported exactly as before;
+  the caller then reads the whole file by decoding it (`export.stream.decode_batch`), so damage is
+  reported by the one reader;
 - else returns a *lone candidate* `(time, 0, line, mid)` when the record passes through by itself
   once its id is unique: a message id (`formats.identity.message_id`) of printable ASCII without `"` or
   `\\`, `time_range` the int 0, the time and every receive time numbers the merge keeps as they
   are (`merge.core.kept_as_is`), at most 16 receivers, no lone surrogate in any string;
-- else the line itself (bytes): a record export decodes and merges as before.
+- else the line itself (bytes): a record export decodes and merges.
 
 `scan_batch_py` does that for each line of a file: `(candidates, rest)`, `rest` being the other
 lines joined, each with its newline (a batch file's bytes again), or the number (from 1) of the

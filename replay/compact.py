@@ -20,7 +20,7 @@ shape and returns None for everything else (the engine then reads the line the r
 into a full record). The compiled lane (`formats._native.lane`, StreamReplayer.feed_raw) runs the same
 step on raw lines, and `formats._native.replay_batch` is the compiled twin of `format_batch(records,
 record_bytes)`. tests/test_replay_core.py holds each twin equal to its reference. Without the
-compiled core the engine keeps full records, as before: the pure core is unchanged.
+compiled core the engine keeps full records: the pure core never sees a compact one.
 """
 
 from __future__ import annotations
