@@ -160,9 +160,9 @@ class SessionConfig:
     rejoin_after: float = 30.0
 
 
-def anonymous_nick(rand: Callable[[int, int], int] = random.randint) -> str:
+def anonymous_nick() -> str:
     """Twitch's anonymous read-only login: `justinfan` and digits."""
-    return f"justinfan{rand(10000, 99999)}"
+    return f"justinfan{random.randint(10000, 99999)}"
 
 
 class Session:
