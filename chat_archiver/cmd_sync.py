@@ -70,7 +70,16 @@ def register(app: typer.Typer) -> None:
             "--timeout",
             min=0.1,
             metavar="SECONDS",
-            help="How long a peer may stay silent before a retry.",
+            help="How long one file or listing may take from a peer, retries included (so also the longest silence).",
+        ),
+        max_file: int = typer.Option(
+            16,
+            "--max-file",
+            min=1,
+            max=4096,
+            metavar="MIB",
+            help="The largest batch file taken from a peer, in MiB (a busier channel's minute is a few "
+            "MiB); a larger answer is refused at the limit.",
         ),
         extras: str = typer.Option(
             "emotes,media,images,thirdparty,badges",
@@ -95,6 +104,9 @@ def register(app: typer.Typer) -> None:
         A bad peer cannot hurt the archive: wrong hashes, junk, huge or endless answers,
         silent peers and redirects elsewhere are refused with one line each, and the sync
         goes on.
+
+        Peers are synced at once, each with --jobs fetches in flight, so a slow peer
+        delays no other; memory does not grow with what a peer lists.
 
         Exit status: 0 done, 1 done but something was refused, 2 nothing could be done,
         130 interrupted (run it again to finish).
@@ -135,6 +147,7 @@ def register(app: typer.Typer) -> None:
                         end=now,
                         jobs=jobs,
                         timeout=timeout,
+                        max_file=max_file << 20,
                         on_refusal=refused,
                         on_plan=partial(_grow, bar, task),
                         on_file=partial(bar.advance, task),

@@ -46,7 +46,7 @@ from formats.errors import ArchiverError, InputError
 from formats.identity import message_id
 from formats.memory import gc_paused
 from formats.store import hour_batch_files, list_hours
-from merge.core import kept_as_is, numbers_kept_as_is
+from merge.core import alone_as_is, numbers_kept_as_is
 from merge.view import fold_rows
 
 # peak memory grows with it: 10 minutes of a 100 msg/s channel peak at about 180 MiB (most records
@@ -100,8 +100,8 @@ def canonical_order(records: Records) -> Records:
 
 def passing_through(view: RecordsFn) -> RecordsFn:
     """`view` (the merge and reading fold, merge.view.fold_for_reading), with the records it leaves
-    as they are kept out of it: a record whose message id no other record of the list has, exact
-    (time_range the int 0) and whose numbers the merge keeps (`merge.core.kept_as_is`) is its own merge group,
+    as they are kept out of it: a record whose message id no other record of the list has, exact,
+    and whose numbers the merge keeps (`merge.core.alone_as_is`, `kept_as_is`) is its own merge group,
     and the merge gives it back unchanged (a group of one folds to its own time and range 0); the
     reading fold only joins records without an id. So the view of the list is the view of the
     others plus these, in the merge's order. Most of a Twitch archive is such records: the merge,
@@ -117,9 +117,7 @@ def passing_through(view: RecordsFn) -> RecordsFn:
             if (
                 mid is not None
                 and seen[mid] == 1
-                and record["time_range"] == 0
-                and type(record["time_range"]) is int
-                and kept_as_is(record["time"])
+                and alone_as_is(record["time"], record["time_range"], len(record["receivers"]))
                 and _receivers_kept_as_is(record["receivers"])
             ):
                 alone.append(record)
