@@ -436,7 +436,7 @@ ids_dealloc(IdsObject *self)
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
-/* (frozenset({minute}), frozenset(ids)): merge.plan.Summary, what the reference keeps */
+/* (frozenset({minute}), frozenset(ids)): the Summary tests/reference/merge_fold.py keeps */
 static PyObject *
 ids_summary(IdsObject *self, PyObject *unused)
 {
