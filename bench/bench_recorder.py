@@ -14,7 +14,7 @@ messages/s; the test suite's fault-injecting proxy sits between it and a recorde
 settings. In turn: stalls that clear after 8 s (longer than the watchdog's 3 s + 3 s), a stall that
 never clears (the path stays black until it is cut 20 s later), cuts with FIN and with RST. Each
 message the channel published but no connection recorded is charged to the fault before it; the
-same run against the recorder before issue 14 is printed beside it. About 80 s;
+same run against the recorder of commit 9e2a126 (a 60 s + 30 s watchdog) is printed beside it. About 80 s;
 `BENCH_RECORDER_CHAOS=0` skips it (`BENCH_RECORDER_LINES` sets the size of the ingest run).
 """
 
@@ -174,7 +174,7 @@ def ingest() -> None:
     print(f"recorder.bytes_per_line: {size / max(got, 1):.0f} bytes (raw recording on disk, uncompressed)")
 
 
-# The same run against the recorder before issue 14 (commit 9e2a126's recorder/, measured once on
+# The same run against the recorder of commit 9e2a126 (its recorder/, measured once on
 # the development machine; docs/recorder.md "Network faults"). Its watchdog needed 90 s, so an 8 s
 # stall never tripped it, and the black stall lasted until the proxy cut it at 20 s.
 BEFORE = {
@@ -269,7 +269,7 @@ def chaos() -> None:
     for kind, counts in lost.items():
         print(
             f"recorder.chaos.lost_per_{kind}: {sum(counts) / len(counts):.1f} messages "
-            f"(each: {counts}; at 10 messages/s, default settings; before issue 14: {BEFORE[kind]})"
+            f"(each: {counts}; at 10 messages/s, default settings; commit 9e2a126's recorder: {BEFORE[kind]})"
         )
     print(f"recorder.chaos.published: {len(channel.published)} messages, {len(problems)} read-back problems")
 

@@ -10,14 +10,14 @@ line with the one reader (`formats.canonical.parse_batch`) and:
 
 - refuses it (None) unless the line is exactly the canonical bytes of its record and of the shape
   the compiled scanner reads (receiver and tag names without escapes, ints of at most 15 digits, finite floats):
-  the caller then reads the whole file as before (`export.stream.decode_batch`), so damage is
-  reported exactly as before;
+  the caller then reads the whole file by decoding it (`export.stream.decode_batch`), so damage is
+  reported by the one reader;
 - else returns a *lone candidate* `(time, 0, line, mid)` when the record passes through by itself
   once its id is unique: a message id (`formats.identity.message_id`) of printable ASCII without `"` or
   `\\`, numbers the merge gives back as they are (`merge.core.alone_as_is`: the range the int 0 with
   one receiver, `0.0` with a float time and two or more; every receive time `kept_as_is`), at most
   16 receivers, no lone surrogate in any string;
-- else the line itself (bytes): a record export decodes and merges as before.
+- else the line itself (bytes): a record export decodes and merges.
 
 `scan_batch_py` does that for each line of a file: `(candidates, rest)`, `rest` being the other
 lines joined, each with its newline (a batch file's bytes again), or the number (from 1) of the

@@ -107,25 +107,6 @@ class Message:
     command: str
     params: list[str]
 
-    def to_line(self) -> str:
-        """Serialise to one IRC line (without CRLF) that `parse` reads back equal."""
-        parts = []
-        if self.tags is not None:
-            parts.append(
-                "@"
-                + ";".join(
-                    key if value is None else f"{key}={escape_tag_value(value)}" for key, value in self.tags.items()
-                )
-            )
-        if self.source is not None:
-            parts.append(":" + self.source)
-        parts.append(self.command)
-        if self.params:
-            parts.extend(self.params[:-1])
-            # Always written as a trailing parameter: valid for any content, and it reads back equal.
-            parts.append(":" + self.params[-1])
-        return " ".join(parts)
-
 
 def parse(line: str) -> Message:
     """Parse one IRC line per the IRCv3 message and message-tags specifications."""

@@ -196,16 +196,15 @@ class Decoder:
     """Incremental decoder (sans-I/O, like h11): feed bytes in any chunks, take events out. The file
     reader (formats.rawfile) reads every raw file through it, so its property tests test the product.
 
-    `receive_data(b"")` marks the end of input; a final line without its newline is then torn and
-    reported as an InputError from `next_event()`. A malformed line raises InputError too, and
-    decoding goes on with the next line; `line_number` is the 1-based number of the line that the
-    last `next_event()` call decoded or refused.
+    `next_block()` takes the complete lines received so far, undecoded (`decode_line` decodes one
+    and raises InputError for a malformed one). `receive_data(b"")` marks the end of input; a final
+    line without its newline is then torn and reported as an InputError from `next_block()`.
+    `line_number` counts the lines taken (the torn one included).
     """
 
     def __init__(self) -> None:
         self._buffer = b""
         self._blocks: deque[bytes] = deque()  # complete lines as received, each block ending with b"\n"
-        self._lines: deque[bytes] = deque()  # the lines of a block that next_event has begun
         self._eof = False
         self.line_number = 0
 
@@ -220,27 +219,12 @@ class Decoder:
         self._blocks.append(self._buffer + memoryview(data)[:cut])
         self._buffer = data[cut:]
 
-    def next_event(self) -> Header | Event | None:
-        """The next decoded line, None when more data is needed (or input ended cleanly)."""
-        if not self._lines and self._blocks:
-            lines = self._blocks.popleft().split(b"\n")
-            lines.pop()  # after the block's last newline
-            self._lines.extend(lines)
-        if self._lines:
-            self.line_number += 1
-            return decode_line(self._lines.popleft())
-        self._check_torn()
-        return None
-
     def next_block(self, *, count: bool = True) -> bytes:
         """Every complete line received and not taken yet, undecoded and as received (each ends
-        with b"\n"; `decode_line` decodes one without it): `next_event` in bulk, for a reader that
-        decodes some lines another way. `line_number` moves past them (with `count=False` it does
+        with b"\n"; `decode_line` decodes one without it), so a reader can decode some lines
+        another way. `line_number` moves past them (with `count=False` it does
         not: a caller that counts the lines as it goes moves it, by `pass_lines`, sparing a pass
-        over the block); b"" when more data is needed. A torn last line raises as in `next_event`."""
-        if self._lines:
-            self._blocks.appendleft(b"\n".join(self._lines) + b"\n")
-            self._lines.clear()
+        over the block); b"" when more data is needed. A torn last line raises InputError."""
         if self._blocks:
             block = self._blocks.popleft() if len(self._blocks) == 1 else b"".join(self._blocks)
             self._blocks.clear()

@@ -75,12 +75,18 @@ def twin(reference: F, name: str, *needs: Any) -> F:
     return fast
 
 
-def compiled(name: str) -> Any:
+def compiled(name: str, *needs: Any) -> Any:
     """The compiled function or type `name`, or None on the pure path: for a fast path that has no
     pure twin in production (its caller takes the ordinary path instead, and tests hold it to the
-    reference in tests/reference/)."""
+    reference in tests/reference/). The module's `configure_<name>(*needs)`, where it has one, is
+    called first with the Python objects the C builds or calls (as for `twin`)."""
     native = load()
-    return None if native is None else getattr(native, name)
+    if native is None:
+        return None
+    configure = getattr(native, "configure_" + name, None)
+    if configure is not None:
+        configure(*needs)
+    return getattr(native, name)
 
 
 def core_name() -> str:

@@ -109,24 +109,18 @@ def parse_since(text: str, now: float) -> float:
 
 
 def parse_window(
-    since: str | None,
-    until: str | None,
-    *,
-    names: tuple[str, str] = ("--since", "--until"),
-    now: float | None = None,
+    since: str | None, until: str | None, *, now: float | None = None
 ) -> tuple[float | None, float | None]:
     """Both ends of a half-open window `[since, until)` (None: open on that side). With `now`,
     either end may also be a duration back from it (`--since 6h`, as `parse_since`).
 
-    An empty window (`until` not after `since`) is refused, naming the options (`names`) and
-    echoing both times as given, so every command treats the same empty window the same way.
+    An empty window (`until` not after `since`) is refused, naming the options (`--since`,
+    `--until`) and echoing both times as given, so every command treats the same empty window the same way.
     """
-    start = None if since is None else _named(since, names[0], now)
-    end = None if until is None else _named(until, names[1], now)
+    start = None if since is None else _named(since, "--since", now)
+    end = None if until is None else _named(until, "--until", now)
     if start is not None and end is not None and end <= start:
-        raise TimeError(
-            f"the window is empty: {names[1]} {until} is not after {names[0]} {since}",
-        )
+        raise TimeError(f"the window is empty: --until {until} is not after --since {since}")
     return start, end
 
 

@@ -534,10 +534,6 @@ class ChannelMerger:
     def channel(self) -> str:
         return self._state.channel
 
-    def cached_minutes(self) -> set[int]:
-        """The minutes whose files are kept (for tests and metrics)."""
-        return {minute for minute, _entry, _identity in self._state.cache.values()}
-
     def written(self, path: str, minute: int, records: Sequence[Mapping[str, Any]], data: bytes | None = None) -> bool:
         """Say that the caller has just written the batch file `path` of `minute`, holding
         `format_batch(records)` (`data`, if the caller has it): merging it will use these rather than

@@ -34,14 +34,14 @@ from merge.core import (
     fold_members,
     plain_range,
 )
-from merge.plan import LinesFile, OutputFile, ScannedFile, WindowPlan
+from merge.plan import LinesFile, OutputFile, WindowPlan
 from merge.scan import Scanned
 
 
 def _splice(first: Scanned, receivers_text: bytes, numbers_text: bytes) -> bytes:
     """A line of `first`'s content with these receivers (`"name":when,...`) and numbers
     (`TIME,"time_range":RANGE`)."""
-    content, a, k = first[0], first[1], first[2]
+    content, a, k = first.content, first.a, first.k
     return b"".join((content[:a], b"{", receivers_text, b"}", content[a : a + k], numbers_text, content[a + k :]))
 
 
@@ -51,14 +51,14 @@ def _receivers_text(receivers: list[tuple[bytes, Number]]) -> bytes:
 
 def _numbers_text(first: Scanned, time: Number, time_range: Number) -> bytes:
     """`first`'s own text when the numbers are its own (equal, and of the same type: the same repr)."""
-    t, r = first[5], first[6]
+    t, r = first.time, first.time_range
     if time == t and type(time) is type(t) and time_range == r and type(time_range) is type(r):
-        return first[8]
+        return first.numbers_text
     return repr(time).encode("ascii") + b',"time_range":' + repr(time_range).encode("ascii")
 
 
 def _fold_one(first: Scanned) -> tuple[Number, Number, bool]:
-    t, r = first[5], first[6]
+    t, r = first.time, first.time_range
     if r == 0 and type(r) is int:
         return t, 0, False  # what fold_members gives for one member with a zero range
     return fold_members(((t, type(t) is float, r, type(r) is float),))
@@ -67,7 +67,7 @@ def _fold_one(first: Scanned) -> tuple[Number, Number, bool]:
 Item = tuple[Number, Number, bytes]  # (time, time_range, line): sorted, they are the file
 # (items, rest, observations, id_conflicts) of a window's own lines: see tests/reference/merge_fold.py
 Common = tuple[list[Item], list[Scanned], int, int]
-# the same and the output's summary as a neighbour (Summary, or the compiled twin's formats._native.Ids)
+# the same and the output's summary as a neighbour (its minutes and ids; compiled: formats._native.Ids)
 Folded = tuple[list[Item], list[Scanned], int, int, Any]
 
 
@@ -95,7 +95,7 @@ def plan_window_lines(
 
 
 def _plan(
-    minute: int, own_files: Sequence[ScannedFile | LinesFile], records_in: int, folded: Folded, full: bool
+    minute: int, own_files: Sequence[LinesFile], records_in: int, folded: Folded, full: bool
 ) -> WindowPlan | None:
     """The plan of a window handled by the byte path, from its folded common groups: the rest of
     the lines are grouped and folded as `Merger` does, and every line is spliced."""
@@ -103,16 +103,16 @@ def _plan(
     by_content: dict[bytes, list[Scanned]] = {}
     plain: dict[tuple[bytes, Number, bool, Number, bool], list[Scanned]] = {}
     for s in rest:
-        if s[3] is not None:
-            group = by_content.get(s[0])
+        if s.mid is not None:
+            group = by_content.get(s.content)
             if group is None:
-                by_content[s[0]] = [s]
+                by_content[s.content] = [s]
             else:
                 group.append(s)
         else:
-            t, r = s[5], s[6]
+            t, r = s.time, s.time_range
             r = plain_range(r)  # as Merger keys it: `55` and a combined `55.0` are one group
-            key = (s[0], t, type(t) is float, r, type(r) is float)
+            key = (s.content, t, type(t) is float, r, type(r) is float)
             group = plain.get(key)
             if group is None:
                 plain[key] = [s]
@@ -124,24 +124,28 @@ def _plan(
         first = group[0]
         if len(group) == 1:  # one sighting: its receivers as they are, its numbers as fold_members says
             time, time_range, disjoint = _fold_one(first)
-            time, time_range = combined(time, time_range, len(first[4]))
+            time, time_range = combined(time, time_range, len(first.receivers))
             range_conflicts += disjoint
-            items.append((time, time_range, _splice(first, first[7], _numbers_text(first, time, time_range))))
+            items.append(
+                (time, time_range, _splice(first, first.receivers_text, _numbers_text(first, time, time_range)))
+            )
             continue
         receivers: dict[bytes, Number] = {}
         dups: dict[bytes, set[NumKey]] | None = None
         distinct: set[Member] = set()
         single = True  # every sighting has one receiver
         for s in group:
-            distinct.add((s[5], type(s[5]) is float, s[6], type(s[6]) is float))
-            seen = s[4]
+            distinct.add((s.time, type(s.time) is float, s.time_range, type(s.time_range) is float))
+            seen = s.receivers
             single = single and len(seen) == 1
             for name, when in seen.items():
                 dups = add_receiver_time(receivers, dups, name, when)
         if dups is not None:
             duplicates += sum(len(v) - 1 for v in dups.values())
         if single and len(receivers) == len(group):  # one receiver each, all different: their texts, sorted
-            receivers_text = b",".join([text for _name, text in sorted([(next(iter(s[4])), s[7]) for s in group])])
+            receivers_text = b",".join(
+                [text for _name, text in sorted([(next(iter(s.receivers)), s.receivers_text) for s in group])]
+            )
         else:
             receivers_text = _receivers_text(sorted(receivers.items()))
         if len(distinct) == 1:
@@ -154,12 +158,12 @@ def _plan(
     for (_content, time, _tf, time_range, _rf), group in plain.items():
         first = group[0]
         if len(group) == 1:  # one record: each receiver has one time, so it is written as it is
-            one_range = combined_range(time_range, len(first[4]))
-            items.append((time, one_range, _splice(first, first[7], _numbers_text(first, time, one_range))))
+            one_range = combined_range(time_range, len(first.receivers))
+            items.append((time, one_range, _splice(first, first.receivers_text, _numbers_text(first, time, one_range))))
             continue
         times: dict[bytes, set[NumKey]] = {}
         for s in group:
-            for name, when in s[4].items():
+            for name, when in s.receivers.items():
                 times.setdefault(name, set()).add((when, type(when) is float))
         ordered = {name: sorted(keys) for name, keys in sorted(times.items())}
         for i in range(max(len(v) for v in ordered.values())):

@@ -24,13 +24,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from operator import itemgetter
 from typing import Any
 
 from formats.canonical import BATCH_INTERVAL, batch_time_of, content_hash
 from formats.identity import message_id
 from merge.core import MergeCounts, Merger, items_to_bytes
-from merge.scan import Scanned
 
 
 @dataclass(frozen=True)
@@ -41,34 +39,6 @@ class InputFile:
     digest: str
     path: str  # opaque here: the shell's handle for it
     records: list[dict[str, Any]]
-
-
-_NONE = frozenset([None])
-Summary = tuple[frozenset[int], frozenset[bytes]]  # a file's records' minutes, and their message ids (scanned)
-
-
-def summary_of(scans: Sequence[Scanned]) -> Summary:
-    """What a window needs of a neighbour file: the minutes its records lie in, and their ids."""
-    times = [s[5] for s in scans]
-    if not times:
-        return frozenset(), frozenset()
-    # batch_time_of is monotonic (a division by 60 and a truncation): one minute at both ends is one
-    # minute throughout
-    first, last = batch_time_of(min(times)), batch_time_of(max(times))
-    minutes = frozenset([first]) if first == last else frozenset(map(batch_time_of, times))
-    return minutes, frozenset(map(itemgetter(3), scans)) - _NONE
-
-
-@dataclass(frozen=True)
-class ScannedFile:
-    """A batch file as listed and scanned (merge.scan): every line vouched for. A neighbour's lines
-    are not needed, only its summary: `scans` may then be None."""
-
-    minute: int
-    digest: str
-    path: str
-    scans: list[Scanned] | None
-    summary: Summary
 
 
 @dataclass(frozen=True)
@@ -92,7 +62,7 @@ class OutputFile:
     data: bytes
     records: list[dict[str, Any]] | None
     count: int = -1
-    # the byte path's summary of it as a neighbour: merge.plan.Summary, or formats._native.Ids (compiled)
+    # the byte path's summary of it as a neighbour (its minutes and ids): formats._native.Ids
     summary: Any = None
 
     @cached_property
@@ -114,7 +84,7 @@ class WindowPlan:
     included: tuple[int, ...]  # the minutes whose files were merged (the minute, and neighbours that meet it)
     outputs: tuple[OutputFile, ...]  # in time order
     # inputs of touched minutes that no output rewrites under their name
-    deletes: tuple[InputFile | ScannedFile | LinesFile, ...]
+    deletes: tuple[InputFile | LinesFile, ...]
     records_in: int  # records of the inputs of touched minutes (the files the outputs replace)
     counts: MergeCounts
 

@@ -8,9 +8,7 @@ checks it exactly as every reader
 does (`formats.canonical.parse_batch`, `merge.core.check_parsed`), and *vouches* for it only if
 the line is exactly the canonical bytes of its record and of the shape the merge's byte path handles
 (receiver names and tag names without escapes, no lone surrogate, ints of at most 15 digits, no -0.0,
-a time from 1970 to 9999). Then it returns a `Scanned` tuple:
-
-    (content, a, k, mid, receivers, time, time_range, receivers_text, numbers_text)
+a time from 1970 to 9999). Then it returns a `Scanned`:
 
 - `content`: the line without the values of `receivers`, `time` and `time_range`
   (`line[:a] + line[b:c] + line[d:]`): equal for two lines exactly when their contents are equal;
@@ -33,15 +31,31 @@ tests/test_merge_scan.py holds over random, damaged and real lines.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from formats import speedups
 
 Number = int | float
-Scanned = tuple[bytes, int, int, bytes | None, dict[bytes, Number], Number, Number, bytes, bytes]
+
+
+class Scanned(NamedTuple):
+    """A vouched-for line as the merge needs it (the fields above). The compiled scanner builds
+    instances of this class (it is handed to it once, by `compiled("scan_file", Scanned)`), so C and
+    Python share one declared shape."""
+
+    content: bytes
+    a: int
+    k: int
+    mid: bytes | None
+    receivers: dict[bytes, Number]
+    time: Number
+    time_range: Number
+    receivers_text: bytes
+    numbers_text: bytes
+
 
 # The compiled scanner when built: a file's verdict as scan_batch_py gives it, without its tuples: the
 # file's lines kept in C as offsets and numbers (`formats._native.Lines`, what merge.fastplan.fold_lines
 # folds), or the number of the first line it does not vouch for. Else None, and the merge uses the
 # reference path for every file (scanning in Python would cost more than it saves).
-scan_file: Callable[[bytes], Any] | None = speedups.compiled("scan_file")
+scan_file: Callable[[bytes], Any] | None = speedups.compiled("scan_file", Scanned)

@@ -4,7 +4,7 @@
  * the file unless every line is exactly its record's canonical bytes (of the shape this scanner
  * reads), and splits the lines into lone candidates, (time, 0, line, message id), the records that
  * pass through export untouched once their id is unique in a chunk, and the rest, which export
- * decodes as before. This reads each line with the one canonical-line scanner (native/canonline.h,
+ * decodes and merges. This reads each line with the one canonical-line scanner (native/canonline.h,
  * which says why a line can be judged canonical from its bytes) and must give exactly the same;
  * tests/test_export_scan.py holds the two equal over random, damaged and real lines. A file refused
  * here is read by the reference path (export.stream.decode_batch), so damage is always reported by

@@ -27,6 +27,9 @@
 #include "canonline.h"
 #include "parts.h"
 
+/* the fields of merge.scan.Scanned */
+#define SCANNED_FIELDS 9
+
 /* 0 <= time < TIME_LIMIT: a minute the archive layout can name (years 1970 to 9999). */
 #define TIME_LIMIT 253402300000.0
 
@@ -111,6 +114,27 @@ vouch(const unsigned char *line, Py_ssize_t len, CanonLine *r)
     return 1;
 }
 
+/* merge.scan.Scanned, the NamedTuple every scan answers: handed over once by configure_scan_file. */
+static PyTypeObject *scanned_type = NULL;
+
+static PyObject *
+configure_scan_file(PyObject *self, PyObject *cls)
+{
+    PyObject *fields = NULL;
+    if (!PyType_Check(cls) || !PyType_IsSubtype((PyTypeObject *)cls, &PyTuple_Type)
+        || (fields = PyObject_GetAttrString(cls, "_fields")) == NULL || PyObject_Length(fields) != SCANNED_FIELDS) {
+        if (!PyErr_Occurred() || PyErr_ExceptionMatches(PyExc_AttributeError)) {
+            PyErr_Clear();
+            PyErr_SetString(PyExc_TypeError, "configure_scan_file takes merge.scan.Scanned (a NamedTuple of 9 fields)");
+        }
+        Py_XDECREF(fields);
+        return NULL;
+    }
+    Py_DECREF(fields);
+    Py_XSETREF(scanned_type, (PyTypeObject *)Py_NewRef(cls));
+    Py_RETURN_NONE;
+}
+
 static PyObject *
 scan(const unsigned char *line, Py_ssize_t len)
 {
@@ -138,17 +162,26 @@ scan(const unsigned char *line, Py_ssize_t len)
     PyObject *recv_seg = PyBytes_FromStringAndSize((const char *)line + a + 1, b - a - 2);
     PyObject *numbers = PyBytes_FromStringAndSize((const char *)line + tc, d - tc);
     PyObject *time = num_obj(&r.time), *range = num_obj(&r.time_range);
-    if (mid == NULL || content == NULL || recv_seg == NULL || numbers == NULL || time == NULL || range == NULL) {
-        Py_DECREF(receivers);
-        Py_XDECREF(mid);
-        Py_XDECREF(content);
-        Py_XDECREF(recv_seg);
-        Py_XDECREF(numbers);
-        Py_XDECREF(time);
-        Py_XDECREF(range);
+    /* the fields in merge.scan.Scanned's order; built as tuple.__new__ builds a subclass's */
+    PyObject *fields[SCANNED_FIELDS] = {
+        content, PyLong_FromSsize_t(a), PyLong_FromSsize_t(k), mid, receivers, time, range, recv_seg, numbers,
+    };
+    PyObject *s = NULL;
+    int ok = 1;
+    for (int i = 0; i < SCANNED_FIELDS; i++)
+        ok = ok && fields[i] != NULL;
+    if (ok && scanned_type == NULL)
+        PyErr_SetString(PyExc_RuntimeError, "formats._native.configure_scan_file was not called");
+    else if (ok)
+        s = scanned_type->tp_alloc(scanned_type, SCANNED_FIELDS);
+    if (s == NULL) {
+        for (int i = 0; i < SCANNED_FIELDS; i++)
+            Py_XDECREF(fields[i]);
         return NULL;
     }
-    return Py_BuildValue("(NnnNNNNNN)", content, a, k, mid, receivers, time, range, recv_seg, numbers);
+    for (int i = 0; i < SCANNED_FIELDS; i++)
+        PyTuple_SET_ITEM(s, i, fields[i]);
+    return s;
 }
 
 static PyObject *
@@ -403,7 +436,7 @@ ids_dealloc(IdsObject *self)
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
-/* (frozenset({minute}), frozenset(ids)): merge.plan.Summary, what the reference keeps */
+/* (frozenset({minute}), frozenset(ids)): the Summary tests/reference/merge_fold.py keeps */
 static PyObject *
 ids_summary(IdsObject *self, PyObject *unused)
 {
@@ -431,7 +464,7 @@ fail:
 }
 
 static PyMethodDef ids_methods[] = {
-    {"summary", (PyCFunction)ids_summary, METH_NOARGS, "(frozenset({minute}), frozenset(ids)), as merge.plan.Summary"},
+    {"summary", (PyCFunction)ids_summary, METH_NOARGS, "(frozenset({minute}), frozenset(ids)), as summary_of (tests/reference/merge_fold.py)"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -712,6 +745,7 @@ done:
 
 static PyMethodDef methods[] = {
     {"fold_lines", fold_lines, METH_VARARGS, "Twin of fold_window_py (tests/reference/merge_fold.py), on Lines."},
+    {"configure_scan_file", configure_scan_file, METH_O, "configure_scan_file(Scanned): the NamedTuple every scan answers."},
     {"scan_file", scan_file, METH_O, "A batch file's Lines, or the first line not vouched for (as scan_batch)."},
     {"scan_line", scan_line, METH_O, "Twin of scan_line_py (tests/reference)."},
     {"merge_scan_batch", scan_batch, METH_O, "Twin of scan_batch_py (tests/reference)."},

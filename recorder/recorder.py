@@ -81,9 +81,9 @@ def default_name() -> str:
     return cleaned or "recorder"
 
 
-def new_slug(rand: random.Random | None = None) -> str:
+def new_slug() -> str:
     """5 random letters or digits: two processes with the same name still write apart."""
-    r = rand or random.SystemRandom()
+    r = random.SystemRandom()
     return "".join(r.choice(string.ascii_letters + string.digits) for _ in range(5))
 
 

@@ -2,14 +2,15 @@
 
 Theory of operation
 -------------------
-The shell owns a socket; this module owns the rules. The shell calls `start()` once the WebSocket
-is open, then `receive()` for every line (in order) and `tick()` whenever `next_deadline()` has
-passed, always passing the monotonic time. Each call returns actions: lines to `Send` (in order,
-at once), and facts the shell acts on: `Welcomed`, `Reconnect` (the server will close this
-connection soon; open another now), `Stalled` (the server stopped answering: open another now, but
-keep reading this one), `HandedOver` (a newer connection records everything this one would: close
-it), `Close` (this connection is useless: give up on it), `Fail` (the login was refused; retrying
-will not help), plus informational `Joined`, `Ready` and `Warn`.
+The shell owns a socket; this module owns the rules. The shell calls `start()` once the WebSocket is
+open, then `receive_peeked()` for every line (in order, with what `recorder.wire.peek` read of it)
+and `tick()` whenever `next_deadline()` has passed, always passing the monotonic time. Each call
+returns actions: lines to `Send` (in order, at once), and facts the shell acts on: `Welcomed`,
+`Reconnect` (the server will close this connection soon; open another now), `Stalled` (the server
+stopped answering: open another now, but keep reading this one), `HandedOver` (a newer connection
+records everything this one would: close it), `Close` (this connection is useless: give up on it),
+`Fail` (the login was refused; retrying will not help), plus informational `Joined`, `Ready` and
+`Warn`.
 
 The rules, in one place:
 - Handshake. Twitch: `CAP REQ` for tags, commands and membership, `PASS oauth:...` only when a
@@ -34,8 +35,9 @@ The rules, in one place:
 - A NOTICE to `*` before the welcome on Twitch, or 464/465/904 anywhere before it, is a refused
   login: `Fail`, quoting the server's words (which never contain the token).
 
-`receive()` is the hot path: lines whose command needs no action (PRIVMSG and friends, the vast
-majority) cost one `peek` and one set lookup; only the rare lines are parsed properly.
+`receive_peeked()` is the hot path: lines whose command needs no action (PRIVMSG and friends, the
+vast majority) cost the shell's one `peek` and one set lookup here; only the rare lines are parsed
+properly.
 """
 
 from __future__ import annotations
@@ -48,7 +50,6 @@ from formats.errors import IRCParseError
 from formats.irc import Message, parse
 from formats.rawcodec import DIALECT_TWITCH
 from recorder.limits import JoinLimiter
-from recorder.wire import peek
 
 TWITCH_CAPS = "twitch.tv/tags twitch.tv/commands twitch.tv/membership"
 IRCV3_WANTED_CAPS = ("server-time", "message-tags")
@@ -159,9 +160,9 @@ class SessionConfig:
     rejoin_after: float = 30.0
 
 
-def anonymous_nick(rand: Callable[[int, int], int] = random.randint) -> str:
+def anonymous_nick() -> str:
     """Twitch's anonymous read-only login: `justinfan` and digits."""
-    return f"justinfan{rand(10000, 99999)}"
+    return f"justinfan{random.randint(10000, 99999)}"
 
 
 class Session:
@@ -206,12 +207,9 @@ class Session:
 
     # -- lines from the server -------------------------------------------------------------------
 
-    def receive(self, line: str, now: float) -> Sequence[Action]:
-        command, channel = peek(line)
-        return self.receive_peeked(line, command, channel, now)
-
     def receive_peeked(self, line: str, command: str, channel: str, now: float) -> Sequence[Action]:
-        """`receive` for a caller that already peeked at the line (the recorder does, for metrics)."""
+        """A line from the server, with its command and channel as `recorder.wire.peek` read them (the
+        shell peeks once, for its metrics too)."""
         self.last_line_at = now
         self.ping_sent_at = None
         if self.handing_over and command == "PONG" and line.endswith(HANDOVER_TOKEN):

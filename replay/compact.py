@@ -20,7 +20,7 @@ shape and returns None for everything else (the engine then reads the line the r
 into a full record). The compiled lane (`formats._native.lane`, StreamReplayer.feed_raw) runs the same
 step on raw lines, and `formats._native.replay_batch` is the compiled twin of `format_batch(records,
 record_bytes)`. tests/test_replay_core.py holds each twin equal to its reference. Without the
-compiled core the engine keeps full records, as before: the pure core is unchanged.
+compiled core the engine keeps full records: the pure core never sees a compact one.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from formats import speedups
-from formats.canonical import canonical_bytes, canonical_bytes_py, format_batch
-from formats.irc import parse_compat
+from formats.canonical import Record, canonical_bytes, canonical_bytes_py, format_batch
+from formats.irc import CompatFields, parse_compat
 
 # The key of a compact record's parts; a full record never has it (its keys are RECORD_KEYS).
 PARTS = "parts"
@@ -75,13 +75,10 @@ def compiled_lane() -> LaneFn | None:
     return fn
 
 
-def full_record(record: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The record with every field: a compact one is read again from its line; a full one as is."""
-    parts = record.get(PARTS)
-    if parts is None:
-        return record
-    _head, _tail, line, receiver, now = parts
-    command, params, sender, user, host, tags = parse_compat(line)
+def archive_record(fields: CompatFields, receiver: str, now: float, time: Any, time_range: Any) -> Record:
+    """The full record of a line one receiver received at `now` (ARCHIVE_FORMAT.md section 3): the
+    one place the engine and `full_record` build it."""
+    command, params, sender, user, host, tags = fields
     return {
         "command": command,
         "params": params,
@@ -90,9 +87,18 @@ def full_record(record: Mapping[str, Any]) -> Mapping[str, Any]:
         "host": host,
         "tags": tags,
         "receivers": {receiver: now},
-        "time": record["time"],
-        "time_range": record["time_range"],
+        "time": time,
+        "time_range": time_range,
     }
+
+
+def full_record(record: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The record with every field: a compact one is read again from its line; a full one as is."""
+    parts = record.get(PARTS)
+    if parts is None:
+        return record
+    _head, _tail, line, receiver, now = parts
+    return archive_record(parse_compat(line), receiver, now, record["time"], record["time_range"])
 
 
 def batch_bytes(records: Sequence[Mapping[str, Any]]) -> bytes:

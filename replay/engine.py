@@ -42,7 +42,7 @@ from formats.irc import CompatFields, parse_compat
 from formats.names import channel_folder_name, channel_ok
 from formats.rawcodec import CLOSE, OPEN, RECV, TICK, Event, receiver_name
 from replay.batches import ClosedBatch, OpenBatches
-from replay.compact import PARTS, compiled_lane, compiled_twitch_line, receiver_key
+from replay.compact import PARTS, archive_record, compiled_lane, compiled_twitch_line, receiver_key
 from replay.timestamps import DEFAULT_TIMING, ServerClock, Timing
 
 # Reasons a received line is not archived (the summary counts them).
@@ -302,18 +302,4 @@ class StreamReplayer:
             compact_record: Any = {"time": time, "time_range": time_range, PARTS: (head, tail, line, c.receiver, now)}
             c.batches.add(name, compact_record)
             return
-        _command, params, sender, user, host, tags = fields
-        c.batches.add(
-            name,
-            {
-                "command": command,
-                "params": params,
-                "sender": sender,
-                "user": user,
-                "host": host,
-                "tags": tags,
-                "receivers": {c.receiver: now},
-                "time": time,
-                "time_range": time_range,
-            },
-        )
+        c.batches.add(name, archive_record(fields, c.receiver, now, time, time_range))

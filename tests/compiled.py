@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import pytest
 
 from formats import canonical, irc, speedups
+from merge.scan import Scanned
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -30,6 +31,7 @@ def _import() -> ModuleType | None:
     native.configure_parse_compat(irc.parse_compat_py, irc.unescape_tag_value_compat)
     native.configure_canonical_bytes(canonical.canonical_bytes_py)
     native.configure_is_record(canonical.is_record_py)
+    native.configure_scan_file(Scanned)
     return native
 
 

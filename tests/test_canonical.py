@@ -215,9 +215,9 @@ def test_one_schema_check_the_fast_one_and_the_one_that_names_the_fault_agree(re
 
 @given(st.lists(archive_records(), min_size=1, max_size=4), st.integers(10**18, 10**30), st.booleans())
 def test_parse_batch_keeps_big_ints_beside_long_digit_runs(records: list[dict], big: int, negative: bool) -> None:
-    # 19 digits in a row inside a string (a Twitch id) used to send each line to the slow decoder;
-    # now only a file with such a number, and then only a record whose numbers orjson read as a
-    # float that large, is decoded again
+    # 19 digits in a row inside a string (a Twitch id) must not send the line to the slow decoder:
+    # only a file with such a number, and then only a record whose numbers orjson read as a float
+    # that large, is decoded again
     records[0] = dict(
         records[0], tags={"id": "1234567890123456789012", "x": ":1234567890123456789"}, time=-big if negative else big
     )

@@ -18,9 +18,9 @@ from merge import directory, fastplan, scan
 from merge.core import merge_records
 from merge.directory import merge_tree
 from merge.fastplan import plan_window_lines
-from merge.plan import InputFile, LinesFile, ScannedFile, WindowPlan, plan_window, summary_of
+from merge.plan import InputFile, LinesFile, WindowPlan, plan_window
 from tests.compiled import skip_unless_bound
-from tests.reference.merge_fold import plan_window_bytes
+from tests.reference.merge_fold import ScannedFile, plan_window_bytes, summary_of
 from tests.reference.merge_scan import scan_batch_py
 from tests.strategies import MERGE_MINUTE0, merge_archives
 

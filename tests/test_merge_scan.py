@@ -17,7 +17,6 @@ from bench.bench_merge import recorder_archives
 from formats.canonical import batch_time_of, canonical_bytes, format_batch
 from formats.rawcodec import OPEN, RECV, Event
 from merge import scan
-from merge.plan import summary_of
 from replay.shell import replay
 from tests.compiled import native, needs_native
 from tests.pipeline import replay_events
@@ -319,10 +318,10 @@ def test_fold_lines_twin(
         before, after = minute - 60, minute + 60
         if before in written:  # merged already: the output replaced the minute's files
             ids, summary = written[before]
-            ours_n, want_n = [ids, *lines.get(after, [])], [summary, *map(summary_of, scans.get(after, []))]
+            ours_n, want_n = [ids, *lines.get(after, [])], [summary, *map(merge_fold.summary_of, scans.get(after, []))]
         else:
             ours_n = [*lines.get(before, []), *lines.get(after, [])]
-            want_n = [summary_of(x) for n in (before, after) for x in scans.get(n, [])]
+            want_n = [merge_fold.summary_of(x) for n in (before, after) for x in scans.get(n, [])]
         got = compiled.fold_lines(minute, lines.get(minute, []), ours_n)
         want = merge_fold.fold_window_py(minute, scans.get(minute, []), want_n)
         if want is None:

@@ -38,6 +38,14 @@ from tests.strategies import watchdog_steps
 
 HOUR_US = 3_600_000_000
 CHAT = "@id=m-1;tmi-sent-ts=1 :someone!someone@someone.tmi.twitch.tv PRIVMSG #alpha :hello"
+
+
+def receive(session: Session, line: str, now: float) -> Sequence[object]:
+    """A line from the server, peeked as the connection peeks it (recorder/connection.py)."""
+    command, channel = peek(line)
+    return session.receive_peeked(line, command, channel, now)
+
+
 BASE_US = 1_764_320_400_000_000  # 2025-11-28T09:00:00Z, an hour boundary
 
 # -- strategies (recorder-specific; the shared ones live in tests/strategies.py) -------------------
@@ -304,58 +312,58 @@ def test_no_join_before_the_welcome_then_joins_and_readiness() -> None:
     s = Session(_config(), 0)
     s.start()
     assert _sends(s.tick(1)) == []
-    actions = s.receive(":tmi.twitch.tv 001 justinfan123_15 :Welcome, GLHF!", 2)
+    actions = receive(s, ":tmi.twitch.tv 001 justinfan123_15 :Welcome, GLHF!", 2)
     assert Welcomed("justinfan123_15") in actions
     assert _sends(actions) == ["JOIN #alpha", "JOIN #beta"]
-    assert s.receive(":justinfan123_15!justinfan123_15@justinfan123_15.tmi.twitch.tv JOIN #alpha", 3) == (
+    assert receive(s, ":justinfan123_15!justinfan123_15@justinfan123_15.tmi.twitch.tv JOIN #alpha", 3) == (
         Joined("alpha"),
     )
-    assert s.receive(":tmi.twitch.tv 366 justinfan123_15 #alpha :End", 3) == ()  # Twitch waits for ROOMSTATE
-    assert s.receive("@room-id=1 :tmi.twitch.tv ROOMSTATE #alpha", 3) == (Ready("alpha"),)
-    assert s.receive("@room-id=1;slow=10 :tmi.twitch.tv ROOMSTATE #alpha", 4) == ()  # only the first counts
-    assert s.receive(":someone!someone@someone.tmi.twitch.tv JOIN #alpha", 4) == ()
+    assert receive(s, ":tmi.twitch.tv 366 justinfan123_15 #alpha :End", 3) == ()  # Twitch waits for ROOMSTATE
+    assert receive(s, "@room-id=1 :tmi.twitch.tv ROOMSTATE #alpha", 3) == (Ready("alpha"),)
+    assert receive(s, "@room-id=1;slow=10 :tmi.twitch.tv ROOMSTATE #alpha", 4) == ()  # only the first counts
+    assert receive(s, ":someone!someone@someone.tmi.twitch.tv JOIN #alpha", 4) == ()
 
 
 def test_ping_is_answered_with_its_argument_and_reconnect_is_reported() -> None:
     s = Session(_config(), 0)
-    assert s.receive("PING :tmi.twitch.tv", 1) == (Send("PONG :tmi.twitch.tv"),)
-    assert s.receive("PING x", 1) == (Send("PONG :x"),)
-    assert s.receive(":tmi.twitch.tv RECONNECT", 1) == (Reconnect(),)
+    assert receive(s, "PING :tmi.twitch.tv", 1) == (Send("PONG :tmi.twitch.tv"),)
+    assert receive(s, "PING x", 1) == (Send("PONG :x"),)
+    assert receive(s, ":tmi.twitch.tv RECONNECT", 1) == (Reconnect(),)
 
 
 def test_watchdog_pings_after_silence_then_reports_a_stall_once_and_keeps_the_connection() -> None:
     s = Session(_config(ping_after=60, ping_timeout=30), 0)
-    s.receive(":tmi.twitch.tv 001 justinfan123_15 :Welcome", 0)
+    receive(s, ":tmi.twitch.tv 001 justinfan123_15 :Welcome", 0)
     s.tick(0)
     assert s.next_deadline(10) == 60
     assert _sends(s.tick(60)) == ["PING :chat-archiver"]
     assert s.next_deadline(61) == 90
-    s.receive(":tmi.twitch.tv PONG tmi.twitch.tv :chat-archiver", 70)  # any line is proof of life
+    receive(s, ":tmi.twitch.tv PONG tmi.twitch.tv :chat-archiver", 70)  # any line is proof of life
     assert s.tick(95) == []
     assert _sends(s.tick(130)) == ["PING :chat-archiver"]
     assert s.tick(160) == [Stalled("no answer to our PING within 30 s")]
     # a stalled connection is not closed (its backlog may still come), and is not pinged again
     assert s.tick(1000) == []
-    assert s.receive(":tmi.twitch.tv PONG tmi.twitch.tv :chat-archiver", 1001) == ()
+    assert receive(s, ":tmi.twitch.tv PONG tmi.twitch.tv :chat-archiver", 1001) == ()
     assert s.tick(5000) == []
 
 
 def test_handover_asks_for_a_last_pong_and_that_pong_hands_over() -> None:
     s = Session(_config(ping_after=3, ping_timeout=3, silence_limit=30), 0)
-    s.receive(":tmi.twitch.tv 001 justinfan123_15 :Welcome", 0)
+    receive(s, ":tmi.twitch.tv 001 justinfan123_15 :Welcome", 0)
     s.tick(3)
     assert s.tick(6) == [Stalled("no answer to our PING within 3 s")]
     assert _sends(s.handover(7)) == [f"PING :{HANDOVER_TOKEN}"]
     assert s.handover(8) == []  # asked once
     # the stall clears: the backlog (and the old watchdog PONG) are just lines
-    assert s.receive(":tmi.twitch.tv PONG tmi.twitch.tv :chat-archiver", 9) == ()
-    assert s.receive(CHAT, 9) == ()
-    assert s.receive(f":tmi.twitch.tv PONG tmi.twitch.tv :{HANDOVER_TOKEN}", 9) == (HandedOver(),)
+    assert receive(s, ":tmi.twitch.tv PONG tmi.twitch.tv :chat-archiver", 9) == ()
+    assert receive(s, CHAT, 9) == ()
+    assert receive(s, f":tmi.twitch.tv PONG tmi.twitch.tv :{HANDOVER_TOKEN}", 9) == (HandedOver(),)
 
 
 def test_a_connection_silent_past_the_limit_after_the_handover_is_closed() -> None:
     s = Session(_config(ping_after=3, ping_timeout=3, silence_limit=30), 0)
-    s.receive(":tmi.twitch.tv 001 justinfan123_15 :Welcome", 0)
+    receive(s, ":tmi.twitch.tv 001 justinfan123_15 :Welcome", 0)
     s.tick(3)
     s.tick(6)
     s.handover(10)
@@ -367,7 +375,7 @@ def test_a_connection_silent_past_the_limit_after_the_handover_is_closed() -> No
 @given(st.lists(st.floats(0.01, 2.99), min_size=1, max_size=50))
 def test_a_server_that_talks_more_often_than_ping_after_is_never_pinged_nor_stalled(gaps: list[float]) -> None:
     s = Session(_config(ping_after=3, ping_timeout=3), 0)
-    s.receive(":tmi.twitch.tv 001 justinfan123_15 :Welcome", 0)
+    receive(s, ":tmi.twitch.tv 001 justinfan123_15 :Welcome", 0)
     s.tick(0)
     now = 0.0
     for gap in gaps:
@@ -376,7 +384,7 @@ def test_a_server_that_talks_more_often_than_ping_after_is_never_pinged_nor_stal
             due = s.next_deadline(now)
             assert not any(isinstance(a, Send | Stalled) for a in s.tick(due)), (now, due)
         now += gap
-        s.receive(CHAT, now)
+        receive(s, CHAT, now)
 
 
 @given(watchdog_steps)
@@ -385,7 +393,7 @@ def test_the_watchdog_stalls_at_most_once_and_only_a_handover_ends_a_stalled_con
 ) -> None:
     c = _config(ping_after=3, ping_timeout=3, silence_limit=30)
     s = Session(c, 0)
-    s.receive(":tmi.twitch.tv 001 justinfan123_15 :Welcome", 0)
+    receive(s, ":tmi.twitch.tv 001 justinfan123_15 :Welcome", 0)
     now, last_line, handover_at = 0.0, 0.0, None
     stalls = 0
     stalled_before = False
@@ -399,7 +407,7 @@ def test_the_watchdog_stalls_at_most_once_and_only_a_handover_ends_a_stalled_con
         else:
             token = HANDOVER_TOKEN if what == "handover pong" else "chat-archiver"
             line = CHAT if what == "line" else f":tmi.twitch.tv PONG tmi.twitch.tv :{token}"
-            actions = s.receive(line, now)
+            actions = receive(s, line, now)
             last_line = now
         stalls += sum(isinstance(a, Stalled) for a in actions)
         for a in actions:
@@ -421,13 +429,13 @@ def test_no_welcome_in_time_closes() -> None:
 
 def test_refused_logins_fail_and_quote_the_server() -> None:
     s = Session(_config(token="secret"), 0)
-    [fail] = s.receive(":tmi.twitch.tv NOTICE * :Login authentication failed", 1)
+    [fail] = receive(s, ":tmi.twitch.tv NOTICE * :Login authentication failed", 1)
     assert isinstance(fail, Fail) and "Login authentication failed" in fail.reason and "secret" not in fail.reason
     s = Session(_config(DIALECT_IRCV3, token="secret"), 0)
-    [fail] = s.receive(":irc.example 464 * :Password incorrect", 1)
+    [fail] = receive(s, ":irc.example 464 * :Password incorrect", 1)
     assert isinstance(fail, Fail)
-    s.receive(":irc.example 001 justinfan123_15 :Welcome", 2)
-    assert s.receive(":tmi.twitch.tv NOTICE * :some notice", 3) == ()
+    receive(s, ":irc.example 001 justinfan123_15 :Welcome", 2)
+    assert receive(s, ":tmi.twitch.tv NOTICE * :some notice", 3) == ()
 
 
 def test_ircv3_negotiates_only_offered_caps_and_survives_a_nak() -> None:
@@ -437,34 +445,34 @@ def test_ircv3_negotiates_only_offered_caps_and_survives_a_nak() -> None:
         "NICK justinfan123_15",
         "USER justinfan123_15 0 * :chat-archiver recorder",
     ]
-    assert s.receive(":irc.example CAP * LS * :multi-prefix sasl=PLAIN", 1) == ()
-    offered = s.receive(":irc.example CAP * LS :server-time message-tags", 1)
+    assert receive(s, ":irc.example CAP * LS * :multi-prefix sasl=PLAIN", 1) == ()
+    offered = receive(s, ":irc.example CAP * LS :server-time message-tags", 1)
     assert _sends(offered) == ["CAP REQ :server-time message-tags"]
-    actions = s.receive(":irc.example CAP * NAK :server-time message-tags", 1)
+    actions = receive(s, ":irc.example CAP * NAK :server-time message-tags", 1)
     assert _sends(actions) == ["CAP END"] and any(isinstance(a, Warn) for a in actions)
     s2 = Session(_config(DIALECT_IRCV3), 0)
-    assert _sends(s2.receive(":irc.example CAP * LS :server-time", 1)) == ["CAP REQ :server-time"]
-    assert _sends(s2.receive(":irc.example CAP * ACK :server-time", 1)) == ["CAP END"]
+    assert _sends(receive(s2, ":irc.example CAP * LS :server-time", 1)) == ["CAP REQ :server-time"]
+    assert _sends(receive(s2, ":irc.example CAP * ACK :server-time", 1)) == ["CAP END"]
     s3 = Session(_config(DIALECT_IRCV3), 0)
-    assert _sends(s3.receive(":irc.example CAP * LS :away-notify", 1)) == ["CAP END"]
-    actions = s3.receive(":irc.example 433 * justinfan123_15 :Nickname is already in use", 1)
+    assert _sends(receive(s3, ":irc.example CAP * LS :away-notify", 1)) == ["CAP END"]
+    actions = receive(s3, ":irc.example 433 * justinfan123_15 :Nickname is already in use", 1)
     assert _sends(actions) == ["NICK justinfan123_1"]
-    assert _sends(s3.receive(":irc.example 001 justinfan123_1 :Welcome", 2)) == ["JOIN #alpha", "JOIN #beta"]
-    s3.receive(":justinfan123_1!u@h JOIN :#alpha", 3)
-    assert s3.receive("@time=2026-01-01T00:00:00.000Z :irc.example 366 justinfan123_1 #alpha :End", 3) == (
+    assert _sends(receive(s3, ":irc.example 001 justinfan123_1 :Welcome", 2)) == ["JOIN #alpha", "JOIN #beta"]
+    receive(s3, ":justinfan123_1!u@h JOIN :#alpha", 3)
+    assert receive(s3, "@time=2026-01-01T00:00:00.000Z :irc.example 366 justinfan123_1 #alpha :End", 3) == (
         Ready("alpha"),
     )
 
 
 def test_kicked_or_refused_channels_are_joined_again_later() -> None:
     s = Session(_config(DIALECT_IRCV3, rejoin_after=30, ping_after=1000), 0)
-    s.receive(":irc.example 001 justinfan123_15 :Welcome", 0)
-    s.receive(":justinfan123_15!u@h JOIN #alpha", 1)
-    actions = s.receive(":op!u@h KICK #alpha justinfan123_15 :bye", 2)
+    receive(s, ":irc.example 001 justinfan123_15 :Welcome", 0)
+    receive(s, ":justinfan123_15!u@h JOIN #alpha", 1)
+    actions = receive(s, ":op!u@h KICK #alpha justinfan123_15 :bye", 2)
     assert any(isinstance(a, Warn) for a in actions)
     assert _sends(s.tick(10)) == []
     assert _sends(s.tick(32)) == ["JOIN #alpha"]
-    s.receive(":irc.example 474 justinfan123_15 #beta :Cannot join channel (+b)", 33)
+    receive(s, ":irc.example 474 justinfan123_15 #beta :Cannot join channel (+b)", 33)
     assert _sends(s.tick(63)) == ["JOIN #beta"]
 
 
@@ -475,9 +483,9 @@ def test_kicked_or_refused_channels_are_joined_again_later() -> None:
 def test_any_line_is_taken_without_an_exception(line: str, dialect: str) -> None:
     s = Session(_config(dialect), 0)
     s.start()
-    s.receive(line, 1)
-    s.receive(":irc.example 001 justinfan123_15 :Welcome", 2)
-    s.receive(line, 3)
+    receive(s, line, 1)
+    receive(s, ":irc.example 001 justinfan123_15 :Welcome", 2)
+    receive(s, line, 3)
     s.tick(4)
 
 

@@ -288,8 +288,8 @@ def test_tmi_sent_ts_is_read_as_upstream_reads_it_or_estimated(value: str, expec
 
 
 def test_what_feed_returns_is_the_callers_to_change() -> None:
-    """An event that closes nothing returns an empty sequence no later call shares (it used to be
-    one module-level list: a caller appending to it changed every later answer)."""
+    """An event that closes nothing returns an empty sequence no later call shares (were it one
+    module-level list, a caller appending to it would change every later answer)."""
     engine = StreamReplayer("h", "S1")
     first = engine.feed(Event("open", 0, 1_700_000_000_000_000, 0, "ws://x"))
     assert len(first) == 0

@@ -133,5 +133,5 @@ def test_parse_window_echoes_the_users_text() -> None:
     assert "--until 1699999999 is not after --since 2023-11-14T22:13:20Z" in message
     with pytest.raises(TimeError, match="--since: time 'nan'"):
         parse_window("nan", None)
-    with pytest.raises(TimeError, match="--end"):
-        parse_window("5", "x", names=("--start", "--end"))
+    with pytest.raises(TimeError, match="--until: time 'x'"):
+        parse_window("5", "x")

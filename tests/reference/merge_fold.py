@@ -7,12 +7,41 @@ window takes the reference way."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
-from formats.canonical import BATCH_INTERVAL
+from formats.canonical import BATCH_INTERVAL, batch_time_of
 from merge.core import combined
 from merge.fastplan import Common, Folded, Item, _numbers_text, _plan, _splice
-from merge.plan import ScannedFile, Summary, WindowPlan, summary_of
+from merge.plan import WindowPlan
 from merge.scan import Scanned
+
+_NONE = frozenset([None])
+Summary = tuple[frozenset[int], frozenset[bytes]]  # a file's records' minutes, and their message ids (scanned)
+
+
+def summary_of(scans: Sequence[Scanned]) -> Summary:
+    """What a window needs of a neighbour file: the minutes its records lie in, and their ids."""
+    times = [s.time for s in scans]
+    if not times:
+        return frozenset(), frozenset()
+    # batch_time_of is monotonic (a division by 60 and a truncation): one minute at both ends is one
+    # minute throughout
+    first, last = batch_time_of(min(times)), batch_time_of(max(times))
+    minutes = frozenset([first]) if first == last else frozenset(map(batch_time_of, times))
+    return minutes, frozenset([s.mid for s in scans]) - _NONE
+
+
+@dataclass(frozen=True)
+class ScannedFile:
+    """A batch file as listed and scanned (merge.scan): every line vouched for; what `LinesFile` is
+    to the compiled fold, this is to `fold_window_py`. A neighbour's lines are not needed, only its
+    summary: `scans` may then be None."""
+
+    minute: int
+    digest: str
+    path: str
+    scans: list[Scanned] | None
+    summary: Summary
 
 
 def fold_common_py(files: Sequence[Sequence[Scanned]]) -> Common:
@@ -31,28 +60,28 @@ def fold_common_py(files: Sequence[Sequence[Scanned]]) -> Common:
     observations = 0
     for scans in files:
         for s in scans:
-            observations += len(s[4])
-            if s[3] is None:
+            observations += len(s.receivers)
+            if s.mid is None:
                 rest.append(s)
             else:
-                groups.setdefault(s[0], []).append(s)
+                groups.setdefault(s.content, []).append(s)
     items: list[Item] = []
     for group in groups.values():
         first = group[0]
-        numbers, r = first[8], first[6]
-        names = [next(iter(s[4])) for s in group if len(s[4]) == 1]
+        numbers, r = first.numbers_text, first.time_range
+        names = [next(iter(s.receivers)) for s in group if len(s.receivers) == 1]
         if not (
             len(group) <= 16
             and type(r) is int
             and r == 0
             and len(names) == len(group)
-            and all(s[8] == numbers for s in group)
+            and all(s.numbers_text == numbers for s in group)
             and len(set(names)) == len(names)
         ):
             rest.extend(group)
             continue
-        texts = [s[7] for _name, s in sorted(zip(names, group, strict=True), key=lambda pair: pair[0])]
-        time, time_range = combined(first[5], 0, len(group))
+        texts = [s.receivers_text for _name, s in sorted(zip(names, group, strict=True), key=lambda pair: pair[0])]
+        time, time_range = combined(first.time, 0, len(group))
         if len(group) > 1:
             numbers = _numbers_text(first, time, time_range)
         items.append((time, time_range, _splice(first, b",".join(texts), numbers)))

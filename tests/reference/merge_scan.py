@@ -61,7 +61,7 @@ def scan_line_py(line: bytes) -> Scanned | None:
     c = line.rindex(b',"time":') + len(b',"time":')
     d = line.rindex(b',"user":')
     mid = message_id(record)
-    return (
+    return Scanned(
         line[:a] + line[b:c] + line[d:],
         a,
         c - b,
