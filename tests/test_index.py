@@ -96,7 +96,12 @@ def everything(index: ChatIndex) -> list[tuple[Any, ...]]:
     return [(m.key, m.line, m.removed_at) for m in index.messages(Query(oldest_first=True))]
 
 
-SETTINGS = settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow], deadline=None)
+# each example builds an index (and a PostgreSQL schema): at most 100 of them, even in CI
+SETTINGS = settings(
+    max_examples=min(settings.default.max_examples, 100),
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    deadline=None,
+)
 
 
 @SETTINGS
