@@ -8,7 +8,7 @@ ARCHIVE ?= archive
 
 .PHONY: run run-fixtures test test-fast lint bench clean
 
-$(STAMP): pyproject.toml formats/_speedups.c formats/_jsonchars.h formats/_canonline.h replay/_core.c formats/_readcore.c verify/_core.c merge/_scan.c export/_core.c
+$(STAMP): pyproject.toml native/module.c native/parts.h native/irc.c native/record.c native/replay.c native/verify.c native/merge.c native/export.c native/canonline.h native/jsonchars.h
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
@@ -17,23 +17,26 @@ $(STAMP): pyproject.toml formats/_speedups.c formats/_jsonchars.h formats/_canon
 ## run: the real job on loopback: a busy Twitch-like channel, `archive` with two recorders (one killed
 ## and restarted) for a minute, verify's report, and the live archive compared with an offline replay
 run: $(STAMP)
-	$(BIN)/python -m tests.live_demo live-demo
+	$(BIN)/python -m demo.live live-demo
 
 ## run-fixtures: replay the bundled fixture recordings into ./archive and print the summary
 run-fixtures: $(STAMP)
 	rm -rf $(ARCHIVE)
 	$(BIN)/chat-archiver replay $(FIXTURES) --out $(ARCHIVE)
 
-## test: the whole suite (unit, property, integration), then ruff and mypy
+# Tests run on every core (pytest-xdist); tests in one xdist_group share a worker (--dist loadgroup).
+PYTEST := $(BIN)/python -m pytest -n auto --dist loadgroup
+
+## test: the whole suite (unit, property, integration) in parallel, then ruff, ruff format and mypy
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(PYTEST)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
 ## test-fast: the suite without slow and integration tests
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -m 'not slow and not integration'
+	$(PYTEST) -m 'not slow and not integration'
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

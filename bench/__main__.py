@@ -20,6 +20,7 @@ MODULES = [
     "bench.bench_playback",
     "bench.bench_live",
     "bench.bench_serve",
+    "bench.bench_media",
     "bench.bench_index",
 ]
 

@@ -1,4 +1,4 @@
-"""Live archive benchmarks (issue 9): restart cost after a day, memory over a day, latency.
+"""Live archive benchmarks: restart cost after a day, memory over a day, latency.
 
 - Restart: a recording of 24 h (and of 1 h) at 100 lines/s is followed up to one minute before
   its end (the follower is then "killed": its last checkpoint stays); the recorder's last minute is

@@ -231,7 +231,7 @@ def _tree_child(root: str, queue: Any) -> None:
 
     started = time.perf_counter()
     stats = merge_tree(root)
-    core = "pure" if load("merge._scan") is None else "compiled"
+    core = "pure" if load() is None else "compiled"
     queue.put((time.perf_counter() - started, stats.records_in, _peak_rss_mib(), core))
 
 

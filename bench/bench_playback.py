@@ -37,9 +37,9 @@ def archive() -> str:
 
 def _measure_export(root: str, fmt: str, path: str, conn: Any) -> None:
     from bench.bench_verify import CHANNEL, START, _PeakWatcher  # noqa: PLC0415
-    from export.stream import export  # noqa: PLC0415 (in the measured process only)
+    from export.shell import export  # noqa: PLC0415 (in the measured process only)
     from export.window import Window  # noqa: PLC0415
-    from verify.scan import default_jobs  # noqa: PLC0415
+    from verify.shell import default_jobs  # noqa: PLC0415
 
     watcher = _PeakWatcher()
     started = time.monotonic()
@@ -49,10 +49,14 @@ def _measure_export(root: str, fmt: str, path: str, conn: Any) -> None:
     conn.send((elapsed, count, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, watcher.stop()))
 
 
-def page_with(messages: int) -> str:
-    """The html page of the first `messages` chat messages of the bench channel."""
+def page_with(messages: int, emotes: bool = False) -> str:
+    """The html page of the first `messages` chat messages of the bench channel; with `emotes`, its
+    words poggers, monkaS, BibleThump and Jebaited are third-party emotes of a snapshot (about one
+    message in two shows one), embedded as images."""
     from bench.bench_verify import START, minute_records  # noqa: PLC0415
+    from export.emotes import ChatImages  # noqa: PLC0415
     from export.html import render_page  # noqa: PLC0415
+    from media.thirdparty import Emote, Snapshot  # noqa: PLC0415
 
     records: list[dict[str, Any]] = []
     minute = START
@@ -62,7 +66,13 @@ def page_with(messages: int) -> str:
         )
         minute += 60
     del records[messages:]
-    return render_page(records, title="bench", start=START, end=records[-1]["time"] + 1)
+    images = None
+    if emotes:
+        words = ("poggers", "monkaS", "BibleThump", "Jebaited")
+        png = bytes.fromhex("89504e470d0a1a0a") + bytes(200)  # what the page embeds: the bytes, not a decode
+        sets = (Emote("7tv", f"e{i}", w, False, f"{i:064x}.png") for i, w in enumerate(words))
+        images = ChatImages.of("desertbus", [Snapshot("7tv", "desertbus", 0.0, tuple(sets))], read_image=lambda _n: png)
+    return render_page(records, title="bench", start=START, end=records[-1]["time"] + 1, images=images)
 
 
 def browser_figures(path: str) -> tuple[float, float, float] | None:
@@ -137,6 +147,10 @@ def run() -> None:
         f.write(text)
     print(f"player_100k_page_build_seconds: {time.monotonic() - started:.1f} s")
     print(f"player_100k_file_size: {len(text.encode()) / 2**20:.1f} MiB")
+    started = time.monotonic()
+    with_emotes = page_with(PAGE_MESSAGES, emotes=True)
+    print(f"player_100k_page_build_with_emotes_seconds: {time.monotonic() - started:.1f} s")
+    print(f"player_100k_with_emotes_file_size: {len(with_emotes.encode()) / 2**20:.1f} MiB")
     figures = browser_figures(page)
     if figures is not None:
         first, seek, rows = figures

@@ -9,7 +9,7 @@ process with its real writer (flush per line, fsync each second) into a temporar
 receive times of the first and last PRIVMSG. Target: 50 times a large channel's peak of a few
 hundred lines/s on one core.
 
-Chaos (`chaos()`, issue 14). The test suite's Twitch-like server publishes a live channel at 10
+Chaos (`chaos()`). The test suite's Twitch-like server publishes a live channel at 10
 messages/s; the test suite's fault-injecting proxy sits between it and a recorder at its default
 settings. In turn: stalls that clear after 8 s (longer than the watchdog's 3 s + 3 s), a stall that
 never clears (the path stays black until it is cut 20 s later), cuts with FIN and with RST. Each

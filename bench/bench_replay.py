@@ -1,4 +1,4 @@
-"""Replay benchmark: a generated Twitch-like recording of 1,000,000 lines (issue 2, "Speed")."""
+"""Replay benchmark: a generated Twitch-like recording of 1,000,000 lines."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ OUT = os.path.join(os.path.dirname(__file__), "out")
 
 _CHILD = """
 import json, resource, sys, time
-from replay.api import replay
+from replay.shell import replay
 start = time.perf_counter()
 report = replay([sys.argv[1]], sys.argv[2])
 elapsed = time.perf_counter() - start
@@ -74,7 +74,7 @@ def stage_microseconds(path: str) -> dict[str, float]:
     read (the raw files in blocks of lines); + engine (the compiled lane, the reference engine for the
     other lines, and the batch files' bytes: canonical lines, sort, join); + write (hash, file write and
     fsyncs on the writer thread, and what of them does not overlap the engine)."""
-    from replay.api import Options, ReplayReport, _feed_stream, replay_stream  # noqa: PLC0415
+    from replay.shell import Options, ReplayReport, _feed_stream, replay_stream  # noqa: PLC0415
 
     problems: list = []
     (stream,) = group_streams(find_raw_files([path]), problems)

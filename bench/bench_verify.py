@@ -187,7 +187,7 @@ class _PeakWatcher:
 
 
 def _measure_verify(root: str, jobs: int | None, conn: Any) -> None:
-    from verify.scan import verify_archive  # noqa: PLC0415 (in the measured process only)
+    from verify.shell import verify_archive  # noqa: PLC0415 (in the measured process only)
 
     watcher = _PeakWatcher()
     started = time.monotonic()
@@ -205,9 +205,9 @@ def _measure_verify(root: str, jobs: int | None, conn: Any) -> None:
 
 
 def _measure_export(root: str, hours: int, jobs: int | None, fmt: str, conn: Any) -> None:
-    from export.stream import export  # noqa: PLC0415 (in the measured process only)
+    from export.shell import export  # noqa: PLC0415 (in the measured process only)
     from export.window import Window  # noqa: PLC0415
-    from verify.scan import default_jobs  # noqa: PLC0415
+    from verify.shell import default_jobs  # noqa: PLC0415
 
     watcher = _PeakWatcher()
     started = time.monotonic()

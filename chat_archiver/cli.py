@@ -48,6 +48,8 @@ COMMANDS = (
     "archive",
     "serve",
     "sync",
+    "media",
+    "emotes",
     "index",
     "search",
 )

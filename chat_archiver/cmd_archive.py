@@ -20,7 +20,10 @@ from types import FrameType
 from urllib.parse import urlparse
 
 import typer
+from prometheus_client.core import Metric
+from prometheus_client.registry import Collector
 
+from chat_archiver import media_options
 from chat_archiver.cmd_record import DialectChoice
 from chat_archiver.console import EXIT_PROBLEMS, command, fail, note, os_error, out, warn
 from formats.errors import ArchiverError
@@ -123,6 +126,17 @@ def run_follow(
     if status.raw_problems or status.line_problems:
         note("damaged input was skipped (see above); everything readable was archived")
         raise typer.Exit(EXIT_PROBLEMS)
+
+
+class _Collectors(Collector):
+    """Several Prometheus collectors served as one (the archive's and its media child's)."""
+
+    def __init__(self, *collectors: Collector) -> None:
+        self.collectors = collectors
+
+    def collect(self) -> Iterator[Metric]:
+        for c in self.collectors:
+            yield from c.collect()
 
 
 class IndexUpdater:
@@ -239,6 +253,13 @@ def register(app: typer.Typer) -> None:
             min=0,
             help="Silence after which a raw stream has ended (docs/live.md).",
         ),
+        emote_sets: float = typer.Option(
+            0.0,
+            "--emote-sets",
+            metavar="HOURS",
+            min=0.0,
+            help="Snapshot the channels' third-party emote sets now and every HOURS hours (0: off; 6 is plenty).",
+        ),
         restart_backoff: float = typer.Option(
             30.0,
             "--restart-backoff",
@@ -246,6 +267,10 @@ def register(app: typer.Typer) -> None:
             min=0.1,
             help="Longest wait before a crashed child restarts.",
         ),
+        no_emotes: bool = media_options.NO_EMOTES,
+        media_links: bool = media_options.MEDIA_LINKS,
+        twitch_cdn: str = media_options.TWITCH_CDN,
+        allow_private: bool = media_options.ALLOW_PRIVATE,
     ) -> None:
         """Record channels and keep their archive current, live.
 
@@ -253,7 +278,16 @@ def register(app: typer.Typer) -> None:
         after it, merged: one file per minute) and keeps its checkpoint and status in DIR/state.
         A child that exits is started again; SIGTERM or Ctrl-C stops the recorders, then the
         follower, and exits 0. With --metrics-port, Prometheus metrics: lines and seconds behind,
-        batches written, last batch time per channel, merge passes, restarts.
+        batches written, last batch time per channel, merge passes, restarts, media fetches.
+
+        A media child fetches the Twitch emotes the archived messages use into DIR/archive/emotes
+        (wubloader's layout) a few seconds after each minute is written, in its own process so
+        recording never waits for a CDN; --no-emotes turns it off, --media-links adds linked
+        images and videos (docs/media.md). With --emote-sets HOURS, another child snapshots the
+        channels' BetterTTV, FrankerFaceZ and 7TV emote sets (and, with a token, the badges)
+        when the host starts and every HOURS hours.
+
+        Example: chat-archiver archive desertbus --dir /srv/chat --metrics-port 9108
         """
         if server is not None and urlparse(server).scheme not in ("ws", "wss"):
             fail(f"--server must be a ws:// or wss:// URL, not {server!r}")
@@ -296,16 +330,32 @@ def register(app: typer.Typer) -> None:
                 "follower",
             )
         )
+        media_status = state / "media-status.json"
+        if not no_emotes or media_links:
+            media_options.check(twitch_cdn, allow_private)
+            argv = [*cli, "media", str(archive), "--follow", "--poll", "2", "--status-file", str(media_status)]
+            argv += media_options.as_arguments(
+                no_emotes=no_emotes, media_links=media_links, twitch_cdn=twitch_cdn, allow_private=allow_private
+            )
+            children.append(ChildSpec("media", argv, "media"))
+        if emote_sets > 0:  # a child like the others: restarted if it dies, stopped with them
+            argv = [*cli, "emotes", str(archive), *channels, "--every", str(emote_sets)]
+            argv += ["--token-file", str(token_file)] if token_file else []
+            argv += ["--allow-private-addresses"] if allow_private else []
+            children.append(ChildSpec("emote-sets", argv, "media"))
         supervisor = Supervisor(
             children, log=_log, state_path=str(state / "supervisor.json"), backoff_max=max(restart_backoff, 0.1)
         )
         metrics_server = None
         if metrics_port is not None:
-            from recorder.metrics import serve  # noqa: PLC0415 (only with --metrics-port)
+            from media.metrics import StatusCollector  # noqa: PLC0415 (only with --metrics-port)
+            from recorder.metrics import serve  # noqa: PLC0415
 
             try:
                 metrics_server, _thread = serve(
-                    ArchiveCollector(supervisor, str(status_path)), metrics_port, metrics_addr
+                    _Collectors(ArchiveCollector(supervisor, str(status_path)), StatusCollector(str(media_status))),
+                    metrics_port,
+                    metrics_addr,
                 )
             except OSError as e:
                 fail(f"cannot serve metrics on {metrics_addr}:{metrics_port}: {e.strerror or e}")

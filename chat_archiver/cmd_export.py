@@ -1,4 +1,4 @@
-"""The `export` command: the chat of a time window, merged and sorted, in one of four formats."""
+"""The `export` command: the chat of a time window, merged and sorted, in one of the formats."""
 
 from __future__ import annotations
 
@@ -11,12 +11,13 @@ from functools import partial
 import typer
 
 from chat_archiver import console
-from export.formats import FORMATS, Playback
-from export.stream import export
+from export.emotes import ChatImages
+from export.render import FORMATS, Playback
+from export.shell import export
 from export.window import ExportError, Filters, Window
 from formats.errors import ArchiverError, InputError
 from formats.times import parse_window
-from verify.scan import default_jobs
+from verify.shell import default_jobs
 
 Format = enum.Enum("Format", {name: name for name in FORMATS}, type=str)  # type: ignore[misc]
 
@@ -30,15 +31,15 @@ def register(app: typer.Typer) -> None:
         channel: str = typer.Argument(
             ..., metavar="CHANNEL", help="Channel name, with or without '#'.", show_default=False
         ),
-        since: str = typer.Option(
+        since: str | None = typer.Option(
             None,
             "--since",
             metavar="TIME",
             help="Window start: Unix seconds or ISO 8601 (UTC unless an offset).",
         ),
-        until: str = typer.Option(None, "--until", metavar="TIME", help="Window end (exclusive), same forms."),
-        start: str = typer.Option(None, "--start", hidden=True),  # the old names, kept for scripts
-        end: str = typer.Option(None, "--end", hidden=True),
+        until: str | None = typer.Option(None, "--until", metavar="TIME", help="Window end (exclusive), same forms."),
+        start: str | None = typer.Option(None, "--start", hidden=True),  # the old names, kept for scripts
+        end: str | None = typer.Option(None, "--end", hidden=True),
         fmt: Format = typer.Option(
             "json",
             "--format",
@@ -60,7 +61,7 @@ def register(app: typer.Typer) -> None:
             help="Keep only records about this user (repeatable).",
             show_default=False,
         ),
-        out: str = typer.Option(
+        out: str | None = typer.Option(
             None,
             "--out",
             "-o",
@@ -74,7 +75,12 @@ def register(app: typer.Typer) -> None:
             metavar="SECONDS",
             help="ass: how long each message stays on screen.",
         ),
-        jobs: int = typer.Option(
+        images: bool = typer.Option(
+            True,
+            "--images/--no-images",
+            help="html, twitchdownloader: embed the emote and badge images on disk (else words).",
+        ),
+        jobs: int | None = typer.Option(
             None,
             "--jobs",
             "-j",
@@ -90,8 +96,13 @@ def register(app: typer.Typer) -> None:
         folded for reading and sorted by time. json is the
         array upstream's reader returns; jsonl one record per line; text a readable
         transcript; irc the IRC lines rebuilt from the records; ass subtitles timed from --since;
-        html a self-contained page that replays the chat. A damaged batch file is
+        html a self-contained page that replays the chat, with the emotes and badges the archive
+        holds (see docs/media.md); twitchdownloader TwitchDownloader's chat JSON, for its
+        renderer, with the same images embedded. A damaged batch file is
         reported (FILE:LINE) and skipped; everything readable is exported.
+
+        Example: chat-archiver export /srv/wubloader desertbus --since 2026-11-14T20:00
+        --until 2026-11-14T21:00 --format html -o chat.html
 
         Exit status: 0 done, 1 done but damaged files were skipped, 2 nothing could be done.
         """
@@ -106,6 +117,11 @@ def register(app: typer.Typer) -> None:
             window = Window(t_since, t_until)
             filters = Filters.of(commands, users)
             workers = jobs if jobs is not None else default_jobs()
+            shown = None
+            if images and fmt.value in ("html", "twitchdownloader"):
+                shown = ChatImages.load(root, channel, since=window.start, until=window.end)
+                for problem in shown.problems[:20]:
+                    console.warn(problem)
             # no bar over chat being printed to the same terminal
             with console.progress(enabled=out is not None or not sys.stdout.isatty(), unit="minutes") as bar:
                 task = bar.add_task("exporting", total=None)
@@ -118,7 +134,7 @@ def register(app: typer.Typer) -> None:
                     filters=filters,
                     jobs=workers,
                     problems=problems,
-                    playback=Playback(window.start, window.end, hold, f"#{channel.lstrip('#').lower()}"),
+                    playback=Playback(window.start, window.end, hold, f"#{channel.lstrip('#').lower()}", shown),
                     on_plan=lambda n: bar.update(task, total=n),
                     on_chunk=lambda k: bar.advance(task, k),
                 )
@@ -133,8 +149,8 @@ def register(app: typer.Typer) -> None:
             console.fail(str(e))
         except OSError as e:
             console.os_error(e, out or "<stdout>")
-        for problem in problems:
-            console.warn(f"damaged batch file skipped: {problem}")
+        for damaged in problems:
+            console.warn(f"damaged batch file skipped: {damaged}")
         if problems:
             console.note("everything readable was exported")
             raise typer.Exit(console.EXIT_PROBLEMS)

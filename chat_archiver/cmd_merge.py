@@ -21,7 +21,7 @@ from chat_archiver.console import EXIT_PROBLEMS, command, err, fail, note, numbe
 from chat_archiver.inputs import archive_channels_or_fail
 from formats.errors import ArchiverError
 from merge.combine import merge_files, merge_into
-from merge.directory import MergeStats, Problem, merge_tree, watch
+from merge.directory import MergeProblem, MergeStats, merge_tree, watch
 
 _COUNTS = (
     "channels",
@@ -177,7 +177,7 @@ def register(app: typer.Typer) -> None:
         _finish(stats, as_json, f"merge {root}")
 
 
-def _warn(problem: Problem) -> None:
+def _warn(problem: MergeProblem) -> None:
     warn(f"corrupt input: {problem}")
 
 
@@ -192,9 +192,9 @@ def _watch(
     """`watch`, with totals that survive Ctrl-C: every pass is added up here as it ends."""
     total = MergeStats()
     done = 0
-    problems: list[Problem] = []  # from the hook, so that a pass cut short by Ctrl-C counts too
+    problems: list[MergeProblem] = []  # from the hook, so that a pass cut short by Ctrl-C counts too
 
-    def problem(p: Problem) -> None:
+    def problem(p: MergeProblem) -> None:
         problems.append(p)
         _warn(p)
 

@@ -14,8 +14,8 @@ from chat_archiver.inputs import raw_files_or_fail
 from formats.errors import ArchiverError, UsageError
 from formats.times import parse_window
 from merge.directory import MergeStats, merge_tree
-from replay.api import ReplayReport, replay
 from replay.engine import SKIP_BAD_CHANNEL, SKIP_UNPARSABLE
+from replay.shell import ReplayReport, replay
 from replay.timestamps import Timing
 
 INTERRUPTED = (

@@ -26,6 +26,14 @@ def register(app: typer.Typer) -> None:
         ),
         port: int = typer.Option(8008, "--port", min=0, max=65535, metavar="PORT", help="Port (0: any free port)."),
         threads: int = typer.Option(4, "--threads", min=1, max=64, metavar="N", help="Threads answering requests."),
+        per_address: int = typer.Option(
+            32,
+            "--per-address",
+            min=0,
+            metavar="N",
+            help="Connections at once from one client address; past it, new ones are closed (0: no cap, "
+            "for a server behind a reverse proxy, whose connections all come from the proxy).",
+        ),
     ) -> None:
         """Serve an archive over HTTP as a wubloader node serves chat.
 
@@ -36,7 +44,13 @@ def register(app: typer.Typer) -> None:
         and /healthz; / browses channels and hours, and /player/CHANNEL plays a window
         when the chat player is installed. Read-only: nothing outside ROOT is ever served.
 
+        Safe to face clients that misbehave: a request head must arrive whole within 10 s,
+        an answer the client stops reading is cut after 60 s, and one address holds at most
+        --per-address connections (docs/serve-sync.md; behind nginx: --per-address 0).
+
         Runs until Ctrl-C (exit 130) or SIGTERM (exit 0).
+
+        Example: chat-archiver serve /srv/chat --host 0.0.0.0 --port 8008
         """
         from serve.app import ChatApp  # noqa: PLC0415 (keeps `chat-archiver --help` light)
         from serve.server import make_server  # noqa: PLC0415
@@ -47,7 +61,9 @@ def register(app: typer.Typer) -> None:
         try:
             # half the threads at most read chat windows (long, CPU-bound); the rest stay free for
             # listings and batch files, which backfillers need answered quickly
-            server = make_server(ChatApp(root, window_reads=max(1, threads // 2)), host, port, threads=threads)
+            server = make_server(
+                ChatApp(root, window_reads=max(1, threads // 2)), host, port, threads=threads, per_address=per_address
+            )
         except OSError as e:
             fail(f"cannot listen on {host}:{port}: {e.strerror or e}")
         except ValueError as e:

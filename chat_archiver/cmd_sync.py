@@ -70,7 +70,22 @@ def register(app: typer.Typer) -> None:
             "--timeout",
             min=0.1,
             metavar="SECONDS",
-            help="How long a peer may stay silent before a retry.",
+            help="How long one file or listing may take from a peer, retries included (so also the longest silence).",
+        ),
+        max_file: int = typer.Option(
+            16,
+            "--max-file",
+            min=1,
+            max=4096,
+            metavar="MIB",
+            help="The largest batch file taken from a peer, in MiB (a busier channel's minute is a few "
+            "MiB); a larger answer is refused at the limit.",
+        ),
+        extras: str = typer.Option(
+            "emotes,media,images,thirdparty,badges",
+            "--extras",
+            metavar="LIST",
+            help="Media folders to fetch too, checked (docs/media.md); 'none' for none.",
         ),
         as_json: bool = typer.Option(
             False,
@@ -90,14 +105,19 @@ def register(app: typer.Typer) -> None:
         silent peers and redirects elsewhere are refused with one line each, and the sync
         goes on.
 
+        Peers are synced at once, each with --jobs fetches in flight, so a slow peer
+        delays no other; memory does not grow with what a peer lists.
+
         Exit status: 0 done, 1 done but something was refused, 2 nothing could be done,
         130 interrupted (run it again to finish).
         """
         from formats.times import TimeError, parse_since  # noqa: PLC0415 (keeps `chat-archiver --help` light)
-        from sync.run import Refusal, sync_once  # noqa: PLC0415
+        from sync.shell import Refusal, sync_once  # noqa: PLC0415
 
         def refused(r: Refusal) -> None:
             warn(f"refused: {r}")
+
+        from sync.extras import parse_folders, sync_extras_from  # noqa: PLC0415
 
         worst = 0
         done = 0
@@ -106,11 +126,19 @@ def register(app: typer.Typer) -> None:
         except TimeError as e:
             fail(f"--since: {e}")
         try:
+            folders = parse_folders(extras)
+        except ValueError as e:
+            fail(f"--extras: {e}")
+        try:
             while True:
                 began = time.monotonic()
                 now = time.time()
                 with progress(enabled=not as_json, unit="files") as bar:
                     task = bar.add_task("fetching", total=0)
+                    # the media folders first: a pass's summary follows right on its chat merge
+                    media = sync_extras_from(
+                        root, peers, folders, timeout=timeout, on_refusal=lambda line: warn(f"refused: {line}")
+                    )
                     stats = sync_once(
                         root,
                         peers,
@@ -119,23 +147,25 @@ def register(app: typer.Typer) -> None:
                         end=now,
                         jobs=jobs,
                         timeout=timeout,
+                        max_file=max_file << 20,
                         on_refusal=refused,
                         on_plan=partial(_grow, bar, task),
                         on_file=partial(bar.advance, task),
                         on_problem=lambda p: warn(f"merge: {p}"),
                     )
                 done += 1
+                summary = {**stats.as_dict(), "media_files_fetched": media.fetched, "media_bytes_fetched": media.bytes}
                 if as_json and interval is not None:
-                    sys.stdout.write(orjson.dumps({"pass": done, **stats.as_dict()}).decode() + "\n")
+                    sys.stdout.write(orjson.dumps({"pass": done, **summary}).decode() + "\n")
                     sys.stdout.flush()
                 elif as_json:
-                    out.print_json(json.dumps(stats.as_dict()))
+                    out.print_json(json.dumps(summary))
                 else:
-                    _print(stats, root)
-                if stats.refused or stats.merge_problems:
+                    _print(stats, root, media.fetched)
+                if stats.refused or stats.merge_problems or media.refused:
                     worst = 1
                     err.print(
-                        f"{number(len(stats.refused))} item(s) refused, "
+                        f"{number(len(stats.refused) + len(media.refused))} item(s) refused, "
                         f"{number(len(stats.merge_problems))} merge problem(s)",
                         markup=False,
                     )
@@ -154,9 +184,10 @@ def _grow(bar: Progress, task: TaskID, more: int) -> None:
     bar.update(task, total=(bar.tasks[0].total or 0) + more)
 
 
-def _print(stats: object, root: str) -> None:
+def _print(stats: object, root: str, media_files: int = 0) -> None:
     table = Table(title=f"sync into {root}", show_header=False)
     for key in _COUNTS:
         value = getattr(stats, key)
         table.add_row(key.replace("_", " "), number(value))
+    table.add_row("media files fetched", number(media_files))
     out.print(table)

@@ -10,7 +10,7 @@ import typer
 from chat_archiver import console
 from chat_archiver.inputs import raw_files_or_fail
 from verify.render import render, report_json
-from verify.scan import VerifyError, default_jobs, verify_archive
+from verify.shell import VerifyError, default_jobs, verify_archive
 
 
 def register(app: typer.Typer) -> None:

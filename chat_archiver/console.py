@@ -177,7 +177,7 @@ def _arguments_by_their_metavar() -> None:
         name = display_name(self)
         return [name if self.required else f"[{name}]"]
 
-    def option_metavar(self: TyperOption, ctx: Any) -> str:
+    def option_metavar(self: TyperOption, ctx: Any) -> str | None:
         if self.metavar is not None:
             return self.metavar
         # typer 0.2x keeps the choices in a descriptor, older typer in click's Choice type
@@ -187,10 +187,19 @@ def _arguments_by_their_metavar() -> None:
             return "|".join(str(c.value if isinstance(c, enum.Enum) else c) for c in choices)
         return (self.name or "value").upper()
 
-    TyperArgument.display_type_rich = lambda self, ctx: None  # type: ignore[method-assign,assignment,return-value]
-    TyperArgument.get_usage_pieces = usage_pieces  # type: ignore[method-assign]
-    TyperArgument._rich_display_name = display_name  # type: ignore[attr-defined]
-    TyperOption.display_type_rich = option_metavar  # type: ignore[method-assign,assignment]
+    def no_type(self: TyperArgument, ctx: Any) -> str | None:
+        return None
+
+    # Replacing methods of a class we do not own is what this patch is; setattr says so, and each
+    # replacement above keeps the signature of the method it replaces.
+    patches: list[tuple[type, str, Callable[..., Any]]] = [
+        (TyperArgument, "display_type_rich", no_type),
+        (TyperArgument, "get_usage_pieces", usage_pieces),
+        (TyperArgument, "_rich_display_name", display_name),
+        (TyperOption, "display_type_rich", option_metavar),
+    ]
+    for cls, name, replacement in patches:
+        setattr(cls, name, replacement)
 
 
 _arguments_by_their_metavar()

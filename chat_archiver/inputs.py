@@ -7,9 +7,8 @@ from collections.abc import Sequence
 
 from chat_archiver.console import fail
 from formats.errors import ArchiverError
-from formats.rawfile import RAW_SUFFIXES, Problem, find_raw_files, group_streams
-from formats.store import list_channels
-from merge.directory import QUARANTINE
+from formats.rawfile import RAW_SUFFIXES, RawProblem, find_raw_files, group_streams
+from formats.store import QUARANTINE, list_channels
 
 
 def raw_files_or_fail(paths: Sequence[str]) -> list[str]:
@@ -22,7 +21,7 @@ def raw_files_or_fail(paths: Sequence[str]) -> list[str]:
         fail(str(e))
     if not files:
         fail(f"no raw recordings ({', '.join('*' + s for s in RAW_SUFFIXES)}) found in {named}")
-    problems: list[Problem] = []
+    problems: list[RawProblem] = []
     if not group_streams(files, problems):
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         first = f": {problems[0]}{more}" if problems else ""

@@ -17,6 +17,9 @@ grey and struck through from its own time on; it never drops them. A frame lasts
 the box a few times a second instead of writing one frame per message, and the file stays a few
 lines per second of video. A quiet channel's messages appear exactly on time.
 
+Emotes stay words here: ASS draws text only (the html page and the TwitchDownloader JSON embed
+their images; docs/media.md).
+
 Records come in time order (the export sorts them), so the renderer streams: when a record at time
 `t` arrives every change before `t` is known (expiries are scheduled when a message appears), and
 the frames up to `t` are written. Memory holds the messages on screen.
@@ -37,7 +40,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from export.formats import display_name, me_action, tag_of
+from export.fields import display_name, me_action, tag_of
 
 PLAY_RES_X, PLAY_RES_Y = 1920, 1080
 FONT_SIZE = 36

@@ -22,6 +22,15 @@ Data is embedded once, as one compact JSON array in a `<script type="application
   Chat lines (P and U) are numbered 0, 1, ... in order; a CLEARMSG's `target` is the number of the
   line whose `id` is its `target-msg-id` (-1 when that line is not in the window).
 
+With the window's images (`export.emotes.ChatImages`), a chat line that shows emotes gets one more
+element at the end (after its other fields, kept even when those are empty): `[[start, end, image],
+...]`, code point spans of the shown text (the action text of a `/me`) and the index of the image
+that replaces them. A user row's badges are looked up by `set/version` (each resolved once, from
+the badge snapshot in force at the first message that shows it). The images come once each,
+after the rows, in a second JSON tag (`chat-images`): `{"e": [data URI, ...], "b": {"set/version":
+index}}`. The page stays one file that loads nothing (the Content-Security-Policy allows images from
+`data:` only); an image that is not on hand leaves the word as text.
+
 So message ids (a third of a Twitch line) are resolved here and never written, and a user is
 written once, before their first message. Memory is bounded: the ids of the last `RECENT_IDS`
 lines (moderators delete within seconds, not hours) and the last `RECENT_USERS` users (one seen
@@ -51,11 +60,14 @@ from typing import Any
 
 import orjson
 
+from export.emotes import ChatImages, data_uri
+
 RECENT_IDS = 200_000  # message ids a CLEARMSG can reach back to (33 minutes at 100 messages/s)
 RECENT_USERS = 50_000  # distinct users (with their colour and badges) remembered
 _CODES = {"PRIVMSG": "P", "USERNOTICE": "U", "CLEARMSG": "M", "CLEARCHAT": "C"}
 _ASSETS = ("player.html", "player.css", "player.js")
 _PLACEHOLDER = re.compile(r"\{\{(TITLE|CSS|META|JS)\}\}")
+_ROW_FIELDS = {"P": 6, "U": 5}  # a chat line's fields before its emote spans
 
 
 def _str(value: object) -> str:
@@ -77,11 +89,59 @@ def _trimmed(row: list[Any], keep: int) -> list[Any]:
     return row
 
 
+class PageImages:
+    """The page's image table: each image once, numbered in the order first used."""
+
+    def __init__(self, images: ChatImages) -> None:
+        self.images = images
+        self.uris: list[str] = []
+        self._index: dict[str, int] = {}
+        self.badges: dict[str, int] = {}
+
+    def index(self, key: str) -> int:
+        """The image's number in the table, -1 when it cannot be embedded."""
+        found = self._index.get(key)
+        if found is None:
+            data = self.images.image(key)
+            uri = data_uri(data) if data is not None else None
+            found = -1
+            if uri is not None:
+                found = len(self.uris)
+                self.uris.append(uri)
+            self._index[key] = found
+        return found
+
+    def spans(self, record: Mapping[str, Any]) -> list[list[int]]:
+        out = []
+        for start, end, key in self.images.spans(record):
+            i = self.index(key)
+            if i >= 0:
+                out.append([start, end, i])
+        return out
+
+    def note_badges(self, badges: str, t: float) -> None:
+        """Resolve the badges of a user row the first time each `set/version` is seen."""
+        for badge in badges.split(",")[:50] if badges else ():
+            if badge in self.badges:
+                continue
+            set_id, _, version = badge.partition("/")
+            key = self.images.badge_key(set_id, version, t)
+            i = self.index(key) if key else -1
+            if i >= 0:
+                self.badges[badge] = i
+            elif len(self.badges) < 10_000:
+                self.badges[badge] = -1
+
+    def json(self) -> str:
+        return page_json({"e": self.uris, "b": {k: v for k, v in self.badges.items() if v >= 0}})
+
+
 class Slimmer:
     """Records to the page's rows (see the module docstring), one record at a time."""
 
-    def __init__(self, start: float) -> None:
+    def __init__(self, start: float, images: ChatImages | None = None) -> None:
         self.start_ms = start * 1000
+        self.images = PageImages(images) if images is not None else None
         self._users: OrderedDict[tuple[str, ...], int] = OrderedDict()
         self._user_count = 0
         self._ids: OrderedDict[str, int] = OrderedDict()
@@ -114,9 +174,10 @@ class Slimmer:
         params = record.get("params") or []
         login = _str(record.get("user")) or _str(tags.get("login"))
         out: list[list[Any]] = []
-        user = self._user(
-            (login, _str(tags.get("display-name")), _str(tags.get("color")), _str(tags.get("badges"))), out
-        )
+        badges = _str(tags.get("badges"))
+        if self.images is not None:
+            self.images.note_badges(badges, float(record["time"]))
+        user = self._user((login, _str(tags.get("display-name")), _str(tags.get("color")), badges), out)
         row: list[Any] = [ms, code, user, _str(params[1]) if len(params) > 1 else ""]
         if code in ("P", "U"):
             if code == "P":
@@ -129,6 +190,10 @@ class Slimmer:
                 if len(self._ids) > RECENT_IDS:
                     self._ids.popitem(last=False)
             self._lines += 1
+            spans = self.images.spans(record) if self.images is not None else []
+            if spans:
+                row += [""] * (_ROW_FIELDS[code] - len(row))
+                row.append(spans)
         elif code == "M":
             target = _str(tags.get("target-msg-id"))
             row.append(self._ids.get(target, -1) if target else -1)
@@ -143,24 +208,28 @@ def _assets() -> tuple[str, str, str]:
     return html, css, js
 
 
-def _page_parts(title: str, meta: Mapping[str, Any]) -> tuple[str, str]:
-    """The page cut where the rows go."""
+def _page_parts(title: str, meta: Mapping[str, Any]) -> tuple[str, str, str]:
+    """The page cut where the rows go and where the images go."""
     html, css, js = _assets()
     values = {"TITLE": html_escape(title), "CSS": css, "META": page_json(dict(meta)), "JS": js}
     head, tail = html.split("{{ROWS}}")
+    middle, tail = tail.split("{{IMAGES}}")
 
     def fill(part: str) -> str:  # one pass: what goes in (a title, say) is never read for placeholders
         return _PLACEHOLDER.sub(lambda m: values[m.group(1)], part)
 
-    return fill(head), fill(tail)
+    return fill(head), fill(middle), fill(tail)
 
 
 class HtmlRenderer:
     """The page, streamed: `begin()`, `add(record)` per record (time order), `end()`."""
 
-    def __init__(self, start: float, end: float | None = None, title: str = "chat") -> None:
-        self.slimmer = Slimmer(start)
-        self._head, self._tail = _page_parts(title, {"title": title, "start": start, "end": end, "source": None})
+    def __init__(
+        self, start: float, end: float | None = None, title: str = "chat", images: ChatImages | None = None
+    ) -> None:
+        self.slimmer = Slimmer(start, images)
+        meta = {"title": title, "start": start, "end": end, "source": None}
+        self._head, self._middle, self._tail = _page_parts(title, meta)
         self._first = True
 
     def begin(self) -> str:
@@ -176,7 +245,8 @@ class HtmlRenderer:
         return sep + text
 
     def end(self) -> str:
-        return ("]" if self._first else "\n]") + self._tail
+        images = self.slimmer.images.json() if self.slimmer.images is not None else page_json({"e": [], "b": {}})
+        return ("]" if self._first else "\n]") + self._middle + images + self._tail
 
 
 def render_page(
@@ -186,16 +256,17 @@ def render_page(
     title: str = "chat",
     start: float | None = None,
     end: float | None = None,
+    images: ChatImages | None = None,
 ) -> str:
     """The player page: with `records` (time order) embedded, or fed from `source_url` (JSON lines of
     canonical records, fetched by the page). `start` defaults to the first record's time."""
     if source_url is not None:
         if records is not None:
             raise ValueError("give records or a source URL, not both")
-        head, tail = _page_parts(title, {"title": title, "start": start, "end": end, "source": source_url})
-        return head + "[]" + tail
+        head, middle, tail = _page_parts(title, {"title": title, "start": start, "end": end, "source": source_url})
+        return head + "[]" + middle + page_json({"e": [], "b": {}}) + tail
     listed = list(records or [])
     if start is None:
         start = float(listed[0]["time"]) if listed else 0.0
-    renderer = HtmlRenderer(start, end, title)
+    renderer = HtmlRenderer(start, end, title, images)
     return renderer.begin() + "".join(renderer.add(r) for r in listed) + renderer.end()

@@ -21,7 +21,7 @@ from typing import IO, Any
 
 import orjson
 
-from export.formats import Renderer, day_of, framing_of
+from export.render import Renderer, day_of, framing_of
 from export.stream import LINE_FORMATS, NO_FILTERS, iter_chunk_rows, iter_chunks
 from export.window import Chunk, Filters, Window
 from formats.errors import InputError
@@ -60,7 +60,7 @@ class _Part:
 def _render_part(part: _Part) -> PartResult:
     """Worker: render one part to its temporary file. Returns (path, records, first and last day).
 
-    A part holds its lines framed as in the whole export (`export.formats.Framing`) but for what
+    A part holds its lines framed as in the whole export (`export.render.Framing`) but for what
     leads its first line: the parent writes that, and the json array's brackets. json and jsonl are
     written from the rows' lines (`stream.iter_chunk_rows`); the other formats are rendered whole."""
     count = 0
@@ -181,7 +181,7 @@ def export_in_parts(
     problems: list[InputError] | None = None,
 ) -> int:
     """Render `chunks` in parts on `jobs` workers and write them to `out` in order; returns the
-    number of records. Damaged files: as `stream.export` (`problems`)."""
+    number of records. Damaged files: as `shell.export` (`problems`)."""
     stitch = _Stitcher(fmt, out, on_chunk, problems)
     for part, result in _parts_in_order(
         root, channel, window, chunks, fmt=fmt, filters=filters, jobs=jobs, keep_going=problems is not None
@@ -202,8 +202,8 @@ def records_in_parts(
     problems: list[InputError] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """The records of `chunks`, in order, merged on `jobs` workers (each part as JSON lines in a
-    temporary file): for the formats one renderer must see whole (`formats.WHOLE_WINDOW`).
-    Damaged files: as `stream.export` (`problems`)."""
+    temporary file): for the formats one renderer must see whole (`render.WHOLE_WINDOW`).
+    Damaged files: as `shell.export` (`problems`)."""
     for part, result in _parts_in_order(
         root, channel, window, chunks, fmt="jsonl", filters=filters, jobs=jobs, keep_going=problems is not None
     ):

@@ -1,5 +1,5 @@
 """What export needs of a batch file, without decoding the lines that only pass through: the pure
-reference and its compiled twin (export/_core.c).
+reference and its compiled twin (native/export.c).
 
 Most records of a Twitch archive are messages with an id, an exact time and numbers the merge keeps
 as they are. When such a record's id is unique among a chunk's records, the merge and the reading
@@ -13,15 +13,16 @@ line with the one reader (`formats.canonical.parse_batch`) and:
   the caller then reads the whole file as before (`export.stream.decode_batch`), so damage is
   reported exactly as before;
 - else returns a *lone candidate* `(time, 0, line, mid)` when the record passes through by itself
-  once its id is unique: a message id (`merge.core.message_id`) of printable ASCII without `"` or
-  `\\`, `time_range` the int 0, the time and every receive time numbers the merge keeps as they
-  are (`merge.core.kept_as_is`), at most 16 receivers, no lone surrogate in any string;
+  once its id is unique: a message id (`formats.identity.message_id`) of printable ASCII without `"` or
+  `\\`, numbers the merge gives back as they are (`merge.core.alone_as_is`: the range the int 0 with
+  one receiver, `0.0` with a float time and two or more; every receive time `kept_as_is`), at most
+  16 receivers, no lone surrogate in any string;
 - else the line itself (bytes): a record export decodes and merges as before.
 
 `scan_batch_py` does that for each line of a file: `(candidates, rest)`, `rest` being the other
 lines joined, each with its newline (a batch file's bytes again), or the number (from 1) of the
 first line refused (0: the file is empty or does not end with a newline). The compiled twin reads
-the canonical grammar (formats/_canonline.h) and must return exactly the same, which
+the canonical grammar (native/canonline.h) and must return exactly the same, which
 tests/test_export_scan.py holds over random, damaged and real lines.
 """
 
@@ -36,7 +37,8 @@ from typing import Any
 from formats import speedups
 from formats.canonical import canonical_bytes, decode_batch_fast, parse_batch
 from formats.errors import InputError
-from merge.core import kept_as_is, message_id
+from formats.identity import message_id
+from merge.core import alone_as_is, kept_as_is
 
 Number = int | float
 Lone = tuple[Number, int, bytes, str]  # (time, 0, line, message id)
@@ -92,9 +94,7 @@ def _judge(line: bytes, record: dict[str, Any]) -> Lone | bytes | None:
     if (
         mid is not None
         and _plain(mid)
-        and type(time_range) is int
-        and time_range == 0
-        and kept_as_is(time)
+        and alone_as_is(time, time_range, len(receivers))
         and len(receivers) <= MAX_RECEIVERS
         and all(kept_as_is(v) for v in receivers.values())
         and (b"\\ud" not in line or not _lone_surrogate(record))  # a surrogate is escaped: \udXXX
@@ -126,7 +126,6 @@ def scan_batch_py(data: bytes) -> Scanned | int:
     return lone, b"".join(rest)
 
 
-_compiled = speedups.load("export._core")
 # The compiled twin when built, else the reference itself: it decodes every line, but export then
 # holds lone messages as their lines, not as dicts (a tenth of the memory), and skips re-encoding them.
-scan_batch: ScanBatch = scan_batch_py if _compiled is None else _compiled.scan_batch
+scan_batch: ScanBatch = speedups.twin(scan_batch_py, "export_scan_batch")

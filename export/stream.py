@@ -23,7 +23,7 @@ from typing import IO, Any
 
 import orjson
 
-from export.formats import WHOLE_WINDOW, Playback, Renderer
+from export.render import Playback, Renderer
 from export.scan import Lone, ScanBatch, scan_batch
 from export.window import (
     MAX_RANGE,
@@ -31,8 +31,6 @@ from export.window import (
     ExportError,
     Filters,
     Window,
-    count_chunks,
-    plan_chunks,
     trim_before_quiet_points,
     trim_content,
 )
@@ -45,9 +43,10 @@ from formats.canonical import (
     parse_batch,
 )
 from formats.errors import ArchiverError, InputError
+from formats.identity import message_id
 from formats.memory import gc_paused
 from formats.store import hour_batch_files, list_hours
-from merge.core import kept_as_is, message_id, numbers_kept_as_is
+from merge.core import alone_as_is, numbers_kept_as_is
 from merge.view import fold_rows
 
 # peak memory grows with it: 10 minutes of a 100 msg/s channel peak at about 180 MiB (most records
@@ -101,8 +100,8 @@ def canonical_order(records: Records) -> Records:
 
 def passing_through(view: RecordsFn) -> RecordsFn:
     """`view` (the merge and reading fold, merge.view.fold_for_reading), with the records it leaves
-    as they are kept out of it: a record whose message id no other record of the list has, exact
-    (time_range the int 0) and whose numbers the merge keeps (`merge.core.kept_as_is`) is its own merge group,
+    as they are kept out of it: a record whose message id no other record of the list has, exact,
+    and whose numbers the merge keeps (`merge.core.alone_as_is`, `kept_as_is`) is its own merge group,
     and the merge gives it back unchanged (a group of one folds to its own time and range 0); the
     reading fold only joins records without an id. So the view of the list is the view of the
     others plus these, in the merge's order. Most of a Twitch archive is such records: the merge,
@@ -118,9 +117,7 @@ def passing_through(view: RecordsFn) -> RecordsFn:
             if (
                 mid is not None
                 and seen[mid] == 1
-                and record["time_range"] == 0
-                and type(record["time_range"]) is int
-                and kept_as_is(record["time"])
+                and alone_as_is(record["time"], record["time_range"], len(record["receivers"]))
                 and _receivers_kept_as_is(record["receivers"])
             ):
                 alone.append(record)
@@ -214,7 +211,7 @@ def decode_line(line: bytes) -> dict[str, Any]:
 def read_minute(files: MinuteFiles, minute: int, problems: list[InputError] | None = None) -> MinuteRecords:
     """Every record in the files of one minute: the lone candidates of the files `files.scan`
     vouches for (export.scan: lines that pass through as they are once their id is unique), and
-    every other record decoded. A file the scan refuses is decoded whole, as before: a damaged file
+    every other record decoded. A file the scan refuses is decoded whole: a damaged file
     raises InputError naming the file and line; with a `problems` list, it is added there instead
     and the file is skipped, so an export keeps everything readable."""
     lone: list[Lone] = []
@@ -302,20 +299,6 @@ def _context(minute: _Minute, core_ids: set[str], reread: Callable[[], MinuteRec
     return out
 
 
-def iter_window(
-    root: str,
-    channel: str,
-    window: Window,
-    filters: Filters = NO_FILTERS,
-    *,
-    view: RecordsFn | None = None,
-    chunk_minutes: int = CHUNK_MINUTES,
-) -> Iterator[dict[str, Any]]:
-    """The records of `window`, merged, folded, selected, filtered and in canonical order, chunk by
-    chunk. A damaged file raises replay's InputError naming it and its line."""
-    return iter_chunks(root, channel, window, plan_chunks(window, chunk_minutes), filters, view=view)
-
-
 def iter_chunks(
     root: str,
     channel: str,
@@ -365,7 +348,7 @@ def iter_chunk_rows(
     (`passing_through` says why that is exact); the rest is decoded and goes through the merge and
     the reading fold (`merge.view.fold_rows`, or `view`). A chunk whose merge fails is done again
     from decoded files only, through `passing_through(fold_for_reading)` (`_reference_rows`), so the
-    error names the same record as before.
+    error names the record the reference names.
     """
     files = MinuteFiles(root, channel_name(root, channel), None if view is not None else scan_batch)
     cache: dict[int, _Minute] = {}
@@ -414,7 +397,7 @@ def _reference_rows(
     problems: list[InputError] | None,
     lines: bool,
 ) -> list[Row]:
-    """The chunk read the way it was before lone lines passed through: every file decoded, each
+    """The chunk read without letting lone lines pass through: every file decoded, each
     minute in the state the cache holds it (slimmed or whole), so the records reach the view in
     the same order, and an error names the same record."""
     plain = MinuteFiles(files.root, files.channel)
@@ -564,68 +547,3 @@ def write_lines(chunks: Iterable[list[Row]], fmt: str, out: IO[bytes]) -> int:
             count += len(some)
     out.write(renderer.end().encode())
     return count
-
-
-def export(
-    root: str,
-    channel: str,
-    window: Window,
-    fmt: str,
-    out: IO[bytes],
-    *,
-    filters: Filters = NO_FILTERS,
-    jobs: int = 1,
-    on_plan: Callable[[int], None] | None = None,
-    on_chunk: Callable[[int], None] | None = None,
-    problems: list[InputError] | None = None,
-    playback: Playback | None = None,
-) -> int:
-    """Write the export of `window` to `out`; returns the number of records.
-
-    With a `problems` list, a damaged batch file is added there (each once) and skipped, and the
-    export goes on with everything readable; without one, it raises InputError.
-
-    `on_plan(n)` is told the number of chunks once, `on_chunk(k)` each time k more are done (the
-    CLI hangs its progress bar on them). A window of at least two parts with `jobs` > 1 goes to a
-    process pool (`parts.export_in_parts`), with the same bytes as the serial export. The playback
-    formats (`WHOLE_WINDOW`; `playback` defaults to the window) take the pool's records and render
-    them here, in one renderer.
-    """
-    from export import parts  # noqa: PLC0415 (parts imports this module)
-
-    count = count_chunks(window, CHUNK_MINUTES)
-    if on_plan is not None:
-        on_plan(count)
-    chunks = plan_chunks(window, CHUNK_MINUTES)
-    found: list[InputError] | None = None if problems is None else []
-    if (jobs <= 1 or count < 2 * parts.PART_CHUNKS) and fmt in LINE_FORMATS:
-        rows = iter_chunk_rows(root, channel, window, chunks, filters, on_chunk=on_chunk, problems=found, lines=True)
-        with gc_paused():  # no cycles in rows and lines; else a full pass over the cache after each chunk
-            written = write_lines(rows, fmt, out)
-    elif jobs <= 1 or count < 2 * parts.PART_CHUNKS:
-        records = iter_chunks(root, channel, window, chunks, filters, on_chunk=on_chunk, problems=found)
-        written = write_export(records, fmt, out, playback or Playback(window.start, window.end))
-    elif fmt in WHOLE_WINDOW:  # workers merge, this process renders
-        channel_name(root, channel)  # fail before starting workers
-        records = parts.records_in_parts(
-            root, channel, window, chunks, filters=filters, jobs=jobs, on_chunk=on_chunk, problems=found
-        )
-        written = write_export(records, fmt, out, playback or Playback(window.start, window.end))
-    else:
-        channel_name(root, channel)  # fail before starting workers
-        written = parts.export_in_parts(
-            root,
-            channel,
-            window,
-            chunks,
-            fmt=fmt,
-            out=out,
-            filters=filters,
-            jobs=jobs,
-            on_chunk=on_chunk,
-            problems=found,
-        )
-    if problems is not None and found:
-        # a file read by two chunks (or two parts) is reported once
-        problems.extend({str(p): p for p in found}.values())
-    return written

@@ -142,7 +142,7 @@ def trim_before_quiet_points(records: list[dict[str, Any]], before: float, earli
 
     A content whose every record ends before `before` is dropped whole: each of its folds ends (and
     so starts) before `before`, and contents never fold together. Unless the merge would refuse one
-    of its numbers (`merge.core.check_records`): then it stays, and the merge says so as before.
+    of its numbers (`merge.core.check_records`): then it stays, so the merge reports it.
     """
     return trimmed(records, partial(trim_content, before=before, earliest=earliest))
 

@@ -6,6 +6,9 @@
 - `canonical`, `store`: the archive (wubloader's chat archive): canonical bytes, the record's
   schema and content key, batch names and layout, and batch files on disk (listing; atomic,
   durable writes).
+- `identity`: a record's message id, the one reading of what makes two records one message.
+- `names`: the archive's channel, hour and batch names, as any stage checks a name from outside.
+- `dialect`: what differs between Twitch and IRCv3 servers when lines are read into records.
 - `errors`: the one error hierarchy, split by blame.
 - `times`: the one reading of times and durations people type (command line, URLs).
 - `memory`: pausing the cyclic GC while a stage builds millions of acyclic records.

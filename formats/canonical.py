@@ -124,9 +124,7 @@ def canonical_bytes_py(record: Mapping[str, Any]) -> bytes:
 
 
 # json.dumps's canonical bytes, compiled when built (byte-identical: tests/test_speedups.py).
-canonical_bytes = speedups.bind(
-    canonical_bytes_py, "encode_record", configure="configure_encoder", with_=(canonical_bytes_py,)
-)
+canonical_bytes = speedups.twin(canonical_bytes_py, "canonical_bytes")
 
 
 def canonical_json(record: Mapping[str, Any]) -> str:
@@ -221,7 +219,7 @@ def is_record_py(record: dict[str, Any]) -> bool:
     merge, verify or export reads goes through it): type sets are built by C loops, and a bool is
     cheaper than an exception; only a record that fails is looked at again, to name the fault.
 
-    The pure-Python reference; `is_record` is its compiled twin (formats/_readcore.c) when built."""
+    The pure-Python reference; `is_record` is its compiled twin (native/record.c) when built."""
     if record.keys() != RECORD_KEYS:
         return False
     tags = record["tags"]
@@ -249,7 +247,7 @@ def is_record_py(record: dict[str, Any]) -> bool:
 
 
 # The schema check, compiled when built (the same verdicts: tests/test_readcore.py).
-is_record = speedups.bind(is_record_py, "is_record", "formats._readcore", with_=(is_record_py,))
+is_record = speedups.twin(is_record_py, "is_record")
 
 
 def validate_record(record: object) -> dict[str, Any]:

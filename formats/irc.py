@@ -275,4 +275,4 @@ def parse_compat_words(line: str) -> CompatFields:
 
 
 # Upstream's reading, compiled when built (byte-identical to parse_compat_py: tests/test_speedups.py).
-parse_compat = speedups.bind(parse_compat_py, "parse_compat", with_=(unescape_tag_value_compat, parse_compat_py))
+parse_compat = speedups.twin(parse_compat_py, "parse_compat", unescape_tag_value_compat)

@@ -21,7 +21,8 @@ from formats.errors import InputError
 
 FORMAT_NAME = "chat-archiver-raw"
 FORMAT_VERSION = 2
-# Version 1 has no `tick` events; everything else is the same, so version 1 files replay as before.
+# Version 1 has no `tick` events; everything else is the same, so a version 1 file replays by the
+# same rules (its batches close when later events show their deadline has passed).
 READABLE_VERSIONS = frozenset((1, 2))
 
 # Event kinds. A header starts every file; the rest describe one connection each.

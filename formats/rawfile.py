@@ -1,7 +1,7 @@
 """Raw recordings on disk: finding, grouping and reading them (the writer is recorder.rawwriter).
 
 Reading is forgiving and loud: a torn last line (the recorder died mid-write) or a corrupt line in
-the middle is reported as a `Problem` naming the file and line, skipped, and everything else is
+the middle is reported as a `RawProblem` naming the file and line, skipped, and everything else is
 still returned.
 """
 
@@ -21,7 +21,7 @@ RAW_SUFFIXES = (".jsonl", ".jsonl.gz")
 
 
 @dataclass(frozen=True)
-class Problem:
+class RawProblem:
     """Something wrong in a raw file that was skipped. `line` is 1-based, None for the whole file."""
 
     source: str
@@ -84,19 +84,19 @@ class RawFileReader:
     """One raw file's lines after its header (checked by read_header), read in blocks through
     `formats.rawcodec.Decoder`, with the problems of the file reported as they are met."""
 
-    def __init__(self, path: str, problems: list[Problem]) -> None:
+    def __init__(self, path: str, problems: list[RawProblem]) -> None:
         self.path = path
         self.problems = problems
         self.damaged = 0
         # A caller that counts a block's lines as it walks them sets this to their number before it
-        # takes the next block (replay.api does: its lane counts them anyway), sparing the reader a
+        # takes the next block (replay.shell does: its lane counts them anyway), sparing the reader a
         # pass over the block; None: the reader counts them.
         self.lines_passed: int | None = None
 
     def report(self, line: int, message: str) -> None:
         self.damaged += 1
         if self.damaged <= PROBLEMS_PER_FILE:
-            self.problems.append(Problem(self.path, line, message))
+            self.problems.append(RawProblem(self.path, line, message))
 
     def blocks(self) -> Iterator[tuple[int, bytes]]:
         """(number of the first line, the raw lines as read, each ending with b"\n") for every block
@@ -124,7 +124,7 @@ class RawFileReader:
             self.report(decoder.line_number + 1, f"file ends early or is damaged ({e}); rest skipped")
         if self.damaged > PROBLEMS_PER_FILE:
             more = self.damaged - PROBLEMS_PER_FILE
-            self.problems.append(Problem(self.path, None, f"{more} more damaged lines skipped"))
+            self.problems.append(RawProblem(self.path, None, f"{more} more damaged lines skipped"))
 
     @staticmethod
     def lines(block: bytes) -> list[bytes]:
@@ -148,19 +148,6 @@ class RawFileReader:
         return event
 
 
-def iter_file_events(path: str, problems: list[Problem]) -> Iterator[Event]:
-    """Every readable event of one raw file after its header (checked by read_header), in file
-    order, decoded by `formats.rawcodec.Decoder`."""
-    reader = RawFileReader(path, problems)
-    for first, block in reader.blocks():
-        lines = reader.lines(block)
-        reader.lines_passed = len(lines)
-        for number, raw in enumerate(lines, first):
-            event = reader.event(raw, number)
-            if event is not None:
-                yield event
-
-
 @dataclass
 class Stream:
     """All files written by one recorder process, in sequence order."""
@@ -169,14 +156,14 @@ class Stream:
     files: list[tuple[int, str]] = field(default_factory=list)  # (first seq, path)
 
 
-def group_streams(paths: Iterable[str], problems: list[Problem]) -> list[Stream]:
+def group_streams(paths: Iterable[str], problems: list[RawProblem]) -> list[Stream]:
     """Group raw files by the process that wrote them (recorder name and slug)."""
     streams: dict[tuple[str, str], Stream] = {}
     for path in paths:
         try:
             header = read_header(path)
         except InputError as e:
-            problems.append(Problem(path, e.line, f"{e.message}; file skipped"))
+            problems.append(RawProblem(path, e.line, f"{e.message}; file skipped"))
             continue
         stream = streams.setdefault((header.recorder, header.slug), Stream(header))
         stream.files.append((header.seq, path))
@@ -188,7 +175,7 @@ def group_streams(paths: Iterable[str], problems: list[Problem]) -> list[Stream]
 
 def iter_stream_blocks(
     stream: Stream,
-    problems: list[Problem],
+    problems: list[RawProblem],
     on_file_done: Callable[[str], None] | None = None,
 ) -> Iterator[tuple[RawFileReader, int, bytes]]:
     """A process's raw lines in blocks, file by file in sequence order: (the file's reader, number
@@ -204,7 +191,7 @@ def iter_stream_blocks(
 
 def iter_stream_events(
     stream: Stream,
-    problems: list[Problem],
+    problems: list[RawProblem],
     on_file_done: Callable[[str], None] | None = None,
 ) -> Iterator[Event]:
     """A process's events in sequence order. Repeated sequence numbers (the same hour given both

@@ -1,15 +1,16 @@
 """Which core runs: the compiled twins of the hottest pure functions, or the pure-Python reference.
 
-The pure-Python functions are the one source of truth. `formats/_speedups.c` holds compiled twins
-of the two hottest: `formats.irc.parse_compat_py` (the IRC line parser with its tag map) and
-`formats.canonical.canonical_bytes_py` (the canonical JSON encoder). Each handles the common shape
-(a usual line, a record of the archive schema) and hands everything else to its reference, so odd
-input and errors always come from the pure code; tests/test_speedups.py holds each twin equal to
-its reference over random input (hypothesis) and real data (the corpus, the fixtures).
+The pure-Python functions are the one source of truth. One compiled module, `formats._native`
+(its C in native/, one part per stage), holds the compiled twins of the hottest of them: the IRC
+parser and the canonical encoder (native/irc.c), the schema check (native/record.c), the replay's
+step and lane (native/replay.c), and the byte scanners of merge, verify and export. Each handles
+the common shape and hands everything else to its reference, so odd input and errors always come
+from the pure code; the twin tests hold each equal to its reference through the `core` fixture
+(tests/conftest.py), which runs them on both implementations.
 
-The twin is an optional extension: an install without a C compiler goes on, and the first import
-says once, on stderr, that the pure path runs. `CHAT_ARCHIVER_PURE=1` forces the pure path (CI runs
-the whole suite both ways).
+Every twin is bound here, in one way: `twin(reference, name)`. The module is an optional
+extension: an install without a C compiler goes on, and the first import says once, on stderr,
+that the pure path runs. `CHAT_ARCHIVER_PURE=1` forces the pure path.
 """
 
 from __future__ import annotations
@@ -40,17 +41,17 @@ def pure_forced() -> bool:
     return os.environ.get(PURE_ENV, "") not in ("", "0")
 
 
-@functools.cache
-def load(module: str = "formats._speedups") -> ModuleType | None:
-    """A compiled module (`formats._speedups` unless named), or None for the pure path: forced, or
-    not built (then said once per command, whichever module is missing first).
+MODULE = "formats._native"
 
-    Each stage that has compiled twins keeps them in its own optional extension module, listed in
-    pyproject.toml's `[[tool.setuptools.ext-modules]]`, and binds them through this function."""
+
+@functools.cache
+def load() -> ModuleType | None:
+    """The one compiled module (`formats._native`, built from native/), or None for the pure path:
+    forced, or not built (then said once per command)."""
     if pure_forced():
         return None
     try:
-        return importlib.import_module(module)
+        return importlib.import_module(MODULE)
     except ImportError:
         if not os.environ.get(_NOTICE_SHOWN_ENV):
             print(NOTICE, file=sys.stderr)
@@ -58,29 +59,31 @@ def load(module: str = "formats._speedups") -> ModuleType | None:
         return None
 
 
-def bind(
-    reference: F,
-    name: str,
-    module: str = "formats._speedups",
-    *,
-    configure: str = "configure",
-    with_: tuple[Any, ...] = (),
-) -> F:
-    """The compiled twin `module.name` of the pure `reference`, or `reference` itself on the pure
-    path. The twin is first told `module.configure(*with_)` (usually the reference functions it
-    hands odd input to)."""
-    compiled = load(module)
-    if compiled is None:
+def twin(reference: F, name: str, *needs: Any) -> F:
+    """The compiled twin `name` of the pure `reference`, or `reference` itself on the pure path.
+
+    A twin that hands odd input back to its reference is told it first: the module's
+    `configure_<name>(reference, *needs)`, where it has one, is called with the reference and any
+    other pure function the twin calls (so the contract between C and Python is these arguments)."""
+    native = load()
+    if native is None:
         return reference
-    getattr(compiled, configure)(*with_)
-    fast: F = getattr(compiled, name)
+    configure = getattr(native, "configure_" + name, None)
+    if configure is not None:
+        configure(reference, *needs)
+    fast: F = getattr(native, name)
     return fast
 
 
-def core_name() -> str:
-    """`compiled` or `pure`: which core this process runs (benchmarks print it)."""
-    from formats import canonical, irc  # noqa: PLC0415
+def compiled(name: str) -> Any:
+    """The compiled function or type `name`, or None on the pure path: for a fast path that has no
+    pure twin in production (its caller takes the ordinary path instead, and tests hold it to the
+    reference in tests/reference/)."""
+    native = load()
+    return None if native is None else getattr(native, name)
 
-    pure = irc.parse_compat is irc.parse_compat_py
-    assert pure == (canonical.canonical_bytes is canonical.canonical_bytes_py)
-    return "pure" if pure else "compiled"
+
+def core_name() -> str:
+    """`compiled` or `pure`: which core this process runs (benchmarks print it); every `twin` binds
+    its reference exactly when `load()` is None."""
+    return "pure" if load() is None else "compiled"

@@ -15,18 +15,14 @@ import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 from formats.canonical import (
     batch_relpath,
     check_channel_dirname,
     content_hash,
-    format_batch,
     is_hour_folder,
-    parse_batch,
     parse_batch_name,
 )
-from formats.errors import InputError
 
 TEMP_SUFFIX = ".temp"
 # Where a merge moves damaged batch files: ROOT/quarantine/CHANNEL/chat/HOUR/NAME (never deleted).
@@ -162,10 +158,6 @@ class BatchWriter:
             self.close()
 
 
-def write_batch(root: str, channel: str, batch_time: int, records: list[dict[str, Any]]) -> tuple[str, bool]:
-    return write_batch_bytes(root, channel, batch_time, format_batch(records))
-
-
 @dataclass(frozen=True, order=True)
 class BatchFile:
     """A batch file found on disk."""
@@ -225,13 +217,3 @@ def iter_batch_files(root: str, channel: str) -> Iterator[BatchFile]:
     """Every batch file of a channel, in time order."""
     for hour in list_hours(root, channel):
         yield from hour_batch_files(root, channel, hour)
-
-
-def read_batch_file(path: str) -> list[dict[str, Any]]:
-    """Read and validate one batch file. InputError names the file and line of any damage."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise InputError(f"cannot read: {e.strerror}", path) from None
-    return parse_batch(data, path)

@@ -44,11 +44,10 @@ from formats.canonical import BATCH_INTERVAL, format_batch
 from formats.errors import ArchiverError, InputError
 from formats.memory import gc_paused
 from formats.rawcodec import Event, Header, decode_line
-from formats.rawfile import PROBLEMS_PER_FILE, Problem, find_raw_files, read_header
+from formats.rawfile import PROBLEMS_PER_FILE, RawProblem, find_raw_files, read_header
 from formats.store import write_batch_bytes
 from live import checkpoint
-from merge.directory import ChannelMerger, merge_tree
-from merge.directory import Problem as MergeProblem
+from merge.directory import ChannelMerger, MergeProblem, merge_tree
 from replay.batches import ClosedBatch
 from replay.engine import PROBLEMS_KEPT, StreamReplayer
 from replay.timestamps import DEFAULT_TIMING, Timing
@@ -317,7 +316,7 @@ class Follower:
                     continue  # a recorder just created it: read it when its header is there
                 if not os.path.lexists(path):
                     continue  # gone since the listing (its .gz replaced it): the next listing has that
-                self._problem(Problem(path, e.line, f"{e.message}; file skipped"))
+                self._problem(RawProblem(path, e.line, f"{e.message}; file skipped"))
                 self._bad.add(path)
                 continue
             key = (header.recorder, header.slug)
@@ -342,8 +341,8 @@ class Follower:
         self.status.streams = len(self.tails)
 
     # -- reading ------------------------------------------------------------------------------
-    def _problem(self, problem: Problem | str) -> None:
-        if isinstance(problem, Problem):
+    def _problem(self, problem: RawProblem | str) -> None:
+        if isinstance(problem, RawProblem):
             self.status.raw_problems += 1
             # as offline: a file damaged throughout must not flood the log or the memory
             seen = self._damaged[problem.source] = self._damaged.get(problem.source, 0) + 1
@@ -375,7 +374,7 @@ class Follower:
             except InputError as e:  # a damaged .gz: what was read stays, the rest of the file is skipped
                 if (tail.first_seq, -1) not in tail.torn_reported:
                     tail.torn_reported.add((tail.first_seq, -1))
-                    self._problem(Problem(path, tail.line + 1, f"{e.message}; rest skipped"))
+                    self._problem(RawProblem(path, tail.line + 1, f"{e.message}; rest skipped"))
                 data = b""
             if data is None:  # replaced by its .gz a moment ago: found on the next listing
                 return read_any
@@ -394,7 +393,7 @@ class Follower:
                 try:
                     read_range(path, tail.offset + len(data) - end, 1)
                 except InputError as e:  # not torn: a damaged .gz, cut where the data stopped
-                    self._problem(Problem(path, tail.line + 1, f"{e.message}; rest skipped"))
+                    self._problem(RawProblem(path, tail.line + 1, f"{e.message}; rest skipped"))
                 else:
                     self._torn(tail, tail.first_seq, path)
             tail.first_seq, tail.offset, tail.line = later[0], 0, 0
@@ -439,7 +438,7 @@ class Follower:
     def _torn(self, tail: _Tail, first: int, path: str) -> None:
         if (first, tail.line) not in tail.torn_reported:
             tail.torn_reported.add((first, tail.line))
-            self._problem(Problem(path, tail.line + 1, "torn last line (recorder stopped mid-write); skipped"))
+            self._problem(RawProblem(path, tail.line + 1, "torn last line (recorder stopped mid-write); skipped"))
 
     def _feed_lines(self, tail: _Tail, path: str, data: bytes) -> None:
         lines = data.split(b"\n")
@@ -455,11 +454,11 @@ class Follower:
             try:
                 event = decode_line(raw)
             except InputError as e:
-                self._problem(Problem(path, tail.line, f"{e.message}; line skipped"))
+                self._problem(RawProblem(path, tail.line, f"{e.message}; line skipped"))
                 continue
             if isinstance(event, Header):
                 if tail.line != 1:
-                    self._problem(Problem(path, tail.line, "unexpected second header; line skipped"))
+                    self._problem(RawProblem(path, tail.line, "unexpected second header; line skipped"))
                 continue
             if event.seq <= tail.last_seq:
                 continue
@@ -665,7 +664,7 @@ class Follower:
 FAST_POLL = 0.02
 FAST_WINDOW = 2.0
 
-# The engine makes no reference cycles (records are dicts of strings and numbers; replay/api.py),
+# The engine makes no reference cycles (records are dicts of strings and numbers; replay/shell.py),
 # but the cyclic collector would scan the open batches (a few minutes of chat, hundreds of thousands
 # of objects) again and again, pausing a pass for up to a second: it runs every few minutes instead,
 # for the rare cycle made elsewhere (an exception's traceback).

@@ -40,7 +40,7 @@ PREFIX = "chat_archiver_archive"
 class ChildSpec:
     name: str
     argv: list[str]
-    role: str  # "recorder" or "follower"
+    role: str  # "recorder", "follower" or "media" (stopped in that order)
 
 
 @dataclass
@@ -97,10 +97,6 @@ class Supervisor:
         with contextlib.suppress(OSError):
             write_bytes_atomic(self.state_path, orjson.dumps(state))
 
-    def pids(self) -> dict[str, int | None]:
-        with self._lock:
-            return {c.spec.name: (c.proc.pid if c.proc and c.proc.poll() is None else None) for c in self.children}
-
     def restarts(self) -> dict[str, int]:
         return {c.spec.name: c.restarts for c in self.children}
 
@@ -140,7 +136,7 @@ class Supervisor:
 
     def _stop_all(self) -> None:
         with self._lock:
-            for role in ("recorder", "follower"):
+            for role in ("recorder", "follower", "media"):
                 group = [c for c in self.children if c.spec.role == role and c.proc is not None]
                 for c in group:
                     assert c.proc is not None

@@ -6,7 +6,7 @@ duplicates for display. docs/merge.md gives the design, its proof sketch and cou
 """
 
 from formats.errors import ArchiverError, InputError, UsageError
-from merge.core import MergeCounts, Merged, Merger, merge, merge_bytes, merge_records, message_id
+from merge.core import MergeCounts, Merged, Merger, merge, merge_bytes, merge_records
 
 __all__ = [
     "ArchiverError",
@@ -18,5 +18,4 @@ __all__ = [
     "merge",
     "merge_bytes",
     "merge_records",
-    "message_id",
 ]

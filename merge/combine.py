@@ -19,8 +19,8 @@ from formats.store import iter_batch_files, minute_batch_files, write_bytes_atom
 from merge.core import Merged, Merger
 from merge.directory import (
     HASH_MISMATCH,
+    MergeProblem,
     MergeStats,
-    Problem,
     ProblemHook,
     merge_tree,
     read_verified,
@@ -85,7 +85,7 @@ def merge_into(
                 except FileNotFoundError:
                     continue
                 except InputError as e:
-                    problem = Problem(bf.path, e.message, e.line, None)
+                    problem = MergeProblem(bf.path, e.message, e.line, None)
                     stats.problems.append(problem)
                     if on_problem is not None:
                         on_problem(problem)
@@ -121,7 +121,7 @@ def merge_into(
     return stats
 
 
-def merge_files(paths: Iterable[str]) -> tuple[Merged, list[Problem]]:
+def merge_files(paths: Iterable[str]) -> tuple[Merged, list[MergeProblem]]:
     """Merge batch files given by path (for `merge FILE... --stdout`): the merge of every file that
     can be read, and a problem for each that cannot (unreadable or damaged, with its line). A path
     that does not exist is the caller's mistake: UsageError, before anything is read.
@@ -134,16 +134,16 @@ def merge_files(paths: Iterable[str]) -> tuple[Merged, list[Problem]]:
         if not os.path.lexists(path):
             raise UsageError(f"{path}: no such file")
     merger = Merger()
-    problems: list[Problem] = []
+    problems: list[MergeProblem] = []
     for path in paths:
         parsed = parse_batch_name(os.path.basename(os.path.dirname(os.path.abspath(path))), os.path.basename(path))
         try:
             records = read_verified(path, parsed[1] if parsed else None)
         except FileNotFoundError:
-            problems.append(Problem(path, "file went away while being read"))
+            problems.append(MergeProblem(path, "file went away while being read"))
             continue
         except InputError as e:
-            problems.append(Problem(path, e.message, e.line))
+            problems.append(MergeProblem(path, e.message, e.line))
             continue
         merger.add(records)
     return merger.finish(), problems

@@ -35,6 +35,20 @@ in another. `lo + time_range == hi` must hold exactly for the round trip; it doe
 `hi - lo` is exact (Sterbenz: `hi/2 <= lo <= 2*hi`), which holds for Unix times after 1970-01-02
 with any range shorter than decades. Numbers must be finite and ints within 2**53 (InputError).
 
+Combined records (ARCHIVE_FORMAT.md section 5.1). A line that holds readings of two or more
+receivers is written with the number types upstream's merge gives a combined record, so that a
+wubloader node merging the same readings writes the same bytes (the same file name) and stops
+fetching ours: an id record's `time` and `time_range` become floats (`0.0`, `55.0`), and so does
+an id-less line's `time_range` (its `time` is the group's, a float in every real archive). The
+choice depends only on the line's receivers, never on a number's type in a group's key: an id
+group has no numbers in its key, and an id-less group's key holds its range in one form, an
+integral range as an int (`55.0` and `55` are one group, as `0.0` and `0` always were). So
+`obs(f(X))` lands in the groups X did and the laws hold; and since a line's receivers only grow,
+a combined line stays combined. A line of one receiver keeps the numbers its writer wrote (an
+id-less integral range as an int). Where upstream's result depends on the order it reads files
+in (id-less readings whose ranges differ, which it pairs first come first served), ours is still
+this CRDT's: that residue is the price of the laws (docs/serve-sync.md).
+
 Cost: one dict lookup per record and a sort per group and of the output: O(n log n).
 """
 
@@ -50,6 +64,7 @@ from typing import Any, TypeVar
 
 from formats.canonical import (
     CONTENT_KEYS,
+    batch_relpath,
     batch_time_of,
     canonical_bytes,
     canonical_bytes_py,
@@ -57,6 +72,7 @@ from formats.canonical import (
     record_content_key,
 )
 from formats.errors import InputError
+from formats.identity import id_of_tags
 from formats.memory import gc_paused
 
 Number = int | float
@@ -84,11 +100,6 @@ _line: Callable[[Mapping[str, Any]], bytes] = _line_pure if canonical_bytes is c
 _NO_ORIGINS: frozenset[Hashable] = frozenset()
 
 
-def message_id(record: Mapping[str, Any]) -> str | None:
-    """The message id of a record (`id` tag, else IRCv3 `msgid`), or None. Only strings count."""
-    return _id_of(record.get("tags"))
-
-
 def _num(value: Any, what: str) -> Number:
     """Check a number against the merge's preconditions; -0.0 becomes 0.0 (one zero, one byte form)."""
     if type(value) is float:
@@ -104,16 +115,6 @@ def _num(value: Any, what: str) -> Number:
 
 def _key(value: Number) -> NumKey:
     return (value, type(value) is float)
-
-
-def _id_of(tags: Any) -> str | None:
-    if not tags:
-        return None
-    value = tags.get("id")
-    if isinstance(value, str):
-        return value
-    value = tags.get("msgid")
-    return value if isinstance(value, str) else None
 
 
 def check_records(records: Iterable[Mapping[str, Any]]) -> None:
@@ -132,6 +133,26 @@ def check_records(records: Iterable[Mapping[str, Any]]) -> None:
                 _num(when, "receive time")
         except InputError as e:
             raise InputError(e.message, None, index) from None
+
+
+def check_parsed(records: list[dict[str, Any]], path: str) -> None:
+    """The merge's checks of a file's decoded records beyond the schema: numbers it can merge, and
+    minutes the layout can name. InputError says where."""
+    try:
+        check_records(records)  # the merge's own checks, so a bad file fails here, not mid-merge
+    except InputError as e:
+        raise e.at(path) from None
+    placed: set[int] = set()
+    for number, record in enumerate(records, 1):
+        batch_time = batch_time_of(record["time"])
+        if batch_time not in placed:
+            try:
+                batch_relpath(batch_time, "")  # a minute the layout can name (years 1 to 9999)
+            except (OverflowError, ValueError, OSError):
+                raise InputError(
+                    f"time {record['time']!r} is outside any batch the layout can name", path, number
+                ) from None
+            placed.add(batch_time)
 
 
 Member = tuple[Number, bool, Number, bool]  # (time, is_float, time_range, is_float)
@@ -189,6 +210,28 @@ def add_receiver_time(
     if new < old:
         receivers[name] = when
     return dups
+
+
+def combined(time: Number, time_range: Number, receivers: int) -> tuple[Number, Number]:
+    """The numbers of an id record whose line holds `receivers` receivers: floats once two or
+    more receivers are combined (upstream computes them in floats: section 5.1), else as folded."""
+    if receivers < 2:
+        return time, time_range
+    return float(time), float(time_range)
+
+
+def combined_range(time_range: Number, receivers: int) -> Number:
+    """The range of an id-less line with `receivers` receivers, from its group's key form
+    (`plain_range`): a float once two or more receivers are combined, else as keyed."""
+    return float(time_range) if receivers >= 2 else time_range
+
+
+def plain_range(time_range: Number) -> Number:
+    """An id-less record's range as its group's key holds it: an integral float as the int (`0.0`
+    and `0`, `55.0` and `55` are one group); any other range as it is."""
+    if type(time_range) is float and time_range.is_integer() and -EXACT_LIMIT <= time_range <= EXACT_LIMIT:
+        return int(time_range)
+    return time_range
 
 
 def fold_members(members: Collection[Member]) -> tuple[Number, Number, bool]:
@@ -328,7 +371,7 @@ class Merger:
                 time_range = _num(record["time_range"], "time_range")
                 if not isinstance(receivers, dict) or not receivers:
                     raise InputError("receivers is not a non-empty object")
-                mid = _id_of(content[4])
+                mid = id_of_tags(content[4])
                 group: _IdGroup | _PlainGroup
                 if mid is not None:
                     member = (time, type(time) is float, time_range, type(time_range) is float)
@@ -349,8 +392,7 @@ class Merger:
                             raise InputError("a receiver name is not a string")
                         group.add_receiver(name, _num(when, "receive time"))
                 else:
-                    if time_range == 0:
-                        time_range = 0
+                    time_range = plain_range(time_range)
                     key = (content_key(content), time, type(time) is float, time_range, type(time_range) is float)
                     plain_group = plain.get(key)
                     if plain_group is None:
@@ -396,6 +438,7 @@ class Merger:
             if isinstance(group, _IdGroup):
                 ids[group.message_id] += 1
                 time, time_range, disjoint = group.fold()
+                time, time_range = combined(time, time_range, len(group.receivers))
                 range_conflicts += disjoint
                 if group.dups is not None:
                     duplicates += sum(len(s) - 1 for s in group.dups.values())
@@ -409,10 +452,11 @@ class Merger:
             names = sorted(times)
             for i in range(max(len(v) for v in times.values())):
                 record = dict(zip(CONTENT_KEYS, group.content, strict=True))
-                record["receivers"] = {name: times[name][i][0] for name in names if len(times[name]) > i}
+                receivers = {name: times[name][i][0] for name in names if len(times[name]) > i}
+                record["receivers"] = receivers
                 record["time"] = group.time
-                record["time_range"] = group.time_range
-                items.append((group.time, group.time_range, _line(record), record, origins))
+                record["time_range"] = time_range = combined_range(group.time_range, len(receivers))
+                items.append((group.time, time_range, _line(record), record, origins))
         items.sort(key=_sort_key)
         counts = MergeCounts(
             records_in=self._records_in,
@@ -449,17 +493,16 @@ Observation = tuple[bytes, str, NumKey, NumKey, NumKey]
 def observations(records: Iterable[Mapping[str, Any]]) -> set[Observation]:
     """The set of observations a list of records holds: (content, receiver, receive time, time, range).
 
-    Numbers are (value, is_float) pairs so that `1` and `1.0` stay apart, as they do in the bytes.
+    Numbers are (value, is_float) pairs so that `1` and `1.0` stay apart, as they do in the bytes,
+    except an integral range, which is one group's (`plain_range`): the merge writes it as a float
+    once two receivers are combined.
     For tests and the docs: `observations(merge_records(a)) == observations(a)` for records without
     an id; with an id, each receiver keeps its earliest time and the range is the intersection.
     """
     out: set[Observation] = set()
     for record in records:
         content = record_content_key(record)
-        time_range = record["time_range"]
-        if time_range == 0:
-            time_range = 0
-        t, r = _key(record["time"]), _key(time_range)
+        t, r = _key(record["time"]), _key(plain_range(record["time_range"]))
         for name, when in record["receivers"].items():
             out.add((content, name, _key(when), t, r))
     return out
@@ -483,6 +526,18 @@ def kept_as_is(value: Any) -> bool:
     return type(value) is int and -EXACT_LIMIT <= value <= EXACT_LIMIT
 
 
+def alone_as_is(time: Any, time_range: Any, receivers: int) -> bool:
+    """Whether the merge gives an exact id record that no other record shares its id with back with
+    these numbers: the time `kept_as_is`, and the range the int `0` for one receiver, or `0.0` with
+    a float time for two or more (a combined record: `combined`). Its receive times are the
+    caller's to check (`kept_as_is` each)."""
+    if time_range != 0 or not kept_as_is(time):
+        return False
+    if type(time_range) is int:
+        return receivers == 1
+    return type(time_range) is float and type(time) is float and receivers >= 2 and math.copysign(1.0, time_range) > 0
+
+
 def numbers_kept_as_is(values: list[Any]) -> bool:
     """`kept_as_is` of every value, in C loops for the usual case (ints and floats, none zero, all
     within 2**53: the sum is then finite unless one is NaN); anything else is asked value by value."""
@@ -495,15 +550,18 @@ def numbers_kept_as_is(values: list[Any]) -> bool:
 
 def taken_as_they_are(records: Sequence[Mapping[str, Any]]) -> bool:
     """Whether the merge takes every one of `records` without refusing it or changing one of its
-    numbers: time, time_range and receive times `kept_as_is`, receivers a non-empty object of
-    string names. An id-less such record that no other record of a merge shares its (content,
-    time, time_range) with is then its own group, and comes out as `as_merged(record)`."""
+    numbers: time, time_range and receive times `kept_as_is` (and no integral float range),
+    receivers a non-empty object of string names. An id-less such record that no other record of
+    a merge shares its (content, time, time_range) with is then its own group, and comes out as
+    `as_merged(record)`."""
     receivers = list(map(_receivers, records))
     if set(map(type, receivers)) - _DICT or not all(receivers):
         return False
     if set(map(type, chain.from_iterable(receivers))) - _STR:
         return False
     values = list(chain.from_iterable(map(_times, records)))
+    if any(type(v) is float and v.is_integer() for v in values[1::2]):
+        return False  # an integral float range: an id-less group keys it as the int (`plain_range`)
     values.extend(chain.from_iterable(map(dict.values, receivers)))
     return numbers_kept_as_is(values)
 
@@ -512,7 +570,7 @@ def as_merged(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """The record the merge makes of the id-less records of one group (content, time, time_range,
     the types of both numbers too) when they are `taken_as_they_are` and no receiver is in two of
     them (`Merger._finish`): the first one's values in the merge's key order, the receivers of
-    all, sorted by name."""
+    all, sorted by name, the range a float once they are two or more (`combined_range`)."""
     first = records[0]
     out = {key: first[key] for key in CONTENT_KEYS}
     receivers = first["receivers"]
@@ -520,5 +578,5 @@ def as_merged(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         receivers = dict(chain.from_iterable(r["receivers"].items() for r in records))
     out["receivers"] = {name: receivers[name] for name in sorted(receivers)}
     out["time"] = first["time"]
-    out["time_range"] = first["time_range"]
+    out["time_range"] = combined_range(first["time_range"], len(receivers))
     return out

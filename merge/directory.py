@@ -36,7 +36,6 @@ from typing import Any
 from formats.canonical import (
     BATCH_INTERVAL,
     batch_relpath,
-    batch_time_of,
     check_channel_dirname,
     content_hash,
     is_record,
@@ -45,7 +44,7 @@ from formats.canonical import (
 from formats.errors import ArchiverError, InputError, UsageError
 from formats.memory import gc_paused
 from formats.store import QUARANTINE, fsync_dir, iter_batch_files, list_channels, minute_batch_files, write_bytes_atomic
-from merge.core import check_records
+from merge.core import check_parsed
 from merge.fastplan import plan_window_lines
 from merge.plan import (
     InputFile,
@@ -62,7 +61,7 @@ HASH_MISMATCH = "file name does not match its content's hash (damaged or altered
 
 
 @dataclass(frozen=True)
-class Problem:
+class MergeProblem:
     """A corrupt input: where, what, and where it was moved (None: left in place)."""
 
     path: str
@@ -96,7 +95,7 @@ class MergeStats:
     duplicate_deliveries: int = 0
     id_conflicts: int = 0
     range_conflicts: int = 0
-    problems: list[Problem] = field(default_factory=list)
+    problems: list[MergeProblem] = field(default_factory=list)
 
     def add(self, other: MergeStats) -> None:
         for name, value in asdict(other).items():
@@ -110,7 +109,7 @@ class MergeStats:
         return out
 
 
-ProblemHook = Callable[[Problem], None]
+ProblemHook = Callable[[MergeProblem], None]
 
 
 # Which file a path named when it was read: a name can be deleted and reused (by a concurrent merge,
@@ -144,6 +143,13 @@ def read_verified(path: str, digest: str | None) -> list[dict[str, Any]]:
     return _verify(data, path, digest)
 
 
+def check_bytes(data: bytes, path: str, digest: str | None) -> None:
+    """Whether the merge takes `data` as the batch file `path` (named by `digest`): InputError says
+    why not, as `read_verified` would. A file the compiled scanner vouches for is checked by the
+    scan alone (`_read_entry`), without a Python object per record."""
+    _read_entry(data, path, digest)
+
+
 def _verify(data: bytes, path: str, digest: str | None) -> list[dict[str, Any]]:
     if digest is not None and content_hash(data) != digest:
         raise InputError(HASH_MISMATCH, path)
@@ -156,29 +162,9 @@ def _verify(data: bytes, path: str, digest: str | None) -> list[dict[str, Any]]:
     return records
 
 
-def check_parsed(records: list[dict[str, Any]], path: str) -> None:
-    """The merge's checks of a file's decoded records beyond the schema: numbers it can merge, and
-    minutes the layout can name. InputError says where."""
-    try:
-        check_records(records)  # the merge's own checks, so a bad file fails here, not mid-merge
-    except InputError as e:
-        raise e.at(path) from None
-    placed: set[int] = set()
-    for number, record in enumerate(records, 1):
-        batch_time = batch_time_of(record["time"])
-        if batch_time not in placed:
-            try:
-                batch_relpath(batch_time, "")  # a minute the layout can name (years 1 to 9999)
-            except (OverflowError, ValueError, OSError):
-                raise InputError(
-                    f"time {record['time']!r} is outside any batch the layout can name", path, number
-                ) from None
-            placed.add(batch_time)
-
-
 class _Entry:
     """A verified batch file: its bytes and, computed when first needed, its records (decoded) and
-    its lines (`merge._scan.Lines`, when the compiled scanner is built). Never changes: files are
+    its lines (`formats._native.Lines`, when the compiled scanner is built). Never changes: files are
     named by their content."""
 
     __slots__ = ("data", "ids", "lines", "records")
@@ -190,7 +176,7 @@ class _Entry:
         self.data = data if scan_file is not None or records is None else None
         self.records = records
         self.lines: Any = lines  # False: the scanner does not vouch for it
-        self.ids = ids  # an output of the byte path: its summary as a neighbour (merge._scan.Ids)
+        self.ids = ids  # an output of the byte path: its summary as a neighbour (formats._native.Ids)
 
     def neighbour(self) -> Any:
         """What `fold_lines` needs of the file as a neighbour: its Ids, else its Lines (or None)."""
@@ -273,7 +259,7 @@ class _Channel:
             # Unreadable (permissions, a folder or a symlink loop under a batch file's name) is not
             # damaged: nothing says its bytes are bad, so it is reported and left where it is.
             self.bad.add(path)
-            self.problem(Problem(path, f"{_cannot_read(e)}; left in place"))
+            self.problem(MergeProblem(path, f"{_cannot_read(e)}; left in place"))
             return None
         try:
             entry = _read_entry(data, path, digest)
@@ -316,9 +302,9 @@ class _Channel:
             self.bad.add(path)
             if self.quarantine and not os.path.exists(path):
                 return  # someone else moved or merged it away meanwhile: not ours to report
-        self.problem(Problem(path, message, line, moved))
+        self.problem(MergeProblem(path, message, line, moved))
 
-    def problem(self, problem: Problem) -> None:
+    def problem(self, problem: MergeProblem) -> None:
         self.stats.problems.append(problem)
         if self.on_problem is not None:
             self.on_problem(problem)
@@ -360,7 +346,7 @@ class _Channel:
         if existing is not None:
             moved = self.move_to_quarantine(path)
             if moved is None and os.path.exists(path):
-                self.problem(Problem(path, "file name does not match its content's hash, and it cannot be moved"))
+                self.problem(MergeProblem(path, "file name does not match its content's hash, and it cannot be moved"))
                 return None
             self.bad.discard(path)
             for i, earlier in enumerate(self.stats.problems):
@@ -368,7 +354,7 @@ class _Channel:
                     self.stats.problems[i] = dataclasses.replace(earlier, quarantined_to=moved)
                     break
             else:
-                self.problem(Problem(path, HASH_MISMATCH, None, moved))
+                self.problem(MergeProblem(path, HASH_MISMATCH, None, moved))
         write_bytes_atomic(path, data)
         self.stats.files_written += 1
         return path

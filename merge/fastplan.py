@@ -19,13 +19,22 @@ the caller runs the reference. tests/test_merge_fastplan.py holds the two equal 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from formats import speedups
-from formats.canonical import BATCH_INTERVAL
-from merge.core import Member, MergeCounts, Number, NumKey, add_receiver_time, fold_members
-from merge.plan import LinesFile, OutputFile, ScannedFile, Summary, WindowPlan, summary_of
+from merge.core import (
+    Member,
+    MergeCounts,
+    Number,
+    NumKey,
+    add_receiver_time,
+    combined,
+    combined_range,
+    fold_members,
+    plain_range,
+)
+from merge.plan import LinesFile, OutputFile, ScannedFile, WindowPlan
 from merge.scan import Scanned
 
 
@@ -56,96 +65,16 @@ def _fold_one(first: Scanned) -> tuple[Number, Number, bool]:
 
 
 Item = tuple[Number, Number, bytes]  # (time, time_range, line): sorted, they are the file
-# (items, rest, observations, id_conflicts) of a window's own lines: see fold_common_py
+# (items, rest, observations, id_conflicts) of a window's own lines: see tests/reference/merge_fold.py
 Common = tuple[list[Item], list[Scanned], int, int]
-# the same and the output's summary as a neighbour (Summary, or the compiled twin's merge._scan.Ids)
+# the same and the output's summary as a neighbour (Summary, or the compiled twin's formats._native.Ids)
 Folded = tuple[list[Item], list[Scanned], int, int, Any]
 
 
-def fold_common_py(files: Sequence[Sequence[Scanned]]) -> Common:
-    """The common id groups of a minute's lines, folded: (items, rest, observations, id_conflicts).
-
-    A group (lines of equal content, with an id) is common when its range is the int 0, every line
-    has one receiver and the very same numbers text, and no receiver appears twice: its fold is
-    then the time as it is, the range 0, and the receivers united (what the general code below
-    gives, without its bookkeeping). `items` are those groups' output lines, `rest` every other
-    line (id-less ones in file order, then the other groups whole), `observations` the receivers
-    counted over every line, `id_conflicts` the groups of an id beyond its first (an id seen with
-    several contents)."""
-    groups: dict[bytes, list[Scanned]] = {}
-    rest: list[Scanned] = []
-    observations = 0
-    for scans in files:
-        for s in scans:
-            observations += len(s[4])
-            if s[3] is None:
-                rest.append(s)
-            else:
-                groups.setdefault(s[0], []).append(s)
-    items: list[Item] = []
-    for group in groups.values():
-        first = group[0]
-        numbers, r = first[8], first[6]
-        names = [next(iter(s[4])) for s in group if len(s[4]) == 1]
-        if not (
-            len(group) <= 16
-            and type(r) is int
-            and r == 0
-            and len(names) == len(group)
-            and all(s[8] == numbers for s in group)
-            and len(set(names)) == len(names)
-        ):
-            rest.extend(group)
-            continue
-        texts = [s[7] for _name, s in sorted(zip(names, group, strict=True), key=lambda pair: pair[0])]
-        items.append((first[5], 0, _splice(first, b",".join(texts), numbers)))
-    id_conflicts = len(groups) - len({group[0][3] for group in groups.values()})
-    return items, rest, observations, id_conflicts
-
-
-def fold_window_py(minute: int, own: Sequence[Sequence[Scanned]], neighbours: Sequence[Summary]) -> Folded | None:
-    """The window over `minute` folded from its own files' lines (`fold_common_py`), given its
-    neighbour files' summaries, and the summary of the output (its records all lie in the minute;
-    its ids are the window's); None when it is not a window the byte path handles (see above). The
-    reference of the compiled `fold_lines`, which takes the files as `Lines` (and a neighbour
-    written by this path as the `Ids` it answered with, whose `summary()` is this summary)."""
-    ids: set[bytes] = set()
-    for scans in own:
-        minutes, mids = summary_of(scans)
-        if minutes != {minute}:
-            return None  # a record that moves to another minute: the reference rewrites both
-        ids |= mids
-    for minutes, mids in neighbours:
-        if minute in minutes or not ids.isdisjoint(mids):
-            return None  # the reference includes that neighbour
-    return (*fold_common_py(own), (frozenset([minute]), frozenset(ids)))
-
-
-_compiled = speedups.load("merge._scan")
-# merge._scan.fold_lines(minute, own Lines, neighbour Lines): fold_window_py's twin, on `Lines`
-# (merge._scan.scan_file: a file's lines kept as offsets and numbers, no Python object a line)
-fold_lines: Callable[[int, list[Any], list[Any]], Folded | None] | None = (
-    None if _compiled is None else _compiled.fold_lines
-)
-
-
-def plan_window_bytes(
-    minute: int,
-    files: Mapping[int, Sequence[ScannedFile]],
-    *,
-    full: bool = False,
-) -> WindowPlan | bool | None:
-    """`plan_window(minute, files, full=full)` for the files scanned; False when this is not a window
-    it handles (see above): the caller then runs `plan_window` on the decoded records."""
-    own_files = files.get(minute, ())
-    own_scans = [f.scans for f in own_files if f.scans is not None]
-    if len(own_scans) != len(own_files):
-        return False  # the minute's own files come with their lines; else the reference runs
-    neighbours = [f.summary for m in (minute - BATCH_INTERVAL, minute + BATCH_INTERVAL) for f in files.get(m, ())]
-    folded = fold_window_py(minute, own_scans, neighbours)
-    if folded is None:
-        return False
-    return _plan(minute, own_files, sum(len(scans) for scans in own_scans), folded, full)
+# fold_lines(minute, own Lines, neighbour Lines): the twin of tests/reference/merge_fold.py's
+# fold_window_py, on `Lines`
+# (formats._native.scan_file: a file's lines kept as offsets and numbers, no Python object a line)
+fold_lines: Callable[[int, list[Any], list[Any]], Folded | None] | None = speedups.compiled("fold_lines")
 
 
 def plan_window_lines(
@@ -155,7 +84,7 @@ def plan_window_lines(
     *,
     full: bool = False,
 ) -> WindowPlan | bool | None:
-    """`plan_window_bytes` for files kept as `Lines` (the compiled scanner's, `own_files` the
+    """The plan of a window for files kept as `Lines` (the compiled scanner's, `own_files` the
     minute's, `neighbours` the files of the minutes before and after): the same plan, folded by
     `fold_lines`. False when this is not a window the byte path handles."""
     assert fold_lines is not None  # the caller has Lines: the compiled scanner is built
@@ -182,6 +111,7 @@ def _plan(
                 group.append(s)
         else:
             t, r = s[5], s[6]
+            r = plain_range(r)  # as Merger keys it: `55` and a combined `55.0` are one group
             key = (s[0], t, type(t) is float, r, type(r) is float)
             group = plain.get(key)
             if group is None:
@@ -194,6 +124,7 @@ def _plan(
         first = group[0]
         if len(group) == 1:  # one sighting: its receivers as they are, its numbers as fold_members says
             time, time_range, disjoint = _fold_one(first)
+            time, time_range = combined(time, time_range, len(first[4]))
             range_conflicts += disjoint
             items.append((time, time_range, _splice(first, first[7], _numbers_text(first, time, time_range))))
             continue
@@ -217,22 +148,25 @@ def _plan(
             time, time_range, disjoint = _fold_one(first)
         else:
             time, time_range, disjoint = fold_members(distinct)
+        time, time_range = combined(time, time_range, len(receivers))
         range_conflicts += disjoint
         items.append((time, time_range, _splice(first, receivers_text, _numbers_text(first, time, time_range))))
     for (_content, time, _tf, time_range, _rf), group in plain.items():
         first = group[0]
         if len(group) == 1:  # one record: each receiver has one time, so it is written as it is
-            items.append((time, time_range, _splice(first, first[7], first[8])))
+            one_range = combined_range(time_range, len(first[4]))
+            items.append((time, one_range, _splice(first, first[7], _numbers_text(first, time, one_range))))
             continue
         times: dict[bytes, set[NumKey]] = {}
         for s in group:
             for name, when in s[4].items():
                 times.setdefault(name, set()).add((when, type(when) is float))
         ordered = {name: sorted(keys) for name, keys in sorted(times.items())}
-        numbers_text = _numbers_text(first, time, time_range)
         for i in range(max(len(v) for v in ordered.values())):
             chosen = [(name, keys[i][0]) for name, keys in ordered.items() if len(keys) > i]
-            items.append((time, time_range, _splice(first, _receivers_text(chosen), numbers_text)))
+            line_range = combined_range(time_range, len(chosen))
+            numbers_text = _numbers_text(first, time, line_range)
+            items.append((time, line_range, _splice(first, _receivers_text(chosen), numbers_text)))
     items.sort()
     data = b"\n".join([item[2] for item in items] + [b""]) if items else b""  # one copy, the last newline too
     output = OutputFile(minute, data, None, len(items), summary)

@@ -28,7 +28,8 @@ from operator import itemgetter
 from typing import Any
 
 from formats.canonical import BATCH_INTERVAL, batch_time_of, content_hash
-from merge.core import MergeCounts, Merger, items_to_bytes, message_id
+from formats.identity import message_id
+from merge.core import MergeCounts, Merger, items_to_bytes
 from merge.scan import Scanned
 
 
@@ -72,7 +73,7 @@ class ScannedFile:
 
 @dataclass(frozen=True)
 class LinesFile:
-    """A batch file as listed and scanned by the compiled scanner (`merge._scan.scan_file`): its
+    """A batch file as listed and scanned by the compiled scanner (`formats._native.scan_file`): its
     lines kept as `Lines` (offsets and numbers, every line vouched for)."""
 
     minute: int
@@ -84,14 +85,14 @@ class LinesFile:
 @dataclass(frozen=True)
 class OutputFile:
     """A batch file the plan writes: its minute, bytes and records (the bytes' hash names it).
-    `records` is None when the plan was made from scanned lines (`plan_window_bytes`): then only
+    `records` is None when the plan was made from scanned lines (merge.fastplan): then only
     `count` says how many it holds."""
 
     minute: int
     data: bytes
     records: list[dict[str, Any]] | None
     count: int = -1
-    # the byte path's summary of it as a neighbour: merge.plan.Summary, or merge._scan.Ids (compiled)
+    # the byte path's summary of it as a neighbour: merge.plan.Summary, or formats._native.Ids (compiled)
     summary: Any = None
 
     @cached_property

@@ -23,7 +23,8 @@ from typing import Any
 
 from formats.canonical import CONTENT_KEYS, canonical_bytes, canonical_json, record_content_key
 from formats.errors import InputError
-from merge.core import Number, as_merged, merge, message_id, taken_as_they_are
+from formats.identity import message_id
+from merge.core import Number, as_merged, merge, taken_as_they_are
 
 
 class _Fold:
@@ -51,9 +52,10 @@ class _Fold:
             return self.first
         out = {k: self.first[k] for k in CONTENT_KEYS}
         out["receivers"] = {name: self.receivers[name] for name in sorted(self.receivers)}
-        width = self.hi - self.lo
+        # readings of two or more receivers combined: upstream's reader gives the range as a float
+        # (ARCHIVE_FORMAT.md section 5.1), `0.0` included
         out["time"] = self.lo
-        out["time_range"] = 0 if width == 0 else width
+        out["time_range"] = float(self.hi - self.lo)
         return out
 
 
@@ -147,8 +149,8 @@ def fold_rows(records: list[dict[str, Any]], trim: Trim | None = None) -> list[R
     and the fold together), each shown record is encoded once, and a content whose records are
     each alone in their merge group (`merge.core.taken_as_they_are`, no two with one time and
     range) skips the merge: what the merge would give back is `as_merged` of each. Records with
-    an id, and any other content, are merged as before (the merge groups by id or content, so
-    the merge of each part is that part of the whole merge). Anything odd is handed to the
+    an id, and any other content, go through the merge (it groups by id or content, so the merge
+    of each part is that part of the whole merge). Anything odd is handed to the
     reference, which names what is wrong. tests/test_export_fold.py holds this to it."""
     try:
         return _fold_rows(records, trim)
@@ -164,7 +166,7 @@ def _fold_rows(records: list[dict[str, Any]], trim: Trim | None) -> list[Row]:
     # the usual case in one check over every record; else content by content
     every = taken_as_they_are([r for g in groups for r in g])
     rows: list[Row] = []
-    others: list[dict[str, Any]] = with_id  # merged as before
+    others: list[dict[str, Any]] = with_id  # these go through the merge
     for group in groups:
         merged = _merge_groups(group) if every or taken_as_they_are(group) else None
         if merged is None:
@@ -173,7 +175,8 @@ def _fold_rows(records: list[dict[str, Any]], trim: Trim | None) -> list[Row]:
             record = as_merged(merged[0])
             rows.append((record["time"], record["time_range"], canonical_bytes(record), record))
         else:
-            for fold in _fold_content([same[0] if len(same) == 1 else as_merged(same) for same in merged]):
+            alike = [s[0] if len(s) == 1 and len(s[0]["receivers"]) == 1 else as_merged(s) for s in merged]
+            for fold in _fold_content(alike):
                 record = fold.record() if fold.size > 1 else as_merged((fold.first,))
                 rows.append((record["time"], record["time_range"], canonical_bytes(record), record))
     if others:

@@ -23,7 +23,7 @@ PREFIX = "chat_archiver_recorder"
 
 
 @dataclass
-class Stats:
+class RecorderStats:
     """Everything the metrics report. Connection threads own `lines` dicts; the rest is the supervisor's."""
 
     lines_closed: dict[tuple[str, str], int] = field(default_factory=dict)  # of connections that ended
@@ -63,11 +63,11 @@ class Stats:
 
 
 class RecorderCollector(Collector):
-    """Turns `Stats` and the writer's counters into Prometheus metric families at scrape time."""
+    """Turns `RecorderStats` and the writer's counters into Prometheus metric families at scrape time."""
 
     def __init__(
         self,
-        stats: Stats,
+        stats: RecorderStats,
         bytes_written: Callable[[], int],
         fsyncs: Callable[[], tuple[int, float]],
         monotonic: Callable[[], float] = time.monotonic,

@@ -37,7 +37,7 @@ from recorder.connection import Connection
 from recorder.errors import LoginFailed, StorageError, UsageError
 from recorder.events import ConnEvent
 from recorder.limits import Backoff
-from recorder.metrics import RecorderCollector, Stats
+from recorder.metrics import RecorderCollector, RecorderStats
 from recorder.rawwriter import RawWriter
 from recorder.session import SessionConfig, anonymous_nick
 
@@ -116,7 +116,7 @@ class Recorder:
             raise UsageError("a token needs --nick (the login the token belongs to)")
         self.slug = slug or new_slug()
         self.nick = config.nick or anonymous_nick()
-        self.stats = Stats()
+        self.stats = RecorderStats()
         self.writer = RawWriter(
             config.out_dir,
             self.name,

@@ -8,16 +8,17 @@ time_range, user, so the line is
     head + TIME + b',"time_range":' + TIME_RANGE + tail
 
 with `head` everything up to `"time":` and `tail` the `,"user":...}` after. The bulk replay
-(`replay.api`) keeps each record as `{"time", "time_range", PARTS: (head, tail, line, receiver,
+(`replay.shell`) keeps each record as `{"time", "time_range", PARTS: (head, tail, line, receiver,
 now)}`: the batch code reads and cuts `time` and `time_range` as on a full record, and the batch
 file is written from the parts (`batch_bytes`: `format_batch` with `record_bytes`), without the tag
 dict, params list and receivers dict that a full record holds, or the encoder's pass over them.
 
-`twitch_line_py` is the reference of the one step that makes the parts from a received Twitch
-line; `replay._core.twitch_line` (replay/_core.c) is its compiled twin, which handles the common
+`twitch_line_py` (tests/reference/replay_step.py) is the reference of the one
+step that makes the parts from a received Twitch
+line; `formats._native.twitch_line` (native/replay.c) is its compiled twin, which handles the common
 shape and returns None for everything else (the engine then reads the line the reference way,
-into a full record). The compiled lane (`replay._core.lane`, StreamReplayer.feed_raw) runs the same
-step on raw lines, and `replay._core.batch` is the compiled twin of `format_batch(records,
+into a full record). The compiled lane (`formats._native.lane`, StreamReplayer.feed_raw) runs the same
+step on raw lines, and `formats._native.replay_batch` is the compiled twin of `format_batch(records,
 record_bytes)`. tests/test_replay_core.py holds each twin equal to its reference. Without the
 compiled core the engine keeps full records, as before: the pure core is unchanged.
 """
@@ -26,16 +27,25 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from types import ModuleType
 from typing import Any
 
 from formats import speedups
 from formats.canonical import canonical_bytes, canonical_bytes_py, format_batch
-from formats.irc import parse_compat, parse_compat_py
-from replay.dialect import twitch_server_time
+from formats.irc import parse_compat
 
 # The key of a compact record's parts; a full record never has it (its keys are RECORD_KEYS).
 PARTS = "parts"
+
+# The compiled lane's contract with the engine: the attributes it reads and writes by name on each
+# class (and the record keys it reads and sets), in native/replay.c. A rename here must be made there;
+# tests/test_replay_core.py holds this equal to the names the C uses and every name present on its class.
+LANE_CONTRACT: dict[str, tuple[str, ...]] = {
+    "replay.engine._Connection": ("batches", "clock", "dialect", "ready", "receiver", "receiver_key"),
+    "replay.batches.OpenBatches": ("_by_channel", "next_deadline"),
+    "replay.batches._Batch": ("cut", "ends", "ranged", "records"),  # cut: a method, called
+    "replay.timestamps.ServerClock": ("last_received", "last_server_time"),  # written: clock.observe
+    "record": ("time", "time_range", PARTS),  # keys of the batch's record dicts
+}
 
 # (command, first parameter, server time, head, tail), or None when the reference must read the line
 TwitchLine = tuple[str, str | None, float | None, bytes, bytes]
@@ -47,39 +57,9 @@ def receiver_key(receiver: str) -> bytes:
     return canonical_bytes_py({receiver: 0})[1:-1].removesuffix(b"0")
 
 
-def twitch_line_py(line: str, receiver: str, now: float) -> TwitchLine:
-    """The reference: (command, first parameter, server time, head, tail) of a received Twitch line,
-    read by `parse_compat_py`, the times by `twitch_server_time`, the bytes by `canonical_bytes_py`.
-    Raises IRCParseError for a line that cannot be read."""
-    command, params, sender, user, host, tags = parse_compat_py(line)
-    first = canonical_bytes_py(
-        {
-            "command": command,
-            "host": host,
-            "params": params,
-            "receivers": {receiver: now},
-            "sender": sender,
-            "tags": tags,
-        }
-    )
-    last = canonical_bytes_py({"user": user})
-    head = first[:-1] + b',"time":'
-    tail = b"," + last[1:]
-    return command, params[0] if params else None, twitch_server_time(tags), head, tail
-
-
-def _load() -> ModuleType | None:
-    return speedups.load("replay._core")
-
-
-def _compiled(name: str) -> Any:
-    core = _load()
-    return None if core is None else getattr(core, name)
-
-
 def compiled_twitch_line() -> TwitchLineFn | None:
     """The compiled step, or None on the pure path (forced, or not built)."""
-    fn: TwitchLineFn | None = _compiled("twitch_line")
+    fn: TwitchLineFn | None = speedups.compiled("twitch_line")
     return fn
 
 
@@ -90,8 +70,8 @@ LaneFn = Callable[
 
 
 def compiled_lane() -> LaneFn | None:
-    """The compiled lane (replay/_core.c `lane`, driven by StreamReplayer.feed_raw), or None."""
-    fn: LaneFn | None = _compiled("lane")
+    """The compiled lane (native/replay.c `lane`, driven by StreamReplayer.feed_raw), or None."""
+    fn: LaneFn | None = speedups.compiled("lane")
     return fn
 
 
@@ -117,10 +97,10 @@ def full_record(record: Mapping[str, Any]) -> Mapping[str, Any]:
 
 def batch_bytes(records: Sequence[Mapping[str, Any]]) -> bytes:
     """`format_batch` of compact and full records: the batch file's bytes."""
-    core = _load()
-    if core is None:  # no compact record is made without the compiled core
+    batch = speedups.compiled("replay_batch")
+    if batch is None:  # no compact record is made without the compiled core
         return format_batch(records)
-    data: bytes | None = core.batch(list(records), record_bytes)
+    data: bytes | None = batch(list(records), record_bytes)
     return format_batch(records, record_bytes) if data is None else data
 
 

@@ -13,7 +13,8 @@ version 2: "connection open, every line received before `at` is recorded") moves
 same way and archives nothing. So a quiet channel's batch closes at the first tick past its
 deadline, and a replay run live (following files as they grow) closes batches at exactly the same
 events as one run later over the finished files: same batches, same bytes. A tick of a connection
-that is not open is ignored. Version 1 recordings have no ticks and replay exactly as before.
+that is not open is ignored. Version 1 recordings have no ticks: their batches close on the
+other events alone.
 
 `state()` and `StreamReplayer.from_state()` save and restore everything an event can depend on
 (connections, clocks, initialised channels, open batches), so a follower can stop after any event
@@ -24,24 +25,24 @@ Twitch line's record is then kept as its canonical bytes but for its two numbers
 written by `replay.compact.batch_bytes`), and `feed_raw` lets the compiled lane take the common
 raw lines straight from the file's bytes, doing for each exactly what `feed` does; every other
 line still goes through `feed`. The decisions are this module's, in one place (`_line`); the lane
-takes only lines for which they are all plain (replay/_core.c says which).
+takes only lines for which they are all plain (native/replay.c says which).
 """
 
 from __future__ import annotations
 
 import functools
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from formats.canonical import check_channel_dirname
-from formats.errors import IRCParseError, UsageError
+from formats.dialect import TWITCH, Dialect, get_dialect
+from formats.errors import IRCParseError
 from formats.irc import CompatFields, parse_compat
+from formats.names import channel_folder_name, channel_ok
 from formats.rawcodec import CLOSE, OPEN, RECV, TICK, Event, receiver_name
 from replay.batches import ClosedBatch, OpenBatches
 from replay.compact import PARTS, compiled_lane, compiled_twitch_line, receiver_key
-from replay.dialect import TWITCH, Dialect, get_dialect
 from replay.timestamps import DEFAULT_TIMING, ServerClock, Timing
 
 # Reasons a received line is not archived (the summary counts them).
@@ -58,7 +59,7 @@ PROBLEMS_KEPT = 1000
 
 
 @dataclass
-class Stats:
+class ReplayStats:
     """Counters of one replay; summed over streams by the shell."""
 
     events: int = 0
@@ -68,7 +69,7 @@ class Stats:
     skipped: Counter[str] = field(default_factory=Counter)
     problems: list[str] = field(default_factory=list)
 
-    def add(self, other: Stats) -> None:
+    def add(self, other: ReplayStats) -> None:
         self.events += other.events
         self.lines += other.lines
         self.records += other.records
@@ -89,21 +90,8 @@ class _Connection:
         self.batches = OpenBatches(timing)
 
 
-def channel_folder_name(param: str) -> str | None:
-    """`#Chan` -> `chan`; None if the parameter is not a channel: only `#` and at least one more
-    character names one (ARCHIVE_FORMAT.md section 3; upstream archives no `&` channel)."""
-    if len(param) < 2 or param[0] != "#":
-        return None
-    return param[1:].lower()
-
-
-@functools.lru_cache(maxsize=4096)
-def _safe_folder(name: str) -> bool:
-    try:
-        check_channel_dirname(name)
-    except UsageError:
-        return False
-    return True
+# A channel's folder name is checked once per name, not once per line.
+_safe_folder = functools.lru_cache(maxsize=4096)(channel_ok)
 
 
 # What most events close: nothing. Immutable, so a caller cannot change it for the next one.
@@ -130,7 +118,7 @@ class StreamReplayer:
         self.slug = slug
         self.timing = timing
         self.channels = channels
-        self.stats = Stats()
+        self.stats = ReplayStats()
         self._conns: dict[int, _Connection] = {}
 
     def _open(self, conn: int, dialect: Dialect) -> _Connection:
@@ -172,7 +160,7 @@ class StreamReplayer:
 
     def feed_raw(self, block: bytes, offset: int, last_seq: int) -> tuple[int, int, int]:
         """Feed raw lines (a block as formats.rawfile reads it, each line ending with b"\\n") from
-        byte `offset` on, as long as the compiled lane (replay/_core.c) takes them: the common
+        byte `offset` on, as long as the compiled lane (native/replay.c) takes them: the common
         received line, which closes no batch and goes to an open one. Returns (offset of the first
         line not taken, last seq read, lines passed); the caller decodes that line and feeds its
         event (or skips it) as usual, then calls again. Repeated seqs are skipped (and passed) as
@@ -223,7 +211,7 @@ class StreamReplayer:
         """The replayer `state()` described; it goes on exactly as the saved one would have."""
         self = cls(recorder, slug, timing=timing, channels=channels, compact=compact)
         events, lines, records, connections, skipped = state["stats"]
-        self.stats = Stats(events, lines, records, connections, Counter(skipped))
+        self.stats = ReplayStats(events, lines, records, connections, Counter(skipped))
         for conn, dialect, clock, ready, batches in state["conns"]:
             c = _Connection(receiver_name(recorder, slug, conn), get_dialect(dialect), timing)
             c.clock = ServerClock.from_state(timing, clock)
@@ -329,19 +317,3 @@ class StreamReplayer:
                 "time_range": time_range,
             },
         )
-
-
-def replay_events(
-    recorder: str,
-    slug: str,
-    events: Iterable[Event],
-    *,
-    timing: Timing = DEFAULT_TIMING,
-) -> list[ClosedBatch]:
-    """One-call wrapper: every batch of one stream, in the order they close."""
-    r = StreamReplayer(recorder, slug, timing=timing)
-    out: list[ClosedBatch] = []
-    for event in events:
-        out.extend(r.feed(event))
-    out.extend(r.finish())
-    return out

@@ -21,7 +21,6 @@ here, each for a reason:
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import os
 import threading
@@ -29,17 +28,19 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from html import escape as html_escape
 from itertools import islice
+from operator import itemgetter
 from typing import Any
 from urllib.parse import quote
 
 import prometheus_client as prom
 
-from export.stream import CHUNK_MINUTES, iter_chunks
+from export.stream import iter_chunk_rows
 from export.window import ExportError, Window, plan_chunks
 from formats.canonical import batch_relpath, canonical_bytes, parse_batch_name
 from formats.errors import InputError
+from formats.names import Segment, channel_ok, hour_ok, hour_start
 from formats.store import QUARANTINE
-from serve import routes
+from serve import extras, routes
 from serve.routes import ChatWindow, Reject
 
 log = logging.getLogger("chat_archiver.serve")
@@ -58,8 +59,13 @@ CORS = [
     ("Access-Control-Allow-Origin", "*"),
     ("Access-Control-Max-Age", "86400"),
 ]
+# a window read holds one chunk of minutes (plus its context minutes, slimmed): one minute of a
+# 100 msg/s channel seen by 3 receivers keeps a reader near 45 MB (export's 10-minute chunks, made
+# for throughput, hold about 180 MB); bench serve's per_reader figure measures it
+SERVE_CHUNK_MINUTES = 1
 READ_RETRIES = 20  # window reads restarted after a vanished file, before giving up with a 503
 JSON_TYPE = "application/json"
+_LINE = itemgetter(2)  # the canonical line of an export row (export.stream.Row)
 TEXT_TYPE = "text/plain; charset=utf-8"
 
 
@@ -155,7 +161,12 @@ class ChatApp:
     """The WSGI callable serving `root`."""
 
     def __init__(
-        self, root: str, *, chunk_minutes: int = CHUNK_MINUTES, player: PagePlayer | None = None, window_reads: int = 2
+        self,
+        root: str,
+        *,
+        chunk_minutes: int = SERVE_CHUNK_MINUTES,
+        player: PagePlayer | None = None,
+        window_reads: int = 2,
     ) -> None:
         self.root = os.path.realpath(root)
         # window reads are long and CPU-bound: a few at once, so that listings and batch files (what
@@ -197,21 +208,25 @@ class ChatApp:
         if isinstance(answer, Reject):
             return _text(answer.status, answer.reason)
         if isinstance(answer, routes.ListChannels):
-            names = [n for n in self._list(self.root) if n != QUARANTINE or self._is_dir(n, "chat")]
-            return _json(routes.json_array([n for n in names if routes.channel_ok(n)]))
+            hidden = (QUARANTINE, *extras.FOLDERS)  # not channels, unless one holds chat
+            names = [n for n in self._list(self.root) if n not in hidden or self._is_dir(n, "chat")]
+            return _json(routes.json_array([n for n in names if channel_ok(n)]))
         if isinstance(answer, routes.ListQualities):
             return _json(routes.json_array(["chat"] if self._is_dir(answer.channel, "chat") else []))
         if isinstance(answer, routes.ListHours):
             hours = self._list(self._inside(answer.channel, "chat"))
-            return _json(routes.json_array([h for h in hours if routes.hour_ok(h)]))
+            return _json(routes.json_array([h for h in hours if hour_ok(h)]))
+        if isinstance(answer, routes.EmptyListing):
+            return _json(routes.json_array([]))
         if isinstance(answer, routes.ListHour):
-            bad = routes.tombstones_param(query)
-            if bad is not None:
-                return _text(bad.status, bad.reason)
             names = self._list(self._inside(answer.channel, "chat", answer.hour))
             return _json(routes.json_array([n for n in names if parse_batch_name(answer.hour, n) is not None]))
-        if isinstance(answer, routes.Segment):
+        if isinstance(answer, Segment):
             return self._segment(answer, environ)
+        if isinstance(answer, extras.ExtrasListing):
+            return extras.listing(self.root, answer)
+        if isinstance(answer, extras.ExtrasFile):
+            return extras.file(self.root, answer)
         if isinstance(answer, ChatWindow):
             return self._window(answer)
         if isinstance(answer, routes.Metrics):
@@ -223,8 +238,8 @@ class ChatApp:
 
     def _player(self, answer: routes.Player) -> tuple[int, list[tuple[str, str]], Iterable[bytes]]:
         if answer.channel is None or answer.window is None:
-            channels = [c for c in self._list(self.root) if routes.channel_ok(c) and self._is_dir(c, "chat")]
-            hours = {c: [h for h in self._list(self._inside(c, "chat")) if routes.hour_ok(h)] for c in channels}
+            channels = [c for c in self._list(self.root) if channel_ok(c) and self._is_dir(c, "chat")]
+            hours = {c: [h for h in self._list(self._inside(c, "chat")) if hour_ok(h)] for c in channels}
             return _html(browser_page(hours, player=self.player is not None))
         if self.player is None:
             return _text(404, "Not found: no chat player page is installed")
@@ -256,7 +271,7 @@ class ChatApp:
         except OSError as e:
             raise ServeError(f"cannot list a folder: {e.strerror}") from None
 
-    def _segment(self, seg: routes.Segment, environ: Environ) -> tuple[int, list[tuple[str, str]], Iterable[bytes]]:
+    def _segment(self, seg: Segment, environ: Environ) -> tuple[int, list[tuple[str, str]], Iterable[bytes]]:
         path = self._inside(seg.channel, "chat", seg.hour, seg.name)
         etag = f'"{seg.digest}"'
         cache = [("ETag", etag), ("Cache-Control", CACHE_FOREVER)]
@@ -278,10 +293,13 @@ class ChatApp:
 
     # -- windows ------------------------------------------------------------------------------
     def _window(self, req: ChatWindow) -> tuple[int, list[tuple[str, str]], Iterable[bytes]]:
-        """Both answers stream chunk by chunk (upstream builds chat.json whole; its 2 h cap is kept
-        for compatibility, not for memory). The first record is read before answering, so a
-        problem found there is still a status line of its own. At most `window_reads` at once:
-        past that, 503 with Retry-After."""
+        """Both answers stream from export's byte path (`export.stream.iter_chunk_rows`): the stored
+        lines of records that pass through as they are, only what must be merged decoded; memory
+        holds one chunk of minutes (`chunk_minutes`) and one write at a time, whatever the window
+        (upstream builds chat.json whole; its 2 h cap is kept for compatibility, not for memory).
+        The first chunk that has a record is read before answering, so a problem found there is
+        still a status line of its own. At most `window_reads` at once: past that, 503 with
+        Retry-After."""
         chat = self._inside(req.channel, "chat")
         if chat is None or not os.path.isdir(chat):
             return _text(404, f"Not found: no chat for channel {req.channel}")
@@ -292,15 +310,16 @@ class ChatApp:
             status, headers, body = _text(503, "Too many chat windows are being read at once: try again shortly")
             return status, [*headers, ("Retry-After", "5")], body
         try:
-            records = self._reading(req.channel, req.window)
-            first: list[dict[str, Any]] = []
+            chunks = self._reading(req.channel, req.window)
+            first: list[list[bytes]] = []
             try:
-                for record in records:
-                    first.append(record)
-                    break
+                for lines in chunks:
+                    if lines:
+                        first.append(lines)
+                        break
             except ExportError as e:
                 raise ServeError(_relative(_one_line(e), self.root)) from None
-            stream = _jsonl(first, records) if req.lines else _json_array(first, records)
+            stream = _jsonl(first, chunks) if req.lines else _json_array(first, chunks)
         except BaseException:
             self.window_slots.release()
             raise
@@ -329,10 +348,11 @@ class ChatApp:
                 continue
         return None
 
-    def _reading(self, channel: str, window: Window) -> Iterator[dict[str, Any]]:
-        """The window's records (export's reader), restarted from the current chunk whenever a file
-        vanished under it (a merge); chunks already emitted are not emitted again. A damaged file is
-        logged in one line and skipped, as `export` does: everything readable is answered."""
+    def _reading(self, channel: str, window: Window) -> Iterator[list[bytes]]:
+        """The canonical lines of the window's records, a chunk at a time (export's byte path),
+        restarted from the current chunk whenever a file vanished under it (a merge); chunks
+        already emitted are not emitted again. A damaged file is logged in one line and skipped,
+        as `export` does: everything readable is answered."""
         done = 0
         retries = 0
         while True:
@@ -344,7 +364,10 @@ class ChatApp:
 
             problems = _Problems(self.root, self.metrics)
             try:
-                yield from iter_chunks(self.root, channel, window, chunks, on_chunk=advanced, problems=problems)
+                for rows in iter_chunk_rows(
+                    self.root, channel, window, chunks, on_chunk=advanced, problems=problems, lines=True
+                ):
+                    yield list(map(_LINE, rows))
                 return
             except _Vanished:
                 if retries >= READ_RETRIES:
@@ -408,7 +431,7 @@ def browser_page(hours: dict[str, list[str]], *, player: bool) -> bytes:
     for channel, names in hours.items():
         out.append(f"<h2>#{html_escape(channel)}</h2><ul>")
         for hour in names:
-            start = routes.hour_start(hour)
+            start = hour_start(hour)
             query = f"start={start}&amp;end={start + 3600}"
             links = [f'<a href="/{quote(channel)}/chat.jsonl?{query}">jsonl</a>']
             if player:
@@ -419,7 +442,7 @@ def browser_page(hours: dict[str, list[str]], *, player: bool) -> bytes:
 
 
 def installed_player() -> PagePlayer | None:
-    """export's HTML player (issue 11), if this tree has it."""
+    """export's HTML player, if this tree has it."""
     try:
         from export.html import render_page  # type: ignore[import-not-found, unused-ignore]  # noqa: PLC0415
     except ImportError:
@@ -464,62 +487,77 @@ class _FileBody:
 
 
 def upstream_json(record: dict[str, Any]) -> bytes:
-    """One record as upstream's `json.dumps(messages)` prints it: `json.dumps`'s default separators
-    (`, ` and `: `), keys sorted as in the batch files. That is the canonical line with a space
-    after each separator outside strings. Splitting at `"` finds the strings when none holds an
-    escaped quote (nearly every line); others take the stdlib."""
-    line = canonical_bytes(record)
-    if b'\\"' in line:
-        return json.dumps(record, sort_keys=True).encode("ascii")
-    parts = line.split(b'"')
-    parts[::2] = [p.replace(b",", b", ").replace(b":", b": ") for p in parts[::2]]
-    return b'"'.join(parts)
+    """One record as upstream's `json.dumps(messages)` prints it (`upstream_joined` of its
+    canonical line)."""
+    return upstream_joined([canonical_bytes(record)])
+
+
+def upstream_joined(lines: list[bytes]) -> bytes:
+    r"""Canonical lines (`formats.canonical.canonical_bytes`: json.dumps with `,` and `:`, keys
+    sorted, ASCII) as the middle of upstream's `json.dumps(records)`: each record with json.dumps's
+    default separators (`, ` and `: `), the records joined by `, `. That is a space after every `,`
+    and `:` outside strings, the `,` between records included.
+
+    Outside strings means between an even and an odd `"`, once escaped quotes are set aside: a
+    canonical line holds no control byte, so `\\` and `\"` (read left to right, as JSON reads
+    escapes) become NUL and SOH while the rest is done, then come back. The parts outside strings
+    are joined around a byte no line holds (STX), edited in one pass and split again, so the work is
+    a few passes of C over the bytes, not a Python step per string."""
+    data = b",".join(lines)
+    escaped = b"\\\\" in data or b'\\"' in data
+    if escaped:
+        data = data.replace(b"\\\\", b"\x00").replace(b'\\"', b"\x01")
+    parts = data.split(b'"')
+    parts[::2] = b"\x02".join(parts[::2]).replace(b",", b", ").replace(b":", b": ").split(b"\x02")
+    out = b'"'.join(parts)
+    if escaped:
+        out = out.replace(b"\x01", b'\\"').replace(b"\x00", b"\\\\")
+    return out
+
+
+WRITE_LINES = 256  # lines per write of a window answer (about 150 kB): the separators pass copies them a few times
 
 
 def _stream(
-    first: list[dict[str, Any]],
-    rest: Iterator[dict[str, Any]],
-    line: Callable[[dict[str, Any]], bytes],
+    first: list[list[bytes]],
+    rest: Iterator[list[bytes]],
+    joined: Callable[[list[bytes]], bytes],
     *,
     sep: bytes,
     begin: bytes,
     end: bytes,
 ) -> Iterator[bytes]:
-    """`begin`, the records' lines joined by `sep`, `end`, a few hundred kB per write. A damaged
-    file mid-stream ends the answer early (logged), so the client sees a cut body rather than a
-    silent gap."""
-    buffer = [begin]
-    size = 0
-    count = 0
+    """`begin`, the chunks' lines (`joined`, then joined by `sep`), `end`, at most `WRITE_LINES`
+    lines per write. A damaged file mid-stream ends the answer early (logged), so the client sees
+    a cut body rather than a silent gap."""
+    started = False
     try:
-        for record in itertools.chain(first, rest):
-            data = line(record)
-            buffer.append(sep + data if count else data)
-            count += 1
-            size += len(data)
-            if size >= 1 << 18:
-                yield b"".join(buffer)
-                buffer.clear()
-                size = 0
+        for lines in itertools.chain(first, rest):
+            for at in range(0, len(lines), WRITE_LINES):
+                data = joined(lines[at : at + WRITE_LINES])
+                if started:
+                    yield sep + data
+                else:
+                    yield begin + data
+                    started = True
     except (ServeError, ExportError) as e:
         log.warning("window answer cut short: %s", e)
         raise CutShort() from None
-    buffer.append(end)
-    yield b"".join(buffer)
+    yield end if started else begin + end
 
 
-def _json_array(first: list[dict[str, Any]], rest: Iterator[dict[str, Any]]) -> Iterator[bytes]:
+def _json_array(first: list[list[bytes]], rest: Iterator[list[bytes]]) -> Iterator[bytes]:
     """`json.dumps(records)`, as upstream answers chat.json."""
-    return _stream(first, rest, upstream_json, sep=b", ", begin=b"[", end=b"]")
+    return _stream(first, rest, upstream_joined, sep=b", ", begin=b"[", end=b"]")
 
 
-def _jsonl(first: list[dict[str, Any]], rest: Iterator[dict[str, Any]]) -> Iterator[bytes]:
+def _jsonl(first: list[list[bytes]], rest: Iterator[list[bytes]]) -> Iterator[bytes]:
     """Canonical lines, the archive's own line format (export's jsonl)."""
-    return _stream(first, rest, _line, sep=b"", begin=b"", end=b"")
+    return _stream(first, rest, _lines, sep=b"", begin=b"", end=b"")
 
 
-def _line(record: dict[str, Any]) -> bytes:
-    return canonical_bytes(record) + b"\n"
+def _lines(lines: list[bytes]) -> bytes:
+    return b"\n".join(lines) + b"\n"
 
 
 class CutShort(Exception):

@@ -4,8 +4,8 @@ Pure: a path and a query string in, a `Route` or a `Reject` out; no file is touc
 shell (`serve.app`) looks at disk only for a request that passed these checks.
 
 Safety is decided here, once: every path segment that will name something on disk must match the
-exact shape the archive writes (a channel name as `check_channel_dirname` allows it, `chat`, an
-hour `YYYY-MM-DDTHH`, a batch name `MM:SS-HASH.json`). So `..`, `%2e%2e` (a WSGI server decodes
+exact shape the archive writes (`formats.names`: a channel name as `check_channel_dirname` allows
+it, `chat`, an hour `YYYY-MM-DDTHH`, a batch name `MM:SS-HASH.json`). So `..`, `%2e%2e` (a WSGI server decodes
 it before we see it), `/` inside a segment (`%2f`), backslashes, NUL and absolute paths never reach
 `os.path.join`. Upstream only refuses a leading `.`; refusing everything the archive cannot hold is
 stricter and answers the same for every path a real client sends. Symlinks are the shell's job:
@@ -15,13 +15,12 @@ it checks that the resolved path is still under ROOT.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from urllib.parse import parse_qs
 
 from export.window import ExportError, Window
-from formats.canonical import BATCH_INTERVAL, check_channel_dirname, is_hour_folder, parse_batch_name
-from formats.errors import UsageError
+from formats.names import Segment, batch_name_ok, channel_ok, hour_ok
 from formats.times import TimeError, parse_time
+from serve import extras
 
 MAX_CHAT_JSON = 2 * 3600  # upstream's cap on /<ch>/chat.json (its merge was too slow beyond)
 CAP_TEXT = "Cannot request more than 2h of chat"
@@ -59,20 +58,10 @@ class ListHour:
 
 
 @dataclass(frozen=True)
-class Segment:
-    """One batch file (`/segments/...`; sync's plan names the files it wants with it too)."""
-
-    channel: str
-    hour: str
-    name: str
-
-    @property
-    def digest(self) -> str:
-        return self.name[6:-5]  # MM:SS-HASH.json
-
-    @property
-    def relpath(self) -> str:
-        return f"{self.channel}/chat/{self.hour}/{self.name}"
+class EmptyListing:
+    """A listing of a folder this archive cannot hold (a video quality such as `source` or `480p`, a
+    channel or hour name the archive never writes): `200 []`, as the restreamer answers for any
+    folder it does not have. Nothing on disk is looked at, so no such name ever reaches a path."""
 
 
 @dataclass(frozen=True)
@@ -103,34 +92,21 @@ class Player:
     window: Window | None = None
 
 
-Route = ListChannels | ListQualities | ListHours | ListHour | Segment | ChatWindow | Metrics | Health | Player
+Route = (
+    ListChannels
+    | ListQualities
+    | ListHours
+    | ListHour
+    | EmptyListing
+    | Segment
+    | ChatWindow
+    | Metrics
+    | Health
+    | Player
+    | extras.ExtrasListing
+    | extras.ExtrasFile
+)
 NOT_FOUND = Reject(404, "Not found")
-
-
-def channel_ok(name: str) -> bool:
-    """A channel folder name the archive can hold (and that cannot leave ROOT)."""
-    try:
-        check_channel_dirname(name)
-    except UsageError:
-        return False
-    return True
-
-
-def hour_ok(name: str) -> bool:
-    """An hour folder's name (`YYYY-MM-DDTHH`) that is a real hour."""
-    if not is_hour_folder(name):
-        return False
-    try:
-        datetime.strptime(name, "%Y-%m-%dT%H")
-    except ValueError:
-        return False
-    return True
-
-
-def batch_name_ok(hour: str, name: str) -> bool:
-    """A batch file's name (`MM:00-HASH.json`) in that hour folder, as the archive writes it."""
-    parsed = parse_batch_name(hour, name)
-    return parsed is not None and parsed[0] % BATCH_INTERVAL == 0
 
 
 def _query(query: str) -> dict[str, list[str]] | Reject:
@@ -184,8 +160,11 @@ def route(method: str, path: str, query: str) -> Route | Reject:
         # upstream's rule (a leading period: hidden files and `..`) answers 403
         return Reject(403, "Bad path: a part may not be empty or start with a period")
     head, rest = parts[0], parts[1:]
+    media = extras.route(head, rest)
+    if media is not None:
+        return media
     if head == "files":
-        return _files(rest)
+        return _files(rest, query)
     if head == "segments":
         if len(rest) == 4 and rest[1] == "chat" and channel_ok(rest[0]) and batch_name_ok(rest[2], rest[3]):
             return Segment(rest[0], rest[2], rest[3])  # a batch name parses only with a real hour
@@ -215,20 +194,28 @@ def route(method: str, path: str, query: str) -> Route | Reject:
     return NOT_FOUND
 
 
-def _files(rest: list[str]) -> Route | Reject:
+def _files(rest: list[str], query: str) -> Route | Reject:
+    """The `/files` listings. Every listing of a folder that is not there answers `200 []` like the
+    restreamer's (WUBLOADER_HTTP.md): a backfiller deployed with `--qualities source,480p,chat`
+    reads each answer as JSON without looking at the status, so one 404 would end its whole pass."""
     if not rest:
         return ListChannels()
-    if not channel_ok(rest[0]):
-        return NOT_FOUND
+    if len(rest) > 3:
+        return NOT_FOUND  # no such route upstream either
+    if len(rest) == 3:
+        bad = tombstones_param(query)  # checked first, for any quality, as upstream does
+        if bad is not None:
+            return bad
+    ours = channel_ok(rest[0]) and (len(rest) == 1 or rest[1] == "chat")
+    if not ours:
+        return EmptyListing()
     if len(rest) == 1:
         return ListQualities(rest[0])
-    if rest[1] != "chat":
-        return NOT_FOUND  # a video quality: not ours (a listing of it would be [] upstream too)
     if len(rest) == 2:
         return ListHours(rest[0])
-    if len(rest) == 3 and hour_ok(rest[2]):
+    if hour_ok(rest[2]):
         return ListHour(rest[0], rest[2])
-    return NOT_FOUND
+    return EmptyListing()
 
 
 def tombstones_param(query: str) -> Reject | None:
@@ -240,11 +227,6 @@ def tombstones_param(query: str) -> Reject | None:
     if value not in ("true", "false"):
         return Reject(400, "tombstones must be one of: true, false")
     return None
-
-
-def hour_start(hour: str) -> int:
-    """Unix seconds of an hour folder's name (`YYYY-MM-DDTHH`, checked by `hour_ok`)."""
-    return int(datetime.strptime(hour, "%Y-%m-%dT%H").replace(tzinfo=UTC).timestamp())
 
 
 def json_array(names: list[str]) -> bytes:

@@ -3,7 +3,7 @@
 The backfiller lists a peer's hours, keeps those in its window, lists each hour's files and
 fetches the names it lacks (a set difference), then checks each body's SHA-256 against the name.
 Everything a peer says is untrusted: a name is used only if it has the exact shape the archive
-writes (`serve.routes` holds those shapes, shared with the server), so no name can leave ROOT. A
+writes (`formats.names` holds those shapes, shared with the server), so no name can leave ROOT. A
 body is kept only if the merge's own reader accepts it (`merge.directory.read_verified`: the hash
 is its name, its lines are valid records at times the layout can name); the shell checks that.
 
@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 
 from formats.errors import InputError
-from serve.routes import Segment, batch_name_ok, channel_ok, hour_ok, hour_start
+from formats.names import Segment, batch_name_ok, channel_ok, hour_ok, hour_start
 
 
 def hours_in_window(hours: Iterable[str], start: float, end: float) -> list[str]:

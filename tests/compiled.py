@@ -1,35 +1,73 @@
-"""The compiled twins in tests: import one, and mark the tests that need it.
+"""The compiled module in tests: `NATIVE` (imported even under CHAT_ARCHIVER_PURE=1, so a twin test
+holds it to its reference on either run), `needs_native` for tests of it, and `Core`, what the `core`
+fixture (tests/conftest.py) gives a test: one of the two implementations of every twin.
 
-A machine without a C compiler installs the pure core only, so there those tests are skipped. CI
-installs gcc, so there a module that failed to build fails its tests instead of skipping them.
+A machine without a C compiler installs the pure core only, so there the compiled side is skipped.
+CI installs gcc, so there a module that failed to build fails its tests instead of skipping them.
 """
 
 from __future__ import annotations
 
 import importlib
 import os
+from collections.abc import Callable
 from types import ModuleType
+from typing import Any, TypeVar
 
 import pytest
 
-from formats.speedups import pure_forced
+from formats import canonical, irc, speedups
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
-def compiled_module(name: str) -> ModuleType | None:
-    """The built extension `name` (imported even under CHAT_ARCHIVER_PURE=1), or None."""
+def _import() -> ModuleType | None:
     try:
-        return importlib.import_module(name)
+        native = importlib.import_module(speedups.MODULE)
     except ImportError:
         return None
+    # what the product's `twin` tells it (formats/speedups.py), whichever path the product runs
+    native.configure_parse_compat(irc.parse_compat_py, irc.unescape_tag_value_compat)
+    native.configure_canonical_bytes(canonical.canonical_bytes_py)
+    native.configure_is_record(canonical.is_record_py)
+    return native
 
 
-def skip_unless_built(built: bool, what: str) -> pytest.MarkDecorator:
-    """Skip where `what` is not built, except on CI, which builds every extension."""
-    return pytest.mark.skipif(not built and not os.environ.get("CI"), reason=f"{what} not built (no C compiler)")
+NATIVE = _import()
+
+needs_native = pytest.mark.skipif(
+    NATIVE is None and not os.environ.get("CI"), reason="formats._native not built (no C compiler)"
+)
+
+
+def native() -> ModuleType:
+    """The compiled module, in a test marked `needs_native` (so absent only on CI, which fails)."""
+    assert NATIVE is not None, "CI builds the compiled core: gcc is on the CI machine"
+    return NATIVE
+
+
+class Core:
+    """One implementation of the twins: `pure` (the references) or `compiled` (formats._native)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+    def twin(self, reference: F, name: str) -> F:
+        """`reference` itself on the pure side; its compiled twin `name` on the compiled side."""
+        if self.name == "pure":
+            return reference
+        fast: F = getattr(native(), name)
+        return fast
+
+
+CORES = [pytest.param("pure"), pytest.param("compiled", marks=needs_native)]
 
 
 def skip_unless_bound(bound: bool, what: str) -> pytest.MarkDecorator:
-    """For tests of the compiled path as the product binds it: skipped on the pure path, forced or
-    not built, except that on CI's compiled run (not forced pure) a missing build fails them."""
-    ci_compiled = bool(os.environ.get("CI")) and not pure_forced()
+    """For a test of the compiled path as the product binds it: skipped on the pure path, forced or
+    not built, except that on CI's compiled run (not forced pure) a missing build fails it."""
+    ci_compiled = bool(os.environ.get("CI")) and not speedups.pure_forced()
     return pytest.mark.skipif(not bound and not ci_compiled, reason=f"{what} not bound (pure path)")

@@ -15,6 +15,8 @@ import threading
 import time
 from pathlib import Path
 
+from demo.twitchlike import free_port
+
 INSPIRCD = shutil.which("inspircd") or ("/usr/sbin/inspircd" if Path("/usr/sbin/inspircd").exists() else None)
 
 _CONFIG = """\
@@ -44,13 +46,6 @@ _CONFIG = """\
 <limits maxnick="30" maxchan="64" maxmodes="20" maxident="11" maxquit="255" maxtopic="307"
         maxkick="255" maxreal="128" maxaway="200">
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 class InspIRCd:

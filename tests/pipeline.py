@@ -4,11 +4,15 @@ does. (The replay stage does not merge: merge is another stage, and replay must 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
+from formats.rawcodec import Event
 from merge.directory import merge_tree
-from replay.api import ReplayReport
-from replay.api import replay as replay_only
+from replay.batches import ClosedBatch
+from replay.engine import StreamReplayer
+from replay.shell import ReplayReport
+from replay.shell import replay as replay_only
 
 
 def replay(raw_paths: list[str], out_root: str, *, merge: bool = True, **options: Any) -> ReplayReport:
@@ -16,3 +20,14 @@ def replay(raw_paths: list[str], out_root: str, *, merge: bool = True, **options
     if merge and report.channels:
         merge_tree(out_root, channels=sorted(report.channels))
     return report
+
+
+def replay_events(recorder: str, slug: str, events: Iterable[Event]) -> list[ClosedBatch]:
+    """Every batch of one stream, in the order they close: the engine fed event by event, then
+    finished, as the replay's shell drives it."""
+    engine = StreamReplayer(recorder, slug)
+    out: list[ClosedBatch] = []
+    for event in events:
+        out.extend(engine.feed(event))
+    out.extend(engine.finish())
+    return out

@@ -10,6 +10,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from formats.rawcodec import CLOSE, OPEN, RECV, SEND, TICK, Event
+from media.thirdparty import Emote, Snapshot
 
 # Text that exercises the canonical encoder: ASCII, Latin-1, BMP, astral (emoji), controls, DEL.
 any_text = st.text(st.characters(blacklist_categories=["Cs"]), max_size=30)
@@ -44,7 +45,7 @@ def archive_records(draw: Any, numbers: Any = None) -> dict[str, Any]:
     }
 
 
-# --- merge (issue 4): realistic multi-receiver streams, including what breaks naive merges ---------
+# --- merge: realistic multi-receiver streams, including what breaks naive merges ---------
 # A "world" is a list of observations: single-receiver records. Archives are drawn from it, each
 # holding some observations (some twice), some already merged. Times stay near MERGE_MINUTE0.
 
@@ -185,7 +186,7 @@ def merge_archives(draw: Any, count: int = 3, cross_minute: bool = True) -> list
     return result
 
 
-# --- verify and export (issue 5) -------------------------------------------------------------------
+# --- verify and export -------------------------------------------------------------------
 
 
 @st.composite
@@ -354,7 +355,7 @@ def raw_event_streams(draw: Any) -> list[Any]:
     return events
 
 
-# --- exact text (issue 8): IRC lines with runs of spaces, and what ARCHIVE_FORMAT.md 3 reads ------
+# --- exact text: IRC lines with runs of spaces, and what ARCHIVE_FORMAT.md 3 reads ------
 
 # Surrounding whitespace that `str.strip()` removes, including tab, CR, LF and U+3000.
 _outer_space = st.text(st.sampled_from([" ", "\t", "\r", "\n", "\x0b", "\x0c", "\u3000", "\x85"]), max_size=3)
@@ -403,7 +404,7 @@ def irc_lines(draw: Any, command: Any = None, first: Any = None) -> tuple[str, t
     return line, (cmd.upper(), params, sender, user, host, tag_map)
 
 
-# --- record schema (issue 8: one validator): records with at most a few faults planted ----------
+# --- record schema (one validator): records with at most a few faults planted ----------
 
 _json_values = st.one_of(
     st.none(),
@@ -455,7 +456,7 @@ watchdog_steps = st.lists(
 )
 
 
-# --- playback (issue 11): chat as viewers see it, written to break subtitle and HTML markup ------
+# --- playback: chat as viewers see it, written to break subtitle and HTML markup ------
 
 PLAY_START = 1_700_000_000  # the window start of a playback session
 # ASS overrides and breaks ({ } \N \n \h), HTML (< > & "), CTCP, controls, anything else
@@ -574,7 +575,7 @@ def damaged_irc_lines(draw: Any) -> str:
     return line
 
 
-# -- HTTP requests for `serve` (issue 10): paths that try to leave ROOT, query strings of any shape --
+# -- HTTP requests for `serve`: paths that try to leave ROOT, query strings of any shape --
 _path_parts = st.one_of(
     st.sampled_from(
         [
@@ -664,6 +665,54 @@ twitch_shaped_lines = st.builds(
     st.lists(st.sampled_from(["#chan", "#Chan", "#é", "#", "x", ":y", "#a:b"]), max_size=3),
     st.one_of(st.none(), st.text(max_size=12)),
 )
+
+
+# --- media: third-party emote sets and their snapshots ---------------------------------------------
+
+any_json = st.recursive(
+    st.one_of(st.none(), st.booleans(), any_number, any_text),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.dictionaries(
+            st.sampled_from(
+                [
+                    "id",
+                    "code",
+                    "name",
+                    "emotes",
+                    "sets",
+                    "emoticons",
+                    "channelEmotes",
+                    "sharedEmotes",
+                    "emote_set",
+                    "room",
+                    "set",
+                    "default_sets",
+                    "data",
+                    "animated",
+                    "1",
+                    "3",
+                ]
+            )
+            | any_text,
+            inner,
+            max_size=4,
+        ),
+    ),
+    max_leaves=20,
+)
+emote_word = st.sampled_from(["catJAM", "OMEGALUL", "KEKW", "Clap", "LUL", "pepeD"])
+emote_scope = st.sampled_from(["", "chan"])  # media.thirdparty.GLOBAL, a channel login
+emote_provider = st.sampled_from(["ffz", "bttv", "7tv"])
+
+
+@st.composite
+def emote_snapshots(draw: Any) -> Any:
+    """A snapshot of a small set (words from a few, so sets overlap) at a time within 100 s."""
+    provider = draw(emote_provider)
+    words = draw(st.lists(emote_word, max_size=4))
+    emotes = tuple(Emote(provider, f"{provider}{draw(st.integers(0, 9))}", w) for w in words)
+    return Snapshot(provider, draw(emote_scope), float(draw(st.integers(0, 100))), emotes)
 
 
 # -- the index (index/): small archives of chat lines, removals and noise, and queries over them --

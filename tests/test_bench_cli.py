@@ -1,4 +1,4 @@
-"""`python -m bench` explains itself and no benchmark ignores a flag silently (issue 13)."""
+"""`python -m bench` explains itself and no benchmark ignores a flag silently."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The CLI as a user meets it (issue 13): what every command does the same way, checked as a user
+"""The CLI as a user meets it: what every command does the same way, checked as a user
 runs it (typer's runner, or a real process where pipes, signals and exit statuses are the point)."""
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from profiles import examples
 from typer.testing import CliRunner
 
 from chat_archiver.cli import app
@@ -32,9 +33,9 @@ from export.ass import (
     stable_color,
     wrap,
 )
-from export.formats import Playback, Renderer
+from export.render import Playback, Renderer
 from formats.canonical import batch_time_of
-from formats.store import write_batch
+from tests.archives import write_batch
 from tests.strategies import PLAY_START, archive_records, chat_sessions, markup_text, play_message, play_removal
 
 FIXTURE_ARCHIVE = str(Path(__file__).parent.parent / "fixtures" / "export" / "archive")
@@ -176,7 +177,7 @@ def ids_in(lines: list[str]) -> list[tuple[str, bool]]:
     return [(m.group(1), line.endswith(" [x]")) for line in lines if (m := re.search(r"\bm(\d+)\b", line))]
 
 
-@settings(max_examples=40)
+@settings(max_examples=examples(0.2))
 @given(chat_sessions(), st.sampled_from([1.0, 3.0, 10.0]))
 def test_frames_follow_the_model_within_one_frame(records: list[dict[str, Any]], hold: float) -> None:
     """At any moment: a message is up from its time (within MIN_FRAME) for `hold` seconds, newest
@@ -206,7 +207,7 @@ def test_frames_follow_the_model_within_one_frame(records: list[dict[str, Any]],
                 assert not here[n], (x, mid, "struck too early")
 
 
-@settings(max_examples=30)
+@settings(max_examples=examples(0.1))
 @given(chat_sessions(spaced=True))
 def test_quiet_chat_is_exactly_on_time(records: list[dict[str, Any]]) -> None:
     """Records at least 0.3 s apart (more than a frame): every message appears at its time rounded
@@ -389,7 +390,7 @@ def test_burnt_video_is_lit_exactly_while_chat_is_up(tmp_path: Path) -> None:
     assert lit == expected, (lit, expected)
 
 
-@settings(max_examples=100)
+@settings(max_examples=examples(0.4))
 @given(st.lists(archive_records(), max_size=8), st.floats(0.1, 30))
 def test_any_records_in_any_order_render_in_both_playback_formats(records: list[dict[str, Any]], hold: float) -> None:
     """The fuzz invariant for the playback renderers: any schema-valid records (huge numbers, any
@@ -407,7 +408,7 @@ def test_any_records_in_any_order_render_in_both_playback_formats(records: list[
 def test_playback_formats_over_worker_parts_equal_the_serial_export(tmp_path: Path, monkeypatch: Any) -> None:
     """With --jobs, workers merge the parts and one renderer sees every record: the same bytes as
     serially, though a removal reaches back across a part's seam."""
-    from export import parts, stream
+    from export import parts, shell
     from export.window import Window
 
     monkeypatch.setattr(parts, "PART_CHUNKS", 2)  # parts of 4 minutes
@@ -421,8 +422,8 @@ def test_playback_formats_over_worker_parts_equal_the_serial_export(tmp_path: Pa
     window = Window(minute0, minute0 + 20 * 60)
     for fmt in ("ass", "html"):
         serial, parallel = io.BytesIO(), io.BytesIO()
-        n1 = stream.export(str(tmp_path), "chan", window, fmt, serial, jobs=1)
-        n2 = stream.export(str(tmp_path), "chan", window, fmt, parallel, jobs=2)
+        n1 = shell.export(str(tmp_path), "chan", window, fmt, serial, jobs=1)
+        n2 = shell.export(str(tmp_path), "chan", window, fmt, parallel, jobs=2)
         assert (n1, parallel.getvalue()) == (n2, serial.getvalue()), fmt
         assert n1 == 24
         if fmt == "ass":  # m3 (minute 3, part 1) is struck by the CLEARMSG of minute 4 (part 2)

@@ -19,22 +19,28 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from profiles import examples
 from typer.testing import CliRunner
 
 from chat_archiver.cli import app
 from export import scan, stream
-from export.stream import export, iter_chunks, passing_through, write_export
+from export.shell import export
+from export.stream import iter_chunks, passing_through, write_export
 from export.window import Filters, Window, plan_chunks
 from formats.canonical import batch_time_of, canonical_bytes
 from formats.errors import ArchiverError, InputError
-from formats.store import write_batch, write_batch_bytes
+from formats.store import write_batch_bytes
 from merge.view import fold_for_reading
-from tests.compiled import compiled_module
+from tests.archives import write_batch
+from tests.compiled import Core
 from tests.strategies import MERGE_MINUTE0, archive_records, export_windows, merge_archives, records_in_minute
 
-core = compiled_module("export._core")
-SCANNERS = {"pure": scan.scan_batch_py, **({"compiled": core.scan_batch} if core is not None else {})}
 ODD = [-0.0, 0.0, 2**60, 10**15, 10**15 - 1, 1e16, 5, 1.5, -3]
+
+
+def twin_scanner(core: Core) -> Any:
+    """export's batch scanner on this side of the `core` fixture: the reference or the compiled twin."""
+    return core.twin(scan.scan_batch_py, "export_scan_batch")
 
 
 @contextmanager
@@ -48,7 +54,7 @@ def scanner(fn: Any) -> Iterator[None]:
 
 
 def reference(root: str, window: Window, fmt: str, filters: Filters, keep_going: bool) -> object:
-    """Every record decoded and merged as before the line path (a view given turns the scan off)."""
+    """Every record decoded and merged, without the line path (a view given turns the scan off)."""
     out = io.BytesIO()
     problems: list[InputError] | None = [] if keep_going else None
     try:
@@ -130,7 +136,7 @@ def archives(draw: Any) -> list[tuple[int, bytes]]:
     return files
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(0.5), deadline=None)
 @given(
     archives(),
     export_windows,
@@ -142,7 +148,7 @@ def archives(draw: Any) -> list[tuple[int, bytes]]:
     ),
 )
 def test_the_line_path_gives_the_reference_bytes(
-    files: list[tuple[int, bytes]], window: tuple[int, int], how: tuple[str, Filters, bool, int]
+    core: Core, files: list[tuple[int, bytes]], window: tuple[int, int], how: tuple[str, Filters, bool, int]
 ) -> None:
     fmt, filters, keep_going, chunk = how
     saved = stream.CHUNK_MINUTES
@@ -156,9 +162,8 @@ def test_the_line_path_gives_the_reference_bytes(
             expected = reference(root, w, fmt, filters, keep_going)
             with scanner(None):
                 assert through_lines(root, w, fmt, filters, keep_going) == expected
-            for fn in SCANNERS.values():
-                with scanner(fn):
-                    assert through_lines(root, w, fmt, filters, keep_going) == expected
+            with scanner(twin_scanner(core)):
+                assert through_lines(root, w, fmt, filters, keep_going) == expected
     finally:
         stream.CHUNK_MINUTES = saved
 
@@ -179,9 +184,8 @@ def _message(t: float, mid: str, who: str = "a", **extra: Any) -> dict[str, Any]
     return record
 
 
-@pytest.mark.parametrize("name", sorted(SCANNERS))
 def test_lone_lines_are_never_decoded_and_the_rest_is(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, core: Core
 ) -> None:
     """In json, a lone message is printed from its stored line: the decoder sees only the others (a
     message delivered twice, a JOIN, a message with a 0.0 receive time)."""
@@ -211,7 +215,7 @@ def test_lone_lines_are_never_decoded_and_the_rest_is(
     decoded: list[bytes] = []
     real = stream.decode_line
     monkeypatch.setattr(stream, "decode_line", lambda line: decoded.append(line) or real(line))
-    monkeypatch.setattr(stream, "scan_batch", SCANNERS[name])
+    monkeypatch.setattr(stream, "scan_batch", core.twin(scan.scan_batch_py, "export_scan_batch"))
     out = io.BytesIO()
     assert export(str(tmp_path), "chan", Window(t0, t0 + 60), "json", out) == 4
     assert sorted(decoded) == sorted(
@@ -223,7 +227,9 @@ def test_lone_lines_are_never_decoded_and_the_rest_is(
     assert b'"lone"' in out.getvalue() and b'"h.s.0":1700000042.75,"h.s.1":1700000042.75' in out.getvalue()
 
 
-def test_the_cli_exports_the_same_bytes_on_either_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_cli_exports_the_same_bytes_on_either_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, core: Core
+) -> None:
     """As a user runs it: the same stdout with the scanner and without it, for each format."""
     t0 = 1_700_000_040
     for m in range(15):
@@ -251,7 +257,7 @@ def test_the_cli_exports_the_same_bytes_on_either_path(tmp_path: Path, monkeypat
     for fmt in ("json", "jsonl", "text"):
         args = ["export", str(tmp_path), "chan", "--since", str(t0), "--until", str(t0 + 900), "--format", fmt]
         outputs = []
-        for fn in [None, *SCANNERS.values()]:
+        for fn in [None, twin_scanner(core)]:
             monkeypatch.setattr(stream, "scan_batch", fn)
             result = runner.invoke(app, args)
             assert result.exit_code == 0, result.output
@@ -259,7 +265,7 @@ def test_the_cli_exports_the_same_bytes_on_either_path(tmp_path: Path, monkeypat
         assert len(set(outputs)) == 1 and outputs[0].count("hi ") == 30, fmt
 
 
-def test_a_merge_error_names_the_record_the_reference_names(tmp_path: Path) -> None:
+def test_a_merge_error_names_the_record_the_reference_names(tmp_path: Path, core: Core) -> None:
     """A chunk whose merge fails (a receive time beyond 2**53) is done again the reference way, so
     the error is the one the decoded path gives, lone messages or not."""
     t0 = 1_700_000_040
@@ -272,12 +278,11 @@ def test_a_merge_error_names_the_record_the_reference_names(tmp_path: Path) -> N
     w = Window(t0, t0 + 60)
     expected = reference(str(tmp_path), w, "json", Filters(), False)
     assert expected[0] == "ExportError" and "2**53" in str(expected[1])
-    for fn in SCANNERS.values():
-        with scanner(fn):
-            assert through_lines(str(tmp_path), w, "json", Filters(), False) == expected
+    with scanner(twin_scanner(core)):
+        assert through_lines(str(tmp_path), w, "json", Filters(), False) == expected
 
 
-def test_a_lone_surrogate_is_decoded_as_the_reader_decodes_it(tmp_path: Path) -> None:
+def test_a_lone_surrogate_is_decoded_as_the_reader_decodes_it(tmp_path: Path, core: Core) -> None:
     """orjson refuses a lone surrogate: such lines (never lone candidates) go through the reader."""
     t0 = 1_700_000_040
     write_batch(
@@ -290,6 +295,5 @@ def test_a_lone_surrogate_is_decoded_as_the_reader_decodes_it(tmp_path: Path) ->
     for fmt in ("json", "text"):
         expected = reference(str(tmp_path), w, fmt, Filters(), False)
         assert isinstance(expected, tuple) and expected[0] == 2
-        for fn in SCANNERS.values():
-            with scanner(fn):
-                assert through_lines(str(tmp_path), w, fmt, Filters(), False) == expected
+        with scanner(twin_scanner(core)):
+            assert through_lines(str(tmp_path), w, fmt, Filters(), False) == expected

@@ -1,4 +1,4 @@
-"""export/_core.c against its reference, export.scan.scan_batch_py: the same answer (the same lone
+"""native/export.c against its reference, export.scan.scan_batch_py: the same answer (the same lone
 candidates and rest, or the same refusal) for random records, damaged lines and real ones."""
 
 from __future__ import annotations
@@ -8,28 +8,27 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from profiles import examples
 
 from bench.bench_verify import minute_records
 from export import scan
 from formats.canonical import canonical_bytes, format_batch
 from formats.rawcodec import OPEN, RECV, Event
-from replay.api import replay
-from replay.engine import replay_events
-from tests.compiled import compiled_module, skip_unless_built
+from merge.core import merge_records
+from replay.shell import replay
+from tests.compiled import native, needs_native
+from tests.pipeline import replay_events
 from tests.strategies import archive_records, merge_observations
 from tests.test_exact_text import corpus_lines
 from tests.test_merge_scan import NUMBERS, _mutations
 
 REPO = Path(__file__).resolve().parent.parent
-core = compiled_module("export._core")
-
-pytestmark = skip_unless_built(core is not None, "export._core")
+pytestmark = needs_native
 
 
 def same_batch(data: bytes) -> object:
-    assert core is not None
     # repr: 1 and 1.0 are different answers
-    got = core.scan_batch(data)
+    got = native().export_scan_batch(data)
     assert repr(got) == repr(scan.scan_batch_py(data)), data
     return got
 
@@ -38,13 +37,13 @@ def same(line: bytes) -> object:
     return same_batch(line + b"\n")
 
 
-@settings(max_examples=400)
+@settings(max_examples=examples(1.5))
 @given(record=archive_records())
 def test_random_records(record: dict[str, object]) -> None:
     same(canonical_bytes(record))
 
 
-@settings(max_examples=200)
+@settings(max_examples=examples(0.7))
 @given(records=merge_observations())
 def test_merge_shaped_records_and_their_files(records: list[dict[str, object]]) -> None:
     for record in records:
@@ -52,7 +51,7 @@ def test_merge_shaped_records_and_their_files(records: list[dict[str, object]]) 
     same_batch(format_batch(records))
 
 
-@settings(max_examples=600)
+@settings(max_examples=examples(2))
 @given(data=st.data(), record=archive_records())
 def test_damaged_lines(data: st.DataObject, record: dict[str, object]) -> None:
     same(data.draw(_mutations(canonical_bytes(record))))
@@ -118,13 +117,30 @@ def test_tags(tags: bytes) -> None:
 def test_many_receivers() -> None:
     for n in (15, 16, 17, 40):
         names = b",".join(b'"h%02d":1700000001.25' % i for i in range(n))
-        scanned = same(_line(receivers=b"{" + names + b"}"))
+        scanned = same(_line(receivers=b"{" + names + b"}", time_range=b"0.0"))  # combined: 0.0
         assert isinstance(scanned, tuple)
         assert len(scanned[0]) == (1 if n <= 16 else 0)
 
 
+@pytest.mark.parametrize(
+    ("time", "time_range", "receivers", "lone"),
+    [
+        (b"1700000000.5", b"0", b'{"h1":1.5}', True),  # one receiver, as written
+        (b"1700000000.5", b"0.0", b'{"h1":1.5}', False),  # the merge writes it 0
+        (b"1700000000.5", b"0", b'{"h1":1.5,"h2":1.5}', False),  # the merge writes it 0.0 (combined)
+        (b"1700000000.5", b"0.0", b'{"h1":1.5,"h2":1.5}', True),  # combined, as the merge writes it
+        (b"1700000000", b"0.0", b'{"h1":1.5,"h2":1.5}', False),  # the merge writes the time 1700000000.0
+    ],
+)
+def test_lone_candidates_are_what_the_merge_gives_back(
+    time: bytes, time_range: bytes, receivers: bytes, lone: bool
+) -> None:
+    scanned = same(_line(time=time, time_range=time_range, receivers=receivers))
+    assert isinstance(scanned, tuple) and len(scanned[0]) == (1 if lone else 0)
+
+
 def test_the_usual_lines_are_lone_candidates_and_the_rest_is_a_batch_file() -> None:
-    records = minute_records(1_700_006_400)[:400]
+    records = merge_records(minute_records(1_700_006_400)[:400])  # as the merge writes them
     data = format_batch(records)
     got = same_batch(data)
     assert isinstance(got, tuple)
@@ -173,7 +189,7 @@ def test_real_lines_from_the_fixtures_and_the_corpus_replayed(tmp_path: Path) ->
         same(canonical_bytes(record))
 
 
-@settings(max_examples=300)
+@settings(max_examples=examples(1))
 @given(data=st.binary(max_size=300), record=archive_records())
 def test_any_bytes(data: bytes, record: dict[str, object]) -> None:
     """Hostile bytes alone and cut into a real line: the same refusal (or answer) as the reference."""

@@ -18,8 +18,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from formats.canonical import batch_time_of
-from formats.store import iter_batch_files, write_batch
+from formats.canonical import batch_time_of, format_batch
+from formats.store import iter_batch_files, write_batch_bytes
 from index import ChatIndex, IndexDamaged, Query, QueryError, open_index
 from index.api import Day, Month
 from index.text import fts_match, parse_query, text_words
@@ -81,7 +81,7 @@ def write_archive(root: str, records: list[tuple[str, dict[str, Any]]], copies: 
                 r = copy.deepcopy(record)
                 r["receivers"] = {f"host{n + 1}.Ab3dE.0": r["time"] + 0.25 + n}
                 version.append(r)
-            write_batch(root, channel, minute, version)
+            write_batch_bytes(root, channel, minute, format_batch(version))
 
 
 def fresh_root() -> str:

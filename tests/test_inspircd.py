@@ -77,9 +77,10 @@ def test_recorder_records_a_real_ircv3_channel_with_server_time_and_msgid(tmp_pa
     assert all(m.tags and "time" in m.tags for m in messages if m.command in ("JOIN", "PART", "NOTICE", "QUIT"))
 
     # the replay of this recording holds every message at exactly the server's time
-    api = pytest.importorskip("replay.api")
-    from formats.store import iter_batch_files, read_batch_file
-    from replay.dialect import ircv3_server_time
+    api = pytest.importorskip("replay.shell")
+    from formats.dialect import ircv3_server_time
+    from formats.store import iter_batch_files
+    from tests.archives import read_batch_file
 
     report = api.replay([str(raw)], str(tmp_path / "archive"))
     assert not report.raw_problems

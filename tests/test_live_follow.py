@@ -22,8 +22,8 @@ import live.follow as follow_module
 from live.follow import Follower, FollowOptions
 from merge.directory import merge_tree
 from recorder.rawwriter import RawWriter, gzip_file
-from replay.api import ReplayReport
-from replay.api import replay as replay_unmerged
+from replay.shell import ReplayReport
+from replay.shell import replay as replay_unmerged
 
 ROOT = Path(__file__).parent.parent
 HOUR0 = 1_700_002_800  # an hour boundary (1700002800 = 2023-11-14T23:00Z)

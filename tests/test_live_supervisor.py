@@ -4,6 +4,7 @@ first, then the follower; metrics come from its children and the follower's stat
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 import time
@@ -49,12 +50,12 @@ def test_a_crashing_follower_is_restarted_and_never_stops_the_recorder(tmp_path:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and sup.restarts()["follower"] < 3:
             time.sleep(0.05)
-        recorder_pid = sup.pids()["recorder-1"]
-        assert recorder_pid is not None
         assert sup.restarts()["follower"] >= 3 and sup.restarts()["recorder-1"] == 0
         assert any("follower exited with status 3" in m for m in logs)
         state = json.loads((tmp_path / "state.json").read_text())
-        assert state["children"]["recorder-1"]["pid"] == recorder_pid  # the recorder never stopped
+        recorder_pid = state["children"]["recorder-1"]["pid"]
+        assert recorder_pid is not None and sup.up()["recorder-1"]
+        os.kill(recorder_pid, 0)  # the recorder the state names is still running: it never stopped
     finally:
         stop.set()
         runner.join(30)
@@ -103,3 +104,18 @@ def test_metrics_come_from_the_supervisor_and_the_follower_status(tmp_path: Path
     # no status file yet (the follower has not run a pass): zeros, not an error
     status.unlink()
     assert {m.name for m in ArchiveCollector(sup, str(status)).collect()} == set(families)
+
+
+def test_a_media_helper_is_stopped_with_the_others(tmp_path: Path) -> None:
+    """`archive --emote-sets` runs `emotes` as a child of role "media": stopping the host stops it too."""
+    children = [
+        ChildSpec("recorder-1", [sys.executable, "-c", _STOPPABLE, str(tmp_path / "rec"), "0"], "recorder"),
+        ChildSpec("emotes", [sys.executable, "-c", _STOPPABLE, str(tmp_path / "media"), "0"], "media"),
+    ]
+    sup = Supervisor(children, log=lambda level, m: None)
+    stop, runner = _run(sup)
+    time.sleep(1.0)
+    stop.set()
+    runner.join(30)
+    assert not runner.is_alive() and not any(sup.up().values())
+    assert (tmp_path / "media").read_text().strip()  # it got SIGTERM, not left running

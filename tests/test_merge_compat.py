@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -16,6 +17,9 @@ from tests.strategies import MERGE_MINUTE0, MERGE_RECEIVERS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.bench_merge import naive_merge  # the bench holds the upstream reference
+
+# the pure and the compiled core run these differently: CI's pure pass runs them (-m core)
+pytestmark = pytest.mark.core
 
 
 @st.composite

@@ -9,16 +9,23 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from profiles import examples, suppressing
 
 from formats.canonical import batch_relpath, batch_time_of, format_batch
 from formats.store import write_batch_bytes
-from merge.directory import ChannelMerger, Problem, merge_tree
+from merge.directory import ChannelMerger, MergeProblem, merge_tree
 from tests.strategies import MERGE_MINUTE0, merge_archives
 from tests.test_merge_directory import CHANNEL, tree, write_archive
 
-settings_minutes = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# the pure and the compiled core run these differently: CI's pure pass runs them (-m core)
+pytestmark = pytest.mark.core
+
+settings_minutes = settings(
+    max_examples=examples(0.2), deadline=None, suppress_health_check=suppressing(HealthCheck.function_scoped_fixture)
+)
 
 
 def _batches(records: list[dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
@@ -128,7 +135,7 @@ def test_records_that_reading_would_refuse_are_not_taken_and_the_file_is_reporte
     bad = dict(good, receivers={"host2.a.0": math.inf})
     write_archive(root, [good])
     path, _ = write_batch_bytes(root, CHANNEL, minute, format_batch([bad]))
-    seen: list[Problem] = []
+    seen: list[MergeProblem] = []
     merger = ChannelMerger(root, CHANNEL, on_problem=seen.append)
     assert not merger.written(path, minute, [bad])
     merger.merge_minutes([minute])
@@ -158,7 +165,7 @@ def test_a_file_left_in_place_is_reported_once_over_many_calls(tmp_path: Path) -
     hour, name = batch_relpath(minute, "A" * 43)
     damaged = os.path.join(root, CHANNEL, "chat", hour, name)
     Path(damaged).write_bytes(b"{not json\n")
-    seen: list[Problem] = []
+    seen: list[MergeProblem] = []
     merger = ChannelMerger(root, CHANNEL, on_problem=seen.append, quarantine=False)
     for _ in range(3):
         merger.merge_minutes([minute])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -12,6 +13,9 @@ from formats.canonical import batch_time_of, content_hash, format_batch
 from merge.core import merge_records
 from merge.plan import InputFile, dirty_minutes, plan_window, window, worth_visiting
 from tests.strategies import MERGE_MINUTE0, merge_archives
+
+# the pure and the compiled core run these differently: CI's pure pass runs them (-m core)
+pytestmark = pytest.mark.core
 
 M = MERGE_MINUTE0 + 60  # the window's minute; its neighbours are M - 60 and M + 60
 

@@ -1,5 +1,5 @@
-"""merge/_scan.c against its reference, merge.scan.scan_line_py: the same answer (the same fields, or
-the same refusal) for random records, damaged lines and real ones."""
+"""native/merge.c against its reference, scan_line_py (tests/reference/merge_scan.py): the same answer
+(the same fields, or the same refusal) for random records, damaged lines and real ones."""
 
 from __future__ import annotations
 
@@ -11,48 +11,50 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from profiles import examples
 
 from bench.bench_merge import recorder_archives
 from formats.canonical import batch_time_of, canonical_bytes, format_batch
 from formats.rawcodec import OPEN, RECV, Event
-from merge import fastplan, scan
+from merge import scan
 from merge.plan import summary_of
-from replay.api import replay
-from replay.engine import replay_events
-from tests.compiled import skip_unless_bound
+from replay.shell import replay
+from tests.compiled import native, needs_native
+from tests.pipeline import replay_events
+from tests.reference import merge_fold
+from tests.reference import merge_scan as spec
 from tests.strategies import MERGE_MINUTE0, archive_records, merge_archives, merge_observations
 from tests.test_exact_text import corpus_lines
 
 REPO = Path(__file__).resolve().parent.parent
 
-pytestmark = skip_unless_bound(scan.scan_line is not None, "the compiled scanner")
+pytestmark = needs_native
 
 
 def same(line: bytes) -> None:
-    assert scan.scan_line is not None and scan.scan_file is not None
     # repr: 1 and 1.0 are different answers
-    assert repr(scan.scan_line(line)) == repr(scan.scan_line_py(line)), line
+    assert repr(native().scan_line(line)) == repr(spec.scan_line_py(line)), line
     # a file of it: scan_file's verdict (Lines of one line, or the line number) is scan_batch_py's
-    verdict, reference = scan.scan_file(line + b"\n"), scan.scan_batch_py(line + b"\n")
+    verdict, reference = native().scan_file(line + b"\n"), spec.scan_batch_py(line + b"\n")
     assert (verdict if isinstance(verdict, int) else len(verdict)) == (
         reference if isinstance(reference, int) else len(reference)
     ), line
 
 
-@settings(max_examples=400)
+@settings(max_examples=examples(1.5))
 @given(record=archive_records())
 def test_random_records(record: dict[str, object]) -> None:
     same(canonical_bytes(record))
 
 
-@settings(max_examples=200)
+@settings(max_examples=examples(0.7))
 @given(records=merge_observations())
 def test_merge_shaped_records_are_vouched_for(records: list[dict[str, object]]) -> None:
     for record in records:
         line = canonical_bytes(record)
         same(line)
         if not (type(record["time_range"]) is float and record["time_range"] == 0.0):  # written 0 by a merge
-            assert scan.scan_line_py(line) is not None  # the fast path really runs on these
+            assert spec.scan_line_py(line) is not None  # the fast path really runs on these
 
 
 def _mutations(line: bytes) -> st.SearchStrategy[bytes]:
@@ -89,7 +91,7 @@ def _mutations(line: bytes) -> st.SearchStrategy[bytes]:
     )
 
 
-@settings(max_examples=600)
+@settings(max_examples=examples(2))
 @given(data=st.data(), record=archive_records())
 def test_damaged_lines(data: st.DataObject, record: dict[str, object]) -> None:
     line = canonical_bytes(record)
@@ -221,9 +223,8 @@ def test_real_lines_from_the_fixtures_and_the_corpus_replayed(tmp_path: Path) ->
                 seen += 1
     for archive in recorder_archives(5):
         data = format_batch(archive)
-        assert scan.scan_batch is not None
-        assert repr(scan.scan_batch(data)) == repr(scan.scan_batch_py(data))
-        assert isinstance(scan.scan_batch(data), list)
+        assert repr(native().merge_scan_batch(data)) == repr(spec.scan_batch_py(data))
+        assert isinstance(native().merge_scan_batch(data), list)
     assert seen > 40
     # the real corpus (581 lines Twitch sent), each line replayed as one recorder would
     events = [Event(OPEN, 1, 1_700_000_000_000_000, 0, "irc.example")]
@@ -236,17 +237,16 @@ def test_real_lines_from_the_fixtures_and_the_corpus_replayed(tmp_path: Path) ->
 
 @pytest.mark.parametrize("data", [b"", b"\n", b"x\n", b'{"a":1}', b"\n\n"])
 def test_batches_that_are_not_vouched_for(data: bytes) -> None:
-    assert scan.scan_batch is not None
-    assert scan.scan_batch(data) == scan.scan_batch_py(data)
+    assert native().merge_scan_batch(data) == spec.scan_batch_py(data)
 
 
 def test_twin_is_bound_unless_pure() -> None:
     if os.environ.get("CHAT_ARCHIVER_PURE", "") not in ("", "0"):
-        assert scan.scan_line is None
+        assert scan.scan_file is None
     json.dumps(None)
 
 
-@settings(max_examples=1500)
+@settings(max_examples=examples(5))
 @given(
     value=st.one_of(
         st.floats(allow_nan=False, allow_infinity=False),
@@ -290,25 +290,24 @@ def _windows(archives: list[list[dict[str, object]]], extra: list[dict[str, obje
     return files
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(1), deadline=None)
 @given(archives=merge_archives(), extra=st.lists(archive_records(), max_size=3), shuffled=st.randoms())
 def test_fold_lines_twin(
     archives: list[list[dict[str, object]]], extra: list[dict[str, object]], shuffled: random.Random
 ) -> None:
-    """merge._scan.scan_file and fold_lines against merge.fastplan.fold_window_py over the windows of
+    """formats._native.scan_file and fold_lines against tests.reference.merge_fold.fold_window_py over the windows of
     several recorders' files (shared ids, re-deliveries, merged files, odd records, records that
     cross minutes), minute after minute as a directory merge goes (a merged minute's output is the
     next window's neighbour, as its Ids): the same verdict for each file, the same fold (or
     refusal) for each window, the same summary of its output."""
-    compiled = fastplan._compiled
-    assert compiled is not None
+    compiled = native()
     files = _windows(archives, extra)
     lines: dict[int, list[object]] = {}
     scans: dict[int, list[list[scan.Scanned]]] = {}
     for minute, datas in files.items():
         shuffled.shuffle(datas)
         for data in datas:
-            ours, reference = compiled.scan_file(data), scan.scan_batch_py(data)
+            ours, reference = compiled.scan_file(data), spec.scan_batch_py(data)
             if isinstance(reference, int):
                 assert ours == reference
                 continue
@@ -325,7 +324,7 @@ def test_fold_lines_twin(
             ours_n = [*lines.get(before, []), *lines.get(after, [])]
             want_n = [summary_of(x) for n in (before, after) for x in scans.get(n, [])]
         got = compiled.fold_lines(minute, lines.get(minute, []), ours_n)
-        want = fastplan.fold_window_py(minute, scans.get(minute, []), want_n)
+        want = merge_fold.fold_window_py(minute, scans.get(minute, []), want_n)
         if want is None:
             assert got is None
             continue
@@ -335,15 +334,14 @@ def test_fold_lines_twin(
 
 
 def test_fold_lines_takes_lines_only() -> None:
-    compiled = fastplan._compiled
-    assert compiled is not None
+    compiled = native()
     with pytest.raises(TypeError):
         compiled.fold_lines(MERGE_MINUTE0, [b"{}\n"], [])
     with pytest.raises(TypeError):
         compiled.scan_file("text")
 
 
-@settings(max_examples=1500)
+@settings(max_examples=examples(5))
 @given(
     value=st.one_of(st.floats(1, 1e15), st.floats(1.6e9, 1.8e9), st.integers(0, 52).map(lambda k: 2.0**k)),
     step=st.integers(-3, 3),

@@ -21,7 +21,7 @@ from formats.rawcodec import (
     encode_header,
     redact,
 )
-from formats.rawfile import Problem, find_raw_files, group_streams, iter_stream_events
+from formats.rawfile import RawProblem, find_raw_files, group_streams, iter_stream_events
 from recorder.rawwriter import RawWriter
 
 HOUR_US = 3_600_000_000
@@ -219,8 +219,14 @@ def test_file_reader_is_the_decoder_read_in_any_size(
         saved = rawfile.READ_SIZE
         rawfile.READ_SIZE = size
         try:
-            problems: list[Problem] = []
-            events = list(rawfile.iter_file_events(path, problems))
+            problems: list[RawProblem] = []
+            reader = rawfile.RawFileReader(path, problems)
+            events = [
+                event
+                for first, block in reader.blocks()
+                for number, raw in enumerate(reader.lines(block), first)
+                if (event := reader.event(raw, number)) is not None
+            ]
         finally:
             rawfile.READ_SIZE = saved
     assert [e.text for e in events] == expected_events

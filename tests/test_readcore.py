@@ -1,4 +1,4 @@
-"""The compiled schema check (formats/_readcore.c) gives the pure-Python reference's verdict,
+"""The compiled schema check (native/record.c) gives the pure-Python reference's verdict,
 formats.canonical.is_record_py, on every record: random ones, records with faults planted, odd
 types (str and dict subclasses, bools for numbers), and every line of the fixtures' batch files.
 And the one-call decode of a batch file (decode_batch_fast) reads exactly what the line parser
@@ -11,26 +11,25 @@ import os
 from typing import Any
 
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from profiles import examples
 
 from formats import canonical
 from formats.errors import InputError
-from tests.compiled import compiled_module, skip_unless_built
+from tests.compiled import native, needs_native
 from tests.strategies import archive_records, maybe_faulty_records
 from tests.test_verify_core import damaged_files
 
+# the pure and the compiled core run these differently: CI's pure pass runs them (-m core)
+pytestmark = pytest.mark.core
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-_readcore = compiled_module("formats._readcore")
-
-needs_compiled = skip_unless_built(_readcore is not None, "the compiled core")
 
 
 def _assert_same(record: Any) -> None:
-    assert _readcore is not None, "CI builds the compiled core: gcc is on the CI machine"
-    _readcore.configure(canonical.is_record_py)  # also under CHAT_ARCHIVER_PURE=1
-    assert _readcore.is_record(record) is canonical.is_record_py(record), record
+    assert native().is_record(record) is canonical.is_record_py(record), record
 
 
 class _Str(str):
@@ -41,15 +40,15 @@ class _Dict(dict):  # type: ignore[type-arg]
     pass
 
 
-@needs_compiled
-@settings(max_examples=500, deadline=None)
+@needs_native
+@settings(max_examples=examples(2), deadline=None)
 @given(st.one_of(archive_records(), maybe_faulty_records()))
 def test_the_twin_gives_the_reference_verdict(record: dict[str, Any]) -> None:
     _assert_same(record)
 
 
-@needs_compiled
-@settings(max_examples=300, deadline=None)
+@needs_native
+@settings(max_examples=examples(1), deadline=None)
 @given(
     archive_records(),
     st.sampled_from(["command", "params", "sender", "user", "host", "tags", "receivers", "time", "time_range"]),
@@ -82,7 +81,7 @@ def test_odd_types_in_any_field_get_the_reference_verdict(record: dict[str, Any]
     _assert_same(_Dict(record))  # not a plain dict: the reference decides
 
 
-@needs_compiled
+@needs_native
 def test_every_fixture_line_gets_the_reference_verdict() -> None:
     paths = glob.glob(os.path.join(ROOT, "fixtures", "**", "chat", "*", "*.json"), recursive=True)
     assert paths
@@ -102,7 +101,7 @@ def _typed(value: Any) -> Any:
     return (type(value).__name__, value)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(1.5), deadline=None)
 @given(st.data())
 def test_the_one_call_decode_reads_what_the_line_parser_reads(data: Any) -> None:
     raw = data.draw(damaged_files())

@@ -6,7 +6,6 @@ import gzip
 import hashlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from twitchlike import Recording, ServerConn, TwitchLikeServer, chat_line, wait_
 from typer.testing import CliRunner
 
 from chat_archiver.cli import app
+from demo.twitchlike import free_port
 
 TOKEN = "s3cr3tT0kenValue42xyz"
 _CLI = [sys.executable, "-c", "from chat_archiver.cli import main; main()", "record"]
@@ -48,13 +48,6 @@ class Proc:
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait(30)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _recv_count(out: Path) -> int:
@@ -135,7 +128,7 @@ def test_sigterm_flushes_closes_and_exits_0_and_the_token_never_leaks(tmp_path: 
         assert conn.wait_joined(["alpha"])
         conn.send(*(chat_line(i, "alpha") for i in range(30)))
 
-    metrics_port = _free_port()
+    metrics_port = free_port()
     with TwitchLikeServer(script, token=TOKEN) as server:
         args = [
             "#Alpha",
@@ -292,7 +285,7 @@ def test_dialect_is_a_case_insensitive_choice(tmp_path: Path) -> None:
 
 @pytest.mark.integration
 def test_unreachable_server_is_retried_and_said_without_a_traceback(tmp_path: Path) -> None:
-    port = _free_port()  # nobody listens there
+    port = free_port()  # nobody listens there
     url = f"ws://127.0.0.1:{port}/chat:-1:[old]"  # an emoji code and a markup tag: printed verbatim
     proc = Proc(tmp_path, ["alpha", "--out", str(tmp_path / "raw"), "--server", url])
     try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import socket
 import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,6 +20,7 @@ from twitchlike import (
     wait_until,
 )
 
+from demo.twitchlike import free_port
 from recorder.errors import LoginFailed, StorageError
 
 pytestmark = pytest.mark.integration
@@ -90,13 +90,6 @@ def test_bad_token_in_process_raises_login_failed_without_the_token(tmp_path: Pa
     assert "PASS ***" in sends and not any("hunter2" in s for s in sends)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def _scrape(port: int) -> dict[str, float]:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
         text = response.read().decode()
@@ -112,7 +105,7 @@ def test_metrics_report_lines_by_channel_and_command_connections_bytes_and_fsync
     from recorder.metrics import serve
 
     with TwitchLikeServer(_chatty) as server, RunningRecorder(fast_config(server.url, str(tmp_path))) as rec:
-        port = _free_port()
+        port = free_port()
         http, thread = serve(rec.recorder.collector, port)
         try:
             assert server.wait_conns(1)

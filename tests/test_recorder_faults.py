@@ -58,7 +58,8 @@ def check_pipes_against_recording(pipes: list[Pipe], recording: Recording) -> No
 def archived_ids(raw: Path, archive: Path, channels: tuple[str, ...], tag: str) -> list[str]:
     """Each archived chat message's id (as many times as it is in the archive), after a replay and
     the merge that follows it, as `chat-archiver replay` runs them."""
-    from formats.store import iter_batch_files, read_batch_file
+    from formats.store import iter_batch_files
+    from tests.archives import read_batch_file
     from tests.pipeline import replay
 
     report = replay([str(raw)], str(archive))

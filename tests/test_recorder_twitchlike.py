@@ -112,8 +112,9 @@ def test_every_line_once_in_order_across_reconnect_and_drop(tmp_path: Path) -> N
 
 def test_replay_of_the_recording_holds_every_privmsg(tmp_path: Path) -> None:
     """The recorder's output is what the replay engine reads: every PRIVMSG id reaches the archive."""
-    api = pytest.importorskip("replay.api")
-    from formats.store import iter_batch_files, read_batch_file
+    api = pytest.importorskip("replay.shell")
+    from formats.store import iter_batch_files
+    from tests.archives import read_batch_file
 
     def script(conn: ServerConn) -> None:
         assert conn.wait_joined(CHANNELS)

@@ -1,5 +1,5 @@
-"""The replay's compiled step and lane (replay/_core.c) are byte-identical to the pure reference:
-the step to `replay.compact.twitch_line_py` (parse_compat_py + canonical_bytes_py), the compact
+"""The replay's compiled step and lane (native/replay.c) are byte-identical to the pure reference:
+the step to `twitch_line_py` (tests/reference/replay_step.py) (parse_compat_py + canonical_bytes_py), the compact
 record's bytes to `canonical_bytes` of the full record, the lane to the pure engine fed event by
 event; and the compact engine saves and restores as the pure one does."""
 
@@ -15,17 +15,19 @@ import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from profiles import examples
 
 from formats.canonical import canonical_bytes_py, format_batch
 from formats.errors import IRCParseError
 from formats.rawcodec import RECV, Event, Header, encode_event, encode_header
-from formats.rawfile import Problem, find_raw_files, group_streams, iter_stream_events
+from formats.rawfile import RawProblem, find_raw_files, group_streams, iter_stream_events
 from formats.store import write_batch_bytes
 from replay import compact
-from replay.api import replay
 from replay.batches import ClosedBatch
 from replay.engine import StreamReplayer
-from tests.compiled import compiled_module, skip_unless_built
+from replay.shell import replay
+from tests.compiled import NATIVE, native, needs_native
+from tests.reference.replay_step import twitch_line_py
 from tests.strategies import (
     RAW_T0_US,
     damaged_irc_lines,
@@ -37,24 +39,18 @@ from tests.strategies import (
     twitch_shaped_lines,
 )
 
+# the pure and the compiled core run these differently: CI's pure pass runs them (-m core)
+pytestmark = pytest.mark.core
+
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "fixtures" / "corpus" / "twitch-lines.txt"
-
-_core = compiled_module("replay._core")
-
-needs_compiled = skip_unless_built(_core is not None, "the compiled replay core")
-
-
-def _core_module() -> Any:
-    assert _core is not None, "CI builds the compiled core: gcc is on the CI machine"
-    return _core
 
 
 def _step(line: str, name: str, now: float) -> object:
     """The compiled step's answer where it gives one, checked against the reference's."""
-    fast = _core_module().twitch_line(line, compact.receiver_key(name), now)
+    fast = native().twitch_line(line, compact.receiver_key(name), now)
     try:
-        ref: object = compact.twitch_line_py(line, name, now)
+        ref: object = twitch_line_py(line, name, now)
     except IRCParseError:
         ref = None
     if fast is not None:
@@ -63,13 +59,13 @@ def _step(line: str, name: str, now: float) -> object:
     return fast
 
 
-@needs_compiled
+@needs_native
 @given(st.one_of(twitch_shaped_lines, damaged_irc_lines(), irc_lines().map(lambda x: x[0])), receiver, receive_time)
 def test_the_step_is_the_reference(line: str, name: str, now: float) -> None:
     _step(line, name, now)
 
 
-@needs_compiled
+@needs_native
 def test_the_step_is_the_reference_on_the_corpus() -> None:
     with open(CORPUS, encoding="utf-8", newline="") as f:
         lines = f.read().split("\n")
@@ -80,7 +76,7 @@ def test_the_step_is_the_reference_on_the_corpus() -> None:
     assert taken >= len(lines) - 20  # the step reads nearly every real line itself (the test is not vacuous)
 
 
-@needs_compiled
+@needs_native
 @given(
     st.one_of(
         server_time,
@@ -91,7 +87,7 @@ def test_the_step_is_the_reference_on_the_corpus() -> None:
 )
 def test_times_print_as_repr(x: float) -> None:
     if math.isfinite(x):
-        assert _core_module().float_repr(x) == repr(x)
+        assert native().float_repr(x) == repr(x)
 
 
 _number = st.one_of(
@@ -103,7 +99,7 @@ _number = st.one_of(
 def test_a_compact_record_is_its_full_record(line: str, name: str, now: float, time: Any, time_range: Any) -> None:
     """record_bytes (and the compiled `batch`) of a compact record = canonical bytes of the full one."""
     try:
-        _command, _first, _st, head, tail = compact.twitch_line_py(line, name, now)
+        _command, _first, _st, head, tail = twitch_line_py(line, name, now)
     except IRCParseError:
         return
     record = {"time": time, "time_range": time_range, compact.PARTS: (head, tail, line, name, now)}
@@ -113,8 +109,8 @@ def test_a_compact_record_is_its_full_record(line: str, name: str, now: float, t
     assert format_batch([record, full], compact.record_bytes) == format_batch([full, full])
     if compact.compiled_lane() is not None:  # the engine makes compact records only with the compiled core
         assert compact.batch_bytes([record, full]) == format_batch([full, full])
-    if _core is not None:
-        got = _core.batch([record, full, record], compact.record_bytes)
+    if NATIVE is not None:
+        got = NATIVE.replay_batch([record, full, record], compact.record_bytes)
         assert got is None or got == format_batch([full, full, full])
         exact = [
             (type(x) is float and math.isfinite(x)) or (type(x) is int and abs(x) < 2**53) for x in (time, time_range)
@@ -155,12 +151,12 @@ def _busy(events: list[Event]) -> list[Event]:
     return out
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(0.2), deadline=None)
 @given(raw_event_streams(), st.integers(0, 4))
 def test_the_lane_replays_as_the_engine_fed_event_by_event(
     tmp_path_factory: Any, events: list[Event], overlap: int
 ) -> None:
-    """replay.api (the compact engine, the lane taking the common lines) writes the very files the
+    """replay.shell (the compact engine, the lane taking the common lines) writes the very files the
     pure engine writes, with the same counts, also when a file repeats the previous one's last events."""
     events = _busy(events)
     tmp = tmp_path_factory.mktemp("lane")
@@ -239,7 +235,7 @@ def test_raw_lines_the_lane_must_not_take(tmp_path: Path) -> None:
     assert "torn last line" in report.raw_problems[-1].message
     assert report.stats.records == 5  # seq 3; 4 (spaced); 5 (\u00e9); 6 (CR after the JSON); 2**64 - 1
     # the same as the reference reader (iter_stream_events) feeding the pure engine
-    problems: list[Problem] = []
+    problems: list[RawProblem] = []
     (stream,) = group_streams([str(tmp_path / "raw.jsonl")], problems)
     decoded = list(iter_stream_events(stream, problems))
     assert [p.line for p in problems] == [8, 9, 10, 13]
@@ -264,7 +260,7 @@ def test_a_busy_channel_goes_through_the_lane(tmp_path: Path, monkeypatch: pytes
 
     monkeypatch.setattr(StreamReplayer, "feed_raw", counting)
     report = replay([str(tmp_path / "raw")], str(tmp_path / "fast"))
-    problems: list[Problem] = []
+    problems: list[RawProblem] = []
     (stream,) = group_streams(find_raw_files([str(tmp_path / "raw")]), problems)
     decoded = list(iter_stream_events(stream, problems))
     assert _tree(tmp_path / "fast") == _reference_tree(decoded, tmp_path / "ref", "bench", "Bench1")
@@ -275,7 +271,7 @@ def test_a_busy_channel_goes_through_the_lane(tmp_path: Path, monkeypatch: pytes
         assert taken == 0
 
 
-@needs_compiled
+@needs_native
 @given(
     st.lists(
         st.tuples(
@@ -293,7 +289,7 @@ def test_the_compiled_batch_sorts_as_the_reference(items: list[tuple[str, float,
     records: list[dict[str, Any]] = []
     for line, time, time_range, full in items:
         try:
-            _c, _f, _s, head, tail = compact.twitch_line_py(line, "h.S1.0", 1_700_000_000.5)
+            _c, _f, _s, head, tail = twitch_line_py(line, "h.S1.0", 1_700_000_000.5)
         except IRCParseError:
             continue
         record: dict[str, Any] = {
@@ -303,7 +299,7 @@ def test_the_compiled_batch_sorts_as_the_reference(items: list[tuple[str, float,
         }
         records.append(dict(compact.full_record(record)) if full else record)
     want = format_batch([compact.full_record(r) for r in records])
-    assert _core_module().batch(records, compact.record_bytes) == want
+    assert native().replay_batch(records, compact.record_bytes) == want
 
 
 @pytest.mark.parametrize(
@@ -313,12 +309,12 @@ def test_the_lane_keeps_the_channel_and_window_selection(
     tmp_path: Path, channels: list[str] | None, window: tuple[float, float] | None
 ) -> None:
     from bench.gen import write_recording
-    from replay.api import _in_window
+    from replay.shell import _in_window
 
     write_recording(str(tmp_path / "raw"), 1500, rate=20.0)
     since, until = window if window is not None else (None, None)
     replay([str(tmp_path / "raw")], str(tmp_path / "fast"), channels=channels, since=since, until=until)
-    problems: list[Problem] = []
+    problems: list[RawProblem] = []
     (stream,) = group_streams(find_raw_files([str(tmp_path / "raw")]), problems)
     r = StreamReplayer("bench", "Bench1", channels=frozenset(channels) if channels else None)
     events = list(iter_stream_events(stream, problems))
@@ -353,7 +349,7 @@ _DAMAGE = [
 ]
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(0.2), deadline=None)
 @given(raw_event_streams(), st.data())
 def test_the_lane_counts_lines_as_the_reader_does(tmp_path_factory: Any, events: list[Event], data: Any) -> None:
     """The lane counts each block's lines as it walks them (the reader then skips its own count):
@@ -376,7 +372,7 @@ def test_the_lane_counts_lines_as_the_reader_does(tmp_path_factory: Any, events:
     finally:
         rawfile.READ_SIZE = saved
     assert [p.line for p in report.raw_problems] == damaged
-    problems: list[Problem] = []
+    problems: list[RawProblem] = []
     (stream,) = group_streams([str(tmp / "raw.jsonl")], problems)
     decoded = list(iter_stream_events(stream, problems))
     assert [p.line for p in problems] == damaged
@@ -428,12 +424,12 @@ def test_control_characters_escaped_in_the_text_go_the_reference_way(tmp_path: P
     assert (report.stats.records, report.stats.skipped) == (ref.stats.records, ref.stats.skipped)
 
 
-# The bytes that end a run of plain ones in the word-at-a-time scans (replay/_core.c `plain_run`,
+# The bytes that end a run of plain ones in the word-at-a-time scans (native/replay.c `plain_run`,
 # `json_plain_run`), and their neighbours that do not.
 _EDGES = ["\x1f", " ", '"', "\\", "~", "\x7f", "\x80", "é", "\u0100", "😂", "!", "#", "[", "]"]
 
 
-@needs_compiled
+@needs_native
 @pytest.mark.parametrize("edge", _EDGES)
 def test_every_byte_position_of_an_odd_character_reads_as_the_reference(tmp_path: Path, edge: str) -> None:
     """An odd character at each position of a word (the scans read 8 bytes at a time), in the text,
@@ -465,7 +461,7 @@ def test_every_byte_position_of_an_odd_character_reads_as_the_reference(tmp_path
 def _ranged_streams(draw: Any) -> list[Event]:
     """One Twitch connection: estimated lines (JOIN, PART, a delayed NOTICE: ranged records) and
     exact PRIVMSGs whose server times fall inside, before and after their ranges, so the lane cuts
-    ranges (replay/_core.c `cut_c`) often, several at once, with ties."""
+    ranges (native/replay.c `cut_c`) often, several at once, with ties."""
     events = [
         Event("open", 1, RAW_T0_US, 0, "ws://x", "twitch"),
         Event(RECV, 2, RAW_T0_US, 0, "@room-id=1 :tmi.twitch.tv ROOMSTATE #c"),
@@ -490,7 +486,7 @@ def _ranged_streams(draw: Any) -> list[Event]:
     return events
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=examples(0.3), deadline=None)
 @given(_ranged_streams())
 def test_the_lane_cuts_ranges_as_the_engine(tmp_path_factory: Any, events: list[Event]) -> None:
     """Exact lines cutting the ranges of estimated ones, taken by the lane: the very bytes of the
@@ -500,3 +496,22 @@ def test_the_lane_cuts_ranges_as_the_engine(tmp_path_factory: Any, events: list[
     report = replay([str(tmp / "raw.jsonl")], str(tmp / "fast"))
     assert report.raw_problems == []
     assert _tree(tmp / "fast") == _reference_tree(events, tmp / "ref")
+
+
+@needs_native
+def test_the_lane_contract_is_declared_and_holds() -> None:
+    """The names native/replay.c reads and writes on the engine's objects are the ones
+    replay.compact.LANE_CONTRACT declares, and each exists on its class: a rename in Python that the
+    C does not follow fails here, not silently in the lane."""
+    import importlib
+
+    declared = [name for names in compact.LANE_CONTRACT.values() for name in names]
+    assert sorted(native().lane_names()) == sorted(declared)
+    assert len(set(declared)) == len(declared)
+    for where, names in compact.LANE_CONTRACT.items():
+        if where == "record":
+            continue
+        module, _, cls_name = where.rpartition(".")
+        cls = getattr(importlib.import_module(module), cls_name)
+        for name in names:
+            assert name in getattr(cls, "__slots__", ()) or callable(getattr(cls, name, None)), (where, name)

@@ -19,6 +19,9 @@ from formats.rawcodec import Decoder
 from formats.rawfile import find_raw_files
 from formats.store import BatchWriter
 
+# the pure and the compiled core run these differently: CI's pure pass runs them (-m core)
+pytestmark = pytest.mark.core
+
 ROOT = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-m", "chat_archiver.cli"]
 LINE = (

@@ -11,9 +11,12 @@ from urllib.parse import unquote_to_bytes
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+from profiles import suppressing
 
 from fixtures.export import make_archive
-from serve.app import ChatApp, upstream_json
+from formats.canonical import canonical_bytes
+from serve.app import ChatApp, upstream_joined, upstream_json
 from tests.strategies import archive_records, query_strings, request_paths
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "export"
@@ -185,7 +188,7 @@ def test_symlinks_out_of_root_are_404(hostile_root: Path) -> None:
     assert call(app, "/files/desertbus/chat/2023-11-14T23")[2] == b"[]"
 
 
-@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(suppress_health_check=suppressing(HealthCheck.function_scoped_fixture))
 @given(path=request_paths, query=query_strings)
 @example(path="/segments/../../passwd", query="")
 @example(path="/files/%2e%2e/%2e%2e", query="")
@@ -223,6 +226,24 @@ def test_any_request_is_answered_without_a_500_and_nothing_outside_root(
 )
 def test_chat_json_records_print_as_upstreams_json_dumps(record: dict[str, Any]) -> None:
     assert upstream_json(record) == json.dumps(record, sort_keys=True).encode()
+
+
+@given(records=st.lists(archive_records(), max_size=6))
+def test_lines_joined_at_once_print_as_upstreams_json_dumps_of_the_list(records: list[dict[str, Any]]) -> None:
+    """chat.json is written a few thousand canonical lines at a time: each run of them is the
+    middle of upstream's `json.dumps(records)` (without its brackets)."""
+    expected = json.dumps(records, sort_keys=True).encode()[1:-1]
+    assert upstream_joined([canonical_bytes(r) for r in records]) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["\\", '\\"', '"\\', ",", ":", '","', '":"', '\\\\":', 'a\\,b"c:d', "\x7f\u202e\U0001f600,:"],
+)
+def test_escapes_and_separators_inside_strings_stay_as_they_are(text: str) -> None:
+    records = [{"k": text, text: [text, 1, {"x": text}]}, {"a": 1.5, "b": [None, True]}]
+    expected = json.dumps(records, sort_keys=True).encode()[1:-1]
+    assert upstream_joined([json.dumps(r, sort_keys=True, separators=(",", ":")).encode() for r in records]) == expected
 
 
 def test_a_damaged_file_in_the_window_is_skipped_and_logged_in_one_line(

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from formats.canonical import batch_time_of
-from formats.store import write_batch
 from serve.app import ChatApp
 from serve.server import Running
+from tests.archives import write_batch
 from tests.test_player_browser import (  # `browser`: the playback tests' headless Chromium fixture
     S,
     browser,  # noqa: F401

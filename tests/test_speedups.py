@@ -13,18 +13,15 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from profiles import examples
 
 from formats import canonical, irc, speedups
 from formats.errors import IRCParseError
-from tests.compiled import compiled_module, skip_unless_built
+from tests.compiled import Core, native, needs_native
 from tests.strategies import archive_records, damaged_irc_lines, irc_lines
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CORPUS = os.path.join(ROOT, "fixtures", "corpus", "twitch-lines.txt")
-
-_speedups = compiled_module("formats._speedups")
-
-needs_compiled = skip_unless_built(_speedups is not None, "the compiled core")
 
 
 def _outcome(parse: Callable[[str], Any], line: str) -> object:
@@ -35,10 +32,8 @@ def _outcome(parse: Callable[[str], Any], line: str) -> object:
 
 
 def _compiled() -> Callable[[str], Any]:
-    assert _speedups is not None, "CI builds the compiled core: gcc is on the CI machine"
-    # Configured here too, since under CHAT_ARCHIVER_PURE=1 formats.irc never configures it.
-    _speedups.configure(irc.unescape_tag_value_compat, irc.parse_compat_py)
-    return _speedups.parse_compat
+    parse: Callable[[str], Any] = native().parse_compat
+    return parse
 
 
 def _assert_same(line: str) -> None:
@@ -53,14 +48,14 @@ def _assert_same(line: str) -> None:
         assert [(type(k), type(v)) for k, v in fast[5].items()] == [(type(k), type(v)) for k, v in ref[5].items()]
 
 
-@needs_compiled
-@settings(max_examples=1500)
+@needs_native
+@settings(max_examples=examples(5))
 @given(st.one_of(damaged_irc_lines(), irc_lines().map(lambda pair: pair[0]), st.text(max_size=60)))
 def test_compiled_parse_equals_reference_on_random_lines(line: str) -> None:
     _assert_same(line)
 
 
-@needs_compiled
+@needs_native
 def test_compiled_parse_equals_reference_on_the_real_corpus() -> None:
     with open(CORPUS, encoding="utf-8", newline="") as f:
         lines = f.read().split("\n")
@@ -71,7 +66,7 @@ def test_compiled_parse_equals_reference_on_the_real_corpus() -> None:
         _assert_same("\t" + line + " ")
 
 
-@needs_compiled
+@needs_native
 @pytest.mark.parametrize(
     "line",
     [
@@ -94,9 +89,8 @@ def test_compiled_parse_equals_reference_on_edge_lines(line: str) -> None:
     _assert_same(line)
 
 
-@needs_compiled
-def test_compiled_tag_names_are_reused_only_when_equal() -> None:
-    parse = _compiled()
+def test_tag_names_are_reused_only_when_equal(core: Core) -> None:
+    parse = core.twin(irc.parse_compat_py, "parse_compat")
     assert parse("@aa=1;bb=2 CMD")[5] == {"aa": "1", "bb": "2"}
     assert parse("@ab=1;bc=2 CMD")[5] == {"ab": "1", "bc": "2"}  # same lengths, other names
     assert parse("@é=1;bc=2 CMD")[5] == {"é": "1", "bc": "2"}  # another string kind
@@ -107,9 +101,8 @@ def test_compiled_tag_names_are_reused_only_when_equal() -> None:
 
 
 def _encoder() -> Callable[[Any], bytes]:
-    assert _speedups is not None, "CI builds the compiled core: gcc is on the CI machine"
-    _speedups.configure_encoder(canonical.canonical_bytes_py)
-    return _speedups.encode_record
+    encode: Callable[[Any], bytes] = native().canonical_bytes
+    return encode
 
 
 def _assert_same_bytes(record: Any) -> None:
@@ -131,8 +124,8 @@ odd_number = st.one_of(
 )
 
 
-@needs_compiled
-@settings(max_examples=1000)
+@needs_native
+@settings(max_examples=examples(3.5))
 @given(
     archive_records(),
     st.lists(odd_text, max_size=3),
@@ -147,7 +140,7 @@ def test_compiled_encoder_equals_reference_on_random_records(
     _assert_same_bytes(dict(record, receivers={"b": number, "a": record["time"]}))
 
 
-@needs_compiled
+@needs_native
 @pytest.mark.parametrize(
     "record",
     [
@@ -191,7 +184,7 @@ def test_compiled_encoder_hands_other_shapes_to_the_reference(record: dict[str, 
     _assert_same_bytes(record)
 
 
-@needs_compiled
+@needs_native
 def test_compiled_encoder_tag_order_is_reused_only_for_the_same_names() -> None:
     encode = _encoder()
     base = {
@@ -210,12 +203,12 @@ def test_compiled_encoder_tag_order_is_reused_only_for_the_same_names() -> None:
     assert encode(dict(base, tags={"b": "1", "a": "2"})).startswith(b'{"command":"X","host":null')
 
 
-@needs_compiled
+@needs_native
 def test_compiled_core_replays_the_fixtures_to_the_same_bytes(tmp_path: Any) -> None:
     # the whole replay of every fixture recording, compiled and pure, gives the same archive tree
     code = (
         "import os, sys\n"
-        "from replay.api import replay\n"
+        "from replay.shell import replay\n"
         "replay(['fixtures/cases'], sys.argv[1])\n"
         "for d, _s, fs in sorted(os.walk(sys.argv[1])):\n"
         "    for f in sorted(fs): print(os.path.relpath(os.path.join(d, f), sys.argv[1]))\n"
@@ -248,7 +241,7 @@ def test_pure_env_forces_the_pure_path_silently() -> None:
     assert done.stderr == ""
 
 
-@needs_compiled
+@needs_native
 def test_the_compiled_path_runs_when_built_and_not_forced() -> None:
     done = _run("from formats import speedups; print(speedups.core_name())")
     assert done.stdout == "compiled\n"
@@ -257,7 +250,7 @@ def test_the_compiled_path_runs_when_built_and_not_forced() -> None:
 
 def test_missing_extension_falls_back_and_says_so_once() -> None:
     code = (
-        "import sys; sys.modules['formats._speedups'] = None\n"  # as if it was never built
+        "import sys; sys.modules['formats._native'] = None\n"  # as if it was never built
         "from formats import irc, speedups\n"
         "import replay.engine, verify.coverage\n"
         "print(speedups.core_name(), irc.parse_compat(':n!u@h PRIVMSG #c :hi')[1])"
@@ -271,7 +264,7 @@ def test_worker_processes_do_not_repeat_the_notice(tmp_path: Path) -> None:
     # forkserver workers import the script afresh (as __mp_main__), so each meets a missing extension
     script = tmp_path / "workers.py"
     script.write_text(
-        "import sys; sys.modules['formats._speedups'] = None\n"
+        "import sys; sys.modules['formats._native'] = None\n"
         "import multiprocessing\n"
         "from formats import speedups\n"
         "def pure_in_worker(_: int) -> bool:\n"

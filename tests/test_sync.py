@@ -19,8 +19,8 @@ from typer.testing import CliRunner
 
 from chat_archiver.cli import app
 from formats.canonical import batch_relpath, content_hash, format_batch
-from formats.store import write_batch
-from sync.run import Refusal, sync_once
+from sync.shell import Refusal, sync_once
+from tests.archives import write_batch
 from tests.httpfakes import FakeNode, send
 
 pytestmark = pytest.mark.integration

@@ -20,12 +20,14 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from profiles import examples, suppressing
 
 from formats.canonical import content_hash
-from formats.store import iter_batch_files, read_batch_file
+from formats.store import iter_batch_files
 from serve.app import ChatApp
 from serve.server import Running
-from sync.run import sync_once
+from sync.shell import sync_once
+from tests.archives import read_batch_file
 from tests.pipeline import replay
 from tests.simulation import BASE_MS, KINDS, event_index, record_scenario, scenarios
 
@@ -198,7 +200,9 @@ def test_a_sync_killed_at_any_moment_leaves_no_partial_file_and_the_next_finishe
 
 
 @settings(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+    max_examples=examples(0.1),
+    deadline=None,
+    suppress_health_check=suppressing(HealthCheck.function_scoped_fixture),
 )
 @given(scn=scenarios(), order=st.lists(st.tuples(st.integers(0, 2), st.integers(0, 2)), min_size=1, max_size=8))
 def test_law_any_order_of_syncs_then_a_round_converges_on_the_merge_of_everything(

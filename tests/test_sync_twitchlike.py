@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 from twitchlike import Recording, RunningRecorder, ServerConn, TwitchLikeServer, chat_line, fast_config, wait_until
 
-from formats.store import iter_batch_files, read_batch_file
+from formats.store import iter_batch_files
 from serve.app import ChatApp
 from serve.server import Running
+from tests.archives import read_batch_file
 from tests.pipeline import replay
 from tests.test_sync_converge import tree
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -12,6 +13,9 @@ from formats.canonical import canonical_json, content_hash, format_batch
 from tests.strategies import MERGE_MINUTE0, archive_records, records_in_minute
 from verify.batch import check_batch
 from verify.findings import PROBLEM
+
+# the pure and the compiled core run these differently: CI's pure pass runs them (-m core)
+pytestmark = pytest.mark.core
 
 MINUTE = MERGE_MINUTE0
 

@@ -1,4 +1,5 @@
-"""verify's compiled twin (verify/_core.c) equals its pure-Python reference, verify.batch.clean_tally_py:
+"""verify's compiled twin (native/verify.c) equals its pure-Python reference,
+clean_tally_py (tests/reference/verify_tally.py):
 on every file it accepts, the same counters with the same number types (an int stays an int, so the
 report's bytes are the same); anything else (any finding, any odd shape) it leaves to the reference.
 Held by hypothesis over healthy, random and damaged batch files, over canonical and non-canonical
@@ -18,18 +19,18 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from profiles import examples
 
 from formats.canonical import content_hash, format_batch, parse_batch_name
-from tests.compiled import compiled_module, skip_unless_built
+from tests.compiled import NATIVE, needs_native
+from tests.reference.verify_tally import clean_tally_py
 from tests.strategies import MERGE_MINUTE0, archive_records, records_in_minute
 from verify import batch
 from verify.tally import ChannelTally
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-_core = compiled_module("verify._core")
-
-needs_compiled = skip_unless_built(_core is not None, "the compiled core")
+_core = NATIVE
 
 
 def _exact(value: Any) -> Any:
@@ -56,7 +57,7 @@ def _compiled(data: bytes, batch_time: int) -> ChannelTally | None:
 def _assert_twin(data: bytes, batch_time: int, *, accepted: bool = False) -> None:
     """The law: the twin says nothing (None) or exactly what the reference says."""
     fast = _compiled(data, batch_time)
-    ref = batch.clean_tally_py(data, batch_time)
+    ref = clean_tally_py(data, batch_time)
     if accepted:
         assert fast is not None, data[:300]
     if fast is not None:
@@ -79,8 +80,8 @@ def _scan_both(data: bytes, batch_time: int) -> None:
     assert _exact(fast.tally) == _exact(pure.tally)
 
 
-@needs_compiled
-@settings(max_examples=300, deadline=None)
+@needs_native
+@settings(max_examples=examples(1), deadline=None)
 @given(records_in_minute())
 def test_healthy_files_are_read_by_the_twin_exactly(records: list[dict[str, Any]]) -> None:
     _assert_twin(format_batch(records), MERGE_MINUTE0, accepted=True)
@@ -167,16 +168,16 @@ def damaged_files(draw: Any) -> bytes:
     return data
 
 
-@needs_compiled
-@settings(max_examples=600, deadline=None)
+@needs_native
+@settings(max_examples=examples(2), deadline=None)
 @given(damaged_files(), st.sampled_from([MERGE_MINUTE0, MERGE_MINUTE0 + 60]))
 def test_damaged_files_the_twin_leaves_to_the_reference_or_reads_exactly(data: bytes, minute: int) -> None:
     _assert_twin(data, minute)
     _scan_both(data, minute)
 
 
-@needs_compiled
-@settings(max_examples=300, deadline=None)
+@needs_native
+@settings(max_examples=examples(1), deadline=None)
 @given(st.lists(archive_records(), min_size=1, max_size=4))
 def test_any_records_the_twin_reads_exactly_or_not_at_all(records: list[dict[str, Any]]) -> None:
     data = format_batch(records)
@@ -198,8 +199,8 @@ def _line(number: str, where: str) -> bytes:
     ).encode()
 
 
-@needs_compiled
-@settings(max_examples=1000, deadline=None)
+@needs_native
+@settings(max_examples=examples(3.5), deadline=None)
 @given(_numbers, st.sampled_from(["receiver", "time"]))
 def test_a_number_is_accepted_only_as_the_stdlib_spells_it(number: str, where: str) -> None:
     data = _line(number, where)
@@ -213,7 +214,7 @@ def test_a_number_is_accepted_only_as_the_stdlib_spells_it(number: str, where: s
     _assert_twin(data, MERGE_MINUTE0)
 
 
-@needs_compiled
+@needs_native
 @pytest.mark.parametrize(
     "number",
     [
@@ -233,7 +234,7 @@ def test_the_usual_spellings_of_a_time_are_read_by_the_twin(number: str) -> None
     _assert_twin(_line(number, "receiver"), MERGE_MINUTE0, accepted=True)
 
 
-@needs_compiled
+@needs_native
 @pytest.mark.parametrize("received", ["1e+308", "-1.7976931348623157e+308", "1e+300", "123456789012345.6"])
 def test_extreme_receive_times_get_the_reference_counters(received: str) -> None:
     # a delay that overflows to infinity is left out of the reference's sum: the twin leaves it to it
@@ -243,7 +244,7 @@ def test_extreme_receive_times_get_the_reference_counters(received: str) -> None
     _assert_twin(_line(received, "time"), MERGE_MINUTE0)
 
 
-@needs_compiled
+@needs_native
 def test_spellings_of_the_same_double_that_json_dumps_would_not_write_are_refused() -> None:
     for number in [
         "1700000041.50",
@@ -264,19 +265,19 @@ def _fixture_batches() -> list[tuple[str, int]]:
     return out
 
 
-@needs_compiled
+@needs_native
 def test_every_fixture_batch_file_is_read_by_the_twin_exactly() -> None:
     files = _fixture_batches()
     assert files
     for path, minute in files:
         with open(path, "rb") as f:
             data = f.read()
-        if batch.clean_tally_py(data, minute) is not None:
+        if clean_tally_py(data, minute) is not None:
             _assert_twin(data, minute, accepted=True)
         _scan_both(data, minute)
 
 
-@needs_compiled
+@needs_native
 @pytest.mark.integration
 def test_verify_prints_the_same_report_pure_and_compiled(tmp_path: Any) -> None:
     archive = os.path.join(ROOT, "fixtures", "export", "archive")

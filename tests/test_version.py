@@ -1,4 +1,4 @@
-"""One version string (issue 8): `--version`, the package metadata and the recorder's `software`
+"""One version string: `--version`, the package metadata and the recorder's `software`
 field in raw recordings all say the same."""
 
 from __future__ import annotations

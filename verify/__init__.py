@@ -1,4 +1,4 @@
-"""verify: an archive's health at a glance (issue 5).
+"""verify: an archive's health at a glance.
 
 Layout, pure to impure:
 - `findings`: what can be found and how bad it is;
@@ -7,5 +7,5 @@ Layout, pure to impure:
 - `coverage`: raw recording events -> connection windows, gaps;
 - `tally`, `analysis`: counters -> coverage, redundancy and clock verdicts;
 - `render`: the report as a rich terminal page or as JSON;
-- `scan`: the I/O shell that lists, reads (in a process pool when it pays) and puts it together.
+- `shell`: the I/O shell that lists, reads (in a process pool when it pays) and puts it together.
 """

@@ -4,10 +4,11 @@
 never touches the disk, so it runs the same in the main process, in a worker, and in tests.
 
 Speed matters (an archive day at 100 msg/s is 8.6 million lines). When the compiled twin is built
-(verify/_core.c), a clean file (no finding on any line: nearly every file of a healthy archive) is
+(native/verify.c), a clean file (no finding on any line: nearly every file of a healthy archive) is
 checked and counted by it straight from the bytes, one pass, without a Python object per record;
 it hands every other file, and any shape it leaves alone, to the pure-Python path below, which is
-the reference (`clean_tally_py`) and names every fault. On that path, a well-formed file takes a
+the reference and names every fault (`clean_tally_py`, in tests/reference/verify_tally.py, is its
+verdict on a clean file, which the twin must equal). On that path, a well-formed file takes a
 fast path: the whole file is decoded as one JSON array and re-encoded with orjson in one call, and
 if the bytes come back identical every line is canonical at once. Only a file that fails that test
 is walked line by line, which is slower but names each bad line. The fast path is only trusted
@@ -36,7 +37,7 @@ from formats.canonical import (
     validate_record,
 )
 from formats.errors import InputError
-from merge.core import message_id
+from formats.identity import message_id
 from verify.findings import Finding
 from verify.fresh import FreshIndex, stale_records
 from verify.tally import (
@@ -224,19 +225,8 @@ def _check_lines(
             report.add("stale", "record differs from a fresh replay of the raw", number)
 
 
-def clean_tally_py(data: bytes, batch_time: int) -> ChannelTally | None:
-    """The counters of the records of a file whose lines raise no finding at all (every line
-    canonical, a record, sorted, in the file's minute, no repeated id, no negative or oversized
-    range); None when any line raises one. The pure-Python reference of the compiled twin
-    (`_compiled_tally`, verify/_core.c)."""
-    report = _Reporter("", "")
-    tally = ChannelTally()
-    _check_lines(data, batch_time, report, tally, None)
-    return None if report.finish() else tally
-
-
 def _compiled_tally(data: bytes, batch_time: int) -> ChannelTally | None:
-    """`clean_tally_py` read straight from the bytes by verify/_core.c, or None: for a file with any
+    """`clean_tally_py` read straight from the bytes by native/verify.c, or None: for a file with any
     finding, and also for odd shapes it leaves to the reference (see there)."""
     assert _core is not None
     got = _core.scan_clean(data, batch_time)
@@ -252,8 +242,9 @@ def _compiled_tally(data: bytes, batch_time: int) -> ChannelTally | None:
     return tally
 
 
-# The compiled twin of `clean_tally_py` when built (equal to it: tests/test_verify_core.py), else None.
-_core = speedups.load("verify._core")
+# The compiled twin of `clean_tally_py` (tests/reference/verify_tally.py) when built (equal to it:
+# tests/test_verify_core.py), else None.
+_core = speedups.load()
 
 
 def _check_order(

@@ -1,8 +1,8 @@
-"""Is the archive what a replay of the raw gives today? (pure; scan.py feeds it)
+"""Is the archive what a replay of the raw gives today? (pure; shell.py feeds it)
 
 Raw recordings hold every line as it was received, so the archive is a function of the raw and of
-the rules that read it. When a rule is fixed (issue 8: runs of spaces in a message's text were
-collapsed), archives written before the fix differ from a fresh replay, and replaying again is the
+the rules that read it. When a rule is fixed (say, runs of spaces in a message's text kept
+instead of collapsed), archives written before the fix differ from a fresh replay, and replaying again is the
 upgrade. This module finds such records without replaying: every archive record names, for each
 receiver, the moment it was received, and the raw recording of that receiver holds the line it
 received at that moment. A record is stale when its content (command, params, sender, user, host,
@@ -25,11 +25,11 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from formats.canonical import content_key, record_content_key
+from formats.dialect import TWITCH, Dialect, get_dialect
 from formats.errors import ArchiverError, IRCParseError
 from formats.irc import CompatFields, parse_compat
+from formats.names import channel_folder_name
 from formats.rawcodec import OPEN, RECV, Event, receiver_name
-from replay.dialect import TWITCH, Dialect, get_dialect
-from replay.engine import channel_folder_name
 
 # The digest of a line today's replay does not archive: no record's content digests to it (a
 # 64-bit digest is 0 once in 2**64 records).

@@ -1,4 +1,4 @@
-"""What belongs in an archive's folders: names in, verdicts out (pure; scan.py does the listing).
+"""What belongs in an archive's folders: names in, verdicts out (pure; shell.py does the listing).
 
     ROOT/CHANNEL/chat/YYYY-MM-DDTHH/MM:00-HASH.json
 

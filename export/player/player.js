@@ -113,10 +113,41 @@
       removals: Float64Array.from(removals) };
   }
 
+  // The page's images (export/html.py PageImages): e, data URIs by number; b, badge -> number.
+  // Only data: URIs of the five image types are ever put in an src (the CSP allows nothing else).
+  var IMAGES = { e: [], b: {} };
+  var DATA_URI = /^data:image\/(png|gif|webp|avif|jpeg);base64,[A-Za-z0-9+\/=]+$/;
+
+  function imageOf(i) {
+    var uri = typeof i === "number" ? IMAGES.e[i] : undefined;
+    return typeof uri === "string" && DATA_URI.test(uri) ? uri : null;
+  }
+
+  function imgHtml(uri, word, cls) {
+    return '<img class="' + cls + '" src="' + uri + '" alt="' + esc(word) + '" title="' + esc(word) + '">';
+  }
+
+  // text with its emote spans ([start, end, image] in code points) shown as images; a span whose
+  // image is missing, or that does not fit the text, stays the word
+  function bodyHtml(text, spans) {
+    if (!Array.isArray(spans) || !spans.length) { return esc(text); }
+    var cps = Array.from(text), out = "", at = 0;
+    spans.forEach(function (s) {
+      if (!Array.isArray(s) || !(s[0] >= at) || !(s[1] > s[0]) || s[1] > cps.length) { return; }
+      var uri = imageOf(s[2]);
+      if (!uri) { return; }
+      out += esc(cps.slice(at, s[0]).join("")) + imgHtml(uri, cps.slice(s[0], s[1]).join(""), "emote");
+      at = s[1];
+    });
+    return out + esc(cps.slice(at).join(""));
+  }
+
   function badgesHtml(badges) {
     if (!badges) { return ""; }
     return badges.split(",").map(function (b) {
       var parts = b.split("/"), label = parts[0] + (parts[1] && parts[1] !== "1" ? " " + parts[1] : "");
+      var uri = Object.prototype.hasOwnProperty.call(IMAGES.b, b) ? imageOf(IMAGES.b[b]) : null;
+      if (uri) { return imgHtml(uri, label, "badge-img"); }
       return label ? '<span class="badge">' + esc(label) + "</span>" : "";
     }).join("");
   }
@@ -152,16 +183,17 @@
     var abs = new Date(this.startMs + row[0]);
     var html = '<span class="ts">' + abs.toISOString().slice(11, 19) + "</span>" + badgesHtml(user[3]);
     var nameHtml = '<span class="name" style="color:' + color + '">' + name + "</span>";
+    var spans = row[1] === "U" ? row[5] : row[6];
     if (row[1] === "U") {
       html += '<span class="sys">\u2605 ' + esc(row[4] || "user notice") + "</span>";
-      if (text) { html += nameHtml + '<span class="body">: ' + esc(text) + "</span>"; }
+      if (text) { html += nameHtml + '<span class="body">: ' + bodyHtml(text, spans) + "</span>"; }
     } else {
       if (row[4]) { html += '<span class="reply">\u21aa @' + esc(row[4]) + ": " + esc(row[5] || "") + "</span>"; }
       var action = meAction(text);
       if (action !== null) {
-        html += '<span class="me" style="color:' + color + '">' + nameHtml + ' <span class="body">' + esc(action) + "</span></span>";
+        html += '<span class="me" style="color:' + color + '">' + nameHtml + ' <span class="body">' + bodyHtml(action, spans) + "</span></span>";
       } else {
-        html += nameHtml + '<span class="body">: ' + esc(text) + "</span>";
+        html += nameHtml + '<span class="body">: ' + bodyHtml(text, spans) + "</span>";
       }
     }
     var cls = this.m.removed[k] <= this.t ? "row removed" : "row";
@@ -307,6 +339,8 @@
     document.documentElement.dataset.ready = "error";
   }
 
+  try { IMAGES = jsonOf("chat-images") || IMAGES; } catch (e) { /* no images: words */ }
+  if (!Array.isArray(IMAGES.e) || typeof IMAGES.b !== "object" || IMAGES.b === null) { IMAGES = { e: [], b: {} }; }
   var meta = jsonOf("chat-meta");
   if (meta.source) {
     fetch(meta.source).then(function (r) {

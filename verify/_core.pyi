@@ -1,3 +1,0 @@
-from typing import Any
-
-def scan_clean(data: bytes, batch_time: int, /) -> tuple[Any, ...] | None: ...
