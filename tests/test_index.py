@@ -25,6 +25,7 @@ from index.api import Day, Month
 from index.text import fts_match, parse_query, text_words
 from tests.index_model import Model
 from tests.pgserver import postgres_server, require_postgres
+from tests.profiles import examples
 from tests.strategies import INDEX_T0, index_archives, index_queries, index_record
 
 Factory = Callable[[str], ChatIndex]
@@ -96,9 +97,9 @@ def everything(index: ChatIndex) -> list[tuple[Any, ...]]:
     return [(m.key, m.line, m.removed_at) for m in index.messages(Query(oldest_first=True))]
 
 
-# each example builds an index (and a PostgreSQL schema): at most 100 of them, even in CI
+# each example builds an index (and a PostgreSQL schema): a third of the profile's examples
 SETTINGS = settings(
-    max_examples=min(settings.default.max_examples, 100),
+    max_examples=examples(1 / 3),
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     deadline=None,
 )
