@@ -32,9 +32,13 @@ def register(app: typer.Typer) -> None:
         The index is derived data: --rebuild, or deleting it, is always safe. A damaged index
         is detected and rebuilt.
 
-        Example: chat-archiver index archive/ --db postgresql://chat@db.example.net/chat
-
         Exit status: 0 done, 1 done but damaged batch files were skipped, 2 nothing could be done.
+
+        \b
+        Examples:
+          chat-archiver index archive/
+          chat-archiver index archive/ --rebuild
+          chat-archiver index archive/ --db postgresql://chat@db.example.net/chat
         """
         index = index_or_fail(root, db, check=not rebuild)
         started = time.monotonic()

@@ -60,9 +60,13 @@ def register(app: typer.Typer) -> None:
         `(removed)` when a moderator removed it; jsonl and json print objects with the message's
         tags. A removed message is still listed.
 
-        Example: chat-archiver search archive/ -c desertbus --user someviewer --text '"good run" Kappa'
-
         Exit status: 0 done (a note on stderr when nothing matched), 2 nothing could be done.
+
+        \b
+        Examples:
+          chat-archiver search archive/ -c desertbus --user someviewer --oldest-first
+          chat-archiver search archive/ --text '"good run" Kappa' --since 2023-11-01 \\
+              --format jsonl
         """
         try:
             t_since, t_until = parse_window(since, until)

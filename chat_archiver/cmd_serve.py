@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
+from collections.abc import Callable
 from typing import Any
 
 import typer
@@ -34,6 +36,9 @@ def register(app: typer.Typer) -> None:
             help="Connections at once from one client address; past it, new ones are closed (0: no cap, "
             "for a server behind a reverse proxy, whose connections all come from the proxy).",
         ),
+        no_access_log: bool = typer.Option(
+            False, "--no-access-log", help="Do not write the access log (one line per request on stdout)."
+        ),
     ) -> None:
         """Serve an archive over HTTP as a wubloader node serves chat.
 
@@ -48,9 +53,13 @@ def register(app: typer.Typer) -> None:
         an answer the client stops reading is cut after 60 s, and one address holds at most
         --per-address connections (docs/serve-sync.md; behind nginx: --per-address 0).
 
-        Runs until Ctrl-C (exit 130) or SIGTERM (exit 0).
+        Writes an access log on stdout, one line per request in the Common Log Format (as web
+        servers do), and problems on stderr: a damaged file, and loudly, ROOT gone (then
+        listings answer [] and /healthz 503). Runs until Ctrl-C (exit 130) or SIGTERM (exit 0).
 
-        Example: chat-archiver serve /srv/chat --host 0.0.0.0 --port 8008
+        \b
+        Examples:
+          chat-archiver serve archive/ --host 0.0.0.0 --port 8008
         """
         from serve.app import ChatApp  # noqa: PLC0415 (keeps `chat-archiver --help` light)
         from serve.server import make_server  # noqa: PLC0415
@@ -61,9 +70,9 @@ def register(app: typer.Typer) -> None:
         try:
             # half the threads at most read chat windows (long, CPU-bound); the rest stay free for
             # listings and batch files, which backfillers need answered quickly
-            server = make_server(
-                ChatApp(root, window_reads=max(1, threads // 2)), host, port, threads=threads, per_address=per_address
-            )
+            access = None if no_access_log else _access_log()
+            app = ChatApp(root, window_reads=max(1, threads // 2), access_log=access)
+            server = make_server(app, host, port, threads=threads, per_address=per_address)
         except OSError as e:
             fail(f"cannot listen on {host}:{port}: {e.strerror or e}")
         except ValueError as e:
@@ -84,3 +93,14 @@ def register(app: typer.Typer) -> None:
         if how and how[0] == signal.SIGINT:
             raise KeyboardInterrupt  # the shared "interrupted" line and exit 130
         note("stopped")
+
+
+def _access_log() -> Callable[[str], None]:
+    """One line per request on stdout, as it is (a logger: the server's threads write at once)."""
+    logger = logging.getLogger("chat_archiver.serve.access")
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    return logger.info

@@ -212,8 +212,9 @@ def read_minute(files: MinuteFiles, minute: int, problems: list[InputError] | No
     """Every record in the files of one minute: the lone candidates of the files `files.scan`
     vouches for (export.scan: lines that pass through as they are once their id is unique), and
     every other record decoded. A file the scan refuses is decoded whole: a damaged file
-    raises InputError naming the file and line; with a `problems` list, it is added there instead
-    and the file is skipped, so an export keeps everything readable."""
+    raises InputError naming the file and line; with a `problems` list, each damaged line is added
+    there instead and skipped, and the file's other lines are read, so an export keeps everything
+    readable (as verify and replay read line by line)."""
     lone: list[Lone] = []
     out: Records = []
     for path in files.paths(minute):
@@ -229,12 +230,37 @@ def read_minute(files: MinuteFiles, minute: int, problems: list[InputError] | No
                     lone.extend(scanned[0])
                     out.extend(_decode_vouched(scanned[1], path))
                 else:
-                    out.extend(decode_batch(data, path))
+                    try:
+                        out.extend(decode_batch(data, path))
+                    except InputError:
+                        if problems is None:
+                            raise
+                        out.extend(_readable_lines(data, path, problems))
         except InputError as e:
             if problems is None:
                 raise
             problems.append(e)
     return lone, out
+
+
+def _readable_lines(data: bytes, path: str, problems: list[InputError]) -> Records:
+    """The records of a damaged file's good lines, one by one; each bad line (a torn last line
+    too) is added to `problems` as FILE:LINE."""
+    records: Records = []
+    lines = data.split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()
+    for number, line in enumerate(lines, 1):
+        try:
+            records.extend(parse_batch(line + b"\n", path))
+        except InputError as e:
+            problems.append(InputError(e.message, path, number))
+        else:
+            if number == len(lines) and not data.endswith(b"\n"):
+                problems.append(
+                    InputError("the last line has no newline (torn write?); its record is kept", path, number)
+                )
+    return records
 
 
 def _decode_vouched(rest: bytes, path: str) -> Records:

@@ -632,9 +632,14 @@ class Follower:
     # -- the loop -----------------------------------------------------------------------------
     def run(self, stop: threading.Event | None = None) -> FollowStatus:
         """Follow until `stop` is set (then one last pass and a checkpoint) or, with `until_idle`,
-        until caught up. The checkpoint lock is held throughout."""
+        until caught up. The archive's lock and the checkpoint's are held throughout."""
         stop = stop or threading.Event()
-        with checkpoint.Lock(self.opts.checkpoint_path), contextlib.closing(self), gc_paused():
+        with (
+            checkpoint.ArchiveLock(self.opts.out_root),
+            checkpoint.Lock(self.opts.checkpoint_path),
+            contextlib.closing(self),
+            gc_paused(),
+        ):
             self.restore()
             os.makedirs(self.opts.out_root, exist_ok=True)
             self.discover()

@@ -462,7 +462,8 @@ class _Channel:
         left = dirty_minutes(listing(), self.stuck)
         if left:
             raise UsageError(
-                f"{self.chat}: {len(left)} minute(s) still hold several files after {max_passes} passes "
+                f"{self.chat}: {len(left)} minute{' still holds' if len(left) == 1 else 's still hold'} "
+                f"several files after {max_passes} passes "
                 "(files that cannot be deleted, or another process writing as fast as this one merges)"
             )
 

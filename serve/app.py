@@ -104,8 +104,17 @@ class _Counted:
     not, iterated or not), closes what it wraps (a file, a window read holding a slot)."""
 
     def __init__(
-        self, body: Iterable[bytes], metrics: _Metrics, name: str, status: int, started: float, *, head: bool
+        self,
+        body: Iterable[bytes],
+        metrics: _Metrics,
+        name: str,
+        status: int,
+        started: float,
+        *,
+        head: bool,
+        done: Callable[[int, int], None] | None = None,
     ) -> None:
+        self.done = done  # told (status, bytes sent) once the answer is over: the access log
         self.body = body
         self.metrics = metrics
         self.name = name
@@ -132,6 +141,8 @@ class _Counted:
         self.metrics.requests.labels(self.name, str(self.status)).inc()
         self.metrics.bytes.labels(self.name).inc(self.sent)
         self.metrics.seconds.labels(self.name).observe(time.monotonic() - self.started)
+        if self.done is not None:
+            self.done(self.status, self.sent)
 
 
 class _Slot:
@@ -157,6 +168,18 @@ class ServeError(Exception):
     """The archive cannot answer (a damaged file): 503 with this line."""
 
 
+def access_line(environ: Environ, status: int, sent: int, when: float) -> str:
+    """One request in the Common Log Format (what web servers write and log tools read):
+    `HOST - - [07/Dec/2026:05:33:00 +0000] "GET /files HTTP/1.1" 200 1234`."""
+    path = environ.get("PATH_INFO", "/") + (f"?{environ['QUERY_STRING']}" if environ.get("QUERY_STRING") else "")
+    request = f"{environ.get('REQUEST_METHOD', '-')} {path} {environ.get('SERVER_PROTOCOL', '-')}"
+    request = request.replace("\\", "\\\\").replace('"', '\\"')  # the URL as sent, quotes escaped
+    # PATH_INFO holds the URL's bytes as latin-1 characters: anything but printable ASCII as \xNN
+    request = "".join(c if c.isascii() and c.isprintable() else f"\\x{ord(c) & 0xFF:02x}" for c in request)
+    stamp = time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(when))
+    return f'{environ.get("REMOTE_ADDR", "-")} - - [{stamp}] "{request}" {status} {sent or "-"}'
+
+
 class ChatApp:
     """The WSGI callable serving `root`."""
 
@@ -167,7 +190,10 @@ class ChatApp:
         chunk_minutes: int = SERVE_CHUNK_MINUTES,
         player: PagePlayer | None = None,
         window_reads: int = 2,
+        access_log: Callable[[str], None] | None = None,
     ) -> None:
+        self.access_log = access_log  # given one line per request (access_line), if at all
+        self.root_there = True  # False while ROOT is gone: said once in the log when it goes and comes back
         self.root = os.path.realpath(root)
         # window reads are long and CPU-bound: a few at once, so that listings and batch files (what
         # backfillers ask for) always find a free thread
@@ -198,8 +224,29 @@ class ChatApp:
         except Exception:  # a bug: log it, answer one line, keep serving
             log.exception("unexpected error answering %s", path)
             status, headers, body = _text(500, "Internal error")
+        self._watch_root()
         start_response(_STATUS_LINES.get(status, f"{status} Status"), headers + CORS)
-        return _Counted(body, self.metrics, name, status, started, head=method == "HEAD")
+        done = None
+        if self.access_log is not None:
+            log_line, when = self.access_log, time.time()
+
+            def done(status: int, sent: int) -> None:
+                log_line(access_line(environ, status, sent, when))
+
+        return _Counted(body, self.metrics, name, status, started, head=method == "HEAD", done=done)
+
+    def _watch_root(self) -> None:
+        """Say loudly when ROOT goes (a disk unmounted, a folder moved): listings then answer [] (as
+        wubloader's restreamer does: a backfiller reads every listing as JSON) and /healthz 503."""
+        there = os.path.isdir(self.root)
+        if there != self.root_there:
+            self.root_there = there
+            if there:
+                log.warning("the archive root %s is back", self.root)
+            else:
+                log.error(
+                    "the archive root %s is gone: listings answer [] and /healthz 503 until it is back", self.root
+                )
 
     # -- routes -------------------------------------------------------------------------------
     def _answer(

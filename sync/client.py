@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import random
+import re
 import time
 from collections.abc import Callable
 from urllib.parse import urljoin, urlsplit
@@ -182,6 +183,9 @@ def _reason(e: Exception) -> str:
         return "timed out"
     if "refused" in text.lower():
         return "connection refused"
+    if "failed to resolve" in text.lower() or "name or service not known" in text.lower():
+        return "the host name does not resolve"
+    text = re.sub(r"\[Errno -?\d+\] ", "", text)  # Python's wording, not the user's
     return text.splitlines()[0][:200] if text else type(e).__name__
 
 

@@ -34,7 +34,7 @@ from formats.store import channel_chat_dir, fsync_dir, makedirs_durable, write_b
 from merge.directory import MergeProblem, check_bytes, merge_tree, read_verified
 from merge.scan import scan_file
 from sync.client import Peer, PeerError, new_pool
-from sync.plan import Wanted, channel_names, hours_in_window, names_list, plan_hour
+from sync.plan import Wanted, channel_names, hours_before, hours_in_window, names_list, plan_hour
 
 STATE = ".sync"
 MAX_LISTING = 16 << 20  # bytes: an hour lists at most a few hundred names
@@ -70,6 +70,8 @@ class SyncStats:
     files_fetched: int = 0
     bytes_fetched: int = 0
     files_gone: int = 0  # listed, then 404: merged away on the peer meanwhile
+    hours_older: int = 0  # hours a peer holds before the window (not fetched): said when the window is empty
+    newest_older: str = ""  # the newest of those hours (HOUR folder name)
     minutes_merged: int = 0
     files_merged_away: int = 0
     seconds: float = 0.0
@@ -213,11 +215,16 @@ class _Sync:
         with ThreadPoolExecutor(PLANNED_HOURS, thread_name_prefix="sync-list") as pool:
             for channel in channels:
                 try:
-                    hours = hours_in_window(self.listing(peer, f"/files/{quote(channel)}/chat"), start, end)
+                    listed = self.listing(peer, f"/files/{quote(channel)}/chat")
+                    hours = hours_in_window(listed, start, end)
                 except (PeerError, InputError) as e:
                     self.refuse_error(peer, e)
                     continue
+                older = hours_before(listed, start)
                 with self.lock:
+                    if older:
+                        self.stats.hours_older += len(older)
+                        self.stats.newest_older = max(self.stats.newest_older, older[-1])
                     self.stats.channels += 1
                     self.synced.add(channel)
 
