@@ -41,7 +41,7 @@ app = typer.Typer(
         "archive: record and keep the archive current on one host (recorders + follower). "
         "serve: share an archive over HTTP. sync: fetch what peers hold and this archive lacks. "
         "media: fetch the emotes (and linked media) chat showed. emotes: snapshot third-party emote sets. "
-        "index: keep the search index. search: ask the archive who said what.\n\n"
+        "index: build the search index. search: who said what, when.\n\n"
         "Each command explains itself: chat-archiver COMMAND -h. Conventions: docs/cli.md."
     ),
     context_settings={"help_option_names": ["-h", "--help"]},

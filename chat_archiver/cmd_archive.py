@@ -274,7 +274,10 @@ def register(app: typer.Typer) -> None:
             help="Keep the search index up to date after each minute (docs/index-search.md).",
         ),
         db: str = typer.Option(
-            None, "--db", metavar="URL", help="The search index (default DIR/archive/.index.sqlite), as in `index`."
+            None,
+            "--index-db",
+            metavar="URL",
+            help="The search index (default DIR/archive/.index.sqlite): index's --db.",
         ),
         metrics_port: int = typer.Option(None, "--metrics-port", metavar="PORT", help="Serve Prometheus metrics here."),
         metrics_addr: str = typer.Option(
@@ -380,7 +383,7 @@ def register(app: typer.Typer) -> None:
                     "--status-file",
                     str(status_path),
                     *(["--index"] if index else []),
-                    *(["--db", db] if index and db else []),
+                    *(["--index-db", db] if index and db else []),
                 ],
                 "follower",
             )

@@ -37,6 +37,7 @@ def register(app: typer.Typer) -> None:
         \b
         Examples:
           chat-archiver index archive/
+          chat-archiver index archive/ --rebuild
           chat-archiver index archive/ --db postgresql://chat@db.example.net/chat
         """
         index = index_or_fail(root, db, check=not rebuild)

@@ -152,7 +152,7 @@ def register(app: typer.Typer) -> None:
             False, "--index/--no-index", help="With --follow: update the search index after each minute."
         ),
         db: str = typer.Option(
-            None, "--db", metavar="URL", help="With --index: the search index (default ROOT/.index.sqlite)."
+            None, "--index-db", metavar="URL", help="With --index: the search index (default ROOT/.index.sqlite)."
         ),
     ) -> None:
         """Turn raw recordings into the chat archive.
@@ -186,7 +186,7 @@ def register(app: typer.Typer) -> None:
             if channel or since or until or jobs != 1 or no_merge:
                 fail("--follow takes no --channel, --since, --until, --jobs or --no-merge")
         elif index or db:
-            fail("--index and --db go with --follow (for an archive already written: chat-archiver index ROOT)")
+            fail("--index and --index-db go with --follow (for an archive already written: chat-archiver index ROOT)")
         if follow:
             run_follow(
                 raw_paths,

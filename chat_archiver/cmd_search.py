@@ -64,8 +64,9 @@ def register(app: typer.Typer) -> None:
 
         \b
         Examples:
-          chat-archiver search archive/ -c desertbus --user someviewer
-          chat-archiver search archive/ --text '"good run" Kappa' --format jsonl
+          chat-archiver search archive/ -c desertbus --user someviewer --oldest-first
+          chat-archiver search archive/ --text '"good run" Kappa' --since 2023-11-01 \\
+              --format jsonl
         """
         try:
             t_since, t_until = parse_window(since, until)

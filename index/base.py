@@ -475,19 +475,16 @@ class SqlIndex:
             raise QueryError("limit and offset must not be negative")
         where, params = self._where(query)
         order = "ASC" if query.oldest_first else "DESC"
-        sql = (
-            f"SELECT m.id, m.channel, m.command, m.line, {', '.join(_REMOVED_BY)} FROM messages m"
-            f" WHERE {where} ORDER BY m.time {order}, m.id {order}"
-        )
-        if query.limit is not None:
-            sql += " LIMIT ?"
-            params.append(query.limit)
-        if query.offset:
-            if query.limit is None:
-                sql += " LIMIT ?"
-                params.append(2**62)
-            sql += " OFFSET ?"
-            params.append(query.offset)
+        ordered = f"ORDER BY m.time {order}, m.id {order}"
+        columns = f"m.id, m.channel, m.command, m.line, {', '.join(_REMOVED_BY)}"
+        if query.limit is None and not query.offset:
+            sql = f"SELECT {columns} FROM messages m WHERE {where} {ordered}"
+        else:
+            # choose the page first, then read lines and removals for its rows only (a common word
+            # matches a quarter of the channel: its lines must not all go through the sort)
+            page = f"SELECT m.id FROM messages m WHERE {where} {ordered} LIMIT ? OFFSET ?"
+            params += [2**62 if query.limit is None else query.limit, query.offset]
+            sql = f"SELECT {columns} FROM messages m WHERE m.id IN ({page}) {ordered}"
         with self._lock:
             rows = self._fetch(sql, params)
         return [message_from_row(key, ch, line, removed, command) for key, ch, command, line, *removed in rows]

@@ -2,9 +2,10 @@
 
 The merge treats records with an id (`id` tag, else `msgid`) as one message, and id-less records
 as one message when their content, exact time and exact time range agree (merge.core's theory of
-operation). The index keys its rows the same way, so a merged, synced or duplicated batch file
-maps onto the rows that are already there. The key is the first 8 bytes of a SHA-256 of that
-identity, as a signed 64-bit integer: a database primary key in both backends. Two identities
+operation; the id rule itself lives in formats/identity.py). The index keys its rows the same
+way, so a merged, synced or duplicated batch file maps onto the rows that are already there.
+The key is the first 8 bytes of a SHA-256 of that identity, as a signed 64-bit integer: a
+database key in both backends. Two identities
 sharing a key is a 1-in-10^7 chance at ten million messages; it would merge the two rows.
 """
 
@@ -15,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from formats.canonical import record_content_key
-from formats.identity import message_id
+from formats.identity import message_id  # the one import of the merge's id rule (see the module's docstring)
 
 __all__ = ["identity_key", "message_id"]
 

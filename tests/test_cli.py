@@ -453,7 +453,7 @@ def test_top_level_help_names_every_command() -> None:
         ),
         (
             ["replay", "raw", "-o", "x", "--jbos", "2"],
-            "error: no such option: --jbos; did you mean --db, --jobs, --json? (see chat-archiver replay -h)",
+            "error: no such option: --jbos; did you mean --jobs, --json? (see chat-archiver replay -h)",
         ),
         (["nosuch"], "error: no such command 'nosuch' (see chat-archiver -h)"),
     ],

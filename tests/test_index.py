@@ -18,14 +18,14 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from formats.canonical import batch_time_of
-from formats.store import iter_batch_files
+from formats.canonical import batch_time_of, format_batch
+from formats.store import iter_batch_files, write_batch_bytes
 from index import ChatIndex, IndexDamaged, Query, QueryError, open_index
 from index.api import Day, Month
 from index.text import fts_match, parse_query, text_words
-from tests.archives import write_batch
 from tests.index_model import Model
 from tests.pgserver import postgres_server, require_postgres
+from tests.profiles import examples
 from tests.strategies import INDEX_T0, index_archives, index_queries, index_record
 
 Factory = Callable[[str], ChatIndex]
@@ -82,7 +82,7 @@ def write_archive(root: str, records: list[tuple[str, dict[str, Any]]], copies: 
                 r = copy.deepcopy(record)
                 r["receivers"] = {f"host{n + 1}.Ab3dE.0": r["time"] + 0.25 + n}
                 version.append(r)
-            write_batch(root, channel, minute, version)
+            write_batch_bytes(root, channel, minute, format_batch(version))
 
 
 def fresh_root() -> str:
@@ -97,7 +97,12 @@ def everything(index: ChatIndex) -> list[tuple[Any, ...]]:
     return [(m.key, m.line, m.removed_at) for m in index.messages(Query(oldest_first=True))]
 
 
-SETTINGS = settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow], deadline=None)
+# each example builds an index (and a PostgreSQL schema): a third of the profile's examples
+SETTINGS = settings(
+    max_examples=examples(1 / 3),
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    deadline=None,
+)
 
 
 @SETTINGS

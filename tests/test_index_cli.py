@@ -132,4 +132,4 @@ def test_the_live_follower_keeps_the_index_current() -> None:
 
 def test_index_options_outside_follow_are_refused() -> None:
     result = runner.invoke(app, ["replay", "raw/", "-o", "out/", "--index"])
-    assert result.exit_code == 2 and "--index and --db go with --follow" in result.stderr
+    assert result.exit_code == 2 and "--index and --index-db go with --follow" in result.stderr

@@ -105,11 +105,11 @@ def test_live_chat_reaches_the_api_within_seconds(tmp_path: Path) -> None:
             server.url,
             "--dialect",
             "twitch",
-            "--db",
-            url,
         ]
         log = open(tmp_path / "archive.log", "wb")  # noqa: SIM115 (closed below)
-        proc = subprocess.Popen([*args, "--db", url, "--name", "live", "--idle", "3"], cwd=ROOT, stdout=log, stderr=log)
+        proc = subprocess.Popen(
+            [*args, "--index-db", url, "--name", "live", "--idle", "3"], cwd=ROOT, stdout=log, stderr=log
+        )
         api = JustlogApi(lambda: open_index(str(root), url))
         try:
             assert wait_until(lambda: bool(server.conns) and server.conns[0].wait_joined([CHANNEL], 1), 30)

@@ -23,7 +23,7 @@ ALLOWED: dict[str, set[str]] = {
     "live": {"replay", "merge"},  # the live follower is the replay run incrementally, then the merge
     "serve": {"export", "index", "media"},  # the server answers with export's renderings
     "sync": {"merge", "media"},  # a sync verifies fetched batches with the merge's reader
-    "index": {"merge"},
+    "index": set(),  # the index keys messages by the merge's identity rule, which lives in formats/
     "media": set(),
 }
 STAGES = tuple(ALLOWED)
