@@ -68,6 +68,7 @@ _CODES = {"PRIVMSG": "P", "USERNOTICE": "U", "CLEARMSG": "M", "CLEARCHAT": "C"}
 _ASSETS = ("player.html", "player.css", "player.js")
 _PLACEHOLDER = re.compile(r"\{\{(TITLE|CSS|META|JS)\}\}")
 _ROW_FIELDS = {"P": 6, "U": 5}  # a chat line's fields before its emote spans
+_PAGE_COMMANDS = tuple(b'{"command":"%s",' % command.encode() for command in _CODES)
 
 
 def _str(value: object) -> str:
@@ -243,6 +244,13 @@ class HtmlRenderer:
         sep = "\n" if self._first else ",\n"
         self._first = False
         return sep + text
+
+    def add_stored(self, _time: Any, line: bytes) -> str:
+        """`add` of a record given as its canonical line, decoded only if the page shows it (its
+        keys are sorted: the command comes first)."""
+        if not line.startswith(_PAGE_COMMANDS):
+            return ""
+        return self.add(orjson.loads(line))
 
     def end(self) -> str:
         images = self.slimmer.images.json() if self.slimmer.images is not None else page_json({"e": [], "b": {}})

@@ -34,8 +34,9 @@ from export.ass import (
     wrap,
 )
 from export.render import Playback, Renderer
-from formats.canonical import batch_time_of
+from formats.canonical import batch_time_of, canonical_bytes
 from tests.archives import write_batch
+from tests.reference.ass_box import AssRendererPy
 from tests.strategies import PLAY_START, archive_records, chat_sessions, markup_text, play_message, play_removal
 
 FIXTURE_ARCHIVE = str(Path(__file__).parent.parent / "fixtures" / "export" / "archive")
@@ -443,3 +444,38 @@ def test_a_damaged_file_is_named_and_skipped_and_the_rest_is_played(tmp_path: Pa
     assert result.exit_code == 1, result.output
     assert path in result.stderr and "Traceback" not in result.output
     assert "kept" in result.stdout and "lost" not in result.stdout
+
+
+def _busy_sessions() -> Any:
+    """Chat sessions, some with many messages close together (the box overflows and messages go off
+    its top before they are shown), some with long messages (several lines each)."""
+    long_text = st.text(st.sampled_from("ab {}\\\u00e9 \U0001f389"), min_size=0, max_size=150)
+    return st.tuples(chat_sessions(max_messages=40), st.lists(long_text, max_size=40)).map(
+        lambda p: [
+            {**r, "params": [r["params"][0], text]} if r["command"] == "PRIVMSG" and text else r
+            for r, text in zip(p[0], p[1] + [""] * len(p[0]), strict=False)
+        ]
+    )
+
+
+@settings(max_examples=examples(0.5))
+@given(
+    st.one_of(_busy_sessions(), st.lists(archive_records(), max_size=8)),
+    st.sampled_from([0.3, 1.0, 10.0]),
+    st.booleans(),
+)
+@example(records=[play_message(i, PLAY_START + i / 100, "alice", f"m{i}") for i in range(300)], hold=1.0, as_lines=True)
+def test_the_box_is_the_references_whether_records_come_as_records_or_lines(
+    records: list[dict[str, Any]], hold: float, as_lines: bool
+) -> None:
+    """AssRenderer (changes in queues, messages read lazily, records as canonical lines) writes what
+    the reference (tests/reference/ass_box.py: one heap, every message measured at once) writes,
+    for any records in any order."""
+    reference = AssRendererPy(PLAY_START, hold, "t")
+    expected = reference.begin() + "".join(reference.add(r) for r in records) + reference.end()
+    renderer = AssRenderer(PLAY_START, hold, "t")
+    if as_lines:
+        body = "".join(renderer.add_stored(r["time"], canonical_bytes(r)) for r in records)
+    else:
+        body = "".join(renderer.add(r) for r in records)
+    assert renderer.begin() + body + renderer.end() == expected
