@@ -59,6 +59,10 @@ class _StoredStream(_Stream, Protocol):
     def add_stored(self, time: Any, line: bytes) -> str: ...
 
 
+class _RowsStream(_Stream, Protocol):
+    def add_rows(self, rows: list[tuple[Any, ...]]) -> str: ...
+
+
 _IRC_BREAKERS = re.compile("[\r\n\x00]")
 _TAG_KEY_BREAKERS = re.compile("[ ;=\r\n\x00]")
 
@@ -250,6 +254,15 @@ class Renderer:
                 self._day = day
                 return f"--- {day} ---\n{line}\n"
         return self.add_line(line)
+
+    def add_rows(self, rows: list[tuple[Any, ...]]) -> str:
+        """Add export's rows (export.stream.Row: time, range, canonical line, place, and the record
+        when the export built one): the playback formats decode a line only where they need it."""
+        stream = self._stream
+        if stream is not None and hasattr(stream, "add_rows"):
+            return cast("_RowsStream", stream).add_rows(rows)
+        add, add_stored = self.add, self.stored_adder()
+        return "".join([add(row[4]) if len(row) == 5 else add_stored(row[0], row[2]) for row in rows])
 
     def stored_adder(self) -> Callable[[Any, bytes], str]:
         """`add_stored`, bound once for a loop over many lines."""

@@ -558,16 +558,14 @@ def write_export(
 def write_rows(chunks: Iterable[list[Row]], fmt: str, out: IO[bytes], playback: Playback | None = None) -> int:
     """`write_export` of the records of `chunks` (`iter_chunk_rows`), each given to the renderer
     as it comes: a record the view built, or a stored line with its time, which the renderer decodes
-    only if it needs it (`Renderer.add_stored`). The same bytes as `write_export`."""
+    only if it needs it (`Renderer.add_rows`). The same bytes as `write_export`."""
     renderer = Renderer(fmt, playback)
-    add, add_stored = renderer.add, renderer.stored_adder()
     count = 0
     out.write(renderer.begin().encode())
     for rows in chunks:
         for at in range(0, len(rows), WRITE_ROWS):
             some = rows[at : at + WRITE_ROWS]
-            text = "".join([add(row[4]) if len(row) == 5 else add_stored(row[0], row[2]) for row in some])
-            out.write(text.encode("utf-8", "replace"))
+            out.write(renderer.add_rows(some).encode("utf-8", "replace"))
             count += len(some)
     out.write(renderer.end().encode("utf-8", "replace"))
     return count

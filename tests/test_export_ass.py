@@ -479,3 +479,18 @@ def test_the_box_is_the_references_whether_records_come_as_records_or_lines(
     else:
         body = "".join(renderer.add(r) for r in records)
     assert renderer.begin() + body + renderer.end() == expected
+    # export's rows: stored lines, and records the export built (here every third)
+    rows = [
+        (r["time"], r["time_range"], canonical_bytes(r), i, r)
+        if i % 3 == 0 and not as_lines
+        else (r["time"], r["time_range"], canonical_bytes(r), i)
+        for i, r in enumerate(records)
+    ]
+    renderer = AssRenderer(PLAY_START, hold, "t")
+    assert (
+        renderer.begin()
+        + renderer.add_rows(rows[: len(rows) // 2])
+        + renderer.add_rows(rows[len(rows) // 2 :])
+        + renderer.end()
+        == expected
+    )
