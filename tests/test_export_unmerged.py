@@ -19,6 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from profiles import examples
 
+from export import stream
 from export.emotes import ChatImages
 from export.render import Playback
 from export.shell import export
@@ -138,3 +139,24 @@ def test_a_minute_the_fast_merge_refuses_is_read_file_by_file() -> None:
     good = format_batch(records[:10])
     assert fastplan.merged_minute(MERGE_MINUTE0 + 60, [good, good]) is None
     assert fastplan.merged_minute(MERGE_MINUTE0, [good, b'{"command":\n']) is None
+
+
+@needs_native
+def test_an_unmerged_minute_of_messages_is_read_without_decoding_a_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each message of the minute in two files (a file per receiver): merged by the compiled merge,
+    every message then passes through as its merged line, none is decoded."""
+    if fastplan.fold_lines is None:
+        pytest.skip("CHAT_ARCHIVER_PURE: the unmerged read takes the reference way")
+    records = bench_like_minute(MERGE_MINUTE0, 2)
+    write_unmerged(str(tmp_path), split_by_receiver(records))
+    decoded: list[bytes] = []
+    real = stream.decode_line
+    monkeypatch.setattr(stream, "decode_line", lambda line: decoded.append(line) or real(line))
+    monkeypatch.setattr(stream, "orjson", None)  # nor decoded in bulk
+    out = io.BytesIO()
+    window = Window(MERGE_MINUTE0, MERGE_MINUTE0 + 60)
+    assert export(str(tmp_path), "chan", window, "jsonl", out) == len(records)
+    assert decoded == []
+    assert out.getvalue() == format_batch(records)
