@@ -73,6 +73,13 @@ def export(
     elif jobs <= 1 or count < 2 * parts.PART_CHUNKS:
         records = iter_chunks(root, channel, window, chunks, filters, on_chunk=on_chunk, problems=found)
         written = write_export(records, fmt, out, playback or Playback(window.start, window.end))
+    elif fmt in STORED_FORMATS:  # workers merge, this process renders from their lines
+        channel_name(root, channel)  # fail before starting workers
+        rows = parts.rows_in_parts(
+            root, channel, window, chunks, filters=filters, jobs=jobs, on_chunk=on_chunk, problems=found
+        )
+        with gc_paused():
+            written = write_rows(rows, fmt, out, playback or Playback(window.start, window.end))
     elif fmt in WHOLE_WINDOW:  # workers merge, this process renders
         channel_name(root, channel)  # fail before starting workers
         records = parts.records_in_parts(

@@ -494,3 +494,16 @@ def test_the_box_is_the_references_whether_records_come_as_records_or_lines(
         + renderer.end()
         == expected
     )
+
+
+@settings(max_examples=examples(0.5))
+@given(archive_records(), st.booleans(), st.sampled_from(["", ',"time":1', '"time":2,"time_range":3']))
+def test_a_parts_line_gives_its_records_time(record: dict[str, Any], named_time: bool, text: str) -> None:
+    """parts.line_time reads the record's own time from its canonical line, whatever a receiver, a
+    tag or a string holds (what the playback renderers get from the worker parts)."""
+    from export.parts import line_time
+
+    if named_time:
+        record = {**record, "receivers": {**record["receivers"], "time": 5}, "tags": {"time": text, "time_range": "1"}}
+    record = {**record, "user": text or record["user"], "params": [text]}
+    assert line_time(canonical_bytes(record)) == float(record["time"])
