@@ -25,14 +25,14 @@ from export.render import Playback
 from export.shell import export
 from export.stream import write_export
 from export.window import Window
-from formats.canonical import batch_time_of, format_batch
+from formats.canonical import format_batch
 from media.thirdparty import Emote, Snapshot
 from merge import fastplan
 from merge.directory import merge_tree
-from tests.archives import write_batch
 from tests.compiled import needs_native
 from tests.strategies import MERGE_MINUTE0, export_windows, merge_archives
 from tests.test_export_golden import upstream_rule
+from tests.test_export_stream import write_archives
 
 pytestmark = pytest.mark.core
 
@@ -51,12 +51,7 @@ def split_by_receiver(records: list[dict[str, Any]]) -> list[list[dict[str, Any]
 
 def write_unmerged(root: str, archives: list[list[dict[str, Any]]]) -> None:
     """Each archive's records as its own files, one a minute (so a minute has a file per archive)."""
-    for records in archives:
-        by_minute: dict[int, list[dict[str, Any]]] = defaultdict(list)
-        for r in records:
-            by_minute[batch_time_of(r["time"])].append(r)
-        for minute, group in by_minute.items():
-            write_batch(root, "chan", minute, group)
+    write_archives(root, archives)
     Path(root, "chan", "chat").mkdir(parents=True, exist_ok=True)
 
 
