@@ -21,6 +21,8 @@ MODULES = [
     "bench.bench_live",
     "bench.bench_serve",
     "bench.bench_media",
+    "bench.bench_index",
+    "bench.bench_justlog",
 ]
 
 

@@ -1,15 +1,20 @@
 """serve and sync benchmark. Prints `name: value unit` lines:
 
 - `chat.json` for a 2-hour window of a 100 messages/s channel seen by 3 receivers: time to the
-  first and to the last byte, and the server's peak RSS. The archive (2 h plus upstream's read
-  margins, generated once into bench/out/) is bench_verify's minute generator with a third
-  receiver added to every observation.
+  first and to the last byte, the server's peak RSS and what one reader added to it (peak minus
+  the resident size before the request), and the ratio to `export --format json` of the same
+  window timed in the same run (`..._vs_export_json`; the same ratio with `export --jobs 1`, one
+  process as the server uses for one reader). The archive (the window plus upstream's read margins,
+  generated once into bench/out/) is bench_verify's minute generator with a third receiver added
+  to every observation. BENCH_SERVE_WINDOW_MINUTES=30 measures a shorter window (the names say
+  which).
 - `chat.jsonl` over bench_verify's day archive (generated once and shared with it): time to the
   last byte, records/s and the server's peak RSS, which must not grow with the window. By default
   the first 4 hours (BENCH_SERVE_JSONL_HOURS=24 streams the whole day; the names say which).
 - `sync` from a `serve` host to an empty archive on loopback: files/s and MB/s, over the first
   BENCH_SERVE_SYNC_HOURS hours (default 4) of the day archive; the rate is per file and per byte,
-  so it scales to a day (a whole day would copy about 5 GB).
+  so it scales to a day (a whole day would copy about 5 GB). Then `verify` of the synced archive
+  in the same run, and the ratio (`sync_..._vs_verify`).
 
 Each server runs in its own process (`chat-archiver serve`), so its VmHWM is its own.
 """
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -32,9 +38,14 @@ from formats.store import write_batch_bytes
 
 CHANNEL = bench_verify.CHANNEL
 START = bench_verify.START
-WINDOW = 2 * 3600
+WINDOW = 60 * int(os.environ.get("BENCH_SERVE_WINDOW_MINUTES", "120"))
+WINDOW_TAG = "2h" if WINDOW == 7200 else f"{WINDOW // 60}m"
 THIRD = "host3.Qq7Wn.0"
-OUT_3R = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out", "serve-2h-100ps-3r")
+OUT_3R = os.path.join(
+    os.path.dirname(os.path.abspath(__file__)),
+    "out",
+    "serve-2h-100ps-3r" if WINDOW == 7200 else f"serve-{WINDOW_TAG}-100ps-3r",
+)
 # the window read runs at several thousand records/s per core (export's merge and fold): a whole
 # day (8.6M records) takes tens of minutes on a small shared machine, so by default 4 hours are
 # streamed; memory does not depend on the window's length, which is the point of this figure
@@ -77,7 +88,10 @@ def ensure_three_receiver_archive() -> str:
         total = sum(pool.imap_unordered(_write_3r, minutes, chunksize=2))
     with open(marker, "w") as f:
         f.write(str(total))
-    print(f"generate_serve_2h_3r_seconds: {time.monotonic() - started:.1f} s (once; cached in {OUT_3R})", flush=True)
+    print(
+        f"generate_serve_{WINDOW_TAG}_3r_seconds: {time.monotonic() - started:.1f} s (once; cached in {OUT_3R})",
+        flush=True,
+    )
     return OUT_3R
 
 
@@ -96,10 +110,11 @@ class _Server:
             fields = f.read().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
-    def peak_mib(self) -> float:
+    def peak_mib(self, field: str = "VmHWM") -> float:
+        """The server's peak resident size (or `field` of /proc/PID/status: VmRSS, now)."""
         with open(f"/proc/{self.proc.pid}/status") as f:
             for line in f:
-                if line.startswith("VmHWM:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1]) / 1024
         return float("nan")
 
@@ -128,10 +143,13 @@ def _iso(t: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S.000", time.gmtime(t))
 
 
-def _measure(root: str, path: str, name: str) -> None:
-    """GET `path` from a fresh server of `root`; print the figures under `name`."""
+def _measure(root: str, path: str, name: str) -> tuple[float, float]:
+    """GET `path` from a fresh server of `root`; print the figures under `name`. Returns the
+    seconds to the last byte and the server's CPU seconds."""
     server = _Server(root)
     try:
+        _timed_get(server.url + "/healthz")  # the server's own start is not the reader's
+        before = server.peak_mib("VmRSS")
         first, last, size, lines = _timed_get(server.url + path)
         peak, cpu = server.peak_mib(), server.cpu_seconds()
     finally:
@@ -142,12 +160,45 @@ def _measure(root: str, path: str, name: str) -> None:
         print(f"{name}_records_per_s: {lines / last:,.0f} records/s ({size / 2**20 / last:.1f} MiB/s)")
     print(f"{name}_server_cpu_seconds: {cpu:.1f} s")
     print(f"{name}_body: {size / 2**20:.0f} MiB")
-    print(f"{name}_peak_rss: {peak:.0f} MiB", flush=True)
+    print(f"{name}_peak_rss: {peak:.0f} MiB")
+    print(f"{name}_per_reader: {peak - before:.0f} MiB (peak minus resident before the request)", flush=True)
+    return last, cpu
+
+
+def _export_seconds(root: str, *extra: str) -> tuple[float, float]:
+    """`chat-archiver export ROOT CHANNEL --format json` of the bench window to /dev/null: (wall
+    seconds, CPU seconds of it and its workers)."""
+    argv = [EXE, "export", root, CHANNEL, "--since", str(START), "--until", str(START + WINDOW), "--format", "json"]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.monotonic()
+    subprocess.run([*argv, *extra, "--out", os.devnull], check=True, stdout=subprocess.DEVNULL)
+    wall = time.monotonic() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+
+
+def _read_all(root: str) -> None:
+    """Every file of `root` read once, so that no measured run pays for the disk."""
+    for folder, _dirs, files in os.walk(root):
+        for name in files:
+            with open(os.path.join(folder, name), "rb") as f:
+                while f.read(1 << 20):
+                    pass
 
 
 def bench_chat_json() -> None:
+    root = ensure_three_receiver_archive()
     query = f"start={_iso(START)}&end={_iso(START + WINDOW)}"
-    _measure(ensure_three_receiver_archive(), f"/{CHANNEL}/chat.json?{query}", "serve_chat_json_2h_3r")
+    name = f"serve_chat_json_{WINDOW_TAG}_3r"
+    _read_all(root)
+    export, _cpu = _export_seconds(root)
+    served, served_cpu = _measure(root, f"/{CHANNEL}/chat.json?{query}", name)
+    single, single_cpu = _export_seconds(root, "--jobs", "1")
+    print(f"export_json_{WINDOW_TAG}_3r_seconds: {export:.1f} s (--jobs 1: {single:.1f} s, {single_cpu:.1f} s of CPU)")
+    print(f"{name}_vs_export_json: {served / export:.2f} x (vs --jobs 1: {served / single:.2f} x)")
+    print(
+        f"{name}_cpu_vs_export_json_jobs_1: {served_cpu / single_cpu:.2f} x (CPU seconds, server vs export)", flush=True
+    )
 
 
 def bench_chat_jsonl(root: str) -> None:
@@ -167,11 +218,16 @@ def bench_sync(root: str) -> None:
         started = time.monotonic()
         stats = sync_once(dest, [server.url], start=START, end=START + hours * 3600 - 1, jobs=4)
         elapsed = time.monotonic() - started
+        verify_started = time.monotonic()
+        subprocess.run([EXE, "verify", dest], check=True, stdout=subprocess.DEVNULL)
+        verify = time.monotonic() - verify_started
     finally:
         server.close()
         shutil.rmtree(dest, ignore_errors=True)
     assert not stats.refused, stats.refused[:3]
     tag = "day" if hours == 24 else f"{hours}h"
+    print(f"verify_synced_{tag}_seconds: {verify:.1f} s")
+    print(f"sync_{tag}_vs_verify: {elapsed / verify:.2f} x", flush=True)
     print(f"sync_{tag}_files: {stats.files_fetched} files ({stats.bytes_fetched / 2**20:,.0f} MiB)")
     print(f"sync_{tag}_files_per_s: {stats.files_fetched / elapsed:,.1f} files/s")
     print(f"sync_{tag}_mb_per_s: {stats.bytes_fetched / 1e6 / elapsed:,.1f} MB/s")

@@ -17,18 +17,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from urllib.parse import urlparse
 
 import typer
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
 from chat_archiver import media_options
-from chat_archiver.cmd_record import DialectChoice
-from chat_archiver.console import EXIT_PROBLEMS, command, fail, note, os_error, out, warn
+from chat_archiver.cmd_record import TOKEN_ENV, DialectChoice, _check_port, check_connection
+from chat_archiver.console import EXIT_PROBLEMS, command, exit_interrupted, fail, note, os_error, out, warn
 from formats.errors import ArchiverError
 from live.follow import FollowOptions, default_checkpoint_path, follow
 from live.supervisor import ArchiveCollector, ChildSpec, Supervisor
+from recorder.recorder import DEFAULT_SERVER
 from replay.timestamps import Timing
 
 
@@ -36,11 +36,19 @@ def _log(level: str, message: str) -> None:
     (warn if level == "warn" else note)(message)
 
 
+class _Stop(threading.Event):
+    """Set by SIGTERM or Ctrl-C; `signum` says which (Ctrl-C ends the command with 130)."""
+
+    signum: int | None = None
+
+
 @contextmanager
-def _stop_on_signals() -> Iterator[threading.Event]:
-    stop = threading.Event()
+def _stop_on_signals() -> Iterator[_Stop]:
+    stop = _Stop()
 
     def _on_signal(signum: int, frame: FrameType | None) -> None:
+        if stop.signum is None:
+            stop.signum = signum
         stop.set()
 
     previous = {}
@@ -65,11 +73,19 @@ def run_follow(
     until_idle: bool,
     status_file: Path | None,
     as_json: bool,
+    index: bool = False,
+    db: str | None = None,
 ) -> None:
-    """`replay --follow`: follow until SIGTERM / Ctrl-C (or caught up, with --until-idle)."""
+    """`replay --follow`: follow until SIGTERM / Ctrl-C (or caught up, with --until-idle). With
+    `index`, the search index (`db`, default ROOT/.index.sqlite) is updated after each merge."""
     missing = [str(p) for p in raw_paths if not p.exists()]
     if missing:
         fail(f"{missing[0]}: no such file or folder")
+    try:
+        os.makedirs(out_root, exist_ok=True)
+    except OSError as e:
+        os_error(e, out_root)
+    updater = IndexUpdater(str(out_root), db) if index else None
     opts = FollowOptions(
         raw_paths=tuple(str(p) for p in raw_paths),
         out_root=str(out_root),
@@ -79,6 +95,7 @@ def run_follow(
         poll=poll,
         until_idle=until_idle,
         status_path=str(status_file) if status_file else None,
+        after_merge=updater.after_merge if updater else None,
     )
     try:
         os.makedirs(out_root, exist_ok=True)
@@ -88,7 +105,12 @@ def run_follow(
                     f"following {', '.join(opts.raw_paths)} into {out_root} "
                     f"(checkpoint {opts.checkpoint_path}); SIGTERM or Ctrl-C stops"
                 )
-            status = follow(opts, stop, _log)
+            try:
+                status = follow(opts, stop, _log)
+            finally:
+                if updater is not None:
+                    updater.close()
+        interrupted = stop.signum == signal.SIGINT
     except ArchiverError as e:
         fail(str(e))
     except OSError as e:
@@ -97,21 +119,14 @@ def run_follow(
     if as_json:
         out.print_json(json.dumps(summary))
     else:
-        out.print(
-            " ".join(
-                f"{k}={summary[k]}"
-                for k in (
-                    "events",
-                    "batches_written",
-                    "records_written",
-                    "merge_passes",
-                    "checkpoints",
-                    "streams",
-                )
-            )
-        )
+        keys = ("events", "batches_written", "records_written", "merge_passes", "checkpoints", "streams")
+        # one line, however narrow the terminal or the log: one stop, one line to grep
+        out.print(" ".join(f"{k}={summary[k]}" for k in keys), soft_wrap=True)
     if status.raw_problems or status.line_problems:
         note("damaged input was skipped (see above); everything readable was archived")
+    if interrupted:
+        exit_interrupted("the follower stopped; its checkpoint is saved: run it again to go on")
+    if status.raw_problems or status.line_problems:
         raise typer.Exit(EXIT_PROBLEMS)
 
 
@@ -124,6 +139,57 @@ class _Collectors(Collector):
     def collect(self) -> Iterator[Metric]:
         for c in self.collectors:
             yield from c.collect()
+
+
+class IndexUpdater:
+    """The follower's index hook, run beside it: `after_merge` only notes the minutes, and a thread
+    updates the index, so a slow index (the first catch-up of a big archive, a busy PostgreSQL)
+    never delays the archive. Its first pass brings the whole index up to date; later ones re-read
+    the minutes merged since (and their neighbours). `close` finishes what is noted, then stops."""
+
+    def __init__(self, root: str, db: str | None) -> None:
+        from chat_archiver.cmd_index import index_or_fail  # noqa: PLC0415 - only with --index
+
+        self.index = index_or_fail(root, db)
+        self._pending: dict[str, set[int]] = {}
+        self._wake = threading.Condition()
+        self._closing = False
+        self._thread = threading.Thread(target=self._run, name="index", daemon=True)
+        self._thread.start()
+
+    def after_merge(self, channel: str, minutes: set[int]) -> None:
+        with self._wake:
+            self._pending.setdefault(channel, set()).update(minutes)
+            self._wake.notify()
+
+    def _run(self) -> None:
+        caught_up = False
+        while True:
+            with self._wake:
+                while not self._pending and not self._closing:
+                    self._wake.wait()
+                if not self._pending and self._closing:
+                    return
+                pending, self._pending = self._pending, {}
+            try:
+                if not caught_up:
+                    reports = [self.index.update()]
+                    caught_up = True
+                else:
+                    reports = [self.index.update_minutes(ch, ms) for ch, ms in sorted(pending.items())]
+            except Exception as e:  # derived data: said, and the next pass tries again
+                _log("warn", f"index: {e}")
+                continue
+            for report in reports:
+                for problem in report.problems:
+                    _log("warn", f"index: damaged batch file skipped: {problem}")
+
+    def close(self) -> None:
+        with self._wake:
+            self._closing = True
+            self._wake.notify()
+        self._thread.join()
+        self.index.close()
 
 
 def register(app: typer.Typer) -> None:
@@ -165,8 +231,51 @@ def register(app: typer.Typer) -> None:
             help="Recorder processes (redundancy).",
         ),
         name: str = typer.Option(None, "--name", metavar="NAME", help="Recorder name (default: the host name)."),
-        token_file: Path = typer.Option(None, "--token-file", metavar="FILE", help="Passed to each recorder."),
+        nick: str = typer.Option(
+            None,
+            "--nick",
+            metavar="NICK",
+            help="Login name (default: anonymous justinfanNNNNN); a token needs it.",
+            show_default=False,
+        ),
+        token_file: Path = typer.Option(
+            None,
+            "--token-file",
+            metavar="FILE",
+            help=f"File holding the OAuth token or server password (or set {TOKEN_ENV}).",
+            show_default=False,
+        ),
+        ca_file: Path = typer.Option(
+            None,
+            "--ca-file",
+            metavar="PEM",
+            help="Trust this CA bundle for wss:// instead of the system's.",
+            show_default=False,
+        ),
+        ping_after: float = typer.Option(
+            3.0, "--ping-after", metavar="SECONDS", help="Silence after which a recorder PINGs the server."
+        ),
+        ping_timeout: float = typer.Option(
+            3.0,
+            "--ping-timeout",
+            metavar="SECONDS",
+            help="No answer to that PING within this: the connection is stalled.",
+        ),
+        silence_limit: float = typer.Option(
+            30.0,
+            "--silence-limit",
+            metavar="SECONDS",
+            help="Close a stalled connection once the new one has joined and the old one was silent this long.",
+        ),
         gzip_finished: bool = typer.Option(False, "--gzip", help="Recorders gzip each finished hour."),
+        index: bool = typer.Option(
+            True,
+            "--index/--no-index",
+            help="Keep the search index up to date after each minute (docs/index-search.md).",
+        ),
+        db: str = typer.Option(
+            None, "--db", metavar="URL", help="The search index (default DIR/archive/.index.sqlite), as in `index`."
+        ),
         metrics_port: int = typer.Option(None, "--metrics-port", metavar="PORT", help="Serve Prometheus metrics here."),
         metrics_addr: str = typer.Option(
             "127.0.0.1",
@@ -204,9 +313,10 @@ def register(app: typer.Typer) -> None:
 
         Recorders write DIR/raw; a follower writes DIR/archive (each minute about two minutes
         after it, merged: one file per minute) and keeps its checkpoint and status in DIR/state.
-        A child that exits is started again; SIGTERM or Ctrl-C stops the recorders, then the
-        follower, and exits 0. With --metrics-port, Prometheus metrics: lines and seconds behind,
-        batches written, last batch time per channel, merge passes, restarts, media fetches.
+        A child that exits is started again (one that keeps exiting with status 2 stops the
+        host, exit 2); SIGTERM stops the recorders, then the follower, and exits 0 (Ctrl-C: 130).
+        With --metrics-port, Prometheus metrics: lines and seconds behind, batches written, last
+        batch time per channel, merge passes, restarts, media fetches.
 
         A media child fetches the Twitch emotes the archived messages use into DIR/archive/emotes
         (wubloader's layout) a few seconds after each minute is written, in its own process so
@@ -215,10 +325,24 @@ def register(app: typer.Typer) -> None:
         channels' BetterTTV, FrankerFaceZ and 7TV emote sets (and, with a token, the badges)
         when the host starts and every HOURS hours.
 
-        Example: chat-archiver archive desertbus --dir /srv/chat --metrics-port 9108
+        \b
+        Examples:
+          chat-archiver archive desertbus --dir /srv/chat --metrics-port 9108
+          chat-archiver archive chan --dir /srv/chat --nick bot --token-file tok
         """
-        if server is not None and urlparse(server).scheme not in ("ws", "wss"):
-            fail(f"--server must be a ws:// or wss:// URL, not {server!r}")
+        base = name or socket.gethostname().split(".")[0] or "recorder"
+        names = [base] if recorders == 1 else [f"{base}-{i}" for i in range(1, recorders + 1)]
+        _check_port("--metrics-port", metrics_port)
+        check_connection(
+            channels,
+            server=server or DEFAULT_SERVER,
+            dialect=dialect,
+            names=names,
+            nick=nick,
+            token_file=token_file,
+            ca_file=ca_file,
+            seconds={"--ping-after": ping_after, "--ping-timeout": ping_timeout, "--silence-limit": silence_limit},
+        )
         raw, archive, state = folder / "raw", folder / "archive", folder / "state"
         for path in (raw, archive, state):
             try:
@@ -226,13 +350,16 @@ def register(app: typer.Typer) -> None:
             except OSError as e:
                 os_error(e, path)
         cli = [sys.executable, "-m", "chat_archiver.cli"]
-        base = name or socket.gethostname().split(".")[0] or "recorder"
         children = []
-        for i in range(1, recorders + 1):
-            argv = [*cli, "record", *channels, "--out", str(raw), "--name", base if recorders == 1 else f"{base}-{i}"]
+        for i, recorder_name in enumerate(names, 1):
+            argv = [*cli, "record", *channels, "--out", str(raw), "--name", recorder_name]
             argv += ["--server", server] if server else []
             argv += ["--dialect", dialect.value] if dialect else []
+            argv += ["--nick", nick] if nick else []
             argv += ["--token-file", str(token_file)] if token_file else []
+            argv += ["--ca-file", str(ca_file)] if ca_file else []
+            argv += ["--ping-after", str(ping_after), "--ping-timeout", str(ping_timeout)]
+            argv += ["--silence-limit", str(silence_limit)]
             argv += ["--gzip"] if gzip_finished else []
             children.append(ChildSpec(f"recorder-{i}", argv, "recorder"))
         status_path = state / "follow-status.json"
@@ -252,6 +379,8 @@ def register(app: typer.Typer) -> None:
                     str(state / "follow-checkpoint.json"),
                     "--status-file",
                     str(status_path),
+                    *(["--index"] if index else []),
+                    *(["--db", db] if index and db else []),
                 ],
                 "follower",
             )
@@ -285,6 +414,7 @@ def register(app: typer.Typer) -> None:
                 )
             except OSError as e:
                 fail(f"cannot serve metrics on {metrics_addr}:{metrics_port}: {e.strerror or e}")
+        stop = _Stop()
         try:
             with _stop_on_signals() as stop:
                 supervisor.run(stop)
@@ -292,4 +422,8 @@ def register(app: typer.Typer) -> None:
             if metrics_server is not None:
                 metrics_server.shutdown()
                 metrics_server.server_close()
+        if supervisor.gave_up is not None:
+            fail(supervisor.gave_up)
+        if stop.signum == signal.SIGINT:
+            exit_interrupted("the recorders closed their recordings, the follower saved its checkpoint")
         note("stopped: the recorders closed their recordings, the follower saved its checkpoint")

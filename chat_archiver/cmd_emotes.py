@@ -61,10 +61,13 @@ def register(app: typer.Typer) -> None:
         from the archive's newest records (their room-id tag). With --every, a channel whose id
         is not known yet (a host just started) is tried again every five minutes.
 
-        Example: chat-archiver emotes /srv/wubloader desertbus --every 6
-
         Exit status: 0 done, 1 done with findings (a source failed or answered badly; its previous
         snapshot stays in force), 2 nothing could be done, 130 stopped by Ctrl-C.
+
+        \b
+        Examples:
+          chat-archiver emotes /srv/wubloader desertbus --every 6
+          chat-archiver emotes archive/ desertbus=22510310
         """
         given_ids: dict[str, str] = {}
         for item in channels:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import os
 import sys
+import time
 import uuid
 from functools import partial
 
@@ -17,7 +18,6 @@ from export.shell import export
 from export.window import ExportError, Filters, Window
 from formats.errors import ArchiverError, InputError
 from formats.times import parse_window
-from verify.shell import default_jobs
 
 Format = enum.Enum("Format", {name: name for name in FORMATS}, type=str)  # type: ignore[misc]
 
@@ -35,9 +35,11 @@ def register(app: typer.Typer) -> None:
             None,
             "--since",
             metavar="TIME",
-            help="Window start: Unix seconds or ISO 8601 (UTC unless an offset).",
+            help="Window start: Unix seconds or ISO 8601 (UTC unless an offset).  [required]",
         ),
-        until: str | None = typer.Option(None, "--until", metavar="TIME", help="Window end (exclusive), same forms."),
+        until: str | None = typer.Option(
+            None, "--until", metavar="TIME", help="Window end (exclusive), same forms.  [required]"
+        ),
         start: str | None = typer.Option(None, "--start", hidden=True),  # the old names, kept for scripts
         end: str | None = typer.Option(None, "--end", hidden=True),
         fmt: Format = typer.Option(
@@ -66,7 +68,7 @@ def register(app: typer.Typer) -> None:
             "--out",
             "-o",
             metavar="FILE",
-            help="Write to FILE (atomically) instead of stdout.",
+            help="Write to FILE (atomically) instead of stdout ('-': stdout).",
         ),
         hold: float = typer.Option(
             10.0,
@@ -98,25 +100,34 @@ def register(app: typer.Typer) -> None:
         transcript; irc the IRC lines rebuilt from the records; ass subtitles timed from --since;
         html a self-contained page that replays the chat, with the emotes and badges the archive
         holds (see docs/media.md); twitchdownloader TwitchDownloader's chat JSON, for its
-        renderer, with the same images embedded. A damaged batch file is
-        reported (FILE:LINE) and skipped; everything readable is exported.
+        renderer, with the same images embedded. A damaged line of a batch file is reported
+        (FILE:LINE) and skipped; every readable line is exported.
 
-        Example: chat-archiver export /srv/wubloader desertbus --since 2026-11-14T20:00
-        --until 2026-11-14T21:00 --format html -o chat.html
+        Exit status: 0 done, 1 done but damaged lines were skipped, 2 nothing could be done.
 
-        Exit status: 0 done, 1 done but damaged files were skipped, 2 nothing could be done.
+        \b
+        Examples:
+          chat-archiver export archive/ desertbus --since 2023-11-14T22:00Z \\
+              --until 2023-11-14T22:30Z --format text
+          chat-archiver export archive/ desertbus --since 2023-11-14 \\
+              --until 2023-11-15 --format html --out chat.html
         """
+        out = None if out == "-" else out  # the Unix convention: `-o -` is standard output
         since = _one_of(since, start, "--since", "--start")
         until = _one_of(until, end, "--until", "--end")
         if since is None or until is None:
             console.fail("export needs a window: --since TIME and --until TIME")
         problems: list[InputError] = []
         try:
-            t_since, t_until = parse_window(since, until)
+            t_since, t_until = parse_window(since, until, now=time.time())
             assert t_since is not None and t_until is not None  # both given
             window = Window(t_since, t_until)
             filters = Filters.of(commands, users)
-            workers = jobs if jobs is not None else default_jobs()
+            if jobs is None:
+                from verify.shell import default_jobs  # noqa: PLC0415 (it loads verify's modules)
+
+                jobs = default_jobs()
+            workers = jobs
             shown = None
             if images and fmt.value in ("html", "twitchdownloader"):
                 shown = ChatImages.load(root, channel, since=window.start, until=window.end)
@@ -150,9 +161,9 @@ def register(app: typer.Typer) -> None:
         except OSError as e:
             console.os_error(e, out or "<stdout>")
         for damaged in problems:
-            console.warn(f"damaged batch file skipped: {damaged}")
+            console.warn(f"damaged batch file: {damaged}")
         if problems:
-            console.note("everything readable was exported")
+            console.note("damaged lines were skipped (see above); every readable line was exported")
             raise typer.Exit(console.EXIT_PROBLEMS)
         if not count:
             console.note(f"no records in the window --since {since} --until {until}")

@@ -72,10 +72,13 @@ def register(app: typer.Typer) -> None:
         --media-links, also the images, videos and PDFs linked in messages, into ROOT/media, through
         the defences in docs/media.md (public addresses only, caps, one timeout).
 
-        Example: chat-archiver media /srv/chat/archive -c desertbus --since 2023-11-14
-
         Exit status: 0 all fetched, 1 some fetches failed or were refused (run again later),
         2 unusable arguments, 130 interrupted.
+
+        \b
+        Examples:
+          chat-archiver media /srv/chat/archive -c desertbus --since 2023-11-14
+          chat-archiver media archive/ --media-links
         """
         from chat_archiver.inputs import archive_channels_or_fail  # noqa: PLC0415
         from formats.times import TimeError, parse_window  # noqa: PLC0415

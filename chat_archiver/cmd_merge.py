@@ -17,7 +17,22 @@ import orjson
 import typer
 from rich.table import Table
 
-from chat_archiver.console import EXIT_PROBLEMS, command, err, fail, note, number, os_error, out, settings, warn
+from chat_archiver.console import (
+    EXIT_PROBLEMS,
+    Terminated,
+    command,
+    err,
+    exit_interrupted,
+    fail,
+    note,
+    number,
+    os_error,
+    out,
+    plural,
+    settings,
+    sigterm_stops,
+    warn,
+)
 from chat_archiver.inputs import archive_channels_or_fail
 from formats.errors import ArchiverError
 from merge.combine import merge_files, merge_into
@@ -59,7 +74,7 @@ def _finish(stats: MergeStats, as_json: bool, title: str) -> None:
     if stats.problems:
         moved = sum(1 for p in stats.problems if p.quarantined_to)
         where = f", {moved} moved under the archive's quarantine/ folder" if moved else ""
-        err.print(f"{len(stats.problems)} corrupt input file(s) skipped{where}", markup=False)
+        err.print(f"{plural(len(stats.problems), 'corrupt input file')} skipped{where}", markup=False)
         raise typer.Exit(EXIT_PROBLEMS)
 
 
@@ -85,7 +100,7 @@ def register(app: typer.Typer) -> None:
             "--interval",
             min=0.1,
             metavar="SECONDS",
-            help="Keep running: merge ROOT again every SECONDS (Ctrl-C stops and prints the totals).",
+            help="Keep running: merge ROOT again every SECONDS (SIGTERM or Ctrl-C stops and prints the totals).",
         ),
         channel: list[str] = typer.Option(
             [],
@@ -129,6 +144,13 @@ def register(app: typer.Typer) -> None:
 
         Exit status: 0 done, 1 done but corrupt inputs were skipped, 2 nothing could be done,
         130 interrupted (run it again to finish).
+
+        \b
+        Examples:
+          chat-archiver merge archive/
+          chat-archiver merge hostA/archive hostB/archive --into archive/
+          chat-archiver merge archive/ --interval 60
+          chat-archiver merge FILE.json FILE2.json --stdout
         """
         if stdout and into is not None:
             fail("--stdout and --into do not go together: --stdout prints, --into writes an archive")
@@ -138,8 +160,15 @@ def register(app: typer.Typer) -> None:
             fail("--full is a one-off pass over an archive; it does not go with --stdout or --interval")
         if stdout and channel:
             fail("--channel selects folders of an archive; with --stdout, name the files instead")
+        interrupted = False
         try:
             if stdout:
+                folders = [p for p in paths if p.is_dir()]
+                if folders:
+                    fail(
+                        f"--stdout takes batch files (FILE.json ...), and {folders[0]} is a folder; "
+                        f"to merge an archive in place: chat-archiver merge {folders[0]}"
+                    )
                 merged, problems = merge_files(str(p) for p in paths)
                 sys.stdout.buffer.write(merged.to_bytes())
                 sys.stdout.buffer.flush()
@@ -164,11 +193,19 @@ def register(app: typer.Typer) -> None:
                     root, channels=channel or None, on_problem=_warn, quarantine=not no_quarantine, full=full
                 )
             else:
-                stats = _watch(root, interval, channel or None, not no_quarantine, settings(ctx).merge_passes, as_json)
+                stats, interrupted = _watch(
+                    root, interval, channel or None, not no_quarantine, settings(ctx).merge_passes, as_json
+                )
         except ArchiverError as e:
             fail(str(e))
         except OSError as e:
             os_error(e, into if into is not None else paths[0])
+        if interrupted:
+            if as_json:
+                _json_line({"total": True, **stats.as_dict()})
+            else:
+                _print_table(stats, f"merge {root}")
+            exit_interrupted(INTERRUPTED)
         if interval is not None and as_json:
             _json_line({"total": True, **stats.as_dict()})
             if stats.problems:
@@ -188,9 +225,11 @@ def _json_line(value: dict[str, object]) -> None:
 
 def _watch(
     root: str, interval: float, channels: list[str] | None, quarantine: bool, passes: int | None, as_json: bool
-) -> MergeStats:
-    """`watch`, with totals that survive Ctrl-C: every pass is added up here as it ends."""
+) -> tuple[MergeStats, bool]:
+    """`watch`, with totals that survive Ctrl-C: every pass is added up here as it ends. Returns
+    them, and whether Ctrl-C stopped it."""
     total = MergeStats()
+    interrupted = False
     done = 0
     problems: list[MergeProblem] = []  # from the hook, so that a pass cut short by Ctrl-C counts too
 
@@ -208,13 +247,23 @@ def _watch(
             _json_line({"pass": done, **stats.as_dict()})
         else:
             note(
-                f"pass {done}: {number(stats.minutes_merged)} minute(s) merged, "
-                f"{number(stats.files_deleted)} file(s) replaced, {number(len(stats.problems))} corrupt"
+                f"pass {done}: {plural(stats.minutes_merged, 'minute')} merged, "
+                f"{plural(stats.files_deleted, 'file')} replaced, {number(len(stats.problems))} corrupt"
             )
 
     try:
-        watch(root, interval, channels=channels, quarantine=quarantine, on_problem=problem, on_pass=each, passes=passes)
-    except KeyboardInterrupt:
-        note(f"stopped after {done} full pass(es)")
+        with sigterm_stops():
+            watch(
+                root,
+                interval,
+                channels=channels,
+                quarantine=quarantine,
+                on_problem=problem,
+                on_pass=each,
+                passes=passes,
+            )
+    except KeyboardInterrupt as stopped:
+        note(f"stopped after {plural(done, 'full pass', 'full passes')}")
+        interrupted = not isinstance(stopped, Terminated)  # Ctrl-C; SIGTERM is a service's stop
     total.problems = problems
-    return total
+    return total, interrupted

@@ -20,12 +20,12 @@ from urllib.parse import urlparse
 
 import typer
 
-from chat_archiver.console import err, fail, note, warn
-from formats.errors import ArchiverError
-from formats.rawcodec import DIALECT_IRCV3, DIALECT_TWITCH
+from chat_archiver.console import err, exit_interrupted, fail, note, warn
+from formats.errors import ArchiverError, InputError
+from formats.rawcodec import DIALECT_IRCV3, DIALECT_TWITCH, check_recorder_name
 from recorder.channels import normalise_channels
 from recorder.metrics import serve
-from recorder.recorder import DEFAULT_SERVER, Recorder, RecorderConfig
+from recorder.recorder import DEFAULT_SERVER, Recorder, RecorderConfig, default_name
 
 TOKEN_ENV = "CHAT_ARCHIVER_TOKEN"
 
@@ -62,8 +62,11 @@ HELP = (
     "Connects to Twitch chat (or any IRCv3 server over WebSocket), joins the channels and appends every "
     "line received to hourly raw recordings in RAW_DIR/NAME/. A connection that stops answering gets a "
     "new one at once while it keeps reading, so a stall that clears loses nothing.\n\n"
-    "SIGTERM or Ctrl-C stop it cleanly (exit 0); bad options, a refused login or an unwritable "
-    "RAW_DIR exit 2. See docs/recorder.md."
+    "SIGTERM stops it cleanly (exit 0), and so does Ctrl-C (exit 130); bad options, a refused login "
+    "or an unwritable RAW_DIR exit 2. See docs/recorder.md.\n\n"
+    "\b\nExamples:\n"
+    "  chat-archiver record desertbus --out raw/\n"
+    "  chat-archiver record chan --server ws://irc.example.net:8080 --out raw/"
 )
 
 
@@ -82,6 +85,40 @@ def _check_port(option: str, port: int | None) -> None:
 def _check_seconds(option: str, value: float, least: float) -> None:
     if not (math.isfinite(value) and value >= least):
         fail(f"{option} must be a number of seconds, at least {least:g}, not {value:g}")
+
+
+def check_connection(
+    channels: list[str],
+    *,
+    server: str,
+    dialect: DialectChoice | None,
+    names: list[str],
+    nick: str | None,
+    token_file: Path | None,
+    ca_file: Path | None,
+    seconds: dict[str, float],
+) -> tuple[list[str], str, str | None]:
+    """What a recorder checks before it connects, for `record` and up front for `archive` (whose
+    recorders would otherwise fail one by one, again and again): exit 2 with one line on a bad
+    option. Returns the channels normalised, the dialect and the token (None: anonymous)."""
+    for option, value in seconds.items():
+        _check_seconds(option, value, 0.1)
+    if urlparse(server).scheme not in ("ws", "wss"):
+        fail(f"--server must be a ws:// or wss:// URL, not {server!r}")
+    chosen = _dialect_for(server, dialect.value if dialect is not None else None)
+    try:
+        checked = normalise_channels(channels, chosen)
+        for recorder_name in names:
+            check_recorder_name(recorder_name)
+    except ArchiverError as e:
+        fail(e.message if isinstance(e, InputError) else str(e))
+    token = _read_token(token_file)
+    if token is not None and nick is None:
+        source = f"--token-file {token_file}" if token_file is not None else TOKEN_ENV
+        fail(f"a token needs --nick (the login the token belongs to); the token is from {source}")
+    if ca_file is not None and not ca_file.is_file():
+        fail(f"--ca-file {ca_file}: no such file")
+    return checked, chosen, token
 
 
 def register(app: typer.Typer) -> None:
@@ -172,18 +209,23 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Record chat into raw recordings until stopped (the help text is HELP)."""
+        if str(out) == "-":
+            fail("record writes raw recordings into a folder: --out - (standard output) is for export")
         _check_port("--metrics-port", metrics_port)
-        _check_seconds("--ping-after", ping_after, 0.1)
-        _check_seconds("--ping-timeout", ping_timeout, 0.1)
-        _check_seconds("--silence-limit", silence_limit, 0.1)
-        if urlparse(server).scheme not in ("ws", "wss"):
-            fail(f"--server must be a ws:// or wss:// URL, not {server!r}")
-        chosen = _dialect_for(server, dialect.value if dialect is not None else None)
-        token = _read_token(token_file)
+        checked_channels, chosen, token = check_connection(
+            channels,
+            server=server,
+            dialect=dialect,
+            names=[name or default_name()],
+            nick=nick,
+            token_file=token_file,
+            ca_file=ca_file,
+            seconds={"--ping-after": ping_after, "--ping-timeout": ping_timeout, "--silence-limit": silence_limit},
+        )
         sslopt: dict[str, Any] | None = {"ca_certs": str(ca_file)} if ca_file is not None else None
         try:
             config = RecorderConfig(
-                channels=tuple(normalise_channels(channels, chosen)),
+                channels=tuple(checked_channels),
                 out_dir=str(out),
                 server=server,
                 dialect=chosen,
@@ -207,7 +249,10 @@ def register(app: typer.Typer) -> None:
             except (OSError, ValueError) as e:  # ValueError: an address idna cannot encode
                 fail(f"cannot serve metrics on {metrics_addr}:{metrics_port}: {getattr(e, 'strerror', None) or e}")
 
+        signals: list[int] = []
+
         def _on_signal(signum: int, frame: FrameType | None) -> None:
+            signals.append(signum)
             recorder.stop()
 
         previous = {}
@@ -224,4 +269,6 @@ def register(app: typer.Typer) -> None:
             if metrics_server is not None:
                 metrics_server.shutdown()
                 metrics_server.server_close()
+        if signals and signals[0] == signal.SIGINT:
+            exit_interrupted("recording stopped; it is flushed and closed")
         err.print("[dim]stopped; the recording is flushed and closed[/]")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import typer
@@ -50,6 +51,16 @@ def _summary(report: ReplayReport, merge: MergeStats | None) -> dict[str, object
     }
 
 
+# The options that only `--follow` reads: given without it, they would be ignored.
+_FOLLOW_ONLY = {
+    "checkpoint": "--checkpoint",
+    "idle": "--idle",
+    "until_idle": "--until-idle",
+    "poll": "--poll",
+    "status_file": "--status-file",
+}
+
+
 def _timing(max_server_lag: int) -> Timing:
     try:
         return Timing(max_server_lag=max_server_lag)
@@ -60,6 +71,7 @@ def _timing(max_server_lag: int) -> Timing:
 def register(app: typer.Typer) -> None:
     @command(app, "replay", interrupted=INTERRUPTED)
     def replay_command(
+        ctx: typer.Context,
         raw_paths: list[Path] = typer.Argument(
             ...,
             metavar="RAW...",
@@ -89,7 +101,9 @@ def register(app: typer.Typer) -> None:
             help="Only records whose range ends at or after TIME.",
         ),
         until: str = typer.Option(None, "--until", metavar="TIME", help="Only records that start before TIME."),
-        jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Worker processes (one recorder process each)."),
+        jobs: int = typer.Option(
+            1, "--jobs", "-j", min=1, metavar="N", help="Worker processes (one recorder process each)."
+        ),
         no_merge: bool = typer.Option(
             False,
             "--no-merge",
@@ -134,6 +148,12 @@ def register(app: typer.Typer) -> None:
             metavar="FILE",
             help="With --follow: its status as JSON, after each pass.",
         ),
+        index: bool = typer.Option(
+            False, "--index/--no-index", help="With --follow: update the search index after each minute."
+        ),
+        db: str = typer.Option(
+            None, "--db", metavar="URL", help="With --index: the search index (default ROOT/.index.sqlite)."
+        ),
     ) -> None:
         """Turn raw recordings into the chat archive.
 
@@ -144,11 +164,30 @@ def register(app: typer.Typer) -> None:
 
         Exit status: 0 done, 1 done but some input was damaged or a --channel matched nothing,
         2 nothing could be done, 130 interrupted (run it again to finish).
+
+        \b
+        Examples:
+          chat-archiver replay raw/ --out archive/
+          chat-archiver replay raw/ -o archive/ -c desertbus --since 2023-11-14
+          chat-archiver replay raw/ --out archive/ --follow
         """
+        if str(out_root) == "-":
+            fail("replay writes an archive, a folder: --out - (standard output) is for export")
         timing = _timing(max_server_lag)
+        if not follow:
+            given = [
+                option
+                for name, option in _FOLLOW_ONLY.items()
+                if getattr(ctx.get_parameter_source(name), "name", None) == "COMMANDLINE"
+            ]
+            if given:
+                fail(f"{', '.join(given)} go{'es' if len(given) == 1 else ''} with --follow only")
         if follow:
             if channel or since or until or jobs != 1 or no_merge:
                 fail("--follow takes no --channel, --since, --until, --jobs or --no-merge")
+        elif index or db:
+            fail("--index and --db go with --follow (for an archive already written: chat-archiver index ROOT)")
+        if follow:
             run_follow(
                 raw_paths,
                 out_root,
@@ -159,10 +198,12 @@ def register(app: typer.Typer) -> None:
                 until_idle=until_idle,
                 status_file=status_file,
                 as_json=as_json,
+                index=index,
+                db=db,
             )
             return
         try:
-            t_since, t_until = parse_window(since, until)
+            t_since, t_until = parse_window(since, until, now=time.time())
         except ArchiverError as e:
             fail(str(e))
         paths = raw_files_or_fail([str(p) for p in raw_paths])
@@ -180,7 +221,10 @@ def register(app: typer.Typer) -> None:
                     jobs=jobs,
                     on_file_done=lambda path: bar.advance(task, sizes.get(path, 0)),
                 )
-                # the minutes that several connections covered become one file each
+                # the minutes that several connections covered become one file each: said on the bar,
+                # which would otherwise sit at 100% for the merge's while
+                if report.channels and not no_merge:
+                    bar.update(task, description="merging")
                 merge = (
                     merge_tree(str(out_root), channels=sorted(report.channels))
                     if report.channels and not no_merge

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import sys
 
 import orjson
 import typer
 
 from chat_archiver import console
-from chat_archiver.inputs import raw_files_or_fail
+from chat_archiver.inputs import archive_channels_or_fail, raw_files_or_fail
 from verify.render import render, report_json
 from verify.shell import VerifyError, default_jobs, verify_archive
 
@@ -40,6 +41,7 @@ def register(app: typer.Typer) -> None:
             "--jobs",
             "-j",
             min=1,
+            metavar="N",
             help="Worker processes (default: the CPUs).",
             show_default=False,
         ),
@@ -51,7 +53,13 @@ def register(app: typer.Typer) -> None:
         was connected), per-receiver share of messages, and receive-delay spread per receiver.
 
         Exit status: 0 healthy, 1 problems found, 2 could not read.
+
+        \b
+        Examples:
+          chat-archiver verify archive/
+          chat-archiver verify archive/ --raw raw/ --json
         """
+        archive_channels_or_fail([root], [])  # a folder that is not an archive says what it holds
         if raw:
             raw_files_or_fail(raw)
         with console.progress(enabled=not as_json, unit="files") as bar:
@@ -68,7 +76,12 @@ def register(app: typer.Typer) -> None:
             except VerifyError as e:
                 console.fail(str(e))
         if as_json:
-            sys.stdout.write(orjson.dumps(report_json(report), option=orjson.OPT_INDENT_2).decode() + "\n")
+            data = report_json(report)
+            try:
+                text = orjson.dumps(data, option=orjson.OPT_INDENT_2).decode()
+            except TypeError:  # a path that is not UTF-8 (undecodable bytes): escaped, as JSON allows
+                text = json.dumps(data, indent=2)
+            sys.stdout.write(text + "\n")
             sys.stdout.flush()
         else:
             render(report, console.out)

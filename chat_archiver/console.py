@@ -9,12 +9,15 @@ applied around it, never parsed from it). `err` keeps markup for the rare styled
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import functools
 import os
 import re
+import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, NoReturn, TypeVar
 
@@ -92,6 +95,11 @@ def number(n: float) -> str:
     return f"{n:,}" if isinstance(n, int) else f"{n:,.1f}"
 
 
+def plural(n: int, thing: str, things: str | None = None) -> str:
+    """A count and its noun, agreeing: `1 file`, `2 files`, `3 passes` (plural(3, "pass", "passes"))."""
+    return f"{number(n)} {thing if n == 1 else things or thing + 's'}"
+
+
 class _RateColumn(ProgressColumn):
     """Things per second, for counted work (bytes have rich's own TransferSpeedColumn)."""
 
@@ -135,6 +143,36 @@ def _pipe_closed() -> NoReturn:
     raise typer.Exit(EXIT_PIPE)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, read as Ctrl-C is (see `sigterm_stops`), so that the code that stops cleanly on
+    one stops cleanly on the other; the command can tell them apart for its exit status."""
+
+
+@contextlib.contextmanager
+def sigterm_stops() -> Iterator[None]:
+    """Within it, SIGTERM (systemd's and docker's "stop") interrupts as Ctrl-C does, raising
+    `Terminated`: long-running commands stop cleanly with their totals instead of being killed."""
+
+    def _raise(signum: int, frame: object) -> None:
+        raise Terminated
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def exit_interrupted(message: str) -> NoReturn:
+    """Ctrl-C's end of every command: one line saying what to do next, exit 130 (a command that
+    stops cleanly on Ctrl-C, as a recorder does, still ends this way: SIGTERM is its exit 0)."""
+    err.print(Text.assemble(("interrupted:", "yellow"), " ", message), soft_wrap=True)
+    raise typer.Exit(EXIT_INTERRUPTED)
+
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -151,8 +189,7 @@ def command(app: typer.Typer, name: str, interrupted: str | None = None) -> Call
             except BrokenPipeError:
                 _pipe_closed()
             except KeyboardInterrupt:
-                err.print(Text.assemble(("interrupted:", "yellow"), " ", interrupted or "stopped"), soft_wrap=True)
-                raise typer.Exit(EXIT_INTERRUPTED) from None
+                exit_interrupted(interrupted or "stopped")
 
         app.command(name)(run)
         return function

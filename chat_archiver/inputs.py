@@ -55,8 +55,8 @@ def _what_is_there(root: str) -> str:
         raw = []
     if raw:
         return (
-            f"holds {len(raw)} raw recording(s), not an archive; to make an archive of them: "
-            f"chat-archiver replay {root} -o ROOT"
+            f"holds {len(raw)} raw recording{'s' if len(raw) != 1 else ''}, not an archive; "
+            f"to make an archive of them: chat-archiver replay {root} -o ROOT"
         )
     try:
         entries = len(os.listdir(root))

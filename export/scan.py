@@ -14,8 +14,9 @@ line with the one reader (`formats.canonical.parse_batch`) and:
   reported exactly as before;
 - else returns a *lone candidate* `(time, 0, line, mid)` when the record passes through by itself
   once its id is unique: a message id (`formats.identity.message_id`) of printable ASCII without `"` or
-  `\\`, `time_range` the int 0, the time and every receive time numbers the merge keeps as they
-  are (`merge.core.kept_as_is`), at most 16 receivers, no lone surrogate in any string;
+  `\\`, numbers the merge gives back as they are (`merge.core.alone_as_is`: the range the int 0 with
+  one receiver, `0.0` with a float time and two or more; every receive time `kept_as_is`), at most
+  16 receivers, no lone surrogate in any string;
 - else the line itself (bytes): a record export decodes and merges as before.
 
 `scan_batch_py` does that for each line of a file: `(candidates, rest)`, `rest` being the other
@@ -37,7 +38,7 @@ from formats import speedups
 from formats.canonical import canonical_bytes, decode_batch_fast, parse_batch
 from formats.errors import InputError
 from formats.identity import message_id
-from merge.core import kept_as_is
+from merge.core import alone_as_is, kept_as_is
 
 Number = int | float
 Lone = tuple[Number, int, bytes, str]  # (time, 0, line, message id)
@@ -93,9 +94,7 @@ def _judge(line: bytes, record: dict[str, Any]) -> Lone | bytes | None:
     if (
         mid is not None
         and _plain(mid)
-        and type(time_range) is int
-        and time_range == 0
-        and kept_as_is(time)
+        and alone_as_is(time, time_range, len(receivers))
         and len(receivers) <= MAX_RECEIVERS
         and all(kept_as_is(v) for v in receivers.values())
         and (b"\\ud" not in line or not _lone_surrogate(record))  # a surrogate is escaped: \udXXX

@@ -46,7 +46,7 @@ from formats.errors import ArchiverError, InputError
 from formats.identity import message_id
 from formats.memory import gc_paused
 from formats.store import hour_batch_files, list_hours
-from merge.core import kept_as_is, numbers_kept_as_is
+from merge.core import alone_as_is, numbers_kept_as_is
 from merge.fastplan import merged_minute
 from merge.view import fold_rows
 
@@ -101,8 +101,8 @@ def canonical_order(records: Records) -> Records:
 
 def passing_through(view: RecordsFn) -> RecordsFn:
     """`view` (the merge and reading fold, merge.view.fold_for_reading), with the records it leaves
-    as they are kept out of it: a record whose message id no other record of the list has, exact
-    (time_range the int 0) and whose numbers the merge keeps (`merge.core.kept_as_is`) is its own merge group,
+    as they are kept out of it: a record whose message id no other record of the list has, exact,
+    and whose numbers the merge keeps (`merge.core.alone_as_is`, `kept_as_is`) is its own merge group,
     and the merge gives it back unchanged (a group of one folds to its own time and range 0); the
     reading fold only joins records without an id. So the view of the list is the view of the
     others plus these, in the merge's order. Most of a Twitch archive is such records: the merge,
@@ -118,9 +118,7 @@ def passing_through(view: RecordsFn) -> RecordsFn:
             if (
                 mid is not None
                 and seen[mid] == 1
-                and record["time_range"] == 0
-                and type(record["time_range"]) is int
-                and kept_as_is(record["time"])
+                and alone_as_is(record["time"], record["time_range"], len(record["receivers"]))
                 and _receivers_kept_as_is(record["receivers"])
             ):
                 alone.append(record)
@@ -215,8 +213,9 @@ def read_minute(files: MinuteFiles, minute: int, problems: list[InputError] | No
     """Every record in the files of one minute: the lone candidates of the files `files.scan`
     vouches for (export.scan: lines that pass through as they are once their id is unique), and
     every other record decoded. A file the scan refuses is decoded whole: a damaged file
-    raises InputError naming the file and line; with a `problems` list, it is added there instead
-    and the file is skipped, so an export keeps everything readable."""
+    raises InputError naming the file and line; with a `problems` list, each damaged line is added
+    there instead and skipped, and the file's other lines are read, so an export keeps everything
+    readable (as verify and replay read line by line)."""
     lone: list[Lone] = []
     out: Records = []
     paths = files.paths(minute)
@@ -240,7 +239,12 @@ def read_minute(files: MinuteFiles, minute: int, problems: list[InputError] | No
                     lone.extend(scanned[0])
                     out.extend(_decode_vouched(scanned[1], path))
                 else:
-                    out.extend(decode_batch(data, path))
+                    try:
+                        out.extend(decode_batch(data, path))
+                    except InputError:
+                        if problems is None:
+                            raise
+                        out.extend(_readable_lines(data, path, problems))
         except InputError as e:
             if problems is None:
                 raise
@@ -262,6 +266,26 @@ def _merged_files(minute: int, paths: list[str]) -> bytes | None:
             return None
     with gc_paused():
         return merged_minute(minute, datas)
+
+
+def _readable_lines(data: bytes, path: str, problems: list[InputError]) -> Records:
+    """The records of a damaged file's good lines, one by one; each bad line (a torn last line
+    too) is added to `problems` as FILE:LINE."""
+    records: Records = []
+    lines = data.split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()
+    for number, line in enumerate(lines, 1):
+        try:
+            records.extend(parse_batch(line + b"\n", path))
+        except InputError as e:
+            problems.append(InputError(e.message, path, number))
+        else:
+            if number == len(lines) and not data.endswith(b"\n"):
+                problems.append(
+                    InputError("the last line has no newline (torn write?); its record is kept", path, number)
+                )
+    return records
 
 
 def _decode_vouched(rest: bytes, path: str) -> Records:

@@ -59,7 +59,7 @@ def makedirs_durable(path: str) -> None:
 
 def write_bytes_atomic(path: str, data: bytes) -> None:
     """Write `data` to `path` atomically and durably (temp file, fsync, rename, fsync folder)."""
-    folder = os.path.dirname(path)
+    folder = os.path.dirname(path) or "."  # a bare `ck.json` lives in the current folder
     makedirs_durable(folder)
     temp = f"{path}.{uuid.uuid4().hex}{TEMP_SUFFIX}"
     try:

@@ -60,6 +60,11 @@ def parse_time(text: str) -> float:
     if _NUMBER_RE.match(value):
         seconds = float(value)
         if not (math.isfinite(seconds) and _FIRST <= seconds <= _LAST):
+            if math.isfinite(seconds) and seconds > _LAST and seconds / 1000 <= _LAST:
+                raise TimeError(
+                    f"time {text!r} is out of range (years 1 to 9999): it looks like milliseconds "
+                    f"since 1970; in Unix seconds that is {_whole(seconds / 1000)}"
+                )
             raise TimeError(f"time {text!r} is out of range (years 1 to 9999)")
         return _whole(seconds)
     iso = value[:-1] + "+00:00" if value[-1:] in ("Z", "z") else value
@@ -108,14 +113,16 @@ def parse_window(
     until: str | None,
     *,
     names: tuple[str, str] = ("--since", "--until"),
+    now: float | None = None,
 ) -> tuple[float | None, float | None]:
-    """Both ends of a half-open window `[since, until)` (None: open on that side).
+    """Both ends of a half-open window `[since, until)` (None: open on that side). With `now`,
+    either end may also be a duration back from it (`--since 6h`, as `parse_since`).
 
     An empty window (`until` not after `since`) is refused, naming the options (`names`) and
     echoing both times as given, so every command treats the same empty window the same way.
     """
-    start = None if since is None else _named(since, names[0])
-    end = None if until is None else _named(until, names[1])
+    start = None if since is None else _named(since, names[0], now)
+    end = None if until is None else _named(until, names[1], now)
     if start is not None and end is not None and end <= start:
         raise TimeError(
             f"the window is empty: {names[1]} {until} is not after {names[0]} {since}",
@@ -123,8 +130,8 @@ def parse_window(
     return start, end
 
 
-def _named(text: str, name: str) -> float:
+def _named(text: str, name: str, now: float | None) -> float:
     try:
-        return parse_time(text)
+        return parse_time(text) if now is None else parse_since(text, now)
     except TimeError as e:
         raise TimeError(f"{name}: {e}") from None

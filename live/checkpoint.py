@@ -21,7 +21,7 @@ import hashlib
 import os
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Self
 
 import orjson
 
@@ -111,16 +111,22 @@ class Lock:
         self.path = checkpoint_path + ".lock"
         self._fd: int | None = None
 
-    def __enter__(self) -> Lock:
+    def _open(self) -> int:
         folder = os.path.dirname(self.path)
         if folder:
             os.makedirs(folder, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+
+    def _busy(self) -> str:
+        return f"another follower is running on this archive (it holds {self.path})"
+
+    def __enter__(self) -> Self:
+        fd = self._open()
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            raise UsageError(f"another follower is running on this archive (it holds {self.path})") from None
+            raise UsageError(self._busy()) from None
         self._fd = fd
         return self
 
@@ -128,3 +134,20 @@ class Lock:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+class ArchiveLock(Lock):
+    """An exclusive lock on the archive's folder itself: one follower per archive, whatever
+    checkpoint each is given (two would race each other's batches and merges). Nothing is added to
+    the archive; the kernel drops the lock when the process dies, even by kill -9."""
+
+    def __init__(self, root: str) -> None:
+        self.path = root
+        self._fd = None
+
+    def _open(self) -> int:
+        os.makedirs(self.path, exist_ok=True)
+        return os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
+
+    def _busy(self) -> str:
+        return f"another follower is writing this archive ({self.path})"

@@ -72,6 +72,9 @@ class FollowOptions:
     until_idle: bool = False  # stop once caught up and every stream's batches are written
     chunk: int = 1 << 20  # bytes read per file and step (bounds memory while catching up)
     status_path: str | None = None  # a JSON snapshot of `FollowStatus` after each pass (metrics)
+    # called with (channel, minutes) after those minutes are written and merged: the search
+    # index's update (the CLI passes it; live knows nothing of the index). Its failure is logged.
+    after_merge: Callable[[str, set[int]], None] | None = None
 
 
 @dataclass
@@ -572,6 +575,12 @@ class Follower:
                 self.log("warn", f"merge: {e}")
                 self._touched.setdefault(channel, set()).update(minutes)
                 self._mergers.pop(channel, None)
+                continue
+            if self.opts.after_merge is not None:
+                try:
+                    self.opts.after_merge(channel, minutes)
+                except Exception as e:  # derived data (the index) must never stop the archive
+                    self.log("warn", f"after merge of {channel}: {e}")
         self.status.merge_passes += 1
 
     def _merge_problem(self, problem: MergeProblem) -> None:
@@ -623,9 +632,14 @@ class Follower:
     # -- the loop -----------------------------------------------------------------------------
     def run(self, stop: threading.Event | None = None) -> FollowStatus:
         """Follow until `stop` is set (then one last pass and a checkpoint) or, with `until_idle`,
-        until caught up. The checkpoint lock is held throughout."""
+        until caught up. The archive's lock and the checkpoint's are held throughout."""
         stop = stop or threading.Event()
-        with checkpoint.Lock(self.opts.checkpoint_path), contextlib.closing(self), gc_paused():
+        with (
+            checkpoint.ArchiveLock(self.opts.out_root),
+            checkpoint.Lock(self.opts.checkpoint_path),
+            contextlib.closing(self),
+            gc_paused(),
+        ):
             self.restore()
             os.makedirs(self.opts.out_root, exist_ok=True)
             self.discover()

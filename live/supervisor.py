@@ -34,6 +34,13 @@ from formats.store import write_bytes_atomic
 
 Log = Callable[[str, str], None]
 PREFIX = "chat_archiver_archive"
+# A child that exits with the CLI's "nothing could be done" status (a bad option, a refused login,
+# an unwritable folder) this many times in a row, each within `STEADY` seconds of its start, will
+# not get better by itself: the supervisor stops everything and says so instead of restarting it
+# forever.
+USAGE_STATUS = 2
+GIVE_UP_AFTER = 5
+STEADY = 60.0
 
 
 @dataclass
@@ -52,6 +59,7 @@ class _Child:
     backoff: float = 0.0  # set from the supervisor's first backoff
     next_start: float = 0.0
     exits: list[int] = field(default_factory=list)
+    quick_usage_exits: int = 0  # exits with USAGE_STATUS in a row, each soon after its start
 
 
 class Supervisor:
@@ -70,6 +78,7 @@ class Supervisor:
         self.state_path = state_path
         self.backoff_max = backoff_max
         self.grace = grace
+        self.gave_up: str | None = None  # why run() stopped by itself
         self._lock = threading.Lock()
 
     def _start(self, child: _Child) -> None:
@@ -104,11 +113,12 @@ class Supervisor:
         return {c.spec.name: c.proc is not None and c.proc.poll() is None for c in self.children}
 
     def run(self, stop: threading.Event, poll: float = 0.2) -> None:
-        """Run the children until `stop` is set, restarting any that exits; then stop them."""
+        """Run the children until `stop` is set, restarting any that exits; then stop them. A child
+        that keeps failing with the usage status ends the run early, with `gave_up` saying why."""
         with self._lock:
             for child in self.children:
                 self._start(child)
-        while not stop.wait(poll):
+        while not stop.wait(poll) and self.gave_up is None:
             now = time.monotonic()
             with self._lock:
                 for child in self.children:
@@ -123,8 +133,17 @@ class Supervisor:
                 return
             child.exits.append(code)
             child.proc = None
-            if now - child.started > 60:
+            if now - child.started > STEADY:
                 child.backoff = self.first_backoff
+            quick_usage = code == USAGE_STATUS and now - child.started <= STEADY
+            child.quick_usage_exits = child.quick_usage_exits + 1 if quick_usage else 0
+            if child.quick_usage_exits >= GIVE_UP_AFTER:
+                self.gave_up = (
+                    f"{child.spec.name} exited with status {code} {child.quick_usage_exits} times in a row, "
+                    "each soon after it started (its own message above says why); stopped"
+                )
+                self._write_state()
+                return
             child.next_start = now + child.backoff
             self.log("warn", f"{child.spec.name} exited with status {code}; starting it again in {child.backoff:g} s")
             child.backoff = min(self.backoff_max, child.backoff * 2)

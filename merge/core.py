@@ -35,6 +35,20 @@ in another. `lo + time_range == hi` must hold exactly for the round trip; it doe
 `hi - lo` is exact (Sterbenz: `hi/2 <= lo <= 2*hi`), which holds for Unix times after 1970-01-02
 with any range shorter than decades. Numbers must be finite and ints within 2**53 (InputError).
 
+Combined records (ARCHIVE_FORMAT.md section 5.1). A line that holds readings of two or more
+receivers is written with the number types upstream's merge gives a combined record, so that a
+wubloader node merging the same readings writes the same bytes (the same file name) and stops
+fetching ours: an id record's `time` and `time_range` become floats (`0.0`, `55.0`), and so does
+an id-less line's `time_range` (its `time` is the group's, a float in every real archive). The
+choice depends only on the line's receivers, never on a number's type in a group's key: an id
+group has no numbers in its key, and an id-less group's key holds its range in one form, an
+integral range as an int (`55.0` and `55` are one group, as `0.0` and `0` always were). So
+`obs(f(X))` lands in the groups X did and the laws hold; and since a line's receivers only grow,
+a combined line stays combined. A line of one receiver keeps the numbers its writer wrote (an
+id-less integral range as an int). Where upstream's result depends on the order it reads files
+in (id-less readings whose ranges differ, which it pairs first come first served), ours is still
+this CRDT's: that residue is the price of the laws (docs/serve-sync.md).
+
 Cost: one dict lookup per record and a sort per group and of the output: O(n log n).
 """
 
@@ -198,6 +212,28 @@ def add_receiver_time(
     return dups
 
 
+def combined(time: Number, time_range: Number, receivers: int) -> tuple[Number, Number]:
+    """The numbers of an id record whose line holds `receivers` receivers: floats once two or
+    more receivers are combined (upstream computes them in floats: section 5.1), else as folded."""
+    if receivers < 2:
+        return time, time_range
+    return float(time), float(time_range)
+
+
+def combined_range(time_range: Number, receivers: int) -> Number:
+    """The range of an id-less line with `receivers` receivers, from its group's key form
+    (`plain_range`): a float once two or more receivers are combined, else as keyed."""
+    return float(time_range) if receivers >= 2 else time_range
+
+
+def plain_range(time_range: Number) -> Number:
+    """An id-less record's range as its group's key holds it: an integral float as the int (`0.0`
+    and `0`, `55.0` and `55` are one group); any other range as it is."""
+    if type(time_range) is float and time_range.is_integer() and -EXACT_LIMIT <= time_range <= EXACT_LIMIT:
+        return int(time_range)
+    return time_range
+
+
 def fold_members(members: Collection[Member]) -> tuple[Number, Number, bool]:
     """(time, time_range, disjoint) of an id group whose distinct members (time, range) are these."""
     lo_key: tuple[Number, bool] | None = None  # (value, is_int): max prefers the int
@@ -356,8 +392,7 @@ class Merger:
                             raise InputError("a receiver name is not a string")
                         group.add_receiver(name, _num(when, "receive time"))
                 else:
-                    if time_range == 0:
-                        time_range = 0
+                    time_range = plain_range(time_range)
                     key = (content_key(content), time, type(time) is float, time_range, type(time_range) is float)
                     plain_group = plain.get(key)
                     if plain_group is None:
@@ -403,6 +438,7 @@ class Merger:
             if isinstance(group, _IdGroup):
                 ids[group.message_id] += 1
                 time, time_range, disjoint = group.fold()
+                time, time_range = combined(time, time_range, len(group.receivers))
                 range_conflicts += disjoint
                 if group.dups is not None:
                     duplicates += sum(len(s) - 1 for s in group.dups.values())
@@ -416,10 +452,11 @@ class Merger:
             names = sorted(times)
             for i in range(max(len(v) for v in times.values())):
                 record = dict(zip(CONTENT_KEYS, group.content, strict=True))
-                record["receivers"] = {name: times[name][i][0] for name in names if len(times[name]) > i}
+                receivers = {name: times[name][i][0] for name in names if len(times[name]) > i}
+                record["receivers"] = receivers
                 record["time"] = group.time
-                record["time_range"] = group.time_range
-                items.append((group.time, group.time_range, _line(record), record, origins))
+                record["time_range"] = time_range = combined_range(group.time_range, len(receivers))
+                items.append((group.time, time_range, _line(record), record, origins))
         items.sort(key=_sort_key)
         counts = MergeCounts(
             records_in=self._records_in,
@@ -456,17 +493,16 @@ Observation = tuple[bytes, str, NumKey, NumKey, NumKey]
 def observations(records: Iterable[Mapping[str, Any]]) -> set[Observation]:
     """The set of observations a list of records holds: (content, receiver, receive time, time, range).
 
-    Numbers are (value, is_float) pairs so that `1` and `1.0` stay apart, as they do in the bytes.
+    Numbers are (value, is_float) pairs so that `1` and `1.0` stay apart, as they do in the bytes,
+    except an integral range, which is one group's (`plain_range`): the merge writes it as a float
+    once two receivers are combined.
     For tests and the docs: `observations(merge_records(a)) == observations(a)` for records without
     an id; with an id, each receiver keeps its earliest time and the range is the intersection.
     """
     out: set[Observation] = set()
     for record in records:
         content = record_content_key(record)
-        time_range = record["time_range"]
-        if time_range == 0:
-            time_range = 0
-        t, r = _key(record["time"]), _key(time_range)
+        t, r = _key(record["time"]), _key(plain_range(record["time_range"]))
         for name, when in record["receivers"].items():
             out.add((content, name, _key(when), t, r))
     return out
@@ -490,6 +526,18 @@ def kept_as_is(value: Any) -> bool:
     return type(value) is int and -EXACT_LIMIT <= value <= EXACT_LIMIT
 
 
+def alone_as_is(time: Any, time_range: Any, receivers: int) -> bool:
+    """Whether the merge gives an exact id record that no other record shares its id with back with
+    these numbers: the time `kept_as_is`, and the range the int `0` for one receiver, or `0.0` with
+    a float time for two or more (a combined record: `combined`). Its receive times are the
+    caller's to check (`kept_as_is` each)."""
+    if time_range != 0 or not kept_as_is(time):
+        return False
+    if type(time_range) is int:
+        return receivers == 1
+    return type(time_range) is float and type(time) is float and receivers >= 2 and math.copysign(1.0, time_range) > 0
+
+
 def numbers_kept_as_is(values: list[Any]) -> bool:
     """`kept_as_is` of every value, in C loops for the usual case (ints and floats, none zero, all
     within 2**53: the sum is then finite unless one is NaN); anything else is asked value by value."""
@@ -502,15 +550,18 @@ def numbers_kept_as_is(values: list[Any]) -> bool:
 
 def taken_as_they_are(records: Sequence[Mapping[str, Any]]) -> bool:
     """Whether the merge takes every one of `records` without refusing it or changing one of its
-    numbers: time, time_range and receive times `kept_as_is`, receivers a non-empty object of
-    string names. An id-less such record that no other record of a merge shares its (content,
-    time, time_range) with is then its own group, and comes out as `as_merged(record)`."""
+    numbers: time, time_range and receive times `kept_as_is` (and no integral float range),
+    receivers a non-empty object of string names. An id-less such record that no other record of
+    a merge shares its (content, time, time_range) with is then its own group, and comes out as
+    `as_merged(record)`."""
     receivers = list(map(_receivers, records))
     if set(map(type, receivers)) - _DICT or not all(receivers):
         return False
     if set(map(type, chain.from_iterable(receivers))) - _STR:
         return False
     values = list(chain.from_iterable(map(_times, records)))
+    if any(type(v) is float and v.is_integer() for v in values[1::2]):
+        return False  # an integral float range: an id-less group keys it as the int (`plain_range`)
     values.extend(chain.from_iterable(map(dict.values, receivers)))
     return numbers_kept_as_is(values)
 
@@ -519,7 +570,7 @@ def as_merged(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """The record the merge makes of the id-less records of one group (content, time, time_range,
     the types of both numbers too) when they are `taken_as_they_are` and no receiver is in two of
     them (`Merger._finish`): the first one's values in the merge's key order, the receivers of
-    all, sorted by name."""
+    all, sorted by name, the range a float once they are two or more (`combined_range`)."""
     first = records[0]
     out = {key: first[key] for key in CONTENT_KEYS}
     receivers = first["receivers"]
@@ -527,5 +578,5 @@ def as_merged(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         receivers = dict(chain.from_iterable(r["receivers"].items() for r in records))
     out["receivers"] = {name: receivers[name] for name in sorted(receivers)}
     out["time"] = first["time"]
-    out["time_range"] = first["time_range"]
+    out["time_range"] = combined_range(first["time_range"], len(receivers))
     return out

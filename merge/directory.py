@@ -143,6 +143,13 @@ def read_verified(path: str, digest: str | None) -> list[dict[str, Any]]:
     return _verify(data, path, digest)
 
 
+def check_bytes(data: bytes, path: str, digest: str | None) -> None:
+    """Whether the merge takes `data` as the batch file `path` (named by `digest`): InputError says
+    why not, as `read_verified` would. A file the compiled scanner vouches for is checked by the
+    scan alone (`_read_entry`), without a Python object per record."""
+    _read_entry(data, path, digest)
+
+
 def _verify(data: bytes, path: str, digest: str | None) -> list[dict[str, Any]]:
     if digest is not None and content_hash(data) != digest:
         raise InputError(HASH_MISMATCH, path)
@@ -455,7 +462,8 @@ class _Channel:
         left = dirty_minutes(listing(), self.stuck)
         if left:
             raise UsageError(
-                f"{self.chat}: {len(left)} minute(s) still hold several files after {max_passes} passes "
+                f"{self.chat}: {len(left)} minute{' still holds' if len(left) == 1 else 's still hold'} "
+                f"several files after {max_passes} passes "
                 "(files that cannot be deleted, or another process writing as fast as this one merges)"
             )
 

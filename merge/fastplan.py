@@ -23,7 +23,17 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from formats import speedups
-from merge.core import Member, MergeCounts, Number, NumKey, add_receiver_time, fold_members
+from merge.core import (
+    Member,
+    MergeCounts,
+    Number,
+    NumKey,
+    add_receiver_time,
+    combined,
+    combined_range,
+    fold_members,
+    plain_range,
+)
 from merge.plan import LinesFile, OutputFile, ScannedFile, WindowPlan
 from merge.scan import Scanned, scan_file
 
@@ -101,6 +111,7 @@ def _plan(
                 group.append(s)
         else:
             t, r = s[5], s[6]
+            r = plain_range(r)  # as Merger keys it: `55` and a combined `55.0` are one group
             key = (s[0], t, type(t) is float, r, type(r) is float)
             group = plain.get(key)
             if group is None:
@@ -113,6 +124,7 @@ def _plan(
         first = group[0]
         if len(group) == 1:  # one sighting: its receivers as they are, its numbers as fold_members says
             time, time_range, disjoint = _fold_one(first)
+            time, time_range = combined(time, time_range, len(first[4]))
             range_conflicts += disjoint
             items.append((time, time_range, _splice(first, first[7], _numbers_text(first, time, time_range))))
             continue
@@ -136,22 +148,25 @@ def _plan(
             time, time_range, disjoint = _fold_one(first)
         else:
             time, time_range, disjoint = fold_members(distinct)
+        time, time_range = combined(time, time_range, len(receivers))
         range_conflicts += disjoint
         items.append((time, time_range, _splice(first, receivers_text, _numbers_text(first, time, time_range))))
     for (_content, time, _tf, time_range, _rf), group in plain.items():
         first = group[0]
         if len(group) == 1:  # one record: each receiver has one time, so it is written as it is
-            items.append((time, time_range, _splice(first, first[7], first[8])))
+            one_range = combined_range(time_range, len(first[4]))
+            items.append((time, one_range, _splice(first, first[7], _numbers_text(first, time, one_range))))
             continue
         times: dict[bytes, set[NumKey]] = {}
         for s in group:
             for name, when in s[4].items():
                 times.setdefault(name, set()).add((when, type(when) is float))
         ordered = {name: sorted(keys) for name, keys in sorted(times.items())}
-        numbers_text = _numbers_text(first, time, time_range)
         for i in range(max(len(v) for v in ordered.values())):
             chosen = [(name, keys[i][0]) for name, keys in ordered.items() if len(keys) > i]
-            items.append((time, time_range, _splice(first, _receivers_text(chosen), numbers_text)))
+            line_range = combined_range(time_range, len(chosen))
+            numbers_text = _numbers_text(first, time, line_range)
+            items.append((time, line_range, _splice(first, _receivers_text(chosen), numbers_text)))
     items.sort()
     data = b"\n".join([item[2] for item in items] + [b""]) if items else b""  # one copy, the last newline too
     output = OutputFile(minute, data, None, len(items), summary)

@@ -7,7 +7,7 @@ bytes. `scan_line_py` (tests/reference/merge_scan.py) is the definition: it deco
 checks it exactly as every reader
 does (`formats.canonical.parse_batch`, `merge.core.check_parsed`), and *vouches* for it only if
 the line is exactly the canonical bytes of its record and of the shape the merge's byte path handles
-(receiver names and tag names without escapes, no lone surrogate, ints of at most 15 digits, no -0.0, no 0.0 range,
+(receiver names and tag names without escapes, no lone surrogate, ints of at most 15 digits, no -0.0,
 a time from 1970 to 9999). Then it returns a `Scanned` tuple:
 
     (content, a, k, mid, receivers, time, time_range, receivers_text, numbers_text)

@@ -52,9 +52,10 @@ class _Fold:
             return self.first
         out = {k: self.first[k] for k in CONTENT_KEYS}
         out["receivers"] = {name: self.receivers[name] for name in sorted(self.receivers)}
-        width = self.hi - self.lo
+        # readings of two or more receivers combined: upstream's reader gives the range as a float
+        # (ARCHIVE_FORMAT.md section 5.1), `0.0` included
         out["time"] = self.lo
-        out["time_range"] = 0 if width == 0 else width
+        out["time_range"] = float(self.hi - self.lo)
         return out
 
 
@@ -174,7 +175,8 @@ def _fold_rows(records: list[dict[str, Any]], trim: Trim | None) -> list[Row]:
             record = as_merged(merged[0])
             rows.append((record["time"], record["time_range"], canonical_bytes(record), record))
         else:
-            for fold in _fold_content([same[0] if len(same) == 1 else as_merged(same) for same in merged]):
+            alike = [s[0] if len(s) == 1 and len(s[0]["receivers"]) == 1 else as_merged(s) for s in merged]
+            for fold in _fold_content(alike):
                 record = fold.record() if fold.size > 1 else as_merged((fold.first,))
                 rows.append((record["time"], record["time_range"], canonical_bytes(record), record))
     if others:

@@ -38,7 +38,15 @@ is_candidate(const CanonLine *r)
 {
     if (r->id.s == NULL || memchr(r->id.s, '\\', (size_t)r->id.n) != NULL)
         return 0;
-    if (r->time_range.is_float || r->time_range.ival != 0 || !kept_as_is(&r->time))
+    if (!kept_as_is(&r->time))
+        return 0;
+    /* merge.core.alone_as_is: the int 0 with one receiver, or 0.0 (a combined record) with a float
+     * time and two or more */
+    if (r->time_range.is_float) {
+        if (r->time_range.value != 0.0 || signbit(r->time_range.value) || !r->time.is_float || r->n_recv < 2)
+            return 0;
+    }
+    else if (r->time_range.ival != 0 || r->n_recv != 1)
         return 0;
     if (r->n_recv > CL_MAX_RECV || r->lone_surrogate)
         return 0;

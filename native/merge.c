@@ -86,15 +86,13 @@ receivers_dict(const CanonLine *r)
 /* (content, a, k, mid, receivers, time, time_range, receivers_text, numbers_text) of a line the merge may handle as bytes, or
  * Py_None (not vouched for). NULL only on a memory error. */
 /* Whether scan_line_py vouches for the line: the canonical grammar (*r filled) and the merge's
- * shape (no lone surrogate, no -0.0 anywhere, a time the layout can name, no 0.0 range). 1 or 0. */
+ * shape (no lone surrogate, no -0.0 anywhere, a time the layout can name). 1 or 0. */
 static int
 vouch(const unsigned char *line, Py_ssize_t len, CanonLine *r)
 {
     if (cl_line(line, len, r) || r->lone_surrogate || NEG_ZERO(r->time) || NEG_ZERO(r->time_range))
         return 0;
     if (!(r->time.value >= 0.0 && r->time.value < TIME_LIMIT))
-        return 0;
-    if (r->time_range.is_float && r->time_range.value == 0.0) /* the merge writes 0.0 as 0 */
         return 0;
     for (int i = 0; i < r->n_recv && i < CL_MAX_RECV; i++)
         if (NEG_ZERO(r->recv_values[i]))
@@ -487,7 +485,12 @@ fold_group(PyObject *items, const LineRef *refs, const Py_ssize_t *next, const G
     const LineRec *f = first.rec;
     if (f->range.is_float || f->range.ival != 0)
         return 0;
-    Py_ssize_t members[16], order[16], total = f->a + 2 + (f->len - f->b) + (g->count - 1);
+    /* two or more receivers combined: upstream's floats (merge.core.combined), the time's text as it
+     * is when it is a float's repr and the range `0.0`; an int time is left to the reference */
+    int combined = g->count >= 2;
+    if (combined && !f->time.is_float)
+        return 0;
+    Py_ssize_t members[16], order[16], total = f->a + 2 + (f->len - f->b) + (g->count - 1) + (combined ? 2 : 0);
     Py_ssize_t j = 0;
     for (Py_ssize_t i = g->first; i >= 0; i = next[i], j++) {
         LineRef x = refs[i];
@@ -525,8 +528,15 @@ fold_group(PyObject *items, const LineRef *refs, const Py_ssize_t *next, const G
         w += x.rec->b - x.rec->a - 2;
     }
     *w++ = '}';
-    memcpy(w, first.line + f->b, (size_t)(f->len - f->b));
-    PyObject *time = num_obj(&f->time), *zero = PyLong_FromLong(0);
+    if (combined) { /* the range's text is `0`, ending at d: written `0.0` */
+        memcpy(w, first.line + f->b, (size_t)(f->d - f->b));
+        w += f->d - f->b;
+        *w++ = '.';
+        *w++ = '0';
+        memcpy(w, first.line + f->d, (size_t)(f->len - f->d));
+    } else
+        memcpy(w, first.line + f->b, (size_t)(f->len - f->b));
+    PyObject *time = num_obj(&f->time), *zero = combined ? PyFloat_FromDouble(0.0) : PyLong_FromLong(0);
     PyObject *item = time == NULL || zero == NULL ? NULL : PyTuple_Pack(3, time, zero, line);
     Py_XDECREF(time);
     Py_XDECREF(zero);

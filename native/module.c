@@ -20,7 +20,8 @@ PyInit__native(void)
     if (m == NULL)
         return NULL;
     if (native_add_irc(m) < 0 || native_add_record(m) < 0 || native_add_replay(m) < 0
-        || native_add_verify(m) < 0 || native_add_merge(m) < 0 || native_add_export(m) < 0) {
+        || native_add_verify(m) < 0 || native_add_merge(m) < 0 || native_add_export(m) < 0
+        || native_add_serve(m) < 0) {
         Py_DECREF(m);
         return NULL;
     }

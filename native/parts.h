@@ -15,5 +15,6 @@ int native_add_replay(PyObject *m); /* native/replay.c: replay.compact's step, l
 int native_add_verify(PyObject *m); /* native/verify.c: verify.batch's clean tally */
 int native_add_merge(PyObject *m);  /* native/merge.c: merge.scan's scanner, merge.fastplan's fold */
 int native_add_export(PyObject *m); /* native/export.c: export.scan's batch scanner */
+int native_add_serve(PyObject *m);  /* native/serve.c: serve.app.upstream_joined (chat.json's separators) */
 
 #endif

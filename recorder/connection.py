@@ -21,6 +21,7 @@ our close frame and keep recording every data frame until the peer's close frame
 from __future__ import annotations
 
 import contextlib
+import socket
 import ssl
 import threading
 import time
@@ -69,6 +70,10 @@ def describe_error(e: BaseException) -> str:
         return "connection refused"
     if isinstance(e, TimeoutError | websocket.WebSocketTimeoutException):
         return "timed out"
+    if isinstance(e, socket.gaierror):
+        return f"the host name does not resolve ({e.strerror})"
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror  # without Python's "[Errno N]"
     text = str(e) or type(e).__name__
     return text.splitlines()[0] if text else type(e).__name__
 

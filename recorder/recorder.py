@@ -214,7 +214,8 @@ class Recorder:
         self.log(
             "info",
             (
-                f"recording {len(c.channels)} channel(s) from {c.server} ({c.dialect}) into "
+                f"recording {len(c.channels)} channel{'' if len(c.channels) == 1 else 's'} "
+                f"from {c.server} ({c.dialect}) into "
                 f"{os.path.join(c.out_dir, self.name)} as {self.name}.{self.slug}, nick {self.nick}"
             ),
         )
@@ -266,7 +267,8 @@ class Recorder:
                 self.stats.connections_open += 1
                 self.log("info", f"{label}: open")
             case events.LoggedIn(nick=nick):
-                self.log("info", f"{label}: logged in as {nick}, joining {len(self.config.channels)} channel(s)")
+                n = len(self.config.channels)
+                self.log("info", f"{label}: logged in as {nick}, joining {n} channel{'' if n == 1 else 's'}")
             case events.AllJoined(conn=joined) if joined is self._current:
                 for old in self._live:
                     if old is not joined and old.stalled:

@@ -21,21 +21,23 @@ here, each for a reason:
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from html import escape as html_escape
+from http import HTTPStatus
 from itertools import islice
-from typing import Any
+from operator import itemgetter
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import prometheus_client as prom
 
-from export.stream import CHUNK_MINUTES, iter_chunks
+from export.stream import iter_chunk_rows
 from export.window import ExportError, Window, plan_chunks
+from formats import speedups
 from formats.canonical import batch_relpath, canonical_bytes, parse_batch_name
 from formats.errors import InputError
 from formats.names import Segment, channel_ok, hour_ok, hour_start
@@ -49,6 +51,17 @@ StartResponse = Callable[..., Any]
 PagePlayer = Callable[..., str]  # export.html.render_page(source_url=, title=, start=, end=) -> the page
 Environ = dict[str, Any]
 
+
+class ExtraRoutes(Protocol):
+    """Routes asked before wubloader's (serve.justlog's API): the answer to a path of theirs as
+    (status, headers, body, route name) with their own CORS headers, None for any other path.
+    Never raises."""
+
+    def answer(
+        self, method: str, path: str, query: str, environ: Environ
+    ) -> tuple[int, list[tuple[str, str]], Iterable[bytes], str] | None: ...
+
+
 CACHE_FOREVER = "public, max-age=31536000, immutable"
 # upstream's restreamer answers every request with these, so an editor page on another origin can
 # read chat; everything here is public and read-only
@@ -59,8 +72,13 @@ CORS = [
     ("Access-Control-Allow-Origin", "*"),
     ("Access-Control-Max-Age", "86400"),
 ]
+# a window read holds one chunk of minutes (plus its context minutes, slimmed): one minute of a
+# 100 msg/s channel seen by 3 receivers keeps a reader near 45 MB (export's 10-minute chunks, made
+# for throughput, hold about 180 MB); bench serve's per_reader figure measures it
+SERVE_CHUNK_MINUTES = 1
 READ_RETRIES = 20  # window reads restarted after a vanished file, before giving up with a 503
 JSON_TYPE = "application/json"
+_LINE = itemgetter(2)  # the canonical line of an export row (export.stream.Row)
 TEXT_TYPE = "text/plain; charset=utf-8"
 
 
@@ -99,8 +117,17 @@ class _Counted:
     not, iterated or not), closes what it wraps (a file, a window read holding a slot)."""
 
     def __init__(
-        self, body: Iterable[bytes], metrics: _Metrics, name: str, status: int, started: float, *, head: bool
+        self,
+        body: Iterable[bytes],
+        metrics: _Metrics,
+        name: str,
+        status: int,
+        started: float,
+        *,
+        head: bool,
+        done: Callable[[int, int], None] | None = None,
     ) -> None:
+        self.done = done  # told (status, bytes sent) once the answer is over: the access log
         self.body = body
         self.metrics = metrics
         self.name = name
@@ -127,6 +154,8 @@ class _Counted:
         self.metrics.requests.labels(self.name, str(self.status)).inc()
         self.metrics.bytes.labels(self.name).inc(self.sent)
         self.metrics.seconds.labels(self.name).observe(time.monotonic() - self.started)
+        if self.done is not None:
+            self.done(self.status, self.sent)
 
 
 class _Slot:
@@ -152,12 +181,33 @@ class ServeError(Exception):
     """The archive cannot answer (a damaged file): 503 with this line."""
 
 
+def access_line(environ: Environ, status: int, sent: int, when: float) -> str:
+    """One request in the Common Log Format (what web servers write and log tools read):
+    `HOST - - [07/Dec/2026:05:33:00 +0000] "GET /files HTTP/1.1" 200 1234`."""
+    path = environ.get("PATH_INFO", "/") + (f"?{environ['QUERY_STRING']}" if environ.get("QUERY_STRING") else "")
+    request = f"{environ.get('REQUEST_METHOD', '-')} {path} {environ.get('SERVER_PROTOCOL', '-')}"
+    request = request.replace("\\", "\\\\").replace('"', '\\"')  # the URL as sent, quotes escaped
+    # PATH_INFO holds the URL's bytes as latin-1 characters: anything but printable ASCII as \xNN
+    request = "".join(c if c.isascii() and c.isprintable() else f"\\x{ord(c) & 0xFF:02x}" for c in request)
+    stamp = time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(when))
+    return f'{environ.get("REMOTE_ADDR", "-")} - - [{stamp}] "{request}" {status} {sent or "-"}'
+
+
 class ChatApp:
     """The WSGI callable serving `root`."""
 
     def __init__(
-        self, root: str, *, chunk_minutes: int = CHUNK_MINUTES, player: PagePlayer | None = None, window_reads: int = 2
+        self,
+        root: str,
+        *,
+        chunk_minutes: int = SERVE_CHUNK_MINUTES,
+        player: PagePlayer | None = None,
+        window_reads: int = 2,
+        access_log: Callable[[str], None] | None = None,
+        extra: ExtraRoutes | None = None,
     ) -> None:
+        self.access_log = access_log  # given one line per request (access_line), if at all
+        self.root_there = True  # False while ROOT is gone: said once in the log when it goes and comes back
         self.root = os.path.realpath(root)
         # window reads are long and CPU-bound: a few at once, so that listings and batch files (what
         # backfillers ask for) always find a free thread
@@ -165,6 +215,7 @@ class ChatApp:
         self.chunk_minutes = chunk_minutes
         self.metrics = _Metrics()
         self.player = player if player is not None else installed_player()
+        self.extra = extra  # asked first; answers its own paths (serve.justlog: the justlog API)
 
     # -- WSGI entry ---------------------------------------------------------------------------
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
@@ -178,6 +229,12 @@ class ChatApp:
         except (UnicodeEncodeError, UnicodeDecodeError):
             answer: routes.Route | Reject = Reject(400, "Bad path: not UTF-8")
         else:
+            extra = self.extra.answer(method, path, query, environ) if self.extra is not None else None
+            if extra is not None:
+                status, headers, body, name = extra
+                start_response(f"{status} {HTTPStatus(status).phrase}", headers)
+                done = self._logged(environ)
+                return _Counted(body, self.metrics, name, status, started, head=method == "HEAD", done=done)
             answer = routes.route(method, path, query)
         name = type(answer).__name__
         try:
@@ -188,8 +245,33 @@ class ChatApp:
         except Exception:  # a bug: log it, answer one line, keep serving
             log.exception("unexpected error answering %s", path)
             status, headers, body = _text(500, "Internal error")
+        self._watch_root()
         start_response(_STATUS_LINES.get(status, f"{status} Status"), headers + CORS)
-        return _Counted(body, self.metrics, name, status, started, head=method == "HEAD")
+        return _Counted(body, self.metrics, name, status, started, head=method == "HEAD", done=self._logged(environ))
+
+    def _logged(self, environ: Environ) -> Callable[[int, int], None] | None:
+        """What writes the request's access-log line once its answer is sent (None: no log)."""
+        if self.access_log is None:
+            return None
+        log_line, when = self.access_log, time.time()
+
+        def done(status: int, sent: int) -> None:
+            log_line(access_line(environ, status, sent, when))
+
+        return done
+
+    def _watch_root(self) -> None:
+        """Say loudly when ROOT goes (a disk unmounted, a folder moved): listings then answer [] (as
+        wubloader's restreamer does: a backfiller reads every listing as JSON) and /healthz 503."""
+        there = os.path.isdir(self.root)
+        if there != self.root_there:
+            self.root_there = there
+            if there:
+                log.warning("the archive root %s is back", self.root)
+            else:
+                log.error(
+                    "the archive root %s is gone: listings answer [] and /healthz 503 until it is back", self.root
+                )
 
     # -- routes -------------------------------------------------------------------------------
     def _answer(
@@ -206,10 +288,9 @@ class ChatApp:
         if isinstance(answer, routes.ListHours):
             hours = self._list(self._inside(answer.channel, "chat"))
             return _json(routes.json_array([h for h in hours if hour_ok(h)]))
+        if isinstance(answer, routes.EmptyListing):
+            return _json(routes.json_array([]))
         if isinstance(answer, routes.ListHour):
-            bad = routes.tombstones_param(query)
-            if bad is not None:
-                return _text(bad.status, bad.reason)
             names = self._list(self._inside(answer.channel, "chat", answer.hour))
             return _json(routes.json_array([n for n in names if parse_batch_name(answer.hour, n) is not None]))
         if isinstance(answer, Segment):
@@ -284,10 +365,13 @@ class ChatApp:
 
     # -- windows ------------------------------------------------------------------------------
     def _window(self, req: ChatWindow) -> tuple[int, list[tuple[str, str]], Iterable[bytes]]:
-        """Both answers stream chunk by chunk (upstream builds chat.json whole; its 2 h cap is kept
-        for compatibility, not for memory). The first record is read before answering, so a
-        problem found there is still a status line of its own. At most `window_reads` at once:
-        past that, 503 with Retry-After."""
+        """Both answers stream from export's byte path (`export.stream.iter_chunk_rows`): the stored
+        lines of records that pass through as they are, only what must be merged decoded; memory
+        holds one chunk of minutes (`chunk_minutes`) and one write at a time, whatever the window
+        (upstream builds chat.json whole; its 2 h cap is kept for compatibility, not for memory).
+        The first chunk that has a record is read before answering, so a problem found there is
+        still a status line of its own. At most `window_reads` at once: past that, 503 with
+        Retry-After."""
         chat = self._inside(req.channel, "chat")
         if chat is None or not os.path.isdir(chat):
             return _text(404, f"Not found: no chat for channel {req.channel}")
@@ -298,15 +382,16 @@ class ChatApp:
             status, headers, body = _text(503, "Too many chat windows are being read at once: try again shortly")
             return status, [*headers, ("Retry-After", "5")], body
         try:
-            records = self._reading(req.channel, req.window)
-            first: list[dict[str, Any]] = []
+            chunks = self._reading(req.channel, req.window)
+            first: list[list[bytes]] = []
             try:
-                for record in records:
-                    first.append(record)
-                    break
+                for lines in chunks:
+                    if lines:
+                        first.append(lines)
+                        break
             except ExportError as e:
                 raise ServeError(_relative(_one_line(e), self.root)) from None
-            stream = _jsonl(first, records) if req.lines else _json_array(first, records)
+            stream = _jsonl(first, chunks) if req.lines else _json_array(first, chunks)
         except BaseException:
             self.window_slots.release()
             raise
@@ -335,10 +420,11 @@ class ChatApp:
                 continue
         return None
 
-    def _reading(self, channel: str, window: Window) -> Iterator[dict[str, Any]]:
-        """The window's records (export's reader), restarted from the current chunk whenever a file
-        vanished under it (a merge); chunks already emitted are not emitted again. A damaged file is
-        logged in one line and skipped, as `export` does: everything readable is answered."""
+    def _reading(self, channel: str, window: Window) -> Iterator[list[bytes]]:
+        """The canonical lines of the window's records, a chunk at a time (export's byte path),
+        restarted from the current chunk whenever a file vanished under it (a merge); chunks
+        already emitted are not emitted again. A damaged file is logged in one line and skipped,
+        as `export` does: everything readable is answered."""
         done = 0
         retries = 0
         while True:
@@ -350,7 +436,10 @@ class ChatApp:
 
             problems = _Problems(self.root, self.metrics)
             try:
-                yield from iter_chunks(self.root, channel, window, chunks, on_chunk=advanced, problems=problems)
+                for rows in iter_chunk_rows(
+                    self.root, channel, window, chunks, on_chunk=advanced, problems=problems, lines=True
+                ):
+                    yield list(map(_LINE, rows))
                 return
             except _Vanished:
                 if retries >= READ_RETRIES:
@@ -470,62 +559,106 @@ class _FileBody:
 
 
 def upstream_json(record: dict[str, Any]) -> bytes:
-    """One record as upstream's `json.dumps(messages)` prints it: `json.dumps`'s default separators
-    (`, ` and `: `), keys sorted as in the batch files. That is the canonical line with a space
-    after each separator outside strings. Splitting at `"` finds the strings when none holds an
-    escaped quote (nearly every line); others take the stdlib."""
-    line = canonical_bytes(record)
-    if b'\\"' in line:
-        return json.dumps(record, sort_keys=True).encode("ascii")
-    parts = line.split(b'"')
-    parts[::2] = [p.replace(b",", b", ").replace(b":", b": ") for p in parts[::2]]
-    return b'"'.join(parts)
+    """One record as upstream's `json.dumps(messages)` prints it (`upstream_joined` of its
+    canonical line)."""
+    return upstream_joined([canonical_bytes(record)])
+
+
+def upstream_joined_py(lines: list[bytes]) -> bytes:
+    r"""Canonical lines (`formats.canonical.canonical_bytes`: json.dumps with `,` and `:`, keys
+    sorted, ASCII) as the middle of upstream's `json.dumps(records)`: each record with json.dumps's
+    default separators (`, ` and `: `), the records joined by `, `. That is a space after every `,`
+    and `:` outside strings, the `,` between records included.
+
+    Outside strings means between an even and an odd `"`, once escaped quotes are set aside: a
+    canonical line holds no control byte, so `\\` and `\"` (read left to right, as JSON reads
+    escapes) become NUL and SOH while the rest is done, then come back. The parts outside strings
+    are joined around a byte no line holds (STX), edited in one pass and split again, so the work is
+    a few passes of C over the bytes, not a Python step per string."""
+    data = b",".join(lines)
+    if len(data.translate(None, b"\x00\x01\x02")) != len(data):
+        return spaced_slowly(data)  # never a canonical line: the placeholders cannot be used
+    escaped = b"\\\\" in data or b'\\"' in data
+    if escaped:
+        data = data.replace(b"\\\\", b"\x00").replace(b'\\"', b"\x01")
+    parts = data.split(b'"')
+    parts[::2] = b"\x02".join(parts[::2]).replace(b",", b", ").replace(b":", b": ").split(b"\x02")
+    out = b'"'.join(parts)
+    if escaped:
+        out = out.replace(b"\x01", b'\\"').replace(b"\x00", b"\\\\")
+    return out
+
+
+def spaced_slowly(data: bytes) -> bytes:
+    """What `upstream_joined_py` does to the joined lines, a byte at a time: a backslash followed by
+    a backslash or a quote is a pair read as one (left to right, as the replacements read them), a
+    quote outside such a pair opens or closes a string, and `,` and `:` outside strings get their
+    space. For bytes holding what the fast way uses as placeholders (no canonical line does)."""
+    out = bytearray()
+    in_string = False
+    i, n = 0, len(data)
+    while i < n:
+        c = data[i]
+        if c == 0x5C and i + 1 < n and data[i + 1] in (0x5C, 0x22):
+            out += data[i : i + 2]
+            i += 2
+            continue
+        out.append(c)
+        if c == 0x22:
+            in_string = not in_string
+        elif c in (0x2C, 0x3A) and not in_string:
+            out.append(0x20)
+        i += 1
+    return bytes(out)
+
+
+# the pure reference above, or its compiled twin (native/serve.c: one pass over the bytes)
+upstream_joined = speedups.twin(upstream_joined_py, "upstream_joined")
+
+
+WRITE_LINES = 256  # lines per write of a window answer (about 150 kB): the separators pass copies them a few times
 
 
 def _stream(
-    first: list[dict[str, Any]],
-    rest: Iterator[dict[str, Any]],
-    line: Callable[[dict[str, Any]], bytes],
+    first: list[list[bytes]],
+    rest: Iterator[list[bytes]],
+    joined: Callable[[list[bytes]], bytes],
     *,
     sep: bytes,
     begin: bytes,
     end: bytes,
 ) -> Iterator[bytes]:
-    """`begin`, the records' lines joined by `sep`, `end`, a few hundred kB per write. A damaged
-    file mid-stream ends the answer early (logged), so the client sees a cut body rather than a
-    silent gap."""
-    buffer = [begin]
-    size = 0
-    count = 0
+    """`begin`, the chunks' lines (`joined`, then joined by `sep`), `end`, at most `WRITE_LINES`
+    lines per write. A damaged file mid-stream ends the answer early (logged), so the client sees
+    a cut body rather than a silent gap."""
+    started = False
     try:
-        for record in itertools.chain(first, rest):
-            data = line(record)
-            buffer.append(sep + data if count else data)
-            count += 1
-            size += len(data)
-            if size >= 1 << 18:
-                yield b"".join(buffer)
-                buffer.clear()
-                size = 0
+        for lines in itertools.chain(first, rest):
+            for at in range(0, len(lines), WRITE_LINES):
+                data = joined(lines[at : at + WRITE_LINES])
+                if started:
+                    yield sep + data
+                else:
+                    yield begin + data
+                    started = True
     except (ServeError, ExportError) as e:
         log.warning("window answer cut short: %s", e)
         raise CutShort() from None
-    buffer.append(end)
-    yield b"".join(buffer)
+    yield end if started else begin + end
 
 
-def _json_array(first: list[dict[str, Any]], rest: Iterator[dict[str, Any]]) -> Iterator[bytes]:
+def _json_array(first: list[list[bytes]], rest: Iterator[list[bytes]]) -> Iterator[bytes]:
     """`json.dumps(records)`, as upstream answers chat.json."""
-    return _stream(first, rest, upstream_json, sep=b", ", begin=b"[", end=b"]")
+    return _stream(first, rest, upstream_joined, sep=b", ", begin=b"[", end=b"]")
 
 
-def _jsonl(first: list[dict[str, Any]], rest: Iterator[dict[str, Any]]) -> Iterator[bytes]:
+def _jsonl(first: list[list[bytes]], rest: Iterator[list[bytes]]) -> Iterator[bytes]:
     """Canonical lines, the archive's own line format (export's jsonl)."""
-    return _stream(first, rest, _line, sep=b"", begin=b"", end=b"")
+    return _stream(first, rest, _lines, sep=b"", begin=b"", end=b"")
 
 
-def _line(record: dict[str, Any]) -> bytes:
-    return canonical_bytes(record) + b"\n"
+def _lines(lines: list[bytes]) -> bytes:
+    return b"\n".join(lines) + b"\n"
 
 
 class CutShort(Exception):

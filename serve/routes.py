@@ -58,6 +58,13 @@ class ListHour:
 
 
 @dataclass(frozen=True)
+class EmptyListing:
+    """A listing of a folder this archive cannot hold (a video quality such as `source` or `480p`, a
+    channel or hour name the archive never writes): `200 []`, as the restreamer answers for any
+    folder it does not have. Nothing on disk is looked at, so no such name ever reaches a path."""
+
+
+@dataclass(frozen=True)
 class ChatWindow:
     """`/<ch>/chat.json` (capped, upstream's array) or `/<ch>/chat.jsonl` (uncapped, streamed)."""
 
@@ -90,6 +97,7 @@ Route = (
     | ListQualities
     | ListHours
     | ListHour
+    | EmptyListing
     | Segment
     | ChatWindow
     | Metrics
@@ -156,7 +164,7 @@ def route(method: str, path: str, query: str) -> Route | Reject:
     if media is not None:
         return media
     if head == "files":
-        return _files(rest)
+        return _files(rest, query)
     if head == "segments":
         if len(rest) == 4 and rest[1] == "chat" and channel_ok(rest[0]) and batch_name_ok(rest[2], rest[3]):
             return Segment(rest[0], rest[2], rest[3])  # a batch name parses only with a real hour
@@ -186,20 +194,28 @@ def route(method: str, path: str, query: str) -> Route | Reject:
     return NOT_FOUND
 
 
-def _files(rest: list[str]) -> Route | Reject:
+def _files(rest: list[str], query: str) -> Route | Reject:
+    """The `/files` listings. Every listing of a folder that is not there answers `200 []` like the
+    restreamer's (WUBLOADER_HTTP.md): a backfiller deployed with `--qualities source,480p,chat`
+    reads each answer as JSON without looking at the status, so one 404 would end its whole pass."""
     if not rest:
         return ListChannels()
-    if not channel_ok(rest[0]):
-        return NOT_FOUND
+    if len(rest) > 3:
+        return NOT_FOUND  # no such route upstream either
+    if len(rest) == 3:
+        bad = tombstones_param(query)  # checked first, for any quality, as upstream does
+        if bad is not None:
+            return bad
+    ours = channel_ok(rest[0]) and (len(rest) == 1 or rest[1] == "chat")
+    if not ours:
+        return EmptyListing()
     if len(rest) == 1:
         return ListQualities(rest[0])
-    if rest[1] != "chat":
-        return NOT_FOUND  # a video quality: not ours (a listing of it would be [] upstream too)
     if len(rest) == 2:
         return ListHours(rest[0])
-    if len(rest) == 3 and hour_ok(rest[2]):
+    if hour_ok(rest[2]):
         return ListHour(rest[0], rest[2])
-    return NOT_FOUND
+    return EmptyListing()
 
 
 def tombstones_param(query: str) -> Reject | None:

@@ -1,8 +1,9 @@
 """Talking to a peer over HTTP (urllib3), with every limit a hostile or broken peer needs.
 
-- Timeouts: to connect, between bytes (urllib3's read timeout), and for a whole answer (a peer
-  that sends a byte every second never trips a read timeout, so the body is read in small pieces
-  against a deadline).
+- Timeouts: to connect, between bytes (urllib3's read timeout), and one deadline for a whole
+  answer, retries included (a peer that sends a byte every second never trips a read timeout, so
+  the body is read in small pieces against the deadline, each wait for bytes no longer than what
+  is left of it).
 - A body larger than its limit is refused as soon as the limit is passed (Content-Length is only a
   hint); compressed answers are not asked for and not accepted (no zip bomb).
 - Redirects are followed only to the same scheme, host and port, at most three hops: a peer
@@ -15,6 +16,7 @@
 from __future__ import annotations
 
 import random
+import re
 import time
 from collections.abc import Callable
 from urllib.parse import urljoin, urlsplit
@@ -69,7 +71,8 @@ class Peer:
     ) -> None:
         self.base = check_base_url(base)
         self.pool = pool
-        self.timeout = urllib3.Timeout(connect=min(timeout, 10.0), read=timeout)
+        self.timeout = timeout  # between bytes
+        self.connect_timeout = min(timeout, 10.0)
         self.total = total
         self.retries = retries
         self.backoff = backoff
@@ -79,19 +82,30 @@ class Peer:
         return self.base + path
 
     def get(self, path: str, max_bytes: int) -> bytes | None:
-        """The body at `path` (quoted already), None for a 404; PeerError after the retries."""
+        """The body at `path` (quoted already), None for a 404; PeerError after the retries, or
+        once `total` seconds have passed since the first try, whichever comes first."""
         url = self.url(path)
+        deadline = time.monotonic() + self.total
         for attempt in range(self.retries + 1):
             try:
-                return self._get_once(url, max_bytes)
+                return self._get_once(url, max_bytes, deadline)
             except PeerError as e:
                 if not e.transient or attempt == self.retries:
                     raise
-            self.sleep(self.backoff * (2**attempt) * (0.5 + random.random()))
+                pause = self.backoff * (2**attempt) * (0.5 + random.random())
+                if time.monotonic() + pause >= deadline:
+                    raise
+            self.sleep(pause)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _get_once(self, url: str, max_bytes: int) -> bytes | None:
-        deadline = time.monotonic() + self.total
+    def _timeout(self, url: str, deadline: float) -> urllib3.Timeout:
+        """The usual timeouts, none past the deadline."""
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise PeerError("answer too slow (over the time allowed for a whole answer)", url, transient=True)
+        return urllib3.Timeout(connect=min(self.connect_timeout, left), read=min(self.timeout, left))
+
+    def _get_once(self, url: str, max_bytes: int, deadline: float) -> bytes | None:
         for _hop in range(MAX_REDIRECTS + 1):
             try:
                 response = self.pool.request(
@@ -102,7 +116,7 @@ class Peer:
                     decode_content=False,
                     redirect=False,
                     retries=False,
-                    timeout=self.timeout,
+                    timeout=self._timeout(url, deadline),
                 )
             except urllib3.exceptions.HTTPError as e:
                 raise PeerError(f"cannot reach the peer: {_reason(e)}", url, transient=True) from None
@@ -123,21 +137,25 @@ class Peer:
                 encoding = response.headers.get("Content-Encoding", "identity").lower()
                 if encoding not in ("", "identity"):
                     raise PeerError(f"compressed answer ({encoding}) though none was asked for", url)
-                return _read_body(response, url, max_bytes, deadline)
+                return _read_body(response, url, max_bytes, deadline, self.timeout)
             finally:
                 response.close()
                 response.release_conn()
         raise PeerError(f"more than {MAX_REDIRECTS} redirects", url)
 
 
-def _read_body(response: urllib3.BaseHTTPResponse, url: str, max_bytes: int, deadline: float) -> bytes:
+def _read_body(response: urllib3.BaseHTTPResponse, url: str, max_bytes: int, deadline: float, wait: float) -> bytes:
     length = response.headers.get("Content-Length")
     if length is not None and length.isdigit() and int(length) > max_bytes:
         raise PeerError(f"body of {int(length):,} bytes is over the limit of {max_bytes:,}", url)
     parts: list[bytes] = []
     size = 0
+    sock = getattr(response.connection, "sock", None)
+    too_slow = PeerError("answer too slow (over the time allowed for a whole answer)", url, transient=True)
     try:
         while True:
+            if sock is not None:  # wait for bytes no longer than the deadline allows
+                sock.settimeout(max(0.001, min(wait, deadline - time.monotonic())))
             piece = response.read1(1 << 16)
             if not piece:
                 break
@@ -145,11 +163,15 @@ def _read_body(response: urllib3.BaseHTTPResponse, url: str, max_bytes: int, dea
             if size > max_bytes:
                 raise PeerError(f"body is over the limit of {max_bytes:,} bytes", url)
             if time.monotonic() > deadline:
-                raise PeerError("answer too slow (over the time allowed for a whole answer)", url, transient=True)
+                raise too_slow
             parts.append(piece)
     except urllib3.exceptions.HTTPError as e:
+        if time.monotonic() >= deadline:
+            raise too_slow from None
         raise PeerError(f"answer cut short: {_reason(e)}", url, transient=True) from None
     except OSError as e:
+        if time.monotonic() >= deadline:
+            raise too_slow from None
         raise PeerError(f"answer cut short: {e.strerror or e}", url, transient=True) from None
     return b"".join(parts)
 
@@ -161,6 +183,9 @@ def _reason(e: Exception) -> str:
         return "timed out"
     if "refused" in text.lower():
         return "connection refused"
+    if "failed to resolve" in text.lower() or "name or service not known" in text.lower():
+        return "the host name does not resolve"
+    text = re.sub(r"\[Errno -?\d+\] ", "", text)  # Python's wording, not the user's
     return text.splitlines()[0][:200] if text else type(e).__name__
 
 

@@ -30,6 +30,12 @@ def hours_in_window(hours: Iterable[str], start: float, end: float) -> list[str]
     return sorted(h for h in set(hours) if hour_ok(h) and hour_start(h) + 3600 > start and hour_start(h) <= end)
 
 
+def hours_before(hours: Iterable[str], start: float) -> list[str]:
+    """The hour folder names (valid ones only) that end at or before `start`, oldest first: what a
+    peer holds that a window starting at `start` leaves out."""
+    return sorted(h for h in set(hours) if hour_ok(h) and hour_start(h) + 3600 <= start)
+
+
 def names_list(body: bytes, what: str) -> list[str]:
     """A peer's listing: a JSON array of strings. InputError (naming `what`) if it is not one."""
     try:

@@ -12,14 +12,16 @@ peers, converge.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import multiprocessing
 import os
+import queue
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -29,14 +31,19 @@ import urllib3
 from formats.errors import ArchiverError, InputError, UsageError
 from formats.names import batch_name_ok, channel_ok
 from formats.store import channel_chat_dir, fsync_dir, makedirs_durable, write_bytes_atomic
-from merge.directory import MergeProblem, merge_tree, read_verified
+from merge.directory import MergeProblem, check_bytes, merge_tree, read_verified
+from merge.scan import scan_file
 from sync.client import Peer, PeerError, new_pool
-from sync.plan import Wanted, channel_names, hours_in_window, names_list, plan_hour
+from sync.plan import Wanted, channel_names, hours_before, hours_in_window, names_list, plan_hour
 
 STATE = ".sync"
 MAX_LISTING = 16 << 20  # bytes: an hour lists at most a few hundred names
-MAX_FILE = 256 << 20  # bytes: a busy channel's minute is a few MB; far above that is not a batch file
+# bytes held per fetch at most: a minute of a 100 msg/s channel seen by 3 receivers is about 4 MB;
+# a peer's larger body is refused at the limit (`max_file`, the CLI's --max-file, raises it)
+MAX_FILE = 16 << 20
+PLANNED = 256  # fetches planned ahead of the fetchers, per peer: what bounds a sync's memory
 SCRATCH_AGE = 600  # s: scratch files older than this belong to no running sync
+PLANNED_HOURS = 2  # hour listings fetched ahead of the planner, per peer
 VERIFY_IN_PROCESSES = 8  # files to fetch from one peer before checking them in worker processes pays off
 
 
@@ -63,6 +70,8 @@ class SyncStats:
     files_fetched: int = 0
     bytes_fetched: int = 0
     files_gone: int = 0  # listed, then 404: merged away on the peer meanwhile
+    hours_older: int = 0  # hours a peer holds before the window (not fetched): said when the window is empty
+    newest_older: str = ""  # the newest of those hours (HOUR folder name)
     minutes_merged: int = 0
     files_merged_away: int = 0
     seconds: float = 0.0
@@ -113,6 +122,15 @@ def verify_file(path: str, digest: str) -> str | None:
     return None
 
 
+def verify_bytes(data: bytes, path: str, digest: str) -> str | None:
+    """`verify_file` of bytes not yet written (`merge.directory.check_bytes`)."""
+    try:
+        check_bytes(data, path, digest)
+    except InputError as e:
+        return e.message if e.line is None else f"line {e.line}: {e.message}"
+    return None
+
+
 def _local_names(root: str, channel: str, hour: str) -> set[str]:
     try:
         return set(os.listdir(os.path.join(channel_chat_dir(root, channel), hour)))
@@ -158,6 +176,8 @@ class _Sync:
         self.changed: set[str] = set()
         self.synced: set[str] = set()
         self.verifier: ProcessPoolExecutor | None = None
+        self.fetches = 0
+        self.in_flight: set[Wanted] = set()
 
     def refuse(self, peer: Peer, what: str, reason: str) -> None:
         refusal = Refusal(peer.base, what, reason)
@@ -179,51 +199,58 @@ class _Sync:
             return []
         return names_list(body, peer.url(path))
 
-    def plan_peer(
-        self, peer: Peer, channels: list[str] | None, start: float, end: float, pool: ThreadPoolExecutor
-    ) -> list[tuple[Peer, Wanted]]:
+    def plan_peer(self, peer: Peer, channels: list[str] | None, start: float, end: float) -> Iterator[Wanted]:
+        """The files to fetch from `peer`, an hour's listing at a time (a few hours listed ahead,
+        by `PLANNED_HOURS` threads): memory holds a few listings, however many the peer has."""
         if channels is None:
             try:
                 body = peer.get("/files", MAX_LISTING)
                 chosen, bad = channel_names(body or b"[]", peer.url("/files"))
             except (PeerError, InputError) as e:
                 self.refuse_error(peer, e)
-                return []
+                return
             for name in bad:
                 self.refuse(peer, "/files", f"channel name {name!r} cannot be a folder: skipped")
             channels = chosen
-        out: list[tuple[Peer, Wanted]] = []
-        for channel in channels:
-            try:
-                hours = hours_in_window(self.listing(peer, f"/files/{quote(channel)}/chat"), start, end)
-            except (PeerError, InputError) as e:
-                self.refuse_error(peer, e)
-                continue
-            with self.lock:
-                self.stats.channels += 1
-                self.synced.add(channel)
-
-            def hour_plan(hour: str, channel: str = channel) -> list[tuple[Peer, Wanted]]:
+        with ThreadPoolExecutor(PLANNED_HOURS, thread_name_prefix="sync-list") as pool:
+            for channel in channels:
                 try:
-                    names = self.listing(peer, f"/files/{quote(channel)}/chat/{hour}?tombstones=true")
+                    listed = self.listing(peer, f"/files/{quote(channel)}/chat")
+                    hours = hours_in_window(listed, start, end)
                 except (PeerError, InputError) as e:
                     self.refuse_error(peer, e)
-                    return []
-                local = _local_names(self.root, channel, hour)
-                # names fetched before count only while the hour still holds files: an hour emptied
-                # by hand (to fetch it again) is fetched again
-                have = local | self.known.names(channel, hour) if local else local
-                plan = plan_hour(channel, hour, names, have)
+                    continue
+                older = hours_before(listed, start)
                 with self.lock:
-                    self.stats.hours_listed += 1
-                    self.stats.files_listed += len(names)
-                for name, why in plan.refused:
-                    self.refuse(peer, f"/files/{channel}/chat/{hour}", f"{name!r}: {why}")
-                return [(peer, w) for w in plan.wanted]
+                    if older:
+                        self.stats.hours_older += len(older)
+                        self.stats.newest_older = max(self.stats.newest_older, older[-1])
+                    self.stats.channels += 1
+                    self.synced.add(channel)
 
-            for found in pool.map(hour_plan, hours):
-                out.extend(found)
-        return out
+                def hour_plan(hour: str, channel: str = channel) -> list[Wanted]:
+                    try:
+                        names = self.listing(peer, f"/files/{quote(channel)}/chat/{hour}?tombstones=true")
+                    except (PeerError, InputError) as e:
+                        self.refuse_error(peer, e)
+                        return []
+                    local = _local_names(self.root, channel, hour)
+                    # names fetched before count only while the hour still holds files: an hour emptied
+                    # by hand (to fetch it again) is fetched again
+                    have = local | self.known.names(channel, hour) if local else local
+                    plan = plan_hour(channel, hour, names, have)
+                    with self.lock:
+                        self.stats.hours_listed += 1
+                        self.stats.files_listed += len(names)
+                    for name, why in plan.refused:
+                        self.refuse(peer, f"/files/{channel}/chat/{hour}", f"{name!r}: {why}")
+                    return plan.wanted
+
+                for wanted in _ahead(pool, hour_plan, hours, PLANNED_HOURS):
+                    if self.on_plan is not None and wanted:
+                        with self.lock:  # peers plan at once: one change of the total at a time
+                            self.on_plan(len(wanted))
+                    yield from wanted
 
     # -- fetching -----------------------------------------------------------------------------
     def fetch(self, peer: Peer, wanted: Wanted) -> None:
@@ -234,6 +261,19 @@ class _Sync:
                 self.on_file()
 
     def _fetch(self, peer: Peer, wanted: Wanted) -> None:
+        """Fetch, check and store one file, unless another peer's fetch has it (in flight or done)."""
+        final = os.path.join(channel_chat_dir(self.root, wanted.channel), wanted.hour, wanted.name)
+        with self.lock:
+            if wanted in self.in_flight or os.path.exists(final):
+                return
+            self.in_flight.add(wanted)
+        try:
+            self._fetch_new(peer, wanted, final)
+        finally:
+            with self.lock:
+                self.in_flight.discard(wanted)
+
+    def _fetch_new(self, peer: Peer, wanted: Wanted, final: str) -> None:
         path = f"/segments/{quote(wanted.channel)}/chat/{wanted.hour}/{quote(wanted.name, safe=':')}"
         try:
             data = peer.get(path, self.max_file)
@@ -244,17 +284,23 @@ class _Sync:
             with self.lock:
                 self.stats.files_gone += 1  # merged away on the peer: its successor is listed next time
             return
-        final = os.path.join(channel_chat_dir(self.root, wanted.channel), wanted.hour, wanted.name)
-        scratch = os.path.join(self.scratch, f"{uuid.uuid4().hex}.json")
-        try:
-            write_bytes_atomic(scratch, data)
-            if self.verifier is not None:  # parsing is CPU-bound: worker processes, not these threads
-                problem = self.verifier.submit(verify_file, scratch, wanted.digest).result()
-            else:
-                problem = verify_file(scratch, wanted.digest)
+        if scan_file is not None:  # compiled: checking the bytes here costs less than a process hop
+            problem = verify_bytes(data, path, wanted.digest)
             if problem is not None:
                 self.refuse(peer, path, problem)
                 return
+        scratch = os.path.join(self.scratch, f"{uuid.uuid4().hex}.json")
+        try:
+            write_bytes_atomic(scratch, data)
+            if scan_file is None:
+                verifier = self._verifier()
+                if verifier is not None:  # parsing is CPU-bound: worker processes, not these threads
+                    problem = verifier.submit(verify_file, scratch, wanted.digest).result()
+                else:
+                    problem = verify_file(scratch, wanted.digest)
+                if problem is not None:
+                    self.refuse(peer, path, problem)
+                    return
             folder = os.path.dirname(final)
             makedirs_durable(folder)  # a new channel's or hour's folders survive a crash too
             os.replace(scratch, final)
@@ -268,25 +314,86 @@ class _Sync:
             self.stats.bytes_fetched += len(data)
             self.changed.add(wanted.channel)
 
-    def run(self, peers: list[Peer], channels: list[str] | None, start: float, end: float) -> None:
-        _clear_scratch(self.scratch)
+    def _verifier(self) -> ProcessPoolExecutor | None:
+        """Worker processes to check files in, started once `VERIFY_IN_PROCESSES` files have come
+        (on a machine of one CPU, none: the threads check them)."""
+        with self.lock:
+            self.fetches += 1
+            if self.verifier is None and self.fetches >= VERIFY_IN_PROCESSES and (os.cpu_count() or 1) > 1:
+                self.verifier = ProcessPoolExecutor(
+                    min(self.jobs, os.cpu_count() or 1), mp_context=multiprocessing.get_context("forkserver")
+                )
+            return self.verifier
+
+    def sync_peer(self, peer: Peer, channels: list[str] | None, start: float, end: float) -> None:
+        """Plan and fetch from one peer: `jobs` fetchers take planned files from a queue of at most
+        `PLANNED`, so memory does not grow with what the peer lists, and a slow peer holds only its
+        own fetchers."""
+        todo: queue.Queue[Wanted | None] = queue.Queue(PLANNED)
+        failed: list[BaseException] = []
+
+        def fetcher() -> None:
+            while (wanted := todo.get()) is not None:
+                if failed:
+                    continue  # drain, so the planner never blocks on a dead fetcher
+                try:
+                    self.fetch(peer, wanted)
+                except BaseException as e:
+                    failed.append(e)
+
+        workers = [threading.Thread(target=fetcher, name="sync-fetch", daemon=True) for _ in range(self.jobs)]
+        for worker in workers:
+            worker.start()
         try:
-            with ThreadPoolExecutor(self.jobs, thread_name_prefix="sync") as pool:
-                # peer after peer: what one peer gave is local (or known) when the next is listed, so a
-                # name is fetched once, and again from the next peer only if the first one's was refused
-                for peer in peers:
-                    todo = self.plan_peer(peer, channels, start, end, pool)
-                    if self.on_plan is not None:
-                        self.on_plan(len(todo))
-                    if self.verifier is None and len(todo) >= VERIFY_IN_PROCESSES and (os.cpu_count() or 1) > 1:
-                        self.verifier = ProcessPoolExecutor(
-                            min(self.jobs, os.cpu_count() or 1), mp_context=multiprocessing.get_context("forkserver")
-                        )
-                    # bounded: the pool's queue holds the small task tuples, `jobs` run at once
-                    list(pool.map(lambda pw: self.fetch(*pw), todo))
+            for wanted in self.plan_peer(peer, channels, start, end):
+                if failed:
+                    break
+                todo.put(wanted)
+        finally:
+            for _ in workers:
+                todo.put(None)
+            for worker in workers:
+                worker.join()
+        if failed:
+            raise failed[0]
+
+    def run(self, peers: list[Peer], channels: list[str] | None, start: float, end: float) -> None:
+        """Every peer at once, each in a thread of its own (`sync_peer`). A file two peers list is
+        fetched once: the second finds it in flight or in place and skips it (if the first one's copy
+        is refused, the next pass fetches it from the other)."""
+        _clear_scratch(self.scratch)
+        failed: list[BaseException] = []
+
+        def one(peer: Peer) -> None:
+            try:
+                self.sync_peer(peer, channels, start, end)
+            except BaseException as e:
+                failed.append(e)
+
+        threads = [threading.Thread(target=one, args=(peer,), name="sync-peer", daemon=True) for peer in peers]
+        try:
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
         finally:
             if self.verifier is not None:
                 self.verifier.shutdown()
+        if failed:
+            raise failed[0]
+
+
+def _ahead(
+    pool: ThreadPoolExecutor, fn: Callable[[str], list[Wanted]], items: Iterable[str], n: int
+) -> Iterator[list[Wanted]]:
+    """`map(fn, items)` in order, with at most `n` calls running or done ahead of the consumer."""
+    running: collections.deque[Future[list[Wanted]]] = collections.deque()
+    for item in items:
+        running.append(pool.submit(fn, item))
+        if len(running) >= n:
+            yield running.popleft().result()
+    while running:
+        yield running.popleft().result()
 
 
 def sync_once(
@@ -320,7 +427,7 @@ def sync_once(
     if jobs < 1:
         raise UsageError("jobs must be at least 1")
     http = pool or new_pool(jobs)
-    total = answer_time if answer_time is not None else max(timeout * 6, 30.0)  # for one whole answer
+    total = answer_time if answer_time is not None else timeout  # for one whole answer, retries included
     peer_list = [Peer(p, http, timeout=timeout, total=total, retries=retries, backoff=backoff) for p in peers]
     if not peer_list:
         raise UsageError("no peer to sync from (--from URL)")

@@ -713,3 +713,124 @@ def emote_snapshots(draw: Any) -> Any:
     words = draw(st.lists(emote_word, max_size=4))
     emotes = tuple(Emote(provider, f"{provider}{draw(st.integers(0, 9))}", w) for w in words)
     return Snapshot(provider, draw(emote_scope), float(draw(st.integers(0, 100))), emotes)
+
+
+# -- the index (index/): small archives of chat lines, removals and noise, and queries over them --
+
+INDEX_T0 = 1_700_000_000  # 2023-11-14T22:13:20Z
+INDEX_CHANNELS = ("chan", "other")
+_index_users = st.sampled_from([("1", "alice"), ("2", "bob"), ("3", "carol"), ("3", "caroline"), (None, "dave")])
+INDEX_WORDS = ["hello", "HELLO", "Kappa", "kappa", ":)", "<3", "world", "h\u00e9llo", "Stra\u00dfe", "strasse", "the"]
+_index_word = st.sampled_from(INDEX_WORDS)
+_index_glue = st.sampled_from([" ", "  ", ", ", "! ", ".", " \u3000", '"'])
+# seconds after INDEX_T0: the same minute, the next day, and the next month (for months and days)
+_index_time = st.tuples(st.sampled_from([0, 0, 86400, 40 * 86400]), st.integers(0, 150)).map(
+    lambda t: (INDEX_T0 + t[0] + t[1]) + 0.5 * (t[1] % 2)
+)
+
+
+@st.composite
+def index_text(draw: Any) -> str:
+    words = draw(st.lists(_index_word, max_size=5))
+    out = ""
+    for word in words:
+        out += word + draw(_index_glue)
+    return out.strip(" ") if draw(st.booleans()) else out
+
+
+def index_record(
+    command: str,
+    at: float,
+    tags: dict[str, Any] | None,
+    params: list[str],
+    sender: str | None,
+    *,
+    receiver: str = "host1.Ab3dE.0",
+) -> dict[str, Any]:
+    """An archive record as the replay writes it for a chat line with an exact server time."""
+    user = sender if sender and sender != "tmi.twitch.tv" else None
+    return {
+        "command": command,
+        "host": f"{user}.tmi.twitch.tv" if user else None,
+        "params": params,
+        "receivers": {receiver: at + 0.25},
+        "sender": sender,
+        "tags": tags,
+        "time": at,
+        "time_range": 0,
+        "user": user,
+    }
+
+
+@st.composite
+def index_archives(draw: Any) -> list[tuple[str, dict[str, Any]]]:
+    """(channel, record) pairs: PRIVMSGs (with and without ids), USERNOTICEs (some gifts),
+    CLEARCHATs of one user and of everyone, CLEARMSGs of earlier or unknown ids, and JOINs."""
+    out: list[tuple[str, dict[str, Any]]] = []
+    ids: list[str] = []
+    for i in range(draw(st.integers(0, 18))):
+        channel = draw(st.sampled_from(INDEX_CHANNELS))
+        at = draw(_index_time)
+        user_id, login = draw(_index_users)
+        kind = draw(st.sampled_from(["msg", "msg", "msg", "noid", "sub", "ban", "clear", "clearmsg", "join"]))
+        tags: dict[str, Any] = {"room-id": "100" if channel == "chan" else "200", "tmi-sent-ts": str(int(at * 1000))}
+        if kind in ("msg", "noid", "sub"):
+            if kind != "noid":
+                tags["id"] = f"m{i}"
+                ids.append(f"m{i}")
+            if user_id:
+                tags["user-id"] = user_id
+            if draw(st.booleans()):
+                tags["display-name"] = login.upper()
+            if kind == "sub":
+                tags["login"] = login
+                if draw(st.booleans()):
+                    recipient_id, _ = draw(_index_users)
+                    if recipient_id:
+                        tags["msg-param-recipient-id"] = recipient_id
+                command, sender = "USERNOTICE", "tmi.twitch.tv"
+            else:
+                command, sender = "PRIVMSG", login
+            text = draw(index_text())
+            if draw(st.integers(0, 5)) == 0:
+                text = "\x01ACTION " + text + "\x01"
+            params = [f"#{channel}", text]
+            if kind == "sub" and not text and draw(st.booleans()):
+                params = [f"#{channel}"]
+        elif kind == "ban":
+            command, sender, params = "CLEARCHAT", "tmi.twitch.tv", [f"#{channel}", login]
+            if user_id:
+                tags["target-user-id"] = user_id
+        elif kind == "clear":
+            command, sender, params = "CLEARCHAT", "tmi.twitch.tv", [f"#{channel}"]
+        elif kind == "clearmsg":
+            target = draw(st.sampled_from([*ids, "nope"])) if ids else "nope"
+            tags.update({"login": login, "target-msg-id": target})
+            command, sender, params = "CLEARMSG", "tmi.twitch.tv", [f"#{channel}", "gone"]
+        else:
+            command, sender, params, tags = "JOIN", login, [f"#{channel}"], None  # type: ignore[assignment]
+        out.append((channel, index_record(command, at, tags, params, sender)))
+    return out
+
+
+index_queries = st.fixed_dictionaries(
+    {},
+    optional={
+        "channel": st.sampled_from(INDEX_CHANNELS),
+        "user_id": st.sampled_from(["1", "2", "3", "9"]),
+        "login": st.sampled_from(["alice", "Bob", "caroline", "carol", "dave", "zed"]),
+        "text": st.one_of(
+            index_text(),
+            st.sampled_from(['"hello world"', '"kappa', "KAPPA :)", '"" ,', "strasse", 'x" OR 1=1 --', "NEAR(a b)"]),
+        ),
+        "since": st.sampled_from([INDEX_T0, INDEX_T0 + 60, INDEX_T0 + 86400, INDEX_T0 + 86400 + 75.5]),
+        "until": st.sampled_from([INDEX_T0 + 60, INDEX_T0 + 86400 + 75.5, INDEX_T0 + 50 * 86400]),
+        "commands": st.sampled_from(
+            [frozenset({"PRIVMSG"}), frozenset({"USERNOTICE", "CLEARCHAT"}), frozenset({"JOIN"})]
+        ),
+        "include_removed": st.booleans(),
+        "oldest_first": st.booleans(),
+        "limit": st.integers(0, 4),
+        "offset": st.integers(0, 3),
+    },
+)

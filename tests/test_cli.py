@@ -18,11 +18,12 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from chat_archiver import cli
 from chat_archiver.cli import app
 
 ROOT = Path(__file__).parent.parent
 CASES = ROOT / "fixtures" / "cases"
-COMMANDS = sorted(c.name or "" for c in app.registered_commands)
+COMMANDS = sorted(cli.COMMANDS)
 CLI = [sys.executable, "-m", "chat_archiver.cli"]
 
 
@@ -411,3 +412,55 @@ def test_verify_never_splits_a_file_and_line(archive: Path, tmp_path: Path) -> N
     result = CliRunner().invoke(app, ["verify", str(root)], terminal_width=80, env={"COLUMNS": "80"})
     assert result.exit_code == 1
     assert f"{victim}:{lines + 1}" in result.stdout  # on one line, whatever the width
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_shows_examples_that_the_command_takes(command: str) -> None:
+    """Every command's help ends with examples (the README's lines), each one this command, and
+    `-h` is `--help`; `-j` is `-j, --jobs N` wherever it is taken."""
+    text = CliRunner().invoke(app, [command, "-h"], terminal_width=80).stdout
+    assert text == CliRunner().invoke(app, [command, "--help"], terminal_width=80).stdout
+    examples = text.split("  Examples:\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert examples
+    for line in examples:
+        assert line.startswith((f"    chat-archiver {command} ", "        --")), line
+    if "--jobs" in text:
+        assert "-j, --jobs N " in text, text
+
+
+def test_top_level_help_names_every_command() -> None:
+    text = CliRunner().invoke(app, ["-h"], terminal_width=80).stdout
+    summary = text.split("Options:")[0]
+    for command in COMMANDS:
+        assert f"{command}:" in summary, (command, summary)
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (
+            ["replay", "raw", "-o", "x", "--jobs", "0"],
+            "error: --jobs: must be at least 1 (see chat-archiver replay -h)",
+        ),
+        (["replay"], "error: RAW... is required (see chat-archiver replay -h)"),
+        (["replay", "raw"], "error: --out is required (see chat-archiver replay -h)"),
+        (["verify", "x", "-j", "two"], "error: --jobs: must be a whole number (see chat-archiver verify -h)"),
+        (["merge", "x", "--interval", "0"], "error: --interval: must be at least 0.1 (see chat-archiver merge -h)"),
+        (
+            ["export", "x", "c", "--format", "foo"],
+            "error: --format: 'foo' is not one of 'json', 'jsonl', 'text', 'irc', 'ass', 'html', 'twitchdownloader' "
+            "(see chat-archiver export -h)",
+        ),
+        (
+            ["replay", "raw", "-o", "x", "--jbos", "2"],
+            "error: no such option: --jbos; did you mean --db, --jobs, --json? (see chat-archiver replay -h)",
+        ),
+        (["nosuch"], "error: no such command 'nosuch' (see chat-archiver -h)"),
+    ],
+)
+def test_usage_errors_are_one_line_in_the_clis_words(args: list[str], line: str) -> None:
+    """docs/cli.md: one line, `error: ...`, the option as typed; no click usage box, no validator's
+    wording ("Input should be ...", "Value error, ...")."""
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert result.stderr == line + "\n"

@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from chat_archiver import cli
 from chat_archiver.cli import app
 
 ROOT = Path(__file__).parent.parent
 README = (ROOT / "README.md").read_text()
-COMMANDS = sorted(c.name or c.callback.__name__ for c in app.registered_commands)  # type: ignore[union-attr]
+COMMANDS = sorted(cli.COMMANDS)
 
 
 def test_readme_opens_with_the_run_and_test_commands() -> None:

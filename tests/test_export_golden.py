@@ -8,6 +8,9 @@ How the expected outputs were checked by hand, record by record (window 22:13:30
 - JOIN of lurker seen by host1 as [22:14:05.25, +60] and host2 as [22:14:07.5, +55]: the ranges
   meet, so one line, time 22:14:07.5 (the later start), range 102.5 - 47.5 = 55.0 (the fold's
   intersection, a float), receivers of both.
+- A record seen by both receivers (m-a, the dance, the sub, the first CLEARCHAT) is a combined
+  record: `"time_range":0.0`, the number upstream's merge writes (ARCHIVE_FORMAT.md section 5.1);
+  a record of one receiver keeps its `0`.
 - PART of lurker starts 22:15:00.5 (file 22:15) with a 60 s range: in (starts before the end).
 - Text: `/me` as `* Dancer dances`; sub and raid by their system-msg (the sub with the user's own
   message after `|`); CLEARCHAT with ban-duration as a timeout, without as a ban, without target

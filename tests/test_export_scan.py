@@ -14,6 +14,7 @@ from bench.bench_verify import minute_records
 from export import scan
 from formats.canonical import canonical_bytes, format_batch
 from formats.rawcodec import OPEN, RECV, Event
+from merge.core import merge_records
 from replay.shell import replay
 from tests.compiled import native, needs_native
 from tests.pipeline import replay_events
@@ -116,13 +117,30 @@ def test_tags(tags: bytes) -> None:
 def test_many_receivers() -> None:
     for n in (15, 16, 17, 40):
         names = b",".join(b'"h%02d":1700000001.25' % i for i in range(n))
-        scanned = same(_line(receivers=b"{" + names + b"}"))
+        scanned = same(_line(receivers=b"{" + names + b"}", time_range=b"0.0"))  # combined: 0.0
         assert isinstance(scanned, tuple)
         assert len(scanned[0]) == (1 if n <= 16 else 0)
 
 
+@pytest.mark.parametrize(
+    ("time", "time_range", "receivers", "lone"),
+    [
+        (b"1700000000.5", b"0", b'{"h1":1.5}', True),  # one receiver, as written
+        (b"1700000000.5", b"0.0", b'{"h1":1.5}', False),  # the merge writes it 0
+        (b"1700000000.5", b"0", b'{"h1":1.5,"h2":1.5}', False),  # the merge writes it 0.0 (combined)
+        (b"1700000000.5", b"0.0", b'{"h1":1.5,"h2":1.5}', True),  # combined, as the merge writes it
+        (b"1700000000", b"0.0", b'{"h1":1.5,"h2":1.5}', False),  # the merge writes the time 1700000000.0
+    ],
+)
+def test_lone_candidates_are_what_the_merge_gives_back(
+    time: bytes, time_range: bytes, receivers: bytes, lone: bool
+) -> None:
+    scanned = same(_line(time=time, time_range=time_range, receivers=receivers))
+    assert isinstance(scanned, tuple) and len(scanned[0]) == (1 if lone else 0)
+
+
 def test_the_usual_lines_are_lone_candidates_and_the_rest_is_a_batch_file() -> None:
-    records = minute_records(1_700_006_400)[:400]
+    records = merge_records(minute_records(1_700_006_400)[:400])  # as the merge writes them
     data = format_batch(records)
     got = same_batch(data)
     assert isinstance(got, tuple)

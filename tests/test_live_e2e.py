@@ -32,10 +32,11 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.xdist_group
 
 
 def tree(root: Path) -> dict[str, bytes]:
-    """The archive as readers see it: its `.json` files (ARCHIVE_FORMAT.md: readers skip the rest).
-    Anything else may only be the temporary file of a write a kill -9 cut short, which the format
-    allows (upstream leaves them too); whether a kill lands inside a write is up to the scheduler."""
-    files = [p for p in root.rglob("*") if p.is_file()]
+    """The archive as readers see it: its `.json` files (ARCHIVE_FORMAT.md: readers skip the rest;
+    the search index `archive` keeps beside them is derived data, not compared). Anything else may
+    only be the index or the temporary file of a write a kill -9 cut short, which the format allows
+    (upstream leaves them too); whether a kill lands inside a write is up to the scheduler."""
+    files = [p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".index.sqlite")]
     others = [p for p in files if not p.name.endswith(".json")]
     assert all(p.name.endswith(TEMP_SUFFIX) and ".json." in p.name for p in others), others
     return {str(p.relative_to(root)): p.read_bytes() for p in files if p.name.endswith(".json")}

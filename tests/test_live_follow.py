@@ -408,7 +408,7 @@ def test_archive_dialect_is_the_same_choice_as_records(tmp_path: Path) -> None:
 
     result = CliRunner().invoke(app, ["archive", "c", "--dir", str(tmp_path / "root"), "--dialect", "irc"])
     assert result.exit_code == 2, result.output
-    assert "Invalid value for '--dialect'" in result.stderr and "Traceback" not in result.output
+    assert "error: --dialect: 'irc' is not one of" in result.stderr and "Traceback" not in result.output
     assert "'twitch', 'ircv3'" in result.stderr
 
 

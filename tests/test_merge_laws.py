@@ -45,6 +45,20 @@ def join(receiver: str, start: float, width: float) -> dict[str, Any]:
     }
 
 
+def clearchat(receiver: str, received: float, width: float) -> dict[str, Any]:
+    return {
+        "command": "CLEARCHAT",
+        "params": ["#chan", "troll"],
+        "sender": "tmi.twitch.tv",
+        "user": None,
+        "host": None,
+        "tags": {"room-id": "1"},
+        "receivers": {receiver: received},
+        "time": T0,
+        "time_range": width,
+    }
+
+
 def privmsg(receiver: str, received: float, start: float, width: float, *, mid: str = "m1", text: str = "hi") -> dict:
     return {
         "command": "PRIVMSG",
@@ -170,8 +184,40 @@ def test_one_id_three_times_folds_into_one_record_and_counts_the_duplicate() -> 
     merged = merge(*THREE_IDS)
     (record,) = merged.records()
     assert record["receivers"] == {"host1.Ab3dE.0": T0 + 0.5, "host2.Zz9xY.0": T0 + 0.4, "host3.Qq1wE.1": T0 + 0.6}
-    assert record["time_range"] == 0 and type(record["time_range"]) is int
+    # three receivers combined: the numbers upstream's merge gives (ARCHIVE_FORMAT.md section 5.1)
+    assert (record["time"], record["time_range"]) == (float(T0), 0.0) and type(record["time_range"]) is float
     assert merged.counts.duplicate_deliveries == 1
+
+
+def test_a_record_combined_from_two_receivers_carries_upstreams_floats() -> None:
+    """Section 5.1: two readings of one exact message give `"time_range":0.0`, an intersected
+    estimate `55.0`; the time is a float too. One receiver's record keeps its writer's numbers."""
+    exact = merge([privmsg("host1.Ab3dE.0", T0 + 0.5, T0, 0)], [privmsg("host2.Zz9xY.0", T0 + 0.4, T0, 0)])
+    assert b'"time":%r,"time_range":0.0,' % float(T0) in exact.to_bytes()
+    estimated = merge([privmsg("host1.Ab3dE.0", T0 + 60, T0 - 5, 60)], [privmsg("host2.Zz9xY.0", T0 + 55, T0, 60)])
+    assert b'"time":%r,"time_range":55.0,' % float(T0) in estimated.to_bytes()
+    alone = merge([privmsg("host1.Ab3dE.0", T0 + 0.5, T0, 0)], [privmsg("host1.Ab3dE.0", T0 + 0.5, T0, 0)])
+    assert b'"time":%d,"time_range":0,' % T0 in alone.to_bytes()
+
+
+def test_zero_and_float_zero_readings_of_one_record_are_one_record() -> None:
+    ours = privmsg("host1.Ab3dE.0", T0 + 0.5, T0, 0)
+    upstreams = {
+        **privmsg("host1.Ab3dE.0", T0 + 0.5, float(T0), 0.0),
+        "receivers": {"host1.Ab3dE.0": T0 + 0.5, "host2.Zz9xY.0": T0 + 0.4},
+    }
+    assert len(merge([ours], [upstreams]).items) == 1
+    assert m([ours], [upstreams]) == m([upstreams])
+    a, b = clearchat("host1.Ab3dE.0", T0 + 0.5, 0), clearchat("host2.Zz9xY.0", T0 + 0.4, 0.0)
+    (line,) = m([a], [b]).splitlines()
+    assert b'"time_range":0.0,' in line and m(rec(m([a], [b])), [a]) == m([a], [b])
+    ranged_a, ranged_b = clearchat("host1.Ab3dE.0", T0 + 0.5, 55), clearchat("host2.Zz9xY.0", T0 + 0.4, 55.0)
+    (line,) = m([ranged_a], [ranged_b]).splitlines(keepends=True)  # one range, two receivers: upstream's 55.0
+    assert b'"time_range":55.0,' in line and m(rec(line), [ranged_a]) == line
+    again = {**ranged_b, "receivers": ranged_a["receivers"]}  # one receiver, written 55.0 by upstream's self-merge
+    assert b'"time_range":55,' in m([ranged_a], [again])
+    other = clearchat("host2.Zz9xY.0", T0 + 0.4, 54.5)
+    assert m([ranged_a], [other]).count(b"\n") == 2  # different ranges: two observations, as before
 
 
 def test_zero_range_stays_an_int() -> None:

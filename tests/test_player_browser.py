@@ -326,7 +326,7 @@ class TestInChromium:
         assert int(paused) > 65000
         body.send_keys(Keys.END)
         assert rows(browser) == expected_at(120)
-        assert "22:15:20 UTC" in browser.find_element(By.ID, "clock").text  # 1700000120 is 22:15:20
+        assert "2023-11-14 22:15:20 UTC" in browser.find_element(By.ID, "clock").text  # 1700000120, with its date
 
     def test_colours_badges_and_a_screenshot(self, browser: Any, exported: Path) -> None:
         open_page(browser, exported.as_uri() + "#t=120")
@@ -386,3 +386,61 @@ class TestInChromium:
             server.shutdown()
             server.server_close()
             thread.join(5)
+
+
+@pytest.mark.integration
+@needs_chromium
+def test_runs_of_spaces_show_as_typed(browser: Any, tmp_path: Path) -> None:
+    """The archive keeps a message's spaces; the page shows them, not collapsed to one."""
+    typed = "a     b  c"
+    record = {
+        "command": "PRIVMSG",
+        "params": ["#chan", typed],
+        "sender": "v",
+        "user": "v",
+        "host": "v.tmi.twitch.tv",
+        "tags": {"id": "id-spaces", "display-name": "V"},
+        "receivers": {"h.s.0": S + 5.5},
+        "time": S + 5,
+        "time_range": 0,
+    }
+    write_batch(str(tmp_path / "archive"), "chan", batch_time_of(S + 5), [record])
+    out = tmp_path / "chat.html"
+    window = ["--since", str(S), "--until", str(S + 60), "--format", "html", "--out", str(out)]
+    assert CliRunner().invoke(app, ["export", str(tmp_path / "archive"), "chan", *window]).exit_code == 0
+    open_page(browser, out.as_uri() + "#t=30")
+    shown = browser.execute_script("return document.querySelector('#rows .row .body').innerText")
+    assert shown == ": " + typed
+
+
+@pytest.mark.integration
+@needs_chromium
+def test_a_silent_stretch_says_where_the_chat_goes_on(browser: Any, tmp_path: Path) -> None:
+    def said(t: float, n: int) -> dict[str, Any]:
+        return {
+            "command": "PRIVMSG",
+            "params": ["#chan", f"message {n}"],
+            "sender": "v",
+            "user": "v",
+            "host": "v.tmi.twitch.tv",
+            "tags": {"id": f"id-{n}", "display-name": "V"},
+            "receivers": {"h.s.0": t + 0.5},
+            "time": t,
+            "time_range": 0,
+        }
+
+    for n, t in enumerate((S + 5, S + 600)):
+        write_batch(str(tmp_path / "archive"), "chan", batch_time_of(t), [said(t, n)])
+    out = tmp_path / "chat.html"
+    window = ["--since", str(S), "--until", str(S + 900), "--format", "html", "--out", str(out)]
+    assert CliRunner().invoke(app, ["export", str(tmp_path / "archive"), "chan", *window]).exit_code == 0
+    status = {}
+    for t in (2, 30, 300, 700):
+        open_page(browser, out.as_uri() + f"#t={t}")
+        status[t] = browser.execute_script("return document.getElementById('status').textContent")
+    assert status == {
+        2: "0 of 2 messages \u00b7 quiet here; next message at +0:00:05",
+        30: "1 of 2 messages",  # a message within the last minute: not quiet
+        300: "1 of 2 messages \u00b7 quiet here; next message at +0:10:00",
+        700: "2 of 2 messages",
+    }

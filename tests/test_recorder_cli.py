@@ -105,7 +105,7 @@ def test_kill_9_loses_nothing_written_and_restart_starts_a_new_file(tmp_path: Pa
                 ),
                 30,
             ), second.output()
-            assert second.stop(signal.SIGINT) == 0, second.output()  # Ctrl-C stops as cleanly as SIGTERM
+            assert second.stop(signal.SIGINT) == 130, second.output()  # Ctrl-C stops as cleanly as SIGTERM
         finally:
             second.kill()
     after = Recording(str(out))
@@ -205,7 +205,7 @@ runner = CliRunner()
     [
         (["bad channel!", "--out", "X"], "is not a plain channel name"),
         (["#", "--out", "X"], "is not a plain channel name"),
-        (["alpha", "--out", "X", "--dialect", "irc"], "Invalid value for '--dialect'"),
+        (["alpha", "--out", "X", "--dialect", "irc"], "error: --dialect: 'irc' is not one of"),
         (["alpha", "--out", "X", "--metrics-port", "99999"], "must be a port number from 1 to 65535, not 99999"),
         (
             ["alpha", "--out", "X", "--metrics-port", "-1"],
@@ -295,5 +295,5 @@ def test_unreachable_server_is_retried_and_said_without_a_traceback(tmp_path: Pa
         proc.kill()
     output = proc.output()
     assert f"cannot connect to {url}: connection refused; retrying in" in output
-    assert f"recording 1 channel(s) from {url} (ircv3)" in output
+    assert f"recording 1 channel from {url} (ircv3)" in output
     assert "Traceback" not in output

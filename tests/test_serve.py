@@ -11,10 +11,13 @@ from urllib.parse import unquote_to_bytes
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 from profiles import suppressing
 
 from fixtures.export import make_archive
-from serve.app import ChatApp, upstream_json
+from formats.canonical import canonical_bytes
+from serve.app import ChatApp, spaced_slowly, upstream_joined, upstream_joined_py, upstream_json
+from tests.compiled import Core, native
 from tests.strategies import archive_records, query_strings, request_paths
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "export"
@@ -224,6 +227,57 @@ def test_any_request_is_answered_without_a_500_and_nothing_outside_root(
 )
 def test_chat_json_records_print_as_upstreams_json_dumps(record: dict[str, Any]) -> None:
     assert upstream_json(record) == json.dumps(record, sort_keys=True).encode()
+
+
+@given(records=st.lists(archive_records(), max_size=6))
+def test_lines_joined_at_once_print_as_upstreams_json_dumps_of_the_list(records: list[dict[str, Any]]) -> None:
+    """chat.json is written a few thousand canonical lines at a time: each run of them is the
+    middle of upstream's `json.dumps(records)` (without its brackets)."""
+    expected = json.dumps(records, sort_keys=True).encode()[1:-1]
+    assert upstream_joined([canonical_bytes(r) for r in records]) == expected
+
+
+def _joined(core: Core) -> Any:
+    """`upstream_joined` of one core (the compiled one told its reference, as `speedups.twin` does)."""
+    if core.name == "compiled":
+        native().configure_upstream_joined(upstream_joined_py)
+    return core.twin(upstream_joined_py, "upstream_joined")
+
+
+@given(records=st.lists(archive_records(), max_size=6))
+def test_both_cores_print_lines_as_upstreams_json_dumps_of_the_list(core: Core, records: list[dict[str, Any]]) -> None:
+    expected = json.dumps(records, sort_keys=True).encode()[1:-1]
+    assert _joined(core)([canonical_bytes(r) for r in records]) == expected
+
+
+@given(lines=st.lists(st.binary(max_size=40) | st.sampled_from([b'"a\\",:', b'\\"', b"\\", b'":,"']), max_size=6))
+@example(lines=[b'"\\', b'"'])
+@example(lines=[b"\\,"])
+@example(lines=[b'"\\\x01"'])
+@example(lines=[])
+@example(lines=[b""])
+def test_the_compiled_twin_equals_the_reference_on_any_bytes(core: Core, lines: list[bytes]) -> None:
+    """Odd bytes too (placeholders, a backslash outside a string, an open string): the twin hands
+    what it does not read to the reference, so both give the same bytes."""
+    assert _joined(core)(lines) == upstream_joined_py(lines)
+
+
+@given(lines=st.lists(st.binary(max_size=40) | st.sampled_from([b'"a\\",:', b'\\"', b"\\", b'":,"']), max_size=6))
+def test_the_fast_reference_is_the_byte_walk_wherever_it_runs(lines: list[bytes]) -> None:
+    """The split at quotes (with placeholders for escapes) gives what the byte walk defines, on any
+    bytes that do not hold the placeholders."""
+    lines = [line.translate(None, b"\x00\x01\x02") for line in lines]
+    assert upstream_joined_py(lines) == spaced_slowly(b",".join(lines))
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["\\", '\\"', '"\\', ",", ":", '","', '":"', '\\\\":', 'a\\,b"c:d', "\x7f\u202e\U0001f600,:"],
+)
+def test_escapes_and_separators_inside_strings_stay_as_they_are(text: str) -> None:
+    records = [{"k": text, text: [text, 1, {"x": text}]}, {"a": 1.5, "b": [None, True]}]
+    expected = json.dumps(records, sort_keys=True).encode()[1:-1]
+    assert upstream_joined([json.dumps(r, sort_keys=True, separators=(",", ":")).encode() for r in records]) == expected
 
 
 def test_a_damaged_file_in_the_window_is_skipped_and_logged_in_one_line(

@@ -4,8 +4,6 @@ reads racing a merge, and the command as a user runs it."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import os
 import shutil
@@ -26,6 +24,7 @@ from merge.directory import merge_tree
 from serve.app import ChatApp
 from serve.server import Running
 from tests.archives import write_batch
+from tests.wubloader_model import Backfiller
 
 pytestmark = pytest.mark.integration
 
@@ -42,34 +41,11 @@ def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str,
             return e.code, {k.lower(): v for k, v in e.headers.items()}, e.read()
 
 
-def backfill(base: str, channel: str, dest: Path) -> int:
-    """wubloader's backfiller for one channel, as the spec describes it: list hours, list each hour
-    with ?tombstones=true, fetch the names missing locally, check the SHA-256 (URL-safe base64, no
-    padding) against the name, write to a temporary name and rename. Returns files fetched."""
-    fetched = 0
-    _, _, hours = get(f"{base}/files/{channel}/chat")
-    for hour in json.loads(hours):
-        _, _, names = get(f"{base}/files/{channel}/chat/{hour}?tombstones=true")
-        folder = dest / channel / "chat" / hour
-        local = set(os.listdir(folder)) if folder.exists() else set()
-        for name in sorted(set(json.loads(names)) - local):
-            status, _, body = get(f"{base}/segments/{channel}/chat/{hour}/{name}")
-            if status == 404:
-                continue
-            digest = base64.urlsafe_b64encode(hashlib.sha256(body).digest()).decode().rstrip("=")
-            assert name == f"{name[:5]}-{digest}.json", name
-            folder.mkdir(parents=True, exist_ok=True)
-            temp = folder / f"{name}.tmp-backfill.temp"
-            temp.write_bytes(body)
-            temp.rename(folder / name)
-            fetched += 1
-    return fetched
-
-
 def test_wubloader_backfiller_copies_our_archive(tmp_path: Path) -> None:
     with Running(ChatApp(str(FIXTURE / "archive"))) as server:
-        assert backfill(server.url, "desertbus", tmp_path) > 0
-        assert backfill(server.url, "desertbus", tmp_path) == 0  # a second pass finds nothing new
+        backfiller = Backfiller(server.url, ["desertbus"], tmp_path, qualities=("chat",), extras=())
+        assert backfiller.run_pass() > 0
+        assert backfiller.run_pass() == 0  # a second pass finds nothing new
     ours = {p.relative_to(FIXTURE / "archive"): p.read_bytes() for p in (FIXTURE / "archive").rglob("*.json")}
     theirs = {p.relative_to(tmp_path): p.read_bytes() for p in tmp_path.rglob("*.json")}
     assert theirs == ours

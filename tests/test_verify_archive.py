@@ -388,7 +388,7 @@ def test_what_the_quarantine_holds_is_listed(tmp_path: Path) -> None:
     report = verify_archive(str(tmp_path), jobs=1)
     (found,) = [f for f in report.findings if f.kind != "single-receiver"]
     assert found.kind == "quarantined" and found.path == str(tmp_path / "quarantine")
-    assert found.message.startswith("1 file(s) set aside by a merge as damaged")
+    assert found.message.startswith("1 file set aside by a merge as damaged")
     assert found.message.endswith(os.path.join(CHANNEL, "chat", extra.parent.name, extra.name))
     assert report.exit_status == 1
     result = run(str(tmp_path))

@@ -14,11 +14,12 @@ the peer. Medians need `SKEW_MIN_SAMPLES` exact records to be trusted; fewer are
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from formats.canonical import BATCH_INTERVAL
-from verify.coverage import Window, classify_empty_minutes, minute_spans, uncovered
+from verify.coverage import ChatCounts, Window, classify_empty_minutes, minute_spans, uncovered
 from verify.findings import Finding, exit_status
 from verify.tally import ChannelTally, ReceiverTally, recorder_of
 
@@ -90,9 +91,14 @@ def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def natural_key(name: str) -> list[str | int]:
+    """Sorts names as people count: `host.s.2` before `host.s.10`."""
+    return [int(part) if i % 2 else part for i, part in enumerate(re.split(r"(\d+)", name))]
+
+
 def _summaries(tally: ChannelTally) -> list[ReceiverSummary]:
     out = []
-    for name in sorted(tally.receivers):
+    for name in sorted(tally.receivers, key=natural_key):
         rt = tally.receivers[name]
         share = None
         if rt.seen and math.isfinite(rt.first) and math.isfinite(rt.last):
@@ -153,8 +159,10 @@ def analyse_channel(
     tally: ChannelTally,
     windows: list[Window] | None,
     findings: list[Finding],
+    raw_chat: dict[int, int] | None = None,
 ) -> ChannelReport:
-    """Coverage and redundancy of one channel; appends gap and single-receiver findings."""
+    """Coverage and redundancy of one channel; appends gap, missing-chat and single-receiver
+    findings. `raw_chat`: the chat lines the raw recordings hold for the channel, per minute."""
     minutes = tally.minutes
     first = min(minutes) if minutes else None
     last = max(minutes) if minutes else None
@@ -163,9 +171,29 @@ def analyse_channel(
         empty = [m for m in range(first, last + BATCH_INTERVAL, BATCH_INTERVAL) if m not in minutes]
 
     gaps: list[tuple[float, float]] = []
+    known: tuple[float, float] | None = None  # the span the raw recordings speak for
     if windows is not None and math.isfinite(tally.recv_first) and math.isfinite(tally.recv_last):
         spans = [(w.start, w.end) for w in windows if w.covers(channel)]
-        gaps = uncovered(tally.recv_first, tally.recv_last, spans)
+        # Only the span the given recordings cover can show a gap: outside it, or for a channel
+        # they never joined, they say nothing (another channel's or another year's recordings).
+        lo = max(tally.recv_first, min((a for a, _b in spans), default=math.inf))
+        hi = min(tally.recv_last, max((b for _a, b in spans), default=-math.inf))
+        if not spans:
+            findings.append(
+                Finding("raw-elsewhere", "the raw recordings given hold no connection to this channel", channel=channel)
+            )
+        elif lo > hi:
+            findings.append(
+                Finding(
+                    "raw-elsewhere",
+                    f"the raw recordings given do not cover this channel's span ({iso(tally.recv_first)} to "
+                    f"{iso(tally.recv_last)}): no gaps judged",
+                    channel=channel,
+                )
+            )
+        else:
+            known = (lo, hi)
+            gaps = uncovered(lo, hi, spans)
         for lo, hi in gaps:
             if hi - lo >= MIN_GAP:
                 findings.append(
@@ -177,8 +205,25 @@ def analyse_channel(
                         end=hi,
                     )
                 )
+    lacking = [m for m in empty if raw_chat and raw_chat.get(m)]
+    for lo, hi in minute_spans(lacking):
+        lines = sum(raw_chat.get(m, 0) for m in range(lo, hi, BATCH_INTERVAL)) if raw_chat else 0
+        span = f"the minute {iso(lo)}" if hi - lo == BATCH_INTERVAL else f"{iso(lo)} to {iso(hi)}"
+        findings.append(
+            Finding(
+                "missing-chat",
+                f"the raw recordings hold {lines:,} lines of chat for {span}, and the archive has no "
+                "batch file there (deleted or never written): replay the raw recordings to restore it",
+                channel=channel,
+                start=lo,
+                end=hi,
+            )
+        )
     real_gaps = [g for g in gaps if g[1] - g[0] >= MIN_GAP]
     states = classify_empty_minutes(empty, real_gaps, windows is not None)
+    for m in states:  # minutes the recordings say nothing about are unknown, not quiet
+        if windows is not None and (known is None or m + BATCH_INTERVAL <= known[0] or m >= known[1]):
+            states[m] = "empty"
 
     empty_spans: list[tuple[int, int, str]] = []
     for state in ("empty", "quiet", "gap"):
@@ -204,7 +249,10 @@ def analyse_channel(
                 channel=channel,
             )
         )
-    shares = {name: (n / total if total else 0.0) for name, n in sorted(tally.recorders.items())}
+    shares = {
+        name: (n / total if total else 0.0)
+        for name, n in sorted(tally.recorders.items(), key=lambda item: natural_key(item[0]))
+    }
 
     hours: dict[int, HourSummary] = {}
     if first is not None and last is not None:
@@ -273,10 +321,13 @@ def analyse(
     tallies: dict[str, ChannelTally],
     findings: list[Finding],
     windows: list[Window] | None,
+    chat: ChatCounts | None = None,
 ) -> Report:
-    """The whole report from per-channel counters, the file and listing findings, and raw windows."""
+    """The whole report from per-channel counters, the file and listing findings, and raw windows
+    (with the chat lines the raw recordings hold per channel and minute)."""
     findings = list(findings)
-    channels = [analyse_channel(name, tallies[name], windows, findings) for name in sorted(tallies)]
+    chat = chat or {}
+    channels = [analyse_channel(name, tallies[name], windows, findings, chat.get(name)) for name in sorted(tallies)]
     reference = skew_findings(tallies, findings)
     findings.sort(
         key=lambda f: (

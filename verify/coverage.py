@@ -15,7 +15,7 @@ Everything here is pure: events in, windows and spans out.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from formats.canonical import BATCH_INTERVAL
@@ -88,6 +88,50 @@ def connection_windows(recorder: str, slug: str, events: Iterable[Event]) -> lis
         finish(conn, last_at, False)
     windows.sort(key=lambda w: (w.start, w.receiver))
     return windows
+
+
+# A chat line without a server time counts for the minute it was received in only if it came at
+# least this long after the minute's start: one sent just before would belong to the minute before.
+CHAT_MARGIN = 10.0
+
+ChatCounts = dict[str, dict[int, int]]  # channel -> batch time -> chat lines received for it
+
+
+def chat_minute(text: str, at: float) -> tuple[str, int] | None:
+    """The channel and minute of a received PRIVMSG line (by its `tmi-sent-ts`, else by when it
+    was received, see CHAT_MARGIN); None for other lines. Reads the words only, not the message."""
+    words = text.split(" ", 4)
+    i = 0
+    sent: float | None = None
+    if words[0].startswith("@"):
+        tags = words[0]
+        k = tags.find("tmi-sent-ts=")
+        if k >= 0:
+            value = tags[k + 12 :].split(";", 1)[0]
+            if value.isdigit():
+                sent = int(value) / 1000
+        i = 1
+    if i < len(words) and words[i].startswith(":"):
+        i += 1
+    if i + 1 >= len(words) or words[i] != "PRIVMSG" or not words[i + 1].startswith("#"):
+        return None
+    channel = words[i + 1][1:].lower()
+    if sent is not None:
+        return channel, int(sent // BATCH_INTERVAL) * BATCH_INTERVAL
+    minute = int(at // BATCH_INTERVAL) * BATCH_INTERVAL
+    return (channel, minute) if at - minute >= CHAT_MARGIN else None
+
+
+def count_chat(events: Iterable[Event], counts: ChatCounts) -> Iterator[Event]:
+    """Pass `events` through, counting each received PRIVMSG line into `counts` (see `chat_minute`):
+    what the raw recordings say the archive should hold something for."""
+    for event in events:
+        if event.kind == RECV and "PRIVMSG" in event.text:
+            found = chat_minute(event.text, event.at / 1_000_000)
+            if found is not None:
+                per_minute = counts.setdefault(found[0], {})
+                per_minute[found[1]] = per_minute.get(found[1], 0) + 1
+        yield event
 
 
 def uncovered(start: float, end: float, windows: Iterable[tuple[float, float]]) -> list[tuple[float, float]]:

@@ -66,7 +66,8 @@ def quarantine_findings(folder: str, files: list[str]) -> list[Finding]:
     return [
         Finding(
             "quarantined",
-            f"{len(files)} file(s) set aside by a merge as damaged, their records not in the archive"
+            f"{len(files)} file{'' if len(files) == 1 else 's'} set aside by a merge as damaged, "
+            "their records not in the archive"
             f" (look, restore from a replica, then delete): {named}{more}",
             folder,
         )

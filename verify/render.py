@@ -291,14 +291,24 @@ def render(report: Report, console: Console) -> None:
     for ch in report.channels:
         console.print(_channel_panel(ch))
     if report.windows is not None:
-        table = Table(title="recorder connections", title_justify="left", box=None)
+        # all on one day (the usual case): the date once in the title, times alone, so a row fits
+        # 80 columns; else the open time with its date, and the end's date where it differs
+        days = {_fmt_time(t)[:10] for w in report.windows for t in (w.start, w.end)}
+        one_day = next(iter(days)) if len(days) == 1 else None
+        title = "recorder connections" + (f" on {one_day} (UTC)" if one_day else "")
+        table = Table(title=title, title_justify="left", box=None)
         for col in ("receiver", "open", "until", "closed", "channels"):
             table.add_column(col)
         for w in report.windows:
+            opened, until = _fmt_time(w.start), _fmt_time(w.end)
+            if until[:11] == opened[:11]:
+                until = until[11:]
+            if one_day:
+                opened = opened[11:]
             table.add_row(
                 w.receiver,
-                _fmt_time(w.start),
-                _fmt_time(w.end),
+                opened,
+                until,
                 "yes" if w.closed else "no (ended)",
                 "all" if w.channels is None else ", ".join(sorted(w.channels)),
             )

@@ -19,7 +19,7 @@ from formats.rawfile import RawProblem, find_raw_files, group_streams, iter_stre
 from formats.store import QUARANTINE, list_channels
 from verify.analysis import Report, analyse
 from verify.batch import FileScan, check_batch
-from verify.coverage import Window, connection_windows
+from verify.coverage import ChatCounts, Window, connection_windows, count_chat
 from verify.findings import Finding
 from verify.fresh import FreshIndex, index_events
 from verify.listing import BatchEntry, classify_hour_entry, name_findings, quarantine_findings, unmerged_findings
@@ -148,9 +148,15 @@ def _scans(entries: list[BatchEntry], jobs: int, fresh: FreshIndex | None) -> It
         yield from pool.imap_unordered(_scan_in_worker, entries, chunksize=4)
 
 
-def read_windows(raw_paths: list[str], findings: list[Finding], fresh: FreshIndex | None = None) -> list[Window]:
+def read_windows(
+    raw_paths: list[str],
+    findings: list[Finding],
+    fresh: FreshIndex | None = None,
+    chat: ChatCounts | None = None,
+) -> list[Window]:
     """Connection windows of every recorder process in the raw recordings under `raw_paths`; with
-    `fresh`, also today's reading of every line received (verify.fresh), in the same pass."""
+    `fresh`, also today's reading of every line received (verify.fresh), and with `chat`, the chat
+    lines received per channel and minute (verify.coverage.count_chat), in the same pass."""
     try:
         files = find_raw_files(raw_paths)
     except InputError as e:
@@ -161,6 +167,8 @@ def read_windows(raw_paths: list[str], findings: list[Finding], fresh: FreshInde
         events = iter_stream_events(stream, problems)
         if fresh is not None:
             events = index_events(stream.header.recorder, stream.header.slug, events, fresh)
+        if chat is not None:
+            events = count_chat(events, chat)
         windows.extend(connection_windows(stream.header.recorder, stream.header.slug, events))
     for p in problems:
         findings.append(Finding("raw-problem", p.message, p.source, p.line))
@@ -189,7 +197,8 @@ def verify_archive(
     listing = list_archive(root, channel)
     findings = list(listing.findings)
     fresh = FreshIndex() if raw else None
-    windows = read_windows(raw, findings, fresh) if raw else None
+    chat: ChatCounts = {}
+    windows = read_windows(raw, findings, fresh, chat) if raw else None
     if fresh is not None:
         fresh.seal()
     if on_listed is not None:
@@ -200,4 +209,4 @@ def verify_archive(
         findings.extend(scan.findings)
         if on_file is not None:
             on_file()
-    return analyse(root, tallies, findings, windows)
+    return analyse(root, tallies, findings, windows, chat)

@@ -223,9 +223,17 @@
       rowsEl.innerHTML = parts.join("");
     }
     var total2 = this.filter ? this.filter.length : this.m.times.length;
-    $("status").textContent = count + " of " + total2 + (this.filter ? " matching" : "") + " messages";
+    var times = this.filter ? this.filterTimes : this.m.times;
+    // in a silent stretch (nothing in the last minute), say where the chat goes on
+    var hint = "";
+    if (count < total2 && (count === 0 || this.t - times[count - 1] > QUIET_MS)) {
+      hint = " \u00b7 quiet here; next message at +" + hms(times[count]);
+    }
+    $("status").textContent = count + " of " + total2 + (this.filter ? " matching" : "") + " messages" + hint;
     $("status").dataset.count = String(count);
   };
+
+  var QUIET_MS = 60000;
 
   function hms(ms) {
     var s = Math.floor(ms / 1000), h = Math.floor(s / 3600), m = Math.floor(s / 60) % 60;
@@ -236,7 +244,8 @@
     this.t = Math.max(0, Math.min(this.duration, ms));
     $("slider").value = String(this.t);
     var abs = new Date(this.startMs + this.t);
-    $("clock").textContent = abs.toISOString().slice(11, 19) + " UTC (+" + hms(this.t) + " / " + hms(this.duration) + ")";
+    var iso = abs.toISOString();  // the date too: a window can run past midnight
+    $("clock").textContent = iso.slice(0, 10) + " " + iso.slice(11, 19) + " UTC (+" + hms(this.t) + " / " + hms(this.duration) + ")";
     $("clock").title = abs.toISOString();
     this.render();
   };

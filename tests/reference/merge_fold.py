@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from formats.canonical import BATCH_INTERVAL
-from merge.fastplan import Common, Folded, Item, _plan, _splice
+from merge.core import combined
+from merge.fastplan import Common, Folded, Item, _numbers_text, _plan, _splice
 from merge.plan import ScannedFile, Summary, WindowPlan, summary_of
 from merge.scan import Scanned
 
@@ -20,10 +21,11 @@ def fold_common_py(files: Sequence[Sequence[Scanned]]) -> Common:
     A group (lines of equal content, with an id) is common when its range is the int 0, every line
     has one receiver and the very same numbers text, and no receiver appears twice: its fold is
     then the time as it is, the range 0, and the receivers united (what the general code below
-    gives, without its bookkeeping). `items` are those groups' output lines, `rest` every other
-    line (id-less ones in file order, then the other groups whole), `observations` the receivers
-    counted over every line, `id_conflicts` the groups of an id beyond its first (an id seen with
-    several contents)."""
+    gives, without its bookkeeping); two or more receivers combined make the numbers floats
+    (`merge.core.combined`: the time as a float, the range `0.0`). `items` are those groups' output
+    lines, `rest` every other line (id-less ones in file order, then the other groups whole),
+    `observations` the receivers counted over every line, `id_conflicts` the groups of an id beyond
+    its first (an id seen with several contents)."""
     groups: dict[bytes, list[Scanned]] = {}
     rest: list[Scanned] = []
     observations = 0
@@ -50,7 +52,10 @@ def fold_common_py(files: Sequence[Sequence[Scanned]]) -> Common:
             rest.extend(group)
             continue
         texts = [s[7] for _name, s in sorted(zip(names, group, strict=True), key=lambda pair: pair[0])]
-        items.append((first[5], 0, _splice(first, b",".join(texts), numbers)))
+        time, time_range = combined(first[5], 0, len(group))
+        if len(group) > 1:
+            numbers = _numbers_text(first, time, time_range)
+        items.append((time, time_range, _splice(first, b",".join(texts), numbers)))
     id_conflicts = len(groups) - len({group[0][3] for group in groups.values()})
     return items, rest, observations, id_conflicts
 

@@ -54,7 +54,7 @@ def scan_line_py(line: bytes) -> Scanned | None:
         return None
     if not all(_kept(v) for v in (time, time_range, *receivers.values())):
         return None
-    if not 0 <= time < TIME_LIMIT or (type(time_range) is float and time_range == 0.0):
+    if not 0 <= time < TIME_LIMIT:
         return None
     a = line.index(b',"receivers":{') + len(b',"receivers":')
     b = line.index(b'},"sender":', a) + 1

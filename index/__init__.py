@@ -1,0 +1,72 @@
+"""The index stage: a search index derived from the archive's batch files (SQLite FTS5 or PostgreSQL).
+
+`open_index(root, url)` opens the index of an archive; `index.api` holds the interface and rows.
+"""
+
+from __future__ import annotations
+
+import os
+
+from index.api import ChatIndex, ChatIndexError, IndexDamaged, IndexUnavailable, Query, QueryError
+from index.sqlite import SqliteIndex, remove_index_file
+
+DEFAULT_NAME = ".index.sqlite"
+
+__all__ = [
+    "DEFAULT_NAME",
+    "ChatIndex",
+    "ChatIndexError",
+    "IndexDamaged",
+    "IndexUnavailable",
+    "Query",
+    "QueryError",
+    "default_url",
+    "open_index",
+]
+
+
+def default_url(root: str) -> str:
+    """The default index of an archive: a SQLite file beside its channels (a dot-name that the
+    archive's readers skip, since only folders holding `chat/` are channels)."""
+    return "sqlite:" + os.path.join(root, DEFAULT_NAME)
+
+
+def open_index(root: str, url: str | None = None, rebuild_if_damaged: bool = False) -> ChatIndex:
+    """Open (creating if needed) the index of the archive at `root`.
+
+    `url` is `sqlite:PATH` (or a plain path), or `postgresql://...` / `postgres://...`; None
+    means the default SQLite file. A damaged index raises IndexDamaged, unless
+    `rebuild_if_damaged`: then it is checked (`check()`, which reads it all) and, if damaged,
+    rebuilt from the archive before it is returned. An unusable backend raises IndexUnavailable.
+    """
+    if not rebuild_if_damaged:
+        return _open(root, url)
+    try:
+        index = _open(root, url)
+    except IndexDamaged:
+        if url is not None and url.startswith(("postgresql://", "postgres://")):
+            raise  # a schema of another version in a shared database: not ours to drop
+        remove_index_file(_sqlite_path(root, url))
+        index = _open(root, url)
+        index.rebuild()
+        return index
+    try:
+        index.check()
+    except IndexDamaged:
+        index.rebuild()
+    return index
+
+
+def _sqlite_path(root: str, url: str | None) -> str:
+    url = url or default_url(root)
+    return url[len("sqlite:") :] if url.startswith("sqlite:") else url
+
+
+def _open(root: str, url: str | None) -> ChatIndex:
+    url = url or default_url(root)
+    if url.startswith(("postgresql://", "postgres://")):
+        from index.pg import PostgresIndex  # noqa: PLC0415 - psycopg is loaded only for PostgreSQL
+
+        pg: ChatIndex = PostgresIndex(root, url)
+        return pg
+    return SqliteIndex(root, _sqlite_path(root, url))

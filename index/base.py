@@ -1,0 +1,648 @@
+"""What both backends share: keeping the index in step with the archive, and the queries in SQL.
+
+Theory of operation
+-------------------
+The index is a function of the set of batch files present. Each file indexed is a row of `files`
+holding the keys of the rows it contributed; each message or removal row counts the files that
+hold it (`refs`). Updating is a set difference between the files on disk and the files indexed:
+new files add their rows (a key already present gets `refs + 1` and keeps the better version,
+extract.better), files gone release theirs (`refs - 1`; at 0 the row goes). New files are applied
+before gone ones, so a merge that replaces A and B by C never drops and re-adds a row. Names are
+content hashes, so a path seen once never needs reading again.
+
+An empty index is built in bulk: rows first, secondary indexes and the text index after, which is
+several times faster than keeping them up to date row by row.
+
+The SQL is written once, with `?` placeholders (the PostgreSQL backend turns them into `%s`);
+the backends supply the column types, the text search clause and the connection.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import orjson
+
+from formats.canonical import batch_relpath
+from formats.errors import InputError
+from formats.store import hour_batch_files, list_channels, list_hours
+from index.api import (
+    MESSAGE_COMMANDS,
+    Channel,
+    ChannelStats,
+    Chatter,
+    Day,
+    DayCount,
+    IndexDamaged,
+    Message,
+    Month,
+    NameSeen,
+    Query,
+    QueryError,
+    UpdateReport,
+    day_of_number,
+)
+from index.extract import MessageRow, RemovalRow, author, better, read_batch, text_of
+from index.identity import message_id
+from index.text import Term, parse_query
+
+SCHEMA_VERSION = 2
+FLUSH_ROWS = 50_000  # rows per transaction while indexing
+CHAT_COMMANDS = ("PRIVMSG", "USERNOTICE")  # the lines a removal can strike, and stats count
+
+# removed_at, three ways (CLEARMSG by id; CLEARCHAT by user id; by login when it has no id)
+_REMOVED_BY = (
+    "(SELECT min(r.time) FROM removals r WHERE r.channel = m.channel AND r.target_msg_id = m.msg_id)",
+    "(SELECT min(r.time) FROM removals r WHERE r.channel = m.channel AND r.target_user_id = m.user_id"
+    " AND r.time >= m.time)",
+    "(SELECT min(r.time) FROM removals r WHERE r.channel = m.channel AND r.target_user_id IS NULL"
+    " AND r.target_login = m.login AND r.time >= m.time)",
+)
+_REMOVED_EXISTS = (
+    "EXISTS (SELECT 1 FROM removals r WHERE r.channel = m.channel AND r.target_msg_id = m.msg_id)",
+    "EXISTS (SELECT 1 FROM removals r WHERE r.channel = m.channel AND r.target_user_id = m.user_id"
+    " AND r.time >= m.time)",
+    "EXISTS (SELECT 1 FROM removals r WHERE r.channel = m.channel AND r.target_user_id IS NULL"
+    " AND r.target_login = m.login AND r.time >= m.time)",
+)
+_CHAT_IN = "m.command IN ('PRIVMSG', 'USERNOTICE')"
+
+# The version rule of extract.better, in SQL, for an upsert of `messages`
+_BETTER = (
+    "(excluded.time_range < messages.time_range OR (excluded.time_range = messages.time_range AND"
+    " (length(excluded.line) > length(messages.line) OR (length(excluded.line) = length(messages.line)"
+    " AND excluded.line > messages.line))))"
+)
+
+MESSAGE_COLUMNS = "id, refs, channel, time, time_range, command, msg_id, user_id, login, recipient_id, words, line"
+
+# An upsert of `messages`: one more file holds the row, and the better version wins
+ON_CONFLICT_MESSAGES = (
+    "ON CONFLICT (id) DO UPDATE SET refs = messages.refs + excluded.refs,"
+    f" time = CASE WHEN {_BETTER} THEN excluded.time ELSE messages.time END,"
+    f" line = CASE WHEN {_BETTER} THEN excluded.line ELSE messages.line END,"
+    f" time_range = CASE WHEN {_BETTER} THEN excluded.time_range ELSE messages.time_range END"
+)
+
+SECONDARY_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS messages_channel ON messages (channel, time, id)",
+    "CREATE INDEX IF NOT EXISTS messages_user ON messages (user_id, channel, time) WHERE user_id IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS messages_login ON messages (login, time) WHERE login IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS messages_recipient ON messages (recipient_id, channel, time)"
+    " WHERE recipient_id IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS removals_msg ON removals (channel, target_msg_id) WHERE target_msg_id IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS removals_user ON removals (channel, target_user_id, time)"
+    " WHERE target_user_id IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS removals_login ON removals (channel, target_login, time) WHERE target_user_id IS NULL",
+    "CREATE INDEX IF NOT EXISTS files_minute ON files (channel, batch_time)",
+)
+
+
+@dataclass(frozen=True)
+class DiskFile:
+    relpath: str  # CHANNEL/chat/HOUR/NAME, the files table's key
+    channel: str
+    batch_time: int
+
+
+@dataclass
+class _Pending:
+    """Rows of new files not yet written: per key the best version and how many files hold it."""
+
+    messages: dict[int, list[Any]] = field(default_factory=dict)  # key -> [channel, row, files holding it]
+    removals: dict[int, list[Any]] = field(default_factory=dict)
+    files: list[tuple[str, str, int, bytes, bytes]] = field(default_factory=list)
+    rooms: dict[str, str] = field(default_factory=dict)
+    size: int = 0
+
+
+def _keys_blob(keys: Iterable[int]) -> bytes:
+    return array("q", keys).tobytes()
+
+
+def _blob_keys(blob: bytes) -> list[int]:
+    keys = array("q")
+    keys.frombytes(bytes(blob))
+    return keys.tolist()
+
+
+def scan_archive(root: str, channels: Sequence[str] | None = None) -> dict[str, DiskFile]:
+    """The batch files of the archive (these channels only, if given), by relative path."""
+    found: dict[str, DiskFile] = {}
+    for channel in list_channels(root) if channels is None else channels:
+        for hour in list_hours(root, channel):
+            for bf in hour_batch_files(root, channel, hour):
+                rel = f"{channel}/chat/{hour}/{os.path.basename(bf.path)}"
+                found[rel] = DiskFile(rel, channel, bf.batch_time)
+    return found
+
+
+def minute_files(root: str, channel: str, minutes: Iterable[int]) -> dict[str, DiskFile]:
+    """The batch files of these minutes of one channel, by relative path."""
+    found: dict[str, DiskFile] = {}
+    wanted = set(minutes)
+    for hour in sorted({_hour_name(m) for m in wanted}):
+        for bf in hour_batch_files(root, channel, hour):
+            if bf.batch_time in wanted:
+                rel = f"{channel}/chat/{hour}/{os.path.basename(bf.path)}"
+                found[rel] = DiskFile(rel, channel, bf.batch_time)
+    return found
+
+
+def _hour_name(batch_time: int) -> str:
+    return batch_relpath(batch_time, "")[0]
+
+
+def message_from_row(key: int, channel: str, line: str, removed_times: Sequence[float | None], command: str) -> Message:
+    """A Message from a row's stored line and its removal times."""
+    record = orjson.loads(line)
+    tags = record.get("tags") or {}
+    user_id, login = author(record)
+    display = tags.get("display-name")
+    if not isinstance(display, str) or not display:
+        display = login or ""
+    times = [t for t in removed_times if t is not None] if command in CHAT_COMMANDS else []
+    removed_at = min(times) if times else None
+    mid = message_id(record) or ""
+    room = tags.get("room-id")
+    return Message(
+        key=key,
+        channel=channel,
+        command=command,
+        time=float(record["time"]),
+        time_range=float(record["time_range"]),
+        msg_id=mid,
+        user_id=user_id,
+        login=login,
+        display_name=display,
+        room_id=room if isinstance(room, str) else None,
+        text=text_of(record),
+        tags=tags,
+        line=line,
+        removed=removed_at is not None,
+        removed_at=removed_at,
+    )
+
+
+class SqlIndex:
+    """The shared body of the two backends. Subclasses provide the connection and dialect hooks."""
+
+    root: str
+    description: str
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self._lock = threading.RLock()
+
+    # -- dialect hooks -----------------------------------------------------------------------
+
+    def _sql(self, sql: str) -> str:
+        return sql
+
+    def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        raise NotImplementedError
+
+    def _exec(self, sql: str, params: Sequence[Any] = ()) -> None:
+        raise NotImplementedError
+
+    def _execmany(self, sql: str, rows: Iterable[Sequence[Any]]) -> int:
+        """Run a statement once per row; the number of rows it changed."""
+        raise NotImplementedError
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        raise NotImplementedError
+        yield
+
+    def _text_clause(self, terms: list[Term]) -> tuple[str, list[Any]]:
+        raise NotImplementedError
+
+    def _words_value(self, words: Sequence[str]) -> Any:
+        raise NotImplementedError
+
+    def _day_expr(self) -> str:
+        raise NotImplementedError
+
+    def _order_text(self, column: str) -> str:
+        return column
+
+    def _create_schema(self) -> None:
+        raise NotImplementedError
+
+    def _drop_all(self) -> None:
+        raise NotImplementedError
+
+    def _begin_bulk(self) -> None:
+        """Before filling an empty index: drop what is cheaper to build afterwards."""
+
+    def _end_bulk(self) -> None:
+        """After filling an empty index: build the secondary indexes (and text index)."""
+        for statement in SECONDARY_INDEXES:
+            self._exec(statement)
+
+    def _write_messages(self, rows: list[tuple[str, MessageRow, int]]) -> int:
+        return self._execmany(
+            f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            f" {ON_CONFLICT_MESSAGES}",
+            (self._message_values(channel, r, n) for channel, r, n in rows),
+        )
+
+    def _message_values(self, channel: str, r: MessageRow, n: int) -> tuple[Any, ...]:
+        """A row of `messages`, its columns in the order of MESSAGE_COLUMNS."""
+        return (
+            r.key,
+            n,
+            channel,
+            r.time,
+            r.time_range,
+            r.command,
+            r.msg_id,
+            r.user_id,
+            r.login,
+            r.recipient_id,
+            self._words_value(r.words),
+            r.line,
+        )
+
+    def _write_removals(self, rows: list[tuple[str, RemovalRow, int]]) -> None:
+        self._execmany(
+            "INSERT INTO removals (id, refs, channel, time, target_msg_id, target_user_id, target_login)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET refs = removals.refs + excluded.refs",
+            ((r.key, n, channel, r.time, r.target_msg_id, r.target_user_id, r.target_login) for channel, r, n in rows),
+        )
+
+    def _release(self, table: str, counts: dict[int, int]) -> int:
+        """Take `n` references off each key's row; delete the rows left with none. Returns rows deleted."""
+        if not counts:
+            return 0
+        self._execmany(f"UPDATE {table} SET refs = refs - ? WHERE id = ?", ((n, k) for k, n in counts.items()))
+        return self._execmany(f"DELETE FROM {table} WHERE id = ? AND refs <= 0", ((k,) for k in counts))
+
+    # -- keeping up with the archive ---------------------------------------------------------
+
+    def _known_files(self, channels: Sequence[str] | None) -> dict[str, int]:
+        if channels is None:
+            rows = self._fetch("SELECT path, id FROM files")
+        else:
+            rows = []
+            for channel in channels:
+                rows += self._fetch("SELECT path, id FROM files WHERE channel = ?", (channel,))
+        return dict(rows)
+
+    def _is_empty(self) -> bool:
+        return not self._fetch("SELECT 1 FROM files LIMIT 1")
+
+    def update(self, channels: Sequence[str] | None = None) -> UpdateReport:
+        with self._lock:
+            disk = scan_archive(self.root, channels)
+            return self._sync_files(disk, self._known_files(channels))
+
+    def update_minutes(self, channel: str, minutes: Iterable[int]) -> UpdateReport:
+        with self._lock:
+            wanted: set[int] = set()
+            for m in minutes:
+                wanted.update((m - 60, m, m + 60))
+            disk = minute_files(self.root, channel, wanted)
+            known: dict[str, int] = {}
+            for m in sorted(wanted):
+                rows = self._fetch("SELECT path, id FROM files WHERE channel = ? AND batch_time = ?", (channel, m))
+                known.update(dict(rows))
+            return self._sync_files(disk, known)
+
+    def rebuild(self) -> UpdateReport:
+        with self._lock:
+            with self._transaction():
+                self._drop_all()
+            self._create_schema()
+            report = self._sync_files(scan_archive(self.root), {})
+            return replace(report, rebuilt=True)
+
+    def _sync_files(self, disk: dict[str, DiskFile], known: dict[str, int]) -> UpdateReport:
+        new = sorted(set(disk) - set(known))
+        gone = sorted(set(known) - set(disk))
+        bulk = bool(new) and self._is_empty()
+        problems: list[str] = []
+        added = records = 0
+        if bulk:
+            self._begin_bulk()
+        try:
+            pending = _Pending()
+            for rel in new:
+                f = disk[rel]
+                path = os.path.join(self.root, rel)
+                try:
+                    with open(path, "rb") as fh:
+                        data = fh.read()
+                    rows = read_batch(data, path, f.channel)
+                except FileNotFoundError:
+                    continue  # merged away since the listing: the next update sees its replacement
+                except OSError as e:
+                    problems.append(f"{path}: cannot read: {e.strerror}")
+                    continue
+                except InputError as e:
+                    problems.append(str(e))
+                    continue
+                records += rows.records
+                pending_messages = pending.messages
+                for row in rows.messages:
+                    slot = pending_messages.get(row.key)
+                    if slot is None:
+                        pending_messages[row.key] = [f.channel, row, 1]
+                    else:
+                        slot[2] += 1
+                        if better(row, slot[1]):
+                            slot[1] = row
+                for removal in rows.removals:
+                    rslot = pending.removals.get(removal.key)
+                    if rslot is None:
+                        pending.removals[removal.key] = [f.channel, removal, 1]
+                    else:
+                        rslot[2] += 1
+                if rows.room_id:
+                    pending.rooms[f.channel] = rows.room_id
+                pending.files.append(
+                    (
+                        rel,
+                        f.channel,
+                        f.batch_time,
+                        _keys_blob(r.key for r in rows.messages),
+                        _keys_blob(r.key for r in rows.removals),
+                    )
+                )
+                pending.size += len(rows.messages) + len(rows.removals) + 1
+                if pending.size >= FLUSH_ROWS:
+                    added += self._flush(pending)
+                    pending = _Pending()
+            added += self._flush(pending)
+        finally:
+            if bulk:
+                self._end_bulk()
+        removed = self._drop_files([known[rel] for rel in gone])
+        return UpdateReport(
+            files_added=len(new),
+            files_removed=len(gone),
+            rows_written=added,
+            rows_removed=removed,
+            records_read=records,
+            problems=tuple(problems),
+        )
+
+    def _flush(self, pending: _Pending) -> int:
+        if not pending.files:
+            return 0
+        with self._transaction():
+            # in the order they came (files by name, so by minute): SQLite's row numbers then follow time
+            written = self._write_messages([(ch, row, n) for ch, row, n in pending.messages.values()])
+            self._write_removals([(ch, row, n) for ch, row, n in pending.removals.values()])
+            self._execmany(
+                "INSERT INTO files (path, channel, batch_time, message_keys, removal_keys) VALUES (?, ?, ?, ?, ?)",
+                pending.files,
+            )
+            self._execmany(
+                "INSERT INTO channels (channel, room_id) VALUES (?, ?)"
+                " ON CONFLICT (channel) DO UPDATE SET room_id = excluded.room_id",
+                sorted(pending.rooms.items()),
+            )
+        return written
+
+    def _drop_files(self, file_ids: list[int]) -> int:
+        if not file_ids:
+            return 0
+        removed = 0
+        for start in range(0, len(file_ids), 500):
+            chunk = file_ids[start : start + 500]
+            with self._transaction():
+                message_counts: dict[int, int] = {}
+                removal_counts: dict[int, int] = {}
+                for fid in chunk:
+                    for mkeys, rkeys in self._fetch(
+                        "SELECT message_keys, removal_keys FROM files WHERE id = ?", (fid,)
+                    ):
+                        for k in _blob_keys(mkeys):
+                            message_counts[k] = message_counts.get(k, 0) + 1
+                        for k in _blob_keys(rkeys):
+                            removal_counts[k] = removal_counts.get(k, 0) + 1
+                removed += self._release("messages", message_counts)
+                self._release("removals", removal_counts)
+                self._execmany("DELETE FROM files WHERE id = ?", ((fid,) for fid in chunk))
+        return removed
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def _where(self, query: Query) -> tuple[str, list[Any]]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        commands = sorted(query.commands & MESSAGE_COMMANDS)
+        if not commands:
+            return "1 = 0", []
+        if len(commands) < len(MESSAGE_COMMANDS):
+            clauses.append("m.command IN (" + ", ".join("?" for _ in commands) + ")")
+            params += commands
+        if query.channel is not None:
+            clauses.append("m.channel = ?")
+            params.append(query.channel)
+        if query.user_id is not None:
+            clauses.append("(m.user_id = ? OR m.recipient_id = ?)")
+            params += [query.user_id, query.user_id]
+        if query.login is not None:
+            clauses.append("m.login = ?")
+            params.append(query.login.lower())
+        if query.since is not None:
+            clauses.append("m.time >= ?")
+            params.append(float(query.since))
+        if query.until is not None:
+            clauses.append("m.time < ?")
+            params.append(float(query.until))
+        if query.text is not None:
+            terms = parse_query(query.text)
+            if terms:
+                sql, values = self._text_clause(terms)
+                clauses.append(sql)
+                params += values
+        if not query.include_removed:
+            clauses.append(f"NOT ({_CHAT_IN} AND ({' OR '.join(_REMOVED_EXISTS)}))")
+        return " AND ".join(clauses) or "1 = 1", params
+
+    def messages(self, query: Query) -> list[Message]:
+        if (query.limit is not None and query.limit < 0) or query.offset < 0:
+            raise QueryError("limit and offset must not be negative")
+        where, params = self._where(query)
+        order = "ASC" if query.oldest_first else "DESC"
+        sql = (
+            f"SELECT m.id, m.channel, m.command, m.line, {', '.join(_REMOVED_BY)} FROM messages m"
+            f" WHERE {where} ORDER BY m.time {order}, m.id {order}"
+        )
+        if query.limit is not None:
+            sql += " LIMIT ?"
+            params.append(query.limit)
+        if query.offset:
+            if query.limit is None:
+                sql += " LIMIT ?"
+                params.append(2**62)
+            sql += " OFFSET ?"
+            params.append(query.offset)
+        with self._lock:
+            rows = self._fetch(sql, params)
+        return [message_from_row(key, ch, line, removed, command) for key, ch, command, line, *removed in rows]
+
+    def count(self, query: Query) -> int:
+        where, params = self._where(query)
+        with self._lock:
+            return int(self._fetch(f"SELECT count(*) FROM messages m WHERE {where}", params)[0][0])
+
+    def random_message(self, channel: str, user_id: str | None = None, seed: int | None = None) -> Message | None:
+        query = Query(channel=channel, user_id=user_id, oldest_first=True)
+        total = self.count(query)
+        if not total:
+            return None
+        pick = random.Random(seed).randrange(total)
+        found = self.messages(Query(channel=channel, user_id=user_id, oldest_first=True, limit=1, offset=pick))
+        return found[0] if found else None
+
+    def channels(self) -> list[Channel]:
+        with self._lock:
+            rows = self._fetch(
+                "SELECT c.channel, c.room_id FROM channels c"
+                " WHERE EXISTS (SELECT 1 FROM messages m WHERE m.channel = c.channel)"
+            )
+        return sorted((Channel(ch, room) for ch, room in rows), key=lambda c: c.login)
+
+    def _first_time_from(self, sql: str, params: list[Any], start: float) -> float | None:
+        row = self._fetch(sql, [*params, start])
+        return None if not row or row[0][0] is None else float(row[0][0])
+
+    def _months(self, probes: list[tuple[str, list[Any]]]) -> list[Month]:
+        """Walk the months holding rows by asking for the first time at or after each month's start."""
+        months: list[Month] = []
+        start = float("-inf")
+        with self._lock:
+            while True:
+                firsts = [t for sql, p in probes if (t := self._first_time_from(sql, p, start)) is not None]
+                if not firsts:
+                    break
+                month = _month_at(min(firsts))
+                months.append(month)
+                start = _next_month_start(month)
+        return months[::-1]
+
+    def user_months(self, channel: str, user_id: str) -> list[Month]:
+        return self._months(
+            [
+                ("SELECT min(time) FROM messages WHERE user_id = ? AND channel = ? AND time >= ?", [user_id, channel]),
+                (
+                    "SELECT min(time) FROM messages WHERE recipient_id = ? AND channel = ? AND time >= ?",
+                    [user_id, channel],
+                ),
+            ]
+        )
+
+    def user_months_by_login(self, channel: str, login: str) -> list[Month]:
+        return self._months(
+            [("SELECT min(time) FROM messages WHERE login = ? AND channel = ? AND time >= ?", [login.lower(), channel])]
+        )
+
+    def channel_days(self, channel: str) -> list[Day]:
+        days: list[Day] = []
+        start = float("-inf")
+        with self._lock:
+            while True:
+                first = self._first_time_from(
+                    "SELECT min(time) FROM messages WHERE channel = ? AND time >= ?", [channel], start
+                )
+                if first is None:
+                    break
+                number = int(first // 86400)
+                days.append(day_of_number(number))
+                start = float((number + 1) * 86400)
+        return days[::-1]
+
+    def user_id_of(self, login: str) -> str | None:
+        with self._lock:
+            rows = self._fetch(
+                "SELECT user_id FROM messages WHERE login = ? AND user_id IS NOT NULL ORDER BY time DESC, id DESC"
+                " LIMIT 1",
+                (login.lower(),),
+            )
+        return str(rows[0][0]) if rows else None
+
+    def login_of(self, user_id: str) -> str | None:
+        with self._lock:
+            rows = self._fetch(
+                "SELECT login FROM messages WHERE user_id = ? AND login IS NOT NULL ORDER BY time DESC, id DESC"
+                " LIMIT 1",
+                (user_id,),
+            )
+        return str(rows[0][0]) if rows else None
+
+    def name_history(self, user_id: str) -> list[NameSeen]:
+        with self._lock:
+            rows = self._fetch(
+                "SELECT login, min(time), max(time) FROM messages WHERE user_id = ? AND login IS NOT NULL"
+                " GROUP BY login",
+                (user_id,),
+            )
+        seen = [NameSeen(login, float(a), float(b)) for login, a, b in rows]
+        return sorted(seen, key=lambda n: (n.first_seen, n.login))
+
+    def channel_stats(
+        self, channel: str, since: float | None = None, until: float | None = None, top: int = 10
+    ) -> ChannelStats:
+        where = f"m.channel = ? AND {_CHAT_IN}"
+        params: list[Any] = [channel]
+        if since is not None:
+            where += " AND m.time >= ?"
+            params.append(float(since))
+        if until is not None:
+            where += " AND m.time < ?"
+            params.append(float(until))
+        day = self._day_expr()
+        with self._lock:
+            per_day = self._fetch(
+                f"SELECT {day} AS d, count(*) FROM messages m WHERE {where} GROUP BY d ORDER BY d", params
+            )
+            chatters = self._fetch(
+                f"SELECT m.user_id, m.login, count(*) AS n FROM messages m WHERE {where}"
+                f" GROUP BY m.user_id, m.login ORDER BY n DESC,"
+                f" {self._order_text('coalesce(m.login, ' + chr(39) * 2 + ')')},"
+                f" {self._order_text('coalesce(m.user_id, ' + chr(39) * 2 + ')')} LIMIT ?",
+                [*params, max(0, top)],
+            )
+        days = tuple(DayCount(day_of_number(int(d)), int(n)) for d, n in per_day)
+        return ChannelStats(
+            channel=channel,
+            total=sum(d.messages for d in days),
+            per_day=days,
+            top_chatters=tuple(Chatter(u, lg, int(n)) for u, lg, n in chatters),
+        )
+
+    def _check_rows(self) -> None:
+        """What both backends check: the schema's version is there, and every row has a file."""
+        found = self._fetch("SELECT value FROM meta WHERE key = 'version'")
+        if not found or str(found[0][0]) != str(SCHEMA_VERSION):
+            raise IndexDamaged(f"{self.description}: no index schema version {SCHEMA_VERSION}")
+        for table in ("messages", "removals"):
+            bad = self._fetch(f"SELECT count(*) FROM {table} WHERE refs <= 0")[0][0]
+            if bad:
+                raise IndexDamaged(f"{self.description}: {bad} {table} rows held by no batch file")
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+def _month_at(time: float) -> Month:
+    d = day_of_number(int(time // 86400))
+    return Month(d.year, d.month)
+
+
+def _next_month_start(month: Month) -> float:
+    from datetime import UTC, datetime  # noqa: PLC0415 - only here
+
+    y, m = (month.year + 1, 1) if month.month == 12 else (month.year, month.month + 1)
+    return datetime(y, m, 1, tzinfo=UTC).timestamp()

@@ -1,0 +1,154 @@
+"""From a batch file's bytes to the index's rows: pure, shared by both backends.
+
+`read_batch` turns one file into `MessageRow`s (PRIVMSG, USERNOTICE, CLEARCHAT), `RemovalRow`s
+(CLEARMSG, CLEARCHAT of a user) and the channel's room id, each keyed by `identity_key`. A file
+holding one identity twice (one receiver's two sightings of an id-less line) gives one row: the
+best version (`better`), which is also how a backend picks between two files' versions of a row.
+
+Strings that a database cannot hold as text (NUL, lone surrogates, from a hand-made archive) are
+made safe by `_safe` in the columns that are compared; the line itself is the file's JSON, which
+is ASCII or valid UTF-8 and holds neither raw.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+from formats.canonical import decode_batch_fast, parse_batch
+from index.api import MESSAGE_COMMANDS
+from index.identity import identity_key, message_id
+from index.text import text_words
+
+
+class MessageRow(NamedTuple):
+    key: int
+    command: str
+    time: float
+    time_range: float
+    msg_id: str | None
+    user_id: str | None
+    login: str | None
+    recipient_id: str | None
+    words: tuple[str, ...]
+    line: str
+
+
+class RemovalRow(NamedTuple):
+    """A CLEARMSG (target_msg_id) or a CLEARCHAT of one user (target_user_id, else target_login)."""
+
+    key: int
+    time: float
+    target_msg_id: str | None
+    target_user_id: str | None
+    target_login: str | None
+
+
+class BatchRows(NamedTuple):
+    messages: tuple[MessageRow, ...]
+    removals: tuple[RemovalRow, ...]
+    room_id: str | None
+    records: int
+
+
+def _safe(value: Any) -> str | None:
+    """A tag or parameter as a comparable text column: strings only, NUL and surrogates escaped."""
+    if not isinstance(value, str):
+        return None
+    text: str = value
+    if "\x00" in text or not text.isascii():
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+    return text
+
+
+def _lower(value: Any) -> str | None:
+    safe = _safe(value)
+    return safe.lower() if safe else None
+
+
+def text_of(record: Mapping[str, Any]) -> str:
+    """The text of a chat line: its last parameter after the channel ("" when there is none)."""
+    params = record.get("params") or []
+    return params[-1] if len(params) > 1 and isinstance(params[-1], str) else ""
+
+
+def author(record: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """(user id, login) of the user a chat line is about: the sender of a PRIVMSG, the `login` tag's
+    user of a USERNOTICE, the target of a CLEARCHAT."""
+    tags = record.get("tags") or {}
+    command = record.get("command")
+    if command == "CLEARCHAT":
+        params = record.get("params") or []
+        return _safe(tags.get("target-user-id")), _lower(params[1]) if len(params) > 1 else None
+    login = tags.get("login") if command == "USERNOTICE" and isinstance(tags.get("login"), str) else None
+    return _safe(tags.get("user-id")), _lower(login if login is not None else record.get("sender"))
+
+
+def message_row(record: Mapping[str, Any], line: str, channel: str) -> MessageRow:
+    tags = record.get("tags") or {}
+    user_id, login = author(record)
+    command = record["command"]
+    return MessageRow(
+        key=identity_key(record, channel),
+        command=command,
+        time=float(record["time"]),
+        time_range=float(record["time_range"]),
+        msg_id=_safe(message_id(record)),
+        user_id=user_id,
+        login=login,
+        recipient_id=_safe(tags.get("msg-param-recipient-id")) if command == "USERNOTICE" else None,
+        words=tuple(text_words(text_of(record))),
+        line=line,
+    )
+
+
+def removal_row(record: Mapping[str, Any], channel: str) -> RemovalRow | None:
+    """The removal a CLEARMSG or a CLEARCHAT of one user stands for; None for anything else."""
+    tags = record.get("tags") or {}
+    if record["command"] == "CLEARMSG":
+        target = _safe(tags.get("target-msg-id"))
+        if not target:
+            return None
+        return RemovalRow(identity_key(record, channel), float(record["time"]), target, None, None)
+    if record["command"] == "CLEARCHAT":
+        user_id, login = author(record)
+        if not user_id and not login:
+            return None  # chat cleared for everyone: not a removal here (api's docstring says why)
+        return RemovalRow(identity_key(record, channel), float(record["time"]), None, user_id or None, login)
+    return None
+
+
+def better(a: MessageRow, b: MessageRow) -> bool:
+    """Whether version a of one message beats version b: the narrower range (a merge intersects
+    ranges), then the longer line (a merge unites receivers), then the larger line. The backends'
+    upserts apply the same rule, so the chosen version does not depend on the order files come in."""
+    if a.time_range != b.time_range:
+        return a.time_range < b.time_range
+    if len(a.line) != len(b.line):
+        return len(a.line) > len(b.line)
+    return a.line > b.line
+
+
+def read_batch(data: bytes, source: str, channel: str) -> BatchRows:
+    """The rows of one batch file. Raises formats.errors.InputError (naming FILE:LINE) if damaged."""
+    fast = decode_batch_fast(data)
+    records = fast if fast is not None else parse_batch(data, source)
+    lines = data.decode("utf-8", "surrogateescape").split("\n") if records else []
+    messages: dict[int, MessageRow] = {}
+    removals: dict[int, RemovalRow] = {}
+    room_id: str | None = None
+    for record, line in zip(records, lines, strict=False):
+        command = record["command"]
+        tags = record["tags"]
+        if room_id is None and tags and isinstance(tags.get("room-id"), str):
+            room_id = _safe(tags["room-id"])
+        if command in MESSAGE_COMMANDS:
+            row = message_row(record, line, channel)
+            old = messages.get(row.key)
+            if old is None or better(row, old):
+                messages[row.key] = row
+        if command in ("CLEARMSG", "CLEARCHAT"):
+            removal = removal_row(record, channel)
+            if removal is not None:
+                removals[removal.key] = removal
+    return BatchRows(tuple(messages.values()), tuple(removals.values()), room_id, len(records))

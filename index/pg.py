@@ -1,0 +1,207 @@
+"""The shared backend: PostgreSQL (psycopg 3), for hosts that outgrow one file or want one index
+for many readers (wubloader nodes already run one).
+
+Same tables and SQL as the SQLite backend (index.base); the words of a message are a `text[]` with
+a GIN index. A word query is `words @> ARRAY[...]` (every word present) and a phrase is then
+checked as a run of consecutive words inside the space-joined array (`position`, which has no
+wildcards, on words that never hold a space). Values always travel as bound parameters.
+
+The tables live in the schema the connection uses first (`search_path`); to keep several archives'
+indexes in one database, give each its own schema in the URL (`?options=-csearch_path%3Dhost_a`).
+Rows are bulk-loaded with COPY into a temporary table, then upserted in one statement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from index.api import IndexDamaged, IndexUnavailable
+from index.base import MESSAGE_COLUMNS, ON_CONFLICT_MESSAGES, SCHEMA_VERSION, SECONDARY_INDEXES, SqlIndex
+from index.extract import MessageRow
+from index.text import Term
+
+try:
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+except ImportError:  # pragma: no cover - psycopg is a declared dependency; said clearly if missing
+    psycopg = None  # type: ignore[assignment]
+
+_TABLES = (
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS files (id BIGSERIAL PRIMARY KEY, path TEXT NOT NULL UNIQUE, channel TEXT NOT NULL,"
+    " batch_time BIGINT NOT NULL, message_keys BYTEA NOT NULL, removal_keys BYTEA NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS messages (id BIGINT PRIMARY KEY, refs INTEGER NOT NULL, channel TEXT NOT NULL,"
+    " time DOUBLE PRECISION NOT NULL, time_range DOUBLE PRECISION NOT NULL, command TEXT NOT NULL, msg_id TEXT,"
+    " user_id TEXT, login TEXT, recipient_id TEXT, words TEXT[] NOT NULL, line TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS removals (id BIGINT PRIMARY KEY, refs INTEGER NOT NULL, channel TEXT NOT NULL,"
+    " time DOUBLE PRECISION NOT NULL, target_msg_id TEXT, target_user_id TEXT, target_login TEXT)",
+    "CREATE TABLE IF NOT EXISTS channels (channel TEXT PRIMARY KEY, room_id TEXT)",
+)
+_WORDS_INDEX = "CREATE INDEX IF NOT EXISTS messages_words ON messages USING gin (words)"
+
+
+def safe_description(url: str) -> str:
+    """The URL without its password (and without any other secret-looking parameter)."""
+    try:
+        info = conninfo_to_dict(url)
+    except Exception:
+        return "postgresql://(unparsable URL)"
+    user = str(info.get("user") or "")
+    host = str(info.get("host") or "")
+    port = str(info.get("port") or "")
+    db = str(info.get("dbname") or "")
+    where = f"{host}:{port}" if port else host
+    return f"postgresql://{user + '@' if user else ''}{where}/{db}"
+
+
+class PostgresIndex(SqlIndex):
+    def __init__(self, root: str, url: str) -> None:
+        super().__init__(root)
+        self.description = safe_description(url) if psycopg is not None else "postgresql"
+        if psycopg is None:
+            raise IndexUnavailable("PostgreSQL needs psycopg: pip install 'psycopg[binary]'")
+        try:
+            self._conn = psycopg.connect(url, autocommit=True)
+        except psycopg.Error as e:
+            raise IndexUnavailable(f"{self.description}: cannot connect: {_first_line(e)}") from None
+        self._in_transaction = False
+        version = self._version()
+        if version is None:
+            self._create_schema()
+        elif version != str(SCHEMA_VERSION):
+            raise IndexDamaged(f"{self.description}: index schema {version}, this version writes {SCHEMA_VERSION}")
+
+    def _version(self) -> str | None:
+        rows = self._fetch("SELECT to_regclass('meta') IS NOT NULL")
+        if not rows[0][0]:
+            return None
+        found = self._fetch("SELECT value FROM meta WHERE key = 'version'")
+        return str(found[0][0]) if found else None
+
+    def _sql(self, sql: str) -> str:
+        return sql.replace("?", "%s")
+
+    def _fail(self, e: Exception) -> Exception:
+        if isinstance(e, psycopg.OperationalError):  # the server, not the index: a connection lost
+            return IndexUnavailable(f"{self.description}: {_first_line(e)}")
+        return IndexDamaged(f"{self.description}: {_first_line(e)}")
+
+    def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        try:
+            with self._conn.cursor() as cur:
+                cur.execute(self._sql(sql), list(params))
+                return cur.fetchall() if cur.description is not None else []
+        except psycopg.Error as e:
+            raise self._fail(e) from None
+
+    def _exec(self, sql: str, params: Sequence[Any] = ()) -> None:
+        try:
+            self._conn.execute(self._sql(sql), list(params))
+        except psycopg.Error as e:
+            raise self._fail(e) from None
+
+    def _execmany(self, sql: str, rows: Iterable[Sequence[Any]]) -> int:
+        batch = [list(r) for r in rows]
+        if not batch:
+            return 0
+        try:
+            with self._conn.cursor() as cur:
+                cur.executemany(self._sql(sql), batch)
+                return max(cur.rowcount, 0)
+        except psycopg.Error as e:
+            raise self._fail(e) from None
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        if self._in_transaction:
+            yield
+            return
+        try:
+            with self._conn.transaction():
+                self._in_transaction = True
+                try:
+                    yield
+                finally:
+                    self._in_transaction = False
+        except psycopg.Error as e:
+            raise self._fail(e) from None
+
+    def _create_schema(self) -> None:
+        with self._transaction():
+            for statement in (*_TABLES, *SECONDARY_INDEXES, _WORDS_INDEX):
+                self._exec(statement)
+            self._exec(
+                "INSERT INTO meta (key, value) VALUES ('version', ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (str(SCHEMA_VERSION),),
+            )
+
+    def _drop_all(self) -> None:
+        for name in ("messages", "removals", "files", "channels", "meta"):
+            self._exec(f"DROP TABLE IF EXISTS {name}")
+
+    def _begin_bulk(self) -> None:
+        with self._transaction():
+            for statement in (*SECONDARY_INDEXES, _WORDS_INDEX):
+                self._exec("DROP INDEX IF EXISTS " + statement.split(" EXISTS ", 1)[1].split(" ", 1)[0])
+
+    def _end_bulk(self) -> None:
+        with self._transaction():
+            for statement in (*SECONDARY_INDEXES, _WORDS_INDEX):
+                self._exec(statement)
+        self._exec("ANALYZE messages")
+        self._exec("ANALYZE removals")
+
+    def _write_messages(self, rows: list[tuple[str, MessageRow, int]]) -> int:
+        if not rows:
+            return 0
+        try:
+            with self._conn.cursor() as cur:
+                cur.execute("CREATE TEMP TABLE IF NOT EXISTS stage_messages (LIKE messages) ON COMMIT DELETE ROWS")
+                with cur.copy(f"COPY stage_messages ({MESSAGE_COLUMNS}) FROM STDIN") as copy:
+                    for channel, r, n in rows:
+                        copy.write_row(self._message_values(channel, r, n))
+                cur.execute(
+                    f"INSERT INTO messages ({MESSAGE_COLUMNS}) SELECT {MESSAGE_COLUMNS} FROM stage_messages"
+                    f" {ON_CONFLICT_MESSAGES}"
+                )
+                written = max(cur.rowcount, 0)
+                cur.execute("DELETE FROM stage_messages")
+                return written
+        except psycopg.Error as e:
+            raise self._fail(e) from None
+
+    def _text_clause(self, terms: list[Term]) -> tuple[str, list[Any]]:
+        every = sorted({w for term in terms for w in term})
+        sql = "m.words @> ?::text[]"
+        params: list[Any] = [every]
+        for term in terms:
+            if len(term) > 1:
+                sql += " AND position(? in (' ' || array_to_string(m.words, ' ') || ' ')) > 0"
+                params.append(" " + " ".join(term) + " ")
+        return sql, params
+
+    def _words_value(self, words: Sequence[str]) -> Any:
+        return list(words)
+
+    def _day_expr(self) -> str:
+        return "floor(m.time / 86400)::bigint"
+
+    def _order_text(self, column: str) -> str:
+        return f'{column} COLLATE "C"'
+
+    def check(self) -> None:
+        with self._lock:
+            if self._version() is None:
+                raise IndexDamaged(f"{self.description}: no index here")
+            self._check_rows()
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def _first_line(e: Exception) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__

@@ -1,0 +1,208 @@
+"""The embedded backend: one SQLite file beside the archive, text search by FTS5.
+
+Why SQLite: it ships with Python, needs no server and no set-up, and one file is easy to drop and
+rebuild. FTS5 gives an inverted index with phrase queries. The words are cut in Python
+(index.text) and stored as tokens of FTS5's `ascii` tokenizer that only hold `[a-z0-9_]`, so
+SQLite's own idea of a word never matters and a user's query can never become FTS syntax.
+
+The text index is an external-content FTS5 table over `messages.words`, kept up to date by
+triggers on insert and delete (a row's words never change: a better version of a message has the
+same text). A damaged file (not a database, malformed pages, a failed integrity check) raises
+IndexDamaged; the callers rebuild.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import replace
+from typing import Any
+
+from index.api import IndexDamaged, IndexUnavailable, UpdateReport
+from index.base import SCHEMA_VERSION, SECONDARY_INDEXES, SqlIndex, scan_archive
+from index.text import Term, fts_document, fts_match
+
+_TABLES = (
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS files (id INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE, channel TEXT NOT NULL,"
+    " batch_time INTEGER NOT NULL, message_keys BLOB NOT NULL, removal_keys BLOB NOT NULL)",
+    # seq: the row's place, given in the order rows arrive (time order, for the archive's files),
+    # so a live minute appends to the table and to the text index; id: the identity key
+    "CREATE TABLE IF NOT EXISTS messages (seq INTEGER PRIMARY KEY, id INTEGER NOT NULL UNIQUE,"
+    " refs INTEGER NOT NULL, channel TEXT NOT NULL,"
+    " time REAL NOT NULL, time_range REAL NOT NULL, command TEXT NOT NULL, msg_id TEXT, user_id TEXT, login TEXT,"
+    " recipient_id TEXT, words TEXT NOT NULL, line TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS removals (id INTEGER PRIMARY KEY, refs INTEGER NOT NULL, channel TEXT NOT NULL,"
+    " time REAL NOT NULL, target_msg_id TEXT, target_user_id TEXT, target_login TEXT)",
+    "CREATE TABLE IF NOT EXISTS channels (channel TEXT PRIMARY KEY, room_id TEXT)",
+    "CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(words, content='messages', content_rowid='seq',"
+    " tokenize=\"ascii tokenchars '_'\", columnsize=0)",
+)
+_TRIGGERS = (
+    "CREATE TRIGGER IF NOT EXISTS messages_ai AFTER INSERT ON messages BEGIN"
+    " INSERT INTO fts (rowid, words) VALUES (new.seq, new.words); END",
+    "CREATE TRIGGER IF NOT EXISTS messages_ad AFTER DELETE ON messages BEGIN"
+    " INSERT INTO fts (fts, rowid, words) VALUES ('delete', old.seq, old.words); END",
+)
+
+
+def fts5_available() -> bool:
+    """Whether this Python's SQLite has FTS5 (Debian's and python.org's builds do)."""
+    try:
+        sqlite3.connect(":memory:").execute("CREATE VIRTUAL TABLE t USING fts5(x)")
+    except sqlite3.OperationalError:
+        return False
+    return True
+
+
+class SqliteIndex(SqlIndex):
+    def __init__(self, root: str, path: str) -> None:
+        super().__init__(root)
+        if not fts5_available():
+            raise IndexUnavailable(
+                f"this Python's SQLite ({sqlite3.sqlite_version}) has no FTS5; use --db postgresql://... instead"
+            )
+        self.path = path
+        self.description = f"sqlite:{path}"
+        self._conn: sqlite3.Connection | None = None
+        self._open()
+
+    def _open(self) -> None:
+        try:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA cache_size=-16384")
+            self._conn = conn
+            version = self._meta_version()
+        except sqlite3.DatabaseError as e:
+            raise IndexDamaged(f"{self.path}: not a usable index ({e}); rebuild it") from None
+        if version is None:
+            self._create_schema()
+        elif version != str(SCHEMA_VERSION):
+            raise IndexDamaged(f"{self.path}: index schema {version}, this version writes {SCHEMA_VERSION}")
+
+    def _meta_version(self) -> str | None:
+        assert self._conn is not None
+        tables = {r[0] for r in self._conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "meta" not in tables:
+            if tables:
+                raise sqlite3.DatabaseError("tables but no meta table")
+            return None
+        row = self._conn.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()
+        return None if row is None else str(row[0])
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise IndexDamaged(f"{self.path}: the index is closed")
+        return self._conn
+
+    def _create_schema(self) -> None:
+        with self._transaction():
+            for statement in (*_TABLES, *_TRIGGERS, *SECONDARY_INDEXES):
+                self.conn.execute(statement)
+            self.conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('version', ?)", (str(SCHEMA_VERSION),))
+
+    def _drop_all(self) -> None:
+        for name in ("fts", "messages", "removals", "files", "channels", "meta"):
+            self.conn.execute(f"DROP TABLE IF EXISTS {name}")
+
+    def _begin_bulk(self) -> None:
+        # rows first, then the secondary indexes and the text index in one pass each
+        with self._transaction():
+            for name in ("messages_ai", "messages_ad"):
+                self.conn.execute(f"DROP TRIGGER IF EXISTS {name}")
+            for statement in SECONDARY_INDEXES:
+                self.conn.execute("DROP INDEX IF EXISTS " + statement.split(" EXISTS ", 1)[1].split(" ", 1)[0])
+        self.conn.execute("PRAGMA synchronous=OFF")  # derived data: a crash here is a rebuild anyway
+        self.conn.execute("PRAGMA cache_size=-131072")  # 128 MB: the keys are hashes, rows land all over the table
+
+    def _end_bulk(self) -> None:
+        with self._transaction():
+            for statement in (*SECONDARY_INDEXES, *_TRIGGERS):
+                self.conn.execute(statement)
+            self.conn.execute("INSERT INTO fts (fts) VALUES ('rebuild')")
+            self.conn.execute("ANALYZE")  # without statistics a user's month is planned as a channel scan
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.execute("PRAGMA cache_size=-16384")
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        conn = self.conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        except sqlite3.DatabaseError as e:
+            raise self._damaged(e) from None
+
+    def _damaged(self, e: sqlite3.DatabaseError) -> Exception:
+        if isinstance(e, sqlite3.OperationalError) and "locked" in str(e):
+            return IndexDamaged(f"{self.path}: busy ({e})")
+        return IndexDamaged(f"{self.path}: {e}; rebuild the index")
+
+    def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        try:
+            return self.conn.execute(sql, params).fetchall()
+        except sqlite3.DatabaseError as e:
+            raise self._damaged(e) from None
+
+    def _exec(self, sql: str, params: Sequence[Any] = ()) -> None:
+        try:
+            self.conn.execute(sql, params)
+        except sqlite3.DatabaseError as e:
+            raise self._damaged(e) from None
+
+    def _execmany(self, sql: str, rows: Iterable[Sequence[Any]]) -> int:
+        try:
+            return self.conn.executemany(sql, rows).rowcount
+        except sqlite3.DatabaseError as e:
+            raise self._damaged(e) from None
+
+    def _text_clause(self, terms: list[Term]) -> tuple[str, list[Any]]:
+        return "m.seq IN (SELECT rowid FROM fts WHERE fts MATCH ?)", [fts_match(terms)]
+
+    def _words_value(self, words: Sequence[str]) -> Any:
+        return fts_document(list(words))
+
+    def _day_expr(self) -> str:
+        return "CAST(m.time / 86400 AS INTEGER)"
+
+    def check(self) -> None:
+        with self._lock:
+            rows = self._fetch("PRAGMA quick_check")
+            if rows != [("ok",)]:
+                raise IndexDamaged(f"{self.path}: {'; '.join(str(r[0]) for r in rows[:3])}")
+            try:
+                self.conn.execute("INSERT INTO fts (fts, rank) VALUES ('integrity-check', 1)")
+            except sqlite3.DatabaseError as e:
+                raise IndexDamaged(f"{self.path}: text index: {e}") from None
+            self._check_rows()
+
+    def rebuild(self) -> UpdateReport:
+        """Start from an empty file (a damaged one cannot be trusted to drop its tables), then index."""
+        with self._lock:
+            self.close()
+            remove_index_file(self.path)
+            self._open()
+            report = self._sync_files(scan_archive(self.root), {})
+            return replace(report, rebuilt=True)
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+def remove_index_file(path: str) -> None:
+    """Delete a SQLite index and its WAL files (to rebuild a damaged one)."""
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        with suppress(FileNotFoundError):
+            os.unlink(path + suffix)

@@ -1,0 +1,395 @@
+"""The index (index/), one suite run against both backends: SQLite FTS5 and a real PostgreSQL.
+
+Every query is compared with a brute-force scan of the records (tests/index_model.py); updates
+are compared with a rebuild; merges, syncs, removed and damaged files are exercised on disk.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from formats.canonical import batch_time_of
+from formats.store import iter_batch_files
+from index import ChatIndex, IndexDamaged, Query, QueryError, open_index
+from index.api import Day, Month
+from index.text import fts_match, parse_query, text_words
+from tests.archives import write_batch
+from tests.index_model import Model
+from tests.pgserver import postgres_server, require_postgres
+from tests.strategies import INDEX_T0, index_archives, index_queries, index_record
+
+Factory = Callable[[str], ChatIndex]
+
+_schemas = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    require_postgres()
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def make_index(request: pytest.FixtureRequest) -> Iterator[Factory]:
+    """A factory of fresh, empty indexes of an archive root, on the backend under test."""
+    opened: list[ChatIndex] = []
+    if request.param == "postgres":
+        import psycopg
+
+        url = request.getfixturevalue("pg_url")
+
+        def make(root: str) -> ChatIndex:
+            schema = f"t{next(_schemas)}"
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute(f"CREATE SCHEMA {schema}")
+            index = open_index(root, f"{url}&options=-csearch_path%3D{schema}")
+            opened.append(index)
+            while len(opened) > 4:  # a hypothesis test makes many; only the last few are still in use
+                opened.pop(0).close()
+            return index
+    else:
+
+        def make(root: str) -> ChatIndex:
+            index = open_index(root, os.path.join(tempfile.mkdtemp(prefix="idx-"), "index.sqlite"))
+            opened.append(index)
+            return index
+
+    yield make
+    for index in opened:
+        index.close()
+
+
+def write_archive(root: str, records: list[tuple[str, dict[str, Any]]], copies: int = 1) -> None:
+    """One batch file per channel and minute (and `copies` more, each seen by another receiver)."""
+    groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for channel, record in records:
+        groups.setdefault((channel, batch_time_of(record["time"])), []).append(record)
+    for (channel, minute), recs in sorted(groups.items()):
+        for n in range(copies):
+            version = []
+            for record in recs:
+                r = copy.deepcopy(record)
+                r["receivers"] = {f"host{n + 1}.Ab3dE.0": r["time"] + 0.25 + n}
+                version.append(r)
+            write_batch(root, channel, minute, version)
+
+
+def fresh_root() -> str:
+    return tempfile.mkdtemp(prefix="archive-")
+
+
+def answer(index: ChatIndex, q: Query) -> list[tuple[int, str, float, bool, float | None]]:
+    return [(m.key, m.channel, m.time, m.removed, m.removed_at) for m in index.messages(q)]
+
+
+def everything(index: ChatIndex) -> list[tuple[Any, ...]]:
+    return [(m.key, m.line, m.removed_at) for m in index.messages(Query(oldest_first=True))]
+
+
+SETTINGS = settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow], deadline=None)
+
+
+@SETTINGS
+@given(records=index_archives(), queries=st.lists(index_queries, min_size=1, max_size=6), copies=st.integers(1, 2))
+def test_every_query_equals_a_brute_force_scan(
+    make_index: Factory, records: list[tuple[str, dict[str, Any]]], queries: list[dict[str, Any]], copies: int
+) -> None:
+    root = fresh_root()
+    try:
+        write_archive(root, records, copies)
+        index = make_index(root)
+        index.update()
+        model = Model(records)
+        for fields in queries:
+            q = Query(**fields)
+            assert answer(index, q) == model.answer(q), fields
+            assert index.count(Query(**{**fields, "limit": None, "offset": 0})) == len(
+                model.select(Query(**{**fields, "limit": None, "offset": 0}))
+            )
+        for channel in ("chan", "other"):
+            for user_id in ("1", "2", "3", "9"):
+                assert index.user_months(channel, user_id) == model.user_months(channel, user_id)
+            assert index.channel_days(channel) == model.channel_days(channel)
+            days, top = model.stats(channel)
+            stats = index.channel_stats(channel)
+            assert [(d.day, d.messages) for d in stats.per_day] == days
+            assert [(c.user_id, c.login, c.messages) for c in stats.top_chatters] == top
+        assert [c.login for c in index.channels()] == model.channels()
+        for user_id in ("1", "2", "3", "9"):
+            assert index.name_history(user_id) == model.name_history(user_id)
+            assert index.login_of(user_id) == model.login_of(user_id)
+        for login in ("alice", "CAROL", "caroline", "dave", "zed"):
+            assert index.user_id_of(login) == model.user_id_of(login)
+    finally:
+        shutil.rmtree(root)
+
+
+def _msg(
+    i: int, at: float, login: str, user_id: str, text: str, *, channel: str = "chan"
+) -> tuple[str, dict[str, Any]]:
+    tags = {"id": f"id{i}", "user-id": user_id, "room-id": "100", "tmi-sent-ts": str(int(at * 1000))}
+    return channel, index_record("PRIVMSG", at, tags, [f"#{channel}", text], login)
+
+
+def test_a_worked_example(make_index: Factory) -> None:
+    """Checked by hand: words, phrases, case, emotes, a removal by CLEARCHAT and one by CLEARMSG."""
+    t = float(INDEX_T0)
+    records = [
+        _msg(1, t, "alice", "1", "hello Kappa world"),
+        _msg(2, t + 1, "bob", "2", "Hello, there! <3"),
+        _msg(3, t + 2, "alice", "1", "world hello"),
+        _msg(4, t + 86400 * 40, "alice", "1", "later KAPPA"),
+        (
+            "chan",
+            index_record(
+                "CLEARCHAT",
+                t + 3,
+                {"room-id": "100", "target-user-id": "2", "tmi-sent-ts": str(int((t + 3) * 1000))},
+                ["#chan", "bob"],
+                "tmi.twitch.tv",
+            ),
+        ),
+        (
+            "chan",
+            index_record(
+                "CLEARMSG",
+                t + 4,
+                {"login": "alice", "target-msg-id": "id3", "tmi-sent-ts": str(int((t + 4) * 1000))},
+                ["#chan", "world hello"],
+                "tmi.twitch.tv",
+            ),
+        ),
+    ]
+    root = fresh_root()
+    write_archive(root, records)
+    index = make_index(root)
+    index.update()
+    texts = lambda **kw: [m.text for m in index.messages(Query(**kw))]  # noqa: E731
+    assert texts(text="hello") == ["world hello", "Hello, there! <3", "hello Kappa world"]
+    assert texts(text='"hello world"') == []
+    assert texts(text='"world hello"') == ["world hello"]
+    assert texts(text="kappa", oldest_first=True) == ["hello Kappa world", "later KAPPA"]
+    assert texts(text="<3") == ["Hello, there! <3"]
+    assert texts(text="there!") == ["Hello, there! <3"]
+    assert texts(text="hello", include_removed=False) == ["hello Kappa world"]
+    removed = {m.text: m.removed_at for m in index.messages(Query(commands=frozenset({"PRIVMSG"})))}
+    assert removed == {"later KAPPA": None, "world hello": t + 4, "Hello, there! <3": t + 3, "hello Kappa world": None}
+    assert index.user_months("chan", "1") == [Month(2023, 12), Month(2023, 11)]
+    assert index.channel_days("chan") == [Day(2023, 12, 24), Day(2023, 11, 14)]
+    assert index.user_id_of("BOB") == "2"
+    bob = index.messages(Query(user_id="2"))
+    assert [m.command for m in bob] == ["CLEARCHAT", "PRIVMSG"]
+    assert bob[1].display_name == "bob" and bob[1].msg_id == "id2" and bob[1].room_id == "100"
+    assert bob[1].record["params"] == ["#chan", "Hello, there! <3"]
+    stats = index.channel_stats("chan")
+    assert stats.total == 4 and [(c.login, c.messages) for c in stats.top_chatters] == [("alice", 3), ("bob", 1)]
+
+
+HOSTILE = [
+    '"',
+    '""',
+    "*",
+    "a*",
+    "NEAR(hello world)",
+    "hello OR world",
+    "hello AND NOT world",
+    "-hello",
+    "^hello",
+    "col:hello",
+    "words:hello",
+    "'; DROP TABLE messages; --",
+    "1=1) OR (1=1",
+    "%_\\",
+    "\x00",
+    "hel\x00lo",
+    "\udcff\udcfe",  # invalid UTF-8 as Python's surrogateescape gives it
+    "\ud800hello",
+    "x" * 100_000,
+    " ".join(f"w{i}" for i in range(32)),
+    "{}[]()",
+]
+
+
+@pytest.mark.parametrize("query", HOSTILE, ids=range(len(HOSTILE)))
+def test_hostile_queries_never_fail_and_mean_their_words(make_index: Factory, query: str) -> None:
+    records = [_msg(1, float(INDEX_T0), "alice", "1", "hello world"), _msg(2, INDEX_T0 + 1.0, "bob", "2", "w1 w2")]
+    root = fresh_root()
+    write_archive(root, records)
+    index = make_index(root)
+    index.update()
+    q = Query(text=query)
+    assert answer(index, q) == Model(records).answer(q)
+
+
+def test_too_many_terms_is_a_query_error(make_index: Factory) -> None:
+    index = make_index(fresh_root())
+    with pytest.raises(QueryError, match="too many search terms"):
+        index.messages(Query(text=" ".join(f"w{i}" for i in range(33))))
+
+
+def test_words_and_terms_by_hand() -> None:
+    assert text_words("Hello, WORLD! :) <3 D: Straße") == ["hello", "world", ":)", "<3", "d:", "strasse"]
+    assert text_words("a\u3000b\x00c\ud800d") == ["a", "b", "c", "d"]
+    assert parse_query('kappa "Hello   World" kappa "unclosed phrase') == [
+        ("kappa",),
+        ("hello", "world"),
+        ("unclosed", "phrase"),
+    ]
+    assert fts_match([("kappa",), (":)", "x")]) == '"kappa" AND "_3a29 x"'
+
+
+def _merge_minute(root: str, channel: str) -> None:
+    """Merge every minute's files into one, as `chat-archiver merge` does."""
+    from merge.directory import merge_tree
+
+    merge_tree(root, channels=[channel])
+
+
+@SETTINGS
+@given(records=index_archives(), cut=st.integers(0, 18), data=st.data())
+def test_incremental_updates_equal_a_rebuild(
+    make_index: Factory, records: list[tuple[str, dict[str, Any]]], cut: int, data: st.DataObject
+) -> None:
+    """Files arrive in two steps, copies come from a second recorder, a merge replaces them, some
+    files are deleted: after each update the index equals one built from scratch."""
+    root = fresh_root()
+    try:
+        index = make_index(root)
+        write_archive(root, records[:cut])
+        index.update()
+        write_archive(root, records[cut:], copies=2)
+        index.update()
+        assert everything(index) == everything(_built(make_index, root))
+        for channel in ("chan", "other"):
+            _merge_minute(root, channel)
+        index.update()
+        assert everything(index) == everything(_built(make_index, root))
+        assert len({m.key for m in index.messages(Query())}) == index.count(Query())  # no duplicates
+        files = [bf for ch in ("chan", "other") for bf in iter_batch_files(root, ch)]
+        for bf in data.draw(st.lists(st.sampled_from(files), unique=True)) if files else []:
+            os.unlink(bf.path)
+        index.update()
+        assert everything(index) == everything(_built(make_index, root))
+    finally:
+        shutil.rmtree(root)
+
+
+def _built(make_index: Factory, root: str) -> ChatIndex:
+    index = make_index(root)
+    index.update()
+    return index
+
+
+def test_a_synced_copy_and_a_merge_never_duplicate(make_index: Factory) -> None:
+    records = [_msg(i, INDEX_T0 + i * 7.0, "alice", "1", f"line {i}") for i in range(20)]
+    root = fresh_root()
+    write_archive(root, records)
+    index = make_index(root)
+    index.update()
+    assert index.count(Query()) == 20
+    write_archive(root, records, copies=2)  # what a sync from another host brings: other receivers
+    report = index.update()
+    assert report.files_added > 0 and index.count(Query()) == 20
+    _merge_minute(root, "chan")
+    report = index.update()
+    assert report.files_removed > 0 and index.count(Query()) == 20
+    assert all(len(m.record["receivers"]) == 2 for m in index.messages(Query()))  # the merged version
+    for bf in iter_batch_files(root, "chan"):
+        os.unlink(bf.path)
+    report = index.update()
+    assert index.count(Query()) == 0 and report.rows_removed == 20
+
+
+def test_a_live_minute_update_sees_new_and_gone_files(make_index: Factory) -> None:
+    root = fresh_root()
+    index = make_index(root)
+    index.update()
+    first = [_msg(1, INDEX_T0 + 1.0, "alice", "1", "first")]
+    write_archive(root, first)
+    minute = batch_time_of(INDEX_T0 + 1.0)
+    assert index.update_minutes("chan", [minute]).files_added == 1
+    assert [m.text for m in index.messages(Query())] == ["first"]
+    write_archive(root, [_msg(2, INDEX_T0 + 2.0, "bob", "2", "second")])
+    _merge_minute(root, "chan")
+    index.update_minutes("chan", [minute])
+    assert [m.text for m in index.messages(Query())] == ["second", "first"]
+    assert everything(index) == everything(_built(make_index, root))
+
+
+def test_a_damaged_batch_file_is_reported_and_the_rest_indexed(make_index: Factory) -> None:
+    root = fresh_root()
+    write_archive(root, [_msg(1, float(INDEX_T0), "alice", "1", "kept")])
+    bad = os.path.join(root, "chan", "chat", "2023-11-14T22", "14:00-" + "A" * 43 + ".json")
+    with open(bad, "wb") as f:
+        f.write(b'{"command":"PRIVMSG"\n')
+    index = make_index(root)
+    report = index.update()
+    assert [m.text for m in index.messages(Query())] == ["kept"]
+    assert len(report.problems) == 1 and bad in report.problems[0] and ":1:" in report.problems[0]
+
+
+def test_a_damaged_sqlite_file_is_detected_and_rebuilt() -> None:
+    root = fresh_root()
+    write_archive(root, [_msg(1, float(INDEX_T0), "alice", "1", "kept")])
+    path = os.path.join(root, ".index.sqlite")
+    index = open_index(root)
+    index.update()
+    index.close()
+    with open(path, "r+b") as f:  # the header survives, the pages do not
+        f.seek(100)
+        f.write(os.urandom(4096))
+    with pytest.raises(IndexDamaged):
+        index = open_index(root)
+        index.check()
+        index.messages(Query())
+    index = open_index(root, rebuild_if_damaged=True)
+    assert [m.text for m in index.messages(Query())] == ["kept"]
+    index.close()
+    with open(path, "wb") as f:
+        f.write(b"not a database at all" * 100)
+    with pytest.raises(IndexDamaged):
+        open_index(root)
+    index = open_index(root, rebuild_if_damaged=True)
+    index.update()
+    assert [m.text for m in index.messages(Query())] == ["kept"]
+    index.close()
+
+
+def test_a_damaged_index_is_detected_by_check_and_rebuilt(make_index: Factory) -> None:
+    root = fresh_root()
+    write_archive(root, [_msg(1, float(INDEX_T0), "alice", "1", "kept")])
+    index = make_index(root)
+    index.update()
+    index.check()
+    index._exec("UPDATE messages SET refs = 0")  # type: ignore[attr-defined]
+    index._exec("DELETE FROM meta")  # type: ignore[attr-defined]
+    with pytest.raises(IndexDamaged):
+        index.check()
+    assert index.rebuild().rebuilt
+    index.check()
+    assert [m.text for m in index.messages(Query())] == ["kept"]
+
+
+@example(seed=0)
+@given(seed=st.integers(0, 2**32))
+def test_random_message_is_one_of_the_rows(seed: int) -> None:
+    root = fresh_root()
+    write_archive(root, [_msg(i, INDEX_T0 + i * 1.0, "alice", "1", f"n{i}") for i in range(5)])
+    index = open_index(root, os.path.join(tempfile.mkdtemp(), "i.sqlite"))
+    index.update()
+    chosen = index.random_message("chan", seed=seed)
+    assert chosen is not None and chosen.text in {f"n{i}" for i in range(5)}
+    assert index.random_message("chan", user_id="9", seed=seed) is None
+    index.close()
+    shutil.rmtree(root)

@@ -1,0 +1,135 @@
+"""`chat-archiver index` and `search`, run as a user runs them (stdout and stderr apart)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from typer.testing import CliRunner
+
+from chat_archiver.cli import app
+from tests.strategies import INDEX_T0, index_record
+from tests.test_index import _msg, fresh_root, write_archive
+
+runner = CliRunner()
+
+
+def _archive() -> str:
+    t = float(INDEX_T0)
+    root = fresh_root()
+    write_archive(
+        root,
+        [
+            _msg(1, t, "alice", "1", "hello Kappa world"),
+            _msg(2, t + 1, "bob", "2", "\x01ACTION waves Kappa\x01"),
+            _msg(3, t + 86400, "alice", "1", "good run \x1b]0;evil\x07"),
+            (
+                "chan",
+                index_record(
+                    "CLEARMSG", t + 2, {"target-msg-id": "id2", "login": "bob"}, ["#chan", "x"], "tmi.twitch.tv"
+                ),
+            ),
+        ],
+    )
+    return root
+
+
+def test_index_then_search_by_words_user_window_and_order() -> None:
+    root = _archive()
+    result = runner.invoke(app, ["index", root])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "" and "3 messages indexed" in result.stderr
+    assert os.path.exists(os.path.join(root, ".index.sqlite"))
+    result = runner.invoke(app, ["search", root, "--text", "KAPPA"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [
+        "[2023-11-14 22:13:21] #chan bob: * waves Kappa (removed)",
+        "[2023-11-14 22:13:20] #chan alice: hello Kappa world",
+    ]
+    result = runner.invoke(app, ["search", root, "--user", "Alice", "--oldest-first", "--format", "jsonl"])
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["text"] for r in rows] == ["hello Kappa world", "good run \x1b]0;evil\x07"]
+    assert rows[0]["timestamp"] == "2023-11-14T22:13:20.000Z" and rows[0]["tags"]["user-id"] == "1"
+    result = runner.invoke(app, ["search", root, "--since", "2023-11-15", "--format", "text"])
+    assert result.stdout == "[2023-11-15 22:13:20] #chan alice: good run \\x1b]0;evil\\x07\n"  # escapes shown, not run
+    result = runner.invoke(app, ["search", root, "-c", "#CHAN", "--limit", "1", "--format", "json"])
+    assert [r["login"] for r in json.loads(result.stdout)] == ["alice"]
+    result = runner.invoke(app, ["search", root, "--text", "nothing-like-this"])
+    assert result.exit_code == 0 and result.stdout == "" and "no messages match" in result.stderr
+
+
+def test_search_builds_the_index_when_there_is_none_and_sees_new_files() -> None:
+    root = _archive()
+    assert runner.invoke(app, ["search", root, "--text", "good"]).stdout.count("\n") == 1
+    write_archive(root, [_msg(9, INDEX_T0 + 600.0, "carol", "3", "good too")])
+    assert runner.invoke(app, ["search", root, "--text", "good"]).stdout.count("\n") == 2
+    write_archive(root, [_msg(10, INDEX_T0 + 700.0, "carol", "3", "good three")])
+    assert runner.invoke(app, ["search", root, "--text", "good", "--no-update"]).stdout.count("\n") == 2
+
+
+def test_usage_errors_exit_2_with_one_line() -> None:
+    root = _archive()
+    result = runner.invoke(app, ["search", root, "--since", "2023-11-15", "--until", "2023-11-14"])
+    assert result.exit_code == 2 and "the window is empty" in result.stderr
+    result = runner.invoke(app, ["search", root, "--text", " ".join(f"w{i}" for i in range(40))])
+    assert result.exit_code == 2 and "too many search terms" in result.stderr
+    result = runner.invoke(app, ["search", os.path.join(root, "missing")])
+    assert result.exit_code == 2 and "no such folder" in result.stderr
+    result = runner.invoke(app, ["index", root, "--db", "postgresql://me:hunter2@127.0.0.1:1/chat"])
+    assert result.exit_code == 2 and "cannot connect" in result.stderr
+    assert "hunter2" not in result.output
+
+
+def test_a_damaged_batch_file_exits_1_and_the_rest_is_indexed() -> None:
+    root = _archive()
+    bad = os.path.join(root, "chan", "chat", "2023-11-14T22", "15:00-" + "B" * 43 + ".json")
+    with open(bad, "wb") as f:
+        f.write(b"not json\n")
+    result = runner.invoke(app, ["index", root])
+    assert result.exit_code == 1 and f"{bad}:1" in result.stderr and "3 messages indexed" in result.stderr
+
+
+def test_a_damaged_index_file_is_rebuilt_by_index_and_by_search() -> None:
+    root = _archive()
+    assert runner.invoke(app, ["index", root]).exit_code == 0
+    with open(os.path.join(root, ".index.sqlite"), "wb") as f:
+        f.write(b"garbage" * 1000)
+    result = runner.invoke(app, ["search", root, "--text", "world"])
+    assert result.exit_code == 0 and "rebuilding it" in result.stderr and result.stdout.count("\n") == 1
+    with open(os.path.join(root, ".index.sqlite"), "wb") as f:
+        f.write(b"garbage" * 1000)
+    result = runner.invoke(app, ["index", root])
+    assert result.exit_code == 0 and "3 messages indexed" in result.stderr
+    result = runner.invoke(app, ["index", root, "--rebuild"])
+    assert result.exit_code == 0 and "rebuilt" in result.stderr
+
+
+def test_other_readers_ignore_the_index_file() -> None:
+    root = _archive()
+    assert runner.invoke(app, ["index", root]).exit_code == 0
+    result = runner.invoke(app, ["verify", root])
+    assert result.exit_code == 0, result.output
+
+
+def test_the_live_follower_keeps_the_index_current() -> None:
+    """`replay --follow --index` (what `archive` runs): each merged minute is searchable at once."""
+    import shutil
+    import tempfile
+
+    work = tempfile.mkdtemp()
+    raw = os.path.join(work, "host1.jsonl")
+    shutil.copy(os.path.join(os.path.dirname(__file__), "..", "fixtures", "cases", "twitch_full", "host1.jsonl"), raw)
+    out = os.path.join(work, "out")
+    result = runner.invoke(app, ["replay", raw, "-o", out, "--follow", "--until-idle", "--idle", "0", "--index"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["search", out, "--no-update", "--user", "dave", "--format", "jsonl"])
+    assert [json.loads(line)["text"] for line in result.stdout.splitlines()] == ["spaced   out  text"]
+    exported = runner.invoke(app, ["search", out, "--no-update", "--limit", "0"]).stdout.count("\n")
+    rebuilt = runner.invoke(app, ["index", out, "--rebuild"])
+    assert rebuilt.exit_code == 0
+    assert runner.invoke(app, ["search", out, "--no-update", "--limit", "0"]).stdout.count("\n") == exported > 0
+
+
+def test_index_options_outside_follow_are_refused() -> None:
+    result = runner.invoke(app, ["replay", "raw/", "-o", "out/", "--index"])
+    assert result.exit_code == 2 and "--index and --db go with --follow" in result.stderr

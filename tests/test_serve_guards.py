@@ -1,0 +1,194 @@
+"""serve under attack, on loopback against the real server: slow and stalled clients cannot take
+the connections, the window slots or the answers other clients need.
+
+Every attacking loop here is bounded in count and time and ends by itself; only loopback
+addresses are used (127.0.0.0/8: the attackers connect from addresses of their own in it, as
+clients on other hosts would)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from pathlib import Path
+
+from formats.canonical import format_batch
+from formats.store import write_batch_bytes
+from serve.app import ChatApp
+from serve.server import Running
+
+T0 = 1_700_000_040  # 2023-11-14T22:14:00Z, a minute boundary
+
+
+def _archive(root: Path, minutes: int, per_minute: int) -> None:
+    """A channel `big` with `per_minute` messages of ~500 bytes in each of `minutes` minutes."""
+    for m in range(minutes):
+        minute = T0 + 60 * m
+        records = [
+            {
+                "command": "PRIVMSG",
+                "host": "u.tmi.twitch.tv",
+                "params": ["#big", f"{'x' * 400} {m} {i}"],
+                "receivers": {"host.a": minute + i * (50 / per_minute) + 0.25},
+                "sender": "u",
+                "tags": {"id": f"00000000-0000-0000-{m:04d}-{i:012d}"},
+                "time": minute + i * (50 / per_minute),
+                "time_range": 0,
+                "user": "u",
+            }
+            for i in range(per_minute)
+        ]
+        write_batch_bytes(str(root), "big", minute, format_batch(records))
+
+
+def _get(url: str, timeout: float = 5.0) -> tuple[int, float]:
+    """(status, seconds) of one GET."""
+    started = time.monotonic()
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            response.read()
+            status = int(response.status)
+    except urllib.error.HTTPError as e:
+        status = e.code
+    return status, time.monotonic() - started
+
+
+def _connect(port: int, source: str, rcvbuf: int | None = None) -> socket.socket | None:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if rcvbuf is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.settimeout(2)
+    try:
+        sock.bind((source, 0))
+        sock.connect(("127.0.0.1", port))
+    except OSError:
+        sock.close()
+        return None
+    return sock
+
+
+@contextmanager
+def _slowloris(port: int, count: int, sources: list[str], seconds: float) -> Iterator[dict[str, int]]:
+    """`count` connections from `sources` (round robin), each sending one more byte of a request
+    head every 0.5 s and opening again when the server closes it, for `seconds` at most; stops by
+    itself, and when the block ends. Yields counters: opened, refused or cut."""
+    stats = {"opened": 0, "closed_by_server": 0}
+    stop = threading.Event()
+    head = b"GET /files HTTP/1.1\r\nHost: x\r\n" + b"X-a: b\r\n" * 10_000
+
+    def run() -> None:
+        socks: list[socket.socket | None] = [None] * count
+        sent = [0] * count
+        deadline = time.monotonic() + seconds
+        while not stop.is_set() and time.monotonic() < deadline:
+            for k in range(count):
+                sock = socks[k]
+                if sock is None:
+                    sock = socks[k] = _connect(port, sources[k % len(sources)])
+                    if sock is None:
+                        continue
+                    stats["opened"] += 1
+                    sent[k] = 0
+                try:
+                    sock.send(head[sent[k] : sent[k] + 1])
+                    sent[k] += 1
+                except OSError:
+                    stats["closed_by_server"] += 1
+                    sock.close()
+                    socks[k] = None
+            stop.wait(0.5)
+        for sock in socks:
+            if sock is not None:
+                sock.close()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield stats
+    finally:
+        stop.set()
+        thread.join(30)
+
+
+def test_500_slow_connections_do_not_stop_answers_to_others(tmp_path: Path) -> None:
+    """500 connections each trickling a request head (20 from each of 25 addresses, under the cap
+    per address) while another client asks for listings and a window: every answer within a
+    second; the trickling heads are cut at the head deadline although bytes keep coming."""
+    _archive(tmp_path, minutes=1, per_minute=50)
+    sources = [f"127.0.1.{i}" for i in range(1, 26)]
+    with (
+        Running(ChatApp(str(tmp_path)), head_seconds=3, per_address=20) as server,
+        _slowloris(int(server.server.effective_port), 500, sources, seconds=20) as stats,
+    ):
+        time.sleep(2)  # the attack is in place
+        assert stats["opened"] >= 490
+        slowest = 0.0
+        for _ in range(8):  # spread over more than two head deadlines
+            for path in ("/files", "/files/big/chat", f"/big/chat.json?start={T0}&end={T0 + 60}"):
+                status, seconds = _get(server.url + path, timeout=5)
+                assert status == 200
+                slowest = max(slowest, seconds)
+            time.sleep(1)
+        assert slowest < 1.0
+        assert stats["closed_by_server"] >= 400  # cut at the deadline, not at the last byte
+
+
+def test_connections_past_the_cap_of_one_address_are_refused_and_others_answered(tmp_path: Path) -> None:
+    """One address opening 500 connections holds at most the cap; the rest are closed at once, and
+    a client from another address is still answered within a second."""
+    _archive(tmp_path, minutes=1, per_minute=10)
+    with Running(ChatApp(str(tmp_path)), per_address=8) as server:
+        port = int(server.server.effective_port)
+        held: list[socket.socket] = []
+        try:
+            for _ in range(500):
+                sock = _connect(port, "127.0.2.1")
+                if sock is not None:
+                    held.append(sock)
+            time.sleep(1.5)  # the server's loop has accepted (and refused) them all
+            alive = 0
+            for sock in held:
+                sock.setblocking(False)
+                try:
+                    alive += sock.recv(1) != b""
+                except BlockingIOError:
+                    alive += 1  # nothing to read, still open
+                except OSError:
+                    pass
+            assert alive == 8
+            status, seconds = _get(server.url + "/files")
+            assert (status, seconds < 1.0) == (200, True)
+        finally:
+            for sock in held:
+                sock.close()
+
+
+def test_a_window_reader_that_stops_reading_is_cut_and_frees_its_slot(tmp_path: Path) -> None:
+    """A client asks for a window far larger than every buffer on the way and reads nothing: after
+    the write deadline its answer is cut and the only window slot serves another reader."""
+    _archive(tmp_path, minutes=6, per_minute=4000)  # about 13 MB of chat.jsonl
+    window = f"start={T0}&end={T0 + 360}"
+    with Running(ChatApp(str(tmp_path), window_reads=1), write_seconds=2) as server:
+        port = int(server.server.effective_port)
+        stalled = _connect(port, "127.0.3.1", rcvbuf=4096)
+        assert stalled is not None
+        with closing(stalled):
+            stalled.sendall(f"GET /big/chat.jsonl?{window} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            time.sleep(1)
+            assert _get(f"{server.url}/big/chat.json?start={T0}&end={T0 + 60}")[0] == 503  # the slot is held
+            deadline = time.monotonic() + 20
+            status = 503
+            while status == 503 and time.monotonic() < deadline:
+                time.sleep(0.5)
+                status = _get(f"{server.url}/big/chat.json?start={T0}&end={T0 + 60}")[0]
+            assert status == 200
+            # the stalled connection was closed by the server: reading it ends
+            stalled.settimeout(10)
+            got = 0
+            while data := stalled.recv(1 << 16):
+                got += len(data)
+            assert 0 < got < 13_000_000
