@@ -1,7 +1,9 @@
 """Chat playback benchmark: `export --format ass` and `--format html` of a 4-hour window of a 100
-messages/s channel (time, file size, peak RSS), and the html page's time to first render with
-100,000 messages in headless Chromium (performance.now() in the page, read by selenium), plus the
-time a seek takes there.
+messages/s channel (time, file size, peak RSS, and the time as a ratio to `--format json` of the
+same window in the same run); the read paths of one window (`read_paths`: json, ass and html
+from a merged archive and from the same records not yet merged, as ratios); and the html page's
+time to first render with 100,000 messages in headless Chromium (performance.now() in the page,
+read by selenium), plus the time a seek takes there.
 
 The archive is bench_verify's (a day when `make bench` already generated it, else its first
 BENCH_PLAYBACK_HOURS hours, generated once into bench/out/). Each export runs in a fresh process so
@@ -47,6 +49,52 @@ def _measure_export(root: str, fmt: str, path: str, conn: Any) -> None:
         count = export(root, CHANNEL, Window(START, START + HOURS * 3600), fmt, out, jobs=default_jobs())
     elapsed = time.monotonic() - started
     conn.send((elapsed, count, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, watcher.stop()))
+
+
+READ_MINUTES = int(os.environ.get("BENCH_READ_MINUTES", "60"))
+READ_FORMATS = ("json", "ass", "html")
+
+
+def _measure_read(root: str, fmt: str, minutes: int, conn: Any) -> None:
+    """One export of the first `minutes` of the bench channel in this process (jobs=1), to nowhere."""
+    from bench.bench_verify import CHANNEL, START  # noqa: PLC0415
+    from export.shell import export  # noqa: PLC0415 (in the measured process only)
+    from export.window import Window  # noqa: PLC0415
+
+    started, cpu = time.monotonic(), time.process_time()
+    with open(os.devnull, "wb") as out:
+        count = export(root, CHANNEL, Window(START, START + minutes * 60), fmt, out, jobs=1)
+    conn.send((time.monotonic() - started, time.process_time() - cpu, count))
+
+
+def read_paths() -> None:
+    """One window read from two archives of the same records (bench/gen.py: `merged`, a file a
+    minute; `unmerged`, a file per receiver and minute), in json, ass and html, each in a fresh
+    process: the figures that hold on a noisy machine are the ratios within this run."""
+    from bench import gen  # noqa: PLC0415
+    from bench.bench_verify import CHANNEL, START, _in_process, minute_records  # noqa: PLC0415
+
+    folder = os.path.join(OUT, f"readpaths-{READ_MINUTES}m-100ps")
+    minutes = range(START, START + READ_MINUTES * 60, 60)
+    made = gen.window_archives(folder, CHANNEL, minutes, minute_records)
+    archives = dict(zip(("unmerged", "merged"), made, strict=True))
+    wall: dict[tuple[str, str], float] = {}
+    cpu: dict[tuple[str, str], float] = {}
+    for fmt in READ_FORMATS:
+        for kind in ("merged", "unmerged"):
+            elapsed, used, count = _in_process(_measure_read, archives[kind], fmt, READ_MINUTES)
+            wall[fmt, kind], cpu[fmt, kind] = elapsed, used
+            print(f"read_{READ_MINUTES}m_{fmt}_{kind}_seconds: {elapsed:.2f} s ({count:,} records)")
+            print(f"read_{READ_MINUTES}m_{fmt}_{kind}_cpu_seconds: {used:.2f} s", flush=True)
+    # ratios of CPU time (one process each: steadier than wall time on a shared machine), wall in brackets
+    for fmt in READ_FORMATS:
+        ratio, wall_ratio = cpu[fmt, "unmerged"] / cpu[fmt, "merged"], wall[fmt, "unmerged"] / wall[fmt, "merged"]
+        print(f"read_{READ_MINUTES}m_{fmt}_unmerged_to_merged: {ratio:.2f} x (wall {wall_ratio:.2f} x)")
+    for fmt in READ_FORMATS[1:]:
+        for kind in ("merged", "unmerged"):
+            ratio, wall_ratio = cpu[fmt, kind] / cpu["json", kind], wall[fmt, kind] / wall["json", kind]
+            print(f"read_{READ_MINUTES}m_{fmt}_{kind}_to_json: {ratio:.2f} x (wall {wall_ratio:.2f} x)")
+    sys.stdout.flush()
 
 
 def page_with(messages: int, emotes: bool = False) -> str:
@@ -130,7 +178,9 @@ def run() -> None:
 
     warm(root)
     os.makedirs(OUT, exist_ok=True)
-    for fmt in ("ass", "html"):
+    read_paths()
+    seconds = {}
+    for fmt in ("json", "ass", "html"):
         path = os.path.join(OUT, f"playback.{fmt}")
         elapsed, count, rss, workers = _in_process(_measure_export, root, fmt, path)
         size = os.path.getsize(path)
@@ -140,6 +190,9 @@ def run() -> None:
         print(f"export_{fmt}_{HOURS}h_file_size: {size / 2**20:.1f} MiB ({size / count:.0f} bytes/record)")
         print(f"export_{fmt}_{HOURS}h_peak_rss_main: {rss / 1024:.0f} MiB")
         print(f"export_{fmt}_{HOURS}h_peak_rss_per_worker: {workers / 1024:.0f} MiB", flush=True)
+        seconds[fmt] = elapsed
+    for fmt in ("ass", "html"):
+        print(f"export_{fmt}_{HOURS}h_to_json: {seconds[fmt] / seconds['json']:.2f} x (same window, this run)")
     page = os.path.join(OUT, "player-100k.html")
     started = time.monotonic()
     text = page_with(PAGE_MESSAGES)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
+from collections.abc import Callable
+from typing import Any
 
 from recorder.rawwriter import RawWriter
 
@@ -76,3 +79,33 @@ def write_recording(out_dir: str, lines: int, rate: float = 100.0, seed: int = 1
     writer.write_close(0, "end", at)
     writer.close()
     return os.path.join(out_dir, name)
+
+
+def window_archives(
+    out_dir: str, channel: str, minutes: range, records_of: Callable[[int], list[dict[str, Any]]]
+) -> tuple[str, str]:
+    """Two archives of the same records, generated once into `out_dir` (`unmerged`, `merged`):
+    `unmerged` holds a file per receiver and minute (each record split into one per receiver: what
+    wubloader nodes write before their merge loop, or `--no-merge`), `merged` is the directory
+    merge of it (one file a minute, what a live host keeps)."""
+    from formats.canonical import format_batch  # noqa: PLC0415 (only this generator needs the archive's formats)
+    from formats.store import write_batch_bytes  # noqa: PLC0415
+    from merge.directory import merge_tree  # noqa: PLC0415
+
+    unmerged, merged = os.path.join(out_dir, "unmerged"), os.path.join(out_dir, "merged")
+    marker = os.path.join(out_dir, "complete")
+    if os.path.exists(marker):
+        return unmerged, merged
+    shutil.rmtree(out_dir, ignore_errors=True)
+    for minute in minutes:
+        by_receiver: dict[str, list[dict[str, Any]]] = {}
+        for record in records_of(minute):
+            for name, when in record["receivers"].items():
+                by_receiver.setdefault(name, []).append({**record, "receivers": {name: when}})
+        for records in by_receiver.values():
+            write_batch_bytes(unmerged, channel, minute, format_batch(records))
+    shutil.copytree(unmerged, merged)
+    merge_tree(merged)
+    with open(marker, "w") as f:
+        f.write("ok\n")
+    return unmerged, merged

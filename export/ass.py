@@ -36,9 +36,11 @@ from __future__ import annotations
 import heapq
 import math
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+
+import orjson
 
 from export.fields import display_name, me_action, tag_of
 
@@ -169,33 +171,67 @@ def render_lines(spans: list[Span], removed: bool) -> list[str]:
         shown = REMOVED_COLOR if removed else color
         pieces.append((at, at + len(text), f"{{\\c{ass_color(shown)}\\b{int(bold)}\\i{int(italic)}\\s{int(removed)}}}"))
         at += len(text)
+    # `plain` holds no breaker: only these need escaping, and most chat has none of them
+    special = "\\" in plain or "{" in plain or "}" in plain
     out = []
     for start, end in wrap(plain):
-        line = "".join(
-            override + escape(plain[max(a, start) : min(b, end)])
-            for a, b, override in pieces
-            if max(a, start) < min(b, end)
-        )
+        parts = []
+        for a, b, override in pieces:
+            lo = a if a > start else start
+            hi = b if b < end else end
+            if lo < hi:
+                parts.append(override + (escape(plain[lo:hi]) if special else plain[lo:hi]))
+        line = "".join(parts)
         if line:  # a text ending in the space it was cut at leaves an empty last line: not shown
             out.append(line)
     return out or ["{\\s0}"]
 
 
-@dataclass(eq=False)
 class _Message:
-    """A message on its way through the box. Its lines are rendered when first shown: on a busy
-    channel most messages go off the top within the frame they arrive in."""
+    """A message on its way through the box, kept as it came (a record, or its canonical line) and
+    read when first needed: on a busy channel most messages go off the top within the frame they
+    arrive in, so most are never decoded, measured or rendered."""
 
-    appear: int  # cs from the window start
-    login: str
-    msg_id: str | None
-    spans: list[Span]
-    removed: bool = False
-    count: int = 0  # lines
-    _lines: list[str] | None = None
+    __slots__ = ("_count", "_lines", "_record", "_source", "_spans", "appear", "gone", "removed")
 
-    def __post_init__(self) -> None:
-        self.count = len(wrap(_plain(self.spans)))
+    def __init__(self, appear: int, source: Mapping[str, Any] | bytes) -> None:
+        self.appear = appear  # cs from the window start
+        self.removed = False
+        self.gone = False  # went off the top of the box (it never comes back)
+        self._source = source
+        self._record: Mapping[str, Any] | None = None
+        self._spans: list[Span] | None = None
+        self._count = 0
+        self._lines: list[str] | None = None
+
+    @property
+    def record(self) -> Mapping[str, Any]:
+        if self._record is None:
+            source = self._source
+            self._record = orjson.loads(source) if isinstance(source, bytes) else source
+        return self._record
+
+    @property
+    def spans(self) -> list[Span]:
+        if self._spans is None:
+            self._spans = _spans(self.record) or []  # only chat and user notices become messages
+        return self._spans
+
+    @property
+    def login(self) -> str:
+        record = self.record
+        return str(record.get("user") or tag_of(record, "login") or "").lower()
+
+    @property
+    def msg_id(self) -> str | None:
+        return tag_of(self.record, "id")
+
+    @property
+    def count(self) -> int:
+        """Its number of lines (at least one)."""
+        if not self._count:
+            self._count = len(wrap(_plain(self.spans)))
+        return self._count
 
     @property
     def lines(self) -> list[str]:
@@ -231,10 +267,27 @@ def header(title: str) -> str:
     )
 
 
+# how a canonical line starts for each command the box reads (its keys are sorted: `command` first)
+_SHOWN = (b'{"command":"PRIVMSG",', b'{"command":"USERNOTICE",')
+_CLEARMSG = b'{"command":"CLEARMSG",'
+_CLEARCHAT = b'{"command":"CLEARCHAT",'
+_BOX_COMMANDS = (*_SHOWN, _CLEARMSG, _CLEARCHAT)
+# a scheduled change: (time cs, order, kind, payload); kinds: 0 appear, 1 remove, 2 expire
+Change = tuple[int, int, int, Any]
+
+
 class AssRenderer:
-    """Streams a window's records (in time order) into ASS: `begin()`, `add(record)`, `end()`, each
+    """Streams a window's records (in time order) into ASS: `begin()`, `add(record)` (or
+    `add_stored(time, line)`, a record given as its time and canonical line), `end()`, each
     returning text to write. `start` is the window start (time zero of the subtitles), `hold` the
-    seconds a message stays up."""
+    seconds a message stays up.
+
+    The changes are kept in three queues, each in (time, order) order: appearances and removals as
+    scheduled (records come in time order), expiries (every message stays `hold`), and a heap
+    for any change scheduled earlier than one before it (records out of order); the next change
+    is the least of their heads, as one heap of them all would give it. The box on screen is
+    always the newest messages that appeared, oldest first: expiries and the top of the box take
+    from its front."""
 
     def __init__(self, start: float, hold: float = DEFAULT_HOLD, title: str = "chat") -> None:
         if not (math.isfinite(hold) and hold > 0):
@@ -242,60 +295,211 @@ class AssRenderer:
         self.start = start
         self.hold = max(1, round(hold * 100))
         self.title = title
-        self._visible: list[_Message] = []  # oldest first
-        # scheduled changes: (time cs, order, kind, payload); kinds: 0 appear, 1 remove, 2 expire
-        self._changes: list[tuple[int, int, int, Any]] = []
+        self._visible: deque[_Message] = deque()  # oldest first
+        self._now: deque[Change] = deque()  # appearances and removals
+        self._expiries: deque[Change] = deque()
+        self._late: list[Change] = []  # a heap: changes scheduled out of time order
         self._order = 0
         self._frame_start: int | None = None
         self._text = ""
+        self._reached = 0
+        # the boundary the next frame would end at (no frame is written before it): None when
+        # nothing is scheduled; kept as changes are scheduled, so most records write nothing quickly
+        self._wake: int | None = None
 
-    def _cs(self, record: Mapping[str, Any]) -> int:
-        offset = round((float(record["time"]) - self.start) * 100, 6)
+    def _cs(self, time: Any) -> int:
+        offset = round((float(time) - self.start) * 100, 6)
         return max(0, math.ceil(offset))
 
     def _schedule(self, at: int, kind: int, payload: Any) -> None:
-        heapq.heappush(self._changes, (at, self._order, kind, payload))
+        queue = self._expiries if kind == 2 else self._now
+        change = (at, self._order, kind, payload)
         self._order += 1
+        if queue and queue[-1][0] > at:
+            heapq.heappush(self._late, change)
+        else:
+            queue.append(change)
+        # the next boundary is max(earliest change, frame start + MIN_FRAME): this change lowers
+        # the earliest to `at` at most
+        boundary = (
+            at if self._frame_start is None or at >= self._frame_start + MIN_FRAME else self._frame_start + MIN_FRAME
+        )
+        if self._wake is None or boundary < self._wake:
+            self._wake = boundary
 
     def begin(self) -> str:
         return header(self.title)
 
     def add(self, record: Mapping[str, Any]) -> str:
         try:
-            at = self._cs(record)
+            at = self._cs(record["time"])
         except (TypeError, ValueError, OverflowError):
             return ""
-        out = self._flush(at)
         command = record.get("command")
-        params = record.get("params") or []
-        if command == "CLEARMSG":
+        if command in ("CLEARMSG", "CLEARCHAT"):
+            out = self._flush(self._reach(at))
+            self._removal(at, record)
+            return out
+        if command in ("PRIVMSG", "USERNOTICE"):
+            out = self._flush(self._reach(at))
+            self._appear(at, record)
+            return out
+        self._skip(at)  # changes nothing: the frames before it are written with the next change
+        return ""
+
+    def add_stored(self, time: Any, line: bytes) -> str:
+        """`add` of the record whose time is `time` and whose canonical line is `line`: decoded only
+        if the box needs it (a removal, or a message that stays on screen)."""
+        try:
+            at = self._cs(time)
+        except (TypeError, ValueError, OverflowError):
+            return ""
+        if not line.startswith(_BOX_COMMANDS):
+            self._skip(at)
+            return ""
+        out = self._flush(self._reach(at))
+        if line.startswith(_SHOWN):
+            self._appear(at, line)
+        else:
+            self._removal(at, orjson.loads(line))
+        return out
+
+    def add_rows(self, rows: Iterable[Sequence[Any]]) -> str:
+        """`add_stored(row[0], row[2])` of each row, or `add(row[4])` of a row of five (export's
+        rows: time, range, canonical line, place, and the record when the export built one), in
+        one loop: the same text as adding them one by one."""
+        out = []
+        start = self.start
+        for row in rows:
+            if len(row) == 5:
+                out.append(self.add(row[4]))
+                continue
+            line = row[2]
+            try:
+                at = math.ceil(round((float(row[0]) - start) * 100, 6))  # _cs
+            except (TypeError, ValueError, OverflowError):
+                continue
+            at = max(at, 0)
+            if not line.startswith(_BOX_COMMANDS):
+                self._reached = max(self._reached, at)
+                continue
+            reached = self._reached  # _reach
+            self._reached = 0
+            until = reached if reached > at else at
+            wake = self._wake
+            if wake is not None and wake < until:
+                out.append(self._flush(until))
+            if line.startswith(_SHOWN):
+                self._appear(at, line)
+            else:
+                self._removal(at, orjson.loads(line))
+        return "".join(out)
+
+    def _reach(self, at: int) -> int:
+        """Where to write frames up to before a change at `at` is scheduled: `at`, or a later time a
+        record that changed nothing reached since the last change. Writing the frames before `a`
+        and then those before `b`, with nothing scheduled between, writes the frames before the
+        later of the two: so such a record need not write any itself."""
+        reached = self._reached
+        self._reached = 0
+        return reached if reached > at else at
+
+    def _skip(self, at: int) -> None:
+        """A record at `at` that schedules nothing (see `_reach`)."""
+        self._reached = max(self._reached, at)
+
+    def _appear(self, at: int, source: Mapping[str, Any] | bytes) -> None:
+        """Schedule a message's appearance and expiry (`_schedule` of both, inline: one call a message)."""
+        message = _Message(at, source)
+        order = self._order
+        self._order = order + 2
+        now, expiries = self._now, self._expiries
+        if now and now[-1][0] > at:
+            heapq.heappush(self._late, (at, order, 0, message))
+        else:
+            now.append((at, order, 0, message))
+        gone = at + self.hold
+        if expiries and expiries[-1][0] > gone:
+            heapq.heappush(self._late, (gone, order + 1, 2, message))
+        else:
+            expiries.append((gone, order + 1, 2, message))
+        start = self._frame_start
+        boundary = at if start is None or at >= start + MIN_FRAME else start + MIN_FRAME
+        if self._wake is None or boundary < self._wake:
+            self._wake = boundary
+
+    def _removal(self, at: int, record: Mapping[str, Any]) -> None:
+        if record.get("command") == "CLEARMSG":
             target = tag_of(record, "target-msg-id")
             if target is not None:
                 self._schedule(at, 1, ("id", target))
-        elif command == "CLEARCHAT":
+        else:
+            params = record.get("params") or []
             who = params[1] if len(params) > 1 and isinstance(params[1], str) else None
             self._schedule(at, 1, ("user", who.lower()) if who else ("all", None))
-        else:
-            spans = _spans(record)
-            if spans is not None:
-                login = str(record.get("user") or tag_of(record, "login") or "").lower()
-                message = _Message(at, login, tag_of(record, "id"), spans)
-                self._schedule(at, 0, message)
-                self._schedule(at + self.hold, 2, message)
-        return out
 
     def end(self) -> str:
         return self._flush(None)
 
+    def _next(self) -> int | None:
+        """The time of the earliest change scheduled, or None."""
+        at = self._now[0][0] if self._now else None
+        if self._expiries and (at is None or self._expiries[0][0] < at):
+            at = self._expiries[0][0]
+        if self._late and (at is None or self._late[0][0] < at):
+            at = self._late[0][0]
+        return at
+
+    def _pop(self, boundary: int) -> Change | None:
+        """The earliest change (by time, then order) at or before `boundary`, taken off its queue."""
+        best: Change | None = None
+        source = None
+        for queue in (self._now, self._expiries):
+            if queue:
+                head = queue[0]
+                if head[0] <= boundary and (best is None or head[:2] < best[:2]):
+                    best, source = head, queue
+        if self._late:
+            head = self._late[0]
+            if head[0] <= boundary and (best is None or head[:2] < best[:2]):
+                return heapq.heappop(self._late)
+        if source is not None:
+            source.popleft()
+        return best
+
+    def _take_due(self, boundary: int) -> None:
+        """Apply the changes due by `boundary` when every change is in its queue's order (no late
+        one): the appearances and removals in their order, then the expiries. That is their order
+        by time wherever it matters: an expiry and an appearance commute (the box keeps the order
+        of appearances), and a removal that marks a message expiring in the same step, or misses
+        one expired just before it, changes nothing shown (the message is off screen by the box)."""
+        now, expiries, visible = self._now, self._expiries, self._visible
+        while now and now[0][0] <= boundary:
+            change = now.popleft()
+            if change[2] == 0:
+                visible.append(change[3])
+            else:
+                self._apply(change[2], change[3])
+        while expiries and expiries[0][0] <= boundary:
+            message = expiries.popleft()[3]
+            if not message.gone:  # else it left the box already
+                if visible and visible[0] is message:
+                    visible.popleft()
+                elif message in visible:
+                    visible.remove(message)
+
     def _apply(self, kind: int, payload: Any) -> None:
+        visible = self._visible
         if kind == 0:
-            self._visible.append(payload)
+            visible.append(payload)
         elif kind == 2:
-            if payload in self._visible:
-                self._visible.remove(payload)
+            if visible and visible[0] is payload:  # messages expire in the order they appeared
+                visible.popleft()
+            elif payload in visible:
+                visible.remove(payload)
         else:
             how, value = payload
-            for message in self._visible:
+            for message in visible:
                 if (
                     how == "all"
                     or (how == "id" and message.msg_id == value)
@@ -306,25 +510,37 @@ class AssRenderer:
     def _box(self) -> str:
         lines: list[str] = []
         keep = 0
-        for message in reversed(self._visible):  # newest first, until the box is full
-            if len(lines) + message.count > MAX_LINES:
+        visible = self._visible
+        for message in reversed(visible):  # newest first, until the box is full
+            # a message has at least one line: a full box needs no count
+            if len(lines) >= MAX_LINES or len(lines) + message.count > MAX_LINES:
                 break
             lines[:0] = message.lines
             keep += 1
-        del self._visible[: len(self._visible) - keep]  # gone off the top: never back
+        for _ in range(len(visible) - keep):  # gone off the top: never back
+            visible.popleft().gone = True
         return "\\N".join(lines)
 
     def _flush(self, until: int | None) -> str:
         """Write the frames that end before `until` (every change before it is known); None: all."""
+        wake = self._wake
+        if wake is None or (until is not None and wake >= until):
+            return ""  # the next frame ends at `wake`: none ends before `until`
         out = []
-        while self._changes:
-            at = self._changes[0][0]
+        while True:
+            at = self._next()
+            if at is None:
+                self._wake = None
+                break
             boundary = at if self._frame_start is None else max(at, self._frame_start + MIN_FRAME)
             if until is not None and boundary >= until:
+                self._wake = boundary
                 break
-            while self._changes and self._changes[0][0] <= boundary:
-                _at, _order, kind, payload = heapq.heappop(self._changes)
-                self._apply(kind, payload)
+            if self._late:
+                while (change := self._pop(boundary)) is not None:
+                    self._apply(change[2], change[3])
+            else:
+                self._take_due(boundary)
             text = self._box()
             if text == self._text:
                 continue  # nothing visible changed (an expiry of a message already gone)

@@ -68,6 +68,8 @@ _CODES = {"PRIVMSG": "P", "USERNOTICE": "U", "CLEARMSG": "M", "CLEARCHAT": "C"}
 _ASSETS = ("player.html", "player.css", "player.js")
 _PLACEHOLDER = re.compile(r"\{\{(TITLE|CSS|META|JS)\}\}")
 _ROW_FIELDS = {"P": 6, "U": 5}  # a chat line's fields before its emote spans
+_NO_TAGS: dict[str, Any] = {}
+_PAGE_COMMANDS = tuple(b'{"command":"%s",' % command.encode() for command in _CODES)
 
 
 def _str(value: object) -> str:
@@ -147,21 +149,26 @@ class Slimmer:
         self._ids: OrderedDict[str, int] = OrderedDict()
         self._lines = 0
 
-    def _user(self, user: tuple[str, ...], out: list[list[Any]]) -> int:
-        index = self._users.get(user)
+    def _user(self, user: tuple[str, str, str, str], out: list[list[Any]]) -> int:
+        users = self._users
+        index = users.get(user)
         if index is not None:
-            self._users.move_to_end(user)
+            users.move_to_end(user)
             return index
-        index = self._users[user] = self._user_count
+        index = users[user] = self._user_count
         self._user_count += 1
-        if len(self._users) > RECENT_USERS:
-            self._users.popitem(last=False)
-        out.append(_trimmed(list(user), 1))
+        if len(users) > RECENT_USERS:
+            users.popitem(last=False)
+        row = list(user)
+        while len(row) > 1 and row[-1] == "":  # _trimmed(row, 1)
+            row.pop()
+        out.append(row)
         return index
 
     def rows(self, record: Mapping[str, Any]) -> list[list[Any]]:
         """The rows `record` adds: none (a command the page does not show), or its user's row when
-        that is new, then its own."""
+        that is new, then its own. (Each field is `_str` of its value, written out: this runs once
+        a message.)"""
         code = _CODES.get(record.get("command"))  # type: ignore[arg-type]
         if code is None:
             return []
@@ -170,32 +177,45 @@ class Slimmer:
         except (KeyError, TypeError, ValueError, OverflowError):
             return []
         raw_tags = record.get("tags")
-        tags: Mapping[str, Any] = raw_tags if isinstance(raw_tags, dict) else {}
+        tag = raw_tags.get if isinstance(raw_tags, dict) else _NO_TAGS.get
         params = record.get("params") or []
-        login = _str(record.get("user")) or _str(tags.get("login"))
+        login = record.get("user")
+        if not (isinstance(login, str) and login):
+            login = tag("login")
+            if not isinstance(login, str):
+                login = ""
         out: list[list[Any]] = []
-        badges = _str(tags.get("badges"))
+        badges = tag("badges")
+        if not isinstance(badges, str):
+            badges = ""
         if self.images is not None:
             self.images.note_badges(badges, float(record["time"]))
-        user = self._user((login, _str(tags.get("display-name")), _str(tags.get("color")), badges), out)
-        row: list[Any] = [ms, code, user, _str(params[1]) if len(params) > 1 else ""]
+        shown, color = tag("display-name"), tag("color")
+        user = self._user(
+            (login, shown if isinstance(shown, str) else "", color if isinstance(color, str) else "", badges), out
+        )
+        text = params[1] if len(params) > 1 else ""
+        row: list[Any] = [ms, code, user, text if isinstance(text, str) else ""]
         if code in ("P", "U"):
             if code == "P":
-                row += [_str(tags.get("reply-parent-display-name")), _str(tags.get("reply-parent-msg-body"))]
+                name, body = tag("reply-parent-display-name"), tag("reply-parent-msg-body")
+                row.append(name if isinstance(name, str) else "")
+                row.append(body if isinstance(body, str) else "")
             else:
-                row.append(_str(tags.get("system-msg")) or _str(tags.get("msg-id")))
-            msg_id = _str(tags.get("id"))
-            if msg_id:
-                self._ids[msg_id] = self._lines
-                if len(self._ids) > RECENT_IDS:
-                    self._ids.popitem(last=False)
+                row.append(_str(tag("system-msg")) or _str(tag("msg-id")))
+            msg_id = tag("id")
+            if isinstance(msg_id, str) and msg_id:
+                ids = self._ids
+                ids[msg_id] = self._lines
+                if len(ids) > RECENT_IDS:
+                    ids.popitem(last=False)
             self._lines += 1
             spans = self.images.spans(record) if self.images is not None else []
             if spans:
                 row += [""] * (_ROW_FIELDS[code] - len(row))
                 row.append(spans)
         elif code == "M":
-            target = _str(tags.get("target-msg-id"))
+            target = _str(tag("target-msg-id"))
             row.append(self._ids.get(target, -1) if target else -1)
         out.append(_trimmed(row, 4))
         return out
@@ -239,10 +259,18 @@ class HtmlRenderer:
         rows = self.slimmer.rows(record)
         if not rows:
             return ""
-        text = ",\n".join(page_json(row) for row in rows)
-        sep = "\n" if self._first else ",\n"
-        self._first = False
-        return sep + text
+        text = page_json(rows[0]) if len(rows) == 1 else ",\n".join([page_json(row) for row in rows])
+        if self._first:
+            self._first = False
+            return "\n" + text
+        return ",\n" + text
+
+    def add_stored(self, _time: Any, line: bytes) -> str:
+        """`add` of a record given as its canonical line, decoded only if the page shows it (its
+        keys are sorted: the command comes first)."""
+        if not line.startswith(_PAGE_COMMANDS):
+            return ""
+        return self.add(orjson.loads(line))
 
     def end(self) -> str:
         images = self.slimmer.images.json() if self.slimmer.images is not None else page_json({"e": [], "b": {}})

@@ -190,6 +190,32 @@ def export_in_parts(
     return stitch.finish()
 
 
+def _lines_in_parts(
+    root: str,
+    channel: str,
+    window: Window,
+    chunks: Iterable[Chunk],
+    *,
+    filters: Filters,
+    jobs: int,
+    on_chunk: Callable[[int], None] | None,
+    problems: list[InputError] | None,
+) -> Iterator[bytes]:
+    """The canonical lines (each with its newline) of `chunks`, in order, merged on `jobs` workers
+    (each part as JSON lines in a temporary file). Damaged files: as `shell.export` (`problems`)."""
+    for part, result in _parts_in_order(
+        root, channel, window, chunks, fmt="jsonl", filters=filters, jobs=jobs, keep_going=problems is not None
+    ):
+        path, _count, _first, _last, damaged = result.get()
+        if problems is not None and damaged:
+            problems.extend(InputError(*p) for p in damaged)
+        with open(path, "rb") as f:
+            yield from f
+        os.unlink(path)
+        if on_chunk is not None:
+            on_chunk(len(part.chunks))
+
+
 def records_in_parts(
     root: str,
     channel: str,
@@ -201,18 +227,49 @@ def records_in_parts(
     on_chunk: Callable[[int], None] | None = None,
     problems: list[InputError] | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """The records of `chunks`, in order, merged on `jobs` workers (each part as JSON lines in a
-    temporary file): for the formats one renderer must see whole (`render.WHOLE_WINDOW`).
-    Damaged files: as `shell.export` (`problems`)."""
-    for part, result in _parts_in_order(
-        root, channel, window, chunks, fmt="jsonl", filters=filters, jobs=jobs, keep_going=problems is not None
-    ):
-        path, _count, _first, _last, damaged = result.get()
-        if problems is not None and damaged:
-            problems.extend(InputError(*p) for p in damaged)
-        with open(path, "rb") as f:
-            for line in f:
-                yield orjson.loads(line)
-        os.unlink(path)
-        if on_chunk is not None:
-            on_chunk(len(part.chunks))
+    """The records of `chunks`, in order, merged on `jobs` workers: for the formats one renderer
+    must see whole (`render.WHOLE_WINDOW`). Damaged files: as `shell.export` (`problems`)."""
+    lines = _lines_in_parts(
+        root, channel, window, chunks, filters=filters, jobs=jobs, on_chunk=on_chunk, problems=problems
+    )
+    for line in lines:
+        yield orjson.loads(line)
+
+
+def line_time(line: bytes) -> float:
+    """The time of a canonical line, read from its bytes: its last `,"time":` is the record's own
+    (keys are sorted, `time` comes after `receivers` and `tags`, and inside a string a quote is
+    escaped, so no value holds that text; a receiver or tag named `time` comes before). As a float,
+    which is all the playback renderers make of it."""
+    at = line.rindex(b',"time":') + 8
+    return float(line[at : line.index(b',"time_range":', at)])
+
+
+ROWS_AT_ONCE = 4096
+
+
+def rows_in_parts(
+    root: str,
+    channel: str,
+    window: Window,
+    chunks: Iterable[Chunk],
+    *,
+    filters: Filters = NO_FILTERS,
+    jobs: int = 2,
+    on_chunk: Callable[[int], None] | None = None,
+    problems: list[InputError] | None = None,
+) -> Iterator[list[tuple[Any, ...]]]:
+    """`records_in_parts` as rows for `stream.write_rows` (time, 0, canonical line, place), a few
+    thousand at a time: the renderer decodes a line only where it needs it."""
+    lines = _lines_in_parts(
+        root, channel, window, chunks, filters=filters, jobs=jobs, on_chunk=on_chunk, problems=problems
+    )
+    rows: list[tuple[Any, ...]] = []
+    for place, line in enumerate(lines):
+        stripped = line[:-1]
+        rows.append((line_time(stripped), 0, stripped, place))
+        if len(rows) >= ROWS_AT_ONCE:
+            yield rows
+            rows = []
+    if rows:
+        yield rows

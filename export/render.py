@@ -19,7 +19,9 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
+
+import orjson
 
 from export.ass import AssRenderer
 from export.fields import display_name, me_action, printable, tag_of
@@ -51,6 +53,14 @@ class _Stream(Protocol):
     def begin(self) -> str: ...
     def add(self, record: Mapping[str, Any]) -> str: ...
     def end(self) -> str: ...
+
+
+class _StoredStream(_Stream, Protocol):
+    def add_stored(self, time: Any, line: bytes) -> str: ...
+
+
+class _RowsStream(_Stream, Protocol):
+    def add_rows(self, rows: list[tuple[Any, ...]]) -> str: ...
 
 
 _IRC_BREAKERS = re.compile("[\r\n\x00]")
@@ -244,6 +254,31 @@ class Renderer:
                 self._day = day
                 return f"--- {day} ---\n{line}\n"
         return self.add_line(line)
+
+    def add_rows(self, rows: list[tuple[Any, ...]]) -> str:
+        """Add export's rows (export.stream.Row: time, range, canonical line, place, and the record
+        when the export built one): the playback formats decode a line only where they need it."""
+        stream = self._stream
+        if stream is not None and hasattr(stream, "add_rows"):
+            return cast("_RowsStream", stream).add_rows(rows)
+        add, add_stored = self.add, self.stored_adder()
+        return "".join([add(row[4]) if len(row) == 5 else add_stored(row[0], row[2]) for row in rows])
+
+    def stored_adder(self) -> Callable[[Any, bytes], str]:
+        """`add_stored`, bound once for a loop over many lines."""
+        stream = self._stream
+        if stream is not None and hasattr(stream, "add_stored"):
+            return cast("_StoredStream", stream).add_stored
+        return self.add_stored
+
+    def add_stored(self, time: Any, line: bytes) -> str:
+        """`add` of the record whose time is `time` and whose canonical line is `line` (a stored
+        line an export passes through): the playback formats decode it only where they need it,
+        the others decode it."""
+        stream = self._stream
+        if stream is not None and hasattr(stream, "add_stored"):
+            return cast("_StoredStream", stream).add_stored(time, line)
+        return self.add(orjson.loads(line))
 
     def add_line(self, line: str) -> str:
         """Add an already rendered line."""

@@ -22,10 +22,14 @@ from export.stream import (
     iter_chunks,
     write_export,
     write_lines,
+    write_rows,
 )
 from export.window import Filters, Window, count_chunks, plan_chunks
 from formats.errors import InputError
 from formats.memory import gc_paused
+
+# formats whose renderer reads a stored line without decoding what it does not show (`write_rows`)
+STORED_FORMATS = frozenset({"ass", "html"})
 
 
 def export(
@@ -62,9 +66,20 @@ def export(
         rows = iter_chunk_rows(root, channel, window, chunks, filters, on_chunk=on_chunk, problems=found, lines=True)
         with gc_paused():  # no cycles in rows and lines; else a full pass over the cache after each chunk
             written = write_lines(rows, fmt, out)
+    elif (jobs <= 1 or count < 2 * parts.PART_CHUNKS) and fmt in STORED_FORMATS:
+        rows = iter_chunk_rows(root, channel, window, chunks, filters, on_chunk=on_chunk, problems=found)
+        with gc_paused():
+            written = write_rows(rows, fmt, out, playback or Playback(window.start, window.end))
     elif jobs <= 1 or count < 2 * parts.PART_CHUNKS:
         records = iter_chunks(root, channel, window, chunks, filters, on_chunk=on_chunk, problems=found)
         written = write_export(records, fmt, out, playback or Playback(window.start, window.end))
+    elif fmt in STORED_FORMATS:  # workers merge, this process renders from their lines
+        channel_name(root, channel)  # fail before starting workers
+        rows = parts.rows_in_parts(
+            root, channel, window, chunks, filters=filters, jobs=jobs, on_chunk=on_chunk, problems=found
+        )
+        with gc_paused():
+            written = write_rows(rows, fmt, out, playback or Playback(window.start, window.end))
     elif fmt in WHOLE_WINDOW:  # workers merge, this process renders
         channel_name(root, channel)  # fail before starting workers
         records = parts.records_in_parts(

@@ -47,6 +47,7 @@ from formats.identity import message_id
 from formats.memory import gc_paused
 from formats.store import hour_batch_files, list_hours
 from merge.core import alone_as_is, numbers_kept_as_is
+from merge.fastplan import merged_minute
 from merge.view import fold_rows
 
 # peak memory grows with it: 10 minutes of a 100 msg/s channel peak at about 180 MiB (most records
@@ -217,7 +218,15 @@ def read_minute(files: MinuteFiles, minute: int, problems: list[InputError] | No
     readable (as verify and replay read line by line)."""
     lone: list[Lone] = []
     out: Records = []
-    for path in files.paths(minute):
+    paths = files.paths(minute)
+    if len(paths) > 1 and files.scan is not None:
+        merged = _merged_files(minute, paths)
+        if merged is not None:
+            scanned = files.scan(merged)
+            if type(scanned) is tuple:
+                with gc_paused():
+                    return scanned[0], _decode_vouched(scanned[1], paths[0])
+    for path in paths:
         try:
             try:
                 with open(path, "rb") as f:
@@ -241,6 +250,22 @@ def read_minute(files: MinuteFiles, minute: int, problems: list[InputError] | No
                 raise
             problems.append(e)
     return lone, out
+
+
+def _merged_files(minute: int, paths: list[str]) -> bytes | None:
+    """The minute's files merged among themselves (`merge.fastplan.merged_minute`: a window not yet
+    merged, a file per receiver, read as the merged window is), or None: a file that cannot be read
+    or that the compiled merge does not vouch for, and the files are read one by one (which names
+    the damage)."""
+    datas = []
+    for path in paths:
+        try:
+            with open(path, "rb") as f:
+                datas.append(f.read())
+        except OSError:
+            return None
+    with gc_paused():
+        return merged_minute(minute, datas)
 
 
 def _readable_lines(data: bytes, path: str, problems: list[InputError]) -> Records:
@@ -551,6 +576,22 @@ def write_export(
             buffer.clear()
     buffer.append(renderer.end())
     out.write("".join(buffer).encode("utf-8", "replace"))
+    return count
+
+
+def write_rows(chunks: Iterable[list[Row]], fmt: str, out: IO[bytes], playback: Playback | None = None) -> int:
+    """`write_export` of the records of `chunks` (`iter_chunk_rows`), each given to the renderer
+    as it comes: a record the view built, or a stored line with its time, which the renderer decodes
+    only if it needs it (`Renderer.add_rows`). The same bytes as `write_export`."""
+    renderer = Renderer(fmt, playback)
+    count = 0
+    out.write(renderer.begin().encode())
+    for rows in chunks:
+        for at in range(0, len(rows), WRITE_ROWS):
+            some = rows[at : at + WRITE_ROWS]
+            out.write(renderer.add_rows(some).encode("utf-8", "replace"))
+            count += len(some)
+    out.write(renderer.end().encode("utf-8", "replace"))
     return count
 
 

@@ -35,7 +35,7 @@ from merge.core import (
     plain_range,
 )
 from merge.plan import LinesFile, OutputFile, WindowPlan
-from merge.scan import Scanned
+from merge.scan import Scanned, scan_file
 
 
 def _splice(first: Scanned, receivers_text: bytes, numbers_text: bytes) -> bytes:
@@ -193,3 +193,29 @@ def _plan(
         records_in=records_in,
         counts=counts,
     )
+
+
+def merged_minute(minute: int, datas: Sequence[bytes]) -> bytes | None:
+    """The merge of one minute's batch files among themselves (bytes of a batch file, b"" when
+    they hold nothing), through the compiled scanner and fold the directory merge runs; None when
+    that path does not handle them (a file it does not vouch for, a record lying in another minute,
+    or no compiled core): the caller then reads the files one by one.
+
+    A reader of a window that is not merged yet (a file per receiver and minute) merges the minute
+    here first: the merge is associative and idempotent, so merging the minute's files before the
+    window's merge changes nothing in what the window shows, and the window's merge then meets
+    each message once instead of once per receiver. Neighbour minutes are not looked at: this is
+    no directory merge, and a record of this minute that meets one is merged again with it by the
+    reader."""
+    if fold_lines is None or scan_file is None:
+        return None
+    own: list[LinesFile] = []
+    for data in datas:
+        lines = scan_file(data)
+        if isinstance(lines, int):
+            return None
+        own.append(LinesFile(minute, "", "", lines))
+    plan = plan_window_lines(minute, own, [])
+    if not isinstance(plan, WindowPlan):  # False: not a window the byte path handles (None needs full=True)
+        return None
+    return plan.outputs[0].data if plan.outputs else b""

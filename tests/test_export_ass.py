@@ -34,8 +34,9 @@ from export.ass import (
     wrap,
 )
 from export.render import Playback, Renderer
-from formats.canonical import batch_time_of
+from formats.canonical import batch_time_of, canonical_bytes
 from tests.archives import write_batch
+from tests.reference.ass_box import AssRendererPy
 from tests.strategies import PLAY_START, archive_records, chat_sessions, markup_text, play_message, play_removal
 
 FIXTURE_ARCHIVE = str(Path(__file__).parent.parent / "fixtures" / "export" / "archive")
@@ -443,3 +444,66 @@ def test_a_damaged_file_is_named_and_skipped_and_the_rest_is_played(tmp_path: Pa
     assert result.exit_code == 1, result.output
     assert path in result.stderr and "Traceback" not in result.output
     assert "kept" in result.stdout and "lost" not in result.stdout
+
+
+def _busy_sessions() -> Any:
+    """Chat sessions, some with many messages close together (the box overflows and messages go off
+    its top before they are shown), some with long messages (several lines each)."""
+    long_text = st.text(st.sampled_from("ab {}\\\u00e9 \U0001f389"), min_size=0, max_size=150)
+    return st.tuples(chat_sessions(max_messages=40), st.lists(long_text, max_size=40)).map(
+        lambda p: [
+            {**r, "params": [r["params"][0], text]} if r["command"] == "PRIVMSG" and text else r
+            for r, text in zip(p[0], p[1] + [""] * len(p[0]), strict=False)
+        ]
+    )
+
+
+@settings(max_examples=examples(0.5))
+@given(
+    st.one_of(_busy_sessions(), st.lists(archive_records(), max_size=8)),
+    st.sampled_from([0.3, 1.0, 10.0]),
+    st.booleans(),
+)
+@example(records=[play_message(i, PLAY_START + i / 100, "alice", f"m{i}") for i in range(300)], hold=1.0, as_lines=True)
+def test_the_box_is_the_references_whether_records_come_as_records_or_lines(
+    records: list[dict[str, Any]], hold: float, as_lines: bool
+) -> None:
+    """AssRenderer (changes in queues, messages read lazily, records as canonical lines) writes what
+    the reference (tests/reference/ass_box.py: one heap, every message measured at once) writes,
+    for any records in any order."""
+    reference = AssRendererPy(PLAY_START, hold, "t")
+    expected = reference.begin() + "".join(reference.add(r) for r in records) + reference.end()
+    renderer = AssRenderer(PLAY_START, hold, "t")
+    if as_lines:
+        body = "".join(renderer.add_stored(r["time"], canonical_bytes(r)) for r in records)
+    else:
+        body = "".join(renderer.add(r) for r in records)
+    assert renderer.begin() + body + renderer.end() == expected
+    # export's rows: stored lines, and records the export built (here every third)
+    rows = [
+        (r["time"], r["time_range"], canonical_bytes(r), i, r)
+        if i % 3 == 0 and not as_lines
+        else (r["time"], r["time_range"], canonical_bytes(r), i)
+        for i, r in enumerate(records)
+    ]
+    renderer = AssRenderer(PLAY_START, hold, "t")
+    assert (
+        renderer.begin()
+        + renderer.add_rows(rows[: len(rows) // 2])
+        + renderer.add_rows(rows[len(rows) // 2 :])
+        + renderer.end()
+        == expected
+    )
+
+
+@settings(max_examples=examples(0.5))
+@given(archive_records(), st.booleans(), st.sampled_from(["", ',"time":1', '"time":2,"time_range":3']))
+def test_a_parts_line_gives_its_records_time(record: dict[str, Any], named_time: bool, text: str) -> None:
+    """parts.line_time reads the record's own time from its canonical line, whatever a receiver, a
+    tag or a string holds (what the playback renderers get from the worker parts)."""
+    from export.parts import line_time
+
+    if named_time:
+        record = {**record, "receivers": {**record["receivers"], "time": 5}, "tags": {"time": text, "time_range": "1"}}
+    record = {**record, "user": text or record["user"], "params": [text]}
+    assert line_time(canonical_bytes(record)) == float(record["time"])
