@@ -140,9 +140,10 @@ def trim_before_quiet_points(records: list[dict[str, Any]], before: float, earli
     own folds end before `before` and are not emitted). `earliest` must be at least the first
     file's minute plus `MAX_RANGE`, so that no unread record can reach past `q` either.
 
-    A content whose every record ends before `before` is dropped whole: each of its folds ends (and
-    so starts) before `before`, and contents never fold together. Unless the merge would refuse one
-    of its numbers (`merge.core.check_records`): then it stays, so the merge reports it.
+    A content whose every record starts and ends before `before` is dropped whole: each of its folds
+    starts before `before` (a negative range ends before it starts, so the end alone does not tell),
+    none can take a later record, and contents never fold together. Unless the merge would refuse
+    one of its numbers (`merge.core.check_records`): then it stays, so the merge reports it.
     """
     return trimmed(records, partial(trim_content, before=before, earliest=earliest))
 
@@ -158,7 +159,7 @@ def trim_content(group: list[dict[str, Any]], before: float, earliest: float) ->
         if start > reach and earliest <= start <= before:
             quiet = start
         reach = max(reach, start + record["time_range"])
-    if reach < before and _mergeable(group):
+    if reach < before and group[-1]["time"] < before and _mergeable(group):
         return []
     return group if quiet is None else [r for r in group if r["time"] >= quiet]
 

@@ -151,6 +151,8 @@ def test_the_line_path_gives_the_reference_bytes(
     core: Core, files: list[tuple[int, bytes]], window: tuple[int, int], how: tuple[str, Filters, bool, int]
 ) -> None:
     fmt, filters, keep_going, chunk = how
+    # the reference cuts the window into chunks of `chunk` minutes, the line path into export.shell's
+    # (10): so this also holds that where the window is cut does not change what is exported
     saved = stream.CHUNK_MINUTES
     stream.CHUNK_MINUTES = chunk
     try:
@@ -166,6 +168,32 @@ def test_the_line_path_gives_the_reference_bytes(
                 assert through_lines(root, w, fmt, filters, keep_going) == expected
     finally:
         stream.CHUNK_MINUTES = saved
+
+
+def test_a_negative_range_at_a_chunk_edge_is_exported_however_the_window_is_cut(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An id-less record whose range is -1 (it ends before it starts), starting exactly at the edge
+    between two one-minute chunks: the later chunk shows it, as one chunk over the whole window does."""
+    t0 = 1_700_000_040
+    join = {
+        "command": "JOIN",
+        "params": ["#chan", ""],
+        "sender": "a",
+        "user": None,
+        "host": None,
+        "tags": None,
+        "receivers": {"h.s.0": t0 + 60.000001},
+        "time": t0 + 60.0,
+        "time_range": -1,
+    }
+    write_batch(str(tmp_path), "chan", t0, [_message(t0 + 1.5, "m1")])
+    write_batch(str(tmp_path), "chan", t0 + 60, [join])
+    w = Window(t0, t0 + 120)
+    monkeypatch.setattr(stream, "CHUNK_MINUTES", 1)
+    expected = reference(str(tmp_path), w, "jsonl", Filters(), False)
+    assert expected == (2, canonical_bytes(_message(t0 + 1.5, "m1")) + b"\n" + canonical_bytes(join) + b"\n", [])
+    assert through_lines(str(tmp_path), w, "jsonl", Filters(), False) == expected
 
 
 def _message(t: float, mid: str, who: str = "a", **extra: Any) -> dict[str, Any]:

@@ -129,6 +129,25 @@ def test_trimming_drops_only_behind_a_quiet_point() -> None:
     assert trim_before_quiet_points(apart, 120, 61) == apart  # ... unless it is before `earliest`
 
 
+def test_trimming_keeps_a_record_that_starts_at_the_edge_with_a_negative_range() -> None:
+    """A range of -1 ends before it starts: the record at the edge ends before it, yet the chunk
+    from the edge on shows it (its time is the edge), so its content is not dropped."""
+    record = {
+        "command": "JOIN",
+        "params": ["#c", ""],
+        "sender": "a",
+        "user": None,
+        "host": None,
+        "tags": None,
+        "receivers": {"h.s.0": 120.000001},
+        "time": 120.0,
+        "time_range": -1,
+    }
+    assert trim_before_quiet_points([dict(record)], 120, -1e9) == [record]
+    assert shown_from(trim_before_quiet_points([dict(record)], 120, -1e9), 120) == [canonical_json(record)]
+    assert trim_before_quiet_points([dict(record)], 121, -1e9) == []  # wholly before a later edge
+
+
 @given(
     st.one_of(st.floats(allow_nan=True), st.integers(-(2**70), 2**70)),
     st.one_of(st.floats(allow_nan=True), st.integers(-(2**70), 2**70)),
