@@ -98,7 +98,7 @@ def test_healthy_archive_with_raw_recordings_and_a_quiet_minute(tmp_path: Path) 
     report = verify_archive(str(tmp_path / "a"), raw=[str(tmp_path / "raw")], jobs=1)
     assert report.findings == []
     (ch,) = report.channels
-    assert ch.minute_states == {M0 + 240: "quiet"}
+    assert [ch.state_of(M0 + 60 * m) for m in (3, 4, 5)] == [None, "quiet", None]
     assert ch.empty_spans == [(M0 + 240, M0 + 300, "quiet")]
     assert report.windows is not None and [w.receiver for w in report.windows] == [R1, R2]
 
@@ -194,7 +194,7 @@ def test_gap_while_no_recorder_was_connected(tmp_path: Path) -> None:
     gaps = [f for f in report.findings if f.kind == "gap"]
     assert [(f.start, f.end) for f in gaps] == [(M0 + 210, M0 + 345)]
     (ch,) = report.channels
-    assert ch.minute_states == {M0 + 240: "gap", M0 + 300: "gap"}
+    assert ch.empty_spans == [(M0 + 240, M0 + 360, "gap")]
     # host2's last connection has no close: it ends at the recording's last event
     assert [(w.receiver, w.end, w.closed) for w in report.windows or []][-1] == ("host2.Zz9yX.1", M0 + 650, False)
     assert report.exit_status == 1
@@ -390,3 +390,54 @@ def test_what_the_quarantine_holds_is_listed(tmp_path: Path) -> None:
     assert report.exit_status == 1
     result = run(str(tmp_path))
     assert result.exit_code == 1 and "quarantined" in result.stdout
+
+
+# ---------------------------------------------------------------- far-dated records
+
+YEAR_9999 = 253_402_300_740  # 9999-12-31T23:59:00Z
+
+_UNDER_A_GIGABYTE = """
+import resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+from chat_archiver.cli import app
+sys.argv = ["chat-archiver", "verify", sys.argv[1], "--json"]
+app()
+"""
+
+
+def test_one_record_in_the_year_9999_verifies_in_bounded_memory(tmp_path: Path) -> None:
+    """The work follows the minutes that exist: one correctly hashed file timed in 9999 beside a
+    normal one must not make verify enumerate the four billion empty minutes between them."""
+    import subprocess
+    import sys
+
+    build(tmp_path, minutes=range(2))
+    write_batch(str(tmp_path), CHANNEL, YEAR_9999, [privmsg(YEAR_9999 + 1, 999, {R1: 0.2})])
+    done = subprocess.run(
+        [sys.executable, "-c", _UNDER_A_GIGABYTE, str(tmp_path)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).parent.parent,
+    )
+    assert "Traceback" not in done.stderr and "MemoryError" not in done.stderr, done.stderr[-2000:]
+    report = json.loads(done.stdout)
+    chan = report["channels"][CHANNEL]
+    assert chan["last_minute"] == "9999-12-31T23:59:00Z"
+    assert chan["empty_spans"] == [{"start": "2023-11-14T22:16:00Z", "end": "9999-12-31T23:59:00Z", "state": "empty"}]
+    assert [h["hour"] for h in chan["hours"]] == ["2023-11-14T22:00:00Z", "9999-12-31T23:00:00Z"]
+
+
+def test_report_of_a_far_dated_record_skips_the_empty_centuries(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from verify.render import render
+
+    build(tmp_path, minutes=range(2))
+    write_batch(str(tmp_path), CHANNEL, YEAR_9999, [privmsg(YEAR_9999 + 1, 999, {R1: 0.2})])
+    console = Console(record=True, width=120)
+    render(verify_archive(str(tmp_path), jobs=1), console)
+    text = console.export_text()
+    assert "days without records" in text
+    assert "9999-12-31" in text and "2023-11-14" in text
