@@ -21,8 +21,15 @@ from typing import Any
 
 import orjson
 
+from formats.canonical import BATCH_INTERVAL, batch_time_of
 from formats.errors import InputError
 from formats.names import Segment, batch_name_ok, channel_ok, hour_ok, hour_start
+
+# A peer's file is believed only for times a recorder could have seen: not before Twitch existed,
+# not more than a day ahead of now, and no record more than a day from the file's own minute.
+# One correctly hashed file timed in the year 9999 would otherwise make the archive span centuries.
+EARLIEST_TIME = 1_306_886_400  # 2011-06-01T00:00:00Z
+MAX_AHEAD = 86_400  # s
 
 
 def hours_in_window(hours: Iterable[str], start: float, end: float) -> list[str]:
@@ -39,6 +46,21 @@ def names_list(body: bytes, what: str) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise InputError("not a JSON array of names", what)
     return value
+
+
+def implausible_time(batch_time: int, record_times: Iterable[float], now: float) -> str | None:
+    """Why a fetched file of minute `batch_time` is not believed (one line), or None. `now` comes
+    from the caller: this module reads no clock."""
+    if batch_time < EARLIEST_TIME:
+        return "its minute is before 2011: no recorder saw it; refused"
+    if batch_time > now + MAX_AHEAD:
+        return "its minute is more than a day ahead of now; refused"
+    for number, t in enumerate(record_times, 1):
+        if not batch_time - MAX_AHEAD <= t < batch_time + BATCH_INTERVAL + MAX_AHEAD:
+            return f"line {number}: time {t!r} is more than a day from the file's minute; refused"
+        if batch_time_of(t) > now + MAX_AHEAD:
+            return f"line {number}: time {t!r} is more than a day ahead of now; refused"
+    return None
 
 
 Wanted = Segment  # one file to fetch: the batch file a /segments/ route names

@@ -26,12 +26,13 @@ from urllib.parse import quote
 
 import urllib3
 
+from formats.canonical import parse_batch_name
 from formats.errors import ArchiverError, InputError, UsageError
 from formats.names import batch_name_ok, channel_ok
 from formats.store import channel_chat_dir, fsync_dir, makedirs_durable, write_bytes_atomic
 from merge.directory import MergeProblem, merge_tree, read_verified
 from sync.client import Peer, PeerError, new_pool
-from sync.plan import Wanted, channel_names, hours_in_window, names_list, plan_hour
+from sync.plan import Wanted, channel_names, hours_in_window, implausible_time, names_list, plan_hour
 
 STATE = ".sync"
 MAX_LISTING = 16 << 20  # bytes: an hour lists at most a few hundred names
@@ -104,13 +105,17 @@ class _Known:
                 f.write(wanted.name + "\n")
 
 
-def verify_file(path: str, digest: str) -> str | None:
-    """Why the merge's reader refuses the file at `path` (named by `digest`), or None if it takes it."""
+def verify_file(path: str, wanted: Wanted, now: float) -> str | None:
+    """Why the file at `path` fetched as `wanted` is refused (the merge's reader refuses it, or its
+    times are implausible at `now`: `sync.plan.implausible_time`), or None if it is taken."""
     try:
-        read_verified(path, digest)
+        records = read_verified(path, wanted.digest)
     except InputError as e:
         return e.message if e.line is None else f"line {e.line}: {e.message}"
-    return None
+    parsed = parse_batch_name(wanted.hour, wanted.name)
+    if parsed is None:  # pragma: no cover - plan_hour takes only batch names
+        return "not a batch file name"
+    return implausible_time(parsed[0], (r["time"] for r in records), now)
 
 
 def _local_names(root: str, channel: str, hour: str) -> set[str]:
@@ -144,8 +149,10 @@ class _Sync:
         on_plan: Callable[[int], None] | None,
         on_file: Callable[[], None] | None,
         max_file: int,
+        now: float,
     ) -> None:
         self.root = root
+        self.now = now
         self.stats = stats
         self.jobs = jobs
         self.on_refusal = on_refusal
@@ -249,9 +256,9 @@ class _Sync:
         try:
             write_bytes_atomic(scratch, data)
             if self.verifier is not None:  # parsing is CPU-bound: worker processes, not these threads
-                problem = self.verifier.submit(verify_file, scratch, wanted.digest).result()
+                problem = self.verifier.submit(verify_file, scratch, wanted, self.now).result()
             else:
-                problem = verify_file(scratch, wanted.digest)
+                problem = verify_file(scratch, wanted, self.now)
             if problem is not None:
                 self.refuse(peer, path, problem)
                 return
@@ -307,9 +314,11 @@ def sync_once(
     on_problem: Callable[[MergeProblem], None] | None = None,
     pool: urllib3.PoolManager | None = None,
     max_file: int = MAX_FILE,
+    now: float | None = None,
 ) -> SyncStats:
     """One backfill pass from `peers` into `root` (made if missing) for hours meeting
-    `[start, end]`, then a merge of the channels that received files."""
+    `[start, end]`, then a merge of the channels that received files. A file timed implausibly
+    at `now` (the clock if not given) is refused (`sync.plan.implausible_time`)."""
     began = time.monotonic()
     wanted_channels = None
     if channels is not None:
@@ -329,7 +338,16 @@ def sync_once(
     except OSError as e:
         raise UsageError(f"{root}: cannot create the archive folder: {e.strerror}") from None
     stats = SyncStats(peers=len(peer_list))
-    state = _Sync(root, stats, jobs, on_refusal=on_refusal, on_plan=on_plan, on_file=on_file, max_file=max_file)
+    state = _Sync(
+        root,
+        stats,
+        jobs,
+        on_refusal=on_refusal,
+        on_plan=on_plan,
+        on_file=on_file,
+        max_file=max_file,
+        now=time.time() if now is None else now,
+    )
     state.run(peer_list, wanted_channels, start, end)
     # every channel synced, not only those that received files: a sync killed in its merge left
     # minutes with several files, and the next sync, which fetches nothing, must finish them

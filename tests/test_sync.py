@@ -75,7 +75,8 @@ def run_sync(root: Path, url: str, **kw: Any) -> tuple[Any, list[Refusal]]:
     kw.setdefault("timeout", 2.0)
     kw.setdefault("retries", 1)
     kw.setdefault("backoff", 0.01)
-    stats = sync_once(str(root), [url], start=EVER, end=time.time(), on_refusal=refused.append, **kw)
+    kw.setdefault("end", time.time())
+    stats = sync_once(str(root), [url], start=EVER, on_refusal=refused.append, **kw)
     return stats, refused
 
 
@@ -440,3 +441,44 @@ def test_a_sync_that_fetches_nothing_still_finishes_a_merge_a_kill_left(tmp_path
         again, refused = run_sync(local, node.url)
     assert refused == [] and again.files_fetched == 0 and again.minutes_merged == 1
     assert len(tree(local)) == 1
+
+
+YEAR_9999 = 253_402_300_740  # 9999-12-31T23:59:00Z
+
+
+@pytest.mark.parametrize(
+    ("minute", "times", "now", "reason"),
+    [
+        (T0 + 120, [T0 + 130, YEAR_9999 + 1], None, "line 2: time 253402300741 is more than a day from the file's"),
+        (T0 + 120, [T0 + 130 - 2 * 86_400], None, "more than a day from the file's minute"),
+        (YEAR_9999, [YEAR_9999 + 1], None, "its minute is more than a day ahead of now"),
+        (T0 + 2 * 86_400, [T0 + 2 * 86_400 + 1], T0 + 200, "its minute is more than a day ahead of now"),
+        (1_000_020, [1_000_021], None, "its minute is before 2011"),
+    ],
+)
+def test_a_correctly_hashed_file_at_an_implausible_time_is_refused(
+    tmp_path: Path, minute: int, times: list[int], now: float | None, reason: str
+) -> None:
+    """A peer's file is believed only for times a recorder could have seen: its minute not before
+    2011 nor more than a day ahead of now, its records within a day of its minute. One line each."""
+    node_dir, hour, _ = _good_and(tmp_path)
+    body = format_batch([record(i, time=t) for i, t in enumerate(times)])
+    bad_hour, name = batch_relpath(minute, content_hash(body))
+    listing = (
+        _listing_with(node_dir, hour, [name])
+        if bad_hour == hour
+        else lambda h: send(h, 200, json.dumps([name]).encode())
+    )
+    routes = {
+        f"/files/sim/chat/{bad_hour}": listing,
+        f"/segments/sim/chat/{bad_hour}/{name}": lambda h: send(h, 200, body),
+    }
+    if bad_hour != hour:
+        hours = json.dumps([hour, bad_hour]).encode()
+        routes["/files/sim/chat"] = lambda h: send(h, 200, hours)
+    with FakeNode(str(node_dir), routes) as node:
+        at_now = {} if now is None else {"now": now}
+        stats, refused = run_sync(tmp_path / "local", node.url, end=YEAR_9999 + 3600, **at_now)
+    assert len(refused) == 1 and reason in refused[0].reason, refused
+    assert stats.files_fetched == 2  # the good files came anyway
+    assert all("9999" not in rel and "1970" not in rel for rel in tree(tmp_path / "local")), tree(tmp_path / "local")
