@@ -94,8 +94,8 @@ class Event(NamedTuple):
     dialect: str = DIALECT_TWITCH
 
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}$")
-_SLUG_RE = re.compile(r"^[A-Za-z0-9]{1,32}$")
+_NAME_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}\Z", re.ASCII)
+_SLUG_RE = re.compile(r"[A-Za-z0-9]{1,32}\Z", re.ASCII)
 
 
 def check_recorder_name(name: str) -> str:

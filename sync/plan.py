@@ -23,7 +23,7 @@ import orjson
 
 from formats.canonical import BATCH_INTERVAL, batch_time_of
 from formats.errors import InputError
-from formats.names import Segment, batch_name_ok, channel_ok, hour_ok, hour_start
+from formats.names import Segment, batch_name_ok, hour_ok, hour_start, peer_channel_ok
 
 # A peer's file is believed only for times a recorder could have seen: not before Twitch existed,
 # not more than a day ahead of now, and no record more than a day from the file's own minute.
@@ -100,5 +100,5 @@ def plan_hour(channel: str, hour: str, remote: Iterable[str], have: set[str]) ->
 def channel_names(body: bytes, what: str) -> tuple[list[str], list[str]]:
     """(channels usable as folders, refused names) from a peer's `/files`."""
     names = names_list(body, what)
-    good = sorted({n for n in names if channel_ok(n)})
-    return good, sorted({n for n in names if not channel_ok(n)})
+    good = sorted({n for n in names if peer_channel_ok(n)})
+    return good, sorted({n for n in names if not peer_channel_ok(n)})

@@ -225,14 +225,15 @@ def test_hostile_hour_and_channel_names_are_refused(tmp_path: Path) -> None:
     node_dir = tmp_path / "node"
     make_archive(node_dir, [1, 61])
     hours = json.dumps(["2023-11-14T22", "../../x", "2023-13-40T99"]).encode()
-    channels = json.dumps(["sim", "../evil", ".hidden"]).encode()
+    channels = json.dumps(["sim", "../evil", ".hidden", "quarantine", "trail\n", "\u202eevil", "con", "lpt1"]).encode()
     with FakeNode(
         str(node_dir), {"/files/sim/chat": lambda h: send(h, 200, hours), "/files": lambda h: send(h, 200, channels)}
     ) as node:
         stats, refused = run_sync(tmp_path / "local", node.url)
     assert stats.files_fetched == 2
     assert sorted(str(r) for r in refused) == sorted(
-        f"{node.url}: /files: channel name {n!r} cannot be a folder: skipped" for n in ("../evil", ".hidden")
+        f"{node.url}: /files: channel name {n!r} cannot be a folder: skipped"
+        for n in ("../evil", ".hidden", "quarantine", "trail\n", "\u202eevil", "con", "lpt1")
     )
     assert sorted(os.listdir(tmp_path / "local")) == [".sync", "sim"]
 
@@ -482,3 +483,18 @@ def test_a_correctly_hashed_file_at_an_implausible_time_is_refused(
     assert len(refused) == 1 and reason in refused[0].reason, refused
     assert stats.files_fetched == 2  # the good files came anyway
     assert all("9999" not in rel and "1970" not in rel for rel in tree(tmp_path / "local")), tree(tmp_path / "local")
+
+
+def test_a_batch_name_in_arabic_indic_digits_is_refused(tmp_path: Path) -> None:
+    """`\\d` matched any script's digits: such a name was written, then the sync died on it."""
+    node_dir, hour, _ = _good_and(tmp_path)
+    body = format_batch([record(130)])
+    name = "\u0660\u0662:00-" + content_hash(body) + ".json"
+    _check_hostile(
+        tmp_path,
+        {
+            f"/files/sim/chat/{hour}": _listing_with(node_dir, hour, [name]),
+            f"/segments/sim/chat/{hour}/{name}": lambda h: send(h, 200, body),
+        },
+        reason="not a batch file name",
+    )
