@@ -5,8 +5,11 @@
   against a deadline).
 - A body larger than its limit is refused as soon as the limit is passed (Content-Length is only a
   hint); compressed answers are not asked for and not accepted (no zip bomb).
-- Redirects are followed only to the same scheme, host and port, at most three hops: a peer
-  cannot send us to fetch from someone else.
+- URLs are parsed once (`formats.urls`): the parts the checks see are the parts the connection
+  uses, and a URL two parsers could read differently (a backslash, a userinfo, an odd port, a
+  percent-encoded host) is refused. Redirects are followed only to the peer's exact origin (same
+  scheme, host spelling and port), at most three hops: a peer cannot send us to fetch from someone
+  else ("redirect to another host refused").
 - Failures that may pass (no connection, a timeout, 5xx, 429) are retried with exponential
   backoff and jitter; the rest fail at once. 404 is an answer, not a failure: a listed file that
   another merge removed meanwhile.
@@ -17,11 +20,11 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
-from urllib.parse import urljoin, urlsplit
 
 import urllib3
 
 from formats.errors import InputError, UsageError
+from formats.urls import StrictUrl, UrlError, parse_url, resolve_location
 
 USER_AGENT = "chat-archiver-sync"
 MAX_REDIRECTS = 3
@@ -36,21 +39,25 @@ class PeerError(InputError):
 
 
 def check_base_url(url: str) -> str:
-    """A peer's base URL, without a trailing slash; UsageError if it is not http(s)://host[:port][/path]."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
-        raise UsageError(f"--from {url!r}: give a peer as http://HOST:PORT (optionally with a path prefix)")
+    """A peer's base URL, without a trailing slash; UsageError if it is not http(s)://host[:port][/path]
+    read the same by every parser (`formats.urls`)."""
     try:
-        parts.port  # noqa: B018 (raises ValueError for a port that is not a number)
-    except ValueError:
-        raise UsageError(f"--from {url!r}: bad port") from None
-    return url.rstrip("/")
+        parsed = parse_url(url)
+    except UrlError as e:
+        raise UsageError(
+            f"--from {_shown(url)}: {e}; give a peer as http://HOST:PORT (optionally with a path prefix)"
+        ) from None
+    if "?" in parsed.target:
+        raise UsageError(f"--from {_shown(url)}: give a peer as http://HOST:PORT (optionally with a path prefix)")
+    return str(parsed).rstrip("/")
 
 
-def _origin(url: str) -> tuple[str, str, int | None]:
-    parts = urlsplit(url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    return parts.scheme, (parts.hostname or "").lower(), port
+def _shown(url: str) -> str:
+    """A URL as an error shows it: ASCII, and without what could be a user name or password."""
+    head, at, tail = url.rpartition("@")
+    if at and "//" in head:
+        url = head.split("//", 1)[0] + "//…@" + tail
+    return ascii(url)
 
 
 class Peer:
@@ -68,6 +75,7 @@ class Peer:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.base = check_base_url(base)
+        self.origin = parse_url(self.base)
         self.pool = pool
         self.timeout = urllib3.Timeout(connect=min(timeout, 10.0), read=timeout)
         self.total = total
@@ -80,7 +88,10 @@ class Peer:
 
     def get(self, path: str, max_bytes: int) -> bytes | None:
         """The body at `path` (quoted already), None for a 404; PeerError after the retries."""
-        url = self.url(path)
+        try:
+            url = resolve_location(self.origin, self.origin.target.rstrip("/") + path)
+        except UrlError as e:
+            raise PeerError(f"cannot ask for {path!r}: {e}", self.url(path)) from None
         for attempt in range(self.retries + 1):
             try:
                 return self._get_once(url, max_bytes)
@@ -90,13 +101,16 @@ class Peer:
             self.sleep(self.backoff * (2**attempt) * (0.5 + random.random()))
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _get_once(self, url: str, max_bytes: int) -> bytes | None:
+    def _get_once(self, url: StrictUrl, max_bytes: int) -> bytes | None:
         deadline = time.monotonic() + self.total
         for _hop in range(MAX_REDIRECTS + 1):
+            where = str(url)
             try:
-                response = self.pool.request(
+                # the parsed parts, never the text again: what was checked is what is connected to
+                connection = self.pool.connection_from_host(url.host, url.port, url.scheme)
+                response = connection.urlopen(
                     "GET",
-                    url,
+                    url.target,
                     headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
                     preload_content=False,
                     decode_content=False,
@@ -105,29 +119,38 @@ class Peer:
                     timeout=self.timeout,
                 )
             except urllib3.exceptions.HTTPError as e:
-                raise PeerError(f"cannot reach the peer: {_reason(e)}", url, transient=True) from None
+                raise PeerError(f"cannot reach the peer: {_reason(e)}", where, transient=True) from None
             try:
                 status = response.status
                 if status in (301, 302, 303, 307, 308):
-                    target = urljoin(url, response.headers.get("Location", ""))
-                    if _origin(target) != _origin(self.base):
-                        raise PeerError(f"redirects to another host ({_origin(target)[1] or '?'}): not followed", url)
-                    url = target
+                    url = self._redirect(url, response.headers.get("Location", ""))
                     continue
                 if status == 404:
                     return None
                 if status >= 500 or status == 429:
-                    raise PeerError(f"HTTP {status}", url, transient=True)
+                    raise PeerError(f"HTTP {status}", where, transient=True)
                 if status != 200:
-                    raise PeerError(f"HTTP {status}", url)
+                    raise PeerError(f"HTTP {status}", where)
                 encoding = response.headers.get("Content-Encoding", "identity").lower()
                 if encoding not in ("", "identity"):
-                    raise PeerError(f"compressed answer ({encoding}) though none was asked for", url)
-                return _read_body(response, url, max_bytes, deadline)
+                    raise PeerError(f"compressed answer ({encoding}) though none was asked for", where)
+                return _read_body(response, where, max_bytes, deadline)
             finally:
                 response.close()
                 response.release_conn()
-        raise PeerError(f"more than {MAX_REDIRECTS} redirects", url)
+        raise PeerError(f"more than {MAX_REDIRECTS} redirects", str(url))
+
+    def _redirect(self, url: StrictUrl, location: str) -> StrictUrl:
+        """Where a redirect from `url` goes: only to the peer's own origin, read one way."""
+        try:
+            target = resolve_location(url, location)
+        except UrlError as e:
+            raise PeerError(
+                f"redirect to another host refused: Location {ascii(location)[:200]} {e}", str(url)
+            ) from None
+        if target.origin != self.origin.origin:
+            raise PeerError(f"redirect to another host refused: Location {ascii(location)[:200]}", str(url))
+        return target
 
 
 def _read_body(response: urllib3.BaseHTTPResponse, url: str, max_bytes: int, deadline: float) -> bytes:

@@ -336,7 +336,7 @@ def test_redirect_to_another_host_is_not_followed(tmp_path: Path) -> None:
                 f"/files/sim/chat/{hour}": _listing_with(node_dir, hour, [name]),
                 f"/segments/sim/chat/{hour}/{name}": redirect,
             },
-            reason="redirects to another host",
+            reason="redirect to another host refused",
         )
         assert elsewhere.requests == []
 
@@ -498,3 +498,117 @@ def test_a_batch_name_in_arabic_indic_digits_is_refused(tmp_path: Path) -> None:
         },
         reason="not a batch file name",
     )
+
+
+class _Decoy:
+    """A loopback listener that must never be contacted: it counts the connections it accepts."""
+
+    def __init__(self) -> None:
+        import socket
+        import threading
+
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock.settimeout(0.1)
+        self.port = self.sock.getsockname()[1]
+        self.accepted = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _addr = self.sock.accept()
+            except OSError:
+                continue
+            self.accepted += 1
+            conn.close()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join()
+        self.sock.close()
+
+
+# Locations two URL parsers read differently (RFC 3986 urlsplit vs WHATWG), or that leave the
+# peer's exact origin: P is the peer's port, D the decoy's.
+PARSER_TRICKS = [
+    "http://127.0.0.1:{D}\\@127.0.0.1:{P}/x",  # WHATWG: a backslash is a slash, the host is before it
+    "http://127.0.0.1:{D}\\anything@127.0.0.1:{P}/x",
+    "http://localhost:{D}\\@127.0.0.1:{P}/x",
+    "/\\127.0.0.1:{D}/x",  # WHATWG: /\ starts an authority; RFC: a path
+    "\\\\127.0.0.1:{D}/x",
+    "http:/127.0.0.1:{D}/x",  # WHATWG: special scheme, host follows; RFC: a path on the same host
+    "http:127.0.0.1:{D}/x",
+    "ht\ttp://127.0.0.1:{D}/x",  # WHATWG drops tabs anywhere
+    "http://127.0.0.1:{D}\t/x",
+    "http://127.0.0.1:{D}\u00a0/x",
+    "HTTP://127.0.0.1:{D}/x",
+    "http://127.0.0.1:{P}@127.0.0.1:{D}/x",  # userinfo
+    "http://user:secret@127.0.0.1:{P}/x",  # userinfo on the right origin: refused all the same
+    "http://127.0.0.1:{D}#@127.0.0.1:{P}/x",
+    "http://127.0.0.1:{D}?@127.0.0.1:{P}/x",
+    "//127.0.0.1:{D}/x",  # scheme-relative
+    "http://127.0.0.1:{D}/x",
+    "http://127.0.0.1:0{P}/x",  # leading zero
+    "http://127.0.0.1:{P_WRAP}/x",  # past 65535 (wraps to the peer's port modulo 65536)
+    "http://127.0.0.1:/x",  # empty port
+    "http://127.0.0.1:+{P}/x",
+    "http://%31%32%37.0.0.1:{D}/x",  # percent-encoded host
+    "http://127.0.0.1%2f@127.0.0.1:{P}/x",
+    "http://[::1%25lo]:{D}/x",  # IPv6 zone id
+    "http://[::ffff:127.0.0.1]:{D}/x",
+    "http://0x7f.1:{P}/x",  # WHATWG: 127.0.0.1; RFC: a name; not the peer's host as written
+    "http://2130706433:{P}/x",
+    "http://127.1:{P}/x",
+    "http://LOCALHOST:{D}/x",
+    "https://127.0.0.1:{P}/x",  # another scheme
+]
+
+
+@pytest.mark.parametrize("trick", PARSER_TRICKS)
+def test_a_redirect_any_parser_reads_elsewhere_is_refused(tmp_path: Path, trick: str) -> None:
+    node_dir, hour, _ = _good_and(tmp_path)
+    name = batch_relpath(T0 + 120, "F" * 43)[1]
+    decoy = _Decoy()
+    try:
+        with FakeNode(str(node_dir)) as probe:
+            peer_port = int(probe.url.rsplit(":", 1)[1])
+        location = trick.format(D=decoy.port, P=peer_port, P_WRAP=peer_port + 65536)
+
+        def redirect(handler: BaseHTTPRequestHandler) -> None:
+            send(handler, 302, b"", headers={"Location": location})
+
+        routes = {
+            f"/files/sim/chat/{hour}": _listing_with(node_dir, hour, [name]),
+            f"/segments/sim/chat/{hour}/{name}": redirect,
+        }
+        with FakeNode(str(node_dir), routes) as node:
+            stats, refused = run_sync(tmp_path / "local", node.url)
+        assert len(refused) == 1 and "redirect to another host refused" in refused[0].reason, refused
+        assert "secret" not in refused[0].reason or "user:secret" in location
+        assert stats.files_fetched == 2
+    finally:
+        decoy.close()
+    assert decoy.accepted == 0
+
+
+@pytest.mark.parametrize(
+    "base",
+    [
+        "http://127.0.0.1:8008\\@example.org/",
+        "http://user:token@127.0.0.1:8008",
+        "http://127.0.0.1:08008",
+        "http://127.0.0.1:99999",
+        "http://%6c%6f%63%61%6c%68%6f%73%74:8008",
+        "http://[::1%25eth0]:8008",
+        "http://127.0.0.1:8008/\t",
+        "http:/127.0.0.1:8008",
+    ],
+)
+def test_a_peer_url_any_parser_reads_otherwise_is_a_usage_error(tmp_path: Path, base: str) -> None:
+    from formats.errors import UsageError
+
+    with pytest.raises(UsageError) as e:
+        sync_once(str(tmp_path / "local"), [base], start=EVER, end=time.time(), timeout=0.5, retries=0)
+    assert "token" not in str(e.value)
