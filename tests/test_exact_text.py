@@ -63,11 +63,15 @@ def archivable(reading: tuple[str, list[str]] | None) -> bool:
 
 
 def replay_one(line: str, channel: str) -> list[dict[str, Any]]:
-    """Replay `line` on a connection whose channel is already initialised; the records archived."""
+    """Replay `line` on a connection whose channel is already initialised; the records archived.
+    It is received when it was sent (its `tmi-sent-ts`, if it has one), as it was recorded: a
+    server time a day from the receive time is not archived."""
+    sent = re.search(r"[@;]tmi-sent-ts=([0-9]+)[; ]", line)
+    t0 = int(sent.group(1)) * 1000 - 2_000_000 if sent else 1_700_000_000_000_000
     events = [
-        Event(OPEN, 1, 1_700_000_000_000_000, 0, "irc.example"),
-        Event(RECV, 2, 1_700_000_001_000_000, 0, f"@room-id=1 :tmi.twitch.tv ROOMSTATE #{channel}"),
-        Event(RECV, 3, 1_700_000_002_000_000, 0, line),
+        Event(OPEN, 1, t0, 0, "irc.example"),
+        Event(RECV, 2, t0 + 1_000_000, 0, f"@room-id=1 :tmi.twitch.tv ROOMSTATE #{channel}"),
+        Event(RECV, 3, t0 + 2_000_000, 0, line),
     ]
     return [r for batch in replay_events("host1", "Ab3dE", events) for r in batch.records]
 
