@@ -17,15 +17,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from urllib.parse import urlparse
 
 import typer
 
 from chat_archiver.cmd_record import DialectChoice
 from chat_archiver.console import EXIT_PROBLEMS, command, fail, note, os_error, out, warn
-from formats.errors import ArchiverError
+from formats.errors import ArchiverError, UsageError
 from live.follow import FollowOptions, default_checkpoint_path, follow
 from live.supervisor import ArchiveCollector, ChildSpec, Supervisor
+from recorder.recorder import check_server_url
 from replay.timestamps import Timing
 
 
@@ -183,8 +183,11 @@ def register(app: typer.Typer) -> None:
         follower, and exits 0. With --metrics-port, Prometheus metrics: lines and seconds behind,
         batches written, last batch time per channel, merge passes, restarts.
         """
-        if server is not None and urlparse(server).scheme not in ("ws", "wss"):
-            fail(f"--server must be a ws:// or wss:// URL, not {server!r}")
+        if server is not None:
+            try:
+                check_server_url(server)
+            except UsageError as e:
+                fail(str(e))
         raw, archive, state = folder / "raw", folder / "archive", folder / "state"
         for path in (raw, archive, state):
             try:

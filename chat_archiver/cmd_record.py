@@ -21,11 +21,11 @@ from urllib.parse import urlparse
 import typer
 
 from chat_archiver.console import err, fail, note, warn
-from formats.errors import ArchiverError
+from formats.errors import ArchiverError, UsageError
 from formats.rawcodec import DIALECT_IRCV3, DIALECT_TWITCH
 from recorder.channels import normalise_channels
 from recorder.metrics import serve
-from recorder.recorder import DEFAULT_SERVER, Recorder, RecorderConfig
+from recorder.recorder import DEFAULT_SERVER, Recorder, RecorderConfig, check_server_url
 
 TOKEN_ENV = "CHAT_ARCHIVER_TOKEN"
 
@@ -176,8 +176,10 @@ def register(app: typer.Typer) -> None:
         _check_seconds("--ping-after", ping_after, 0.1)
         _check_seconds("--ping-timeout", ping_timeout, 0.1)
         _check_seconds("--silence-limit", silence_limit, 0.1)
-        if urlparse(server).scheme not in ("ws", "wss"):
-            fail(f"--server must be a ws:// or wss:// URL, not {server!r}")
+        try:
+            check_server_url(server)
+        except UsageError as e:
+            fail(str(e))
         chosen = _dialect_for(server, dialect.value if dialect is not None else None)
         token = _read_token(token_file)
         sslopt: dict[str, Any] | None = {"ca_certs": str(ca_file)} if ca_file is not None else None

@@ -27,8 +27,9 @@ _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):", re.ASCII)
 _HOST_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?\Z", re.ASCII)
 _IPV6 = re.compile(r"\[[0-9A-Fa-f:.]+\]\Z", re.ASCII)
 _PORT = re.compile(r"[1-9][0-9]{0,4}\Z", re.ASCII)
-# path, query: RFC 3986 pchar, '/', '?', with well-formed percent escapes only
-_TARGET = re.compile(r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/?]|%[0-9A-Fa-f]{2})*\Z", re.ASCII)
+# path, query: RFC 3986 pchar, '/', '?', with well-formed percent escapes only; and '[' ']', which
+# RFC 3986 keeps for hosts but every parser reads as part of a path (after the host, they move nothing)
+_TARGET = re.compile(r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/?\[\]]|%[0-9A-Fa-f]{2})*\Z", re.ASCII)
 
 
 class UrlError(UsageError):
@@ -71,7 +72,7 @@ def parse_url(url: str, schemes: tuple[str, ...] = ("http", "https")) -> StrictU
     _check_chars(url)
     m = _SCHEME.match(url)
     if m is None or m.group(1) not in schemes:  # `HTTP:` too: one spelling, the one we compare
-        raise UrlError(f"scheme must be one of {', '.join(s + '://' for s in schemes)} (lower case)")
+        raise UrlError(f"has a scheme other than {', '.join(s + '://' for s in schemes)} (lower case)")
     rest = url[m.end() :]
     if not rest.startswith("//"):
         raise UrlError(f"needs {m.group(1)}:// before the host")
