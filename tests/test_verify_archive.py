@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -173,7 +174,7 @@ def test_leftover_temp_file_and_foreign_files(tmp_path: Path) -> None:
     (hour / "notes.txt").write_text("hello")
     (hour.parent / "junk").mkdir()
     found = [(f.kind, f.path) for f in verify_archive(str(tmp_path), jobs=1).findings]
-    assert ("temp-file", temp) in found
+    assert ("debris", temp) in found
     assert ("foreign-file", str(hour / "notes.txt")) in found
     assert ("foreign-file", str(hour.parent / "junk")) in found
     assert len(found) == 3
@@ -291,8 +292,8 @@ def test_cli_json_matches_the_findings(tmp_path: Path) -> None:
     assert [(f["kind"], f["path"], f["line"]) for f in doc["findings"]] == [
         (f.kind, f.path, f.line) for f in report.findings
     ]
-    assert {f["kind"] for f in doc["findings"]} == {"hash-mismatch", "temp-file"}
-    assert doc["counts"] == {"problem": 2, "notice": 0, "unreadable": 0}
+    assert {f["kind"] for f in doc["findings"]} == {"hash-mismatch", "debris"}
+    assert doc["counts"] == {"problem": 1, "notice": 1, "unreadable": 0}
     chan = doc["channels"][CHANNEL]
     assert chan["records"] == 90 and chan["empty_spans"] == [
         {"start": "2023-11-14T22:19:00Z", "end": "2023-11-14T22:20:00Z", "state": "empty"}
@@ -441,3 +442,46 @@ def test_report_of_a_far_dated_record_skips_the_empty_centuries(tmp_path: Path) 
     text = console.export_text()
     assert "days without records" in text
     assert "9999-12-31" in text and "2023-11-14" in text
+
+
+# ---------------------------------------------------------------- crash debris
+
+
+def _debris(batch_path: str, age: float) -> Path:
+    """A temporary file as formats.store.write_bytes_atomic names it, last changed `age` s ago."""
+    import uuid
+
+    temp = Path(f"{batch_path}.{uuid.uuid4().hex}.temp")
+    temp.write_bytes(b'{"partial')
+    then = time.time() - age
+    os.utime(temp, (then, then))
+    return temp
+
+
+def test_debris_of_a_killed_write_is_a_notice_and_the_next_merge_removes_it(tmp_path: Path) -> None:
+    from merge.directory import merge_tree
+
+    paths = build(tmp_path)
+    old, fresh = _debris(paths[1], 3600), _debris(paths[2], 5)
+    foreign = Path(paths[3] + ".upstream123.temp")
+    foreign.write_bytes(b"")
+    os.utime(foreign, (0, 0))
+    report = verify_archive(str(tmp_path), jobs=1)
+    assert sorted((f.kind, f.severity, f.path) for f in report.findings) == sorted(
+        ("debris", "notice", str(p)) for p in (old, fresh, foreign)
+    )
+    assert report.exit_status == 0  # debris is no problem of the archive
+    merge_tree(str(tmp_path))
+    assert not old.exists()  # a killed writer's
+    assert fresh.exists() and foreign.exists()  # maybe a writer at work now; not ours
+
+
+def test_the_next_replay_into_a_folder_removes_its_debris(tmp_path: Path) -> None:
+    case = FIXTURES / "cases" / "two_recorders"
+    recordings = sorted(str(p) for p in case.glob("*.jsonl"))
+    replay(recordings, str(tmp_path))
+    batch = next(p for p in tmp_path.rglob("*.json"))
+    old = _debris(str(batch), 3600)
+    replay(recordings, str(tmp_path), merge=False)  # the replay alone, no merge after it
+    assert not old.exists()
+    assert "debris" not in kinds(tmp_path)

@@ -34,7 +34,6 @@ KINDS: dict[str, tuple[str, str]] = {
     "duplicate-id": (PROBLEM, "two lines of one file carry the same message id"),
     "conflict": (PROBLEM, "a negative time_range: receivers disagree on when a message was sent"),
     "bad-name": (PROBLEM, "a batch file name whose seconds are not 00"),
-    "temp-file": (PROBLEM, "a leftover temporary file from an interrupted write"),
     "unmerged": (PROBLEM, "a minute with several batch files (not merged yet)"),
     "foreign-file": (PROBLEM, "a file or folder in the chat tree that the archive does not write"),
     "no-channels": (PROBLEM, "no CHANNEL/chat folder under the root"),
@@ -45,6 +44,7 @@ KINDS: dict[str, tuple[str, str]] = {
     "empty-file": (NOTICE, "a batch file with no records"),
     "odd-range": (NOTICE, "a time_range wider than any the archiver produces (over 60 s)"),
     "single-receiver": (NOTICE, "the channel was recorded by a single receiver: no redundancy"),
+    "debris": (NOTICE, "a leftover temporary file of an interrupted write: not part of the archive"),
     "raw-problem": (NOTICE, "a raw recording line or file that could not be read and was skipped"),
     "unreadable": (UNREADABLE, "a file or folder verify could not read"),
 }

@@ -3,7 +3,8 @@
     ROOT/CHANNEL/chat/YYYY-MM-DDTHH/MM:00-HASH.json
 
 Anything else under `chat/` was not written by an archiver: a leftover temporary file
-(`NAME.json.<uuid>.temp`, from a write that never reached its rename), a stray file, a folder that
+(`NAME.json.<uuid>.temp`, from a write that never reached its rename: debris, not a problem of the
+archive, since its records are in no file and the write that was killed is redone), a stray file, a folder that
 is not an hour. Several batch files for one minute are legal between merges, but a merged archive
 has one, so they are reported as `unmerged`.
 """
@@ -14,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from formats.canonical import BATCH_INTERVAL, parse_batch_name
-from formats.store import TEMP_SUFFIX
+from formats.store import DEBRIS_AGE, TEMP_SUFFIX, is_debris_name
 from verify.findings import Finding
 
 
@@ -41,7 +42,12 @@ def classify_hour_entry(
         if parsed is not None:
             return BatchEntry(channel, parsed[0], parsed[1], path)
         if name.endswith(TEMP_SUFFIX):
-            return Finding("temp-file", "leftover temporary file (an interrupted write)", path, channel=channel)
+            fate = (
+                f"the next replay or merge of this folder removes it once it is {DEBRIS_AGE // 60} minutes old"
+                if is_debris_name(name)
+                else "not ours: delete it once nothing is writing"
+            )
+            return Finding("debris", f"leftover temporary file of an interrupted write ({fate})", path, channel=channel)
     what = "folder" if is_dir else "file"
     return Finding("foreign-file", f"{what} that is not a batch file", path, channel=channel)
 
