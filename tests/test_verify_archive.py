@@ -485,3 +485,25 @@ def test_the_next_replay_into_a_folder_removes_its_debris(tmp_path: Path) -> Non
     replay(recordings, str(tmp_path), merge=False)  # the replay alone, no merge after it
     assert not old.exists()
     assert "debris" not in kinds(tmp_path)
+
+
+def test_the_receivers_table_shows_who_contributed_what(tmp_path: Path) -> None:
+    """A peer's forged record carries a receiver name it chose: the report lists that receiver with
+    what only it saw and when, beside the real ones."""
+    from rich.console import Console
+
+    from verify.render import render
+
+    build(tmp_path, minutes=range(3))
+    forged = privmsg(M0 + 61, 999, {"peer.Zz0zZ.0": 0.5})
+    write_batch(str(tmp_path), CHANNEL, M0 + 60, [*minute_records(1), forged])  # a second file that minute
+    from merge.directory import merge_tree
+
+    merge_tree(str(tmp_path))
+    console = Console(record=True, width=200)
+    render(verify_archive(str(tmp_path), jobs=1), console)
+    text = console.export_text()
+    row = next(line for line in text.splitlines() if "peer.Zz0zZ.0 " in line).strip("│ ").split()
+    assert row[:6] == ["peer.Zz0zZ.0", "1", "1", "9.1%", "1", "2023-11-14"]  # 1 of the 11 messages of its minute
+    assert row[6] == "22:15"  # when it claims to have received it (first; then last)
+    assert any("only it" in line and "first" in line and "last" in line for line in text.splitlines())

@@ -255,8 +255,10 @@ def _channel_panel(ch: ChannelReport) -> Panel:
         parts.append(gaps)
 
     recv = Table(title="receivers", title_justify="left", box=None)
-    for col in ("receiver", "lines", "msgs seen", "share", "only it", "delay p05", "p50", "p95"):
-        recv.add_column(col, justify="left" if col == "receiver" else "right")
+    # who contributed what: every receiver name the records carry (a peer's too, whatever it claims),
+    # what it saw, what only it saw, and when
+    for col in ("receiver", "lines", "msgs seen", "share", "only it", "first", "last", "delay p05", "p50", "p95"):
+        recv.add_column(col, justify="left" if col in ("receiver", "first", "last") else "right")
     for r in ch.receivers:
         recv.add_row(
             r.name,
@@ -264,6 +266,8 @@ def _channel_panel(ch: ChannelReport) -> Panel:
             _n(r.seen),
             "-" if r.share is None else f"{100 * r.share:.1f}%",
             _n(r.sole),
+            _fmt_time(r.first)[:16],
+            _fmt_time(r.last)[:16],
             _fmt_delay(r.delay_p05),
             _fmt_delay(r.delay_p50),
             _fmt_delay(r.delay_p95),
