@@ -34,7 +34,7 @@ from urllib.parse import quote
 
 import prometheus_client as prom
 
-from export.stream import CHUNK_MINUTES, iter_chunks
+from export.stream import CHUNK_MINUTES, iter_chunks, next_file_finder
 from export.window import ExportError, Window, plan_chunks
 from formats.canonical import batch_relpath, canonical_bytes, parse_batch_name
 from formats.errors import InputError
@@ -337,7 +337,8 @@ class ChatApp:
         done = 0
         retries = 0
         while True:
-            chunks = islice(plan_chunks(window, self.chunk_minutes), done, None)
+            plan = plan_chunks(window, self.chunk_minutes, next_file_finder(self.root, channel))
+            chunks = islice(plan, done, None)
 
             def advanced(k: int) -> None:
                 nonlocal done
