@@ -30,6 +30,12 @@ from formats.errors import InputError, UsageError
 
 BATCH_INTERVAL = 60
 
+# The times an archive believes: not before Twitch existed, not more than a day ahead of now. One
+# record timed in the year 9999 would make the archive span centuries; sync refuses a peer's file
+# outside them, and verify reports a file timed past them.
+EARLIEST_TIME = 1_306_886_400  # 2011-06-01T00:00:00Z
+MAX_AHEAD = 86_400  # s
+
 RECORD_KEYS = frozenset(("command", "params", "sender", "user", "host", "tags", "receivers", "time", "time_range"))
 # What a message is: every key but who received it when (`receivers`) and when it was sent.
 CONTENT_KEYS = ("command", "host", "params", "sender", "tags", "user")

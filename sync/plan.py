@@ -21,15 +21,9 @@ from typing import Any
 
 import orjson
 
-from formats.canonical import BATCH_INTERVAL, batch_time_of
+from formats.canonical import BATCH_INTERVAL, EARLIEST_TIME, MAX_AHEAD, batch_time_of
 from formats.errors import InputError
 from formats.names import Segment, batch_name_ok, hour_ok, hour_start, peer_channel_ok
-
-# A peer's file is believed only for times a recorder could have seen: not before Twitch existed,
-# not more than a day ahead of now, and no record more than a day from the file's own minute.
-# One correctly hashed file timed in the year 9999 would otherwise make the archive span centuries.
-EARLIEST_TIME = 1_306_886_400  # 2011-06-01T00:00:00Z
-MAX_AHEAD = 86_400  # s
 
 
 def hours_in_window(hours: Iterable[str], start: float, end: float) -> list[str]:
@@ -49,8 +43,9 @@ def names_list(body: bytes, what: str) -> list[str]:
 
 
 def implausible_time(batch_time: int, record_times: Iterable[float], now: float) -> str | None:
-    """Why a fetched file of minute `batch_time` is not believed (one line), or None. `now` comes
-    from the caller: this module reads no clock."""
+    """Why a fetched file of minute `batch_time` is not believed (one line), or None: a minute
+    before EARLIEST_TIME or more than MAX_AHEAD past `now`, or a record more than a day from the
+    file's minute. `now` comes from the caller: this module reads no clock."""
     if batch_time < EARLIEST_TIME:
         return "its minute is before 2011: no recorder saw it; refused"
     if batch_time > now + MAX_AHEAD:

@@ -428,6 +428,8 @@ def test_one_record_in_the_year_9999_verifies_in_bounded_memory(tmp_path: Path) 
     assert chan["last_minute"] == "9999-12-31T23:59:00Z"
     assert chan["empty_spans"] == [{"start": "2023-11-14T22:16:00Z", "end": "9999-12-31T23:59:00Z", "state": "empty"}]
     assert [h["hour"] for h in chan["hours"]] == ["2023-11-14T22:00:00Z", "9999-12-31T23:00:00Z"]
+    (finding,) = report["findings"]
+    assert finding["kind"] == "implausible-time" and "9999-12-31T23" in finding["message"]
 
 
 def test_report_of_a_far_dated_record_skips_the_empty_centuries(tmp_path: Path) -> None:
@@ -507,3 +509,13 @@ def test_the_receivers_table_shows_who_contributed_what(tmp_path: Path) -> None:
     assert row[:6] == ["peer.Zz0zZ.0", "1", "1", "9.1%", "1", "2023-11-14"]  # 1 of the 11 messages of its minute
     assert row[6] == "22:15"  # when it claims to have received it (first; then last)
     assert any("only it" in line and "first" in line and "last" in line for line in text.splitlines())
+
+
+def test_batch_files_timed_before_2011_or_beyond_tomorrow_are_a_problem(tmp_path: Path) -> None:
+    build(tmp_path, minutes=range(2))
+    write_batch(str(tmp_path), CHANNEL, 1_000_020, [privmsg(1_000_021, 998, {R1: 0.2})])
+    write_batch(str(tmp_path), CHANNEL, M0 + 2 * 86_400, [privmsg(M0 + 2 * 86_400 + 1, 999, {R1: 0.2})])
+    found = verify_archive(str(tmp_path), jobs=1, now=M0).findings
+    (finding,) = [f for f in found if f.kind == "implausible-time"]
+    assert "2 batch file(s)" in finding.message and "1970-01-12T13, 2023-11-16T22" in finding.message
+    assert not [f for f in verify_archive(str(tmp_path), jobs=1, now=M0 + 2 * 86_400).findings if "2023" in f.message]

@@ -37,6 +37,7 @@ KINDS: dict[str, tuple[str, str]] = {
     "unmerged": (PROBLEM, "a minute with several batch files (not merged yet)"),
     "foreign-file": (PROBLEM, "a file or folder in the chat tree that the archive does not write"),
     "no-channels": (PROBLEM, "no CHANNEL/chat folder under the root"),
+    "implausible-time": (PROBLEM, "batch files timed before 2011 or more than a day ahead of now"),
     "gap": (PROBLEM, "a span with no recorder connected (messages may be lost)"),
     "clock-skew": (PROBLEM, "a receiver's receive times are far from the server's times"),
     "quarantined": (PROBLEM, "files a merge set aside as damaged in ROOT/quarantine/: not in the archive"),

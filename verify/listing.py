@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from formats.canonical import BATCH_INTERVAL, parse_batch_name
+from formats.canonical import BATCH_INTERVAL, EARLIEST_TIME, MAX_AHEAD, batch_relpath, parse_batch_name
 from formats.store import DEBRIS_AGE, TEMP_SUFFIX, is_debris_name
 from verify.findings import Finding
 
@@ -97,4 +97,30 @@ def unmerged_findings(entries: Iterable[BatchEntry]) -> list[Finding]:
                     channel=channel,
                 )
             )
+    return findings
+
+
+def implausible_time_findings(entries: Iterable[BatchEntry], now: float) -> list[Finding]:
+    """One finding per channel naming its batch files timed before EARLIEST_TIME or more than
+    MAX_AHEAD past `now` (forged, or written by a broken clock): replay and sync no longer archive
+    such records. `now` comes from the caller."""
+    by_channel: dict[str, list[BatchEntry]] = {}
+    for e in entries:
+        if e.batch_time < EARLIEST_TIME or e.batch_time > now + MAX_AHEAD:
+            by_channel.setdefault(e.channel, []).append(e)
+    findings = []
+    for channel, found in sorted(by_channel.items()):
+        found.sort()
+        hours = sorted({batch_relpath(e.batch_time, "")[0] for e in found})
+        named = ", ".join(hours[:5])
+        more = f" and {len(hours) - 5} more" if len(hours) > 5 else ""
+        findings.append(
+            Finding(
+                "implausible-time",
+                f"{len(found)} batch file(s) timed before 2011 or more than a day ahead of now"
+                f" (hours {named}{more}): a forged or broken time; move them out",
+                found[0].path,
+                channel=channel,
+            )
+        )
     return findings
