@@ -256,23 +256,28 @@ def _channel_panel(ch: ChannelReport) -> Panel:
 
     recv = Table(title="receivers", title_justify="left", box=None)
     # who contributed what: every receiver name the records carry (a peer's too, whatever it claims),
-    # what it saw, what only it saw, and when
-    for col in ("receiver", "lines", "msgs seen", "share", "only it", "first", "last", "delay p05", "p50", "p95"):
-        recv.add_column(col, justify="left" if col in ("receiver", "first", "last") else "right")
+    # what it saw, what only it saw, and when; the receive delays in a table of their own, so each
+    # fits 80 columns
+    for col in ("receiver", "lines", "msgs seen", "share", "only it", "first .. last"):
+        recv.add_column(col, justify="left" if col in ("receiver", "first .. last") else "right", no_wrap=True)
+    delays = Table(title="receive delay (s)", title_justify="left", box=None)
+    for col in ("receiver", "p05", "p50", "p95"):
+        delays.add_column(col, justify="left" if col == "receiver" else "right", no_wrap=True)
     for r in ch.receivers:
+        first, last = _fmt_time(r.first)[:16], _fmt_time(r.last)[:16]
+        if first[:10] == last[:10]:
+            last = last[11:]  # the same day: its time only
         recv.add_row(
             r.name,
             _n(r.observations),
             _n(r.seen),
             "-" if r.share is None else f"{100 * r.share:.1f}%",
             _n(r.sole),
-            _fmt_time(r.first)[:16],
-            _fmt_time(r.last)[:16],
-            _fmt_delay(r.delay_p05),
-            _fmt_delay(r.delay_p50),
-            _fmt_delay(r.delay_p95),
+            f"{first} .. {last}",
         )
+        delays.add_row(r.name, _fmt_delay(r.delay_p05), _fmt_delay(r.delay_p50), _fmt_delay(r.delay_p95))
     parts.append(recv)
+    parts.append(delays)
     if ch.recorder_shares:
         parts.append(
             Text(
