@@ -21,11 +21,11 @@ from urllib.parse import urlparse
 import typer
 
 from chat_archiver.console import err, exit_interrupted, fail, note, warn
-from formats.errors import ArchiverError, InputError
+from formats.errors import ArchiverError, InputError, UsageError
 from formats.rawcodec import DIALECT_IRCV3, DIALECT_TWITCH, check_recorder_name
 from recorder.channels import normalise_channels
 from recorder.metrics import serve
-from recorder.recorder import DEFAULT_SERVER, Recorder, RecorderConfig, default_name
+from recorder.recorder import DEFAULT_SERVER, Recorder, RecorderConfig, check_login, check_server_url, default_name
 
 TOKEN_ENV = "CHAT_ARCHIVER_TOKEN"
 
@@ -103,8 +103,10 @@ def check_connection(
     option. Returns the channels normalised, the dialect and the token (None: anonymous)."""
     for option, value in seconds.items():
         _check_seconds(option, value, 0.1)
-    if urlparse(server).scheme not in ("ws", "wss"):
-        fail(f"--server must be a ws:// or wss:// URL, not {server!r}")
+    try:
+        check_server_url(server)
+    except UsageError as e:
+        fail(str(e))
     chosen = _dialect_for(server, dialect.value if dialect is not None else None)
     try:
         checked = normalise_channels(channels, chosen)
@@ -116,6 +118,10 @@ def check_connection(
     if token is not None and nick is None:
         source = f"--token-file {token_file}" if token_file is not None else TOKEN_ENV
         fail(f"a token needs --nick (the login the token belongs to); the token is from {source}")
+    try:
+        check_login(nick, token)
+    except UsageError as e:
+        fail(str(e))
     if ca_file is not None and not ca_file.is_file():
         fail(f"--ca-file {ca_file}: no such file")
     return checked, chosen, token

@@ -308,8 +308,13 @@ _TEXTS = [
 ]
 
 
-def chat_line(i: int, channel: str, base_ms: int = 1_764_320_000_000) -> str:
-    """The i-th line of a varied, realistic Twitch chat stream in `channel`."""
+# Twitch's clock is near ours: a server time a day from the receive time is not archived (replay).
+_BASE_MS = int(time.time()) * 1000
+
+
+def chat_line(i: int, channel: str, base_ms: int = _BASE_MS) -> str:
+    """The i-th line of a varied, realistic Twitch chat stream in `channel` (server times from
+    when the process started, so near the receive times, as Twitch's are)."""
     user = f"user{i % 17}"
     ts = base_ms + i * 37
     kind = i % 11

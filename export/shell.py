@@ -20,11 +20,12 @@ from export.stream import (
     channel_name,
     iter_chunk_rows,
     iter_chunks,
+    next_file_finder,
     write_export,
     write_lines,
     write_rows,
 )
-from export.window import Filters, Window, count_chunks, plan_chunks
+from export.window import Filters, Window, plan_chunks
 from formats.errors import InputError
 from formats.memory import gc_paused
 
@@ -57,10 +58,12 @@ def export(
     formats (`WHOLE_WINDOW`; `playback` defaults to the window) take the pool's records and render
     them here, in one renderer.
     """
-    count = count_chunks(window, CHUNK_MINUTES)
+    # only the chunks that can reach a file: the work follows the archive, not the window's length
+    next_file = next_file_finder(root, channel_name(root, channel))
+    count = sum(1 for _ in plan_chunks(window, CHUNK_MINUTES, next_file))
     if on_plan is not None:
         on_plan(count)
-    chunks = plan_chunks(window, CHUNK_MINUTES)
+    chunks = plan_chunks(window, CHUNK_MINUTES, next_file)
     found: list[InputError] | None = None if problems is None else []
     if (jobs <= 1 or count < 2 * parts.PART_CHUNKS) and fmt in LINE_FORMATS:
         rows = iter_chunk_rows(root, channel, window, chunks, filters, on_chunk=on_chunk, problems=found, lines=True)

@@ -45,6 +45,7 @@ from formats.canonical import (
 from formats.errors import ArchiverError, InputError
 from formats.identity import message_id
 from formats.memory import gc_paused
+from formats.names import hour_ok, hour_start
 from formats.store import hour_batch_files, list_hours
 from merge.core import alone_as_is, numbers_kept_as_is
 from merge.fastplan import merged_minute
@@ -133,6 +134,33 @@ def passing_through(view: RecordsFn) -> RecordsFn:
         return canonical_order(alone + others)
 
     return shown
+
+
+def next_file_finder(root: str, channel: str) -> Callable[[int], int | None]:
+    """For `window.plan_chunks`: the first batch time at or after a moment that may hold files of
+    the channel (the start of an hour folder that exists, or the moment itself inside one), None
+    if no hour folder exists from there on. The hour folders are listed once, and again when asked
+    past the newest (a live archive grows)."""
+    starts: list[int] = []
+
+    def listing() -> None:
+        try:
+            hours = list_hours(root, channel)
+        except OSError as e:
+            raise ExportError(f"{e.filename}: cannot list: {e.strerror}") from None
+        starts[:] = sorted(hour_start(h) for h in hours if hour_ok(h))
+
+    def next_file(at: int) -> int | None:
+        i = bisect_left(starts, at - 3599)  # the first hour that ends after `at`
+        if i == len(starts):
+            listing()
+            i = bisect_left(starts, at - 3599)
+            if i == len(starts):
+                return None
+        return max(starts[i], at)
+
+    listing()
+    return next_file
 
 
 def channel_name(root: str, channel: str) -> str:

@@ -29,7 +29,7 @@ window:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -94,21 +94,19 @@ class Chunk:
         return (self.emit_from is None or time >= self.emit_from) and (self.emit_to is None or time < self.emit_to)
 
 
-def count_chunks(window: Window, minutes: int) -> int:
-    """How many chunks `plan_chunks` yields (without making them: a window of years has millions)."""
-    if minutes < 1:
-        raise ExportError("chunk must be at least one minute")
-    step = minutes * BATCH_INTERVAL
-    first_edge = batch_time_of(window.start) + step
-    if first_edge >= window.end:
-        return 1
-    return 1 + math.ceil((window.end - first_edge) / step)
-
-
-def plan_chunks(window: Window, minutes: int = 10) -> Iterator[Chunk]:
+def plan_chunks(
+    window: Window, minutes: int = 10, next_file: Callable[[int], int | None] | None = None
+) -> Iterator[Chunk]:
     """Cut `window` into chunks of `minutes` (see the module docstring), lazily. The first chunk
     reads from upstream's start margin and emits everything before its end; the last reads to
-    upstream's end margin."""
+    upstream's end margin.
+
+    With `next_file` (the first batch time at or after a moment that may hold files, None if
+    none: `export.stream.next_file_finder`), a chunk none of whose files exist is not made: the
+    plan jumps to the first chunk that can reach a file. The chunks it does make are exactly those
+    of the plan without it (same grid, same bounds), and a skipped one would have emitted nothing,
+    so the records are the same; the work follows the files that exist, not the window's length
+    (a window of centuries over a few minutes of chat is a few chunks)."""
     if minutes < 1:
         raise ExportError("chunk must be at least one minute")
     first_file = batch_time_of(window.start) - BEFORE
@@ -120,6 +118,15 @@ def plan_chunks(window: Window, minutes: int = 10) -> Iterator[Chunk]:
         upper = edge if edge < window.end else None
         read_from = first_file if lower is None else max(first_file, lower - BEFORE - EXTRA_CONTEXT)
         read_to = last_file if upper is None else min(last_file, upper + AFTER)
+        if next_file is not None and upper is not None:
+            found = next_file(read_from)
+            if found is None or found > read_to:
+                # the first chunk whose reach (upper + AFTER) gets to `found`, or the last one
+                target = window.end if found is None else min(window.end, found - AFTER)
+                skip = max(1, math.ceil((target - edge) / step))
+                lower = edge + (skip - 1) * step
+                edge += skip * step
+                continue
         yield Chunk(read_from, read_to, lower, upper)
         if upper is None:
             return

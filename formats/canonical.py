@@ -30,6 +30,12 @@ from formats.errors import InputError, UsageError
 
 BATCH_INTERVAL = 60
 
+# The times an archive believes: not before Twitch existed, not more than a day ahead of now. One
+# record timed in the year 9999 would make the archive span centuries; sync refuses a peer's file
+# outside them, and verify reports a file timed past them.
+EARLIEST_TIME = 1_306_886_400  # 2011-06-01T00:00:00Z
+MAX_AHEAD = 86_400  # s
+
 RECORD_KEYS = frozenset(("command", "params", "sender", "user", "host", "tags", "receivers", "time", "time_range"))
 # What a message is: every key but who received it when (`receivers`) and when it was sent.
 CONTENT_KEYS = ("command", "host", "params", "sender", "tags", "user")
@@ -178,8 +184,9 @@ def batch_relpath(batch_time: int, digest: str) -> tuple[str, str]:
     return moment.strftime("%Y-%m-%dT%H"), f"{moment.strftime('%M:%S')}-{digest}.json"
 
 
-_NAME_RE = re.compile(r"(\d{2}):(\d{2})-([A-Za-z0-9_-]{43})\.json")
-_HOUR_RE = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2})")
+# ASCII digits only (`\d` would take any script's, and int() reads them), always matched whole.
+_NAME_RE = re.compile(r"([0-9]{2}):([0-9]{2})-([A-Za-z0-9_-]{43})\.json", re.ASCII)
+_HOUR_RE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2})", re.ASCII)
 
 
 def is_hour_folder(name: str) -> bool:
@@ -355,14 +362,17 @@ def decode_batch_fast(data: bytes) -> list[dict[str, Any]] | None:
     return decoded
 
 
-_SAFE_CHANNEL = re.compile(r"^[^\x00-\x20/\\,:*?\"<>|\x7f]{1,200}$")
+# Printable ASCII but for what a filesystem (or a shell) reads as structure; `\Z`, since `$` would
+# also match before a trailing newline.
+_SAFE_CHANNEL = re.compile(r"[^\x00-\x20/\\,:*?\"<>|\x7f-\U0010ffff]{1,200}\Z")
 
 
 def check_channel_dirname(channel: str) -> str:
     """Return `channel` if it is safe as a folder name under the archive root, else raise UsageError.
 
-    Channel names come from the network, so a name that could leave the root (`..`, a slash, NUL) or
-    that a filesystem would mangle is refused rather than written.
+    Channel names come from the network, so a name that could leave the root (`..`, a slash, NUL),
+    that a filesystem would mangle, or that is not printable ASCII (a digit of another script, a
+    bidi control, a trailing newline) is refused rather than written.
     """
     if channel.startswith(".") or not _SAFE_CHANNEL.match(channel):
         raise UsageError(f"refusing unsafe channel name as a folder: {channel!r}")

@@ -22,7 +22,9 @@ from formats.errors import UsageError
 from formats.irc import CompatTags
 from formats.rawcodec import DIALECT_IRCV3, DIALECT_TWITCH
 
-_ISO_UTC = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?Z$")
+_ISO_UTC = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]{1,9}))?Z\Z", re.ASCII
+)
 
 
 def twitch_server_time(tags: CompatTags | None) -> float | None:

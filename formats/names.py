@@ -6,6 +6,10 @@ it has the exact shape the archive writes (ARCHIVE_FORMAT.md): a channel folder 
 a batch name `MM:00-HASH.json`. The server checks request paths with these, the sync client checks
 a peer's listings with them, and the replay names a channel's folder with them, so no name any of
 them uses can leave the archive's root.
+
+The grammar is ASCII only, matched whole: a digit of another script, a bidi control or a trailing
+newline is no part of any name. A peer's channel name must also not be one the archive reserves
+(`reserved_channel`): the quarantine folder's name, or a name Windows reads as a device.
 """
 
 from __future__ import annotations
@@ -15,6 +19,13 @@ from datetime import UTC, datetime
 
 from formats.canonical import BATCH_INTERVAL, check_channel_dirname, is_hour_folder, parse_batch_name
 from formats.errors import UsageError
+from formats.store import QUARANTINE
+
+# Names Windows gives to devices, with any extension (`con.json` too): an archive copied there
+# must not hold a folder it cannot open.
+WINDOWS_DEVICES = frozenset(
+    ["CON", "PRN", "AUX", "NUL"] + [f"COM{i}" for i in range(1, 10)] + [f"LPT{i}" for i in range(1, 10)]
+)
 
 
 def channel_folder_name(param: str) -> str | None:
@@ -32,6 +43,26 @@ def channel_ok(name: str) -> bool:
     except UsageError:
         return False
     return True
+
+
+def reserved_channel(name: str) -> bool:
+    """A name the archive keeps for itself or a filesystem reserves: `quarantine`, anything
+    starting with a dot, a Windows device name."""
+    return name == QUARANTINE or name.startswith(".") or name.split(".", 1)[0].upper() in WINDOWS_DEVICES
+
+
+def peer_channel_ok(name: str) -> bool:
+    """A channel name from a peer that the archive may hold: a channel folder name, not reserved."""
+    return channel_ok(name) and not reserved_channel(name)
+
+
+def can_be_channel(name: str) -> bool:
+    """Whether a name that passed `peer_channel_ok` at a peer's top level (`/files`) may be a channel
+    worth listing: one without a dot. A wubloader node lists every name in its base folder, and a
+    stray file there (`desertbus_source_myvideo_0.mkv`) answers 500 when listed as a channel;
+    channels in wubloader's deployments are Twitch names, which hold no dot (name one with
+    `--channel` to sync it anyway)."""
+    return peer_channel_ok(name) and "." not in name
 
 
 def hour_ok(name: str) -> bool:

@@ -94,8 +94,8 @@ class Event(NamedTuple):
     dialect: str = DIALECT_TWITCH
 
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}$")
-_SLUG_RE = re.compile(r"^[A-Za-z0-9]{1,32}$")
+_NAME_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}\Z", re.ASCII)
+_SLUG_RE = re.compile(r"[A-Za-z0-9]{1,32}\Z", re.ASCII)
 
 
 def check_recorder_name(name: str) -> str:
@@ -145,11 +145,21 @@ def _str(obj: dict[str, Any], key: str) -> str:
     return value
 
 
+# The longest raw line read: far above any IRC line a server sends (Twitch's are at most a few KiB,
+# IRCv3 caps tags at 8 KiB), far below memory. A longer line is one problem, never read whole.
+MAX_LINE = 1 << 20  # bytes
+# What `Decoder` hands on in place of a line over MAX_LINE (no raw line starts with a NUL).
+OVERLONG = b"\x00over-long line"
+OVERLONG_MESSAGE = f"line longer than {MAX_LINE:,} bytes"
+
+
 def decode_line(data: bytes) -> Header | Event:
     """Decode one line (without its newline). Raises InputError on anything malformed."""
     try:
         obj = orjson.loads(data)
     except orjson.JSONDecodeError as e:
+        if data == OVERLONG or len(data) > MAX_LINE:
+            raise InputError(OVERLONG_MESSAGE) from None
         raise InputError(f"not JSON ({e.msg})") from None
     if type(obj) is not dict:
         raise InputError("not a JSON object")
@@ -192,6 +202,30 @@ def decode_line(data: bytes) -> Header | Event:
 TORN_LAST_LINE = "torn last line (recorder stopped mid-write)"
 
 
+def _cut_overlong(block: bytes) -> bytes:
+    """`block` (whole lines) with every line over MAX_LINE replaced by OVERLONG. One pass at memrchr
+    speed: each step jumps to the last newline within MAX_LINE + 1 bytes, so it moves about a
+    MAX_LINE per step, and a window with no newline at all starts an over-long line."""
+    if len(block) <= MAX_LINE:
+        return block
+    out: list[bytes] = []
+    start = kept = 0
+    size = len(block)
+    while size - start > MAX_LINE:
+        last = block.rfind(b"\n", start, start + MAX_LINE + 1)
+        if last != -1:
+            start = last + 1
+            continue
+        end = block.find(b"\n", start)  # the over-long line ends in the block: it holds whole lines
+        out.append(block[kept:start])
+        out.append(OVERLONG)
+        kept = start = end
+    if not out:
+        return block
+    out.append(block[kept:])
+    return b"".join(out)
+
+
 class Decoder:
     """Incremental decoder (sans-I/O, like h11): feed bytes in any chunks, take events out. The file
     reader (formats.rawfile) reads every raw file through it, so its property tests test the product.
@@ -199,25 +233,44 @@ class Decoder:
     `next_block()` takes the complete lines received so far, undecoded (`decode_line` decodes one
     and raises InputError for a malformed one). `receive_data(b"")` marks the end of input; a final
     line without its newline is then torn and reported as an InputError from `next_block()`.
-    `line_number` counts the lines taken (the torn one included).
+    A line longer than `MAX_LINE` is never held: the decoder drops its bytes as they come and hands
+    on `OVERLONG` in its place (one line, which `decode_line` refuses), so memory stays bounded by
+    the chunks fed, whatever the input. `line_number` counts the lines taken (the torn one included).
     """
 
     def __init__(self) -> None:
         self._buffer = b""
         self._blocks: deque[bytes] = deque()  # complete lines as received, each block ending with b"\n"
         self._eof = False
+        self._skipping = False  # inside a line over MAX_LINE: its bytes are dropped up to its newline
         self.line_number = 0
 
     def receive_data(self, data: bytes) -> None:
         if not data:
             self._eof = True
             return
+        if self._skipping:
+            end = data.find(b"\n")
+            if end == -1:
+                return
+            self._skipping = False
+            data = data[end + 1 :]
         cut = data.rfind(b"\n") + 1
         if not cut:
-            self._buffer += data
+            self._hold(self._buffer + data)
             return
-        self._blocks.append(self._buffer + memoryview(data)[:cut])
-        self._buffer = data[cut:]
+        block = self._buffer + memoryview(data)[:cut]
+        self._blocks.append(_cut_overlong(block) if len(block) > MAX_LINE else block)
+        self._hold(data[cut:])
+
+    def _hold(self, partial: bytes) -> None:
+        """Keep the start of a line whose newline has not come yet, unless it is over MAX_LINE."""
+        if len(partial) > MAX_LINE:
+            self._blocks.append(OVERLONG + b"\n")
+            self._buffer = b""
+            self._skipping = True
+        else:
+            self._buffer = partial
 
     def next_block(self, *, count: bool = True) -> bytes:
         """Every complete line received and not taken yet, undecoded and as received (each ends

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from formats.errors import InputError
-from formats.rawcodec import Decoder, Event, Header, decode_line
+from formats.rawcodec import MAX_LINE, Decoder, Event, Header, decode_line
 
 RAW_SUFFIXES = (".jsonl", ".jsonl.gz")
 
@@ -56,9 +56,11 @@ def _open_raw(path: str) -> io.BufferedReader | gzip.GzipFile:
 def read_header(path: str) -> Header:
     try:
         with _open_raw(path) as f:
-            first = f.readline()
+            first = f.readline(MAX_LINE + 1)  # never a whole over-long line
     except (OSError, EOFError, zlib.error) as e:
         raise InputError(f"cannot read: {e}", path) from None
+    if len(first) > MAX_LINE:
+        raise InputError(f"header line longer than {MAX_LINE:,} bytes", path, 1)
     if not first.endswith(b"\n"):
         raise InputError("no complete header line", path, 1)
     try:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
+import re
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,6 +27,11 @@ from formats.canonical import (
 )
 
 TEMP_SUFFIX = ".temp"
+# `write_bytes_atomic`'s temporary names: the target's name, a uuid4 in hex, `.temp`.
+_OUR_TEMP = re.compile(r".+\.[0-9a-f]{32}\.temp\Z", re.ASCII)
+# A write lasts seconds at most (one file, one fsync): a temporary file of ours older than this
+# belongs to no live writer, and is the debris of a killed one.
+DEBRIS_AGE = 600  # s
 # Where a merge moves damaged batch files: ROOT/quarantine/CHANNEL/chat/HOUR/NAME (never deleted).
 QUARANTINE = "quarantine"
 
@@ -81,6 +88,33 @@ def write_bytes_atomic(path: str, data: bytes) -> None:
     fsync_dir(folder)
 
 
+def is_debris_name(name: str) -> bool:
+    """Whether `name` is a temporary name `write_bytes_atomic` makes (and so ours to remove)."""
+    return _OUR_TEMP.match(name) is not None
+
+
+def remove_debris(folder: str, age: float = DEBRIS_AGE, now: float | None = None) -> list[str]:
+    """Remove our own temporary files in `folder` (`is_debris_name`) last changed more than `age`
+    seconds before `now`: what a killed write left behind. Younger ones may belong to a writer at
+    work right now and are left; other names are never touched. Returns the paths removed."""
+    now = time.time() if now is None else now
+    removed = []
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if not is_debris_name(entry.name):
+                    continue
+                try:
+                    if entry.is_file(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_mtime < now - age:
+                        os.unlink(entry.path)
+                        removed.append(entry.path)
+                except FileNotFoundError:
+                    continue  # renamed or removed meanwhile: no debris
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return removed
+
+
 def write_batch_bytes(root: str, channel: str, batch_time: int, data: bytes) -> tuple[str, bool]:
     """Store one batch's bytes. Returns (path, written); an existing file of the same name is kept."""
     hour, name = batch_relpath(batch_time, content_hash(data))
@@ -108,6 +142,7 @@ class BatchWriter:
         self.written = 0
         self.existing = 0
         self._jobs: queue.Queue[tuple[str, int, bytes] | None] = queue.Queue(depth)
+        self._cleaned: set[str] = set()  # hour folders whose debris was removed in this run
         self._error: BaseException | None = None
         self._failed = False
         self._thread = threading.Thread(target=self._run, name="batch-writer", daemon=True)
@@ -121,7 +156,11 @@ class BatchWriter:
             if self._failed:
                 continue  # stopped at the first error: drain without writing
             try:
-                _path, written = write_batch_bytes(self.root, *job)
+                path, written = write_batch_bytes(self.root, *job)
+                folder = os.path.dirname(path)
+                if folder not in self._cleaned:  # a killed run's leftovers, once per folder and run
+                    self._cleaned.add(folder)
+                    remove_debris(folder)
             except BaseException as e:  # handed to the caller's thread, which raises it once
                 self._failed = True
                 self._error = e

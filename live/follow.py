@@ -43,7 +43,7 @@ import orjson
 from formats.canonical import BATCH_INTERVAL, format_batch
 from formats.errors import ArchiverError, InputError
 from formats.memory import gc_paused
-from formats.rawcodec import Event, Header, decode_line
+from formats.rawcodec import MAX_LINE, OVERLONG_MESSAGE, Event, Header, decode_line
 from formats.rawfile import PROBLEMS_PER_FILE, RawProblem, find_raw_files, read_header
 from formats.store import write_batch_bytes
 from live import checkpoint
@@ -386,6 +386,10 @@ class Follower:
                 tail.grew = time.monotonic()
             if len(data) == self.opts.chunk and end:
                 continue  # more to read in this file
+            if len(data) == self.opts.chunk and self._long_line(tail, path):
+                read_any = True
+                tail.grew = time.monotonic()
+                continue  # a line longer than a read, taken or skipped whole: read on
             later = [s for s in order if s > tail.first_seq]
             if not later:
                 return read_any
@@ -399,10 +403,46 @@ class Follower:
             tail.first_seq, tail.offset, tail.line = later[0], 0, 0
         return read_any
 
-    def _read(self, tail: _Tail, path: str) -> bytes | None:
+    def _long_line(self, tail: _Tail, path: str) -> bool:
+        """The line at `tail.offset` is longer than a read. Find its newline, reading on without
+        holding what was read; a line up to MAX_LINE is then fed as any other, a longer one is one
+        problem (FILE:LINE) and skipped, as the bulk replay's reader does. False while its newline
+        has not been written yet (the caller goes on as for any incomplete line)."""
+        at = tail.offset + self.opts.chunk
+        while True:
+            try:
+                data = self._read(tail, path, at)
+            except InputError:
+                return False  # a damaged .gz: the caller meets the damage at tail.offset
+            if not data:
+                return False
+            newline = data.find(b"\n")
+            if newline != -1:
+                end = at + newline + 1
+                break
+            at += len(data)
+        if end - tail.offset - 1 <= MAX_LINE:  # long, but not over-long: read it again whole
+            self._close_gz(tail)  # a .gz cursor only moves forward: a later read opens a new one
+            try:
+                data = read_range(path, tail.offset, end - tail.offset)
+            except InputError:
+                return False
+            if data is None or len(data) != end - tail.offset:
+                return False
+            self._feed_lines(tail, path, data)
+            tail.offset = end
+            return True
+        tail.line += 1
+        self._problem(RawProblem(path, tail.line, f"{OVERLONG_MESSAGE}; line skipped"))
+        tail.offset = end
+        return True
+
+    def _read(self, tail: _Tail, path: str, offset: int | None = None, size: int | None = None) -> bytes | None:
+        offset = tail.offset if offset is None else offset
+        size = self.opts.chunk if size is None else size
         if not path.endswith(".gz"):
-            return read_range(path, tail.offset, self.opts.chunk)
-        if tail.gz_done == (path, tail.offset):
+            return read_range(path, offset, size)
+        if tail.gz_done == (path, offset):
             return b""  # read to its end before: a .gz never grows
         cursor = tail.gz
         if cursor is None or cursor.path != path:
@@ -414,13 +454,13 @@ class Follower:
             except OSError as e:
                 raise InputError(f"cannot read: {e.strerror}", path) from None
         try:
-            data = cursor.read(tail.offset, self.opts.chunk)
+            data = cursor.read(offset, size)
         except (OSError, EOFError, zlib.error) as e:
             self._close_gz(tail)
             raise InputError(f"file ends early or is damaged ({e})", path) from None
-        if len(data) < self.opts.chunk:  # its end (or its damage): nothing more will come
+        if len(data) < size:  # its end (or its damage): nothing more will come
             self._close_gz(tail)
-            tail.gz_done = (path, tail.offset + data.rfind(b"\n") + 1)
+            tail.gz_done = (path, offset + data.rfind(b"\n") + 1)
         return data
 
     @staticmethod

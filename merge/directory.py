@@ -43,7 +43,16 @@ from formats.canonical import (
 )
 from formats.errors import ArchiverError, InputError, UsageError
 from formats.memory import gc_paused
-from formats.store import QUARANTINE, fsync_dir, iter_batch_files, list_channels, minute_batch_files, write_bytes_atomic
+from formats.store import (
+    QUARANTINE,
+    fsync_dir,
+    iter_batch_files,
+    list_channels,
+    list_hours,
+    minute_batch_files,
+    remove_debris,
+    write_bytes_atomic,
+)
 from merge.core import check_parsed
 from merge.fastplan import plan_window_lines
 from merge.plan import (
@@ -442,6 +451,8 @@ class _Channel:
         self.stats.files_deleted += 1
 
     def run(self, max_passes: int, full: bool) -> None:
+        for hour in list_hours(self.root, self.channel):  # a killed writer's temporary files
+            remove_debris(os.path.join(self.chat, hour))
         if full:
             for minute in sorted(self.scan()):
                 if minute not in self.stuck:

@@ -826,6 +826,7 @@ exact_double(PyObject *v, double *out)
 
 #define BATCH_INTERVAL 60
 #define END_SLACK 1e-3  /* replay/batches.py _END_SLACK */
+#define MAX_CLOCK_DISTANCE 86400.0  /* replay/timestamps.py MAX_CLOCK_DISTANCE */
 
 /* _Batch.cut(server_time) (replay/batches.py) done here, with the same floating-point operations in
  * the same order: the ranged records whose range ends past `server_time - END_SLACK` (found by the
@@ -993,8 +994,8 @@ lane_one(const char *raw, const char *raw_end, long long *last_seq, ConnCache *k
     }
     PyObject *name = NULL, *st = NULL, *now_obj = NULL, *record = NULL, *parts = NULL;
     int result = 0;
-    if (got.server_time < 0)
-        goto done;  /* an estimated time: the reference */
+    if (got.server_time < 0 || !(fabs(got.server_time - now) <= MAX_CLOCK_DISTANCE))
+        goto done;  /* an estimated time, or one too far from now to believe: the reference */
     rc = PySet_Contains(kept, got.command);
     if (rc <= 0) {
         result = rc;

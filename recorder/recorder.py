@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from formats import __version__
 from formats.errors import InputError
 from formats.rawcodec import DIALECT_TWITCH, check_recorder_name
+from formats.urls import UrlError, parse_url
 from recorder import events
 from recorder.connection import Connection
 from recorder.errors import LoginFailed, StorageError, UsageError
@@ -102,6 +103,33 @@ def check_writable(folder: str) -> None:
         raise StorageError(f"cannot write the recording in {folder}: {e.strerror or e}") from None
 
 
+def check_server_url(url: str) -> str:
+    """`url` if it is a plain ws:// or wss:// endpoint; UsageError otherwise. The URL goes into every
+    raw file's `open` event, the log and (for `archive`) a child's command line, so one holding a
+    user name, password or query (where a token would hide) is refused, and the error never
+    repeats the URL."""
+    if "@" in url.partition("//")[2].partition("/")[0] or "?" in url or "#" in url:
+        raise UsageError(
+            "--server must not hold a user name, password, token or query: it is written into every"
+            " raw recording; give a token with --token-file"
+        )
+    try:
+        parse_url(url, ("ws", "wss"))
+    except UrlError as e:
+        raise UsageError(f"--server must be a ws:// or wss:// URL (this one {e})") from None
+    return url
+
+
+def check_login(nick: str | None, token: str | None) -> None:
+    """UsageError if the nick or the token holds a space or a control character (a line break
+    would end our command and start another: `PASS x\r\nPRIVMSG ...`). Checked before anything is
+    sent; the error never repeats the token."""
+    if token is not None and any(c <= " " or c == "\x7f" for c in token):
+        raise UsageError("the token holds a space, a line break or another control character: refused")
+    if nick is not None and (not nick or any(c <= " " or c == "\x7f" for c in nick) or nick.startswith(":")):
+        raise UsageError(f"--nick {nick!a} holds a space, a control character or a leading ':': refused")
+
+
 class Recorder:
     """Records until `stop()`; `run()` raises LoginFailed or StorageError when it cannot go on."""
 
@@ -114,6 +142,8 @@ class Recorder:
             raise UsageError(e.message) from None
         if config.token is not None and config.nick is None:
             raise UsageError("a token needs --nick (the login the token belongs to)")
+        check_server_url(config.server)
+        check_login(config.nick, config.token)
         self.slug = slug or new_slug()
         self.nick = config.nick or anonymous_nick()
         self.stats = RecorderStats()

@@ -43,7 +43,7 @@ from formats.names import channel_folder_name, channel_ok
 from formats.rawcodec import CLOSE, OPEN, RECV, TICK, Event, receiver_name
 from replay.batches import ClosedBatch, OpenBatches
 from replay.compact import PARTS, archive_record, compiled_lane, compiled_twitch_line, receiver_key
-from replay.timestamps import DEFAULT_TIMING, ServerClock, Timing
+from replay.timestamps import DEFAULT_TIMING, MAX_CLOCK_DISTANCE, ServerClock, Timing
 
 # Reasons a received line is not archived (the summary counts them).
 SKIP_UNPARSABLE = "unparsable IRC line"
@@ -52,6 +52,7 @@ SKIP_BEFORE_INIT = "before channel initialised"
 SKIP_NO_CHANNEL = "no channel"
 SKIP_FILTERED = "channel not selected"
 SKIP_BAD_CHANNEL = "unsafe channel name"
+SKIP_FAR_TIME = "server time far from receive time"
 
 
 # Unparsable lines are described one by one up to this many per stream; all are counted in `skipped`.
@@ -287,6 +288,16 @@ class StreamReplayer:
             server_time = dialect.server_time(fields[5])
         time: float
         time_range: int | float
+        if server_time is not None and not abs(server_time - now) <= MAX_CLOCK_DISTANCE:
+            # A server time a day or more from when the line arrived is a lie or a broken clock:
+            # archived, it would open a minute in the year 9999 (or 1970) that nothing else is near.
+            stats.skipped[SKIP_FAR_TIME] += 1
+            if len(stats.problems) < PROBLEMS_KEPT:
+                stats.problems.append(
+                    f"{self.recorder}.{self.slug} seq {seq}: server time {server_time!r} is more than"
+                    f" {MAX_CLOCK_DISTANCE} s from the receive time {now!r}; record skipped"
+                )
+            return
         if server_time is not None:
             time, time_range = server_time, 0
             clock.observe(server_time, now)

@@ -52,6 +52,11 @@ class Timing:
 
 DEFAULT_TIMING = Timing()
 
+# A server time further than this from the line's receive time is not believed, and its record is
+# not archived: no real server lags a day, and one far-dated record would make the archive span
+# centuries (replay.engine reports it).
+MAX_CLOCK_DISTANCE = 86_400  # s
+
 
 class ServerClock:
     """The per-connection server-time state: the last exact server time and when it arrived."""

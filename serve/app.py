@@ -35,7 +35,7 @@ from urllib.parse import quote
 
 import prometheus_client as prom
 
-from export.stream import iter_chunk_rows, upstream_ties
+from export.stream import iter_chunk_rows, next_file_finder, upstream_ties
 from export.window import ExportError, Window, plan_chunks
 from formats import speedups
 from formats.canonical import batch_relpath, canonical_bytes, parse_batch_name
@@ -428,7 +428,8 @@ class ChatApp:
         done = 0
         retries = 0
         while True:
-            chunks = islice(plan_chunks(window, self.chunk_minutes), done, None)
+            plan = plan_chunks(window, self.chunk_minutes, next_file_finder(self.root, channel))
+            chunks = islice(plan, done, None)
 
             def advanced(k: int) -> None:
                 nonlocal done

@@ -6,8 +6,11 @@
   is left of it).
 - A body larger than its limit is refused as soon as the limit is passed (Content-Length is only a
   hint); compressed answers are not asked for and not accepted (no zip bomb).
-- Redirects are followed only to the same scheme, host and port, at most three hops: a peer
-  cannot send us to fetch from someone else.
+- URLs are parsed once (`formats.urls`): the parts the checks see are the parts the connection
+  uses, and a URL two parsers could read differently (a backslash, a userinfo, an odd port, a
+  percent-encoded host) is refused. Redirects are followed only to the peer's exact origin (same
+  scheme, host spelling and port), at most three hops: a peer cannot send us to fetch from someone
+  else ("redirect to another host refused").
 - Failures that may pass (no connection, a timeout, 5xx, 429) are retried with exponential
   backoff and jitter; the rest fail at once. 404 is an answer, not a failure: a listed file that
   another merge removed meanwhile.
@@ -19,11 +22,11 @@ import random
 import re
 import time
 from collections.abc import Callable
-from urllib.parse import urljoin, urlsplit
 
 import urllib3
 
 from formats.errors import InputError, UsageError
+from formats.urls import StrictUrl, UrlError, parse_url, resolve_location
 
 USER_AGENT = "chat-archiver-sync"
 MAX_REDIRECTS = 3
@@ -38,21 +41,25 @@ class PeerError(InputError):
 
 
 def check_base_url(url: str) -> str:
-    """A peer's base URL, without a trailing slash; UsageError if it is not http(s)://host[:port][/path]."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
-        raise UsageError(f"--from {url!r}: give a peer as http://HOST:PORT (optionally with a path prefix)")
+    """A peer's base URL, without a trailing slash; UsageError if it is not http(s)://host[:port][/path]
+    read the same by every parser (`formats.urls`)."""
     try:
-        parts.port  # noqa: B018 (raises ValueError for a port that is not a number)
-    except ValueError:
-        raise UsageError(f"--from {url!r}: bad port") from None
-    return url.rstrip("/")
+        parsed = parse_url(url)
+    except UrlError as e:
+        raise UsageError(
+            f"--from {_shown(url)}: {e}; give a peer as http://HOST:PORT (optionally with a path prefix)"
+        ) from None
+    if "?" in parsed.target:
+        raise UsageError(f"--from {_shown(url)}: give a peer as http://HOST:PORT (optionally with a path prefix)")
+    return str(parsed).rstrip("/")
 
 
-def _origin(url: str) -> tuple[str, str, int | None]:
-    parts = urlsplit(url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    return parts.scheme, (parts.hostname or "").lower(), port
+def _shown(url: str) -> str:
+    """A URL as an error shows it: ASCII, and without what could be a user name or password."""
+    head, at, tail = url.rpartition("@")
+    if at and "//" in head:
+        url = head.split("//", 1)[0] + "//…@" + tail
+    return ascii(url)
 
 
 class Peer:
@@ -70,6 +77,7 @@ class Peer:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.base = check_base_url(base)
+        self.origin = parse_url(self.base)
         self.pool = pool
         self.timeout = timeout  # between bytes
         self.connect_timeout = min(timeout, 10.0)
@@ -84,7 +92,10 @@ class Peer:
     def get(self, path: str, max_bytes: int) -> bytes | None:
         """The body at `path` (quoted already), None for a 404; PeerError after the retries, or
         once `total` seconds have passed since the first try, whichever comes first."""
-        url = self.url(path)
+        try:
+            url = resolve_location(self.origin, self.origin.target.rstrip("/") + path)
+        except UrlError as e:
+            raise PeerError(f"cannot ask for {path!r}: {e}", self.url(path)) from None
         deadline = time.monotonic() + self.total
         for attempt in range(self.retries + 1):
             try:
@@ -98,50 +109,62 @@ class Peer:
             self.sleep(pause)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _timeout(self, url: str, deadline: float) -> urllib3.Timeout:
+    def _timeout(self, where: str, deadline: float) -> urllib3.Timeout:
         """The usual timeouts, none past the deadline."""
         left = deadline - time.monotonic()
         if left <= 0:
-            raise PeerError("answer too slow (over the time allowed for a whole answer)", url, transient=True)
+            raise PeerError("answer too slow (over the time allowed for a whole answer)", where, transient=True)
         return urllib3.Timeout(connect=min(self.connect_timeout, left), read=min(self.timeout, left))
 
-    def _get_once(self, url: str, max_bytes: int, deadline: float) -> bytes | None:
+    def _get_once(self, url: StrictUrl, max_bytes: int, deadline: float) -> bytes | None:
         for _hop in range(MAX_REDIRECTS + 1):
+            where = str(url)
             try:
-                response = self.pool.request(
+                # the parsed parts, never the text again: what was checked is what is connected to
+                connection = self.pool.connection_from_host(url.host, url.port, url.scheme)
+                response = connection.urlopen(
                     "GET",
-                    url,
+                    url.target,
                     headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
                     preload_content=False,
                     decode_content=False,
                     redirect=False,
                     retries=False,
-                    timeout=self._timeout(url, deadline),
+                    timeout=self._timeout(where, deadline),
                 )
             except urllib3.exceptions.HTTPError as e:
-                raise PeerError(f"cannot reach the peer: {_reason(e)}", url, transient=True) from None
+                raise PeerError(f"cannot reach the peer: {_reason(e)}", where, transient=True) from None
             try:
                 status = response.status
                 if status in (301, 302, 303, 307, 308):
-                    target = urljoin(url, response.headers.get("Location", ""))
-                    if _origin(target) != _origin(self.base):
-                        raise PeerError(f"redirects to another host ({_origin(target)[1] or '?'}): not followed", url)
-                    url = target
+                    url = self._redirect(url, response.headers.get("Location", ""))
                     continue
                 if status == 404:
                     return None
                 if status >= 500 or status == 429:
-                    raise PeerError(f"HTTP {status}", url, transient=True)
+                    raise PeerError(f"HTTP {status}", where, transient=True)
                 if status != 200:
-                    raise PeerError(f"HTTP {status}", url)
+                    raise PeerError(f"HTTP {status}", where)
                 encoding = response.headers.get("Content-Encoding", "identity").lower()
                 if encoding not in ("", "identity"):
-                    raise PeerError(f"compressed answer ({encoding}) though none was asked for", url)
-                return _read_body(response, url, max_bytes, deadline, self.timeout)
+                    raise PeerError(f"compressed answer ({encoding}) though none was asked for", where)
+                return _read_body(response, where, max_bytes, deadline, self.timeout)
             finally:
                 response.close()
                 response.release_conn()
-        raise PeerError(f"more than {MAX_REDIRECTS} redirects", url)
+        raise PeerError(f"more than {MAX_REDIRECTS} redirects", str(url))
+
+    def _redirect(self, url: StrictUrl, location: str) -> StrictUrl:
+        """Where a redirect from `url` goes: only to the peer's own origin, read one way."""
+        try:
+            target = resolve_location(url, location)
+        except UrlError as e:
+            raise PeerError(
+                f"redirect to another host refused: Location {ascii(location)[:200]} {e}", str(url)
+            ) from None
+        if target.origin != self.origin.origin:
+            raise PeerError(f"redirect to another host refused: Location {ascii(location)[:200]}", str(url))
+        return target
 
 
 def _read_body(response: urllib3.BaseHTTPResponse, url: str, max_bytes: int, deadline: float, wait: float) -> bytes:

@@ -21,8 +21,9 @@ from typing import Any
 
 import orjson
 
+from formats.canonical import BATCH_INTERVAL, EARLIEST_TIME, MAX_AHEAD, batch_time_of
 from formats.errors import InputError
-from formats.names import Segment, batch_name_ok, channel_ok, hour_ok, hour_start
+from formats.names import Segment, batch_name_ok, hour_ok, hour_start, peer_channel_ok
 
 
 def hours_in_window(hours: Iterable[str], start: float, end: float) -> list[str]:
@@ -45,6 +46,22 @@ def names_list(body: bytes, what: str) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise InputError("not a JSON array of names", what)
     return value
+
+
+def implausible_time(batch_time: int, record_times: Iterable[float], now: float) -> str | None:
+    """Why a fetched file of minute `batch_time` is not believed (one line), or None: a minute
+    before EARLIEST_TIME or more than MAX_AHEAD past `now`, or a record more than a day from the
+    file's minute. `now` comes from the caller: this module reads no clock."""
+    if batch_time < EARLIEST_TIME:
+        return "its minute is before 2011: no recorder saw it; refused"
+    if batch_time > now + MAX_AHEAD:
+        return "its minute is more than a day ahead of now; refused"
+    for number, t in enumerate(record_times, 1):
+        if not batch_time - MAX_AHEAD <= t < batch_time + BATCH_INTERVAL + MAX_AHEAD:
+            return f"line {number}: time {t!r} is more than a day from the file's minute; refused"
+        if batch_time_of(t) > now + MAX_AHEAD:
+            return f"line {number}: time {t!r} is more than a day ahead of now; refused"
+    return None
 
 
 Wanted = Segment  # one file to fetch: the batch file a /segments/ route names
@@ -84,14 +101,5 @@ def plan_hour(channel: str, hour: str, remote: Iterable[str], have: set[str]) ->
 def channel_names(body: bytes, what: str) -> tuple[list[str], list[str]]:
     """(channels usable as folders, refused names) from a peer's `/files`."""
     names = names_list(body, what)
-    good = sorted({n for n in names if channel_ok(n)})
-    return good, sorted({n for n in names if not channel_ok(n)})
-
-
-def can_be_channel(name: str) -> bool:
-    """Whether a name at a peer's top level (`/files`) may be a channel worth listing: a channel
-    folder name (`channel_ok`) without a dot. A wubloader node lists every name in its base folder,
-    and a stray file there (`desertbus_source_myvideo_0.mkv`) answers 500 when listed as a channel;
-    channels in wubloader's deployments are Twitch names, which hold no dot (name one with `--channel`
-    to sync it anyway)."""
-    return channel_ok(name) and "." not in name
+    good = sorted({n for n in names if peer_channel_ok(n)})
+    return good, sorted({n for n in names if not peer_channel_ok(n)})

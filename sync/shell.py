@@ -26,15 +26,17 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import quote
 
+import orjson
 import urllib3
 
+from formats.canonical import parse_batch_name
 from formats.errors import ArchiverError, InputError, UsageError
-from formats.names import batch_name_ok, channel_ok
+from formats.names import batch_name_ok, can_be_channel, channel_ok
 from formats.store import channel_chat_dir, fsync_dir, makedirs_durable, write_bytes_atomic
 from merge.directory import MergeProblem, check_bytes, merge_tree, read_verified
 from merge.scan import scan_file
 from sync.client import Peer, PeerError, new_pool
-from sync.plan import Wanted, can_be_channel, channel_names, hours_before, hours_in_window, names_list, plan_hour
+from sync.plan import Wanted, channel_names, hours_before, hours_in_window, implausible_time, names_list, plan_hour
 
 STATE = ".sync"
 MAX_LISTING = 16 << 20  # bytes: an hour lists at most a few hundred names
@@ -116,22 +118,31 @@ class _Known:
                 f.write(wanted.name + "\n")
 
 
-def verify_file(path: str, digest: str) -> str | None:
-    """Why the merge's reader refuses the file at `path` (named by `digest`), or None if it takes it."""
+def verify_file(path: str, wanted: Wanted, now: float) -> str | None:
+    """Why the file at `path` fetched as `wanted` is refused (the merge's reader refuses it, or its
+    times are implausible at `now`: `sync.plan.implausible_time`), or None if it is taken."""
     try:
-        read_verified(path, digest)
+        records = read_verified(path, wanted.digest)
     except InputError as e:
         return e.message if e.line is None else f"line {e.line}: {e.message}"
-    return None
+    parsed = parse_batch_name(wanted.hour, wanted.name)
+    if parsed is None:  # pragma: no cover - plan_hour takes only batch names
+        return "not a batch file name"
+    return implausible_time(parsed[0], (r["time"] for r in records), now)
 
 
-def verify_bytes(data: bytes, path: str, digest: str) -> str | None:
-    """`verify_file` of bytes not yet written (`merge.directory.check_bytes`)."""
+def verify_bytes(data: bytes, path: str, wanted: Wanted, now: float) -> str | None:
+    """`verify_file` of bytes not yet written (`merge.directory.check_bytes`, then the times)."""
     try:
-        check_bytes(data, path, digest)
+        check_bytes(data, path, wanted.digest)
     except InputError as e:
         return e.message if e.line is None else f"line {e.line}: {e.message}"
-    return None
+    parsed = parse_batch_name(wanted.hour, wanted.name)
+    if parsed is None:  # pragma: no cover - plan_hour takes only batch names
+        return "not a batch file name"
+    # the file is valid: each line is a JSON object with a numeric time
+    times = (orjson.loads(line)["time"] for line in data.splitlines() if line)
+    return implausible_time(parsed[0], times, now)
 
 
 def _local_names(root: str, channel: str, hour: str) -> set[str]:
@@ -166,8 +177,10 @@ class _Sync:
         on_file: Callable[[], None] | None,
         max_file: int,
         on_skip: RefusalHook | None = None,
+        now: float,
     ) -> None:
         self.root = root
+        self.now = now
         self.stats = stats
         self.jobs = jobs
         self.on_refusal = on_refusal
@@ -303,7 +316,7 @@ class _Sync:
                 self.stats.files_gone += 1  # merged away on the peer: its successor is listed next time
             return
         if scan_file is not None:  # compiled: checking the bytes here costs less than a process hop
-            problem = verify_bytes(data, path, wanted.digest)
+            problem = verify_bytes(data, path, wanted, self.now)
             if problem is not None:
                 self.refuse(peer, path, problem)
                 return
@@ -313,9 +326,9 @@ class _Sync:
             if scan_file is None:
                 verifier = self._verifier()
                 if verifier is not None:  # parsing is CPU-bound: worker processes, not these threads
-                    problem = verifier.submit(verify_file, scratch, wanted.digest).result()
+                    problem = verifier.submit(verify_file, scratch, wanted, self.now).result()
                 else:
-                    problem = verify_file(scratch, wanted.digest)
+                    problem = verify_file(scratch, wanted, self.now)
                 if problem is not None:
                     self.refuse(peer, path, problem)
                     return
@@ -433,9 +446,11 @@ def sync_once(
     on_problem: Callable[[MergeProblem], None] | None = None,
     pool: urllib3.PoolManager | None = None,
     max_file: int = MAX_FILE,
+    now: float | None = None,
 ) -> SyncStats:
     """One backfill pass from `peers` into `root` (made if missing) for hours meeting
-    `[start, end]`, then a merge of the channels that received files."""
+    `[start, end]`, then a merge of the channels that received files. A file timed implausibly
+    at `now` (the clock if not given) is refused (`sync.plan.implausible_time`)."""
     began = time.monotonic()
     wanted_channels = None
     if channels is not None:
@@ -456,7 +471,15 @@ def sync_once(
         raise UsageError(f"{root}: cannot create the archive folder: {e.strerror}") from None
     stats = SyncStats(peers=len(peer_list))
     state = _Sync(
-        root, stats, jobs, on_refusal=on_refusal, on_plan=on_plan, on_file=on_file, max_file=max_file, on_skip=on_skip
+        root,
+        stats,
+        jobs,
+        on_refusal=on_refusal,
+        on_plan=on_plan,
+        on_file=on_file,
+        max_file=max_file,
+        on_skip=on_skip,
+        now=time.time() if now is None else now,
     )
     state.run(peer_list, wanted_channels, start, end)
     # every channel synced, not only those that received files: a sync killed in its merge left

@@ -36,6 +36,19 @@ def corpus_lines() -> list[str]:
     return text[:-1].split("\n")
 
 
+def corpus_events() -> list[Event]:
+    """The corpus as one recorder connection received it: each line at its own server time (its
+    `tmi-sent-ts`; a line without one when the line before it came), since the lines come from
+    many years and a server time a day from the receive time is not archived."""
+    at = 1_700_000_001_000_000
+    events = [Event(OPEN, 1, at - 1_000_000, 0, "irc.example")]
+    for i, line in enumerate(corpus_lines()):
+        sent = re.search(r"[@;]tmi-sent-ts=([0-9]+)[; ]", line)
+        at = int(sent.group(1)) * 1000 if sent else at + 1000
+        events.append(Event(RECV, i + 2, at, 0, line))
+    return events
+
+
 # The spec's rule, as a regular expression over the stripped line: optional tags word, optional
 # prefix word, the command word, middle words (not starting with ':'), all separated by runs of
 # spaces; then optionally a run of spaces, ':' and the trailing parameter, verbatim to the end.
@@ -66,11 +79,15 @@ def archivable(reading: tuple[str, list[str]] | None) -> bool:
 
 
 def replay_one(line: str, channel: str) -> list[dict[str, Any]]:
-    """Replay `line` on a connection whose channel is already initialised; the records archived."""
+    """Replay `line` on a connection whose channel is already initialised; the records archived.
+    It is received when it was sent (its `tmi-sent-ts`, if it has one), as it was recorded: a
+    server time a day from the receive time is not archived."""
+    sent = re.search(r"[@;]tmi-sent-ts=([0-9]+)[; ]", line)
+    t0 = int(sent.group(1)) * 1000 - 2_000_000 if sent else 1_700_000_000_000_000
     events = [
-        Event(OPEN, 1, 1_700_000_000_000_000, 0, "irc.example"),
-        Event(RECV, 2, 1_700_000_001_000_000, 0, f"@room-id=1 :tmi.twitch.tv ROOMSTATE #{channel}"),
-        Event(RECV, 3, 1_700_000_002_000_000, 0, line),
+        Event(OPEN, 1, t0, 0, "irc.example"),
+        Event(RECV, 2, t0 + 1_000_000, 0, f"@room-id=1 :tmi.twitch.tv ROOMSTATE #{channel}"),
+        Event(RECV, 3, t0 + 2_000_000, 0, line),
     ]
     return [r for batch in replay_events("host1", "Ab3dE", events) for r in batch.records]
 

@@ -4,6 +4,7 @@ record's fields, and no record that passes the schema can make either raise."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -125,3 +126,22 @@ def test_renderers_never_raise_on_any_record(record: dict[str, Any]) -> None:
         r.begin()
         r.add(record)
         r.end()
+
+
+def test_an_export_of_centuries_reads_only_the_hours_that_exist(tmp_path: Path) -> None:
+    """The same records as the export of the day they are in, without a chunk per ten minutes of
+    the eight thousand years in between."""
+    from typer.testing import CliRunner
+
+    from chat_archiver.cli import app
+    from fixtures.export import make_archive
+
+    make_archive.build(str(tmp_path / "a"))
+    outs = []
+    for since, until in (("2023-11-14T00:00Z", "2023-11-16T00:00Z"), ("2000-01-01T00:00Z", "9999-12-30T00:00Z")):
+        out = tmp_path / f"{since[:4]}.jsonl"
+        args = ["export", str(tmp_path / "a"), "desertbus", "--since", since, "--until", until, "--format", "jsonl"]
+        result = CliRunner().invoke(app, [*args, "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        outs.append(out.read_bytes())
+    assert outs[0] == outs[1] and outs[0].count(b"\n") > 5

@@ -13,13 +13,12 @@ from profiles import examples
 from bench.bench_verify import minute_records
 from export import scan
 from formats.canonical import canonical_bytes, format_batch
-from formats.rawcodec import OPEN, RECV, Event
 from merge.core import merge_records
 from replay.shell import replay
 from tests.compiled import native, needs_native
 from tests.pipeline import replay_events
 from tests.strategies import archive_records, merge_observations
-from tests.test_exact_text import corpus_lines
+from tests.test_exact_text import corpus_events
 from tests.test_merge_scan import NUMBERS, _mutations
 
 REPO = Path(__file__).resolve().parent.parent
@@ -179,9 +178,7 @@ def test_real_lines_from_the_fixtures_and_the_corpus_replayed(tmp_path: Path) ->
                 same(line)
                 seen += 1
     assert seen > 40
-    events = [Event(OPEN, 1, 1_700_000_000_000_000, 0, "irc.example")]
-    events += [Event(RECV, i + 2, 1_700_000_001_000_000 + i * 1000, 0, line) for i, line in enumerate(corpus_lines())]
-    records = [r for batch in replay_events("host1", "Ab3dE", events) for r in batch.records]
+    records = [r for batch in replay_events("host1", "Ab3dE", corpus_events()) for r in batch.records]
     assert len(records) > 200
     got = same_batch(format_batch(records))
     assert isinstance(got, tuple) and len(got[0]) > 100

@@ -490,3 +490,36 @@ def test_a_raw_file_replaced_by_its_gz_between_listing_and_reading_is_not_a_prob
     assert f.problems == []
     assert any(p.name.endswith(".jsonl.gz") for p in raw.rglob("*"))
     assert tree(root) == tree(_offline(tmp_path, raw))
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_lines_longer_than_a_read_are_followed_as_offline_reads_them(tmp_path: Path, gz: bool) -> None:
+    """A line longer than the follower's read (64 KiB here) but within the 1 MiB cap is archived;
+    a longer one is one problem naming its file and line; the lines after both are followed; and
+    the live archive is the offline one (before, the follower stalled on such a line)."""
+    from formats.rawcodec import MAX_LINE
+
+    raw, root = tmp_path / "raw", tmp_path / "live"
+    w = RawWriter(str(raw), "host1", "Aaaaa", "h1", "test")
+    t = HOUR0
+    w.write_open(0, "wss://sim", t * 10**6)
+    w.write_recv(0, "@room-id=1 :tmi.twitch.tv ROOMSTATE #c", (t + 1) * 10**6)
+    w.write_recv(0, chat(1, t + 2), (t + 2) * 10**6)
+    w.write_recv(0, chat(2, t + 3) + "x" * 200_000, (t + 3) * 10**6)  # long, kept
+    with open(w.paths[-1], "ab") as f:  # over the cap, as only a hostile or broken writer makes it
+        f.write(b'{"kind":"recv","seq":99,"at":1,"conn":0,"line":"' + b"y" * (MAX_LINE + 10) + b'"}\n')
+    w.write_recv(0, chat(3, t + 4), (t + 4) * 10**6)
+    w.write_close(0, "stopped", (t + 200) * 10**6)
+    w.close()
+    if gz:
+        gzip_file(w.paths[-1])
+    opts = FollowOptions((str(raw),), str(root), str(tmp_path / "cp.json"), idle=1e9, chunk=1 << 16)
+    f = Follower(opts)
+    for _ in range(4):
+        f.pass_once()
+    name = Path(w.paths[-1]).name + (".gz" if gz else "")
+    assert len(f.problems) == 1 and f"{name}:6: line longer than 1,048,576 bytes" in f.problems[0], f.problems
+    report = replay([str(raw)], str(tmp_path / "offline"))
+    assert f.problems == [str(p) for p in report.raw_problems]
+    assert tree(root) == tree(tmp_path / "offline")
+    assert report.stats.records == 3

@@ -15,7 +15,6 @@ from profiles import examples
 
 from bench.bench_merge import recorder_archives
 from formats.canonical import batch_time_of, canonical_bytes, format_batch
-from formats.rawcodec import OPEN, RECV, Event
 from merge import scan
 from replay.shell import replay
 from tests.compiled import native, needs_native
@@ -23,7 +22,7 @@ from tests.pipeline import replay_events
 from tests.reference import merge_fold
 from tests.reference import merge_scan as spec
 from tests.strategies import MERGE_MINUTE0, archive_records, merge_archives, merge_observations
-from tests.test_exact_text import corpus_lines
+from tests.test_exact_text import corpus_events
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -226,9 +225,7 @@ def test_real_lines_from_the_fixtures_and_the_corpus_replayed(tmp_path: Path) ->
         assert isinstance(native().merge_scan_batch(data), list)
     assert seen > 40
     # the real corpus (581 lines Twitch sent), each line replayed as one recorder would
-    events = [Event(OPEN, 1, 1_700_000_000_000_000, 0, "irc.example")]
-    events += [Event(RECV, i + 2, 1_700_000_001_000_000 + i * 1000, 0, line) for i, line in enumerate(corpus_lines())]
-    records = [r for batch in replay_events("host1", "Ab3dE", events) for r in batch.records]
+    records = [r for batch in replay_events("host1", "Ab3dE", corpus_events()) for r in batch.records]
     assert len(records) > 200
     for record in records:
         same(canonical_bytes(record))

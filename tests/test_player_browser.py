@@ -444,3 +444,69 @@ def test_a_silent_stretch_says_where_the_chat_goes_on(browser: Any, tmp_path: Pa
         300: "1 of 2 messages \u00b7 quiet here; next message at +0:10:00",
         700: "2 of 2 messages",
     }
+
+
+# --- hostile text and fragments ---------------------------------------------------------------------
+
+RLO = "\u202e"
+
+
+@pytest.fixture(scope="module")
+def bidi_page(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Rows whose user text holds a right-to-left override: in a name, a message, a reply's quote."""
+    records = [
+        play_message(0, S + 1, "mallory", "hello there", **{"display-name": RLO + "Mallory"}),
+        play_message(1, S + 2, "bob", RLO + "reversed text"),
+        play_message(
+            2,
+            S + 3,
+            "carol",
+            "my own words",
+            **{"reply-parent-display-name": "Bob", "reply-parent-msg-body": RLO + "abc"},
+        ),
+        play_message(3, S + 4, "dave", "plain row"),
+    ]
+    out = tmp_path_factory.mktemp("bidi") / "chat.html"
+    out.write_text(render_page(records, title="bidi", start=S, end=S + 10), encoding="utf-8")
+    return out
+
+
+def boxes(driver: Any) -> list[dict[str, float]]:
+    """Per row on screen, the left and right edges of its parts (name, body, reply)."""
+    return driver.execute_script("""
+        return Array.from(document.querySelectorAll('#rows .row')).map(function (row) {
+            var out = {};
+            ['name', 'body', 'reply'].forEach(function (cls) {
+                var el = row.querySelector('.' + cls);
+                if (el) { var r = el.getBoundingClientRect(); out[cls + 'L'] = r.left; out[cls + 'R'] = r.right; }
+            });
+            return out;
+        });""")
+
+
+@pytest.mark.integration
+@needs_chromium
+class TestHostileTextInChromium:
+    def test_a_right_to_left_override_reorders_only_its_own_text(self, browser: Any, bidi_page: Path) -> None:
+        open_page(browser, bidi_page.as_uri() + "#t=10")
+        shown = boxes(browser)
+        assert len(shown) == 4
+        for i, row in enumerate(shown):  # left to right: (reply,) name, body, as in any row
+            assert row["nameR"] <= row["bodyL"] + 0.5, (i, row)
+            if "replyL" in row:
+                assert row["replyR"] <= row["nameL"] + 0.5, (i, row)
+        assert [t for t, _ in rows(browser)][3] == "Dave: plain row"
+
+    @pytest.mark.parametrize("fragment", ["#t=1.2.3", "#t=-5", "#t=Infinity", "#t=1e400", "#t=", "#t=NaN", "#t=0x10"])
+    def test_a_malformed_time_fragment_is_ignored(self, browser: Any, exported: Path, fragment: str) -> None:
+        open_page(browser, exported.as_uri() + fragment)  # ready, no error: the page opens at the start
+        assert "NaN" not in browser.find_element("id", "clock").text
+        assert rows(browser) == []
+        seek(browser, 12)  # and it still plays
+        assert rows(browser) == expected_at(12)
+        browser.execute_script("location.hash = '#t=2.5.1'")  # a bad one later moves nothing
+        assert rows(browser) == expected_at(12)
+        browser.execute_script("location.hash = '#t=30'")
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        WebDriverWait(browser, 5).until(lambda d: rows(d) == expected_at(30))

@@ -230,3 +230,75 @@ def test_file_reader_is_the_decoder_read_in_any_size(
             rawfile.READ_SIZE = saved
     assert [e.text for e in events] == expected_events
     assert [p.line for p in problems] == expected_lines
+
+
+# ---------------------------------------------------------------- over-long lines
+
+_REPLAY_UNDER_512_MIB = """
+import json, resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (512 << 20, 512 << 20))
+from replay.shell import replay
+report = replay([sys.argv[1]], sys.argv[2])
+print(json.dumps({"records": report.stats.records, "problems": [str(p) for p in report.raw_problems]}))
+"""
+
+
+def _gz_with_a_huge_line(path: Path, size: int) -> None:
+    """A raw .gz whose third line is `size` bytes (zeros streamed through gzip, never held whole),
+    followed by ordinary lines."""
+    ok = "@tmi-sent-ts={ms};id=m{seq} :u!u@u PRIVMSG #c :hi"
+    with gzip.open(path, "wb", compresslevel=1) as f:
+        f.write(encode_header(Header("host", "Slug0", "h", "t", 0, T0)))
+        f.write(encode_event(Event("open", 1, T0, 0, "wss://x", "twitch")))
+        f.write(encode_event(Event(RECV, 2, T0, 0, "@room-id=1 :tmi.twitch.tv ROOMSTATE #c")))
+        f.write(b'{"kind":"recv","seq":3,"at":%d,"conn":0,"line":"' % T0)
+        zeros = b"0" * (1 << 20)
+        for _ in range(size >> 20):
+            f.write(zeros)
+        f.write(b'"}\n')
+        for seq in (4, 5):
+            f.write(encode_event(Event(RECV, seq, T0 + seq, 0, ok.format(ms=T0 // 1000 + seq, seq=seq))))
+
+
+def test_a_gz_that_expands_to_a_huge_line_is_one_problem_in_bounded_memory(tmp_path: Path) -> None:
+    """A raw line over MAX_LINE is never held whole: a 256 MiB line (a 256 KiB .gz) under a 512 MiB
+    address-space limit is one problem naming its file and line, and the lines after it are read."""
+    import json
+    import subprocess
+    import sys
+
+    raw = tmp_path / "host.jsonl.gz"
+    _gz_with_a_huge_line(raw, 256 << 20)
+    assert raw.stat().st_size < 2 << 20
+    done = subprocess.run(
+        [sys.executable, "-c", _REPLAY_UNDER_512_MIB, str(raw), str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd=Path(__file__).parent.parent,
+    )
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    report = json.loads(done.stdout)
+    assert report["problems"] == [f"{raw}:4: line longer than 1,048,576 bytes; line skipped"]
+    assert report["records"] == 2
+
+
+def test_the_decoder_drops_an_over_long_line_in_any_chunking() -> None:
+    from formats.rawcodec import MAX_LINE, OVERLONG
+
+    good = encode_event(Event(RECV, 1, T0, 0, "x"))
+    data = good + b"y" * (MAX_LINE + 1) + b"\n" + good + b"z" * MAX_LINE + b"\n" + good
+    for size in (4093, MAX_LINE - 1, MAX_LINE + 5, len(data)):
+        d = Decoder()
+        blocks = []
+        held = 0
+        for at in range(0, len(data), size):
+            d.receive_data(data[at : at + size])
+            held = max(held, len(d._buffer))
+            blocks.append(d.next_block())
+        d.receive_data(b"")
+        blocks.append(d.next_block())
+        lines = b"".join(blocks).split(b"\n")[:-1]
+        assert lines == [good[:-1], OVERLONG, good[:-1], b"z" * MAX_LINE, good[:-1]], size
+        assert held <= MAX_LINE

@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -297,3 +298,68 @@ def test_unreachable_server_is_retried_and_said_without_a_traceback(tmp_path: Pa
     assert f"cannot connect to {url}: connection refused; retrying in" in output
     assert f"recording 1 channel from {url} (ircv3)" in output
     assert "Traceback" not in output
+
+
+@pytest.mark.parametrize(
+    "server",
+    [
+        f"wss://archivist:{TOKEN}@127.0.0.1:PORT/",
+        f"wss://oauth:{TOKEN}@127.0.0.1:PORT",
+        f"ws://127.0.0.1:PORT/?token={TOKEN}",
+        f"ws://127.0.0.1:PORT/#{TOKEN}",
+        f"ws://{TOKEN}@127.0.0.1:PORT/",
+    ],
+)
+@pytest.mark.parametrize("command", ["record", "archive"])
+def test_a_token_in_the_server_url_is_refused_and_never_shown(tmp_path: Path, server: str, command: str) -> None:
+    """The URL goes into every raw file's open event, the log and a child's command line: one
+    holding a secret is a usage error that never repeats it, before anything is connected."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.settimeout(0.5)
+        url = server.replace("PORT", str(listener.getsockname()[1]))
+        args = ["alpha", "--out", str(tmp_path / "raw")] if command == "record" else ["alpha", "--dir", str(tmp_path)]
+        result = runner.invoke(app, [command, *args, "--server", url])
+        with pytest.raises(TimeoutError):
+            listener.accept()  # nobody ever connected
+    assert result.exit_code == 2, result.output
+    assert "--server must not hold a user name, password, token or query" in result.output
+    assert TOKEN not in result.output
+    assert not [p for p in tmp_path.rglob("*") if p.is_file()]
+
+
+@pytest.mark.parametrize(
+    ("token", "nick", "message"),
+    [
+        (TOKEN + "\r\nPRIVMSG #alpha :injected", "archivist", "the token holds a space, a line break"),
+        (TOKEN + "\nJOIN #other", "archivist", "the token holds a space, a line break"),
+        (TOKEN + "\x00", "archivist", "the token holds a space, a line break"),
+        (TOKEN, "archivist\r\nPRIVMSG #alpha :injected", "--nick 'archivist\\r\\nPRIVMSG #alpha :injected' holds"),
+        (TOKEN, "arch ivist", "holds a space, a control character"),
+        (TOKEN, ":archivist", "leading ':'"),
+    ],
+)
+def test_a_line_break_in_the_token_or_nick_is_refused_before_anything_is_sent(
+    tmp_path: Path, token: str, nick: str, message: str
+) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text(token + "\n")
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.settimeout(0.5)
+        url = f"ws://127.0.0.1:{listener.getsockname()[1]}"
+        args = [
+            "alpha",
+            "--out",
+            str(tmp_path / "raw"),
+            "--server",
+            url,
+            "--nick",
+            nick,
+            "--token-file",
+            str(token_file),
+        ]
+        result = runner.invoke(app, ["record", *args])
+        with pytest.raises(TimeoutError):
+            listener.accept()  # refused before connecting: nothing was sent
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert TOKEN not in result.output

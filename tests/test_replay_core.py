@@ -515,3 +515,33 @@ def test_the_lane_contract_is_declared_and_holds() -> None:
         cls = getattr(importlib.import_module(module), cls_name)
         for name in names:
             assert name in getattr(cls, "__slots__", ()) or callable(getattr(cls, name, None)), (where, name)
+
+
+def test_a_server_time_a_day_from_the_receive_time_is_not_archived(tmp_path: Path) -> None:
+    """A `tmi-sent-ts` in the year 9999 or 1970 (a lie or a broken clock) is a finding, not a
+    record: one would make the archive span centuries. The lane hands such a line to the engine
+    even when it would go to a batch already open (a day ahead, just within the limit)."""
+    t0 = RAW_T0_US // 1_000_000
+
+    def msg(seq: int, at: int, ts_ms: int, text: str) -> Event:
+        return Event(RECV, seq, at, 0, f"@tmi-sent-ts={ts_ms};id=m{seq} :u!u@u PRIVMSG #c :{text}")
+
+    day_ahead = (t0 + 86_399) * 1000  # believed: opens a batch a day ahead
+    events = [
+        Event("open", 1, RAW_T0_US, 0, "ws://x", "twitch"),
+        Event(RECV, 2, RAW_T0_US, 0, "@room-id=1 :tmi.twitch.tv ROOMSTATE #c"),
+        msg(3, RAW_T0_US + 1, t0 * 1000 + 1, "now"),
+        msg(4, RAW_T0_US + 2, 253_402_300_799_000, "year 9999"),
+        msg(5, RAW_T0_US + 3, 1000, "year 1970"),
+        msg(6, RAW_T0_US + 4, day_ahead, "a day ahead"),
+        msg(7, RAW_T0_US + 5, day_ahead + 31_000, "into the open batch, but too far"),
+        msg(8, RAW_T0_US + 6, t0 * 1000 + 7, "now again"),
+    ]
+    _raw_file(tmp_path / "raw.jsonl", events)
+    report = replay([str(tmp_path / "raw.jsonl")], str(tmp_path / "out"))
+    assert report.stats.records == 3
+    assert report.stats.skipped["server time far from receive time"] == 3
+    assert [p.split(":")[0] for p in report.stats.problems] == [f"host.Slug0 seq {n}" for n in (4, 5, 7)]
+    hours = sorted(p.name for p in (tmp_path / "out" / "c" / "chat").iterdir())
+    assert hours == ["2023-11-14T22", "2023-11-15T22"]
+    assert _tree(tmp_path / "out") == _reference_tree(events, tmp_path / "ref")

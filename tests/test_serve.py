@@ -354,3 +354,12 @@ def test_window_reads_beyond_the_slots_are_503_and_listings_still_answer() -> No
     first.close()  # type: ignore[attr-defined]
     assert call(app, "/desertbus/chat.json", EDITOR_WINDOW)[0] == 200
     assert call(app, "/desertbus/chat.json", EDITOR_WINDOW)[0] == 200  # a finished read gave its slot back
+
+
+def test_a_window_of_centuries_reads_only_the_hours_that_exist(app: ChatApp) -> None:
+    """Work follows the archive, not the window a client claims: a jsonl window from 2000 to 9999
+    over two days of chat is answered at once, with exactly the records of those two days."""
+    days = call(app, "/desertbus/chat.jsonl", "start=2023-11-14T00:00:00&end=2023-11-16T00:00:00")
+    centuries = call(app, "/desertbus/chat.jsonl", "start=2000-01-01T00:00:00&end=9999-12-30T00:00:00")
+    assert centuries[0] == days[0] == 200
+    assert centuries[2] == days[2] and days[2].count(b"\n") > 5

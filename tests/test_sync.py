@@ -75,7 +75,8 @@ def run_sync(root: Path, url: str, **kw: Any) -> tuple[Any, list[Refusal]]:
     kw.setdefault("timeout", 2.0)
     kw.setdefault("retries", 1)
     kw.setdefault("backoff", 0.01)
-    stats = sync_once(str(root), [url], start=EVER, end=time.time(), on_refusal=refused.append, **kw)
+    kw.setdefault("end", time.time())
+    stats = sync_once(str(root), [url], start=EVER, on_refusal=refused.append, **kw)
     return stats, refused
 
 
@@ -224,14 +225,15 @@ def test_hostile_hour_and_channel_names_are_refused(tmp_path: Path) -> None:
     node_dir = tmp_path / "node"
     make_archive(node_dir, [1, 61])
     hours = json.dumps(["2023-11-14T22", "../../x", "2023-13-40T99"]).encode()
-    channels = json.dumps(["sim", "../evil", ".hidden"]).encode()
+    channels = json.dumps(["sim", "../evil", ".hidden", "quarantine", "trail\n", "\u202eevil", "con", "lpt1"]).encode()
     with FakeNode(
         str(node_dir), {"/files/sim/chat": lambda h: send(h, 200, hours), "/files": lambda h: send(h, 200, channels)}
     ) as node:
         stats, refused = run_sync(tmp_path / "local", node.url)
     assert stats.files_fetched == 2
     assert sorted(str(r) for r in refused) == sorted(
-        f"{node.url}: /files: channel name {n!r} cannot be a folder: skipped" for n in ("../evil", ".hidden")
+        f"{node.url}: /files: channel name {n!r} cannot be a folder: skipped"
+        for n in ("../evil", ".hidden", "quarantine", "trail\n", "\u202eevil", "con", "lpt1")
     )
     assert sorted(os.listdir(tmp_path / "local")) == [".sync", "sim"]
 
@@ -334,7 +336,7 @@ def test_redirect_to_another_host_is_not_followed(tmp_path: Path) -> None:
                 f"/files/sim/chat/{hour}": _listing_with(node_dir, hour, [name]),
                 f"/segments/sim/chat/{hour}/{name}": redirect,
             },
-            reason="redirects to another host",
+            reason="redirect to another host refused",
         )
         assert elsewhere.requests == []
 
@@ -469,3 +471,173 @@ def test_a_stray_file_at_a_peers_top_is_skipped_with_a_notice_and_the_pass_succe
         bad = runner.invoke(app, ["sync", str(tmp_path / "b"), "--from", node.url, "--since", "2023-01-01"])
     assert bad.exit_code == 1, bad.output
     assert "refused:" in bad.stderr and "/files/sim/chat" in bad.stderr
+
+
+YEAR_9999 = 253_402_300_740  # 9999-12-31T23:59:00Z
+
+
+@pytest.mark.parametrize(
+    ("minute", "times", "now", "reason"),
+    [
+        (T0 + 120, [T0 + 130, YEAR_9999 + 1], None, "line 2: time 253402300741 is more than a day from the file's"),
+        (T0 + 120, [T0 + 130 - 2 * 86_400], None, "more than a day from the file's minute"),
+        (YEAR_9999, [YEAR_9999 + 1], None, "its minute is more than a day ahead of now"),
+        (T0 + 2 * 86_400, [T0 + 2 * 86_400 + 1], T0 + 200, "its minute is more than a day ahead of now"),
+        (1_000_020, [1_000_021], None, "its minute is before 2011"),
+    ],
+)
+def test_a_correctly_hashed_file_at_an_implausible_time_is_refused(
+    tmp_path: Path, minute: int, times: list[int], now: float | None, reason: str
+) -> None:
+    """A peer's file is believed only for times a recorder could have seen: its minute not before
+    2011 nor more than a day ahead of now, its records within a day of its minute. One line each."""
+    node_dir, hour, _ = _good_and(tmp_path)
+    body = format_batch([record(i, time=t) for i, t in enumerate(times)])
+    bad_hour, name = batch_relpath(minute, content_hash(body))
+    listing = (
+        _listing_with(node_dir, hour, [name])
+        if bad_hour == hour
+        else lambda h: send(h, 200, json.dumps([name]).encode())
+    )
+    routes = {
+        f"/files/sim/chat/{bad_hour}": listing,
+        f"/segments/sim/chat/{bad_hour}/{name}": lambda h: send(h, 200, body),
+    }
+    if bad_hour != hour:
+        hours = json.dumps([hour, bad_hour]).encode()
+        routes["/files/sim/chat"] = lambda h: send(h, 200, hours)
+    with FakeNode(str(node_dir), routes) as node:
+        at_now = {} if now is None else {"now": now}
+        stats, refused = run_sync(tmp_path / "local", node.url, end=YEAR_9999 + 3600, **at_now)
+    assert len(refused) == 1 and reason in refused[0].reason, refused
+    assert stats.files_fetched == 2  # the good files came anyway
+    assert all("9999" not in rel and "1970" not in rel for rel in tree(tmp_path / "local")), tree(tmp_path / "local")
+
+
+def test_a_batch_name_in_arabic_indic_digits_is_refused(tmp_path: Path) -> None:
+    """`\\d` matched any script's digits: such a name was written, then the sync died on it."""
+    node_dir, hour, _ = _good_and(tmp_path)
+    body = format_batch([record(130)])
+    name = "\u0660\u0662:00-" + content_hash(body) + ".json"
+    _check_hostile(
+        tmp_path,
+        {
+            f"/files/sim/chat/{hour}": _listing_with(node_dir, hour, [name]),
+            f"/segments/sim/chat/{hour}/{name}": lambda h: send(h, 200, body),
+        },
+        reason="not a batch file name",
+    )
+
+
+class _Decoy:
+    """A loopback listener that must never be contacted: it counts the connections it accepts."""
+
+    def __init__(self) -> None:
+        import socket
+        import threading
+
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock.settimeout(0.1)
+        self.port = self.sock.getsockname()[1]
+        self.accepted = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _addr = self.sock.accept()
+            except OSError:
+                continue
+            self.accepted += 1
+            conn.close()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join()
+        self.sock.close()
+
+
+# Locations two URL parsers read differently (RFC 3986 urlsplit vs WHATWG), or that leave the
+# peer's exact origin: P is the peer's port, D the decoy's.
+PARSER_TRICKS = [
+    "http://127.0.0.1:{D}\\@127.0.0.1:{P}/x",  # WHATWG: a backslash is a slash, the host is before it
+    "http://127.0.0.1:{D}\\anything@127.0.0.1:{P}/x",
+    "http://localhost:{D}\\@127.0.0.1:{P}/x",
+    "/\\127.0.0.1:{D}/x",  # WHATWG: /\ starts an authority; RFC: a path
+    "\\\\127.0.0.1:{D}/x",
+    "http:/127.0.0.1:{D}/x",  # WHATWG: special scheme, host follows; RFC: a path on the same host
+    "http:127.0.0.1:{D}/x",
+    "ht\ttp://127.0.0.1:{D}/x",  # WHATWG drops tabs anywhere
+    "http://127.0.0.1:{D}\t/x",
+    "http://127.0.0.1:{D}\u00a0/x",
+    "HTTP://127.0.0.1:{D}/x",
+    "http://127.0.0.1:{P}@127.0.0.1:{D}/x",  # userinfo
+    "http://user:secret@127.0.0.1:{P}/x",  # userinfo on the right origin: refused all the same
+    "http://127.0.0.1:{D}#@127.0.0.1:{P}/x",
+    "http://127.0.0.1:{D}?@127.0.0.1:{P}/x",
+    "//127.0.0.1:{D}/x",  # scheme-relative
+    "http://127.0.0.1:{D}/x",
+    "http://127.0.0.1:0{P}/x",  # leading zero
+    "http://127.0.0.1:{P_WRAP}/x",  # past 65535 (wraps to the peer's port modulo 65536)
+    "http://127.0.0.1:/x",  # empty port
+    "http://127.0.0.1:+{P}/x",
+    "http://%31%32%37.0.0.1:{D}/x",  # percent-encoded host
+    "http://127.0.0.1%2f@127.0.0.1:{P}/x",
+    "http://[::1%25lo]:{D}/x",  # IPv6 zone id
+    "http://[::ffff:127.0.0.1]:{D}/x",
+    "http://0x7f.1:{P}/x",  # WHATWG: 127.0.0.1; RFC: a name; not the peer's host as written
+    "http://2130706433:{P}/x",
+    "http://127.1:{P}/x",
+    "http://LOCALHOST:{D}/x",
+    "https://127.0.0.1:{P}/x",  # another scheme
+]
+
+
+@pytest.mark.parametrize("trick", PARSER_TRICKS)
+def test_a_redirect_any_parser_reads_elsewhere_is_refused(tmp_path: Path, trick: str) -> None:
+    node_dir, hour, _ = _good_and(tmp_path)
+    name = batch_relpath(T0 + 120, "F" * 43)[1]
+    decoy = _Decoy()
+    try:
+        with FakeNode(str(node_dir)) as probe:
+            peer_port = int(probe.url.rsplit(":", 1)[1])
+        location = trick.format(D=decoy.port, P=peer_port, P_WRAP=peer_port + 65536)
+
+        def redirect(handler: BaseHTTPRequestHandler) -> None:
+            send(handler, 302, b"", headers={"Location": location})
+
+        routes = {
+            f"/files/sim/chat/{hour}": _listing_with(node_dir, hour, [name]),
+            f"/segments/sim/chat/{hour}/{name}": redirect,
+        }
+        with FakeNode(str(node_dir), routes) as node:
+            stats, refused = run_sync(tmp_path / "local", node.url)
+        assert len(refused) == 1 and "redirect to another host refused" in refused[0].reason, refused
+        assert "secret" not in refused[0].reason or "user:secret" in location
+        assert stats.files_fetched == 2
+    finally:
+        decoy.close()
+    assert decoy.accepted == 0
+
+
+@pytest.mark.parametrize(
+    "base",
+    [
+        "http://127.0.0.1:8008\\@example.org/",
+        "http://user:token@127.0.0.1:8008",
+        "http://127.0.0.1:08008",
+        "http://127.0.0.1:99999",
+        "http://%6c%6f%63%61%6c%68%6f%73%74:8008",
+        "http://[::1%25eth0]:8008",
+        "http://127.0.0.1:8008/\t",
+        "http:/127.0.0.1:8008",
+    ],
+)
+def test_a_peer_url_any_parser_reads_otherwise_is_a_usage_error(tmp_path: Path, base: str) -> None:
+    from formats.errors import UsageError
+
+    with pytest.raises(UsageError) as e:
+        sync_once(str(tmp_path / "local"), [base], start=EVER, end=time.time(), timeout=0.5, retries=0)
+    assert "token" not in str(e.value)

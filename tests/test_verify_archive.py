@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +102,7 @@ def test_healthy_archive_with_raw_recordings_and_a_quiet_minute(tmp_path: Path) 
     report = verify_archive(str(tmp_path / "a"), raw=[str(tmp_path / "raw")], jobs=1)
     assert report.findings == []
     (ch,) = report.channels
-    assert ch.minute_states == {M0 + 240: "quiet"}
+    assert [ch.state_of(M0 + 60 * m) for m in (3, 4, 5)] == [None, "quiet", None]
     assert ch.empty_spans == [(M0 + 240, M0 + 300, "quiet")]
     assert report.windows is not None and [w.receiver for w in report.windows] == [R1, R2]
 
@@ -176,7 +177,7 @@ def test_leftover_temp_file_and_foreign_files(tmp_path: Path) -> None:
     (hour / "notes.txt").write_text("hello")
     (hour.parent / "junk").mkdir()
     found = [(f.kind, f.path) for f in verify_archive(str(tmp_path), jobs=1).findings]
-    assert ("temp-file", temp) in found
+    assert ("debris", temp) in found
     assert ("foreign-file", str(hour / "notes.txt")) in found
     assert ("foreign-file", str(hour.parent / "junk")) in found
     assert len(found) == 3
@@ -197,7 +198,7 @@ def test_gap_while_no_recorder_was_connected(tmp_path: Path) -> None:
     gaps = [f for f in report.findings if f.kind == "gap"]
     assert [(f.start, f.end) for f in gaps] == [(M0 + 210, M0 + 345)]
     (ch,) = report.channels
-    assert ch.minute_states == {M0 + 240: "gap", M0 + 300: "gap"}
+    assert ch.empty_spans == [(M0 + 240, M0 + 360, "gap")]
     # host2's last connection has no close: it ends at the recording's last event
     assert [(w.receiver, w.end, w.closed) for w in report.windows or []][-1] == ("host2.Zz9yX.1", M0 + 650, False)
     assert report.exit_status == 1
@@ -294,8 +295,8 @@ def test_cli_json_matches_the_findings(tmp_path: Path) -> None:
     assert [(f["kind"], f["path"], f["line"]) for f in doc["findings"]] == [
         (f.kind, f.path, f.line) for f in report.findings
     ]
-    assert {f["kind"] for f in doc["findings"]} == {"hash-mismatch", "temp-file"}
-    assert doc["counts"] == {"problem": 2, "notice": 0, "unreadable": 0}
+    assert {f["kind"] for f in doc["findings"]} == {"hash-mismatch", "debris"}
+    assert doc["counts"] == {"problem": 1, "notice": 1, "unreadable": 0}
     chan = doc["channels"][CHANNEL]
     assert chan["records"] == 90 and chan["empty_spans"] == [
         {"start": "2023-11-14T22:19:00Z", "end": "2023-11-14T22:20:00Z", "state": "empty"}
@@ -434,3 +435,131 @@ def test_upstreams_lossy_merges_are_counted(tmp_path: Path) -> None:
     write_batch(str(tmp_path), CHANNEL, M0, [alike, folded])
     (finding,) = [f for f in verify_archive(str(tmp_path), jobs=1).findings if f.kind == "lossy-merge"]
     assert finding.severity == "notice" and finding.message.startswith("1 id-less records")
+
+
+# ---------------------------------------------------------------- far-dated records
+
+YEAR_9999 = 253_402_300_740  # 9999-12-31T23:59:00Z
+
+_UNDER_A_GIGABYTE = """
+import resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+from chat_archiver.cli import app
+sys.argv = ["chat-archiver", "verify", sys.argv[1], "--json"]
+app()
+"""
+
+
+def test_one_record_in_the_year_9999_verifies_in_bounded_memory(tmp_path: Path) -> None:
+    """The work follows the minutes that exist: one correctly hashed file timed in 9999 beside a
+    normal one must not make verify enumerate the four billion empty minutes between them."""
+    import subprocess
+    import sys
+
+    build(tmp_path, minutes=range(2))
+    write_batch(str(tmp_path), CHANNEL, YEAR_9999, [privmsg(YEAR_9999 + 1, 999, {R1: 0.2})])
+    done = subprocess.run(
+        [sys.executable, "-c", _UNDER_A_GIGABYTE, str(tmp_path)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).parent.parent,
+    )
+    assert "Traceback" not in done.stderr and "MemoryError" not in done.stderr, done.stderr[-2000:]
+    report = json.loads(done.stdout)
+    chan = report["channels"][CHANNEL]
+    assert chan["last_minute"] == "9999-12-31T23:59:00Z"
+    assert chan["empty_spans"] == [{"start": "2023-11-14T22:16:00Z", "end": "9999-12-31T23:59:00Z", "state": "empty"}]
+    assert [h["hour"] for h in chan["hours"]] == ["2023-11-14T22:00:00Z", "9999-12-31T23:00:00Z"]
+    (finding,) = report["findings"]
+    assert finding["kind"] == "implausible-time" and "9999-12-31T23" in finding["message"]
+
+
+def test_report_of_a_far_dated_record_skips_the_empty_centuries(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from verify.render import render
+
+    build(tmp_path, minutes=range(2))
+    write_batch(str(tmp_path), CHANNEL, YEAR_9999, [privmsg(YEAR_9999 + 1, 999, {R1: 0.2})])
+    console = Console(record=True, width=120)
+    render(verify_archive(str(tmp_path), jobs=1), console)
+    text = console.export_text()
+    assert "days without records" in text
+    assert "9999-12-31" in text and "2023-11-14" in text
+
+
+# ---------------------------------------------------------------- crash debris
+
+
+def _debris(batch_path: str, age: float) -> Path:
+    """A temporary file as formats.store.write_bytes_atomic names it, last changed `age` s ago."""
+    import uuid
+
+    temp = Path(f"{batch_path}.{uuid.uuid4().hex}.temp")
+    temp.write_bytes(b'{"partial')
+    then = time.time() - age
+    os.utime(temp, (then, then))
+    return temp
+
+
+def test_debris_of_a_killed_write_is_a_notice_and_the_next_merge_removes_it(tmp_path: Path) -> None:
+    from merge.directory import merge_tree
+
+    paths = build(tmp_path)
+    old, fresh = _debris(paths[1], 3600), _debris(paths[2], 5)
+    foreign = Path(paths[3] + ".upstream123.temp")
+    foreign.write_bytes(b"")
+    os.utime(foreign, (0, 0))
+    report = verify_archive(str(tmp_path), jobs=1)
+    assert sorted((f.kind, f.severity, f.path) for f in report.findings) == sorted(
+        ("debris", "notice", str(p)) for p in (old, fresh, foreign)
+    )
+    assert report.exit_status == 0  # debris is no problem of the archive
+    merge_tree(str(tmp_path))
+    assert not old.exists()  # a killed writer's
+    assert fresh.exists() and foreign.exists()  # maybe a writer at work now; not ours
+
+
+def test_the_next_replay_into_a_folder_removes_its_debris(tmp_path: Path) -> None:
+    case = FIXTURES / "cases" / "two_recorders"
+    recordings = sorted(str(p) for p in case.glob("*.jsonl"))
+    replay(recordings, str(tmp_path))
+    batch = next(p for p in tmp_path.rglob("*.json"))
+    old = _debris(str(batch), 3600)
+    replay(recordings, str(tmp_path), merge=False)  # the replay alone, no merge after it
+    assert not old.exists()
+    assert "debris" not in kinds(tmp_path)
+
+
+def test_the_receivers_table_shows_who_contributed_what(tmp_path: Path) -> None:
+    """A peer's forged record carries a receiver name it chose: the report lists that receiver with
+    what only it saw and when, beside the real ones."""
+    from rich.console import Console
+
+    from verify.render import render
+
+    build(tmp_path, minutes=range(3))
+    forged = privmsg(M0 + 61, 999, {"peer.Zz0zZ.0": 0.5})
+    write_batch(str(tmp_path), CHANNEL, M0 + 60, [*minute_records(1), forged])  # a second file that minute
+    from merge.directory import merge_tree
+
+    merge_tree(str(tmp_path))
+    console = Console(record=True, width=200)
+    render(verify_archive(str(tmp_path), jobs=1), console)
+    text = console.export_text()
+    row = next(line for line in text.splitlines() if "peer.Zz0zZ.0 " in line).strip("│ ").split()
+    assert row[:6] == ["peer.Zz0zZ.0", "1", "1", "9.1%", "1", "2023-11-14"]  # 1 of the 11 messages of its minute
+    assert row[6] == "22:15"  # when it claims to have received it (first; then last)
+    assert any("only it" in line and "first" in line and "last" in line for line in text.splitlines())
+
+
+def test_batch_files_timed_before_2011_or_beyond_tomorrow_are_a_problem(tmp_path: Path) -> None:
+    build(tmp_path, minutes=range(2))
+    write_batch(str(tmp_path), CHANNEL, 1_000_020, [privmsg(1_000_021, 998, {R1: 0.2})])
+    write_batch(str(tmp_path), CHANNEL, M0 + 2 * 86_400, [privmsg(M0 + 2 * 86_400 + 1, 999, {R1: 0.2})])
+    found = verify_archive(str(tmp_path), jobs=1, now=M0).findings
+    (finding,) = [f for f in found if f.kind == "implausible-time"]
+    assert "2 batch file(s)" in finding.message and "1970-01-12T13, 2023-11-16T22" in finding.message
+    assert not [f for f in verify_archive(str(tmp_path), jobs=1, now=M0 + 2 * 86_400).findings if "2023" in f.message]

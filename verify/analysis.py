@@ -13,13 +13,23 @@ the peer. Medians need `SKEW_MIN_SAMPLES` exact records to be trusted; fewer are
 
 from __future__ import annotations
 
+import bisect
 import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from formats.canonical import BATCH_INTERVAL
-from verify.coverage import ChatCounts, Window, classify_empty_minutes, minute_spans, uncovered
+from verify.coverage import (
+    ChatCounts,
+    Window,
+    classify_empty_runs,
+    empty_runs,
+    in_runs,
+    minute_spans,
+    uncovered,
+    unknown_outside,
+)
 from verify.findings import Finding, exit_status
 from verify.tally import ChannelTally, ReceiverTally, recorder_of
 
@@ -65,13 +75,40 @@ class ChannelReport:
     tally: ChannelTally
     first_minute: int | None
     last_minute: int | None
-    minute_states: dict[int, str]  # empty minutes only: quiet / gap / empty
-    empty_spans: list[tuple[int, int, str]]  # runs of empty minutes of one state
+    empty_spans: list[tuple[int, int, str]]  # runs of empty minutes of one state: quiet / gap / empty
     gaps: list[tuple[float, float]]  # spans with no connection (with raw recordings only)
     receivers: list[ReceiverSummary]
     recorder_shares: dict[str, float]
     single_clusters: list[tuple[int, int, int]]  # (start, end, messages only one receiver saw)
-    hours: list[HourSummary]
+    hours: list[HourSummary]  # the hours holding records; a wholly empty hour lies inside `empty_spans`
+
+    def state_of(self, minute: int) -> str | None:
+        """`quiet`, `gap` or `empty` for an empty minute between the first and the last; None otherwise."""
+        return span_state(self.empty_spans, minute)
+
+    @property
+    def empty_minutes(self) -> int:
+        return sum((b - a) // BATCH_INTERVAL for a, b, _s in self.empty_spans)
+
+
+def span_state(spans: list[tuple[int, int, str]], at: int) -> str | None:
+    """The state of the (sorted, disjoint) span holding `at`, or None."""
+    i = bisect.bisect_right(spans, (at, float("inf"))) - 1
+    if i >= 0 and spans[i][0] <= at < spans[i][1]:
+        return spans[i][2]
+    return None
+
+
+def spans_meeting(spans: list[tuple[int, int, str]], lo: int, hi: int) -> list[tuple[int, int, str]]:
+    """The (sorted, disjoint) spans that meet [lo, hi), clipped to it."""
+    i = max(0, bisect.bisect_right(spans, (lo, float("inf"))) - 1)
+    out = []
+    while i < len(spans) and spans[i][0] < hi:
+        a, b, state = spans[i]
+        if b > lo:
+            out.append((max(a, lo), min(b, hi), state))
+        i += 1
+    return out
 
 
 @dataclass
@@ -166,9 +203,6 @@ def analyse_channel(
     minutes = tally.minutes
     first = min(minutes) if minutes else None
     last = max(minutes) if minutes else None
-    empty: list[int] = []
-    if first is not None and last is not None:
-        empty = [m for m in range(first, last + BATCH_INTERVAL, BATCH_INTERVAL) if m not in minutes]
 
     gaps: list[tuple[float, float]] = []
     known: tuple[float, float] | None = None  # the span the raw recordings speak for
@@ -205,7 +239,8 @@ def analyse_channel(
                         end=hi,
                     )
                 )
-    lacking = [m for m in empty if raw_chat and raw_chat.get(m)]
+    holes = empty_runs(minutes)
+    lacking = [m for m in sorted(raw_chat or ()) if raw_chat and raw_chat[m] and in_runs(holes, m)]
     for lo, hi in minute_spans(lacking):
         lines = sum(raw_chat.get(m, 0) for m in range(lo, hi, BATCH_INTERVAL)) if raw_chat else 0
         span = f"the minute {iso(lo)}" if hi - lo == BATCH_INTERVAL else f"{iso(lo)} to {iso(hi)}"
@@ -220,15 +255,9 @@ def analyse_channel(
             )
         )
     real_gaps = [g for g in gaps if g[1] - g[0] >= MIN_GAP]
-    states = classify_empty_minutes(empty, real_gaps, windows is not None)
-    for m in states:  # minutes the recordings say nothing about are unknown, not quiet
-        if windows is not None and (known is None or m + BATCH_INTERVAL <= known[0] or m >= known[1]):
-            states[m] = "empty"
-
-    empty_spans: list[tuple[int, int, str]] = []
-    for state in ("empty", "quiet", "gap"):
-        empty_spans.extend((a, b, state) for a, b in minute_spans(m for m, s in states.items() if s == state))
-    empty_spans.sort()
+    empty_spans = classify_empty_runs(holes, real_gaps, windows is not None)
+    if windows is not None:  # minutes the recordings say nothing about are unknown, not quiet
+        empty_spans = unknown_outside(empty_spans, known)
 
     if tally.stale:
         findings.append(
@@ -275,27 +304,24 @@ def analyse_channel(
     }
 
     hours: dict[int, HourSummary] = {}
-    if first is not None and last is not None:
-        for m in range(first, last + BATCH_INTERVAL, BATCH_INTERVAL):
-            h = m - m % 3600
-            hs = hours.get(h)
-            if hs is None:
-                hours[h] = hs = HourSummary(h, 0, 0, 0, 0, 0)
-            counts = minutes.get(m)
-            if counts is not None:
-                hs.records += counts[0]
-                hs.messages += counts[1]
-                hs.single += counts[2]
-            else:
-                hs.empty_minutes += 1
-                if states.get(m) == "gap":
-                    hs.gap_minutes += 1
+    for m, counts in minutes.items():  # the hours holding records, never the span between them
+        h = m - m % 3600
+        hs = hours.get(h)
+        if hs is None:
+            hours[h] = hs = HourSummary(h, 0, 0, 0, 0, 0)
+        hs.records += counts[0]
+        hs.messages += counts[1]
+        hs.single += counts[2]
+    for h, hs in hours.items():
+        for a, b, state in spans_meeting(empty_spans, h, h + 3600):
+            hs.empty_minutes += (b - a) // BATCH_INTERVAL
+            if state == "gap":
+                hs.gap_minutes += (b - a) // BATCH_INTERVAL
     return ChannelReport(
         channel,
         tally,
         first,
         last,
-        states,
         empty_spans,
         gaps,
         _summaries(tally),

@@ -15,6 +15,8 @@ Everything here is pure: events in, windows and spans out.
 
 from __future__ import annotations
 
+import math
+from bisect import bisect_right
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -152,7 +154,8 @@ def uncovered(start: float, end: float, windows: Iterable[tuple[float, float]]) 
 
 
 def minute_spans(minutes: Iterable[int]) -> list[tuple[int, int]]:
-    """Runs of consecutive batch times, as [first, last + 60) spans."""
+    """Runs of consecutive batch times, as [first, last + 60) spans (work proportional to the
+    minutes given)."""
     spans: list[tuple[int, int]] = []
     for minute in sorted(minutes):
         if spans and spans[-1][1] == minute:
@@ -162,19 +165,92 @@ def minute_spans(minutes: Iterable[int]) -> list[tuple[int, int]]:
     return spans
 
 
-def classify_empty_minutes(
-    empty: Iterable[int],
+def in_runs(runs: list[tuple[int, int]], minute: int) -> bool:
+    """Whether `minute` lies in one of `runs` (sorted, disjoint [start, end) spans)."""
+    i = bisect_right(runs, (minute, math.inf)) - 1
+    return i >= 0 and runs[i][0] <= minute < runs[i][1]
+
+
+def unknown_outside(spans: list[tuple[int, int, str]], known: tuple[float, float] | None) -> list[tuple[int, int, str]]:
+    """`spans` (sorted (start, end, state) runs of empty minutes) with every minute the raw
+    recordings say nothing about (one not meeting `known`, or all of them when None) named `empty`:
+    unknown, not quiet. Work proportional to the spans."""
+    if known is None:
+        lo_m = hi_m = 0
+    else:
+        lo_m = math.floor(known[0] / BATCH_INTERVAL) * BATCH_INTERVAL  # first minute ending after known[0]
+        hi_m = math.ceil(known[1] / BATCH_INTERVAL) * BATCH_INTERVAL  # end of the last starting before known[1]
+    out: list[tuple[int, int, str]] = []
+
+    def add(a: int, b: int, state: str) -> None:
+        if b <= a:
+            return
+        if out and out[-1][1] == a and out[-1][2] == state:
+            out[-1] = (out[-1][0], b, state)
+        else:
+            out.append((a, b, state))
+
+    for a, b, state in spans:
+        if hi_m <= lo_m:
+            add(a, b, "empty")
+            continue
+        add(a, min(b, lo_m), "empty")
+        add(max(a, lo_m), min(b, hi_m), state)
+        add(max(a, hi_m), b, "empty")
+    return out
+
+
+def empty_runs(minutes: Iterable[int]) -> list[tuple[int, int]]:
+    """The runs of empty minutes between the minutes that hold records, as [first, last + 60) spans.
+
+    One run per hole, however long: the work follows the minutes that exist, never the span between
+    the first and the last (a record timed centuries away must not make billions of empty minutes)."""
+    runs: list[tuple[int, int]] = []
+    previous: int | None = None
+    for minute in sorted(minutes):
+        if previous is not None and minute > previous + BATCH_INTERVAL:
+            runs.append((previous + BATCH_INTERVAL, minute))
+        previous = minute
+    return runs
+
+
+def classify_empty_runs(
+    runs: Iterable[tuple[int, int]],
     gaps: list[tuple[float, float]],
     have_raw: bool,
-) -> dict[int, str]:
-    """Name each empty minute: `quiet` (a recorder was connected all minute long), `gap` (at some
-    point nobody was), or `empty` (no raw recordings were given, so nobody can tell)."""
-    result: dict[int, str] = {}
-    for minute in empty:
+) -> list[tuple[int, int, str]]:
+    """Name the minutes of each empty run, as (start, end, state) spans in order: `quiet` (a recorder
+    was connected all minute long), `gap` (at some point nobody was), or `empty` (no raw recordings
+    were given, so nobody can tell). `gaps` are sorted and disjoint, as `uncovered` returns them; the
+    work is proportional to the runs and the gaps, not to the minutes they span."""
+    out: list[tuple[int, int, str]] = []
+
+    def add(a: int, b: int, state: str) -> None:
+        if b <= a:
+            return
+        if out and out[-1][1] == a and out[-1][2] == state:
+            out[-1] = (out[-1][0], b, state)
+        else:
+            out.append((a, b, state))
+
+    first_gap = 0
+    for start, end in sorted(runs):
         if not have_raw:
-            result[minute] = "empty"
+            add(start, end, "empty")
             continue
-        end = minute + BATCH_INTERVAL
-        hit = any(lo < end and hi > minute for lo, hi in gaps)
-        result[minute] = "gap" if hit else "quiet"
-    return result
+        cursor = start
+        while first_gap < len(gaps) and gaps[first_gap][1] <= start:
+            first_gap += 1  # gaps are sorted and disjoint, so their ends are sorted too
+        i = first_gap
+        while i < len(gaps) and gaps[i][0] < end:
+            lo, hi = gaps[i]
+            # a minute m is a gap minute when [m, m + 60) meets (lo, hi)
+            g_from = max(cursor, int(lo // BATCH_INTERVAL) * BATCH_INTERVAL)
+            g_to = min(end, -int(-hi // BATCH_INTERVAL) * BATCH_INTERVAL)
+            if g_to > g_from:
+                add(cursor, g_from, "quiet")
+                add(g_from, g_to, "gap")
+                cursor = g_to
+            i += 1
+        add(cursor, end, "quiet")
+    return out

@@ -3,7 +3,8 @@
     ROOT/CHANNEL/chat/YYYY-MM-DDTHH/MM:00-HASH.json
 
 Anything else under `chat/` was not written by an archiver: a leftover temporary file
-(`NAME.json.<uuid>.temp`, from a write that never reached its rename), a stray file, a folder that
+(`NAME.json.<uuid>.temp`, from a write that never reached its rename: debris, not a problem of the
+archive, since its records are in no file and the write that was killed is redone), a stray file, a folder that
 is not an hour. Several batch files for one minute are legal between merges, but a merged archive
 has one, so they are reported as `unmerged`.
 """
@@ -13,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from formats.canonical import BATCH_INTERVAL, parse_batch_name
-from formats.store import TEMP_SUFFIX
+from formats.canonical import BATCH_INTERVAL, EARLIEST_TIME, MAX_AHEAD, batch_relpath, parse_batch_name
+from formats.store import DEBRIS_AGE, TEMP_SUFFIX, is_debris_name
 from verify.findings import Finding
 
 
@@ -41,7 +42,12 @@ def classify_hour_entry(
         if parsed is not None:
             return BatchEntry(channel, parsed[0], parsed[1], path)
         if name.endswith(TEMP_SUFFIX):
-            return Finding("temp-file", "leftover temporary file (an interrupted write)", path, channel=channel)
+            fate = (
+                f"the next replay or merge of this folder removes it once it is {DEBRIS_AGE // 60} minutes old"
+                if is_debris_name(name)
+                else "not ours: delete it once nothing is writing"
+            )
+            return Finding("debris", f"leftover temporary file of an interrupted write ({fate})", path, channel=channel)
     what = "folder" if is_dir else "file"
     return Finding("foreign-file", f"{what} that is not a batch file", path, channel=channel)
 
@@ -92,4 +98,30 @@ def unmerged_findings(entries: Iterable[BatchEntry]) -> list[Finding]:
                     channel=channel,
                 )
             )
+    return findings
+
+
+def implausible_time_findings(entries: Iterable[BatchEntry], now: float) -> list[Finding]:
+    """One finding per channel naming its batch files timed before EARLIEST_TIME or more than
+    MAX_AHEAD past `now` (forged, or written by a broken clock): replay and sync no longer archive
+    such records. `now` comes from the caller."""
+    by_channel: dict[str, list[BatchEntry]] = {}
+    for e in entries:
+        if e.batch_time < EARLIEST_TIME or e.batch_time > now + MAX_AHEAD:
+            by_channel.setdefault(e.channel, []).append(e)
+    findings = []
+    for channel, found in sorted(by_channel.items()):
+        found.sort()
+        hours = sorted({batch_relpath(e.batch_time, "")[0] for e in found})
+        named = ", ".join(hours[:5])
+        more = f" and {len(hours) - 5} more" if len(hours) > 5 else ""
+        findings.append(
+            Finding(
+                "implausible-time",
+                f"{len(found)} batch file(s) timed before 2011 or more than a day ahead of now"
+                f" (hours {named}{more}): a forged or broken time; move them out",
+                found[0].path,
+                channel=channel,
+            )
+        )
     return findings

@@ -7,7 +7,8 @@ The coverage heat map draws one row per hour and one cell per minute: the cell's
 many records the minute holds relative to the busiest minute, and empty minutes show what they
 are: a dot quiet (a recorder was connected), a red cross a gap (nobody was), `?` unknown (no raw
 recordings given). Archives longer than `HEATMAP_MAX_HOURS` get one row per day and one cell per
-hour instead, so the map stays readable.
+hour instead, so the map stays readable; there a stretch of more than `HEATMAP_MAX_EMPTY_DAYS`
+days without a record is one line, so a record timed centuries away draws no centuries of rows.
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from verify.analysis import ChannelReport, Report, iso
+from verify.analysis import ChannelReport, HourSummary, Report, iso, spans_meeting
 from verify.findings import NOTICE, PROBLEM, UNREADABLE
 from verify.tally import RANGE_CLASSES
 
-JSON_VERSION = 1
+JSON_VERSION = 2
 HEATMAP_MAX_HOURS = 72
+HEATMAP_MAX_EMPTY_DAYS = 7
 FINDINGS_SHOWN = 40
 _SHADES = "▁▂▃▄▅▆▇█"
 _EMPTY_MARK = {"quiet": ("·", "dim"), "gap": ("×", "bold red"), "empty": ("?", "yellow")}
@@ -149,27 +151,42 @@ def _heatmap(ch: ChannelReport) -> RenderableType:
     else:
         hourly = {hs.hour: hs for hs in ch.hours}
         peak = max((hs.records for hs in ch.hours), default=1) or 1
-        first_day = ch.first_minute - ch.first_minute % 86400
         text.append("day (UTC)   " + "".join(str(i).ljust(6) for i in range(0, 24, 6)) + "\n", style="dim")
-        unknown = "empty" in ch.minute_states.values()  # no raw recordings: an empty hour is unexplained
-        for d in range(first_day, ch.last_minute + 1, 86400):
-            text.append(f"{_fmt_time(d)[:10]}  ", style="dim")
-            for h in range(d, d + 86400, 3600):
-                hs = hourly.get(h)
-                if hs is None:
-                    text.append(" ")
-                elif hs.gap_minutes:
-                    text.append("×", style="bold red")
-                elif hs.records == 0:
-                    mark, style = _EMPTY_MARK["empty" if unknown else "quiet"]
-                    text.append(mark, style=style)
-                else:
-                    text.append(_SHADES[min(7, int(8 * hs.records / peak))], style="green")
-            text.append("\n")
+        unknown = any(state == "empty" for _a, _b, state in ch.empty_spans)  # no raw recordings given
+        days = sorted({hs.hour - hs.hour % 86400 for hs in ch.hours})  # the days holding records
+        previous: int | None = None
+        for day in days:
+            if previous is not None and day - previous > 86400 * (HEATMAP_MAX_EMPTY_DAYS + 1):
+                skipped = (day - previous) // 86400 - 1
+                text.append(f"... {_n(skipped)} days without records ...\n", style="dim")
+            elif previous is not None:
+                for d in range(previous + 86400, day, 86400):
+                    _day_row(text, d, ch, hourly=hourly, peak=peak, unknown=unknown)
+            _day_row(text, day, ch, hourly=hourly, peak=peak, unknown=unknown)
+            previous = day
     text.append(
         "shade: records per minute (per hour beyond 3 days); · quiet  × nobody connected  ? unknown", style="dim"
     )
     return text
+
+
+def _day_row(
+    text: Text, day: int, ch: ChannelReport, *, hourly: dict[int, HourSummary], peak: int, unknown: bool
+) -> None:
+    text.append(f"{_fmt_time(day)[:10]}  ", style="dim")
+    for h in range(day, day + 86400, 3600):
+        hs = hourly.get(h)
+        states = {state for _a, _b, state in spans_meeting(ch.empty_spans, h, h + 3600)}
+        if hs is None and not states:
+            text.append(" ")  # before the first or after the last minute
+        elif "gap" in states:
+            text.append("×", style="bold red")
+        elif hs is None:
+            mark, style = _EMPTY_MARK["empty" if unknown else "quiet"]
+            text.append(mark, style=style)
+        else:
+            text.append(_SHADES[min(7, int(8 * hs.records / peak))], style="green")
+    text.append("\n")
 
 
 def _cell(text: Text, minute: int, counts: list[int] | None, peak: int, ch: ChannelReport) -> None:
@@ -177,7 +194,7 @@ def _cell(text: Text, minute: int, counts: list[int] | None, peak: int, ch: Chan
         text.append(" ")
         return
     if counts is None:
-        mark, style = _EMPTY_MARK[ch.minute_states.get(minute, "empty")]
+        mark, style = _EMPTY_MARK[ch.state_of(minute) or "empty"]
         text.append(mark, style=style)
         return
     shade = _SHADES[min(7, int(8 * counts[0] / peak))] if peak else _SHADES[0]
@@ -186,7 +203,11 @@ def _cell(text: Text, minute: int, counts: list[int] | None, peak: int, ch: Chan
 
 def _period_table(ch: ChannelReport) -> Table:
     """Counts per hour, or per day when the archive is longer than the heat map's hourly rows."""
-    daily = len(ch.hours) > HEATMAP_MAX_HOURS
+    daily = (
+        ch.first_minute is not None
+        and ch.last_minute is not None
+        and ((ch.last_minute - ch.first_minute) // 3600 + 1 > HEATMAP_MAX_HOURS)
+    )
     rows: dict[int, list[int]] = {}
     for hs in ch.hours:
         key = hs.hour - hs.hour % 86_400 if daily else hs.hour
@@ -217,7 +238,7 @@ def _channel_panel(ch: ChannelReport) -> Panel:
     parts.append(
         Text(
             f"{_n(t.files)} files, {_n(t.records)} records, {_n(t.messages)} messages with an id, "
-            f"{_n(sum(1 for _ in ch.minute_states))} empty minutes; {span} UTC"
+            f"{_n(ch.empty_minutes)} empty minutes; {span} UTC"
         )
     )
     parts.append(_heatmap(ch))
@@ -234,20 +255,29 @@ def _channel_panel(ch: ChannelReport) -> Panel:
         parts.append(gaps)
 
     recv = Table(title="receivers", title_justify="left", box=None)
-    for col in ("receiver", "lines", "msgs seen", "share", "only it", "delay p05", "p50", "p95"):
-        recv.add_column(col, justify="left" if col == "receiver" else "right")
+    # who contributed what: every receiver name the records carry (a peer's too, whatever it claims),
+    # what it saw, what only it saw, and when; the receive delays in a table of their own, so each
+    # fits 80 columns
+    for col in ("receiver", "lines", "msgs seen", "share", "only it", "first .. last"):
+        recv.add_column(col, justify="left" if col in ("receiver", "first .. last") else "right", no_wrap=True)
+    delays = Table(title="receive delay (s)", title_justify="left", box=None)
+    for col in ("receiver", "p05", "p50", "p95"):
+        delays.add_column(col, justify="left" if col == "receiver" else "right", no_wrap=True)
     for r in ch.receivers:
+        first, last = _fmt_time(r.first)[:16], _fmt_time(r.last)[:16]
+        if first[:10] == last[:10]:
+            last = last[11:]  # the same day: its time only
         recv.add_row(
             r.name,
             _n(r.observations),
             _n(r.seen),
             "-" if r.share is None else f"{100 * r.share:.1f}%",
             _n(r.sole),
-            _fmt_delay(r.delay_p05),
-            _fmt_delay(r.delay_p50),
-            _fmt_delay(r.delay_p95),
+            f"{first} .. {last}",
         )
+        delays.add_row(r.name, _fmt_delay(r.delay_p05), _fmt_delay(r.delay_p50), _fmt_delay(r.delay_p95))
     parts.append(recv)
+    parts.append(delays)
     if ch.recorder_shares:
         parts.append(
             Text(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -22,7 +23,14 @@ from verify.batch import FileScan, check_batch
 from verify.coverage import ChatCounts, Window, connection_windows, count_chat
 from verify.findings import Finding
 from verify.fresh import FreshIndex, index_events
-from verify.listing import BatchEntry, classify_hour_entry, name_findings, quarantine_findings, unmerged_findings
+from verify.listing import (
+    BatchEntry,
+    classify_hour_entry,
+    implausible_time_findings,
+    name_findings,
+    quarantine_findings,
+    unmerged_findings,
+)
 from verify.tally import ChannelTally
 
 # Below this many files a pool costs more (starting workers) than it saves.
@@ -188,14 +196,17 @@ def verify_archive(
     jobs: int | None = None,
     on_listed: Callable[[int], None] | None = None,
     on_file: Callable[[], None] | None = None,
+    now: float | None = None,
 ) -> Report:
     """Check an archive and return the full report. Raises VerifyError if the root cannot be read.
+    Batch files timed more than a day past `now` (the clock if not given) are reported.
 
     `on_listed(n)` is called once the n batch files are known, `on_file()` after each is checked:
     the CLI hangs its progress bar on them.
     """
     listing = list_archive(root, channel)
     findings = list(listing.findings)
+    findings.extend(implausible_time_findings(listing.entries, time.time() if now is None else now))
     fresh = FreshIndex() if raw else None
     chat: ChatCounts = {}
     windows = read_windows(raw, findings, fresh, chat) if raw else None

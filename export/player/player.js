@@ -148,7 +148,7 @@
       var parts = b.split("/"), label = parts[0] + (parts[1] && parts[1] !== "1" ? " " + parts[1] : "");
       var uri = Object.prototype.hasOwnProperty.call(IMAGES.b, b) ? imageOf(IMAGES.b[b]) : null;
       if (uri) { return imgHtml(uri, label, "badge-img"); }
-      return label ? '<span class="badge">' + esc(label) + "</span>" : "";
+      return label ? '<span class="badge">' + bdi(label) + "</span>" : "";
     }).join("");
   }
 
@@ -176,24 +176,28 @@
 
   Player.prototype.messageAt = function (i) { return this.filter ? this.filter[i] : i; };
 
+  // Every text a user chose goes in a <bdi>: a right-to-left override (U+202E) or any other bidi
+  // control in a name or a message then reorders only that text, never the rest of the row.
+  function bdi(text) { return "<bdi>" + esc(text) + "</bdi>"; }
+
   Player.prototype.rowHtml = function (k) {
     var row = this.m.rows[k], user = this.m.users[row[2]] || ["", "", "", ""];
     var login = user[0], color = readable(COLOR_RE.test(user[2]) ? user[2] : stableColor(login));
-    var name = esc(displayName(login, user[1])), text = row[3] || "";
+    var name = bdi(displayName(login, user[1])), text = row[3] || "";
     var abs = new Date(this.startMs + row[0]);
     var html = '<span class="ts">' + abs.toISOString().slice(11, 19) + "</span>" + badgesHtml(user[3]);
     var nameHtml = '<span class="name" style="color:' + color + '">' + name + "</span>";
     var spans = row[1] === "U" ? row[5] : row[6];
     if (row[1] === "U") {
-      html += '<span class="sys">\u2605 ' + esc(row[4] || "user notice") + "</span>";
-      if (text) { html += nameHtml + '<span class="body">: ' + bodyHtml(text, spans) + "</span>"; }
+      html += '<span class="sys">\u2605 ' + bdi(row[4] || "user notice") + "</span>";
+      if (text) { html += nameHtml + '<span class="body">: <bdi>' + bodyHtml(text, spans) + "</bdi></span>"; }
     } else {
-      if (row[4]) { html += '<span class="reply">\u21aa @' + esc(row[4]) + ": " + esc(row[5] || "") + "</span>"; }
+      if (row[4]) { html += '<span class="reply">\u21aa @' + bdi(row[4]) + ": " + bdi(row[5] || "") + "</span>"; }
       var action = meAction(text);
       if (action !== null) {
-        html += '<span class="me" style="color:' + color + '">' + nameHtml + ' <span class="body">' + bodyHtml(action, spans) + "</span></span>";
+        html += '<span class="me" style="color:' + color + '">' + nameHtml + ' <span class="body"><bdi>' + bodyHtml(action, spans) + "</bdi></span></span>";
       } else {
-        html += nameHtml + '<span class="body">: ' + bodyHtml(text, spans) + "</span>";
+        html += nameHtml + '<span class="body">: <bdi>' + bodyHtml(text, spans) + "</bdi></span>";
       }
     }
     var cls = this.m.removed[k] <= this.t ? "row removed" : "row";
@@ -332,13 +336,21 @@
     var player = new Player(meta, buildModel(data));
     window.chatPlayer = player;
     bind(player);
-    function fromHash() {
-      var hash = /(?:^#|&)t=([0-9.]+)/.exec(location.hash);
+    // `#t=SECONDS`: a finite non-negative decimal number, else the fragment is ignored
+    function hashSeconds() {
+      var match = /(?:^#|&)t=([^&]*)/.exec(location.hash);
+      if (!match || !/^(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)$/.test(match[1])) { return null; }
+      var seconds = Number(match[1]);
+      return isFinite(seconds) && seconds >= 0 ? seconds : null;
+    }
+    function fromHash(first) {
+      var seconds = hashSeconds();
+      if (seconds === null && first !== true) { return; }
       player.follow = true;
-      player.seek(hash ? Number(hash[1]) * 1000 : 0);
+      player.seek(seconds === null ? 0 : seconds * 1000);
     }
     window.addEventListener("hashchange", fromHash);
-    fromHash();
+    fromHash(true);
     player.firstRenderMs = performance.now();
     document.documentElement.dataset.ready = "1";
   }
