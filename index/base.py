@@ -224,6 +224,10 @@ class SqlIndex:
     def _text_clause(self, terms: list[Term]) -> tuple[str, list[Any]]:
         raise NotImplementedError
 
+    def _messages_source(self, query: Query) -> str:
+        """The FROM of `messages`: a backend may name the index to walk (a plan, never a different answer)."""
+        return "messages m"
+
     def _words_value(self, words: Sequence[str]) -> Any:
         raise NotImplementedError
 
@@ -482,7 +486,9 @@ class SqlIndex:
         else:
             # choose the page first, then read lines and removals for its rows only (a common word
             # matches a quarter of the channel: its lines must not all go through the sort)
-            page = f"SELECT m.id FROM messages m WHERE {where} {ordered} LIMIT ? OFFSET ?"
+            with self._lock:
+                source = self._messages_source(query)
+            page = f"SELECT m.id FROM {source} WHERE {where} {ordered} LIMIT ? OFFSET ?"
             params += [2**62 if query.limit is None else query.limit, query.offset]
             sql = f"SELECT {columns} FROM messages m WHERE m.id IN ({page}) {ordered}"
         with self._lock:

@@ -14,7 +14,9 @@ FTS tokens made only of `[a-z0-9_]` (SQLite, `fts_token`).
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Sequence
 
 from index.api import MAX_TERMS, QueryError
 
@@ -26,6 +28,8 @@ Term = tuple[str, ...]  # one word, or the words of a phrase in order
 
 def _folded_words(text: str) -> list[str]:
     """The words of a text, in order, case-folded (then cut again, in case folding made a separator)."""
+    if text.isascii():
+        return _WORD_RE.findall(text.lower())  # ASCII: folding is lowering, and makes no separator
     out: list[str] = []
     for w in _WORD_RE.findall(text):
         out.extend(_WORD_RE.findall(w.casefold()))
@@ -67,6 +71,7 @@ def matches(terms: list[Term], text_words_: list[str]) -> bool:
     return True
 
 
+@functools.lru_cache(maxsize=65536)
 def fts_token(word: str) -> str:
     """A word as an FTS5 token of the `ascii` tokenizer (with `_` a token character): plain
     `[a-z0-9]+` words stay as they are, anything else becomes `_` and its UTF-8 in hex. The result
@@ -76,8 +81,8 @@ def fts_token(word: str) -> str:
     return "_" + word.encode("utf-8").hex()
 
 
-def fts_document(words_: list[str]) -> str:
-    return " ".join(fts_token(w) for w in words_)
+def fts_document(words_: Sequence[str]) -> str:
+    return " ".join(map(fts_token, words_))
 
 
 def fts_match(terms: list[Term]) -> str:

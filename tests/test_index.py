@@ -22,6 +22,7 @@ from formats.canonical import batch_time_of, format_batch
 from formats.store import iter_batch_files, write_batch_bytes
 from index import ChatIndex, IndexDamaged, Query, QueryError, open_index
 from index.api import Day, Month
+from index.sqlite import SqliteIndex
 from index.text import fts_match, parse_query, text_words
 from tests.index_model import Model
 from tests.pgserver import postgres_server, require_postgres
@@ -398,3 +399,52 @@ def test_random_message_is_one_of_the_rows(seed: int) -> None:
     assert index.random_message("chan", user_id="9", seed=seed) is None
     index.close()
     shutil.rmtree(root)
+
+
+def test_a_common_word_gives_every_page_in_time_order(make_index: Factory) -> None:
+    """A word in most of a channel's messages: SQLite then walks the channel's time index instead of
+    sorting the matches (a plan, chosen by the match count); every page, both ways, with ties in
+    time, other channels and removals, must still be the model's."""
+    t = float(INDEX_T0)
+    records = []
+    for i in range(60):
+        text = "kappa pog" if i % 4 else "hello there"
+        at = t + (i // 3) * 7.5  # three messages share each time: ties broken by key
+        records.append(_msg(i, at, f"user{i % 5}", str(i % 5 + 1), text))
+        records.append(_msg(1000 + i, at, "other", "9", "kappa", channel="other"))
+    records.append(
+        (
+            "chan",
+            index_record(
+                "CLEARMSG",
+                t + 100,
+                {"login": "user1", "target-msg-id": "id6", "tmi-sent-ts": str(int((t + 100) * 1000))},
+                ["#chan", "kappa pog"],
+                "tmi.twitch.tv",
+            ),
+        )
+    )
+    root = fresh_root()
+    try:
+        write_archive(root, records)
+        index = make_index(root)
+        index.update()
+        model = Model(records)
+        if isinstance(index, SqliteIndex):
+            assert "INDEXED BY" in index._messages_source(Query(channel="chan", text="kappa", limit=5))
+            assert "INDEXED BY" not in index._messages_source(Query(channel="chan", text="hello", limit=5))
+        for text in ("kappa", '"kappa pog"', "hello"):
+            for oldest_first in (False, True):
+                for include_removed in (False, True):
+                    for limit, offset in ((5, 0), (5, 7), (1, 44), (100, 0), (0, 0)):
+                        q = Query(
+                            channel="chan",
+                            text=text,
+                            limit=limit,
+                            offset=offset,
+                            oldest_first=oldest_first,
+                            include_removed=include_removed,
+                        )
+                        assert answer(index, q) == model.answer(q), q
+    finally:
+        shutil.rmtree(root)
