@@ -145,7 +145,7 @@ def _justlog_api(root: str, index_url: str | None, optout_file: str | None, web:
     the lines to print once serving (which of the two, and the opt-out list). A named index that
     cannot be opened, or a bad opt-out file, ends the command (exit 2)."""
     from formats.errors import InputError  # noqa: PLC0415
-    from index import ChatIndexError, default_url, open_index  # noqa: PLC0415
+    from index import ChatIndexError, default_url, open_index, safe_url, scrub_url  # noqa: PLC0415
     from serve.justlog import JustlogApi, OptOutList  # noqa: PLC0415
 
     notes: list[str] = []
@@ -168,14 +168,15 @@ def _justlog_api(root: str, index_url: str | None, optout_file: str | None, web:
             )
             return JustlogApi(None, optout, web=web), notes
     elif not url.startswith(("postgresql://", "postgres://")) and not os.path.exists(url.removeprefix("sqlite:")):
-        fail(f"{url}: no such index (build it with `chat-archiver index {root} --db {url}`)")
+        shown = safe_url(url)
+        fail(f"{shown}: no such index (build it with `chat-archiver index {root} --db {shown}`)")
     try:
         first = open_index(root, url)
         first.check()
         channels = len(first.channels())
         description = first.description
     except ChatIndexError as e:
-        fail(f"cannot use the index {url}: {e}")
+        fail(f"cannot use the index {safe_url(url)}: {scrub_url(str(e), url)}")
     notes.append(f"justlog API on: index {description} ({channels} channels)")
     opened = [first]
 

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 from index.api import ChatIndex, ChatIndexError, IndexDamaged, IndexUnavailable, Query, QueryError
 from index.sqlite import SqliteIndex, remove_index_file
@@ -22,7 +23,35 @@ __all__ = [
     "QueryError",
     "default_url",
     "open_index",
+    "safe_url",
+    "scrub_url",
 ]
+
+
+def _is_pg(url: str) -> bool:
+    return url.startswith(("postgresql://", "postgres://"))
+
+
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^:/@]*):[^@]*@")
+
+
+def safe_url(url: str) -> str:
+    """`url` as it may be printed: a PostgreSQL URL without its password; any other `scheme://`
+    URL (a mistyped scheme) without a `user:password@` part; a path as it is."""
+    if not _is_pg(url):
+        return _USERINFO.sub(r"\1:***@", url)
+    from index.pg import safe_description  # noqa: PLC0415 - psycopg is loaded only for PostgreSQL
+
+    return safe_description(url)
+
+
+def scrub_url(text: str, url: str) -> str:
+    """`text` (an error message) without `url`'s password, wherever it appears."""
+    if not _is_pg(url):
+        return text.replace(url, safe_url(url))
+    from index.pg import scrub  # noqa: PLC0415 - psycopg is loaded only for PostgreSQL
+
+    return scrub(text, url)
 
 
 def default_url(root: str) -> str:

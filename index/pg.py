@@ -13,6 +13,7 @@ Rows are bulk-loaded with COPY into a temporary table, then upserted in one stat
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -56,16 +57,31 @@ def safe_description(url: str) -> str:
     return f"postgresql://{user + '@' if user else ''}{where}/{db}"
 
 
+def scrub(text: str, url: str) -> str:
+    """`text` (an error message) with the URL and its password taken out: psycopg's errors can
+    echo the connection string, and a message is printed and logged."""
+    text = text.replace(url, safe_description(url))
+    password = ""
+    try:
+        password = str(conninfo_to_dict(url).get("password") or "")
+    except Exception:
+        # an unparsable URL: take whatever sits between `user:` and `@`
+        found = re.match(r"^[a-z]+://[^:/@]*:([^@]*)@", url)
+        password = found.group(1) if found else ""
+    return text.replace(password, "***") if password else text
+
+
 class PostgresIndex(SqlIndex):
     def __init__(self, root: str, url: str) -> None:
         super().__init__(root)
         self.description = safe_description(url) if psycopg is not None else "postgresql"
+        self._url = url
         if psycopg is None:
             raise IndexUnavailable("PostgreSQL needs psycopg: pip install 'psycopg[binary]'")
         try:
             self._conn = psycopg.connect(url, autocommit=True)
         except psycopg.Error as e:
-            raise IndexUnavailable(f"{self.description}: cannot connect: {_first_line(e)}") from None
+            raise IndexUnavailable(f"{self.description}: cannot connect: {scrub(_first_line(e), url)}") from None
         self._in_transaction = False
         version = self._version()
         if version is None:
@@ -85,8 +101,8 @@ class PostgresIndex(SqlIndex):
 
     def _fail(self, e: Exception) -> Exception:
         if isinstance(e, psycopg.OperationalError):  # the server, not the index: a connection lost
-            return IndexUnavailable(f"{self.description}: {_first_line(e)}")
-        return IndexDamaged(f"{self.description}: {_first_line(e)}")
+            return IndexUnavailable(f"{self.description}: {scrub(_first_line(e), self._url)}")
+        return IndexDamaged(f"{self.description}: {scrub(_first_line(e), self._url)}")
 
     def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         try:

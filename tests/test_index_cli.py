@@ -133,3 +133,23 @@ def test_the_live_follower_keeps_the_index_current() -> None:
 def test_index_options_outside_follow_are_refused() -> None:
     result = runner.invoke(app, ["replay", "raw/", "-o", "out/", "--index"])
     assert result.exit_code == 2 and "--index and --index-db go with --follow" in result.stderr
+
+
+def test_serve_never_prints_the_index_password() -> None:
+    """`serve --index` with a PostgreSQL URL that cannot be used (or a mistyped scheme) says so
+    without the URL's password, in the URL and in the connection error."""
+    root = _archive()
+    result = runner.invoke(app, ["serve", root, "--index", "postgresql://u:hunter2@127.0.0.1:1/x"])
+    assert result.exit_code == 2 and "cannot use the index postgresql://u@127.0.0.1:1/x" in result.stderr
+    assert "hunter2" not in result.output
+    result = runner.invoke(app, ["serve", root, "--index", "postgress://u:hunter2@127.0.0.1:1/x"])
+    assert result.exit_code == 2 and "no such index" in result.stderr
+    assert "hunter2" not in result.output
+
+
+def test_scrub_takes_the_password_out_of_an_error_that_echoes_the_connection_string() -> None:
+    from index import scrub_url
+
+    url = "postgresql://u:hunter2@127.0.0.1:1/x"
+    said = scrub_url(f"invalid connection option in {url}; password=hunter2 host=127.0.0.1", url)
+    assert "hunter2" not in said and "postgresql://u@127.0.0.1:1/x" in said
