@@ -15,6 +15,7 @@ that does not know the field ignores it.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -29,21 +30,37 @@ TYPE_CODES = {"PRIVMSG": 1, "CLEARCHAT": 2, "USERNOTICE": 4}
 ACTION_PREFIX = "\x01ACTION "
 
 
+SENT_TS_SLACK = 86400.0  # a `tmi-sent-ts` further than this from the archive's time is not believed
+LAST_SECOND = 253402300799  # 9999-12-31T23:59:59Z, the last second a date can be written for
+
+
 def message_time(message: Message) -> float:
-    """The server's time of the message: `tmi-sent-ts` (milliseconds) when it has one, else the
-    start of its time range (the archive's `time`)."""
+    """The server's time of the message: `tmi-sent-ts` (milliseconds) when it has one within a day
+    of the archive's `time`, else the start of its time range (the archive's `time`): a tag is
+    whatever the sender wrote, and a wild one must not move the message (or break its page)."""
     sent = message.tags.get("tmi-sent-ts")
     if isinstance(sent, str) and sent.isascii() and sent.isdigit() and len(sent) <= 15:
-        return int(sent) / 1000
+        seconds = int(sent) / 1000
+        if abs(seconds - message.time) <= SENT_TS_SLACK:
+            return seconds
     return message.time
 
 
+def _whole_second(seconds: float) -> int:
+    """`seconds` as a whole second a date can be written for: clamped to 1970..9999, 0 when it is
+    not a number (any stored time renders; the answer is already under way when it is formatted)."""
+    if math.isnan(seconds):
+        return 0
+    return int(min(max(seconds, 0.0), float(LAST_SECOND)) // 1)
+
+
 def rfc3339(seconds: float, *, millis: bool) -> str:
-    """`2024-06-15T12:00:00Z`, with `.123` when `millis` and the milliseconds are not zero."""
-    whole = int(seconds // 1)
+    """`2024-06-15T12:00:00Z`, with `.123` when `millis` and the milliseconds are not zero. Never
+    raises: a time outside 1970..9999 is clamped to it."""
+    whole = _whole_second(seconds)
     moment = datetime.fromtimestamp(whole, UTC)
     text = moment.strftime("%Y-%m-%dT%H:%M:%S")
-    ms = round((seconds - whole) * 1000)
+    ms = round((seconds - whole) * 1000) if 0 <= seconds - whole < 1 else 0
     if millis and 0 < ms < 1000:
         text += f".{ms:03d}"
     return text + "Z"
@@ -161,7 +178,7 @@ def basic_json(message: Message) -> dict[str, Any]:
 
 def text_line(message: Message) -> str:
     """`[2024-06-15 12:00:00] #channel login: text`, or `#channel text` without a login."""
-    when = datetime.fromtimestamp(int(message_time(message) // 1), UTC).strftime("%Y-%m-%d %H:%M:%S")
+    when = datetime.fromtimestamp(_whole_second(message_time(message)), UTC).strftime("%Y-%m-%d %H:%M:%S")
     login = login_of(message)
     text = friendly_text(message)
     who = f"{login}: " if login else ""

@@ -95,3 +95,12 @@ def test_removed_messages_say_so() -> None:
     gone = row("PRIVMSG", "x", {}, removed=True, removed_at=1718452801.0)
     assert fmt.justlog_json(gone)["removed"] is True and fmt.basic_json(gone)["removed"] is True
     assert "removed" not in fmt.justlog_json(row("PRIVMSG", "x", {}))
+
+
+def test_times_outside_what_a_date_can_say_are_clamped_never_raised() -> None:
+    """Any stored time renders: before 1970 as 1970, past 9999 as 9999, not a number as 1970."""
+    assert fmt.rfc3339(1e12, millis=True) == "9999-12-31T23:59:59Z"
+    assert fmt.rfc3339(-5.5, millis=True) == "1970-01-01T00:00:00Z"
+    assert fmt.rfc3339(float("nan"), millis=False) == "1970-01-01T00:00:00Z"
+    assert fmt.rfc3339(float("inf"), millis=True) == "9999-12-31T23:59:59Z"
+    assert fmt.rfc3339(1718452800.25, millis=True) == "2024-06-15T12:00:00.250Z"

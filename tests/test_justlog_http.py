@@ -27,6 +27,7 @@ from serve.justlog import JustlogApi, OptOutList, keyset_pages
 from serve.server import Running
 from tests import justlog_archive as ja
 from tests import pgserver
+from tests.archives import write_batch
 
 pytestmark = pytest.mark.integration
 
@@ -641,3 +642,26 @@ def test_serve_command_without_an_index_says_so(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 2 and "bad.txt:2:" in done.stderr, done.stderr
+
+
+def test_a_wild_tmi_sent_ts_does_not_break_the_day(tmp_path: Path) -> None:
+    """A `tmi-sent-ts` of 15 digits (a year past 9999) on a stored message: the day, the month and
+    a search still answer, with the message at the archive's own time."""
+    root = str(tmp_path / "archive")
+    line = ja.privmsg("2024-06-15 12:00:00", "wild", "77", "mallory", "78", "far future", "w-1")
+    line = line.replace(f"tmi-sent-ts={ja.ms('2024-06-15 12:00:00')}", "tmi-sent-ts=999999999999999")
+    assert "tmi-sent-ts=999999999999999" in line
+    rec = ja.record(line)
+    rec["time"] = ja.ms("2024-06-15 12:00:00") / 1000
+    rec["receivers"] = {ja.RECEIVER: rec["time"] + 0.1}
+    write_batch(root, "wild", int(rec["time"] // 60) * 60, [rec])
+    url = "sqlite:" + str(tmp_path / "index.sqlite")
+    built = open_index(root, url)
+    built.update()
+    built.close()
+    with serving(root, make_api(root, url)) as base:
+        for path in ("/channel/wild/2024/6/15?json", "/channel/wild/user/mallory/2024/6?json"):
+            (message,) = get_json(base + path)["messages"]
+            assert message["timestamp"] == "2024-06-15T12:00:00Z", path
+        status, _, body = request(base + "/channel/wild/2024/6/15")
+        assert status == 200 and body.startswith(b"[2024-06-15 12:00:00] #wild mallory: far future"), body
