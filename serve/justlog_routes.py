@@ -34,6 +34,7 @@ from serve.routes import Reject
 MAX_QUERY = 8192  # longer than any search a person types; anything past it is refused (400)
 MAX_FIELDS = 64
 MAX_LIMIT = 10_000_000
+MAX_OFFSET = 100_000  # rows skipped are read and thrown away: one request must not scan a whole channel
 WORD = re.compile(r"[A-Za-z0-9_]+")  # justlog's `\w+` for path segments (Go's \w is ASCII)
 ID_PREFIX = "id:"  # the justlog frontend marks ids so in its own URLs; accepted on id parameters
 TOP_LEVEL = ("channels", "list", "capabilities", "optout", "namehistory")
@@ -322,6 +323,8 @@ def _options(params: list[tuple[str, str]], span: Span | None, content_type: str
         return limit
     if isinstance(offset, Reject):
         return offset
+    if offset is not None and offset > MAX_OFFSET:
+        return Reject(400, f"Invalid param: offset must be at most {MAX_OFFSET} (narrow the time with from/to)")
     return Options(fmt, reverse=_has(params, "reverse"), span=span, limit=limit, offset=offset or 0)
 
 

@@ -379,6 +379,10 @@ def test_limit_and_offset(base: str) -> None:
     ids = [m["id"] for m in get_json(f"{base}{GEMPIR_JUNE}?json&limit=2&offset=1")["messages"]]
     assert ids == ["g-jun15a", "g-me"]
     assert request(f"{base}{GEMPIR_JUNE}?json&limit=-1")[0] == 400
+    # an offset is rows read and thrown away: capped, so no request scans a whole channel
+    assert request(f"{base}{GEMPIR_JUNE}?json&offset=100000")[:3:2] == (404, b"could not load logs\n")
+    status, _, body = request(f"{base}/channel/pajlada?json&offset=100001")
+    assert status == 400 and body.startswith(b"Invalid param: offset must be at most 100000"), body
 
 
 def test_renamed_user_and_name_history(base: str) -> None:
