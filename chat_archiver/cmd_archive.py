@@ -26,10 +26,13 @@ from chat_archiver import media_options
 from chat_archiver.cmd_record import TOKEN_ENV, DialectChoice, _check_port, check_connection
 from chat_archiver.console import EXIT_PROBLEMS, command, exit_interrupted, fail, note, os_error, out, warn
 from formats.errors import ArchiverError
+from formats.rawcodec import DIALECT_TWITCH
 from live.follow import FollowOptions, default_checkpoint_path, follow
 from live.supervisor import ArchiveCollector, ChildSpec, Supervisor
 from recorder.recorder import DEFAULT_SERVER
 from replay.timestamps import Timing
+
+INDEX_DB_ENV = "CHAT_ARCHIVER_INDEX_DB"  # the follower's index URL, from `archive` (see follower_spec)
 
 
 def _log(level: str, message: str) -> None:
@@ -192,6 +195,54 @@ class IndexUpdater:
         self.index.close()
 
 
+def follower_spec(
+    cli: list[str], raw: Path, archive: Path, state: Path, *, idle: float, index: bool, db: str | None
+) -> ChildSpec:
+    """The follower child of `archive`. The index URL travels in its environment (INDEX_DB_ENV),
+    never on its command line, which every user of the host sees in `ps`: it may hold a password."""
+    argv = [*cli, "replay", str(raw), "--out", str(archive), "--follow", "--idle", str(idle)]
+    argv += ["--checkpoint", str(state / "follow-checkpoint.json")]
+    argv += ["--status-file", str(state / "follow-status.json")]
+    argv += ["--index"] if index else []
+    env = {k: v for k, v in os.environ.items() if k != INDEX_DB_ENV}  # not one left over from outside
+    if index and db:
+        env[INDEX_DB_ENV] = db
+    return ChildSpec("follower", argv, "follower", env=env)
+
+
+def emote_sets_spec(
+    cli: list[str],
+    archive: Path,
+    channels: list[str],
+    every: float,
+    *,
+    token_file: Path | None,
+    dialect: str,
+    allow_private: bool,
+) -> ChildSpec:
+    """The emote-sets child of `archive`. It sends its token to Twitch (to check it and fetch
+    badges), so it gets one only when the recorders log in to Twitch (the twitch dialect): the
+    password of another IRC server must never reach Twitch, from --token-file or CHAT_ARCHIVER_TOKEN."""
+    argv = [*cli, "emotes", str(archive), *channels, "--every", str(every)]
+    twitch = dialect == DIALECT_TWITCH
+    argv += ["--token-file", str(token_file)] if token_file and twitch else []
+    argv += ["--allow-private-addresses"] if allow_private else []
+    env = None if twitch else {k: v for k, v in os.environ.items() if k != TOKEN_ENV}
+    return ChildSpec("emote-sets", argv, "media", env=env)
+
+
+def warn_if_password(option: str, url: str) -> None:
+    """Say once (without the password) that an index URL holds a password: it is never printed,
+    but a command line is visible to every user of the host."""
+    from index import has_password  # noqa: PLC0415 (the index stage loads only when it is used)
+
+    if has_password(url):
+        warn(
+            f"{option}: the URL holds a password, which every user of this host can see in `ps`; "
+            "put it in PGPASSWORD or ~/.pgpass instead"
+        )
+
+
 def register(app: typer.Typer) -> None:
     @command(app, "archive")
     def archive_command(
@@ -277,7 +328,8 @@ def register(app: typer.Typer) -> None:
             None,
             "--index-db",
             metavar="URL",
-            help="The search index (default DIR/archive/.index.sqlite): index's --db.",
+            help="The search index (default DIR/archive/.index.sqlite): index's --db. A PostgreSQL password "
+            "belongs in PGPASSWORD or ~/.pgpass, not the URL.",
         ),
         metrics_port: int = typer.Option(None, "--metrics-port", metavar="PORT", help="Serve Prometheus metrics here."),
         metrics_addr: str = typer.Option(
@@ -336,7 +388,7 @@ def register(app: typer.Typer) -> None:
         base = name or socket.gethostname().split(".")[0] or "recorder"
         names = [base] if recorders == 1 else [f"{base}-{i}" for i in range(1, recorders + 1)]
         _check_port("--metrics-port", metrics_port)
-        check_connection(
+        _checked, chosen, _token = check_connection(
             channels,
             server=server or DEFAULT_SERVER,
             dialect=dialect,
@@ -366,28 +418,9 @@ def register(app: typer.Typer) -> None:
             argv += ["--gzip"] if gzip_finished else []
             children.append(ChildSpec(f"recorder-{i}", argv, "recorder"))
         status_path = state / "follow-status.json"
-        children.append(
-            ChildSpec(
-                "follower",
-                [
-                    *cli,
-                    "replay",
-                    str(raw),
-                    "--out",
-                    str(archive),
-                    "--follow",
-                    "--idle",
-                    str(idle),
-                    "--checkpoint",
-                    str(state / "follow-checkpoint.json"),
-                    "--status-file",
-                    str(status_path),
-                    *(["--index"] if index else []),
-                    *(["--index-db", db] if index and db else []),
-                ],
-                "follower",
-            )
-        )
+        if index and db:
+            warn_if_password("--index-db", db)
+        children.append(follower_spec(cli, raw, archive, state, idle=idle, index=index, db=db))
         media_status = state / "media-status.json"
         if not no_emotes or media_links:
             media_options.check(twitch_cdn, allow_private)
@@ -397,10 +430,17 @@ def register(app: typer.Typer) -> None:
             )
             children.append(ChildSpec("media", argv, "media"))
         if emote_sets > 0:  # a child like the others: restarted if it dies, stopped with them
-            argv = [*cli, "emotes", str(archive), *channels, "--every", str(emote_sets)]
-            argv += ["--token-file", str(token_file)] if token_file else []
-            argv += ["--allow-private-addresses"] if allow_private else []
-            children.append(ChildSpec("emote-sets", argv, "media"))
+            children.append(
+                emote_sets_spec(
+                    cli,
+                    archive,
+                    channels,
+                    emote_sets,
+                    token_file=token_file,
+                    dialect=chosen,
+                    allow_private=allow_private,
+                )
+            )
         supervisor = Supervisor(
             children, log=_log, state_path=str(state / "supervisor.json"), backoff_max=max(restart_backoff, 0.1)
         )

@@ -12,7 +12,7 @@ from index import ChatIndex, ChatIndexError, IndexDamaged, Query, open_index
 
 DB_HELP = (
     "The index: a SQLite file (sqlite:PATH or a path; default ROOT/.index.sqlite) or a PostgreSQL URL "
-    "(postgresql://USER@HOST/DB; a password there is never printed)."
+    "(postgresql://USER@HOST/DB; a password there is never printed, but belongs in PGPASSWORD or ~/.pgpass)."
 )
 
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
 import typer
 from rich.table import Table
 
-from chat_archiver.cmd_archive import run_follow
+from chat_archiver.cmd_archive import INDEX_DB_ENV, run_follow, warn_if_password
 from chat_archiver.console import EXIT_PROBLEMS, command, err, fail, note, number, os_error, out, progress, warn
 from chat_archiver.inputs import raw_files_or_fail
 from formats.errors import ArchiverError, UsageError
@@ -151,8 +152,12 @@ def register(app: typer.Typer) -> None:
         index: bool = typer.Option(
             False, "--index/--no-index", help="With --follow: update the search index after each minute."
         ),
-        db: str = typer.Option(
-            None, "--index-db", metavar="URL", help="With --index: the search index (default ROOT/.index.sqlite)."
+        db: str | None = typer.Option(
+            None,
+            "--index-db",
+            metavar="URL",
+            help="With --index: the search index (default ROOT/.index.sqlite; or CHAT_ARCHIVER_INDEX_DB, which "
+            "`archive` sets). A PostgreSQL password belongs in PGPASSWORD or ~/.pgpass, not the URL.",
         ),
     ) -> None:
         """Turn raw recordings into the chat archive.
@@ -187,6 +192,11 @@ def register(app: typer.Typer) -> None:
                 fail("--follow takes no --channel, --since, --until, --jobs or --no-merge")
         elif index or db:
             fail("--index and --index-db go with --follow (for an archive already written: chat-archiver index ROOT)")
+        if follow and index:
+            if db:
+                warn_if_password("--index-db", db)
+            else:
+                db = os.environ.get(INDEX_DB_ENV) or None
         if follow:
             run_follow(
                 raw_paths,

@@ -22,6 +22,7 @@ __all__ = [
     "Query",
     "QueryError",
     "default_url",
+    "has_password",
     "open_index",
     "safe_url",
     "scrub_url",
@@ -43,6 +44,15 @@ def safe_url(url: str) -> str:
     from index.pg import safe_description  # noqa: PLC0415 - psycopg is loaded only for PostgreSQL
 
     return safe_description(url)
+
+
+def has_password(url: str) -> bool:
+    """Whether `url` holds a password (in `user:password@` or a `password=` parameter)."""
+    if not _is_pg(url):
+        return bool(_USERINFO.match(url))
+    from index.pg import password_of  # noqa: PLC0415 - psycopg is loaded only for PostgreSQL
+
+    return bool(password_of(url))
 
 
 def scrub_url(text: str, url: str) -> str:

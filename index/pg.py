@@ -57,17 +57,21 @@ def safe_description(url: str) -> str:
     return f"postgresql://{user + '@' if user else ''}{where}/{db}"
 
 
+def password_of(url: str) -> str:
+    """The password `url` holds ("" for none): `user:password@` or a `password=` parameter."""
+    try:
+        return str(conninfo_to_dict(url).get("password") or "")
+    except Exception:
+        # an unparsable URL: take whatever sits between `user:` and `@`
+        found = re.match(r"^[a-z]+://[^:/@]*:([^@]*)@", url)
+        return found.group(1) if found else ""
+
+
 def scrub(text: str, url: str) -> str:
     """`text` (an error message) with the URL and its password taken out: psycopg's errors can
     echo the connection string, and a message is printed and logged."""
     text = text.replace(url, safe_description(url))
-    password = ""
-    try:
-        password = str(conninfo_to_dict(url).get("password") or "")
-    except Exception:
-        # an unparsable URL: take whatever sits between `user:` and `@`
-        found = re.match(r"^[a-z]+://[^:/@]*:([^@]*)@", url)
-        password = found.group(1) if found else ""
+    password = password_of(url)
     return text.replace(password, "***") if password else text
 
 

@@ -48,6 +48,9 @@ class ChildSpec:
     name: str
     argv: list[str]
     role: str  # "recorder", "follower" or "media" (stopped in that order)
+    # the child's whole environment (None: the supervisor's); how a secret reaches a child, since
+    # a command line is visible to every user of the host in `ps`
+    env: dict[str, str] | None = None
 
 
 @dataclass
@@ -84,7 +87,7 @@ class Supervisor:
     def _start(self, child: _Child) -> None:
         # Each child in its own process group: a Ctrl-C in the terminal reaches the supervisor
         # only, which stops the children in the right order.
-        child.proc = subprocess.Popen(child.spec.argv, start_new_session=True)
+        child.proc = subprocess.Popen(child.spec.argv, start_new_session=True, env=child.spec.env)
         child.started = time.monotonic()
         self.log("info", f"started {child.spec.name} (pid {child.proc.pid})")
         self._write_state()

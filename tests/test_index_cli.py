@@ -153,3 +153,37 @@ def test_scrub_takes_the_password_out_of_an_error_that_echoes_the_connection_str
     url = "postgresql://u:hunter2@127.0.0.1:1/x"
     said = scrub_url(f"invalid connection option in {url}; password=hunter2 host=127.0.0.1", url)
     assert "hunter2" not in said and "postgresql://u@127.0.0.1:1/x" in said
+
+
+def test_archive_hands_the_index_url_to_its_follower_in_the_environment() -> None:
+    """`archive --index-db URL`: the follower's command line (visible in `ps`) holds no password;
+    the URL is in its environment, and `replay --follow --index` uses it from there."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from chat_archiver.cmd_archive import INDEX_DB_ENV, follower_spec
+
+    url = "postgresql://u:hunter2@127.0.0.1:1/x"
+    spec = follower_spec(["chat-archiver"], Path("raw"), Path("archive"), Path("state"), idle=5, index=True, db=url)
+    assert "--index" in spec.argv and not any("hunter2" in a for a in spec.argv)
+    assert spec.env is not None and spec.env[INDEX_DB_ENV] == url
+    spec = follower_spec(["chat-archiver"], Path("raw"), Path("archive"), Path("state"), idle=5, index=True, db=None)
+    assert spec.env is not None and INDEX_DB_ENV not in spec.env
+
+    work = tempfile.mkdtemp()
+    raw = os.path.join(work, "host1.jsonl")
+    shutil.copy(os.path.join(os.path.dirname(__file__), "..", "fixtures", "cases", "twitch_full", "host1.jsonl"), raw)
+    out, db = os.path.join(work, "out"), os.path.join(work, "elsewhere.sqlite")
+    args = ["replay", raw, "-o", out, "--follow", "--until-idle", "--idle", "0", "--index"]
+    result = runner.invoke(app, args, env={INDEX_DB_ENV: db})
+    assert result.exit_code == 0, result.output
+    assert os.path.isfile(db) and not os.path.exists(os.path.join(out, ".index.sqlite"))
+
+
+def test_an_index_url_with_a_password_is_warned_about_without_the_password() -> None:
+    result = runner.invoke(
+        app,
+        ["replay", "raw/", "-o", "out/", "--follow", "--index", "--index-db", "postgresql://u:hunter2@127.0.0.1:1/x"],
+    )
+    assert "PGPASSWORD or ~/.pgpass" in result.stderr and "hunter2" not in result.output

@@ -119,3 +119,32 @@ def test_a_media_helper_is_stopped_with_the_others(tmp_path: Path) -> None:
     runner.join(30)
     assert not runner.is_alive() and not any(sup.up().values())
     assert (tmp_path / "media").read_text().strip()  # it got SIGTERM, not left running
+
+
+@pytest.mark.parametrize(("dialect", "gets_token"), [("twitch", True), ("ircv3", False)])
+def test_the_emote_sets_child_gets_a_token_only_for_twitch(
+    dialect: str, gets_token: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The emotes child sends its token to Twitch: the password of another IRC server (from
+    --token-file or an inherited CHAT_ARCHIVER_TOKEN) must not reach it."""
+    from chat_archiver.cmd_archive import emote_sets_spec
+
+    monkeypatch.setenv("CHAT_ARCHIVER_TOKEN", "hunter2")
+    spec = emote_sets_spec(
+        ["chat-archiver"], Path("archive"), ["chan"], 6, token_file=Path("tok"), dialect=dialect, allow_private=False
+    )
+    assert ("--token-file" in spec.argv) is gets_token
+    env = os.environ if spec.env is None else spec.env
+    assert ("CHAT_ARCHIVER_TOKEN" in env) is gets_token
+
+
+def test_a_child_runs_with_its_own_environment(tmp_path: Path) -> None:
+    out = tmp_path / "env.txt"
+    code = f"import os; open({str(out)!r}, 'w').write(os.environ.get('ONLY_HERE', '-'))"
+    spec = ChildSpec("media", [sys.executable, "-c", code], "media", env={**os.environ, "ONLY_HERE": "yes"})
+    sup = Supervisor([spec], log=lambda level, m: None, backoff_max=0.1)
+    sup._start(sup.children[0])
+    proc = sup.children[0].proc
+    assert proc is not None
+    proc.wait(timeout=30)
+    assert out.read_text() == "yes"
