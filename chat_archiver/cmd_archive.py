@@ -13,6 +13,7 @@ import signal
 import socket
 import sys
 import threading
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,6 +33,7 @@ from live.supervisor import ArchiveCollector, ChildSpec, Supervisor
 from recorder.recorder import DEFAULT_SERVER
 from replay.timestamps import Timing
 
+INDEX_RETRY_AFTER = 10.0  # seconds before a failed index pass is tried again
 INDEX_DB_ENV = "CHAT_ARCHIVER_INDEX_DB"  # the follower's index URL, from `archive` (see follower_spec)
 
 
@@ -157,6 +159,7 @@ class IndexUpdater:
         self._pending: dict[str, set[int]] = {}
         self._wake = threading.Condition()
         self._closing = False
+        self.retry_after = INDEX_RETRY_AFTER
         self._thread = threading.Thread(target=self._run, name="index", daemon=True)
         self._thread.start()
 
@@ -166,6 +169,8 @@ class IndexUpdater:
             self._wake.notify()
 
     def _run(self) -> None:
+        from index import ChatIndexError  # noqa: PLC0415 - only with --index
+
         caught_up = False
         while True:
             with self._wake:
@@ -180,12 +185,30 @@ class IndexUpdater:
                     caught_up = True
                 else:
                     reports = [self.index.update_minutes(ch, ms) for ch, ms in sorted(pending.items())]
-            except Exception as e:  # derived data: said, and the next pass tries again
-                _log("warn", f"index: {e}")
+            except Exception as e:  # derived data: said, and the minutes are tried again
+                if isinstance(e, ChatIndexError):
+                    _log("warn", f"index: {e}")
+                else:  # a bug: its traceback belongs in the log
+                    _log("warn", f"index: unexpected {type(e).__name__}: {e}\n{traceback.format_exc().rstrip()}")
+                if not self._retry_later(pending):
+                    return
                 continue
             for report in reports:
                 for problem in report.problems:
                     _log("warn", f"index: damaged batch file skipped: {problem}")
+
+    def _retry_later(self, pending: dict[str, set[int]]) -> bool:
+        """Put the minutes of a failed pass back and wait `retry_after` (or until closing); False
+        when closing: the minutes are left for `chat-archiver index`, which always catches up."""
+        with self._wake:
+            for channel, minutes in pending.items():
+                self._pending.setdefault(channel, set()).update(minutes)
+            if not self._closing:
+                self._wake.wait_for(lambda: self._closing, timeout=self.retry_after)
+            if self._closing:
+                _log("warn", "index: not up to date; `chat-archiver index` brings it up to date")
+                return False
+        return True
 
     def close(self) -> None:
         with self._wake:

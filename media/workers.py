@@ -13,6 +13,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+import traceback
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -168,7 +169,8 @@ class Background:
                 self.log(f"{self.kind} {key}: {e}")
             except Exception as e:  # a bug must not kill the worker (the queue would stall)
                 self.stats.add("fetches", (self.kind, "error"))
-                self.log(f"{self.kind} {key}: unexpected {type(e).__name__}: {e}")
+                # a bug: its traceback belongs in the log
+                self.log(f"{self.kind} {key}: unexpected {type(e).__name__}: {e}\n{traceback.format_exc().rstrip()}")
             with self._lock:
                 self._pending.discard(key)
                 if ok:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from typing import Any
 
 from typer.testing import CliRunner
 
@@ -187,3 +188,32 @@ def test_an_index_url_with_a_password_is_warned_about_without_the_password() -> 
         ["replay", "raw/", "-o", "out/", "--follow", "--index", "--index-db", "postgresql://u:hunter2@127.0.0.1:1/x"],
     )
     assert "PGPASSWORD or ~/.pgpass" in result.stderr and "hunter2" not in result.output
+
+
+def test_a_failed_index_pass_keeps_its_minutes_for_the_next() -> None:
+    """The follower's index thread: a pass that fails (the index unreachable a moment) puts its
+    minutes back and tries them again, rather than dropping them until the next restart."""
+    import threading
+
+    from chat_archiver.cmd_archive import IndexUpdater
+    from index import IndexUnavailable
+
+    root = _archive()
+    updater = IndexUpdater(root, None)
+    updater.retry_after = 0.01
+    calls: list[str] = []
+    done = threading.Event()
+    real_update = updater.index.update
+
+    def flaky_update() -> Any:
+        calls.append("update")
+        if len(calls) == 1:
+            raise IndexUnavailable("the index is away for a moment")
+        done.set()
+        return real_update()
+
+    updater.index.update = flaky_update  # type: ignore[method-assign]
+    updater.after_merge("chan", {int(INDEX_T0) // 60 * 60})
+    assert done.wait(30), calls
+    updater.close()
+    assert calls == ["update", "update"]

@@ -243,3 +243,18 @@ def test_what_may_pass_is_retried_by_itself_with_a_growing_wait() -> None:
     assert bg.retry_due() == 1 and bg.drain(5)
     bg.close()
     assert tries == ["down", "gone", "down", "down"]
+
+
+def test_an_unexpected_error_is_logged_with_its_traceback() -> None:
+    """A bug in a handler does not stop the worker, and its traceback is in the log."""
+    lines: list[str] = []
+
+    def handle(key: str) -> None:
+        raise KeyError(key)
+
+    bg = Background("t", handle, MediaStats(), workers=1, log=lines.append)
+    bg.offer("k1")
+    assert bg.drain(30)
+    bg.close()
+    assert len(lines) == 1 and "unexpected KeyError" in lines[0]
+    assert "Traceback (most recent call last)" in lines[0] and "in handle" in lines[0]
