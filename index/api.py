@@ -251,8 +251,11 @@ class ChatIndex(Protocol):
         """How many rows the query selects (ignoring offset and limit)."""
         ...
 
-    def random_message(self, channel: str, user_id: str | None = None, seed: int | None = None) -> Message | None:
-        """One row chosen uniformly from the channel's rows (or that user's), None if there is none."""
+    def random_message(
+        self, channel: str, user_id: str | None = None, seed: int | None = None, total: int | None = None
+    ) -> Message | None:
+        """One row chosen uniformly from the channel's rows (or that user's), None if there is none.
+        `total` is their count when the caller has it (`count`): several picks, one count."""
         ...
 
     def user_id_of(self, login: str) -> str | None:

@@ -500,9 +500,11 @@ class SqlIndex:
         with self._lock:
             return int(self._fetch(f"SELECT count(*) FROM messages m WHERE {where}", params)[0][0])
 
-    def random_message(self, channel: str, user_id: str | None = None, seed: int | None = None) -> Message | None:
-        query = Query(channel=channel, user_id=user_id, oldest_first=True)
-        total = self.count(query)
+    def random_message(
+        self, channel: str, user_id: str | None = None, seed: int | None = None, total: int | None = None
+    ) -> Message | None:
+        if total is None:
+            total = self.count(Query(channel=channel, user_id=user_id, oldest_first=True))
         if not total:
             return None
         pick = random.Random(seed).randrange(total)

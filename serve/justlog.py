@@ -75,7 +75,9 @@ SETTLE = 600  # seconds after a range ends before its answer is cached: the live
 BLOCKED_TTL = 30  # seconds a listed login's id is remembered (a login can change hands)
 PAGE = 2000  # rows asked of the index at once
 CHUNK = 1 << 16  # bytes of answer per write
-RANDOM_TRIES = 16  # random picks that may land on an opted-out user before giving up
+# random picks that may land on an opted-out user before giving up (404): each is an OFFSET into
+# the channel's rows, after one count of them per request
+RANDOM_TRIES = 8
 OPTOUT_GONE = "opt-out codes are not supported by this server: ask its operator to add you to its opt-out list"
 NO_INDEX = (
     "the justlog API needs the archive's search index, and this server has none: "
@@ -386,8 +388,9 @@ class JustlogApi:
             found = picked[0] if picked else None
         else:
             found = None
-            for _ in range(RANDOM_TRIES):
-                candidate = idx.random_message(channel, user_id)
+            total = idx.count(Query(channel=channel, user_id=user_id))
+            for _ in range(RANDOM_TRIES if total else 0):
+                candidate = idx.random_message(channel, user_id, total=total)
                 if candidate is None or not blocked.message(candidate):
                     found = candidate
                     break

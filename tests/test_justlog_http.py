@@ -23,7 +23,7 @@ import pytest
 from index import open_index
 from index.api import ChatIndex, Query
 from serve.app import ChatApp
-from serve.justlog import JustlogApi, OptOutList, keyset_pages
+from serve.justlog import RANDOM_TRIES, JustlogApi, OptOutList, keyset_pages
 from serve.server import Running
 from tests import justlog_archive as ja
 from tests import pgserver
@@ -669,3 +669,41 @@ def test_a_wild_tmi_sent_ts_does_not_break_the_day(tmp_path: Path) -> None:
             assert message["timestamp"] == "2024-06-15T12:00:00Z", path
         status, _, body = request(base + "/channel/wild/2024/6/15")
         assert status == 200 and body.startswith(b"[2024-06-15 12:00:00] #wild mallory: far future"), body
+
+
+def test_random_counts_the_channel_once_however_many_picks_land_on_opted_out_users(tmp_path: Path) -> None:
+    """/random in a channel whose every message is an opted-out user's: a few picks, all refused,
+    then 404, and the channel's rows are counted once for the request, not once per pick."""
+
+    root = str(tmp_path / "archive")
+    records = []
+    for i in range(3):
+        line = ja.privmsg(f"2024-06-15 12:00:0{i}", "quiet", "55", "hidden", "56", f"secret {i}", f"q-{i}")
+        records.append(ja.record(line))
+    write_batch(root, "quiet", int(records[0]["time"] // 60) * 60, records)
+    url = "sqlite:" + str(tmp_path / "index.sqlite")
+    built = open_index(root, url)
+    built.update()
+    built.close()
+    optout = tmp_path / "optout.txt"
+    optout.write_text("hidden\n")
+    calls = {"count": 0, "random_message": 0}
+
+    def opener() -> ChatIndex:
+        idx = open_index(root, url)
+        for name in calls:
+            real = getattr(idx, name)
+
+            def counted(*args: Any, _real: Any = real, _name: str = name, **kwargs: Any) -> Any:
+                calls[_name] += 1
+                return _real(*args, **kwargs)
+
+            setattr(idx, name, counted)
+        return idx
+
+    with serving(root, JustlogApi(opener, OptOutList.load(str(optout)), clock=lambda: NOW)) as base:
+        before = dict(calls)
+        status, _, body = request(f"{base}/channel/quiet/random?raw")
+        assert status == 404 and b"secret" not in body
+        assert calls["count"] - before["count"] == 1
+        assert calls["random_message"] - before["random_message"] == RANDOM_TRIES
