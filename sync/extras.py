@@ -75,6 +75,7 @@ def check(folder: str, relpath: str, body: bytes) -> str | None:
 
 
 MAX_SNAPSHOT = 16 << 20  # bytes: media.snapshots.API_CAP
+LAST_STAMP = 253402300799  # 9999-12-31T23:59:59Z: the last second a snapshot's name can spell
 
 
 def _snapshot_problem(folder: str, relpath: str, body: bytes) -> str | None:
@@ -99,6 +100,8 @@ def _snapshot_problem(folder: str, relpath: str, body: bytes) -> str | None:
         return "not a snapshot"
     if ("_global" if snap.scope == GLOBAL else snap.scope) != parts[-2]:
         return "a snapshot of another scope"
+    if not 0 <= snap.time <= LAST_STAMP:  # also NaN; outside it the name could not be spelled
+        return "taken at an impossible time"
     if not parts[-1].startswith(stamp(snap.time)):
         return "taken at another time than its name says"
     return None
