@@ -25,7 +25,9 @@ drips one byte a minute, or a content type that lies. So:
 
 from __future__ import annotations
 
+import functools
 import http.client
+import io
 import ipaddress
 import re
 import socket
@@ -231,12 +233,51 @@ class Fetched:
     body: bytes
 
 
-class _PinnedHTTP(http.client.HTTPConnection):
-    """An HTTP connection to a checked address; Host is the name (http.client sends self.host)."""
+class _DeadlineReader(io.RawIOBase):
+    """A socket's reader (`raw`, from socket.makefile) that gives each read only the time left
+    until `deadline`, so a server dripping its status line and headers a byte at a time cannot
+    outlast the fetch."""
 
-    def __init__(self, target: Target, timeout: float) -> None:
+    def __init__(self, sock: socket.socket, raw: io.RawIOBase, deadline: float) -> None:
+        super().__init__()
+        self._sock = sock
+        self._raw = raw
+        self._deadline = deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int | None:  # type: ignore[override]
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the fetch's time ran out")
+        self._sock.settimeout(left)
+        return self._raw.readinto(buffer)
+
+    def close(self) -> None:
+        self._raw.close()  # lets the socket close once the connection has let it go too
+        super().close()
+
+
+class _DeadlineResponse(http.client.HTTPResponse):
+    """A response whose every read, the head's as the body's, ends at the fetch's deadline."""
+
+    def __init__(self, sock: socket.socket, *args: object, deadline: float, **kwargs: object) -> None:
+        super().__init__(sock, *args, **kwargs)  # type: ignore[arg-type]
+        own = io.BufferedReader(_DeadlineReader(sock, sock.makefile("rb", buffering=0), deadline))
+        self.fp.close()  # the plain reader http.client made; `own` keeps the socket open
+        self.fp = own  # type: ignore[assignment]
+
+
+class _PinnedHTTP(http.client.HTTPConnection):
+    """An HTTP connection to a checked address; Host is the name (http.client sends self.host).
+    Its response reads, head and body, end at `deadline` (time.monotonic)."""
+
+    def __init__(self, target: Target, timeout: float, deadline: float | None = None) -> None:
         super().__init__(target.host, target.port, timeout=timeout)
         self._ips = (target.ip, *target.others)
+        if deadline is not None:
+            self.response_class = functools.partial(_DeadlineResponse, deadline=deadline)  # type: ignore[assignment]
 
     def connect(self) -> None:
         """Connect to the first checked address that answers (a name with IPv6 and IPv4 addresses
@@ -256,8 +297,8 @@ class _PinnedHTTP(http.client.HTTPConnection):
 class _PinnedHTTPS(_PinnedHTTP):
     """HTTPS to a checked address; SNI and the certificate check use the name."""
 
-    def __init__(self, target: Target, timeout: float, context: ssl.SSLContext) -> None:
-        super().__init__(target, timeout)
+    def __init__(self, target: Target, timeout: float, context: ssl.SSLContext, deadline: float | None = None) -> None:
+        super().__init__(target, timeout, deadline)
         self._context = context
 
     def connect(self) -> None:
@@ -331,9 +372,9 @@ class Fetcher:
         timeout = _remaining(deadline)
         conn: _PinnedHTTP
         if target.scheme == "https":
-            conn = _PinnedHTTPS(target, timeout, self.ssl_context)
+            conn = _PinnedHTTPS(target, timeout, self.ssl_context, deadline)
         else:
-            conn = _PinnedHTTP(target, timeout)
+            conn = _PinnedHTTP(target, timeout, deadline)
         response: http.client.HTTPResponse | None = None
         try:
             try:

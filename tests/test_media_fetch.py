@@ -204,6 +204,17 @@ def test_a_slow_drip_ends_at_the_one_deadline(cdn: FakeCDN) -> None:
     assert time.monotonic() - started < 5
 
 
+def test_a_head_dripped_a_byte_at_a_time_ends_at_the_one_deadline(cdn: FakeCDN) -> None:
+    """The status line and headers a byte every 0.1 s (about 100 s in all): the deadline holds
+    while the head is read, not only the body."""
+    f, _ = fetcher(timeout=1.0)
+    started = time.monotonic()
+    with pytest.raises(Failed) as e:
+        f.fetch(f"http://cdn.test:{cdn.port}/drip-head")
+    assert e.value.reason == "timeout"
+    assert time.monotonic() - started < 5
+
+
 def test_a_body_shorter_than_declared_is_retried_then_fails(cdn: FakeCDN) -> None:
     f, _ = fetcher()
     with pytest.raises(Failed) as e:
