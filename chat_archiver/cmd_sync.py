@@ -141,6 +141,7 @@ def register(app: typer.Typer) -> None:
         Examples:
           chat-archiver sync archive/ --from http://hostB:8008
           chat-archiver sync archive/ --from http://hostB:8008 --interval 60
+          chat-archiver sync archive/ --from http://hostB:8008 --extras-timeout 60
         """
         from formats.times import TimeError, parse_since  # noqa: PLC0415 (keeps `chat-archiver --help` light)
         from sync.shell import Refusal, SyncStats, sync_once  # noqa: PLC0415
