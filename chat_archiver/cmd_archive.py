@@ -373,6 +373,7 @@ def register(app: typer.Typer) -> None:
             "--emote-sets",
             metavar="HOURS",
             min=0.0,
+            max=8760.0,  # a year: beyond it the wait overflows
             help="Snapshot the channels' third-party emote sets now and every HOURS hours (0: off; 6 is plenty).",
         ),
         restart_backoff: float = typer.Option(

@@ -31,7 +31,12 @@ def register(app: typer.Typer) -> None:
         root: Path = typer.Argument(..., metavar="ROOT", help="Archive root.", show_default=False),
         channels: list[str] = typer.Argument(..., metavar="CHANNEL...", help="LOGIN or LOGIN=ID.", show_default=False),
         every: float = typer.Option(
-            0.0, "--every", metavar="HOURS", min=0.0, help="Take a round now, then every HOURS hours (0: one round)."
+            0.0,
+            "--every",
+            metavar="HOURS",
+            min=0.0,
+            max=8760.0,
+            help="Take a round now, then every HOURS hours (0: one round).",
         ),
         bttv_url: str = typer.Option(None, "--bttv-url", metavar="URL", help="BetterTTV mirror (API and CDN paths)."),
         ffz_url: str = typer.Option(None, "--ffz-url", metavar="URL", help="FrankerFaceZ mirror (API and CDN paths)."),

@@ -103,6 +103,14 @@ def register(app: typer.Typer) -> None:
             metavar="LIST",
             help="Media folders to fetch too, checked (docs/media.md); 'none' for none.",
         ),
+        extras_timeout: float = typer.Option(
+            300.0,
+            "--extras-timeout",
+            min=0.1,
+            max=86400.0,
+            metavar="SECONDS",
+            help="How long one peer's media folders may take in a pass; the rest waits for the next pass.",
+        ),
         as_json: bool = typer.Option(
             False,
             "--json",
@@ -133,6 +141,7 @@ def register(app: typer.Typer) -> None:
         Examples:
           chat-archiver sync archive/ --from http://hostB:8008
           chat-archiver sync archive/ --from http://hostB:8008 --interval 60
+          chat-archiver sync archive/ --from http://hostB:8008 --extras-timeout 60
         """
         from formats.times import TimeError, parse_since  # noqa: PLC0415 (keeps `chat-archiver --help` light)
         from sync.shell import Refusal, SyncStats, sync_once  # noqa: PLC0415
@@ -161,10 +170,6 @@ def register(app: typer.Typer) -> None:
                     now = time.time()
                     with progress(enabled=not as_json, unit="files") as bar:
                         task = bar.add_task("fetching", total=0)
-                        # the media folders first: a pass's summary follows right on its chat merge
-                        media = sync_extras_from(
-                            root, peers, folders, timeout=timeout, on_refusal=lambda line: warn(f"refused: {line}")
-                        )
                         stats = sync_once(
                             root,
                             peers,
@@ -179,6 +184,15 @@ def register(app: typer.Typer) -> None:
                             on_plan=partial(_grow, bar, task),
                             on_file=partial(bar.advance, task),
                             on_problem=lambda p: warn(f"merge: {p}"),
+                        )
+                        # the media folders after the chat: a slow or hostile media peer never delays chat
+                        media = sync_extras_from(
+                            root,
+                            peers,
+                            folders,
+                            timeout=timeout,
+                            peer_deadline=extras_timeout,
+                            on_refusal=lambda line: warn(f"refused: {line}"),
                         )
                     done += 1
                     _add(total, stats)
@@ -205,11 +219,11 @@ def register(app: typer.Typer) -> None:
                     unreachable = {r.peer for r in stats.refused if r.reason.startswith("cannot reach the peer")}
                     if interval is None and len(unreachable) >= len(set(peers)):
                         fail(f"no peer could be reached ({', '.join(sorted(unreachable))}): nothing was fetched")
-                    if stats.refused or stats.merge_problems or media.refused:
+                    if stats.refused or stats.merge_problems or media.refusals:
                         worst = 1
                         if interval is None:
                             err.print(
-                                f"{plural(len(stats.refused) + len(media.refused), 'item')} refused, "
+                                f"{plural(len(stats.refused) + media.refusals, 'item')} refused, "
                                 f"{plural(len(stats.merge_problems), 'merge problem')}",
                                 markup=False,
                             )

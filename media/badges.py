@@ -78,7 +78,7 @@ class BadgeSnapshot:
         if not isinstance(doc, dict) or doc.get("version") != 1:
             raise ValueError(f"{where}: not a version 1 badge snapshot")
         scope, t = doc.get("scope"), doc.get("time")
-        if not isinstance(scope, str) or not isinstance(t, int | float) or isinstance(t, bool):
+        if not isinstance(scope, str) or not isinstance(t, int | float) or isinstance(t, bool) or not abs(t) < 1e12:
             raise ValueError(f"{where}: scope or time missing or wrong")
         badges = []
         items = doc.get("badges")

@@ -25,7 +25,9 @@ drips one byte a minute, or a content type that lies. So:
 
 from __future__ import annotations
 
+import functools
 import http.client
+import io
 import ipaddress
 import re
 import socket
@@ -82,16 +84,80 @@ def system_resolver(host: str, port: int) -> list[str]:
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
+_V4 = ipaddress.IPv4Network
+_V6 = ipaddress.IPv6Network
+
+# Our own table of IPv4 ranges that are never a public web server, so the answer does not hang
+# on which patch release of Python holds which `is_global` table (the stdlib's answer must agree
+# too).
+_DENIED_V4 = tuple(
+    _V4(n)
+    for n in (
+        "0.0.0.0/8",  # "this network"
+        "10.0.0.0/8",  # private
+        "100.64.0.0/10",  # carrier-grade NAT
+        "127.0.0.0/8",  # loopback
+        "169.254.0.0/16",  # link-local (the cloud's metadata service)
+        "172.16.0.0/12",  # private
+        "192.0.0.0/24",  # IETF protocol assignments
+        "192.0.2.0/24",  # documentation
+        "192.88.99.0/24",  # 6to4 relay anycast
+        "192.168.0.0/16",  # private
+        "198.18.0.0/15",  # benchmarking
+        "198.51.100.0/24",  # documentation
+        "203.0.113.0/24",  # documentation
+        "224.0.0.0/4",  # multicast
+        "240.0.0.0/4",  # reserved, and the broadcast address
+    )
+)
+
+# Native IPv6 is judged only inside global unicast 2000::/3; these are its parts that are not.
+_GLOBAL_V6 = _V6("2000::/3")
+_DENIED_V6 = tuple(
+    _V6(n)
+    for n in (
+        "2001::/23",  # IETF protocol assignments (Teredo 2001::/32 is unwrapped first)
+        "2001:db8::/32",  # documentation
+        "3fff::/20",  # documentation
+    )
+)
+
+# IPv6 forms that carry an IPv4 address in their last 32 bits: it is that address that is reached.
+_EMBEDDING_V6 = tuple(
+    _V6(n)
+    for n in (
+        "::ffff:0:0/96",  # IPv4-mapped
+        "::ffff:0:0:0/96",  # SIIT (IPv4-translated)
+        "64:ff9b::/96",  # NAT64 well-known prefix
+        "::/96",  # IPv4-compatible (deprecated; also :: and ::1)
+    )
+)
+
+
+def _v4_ok(addr: ipaddress.IPv4Address) -> bool:
+    return not any(addr in net for net in _DENIED_V4) and addr.is_global and not addr.is_multicast
+
+
 def address_is_global(ip: str) -> bool:
     """Whether `ip` is a public unicast address (not loopback, private, link-local, multicast,
-    reserved, shared, documentation ...); an IPv4 address mapped into IPv6 is judged as IPv4."""
+    reserved, shared, documentation, benchmarking ...). An IPv6 address that carries an IPv4 one
+    (IPv4-mapped or -compatible, SIIT, NAT64, 6to4, Teredo) is judged by the IPv4 address it
+    carries, since a relay or translator would deliver the request there; site-local fec0::/10,
+    unique-local, link-local, multicast and every other range outside 2000::/3 are refused."""
     try:
         addr = ipaddress.ip_address(ip.split("%", 1)[0])
     except ValueError:
         return False
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-        addr = addr.ipv4_mapped
-    return addr.is_global and not addr.is_multicast
+    if isinstance(addr, ipaddress.IPv4Address):
+        return _v4_ok(addr)
+    if any(addr in net for net in _EMBEDDING_V6):
+        return _v4_ok(ipaddress.IPv4Address(int(addr) & 0xFFFFFFFF))
+    if addr.sixtofour is not None:
+        return _v4_ok(addr.sixtofour)
+    if addr.teredo is not None:
+        server, client = addr.teredo
+        return _v4_ok(server) and _v4_ok(client)
+    return addr in _GLOBAL_V6 and not any(addr in net for net in _DENIED_V6)
 
 
 @dataclass(frozen=True)
@@ -167,12 +233,51 @@ class Fetched:
     body: bytes
 
 
-class _PinnedHTTP(http.client.HTTPConnection):
-    """An HTTP connection to a checked address; Host is the name (http.client sends self.host)."""
+class _DeadlineReader(io.RawIOBase):
+    """A socket's reader (`raw`, from socket.makefile) that gives each read only the time left
+    until `deadline`, so a server dripping its status line and headers a byte at a time cannot
+    outlast the fetch."""
 
-    def __init__(self, target: Target, timeout: float) -> None:
+    def __init__(self, sock: socket.socket, raw: io.RawIOBase, deadline: float) -> None:
+        super().__init__()
+        self._sock = sock
+        self._raw = raw
+        self._deadline = deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int | None:  # type: ignore[override]
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the fetch's time ran out")
+        self._sock.settimeout(left)
+        return self._raw.readinto(buffer)
+
+    def close(self) -> None:
+        self._raw.close()  # lets the socket close once the connection has let it go too
+        super().close()
+
+
+class _DeadlineResponse(http.client.HTTPResponse):
+    """A response whose every read, the head's as the body's, ends at the fetch's deadline."""
+
+    def __init__(self, sock: socket.socket, *args: object, deadline: float, **kwargs: object) -> None:
+        super().__init__(sock, *args, **kwargs)  # type: ignore[arg-type]
+        own = io.BufferedReader(_DeadlineReader(sock, sock.makefile("rb", buffering=0), deadline))
+        self.fp.close()  # the plain reader http.client made; `own` keeps the socket open
+        self.fp = own  # type: ignore[assignment]
+
+
+class _PinnedHTTP(http.client.HTTPConnection):
+    """An HTTP connection to a checked address; Host is the name (http.client sends self.host).
+    Its response reads, head and body, end at `deadline` (time.monotonic)."""
+
+    def __init__(self, target: Target, timeout: float, deadline: float | None = None) -> None:
         super().__init__(target.host, target.port, timeout=timeout)
         self._ips = (target.ip, *target.others)
+        if deadline is not None:
+            self.response_class = functools.partial(_DeadlineResponse, deadline=deadline)  # type: ignore[assignment]
 
     def connect(self) -> None:
         """Connect to the first checked address that answers (a name with IPv6 and IPv4 addresses
@@ -192,8 +297,8 @@ class _PinnedHTTP(http.client.HTTPConnection):
 class _PinnedHTTPS(_PinnedHTTP):
     """HTTPS to a checked address; SNI and the certificate check use the name."""
 
-    def __init__(self, target: Target, timeout: float, context: ssl.SSLContext) -> None:
-        super().__init__(target, timeout)
+    def __init__(self, target: Target, timeout: float, context: ssl.SSLContext, deadline: float | None = None) -> None:
+        super().__init__(target, timeout, deadline)
         self._context = context
 
     def connect(self) -> None:
@@ -267,9 +372,9 @@ class Fetcher:
         timeout = _remaining(deadline)
         conn: _PinnedHTTP
         if target.scheme == "https":
-            conn = _PinnedHTTPS(target, timeout, self.ssl_context)
+            conn = _PinnedHTTPS(target, timeout, self.ssl_context, deadline)
         else:
-            conn = _PinnedHTTP(target, timeout)
+            conn = _PinnedHTTP(target, timeout, deadline)
         response: http.client.HTTPResponse | None = None
         try:
             try:

@@ -20,6 +20,7 @@ lacks, unchecked. Ours checks every name and every body before a byte lands in R
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from urllib.parse import quote
@@ -38,12 +39,21 @@ MAX_LISTING = 64 << 20  # bytes: a listing of a few hundred thousand names
 MAX_METADATA = 64 << 10
 
 
+SHOWN_PER_PEER = 50  # refusal lines kept and printed per peer; the rest are counted in one line
+GIVE_UP_AFTER = 100  # refusals in a row after which the rest of a peer's folder waits for the next pass
+PEER_DEADLINE = 300.0  # s: the longest one peer's extras may take in one pass
+
+
 @dataclass
 class ExtrasStats:
+    """What one extras pass did. `refused` holds the refusal lines shown (at most SHOWN_PER_PEER
+    a peer, then one summary line); `refusals` counts every refusal."""
+
     listed: int = 0
     fetched: int = 0
     bytes: int = 0
     gone: int = 0
+    refusals: int = 0
     refused: list[str] = field(default_factory=list)
 
 
@@ -75,6 +85,7 @@ def check(folder: str, relpath: str, body: bytes) -> str | None:
 
 
 MAX_SNAPSHOT = 16 << 20  # bytes: media.snapshots.API_CAP
+LAST_STAMP = 253402300799  # 9999-12-31T23:59:59Z: the last second a snapshot's name can spell
 
 
 def _snapshot_problem(folder: str, relpath: str, body: bytes) -> str | None:
@@ -99,6 +110,8 @@ def _snapshot_problem(folder: str, relpath: str, body: bytes) -> str | None:
         return "not a snapshot"
     if ("_global" if snap.scope == GLOBAL else snap.scope) != parts[-2]:
         return "a snapshot of another scope"
+    if not 0 <= snap.time <= LAST_STAMP:  # also NaN; outside it the name could not be spelled
+        return "taken at an impossible time"
     if not parts[-1].startswith(stamp(snap.time)):
         return "taken at another time than its name says"
     return None
@@ -125,50 +138,105 @@ def sync_extras(
     peers: Iterable[Peer],
     folders: Iterable[str] = layout.EXTRAS,
     on_refusal: Callable[[str], None] = lambda line: None,
+    *,
+    peer_deadline: float = PEER_DEADLINE,
 ) -> ExtrasStats:
-    """Fetch every listed file of `folders` this ROOT lacks from each peer, checked."""
+    """Fetch every listed file of `folders` this ROOT lacks from each peer, checked.
+
+    A peer's refusals past the first SHOWN_PER_PEER are counted, not kept, and told in one line;
+    a folder is left for the next pass after GIVE_UP_AFTER refusals in a row, and a peer after
+    `peer_deadline` seconds, each with one line, so a hostile or slow peer costs bounded time
+    and output."""
     store = MediaStore(root)
     stats = ExtrasStats()
-
-    def refuse(line: str) -> None:
-        stats.refused.append(line)
-        on_refusal(line)
+    folders = list(folders)
 
     for peer in peers:
-        for folder in folders:
+        shown = 0
+        hidden = 0
+
+        def refuse(line: str) -> None:
+            nonlocal shown, hidden
+            stats.refusals += 1
+            if shown < SHOWN_PER_PEER:
+                shown += 1
+                stats.refused.append(line)
+                on_refusal(line)
+            else:
+                hidden += 1
+
+        def say(line: str) -> None:  # a summary line: always shown, counted as no refusal
+            stats.refused.append(line)
+            on_refusal(line)
+
+        ends = time.monotonic() + peer_deadline
+        late = _sync_peer(store, peer, folders=folders, stats=stats, refuse=refuse, say=say, ends=ends)
+        if hidden:
+            say(f"{peer.base}: {hidden:,} more refusals not shown")
+        if late:
+            say(f"{peer.base}: the extras took over {peer_deadline:g} s; the rest waits for the next pass")
+    return stats
+
+
+def _sync_peer(
+    store: MediaStore,
+    peer: Peer,
+    *,
+    folders: list[str],
+    stats: ExtrasStats,
+    refuse: Callable[[str], None],
+    say: Callable[[str], None],
+    ends: float,
+) -> bool:
+    """One peer's folders into `store`; True if its time ran out before they were done."""
+    for folder in folders:
+        if time.monotonic() > ends:
+            return True
+        try:
+            body = peer.get(f"/extras/{quote(folder)}", MAX_LISTING)
+            names = names_list(body, peer.url(f"/extras/{folder}")) if body is not None else []
+        except (PeerError, InputError) as e:
+            refuse(str(e))
+            continue
+        stats.listed += len(names)
+        cap = MAX_IMAGE if folder != layout.MEDIA else MAX_BYTES
+        in_a_row = 0
+        for relpath in names:
+            if in_a_row >= GIVE_UP_AFTER:
+                say(
+                    f"{peer.base}: /extras/{folder}: {GIVE_UP_AFTER} refusals in a row; the rest waits for another pass"
+                )
+                break
+            if time.monotonic() > ends:
+                return True
+            in_a_row += 1  # back to 0 below unless refused
+            if not layout.relpath_ok(folder, relpath):
+                refuse(f"{peer.base}: /extras/{folder}: {relpath[:80]!r}: not a name we keep")
+                continue
             try:
-                body = peer.get(f"/extras/{quote(folder)}", MAX_LISTING)
-                names = names_list(body, peer.url(f"/extras/{folder}")) if body is not None else []
-            except (PeerError, InputError) as e:
+                if not store.missing(f"{folder}/{relpath}"):
+                    in_a_row = 0
+                    continue
+                data = peer.get(f"/segments/{quote(folder)}/{quote(relpath)}", cap)
+            except PeerError as e:
                 refuse(str(e))
                 continue
-            stats.listed += len(names)
-            cap = MAX_IMAGE if folder != layout.MEDIA else MAX_BYTES
-            for relpath in names:
-                if not layout.relpath_ok(folder, relpath):
-                    refuse(f"{peer.base}: /extras/{folder}: {relpath[:80]!r}: not a name we keep")
-                    continue
-                try:
-                    if not store.missing(f"{folder}/{relpath}"):
-                        continue
-                    data = peer.get(f"/segments/{quote(folder)}/{quote(relpath)}", cap)
-                except PeerError as e:
-                    refuse(str(e))
-                    continue
-                except ValueError as e:  # a local symlink out of ROOT
-                    refuse(f"{folder}/{relpath}: {e}")
-                    continue
-                if data is None:
-                    stats.gone += 1
-                    continue
-                problem = check(folder, relpath, data)
-                if problem is not None:
-                    refuse(f"{peer.base}: /segments/{folder}/{relpath}: {problem}")
-                    continue
-                if store.write(f"{folder}/{relpath}", data):
-                    stats.fetched += 1
-                    stats.bytes += len(data)
-    return stats
+            except ValueError as e:  # a local symlink out of ROOT
+                refuse(f"{folder}/{relpath}: {e}")
+                continue
+            if data is None:
+                stats.gone += 1
+                in_a_row = 0
+                continue
+            problem = check(folder, relpath, data)
+            if problem is not None:
+                refuse(f"{peer.base}: /segments/{folder}/{relpath}: {problem}")
+                continue
+            in_a_row = 0
+            if store.write(f"{folder}/{relpath}", data):
+                stats.fetched += 1
+                stats.bytes += len(data)
+    return False
 
 
 def parse_folders(text: str) -> list[str]:
@@ -186,9 +254,10 @@ def sync_extras_from(
     folders: Iterable[str],
     *,
     timeout: float = 20.0,
+    peer_deadline: float = PEER_DEADLINE,
     on_refusal: Callable[[str], None] = lambda line: None,
 ) -> ExtrasStats:
     """`sync_extras` from peers given by their base URLs."""
     pool = new_pool(4)
     peers = [Peer(url, pool, timeout=timeout, total=max(timeout * 6, 30.0)) for url in urls]
-    return sync_extras(root, peers, list(folders), on_refusal)
+    return sync_extras(root, peers, list(folders), on_refusal, peer_deadline=peer_deadline)

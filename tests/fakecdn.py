@@ -155,6 +155,16 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
             time.sleep(0.1)
 
+    def h_drip_head(self, cdn: FakeCDN) -> None:
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\n" + b"X-Pad: " + b"p" * 990 + b"\r\n\r\n"
+        for byte in head:  # the status line and headers, one byte every 0.1 s
+            if cdn.closed.is_set():
+                return
+            self.wfile.write(bytes([byte]))
+            self.wfile.flush()
+            time.sleep(0.1)
+        self.close_connection = True
+
     def h_flaky(self, cdn: FakeCDN) -> None:
         with cdn.lock:
             cdn.flaky_left -= 1
@@ -179,6 +189,7 @@ HOSTILE = (
     "/html-page",
     "/no-type",
     "/drip",
+    "/drip-head",
 )
 
 

@@ -464,3 +464,19 @@ def test_usage_errors_are_one_line_in_the_clis_words(args: list[str], line: str)
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2, result.output
     assert result.stderr == line + "\n"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["emotes", "ROOT", "chan", "--every", "1e300"],
+        ["emotes", "ROOT", "chan", "--every", "8761"],
+        ["archive", "ROOT", "chan", "--emote-sets", "1e300"],
+    ],
+)
+def test_an_interval_beyond_a_year_is_a_usage_error(tmp_path: Path, args: list[str]) -> None:
+    """An hours interval is at most 8760 (a year): more is exit 2 with the option's name, not an
+    OverflowError traceback from the wait."""
+    result = CliRunner().invoke(app, [str(tmp_path) if a == "ROOT" else a for a in args], terminal_width=200)
+    assert result.exit_code == 2, result.output
+    assert args[3] in result.output and "Traceback" not in result.output

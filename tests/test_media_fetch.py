@@ -204,6 +204,17 @@ def test_a_slow_drip_ends_at_the_one_deadline(cdn: FakeCDN) -> None:
     assert time.monotonic() - started < 5
 
 
+def test_a_head_dripped_a_byte_at_a_time_ends_at_the_one_deadline(cdn: FakeCDN) -> None:
+    """The status line and headers a byte every 0.1 s (about 100 s in all): the deadline holds
+    while the head is read, not only the body."""
+    f, _ = fetcher(timeout=1.0)
+    started = time.monotonic()
+    with pytest.raises(Failed) as e:
+        f.fetch(f"http://cdn.test:{cdn.port}/drip-head")
+    assert e.value.reason == "timeout"
+    assert time.monotonic() - started < 5
+
+
 def test_a_body_shorter_than_declared_is_retried_then_fails(cdn: FakeCDN) -> None:
     f, _ = fetcher()
     with pytest.raises(Failed) as e:
@@ -274,6 +285,43 @@ def test_link_content_types() -> None:
         ("fc00::1", False),
         ("::ffff:127.0.0.1", False),  # IPv4-mapped loopback
         ("::ffff:10.0.0.1", False),
+        ("::ffff:8.8.8.8", True),
+        ("64:ff9b::10.0.0.1", False),  # NAT64 of a private address
+        ("64:ff9b::127.0.0.1", False),
+        ("64:ff9b::8.8.8.8", True),  # NAT64 of a public one
+        ("64:ff9b:1::10.0.0.1", False),  # local-use NAT64
+        ("64:ff9b:1::a00:1", False),
+        ("2002:a00:1::", False),  # 6to4 of 10.0.0.1
+        ("2002:7f00:1::1", False),  # 6to4 of 127.0.0.1
+        ("2002:a9fe:a9fe::", False),  # 6to4 of 169.254.169.254
+        ("2001:0:4136:e378:8000:63bf:f5ff:fffe", False),  # Teredo, client 10.0.0.1
+        ("2001:0:808:808:0:f5ff:f7f7:f7f7", True),  # Teredo, client and server 8.8.8.8
+        ("::10.0.0.1", False),  # IPv4-compatible
+        ("::127.0.0.1", False),
+        ("::a9fe:a9fe", False),
+        ("::", False),
+        ("::ffff:0:10.0.0.1", False),  # SIIT
+        ("::ffff:0:127.0.0.1", False),
+        ("fec0::1", False),  # site-local
+        ("fd00::1", False),  # unique-local
+        ("ff02::1", False),  # multicast
+        ("2001:db8::1", False),  # documentation
+        ("3fff::1", False),
+        ("2001:2::1", False),  # benchmarking
+        ("100::1", False),  # discard-only
+        ("4000::1", False),  # outside global unicast
+        ("192.0.2.1", False),  # documentation
+        ("198.51.100.1", False),
+        ("203.0.113.1", False),
+        ("198.18.0.1", False),  # benchmarking
+        ("198.19.255.255", False),
+        ("100.127.255.255", False),  # carrier-grade NAT, its last address
+        ("192.0.0.8", False),  # IETF protocol assignments
+        ("240.0.0.1", False),  # reserved
+        ("255.255.255.255", False),
+        ("239.255.255.250", False),  # multicast
+        ("0.1.2.3", False),
+        ("1.1.1.1", True),
         ("not an ip", False),
     ],
 )

@@ -174,3 +174,33 @@ def test_sync_trusts_no_peer(tmp_path: Path) -> None:
 )
 def test_check(folder: str, relpath: str, body: bytes, problem: Any) -> None:
     assert check(folder, relpath, body) == problem
+
+
+def test_a_flood_of_bad_names_costs_bounded_lines_and_leaves_the_folder(tmp_path: Path) -> None:
+    """A listing of 5,000 names we never keep: 100 refusals in a row abandon the folder with one
+    line, only the first 50 are printed (then one line counting the rest), and the next folder
+    is still fetched."""
+    theirs = tmp_path / "theirs"
+    filled(theirs)
+    flood = json.dumps([f"../x{i}" for i in range(5000)]).encode()
+    lines: list[str] = []
+    with ExtrasNode(str(theirs), {"/extras/emotes": flood}) as node:
+        stats = sync_extras(
+            str(tmp_path / "ours"), [Peer(node.url, new_pool(2), timeout=5)], ["emotes", "images"], lines.append
+        )
+    assert stats.refusals == 100
+    assert len(lines) == 52 and lines == stats.refused
+    assert "100 refusals in a row" in lines[50] and "50 more refusals not shown" in lines[51]
+    assert stats.fetched == 1  # the image in images/
+
+
+def test_a_peers_extras_stop_at_their_deadline(tmp_path: Path) -> None:
+    theirs = tmp_path / "theirs"
+    filled(theirs)
+    lines: list[str] = []
+    with ExtrasNode(str(theirs), {}) as node:
+        stats = sync_extras(
+            str(tmp_path / "ours"), [Peer(node.url, new_pool(2), timeout=5)], on_refusal=lines.append, peer_deadline=0
+        )
+    assert stats.fetched == 0 and stats.refusals == 0
+    assert len(lines) == 1 and "took over 0 s" in lines[0]

@@ -293,6 +293,29 @@ def test_a_peers_snapshot_must_be_the_one_its_path_names() -> None:
     assert check("badges", "chan/20231114T221320Z.json", badges) == "a snapshot of another scope"
 
 
+@pytest.mark.parametrize("t", [5e11, -1.0, 253402300800.0])
+def test_a_peers_snapshot_taken_at_an_impossible_time_is_refused_not_a_crash(t: float) -> None:
+    from media.thirdparty import Snapshot
+    from sync.extras import check
+
+    body = json.dumps(Snapshot("bttv", "chan", t, ()).to_json()).encode()
+    assert check("thirdparty", "bttv/chan/20231114T221320Z.json", body) == "taken at an impossible time"
+    badges = badge_snapshot_json(GLOBAL, t)
+    assert check("badges", "_global/20231114T221320Z.json", badges) == "taken at an impossible time"
+
+
+@pytest.mark.parametrize("t", ["1e300", "-1e300", "NaN", "Infinity"])
+def test_a_badge_snapshot_with_an_unreadable_time_is_not_a_snapshot(t: str) -> None:
+    from media.badges import BadgeSnapshot
+    from sync.extras import check
+
+    body = f'{{"version":1,"scope":"_global","time":{t},"badges":[]}}'.encode()
+    if t in ("1e300", "-1e300"):
+        assert check("badges", "_global/20231114T221320Z.json", body) == "not a snapshot"
+    with pytest.raises(ValueError, match="time"):
+        BadgeSnapshot.from_json({"version": 1, "scope": "_global", "time": float(t), "badges": []}, "x")
+
+
 def badge_snapshot_json(scope: str, t: float) -> bytes:
     from media.badges import Badge, BadgeSnapshot
 

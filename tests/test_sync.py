@@ -641,3 +641,29 @@ def test_a_peer_url_any_parser_reads_otherwise_is_a_usage_error(tmp_path: Path, 
     with pytest.raises(UsageError) as e:
         sync_once(str(tmp_path / "local"), [base], start=EVER, end=time.time(), timeout=0.5, retries=0)
     assert "token" not in str(e.value)
+
+
+def test_cli_syncs_the_chat_before_the_media_folders(tmp_path: Path) -> None:
+    """A peer's media folders come after its chat, so a slow media peer never delays chat; a
+    stalled extras listing costs at most --extras-timeout (one line), and the chat is in."""
+    node_dir, hour, _ = _good_and(tmp_path)
+    asked: list[str] = []
+
+    def chat_file(handler: BaseHTTPRequestHandler) -> None:
+        asked.append("chat")
+        name = handler.path.rsplit("/", 1)[1].replace("%3A", ":")
+        send(handler, 200, (node_dir / "sim" / "chat" / hour / name).read_bytes(), "application/json")
+
+    def extras(handler: BaseHTTPRequestHandler) -> None:
+        asked.append("extras")
+        time.sleep(1.5)  # longer than --extras-timeout: the other folders wait for the next pass
+        send(handler, 200, b"[]", "application/json")
+
+    overrides = {f"/segments/sim/chat/{hour}/*": chat_file, "/extras/*": extras}
+    with FakeNode(str(node_dir), overrides) as node:
+        result = CliRunner().invoke(
+            app,
+            ["sync", str(tmp_path / "a"), "--from", node.url, "--since", "2023-01-01", "--extras-timeout", "1"],
+        )
+    assert asked[:2] == ["chat", "chat"] and asked[2:] == ["extras"], asked
+    assert "took over 1 s" in result.stderr, result.output
