@@ -19,11 +19,14 @@ the backends supply the column types, the text search clause and the connection.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import random
 import threading
 from array import array
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -49,12 +52,13 @@ from index.api import (
     UpdateReport,
     day_of_number,
 )
-from index.extract import MessageRow, RemovalRow, author, better, read_batch, text_of
+from index.extract import BatchRows, MessageRow, RemovalRow, author, better, read_batch, text_of
 from index.identity import message_id
 from index.text import Term, parse_query
 
 SCHEMA_VERSION = 2
 FLUSH_ROWS = 50_000  # rows per transaction while indexing
+POOL_MIN_FILES = 32  # new files from which worker processes read them (starting them costs ~0.3 s)
 CHAT_COMMANDS = ("PRIVMSG", "USERNOTICE")  # the lines a removal can strike, and stats count
 
 # removed_at, three ways (CLEARMSG by id; CLEARCHAT by user id; by login when it has no id)
@@ -154,6 +158,66 @@ def minute_files(root: str, channel: str, minutes: Iterable[int]) -> dict[str, D
                 rel = f"{channel}/chat/{hour}/{os.path.basename(bf.path)}"
                 found[rel] = DiskFile(rel, channel, bf.batch_time)
     return found
+
+
+def read_file(path: str, channel: str) -> tuple[BatchRows | None, str | None]:
+    """(rows, None) of a batch file; (None, None) if it is gone; (None, problem) if unreadable."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+        return read_batch(data, path, channel), None
+    except FileNotFoundError:
+        return None, None
+    except OSError as e:
+        return None, f"{path}: cannot read: {e.strerror}"
+    except InputError as e:
+        return None, str(e)
+
+
+def extract_jobs() -> int:
+    """Worker processes for reading many files: one per core beside the writer's, at most 3 (the
+    writer is one process; beyond a few readers it is the bottleneck). 0: read in this process."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(0, min(3, cores - 1))
+
+
+def _read_in_worker(job: tuple[str, str]) -> tuple[Any, str | None]:
+    """`read_file` in a worker: rows travel as plain tuples (a NamedTuple pickles at twice the cost)."""
+    rows, problem = read_file(*job)
+    if rows is None:
+        return None, problem
+    return (tuple(map(tuple, rows.messages)), tuple(map(tuple, rows.removals)), rows.room_id, rows.records), None
+
+
+def _read_in_workers(
+    root: str, new: list[str], disk: dict[str, DiskFile], jobs: int
+) -> Iterator[tuple[str, DiskFile, BatchRows | None, str | None]]:
+    """Decoding and cutting a file into rows is most of an index build's Python; worker processes
+    do it for many files while this process writes, in file order, with a few files in flight (so a
+    writer slower than its readers never holds the whole archive's rows)."""
+    window = 2 * jobs + 2
+    # forkserver: safe when the parent runs threads (serve and the checkpointer do), cheap to start
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("forkserver")) as pool:
+        queue: deque[tuple[str, Future[tuple[Any, str | None]]]] = deque()
+        todo = iter(new)
+        for rel in todo:
+            queue.append((rel, pool.submit(_read_in_worker, (os.path.join(root, rel), disk[rel].channel))))
+            if len(queue) >= window:
+                break
+        while queue:
+            rel, future = queue.popleft()
+            for more in todo:
+                queue.append((more, pool.submit(_read_in_worker, (os.path.join(root, more), disk[more].channel))))
+                break
+            plain, problem = future.result()
+            if plain is None:
+                yield rel, disk[rel], None, problem
+                continue
+            messages, removals, room_id, records = plain
+            rows = BatchRows(
+                tuple(map(MessageRow._make, messages)), tuple(map(RemovalRow._make, removals)), room_id, records
+            )
+            yield rel, disk[rel], rows, None
 
 
 def _hour_name(batch_time: int) -> str:
@@ -338,21 +402,12 @@ class SqlIndex:
             self._begin_bulk()
         try:
             pending = _Pending()
-            for rel in new:
-                f = disk[rel]
-                path = os.path.join(self.root, rel)
-                try:
-                    with open(path, "rb") as fh:
-                        data = fh.read()
-                    rows = read_batch(data, path, f.channel)
-                except FileNotFoundError:
+            for rel, f, rows, problem in self._read_files(new, disk):
+                if problem is not None:
+                    problems.append(problem)
+                    continue
+                if rows is None:
                     continue  # merged away since the listing: the next update sees its replacement
-                except OSError as e:
-                    problems.append(f"{path}: cannot read: {e.strerror}")
-                    continue
-                except InputError as e:
-                    problems.append(str(e))
-                    continue
                 records += rows.records
                 pending_messages = pending.messages
                 for row in rows.messages:
@@ -397,6 +452,20 @@ class SqlIndex:
             records_read=records,
             problems=tuple(problems),
         )
+
+    def _read_files(
+        self, new: list[str], disk: dict[str, DiskFile]
+    ) -> Iterator[tuple[str, DiskFile, BatchRows | None, str | None]]:
+        """The rows of each new file, in order: (relpath, file, rows or None if it is gone, problem).
+        Many files are read by worker processes while this one writes (see `_read_in_workers`)."""
+        jobs = extract_jobs()
+        if jobs and len(new) >= POOL_MIN_FILES:
+            yield from _read_in_workers(self.root, new, disk, jobs)
+            return
+        for rel in new:
+            f = disk[rel]
+            rows, problem = read_file(os.path.join(self.root, rel), f.channel)
+            yield rel, f, rows, problem
 
     def _flush(self, pending: _Pending) -> int:
         if not pending.files:

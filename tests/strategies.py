@@ -834,3 +834,25 @@ index_queries = st.fixed_dictionaries(
         "offset": st.integers(0, 3),
     },
 )
+
+
+# --- index: the PRIVMSG fast path's odd values (index.extract.privmsg_row) ----------------------
+_odd_tag_value = st.one_of(
+    st.sampled_from(["m1", "12345", "", "caf\u00e9", "a\x00b", "\U0001f389"]), any_text, st.just(True)
+)
+_odd_sender = st.one_of(st.none(), nick, st.sampled_from(["ALICE", "", "Stra\u00dfe", "nul\x00x"]), any_text)
+
+
+@st.composite
+def odd_privmsgs(draw: Any) -> dict[str, Any]:
+    """A PRIVMSG with the archive schema whose id, msgid, user-id, sender and text may each be
+    missing, empty, True, non-ASCII or hold NUL."""
+    tags = draw(
+        st.one_of(
+            st.none(), st.just({}), st.dictionaries(st.sampled_from(["id", "msgid", "user-id", "x"]), _odd_tag_value)
+        )
+    )
+    params = draw(st.one_of(st.just([]), st.lists(st.one_of(any_text, index_text()), min_size=1, max_size=3)))
+    record = index_record("PRIVMSG", draw(_index_time), tags, params, draw(_odd_sender))
+    record["time_range"] = draw(st.sampled_from([0, 0.0, 1.5, 2]))
+    return record

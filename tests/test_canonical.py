@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from formats import canonical
 from formats.canonical import (
     batch_relpath,
     batch_time_of,
@@ -236,3 +238,12 @@ def test_parse_batch_reads_a_big_int_as_an_int_in_any_spacing(spacing: str) -> N
     (record,) = parse_batch(line)
     assert record["receivers"]["r"] == int(spacing.strip() + "123456789012345678901234")
     assert type(record["receivers"]["r"]) is int
+
+
+@given(st.lists(st.sampled_from([b"1", b"9", b"0", b"a", b"\n", b"\xd9\xa3", b"12345678901234567"]), max_size=12))
+@example([b"1234567890123456789"])
+@example([b"123456789012345678", b"x1"])
+def test_a_run_of_19_digits_is_found_as_the_regex_finds_it(parts: list[bytes]) -> None:
+    data = b"".join(parts)
+    expected = re.search(rb"[0-9]{19}", data) is not None
+    assert canonical._has_long_digits(data) == expected, data

@@ -20,14 +20,15 @@ from hypothesis import strategies as st
 
 from formats.canonical import batch_time_of, format_batch
 from formats.store import iter_batch_files, write_batch_bytes
-from index import ChatIndex, IndexDamaged, Query, QueryError, open_index
+from index import ChatIndex, IndexDamaged, Query, QueryError, base, open_index
 from index.api import Day, Month
+from index.extract import id_key_scope, message_row, privmsg_row
 from index.sqlite import SqliteIndex
 from index.text import fts_match, parse_query, text_words
 from tests.index_model import Model
 from tests.pgserver import postgres_server, require_postgres
 from tests.profiles import examples
-from tests.strategies import INDEX_T0, index_archives, index_queries, index_record
+from tests.strategies import INDEX_T0, index_archives, index_queries, index_record, odd_privmsgs
 
 Factory = Callable[[str], ChatIndex]
 
@@ -343,6 +344,43 @@ def test_a_damaged_batch_file_is_reported_and_the_rest_indexed(make_index: Facto
     report = index.update()
     assert [m.text for m in index.messages(Query())] == ["kept"]
     assert len(report.problems) == 1 and bad in report.problems[0] and ":1:" in report.problems[0]
+
+
+_ODD = {"id": "caf\u00e9", "user-id": "a\x00b"}
+
+
+@settings(max_examples=examples(8))  # cheap: no index is built
+@given(record=odd_privmsgs(), channel=st.sampled_from(["chan", "caf\u00e9", "#x"]))
+@example(record=index_record("PRIVMSG", INDEX_T0, _ODD, ["#chan", "Hi \x01"], "nul\x00x"), channel="chan")
+@example(record=index_record("PRIVMSG", INDEX_T0, {"msgid": "m", "id": True}, ["#chan"], ""), channel="caf\u00e9")
+@example(record=index_record("PRIVMSG", INDEX_T0, {"user-id": True}, [], "Stra\u00dfe"), channel="chan")
+def test_the_privmsg_fast_path_equals_message_row(record: dict[str, Any], channel: str) -> None:
+    line = format_batch([record]).decode()
+    fast = privmsg_row(record, line, channel, id_key_scope(channel))
+    reference = message_row(record, line, channel)
+    assert fast == reference, (fast, reference)
+
+
+def test_files_read_by_worker_processes_give_the_same_index(monkeypatch: pytest.MonkeyPatch) -> None:
+    records = [
+        _msg(i, INDEX_T0 + i * 13.0, "alice" if i % 3 else "bob", str(1 + i % 3), f"line {i}") for i in range(40)
+    ]
+    root = fresh_root()
+    write_archive(root, records, copies=2)
+    bad = os.path.join(root, "chan", "chat", "2023-11-14T22", "14:00-" + "A" * 43 + ".json")
+    with open(bad, "wb") as f:
+        f.write(b'{"command":"PRIVMSG"\n')
+    serial = open_index(root, os.path.join(tempfile.mkdtemp(prefix="idx-"), "index.sqlite"))
+    serial_report = serial.update()
+    monkeypatch.setattr(base, "POOL_MIN_FILES", 2)
+    monkeypatch.setattr(base, "extract_jobs", lambda: 2)
+    pooled = open_index(root, os.path.join(tempfile.mkdtemp(prefix="idx-"), "index.sqlite"))
+    pooled_report = pooled.update()
+    assert pooled_report == serial_report, (pooled_report, serial_report)
+    assert pooled_report.files_added > 10 and len(pooled_report.problems) == 1
+    assert everything(pooled) == everything(serial) and len(everything(serial)) == 40
+    serial.close()
+    pooled.close()
 
 
 def test_a_damaged_sqlite_file_is_detected_and_rebuilt() -> None:
