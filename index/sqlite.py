@@ -147,6 +147,11 @@ class SqliteIndex(SqlIndex):
             self.conn.execute("ANALYZE")  # without statistics a user's month is planned as a channel scan
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.execute(f"PRAGMA cache_size={_CACHE_KIB}")
+        # the build's log (its whole index) into the file now, as part of the build: left to the
+        # checkpointer, it would be copied under the first live minutes, which would also read
+        # every page through a log of hundreds of MB
+        self._checkpointer.stop()
+        self._exec("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def _write_messages(self, rows: list[tuple[str, MessageRow, int]]) -> int:
         """The upsert, then the text index of the rows it added: those past the largest `seq` before
