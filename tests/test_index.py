@@ -11,6 +11,7 @@ import itertools
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -408,6 +409,42 @@ def test_a_damaged_sqlite_file_is_detected_and_rebuilt() -> None:
     index.update()
     assert [m.text for m in index.messages(Query())] == ["kept"]
     index.close()
+
+
+def test_an_index_written_with_text_triggers_loses_them_and_stays_whole() -> None:
+    """Files written when triggers kept the text index: opened now, a live minute and a release
+    must index each row's words once (FTS5's integrity check compares the index with the rows)."""
+    root = fresh_root()
+    write_archive(root, [_msg(1, float(INDEX_T0), "alice", "1", "kept words")])
+    path = os.path.join(tempfile.mkdtemp(prefix="idx-"), "index.sqlite")
+    index = open_index(root, path)
+    index.update()
+    assert isinstance(index, SqliteIndex)
+    index.conn.execute(
+        "CREATE TRIGGER messages_ai AFTER INSERT ON messages BEGIN"
+        " INSERT INTO fts (rowid, words) VALUES (new.seq, new.words); END"
+    )
+    index.close()
+    index = open_index(root, path)
+    write_archive(root, [_msg(2, INDEX_T0 + 61.0, "bob", "2", "more words")])
+    index.update_minutes("chan", [batch_time_of(INDEX_T0 + 61.0)])
+    _merge_minute(root, "chan")
+    index.update()
+    index.check()
+    assert [m.text for m in index.messages(Query(text="words"))] == ["more words", "kept words"]
+    index.close()
+
+
+def test_closing_a_sqlite_index_stops_its_checkpointer() -> None:
+    root = fresh_root()
+    write_archive(root, [_msg(1, float(INDEX_T0), "alice", "1", "kept")])
+    index = open_index(root, os.path.join(tempfile.mkdtemp(prefix="idx-"), "index.sqlite"))
+    index.update()  # a build checkpoints as its last step; a live minute after it hands it to the thread
+    write_archive(root, [_msg(2, INDEX_T0 + 61.0, "bob", "2", "more")])
+    index.update_minutes("chan", [batch_time_of(INDEX_T0 + 61.0)])
+    assert any(t.name == "index-checkpoint" for t in threading.enumerate())
+    index.close()
+    assert not any(t.name == "index-checkpoint" for t in threading.enumerate())
 
 
 def test_a_damaged_index_is_detected_by_check_and_rebuilt(make_index: Factory) -> None:
