@@ -9,9 +9,9 @@ The text index is an external-content FTS5 table over `messages.words` (a row's 
 change: a better version of a message has the same text). It is kept up to date by one statement
 per write, not by triggers: new rows are the rows past the largest `seq` before the write, and rows
 to delete are copied to the text index's `delete` command before they go. (A trigger runs once per
-row inside a statement savepoint, and SQLite before 3.44 flushes FTS5's pending terms to a new
-segment at every savepoint: a minute of 6,000 messages cost 450 ms in tiny segments and merges,
-against 6 ms for one set-based insert.) A bulk build fills the text index in one 'rebuild' and
+row inside a statement savepoint, and the FTS5 of SQLite 3.40 (this Python's) flushes its pending
+terms to a new segment at every savepoint: a minute of 6,000 messages cost 450 ms in tiny segments
+and merges, against 6 ms for one set-based insert.) A bulk build fills the text index in one 'rebuild' and
 merges it into one segment ('optimize'), so the first live minutes do not pay for merging the
 build's segments. A damaged file (not a database, malformed pages, a failed integrity check) raises
 IndexDamaged; the callers rebuild.
