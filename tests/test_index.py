@@ -362,6 +362,7 @@ def test_the_privmsg_fast_path_equals_message_row(record: dict[str, Any], channe
     assert fast == reference, (fast, reference)
 
 
+@pytest.mark.integration  # starts worker processes
 def test_files_read_by_worker_processes_give_the_same_index(monkeypatch: pytest.MonkeyPatch) -> None:
     records = [
         _msg(i, INDEX_T0 + i * 13.0, "alice" if i % 3 else "bob", str(1 + i % 3), f"line {i}") for i in range(40)
