@@ -563,6 +563,7 @@ def test_sync_from_peers_that_cannot_be_reached_is_exit_2(tmp_path: Path) -> Non
         result.stderr.splitlines()[-1]
         == f"error: no peer could be reached ({', '.join(sorted(dead))}): nothing was fetched"
     )
+    assert "/extras/" not in result.stderr  # a peer the chat pass could not reach is not asked for media too
 
 
 @pytest.mark.integration
