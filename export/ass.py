@@ -165,6 +165,28 @@ def render_lines(spans: list[Span], removed: bool) -> list[str]:
     """A message's lines of ASS text: wrapped, escaped, each line opening with its own overrides
     (colour, bold, italic, strike-out) so that lines stand alone in any order."""
     plain = _plain(spans)
+    return _render(spans, removed, plain, wrap(plain))
+
+
+def _render(spans: list[Span], removed: bool, plain: str, cuts: list[tuple[int, int]]) -> list[str]:
+    """`render_lines` of `spans`, given their `_plain` text and its `wrap`."""
+    if (
+        len(cuts) == 1
+        and len(spans) == 2
+        and not removed
+        and "\\" not in plain
+        and "{" not in plain
+        and "}" not in plain
+    ):
+        # the usual message: one line, two spans, nothing to escape
+        (first, color_a, bold_a, italic_a), (_second, color_b, bold_b, italic_b) = spans
+        n = len(first)
+        one = ""
+        if n:
+            one = f"{{\\c{ass_color(color_a)}\\b{int(bold_a)}\\i{int(italic_a)}\\s0}}{plain[:n]}"
+        if len(plain) > n:
+            one += f"{{\\c{ass_color(color_b)}\\b{int(bold_b)}\\i{int(italic_b)}\\s0}}{plain[n:]}"
+        return [one] if one else ["{\\s0}"]
     pieces = []  # (start, end, override) of each span in `plain`
     at = 0
     for text, color, bold, italic in spans:
@@ -174,7 +196,7 @@ def render_lines(spans: list[Span], removed: bool) -> list[str]:
     # `plain` holds no breaker: only these need escaping, and most chat has none of them
     special = "\\" in plain or "{" in plain or "}" in plain
     out = []
-    for start, end in wrap(plain):
+    for start, end in cuts:
         parts = []
         for a, b, override in pieces:
             lo = a if a > start else start
@@ -192,7 +214,7 @@ class _Message:
     read when first needed: on a busy channel most messages go off the top within the frame they
     arrive in, so most are never decoded, measured or rendered."""
 
-    __slots__ = ("_count", "_lines", "_record", "_source", "_spans", "appear", "gone", "removed")
+    __slots__ = ("_cuts", "_lines", "_plain", "_record", "_source", "_spans", "appear", "gone", "removed")
 
     def __init__(self, appear: int, source: Mapping[str, Any] | bytes) -> None:
         self.appear = appear  # cs from the window start
@@ -201,7 +223,8 @@ class _Message:
         self._source = source
         self._record: Mapping[str, Any] | None = None
         self._spans: list[Span] | None = None
-        self._count = 0
+        self._plain = ""
+        self._cuts: list[tuple[int, int]] | None = None
         self._lines: list[str] | None = None
 
     @property
@@ -229,14 +252,18 @@ class _Message:
     @property
     def count(self) -> int:
         """Its number of lines (at least one)."""
-        if not self._count:
-            self._count = len(wrap(_plain(self.spans)))
-        return self._count
+        if self._cuts is None:
+            self._plain = _plain(self.spans)
+            self._cuts = wrap(self._plain)
+        return len(self._cuts)
 
     @property
     def lines(self) -> list[str]:
         if self._lines is None:
-            self._lines = render_lines(self.spans, self.removed)
+            if self._cuts is None:
+                self._plain = _plain(self.spans)
+                self._cuts = wrap(self._plain)
+            self._lines = _render(self.spans, self.removed, self._plain, self._cuts)
         return self._lines
 
     def remove(self) -> None:
@@ -369,7 +396,7 @@ class AssRenderer:
         rows: time, range, canonical line, place, and the record when the export built one), in
         one loop: the same text as adding them one by one."""
         out = []
-        start = self.start
+        start, now, expiries, hold = self.start, self._now, self._expiries, self.hold
         for row in rows:
             if len(row) == 5:
                 out.append(self.add(row[4]))
@@ -389,10 +416,26 @@ class AssRenderer:
             wake = self._wake
             if wake is not None and wake < until:
                 out.append(self._flush(until))
-            if line.startswith(_SHOWN):
-                self._appear(at, line)
-            else:
+            if not line.startswith(_SHOWN):
                 self._removal(at, orjson.loads(line))
+                continue
+            # _appear, inline: this runs once a message
+            message = _Message(at, line)
+            order = self._order
+            self._order = order + 2
+            if now and now[-1][0] > at:
+                heapq.heappush(self._late, (at, order, 0, message))
+            else:
+                now.append((at, order, 0, message))
+            gone = at + hold
+            if expiries and expiries[-1][0] > gone:
+                heapq.heappush(self._late, (gone, order + 1, 2, message))
+            else:
+                expiries.append((gone, order + 1, 2, message))
+            frame = self._frame_start
+            boundary = at if frame is None or at >= frame + MIN_FRAME else frame + MIN_FRAME
+            if self._wake is None or boundary < self._wake:
+                self._wake = boundary
         return "".join(out)
 
     def _reach(self, at: int) -> int:
