@@ -209,8 +209,9 @@ def page_rows_py(  # noqa: PLR0917 (the compiled twin's argument list)
     record when the export built one), as `Slimmer.text` writes them, updating the page's state: the
     users by their row (`users`, at most `limits[0]`), the chat lines' ids (`ids`, at most
     `limits[1]`), `counts` (users and chat lines numbered so far). A row of five goes to
-    `texts(record, out)`; a stored line the page shows is read by `page_line_py`, its time being a
-    number. The reference; `page_rows` is its compiled twin (native/export.c) when built."""
+    `texts(record, out)`; a stored line the page shows is read by `page_line_py` (and left out, as
+    `Slimmer.rows` leaves it, when its time is no number of milliseconds). The reference;
+    `page_rows` is its compiled twin (native/export.c) when built."""
     out: list[str] = []
     for row in rows:
         if len(row) == 5:
@@ -223,7 +224,10 @@ def page_rows_py(  # noqa: PLR0917 (the compiled twin's argument list)
         if fields is None:  # pragma: no cover - the command is one the page shows
             continue
         code, user_json, msg_id, target, tail = fields
-        ms = math.floor(float(row[0]) * 1000 - start_ms + 0.5)
+        try:  # Slimmer.ms
+            ms = math.floor(float(row[0]) * 1000 - start_ms + 0.5)
+        except (TypeError, ValueError, OverflowError):  # a time beyond a float's range (the parts' line_time)
+            continue
         user = users.get(user_json)
         if user is None:  # Slimmer._user
             user = users[user_json] = counts[0]

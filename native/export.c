@@ -568,12 +568,24 @@ pr_stored(PyObject *row_time, PyObject *line, double start_ms, PyObject *users, 
     PyObject *code = PyTuple_GET_ITEM(fields, 0), *user_json = PyTuple_GET_ITEM(fields, 1);
     PyObject *msg_id = PyTuple_GET_ITEM(fields, 2), *target = PyTuple_GET_ITEM(fields, 3);
     PyObject *tail = PyTuple_GET_ITEM(fields, 4);
-    double t = PyFloat_AsDouble(row_time);
-    if (t == -1.0 && PyErr_Occurred())
+    PyObject *as_float = PyNumber_Float(row_time); /* float(row[0]) */
+    double t = as_float == NULL ? -1.0 : PyFloat_AS_DOUBLE(as_float);
+    Py_XDECREF(as_float);
+    if (as_float == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_TypeError) && !PyErr_ExceptionMatches(PyExc_ValueError)
+            && !PyErr_ExceptionMatches(PyExc_OverflowError))
+            goto done;
+        PyErr_Clear(); /* no number: left out, as the reference leaves it */
+        rc = 0;
         goto done;
+    }
     volatile double x = t * 1000; /* as Python computes it: one rounding a step */
     x = x - start_ms;
     x = x + 0.5;
+    if (!isfinite(x)) { /* math.floor raises: left out */
+        rc = 0;
+        goto done;
+    }
     ms = PyLong_FromDouble(floor(x));
     if (ms == NULL)
         goto done;
