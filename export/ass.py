@@ -43,6 +43,7 @@ from typing import Any
 import orjson
 
 from export.fields import display_name, me_action, tag_of
+from formats import speedups
 
 PLAY_RES_X, PLAY_RES_Y = 1920, 1080
 FONT_SIZE = 36
@@ -209,67 +210,83 @@ def _render(spans: list[Span], removed: bool, plain: str, cuts: list[tuple[int, 
     return out or ["{\\s0}"]
 
 
+# What the box needs of a message that stays on screen: its number of lines (`wrap` of its text,
+# at least one), its lines as shown (not removed), its message id (None when none) and the login a
+# CLEARCHAT names it by (lowercase, "" when none).
+MessageView = tuple[int, list[str], str | None, str]
+
+
+def _login(record: Mapping[str, Any]) -> str:
+    return str(record.get("user") or tag_of(record, "login") or "").lower()
+
+
+def message_view(record: Mapping[str, Any]) -> MessageView:
+    """The `MessageView` of a record (only chat and user notices show: any other has one empty line)."""
+    spans = _spans(record) or []
+    plain = _plain(spans)
+    cuts = wrap(plain)
+    return len(cuts), _render(spans, False, plain, cuts), tag_of(record, "id"), _login(record)
+
+
+def message_view_py(line: bytes) -> MessageView:
+    """`message_view` of the record whose canonical line is `line` (a stored line export passes
+    through). The reference; `message_view_line` is its compiled twin (native/export.c) when built."""
+    return message_view(orjson.loads(line))
+
+
+message_view_line = speedups.twin(message_view_py, "export_ass_message")
+
+
 class _Message:
     """A message on its way through the box, kept as it came (a record, or its canonical line) and
     read when first needed: on a busy channel most messages go off the top within the frame they
-    arrive in, so most are never decoded, measured or rendered."""
+    arrive in, so most are never decoded, measured or rendered. A stored line is read by
+    `message_view_line` (the compiled twin: no dict); a removed message is rendered from its record."""
 
-    __slots__ = ("_cuts", "_lines", "_plain", "_record", "_source", "_spans", "appear", "gone", "removed")
+    __slots__ = ("_lines", "_source", "_view", "appear", "gone", "removed")
 
     def __init__(self, appear: int, source: Mapping[str, Any] | bytes) -> None:
         self.appear = appear  # cs from the window start
         self.removed = False
         self.gone = False  # went off the top of the box (it never comes back)
         self._source = source
-        self._record: Mapping[str, Any] | None = None
-        self._spans: list[Span] | None = None
-        self._plain = ""
-        self._cuts: list[tuple[int, int]] | None = None
+        self._view: MessageView | None = None
         self._lines: list[str] | None = None
 
     @property
-    def record(self) -> Mapping[str, Any]:
-        if self._record is None:
+    def view(self) -> MessageView:
+        if self._view is None:
             source = self._source
-            self._record = orjson.loads(source) if isinstance(source, bytes) else source
-        return self._record
-
-    @property
-    def spans(self) -> list[Span]:
-        if self._spans is None:
-            self._spans = _spans(self.record) or []  # only chat and user notices become messages
-        return self._spans
+            self._view = message_view_line(source) if isinstance(source, bytes) else message_view(source)
+        return self._view
 
     @property
     def login(self) -> str:
-        record = self.record
-        return str(record.get("user") or tag_of(record, "login") or "").lower()
+        return self.view[3]
 
     @property
     def msg_id(self) -> str | None:
-        return tag_of(self.record, "id")
+        return self.view[2]
 
     @property
     def count(self) -> int:
         """Its number of lines (at least one)."""
-        if self._cuts is None:
-            self._plain = _plain(self.spans)
-            self._cuts = wrap(self._plain)
-        return len(self._cuts)
+        return self.view[0]
 
     @property
     def lines(self) -> list[str]:
+        if not self.removed:
+            return self.view[1]
         if self._lines is None:
-            if self._cuts is None:
-                self._plain = _plain(self.spans)
-                self._cuts = wrap(self._plain)
-            self._lines = _render(self.spans, self.removed, self._plain, self._cuts)
+            source = self._source
+            record = orjson.loads(source) if isinstance(source, bytes) else source
+            spans = _spans(record) or []
+            plain = _plain(spans)
+            self._lines = _render(spans, True, plain, wrap(plain))
         return self._lines
 
     def remove(self) -> None:
-        if not self.removed:
-            self.removed = True
-            self._lines = None
+        self.removed = True
 
 
 def header(title: str) -> str:

@@ -362,6 +362,73 @@ pl_array(char *buf, const PlStr *items, int n, int keep, int brackets)
     return PyUnicode_DecodeUTF8(buf, p - buf, "strict");
 }
 
+/* What the page and the ASS box read of a line: the command, the second parameter, the user and
+ * sender (s == NULL: null) and the tags they read (s == NULL: absent or true). */
+typedef struct {
+    Span cmd;
+    PlStr text, user, sender, tags[T_COUNT];
+} PlRecord;
+
+/* The line walked (see page_line's comment): 0 (*r filled) or -1, the line goes the reference way. */
+static int
+pl_walk(const unsigned char *line, Py_ssize_t len, PlRecord *r)
+{
+    CanonCur cur = {line, line + len}, *c = &cur;
+    Span s, prev = {NULL, 0}, key;
+    PlStr dummy;
+    int esc, cmd_esc, lone = 0, more, nparams = 0;
+    memset(r, 0, sizeof(*r));
+    if (!CL_LIT(c, "{\"command\":") || cl_str(c, &r->cmd, &cmd_esc, &lone) || !CL_LIT(c, ",\"host\":")
+        || pl_str_or_null(c, &dummy, &lone) || !CL_LIT(c, ",\"params\":["))
+        return -1;
+    if (!CL_LIT(c, "]")) {
+        do {
+            PlStr param;
+            if (cl_str(c, &param.v, &param.esc, &lone))
+                return -1;
+            if (++nparams == 2)
+                r->text = param;
+        } while ((more = cl_next(c, ']')) > 0);
+        if (more < 0)
+            return -1;
+    }
+    if (!CL_LIT(c, ",\"receivers\":{"))
+        return -1;
+    do {
+        if (cl_str(c, &s, &esc, &lone) || !CL_LIT(c, ":") || pl_num(c))
+            return -1;
+    } while ((more = cl_next(c, '}')) > 0);
+    if (more < 0 || !CL_LIT(c, ",\"sender\":") || pl_str_or_null(c, &r->sender, &lone) || !CL_LIT(c, ",\"tags\":"))
+        return -1;
+    if (!CL_LIT(c, "null")) {
+        if (!CL_LIT(c, "{"))
+            return -1;
+        if (!CL_LIT(c, "}")) {
+            do {
+                /* keys without escapes, strictly increasing: no key twice (orjson keeps the last) */
+                if (cl_key(c, &prev, &key))
+                    return -1;
+                if (CL_LIT(c, "true"))
+                    continue; /* not a string: as absent */
+                PlStr value;
+                if (cl_str(c, &value.v, &value.esc, &lone))
+                    return -1;
+                int t = pl_tag(key);
+                if (t >= 0)
+                    r->tags[t] = value;
+            } while ((more = cl_next(c, '}')) > 0);
+            if (more < 0)
+                return -1;
+        }
+    }
+    if (!CL_LIT(c, ",\"time\":") || pl_num(c) || !CL_LIT(c, ",\"time_range\":") || pl_num(c)
+        || !CL_LIT(c, ",\"user\":") || pl_str_or_null(c, &r->user, &lone) || !CL_LIT(c, "}") || c->p != c->end)
+        return -1;
+    if (lone || cmd_esc)
+        return -1; /* a lone surrogate (orjson refuses it), an escaped command */
+    return 0;
+}
+
 static PyObject *
 page_refer(PyObject *line)
 {
@@ -381,62 +448,11 @@ page_line(PyObject *self, PyObject *arg)
     }
     const unsigned char *line = (const unsigned char *)PyBytes_AS_STRING(arg);
     Py_ssize_t len = PyBytes_GET_SIZE(arg);
-    CanonCur cur = {line, line + len}, *c = &cur;
-    Span cmd, s, prev = {NULL, 0}, key;
-    PlStr tags[T_COUNT], user, text, dummy;
-    int esc, cmd_esc, lone = 0, more, nparams = 0;
-    memset(tags, 0, sizeof(tags));
-    text.v.s = NULL;
-    text.v.n = 0;
-    text.esc = 0;
-    if (!CL_LIT(c, "{\"command\":") || cl_str(c, &cmd, &cmd_esc, &lone) || !CL_LIT(c, ",\"host\":")
-        || pl_str_or_null(c, &dummy, &lone) || !CL_LIT(c, ",\"params\":["))
+    PlRecord rec;
+    if (pl_walk(line, len, &rec))
         return page_refer(arg);
-    if (!CL_LIT(c, "]")) {
-        do {
-            PlStr param;
-            if (cl_str(c, &param.v, &param.esc, &lone))
-                return page_refer(arg);
-            if (++nparams == 2)
-                text = param;
-        } while ((more = cl_next(c, ']')) > 0);
-        if (more < 0)
-            return page_refer(arg);
-    }
-    if (!CL_LIT(c, ",\"receivers\":{"))
-        return page_refer(arg);
-    do {
-        if (cl_str(c, &s, &esc, &lone) || !CL_LIT(c, ":") || pl_num(c))
-            return page_refer(arg);
-    } while ((more = cl_next(c, '}')) > 0);
-    if (more < 0 || !CL_LIT(c, ",\"sender\":") || pl_str_or_null(c, &dummy, &lone) || !CL_LIT(c, ",\"tags\":"))
-        return page_refer(arg);
-    if (!CL_LIT(c, "null")) {
-        if (!CL_LIT(c, "{"))
-            return page_refer(arg);
-        if (!CL_LIT(c, "}")) {
-            do {
-                /* keys without escapes, strictly increasing: no key twice (orjson keeps the last) */
-                if (cl_key(c, &prev, &key))
-                    return page_refer(arg);
-                if (CL_LIT(c, "true"))
-                    continue; /* not a string: as absent */
-                PlStr value;
-                if (cl_str(c, &value.v, &value.esc, &lone))
-                    return page_refer(arg);
-                int t = pl_tag(key);
-                if (t >= 0)
-                    tags[t] = value;
-            } while ((more = cl_next(c, '}')) > 0);
-            if (more < 0)
-                return page_refer(arg);
-        }
-    }
-    if (!CL_LIT(c, ",\"time\":") || pl_num(c) || !CL_LIT(c, ",\"time_range\":") || pl_num(c)
-        || !CL_LIT(c, ",\"user\":") || pl_str_or_null(c, &user, &lone) || !CL_LIT(c, "}") || c->p != c->end)
-        return page_refer(arg);
-    if (lone || cmd_esc)
-        return page_refer(arg); /* a lone surrogate (orjson refuses it), an escaped command */
+    Span cmd = rec.cmd;
+    PlStr *tags = rec.tags, user = rec.user, text = rec.text;
     const char *code;
     if (cmd.n == 7 && memcmp(cmd.s, "PRIVMSG", 7) == 0)
         code = "P";
@@ -701,10 +717,282 @@ fail:
     return NULL;
 }
 
+/* ---- Compiled twin of export.ass.message_view_py: what the ASS box shows of a stored line ----
+ *
+ * The reference decodes the line and renders the message (export.ass.message_view: _spans, _plain,
+ * wrap, _render). This takes the usual case from the line's bytes: a PRIVMSG whose names, colour and
+ * id are written without an escape (printable ASCII: nothing for display_name to make printable,
+ * one character a byte, case folded as ASCII) and whose text is not a `/me` action (its escapes
+ * decoded, breakers as spaces, wrapped by code points), rendered as the reference renders it;
+ * anything else goes to the reference (configure_export_ass_message).
+ * tests/test_export_ass_line.py holds the two equal. */
+
+static PyObject *ass_reference;
+
+static PyObject *
+configure_ass_message(PyObject *self, PyObject *reference)
+{
+    Py_XINCREF(reference);
+    Py_XSETREF(ass_reference, reference);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+ass_refer(PyObject *line)
+{
+    if (ass_reference == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "formats._native.configure_export_ass_message was not called");
+        return NULL;
+    }
+    return PyObject_CallOneArg(ass_reference, line);
+}
+
+/* export.ass.PALETTE */
+static const char *const ASS_PALETTE[] = {
+    "#FF0000", "#0000FF", "#008000", "#B22222", "#FF7F50", "#9ACD32", "#FF4500", "#2E8B57",
+    "#DAA520", "#D2691E", "#5F9EA0", "#1E90FF", "#FF69B4", "#8A2BE2", "#00FF7F",
+};
+
+#define ASS_WIDTH 56 /* export.ass.LINE_CHARS */
+
+static inline int
+ass_hex(unsigned char ch)
+{
+    return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F');
+}
+
+static inline unsigned char
+ass_upper(unsigned char ch)
+{
+    return ch >= 'a' && ch <= 'z' ? (unsigned char)(ch - 32) : ch;
+}
+
+static inline unsigned char
+ass_lower(unsigned char ch)
+{
+    return ch >= 'A' && ch <= 'Z' ? (unsigned char)(ch + 32) : ch;
+}
+
+static inline int
+ass_nonempty(const PlStr *s)
+{
+    return s->v.s != NULL && s->v.n > 0;
+}
+
+static PyObject *
+ass_message(PyObject *self, PyObject *arg)
+{
+    if (!PyBytes_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "export_ass_message takes bytes");
+        return NULL;
+    }
+    PlRecord r;
+    if (pl_walk((const unsigned char *)PyBytes_AS_STRING(arg), PyBytes_GET_SIZE(arg), &r) || r.cmd.n != 7
+        || memcmp(r.cmd.s, "PRIVMSG", 7) != 0)
+        return ass_refer(arg);
+    const PlStr *login_tag = &r.tags[T_LOGIN], *shown = &r.tags[T_NAME], *color = &r.tags[T_COLOR];
+    const PlStr *id = &r.tags[T_ID];
+    if (r.user.esc || r.sender.esc || login_tag->esc || shown->esc || color->esc || id->esc)
+        return ass_refer(arg);
+    /* fields.display_name: the display name, with the login when they differ beyond case */
+    const PlStr *login = ass_nonempty(&r.user) ? &r.user : ass_nonempty(login_tag) ? login_tag : NULL;
+    Span name_a = {(const unsigned char *)"?", 1}, name_b = {NULL, 0};
+    if (login == NULL) {
+        if (ass_nonempty(shown))
+            name_a = shown->v;
+        else if (ass_nonempty(&r.sender))
+            name_a = r.sender.v;
+    }
+    else if (!ass_nonempty(shown))
+        name_a = login->v;
+    else {
+        name_a = shown->v;
+        int same = shown->v.n == login->v.n;
+        for (Py_ssize_t i = 0; same && i < shown->v.n; i++)
+            same = ass_lower(shown->v.s[i]) == ass_lower(login->v.s[i]);
+        if (!same)
+            name_b = login->v; /* "shown (login)" */
+    }
+    /* user_color: the colour tag when it is one, else the stable colour of user, login or sender */
+    char rgb[8];
+    if (ass_nonempty(color) && color->v.n == 7 && color->v.s[0] == '#' && ass_hex(color->v.s[1])
+        && ass_hex(color->v.s[2]) && ass_hex(color->v.s[3]) && ass_hex(color->v.s[4]) && ass_hex(color->v.s[5])
+        && ass_hex(color->v.s[6])) {
+        for (int i = 0; i < 7; i++)
+            rgb[i] = (char)ass_upper(color->v.s[i]);
+    }
+    else {
+        const PlStr *who = ass_nonempty(&r.user) ? &r.user
+                           : ass_nonempty(login_tag) ? login_tag
+                           : ass_nonempty(&r.sender) ? &r.sender
+                                                     : NULL;
+        uint32_t h = 0x811C9DC5u;
+        for (Py_ssize_t i = 0; who != NULL && i < who->v.n; i++)
+            h = (h ^ who->v.s[i]) * 0x01000193u;
+        memcpy(rgb, ASS_PALETTE[h % 15], 7);
+    }
+    rgb[7] = 0;
+    /* the plain text: name, ": ", text (the text's breakers as spaces; a name holds none) */
+    Py_ssize_t n_name = name_a.n + (name_b.s != NULL ? name_b.n + 3 : 0);
+    Py_ssize_t n_bytes = r.text.v.s != NULL ? r.text.v.n : 0;
+    Py_ssize_t room = n_name + 2 + n_bytes + 8;
+    Py_UCS4 *plain = PyMem_Malloc(sizeof(Py_UCS4) * (size_t)room);
+    Py_ssize_t *cuts = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)(room + 2) * 2);
+    /* a line: its characters, each escaped to at most two, and two overrides */
+    Py_UCS4 *buf = PyMem_Malloc(sizeof(Py_UCS4) * (size_t)(2 * room + 96));
+    PyObject *lines = NULL;
+    if (plain == NULL || cuts == NULL || buf == NULL) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    Py_ssize_t total = 0;
+    for (Py_ssize_t i = 0; i < name_a.n; i++)
+        plain[total++] = name_a.s[i];
+    if (name_b.s != NULL) {
+        plain[total++] = ' ';
+        plain[total++] = '(';
+        for (Py_ssize_t i = 0; i < name_b.n; i++)
+            plain[total++] = name_b.s[i];
+        plain[total++] = ')';
+    }
+    plain[total++] = ':';
+    plain[total++] = ' ';
+    int special = 0;
+    const unsigned char *q = r.text.v.s, *e = q + n_bytes;
+    if (n_bytes >= 6 && memcmp(q, "\\u0001", 6) == 0) { /* maybe a `/me` action: the reference's */
+        PyMem_Free(plain);
+        PyMem_Free(cuts);
+        PyMem_Free(buf);
+        return ass_refer(arg);
+    }
+    while (q < e) {
+        Py_UCS4 ch = *q;
+        if (ch != '\\')
+            q++;
+        else if (q[1] != 'u') { /* \" \\ and the controls \n \r \t \b \f (breakers) */
+            ch = q[1] == '"' ? '"' : q[1] == '\\' ? '\\' : ' ';
+            q += 2;
+        }
+        else {
+            ch = (Py_UCS4)cl_hex4(q + 2);
+            q += 6;
+            if (ch >= 0xD800 && ch <= 0xDBFF) { /* a pair (pl_walk saw no lone half) */
+                ch = 0x10000 + ((ch - 0xD800) << 10) + ((Py_UCS4)cl_hex4(q + 2) - 0xDC00);
+                q += 6;
+            }
+            if (ch < 0x20 || (ch >= 0x7F && ch <= 0x9F) || ch == 0x2028 || ch == 0x2029)
+                ch = ' '; /* _BREAKERS */
+        }
+        plain[total++] = ch;
+    }
+    for (Py_ssize_t i = 0; i < total && !special; i++)
+        special = plain[i] == '\\' || plain[i] == '{' || plain[i] == '}';
+    /* wrap */
+    int ncuts = 0;
+    Py_ssize_t start = 0;
+    while (total - start > ASS_WIDTH) {
+        Py_ssize_t cut = -1;
+        for (Py_ssize_t i = start + ASS_WIDTH; i >= start + 1; i--) /* rfind(" ", start + 1, start + width + 1) */
+            if (plain[i] == ' ') {
+                cut = i;
+                break;
+            }
+        if (cut <= start) {
+            cuts[2 * ncuts] = start;
+            cuts[2 * ncuts + 1] = start + ASS_WIDTH;
+            start += ASS_WIDTH;
+        }
+        else {
+            cuts[2 * ncuts] = start;
+            cuts[2 * ncuts + 1] = cut;
+            start = cut + 1;
+        }
+        ncuts++;
+    }
+    cuts[2 * ncuts] = start;
+    cuts[2 * ncuts + 1] = total;
+    ncuts++;
+    /* _render: each line opens each span's overrides; escape() of the text where it needs it */
+    char over[2][40];
+    int n_over[2];
+    n_over[0] = snprintf(over[0], sizeof(over[0]), "{\\c&H%c%c%c%c%c%c&\\b1\\i0\\s0}", rgb[5], rgb[6], rgb[3],
+                         rgb[4], rgb[1], rgb[2]);
+    n_over[1] = snprintf(over[1], sizeof(over[1]), "%s", "{\\c&HFFFFFF&\\b0\\i0\\s0}");
+    Py_ssize_t pieces[2][2] = {{0, n_name}, {n_name, total}};
+    lines = PyList_New(0);
+    if (lines == NULL)
+        goto fail;
+    for (int k = 0; k < ncuts; k++) {
+        Py_UCS4 *o = buf;
+        for (int j = 0; j < 2; j++) {
+            Py_ssize_t lo = pieces[j][0] > cuts[2 * k] ? pieces[j][0] : cuts[2 * k];
+            Py_ssize_t hi = pieces[j][1] < cuts[2 * k + 1] ? pieces[j][1] : cuts[2 * k + 1];
+            if (lo >= hi)
+                continue;
+            for (int i = 0; i < n_over[j]; i++)
+                *o++ = (unsigned char)over[j][i];
+            for (Py_ssize_t i = lo; i < hi; i++) {
+                Py_UCS4 ch = plain[i];
+                if (special && (ch == '{' || ch == '}'))
+                    *o++ = '\\';
+                *o++ = ch;
+                if (special && ch == '\\')
+                    *o++ = 0x2060; /* WORD_JOINER */
+            }
+        }
+        if (o == buf)
+            continue; /* a text ending in the space it was cut at leaves an empty last line */
+        PyObject *text = PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, buf, o - buf);
+        if (text == NULL || PyList_Append(lines, text) < 0) {
+            Py_XDECREF(text);
+            goto fail;
+        }
+        Py_DECREF(text);
+    }
+    if (PyList_GET_SIZE(lines) == 0) {
+        PyObject *text = PyUnicode_FromString("{\\s0}");
+        if (text == NULL || PyList_Append(lines, text) < 0) {
+            Py_XDECREF(text);
+            goto fail;
+        }
+        Py_DECREF(text);
+    }
+    /* the message id and the login a CLEARCHAT names (lowercase) */
+    PyObject *mid = Py_None;
+    Py_INCREF(mid);
+    if (ass_nonempty(id)) {
+        Py_DECREF(mid);
+        mid = PyUnicode_FromKindAndData(PyUnicode_1BYTE_KIND, id->v.s, id->v.n);
+        if (mid == NULL)
+            goto fail;
+    }
+    Py_ssize_t n_login = login != NULL ? login->v.n : 0;
+    for (Py_ssize_t i = 0; i < n_login; i++)
+        buf[i] = ass_lower(login->v.s[i]);
+    PyObject *lower = PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, buf, n_login);
+    if (lower == NULL) {
+        Py_DECREF(mid);
+        goto fail;
+    }
+    PyMem_Free(plain);
+    PyMem_Free(cuts);
+    PyMem_Free(buf);
+    return Py_BuildValue("(iNNN)", ncuts, lines, mid, lower);
+fail:
+    Py_XDECREF(lines);
+    PyMem_Free(plain);
+    PyMem_Free(cuts);
+    PyMem_Free(buf);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"export_scan_batch", scan_batch, METH_O, "Twin of export.scan.scan_batch_py."},
     {"export_page_line", page_line, METH_O, "Twin of export.html.page_line_py."},
     {"export_page_rows", page_rows, METH_VARARGS, "Twin of export.html.page_rows_py."},
+    {"export_ass_message", ass_message, METH_O, "Twin of export.ass.message_view_py."},
+    {"configure_export_ass_message", configure_ass_message, METH_O,
+     "configure_export_ass_message(reference): what lines it does not read go to."},
     {"configure_export_page_line", configure_page_line, METH_O,
      "configure_export_page_line(reference): what lines it does not read go to."},
     {NULL, NULL, 0, NULL},

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from export import html
+from export import ass, html
 from formats import canonical, irc, speedups
 from merge.scan import Scanned
 
@@ -34,6 +34,7 @@ def _import() -> ModuleType | None:
     native.configure_is_record(canonical.is_record_py)
     native.configure_scan_file(Scanned)
     native.configure_export_page_line(html.page_line_py)
+    native.configure_export_ass_message(ass.message_view_py)
     return native
 
 
