@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from export import ass, html
 from formats import canonical, irc, speedups
 from merge.scan import Scanned
 
@@ -33,6 +34,8 @@ def _import() -> ModuleType | None:
     native.configure_canonical_bytes(canonical.canonical_bytes_py)
     native.configure_is_record(canonical.is_record_py)
     native.configure_scan_file(Scanned)
+    native.configure_export_page_line(html.page_line_py)
+    native.configure_export_ass_message(ass.message_view_py)
     return native
 
 
