@@ -149,6 +149,7 @@ def register(app: typer.Typer) -> None:
         def refused(r: Refusal) -> None:
             warn(f"refused: {r}")
 
+        from sync.client import check_base_url  # noqa: PLC0415
         from sync.extras import parse_folders, sync_extras_from  # noqa: PLC0415
 
         worst = 0
@@ -185,10 +186,12 @@ def register(app: typer.Typer) -> None:
                             on_file=partial(bar.advance, task),
                             on_problem=lambda p: warn(f"merge: {p}"),
                         )
-                        # the media folders after the chat: a slow or hostile media peer never delays chat
+                        # the media folders after the chat: a slow or hostile media peer never delays chat,
+                        # and a peer the chat pass could not reach is not asked again until the next pass
+                        unreachable = {r.peer for r in stats.refused if r.reason.startswith("cannot reach the peer")}
                         media = sync_extras_from(
                             root,
-                            peers,
+                            [p for p in peers if check_base_url(p) not in unreachable],
                             folders,
                             timeout=timeout,
                             peer_deadline=extras_timeout,
@@ -216,7 +219,6 @@ def register(app: typer.Typer) -> None:
                             f"{plural(stats.hours_older, 'older hour')}, the newest {stats.newest_older}: "
                             f"to fetch them, --since {stats.newest_older[:10]} (or earlier)"
                         )
-                    unreachable = {r.peer for r in stats.refused if r.reason.startswith("cannot reach the peer")}
                     if interval is None and len(unreachable) >= len(set(peers)):
                         fail(f"no peer could be reached ({', '.join(sorted(unreachable))}): nothing was fetched")
                     if stats.refused or stats.merge_problems or media.refusals:

@@ -43,6 +43,7 @@ from typing import Any
 import orjson
 
 from export.fields import display_name, me_action, tag_of
+from formats import speedups
 
 PLAY_RES_X, PLAY_RES_Y = 1920, 1080
 FONT_SIZE = 36
@@ -165,6 +166,28 @@ def render_lines(spans: list[Span], removed: bool) -> list[str]:
     """A message's lines of ASS text: wrapped, escaped, each line opening with its own overrides
     (colour, bold, italic, strike-out) so that lines stand alone in any order."""
     plain = _plain(spans)
+    return _render(spans, removed, plain, wrap(plain))
+
+
+def _render(spans: list[Span], removed: bool, plain: str, cuts: list[tuple[int, int]]) -> list[str]:
+    """`render_lines` of `spans`, given their `_plain` text and its `wrap`."""
+    if (
+        len(cuts) == 1
+        and len(spans) == 2
+        and not removed
+        and "\\" not in plain
+        and "{" not in plain
+        and "}" not in plain
+    ):
+        # the usual message: one line, two spans, nothing to escape
+        (first, color_a, bold_a, italic_a), (_second, color_b, bold_b, italic_b) = spans
+        n = len(first)
+        one = ""
+        if n:
+            one = f"{{\\c{ass_color(color_a)}\\b{int(bold_a)}\\i{int(italic_a)}\\s0}}{plain[:n]}"
+        if len(plain) > n:
+            one += f"{{\\c{ass_color(color_b)}\\b{int(bold_b)}\\i{int(italic_b)}\\s0}}{plain[n:]}"
+        return [one] if one else ["{\\s0}"]
     pieces = []  # (start, end, override) of each span in `plain`
     at = 0
     for text, color, bold, italic in spans:
@@ -174,7 +197,7 @@ def render_lines(spans: list[Span], removed: bool) -> list[str]:
     # `plain` holds no breaker: only these need escaping, and most chat has none of them
     special = "\\" in plain or "{" in plain or "}" in plain
     out = []
-    for start, end in wrap(plain):
+    for start, end in cuts:
         parts = []
         for a, b, override in pieces:
             lo = a if a > start else start
@@ -187,62 +210,83 @@ def render_lines(spans: list[Span], removed: bool) -> list[str]:
     return out or ["{\\s0}"]
 
 
+# What the box needs of a message that stays on screen: its number of lines (`wrap` of its text,
+# at least one), its lines as shown (not removed), its message id (None when none) and the login a
+# CLEARCHAT names it by (lowercase, "" when none).
+MessageView = tuple[int, list[str], str | None, str]
+
+
+def _login(record: Mapping[str, Any]) -> str:
+    return str(record.get("user") or tag_of(record, "login") or "").lower()
+
+
+def message_view(record: Mapping[str, Any]) -> MessageView:
+    """The `MessageView` of a record (only chat and user notices show: any other has one empty line)."""
+    spans = _spans(record) or []
+    plain = _plain(spans)
+    cuts = wrap(plain)
+    return len(cuts), _render(spans, False, plain, cuts), tag_of(record, "id"), _login(record)
+
+
+def message_view_py(line: bytes) -> MessageView:
+    """`message_view` of the record whose canonical line is `line` (a stored line export passes
+    through). The reference; `message_view_line` is its compiled twin (native/export.c) when built."""
+    return message_view(orjson.loads(line))
+
+
+message_view_line = speedups.twin(message_view_py, "export_ass_message")
+
+
 class _Message:
     """A message on its way through the box, kept as it came (a record, or its canonical line) and
     read when first needed: on a busy channel most messages go off the top within the frame they
-    arrive in, so most are never decoded, measured or rendered."""
+    arrive in, so most are never decoded, measured or rendered. A stored line is read by
+    `message_view_line` (the compiled twin: no dict); a removed message is rendered from its record."""
 
-    __slots__ = ("_count", "_lines", "_record", "_source", "_spans", "appear", "gone", "removed")
+    __slots__ = ("_lines", "_source", "_view", "appear", "gone", "removed")
 
     def __init__(self, appear: int, source: Mapping[str, Any] | bytes) -> None:
         self.appear = appear  # cs from the window start
         self.removed = False
         self.gone = False  # went off the top of the box (it never comes back)
         self._source = source
-        self._record: Mapping[str, Any] | None = None
-        self._spans: list[Span] | None = None
-        self._count = 0
+        self._view: MessageView | None = None
         self._lines: list[str] | None = None
 
     @property
-    def record(self) -> Mapping[str, Any]:
-        if self._record is None:
+    def view(self) -> MessageView:
+        if self._view is None:
             source = self._source
-            self._record = orjson.loads(source) if isinstance(source, bytes) else source
-        return self._record
-
-    @property
-    def spans(self) -> list[Span]:
-        if self._spans is None:
-            self._spans = _spans(self.record) or []  # only chat and user notices become messages
-        return self._spans
+            self._view = message_view_line(source) if isinstance(source, bytes) else message_view(source)
+        return self._view
 
     @property
     def login(self) -> str:
-        record = self.record
-        return str(record.get("user") or tag_of(record, "login") or "").lower()
+        return self.view[3]
 
     @property
     def msg_id(self) -> str | None:
-        return tag_of(self.record, "id")
+        return self.view[2]
 
     @property
     def count(self) -> int:
         """Its number of lines (at least one)."""
-        if not self._count:
-            self._count = len(wrap(_plain(self.spans)))
-        return self._count
+        return self.view[0]
 
     @property
     def lines(self) -> list[str]:
+        if not self.removed:
+            return self.view[1]
         if self._lines is None:
-            self._lines = render_lines(self.spans, self.removed)
+            source = self._source
+            record = orjson.loads(source) if isinstance(source, bytes) else source
+            spans = _spans(record) or []
+            plain = _plain(spans)
+            self._lines = _render(spans, True, plain, wrap(plain))
         return self._lines
 
     def remove(self) -> None:
-        if not self.removed:
-            self.removed = True
-            self._lines = None
+        self.removed = True
 
 
 def header(title: str) -> str:
@@ -369,7 +413,7 @@ class AssRenderer:
         rows: time, range, canonical line, place, and the record when the export built one), in
         one loop: the same text as adding them one by one."""
         out = []
-        start = self.start
+        start, now, expiries, hold = self.start, self._now, self._expiries, self.hold
         for row in rows:
             if len(row) == 5:
                 out.append(self.add(row[4]))
@@ -389,10 +433,26 @@ class AssRenderer:
             wake = self._wake
             if wake is not None and wake < until:
                 out.append(self._flush(until))
-            if line.startswith(_SHOWN):
-                self._appear(at, line)
-            else:
+            if not line.startswith(_SHOWN):
                 self._removal(at, orjson.loads(line))
+                continue
+            # _appear, inline: this runs once a message
+            message = _Message(at, line)
+            order = self._order
+            self._order = order + 2
+            if now and now[-1][0] > at:
+                heapq.heappush(self._late, (at, order, 0, message))
+            else:
+                now.append((at, order, 0, message))
+            gone = at + hold
+            if expiries and expiries[-1][0] > gone:
+                heapq.heappush(self._late, (gone, order + 1, 2, message))
+            else:
+                expiries.append((gone, order + 1, 2, message))
+            frame = self._frame_start
+            boundary = at if frame is None or at >= frame + MIN_FRAME else frame + MIN_FRAME
+            if self._wake is None or boundary < self._wake:
+                self._wake = boundary
         return "".join(out)
 
     def _reach(self, at: int) -> int:

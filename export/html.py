@@ -52,7 +52,7 @@ import json
 import math
 import re
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import cache
 from html import escape as html_escape
 from importlib import resources
@@ -61,6 +61,7 @@ from typing import Any
 import orjson
 
 from export.emotes import ChatImages, data_uri
+from formats import speedups
 
 RECENT_IDS = 200_000  # message ids a CLEARMSG can reach back to (33 minutes at 100 messages/s)
 RECENT_USERS = 50_000  # distinct users (with their colour and badges) remembered
@@ -138,87 +139,208 @@ class PageImages:
         return page_json({"e": self.uris, "b": {k: v for k, v in self.badges.items() if v >= 0}})
 
 
+# What the page makes of a record, without the state of the page (user and line numbers): the
+# command's code, the user's row as page JSON (also the key the user is numbered by), the message
+# id (a chat line: "" when none), the CLEARMSG target ("" when none) and the fields after the user
+# number as page JSON (`page_json(fields)` without its brackets, trailing empty strings left out but
+# the text). The row is then `[ms,code,user,` + fields + `]`, a CLEARMSG's with `,target number`.
+PageFields = tuple[str, str, str, str, str]
+
+
+def page_fields(record: Mapping[str, Any]) -> PageFields | None:
+    """The page's fields of `record` (see `PageFields`), None for a command the page does not show.
+    (Each field is `_str` of its value, written out: this runs once a message.)"""
+    code = _CODES.get(record.get("command"))  # type: ignore[arg-type]
+    if code is None:
+        return None
+    raw_tags = record.get("tags")
+    tag = raw_tags.get if isinstance(raw_tags, dict) else _NO_TAGS.get
+    params = record.get("params") or []
+    login = record.get("user")
+    if not (isinstance(login, str) and login):
+        login = tag("login")
+        if not isinstance(login, str):
+            login = ""
+    shown, color, badges = tag("display-name"), tag("color"), tag("badges")
+    user = [
+        login,
+        shown if isinstance(shown, str) else "",
+        color if isinstance(color, str) else "",
+        badges if isinstance(badges, str) else "",
+    ]
+    text = params[1] if len(params) > 1 else ""
+    fields = [text if isinstance(text, str) else ""]
+    msg_id = target = ""
+    if code == "P":
+        name, body = tag("reply-parent-display-name"), tag("reply-parent-msg-body")
+        fields.append(name if isinstance(name, str) else "")
+        fields.append(body if isinstance(body, str) else "")
+    elif code == "U":
+        fields.append(_str(tag("system-msg")) or _str(tag("msg-id")))
+    if code in ("P", "U"):
+        msg_id = _str(tag("id"))
+    elif code == "M":
+        target = _str(tag("target-msg-id"))
+    return code, page_json(_trimmed(user, 1)), msg_id, target, page_json(_trimmed(fields, 1))[1:-1]
+
+
+def page_line_py(line: bytes) -> PageFields | None:
+    """`page_fields` of the record whose canonical line is `line` (a stored line export passes
+    through). The reference; `page_line` is its compiled twin (native/export.c) when built."""
+    return page_fields(orjson.loads(line))
+
+
+page_line = speedups.twin(page_line_py, "export_page_line")
+
+_LIMITS = (RECENT_USERS, RECENT_IDS)
+TextsFn = Callable[[Mapping[str, Any], list[str]], None]
+
+
+def page_rows_py(  # noqa: PLR0917 (the compiled twin's argument list)
+    rows: Iterable[Sequence[Any]],
+    start_ms: float,
+    users: OrderedDict[str, int],
+    ids: OrderedDict[str, int],
+    counts: list[int],
+    texts: TextsFn,
+    limits: tuple[int, int],
+) -> list[str]:
+    """The page JSON of the rows export's `rows` add (time, range, canonical line, place, and the
+    record when the export built one), as `Slimmer.text` writes them, updating the page's state: the
+    users by their row (`users`, at most `limits[0]`), the chat lines' ids (`ids`, at most
+    `limits[1]`), `counts` (users and chat lines numbered so far). A row of five goes to
+    `texts(record, out)`; a stored line the page shows is read by `page_line_py` (and left out, as
+    `Slimmer.rows` leaves it, when its time is no number of milliseconds). The reference;
+    `page_rows` is its compiled twin (native/export.c) when built."""
+    out: list[str] = []
+    for row in rows:
+        if len(row) == 5:
+            texts(row[4], out)
+            continue
+        line = row[2]
+        if not line.startswith(_PAGE_COMMANDS):
+            continue
+        fields = page_line_py(line)
+        if fields is None:  # pragma: no cover - the command is one the page shows
+            continue
+        code, user_json, msg_id, target, tail = fields
+        try:  # Slimmer.ms
+            ms = math.floor(float(row[0]) * 1000 - start_ms + 0.5)
+        except (TypeError, ValueError, OverflowError):  # a time beyond a float's range (the parts' line_time)
+            continue
+        user = users.get(user_json)
+        if user is None:  # Slimmer._user
+            user = users[user_json] = counts[0]
+            counts[0] += 1
+            if len(users) > limits[0]:
+                users.popitem(last=False)
+            out.append(user_json)
+        else:
+            users.move_to_end(user_json)
+        if code in {"P", "U"}:
+            if msg_id:
+                ids[msg_id] = counts[1]
+                if len(ids) > limits[1]:
+                    ids.popitem(last=False)
+            counts[1] += 1
+            out.append(f'[{ms},"{code}",{user},{tail}]')
+        elif code == "M":
+            out.append(f'[{ms},"M",{user},{tail},{ids.get(target, -1) if target else -1}]')
+        else:
+            out.append(f'[{ms},"C",{user},{tail}]')
+    return out
+
+
+page_rows = speedups.twin(page_rows_py, "export_page_rows")
+
+
 class Slimmer:
-    """Records to the page's rows (see the module docstring), one record at a time."""
+    """Records to the page's rows (see the module docstring), one record at a time: `rows(record)`
+    as arrays, or `text(fields, ms)` as page JSON (what the renderer writes)."""
 
     def __init__(self, start: float, images: ChatImages | None = None) -> None:
         self.start_ms = start * 1000
         self.images = PageImages(images) if images is not None else None
-        self._users: OrderedDict[tuple[str, ...], int] = OrderedDict()
-        self._user_count = 0
-        self._ids: OrderedDict[str, int] = OrderedDict()
-        self._lines = 0
+        self.users: OrderedDict[str, int] = OrderedDict()  # by the user's row as page JSON
+        self.ids: OrderedDict[str, int] = OrderedDict()
+        self.counts = [0, 0]  # users numbered, chat lines numbered
 
-    def _user(self, user: tuple[str, str, str, str], out: list[list[Any]]) -> int:
-        users = self._users
-        index = users.get(user)
+    def _user(self, user_json: str, out: list[str]) -> int:
+        """The user's number; a user seen first (or again after `RECENT_USERS` others) gets a new
+        one, and its row goes to `out`."""
+        users = self.users
+        index = users.get(user_json)
         if index is not None:
-            users.move_to_end(user)
+            users.move_to_end(user_json)
             return index
-        index = users[user] = self._user_count
-        self._user_count += 1
+        index = users[user_json] = self.counts[0]
+        self.counts[0] += 1
         if len(users) > RECENT_USERS:
             users.popitem(last=False)
-        row = list(user)
-        while len(row) > 1 and row[-1] == "":  # _trimmed(row, 1)
-            row.pop()
-        out.append(row)
+        out.append(user_json)
         return index
 
-    def rows(self, record: Mapping[str, Any]) -> list[list[Any]]:
-        """The rows `record` adds: none (a command the page does not show), or its user's row when
-        that is new, then its own. (Each field is `_str` of its value, written out: this runs once
-        a message.)"""
-        code = _CODES.get(record.get("command"))  # type: ignore[arg-type]
-        if code is None:
-            return []
+    def _line(self, code: str, msg_id: str) -> None:
+        """A chat line (P or U) numbered, its id remembered for a CLEARMSG."""
+        if msg_id:
+            ids = self.ids
+            ids[msg_id] = self.counts[1]
+            if len(ids) > RECENT_IDS:
+                ids.popitem(last=False)
+        self.counts[1] += 1
+
+    def ms(self, time: Any) -> int | None:
+        """Milliseconds from the window start, None when `time` is not a number."""
         try:
-            ms = math.floor(float(record["time"]) * 1000 - self.start_ms + 0.5)
-        except (KeyError, TypeError, ValueError, OverflowError):
+            return math.floor(float(time) * 1000 - self.start_ms + 0.5)
+        except (TypeError, ValueError, OverflowError):
+            return None
+
+    def text(self, fields: PageFields, ms: int, out: list[str]) -> None:
+        """The page JSON of the rows a record adds (its user's row when new, then its own) to
+        `out`, from its `page_fields` and its `ms` (without images: a row with emote spans needs
+        `rows`)."""
+        code, user_json, msg_id, target, tail = fields
+        user = self._user(user_json, out)
+        if code == "M":
+            out.append(f'[{ms},"M",{user},{tail},{self.ids.get(target, -1) if target else -1}]')
+            return
+        if code != "C":
+            self._line(code, msg_id)
+        out.append(f'[{ms},"{code}",{user},{tail}]')
+
+    def rows(self, record: Mapping[str, Any]) -> list[list[Any]]:
+        """The rows `record` adds, as arrays: none (a command the page does not show), or its
+        user's row when that is new, then its own."""
+        fields = page_fields(record)
+        if fields is None:
             return []
-        raw_tags = record.get("tags")
-        tag = raw_tags.get if isinstance(raw_tags, dict) else _NO_TAGS.get
-        params = record.get("params") or []
-        login = record.get("user")
-        if not (isinstance(login, str) and login):
-            login = tag("login")
-            if not isinstance(login, str):
-                login = ""
-        out: list[list[Any]] = []
-        badges = tag("badges")
-        if not isinstance(badges, str):
-            badges = ""
+        ms = self.ms(record.get("time"))
+        if ms is None:
+            return []
+        code, user_json, msg_id, target, tail = fields
         if self.images is not None:
+            badges = _tag_str(record, "badges")
             self.images.note_badges(badges, float(record["time"]))
-        shown, color = tag("display-name"), tag("color")
-        user = self._user(
-            (login, shown if isinstance(shown, str) else "", color if isinstance(color, str) else "", badges), out
-        )
-        text = params[1] if len(params) > 1 else ""
-        row: list[Any] = [ms, code, user, text if isinstance(text, str) else ""]
+        out: list[str] = []
+        user = self._user(user_json, out)
+        rows: list[list[Any]] = [json.loads(text) for text in out]
+        row: list[Any] = [ms, code, user, *json.loads(f"[{tail}]")]
         if code in ("P", "U"):
-            if code == "P":
-                name, body = tag("reply-parent-display-name"), tag("reply-parent-msg-body")
-                row.append(name if isinstance(name, str) else "")
-                row.append(body if isinstance(body, str) else "")
-            else:
-                row.append(_str(tag("system-msg")) or _str(tag("msg-id")))
-            msg_id = tag("id")
-            if isinstance(msg_id, str) and msg_id:
-                ids = self._ids
-                ids[msg_id] = self._lines
-                if len(ids) > RECENT_IDS:
-                    ids.popitem(last=False)
-            self._lines += 1
+            self._line(code, msg_id)
             spans = self.images.spans(record) if self.images is not None else []
             if spans:
                 row += [""] * (_ROW_FIELDS[code] - len(row))
                 row.append(spans)
         elif code == "M":
-            target = _str(tag("target-msg-id"))
-            row.append(self._ids.get(target, -1) if target else -1)
-        out.append(_trimmed(row, 4))
-        return out
+            row.append(self.ids.get(target, -1) if target else -1)
+        rows.append(row)
+        return rows
+
+
+def _tag_str(record: Mapping[str, Any], key: str) -> str:
+    tags = record.get("tags")
+    return _str(tags.get(key)) if isinstance(tags, dict) else ""
 
 
 @cache
@@ -255,22 +377,53 @@ class HtmlRenderer:
     def begin(self) -> str:
         return self._head + "["
 
-    def add(self, record: Mapping[str, Any]) -> str:
-        rows = self.slimmer.rows(record)
-        if not rows:
+    def _joined(self, texts: list[str]) -> str:
+        if not texts:
             return ""
-        text = page_json(rows[0]) if len(rows) == 1 else ",\n".join([page_json(row) for row in rows])
-        if self._first:
-            self._first = False
-            return "\n" + text
-        return ",\n" + text
+        lead = "\n" if self._first else ",\n"
+        self._first = False
+        return lead + ",\n".join(texts)
 
-    def add_stored(self, _time: Any, line: bytes) -> str:
-        """`add` of a record given as its canonical line, decoded only if the page shows it (its
-        keys are sorted: the command comes first)."""
-        if not line.startswith(_PAGE_COMMANDS):
-            return ""
-        return self.add(orjson.loads(line))
+    def add(self, record: Mapping[str, Any]) -> str:
+        out: list[str] = []
+        self._texts(record, out)
+        return self._joined(out)
+
+    def _texts(self, record: Mapping[str, Any], out: list[str]) -> None:
+        """The page JSON of the rows `record` adds, to `out`."""
+        slimmer = self.slimmer
+        if slimmer.images is not None:  # emote spans: the rows as arrays
+            out.extend([page_json(row) for row in slimmer.rows(record)])
+            return
+        fields = page_fields(record)
+        if fields is None:
+            return
+        ms = slimmer.ms(record.get("time"))
+        if ms is not None:
+            slimmer.text(fields, ms, out)
+
+    def add_stored(self, time: Any, line: bytes) -> str:
+        """`add` of a record given as its time and canonical line, decoded only if the page shows
+        it (its keys are sorted: the command comes first)."""
+        return self.add_rows([(time, 0, line, 0)])
+
+    def add_rows(self, rows: Iterable[Sequence[Any]]) -> str:
+        """`add(row[4])` of a row of five, else `add_stored(row[0], row[2])` (export's rows: time,
+        range, canonical line, place, and the record when the export built one), in one loop: the
+        same text as adding them one by one. A stored line the page shows is read by `page_line`
+        (the compiled twin, without a dict), unless emote images need the record."""
+        out: list[str] = []
+        slimmer = self.slimmer
+        if slimmer.images is not None:
+            for row in rows:
+                if len(row) == 5:
+                    self._texts(row[4], out)
+                elif row[2].startswith(_PAGE_COMMANDS):
+                    self._texts(orjson.loads(row[2]), out)
+            return self._joined(out)
+        return self._joined(
+            page_rows(rows, slimmer.start_ms, slimmer.users, slimmer.ids, slimmer.counts, self._texts, _LIMITS)
+        )
 
     def end(self) -> str:
         images = self.slimmer.images.json() if self.slimmer.images is not None else page_json({"e": [], "b": {}})

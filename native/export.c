@@ -140,8 +140,861 @@ scan_batch(PyObject *self, PyObject *arg)
     return Py_BuildValue("(NN)", lone, rest_bytes);
 }
 
+/* ---- Compiled twin of export.html.page_line_py: the page's fields of a canonical line ----
+ *
+ * The reference decodes the line (orjson) and takes the fields the html page shows of it
+ * (export.html.page_fields): the command's code, the user's row and the message's fields as page
+ * JSON (orjson's compact JSON, `<` written \u003c), the message id and a CLEARMSG's target. This
+ * walks the line's bytes instead, for lines of the archive's schema whose strings are written as
+ * json.dumps writes them (ensure_ascii: the canonical line), and writes the page JSON straight from
+ * the line's string tokens: orjson writes a string as json.dumps(ensure_ascii=False) does, so a
+ * token differs from the line's only in its \uXXXX escapes of U+007F and above (written as the
+ * characters, in UTF-8) and in `<`. Anything else (another shape, a tag value not a string or true,
+ * a lone surrogate, an escaped id, an out-of-grammar number) goes to the reference, handed over by
+ * configure_export_page_line; tests/test_export_html_line.py holds the two equal. */
+
+static PyObject *page_reference;
+
+static PyObject *
+configure_page_line(PyObject *self, PyObject *reference)
+{
+    Py_XINCREF(reference);
+    Py_XSETREF(page_reference, reference);
+    Py_RETURN_NONE;
+}
+
+/* A JSON number orjson reads (the reference decodes the line with it): -?int(.digits)?(e[+-]?d{1,2})?,
+ * each run of digits at most 20 long. 0 (past it) or -1. The page never reads its value. */
+static int
+pl_num(CanonCur *c)
+{
+    const unsigned char *p = c->p, *e = c->end, *d;
+    if (p < e && *p == '-')
+        p++;
+    if (p >= e || *p < '0' || *p > '9')
+        return -1;
+    if (*p == '0')
+        p++;
+    else {
+        for (d = p; p < e && *p >= '0' && *p <= '9'; p++)
+            ;
+        if (p - d > 20)
+            return -1;
+    }
+    if (p < e && *p == '.') {
+        for (d = ++p; p < e && *p >= '0' && *p <= '9'; p++)
+            ;
+        if (p == d || p - d > 20)
+            return -1;
+    }
+    if (p < e && (*p == 'e' || *p == 'E')) {
+        p++;
+        if (p < e && (*p == '+' || *p == '-'))
+            p++;
+        for (d = p; p < e && *p >= '0' && *p <= '9'; p++)
+            ;
+        if (p == d || p - d > 2)
+            return -1;
+    }
+    c->p = p;
+    return 0;
+}
+
+/* A string value the page may read: its inner span (s == NULL when the value is not a string). */
+typedef struct {
+    Span v;
+    int esc;
+} PlStr;
+
+/* `null` (v.s = NULL) or a string. 0 or -1. */
+static int
+pl_str_or_null(CanonCur *c, PlStr *out, int *lone)
+{
+    out->v.s = NULL;
+    out->v.n = 0;
+    out->esc = 0;
+    if (CL_LIT(c, "null"))
+        return 0;
+    return cl_str(c, &out->v, &out->esc, lone);
+}
+
+static inline int
+pl_is(Span k, const char *name, Py_ssize_t n)
+{
+    return k.n == n && memcmp(k.s, name, (size_t)n) == 0;
+}
+
+#define PL_IS(k, name) pl_is((k), (name), (Py_ssize_t)(sizeof(name) - 1))
+
+enum { T_LOGIN, T_NAME, T_COLOR, T_BADGES, T_RNAME, T_RBODY, T_SYSTEM, T_MSGID, T_ID, T_TARGET, T_COUNT };
+
+static int
+pl_tag(Span k)
+{
+    switch (k.n) {
+    case 2:
+        return PL_IS(k, "id") ? T_ID : -1;
+    case 5:
+        return PL_IS(k, "color") ? T_COLOR : PL_IS(k, "login") ? T_LOGIN : -1;
+    case 6:
+        return PL_IS(k, "badges") ? T_BADGES : PL_IS(k, "msg-id") ? T_MSGID : -1;
+    case 10:
+        return PL_IS(k, "system-msg") ? T_SYSTEM : -1;
+    case 12:
+        return PL_IS(k, "display-name") ? T_NAME : -1;
+    case 13:
+        return PL_IS(k, "target-msg-id") ? T_TARGET : -1;
+    case 21:
+        return PL_IS(k, "reply-parent-msg-body") ? T_RBODY : -1;
+    case 25:
+        return PL_IS(k, "reply-parent-display-name") ? T_RNAME : -1;
+    default:
+        return -1;
+    }
+}
+
+/* UTF-8 of a code point (no surrogate) at p; returns the bytes written. */
+static inline int
+pl_utf8(char *p, int code)
+{
+    if (code < 0x80) {
+        p[0] = (char)code;
+        return 1;
+    }
+    if (code < 0x800) {
+        p[0] = (char)(0xC0 | (code >> 6));
+        p[1] = (char)(0x80 | (code & 0x3F));
+        return 2;
+    }
+    if (code < 0x10000) {
+        p[0] = (char)(0xE0 | (code >> 12));
+        p[1] = (char)(0x80 | ((code >> 6) & 0x3F));
+        p[2] = (char)(0x80 | (code & 0x3F));
+        return 3;
+    }
+    p[0] = (char)(0xF0 | (code >> 18));
+    p[1] = (char)(0x80 | ((code >> 12) & 0x3F));
+    p[2] = (char)(0x80 | ((code >> 6) & 0x3F));
+    p[3] = (char)(0x80 | (code & 0x3F));
+    return 4;
+}
+
+/* The string (its inner span, as cl_str read it: json.dumps's escapes, no lone surrogate) as page
+ * JSON, quotes included, at p; returns the end. At most 6 bytes a byte of the span, plus 2. */
+static char *
+pl_put(char *p, const PlStr *s)
+{
+    const unsigned char *q = s->v.s, *e = s->v.s + s->v.n;
+    *p++ = '"';
+    if (!s->esc && memchr(q, '<', (size_t)s->v.n) == NULL) {
+        memcpy(p, q, (size_t)s->v.n);
+        p += s->v.n;
+        *p++ = '"';
+        return p;
+    }
+    while (q < e) {
+        unsigned char ch = *q;
+        if (ch == '<') {
+            memcpy(p, "\\u003c", 6);
+            p += 6;
+            q++;
+        }
+        else if (ch != '\\') {
+            *p++ = (char)ch;
+            q++;
+        }
+        else if (q[1] != 'u') {
+            *p++ = '\\';
+            *p++ = (char)q[1];
+            q += 2;
+        }
+        else {
+            int code = cl_hex4(q + 2);
+            if (code < 0x7F) { /* a control: orjson escapes it as json.dumps does */
+                memcpy(p, q, 6);
+                p += 6;
+                q += 6;
+                continue;
+            }
+            q += 6;
+            if (code >= 0xD800 && code <= 0xDBFF) { /* a pair (cl_str saw no lone half) */
+                code = 0x10000 + ((code - 0xD800) << 10) + (cl_hex4(q + 2) - 0xDC00);
+                q += 6;
+            }
+            p += pl_utf8(p, code);
+        }
+    }
+    *p++ = '"';
+    return p;
+}
+
+/* A string of the line as a Python str, for an id without escapes (printable ASCII). */
+static PyObject *
+pl_plain(const PlStr *s)
+{
+    if (s->v.s == NULL)
+        return PyUnicode_FromStringAndSize("", 0);
+    return PyUnicode_FromKindAndData(PyUnicode_1BYTE_KIND, s->v.s, s->v.n);
+}
+
+/* The page JSON of an array of strings, trailing empty ones left out but the first `keep`, with or
+ * without its brackets, into buf: a str. */
+static PyObject *
+pl_array(char *buf, const PlStr *items, int n, int keep, int brackets)
+{
+    while (n > keep && items[n - 1].v.n == 0)
+        n--;
+    char *p = buf;
+    if (brackets)
+        *p++ = '[';
+    for (int i = 0; i < n; i++) {
+        if (i)
+            *p++ = ',';
+        if (items[i].v.s == NULL) {
+            *p++ = '"';
+            *p++ = '"';
+        }
+        else
+            p = pl_put(p, &items[i]);
+    }
+    if (brackets)
+        *p++ = ']';
+    return PyUnicode_DecodeUTF8(buf, p - buf, "strict");
+}
+
+/* What the page and the ASS box read of a line: the command, the second parameter, the user and
+ * sender (s == NULL: null) and the tags they read (s == NULL: absent or true). */
+typedef struct {
+    Span cmd;
+    PlStr text, user, sender, tags[T_COUNT];
+} PlRecord;
+
+/* The line walked (see page_line's comment): 0 (*r filled) or -1, the line goes the reference way. */
+static int
+pl_walk(const unsigned char *line, Py_ssize_t len, PlRecord *r)
+{
+    CanonCur cur = {line, line + len}, *c = &cur;
+    Span s, prev = {NULL, 0}, key;
+    PlStr dummy;
+    int esc, cmd_esc, lone = 0, more, nparams = 0;
+    memset(r, 0, sizeof(*r));
+    if (!CL_LIT(c, "{\"command\":") || cl_str(c, &r->cmd, &cmd_esc, &lone) || !CL_LIT(c, ",\"host\":")
+        || pl_str_or_null(c, &dummy, &lone) || !CL_LIT(c, ",\"params\":["))
+        return -1;
+    if (!CL_LIT(c, "]")) {
+        do {
+            PlStr param;
+            if (cl_str(c, &param.v, &param.esc, &lone))
+                return -1;
+            if (++nparams == 2)
+                r->text = param;
+        } while ((more = cl_next(c, ']')) > 0);
+        if (more < 0)
+            return -1;
+    }
+    if (!CL_LIT(c, ",\"receivers\":{"))
+        return -1;
+    do {
+        if (cl_str(c, &s, &esc, &lone) || !CL_LIT(c, ":") || pl_num(c))
+            return -1;
+    } while ((more = cl_next(c, '}')) > 0);
+    if (more < 0 || !CL_LIT(c, ",\"sender\":") || pl_str_or_null(c, &r->sender, &lone) || !CL_LIT(c, ",\"tags\":"))
+        return -1;
+    if (!CL_LIT(c, "null")) {
+        if (!CL_LIT(c, "{"))
+            return -1;
+        if (!CL_LIT(c, "}")) {
+            do {
+                /* keys without escapes, strictly increasing: no key twice (orjson keeps the last) */
+                if (cl_key(c, &prev, &key))
+                    return -1;
+                if (CL_LIT(c, "true"))
+                    continue; /* not a string: as absent */
+                PlStr value;
+                if (cl_str(c, &value.v, &value.esc, &lone))
+                    return -1;
+                int t = pl_tag(key);
+                if (t >= 0)
+                    r->tags[t] = value;
+            } while ((more = cl_next(c, '}')) > 0);
+            if (more < 0)
+                return -1;
+        }
+    }
+    if (!CL_LIT(c, ",\"time\":") || pl_num(c) || !CL_LIT(c, ",\"time_range\":") || pl_num(c)
+        || !CL_LIT(c, ",\"user\":") || pl_str_or_null(c, &r->user, &lone) || !CL_LIT(c, "}") || c->p != c->end)
+        return -1;
+    if (lone || cmd_esc)
+        return -1; /* a lone surrogate (orjson refuses it), an escaped command */
+    return 0;
+}
+
+static PyObject *
+page_refer(PyObject *line)
+{
+    if (page_reference == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "formats._native.configure_export_page_line was not called");
+        return NULL;
+    }
+    return PyObject_CallOneArg(page_reference, line);
+}
+
+static PyObject *
+page_line(PyObject *self, PyObject *arg)
+{
+    if (!PyBytes_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "export_page_line takes bytes");
+        return NULL;
+    }
+    const unsigned char *line = (const unsigned char *)PyBytes_AS_STRING(arg);
+    Py_ssize_t len = PyBytes_GET_SIZE(arg);
+    PlRecord rec;
+    if (pl_walk(line, len, &rec))
+        return page_refer(arg);
+    Span cmd = rec.cmd;
+    PlStr *tags = rec.tags, user = rec.user, text = rec.text;
+    const char *code;
+    if (cmd.n == 7 && memcmp(cmd.s, "PRIVMSG", 7) == 0)
+        code = "P";
+    else if (cmd.n == 10 && memcmp(cmd.s, "USERNOTICE", 10) == 0)
+        code = "U";
+    else if (cmd.n == 8 && memcmp(cmd.s, "CLEARMSG", 8) == 0)
+        code = "M";
+    else if (cmd.n == 9 && memcmp(cmd.s, "CLEARCHAT", 9) == 0)
+        code = "C";
+    else
+        Py_RETURN_NONE;
+    /* the message id (P, U) and the target (M), as Python strings: escaped ones go the reference way */
+    PlStr msg_id = {{NULL, 0}, 0}, target = {{NULL, 0}, 0};
+    if (*code == 'P' || *code == 'U')
+        msg_id = tags[T_ID];
+    else if (*code == 'M')
+        target = tags[T_TARGET];
+    if (msg_id.esc || target.esc)
+        return page_refer(arg);
+    PlStr urow[4];
+    urow[0] = user.v.s != NULL && user.v.n > 0 ? user : tags[T_LOGIN];
+    urow[1] = tags[T_NAME];
+    urow[2] = tags[T_COLOR];
+    urow[3] = tags[T_BADGES];
+    PlStr fields[3];
+    int nfields = 1;
+    fields[0] = text;
+    if (*code == 'P') {
+        fields[1] = tags[T_RNAME];
+        fields[2] = tags[T_RBODY];
+        nfields = 3;
+    }
+    else if (*code == 'U') {
+        fields[1] = tags[T_SYSTEM].v.n > 0 ? tags[T_SYSTEM] : tags[T_MSGID];
+        nfields = 2;
+    }
+    char stack[4096];
+    size_t need = (size_t)len * 6 + 64;
+    char *buf = need <= sizeof(stack) ? stack : PyMem_Malloc(need);
+    if (buf == NULL)
+        return PyErr_NoMemory();
+    PyObject *user_json = pl_array(buf, urow, 4, 1, 1);
+    PyObject *tail = user_json == NULL ? NULL : pl_array(buf, fields, nfields, 1, 0);
+    if (buf != stack)
+        PyMem_Free(buf);
+    if (tail == NULL) {
+        Py_XDECREF(user_json);
+        return NULL;
+    }
+    PyObject *mid = pl_plain(&msg_id), *tgt = mid == NULL ? NULL : pl_plain(&target);
+    if (tgt == NULL) {
+        Py_XDECREF(mid);
+        Py_DECREF(user_json);
+        Py_DECREF(tail);
+        return NULL;
+    }
+    return Py_BuildValue("(sNNNN)", code, user_json, mid, tgt, tail);
+}
+
+/* ---- Compiled twin of export.html.page_rows_py: the page's rows of export's rows ----
+ *
+ * The same loop as the reference, with the same Python objects (the users and ids OrderedDicts,
+ * the counts list, the callback for a row of five), so the page's state is one whichever runs; a
+ * stored line is read by page_line above instead of page_line_py (the same fields). */
+
+static PyObject *str_move_to_end, *str_popitem;
+
+/* `od.popitem(last=False)` when len(od) > limit. 0 or -1. */
+static int
+pr_bound(PyObject *od, Py_ssize_t limit)
+{
+    Py_ssize_t n = PyObject_Size(od);
+    if (n < 0)
+        return -1;
+    if (n <= limit)
+        return 0;
+    PyObject *r = PyObject_CallMethodObjArgs(od, str_popitem, Py_False, NULL);
+    Py_XDECREF(r);
+    return r == NULL ? -1 : 0;
+}
+
+/* counts[i] as a new reference, and counts[i] += 1 */
+static PyObject *
+pr_count(PyObject *counts, Py_ssize_t i)
+{
+    PyObject *n = PyList_GET_ITEM(counts, i), *one = PyLong_FromLong(1);
+    PyObject *next = one == NULL ? NULL : PyNumber_Add(n, one);
+    Py_XDECREF(one);
+    if (next == NULL)
+        return NULL;
+    Py_INCREF(n);
+    PyList_SetItem(counts, i, next); /* steals next, drops the list's n */
+    return n;
+}
+
+static int
+pr_starts_page(PyObject *line)
+{
+    static const char *const commands[] = {"{\"command\":\"PRIVMSG\",", "{\"command\":\"USERNOTICE\",",
+                                           "{\"command\":\"CLEARMSG\",", "{\"command\":\"CLEARCHAT\","};
+    const char *s = PyBytes_AS_STRING(line);
+    Py_ssize_t n = PyBytes_GET_SIZE(line);
+    for (int i = 0; i < 4; i++) {
+        Py_ssize_t k = (Py_ssize_t)strlen(commands[i]);
+        if (n >= k && memcmp(s, commands[i], (size_t)k) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* One stored row's texts appended to out. 0 or -1. */
+static int
+pr_stored(PyObject *row_time, PyObject *line, double start_ms, PyObject *users, PyObject *ids, PyObject *counts,
+          Py_ssize_t max_users, Py_ssize_t max_ids, PyObject *out)
+{
+    PyObject *fields = page_line(NULL, line);
+    if (fields == NULL)
+        return -1;
+    if (fields == Py_None) {
+        Py_DECREF(fields);
+        return 0;
+    }
+    int rc = -1;
+    PyObject *ms = NULL, *text = NULL, *user = NULL;
+    if (!PyTuple_Check(fields) || PyTuple_GET_SIZE(fields) != 5) {
+        PyErr_SetString(PyExc_TypeError, "page_line_py must return a tuple of 5");
+        goto done;
+    }
+    PyObject *code = PyTuple_GET_ITEM(fields, 0), *user_json = PyTuple_GET_ITEM(fields, 1);
+    PyObject *msg_id = PyTuple_GET_ITEM(fields, 2), *target = PyTuple_GET_ITEM(fields, 3);
+    PyObject *tail = PyTuple_GET_ITEM(fields, 4);
+    PyObject *as_float = PyNumber_Float(row_time); /* float(row[0]) */
+    double t = as_float == NULL ? -1.0 : PyFloat_AS_DOUBLE(as_float);
+    Py_XDECREF(as_float);
+    if (as_float == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_TypeError) && !PyErr_ExceptionMatches(PyExc_ValueError)
+            && !PyErr_ExceptionMatches(PyExc_OverflowError))
+            goto done;
+        PyErr_Clear(); /* no number: left out, as the reference leaves it */
+        rc = 0;
+        goto done;
+    }
+    volatile double x = t * 1000; /* as Python computes it: one rounding a step */
+    x = x - start_ms;
+    x = x + 0.5;
+    if (!isfinite(x)) { /* math.floor raises: left out */
+        rc = 0;
+        goto done;
+    }
+    ms = PyLong_FromDouble(floor(x));
+    if (ms == NULL)
+        goto done;
+    user = PyDict_GetItemWithError(users, user_json);
+    if (user == NULL) {
+        if (PyErr_Occurred())
+            goto done;
+        user = pr_count(counts, 0);
+        if (user == NULL || PyObject_SetItem(users, user_json, user) < 0 || pr_bound(users, max_users) < 0
+            || PyList_Append(out, user_json) < 0)
+            goto done;
+    }
+    else {
+        Py_INCREF(user);
+        PyObject *r = PyObject_CallMethodOneArg(users, str_move_to_end, user_json);
+        if (r == NULL)
+            goto done;
+        Py_DECREF(r);
+    }
+    Py_UCS4 c = PyUnicode_READ_CHAR(code, 0);
+    if (c == 'P' || c == 'U') {
+        PyObject *line_no = pr_count(counts, 1);
+        if (line_no == NULL)
+            goto done;
+        if (PyUnicode_GET_LENGTH(msg_id) > 0
+            && (PyObject_SetItem(ids, msg_id, line_no) < 0 || pr_bound(ids, max_ids) < 0)) {
+            Py_DECREF(line_no);
+            goto done;
+        }
+        Py_DECREF(line_no);
+        text = PyUnicode_FromFormat("[%S,\"%U\",%S,%U]", ms, code, user, tail);
+    }
+    else if (c == 'M') {
+        PyObject *target_no = NULL;
+        if (PyUnicode_GET_LENGTH(target) > 0) {
+            target_no = PyDict_GetItemWithError(ids, target);
+            if (target_no == NULL && PyErr_Occurred())
+                goto done;
+        }
+        if (target_no == NULL)
+            text = PyUnicode_FromFormat("[%S,\"M\",%S,%U,-1]", ms, user, tail);
+        else
+            text = PyUnicode_FromFormat("[%S,\"M\",%S,%U,%S]", ms, user, tail, target_no);
+    }
+    else
+        text = PyUnicode_FromFormat("[%S,\"C\",%S,%U]", ms, user, tail);
+    if (text == NULL || PyList_Append(out, text) < 0)
+        goto done;
+    rc = 0;
+done:
+    Py_XDECREF(text);
+    Py_XDECREF(user);
+    Py_XDECREF(ms);
+    Py_DECREF(fields);
+    return rc;
+}
+
+static PyObject *
+page_rows(PyObject *self, PyObject *args)
+{
+    PyObject *rows, *users, *ids, *counts, *texts;
+    double start_ms;
+    Py_ssize_t max_users, max_ids;
+    if (!PyArg_ParseTuple(args, "OdO!O!O!O(nn):export_page_rows", &rows, &start_ms, &PyDict_Type, &users,
+                          &PyDict_Type, &ids, &PyList_Type, &counts, &texts, &max_users, &max_ids))
+        return NULL;
+    if (PyList_GET_SIZE(counts) != 2) {
+        PyErr_SetString(PyExc_TypeError, "export_page_rows: counts is a list of two ints");
+        return NULL;
+    }
+    if (str_move_to_end == NULL) {
+        str_move_to_end = PyUnicode_InternFromString("move_to_end");
+        str_popitem = PyUnicode_InternFromString("popitem");
+        if (str_move_to_end == NULL || str_popitem == NULL)
+            return NULL;
+    }
+    PyObject *seq = PySequence_Fast(rows, "export_page_rows takes a sequence of rows");
+    if (seq == NULL)
+        return NULL;
+    PyObject *out = PyList_New(0);
+    if (out == NULL) {
+        Py_DECREF(seq);
+        return NULL;
+    }
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *row = PySequence_Fast_GET_ITEM(seq, i);
+        if (!PyTuple_Check(row) || (PyTuple_GET_SIZE(row) != 5 && PyTuple_GET_SIZE(row) != 4)) {
+            PyErr_SetString(PyExc_TypeError, "export_page_rows: a row is a tuple of 4 or 5");
+            goto fail;
+        }
+        if (PyTuple_GET_SIZE(row) == 5) {
+            PyObject *r = PyObject_CallFunctionObjArgs(texts, PyTuple_GET_ITEM(row, 4), out, NULL);
+            if (r == NULL)
+                goto fail;
+            Py_DECREF(r);
+            continue;
+        }
+        PyObject *line = PyTuple_GET_ITEM(row, 2);
+        if (!PyBytes_Check(line)) {
+            PyErr_SetString(PyExc_TypeError, "export_page_rows: a stored line is bytes");
+            goto fail;
+        }
+        if (pr_starts_page(line)
+            && pr_stored(PyTuple_GET_ITEM(row, 0), line, start_ms, users, ids, counts, max_users, max_ids, out) < 0)
+            goto fail;
+    }
+    Py_DECREF(seq);
+    return out;
+fail:
+    Py_DECREF(seq);
+    Py_DECREF(out);
+    return NULL;
+}
+
+/* ---- Compiled twin of export.ass.message_view_py: what the ASS box shows of a stored line ----
+ *
+ * The reference decodes the line and renders the message (export.ass.message_view: _spans, _plain,
+ * wrap, _render). This takes the usual case from the line's bytes: a PRIVMSG whose names, colour and
+ * id are written without an escape (printable ASCII: nothing for display_name to make printable,
+ * one character a byte, case folded as ASCII) and whose text is not a `/me` action (its escapes
+ * decoded, breakers as spaces, wrapped by code points), rendered as the reference renders it;
+ * anything else goes to the reference (configure_export_ass_message).
+ * tests/test_export_ass_line.py holds the two equal. */
+
+static PyObject *ass_reference;
+
+static PyObject *
+configure_ass_message(PyObject *self, PyObject *reference)
+{
+    Py_XINCREF(reference);
+    Py_XSETREF(ass_reference, reference);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+ass_refer(PyObject *line)
+{
+    if (ass_reference == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "formats._native.configure_export_ass_message was not called");
+        return NULL;
+    }
+    return PyObject_CallOneArg(ass_reference, line);
+}
+
+/* export.ass.PALETTE */
+static const char *const ASS_PALETTE[] = {
+    "#FF0000", "#0000FF", "#008000", "#B22222", "#FF7F50", "#9ACD32", "#FF4500", "#2E8B57",
+    "#DAA520", "#D2691E", "#5F9EA0", "#1E90FF", "#FF69B4", "#8A2BE2", "#00FF7F",
+};
+
+#define ASS_WIDTH 56 /* export.ass.LINE_CHARS */
+
+static inline int
+ass_hex(unsigned char ch)
+{
+    return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F');
+}
+
+static inline unsigned char
+ass_upper(unsigned char ch)
+{
+    return ch >= 'a' && ch <= 'z' ? (unsigned char)(ch - 32) : ch;
+}
+
+static inline unsigned char
+ass_lower(unsigned char ch)
+{
+    return ch >= 'A' && ch <= 'Z' ? (unsigned char)(ch + 32) : ch;
+}
+
+static inline int
+ass_nonempty(const PlStr *s)
+{
+    return s->v.s != NULL && s->v.n > 0;
+}
+
+static PyObject *
+ass_message(PyObject *self, PyObject *arg)
+{
+    if (!PyBytes_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "export_ass_message takes bytes");
+        return NULL;
+    }
+    PlRecord r;
+    if (pl_walk((const unsigned char *)PyBytes_AS_STRING(arg), PyBytes_GET_SIZE(arg), &r) || r.cmd.n != 7
+        || memcmp(r.cmd.s, "PRIVMSG", 7) != 0)
+        return ass_refer(arg);
+    const PlStr *login_tag = &r.tags[T_LOGIN], *shown = &r.tags[T_NAME], *color = &r.tags[T_COLOR];
+    const PlStr *id = &r.tags[T_ID];
+    if (r.user.esc || r.sender.esc || login_tag->esc || shown->esc || color->esc || id->esc)
+        return ass_refer(arg);
+    /* fields.display_name: the display name, with the login when they differ beyond case */
+    const PlStr *login = ass_nonempty(&r.user) ? &r.user : ass_nonempty(login_tag) ? login_tag : NULL;
+    Span name_a = {(const unsigned char *)"?", 1}, name_b = {NULL, 0};
+    if (login == NULL) {
+        if (ass_nonempty(shown))
+            name_a = shown->v;
+        else if (ass_nonempty(&r.sender))
+            name_a = r.sender.v;
+    }
+    else if (!ass_nonempty(shown))
+        name_a = login->v;
+    else {
+        name_a = shown->v;
+        int same = shown->v.n == login->v.n;
+        for (Py_ssize_t i = 0; same && i < shown->v.n; i++)
+            same = ass_lower(shown->v.s[i]) == ass_lower(login->v.s[i]);
+        if (!same)
+            name_b = login->v; /* "shown (login)" */
+    }
+    /* user_color: the colour tag when it is one, else the stable colour of user, login or sender */
+    char rgb[8];
+    if (ass_nonempty(color) && color->v.n == 7 && color->v.s[0] == '#' && ass_hex(color->v.s[1])
+        && ass_hex(color->v.s[2]) && ass_hex(color->v.s[3]) && ass_hex(color->v.s[4]) && ass_hex(color->v.s[5])
+        && ass_hex(color->v.s[6])) {
+        for (int i = 0; i < 7; i++)
+            rgb[i] = (char)ass_upper(color->v.s[i]);
+    }
+    else {
+        const PlStr *who = ass_nonempty(&r.user) ? &r.user
+                           : ass_nonempty(login_tag) ? login_tag
+                           : ass_nonempty(&r.sender) ? &r.sender
+                                                     : NULL;
+        uint32_t h = 0x811C9DC5u;
+        for (Py_ssize_t i = 0; who != NULL && i < who->v.n; i++)
+            h = (h ^ who->v.s[i]) * 0x01000193u;
+        memcpy(rgb, ASS_PALETTE[h % 15], 7);
+    }
+    rgb[7] = 0;
+    /* the plain text: name, ": ", text (the text's breakers as spaces; a name holds none) */
+    Py_ssize_t n_name = name_a.n + (name_b.s != NULL ? name_b.n + 3 : 0);
+    Py_ssize_t n_bytes = r.text.v.s != NULL ? r.text.v.n : 0;
+    Py_ssize_t room = n_name + 2 + n_bytes + 8;
+    Py_UCS4 *plain = PyMem_Malloc(sizeof(Py_UCS4) * (size_t)room);
+    Py_ssize_t *cuts = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)(room + 2) * 2);
+    /* a line: its characters, each escaped to at most two, and two overrides */
+    Py_UCS4 *buf = PyMem_Malloc(sizeof(Py_UCS4) * (size_t)(2 * room + 96));
+    PyObject *lines = NULL;
+    if (plain == NULL || cuts == NULL || buf == NULL) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    Py_ssize_t total = 0;
+    for (Py_ssize_t i = 0; i < name_a.n; i++)
+        plain[total++] = name_a.s[i];
+    if (name_b.s != NULL) {
+        plain[total++] = ' ';
+        plain[total++] = '(';
+        for (Py_ssize_t i = 0; i < name_b.n; i++)
+            plain[total++] = name_b.s[i];
+        plain[total++] = ')';
+    }
+    plain[total++] = ':';
+    plain[total++] = ' ';
+    int special = 0;
+    const unsigned char *q = r.text.v.s, *e = q + n_bytes;
+    if (n_bytes >= 6 && memcmp(q, "\\u0001", 6) == 0) { /* maybe a `/me` action: the reference's */
+        PyMem_Free(plain);
+        PyMem_Free(cuts);
+        PyMem_Free(buf);
+        return ass_refer(arg);
+    }
+    while (q < e) {
+        Py_UCS4 ch = *q;
+        if (ch != '\\')
+            q++;
+        else if (q[1] != 'u') { /* \" \\ and the controls \n \r \t \b \f (breakers) */
+            ch = q[1] == '"' ? '"' : q[1] == '\\' ? '\\' : ' ';
+            q += 2;
+        }
+        else {
+            ch = (Py_UCS4)cl_hex4(q + 2);
+            q += 6;
+            if (ch >= 0xD800 && ch <= 0xDBFF) { /* a pair (pl_walk saw no lone half) */
+                ch = 0x10000 + ((ch - 0xD800) << 10) + ((Py_UCS4)cl_hex4(q + 2) - 0xDC00);
+                q += 6;
+            }
+            if (ch < 0x20 || (ch >= 0x7F && ch <= 0x9F) || ch == 0x2028 || ch == 0x2029)
+                ch = ' '; /* _BREAKERS */
+        }
+        plain[total++] = ch;
+    }
+    for (Py_ssize_t i = 0; i < total && !special; i++)
+        special = plain[i] == '\\' || plain[i] == '{' || plain[i] == '}';
+    /* wrap */
+    int ncuts = 0;
+    Py_ssize_t start = 0;
+    while (total - start > ASS_WIDTH) {
+        Py_ssize_t cut = -1;
+        for (Py_ssize_t i = start + ASS_WIDTH; i >= start + 1; i--) /* rfind(" ", start + 1, start + width + 1) */
+            if (plain[i] == ' ') {
+                cut = i;
+                break;
+            }
+        if (cut <= start) {
+            cuts[2 * ncuts] = start;
+            cuts[2 * ncuts + 1] = start + ASS_WIDTH;
+            start += ASS_WIDTH;
+        }
+        else {
+            cuts[2 * ncuts] = start;
+            cuts[2 * ncuts + 1] = cut;
+            start = cut + 1;
+        }
+        ncuts++;
+    }
+    cuts[2 * ncuts] = start;
+    cuts[2 * ncuts + 1] = total;
+    ncuts++;
+    /* _render: each line opens each span's overrides; escape() of the text where it needs it */
+    char over[2][40];
+    int n_over[2];
+    n_over[0] = snprintf(over[0], sizeof(over[0]), "{\\c&H%c%c%c%c%c%c&\\b1\\i0\\s0}", rgb[5], rgb[6], rgb[3],
+                         rgb[4], rgb[1], rgb[2]);
+    n_over[1] = snprintf(over[1], sizeof(over[1]), "%s", "{\\c&HFFFFFF&\\b0\\i0\\s0}");
+    Py_ssize_t pieces[2][2] = {{0, n_name}, {n_name, total}};
+    lines = PyList_New(0);
+    if (lines == NULL)
+        goto fail;
+    for (int k = 0; k < ncuts; k++) {
+        Py_UCS4 *o = buf;
+        for (int j = 0; j < 2; j++) {
+            Py_ssize_t lo = pieces[j][0] > cuts[2 * k] ? pieces[j][0] : cuts[2 * k];
+            Py_ssize_t hi = pieces[j][1] < cuts[2 * k + 1] ? pieces[j][1] : cuts[2 * k + 1];
+            if (lo >= hi)
+                continue;
+            for (int i = 0; i < n_over[j]; i++)
+                *o++ = (unsigned char)over[j][i];
+            for (Py_ssize_t i = lo; i < hi; i++) {
+                Py_UCS4 ch = plain[i];
+                if (special && (ch == '{' || ch == '}'))
+                    *o++ = '\\';
+                *o++ = ch;
+                if (special && ch == '\\')
+                    *o++ = 0x2060; /* WORD_JOINER */
+            }
+        }
+        if (o == buf)
+            continue; /* a text ending in the space it was cut at leaves an empty last line */
+        PyObject *text = PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, buf, o - buf);
+        if (text == NULL || PyList_Append(lines, text) < 0) {
+            Py_XDECREF(text);
+            goto fail;
+        }
+        Py_DECREF(text);
+    }
+    if (PyList_GET_SIZE(lines) == 0) {
+        PyObject *text = PyUnicode_FromString("{\\s0}");
+        if (text == NULL || PyList_Append(lines, text) < 0) {
+            Py_XDECREF(text);
+            goto fail;
+        }
+        Py_DECREF(text);
+    }
+    /* the message id and the login a CLEARCHAT names (lowercase) */
+    PyObject *mid = Py_None;
+    Py_INCREF(mid);
+    if (ass_nonempty(id)) {
+        Py_DECREF(mid);
+        mid = PyUnicode_FromKindAndData(PyUnicode_1BYTE_KIND, id->v.s, id->v.n);
+        if (mid == NULL)
+            goto fail;
+    }
+    Py_ssize_t n_login = login != NULL ? login->v.n : 0;
+    for (Py_ssize_t i = 0; i < n_login; i++)
+        buf[i] = ass_lower(login->v.s[i]);
+    PyObject *lower = PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, buf, n_login);
+    if (lower == NULL) {
+        Py_DECREF(mid);
+        goto fail;
+    }
+    PyMem_Free(plain);
+    PyMem_Free(cuts);
+    PyMem_Free(buf);
+    return Py_BuildValue("(iNNN)", ncuts, lines, mid, lower);
+fail:
+    Py_XDECREF(lines);
+    PyMem_Free(plain);
+    PyMem_Free(cuts);
+    PyMem_Free(buf);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"export_scan_batch", scan_batch, METH_O, "Twin of export.scan.scan_batch_py."},
+    {"export_page_line", page_line, METH_O, "Twin of export.html.page_line_py."},
+    {"export_page_rows", page_rows, METH_VARARGS, "Twin of export.html.page_rows_py."},
+    {"export_ass_message", ass_message, METH_O, "Twin of export.ass.message_view_py."},
+    {"configure_export_ass_message", configure_ass_message, METH_O,
+     "configure_export_ass_message(reference): what lines it does not read go to."},
+    {"configure_export_page_line", configure_page_line, METH_O,
+     "configure_export_page_line(reference): what lines it does not read go to."},
     {NULL, NULL, 0, NULL},
 };
 

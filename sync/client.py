@@ -33,11 +33,15 @@ MAX_REDIRECTS = 3
 
 
 class PeerError(InputError):
-    """A peer's answer we cannot use. `transient`: worth asking again later."""
+    """A peer's answer we cannot use. `transient`: worth asking again later; `unreachable`: no
+    connection could be made at all (so asking it for anything else this pass is wasted time)."""
 
-    def __init__(self, message: str, source: str | None = None, *, transient: bool = False) -> None:
+    def __init__(
+        self, message: str, source: str | None = None, *, transient: bool = False, unreachable: bool = False
+    ) -> None:
         super().__init__(message, source)
         self.transient = transient
+        self.unreachable = unreachable
 
 
 def check_base_url(url: str) -> str:
@@ -133,7 +137,9 @@ class Peer:
                     timeout=self._timeout(where, deadline),
                 )
             except urllib3.exceptions.HTTPError as e:
-                raise PeerError(f"cannot reach the peer: {_reason(e)}", where, transient=True) from None
+                raise PeerError(
+                    f"cannot reach the peer: {_reason(e)}", where, transient=True, unreachable=True
+                ) from None
             try:
                 status = response.status
                 if status in (301, 302, 303, 307, 308):

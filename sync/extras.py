@@ -195,7 +195,13 @@ def _sync_peer(
         try:
             body = peer.get(f"/extras/{quote(folder)}", MAX_LISTING)
             names = names_list(body, peer.url(f"/extras/{folder}")) if body is not None else []
-        except (PeerError, InputError) as e:
+        except PeerError as e:
+            refuse(str(e))
+            if e.unreachable:  # its other folders would each wait out the same retries
+                say(f"{peer.base}: its other extras folders wait for the next pass")
+                return False
+            continue
+        except InputError as e:
             refuse(str(e))
             continue
         stats.listed += len(names)

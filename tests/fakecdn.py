@@ -217,7 +217,7 @@ class FakeCDN:
         self.host = host
         self.port = self.server.server_address[1]
         self.url = f"{'https' if tls else 'http'}://{host}:{self.port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self.thread.start()
 
     def emote_hits(self) -> Counter[str]:

@@ -34,6 +34,7 @@ def test_names_select_and_unknown_names_are_refused(capsys: pytest.CaptureFixtur
     assert done.value.code == 2 and "no benchmark nosuch" in capsys.readouterr().err
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("module", MODULES)
 def test_a_benchmark_module_refuses_an_unknown_flag_before_running(module: str) -> None:
     result = subprocess.run(

@@ -95,6 +95,7 @@ def test_archive_logs_in_with_a_token_and_nick_as_record_does(tmp_path: Path, ho
     assert "exited with status" not in errs and "Traceback" not in errs, errs
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
@@ -117,6 +118,7 @@ def test_archive_checks_what_record_checks_up_front(tmp_path: Path, extra: list[
     assert "started" not in errs and "Traceback" not in errs, errs
 
 
+@pytest.mark.integration
 def test_archive_token_in_the_environment_without_nick_is_refused_up_front(tmp_path: Path) -> None:
     result = subprocess.run(
         [*CLI, "archive", "alpha", "--dir", str(tmp_path), "--server", "ws://127.0.0.1:9"],
@@ -131,6 +133,7 @@ def test_archive_token_in_the_environment_without_nick_is_refused_up_front(tmp_p
     assert "sekrit" not in errs
 
 
+@pytest.mark.integration
 def test_a_child_that_keeps_exiting_with_the_usage_status_is_not_restarted_forever() -> None:
     """A child that says "nothing could be done" every time it starts ends the supervisor's run,
     with the reason; one that fails otherwise (a crash) is restarted as before."""
@@ -326,6 +329,7 @@ main()
 """
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("module", "args"),
     [
@@ -442,6 +446,7 @@ print(",".join(sorted({m.split(".")[0] for m in sys.modules} & stages)))
 """
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("args", "loaded"),
     [
@@ -478,6 +483,7 @@ def test_verify_of_a_folder_that_is_not_an_archive_says_what_it_holds(tmp_path: 
     assert "holds 2 raw recordings, not an archive; to make an archive of them: chat-archiver replay" in result.stderr
 
 
+@pytest.mark.integration
 def test_verify_json_of_an_archive_whose_path_is_not_utf8(tmp_path: Path) -> None:
     """A folder name with undecodable bytes: the report, not orjson's 'surrogates not allowed'."""
     root = os.path.join(os.fsencode(tmp_path), b"a\xffb").decode("utf-8", "surrogateescape")
@@ -563,6 +569,7 @@ def test_sync_from_peers_that_cannot_be_reached_is_exit_2(tmp_path: Path) -> Non
         result.stderr.splitlines()[-1]
         == f"error: no peer could be reached ({', '.join(sorted(dead))}): nothing was fetched"
     )
+    assert "/extras/" not in result.stderr  # a peer the chat pass could not reach is not asked for media too
 
 
 @pytest.mark.integration
@@ -666,6 +673,7 @@ def test_receivers_are_listed_as_people_count(tmp_path: Path) -> None:
     assert text.index("host.s.2 ") < text.index("host.s.10 "), text
 
 
+@pytest.mark.integration
 def test_the_followers_summary_is_one_line_in_a_log(tmp_path: Path) -> None:
     shutil.copytree(CASES / "two_recorders", tmp_path / "raw")
     args = ["replay", str(tmp_path / "raw"), "-o", str(tmp_path / "a"), "--follow", "--until-idle", "--idle", "0"]

@@ -43,7 +43,7 @@ def pg_url() -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.integration)])  # a real server
 def make_index(request: pytest.FixtureRequest) -> Iterator[Factory]:
     """A factory of fresh, empty indexes of an archive root, on the backend under test."""
     opened: list[ChatIndex] = []

@@ -14,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from chat_archiver.cli import app as cli
+from demo.twitchlike import free_port
 from media import layout
 from media.store import MediaStore
 from serve.app import ChatApp
@@ -204,3 +205,24 @@ def test_a_peers_extras_stop_at_their_deadline(tmp_path: Path) -> None:
         )
     assert stats.fetched == 0 and stats.refusals == 0
     assert len(lines) == 1 and "took over 0 s" in lines[0]
+
+
+def test_a_peer_that_cannot_be_reached_is_asked_for_one_folder_only(tmp_path: Path) -> None:
+    """Each ask of a dead peer waits out the retries: asking it for every folder cost a one-shot
+    sync half a minute per dead peer. One refusal, one line saying the rest waits, and the next
+    peer is still synced."""
+    theirs = tmp_path / "theirs"
+    filled(theirs)
+    dead = f"http://127.0.0.1:{free_port()}"
+    asked: list[float] = []
+    lines: list[str] = []
+    with ExtrasNode(str(theirs), {}) as node:
+        stats = sync_extras(
+            str(tmp_path / "ours"),
+            [Peer(dead, new_pool(2), timeout=5, sleep=asked.append), Peer(node.url, new_pool(2), timeout=5)],
+            on_refusal=lines.append,
+        )
+    assert stats.refusals == 1 and "cannot reach the peer" in lines[0], lines
+    assert lines[1] == f"{dead}: its other extras folders wait for the next pass"
+    assert len(asked) == 3  # the retries of the one folder asked, not of every folder
+    assert stats.fetched > 0  # the live peer after it

@@ -287,6 +287,7 @@ def _reference(tmp_path: Path, source: str, full: bool = False) -> dict[str, byt
     return tree(ref, "desertbus")
 
 
+@pytest.mark.integration
 def test_concurrent_merges_on_one_root_lose_nothing(tmp_path: Path) -> None:
     root = str(tmp_path / "root")
     _big_archive(root, seconds=180)

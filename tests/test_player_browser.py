@@ -375,7 +375,7 @@ class TestInChromium:
                 pass
 
         server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         thread.start()
         try:
             open_page(browser, f"http://127.0.0.1:{server.server_address[1]}/index.html#t=45")

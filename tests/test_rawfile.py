@@ -6,6 +6,7 @@ import gzip
 import os
 from pathlib import Path
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -260,6 +261,7 @@ def _gz_with_a_huge_line(path: Path, size: int) -> None:
             f.write(encode_event(Event(RECV, seq, T0 + seq, 0, ok.format(ms=T0 // 1000 + seq, seq=seq))))
 
 
+@pytest.mark.integration
 def test_a_gz_that_expands_to_a_huge_line_is_one_problem_in_bounded_memory(tmp_path: Path) -> None:
     """A raw line over MAX_LINE is never held whole: a 256 MiB line (a 256 KiB .gz) under a 512 MiB
     address-space limit is one problem naming its file and line, and the lines after it are read."""

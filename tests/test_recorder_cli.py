@@ -315,7 +315,7 @@ def test_a_token_in_the_server_url_is_refused_and_never_shown(tmp_path: Path, se
     """The URL goes into every raw file's open event, the log and a child's command line: one
     holding a secret is a usage error that never repeats it, before anything is connected."""
     with socket.create_server(("127.0.0.1", 0)) as listener:
-        listener.settimeout(0.5)
+        listener.settimeout(0.05)  # a connection made before the command returned is queued already
         url = server.replace("PORT", str(listener.getsockname()[1]))
         args = ["alpha", "--out", str(tmp_path / "raw")] if command == "record" else ["alpha", "--dir", str(tmp_path)]
         result = runner.invoke(app, [command, *args, "--server", url])
@@ -344,7 +344,7 @@ def test_a_line_break_in_the_token_or_nick_is_refused_before_anything_is_sent(
     token_file = tmp_path / "token"
     token_file.write_text(token + "\n")
     with socket.create_server(("127.0.0.1", 0)) as listener:
-        listener.settimeout(0.5)
+        listener.settimeout(0.05)  # a connection made before the command returned is queued already
         url = f"ws://127.0.0.1:{listener.getsockname()[1]}"
         args = [
             "alpha",

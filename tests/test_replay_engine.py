@@ -178,6 +178,7 @@ def test_open_without_known_dialect_is_a_usage_error() -> None:
         StreamReplayer("h", "S1").feed(Event("open", 0, 0, 0, "ws://x", "mystery"))
 
 
+@pytest.mark.integration
 def test_replay_cli_reports_damage_with_file_and_line(tmp_path: Path) -> None:
     raw = tmp_path / "raw"
     shutil.copytree(TWO, raw)

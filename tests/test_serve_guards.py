@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
 
+import pytest
+
 from formats.canonical import format_batch
 from formats.store import write_batch_bytes
 from serve.app import ChatApp
@@ -114,6 +116,7 @@ def _slowloris(port: int, count: int, sources: list[str], seconds: float) -> Ite
         thread.join(30)
 
 
+@pytest.mark.slow
 def test_500_slow_connections_do_not_stop_answers_to_others(tmp_path: Path) -> None:
     """500 connections each trickling a request head (20 from each of 25 addresses, under the cap
     per address) while another client asks for listings and a window: every answer within a

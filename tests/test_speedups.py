@@ -203,6 +203,7 @@ def test_compiled_encoder_tag_order_is_reused_only_for_the_same_names() -> None:
     assert encode(dict(base, tags={"b": "1", "a": "2"})).startswith(b'{"command":"X","host":null')
 
 
+@pytest.mark.integration
 @needs_native
 def test_compiled_core_replays_the_fixtures_to_the_same_bytes(tmp_path: Any) -> None:
     # the whole replay of every fixture recording, compiled and pure, gives the same archive tree
@@ -235,12 +236,14 @@ def _run(code: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.integration
 def test_pure_env_forces_the_pure_path_silently() -> None:
     done = _run("from formats import speedups; print(speedups.core_name())", CHAT_ARCHIVER_PURE="1")
     assert done.stdout == "pure\n"
     assert done.stderr == ""
 
 
+@pytest.mark.integration
 @needs_native
 def test_the_compiled_path_runs_when_built_and_not_forced() -> None:
     done = _run("from formats import speedups; print(speedups.core_name())")
@@ -248,6 +251,7 @@ def test_the_compiled_path_runs_when_built_and_not_forced() -> None:
     assert done.stderr == ""
 
 
+@pytest.mark.integration
 def test_missing_extension_falls_back_and_says_so_once() -> None:
     code = (
         "import sys; sys.modules['formats._native'] = None\n"  # as if it was never built
@@ -260,6 +264,7 @@ def test_missing_extension_falls_back_and_says_so_once() -> None:
     assert done.stderr == speedups.NOTICE + "\n"
 
 
+@pytest.mark.integration
 def test_worker_processes_do_not_repeat_the_notice(tmp_path: Path) -> None:
     # forkserver workers import the script afresh (as __mp_main__), so each meets a missing extension
     script = tmp_path / "workers.py"

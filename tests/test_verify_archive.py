@@ -450,6 +450,7 @@ app()
 """
 
 
+@pytest.mark.integration
 def test_one_record_in_the_year_9999_verifies_in_bounded_memory(tmp_path: Path) -> None:
     """The work follows the minutes that exist: one correctly hashed file timed in 9999 beside a
     normal one must not make verify enumerate the four billion empty minutes between them."""

@@ -26,6 +26,7 @@ from merge.core import merge
 from serve.app import ChatApp
 from tests import wubloader_model as model
 from tests.archives import write_batch
+from tests.profiles import examples
 from tests.strategies import MERGE_MINUTE0
 from tests.test_serve import call
 
@@ -103,7 +104,7 @@ def theirs(files: list[list[dict[str, Any]]]) -> dict[int, bytes]:
     return {minute: model.file_bytes(records) for minute, records in by_minute.items()}
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(1))
 @given(world=messages(), data=st.data())
 def test_our_merge_is_upstreams_for_records_with_ids_or_exact_times(world: list[dict[str, Any]], data: Any) -> None:
     files = files_of(world)
@@ -117,7 +118,7 @@ def test_our_merge_is_upstreams_for_records_with_ids_or_exact_times(world: list[
     assert ours([*first, *order[cut:]]) == expected
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(1 / 3))  # a whole window read through serve each
 @given(world=messages(), data=st.data())
 def test_chat_json_gives_upstreams_rows_in_upstreams_order(
     tmp_path_factory: Any, world: list[dict[str, Any]], data: Any

@@ -71,7 +71,7 @@ class ExtrasNode:
         self.server = _Server(("127.0.0.1", 0), _Handler)
         self.server.node = self
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     def __enter__(self) -> ExtrasNode:
         self.thread.start()
