@@ -413,7 +413,7 @@ class AssRenderer:
         rows: time, range, canonical line, place, and the record when the export built one), in
         one loop: the same text as adding them one by one."""
         out = []
-        start, now, expiries, hold = self.start, self._now, self._expiries, self.hold
+        start = self.start
         for row in rows:
             if len(row) == 5:
                 out.append(self.add(row[4]))
@@ -436,23 +436,7 @@ class AssRenderer:
             if not line.startswith(_SHOWN):
                 self._removal(at, orjson.loads(line))
                 continue
-            # _appear, inline: this runs once a message
-            message = _Message(at, line)
-            order = self._order
-            self._order = order + 2
-            if now and now[-1][0] > at:
-                heapq.heappush(self._late, (at, order, 0, message))
-            else:
-                now.append((at, order, 0, message))
-            gone = at + hold
-            if expiries and expiries[-1][0] > gone:
-                heapq.heappush(self._late, (gone, order + 1, 2, message))
-            else:
-                expiries.append((gone, order + 1, 2, message))
-            frame = self._frame_start
-            boundary = at if frame is None or at >= frame + MIN_FRAME else frame + MIN_FRAME
-            if self._wake is None or boundary < self._wake:
-                self._wake = boundary
+            self._appear(at, line)
         return "".join(out)
 
     def _reach(self, at: int) -> int:

@@ -83,3 +83,17 @@ def skip_unless_bound(bound: bool, what: str) -> pytest.MarkDecorator:
     not built, except that on CI's compiled run (not forced pure) a missing build fails it."""
     ci_compiled = bool(os.environ.get("CI")) and not speedups.pure_forced()
     return pytest.mark.skipif(not bound and not ci_compiled, reason=f"{what} not bound (pure path)")
+
+
+def same_as_reference(core: Core, reference: Callable[[Any], Any], name: str, arg: Any) -> Any:
+    """`reference(arg)`, once `core`'s twin `name` has given the same answer to `arg`; where the
+    reference raises, the twin must raise the same kind of error, and the answer is None."""
+    twin = core.twin(reference, name)
+    try:
+        expected = reference(arg)
+    except Exception as e:
+        with pytest.raises(type(e)):
+            twin(arg)
+        return None
+    assert twin(arg) == expected, arg
+    return expected

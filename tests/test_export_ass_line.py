@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from profiles import examples
@@ -14,7 +13,7 @@ from profiles import examples
 from export import ass
 from export.fields import tag_of
 from formats.canonical import canonical_bytes
-from tests.compiled import Core
+from tests.compiled import Core, same_as_reference
 from tests.test_export_html_line import page_records
 from tests.test_merge_scan import _mutations
 
@@ -49,15 +48,7 @@ def chat_records(draw: Any) -> dict[str, Any]:
 
 
 def _same(core: Core, line: bytes) -> object:
-    twin = core.twin(ass.message_view_py, "export_ass_message")
-    try:
-        expected = ass.message_view_py(line)
-    except Exception as e:  # the twin must raise what the reference raises
-        with pytest.raises(type(e)):
-            twin(line)
-        return None
-    assert twin(line) == expected, line
-    return expected
+    return same_as_reference(core, ass.message_view_py, "export_ass_message", line)
 
 
 @settings(max_examples=examples(3))

@@ -16,7 +16,7 @@ from profiles import examples
 
 from export import html
 from formats.canonical import canonical_bytes
-from tests.compiled import Core
+from tests.compiled import Core, same_as_reference
 from tests.strategies import archive_records, tag_value
 from tests.test_merge_scan import _mutations
 
@@ -45,15 +45,7 @@ def page_records(draw: Any) -> dict[str, Any]:
 
 
 def _same_line(core: Core, line: bytes) -> object:
-    twin = core.twin(html.page_line_py, "export_page_line")
-    try:
-        expected = html.page_line_py(line)
-    except Exception as e:  # the twin must raise what the reference raises
-        with pytest.raises(type(e)):
-            twin(line)
-        return None
-    assert twin(line) == expected, line
-    return expected
+    return same_as_reference(core, html.page_line_py, "export_page_line", line)
 
 
 @settings(max_examples=examples(2))
