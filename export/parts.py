@@ -94,6 +94,7 @@ def _render_part(part: _Part) -> PartResult:
             if len(buffer) >= 4096:
                 out.write("".join(buffer).encode("utf-8", "replace"))
                 buffer.clear()
+        buffer.append(renderer.flush())
         out.write("".join(buffer).encode("utf-8", "replace"))
     damaged = None if problems is None else [(p.message, p.source, p.line) for p in problems]
     return part.path, count, first_day, last_day, damaged

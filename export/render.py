@@ -15,6 +15,7 @@ terminal escape sequences) and CR, LF and NUL, which an IRC line cannot hold, be
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -141,6 +142,14 @@ def describe(record: Mapping[str, Any]) -> str:
     return f"-- {printable(command)} {name} {params}".rstrip()
 
 
+def arrival(record: Mapping[str, Any]) -> float:
+    """When the record first reached a receiver (its earliest receive time), for ordering records
+    of one server time; infinity when it names none."""
+    receivers = record.get("receivers")
+    times = [t for t in receivers.values() if isinstance(t, int | float)] if isinstance(receivers, dict) else []
+    return float(min(times)) if times else math.inf
+
+
 def text_line(record: Mapping[str, Any]) -> str:
     return f"[{clock(record)}] {describe(record)}"
 
@@ -232,6 +241,10 @@ class Renderer:
         self.framing = framing_of(fmt)
         self._first = True
         self._day: str | None = None
+        # text: records at one (time, time_range), held until the next key, then written in the
+        # order they reached a receiver (the archive's order at a tie says nothing about it)
+        self._tied: list[Mapping[str, Any]] = []
+        self._tied_key: tuple[Any, Any] | None = None
         self._line: Callable[[Mapping[str, Any]], str] = {
             "json": canonical_json,
             "jsonl": canonical_json,
@@ -247,13 +260,29 @@ class Renderer:
     def add(self, record: Mapping[str, Any]) -> str:
         if self._stream is not None:
             return self._stream.add(record)
-        line = self._line(record)
         if self.fmt == "text":
+            key = (record.get("time"), record.get("time_range"))
+            out = self._text_tied() if self._tied and key != self._tied_key else ""
+            self._tied_key = key
+            self._tied.append(record)
+            return out
+        return self.add_line(self._line(record))
+
+    def _text_tied(self) -> str:
+        """The held records' transcript lines, in arrival order (see `arrival`)."""
+        tied, self._tied = self._tied, []
+        if len(tied) > 1:
+            tied.sort(key=arrival)  # stable: no receive time to go by keeps the archive's order
+        out = []
+        for record in tied:
+            line = text_line(record)
             day = day_of(record)
             if day is not None and day != self._day:
                 self._day = day
-                return f"--- {day} ---\n{line}\n"
-        return self.add_line(line)
+                out.append(f"--- {day} ---\n{line}\n")
+            else:
+                out.append(self.add_line(line))
+        return "".join(out)
 
     def add_rows(self, rows: list[tuple[Any, ...]]) -> str:
         """Add export's rows (export.stream.Row: time, range, canonical line, place, and the record
@@ -294,10 +323,16 @@ class Renderer:
         first, self._first = self._first, False
         return self.framing.joined(lines, first)
 
+    def flush(self) -> str:
+        """What `add` still holds (text: the records of the last time), without the closing
+        framing: for a part of a parallel export, whose closing is the stitcher's."""
+        return self._text_tied() if self._tied else ""
+
     def end(self) -> str:
         if self._stream is not None:
             return self._stream.end()
-        return self.framing.end_empty if self._first else self.framing.end
+        held = self.flush()
+        return held + (self.framing.end_empty if self._first else self.framing.end)
 
 
 def _playback_renderer(fmt: str, playback: Playback) -> _Stream:

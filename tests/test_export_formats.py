@@ -80,10 +80,31 @@ def test_transcript_lines(record: dict[str, Any], line: str) -> None:
 def test_transcript_day_headers() -> None:
     r = Renderer("text")
     first = rec("PRIVMSG", ["#c", "a"], nick="a")
+    other = dict(first, time=T + 1)
     later = dict(first, time=T + 86400)
-    assert r.add(first) == "--- 2023-11-14 ---\n[22:13:32] a: a\n"
-    assert r.add(first) == "[22:13:32] a: a\n"
-    assert r.add(later).startswith("--- 2023-11-15 ---\n")
+    # a record is written once the next one's time shows nothing more can tie with it
+    assert r.begin() + r.add(first) == ""
+    assert r.add(other) == "--- 2023-11-14 ---\n[22:13:32] a: a\n"
+    assert r.add(later) == "[22:13:33] a: a\n"
+    assert r.end().startswith("--- 2023-11-15 ---\n[22:13:32] a: a\n")
+
+
+def test_transcript_writes_one_millisecond_in_the_order_it_arrived() -> None:
+    """The archive orders records of one server time by their bytes; which reached a receiver
+    first is in their receive times, and the transcript follows those (issue 23)."""
+    late = dict(rec("PRIVMSG", ["#c", "first said"], nick="zed"), receivers={"h.s.0": T + 0.2})
+    early = dict(rec("PRIVMSG", ["#c", "said second"], nick="amy"), receivers={"h.s.0": T + 0.3, "h.s.1": T + 0.1})
+    unknown = dict(rec("PRIVMSG", ["#c", "no receive time"], nick="bob"), receivers={})
+    r = Renderer("text")
+    text = r.begin() + "".join(r.add(x) for x in [early, unknown, late]) + r.end()
+    said = [line.split("] ", 1)[1] for line in text.splitlines() if line.startswith("[")]
+    assert said == ["amy: said second", "zed: first said", "bob: no receive time"]
+    # a record of another time closes the tie: the order within it is kept, the times are not mixed
+    r = Renderer("text")
+    after = dict(late, time=T + 1, receivers={"h.s.0": T - 5})
+    text = r.begin() + "".join(r.add(x) for x in [late, early, after]) + r.end()
+    said = [line.split("] ", 1)[1] for line in text.splitlines() if line.startswith("[")]
+    assert said == ["amy: said second", "zed: first said", "zed: first said"]
 
 
 def test_json_renderer_makes_an_array() -> None:
