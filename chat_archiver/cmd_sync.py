@@ -187,11 +187,13 @@ def register(app: typer.Typer) -> None:
                             on_problem=lambda p: warn(f"merge: {p}"),
                         )
                         # the media folders after the chat: a slow or hostile media peer never delays chat,
-                        # and a peer the chat pass could not reach is not asked again until the next pass
-                        unreachable = {r.peer for r in stats.refused if r.reason.startswith("cannot reach the peer")}
+                        # and a peer whose /files the chat pass could not reach is not asked again this pass
+                        unreached = [r for r in stats.refused if r.reason.startswith("cannot reach the peer")]
+                        unreachable = {r.peer for r in unreached}
+                        no_top = {r.peer for r in unreached if r.what == "/files"}
                         media = sync_extras_from(
                             root,
-                            [p for p in peers if check_base_url(p) not in unreachable],
+                            [p for p in peers if check_base_url(p) not in no_top],
                             folders,
                             timeout=timeout,
                             peer_deadline=extras_timeout,
