@@ -12,13 +12,12 @@ is ASCII or valid UTF-8 and holds neither raw.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from formats.canonical import decode_batch_fast, parse_batch
 from index.api import MESSAGE_COMMANDS
-from index.identity import identity_key, message_id
+from index.identity import id_key, id_key_scope, id_of_tags, identity_key, message_id
 from index.text import text_words
 
 
@@ -110,13 +109,9 @@ def privmsg_row(record: Mapping[str, Any], line: str, channel: str, id_scope: by
     key for the channel (`id_key_scope`). Equal to `message_row` for every PRIVMSG (the twin test
     in tests/test_index.py holds it to that)."""
     tags = record["tags"]
-    mid = user_id = None
+    mid = id_of_tags(tags)
+    user_id = None
     if tags:
-        mid = tags.get("id")
-        if type(mid) is not str:
-            mid = tags.get("msgid")
-            if type(mid) is not str:
-                mid = None
         user_id = tags.get("user-id")
         if type(user_id) is not str:
             user_id = None
@@ -126,8 +121,7 @@ def privmsg_row(record: Mapping[str, Any], line: str, channel: str, id_scope: by
         key = identity_key(record, channel)
         msg_id = None
     else:
-        digest = hashlib.sha256(id_scope + mid.encode("utf-8", "surrogatepass")).digest()
-        key = int.from_bytes(digest[:8], "big", signed=True)
+        key = id_key(id_scope, mid)
         msg_id = mid if mid.isascii() and "\x00" not in mid else _safe(mid)
     sender = record["sender"]
     if type(sender) is str and sender.isascii() and "\x00" not in sender:
@@ -148,11 +142,6 @@ def privmsg_row(record: Mapping[str, Any], line: str, channel: str, id_scope: by
         tuple(text_words(text)),
         line,
     )
-
-
-def id_key_scope(channel: str) -> bytes:
-    """What `identity_key` hashes before a message id, for this channel."""
-    return b"i" + channel.encode("utf-8", "surrogatepass") + b"\x00"
 
 
 def removal_row(record: Mapping[str, Any], channel: str) -> RemovalRow | None:

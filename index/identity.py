@@ -16,23 +16,40 @@ from collections.abc import Mapping
 from typing import Any
 
 from formats.canonical import record_content_key
-from formats.identity import message_id  # the one import of the merge's id rule (see the module's docstring)
+from formats.identity import (  # the one import of the merge's id rule (see the module's docstring)
+    id_of_tags,
+    message_id,
+)
 
-__all__ = ["identity_key", "message_id"]
+__all__ = ["id_key", "id_key_scope", "id_of_tags", "identity_key", "message_id"]
 
 
 def identity_key(record: Mapping[str, Any], channel: str) -> int:
     """The index key of a record of a channel: equal for the records the merge folds into one, else
     different. The channel is part of it: the merge works per channel, and Twitch's shared chat
     delivers one message id to several channels."""
-    scope = channel.encode("utf-8", "surrogatepass") + b"\x00"
     mid = message_id(record)
     if mid is not None:
-        h = hashlib.sha256(b"i" + scope + mid.encode("utf-8", "surrogatepass"))
-    else:
-        time, time_range = record["time"], record["time_range"]
-        if time_range == 0:
-            time_range = 0  # the merge writes a zero range as int 0 and groups it so
-        h = hashlib.sha256(b"c" + scope + record_content_key(record))
-        h.update(repr((time, type(time) is float, time_range, type(time_range) is float)).encode())
+        return id_key(id_key_scope(channel), mid)
+    time, time_range = record["time"], record["time_range"]
+    if time_range == 0:
+        time_range = 0  # the merge writes a zero range as int 0 and groups it so
+    h = hashlib.sha256(b"c" + _scope(channel) + record_content_key(record))
+    h.update(repr((time, type(time) is float, time_range, type(time_range) is float)).encode())
     return int.from_bytes(h.digest()[:8], "big", signed=True)
+
+
+def _scope(channel: str) -> bytes:
+    return channel.encode("utf-8", "surrogatepass") + b"\x00"
+
+
+def id_key_scope(channel: str) -> bytes:
+    """What the key of a record with an id hashes before the id, for this channel (made once per
+    file by a caller keying many records)."""
+    return b"i" + _scope(channel)
+
+
+def id_key(scope: bytes, mid: str) -> int:
+    """The key of a record with message id `mid` in the channel of `scope` (`id_key_scope`)."""
+    digest = hashlib.sha256(scope + mid.encode("utf-8", "surrogatepass")).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)

@@ -23,7 +23,8 @@ from formats.canonical import batch_time_of, format_batch
 from formats.store import iter_batch_files, write_batch_bytes
 from index import ChatIndex, IndexDamaged, Query, QueryError, base, open_index
 from index.api import Day, Month
-from index.extract import id_key_scope, message_row, privmsg_row
+from index.extract import message_row, privmsg_row
+from index.identity import id_key_scope
 from index.sqlite import SqliteIndex
 from index.text import fts_match, parse_query, text_words
 from tests.index_model import Model
