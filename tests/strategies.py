@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import string
 import time
 from datetime import UTC, datetime, timedelta, timezone
 from itertools import pairwise
@@ -14,8 +15,33 @@ from media.thirdparty import Emote, Snapshot
 
 # Text that exercises the canonical encoder: ASCII, Latin-1, BMP, astral (emoji), controls, DEL.
 any_text = st.text(st.characters(blacklist_categories=["Cs"]), max_size=30)
-nick = st.from_regex(r"[a-z][a-z0-9_]{0,11}", fullmatch=True)
-receiver = st.from_regex(r"host[1-4]\.[A-Za-z0-9]{5}\.[0-3]", fullmatch=True)
+
+
+def _word(first: str, rest: str, max_rest: int) -> Any:
+    """Strings of the regular language `[first][rest]{0,max_rest}`, drawn without a regex.
+
+    Hypothesis's `from_regex` costs about twice as much a draw, and these are drawn for every record.
+    """
+    return st.builds(str.__add__, st.sampled_from(first), st.text(rest, max_size=max_rest))
+
+
+def _pick(draw: Any, options: list[Any]) -> Any:
+    """One of `options`, as `draw(st.sampled_from(options))` picks it, for options built during a draw.
+
+    Indexing with a cached `st.integers` strategy skips building and validating a new strategy per draw.
+    """
+    return options[draw(st.integers(0, len(options) - 1))]
+
+
+_LOWER, _DIGITS = string.ascii_lowercase, string.digits
+nick = _word(_LOWER, _LOWER + _DIGITS + "_", 11)  # [a-z][a-z0-9_]{0,11}
+# host[1-4]\.[A-Za-z0-9]{5}\.[0-3]
+receiver = st.builds(
+    "host{}.{}.{}".format,
+    st.integers(1, 4),
+    st.text(string.ascii_letters + _DIGITS, min_size=5, max_size=5),
+    st.integers(0, 3),
+)
 
 # Times as upstream produces them: server ms / 1000, or receive times in microseconds.
 server_time = st.integers(1_700_000_000_000, 1_700_000_600_000).map(lambda ms: ms / 1000)
@@ -25,21 +51,34 @@ any_number = st.one_of(
 )
 
 tag_value = st.one_of(any_text, st.just(True))
-tags = st.one_of(st.none(), st.dictionaries(st.from_regex(r"[a-z][a-z0-9-]{0,12}", fullmatch=True), tag_value))
+tag_key = _word(_LOWER, _LOWER + _DIGITS + "-", 12)  # [a-z][a-z0-9-]{0,12}
+tags = st.one_of(st.none(), st.dictionaries(tag_key, tag_value))
+
+
+# archive_records' parts, built once: a strategy built inside a draw is validated again on every draw.
+_commands = st.sampled_from(["PRIVMSG", "JOIN", "PART", "NOTICE", "CLEARCHAT", "USERNOTICE"])
+_params = st.lists(any_text, max_size=3)
+_maybe_nick = st.one_of(st.none(), nick)
+_maybe_host = st.one_of(st.none(), any_text)
+_any_time = st.one_of(server_time, st.integers(0, 60), any_number)
+_any_receivers = st.dictionaries(receiver, st.one_of(receive_time, _any_time), min_size=1, max_size=3)
 
 
 @st.composite
 def archive_records(draw: Any, numbers: Any = None) -> dict[str, Any]:
     """Any record with the archive schema (ARCHIVE_FORMAT.md section 3)."""
-    number = numbers if numbers is not None else st.one_of(server_time, st.integers(0, 60), any_number)
+    number, receivers = _any_time, _any_receivers
+    if numbers is not None:
+        number = numbers
+        receivers = st.dictionaries(receiver, st.one_of(receive_time, number), min_size=1, max_size=3)
     return {
-        "command": draw(st.sampled_from(["PRIVMSG", "JOIN", "PART", "NOTICE", "CLEARCHAT", "USERNOTICE"])),
-        "params": draw(st.lists(any_text, max_size=3)),
-        "sender": draw(st.one_of(st.none(), nick)),
-        "user": draw(st.one_of(st.none(), nick)),
-        "host": draw(st.one_of(st.none(), any_text)),
+        "command": draw(_commands),
+        "params": draw(_params),
+        "sender": draw(_maybe_nick),
+        "user": draw(_maybe_nick),
+        "host": draw(_maybe_host),
         "tags": draw(tags),
-        "receivers": draw(st.dictionaries(receiver, st.one_of(receive_time, number), min_size=1, max_size=3)),
+        "receivers": draw(receivers),
         "time": draw(number),
         "time_range": draw(number),
     }
@@ -72,6 +111,19 @@ def _merge_record(
     }
 
 
+_obs_kinds = st.sampled_from(["privmsg", "msgid", "clearchat", "join", "chain", "notice"])
+_obs_seen = st.lists(st.sampled_from(MERGE_RECEIVERS), min_size=1, max_size=5)
+_obs_zeros = st.sampled_from([0, 0, 0.0])
+_obs_ids = st.sampled_from(["m1", "m2", "m3"])
+_obs_msgids = st.sampled_from(["x1", "x2"])
+_obs_widths = st.sampled_from([10, 15, 10.0, 12.5])
+_obs_joins = st.sampled_from(["JOIN", "PART"])
+_obs_tens = st.sampled_from([10, 10.0])
+_obs_bases = st.sampled_from([10, 10.5])
+_obs_shapes = st.sampled_from([[(0, 0), (0, 1), (1, 1)], [(0, 1), (1, 2)], [(0, 0.0), (0, 1.0)]])
+_obs_orders = st.permutations(MERGE_RECEIVERS)
+
+
 def _delay(draw: Any) -> float:
     return draw(st.integers(1_000, 900_000)) / 1_000_000
 
@@ -88,18 +140,18 @@ def merge_observations(draw: Any, cross_minute: bool = True) -> list[dict[str, A
     """
     out: list[dict[str, Any]] = []
     for _ in range(draw(st.integers(1, 8))):
-        kind = draw(st.sampled_from(["privmsg", "msgid", "clearchat", "join", "chain", "notice"]))
+        kind = draw(_obs_kinds)
         minute = MERGE_MINUTE0 + 60 * draw(st.integers(0, 2))
         # Without cross_minute, an id belongs to one minute (as Twitch ids carry the exact server time).
         suffix = "" if cross_minute else f"@{minute}"
-        seen = draw(st.lists(st.sampled_from(MERGE_RECEIVERS), min_size=1, max_size=5))  # repeats = re-deliveries
+        seen = draw(_obs_seen)  # repeats = re-deliveries
         user = draw(_merge_nick)
         if kind in ("privmsg", "clearchat"):
             ms = minute * 1000 + draw(st.integers(0, 59_999))
             t = ms / 1000
-            zero: float = draw(st.sampled_from([0, 0, 0.0]))
+            zero: float = draw(_obs_zeros)
             if kind == "privmsg":
-                mid = draw(st.sampled_from(["m1", "m2", "m3"])) + suffix
+                mid = draw(_obs_ids) + suffix
                 tag_map: dict[str, Any] = {"id": mid, "tmi-sent-ts": str(ms)}
                 params = ["#chan", draw(_merge_text)]
             else:
@@ -120,10 +172,10 @@ def merge_observations(draw: Any, cross_minute: bool = True) -> list[dict[str, A
         elif kind == "msgid":
             lo = 5 if cross_minute else 15
             center = minute + draw(st.integers(lo, 45 if not cross_minute else 59)) + draw(st.integers(0, 999)) / 1000
-            tag_map = {"msgid": draw(st.sampled_from(["x1", "x2"])) + suffix}
+            tag_map = {"msgid": draw(_obs_msgids) + suffix}
             for name in seen:
                 start = center - draw(st.integers(0, 9_000)) / 1000
-                width = draw(st.sampled_from([10, 15, 10.0, 12.5]))
+                width = draw(_obs_widths)
                 out.append(
                     _merge_record(
                         "PRIVMSG", user, ["#chan", "hey"], tag_map, name, start + 10 + _delay(draw), start, width
@@ -135,7 +187,7 @@ def merge_observations(draw: Any, cross_minute: bool = True) -> list[dict[str, A
                 if kind == "join":
                     out.append(
                         _merge_record(
-                            draw(st.sampled_from(["JOIN", "PART"])),
+                            draw(_obs_joins),
                             user,
                             ["#chan"],
                             None,
@@ -155,13 +207,13 @@ def merge_observations(draw: Any, cross_minute: bool = True) -> list[dict[str, A
                             name,
                             received,
                             received - 5,
-                            draw(st.sampled_from([10, 10.0])),
+                            draw(_obs_tens),
                         )
                     )
         else:  # chained or touching ranges of one JOIN, one receiver each (upstream's counterexample)
-            base: float = minute + draw(st.sampled_from([10, 10.5]))
-            shape = draw(st.sampled_from([[(0, 0), (0, 1), (1, 1)], [(0, 1), (1, 2)], [(0, 0.0), (0, 1.0)]]))
-            names = draw(st.permutations(MERGE_RECEIVERS))
+            base: float = minute + draw(_obs_bases)
+            shape = draw(_obs_shapes)
+            names = draw(_obs_orders)
             for (a, b), name in zip(shape, names, strict=False):
                 out.append(_merge_record("JOIN", user, ["#chan"], None, name, base + 50, base + a, b - a))
     return out
@@ -189,6 +241,11 @@ def merge_archives(draw: Any, count: int = 3, cross_minute: bool = True) -> list
 # --- verify and export -------------------------------------------------------------------
 
 
+_minute_receivers = st.lists(st.sampled_from(MERGE_RECEIVERS), min_size=1, max_size=3, unique=True)
+_minute_commands = st.sampled_from(["JOIN", "NOTICE", "ROOMSTATE"])
+_minute_ranges = st.sampled_from([10, 15, 55, 60, 3.5])
+
+
 @st.composite
 def records_in_minute(draw: Any, minute: int = MERGE_MINUTE0) -> list[dict[str, Any]]:
     """Well-formed records of one batch minute (what a healthy batch file holds): exact PRIVMSGs
@@ -197,18 +254,18 @@ def records_in_minute(draw: Any, minute: int = MERGE_MINUTE0) -> list[dict[str, 
     for i in range(draw(st.integers(1, 12))):
         t = minute + draw(st.integers(0, 59_999)) / 1000
         exact = draw(st.booleans())
-        names = draw(st.lists(st.sampled_from(MERGE_RECEIVERS), min_size=1, max_size=3, unique=True))
+        names = draw(_minute_receivers)
         out.append(
             {
-                "command": "PRIVMSG" if exact else draw(st.sampled_from(["JOIN", "NOTICE", "ROOMSTATE"])),
+                "command": "PRIVMSG" if exact else draw(_minute_commands),
                 "params": ["#chan", draw(any_text)],
                 "sender": draw(nick),
-                "user": draw(st.one_of(st.none(), nick)),
+                "user": draw(_maybe_nick),
                 "host": None,
                 "tags": {"id": f"m{i}", "tmi-sent-ts": str(round(t * 1000))} if exact else None,
                 "receivers": {n: t + draw(st.integers(1, 900_000)) / 1_000_000 for n in names},
                 "time": t,
-                "time_range": 0 if exact else draw(st.sampled_from([10, 15, 55, 60, 3.5])),
+                "time_range": 0 if exact else draw(_minute_ranges),
             }
         )
     return out
@@ -231,6 +288,13 @@ _crowded_time = st.sampled_from(
 _crowded_range = st.sampled_from([0, 0, 0.0, 1, 1.0, 1.5, 2, 55, -1])
 _crowded_params = st.sampled_from([["#chan"], ["#chan"], ["#chan2"], ["#chan", "#chan2"], ["#chan,#chan2"], []])
 _crowded_odd = st.sampled_from([0, 0.0, -0.0, 2**53, 2**53 + 1, 2**60, 1e300, 5])
+_crowded_kinds = st.sampled_from(
+    [("JOIN", None), ("JOIN", None), ("PART", None), ("NOTICE", {"msg-id": "slow_on"}), ("PRIVMSG", {"id": "m1"})]
+)
+_crowded_receivers = st.lists(st.sampled_from(MERGE_RECEIVERS[:3]), min_size=1, max_size=3, unique=True)
+_crowded_faults = st.sampled_from(["none"] * 12 + ["time", "range", "receiver"])
+_crowded_users = st.sampled_from(["alice", "alice", None, "None"])
+_crowded_hosts = st.sampled_from(["alice.tmi.twitch.tv", "alice.tmi.twitch.tv", None])
 
 
 @st.composite
@@ -243,22 +307,12 @@ def crowded_contents(draw: Any) -> list[dict[str, Any]]:
     int and float twins, and now and then an odd number: -0.0, 0.0, ints at and beyond 2**53."""
     out = []
     for _ in range(draw(st.integers(1, 10))):
-        command, tag_map = draw(
-            st.sampled_from(
-                [
-                    ("JOIN", None),
-                    ("JOIN", None),
-                    ("PART", None),
-                    ("NOTICE", {"msg-id": "slow_on"}),
-                    ("PRIVMSG", {"id": "m1"}),
-                ]
-            )
-        )
-        names = draw(st.lists(st.sampled_from(MERGE_RECEIVERS[:3]), min_size=1, max_size=3, unique=True))
+        command, tag_map = draw(_crowded_kinds)
+        names = draw(_crowded_receivers)
         time = draw(_crowded_time)
-        receivers = {name: draw(st.sampled_from([time + 60, _CROWDED_T0 + 61.25, _CROWDED_T0 + 62])) for name in names}
+        receivers = {name: _pick(draw, [time + 60, _CROWDED_T0 + 61.25, _CROWDED_T0 + 62]) for name in names}
         time_range = draw(_crowded_range)
-        odd = draw(st.sampled_from(["none"] * 12 + ["time", "range", "receiver"]))
+        odd = draw(_crowded_faults)
         if odd == "time":
             time = draw(_crowded_odd)
         elif odd == "range":
@@ -270,8 +324,8 @@ def crowded_contents(draw: Any) -> list[dict[str, Any]]:
                 "command": command,
                 "params": draw(_crowded_params),
                 "sender": "alice",
-                "user": draw(st.sampled_from(["alice", "alice", None, "None"])),
-                "host": draw(st.sampled_from(["alice.tmi.twitch.tv", "alice.tmi.twitch.tv", None])),
+                "user": draw(_crowded_users),
+                "host": draw(_crowded_hosts),
                 "tags": tag_map,
                 "receivers": receivers,
                 "time": time,
@@ -291,6 +345,8 @@ export_windows = st.tuples(
 # -- raw event streams (the live follower's engine laws) ----------------------------------------
 
 RAW_T0_US = 1_700_000_000_000_000
+_raw_steps = st.sampled_from([0, 1, 200_000, 1_000_000, 7_000_000, 30_000_000, 61_000_000, 130_000_000, -2_000_000])
+_raw_dialects = st.sampled_from(["twitch", "ircv3"])
 
 
 @st.composite
@@ -303,53 +359,49 @@ def raw_event_streams(draw: Any) -> list[Any]:
     open_conns: dict[int, str] = {}
     next_conn = 0
     for seq in range(draw(st.integers(1, 120))):
-        at += draw(
-            st.sampled_from([0, 1, 200_000, 1_000_000, 7_000_000, 30_000_000, 61_000_000, 130_000_000, -2_000_000])
-        )
+        at += draw(_raw_steps)
         at = max(at, 0)
         choice = draw(st.integers(0, 9))
         if choice == 0 or not open_conns:
-            dialect = draw(st.sampled_from(["twitch", "ircv3"]))
-            conn = next_conn if draw(st.booleans()) or not open_conns else draw(st.sampled_from(sorted(open_conns)))
+            dialect = draw(_raw_dialects)
+            conn = next_conn if draw(st.booleans()) or not open_conns else _pick(draw, sorted(open_conns))
             next_conn = max(next_conn, conn + 1)
             open_conns[conn] = dialect
             events.append(Event(OPEN, seq, at, conn, "wss://sim", dialect))
             continue
-        conn = draw(st.sampled_from(sorted(open_conns)))
+        conn = _pick(draw, sorted(open_conns))
         dialect = open_conns[conn]
         if choice == 1:
             del open_conns[conn]
             events.append(Event(CLOSE, seq, at, conn, "dropped"))
         elif choice == 2:
-            events.append(Event(TICK, seq, at, draw(st.sampled_from([conn, conn + 7])), ""))
+            events.append(Event(TICK, seq, at, _pick(draw, [conn, conn + 7]), ""))
         elif choice == 3:
             events.append(Event(SEND, seq, at, conn, "PONG :tmi.twitch.tv"))
         else:
-            chan = draw(st.sampled_from(["#a", "#b"]))
+            chan = _pick(draw, ["#a", "#b"])
             sent_ms = at // 1000 + draw(st.integers(-3000, 500))
             if dialect == "twitch":
-                line = draw(
-                    st.sampled_from(
-                        [
-                            f"@room-id=1 :tmi.twitch.tv ROOMSTATE {chan}",
-                            f"@id=m{seq};tmi-sent-ts={sent_ms} :u!u@u.tmi.twitch.tv PRIVMSG {chan} :hi {seq}",
-                            f":u{seq}!u@u.tmi.twitch.tv JOIN {chan}",
-                            f"@msg-id=x :tmi.twitch.tv NOTICE {chan} :note {seq}",
-                            "@bad tag without a command",
-                        ]
-                    )
+                line = _pick(
+                    draw,
+                    [
+                        f"@room-id=1 :tmi.twitch.tv ROOMSTATE {chan}",
+                        f"@id=m{seq};tmi-sent-ts={sent_ms} :u!u@u.tmi.twitch.tv PRIVMSG {chan} :hi {seq}",
+                        f":u{seq}!u@u.tmi.twitch.tv JOIN {chan}",
+                        f"@msg-id=x :tmi.twitch.tv NOTICE {chan} :note {seq}",
+                        "@bad tag without a command",
+                    ],
                 )
             else:
                 whole, ms = divmod(sent_ms, 1000)
                 stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{ms:03d}Z"
-                line = draw(
-                    st.sampled_from(
-                        [
-                            f":irc.test 366 me {chan} :End of /NAMES list",
-                            f"@msgid=i{seq};time={stamp} :u!u@h PRIVMSG {chan} :hi {seq}",
-                            f":u!u@h TOPIC {chan} :topic {seq}",
-                        ]
-                    )
+                line = _pick(
+                    draw,
+                    [
+                        f":irc.test 366 me {chan} :End of /NAMES list",
+                        f"@msgid=i{seq};time={stamp} :u!u@h PRIVMSG {chan} :hi {seq}",
+                        f":u!u@h TOPIC {chan} :topic {seq}",
+                    ],
                 )
             events.append(Event(RECV, seq, at, conn, line))
     return events
@@ -364,7 +416,19 @@ _spaces = st.integers(1, 4).map(lambda n: " " * n)
 irc_text = st.text(
     st.sampled_from([" ", " ", " ", "\t", "\u3000", ":", "a", "b", "#", "@", "\u00e9", "\U0001f389"]), max_size=16
 )
-_middle = st.from_regex(r"[#&a-z0-9][a-z0-9:#]{0,6}", fullmatch=True)
+_middle = _word("#&" + _LOWER + _DIGITS, _LOWER + _DIGITS + ":#", 6)  # [#&a-z0-9][a-z0-9:#]{0,6}
+_irc_tags = st.one_of(
+    st.none(),
+    st.dictionaries(
+        _word(_LOWER, _LOWER + "-", 8),  # [a-z][a-z-]{0,8}
+        st.text(string.ascii_letters + _DIGITS + "#/,", max_size=6),  # [A-Za-z0-9#/,]{0,6}
+        min_size=1,
+        max_size=3,
+    ),
+)
+_irc_command = st.text(string.ascii_letters, min_size=1, max_size=10)  # [A-Za-z]{1,10}
+_middles = st.lists(_middle, max_size=3)
+_maybe_irc_text = st.one_of(st.none(), irc_text)
 
 
 @st.composite
@@ -372,31 +436,21 @@ def irc_lines(draw: Any, command: Any = None, first: Any = None) -> tuple[str, t
     """(line, fields): a line built word by word with runs of spaces, and the fields that the rule of
     ARCHIVE_FORMAT.md section 3 gives for it, worked out from the parts rather than by a parser."""
     words: list[str] = []
-    tag_map = draw(
-        st.one_of(
-            st.none(),
-            st.dictionaries(
-                st.from_regex(r"[a-z][a-z-]{0,8}", fullmatch=True),
-                st.from_regex(r"[A-Za-z0-9#/,]{0,6}", fullmatch=True),
-                min_size=1,
-                max_size=3,
-            ),
-        )
-    )
+    tag_map = draw(_irc_tags)
     if tag_map is not None:
         words.append("@" + ";".join(f"{k}={v}" for k, v in tag_map.items()))
     sender = user = host = None
     if draw(st.booleans()):
-        sender, user, host = draw(nick), draw(st.one_of(st.none(), nick)), draw(st.one_of(st.none(), nick))
+        sender, user, host = draw(nick), draw(_maybe_nick), draw(_maybe_nick)
         words.append(":" + sender + (f"!{user}" if user is not None else "") + (f"@{host}" if host is not None else ""))
-    cmd = draw(command if command is not None else st.from_regex(r"[A-Za-z]{1,10}", fullmatch=True))
+    cmd = draw(command if command is not None else _irc_command)
     words.append(cmd)
-    middles = draw(st.lists(_middle, max_size=3))
+    middles = draw(_middles)
     if first is not None:
         middles.insert(0, draw(first))
     words.extend(middles)
     params = list(middles)
-    text = draw(st.one_of(st.none(), irc_text))
+    text = draw(_maybe_irc_text)
     if text is not None:
         words.append(":" + text)
         params.append(text.rstrip())  # the end of the text is the end of the line, which is stripped
@@ -762,6 +816,9 @@ def index_record(
     }
 
 
+_index_kinds = st.sampled_from(["msg", "msg", "msg", "noid", "sub", "ban", "clear", "clearmsg", "join"])
+
+
 @st.composite
 def index_archives(draw: Any) -> list[tuple[str, dict[str, Any]]]:
     """(channel, record) pairs: PRIVMSGs (with and without ids), USERNOTICEs (some gifts),
@@ -772,7 +829,7 @@ def index_archives(draw: Any) -> list[tuple[str, dict[str, Any]]]:
         channel = draw(st.sampled_from(INDEX_CHANNELS))
         at = draw(_index_time)
         user_id, login = draw(_index_users)
-        kind = draw(st.sampled_from(["msg", "msg", "msg", "noid", "sub", "ban", "clear", "clearmsg", "join"]))
+        kind = draw(_index_kinds)
         tags: dict[str, Any] = {"room-id": "100" if channel == "chan" else "200", "tmi-sent-ts": str(int(at * 1000))}
         if kind in ("msg", "noid", "sub"):
             if kind != "noid":
@@ -804,7 +861,7 @@ def index_archives(draw: Any) -> list[tuple[str, dict[str, Any]]]:
         elif kind == "clear":
             command, sender, params = "CLEARCHAT", "tmi.twitch.tv", [f"#{channel}"]
         elif kind == "clearmsg":
-            target = draw(st.sampled_from([*ids, "nope"])) if ids else "nope"
+            target = _pick(draw, [*ids, "nope"]) if ids else "nope"
             tags.update({"login": login, "target-msg-id": target})
             command, sender, params = "CLEARMSG", "tmi.twitch.tv", [f"#{channel}", "gone"]
         else:

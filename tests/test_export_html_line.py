@@ -29,18 +29,24 @@ _PAGE_TAGS += ("system-msg", "msg-id", "id", "target-msg-id")
 _ids = st.sampled_from(["a1", "b2", "c3", "", "q\\x", 'q"x'])
 
 
+_page_commands = st.sampled_from(["PRIVMSG", "USERNOTICE", "CLEARMSG", "CLEARCHAT", "JOIN", "PRIVMSG"])
+_page_users = st.one_of(st.none(), st.just(""), st.sampled_from(["alice", "bob", "Zoë"]))
+_page_tag_names = st.lists(st.sampled_from(_PAGE_TAGS), max_size=8, unique=True)
+_page_tag_values = st.one_of(page_text, tag_value, _ids, st.just(""))
+_more_params = st.lists(page_text, max_size=1)
+
+
 @st.composite
 def page_records(draw: Any) -> dict[str, Any]:
     """Records of the archive schema, most of them of a command the page shows, with its tags."""
     record = draw(archive_records())
-    record["command"] = draw(st.sampled_from(["PRIVMSG", "USERNOTICE", "CLEARMSG", "CLEARCHAT", "JOIN", "PRIVMSG"]))
+    record["command"] = draw(_page_commands)
     if draw(st.booleans()):
-        record["params"] = ["#c", draw(page_text), *draw(st.lists(page_text, max_size=1))]
-    record["user"] = draw(st.one_of(st.none(), st.just(""), st.sampled_from(["alice", "bob", "Zoë"])))
+        record["params"] = ["#c", draw(page_text), *draw(_more_params)]
+    record["user"] = draw(_page_users)
     if record["tags"] is not None or draw(st.booleans()):
-        names = draw(st.lists(st.sampled_from(_PAGE_TAGS), max_size=8, unique=True))
-        values = st.one_of(page_text, tag_value, _ids, st.just(""))
-        record["tags"] = {**(record["tags"] or {}), **{n: draw(values) for n in names}}
+        names = draw(_page_tag_names)
+        record["tags"] = {**(record["tags"] or {}), **{n: draw(_page_tag_values) for n in names}}
     return record
 
 
@@ -109,16 +115,23 @@ def test_page_fields_are_the_rows_of_the_page() -> None:
     assert [json.loads(t) for t in out] == html.Slimmer(10).rows(record)
 
 
+_row_times = st.one_of(st.integers(0, 10**6), st.floats(0, 1e6))
+_odd_times = st.sampled_from([float("inf"), 10**400, "12.5", None])
+
+
+_page_record_lists = st.lists(page_records(), max_size=12)
+
+
 @st.composite
 def export_rows(draw: Any) -> list[tuple[Any, ...]]:
     """export's rows: stored lines (time, 0, line, place) and records the view built (five)."""
     rows: list[tuple[Any, ...]] = []
-    for i, record in enumerate(draw(st.lists(page_records(), max_size=12))):
-        record["time"] = draw(st.one_of(st.integers(0, 10**6), st.floats(0, 1e6)))
+    for i, record in enumerate(draw(_page_record_lists)):
+        record["time"] = draw(_row_times)
         if draw(st.booleans()):
             # a time no number of milliseconds holds (a float beyond range, as the parts' line_time
             # reads a huge int), or no number: the page leaves the row out
-            odd = draw(st.sampled_from([float("inf"), 10**400, "12.5", None]))
+            odd = draw(_odd_times)
             rows.append((odd, 0, canonical_bytes({**record, "time": 1}), i))
         if draw(st.booleans()):
             try:
