@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import os
+import stat
 import sys
 import time
 import uuid
@@ -176,7 +177,18 @@ def _one_of(new: str | None, old: str | None, new_name: str, old_name: str) -> s
 
 
 def _to_file(run: partial[int], out: str) -> int:
-    """Write through a temporary file beside `out`, renamed over it when complete."""
+    """Write through a temporary file beside `out`, renamed over it when complete.
+
+    `out` that exists and is not a regular file (`/dev/null`, a FIFO, a terminal) is written to
+    directly: renaming over it would replace the device with a file (as root, /dev/null itself).
+    """
+    try:
+        special = not stat.S_ISREG(os.stat(out).st_mode)
+    except OSError:  # not there yet (or not reachable: the temporary file's open says why)
+        special = False
+    if special:
+        with open(out, "wb") as f:
+            return run(f)
     temp = f"{out}.{uuid.uuid4().hex}.partial"
     try:
         with open(temp, "wb") as f:

@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import json
 import os
+import stat
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -107,3 +109,25 @@ def test_out_file_is_written_whole(tmp_path: Path) -> None:
     assert result.exit_code == 0 and result.stdout == ""
     assert target.read_bytes() == (FIXTURE / "expected" / "window.text").read_bytes()
     assert os.listdir(tmp_path) == ["chat.txt"]
+
+
+def test_out_that_is_a_pipe_or_device_is_written_to_not_replaced(tmp_path: Path) -> None:
+    """`--out /dev/null` (as root) or a FIFO: writing beside it and renaming over it would put a
+    regular file where the device or pipe was. A FIFO stands in for /dev/null here."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    result = export("--format", "text", "--out", str(fifo))
+    reader.join(10)  # a reader left waiting (the FIFO was never opened) is a daemon: it ends with the run
+    assert result.exit_code == 0, result.output
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    assert got == [(FIXTURE / "expected" / "window.text").read_bytes()]
+    assert os.listdir(tmp_path) == ["pipe"]
+
+
+def test_out_that_is_a_folder_is_one_clear_error(tmp_path: Path) -> None:
+    result = export("--format", "text", "--out", str(tmp_path))
+    assert result.exit_code != 0
+    assert "Traceback" not in result.output and str(tmp_path) in result.output
