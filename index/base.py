@@ -23,7 +23,8 @@ user order), so a minute dirtied a page per row in each, tens of MB of log at a 
 So `tier` leads those two indexes: rows written by an update are *recent* (tier 0) and go to
 the small tier-0 end of each index, whose pages stay in cache; `settle` moves them to tier 1 in
 one statement, touching each page of the big end once for many rows (the follower calls it every
-few thousand rows, after a minute is indexed). A bulk build writes tier 1 directly. Every query
+few thousand rows, after a minute is indexed). A bulk build writes tier 1 directly. (PostgreSQL
+writes tier 1 always, see index.pg.) Every query
 on those indexes says `tier IN (0, 1)` (a CHECK makes it always true), so it reads both ends and
 answers as one table would. The identity index stays one (a key must be unique across tiers):
 it is the one index a live row still dirties at random.
@@ -276,11 +277,12 @@ class SqlIndex:
 
     root: str
     description: str
+    recent_tier = True  # whether updates write recent rows (tier 0): see Two tiers
 
     def __init__(self, root: str) -> None:
         self.root = root
         self._lock = threading.RLock()
-        self._new_tier = 0  # the tier of rows written now: 1 while building in bulk
+        self._new_tier = 0 if self.recent_tier else 1  # the tier of rows written now: 1 while building in bulk
 
     # -- dialect hooks -----------------------------------------------------------------------
 
@@ -472,7 +474,7 @@ class SqlIndex:
             added += self._flush(pending)
         finally:
             if bulk:
-                self._new_tier = 0
+                self._new_tier = 0 if self.recent_tier else 1
                 self._end_bulk()
         removed = self._drop_files([known[rel] for rel in gone])
         return UpdateReport(
