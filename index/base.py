@@ -678,25 +678,26 @@ class SqlIndex:
                 start = float((number + 1) * 86400)
         return days[::-1]
 
-    def user_id_of(self, login: str) -> str | None:
+    def _newest_in_tiers(self, column: str, where: str, value: str) -> str | None:
+        """`column` of the newest row (time, then id) matching `where`: the newest of each tier's
+        newest, so each tier's end of the index is walked newest first and stops at one row (one
+        query over both tiers would sort every row of the user, and a bot has hundreds of thousands)."""
+        newest = (
+            f"SELECT {column}, time, id FROM (SELECT {column}, time, id FROM messages WHERE tier = {{tier}} AND {where}"
+            " ORDER BY time DESC, id DESC LIMIT 1) AS t{tier}"
+        )
         with self._lock:
             rows = self._fetch(
-                f"SELECT user_id FROM messages WHERE {TIERS} AND login = ? AND user_id IS NOT NULL"
-                " ORDER BY time DESC, id DESC"
-                " LIMIT 1",
-                (login.lower(),),
+                f"{newest.format(tier=0)} UNION ALL {newest.format(tier=1)} ORDER BY 2 DESC, 3 DESC LIMIT 1",
+                (value, value),
             )
         return str(rows[0][0]) if rows else None
 
+    def user_id_of(self, login: str) -> str | None:
+        return self._newest_in_tiers("user_id", "login = ? AND user_id IS NOT NULL", login.lower())
+
     def login_of(self, user_id: str) -> str | None:
-        with self._lock:
-            rows = self._fetch(
-                f"SELECT login FROM messages WHERE {TIERS} AND user_id = ? AND login IS NOT NULL"
-                " ORDER BY time DESC, id DESC"
-                " LIMIT 1",
-                (user_id,),
-            )
-        return str(rows[0][0]) if rows else None
+        return self._newest_in_tiers("login", "user_id = ? AND login IS NOT NULL", user_id)
 
     def name_history(self, user_id: str) -> list[NameSeen]:
         with self._lock:
