@@ -169,7 +169,7 @@ class IndexUpdater:
             self._wake.notify()
 
     def _run(self) -> None:
-        from index import ChatIndexError  # noqa: PLC0415 - only with --index
+        from index import SETTLE_ROWS, ChatIndexError  # noqa: PLC0415 - only with --index
 
         caught_up = False
         while True:
@@ -185,6 +185,9 @@ class IndexUpdater:
                     caught_up = True
                 else:
                     reports = [self.index.update_minutes(ch, ms) for ch, ms in sorted(pending.items())]
+                # the minutes are searchable now; moving the recent tier's rows (every few thousand)
+                # is done after, in the pause before the next minute
+                self.index.settle(SETTLE_ROWS)
             except Exception as e:  # derived data: said, and the minutes are tried again
                 if isinstance(e, ChatIndexError):
                     _log("warn", f"index: {e}")

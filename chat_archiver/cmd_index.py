@@ -44,6 +44,7 @@ def register(app: typer.Typer) -> None:
         started = time.monotonic()
         try:
             report = index.rebuild() if rebuild else index.update()
+            index.settle()  # the rows this update wrote join the main tier (a quiet moment)
             total = index.count(Query())
         except ChatIndexError as e:
             console.fail(str(e))

@@ -8,13 +8,14 @@ from __future__ import annotations
 import os
 import re
 
-from index.api import ChatIndex, ChatIndexError, IndexDamaged, IndexUnavailable, Query, QueryError
+from index.api import SETTLE_ROWS, ChatIndex, ChatIndexError, IndexDamaged, IndexUnavailable, Query, QueryError
 from index.sqlite import SqliteIndex, remove_index_file
 
 DEFAULT_NAME = ".index.sqlite"
 
 __all__ = [
     "DEFAULT_NAME",
+    "SETTLE_ROWS",
     "ChatIndex",
     "ChatIndexError",
     "IndexDamaged",

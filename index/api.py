@@ -197,6 +197,10 @@ class UpdateReport:
     rebuilt: bool = False
 
 
+# the live follower settles the recent tier once it holds this many rows (10 minutes at 100/s)
+SETTLE_ROWS = 60_000
+
+
 @runtime_checkable
 class ChatIndex(Protocol):
     """A search index over one archive. Open one with `index.open_index(root, url)`.
@@ -217,6 +221,16 @@ class ChatIndex(Protocol):
         """Re-read the batch files of these minutes (batch times) of one channel and of the minutes
         beside them (a merge rewrites those too), dropping files that are gone: the live
         follower's cheap update after it writes and merges minutes."""
+        ...
+
+    def recent_rows(self) -> int:
+        """How many rows updates wrote since the last `settle` (the recent tier)."""
+        ...
+
+    def settle(self, min_rows: int = 0) -> int:
+        """Move the recent tier's rows into the main tier, if it holds at least `min_rows`; the
+        rows moved. Answers never change; it keeps a live minute's update cheap (index.base, Two
+        tiers). The follower calls it after indexing a minute; `index` after an update."""
         ...
 
     def rebuild(self) -> UpdateReport:

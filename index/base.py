@@ -15,6 +15,19 @@ several times faster than keeping them up to date row by row.
 
 The SQL is written once, with `?` placeholders (the PostgreSQL backend turns them into `%s`);
 the backends supply the column types, the text search clause and the connection.
+
+Two tiers, one table
+--------------------
+A live minute's rows would each land on a random page of the user and login indexes (they are in
+user order), so a minute dirtied a page per row in each, tens of MB of log at a million rows.
+So `tier` leads those two indexes: rows written by an update are *recent* (tier 0) and go to
+the small tier-0 end of each index, whose pages stay in cache; `settle` moves them to tier 1 in
+one statement, touching each page of the big end once for many rows (the follower calls it every
+few thousand rows, after a minute is indexed). A bulk build writes tier 1 directly. (PostgreSQL
+writes tier 1 always, see index.pg.) Every query
+on those indexes says `tier IN (0, 1)` (a CHECK makes it always true), so it reads both ends and
+answers as one table would. The identity index stays one (a key must be unique across tiers):
+it is the one index a live row still dirties at random.
 """
 
 from __future__ import annotations
@@ -56,7 +69,7 @@ from index.extract import BatchRows, MessageRow, RemovalRow, author, better, rea
 from index.identity import message_id
 from index.text import Term, parse_query
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3  # 3: the tier column (see Two tiers)
 FLUSH_ROWS = 50_000  # rows per transaction while indexing
 POOL_MIN_FILES = 32  # new files from which worker processes read them (starting them costs ~0.3 s)
 CHAT_COMMANDS = ("PRIVMSG", "USERNOTICE")  # the lines a removal can strike, and stats count
@@ -85,7 +98,10 @@ _BETTER = (
     " AND excluded.line > messages.line))))"
 )
 
-MESSAGE_COLUMNS = "id, refs, channel, time, time_range, command, msg_id, user_id, login, recipient_id, words, line"
+MESSAGE_COLUMNS = (
+    "id, refs, channel, time, time_range, command, msg_id, user_id, login, recipient_id, words, line, tier"
+)
+TIERS = "tier IN (0, 1)"  # always true (a CHECK): it lets the user and login indexes be read at both ends
 
 # An upsert of `messages`: one more file holds the row, and the better version wins
 ON_CONFLICT_MESSAGES = (
@@ -97,8 +113,9 @@ ON_CONFLICT_MESSAGES = (
 
 SECONDARY_INDEXES = (
     "CREATE INDEX IF NOT EXISTS messages_channel ON messages (channel, time, id)",
-    "CREATE INDEX IF NOT EXISTS messages_user ON messages (user_id, channel, time) WHERE user_id IS NOT NULL",
-    "CREATE INDEX IF NOT EXISTS messages_login ON messages (login, time) WHERE login IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS messages_user ON messages (tier, user_id, channel, time) WHERE user_id IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS messages_login ON messages (tier, login, time) WHERE login IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS messages_recent ON messages (id) WHERE tier = 0",
     "CREATE INDEX IF NOT EXISTS messages_recipient ON messages (recipient_id, channel, time)"
     " WHERE recipient_id IS NOT NULL",
     "CREATE INDEX IF NOT EXISTS removals_msg ON removals (channel, target_msg_id) WHERE target_msg_id IS NOT NULL",
@@ -260,10 +277,12 @@ class SqlIndex:
 
     root: str
     description: str
+    recent_tier = True  # whether updates write recent rows (tier 0): see Two tiers
 
     def __init__(self, root: str) -> None:
         self.root = root
         self._lock = threading.RLock()
+        self._new_tier = 0 if self.recent_tier else 1  # the tier of rows written now: 1 while building in bulk
 
     # -- dialect hooks -----------------------------------------------------------------------
 
@@ -317,7 +336,7 @@ class SqlIndex:
 
     def _write_messages(self, rows: list[tuple[str, MessageRow, int]]) -> int:
         return self._execmany(
-            f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             f" {ON_CONFLICT_MESSAGES}",
             (self._message_values(channel, r, n) for channel, r, n in rows),
         )
@@ -337,6 +356,7 @@ class SqlIndex:
             r.recipient_id,
             self._words_value(r.words),
             r.line,
+            self._new_tier,
         )
 
     def _write_removals(self, rows: list[tuple[str, RemovalRow, int]]) -> None:
@@ -384,6 +404,17 @@ class SqlIndex:
                 known.update(dict(rows))
             return self._sync_files(disk, known)
 
+    def recent_rows(self) -> int:
+        with self._lock:
+            return int(self._fetch("SELECT count(*) FROM messages WHERE tier = 0")[0][0])
+
+    def settle(self, min_rows: int = 0) -> int:
+        with self._lock:
+            if min_rows > 0 and self.recent_rows() < min_rows:
+                return 0
+            with self._transaction():
+                return self._execmany("UPDATE messages SET tier = 1 WHERE tier = 0", [()])
+
     def rebuild(self) -> UpdateReport:
         with self._lock:
             with self._transaction():
@@ -400,6 +431,7 @@ class SqlIndex:
         added = records = 0
         if bulk:
             self._begin_bulk()
+            self._new_tier = 1
         try:
             pending = _Pending()
             for rel, f, rows, problem in self._read_files(new, disk):
@@ -442,6 +474,7 @@ class SqlIndex:
             added += self._flush(pending)
         finally:
             if bulk:
+                self._new_tier = 0 if self.recent_tier else 1
                 self._end_bulk()
         removed = self._drop_files([known[rel] for rel in gone])
         return UpdateReport(
@@ -522,10 +555,10 @@ class SqlIndex:
             clauses.append("m.channel = ?")
             params.append(query.channel)
         if query.user_id is not None:
-            clauses.append("(m.user_id = ? OR m.recipient_id = ?)")
+            clauses.append(f"((m.{TIERS} AND m.user_id = ?) OR m.recipient_id = ?)")
             params += [query.user_id, query.user_id]
         if query.login is not None:
-            clauses.append("m.login = ?")
+            clauses.append(f"m.{TIERS} AND m.login = ?")
             params.append(query.login.lower())
         if query.since is not None:
             clauses.append("m.time >= ?")
@@ -609,7 +642,10 @@ class SqlIndex:
     def user_months(self, channel: str, user_id: str) -> list[Month]:
         return self._months(
             [
-                ("SELECT min(time) FROM messages WHERE user_id = ? AND channel = ? AND time >= ?", [user_id, channel]),
+                (
+                    f"SELECT min(time) FROM messages WHERE {TIERS} AND user_id = ? AND channel = ? AND time >= ?",
+                    [user_id, channel],
+                ),
                 (
                     "SELECT min(time) FROM messages WHERE recipient_id = ? AND channel = ? AND time >= ?",
                     [user_id, channel],
@@ -619,7 +655,12 @@ class SqlIndex:
 
     def user_months_by_login(self, channel: str, login: str) -> list[Month]:
         return self._months(
-            [("SELECT min(time) FROM messages WHERE login = ? AND channel = ? AND time >= ?", [login.lower(), channel])]
+            [
+                (
+                    f"SELECT min(time) FROM messages WHERE {TIERS} AND login = ? AND channel = ? AND time >= ?",
+                    [login.lower(), channel],
+                )
+            ]
         )
 
     def channel_days(self, channel: str) -> list[Day]:
@@ -637,28 +678,31 @@ class SqlIndex:
                 start = float((number + 1) * 86400)
         return days[::-1]
 
-    def user_id_of(self, login: str) -> str | None:
+    def _newest_in_tiers(self, column: str, where: str, value: str) -> str | None:
+        """`column` of the newest row (time, then id) matching `where`: the newest of each tier's
+        newest, so each tier's end of the index is walked newest first and stops at one row (one
+        query over both tiers would sort every row of the user, and a bot has hundreds of thousands)."""
+        newest = (
+            f"SELECT {column}, time, id FROM (SELECT {column}, time, id FROM messages WHERE tier = {{tier}} AND {where}"
+            " ORDER BY time DESC, id DESC LIMIT 1) AS t{tier}"
+        )
         with self._lock:
             rows = self._fetch(
-                "SELECT user_id FROM messages WHERE login = ? AND user_id IS NOT NULL ORDER BY time DESC, id DESC"
-                " LIMIT 1",
-                (login.lower(),),
+                f"{newest.format(tier=0)} UNION ALL {newest.format(tier=1)} ORDER BY 2 DESC, 3 DESC LIMIT 1",
+                (value, value),
             )
         return str(rows[0][0]) if rows else None
 
+    def user_id_of(self, login: str) -> str | None:
+        return self._newest_in_tiers("user_id", "login = ? AND user_id IS NOT NULL", login.lower())
+
     def login_of(self, user_id: str) -> str | None:
-        with self._lock:
-            rows = self._fetch(
-                "SELECT login FROM messages WHERE user_id = ? AND login IS NOT NULL ORDER BY time DESC, id DESC"
-                " LIMIT 1",
-                (user_id,),
-            )
-        return str(rows[0][0]) if rows else None
+        return self._newest_in_tiers("login", "user_id = ? AND login IS NOT NULL", user_id)
 
     def name_history(self, user_id: str) -> list[NameSeen]:
         with self._lock:
             rows = self._fetch(
-                "SELECT login, min(time), max(time) FROM messages WHERE user_id = ? AND login IS NOT NULL"
+                f"SELECT login, min(time), max(time) FROM messages WHERE {TIERS} AND user_id = ? AND login IS NOT NULL"
                 " GROUP BY login",
                 (user_id,),
             )

@@ -41,7 +41,8 @@ _TABLES = (
     "CREATE TABLE IF NOT EXISTS messages (seq INTEGER PRIMARY KEY, id INTEGER NOT NULL UNIQUE,"
     " refs INTEGER NOT NULL, channel TEXT NOT NULL,"
     " time REAL NOT NULL, time_range REAL NOT NULL, command TEXT NOT NULL, msg_id TEXT, user_id TEXT, login TEXT,"
-    " recipient_id TEXT, words TEXT NOT NULL, line TEXT NOT NULL)",
+    " recipient_id TEXT, words TEXT NOT NULL, line TEXT NOT NULL,"
+    " tier INTEGER NOT NULL DEFAULT 0 CHECK (tier IN (0, 1)))",  # see index.base, Two tiers
     "CREATE TABLE IF NOT EXISTS removals (id INTEGER PRIMARY KEY, refs INTEGER NOT NULL, channel TEXT NOT NULL,"
     " time REAL NOT NULL, target_msg_id TEXT, target_user_id TEXT, target_login TEXT)",
     "CREATE TABLE IF NOT EXISTS channels (channel TEXT PRIMARY KEY, room_id TEXT)",

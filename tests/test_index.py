@@ -110,38 +110,56 @@ SETTINGS = settings(
 
 
 @SETTINGS
-@given(records=index_archives(), queries=st.lists(index_queries, min_size=1, max_size=6), copies=st.integers(1, 2))
+@given(
+    records=index_archives(),
+    queries=st.lists(index_queries, min_size=1, max_size=6),
+    copies=st.integers(1, 2),
+    cut=st.integers(0, 18),
+)
 def test_every_query_equals_a_brute_force_scan(
-    make_index: Factory, records: list[tuple[str, dict[str, Any]]], queries: list[dict[str, Any]], copies: int
+    make_index: Factory, records: list[tuple[str, dict[str, Any]]], queries: list[dict[str, Any]], copies: int, cut: int
 ) -> None:
+    """The records before `cut` are built in bulk (the main tier), the rest come by an update (the
+    recent tier, see index.base): every answer holds with rows in both tiers, and after `settle`."""
     root = fresh_root()
     try:
-        write_archive(root, records, copies)
+        write_archive(root, records[:cut], copies)
         index = make_index(root)
         index.update()
+        write_archive(root, records[cut:], copies)
+        index.update()
         model = Model(records)
-        for fields in queries:
-            q = Query(**fields)
-            assert answer(index, q) == model.answer(q), fields
-            assert index.count(Query(**{**fields, "limit": None, "offset": 0})) == len(
-                model.select(Query(**{**fields, "limit": None, "offset": 0}))
-            )
-        for channel in ("chan", "other"):
-            for user_id in ("1", "2", "3", "9"):
-                assert index.user_months(channel, user_id) == model.user_months(channel, user_id)
-            assert index.channel_days(channel) == model.channel_days(channel)
-            days, top = model.stats(channel)
-            stats = index.channel_stats(channel)
-            assert [(d.day, d.messages) for d in stats.per_day] == days
-            assert [(c.user_id, c.login, c.messages) for c in stats.top_chatters] == top
-        assert [c.login for c in index.channels()] == model.channels()
-        for user_id in ("1", "2", "3", "9"):
-            assert index.name_history(user_id) == model.name_history(user_id)
-            assert index.login_of(user_id) == model.login_of(user_id)
-        for login in ("alice", "CAROL", "caroline", "dave", "zed"):
-            assert index.user_id_of(login) == model.user_id_of(login)
+        _every_answer_equals_the_model(index, model, queries)
+        recent = index.recent_rows()
+        if not records[:cut]:  # nothing before the cut: the second update was the bulk build
+            assert recent == 0
+        assert index.settle() == recent and index.recent_rows() == 0
+        _every_answer_equals_the_model(index, model, queries)
     finally:
         shutil.rmtree(root)
+
+
+def _every_answer_equals_the_model(index: ChatIndex, model: Model, queries: list[dict[str, Any]]) -> None:
+    for fields in queries:
+        q = Query(**fields)
+        assert answer(index, q) == model.answer(q), fields
+        assert index.count(Query(**{**fields, "limit": None, "offset": 0})) == len(
+            model.select(Query(**{**fields, "limit": None, "offset": 0}))
+        )
+    for channel in ("chan", "other"):
+        for user_id in ("1", "2", "3", "9"):
+            assert index.user_months(channel, user_id) == model.user_months(channel, user_id)
+        assert index.channel_days(channel) == model.channel_days(channel)
+        days, top = model.stats(channel)
+        stats = index.channel_stats(channel)
+        assert [(d.day, d.messages) for d in stats.per_day] == days
+        assert [(c.user_id, c.login, c.messages) for c in stats.top_chatters] == top
+    assert [c.login for c in index.channels()] == model.channels()
+    for user_id in ("1", "2", "3", "9"):
+        assert index.name_history(user_id) == model.name_history(user_id)
+        assert index.login_of(user_id) == model.login_of(user_id)
+    for login in ("alice", "CAROL", "caroline", "dave", "zed"):
+        assert index.user_id_of(login) == model.user_id_of(login)
 
 
 def _msg(
@@ -280,6 +298,7 @@ def test_incremental_updates_equal_a_rebuild(
         write_archive(root, records[cut:], copies=2)
         index.update()
         assert everything(index) == everything(_built(make_index, root))
+        index.settle()  # the main tier holds both steps' rows now; the merge's come as recent
         for channel in ("chan", "other"):
             _merge_minute(root, channel)
         index.update()
@@ -329,10 +348,19 @@ def test_a_live_minute_update_sees_new_and_gone_files(make_index: Factory) -> No
     minute = batch_time_of(INDEX_T0 + 1.0)
     assert index.update_minutes("chan", [minute]).files_added == 1
     assert [m.text for m in index.messages(Query())] == ["first"]
+    assert index.recent_rows() == 0  # the first rows of an empty index are built in bulk
     write_archive(root, [_msg(2, INDEX_T0 + 2.0, "bob", "2", "second")])
     _merge_minute(root, "chan")
     index.update_minutes("chan", [minute])
     assert [m.text for m in index.messages(Query())] == ["second", "first"]
+    recent = 1 if isinstance(index, SqliteIndex) else 0  # PostgreSQL keeps no recent tier (index.pg)
+    assert index.recent_rows() == recent  # "second": new, so recent until settled ("first" stays where it was)
+    assert [m.text for m in index.messages(Query(user_id="2"))] == ["second"]
+    assert index.user_id_of("bob") == "2" and index.login_of("2") == "bob"
+    assert index.settle(recent + 1) == 0 and index.recent_rows() == recent  # fewer rows than asked for: left
+    assert index.settle(1) == recent and index.recent_rows() == 0
+    assert [m.text for m in index.messages(Query(user_id="2"))] == ["second"]
+    assert index.user_id_of("bob") == "2" and index.login_of("2") == "bob"
     assert everything(index) == everything(_built(make_index, root))
 
 
