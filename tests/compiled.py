@@ -77,6 +77,12 @@ class Core:
 
 CORES = [pytest.param("pure"), pytest.param("compiled", marks=needs_native)]
 
+# A test whose one claim is that a twin answers as its reference does (same_as_reference, or the
+# twin's output against the reference's) would hold the reference to itself on the pure side, a run
+# that cannot fail: such a test takes the compiled core only. The reference still runs on every
+# input there, as the answer the twin is held to.
+compiled_only = pytest.mark.parametrize("core", [CORES[1]], indirect=True)
+
 
 def skip_unless_bound(bound: bool, what: str) -> pytest.MarkDecorator:
     """For a test of the compiled path as the product binds it: skipped on the pure path, forced or

@@ -13,7 +13,7 @@ from profiles import examples
 from export import ass
 from export.fields import tag_of
 from formats.canonical import canonical_bytes
-from tests.compiled import Core, same_as_reference
+from tests.compiled import Core, compiled_only, same_as_reference
 from tests.test_export_html_line import page_records
 from tests.test_merge_scan import _mutations
 
@@ -62,12 +62,14 @@ def test_message_view_line_is_the_reference(core: Core, record: dict[str, Any]) 
     assert view == (len(ass.wrap(ass._plain(spans))), ass.render_lines(spans, False), tag_of(record, "id"), login)
 
 
+@compiled_only
 @settings(max_examples=examples(1))
 @given(record=page_records())
 def test_message_view_line_of_other_records(core: Core, record: dict[str, Any]) -> None:
     _same(core, canonical_bytes(record))
 
 
+@compiled_only
 @settings(max_examples=examples(2))
 @given(data=st.data(), record=chat_records())
 def test_message_view_line_of_damaged_lines(core: Core, data: st.DataObject, record: dict[str, Any]) -> None:

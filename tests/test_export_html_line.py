@@ -16,7 +16,7 @@ from profiles import examples
 
 from export import html
 from formats.canonical import canonical_bytes
-from tests.compiled import Core, same_as_reference
+from tests.compiled import Core, compiled_only, same_as_reference
 from tests.strategies import archive_records, tag_value
 from tests.test_merge_scan import _mutations
 
@@ -74,12 +74,14 @@ def test_page_line_is_the_reference(core: Core, record: dict[str, Any]) -> None:
     assert _same_line(core, line) == html.page_fields(record)
 
 
+@compiled_only
 @settings(max_examples=examples(2))
 @given(data=st.data(), record=page_records())
 def test_page_line_of_damaged_lines(core: Core, data: st.DataObject, record: dict[str, Any]) -> None:
     _same_line(core, data.draw(_mutations(canonical_bytes(record))))
 
 
+@compiled_only
 @pytest.mark.parametrize(
     "line",
     [
@@ -145,6 +147,7 @@ def export_rows(draw: Any) -> list[tuple[Any, ...]]:
     return rows
 
 
+@compiled_only
 @settings(max_examples=examples(1))
 @given(batches=st.lists(export_rows(), max_size=3), start=st.floats(0, 1e6), limits=st.sampled_from([(1, 1), (2, 3)]))
 def test_page_rows_is_the_reference(

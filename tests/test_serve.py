@@ -17,7 +17,7 @@ from profiles import suppressing
 from fixtures.export import make_archive
 from formats.canonical import canonical_bytes
 from serve.app import ChatApp, spaced_slowly, upstream_joined, upstream_joined_py, upstream_json
-from tests.compiled import Core, native
+from tests.compiled import Core, compiled_only, native
 from tests.strategies import archive_records, query_strings, request_paths
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "export"
@@ -250,6 +250,7 @@ def test_both_cores_print_lines_as_upstreams_json_dumps_of_the_list(core: Core, 
     assert _joined(core)([canonical_bytes(r) for r in records]) == expected
 
 
+@compiled_only
 @given(lines=st.lists(st.binary(max_size=40) | st.sampled_from([b'"a\\",:', b'\\"', b"\\", b'":,"']), max_size=6))
 @example(lines=[b'"\\', b'"'])
 @example(lines=[b"\\,"])
