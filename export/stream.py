@@ -47,7 +47,7 @@ from formats.identity import message_id
 from formats.memory import gc_paused
 from formats.names import hour_ok, hour_start
 from formats.store import hour_batch_files, list_hours
-from merge.core import alone_as_is, numbers_kept_as_is
+from merge.core import alone_as_is, check_records, numbers_kept_as_is
 from merge.fastplan import merged_minute
 from merge.view import fold_rows
 
@@ -449,7 +449,8 @@ def iter_chunk_rows(
                         files, cache, chunk, passing_through(default_view()), problems=problems, lines=lines
                     )
             except ArchiverError as e:
-                raise ExportError(f"cannot merge the files of {batch_relpath(chunk.read_from, '')[0]}: {e}") from None
+                at, fault = _first_refused(files, chunk) or (chunk.read_from, e)
+                raise ExportError(f"cannot merge the files of {batch_relpath(at, '')[0]}: {fault}") from None
             core_from, core_to = _core(chunk)
             for minute in range(core_from, core_to + 1, BATCH_INTERVAL):
                 cache[minute].slim()
@@ -465,6 +466,21 @@ def _core(chunk: Chunk) -> tuple[int, int]:
     core_from = chunk.read_from if chunk.emit_from is None else int(chunk.emit_from)
     core_to = chunk.read_to if chunk.emit_to is None else int(chunk.emit_to) - BATCH_INTERVAL
     return core_from, core_to
+
+
+def _first_refused(files: MinuteFiles, chunk: Chunk) -> tuple[int, InputError] | None:
+    """(minute, error) of the first record the merge refuses from the chunk's core on, in minute
+    order and then as stored. A chunk's merge meets faults in the order of its own inputs, and which
+    records of a context minute those include depends on where the window was cut into chunks: so
+    the error a failed chunk names is this one, the same however the window was cut (earlier cores
+    were merged whole without a fault)."""
+    plain = MinuteFiles(files.root, files.channel)  # every line decoded, in file order
+    for minute in range(_core(chunk)[0], chunk.read_to + 1, BATCH_INTERVAL):
+        try:
+            check_records(read_minute(plain, minute, [])[1])  # damaged lines were said when first read
+        except InputError as e:
+            return minute, InputError(e.message)
+    return None
 
 
 def _reference_rows(

@@ -328,3 +328,36 @@ def test_a_lone_surrogate_is_decoded_as_the_reader_decodes_it(tmp_path: Path, co
         assert isinstance(expected, tuple) and expected[0] == 2
         with scanner(twin_scanner(core)):
             assert through_lines(str(tmp_path), w, fmt, Filters(), False) == expected
+
+
+def test_a_refused_number_is_named_the_same_however_the_window_is_cut(tmp_path: Path) -> None:
+    """Two records the merge refuses in one minute: an id-less ROOMSTATE that an earlier chunk reads
+    as context (its receive time), and a message with an id that only the chunk whose core holds the
+    minute reads (its range). Cut into one-minute chunks, the first failed chunk met the ROOMSTATE
+    first; cut into ten, the message. Either way the error names the first in the file: the message."""
+    t0 = 1_700_000_040
+    message = {**_message(t0 + 0.5, "m"), "time_range": 2**60}
+    roomstate = {
+        "command": "ROOMSTATE",
+        "params": ["#chan"],
+        "sender": "tmi.twitch.tv",
+        "user": None,
+        "host": None,
+        "tags": None,
+        "receivers": {"h.s.0": 2**60, "h.s.1": t0 + 0.75},
+        "time": t0 + 0.5,
+        "time_range": 10,
+    }
+    write_batch_bytes(str(tmp_path), "chan", t0, canonical_bytes(message) + b"\n" + canonical_bytes(roomstate) + b"\n")
+    w = Window(t0 - 90, t0 + 69)
+    named = set()
+    saved = stream.CHUNK_MINUTES
+    try:
+        for chunk in (1, 10):
+            stream.CHUNK_MINUTES = chunk
+            named.add(reference(str(tmp_path), w, "json", Filters(), False))
+    finally:
+        stream.CHUNK_MINUTES = saved
+    assert named == {
+        ("ExportError", "cannot merge the files of 2023-11-14T22: time_range is an int beyond 2**53: " + str(2**60))
+    }
