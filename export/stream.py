@@ -37,7 +37,6 @@ from export.window import (
 from formats.canonical import (
     BATCH_INTERVAL,
     batch_relpath,
-    batch_time_of,
     canonical_bytes,
     canonical_json,
     decode_batch_fast,
@@ -444,8 +443,7 @@ def iter_chunk_rows(
         with gc_paused():
             for minute in [m for m in cache if m < chunk.read_from]:
                 del cache[minute]
-            core = _lean_core(chunk, window) if lean else _core(chunk)
-            core_from, core_to = core
+            core_from, core_to = _core(chunk)
             for minute in range(chunk.read_from, chunk.read_to + 1, BATCH_INTERVAL):
                 if minute not in cache:
                     cache[minute] = _Minute(read_minute(files, minute, problems))
@@ -453,12 +451,12 @@ def iter_chunk_rows(
                         cache[minute].slim()
             try:
                 try:
-                    rows = _chunk_rows(files, cache, chunk, view, problems=problems, lines=lines, core=core)
+                    rows = _chunk_rows(files, cache, chunk, view, problems=problems, lines=lines)
                 except ArchiverError:
                     if files.scan is None:
                         raise
                     rows = _reference_rows(
-                        files, cache, chunk, passing_through(default_view()), problems=problems, lines=lines, core=core
+                        files, cache, chunk, passing_through(default_view()), problems=problems, lines=lines
                     )
             except ArchiverError as e:
                 raise ExportError(f"cannot merge the files of {batch_relpath(chunk.read_from, '')[0]}: {e}") from None
@@ -478,20 +476,6 @@ def _core(chunk: Chunk) -> tuple[int, int]:
     return core_from, core_to
 
 
-def _lean_core(chunk: Chunk, window: Window) -> tuple[int, int]:
-    """`_core`, but for the last chunk the minutes after the last one that can hold a time before
-    the window's end are context, not core: their records start at or after the end, so none is
-    emitted, and what they change of the core's is what a context minute gives (`_context`), as
-    the minutes after a middle chunk's core do. A lean read then holds one whole minute there too."""
-    core_from, core_to = _core(chunk)
-    if chunk.emit_to is None:
-        last = batch_time_of(window.end)
-        if last == window.end:
-            last -= BATCH_INTERVAL
-        core_to = max(core_from, min(core_to, last))
-    return core_from, core_to
-
-
 def _reference_rows(
     files: MinuteFiles,
     cache: dict[int, _Minute],
@@ -500,7 +484,6 @@ def _reference_rows(
     *,
     problems: list[InputError] | None,
     lines: bool,
-    core: tuple[int, int] | None = None,
 ) -> list[Row]:
     """The chunk read without letting lone lines pass through: every file decoded, each
     minute in the state the cache holds it (slimmed or whole), so the records reach the view in
@@ -512,7 +495,7 @@ def _reference_rows(
             again[minute] = _Minute(read_minute(plain, minute, problems))  # a file reported twice is reported once
             if held.full is None:
                 again[minute].slim()
-    return _chunk_rows(plain, again, chunk, view, problems=problems, lines=lines, core=core)
+    return _chunk_rows(plain, again, chunk, view, problems=problems, lines=lines)
 
 
 def _chunk_rows(
@@ -523,12 +506,10 @@ def _chunk_rows(
     *,
     problems: list[InputError] | None,
     lines: bool,
-    core: tuple[int, int] | None = None,
 ) -> list[Row]:
     """Every row the chunk's merge shows, in canonical order (not yet selected): `view`'s (then
-    every file is decoded), or without one `merge.view.fold_rows`'s (the same rows). `core`: its
-    first and last core minute, `_core(chunk)` unless given."""
-    core_from, core_to = core if core is not None else _core(chunk)
+    every file is decoded), or without one `merge.view.fold_rows`'s (the same rows)."""
+    core_from, core_to = _core(chunk)
     lone: list[Lone] = []
     records: Records = []
     for minute in range(core_from, core_to + 1, BATCH_INTERVAL):
