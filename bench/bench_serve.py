@@ -6,8 +6,9 @@
   window timed in the same run (`..._vs_export_json`; the same ratio with `export --jobs 1`, one
   process as the server uses for one reader). The archive (the window plus upstream's read margins,
   generated once into bench/out/) is bench_verify's minute generator with a third receiver added
-  to every observation. BENCH_SERVE_WINDOW_MINUTES=30 measures a shorter window (the names say
-  which).
+  to every observation, each minute written as the merge writes it (a line of several receivers
+  with upstream's floats: what a host keeps, and what passes through a read undecoded).
+  BENCH_SERVE_WINDOW_MINUTES=30 measures a shorter window (the names say which).
 - `chat.jsonl` over bench_verify's day archive (generated once and shared with it): time to the
   last byte, records/s and the server's peak RSS, which must not grow with the window. By default
   the first 4 hours (BENCH_SERVE_JSONL_HOURS=24 streams the whole day; the names say which).
@@ -33,8 +34,8 @@ from typing import Any
 
 import bench
 from bench import bench_verify
-from formats.canonical import format_batch
 from formats.store import write_batch_bytes
+from merge.core import merge
 
 CHANNEL = bench_verify.CHANNEL
 START = bench_verify.START
@@ -44,7 +45,7 @@ THIRD = "host3.Qq7Wn.0"
 OUT_3R = os.path.join(
     os.path.dirname(os.path.abspath(__file__)),
     "out",
-    "serve-2h-100ps-3r" if WINDOW == 7200 else f"serve-{WINDOW_TAG}-100ps-3r",
+    "serve-2h-100ps-3r-merged" if WINDOW == 7200 else f"serve-{WINDOW_TAG}-100ps-3r-merged",
 )
 # the window read runs at several thousand records/s per core (export's merge and fold): a whole
 # day (8.6M records) takes tens of minutes on a small shared machine, so by default 4 hours are
@@ -72,9 +73,11 @@ def _three_receivers(minute: int) -> list[dict[str, Any]]:
 
 
 def _write_3r(minute: int) -> int:
-    records = _three_receivers(minute)
-    write_batch_bytes(OUT_3R, CHANNEL, minute, format_batch(records))
-    return len(records)
+    """The minute as the merge writes it (what a host keeps: a line combined from several receivers
+    carries upstream's floats, so its stored line passes through a read as it is)."""
+    merged = merge(_three_receivers(minute))
+    write_batch_bytes(OUT_3R, CHANNEL, minute, merged.to_bytes())
+    return len(merged.records())
 
 
 def ensure_three_receiver_archive() -> str:

@@ -209,13 +209,19 @@ def page_rows_py(  # noqa: PLR0917 (the compiled twin's argument list)
     record when the export built one), as `Slimmer.text` writes them, updating the page's state: the
     users by their row (`users`, at most `limits[0]`), the chat lines' ids (`ids`, at most
     `limits[1]`), `counts` (users and chat lines numbered so far). A row of five goes to
-    `texts(record, out)`; a stored line the page shows is read by `page_line_py` (and left out, as
-    `Slimmer.rows` leaves it, when its time is no number of milliseconds). The reference;
+    `texts(record, out)`, unless its record is a dict of a command the page does not show; a
+    stored line the page shows is read by `page_line_py` (and left out, as `Slimmer.rows` leaves
+    it, when its time is no number of milliseconds). The reference;
     `page_rows` is its compiled twin (native/export.c) when built."""
     out: list[str] = []
     for row in rows:
         if len(row) == 5:
-            texts(row[4], out)
+            record = row[4]
+            if type(record) is dict:
+                command = record.get("command")
+                if command is None or (type(command) is str and command not in _CODES):
+                    continue  # a command the page does not show (`page_fields` is None): not asked
+            texts(record, out)
             continue
         line = row[2]
         if not line.startswith(_PAGE_COMMANDS):

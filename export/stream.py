@@ -264,6 +264,7 @@ def read_minute(files: MinuteFiles, minute: int, problems: list[InputError] | No
             with gc_paused():  # records hold no cycles; the collector's passes over the cache cost ~10%
                 scanned = 0 if files.scan is None else files.scan(data)
                 if type(scanned) is tuple:
+                    del data  # the lone lines are copies: the file's bytes go before its other lines are decoded
                     lone.extend(scanned[0])
                     out.extend(_decode_vouched(scanned[1], path))
                 else:
@@ -410,6 +411,7 @@ def iter_chunk_rows(
     on_chunk: Callable[[int], None] | None = None,
     problems: list[InputError] | None = None,
     lines: bool = False,
+    lean: bool = False,
 ) -> Iterator[list[Row]]:
     """What each of `chunks` (a run of `plan_chunks(window)`) emits, as `Row`s in canonical order:
     one list per chunk. With `lines`, every row holds its canonical line (json and jsonl print
@@ -421,6 +423,11 @@ def iter_chunk_rows(
     about once however the window is cut, and memory holds one chunk's minutes. A run of chunks
     gives the same records alone as inside the whole plan: that is what lets parts of a long
     window go to separate processes.
+
+    With `lean` (serve's window reads, made of one-minute chunks), a minute read ahead of the
+    chunk's core, as context, is held slimmed (as a minute behind it is) and read again when it
+    becomes a core minute: one more read of each file for a reader that holds one whole minute
+    instead of three. The same rows: a slimmed minute gives a chunk the same context.
 
     The lone candidates of the files (most of a Twitch archive: messages with an id, an exact time)
     whose id no other record of the chunk has pass through as their stored lines, never decoded
@@ -436,9 +443,12 @@ def iter_chunk_rows(
         with gc_paused():
             for minute in [m for m in cache if m < chunk.read_from]:
                 del cache[minute]
+            core_from, core_to = _core(chunk)
             for minute in range(chunk.read_from, chunk.read_to + 1, BATCH_INTERVAL):
                 if minute not in cache:
                     cache[minute] = _Minute(read_minute(files, minute, problems))
+                    if lean and minute > core_to:
+                        cache[minute].slim()
             try:
                 try:
                     rows = _chunk_rows(files, cache, chunk, view, problems=problems, lines=lines)
@@ -451,7 +461,6 @@ def iter_chunk_rows(
             except ArchiverError as e:
                 at, fault = _first_refused(files, chunk) or (chunk.read_from, e)
                 raise ExportError(f"cannot merge the files of {batch_relpath(at, '')[0]}: {fault}") from None
-            core_from, core_to = _core(chunk)
             for minute in range(core_from, core_to + 1, BATCH_INTERVAL):
                 cache[minute].slim()
             selected = _select(rows, chunk, window, filters)
@@ -521,7 +530,7 @@ def _chunk_rows(
     records: Records = []
     for minute in range(core_from, core_to + 1, BATCH_INTERVAL):
         held = cache[minute]
-        if held.full is None or held.lone is None:  # pragma: no cover - a core minute is never slimmed before its chunk
+        if held.full is None or held.lone is None:  # a minute read ahead by a lean read: read again as core
             held.lone, held.full = read_minute(files, minute, problems)
         lone.extend(held.lone)
         records.extend(held.full)

@@ -14,6 +14,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <limits.h>
 #include <math.h>
 #include <string.h>
 
@@ -518,7 +519,7 @@ page_line(PyObject *self, PyObject *arg)
  * the counts list, the callback for a row of five), so the page's state is one whichever runs; a
  * stored line is read by page_line above instead of page_line_py (the same fields). */
 
-static PyObject *str_move_to_end, *str_popitem;
+static PyObject *str_move_to_end, *str_popitem, *str_command;
 
 /* `od.popitem(last=False)` when len(od) > limit. 0 or -1. */
 static int
@@ -563,9 +564,10 @@ pr_starts_page(PyObject *line)
     return 0;
 }
 
-/* One stored row's texts appended to out. 0 or -1. */
+/* One stored row's texts appended to out, by page_line's tuple (the general way, for what pr_fast
+ * leaves: a line the walk refuses, an escaped id, a time not a float). 0 or -1. */
 static int
-pr_stored(PyObject *row_time, PyObject *line, double start_ms, PyObject *users, PyObject *ids, PyObject *counts,
+pr_stored_general(PyObject *row_time, PyObject *line, double start_ms, PyObject *users, PyObject *ids, PyObject *counts,
           Py_ssize_t max_users, Py_ssize_t max_ids, PyObject *out)
 {
     PyObject *fields = page_line(NULL, line);
@@ -659,6 +661,323 @@ done:
     return rc;
 }
 
+/* A growing scratch buffer for one page_rows call. */
+typedef struct {
+    char *s;
+    size_t cap;
+} PrBuf;
+
+static char *
+pr_room(PrBuf *b, size_t need)
+{
+    if (need > b->cap) {
+        size_t cap = need < 8192 ? 8192 : need * 2;
+        char *s = PyMem_Realloc(b->s, cap);
+        if (s == NULL) {
+            PyErr_NoMemory();
+            return NULL;
+        }
+        b->s = s;
+        b->cap = cap;
+    }
+    return b->s;
+}
+
+/* The str of n bytes of page JSON at s: ASCII when no string in it had an escape (a canonical
+ * line's strings are ASCII, and pl_put writes them as they are, `<` as \u003c), else UTF-8. */
+static PyObject *
+pr_str(const char *s, Py_ssize_t n, int ascii)
+{
+    if (!ascii)
+        return PyUnicode_DecodeUTF8(s, n, "strict");
+    PyObject *str = PyUnicode_New(n, 127);
+    if (str != NULL)
+        memcpy(PyUnicode_1BYTE_DATA(str), s, (size_t)n);
+    return str;
+}
+
+/* x's decimal digits at p; returns the end. */
+static char *
+pr_ll(char *p, long long x)
+{
+    char digits[24];
+    int n = 0;
+    unsigned long long u = x < 0 ? 0ULL - (unsigned long long)x : (unsigned long long)x;
+    do {
+        digits[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (x < 0)
+        *p++ = '-';
+    while (n)
+        *p++ = digits[--n];
+    return p;
+}
+
+/* str(v) at p for an exact int within a long long; returns the end, or NULL for any other v. */
+static char *
+pr_int(char *p, PyObject *v)
+{
+    if (!PyLong_CheckExact(v))
+        return NULL;
+    int overflow;
+    long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
+    if (overflow || (x == -1 && PyErr_Occurred())) {
+        PyErr_Clear();
+        return NULL;
+    }
+    return pr_ll(p, x);
+}
+
+/* The fields after the user number as page JSON (page_fields' tail: trailing empty ones left out
+ * but the first) at p; returns the end. */
+static char *
+pr_tail(char *p, const PlStr *fields, int n)
+{
+    while (n > 1 && fields[n - 1].v.n == 0)
+        n--;
+    for (int i = 0; i < n; i++) {
+        if (i)
+            *p++ = ',';
+        p = pl_put(p, &fields[i]);
+    }
+    return p;
+}
+
+/* counts[i] as a new reference, and counts[i] += 1 (a small int: no arithmetic object calls) */
+static PyObject *
+pr_next(PyObject *counts, Py_ssize_t i)
+{
+    PyObject *n = PyList_GET_ITEM(counts, i);
+    if (!PyLong_CheckExact(n))
+        return pr_count(counts, i);
+    int overflow;
+    long long x = PyLong_AsLongLongAndOverflow(n, &overflow);
+    if (overflow || x == LLONG_MAX || (x == -1 && PyErr_Occurred())) {
+        PyErr_Clear();
+        return pr_count(counts, i);
+    }
+    PyObject *next = PyLong_FromLongLong(x + 1);
+    if (next == NULL)
+        return NULL;
+    Py_INCREF(n);
+    PyList_SetItem(counts, i, next); /* steals next, drops the list's n */
+    return n;
+}
+
+/* `od.popitem(last=False)` while len(od) > limit: a plain dict's size (an OrderedDict is one). */
+static inline int
+pr_bound_fast(PyObject *od, Py_ssize_t limit)
+{
+    if (PyDict_GET_SIZE(od) <= limit)
+        return 0;
+    return pr_bound(od, limit);
+}
+
+/* One stored row's texts appended to out straight from the line's bytes (the same texts as
+ * pr_stored_general, without page_line's tuple, the ms int or a format call): 0 or -1, or 1 when
+ * the row goes the general way (nothing was done: a line the walk refuses, an escaped id, a time
+ * that is not a float). */
+static int
+pr_fast(PyObject *row_time, PyObject *line, double start_ms, PyObject *users, PyObject *ids, PyObject *counts,
+        Py_ssize_t max_users, Py_ssize_t max_ids, PyObject *out, PrBuf *scratch)
+{
+    if (!PyFloat_CheckExact(row_time))
+        return 1;
+    const unsigned char *bytes = (const unsigned char *)PyBytes_AS_STRING(line);
+    Py_ssize_t len = PyBytes_GET_SIZE(line);
+    PlRecord rec;
+    if (pl_walk(bytes, len, &rec))
+        return 1;
+    Span cmd = rec.cmd;
+    PlStr *tags = rec.tags;
+    char code;
+    if (cmd.n == 7 && memcmp(cmd.s, "PRIVMSG", 7) == 0)
+        code = 'P';
+    else if (cmd.n == 10 && memcmp(cmd.s, "USERNOTICE", 10) == 0)
+        code = 'U';
+    else if (cmd.n == 8 && memcmp(cmd.s, "CLEARMSG", 8) == 0)
+        code = 'M';
+    else if (cmd.n == 9 && memcmp(cmd.s, "CLEARCHAT", 9) == 0)
+        code = 'C';
+    else
+        return 0; /* page_line: None */
+    PlStr msg_id = {{NULL, 0}, 0}, target = {{NULL, 0}, 0};
+    if (code == 'P' || code == 'U')
+        msg_id = tags[T_ID];
+    else if (code == 'M')
+        target = tags[T_TARGET];
+    if (msg_id.esc || target.esc)
+        return 1;
+    volatile double x = PyFloat_AS_DOUBLE(row_time) * 1000; /* as Python computes it: one rounding a step */
+    x = x - start_ms;
+    x = x + 0.5;
+    if (!isfinite(x))
+        return 0; /* math.floor raises: left out */
+    double ms = floor(x);
+    if (!(ms > -9e18 && ms < 9e18))
+        return 1; /* an int beyond a long long: the general way prints it */
+    PlStr urow[4] = {rec.user.v.s != NULL && rec.user.v.n > 0 ? rec.user : tags[T_LOGIN], tags[T_NAME],
+                     tags[T_COLOR], tags[T_BADGES]};
+    PlStr fields[3] = {rec.text};
+    int nfields = 1;
+    if (code == 'P') {
+        fields[1] = tags[T_RNAME];
+        fields[2] = tags[T_RBODY];
+        nfields = 3;
+    }
+    else if (code == 'U') {
+        fields[1] = tags[T_SYSTEM].v.n > 0 ? tags[T_SYSTEM] : tags[T_MSGID];
+        nfields = 2;
+    }
+    /* the user's row, then the row's own text after it in the same buffer */
+    char *buf = pr_room(scratch, (size_t)len * 6 + 160);
+    if (buf == NULL)
+        return -1;
+    int uplain = 1, fplain = 1;
+    for (int i = 0; i < 4; i++)
+        uplain &= !urow[i].esc;
+    for (int i = 0; i < nfields; i++)
+        fplain &= !fields[i].esc;
+    int n = 4;
+    while (n > 1 && urow[n - 1].v.n == 0)
+        n--;
+    char *p = buf;
+    *p++ = '[';
+    for (int i = 0; i < n; i++) {
+        if (i)
+            *p++ = ',';
+        p = pl_put(p, &urow[i]); /* a null (s == NULL, n == 0) is written "" */
+    }
+    *p++ = ']';
+    PyObject *user_json = pr_str(buf, p - buf, uplain);
+    if (user_json == NULL)
+        return -1;
+    int rc = -1;
+    PyObject *user = NULL, *text = NULL;
+    user = PyDict_GetItemWithError(users, user_json);
+    if (user == NULL) {
+        if (PyErr_Occurred())
+            goto done;
+        user = pr_next(counts, 0);
+        if (user == NULL || PyObject_SetItem(users, user_json, user) < 0 || pr_bound_fast(users, max_users) < 0
+            || PyList_Append(out, user_json) < 0)
+            goto done;
+    }
+    else {
+        Py_INCREF(user);
+        PyObject *r = PyObject_CallMethodOneArg(users, str_move_to_end, user_json);
+        if (r == NULL)
+            goto done;
+        Py_DECREF(r);
+    }
+    PyObject *target_no = NULL; /* borrowed */
+    if (code == 'P' || code == 'U') {
+        PyObject *line_no = pr_next(counts, 1);
+        if (line_no == NULL)
+            goto done;
+        if (msg_id.v.n > 0) {
+            PyObject *key = pl_plain(&msg_id);
+            int bad = key == NULL || PyObject_SetItem(ids, key, line_no) < 0 || pr_bound_fast(ids, max_ids) < 0;
+            Py_XDECREF(key);
+            if (bad) {
+                Py_DECREF(line_no);
+                goto done;
+            }
+        }
+        Py_DECREF(line_no);
+    }
+    else if (code == 'M' && target.v.n > 0) {
+        PyObject *key = pl_plain(&target);
+        if (key == NULL)
+            goto done;
+        target_no = PyDict_GetItemWithError(ids, key);
+        Py_DECREF(key);
+        if (target_no == NULL && PyErr_Occurred())
+            goto done;
+    }
+    /* `[ms,"C",user,tail]`, a CLEARMSG's with `,target number` */
+    char *t = p, *q = p;
+    *q++ = '[';
+    q = pr_ll(q, (long long)ms); /* ms is a whole number within a long long */
+    *q++ = ',';
+    *q++ = '"';
+    *q++ = code;
+    *q++ = '"';
+    *q++ = ',';
+    if ((q = pr_int(q, user)) == NULL)
+        goto general_text;
+    *q++ = ',';
+    q = pr_tail(q, fields, nfields);
+    if (code == 'M') {
+        *q++ = ',';
+        if (target_no == NULL) {
+            *q++ = '-';
+            *q++ = '1';
+        }
+        else if ((q = pr_int(q, target_no)) == NULL)
+            goto general_text;
+    }
+    *q++ = ']';
+    text = pr_str(t, q - t, fplain);
+    goto append;
+general_text: { /* a number the reference's state holds that is not a small int: printed by str() */
+    PyObject *ms_obj = PyLong_FromDouble(ms);
+    PyObject *tail = ms_obj == NULL ? NULL : pr_str(p, pr_tail(p, fields, nfields) - p, fplain);
+    if (tail != NULL) {
+        if (code == 'M' && target_no != NULL)
+            text = PyUnicode_FromFormat("[%S,\"M\",%S,%U,%S]", ms_obj, user, tail, target_no);
+        else if (code == 'M')
+            text = PyUnicode_FromFormat("[%S,\"M\",%S,%U,-1]", ms_obj, user, tail);
+        else
+            text = PyUnicode_FromFormat("[%S,\"%c\",%S,%U]", ms_obj, (int)code, user, tail);
+    }
+    Py_XDECREF(tail);
+    Py_XDECREF(ms_obj);
+}
+append:
+    if (text == NULL || PyList_Append(out, text) < 0)
+        goto done;
+    rc = 0;
+done:
+    Py_XDECREF(text);
+    Py_XDECREF(user);
+    Py_DECREF(user_json);
+    return rc;
+}
+
+/* One stored row's texts appended to out. 0 or -1. */
+static int
+pr_stored(PyObject *row_time, PyObject *line, double start_ms, PyObject *users, PyObject *ids, PyObject *counts,
+          Py_ssize_t max_users, Py_ssize_t max_ids, PyObject *out, PrBuf *scratch)
+{
+    int rc = pr_fast(row_time, line, start_ms, users, ids, counts, max_users, max_ids, out, scratch);
+    if (rc <= 0)
+        return rc;
+    return pr_stored_general(row_time, line, start_ms, users, ids, counts, max_users, max_ids, out);
+}
+
+/* Whether a row of five may add rows to the page, as page_rows_py decides it (0: a dict whose
+ * `command` is absent, None or a str the page does not show; texts is not asked), or -1. */
+static int
+pr_shown(PyObject *record)
+{
+    static const char *const shown[] = {"PRIVMSG", "USERNOTICE", "CLEARMSG", "CLEARCHAT"};
+    if (!PyDict_CheckExact(record))
+        return 1;
+    PyObject *command = PyDict_GetItemWithError(record, str_command);
+    if (command == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    if (command == Py_None)
+        return 0;
+    if (!PyUnicode_CheckExact(command))
+        return 1;
+    for (int i = 0; i < 4; i++)
+        if (PyUnicode_CompareWithASCIIString(command, shown[i]) == 0)
+            return 1;
+    return 0;
+}
+
 static PyObject *
 page_rows(PyObject *self, PyObject *args)
 {
@@ -675,7 +994,8 @@ page_rows(PyObject *self, PyObject *args)
     if (str_move_to_end == NULL) {
         str_move_to_end = PyUnicode_InternFromString("move_to_end");
         str_popitem = PyUnicode_InternFromString("popitem");
-        if (str_move_to_end == NULL || str_popitem == NULL)
+        str_command = PyUnicode_InternFromString("command");
+        if (str_move_to_end == NULL || str_popitem == NULL || str_command == NULL)
             return NULL;
     }
     PyObject *seq = PySequence_Fast(rows, "export_page_rows takes a sequence of rows");
@@ -686,6 +1006,7 @@ page_rows(PyObject *self, PyObject *args)
         Py_DECREF(seq);
         return NULL;
     }
+    PrBuf scratch = {NULL, 0};
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *row = PySequence_Fast_GET_ITEM(seq, i);
@@ -694,6 +1015,11 @@ page_rows(PyObject *self, PyObject *args)
             goto fail;
         }
         if (PyTuple_GET_SIZE(row) == 5) {
+            int shown = pr_shown(PyTuple_GET_ITEM(row, 4));
+            if (shown < 0)
+                goto fail;
+            if (!shown)
+                continue;
             PyObject *r = PyObject_CallFunctionObjArgs(texts, PyTuple_GET_ITEM(row, 4), out, NULL);
             if (r == NULL)
                 goto fail;
@@ -706,14 +1032,18 @@ page_rows(PyObject *self, PyObject *args)
             goto fail;
         }
         if (pr_starts_page(line)
-            && pr_stored(PyTuple_GET_ITEM(row, 0), line, start_ms, users, ids, counts, max_users, max_ids, out) < 0)
+            && pr_stored(PyTuple_GET_ITEM(row, 0), line, start_ms, users, ids, counts, max_users, max_ids, out,
+                         &scratch)
+                   < 0)
             goto fail;
     }
     Py_DECREF(seq);
+    PyMem_Free(scratch.s);
     return out;
 fail:
     Py_DECREF(seq);
     Py_DECREF(out);
+    PyMem_Free(scratch.s);
     return NULL;
 }
 
