@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+from formats import speedups
 from formats.canonical import decode_batch_fast, parse_batch
 from index.api import MESSAGE_COMMANDS
 from index.identity import id_key, id_key_scope, id_of_tags, identity_key, message_id
@@ -102,12 +103,14 @@ def message_row(record: Mapping[str, Any], line: str, channel: str) -> MessageRo
     )
 
 
-def privmsg_row(record: Mapping[str, Any], line: str, channel: str, id_scope: bytes) -> MessageRow:
+def privmsg_row_py(record: Mapping[str, Any], line: str, channel: str, id_scope: bytes) -> MessageRow:
     """`message_row` of a PRIVMSG, with less Python per record (the index build reads millions):
     the calls of `author`, `_safe`, `identity_key` and `text_of` inlined for plain values, each
-    odd value handed to the function it stands for. `id_scope` is `identity_key`'s prefix of an id
-    key for the channel (`id_key_scope`). Equal to `message_row` for every PRIVMSG (the twin test
-    in tests/test_index.py holds it to that)."""
+    odd value handed to the function it stands for. `line` is the record's stored line (what
+    `read_batch` pairs it with); `id_scope` is `identity_key`'s prefix of an id key for the channel
+    (`id_key_scope`). Equal to `message_row` for every PRIVMSG (tests/test_index.py holds it to
+    that). The reference; `privmsg_row` is its compiled twin (native/index.c) when built, which
+    reads the fields from the line's bytes instead of the record."""
     tags = record["tags"]
     mid = id_of_tags(tags)
     user_id = None
@@ -142,6 +145,9 @@ def privmsg_row(record: Mapping[str, Any], line: str, channel: str, id_scope: by
         tuple(text_words(text)),
         line,
     )
+
+
+privmsg_row = speedups.twin(privmsg_row_py, "index_privmsg_row", MessageRow)
 
 
 def removal_row(record: Mapping[str, Any], channel: str) -> RemovalRow | None:

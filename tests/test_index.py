@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import json
 import os
 import shutil
 import tempfile
@@ -23,14 +24,15 @@ from formats.canonical import batch_time_of, format_batch
 from formats.store import iter_batch_files, write_batch_bytes
 from index import ChatIndex, IndexDamaged, Query, QueryError, base, open_index
 from index.api import Day, Month
-from index.extract import message_row, privmsg_row
+from index.extract import MessageRow, message_row, privmsg_row_py
 from index.identity import id_key_scope
 from index.sqlite import SqliteIndex
 from index.text import fts_match, parse_query, text_words
+from tests.compiled import Core
 from tests.index_model import Model
 from tests.pgserver import postgres_server, require_postgres
 from tests.profiles import examples
-from tests.strategies import INDEX_T0, index_archives, index_queries, index_record, odd_privmsgs
+from tests.strategies import INDEX_T0, index_archives, index_privmsgs, index_queries, index_record, odd_privmsgs
 
 Factory = Callable[[str], ChatIndex]
 
@@ -379,16 +381,50 @@ def test_a_damaged_batch_file_is_reported_and_the_rest_indexed(make_index: Facto
 _ODD = {"id": "caf\u00e9", "user-id": "a\x00b"}
 
 
+def _same_privmsg_row(core: Core, record: dict[str, Any], line: str, channel: str) -> None:
+    """The row of a PRIVMSG and its stored line: `core`'s privmsg_row, the reference and message_row
+    all agree."""
+    scope = id_key_scope(channel)
+    fast = core.twin(privmsg_row_py, "index_privmsg_row")(record, line, channel, scope)
+    reference = privmsg_row_py(record, line, channel, scope)
+    general = message_row(record, line, channel)
+    assert fast == reference == general, (fast, reference, general)
+    assert type(fast) is MessageRow and [type(v) for v in fast] == [type(v) for v in general], fast
+
+
 @settings(max_examples=examples(8))  # cheap: no index is built
 @given(record=odd_privmsgs(), channel=st.sampled_from(["chan", "caf\u00e9", "#x"]))
 @example(record=index_record("PRIVMSG", INDEX_T0, _ODD, ["#chan", "Hi \x01"], "nul\x00x"), channel="chan")
 @example(record=index_record("PRIVMSG", INDEX_T0, {"msgid": "m", "id": True}, ["#chan"], ""), channel="caf\u00e9")
 @example(record=index_record("PRIVMSG", INDEX_T0, {"user-id": True}, [], "Stra\u00dfe"), channel="chan")
-def test_the_privmsg_fast_path_equals_message_row(record: dict[str, Any], channel: str) -> None:
-    line = format_batch([record]).decode()
-    fast = privmsg_row(record, line, channel, id_key_scope(channel))
-    reference = message_row(record, line, channel)
-    assert fast == reference, (fast, reference)
+def test_the_privmsg_fast_path_equals_message_row(core: Core, record: dict[str, Any], channel: str) -> None:
+    _same_privmsg_row(core, record, format_batch([record]).decode().removesuffix("\n"), channel)
+
+
+@settings(max_examples=examples(8))
+@given(record=index_privmsgs(), channel=st.sampled_from(["chan", "caf\u00e9"]), spaced=st.booleans())
+@example(  # casefold grows (ß, ﬁ) and differs from lower (ς); a pair; NBSP and U+2028 cut words
+    record=index_record(
+        "PRIVMSG", INDEX_T0, {"id": "m1"}, ["#chan", "Stra\u00dfe\xa0\ufb01\u2028\u03c2\U0001f389"], "A"
+    ),
+    channel="chan",
+    spaced=False,
+)
+@example(  # the /me wrapper, an escaped quote and backslash, a control
+    record=index_record("PRIVMSG", INDEX_T0, {"id": "m1"}, ["#chan", '\x01ACTION Hi "you"\\x\x1cy\x01'], "A"),
+    channel="chan",
+    spaced=False,
+)
+@example(  # a lone surrogate: the reference's way
+    record=index_record("PRIVMSG", INDEX_T0, {"id": "m1"}, ["#chan", "a\ud800b"], "a"), channel="chan", spaced=False
+)
+def test_the_compiled_privmsg_row_reads_the_stored_line(
+    core: Core, record: dict[str, Any], channel: str, spaced: bool
+) -> None:
+    """The twin reads the canonical line; a line written otherwise (spaced JSON, which a hand-made
+    file may hold) goes to the reference, with the same row."""
+    line = json.dumps(record) if spaced else format_batch([record]).decode().removesuffix("\n")
+    _same_privmsg_row(core, record, line, channel)
 
 
 @pytest.mark.integration  # starts worker processes
