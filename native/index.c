@@ -306,8 +306,8 @@ configure_privmsg_row(PyObject *self, PyObject *args)
 /* What the row reads of the line: spans of strings without their quotes (s == NULL: null, absent,
  * or a tag's `true`) and whether each holds an escape. */
 typedef struct {
-    Span text, sender, id, msgid, user_id;
-    int text_esc, sender_esc, id_esc, msgid_esc, user_id_esc, ntags;
+    Span text, sender, id, msgid, user_id, room_id;
+    int text_esc, sender_esc, id_esc, msgid_esc, user_id_esc, room_id_esc, ntags;
     CanonNum time, time_range;
 } IxLine;
 
@@ -382,6 +382,10 @@ ix_walk(const unsigned char *line, Py_ssize_t len, IxLine *r)
                     r->user_id = value;
                     r->user_id_esc = esc;
                 }
+                else if (key.n == 7 && memcmp(key.s, "room-id", 7) == 0) {
+                    r->room_id = value;
+                    r->room_id_esc = esc;
+                }
             } while ((more = cl_next(c, '}')) > 0);
             if (more < 0)
                 return -1;
@@ -408,38 +412,27 @@ ix_ascii(Span s, int lower)
     return out;
 }
 
+/* The row of a walked line (`line` its str, or NULL: made from the bytes), or NULL: with an error
+ * set, an error; without, a line the row is not read from here (no id, an escaped value). */
 static PyObject *
-privmsg_row(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+ix_row(const unsigned char *bytes, Py_ssize_t len, PyObject *line, PyObject *scope, const IxLine *r)
 {
-    if (nargs != 4) {
-        PyErr_SetString(PyExc_TypeError, "index_privmsg_row takes (record, line, channel, id_scope)");
+    Span mid = r->id.s != NULL ? r->id : r->msgid;
+    int mid_esc = r->id.s != NULL ? r->id_esc : r->msgid_esc;
+    if (r->ntags == 0 || mid.s == NULL || mid_esc || r->user_id_esc || r->sender_esc)
         return NULL;
-    }
-    if (row_reference == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "formats._native.configure_index_privmsg_row was not called");
-        return NULL;
-    }
-    PyObject *line = args[1], *scope = args[3];
-    IxLine r;
-    if (!PyUnicode_Check(line) || !PyUnicode_IS_ASCII(line) || !PyBytes_Check(scope)
-        || ix_walk(PyUnicode_1BYTE_DATA(line), PyUnicode_GET_LENGTH(line), &r) || r.ntags == 0)
-        return PyObject_Vectorcall(row_reference, args, nargs, NULL);
-    Span mid = r.id.s != NULL ? r.id : r.msgid;
-    int mid_esc = r.id.s != NULL ? r.id_esc : r.msgid_esc;
-    if (mid.s == NULL || mid_esc || r.user_id_esc || r.sender_esc)
-        return PyObject_Vectorcall(row_reference, args, nargs, NULL); /* no id, or an escaped value */
     long long key = sha_key((const unsigned char *)PyBytes_AS_STRING(scope), PyBytes_GET_SIZE(scope), mid.s, mid.n);
     PyObject *items[10] = {NULL};
     items[0] = PyLong_FromLongLong(key);
     items[1] = Py_NewRef(privmsg_str);
-    items[2] = PyFloat_FromDouble(r.time.value);
-    items[3] = PyFloat_FromDouble(r.time_range.value);
+    items[2] = PyFloat_FromDouble(r->time.value);
+    items[3] = PyFloat_FromDouble(r->time_range.value);
     items[4] = ix_ascii(mid, 0);
-    items[5] = r.user_id.s != NULL ? ix_ascii(r.user_id, 0) : Py_NewRef(Py_None);
-    items[6] = r.sender.s != NULL && r.sender.n > 0 ? ix_ascii(r.sender, 1) : Py_NewRef(Py_None);
+    items[5] = r->user_id.s != NULL ? ix_ascii(r->user_id, 0) : Py_NewRef(Py_None);
+    items[6] = r->sender.s != NULL && r->sender.n > 0 ? ix_ascii(r->sender, 1) : Py_NewRef(Py_None);
     items[7] = Py_NewRef(Py_None);
-    items[8] = ix_text_words(r.text, r.text_esc);
-    items[9] = Py_NewRef(line);
+    items[8] = ix_text_words(r->text, r->text_esc);
+    items[9] = line != NULL ? Py_NewRef(line) : ix_ascii((Span){bytes, len}, 0);
     PyObject *row = NULL;
     int ok = 1;
     for (int i = 0; i < 10; i++)
@@ -449,6 +442,8 @@ privmsg_row(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     if (row == NULL) {
         for (int i = 0; i < 10; i++)
             Py_XDECREF(items[i]);
+        if (!PyErr_Occurred())
+            PyErr_NoMemory();
         return NULL;
     }
     for (int i = 0; i < 10; i++)
@@ -456,11 +451,105 @@ privmsg_row(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     return row;
 }
 
+static int
+ix_configured(void)
+{
+    if (row_reference == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "formats._native.configure_index_privmsg_row was not called");
+        return 0;
+    }
+    return 1;
+}
+
+static PyObject *
+privmsg_row(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "index_privmsg_row takes (record, line, channel, id_scope)");
+        return NULL;
+    }
+    if (!ix_configured())
+        return NULL;
+    PyObject *line = args[1], *scope = args[3];
+    IxLine r;
+    if (!PyUnicode_Check(line) || !PyUnicode_IS_ASCII(line) || !PyBytes_Check(scope)
+        || ix_walk(PyUnicode_1BYTE_DATA(line), PyUnicode_GET_LENGTH(line), &r))
+        return PyObject_Vectorcall(row_reference, args, nargs, NULL);
+    PyObject *row = ix_row(NULL, 0, line, scope, &r);
+    if (row == NULL && !PyErr_Occurred())
+        return PyObject_Vectorcall(row_reference, args, nargs, NULL);
+    return row;
+}
+
+/* ---- index.extract.read_batch's scan: the rows of a file's PRIVMSG lines ----
+ *
+ * index_scan_rows(data, id_scope): for a file ending with a newline, (rows, room) where rows holds
+ * one item per line, the line's MessageRow (what privmsg_row gives its record and line) or None for
+ * every line not read here, and room is (line number from 0, room-id) of the first line read here
+ * that holds a room-id string, else None; None for another file. A line read here holds a valid
+ * record (the canonical grammar is the schema), so read_batch decodes only the other lines. A line
+ * whose room-id is escaped is not read here. */
+static PyObject *
+scan_rows(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    const unsigned char *data;
+    Py_ssize_t n;
+    if (nargs != 2 || !PyBytes_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "index_scan_rows takes (data, id_scope)");
+        return NULL;
+    }
+    if (!ix_configured())
+        return NULL;
+    int got = cl_batch_bytes(args[0], "index_scan_rows", &data, &n);
+    if (got <= 0)
+        return got < 0 ? NULL : Py_NewRef(Py_None);
+    PyObject *scope = args[1], *rows = PyList_New(0), *room = Py_NewRef(Py_None);
+    if (rows == NULL)
+        return NULL;
+    const unsigned char *p = data, *end = data + n;
+    Py_ssize_t number = 0;
+    while (p < end) {
+        const unsigned char *nl = memchr(p, '\n', (size_t)(end - p));
+        Py_ssize_t len = nl - p;
+        IxLine r;
+        PyObject *row = NULL;
+        if (ix_walk(p, len, &r) == 0 && !r.room_id_esc) {
+            row = ix_row(p, len, NULL, scope, &r);
+            if (row == NULL && PyErr_Occurred())
+                goto fail;
+            if (row != NULL && room == Py_None && r.room_id.s != NULL) {
+                PyObject *value = ix_ascii(r.room_id, 0);
+                Py_DECREF(room);
+                room = value == NULL ? NULL : Py_BuildValue("(nN)", number, value);
+                if (room == NULL) {
+                    Py_DECREF(row);
+                    goto fail;
+                }
+            }
+        }
+        if (row == NULL)
+            row = Py_NewRef(Py_None);
+        int bad = PyList_Append(rows, row);
+        Py_DECREF(row);
+        if (bad)
+            goto fail;
+        p = nl + 1;
+        number++;
+    }
+    return Py_BuildValue("(NN)", rows, room);
+fail:
+    Py_DECREF(rows);
+    Py_XDECREF(room);
+    return NULL;
+}
+
 static PyMethodDef index_methods[] = {
     {"configure_index_privmsg_row", (PyCFunction)configure_privmsg_row, METH_VARARGS,
      "configure_index_privmsg_row(reference, MessageRow): what index_privmsg_row hands odd lines to, and the row type."},
     {"index_privmsg_row", (PyCFunction)(void (*)(void))privmsg_row, METH_FASTCALL,
      "index_privmsg_row(record, line, channel, id_scope): the compiled twin of index.extract.privmsg_row_py."},
+    {"index_scan_rows", (PyCFunction)(void (*)(void))scan_rows, METH_FASTCALL,
+     "index_scan_rows(data, id_scope): the rows of a batch file's PRIVMSG lines read here (read_batch)."},
     {NULL, NULL, 0, NULL},
 };
 

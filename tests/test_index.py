@@ -21,18 +21,28 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from formats.canonical import batch_time_of, format_batch
+from formats.errors import InputError
 from formats.store import iter_batch_files, write_batch_bytes
 from index import ChatIndex, IndexDamaged, Query, QueryError, base, open_index
 from index.api import Day, Month
-from index.extract import MessageRow, message_row, privmsg_row_py
+from index.extract import BatchRows, MessageRow, _read_scanned, message_row, privmsg_row_py, read_batch, read_batch_py
 from index.identity import id_key_scope
 from index.sqlite import SqliteIndex
 from index.text import fts_match, parse_query, text_words
-from tests.compiled import Core
+from tests.compiled import Core, native, needs_native
 from tests.index_model import Model
 from tests.pgserver import postgres_server, require_postgres
 from tests.profiles import examples
-from tests.strategies import INDEX_T0, index_archives, index_privmsgs, index_queries, index_record, odd_privmsgs
+from tests.strategies import (
+    INDEX_T0,
+    archive_records,
+    index_archives,
+    index_privmsgs,
+    index_queries,
+    index_record,
+    odd_privmsgs,
+)
+from tests.test_merge_scan import _mutations
 
 Factory = Callable[[str], ChatIndex]
 
@@ -425,6 +435,38 @@ def test_the_compiled_privmsg_row_reads_the_stored_line(
     file may hold) goes to the reference, with the same row."""
     line = json.dumps(record) if spaced else format_batch([record]).decode().removesuffix("\n")
     _same_privmsg_row(core, record, line, channel)
+
+
+def _same_rows(data: bytes, channel: str) -> None:
+    """The compiled scan's read of a file equals the reference's (or leaves the file to it)."""
+    try:
+        expected: BatchRows | None = read_batch_py(data, "f.json", channel)
+    except InputError:
+        expected = None
+    got = _read_scanned(native().index_scan_rows, data, "f.json", channel)
+    assert got is None or got == expected, (got, expected)
+    if expected is not None:
+        assert read_batch(data, "f.json", channel) == expected
+
+
+_batch_records = st.lists(st.one_of(index_privmsgs(), odd_privmsgs(), archive_records()), max_size=8)
+
+
+@needs_native
+@settings(max_examples=examples(8))
+@given(records=_batch_records, archive=index_archives(), channel=st.sampled_from(["chan", "caf\u00e9"]), data=st.data())
+def test_the_compiled_scan_reads_a_file_as_the_reference_does(
+    records: list[dict[str, Any]], archive: list[tuple[str, dict[str, Any]]], channel: str, data: st.DataObject
+) -> None:
+    """Whole files (PRIVMSGs read by the scan among lines it leaves to the decoder, room ids on
+    either), and files with a damaged or odd line: the same rows, or the reference's error."""
+    lines = format_batch([*records, *(r for _, r in archive)]).split(b"\n")[:-1]
+    _same_rows(b"".join(line + b"\n" for line in lines), channel)
+    if lines:
+        i = data.draw(st.integers(0, len(lines) - 1))
+        lines[i] = data.draw(st.one_of(_mutations(lines[i]), st.just(b""), st.just(lines[i] + b"\r")))
+        _same_rows(b"".join(line + b"\n" for line in lines), channel)
+        _same_rows(b"\n".join(lines), channel)  # no final newline
 
 
 @pytest.mark.integration  # starts worker processes
