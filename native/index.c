@@ -111,6 +111,8 @@ sha_key(const unsigned char *a, Py_ssize_t na, const unsigned char *b, Py_ssize_
 
 /* ---- the word cut (index.text._folded_words) ---- */
 
+static PyObject *casefold; /* str.casefold, looked up once (configure_index_privmsg_row) */
+
 static inline int
 ix_sep(Py_UCS4 ch)
 {
@@ -155,7 +157,7 @@ ix_words(const Py_UCS4 *s, Py_ssize_t n, PyObject *out)
         PyObject *raw = PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, s + start, len);
         if (raw == NULL)
             return -1;
-        PyObject *folded = PyObject_CallMethod(raw, "casefold", NULL);
+        PyObject *folded = PyObject_CallOneArg(casefold, raw); /* str.casefold(raw) */
         Py_DECREF(raw);
         if (folded == NULL)
             return -1;
@@ -277,6 +279,8 @@ ix_text_words(Span text, int escaped)
     }
     PyObject *words = PyList_AsTuple(out);
     Py_DECREF(out);
+    if (words != NULL && PyObject_GC_IsTracked(words))
+        PyObject_GC_UnTrack(words); /* strings only: no cycle through it, and no work for the collector */
     return words;
 }
 
@@ -295,6 +299,8 @@ configure_privmsg_row(PyObject *self, PyObject *args)
         return NULL;
     }
     if (privmsg_str == NULL && (privmsg_str = PyUnicode_InternFromString("PRIVMSG")) == NULL)
+        return NULL;
+    if (casefold == NULL && (casefold = PyObject_GetAttrString((PyObject *)&PyUnicode_Type, "casefold")) == NULL)
         return NULL;
     Py_INCREF(reference);
     Py_XSETREF(row_reference, reference);

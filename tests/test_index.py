@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from formats.canonical import batch_time_of, format_batch
+from formats.canonical import batch_time_of, canonical_bytes, format_batch
 from formats.errors import InputError
 from formats.store import iter_batch_files, write_batch_bytes
 from index import ChatIndex, IndexDamaged, Query, QueryError, base, open_index
@@ -467,6 +467,17 @@ def test_the_compiled_scan_reads_a_file_as_the_reference_does(
         lines[i] = data.draw(st.one_of(_mutations(lines[i]), st.just(b""), st.just(lines[i] + b"\r")))
         _same_rows(b"".join(line + b"\n" for line in lines), channel)
         _same_rows(b"\n".join(lines), channel)  # no final newline
+
+
+@needs_native
+def test_the_room_id_is_the_first_lines_whichever_path_reads_it() -> None:
+    msg = index_record("PRIVMSG", INDEX_T0, {"id": "m1", "room-id": "100"}, ["#chan", "hi"], "alice")
+    ban = index_record("CLEARCHAT", INDEX_T0 + 1, {"room-id": "200", "target-user-id": "2"}, ["#chan", "bob"], None)
+    noid = index_record("PRIVMSG", INDEX_T0 + 2, {"room-id": "300"}, ["#chan", "yo"], "carol")
+    for records, room in (([msg, ban], "100"), ([ban, msg], "200"), ([noid, msg], "300"), ([msg, noid], "100")):
+        data = b"".join(canonical_bytes(r) + b"\n" for r in records)
+        rows = _read_scanned(native().index_scan_rows, data, "f.json", "chan")
+        assert rows is not None and rows.room_id == room == read_batch_py(data, "f.json", "chan").room_id, rows
 
 
 @pytest.mark.integration  # starts worker processes
