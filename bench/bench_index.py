@@ -9,7 +9,10 @@
   channel, oldest first, over 200 users (target < 50 ms);
 - `index_{backend}_search_p99_ms`: a word or a two-word phrase over the channel, newest 100, over
   100 queries (target < 300 ms);
-- `index_{backend}_size_mb` and `index_{backend}_size_vs_archive`: the index against the archive.
+- `index_{backend}_size_mb` and `index_{backend}_size_vs_archive`: the index against the archive;
+- `index_read_batch_us_per_record` and `index_read_batch_py_us_per_record`: reading ten minutes'
+  files into rows (`index.extract.read_batch`, with the compiled core its scan of the lines) and
+  by the pure reference (`read_batch_py`), alternately in one process, the best of three each.
 
 The archive is a busy channel (100 messages/s, 5,000 viewers each with a stable id, a removal
 now and then), BENCH_INDEX_MESSAGES messages long (default 1,000,000, about 2.8 hours; the issue's
@@ -32,9 +35,10 @@ from typing import Any
 
 import bench
 from bench import gen
+from formats import speedups
 from formats.canonical import format_batch
 from formats.store import write_batch_bytes
-from index import ChatIndex, Query, open_index
+from index import ChatIndex, Query, extract, open_index
 
 MESSAGES = int(os.environ.get("BENCH_INDEX_MESSAGES", "1000000"))
 RATE = 100  # messages per second
@@ -194,9 +198,32 @@ def measure(name: str, root: str, make: Any, size_of: Any, archive_bytes: int) -
     index.close()
 
 
+def measure_reading(root: str) -> None:
+    """Both ways of reading a file into rows, over the same ten minutes, alternately (one ratio)."""
+    every = (os.path.join(f, n) for f, _, ns in os.walk(os.path.join(root, CHANNEL)) for n in ns)
+    paths = sorted(p for p in every if p.endswith(".json"))[:10]
+    datas = []
+    for p in paths:
+        with open(p, "rb") as f:
+            datas.append((p, f.read()))
+    records = sum(extract.read_batch_py(d, p, CHANNEL).records for p, d in datas)
+    best = {"read_batch": float("inf"), "read_batch_py": float("inf")}
+    for _ in range(3):
+        for name, so_far in best.items():
+            read = getattr(extract, name)
+            started = time.perf_counter()
+            for p, d in datas:
+                read(d, p, CHANNEL)
+            best[name] = min(so_far, time.perf_counter() - started)
+    for name, took in best.items():
+        print(f"index_{name}_us_per_record: {took / records * 1e6:.2f} us ({records:,} records)", flush=True)
+
+
 def run() -> None:
     root = ensure_archive()
     archive_bytes = _tree_size(root)
+    print(f"index_core: {speedups.core_name()}", flush=True)
+    measure_reading(root)
     work = tempfile.mkdtemp(prefix="bench-index-")
     try:
         sqlite_path = os.path.join(work, "index.sqlite")

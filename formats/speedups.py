@@ -3,10 +3,11 @@
 The pure-Python functions are the one source of truth. One compiled module, `formats._native`
 (its C in native/, one part per stage), holds the compiled twins of the hottest of them: the IRC
 parser and the canonical encoder (native/irc.c), the schema check (native/record.c), the replay's
-step and lane (native/replay.c), and the byte scanners of merge, verify and export. Each handles
-the common shape and hands everything else to its reference, so odd input and errors always come
-from the pure code; the twin tests hold each equal to its reference through the `core` fixture
-(tests/conftest.py), which runs them on both implementations.
+step and lane (native/replay.c), the byte scanners of merge, verify and export, and the index's
+reader of a PRIVMSG's row (native/index.c). Each handles the common shape and hands everything
+else to its reference, so odd input and errors always come from the pure code; the twin tests hold
+each equal to its reference through the `core` fixture (tests/conftest.py), which runs them on both
+implementations.
 
 Every twin is bound here, in one way: `twin(reference, name)`. The module is an optional
 extension: an install without a C compiler goes on, and the first import says once, on stderr,

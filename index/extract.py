@@ -12,9 +12,10 @@ is ASCII or valid UTF-8 and holds neither raw.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
+from formats import speedups
 from formats.canonical import decode_batch_fast, parse_batch
 from index.api import MESSAGE_COMMANDS
 from index.identity import id_key, id_key_scope, id_of_tags, identity_key, message_id
@@ -102,12 +103,14 @@ def message_row(record: Mapping[str, Any], line: str, channel: str) -> MessageRo
     )
 
 
-def privmsg_row(record: Mapping[str, Any], line: str, channel: str, id_scope: bytes) -> MessageRow:
+def privmsg_row_py(record: Mapping[str, Any], line: str, channel: str, id_scope: bytes) -> MessageRow:
     """`message_row` of a PRIVMSG, with less Python per record (the index build reads millions):
     the calls of `author`, `_safe`, `identity_key` and `text_of` inlined for plain values, each
-    odd value handed to the function it stands for. `id_scope` is `identity_key`'s prefix of an id
-    key for the channel (`id_key_scope`). Equal to `message_row` for every PRIVMSG (the twin test
-    in tests/test_index.py holds it to that)."""
+    odd value handed to the function it stands for. `line` is the record's stored line (what
+    `read_batch` pairs it with); `id_scope` is `identity_key`'s prefix of an id key for the channel
+    (`id_key_scope`). Equal to `message_row` for every PRIVMSG (tests/test_index.py holds it to
+    that). The reference; `privmsg_row` is its compiled twin (native/index.c) when built, which
+    reads the fields from the line's bytes instead of the record."""
     tags = record["tags"]
     mid = id_of_tags(tags)
     user_id = None
@@ -144,6 +147,9 @@ def privmsg_row(record: Mapping[str, Any], line: str, channel: str, id_scope: by
     )
 
 
+privmsg_row = speedups.twin(privmsg_row_py, "index_privmsg_row", MessageRow)
+
+
 def removal_row(record: Mapping[str, Any], channel: str) -> RemovalRow | None:
     """The removal a CLEARMSG or a CLEARCHAT of one user stands for; None for anything else."""
     tags = record.get("tags") or {}
@@ -172,29 +178,97 @@ def better(a: MessageRow, b: MessageRow) -> bool:
 
 
 def read_batch(data: bytes, source: str, channel: str) -> BatchRows:
-    """The rows of one batch file. Raises formats.errors.InputError (naming FILE:LINE) if damaged."""
+    """The rows of one batch file. Raises formats.errors.InputError (naming FILE:LINE) if damaged.
+
+    With the compiled core, its scanner (`index_scan_rows`, native/index.c) reads the rows of the
+    common PRIVMSG lines from the bytes, and only the other lines are decoded (`_read_scanned`);
+    else, and for a file it does not read, `read_batch_py`. The two give equal rows (the twin test
+    in tests/test_index.py)."""
+    if _scan_rows is not None:
+        rows = _read_scanned(_scan_rows, data, source, channel)
+        if rows is not None:
+            return rows
+    return read_batch_py(data, source, channel)
+
+
+def read_batch_py(data: bytes, source: str, channel: str) -> BatchRows:
+    """`read_batch` from the decoded records: the reference, and the path for any file."""
     fast = decode_batch_fast(data)
     records = fast if fast is not None else parse_batch(data, source)
     lines = data.decode("utf-8", "surrogateescape").split("\n") if records else []
-    messages: dict[int, MessageRow] = {}
-    removals: dict[int, RemovalRow] = {}
-    room_id: str | None = None
-    id_scope = id_key_scope(channel)
+    reader = _Reader(channel)
     for record, line in zip(records, lines, strict=False):
+        reader.record(record, line)
+    return reader.result(len(records))
+
+
+class _Reader:
+    """The rows of one file, fed its records (and rows read from lines) in order."""
+
+    def __init__(self, channel: str) -> None:
+        self.channel = channel
+        self.id_scope = id_key_scope(channel)
+        self.messages: dict[int, MessageRow] = {}
+        self.removals: dict[int, RemovalRow] = {}
+        self.room_id: str | None = None
+
+    def row(self, row: MessageRow) -> None:
+        old = self.messages.get(row.key)
+        if old is None or better(row, old):
+            self.messages[row.key] = row
+
+    def record(self, record: Mapping[str, Any], line: str) -> None:
         command = record["command"]
         tags = record["tags"]
-        if room_id is None and tags and isinstance(tags.get("room-id"), str):
-            room_id = _safe(tags["room-id"])
-        if command == "PRIVMSG" or command in MESSAGE_COMMANDS:
-            if command == "PRIVMSG":
-                row = privmsg_row(record, line, channel, id_scope)
-            else:
-                row = message_row(record, line, channel)
-            old = messages.get(row.key)
-            if old is None or better(row, old):
-                messages[row.key] = row
+        if self.room_id is None and tags and isinstance(tags.get("room-id"), str):
+            self.room_id = _safe(tags["room-id"])
+        if command == "PRIVMSG":
+            self.row(privmsg_row(record, line, self.channel, self.id_scope))
+        elif command in MESSAGE_COMMANDS:
+            self.row(message_row(record, line, self.channel))
         if command in ("CLEARMSG", "CLEARCHAT"):
-            removal = removal_row(record, channel)
+            removal = removal_row(record, self.channel)
             if removal is not None:
-                removals[removal.key] = removal
-    return BatchRows(tuple(messages.values()), tuple(removals.values()), room_id, len(records))
+                self.removals[removal.key] = removal
+
+    def result(self, records: int) -> BatchRows:
+        return BatchRows(tuple(self.messages.values()), tuple(self.removals.values()), self.room_id, records)
+
+
+ScanRows = Callable[[bytes, bytes], tuple[list[MessageRow | None], tuple[int, str] | None] | None]
+
+
+def _read_scanned(scan: ScanRows, data: bytes, source: str, channel: str) -> BatchRows | None:
+    """`read_batch` with `scan` reading the rows of the PRIVMSG lines it can; the other lines
+    decoded together (`decode_batch_fast`). None when `scan` does not read the file or the other
+    lines do not decode so (then `read_batch_py` reads it, and names what is wrong)."""
+    reader = _Reader(channel)
+    scanned = scan(data, reader.id_scope)
+    if scanned is None:
+        return None
+    rows, room = scanned
+    others = [i for i, row in enumerate(rows) if row is None]
+    records: list[dict[str, Any]] = []
+    raw: list[bytes] = []
+    if others:
+        raw = data.split(b"\n")
+        decoded = decode_batch_fast(b"".join(raw[i] + b"\n" for i in others))
+        if decoded is None:
+            return None
+        records = decoded
+    room_at = room[0] if room is not None else len(rows)
+    found = 0
+    for i, row in enumerate(rows):
+        if row is not None:
+            reader.row(row)
+            continue
+        if reader.room_id is None and i > room_at and room is not None:
+            reader.room_id = room[1]  # the first room id is on a line read by the scan
+        reader.record(records[found], raw[i].decode("utf-8", "surrogateescape"))
+        found += 1
+    if reader.room_id is None and room is not None:
+        reader.room_id = room[1]
+    return reader.result(len(rows))
+
+
+_scan_rows: ScanRows | None = speedups.compiled("index_scan_rows")

@@ -21,7 +21,7 @@ PyInit__native(void)
         return NULL;
     if (native_add_irc(m) < 0 || native_add_record(m) < 0 || native_add_replay(m) < 0
         || native_add_verify(m) < 0 || native_add_merge(m) < 0 || native_add_export(m) < 0
-        || native_add_serve(m) < 0) {
+        || native_add_serve(m) < 0 || native_add_index(m) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -17,4 +17,6 @@ int native_add_merge(PyObject *m);  /* native/merge.c: merge.scan's scanner, mer
 int native_add_export(PyObject *m); /* native/export.c: export.scan's batch scanner */
 int native_add_serve(PyObject *m);  /* native/serve.c: serve.app.upstream_joined (chat.json's separators) */
 
+int native_add_index(PyObject *m);  /* native/index.c: index.extract.privmsg_row (a PRIVMSG's index row) */
+
 #endif

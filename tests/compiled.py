@@ -19,6 +19,7 @@ import pytest
 
 from export import ass, html
 from formats import canonical, irc, speedups
+from index import extract
 from merge.scan import Scanned
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -36,6 +37,7 @@ def _import() -> ModuleType | None:
     native.configure_scan_file(Scanned)
     native.configure_export_page_line(html.page_line_py)
     native.configure_export_ass_message(ass.message_view_py)
+    native.configure_index_privmsg_row(extract.privmsg_row_py, extract.MessageRow)
     return native
 
 

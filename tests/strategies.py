@@ -913,3 +913,41 @@ def odd_privmsgs(draw: Any) -> dict[str, Any]:
     record = index_record("PRIVMSG", draw(_index_time), tags, params, draw(_odd_sender))
     record["time_range"] = draw(st.sampled_from([0, 0.0, 1.5, 2]))
     return record
+
+
+# --- index: chat text for the compiled PRIVMSG row (native/index.c) ----------------------------
+# each path of its word cut: json.dumps's short escapes, controls, Unicode white space (\x85, NBSP,
+# U+2028, the ideographic space), letters whose casefold differs from lower or grows (ß, ﬁ, İ, ς),
+# astral characters (a surrogate pair in the line), a lone surrogate, and the /me wrapper
+_CHAT_ASCII = ["Kappa", "HeLLo", ":)", "<3", "a.b", '"q"', "\\", "\n", "\t", "\x00", "\x1c", "\x7f"]
+_CHAT_OTHER = ["\x85", "\xa0", "\u2028", "\u3000", "Stra\u00dfe", "\ufb01", "\u0130", "\u03a3\u03c2", "caf\u00e9"]
+_chat_pieces = st.sampled_from([*_CHAT_ASCII, *_CHAT_OTHER, "\U0001f389", "\ud800"])
+_chat_glue = st.sampled_from([" ", "", ",", "!?", "  "])
+
+
+@st.composite
+def chat_texts(draw: Any) -> str:
+    """A chat line's text built from the pieces above (or any text), maybe as a `/me` line."""
+    if draw(st.integers(0, 4)) == 0:
+        text = draw(any_text)
+    else:
+        text = "".join(draw(_chat_pieces) + draw(_chat_glue) for _ in range(draw(st.integers(0, 6))))
+    return "\x01ACTION " + text + "\x01" if draw(st.integers(0, 4)) == 0 else text
+
+
+@st.composite
+def index_privmsgs(draw: Any) -> dict[str, Any]:
+    """A PRIVMSG as the index reads it most: an id, a user-id, a sender, its text from chat_texts;
+    or, now and then, one of odd_privmsgs."""
+    if draw(st.integers(0, 3)) == 0:
+        record: dict[str, Any] = draw(odd_privmsgs())
+        return record
+    tags: dict[str, Any] = {"id": draw(st.sampled_from(["m1", "0f3c-9a", ""])), "room-id": "22510310"}
+    if draw(st.booleans()):
+        tags["user-id"] = draw(st.sampled_from(["1", "12345", "", True]))
+    sender = draw(st.one_of(nick, st.sampled_from(["ALICE", "", "Bob_2"]), st.none()))
+    params = ["#chan", draw(chat_texts())] if draw(st.integers(0, 5)) else ["#chan"]
+    record = index_record("PRIVMSG", draw(_index_time), tags, params, sender)
+    record["time"] += draw(st.sampled_from([0, 0.5, 0.123]))
+    record["time_range"] = draw(st.sampled_from([0, 0.0, 1.5, 2, 0.001]))
+    return record

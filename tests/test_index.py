@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import json
 import os
 import shutil
 import tempfile
@@ -19,18 +20,29 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from formats.canonical import batch_time_of, format_batch
+from formats.canonical import batch_time_of, canonical_bytes, format_batch
+from formats.errors import InputError
 from formats.store import iter_batch_files, write_batch_bytes
 from index import ChatIndex, IndexDamaged, Query, QueryError, base, open_index
 from index.api import Day, Month
-from index.extract import message_row, privmsg_row
+from index.extract import BatchRows, MessageRow, _read_scanned, message_row, privmsg_row_py, read_batch, read_batch_py
 from index.identity import id_key_scope
 from index.sqlite import SqliteIndex
 from index.text import fts_match, parse_query, text_words
+from tests.compiled import Core, native, needs_native
 from tests.index_model import Model
 from tests.pgserver import postgres_server, require_postgres
 from tests.profiles import examples
-from tests.strategies import INDEX_T0, index_archives, index_queries, index_record, odd_privmsgs
+from tests.strategies import (
+    INDEX_T0,
+    archive_records,
+    index_archives,
+    index_privmsgs,
+    index_queries,
+    index_record,
+    odd_privmsgs,
+)
+from tests.test_merge_scan import _mutations
 
 Factory = Callable[[str], ChatIndex]
 
@@ -379,16 +391,93 @@ def test_a_damaged_batch_file_is_reported_and_the_rest_indexed(make_index: Facto
 _ODD = {"id": "caf\u00e9", "user-id": "a\x00b"}
 
 
+def _same_privmsg_row(core: Core, record: dict[str, Any], line: str, channel: str) -> None:
+    """The row of a PRIVMSG and its stored line: `core`'s privmsg_row, the reference and message_row
+    all agree."""
+    scope = id_key_scope(channel)
+    fast = core.twin(privmsg_row_py, "index_privmsg_row")(record, line, channel, scope)
+    reference = privmsg_row_py(record, line, channel, scope)
+    general = message_row(record, line, channel)
+    assert fast == reference == general, (fast, reference, general)
+    assert type(fast) is MessageRow and [type(v) for v in fast] == [type(v) for v in general], fast
+
+
 @settings(max_examples=examples(8))  # cheap: no index is built
 @given(record=odd_privmsgs(), channel=st.sampled_from(["chan", "caf\u00e9", "#x"]))
 @example(record=index_record("PRIVMSG", INDEX_T0, _ODD, ["#chan", "Hi \x01"], "nul\x00x"), channel="chan")
 @example(record=index_record("PRIVMSG", INDEX_T0, {"msgid": "m", "id": True}, ["#chan"], ""), channel="caf\u00e9")
 @example(record=index_record("PRIVMSG", INDEX_T0, {"user-id": True}, [], "Stra\u00dfe"), channel="chan")
-def test_the_privmsg_fast_path_equals_message_row(record: dict[str, Any], channel: str) -> None:
-    line = format_batch([record]).decode()
-    fast = privmsg_row(record, line, channel, id_key_scope(channel))
-    reference = message_row(record, line, channel)
-    assert fast == reference, (fast, reference)
+def test_the_privmsg_fast_path_equals_message_row(core: Core, record: dict[str, Any], channel: str) -> None:
+    _same_privmsg_row(core, record, format_batch([record]).decode().removesuffix("\n"), channel)
+
+
+@settings(max_examples=examples(8))
+@given(record=index_privmsgs(), channel=st.sampled_from(["chan", "caf\u00e9"]), spaced=st.booleans())
+@example(  # casefold grows (ß, ﬁ) and differs from lower (ς); a pair; NBSP and U+2028 cut words
+    record=index_record(
+        "PRIVMSG", INDEX_T0, {"id": "m1"}, ["#chan", "Stra\u00dfe\xa0\ufb01\u2028\u03c2\U0001f389"], "A"
+    ),
+    channel="chan",
+    spaced=False,
+)
+@example(  # the /me wrapper, an escaped quote and backslash, a control
+    record=index_record("PRIVMSG", INDEX_T0, {"id": "m1"}, ["#chan", '\x01ACTION Hi "you"\\x\x1cy\x01'], "A"),
+    channel="chan",
+    spaced=False,
+)
+@example(  # a lone surrogate: the reference's way
+    record=index_record("PRIVMSG", INDEX_T0, {"id": "m1"}, ["#chan", "a\ud800b"], "a"), channel="chan", spaced=False
+)
+def test_the_compiled_privmsg_row_reads_the_stored_line(
+    core: Core, record: dict[str, Any], channel: str, spaced: bool
+) -> None:
+    """The twin reads the canonical line; a line written otherwise (spaced JSON, which a hand-made
+    file may hold) goes to the reference, with the same row."""
+    line = json.dumps(record) if spaced else format_batch([record]).decode().removesuffix("\n")
+    _same_privmsg_row(core, record, line, channel)
+
+
+def _same_rows(data: bytes, channel: str) -> None:
+    """The compiled scan's read of a file equals the reference's (or leaves the file to it)."""
+    try:
+        expected: BatchRows | None = read_batch_py(data, "f.json", channel)
+    except InputError:
+        expected = None
+    got = _read_scanned(native().index_scan_rows, data, "f.json", channel)
+    assert got is None or got == expected, (got, expected)
+    if expected is not None:
+        assert read_batch(data, "f.json", channel) == expected
+
+
+_batch_records = st.lists(st.one_of(index_privmsgs(), odd_privmsgs(), archive_records()), max_size=8)
+
+
+@needs_native
+@settings(max_examples=examples(8))
+@given(records=_batch_records, archive=index_archives(), channel=st.sampled_from(["chan", "caf\u00e9"]), data=st.data())
+def test_the_compiled_scan_reads_a_file_as_the_reference_does(
+    records: list[dict[str, Any]], archive: list[tuple[str, dict[str, Any]]], channel: str, data: st.DataObject
+) -> None:
+    """Whole files (PRIVMSGs read by the scan among lines it leaves to the decoder, room ids on
+    either), and files with a damaged or odd line: the same rows, or the reference's error."""
+    lines = format_batch([*records, *(r for _, r in archive)]).split(b"\n")[:-1]
+    _same_rows(b"".join(line + b"\n" for line in lines), channel)
+    if lines:
+        i = data.draw(st.integers(0, len(lines) - 1))
+        lines[i] = data.draw(st.one_of(_mutations(lines[i]), st.just(b""), st.just(lines[i] + b"\r")))
+        _same_rows(b"".join(line + b"\n" for line in lines), channel)
+        _same_rows(b"\n".join(lines), channel)  # no final newline
+
+
+@needs_native
+def test_the_room_id_is_the_first_lines_whichever_path_reads_it() -> None:
+    msg = index_record("PRIVMSG", INDEX_T0, {"id": "m1", "room-id": "100"}, ["#chan", "hi"], "alice")
+    ban = index_record("CLEARCHAT", INDEX_T0 + 1, {"room-id": "200", "target-user-id": "2"}, ["#chan", "bob"], None)
+    noid = index_record("PRIVMSG", INDEX_T0 + 2, {"room-id": "300"}, ["#chan", "yo"], "carol")
+    for records, room in (([msg, ban], "100"), ([ban, msg], "200"), ([noid, msg], "300"), ([msg, noid], "100")):
+        data = b"".join(canonical_bytes(r) + b"\n" for r in records)
+        rows = _read_scanned(native().index_scan_rows, data, "f.json", "chan")
+        assert rows is not None and rows.room_id == room == read_batch_py(data, "f.json", "chan").room_id, rows
 
 
 @pytest.mark.integration  # starts worker processes
