@@ -564,6 +564,61 @@ pr_starts_page(PyObject *line)
     return 0;
 }
 
+/* counts[i] as a new reference, and counts[i] += 1 (a small int: no arithmetic object calls) */
+static PyObject *
+pr_next(PyObject *counts, Py_ssize_t i)
+{
+    PyObject *n = PyList_GET_ITEM(counts, i);
+    if (!PyLong_CheckExact(n))
+        return pr_count(counts, i);
+    int overflow;
+    long long x = PyLong_AsLongLongAndOverflow(n, &overflow);
+    if (overflow || x == LLONG_MAX || (x == -1 && PyErr_Occurred())) {
+        PyErr_Clear();
+        return pr_count(counts, i);
+    }
+    PyObject *next = PyLong_FromLongLong(x + 1);
+    if (next == NULL)
+        return NULL;
+    Py_INCREF(n);
+    PyList_SetItem(counts, i, next); /* steals next, drops the list's n */
+    return n;
+}
+
+/* `od.popitem(last=False)` while len(od) > limit: a plain dict's size (an OrderedDict is one). */
+static inline int
+pr_bound_fast(PyObject *od, Py_ssize_t limit)
+{
+    if (PyDict_GET_SIZE(od) <= limit)
+        return 0;
+    return pr_bound(od, limit);
+}
+
+/* The page's number of the user row user_json (a new reference): the number it has, the row moved
+ * to the table's end (most recently used), or the next number, the row added to the table (bounded
+ * by max_users) and appended to out. NULL on error. */
+static PyObject *
+pr_user(PyObject *users, PyObject *user_json, PyObject *counts, Py_ssize_t max_users, PyObject *out)
+{
+    PyObject *user = PyDict_GetItemWithError(users, user_json);
+    if (user == NULL) {
+        if (PyErr_Occurred())
+            return NULL;
+        user = pr_next(counts, 0);
+        if (user != NULL
+            && (PyObject_SetItem(users, user_json, user) < 0 || pr_bound_fast(users, max_users) < 0
+                || PyList_Append(out, user_json) < 0))
+            Py_CLEAR(user);
+        return user;
+    }
+    Py_INCREF(user);
+    PyObject *r = PyObject_CallMethodOneArg(users, str_move_to_end, user_json);
+    if (r == NULL)
+        Py_CLEAR(user);
+    Py_XDECREF(r);
+    return user;
+}
+
 /* One stored row's texts appended to out, by page_line's tuple (the general way, for what pr_fast
  * leaves: a line the walk refuses, an escaped id, a time not a float). 0 or -1. */
 static int
@@ -607,22 +662,9 @@ pr_stored_general(PyObject *row_time, PyObject *line, double start_ms, PyObject 
     ms = PyLong_FromDouble(floor(x));
     if (ms == NULL)
         goto done;
-    user = PyDict_GetItemWithError(users, user_json);
-    if (user == NULL) {
-        if (PyErr_Occurred())
-            goto done;
-        user = pr_count(counts, 0);
-        if (user == NULL || PyObject_SetItem(users, user_json, user) < 0 || pr_bound(users, max_users) < 0
-            || PyList_Append(out, user_json) < 0)
-            goto done;
-    }
-    else {
-        Py_INCREF(user);
-        PyObject *r = PyObject_CallMethodOneArg(users, str_move_to_end, user_json);
-        if (r == NULL)
-            goto done;
-        Py_DECREF(r);
-    }
+    user = pr_user(users, user_json, counts, max_users, out);
+    if (user == NULL)
+        goto done;
     Py_UCS4 c = PyUnicode_READ_CHAR(code, 0);
     if (c == 'P' || c == 'U') {
         PyObject *line_no = pr_count(counts, 1);
@@ -744,36 +786,6 @@ pr_tail(char *p, const PlStr *fields, int n)
     return p;
 }
 
-/* counts[i] as a new reference, and counts[i] += 1 (a small int: no arithmetic object calls) */
-static PyObject *
-pr_next(PyObject *counts, Py_ssize_t i)
-{
-    PyObject *n = PyList_GET_ITEM(counts, i);
-    if (!PyLong_CheckExact(n))
-        return pr_count(counts, i);
-    int overflow;
-    long long x = PyLong_AsLongLongAndOverflow(n, &overflow);
-    if (overflow || x == LLONG_MAX || (x == -1 && PyErr_Occurred())) {
-        PyErr_Clear();
-        return pr_count(counts, i);
-    }
-    PyObject *next = PyLong_FromLongLong(x + 1);
-    if (next == NULL)
-        return NULL;
-    Py_INCREF(n);
-    PyList_SetItem(counts, i, next); /* steals next, drops the list's n */
-    return n;
-}
-
-/* `od.popitem(last=False)` while len(od) > limit: a plain dict's size (an OrderedDict is one). */
-static inline int
-pr_bound_fast(PyObject *od, Py_ssize_t limit)
-{
-    if (PyDict_GET_SIZE(od) <= limit)
-        return 0;
-    return pr_bound(od, limit);
-}
-
 /* One stored row's texts appended to out straight from the line's bytes (the same texts as
  * pr_stored_general, without page_line's tuple, the ms int or a format call): 0 or -1, or 1 when
  * the row goes the general way (nothing was done: a line the walk refuses, an escaped id, a time
@@ -855,22 +867,9 @@ pr_fast(PyObject *row_time, PyObject *line, double start_ms, PyObject *users, Py
         return -1;
     int rc = -1;
     PyObject *user = NULL, *text = NULL;
-    user = PyDict_GetItemWithError(users, user_json);
-    if (user == NULL) {
-        if (PyErr_Occurred())
-            goto done;
-        user = pr_next(counts, 0);
-        if (user == NULL || PyObject_SetItem(users, user_json, user) < 0 || pr_bound_fast(users, max_users) < 0
-            || PyList_Append(out, user_json) < 0)
-            goto done;
-    }
-    else {
-        Py_INCREF(user);
-        PyObject *r = PyObject_CallMethodOneArg(users, str_move_to_end, user_json);
-        if (r == NULL)
-            goto done;
-        Py_DECREF(r);
-    }
+    user = pr_user(users, user_json, counts, max_users, out);
+    if (user == NULL)
+        goto done;
     PyObject *target_no = NULL; /* borrowed */
     if (code == 'P' || code == 'U') {
         PyObject *line_no = pr_next(counts, 1);

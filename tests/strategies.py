@@ -1,4 +1,11 @@
-"""Hypothesis strategies shared by the whole suite (one file, as attrs does). Extend, don't copy."""
+"""Hypothesis strategies shared by the whole suite (one file, as attrs does). Extend, don't copy.
+
+Drawing is most of what a property test costs, and CI draws twelve times as many examples as `dev`:
+build a strategy once, at module level, not inside a composite's draw (where it is built and
+validated again on every draw; `_pick` chooses among options made during a draw), and prefer
+`st.text` over an alphabet to `st.from_regex` for simple languages (`_word`). Drawing lists of
+`archive_records` this way costs about a third of what it did.
+"""
 
 from __future__ import annotations
 
