@@ -12,10 +12,11 @@ It is a parameter so tests can pin it, and imported only when an export runs.
 
 from __future__ import annotations
 
+import math
 import os
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import partial
 from itertools import compress, count, islice, pairwise
 from operator import eq, itemgetter
@@ -379,6 +380,28 @@ def _context(minute: _Minute, core_ids: set[str], reread: Callable[[], MinuteRec
     return out
 
 
+def _rough_content(record: Mapping[str, Any]) -> tuple[Any, Any, Any]:
+    """Part of a record's content: records of equal content have equal rough contents."""
+    return record["command"], record["sender"], record["user"]
+
+
+def _reaching(context: Records, core: Records, chunk: Chunk) -> Records:
+    """The context records that can change what the chunk emits (the rest left out, for less work).
+
+    An id-less context record of a content no core record has, timed outside the emitted span,
+    meets in the merge and the reading fold only records like it: their folds are timed at their
+    latest start, a time one of them has, so nothing made of them is emitted. A content is told
+    apart by `_rough_content`, which keeps every record of a content a core record has (and some
+    more); a context record timed inside the span (a file of another minute holding it) is kept
+    with its content, as is every record with an id (`_context` keeps only ids the core has).
+    """
+    lo = -math.inf if chunk.emit_from is None else chunk.emit_from
+    hi = math.inf if chunk.emit_to is None else chunk.emit_to
+    keys = {_rough_content(r) for r in core if message_id(r) is None}
+    keys.update(_rough_content(r) for r in context if lo <= r["time"] < hi)
+    return [r for r in context if _rough_content(r) in keys or message_id(r) is not None]
+
+
 def iter_chunks(
     root: str,
     channel: str,
@@ -542,6 +565,7 @@ def _chunk_rows(
     for minute in range(chunk.read_from, chunk.read_to + 1, BATCH_INTERVAL):
         if not core_from <= minute <= core_to:
             context.extend(_context(cache[minute], core_ids, partial(read_minute, files, minute, problems)))
+    context = _reaching(context, records, chunk)
     records.extend(context)
     # a candidate passes through if no other record has its id; the others are decoded
     shared = lone_ids.intersection(record_ids)

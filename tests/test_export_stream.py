@@ -18,6 +18,7 @@ from profiles import examples
 from typer.testing import CliRunner
 
 from chat_archiver.cli import app
+from export import stream
 from export.stream import CHUNK_MINUTES, iter_chunks, write_export
 from export.window import Filters, Window, plan_chunks
 from formats.canonical import batch_time_of, canonical_json
@@ -255,3 +256,37 @@ def test_any_archive_exports_or_fails_with_our_error(records: list[dict[str, Any
         Path(root, "chan", "chat").mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(ExportError, ArchiverError):
             write_export(window_records(root, "chan", Window(1_700_000_000, 1_700_000_600)), fmt, io.BytesIO())
+
+
+def test_a_context_minute_gives_a_chunk_only_what_can_reach_it(tmp_path: Path) -> None:
+    """One-minute chunks: bob's PART in the minute after a chunk's core (a content the core does not
+    have) is left out of that chunk's merge, alice's JOIN there (the core has her JOIN) is kept and
+    folds with it; the window's records are upstream's rule either way."""
+    t0 = 1_700_000_040
+
+    def join(command: str, user: str, at: float, receiver: str) -> dict[str, Any]:
+        return {
+            "command": command,
+            "params": ["#chan"],
+            "sender": user,
+            "user": user,
+            "host": f"{user}.tmi.twitch.tv",
+            "tags": None,
+            "receivers": {receiver: at + 40},
+            "time": at,
+            "time_range": 30,
+        }
+
+    core = [join("JOIN", "alice", t0 + 50, "h.a.0")]
+    after = [join("JOIN", "alice", t0 + 61, "h.b.0"), join("PART", "bob", t0 + 70, "h.a.0")]
+    write_batch(str(tmp_path), "chan", t0, core)
+    write_batch(str(tmp_path), "chan", t0 + 60, after)
+    chunk = next(c for c in plan_chunks(Window(t0, t0 + 120), 1) if c.emit_to == t0 + 60)  # core: up to t0
+    assert [r["user"] for r in stream._reaching(after, core, chunk)] == ["alice"]
+    got = list(window_records(str(tmp_path), "chan", Window(t0, t0 + 120), chunk_minutes=1))
+    expected = upstream_rule(str(tmp_path), "chan", t0, t0 + 120)
+    assert [canonical_json(r) for r in got] == [canonical_json(r) for r in expected]
+    assert [(r["user"], r["time"], sorted(r["receivers"])) for r in got] == [
+        ("alice", t0 + 61, ["h.a.0", "h.b.0"]),  # one JOIN, folded across the minutes: [61, 80]
+        ("bob", t0 + 70, ["h.a.0"]),
+    ]
