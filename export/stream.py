@@ -353,9 +353,14 @@ class _Minute:
             return
         # id-less records (the fold may join them) and ranged ones with an id (rare: IRCv3 msgid
         # without server time); of the rest, exact records with an id, only the ids
-        self.ranged = [r for r in self.full if r["time_range"] != 0 or message_id(r) is None]
-        ids = {i for r in self.full if r["time_range"] == 0 and (i := message_id(r)) is not None}
-        ids.update(map(_MID, self.lone))
+        ranged: Records = []
+        ids = set(map(_MID, self.lone))
+        for r in self.full:
+            if (i := message_id(r)) is None or r["time_range"] != 0:
+                ranged.append(r)
+            else:
+                ids.add(i)
+        self.ranged = ranged
         self.ids = frozenset(ids)
         self.full = self.lone = None
 
@@ -374,7 +379,7 @@ def _context(minute: _Minute, core_ids: set[str], reread: Callable[[], MinuteRec
         out = [r for r in minute.full if (i := message_id(r)) is None or i in core_ids]
         out.extend(decode_line(c[2]) for c in minute.lone if c[3] in core_ids)
         return out
-    out = [r for r in minute.ranged if message_id(r) is None or message_id(r) in core_ids]
+    out = [r for r in minute.ranged if (i := message_id(r)) is None or i in core_ids]
     if not minute.ids.isdisjoint(core_ids):
         out.extend(r for r in _decoded(reread()) if r["time_range"] == 0 and message_id(r) in core_ids)
     return out
