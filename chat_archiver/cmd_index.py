@@ -40,7 +40,7 @@ def register(app: typer.Typer) -> None:
           chat-archiver index archive/ --rebuild
           chat-archiver index archive/ --db postgresql://chat@db.example.net/chat
         """
-        index = index_or_fail(root, db, check=not rebuild)
+        index = index_or_fail(root, db, check=not rebuild, replace=rebuild)
         started = time.monotonic()
         try:
             report = index.rebuild() if rebuild else index.update()
@@ -62,15 +62,16 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(console.EXIT_PROBLEMS)
 
 
-def index_or_fail(root: str, db: str | None, *, check: bool = False) -> ChatIndex:
+def index_or_fail(root: str, db: str | None, *, check: bool = False, replace: bool = False) -> ChatIndex:
     """Open the archive's index (`--db`; default: ROOT/.index.sqlite); exit 2 with one line if it
     cannot be used (the URL's password is never printed). A damaged SQLite index is said and
-    rebuilt from the archive; `check` reads it all to look for damage first (the `index` command)."""
+    rebuilt from the archive; `check` reads it all to look for damage first (the `index` command);
+    `replace` drops a PostgreSQL index of another schema version (`index --rebuild` builds it again)."""
     if not os.path.isdir(root):
         console.fail(f"{root}: no such folder")
     try:
         try:
-            return open_index(root, db, rebuild_if_damaged=check)
+            return open_index(root, db, rebuild_if_damaged=check, replace_other_version=replace)
         except IndexDamaged as e:
             if db is not None and db.startswith(("postgresql://", "postgres://")):
                 raise

@@ -71,18 +71,22 @@ def default_url(root: str) -> str:
     return "sqlite:" + os.path.join(root, DEFAULT_NAME)
 
 
-def open_index(root: str, url: str | None = None, rebuild_if_damaged: bool = False) -> ChatIndex:
+def open_index(
+    root: str, url: str | None = None, rebuild_if_damaged: bool = False, *, replace_other_version: bool = False
+) -> ChatIndex:
     """Open (creating if needed) the index of the archive at `root`.
 
     `url` is `sqlite:PATH` (or a plain path), or `postgresql://...` / `postgres://...`; None
     means the default SQLite file. A damaged index raises IndexDamaged, unless
     `rebuild_if_damaged`: then it is checked (`check()`, which reads it all) and, if damaged,
     rebuilt from the archive before it is returned. An unusable backend raises IndexUnavailable.
+    A PostgreSQL index of another schema version is damaged too, but its tables are dropped (to be
+    built again) only with `replace_other_version`: the caller is about to rebuild (`index --rebuild`).
     """
     if not rebuild_if_damaged:
-        return _open(root, url)
+        return _open(root, url, replace_other_version)
     try:
-        index = _open(root, url)
+        index = _open(root, url, replace_other_version)
     except IndexDamaged:
         if url is not None and url.startswith(("postgresql://", "postgres://")):
             raise  # a schema of another version in a shared database: not ours to drop
@@ -102,11 +106,11 @@ def _sqlite_path(root: str, url: str | None) -> str:
     return url[len("sqlite:") :] if url.startswith("sqlite:") else url
 
 
-def _open(root: str, url: str | None) -> ChatIndex:
+def _open(root: str, url: str | None, replace_other_version: bool = False) -> ChatIndex:
     url = url or default_url(root)
     if url.startswith(("postgresql://", "postgres://")):
         from index.pg import PostgresIndex  # noqa: PLC0415 - psycopg is loaded only for PostgreSQL
 
-        pg: ChatIndex = PostgresIndex(root, url)
+        pg: ChatIndex = PostgresIndex(root, url, replace_other_version=replace_other_version)
         return pg
     return SqliteIndex(root, _sqlite_path(root, url))

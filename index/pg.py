@@ -97,7 +97,7 @@ class PostgresIndex(SqlIndex):
     # a minute no faster). Rows are written as tier 1; `settle` finds none to move.
     recent_tier = False
 
-    def __init__(self, root: str, url: str) -> None:
+    def __init__(self, root: str, url: str, *, replace_other_version: bool = False) -> None:
         super().__init__(root)
         self.description = safe_description(url) if psycopg is not None else "postgresql"
         self._url = url
@@ -108,11 +108,25 @@ class PostgresIndex(SqlIndex):
         except psycopg.Error as e:
             raise IndexUnavailable(f"{self.description}: cannot connect: {scrub(_first_line(e), url)}") from None
         self._in_transaction = False
+        try:
+            self._open_schema(replace_other_version)
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def _open_schema(self, replace_other_version: bool) -> None:
         version = self._version()
         if version is None:
             self._create_schema()
         elif version != str(SCHEMA_VERSION):
-            raise IndexDamaged(f"{self.description}: index schema {version}, this version writes {SCHEMA_VERSION}")
+            if not replace_other_version:  # tables in a shared database: dropped only when asked
+                raise IndexDamaged(
+                    f"{self.description}: index schema {version}, this version writes {SCHEMA_VERSION};"
+                    " `chat-archiver index ROOT --db URL --rebuild` replaces it"
+                )
+            with self._transaction():
+                self._drop_all()
+            self._create_schema()
 
     def _version(self) -> str | None:
         rows = self._fetch("SELECT to_regclass('meta') IS NOT NULL")

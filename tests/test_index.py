@@ -642,3 +642,39 @@ def test_a_common_word_gives_every_page_in_time_order(make_index: Factory) -> No
                         assert answer(index, q) == model.answer(q), q
     finally:
         shutil.rmtree(root)
+
+
+@pytest.mark.integration
+def test_a_postgresql_index_of_an_older_schema_is_replaced_by_index_rebuild_only(pg_url: str) -> None:
+    """Tables in a shared database are not dropped behind the operator's back: opening an index an
+    older version wrote says what to run, and `index --rebuild` replaces it."""
+    import psycopg
+    from typer.testing import CliRunner
+
+    from chat_archiver.cli import app
+
+    root = fresh_root()
+    try:
+        write_archive(root, [_msg(1, INDEX_T0 + 1.0, "alice", "1", "hello")])
+        schema = f"t{next(_schemas)}"
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute(f"CREATE SCHEMA {schema}")
+        url = f"{pg_url}&options=-csearch_path%3D{schema}"
+        index = open_index(root, url)
+        index.update()
+        index.close()
+        with psycopg.connect(url, autocommit=True) as conn:  # what schema version 2 held: no tier
+            conn.execute("DROP INDEX messages_user, messages_login, messages_recent")
+            conn.execute("ALTER TABLE messages DROP COLUMN tier")
+            conn.execute("UPDATE meta SET value = '2' WHERE key = 'version'")
+        with pytest.raises(IndexDamaged, match=r"index schema 2, this version writes 3; .* --rebuild"):
+            open_index(root, url, rebuild_if_damaged=True)
+        searched = CliRunner().invoke(app, ["search", root, "--db", url, "--text", "hello"])
+        assert searched.exit_code == 2 and "--rebuild" in searched.output
+        result = CliRunner().invoke(app, ["index", root, "--db", url, "--rebuild"])
+        assert result.exit_code == 0, result.output
+        index = open_index(root, url)
+        assert [m.text for m in index.messages(Query(text="hello"))] == ["hello"]
+        index.close()
+    finally:
+        shutil.rmtree(root)
