@@ -399,6 +399,11 @@ def _reaching(context: Records, core: Records, chunk: Chunk) -> Records:
     apart by `_rough_content`, which keeps every record of a content a core record has (and some
     more); a context record timed inside the span (a file of another minute holding it) is kept
     with its content, as is every record with an id (`_context` keeps only ids the core has).
+
+    A record left out here still meets the merge's checks in the chunk whose core holds its minute:
+    every minute a read touches is in the core of one of its chunks (the first chunk's core starts
+    where the read does, the last one's ends where it ends), so whether a read fails does not
+    depend on where the window was cut.
     """
     lo = -math.inf if chunk.emit_from is None else chunk.emit_from
     hi = math.inf if chunk.emit_to is None else chunk.emit_to
