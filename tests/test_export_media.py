@@ -12,6 +12,7 @@ layout), third-party snapshots and a badge snapshot, exported with the CLI as a 
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import os
 import re
@@ -186,16 +187,22 @@ def test_the_page_shows_the_images_in_chromium(archive: Path, tmp_path: Path) ->
         # (a canvas cannot tell: drawImage draws an animation's first frame, by the HTML standard)
         from selenium.webdriver.common.by import By
 
-        def pictures(alt: str) -> set[bytes]:
+        def pictures(alt: str, enough: int, seconds: float) -> set[bytes]:
+            """Screenshots of the image until `enough` differ, for at most `seconds`. The pauses vary: a
+            screenshot under load can take about one animation cycle (2 frames of 100 ms), and
+            shots one cycle apart all catch the same frame."""
             element = browser.find_elements(By.CSS_SELECTOR, f'#rows img.emote[alt="{alt}"]')[0]
-            seen = set()
-            for _ in range(8):
+            seen: set[bytes] = set()
+            deadline = time.monotonic() + seconds
+            for pause in itertools.cycle((0.03, 0.07, 0.05, 0.11)):
                 seen.add(element.screenshot_as_png)
-                time.sleep(0.05)
-            return seen
+                if len(seen) >= enough or time.monotonic() > deadline:
+                    return seen
+                time.sleep(pause)
+            raise AssertionError("unreachable")
 
-        assert len(pictures("catJAM")) >= 2
-        assert len(pictures("pepeD")) == 1
+        assert len(pictures("catJAM", 2, 5.0)) >= 2
+        assert len(pictures("pepeD", 2, 0.6)) == 1  # a still picture: every shot the same
         resources = browser.execute_script("return performance.getEntriesByType('resource').map(r => r.name)")
         assert resources == []  # nothing loaded from anywhere
         ARTIFACTS.mkdir(exist_ok=True)

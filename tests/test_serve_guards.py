@@ -7,6 +7,7 @@ clients on other hosts would)."""
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -195,3 +196,17 @@ def test_a_window_reader_that_stops_reading_is_cut_and_frees_its_slot(tmp_path: 
             while data := stalled.recv(1 << 16):
                 got += len(data)
             assert 0 < got < 13_000_000
+
+
+def test_a_server_whose_wake_up_pipe_is_gone_still_stops(tmp_path: Path) -> None:
+    """The loop is woken to close its sockets through a pipe; with that pipe's write end gone (once
+    in a dozen loaded suite runs: EBADF), stopping closes the sockets itself and the loop ends."""
+    running = Running(ChatApp(str(tmp_path)))
+    with running:
+        port = running.server.effective_port
+        os.close(running.server.trigger.trigger)
+        running.server.trigger._fds = [running.server.trigger._fds[0]]  # closed here, not again
+    assert not running.thread.is_alive()
+    with pytest.raises(OSError), closing(socket.create_connection(("127.0.0.1", port), timeout=2)) as s:
+        s.sendall(b"GET /healthz HTTP/1.0\r\n\r\n")
+        assert s.recv(100)  # a refused connection raises before this
