@@ -199,3 +199,5 @@ class Running:
         self.stopping = True
         stop(self.server)
         self.thread.join(10)
+        if not self.thread.is_alive():  # a loop that ended before it ran stop's thunk left its sockets
+            wasyncore.close_all(self.server._map, ignore_all=True)
