@@ -440,6 +440,22 @@ page_refer(PyObject *line)
     return PyObject_CallOneArg(page_reference, line);
 }
 
+/* The page's code of a command it shows: 'P' PRIVMSG, 'U' USERNOTICE, 'M' CLEARMSG, 'C' CLEARCHAT;
+ * 0 for any other (the page leaves the record out). */
+static char
+pl_code(Span cmd)
+{
+    if (cmd.n == 7 && memcmp(cmd.s, "PRIVMSG", 7) == 0)
+        return 'P';
+    if (cmd.n == 10 && memcmp(cmd.s, "USERNOTICE", 10) == 0)
+        return 'U';
+    if (cmd.n == 8 && memcmp(cmd.s, "CLEARMSG", 8) == 0)
+        return 'M';
+    if (cmd.n == 9 && memcmp(cmd.s, "CLEARCHAT", 9) == 0)
+        return 'C';
+    return 0;
+}
+
 static PyObject *
 page_line(PyObject *self, PyObject *arg)
 {
@@ -452,18 +468,9 @@ page_line(PyObject *self, PyObject *arg)
     PlRecord rec;
     if (pl_walk(line, len, &rec))
         return page_refer(arg);
-    Span cmd = rec.cmd;
     PlStr *tags = rec.tags, user = rec.user, text = rec.text;
-    const char *code;
-    if (cmd.n == 7 && memcmp(cmd.s, "PRIVMSG", 7) == 0)
-        code = "P";
-    else if (cmd.n == 10 && memcmp(cmd.s, "USERNOTICE", 10) == 0)
-        code = "U";
-    else if (cmd.n == 8 && memcmp(cmd.s, "CLEARMSG", 8) == 0)
-        code = "M";
-    else if (cmd.n == 9 && memcmp(cmd.s, "CLEARCHAT", 9) == 0)
-        code = "C";
-    else
+    const char code[2] = {pl_code(rec.cmd), '\0'};
+    if (!*code)
         Py_RETURN_NONE;
     /* the message id (P, U) and the target (M), as Python strings: escaped ones go the reference way */
     PlStr msg_id = {{NULL, 0}, 0}, target = {{NULL, 0}, 0};
@@ -801,18 +808,9 @@ pr_fast(PyObject *row_time, PyObject *line, double start_ms, PyObject *users, Py
     PlRecord rec;
     if (pl_walk(bytes, len, &rec))
         return 1;
-    Span cmd = rec.cmd;
     PlStr *tags = rec.tags;
-    char code;
-    if (cmd.n == 7 && memcmp(cmd.s, "PRIVMSG", 7) == 0)
-        code = 'P';
-    else if (cmd.n == 10 && memcmp(cmd.s, "USERNOTICE", 10) == 0)
-        code = 'U';
-    else if (cmd.n == 8 && memcmp(cmd.s, "CLEARMSG", 8) == 0)
-        code = 'M';
-    else if (cmd.n == 9 && memcmp(cmd.s, "CLEARCHAT", 9) == 0)
-        code = 'C';
-    else
+    char code = pl_code(rec.cmd);
+    if (!code)
         return 0; /* page_line: None */
     PlStr msg_id = {{NULL, 0}, 0}, target = {{NULL, 0}, 0};
     if (code == 'P' || code == 'U')
