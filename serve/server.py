@@ -29,7 +29,7 @@ import threading
 import time
 from typing import Any
 
-from waitress import create_server, wasyncore
+from waitress import create_server
 from waitress.channel import HTTPChannel
 
 from serve.app import ChatApp, CutShort
@@ -169,9 +169,23 @@ def stop(server: Any) -> None:
     here instead, and the loop, if it still runs, ends on its next poll (`Running` expects that)."""
     server.task_dispatcher.shutdown(timeout=5)
     try:
-        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+        server.trigger.pull_trigger(lambda: close_all(server._map))
     except OSError:
-        wasyncore.close_all(server._map, ignore_all=True)
+        close_all(server._map)
+
+
+def close_all(socket_map: dict[int, Any]) -> None:
+    """Close every socket of a server's map. A connection is closed the way the loop closes it
+    (`handle_close`), which also closes its unsent buffers: a file still being sent (a batch answered
+    through `wsgi.file_wrapper`) is closed here, not left to the garbage collector (wasyncore's own
+    `close_all` only closes the socket)."""
+    for dispatcher in list(socket_map.values()):
+        with contextlib.suppress(OSError):
+            if isinstance(dispatcher, HTTPChannel):
+                dispatcher.handle_close()
+            else:
+                dispatcher.close()
+    socket_map.clear()
 
 
 class Running:
@@ -200,4 +214,4 @@ class Running:
         stop(self.server)
         self.thread.join(10)
         if not self.thread.is_alive():  # a loop that ended before it ran stop's thunk left its sockets
-            wasyncore.close_all(self.server._map, ignore_all=True)
+            close_all(self.server._map)
