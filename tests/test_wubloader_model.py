@@ -97,9 +97,9 @@ def ours(files: list[list[dict[str, Any]]]) -> dict[int, bytes]:
     return {minute: b"".join(item[2] + b"\n" for item in items) for minute, items in merged.by_batch().items()}
 
 
-def theirs(files: list[list[dict[str, Any]]]) -> dict[int, bytes]:
+def theirs(files: list[list[dict[str, Any]]], *, receiver_check: bool = False) -> dict[int, bytes]:
     by_minute: dict[int, list[dict[str, Any]]] = {}
-    for record in model.merge_files(files):
+    for record in model.merge_files(files, receiver_check=receiver_check):
         by_minute.setdefault(model.batch_of(record), []).append(record)
     return {minute: model.file_bytes(records) for minute, records in by_minute.items()}
 
@@ -116,6 +116,39 @@ def test_our_merge_is_upstreams_for_records_with_ids_or_exact_times(world: list[
     first = [model.parse_file(b) for b in theirs(order[:cut]).values()]
     assert theirs([*first, *order[cut:]]) == expected
     assert ours([*first, *order[cut:]]) == expected
+
+
+def test_upstream_deletes_a_join_that_meets_the_next_one_of_its_user_and_ours_keeps_it() -> None:
+    """The mixed cluster's residue (docs/serve-sync.md): two JOINs of one user 42 s apart, each seen
+    by receivers A and B, the first in minute M0 (range [M0+20, M0+65]: a JOIN's estimate reaches 45 s
+    back) and the second in M0+60 ([M0+62, M0+117]). Their ranges meet, so upstream's merge, reading
+    the files minute by minute, folds the first JOIN into the second: section 5.1's numbers give one
+    record at M0+62 with the range 65 - 62 = 3.0 and the second JOIN's receive times; the first JOIN's
+    receptions are gone. No merge that keeps them writes upstream's bytes for minute M0, so a
+    wubloader node fetches that file of ours on every pass. Had upstream's receiver check fired (A
+    and B each with two receive times: section 5's fourth defect), it would keep both JOINs, each
+    combined from A and B (45 -> 45.0, 55 -> 55.0): our merge's bytes."""
+    join = {"command": "JOIN", "params": ["#chan"], "sender": "lurker", "user": "lurker"}
+    join |= {"host": "lurker.tmi.twitch.tv", "tags": None}
+    first = {**join, "time": M0 + 20.0, "time_range": 45}
+    second = {**join, "time": M0 + 62.0, "time_range": 55}
+    a, b = RECEIVERS[:2]
+    files = [  # one file per receiver and minute, in the order upstream's merge loop reads them
+        [{**first, "receivers": {a: M0 + 64.25}}],
+        [{**first, "receivers": {b: M0 + 64.5}}],
+        [{**second, "receivers": {a: M0 + 106.25}}],
+        [{**second, "receivers": {b: M0 + 106.5}}],
+    ]
+    both_second = {a: M0 + 106.25, b: M0 + 106.5}
+    assert theirs(files) == {
+        M0 + 60: model.file_bytes([{**join, "receivers": both_second, "time": M0 + 62.0, "time_range": 3.0}])
+    }
+    kept = {
+        M0: model.file_bytes([{**first, "receivers": {a: M0 + 64.25, b: M0 + 64.5}, "time_range": 45.0}]),
+        M0 + 60: model.file_bytes([{**second, "receivers": both_second, "time_range": 55.0}]),
+    }
+    assert ours(files) == kept
+    assert theirs(files, receiver_check=True) == kept
 
 
 @settings(max_examples=examples(1 / 3))  # a whole window read through serve each

@@ -120,8 +120,15 @@ def _overlap(a: Record, b: Record) -> bool:
     return a["time"] <= b["time"] + b["time_range"] and b["time"] <= a["time"] + a["time_range"]
 
 
-def _fuzzy_equal(a: Record, b: Record) -> bool:
-    return all(a[k] == b[k] for k in a if k not in MATCH_EXCEPT) and set(a) == set(b) and _overlap(a, b)
+def _fuzzy_equal(a: Record, b: Record, receiver_check: bool = False) -> bool:
+    if not (all(a[k] == b[k] for k in a if k not in MATCH_EXCEPT) and set(a) == set(b) and _overlap(a, b)):
+        return False
+    # Upstream means to refuse two records of one receiver with different receive times, but its
+    # check looks in the wrong dictionary and never fires (section 5). `receiver_check` asks what
+    # upstream would do if it fired, as a refusal to pair them: off, as upstream runs.
+    return not receiver_check or all(
+        a["receivers"][n] == b["receivers"][n] for n in a["receivers"].keys() & b["receivers"].keys()
+    )
 
 
 def record_id(record: Record) -> str | None:
@@ -133,11 +140,12 @@ def record_id(record: Record) -> str | None:
 _id = record_id
 
 
-def merge_two(left: list[Record], right: list[Record]) -> list[Record]:
+def merge_two(left: list[Record], right: list[Record], *, receiver_check: bool = False) -> list[Record]:
     """Upstream's merge of two lists. An empty side gives the other side as it is. Records with an
     id are grouped by id in the order ids first appear (left, then right) and a pair is combined
     (three of one id crash, as upstream does); the others pair by first fuzzy match, left to right,
-    and the right's leftovers come last. So the output lists every record with an id first."""
+    and the right's leftovers come last. So the output lists every record with an id first.
+    `receiver_check`: upstream's receiver check made to fire (`_fuzzy_equal`)."""
     if not left:
         return right
     if not right:
@@ -161,7 +169,7 @@ def merge_two(left: list[Record], right: list[Record]) -> list[Record]:
     left_rest, right_rest = unmatched
     for record in left_rest:
         for other in right_rest:
-            if _fuzzy_equal(record, other):
+            if _fuzzy_equal(record, other, receiver_check):
                 right_rest.remove(other)
                 result.append(combine(record, other))
                 break
@@ -170,12 +178,12 @@ def merge_two(left: list[Record], right: list[Record]) -> list[Record]:
     return result + right_rest
 
 
-def merge_files(files: Iterable[list[Record]]) -> list[Record]:
+def merge_files(files: Iterable[list[Record]], *, receiver_check: bool = False) -> list[Record]:
     """Upstream's reader and merge loop: file after file into one list (records inside one file are
     never compared with each other, the first file is taken as it is)."""
     result: list[Record] | None = None
     for records in files:
-        result = list(records) if result is None else merge_two(result, records)
+        result = list(records) if result is None else merge_two(result, records, receiver_check=receiver_check)
     return result or []
 
 
