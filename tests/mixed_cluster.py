@@ -6,9 +6,11 @@ replay writes (byte for byte what a wubloader archiver writes: ARCHIVE_FORMAT.md
 round after round: the wubloader node's backfiller fetches every file of ours whose *name* it does
 not hold (it never remembers what it merged away), our `sync` fetches the names it neither holds
 nor fetched before, and each node merges: ours with `merge_tree`, theirs with the model's merge
-loop. `run_cluster` counts the files each side fetched per round.
+loop. `run_cluster` counts the files each side fetched per round, and sorts the wubloader node's
+by why it fetched them (`Round`): most hold a JOIN or PART that its own merge deleted, which ours
+keeps.
 
-Run `python -m tests.mixed_cluster` for the figures quoted in docs/serve-sync.md.
+Run `python -m tests.mixed_cluster [MINUTES [SEED...]]` for the figures quoted in docs/serve-sync.md.
 """
 
 from __future__ import annotations
@@ -97,22 +99,21 @@ def names(root: Path) -> dict[str, Path]:
     return {str(p.relative_to(root)): p for p in root.rglob("*.json") if ".sync" not in p.parts}
 
 
-def model_merge(root: Path) -> None:
+def model_merge(root: Path, *, receiver_check: bool = False) -> None:
     """The wubloader node's merge loop on its folder (section 5): while a minute holds several
     files, merge that minute's files with its neighbours' (file by file, in listing order), write
-    the result, then delete the inputs not written again."""
+    the result, then delete the inputs not written again. `receiver_check`: the model's merge with
+    upstream's receiver check made to fire (`wubloader_model.merge_two`)."""
     for _ in range(1000):
         by_minute: dict[int, list[Path]] = {}
         for rel, path in sorted(names(root).items()):
-            hour, name = rel.split("/")[-2:]
-            minute = model.hour_minute(hour, name)
-            by_minute.setdefault(minute, []).append(path)
+            by_minute.setdefault(_minute(rel), []).append(path)
         crowded = [m for m, paths in sorted(by_minute.items()) if len(paths) > 1]
         if not crowded:
             return
         minute = crowded[0]
         inputs = [p for m in (minute - 60, minute, minute + 60) for p in by_minute.get(m, [])]
-        merged = model.merge_files([model.parse_file(p.read_bytes()) for p in inputs])
+        merged = model.merge_files([model.parse_file(p.read_bytes()) for p in inputs], receiver_check=receiver_check)
         outputs: dict[int, list[model.Record]] = {}
         for record in merged:
             outputs.setdefault(model.batch_of(record), []).append(record)
@@ -130,24 +131,65 @@ def model_merge(root: Path) -> None:
     raise AssertionError("the model's merge loop does not settle")
 
 
+Sighting = tuple[str, str, float]  # (content as a canonical line, receiver, receive time)
+
+
+def _content(record: model.Record) -> str:
+    return model.line({**record, "receivers": {}, "time": 0, "time_range": 0})
+
+
+def idless_sightings(records: list[model.Record]) -> set[Sighting]:
+    """The receptions of id-less messages these records hold: what no merge may lose (an id-less
+    record is one receiver's reception of a line, or several receivers' of one)."""
+    return {
+        (_content(r), name, when)
+        for r in records
+        if model.record_id(r) is None
+        for name, when in r["receivers"].items()
+    }
+
+
+def archive_sightings(root: Path) -> set[Sighting]:
+    return {s for path in names(root).values() for s in idless_sightings(model.parse_file(path.read_bytes()))}
+
+
 @dataclass
 class Round:
     theirs_fetched: int  # files the wubloader node's backfiller fetched from us
     ours_fetched: int  # files our sync fetched from it
     files: int  # files in our archive after the round's merges
+    # Of theirs_fetched: files holding an id-less reception the wubloader node's archive held
+    # nowhere (its merge deleted it: folded it into the record of another line of the same content)
+    lost: int = 0
+    beside: int = 0  # the others in a minute next to such a file (its merge rewrote that minute too)
 
     @property
     def moved(self) -> int:
         return self.theirs_fetched + self.ours_fetched
 
+    @property
+    def other(self) -> int:
+        """Files the wubloader node fetched for another reason (receptions it holds in other lines)."""
+        return self.theirs_fetched - self.lost - self.beside
 
-def run_cluster(ours: Path, theirs: Path, rounds: int) -> list[Round]:
+
+def classify(ours: Path, theirs: Path, rels: list[str]) -> tuple[int, int]:
+    """(lost, beside) among our files `rels` that the wubloader node is about to fetch (Round)."""
+    held = archive_sightings(theirs)
+    lost = {rel for rel in rels if idless_sightings(model.parse_file((ours / rel).read_bytes())) - held}
+    minutes = {_minute(rel) for rel in lost}
+    beside = {rel for rel in rels if rel not in lost and {_minute(rel) - 60, _minute(rel) + 60} & minutes}
+    return len(lost), len(beside)
+
+
+def run_cluster(ours: Path, theirs: Path, rounds: int, *, receiver_check: bool = False) -> list[Round]:
     known: set[str] = set()  # what our sync fetched before (it does not fetch a name twice)
     out = []
     for _ in range(rounds):
         mine, their = names(ours), names(theirs)
         to_them = sorted(set(mine) - set(their))
         to_us = sorted(set(their) - set(mine) - known)
+        lost, beside = classify(ours, theirs, to_them)
         for rel in to_them:
             (theirs / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(mine[rel], theirs / rel)
@@ -156,34 +198,9 @@ def run_cluster(ours: Path, theirs: Path, rounds: int) -> list[Round]:
             shutil.copyfile(their[rel], ours / rel)
         known |= set(to_us)
         merge_tree(str(ours))
-        model_merge(theirs)
-        out.append(Round(len(to_them), len(to_us), len(names(ours))))
+        model_merge(theirs, receiver_check=receiver_check)
+        out.append(Round(len(to_them), len(to_us), len(names(ours)), lost, beside))
     return out
-
-
-def residue_files(root: Path) -> set[str]:
-    """Files (by path) holding readings of one id-less content with different ranges from different
-    receivers: upstream pairs those first come first served, so its result depends on the order it
-    reads files in, and ours (a CRDT) keeps them apart."""
-    out = set()
-    for rel, path in names(root).items():
-        seen: dict[str, list[tuple[float, float, frozenset[str]]]] = {}
-        for record in model.parse_file(path.read_bytes()):
-            if model.record_id(record) is None and record["time_range"] != 0:
-                key = model.line({**record, "receivers": {}, "time": 0, "time_range": 0})
-                reading = (record["time"], record["time_range"], frozenset(record["receivers"]))
-                seen.setdefault(key, []).append(reading)
-        for readings in seen.values():
-            if len({r[:2] for r in readings}) > 1 and len(frozenset().union(*(r[2] for r in readings))) > 1:
-                out.add(rel)
-    return out
-
-
-def residue_reach(root: Path) -> int:
-    """Files in a minute holding residue (`residue_files`) or next to one: upstream's merge of a
-    minute reads and rewrites its neighbours too, and a combined record can move to the next minute."""
-    minutes = {_minute(rel) for rel in residue_files(root)}
-    return sum(1 for rel in names(root) if {_minute(rel) + d for d in (-60, 0, 60)} & minutes)
 
 
 def _minute(rel: str) -> int:
@@ -192,27 +209,44 @@ def _minute(rel: str) -> int:
 
 
 def simulate(
-    work: Path, minutes: int, *, ids_only: bool, rounds: int = 6, jitter: float = 0.35
-) -> tuple[list[Round], int, int]:
-    """(rounds, files in our archive at the end, of which residue files or their neighbours)."""
-    lines = server_lines(minutes, ids_only=ids_only)
+    work: Path,
+    minutes: int,
+    *,
+    ids_only: bool,
+    rounds: int = 6,
+    jitter: float = 0.35,
+    seed: int = 1,
+    receiver_check: bool = False,
+) -> tuple[list[Round], int]:
+    """(rounds, files in our archive at the end). `seed` draws the server's lines; `receiver_check`
+    runs the wubloader node with upstream's receiver check made to fire."""
+    lines = server_lines(minutes, seed=seed, ids_only=ids_only)
     record_node(work / "ours", work / "raw-ours", "host1", "Kx4pM", lines, seed=2, jitter=jitter)
     record_node(work / "theirs", work / "raw-theirs", "host2", "Qw7Rt", lines, seed=3, jitter=jitter)
-    result = run_cluster(work / "ours", work / "theirs", rounds)
-    return result, len(names(work / "ours")), residue_reach(work / "ours")
+    result = run_cluster(work / "ours", work / "theirs", rounds, receiver_check=receiver_check)
+    return result, len(names(work / "ours"))
 
 
 def main() -> None:
+    """`python -m tests.mixed_cluster [MINUTES [SEED...]]`: the figures of docs/serve-sync.md."""
     minutes = int(sys.argv[1]) if len(sys.argv) > 1 else 60
-    for ids_only, jitter in ((False, 0.35), (False, 0.05), (True, 0.35)):
-        with tempfile.TemporaryDirectory() as tmp:
-            result, files, residue = simulate(Path(tmp), minutes, ids_only=ids_only, jitter=jitter)
-        what = "all records with ids" if ids_only else "Twitch-like (JOIN/PART, timeouts)"
-        moved = ", ".join(f"{r.moved} ({r.theirs_fetched}+{r.ours_fetched})" for r in result)
-        print(
-            f"{what}, {minutes} min, delay 50 ms + up to {jitter * 1000:.0f} ms: {files} files;"
-            f" moved per round (theirs+ours): {moved}; files in or next to a residue minute: {residue}"
-        )
+    seeds = [int(a) for a in sys.argv[2:]] or [1]
+    runs = [(False, 0.35, False), (False, 0.05, False), (True, 0.35, False), (False, 0.35, True)]
+    for seed in seeds:
+        for ids_only, jitter, receiver_check in runs:
+            with tempfile.TemporaryDirectory() as tmp:
+                result, files = simulate(
+                    Path(tmp), minutes, ids_only=ids_only, jitter=jitter, seed=seed, receiver_check=receiver_check
+                )
+            what = "all records with ids" if ids_only else "Twitch-like (JOIN/PART, timeouts)"
+            if receiver_check:
+                what += ", upstream's receiver check firing"
+            moved = ", ".join(f"{r.moved} ({r.theirs_fetched}+{r.ours_fetched})" for r in result)
+            kinds = ", ".join(f"{r.lost}/{r.beside}/{r.other}" for r in result[1:])
+            print(
+                f"{what}, seed {seed}, {minutes} min, delay 50 ms + up to {jitter * 1000:.0f} ms: {files} files;"
+                f" moved per round (theirs+ours): {moved}; theirs from round 2, lost/beside/other: {kinds}"
+            )
 
 
 if __name__ == "__main__":
