@@ -48,8 +48,9 @@ def _peak_mib(pid: int) -> float:
 def test_a_peer_listing_14_days_of_9999_names_an_hour_keeps_sync_under_200_mb(tmp_path: Path) -> None:
     """The peer makes each hour's listing when asked (336 hours of 9,999 names: 3.4 million files)
     and answers every file 404 at once (merged away). The sync runs in a process of its own for
-    10 s, fetching as fast as it can; its peak resident size is read from /proc, then it is
-    stopped. Planning every fetch up front held about 23 MB per listed hour."""
+    10 s (longer on a loaded machine: until it asked for 1,500 files), fetching as fast as it can;
+    its peak resident size is read from /proc, then it is stopped. Planning every fetch up front
+    held about 23 MB per listed hour."""
     now = time.time()
     hours = _hours(now)
     listed: list[str] = []
@@ -81,19 +82,26 @@ def test_a_peer_listing_14_days_of_9999_names_an_hour_keeps_sync_under_200_mb(tm
         child = subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "local"), node.url])
         try:
             peak = 0.0
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline and child.poll() is None:
+            started = time.monotonic()
+            # at least 10 s, and on a loaded machine on until 1,500 files were asked for (90 s at most)
+            while child.poll() is None and time.monotonic() - started < 90:
                 peak = max(peak, _peak_mib(child.pid))
+                if time.monotonic() - started >= 10 and _fetches(node.requests) >= 1500:
+                    break
                 time.sleep(0.5)
             assert child.poll() is None  # 3.4 million files take longer than that
             peak = max(peak, _peak_mib(child.pid))
         finally:
             child.kill()
             child.wait(10)
-        fetched = sum(r.startswith("/segments/") for r in node.requests)
-    assert fetched > 1000 and len(listed) >= 1  # it was working, not stuck
+        fetched = _fetches(node.requests)
+    assert fetched >= 1500 and len(listed) >= 1  # it was working, not stuck
     assert len(listed) <= 2 + fetched // NAMES_PER_HOUR + 2  # listed just ahead of its fetches
     assert peak < 200, f"peak {peak:.0f} MiB"
+
+
+def _fetches(requests: list[str]) -> int:
+    return sum(r.startswith("/segments/") for r in list(requests))
 
 
 def _dripping(handler: BaseHTTPRequestHandler) -> None:
