@@ -196,8 +196,11 @@ def test_join_rate_is_paced_per_connection(tmp_path: Path) -> None:
     sends = [e for e in Recording(str(tmp_path)).of("send") if e.text.startswith("JOIN ")]
     assert [e.text for e in sends] == [f"JOIN #{c}" for c in channels]
     times = [e.at / 1e6 for e in sends]
+    # A JOIN is stamped (wall clock) after its send returns, the window runs on the monotonic clock
+    # at the moment of deciding: on a loaded machine one stamp can lag its decision by milliseconds
+    # (2.8 ms seen). Unpaced, the 21st JOIN would follow the first within a millisecond.
     for i in range(len(times) - 20):
-        assert times[i + 20] - times[i] >= 1.0 - 0.002, (i, times)  # wall-clock vs monotonic slack
+        assert times[i + 20] - times[i] >= 1.0 - 0.05, (i, times)
 
 
 def test_a_frame_cut_across_a_socket_timeout_and_fragmented_messages_arrive_whole(tmp_path: Path) -> None:
