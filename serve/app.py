@@ -438,7 +438,7 @@ class ChatApp:
             problems = _Problems(self.root, self.metrics)
             try:
                 for rows in iter_chunk_rows(
-                    self.root, channel, window, chunks, on_chunk=advanced, problems=problems, lines=True, lean=True
+                    self.root, channel, window, chunks, on_chunk=advanced, problems=problems, lines=True
                 ):
                     yield list(map(_LINE, upstream_ties(rows)))  # upstream's order at equal keys
                 return

@@ -282,7 +282,8 @@ def test_a_context_minute_gives_a_chunk_only_what_can_reach_it(tmp_path: Path) -
     write_batch(str(tmp_path), "chan", t0, core)
     write_batch(str(tmp_path), "chan", t0 + 60, after)
     chunk = next(c for c in plan_chunks(Window(t0, t0 + 120), 1) if c.emit_to == t0 + 60)  # core: up to t0
-    assert [r["user"] for r in stream._reaching(after, core, chunk)] == ["alice"]
+    around = [(stream._Side(after), set(), [])]
+    assert [r["user"] for r in stream._reaching(around, [stream._Side(core)], chunk)] == ["alice"]
     got = list(window_records(str(tmp_path), "chan", Window(t0, t0 + 120), chunk_minutes=1))
     expected = upstream_rule(str(tmp_path), "chan", t0, t0 + 120)
     assert [canonical_json(r) for r in got] == [canonical_json(r) for r in expected]
