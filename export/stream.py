@@ -733,15 +733,21 @@ def upstream_ties(rows: list[Row]) -> list[Row]:
     """A chunk's rows (canonical order) as upstream's reader orders them (ARCHIVE_FORMAT.md section
     6): by `(time, time_range)`, and within a run of equal keys the rows with a message id first
     (its merge lists them before the others, and its sort is stable), each class in canonical
-    order. Equal times fall in one chunk, so a chunk at a time is enough."""
-    out: list[Row] = []
-    run: list[Row] = []
-    for row in rows:
-        if run and (row[0], row[1]) != (run[0][0], run[0][1]):
-            out.extend(_ids_first(run))
-            run = []
-        run.append(row)
-    out.extend(_ids_first(run))
+    order. Equal times fall in one chunk, so a chunk at a time is enough. Runs are found by C loops
+    over the times (most rows have a time of their own)."""
+    times = list(map(_TIME, rows))
+    # i where rows i-1 and i have one key
+    ties = [i for i in compress(count(1), map(eq, times, islice(times, 1, None))) if rows[i - 1][1] == rows[i][1]]
+    if not ties:
+        return rows
+    out = rows[:]
+    t, n = 0, len(ties)
+    while t < n:
+        start = end = ties[t]
+        while t < n and ties[t] == end:
+            end += 1
+            t += 1
+        out[start - 1 : end] = _ids_first(rows[start - 1 : end])
     return out
 
 
