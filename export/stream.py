@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import os
+from array import array
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -362,34 +363,37 @@ class _Minute:
     """A minute's records while chunks need them: all of them while the minute may still be a
     chunk's core, then (`slim`) only what a later chunk can need from it as context."""
 
-    __slots__ = ("full", "ids", "lone", "side")
+    __slots__ = ("full", "hashes", "lone", "side")
 
     def __init__(self, read: MinuteRecords) -> None:
         self.lone: list[Lone] | None = read[0]
         self.full: Records | None = read[1]
         self.side = _Side(read[1])
-        # the ids of the lone candidates (whole), then of every exact record with one (slimmed)
-        self.ids: frozenset[str] = frozenset(map(_MID, read[0]))
+        self.hashes = array("q")  # slimmed: the hashes of the ids of its exact records
 
     def slim(self) -> None:
         if self.full is None or self.lone is None:
             return
         # id-less records (the fold may join them) and ranged ones with an id (rare: IRCv3 msgid
-        # without server time); of the rest, exact records with an id, only the ids
+        # without server time); of the rest, exact records with an id, only their ids' hashes (a
+        # tenth of the ids' memory; a match is checked on the ids, `extra`)
         side = self.side
         kept = [m is None or r["time_range"] != 0 for r, m in zip(side.records, side.mids, strict=True)]
-        self.ids = self.ids.union(m for m, k in zip(side.mids, kept, strict=True) if not k)
+        exact = (m for m, k in zip(side.mids, kept, strict=True) if not k)
+        self.hashes = array("q", map(hash, chain(map(_MID, self.lone), exact)))
         self.side = _Side(list(compress(side.records, kept)), list(compress(side.mids, kept)))
         self.full = self.lone = None
 
-    def extra(self, core_ids: set[str], reread: Callable[[], MinuteRecords]) -> Records:
+    def extra(self, core_ids: set[str], core_hashes: set[int], reread: Callable[[], MinuteRecords]) -> Records:
         """The records of the minute outside `side` that share an id with the core (the merge joins
         them): lone candidates of a whole minute, exact records of a slimmed one (read again:
-        rare, the same message stored in two minutes)."""
-        if self.ids.isdisjoint(core_ids):
-            return []
+        rare, the same message stored in two minutes). `core_hashes` are the hashes of `core_ids`."""
         if self.lone is not None:
+            if core_ids.isdisjoint(map(_MID, self.lone)):
+                return []
             return [decode_line(c[2]) for c in self.lone if c[3] in core_ids]
+        if core_hashes.isdisjoint(self.hashes):
+            return []
         return [r for r in _decoded(reread()) if r["time_range"] == 0 and message_id(r) in core_ids]
 
 
@@ -595,11 +599,12 @@ def _chunk_rows(
     lone_ids = set(mids)
     record_ids: set[str] = set().union(*(side.ided for side in core))
     core_ids = lone_ids.union(record_ids)
+    core_hashes = set(map(hash, core_ids))
     around: list[tuple[_Side, set[str], Records]] = []
     for minute in range(chunk.read_from, chunk.read_to + 1, BATCH_INTERVAL):
         if not core_from <= minute <= core_to:
             held = cache[minute]
-            extra = held.extra(core_ids, partial(read_minute, files, minute, problems))
+            extra = held.extra(core_ids, core_hashes, partial(read_minute, files, minute, problems))
             around.append((held.side, held.side.ided & core_ids, extra))
     context = _reaching(around, core, chunk)
     records.extend(context)
