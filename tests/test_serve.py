@@ -263,9 +263,9 @@ def test_the_compiled_twin_equals_the_reference_on_any_bytes(core: Core, lines: 
     assert _joined(core)(lines) == upstream_joined_py(lines)
 
 
-# runs of plain bytes with a few that matter anywhere in them: the twin copies plain bytes 16 at a time
+# runs of plain bytes with a few that matter anywhere in them: the twin reads 64 bytes at a time
 blocks = st.lists(
-    st.sampled_from([b"a", b"a" * 7, b"b" * 16, b'"', b"\\", b",", b":", b"\x01", b"\x80", b"\xff"]), max_size=40
+    st.sampled_from([b"a", b"a" * 7, b"b" * 30, b'"', b"\\", b",", b":", b"\x01", b"\x80", b"\xff"]), max_size=60
 )
 
 
@@ -276,18 +276,18 @@ def test_the_compiled_twin_equals_the_reference_wherever_a_byte_that_matters_fal
     core: Core, lines: list[bytes]
 ) -> None:
     """Quotes, backslashes, separators and placeholder bytes at every place in and around the
-    blocks of 16 bytes the twin skips over at once."""
+    blocks of 64 bytes the twin reads at once."""
     assert _joined(core)(lines) == upstream_joined_py(lines)
 
 
 @compiled_only
 @pytest.mark.parametrize("inside", [False, True])
 @pytest.mark.parametrize("byte", [b'"', b"\\", b",", b":", b"\x00", b"\x01", b"\x02", b"\x03", b"\xff"])
-def test_the_compiled_twin_sees_each_byte_that_matters_at_each_place_of_a_block(
+def test_the_compiled_twin_sees_each_byte_that_matters_at_each_place_of_two_blocks(
     core: Core, byte: bytes, inside: bool
 ) -> None:
-    for at in range(18):
-        line = (b'"' if inside else b"") + b"a" * at + byte + b"b" * 20
+    for at in range(130):
+        line = (b'"' if inside else b"") + b"a" * at + byte + b"b" * 70
         assert _joined(core)([line, line]) == upstream_joined_py([line, line]), line
 
 
