@@ -340,23 +340,44 @@ def _decoded(read: MinuteRecords) -> Records:
 class _Side:
     """A minute's decoded records as its neighbours' context needs them, worked out once however
     many chunks read the minute as context: each record's message id, the ids among them, and the
-    id-less records' places grouped by `_rough_content`, with the span of their times."""
+    id-less records by the hash of their `_rough_content` (`contents`: the first place of each, and
+    `chain` from a place to the next of the same hash), with the span of their times. Only ints
+    and arrays of them: the collector has nothing to visit (a list a content was ~1,000 objects a
+    minute, visited after every chunk)."""
 
-    __slots__ = ("contents", "first", "ided", "last", "mids", "records")
+    __slots__ = ("chain", "contents", "first", "ided", "last", "mids", "records")
 
     def __init__(self, records: Records, mids: list[str | None] | None = None) -> None:
         self.records = records
         self.mids: list[str | None] = list(map(message_id, records)) if mids is None else mids
         self.ided = {m for m in self.mids if m is not None}
-        contents: dict[tuple[Any, Any, Any], list[int]] = {}
+        contents: dict[int, int] = {}
+        ends: dict[int, int] = {}
+        self.chain = chain_ = array("l", [-1]) * len(records)
         times = []
         for i, (record, mid) in enumerate(zip(records, self.mids, strict=True)):
             if mid is None:
-                contents.setdefault(_rough_content(record), []).append(i)
+                key = hash(_rough_content(record))
+                if key in ends:
+                    chain_[ends[key]] = i
+                else:
+                    contents[key] = i
+                ends[key] = i
                 times.append(record["time"])
         self.contents = contents
         self.first = min(times, default=math.inf)
         self.last = max(times, default=-math.inf)
+
+    def places(self, keys: Iterable[int]) -> list[int]:
+        """The places of the id-less records of these content hashes, in file order."""
+        out = []
+        for key in keys:
+            i = self.contents[key]
+            while i >= 0:
+                out.append(i)
+                i = self.chain[i]
+        out.sort()
+        return out
 
 
 class _Minute:
@@ -414,9 +435,10 @@ def _reaching(around: list[tuple[_Side, set[str], Records]], core: list[_Side], 
     groups of its own, wholly outside the emitted span. Of the id-less ones, a record of a content no
     core record has, timed outside the emitted span, meets in the merge and the reading fold only
     records like it: their folds are timed at their latest start, a time one of them has, so nothing
-    made of them is emitted. A content is told apart by `_rough_content`, which keeps every record
-    of a content a core record has (and some more); a context record timed inside the span (a file
-    of another minute holding it) is kept with its content, as is every record sharing an id.
+    made of them is emitted. A content is told apart by the hash of its `_rough_content`, which
+    keeps every record of a content a core record has (and some more: a rough content covers many
+    contents, and two may share a hash); a context record timed inside the span (a file of another
+    minute holding it) is kept with its content, as is every record sharing an id.
 
     A record left out here still meets the merge's checks in the chunk whose core holds its minute:
     every minute a read touches is in the core of one of its chunks (the first chunk's core starts
@@ -425,23 +447,22 @@ def _reaching(around: list[tuple[_Side, set[str], Records]], core: list[_Side], 
     """
     lo = -math.inf if chunk.emit_from is None else chunk.emit_from
     hi = math.inf if chunk.emit_to is None else chunk.emit_to
-    keys: set[tuple[Any, Any, Any]] = set().union(*(side.contents.keys() for side in core))
+    keys: set[int] = set().union(*(side.contents.keys() for side in core))  # hashes of rough contents
     for side, hits, extra in around:
         if side.first < hi and side.last >= lo:  # an id-less record timed inside the span: rare
-            records = side.records
-            keys.update(k for k, places in side.contents.items() if any(lo <= records[i]["time"] < hi for i in places))
+            timed = zip(side.records, side.mids, strict=True)
+            keys.update(hash(_rough_content(r)) for r, m in timed if m is None and lo <= r["time"] < hi)
         if hits:
             timed = zip(side.records, side.mids, strict=True)
-            keys.update(_rough_content(r) for r, m in timed if m in hits and lo <= r["time"] < hi)
-        keys.update(_rough_content(r) for r in extra if lo <= r["time"] < hi)
+            keys.update(hash(_rough_content(r)) for r, m in timed if m in hits and lo <= r["time"] < hi)
+        keys.update(hash(_rough_content(r)) for r in extra if lo <= r["time"] < hi)
     out: Records = []
     for side, hits, extra in around:
         if hits:
             timed = zip(side.records, side.mids, strict=True)
-            out.extend(r for r, m in timed if (m in hits if m is not None else _rough_content(r) in keys))
+            out.extend(r for r, m in timed if (m in hits if m is not None else hash(_rough_content(r)) in keys))
         elif found := side.contents.keys() & keys:
-            places = sorted(chain.from_iterable(map(side.contents.__getitem__, found)))
-            out.extend(map(side.records.__getitem__, places))
+            out.extend(map(side.records.__getitem__, side.places(found)))
         out.extend(extra)
     return out
 
