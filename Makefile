@@ -8,7 +8,7 @@ ARCHIVE ?= archive
 
 .PHONY: run run-fixtures test test-fast lint bench clean
 
-$(STAMP): pyproject.toml native/module.c native/parts.h native/irc.c native/record.c native/replay.c native/verify.c native/merge.c native/export.c native/index.c native/canonline.h native/jsonchars.h
+$(STAMP): pyproject.toml native/module.c native/parts.h native/irc.c native/record.c native/replay.c native/verify.c native/merge.c native/export.c native/serve.c native/index.c native/canonline.h native/jsonchars.h
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import math
 import os
+from array import array
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import partial
-from itertools import compress, count, islice, pairwise
+from itertools import chain, compress, count, islice, pairwise
 from operator import eq, itemgetter
 from typing import IO, Any
 
@@ -336,53 +337,85 @@ def _decoded(read: MinuteRecords) -> Records:
     return [*records, *map(decode_line, map(_LINE, lone))]
 
 
+class _Side:
+    """A minute's decoded records as its neighbours' context needs them, worked out once however
+    many chunks read the minute as context: each record's message id, the ids among them, and the
+    id-less records by the hash of their `_rough_content` (`contents`: the first place of each, and
+    `chain` from a place to the next of the same hash), with the span of their times. Only ints
+    and arrays of them: the collector has nothing to visit (a list a content was ~1,000 objects a
+    minute, visited after every chunk)."""
+
+    __slots__ = ("chain", "contents", "first", "ided", "last", "mids", "records")
+
+    def __init__(self, records: Records, mids: list[str | None] | None = None) -> None:
+        self.records = records
+        self.mids: list[str | None] = list(map(message_id, records)) if mids is None else mids
+        self.ided = {m for m in self.mids if m is not None}
+        contents: dict[int, int] = {}
+        ends: dict[int, int] = {}
+        self.chain = chain_ = array("l", [-1]) * len(records)
+        times = []
+        for i, (record, mid) in enumerate(zip(records, self.mids, strict=True)):
+            if mid is None:
+                key = hash(_rough_content(record))
+                if key in ends:
+                    chain_[ends[key]] = i
+                else:
+                    contents[key] = i
+                ends[key] = i
+                times.append(record["time"])
+        self.contents = contents
+        self.first = min(times, default=math.inf)
+        self.last = max(times, default=-math.inf)
+
+    def places(self, keys: Iterable[int]) -> list[int]:
+        """The places of the id-less records of these content hashes, in file order."""
+        out = []
+        for key in keys:
+            i = self.contents[key]
+            while i >= 0:
+                out.append(i)
+                i = self.chain[i]
+        out.sort()
+        return out
+
+
 class _Minute:
     """A minute's records while chunks need them: all of them while the minute may still be a
     chunk's core, then (`slim`) only what a later chunk can need from it as context."""
 
-    __slots__ = ("full", "ids", "lone", "ranged")
+    __slots__ = ("full", "hashes", "lone", "side")
 
     def __init__(self, read: MinuteRecords) -> None:
         self.lone: list[Lone] | None = read[0]
         self.full: Records | None = read[1]
-        self.ranged: Records = []
-        self.ids: frozenset[str] = frozenset()
+        self.side = _Side(read[1])
+        self.hashes = array("q")  # slimmed: the hashes of the ids of its exact records
 
     def slim(self) -> None:
         if self.full is None or self.lone is None:
             return
         # id-less records (the fold may join them) and ranged ones with an id (rare: IRCv3 msgid
-        # without server time); of the rest, exact records with an id, only the ids
-        ranged: Records = []
-        ids = set(map(_MID, self.lone))
-        for r in self.full:
-            if (i := message_id(r)) is None or r["time_range"] != 0:
-                ranged.append(r)
-            else:
-                ids.add(i)
-        self.ranged = ranged
-        self.ids = frozenset(ids)
+        # without server time); of the rest, exact records with an id, only their ids' hashes (a
+        # tenth of the ids' memory; a match is checked on the ids, `extra`)
+        side = self.side
+        kept = [m is None or r["time_range"] != 0 for r, m in zip(side.records, side.mids, strict=True)]
+        exact = (m for m, k in zip(side.mids, kept, strict=True) if not k)
+        self.hashes = array("q", map(hash, chain(map(_MID, self.lone), exact)))
+        self.side = _Side(list(compress(side.records, kept)), list(compress(side.mids, kept)))
         self.full = self.lone = None
 
-
-def _context(minute: _Minute, core_ids: set[str], reread: Callable[[], MinuteRecords]) -> Records:
-    """What a context minute (outside the chunk's core) contributes to the chunk's merge and fold.
-
-    Only two kinds of record there can change what the chunk emits: id-less records (the reading
-    fold joins equal ones whose ranges meet, an exact time being a point range) and records
-    sharing an id with a core record (the merge joins them). Everything else forms merge groups of
-    its own, wholly outside the emitted span. A slimmed minute keeps its id-less and ranged records
-    and the ids of its exact ones; in the rare case that one of those ids is in the core (the same
-    message stored in two minutes), it is read again.
-    """
-    if minute.full is not None and minute.lone is not None:
-        out = [r for r in minute.full if (i := message_id(r)) is None or i in core_ids]
-        out.extend(decode_line(c[2]) for c in minute.lone if c[3] in core_ids)
-        return out
-    out = [r for r in minute.ranged if (i := message_id(r)) is None or i in core_ids]
-    if not minute.ids.isdisjoint(core_ids):
-        out.extend(r for r in _decoded(reread()) if r["time_range"] == 0 and message_id(r) in core_ids)
-    return out
+    def extra(self, core_ids: set[str], core_hashes: set[int], reread: Callable[[], MinuteRecords]) -> Records:
+        """The records of the minute outside `side` that share an id with the core (the merge joins
+        them): lone candidates of a whole minute, exact records of a slimmed one (read again:
+        rare, the same message stored in two minutes). `core_hashes` are the hashes of `core_ids`."""
+        if self.lone is not None:
+            if core_ids.isdisjoint(map(_MID, self.lone)):
+                return []
+            return [decode_line(c[2]) for c in self.lone if c[3] in core_ids]
+        if core_hashes.isdisjoint(self.hashes):
+            return []
+        return [r for r in _decoded(reread()) if r["time_range"] == 0 and message_id(r) in core_ids]
 
 
 def _rough_content(record: Mapping[str, Any]) -> tuple[Any, Any, Any]:
@@ -390,15 +423,22 @@ def _rough_content(record: Mapping[str, Any]) -> tuple[Any, Any, Any]:
     return record["command"], record["sender"], record["user"]
 
 
-def _reaching(context: Records, core: Records, chunk: Chunk) -> Records:
-    """The context records that can change what the chunk emits (the rest left out, for less work).
+def _reaching(around: list[tuple[_Side, set[str], Records]], core: list[_Side], chunk: Chunk) -> Records:
+    """The context records that can change what the chunk emits (the rest left out, for less work),
+    in the order of their minutes and files. `around` holds, for each context minute, its `_Side`,
+    the ids it shares with the core and its records outside the side that do (`_Minute.extra`);
+    `core` the sides of the core minutes.
 
-    An id-less context record of a content no core record has, timed outside the emitted span,
-    meets in the merge and the reading fold only records like it: their folds are timed at their
-    latest start, a time one of them has, so nothing made of them is emitted. A content is told
-    apart by `_rough_content`, which keeps every record of a content a core record has (and some
-    more); a context record timed inside the span (a file of another minute holding it) is kept
-    with its content, as is every record with an id (`_context` keeps only ids the core has).
+    Only two kinds of record in a context minute can change what the chunk emits: id-less records
+    (the reading fold joins equal ones whose ranges meet, an exact time being a point range) and
+    records sharing an id with a core record (the merge joins them). Everything else forms merge
+    groups of its own, wholly outside the emitted span. Of the id-less ones, a record of a content no
+    core record has, timed outside the emitted span, meets in the merge and the reading fold only
+    records like it: their folds are timed at their latest start, a time one of them has, so nothing
+    made of them is emitted. A content is told apart by the hash of its `_rough_content`, which
+    keeps every record of a content a core record has (and some more: a rough content covers many
+    contents, and two may share a hash); a context record timed inside the span (a file of another
+    minute holding it) is kept with its content, as is every record sharing an id.
 
     A record left out here still meets the merge's checks in the chunk whose core holds its minute:
     every minute a read touches is in the core of one of its chunks (the first chunk's core starts
@@ -407,9 +447,24 @@ def _reaching(context: Records, core: Records, chunk: Chunk) -> Records:
     """
     lo = -math.inf if chunk.emit_from is None else chunk.emit_from
     hi = math.inf if chunk.emit_to is None else chunk.emit_to
-    keys = {_rough_content(r) for r in core if message_id(r) is None}
-    keys.update(_rough_content(r) for r in context if lo <= r["time"] < hi)
-    return [r for r in context if _rough_content(r) in keys or message_id(r) is not None]
+    keys: set[int] = set().union(*(side.contents.keys() for side in core))  # hashes of rough contents
+    for side, hits, extra in around:
+        if side.first < hi and side.last >= lo:  # an id-less record timed inside the span: rare
+            timed = zip(side.records, side.mids, strict=True)
+            keys.update(hash(_rough_content(r)) for r, m in timed if m is None and lo <= r["time"] < hi)
+        if hits:
+            timed = zip(side.records, side.mids, strict=True)
+            keys.update(hash(_rough_content(r)) for r, m in timed if m in hits and lo <= r["time"] < hi)
+        keys.update(hash(_rough_content(r)) for r in extra if lo <= r["time"] < hi)
+    out: Records = []
+    for side, hits, extra in around:
+        if hits:
+            timed = zip(side.records, side.mids, strict=True)
+            out.extend(r for r, m in timed if (m in hits if m is not None else hash(_rough_content(r)) in keys))
+        elif found := side.contents.keys() & keys:
+            out.extend(map(side.records.__getitem__, side.places(found)))
+        out.extend(extra)
+    return out
 
 
 def iter_chunks(
@@ -444,7 +499,6 @@ def iter_chunk_rows(
     on_chunk: Callable[[int], None] | None = None,
     problems: list[InputError] | None = None,
     lines: bool = False,
-    lean: bool = False,
 ) -> Iterator[list[Row]]:
     """What each of `chunks` (a run of `plan_chunks(window)`) emits, as `Row`s in canonical order:
     one list per chunk. With `lines`, every row holds its canonical line (json and jsonl print
@@ -456,11 +510,6 @@ def iter_chunk_rows(
     about once however the window is cut, and memory holds one chunk's minutes. A run of chunks
     gives the same records alone as inside the whole plan: that is what lets parts of a long
     window go to separate processes.
-
-    With `lean` (serve's window reads, made of one-minute chunks), a minute read ahead of the
-    chunk's core, as context, is held slimmed (as a minute behind it is) and read again when it
-    becomes a core minute: one more read of each file for a reader that holds one whole minute
-    instead of three. The same rows: a slimmed minute gives a chunk the same context.
 
     The lone candidates of the files (most of a Twitch archive: messages with an id, an exact time)
     whose id no other record of the chunk has pass through as their stored lines, never decoded
@@ -480,8 +529,6 @@ def iter_chunk_rows(
             for minute in range(chunk.read_from, chunk.read_to + 1, BATCH_INTERVAL):
                 if minute not in cache:
                     cache[minute] = _Minute(read_minute(files, minute, problems))
-                    if lean and minute > core_to:
-                        cache[minute].slim()
             try:
                 try:
                     rows = _chunk_rows(files, cache, chunk, view, problems=problems, lines=lines)
@@ -561,21 +608,26 @@ def _chunk_rows(
     core_from, core_to = _core(chunk)
     lone: list[Lone] = []
     records: Records = []
+    core: list[_Side] = []
     for minute in range(core_from, core_to + 1, BATCH_INTERVAL):
         held = cache[minute]
-        if held.full is None or held.lone is None:  # a minute read ahead by a lean read: read again as core
-            held.lone, held.full = read_minute(files, minute, problems)
-        lone.extend(held.lone)
-        records.extend(held.full)
+        if held.full is None or held.lone is None:  # cores do not overlap: a core minute is never slimmed
+            held = cache[minute] = _Minute(read_minute(files, minute, problems))
+        lone.extend(held.lone or ())
+        records.extend(held.full or ())
+        core.append(held.side)
     mids = list(map(_MID, lone))
     lone_ids = set(mids)
-    record_ids = {i for r in records if (i := message_id(r)) is not None}
+    record_ids: set[str] = set().union(*(side.ided for side in core))
     core_ids = lone_ids.union(record_ids)
-    context: Records = []
+    core_hashes = set(map(hash, core_ids))
+    around: list[tuple[_Side, set[str], Records]] = []
     for minute in range(chunk.read_from, chunk.read_to + 1, BATCH_INTERVAL):
         if not core_from <= minute <= core_to:
-            context.extend(_context(cache[minute], core_ids, partial(read_minute, files, minute, problems)))
-    context = _reaching(context, records, chunk)
+            held = cache[minute]
+            extra = held.extra(core_ids, core_hashes, partial(read_minute, files, minute, problems))
+            around.append((held.side, held.side.ided & core_ids, extra))
+    context = _reaching(around, core, chunk)
     records.extend(context)
     # a candidate passes through if no other record has its id; the others are decoded
     shared = lone_ids.intersection(record_ids)
@@ -707,15 +759,21 @@ def upstream_ties(rows: list[Row]) -> list[Row]:
     """A chunk's rows (canonical order) as upstream's reader orders them (ARCHIVE_FORMAT.md section
     6): by `(time, time_range)`, and within a run of equal keys the rows with a message id first
     (its merge lists them before the others, and its sort is stable), each class in canonical
-    order. Equal times fall in one chunk, so a chunk at a time is enough."""
-    out: list[Row] = []
-    run: list[Row] = []
-    for row in rows:
-        if run and (row[0], row[1]) != (run[0][0], run[0][1]):
-            out.extend(_ids_first(run))
-            run = []
-        run.append(row)
-    out.extend(_ids_first(run))
+    order. Equal times fall in one chunk, so a chunk at a time is enough. Runs are found by C loops
+    over the times (most rows have a time of their own)."""
+    times = list(map(_TIME, rows))
+    # i where rows i-1 and i have one key
+    ties = [i for i in compress(count(1), map(eq, times, islice(times, 1, None))) if rows[i - 1][1] == rows[i][1]]
+    if not ties:
+        return rows
+    out = rows[:]
+    t, n = 0, len(ties)
+    while t < n:
+        start = end = ties[t]
+        while t < n and ties[t] == end:
+            end += 1
+            t += 1
+        out[start - 1 : end] = _ids_first(rows[start - 1 : end])
     return out
 
 

@@ -22,6 +22,7 @@
 #include "parts.h"
 
 #define EXACT_LIMIT 9007199254740992LL /* merge.core.EXACT_LIMIT, 2**53 */
+#define REST_FIRST (1 << 16)             /* bytes first set aside for the lines that are not candidates */
 
 /* export.scan.kept_as_is: a non-zero float (every float of a canonical line is finite), or an int
  * within 2**53 (ints of the scanner have at most 15 digits: always) */
@@ -85,6 +86,9 @@ candidate(const unsigned char *line, Py_ssize_t len, const CanonLine *r)
     PyTuple_SET_ITEM(item, 1, zero);
     PyTuple_SET_ITEM(item, 2, bytes);
     PyTuple_SET_ITEM(item, 3, mid);
+    /* it holds no container, so it can be in no cycle: untracked now, as the collector would untrack
+     * it at its first pass (a window read holds thousands; each pass would visit them all) */
+    PyObject_GC_UnTrack(item);
     return item;
 }
 
@@ -99,7 +103,10 @@ scan_batch(PyObject *self, PyObject *arg)
     if (whole <= 0)
         return whole < 0 ? NULL : PyLong_FromLong(0);
     PyObject *lone = PyList_New(0);
-    char *rest = PyMem_Malloc((size_t)n); /* the other lines, each with its newline: at most the file */
+    /* the other lines, each with its newline: a few of the file's in an archive as the merge writes
+     * it, so the buffer grows as they come rather than taking the file's size at once */
+    Py_ssize_t room = n < REST_FIRST ? n : REST_FIRST;
+    char *rest = PyMem_Malloc((size_t)room);
     if (lone == NULL || rest == NULL) {
         Py_XDECREF(lone);
         PyMem_Free(rest);
@@ -127,8 +134,20 @@ scan_batch(PyObject *self, PyObject *arg)
             Py_DECREF(item);
         }
         else {
-            memcpy(rest + used, data + start, (size_t)(end + 1 - start));
-            used += end + 1 - start;
+            Py_ssize_t len = end + 1 - start;
+            if (used + len > room) {
+                while (used + len > room)
+                    room = room > n / 2 ? n : 2 * room; /* never past the file: every line fits in it */
+                char *grown = PyMem_Realloc(rest, (size_t)room);
+                if (grown == NULL) {
+                    Py_DECREF(lone);
+                    PyMem_Free(rest);
+                    return PyErr_NoMemory();
+                }
+                rest = grown;
+            }
+            memcpy(rest + used, data + start, (size_t)len);
+            used += len;
         }
         start = end + 1;
     }

@@ -72,9 +72,10 @@ CORS = [
     ("Access-Control-Allow-Origin", "*"),
     ("Access-Control-Max-Age", "86400"),
 ]
-# a window read holds one chunk of minutes (plus its context minutes, slimmed): one minute of a
-# 100 msg/s channel seen by 3 receivers keeps a reader near 45 MB (export's 10-minute chunks, made
-# for throughput, hold about 180 MB); bench serve's per_reader figure measures it
+# a window read holds a chunk of minutes whole, with the two after it (read ahead, each scanned
+# once) and the four before it slimmed: one-minute chunks of a 100 msg/s channel seen by 3 receivers
+# keep a reader near 42 MiB (export's 10-minute chunks, made for throughput, hold about 180 MB);
+# bench serve's per_reader figure measures it
 SERVE_CHUNK_MINUTES = 1
 READ_RETRIES = 20  # window reads restarted after a vanished file, before giving up with a 503
 JSON_TYPE = "application/json"
@@ -438,7 +439,7 @@ class ChatApp:
             problems = _Problems(self.root, self.metrics)
             try:
                 for rows in iter_chunk_rows(
-                    self.root, channel, window, chunks, on_chunk=advanced, problems=problems, lines=True, lean=True
+                    self.root, channel, window, chunks, on_chunk=advanced, problems=problems, lines=True
                 ):
                     yield list(map(_LINE, upstream_ties(rows)))  # upstream's order at equal keys
                 return

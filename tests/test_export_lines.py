@@ -365,34 +365,39 @@ def test_a_refused_number_is_named_the_same_however_the_window_is_cut(tmp_path: 
 
 @settings(max_examples=examples(0.5), deadline=None)
 @given(archives(), export_windows, st.sampled_from([1, 2]), st.booleans())
-def test_a_lean_read_gives_the_rows_of_a_read_that_holds_minutes_whole(
+def test_serves_short_chunks_give_the_rows_of_exports_chunks(
     core: Core, files: list[tuple[int, bytes]], window: tuple[int, int], chunk: int, keep_going: bool
 ) -> None:
-    """serve's window reads are lean (a minute read ahead of a chunk's core is held slimmed and read
-    again as core): the same rows, and the same damaged files, as holding it whole."""
+    """serve reads a window in one-minute chunks, each merging its core minute with the few context
+    records that can reach it (`stream._reaching`); export in ten-minute chunks: the same lines in
+    the same order, the same damaged files, the same error."""
     with tempfile.TemporaryDirectory() as root:
         for minute, data in files:
             write_batch_bytes(root, "chan", minute, data)
         Path(root, "chan", "chat").mkdir(parents=True, exist_ok=True)
         w = Window(*window)
 
-        def rows(lean: bool) -> object:
+        def lines(minutes: int) -> object:
             problems: list[InputError] | None = [] if keep_going else None
-            chunks = plan_chunks(w, chunk)
+            chunks = plan_chunks(w, minutes)
             try:
-                got = list(stream.iter_chunk_rows(root, "chan", w, chunks, problems=problems, lines=True, lean=lean))
+                got = [
+                    row[2]
+                    for rows in stream.iter_chunk_rows(root, "chan", w, chunks, problems=problems, lines=True)
+                    for row in rows
+                ]
             except ArchiverError as e:
                 return type(e).__name__, str(e)
             return got, sorted({str(p) for p in problems or []})
 
         with scanner(twin_scanner(core)):
-            assert rows(lean=True) == rows(lean=False)
+            assert lines(chunk) == lines(10)
 
 
-def test_a_lean_read_folds_a_core_record_with_one_read_ahead(tmp_path: Path) -> None:
+def test_a_one_minute_chunk_folds_a_core_record_with_one_read_ahead(tmp_path: Path) -> None:
     """A JOIN whose range reaches into the next minute folds with an equal JOIN stored there (the
-    reading fold joins equal id-less records whose ranges meet): a lean read sees that one in the
-    minute it read ahead and held slimmed, so it exports one JOIN, as a read holding it whole does."""
+    reading fold joins equal id-less records whose ranges meet): a one-minute chunk sees that one in
+    its context, so it exports one JOIN, as a ten-minute chunk does."""
     m = MERGE_MINUTE0
     join = {"command": "JOIN", "host": "a.tmi", "params": ["#chan"], "sender": "a", "tags": None, "user": "a"}
     first = {**join, "receivers": {"h1.A.0": m + 52.0}, "time": m + 50, "time_range": 55}
@@ -401,12 +406,10 @@ def test_a_lean_read_folds_a_core_record_with_one_read_ahead(tmp_path: Path) -> 
     write_batch_bytes(str(tmp_path), "chan", m + 60, canonical_bytes(second) + b"\n")
     w = Window(m - 120, m + 240)
     got = {}
-    for lean in (True, False):
-        chunks = plan_chunks(w, 1)
-        got[lean] = [
-            r[2]
-            for rows in stream.iter_chunk_rows(str(tmp_path), "chan", w, chunks, lines=True, lean=lean)
-            for r in rows
+    for minutes in (1, 10):
+        chunks = plan_chunks(w, minutes)
+        got[minutes] = [
+            r[2] for rows in stream.iter_chunk_rows(str(tmp_path), "chan", w, chunks, lines=True) for r in rows
         ]
-    assert got[True] == got[False]
-    assert len(got[True]) == 1 and b'"h1.A.0"' in got[True][0] and b'"h2.B.0"' in got[True][0]
+    assert got[1] == got[10]
+    assert len(got[1]) == 1 and b'"h1.A.0"' in got[1][0] and b'"h2.B.0"' in got[1][0]

@@ -149,6 +149,16 @@ def test_the_usual_lines_are_lone_candidates_and_the_rest_is_a_batch_file() -> N
     assert all(line.startswith((b'{"command":"JOIN"', b'{"command":"PART"')) for line in rest.splitlines())
 
 
+def test_a_rest_larger_than_the_buffer_first_set_aside_for_it() -> None:
+    """The rest is gathered in a buffer of 64 kB that grows as lines come: a whole busy minute (its
+    JOIN and PART lines, well over 64 kB) and a file of such lines only, whose rest is the file."""
+    data = format_batch(merge_records(minute_records(1_700_006_400)))
+    got = same_batch(data)
+    assert isinstance(got, tuple) and len(got[1]) > 1 << 16
+    rest_only = got[1]
+    assert same_batch(rest_only) == ([], rest_only)
+
+
 @pytest.mark.parametrize(
     "data",
     [

@@ -282,7 +282,8 @@ def test_a_context_minute_gives_a_chunk_only_what_can_reach_it(tmp_path: Path) -
     write_batch(str(tmp_path), "chan", t0, core)
     write_batch(str(tmp_path), "chan", t0 + 60, after)
     chunk = next(c for c in plan_chunks(Window(t0, t0 + 120), 1) if c.emit_to == t0 + 60)  # core: up to t0
-    assert [r["user"] for r in stream._reaching(after, core, chunk)] == ["alice"]
+    around = [(stream._Side(after), set(), [])]
+    assert [r["user"] for r in stream._reaching(around, [stream._Side(core)], chunk)] == ["alice"]
     got = list(window_records(str(tmp_path), "chan", Window(t0, t0 + 120), chunk_minutes=1))
     expected = upstream_rule(str(tmp_path), "chan", t0, t0 + 120)
     assert [canonical_json(r) for r in got] == [canonical_json(r) for r in expected]
@@ -290,3 +291,28 @@ def test_a_context_minute_gives_a_chunk_only_what_can_reach_it(tmp_path: Path) -
         ("alice", t0 + 61, ["h.a.0", "h.b.0"]),  # one JOIN, folded across the minutes: [61, 80]
         ("bob", t0 + 70, ["h.a.0"]),
     ]
+
+
+@st.composite
+def canonical_rows(draw: Any) -> list[tuple[Any, ...]]:
+    """A chunk's rows in canonical order, many of them sharing a key: lone rows (time, 0, line, id)
+    and view rows (time, range, line, place, record), with or without an id."""
+    rows: list[tuple[Any, ...]] = []
+    for n in range(draw(st.integers(0, 30))):
+        time = draw(st.sampled_from([1, 1.0, 2, 2.5, 3]))
+        kind = draw(st.sampled_from(["lone", "with id", "without"]))
+        line = b"%d" % n
+        if kind == "lone":
+            rows.append((time, 0, line, f"m{n}"))
+        else:
+            tags = {"id": f"m{n}"} if kind == "with id" else None
+            rows.append((time, draw(st.sampled_from([0, 0.0, 5])), line, n, {"tags": tags}))
+    return sorted(rows, key=lambda r: (r[0], r[1], r[2]))
+
+
+@given(canonical_rows())
+def test_upstream_ties_lists_the_rows_with_an_id_first_at_equal_keys(rows: list[tuple[Any, ...]]) -> None:
+    """Upstream's order (ARCHIVE_FORMAT.md section 6): a stable sort by (time, time_range) of its
+    merge's output, which lists records with an id first; each class in canonical order."""
+    expected = sorted(rows, key=lambda r: (r[0], r[1], len(r) == 5 and r[4]["tags"] is None))
+    assert stream.upstream_ties(rows) == expected

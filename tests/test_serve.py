@@ -12,7 +12,7 @@ from urllib.parse import unquote_to_bytes
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from profiles import suppressing
+from profiles import examples, suppressing
 
 from fixtures.export import make_archive
 from formats.canonical import canonical_bytes
@@ -261,6 +261,34 @@ def test_the_compiled_twin_equals_the_reference_on_any_bytes(core: Core, lines: 
     """Odd bytes too (placeholders, a backslash outside a string, an open string): the twin hands
     what it does not read to the reference, so both give the same bytes."""
     assert _joined(core)(lines) == upstream_joined_py(lines)
+
+
+# runs of plain bytes with a few that matter anywhere in them: the twin reads 64 bytes at a time
+blocks = st.lists(
+    st.sampled_from([b"a", b"a" * 7, b"b" * 30, b'"', b"\\", b",", b":", b"\x01", b"\x80", b"\xff"]), max_size=60
+)
+
+
+@compiled_only
+@settings(max_examples=examples(4))
+@given(lines=st.lists(blocks.map(b"".join), max_size=3))
+def test_the_compiled_twin_equals_the_reference_wherever_a_byte_that_matters_falls(
+    core: Core, lines: list[bytes]
+) -> None:
+    """Quotes, backslashes, separators and placeholder bytes at every place in and around the
+    blocks of 64 bytes the twin reads at once."""
+    assert _joined(core)(lines) == upstream_joined_py(lines)
+
+
+@compiled_only
+@pytest.mark.parametrize("inside", [False, True])
+@pytest.mark.parametrize("byte", [b'"', b"\\", b",", b":", b"\x00", b"\x01", b"\x02", b"\x03", b"\xff"])
+def test_the_compiled_twin_sees_each_byte_that_matters_at_each_place_of_two_blocks(
+    core: Core, byte: bytes, inside: bool
+) -> None:
+    for at in range(130):
+        line = (b'"' if inside else b"") + b"a" * at + byte + b"b" * 70
+        assert _joined(core)([line, line]) == upstream_joined_py([line, line]), line
 
 
 @given(lines=st.lists(st.binary(max_size=40) | st.sampled_from([b'"a\\",:', b'\\"', b"\\", b'":,"']), max_size=6))
