@@ -176,9 +176,9 @@ def stop(server: Any) -> None:
 
 def close_all(socket_map: dict[int, Any]) -> None:
     """Close every socket of a server's map. A connection is closed the way the loop closes it
-    (`handle_close`), which also closes its unsent buffers: a file still being sent (a batch answered
-    through `wsgi.file_wrapper`) is closed here, not left to the garbage collector (wasyncore's own
-    `close_all` only closes the socket)."""
+    (`handle_close`): that also closes its unsent buffers and wakes a worker blocked writing to it,
+    which then ends and closes the body it was sending (wasyncore's own `close_all` closes only the
+    socket, and such a worker waited for ever with its batch file open)."""
     for dispatcher in list(socket_map.values()):
         try:
             if isinstance(dispatcher, HTTPChannel):
