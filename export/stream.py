@@ -92,14 +92,21 @@ def canonical_order(records: Records) -> Records:
     keys = list(map(_time_key, records))
     # i where records i-1 and i tie; each run of ties is sorted by its lines
     ties = list(compress(count(1), map(eq, keys, islice(keys, 1, None))))
+    for start, end in _tie_runs(ties):
+        records[start:end] = sorted(records[start:end], key=canonical_json)
+    return records
+
+
+def _tie_runs(ties: list[int]) -> Iterator[tuple[int, int]]:
+    """The runs of equal keys, as slices (start, end), from the sorted places `i` where items `i - 1`
+    and `i` tie."""
     t, n = 0, len(ties)
     while t < n:
         start = end = ties[t]
         while t < n and ties[t] == end:
             end += 1
             t += 1
-        records[start - 1 : end] = sorted(records[start - 1 : end], key=canonical_json)
-    return records
+        yield start - 1, end
 
 
 def passing_through(view: RecordsFn) -> RecordsFn:
@@ -767,13 +774,8 @@ def upstream_ties(rows: list[Row]) -> list[Row]:
     if not ties:
         return rows
     out = rows[:]
-    t, n = 0, len(ties)
-    while t < n:
-        start = end = ties[t]
-        while t < n and ties[t] == end:
-            end += 1
-            t += 1
-        out[start - 1 : end] = _ids_first(rows[start - 1 : end])
+    for start, end in _tie_runs(ties):
+        out[start:end] = _ids_first(rows[start:end])
     return out
 
 
