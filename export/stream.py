@@ -618,7 +618,9 @@ def _chunk_rows(
     core: list[_Side] = []
     for minute in range(core_from, core_to + 1, BATCH_INTERVAL):
         held = cache[minute]
-        if held.full is None or held.lone is None:  # cores do not overlap: a core minute is never slimmed
+        if held.full is None or held.lone is None:
+            # not reached from iter_chunk_rows (a minute is slimmed only after its own chunk, and cores
+            # do not overlap); a caller's slimmed core minute is read again, never read short
             held = cache[minute] = _Minute(read_minute(files, minute, problems))
         lone.extend(held.lone or ())
         records.extend(held.full or ())
