@@ -14,12 +14,22 @@ Rows are bulk-loaded with COPY into a temporary table, then upserted in one stat
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Sequence
+import struct
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from index.api import IndexDamaged, IndexUnavailable
-from index.base import MESSAGE_COLUMNS, ON_CONFLICT_MESSAGES, SCHEMA_VERSION, SECONDARY_INDEXES, SqlIndex
+from index.base import (
+    BEST_OF_DUPLICATES,
+    BUILT_AT_END,
+    MESSAGE_COLUMNS,
+    ON_CONFLICT_MESSAGES,
+    SCHEMA_VERSION,
+    SECONDARY_INDEXES,
+    SqlIndex,
+    index_name,
+)
 from index.extract import MessageRow
 from index.text import Term
 
@@ -55,6 +65,27 @@ _STAGE_TABLE = (
 )
 _STAGED_COLUMNS = MESSAGE_COLUMNS.replace("words", "string_to_array(words, ' ')")
 _WORDS_INDEX = "CREATE INDEX IF NOT EXISTS messages_words ON messages USING gin (words)"
+# A build's rows go straight into `messages` by COPY, their words already in the binary form of a
+# `text[]` (`pg_words`): declared as bytea, psycopg passes those bytes as they are, and the server
+# reads them as the column's type (a binary COPY carries no types)
+_BUILD_TYPES = tuple(
+    "bytea" if column == "words" else t for column, t in zip(MESSAGE_COLUMNS.split(", "), _MESSAGE_TYPES, strict=True)
+)
+_ARRAY_HEAD = struct.Struct("!iiiii")
+_EMPTY_ARRAY = struct.pack("!iii", 0, 0, 25)  # no dimensions, no NULLs, elements of type text (oid 25)
+
+
+def pg_words(words: Sequence[str]) -> bytes:
+    """A row's words as PostgreSQL's binary `text[]` (array_send's form: dimensions, the element
+    type, then each element's length and UTF-8): what `string_to_array(' '.join(words), ' ')` holds."""
+    if not words:
+        return _EMPTY_ARRAY
+    out = [_ARRAY_HEAD.pack(1, 0, 25, len(words), 1)]
+    for word in words:
+        data = word.encode("utf-8")
+        out.append(len(data).to_bytes(4, "big"))
+        out.append(data)
+    return b"".join(out)
 
 
 def safe_description(url: str) -> str:
@@ -201,15 +232,59 @@ class PostgresIndex(SqlIndex):
         for name in ("messages", "removals", "files", "channels", "meta"):
             self._exec(f"DROP TABLE IF EXISTS {name}")
 
-    def _begin_bulk(self) -> None:
-        with self._transaction():
-            for statement in (*SECONDARY_INDEXES, _WORDS_INDEX):
-                self._exec("DROP INDEX IF EXISTS " + statement.split(" EXISTS ", 1)[1].split(" ", 1)[0])
+    # -- building (index.base, Building) ------------------------------------------------------
 
-    def _end_bulk(self) -> None:
+    def _build_words(self) -> Callable[[Sequence[str]], Any]:
+        return pg_words
+
+    @contextmanager
+    def _building(self) -> Iterator[None]:
         with self._transaction():
-            for statement in (*SECONDARY_INDEXES, _WORDS_INDEX):
-                self._exec(statement)
+            self._exec("SET LOCAL client_encoding = 'UTF8'")  # pg_words writes UTF-8
+            # the indexes are made by sorting: in memory, when it can (the server's default is 64 MB)
+            self._exec("SET LOCAL maintenance_work_mem = '256MB'")
+            yield
+
+    def _begin_build(self) -> None:
+        self._exec("ALTER TABLE messages DROP CONSTRAINT IF EXISTS messages_pkey")
+        for statement in (*BUILT_AT_END, _WORDS_INDEX):
+            self._exec("DROP INDEX IF EXISTS " + index_name(statement))
+
+    def _insert_built(self, rows: list[tuple[Any, ...]]) -> None:
+        if not rows:
+            return
+        try:
+            with (
+                self._conn.cursor() as cur,
+                cur.copy(f"COPY messages ({MESSAGE_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy,
+            ):
+                copy.set_types(_BUILD_TYPES)
+                for row in rows:
+                    copy.write_row(row)
+        except psycopg.Error as e:
+            raise self._fail(e) from None
+
+    def _unique_keys(self) -> bool:
+        try:
+            with self._conn.transaction():  # a savepoint: a key twice undoes this statement only
+                self._conn.execute("ALTER TABLE messages ADD PRIMARY KEY (id)")
+        except psycopg.errors.UniqueViolation:
+            return False
+        except psycopg.Error as e:
+            raise self._fail(e) from None
+        return True
+
+    def _merge_duplicates(self) -> None:
+        best = BEST_OF_DUPLICATES.format(row="ctid", text_order='COLLATE "C"')
+        self._exec("DROP TABLE IF EXISTS pg_temp.build_best")
+        self._exec(f"CREATE TEMP TABLE build_best ON COMMIT DROP AS {best}")
+        self._exec("DELETE FROM messages m USING build_best b WHERE m.id = b.id AND m.ctid <> b.ref")
+        self._exec("UPDATE messages m SET refs = b.total FROM build_best b WHERE m.ctid = b.ref")
+        self._exec("DROP TABLE build_best")
+
+    def _end_build(self) -> None:
+        for statement in (*BUILT_AT_END, _WORDS_INDEX):
+            self._exec(statement)
         self._exec("ANALYZE messages")
         self._exec("ANALYZE removals")
 
