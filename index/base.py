@@ -82,7 +82,19 @@ from index.api import (
     UpdateReport,
     day_of_number,
 )
-from index.extract import BatchRows, MessageRow, RemovalRow, author, better, read_batch, text_of
+from index.extract import (
+    MESSAGE_VALUES,
+    BatchRows,
+    BuildRows,
+    MessageRow,
+    RemovalRow,
+    author,
+    better,
+    message_values,
+    read_batch,
+    read_build,
+    text_of,
+)
 from index.identity import message_id
 from index.text import Term, parse_query
 
@@ -115,9 +127,7 @@ _BETTER = (
     " AND excluded.line > messages.line))))"
 )
 
-MESSAGE_COLUMNS = (
-    "id, refs, channel, time, time_range, command, msg_id, user_id, login, recipient_id, words, line, tier"
-)
+MESSAGE_COLUMNS = ", ".join(MESSAGE_VALUES)
 TIERS = "tier IN (0, 1)"  # always true (a CHECK): it lets the user and login indexes be read at both ends
 
 # An upsert of `messages`: one more file holds the row, and the better version wins
@@ -191,49 +201,12 @@ class BuildFile(NamedTuple):
     removal_keys: bytes
 
 
-def message_values(channel: str, r: MessageRow, refs: int, tier: int, words: Any) -> tuple[Any, ...]:
-    """A row of `messages`, its columns in the order of MESSAGE_COLUMNS (`words` as the backend stores them)."""
-    return (
-        r.key,
-        refs,
-        channel,
-        r.time,
-        r.time_range,
-        r.command,
-        r.msg_id,
-        r.user_id,
-        r.login,
-        r.recipient_id,
-        words,
-        r.line,
-        tier,
-    )
-
-
-def build_file(rows: BatchRows, channel: str, words: Callable[[Sequence[str]], Any], group: int) -> BuildFile:
-    """A file's rows as a build inserts them: one file holds a key once (`read_batch`), main tier,
-    the words made by the backend's `words` (a module-level function: it crosses to the readers).
-    Rows come in groups of `group` rows, each one tuple of their values in a row (1: the rows
-    themselves): SQLite inserts a group with one statement (a step of its VM and a call of the
-    driver per group, not per row: a quarter of the insert's time)."""
-    values = [
-        (
-            r.key,
-            1,
-            channel,
-            r.time,
-            r.time_range,
-            r.command,
-            r.msg_id,
-            r.user_id,
-            r.login,
-            r.recipient_id,
-            words(r.words),
-            r.line,
-            1,
-        )
-        for r in rows.messages
-    ]
+def build_file(rows: BuildRows, channel: str, group: int) -> BuildFile:
+    """A file's rows as a build inserts them (`read_build`'s), in groups of `group` rows, each one
+    tuple of their values in a row (1: the rows themselves): SQLite inserts a group with one
+    statement (a step of its VM and a call of the driver per group, not per row: a quarter of the
+    insert's time)."""
+    values = rows.messages
     if group > 1:
         values = [tuple(chain.from_iterable(values[i : i + group])) for i in range(0, len(values), group)]
     return BuildFile(
@@ -242,7 +215,7 @@ def build_file(rows: BatchRows, channel: str, words: Callable[[Sequence[str]], A
         [(r.key, 1, channel, r.time, r.target_msg_id, r.target_user_id, r.target_login) for r in rows.removals],
         rows.room_id,
         rows.records,
-        _keys_blob(r.key for r in rows.messages),
+        _keys_blob(r[0] for r in rows.messages),
         _keys_blob(r.key for r in rows.removals),
     )
 
@@ -280,12 +253,13 @@ def minute_files(root: str, channel: str, minutes: Iterable[int]) -> dict[str, D
     return found
 
 
-def read_file(path: str, channel: str) -> tuple[BatchRows | None, str | None]:
-    """(rows, None) of a batch file; (None, None) if it is gone; (None, problem) if unreadable."""
+def read_file(path: str, channel: str, read: Callable[[bytes, str, str], Any] = read_batch) -> tuple[Any, str | None]:
+    """(rows, None) of a batch file (`read`'s: read_batch's, or another reading of it); (None, None)
+    if it is gone; (None, problem) if unreadable."""
     try:
         with open(path, "rb") as fh:
             data = fh.read()
-        return read_batch(data, path, channel), None
+        return read(data, path, channel), None
     except FileNotFoundError:
         return None, None
     except OSError as e:
@@ -318,8 +292,8 @@ def build_read(job: tuple[str, str, Callable[[Sequence[str]], Any], int]) -> tup
     """`read_file` for a build, made into `build_file`'s rows (in a worker: the words travel as the
     backend stores them, one value a row, not as a tuple of strings to unpickle one by one)."""
     path, channel, words, group = job
-    rows, problem = read_file(path, channel)
-    return (None if rows is None else build_file(rows, channel, words, group)), problem
+    rows, problem = read_file(path, channel, lambda data, source, ch: read_build(data, source, ch, words))
+    return (None if rows is None else build_file(rows, channel, group)), problem
 
 
 @contextmanager

@@ -14,7 +14,6 @@ Rows are bulk-loaded with COPY into a temporary table, then upserted in one stat
 from __future__ import annotations
 
 import re
-import struct
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -31,7 +30,7 @@ from index.base import (
     index_name,
 )
 from index.extract import MessageRow
-from index.text import Term
+from index.text import Term, pg_words
 
 try:
     import psycopg
@@ -66,26 +65,11 @@ _STAGE_TABLE = (
 _STAGED_COLUMNS = MESSAGE_COLUMNS.replace("words", "string_to_array(words, ' ')")
 _WORDS_INDEX = "CREATE INDEX IF NOT EXISTS messages_words ON messages USING gin (words)"
 # A build's rows go straight into `messages` by COPY, their words already in the binary form of a
-# `text[]` (`pg_words`): declared as bytea, psycopg passes those bytes as they are, and the server
+# `text[]` (index.text.pg_words): declared as bytea, psycopg passes those bytes as they are, and the server
 # reads them as the column's type (a binary COPY carries no types)
 _BUILD_TYPES = tuple(
     "bytea" if column == "words" else t for column, t in zip(MESSAGE_COLUMNS.split(", "), _MESSAGE_TYPES, strict=True)
 )
-_ARRAY_HEAD = struct.Struct("!iiiii")
-_EMPTY_ARRAY = struct.pack("!iii", 0, 0, 25)  # no dimensions, no NULLs, elements of type text (oid 25)
-
-
-def pg_words(words: Sequence[str]) -> bytes:
-    """A row's words as PostgreSQL's binary `text[]` (array_send's form: dimensions, the element
-    type, then each element's length and UTF-8): what `string_to_array(' '.join(words), ' ')` holds."""
-    if not words:
-        return _EMPTY_ARRAY
-    out = [_ARRAY_HEAD.pack(1, 0, 25, len(words), 1)]
-    for word in words:
-        data = word.encode("utf-8")
-        out.append(len(data).to_bytes(4, "big"))
-        out.append(data)
-    return b"".join(out)
 
 
 def safe_description(url: str) -> str:

@@ -25,10 +25,23 @@ from formats.errors import InputError
 from formats.store import iter_batch_files, write_batch_bytes
 from index import ChatIndex, IndexDamaged, Query, QueryError, base, open_index
 from index.api import Day, Month
-from index.extract import BatchRows, MessageRow, _read_scanned, message_row, privmsg_row_py, read_batch, read_batch_py
+from index.extract import (
+    BatchRows,
+    BuildRows,
+    MessageRow,
+    _BuildReader,
+    _read_scanned,
+    _Reader,
+    message_row,
+    privmsg_row_py,
+    read_batch,
+    read_batch_py,
+    read_build,
+    read_build_py,
+)
 from index.identity import id_key_scope
 from index.sqlite import SqliteIndex
-from index.text import fts_match, parse_query, text_words
+from index.text import fts_document, fts_match, parse_query, pg_words, text_words
 from tests.compiled import Core, native, needs_native
 from tests.index_model import Model
 from tests.pgserver import postgres_server, require_postgres
@@ -437,16 +450,38 @@ def test_the_compiled_privmsg_row_reads_the_stored_line(
     _same_privmsg_row(core, record, line, channel)
 
 
+_FORMS = ((fts_document, 1), (pg_words, 2))  # the words of a build's rows the scan makes, by number
+
+
 def _same_rows(data: bytes, channel: str) -> None:
-    """The compiled scan's read of a file equals the reference's (or leaves the file to it)."""
+    """The compiled scan's read of a file equals the reference's (or leaves the file to it): its
+    rows, and a build's rows with the words in each form the scan makes."""
     try:
         expected: BatchRows | None = read_batch_py(data, "f.json", channel)
     except InputError:
         expected = None
-    got = _read_scanned(native().index_scan_rows, data, "f.json", channel)
+    got = _read_scanned(native().index_scan_rows, data, "f.json", _Reader(channel))
     assert got is None or got == expected, (got, expected)
     if expected is not None:
         assert read_batch(data, "f.json", channel) == expected
+    for words, form in _FORMS:
+        try:
+            expected_build: BuildRows | None = read_build_py(data, "f.json", channel, words)
+        except InputError:
+            expected_build = None
+        built = _read_scanned(
+            lambda d, scope, form=form: native().index_scan_rows(d, scope, form, channel),
+            data,
+            "f.json",
+            _BuildReader(channel, words),
+        )
+        assert built is None or built == expected_build, (built, expected_build)
+        assert (got is None) == (built is None)  # the same lines are read here, whatever the form
+        if expected_build is not None:
+            assert read_build(data, "f.json", channel, words) == expected_build
+            assert [[type(v) for v in row] for row in (built or expected_build).messages] == [
+                [type(v) for v in row] for row in expected_build.messages
+            ]
 
 
 _batch_records = st.lists(st.one_of(index_privmsgs(), odd_privmsgs(), archive_records()), max_size=8)
@@ -476,8 +511,37 @@ def test_the_room_id_is_the_first_lines_whichever_path_reads_it() -> None:
     noid = index_record("PRIVMSG", INDEX_T0 + 2, {"room-id": "300"}, ["#chan", "yo"], "carol")
     for records, room in (([msg, ban], "100"), ([ban, msg], "200"), ([noid, msg], "300"), ([msg, noid], "100")):
         data = b"".join(canonical_bytes(r) + b"\n" for r in records)
-        rows = _read_scanned(native().index_scan_rows, data, "f.json", "chan")
+        rows = _read_scanned(native().index_scan_rows, data, "f.json", _Reader("chan"))
         assert rows is not None and rows.room_id == room == read_batch_py(data, "f.json", "chan").room_id, rows
+
+
+@needs_native
+def test_the_scan_makes_a_builds_rows_from_the_line() -> None:
+    """Checked by hand: the words of a build's row in each form, from a file the scan reads whole
+    (so this is the compiled path, not the reference it falls back to)."""
+    text = "Kappa :) Stra\u00dfe \ufb01 caf\u00e9 \U0001f389 x_1"
+    msg = index_record("PRIVMSG", INDEX_T0, {"id": "m1", "user-id": "7", "room-id": "100"}, ["#chan", text], "Al")
+    data = canonical_bytes(msg) + b"\n"
+    # casefold: ß -> ss and ﬁ -> fi (plain tokens), é and 🎉 stay (hex of their UTF-8), _ is not plain
+    words = ["kappa", ":)", "strasse", "fi", "caf\u00e9", "\U0001f389", "x_1"]
+    assert text_words(text) == words
+    fts = "kappa _3a29 strasse fi _636166c3a9 _f09f8e89 _785f31"
+    head = (1).to_bytes(4, "big") + (0).to_bytes(4, "big") + (25).to_bytes(4, "big") + (7).to_bytes(4, "big")
+    pg = head + (1).to_bytes(4, "big") + b"".join(len(w.encode()).to_bytes(4, "big") + w.encode() for w in words)
+    for form_words, form, stored in ((fts_document, 1, fts), (pg_words, 2, pg)):
+        assert form_words(words) == stored
+        built = _read_scanned(
+            lambda d, scope, form=form: native().index_scan_rows(d, scope, form, "chan"),
+            data,
+            "f.json",
+            _BuildReader("chan", form_words),
+        )
+        assert built is not None and built == read_build_py(data, "f.json", "chan", form_words), built
+        (row,) = built.messages
+        key = read_batch_py(data, "f.json", "chan").messages[0].key
+        assert row == (key, 1, "chan", INDEX_T0, 0.0, "PRIVMSG", "m1", "7", "al", None, stored, data[:-1].decode(), 1)
+    assert pg_words([]) == (0).to_bytes(4, "big") * 2 + (25).to_bytes(4, "big")  # no dimensions
+    assert fts_document([]) == ""
 
 
 @pytest.mark.integration  # starts worker processes
