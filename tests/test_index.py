@@ -11,8 +11,13 @@ import itertools
 import json
 import os
 import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -23,7 +28,7 @@ from hypothesis import strategies as st
 from formats.canonical import batch_time_of, canonical_bytes, format_batch
 from formats.errors import InputError
 from formats.store import iter_batch_files, write_batch_bytes
-from index import ChatIndex, IndexDamaged, Query, QueryError, base, open_index
+from index import ChatIndex, IndexDamaged, IndexUnavailable, Query, QueryError, base, open_index
 from index.api import Day, Month
 from index.extract import (
     BatchRows,
@@ -589,6 +594,96 @@ def test_a_damaged_sqlite_file_is_detected_and_rebuilt() -> None:
     with pytest.raises(IndexDamaged):
         open_index(root)
     index = open_index(root, rebuild_if_damaged=True)
+    index.update()
+    assert [m.text for m in index.messages(Query())] == ["kept"]
+    index.close()
+
+
+# A build in another process that stops at `at` (the rows loaded; or every index made, just before
+# its commit) and says so by creating the file `ready`, to be killed there
+_BUILD_STOPPING = """
+import os, sys, time
+sys.path.insert(0, os.getcwd())
+from index import base, open_index
+root, url, at, ready = sys.argv[1:]
+index = open_index(root, url)
+cls = type(index)
+done = getattr(cls, at)
+def stop(self, *args):
+    done(self, *args)
+    open(ready, "w").close()
+    time.sleep(120)
+setattr(cls, at, stop)
+index.update()
+"""
+
+
+def _kill_a_build(root: str, url: str, at: str) -> None:
+    ready = os.path.join(tempfile.mkdtemp(prefix="ready-"), "ready")
+    build = subprocess.Popen([sys.executable, "-c", _BUILD_STOPPING, root, url, at, ready], cwd=os.getcwd())
+    try:
+        deadline = time.monotonic() + 120
+        while not os.path.exists(ready):
+            assert build.poll() is None, "the build ended before the point it was to be killed at"
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        build.send_signal(signal.SIGKILL)
+        build.wait()
+
+
+@pytest.mark.integration  # a process killed with SIGKILL
+@pytest.mark.parametrize("at", ["_loaded", "_end_build"])
+@pytest.mark.parametrize("reader", [False, True])
+def test_a_build_killed_leaves_the_empty_index_which_the_next_update_builds(
+    make_index: Factory, at: str, reader: bool
+) -> None:
+    """A build killed with SIGKILL, its rows loaded or every index made (the file then holds all
+    of it but the commit): the index is the empty one it started from, whole, never a part of the
+    archive; the next update builds it. (SQLite: in its rollback journal; with a reader holding the
+    file, in its log. PostgreSQL: its transaction.)"""
+    root = fresh_root()
+    records = [_msg(i, INDEX_T0 + i * 2.0, "alice" if i % 2 else "bob", str(1 + i % 2), f"w{i} x") for i in range(90)]
+    write_archive(root, records, copies=2)
+    index = make_index(root)  # made (its schema) and left empty
+    url = index.path if isinstance(index, SqliteIndex) else index._url  # type: ignore[attr-defined]
+    held = sqlite3.connect(url) if reader and isinstance(index, SqliteIndex) else None
+    if held is not None:
+        held.execute("SELECT count(*) FROM messages").fetchall()
+    index.close()
+    _kill_a_build(root, url, at)
+    if isinstance(index, SqliteIndex):  # killed inside the build's transaction, its pages written
+        log = url + ("-wal" if reader else "-journal")
+        assert os.path.exists(log) and os.path.getsize(log) > 0, log
+    if held is not None:
+        held.close()
+    index = open_index(root, url)
+    index.check()
+    assert index.count(Query()) == 0 and not index.messages(Query(text="x"))
+    assert index.update().files_added > 0
+    index.check()
+    assert everything(index) == everything(_built(make_index, root)) and index.count(Query()) == 90
+    assert [m.text for m in index.messages(Query(text="w7"))] == ["w7 x"]
+    index.close()
+
+
+def test_a_file_another_process_is_writing_is_busy_not_damaged(monkeypatch: pytest.MonkeyPatch) -> None:
+    """While a build holds the file (locked in its rollback journal), opening it says it is busy;
+    treating that as damage would delete the file under the build."""
+    root = fresh_root()
+    write_archive(root, [_msg(1, float(INDEX_T0), "alice", "1", "kept")])
+    path = os.path.join(tempfile.mkdtemp(prefix="idx-"), "index.sqlite")
+    open_index(root, path).close()
+    monkeypatch.setattr("index.sqlite._TIMEOUT_S", 0.1)
+    build = sqlite3.connect(path, isolation_level=None)
+    assert build.execute("PRAGMA journal_mode=DELETE").fetchall() == [("delete",)]
+    build.execute("BEGIN EXCLUSIVE")
+    for rebuild in (False, True):
+        with pytest.raises(IndexUnavailable, match="busy"):
+            open_index(root, path, rebuild_if_damaged=rebuild)
+    build.execute("ROLLBACK")
+    build.close()
+    index = open_index(root, path, rebuild_if_damaged=True)
     index.update()
     assert [m.text for m in index.messages(Query())] == ["kept"]
     index.close()
