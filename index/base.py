@@ -58,7 +58,6 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from itertools import chain
 from typing import Any, NamedTuple
 
 import orjson
@@ -192,7 +191,7 @@ class _Pending:
 class BuildFile(NamedTuple):
     """One file's rows as a build inserts them (`build_file`): plain tuples, cheap to pickle."""
 
-    messages: list[tuple[Any, ...]]  # rows of `messages` (columns of MESSAGE_COLUMNS), in groups
+    messages: list[Any]  # rows of `messages` as the backend's `pack` made them (SqlIndex._build_pack)
     message_count: int  # how many rows `messages` holds
     removals: list[tuple[Any, ...]]  # rows of `removals`: id, refs, channel, time, targets
     room_id: str | None
@@ -201,16 +200,12 @@ class BuildFile(NamedTuple):
     removal_keys: bytes
 
 
-def build_file(rows: BuildRows, channel: str, group: int) -> BuildFile:
-    """A file's rows as a build inserts them (`read_build`'s), in groups of `group` rows, each one
-    tuple of their values in a row (1: the rows themselves): SQLite inserts a group with one
-    statement (a step of its VM and a call of the driver per group, not per row: a quarter of the
-    insert's time)."""
-    values = rows.messages
-    if group > 1:
-        values = [tuple(chain.from_iterable(values[i : i + group])) for i in range(0, len(values), group)]
+def build_file(rows: BuildRows, channel: str, pack: Callable[[list[tuple[Any, ...]]], list[Any]]) -> BuildFile:
+    """A file's rows as a build inserts them: `read_build`'s rows of `messages` as the backend's
+    `pack` makes them ready for its writer (SQLite: groups of rows, one INSERT each; PostgreSQL:
+    their COPY data), the rest as plain tuples."""
     return BuildFile(
-        values,
+        pack(rows.messages),
         len(rows.messages),
         [(r.key, 1, channel, r.time, r.target_msg_id, r.target_user_id, r.target_login) for r in rows.removals],
         rows.room_id,
@@ -268,11 +263,23 @@ def read_file(path: str, channel: str, read: Callable[[bytes, str, str], Any] = 
         return None, str(e)
 
 
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def extract_jobs() -> int:
     """Worker processes for reading many files: one per core beside the writer's, at most 3 (the
     writer is one process; beyond a few readers it is the bottleneck). 0: read in this process."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(0, min(3, cores - 1))
+    return max(0, min(3, _cores() - 1))
+
+
+def build_jobs() -> int:
+    """Worker processes for reading a build's files: one per core, at most 3. A build's writer
+    spends its load binding values and in the database's C (about 40% of a reader's time a row),
+    so a reader per core keeps every core busy; with one core, reading in this process spares
+    the pickling."""
+    cores = _cores()
+    return 0 if cores < 2 else min(3, cores)
 
 
 def _read_in_worker(job: tuple[str, str]) -> tuple[Any, str | None]:
@@ -288,12 +295,14 @@ def _plain_rows(plain: Any) -> BatchRows:
     return BatchRows(tuple(map(MessageRow._make, messages)), tuple(map(RemovalRow._make, removals)), room_id, records)
 
 
-def build_read(job: tuple[str, str, Callable[[Sequence[str]], Any], int]) -> tuple[BuildFile | None, str | None]:
-    """`read_file` for a build, made into `build_file`'s rows (in a worker: the words travel as the
-    backend stores them, one value a row, not as a tuple of strings to unpickle one by one)."""
-    path, channel, words, group = job
+def build_read(
+    job: tuple[str, str, Callable[[Sequence[str]], Any], Callable[[list[Any]], list[Any]]],
+) -> tuple[BuildFile | None, str | None]:
+    """`read_file` for a build, made into `build_file`'s rows (in a worker: the rows travel as the
+    backend's writer takes them, a few objects a file, not a tuple of strings a row to unpickle)."""
+    path, channel, words, pack = job
     rows, problem = read_file(path, channel, lambda data, source, ch: read_build(data, source, ch, words))
-    return (None if rows is None else build_file(rows, channel, group)), problem
+    return (None if rows is None else build_file(rows, channel, pack)), problem
 
 
 @contextmanager
@@ -441,11 +450,18 @@ class SqlIndex:
         """In the build's transaction, before the rows: drop the indexes built at the end."""
         raise NotImplementedError
 
-    build_group = 1  # rows of `messages` in one group of build_file's
-
-    def _insert_built(self, groups: list[tuple[Any, ...]]) -> None:
-        """Append rows of `messages` (build_file's groups of `build_group` rows), with no upsert."""
+    def _build_pack(self) -> Callable[[list[tuple[Any, ...]]], list[Any]]:
+        """The module-level function making a file's rows (MESSAGE_VALUES tuples) ready for
+        `_insert_built`, in the readers."""
         raise NotImplementedError
+
+    def _insert_built(self, packed: list[Any]) -> None:
+        """Append a file's rows of `messages` (as `_build_pack` made them), with no upsert: as each
+        file comes, so the database works while the readers read."""
+        raise NotImplementedError
+
+    def _flush_built(self) -> None:
+        """Finish what `_insert_built` began (before other statements: the files and removals)."""
 
     def _loaded(self) -> None:
         """In the build's transaction: the rows are in, the indexes are made next (by sorting)."""
@@ -600,7 +616,6 @@ class SqlIndex:
         written = records = 0
         with _without_gc(), self._building():
             self._begin_build()
-            messages: list[tuple[Any, ...]] = []
             count = 0
             removals: list[tuple[Any, ...]] = []
             files: list[tuple[str, str, int, bytes, bytes]] = []
@@ -612,19 +627,18 @@ class SqlIndex:
                 if built is None:
                     continue  # merged away since the listing: the next update sees its replacement
                 records += built.records
-                messages += built.messages
+                self._insert_built(built.messages)
                 count += built.message_count
                 removals += built.removals
                 files.append((rel, f.channel, f.batch_time, built.message_keys, built.removal_keys))
                 if built.room_id:
                     rooms[f.channel] = built.room_id
                 if count + len(removals) + len(files) >= FLUSH_ROWS:
-                    self._load_built(messages, removals, files)
+                    self._load_built(removals, files)
                     written += count
-                    messages, removals, files, count = [], [], [], 0
-            self._load_built(messages, removals, files)
+                    removals, files, count = [], [], 0
+            self._load_built(removals, files)
             written += count
-            messages, removals, files = [], [], []
             self._loaded()
             self._execmany(
                 "INSERT INTO channels (channel, room_id) VALUES (?, ?)"
@@ -638,13 +652,9 @@ class SqlIndex:
             self._end_build()
         return UpdateReport(files_added=len(new), rows_written=written, records_read=records, problems=tuple(problems))
 
-    def _load_built(
-        self,
-        messages: list[tuple[Any, ...]],
-        removals: list[tuple[Any, ...]],
-        files: list[tuple[str, str, int, bytes, bytes]],
-    ) -> None:
-        self._insert_built(messages)
+    def _load_built(self, removals: list[tuple[Any, ...]], files: list[tuple[str, str, int, bytes, bytes]]) -> None:
+        """The files whose rows `_insert_built` took since the last time, and their removals."""
+        self._flush_built()
         self._execmany(
             "INSERT INTO removals (id, refs, channel, time, target_msg_id, target_user_id, target_login)"
             " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET refs = removals.refs + excluded.refs",
@@ -673,14 +683,14 @@ class SqlIndex:
         self, new: list[str], disk: dict[str, DiskFile]
     ) -> Iterator[tuple[str, DiskFile, BuildFile | None, str | None]]:
         """`_read_files` for a build: each file's rows as `build_file` makes them."""
-        words = self._build_words()
-        jobs = extract_jobs()
+        words, pack = self._build_words(), self._build_pack()
+        jobs = build_jobs()
         if jobs and len(new) >= POOL_MIN_FILES:
-            yield from _read_in_workers(self.root, new, disk, jobs, build_read, words, self.build_group)
+            yield from _read_in_workers(self.root, new, disk, jobs, build_read, words, pack)
             return
         for rel in new:
             f = disk[rel]
-            built, problem = build_read((os.path.join(self.root, rel), f.channel, words, self.build_group))
+            built, problem = build_read((os.path.join(self.root, rel), f.channel, words, pack))
             yield rel, f, built, problem
 
     def _flush(self, pending: _Pending) -> int:

@@ -14,10 +14,12 @@ Rows are bulk-loaded with COPY into a temporary table, then upserted in one stat
 from __future__ import annotations
 
 import re
+import struct
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from typing import Any
 
+from formats import speedups
 from index.api import IndexDamaged, IndexUnavailable
 from index.base import (
     BEST_OF_DUPLICATES,
@@ -29,7 +31,7 @@ from index.base import (
     SqlIndex,
     index_name,
 )
-from index.extract import MessageRow
+from index.extract import MESSAGE_VALUES, MessageRow
 from index.text import Term, pg_words
 
 try:
@@ -64,12 +66,50 @@ _STAGE_TABLE = (
 )
 _STAGED_COLUMNS = MESSAGE_COLUMNS.replace("words", "string_to_array(words, ' ')")
 _WORDS_INDEX = "CREATE INDEX IF NOT EXISTS messages_words ON messages USING gin (words)"
-# A build's rows go straight into `messages` by COPY, their words already in the binary form of a
-# `text[]` (index.text.pg_words): declared as bytea, psycopg passes those bytes as they are, and the server
-# reads them as the column's type (a binary COPY carries no types)
-_BUILD_TYPES = tuple(
-    "bytea" if column == "words" else t for column, t in zip(MESSAGE_COLUMNS.split(", "), _MESSAGE_TYPES, strict=True)
+# A build's rows go straight into `messages` by COPY, made into its binary data by the readers
+# (`copy_rows`), their words already in the binary form of a `text[]` (index.text.pg_words): a
+# binary COPY carries no types, the server reads each field as its column's type
+_BUILD_KINDS = tuple(
+    "raw" if column == "words" else t for column, t in zip(MESSAGE_VALUES, _MESSAGE_TYPES, strict=True)
 )
+_COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # the header of binary COPY data: no flags, no extension
+_COPY_TRAILER = b"\xff\xff"
+_NULL = b"\xff\xff\xff\xff"
+_FLOAT8 = struct.Struct("!id")
+
+
+def copy_rows_py(rows: Sequence[Sequence[Any]]) -> bytes:
+    """Rows of `messages` (index.extract.MESSAGE_VALUES tuples, their words from pg_words) as the
+    tuples of PostgreSQL's binary COPY data (without its header and trailer): for each row its
+    count of fields, then each field's length (-1: NULL) and value, big-endian (int8, int4, float8),
+    UTF-8 (text) or as it is (the words). The reference of the compiled `copy_rows`, which
+    tests/test_index.py holds to it, and a real server to what psycopg writes for the same rows."""
+    out = bytearray()
+    head = len(_BUILD_KINDS).to_bytes(2, "big")
+    for row in rows:
+        out += head
+        for kind, value in zip(_BUILD_KINDS, row, strict=True):
+            if value is None:
+                out += _NULL
+            elif kind == "int8":
+                out += b"\x00\x00\x00\x08" + int(value).to_bytes(8, "big", signed=True)
+            elif kind == "int4":
+                out += b"\x00\x00\x00\x04" + int(value).to_bytes(4, "big", signed=True)
+            elif kind == "float8":
+                out += _FLOAT8.pack(8, value)
+            else:
+                data = value.encode("utf-8") if kind == "text" else bytes(value)
+                out += len(data).to_bytes(4, "big") + data
+    return bytes(out)
+
+
+copy_rows = speedups.twin(copy_rows_py, "index_copy_rows")
+
+
+def copy_file(rows: list[tuple[Any, ...]]) -> list[Any]:
+    """A build's rows of a file as `_insert_built` takes them: their COPY data, one bytes (made in
+    the readers: the writer only passes it on, and one bytes crosses from a reader as it is)."""
+    return [copy_rows(rows)] if rows else []
 
 
 def safe_description(url: str) -> str:
@@ -123,6 +163,8 @@ class PostgresIndex(SqlIndex):
         except psycopg.Error as e:
             raise IndexUnavailable(f"{self.description}: cannot connect: {scrub(_first_line(e), url)}") from None
         self._in_transaction = False
+        self._copy: Any = None  # a build's COPY while it is open (`_insert_built`), and what closes it
+        self._copy_stack: ExitStack | None = None
         try:
             self._open_schema(replace_other_version)
         except BaseException:
@@ -227,26 +269,53 @@ class PostgresIndex(SqlIndex):
             self._exec("SET LOCAL client_encoding = 'UTF8'")  # pg_words writes UTF-8
             # the indexes are made by sorting: in memory, when it can (the server's default is 64 MB)
             self._exec("SET LOCAL maintenance_work_mem = '256MB'")
-            yield
+            try:
+                yield
+            except BaseException as e:
+                with suppress(psycopg.Error):
+                    self._end_copy(e)  # a COPY left open would keep the connection from rolling back
+                raise
 
     def _begin_build(self) -> None:
         self._exec("ALTER TABLE messages DROP CONSTRAINT IF EXISTS messages_pkey")
         for statement in (*BUILT_AT_END, _WORDS_INDEX):
             self._exec("DROP INDEX IF EXISTS " + index_name(statement))
 
-    def _insert_built(self, rows: list[tuple[Any, ...]]) -> None:
-        if not rows:
-            return
+    def _build_pack(self) -> Callable[[list[tuple[Any, ...]]], list[Any]]:
+        return copy_file
+
+    def _insert_built(self, packed: list[Any]) -> None:
+        """Into one COPY, open from the first file to the next `_flush_built`: the server takes
+        the rows in while the readers read (a COPY per batch kept each waiting for the other)."""
         try:
-            with (
-                self._conn.cursor() as cur,
-                cur.copy(f"COPY messages ({MESSAGE_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy,
-            ):
-                copy.set_types(_BUILD_TYPES)
-                for row in rows:
-                    copy.write_row(row)
+            if self._copy is None:
+                stack = ExitStack()
+                cur = stack.enter_context(self._conn.cursor())
+                self._copy = stack.enter_context(
+                    cur.copy(f"COPY messages ({MESSAGE_COLUMNS}) FROM STDIN (FORMAT BINARY)")
+                )
+                self._copy_stack = stack
+                self._copy.write(_COPY_SIGNATURE)
+            for data in packed:
+                self._copy.write(data)
+        except psycopg.Error as e:
+            self._end_copy(e)
+            raise self._fail(e) from None
+
+    def _flush_built(self) -> None:
+        try:
+            self._end_copy(None)
         except psycopg.Error as e:
             raise self._fail(e) from None
+
+    def _end_copy(self, error: BaseException | None) -> None:
+        stack, copy, self._copy, self._copy_stack = self._copy_stack, self._copy, None, None
+        if stack is not None:
+            if error is None:
+                copy.write(_COPY_TRAILER)  # data written whole (not by rows): its end is ours to write
+                stack.close()
+            else:
+                stack.__exit__(type(error), error, error.__traceback__)
 
     def _unique_keys(self) -> bool:
         try:

@@ -736,6 +736,134 @@ fail:
     return NULL;
 }
 
+/* ---- index.pg.copy_rows: a build's rows as PostgreSQL's binary COPY data ----
+ *
+ * index_copy_rows(rows): the compiled twin of index.pg.copy_rows_py, for rows of the messages table
+ * (index.extract.MESSAGE_VALUES tuples): per row its field count, then each field's length (-1:
+ * NULL) and value, by the column's kind below (big-endian integers and doubles, UTF-8 text, the
+ * words' bytes as they are). A value of another type than its column's usual one (or a text that
+ * has no UTF-8, or a row of another length) hands the call to the reference, which raises or
+ * writes what it does; configure_index_copy_rows gives the reference. */
+enum { CP_INT8, CP_INT4, CP_FLOAT8, CP_TEXT, CP_RAW };
+static const int CP_KINDS[13] = {CP_INT8, CP_INT4,  CP_TEXT, CP_FLOAT8, CP_FLOAT8, CP_TEXT, CP_TEXT,
+                                 CP_TEXT, CP_TEXT,  CP_TEXT, CP_RAW,    CP_TEXT,   CP_INT4};
+static PyObject *copy_reference;
+
+static PyObject *
+configure_copy_rows(PyObject *self, PyObject *reference)
+{
+    Py_INCREF(reference);
+    Py_XSETREF(copy_reference, reference);
+    Py_RETURN_NONE;
+}
+
+static inline void
+cp_be(unsigned char *d, uint64_t v, int n)
+{
+    for (int i = 0; i < n; i++)
+        d[i] = (unsigned char)(v >> (8 * (n - 1 - i)));
+}
+
+/* One field into the sink: 0, 1 (a value this does not write: the reference's), -1 (an error). */
+static int
+cp_field(IxSink *k, int kind, PyObject *v)
+{
+    if (v == Py_None) {
+        if (ix_reserve(k, 4))
+            return -1;
+        memset(k->buf + k->len, 0xff, 4);
+        k->len += 4;
+        return 0;
+    }
+    const char *data = NULL;
+    Py_ssize_t n = 0;
+    unsigned char fixed[8];
+    if (kind == CP_INT8 || kind == CP_INT4) {
+        if (!PyLong_CheckExact(v))
+            return 1;
+        int overflow = 0;
+        long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
+        if (overflow || (x == -1 && PyErr_Occurred()) || (kind == CP_INT4 && (x < INT32_MIN || x > INT32_MAX))) {
+            PyErr_Clear();
+            return 1;
+        }
+        n = kind == CP_INT8 ? 8 : 4;
+        cp_be(fixed, (uint64_t)x, (int)n);
+        data = (const char *)fixed;
+    }
+    else if (kind == CP_FLOAT8) {
+        if (!PyFloat_CheckExact(v))
+            return 1;
+        double x = PyFloat_AS_DOUBLE(v);
+        uint64_t bits;
+        memcpy(&bits, &x, 8);
+        cp_be(fixed, bits, 8);
+        data = (const char *)fixed;
+        n = 8;
+    }
+    else if (kind == CP_TEXT) {
+        if (!PyUnicode_CheckExact(v))
+            return 1;
+        data = PyUnicode_AsUTF8AndSize(v, &n);
+        if (data == NULL) { /* no UTF-8 (a lone surrogate): the reference raises its error */
+            PyErr_Clear();
+            return 1;
+        }
+    }
+    else {
+        if (!PyBytes_CheckExact(v))
+            return 1;
+        data = PyBytes_AS_STRING(v);
+        n = PyBytes_GET_SIZE(v);
+    }
+    if (n > INT32_MAX)
+        return 1;
+    if (ix_reserve(k, 4 + n))
+        return -1;
+    cp_be(k->buf + k->len, (uint64_t)n, 4);
+    memcpy(k->buf + k->len + 4, data, (size_t)n);
+    k->len += 4 + n;
+    return 0;
+}
+
+static PyObject *
+copy_rows(PyObject *self, PyObject *rows)
+{
+    if (copy_reference == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "formats._native.configure_index_copy_rows was not called");
+        return NULL;
+    }
+    PyObject *seq = PySequence_Fast(rows, "index_copy_rows: rows must be a sequence");
+    if (seq == NULL)
+        return NULL;
+    IxSink sink = {IX_WORDS_PG, NULL, NULL, 0, 0, 0};
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(seq);
+    int other = 0; /* 1: the reference's call; -1: an error */
+    for (Py_ssize_t r = 0; r < count && !other; r++) {
+        PyObject *row = PySequence_Fast_GET_ITEM(seq, r);
+        if (!PyTuple_CheckExact(row) || PyTuple_GET_SIZE(row) != 13) {
+            other = 1;
+            break;
+        }
+        if (ix_reserve(&sink, 2)) {
+            other = -1;
+            break;
+        }
+        sink.buf[sink.len++] = 0;
+        sink.buf[sink.len++] = 13;
+        for (int c = 0; c < 13 && !other; c++)
+            other = cp_field(&sink, CP_KINDS[c], PyTuple_GET_ITEM(row, c));
+    }
+    Py_DECREF(seq);
+    PyObject *out = NULL;
+    if (other == 0)
+        out = PyBytes_FromStringAndSize(sink.len ? (const char *)sink.buf : "", sink.len);
+    else if (other > 0)
+        out = PyObject_CallOneArg(copy_reference, rows);
+    PyMem_Free(sink.buf);
+    return out;
+}
+
 static PyMethodDef index_methods[] = {
     {"configure_index_privmsg_row", (PyCFunction)configure_privmsg_row, METH_VARARGS,
      "configure_index_privmsg_row(reference, MessageRow): what index_privmsg_row hands odd lines to, and the row type."},
@@ -744,6 +872,10 @@ static PyMethodDef index_methods[] = {
     {"index_scan_rows", (PyCFunction)(void (*)(void))scan_rows, METH_FASTCALL,
      "index_scan_rows(data, id_scope[, form, channel]): the rows of a batch file's PRIVMSG lines read here"
      " (read_batch, read_build)."},
+    {"configure_index_copy_rows", (PyCFunction)configure_copy_rows, METH_O,
+     "configure_index_copy_rows(reference): what index_copy_rows hands other values to."},
+    {"index_copy_rows", (PyCFunction)copy_rows, METH_O,
+     "index_copy_rows(rows): the compiled twin of index.pg.copy_rows_py."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -45,9 +45,10 @@ from index.extract import (
     read_build_py,
 )
 from index.identity import id_key_scope
+from index.pg import copy_rows_py
 from index.sqlite import SqliteIndex
 from index.text import fts_document, fts_match, parse_query, pg_words, text_words
-from tests.compiled import Core, native, needs_native
+from tests.compiled import Core, compiled_only, native, needs_native, same_as_reference
 from tests.index_model import Model
 from tests.pgserver import postgres_server, require_postgres
 from tests.profiles import examples
@@ -549,6 +550,107 @@ def test_the_scan_makes_a_builds_rows_from_the_line() -> None:
     assert fts_document([]) == ""
 
 
+# rows of `messages` as a build makes them, and now and then a value of another type (the compiled
+# twin hands those to the reference), a text without UTF-8, a row of another length
+_copy_values = (
+    st.integers(-(2**63), 2**63 - 1),
+    st.integers(0, 3),
+    st.text(),
+    st.floats(allow_nan=False),
+    st.floats(allow_nan=False),
+    st.sampled_from(["PRIVMSG", "USERNOTICE", "CLEARCHAT"]),
+    st.one_of(st.none(), st.text()),
+    st.one_of(st.none(), st.text()),
+    st.one_of(st.none(), st.text()),
+    st.one_of(st.none(), st.text()),
+    st.builds(pg_words, st.lists(st.text(min_size=1))),
+    st.text(),
+    st.integers(0, 1),
+)
+_odd_copy_values = st.one_of(
+    st.none(), st.integers(-(2**70), 2**70), st.floats(), st.text(), st.binary(), st.just("\ud800")
+)
+
+
+@st.composite
+def _copy_rows(draw: Any) -> list[Any]:
+    rows: list[Any] = []
+    for _ in range(draw(st.integers(0, 4))):
+        row = [draw(v) for v in _copy_values]
+        if draw(st.integers(0, 5)) == 0:
+            row[draw(st.integers(0, 12))] = draw(_odd_copy_values)
+        rows.append(tuple(row) if draw(st.integers(0, 9)) else tuple(row[: draw(st.integers(0, 12))]))
+    return rows
+
+
+@compiled_only
+@settings(max_examples=examples(4))
+@given(rows=_copy_rows())
+@example(rows=[(1, 1, "c", 1.5, 0.0, "PRIVMSG", None, "7", "al", None, pg_words(["caf\u00e9"]), "{}", 1)])
+def test_the_compiled_copy_rows_equals_the_reference(core: Core, rows: list[Any]) -> None:
+    same_as_reference(core, copy_rows_py, "index_copy_rows", rows)
+
+
+def test_copy_rows_by_hand() -> None:
+    row = (-2, 1, "c\u00e9", 1.5, 0.0, "PRIVMSG", None, "7", "al", None, pg_words(["x"]), "{}", 1)
+    words = pg_words(["x"])
+    expected = (
+        b"\x00\x0d"  # 13 fields
+        + b"\x00\x00\x00\x08\xff\xff\xff\xff\xff\xff\xff\xfe"  # int8 -2
+        + b"\x00\x00\x00\x04\x00\x00\x00\x01"  # int4 1
+        + b"\x00\x00\x00\x03c\xc3\xa9"  # text, UTF-8
+        + b"\x00\x00\x00\x08\x3f\xf8\x00\x00\x00\x00\x00\x00"  # float8 1.5
+        + b"\x00\x00\x00\x08"
+        + bytes(8)  # float8 0.0
+        + b"\x00\x00\x00\x07PRIVMSG"
+        + b"\xff\xff\xff\xff"  # NULL
+        + b"\x00\x00\x00\x017\x00\x00\x00\x02al\xff\xff\xff\xff"
+        + len(words).to_bytes(4, "big")
+        + words  # the words as they are
+        + b"\x00\x00\x00\x02{}\x00\x00\x00\x04\x00\x00\x00\x01"
+    )
+    assert copy_rows_py([row]) == expected and copy_rows_py([]) == b""
+
+
+@pytest.mark.integration  # a real server
+def test_a_builds_copy_data_is_what_psycopg_and_the_server_make_of_the_rows(pg_url: str) -> None:
+    """The rows a build COPYs (copy_rows, the words from pg_words) read back as the same rows
+    COPYed by psycopg from Python values, and their words as string_to_array makes them (the
+    live path's way)."""
+    import psycopg
+
+    from index.pg import _COPY_SIGNATURE, _COPY_TRAILER, _MESSAGE_TYPES, _TABLES, copy_rows
+
+    texts = ["Kappa :) caf\u00e9", "", "a  b", "\U0001f389 x_1 \u00df"]
+    values = [
+        (i - 2, 1 + i, "chan", INDEX_T0 + i / 8, 0.5 * i, "PRIVMSG", None if i % 2 else f"m{i}", "7", None, None,
+         text_words(t), f'{{"n":{i}}}', i % 2)
+        for i, t in enumerate(texts)
+    ]  # fmt: skip
+    schema = f"t{next(_schemas)}"
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+        conn.execute(f"SET search_path = {schema}")
+        conn.execute(_TABLES[2])
+        conn.execute(_TABLES[2].replace("messages", "expected"))
+        with conn.cursor() as cur, cur.copy(f"COPY expected ({base.MESSAGE_COLUMNS}) FROM STDIN (FORMAT BINARY)") as c:
+            c.set_types([t if t != "text" or n != 10 else "text[]" for n, t in enumerate(_MESSAGE_TYPES)])
+            for v in values:
+                c.write_row([*v[:10], list(v[10]), *v[11:]])
+        data = _COPY_SIGNATURE + copy_rows([(*v[:10], pg_words(v[10]), *v[11:]) for v in values]) + _COPY_TRAILER
+        with conn.cursor() as cur, cur.copy(f"COPY messages ({base.MESSAGE_COLUMNS}) FROM STDIN (FORMAT BINARY)") as c:
+            c.write(data)
+        got = conn.execute("SELECT * FROM messages ORDER BY id").fetchall()
+        assert got == conn.execute("SELECT * FROM expected ORDER BY id").fetchall() and len(got) == 4, got
+        joined = conn.execute(
+            "SELECT string_to_array(%s, ' ') = ANY (SELECT words FROM messages)", [" ".join(values[3][10])]
+        )
+        assert joined.fetchall() == [(True,)]
+        empty = conn.execute("SELECT words = string_to_array('', ' ') FROM messages WHERE id = -1").fetchall()
+        assert empty == [(True,)]
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
 @pytest.mark.integration  # starts worker processes
 def test_files_read_by_worker_processes_give_the_same_index(monkeypatch: pytest.MonkeyPatch) -> None:
     records = [
@@ -563,11 +665,20 @@ def test_files_read_by_worker_processes_give_the_same_index(monkeypatch: pytest.
     serial_report = serial.update()
     monkeypatch.setattr(base, "POOL_MIN_FILES", 2)
     monkeypatch.setattr(base, "extract_jobs", lambda: 2)
+    monkeypatch.setattr(base, "build_jobs", lambda: 2)
     pooled = open_index(root, os.path.join(tempfile.mkdtemp(prefix="idx-"), "index.sqlite"))
-    pooled_report = pooled.update()
+    pooled_report = pooled.update()  # a build
     assert pooled_report == serial_report, (pooled_report, serial_report)
     assert pooled_report.files_added > 10 and len(pooled_report.problems) == 1
     assert everything(pooled) == everything(serial) and len(everything(serial)) == 40
+    more = [_msg(i, INDEX_T0 + i * 13.0, "carol", "4", f"more {i}") for i in range(40, 80)]
+    write_archive(root, more, copies=2)
+    monkeypatch.setattr(base, "POOL_MIN_FILES", 10**9)
+    serial_report = serial.update()
+    monkeypatch.setattr(base, "POOL_MIN_FILES", 2)
+    pooled_report = pooled.update()  # an update, its new files read by the workers too
+    assert pooled_report == serial_report and pooled_report.files_added > 10, (pooled_report, serial_report)
+    assert everything(pooled) == everything(serial) and len(everything(serial)) == 80
     serial.close()
     pooled.close()
 
