@@ -800,6 +800,48 @@ def test_a_file_another_process_is_writing_is_busy_not_damaged(monkeypatch: pyte
     index.close()
 
 
+def test_an_index_file_whose_key_index_is_the_tables_own_is_updated_and_built() -> None:
+    """Files written before the key index had a name hold it in the table (`UNIQUE`): an update's
+    upserts use it, and a build (which drops the named one) makes the table again with the named one."""
+    root = fresh_root()
+    write_archive(root, [_msg(1, float(INDEX_T0), "alice", "1", "first words")])
+    path = os.path.join(tempfile.mkdtemp(prefix="idx-"), "index.sqlite")
+    index = open_index(root, path)
+    assert isinstance(index, SqliteIndex)
+    conn = index.conn
+    table = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'messages'").fetchone()[0]
+    conn.execute("DROP TABLE messages")
+    conn.execute(table.replace("id INTEGER NOT NULL,", "id INTEGER NOT NULL UNIQUE,"))
+    for statement in base.SECONDARY_INDEXES[:5]:
+        conn.execute(statement)
+    index.close()
+    index = open_index(root, path)
+    index.update()  # a build: the table made again
+    names = {r[0] for r in index.conn.execute("SELECT name FROM sqlite_master WHERE tbl_name = 'messages'")}  # type: ignore[attr-defined]
+    assert "messages_id" in names and "sqlite_autoindex_messages_1" not in names, names
+    index.check()
+    conn = index.conn  # type: ignore[attr-defined]
+    conn.execute("DROP INDEX messages_id")  # the earlier layout again, with rows: updates upsert through it
+    rows = conn.execute(f"SELECT {base.MESSAGE_COLUMNS} FROM messages").fetchall()
+    conn.execute("DELETE FROM messages")
+    conn.execute("INSERT INTO fts (fts) VALUES ('delete-all')")
+    conn.execute("DROP TABLE messages")
+    conn.execute(table.replace("id INTEGER NOT NULL,", "id INTEGER NOT NULL UNIQUE,"))
+    conn.executemany(f"INSERT INTO messages ({base.MESSAGE_COLUMNS}) VALUES ({', '.join('?' * 13)})", rows)
+    conn.execute("INSERT INTO fts (fts) VALUES ('rebuild')")
+    for statement in base.SECONDARY_INDEXES[:5]:
+        conn.execute(statement)
+    write_archive(root, [_msg(1, float(INDEX_T0), "alice", "1", "first words")], copies=2)  # a second file: upserted
+    write_archive(root, [_msg(2, INDEX_T0 + 61.0, "bob", "2", "more words")])
+    index.update()
+    index.check()
+    assert [m.text for m in index.messages(Query(text="words"))] == ["more words", "first words"]
+    assert everything(index) == everything(
+        _built(lambda r: open_index(r, os.path.join(tempfile.mkdtemp(), "i.sqlite")), root)
+    )
+    index.close()
+
+
 def test_an_index_written_with_text_triggers_loses_them_and_stays_whole() -> None:
     """Files written when triggers kept the text index: opened now, a live minute and a release
     must index each row's words once (FTS5's integrity check compares the index with the rows)."""
