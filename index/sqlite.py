@@ -11,10 +11,12 @@ per write, not by triggers: new rows are the rows past the largest `seq` before 
 to delete are copied to the text index's `delete` command before they go. (A trigger runs once per
 row inside a statement savepoint, and the FTS5 of SQLite 3.40 (this Python's) flushes its pending
 terms to a new segment at every savepoint: a minute of 6,000 messages cost 450 ms in tiny segments
-and merges, against 6 ms for one set-based insert.) A bulk build fills the text index in one 'rebuild' and
-merges it into one segment ('optimize'), so the first live minutes do not pay for merging the
-build's segments. A damaged file (not a database, malformed pages, a failed integrity check) raises
-IndexDamaged; the callers rebuild.
+and merges, against 6 ms for one set-based insert.) A build fills the text index the same way, a
+batch of rows at a time, with FTS5's merging held back, and merges it into one segment ('optimize')
+at its end, so the first live minutes do not pay for merging the build's segments. A damaged file
+(not a database, malformed pages, a failed integrity check) raises IndexDamaged; the callers
+rebuild; a file another process holds locked (a build in its rollback journal) is busy,
+IndexUnavailable.
 """
 
 from __future__ import annotations
