@@ -879,10 +879,11 @@ class SqlIndex:
             f"SELECT {column}, time, id FROM (SELECT {column}, time, id FROM messages WHERE tier = {{tier}} AND {where}"
             " ORDER BY time DESC, id DESC LIMIT 1) AS t{tier}"
         )
+        tiers = (0, 1) if self.recent_tier else (1,)  # a backend without a recent tier writes tier 1 only
         with self._lock:
             rows = self._fetch(
-                f"{newest.format(tier=0)} UNION ALL {newest.format(tier=1)} ORDER BY 2 DESC, 3 DESC LIMIT 1",
-                (value, value),
+                " UNION ALL ".join(newest.format(tier=t) for t in tiers) + " ORDER BY 2 DESC, 3 DESC LIMIT 1",
+                [value] * len(tiers),
             )
         return str(rows[0][0]) if rows else None
 
