@@ -17,7 +17,11 @@ DB_HELP = (
 
 
 def register(app: typer.Typer) -> None:
-    @console.command(app, "index", interrupted="index stopped; what was indexed is kept: run it again to finish.")
+    @console.command(
+        app,
+        "index",
+        interrupted="index stopped; run it again to finish (an update keeps what it indexed; a build starts over).",
+    )
     def _index(
         root: str = typer.Argument(
             ..., metavar="ROOT", help="Archive root (holds CHANNEL/chat/...).", show_default=False

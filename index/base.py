@@ -10,8 +10,8 @@ extract.better), files gone release theirs (`refs - 1`; at 0 the row goes). New 
 before gone ones, so a merge that replaces A and B by C never drops and re-adds a row. Names are
 content hashes, so a path seen once never needs reading again.
 
-An empty index is built in bulk: rows first, secondary indexes and the text index after, which is
-several times faster than keeping them up to date row by row.
+An empty index is built in bulk, in one transaction (see Building): a crash or a kill leaves the
+empty index it started from, which the next update builds again, never a partial one.
 
 The SQL is written once, with `?` placeholders (the PostgreSQL backend turns them into `%s`);
 the backends supply the column types, the text search clause and the connection.
@@ -28,21 +28,37 @@ writes tier 1 always, see index.pg.) Every query
 on those indexes says `tier IN (0, 1)` (a CHECK makes it always true), so it reads both ends and
 answers as one table would. The identity index stays one (a key must be unique across tiers):
 it is the one index a live row still dirties at random.
+
+Building
+--------
+A build (new files into an empty index) is most of a host's indexing work, and keeping six
+B-trees and a text index in step row by row is what made it slow: rows land at random places of
+the identity (a hash) and user indexes. So a build writes differently, in one transaction:
+the identity, channel, user and login indexes (and PostgreSQL's word index) are dropped; each
+file's rows are appended with plain inserts (PostgreSQL: COPY), made ready to insert by the
+processes that read the files (`build_file`), so the writer binds values and nothing else; then
+each index is built once, by sorting. Files are not merged row by row on the way: a message held
+by several files (an unmerged archive, a synced copy) is inserted once per file, and when the
+identity index finds keys twice, `_merge_duplicates` keeps each key's best version (extract.better,
+in SQL) with the number of files holding it, as the upserts of an update would have. The
+transaction is the crash safety: killed at any point, the index is the empty one it was, and the
+next update builds it again.
 """
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import random
 import threading
 from array import array
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -65,7 +81,19 @@ from index.api import (
     UpdateReport,
     day_of_number,
 )
-from index.extract import BatchRows, MessageRow, RemovalRow, author, better, read_batch, text_of
+from index.extract import (
+    MESSAGE_VALUES,
+    BatchRows,
+    BuildRows,
+    MessageRow,
+    RemovalRow,
+    author,
+    better,
+    message_values,
+    read_batch,
+    read_build,
+    text_of,
+)
 from index.identity import message_id
 from index.text import Term, parse_query
 
@@ -98,9 +126,7 @@ _BETTER = (
     " AND excluded.line > messages.line))))"
 )
 
-MESSAGE_COLUMNS = (
-    "id, refs, channel, time, time_range, command, msg_id, user_id, login, recipient_id, words, line, tier"
-)
+MESSAGE_COLUMNS = ", ".join(MESSAGE_VALUES)
 TIERS = "tier IN (0, 1)"  # always true (a CHECK): it lets the user and login indexes be read at both ends
 
 # An upsert of `messages`: one more file holds the row, and the better version wins
@@ -124,6 +150,24 @@ SECONDARY_INDEXES = (
     "CREATE INDEX IF NOT EXISTS removals_login ON removals (channel, target_login, time) WHERE target_user_id IS NULL",
     "CREATE INDEX IF NOT EXISTS files_minute ON files (channel, batch_time)",
 )
+# What a build drops and makes at its end, by sorting (see Building); the partial indexes hold few
+# rows (none of the recent tier in a build), so keeping them costs less than a scan of the table each
+BUILT_AT_END = SECONDARY_INDEXES[:3]
+
+# The best version of each key held by several rows (extract.better: the narrower range, then the
+# longer line, then the larger line, by code point), the row to keep (`{row}`: the backend's row
+# identity) and the number of files holding the key (see Building)
+BEST_OF_DUPLICATES = (
+    "SELECT id, ref, total FROM (SELECT id, {row} AS ref, sum(refs) OVER per_key AS total,"
+    " count(*) OVER per_key AS n, row_number() OVER (PARTITION BY id ORDER BY time_range,"
+    " length(line) DESC, line {text_order} DESC) AS r FROM messages WINDOW per_key AS (PARTITION BY id)) AS ranked"
+    " WHERE n > 1 AND r = 1"
+)
+
+
+def index_name(statement: str) -> str:
+    """The name of the index a `CREATE INDEX IF NOT EXISTS name ...` statement makes."""
+    return statement.split(" EXISTS ", 1)[1].split(" ", 1)[0]
 
 
 @dataclass(frozen=True)
@@ -142,6 +186,33 @@ class _Pending:
     files: list[tuple[str, str, int, bytes, bytes]] = field(default_factory=list)
     rooms: dict[str, str] = field(default_factory=dict)
     size: int = 0
+
+
+class BuildFile(NamedTuple):
+    """One file's rows as a build inserts them (`build_file`): plain tuples, cheap to pickle."""
+
+    messages: list[Any]  # rows of `messages` as the backend's `pack` made them (SqlIndex._build_pack)
+    message_count: int  # how many rows `messages` holds
+    removals: list[tuple[Any, ...]]  # rows of `removals`: id, refs, channel, time, targets
+    room_id: str | None
+    records: int
+    message_keys: bytes
+    removal_keys: bytes
+
+
+def build_file(rows: BuildRows, channel: str, pack: Callable[[list[tuple[Any, ...]]], list[Any]]) -> BuildFile:
+    """A file's rows as a build inserts them: `read_build`'s rows of `messages` as the backend's
+    `pack` makes them ready for its writer (SQLite: groups of rows, one INSERT each; PostgreSQL:
+    their COPY data), the rest as plain tuples."""
+    return BuildFile(
+        pack(rows.messages),
+        len(rows.messages),
+        [(r.key, 1, channel, r.time, r.target_msg_id, r.target_user_id, r.target_login) for r in rows.removals],
+        rows.room_id,
+        rows.records,
+        _keys_blob(r[0] for r in rows.messages),
+        _keys_blob(r.key for r in rows.removals),
+    )
 
 
 def _keys_blob(keys: Iterable[int]) -> bytes:
@@ -177,12 +248,13 @@ def minute_files(root: str, channel: str, minutes: Iterable[int]) -> dict[str, D
     return found
 
 
-def read_file(path: str, channel: str) -> tuple[BatchRows | None, str | None]:
-    """(rows, None) of a batch file; (None, None) if it is gone; (None, problem) if unreadable."""
+def read_file(path: str, channel: str, read: Callable[[bytes, str, str], Any] = read_batch) -> tuple[Any, str | None]:
+    """(rows, None) of a batch file (`read`'s: read_batch's, or another reading of it); (None, None)
+    if it is gone; (None, problem) if unreadable."""
     try:
         with open(path, "rb") as fh:
             data = fh.read()
-        return read_batch(data, path, channel), None
+        return read(data, path, channel), None
     except FileNotFoundError:
         return None, None
     except OSError as e:
@@ -191,11 +263,23 @@ def read_file(path: str, channel: str) -> tuple[BatchRows | None, str | None]:
         return None, str(e)
 
 
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def extract_jobs() -> int:
     """Worker processes for reading many files: one per core beside the writer's, at most 3 (the
     writer is one process; beyond a few readers it is the bottleneck). 0: read in this process."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(0, min(3, cores - 1))
+    return max(0, min(3, _cores() - 1))
+
+
+def build_jobs() -> int:
+    """Worker processes for reading a build's files: one per core, at most 3. A build's writer
+    spends its load binding values and in the database's C (about 40% of a reader's time a row),
+    so a reader per core keeps every core busy; with one core, reading in this process spares
+    the pickling."""
+    cores = _cores()
+    return 0 if cores < 2 else min(3, cores)
 
 
 def _read_in_worker(job: tuple[str, str]) -> tuple[Any, str | None]:
@@ -206,35 +290,60 @@ def _read_in_worker(job: tuple[str, str]) -> tuple[Any, str | None]:
     return (tuple(map(tuple, rows.messages)), tuple(map(tuple, rows.removals)), rows.room_id, rows.records), None
 
 
+def _plain_rows(plain: Any) -> BatchRows:
+    messages, removals, room_id, records = plain
+    return BatchRows(tuple(map(MessageRow._make, messages)), tuple(map(RemovalRow._make, removals)), room_id, records)
+
+
+def build_read(
+    job: tuple[str, str, Callable[[Sequence[str]], Any], Callable[[list[Any]], list[Any]]],
+) -> tuple[BuildFile | None, str | None]:
+    """`read_file` for a build, made into `build_file`'s rows (in a worker: the rows travel as the
+    backend's writer takes them, a few objects a file, not a tuple of strings a row to unpickle)."""
+    path, channel, words, pack = job
+    rows, problem = read_file(path, channel, lambda data, source, ch: read_build(data, source, ch, words))
+    return (None if rows is None else build_file(rows, channel, pack)), problem
+
+
+@contextmanager
+def _without_gc() -> Iterator[None]:
+    """The cyclic garbage collector off: reading and writing rows makes millions of tuples and
+    strings, none in a cycle, and each collection walks every one still held (the rows in flight),
+    which measured a third of a reader's time. Worker processes run with it off."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 def _read_in_workers(
-    root: str, new: list[str], disk: dict[str, DiskFile], jobs: int
-) -> Iterator[tuple[str, DiskFile, BatchRows | None, str | None]]:
+    root: str, new: list[str], disk: dict[str, DiskFile], jobs: int, task: Callable[[Any], Any], *extra: Any
+) -> Iterator[tuple[str, DiskFile, Any, str | None]]:
     """Decoding and cutting a file into rows is most of an index build's Python; worker processes
-    do it for many files while this process writes, in file order, with a few files in flight (so a
-    writer slower than its readers never holds the whole archive's rows)."""
+    do it (`task` of (path, channel, *extra)) for many files while this process writes, in file
+    order, with a few files in flight (so a writer slower than its readers never holds the whole
+    archive's rows)."""
     window = 2 * jobs + 2
     # forkserver: safe when the parent runs threads (serve and the checkpointer do), cheap to start
-    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("forkserver")) as pool:
+    with ProcessPoolExecutor(
+        jobs, mp_context=multiprocessing.get_context("forkserver"), initializer=gc.disable
+    ) as pool:
         queue: deque[tuple[str, Future[tuple[Any, str | None]]]] = deque()
         todo = iter(new)
         for rel in todo:
-            queue.append((rel, pool.submit(_read_in_worker, (os.path.join(root, rel), disk[rel].channel))))
+            queue.append((rel, pool.submit(task, (os.path.join(root, rel), disk[rel].channel, *extra))))
             if len(queue) >= window:
                 break
         while queue:
             rel, future = queue.popleft()
             for more in todo:
-                queue.append((more, pool.submit(_read_in_worker, (os.path.join(root, more), disk[more].channel))))
+                queue.append((more, pool.submit(task, (os.path.join(root, more), disk[more].channel, *extra))))
                 break
-            plain, problem = future.result()
-            if plain is None:
-                yield rel, disk[rel], None, problem
-                continue
-            messages, removals, room_id, records = plain
-            rows = BatchRows(
-                tuple(map(MessageRow._make, messages)), tuple(map(RemovalRow._make, removals)), room_id, records
-            )
-            yield rel, disk[rel], rows, None
+            result, problem = future.result()
+            yield rel, disk[rel], result, problem
 
 
 def _hour_name(batch_time: int) -> str:
@@ -282,7 +391,6 @@ class SqlIndex:
     def __init__(self, root: str) -> None:
         self.root = root
         self._lock = threading.RLock()
-        self._new_tier = 0 if self.recent_tier else 1  # the tier of rows written now: 1 while building in bulk
 
     # -- dialect hooks -----------------------------------------------------------------------
 
@@ -326,13 +434,50 @@ class SqlIndex:
     def _drop_all(self) -> None:
         raise NotImplementedError
 
-    def _begin_bulk(self) -> None:
-        """Before filling an empty index: drop what is cheaper to build afterwards."""
+    # -- building hooks (see Building) --------------------------------------------------------
 
-    def _end_bulk(self) -> None:
-        """After filling an empty index: build the secondary indexes (and text index)."""
-        for statement in SECONDARY_INDEXES:
-            self._exec(statement)
+    def _build_words(self) -> Callable[[Sequence[str]], Any]:
+        """The module-level function making a row's `words` value in a build (it crosses to the readers)."""
+        raise NotImplementedError
+
+    @contextmanager
+    def _building(self) -> Iterator[None]:
+        """The one transaction of a build, with the backend's settings for it."""
+        raise NotImplementedError
+        yield
+
+    def _begin_build(self) -> None:
+        """In the build's transaction, before the rows: drop the indexes built at the end."""
+        raise NotImplementedError
+
+    def _build_pack(self) -> Callable[[list[tuple[Any, ...]]], list[Any]]:
+        """The module-level function making a file's rows (MESSAGE_VALUES tuples) ready for
+        `_insert_built`, in the readers."""
+        raise NotImplementedError
+
+    def _insert_built(self, packed: list[Any]) -> None:
+        """Append a file's rows of `messages` (as `_build_pack` made them), with no upsert: as each
+        file comes, so the database works while the readers read."""
+        raise NotImplementedError
+
+    def _flush_built(self) -> None:
+        """Finish what `_insert_built` began (before other statements: the files and removals)."""
+
+    def _loaded(self) -> None:
+        """In the build's transaction: the rows are in, the indexes are made next (by sorting)."""
+
+    def _unique_keys(self) -> bool:
+        """Make `messages.id` unique again (its index, or key); False, and nothing made, if a key is twice."""
+        raise NotImplementedError
+
+    def _merge_duplicates(self) -> None:
+        """Of each key held by several rows, keep the best version (extract.better) with the sum of
+        their `refs`, and delete the others (see Building)."""
+        raise NotImplementedError
+
+    def _end_build(self) -> None:
+        """In the build's transaction, after the rows and the identity key: the other indexes."""
+        raise NotImplementedError
 
     def _write_messages(self, rows: list[tuple[str, MessageRow, int]]) -> int:
         return self._execmany(
@@ -342,22 +487,8 @@ class SqlIndex:
         )
 
     def _message_values(self, channel: str, r: MessageRow, n: int) -> tuple[Any, ...]:
-        """A row of `messages`, its columns in the order of MESSAGE_COLUMNS."""
-        return (
-            r.key,
-            n,
-            channel,
-            r.time,
-            r.time_range,
-            r.command,
-            r.msg_id,
-            r.user_id,
-            r.login,
-            r.recipient_id,
-            self._words_value(r.words),
-            r.line,
-            self._new_tier,
-        )
+        """A row of `messages` an update writes (recent tier where the backend keeps one)."""
+        return message_values(channel, r, n, 0 if self.recent_tier else 1, self._words_value(r.words))
 
     def _write_removals(self, rows: list[tuple[str, RemovalRow, int]]) -> None:
         self._execmany(
@@ -426,56 +557,49 @@ class SqlIndex:
     def _sync_files(self, disk: dict[str, DiskFile], known: dict[str, int]) -> UpdateReport:
         new = sorted(set(disk) - set(known))
         gone = sorted(set(known) - set(disk))
-        bulk = bool(new) and self._is_empty()
+        if new and not known and self._is_empty():
+            return self._build(new, disk)
         problems: list[str] = []
         added = records = 0
-        if bulk:
-            self._begin_bulk()
-            self._new_tier = 1
-        try:
-            pending = _Pending()
-            for rel, f, rows, problem in self._read_files(new, disk):
-                if problem is not None:
-                    problems.append(problem)
-                    continue
-                if rows is None:
-                    continue  # merged away since the listing: the next update sees its replacement
-                records += rows.records
-                pending_messages = pending.messages
-                for row in rows.messages:
-                    slot = pending_messages.get(row.key)
-                    if slot is None:
-                        pending_messages[row.key] = [f.channel, row, 1]
-                    else:
-                        slot[2] += 1
-                        if better(row, slot[1]):
-                            slot[1] = row
-                for removal in rows.removals:
-                    rslot = pending.removals.get(removal.key)
-                    if rslot is None:
-                        pending.removals[removal.key] = [f.channel, removal, 1]
-                    else:
-                        rslot[2] += 1
-                if rows.room_id:
-                    pending.rooms[f.channel] = rows.room_id
-                pending.files.append(
-                    (
-                        rel,
-                        f.channel,
-                        f.batch_time,
-                        _keys_blob(r.key for r in rows.messages),
-                        _keys_blob(r.key for r in rows.removals),
-                    )
+        pending = _Pending()
+        for rel, f, rows, problem in self._read_files(new, disk):
+            if problem is not None:
+                problems.append(problem)
+                continue
+            if rows is None:
+                continue  # merged away since the listing: the next update sees its replacement
+            records += rows.records
+            pending_messages = pending.messages
+            for row in rows.messages:
+                slot = pending_messages.get(row.key)
+                if slot is None:
+                    pending_messages[row.key] = [f.channel, row, 1]
+                else:
+                    slot[2] += 1
+                    if better(row, slot[1]):
+                        slot[1] = row
+            for removal in rows.removals:
+                rslot = pending.removals.get(removal.key)
+                if rslot is None:
+                    pending.removals[removal.key] = [f.channel, removal, 1]
+                else:
+                    rslot[2] += 1
+            if rows.room_id:
+                pending.rooms[f.channel] = rows.room_id
+            pending.files.append(
+                (
+                    rel,
+                    f.channel,
+                    f.batch_time,
+                    _keys_blob(r.key for r in rows.messages),
+                    _keys_blob(r.key for r in rows.removals),
                 )
-                pending.size += len(rows.messages) + len(rows.removals) + 1
-                if pending.size >= FLUSH_ROWS:
-                    added += self._flush(pending)
-                    pending = _Pending()
-            added += self._flush(pending)
-        finally:
-            if bulk:
-                self._new_tier = 0 if self.recent_tier else 1
-                self._end_bulk()
+            )
+            pending.size += len(rows.messages) + len(rows.removals) + 1
+            if pending.size >= FLUSH_ROWS:
+                added += self._flush(pending)
+                pending = _Pending()
+        added += self._flush(pending)
         removed = self._drop_files([known[rel] for rel in gone])
         return UpdateReport(
             files_added=len(new),
@@ -486,6 +610,60 @@ class SqlIndex:
             problems=tuple(problems),
         )
 
+    def _build(self, new: list[str], disk: dict[str, DiskFile]) -> UpdateReport:
+        """Index `new` into the empty index, in one transaction (see Building)."""
+        problems: list[str] = []
+        written = records = 0
+        with _without_gc(), self._building():
+            self._begin_build()
+            count = 0
+            removals: list[tuple[Any, ...]] = []
+            files: list[tuple[str, str, int, bytes, bytes]] = []
+            rooms: dict[str, str] = {}
+            for rel, f, built, problem in self._read_build_files(new, disk):
+                if problem is not None:
+                    problems.append(problem)
+                    continue
+                if built is None:
+                    continue  # merged away since the listing: the next update sees its replacement
+                records += built.records
+                self._insert_built(built.messages)
+                count += built.message_count
+                removals += built.removals
+                files.append((rel, f.channel, f.batch_time, built.message_keys, built.removal_keys))
+                if built.room_id:
+                    rooms[f.channel] = built.room_id
+                if count + len(removals) + len(files) >= FLUSH_ROWS:
+                    self._load_built(removals, files)
+                    written += count
+                    removals, files, count = [], [], 0
+            self._load_built(removals, files)
+            written += count
+            self._loaded()
+            self._execmany(
+                "INSERT INTO channels (channel, room_id) VALUES (?, ?)"
+                " ON CONFLICT (channel) DO UPDATE SET room_id = excluded.room_id",
+                sorted(rooms.items()),
+            )
+            if not self._unique_keys():
+                self._merge_duplicates()
+                if not self._unique_keys():
+                    raise IndexDamaged(f"{self.description}: keys still twice after merging them")
+            self._end_build()
+        return UpdateReport(files_added=len(new), rows_written=written, records_read=records, problems=tuple(problems))
+
+    def _load_built(self, removals: list[tuple[Any, ...]], files: list[tuple[str, str, int, bytes, bytes]]) -> None:
+        """The files whose rows `_insert_built` took since the last time, and their removals."""
+        self._flush_built()
+        self._execmany(
+            "INSERT INTO removals (id, refs, channel, time, target_msg_id, target_user_id, target_login)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET refs = removals.refs + excluded.refs",
+            removals,
+        )
+        self._execmany(
+            "INSERT INTO files (path, channel, batch_time, message_keys, removal_keys) VALUES (?, ?, ?, ?, ?)", files
+        )
+
     def _read_files(
         self, new: list[str], disk: dict[str, DiskFile]
     ) -> Iterator[tuple[str, DiskFile, BatchRows | None, str | None]]:
@@ -493,12 +671,27 @@ class SqlIndex:
         Many files are read by worker processes while this one writes (see `_read_in_workers`)."""
         jobs = extract_jobs()
         if jobs and len(new) >= POOL_MIN_FILES:
-            yield from _read_in_workers(self.root, new, disk, jobs)
+            for rel, f, plain, problem in _read_in_workers(self.root, new, disk, jobs, _read_in_worker):
+                yield rel, f, None if plain is None else _plain_rows(plain), problem
             return
         for rel in new:
             f = disk[rel]
             rows, problem = read_file(os.path.join(self.root, rel), f.channel)
             yield rel, f, rows, problem
+
+    def _read_build_files(
+        self, new: list[str], disk: dict[str, DiskFile]
+    ) -> Iterator[tuple[str, DiskFile, BuildFile | None, str | None]]:
+        """`_read_files` for a build: each file's rows as `build_file` makes them."""
+        words, pack = self._build_words(), self._build_pack()
+        jobs = build_jobs()
+        if jobs and len(new) >= POOL_MIN_FILES:
+            yield from _read_in_workers(self.root, new, disk, jobs, build_read, words, pack)
+            return
+        for rel in new:
+            f = disk[rel]
+            built, problem = build_read((os.path.join(self.root, rel), f.channel, words, pack))
+            yield rel, f, built, problem
 
     def _flush(self, pending: _Pending) -> int:
         if not pending.files:
@@ -686,10 +879,11 @@ class SqlIndex:
             f"SELECT {column}, time, id FROM (SELECT {column}, time, id FROM messages WHERE tier = {{tier}} AND {where}"
             " ORDER BY time DESC, id DESC LIMIT 1) AS t{tier}"
         )
+        tiers = (0, 1) if self.recent_tier else (1,)  # a backend without a recent tier writes tier 1 only
         with self._lock:
             rows = self._fetch(
-                f"{newest.format(tier=0)} UNION ALL {newest.format(tier=1)} ORDER BY 2 DESC, 3 DESC LIMIT 1",
-                (value, value),
+                " UNION ALL ".join(newest.format(tier=t) for t in tiers) + " ORDER BY 2 DESC, 3 DESC LIMIT 1",
+                [value] * len(tiers),
             )
         return str(rows[0][0]) if rows else None
 

@@ -12,14 +12,14 @@ is ASCII or valid UTF-8 and holds neither raw.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from formats import speedups
 from formats.canonical import decode_batch_fast, parse_batch
 from index.api import MESSAGE_COMMANDS
 from index.identity import id_key, id_key_scope, id_of_tags, identity_key, message_id
-from index.text import text_words
+from index.text import fts_document, pg_words, text_words
 
 
 class MessageRow(NamedTuple):
@@ -47,6 +47,30 @@ class RemovalRow(NamedTuple):
 
 class BatchRows(NamedTuple):
     messages: tuple[MessageRow, ...]
+    removals: tuple[RemovalRow, ...]
+    room_id: str | None
+    records: int
+
+
+# The columns of a row of the index's `messages` table, in order (index.base writes its SQL with
+# them): a build inserts the rows `read_build` gives as plain tuples of these values, which the
+# compiled scan makes too (native/index.c, ix_row)
+MESSAGE_VALUES = (
+    "id", "refs", "channel", "time", "time_range", "command", "msg_id", "user_id", "login", "recipient_id",
+    "words", "line", "tier",
+)  # fmt: skip
+
+
+def message_values(channel: str, r: MessageRow, refs: int, tier: int, words: Any) -> tuple[Any, ...]:
+    """A row of `messages` (MESSAGE_VALUES), its words as the backend stores them."""
+    return (r.key, refs, channel, r.time, r.time_range, r.command, r.msg_id, r.user_id, r.login, r.recipient_id,
+            words, r.line, tier)  # fmt: skip
+
+
+class BuildRows(NamedTuple):
+    """A file's rows as a build inserts them (`read_build`)."""
+
+    messages: list[tuple[Any, ...]]  # one row of `messages` a key (MESSAGE_VALUES): 1 ref, main tier
     removals: tuple[RemovalRow, ...]
     room_id: str | None
     records: int
@@ -185,10 +209,41 @@ def read_batch(data: bytes, source: str, channel: str) -> BatchRows:
     else, and for a file it does not read, `read_batch_py`. The two give equal rows (the twin test
     in tests/test_index.py)."""
     if _scan_rows is not None:
-        rows = _read_scanned(_scan_rows, data, source, channel)
+        rows: BatchRows | None = _read_scanned(_scan_rows, data, source, _Reader(channel))
         if rows is not None:
             return rows
     return read_batch_py(data, source, channel)
+
+
+def read_build(data: bytes, source: str, channel: str, words: Callable[[Sequence[str]], Any]) -> BuildRows:
+    """The rows of one batch file as a build inserts them, each row of `messages` a tuple of its
+    values (MESSAGE_VALUES: one ref, the main tier, the words as `words` makes them). Raises
+    formats.errors.InputError (naming FILE:LINE) if the file is damaged.
+
+    With the compiled core and `words` one of index.text's forms it makes (fts_document,
+    pg_words), its scan makes the tuples of the common PRIVMSG lines straight from the bytes,
+    without a row or a string per word; else, and for a file it does not read, `read_build_py`.
+    The two give equal rows (the twin test in tests/test_index.py)."""
+    form = _WORD_FORMS.get(words)
+    if _scan_rows is not None and form is not None:
+        scan = _scan_rows
+        built: BuildRows | None = _read_scanned(
+            lambda d, scope: scan(d, scope, form, channel), data, source, _BuildReader(channel, words)
+        )
+        if built is not None:
+            return built
+    return read_build_py(data, source, channel, words)
+
+
+def read_build_py(data: bytes, source: str, channel: str, words: Callable[[Sequence[str]], Any]) -> BuildRows:
+    """`read_build` from `read_batch_py`'s rows: the reference."""
+    rows = read_batch_py(data, source, channel)
+    return BuildRows(
+        [message_values(channel, r, 1, 1, words(r.words)) for r in rows.messages],
+        rows.removals,
+        rows.room_id,
+        rows.records,
+    )
 
 
 def read_batch_py(data: bytes, source: str, channel: str) -> BatchRows:
@@ -199,7 +254,8 @@ def read_batch_py(data: bytes, source: str, channel: str) -> BatchRows:
     reader = _Reader(channel)
     for record, line in zip(records, lines, strict=False):
         reader.record(record, line)
-    return reader.result(len(records))
+    result: BatchRows = reader.result(len(records))
+    return result
 
 
 class _Reader:
@@ -217,6 +273,10 @@ class _Reader:
         if old is None or better(row, old):
             self.messages[row.key] = row
 
+    def scanned(self, row: Any) -> None:
+        """A row the compiled scan read (a MessageRow here)."""
+        self.row(row)
+
     def record(self, record: Mapping[str, Any], line: str) -> None:
         command = record["command"]
         tags = record["tags"]
@@ -231,18 +291,45 @@ class _Reader:
             if removal is not None:
                 self.removals[removal.key] = removal
 
-    def result(self, records: int) -> BatchRows:
+    def result(self, records: int) -> Any:
         return BatchRows(tuple(self.messages.values()), tuple(self.removals.values()), self.room_id, records)
 
 
-ScanRows = Callable[[bytes, bytes], tuple[list[MessageRow | None], tuple[int, str] | None] | None]
+class _BuildReader(_Reader):
+    """`_Reader` for `read_build`: rows become build tuples (MESSAGE_VALUES) as they come, the best
+    version of each key kept as `better` keeps it (range, then the line's length, then the line)."""
+
+    def __init__(self, channel: str, words: Callable[[Sequence[str]], Any]) -> None:
+        super().__init__(channel)
+        self.words = words
+        self.values: dict[int, tuple[Any, ...]] = {}
+
+    def row(self, row: MessageRow) -> None:
+        self.scanned(message_values(self.channel, row, 1, 1, self.words(row.words)))
+
+    def scanned(self, row: Any) -> None:
+        key, old = row[0], self.values.get(row[0])
+        if old is None:
+            self.values[key] = row
+            return
+        a_range, a_line, b_range, b_line = row[4], row[11], old[4], old[11]
+        if a_range < b_range or (
+            a_range == b_range and (len(a_line) > len(b_line) or (len(a_line) == len(b_line) and a_line > b_line))
+        ):
+            self.values[key] = row
+
+    def result(self, records: int) -> BuildRows:
+        return BuildRows(list(self.values.values()), tuple(self.removals.values()), self.room_id, records)
 
 
-def _read_scanned(scan: ScanRows, data: bytes, source: str, channel: str) -> BatchRows | None:
-    """`read_batch` with `scan` reading the rows of the PRIVMSG lines it can; the other lines
-    decoded together (`decode_batch_fast`). None when `scan` does not read the file or the other
-    lines do not decode so (then `read_batch_py` reads it, and names what is wrong)."""
-    reader = _Reader(channel)
+ScanRows = Callable[[bytes, bytes], tuple[list[Any], tuple[int, str] | None] | None]
+
+
+def _read_scanned(scan: ScanRows, data: bytes, source: str, reader: _Reader) -> Any:
+    """`read_batch` (or `read_build`, by `reader`) with `scan` reading the rows of the PRIVMSG lines
+    it can; the other lines decoded together (`decode_batch_fast`). None when `scan` does not read
+    the file or the other lines do not decode so (then the reference reads it, and names what is
+    wrong)."""
     scanned = scan(data, reader.id_scope)
     if scanned is None:
         return None
@@ -260,7 +347,7 @@ def _read_scanned(scan: ScanRows, data: bytes, source: str, channel: str) -> Bat
     found = 0
     for i, row in enumerate(rows):
         if row is not None:
-            reader.row(row)
+            reader.scanned(row)
             continue
         if reader.room_id is None and i > room_at and room is not None:
             reader.room_id = room[1]  # the first room id is on a line read by the scan
@@ -271,4 +358,6 @@ def _read_scanned(scan: ScanRows, data: bytes, source: str, channel: str) -> Bat
     return reader.result(len(rows))
 
 
-_scan_rows: ScanRows | None = speedups.compiled("index_scan_rows")
+_scan_rows: Any = speedups.compiled("index_scan_rows")
+# the forms of a build's words the scan makes (index.text's functions), by its number for each
+_WORD_FORMS: dict[Callable[[Sequence[str]], Any], int] = {fts_document: 1, pg_words: 2}

@@ -11,24 +11,37 @@ per write, not by triggers: new rows are the rows past the largest `seq` before 
 to delete are copied to the text index's `delete` command before they go. (A trigger runs once per
 row inside a statement savepoint, and the FTS5 of SQLite 3.40 (this Python's) flushes its pending
 terms to a new segment at every savepoint: a minute of 6,000 messages cost 450 ms in tiny segments
-and merges, against 6 ms for one set-based insert.) A bulk build fills the text index in one 'rebuild' and
-merges it into one segment ('optimize'), so the first live minutes do not pay for merging the
-build's segments. A damaged file (not a database, malformed pages, a failed integrity check) raises
-IndexDamaged; the callers rebuild.
+and merges, against 6 ms for one set-based insert.) A build fills the text index the same way, a
+batch of rows at a time, with FTS5's merging held back, and merges it into one segment ('optimize')
+at its end, so the first live minutes do not pay for merging the build's segments. A damaged file
+(not a database, malformed pages, a failed integrity check) raises IndexDamaged; the callers
+rebuild; a file another process holds locked (a build in its rollback journal) is busy,
+IndexUnavailable.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import replace
+from itertools import chain
 from typing import Any
 
 from index.api import IndexDamaged, IndexUnavailable, Query, UpdateReport
-from index.base import SCHEMA_VERSION, SECONDARY_INDEXES, SqlIndex, scan_archive
+from index.base import (
+    BEST_OF_DUPLICATES,
+    BUILT_AT_END,
+    MESSAGE_COLUMNS,
+    SCHEMA_VERSION,
+    SECONDARY_INDEXES,
+    SqlIndex,
+    index_name,
+    scan_archive,
+)
 from index.extract import MessageRow
 from index.text import Term, fts_document, fts_match, parse_query
 
@@ -38,7 +51,7 @@ _TABLES = (
     " batch_time INTEGER NOT NULL, message_keys BLOB NOT NULL, removal_keys BLOB NOT NULL)",
     # seq: the row's place, given in the order rows arrive (time order, for the archive's files),
     # so a live minute appends to the table and to the text index; id: the identity key
-    "CREATE TABLE IF NOT EXISTS messages (seq INTEGER PRIMARY KEY, id INTEGER NOT NULL UNIQUE,"
+    "CREATE TABLE IF NOT EXISTS messages (seq INTEGER PRIMARY KEY, id INTEGER NOT NULL,"
     " refs INTEGER NOT NULL, channel TEXT NOT NULL,"
     " time REAL NOT NULL, time_range REAL NOT NULL, command TEXT NOT NULL, msg_id TEXT, user_id TEXT, login TEXT,"
     " recipient_id TEXT, words TEXT NOT NULL, line TEXT NOT NULL,"
@@ -49,8 +62,21 @@ _TABLES = (
     "CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(words, content='messages', content_rowid='seq',"
     " tokenize=\"ascii tokenchars '_'\", columnsize=0)",
 )
+# What a build makes at its end; the channel index is kept as it loads (its rows come in its order,
+# files by minute: appended, not sorted; the other indexes are made by sorting)
+_BUILT_AT_END = tuple(statement for statement in BUILT_AT_END if index_name(statement) != "messages_channel")
+# The identity key's index: its own statement (not `UNIQUE` in the table), so a build can drop it
+# and make it at the end (an index file written before has the table's own, which a build replaces)
+_ID_INDEX = "CREATE UNIQUE INDEX IF NOT EXISTS messages_id ON messages (id)"
+_TIMEOUT_S = 30  # how long a statement waits for another connection's lock
+_FTS_AUTOMERGE, _FTS_CRISISMERGE = 4, 16  # FTS5's defaults
 # 64 MB of page cache: a live minute's rows land at random places of the key index (keys are hashes)
 _CACHE_KIB = -65536
+# A build's cache while it appends rows; then, while it makes the indexes, a small one: SQLite's
+# sorter sorts runs as large as the cache, in lists whose walk misses the CPU's caches when they are
+# large (an index of 1M rows measured 2.3 s of CPU sorted in 128 MB runs, 1.25 s in 1 MB runs)
+_BUILD_CACHE_KIB = -131072
+_SORT_CACHE_KIB = -1024
 # the keys a release may delete, for the set-based statements of `_release`
 _RELEASE_TABLE = "CREATE TEMP TABLE IF NOT EXISTS released (id INTEGER PRIMARY KEY, n INTEGER NOT NULL)"
 
@@ -74,13 +100,13 @@ class SqliteIndex(SqlIndex):
         self.path = path
         self.description = f"sqlite:{path}"
         self._conn: sqlite3.Connection | None = None
-        self._bulk = False
         self._checkpointer = _Checkpointer(path)
+        self._in_text = 0
         self._open()
 
     def _open(self) -> None:
         try:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=_TIMEOUT_S)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute(f"PRAGMA cache_size={_CACHE_KIB}")
@@ -89,7 +115,7 @@ class SqliteIndex(SqlIndex):
             version = self._meta_version()
             self._drop_old_triggers()
         except sqlite3.DatabaseError as e:
-            raise IndexDamaged(f"{self.path}: not a usable index ({e}); rebuild it") from None
+            raise _busy(self.path, e) or IndexDamaged(f"{self.path}: not a usable index ({e}); rebuild it") from None
         if version is None:
             self._create_schema()
         elif version != str(SCHEMA_VERSION):
@@ -121,7 +147,7 @@ class SqliteIndex(SqlIndex):
 
     def _create_schema(self) -> None:
         with self._transaction():
-            for statement in (*_TABLES, *SECONDARY_INDEXES):
+            for statement in (*_TABLES, _ID_INDEX, *SECONDARY_INDEXES):
                 self.conn.execute(statement)
             self.conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('version', ?)", (str(SCHEMA_VERSION),))
 
@@ -129,36 +155,121 @@ class SqliteIndex(SqlIndex):
         for name in ("fts", "messages", "removals", "files", "channels", "meta"):
             self.conn.execute(f"DROP TABLE IF EXISTS {name}")
 
-    def _begin_bulk(self) -> None:
-        # rows first, then the secondary indexes and the text index in one pass each
-        self._bulk = True
-        with self._transaction():
-            for statement in SECONDARY_INDEXES:
-                self.conn.execute("DROP INDEX IF EXISTS " + statement.split(" EXISTS ", 1)[1].split(" ", 1)[0])
-        self.conn.execute("PRAGMA synchronous=OFF")  # derived data: a crash here is a rebuild anyway
-        self.conn.execute("PRAGMA cache_size=-131072")  # 128 MB: the keys are hashes, rows land all over the table
+    # -- building (index.base, Building) ------------------------------------------------------
 
-    def _end_bulk(self) -> None:
-        self._bulk = False
-        with self._transaction():
-            for statement in SECONDARY_INDEXES:
-                self.conn.execute(statement)
-            self.conn.execute("INSERT INTO fts (fts) VALUES ('rebuild')")
-            self.conn.execute("INSERT INTO fts (fts) VALUES ('optimize')")  # one segment: see the docstring
-            self.conn.execute("ANALYZE")  # without statistics a user's month is planned as a channel scan
-        self.conn.execute("PRAGMA synchronous=NORMAL")
-        self.conn.execute(f"PRAGMA cache_size={_CACHE_KIB}")
-        # the build's log (its whole index) into the file now, as part of the build: left to the
-        # checkpointer, it would be copied under the first live minutes, which would also read
-        # every page through a log of hundreds of MB
+    def _build_words(self) -> Callable[[Sequence[str]], Any]:
+        return fts_document
+
+    @contextmanager
+    def _building(self) -> Iterator[None]:
+        """A build's one transaction, in a rollback journal when no other connection has the file
+        open: pages a transaction adds past the file's end are not journaled, so an empty index's
+        journal holds its few pages of schema, and the rows and indexes are written once, into the
+        file (through the log they were written twice: into the log, then copied by the checkpoint,
+        a sixth of a build's time). Killed at any point, the journal takes the file back to the
+        empty index; `synchronous=NORMAL` syncs the journal before the file is written, so a power
+        cut does too. With readers there (`serve` opened it first) the log stays: one transaction
+        in it is as atomic, and they read the empty index until it commits."""
         self._checkpointer.stop()
-        self._exec("PRAGMA wal_checkpoint(TRUNCATE)")
+        rollback = self._journal("DELETE")
+        self._exec(f"PRAGMA synchronous={'NORMAL' if rollback else 'OFF'}")
+        self._exec(f"PRAGMA cache_size={_BUILD_CACHE_KIB}")
+        try:
+            with self._transaction(poke=False):
+                yield
+        finally:
+            self._exec(f"PRAGMA cache_size={_CACHE_KIB}")
+            self._exec("PRAGMA synchronous=NORMAL")
+            # back to the log (a reader that came meanwhile may hold the file: then the next
+            # opening switches, and until then the file works in its rollback journal)
+            if rollback:
+                self._journal("WAL")
+        # in the log's case, the build's log (its whole index) into the file now, as part of the
+        # build: left to the checkpointer, it would be copied under the first live minutes, which
+        # would also read every page through a log of hundreds of MB (`main`: after a switch of the
+        # journal, SQLite 3.40 refuses to checkpoint a temp schema used before, "table is locked")
+        self._exec("PRAGMA main.wal_checkpoint(TRUNCATE)")
+
+    def _journal(self, mode: str) -> bool:
+        """Switch the journal to `mode` if no other connection holds the file (without waiting)."""
+        self._exec("PRAGMA busy_timeout=0")
+        try:
+            return str(self._fetch(f"PRAGMA journal_mode={mode}")[0][0]).upper() == mode
+        except IndexUnavailable:
+            return False
+        finally:
+            self._exec(f"PRAGMA busy_timeout={_TIMEOUT_S * 1000}")
+
+    def _begin_build(self) -> None:
+        if self._fetch("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_autoindex_messages_1'"):
+            # an index file made before the key index had a name: its table is empty, made again
+            self._exec("DROP TABLE messages")
+            self._exec(_TABLES[2])
+            for statement in SECONDARY_INDEXES[3:5]:
+                self._exec(statement)
+        for statement in (_ID_INDEX, *_BUILT_AT_END):
+            self._exec("DROP INDEX IF EXISTS " + index_name(statement))
+        self._in_text = 0  # the rows up to this `seq` are in the text index (`_flush_built`)
+        # the text index is written as the rows come, its segments merged once at the end
+        # (`optimize`, to one segment: see the docstring), not level by level as they are written
+        self._exec("INSERT INTO fts (fts, rank) VALUES ('automerge', 0)")
+        self._exec("INSERT INTO fts (fts, rank) VALUES ('crisismerge', 64)")
+
+    def _build_pack(self) -> Callable[[list[tuple[Any, ...]]], list[Any]]:
+        return group_rows
+
+    def _insert_built(self, packed: list[Any]) -> None:
+        whole = [g for g in packed if len(g) == _COLUMNS * _GROUP]
+        self._execmany(_insert_rows(_GROUP), whole)
+        for g in packed:
+            if len(g) != _COLUMNS * _GROUP:
+                self._exec(_insert_rows(len(g) // _COLUMNS), g)
+
+    def _flush_built(self) -> None:
+        """The words of the rows inserted since into the text index (as a live minute's: the rows
+        past the largest `seq` it holds): the writer waits for the readers while it loads, so the
+        text index is made then rather than after, when nothing else runs."""
+        self._exec("INSERT INTO fts (rowid, words) SELECT seq, words FROM messages WHERE seq > ?", (self._in_text,))
+        self._in_text = self._fetch("SELECT coalesce(max(seq), 0) FROM messages")[0][0]
+
+    def _unique_keys(self) -> bool:
+        try:
+            self.conn.execute(_ID_INDEX)
+        except sqlite3.IntegrityError:
+            return False
+        except sqlite3.DatabaseError as e:
+            raise self._damaged(e) from None
+        return True
+
+    def _merge_duplicates(self) -> None:
+        best = BEST_OF_DUPLICATES.format(row="seq", text_order="")
+        self._exec("DROP TABLE IF EXISTS temp.build_best")
+        self._exec(f"CREATE TEMP TABLE build_best AS {best}")
+        self._exec("CREATE INDEX temp.build_best_id ON build_best (id)")
+        others = "FROM build_best b JOIN messages m ON m.id = b.id WHERE m.seq <> b.ref"
+        self._exec(f"INSERT INTO fts (fts, rowid, words) SELECT 'delete', m.seq, m.words {others}")
+        self._exec(f"DELETE FROM messages WHERE seq IN (SELECT m.seq {others})")
+        self._exec("UPDATE messages SET refs = b.total FROM build_best b WHERE messages.seq = b.ref")
+        self._exec("DROP TABLE temp.build_best")
+
+    def _loaded(self) -> None:
+        self._exec(f"PRAGMA cache_size={_SORT_CACHE_KIB}")
+
+    def _end_build(self) -> None:
+        for statement in _BUILT_AT_END:
+            self._exec(statement)
+        # the text index's segments into one, then FTS5's defaults again for the live minutes
+        self._exec("INSERT INTO fts (fts) VALUES ('optimize')")
+        self._exec(f"INSERT INTO fts (fts, rank) VALUES ('automerge', {_FTS_AUTOMERGE})")
+        self._exec(f"INSERT INTO fts (fts, rank) VALUES ('crisismerge', {_FTS_CRISISMERGE})")
+        # without statistics a user's month is planned as a channel scan; a sample does not do
+        # (`analysis_limit` reads an index's first rows: one tier and one user, and a user's month
+        # was then planned as a walk of the channel, 0.7 s instead of 3 ms), so all of each index
+        self._exec("ANALYZE")
 
     def _write_messages(self, rows: list[tuple[str, MessageRow, int]]) -> int:
         """The upsert, then the text index of the rows it added: those past the largest `seq` before
         it (a row's `seq` is given as max + 1; an upserted row keeps its own)."""
-        if self._bulk:
-            return super()._write_messages(rows)  # the text index is built once, at the end
         last = self._fetch("SELECT coalesce(max(seq), 0) FROM messages")[0][0]
         written = super()._write_messages(rows)
         self._exec("INSERT INTO fts (rowid, words) SELECT seq, words FROM messages WHERE seq > ?", (last,))
@@ -183,7 +294,8 @@ class SqliteIndex(SqlIndex):
         return deleted
 
     @contextmanager
-    def _transaction(self) -> Iterator[None]:
+    def _transaction(self, poke: bool = True) -> Iterator[None]:
+        """A write transaction; after it commits, the checkpointer thread copies the log (`poke`)."""
         conn = self.conn
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -195,12 +307,11 @@ class SqliteIndex(SqlIndex):
             conn.execute("COMMIT")
         except sqlite3.DatabaseError as e:
             raise self._damaged(e) from None
-        self._checkpointer.poke()
+        if poke:
+            self._checkpointer.poke()
 
     def _damaged(self, e: sqlite3.DatabaseError) -> Exception:
-        if isinstance(e, sqlite3.OperationalError) and "locked" in str(e):
-            return IndexDamaged(f"{self.path}: busy ({e})")
-        return IndexDamaged(f"{self.path}: {e}; rebuild the index")
+        return _busy(self.path, e) or IndexDamaged(f"{self.path}: {e}; rebuild the index")
 
     def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         try:
@@ -324,6 +435,32 @@ class _Checkpointer:
         finally:
             if conn is not None:
                 conn.close()
+
+
+_COLUMNS = len(MESSAGE_COLUMNS.split(", "))
+_GROUP = 100  # rows of `messages` a build inserts with one statement
+
+
+def group_rows(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """A build's rows of `messages` in groups of _GROUP, each one tuple of their values in a row:
+    one INSERT of a group is a step of SQLite's VM and a call of the driver for a hundred rows
+    (a quarter of the insert's time). Made in the readers."""
+    return [tuple(chain.from_iterable(rows[i : i + _GROUP])) for i in range(0, len(rows), _GROUP)]
+
+
+@functools.cache
+def _insert_rows(n: int) -> str:
+    """An INSERT of `n` rows of `messages`, their values in a row."""
+    row = "(" + ", ".join("?" * _COLUMNS) + ")"
+    return f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES " + ", ".join([row] * n)
+
+
+def _busy(path: str, e: sqlite3.DatabaseError) -> IndexUnavailable | None:
+    """The error of a file another process holds (a build, which locks it until it commits), not a
+    damaged one: rebuilding it would delete that process's work."""
+    if isinstance(e, sqlite3.OperationalError) and ("locked" in str(e) or "busy" in str(e)):
+        return IndexUnavailable(f"{path}: busy: another process is writing it ({e}); try again when it is done")
+    return None
 
 
 def remove_index_file(path: str) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import re
+import struct
 from collections.abc import Sequence
 
 from index.api import MAX_TERMS, QueryError
@@ -82,7 +83,26 @@ def fts_token(word: str) -> str:
 
 
 def fts_document(words_: Sequence[str]) -> str:
+    """A text's words as the SQLite index stores them: their FTS tokens, joined by spaces."""
     return " ".join(map(fts_token, words_))
+
+
+_ARRAY_HEAD = struct.Struct("!iiiii")
+_EMPTY_ARRAY = struct.pack("!iii", 0, 0, 25)  # no dimensions, no NULLs, elements of type text (oid 25)
+
+
+def pg_words(words_: Sequence[str]) -> bytes:
+    """A text's words as the PostgreSQL index's build writes them: a `text[]` in PostgreSQL's binary
+    form (array_send's: dimensions, the element type, then each element's length and UTF-8), what
+    `string_to_array(' '.join(words), ' ')` holds."""
+    if not words_:
+        return _EMPTY_ARRAY
+    out = [_ARRAY_HEAD.pack(1, 0, 25, len(words_), 1)]
+    for word in words_:
+        data = word.encode("utf-8")
+        out.append(len(data).to_bytes(4, "big"))
+        out.append(data)
+    return b"".join(out)
 
 
 def fts_match(terms: list[Term]) -> str:

@@ -121,9 +121,163 @@ ix_sep(Py_UCS4 ch)
     return Py_UNICODE_ISSPACE(ch) || (ch >= 0xD800 && ch <= 0xDFFF);
 }
 
-/* Append the words of `s` (n code points) to `out`, as _folded_words does: 0 or -1 (an error set). */
+/* Where the words of a text go, in one of three forms (IX_WORDS_*): a list of str (the words, as
+ * index.text.text_words gives them), or the bytes of what a build stores for them, made here without
+ * a str per word: index.text.fts_document's text (each word as its FTS token, joined by spaces) or
+ * index.text.pg_words's binary text[] (its 20-byte head written at the end, when the count is known). */
+enum { IX_WORDS_LIST = 0, IX_WORDS_FTS = 1, IX_WORDS_PG = 2 };
+
+typedef struct {
+    int form;
+    PyObject *list;      /* IX_WORDS_LIST */
+    unsigned char *buf;  /* the others: PyMem */
+    Py_ssize_t len, cap;
+    Py_ssize_t count;    /* words so far */
+} IxSink;
+
 static int
-ix_words(const Py_UCS4 *s, Py_ssize_t n, PyObject *out)
+ix_reserve(IxSink *k, Py_ssize_t more)
+{
+    if (k->len + more <= k->cap)
+        return 0;
+    Py_ssize_t cap = (k->cap ? k->cap : 256);
+    while (cap < k->len + more)
+        cap *= 2;
+    unsigned char *b = PyMem_Realloc(k->buf, (size_t)cap);
+    if (b == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    k->buf = b;
+    k->cap = cap;
+    return 0;
+}
+
+static const char IX_HEX[] = "0123456789abcdef";
+
+/* A word as UTF-8 bytes (`plain`: only [a-z0-9], which fts_token keeps as it is) into the sink. */
+static int
+ix_sink_bytes(IxSink *k, const unsigned char *w, Py_ssize_t n, int plain)
+{
+    if (k->form == IX_WORDS_PG) {
+        if (ix_reserve(k, 4 + n))
+            return -1;
+        unsigned char *d = k->buf + k->len;
+        d[0] = (unsigned char)(n >> 24);
+        d[1] = (unsigned char)(n >> 16);
+        d[2] = (unsigned char)(n >> 8);
+        d[3] = (unsigned char)n;
+        memcpy(d + 4, w, (size_t)n);
+        k->len += 4 + n;
+    }
+    else { /* IX_WORDS_FTS: a space between tokens; a token is the word, or `_` and its hex */
+        if (ix_reserve(k, 2 + 2 * n))
+            return -1;
+        unsigned char *d = k->buf + k->len;
+        if (k->count)
+            *d++ = ' ';
+        if (plain) {
+            memcpy(d, w, (size_t)n);
+            d += n;
+        }
+        else {
+            *d++ = '_';
+            for (Py_ssize_t i = 0; i < n; i++) {
+                *d++ = (unsigned char)IX_HEX[w[i] >> 4];
+                *d++ = (unsigned char)IX_HEX[w[i] & 15];
+            }
+        }
+        k->len = d - k->buf;
+    }
+    k->count++;
+    return 0;
+}
+
+static inline int
+ix_plain(Py_UCS4 ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9');
+}
+
+/* An ASCII word (its folding is lowering), n code points. */
+static int
+ix_sink_ascii(IxSink *k, const Py_UCS4 *s, Py_ssize_t n)
+{
+    if (k->form == IX_WORDS_LIST) {
+        PyObject *word = PyUnicode_New(n, 127);
+        if (word == NULL)
+            return -1;
+        Py_UCS1 *d = PyUnicode_1BYTE_DATA(word);
+        for (Py_ssize_t i = 0; i < n; i++)
+            d[i] = (Py_UCS1)(s[i] >= 'A' && s[i] <= 'Z' ? s[i] + 32 : s[i]);
+        int bad = PyList_Append(k->list, word);
+        Py_DECREF(word);
+        return bad;
+    }
+    unsigned char stack[256];
+    unsigned char *w = n <= 256 ? stack : PyMem_Malloc((size_t)n);
+    if (w == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    int plain = 1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_UCS4 ch = s[i] >= 'A' && s[i] <= 'Z' ? s[i] + 32 : s[i];
+        w[i] = (unsigned char)ch;
+        plain = plain && ix_plain(ch);
+    }
+    int bad = ix_sink_bytes(k, w, n, plain);
+    if (w != stack)
+        PyMem_Free(w);
+    return bad;
+}
+
+/* A piece of a casefolded word (any code points but surrogates), n of them. */
+static int
+ix_sink_ucs4(IxSink *k, const Py_UCS4 *s, Py_ssize_t n)
+{
+    if (k->form == IX_WORDS_LIST) {
+        PyObject *piece = PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, s, n);
+        int bad = piece == NULL || PyList_Append(k->list, piece) < 0;
+        Py_XDECREF(piece);
+        return bad ? -1 : 0;
+    }
+    unsigned char *w = PyMem_Malloc((size_t)(4 * n + 1));
+    if (w == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    Py_ssize_t m = 0;
+    int plain = 1;
+    for (Py_ssize_t i = 0; i < n; i++) { /* UTF-8 (folded text holds no surrogate) */
+        Py_UCS4 ch = s[i];
+        plain = plain && ix_plain(ch);
+        if (ch < 0x80)
+            w[m++] = (unsigned char)ch;
+        else if (ch < 0x800) {
+            w[m++] = (unsigned char)(0xC0 | (ch >> 6));
+            w[m++] = (unsigned char)(0x80 | (ch & 0x3F));
+        }
+        else if (ch < 0x10000) {
+            w[m++] = (unsigned char)(0xE0 | (ch >> 12));
+            w[m++] = (unsigned char)(0x80 | ((ch >> 6) & 0x3F));
+            w[m++] = (unsigned char)(0x80 | (ch & 0x3F));
+        }
+        else {
+            w[m++] = (unsigned char)(0xF0 | (ch >> 18));
+            w[m++] = (unsigned char)(0x80 | ((ch >> 12) & 0x3F));
+            w[m++] = (unsigned char)(0x80 | ((ch >> 6) & 0x3F));
+            w[m++] = (unsigned char)(0x80 | (ch & 0x3F));
+        }
+    }
+    int bad = ix_sink_bytes(k, w, m, plain);
+    PyMem_Free(w);
+    return bad;
+}
+
+/* The words of `s` (n code points) into the sink, as _folded_words cuts them: 0 or -1 (an error set). */
+static int
+ix_words(const Py_UCS4 *s, Py_ssize_t n, IxSink *out)
 {
     Py_ssize_t i = 0;
     while (i < n) {
@@ -138,19 +292,8 @@ ix_words(const Py_UCS4 *s, Py_ssize_t n, PyObject *out)
             i++;
         }
         Py_ssize_t len = i - start;
-        PyObject *word;
         if (top < 0x80) { /* ASCII: folding is lowering, and makes no separator */
-            word = PyUnicode_New(len, 127);
-            if (word == NULL)
-                return -1;
-            Py_UCS1 *d = PyUnicode_1BYTE_DATA(word);
-            for (Py_ssize_t k = 0; k < len; k++) {
-                Py_UCS4 ch = s[start + k];
-                d[k] = (Py_UCS1)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
-            }
-            int bad = PyList_Append(out, word);
-            Py_DECREF(word);
-            if (bad)
+            if (ix_sink_ascii(out, s + start, len))
                 return -1;
             continue;
         }
@@ -178,9 +321,7 @@ ix_words(const Py_UCS4 *s, Py_ssize_t n, PyObject *out)
             Py_ssize_t s0 = j;
             while (j < fn && !ix_sep(f[j]))
                 j++;
-            PyObject *piece = PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, f + s0, j - s0);
-            bad = piece == NULL || PyList_Append(out, piece) < 0;
-            Py_XDECREF(piece);
+            bad = ix_sink_ucs4(out, f + s0, j - s0) < 0;
         }
         PyMem_Free(f);
         if (bad)
@@ -234,18 +375,22 @@ ix_unescape(const unsigned char *p, Py_ssize_t n, Py_UCS4 *out)
     return k;
 }
 
-/* The words of the text (text_words): a `/me` line's are those inside its \x01ACTION ...\x01. */
+/* The words of the text (text_words), in `form` (IxSink): a tuple of str, or the bytes a build
+ * stores (fts: str; pg: bytes). A `/me` line's words are those inside its \x01ACTION ...\x01. */
 static PyObject *
-ix_text_words(Span text, int escaped)
+ix_text_words(Span text, int escaped, int form)
 {
-    PyObject *out = PyList_New(0);
-    if (out == NULL)
+    IxSink sink = {form, NULL, NULL, 0, 0, 0};
+    if (form == IX_WORDS_LIST && (sink.list = PyList_New(0)) == NULL)
         return NULL;
+    if (form == IX_WORDS_PG && ix_reserve(&sink, 20) == 0)
+        sink.len = 20; /* the head, written below */
     Py_UCS4 stack[1024];
     Py_UCS4 *buf = text.n <= 1024 ? stack : PyMem_Malloc(sizeof(Py_UCS4) * (size_t)text.n);
+    PyObject *out = NULL;
     if (buf == NULL) {
-        Py_DECREF(out);
-        return PyErr_NoMemory();
+        PyErr_NoMemory();
+        goto done;
     }
     Py_ssize_t n;
     if (escaped)
@@ -268,20 +413,35 @@ ix_text_words(Span text, int escaped)
             n -= 9;
         }
     }
-    int bad = n < 0 || ix_words(s, n, out) < 0;
-    if (buf != stack)
-        PyMem_Free(buf);
-    if (bad) {
+    if (PyErr_Occurred() || n < 0 || ix_words(s, n, &sink) < 0) {
         if (!PyErr_Occurred())
             PyErr_SetString(PyExc_ValueError, "index_privmsg_row: a lone surrogate in the text");
-        Py_DECREF(out);
-        return NULL;
+        goto done;
     }
-    PyObject *words = PyList_AsTuple(out);
-    Py_DECREF(out);
-    if (words != NULL && PyObject_GC_IsTracked(words))
-        PyObject_GC_UnTrack(words); /* strings only: no cycle through it, and no work for the collector */
-    return words;
+    if (form == IX_WORDS_LIST) {
+        out = PyList_AsTuple(sink.list);
+        if (out != NULL && PyObject_GC_IsTracked(out))
+            PyObject_GC_UnTrack(out); /* strings only: no cycle through it, and no work for the collector */
+    }
+    else if (form == IX_WORDS_FTS)
+        out = PyUnicode_DecodeASCII((const char *)sink.buf, sink.len, NULL);
+    else if (sink.count == 0) { /* no dimensions, no NULLs, elements of type text (oid 25) */
+        static const char empty[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 25};
+        out = PyBytes_FromStringAndSize(empty, 12);
+    }
+    else {
+        uint32_t head[5] = {1, 0, 25, (uint32_t)sink.count, 1}; /* one dimension of count, from 1 */
+        for (int i = 0; i < 5; i++)
+            for (int b = 0; b < 4; b++)
+                sink.buf[4 * i + b] = (unsigned char)(head[i] >> (24 - 8 * b));
+        out = PyBytes_FromStringAndSize((const char *)sink.buf, sink.len);
+    }
+done:
+    if (buf != NULL && buf != stack)
+        PyMem_Free(buf);
+    Py_XDECREF(sink.list);
+    PyMem_Free(sink.buf);
+    return out;
 }
 
 /* ---- the row ---- */
@@ -419,40 +579,54 @@ ix_ascii(Span s, int lower)
 }
 
 /* The row of a walked line (`line` its str, or NULL: made from the bytes), or NULL: with an error
- * set, an error; without, a line the row is not read from here (no id, an escaped value). */
+ * set, an error; without, a line the row is not read from here (no id, an escaped value). Its
+ * shape: IX_WORDS_LIST, a MessageRow; else a build's row of the messages table, the plain tuple
+ * index.extract.message_values(channel, row, 1, 1, words) makes, its words in that form. */
 static PyObject *
-ix_row(const unsigned char *bytes, Py_ssize_t len, PyObject *line, PyObject *scope, const IxLine *r)
+ix_row(const unsigned char *bytes, Py_ssize_t len, PyObject *line, PyObject *scope, const IxLine *r, int form,
+       PyObject *channel)
 {
     Span mid = r->id.s != NULL ? r->id : r->msgid;
     int mid_esc = r->id.s != NULL ? r->id_esc : r->msgid_esc;
     if (r->ntags == 0 || mid.s == NULL || mid_esc || r->user_id_esc || r->sender_esc)
         return NULL;
     long long key = sha_key((const unsigned char *)PyBytes_AS_STRING(scope), PyBytes_GET_SIZE(scope), mid.s, mid.n);
-    PyObject *items[10] = {NULL};
-    items[0] = PyLong_FromLongLong(key);
-    items[1] = Py_NewRef(privmsg_str);
-    items[2] = PyFloat_FromDouble(r->time.value);
-    items[3] = PyFloat_FromDouble(r->time_range.value);
-    items[4] = ix_ascii(mid, 0);
-    items[5] = r->user_id.s != NULL ? ix_ascii(r->user_id, 0) : Py_NewRef(Py_None);
-    items[6] = r->sender.s != NULL && r->sender.n > 0 ? ix_ascii(r->sender, 1) : Py_NewRef(Py_None);
-    items[7] = Py_NewRef(Py_None);
-    items[8] = ix_text_words(r->text, r->text_esc);
-    items[9] = line != NULL ? Py_NewRef(line) : ix_ascii((Span){bytes, len}, 0);
+    /* where MessageRow's fields go: in a MessageRow, in its order; in a build's row, at their
+     * columns of MESSAGE_VALUES, with refs, channel and tier beside them */
+    static const int as_row[10] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
+    static const int as_values[10] = {0, 5, 3, 4, 6, 7, 8, 9, 10, 11};
+    const int *at = form == IX_WORDS_LIST ? as_row : as_values;
+    int n = form == IX_WORDS_LIST ? 10 : 13;
+    PyObject *items[13] = {NULL};
+    if (form != IX_WORDS_LIST) {
+        items[1] = PyLong_FromLong(1);  /* refs */
+        items[2] = Py_NewRef(channel);
+        items[12] = PyLong_FromLong(1); /* tier: a build writes the main tier */
+    }
+    items[at[0]] = PyLong_FromLongLong(key);
+    items[at[1]] = Py_NewRef(privmsg_str);
+    items[at[2]] = PyFloat_FromDouble(r->time.value);
+    items[at[3]] = PyFloat_FromDouble(r->time_range.value);
+    items[at[4]] = ix_ascii(mid, 0);
+    items[at[5]] = r->user_id.s != NULL ? ix_ascii(r->user_id, 0) : Py_NewRef(Py_None);
+    items[at[6]] = r->sender.s != NULL && r->sender.n > 0 ? ix_ascii(r->sender, 1) : Py_NewRef(Py_None);
+    items[at[7]] = Py_NewRef(Py_None);
+    items[at[8]] = ix_text_words(r->text, r->text_esc, form);
+    items[at[9]] = line != NULL ? Py_NewRef(line) : ix_ascii((Span){bytes, len}, 0);
     PyObject *row = NULL;
     int ok = 1;
-    for (int i = 0; i < 10; i++)
+    for (int i = 0; i < n; i++)
         ok = ok && items[i] != NULL;
     if (ok)
-        row = ((PyTypeObject *)row_type)->tp_alloc((PyTypeObject *)row_type, 10);
+        row = form == IX_WORDS_LIST ? ((PyTypeObject *)row_type)->tp_alloc((PyTypeObject *)row_type, n) : PyTuple_New(n);
     if (row == NULL) {
-        for (int i = 0; i < 10; i++)
+        for (int i = 0; i < n; i++)
             Py_XDECREF(items[i]);
         if (!PyErr_Occurred())
             PyErr_NoMemory();
         return NULL;
     }
-    for (int i = 0; i < 10; i++)
+    for (int i = 0; i < n; i++)
         PyTuple_SET_ITEM(row, i, items[i]);
     return row;
 }
@@ -481,7 +655,7 @@ privmsg_row(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     if (!PyUnicode_Check(line) || !PyUnicode_IS_ASCII(line) || !PyBytes_Check(scope)
         || ix_walk(PyUnicode_1BYTE_DATA(line), PyUnicode_GET_LENGTH(line), &r))
         return PyObject_Vectorcall(row_reference, args, nargs, NULL);
-    PyObject *row = ix_row(NULL, 0, line, scope, &r);
+    PyObject *row = ix_row(NULL, 0, line, scope, &r, IX_WORDS_LIST, NULL);
     if (row == NULL && !PyErr_Occurred())
         return PyObject_Vectorcall(row_reference, args, nargs, NULL);
     return row;
@@ -489,20 +663,33 @@ privmsg_row(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 
 /* ---- index.extract.read_batch's scan: the rows of a file's PRIVMSG lines ----
  *
- * index_scan_rows(data, id_scope): for a file ending with a newline, (rows, room) where rows holds
- * one item per line, the line's MessageRow (what privmsg_row gives its record and line) or None for
- * every line not read here, and room is (line number from 0, room-id) of the first line read here
- * that holds a room-id string, else None; None for another file. A line read here holds a valid
- * record (the canonical grammar is the schema), so read_batch decodes only the other lines. A line
- * whose room-id is escaped is not read here. */
+ * index_scan_rows(data, id_scope[, form, channel]): for a file ending with a newline, (rows, room)
+ * where rows holds one item per line, the line's row or None for every line not read here, and room
+ * is (line number from 0, room-id) of the first line read here that holds a room-id string, else
+ * None; None for another file. A line's row is what privmsg_row gives its record and line, or with
+ * a `form` (1: index.text.fts_document's words, 2: index.text.pg_words's) a build's row of the
+ * messages table (ix_row) for `channel`. A line read here holds a valid record (the canonical
+ * grammar is the schema), so read_batch decodes only the other lines. A line whose room-id is
+ * escaped is not read here. */
 static PyObject *
 scan_rows(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     const unsigned char *data;
     Py_ssize_t n;
-    if (nargs != 2 || !PyBytes_Check(args[1])) {
-        PyErr_SetString(PyExc_TypeError, "index_scan_rows takes (data, id_scope)");
+    int form = IX_WORDS_LIST;
+    PyObject *channel = NULL;
+    if ((nargs != 2 && nargs != 4) || !PyBytes_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "index_scan_rows takes (data, id_scope[, form, channel])");
         return NULL;
+    }
+    if (nargs == 4) {
+        form = PyLong_Check(args[2]) ? (int)PyLong_AsLong(args[2]) : -1;
+        channel = args[3];
+        if ((form != IX_WORDS_FTS && form != IX_WORDS_PG) || !PyUnicode_Check(channel)) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_ValueError, "index_scan_rows: form is 1 (fts) or 2 (pg), channel a str");
+            return NULL;
+        }
     }
     if (!ix_configured())
         return NULL;
@@ -520,7 +707,7 @@ scan_rows(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         IxLine r;
         PyObject *row = NULL;
         if (ix_walk(p, len, &r) == 0 && !r.room_id_esc) {
-            row = ix_row(p, len, NULL, scope, &r);
+            row = ix_row(p, len, NULL, scope, &r, form, channel);
             if (row == NULL && PyErr_Occurred())
                 goto fail;
             if (row != NULL && room == Py_None && r.room_id.s != NULL) {
@@ -549,13 +736,146 @@ fail:
     return NULL;
 }
 
+/* ---- index.pg.copy_rows: a build's rows as PostgreSQL's binary COPY data ----
+ *
+ * index_copy_rows(rows): the compiled twin of index.pg.copy_rows_py, for rows of the messages table
+ * (index.extract.MESSAGE_VALUES tuples): per row its field count, then each field's length (-1:
+ * NULL) and value, by the column's kind below (big-endian integers and doubles, UTF-8 text, the
+ * words' bytes as they are). A value of another type than its column's usual one (or a text that
+ * has no UTF-8, or a row of another length) hands the call to the reference, which raises or
+ * writes what it does; configure_index_copy_rows gives the reference. */
+enum { CP_INT8, CP_INT4, CP_FLOAT8, CP_TEXT, CP_RAW };
+static const int CP_KINDS[13] = {CP_INT8, CP_INT4,  CP_TEXT, CP_FLOAT8, CP_FLOAT8, CP_TEXT, CP_TEXT,
+                                 CP_TEXT, CP_TEXT,  CP_TEXT, CP_RAW,    CP_TEXT,   CP_INT4};
+static PyObject *copy_reference;
+
+static PyObject *
+configure_copy_rows(PyObject *self, PyObject *reference)
+{
+    Py_INCREF(reference);
+    Py_XSETREF(copy_reference, reference);
+    Py_RETURN_NONE;
+}
+
+static inline void
+cp_be(unsigned char *d, uint64_t v, int n)
+{
+    for (int i = 0; i < n; i++)
+        d[i] = (unsigned char)(v >> (8 * (n - 1 - i)));
+}
+
+/* One field into the sink: 0, 1 (a value this does not write: the reference's), -1 (an error). */
+static int
+cp_field(IxSink *k, int kind, PyObject *v)
+{
+    if (v == Py_None) {
+        if (ix_reserve(k, 4))
+            return -1;
+        memset(k->buf + k->len, 0xff, 4);
+        k->len += 4;
+        return 0;
+    }
+    const char *data = NULL;
+    Py_ssize_t n = 0;
+    unsigned char fixed[8];
+    if (kind == CP_INT8 || kind == CP_INT4) {
+        if (!PyLong_CheckExact(v))
+            return 1;
+        int overflow = 0;
+        long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
+        if (overflow || (x == -1 && PyErr_Occurred()) || (kind == CP_INT4 && (x < INT32_MIN || x > INT32_MAX))) {
+            PyErr_Clear();
+            return 1;
+        }
+        n = kind == CP_INT8 ? 8 : 4;
+        cp_be(fixed, (uint64_t)x, (int)n);
+        data = (const char *)fixed;
+    }
+    else if (kind == CP_FLOAT8) {
+        if (!PyFloat_CheckExact(v))
+            return 1;
+        double x = PyFloat_AS_DOUBLE(v);
+        uint64_t bits;
+        memcpy(&bits, &x, 8);
+        cp_be(fixed, bits, 8);
+        data = (const char *)fixed;
+        n = 8;
+    }
+    else if (kind == CP_TEXT) {
+        if (!PyUnicode_CheckExact(v))
+            return 1;
+        data = PyUnicode_AsUTF8AndSize(v, &n);
+        if (data == NULL) { /* no UTF-8 (a lone surrogate): the reference raises its error */
+            PyErr_Clear();
+            return 1;
+        }
+    }
+    else {
+        if (!PyBytes_CheckExact(v))
+            return 1;
+        data = PyBytes_AS_STRING(v);
+        n = PyBytes_GET_SIZE(v);
+    }
+    if (n > INT32_MAX)
+        return 1;
+    if (ix_reserve(k, 4 + n))
+        return -1;
+    cp_be(k->buf + k->len, (uint64_t)n, 4);
+    memcpy(k->buf + k->len + 4, data, (size_t)n);
+    k->len += 4 + n;
+    return 0;
+}
+
+static PyObject *
+copy_rows(PyObject *self, PyObject *rows)
+{
+    if (copy_reference == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "formats._native.configure_index_copy_rows was not called");
+        return NULL;
+    }
+    PyObject *seq = PySequence_Fast(rows, "index_copy_rows: rows must be a sequence");
+    if (seq == NULL)
+        return NULL;
+    IxSink sink = {IX_WORDS_PG, NULL, NULL, 0, 0, 0};
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(seq);
+    int other = 0; /* 1: the reference's call; -1: an error */
+    for (Py_ssize_t r = 0; r < count && !other; r++) {
+        PyObject *row = PySequence_Fast_GET_ITEM(seq, r);
+        if (!PyTuple_CheckExact(row) || PyTuple_GET_SIZE(row) != 13) {
+            other = 1;
+            break;
+        }
+        if (ix_reserve(&sink, 2)) {
+            other = -1;
+            break;
+        }
+        sink.buf[sink.len++] = 0;
+        sink.buf[sink.len++] = 13;
+        for (int c = 0; c < 13 && !other; c++)
+            other = cp_field(&sink, CP_KINDS[c], PyTuple_GET_ITEM(row, c));
+    }
+    Py_DECREF(seq);
+    PyObject *out = NULL;
+    if (other == 0)
+        out = PyBytes_FromStringAndSize(sink.len ? (const char *)sink.buf : "", sink.len);
+    else if (other > 0)
+        out = PyObject_CallOneArg(copy_reference, rows);
+    PyMem_Free(sink.buf);
+    return out;
+}
+
 static PyMethodDef index_methods[] = {
     {"configure_index_privmsg_row", (PyCFunction)configure_privmsg_row, METH_VARARGS,
      "configure_index_privmsg_row(reference, MessageRow): what index_privmsg_row hands odd lines to, and the row type."},
     {"index_privmsg_row", (PyCFunction)(void (*)(void))privmsg_row, METH_FASTCALL,
      "index_privmsg_row(record, line, channel, id_scope): the compiled twin of index.extract.privmsg_row_py."},
     {"index_scan_rows", (PyCFunction)(void (*)(void))scan_rows, METH_FASTCALL,
-     "index_scan_rows(data, id_scope): the rows of a batch file's PRIVMSG lines read here (read_batch)."},
+     "index_scan_rows(data, id_scope[, form, channel]): the rows of a batch file's PRIVMSG lines read here"
+     " (read_batch, read_build)."},
+    {"configure_index_copy_rows", (PyCFunction)configure_copy_rows, METH_O,
+     "configure_index_copy_rows(reference): what index_copy_rows hands other values to."},
+    {"index_copy_rows", (PyCFunction)copy_rows, METH_O,
+     "index_copy_rows(rows): the compiled twin of index.pg.copy_rows_py."},
     {NULL, NULL, 0, NULL},
 };
 

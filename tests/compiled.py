@@ -19,7 +19,7 @@ import pytest
 
 from export import ass, html
 from formats import canonical, irc, speedups
-from index import extract
+from index import extract, pg
 from merge.scan import Scanned
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -38,6 +38,7 @@ def _import() -> ModuleType | None:
     native.configure_export_page_line(html.page_line_py)
     native.configure_export_ass_message(ass.message_view_py)
     native.configure_index_privmsg_row(extract.privmsg_row_py, extract.MessageRow)
+    native.configure_index_copy_rows(pg.copy_rows_py)
     return native
 
 

@@ -11,8 +11,13 @@ import itertools
 import json
 import os
 import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -23,13 +28,27 @@ from hypothesis import strategies as st
 from formats.canonical import batch_time_of, canonical_bytes, format_batch
 from formats.errors import InputError
 from formats.store import iter_batch_files, write_batch_bytes
-from index import ChatIndex, IndexDamaged, Query, QueryError, base, open_index
+from index import ChatIndex, IndexDamaged, IndexUnavailable, Query, QueryError, base, open_index
 from index.api import Day, Month
-from index.extract import BatchRows, MessageRow, _read_scanned, message_row, privmsg_row_py, read_batch, read_batch_py
+from index.extract import (
+    BatchRows,
+    BuildRows,
+    MessageRow,
+    _BuildReader,
+    _read_scanned,
+    _Reader,
+    message_row,
+    privmsg_row_py,
+    read_batch,
+    read_batch_py,
+    read_build,
+    read_build_py,
+)
 from index.identity import id_key_scope
+from index.pg import copy_rows_py
 from index.sqlite import SqliteIndex
-from index.text import fts_match, parse_query, text_words
-from tests.compiled import Core, native, needs_native
+from index.text import fts_document, fts_match, parse_query, pg_words, text_words
+from tests.compiled import Core, compiled_only, native, needs_native, same_as_reference
 from tests.index_model import Model
 from tests.pgserver import postgres_server, require_postgres
 from tests.profiles import examples
@@ -437,16 +456,38 @@ def test_the_compiled_privmsg_row_reads_the_stored_line(
     _same_privmsg_row(core, record, line, channel)
 
 
+_FORMS = ((fts_document, 1), (pg_words, 2))  # the words of a build's rows the scan makes, by number
+
+
 def _same_rows(data: bytes, channel: str) -> None:
-    """The compiled scan's read of a file equals the reference's (or leaves the file to it)."""
+    """The compiled scan's read of a file equals the reference's (or leaves the file to it): its
+    rows, and a build's rows with the words in each form the scan makes."""
     try:
         expected: BatchRows | None = read_batch_py(data, "f.json", channel)
     except InputError:
         expected = None
-    got = _read_scanned(native().index_scan_rows, data, "f.json", channel)
+    got = _read_scanned(native().index_scan_rows, data, "f.json", _Reader(channel))
     assert got is None or got == expected, (got, expected)
     if expected is not None:
         assert read_batch(data, "f.json", channel) == expected
+    for words, form in _FORMS:
+        try:
+            expected_build: BuildRows | None = read_build_py(data, "f.json", channel, words)
+        except InputError:
+            expected_build = None
+        built = _read_scanned(
+            lambda d, scope, form=form: native().index_scan_rows(d, scope, form, channel),
+            data,
+            "f.json",
+            _BuildReader(channel, words),
+        )
+        assert built is None or built == expected_build, (built, expected_build)
+        assert (got is None) == (built is None)  # the same lines are read here, whatever the form
+        if expected_build is not None:
+            assert read_build(data, "f.json", channel, words) == expected_build
+            assert [[type(v) for v in row] for row in (built or expected_build).messages] == [
+                [type(v) for v in row] for row in expected_build.messages
+            ]
 
 
 _batch_records = st.lists(st.one_of(index_privmsgs(), odd_privmsgs(), archive_records()), max_size=8)
@@ -476,8 +517,138 @@ def test_the_room_id_is_the_first_lines_whichever_path_reads_it() -> None:
     noid = index_record("PRIVMSG", INDEX_T0 + 2, {"room-id": "300"}, ["#chan", "yo"], "carol")
     for records, room in (([msg, ban], "100"), ([ban, msg], "200"), ([noid, msg], "300"), ([msg, noid], "100")):
         data = b"".join(canonical_bytes(r) + b"\n" for r in records)
-        rows = _read_scanned(native().index_scan_rows, data, "f.json", "chan")
+        rows = _read_scanned(native().index_scan_rows, data, "f.json", _Reader("chan"))
         assert rows is not None and rows.room_id == room == read_batch_py(data, "f.json", "chan").room_id, rows
+
+
+@needs_native
+def test_the_scan_makes_a_builds_rows_from_the_line() -> None:
+    """Checked by hand: the words of a build's row in each form, from a file the scan reads whole
+    (so this is the compiled path, not the reference it falls back to)."""
+    text = "Kappa :) Stra\u00dfe \ufb01 caf\u00e9 \U0001f389 x_1"
+    msg = index_record("PRIVMSG", INDEX_T0, {"id": "m1", "user-id": "7", "room-id": "100"}, ["#chan", text], "Al")
+    data = canonical_bytes(msg) + b"\n"
+    # casefold: ß -> ss and ﬁ -> fi (plain tokens), é and 🎉 stay (hex of their UTF-8), _ is not plain
+    words = ["kappa", ":)", "strasse", "fi", "caf\u00e9", "\U0001f389", "x_1"]
+    assert text_words(text) == words
+    fts = "kappa _3a29 strasse fi _636166c3a9 _f09f8e89 _785f31"
+    head = (1).to_bytes(4, "big") + (0).to_bytes(4, "big") + (25).to_bytes(4, "big") + (7).to_bytes(4, "big")
+    pg = head + (1).to_bytes(4, "big") + b"".join(len(w.encode()).to_bytes(4, "big") + w.encode() for w in words)
+    for form_words, form, stored in ((fts_document, 1, fts), (pg_words, 2, pg)):
+        assert form_words(words) == stored
+        built = _read_scanned(
+            lambda d, scope, form=form: native().index_scan_rows(d, scope, form, "chan"),
+            data,
+            "f.json",
+            _BuildReader("chan", form_words),
+        )
+        assert built is not None and built == read_build_py(data, "f.json", "chan", form_words), built
+        (row,) = built.messages
+        key = read_batch_py(data, "f.json", "chan").messages[0].key
+        assert row == (key, 1, "chan", INDEX_T0, 0.0, "PRIVMSG", "m1", "7", "al", None, stored, data[:-1].decode(), 1)
+    assert pg_words([]) == (0).to_bytes(4, "big") * 2 + (25).to_bytes(4, "big")  # no dimensions
+    assert fts_document([]) == ""
+
+
+# rows of `messages` as a build makes them, and now and then a value of another type (the compiled
+# twin hands those to the reference), a text without UTF-8, a row of another length
+_copy_values = (
+    st.integers(-(2**63), 2**63 - 1),
+    st.integers(0, 3),
+    st.text(),
+    st.floats(allow_nan=False),
+    st.floats(allow_nan=False),
+    st.sampled_from(["PRIVMSG", "USERNOTICE", "CLEARCHAT"]),
+    st.one_of(st.none(), st.text()),
+    st.one_of(st.none(), st.text()),
+    st.one_of(st.none(), st.text()),
+    st.one_of(st.none(), st.text()),
+    st.builds(pg_words, st.lists(st.text(min_size=1))),
+    st.text(),
+    st.integers(0, 1),
+)
+_odd_copy_values = st.one_of(
+    st.none(), st.integers(-(2**70), 2**70), st.floats(), st.text(), st.binary(), st.just("\ud800")
+)
+
+
+@st.composite
+def _copy_rows(draw: Any) -> list[Any]:
+    rows: list[Any] = []
+    for _ in range(draw(st.integers(0, 4))):
+        row = [draw(v) for v in _copy_values]
+        if draw(st.integers(0, 5)) == 0:
+            row[draw(st.integers(0, 12))] = draw(_odd_copy_values)
+        rows.append(tuple(row) if draw(st.integers(0, 9)) else tuple(row[: draw(st.integers(0, 12))]))
+    return rows
+
+
+@compiled_only
+@settings(max_examples=examples(4))
+@given(rows=_copy_rows())
+@example(rows=[(1, 1, "c", 1.5, 0.0, "PRIVMSG", None, "7", "al", None, pg_words(["caf\u00e9"]), "{}", 1)])
+def test_the_compiled_copy_rows_equals_the_reference(core: Core, rows: list[Any]) -> None:
+    same_as_reference(core, copy_rows_py, "index_copy_rows", rows)
+
+
+def test_copy_rows_by_hand() -> None:
+    row = (-2, 1, "c\u00e9", 1.5, 0.0, "PRIVMSG", None, "7", "al", None, pg_words(["x"]), "{}", 1)
+    words = pg_words(["x"])
+    expected = (
+        b"\x00\x0d"  # 13 fields
+        + b"\x00\x00\x00\x08\xff\xff\xff\xff\xff\xff\xff\xfe"  # int8 -2
+        + b"\x00\x00\x00\x04\x00\x00\x00\x01"  # int4 1
+        + b"\x00\x00\x00\x03c\xc3\xa9"  # text, UTF-8
+        + b"\x00\x00\x00\x08\x3f\xf8\x00\x00\x00\x00\x00\x00"  # float8 1.5
+        + b"\x00\x00\x00\x08"
+        + bytes(8)  # float8 0.0
+        + b"\x00\x00\x00\x07PRIVMSG"
+        + b"\xff\xff\xff\xff"  # NULL
+        + b"\x00\x00\x00\x017\x00\x00\x00\x02al\xff\xff\xff\xff"
+        + len(words).to_bytes(4, "big")
+        + words  # the words as they are
+        + b"\x00\x00\x00\x02{}\x00\x00\x00\x04\x00\x00\x00\x01"
+    )
+    assert copy_rows_py([row]) == expected and copy_rows_py([]) == b""
+
+
+@pytest.mark.integration  # a real server
+def test_a_builds_copy_data_is_what_psycopg_and_the_server_make_of_the_rows(pg_url: str) -> None:
+    """The rows a build COPYs (copy_rows, the words from pg_words) read back as the same rows
+    COPYed by psycopg from Python values, and their words as string_to_array makes them (the
+    live path's way)."""
+    import psycopg
+
+    from index.pg import _COPY_SIGNATURE, _COPY_TRAILER, _MESSAGE_TYPES, _TABLES, copy_rows
+
+    texts = ["Kappa :) caf\u00e9", "", "a  b", "\U0001f389 x_1 \u00df"]
+    values = [
+        (i - 2, 1 + i, "chan", INDEX_T0 + i / 8, 0.5 * i, "PRIVMSG", None if i % 2 else f"m{i}", "7", None, None,
+         text_words(t), f'{{"n":{i}}}', i % 2)
+        for i, t in enumerate(texts)
+    ]  # fmt: skip
+    schema = f"t{next(_schemas)}"
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+        conn.execute(f"SET search_path = {schema}")
+        conn.execute(_TABLES[2])
+        conn.execute(_TABLES[2].replace("messages", "expected"))
+        with conn.cursor() as cur, cur.copy(f"COPY expected ({base.MESSAGE_COLUMNS}) FROM STDIN (FORMAT BINARY)") as c:
+            c.set_types([t if t != "text" or n != 10 else "text[]" for n, t in enumerate(_MESSAGE_TYPES)])
+            for v in values:
+                c.write_row([*v[:10], list(v[10]), *v[11:]])
+        data = _COPY_SIGNATURE + copy_rows([(*v[:10], pg_words(v[10]), *v[11:]) for v in values]) + _COPY_TRAILER
+        with conn.cursor() as cur, cur.copy(f"COPY messages ({base.MESSAGE_COLUMNS}) FROM STDIN (FORMAT BINARY)") as c:
+            c.write(data)
+        got = conn.execute("SELECT * FROM messages ORDER BY id").fetchall()
+        assert got == conn.execute("SELECT * FROM expected ORDER BY id").fetchall() and len(got) == 4, got
+        joined = conn.execute(
+            "SELECT string_to_array(%s, ' ') = ANY (SELECT words FROM messages)", [" ".join(values[3][10])]
+        )
+        assert joined.fetchall() == [(True,)]
+        empty = conn.execute("SELECT words = string_to_array('', ' ') FROM messages WHERE id = -1").fetchall()
+        assert empty == [(True,)]
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 @pytest.mark.integration  # starts worker processes
@@ -494,11 +665,20 @@ def test_files_read_by_worker_processes_give_the_same_index(monkeypatch: pytest.
     serial_report = serial.update()
     monkeypatch.setattr(base, "POOL_MIN_FILES", 2)
     monkeypatch.setattr(base, "extract_jobs", lambda: 2)
+    monkeypatch.setattr(base, "build_jobs", lambda: 2)
     pooled = open_index(root, os.path.join(tempfile.mkdtemp(prefix="idx-"), "index.sqlite"))
-    pooled_report = pooled.update()
+    pooled_report = pooled.update()  # a build
     assert pooled_report == serial_report, (pooled_report, serial_report)
     assert pooled_report.files_added > 10 and len(pooled_report.problems) == 1
     assert everything(pooled) == everything(serial) and len(everything(serial)) == 40
+    more = [_msg(i, INDEX_T0 + i * 13.0, "carol", "4", f"more {i}") for i in range(40, 80)]
+    write_archive(root, more, copies=2)
+    monkeypatch.setattr(base, "POOL_MIN_FILES", 10**9)
+    serial_report = serial.update()
+    monkeypatch.setattr(base, "POOL_MIN_FILES", 2)
+    pooled_report = pooled.update()  # an update, its new files read by the workers too
+    assert pooled_report == serial_report and pooled_report.files_added > 10, (pooled_report, serial_report)
+    assert everything(pooled) == everything(serial) and len(everything(serial)) == 80
     serial.close()
     pooled.close()
 
@@ -527,6 +707,138 @@ def test_a_damaged_sqlite_file_is_detected_and_rebuilt() -> None:
     index = open_index(root, rebuild_if_damaged=True)
     index.update()
     assert [m.text for m in index.messages(Query())] == ["kept"]
+    index.close()
+
+
+# A build in another process that stops at `at` (the rows loaded; or every index made, just before
+# its commit) and says so by creating the file `ready`, to be killed there
+_BUILD_STOPPING = """
+import os, sys, time
+sys.path.insert(0, os.getcwd())
+from index import base, open_index
+root, url, at, ready = sys.argv[1:]
+index = open_index(root, url)
+cls = type(index)
+done = getattr(cls, at)
+def stop(self, *args):
+    done(self, *args)
+    open(ready, "w").close()
+    time.sleep(120)
+setattr(cls, at, stop)
+index.update()
+"""
+
+
+def _kill_a_build(root: str, url: str, at: str) -> None:
+    ready = os.path.join(tempfile.mkdtemp(prefix="ready-"), "ready")
+    build = subprocess.Popen([sys.executable, "-c", _BUILD_STOPPING, root, url, at, ready], cwd=os.getcwd())
+    try:
+        deadline = time.monotonic() + 120
+        while not os.path.exists(ready):
+            assert build.poll() is None, "the build ended before the point it was to be killed at"
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        build.send_signal(signal.SIGKILL)
+        build.wait()
+
+
+@pytest.mark.integration  # a process killed with SIGKILL
+@pytest.mark.parametrize("at", ["_loaded", "_end_build"])
+@pytest.mark.parametrize("reader", [False, True])
+def test_a_build_killed_leaves_the_empty_index_which_the_next_update_builds(
+    make_index: Factory, at: str, reader: bool
+) -> None:
+    """A build killed with SIGKILL, its rows loaded or every index made (the file then holds all
+    of it but the commit): the index is the empty one it started from, whole, never a part of the
+    archive; the next update builds it. (SQLite: in its rollback journal; with a reader holding the
+    file, in its log. PostgreSQL: its transaction.)"""
+    root = fresh_root()
+    records = [_msg(i, INDEX_T0 + i * 2.0, "alice" if i % 2 else "bob", str(1 + i % 2), f"w{i} x") for i in range(90)]
+    write_archive(root, records, copies=2)
+    index = make_index(root)  # made (its schema) and left empty
+    url = index.path if isinstance(index, SqliteIndex) else index._url  # type: ignore[attr-defined]
+    held = sqlite3.connect(url) if reader and isinstance(index, SqliteIndex) else None
+    if held is not None:
+        held.execute("SELECT count(*) FROM messages").fetchall()
+    index.close()
+    _kill_a_build(root, url, at)
+    if isinstance(index, SqliteIndex):  # killed inside the build's transaction, its pages written
+        log = url + ("-wal" if reader else "-journal")
+        assert os.path.exists(log) and os.path.getsize(log) > 0, log
+    if held is not None:
+        held.close()
+    index = open_index(root, url)
+    index.check()
+    assert index.count(Query()) == 0 and not index.messages(Query(text="x"))
+    assert index.update().files_added > 0
+    index.check()
+    assert everything(index) == everything(_built(make_index, root)) and index.count(Query()) == 90
+    assert [m.text for m in index.messages(Query(text="w7"))] == ["w7 x"]
+    index.close()
+
+
+def test_a_file_another_process_is_writing_is_busy_not_damaged(monkeypatch: pytest.MonkeyPatch) -> None:
+    """While a build holds the file (locked in its rollback journal), opening it says it is busy;
+    treating that as damage would delete the file under the build."""
+    root = fresh_root()
+    write_archive(root, [_msg(1, float(INDEX_T0), "alice", "1", "kept")])
+    path = os.path.join(tempfile.mkdtemp(prefix="idx-"), "index.sqlite")
+    open_index(root, path).close()
+    monkeypatch.setattr("index.sqlite._TIMEOUT_S", 0.1)
+    build = sqlite3.connect(path, isolation_level=None)
+    assert build.execute("PRAGMA journal_mode=DELETE").fetchall() == [("delete",)]
+    build.execute("BEGIN EXCLUSIVE")
+    for rebuild in (False, True):
+        with pytest.raises(IndexUnavailable, match="busy"):
+            open_index(root, path, rebuild_if_damaged=rebuild)
+    build.execute("ROLLBACK")
+    build.close()
+    index = open_index(root, path, rebuild_if_damaged=True)
+    index.update()
+    assert [m.text for m in index.messages(Query())] == ["kept"]
+    index.close()
+
+
+def test_an_index_file_whose_key_index_is_the_tables_own_is_updated_and_built() -> None:
+    """Files written before the key index had a name hold it in the table (`UNIQUE`): an update's
+    upserts use it, and a build (which drops the named one) makes the table again with the named one."""
+    root = fresh_root()
+    write_archive(root, [_msg(1, float(INDEX_T0), "alice", "1", "first words")])
+    path = os.path.join(tempfile.mkdtemp(prefix="idx-"), "index.sqlite")
+    index = open_index(root, path)
+    assert isinstance(index, SqliteIndex)
+    conn = index.conn
+    table = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'messages'").fetchone()[0]
+    conn.execute("DROP TABLE messages")
+    conn.execute(table.replace("id INTEGER NOT NULL,", "id INTEGER NOT NULL UNIQUE,"))
+    for statement in base.SECONDARY_INDEXES[:5]:
+        conn.execute(statement)
+    index.close()
+    index = open_index(root, path)
+    index.update()  # a build: the table made again
+    names = {r[0] for r in index.conn.execute("SELECT name FROM sqlite_master WHERE tbl_name = 'messages'")}  # type: ignore[attr-defined]
+    assert "messages_id" in names and "sqlite_autoindex_messages_1" not in names, names
+    index.check()
+    conn = index.conn  # type: ignore[attr-defined]
+    conn.execute("DROP INDEX messages_id")  # the earlier layout again, with rows: updates upsert through it
+    rows = conn.execute(f"SELECT {base.MESSAGE_COLUMNS} FROM messages").fetchall()
+    conn.execute("DELETE FROM messages")
+    conn.execute("INSERT INTO fts (fts) VALUES ('delete-all')")
+    conn.execute("DROP TABLE messages")
+    conn.execute(table.replace("id INTEGER NOT NULL,", "id INTEGER NOT NULL UNIQUE,"))
+    conn.executemany(f"INSERT INTO messages ({base.MESSAGE_COLUMNS}) VALUES ({', '.join('?' * 13)})", rows)
+    conn.execute("INSERT INTO fts (fts) VALUES ('rebuild')")
+    for statement in base.SECONDARY_INDEXES[:5]:
+        conn.execute(statement)
+    write_archive(root, [_msg(1, float(INDEX_T0), "alice", "1", "first words")], copies=2)  # a second file: upserted
+    write_archive(root, [_msg(2, INDEX_T0 + 61.0, "bob", "2", "more words")])
+    index.update()
+    index.check()
+    assert [m.text for m in index.messages(Query(text="words"))] == ["more words", "first words"]
+    assert everything(index) == everything(
+        _built(lambda r: open_index(r, os.path.join(tempfile.mkdtemp(), "i.sqlite")), root)
+    )
     index.close()
 
 
