@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import resource
+import select
 import threading
 import time
 from typing import Any
@@ -111,7 +112,24 @@ class _Guarded:
             if channel.head_since is None:
                 channel.head_since = mono  # an answer ended: the next head's clock starts
             elif mono - channel.head_since > self.head_seconds:
-                channel.handle_close()
+                if _head_waiting(channel):
+                    channel.head_since = mono  # the head came in time, and is being answered
+                else:
+                    channel.handle_close()
+
+
+def _head_waiting(channel: Any) -> bool:
+    """Whether bytes the loop has not read yet complete the request head of a connection the head
+    deadline is about to cut. On a loaded host the loop's turn comes late, so a client's whole head
+    can wait unread past the deadline; it is read now and answered, where cutting it (with its
+    bytes unread) resets a client that did nothing wrong. A trickle completes nothing and is cut."""
+    poller = select.poll()
+    poller.register(channel.socket.fileno(), select.POLLIN)
+    if not poller.poll(0) or not channel.readable():
+        return False
+    channel.handle_read()
+    # waitress's parser of the head in progress: None again once a whole head was read
+    return bool(channel.connected) and channel.request is None
 
 
 def make_server(
