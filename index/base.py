@@ -419,6 +419,11 @@ class SqlIndex:
         """The FROM of `messages`: a backend may name the index to walk (a plan, never a different answer)."""
         return "messages m"
 
+    def _page_keys(self, query: Query) -> list[int] | None:
+        """The keys of a limited query's page, in no order, if the backend finds them another way than
+        by its plan of `messages` (the same answer, sooner); None: by that plan."""
+        return None
+
     def _words_value(self, words: Sequence[str]) -> Any:
         raise NotImplementedError
 
@@ -776,17 +781,21 @@ class SqlIndex:
         order = "ASC" if query.oldest_first else "DESC"
         ordered = f"ORDER BY m.time {order}, m.id {order}"
         columns = f"m.id, m.channel, m.command, m.line, {', '.join(_REMOVED_BY)}"
-        if query.limit is None and not query.offset:
-            sql = f"SELECT {columns} FROM messages m WHERE {where} {ordered}"
-        else:
-            # choose the page first, then read lines and removals for its rows only (a common word
-            # matches a quarter of the channel: its lines must not all go through the sort)
-            with self._lock:
-                source = self._messages_source(query)
-            page = f"SELECT m.id FROM {source} WHERE {where} {ordered} LIMIT ? OFFSET ?"
-            params += [2**62 if query.limit is None else query.limit, query.offset]
-            sql = f"SELECT {columns} FROM messages m WHERE m.id IN ({page}) {ordered}"
         with self._lock:
+            if query.limit is None and not query.offset:
+                sql = f"SELECT {columns} FROM messages m WHERE {where} {ordered}"
+            elif (keys := self._page_keys(query)) is not None:
+                if not keys:
+                    return []
+                sql = f"SELECT {columns} FROM messages m WHERE m.id IN ({', '.join('?' * len(keys))}) {ordered}"
+                params = list(keys)
+            else:
+                # choose the page first, then read lines and removals for its rows only (a common word
+                # matches a quarter of the channel: its lines must not all go through the sort)
+                source = self._messages_source(query)
+                page = f"SELECT m.id FROM {source} WHERE {where} {ordered} LIMIT ? OFFSET ?"
+                params += [2**62 if query.limit is None else query.limit, query.offset]
+                sql = f"SELECT {columns} FROM messages m WHERE m.id IN ({page}) {ordered}"
             rows = self._fetch(sql, params)
         return [message_from_row(key, ch, line, removed, command) for key, ch, command, line, *removed in rows]
 
