@@ -22,14 +22,14 @@ from typing import Any
 from formats import speedups
 from index.api import IndexDamaged, IndexUnavailable
 from index.base import (
-    BEST_OF_DUPLICATES,
     BUILT_AT_END,
     MESSAGE_COLUMNS,
-    ON_CONFLICT_MESSAGES,
     SCHEMA_VERSION,
     SECONDARY_INDEXES,
     SqlIndex,
-    index_name,
+    TableIndex,
+    best_of_duplicates,
+    on_conflict_messages,
 )
 from index.extract import MESSAGE_VALUES, MessageRow
 from index.text import Term, pg_words
@@ -65,20 +65,20 @@ _STAGE_TABLE = (
     " words TEXT, line TEXT, tier INTEGER) ON COMMIT DELETE ROWS"
 )
 _STAGED_COLUMNS = MESSAGE_COLUMNS.replace("words", "string_to_array(words, ' ')")
-_WORDS_INDEX = "CREATE INDEX IF NOT EXISTS messages_words ON messages USING gin (words)"
+_WORDS_INDEX = TableIndex("messages", "words", ("words",), using="gin")
 
 
-def _without_tier(statement: str) -> str:
+def _without_tier(index: TableIndex) -> TableIndex:
     """An index of SECONDARY_INDEXES without its leading `tier`: PostgreSQL writes one tier (see
     PostgresIndex), where the column made every key longer and each build's sort of a million of
     them compare past it (the user index 2.0-2.3 s, without it 1.5-1.6 s). Queries name the tier
     as before and read these as they read the others: an index file written with the column
     keeps it until it is built again, and answers the same."""
-    return statement.replace(" (tier, ", " (")
+    return index._replace(key=tuple(column for column in index.key if column != "tier"))
 
 
-_INDEXES = tuple(_without_tier(statement) for statement in SECONDARY_INDEXES)
-_BUILT_AT_END = tuple(_without_tier(statement) for statement in BUILT_AT_END)
+_INDEXES = tuple(_without_tier(index) for index in SECONDARY_INDEXES)
+_BUILT_AT_END = (*(_without_tier(index) for index in BUILT_AT_END), _WORDS_INDEX)
 # A build's rows go straight into `messages` by COPY, made into its binary data by the readers
 # (`copy_rows`), their words already in the binary form of a `text[]` (index.text.pg_words): a
 # binary COPY carries no types, the server reads each field as its column's type
@@ -259,7 +259,7 @@ class PostgresIndex(SqlIndex):
 
     def _create_schema(self) -> None:
         with self._transaction():
-            for statement in (*_TABLES, *_INDEXES, _WORDS_INDEX):
+            for statement in (*_TABLES, *(index.create() for index in (*_INDEXES, _WORDS_INDEX))):
                 self._exec(statement)
             self._exec(
                 "INSERT INTO meta (key, value) VALUES ('version', ?)"
@@ -291,8 +291,8 @@ class PostgresIndex(SqlIndex):
 
     def _begin_build(self) -> None:
         self._exec("ALTER TABLE messages DROP CONSTRAINT IF EXISTS messages_pkey")
-        for statement in (*_BUILT_AT_END, _WORDS_INDEX):
-            self._exec("DROP INDEX IF EXISTS " + index_name(statement))
+        for index in _BUILT_AT_END:
+            self._exec("DROP INDEX IF EXISTS " + index.name)
 
     def _build_pack(self) -> Callable[[list[tuple[Any, ...]]], list[Any]]:
         return copy_file
@@ -341,7 +341,7 @@ class PostgresIndex(SqlIndex):
         return True
 
     def _merge_duplicates(self) -> None:
-        best = BEST_OF_DUPLICATES.format(row="ctid", text_order='COLLATE "C"')
+        best = best_of_duplicates("messages", "ctid", self._order_text)
         self._exec("DROP TABLE IF EXISTS pg_temp.build_best")
         self._exec(f"CREATE TEMP TABLE build_best ON COMMIT DROP AS {best}")
         self._exec("DELETE FROM messages m USING build_best b WHERE m.id = b.id AND m.ctid <> b.ref")
@@ -349,8 +349,8 @@ class PostgresIndex(SqlIndex):
         self._exec("DROP TABLE build_best")
 
     def _end_build(self) -> None:
-        for statement in (*_BUILT_AT_END, _WORDS_INDEX):
-            self._exec(statement)
+        for index in _BUILT_AT_END:
+            self._exec(index.create())
         self._exec("ANALYZE messages")
         self._exec("ANALYZE removals")
 
@@ -368,7 +368,7 @@ class PostgresIndex(SqlIndex):
                         copy.write_row(self._message_values(channel, r, n))
                 cur.execute(
                     f"INSERT INTO messages ({MESSAGE_COLUMNS}) SELECT {_STAGED_COLUMNS} FROM stage_words"
-                    f" {ON_CONFLICT_MESSAGES}"
+                    f" {on_conflict_messages(self._order_text)}"
                 )
                 written = max(cur.rowcount, 0)
                 cur.execute("DELETE FROM stage_words")
