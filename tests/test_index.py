@@ -824,6 +824,72 @@ def _pg_schema(pg_url: str) -> str:
 
 
 @pytest.mark.integration  # a real server
+@pytest.mark.parametrize("at", ["_loaded", "_merge_duplicates", "_swap_in"])
+def test_a_postgresql_reader_never_waits_for_a_build(pg_url: str, monkeypatch: pytest.MonkeyPatch, at: str) -> None:
+    """A build held at `at` (its rows loaded; its key found twice; every index made, just before
+    the swap) in one connection: another connection, opened before or during it, answers at once
+    (waiting for a lock over a second is an error, `lock_timeout`) from the empty index, its
+    statements prepared by then (psycopg prepares a statement run 5 times); after the commit, from
+    the built one."""
+    from index.pg import PostgresIndex
+
+    root = fresh_root()
+    records = [_msg(i, INDEX_T0 + i * 2.0, "alice" if i % 2 else "bob", str(1 + i % 2), f"w{i} x") for i in range(90)]
+    write_archive(root, records, copies=2)  # each key twice: the build merges them
+    url = _pg_schema(pg_url)
+    builder = open_index(root, url)
+    reader_url = url + "%20-clock_timeout%3D1000"
+    before = open_index(root, reader_url)
+    reached, release = threading.Event(), threading.Event()
+    through = getattr(PostgresIndex, at)
+
+    def held(self: PostgresIndex, *args: Any) -> Any:
+        if self is builder and not reached.is_set():
+            reached.set()
+            assert release.wait(60)
+        return through(self, *args)
+
+    monkeypatch.setattr(PostgresIndex, at, held)
+    outcome: list[Any] = []
+
+    def build() -> None:
+        try:
+            outcome.append(builder.update())
+        except BaseException as e:  # said by the main thread
+            outcome.append(e)
+
+    thread = threading.Thread(target=build)
+    thread.start()
+    try:
+        while not reached.wait(0.05):
+            assert thread.is_alive(), outcome
+        during = open_index(root, reader_url)
+        for _ in range(6):
+            for reader in (before, during):
+                assert reader.count(Query()) == 0
+                assert reader.messages(Query(text="x", limit=10)) == []
+                assert reader.channels() == []
+                assert reader.user_id_of("alice") is None
+    finally:
+        release.set()
+        thread.join(120)
+    assert len(outcome) == 1 and not isinstance(outcome[0], BaseException), outcome
+    assert outcome[0].files_added > 0
+    for reader in (before, during):
+        assert reader.count(Query()) == 90
+        assert [m.text for m in reader.messages(Query(text="w7", limit=10))] == ["w7 x"]
+        assert [c.login for c in reader.channels()] == ["chan"] and reader.user_id_of("alice") == "2"
+        reader.check()
+    builder.check()
+    names = {r[0] for r in builder._fetch("SELECT indexname FROM pg_indexes WHERE tablename = 'messages'")}  # type: ignore[attr-defined]
+    assert names == {"messages_pkey"} | {
+        f"messages_{s}" for s in ("channel", "user", "login", "recent", "recipient", "words")
+    }
+    for index in (builder, before, during):
+        index.close()
+
+
+@pytest.mark.integration  # a real server
 def test_a_postgresql_upsert_orders_lines_by_code_point_under_any_collation(pg_url: str) -> None:
     """In a database whose default collation is not by code point (ICU's `en`: `a` before `B`),
     an update's upsert keeps the version of a message that extract.better_version (and a build)
