@@ -6,7 +6,7 @@ The index is a function of the set of batch files present. Each file indexed is 
 holding the keys of the rows it contributed; each message or removal row counts the files that
 hold it (`refs`). Updating is a set difference between the files on disk and the files indexed:
 new files add their rows (a key already present gets `refs + 1` and keeps the better version,
-extract.better), files gone release theirs (`refs - 1`; at 0 the row goes). New files are applied
+`on_conflict_messages`), files gone release theirs (`refs - 1`; at 0 the row goes). New files are applied
 before gone ones, so a merge that replaces A and B by C never drops and re-adds a row. Names are
 content hashes, so a path seen once never needs reading again.
 
@@ -34,13 +34,14 @@ Building
 A build (new files into an empty index) is most of a host's indexing work, and keeping six
 B-trees and a text index in step row by row is what made it slow: rows land at random places of
 the identity (a hash) and user indexes. So a build writes differently, in one transaction:
-the identity, channel, user and login indexes (and PostgreSQL's word index) are dropped; each
+the identity, channel, user and login indexes are dropped (PostgreSQL: a side table without them
+is filled instead, and swapped in at the end, so readers never wait for the build); each
 file's rows are appended with plain inserts (PostgreSQL: COPY), made ready to insert by the
 processes that read the files (`build_file`), so the writer binds values and nothing else; then
 each index is built once, by sorting. Files are not merged row by row on the way: a message held
 by several files (an unmerged archive, a synced copy) is inserted once per file, and when the
-identity index finds keys twice, `_merge_duplicates` keeps each key's best version (extract.better,
-in SQL) with the number of files holding it, as the upserts of an update would have. The
+identity index finds keys twice, `_merge_duplicates` keeps each key's best version
+(`best_of_duplicates`) with the number of files holding it, as the upserts of an update would have. The
 transaction is the crash safety: killed at any point, the index is the empty one it was, and the
 next update builds it again.
 """
