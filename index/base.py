@@ -6,7 +6,7 @@ The index is a function of the set of batch files present. Each file indexed is 
 holding the keys of the rows it contributed; each message or removal row counts the files that
 hold it (`refs`). Updating is a set difference between the files on disk and the files indexed:
 new files add their rows (a key already present gets `refs + 1` and keeps the better version,
-extract.better), files gone release theirs (`refs - 1`; at 0 the row goes). New files are applied
+`on_conflict_messages`), files gone release theirs (`refs - 1`; at 0 the row goes). New files are applied
 before gone ones, so a merge that replaces A and B by C never drops and re-adds a row. Names are
 content hashes, so a path seen once never needs reading again.
 
@@ -34,13 +34,14 @@ Building
 A build (new files into an empty index) is most of a host's indexing work, and keeping six
 B-trees and a text index in step row by row is what made it slow: rows land at random places of
 the identity (a hash) and user indexes. So a build writes differently, in one transaction:
-the identity, channel, user and login indexes (and PostgreSQL's word index) are dropped; each
+the identity, channel, user and login indexes are dropped (PostgreSQL: a side table without them
+is filled instead, and swapped in at the end, so readers never wait for the build); each
 file's rows are appended with plain inserts (PostgreSQL: COPY), made ready to insert by the
 processes that read the files (`build_file`), so the writer binds values and nothing else; then
 each index is built once, by sorting. Files are not merged row by row on the way: a message held
 by several files (an unmerged archive, a synced copy) is inserted once per file, and when the
-identity index finds keys twice, `_merge_duplicates` keeps each key's best version (extract.better,
-in SQL) with the number of files holding it, as the upserts of an update would have. The
+identity index finds keys twice, `_merge_duplicates` keeps each key's best version
+(`best_of_duplicates`) with the number of files holding it, as the upserts of an update would have. The
 transaction is the crash safety: killed at any point, the index is the empty one it was, and the
 next update builds it again.
 """
@@ -119,54 +120,97 @@ _REMOVED_EXISTS = (
 )
 _CHAT_IN = "m.command IN ('PRIVMSG', 'USERNOTICE')"
 
-# The version rule of extract.better, in SQL, for an upsert of `messages`
-_BETTER = (
-    "(excluded.time_range < messages.time_range OR (excluded.time_range = messages.time_range AND"
-    " (length(excluded.line) > length(messages.line) OR (length(excluded.line) = length(messages.line)"
-    " AND excluded.line > messages.line))))"
-)
-
 MESSAGE_COLUMNS = ", ".join(MESSAGE_VALUES)
 TIERS = "tier IN (0, 1)"  # always true (a CHECK): it lets the user and login indexes be read at both ends
 
-# An upsert of `messages`: one more file holds the row, and the better version wins
-ON_CONFLICT_MESSAGES = (
-    "ON CONFLICT (id) DO UPDATE SET refs = messages.refs + excluded.refs,"
-    f" time = CASE WHEN {_BETTER} THEN excluded.time ELSE messages.time END,"
-    f" line = CASE WHEN {_BETTER} THEN excluded.line ELSE messages.line END,"
-    f" time_range = CASE WHEN {_BETTER} THEN excluded.time_range ELSE messages.time_range END"
-)
+
+def version_order(row: str, order_text: Callable[[str], str]) -> tuple[tuple[str, str], ...]:
+    """The version rule (extract.better_version) over the columns of `row` (a table or alias): its
+    terms as (expression, direction), best first. `order_text` is the backend's code-point order
+    of text (SqlIndex._order_text): PostgreSQL's default collation may order otherwise. The SQL's
+    two forms of the rule (`better_sql`, `best_of_duplicates`) are made from it."""
+    return (
+        (f"{row}.time_range", "ASC"),
+        (f"length({row}.line)", "DESC"),
+        (order_text(f"{row}.line"), "DESC"),
+    )
+
+
+def better_sql(a: str, b: str, order_text: Callable[[str], str]) -> str:
+    """An SQL condition: the version in row `a` beats the one in row `b` (extract.better_version)."""
+    condition = ""
+    terms = zip(version_order(a, order_text), version_order(b, order_text), strict=True)
+    for (x, direction), (y, _) in reversed(list(terms)):
+        beats = f"{x} {'<' if direction == 'ASC' else '>'} {y}"
+        condition = f"({beats} OR ({x} = {y} AND {condition}))" if condition else beats
+    return condition
+
+
+def on_conflict_messages(order_text: Callable[[str], str]) -> str:
+    """The end of an upsert of `messages`: one more file holds the row, and the better version wins."""
+    better = better_sql("excluded", "messages", order_text)
+    return (
+        "ON CONFLICT (id) DO UPDATE SET refs = messages.refs + excluded.refs,"
+        f" time = CASE WHEN {better} THEN excluded.time ELSE messages.time END,"
+        f" line = CASE WHEN {better} THEN excluded.line ELSE messages.line END,"
+        f" time_range = CASE WHEN {better} THEN excluded.time_range ELSE messages.time_range END"
+    )
+
+
+def best_of_duplicates(table: str, row: str, order_text: Callable[[str], str]) -> str:
+    """A query of the best version of each key that several rows of `table` (a build's `messages`)
+    hold (extract.better_version): the key, the row to keep (`row`: the backend's row identity)
+    and the number of files holding the key (see Building)."""
+    order = ", ".join(f"{x} {direction}" for x, direction in version_order(table, order_text))
+    return (
+        f"SELECT id, ref, total FROM (SELECT id, {row} AS ref, sum(refs) OVER per_key AS total,"
+        f" count(*) OVER per_key AS n, row_number() OVER (PARTITION BY id ORDER BY {order}) AS r"
+        f" FROM {table} WINDOW per_key AS (PARTITION BY id)) AS ranked WHERE n > 1 AND r = 1"
+    )
+
+
+class TableIndex(NamedTuple):
+    """An index of one of the tables, named `TABLE_SUFFIX`: `create` makes it on the table, or on
+    another of the same columns under that table's name (PostgreSQL builds into a side table)."""
+
+    table: str
+    suffix: str
+    key: tuple[str, ...]
+    where: str = ""
+    using: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.named(self.table)
+
+    def named(self, table: str) -> str:
+        return f"{table}_{self.suffix}"
+
+    def create(self, table: str | None = None) -> str:
+        on = table or self.table
+        using = f" USING {self.using}" if self.using else ""
+        where = f" WHERE {self.where}" if self.where else ""
+        return f"CREATE INDEX IF NOT EXISTS {self.named(on)} ON {on}{using} ({', '.join(self.key)}){where}"
+
 
 SECONDARY_INDEXES = (
-    "CREATE INDEX IF NOT EXISTS messages_channel ON messages (channel, time, id)",
-    "CREATE INDEX IF NOT EXISTS messages_user ON messages (tier, user_id, channel, time) WHERE user_id IS NOT NULL",
-    "CREATE INDEX IF NOT EXISTS messages_login ON messages (tier, login, time) WHERE login IS NOT NULL",
-    "CREATE INDEX IF NOT EXISTS messages_recent ON messages (id) WHERE tier = 0",
-    "CREATE INDEX IF NOT EXISTS messages_recipient ON messages (recipient_id, channel, time)"
-    " WHERE recipient_id IS NOT NULL",
-    "CREATE INDEX IF NOT EXISTS removals_msg ON removals (channel, target_msg_id) WHERE target_msg_id IS NOT NULL",
-    "CREATE INDEX IF NOT EXISTS removals_user ON removals (channel, target_user_id, time)"
-    " WHERE target_user_id IS NOT NULL",
-    "CREATE INDEX IF NOT EXISTS removals_login ON removals (channel, target_login, time) WHERE target_user_id IS NULL",
-    "CREATE INDEX IF NOT EXISTS files_minute ON files (channel, batch_time)",
+    TableIndex("messages", "channel", ("channel", "time", "id")),
+    TableIndex("messages", "user", ("tier", "user_id", "channel", "time"), "user_id IS NOT NULL"),
+    TableIndex("messages", "login", ("tier", "login", "time"), "login IS NOT NULL"),
+    TableIndex("messages", "recent", ("id",), "tier = 0"),
+    TableIndex("messages", "recipient", ("recipient_id", "channel", "time"), "recipient_id IS NOT NULL"),
+    TableIndex("removals", "msg", ("channel", "target_msg_id"), "target_msg_id IS NOT NULL"),
+    TableIndex("removals", "user", ("channel", "target_user_id", "time"), "target_user_id IS NOT NULL"),
+    TableIndex("removals", "login", ("channel", "target_login", "time"), "target_user_id IS NULL"),
+    TableIndex("files", "minute", ("channel", "batch_time")),
 )
 # What a build drops and makes at its end, by sorting (see Building); the partial indexes hold few
 # rows (none of the recent tier in a build), so keeping them costs less than a scan of the table each
 BUILT_AT_END = SECONDARY_INDEXES[:3]
 
-# The best version of each key held by several rows (extract.better: the narrower range, then the
-# longer line, then the larger line, by code point), the row to keep (`{row}`: the backend's row
-# identity) and the number of files holding the key (see Building)
-BEST_OF_DUPLICATES = (
-    "SELECT id, ref, total FROM (SELECT id, {row} AS ref, sum(refs) OVER per_key AS total,"
-    " count(*) OVER per_key AS n, row_number() OVER (PARTITION BY id ORDER BY time_range,"
-    " length(line) DESC, line {text_order} DESC) AS r FROM messages WINDOW per_key AS (PARTITION BY id)) AS ranked"
-    " WHERE n > 1 AND r = 1"
-)
-
 
 def index_name(statement: str) -> str:
-    """The name of the index a `CREATE INDEX IF NOT EXISTS name ...` statement makes."""
+    """The name of the index a `CREATE [UNIQUE] INDEX IF NOT EXISTS name ...` statement makes."""
     return statement.split(" EXISTS ", 1)[1].split(" ", 1)[0]
 
 
@@ -431,6 +475,7 @@ class SqlIndex:
         raise NotImplementedError
 
     def _order_text(self, column: str) -> str:
+        """`column` (text) as it orders by code point, as Python's `<` does (extract.better_version)."""
         return column
 
     def _create_schema(self) -> None:
@@ -476,7 +521,7 @@ class SqlIndex:
         raise NotImplementedError
 
     def _merge_duplicates(self) -> None:
-        """Of each key held by several rows, keep the best version (extract.better) with the sum of
+        """Of each key held by several rows, keep the best version (`best_of_duplicates`) with the sum of
         their `refs`, and delete the others (see Building)."""
         raise NotImplementedError
 
@@ -487,7 +532,7 @@ class SqlIndex:
     def _write_messages(self, rows: list[tuple[str, MessageRow, int]]) -> int:
         return self._execmany(
             f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            f" {ON_CONFLICT_MESSAGES}",
+            f" {on_conflict_messages(self._order_text)}",
             (self._message_values(channel, r, n) for channel, r, n in rows),
         )
 

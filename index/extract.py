@@ -190,15 +190,22 @@ def removal_row(record: Mapping[str, Any], channel: str) -> RemovalRow | None:
     return None
 
 
+def better_version(a_range: float, a_line: str, b_range: float, b_line: str) -> bool:
+    """Whether version a of one message (its time range and stored line) beats version b: the
+    narrower range (a merge intersects ranges), then the longer line (a merge unites receivers),
+    then the larger line, by code point. The one statement of the rule in Python; the backends'
+    SQL says it once too (index.base, `version_order`), so the chosen version does not depend on
+    the order files come in, nor on whether a build or an update chose it."""
+    if a_range != b_range:
+        return a_range < b_range
+    if len(a_line) != len(b_line):
+        return len(a_line) > len(b_line)
+    return a_line > b_line
+
+
 def better(a: MessageRow, b: MessageRow) -> bool:
-    """Whether version a of one message beats version b: the narrower range (a merge intersects
-    ranges), then the longer line (a merge unites receivers), then the larger line. The backends'
-    upserts apply the same rule, so the chosen version does not depend on the order files come in."""
-    if a.time_range != b.time_range:
-        return a.time_range < b.time_range
-    if len(a.line) != len(b.line):
-        return len(a.line) > len(b.line)
-    return a.line > b.line
+    """Whether row a holds a better version of its message than row b (`better_version`)."""
+    return better_version(a.time_range, a.line, b.time_range, b.line)
 
 
 def read_batch(data: bytes, source: str, channel: str) -> BatchRows:
@@ -297,7 +304,7 @@ class _Reader:
 
 class _BuildReader(_Reader):
     """`_Reader` for `read_build`: rows become build tuples (MESSAGE_VALUES) as they come, the best
-    version of each key kept as `better` keeps it (range, then the line's length, then the line)."""
+    version of each key kept (`better_version`)."""
 
     def __init__(self, channel: str, words: Callable[[Sequence[str]], Any]) -> None:
         super().__init__(channel)
@@ -312,10 +319,7 @@ class _BuildReader(_Reader):
         if old is None:
             self.values[key] = row
             return
-        a_range, a_line, b_range, b_line = row[4], row[11], old[4], old[11]
-        if a_range < b_range or (
-            a_range == b_range and (len(a_line) > len(b_line) or (len(a_line) == len(b_line) and a_line > b_line))
-        ):
+        if better_version(row[4], row[11], old[4], old[11]):  # time_range and line (MESSAGE_VALUES)
             self.values[key] = row
 
     def result(self, records: int) -> BuildRows:

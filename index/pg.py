@@ -22,14 +22,14 @@ from typing import Any
 from formats import speedups
 from index.api import IndexDamaged, IndexUnavailable
 from index.base import (
-    BEST_OF_DUPLICATES,
     BUILT_AT_END,
     MESSAGE_COLUMNS,
-    ON_CONFLICT_MESSAGES,
     SCHEMA_VERSION,
     SECONDARY_INDEXES,
     SqlIndex,
-    index_name,
+    TableIndex,
+    best_of_duplicates,
+    on_conflict_messages,
 )
 from index.extract import MESSAGE_VALUES, MessageRow
 from index.text import Term, pg_words
@@ -65,21 +65,27 @@ _STAGE_TABLE = (
     " words TEXT, line TEXT, tier INTEGER) ON COMMIT DELETE ROWS"
 )
 _STAGED_COLUMNS = MESSAGE_COLUMNS.replace("words", "string_to_array(words, ' ')")
-_WORDS_INDEX = "CREATE INDEX IF NOT EXISTS messages_words ON messages USING gin (words)"
+_WORDS_INDEX = TableIndex("messages", "words", ("words",), using="gin")
 
 
-def _without_tier(statement: str) -> str:
+def _without_tier(index: TableIndex) -> TableIndex:
     """An index of SECONDARY_INDEXES without its leading `tier`: PostgreSQL writes one tier (see
     PostgresIndex), where the column made every key longer and each build's sort of a million of
     them compare past it (the user index 2.0-2.3 s, without it 1.5-1.6 s). Queries name the tier
     as before and read these as they read the others: an index file written with the column
     keeps it until it is built again, and answers the same."""
-    return statement.replace(" (tier, ", " (")
+    return index._replace(key=tuple(column for column in index.key if column != "tier"))
 
 
-_INDEXES = tuple(_without_tier(statement) for statement in SECONDARY_INDEXES)
-_BUILT_AT_END = tuple(_without_tier(statement) for statement in BUILT_AT_END)
-# A build's rows go straight into `messages` by COPY, made into its binary data by the readers
+_INDEXES = tuple(_without_tier(index) for index in SECONDARY_INDEXES)
+_MESSAGE_INDEXES = (*(index for index in _INDEXES if index.table == "messages"), _WORDS_INDEX)
+# A build fills a side table and swaps it in (PostgresIndex, building): `messages` keeps its name,
+# indexes and key; the side table's are made under its name and take them over at the swap
+_BUILD_TABLE = "messages_build"
+# the indexes made at a build's end, by sorting; the others (partial, few rows) kept as rows come
+_BUILT_AT_END = (*(_without_tier(index) for index in BUILT_AT_END), _WORDS_INDEX)
+_KEPT_WHILE_LOADING = tuple(index for index in _MESSAGE_INDEXES if index not in _BUILT_AT_END)
+# A build's rows go straight into its side table by COPY, made into its binary data by the readers
 # (`copy_rows`), their words already in the binary form of a `text[]` (index.text.pg_words): a
 # binary COPY carries no types, the server reads each field as its column's type
 _BUILD_KINDS = tuple(
@@ -259,7 +265,7 @@ class PostgresIndex(SqlIndex):
 
     def _create_schema(self) -> None:
         with self._transaction():
-            for statement in (*_TABLES, *_INDEXES, _WORDS_INDEX):
+            for statement in (*_TABLES, *(index.create() for index in (*_INDEXES, _WORDS_INDEX))):
                 self._exec(statement)
             self._exec(
                 "INSERT INTO meta (key, value) VALUES ('version', ?)"
@@ -272,6 +278,16 @@ class PostgresIndex(SqlIndex):
             self._exec(f"DROP TABLE IF EXISTS {name}")
 
     # -- building (index.base, Building) ------------------------------------------------------
+    #
+    # A build writes a side table, `messages_build` (the columns and checks of `messages`, no
+    # index, no key), in its one transaction: the rows by COPY, then its key, the merge of keys
+    # found twice, its indexes under its own name and its statistics. Only then is it swapped in:
+    # `messages` dropped, the side table, its indexes and its key renamed to theirs, changes of the
+    # catalog that take no time. Until the commit every other connection reads the empty index it
+    # had, without waiting: nothing of the build locks `messages` before the swap (dropping its key
+    # and indexes in place, as a build did, locked it for the whole build), and the swap's lock
+    # lasts from the swap to the commit. Killed at any point, the transaction is rolled back: the
+    # side table is gone and `messages` is the empty one it was.
 
     def _build_words(self) -> Callable[[Sequence[str]], Any]:
         return pg_words
@@ -290,9 +306,10 @@ class PostgresIndex(SqlIndex):
                 raise
 
     def _begin_build(self) -> None:
-        self._exec("ALTER TABLE messages DROP CONSTRAINT IF EXISTS messages_pkey")
-        for statement in (*_BUILT_AT_END, _WORDS_INDEX):
-            self._exec("DROP INDEX IF EXISTS " + index_name(statement))
+        self._exec(f"DROP TABLE IF EXISTS {_BUILD_TABLE}")
+        self._exec(f"CREATE TABLE {_BUILD_TABLE} (LIKE messages INCLUDING DEFAULTS INCLUDING CONSTRAINTS)")
+        for index in _KEPT_WHILE_LOADING:
+            self._exec(index.create(_BUILD_TABLE))
 
     def _build_pack(self) -> Callable[[list[tuple[Any, ...]]], list[Any]]:
         return copy_file
@@ -305,7 +322,7 @@ class PostgresIndex(SqlIndex):
                 stack = ExitStack()
                 cur = stack.enter_context(self._conn.cursor())
                 self._copy = stack.enter_context(
-                    cur.copy(f"COPY messages ({MESSAGE_COLUMNS}) FROM STDIN (FORMAT BINARY)")
+                    cur.copy(f"COPY {_BUILD_TABLE} ({MESSAGE_COLUMNS}) FROM STDIN (FORMAT BINARY)")
                 )
                 self._copy_stack = stack
                 self._copy.write(_COPY_SIGNATURE)
@@ -333,7 +350,7 @@ class PostgresIndex(SqlIndex):
     def _unique_keys(self) -> bool:
         try:
             with self._conn.transaction():  # a savepoint: a key twice undoes this statement only
-                self._conn.execute("ALTER TABLE messages ADD PRIMARY KEY (id)")
+                self._conn.execute(f"ALTER TABLE {_BUILD_TABLE} ADD CONSTRAINT {_BUILD_TABLE}_pkey PRIMARY KEY (id)")
         except psycopg.errors.UniqueViolation:
             return False
         except psycopg.Error as e:
@@ -341,18 +358,29 @@ class PostgresIndex(SqlIndex):
         return True
 
     def _merge_duplicates(self) -> None:
-        best = BEST_OF_DUPLICATES.format(row="ctid", text_order='COLLATE "C"')
+        best = best_of_duplicates(_BUILD_TABLE, "ctid", self._order_text)
         self._exec("DROP TABLE IF EXISTS pg_temp.build_best")
         self._exec(f"CREATE TEMP TABLE build_best ON COMMIT DROP AS {best}")
-        self._exec("DELETE FROM messages m USING build_best b WHERE m.id = b.id AND m.ctid <> b.ref")
-        self._exec("UPDATE messages m SET refs = b.total FROM build_best b WHERE m.ctid = b.ref")
+        self._exec(f"DELETE FROM {_BUILD_TABLE} m USING build_best b WHERE m.id = b.id AND m.ctid <> b.ref")
+        self._exec(f"UPDATE {_BUILD_TABLE} m SET refs = b.total FROM build_best b WHERE m.ctid = b.ref")
         self._exec("DROP TABLE build_best")
 
     def _end_build(self) -> None:
-        for statement in (*_BUILT_AT_END, _WORDS_INDEX):
-            self._exec(statement)
-        self._exec("ANALYZE messages")
+        for index in _BUILT_AT_END:
+            self._exec(index.create(_BUILD_TABLE))
+        # statistics before the swap (they belong to the table, whatever its name): the swap's
+        # lock is held to the commit, so nothing slow comes after it
+        self._exec(f"ANALYZE {_BUILD_TABLE}")
         self._exec("ANALYZE removals")
+        self._swap_in()
+
+    def _swap_in(self) -> None:
+        """The built table becomes `messages`, with the names of its indexes and key."""
+        self._exec("DROP TABLE messages")
+        self._exec(f"ALTER TABLE {_BUILD_TABLE} RENAME TO messages")
+        self._exec(f"ALTER TABLE messages RENAME CONSTRAINT {_BUILD_TABLE}_pkey TO messages_pkey")  # and its index
+        for index in _MESSAGE_INDEXES:
+            self._exec(f"ALTER INDEX {index.named(_BUILD_TABLE)} RENAME TO {index.name}")
 
     def _write_messages(self, rows: list[tuple[str, MessageRow, int]]) -> int:
         if not rows:
@@ -368,7 +396,7 @@ class PostgresIndex(SqlIndex):
                         copy.write_row(self._message_values(channel, r, n))
                 cur.execute(
                     f"INSERT INTO messages ({MESSAGE_COLUMNS}) SELECT {_STAGED_COLUMNS} FROM stage_words"
-                    f" {ON_CONFLICT_MESSAGES}"
+                    f" {on_conflict_messages(self._order_text)}"
                 )
                 written = max(cur.rowcount, 0)
                 cur.execute("DELETE FROM stage_words")

@@ -33,12 +33,12 @@ from typing import Any
 
 from index.api import IndexDamaged, IndexUnavailable, Query, UpdateReport
 from index.base import (
-    BEST_OF_DUPLICATES,
     BUILT_AT_END,
     MESSAGE_COLUMNS,
     SCHEMA_VERSION,
     SECONDARY_INDEXES,
     SqlIndex,
+    best_of_duplicates,
     index_name,
     scan_archive,
 )
@@ -64,7 +64,7 @@ _TABLES = (
 )
 # What a build makes at its end; the channel index is kept as it loads (its rows come in its order,
 # files by minute: appended, not sorted; the other indexes are made by sorting)
-_BUILT_AT_END = tuple(statement for statement in BUILT_AT_END if index_name(statement) != "messages_channel")
+_BUILT_AT_END = tuple(index for index in BUILT_AT_END if index.name != "messages_channel")
 # The identity key's index: its own statement (not `UNIQUE` in the table), so a build can drop it
 # and make it at the end (an index file written before has the table's own, which a build replaces)
 _ID_INDEX = "CREATE UNIQUE INDEX IF NOT EXISTS messages_id ON messages (id)"
@@ -147,7 +147,7 @@ class SqliteIndex(SqlIndex):
 
     def _create_schema(self) -> None:
         with self._transaction():
-            for statement in (*_TABLES, _ID_INDEX, *SECONDARY_INDEXES):
+            for statement in (*_TABLES, _ID_INDEX, *(index.create() for index in SECONDARY_INDEXES)):
                 self.conn.execute(statement)
             self.conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('version', ?)", (str(SCHEMA_VERSION),))
 
@@ -205,10 +205,10 @@ class SqliteIndex(SqlIndex):
             # an index file made before the key index had a name: its table is empty, made again
             self._exec("DROP TABLE messages")
             self._exec(_TABLES[2])
-            for statement in SECONDARY_INDEXES[3:5]:
-                self._exec(statement)
-        for statement in (_ID_INDEX, *_BUILT_AT_END):
-            self._exec("DROP INDEX IF EXISTS " + index_name(statement))
+            for index in SECONDARY_INDEXES[3:5]:
+                self._exec(index.create())
+        for name in (index_name(_ID_INDEX), *(index.name for index in _BUILT_AT_END)):
+            self._exec("DROP INDEX IF EXISTS " + name)
         self._in_text = 0  # the rows up to this `seq` are in the text index (`_flush_built`)
         # the text index is written as the rows come, its segments merged once at the end
         # (`optimize`, to one segment: see the docstring), not level by level as they are written
@@ -242,7 +242,7 @@ class SqliteIndex(SqlIndex):
         return True
 
     def _merge_duplicates(self) -> None:
-        best = BEST_OF_DUPLICATES.format(row="seq", text_order="")
+        best = best_of_duplicates("messages", "seq", self._order_text)
         self._exec("DROP TABLE IF EXISTS temp.build_best")
         self._exec(f"CREATE TEMP TABLE build_best AS {best}")
         self._exec("CREATE INDEX temp.build_best_id ON build_best (id)")
@@ -256,8 +256,8 @@ class SqliteIndex(SqlIndex):
         self._exec(f"PRAGMA cache_size={_SORT_CACHE_KIB}")
 
     def _end_build(self) -> None:
-        for statement in _BUILT_AT_END:
-            self._exec(statement)
+        for index in _BUILT_AT_END:
+            self._exec(index.create())
         # the text index's segments into one, then FTS5's defaults again for the live minutes
         self._exec("INSERT INTO fts (fts) VALUES ('optimize')")
         self._exec(f"INSERT INTO fts (fts, rank) VALUES ('automerge', {_FTS_AUTOMERGE})")

@@ -349,6 +349,41 @@ def test_too_many_terms_is_a_query_error(make_index: Factory) -> None:
         index.messages(Query(text=" ".join(f"w{i}" for i in range(33))))
 
 
+_versions = st.lists(
+    st.tuples(
+        st.sampled_from([0.5, 1.0, 2.5]),
+        st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=4),
+    ),
+    min_size=1,
+    max_size=6,
+)
+
+
+@given(_versions)
+def test_the_version_rule_in_sql_is_better_version(versions: list[tuple[float, str]]) -> None:
+    """The SQL forms of the rule (an upsert's condition, a build's merge of duplicates), run by
+    SQLite, choose as extract.better_version does (PostgreSQL's, under a collation of its own:
+    test_a_postgresql_upsert_orders_lines_by_code_point_under_any_collation)."""
+    from index.extract import better_version
+
+    conn = sqlite3.connect(":memory:")
+    conn.execute(
+        "CREATE TABLE messages (seq INTEGER PRIMARY KEY, id INTEGER, refs INTEGER, time_range REAL, line TEXT)"
+    )
+    conn.executemany("INSERT INTO messages VALUES (?, 7, 2, ?, ?)", [(n, *v) for n, v in enumerate(versions)])
+    beats = base.better_sql("a", "b", lambda column: column)
+    for n, (a_range, a_line) in enumerate(versions):
+        for m, (b_range, b_line) in enumerate(versions):
+            found = conn.execute(f"SELECT {beats} FROM messages a, messages b WHERE a.seq = ? AND b.seq = ?", (n, m))
+            assert bool(found.fetchone()[0]) == better_version(a_range, a_line, b_range, b_line), (n, m)
+    best = 0
+    for n, (a_range, a_line) in enumerate(versions):
+        if better_version(a_range, a_line, *versions[best]):
+            best = n
+    chosen = conn.execute(base.best_of_duplicates("messages", "seq", lambda column: column)).fetchall()
+    assert chosen == ([(7, best, 2 * len(versions))] if len(versions) > 1 else []), versions
+
+
 def test_words_and_terms_by_hand() -> None:
     assert text_words("Hello, WORLD! :) <3 D: Straße") == ["hello", "world", ":)", "<3", "d:", "strasse"]
     assert text_words("a\u3000b\x00c\ud800d") == ["a", "b", "c", "d"]
@@ -831,6 +866,120 @@ def test_a_build_killed_leaves_the_empty_index_which_the_next_update_builds(
     index.close()
 
 
+def _pg_schema(pg_url: str) -> str:
+    """The URL of a fresh schema of the test server's database."""
+    import psycopg
+
+    schema = f"t{next(_schemas)}"
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    return f"{pg_url}&options=-csearch_path%3D{schema}"
+
+
+@pytest.mark.integration  # a real server
+@pytest.mark.parametrize("at", ["_loaded", "_merge_duplicates", "_swap_in"])
+def test_a_postgresql_reader_never_waits_for_a_build(pg_url: str, monkeypatch: pytest.MonkeyPatch, at: str) -> None:
+    """A build held at `at` (its rows loaded; its key found twice; every index made, just before
+    the swap) in one connection: another connection, opened before or during it, answers at once
+    (waiting for a lock over a second is an error, `lock_timeout`) from the empty index, its
+    statements prepared by then (psycopg prepares a statement run 5 times); after the commit, from
+    the built one."""
+    from index.pg import PostgresIndex
+
+    root = fresh_root()
+    records = [_msg(i, INDEX_T0 + i * 2.0, "alice" if i % 2 else "bob", str(1 + i % 2), f"w{i} x") for i in range(90)]
+    write_archive(root, records, copies=2)  # each key twice: the build merges them
+    url = _pg_schema(pg_url)
+    builder = open_index(root, url)
+    reader_url = url + "%20-clock_timeout%3D1000"
+    before = open_index(root, reader_url)
+    reached, release = threading.Event(), threading.Event()
+    through = getattr(PostgresIndex, at)
+
+    def held(self: PostgresIndex, *args: Any) -> Any:
+        if self is builder and not reached.is_set():
+            reached.set()
+            assert release.wait(60)
+        return through(self, *args)
+
+    monkeypatch.setattr(PostgresIndex, at, held)
+    outcome: list[Any] = []
+
+    def build() -> None:
+        try:
+            outcome.append(builder.update())
+        except BaseException as e:  # said by the main thread
+            outcome.append(e)
+
+    thread = threading.Thread(target=build)
+    thread.start()
+    try:
+        while not reached.wait(0.05):
+            assert thread.is_alive(), outcome
+        during = open_index(root, reader_url)
+        for _ in range(6):
+            for reader in (before, during):
+                assert reader.count(Query()) == 0
+                assert reader.messages(Query(text="x", limit=10)) == []
+                assert reader.channels() == []
+                assert reader.user_id_of("alice") is None
+    finally:
+        release.set()
+        thread.join(120)
+    assert len(outcome) == 1 and not isinstance(outcome[0], BaseException), outcome
+    assert outcome[0].files_added > 0
+    for reader in (before, during):
+        assert reader.count(Query()) == 90
+        assert [m.text for m in reader.messages(Query(text="w7", limit=10))] == ["w7 x"]
+        assert [c.login for c in reader.channels()] == ["chan"] and reader.user_id_of("alice") == "2"
+        reader.check()
+    builder.check()
+    names = {r[0] for r in builder._fetch("SELECT indexname FROM pg_indexes WHERE tablename = 'messages'")}  # type: ignore[attr-defined]
+    assert names == {"messages_pkey"} | {
+        f"messages_{s}" for s in ("channel", "user", "login", "recent", "recipient", "words")
+    }
+    for index in (builder, before, during):
+        index.close()
+
+
+@pytest.mark.integration  # a real server
+def test_a_postgresql_upsert_orders_lines_by_code_point_under_any_collation(pg_url: str) -> None:
+    """In a database whose default collation is not by code point (ICU's `en`: `a` before `B`),
+    an update's upsert keeps the version of a message that extract.better_version (and a build)
+    keeps, whichever file comes first: two versions of equal range and length whose lines differ
+    in a receiver's name, `ax` or `Bx`."""
+    import psycopg
+
+    from index.extract import better_version
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        if not conn.execute("SELECT count(*) FROM pg_collation WHERE collprovider = 'i'").fetchone()[0]:  # type: ignore[index]
+            pytest.skip("this PostgreSQL is built without ICU")
+        db = f"icu{next(_schemas)}"
+        conn.execute(f"CREATE DATABASE {db} TEMPLATE template0 LOCALE 'C' LOCALE_PROVIDER icu ICU_LOCALE 'en'")
+    url = pg_url.replace("@/postgres?", f"@/{db}?")
+    at = INDEX_T0 + 5.0
+    tags = {"id": "one", "user-id": "1", "room-id": "100", "tmi-sent-ts": str(int(at * 1000))}
+    versions = {
+        name: format_batch([index_record("PRIVMSG", at, tags, ["#chan", "hello"], "alice", receiver=name)])
+        for name in ("ax.Ab3dE.0", "Bx.Ab3dE.0")
+    }
+    lines = [data.decode().rstrip("\n") for data in versions.values()]
+    assert len(lines[0]) == len(lines[1]) and better_version(0.0, lines[0], 0.0, lines[1])  # "a" > "B"
+    with psycopg.connect(url, autocommit=True) as conn:  # the database orders them otherwise
+        assert conn.execute("SELECT %s::text > %s::text", lines).fetchone() == (False,)
+    for first, second in (("ax.Ab3dE.0", "Bx.Ab3dE.0"), ("Bx.Ab3dE.0", "ax.Ab3dE.0")):
+        root = fresh_root()
+        write_batch_bytes(root, "chan", batch_time_of(at), versions[first])
+        index = open_index(root, _pg_schema(url))
+        index.update()  # a build of the first
+        write_batch_bytes(root, "chan", batch_time_of(at), versions[second])
+        assert index.update().files_added == 1  # the second upserted
+        assert [m.line for m in index.messages(Query())] == [lines[0]], (first, second)
+        index.close()
+        shutil.rmtree(root)
+
+
 def test_a_file_another_process_is_writing_is_busy_not_damaged(monkeypatch: pytest.MonkeyPatch) -> None:
     """While a build holds the file (locked in its rollback journal), opening it says it is busy;
     treating that as damage would delete the file under the build."""
@@ -865,8 +1014,8 @@ def test_an_index_file_whose_key_index_is_the_tables_own_is_updated_and_built() 
     table = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'messages'").fetchone()[0]
     conn.execute("DROP TABLE messages")
     conn.execute(table.replace("id INTEGER NOT NULL,", "id INTEGER NOT NULL UNIQUE,"))
-    for statement in base.SECONDARY_INDEXES[:5]:
-        conn.execute(statement)
+    for secondary in base.SECONDARY_INDEXES[:5]:
+        conn.execute(secondary.create())
     index.close()
     index = open_index(root, path)
     index.update()  # a build: the table made again
@@ -882,8 +1031,8 @@ def test_an_index_file_whose_key_index_is_the_tables_own_is_updated_and_built() 
     conn.execute(table.replace("id INTEGER NOT NULL,", "id INTEGER NOT NULL UNIQUE,"))
     conn.executemany(f"INSERT INTO messages ({base.MESSAGE_COLUMNS}) VALUES ({', '.join('?' * 13)})", rows)
     conn.execute("INSERT INTO fts (fts) VALUES ('rebuild')")
-    for statement in base.SECONDARY_INDEXES[:5]:
-        conn.execute(statement)
+    for secondary in base.SECONDARY_INDEXES[:5]:
+        conn.execute(secondary.create())
     write_archive(root, [_msg(1, float(INDEX_T0), "alice", "1", "first words")], copies=2)  # a second file: upserted
     write_archive(root, [_msg(2, INDEX_T0 + 61.0, "bob", "2", "more words")])
     index.update()
