@@ -169,9 +169,9 @@ def test_a_head_sent_in_time_is_answered_when_the_loop_reads_it_late(tmp_path: P
     host), comes back to it only after the head deadline: the head waiting unread is read and
     answered, not cut (cut, the client was reset: seen under load in the slowloris test)."""
     _archive(tmp_path, minutes=1, per_minute=10)
-    with Running(ChatApp(str(tmp_path)), head_seconds=1) as server:
+    with Running(ChatApp(str(tmp_path)), head_seconds=0.5) as server:
         poke, held = socket.socketpair()
-        stall = _Stall(server.server._map, held, seconds=2.5)
+        stall = _Stall(server.server._map, held, seconds=1.6)  # past the deadline and a guards' tick
         client = _connect(int(server.server.effective_port), "127.0.5.1")
         assert client is not None
         with closing(client), closing(poke):
