@@ -88,7 +88,6 @@ from index.extract import (
     BuildRows,
     MessageRow,
     RemovalRow,
-    author,
     better,
     message_values,
     read_batch,
@@ -394,11 +393,13 @@ def _hour_name(batch_time: int) -> str:
     return batch_relpath(batch_time, "")[0]
 
 
-def message_from_row(key: int, channel: str, line: str, removed_times: Sequence[float | None], command: str) -> Message:
-    """A Message from a row's stored line and its removal times."""
+def message_from_row(row: Sequence[Any]) -> Message:
+    """A Message from a row of `messages`' SELECT: its key, channel, command, author (`user_id` and
+    `login`, which extract.author made from the same line when it was indexed), stored line, then
+    its removal times."""
+    key, channel, command, user_id, login, line, *removed_times = row
     record = orjson.loads(line)
     tags = record.get("tags") or {}
-    user_id, login = author(record)
     display = tags.get("display-name")
     if not isinstance(display, str) or not display:
         display = login or ""
@@ -825,7 +826,7 @@ class SqlIndex:
         where, params = self._where(query)
         order = "ASC" if query.oldest_first else "DESC"
         ordered = f"ORDER BY m.time {order}, m.id {order}"
-        columns = f"m.id, m.channel, m.command, m.line, {', '.join(_REMOVED_BY)}"
+        columns = f"m.id, m.channel, m.command, m.user_id, m.login, m.line, {', '.join(_REMOVED_BY)}"
         with self._lock:
             if query.limit is None and not query.offset:
                 sql = f"SELECT {columns} FROM messages m WHERE {where} {ordered}"
@@ -842,7 +843,7 @@ class SqlIndex:
                 params += [2**62 if query.limit is None else query.limit, query.offset]
                 sql = f"SELECT {columns} FROM messages m WHERE m.id IN ({page}) {ordered}"
             rows = self._fetch(sql, params)
-        return [message_from_row(key, ch, line, removed, command) for key, ch, command, line, *removed in rows]
+        return [message_from_row(row) for row in rows]
 
     def count(self, query: Query) -> int:
         where, params = self._where(query)
