@@ -98,12 +98,6 @@ def _badges(tag: str) -> list[dict[str, str]]:
     return out
 
 
-def _emote_data(emote_id: str, word: str, found: tuple[str, int, int]) -> dict[str, Any]:
-    """An `EmbedEmoteData`."""
-    data, width, height = found
-    return {"id": emote_id, "imageScale": 2, "data": data, "name": word, "width": width, "height": height}
-
-
 class TwitchDownloaderRenderer:
     """The file, streamed: `begin()`, `add(record)` per record (time order), `end()`."""
 

@@ -293,11 +293,6 @@ class ChatIndex(Protocol):
     def close(self) -> None: ...
 
 
-def month_of(time: float) -> Month:
-    d = datetime.fromtimestamp(time, UTC)
-    return Month(d.year, d.month)
-
-
 def day_of_number(day_number: int) -> Day:
     """The Day of a day number (days since 1970-01-01)."""
     d = datetime.fromtimestamp(day_number * 86400, UTC)

@@ -38,7 +38,7 @@ import prometheus_client as prom
 from export.stream import iter_chunk_rows, next_file_finder, upstream_ties
 from export.window import ExportError, Window, plan_chunks
 from formats import speedups
-from formats.canonical import batch_relpath, canonical_bytes, parse_batch_name
+from formats.canonical import batch_relpath, parse_batch_name
 from formats.errors import InputError
 from formats.names import Segment, channel_ok, hour_ok, hour_start
 from formats.store import QUARANTINE
@@ -558,12 +558,6 @@ class _FileBody:
 
     def close(self) -> None:
         self.f.close()
-
-
-def upstream_json(record: dict[str, Any]) -> bytes:
-    """One record as upstream's `json.dumps(messages)` prints it (`upstream_joined` of its
-    canonical line)."""
-    return upstream_joined([canonical_bytes(record)])
 
 
 def upstream_joined_py(lines: list[bytes]) -> bytes:

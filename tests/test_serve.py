@@ -16,7 +16,7 @@ from profiles import examples, suppressing
 
 from fixtures.export import make_archive
 from formats.canonical import canonical_bytes
-from serve.app import ChatApp, spaced_slowly, upstream_joined, upstream_joined_py, upstream_json
+from serve.app import ChatApp, spaced_slowly, upstream_joined, upstream_joined_py
 from tests.compiled import Core, compiled_only, native
 from tests.strategies import archive_records, query_strings, request_paths
 
@@ -226,7 +226,8 @@ def test_any_request_is_answered_without_a_500_and_nothing_outside_root(
     }
 )
 def test_chat_json_records_print_as_upstreams_json_dumps(record: dict[str, Any]) -> None:
-    assert upstream_json(record) == json.dumps(record, sort_keys=True).encode()
+    """One record's canonical line, spaced as upstream's json.dumps prints it."""
+    assert upstream_joined([canonical_bytes(record)]) == json.dumps(record, sort_keys=True).encode()
 
 
 @given(records=st.lists(archive_records(), max_size=6))
