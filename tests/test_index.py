@@ -307,6 +307,42 @@ def test_a_worked_example(make_index: Factory) -> None:
     assert stats.total == 4 and [(c.login, c.messages) for c in stats.top_chatters] == [("alice", 3), ("bob", 1)]
 
 
+def _removal(command: str, at: float, tags: dict[str, str], params: list[str]) -> tuple[str, dict[str, Any]]:
+    tags = {"room-id": "100", "tmi-sent-ts": str(int(at * 1000)), **tags}
+    return "chan", index_record(command, at, tags, ["#chan", *params], "tmi.twitch.tv")
+
+
+def test_when_each_line_was_removed(make_index: Factory) -> None:
+    """The three ways a line is struck, worked out by hand: a CLEARMSG of its id (whenever it
+    came), a CLEARCHAT of its user id, and a CLEARCHAT naming only its login, each at or after
+    the line (at the same time included, before it not); the first of them counts."""
+    t = float(INDEX_T0)
+    records = [
+        _msg(1, t + 10, "alice", "1", "one"),
+        _msg(2, t + 20, "alice", "1", "two"),
+        _msg(3, t + 30, "alice", "1", "three"),
+        _msg(4, t + 20, "bob", "2", "four"),
+        _msg(5, t + 40, "bob", "2", "five"),
+        _removal("CLEARMSG", t + 5, {"login": "alice", "target-msg-id": "id3"}, ["three"]),
+        _removal("CLEARCHAT", t + 20, {"target-user-id": "1"}, ["alice"]),
+        _removal("CLEARCHAT", t + 35, {"target-user-id": "1"}, ["alice"]),
+        _removal("CLEARCHAT", t + 15, {}, ["bob"]),  # a ban naming no user id: bob's login
+        _removal("CLEARCHAT", t + 50, {}, ["BOB"]),
+        _removal("CLEARCHAT", t + 45, {}, []),  # the whole chat cleared: strikes no line
+    ]
+    root = fresh_root()
+    try:
+        write_archive(root, records)
+        index = make_index(root)
+        index.update()
+        removed = {m.text: m.removed_at for m in index.messages(Query(commands=frozenset({"PRIVMSG"})))}
+        assert removed == {"one": t + 20, "two": t + 20, "three": t + 5, "four": t + 50, "five": t + 50}
+        kept = [m.text for m in index.messages(Query(include_removed=False, oldest_first=True))]
+        assert "one" not in kept and "five" not in kept
+    finally:
+        shutil.rmtree(root)
+
+
 HOSTILE = [
     '"',
     '""',
