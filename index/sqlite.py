@@ -81,8 +81,8 @@ _SORT_CACHE_KIB = -1024
 # thread, 9.7 s with two more on this 2-core machine with a core free (the readers are done then)
 _SORT_THREADS = 2
 # An index made by sorting has full pages, and a live minute's keys (hashes) land on random ones:
-# on a fresh index each of them split a page, three pages dirtied instead of one (at 10M rows, 43,000
-# pages, it took thirty minutes for most to have split once: a minute 270-290 ms, not 190-210).
+# on a fresh index each of them split a page, three pages dirtied instead of one, until most of its
+# pages had split once (at 10M rows, 43,000 pages: tens of minutes, each 270-290 ms, not 180-210).
 # So the identity index is made with a spacer row every _SPACING rows, evenly spread keys deleted
 # once it is made, which leaves each page about 4% free: room for an hour of minutes before they split.
 _SPACING = 25
