@@ -77,6 +77,20 @@ _CACHE_KIB = -65536
 # large (an index of 1M rows measured 2.3 s of CPU sorted in 128 MB runs, 1.25 s in 1 MB runs)
 _BUILD_CACHE_KIB = -131072
 _SORT_CACHE_KIB = -1024
+# Sorter threads for the indexes a build makes at its end: a sort of 10M rows took 16.9 s in one
+# thread, 9.7 s with two more on this 2-core machine with a core free (the readers are done then)
+_SORT_THREADS = 2
+# An index made by sorting has full pages, and a live minute's keys (hashes) land on random ones:
+# on a fresh index each of them split a page, three pages dirtied instead of one, until most of its
+# pages had split once (at 10M rows, 43,000 pages: tens of minutes, each 270-290 ms, not 180-210).
+# So the identity index is made with a spacer row every _SPACING rows, evenly spread keys deleted
+# once it is made, which leaves each page about 4% free: room for an hour of minutes before they split.
+_SPACING = 25
+_SPACERS = (
+    "WITH RECURSIVE spacer (n, id) AS (SELECT 1, ? UNION ALL SELECT n + 1, id + ? FROM spacer WHERE n < ?)"
+    " INSERT INTO messages (seq, id, refs, channel, time, time_range, command, words, line, tier)"
+    " SELECT ? + n, id, 0, '', 0, 0, '', '', '', 1 FROM spacer"
+)
 # the keys a release may delete, for the set-based statements of `_release`
 _RELEASE_TABLE = "CREATE TEMP TABLE IF NOT EXISTS released (id INTEGER PRIMARY KEY, n INTEGER NOT NULL)"
 
@@ -102,6 +116,7 @@ class SqliteIndex(SqlIndex):
         self._conn: sqlite3.Connection | None = None
         self._checkpointer = _Checkpointer(path)
         self._in_text = 0
+        self._key_attempts = 0
         self._open()
 
     def _open(self) -> None:
@@ -179,6 +194,7 @@ class SqliteIndex(SqlIndex):
                 yield
         finally:
             self._exec(f"PRAGMA cache_size={_CACHE_KIB}")
+            self._exec("PRAGMA threads=0")
             self._exec("PRAGMA synchronous=NORMAL")
             # back to the log (a reader that came meanwhile may hold the file: then the next
             # opening switches, and until then the file works in its rollback journal)
@@ -210,6 +226,7 @@ class SqliteIndex(SqlIndex):
         for name in (index_name(_ID_INDEX), *(index.name for index in _BUILT_AT_END)):
             self._exec("DROP INDEX IF EXISTS " + name)
         self._in_text = 0  # the rows up to this `seq` are in the text index (`_flush_built`)
+        self._key_attempts = 0
         # the text index is written as the rows come, its segments merged once at the end
         # (`optimize`, to one segment: see the docstring), not level by level as they are written
         self._exec("INSERT INTO fts (fts, rank) VALUES ('automerge', 0)")
@@ -233,6 +250,30 @@ class SqliteIndex(SqlIndex):
         self._in_text = self._fetch("SELECT coalesce(max(seq), 0) FROM messages")[0][0]
 
     def _unique_keys(self) -> bool:
+        """The identity index, made by sorting with room left in its pages (see _SPACING); a
+        second attempt (after merging the keys found twice) spaces its keys elsewhere, and a third
+        makes it without room (a spacer can share a message's key: a chance in 10^7 a build)."""
+        attempt, self._key_attempts = self._key_attempts, self._key_attempts + 1
+        last = self._fetch("SELECT coalesce(max(seq), 0) FROM messages")[0][0]
+        spacers = last // _SPACING
+        if spacers >= 2:
+            self._exec(_SPACERS, (*self._spacer_keys(spacers, attempt), spacers, last))
+        made = self._id_index()
+        if spacers >= 2:
+            # in `seq` order, which is key order: the index's pages one after the other
+            self._exec("DELETE FROM messages WHERE seq > ?", (last,))
+            if not made and attempt > 0:
+                made = self._id_index()
+        return made
+
+    @staticmethod
+    def _spacer_keys(spacers: int, attempt: int) -> tuple[int, int]:
+        """The first spacer's key and the step to the next: evenly over the 64-bit keys, from a
+        place each attempt moves."""
+        step = 2**64 // spacers
+        return -(2**63) + step // (2 + attempt), step
+
+    def _id_index(self) -> bool:
         try:
             self.conn.execute(_ID_INDEX)
         except sqlite3.IntegrityError:
@@ -254,6 +295,8 @@ class SqliteIndex(SqlIndex):
 
     def _loaded(self) -> None:
         self._exec(f"PRAGMA cache_size={_SORT_CACHE_KIB}")
+        # the readers are done: the sorts of the indexes made next may use every core
+        self._exec(f"PRAGMA threads={_SORT_THREADS}")
 
     def _end_build(self) -> None:
         for index in _BUILT_AT_END:

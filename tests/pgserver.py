@@ -55,9 +55,10 @@ def require_postgres() -> None:
 
 
 @contextmanager
-def postgres_server() -> Iterator[str]:
+def postgres_server(settings: str = "") -> Iterator[str]:
     """Start a throwaway server; yield a URL of its `postgres` database (unix socket, trust auth).
-    Call `require_postgres()` (tests) or `unavailable_reason()` (benchmarks) first."""
+    `settings`: more server options (`-c name=value ...`). Call `require_postgres()` (tests) or
+    `unavailable_reason()` (benchmarks) first."""
     bin_dir = find_bin_dir()
     if bin_dir is None:
         raise RuntimeError("PostgreSQL binaries not found")
@@ -75,7 +76,7 @@ def postgres_server() -> Iterator[str]:
     run(f"{bin_dir}/initdb", "-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-locale")
     options = (
         f"-c listen_addresses='' -k {sock} -c fsync=off -c full_page_writes=off -c synchronous_commit=off"
-        " -c max_connections=50"
+        f" -c max_connections=50 {settings}"
     )
     run(f"{bin_dir}/pg_ctl", "-D", data, "-o", options, "-l", f"{base}/log", "-w", "start")
     try:

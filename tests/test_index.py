@@ -1228,3 +1228,82 @@ def test_a_postgresql_index_of_an_older_schema_is_replaced_by_index_rebuild_only
         index.close()
     finally:
         shutil.rmtree(root)
+
+
+def _key_index_pages(path: str) -> tuple[int, int]:
+    """(bytes, bytes unused) of the SQLite identity index's pages (the `dbstat` table)."""
+    with sqlite3.connect(path) as conn:
+        try:
+            size, unused = conn.execute(
+                "SELECT sum(pgsize), sum(unused) FROM dbstat WHERE name = 'messages_id'"
+            ).fetchone()
+        except sqlite3.OperationalError:
+            pytest.skip("this SQLite has no dbstat table")
+    return int(size), int(unused)
+
+
+def test_a_sqlite_build_leaves_room_in_its_key_index_and_no_spacer() -> None:
+    """A build makes the identity index with spacer rows among the keys and deletes them: its
+    pages keep room for live keys (an index sorted whole has full pages), and no spacer is left:
+    the index answers as one built without them."""
+    root = fresh_root()
+    try:
+        records = [_msg(i, INDEX_T0 + i * 0.05, f"u{i % 7}", str(i % 7), f"w{i % 13} line {i}") for i in range(4000)]
+        write_archive(root, records)
+        packed = _built_with_spacing(root, 10**9)
+        index = _built_with_spacing(root)
+        assert index.count(Query()) == 4000
+        assert everything(index) == everything(packed)
+        index.check()
+        for built in (index, packed):
+            built.close()
+        with sqlite3.connect(os.path.join(root, "index-None.sqlite")) as conn:
+            assert conn.execute("SELECT count(*) FROM messages WHERE refs <= 0 OR channel = ''").fetchone() == (0,)
+        size, unused = _key_index_pages(os.path.join(root, "index-None.sqlite"))
+        # sorted whole without spacers, the pages are full (but the last)
+        packed_size, packed_unused = _key_index_pages(os.path.join(root, f"index-{10**9}.sqlite"))
+        assert unused - packed_unused > 0.025 * size > 0, (size, unused, packed_size, packed_unused)
+    finally:
+        shutil.rmtree(root)
+
+
+@pytest.mark.parametrize("collide", [1, 2])
+def test_a_spacer_sharing_a_messages_key_never_merges_with_it(monkeypatch: pytest.MonkeyPatch, collide: int) -> None:
+    """A spacer whose key is a message's (a chance in 10^7 a build) makes the identity index fail
+    as keys found twice would: the keys are merged (none of the messages' is twice), spaced elsewhere
+    and, if that fails too, made without spacers: every message is there once, unchanged."""
+    root = fresh_root()
+    try:
+        records = [_msg(i, INDEX_T0 + i * 0.5, "alice", "1", f"line {i}") for i in range(300)]
+        write_archive(root, records, copies=2)  # keys twice as well: each file's rows are inserted
+        expected = everything(_built_with_spacing(root, 10**9))
+        key = expected[17][0]
+        tried = []
+
+        def spacer_keys(spacers: int, attempt: int) -> tuple[int, int]:
+            tried.append(attempt)
+            return (key, 1) if attempt < collide else (-(2**63) + 12345, 2**64 // spacers)
+
+        monkeypatch.setattr(SqliteIndex, "_spacer_keys", staticmethod(spacer_keys))
+        index = _built_with_spacing(root)
+        assert everything(index) == expected
+        assert len(expected) == 300 and len({k for k, _, _ in expected}) == 300
+        assert tried == [0, 1]  # keys twice in the files: merged after the first attempt
+        index.check()
+    finally:
+        shutil.rmtree(root)
+
+
+def _built_with_spacing(root: str, spacing: int | None = None) -> ChatIndex:
+    import index.sqlite as sqlite_backend
+
+    saved = sqlite_backend._SPACING
+    if spacing is not None:
+        sqlite_backend._SPACING = spacing
+    try:
+        path = os.path.join(root, f"index-{spacing}.sqlite")
+        index = open_index(root, path)
+        index.update()
+        return index
+    finally:
+        sqlite_backend._SPACING = saved
