@@ -405,6 +405,9 @@ class PostgresIndex(SqlIndex):
         except psycopg.Error as e:
             raise self._fail(e) from None
 
+    def _in_values(self, column: str, values: list[Any]) -> tuple[str, Any]:
+        return f"{column} = ANY(?)", values
+
     def _text_clause(self, terms: list[Term]) -> tuple[str, list[Any]]:
         every = sorted({w for term in terms for w in term})
         sql = "m.words @> ?::text[]"

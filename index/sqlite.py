@@ -31,6 +31,8 @@ from dataclasses import replace
 from itertools import chain
 from typing import Any
 
+import orjson
+
 from index.api import IndexDamaged, IndexUnavailable, Query, UpdateReport
 from index.base import (
     BUILT_AT_END,
@@ -376,6 +378,9 @@ class SqliteIndex(SqlIndex):
 
     def _text_clause(self, terms: list[Term]) -> tuple[str, list[Any]]:
         return "m.seq IN (SELECT rowid FROM fts WHERE fts MATCH ?)", [fts_match(terms)]
+
+    def _in_values(self, column: str, values: list[Any]) -> tuple[str, Any]:
+        return f"{column} IN (SELECT value FROM json_each(?))", orjson.dumps(values).decode()
 
     def _page_keys(self, query: Query) -> list[int] | None:
         """A text search's page over one channel (the search box: newest 100), from the matches in
