@@ -118,9 +118,11 @@ class ChannelStats:
     top_chatters: tuple[Chatter, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Message:
-    """One indexed chat line, with what justlog's JSON needs.
+    """One indexed chat line, with what justlog's JSON needs. (Not frozen: a user's month makes
+    thousands, and a frozen dataclass's `__init__` sets each field through `object.__setattr__`,
+    four times the cost.)
 
     `line` is the archive's canonical JSON record (the version from the most recently indexed batch
     file holding it); `record` parses it, and `export.formats.irc_line(message.record)` rebuilds the
