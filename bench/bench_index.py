@@ -15,8 +15,9 @@
   by the pure reference (`read_batch_py`), alternately in one process, the best of three each.
 
 The archive is a busy channel (100 messages/s, 5,000 viewers each with a stable id, a removal
-now and then), BENCH_INDEX_MESSAGES messages long (default 1,000,000, about 2.8 hours; the issue's
-10,000,000 is 28 hours), generated once into bench/out/. PostgreSQL runs as a throwaway server
+now and then), BENCH_INDEX_MESSAGES messages long (default 10,000,000, about 28 hours: 4.3 GB,
+with 9 GB for each index; BENCH_INDEX_MESSAGES=1000000 for a quick run), generated once into
+bench/out/. PostgreSQL runs as a throwaway server
 (tests/pgserver.py) with 2 GB of shared buffers; without its binaries that backend is skipped, said in one line.
 """
 
@@ -25,6 +26,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import random
+import resource
 import shutil
 import statistics
 import sys
@@ -40,7 +42,7 @@ from formats.canonical import format_batch
 from formats.store import write_batch_bytes
 from index import ChatIndex, Query, extract, open_index
 
-MESSAGES = int(os.environ.get("BENCH_INDEX_MESSAGES", "1000000"))
+MESSAGES = int(os.environ.get("BENCH_INDEX_MESSAGES", "10000000"))
 RATE = 100  # messages per second
 PER_MINUTE = RATE * 60
 START = 1_700_006_400  # 2023-11-15T00:00:00Z
@@ -141,6 +143,11 @@ def measure(name: str, root: str, make: Any, size_of: Any, archive_bytes: int) -
     built = time.perf_counter() - started
     print(f"index_{name}_build_records_per_s: {report.records_read / built:,.0f} records/s", flush=True)
     print(f"index_{name}_build_seconds: {built:.1f} s ({report.records_read:,} records)", flush=True)
+    # ru_maxrss: KiB, the peak of this process's life so far (the writer), and of its finished readers
+    writer, readers = (
+        resource.getrusage(who).ru_maxrss / 1024 for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+    )
+    print(f"index_{name}_build_peak_rss_mb: {writer:.0f} MB writer, {readers:.0f} MB largest reader", flush=True)
 
     # one more minute, as the live follower writes it, then the cheap update it calls; then nine
     # more (the median of the ten), and the settle the follower does after about ten minutes
