@@ -385,6 +385,18 @@ def _read_in_workers(
             yield rel, disk[rel], result, problem
 
 
+def _readable(
+    read: Iterable[tuple[str, DiskFile, Any, str | None]], problems: list[str]
+) -> Iterator[tuple[str, DiskFile, Any]]:
+    """The files read (rel, file, rows), their problems put in `problems`; a file merged away since
+    the listing is passed over (the next update sees its replacement)."""
+    for rel, f, rows, problem in read:
+        if problem is not None:
+            problems.append(problem)
+        elif rows is not None:
+            yield rel, f, rows
+
+
 def _hour_name(batch_time: int) -> str:
     return batch_relpath(batch_time, "")[0]
 
@@ -612,12 +624,7 @@ class SqlIndex:
         problems: list[str] = []
         added = records = 0
         pending = _Pending()
-        for rel, f, rows, problem in self._read_files(new, disk):
-            if problem is not None:
-                problems.append(problem)
-                continue
-            if rows is None:
-                continue  # merged away since the listing: the next update sees its replacement
+        for rel, f, rows in _readable(self._read_files(new, disk), problems):
             records += rows.records
             pending_messages = pending.messages
             for row in rows.messages:
@@ -670,12 +677,7 @@ class SqlIndex:
             removals: list[tuple[Any, ...]] = []
             files: list[tuple[str, str, int, bytes, bytes]] = []
             rooms: dict[str, str] = {}
-            for rel, f, built, problem in self._read_build_files(new, disk):
-                if problem is not None:
-                    problems.append(problem)
-                    continue
-                if built is None:
-                    continue  # merged away since the listing: the next update sees its replacement
+            for rel, f, built in _readable(self._read_build_files(new, disk), problems):
                 records += built.records
                 self._insert_built(built.messages)
                 count += built.message_count
