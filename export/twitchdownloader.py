@@ -98,6 +98,12 @@ def _badges(tag: str) -> list[dict[str, str]]:
     return out
 
 
+def _emote_data(emote_id: str, word: str, found: tuple[str, int, int]) -> dict[str, Any]:
+    """An `EmbedEmoteData`: the emote's id and word, its image (base64, width, height) at scale 2."""
+    data, width, height = found
+    return {"id": emote_id, "imageScale": 2, "data": data, "name": word, "width": width, "height": height}
+
+
 class TwitchDownloaderRenderer:
     """The file, streamed: `begin()`, `add(record)` per record (time order), `end()`."""
 
@@ -227,31 +233,14 @@ class TwitchDownloaderRenderer:
             return
         found = self._embed(f"t:{emote_id}")
         if found is not None:
-            data, w, h = found
-            self._first_party[emote_id] = {
-                "id": emote_id,
-                "imageScale": 2,
-                "data": data,
-                "name": word,
-                "width": w,
-                "height": h,
-            }
+            self._first_party[emote_id] = _emote_data(emote_id, word, found)
 
     def _embed_third_party(self, word: str, name: str) -> None:
         if word in self._third_party:
             return
         found = self._embed(f"s:{name}")
         if found is not None:
-            data, w, h = found
-            emote_id = name.partition(".")[0]
-            self._third_party[word] = {
-                "id": emote_id,
-                "imageScale": 2,
-                "data": data,
-                "name": word,
-                "width": w,
-                "height": h,
-            }
+            self._third_party[word] = _emote_data(name.partition(".")[0], word, found)
 
     def _embed_badge(self, set_id: str, version: str, t: float) -> None:
         versions = self._badges.setdefault(set_id, {})

@@ -171,6 +171,17 @@ def in_runs(runs: list[tuple[int, int]], minute: int) -> bool:
     return i >= 0 and runs[i][0] <= minute < runs[i][1]
 
 
+def _add_span(spans: list[tuple[int, int, str]], a: int, b: int, state: str) -> None:
+    """Append the span [a, b) named `state` to `spans` (sorted, disjoint), joined to the last span
+    when it meets it with the same state; an empty span adds nothing."""
+    if b <= a:
+        return
+    if spans and spans[-1][1] == a and spans[-1][2] == state:
+        spans[-1] = (spans[-1][0], b, state)
+    else:
+        spans.append((a, b, state))
+
+
 def unknown_outside(spans: list[tuple[int, int, str]], known: tuple[float, float] | None) -> list[tuple[int, int, str]]:
     """`spans` (sorted (start, end, state) runs of empty minutes) with every minute the raw
     recordings say nothing about (one not meeting `known`, or all of them when None) named `empty`:
@@ -182,21 +193,13 @@ def unknown_outside(spans: list[tuple[int, int, str]], known: tuple[float, float
         hi_m = math.ceil(known[1] / BATCH_INTERVAL) * BATCH_INTERVAL  # end of the last starting before known[1]
     out: list[tuple[int, int, str]] = []
 
-    def add(a: int, b: int, state: str) -> None:
-        if b <= a:
-            return
-        if out and out[-1][1] == a and out[-1][2] == state:
-            out[-1] = (out[-1][0], b, state)
-        else:
-            out.append((a, b, state))
-
     for a, b, state in spans:
         if hi_m <= lo_m:
-            add(a, b, "empty")
+            _add_span(out, a, b, "empty")
             continue
-        add(a, min(b, lo_m), "empty")
-        add(max(a, lo_m), min(b, hi_m), state)
-        add(max(a, hi_m), b, "empty")
+        _add_span(out, a, min(b, lo_m), "empty")
+        _add_span(out, max(a, lo_m), min(b, hi_m), state)
+        _add_span(out, max(a, hi_m), b, "empty")
     return out
 
 
@@ -225,18 +228,10 @@ def classify_empty_runs(
     work is proportional to the runs and the gaps, not to the minutes they span."""
     out: list[tuple[int, int, str]] = []
 
-    def add(a: int, b: int, state: str) -> None:
-        if b <= a:
-            return
-        if out and out[-1][1] == a and out[-1][2] == state:
-            out[-1] = (out[-1][0], b, state)
-        else:
-            out.append((a, b, state))
-
     first_gap = 0
     for start, end in sorted(runs):
         if not have_raw:
-            add(start, end, "empty")
+            _add_span(out, start, end, "empty")
             continue
         cursor = start
         while first_gap < len(gaps) and gaps[first_gap][1] <= start:
@@ -248,9 +243,9 @@ def classify_empty_runs(
             g_from = max(cursor, int(lo // BATCH_INTERVAL) * BATCH_INTERVAL)
             g_to = min(end, -int(-hi // BATCH_INTERVAL) * BATCH_INTERVAL)
             if g_to > g_from:
-                add(cursor, g_from, "quiet")
-                add(g_from, g_to, "gap")
+                _add_span(out, cursor, g_from, "quiet")
+                _add_span(out, g_from, g_to, "gap")
                 cursor = g_to
             i += 1
-        add(cursor, end, "quiet")
+        _add_span(out, cursor, end, "quiet")
     return out
