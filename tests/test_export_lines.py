@@ -381,7 +381,7 @@ def test_a_refused_number_is_named_the_same_however_the_window_is_cut(tmp_path: 
     saved = stream.CHUNK_MINUTES
     try:
         for chunk in (1, 10):
-            stream.CHUNK_MINUTES = chunk if keep_going else saved
+            stream.CHUNK_MINUTES = chunk
             named.add(reference(str(tmp_path), w, "json", Filters(), False))
     finally:
         stream.CHUNK_MINUTES = saved
