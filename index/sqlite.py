@@ -395,8 +395,9 @@ class SqliteIndex(SqlIndex):
         text index one by one. The page is the first `limit + offset` of R and them in the query's
         order, `offset` skipped. None (the plan of `_messages_source`) when the query is not such a
         search, when R is not found within _WALK_MATCHES matches (most are in other channels or
-        outside the window), or when R spans so many rows that walking them in time would cost
-        more than reading every match (a rare word: few matches)."""
+        outside the window), when R spans so many rows that walking them in time would cost more
+        than reading every match (a rare word: few matches), or when more than _LATE_ROWS rows
+        indexed out of order would need checking (an old file indexed lately, its rows among R)."""
         want = (query.limit or 0) + query.offset
         if query.text is None or query.limit is None or query.channel is None or not 0 < want <= _PAGE_MAX:
             return None
@@ -442,9 +443,11 @@ class SqliteIndex(SqlIndex):
             reach = ">=" if newest else "<="
             late = self._fetch(
                 f"SELECT m.seq, m.time, m.id FROM messages m INDEXED BY messages_channel WHERE m.channel = ?"
-                f" AND m.time {reach} ? AND m.seq {past} ? AND {rest}",
-                [query.channel, far[1], last_seq, *params],
+                f" AND m.time {reach} ? AND m.seq {past} ? AND {rest} LIMIT ?",
+                [query.channel, far[1], last_seq, *params, _LATE_ROWS + 1],
             )
+            if len(late) > _LATE_ROWS:
+                return None  # R reaches far back in time (an old file indexed lately): the other plan
             if late:
                 matched = {
                     r[0]
@@ -564,6 +567,7 @@ class _Checkpointer:
 # _PAGE_MAX rows, reading at most _WALK_MATCHES matches
 _PAGE_MAX = 1000
 _WALK_MATCHES = 20_000
+_LATE_ROWS = 20_000  # rows indexed out of time order a page looks through before the other plan
 
 
 def _json_list(values: list[int]) -> str:

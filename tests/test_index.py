@@ -200,11 +200,16 @@ def _msg(
     return channel, index_record("PRIVMSG", at, tags, [f"#{channel}", text], login)
 
 
-def test_a_search_page_holds_rows_indexed_out_of_time_order(make_index: Factory) -> None:
+@pytest.mark.parametrize("late_rows", [20_000, 2])
+def test_a_search_page_holds_rows_indexed_out_of_time_order(
+    make_index: Factory, monkeypatch: pytest.MonkeyPatch, late_rows: int
+) -> None:
     """A file of older minutes indexed after newer ones (a late copy, a sync) comes last in the
     index's own order, yet a search's page is by time, from either end and past an offset (the
     SQLite index finds a page from the matches in its own order: the late rows must be looked
-    for). Expected pages worked out by hand."""
+    for, or, past a number of them, the page comes from the other plan). Expected pages worked
+    out by hand."""
+    monkeypatch.setattr("index.sqlite._LATE_ROWS", late_rows)
     t = float(INDEX_T0)
     root = fresh_root()
     try:
