@@ -35,7 +35,8 @@ A build (new files into an empty index) is most of a host's indexing work, and k
 B-trees and a text index in step row by row is what made it slow: rows land at random places of
 the identity (a hash) and user indexes. So a build writes differently, in one transaction:
 the identity, channel, user and login indexes are dropped (PostgreSQL: a side table without them
-is filled instead, and swapped in at the end, so readers never wait for the build); each
+is filled instead, committed by a second connection that makes its word index while the build's
+transaction makes the others, and swapped in at the end, so readers never wait for the build); each
 file's rows are appended with plain inserts (PostgreSQL: COPY), made ready to insert by the
 processes that read the files (`build_file`), so the writer binds values and nothing else; then
 each index is built once, by sorting. Files are not merged row by row on the way: a message held
@@ -43,7 +44,7 @@ by several files (an unmerged archive, a synced copy) is inserted once per file,
 identity index finds keys twice, `_merge_duplicates` keeps each key's best version
 (`best_of_duplicates`) with the number of files holding it, as the upserts of an update would have. The
 transaction is the crash safety: killed at any point, the index is the empty one it was, and the
-next update builds it again.
+next update builds it again (PostgreSQL: a side table left committed is dropped then).
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import struct
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager, suppress
 from typing import Any
@@ -184,6 +185,9 @@ class PostgresIndex(SqlIndex):
         self._in_transaction = False
         self._copy: Any = None  # a build's COPY while it is open (`_insert_built`), and what closes it
         self._copy_stack: ExitStack | None = None
+        self._side: Any = None  # a build's second connection (`_building`)
+        self._words_index: threading.Thread | None = None
+        self._words_error: BaseException | None = None
         try:
             self._open_schema(replace_other_version)
         except BaseException:
@@ -274,43 +278,95 @@ class PostgresIndex(SqlIndex):
             )
 
     def _drop_all(self) -> None:
-        for name in ("messages", "removals", "files", "channels", "meta"):
+        for name in ("messages", _BUILD_TABLE, "removals", "files", "channels", "meta"):
             self._exec(f"DROP TABLE IF EXISTS {name}")
 
     # -- building (index.base, Building) ------------------------------------------------------
     #
     # A build writes a side table, `messages_build` (the columns and checks of `messages`, no
-    # index, no key), in its one transaction: the rows by COPY, then its key, the merge of keys
-    # found twice, its indexes under its own name and its statistics. Only then is it swapped in:
-    # `messages` dropped, the side table, its indexes and its key renamed to theirs, changes of the
-    # catalog that take no time. Until the commit every other connection reads the empty index it
-    # had, without waiting: nothing of the build locks `messages` before the swap (dropping its key
-    # and indexes in place, as a build did, locked it for the whole build), and the swap's lock
-    # lasts from the swap to the commit. Killed at any point, the transaction is rolled back: the
-    # side table is gone and `messages` is the empty one it was.
+    # index, no key), and swaps it in at the end: `messages` dropped, the side table, its indexes
+    # and its key renamed to theirs, changes of the catalog that take no time. Two connections do
+    # it, so that the word index (a GIN, which PostgreSQL 15 makes in one process) is sorted while
+    # the B-trees are, from the other connection:
+    #
+    # - the *side* connection makes the side table and loads it (COPY ... FREEZE, into a table of
+    #   its own transaction: the rows written once, visible as they are, never revisited to mark
+    #   them committed), and commits it, so the other connection can read it; merges the keys found
+    #   twice, if any, and commits that; makes the word index and commits it;
+    # - the *main* connection holds the build's one transaction (`_transaction`): the rows of
+    #   `files`, `removals` and `channels`, the key and the B-trees of the side table, its
+    #   statistics, and the swap. Its locks on the side table (SHARE, of CREATE INDEX) let the
+    #   other connection make its index; it takes nothing stronger until the word index is made.
+    #
+    # Until the commit every other connection reads the index it had, without waiting: nothing of
+    # the build locks `messages` before the swap, and the swap's lock lasts from the swap to the
+    # commit. Killed at any point, the main transaction is rolled back: `messages`, `files` and the
+    # others are the empty ones they were, and what the side connection committed is a side table
+    # nobody reads, dropped by the next build (`_begin_build`) or rebuild (`_drop_all`).
 
     def _build_words(self) -> Callable[[Sequence[str]], Any]:
         return pg_words
 
     @contextmanager
     def _building(self) -> Iterator[None]:
-        with self._transaction():
-            self._exec("SET LOCAL client_encoding = 'UTF8'")  # pg_words writes UTF-8
-            # the indexes are made by sorting: in memory, when it can (the server's default is 64 MB;
-            # at 10M messages a B-tree's sort is 300-400 MB: the key's took 12.8 s spilled, 4-5 s not)
-            self._exec("SET LOCAL maintenance_work_mem = '1GB'")
-            try:
-                yield
-            except BaseException as e:
-                with suppress(psycopg.Error):
-                    self._end_copy(e)  # a COPY left open would keep the connection from rolling back
-                raise
+        try:
+            side = psycopg.connect(self._url, autocommit=False)
+        except psycopg.Error as e:
+            raise self._fail(e) from None
+        self._side = side
+        try:
+            with self._transaction():
+                # one build of this schema at a time: another would drop this one's side table
+                self._exec("SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.' || ?))", (_BUILD_TABLE,))
+                for conn in (self._conn, side):
+                    self._session(conn)
+                try:
+                    yield
+                except BaseException as e:
+                    with suppress(psycopg.Error):
+                        self._end_copy(e)  # a COPY left open would keep the connection from rolling back
+                    raise
+                finally:
+                    self._stop_words_index()
+        finally:
+            self._side = None
+            side.close()
+
+    def _session(self, conn: Any) -> None:
+        """A build's settings, for its transaction (main) or the connection's life (side)."""
+        scope = "LOCAL " if conn is self._conn else ""
+        conn.execute(f"SET {scope}client_encoding = 'UTF8'")  # pg_words writes UTF-8
+        conn.execute(f"SET {scope}synchronous_commit = off")
+        # the indexes are made by sorting: in memory, when it can (the server's default is 64 MB;
+        # at 10M messages a B-tree's sort is 300-400 MB: the key's took 12.8 s spilled, 4-5 s not)
+        conn.execute(f"SET {scope}maintenance_work_mem = '1GB'")
+        if conn.info.server_version >= 140000:
+            # a build's client killed: its statement (a sort of a minute) ends within a second,
+            # not when it would have, so the next build does not wait for its locks
+            conn.execute(f"SET {scope}client_connection_check_interval = '1s'")
+
+    def _side_exec(self, sql: str, *, commit: bool = False) -> None:
+        """A statement in the side connection's transaction; `commit`: then commit it."""
+        try:
+            self._side.execute(sql)
+            if commit:
+                self._side.commit()
+        except psycopg.Error as e:
+            raise self._fail(e) from None
+
+    def _side_commit(self) -> None:
+        try:
+            self._side.commit()
+        except psycopg.Error as e:
+            raise self._fail(e) from None
 
     def _begin_build(self) -> None:
-        self._exec(f"DROP TABLE IF EXISTS {_BUILD_TABLE}")
-        self._exec(f"CREATE TABLE {_BUILD_TABLE} (LIKE messages INCLUDING DEFAULTS INCLUDING CONSTRAINTS)")
+        self._side_exec(f"DROP TABLE IF EXISTS {_BUILD_TABLE}")
+        self._side_exec(f"CREATE TABLE {_BUILD_TABLE} (LIKE messages INCLUDING DEFAULTS INCLUDING CONSTRAINTS)")
         for index in _KEPT_WHILE_LOADING:
-            self._exec(index.create(_BUILD_TABLE))
+            self._side_exec(index.create(_BUILD_TABLE))
+        self._words_index = None
+        self._words_error = None
 
     def _build_pack(self) -> Callable[[list[tuple[Any, ...]]], list[Any]]:
         return copy_file
@@ -321,9 +377,9 @@ class PostgresIndex(SqlIndex):
         try:
             if self._copy is None:
                 stack = ExitStack()
-                cur = stack.enter_context(self._conn.cursor())
+                cur = stack.enter_context(self._side.cursor())
                 self._copy = stack.enter_context(
-                    cur.copy(f"COPY {_BUILD_TABLE} ({MESSAGE_COLUMNS}) FROM STDIN (FORMAT BINARY)")
+                    cur.copy(f"COPY {_BUILD_TABLE} ({MESSAGE_COLUMNS}) FROM STDIN (FORMAT BINARY, FREEZE)")
                 )
                 self._copy_stack = stack
                 self._copy.write(_COPY_SIGNATURE)
@@ -348,10 +404,16 @@ class PostgresIndex(SqlIndex):
             else:
                 stack.__exit__(type(error), error, error.__traceback__)
 
+    def _loaded(self) -> None:
+        """The side table's rows committed: the main connection reads them from here on."""
+        self._side_commit()
+
     def _unique_keys(self) -> bool:
+        """The key's index, made in the main transaction (a constraint's ALTER TABLE would lock the
+        side table from the other connection to the commit); it becomes the key at the swap."""
         try:
             with self._conn.transaction():  # a savepoint: a key twice undoes this statement only
-                self._conn.execute(f"ALTER TABLE {_BUILD_TABLE} ADD CONSTRAINT {_BUILD_TABLE}_pkey PRIMARY KEY (id)")
+                self._conn.execute(f"CREATE UNIQUE INDEX {_BUILD_TABLE}_pkey ON {_BUILD_TABLE} (id)")
         except psycopg.errors.UniqueViolation:
             return False
         except psycopg.Error as e:
@@ -359,27 +421,56 @@ class PostgresIndex(SqlIndex):
         return True
 
     def _merge_duplicates(self) -> None:
+        """In the side connection, committed: the main transaction holds no lock on the side table
+        here (its attempt at the key was undone), and would otherwise hold one the word index waits for."""
         best = best_of_duplicates(_BUILD_TABLE, "ctid", self._order_text)
-        self._exec("DROP TABLE IF EXISTS pg_temp.build_best")
-        self._exec(f"CREATE TEMP TABLE build_best ON COMMIT DROP AS {best}")
-        self._exec(f"DELETE FROM {_BUILD_TABLE} m USING build_best b WHERE m.id = b.id AND m.ctid <> b.ref")
-        self._exec(f"UPDATE {_BUILD_TABLE} m SET refs = b.total FROM build_best b WHERE m.ctid = b.ref")
-        self._exec("DROP TABLE build_best")
+        self._side_exec(f"CREATE TEMP TABLE build_best ON COMMIT DROP AS {best}")
+        self._side_exec(f"DELETE FROM {_BUILD_TABLE} m USING build_best b WHERE m.id = b.id AND m.ctid <> b.ref")
+        self._side_exec(f"UPDATE {_BUILD_TABLE} m SET refs = b.total FROM build_best b WHERE m.ctid = b.ref")
+        self._side_commit()
 
     def _end_build(self) -> None:
+        thread = threading.Thread(target=self._words_in_thread, name="index-words", daemon=True)
+        self._words_index = thread
+        thread.start()
         for index in _BUILT_AT_END:
-            self._exec(index.create(_BUILD_TABLE))
+            if index is not _WORDS_INDEX:
+                self._exec(index.create(_BUILD_TABLE))
+        thread.join()
+        self._words_index = None
+        if self._words_error is not None:
+            raise self._words_error
         # statistics before the swap (they belong to the table, whatever its name): the swap's
         # lock is held to the commit, so nothing slow comes after it
         self._exec(f"ANALYZE {_BUILD_TABLE}")
         self._exec("ANALYZE removals")
         self._swap_in()
 
+    def _words_in_thread(self) -> None:
+        try:
+            self._make_words_index()
+        except BaseException as e:  # raised by the main thread, after the join
+            self._words_error = e
+
+    def _make_words_index(self) -> None:
+        """The word index of the side table, in the side connection, committed."""
+        self._side_exec(_WORDS_INDEX.create(_BUILD_TABLE), commit=True)
+
+    def _stop_words_index(self) -> None:
+        """A build ending while the word index is made (an error in the main connection): its
+        statement cancelled, its thread waited for."""
+        thread, self._words_index = self._words_index, None
+        if thread is not None:
+            with suppress(psycopg.Error):
+                self._side.cancel()
+            thread.join()
+
     def _swap_in(self) -> None:
         """The built table becomes `messages`, with the names of its indexes and key."""
         self._exec("DROP TABLE messages")
         self._exec(f"ALTER TABLE {_BUILD_TABLE} RENAME TO messages")
-        self._exec(f"ALTER TABLE messages RENAME CONSTRAINT {_BUILD_TABLE}_pkey TO messages_pkey")  # and its index
+        # the unique index becomes the key, named as the constraint (NOT NULL already: no scan)
+        self._exec(f"ALTER TABLE messages ADD CONSTRAINT messages_pkey PRIMARY KEY USING INDEX {_BUILD_TABLE}_pkey")
         for index in _MESSAGE_INDEXES:
             self._exec(f"ALTER INDEX {index.named(_BUILD_TABLE)} RENAME TO {index.name}")
 
