@@ -76,9 +76,10 @@ _BUILT_AT_END = tuple(index for index in BUILT_AT_END if index.name != "messages
 # they are not (a host whose memory is smaller than its index). It costs the lines' size again.
 _USER_INDEX = SECONDARY_INDEXES[1]
 _USER_LINES_INDEX = _USER_INDEX._replace(key=(*_USER_INDEX.key, *USER_ROW_COLUMNS))
-# the sort of the lines by user (5 GB at 10M messages) in runs of 256 MB, not _SORT_CACHE_KIB's
-# 1 MB: fewer runs to merge, each merge a pass over the lines
-_USER_LINES_SORT_KIB = -262144
+# The sort of the lines by user (5 GB at 10M messages) in runs of 32 MB, not _SORT_CACHE_KIB's 1 MB:
+# SQLite merges 16 runs at a time, each merge a pass over the lines; 5,000 runs of 1 MB take four,
+# 160 of 32 MB two (as few as runs of 256 MB would, for an eighth of the memory)
+_USER_LINES_SORT_KIB = -32768
 # The identity key's index: its own statement (not `UNIQUE` in the table), so a build can drop it
 # and make it at the end (an index file written before has the table's own, which a build replaces)
 _ID_INDEX = "CREATE UNIQUE INDEX IF NOT EXISTS messages_id ON messages (id)"
