@@ -244,4 +244,3 @@ def test_index_keeps_lines_by_user_when_asked_and_until_told_otherwise() -> None
         finally:
             index.close()
         assert runner.invoke(app, search).stdout == plain, args
-
