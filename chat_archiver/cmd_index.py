@@ -64,6 +64,7 @@ def register(app: typer.Typer) -> None:
                 report = index.update()
             index.settle()  # the rows this update wrote join the main tier (a quiet moment)
             total = index.count(Query())
+            kept = ", lines by user" if index.lines_by_user else ""
         except ChatIndexError as e:
             console.fail(str(e))
         finally:
@@ -74,7 +75,7 @@ def register(app: typer.Typer) -> None:
         console.note(
             f"{'rebuilt' if rebuild else 'updated'} {index.description}: {console.number(report.files_added)} files"
             f" read ({console.number(report.records_read)} records), {console.number(report.files_removed)} gone,"
-            f" {console.number(total)} messages indexed, in {elapsed:.1f} s"
+            f" {console.number(total)} messages indexed{kept}, in {elapsed:.1f} s"
         )
         if report.problems:
             raise typer.Exit(console.EXIT_PROBLEMS)

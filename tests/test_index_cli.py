@@ -238,6 +238,7 @@ def test_index_keeps_lines_by_user_when_asked_and_until_told_otherwise() -> None
     ):
         result = runner.invoke(app, ["index", root, *args])
         assert result.exit_code == 0, result.output
+        assert ("3 messages indexed, lines by user, in" in result.stderr) is kept, result.stderr
         index = open_index(root, path)
         try:
             assert index.lines_by_user is kept, args
