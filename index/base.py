@@ -451,9 +451,9 @@ class SqlIndex:
     def set_lines_by_user(self, on: bool) -> None:
         raise NotImplementedError
 
-    def _user_rows_source(self) -> str:
-        """The FROM of a user's own rows (`split_user_reads`)."""
-        return "messages m"
+    def _user_rows_sources(self) -> list[tuple[str, str]]:
+        """How a user's own rows are read (`split_user_reads`): a FROM for each tier condition."""
+        return [("messages m", TIERS)]
 
     split_user_reads = False  # a user's rows read by two SELECTs, not one OR (SqliteIndex, lines by user)
 
@@ -807,10 +807,10 @@ class SqlIndex:
 
     # -- reading -----------------------------------------------------------------------------
 
-    def _where(self, query: Query, who: str = "either") -> tuple[str, list[Any]]:
+    def _where(self, query: Query, who: str = "either", tiers: str = TIERS) -> tuple[str, list[Any]]:
         """The WHERE clause of `query` and its parameters. A user's rows are those they wrote
-        (`who="user"`), those naming them as recipient but not written by them (`"recipient"`),
-        or both (`"either"`)."""
+        (`who="user"`, in the `tiers` given), those naming them as recipient but not written by
+        them (`"recipient"`), or both (`"either"`)."""
         clauses: list[str] = []
         params: list[Any] = []
         commands = sorted(query.commands & MESSAGE_COMMANDS)
@@ -824,7 +824,7 @@ class SqlIndex:
             params.append(query.channel)
         if query.user_id is not None:
             if who == "user":
-                clauses.append(f"m.{TIERS} AND m.user_id = ?")
+                clauses.append(f"m.{tiers} AND m.user_id = ?")
                 params.append(query.user_id)
             elif who == "recipient":
                 clauses.append("m.recipient_id = ? AND (m.user_id IS NULL OR m.user_id <> ?)")
@@ -859,17 +859,21 @@ class SqlIndex:
         ordered = f"ORDER BY m.time {order}, m.id {order}"
         columns = ", ".join(f"m.{column}" for column in ROW_COLUMNS)
         with self._lock:
+            if not query.commands & MESSAGE_COMMANDS:
+                return []  # no row can be asked for (the statements below would name a user's index for none)
             if query.limit is None and not query.offset and query.user_id is not None and self.split_user_reads:
                 # a user's rows, then those naming them as recipient (not theirs): each read by its
-                # own index, the first from it alone when it holds the lines (as one OR, SQLite
+                # own index, from the index alone where it holds the lines (as one OR, SQLite
                 # looks every row up in the table by key)
-                mine, mine_params = self._where(query, "user")
+                parts, params = [], []
+                for source, tiers in self._user_rows_sources():
+                    mine, mine_params = self._where(query, "user", tiers)
+                    parts.append(f"SELECT {columns} FROM {source} WHERE {mine}")
+                    params += mine_params
                 named, named_params = self._where(query, "recipient")
-                sql = (
-                    f"SELECT {columns} FROM {self._user_rows_source()} WHERE {mine} UNION ALL"
-                    f" SELECT {columns} FROM messages m WHERE {named} ORDER BY time {order}, id {order}"
-                )
-                params = [*mine_params, *named_params]
+                parts.append(f"SELECT {columns} FROM messages m WHERE {named}")
+                params += named_params
+                sql = f"{' UNION ALL '.join(parts)} ORDER BY time {order}, id {order}"
             elif query.limit is None and not query.offset:
                 sql = f"SELECT {columns} FROM messages m WHERE {where} {ordered}"
             elif (keys := self._page_keys(query)) is not None:

@@ -381,18 +381,18 @@ def test_lines_by_user_are_read_from_the_user_index_and_kept(tmp_path: Any) -> N
         index.update()
         before = [(m.key, m.line) for m in index.messages(Query(user_id="1"))]
         assert len(before) == 5 and not index.lines_by_user
-        assert "COVERING INDEX messages_user" not in plan(index)
+        assert "COVERING INDEX messages_user_lines" not in plan(index)
         index.set_lines_by_user(True)
-        assert "COVERING INDEX messages_user" in plan(index)
+        assert "COVERING INDEX messages_user_lines" in plan(index)
         assert [(m.key, m.line) for m in index.messages(Query(user_id="1"))] == before
         index.close()
         index = open_index(root, path)
-        assert index.lines_by_user and "COVERING INDEX messages_user" in plan(index)
+        assert index.lines_by_user and "COVERING INDEX messages_user_lines" in plan(index)
         index.rebuild()
-        assert index.lines_by_user and "COVERING INDEX messages_user" in plan(index)
+        assert index.lines_by_user and "COVERING INDEX messages_user_lines" in plan(index)
         assert [(m.key, m.line) for m in index.messages(Query(user_id="1"))] == before
         index.rebuild(lines_by_user=False)
-        assert not index.lines_by_user and "COVERING INDEX messages_user" not in plan(index)
+        assert not index.lines_by_user and "COVERING INDEX messages_user_lines" not in plan(index)
         assert [(m.key, m.line) for m in index.messages(Query(user_id="1"))] == before
         index.close()
     finally:
