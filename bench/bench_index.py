@@ -10,7 +10,12 @@
   the next, from a second opening of the index once the writer has closed (as `serve` reads it);
 - `index_{backend}_search_p99_ms`: a word or a two-word phrase over the channel, newest 100, over
   100 queries (target < 300 ms);
+- `index_{backend}_user_month_cold_p99_ms` (and `_p50`), SQLite's: 100 other users' months once the
+  index file's pages are dropped from the page cache, as on a host whose memory is smaller than
+  its index;
 - `index_{backend}_size_mb` and `index_{backend}_size_vs_archive`: the index against the archive;
+- each figure for SQLite twice: as made by default (`sqlite`) and keeping lines by user
+  (`sqlite_lines_by_user`: `index --lines-by-user`);
 - `index_read_batch_us_per_record` and `index_read_batch_py_us_per_record`: reading ten minutes'
   files into rows (`index.extract.read_batch`, with the compiled core its scan of the lines) and
   by the pure reference (`read_batch_py`), alternately in one process, the best of three each.
@@ -137,7 +142,31 @@ def _p99(samples: list[float]) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
 
 
-def measure(name: str, root: str, make: Any, size_of: Any, archive_bytes: int) -> None:
+def _user_months(index: ChatIndex, rng: random.Random, n: int) -> list[float]:
+    """The time of `n` random users' months (November 2023), in seconds."""
+    samples = []
+    month_start, month_end = 1_698_796_800, 1_701_388_800
+    for _ in range(n):
+        user_id = str(10_000 + rng.randrange(USERS))
+        started = time.perf_counter()
+        index.messages(Query(channel=CHANNEL, user_id=user_id, since=month_start, until=month_end, oldest_first=True))
+        samples.append(time.perf_counter() - started)
+    return samples
+
+
+def _drop_from_page_cache(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+def measure(
+    name: str, root: str, make: Any, size_of: Any, archive_bytes: int, *, index_files: tuple[str, ...] = ()
+) -> None:
+    """`index_files`: the index's files, for the months read with none of their pages in memory."""
     index: ChatIndex = make(root)
     started = time.perf_counter()
     report = index.update()
@@ -185,13 +214,7 @@ def measure(name: str, root: str, make: Any, size_of: Any, archive_bytes: int) -
     index = make(root)
 
     rng = random.Random(7)
-    samples = []
-    month_start, month_end = 1_698_796_800, 1_701_388_800  # November 2023
-    for _ in range(200):
-        user_id = str(10_000 + rng.randrange(USERS))
-        started = time.perf_counter()
-        index.messages(Query(channel=CHANNEL, user_id=user_id, since=month_start, until=month_end, oldest_first=True))
-        samples.append(time.perf_counter() - started)
+    samples = _user_months(index, rng, 200)
     print(f"index_{name}_user_month_p99_ms: {_p99(samples) * 1000:.1f} ms", flush=True)
     print(f"index_{name}_user_month_p50_ms: {statistics.median(samples) * 1000:.1f} ms", flush=True)
 
@@ -203,6 +226,14 @@ def measure(name: str, root: str, make: Any, size_of: Any, archive_bytes: int) -
         index.messages(Query(channel=CHANNEL, text=text, limit=100))
         samples.append(time.perf_counter() - started)
     print(f"index_{name}_search_p99_ms: {_p99(samples) * 1000:.1f} ms", flush=True)
+    if index_files:  # last: the reads above are of an index in memory
+        # the index not in memory (a host smaller than its index): its files' pages dropped from the
+        # page cache (clean, once the writer closed), then 100 other users' months
+        for path in index_files:
+            _drop_from_page_cache(path)
+        samples = _user_months(index, random.Random(8), 100)
+        print(f"index_{name}_user_month_cold_p99_ms: {_p99(samples) * 1000:.1f} ms", flush=True)
+        print(f"index_{name}_user_month_cold_p50_ms: {statistics.median(samples) * 1000:.1f} ms", flush=True)
 
     size = size_of(index)
     print(f"index_{name}_size_mb: {size / 1e6:.0f} MB", flush=True)
@@ -238,18 +269,26 @@ def run() -> None:
     archive_bytes = _tree_size(root)
     print(f"index_core: {speedups.core_name()}", flush=True)
     measure_reading(root)
-    work = tempfile.mkdtemp(prefix="bench-index-")
-    try:
-        sqlite_path = os.path.join(work, "index.sqlite")
-        measure(
-            "sqlite",
-            root,
-            lambda r: open_index(r, sqlite_path),
-            lambda _i: sum(os.path.getsize(sqlite_path + s) for s in ("", "-wal") if os.path.exists(sqlite_path + s)),
-            archive_bytes,
-        )
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    for name, lines in (("sqlite", False), ("sqlite_lines_by_user", True)):
+        work = tempfile.mkdtemp(prefix="bench-index-")
+        try:
+            path = os.path.join(work, "index.sqlite")
+
+            def make(r: str, path: str = path, lines: bool = lines) -> ChatIndex:
+                index = open_index(r, path)
+                index.set_lines_by_user(lines)  # a new file's choice, before it holds rows
+                return index
+
+            measure(
+                name,
+                root,
+                make,
+                lambda _i, path=path: sum(os.path.getsize(path + s) for s in ("", "-wal") if os.path.exists(path + s)),
+                archive_bytes,
+                index_files=(path,),
+            )
+        finally:
+            shutil.rmtree(work, ignore_errors=True)  # its pages out of the page cache too
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     from tests.pgserver import postgres_server, unavailable_reason  # noqa: PLC0415 - the test helper, only here
 

@@ -235,8 +235,21 @@ class ChatIndex(Protocol):
         tiers). The follower calls it after indexing a minute; `index` after an update."""
         ...
 
-    def rebuild(self) -> UpdateReport:
-        """Drop everything and index the archive from scratch."""
+    def rebuild(self, lines_by_user: bool | None = None) -> UpdateReport:
+        """Drop everything and index the archive from scratch (with lines by user or not, when said;
+        else as before: see `set_lines_by_user`)."""
+        ...
+
+    @property
+    def lines_by_user(self) -> bool:
+        """Whether the index keeps a copy of the lines ordered by user (`set_lines_by_user`)."""
+        ...
+
+    def set_lines_by_user(self, on: bool) -> None:
+        """Keep a copy of the lines ordered by user, or stop: a user's month then reads a few pages
+        in a row, not a page a line (in memory or not: it matters most when the index is larger
+        than the host's memory), for about the lines' size on disk and a slower build. SQLite's;
+        a PostgreSQL index refuses it (QueryError). The index keeps the choice, a rebuild too."""
         ...
 
     def check(self) -> None:

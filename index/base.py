@@ -200,6 +200,10 @@ SECONDARY_INDEXES = (
     TableIndex("removals", "login", ("channel", "target_login", "time"), "target_user_id IS NULL"),
     TableIndex("files", "minute", ("channel", "batch_time")),
 )
+# The columns `messages` reads a row by (message_from_row and _removed_at take them in this order),
+# and those of them the user index does not hold as its key: SQLite's carries them (index.sqlite)
+ROW_COLUMNS = ("id", "channel", "command", "user_id", "login", "line", "msg_id", "time")
+USER_ROW_COLUMNS = tuple(column for column in ROW_COLUMNS if column not in SECONDARY_INDEXES[1].key)
 # What a build drops and makes at its end, by sorting (see Building); the partial indexes hold few
 # rows (none of the recent tier in a build), so keeping them costs less than a scan of the table each
 BUILT_AT_END = SECONDARY_INDEXES[:3]
@@ -440,6 +444,19 @@ class SqlIndex:
     description: str
     recent_tier = True  # whether updates write recent rows (tier 0): see Two tiers
 
+    @property
+    def lines_by_user(self) -> bool:
+        return False
+
+    def set_lines_by_user(self, on: bool) -> None:
+        raise NotImplementedError
+
+    def _user_rows_sources(self) -> list[tuple[str, str]]:
+        """How a user's own rows are read (`split_user_reads`): a FROM for each tier condition."""
+        return [("messages m", TIERS)]
+
+    split_user_reads = False  # a user's rows read by two SELECTs, not one OR (SqliteIndex, lines by user)
+
     def __init__(self, root: str) -> None:
         self.root = root
         self._lock = threading.RLock()
@@ -609,7 +626,9 @@ class SqlIndex:
             with self._transaction():
                 return self._execmany("UPDATE messages SET tier = 1 WHERE tier = 0", [()])
 
-    def rebuild(self) -> UpdateReport:
+    def rebuild(self, lines_by_user: bool | None = None) -> UpdateReport:
+        if lines_by_user:
+            self.set_lines_by_user(True)  # PostgreSQL's refusal, before anything is dropped
         with self._lock:
             with self._transaction():
                 self._drop_all()
@@ -788,7 +807,10 @@ class SqlIndex:
 
     # -- reading -----------------------------------------------------------------------------
 
-    def _where(self, query: Query) -> tuple[str, list[Any]]:
+    def _where(self, query: Query, who: str = "either", tiers: str = TIERS) -> tuple[str, list[Any]]:
+        """The WHERE clause of `query` and its parameters. A user's rows are those they wrote
+        (`who="user"`, in the `tiers` given), those naming them as recipient but not written by
+        them (`"recipient"`), or both (`"either"`)."""
         clauses: list[str] = []
         params: list[Any] = []
         commands = sorted(query.commands & MESSAGE_COMMANDS)
@@ -801,8 +823,15 @@ class SqlIndex:
             clauses.append("m.channel = ?")
             params.append(query.channel)
         if query.user_id is not None:
-            clauses.append(f"((m.{TIERS} AND m.user_id = ?) OR m.recipient_id = ?)")
-            params += [query.user_id, query.user_id]
+            if who == "user":
+                clauses.append(f"m.{tiers} AND m.user_id = ?")
+                params.append(query.user_id)
+            elif who == "recipient":
+                clauses.append("m.recipient_id = ? AND (m.user_id IS NULL OR m.user_id <> ?)")
+                params += [query.user_id, query.user_id]
+            else:
+                clauses.append(f"((m.{TIERS} AND m.user_id = ?) OR m.recipient_id = ?)")
+                params += [query.user_id, query.user_id]
         if query.login is not None:
             clauses.append(f"m.{TIERS} AND m.login = ?")
             params.append(query.login.lower())
@@ -828,9 +857,24 @@ class SqlIndex:
         where, params = self._where(query)
         order = "ASC" if query.oldest_first else "DESC"
         ordered = f"ORDER BY m.time {order}, m.id {order}"
-        columns = "m.id, m.channel, m.command, m.user_id, m.login, m.line, m.msg_id, m.time"
+        columns = ", ".join(f"m.{column}" for column in ROW_COLUMNS)
         with self._lock:
-            if query.limit is None and not query.offset:
+            if not query.commands & MESSAGE_COMMANDS:
+                return []  # no row can be asked for (the statements below would name a user's index for none)
+            if query.limit is None and not query.offset and query.user_id is not None and self.split_user_reads:
+                # a user's rows, then those naming them as recipient (not theirs): each read by its
+                # own index, from the index alone where it holds the lines (as one OR, SQLite
+                # looks every row up in the table by key)
+                parts, params = [], []
+                for source, tiers in self._user_rows_sources():
+                    mine, mine_params = self._where(query, "user", tiers)
+                    parts.append(f"SELECT {columns} FROM {source} WHERE {mine}")
+                    params += mine_params
+                named, named_params = self._where(query, "recipient")
+                parts.append(f"SELECT {columns} FROM messages m WHERE {named}")
+                params += named_params
+                sql = f"{' UNION ALL '.join(parts)} ORDER BY time {order}, id {order}"
+            elif query.limit is None and not query.offset:
                 sql = f"SELECT {columns} FROM messages m WHERE {where} {ordered}"
             elif (keys := self._page_keys(query)) is not None:
                 if not keys:

@@ -21,7 +21,7 @@ from contextlib import ExitStack, contextmanager, suppress
 from typing import Any
 
 from formats import speedups
-from index.api import IndexDamaged, IndexUnavailable
+from index.api import IndexDamaged, IndexUnavailable, QueryError
 from index.base import (
     BUILT_AT_END,
     MESSAGE_COLUMNS,
@@ -171,6 +171,12 @@ class PostgresIndex(SqlIndex):
     # writes every moved row again, with an entry in every index (measured: 2 s for 60,000 rows,
     # a minute no faster). Rows are written as tier 1; `settle` finds none to move.
     recent_tier = False
+
+    def set_lines_by_user(self, on: bool) -> None:
+        """Not here: PostgreSQL's index could carry the line (`INCLUDE`) only up to a third of a
+        page, and a line can be longer; its heap is read in page order (a bitmap), not a row at a time."""
+        if on:
+            raise QueryError(f"{self.description}: lines by user are SQLite's; PostgreSQL reads them from its table")
 
     def __init__(self, root: str, url: str, *, replace_other_version: bool = False) -> None:
         super().__init__(root)

@@ -75,9 +75,10 @@ def pg_url() -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.integration)])  # a real server
+@pytest.fixture(params=["sqlite", "sqlite-lines", pytest.param("postgres", marks=pytest.mark.integration)])
 def make_index(request: pytest.FixtureRequest) -> Iterator[Factory]:
-    """A factory of fresh, empty indexes of an archive root, on the backend under test."""
+    """A factory of fresh, empty indexes of an archive root, on the backend under test: SQLite,
+    SQLite keeping lines by user (`set_lines_by_user`), a real PostgreSQL server."""
     opened: list[ChatIndex] = []
     if request.param == "postgres":
         import psycopg
@@ -97,6 +98,8 @@ def make_index(request: pytest.FixtureRequest) -> Iterator[Factory]:
 
         def make(root: str) -> ChatIndex:
             index = open_index(root, os.path.join(tempfile.mkdtemp(prefix="idx-"), "index.sqlite"))
+            if request.param == "sqlite-lines":
+                index.set_lines_by_user(True)
             opened.append(index)
             return index
 
@@ -310,6 +313,90 @@ def test_a_worked_example(make_index: Factory) -> None:
     assert bob[1].record["params"] == ["#chan", "Hello, there! <3"]
     stats = index.channel_stats("chan")
     assert stats.total == 4 and [(c.login, c.messages) for c in stats.top_chatters] == [("alice", 3), ("bob", 1)]
+
+
+def _gift(i: int, at: float, login: str, user_id: str, recipient_id: str) -> tuple[str, dict[str, Any]]:
+    tags = {
+        "id": f"g{i}",
+        "user-id": user_id,
+        "login": login,
+        "room-id": "100",
+        "msg-id": "subgift",
+        "msg-param-recipient-id": recipient_id,
+        "tmi-sent-ts": str(int(at * 1000)),
+    }
+    return "chan", index_record("USERNOTICE", at, tags, ["#chan"], "tmi.twitch.tv")
+
+
+def test_a_users_rows_are_theirs_and_those_naming_them_each_once(make_index: Factory) -> None:
+    """A user's rows: the lines they wrote, and the gifts naming them as recipient, a gift to
+    themselves once (worked out by hand: the two ways a row is theirs meet in it)."""
+    t = 1_700_000_000.0
+    records = [
+        _msg(1, t, "alice", "1", "hi"),
+        _gift(2, t + 1, "alice", "1", "1"),  # alice to herself
+        _gift(3, t + 2, "bob", "2", "1"),  # bob to alice
+        _gift(4, t + 3, "alice", "1", "2"),  # alice to bob
+        _msg(5, t + 4, "bob", "2", "thanks"),
+    ]
+    root = fresh_root()
+    try:
+        write_archive(root, records)
+        index = make_index(root)
+        index.update()
+        for oldest_first in (True, False):
+            alice = [m.msg_id for m in index.messages(Query(user_id="1", oldest_first=oldest_first))]
+            bob = [m.msg_id for m in index.messages(Query(user_id="2", oldest_first=oldest_first))]
+            step = 1 if oldest_first else -1
+            assert alice == ["id1", "g2", "g3", "g4"][::step]
+            assert bob == ["g3", "g4", "id5"][::step]
+        assert [m.msg_id for m in index.messages(Query(user_id="1", since=t + 1, until=t + 3))] == ["g3", "g2"]
+    finally:
+        shutil.rmtree(root)
+
+
+def test_lines_by_user_are_read_from_the_user_index_and_kept(tmp_path: Any) -> None:
+    """With lines by user, a user's rows are read from the user index alone (SQLite's plan says
+    `COVERING INDEX`); the file keeps the choice when opened again and through a rebuild, and
+    the answers are the same either way."""
+    t = 1_700_000_000.0
+    root = fresh_root()
+    path = str(tmp_path / "index.sqlite")
+
+    def plan(index: ChatIndex) -> str:
+        """The plan of the statement that read a user's rows (`messages`), as SQLite ran it."""
+        assert isinstance(index, SqliteIndex)
+        ran: list[str] = []
+        index.conn.set_trace_callback(ran.append)
+        try:
+            index.messages(Query(channel="chan", user_id="1"))
+        finally:
+            index.conn.set_trace_callback(None)
+        (read,) = [sql for sql in ran if sql.startswith("SELECT m.id")]
+        return " ".join(str(r[-1]) for r in index._fetch(f"EXPLAIN QUERY PLAN {read}"))
+
+    try:
+        write_archive(root, [_msg(i, t + i, "alice", "1", f"line {i}") for i in range(5)])
+        index = open_index(root, path)
+        index.update()
+        before = [(m.key, m.line) for m in index.messages(Query(user_id="1"))]
+        assert len(before) == 5 and not index.lines_by_user
+        assert "COVERING INDEX messages_user_lines" not in plan(index)
+        index.set_lines_by_user(True)
+        assert "COVERING INDEX messages_user_lines" in plan(index)
+        assert [(m.key, m.line) for m in index.messages(Query(user_id="1"))] == before
+        index.close()
+        index = open_index(root, path)
+        assert index.lines_by_user and "COVERING INDEX messages_user_lines" in plan(index)
+        index.rebuild()
+        assert index.lines_by_user and "COVERING INDEX messages_user_lines" in plan(index)
+        assert [(m.key, m.line) for m in index.messages(Query(user_id="1"))] == before
+        index.rebuild(lines_by_user=False)
+        assert not index.lines_by_user and "COVERING INDEX messages_user_lines" not in plan(index)
+        assert [(m.key, m.line) for m in index.messages(Query(user_id="1"))] == before
+        index.close()
+    finally:
+        shutil.rmtree(root)
 
 
 def _removal(command: str, at: float, tags: dict[str, str], params: list[str]) -> tuple[str, dict[str, Any]]:
@@ -742,6 +829,33 @@ def test_copy_rows_by_hand() -> None:
 
 
 @pytest.mark.integration  # a real server
+@pytest.mark.integration
+def test_lines_by_user_on_postgresql_are_refused_in_one_line(pg_url: str) -> None:
+    """`index --lines-by-user` is SQLite's: on PostgreSQL, one line and exit 2, with or without
+    `--rebuild`, and the index is left as it was (the refusal comes before anything is dropped)."""
+    from typer.testing import CliRunner
+
+    from chat_archiver.cli import app
+
+    root = fresh_root()
+    try:
+        write_archive(root, [_msg(1, 1_700_000_000.0, "alice", "1", "hello")])
+        url = _pg_schema(pg_url)
+        runner = CliRunner()
+        assert runner.invoke(app, ["index", root, "--db", url]).exit_code == 0
+        for args in (["--lines-by-user"], ["--rebuild", "--lines-by-user"]):
+            result = runner.invoke(app, ["index", root, "--db", url, *args])
+            assert result.exit_code == 2 and result.stdout == "", args
+            assert result.stderr.count("\n") == 1 and "lines by user are SQLite's" in result.stderr, args
+        index = open_index(root, url)
+        try:
+            assert [m.text for m in index.messages(Query())] == ["hello"] and not index.lines_by_user
+        finally:
+            index.close()
+    finally:
+        shutil.rmtree(root)
+
+
 def test_a_builds_copy_data_is_what_psycopg_and_the_server_make_of_the_rows(pg_url: str) -> None:
     """The rows a build COPYs (copy_rows, the words from pg_words) read back as the same rows
     COPYed by psycopg from Python values, and their words as string_to_array makes them (the

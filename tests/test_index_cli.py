@@ -9,6 +9,7 @@ from typing import Any
 from typer.testing import CliRunner
 
 from chat_archiver.cli import app
+from index import open_index
 from tests.strategies import INDEX_T0, index_record
 from tests.test_index import _msg, fresh_root, write_archive
 
@@ -217,3 +218,30 @@ def test_a_failed_index_pass_keeps_its_minutes_for_the_next() -> None:
     assert done.wait(30), calls
     updater.close()
     assert calls == ["update", "update"]
+
+
+def test_index_keeps_lines_by_user_when_asked_and_until_told_otherwise() -> None:
+    """`--lines-by-user` is kept by the index file: a later `index` without it keeps it, the
+    answers are the same, and `--no-lines-by-user` drops the copy."""
+    root = _archive()
+    path = os.path.join(root, ".index.sqlite")
+    search = ["search", root, "--user", "alice", "--oldest-first", "--format", "jsonl"]
+    assert runner.invoke(app, ["index", root]).exit_code == 0
+    plain = runner.invoke(app, search).stdout
+    assert len(plain.splitlines()) == 2
+    for args, kept in (
+        (["--lines-by-user"], True),
+        ([], True),
+        (["--rebuild"], True),
+        (["--no-lines-by-user"], False),
+        (["--rebuild", "--lines-by-user"], True),
+    ):
+        result = runner.invoke(app, ["index", root, *args])
+        assert result.exit_code == 0, result.output
+        assert ("3 messages indexed, lines by user, in" in result.stderr) is kept, result.stderr
+        index = open_index(root, path)
+        try:
+            assert index.lines_by_user is kept, args
+        finally:
+            index.close()
+        assert runner.invoke(app, search).stdout == plain, args
