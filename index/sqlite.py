@@ -163,8 +163,11 @@ class SqliteIndex(SqlIndex):
         elif version != str(SCHEMA_VERSION):
             raise IndexDamaged(f"{self.path}: index schema {version}, this version writes {SCHEMA_VERSION}")
         else:
-            found = "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?"
-            self._lines_by_user = self._conn.execute(found, (_USER_LINES_INDEX.name,)).fetchone() is not None
+            self._lines_by_user = self._has_lines_index()
+
+    def _has_lines_index(self) -> bool:
+        found = "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?"
+        return bool(self._fetch(found, (_USER_LINES_INDEX.name,)))
 
     @property
     def lines_by_user(self) -> bool:
@@ -174,19 +177,23 @@ class SqliteIndex(SqlIndex):
         """Make the index of lines by user (see _USER_LINES_INDEX), or drop it; kept by the file,
         and by a rebuild."""
         with self._lock:
-            if on == self._lines_by_user:
+            if on == self._has_lines_index():
+                self._lines_by_user = on
                 return
-            self._lines_by_user = on
             with self._transaction():
                 if on:
                     self._make_lines_index()
                     self._exec(f"ANALYZE {_USER_LINES_INDEX.name}")  # see _end_build
                 else:
                     self._exec(f"DROP INDEX IF EXISTS {_USER_LINES_INDEX.name}")
+            self._lines_by_user = on
 
     def _user_rows_sources(self) -> list[tuple[str, str]]:
         # by the user index, whatever the statistics say (on a small index they can make a walk of
-        # the channel look cheaper); with lines by user, the main tier's from that index alone
+        # the channel look cheaper); with lines by user, the main tier's from that index alone.
+        # Whether the file has it is read each time: another process (`index --lines-by-user`
+        # while `serve` runs) may have made or dropped it since this one opened the file
+        self._lines_by_user = self._has_lines_index()
         by_user = f"messages m INDEXED BY {_USER_INDEX.name}"
         if not self._lines_by_user:
             return [(by_user, TIERS)]

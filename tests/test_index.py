@@ -394,6 +394,15 @@ def test_lines_by_user_are_read_from_the_user_index_and_kept(tmp_path: Any) -> N
         index.rebuild(lines_by_user=False)
         assert not index.lines_by_user and "COVERING INDEX messages_user_lines" not in plan(index)
         assert [(m.key, m.line) for m in index.messages(Query(user_id="1"))] == before
+        # another opening (`serve`) follows what this one does to the file, either way
+        other = open_index(root, path)
+        try:
+            for on in (True, False, True, False):
+                index.set_lines_by_user(on)
+                assert ("COVERING INDEX messages_user_lines" in plan(other)) is on
+                assert [(m.key, m.line) for m in other.messages(Query(user_id="1"))] == before
+        finally:
+            other.close()
         index.close()
     finally:
         shutil.rmtree(root)
