@@ -355,6 +355,28 @@ def test_a_users_rows_are_theirs_and_those_naming_them_each_once(make_index: Fac
         shutil.rmtree(root)
 
 
+def test_removals_of_ids_json_must_escape_are_found(make_index: Factory) -> None:
+    """A removal's target is looked up among a page's ids in one parameter (`_in_values`: JSON
+    text on both backends); ids holding what JSON escapes, or what a list's text would split on,
+    still match only themselves."""
+    t = 1_700_000_000.0
+    odd = ['a"b', "c\\d", "e f,g", "{h}", "caf\u00e9 \U0001f389", "i'j"]
+    records = [_msg(i, t + i, "alice", "1", f"line {i}") for i in range(len(odd) + 1)]
+    for i, mid in enumerate(odd):
+        records[i][1]["tags"]["id"] = mid
+    removed = odd[::2]
+    records += [_removal("CLEARMSG", t + 20 + i, {"target-msg-id": mid}, ["x"]) for i, mid in enumerate(removed)]
+    root = fresh_root()
+    try:
+        write_archive(root, records)
+        index = make_index(root)
+        index.update()
+        got = {m.msg_id: m.removed_at for m in index.messages(Query(user_id="1"))}
+        assert got == {**{mid: None for mid in odd}, "id6": None, **{mid: t + 20 + i for i, mid in enumerate(removed)}}
+    finally:
+        shutil.rmtree(root)
+
+
 def test_lines_by_user_are_read_from_the_user_index_and_kept(tmp_path: Any) -> None:
     """With lines by user, a user's rows are read from the user index alone (SQLite's plan says
     `COVERING INDEX`); the file keeps the choice when opened again and through a rebuild, and
