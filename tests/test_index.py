@@ -372,7 +372,7 @@ def test_removals_of_ids_json_must_escape_are_found(make_index: Factory) -> None
         index = make_index(root)
         index.update()
         got = {m.msg_id: m.removed_at for m in index.messages(Query(user_id="1"))}
-        assert got == {**{mid: None for mid in odd}, "id6": None, **{mid: t + 20 + i for i, mid in enumerate(removed)}}
+        assert got == {**dict.fromkeys(odd), "id6": None, **{mid: t + 20 + i for i, mid in enumerate(removed)}}
     finally:
         shutil.rmtree(root)
 
