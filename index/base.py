@@ -901,9 +901,11 @@ class SqlIndex:
         by_msg: dict[tuple[str, str], float] = {}
         by_user: dict[tuple[str, str], list[float]] = {}
         by_login: dict[tuple[str, str], list[float]] = {}
-        chat = [r for r in rows if r[2] in CHAT_COMMANDS]
-        for channel in sorted({r[1] for r in chat}):
-            mine = [r for r in chat if r[1] == channel]
+        by_channel: dict[str, list[tuple[Any, ...]]] = {}
+        for r in rows:
+            if r[2] in CHAT_COMMANDS:
+                by_channel.setdefault(r[1], []).append(r)
+        for channel, mine in sorted(by_channel.items()):
             since = min(r[7] for r in mine)
             values = sorted({r[6] for r in mine if r[6] is not None})
             if values:

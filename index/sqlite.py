@@ -143,7 +143,9 @@ class SqliteIndex(SqlIndex):
         self._checkpointer = _Checkpointer(path)
         self._in_text = 0
         self._key_attempts = 0
-        self._lines_by_user = False  # a new file's; an existing file's is read from it (`_open`)
+        # whether a schema this connection makes (a new file, a build) has lines by user: an
+        # existing file's own choice is read from it (`_open`, a build's start)
+        self._lines_by_user = False
         self._open()
 
     def _open(self) -> None:
@@ -171,7 +173,7 @@ class SqliteIndex(SqlIndex):
 
     @property
     def lines_by_user(self) -> bool:
-        return self._lines_by_user
+        return self._has_lines_index()
 
     def set_lines_by_user(self, on: bool) -> None:
         """Make the index of lines by user (see _USER_LINES_INDEX), or drop it; kept by the file,
@@ -193,9 +195,8 @@ class SqliteIndex(SqlIndex):
         # the channel look cheaper); with lines by user, the main tier's from that index alone.
         # Whether the file has it is read each time: another process (`index --lines-by-user`
         # while `serve` runs) may have made or dropped it since this one opened the file
-        self._lines_by_user = self._has_lines_index()
         by_user = f"messages m INDEXED BY {_USER_INDEX.name}"
-        if not self._lines_by_user:
+        if not self._has_lines_index():
             return [(by_user, TIERS)]
         return [(f"messages m INDEXED BY {_USER_LINES_INDEX.name}", "tier = 1"), (by_user, "tier = 0")]
 
@@ -289,6 +290,7 @@ class SqliteIndex(SqlIndex):
             self._exec(f"PRAGMA busy_timeout={_TIMEOUT_S * 1000}")
 
     def _begin_build(self) -> None:
+        self._lines_by_user = self._has_lines_index()  # the file's choice, made again at the end
         if self._fetch("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_autoindex_messages_1'"):
             # an index file made before the key index had a name: its table is empty, made again
             self._exec("DROP TABLE messages")
@@ -575,6 +577,10 @@ class SqliteIndex(SqlIndex):
     def rebuild(self, lines_by_user: bool | None = None) -> UpdateReport:
         """Start from an empty file (a damaged one cannot be trusted to drop its tables), then index."""
         with self._lock:
+            if lines_by_user is None:
+                # the file's choice, if it can still say (a damaged one: this opening's)
+                with suppress(IndexDamaged, IndexUnavailable):
+                    lines_by_user = self._has_lines_index()
             if lines_by_user is not None:
                 self._lines_by_user = lines_by_user
             self.close()

@@ -423,9 +423,15 @@ def test_lines_by_user_are_read_from_the_user_index_and_kept(tmp_path: Any) -> N
                 index.set_lines_by_user(on)
                 assert ("COVERING INDEX messages_user_lines" in plan(other)) is on
                 assert [(m.key, m.line) for m in other.messages(Query(user_id="1"))] == before
+            # and a build there keeps the file's choice, made by the first since the second opened
+            index.set_lines_by_user(True)
+            index.close()
+            other.update()
+            other.rebuild()
+            assert other.lines_by_user and "COVERING INDEX messages_user_lines" in plan(other)
+            assert [(m.key, m.line) for m in other.messages(Query(user_id="1"))] == before
         finally:
             other.close()
-        index.close()
     finally:
         shutil.rmtree(root)
 
